@@ -1,0 +1,2 @@
+//! Criterion benchmarks for lanlink's hot paths; see `benches/` and
+//! `docs/PERFORMANCE.md`.
