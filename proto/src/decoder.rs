@@ -17,8 +17,9 @@ use crate::{Frame, ProtoError};
 /// reported before any payload is buffered, and the buffer only ever grows by
 /// bytes that actually arrived, never by what a header claims.
 ///
-/// After an error the stream cannot be resynchronised (frames carry no
-/// delimiter); close the connection.
+/// After an error the stream cannot be trusted (frames carry no delimiter to
+/// resynchronise on): the decoder keeps returning that same error, and the
+/// caller should close the connection.
 ///
 /// ```
 /// use lanlink_proto::{chat::Join, Frame, FrameDecoder};
@@ -39,6 +40,8 @@ pub struct FrameDecoder {
     max_payload: u32,
     /// The header of the frame being assembled, once validated.
     pending: Option<Header>,
+    /// The first error seen; once set, every call returns it.
+    failed: Option<ProtoError>,
 }
 
 impl Default for FrameDecoder {
@@ -59,12 +62,19 @@ impl FrameDecoder {
             buf: BytesMut::new(),
             max_payload,
             pending: None,
+            failed: None,
         }
     }
 
     /// The payload limit in force.
     pub fn max_payload(&self) -> u32 {
         self.max_payload
+    }
+
+    /// Changes the payload limit for frames whose header has not been read
+    /// yet. A server uses a small limit until the peer has authenticated.
+    pub fn set_max_payload(&mut self, max_payload: u32) {
+        self.max_payload = max_payload;
     }
 
     /// Appends received bytes.
@@ -86,6 +96,17 @@ impl FrameDecoder {
     /// Returns the next complete frame, `Ok(None)` if more bytes are needed,
     /// or the reason the stream is invalid.
     pub fn decode(&mut self) -> Result<Option<Frame>, ProtoError> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        let result = self.decode_next();
+        if let Err(e) = &result {
+            self.failed = Some(e.clone());
+        }
+        result
+    }
+
+    fn decode_next(&mut self) -> Result<Option<Frame>, ProtoError> {
         let header = match self.pending {
             Some(h) => h,
             None => match Header::decode(&self.buf, self.max_payload)? {
@@ -166,5 +187,23 @@ mod tests {
                 max: 1024
             })
         );
+    }
+
+    #[test]
+    fn errors_are_sticky() {
+        let mut d = FrameDecoder::new();
+        let mut bad = Frame::control(chat::Leave { room: "a".into() })
+            .to_bytes()
+            .unwrap()
+            .to_vec();
+        bad[HEADER_LEN + 2] = 0xFF; // invalid UTF-8: the frame is consumed…
+        let good = Frame::control(crate::control::Ping { nonce: 1 })
+            .to_bytes()
+            .unwrap();
+        d.push(&bad);
+        d.push(&good);
+        let first = d.decode().unwrap_err();
+        // …but the stream is not trusted afterwards: the same error again.
+        assert_eq!(d.decode(), Err(first));
     }
 }

@@ -23,13 +23,14 @@ pub(crate) trait Body: Sized {
 /// How a transport should queue a message when the peer reads slowly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TrafficClass {
-    /// Handshake, keepalive, errors: never dropped.
+    /// Handshake, keepalive, errors, and media stream set-up (announce,
+    /// subscribe, end): never dropped.
     Control,
     /// Chat: never dropped; a peer too far behind is disconnected instead.
     Chat,
     /// File transfer: never dropped; paced by the sender instead.
     File,
-    /// Audio and video data: stale data may be dropped.
+    /// Audio packets and video frames: stale data may be dropped.
     Media,
 }
 
@@ -149,17 +150,17 @@ messages! {
     0x27 => file::FileComplete, File;
     0x28 => file::FileCancel, File;
 
-    0x30 => audio::AudioAnnounce, Media;
-    0x31 => audio::AudioSubscribe, Media;
-    0x32 => audio::AudioUnsubscribe, Media;
+    0x30 => audio::AudioAnnounce, Control;
+    0x31 => audio::AudioSubscribe, Control;
+    0x32 => audio::AudioUnsubscribe, Control;
     0x33 => audio::AudioPacket, Media;
-    0x34 => audio::AudioEnd, Media;
+    0x34 => audio::AudioEnd, Control;
 
-    0x40 => video::VideoAnnounce, Media;
-    0x41 => video::VideoSubscribe, Media;
-    0x42 => video::VideoUnsubscribe, Media;
+    0x40 => video::VideoAnnounce, Control;
+    0x41 => video::VideoSubscribe, Control;
+    0x42 => video::VideoUnsubscribe, Control;
     0x43 => video::VideoFrame, Media;
-    0x44 => video::VideoEnd, Media;
+    0x44 => video::VideoEnd, Control;
 }
 
 /// A message together with the stream it belongs to: one unit on the wire.

@@ -34,11 +34,18 @@ pub const DEFAULT_MAX_PAYLOAD: u32 = 16 * 1024 * 1024;
 ///
 /// Stream `0` is the connection itself: control and chat frames use it.
 /// A file transfer or media stream uses a non-zero id chosen by the side that
-/// starts it, so several of them interleave on one connection.
+/// starts it, so several of them interleave on one connection. The two sides
+/// never collide: a client starts streams with odd ids, a server with even
+/// ones (see [`is_client_stream`]).
 pub type StreamId = u32;
 
 /// The connection-level stream, used by control and chat messages.
 pub const CONTROL_STREAM: StreamId = 0;
+
+/// True for stream ids a client allocates (odd); a server allocates even ids.
+pub fn is_client_stream(stream: StreamId) -> bool {
+    stream % 2 == 1
+}
 
 /// A decoded, validated frame header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -73,7 +73,8 @@ pub use error::ProtoError;
 pub(crate) use frame::Body;
 pub use frame::{Frame, Kind, Message, TrafficClass};
 pub use header::{
-    Header, StreamId, CONTROL_STREAM, DEFAULT_MAX_PAYLOAD, HEADER_LEN, MAGIC, PROTOCOL_VERSION,
+    is_client_stream, Header, StreamId, CONTROL_STREAM, DEFAULT_MAX_PAYLOAD, HEADER_LEN, MAGIC,
+    PROTOCOL_VERSION,
 };
 
 #[cfg(test)]
