@@ -1,2 +1,81 @@
 //! lanlink over TCP: the handshake, framed reads and writes, bounded
-//! per-connection queues, timeouts and shutdown, on `std::net` and threads.
+//! per-connection queues, keepalive, timeouts and shutdown, on `std::net`
+//! and plain threads.
+//!
+//! # Design
+//! Each connection has a **reader thread** (owns the socket's read side and
+//! the [`lanlink_proto::FrameDecoder`], answers pings, enforces the idle
+//! timeout, and hands every other frame to one event channel) and a
+//! **writer thread** (drains the connection's queues into the socket,
+//! batching small frames into one write). Blocking threads keep every
+//! connection's code straight-line and a slow socket only ever stalls its
+//! own threads; at the hundreds of clients a LAN server sees, two threads
+//! per client with small stacks cost a few MiB.
+//!
+//! The application — chat rooms, file transfers, media relays — lives in
+//! `lanlink-services` and consumes [`Event`]s from one channel, answering
+//! through each connection's [`ConnHandle`]. Sending never blocks: reliable
+//! frames are queued up to a byte limit beyond which the peer is
+//! disconnected as too slow, and media frames displace older media.
+//!
+//! # Layout
+//! - [`server`]: [`serve`] — the accept loop and the server handshake.
+//! - [`client`]: [`Client::connect`] — the client handshake and handle.
+//! - [`conn`]: [`ConnHandle`], [`Event`], [`CloseReason`], queues, threads.
+//! - [`Shutdown`]: a signal every thread can wait on.
+//!
+//! # Example
+//! ```no_run
+//! use std::net::TcpListener;
+//! use lanlink_transport::{serve, Event, ServerConfig, Shutdown};
+//! use lanlink_proto::{control::Welcome, Capabilities, Frame};
+//!
+//! let listener = TcpListener::bind("127.0.0.1:0")?;
+//! let shutdown = Shutdown::new();
+//! let (events_tx, events) = crossbeam_channel::bounded(1024);
+//! let server = {
+//!     let shutdown = shutdown.clone();
+//!     std::thread::spawn(move || serve(listener, ServerConfig::default(), shutdown, events_tx))
+//! };
+//! // The application loop: admit everyone, print what they send.
+//! for event in events {
+//!     match event {
+//!         Event::Hello { conn, hello } => conn.send(&Frame::control(Welcome {
+//!             server_name: "demo".into(),
+//!             client_id: conn.id().0 as u32,
+//!             name: hello.name,
+//!             capabilities: Capabilities::CHAT,
+//!             max_payload: lanlink_proto::DEFAULT_MAX_PAYLOAD,
+//!             motd: String::new(),
+//!         }))?,
+//!         Event::Frame { conn, frame } => println!("{conn}: {:?}", frame.message),
+//!         Event::Closed { conn, reason, .. } => println!("{conn} left: {reason}"),
+//!     }
+//! }
+//! shutdown.trigger();
+//! server.join().expect("server thread")?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod client;
+pub mod conn;
+mod error;
+mod handshake;
+pub mod server;
+mod shutdown;
+
+pub use client::{Client, ClientConfig};
+pub use conn::{CloseReason, ConnConfig, ConnHandle, EncodedFrame, Event};
+pub use error::TransportError;
+pub use server::{serve, ServerConfig};
+pub use shutdown::Shutdown;
+
+/// Identifies one connection for the lifetime of a server; never reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
+
+impl std::fmt::Display for ConnId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}

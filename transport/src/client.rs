@@ -1,0 +1,263 @@
+//! The client side: connect with a timeout, handshake, then a [`Client`]
+//! whose [`ConnHandle`] sends from any thread while frames arrive on a
+//! channel.
+
+use std::net::{TcpStream, ToSocketAddrs};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+use lanlink_proto::{control, Frame, FrameDecoder, Message, ProtoError};
+
+use crate::conn::{new_connection, run_writer, CloseReason, ConnConfig, ConnHandle, Event, Reader};
+use crate::handshake::{read_first_frame, FirstFrameError};
+use crate::server::spawn_named;
+use crate::{ConnId, Shutdown, TransportError};
+
+/// Client settings.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Settings of the established connection.
+    pub conn: ConnConfig,
+    /// How long to try to establish the TCP connection.
+    pub connect_timeout: Duration,
+    /// How long to wait for the server's `Welcome`.
+    pub handshake_timeout: Duration,
+    /// Frames buffered for the application before the reader waits for it
+    /// (and, through TCP, the server waits for us).
+    pub event_capacity: usize,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            conn: ConnConfig {
+                block_when_full: true,
+                ..ConnConfig::default()
+            },
+            connect_timeout: Duration::from_secs(5),
+            handshake_timeout: Duration::from_secs(5),
+            event_capacity: 4096,
+        }
+    }
+}
+
+/// A connected, welcomed client.
+///
+/// Dropping it closes the connection gracefully and joins its threads.
+pub struct Client {
+    handle: ConnHandle,
+    events: Receiver<Event>,
+    welcome: control::Welcome,
+    threads: Vec<JoinHandle<()>>,
+    shutdown: Shutdown,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("peer", &self.handle.peer())
+            .field("name", &self.welcome.name)
+            .finish()
+    }
+}
+
+impl Client {
+    /// Connects to `addr` (`host:port`), sends `hello` and waits for the
+    /// server's answer.
+    ///
+    /// A refusal comes back as [`TransportError::Refused`] with the server's
+    /// reason; a server of another protocol version as
+    /// [`TransportError::Protocol`] naming both versions.
+    pub fn connect(
+        addr: &str,
+        hello: control::Hello,
+        config: ClientConfig,
+    ) -> Result<Client, TransportError> {
+        let mut stream = connect_any(addr, config.connect_timeout)?;
+        let peer = stream
+            .peer_addr()
+            .map_err(|e| TransportError::io(format!("connect to {addr}"), e))?;
+        let _ = stream.set_nodelay(true);
+
+        let hello_bytes = Frame::control(hello).to_bytes()?;
+        std::io::Write::write_all(&mut stream, &hello_bytes)
+            .map_err(|e| TransportError::io(format!("send hello to {peer}"), e))?;
+
+        let mut decoder = FrameDecoder::with_max_payload(config.conn.max_payload);
+        let deadline = Instant::now() + config.handshake_timeout;
+        let welcome = match read_first_frame(&mut stream, &mut decoder, deadline, None) {
+            Ok(Frame {
+                message: Message::Welcome(w),
+                ..
+            }) => w,
+            Ok(Frame {
+                message: Message::Refuse(r),
+                ..
+            }) => {
+                return Err(TransportError::Refused {
+                    code: r.code,
+                    reason: r.reason,
+                })
+            }
+            Ok(Frame {
+                message: Message::Error(e),
+                ..
+            }) => {
+                return Err(TransportError::Refused {
+                    code: e.code,
+                    reason: e.message,
+                })
+            }
+            Ok(other) => {
+                return Err(TransportError::Unexpected {
+                    peer,
+                    kind: other.kind(),
+                    during: "handshake",
+                })
+            }
+            Err(FirstFrameError::Timeout) => {
+                return Err(TransportError::HandshakeTimeout {
+                    peer,
+                    secs: config.handshake_timeout.as_secs_f64(),
+                })
+            }
+            Err(FirstFrameError::Closed) => {
+                return Err(TransportError::ClosedDuringHandshake { peer })
+            }
+            Err(FirstFrameError::Malformed(source)) => {
+                return Err(TransportError::Protocol { peer, source });
+            }
+            Err(FirstFrameError::Io(e)) => {
+                return Err(TransportError::io(format!("handshake with {peer}"), e))
+            }
+        };
+
+        let write_half = stream
+            .try_clone()
+            .map_err(|e| TransportError::io("clone socket", e))?;
+        let shared_half = stream
+            .try_clone()
+            .map_err(|e| TransportError::io("clone socket", e))?;
+        let (handle, queues, link) = new_connection(ConnId(0), peer, shared_half, &config.conn);
+        let (events_tx, events) = crossbeam_channel::bounded(config.event_capacity.max(1));
+        let shutdown = Shutdown::new();
+        let writer = {
+            let handle = handle.clone();
+            spawn_named("lanlink-writer", move || {
+                run_writer(handle, queues, write_half)
+            })
+        };
+        let reader = Reader {
+            handle: handle.clone(),
+            stream,
+            decoder,
+            events: events_tx,
+            config: config.conn.clone(),
+            shutdown: shutdown.clone(),
+            writer: link,
+        };
+        let reader = spawn_named("lanlink-reader", move || reader.run());
+        Ok(Client {
+            handle,
+            events,
+            welcome,
+            threads: vec![reader, writer],
+            shutdown,
+        })
+    }
+
+    /// What the server said when it let us in (our final nickname, its
+    /// limits, its message of the day).
+    pub fn welcome(&self) -> &control::Welcome {
+        &self.welcome
+    }
+
+    /// A handle that sends on this connection from any thread.
+    pub fn handle(&self) -> &ConnHandle {
+        &self.handle
+    }
+
+    /// Queues a frame for sending.
+    pub fn send(&self, frame: &Frame) -> Result<(), TransportError> {
+        self.handle.send(frame)
+    }
+
+    /// Incoming frames, then one [`Event::Closed`] when the connection ends.
+    pub fn events(&self) -> &Receiver<Event> {
+        &self.events
+    }
+
+    /// Waits up to `timeout` for the next frame: `Ok(None)` if none came,
+    /// an error once the connection has closed.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<Frame>, TransportError> {
+        match self.events.recv_timeout(timeout) {
+            Ok(Event::Frame { frame, .. }) => Ok(Some(frame)),
+            Ok(Event::Closed { reason, .. }) => Err(TransportError::Closed(reason)),
+            Ok(Event::Hello { .. }) => Ok(None),
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => Ok(None),
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => Err(TransportError::Closed(
+                CloseReason::Local("connection closed".into()),
+            )),
+        }
+    }
+
+    /// Sends a `Goodbye` after everything already queued, waits for the
+    /// server to close its side (bounded by the configured linger), and
+    /// joins the connection's threads.
+    pub fn close(mut self, reason: &str) {
+        self.finish(reason);
+    }
+
+    fn finish(&mut self, reason: &str) {
+        self.handle.close(reason);
+        self.shutdown.trigger();
+        // The reader may be blocked handing a frame to a full event channel
+        // nobody reads any more: drain it so it can see the close.
+        let events = self.events.clone();
+        let drain = std::thread::spawn(move || while events.recv().is_ok() {});
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        let _ = drain.join();
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        if !self.threads.is_empty() {
+            self.finish("client closed");
+        }
+    }
+}
+
+fn connect_any(addr: &str, timeout: Duration) -> Result<TcpStream, TransportError> {
+    let addrs = addr
+        .to_socket_addrs()
+        .map_err(|e| TransportError::Connect {
+            addr: addr.to_owned(),
+            reason: format!("cannot resolve: {e}"),
+        })?;
+    let mut last = String::from("no addresses");
+    for a in addrs {
+        match TcpStream::connect_timeout(&a, timeout) {
+            Ok(s) => return Ok(s),
+            Err(e) => last = format!("{a}: {e}"),
+        }
+    }
+    Err(TransportError::Connect {
+        addr: addr.to_owned(),
+        reason: last,
+    })
+}
+
+/// Maps a decode error seen by a client to a sentence for its user.
+pub fn describe_protocol_error(e: &ProtoError) -> String {
+    match e {
+        ProtoError::UnsupportedVersion { found, supported } => format!(
+            "the server speaks lanlink protocol version {found}, this client speaks version {supported}"
+        ),
+        ProtoError::BadMagic { .. } => "the server is not a lanlink server".to_owned(),
+        other => other.to_string(),
+    }
+}

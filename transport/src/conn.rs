@@ -1,0 +1,715 @@
+//! One connection: a reader thread, a writer thread, and the [`ConnHandle`]
+//! through which any thread queues frames for it.
+//!
+//! # Queues
+//! Reliable traffic (control, chat, file) goes through one unbounded channel
+//! whose *bytes* are bounded by [`ConnConfig::max_queued_bytes`]: a peer that
+//! falls that far behind is disconnected with [`CloseReason::TooSlow`] rather
+//! than having anything dropped silently. Media goes through a small bounded
+//! channel that drops its oldest frame when full, so a slow peer loses stale
+//! media only. The writer always drains reliable traffic first.
+//!
+//! Frames are encoded by the caller ([`EncodedFrame`]), so a message sent to
+//! many peers is encoded once and its bytes shared.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown as SockShutdown, SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use crossbeam_channel::{select_biased, Receiver, Sender, TrySendError};
+use lanlink_proto::{control, ErrorCode, Frame, FrameDecoder, ProtoError, TrafficClass};
+
+use crate::{ConnId, TransportError};
+
+/// Settings shared by server and client connections.
+#[derive(Debug, Clone)]
+pub struct ConnConfig {
+    /// How often to send a keepalive ping when the link is otherwise quiet.
+    pub ping_interval: Duration,
+    /// Close the connection when nothing at all arrives for this long.
+    pub idle_timeout: Duration,
+    /// Reliable bytes queued for a peer before it counts as too slow.
+    pub max_queued_bytes: usize,
+    /// Media frames queued for a peer before the oldest is dropped.
+    pub media_queue_frames: usize,
+    /// Largest payload accepted from the peer.
+    pub max_payload: u32,
+    /// How long a closing connection waits for the peer to close its side.
+    pub close_linger: Duration,
+    /// What a send does when the reliable queue is full: `false` (servers)
+    /// disconnects the peer as too slow, so it cannot hold anyone else up;
+    /// `true` (clients) waits for room, which paces a program that sends
+    /// faster than its link.
+    pub block_when_full: bool,
+}
+
+impl Default for ConnConfig {
+    fn default() -> Self {
+        ConnConfig {
+            ping_interval: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(35),
+            max_queued_bytes: 8 * 1024 * 1024,
+            media_queue_frames: 8,
+            max_payload: lanlink_proto::DEFAULT_MAX_PAYLOAD,
+            close_linger: Duration::from_secs(2),
+            block_when_full: false,
+        }
+    }
+}
+
+/// Why a connection ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// The peer said goodbye.
+    Goodbye(String),
+    /// The peer closed the socket between frames.
+    PeerClosed,
+    /// The peer closed the socket in the middle of a frame.
+    PeerClosedMidFrame {
+        /// Bytes of the unfinished frame that had arrived.
+        buffered: usize,
+    },
+    /// The peer sent bytes that are not valid lanlink.
+    Malformed(ProtoError),
+    /// The peer sent a valid frame that is not allowed at that point.
+    Unexpected(String),
+    /// The peer did not read fast enough.
+    TooSlow {
+        /// Reliable bytes queued when the limit was crossed.
+        queued: usize,
+    },
+    /// Nothing arrived for the idle timeout.
+    IdleTimeout(Duration),
+    /// The peer did not complete the handshake in time.
+    HandshakeTimeout(Duration),
+    /// This side refused the peer during the handshake.
+    Refused {
+        /// Machine-readable reason.
+        code: ErrorCode,
+        /// Human-readable reason.
+        reason: String,
+    },
+    /// The peer told us it is closing because of an error.
+    PeerError {
+        /// Machine-readable reason.
+        code: ErrorCode,
+        /// The peer's explanation.
+        message: String,
+    },
+    /// This side closed the connection.
+    Local(String),
+    /// The server is shutting down.
+    Shutdown,
+    /// A socket error.
+    Io(String),
+}
+
+impl std::fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CloseReason::Goodbye(r) if r.is_empty() => write!(f, "quit"),
+            CloseReason::Goodbye(r) => write!(f, "quit: {r}"),
+            CloseReason::PeerClosed => write!(f, "connection closed by peer"),
+            CloseReason::PeerClosedMidFrame { buffered } => {
+                write!(
+                    f,
+                    "connection lost mid-frame ({buffered} bytes of an unfinished frame)"
+                )
+            }
+            CloseReason::Malformed(e) => write!(f, "malformed data: {e}"),
+            CloseReason::Unexpected(what) => write!(f, "protocol violation: {what}"),
+            CloseReason::TooSlow { queued } => {
+                write!(f, "too slow: {queued} bytes waiting to be read")
+            }
+            CloseReason::IdleTimeout(d) => {
+                write!(f, "nothing received for {:.0} s", d.as_secs_f64())
+            }
+            CloseReason::HandshakeTimeout(d) => {
+                write!(f, "no handshake within {:.1} s", d.as_secs_f64())
+            }
+            CloseReason::Refused { reason, .. } => write!(f, "refused: {reason}"),
+            CloseReason::PeerError { message, .. } => {
+                write!(f, "peer reported an error: {message}")
+            }
+            CloseReason::Local(r) => write!(f, "closed: {r}"),
+            CloseReason::Shutdown => write!(f, "server shutting down"),
+            CloseReason::Io(e) => write!(f, "connection lost: {e}"),
+        }
+    }
+}
+
+/// What a connection reports to whoever consumes its events.
+#[derive(Debug)]
+pub enum Event {
+    /// Server side: a peer sent a valid `Hello` with the right version and
+    /// token. Answer with [`ConnHandle::send`] of a `Welcome`, or
+    /// [`ConnHandle::refuse`].
+    Hello {
+        /// The new connection.
+        conn: ConnHandle,
+        /// What the peer said.
+        hello: control::Hello,
+    },
+    /// A frame arrived (keepalive and goodbye are handled by the transport).
+    Frame {
+        /// From which connection.
+        conn: ConnId,
+        /// The frame.
+        frame: Frame,
+    },
+    /// The connection ended; no more events follow for it.
+    Closed {
+        /// Which connection.
+        conn: ConnId,
+        /// The peer's address.
+        peer: SocketAddr,
+        /// Why.
+        reason: CloseReason,
+    },
+}
+
+/// A frame encoded once, ready to be queued on any number of connections.
+#[derive(Debug, Clone)]
+pub struct EncodedFrame {
+    head: Bytes,
+    tail: Option<Bytes>,
+    class: TrafficClass,
+}
+
+impl EncodedFrame {
+    /// Encodes `frame`. Large trailing data (file chunks, media) is shared,
+    /// not copied.
+    pub fn new(frame: &Frame) -> Result<EncodedFrame, ProtoError> {
+        let mut head = BytesMut::new();
+        let tail = frame.encode_head(&mut head)?.cloned();
+        Ok(EncodedFrame {
+            head: head.freeze(),
+            tail,
+            class: frame.kind().class(),
+        })
+    }
+
+    /// Encoded length in bytes.
+    pub fn len(&self) -> usize {
+        self.head.len() + self.tail.as_ref().map_or(0, Bytes::len)
+    }
+
+    /// Always false: a frame has at least a header.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+}
+
+enum Outbound {
+    Data(EncodedFrame),
+    /// Write this last frame (goodbye or refusal), then close our side.
+    Close(EncodedFrame),
+}
+
+pub(crate) struct Shared {
+    pub(crate) id: ConnId,
+    pub(crate) peer: SocketAddr,
+    stream: TcpStream,
+    queued_bytes: AtomicUsize,
+    max_queued_bytes: usize,
+    block_when_full: bool,
+    closing: AtomicBool,
+    reason: Mutex<Option<CloseReason>>,
+    rtt_us: AtomicU64,
+    media_dropped: AtomicU64,
+}
+
+impl Shared {
+    /// Records why the connection ends; the first reason wins.
+    fn set_reason(&self, reason: CloseReason) {
+        let mut slot = self.reason.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_none() {
+            *slot = Some(reason);
+        }
+    }
+
+    fn reason(&self) -> Option<CloseReason> {
+        self.reason
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Ends the connection at once: both threads wake with an error.
+    fn abort(&self, reason: CloseReason) {
+        self.set_reason(reason);
+        self.closing.store(true, Ordering::SeqCst);
+        let _ = self.stream.shutdown(SockShutdown::Both);
+    }
+}
+
+/// Queues frames for one connection from any thread. Cheap to clone.
+#[derive(Clone)]
+pub struct ConnHandle {
+    shared: Arc<Shared>,
+    reliable: Sender<Outbound>,
+    media_tx: Sender<EncodedFrame>,
+    media_rx: Receiver<EncodedFrame>,
+}
+
+impl std::fmt::Debug for ConnHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnHandle")
+            .field("id", &self.shared.id)
+            .field("peer", &self.shared.peer)
+            .finish()
+    }
+}
+
+impl ConnHandle {
+    /// This connection's id.
+    pub fn id(&self) -> ConnId {
+        self.shared.id
+    }
+
+    /// The peer's address.
+    pub fn peer(&self) -> SocketAddr {
+        self.shared.peer
+    }
+
+    /// The last measured keepalive round trip, if any.
+    pub fn rtt(&self) -> Option<Duration> {
+        match self.shared.rtt_us.load(Ordering::Relaxed) {
+            u64::MAX => None,
+            us => Some(Duration::from_micros(us)),
+        }
+    }
+
+    /// Reliable bytes queued and not yet handed to the socket.
+    pub fn queued_bytes(&self) -> usize {
+        self.shared.queued_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Media frames dropped because this peer read too slowly.
+    pub fn media_dropped(&self) -> u64 {
+        self.shared.media_dropped.load(Ordering::Relaxed)
+    }
+
+    /// True once the connection is closing or closed.
+    pub fn is_closing(&self) -> bool {
+        self.shared.closing.load(Ordering::SeqCst)
+    }
+
+    /// Encodes and queues a frame. See [`send_encoded`](Self::send_encoded).
+    pub fn send(&self, frame: &Frame) -> Result<(), TransportError> {
+        self.send_encoded(EncodedFrame::new(frame)?)
+    }
+
+    /// Queues an already-encoded frame without blocking.
+    ///
+    /// Reliable frames are never dropped: if the peer already has more than
+    /// the configured bytes waiting, the connection is closed as too slow and
+    /// this returns an error. Media frames displace the oldest queued media
+    /// frame when the media queue is full.
+    pub fn send_encoded(&self, frame: EncodedFrame) -> Result<(), TransportError> {
+        if self.is_closing() {
+            return Err(self.closed_error());
+        }
+        if frame.class == TrafficClass::Media {
+            return self.send_media(frame);
+        }
+        let len = frame.len();
+        if self.shared.block_when_full {
+            self.wait_for_room(len)?;
+        }
+        let queued = self.shared.queued_bytes.fetch_add(len, Ordering::Relaxed) + len;
+        if queued > self.shared.max_queued_bytes {
+            tracing::warn!(peer = %self.shared.peer, conn = %self.shared.id, queued,
+                "disconnecting a peer that stopped reading");
+            self.shared.abort(CloseReason::TooSlow { queued });
+            return Err(self.closed_error());
+        }
+        self.reliable
+            .send(Outbound::Data(frame))
+            .map_err(|_| self.closed_error())
+    }
+
+    /// Waits until `len` more bytes fit in the reliable queue (a frame larger
+    /// than the whole limit is let through once the queue is empty).
+    fn wait_for_room(&self, len: usize) -> Result<(), TransportError> {
+        let max = self.shared.max_queued_bytes;
+        loop {
+            let queued = self.shared.queued_bytes.load(Ordering::Relaxed);
+            if queued == 0 || queued + len <= max {
+                return Ok(());
+            }
+            if self.is_closing() {
+                return Err(self.closed_error());
+            }
+            std::thread::sleep(Duration::from_micros(500));
+        }
+    }
+
+    fn send_media(&self, mut frame: EncodedFrame) -> Result<(), TransportError> {
+        loop {
+            match self.media_tx.try_send(frame) {
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Full(f)) => {
+                    // Stale media is worth less than fresh: drop the oldest.
+                    if self.media_rx.try_recv().is_ok() {
+                        self.shared.media_dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                    frame = f;
+                }
+                Err(TrySendError::Disconnected(_)) => return Err(self.closed_error()),
+            }
+        }
+    }
+
+    /// Closes gracefully: everything already queued is sent, then a
+    /// `Goodbye` with `reason`, then the connection ends.
+    pub fn close(&self, reason: &str) {
+        let goodbye = Frame::control(control::Goodbye {
+            reason: reason.to_owned(),
+        });
+        self.close_with(goodbye, CloseReason::Local(reason.to_owned()));
+    }
+
+    /// Refuses a peer during the handshake: sends a `Refuse` and closes.
+    pub fn refuse(&self, code: ErrorCode, reason: &str) {
+        let refuse = Frame::control(control::Refuse {
+            code,
+            reason: reason.to_owned(),
+        });
+        self.close_with(
+            refuse,
+            CloseReason::Refused {
+                code,
+                reason: reason.to_owned(),
+            },
+        );
+    }
+
+    /// Reports a fault to the peer with an `Error` frame, then closes.
+    pub fn close_with_error(&self, code: ErrorCode, message: &str, reason: CloseReason) {
+        let error = Frame::control(control::Error {
+            code,
+            message: message.to_owned(),
+        });
+        self.close_with(error, reason);
+    }
+
+    fn close_with(&self, last: Frame, reason: CloseReason) {
+        self.shared.set_reason(reason);
+        if self.shared.closing.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let sent = EncodedFrame::new(&last)
+            .ok()
+            .map(|f| self.reliable.send(Outbound::Close(f)).is_ok());
+        if sent != Some(true) {
+            let _ = self.shared.stream.shutdown(SockShutdown::Both);
+        }
+    }
+
+    fn closed_error(&self) -> TransportError {
+        TransportError::Closed(
+            self.shared
+                .reason()
+                .unwrap_or_else(|| CloseReason::Local("closing".into())),
+        )
+    }
+}
+
+/// The receiving ends a connection's writer thread drains.
+pub(crate) struct WriterQueues {
+    reliable: Receiver<Outbound>,
+    media: Receiver<EncodedFrame>,
+    /// Disconnects when the reader is done: the writer must stop too.
+    stop: Receiver<()>,
+    /// Dropped when the writer exits, which tells the reader it has flushed.
+    done: Sender<()>,
+}
+
+/// The reader's ends of the stop/done pair (see [`WriterQueues`]).
+pub(crate) struct WriterLink {
+    stop: Sender<()>,
+    done: Receiver<()>,
+}
+
+/// Creates the shared state, handle and writer queues for a new connection.
+pub(crate) fn new_connection(
+    id: ConnId,
+    peer: SocketAddr,
+    stream: TcpStream,
+    config: &ConnConfig,
+) -> (ConnHandle, WriterQueues, WriterLink) {
+    let (reliable_tx, reliable_rx) = crossbeam_channel::unbounded();
+    let (stop_tx, stop_rx) = crossbeam_channel::bounded(0);
+    let (done_tx, done_rx) = crossbeam_channel::bounded(0);
+    let (media_tx, media_rx) = crossbeam_channel::bounded(config.media_queue_frames.max(1));
+    let shared = Arc::new(Shared {
+        id,
+        peer,
+        stream,
+        queued_bytes: AtomicUsize::new(0),
+        max_queued_bytes: config.max_queued_bytes,
+        block_when_full: config.block_when_full,
+        closing: AtomicBool::new(false),
+        reason: Mutex::new(None),
+        rtt_us: AtomicU64::new(u64::MAX),
+        media_dropped: AtomicU64::new(0),
+    });
+    let handle = ConnHandle {
+        shared,
+        reliable: reliable_tx,
+        media_tx,
+        media_rx: media_rx.clone(),
+    };
+    let queues = WriterQueues {
+        reliable: reliable_rx,
+        media: media_rx,
+        stop: stop_rx,
+        done: done_tx,
+    };
+    let link = WriterLink {
+        stop: stop_tx,
+        done: done_rx,
+    };
+    (handle, queues, link)
+}
+
+/// Batches up to this many bytes of small frames into one `write`.
+const WRITE_BATCH: usize = 256 * 1024;
+/// Trailing data at least this long is written straight from its buffer.
+const DIRECT_WRITE: usize = 16 * 1024;
+
+/// The writer thread: drains the queues into the socket until told to close
+/// or the socket fails.
+pub(crate) fn run_writer(handle: ConnHandle, queues: WriterQueues, mut stream: TcpStream) {
+    let shared = &handle.shared;
+    let mut batch = BytesMut::with_capacity(64 * 1024);
+    let result = (|| -> io::Result<()> {
+        loop {
+            let first = select_biased! {
+                recv(queues.reliable) -> m => match m {
+                    Ok(m) => m,
+                    Err(_) => return Ok(()),
+                },
+                recv(queues.media) -> f => match f {
+                    Ok(f) => Outbound::Data(f),
+                    Err(_) => return Ok(()),
+                },
+                recv(queues.stop) -> _ => return Ok(()),
+            };
+            let mut next = Some(first);
+            while let Some(item) = next.take() {
+                match item {
+                    Outbound::Data(frame) => {
+                        if frame.class != TrafficClass::Media {
+                            shared
+                                .queued_bytes
+                                .fetch_sub(frame.len(), Ordering::Relaxed);
+                        }
+                        append(&mut stream, &mut batch, frame)?;
+                    }
+                    Outbound::Close(last) => {
+                        append(&mut stream, &mut batch, last)?;
+                        stream.write_all(&batch)?;
+                        stream.flush()?;
+                        // Half-close: the peer sees EOF after our last frame;
+                        // the reader keeps draining until the peer closes too.
+                        stream.shutdown(SockShutdown::Write)?;
+                        return Ok(());
+                    }
+                }
+                if batch.len() < WRITE_BATCH {
+                    next = queues
+                        .reliable
+                        .try_recv()
+                        .ok()
+                        .or_else(|| queues.media.try_recv().ok().map(Outbound::Data));
+                }
+            }
+            stream.write_all(&batch)?;
+            batch.clear();
+        }
+    })();
+    if let Err(e) = result {
+        shared.abort(CloseReason::Io(e.to_string()));
+    }
+    drop(queues.done);
+}
+
+fn append(stream: &mut TcpStream, batch: &mut BytesMut, frame: EncodedFrame) -> io::Result<()> {
+    batch.extend_from_slice(&frame.head);
+    if let Some(tail) = frame.tail {
+        if tail.len() >= DIRECT_WRITE {
+            stream.write_all(batch)?;
+            batch.clear();
+            stream.write_all(&tail)?;
+        } else {
+            batch.extend_from_slice(&tail);
+        }
+    }
+    Ok(())
+}
+
+/// How often a blocked read wakes up to check timers and shutdown.
+pub(crate) const TICK: Duration = Duration::from_millis(200);
+
+/// The reader side of an established connection.
+pub(crate) struct Reader {
+    pub(crate) handle: ConnHandle,
+    pub(crate) stream: TcpStream,
+    pub(crate) decoder: FrameDecoder,
+    pub(crate) events: Sender<Event>,
+    pub(crate) config: ConnConfig,
+    pub(crate) shutdown: crate::Shutdown,
+    pub(crate) writer: WriterLink,
+}
+
+impl Reader {
+    /// Reads frames until the connection ends, then reports `Closed`.
+    /// Pings, pongs and goodbyes are handled here; everything else goes to
+    /// the event channel, which blocks when full so a fast sender is slowed
+    /// down by TCP flow control instead of filling our memory.
+    pub(crate) fn run(mut self) {
+        let shared = self.handle.shared.clone();
+        let reason = self.read_loop();
+        shared.set_reason(reason);
+        if shared.closing.swap(true, Ordering::SeqCst) {
+            // A graceful close is under way: let the writer deliver the last
+            // frame (goodbye, refusal, error) before the socket goes away.
+            let _ = self.writer.done.recv_timeout(self.config.close_linger);
+        }
+        drop(self.writer.stop);
+        let _ = self.stream.shutdown(SockShutdown::Both);
+        let reason = shared.reason().unwrap_or(CloseReason::PeerClosed);
+        tracing::info!(peer = %shared.peer, conn = %shared.id, "disconnected: {reason}");
+        let _ = self.events.send(Event::Closed {
+            conn: shared.id,
+            peer: shared.peer,
+            reason,
+        });
+    }
+
+    fn read_loop(&mut self) -> CloseReason {
+        let mut scratch = vec![0u8; 64 * 1024];
+        let mut last_rx = Instant::now();
+        let mut next_ping = Instant::now() + self.config.ping_interval;
+        let mut ping_sent: Option<(u64, Instant)> = None;
+        let mut pings = 0u64;
+        let mut close_deadline: Option<Instant> = None;
+        let _ = self.stream.set_read_timeout(Some(TICK));
+        loop {
+            match self.stream.read(&mut scratch) {
+                Ok(0) => {
+                    return match self.decoder.buffered() {
+                        0 => CloseReason::PeerClosed,
+                        buffered => CloseReason::PeerClosedMidFrame { buffered },
+                    };
+                }
+                Ok(n) => {
+                    last_rx = Instant::now();
+                    self.decoder.push(scratch.get(..n).unwrap_or_default());
+                    loop {
+                        match self.decoder.decode() {
+                            Ok(Some(frame)) => {
+                                if let Some(reason) = self.on_frame(frame, &mut ping_sent) {
+                                    return reason;
+                                }
+                            }
+                            Ok(None) => break,
+                            Err(e) => return self.malformed(e),
+                        }
+                    }
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return CloseReason::Io(e.to_string()),
+            }
+            // Timers, checked after every read so a busy link is covered too.
+            let now = Instant::now();
+            if self.handle.is_closing() {
+                let deadline = *close_deadline.get_or_insert(now + self.config.close_linger);
+                if now >= deadline {
+                    return CloseReason::Local("closed".into());
+                }
+                continue;
+            }
+            if self.shutdown.is_triggered() {
+                self.handle.close("server shutting down");
+                self.handle.shared.set_reason(CloseReason::Shutdown);
+                continue;
+            }
+            if now.duration_since(last_rx) >= self.config.idle_timeout {
+                let reason = CloseReason::IdleTimeout(self.config.idle_timeout);
+                self.handle.close_with_error(
+                    ErrorCode::TIMEOUT,
+                    &reason.to_string(),
+                    reason.clone(),
+                );
+                return reason;
+            }
+            if now >= next_ping {
+                pings += 1;
+                let nonce = pings;
+                ping_sent = Some((nonce, now));
+                let _ = self.handle.send(&Frame::control(control::Ping { nonce }));
+                next_ping = now + self.config.ping_interval;
+            }
+        }
+    }
+
+    /// Handles one frame; returns a reason when the connection must end.
+    fn on_frame(
+        &mut self,
+        frame: Frame,
+        ping_sent: &mut Option<(u64, Instant)>,
+    ) -> Option<CloseReason> {
+        match frame.message {
+            lanlink_proto::Message::Ping(control::Ping { nonce }) => {
+                let _ = self.handle.send(&Frame::control(control::Pong { nonce }));
+            }
+            lanlink_proto::Message::Pong(control::Pong { nonce }) => {
+                if let Some((sent_nonce, at)) = *ping_sent {
+                    if sent_nonce == nonce {
+                        let rtt = at.elapsed().as_micros() as u64;
+                        self.handle.shared.rtt_us.store(rtt, Ordering::Relaxed);
+                        *ping_sent = None;
+                    }
+                }
+            }
+            lanlink_proto::Message::Goodbye(control::Goodbye { reason }) => {
+                return Some(CloseReason::Goodbye(reason));
+            }
+            _ => {
+                let event = Event::Frame {
+                    conn: self.handle.id(),
+                    frame,
+                };
+                if self.events.send(event).is_err() {
+                    return Some(CloseReason::Shutdown);
+                }
+            }
+        }
+        None
+    }
+
+    fn malformed(&self, e: ProtoError) -> CloseReason {
+        tracing::warn!(peer = %self.handle.peer(), conn = %self.handle.id(), "malformed input: {e}");
+        let code = match e {
+            ProtoError::UnsupportedVersion { .. } => ErrorCode::VERSION_MISMATCH,
+            ProtoError::FrameTooLarge { .. } => ErrorCode::TOO_LARGE,
+            _ => ErrorCode::MALFORMED,
+        };
+        let reason = CloseReason::Malformed(e.clone());
+        self.handle
+            .close_with_error(code, &e.to_string(), reason.clone());
+        reason
+    }
+}

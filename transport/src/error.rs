@@ -1,0 +1,92 @@
+//! The one error type of this crate.
+
+use std::net::SocketAddr;
+
+use lanlink_proto::{ErrorCode, ProtoError};
+
+/// What can go wrong connecting, handshaking or serving.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransportError {
+    /// An operating-system call failed; `context` says which and on what.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done (`connect to 10.0.0.2:7878`, `accept`, …).
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// No connection could be made to any resolved address within the timeout.
+    #[error("could not connect to {addr}: {reason}")]
+    Connect {
+        /// The address as given by the caller.
+        addr: String,
+        /// Why the last attempt failed.
+        reason: String,
+    },
+
+    /// The server did not complete the handshake in time.
+    #[error("{peer} did not answer the handshake within {secs:.1} s")]
+    HandshakeTimeout {
+        /// The server.
+        peer: SocketAddr,
+        /// The deadline that passed.
+        secs: f64,
+    },
+
+    /// The server refused us (wrong token, name taken, full, other version…).
+    #[error("refused by server: {reason} ({code:?})")]
+    Refused {
+        /// Machine-readable reason.
+        code: ErrorCode,
+        /// The server's explanation.
+        reason: String,
+    },
+
+    /// The peer sent bytes that are not a valid lanlink frame.
+    #[error("invalid data from {peer}: {source}")]
+    Protocol {
+        /// The peer.
+        peer: SocketAddr,
+        /// What was wrong with the bytes.
+        #[source]
+        source: ProtoError,
+    },
+
+    /// The peer sent a valid frame that is not allowed at this point.
+    #[error("unexpected {kind:?} from {peer} during {during}")]
+    Unexpected {
+        /// The peer.
+        peer: SocketAddr,
+        /// The kind received.
+        kind: lanlink_proto::Kind,
+        /// The phase we were in.
+        during: &'static str,
+    },
+
+    /// The peer closed the connection before the handshake finished.
+    #[error("{peer} closed the connection during the handshake")]
+    ClosedDuringHandshake {
+        /// The peer.
+        peer: SocketAddr,
+    },
+
+    /// Caller misuse: a frame could not be encoded.
+    #[error("cannot encode frame: {0}")]
+    Encode(#[from] ProtoError),
+
+    /// The connection is closed; nothing more can be sent on it.
+    #[error("connection closed: {0}")]
+    Closed(crate::CloseReason),
+}
+
+impl TransportError {
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        TransportError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}

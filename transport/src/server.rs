@@ -1,0 +1,276 @@
+//! The server side: an accept loop, the transport half of the handshake, and
+//! two threads per connection.
+//!
+//! The transport checks what it can check alone (protocol version, access
+//! token, client limit, handshake deadline) and then hands the peer's
+//! `Hello` to the application as [`Event::Hello`]; the application admits
+//! it with a `Welcome` or refuses it (a nickname already taken, say).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+use lanlink_proto::{
+    control, ErrorCode, Frame, FrameDecoder, Message, ProtoError, PROTOCOL_VERSION,
+};
+
+use crate::conn::{new_connection, run_writer, ConnConfig, Event, Reader};
+use crate::handshake::{read_first_frame, send_and_close, FirstFrameError};
+use crate::{ConnId, Shutdown, TransportError};
+
+/// Server settings.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Settings every connection gets once it is established.
+    pub conn: ConnConfig,
+    /// A peer must send a valid `Hello` within this time.
+    pub handshake_timeout: Duration,
+    /// Connections (including ones still handshaking) beyond this are refused.
+    pub max_clients: usize,
+    /// If set, a `Hello` must carry exactly this token.
+    pub token: Option<String>,
+    /// Largest payload accepted before the handshake completes.
+    pub handshake_max_payload: u32,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            conn: ConnConfig::default(),
+            handshake_timeout: Duration::from_secs(5),
+            max_clients: 1024,
+            token: None,
+            handshake_max_payload: 64 * 1024,
+        }
+    }
+}
+
+/// Serves connections on an already-bound listener until `shutdown` fires,
+/// reporting every connection's life on `events`.
+///
+/// On shutdown every connection is sent a `Goodbye`, given a moment to
+/// close, and its threads are joined before this returns.
+pub fn serve(
+    listener: TcpListener,
+    config: ServerConfig,
+    shutdown: Shutdown,
+    events: Sender<Event>,
+) -> Result<(), TransportError> {
+    let local = listener
+        .local_addr()
+        .map_err(|e| TransportError::io("listener address", e))?;
+    // `accept` cannot select on a channel: wake it with a connection of our own.
+    shutdown.on_trigger(move || {
+        let _ = TcpStream::connect_timeout(&wake_address(local), Duration::from_secs(1));
+    });
+    tracing::info!("listening on {local}");
+
+    let active = Arc::new(AtomicUsize::new(0));
+    let next_id = AtomicU64::new(1);
+    let mut threads: Vec<JoinHandle<()>> = Vec::new();
+    let config = Arc::new(config);
+
+    for incoming in listener.incoming() {
+        if shutdown.is_triggered() {
+            break;
+        }
+        let stream = match incoming {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("accept failed: {e}");
+                // Out of file descriptors and similar: back off instead of spinning.
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+        };
+        let Ok(peer) = stream.peer_addr() else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        threads.retain(|t| !t.is_finished());
+
+        if active.load(Ordering::SeqCst) >= config.max_clients {
+            tracing::warn!(%peer, "refused: server full ({} clients)", config.max_clients);
+            let reason = format!("server is full ({} clients)", config.max_clients);
+            // Refuse off the accept thread: the write and drain take a moment.
+            threads.push(spawn_named("refuse", move || {
+                let mut stream = stream;
+                send_and_close(
+                    &mut stream,
+                    &Frame::control(control::Refuse {
+                        code: ErrorCode::SERVER_FULL,
+                        reason,
+                    }),
+                );
+            }));
+            continue;
+        }
+
+        let id = ConnId(next_id.fetch_add(1, Ordering::Relaxed));
+        active.fetch_add(1, Ordering::SeqCst);
+        let guard = ActiveGuard(active.clone());
+        let (config, shutdown, events) = (config.clone(), shutdown.clone(), events.clone());
+        threads.push(spawn_named(&format!("conn-{}", id.0), move || {
+            let _guard = guard;
+            serve_connection(id, peer, stream, &config, shutdown, events);
+        }));
+    }
+
+    for t in threads {
+        let _ = t.join();
+    }
+    tracing::info!("server stopped");
+    Ok(())
+}
+
+/// Decrements the active-connection count however the thread ends.
+struct ActiveGuard(Arc<AtomicUsize>);
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn wake_address(local: SocketAddr) -> SocketAddr {
+    let ip = match local.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    SocketAddr::new(ip, local.port())
+}
+
+pub(crate) fn spawn_named(name: &str, f: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .stack_size(256 * 1024)
+        .spawn(f)
+        .unwrap_or_else(|e| {
+            // Thread creation only fails when the process is out of resources;
+            // nothing sensible can continue without the thread.
+            tracing::error!("cannot spawn thread {name}: {e}");
+            std::thread::spawn(|| {})
+        })
+}
+
+fn serve_connection(
+    id: ConnId,
+    peer: SocketAddr,
+    mut stream: TcpStream,
+    config: &ServerConfig,
+    shutdown: Shutdown,
+    events: Sender<Event>,
+) {
+    let mut decoder = FrameDecoder::with_max_payload(config.handshake_max_payload);
+    let deadline = Instant::now() + config.handshake_timeout;
+    let hello = match read_first_frame(&mut stream, &mut decoder, deadline, Some(&shutdown)) {
+        Ok(Frame {
+            message: Message::Hello(hello),
+            ..
+        }) => hello,
+        Ok(other) => {
+            let reason = format!("expected Hello as the first frame, got {:?}", other.kind());
+            tracing::warn!(%peer, "handshake failed: {reason}");
+            return refuse(&mut stream, ErrorCode::UNEXPECTED, reason);
+        }
+        Err(FirstFrameError::Malformed(ProtoError::UnsupportedVersion { found, supported })) => {
+            let reason = format!(
+                "protocol version mismatch: this server speaks version {supported}, the client sent version {found}"
+            );
+            tracing::warn!(%peer, "handshake failed: {reason}");
+            return refuse(&mut stream, ErrorCode::VERSION_MISMATCH, reason);
+        }
+        Err(FirstFrameError::Malformed(e)) => {
+            tracing::warn!(%peer, "handshake failed: malformed input: {e}");
+            let code = match e {
+                ProtoError::FrameTooLarge { .. } => ErrorCode::TOO_LARGE,
+                _ => ErrorCode::MALFORMED,
+            };
+            return refuse(&mut stream, code, format!("malformed handshake: {e}"));
+        }
+        Err(FirstFrameError::Timeout) => {
+            let reason = format!(
+                "no handshake within {:.1} s",
+                config.handshake_timeout.as_secs_f64()
+            );
+            tracing::info!(%peer, "{reason}");
+            return refuse(&mut stream, ErrorCode::TIMEOUT, reason);
+        }
+        Err(FirstFrameError::Closed) => {
+            tracing::debug!(%peer, "closed before the handshake");
+            return;
+        }
+        Err(FirstFrameError::Io(e)) => {
+            tracing::debug!(%peer, "handshake read failed: {e}");
+            return;
+        }
+    };
+
+    if let Some(expected) = &config.token {
+        let reason = match &hello.token {
+            None => Some("this server requires an access token (--token)"),
+            Some(t) if !constant_time_eq(t.as_bytes(), expected.as_bytes()) => {
+                Some("wrong access token")
+            }
+            Some(_) => None,
+        };
+        if let Some(reason) = reason {
+            tracing::warn!(%peer, name = %hello.name, "refused: {reason}");
+            return refuse(&mut stream, ErrorCode::BAD_TOKEN, reason.to_owned());
+        }
+    }
+
+    decoder.set_max_payload(config.conn.max_payload);
+    let Ok(write_half) = stream.try_clone() else {
+        return;
+    };
+    let Ok(shared_half) = stream.try_clone() else {
+        return;
+    };
+    let (handle, queues, link) = new_connection(id, peer, shared_half, &config.conn);
+    let writer = {
+        let handle = handle.clone();
+        spawn_named(&format!("conn-{}-w", id.0), move || {
+            run_writer(handle, queues, write_half)
+        })
+    };
+    tracing::info!(%peer, conn = %id, name = %hello.name, "handshake complete");
+    if events
+        .send(Event::Hello {
+            conn: handle.clone(),
+            hello,
+        })
+        .is_ok()
+    {
+        Reader {
+            handle,
+            stream,
+            decoder,
+            events,
+            config: config.conn.clone(),
+            shutdown,
+            writer: link,
+        }
+        .run();
+    }
+    let _ = writer.join();
+}
+
+fn refuse(stream: &mut TcpStream, code: ErrorCode, reason: String) {
+    send_and_close(stream, &Frame::control(control::Refuse { code, reason }));
+}
+
+/// Compares secrets without leaking, through timing, how long a prefix matched.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The protocol version this server speaks, for log lines and `--version`.
+pub const SERVER_PROTOCOL_VERSION: u8 = PROTOCOL_VERSION;

@@ -1,0 +1,488 @@
+//! The transport against real sockets on 127.0.0.1: handshake outcomes,
+//! hostile and broken peers, slow readers, keepalive and shutdown.
+//!
+//! The application side is a tiny relay (welcome everyone, forward each
+//! frame to every other client) so the tests exercise the transport alone.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use lanlink_proto::{
+    chat::ChatMessage, control, Capabilities, ErrorCode, Frame, FrameDecoder, Header, Kind,
+    Message, HEADER_LEN,
+};
+use lanlink_transport::{
+    serve, Client, ClientConfig, CloseReason, ConnHandle, Event, ServerConfig, Shutdown,
+    TransportError,
+};
+
+struct TestServer {
+    addr: SocketAddr,
+    shutdown: Shutdown,
+    server: Option<JoinHandle<()>>,
+    hub: Option<JoinHandle<()>>,
+    closed: Arc<Mutex<Vec<CloseReason>>>,
+    conns: Arc<Mutex<HashMap<u64, ConnHandle>>>,
+}
+
+impl TestServer {
+    fn start(config: ServerConfig) -> TestServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = Shutdown::new();
+        let (tx, rx) = crossbeam_channel::bounded(1024);
+        let server = {
+            let shutdown = shutdown.clone();
+            std::thread::spawn(move || serve(listener, config, shutdown, tx).unwrap())
+        };
+        let closed = Arc::new(Mutex::new(Vec::new()));
+        let conns: Arc<Mutex<HashMap<u64, ConnHandle>>> = Arc::default();
+        let hub = {
+            let (closed, conns) = (closed.clone(), conns.clone());
+            std::thread::spawn(move || {
+                for event in rx {
+                    match event {
+                        Event::Hello { conn, hello } => {
+                            conn.send(&Frame::control(control::Welcome {
+                                server_name: "test".into(),
+                                client_id: conn.id().0 as u32,
+                                name: hello.name,
+                                capabilities: Capabilities::ALL,
+                                max_payload: lanlink_proto::DEFAULT_MAX_PAYLOAD,
+                                motd: String::new(),
+                            }))
+                            .unwrap();
+                            conns.lock().unwrap().insert(conn.id().0, conn);
+                        }
+                        Event::Frame { conn, frame } => {
+                            for (id, c) in conns.lock().unwrap().iter() {
+                                if *id != conn.0 {
+                                    let _ = c.send(&frame);
+                                }
+                            }
+                        }
+                        Event::Closed { conn, reason, .. } => {
+                            conns.lock().unwrap().remove(&conn.0);
+                            closed.lock().unwrap().push(reason);
+                        }
+                    }
+                }
+            })
+        };
+        TestServer {
+            addr,
+            shutdown,
+            server: Some(server),
+            hub: Some(hub),
+            closed,
+            conns,
+        }
+    }
+
+    fn connect(&self, name: &str) -> Result<Client, TransportError> {
+        Client::connect(
+            &self.addr.to_string(),
+            hello(name, None),
+            ClientConfig::default(),
+        )
+    }
+
+    /// Waits until a close reason matching `pred` has been reported.
+    fn wait_closed(&self, pred: impl Fn(&CloseReason) -> bool) -> CloseReason {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(r) = self.closed.lock().unwrap().iter().find(|r| pred(r)) {
+                return r.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no matching close; saw {:?}",
+                self.closed.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stop(mut self) {
+        self.shutdown.trigger();
+        self.server.take().unwrap().join().unwrap();
+        self.hub.take().unwrap().join().unwrap();
+    }
+}
+
+fn hello(name: &str, token: Option<&str>) -> control::Hello {
+    control::Hello {
+        name: name.into(),
+        token: token.map(Into::into),
+        capabilities: Capabilities::CHAT,
+    }
+}
+
+fn chat(text: &str) -> Frame {
+    Frame::control(ChatMessage {
+        room: "lobby".into(),
+        from: String::new(),
+        text: text.into(),
+        action: false,
+        timestamp_ms: 0,
+    })
+}
+
+/// Reads frames from a raw socket until one arrives or the socket closes.
+fn read_frame(stream: &mut TcpStream, decoder: &mut FrameDecoder) -> Option<Frame> {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(f) = decoder.decode().unwrap() {
+            return Some(f);
+        }
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => decoder.push(&buf[..n]),
+        }
+    }
+}
+
+fn raw_handshake(addr: SocketAddr, name: &str) -> (TcpStream, FrameDecoder) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(&Frame::control(hello(name, None)).to_bytes().unwrap())
+        .unwrap();
+    let mut d = FrameDecoder::new();
+    let f = read_frame(&mut s, &mut d).unwrap();
+    assert_eq!(f.kind(), Kind::Welcome);
+    (s, d)
+}
+
+/// A client still works end to end: it receives what another one sends.
+fn assert_relay_works(server: &TestServer) {
+    let a = server.connect("probe-a").unwrap();
+    let b = server.connect("probe-b").unwrap();
+    wait_for_conns(server, 2);
+    a.send(&chat("still alive")).unwrap();
+    let got = b
+        .recv_timeout(Duration::from_secs(5))
+        .unwrap()
+        .expect("relayed frame");
+    assert_eq!(got, chat("still alive"));
+}
+
+fn wait_for_conns(server: &TestServer, at_least: usize) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while server.conns.lock().unwrap().len() < at_least {
+        assert!(Instant::now() < deadline, "clients did not register");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn clients_handshake_and_relay() {
+    let server = TestServer::start(ServerConfig::default());
+    let a = server.connect("ada").unwrap();
+    assert_eq!(a.welcome().name, "ada");
+    let b = server.connect("bob").unwrap();
+    wait_for_conns(&server, 2);
+    for i in 0..100 {
+        a.send(&chat(&format!("m{i}"))).unwrap();
+    }
+    for i in 0..100 {
+        assert_eq!(
+            b.recv_timeout(Duration::from_secs(5)).unwrap(),
+            Some(chat(&format!("m{i}")))
+        );
+    }
+    a.close("done");
+    server.wait_closed(|r| *r == CloseReason::Goodbye("done".into()));
+    drop(b);
+    server.stop();
+}
+
+#[test]
+fn token_is_required_and_checked() {
+    let config = ServerConfig {
+        token: Some("s3cret".into()),
+        ..ServerConfig::default()
+    };
+    let server = TestServer::start(config);
+    let addr = server.addr.to_string();
+    let err = Client::connect(&addr, hello("a", None), ClientConfig::default()).unwrap_err();
+    assert!(
+        matches!(&err, TransportError::Refused { code: ErrorCode::BAD_TOKEN, reason } if reason.contains("requires")),
+        "{err}"
+    );
+    let err =
+        Client::connect(&addr, hello("a", Some("guess")), ClientConfig::default()).unwrap_err();
+    assert!(
+        matches!(&err, TransportError::Refused { code: ErrorCode::BAD_TOKEN, reason } if reason == "wrong access token")
+    );
+    let ok = Client::connect(&addr, hello("a", Some("s3cret")), ClientConfig::default()).unwrap();
+    assert_eq!(ok.welcome().name, "a");
+    drop(ok);
+    server.stop();
+}
+
+#[test]
+fn wrong_protocol_version_is_refused_naming_both() {
+    let server = TestServer::start(ServerConfig::default());
+    let mut bytes = Frame::control(hello("future", None))
+        .to_bytes()
+        .unwrap()
+        .to_vec();
+    bytes[2] = 9;
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    s.write_all(&bytes).unwrap();
+    let f = read_frame(&mut s, &mut FrameDecoder::new()).expect("a refusal");
+    match f.message {
+        Message::Refuse(r) => {
+            assert_eq!(r.code, ErrorCode::VERSION_MISMATCH);
+            assert!(
+                r.reason.contains("version 1") && r.reason.contains("version 9"),
+                "{}",
+                r.reason
+            );
+        }
+        other => panic!("expected Refuse, got {other:?}"),
+    }
+    assert_relay_works(&server);
+    server.stop();
+}
+
+#[test]
+fn garbage_and_oversized_headers_end_only_that_connection() {
+    let server = TestServer::start(ServerConfig::default());
+    let a = server.connect("ada").unwrap();
+    let b = server.connect("bob").unwrap();
+    wait_for_conns(&server, 2);
+
+    // Garbage instead of a handshake.
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let f = read_frame(&mut s, &mut FrameDecoder::new()).expect("an answer");
+    assert!(
+        matches!(f.message, Message::Refuse(r) if r.code == ErrorCode::MALFORMED && r.reason.contains("magic"))
+    );
+
+    // After the handshake: a header claiming 4 GiB.
+    let (mut s, mut d) = raw_handshake(server.addr, "mallory");
+    let mut head = [0u8; HEADER_LEN];
+    Header {
+        kind: Kind::FileChunk,
+        stream: 1,
+        len: u32::MAX,
+    }
+    .encode_into(&mut head);
+    s.write_all(&head).unwrap();
+    let f = read_frame(&mut s, &mut d).expect("an error frame");
+    match f.message {
+        Message::Error(e) => {
+            assert_eq!(e.code, ErrorCode::TOO_LARGE);
+            assert!(e.message.contains("4294967295"), "{}", e.message);
+        }
+        other => panic!("expected Error, got {other:?}"),
+    }
+    assert!(
+        read_frame(&mut s, &mut d).is_none(),
+        "connection should be closed"
+    );
+    server.wait_closed(|r| matches!(r, CloseReason::Malformed(_)));
+
+    // Everyone else is still served.
+    a.send(&chat("after")).unwrap();
+    assert_eq!(
+        b.recv_timeout(Duration::from_secs(5)).unwrap(),
+        Some(chat("after"))
+    );
+    drop((a, b));
+    server.stop();
+}
+
+#[test]
+fn half_a_frame_then_disconnect_is_reported() {
+    let server = TestServer::start(ServerConfig::default());
+    let (mut s, _) = raw_handshake(server.addr, "quitter");
+    let bytes = chat("this frame never finishes").to_bytes().unwrap();
+    s.write_all(&bytes[..bytes.len() / 2]).unwrap();
+    drop(s);
+    let r = server.wait_closed(|r| matches!(r, CloseReason::PeerClosedMidFrame { .. }));
+    assert_eq!(
+        r,
+        CloseReason::PeerClosedMidFrame {
+            buffered: bytes.len() / 2
+        }
+    );
+    assert_relay_works(&server);
+    server.stop();
+}
+
+#[test]
+fn silent_connections_are_closed_at_the_handshake_deadline() {
+    let config = ServerConfig {
+        handshake_timeout: Duration::from_millis(300),
+        ..ServerConfig::default()
+    };
+    let server = TestServer::start(config);
+    let started = Instant::now();
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    let f = read_frame(&mut s, &mut FrameDecoder::new()).expect("a refusal");
+    assert!(matches!(f.message, Message::Refuse(r) if r.code == ErrorCode::TIMEOUT));
+    assert!(read_frame(&mut s, &mut FrameDecoder::new()).is_none());
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(300) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+    assert_relay_works(&server);
+    server.stop();
+}
+
+#[test]
+fn client_limit_refuses_the_next_one() {
+    let config = ServerConfig {
+        max_clients: 2,
+        ..ServerConfig::default()
+    };
+    let server = TestServer::start(config);
+    let a = server.connect("a").unwrap();
+    let b = server.connect("b").unwrap();
+    let err = server.connect("c").unwrap_err();
+    assert!(
+        matches!(&err, TransportError::Refused { code: ErrorCode::SERVER_FULL, reason } if reason.contains("full")),
+        "{err}"
+    );
+    drop(a);
+    // The freed slot is usable again.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let c = loop {
+        match server.connect("c") {
+            Ok(c) => break c,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => panic!("slot not freed: {e}"),
+        }
+    };
+    drop((b, c));
+    server.stop();
+}
+
+#[test]
+fn a_client_that_stops_reading_is_disconnected_and_others_are_unaffected() {
+    let mut config = ServerConfig::default();
+    config.conn.max_queued_bytes = 1024 * 1024;
+    let server = TestServer::start(config);
+    // The stuck client completes the handshake, then never reads again.
+    let (stuck, _) = raw_handshake(server.addr, "stuck");
+    let sender = server.connect("sender").unwrap();
+    let reader = server.connect("reader").unwrap();
+    wait_for_conns(&server, 3);
+
+    // 10,000 messages of 2 KB: far more than the stuck client's queue limit
+    // plus what the kernel buffers for it. The sender stays at most 200
+    // messages ahead of the healthy reader, as a rate-limited chat would.
+    let text = "x".repeat(2000);
+    let n = 10_000;
+    let received = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let consumer = {
+        let received = received.clone();
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while received.load(std::sync::atomic::Ordering::SeqCst) < n
+                && Instant::now() < deadline
+            {
+                if let Ok(Some(_)) = reader.recv_timeout(Duration::from_millis(500)) {
+                    received.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            }
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for i in 0..n {
+        while i >= received.load(std::sync::atomic::Ordering::SeqCst) + 200 {
+            assert!(
+                Instant::now() < deadline,
+                "the healthy reader stalled at {i}"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        sender.send(&chat(&text)).unwrap();
+    }
+    consumer.join().unwrap();
+    assert_eq!(
+        received.load(std::sync::atomic::Ordering::SeqCst),
+        n,
+        "the healthy reader got everything"
+    );
+    let r = server.wait_closed(|r| matches!(r, CloseReason::TooSlow { .. }));
+    match r {
+        CloseReason::TooSlow { queued } => assert!(queued <= 1024 * 1024 + 4096, "{queued}"),
+        _ => unreachable!(),
+    }
+    drop(stuck);
+    drop(sender);
+    server.stop();
+}
+
+#[test]
+fn keepalive_measures_rtt_and_idle_peers_time_out() {
+    let mut config = ServerConfig::default();
+    config.conn.ping_interval = Duration::from_millis(100);
+    config.conn.idle_timeout = Duration::from_millis(600);
+    let server = TestServer::start(config.clone());
+    // A real client answers pings, so it stays connected past the idle timeout.
+    let client_config = ClientConfig {
+        conn: lanlink_transport::ConnConfig {
+            block_when_full: true,
+            ..config.conn.clone()
+        },
+        ..ClientConfig::default()
+    };
+    let live =
+        Client::connect(&server.addr.to_string(), hello("live", None), client_config).unwrap();
+    // A raw peer that never answers pings is closed after the idle timeout.
+    let (mut silent, mut d) = raw_handshake(server.addr, "silent");
+    std::thread::sleep(Duration::from_millis(1000));
+    let conns = server.conns.lock().unwrap().clone();
+    let live_handle = conns
+        .values()
+        .find(|c| c.rtt().is_some())
+        .expect("an RTT was measured");
+    assert!(live_handle.rtt().unwrap() < Duration::from_millis(100));
+    server.wait_closed(|r| matches!(r, CloseReason::IdleTimeout(_)));
+    // The silent peer got pings and then a timeout error.
+    let mut kinds = Vec::new();
+    while let Some(f) = read_frame(&mut silent, &mut d) {
+        kinds.push(f.kind());
+    }
+    assert!(kinds.contains(&Kind::Ping), "{kinds:?}");
+    assert_eq!(kinds.last(), Some(&Kind::Error), "{kinds:?}");
+    // The live client is still connected and working.
+    live.send(&Frame::control(control::Ping { nonce: 5 }))
+        .unwrap();
+    drop(live);
+    server.stop();
+}
+
+#[test]
+fn shutdown_says_goodbye_to_everyone_and_returns() {
+    let server = TestServer::start(ServerConfig::default());
+    let a = server.connect("a").unwrap();
+    let (mut raw, mut d) = raw_handshake(server.addr, "raw");
+    wait_for_conns(&server, 2);
+    let started = Instant::now();
+    let shutdown = server.shutdown.clone();
+    shutdown.trigger();
+    let f = read_frame(&mut raw, &mut d).expect("goodbye");
+    assert!(matches!(f.message, Message::Goodbye(g) if g.reason.contains("shutting down")));
+    drop(raw);
+    match a.recv_timeout(Duration::from_secs(5)) {
+        Err(TransportError::Closed(CloseReason::Goodbye(r))) => {
+            assert!(r.contains("shutting down"))
+        }
+        other => panic!("expected goodbye, got {other:?}"),
+    }
+    server.stop();
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
