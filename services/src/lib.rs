@@ -2,3 +2,14 @@
 //! written as sans-IO state machines on top of `lanlink-proto` (frames and a
 //! clock in, frames to send out) and wired to connections by `lanlink-transport`.
 //! They hold no device code and open no sockets.
+//!
+//! # Layout
+//! - [`chat`]: rooms, messages, nicknames and presence ([`chat::ChatService`]),
+//!   and the client-side command line ([`chat::command`]).
+//! - [`ServiceError`]: the one error type; its [`ServiceError::code`] is what
+//!   the peer is told.
+
+pub mod chat;
+mod error;
+
+pub use error::{NameKind, ServiceError};

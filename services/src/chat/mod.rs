@@ -1,0 +1,129 @@
+//! Chat: rooms, room and private messages, nicknames, presence and history,
+//! as a sans-IO state machine.
+//!
+//! [`ChatService`] owns no socket, thread or clock. The server calls
+//! [`ChatService::connect`] once a client's `Hello` is accepted, passes each
+//! chat frame it receives to [`ChatService::handle`] together with the time
+//! ([`Now`]), and calls [`ChatService::disconnect`] when the connection ends.
+//! Every call appends the frames to send to an `out` vector of [`Outgoing`];
+//! how and when they are written is the server's business. So every rule here
+//! is testable with plain function calls.
+//!
+//! A client's mistake becomes a [`lanlink_proto::control::Error`] frame to
+//! that client alone, and a refused request changes nothing. Nicknames and
+//! room names are compared case-insensitively. Rooms exist while they have
+//! members; the history of a room goes with its last member.
+//!
+//! [`command`] is the client side: typed lines to messages, received messages
+//! to printable lines.
+//!
+//! # Example
+//! ```
+//! use std::time::Instant;
+//! use lanlink_proto::{chat::ChatMessage, Message};
+//! use lanlink_services::chat::{ChatConfig, ChatService, Now};
+//! use lanlink_transport::ConnId;
+//!
+//! let mut chat = ChatService::new(ChatConfig::default());
+//! let now = Now { instant: Instant::now(), unix_ms: 1_700_000_000_000 };
+//! let mut out = Vec::new();
+//! chat.connect(ConnId(1), "ada", &now, &mut out).unwrap();
+//! chat.connect(ConnId(2), "bob", &now, &mut out).unwrap();
+//! out.clear();
+//!
+//! let hello = ChatMessage {
+//!     room: "lobby".into(),
+//!     from: String::new(),
+//!     text: "hi bob".into(),
+//!     action: false,
+//!     timestamp_ms: 0,
+//! };
+//! chat.handle(ConnId(1), hello.into(), &now, &mut out);
+//! assert_eq!(out.len(), 1);
+//! assert_eq!(out[0].to, ConnId(2));
+//! let Message::ChatMessage(m) = &out[0].frame.message else { panic!() };
+//! assert_eq!((m.from.as_str(), m.timestamp_ms), ("ada", now.unix_ms));
+//! ```
+
+pub mod command;
+mod format;
+mod names;
+mod rate;
+mod requests;
+mod room;
+mod service;
+#[cfg(test)]
+mod tests;
+
+use std::time::Instant;
+
+use lanlink_proto::Frame;
+use lanlink_transport::ConnId;
+
+pub use service::ChatService;
+
+/// The time, as the caller's clock sees it: the service reads no clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Now {
+    /// Monotonic time, for rate limits.
+    pub instant: Instant,
+    /// Wall-clock time in milliseconds since the Unix epoch, for message
+    /// timestamps.
+    pub unix_ms: u64,
+}
+
+/// A frame the service wants sent to one connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    /// The connection to send it on.
+    pub to: ConnId,
+    /// The frame; chat frames always use the control stream.
+    pub frame: Frame,
+}
+
+/// Limits and settings of a [`ChatService`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatConfig {
+    /// The room every client is put in on connect. It never takes a password.
+    pub default_room: String,
+    /// How many recent messages each room keeps and replays on join.
+    pub history_len: usize,
+    /// The longest message text accepted, in bytes. Keep it under 65 535, the
+    /// wire format's string limit.
+    pub max_message_len: usize,
+    /// The longest nickname or room name accepted, in bytes.
+    pub max_name_len: usize,
+    /// How many room or private messages a client may send at once.
+    pub rate_burst: u32,
+    /// How many messages a second a client may keep sending after its burst.
+    /// Zero means none after the burst; infinity means no limit.
+    pub rate_per_second: f64,
+    /// Sent as a notice to every client on connect.
+    pub motd: Option<String>,
+}
+
+impl Default for ChatConfig {
+    /// `lobby`, 50 messages of history, 4 KiB messages, 32-byte names, and a
+    /// burst of 10 messages refilled at 2 a second; no message of the day.
+    fn default() -> ChatConfig {
+        ChatConfig {
+            default_room: "lobby".into(),
+            history_len: 50,
+            max_message_len: 4096,
+            max_name_len: 32,
+            rate_burst: 10,
+            rate_per_second: 2.0,
+            motd: None,
+        }
+    }
+}
+
+impl Outgoing {
+    /// A frame on the control stream for `to`.
+    pub fn control(to: ConnId, message: impl Into<lanlink_proto::Message>) -> Outgoing {
+        Outgoing {
+            to,
+            frame: Frame::control(message),
+        }
+    }
+}

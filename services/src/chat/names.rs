@@ -1,0 +1,134 @@
+//! Naming rules for nicknames and rooms, and the case-folded key under which
+//! both are looked up.
+//!
+//! Names end up in other people's terminals and in command lines
+//! (`/msg NICK TEXT`), so they may not hold whitespace or control characters.
+//! A nickname may not start with `#` (reads as a room) or `/` (reads as a
+//! command); a room name may not start with `/`.
+
+use crate::error::{NameKind, ServiceError};
+
+/// The key a name is compared and looked up by: `Ada` and `ada` are the same
+/// user, `Lobby` and `lobby` the same room.
+pub(crate) fn fold(name: &str) -> String {
+    name.to_lowercase()
+}
+
+/// Checks a nickname against the rules; `max_len` is in bytes.
+pub(crate) fn check_nickname(name: &str, max_len: usize) -> Result<(), ServiceError> {
+    check(NameKind::Nickname, name, max_len)?;
+    if name.starts_with('#') || name.starts_with('/') {
+        return Err(invalid(
+            NameKind::Nickname,
+            name,
+            "it may not start with '#' or '/'",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a room name against the rules; `max_len` is in bytes.
+pub(crate) fn check_room(name: &str, max_len: usize) -> Result<(), ServiceError> {
+    check(NameKind::Room, name, max_len)?;
+    if name.starts_with('/') {
+        return Err(invalid(NameKind::Room, name, "it may not start with '/'"));
+    }
+    Ok(())
+}
+
+fn check(kind: NameKind, name: &str, max_len: usize) -> Result<(), ServiceError> {
+    if name.is_empty() {
+        return Err(invalid(kind, name, "it is empty"));
+    }
+    if name.len() > max_len {
+        let reason = format!("it is longer than {max_len} bytes");
+        return Err(invalid(kind, name, &reason));
+    }
+    if name.chars().any(char::is_whitespace) {
+        return Err(invalid(kind, name, "it contains whitespace"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(invalid(kind, name, "it contains control characters"));
+    }
+    Ok(())
+}
+
+fn invalid(kind: NameKind, name: &str, reason: &str) -> ServiceError {
+    ServiceError::InvalidName {
+        kind,
+        name: name.to_owned(),
+        reason: reason.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reason(r: Result<(), ServiceError>) -> String {
+        match r {
+            Err(ServiceError::InvalidName { reason, .. }) => reason,
+            other => panic!("expected InvalidName, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn good_names_pass() {
+        for name in ["ada", "Bob_2", "ünïcødé", "a-b.c", "x"] {
+            assert_eq!(check_nickname(name, 32), Ok(()), "{name}");
+            assert_eq!(check_room(name, 32), Ok(()), "{name}");
+        }
+        assert_eq!(check_room("#ops", 32), Ok(()));
+        assert_eq!(check_nickname(&"a".repeat(32), 32), Ok(()));
+    }
+
+    #[test]
+    fn bad_names_say_why() {
+        assert_eq!(reason(check_nickname("", 32)), "it is empty");
+        assert_eq!(
+            reason(check_nickname(&"a".repeat(33), 32)),
+            "it is longer than 32 bytes"
+        );
+        // The limit is in bytes: 17 two-byte characters are 34 bytes.
+        assert_eq!(
+            reason(check_nickname(&"é".repeat(17), 32)),
+            "it is longer than 32 bytes"
+        );
+        assert_eq!(reason(check_nickname("a b", 32)), "it contains whitespace");
+        assert_eq!(reason(check_nickname("a\tb", 32)), "it contains whitespace");
+        assert_eq!(
+            reason(check_nickname("a\u{1b}[31m", 32)),
+            "it contains control characters"
+        );
+        assert_eq!(
+            reason(check_nickname("#ops", 32)),
+            "it may not start with '#' or '/'"
+        );
+        assert_eq!(
+            reason(check_nickname("/me", 32)),
+            "it may not start with '#' or '/'"
+        );
+        assert_eq!(reason(check_room("/x", 32)), "it may not start with '/'");
+        assert_eq!(
+            reason(check_room("two words", 32)),
+            "it contains whitespace"
+        );
+    }
+
+    #[test]
+    fn error_names_the_kind_and_the_name() {
+        let e = check_room("a b", 32).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            r#"invalid room name "a b": it contains whitespace"#
+        );
+        let e = check_nickname("", 32).unwrap_err();
+        assert_eq!(e.to_string(), r#"invalid nickname "": it is empty"#);
+    }
+
+    #[test]
+    fn folding_ignores_case() {
+        assert_eq!(fold("Ada"), fold("aDA"));
+        assert_eq!(fold("ÉMILE"), "émile");
+    }
+}

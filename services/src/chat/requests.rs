@@ -1,0 +1,283 @@
+//! The handlers of each chat request, on [`ChatService`]'s state.
+//!
+//! Each one checks everything before it pushes anything to `out`, so a
+//! refused request never leaves half a broadcast behind.
+
+use std::collections::{BTreeSet, HashMap};
+
+use lanlink_proto::chat::{
+    ChatMessage, History, NickChanged, Presence, PresenceChange, PrivateMessage, Roster,
+};
+use lanlink_transport::ConnId;
+
+use super::names::{check_nickname, check_room, fold};
+use super::room::ChatRoom;
+use super::service::{ChatService, Client};
+use super::{Now, Outgoing};
+use crate::error::ServiceError;
+
+impl ChatService {
+    pub(super) fn join(
+        &mut self,
+        conn: ConnId,
+        room: &str,
+        password: Option<String>,
+        out: &mut Vec<Outgoing>,
+    ) -> Result<(), ServiceError> {
+        check_room(room, self.config.max_name_len)?;
+        self.enter(conn, room, password, out)
+    }
+
+    /// Puts `conn` in a room, creating it if needed. Joining a room one is
+    /// already in only resends its history and roster (a client's `/join` to
+    /// switch between its rooms), without a presence event.
+    pub(super) fn enter(
+        &mut self,
+        conn: ConnId,
+        room_name: &str,
+        password: Option<String>,
+        out: &mut Vec<Outgoing>,
+    ) -> Result<(), ServiceError> {
+        let key = fold(room_name);
+        if let Some(room) = self.rooms.get(&key) {
+            if !room.admits(conn, password.as_deref()) {
+                return Err(ServiceError::WrongPassword {
+                    room: room_name.into(),
+                });
+            }
+        }
+        let Some(client) = self.clients.get_mut(&conn) else {
+            return Err(ServiceError::NotRegistered { conn });
+        };
+        // The default room never takes a password: connect puts everyone in
+        // it without asking for one.
+        let password = password.filter(|_| key != fold(&self.config.default_room));
+        let history_len = self.config.history_len;
+        let room = self
+            .rooms
+            .entry(key.clone())
+            .or_insert_with(|| ChatRoom::new(room_name, password, history_len));
+        if room.insert(conn) {
+            client.rooms.insert(key);
+            let presence = Presence {
+                room: room.name().into(),
+                name: client.name.clone(),
+                change: PresenceChange::Joined,
+                reason: String::new(),
+            };
+            for member in room.members().filter(|&m| m != conn) {
+                out.push(Outgoing::control(member, presence.clone()));
+            }
+        }
+        let history = History {
+            room: room.name().into(),
+            messages: room.recent(history_len),
+        };
+        out.push(Outgoing::control(conn, history));
+        out.push(Outgoing::control(conn, roster_of(&self.clients, room)));
+        Ok(())
+    }
+
+    pub(super) fn leave(
+        &mut self,
+        conn: ConnId,
+        room: &str,
+        out: &mut Vec<Outgoing>,
+    ) -> Result<(), ServiceError> {
+        let key = fold(room);
+        if !self.rooms.get(&key).is_some_and(|r| r.contains(conn)) {
+            return Err(ServiceError::NotInRoom { room: room.into() });
+        }
+        self.part(conn, &key, "", true, out);
+        Ok(())
+    }
+
+    /// Takes `conn` out of the room with folded name `key`, tells the members
+    /// (and the leaver too if `tell_self`), and drops the room if now empty.
+    pub(super) fn part(
+        &mut self,
+        conn: ConnId,
+        key: &str,
+        reason: &str,
+        tell_self: bool,
+        out: &mut Vec<Outgoing>,
+    ) {
+        let (Some(client), Some(room)) = (self.clients.get_mut(&conn), self.rooms.get_mut(key))
+        else {
+            return;
+        };
+        client.rooms.remove(key);
+        let presence = Presence {
+            room: room.name().into(),
+            name: client.name.clone(),
+            change: PresenceChange::Left,
+            reason: reason.into(),
+        };
+        for member in room.members().filter(|&m| tell_self || m != conn) {
+            out.push(Outgoing::control(member, presence.clone()));
+        }
+        room.remove(conn);
+        if room.is_empty() {
+            self.rooms.remove(key);
+        }
+    }
+
+    /// Checks the rate limit and the length shared by room and private
+    /// messages, and returns the sender's nickname.
+    fn admit_text(&mut self, conn: ConnId, text: &str, now: &Now) -> Result<String, ServiceError> {
+        let Some(client) = self.clients.get_mut(&conn) else {
+            return Err(ServiceError::NotRegistered { conn });
+        };
+        // Refused attempts cost a token too, so that a client cannot flood
+        // us with invalid messages and the error frames they cause.
+        client
+            .bucket
+            .try_take(now.instant)
+            .map_err(|retry_after_ms| ServiceError::RateLimited { retry_after_ms })?;
+        let max = self.config.max_message_len;
+        if text.len() > max {
+            return Err(ServiceError::MessageTooLong {
+                len: text.len(),
+                max,
+            });
+        }
+        Ok(client.name.clone())
+    }
+
+    pub(super) fn say(
+        &mut self,
+        conn: ConnId,
+        m: ChatMessage,
+        now: &Now,
+        out: &mut Vec<Outgoing>,
+    ) -> Result<(), ServiceError> {
+        let from = self.admit_text(conn, &m.text, now)?;
+        let Some(room) = self
+            .rooms
+            .get_mut(&fold(&m.room))
+            .filter(|r| r.contains(conn))
+        else {
+            return Err(ServiceError::NotInRoom { room: m.room });
+        };
+        // The server, not the client, says who spoke and when.
+        let said = ChatMessage {
+            room: room.name().into(),
+            from,
+            text: m.text,
+            action: m.action,
+            timestamp_ms: now.unix_ms,
+        };
+        for member in room.members().filter(|&m| m != conn) {
+            out.push(Outgoing::control(member, said.clone()));
+        }
+        room.record(said);
+        Ok(())
+    }
+
+    pub(super) fn whisper(
+        &mut self,
+        conn: ConnId,
+        m: PrivateMessage,
+        now: &Now,
+        out: &mut Vec<Outgoing>,
+    ) -> Result<(), ServiceError> {
+        let from = self.admit_text(conn, &m.text, now)?;
+        let target = self.conn_of(&m.to);
+        let Some((target, to)) = target.and_then(|t| Some((t, self.name_of(t)?.to_owned()))) else {
+            return Err(ServiceError::NoSuchUser { name: m.to });
+        };
+        let whisper = PrivateMessage {
+            to,
+            from,
+            text: m.text,
+            action: m.action,
+            timestamp_ms: now.unix_ms,
+        };
+        out.push(Outgoing::control(target, whisper));
+        Ok(())
+    }
+
+    pub(super) fn set_nick(
+        &mut self,
+        conn: ConnId,
+        new: &str,
+        out: &mut Vec<Outgoing>,
+    ) -> Result<(), ServiceError> {
+        check_nickname(new, self.config.max_name_len)?;
+        let key = fold(new);
+        if self.nicks.get(&key).is_some_and(|&owner| owner != conn) {
+            return Err(ServiceError::NameTaken { name: new.into() });
+        }
+        let Some(client) = self.clients.get_mut(&conn) else {
+            return Err(ServiceError::NotRegistered { conn });
+        };
+        if client.name == new {
+            return Ok(());
+        }
+        let old = std::mem::replace(&mut client.name, new.into());
+        self.nicks.remove(&fold(&old));
+        self.nicks.insert(key, conn);
+        // Everyone who can see this client's name, each once, and itself.
+        let mut audience = BTreeSet::from([conn]);
+        for key in &client.rooms {
+            audience.extend(self.rooms.get(key).into_iter().flat_map(ChatRoom::members));
+        }
+        let changed = NickChanged {
+            old,
+            new: new.into(),
+        };
+        for member in audience {
+            out.push(Outgoing::control(member, changed.clone()));
+        }
+        Ok(())
+    }
+
+    /// Anyone may ask who is in a room without a password; a room with one
+    /// shows its members to its members only.
+    pub(super) fn roster(
+        &mut self,
+        conn: ConnId,
+        room: &str,
+        out: &mut Vec<Outgoing>,
+    ) -> Result<(), ServiceError> {
+        let Some(found) = self.rooms.get(&fold(room)) else {
+            return Err(ServiceError::NoSuchRoom { room: room.into() });
+        };
+        if found.is_private() && !found.contains(conn) {
+            return Err(ServiceError::NotInRoom { room: room.into() });
+        }
+        out.push(Outgoing::control(conn, roster_of(&self.clients, found)));
+        Ok(())
+    }
+
+    pub(super) fn history(
+        &mut self,
+        conn: ConnId,
+        room: &str,
+        limit: usize,
+        out: &mut Vec<Outgoing>,
+    ) -> Result<(), ServiceError> {
+        let Some(found) = self.rooms.get(&fold(room)).filter(|r| r.contains(conn)) else {
+            return Err(ServiceError::NotInRoom { room: room.into() });
+        };
+        let history = History {
+            room: found.name().into(),
+            messages: found.recent(limit),
+        };
+        out.push(Outgoing::control(conn, history));
+        Ok(())
+    }
+}
+
+/// The roster of a room, sorted ignoring case.
+pub(super) fn roster_of(clients: &HashMap<ConnId, Client>, room: &ChatRoom) -> Roster {
+    let mut members: Vec<String> = room
+        .members()
+        .filter_map(|c| clients.get(&c).map(|c| c.name.clone()))
+        .collect();
+    members.sort_by_cached_key(|n| fold(n));
+    Roster {
+        room: room.name().into(),
+        members,
+    }
+}

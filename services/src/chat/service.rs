@@ -1,0 +1,247 @@
+//! [`ChatService`]: the registry of clients and rooms, its lifecycle
+//! (connect, disconnect) and the dispatch of requests to the handlers in
+//! `requests.rs`.
+
+use std::collections::{BTreeSet, HashMap};
+
+use lanlink_proto::chat::{Join, Notice};
+use lanlink_proto::{ErrorCode, Message};
+use lanlink_transport::ConnId;
+
+use super::names::{check_nickname, fold};
+use super::rate::TokenBucket;
+use super::room::ChatRoom;
+use super::{ChatConfig, Now, Outgoing};
+use crate::error::ServiceError;
+
+/// The chat state of a whole server: who is connected under which nickname,
+/// which rooms exist and who is in them.
+///
+/// Invariants kept by every method: `nicks` maps the folded nickname of every
+/// client and nothing else; a client lists a room exactly when the room lists
+/// it; no room is empty.
+#[derive(Debug)]
+pub struct ChatService {
+    pub(super) config: ChatConfig,
+    pub(super) clients: HashMap<ConnId, Client>,
+    /// Folded nickname → its owner.
+    pub(super) nicks: HashMap<String, ConnId>,
+    /// Folded room name → room.
+    pub(super) rooms: HashMap<String, ChatRoom>,
+}
+
+#[derive(Debug)]
+pub(super) struct Client {
+    pub(super) name: String,
+    /// Folded names of the rooms the client is in; ordered, so that leaving
+    /// them all on disconnect is deterministic.
+    pub(super) rooms: BTreeSet<String>,
+    pub(super) bucket: TokenBucket,
+}
+
+impl ChatService {
+    /// A service with no clients and no rooms.
+    pub fn new(config: ChatConfig) -> ChatService {
+        ChatService {
+            config,
+            clients: HashMap::new(),
+            nicks: HashMap::new(),
+            rooms: HashMap::new(),
+        }
+    }
+
+    /// The settings this service runs with.
+    pub fn config(&self) -> &ChatConfig {
+        &self.config
+    }
+
+    /// Registers a client whose `Hello` the transport accepted, under
+    /// nickname `name`, and puts it in the default room.
+    ///
+    /// The nickname must be non-empty, at most `max_name_len` bytes, free of
+    /// whitespace and control characters, must not start with `#` or `/`, and
+    /// must not be taken by anyone (ignoring case). On success, `out` gets,
+    /// for the newcomer, a [`Notice`] with the message of the day (if any),
+    /// the room's [`History`](lanlink_proto::chat::History) and its
+    /// [`Roster`](lanlink_proto::chat::Roster), and for everyone else in the
+    /// room a [`Presence`](lanlink_proto::chat::Presence) `Joined`. On
+    /// refusal nothing is registered and the code and reason are meant for a
+    /// `Refuse` frame.
+    pub fn connect(
+        &mut self,
+        conn: ConnId,
+        name: &str,
+        now: &Now,
+        out: &mut Vec<Outgoing>,
+    ) -> Result<(), (ErrorCode, String)> {
+        self.try_connect(conn, name, now, out)
+            .map_err(|e| (e.code(), e.to_string()))
+    }
+
+    fn try_connect(
+        &mut self,
+        conn: ConnId,
+        name: &str,
+        now: &Now,
+        out: &mut Vec<Outgoing>,
+    ) -> Result<(), ServiceError> {
+        if self.clients.contains_key(&conn) {
+            return Err(ServiceError::AlreadyRegistered { conn });
+        }
+        check_nickname(name, self.config.max_name_len)?;
+        let key = fold(name);
+        if self.nicks.contains_key(&key) {
+            return Err(ServiceError::NameTaken { name: name.into() });
+        }
+        let bucket = TokenBucket::new(
+            self.config.rate_burst,
+            self.config.rate_per_second,
+            now.instant,
+        );
+        self.nicks.insert(key, conn);
+        self.clients.insert(
+            conn,
+            Client {
+                name: name.into(),
+                rooms: BTreeSet::new(),
+                bucket,
+            },
+        );
+        let mark = out.len();
+        if let Some(motd) = &self.config.motd {
+            out.push(Outgoing::control(
+                conn,
+                Notice {
+                    room: None,
+                    text: motd.clone(),
+                },
+            ));
+        }
+        let lobby = self.config.default_room.clone();
+        // Entering the default room cannot fail (it takes no password), but
+        // if it ever did, the client must not stay half registered.
+        if let Err(e) = self.enter(conn, &lobby, None, out) {
+            out.truncate(mark);
+            self.clients.remove(&conn);
+            self.nicks.remove(&fold(name));
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Handles one message from a registered client:
+    ///
+    /// - `Join`: enter a room (created if new; its creator may set a
+    ///   password). The joiner gets its `History` and `Roster`, the members a
+    ///   `Presence` `Joined`. Re-joining a room only resends those two.
+    /// - `Leave`: a `Presence` `Left` to the members, the leaver included.
+    /// - `ChatMessage`: stamped with the sender's nickname and `now.unix_ms`,
+    ///   sent to every other member of the room, kept in its history.
+    /// - `PrivateMessage`: stamped likewise, sent to its target only.
+    /// - `SetNick`: a `NickChanged` to the client and everyone sharing a room
+    ///   with it.
+    /// - `RosterRequest`, `HistoryRequest`: answered to the sender.
+    ///
+    /// Room and private messages count against the client's rate limit.
+    /// Anything wrong with the request (not a member of the room, text too
+    /// long, sending too fast, a bad or taken name, an unknown user, a
+    /// message that is not a chat request) is answered with a
+    /// `control::Error` frame naming the culprit, to `conn` alone, and
+    /// changes nothing (except that a refused message still costs a token).
+    pub fn handle(&mut self, conn: ConnId, message: Message, now: &Now, out: &mut Vec<Outgoing>) {
+        if let Err(e) = self.dispatch(conn, message, now, out) {
+            out.push(Outgoing {
+                to: conn,
+                frame: e.to_frame(),
+            });
+        }
+    }
+
+    /// Every handler checks everything before it pushes anything, so an
+    /// error never leaves half a broadcast in `out`.
+    fn dispatch(
+        &mut self,
+        conn: ConnId,
+        message: Message,
+        now: &Now,
+        out: &mut Vec<Outgoing>,
+    ) -> Result<(), ServiceError> {
+        if !self.clients.contains_key(&conn) {
+            return Err(ServiceError::NotRegistered { conn });
+        }
+        match message {
+            Message::Join(Join { room, password }) => self.join(conn, &room, password, out),
+            Message::Leave(leave) => self.leave(conn, &leave.room, out),
+            Message::ChatMessage(m) => self.say(conn, m, now, out),
+            Message::PrivateMessage(m) => self.whisper(conn, m, now, out),
+            Message::SetNick(set) => self.set_nick(conn, &set.name, out),
+            Message::RosterRequest(r) => self.roster(conn, &r.room, out),
+            Message::HistoryRequest(h) => self.history(conn, &h.room, h.limit.into(), out),
+            other => Err(ServiceError::UnexpectedMessage { kind: other.kind() }),
+        }
+    }
+
+    /// Forgets a client that quit, was killed or was kicked: everyone left in
+    /// its rooms gets a [`Presence`](lanlink_proto::chat::Presence) `Left`
+    /// with `reason`, and its nickname is free again. Unknown connections are
+    /// ignored.
+    pub fn disconnect(&mut self, conn: ConnId, reason: &str, out: &mut Vec<Outgoing>) {
+        let Some(client) = self.clients.get(&conn) else {
+            return;
+        };
+        for key in client.rooms.clone() {
+            self.part(conn, &key, reason, false, out);
+        }
+        if let Some(client) = self.clients.remove(&conn) {
+            self.nicks.remove(&fold(&client.name));
+        }
+    }
+
+    /// The nickname of a registered connection.
+    pub fn name_of(&self, conn: ConnId) -> Option<&str> {
+        self.clients.get(&conn).map(|c| c.name.as_str())
+    }
+
+    /// The connection using a nickname (compared ignoring case).
+    pub fn conn_of(&self, name: &str) -> Option<ConnId> {
+        self.nicks.get(&fold(name)).copied()
+    }
+
+    /// How many clients are registered.
+    pub fn client_count(&self) -> usize {
+        self.clients.len()
+    }
+
+    /// How many rooms exist (all of them have members).
+    pub fn room_count(&self) -> usize {
+        self.rooms.len()
+    }
+
+    /// The nicknames in a room, sorted ignoring case; `None` if there is no
+    /// such room.
+    pub fn room_members(&self, room: &str) -> Option<Vec<&str>> {
+        let room = self.rooms.get(&fold(room))?;
+        let mut names: Vec<&str> = room.members().filter_map(|c| self.name_of(c)).collect();
+        names.sort_by_cached_key(|n| fold(n));
+        Some(names)
+    }
+
+    /// Checks the invariants listed on the type; tests call it after every
+    /// step.
+    #[cfg(test)]
+    pub(crate) fn assert_consistent(&self) {
+        assert_eq!(self.nicks.len(), self.clients.len());
+        for (conn, client) in &self.clients {
+            assert_eq!(self.nicks.get(&fold(&client.name)), Some(conn));
+            for key in &client.rooms {
+                assert!(self.rooms[key].contains(*conn), "{conn} lists {key}");
+            }
+        }
+        for (key, room) in &self.rooms {
+            assert!(!room.is_empty(), "room {key} is empty");
+            for member in room.members() {
+                assert!(self.clients[&member].rooms.contains(key));
+            }
+        }
+    }
+}

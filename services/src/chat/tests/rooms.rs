@@ -1,0 +1,161 @@
+//! Rooms: creation, re-joining, removal, passwords, rosters, and requests
+//! the chat service does not take.
+
+use super::*;
+
+#[test]
+fn rooms_are_created_on_first_join_and_dropped_when_empty() {
+    let mut chat = Chat::trio(ChatConfig::default());
+    assert_eq!(
+        chat.send(ADA, join("Ops", None)),
+        [
+            to(ADA, history("Ops", vec![])),
+            to(ADA, roster("Ops", &["ada"]))
+        ]
+    );
+    assert_eq!(chat.service.room_count(), 2);
+    // The creator's spelling names the room for everyone.
+    assert_eq!(
+        chat.send(BOB, join("ops", None)),
+        [
+            to(ADA, presence("Ops", "bob", PresenceChange::Joined, "")),
+            to(BOB, history("Ops", vec![])),
+            to(BOB, roster("Ops", &["ada", "bob"])),
+        ]
+    );
+    chat.send(ADA, said("ops", "secret plans"));
+    // Joining again (a client switching rooms) resends history and roster
+    // and announces nothing.
+    let out = chat.send(BOB, join("OPS", None));
+    assert_eq!(out.len(), 2);
+    assert!(out.iter().all(|o| o.to == BOB));
+    assert_eq!(out[1], to(BOB, roster("Ops", &["ada", "bob"])));
+
+    chat.send(ADA, Leave { room: "ops".into() });
+    chat.send(BOB, Leave { room: "ops".into() });
+    assert_eq!(chat.service.room_count(), 1);
+    assert_eq!(
+        chat.send(CAROL, join("ops", None))[0],
+        to(CAROL, history("ops", vec![]))
+    );
+}
+
+#[test]
+fn a_client_can_be_in_several_rooms_and_talk_in_each() {
+    let mut chat = Chat::trio(ChatConfig::default());
+    chat.send(ADA, join("ops", None));
+    chat.send(BOB, join("ops", None));
+    let in_ops = chat.send(ADA, said("ops", "ops only"));
+    assert_eq!(in_ops.iter().map(|o| o.to).collect::<Vec<_>>(), [BOB]);
+    let in_lobby = chat.send(ADA, said("lobby", "everyone"));
+    assert_eq!(
+        in_lobby.iter().map(|o| o.to).collect::<Vec<_>>(),
+        [BOB, CAROL]
+    );
+    // Leaving every room still leaves private messages.
+    chat.send(ADA, Leave { room: "ops".into() });
+    chat.send(
+        ADA,
+        Leave {
+            room: "lobby".into(),
+        },
+    );
+    assert_eq!(chat.send(ADA, pm("carol", "hi"))[0].to, CAROL);
+    assert_eq!(chat.send(CAROL, pm("ada", "hi"))[0].to, ADA);
+}
+
+#[test]
+fn a_room_password_is_set_by_its_creator_and_checked_on_join() {
+    let mut chat = Chat::trio(ChatConfig::default());
+    chat.send(ADA, join("ops", Some("s3cret")));
+    let refused = r#"wrong or missing password for room "ops""#;
+    assert_eq!(
+        chat.send(BOB, join("ops", None)),
+        error(BOB, ErrorCode::FORBIDDEN, refused)
+    );
+    assert_eq!(
+        chat.send(BOB, join("ops", Some("guess"))),
+        error(BOB, ErrorCode::FORBIDDEN, refused)
+    );
+    assert_eq!(chat.service.room_members("ops"), Some(vec!["ada"]));
+    assert_eq!(chat.send(BOB, join("ops", Some("s3cret"))).len(), 3);
+    // Outsiders may not see who is in a room with a password...
+    assert_eq!(
+        chat.send(CAROL, RosterRequest { room: "ops".into() }),
+        error(CAROL, ErrorCode::FORBIDDEN, r#"you are not in room "ops""#)
+    );
+    // ...but may see who is in an open one, and learn a room does not exist.
+    chat.send(ADA, join("den", None));
+    assert_eq!(
+        chat.send(CAROL, RosterRequest { room: "den".into() }),
+        [to(CAROL, roster("den", &["ada"]))]
+    );
+    assert_eq!(
+        chat.send(
+            CAROL,
+            RosterRequest {
+                room: "attic".into()
+            }
+        ),
+        error(CAROL, ErrorCode::NOT_FOUND, r#"no room named "attic""#)
+    );
+}
+
+#[test]
+fn the_default_room_never_takes_a_password() {
+    let mut chat = Chat::new(ChatConfig::default());
+    chat.connect(ADA, "ada").unwrap();
+    chat.send(
+        ADA,
+        Leave {
+            room: "lobby".into(),
+        },
+    );
+    assert_eq!(chat.service.room_count(), 0);
+    chat.send(ADA, join("lobby", Some("mine")));
+    // Otherwise nobody could connect any more.
+    let out = chat.connect(BOB, "bob").unwrap();
+    assert_eq!(out.last(), Some(&to(BOB, roster("lobby", &["ada", "bob"]))));
+}
+
+#[test]
+fn non_chat_and_server_side_messages_are_unexpected() {
+    let mut chat = Chat::trio(ChatConfig::default());
+    assert_eq!(
+        chat.send(ADA, Ping { nonce: 1 }),
+        error(
+            ADA,
+            ErrorCode::UNEXPECTED,
+            "unexpected Ping message: the chat service does not accept it from clients"
+        )
+    );
+    assert_eq!(
+        chat.send(ADA, roster("lobby", &["mallory"]))[0],
+        error(
+            ADA,
+            ErrorCode::UNEXPECTED,
+            "unexpected Roster message: the chat service does not accept it from clients"
+        )[0]
+    );
+    assert_eq!(
+        chat.connect(ADA, "ada_again"),
+        Err((
+            ErrorCode::UNEXPECTED,
+            "connection #1 is already registered".into()
+        ))
+    );
+    assert_eq!(chat.service.name_of(ADA), Some("ada"));
+}
+
+#[test]
+fn every_frame_goes_on_the_control_stream() {
+    let mut chat = Chat::trio(ChatConfig::default());
+    let mut all = chat.send(ADA, said("lobby", "hi"));
+    all.extend(chat.send(ADA, pm("bob", "hi")));
+    all.extend(chat.send(ADA, Ping { nonce: 1 }));
+    all.extend(chat.disconnect(BOB, "bye"));
+    assert!(!all.is_empty());
+    assert!(all
+        .iter()
+        .all(|o| o.frame.stream == lanlink_proto::CONTROL_STREAM));
+}
