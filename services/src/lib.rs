@@ -6,10 +6,13 @@
 //! # Layout
 //! - [`chat`]: rooms, messages, nicknames and presence ([`chat::ChatService`]),
 //!   and the client-side command line ([`chat::command`]).
+//! - [`server`]: [`server::run`] serves every service on a bound listener;
+//!   [`server::Hub`] is the event loop behind it.
 //! - [`ServiceError`]: the one error type; its [`ServiceError::code`] is what
 //!   the peer is told.
 
 pub mod chat;
 mod error;
+pub mod server;
 
 pub use error::{NameKind, ServiceError};

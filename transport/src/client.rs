@@ -132,25 +132,15 @@ impl Client {
                 return Err(TransportError::io(format!("handshake with {peer}"), e))
             }
         };
-
-        let write_half = stream
-            .try_clone()
-            .map_err(|e| TransportError::io("clone socket", e))?;
-        let shared_half = stream
-            .try_clone()
-            .map_err(|e| TransportError::io("clone socket", e))?;
-        let (handle, queues, link) = new_connection(ConnId(0), peer, shared_half, &config.conn);
+        let (handle, queues, link) = new_connection(ConnId(0), peer, stream, &config.conn);
         let (events_tx, events) = crossbeam_channel::bounded(config.event_capacity.max(1));
         let shutdown = Shutdown::new();
         let writer = {
             let handle = handle.clone();
-            spawn_named("lanlink-writer", move || {
-                run_writer(handle, queues, write_half)
-            })
+            spawn_named("lanlink-writer", move || run_writer(handle, queues))
         };
         let reader = Reader {
             handle: handle.clone(),
-            stream,
             decoder,
             events: events_tx,
             config: config.conn.clone(),
@@ -211,15 +201,12 @@ impl Client {
 
     fn finish(&mut self, reason: &str) {
         self.handle.close(reason);
+        // Frames that still arrive are delivered while someone reads the
+        // event channel; once it is full, this lets the reader drop them.
         self.shutdown.trigger();
-        // The reader may be blocked handing a frame to a full event channel
-        // nobody reads any more: drain it so it can see the close.
-        let events = self.events.clone();
-        let drain = std::thread::spawn(move || while events.recv().is_ok() {});
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
-        let _ = drain.join();
     }
 }
 

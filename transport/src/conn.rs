@@ -162,6 +162,10 @@ pub enum Event {
         frame: Frame,
     },
     /// The connection ended; no more events follow for it.
+    ///
+    /// When the peer said goodbye, the connection waits (up to the linger
+    /// time) for the application to answer with [`ConnHandle::close`], so
+    /// replies to the peer's last requests still reach it.
     Closed {
         /// Which connection.
         conn: ConnId,
@@ -485,8 +489,11 @@ const DIRECT_WRITE: usize = 16 * 1024;
 
 /// The writer thread: drains the queues into the socket until told to close
 /// or the socket fails.
-pub(crate) fn run_writer(handle: ConnHandle, queues: WriterQueues, mut stream: TcpStream) {
+pub(crate) fn run_writer(handle: ConnHandle, queues: WriterQueues) {
     let shared = &handle.shared;
+    // Reader and writer share one socket (one file descriptor per client):
+    // `&TcpStream` implements both `Read` and `Write`.
+    let mut stream: &TcpStream = &shared.stream;
     let mut batch = BytesMut::with_capacity(64 * 1024);
     let result = (|| -> io::Result<()> {
         loop {
@@ -540,7 +547,7 @@ pub(crate) fn run_writer(handle: ConnHandle, queues: WriterQueues, mut stream: T
     drop(queues.done);
 }
 
-fn append(stream: &mut TcpStream, batch: &mut BytesMut, frame: EncodedFrame) -> io::Result<()> {
+fn append(stream: &mut &TcpStream, batch: &mut BytesMut, frame: EncodedFrame) -> io::Result<()> {
     batch.extend_from_slice(&frame.head);
     if let Some(tail) = frame.tail {
         if tail.len() >= DIRECT_WRITE {
@@ -560,7 +567,6 @@ pub(crate) const TICK: Duration = Duration::from_millis(200);
 /// The reader side of an established connection.
 pub(crate) struct Reader {
     pub(crate) handle: ConnHandle,
-    pub(crate) stream: TcpStream,
     pub(crate) decoder: FrameDecoder,
     pub(crate) events: Sender<Event>,
     pub(crate) config: ConnConfig,
@@ -576,21 +582,36 @@ impl Reader {
     pub(crate) fn run(mut self) {
         let shared = self.handle.shared.clone();
         let reason = self.read_loop();
+        let peer_goodbye = matches!(reason, CloseReason::Goodbye(_)) && !self.handle.is_closing();
         shared.set_reason(reason);
-        if shared.closing.swap(true, Ordering::SeqCst) {
-            // A graceful close is under way: let the writer deliver the last
-            // frame (goodbye, refusal, error) before the socket goes away.
-            let _ = self.writer.done.recv_timeout(self.config.close_linger);
-        }
-        drop(self.writer.stop);
-        let _ = self.stream.shutdown(SockShutdown::Both);
         let reason = shared.reason().unwrap_or(CloseReason::PeerClosed);
         tracing::info!(peer = %shared.peer, conn = %shared.id, "disconnected: {reason}");
-        let _ = self.events.send(Event::Closed {
+        let closed = Event::Closed {
             conn: shared.id,
             peer: shared.peer,
             reason,
-        });
+        };
+        if peer_goodbye {
+            // The peer said goodbye, but the application may still be
+            // answering what it sent just before (a reply, a roster). Report
+            // the close now; the application answers `close`, which queues
+            // our own goodbye behind those replies, and the writer flushes.
+            let _ = self.events.send(closed);
+            let _ = self.writer.done.recv_timeout(self.config.close_linger);
+            shared.closing.store(true, Ordering::SeqCst);
+        } else {
+            if shared.closing.swap(true, Ordering::SeqCst) {
+                // A graceful close is under way: let the writer deliver the
+                // last frame (goodbye, refusal, error) first.
+                let _ = self.writer.done.recv_timeout(self.config.close_linger);
+            }
+            drop(self.writer.stop);
+            let _ = shared.stream.shutdown(SockShutdown::Both);
+            let _ = self.events.send(closed);
+            return;
+        }
+        drop(self.writer.stop);
+        let _ = shared.stream.shutdown(SockShutdown::Both);
     }
 
     fn read_loop(&mut self) -> CloseReason {
@@ -600,9 +621,24 @@ impl Reader {
         let mut ping_sent: Option<(u64, Instant)> = None;
         let mut pings = 0u64;
         let mut close_deadline: Option<Instant> = None;
-        let _ = self.stream.set_read_timeout(Some(TICK));
+        let shared = self.handle.shared.clone();
+        let mut stream: &TcpStream = &shared.stream;
+        let _ = stream.set_read_timeout(Some(TICK));
         loop {
-            match self.stream.read(&mut scratch) {
+            // Decode first: the handshake may have left whole frames in the
+            // decoder that arrived together with the Hello.
+            loop {
+                match self.decoder.decode() {
+                    Ok(Some(frame)) => {
+                        if let Some(reason) = self.on_frame(frame, &mut ping_sent) {
+                            return reason;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => return self.malformed(e),
+                }
+            }
+            match stream.read(&mut scratch) {
                 Ok(0) => {
                     return match self.decoder.buffered() {
                         0 => CloseReason::PeerClosed,
@@ -612,17 +648,6 @@ impl Reader {
                 Ok(n) => {
                     last_rx = Instant::now();
                     self.decoder.push(scratch.get(..n).unwrap_or_default());
-                    loop {
-                        match self.decoder.decode() {
-                            Ok(Some(frame)) => {
-                                if let Some(reason) = self.on_frame(frame, &mut ping_sent) {
-                                    return reason;
-                                }
-                            }
-                            Ok(None) => break,
-                            Err(e) => return self.malformed(e),
-                        }
-                    }
                 }
                 Err(e)
                     if matches!(
@@ -688,12 +713,26 @@ impl Reader {
                 return Some(CloseReason::Goodbye(reason));
             }
             _ => {
-                let event = Event::Frame {
+                let mut event = Event::Frame {
                     conn: self.handle.id(),
                     frame,
                 };
-                if self.events.send(event).is_err() {
-                    return Some(CloseReason::Shutdown);
+                // Wait for room in the event channel (this is what slows a
+                // fast sender down), but not past a shutdown: then nobody
+                // may be reading any more.
+                loop {
+                    match self.events.send_timeout(event, TICK) {
+                        Ok(()) => break,
+                        Err(crossbeam_channel::SendTimeoutError::Timeout(e)) => {
+                            if self.shutdown.is_triggered() {
+                                break;
+                            }
+                            event = e;
+                        }
+                        Err(crossbeam_channel::SendTimeoutError::Disconnected(_)) => {
+                            return Some(CloseReason::Shutdown);
+                        }
+                    }
                 }
             }
         }

@@ -83,7 +83,8 @@ pub enum TransportError {
 }
 
 impl TransportError {
-    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+    /// An [`TransportError::Io`] with its context.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         TransportError::Io {
             context: context.into(),
             source,

@@ -225,17 +225,11 @@ fn serve_connection(
     }
 
     decoder.set_max_payload(config.conn.max_payload);
-    let Ok(write_half) = stream.try_clone() else {
-        return;
-    };
-    let Ok(shared_half) = stream.try_clone() else {
-        return;
-    };
-    let (handle, queues, link) = new_connection(id, peer, shared_half, &config.conn);
+    let (handle, queues, link) = new_connection(id, peer, stream, &config.conn);
     let writer = {
         let handle = handle.clone();
         spawn_named(&format!("conn-{}-w", id.0), move || {
-            run_writer(handle, queues, write_half)
+            run_writer(handle, queues)
         })
     };
     tracing::info!(%peer, conn = %id, name = %hello.name, "handshake complete");
@@ -248,7 +242,6 @@ fn serve_connection(
     {
         Reader {
             handle,
-            stream,
             decoder,
             events,
             config: config.conn.clone(),

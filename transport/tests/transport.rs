@@ -66,7 +66,9 @@ impl TestServer {
                             }
                         }
                         Event::Closed { conn, reason, .. } => {
-                            conns.lock().unwrap().remove(&conn.0);
+                            if let Some(c) = conns.lock().unwrap().remove(&conn.0) {
+                                c.close("goodbye");
+                            }
                             closed.lock().unwrap().push(reason);
                         }
                     }

@@ -1,0 +1,108 @@
+//! `lanlink-server`: the lanlink server. Chat rooms today; files, audio and
+//! video as their services land.
+//!
+//! ```text
+//! lanlink-server --bind 0.0.0.0:7878 --motd "welcome to the LAN"
+//! ```
+
+use std::net::TcpListener;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use lanlink_services::chat::ChatConfig;
+use lanlink_services::server::{run, ServerConfig, DEFAULT_PORT};
+use lanlink_transport::Shutdown;
+
+/// The lanlink server: one process that everyone on the LAN connects to.
+#[derive(Parser, Debug)]
+#[command(version, about, long_about = None)]
+struct Args {
+    /// Address and port to listen on.
+    #[arg(long, default_value_t = format!("0.0.0.0:{DEFAULT_PORT}"))]
+    bind: String,
+    /// Require clients to present this access token.
+    #[arg(long, env = "LANLINK_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Refuse connections beyond this many clients.
+    #[arg(long, default_value_t = 1024)]
+    max_clients: usize,
+    /// Message of the day, shown to every client on connect.
+    #[arg(long)]
+    motd: Option<String>,
+    /// The server's name, shown to clients.
+    #[arg(long, default_value = "lanlink")]
+    name: String,
+    /// Messages per room replayed to newcomers.
+    #[arg(long, default_value_t = 50)]
+    history: usize,
+    /// Longest chat message accepted, in bytes.
+    #[arg(long, default_value_t = 4096)]
+    max_message_len: usize,
+    /// Chat messages a client may send in a burst.
+    #[arg(long, default_value_t = 10)]
+    rate_burst: u32,
+    /// Chat messages per second a client may sustain after its burst.
+    #[arg(long, default_value_t = 2.0)]
+    rate_per_second: f64,
+    /// Seconds a new connection has to complete its handshake.
+    #[arg(long, default_value_t = 5.0)]
+    handshake_timeout: f64,
+    /// Seconds of silence after which a client is disconnected.
+    #[arg(long, default_value_t = 35.0)]
+    idle_timeout: f64,
+}
+
+fn main() -> ExitCode {
+    lanlink_apps::init_logging();
+    let args = Args::parse();
+    if args.max_message_len > usize::from(u16::MAX) {
+        eprintln!("error: --max-message-len cannot exceed 65535 (the wire format's limit)");
+        return ExitCode::from(2);
+    }
+    let listener = match TcpListener::bind(&args.bind) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: cannot listen on {}: {e}", args.bind);
+            return ExitCode::from(1);
+        }
+    };
+    let local = listener
+        .local_addr()
+        .map_or_else(|_| args.bind.clone(), |a| a.to_string());
+
+    let mut config = ServerConfig {
+        server_name: args.name,
+        chat: ChatConfig {
+            history_len: args.history,
+            max_message_len: args.max_message_len,
+            rate_burst: args.rate_burst,
+            rate_per_second: args.rate_per_second,
+            motd: args.motd,
+            ..ChatConfig::default()
+        },
+        ..ServerConfig::default()
+    };
+    config.transport.token = args.token;
+    config.transport.max_clients = args.max_clients;
+    config.transport.handshake_timeout = Duration::from_secs_f64(args.handshake_timeout.max(0.1));
+    config.transport.conn.idle_timeout = Duration::from_secs_f64(args.idle_timeout.max(1.0));
+
+    let shutdown = Shutdown::new();
+    if let Err(e) = lanlink_apps::on_signal(shutdown.clone()) {
+        eprintln!("error: cannot install signal handlers: {e}");
+        return ExitCode::from(1);
+    }
+    // One line on stdout that scripts (and people) can wait for.
+    println!(
+        "lanlink server listening on {local} (protocol version {})",
+        lanlink_proto::PROTOCOL_VERSION
+    );
+    match run(listener, config, shutdown) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! `lanlink chat`: type lines, see the room.
+//!
+//! On a terminal, lines are edited with rustyline and incoming messages are
+//! printed *above* the line being typed, so they never garble it. When stdin
+//! is not a terminal (a script, a pipe, a test), every input line is sent,
+//! every event is printed as one line on stdout, and at end of input the
+//! client says goodbye after everything it sent has been delivered.
+
+use std::io::{BufRead, IsTerminal};
+use std::sync::{Arc, Mutex};
+
+use lanlink_proto::{chat, control, Capabilities, Frame, Message};
+use lanlink_services::chat::command::{format_event, parse_line, Command, HELP};
+use lanlink_transport::{Client, ClientConfig, CloseReason, Event, TransportError};
+
+/// What `lanlink chat` needs to know.
+#[derive(Debug, Clone)]
+pub struct ChatOptions {
+    /// `host:port` of the server.
+    pub addr: String,
+    /// The nickname to ask for.
+    pub name: String,
+    /// The room to talk in; the server puts everyone in its default room
+    /// first.
+    pub room: Option<String>,
+    /// The server's access token.
+    pub token: Option<String>,
+}
+
+/// Runs the chat client until the user quits, input ends or the server goes
+/// away. Returns the process exit code.
+pub fn run(options: ChatOptions) -> Result<i32, TransportError> {
+    let hello = control::Hello {
+        name: options.name.clone(),
+        token: options.token.clone(),
+        capabilities: Capabilities::CHAT,
+    };
+    let client = Client::connect(&options.addr, hello, ClientConfig::default())?;
+    let welcome = client.welcome().clone();
+    let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+
+    // The server puts everyone in its default room and sends that room's
+    // History first: wait for it, so the first line typed (or piped) goes
+    // to a known room.
+    let mut greeting = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut default_room = None;
+    while default_room.is_none() && std::time::Instant::now() < deadline {
+        if let Some(frame) = client.recv_timeout(std::time::Duration::from_millis(100))? {
+            if let Message::History(h) = &frame.message {
+                default_room = Some(h.room.clone());
+            }
+            greeting.push(frame);
+        }
+    }
+    let room = Arc::new(Mutex::new(default_room.unwrap_or_else(|| "lobby".into())));
+    if let Some(wanted) = &options.room {
+        client.send(&Frame::control(chat::Join {
+            room: wanted.clone(),
+            password: None,
+        }))?;
+        *lock(&room) = wanted.clone();
+    }
+
+    let mut editor = if interactive {
+        rustyline::DefaultEditor::new().ok()
+    } else {
+        None
+    };
+    let printer: Box<dyn FnMut(String) + Send> = match editor.as_mut() {
+        Some(ed) => match ed.create_external_printer() {
+            Ok(mut p) => Box::new(move |line| {
+                let _ = rustyline::ExternalPrinter::print(&mut p, line);
+            }),
+            Err(_) => Box::new(|line| println!("{line}")),
+        },
+        None => Box::new(|line| println!("{line}")),
+    };
+    let mut printer = printer;
+    printer(format!(
+        "-- connected to {} as {} (type /help for commands)",
+        welcome.server_name, welcome.name
+    ));
+    for frame in &greeting {
+        if let Some(text) = format_event(&frame.message) {
+            printer(text);
+        }
+    }
+
+    let events = client.events().clone();
+    let receiver = std::thread::spawn(move || {
+        for event in events {
+            match event {
+                Event::Frame { frame, .. } => {
+                    if let Some(text) = format_event(&frame.message) {
+                        printer(text);
+                    }
+                }
+                Event::Closed { reason, .. } => {
+                    return reason;
+                }
+                Event::Hello { .. } => {}
+            }
+        }
+        CloseReason::Local("closed".into())
+    });
+
+    let mut quit_reason = String::from("quit");
+    let mut send_line = |line: &str| -> bool {
+        let current = lock(&room).clone();
+        match parse_line(line, &current) {
+            Ok(Command::Send(message)) => {
+                if let Message::Join(j) = &message {
+                    *lock(&room) = j.room.clone();
+                }
+                if let Err(e) = client.send(&Frame::control(message)) {
+                    eprintln!("!! {e}");
+                    return false;
+                }
+            }
+            Ok(Command::Quit { reason }) => {
+                if let Some(r) = reason {
+                    quit_reason = r;
+                }
+                return false;
+            }
+            Ok(Command::Help) => println!("{HELP}"),
+            Ok(Command::Empty) => {}
+            Err(e) => eprintln!("!! {e}"),
+        }
+        true
+    };
+
+    if let Some(ed) = editor.as_mut() {
+        loop {
+            let prompt = format!("[{}]> ", lock(&room));
+            match ed.readline(&prompt) {
+                Ok(line) => {
+                    let _ = ed.add_history_entry(line.as_str());
+                    if !send_line(&line) {
+                        break;
+                    }
+                }
+                Err(_) => break, // Ctrl-D, Ctrl-C
+            }
+            if receiver.is_finished() {
+                break;
+            }
+        }
+    } else {
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            if !send_line(&line) || receiver.is_finished() {
+                break;
+            }
+        }
+    }
+
+    if receiver.is_finished() {
+        let reason = receiver.join().unwrap_or(CloseReason::PeerClosed);
+        eprintln!("-- disconnected: {reason}");
+        return Ok(match reason {
+            CloseReason::Goodbye(_) => 0,
+            _ => 1,
+        });
+    }
+    // Goodbye goes out after everything queued, and `close` waits for the
+    // server to close its side: by then it has handled every line we sent.
+    client.close(&quit_reason);
+    let _ = receiver.join();
+    Ok(0)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -1,0 +1,212 @@
+//! The lanlink server: the transport's connections wired to the services.
+//!
+//! [`run`] serves on an already-bound listener until a [`Shutdown`] fires.
+//! The transport runs its accept loop and per-connection threads; one *hub*
+//! thread owns every service and handles connection events in order, so
+//! services need no locks. Whatever a service wants sent is queued on the
+//! recipients' connections, which never blocks the hub: a peer that cannot
+//! keep up is disconnected by its own queue limit.
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use lanlink_proto::{control, Capabilities, ErrorCode, Frame, TrafficClass};
+use lanlink_transport::{ConnHandle, ConnId, EncodedFrame, Event, Shutdown};
+
+use crate::chat::{ChatConfig, ChatService, Now, Outgoing};
+
+/// The default TCP port of a lanlink server.
+pub const DEFAULT_PORT: u16 = 7878;
+
+/// Everything a server can be told.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The name the server gives itself in `Welcome`.
+    pub server_name: String,
+    /// Transport limits: handshake deadline, token, client limit, queues.
+    pub transport: lanlink_transport::ServerConfig,
+    /// Chat rooms: history, message size, rate limit, message of the day.
+    pub chat: ChatConfig,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            server_name: "lanlink".into(),
+            transport: lanlink_transport::ServerConfig::default(),
+            chat: ChatConfig::default(),
+        }
+    }
+}
+
+/// Serves on `listener` until `shutdown` fires; then says goodbye to every
+/// client, joins every thread and returns.
+///
+/// ```no_run
+/// use std::net::TcpListener;
+/// use lanlink_services::server::{run, ServerConfig};
+/// use lanlink_transport::Shutdown;
+///
+/// let listener = TcpListener::bind("0.0.0.0:7878")?;
+/// run(listener, ServerConfig::default(), Shutdown::new())?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn run(
+    listener: TcpListener,
+    config: ServerConfig,
+    shutdown: Shutdown,
+) -> Result<(), lanlink_transport::TransportError> {
+    // Bounded: if the hub falls behind, connection readers wait, and TCP
+    // slows the senders down, instead of events piling up in memory.
+    let (events_tx, events) = crossbeam_channel::bounded(64 * 1024);
+    let mut hub = Hub::new(&config);
+    let hub_thread = std::thread::Builder::new()
+        .name("lanlink-hub".into())
+        .spawn(move || {
+            for event in events {
+                hub.handle(event, now());
+            }
+        })
+        .map_err(|e| lanlink_transport::TransportError::io("spawn hub thread", e))?;
+    let result = lanlink_transport::serve(listener, config.transport, shutdown, events_tx);
+    // `serve` has joined every connection, so every event sender is gone
+    // and the hub's loop ends once it has handled the last `Closed`.
+    let _ = hub_thread.join();
+    result
+}
+
+fn now() -> Now {
+    Now {
+        instant: Instant::now(),
+        unix_ms: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+    }
+}
+
+/// Owns the services and the connections' handles; turns transport events
+/// into service calls and service output into queued frames.
+///
+/// Sans-IO apart from the handles it sends through: drive it with
+/// [`Hub::handle`] and any clock you like.
+pub struct Hub {
+    server_name: String,
+    max_payload: u32,
+    conns: HashMap<ConnId, ConnHandle>,
+    chat: ChatService,
+    out: Vec<Outgoing>,
+}
+
+impl Hub {
+    /// A hub with empty services.
+    pub fn new(config: &ServerConfig) -> Hub {
+        Hub {
+            server_name: config.server_name.clone(),
+            max_payload: config.transport.conn.max_payload,
+            conns: HashMap::new(),
+            chat: ChatService::new(config.chat.clone()),
+            out: Vec::new(),
+        }
+    }
+
+    /// Connected (welcomed) clients.
+    pub fn client_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Handles one transport event at time `now`.
+    pub fn handle(&mut self, event: Event, now: Now) {
+        match event {
+            Event::Hello { conn, hello } => self.on_hello(conn, hello, &now),
+            Event::Frame { conn, frame } => self.on_frame(conn, frame, &now),
+            Event::Closed { conn, reason, .. } => {
+                if let Some(handle) = self.conns.remove(&conn) {
+                    self.chat
+                        .disconnect(conn, &reason.to_string(), &mut self.out);
+                    // Everything answered before is already queued: a peer
+                    // that said goodbye gets ours after it.
+                    self.flush();
+                    handle.close("goodbye");
+                }
+            }
+        }
+        self.flush();
+    }
+
+    fn on_hello(&mut self, conn: ConnHandle, hello: control::Hello, now: &Now) {
+        let id = conn.id();
+        // Collect the newcomer's first frames separately: they must follow
+        // its Welcome.
+        let mut greeting = Vec::new();
+        match self.chat.connect(id, &hello.name, now, &mut greeting) {
+            Ok(()) => {
+                let welcome = control::Welcome {
+                    server_name: self.server_name.clone(),
+                    client_id: id.0 as u32,
+                    name: hello.name,
+                    capabilities: Capabilities::CHAT,
+                    max_payload: self.max_payload,
+                    motd: self.chat.config().motd.clone().unwrap_or_default(),
+                };
+                if conn.send(&Frame::control(welcome)).is_ok() {
+                    self.conns.insert(id, conn);
+                    self.out.append(&mut greeting);
+                } else {
+                    // Gone before we could welcome it; forget it again.
+                    self.chat.disconnect(id, "connection lost", &mut self.out);
+                }
+            }
+            Err((code, reason)) => {
+                tracing::info!(peer = %conn.peer(), name = %hello.name, "refused: {reason}");
+                conn.refuse(code, &reason);
+            }
+        }
+    }
+
+    fn on_frame(&mut self, conn: ConnId, frame: Frame, now: &Now) {
+        if !self.conns.contains_key(&conn) {
+            return;
+        }
+        match frame.kind().class() {
+            TrafficClass::Chat => self.chat.handle(conn, frame.message, now, &mut self.out),
+            _ => {
+                let message = format!("{:?} is not supported by this server", frame.kind());
+                self.out.push(Outgoing::control(
+                    conn,
+                    control::Error {
+                        code: ErrorCode::UNEXPECTED,
+                        message,
+                    },
+                ));
+            }
+        }
+    }
+
+    /// Queues everything the services produced. A frame sent to many
+    /// recipients in a row (a room broadcast) is encoded once.
+    fn flush(&mut self) {
+        let mut last: Option<(Frame, EncodedFrame)> = None;
+        for Outgoing { to, frame } in self.out.drain(..) {
+            let Some(handle) = self.conns.get(&to) else {
+                continue;
+            };
+            let encoded = match &last {
+                Some((f, e)) if *f == frame => e.clone(),
+                _ => match EncodedFrame::new(&frame) {
+                    Ok(e) => {
+                        last = Some((frame, e.clone()));
+                        e
+                    }
+                    Err(e) => {
+                        tracing::error!("cannot encode a frame for {to}: {e}");
+                        continue;
+                    }
+                },
+            };
+            // A failure means that peer is being disconnected; its `Closed`
+            // event will tidy up after it.
+            let _ = handle.send_encoded(encoded);
+        }
+    }
+}
