@@ -88,7 +88,11 @@ pub fn run(options: ChatOptions) -> Result<i32, TransportError> {
     }
 
     let events = client.events().clone();
+    // Tells the input loop the moment the connection ends, so a script whose
+    // stdin stays open still exits when the server goes away.
+    let (closed_tx, closed) = crossbeam_channel::bounded::<()>(1);
     let receiver = std::thread::spawn(move || {
+        let _closed_tx = closed_tx;
         for event in events {
             match event {
                 Event::Frame { frame, .. } => {
@@ -143,20 +147,43 @@ pub fn run(options: ChatOptions) -> Result<i32, TransportError> {
                 }
                 Err(_) => break, // Ctrl-D, Ctrl-C
             }
-            if receiver.is_finished() {
+            if matches!(
+                closed.try_recv(),
+                Err(crossbeam_channel::TryRecvError::Disconnected)
+            ) {
                 break;
             }
         }
     } else {
-        for line in std::io::stdin().lock().lines() {
-            let Ok(line) = line else { break };
-            if !send_line(&line) || receiver.is_finished() {
-                break;
+        let (lines_tx, lines) = crossbeam_channel::bounded::<String>(64);
+        std::thread::spawn(move || {
+            for line in std::io::stdin().lock().lines() {
+                let Ok(line) = line else { break };
+                if lines_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        loop {
+            crossbeam_channel::select! {
+                recv(lines) -> line => match line {
+                    Ok(line) => {
+                        if !send_line(&line) {
+                            break;
+                        }
+                    }
+                    Err(_) => break, // end of input
+                },
+                recv(closed) -> _ => break,
             }
         }
     }
 
-    if receiver.is_finished() {
+    // The receiver drops its end of `closed` only when the connection is over.
+    if matches!(
+        closed.try_recv(),
+        Err(crossbeam_channel::TryRecvError::Disconnected)
+    ) {
         let reason = receiver.join().unwrap_or(CloseReason::PeerClosed);
         eprintln!("-- disconnected: {reason}");
         return Ok(match reason {

@@ -1,0 +1,99 @@
+//! Runs a lanlink server inside this process and connects a bot to it that
+//! answers `!time` and `!echo TEXT` in the lobby; then you can join with
+//! `lanlink chat 127.0.0.1:7979 --name you` and talk to it.
+//!
+//! ```text
+//! cargo run -p lanlink-apps --example bot
+//! ```
+//!
+//! With `--self-test` it also connects a second client, asks the bot once,
+//! prints the answer and exits (that is how CI runs it).
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use lanlink_proto::{chat::ChatMessage, control::Hello, Capabilities, Frame, Message};
+use lanlink_services::server::{run, ServerConfig};
+use lanlink_transport::{Client, ClientConfig, Shutdown};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let self_test = std::env::args().any(|a| a == "--self-test");
+
+    // 1. A server on a bound listener, stopped by a Shutdown signal.
+    let listener = TcpListener::bind(if self_test {
+        "127.0.0.1:0"
+    } else {
+        "127.0.0.1:7979"
+    })?;
+    let addr = listener.local_addr()?.to_string();
+    let shutdown = Shutdown::new();
+    let server = {
+        let shutdown = shutdown.clone();
+        std::thread::spawn(move || run(listener, ServerConfig::default(), shutdown))
+    };
+
+    // 2. A bot: a client that reads frames and answers some of them.
+    let hello = |name: &str| Hello {
+        name: name.into(),
+        token: None,
+        capabilities: Capabilities::CHAT,
+    };
+    let bot = Client::connect(&addr, hello("bot"), ClientConfig::default())?;
+    println!("server on {addr}; the bot is in the lobby");
+    let bot_thread = std::thread::spawn(move || {
+        while let Ok(next) = bot.recv_timeout(Duration::from_secs(3600)) {
+            let Some(Frame {
+                message: Message::ChatMessage(m),
+                ..
+            }) = next
+            else {
+                continue;
+            };
+            let reply = match m.text.split_once(' ').unwrap_or((&m.text, "")) {
+                ("!time", _) => format!("{}: it is {:?}", m.from, std::time::SystemTime::now()),
+                ("!echo", rest) => format!("{}: {rest}", m.from),
+                _ => continue,
+            };
+            let said = ChatMessage {
+                room: m.room,
+                from: String::new(),
+                text: reply,
+                action: false,
+                timestamp_ms: 0,
+            };
+            if bot.send(&Frame::control(said)).is_err() {
+                break;
+            }
+        }
+    });
+
+    if self_test {
+        let me = Client::connect(&addr, hello("tester"), ClientConfig::default())?;
+        let ask = ChatMessage {
+            room: "lobby".into(),
+            from: String::new(),
+            text: "!echo hello bot".into(),
+            action: false,
+            timestamp_ms: 0,
+        };
+        me.send(&Frame::control(ask))?;
+        loop {
+            match me.recv_timeout(Duration::from_secs(10))? {
+                Some(Frame {
+                    message: Message::ChatMessage(m),
+                    ..
+                }) => {
+                    println!("<{}> {}", m.from, m.text);
+                    break;
+                }
+                Some(_) => continue,
+                None => return Err("the bot did not answer".into()),
+            }
+        }
+        me.close("done");
+        shutdown.trigger();
+    }
+    server.join().map_err(|_| "server thread panicked")??;
+    let _ = bot_thread.join();
+    Ok(())
+}

@@ -1,0 +1,164 @@
+//! End to end: the real server and real `lanlink chat` processes on
+//! 127.0.0.1, in script mode (one line per event on stdout).
+
+mod common;
+
+use common::{ChatClient, Server};
+
+#[test]
+fn three_people_chat() {
+    let server = Server::start(&["--motd", "welcome to the LAN"]);
+    let mut ada = ChatClient::join(&server.addr, "ada", &[]);
+    ada.expect("-- welcome to the LAN");
+    let mut bob = ChatClient::join(&server.addr, "bob", &[]);
+    let cat = ChatClient::join(&server.addr, "cat", &[]);
+    ada.expect("-- bob joined lobby");
+    ada.expect("-- cat joined lobby");
+    bob.expect("-- cat joined lobby");
+
+    // A room message reaches everyone but its sender.
+    ada.say("hello everyone");
+    assert_eq!(bob.expect("hello everyone"), "[lobby] <ada> hello everyone");
+    assert_eq!(cat.expect("hello everyone"), "[lobby] <ada> hello everyone");
+    ada.say("/me waves");
+    bob.expect("[lobby] * ada waves");
+
+    // A private message reaches only its target.
+    ada.say("/msg bob psst");
+    assert_eq!(bob.expect("psst"), "[pm] <ada> psst");
+    bob.say("after the whisper");
+    let cat_saw = cat.lines_until("after the whisper");
+    assert!(
+        cat_saw.iter().all(|l| !l.contains("psst")),
+        "cat saw the whisper: {cat_saw:?}"
+    );
+    // The sender does not get its own messages back.
+    let ada_saw = ada.lines_until("after the whisper");
+    assert!(
+        ada_saw.iter().all(|l| !l.contains("hello everyone")),
+        "{ada_saw:?}"
+    );
+
+    // /who lists the room.
+    bob.say("/who");
+    bob.expect("-- lobby: ada, bob, cat");
+
+    // A killed client is reported as gone to the others.
+    cat.kill();
+    assert!(ada.expect("-- cat left lobby").contains("cat left lobby"));
+    bob.expect("-- cat left lobby");
+
+    // End of input: the client delivers what it sent, says goodbye, exits 0.
+    bob.say("last words");
+    let status = bob.finish();
+    assert!(status.success(), "{status:?}");
+    ada.expect("[lobby] <bob> last words");
+    ada.expect("-- bob left lobby (quit");
+
+    let status = ada.finish();
+    assert!(status.success());
+    assert!(server.terminate().success());
+}
+
+#[test]
+fn newcomers_get_recent_history() {
+    let server = Server::start(&["--history", "2"]);
+    let mut ada = ChatClient::join(&server.addr, "ada", &[]);
+    for i in 1..=3 {
+        ada.say(&format!("message {i}"));
+    }
+    // A second client as a sync point: once it sees ada's roster change the
+    // three messages have been handled.
+    ada.say("/who");
+    ada.expect("-- lobby: ada");
+    let bob = ChatClient::spawn(&server.addr, "bob", &[]);
+    let lines = bob.lines_until("-- lobby:");
+    let history: Vec<_> = lines
+        .iter()
+        .filter(|l| l.contains("<ada> message"))
+        .collect();
+    assert_eq!(
+        history,
+        ["[lobby] <ada> message 2", "[lobby] <ada> message 3"],
+        "{lines:?}"
+    );
+    drop(ada);
+    drop(bob);
+    assert!(server.terminate().success());
+}
+
+#[test]
+fn rooms_nick_changes_and_errors() {
+    let server = Server::start(&[]);
+    let mut ada = ChatClient::join(&server.addr, "ada", &[]);
+    let mut bob = ChatClient::join(&server.addr, "bob", &["--room", "ops"]);
+    ada.expect("-- bob joined lobby");
+
+    ada.say("/join ops");
+    bob.expect("-- ada joined ops");
+    ada.say("in ops now");
+    assert_eq!(bob.expect("in ops now"), "[ops] <ada> in ops now");
+
+    bob.say("/nick ada");
+    bob.expect("already taken");
+    bob.say("/nick robert");
+    ada.expect("-- bob is now known as robert");
+
+    ada.say("/msg nobody hi");
+    ada.expect("no user named \"nobody\"");
+
+    let long = "x".repeat(5000);
+    ada.say(&long);
+    ada.expect("longer than the limit of 4096 bytes");
+    drop((ada, bob));
+    assert!(server.terminate().success());
+}
+
+#[test]
+fn a_taken_name_or_wrong_token_is_refused_clearly() {
+    let server = Server::start(&["--token", "letmein"]);
+    let ada = ChatClient::join(&server.addr, "ada", &["--token", "letmein"]);
+
+    let twin = ChatClient::spawn(&server.addr, "ADA", &["--token", "letmein"]);
+    twin.expect_err("already taken");
+    assert_eq!(twin.wait().code(), Some(1));
+
+    let intruder = ChatClient::spawn(&server.addr, "eve", &["--token", "guess"]);
+    intruder.expect_err("wrong access token");
+    assert_eq!(intruder.wait().code(), Some(1));
+
+    let anonymous = ChatClient::spawn(&server.addr, "eve", &[]);
+    anonymous.expect_err("requires an access token");
+    assert_eq!(anonymous.wait().code(), Some(1));
+
+    server.expect_log("wrong access token");
+    drop(ada);
+    assert!(server.terminate().success());
+}
+
+#[test]
+fn sigterm_says_goodbye_to_everyone_and_exits_zero() {
+    let server = Server::start(&[]);
+    let ada = ChatClient::join(&server.addr, "ada", &[]);
+    let bob = ChatClient::join(&server.addr, "bob", &[]);
+    ada.expect("-- bob joined lobby");
+    let status = server.terminate();
+    assert!(status.success(), "server exit: {status:?}");
+    ada.expect_err("server shutting down");
+    bob.expect_err("server shutting down");
+    assert_eq!(ada.wait().code(), Some(0));
+    assert_eq!(bob.wait().code(), Some(0));
+}
+
+#[test]
+fn nobody_listening_is_a_clear_error() {
+    // Bind and drop a listener to find a port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let c = ChatClient::spawn(&format!("127.0.0.1:{port}"), "ada", &[]);
+    c.expect_err("could not connect to 127.0.0.1");
+    assert_eq!(c.wait().code(), Some(1));
+}

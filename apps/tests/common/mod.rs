@@ -1,0 +1,216 @@
+//! Shared by the apps' end-to-end tests: the real `lanlink-server` and
+//! `lanlink` binaries as child processes, talking over 127.0.0.1.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+
+/// How long any single expectation may take before the test fails.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// Collects a child's output lines on a channel.
+fn lines_of(stream: impl std::io::Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// A running `lanlink-server` on an ephemeral loopback port.
+pub struct Server {
+    child: Child,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    stderr: Receiver<String>,
+}
+
+impl Server {
+    /// Starts the server with extra arguments and waits until it listens.
+    pub fn start(args: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_lanlink-server"))
+            .args(["--bind", "127.0.0.1:0"])
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start lanlink-server");
+        let stdout = lines_of(child.stdout.take().expect("stdout"));
+        let stderr = lines_of(child.stderr.take().expect("stderr"));
+        let line = stdout
+            .recv_timeout(PATIENCE)
+            .expect("server prints its address");
+        let addr = line
+            .split_whitespace()
+            .find(|w| w.starts_with("127.0.0.1:"))
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .to_owned();
+        Server {
+            child,
+            addr,
+            stderr,
+        }
+    }
+
+    /// Sends SIGTERM and waits for the process to exit.
+    pub fn terminate(mut self) -> ExitStatus {
+        signal(self.child.id(), "TERM");
+        wait_timeout(&mut self.child, PATIENCE).expect("server exits after SIGTERM")
+    }
+
+    /// Waits for a log line containing `needle`.
+    pub fn expect_log(&self, needle: &str) -> String {
+        expect_line(&self.stderr, needle)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running `lanlink chat` in script mode (stdin and stdout are pipes).
+pub struct ChatClient {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: Receiver<String>,
+    stderr: Receiver<String>,
+}
+
+impl ChatClient {
+    /// Starts `lanlink chat ADDR --name NAME EXTRA…` and waits until it is
+    /// connected.
+    pub fn join(addr: &str, name: &str, extra: &[&str]) -> ChatClient {
+        let c = ChatClient::spawn(addr, name, extra);
+        c.expect("-- connected to");
+        c
+    }
+
+    /// Starts the client without waiting for anything.
+    pub fn spawn(addr: &str, name: &str, extra: &[&str]) -> ChatClient {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_lanlink"))
+            .args(["chat", addr, "--name", name])
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start lanlink chat");
+        let stdout = lines_of(child.stdout.take().expect("stdout"));
+        let stderr = lines_of(child.stderr.take().expect("stderr"));
+        ChatClient {
+            stdin: child.stdin.take(),
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Types a line.
+    pub fn say(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{line}").expect("write to client");
+        stdin.flush().expect("flush");
+    }
+
+    /// Waits for an output line containing `needle`; returns it.
+    pub fn expect(&self, needle: &str) -> String {
+        expect_line(&self.stdout, needle)
+    }
+
+    /// Every output line up to and including the first containing `needle`.
+    pub fn lines_until(&self, needle: &str) -> Vec<String> {
+        let mut seen = Vec::new();
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            match self
+                .stdout
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                Ok(line) => {
+                    let done = line.contains(needle);
+                    seen.push(line);
+                    if done {
+                        return seen;
+                    }
+                }
+                Err(_) => panic!("no line containing {needle:?}; saw {seen:?}"),
+            }
+        }
+    }
+
+    /// Waits for a line on stderr containing `needle`.
+    pub fn expect_err(&self, needle: &str) -> String {
+        expect_line(&self.stderr, needle)
+    }
+
+    /// Closes stdin (end of input) and waits for the process to exit.
+    pub fn finish(mut self) -> ExitStatus {
+        drop(self.stdin.take());
+        wait_timeout(&mut self.child, PATIENCE).expect("client exits at end of input")
+    }
+
+    /// Waits for the process to exit by itself.
+    pub fn wait(mut self) -> ExitStatus {
+        wait_timeout(&mut self.child, PATIENCE).expect("client exits")
+    }
+
+    /// Kills the process (SIGKILL): no goodbye, the socket just closes.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ChatClient {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn expect_line(lines: &Receiver<String>, needle: &str) -> String {
+    let deadline = Instant::now() + PATIENCE;
+    let mut seen = Vec::new();
+    loop {
+        match lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(line) if line.contains(needle) => return line,
+            Ok(line) => seen.push(line),
+            Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {
+                panic!("no line containing {needle:?}; saw {seen:?}")
+            }
+        }
+    }
+}
+
+fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+}
+
+fn wait_timeout(child: &mut Child, patience: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + patience;
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
