@@ -3,9 +3,13 @@
 //! shared by the two binaries.
 //!
 //! - [`chat_client`]: the `lanlink chat` loop (terminal or script mode).
+//! - [`files`]: `lanlink ls/get/put/send/receive`.
+//! - [`progress`]: progress bars and summary lines for transfers.
 //! - [`host_with_port`], [`init_logging`], [`on_signal`]: small helpers.
 
 pub mod chat_client;
+pub mod files;
+pub mod progress;
 
 use lanlink_services::server::DEFAULT_PORT;
 use lanlink_transport::Shutdown;

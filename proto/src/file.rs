@@ -14,6 +14,18 @@
 //! Resume: the receiver names the length of the prefix it already holds
 //! (`offset`) and, where it can, that prefix's hash, and the sender continues
 //! from there. [`FileComplete`] always carries the hash of the *whole* file.
+//!
+//! Flow control: after the first [`FileAccept`], the receiver keeps sending
+//! `FileAccept { offset, prefix_hash: None }` as a cumulative acknowledgement
+//! ("I have written everything before `offset`"), and the sender keeps at most
+//! a window of unacknowledged bytes in flight. A download needs no first
+//! accept: the [`FileOffer`] answering a [`FileRequest`] starts the flow at
+//! its `offset`. Acknowledgements are what lets a relay pace a sender to the
+//! slowest receiver without buffering.
+//!
+//! The receiver of an upload answers the sender's [`FileComplete`] with its
+//! own `FileComplete` once the file is verified and published, or with a
+//! [`FileReject`] (`HASH_MISMATCH`, …) when nothing was published.
 
 use bytes::Bytes;
 
@@ -78,6 +90,9 @@ impl DirEntry {
 }
 
 /// Server → client: the entries of a folder.
+///
+/// Listing a path that is a file gives one entry with an empty `name`
+/// describing the file itself.
 ///
 /// A folder with more entries than one list holds (65,535) is sent as several
 /// `Listing` frames on the same stream, the last with `done` set.

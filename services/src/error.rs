@@ -131,9 +131,112 @@ pub enum ServiceError {
         /// The command's usage line.
         usage: &'static str,
     },
+    /// A file name from the network (or the command line) is unsafe.
+    #[error("refusing file name {name:?}: {reason}")]
+    BadPath {
+        /// The name as given.
+        name: String,
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
+    /// No such file or folder in the share.
+    #[error("no file or folder named {name:?} is shared here")]
+    NoSuchFile {
+        /// The name asked for.
+        name: String,
+    },
+    /// The server has no share, or accepts no uploads.
+    #[error("{what} is not enabled on this server")]
+    NotEnabled {
+        /// `file sharing` or `uploads`.
+        what: &'static str,
+    },
+    /// A file already exists under the target name.
+    #[error("{name:?} already exists (use --force to overwrite)")]
+    AlreadyExists {
+        /// The target name.
+        name: String,
+    },
+    /// A file is larger than allowed.
+    #[error("{name:?} is {size} bytes, more than the limit of {max} bytes")]
+    FileTooLarge {
+        /// The file.
+        name: String,
+        /// Its size.
+        size: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// Not enough free disk space for the file.
+    #[error("not enough disk space for {name:?}: {needed} bytes needed, {available} available")]
+    NoSpace {
+        /// The file.
+        name: String,
+        /// Bytes needed.
+        needed: u64,
+        /// Bytes free.
+        available: u64,
+    },
+    /// The received content does not match the sender's hash or size:
+    /// nothing was published.
+    #[error("{name:?} arrived corrupted ({detail}); nothing was saved")]
+    HashMismatch {
+        /// The file.
+        name: String,
+        /// What differed.
+        detail: String,
+    },
+    /// A chunk does not continue the file where the previous one ended.
+    #[error("chunk for {name:?} at offset {got}, expected {expected}")]
+    OutOfOrder {
+        /// The file.
+        name: String,
+        /// The offset received.
+        got: u64,
+        /// The offset expected.
+        expected: u64,
+    },
+    /// A file message names a transfer that does not exist.
+    #[error("no transfer on stream {stream}")]
+    UnknownTransfer {
+        /// The stream id.
+        stream: u32,
+    },
+    /// The other side cancelled or refused the transfer.
+    #[error("transfer of {name:?} refused: {reason}")]
+    Refused {
+        /// The file.
+        name: String,
+        /// The peer's reason.
+        reason: String,
+        /// The peer's code.
+        code: ErrorCode,
+    },
+    /// Reading or writing a local file failed.
+    #[error("cannot {op} {path}: {message}")]
+    Io {
+        /// What was being done (`open`, `write`, `rename`, …).
+        op: &'static str,
+        /// The local path.
+        path: String,
+        /// The operating system's message.
+        message: String,
+    },
+    /// The connection to the peer failed or closed mid-transfer.
+    #[error("connection: {0}")]
+    Connection(String),
 }
 
 impl ServiceError {
+    /// An [`ServiceError::Io`] for `op` on `path`.
+    pub fn io(op: &'static str, path: &std::path::Path, e: &std::io::Error) -> ServiceError {
+        ServiceError::Io {
+            op,
+            path: path.display().to_string(),
+            message: e.to_string(),
+        }
+    }
+
     /// The code sent next to the message in a [`control::Error`] or refusal.
     pub fn code(&self) -> ErrorCode {
         match self {
@@ -153,6 +256,18 @@ impl ServiceError {
             ServiceError::UnknownCommand { .. }
             | ServiceError::MissingArgument { .. }
             | ServiceError::ExtraArgument { .. } => ErrorCode::OTHER,
+            ServiceError::BadPath { .. } => ErrorCode::INVALID_NAME,
+            ServiceError::NoSuchFile { .. } | ServiceError::UnknownTransfer { .. } => {
+                ErrorCode::NOT_FOUND
+            }
+            ServiceError::NotEnabled { .. } => ErrorCode::FORBIDDEN,
+            ServiceError::AlreadyExists { .. } => ErrorCode::ALREADY_EXISTS,
+            ServiceError::FileTooLarge { .. } => ErrorCode::TOO_LARGE,
+            ServiceError::NoSpace { .. } => ErrorCode::NO_SPACE,
+            ServiceError::HashMismatch { .. } => ErrorCode::HASH_MISMATCH,
+            ServiceError::OutOfOrder { .. } => ErrorCode::MALFORMED,
+            ServiceError::Refused { code, .. } => *code,
+            ServiceError::Io { .. } | ServiceError::Connection(_) => ErrorCode::OTHER,
         }
     }
 

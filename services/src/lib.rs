@@ -6,6 +6,8 @@
 //! # Layout
 //! - [`chat`]: rooms, messages, nicknames and presence ([`chat::ChatService`]),
 //!   and the client-side command line ([`chat::command`]).
+//! - [`file`]: file sharing, uploads and user-to-user offers
+//!   ([`file::FileService`] on the server, [`file::FileClient`] on clients).
 //! - [`server`]: [`server::run`] serves every service on a bound listener;
 //!   [`server::Hub`] is the event loop behind it.
 //! - [`ServiceError`]: the one error type; its [`ServiceError::code`] is what
@@ -13,6 +15,9 @@
 
 pub mod chat;
 mod error;
+pub mod file;
 pub mod server;
+
+pub use chat::{Now, Outgoing};
 
 pub use error::{NameKind, ServiceError};

@@ -15,6 +15,7 @@ use lanlink_proto::{control, Capabilities, ErrorCode, Frame, TrafficClass};
 use lanlink_transport::{ConnHandle, ConnId, EncodedFrame, Event, Shutdown};
 
 use crate::chat::{ChatConfig, ChatService, Now, Outgoing};
+use crate::file::{FileConfig, FileService};
 
 /// The default TCP port of a lanlink server.
 pub const DEFAULT_PORT: u16 = 7878;
@@ -28,6 +29,8 @@ pub struct ServerConfig {
     pub transport: lanlink_transport::ServerConfig,
     /// Chat rooms: history, message size, rate limit, message of the day.
     pub chat: ChatConfig,
+    /// File sharing and uploads.
+    pub file: FileConfig,
 }
 
 impl Default for ServerConfig {
@@ -36,6 +39,7 @@ impl Default for ServerConfig {
             server_name: "lanlink".into(),
             transport: lanlink_transport::ServerConfig::default(),
             chat: ChatConfig::default(),
+            file: FileConfig::default(),
         }
     }
 }
@@ -93,8 +97,10 @@ fn now() -> Now {
 pub struct Hub {
     server_name: String,
     max_payload: u32,
-    conns: HashMap<ConnId, ConnHandle>,
+    /// Welcomed connections and the name each gave.
+    conns: HashMap<ConnId, (ConnHandle, String)>,
     chat: ChatService,
+    file: FileService,
     out: Vec<Outgoing>,
 }
 
@@ -106,6 +112,7 @@ impl Hub {
             max_payload: config.transport.conn.max_payload,
             conns: HashMap::new(),
             chat: ChatService::new(config.chat.clone()),
+            file: FileService::new(config.file.clone()),
             out: Vec::new(),
         }
     }
@@ -121,9 +128,10 @@ impl Hub {
             Event::Hello { conn, hello } => self.on_hello(conn, hello, &now),
             Event::Frame { conn, frame } => self.on_frame(conn, frame, &now),
             Event::Closed { conn, reason, .. } => {
-                if let Some(handle) = self.conns.remove(&conn) {
+                if let Some((handle, _)) = self.conns.remove(&conn) {
                     self.chat
                         .disconnect(conn, &reason.to_string(), &mut self.out);
+                    self.file.disconnect(conn, &mut self.out);
                     // Everything answered before is already queued: a peer
                     // that said goodbye gets ours after it.
                     self.flush();
@@ -137,39 +145,52 @@ impl Hub {
     fn on_hello(&mut self, conn: ConnHandle, hello: control::Hello, now: &Now) {
         let id = conn.id();
         // Collect the newcomer's first frames separately: they must follow
-        // its Welcome.
+        // its Welcome. Only clients that want chat join it (and need a
+        // unique nickname); a file-only client is just welcomed.
         let mut greeting = Vec::new();
-        match self.chat.connect(id, &hello.name, now, &mut greeting) {
-            Ok(()) => {
-                let welcome = control::Welcome {
-                    server_name: self.server_name.clone(),
-                    client_id: id.0 as u32,
-                    name: hello.name,
-                    capabilities: Capabilities::CHAT,
-                    max_payload: self.max_payload,
-                    motd: self.chat.config().motd.clone().unwrap_or_default(),
-                };
-                if conn.send(&Frame::control(welcome)).is_ok() {
-                    self.conns.insert(id, conn);
-                    self.out.append(&mut greeting);
-                } else {
-                    // Gone before we could welcome it; forget it again.
-                    self.chat.disconnect(id, "connection lost", &mut self.out);
-                }
-            }
-            Err((code, reason)) => {
+        let wants_chat = hello.capabilities.contains(Capabilities::CHAT);
+        if wants_chat {
+            if let Err((code, reason)) = self.chat.connect(id, &hello.name, now, &mut greeting) {
                 tracing::info!(peer = %conn.peer(), name = %hello.name, "refused: {reason}");
                 conn.refuse(code, &reason);
+                return;
             }
+        }
+        let welcome = control::Welcome {
+            server_name: self.server_name.clone(),
+            client_id: id.0 as u32,
+            name: hello.name.clone(),
+            capabilities: Capabilities::CHAT | Capabilities::FILE,
+            max_payload: self.max_payload,
+            motd: self.chat.config().motd.clone().unwrap_or_default(),
+        };
+        if conn.send(&Frame::control(welcome)).is_ok() {
+            self.conns.insert(id, (conn, hello.name));
+            self.out.append(&mut greeting);
+        } else if wants_chat {
+            // Gone before we could welcome it; forget it again.
+            self.chat.disconnect(id, "connection lost", &mut self.out);
         }
     }
 
     fn on_frame(&mut self, conn: ConnId, frame: Frame, now: &Now) {
-        if !self.conns.contains_key(&conn) {
+        let Some((_, name)) = self.conns.get(&conn) else {
             return;
-        }
+        };
         match frame.kind().class() {
             TrafficClass::Chat => self.chat.handle(conn, frame.message, now, &mut self.out),
+            TrafficClass::File => {
+                let chat = &self.chat;
+                let lookup = |nick: &str| chat.conn_of(nick);
+                self.file.handle(
+                    conn,
+                    name,
+                    frame.stream,
+                    frame.message,
+                    &lookup,
+                    &mut self.out,
+                );
+            }
             _ => {
                 let message = format!("{:?} is not supported by this server", frame.kind());
                 self.out.push(Outgoing::control(
@@ -188,7 +209,7 @@ impl Hub {
     fn flush(&mut self) {
         let mut last: Option<(Frame, EncodedFrame)> = None;
         for Outgoing { to, frame } in self.out.drain(..) {
-            let Some(handle) = self.conns.get(&to) else {
+            let Some((handle, _)) = self.conns.get(&to) else {
                 continue;
             };
             let encoded = match &last {

@@ -6,11 +6,13 @@
 //! ```
 
 use std::net::TcpListener;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
 use lanlink_services::chat::ChatConfig;
+use lanlink_services::file::FileConfig;
 use lanlink_services::server::{run, ServerConfig, DEFAULT_PORT};
 use lanlink_transport::Shutdown;
 
@@ -51,6 +53,18 @@ struct Args {
     /// Seconds of silence after which a client is disconnected.
     #[arg(long, default_value_t = 35.0)]
     idle_timeout: f64,
+    /// A folder clients may list and download from (read-only).
+    #[arg(long)]
+    share: Option<PathBuf>,
+    /// A folder where uploads land.
+    #[arg(long)]
+    inbox: Option<PathBuf>,
+    /// The largest upload accepted, in bytes.
+    #[arg(long, default_value_t = 64 * 1024 * 1024 * 1024)]
+    max_upload_size: u64,
+    /// Let uploads replace existing files in the inbox.
+    #[arg(long)]
+    force: bool,
 }
 
 fn main() -> ExitCode {
@@ -81,8 +95,23 @@ fn main() -> ExitCode {
             motd: args.motd,
             ..ChatConfig::default()
         },
+        file: FileConfig {
+            share: args.share.clone(),
+            inbox: args.inbox.clone(),
+            max_upload_size: args.max_upload_size,
+            allow_overwrite: args.force,
+            ..FileConfig::default()
+        },
         ..ServerConfig::default()
     };
+    for (flag, dir) in [("--share", &args.share), ("--inbox", &args.inbox)] {
+        if let Some(dir) = dir {
+            if !dir.is_dir() {
+                eprintln!("error: {flag} {}: not a folder", dir.display());
+                return ExitCode::from(2);
+            }
+        }
+    }
     config.transport.token = args.token;
     config.transport.max_clients = args.max_clients;
     config.transport.handshake_timeout = Duration::from_secs_f64(args.handshake_timeout.max(0.1));

@@ -1,0 +1,1023 @@
+//! `lanlink-bench`: load generators for a lanlink server running on this
+//! machine.
+//!
+//! ```text
+//! lanlink-server --bind 127.0.0.1:7878 --rate-burst 1000 --rate-per-second 100000 &
+//! lanlink-bench chat --addr 127.0.0.1:7878 --clients 500 --rate 0.2 --duration 10 --server-pid $!
+//! ```
+//!
+//! `chat` connects N clients (`bench-0`, `bench-1`, …) with
+//! [`lanlink_transport::Client`], puts client *i* in room `bench-{i mod R}`,
+//! and has every client say a line at a fixed rate. Each line carries the
+//! microsecond at which it was queued, measured from an [`Instant`] shared by
+//! the whole process, so a receiver knows the end-to-end latency the moment
+//! the line arrives: sender's queue, server, the recipient's socket and
+//! reader thread, up to this program seeing it. One room (the default)
+//! means every line goes to all N−1 others; more rooms cut the fan-out.
+//!
+//! # Threads
+//! Each `Client` already has a reader and a writer thread. On top of those
+//! there are only a few *sender* threads, each walking a fixed schedule over
+//! its share of the clients (sleeping until the next line is due), and a few
+//! *receiver* threads, each polling its share of the clients' event channels
+//! and napping briefly when all of them are empty. Polling, rather than a
+//! blocking select over hundreds of channels, keeps the receivers cheap at
+//! high rates; the price is up to about 0.1 ms of observation delay, which
+//! is in every latency figure.
+//!
+//! Only loopback addresses are accepted, and every count and duration has
+//! an upper limit: this is a tool for measuring one's own server.
+
+use std::fmt::Write as _;
+use std::net::ToSocketAddrs;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use crossbeam_channel::{Receiver, TryRecvError};
+use lanlink_proto::{chat, control, Capabilities, ErrorCode, Frame, Message};
+use lanlink_transport::{Client, ClientConfig, ConnHandle, Event};
+
+/// Load generators for a lanlink server on this machine.
+#[derive(Parser, Debug)]
+#[command(version, about, long_about = None)]
+struct Args {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Chat load: N clients each saying a line at a fixed rate; reports
+    /// delivered messages/s, end-to-end latency and the server's memory.
+    Chat(ChatArgs),
+}
+
+/// Options of `lanlink-bench chat`.
+#[derive(clap::Args, Debug, Clone)]
+struct ChatArgs {
+    /// The server, as HOST:PORT; must be a loopback address.
+    #[arg(long)]
+    addr: String,
+    /// Clients to connect (named bench-0, bench-1, …).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=5000))]
+    clients: u32,
+    /// Chat lines per second each client sends (fractions allowed).
+    #[arg(long, default_value_t = 1.0)]
+    rate: f64,
+    /// Seconds measured, after the warm-up.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Seconds of sending before measuring starts.
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+    /// Rooms the clients are spread over; each line reaches the other members
+    /// of its sender's room.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=5000))]
+    rooms: u32,
+    /// Length of each chat line in bytes (at least the timestamp's).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    size: u32,
+    /// The server's process id: report its memory and CPU from /proc.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Threads that pace the senders.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=16))]
+    sender_threads: u32,
+    /// Threads that poll the clients' incoming messages.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=16))]
+    receiver_threads: u32,
+    /// Microseconds a receiver thread naps when all its clients' channels
+    /// are empty: a shorter nap observes arrivals sooner but costs CPU.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    poll_nap_us: u64,
+    /// The server's access token, if it requires one.
+    #[arg(long, env = "LANLINK_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    if std::env::var_os("RUST_LOG").is_some() {
+        lanlink_apps::init_logging();
+    }
+    let Args {
+        command: Cmd::Chat(args),
+    } = Args::parse();
+    match run_chat(&args) {
+        Ok(report) => {
+            if args.json {
+                println!("{}", report.to_json());
+            } else {
+                print!("{}", report.to_text());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("lanlink-bench: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Events taken from one client's channel before moving to the next, so a
+/// busy client cannot starve the others' latency figures.
+const POLL_BATCH: usize = 64;
+/// After the senders stop, how long to wait for lines still in flight.
+const DRAIN: Duration = Duration::from_secs(3);
+/// Clock ticks per second in /proc/PID/stat (USER_HZ, 100 on Linux).
+const USER_HZ: f64 = 100.0;
+
+/// Everything the threads share. Times are microseconds since `base`.
+struct Run {
+    base: Instant,
+    /// Tags every line of this run, so lines replayed from a room's history
+    /// by an earlier run are never mistaken for ours.
+    tag: String,
+    window_start_us: u64,
+    window_end_us: u64,
+    /// Lines of this run received so far, all receivers together.
+    received: AtomicU64,
+    stop_receivers: AtomicBool,
+    poll_nap: Duration,
+}
+
+impl Run {
+    fn now_us(&self) -> u64 {
+        self.base.elapsed().as_micros() as u64
+    }
+}
+
+fn run_chat(args: &ChatArgs) -> Result<ChatReport, String> {
+    check_args(args)?;
+    let clients = args.clients as usize;
+    check_fd_limit(clients)?;
+
+    let base = Instant::now();
+    let tag = format!(
+        "lb{:08x}",
+        std::process::id() ^ (base.elapsed().as_nanos() as u32) ^ wall_nanos()
+    );
+    // Connect one by one: the server welcomes each, and everyone already in
+    // the lobby hears about it, so this is where its O(N²) presence traffic
+    // happens, before anything is measured.
+    let t_connect = Instant::now();
+    let mut connected: Vec<Client> = Vec::with_capacity(clients);
+    let mut connect_errors = Vec::new();
+    for i in 0..clients {
+        let hello = control::Hello {
+            name: format!("bench-{i}"),
+            token: args.token.clone(),
+            capabilities: Capabilities::CHAT,
+        };
+        match Client::connect(&args.addr, hello, ClientConfig::default()) {
+            Ok(c) => connected.push(c),
+            Err(e) => {
+                connect_errors.push(format!("bench-{i}: {e}"));
+                // A full or unreachable server will refuse the rest too.
+                if connect_errors.len() >= 10 {
+                    break;
+                }
+            }
+        }
+    }
+    let connect_secs = t_connect.elapsed().as_secs_f64();
+    if connected.len() < 2 {
+        return Err(format!(
+            "only {} of {clients} clients connected: {}",
+            connected.len(),
+            connect_errors.join("; ")
+        ));
+    }
+
+    let rooms = (args.rooms as usize).min(connected.len());
+    let room_name = |i: usize| format!("bench-{}", i % rooms);
+    let mut room_size = vec![0u64; rooms];
+    for i in 0..connected.len() {
+        room_size[i % rooms] += 1;
+    }
+    let setup_start = base.elapsed();
+    let warmup = Duration::from_secs_f64(args.warmup);
+    let duration = Duration::from_secs_f64(args.duration);
+
+    // Join the bench rooms, and wait until every client has its room's
+    // roster, which the server sends after the join took effect.
+    for (i, c) in connected.iter().enumerate() {
+        let join = chat::Join {
+            room: room_name(i),
+            password: None,
+        };
+        c.send(&Frame::control(join))
+            .map_err(|e| format!("bench-{i}: cannot join {}: {e}", room_name(i)))?;
+    }
+    let mut inboxes: Vec<Inbox> = connected
+        .iter()
+        .enumerate()
+        .map(|(i, c)| Inbox {
+            events: c.events().clone(),
+            room: room_name(i),
+            joined: false,
+            open: true,
+        })
+        .collect();
+    let join_deadline = Instant::now() + Duration::from_secs(30);
+    let mut joined = 0;
+    while joined < inboxes.len() && Instant::now() < join_deadline {
+        let mut idle = true;
+        for inbox in &mut inboxes {
+            while let Ok(event) = inbox.events.try_recv() {
+                idle = false;
+                if let Event::Frame { frame, .. } = event {
+                    if let Message::Roster(r) = &frame.message {
+                        if !inbox.joined && r.room == inbox.room {
+                            inbox.joined = true;
+                            joined += 1;
+                        }
+                    }
+                }
+            }
+        }
+        if idle {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    if joined < inboxes.len() {
+        return Err(format!(
+            "only {joined} of {} clients got into their rooms within 30 s",
+            inboxes.len()
+        ));
+    }
+    let setup_secs = (base.elapsed() - setup_start).as_secs_f64();
+
+    // The schedule starts just after this; measuring starts after the warm-up.
+    let start_us = base.elapsed().as_micros() as u64 + 10_000;
+    let window_start_us = start_us + warmup.as_micros() as u64;
+    let run = Arc::new(Run {
+        base,
+        tag,
+        window_start_us,
+        window_end_us: window_start_us + duration.as_micros() as u64,
+        received: AtomicU64::new(0),
+        stop_receivers: AtomicBool::new(false),
+        poll_nap: Duration::from_micros(args.poll_nap_us),
+    });
+
+    // Receivers: client i is polled by thread i mod R.
+    let receiver_threads = (args.receiver_threads as usize).min(inboxes.len());
+    let mut shares: Vec<Vec<Inbox>> = (0..receiver_threads).map(|_| Vec::new()).collect();
+    for (i, inbox) in inboxes.into_iter().enumerate() {
+        shares[i % receiver_threads].push(inbox);
+    }
+    let receivers: Vec<JoinHandle<Received>> = shares
+        .into_iter()
+        .enumerate()
+        .map(|(t, share)| {
+            let run = run.clone();
+            spawn(&format!("bench-recv-{t}"), move || receive(&run, share))
+        })
+        .collect();
+
+    // Senders: client i is paced by thread i mod S.
+    let sender_threads = (args.sender_threads as usize).min(connected.len());
+    let mut outboxes: Vec<Vec<Outbox>> = (0..sender_threads).map(|_| Vec::new()).collect();
+    for (i, c) in connected.iter().enumerate() {
+        outboxes[i % sender_threads].push(Outbox {
+            handle: c.handle().clone(),
+            room: room_name(i),
+            fanout: room_size[i % rooms] - 1,
+            open: true,
+        });
+    }
+    let senders: Vec<JoinHandle<Sent>> = outboxes
+        .into_iter()
+        .enumerate()
+        .map(|(t, share)| {
+            let run = run.clone();
+            let plan = SendPlan {
+                // Interleave the threads' schedules instead of firing together.
+                first_due_us: start_us
+                    + (t as f64 / (sender_threads as f64 * args.rate * share.len() as f64) * 1e6)
+                        as u64,
+                interval_us: 1e6 / (args.rate * share.len() as f64),
+                end_us: run.window_end_us,
+                size: args.size as usize,
+            };
+            spawn(&format!("bench-send-{t}"), move || send(&run, plan, share))
+        })
+        .collect();
+
+    // CPU is sampled over the window; memory at its end, while everyone is
+    // still connected and traffic is at its steady state.
+    sleep_until(&run, run.window_start_us);
+    let server_before = args.server_pid.and_then(ProcStat::read);
+    let self_before = ProcStat::read_self();
+    sleep_until(&run, run.window_end_us);
+    let server_after = args.server_pid.and_then(ProcStat::read);
+    let self_after = ProcStat::read_self();
+    let server_mem = args.server_pid.and_then(ServerMemory::read);
+
+    let mut sent = Sent::default();
+    for s in senders {
+        sent.add(s.join().map_err(|_| "a sender thread panicked")?);
+    }
+    // Wait for lines still on their way, then stop the receivers.
+    let drain_deadline = Instant::now() + DRAIN;
+    while run.received.load(Ordering::Relaxed) < sent.expected && Instant::now() < drain_deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    run.stop_receivers.store(true, Ordering::Relaxed);
+    let mut received = Received::new();
+    for r in receivers {
+        received.add(r.join().map_err(|_| "a receiver thread panicked")?);
+    }
+
+    // Close: queue every goodbye first so the server handles them together,
+    // then wait for each connection to finish.
+    let t_close = Instant::now();
+    for c in &connected {
+        c.handle().close("bench finished");
+    }
+    for c in connected.drain(..) {
+        c.close("bench finished");
+    }
+    let close_secs = t_close.elapsed().as_secs_f64();
+
+    let window_secs = duration.as_secs_f64();
+    let cpu_share = |before: Option<ProcStat>, after: Option<ProcStat>| {
+        before
+            .zip(after)
+            .map(|(b, a)| (a.ticks.saturating_sub(b.ticks)) as f64 / USER_HZ / window_secs)
+    };
+    Ok(ChatReport {
+        clients_asked: clients,
+        clients_connected: joined,
+        connect_errors,
+        connect_secs,
+        setup_secs,
+        close_secs,
+        rooms,
+        fanout_max: room_size.iter().max().copied().unwrap_or(1) - 1,
+        rate: args.rate,
+        size: args.size as usize,
+        warmup_secs: args.warmup,
+        window_secs,
+        sent_per_sec: sent.in_window as f64 / window_secs,
+        target_sent_per_sec: args.rate * joined as f64,
+        sender_lag_max_ms: sent.max_lag_us as f64 / 1000.0,
+        delivered_per_sec: received.in_window as f64 / window_secs,
+        expected_delivered_per_sec: args.rate
+            * room_size
+                .iter()
+                .map(|&n| (n * n.saturating_sub(1)) as f64)
+                .sum::<f64>(),
+        latency: received.latency,
+        rate_limited: received.rate_limited,
+        other_errors: received.other_errors,
+        first_error: received.first_error,
+        send_failures: sent.failures,
+        disconnected: received.disconnected,
+        total_sent: sent.total,
+        undelivered: sent.expected.saturating_sub(received.total),
+        server_cpu: cpu_share(server_before, server_after),
+        bench_cpu: cpu_share(self_before, self_after),
+        server_mem,
+    })
+}
+
+fn check_args(args: &ChatArgs) -> Result<(), String> {
+    if !(args.rate > 0.0 && args.rate <= 10_000.0) {
+        return Err("--rate must be above 0 and at most 10000 lines/s per client".into());
+    }
+    if !(args.duration > 0.0 && args.duration <= 600.0) {
+        return Err("--duration must be above 0 and at most 600 s".into());
+    }
+    if !(args.warmup >= 0.0 && args.warmup <= 60.0) {
+        return Err("--warmup must be between 0 and 60 s".into());
+    }
+    if args.rooms > args.clients {
+        return Err("--rooms cannot exceed --clients".into());
+    }
+    // A load generator aimed at someone else's machine is an attack: only
+    // this machine's loopback addresses are accepted.
+    let addrs: Vec<_> = args
+        .addr
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve --addr {}: {e}", args.addr))?
+        .collect();
+    if addrs.is_empty() || addrs.iter().any(|a| !a.ip().is_loopback()) {
+        return Err(format!(
+            "--addr {} is not a loopback address; lanlink-bench only loads a server on this machine",
+            args.addr
+        ));
+    }
+    Ok(())
+}
+
+/// Each client holds one socket; make sure the soft limit leaves room for
+/// them and for the few files the process has open besides.
+fn check_fd_limit(clients: usize) -> Result<(), String> {
+    let Ok(limits) = std::fs::read_to_string("/proc/self/limits") else {
+        return Ok(());
+    };
+    let soft = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|s| s.parse::<usize>().ok());
+    match soft {
+        Some(soft) if soft < clients + 64 => Err(format!(
+            "{clients} clients need about {} file descriptors, the limit is {soft}: \
+             raise it with `ulimit -n {}` (the server needs as many)",
+            clients + 64,
+            (clients + 64).next_power_of_two()
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn wall_nanos() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos())
+}
+
+fn spawn<T: Send + 'static>(name: &str, f: impl FnOnce() -> T + Send + 'static) -> JoinHandle<T> {
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(f)
+        .unwrap_or_else(|e| panic!("cannot spawn thread {name}: {e}"))
+}
+
+fn sleep_until(run: &Run, at_us: u64) {
+    let now = run.now_us();
+    if at_us > now {
+        std::thread::sleep(Duration::from_micros(at_us - now));
+    }
+}
+
+// ---------------------------------------------------------------- senders
+
+/// One client as its sender thread sees it.
+struct Outbox {
+    handle: ConnHandle,
+    room: String,
+    /// How many others receive each of its lines.
+    fanout: u64,
+    open: bool,
+}
+
+/// A sender thread's schedule: line *m* of the thread is due at
+/// `first_due_us + m × interval_us`, and goes to client *m* mod the share.
+struct SendPlan {
+    first_due_us: u64,
+    interval_us: f64,
+    end_us: u64,
+    size: usize,
+}
+
+#[derive(Default)]
+struct Sent {
+    total: u64,
+    in_window: u64,
+    /// Deliveries owed for the lines sent: each line × its room's fan-out.
+    expected: u64,
+    failures: u64,
+    /// How far behind its schedule a sender thread fell.
+    max_lag_us: u64,
+}
+
+impl Sent {
+    fn add(&mut self, other: Sent) {
+        self.total += other.total;
+        self.in_window += other.in_window;
+        self.expected += other.expected;
+        self.failures += other.failures;
+        self.max_lag_us = self.max_lag_us.max(other.max_lag_us);
+    }
+}
+
+fn send(run: &Run, plan: SendPlan, mut share: Vec<Outbox>) -> Sent {
+    let mut sent = Sent::default();
+    let mut text = String::with_capacity(plan.size + 32);
+    let mut m: u64 = 0;
+    loop {
+        let due = plan.first_due_us + (m as f64 * plan.interval_us) as u64;
+        if due >= plan.end_us {
+            break;
+        }
+        let now = run.now_us();
+        if due > now {
+            std::thread::sleep(Duration::from_micros(due - now));
+            continue;
+        }
+        sent.max_lag_us = sent.max_lag_us.max(now - due);
+        let n = share.len();
+        let Some(out) = share.get_mut((m % n as u64) as usize) else {
+            break;
+        };
+        m += 1;
+        if !out.open {
+            continue;
+        }
+        text.clear();
+        let t = run.now_us();
+        let _ = write!(text, "{} {t} ", run.tag);
+        while text.len() < plan.size {
+            text.push('.');
+        }
+        let line = chat::ChatMessage {
+            room: out.room.clone(),
+            from: String::new(),
+            text: text.clone(),
+            action: false,
+            timestamp_ms: 0,
+        };
+        match out.handle.send(&Frame::control(line)) {
+            Ok(()) => {
+                sent.total += 1;
+                sent.expected += out.fanout;
+                if t >= run.window_start_us {
+                    sent.in_window += 1;
+                }
+            }
+            Err(_) => {
+                sent.failures += 1;
+                out.open = false;
+            }
+        }
+    }
+    sent
+}
+
+// -------------------------------------------------------------- receivers
+
+/// One client as its receiver thread sees it.
+struct Inbox {
+    events: Receiver<Event>,
+    room: String,
+    joined: bool,
+    open: bool,
+}
+
+struct Received {
+    /// Lines of this run received, window or not.
+    total: u64,
+    /// Lines received inside the measurement window.
+    in_window: u64,
+    /// Latency of the lines received inside the window.
+    latency: Histogram,
+    rate_limited: u64,
+    other_errors: u64,
+    first_error: Option<String>,
+    disconnected: u64,
+}
+
+impl Received {
+    fn new() -> Received {
+        Received {
+            total: 0,
+            in_window: 0,
+            latency: Histogram::new(),
+            rate_limited: 0,
+            other_errors: 0,
+            first_error: None,
+            disconnected: 0,
+        }
+    }
+
+    fn add(&mut self, other: Received) {
+        self.total += other.total;
+        self.in_window += other.in_window;
+        self.latency.merge(&other.latency);
+        self.rate_limited += other.rate_limited;
+        self.other_errors += other.other_errors;
+        self.first_error = self.first_error.take().or(other.first_error);
+        self.disconnected += other.disconnected;
+    }
+}
+
+fn receive(run: &Run, mut share: Vec<Inbox>) -> Received {
+    let mut got = Received::new();
+    let mut published = 0;
+    while !run.stop_receivers.load(Ordering::Relaxed) {
+        let mut idle = true;
+        for inbox in share.iter_mut().filter(|i| i.open) {
+            for _ in 0..POLL_BATCH {
+                match inbox.events.try_recv() {
+                    Ok(event) => {
+                        idle = false;
+                        on_event(run, inbox, event, &mut got);
+                    }
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        inbox.open = false;
+                        break;
+                    }
+                }
+            }
+        }
+        if got.total != published {
+            run.received
+                .fetch_add(got.total - published, Ordering::Relaxed);
+            published = got.total;
+        }
+        if idle {
+            std::thread::sleep(run.poll_nap);
+        }
+    }
+    got
+}
+
+fn on_event(run: &Run, inbox: &mut Inbox, event: Event, got: &mut Received) {
+    let frame = match event {
+        Event::Frame { frame, .. } => frame,
+        Event::Closed { reason, .. } => {
+            inbox.open = false;
+            got.disconnected += 1;
+            got.first_error
+                .get_or_insert_with(|| format!("disconnected: {reason}"));
+            return;
+        }
+        Event::Hello { .. } => return,
+    };
+    match frame.message {
+        Message::ChatMessage(m) => {
+            let Some(sent_us) = m
+                .text
+                .strip_prefix(run.tag.as_str())
+                .and_then(|rest| rest.split(' ').nth(1))
+                .and_then(|t| t.parse::<u64>().ok())
+            else {
+                return;
+            };
+            let now = run.now_us();
+            got.total += 1;
+            if now >= run.window_start_us && now < run.window_end_us {
+                got.in_window += 1;
+                got.latency.record(now.saturating_sub(sent_us));
+            }
+        }
+        Message::Error(e) => {
+            if e.code == ErrorCode::RATE_LIMITED {
+                got.rate_limited += 1;
+            } else {
+                got.other_errors += 1;
+            }
+            got.first_error
+                .get_or_insert_with(|| format!("server error {}: {}", e.code.0, e.message));
+        }
+        _ => {}
+    }
+}
+
+// -------------------------------------------------------------- histogram
+
+/// Latencies in microseconds, in log-linear buckets: exact below 2,048 µs,
+/// then 1,024 buckets per power of two (under 0.1 % error), up to 2⁴⁰ µs.
+#[derive(Clone)]
+struct Histogram {
+    counts: Vec<u64>,
+    count: u64,
+    max: u64,
+}
+
+const SUB_BUCKET_BITS: u32 = 10;
+const MAX_SHIFT: u32 = 30;
+
+impl Histogram {
+    fn new() -> Histogram {
+        Histogram {
+            counts: vec![0; ((MAX_SHIFT as usize) + 2) << SUB_BUCKET_BITS],
+            count: 0,
+            max: 0,
+        }
+    }
+
+    fn index(v: u64) -> usize {
+        let msb = 63 - (v | 1).leading_zeros();
+        let shift = msb.saturating_sub(SUB_BUCKET_BITS).min(MAX_SHIFT);
+        let mantissa = (v >> shift).min((2 << SUB_BUCKET_BITS) - 1);
+        ((shift as u64) << SUB_BUCKET_BITS) as usize + mantissa as usize
+    }
+
+    /// The smallest value that falls in bucket `i`.
+    fn value_at(i: usize) -> u64 {
+        let sub = 1usize << SUB_BUCKET_BITS;
+        if i < 2 * sub {
+            return i as u64;
+        }
+        let shift = i / sub - 1;
+        ((i - shift * sub) as u64) << shift
+    }
+
+    fn record(&mut self, v: u64) {
+        if let Some(c) = self.counts.get_mut(Self::index(v)) {
+            *c += 1;
+        }
+        self.count += 1;
+        self.max = self.max.max(v);
+    }
+
+    fn merge(&mut self, other: &Histogram) {
+        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
+            *a += b;
+        }
+        self.count += other.count;
+        self.max = self.max.max(other.max);
+    }
+
+    /// The value below which fraction `q` of the samples lie, in µs.
+    fn quantile(&self, q: f64) -> u64 {
+        if self.count == 0 {
+            return 0;
+        }
+        let rank = ((q * self.count as f64).ceil() as u64).clamp(1, self.count);
+        let mut seen = 0;
+        for (i, &c) in self.counts.iter().enumerate() {
+            seen += c;
+            if seen >= rank {
+                return Self::value_at(i).min(self.max);
+            }
+        }
+        self.max
+    }
+}
+
+// ---------------------------------------------------------------- /proc
+
+/// CPU time a process has used so far, from /proc/PID/stat.
+#[derive(Clone, Copy)]
+struct ProcStat {
+    /// User plus system time, in clock ticks.
+    ticks: u64,
+}
+
+impl ProcStat {
+    fn read(pid: u32) -> Option<ProcStat> {
+        Self::parse(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+    }
+
+    fn read_self() -> Option<ProcStat> {
+        Self::parse(&std::fs::read_to_string("/proc/self/stat").ok()?)
+    }
+
+    fn parse(stat: &str) -> Option<ProcStat> {
+        // The command name may hold spaces and parentheses: the fields that
+        // follow start after the last ')'. utime and stime are fields 14 and
+        // 15 of the line, the 12th and 13th after the name.
+        let rest = &stat[stat.rfind(')')? + 1..];
+        let mut fields = rest.split_whitespace().skip(11);
+        let utime: u64 = fields.next()?.parse().ok()?;
+        let stime: u64 = fields.next()?.parse().ok()?;
+        Some(ProcStat {
+            ticks: utime + stime,
+        })
+    }
+}
+
+/// The server's memory and threads, from /proc/PID/status.
+struct ServerMemory {
+    rss_kib: u64,
+    hwm_kib: u64,
+    threads: u64,
+}
+
+impl ServerMemory {
+    fn read(pid: u32) -> Option<ServerMemory> {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse::<u64>().ok())
+        };
+        Some(ServerMemory {
+            rss_kib: field("VmRSS:")?,
+            hwm_kib: field("VmHWM:")?,
+            threads: field("Threads:")?,
+        })
+    }
+}
+
+// ----------------------------------------------------------------- report
+
+struct ChatReport {
+    clients_asked: usize,
+    clients_connected: usize,
+    connect_errors: Vec<String>,
+    connect_secs: f64,
+    setup_secs: f64,
+    close_secs: f64,
+    rooms: usize,
+    fanout_max: u64,
+    rate: f64,
+    size: usize,
+    warmup_secs: f64,
+    window_secs: f64,
+    sent_per_sec: f64,
+    target_sent_per_sec: f64,
+    sender_lag_max_ms: f64,
+    delivered_per_sec: f64,
+    expected_delivered_per_sec: f64,
+    latency: Histogram,
+    rate_limited: u64,
+    other_errors: u64,
+    first_error: Option<String>,
+    send_failures: u64,
+    disconnected: u64,
+    total_sent: u64,
+    undelivered: u64,
+    server_cpu: Option<f64>,
+    bench_cpu: Option<f64>,
+    server_mem: Option<ServerMemory>,
+}
+
+fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+impl ChatReport {
+    fn errors(&self) -> u64 {
+        self.rate_limited
+            + self.other_errors
+            + self.send_failures
+            + self.disconnected
+            + self.connect_errors.len() as u64
+    }
+
+    fn to_text(&self) -> String {
+        let mut s = String::new();
+        let l = &self.latency;
+        let _ = writeln!(
+            s,
+            "lanlink-bench chat: {} clients, {} room(s) (fan-out up to {}), {} line(s)/s each, \
+             {}-byte lines, {:.0} s measured after {:.0} s warm-up",
+            self.clients_asked,
+            self.rooms,
+            self.fanout_max,
+            self.rate,
+            self.size,
+            self.window_secs,
+            self.warmup_secs
+        );
+        let _ = writeln!(
+            s,
+            "  clients     {}/{} connected in {:.2} s, in their rooms {:.2} s later; closed in {:.2} s",
+            self.clients_connected,
+            self.clients_asked,
+            self.connect_secs,
+            self.setup_secs,
+            self.close_secs
+        );
+        let _ = writeln!(
+            s,
+            "  sent        {:.0} msg/s (target {:.0}; sender lag up to {:.1} ms)",
+            self.sent_per_sec, self.target_sent_per_sec, self.sender_lag_max_ms
+        );
+        let _ = writeln!(
+            s,
+            "  delivered   {:.0} msg/s (offered {:.0})",
+            self.delivered_per_sec, self.expected_delivered_per_sec
+        );
+        let _ = writeln!(
+            s,
+            "  latency     p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms ({} samples)",
+            ms(l.quantile(0.50)),
+            ms(l.quantile(0.99)),
+            ms(l.quantile(0.999)),
+            ms(l.max),
+            l.count
+        );
+        let _ = writeln!(
+            s,
+            "  errors      {} (rate-limited {}, other server errors {}, failed sends {}, \
+             disconnected {}, failed connects {}); undelivered after {:.0} s drain: {} of {} lines' deliveries",
+            self.errors(),
+            self.rate_limited,
+            self.other_errors,
+            self.send_failures,
+            self.disconnected,
+            self.connect_errors.len(),
+            DRAIN.as_secs_f64(),
+            self.undelivered,
+            self.total_sent
+        );
+        if let Some(e) = self.first_error.as_ref().or(self.connect_errors.first()) {
+            let _ = writeln!(s, "  first error {e}");
+        }
+        if let Some(m) = &self.server_mem {
+            let _ = writeln!(
+                s,
+                "  server      VmRSS {:.1} MiB, VmHWM {:.1} MiB, {} threads, CPU {:.0} % of one core",
+                mib(m.rss_kib),
+                mib(m.hwm_kib),
+                m.threads,
+                self.server_cpu.unwrap_or(0.0) * 100.0
+            );
+        }
+        if let Some(cpu) = self.bench_cpu {
+            let _ = writeln!(s, "  bench       CPU {:.0} % of one core", cpu * 100.0);
+        }
+        s
+    }
+
+    fn to_json(&self) -> String {
+        let l = &self.latency;
+        let opt = |v: Option<f64>| v.map_or_else(|| "null".to_owned(), |v| format!("{v:.3}"));
+        let mut s = String::from("{");
+        let _ = write!(
+            s,
+            "\"clients\":{},\"clients_connected\":{},\"rooms\":{},\"fanout_max\":{},\
+             \"rate_per_client\":{},\"size\":{},\"warmup_s\":{},\"duration_s\":{},\
+             \"connect_s\":{:.3},\"setup_s\":{:.3},\"close_s\":{:.3},\
+             \"sent_per_s\":{:.1},\"target_sent_per_s\":{:.1},\"sender_lag_max_ms\":{:.3},\
+             \"delivered_per_s\":{:.1},\"offered_delivered_per_s\":{:.1},\
+             \"latency_ms\":{{\"p50\":{:.3},\"p99\":{:.3},\"p999\":{:.3},\"max\":{:.3},\"samples\":{}}},\
+             \"errors\":{{\"total\":{},\"rate_limited\":{},\"other\":{},\"failed_sends\":{},\
+             \"disconnected\":{},\"failed_connects\":{},\"undelivered\":{}}},\
+             \"server_cpu_cores\":{},\"bench_cpu_cores\":{}",
+            self.clients_asked,
+            self.clients_connected,
+            self.rooms,
+            self.fanout_max,
+            self.rate,
+            self.size,
+            self.warmup_secs,
+            self.window_secs,
+            self.connect_secs,
+            self.setup_secs,
+            self.close_secs,
+            self.sent_per_sec,
+            self.target_sent_per_sec,
+            self.sender_lag_max_ms,
+            self.delivered_per_sec,
+            self.expected_delivered_per_sec,
+            ms(l.quantile(0.50)),
+            ms(l.quantile(0.99)),
+            ms(l.quantile(0.999)),
+            ms(l.max),
+            l.count,
+            self.errors(),
+            self.rate_limited,
+            self.other_errors,
+            self.send_failures,
+            self.disconnected,
+            self.connect_errors.len(),
+            self.undelivered,
+            opt(self.server_cpu),
+            opt(self.bench_cpu),
+        );
+        if let Some(m) = &self.server_mem {
+            let _ = write!(
+                s,
+                ",\"server\":{{\"vm_rss_mib\":{:.1},\"vm_hwm_mib\":{:.1},\"threads\":{}}}",
+                mib(m.rss_kib),
+                mib(m.hwm_kib),
+                m.threads
+            );
+        }
+        s.push('}');
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_round_trip_within_a_thousandth() {
+        for v in [0, 1, 1023, 1024, 2047, 2048, 4095, 4096, 123_456, 9_999_999] {
+            let lo = Histogram::value_at(Histogram::index(v));
+            assert!(lo <= v && v - lo <= v / 1000, "{v} -> {lo}");
+        }
+    }
+
+    #[test]
+    fn quantiles() {
+        let mut h = Histogram::new();
+        for v in 1..=1000 {
+            h.record(v);
+        }
+        assert_eq!(h.quantile(0.5), 500);
+        assert_eq!(h.quantile(0.99), 990);
+        assert_eq!(h.quantile(1.0), 1000);
+        assert_eq!(Histogram::new().quantile(0.5), 0);
+    }
+
+    #[test]
+    fn proc_stat_parses_names_with_spaces() {
+        let line = "42 (a b) c) S 1 2 3 4 5 6 7 8 9 10 250 50 0 0 20 0 3 0";
+        assert_eq!(ProcStat::parse(line).map(|p| p.ticks), Some(300));
+    }
+}

@@ -1,0 +1,551 @@
+//! The client side of file transfer, on a connected [`Client`]: list the
+//! share, download files and folders, upload, and send to or receive from
+//! another user through the server.
+//!
+//! Transfers run one at a time per [`FileClient`]; frames for other streams
+//! (chat, notices) are ignored while one runs.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use lanlink_proto::file::{
+    ContentHash, DirEntry, FileAccept, FileCancel, FileComplete, FileOffer, FileReject,
+    FileRequest, ListRequest,
+};
+use lanlink_proto::{ErrorCode, Frame, Message, StreamId};
+use lanlink_transport::{Client, TransportError};
+
+use super::incoming::IncomingFile;
+use super::outgoing::{OutgoingFile, DEFAULT_CHUNK, DEFAULT_WINDOW};
+use super::{path, ACK_EVERY};
+use crate::ServiceError;
+
+/// What a finished transfer did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferSummary {
+    /// The name on the wire.
+    pub name: String,
+    /// The local file (written or read).
+    pub path: PathBuf,
+    /// The file's size.
+    pub size: u64,
+    /// Where this run started (non-zero when it resumed).
+    pub resumed_from: u64,
+    /// The verified BLAKE3 hash of the whole file.
+    pub hash: ContentHash,
+    /// How long this run took.
+    pub elapsed: Duration,
+}
+
+/// Told about a transfer's progress (a progress bar, a log line, nothing).
+pub trait Progress {
+    /// A transfer of `total` bytes starts at `resumed_from`.
+    fn start(&mut self, name: &str, total: u64, resumed_from: u64);
+    /// `done` bytes of it are through.
+    fn advance(&mut self, done: u64);
+    /// It finished.
+    fn finish(&mut self, summary: &TransferSummary);
+}
+
+/// Progress that reports nothing.
+#[derive(Debug, Default)]
+pub struct Quiet;
+
+impl Progress for Quiet {
+    fn start(&mut self, _: &str, _: u64, _: u64) {}
+    fn advance(&mut self, _: u64) {}
+    fn finish(&mut self, _: &TransferSummary) {}
+}
+
+/// File operations over one connection.
+pub struct FileClient<'a> {
+    client: &'a Client,
+    next_stream: StreamId,
+    /// How long to wait for the next frame of a transfer.
+    pub timeout: Duration,
+    /// How long to wait for another user to accept an offer.
+    pub accept_timeout: Duration,
+}
+
+fn conn_err(e: TransportError) -> ServiceError {
+    ServiceError::Connection(e.to_string())
+}
+
+fn refused(name: &str, message: Message) -> ServiceError {
+    match message {
+        Message::FileReject(FileReject { code, reason })
+        | Message::FileCancel(FileCancel { code, reason }) => ServiceError::Refused {
+            name: name.to_owned(),
+            reason,
+            code,
+        },
+        other => ServiceError::UnexpectedMessage { kind: other.kind() },
+    }
+}
+
+impl<'a> FileClient<'a> {
+    /// File operations on `client`.
+    pub fn new(client: &'a Client) -> FileClient<'a> {
+        FileClient {
+            client,
+            next_stream: 1,
+            timeout: Duration::from_secs(30),
+            accept_timeout: Duration::from_secs(300),
+        }
+    }
+
+    /// Client-chosen stream ids are odd.
+    fn new_stream(&mut self) -> StreamId {
+        let s = self.next_stream;
+        self.next_stream = self.next_stream.wrapping_add(2).max(1);
+        s
+    }
+
+    fn send(&self, stream: StreamId, message: impl Into<Message>) -> Result<(), ServiceError> {
+        self.client
+            .send(&Frame::new(stream, message))
+            .map_err(conn_err)
+    }
+
+    /// The next message on `stream` (other streams are skipped).
+    fn next_on(&self, stream: StreamId, patience: Duration) -> Result<Message, ServiceError> {
+        let deadline = Instant::now() + patience;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(ServiceError::Connection(format!(
+                    "no answer within {} s",
+                    patience.as_secs()
+                )));
+            }
+            match self.client.recv_timeout(left).map_err(conn_err)? {
+                Some(f) if f.stream == stream => return Ok(f.message),
+                _ => {}
+            }
+        }
+    }
+
+    /// Lists `path` of the server's share (`""` for its root).
+    pub fn list(&mut self, path: &str, recursive: bool) -> Result<Vec<DirEntry>, ServiceError> {
+        let stream = self.new_stream();
+        self.send(
+            stream,
+            ListRequest {
+                path: path.to_owned(),
+                recursive,
+            },
+        )?;
+        let mut entries = Vec::new();
+        loop {
+            match self.next_on(stream, self.timeout)? {
+                Message::Listing(l) => {
+                    entries.extend(l.entries);
+                    if l.done {
+                        return Ok(entries);
+                    }
+                }
+                other => return Err(refused(path, other)),
+            }
+        }
+    }
+
+    /// Downloads `name` (a file or a whole folder) into `dest`, resuming
+    /// any earlier partial download. Refuses to overwrite unless `force`.
+    pub fn get(
+        &mut self,
+        name: &str,
+        dest: &Path,
+        force: bool,
+        progress: &mut dyn Progress,
+    ) -> Result<Vec<TransferSummary>, ServiceError> {
+        let entries = self.list(name, true)?;
+        let base = name.rsplit('/').next().unwrap_or(name).to_owned();
+        let mut done = Vec::new();
+        if let [only] = entries.as_slice() {
+            if only.name.is_empty() {
+                let local = path::validate(&base, false)?;
+                done.push(self.download(name, only.size, dest, &local, force, progress)?);
+                return Ok(done);
+            }
+        }
+        for e in entries.iter().filter(|e| !e.is_dir) {
+            // Names come from the server: validate them like any other input.
+            let remote = format!("{name}/{}", e.name);
+            let local = path::validate(&format!("{base}/{}", e.name), false)?;
+            done.push(self.download(&remote, e.size, dest, &local, force, progress)?);
+        }
+        Ok(done)
+    }
+
+    fn download(
+        &mut self,
+        remote: &str,
+        size: u64,
+        dest: &Path,
+        local: &Path,
+        force: bool,
+        progress: &mut dyn Progress,
+    ) -> Result<TransferSummary, ServiceError> {
+        let started = Instant::now();
+        let shown = local.to_string_lossy().into_owned();
+        let target = path::prepare_new(dest, local, &shown)?;
+        let mut file = IncomingFile::open(&shown, target, size, force)?;
+        let stream = self.new_stream();
+        self.send(
+            stream,
+            FileRequest {
+                name: remote.to_owned(),
+                offset: file.received(),
+                prefix_hash: file.prefix_hash(),
+            },
+        )?;
+        let offer = match self.next_on(stream, self.timeout)? {
+            Message::FileOffer(o) => o,
+            other => return Err(refused(remote, other)),
+        };
+        if offer.offset != file.received() {
+            file.restart()?;
+        }
+        let resumed_from = file.received();
+        progress.start(&shown, offer.size, resumed_from);
+        let mut acked = resumed_from;
+        loop {
+            match self.next_on(stream, self.timeout)? {
+                Message::FileChunk(c) => {
+                    if let Err(e) = file.write_chunk(c.offset, &c.data) {
+                        let _ = self.send(
+                            stream,
+                            FileCancel {
+                                code: e.code(),
+                                reason: e.to_string(),
+                            },
+                        );
+                        return Err(e);
+                    }
+                    progress.advance(file.received());
+                    if file.received() >= acked + ACK_EVERY {
+                        acked = file.received();
+                        self.send(
+                            stream,
+                            FileAccept {
+                                offset: acked,
+                                prefix_hash: None,
+                            },
+                        )?;
+                    }
+                }
+                Message::FileComplete(FileComplete { size, hash }) => {
+                    let path = file.finish(size, &hash)?;
+                    let summary = TransferSummary {
+                        name: remote.to_owned(),
+                        path,
+                        size,
+                        resumed_from,
+                        hash,
+                        elapsed: started.elapsed(),
+                    };
+                    progress.finish(&summary);
+                    return Ok(summary);
+                }
+                other => return Err(refused(remote, other)),
+            }
+        }
+    }
+
+    /// Uploads `local` (a file or a folder) to the server's inbox, as
+    /// `as_name` if given. Resumes an earlier interrupted upload.
+    pub fn put(
+        &mut self,
+        local: &Path,
+        as_name: Option<&str>,
+        progress: &mut dyn Progress,
+    ) -> Result<Vec<TransferSummary>, ServiceError> {
+        self.each_file(local, as_name, |me, file, name| {
+            me.upload(file, &name, None, progress)
+        })
+    }
+
+    /// Offers `local` (a file or folder) to the user `to` through the server;
+    /// waits for them to accept. Nothing is stored on the server.
+    pub fn send_to(
+        &mut self,
+        to: &str,
+        local: &Path,
+        progress: &mut dyn Progress,
+    ) -> Result<Vec<TransferSummary>, ServiceError> {
+        self.each_file(local, None, |me, file, name| {
+            me.upload(file, &name, Some(to), progress)
+        })
+    }
+
+    /// Runs `one` for `local` itself or, for a folder, every file below it,
+    /// with `/`-separated names starting at the folder's (or `as_name`).
+    fn each_file(
+        &mut self,
+        local: &Path,
+        as_name: Option<&str>,
+        mut one: impl FnMut(&mut Self, &Path, String) -> Result<TransferSummary, ServiceError>,
+    ) -> Result<Vec<TransferSummary>, ServiceError> {
+        let base = match as_name {
+            Some(n) => n.to_owned(),
+            None => local
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .ok_or_else(|| ServiceError::BadPath {
+                    name: local.display().to_string(),
+                    reason: "it has no file name",
+                })?,
+        };
+        let meta = std::fs::metadata(local).map_err(|e| ServiceError::io("open", local, &e))?;
+        if !meta.is_dir() {
+            return Ok(vec![one(self, local, base)?]);
+        }
+        let mut files = Vec::new();
+        collect_files(local, &base, &mut files)?;
+        files.sort();
+        let mut done = Vec::new();
+        for (name, file) in files {
+            done.push(one(self, &file, name)?);
+        }
+        Ok(done)
+    }
+
+    fn upload(
+        &mut self,
+        local: &Path,
+        name: &str,
+        to: Option<&str>,
+        progress: &mut dyn Progress,
+    ) -> Result<TransferSummary, ServiceError> {
+        path::validate(name, false)?;
+        let started = Instant::now();
+        let size = std::fs::metadata(local)
+            .map_err(|e| ServiceError::io("open", local, &e))?
+            .len();
+        // A second attempt happens only when the server's partial file does
+        // not match ours: we cancel, it discards it, we start over.
+        for _attempt in 0..2 {
+            let stream = self.new_stream();
+            let offer = FileOffer {
+                name: name.to_owned(),
+                size,
+                hash: None,
+                offset: 0,
+                to: to.map(str::to_owned),
+                from: None,
+            };
+            self.send(stream, offer)?;
+            let patience = if to.is_some() {
+                self.accept_timeout
+            } else {
+                self.timeout
+            };
+            let accept = match self.next_on(stream, patience)? {
+                Message::FileAccept(a) => a,
+                other => return Err(refused(name, other)),
+            };
+            let mut file = OutgoingFile::open(local, accept.offset, accept.prefix_hash.as_ref())?;
+            if file.start() != accept.offset {
+                self.send(
+                    stream,
+                    FileCancel {
+                        code: ErrorCode::HASH_MISMATCH,
+                        reason: "resume prefix differs; starting over".into(),
+                    },
+                )?;
+                continue;
+            }
+            progress.start(name, size, file.start());
+            let mut completed = false;
+            loop {
+                while !completed && file.can_send(DEFAULT_WINDOW) {
+                    match file.next_chunk(DEFAULT_CHUNK)? {
+                        Some(c) => self.send(stream, c)?,
+                        None => {
+                            self.send(stream, file.complete())?;
+                            completed = true;
+                        }
+                    }
+                }
+                match self.next_on(stream, self.timeout)? {
+                    Message::FileAccept(a) => {
+                        file.ack(a.offset);
+                        progress.advance(a.offset);
+                    }
+                    Message::FileComplete(c) if completed => {
+                        let ours = file.complete();
+                        if c != ours {
+                            return Err(ServiceError::HashMismatch {
+                                name: name.to_owned(),
+                                detail: "the receiver confirmed a different hash".into(),
+                            });
+                        }
+                        let summary = TransferSummary {
+                            name: name.to_owned(),
+                            path: local.to_owned(),
+                            size: c.size,
+                            resumed_from: file.start(),
+                            hash: c.hash,
+                            elapsed: started.elapsed(),
+                        };
+                        progress.finish(&summary);
+                        return Ok(summary);
+                    }
+                    other => return Err(refused(name, other)),
+                }
+            }
+        }
+        Err(ServiceError::HashMismatch {
+            name: name.to_owned(),
+            detail: "the receiver's partial file kept differing".into(),
+        })
+    }
+
+    /// Waits up to `patience` for another user's offer; `decide` accepts or
+    /// declines it. An accepted file is received into `dest` (resuming a
+    /// partial one) and verified. `Ok(None)`: no offer came, or it was
+    /// declined.
+    pub fn receive(
+        &mut self,
+        dest: &Path,
+        force: bool,
+        patience: Duration,
+        decide: &mut dyn FnMut(&FileOffer) -> bool,
+        progress: &mut dyn Progress,
+    ) -> Result<Option<TransferSummary>, ServiceError> {
+        let deadline = Instant::now() + patience;
+        let (stream, offer) = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            match self.client.recv_timeout(left).map_err(conn_err)? {
+                Some(Frame {
+                    stream,
+                    message: Message::FileOffer(o),
+                }) if o.from.is_some() => break (stream, o),
+                _ => {}
+            }
+        };
+        if !decide(&offer) {
+            self.send(
+                stream,
+                FileReject {
+                    code: ErrorCode::FORBIDDEN,
+                    reason: "declined by the receiver".into(),
+                },
+            )?;
+            return Ok(None);
+        }
+        let started = Instant::now();
+        let prepared = path::validate(&offer.name, false).and_then(|rel| {
+            let target = path::prepare_new(dest, &rel, &offer.name)?;
+            IncomingFile::open(&offer.name, target, offer.size, force)
+        });
+        let mut file = match prepared {
+            Ok(f) => f,
+            Err(e) => {
+                self.send(
+                    stream,
+                    FileReject {
+                        code: e.code(),
+                        reason: e.to_string(),
+                    },
+                )?;
+                return Err(e);
+            }
+        };
+        let resumed_from = file.received();
+        self.send(
+            stream,
+            FileAccept {
+                offset: resumed_from,
+                prefix_hash: file.prefix_hash(),
+            },
+        )?;
+        progress.start(&offer.name, offer.size, resumed_from);
+        let mut acked = resumed_from;
+        let mut restarted = false;
+        loop {
+            match self.next_on(stream, self.timeout)? {
+                Message::FileChunk(c) => {
+                    // A sender that did not recognise our prefix starts at 0.
+                    if c.offset == 0 && file.received() > 0 && !restarted {
+                        file.restart()?;
+                        restarted = true;
+                    }
+                    if let Err(e) = file.write_chunk(c.offset, &c.data) {
+                        let _ = self.send(
+                            stream,
+                            FileCancel {
+                                code: e.code(),
+                                reason: e.to_string(),
+                            },
+                        );
+                        return Err(e);
+                    }
+                    progress.advance(file.received());
+                    if file.received() >= acked + ACK_EVERY {
+                        acked = file.received();
+                        self.send(
+                            stream,
+                            FileAccept {
+                                offset: acked,
+                                prefix_hash: None,
+                            },
+                        )?;
+                    }
+                }
+                Message::FileComplete(c) => match file.finish(c.size, &c.hash) {
+                    Ok(path) => {
+                        self.send(stream, c.clone())?;
+                        let summary = TransferSummary {
+                            name: offer.name.clone(),
+                            path,
+                            size: c.size,
+                            resumed_from,
+                            hash: c.hash,
+                            elapsed: started.elapsed(),
+                        };
+                        progress.finish(&summary);
+                        return Ok(Some(summary));
+                    }
+                    Err(e) => {
+                        self.send(
+                            stream,
+                            FileReject {
+                                code: e.code(),
+                                reason: e.to_string(),
+                            },
+                        )?;
+                        return Err(e);
+                    }
+                },
+                other => return Err(refused(&offer.name, other)),
+            }
+        }
+    }
+}
+
+fn collect_files(
+    dir: &Path,
+    prefix: &str,
+    out: &mut Vec<(String, PathBuf)>,
+) -> Result<(), ServiceError> {
+    let rd = std::fs::read_dir(dir).map_err(|e| ServiceError::io("list", dir, &e))?;
+    for item in rd {
+        let item = item.map_err(|e| ServiceError::io("list", dir, &e))?;
+        let Some(name) = item.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        let path = item.path();
+        let meta = std::fs::metadata(&path).map_err(|e| ServiceError::io("inspect", &path, &e))?;
+        let rel = format!("{prefix}/{name}");
+        if meta.is_dir() {
+            collect_files(&path, &rel, out)?;
+        } else {
+            out.push((rel, path));
+        }
+    }
+    Ok(())
+}

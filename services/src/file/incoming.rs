@@ -1,0 +1,241 @@
+//! The receiving end of a transfer: a partial file beside the target that is
+//! hashed as it grows and renamed to the final name only once the whole
+//! content's hash matches the sender's.
+//!
+//! The partial file is named `.NAME.lanlink-part` in the target's folder, so
+//! the rename is atomic and an interrupted transfer never leaves anything
+//! under the final name. It is kept after an interruption: opening the same
+//! target again resumes from its length, after the sender has checked the
+//! prefix hash.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use lanlink_proto::file::ContentHash;
+
+use crate::ServiceError;
+
+/// A file being received.
+#[derive(Debug)]
+pub struct IncomingFile {
+    name: String,
+    target: PathBuf,
+    part: PathBuf,
+    file: File,
+    hasher: blake3::Hasher,
+    received: u64,
+    overwrite: bool,
+}
+
+/// The path of the partial file for `target`.
+pub fn part_path(target: &Path) -> PathBuf {
+    let file_name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    target.with_file_name(format!(".{file_name}.lanlink-part"))
+}
+
+impl IncomingFile {
+    /// Opens (or resumes) the partial file for `target`, whose parents exist.
+    ///
+    /// `name` is the name shown in errors. Fails if `target` exists and
+    /// `overwrite` is not set. A partial file longer than `size` is discarded.
+    pub fn open(
+        name: &str,
+        target: PathBuf,
+        size: u64,
+        overwrite: bool,
+    ) -> Result<IncomingFile, ServiceError> {
+        if target.exists() && !overwrite {
+            return Err(ServiceError::AlreadyExists {
+                name: name.to_owned(),
+            });
+        }
+        let part = part_path(&target);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&part)
+            .map_err(|e| ServiceError::io("create", &part, &e))?;
+        let mut hasher = blake3::Hasher::new();
+        let mut received = 0u64;
+        let len = file
+            .metadata()
+            .map_err(|e| ServiceError::io("inspect", &part, &e))?
+            .len();
+        if len > size {
+            file.set_len(0)
+                .map_err(|e| ServiceError::io("truncate", &part, &e))?;
+        } else if len > 0 {
+            // Hash what an earlier attempt left, so the sender can check it.
+            let mut buf = vec![0u8; 256 * 1024];
+            loop {
+                let n = file
+                    .read(&mut buf)
+                    .map_err(|e| ServiceError::io("read", &part, &e))?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(buf.get(..n).unwrap_or_default());
+                received += n as u64;
+            }
+        }
+        Ok(IncomingFile {
+            name: name.to_owned(),
+            target,
+            part,
+            file,
+            hasher,
+            received,
+            overwrite,
+        })
+    }
+
+    /// Bytes already held (the resume offset).
+    pub fn received(&self) -> u64 {
+        self.received
+    }
+
+    /// Hash of the bytes already held, if any.
+    pub fn prefix_hash(&self) -> Option<ContentHash> {
+        (self.received > 0).then(|| *self.hasher.finalize().as_bytes())
+    }
+
+    /// Where the file will be published.
+    pub fn target(&self) -> &Path {
+        &self.target
+    }
+
+    /// Throws away what was held and starts again from byte 0 (the sender
+    /// did not recognise the prefix).
+    pub fn restart(&mut self) -> Result<(), ServiceError> {
+        self.file
+            .set_len(0)
+            .map_err(|e| ServiceError::io("truncate", &self.part, &e))?;
+        self.hasher = blake3::Hasher::new();
+        self.received = 0;
+        Ok(())
+    }
+
+    /// Appends a chunk, which must start where the previous one ended.
+    pub fn write_chunk(&mut self, offset: u64, data: &[u8]) -> Result<(), ServiceError> {
+        if offset != self.received {
+            return Err(ServiceError::OutOfOrder {
+                name: self.name.clone(),
+                got: offset,
+                expected: self.received,
+            });
+        }
+        self.file
+            .write_all(data)
+            .map_err(|e| ServiceError::io("write", &self.part, &e))?;
+        self.hasher.update(data);
+        self.received += data.len() as u64;
+        Ok(())
+    }
+
+    /// Checks size and hash; on a match publishes the file under its final
+    /// name and returns that path, otherwise deletes the partial file.
+    pub fn finish(self, size: u64, hash: &ContentHash) -> Result<PathBuf, ServiceError> {
+        let ours = *self.hasher.finalize().as_bytes();
+        if self.received != size || ours != *hash {
+            let detail = if self.received != size {
+                format!("{} bytes received, sender sent {size}", self.received)
+            } else {
+                "content hash differs".to_owned()
+            };
+            drop(self.file);
+            let _ = std::fs::remove_file(&self.part);
+            return Err(ServiceError::HashMismatch {
+                name: self.name,
+                detail,
+            });
+        }
+        self.file
+            .sync_all()
+            .map_err(|e| ServiceError::io("sync", &self.part, &e))?;
+        drop(self.file);
+        if self.target.exists() && !self.overwrite {
+            return Err(ServiceError::AlreadyExists { name: self.name });
+        }
+        std::fs::rename(&self.part, &self.target)
+            .map_err(|e| ServiceError::io("rename", &self.target, &e))?;
+        Ok(self.target)
+    }
+
+    /// Gives up and deletes the partial file (the sender cancelled a fresh
+    /// transfer, or the content cannot be trusted).
+    pub fn discard(self) {
+        drop(self.file);
+        let _ = std::fs::remove_file(&self.part);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("lanlink-incoming-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn publishes_only_after_the_hash_matches_and_resumes() {
+        let d = dir("ok");
+        let target = d.join("f.bin");
+        let data: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
+        let hash = *blake3::hash(&data).as_bytes();
+
+        let mut f = IncomingFile::open("f.bin", target.clone(), data.len() as u64, false).unwrap();
+        f.write_chunk(0, &data[..40_000]).unwrap();
+        assert!(
+            !target.exists(),
+            "nothing under the final name mid-transfer"
+        );
+        drop(f); // interrupted
+
+        let mut f = IncomingFile::open("f.bin", target.clone(), data.len() as u64, false).unwrap();
+        assert_eq!(f.received(), 40_000);
+        assert_eq!(
+            f.prefix_hash(),
+            Some(*blake3::hash(&data[..40_000]).as_bytes())
+        );
+        assert!(matches!(
+            f.write_chunk(0, b"x"),
+            Err(ServiceError::OutOfOrder {
+                expected: 40_000,
+                ..
+            })
+        ));
+        f.write_chunk(40_000, &data[40_000..]).unwrap();
+        assert_eq!(f.finish(data.len() as u64, &hash).unwrap(), target);
+        assert_eq!(std::fs::read(&target).unwrap(), data);
+        assert!(!part_path(&target).exists());
+
+        // The same name again is refused unless overwriting.
+        assert!(matches!(
+            IncomingFile::open("f.bin", target.clone(), 1, false),
+            Err(ServiceError::AlreadyExists { .. })
+        ));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn corruption_publishes_nothing() {
+        let d = dir("bad");
+        let target = d.join("f.bin");
+        let mut f = IncomingFile::open("f.bin", target.clone(), 4, false).unwrap();
+        f.write_chunk(0, b"abcX").unwrap();
+        let err = f.finish(4, blake3::hash(b"abcd").as_bytes()).unwrap_err();
+        assert!(matches!(err, ServiceError::HashMismatch { .. }), "{err}");
+        assert!(err.to_string().contains("nothing was saved"));
+        assert!(!target.exists() && !part_path(&target).exists());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}

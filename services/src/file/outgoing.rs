@@ -1,0 +1,153 @@
+//! The sending end of a transfer: reads a file in chunks, hashing as it goes,
+//! and keeps at most a window of unacknowledged bytes in flight.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use bytes::{Bytes, BytesMut};
+use lanlink_proto::file::{ContentHash, FileChunk, FileComplete};
+
+use crate::ServiceError;
+
+/// Bytes a sender may have in flight beyond the receiver's last
+/// acknowledgement. Large enough to keep loopback busy, small enough that a
+/// chat line queued behind it waits a few milliseconds at most.
+pub const DEFAULT_WINDOW: u64 = 4 * 1024 * 1024;
+/// Size of each chunk's data.
+pub const DEFAULT_CHUNK: usize = 256 * 1024;
+
+/// A file being sent.
+#[derive(Debug)]
+pub struct OutgoingFile {
+    path: PathBuf,
+    file: File,
+    size: u64,
+    sent: u64,
+    acked: u64,
+    start: u64,
+    hasher: blake3::Hasher,
+    done: bool,
+}
+
+impl OutgoingFile {
+    /// Opens `path` to send from `offset`, the length of the prefix the
+    /// receiver holds. The prefix is hashed (the whole-file hash needs it);
+    /// if the receiver's `prefix_hash` does not match, or `offset` is past
+    /// the end, sending restarts from 0. [`start`](Self::start) tells which.
+    pub fn open(
+        path: &Path,
+        offset: u64,
+        prefix_hash: Option<&ContentHash>,
+    ) -> Result<OutgoingFile, ServiceError> {
+        let mut file = File::open(path).map_err(|e| ServiceError::io("open", path, &e))?;
+        let size = file
+            .metadata()
+            .map_err(|e| ServiceError::io("inspect", path, &e))?
+            .len();
+        let mut hasher = blake3::Hasher::new();
+        let mut start = 0;
+        if offset > 0 && offset <= size {
+            let mut left = offset;
+            let mut buf = vec![0u8; 256 * 1024];
+            while left > 0 {
+                let want = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
+                let n = file
+                    .read(buf.get_mut(..want).unwrap_or_default())
+                    .map_err(|e| ServiceError::io("read", path, &e))?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(buf.get(..n).unwrap_or_default());
+                left -= n as u64;
+            }
+            let matches =
+                left == 0 && prefix_hash.is_none_or(|h| hasher.finalize().as_bytes() == h);
+            if matches {
+                start = offset;
+            } else {
+                hasher = blake3::Hasher::new();
+            }
+        }
+        file.seek(SeekFrom::Start(start))
+            .map_err(|e| ServiceError::io("seek", path, &e))?;
+        Ok(OutgoingFile {
+            path: path.to_owned(),
+            file,
+            size,
+            sent: start,
+            acked: start,
+            start,
+            hasher,
+            done: false,
+        })
+    }
+
+    /// The size when the transfer started.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Where sending (re)started: the receiver's offset, or 0.
+    pub fn start(&self) -> u64 {
+        self.start
+    }
+
+    /// Bytes sent so far (counting the resumed prefix).
+    pub fn sent(&self) -> u64 {
+        self.sent
+    }
+
+    /// Records the receiver's cumulative acknowledgement.
+    pub fn ack(&mut self, offset: u64) {
+        self.acked = self.acked.max(offset.min(self.sent));
+    }
+
+    /// True while the window allows another chunk and the file has more.
+    pub fn can_send(&self, window: u64) -> bool {
+        !self.done && self.sent < self.acked + window
+    }
+
+    /// Reads the next chunk, or `None` at end of file (then call
+    /// [`complete`](Self::complete)).
+    pub fn next_chunk(&mut self, chunk: usize) -> Result<Option<FileChunk>, ServiceError> {
+        if self.done {
+            return Ok(None);
+        }
+        let mut buf = BytesMut::zeroed(chunk);
+        let mut filled = 0;
+        while filled < chunk {
+            let n = self
+                .file
+                .read(buf.get_mut(filled..).unwrap_or_default())
+                .map_err(|e| ServiceError::io("read", &self.path, &e))?;
+            if n == 0 {
+                break;
+            }
+            filled += n;
+        }
+        if filled == 0 {
+            self.done = true;
+            return Ok(None);
+        }
+        buf.truncate(filled);
+        let data: Bytes = buf.freeze();
+        self.hasher.update(&data);
+        let offset = self.sent;
+        self.sent += filled as u64;
+        Ok(Some(FileChunk { offset, data }))
+    }
+
+    /// The closing message: total size and whole-file hash.
+    pub fn complete(&self) -> FileComplete {
+        FileComplete {
+            size: self.sent,
+            hash: *self.hasher.finalize().as_bytes(),
+        }
+    }
+
+    /// True once every byte is sent and acknowledged.
+    pub fn fully_acked(&self) -> bool {
+        self.done && self.acked >= self.sent
+    }
+}

@@ -1,0 +1,220 @@
+//! File names from the network are hostile until proven otherwise.
+//!
+//! A name is a relative, `/`-separated path. [`validate`] rejects anything
+//! that could leave the target folder by its spelling (absolute paths, `..`,
+//! drive letters, backslashes, NUL and control characters, names made only of
+//! dots); [`resolve_existing`] and [`prepare_new`] then check, on the real
+//! file system, that symlinks do not lead out of it either.
+
+use std::path::{Component, Path, PathBuf};
+
+use crate::ServiceError;
+
+/// The longest name accepted, in bytes.
+pub const MAX_NAME_LEN: usize = 4096;
+/// The longest single path component accepted, in bytes.
+pub const MAX_COMPONENT_LEN: usize = 255;
+
+fn bad(name: &str, reason: &'static str) -> ServiceError {
+    ServiceError::BadPath {
+        name: name.to_owned(),
+        reason,
+    }
+}
+
+/// Checks a relative name and returns it as a path of normal components.
+///
+/// `""` is accepted only when `allow_root` is set (it names the folder
+/// itself, as in "list the share").
+pub fn validate(name: &str, allow_root: bool) -> Result<PathBuf, ServiceError> {
+    if name.is_empty() {
+        return if allow_root {
+            Ok(PathBuf::new())
+        } else {
+            Err(bad(name, "the name is empty"))
+        };
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(bad(name, "the name is too long"));
+    }
+    if name.chars().any(|c| c == '\0') {
+        return Err(bad(name, "it contains a NUL byte"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(bad(name, "it contains control characters"));
+    }
+    if name.contains('\\') {
+        return Err(bad(name, "it contains a backslash"));
+    }
+    if name.starts_with('/') {
+        return Err(bad(name, "absolute paths are not allowed"));
+    }
+    if name.len() >= 2 && name.as_bytes()[1] == b':' && name.as_bytes()[0].is_ascii_alphabetic() {
+        return Err(bad(name, "drive-letter paths are not allowed"));
+    }
+    let mut out = PathBuf::new();
+    for part in name.split('/') {
+        if part.is_empty() {
+            return Err(bad(name, "it has an empty path component"));
+        }
+        if part.chars().all(|c| c == '.') {
+            return Err(bad(
+                name,
+                "`.`, `..` and names made only of dots are not allowed",
+            ));
+        }
+        if part.len() > MAX_COMPONENT_LEN {
+            return Err(bad(name, "a path component is too long"));
+        }
+        out.push(part);
+    }
+    // Belt and braces: after the checks above every component must be normal.
+    if !out.components().all(|c| matches!(c, Component::Normal(_))) {
+        return Err(bad(name, "it is not a plain relative path"));
+    }
+    Ok(out)
+}
+
+/// Resolves `rel` (already validated) under `root` for reading, following
+/// symlinks, and refuses a result outside `root`.
+pub fn resolve_existing(root: &Path, rel: &Path, name: &str) -> Result<PathBuf, ServiceError> {
+    let root = root
+        .canonicalize()
+        .map_err(|e| ServiceError::io("open folder", root, &e))?;
+    let full = match root.join(rel).canonicalize() {
+        Ok(p) => p,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ServiceError::NoSuchFile {
+                name: name.to_owned(),
+            })
+        }
+        Err(e) => return Err(ServiceError::io("open", &root.join(rel), &e)),
+    };
+    if !full.starts_with(&root) {
+        return Err(bad(
+            name,
+            "it leads out of the shared folder through a symlink",
+        ));
+    }
+    Ok(full)
+}
+
+/// Prepares `rel` (already validated) under `root` for writing: creates the
+/// missing parent folders, and refuses any existing component that is a
+/// symlink or leads out of `root`. Returns the full path of the file.
+pub fn prepare_new(root: &Path, rel: &Path, name: &str) -> Result<PathBuf, ServiceError> {
+    let root = root
+        .canonicalize()
+        .map_err(|e| ServiceError::io("open folder", root, &e))?;
+    let mut dir = root.clone();
+    let parts: Vec<_> = rel.components().collect();
+    let Some((file, parents)) = parts.split_last() else {
+        return Err(bad(name, "the name is empty"));
+    };
+    for part in parents {
+        dir.push(part);
+        match std::fs::symlink_metadata(&dir) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(bad(name, "a folder on its path is a symlink"))
+            }
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Err(bad(name, "a folder on its path is a file")),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir(&dir)
+                    .map_err(|e| ServiceError::io("create folder", &dir, &e))?;
+            }
+            Err(e) => return Err(ServiceError::io("inspect", &dir, &e)),
+        }
+    }
+    let target = dir.join(file);
+    if let Ok(m) = std::fs::symlink_metadata(&target) {
+        if m.file_type().is_symlink() {
+            return Err(bad(name, "the target is a symlink"));
+        }
+        if m.is_dir() {
+            return Err(bad(name, "the target is a folder"));
+        }
+    }
+    Ok(target)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attacks_are_refused_with_a_reason() {
+        for (name, why) in [
+            ("../x", "dots"),
+            ("a/../../b", "dots"),
+            ("/etc/passwd", "absolute"),
+            ("..", "dots"),
+            ("...", "dots"),
+            (".", "dots"),
+            ("a/./b", "dots"),
+            ("a\0b", "NUL"),
+            ("a\nb", "control"),
+            ("a\x1b[2Jb", "control"),
+            ("a\\..\\b", "backslash"),
+            ("C:stuff", "drive"),
+            ("a//b", "empty"),
+            ("a/", "empty"),
+            ("", "empty"),
+        ] {
+            match validate(name, false) {
+                Err(ServiceError::BadPath { name: n, reason }) => {
+                    assert_eq!(n, name);
+                    assert!(reason.contains(why), "{name:?}: {reason}");
+                }
+                other => panic!("{name:?} accepted: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn ordinary_names_pass() {
+        assert_eq!(validate("a.txt", false).unwrap(), PathBuf::from("a.txt"));
+        assert_eq!(
+            validate("dir/sub/.hidden", false).unwrap(),
+            PathBuf::from("dir/sub/.hidden")
+        );
+        assert_eq!(
+            validate("ünï cødé.mp3", false).unwrap(),
+            PathBuf::from("ünï cødé.mp3")
+        );
+        assert_eq!(validate("", true).unwrap(), PathBuf::new());
+    }
+
+    #[test]
+    fn symlinks_out_of_the_folder_are_refused() {
+        let base = std::env::temp_dir().join(format!("lanlink-path-{}", std::process::id()));
+        let share = base.join("share");
+        let outside = base.join("outside");
+        std::fs::create_dir_all(&share).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("secret"), b"s").unwrap();
+        std::fs::write(share.join("ok"), b"ok").unwrap();
+        std::os::unix::fs::symlink(outside.join("secret"), share.join("link")).unwrap();
+        std::os::unix::fs::symlink(&outside, share.join("dirlink")).unwrap();
+
+        assert!(resolve_existing(&share, Path::new("ok"), "ok").is_ok());
+        for name in ["link", "dirlink/secret"] {
+            let err = resolve_existing(&share, &validate(name, false).unwrap(), name).unwrap_err();
+            assert!(err.to_string().contains("symlink"), "{err}");
+        }
+        assert!(matches!(
+            resolve_existing(&share, Path::new("missing"), "missing"),
+            Err(ServiceError::NoSuchFile { .. })
+        ));
+        // Writing through a symlinked folder or onto a symlink is refused,
+        // and nothing is created outside.
+        for name in ["dirlink/new", "link"] {
+            let err = prepare_new(&share, &validate(name, false).unwrap(), name).unwrap_err();
+            assert!(err.to_string().contains("symlink"), "{err}");
+        }
+        assert!(!outside.join("new").exists());
+        let p = prepare_new(&share, Path::new("a/b/c.txt"), "a/b/c.txt").unwrap();
+        assert!(p.starts_with(share.canonicalize().unwrap()) && share.join("a/b").is_dir());
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+}

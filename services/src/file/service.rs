@@ -1,0 +1,466 @@
+//! The server side of file transfer: listing and serving the share, taking
+//! uploads into the inbox, and relaying offers between users.
+//!
+//! Sans-IO towards the network (frames in, [`Outgoing`] frames out) but it
+//! reads and writes files: downloads are pumped chunk by chunk as the
+//! receiver's acknowledgements open the window, so the hub never blocks on
+//! a slow peer and memory stays bounded by the window whatever the file size.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use lanlink_proto::file::{
+    FileAccept, FileCancel, FileComplete, FileOffer, FileReject, FileRequest, ListRequest, Listing,
+};
+use lanlink_proto::{ErrorCode, Frame, Message, StreamId};
+use lanlink_transport::ConnId;
+
+use super::incoming::IncomingFile;
+use super::outgoing::OutgoingFile;
+use super::{listing, path, FileConfig, ACK_EVERY};
+use crate::{Outgoing, ServiceError};
+
+type Key = (ConnId, StreamId);
+
+enum Transfer {
+    /// We send a shared file to the client.
+    Download { file: OutgoingFile },
+    /// The client sends us a file for the inbox.
+    Upload { file: IncomingFile, acked: u64 },
+    /// The client offers a file to `peer`'s user; we forward its frames.
+    RelayFrom { peer: Key },
+    /// Another client's file goes to this client; we forward its answers.
+    RelayTo { peer: Key },
+}
+
+/// File sharing, uploads and relays for every connection of a server.
+pub struct FileService {
+    config: FileConfig,
+    transfers: HashMap<Key, Transfer>,
+    next_relay_stream: u32,
+}
+
+impl FileService {
+    /// A service with no transfers.
+    pub fn new(config: FileConfig) -> FileService {
+        FileService {
+            config,
+            transfers: HashMap::new(),
+            next_relay_stream: 2,
+        }
+    }
+
+    /// Transfers in progress (all connections).
+    pub fn transfer_count(&self) -> usize {
+        self.transfers.len()
+    }
+
+    /// Handles one file-class message from `conn`, whose user is called
+    /// `from`. `lookup` finds the connection of a user by nickname (for
+    /// offers to another user).
+    pub fn handle(
+        &mut self,
+        conn: ConnId,
+        from: &str,
+        stream: StreamId,
+        message: Message,
+        lookup: &dyn Fn(&str) -> Option<ConnId>,
+        out: &mut Vec<Outgoing>,
+    ) {
+        let key = (conn, stream);
+        let result = match message {
+            Message::ListRequest(r) => self.list(key, r, out),
+            Message::FileRequest(r) => self.download(key, r, out),
+            Message::FileOffer(o) => match o.to.clone() {
+                None => self.upload(key, o, out),
+                Some(to) => self.relay_offer(key, from, &to, o, lookup, out),
+            },
+            Message::FileAccept(a) => {
+                self.on_accept(key, a, out);
+                Ok(())
+            }
+            Message::FileChunk(c) => self.on_chunk(key, c, out),
+            Message::FileComplete(c) => self.on_complete(key, c, out),
+            Message::FileReject(r) => {
+                self.on_end(key, Message::FileReject(r), out);
+                Ok(())
+            }
+            Message::FileCancel(c) => {
+                self.on_end(key, Message::FileCancel(c), out);
+                Ok(())
+            }
+            other => Err(ServiceError::UnexpectedMessage { kind: other.kind() }),
+        };
+        if let Err(e) = result {
+            if let Some(Transfer::Upload { file, .. }) = self.transfers.remove(&key) {
+                // A broken upload keeps its partial file only when the
+                // content so far is sound (resume will recheck it).
+                if matches!(e, ServiceError::OutOfOrder { .. }) {
+                    file.discard();
+                }
+            }
+            reject(out, key, &e);
+        }
+    }
+
+    /// `conn` is gone: forget its transfers and cancel the relays it was in.
+    /// Partial uploads stay on disk for a later resume.
+    pub fn disconnect(&mut self, conn: ConnId, out: &mut Vec<Outgoing>) {
+        let keys: Vec<Key> = self
+            .transfers
+            .keys()
+            .filter(|k| k.0 == conn)
+            .copied()
+            .collect();
+        for key in keys {
+            match self.transfers.remove(&key) {
+                Some(Transfer::RelayFrom { peer }) | Some(Transfer::RelayTo { peer }) => {
+                    self.transfers.remove(&peer);
+                    let cancel = FileCancel {
+                        code: ErrorCode::OTHER,
+                        reason: "the other side disconnected".into(),
+                    };
+                    out.push(Outgoing {
+                        to: peer.0,
+                        frame: Frame::new(peer.1, cancel),
+                    });
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn share(&self) -> Result<&PathBuf, ServiceError> {
+        self.config.share.as_ref().ok_or(ServiceError::NotEnabled {
+            what: "file sharing",
+        })
+    }
+
+    fn check_room_for_another(&self, conn: ConnId) -> Result<(), ServiceError> {
+        let mine = self.transfers.keys().filter(|k| k.0 == conn).count();
+        if mine >= self.config.max_transfers_per_client {
+            return Err(ServiceError::NotEnabled {
+                what: "another concurrent transfer",
+            });
+        }
+        Ok(())
+    }
+
+    fn list(
+        &mut self,
+        key: Key,
+        r: ListRequest,
+        out: &mut Vec<Outgoing>,
+    ) -> Result<(), ServiceError> {
+        let share = self.share()?;
+        let rel = path::validate(&r.path, true)?;
+        let full = path::resolve_existing(share, &rel, &r.path)?;
+        let entries = listing::list(share, &full, r.recursive)?;
+        let mut chunks = entries.chunks(u16::MAX as usize).peekable();
+        if chunks.peek().is_none() {
+            send(
+                out,
+                key,
+                Listing {
+                    path: r.path,
+                    entries: Vec::new(),
+                    done: true,
+                },
+            );
+            return Ok(());
+        }
+        while let Some(chunk) = chunks.next() {
+            let done = chunks.peek().is_none();
+            send(
+                out,
+                key,
+                Listing {
+                    path: r.path.clone(),
+                    entries: chunk.to_vec(),
+                    done,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    fn download(
+        &mut self,
+        key: Key,
+        r: FileRequest,
+        out: &mut Vec<Outgoing>,
+    ) -> Result<(), ServiceError> {
+        self.check_room_for_another(key.0)?;
+        let share = self.share()?;
+        let rel = path::validate(&r.name, false)?;
+        let full = path::resolve_existing(share, &rel, &r.name)?;
+        if full.is_dir() {
+            return Err(ServiceError::BadPath {
+                name: r.name,
+                reason: "it is a folder (list it and get its files)",
+            });
+        }
+        let file = OutgoingFile::open(&full, r.offset, r.prefix_hash.as_ref())?;
+        let offer = FileOffer {
+            name: r.name,
+            size: file.size(),
+            hash: None,
+            offset: file.start(),
+            to: None,
+            from: None,
+        };
+        send(out, key, offer);
+        self.transfers.insert(key, Transfer::Download { file });
+        self.pump(key, out)
+    }
+
+    /// Sends download chunks while the window allows.
+    fn pump(&mut self, key: Key, out: &mut Vec<Outgoing>) -> Result<(), ServiceError> {
+        let (window, chunk) = (self.config.window, self.config.chunk_size);
+        let Some(Transfer::Download { file }) = self.transfers.get_mut(&key) else {
+            return Ok(());
+        };
+        while file.can_send(window) {
+            match file.next_chunk(chunk)? {
+                Some(c) => out.push(Outgoing {
+                    to: key.0,
+                    frame: Frame::new(key.1, c),
+                }),
+                None => {
+                    send(out, key, file.complete());
+                    self.transfers.remove(&key);
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn upload(
+        &mut self,
+        key: Key,
+        o: FileOffer,
+        out: &mut Vec<Outgoing>,
+    ) -> Result<(), ServiceError> {
+        self.check_room_for_another(key.0)?;
+        let inbox = self
+            .config
+            .inbox
+            .as_ref()
+            .ok_or(ServiceError::NotEnabled { what: "uploads" })?;
+        let rel = path::validate(&o.name, false)?;
+        if o.size > self.config.max_upload_size {
+            return Err(ServiceError::FileTooLarge {
+                name: o.name,
+                size: o.size,
+                max: self.config.max_upload_size,
+            });
+        }
+        if self
+            .transfers
+            .values()
+            .any(|t| matches!(t, Transfer::Upload { file, .. } if file.target().ends_with(&rel)))
+        {
+            return Err(ServiceError::AlreadyExists { name: o.name });
+        }
+        let target = path::prepare_new(inbox, &rel, &o.name)?;
+        let file = IncomingFile::open(&o.name, target, o.size, self.config.allow_overwrite)?;
+        let needed = o.size.saturating_sub(file.received());
+        let available = fs4::available_space(inbox).unwrap_or(u64::MAX);
+        if needed > available.saturating_sub(self.config.min_free_space) {
+            return Err(ServiceError::NoSpace {
+                name: o.name,
+                needed,
+                available,
+            });
+        }
+        let accept = FileAccept {
+            offset: file.received(),
+            prefix_hash: file.prefix_hash(),
+        };
+        send(out, key, accept);
+        let acked = file.received();
+        self.transfers.insert(key, Transfer::Upload { file, acked });
+        Ok(())
+    }
+
+    fn relay_offer(
+        &mut self,
+        key: Key,
+        from: &str,
+        to: &str,
+        o: FileOffer,
+        lookup: &dyn Fn(&str) -> Option<ConnId>,
+        out: &mut Vec<Outgoing>,
+    ) -> Result<(), ServiceError> {
+        self.check_room_for_another(key.0)?;
+        path::validate(&o.name, false)?;
+        let peer_conn = lookup(to).ok_or_else(|| ServiceError::NoSuchUser {
+            name: to.to_owned(),
+        })?;
+        if peer_conn == key.0 {
+            return Err(ServiceError::BadPath {
+                name: o.name,
+                reason: "you cannot send a file to yourself",
+            });
+        }
+        // Server-chosen streams are even; skip any still in use.
+        let mut stream = self.next_relay_stream;
+        while self.transfers.contains_key(&(peer_conn, stream)) {
+            stream = stream.wrapping_add(2).max(2);
+        }
+        self.next_relay_stream = stream.wrapping_add(2).max(2);
+        let peer = (peer_conn, stream);
+        let forwarded = FileOffer {
+            to: None,
+            from: Some(from.to_owned()),
+            ..o
+        };
+        out.push(Outgoing {
+            to: peer.0,
+            frame: Frame::new(peer.1, forwarded),
+        });
+        self.transfers.insert(key, Transfer::RelayFrom { peer });
+        self.transfers.insert(peer, Transfer::RelayTo { peer: key });
+        Ok(())
+    }
+
+    fn on_accept(&mut self, key: Key, a: FileAccept, out: &mut Vec<Outgoing>) {
+        match self.transfers.get_mut(&key) {
+            Some(Transfer::Download { file }) => {
+                file.ack(a.offset);
+                if let Err(e) = self.pump(key, out) {
+                    self.transfers.remove(&key);
+                    reject(out, key, &e);
+                }
+            }
+            Some(Transfer::RelayTo { peer }) => {
+                out.push(Outgoing {
+                    to: peer.0,
+                    frame: Frame::new(peer.1, a),
+                });
+            }
+            // Late acknowledgements of finished transfers are harmless.
+            _ => {}
+        }
+    }
+
+    fn on_chunk(
+        &mut self,
+        key: Key,
+        c: lanlink_proto::file::FileChunk,
+        out: &mut Vec<Outgoing>,
+    ) -> Result<(), ServiceError> {
+        match self.transfers.get_mut(&key) {
+            Some(Transfer::Upload { file, acked }) => {
+                file.write_chunk(c.offset, &c.data)?;
+                if file.received() >= *acked + ACK_EVERY {
+                    *acked = file.received();
+                    send(
+                        out,
+                        key,
+                        FileAccept {
+                            offset: file.received(),
+                            prefix_hash: None,
+                        },
+                    );
+                }
+                Ok(())
+            }
+            Some(Transfer::RelayFrom { peer }) => {
+                out.push(Outgoing {
+                    to: peer.0,
+                    frame: Frame::new(peer.1, c),
+                });
+                Ok(())
+            }
+            // Chunks already in flight when a transfer was refused.
+            _ => Ok(()),
+        }
+    }
+
+    fn on_complete(
+        &mut self,
+        key: Key,
+        c: FileComplete,
+        out: &mut Vec<Outgoing>,
+    ) -> Result<(), ServiceError> {
+        match self.transfers.remove(&key) {
+            Some(Transfer::Upload { file, .. }) => {
+                let target = file.finish(c.size, &c.hash)?;
+                tracing::info!(conn = %key.0, "received upload {}", target.display());
+                send(out, key, c);
+                Ok(())
+            }
+            Some(Transfer::RelayFrom { peer }) => {
+                out.push(Outgoing {
+                    to: peer.0,
+                    frame: Frame::new(peer.1, c),
+                });
+                self.transfers.insert(key, Transfer::RelayFrom { peer });
+                Ok(())
+            }
+            Some(Transfer::RelayTo { peer }) => {
+                // The receiver confirms it published the file.
+                self.transfers.remove(&peer);
+                out.push(Outgoing {
+                    to: peer.0,
+                    frame: Frame::new(peer.1, c),
+                });
+                Ok(())
+            }
+            Some(other) => {
+                self.transfers.insert(key, other);
+                Err(ServiceError::UnexpectedMessage {
+                    kind: lanlink_proto::Kind::FileComplete,
+                })
+            }
+            None => Err(ServiceError::UnknownTransfer { stream: key.1 }),
+        }
+    }
+
+    /// A reject or cancel from `key`'s side ends the transfer (and its relay
+    /// partner's).
+    fn on_end(&mut self, key: Key, message: Message, out: &mut Vec<Outgoing>) {
+        match self.transfers.remove(&key) {
+            Some(Transfer::RelayFrom { peer }) | Some(Transfer::RelayTo { peer }) => {
+                self.transfers.remove(&peer);
+                out.push(Outgoing {
+                    to: peer.0,
+                    frame: Frame {
+                        stream: peer.1,
+                        message,
+                    },
+                });
+            }
+            Some(Transfer::Upload { file, .. }) => {
+                // The sender saw our resume prefix differs from its file:
+                // drop the partial so the next offer starts clean.
+                if matches!(&message, Message::FileCancel(c) if c.code == ErrorCode::HASH_MISMATCH)
+                {
+                    file.discard();
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn send(out: &mut Vec<Outgoing>, key: Key, message: impl Into<Message>) {
+    out.push(Outgoing {
+        to: key.0,
+        frame: Frame::new(key.1, message),
+    });
+}
+
+fn reject(out: &mut Vec<Outgoing>, key: Key, e: &ServiceError) {
+    tracing::info!(conn = %key.0, stream = key.1, "file request refused: {e}");
+    send(
+        out,
+        key,
+        FileReject {
+            code: e.code(),
+            reason: e.to_string(),
+        },
+    );
+}
