@@ -52,15 +52,41 @@ pub fn ls(client: &Client, path: &str, recursive: bool) -> Result<(), ServiceErr
     Ok(())
 }
 
+/// Parses a rate like `500K`, `10M` or `1G` (bytes per second, powers of
+/// 1024) or a plain number of bytes per second.
+pub fn parse_rate(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let (digits, unit) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&t[..i], c.to_ascii_uppercase()),
+        _ => (t, 'B'),
+    };
+    let n: f64 = digits
+        .parse()
+        .map_err(|_| format!("not a rate: {text:?} (try 500K, 10M, 1G)"))?;
+    let scale = match unit {
+        'B' => 1.0,
+        'K' => 1024.0,
+        'M' => 1024.0 * 1024.0,
+        'G' => 1024.0 * 1024.0 * 1024.0,
+        _ => return Err(format!("unknown unit in {text:?} (use K, M or G)")),
+    };
+    if n.is_nan() || n <= 0.0 {
+        return Err(format!("rate must be positive: {text:?}"));
+    }
+    Ok((n * scale) as u64)
+}
+
 /// `lanlink get`.
 pub fn get(
     client: &Client,
     names: &[String],
     dest: &Path,
     force: bool,
+    rate: Option<u64>,
 ) -> Result<(), ServiceError> {
     std::fs::create_dir_all(dest).map_err(|e| ServiceError::io("create folder", dest, &e))?;
     let mut files = FileClient::new(client);
+    files.rate_limit = rate;
     let mut report = Reporter::new("got");
     for name in names {
         files.get(name, dest, force, &mut report)?;
@@ -69,8 +95,14 @@ pub fn get(
 }
 
 /// `lanlink put`.
-pub fn put(client: &Client, paths: &[PathBuf], as_name: Option<&str>) -> Result<(), ServiceError> {
+pub fn put(
+    client: &Client,
+    paths: &[PathBuf],
+    as_name: Option<&str>,
+    rate: Option<u64>,
+) -> Result<(), ServiceError> {
     let mut files = FileClient::new(client);
+    files.rate_limit = rate;
     let mut report = Reporter::new("sent");
     for p in paths {
         files.put(p, as_name, &mut report)?;
@@ -147,4 +179,20 @@ pub fn receive(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_rate;
+
+    #[test]
+    fn rates() {
+        assert_eq!(parse_rate("1000"), Ok(1000));
+        assert_eq!(parse_rate("500K"), Ok(512_000));
+        assert_eq!(parse_rate("10m"), Ok(10 * 1024 * 1024));
+        assert_eq!(parse_rate("1.5G"), Ok(1_610_612_736));
+        assert!(parse_rate("fast").is_err());
+        assert!(parse_rate("0").is_err());
+        assert!(parse_rate("5X").is_err());
+    }
 }

@@ -37,7 +37,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
-use crossbeam_channel::{Receiver, TryRecvError};
+use crossbeam_channel::{Receiver, Select, TryRecvError};
 use lanlink_proto::{chat, control, Capabilities, ErrorCode, Frame, Message};
 use lanlink_transport::{Client, ClientConfig, ConnHandle, Event};
 
@@ -90,10 +90,6 @@ struct ChatArgs {
     /// Threads that poll the clients' incoming messages.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=16))]
     receiver_threads: u32,
-    /// Microseconds a receiver thread naps when all its clients' channels
-    /// are empty: a shorter nap observes arrivals sooner but costs CPU.
-    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=10_000))]
-    poll_nap_us: u64,
     /// The server's access token, if it requires one.
     #[arg(long, env = "LANLINK_TOKEN", hide_env_values = true)]
     token: Option<String>,
@@ -125,6 +121,8 @@ fn main() -> ExitCode {
     }
 }
 
+/// The longest a receiver waits before looking at the stop flag again.
+const RECEIVER_WAKE: Duration = Duration::from_millis(20);
 /// Events taken from one client's channel before moving to the next, so a
 /// busy client cannot starve the others' latency figures.
 const POLL_BATCH: usize = 64;
@@ -144,7 +142,6 @@ struct Run {
     /// Lines of this run received so far, all receivers together.
     received: AtomicU64,
     stop_receivers: AtomicBool,
-    poll_nap: Duration,
 }
 
 impl Run {
@@ -196,7 +193,6 @@ fn run_chat(args: &ChatArgs) -> Result<ChatReport, String> {
     }
 
     let rooms = (args.rooms as usize).min(connected.len());
-    let room_name = |i: usize| format!("bench-{}", i % rooms);
     let mut room_size = vec![0u64; rooms];
     for i in 0..connected.len() {
         room_size[i % rooms] += 1;
@@ -205,26 +201,28 @@ fn run_chat(args: &ChatArgs) -> Result<ChatReport, String> {
     let warmup = Duration::from_secs_f64(args.warmup);
     let duration = Duration::from_secs_f64(args.duration);
 
-    // Join the bench rooms, and wait until every client has its room's
-    // roster, which the server sends after the join took effect.
+    // With one room, everyone talks in the server's default room, where
+    // connecting already put them; its name comes with the roster every
+    // newcomer gets. With more, client i joins `bench-{i mod R}`, and the
+    // roster the server sends once the join took effect says so.
+    let mut inboxes: Vec<Inbox> = Vec::with_capacity(connected.len());
     for (i, c) in connected.iter().enumerate() {
-        let join = chat::Join {
-            room: room_name(i),
-            password: None,
-        };
-        c.send(&Frame::control(join))
-            .map_err(|e| format!("bench-{i}: cannot join {}: {e}", room_name(i)))?;
-    }
-    let mut inboxes: Vec<Inbox> = connected
-        .iter()
-        .enumerate()
-        .map(|(i, c)| Inbox {
+        let room = (rooms > 1).then(|| format!("bench-{}", i % rooms));
+        if let Some(room) = &room {
+            let join = chat::Join {
+                room: room.clone(),
+                password: None,
+            };
+            c.send(&Frame::control(join))
+                .map_err(|e| format!("bench-{i}: cannot join {room}: {e}"))?;
+        }
+        inboxes.push(Inbox {
             events: c.events().clone(),
-            room: room_name(i),
+            room,
             joined: false,
             open: true,
-        })
-        .collect();
+        });
+    }
     let join_deadline = Instant::now() + Duration::from_secs(30);
     let mut joined = 0;
     while joined < inboxes.len() && Instant::now() < join_deadline {
@@ -232,13 +230,16 @@ fn run_chat(args: &ChatArgs) -> Result<ChatReport, String> {
         for inbox in &mut inboxes {
             while let Ok(event) = inbox.events.try_recv() {
                 idle = false;
-                if let Event::Frame { frame, .. } = event {
-                    if let Message::Roster(r) = &frame.message {
-                        if !inbox.joined && r.room == inbox.room {
-                            inbox.joined = true;
-                            joined += 1;
-                        }
-                    }
+                let Event::Frame { frame, .. } = event else {
+                    continue;
+                };
+                let Message::Roster(roster) = frame.message else {
+                    continue;
+                };
+                if !inbox.joined && inbox.room.as_ref().is_none_or(|r| *r == roster.room) {
+                    inbox.room = Some(roster.room);
+                    inbox.joined = true;
+                    joined += 1;
                 }
             }
         }
@@ -252,6 +253,13 @@ fn run_chat(args: &ChatArgs) -> Result<ChatReport, String> {
             inboxes.len()
         ));
     }
+    let room_of: Vec<String> = inboxes
+        .iter()
+        .map(|i| i.room.clone().unwrap_or_default())
+        .collect();
+    if rooms == 1 && room_of.iter().any(|r| *r != room_of[0]) {
+        return Err("the clients were put in different default rooms".into());
+    }
     let setup_secs = (base.elapsed() - setup_start).as_secs_f64();
 
     // The schedule starts just after this; measuring starts after the warm-up.
@@ -264,7 +272,6 @@ fn run_chat(args: &ChatArgs) -> Result<ChatReport, String> {
         window_end_us: window_start_us + duration.as_micros() as u64,
         received: AtomicU64::new(0),
         stop_receivers: AtomicBool::new(false),
-        poll_nap: Duration::from_micros(args.poll_nap_us),
     });
 
     // Receivers: client i is polled by thread i mod R.
@@ -288,7 +295,7 @@ fn run_chat(args: &ChatArgs) -> Result<ChatReport, String> {
     for (i, c) in connected.iter().enumerate() {
         outboxes[i % sender_threads].push(Outbox {
             handle: c.handle().clone(),
-            room: room_name(i),
+            room: room_of[i].clone(),
             fanout: room_size[i % rooms] - 1,
             open: true,
         });
@@ -559,7 +566,9 @@ fn send(run: &Run, plan: SendPlan, mut share: Vec<Outbox>) -> Sent {
 /// One client as its receiver thread sees it.
 struct Inbox {
     events: Receiver<Event>,
-    room: String,
+    /// The room it talks in; with a single room, the server's default room,
+    /// unknown until its first roster arrives.
+    room: Option<String>,
     joined: bool,
     open: bool,
 }
@@ -605,32 +614,58 @@ fn receive(run: &Run, mut share: Vec<Inbox>) -> Received {
     let mut got = Received::new();
     let mut published = 0;
     while !run.stop_receivers.load(Ordering::Relaxed) {
-        let mut idle = true;
-        for inbox in share.iter_mut().filter(|i| i.open) {
-            for _ in 0..POLL_BATCH {
-                match inbox.events.try_recv() {
-                    Ok(event) => {
-                        idle = false;
-                        on_event(run, inbox, event, &mut got);
-                    }
-                    Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Disconnected) => {
-                        inbox.open = false;
-                        break;
-                    }
-                }
+        // Waiting on hundreds of channels at once is costly (every channel
+        // registers the waiter), so wait only when a whole pass found
+        // nothing; under load, passes keep finding work and never wait.
+        // A closed channel is always "ready": rebuild without it.
+        let open: Vec<Receiver<Event>> = share
+            .iter()
+            .filter(|i| i.open)
+            .map(|i| i.events.clone())
+            .collect();
+        let mut waiter = Select::new();
+        for events in &open {
+            waiter.recv(events);
+        }
+        while !run.stop_receivers.load(Ordering::Relaxed) {
+            let (found, closed) = poll_pass(run, &mut share, &mut got);
+            if got.total != published {
+                run.received
+                    .fetch_add(got.total - published, Ordering::Relaxed);
+                published = got.total;
             }
-        }
-        if got.total != published {
-            run.received
-                .fetch_add(got.total - published, Ordering::Relaxed);
-            published = got.total;
-        }
-        if idle {
-            std::thread::sleep(run.poll_nap);
+            if closed {
+                break;
+            }
+            if !found {
+                let _ = waiter.ready_timeout(RECEIVER_WAKE);
+            }
         }
     }
     got
+}
+
+/// Takes what is waiting on every open channel of `share`, a bounded batch
+/// per channel; says whether anything came and whether a channel closed.
+fn poll_pass(run: &Run, share: &mut [Inbox], got: &mut Received) -> (bool, bool) {
+    let (mut found, mut closed) = (false, false);
+    for inbox in share.iter_mut().filter(|i| i.open) {
+        for _ in 0..POLL_BATCH {
+            match inbox.events.try_recv() {
+                Ok(event) => {
+                    found = true;
+                    on_event(run, inbox, event, got);
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    inbox.open = false;
+                    break;
+                }
+            }
+        }
+        closed |= !inbox.open;
+    }
+    (found, closed)
 }
 
 fn on_event(run: &Run, inbox: &mut Inbox, event: Event, got: &mut Received) {

@@ -64,6 +64,9 @@ enum Cmd {
         /// Overwrite files that already exist.
         #[arg(long)]
         force: bool,
+        /// Cap the rate, in bytes per second (500K, 10M, 1G).
+        #[arg(long, value_parser = files::parse_rate)]
+        limit_rate: Option<u64>,
         #[command(flatten)]
         auth: Auth,
     },
@@ -77,6 +80,9 @@ enum Cmd {
         /// The name to give it on the server (one file only).
         #[arg(long = "as")]
         as_name: Option<String>,
+        /// Cap the rate, in bytes per second (500K, 10M, 1G).
+        #[arg(long, value_parser = files::parse_rate)]
+        limit_rate: Option<u64>,
         #[command(flatten)]
         auth: Auth,
     },
@@ -163,21 +169,23 @@ fn main() -> ExitCode {
             names,
             dir,
             force,
+            limit_rate,
             auth,
         } => with_client(&host, &files_name, auth, false, |c| {
-            files::get(c, &names, &dir, force)
+            files::get(c, &names, &dir, force, limit_rate)
         }),
         Cmd::Put {
             host,
             files: paths,
             as_name,
+            limit_rate,
             auth,
         } => {
             if as_name.is_some() && paths.len() > 1 {
                 Err("--as names one file; give one FILE".to_owned())
             } else {
                 with_client(&host, &files_name, auth, false, |c| {
-                    files::put(c, &paths, as_name.as_deref())
+                    files::put(c, &paths, as_name.as_deref(), limit_rate)
                 })
             }
         }

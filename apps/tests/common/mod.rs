@@ -214,3 +214,80 @@ fn wait_timeout(child: &mut Child, patience: Duration) -> Option<ExitStatus> {
     }
     None
 }
+
+/// A scratch folder on tmpfs when the machine has one (transfers measure
+/// the network path, not the disk), removed on drop.
+pub struct Scratch(pub std::path::PathBuf);
+
+impl Scratch {
+    /// A fresh, empty folder named after `tag`.
+    pub fn new(tag: &str) -> Scratch {
+        let shm = std::path::Path::new("/dev/shm");
+        let base = if shm.is_dir() {
+            shm.to_path_buf()
+        } else {
+            std::env::temp_dir()
+        };
+        let dir = base.join(format!("lanlink-test-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create scratch folder");
+        Scratch(dir)
+    }
+
+    /// A subfolder, created.
+    pub fn dir(&self, name: &str) -> std::path::PathBuf {
+        let p = self.0.join(name);
+        std::fs::create_dir_all(&p).expect("create folder");
+        p
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs `lanlink ARGS…` to completion (bounded by [`PATIENCE`] × 6).
+pub fn lanlink(args: &[&str]) -> std::process::Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lanlink"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start lanlink");
+    let out = lines_of(child.stdout.take().expect("stdout"));
+    let err = lines_of(child.stderr.take().expect("stderr"));
+    let status = wait_timeout(&mut child, PATIENCE * 6).unwrap_or_else(|| {
+        let _ = child.kill();
+        panic!("lanlink {args:?} did not finish");
+    });
+    let collect = |rx: Receiver<String>| -> Vec<u8> {
+        rx.iter().flat_map(|l| (l + "\n").into_bytes()).collect()
+    };
+    std::process::Output {
+        status,
+        stdout: collect(out),
+        stderr: collect(err),
+    }
+}
+
+/// Starts `lanlink ARGS…` in the background.
+pub fn lanlink_spawn(args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_lanlink"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start lanlink")
+}
+
+impl Server {
+    /// SIGKILL: no goodbye, no cleanup.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -65,6 +65,20 @@ pub struct FileClient<'a> {
     pub timeout: Duration,
     /// How long to wait for another user to accept an offer.
     pub accept_timeout: Duration,
+    /// Caps the transfer rate, in bytes per second (like rsync's
+    /// `--bwlimit`), to leave bandwidth for others.
+    pub rate_limit: Option<u64>,
+}
+
+/// Sleeps as long as needed for `moved` bytes since `since` to stay under
+/// `limit` bytes per second.
+fn pace(limit: Option<u64>, since: Instant, moved: u64) {
+    if let Some(limit) = limit.filter(|l| *l > 0) {
+        let due = Duration::from_secs_f64(moved as f64 / limit as f64);
+        if let Some(wait) = due.checked_sub(since.elapsed()) {
+            std::thread::sleep(wait);
+        }
+    }
 }
 
 fn conn_err(e: TransportError) -> ServiceError {
@@ -91,6 +105,7 @@ impl<'a> FileClient<'a> {
             next_stream: 1,
             timeout: Duration::from_secs(30),
             accept_timeout: Duration::from_secs(300),
+            rate_limit: None,
         }
     }
 
@@ -296,6 +311,7 @@ impl<'a> FileClient<'a> {
                     reason: "it has no file name",
                 })?,
         };
+        path::validate(&base, false)?;
         let meta = std::fs::metadata(local).map_err(|e| ServiceError::io("open", local, &e))?;
         if !meta.is_dir() {
             return Ok(vec![one(self, local, base)?]);
@@ -360,7 +376,10 @@ impl<'a> FileClient<'a> {
             loop {
                 while !completed && file.can_send(DEFAULT_WINDOW) {
                     match file.next_chunk(DEFAULT_CHUNK)? {
-                        Some(c) => self.send(stream, c)?,
+                        Some(c) => {
+                            self.send(stream, c)?;
+                            pace(self.rate_limit, started, file.sent() - file.start());
+                        }
                         None => {
                             self.send(stream, file.complete())?;
                             completed = true;

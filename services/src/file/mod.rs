@@ -13,6 +13,8 @@ mod listing;
 pub mod outgoing;
 pub mod path;
 mod service;
+#[cfg(test)]
+mod tests;
 
 use std::path::PathBuf;
 

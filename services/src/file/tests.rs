@@ -1,0 +1,428 @@
+//! The file service driven directly: frames in, frames out, real folders.
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use lanlink_proto::file::*;
+use lanlink_proto::{ErrorCode, Message};
+use lanlink_transport::ConnId;
+
+use super::{FileConfig, FileService};
+use crate::Outgoing;
+
+struct Dirs {
+    base: PathBuf,
+    share: PathBuf,
+    inbox: PathBuf,
+    outside: PathBuf,
+}
+
+impl Dirs {
+    fn new(tag: &str) -> Dirs {
+        let base =
+            std::env::temp_dir().join(format!("lanlink-filesvc-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let d = Dirs {
+            share: base.join("share"),
+            inbox: base.join("inbox"),
+            outside: base.join("outside"),
+            base,
+        };
+        for p in [&d.share, &d.inbox, &d.outside] {
+            std::fs::create_dir_all(p).unwrap();
+        }
+        std::fs::write(d.outside.join("secret"), b"top secret").unwrap();
+        std::os::unix::fs::symlink(d.outside.join("secret"), d.share.join("link")).unwrap();
+        std::os::unix::fs::symlink(&d.outside, d.inbox.join("escape")).unwrap();
+        d
+    }
+
+    fn service(&self) -> FileService {
+        FileService::new(FileConfig {
+            share: Some(self.share.clone()),
+            inbox: Some(self.inbox.clone()),
+            max_upload_size: 1 << 20,
+            min_free_space: 0,
+            ..FileConfig::default()
+        })
+    }
+
+    /// Every file and folder under `dir`, relative.
+    fn tree(dir: &Path) -> Vec<String> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).unwrap() {
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy().into_owned();
+            out.push(name.clone());
+            if e.file_type().unwrap().is_dir() {
+                out.extend(
+                    Dirs::tree(&e.path())
+                        .into_iter()
+                        .map(|n| format!("{name}/{n}")),
+                );
+            }
+        }
+        out.sort();
+        out
+    }
+}
+
+impl Drop for Dirs {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.base);
+    }
+}
+
+const A: ConnId = ConnId(1);
+const B: ConnId = ConnId(2);
+
+fn run(svc: &mut FileService, conn: ConnId, stream: u32, m: impl Into<Message>) -> Vec<Outgoing> {
+    let mut out = Vec::new();
+    let lookup = |n: &str| (n == "bob").then_some(B);
+    svc.handle(conn, "ada", stream, m.into(), &lookup, &mut out);
+    out
+}
+
+fn only_reject(out: &[Outgoing]) -> &FileReject {
+    match out {
+        [Outgoing { frame, .. }] => match &frame.message {
+            Message::FileReject(r) => r,
+            other => panic!("expected a reject, got {other:?}"),
+        },
+        other => panic!("expected one frame, got {other:?}"),
+    }
+}
+
+#[test]
+fn path_attacks_are_refused_and_nothing_is_written_outside() {
+    let d = Dirs::new("attacks");
+    let mut svc = d.service();
+    std::os::unix::fs::symlink(d.outside.join("secret"), d.inbox.join("trap")).unwrap();
+    let spelled = [
+        "../x",
+        "/etc/passwd",
+        "a/../../b",
+        "a\0b",
+        "a\u{1}b",
+        "...",
+        "..",
+    ];
+    std::os::unix::fs::symlink(&d.outside, d.share.join("dirlink")).unwrap();
+    let downloads = spelled.iter().chain(&["link", "dirlink/secret"]);
+    let uploads = spelled.iter().chain(&["escape/new", "trap"]);
+    for (i, name) in downloads.enumerate() {
+        let get = run(
+            &mut svc,
+            A,
+            2 * i as u32 + 1,
+            FileRequest {
+                name: (*name).into(),
+                offset: 0,
+                prefix_hash: None,
+            },
+        );
+        let r = only_reject(&get);
+        assert_eq!(r.code, ErrorCode::INVALID_NAME, "{name:?}: {}", r.reason);
+        assert!(
+            r.reason.contains(&format!("{name:?}")),
+            "{name:?}: {}",
+            r.reason
+        );
+        let list = run(
+            &mut svc,
+            A,
+            2 * i as u32 + 1,
+            ListRequest {
+                path: (*name).into(),
+                recursive: true,
+            },
+        );
+        assert_eq!(only_reject(&list).code, ErrorCode::INVALID_NAME, "{name:?}");
+    }
+    for (i, name) in uploads.enumerate() {
+        let offer = FileOffer {
+            name: (*name).into(),
+            size: 4,
+            hash: None,
+            offset: 0,
+            to: None,
+            from: None,
+        };
+        let put = run(&mut svc, A, 2 * i as u32 + 101, offer);
+        let r = only_reject(&put);
+        assert_eq!(r.code, ErrorCode::INVALID_NAME, "{name:?}: {}", r.reason);
+        assert!(
+            r.reason.contains(&format!("{name:?}")),
+            "{name:?}: {}",
+            r.reason
+        );
+    }
+    assert_eq!(svc.transfer_count(), 0);
+    assert_eq!(Dirs::tree(&d.outside), ["secret"]);
+    assert_eq!(Dirs::tree(&d.inbox), ["escape", "trap"]);
+    assert_eq!(
+        std::fs::read(d.outside.join("secret")).unwrap(),
+        b"top secret"
+    );
+}
+
+#[test]
+fn upload_is_published_only_after_verification() {
+    let d = Dirs::new("upload");
+    let mut svc = d.service();
+    let data = Bytes::from(vec![7u8; 300_000]);
+    let hash = *blake3::hash(&data).as_bytes();
+    let offer = FileOffer {
+        name: "dir/up.bin".into(),
+        size: data.len() as u64,
+        hash: None,
+        offset: 0,
+        to: None,
+        from: None,
+    };
+    let out = run(&mut svc, A, 1, offer.clone());
+    assert!(matches!(
+        &out[0].frame.message,
+        Message::FileAccept(FileAccept {
+            offset: 0,
+            prefix_hash: None
+        })
+    ));
+    run(
+        &mut svc,
+        A,
+        1,
+        FileChunk {
+            offset: 0,
+            data: data.slice(..100_000),
+        },
+    );
+    assert!(!d.inbox.join("dir/up.bin").exists());
+    run(
+        &mut svc,
+        A,
+        1,
+        FileChunk {
+            offset: 100_000,
+            data: data.slice(100_000..),
+        },
+    );
+    let out = run(
+        &mut svc,
+        A,
+        1,
+        FileComplete {
+            size: data.len() as u64,
+            hash,
+        },
+    );
+    assert!(matches!(&out[0].frame.message, Message::FileComplete(c) if c.hash == hash));
+    assert_eq!(std::fs::read(d.inbox.join("dir/up.bin")).unwrap(), data);
+
+    // A second upload of the same name is refused: no silent overwrite.
+    let r = run(&mut svc, A, 3, offer);
+    assert_eq!(only_reject(&r).code, ErrorCode::ALREADY_EXISTS);
+
+    // A corrupted upload publishes nothing and leaves no partial file.
+    let bad = FileOffer {
+        name: "bad.bin".into(),
+        size: 3,
+        hash: None,
+        offset: 0,
+        to: None,
+        from: None,
+    };
+    run(&mut svc, A, 5, bad);
+    run(
+        &mut svc,
+        A,
+        5,
+        FileChunk {
+            offset: 0,
+            data: Bytes::from_static(b"abX"),
+        },
+    );
+    let out = run(
+        &mut svc,
+        A,
+        5,
+        FileComplete {
+            size: 3,
+            hash: *blake3::hash(b"abc").as_bytes(),
+        },
+    );
+    assert_eq!(only_reject(&out).code, ErrorCode::HASH_MISMATCH);
+    assert_eq!(Dirs::tree(&d.inbox), ["dir", "dir/up.bin", "escape"]);
+
+    // Too large.
+    let huge = FileOffer {
+        name: "huge".into(),
+        size: 2 << 20,
+        hash: None,
+        offset: 0,
+        to: None,
+        from: None,
+    };
+    assert_eq!(
+        only_reject(&run(&mut svc, A, 7, huge)).code,
+        ErrorCode::TOO_LARGE
+    );
+}
+
+#[test]
+fn downloads_stay_within_the_window_until_acknowledged() {
+    let d = Dirs::new("window");
+    let data: Vec<u8> = (0..10_000_000u32).map(|i| (i * 7) as u8).collect();
+    std::fs::write(d.share.join("big"), &data).unwrap();
+    let mut svc = d.service();
+    let window = FileConfig::default().window;
+    let mut received = Vec::new();
+    let mut out = run(
+        &mut svc,
+        A,
+        1,
+        FileRequest {
+            name: "big".into(),
+            offset: 0,
+            prefix_hash: None,
+        },
+    );
+    assert!(matches!(&out[0].frame.message, Message::FileOffer(o) if o.size == data.len() as u64));
+    let mut complete = None;
+    loop {
+        let mut in_flight = 0u64;
+        for o in out.drain(..) {
+            match o.frame.message {
+                Message::FileChunk(c) => {
+                    assert_eq!(c.offset as usize, received.len());
+                    in_flight += c.data.len() as u64;
+                    received.extend_from_slice(&c.data);
+                }
+                Message::FileComplete(c) => complete = Some(c),
+                _ => {}
+            }
+        }
+        assert!(
+            in_flight <= window,
+            "{in_flight} bytes sent beyond the window"
+        );
+        if complete.is_some() {
+            break;
+        }
+        out = run(
+            &mut svc,
+            A,
+            1,
+            FileAccept {
+                offset: received.len() as u64,
+                prefix_hash: None,
+            },
+        );
+    }
+    assert_eq!(received, data);
+    assert_eq!(complete.unwrap().hash, *blake3::hash(&data).as_bytes());
+    assert_eq!(svc.transfer_count(), 0);
+}
+
+#[test]
+fn resumed_download_checks_the_prefix() {
+    let d = Dirs::new("resume");
+    std::fs::write(d.share.join("f"), b"hello world").unwrap();
+    let mut svc = d.service();
+    let good = *blake3::hash(b"hello").as_bytes();
+    let out = run(
+        &mut svc,
+        A,
+        1,
+        FileRequest {
+            name: "f".into(),
+            offset: 5,
+            prefix_hash: Some(good),
+        },
+    );
+    assert!(matches!(&out[0].frame.message, Message::FileOffer(o) if o.offset == 5));
+    assert!(
+        matches!(&out[1].frame.message, Message::FileChunk(c) if c.offset == 5 && &c.data[..] == b" world")
+    );
+    let Message::FileComplete(c) = &out[2].frame.message else {
+        panic!("{out:?}")
+    };
+    assert_eq!(c.hash, *blake3::hash(b"hello world").as_bytes());
+
+    let bad = *blake3::hash(b"HELLO").as_bytes();
+    let out = run(
+        &mut svc,
+        A,
+        3,
+        FileRequest {
+            name: "f".into(),
+            offset: 5,
+            prefix_hash: Some(bad),
+        },
+    );
+    assert!(matches!(&out[0].frame.message, Message::FileOffer(o) if o.offset == 0));
+}
+
+#[test]
+fn offers_are_relayed_and_cancelled_when_a_side_leaves() {
+    let d = Dirs::new("relay");
+    let mut svc = d.service();
+    let offer = FileOffer {
+        name: "pic.jpg".into(),
+        size: 4,
+        hash: None,
+        offset: 0,
+        to: Some("bob".into()),
+        from: None,
+    };
+    let out = run(&mut svc, A, 1, offer);
+    let [Outgoing { to, frame }] = out.as_slice() else {
+        panic!("{out:?}")
+    };
+    assert_eq!(*to, B);
+    assert_eq!(frame.stream % 2, 0, "server-chosen streams are even");
+    let b_stream = frame.stream;
+    assert!(
+        matches!(&frame.message, Message::FileOffer(o) if o.from.as_deref() == Some("ada") && o.to.is_none())
+    );
+
+    let out = run(
+        &mut svc,
+        B,
+        b_stream,
+        FileAccept {
+            offset: 0,
+            prefix_hash: None,
+        },
+    );
+    assert!(matches!(out.as_slice(), [Outgoing { to: A, frame }] if frame.stream == 1));
+    let out = run(
+        &mut svc,
+        A,
+        1,
+        FileChunk {
+            offset: 0,
+            data: Bytes::from_static(b"data"),
+        },
+    );
+    assert!(matches!(out.as_slice(), [Outgoing { to: B, frame }] if frame.stream == b_stream));
+
+    let mut out = Vec::new();
+    svc.disconnect(B, &mut out);
+    assert!(
+        matches!(out.as_slice(), [Outgoing { to: A, frame }] if matches!(frame.message, Message::FileCancel(_)))
+    );
+    assert_eq!(svc.transfer_count(), 0);
+
+    // Unknown users get a clear refusal.
+    let offer = FileOffer {
+        name: "x".into(),
+        size: 1,
+        hash: None,
+        offset: 0,
+        to: Some("nobody".into()),
+        from: None,
+    };
+    let r = run(&mut svc, A, 3, offer);
+    assert_eq!(only_reject(&r).code, ErrorCode::NOT_FOUND);
+}
