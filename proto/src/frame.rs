@@ -20,6 +20,21 @@ pub(crate) trait Body: Sized {
     }
 }
 
+/// Which service a message belongs to: the high nibble of its kind byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Service {
+    /// 0x0_: handshake, keepalive, errors, goodbye.
+    Control,
+    /// 0x1_: chat.
+    Chat,
+    /// 0x2_: file transfer.
+    File,
+    /// 0x3_: audio streams.
+    Audio,
+    /// 0x4_: video streams.
+    Video,
+}
+
 /// How a transport should queue a message when the peer reads slowly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TrafficClass {
@@ -55,6 +70,17 @@ macro_rules! messages {
                 match byte {
                     $($code => Some(Kind::$name),)*
                     _ => None,
+                }
+            }
+
+            /// The service this kind belongs to.
+            pub fn service(self) -> Service {
+                match (self as u8) >> 4 {
+                    0x1 => Service::Chat,
+                    0x2 => Service::File,
+                    0x3 => Service::Audio,
+                    0x4 => Service::Video,
+                    _ => Service::Control,
                 }
             }
 

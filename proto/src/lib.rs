@@ -71,7 +71,7 @@ pub use control::{Capabilities, ErrorCode};
 pub use decoder::FrameDecoder;
 pub use error::ProtoError;
 pub(crate) use frame::Body;
-pub use frame::{Frame, Kind, Message, TrafficClass};
+pub use frame::{Frame, Kind, Message, Service, TrafficClass};
 pub use header::{
     is_client_stream, Header, StreamId, CONTROL_STREAM, DEFAULT_MAX_PAYLOAD, HEADER_LEN, MAGIC,
     PROTOCOL_VERSION,

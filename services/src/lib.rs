@@ -8,6 +8,7 @@
 //!   and the client-side command line ([`chat::command`]).
 //! - [`file`]: file sharing, uploads and user-to-user offers
 //!   ([`file::FileService`] on the server, [`file::FileClient`] on clients).
+//! - [`media`]: the audio and video relay ([`media::MediaRelay`]).
 //! - [`server`]: [`server::run`] serves every service on a bound listener;
 //!   [`server::Hub`] is the event loop behind it.
 //! - [`ServiceError`]: the one error type; its [`ServiceError::code`] is what
@@ -16,6 +17,7 @@
 pub mod chat;
 mod error;
 pub mod file;
+pub mod media;
 pub mod server;
 
 pub use chat::{Now, Outgoing};

@@ -11,11 +11,17 @@ use std::collections::HashMap;
 use std::net::TcpListener;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use lanlink_proto::{control, Capabilities, ErrorCode, Frame, TrafficClass};
+use crossbeam_channel::Receiver;
+use lanlink_proto::{control, Capabilities, ErrorCode, Frame, Message, Service, StreamId};
 use lanlink_transport::{ConnHandle, ConnId, EncodedFrame, Event, Shutdown};
 
 use crate::chat::{ChatConfig, ChatService, Now, Outgoing};
 use crate::file::{FileConfig, FileService};
+use crate::media::{MediaRelay, VideoTap};
+
+/// The connection id media published by the server process itself is
+/// filed under (the transport numbers connections from 1).
+const LOCAL_PUBLISHER: ConnId = ConnId(0);
 
 /// The default TCP port of a lanlink server.
 pub const DEFAULT_PORT: u16 = 7878;
@@ -31,6 +37,11 @@ pub struct ServerConfig {
     pub chat: ChatConfig,
     /// File sharing and uploads.
     pub file: FileConfig,
+    /// Sees every relayed video frame (the HTTP MJPEG server uses this).
+    pub video_tap: Option<VideoTap>,
+    /// Media the server publishes itself: `(stream, message)` pairs, an
+    /// announcement first, as a client would send them.
+    pub local_media: Option<Receiver<(StreamId, Message)>>,
 }
 
 impl Default for ServerConfig {
@@ -40,6 +51,8 @@ impl Default for ServerConfig {
             transport: lanlink_transport::ServerConfig::default(),
             chat: ChatConfig::default(),
             file: FileConfig::default(),
+            video_tap: None,
+            local_media: None,
         }
     }
 }
@@ -65,11 +78,29 @@ pub fn run(
     // slows the senders down, instead of events piling up in memory.
     let (events_tx, events) = crossbeam_channel::bounded(64 * 1024);
     let mut hub = Hub::new(&config);
+    // Without local media, a receiver that never yields keeps one loop.
+    let local = config
+        .local_media
+        .clone()
+        .unwrap_or_else(crossbeam_channel::never);
     let hub_thread = std::thread::Builder::new()
         .name("lanlink-hub".into())
-        .spawn(move || {
-            for event in events {
-                hub.handle(event, now());
+        .spawn(move || loop {
+            crossbeam_channel::select! {
+                recv(events) -> event => match event {
+                    Ok(event) => hub.handle(event, now()),
+                    Err(_) => break,
+                },
+                recv(local) -> m => match m {
+                    Ok((stream, message)) => hub.handle_local(stream, message),
+                    Err(_) => {
+                        // The local publishers are gone; keep serving clients.
+                        for event in events.iter() {
+                            hub.handle(event, now());
+                        }
+                        break;
+                    }
+                },
             }
         })
         .map_err(|e| lanlink_transport::TransportError::io("spawn hub thread", e))?;
@@ -101,6 +132,7 @@ pub struct Hub {
     conns: HashMap<ConnId, (ConnHandle, String)>,
     chat: ChatService,
     file: FileService,
+    media: MediaRelay,
     out: Vec<Outgoing>,
 }
 
@@ -113,6 +145,7 @@ impl Hub {
             conns: HashMap::new(),
             chat: ChatService::new(config.chat.clone()),
             file: FileService::new(config.file.clone()),
+            media: MediaRelay::new(config.video_tap.clone()),
             out: Vec::new(),
         }
     }
@@ -132,6 +165,7 @@ impl Hub {
                     self.chat
                         .disconnect(conn, &reason.to_string(), &mut self.out);
                     self.file.disconnect(conn, &mut self.out);
+                    self.media.disconnect(conn, &mut self.out);
                     // Everything answered before is already queued: a peer
                     // that said goodbye gets ours after it.
                     self.flush();
@@ -160,11 +194,16 @@ impl Hub {
             server_name: self.server_name.clone(),
             client_id: id.0 as u32,
             name: hello.name.clone(),
-            capabilities: Capabilities::CHAT | Capabilities::FILE,
+            capabilities: Capabilities::ALL,
             max_payload: self.max_payload,
             motd: self.chat.config().motd.clone().unwrap_or_default(),
         };
         if conn.send(&Frame::control(welcome)).is_ok() {
+            if hello.capabilities.contains(Capabilities::AUDIO)
+                || hello.capabilities.contains(Capabilities::VIDEO)
+            {
+                self.media.connect(id, &mut greeting);
+            }
             self.conns.insert(id, (conn, hello.name));
             self.out.append(&mut greeting);
         } else if wants_chat {
@@ -177,9 +216,9 @@ impl Hub {
         let Some((_, name)) = self.conns.get(&conn) else {
             return;
         };
-        match frame.kind().class() {
-            TrafficClass::Chat => self.chat.handle(conn, frame.message, now, &mut self.out),
-            TrafficClass::File => {
+        match frame.kind().service() {
+            Service::Chat => self.chat.handle(conn, frame.message, now, &mut self.out),
+            Service::File => {
                 let chat = &self.chat;
                 let lookup = |nick: &str| chat.conn_of(nick);
                 self.file.handle(
@@ -191,8 +230,12 @@ impl Hub {
                     &mut self.out,
                 );
             }
-            _ => {
-                let message = format!("{:?} is not supported by this server", frame.kind());
+            Service::Audio | Service::Video => {
+                self.media
+                    .handle(conn, name, frame.stream, frame.message, &mut self.out)
+            }
+            Service::Control => {
+                let message = format!("{:?} is not expected after the handshake", frame.kind());
                 self.out.push(Outgoing::control(
                     conn,
                     control::Error {
@@ -202,6 +245,20 @@ impl Hub {
                 ));
             }
         }
+    }
+
+    /// Handles media published by the server process itself (a test
+    /// pattern, a local microphone): `stream` is the local publisher's own
+    /// id, as a client's would be.
+    pub fn handle_local(&mut self, stream: StreamId, message: Message) {
+        self.media.handle(
+            LOCAL_PUBLISHER,
+            &self.server_name,
+            stream,
+            message,
+            &mut self.out,
+        );
+        self.flush();
     }
 
     /// Queues everything the services produced. A frame sent to many

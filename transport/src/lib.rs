@@ -22,6 +22,7 @@
 //! - [`server`]: [`serve`] — the accept loop and the server handshake.
 //! - [`client`]: [`Client::connect`] — the client handshake and handle.
 //! - [`conn`]: [`ConnHandle`], [`Event`], [`CloseReason`], queues, threads.
+//! - [`mjpeg`]: video for browsers over HTTP (MJPEG, snapshots, a page).
 //! - [`Shutdown`]: a signal every thread can wait on.
 //!
 //! # Example
@@ -61,6 +62,7 @@ pub mod client;
 pub mod conn;
 mod error;
 mod handshake;
+pub mod mjpeg;
 pub mod server;
 mod shutdown;
 

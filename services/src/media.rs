@@ -1,0 +1,467 @@
+//! The audio and video relay: publishers announce streams, subscribers pick
+//! them, and the server forwards packets and frames without decoding them.
+//!
+//! A publisher announces on a stream id of its own (odd); the relay gives
+//! the stream a server-wide id (even, from [`FIRST_MEDIA_STREAM`] up) and
+//! tells every media-capable client about it, including later arrivals.
+//! Packets are forwarded under that id, so one encoding of a frame serves
+//! every subscriber. Slow subscribers are the transport's business: media
+//! frames displace older ones in their queues, so they lose data for
+//! themselves only.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use lanlink_proto::audio::{AudioAnnounce, AudioEnd};
+use lanlink_proto::video::{VideoAnnounce, VideoEnd, VideoFrame};
+use lanlink_proto::{control, ErrorCode, Frame, Message, StreamId};
+use lanlink_transport::ConnId;
+
+use crate::Outgoing;
+
+/// Server-assigned media stream ids start here (even, and far above the
+/// ids the file relay hands out, so the two never meet on a connection).
+pub const FIRST_MEDIA_STREAM: StreamId = 0x4000_0000;
+
+/// Called for every relayed video frame with the stream's announcement:
+/// how the HTTP MJPEG server (or a recorder) sees the streams.
+#[derive(Clone)]
+pub struct VideoTap(pub Arc<TapFn>);
+
+/// The function behind a [`VideoTap`].
+pub type TapFn = dyn Fn(&VideoAnnounce, &VideoFrame) + Send + Sync;
+
+impl std::fmt::Debug for VideoTap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("VideoTap")
+    }
+}
+
+impl VideoTap {
+    /// Wraps a closure.
+    pub fn new(f: impl Fn(&VideoAnnounce, &VideoFrame) + Send + Sync + 'static) -> VideoTap {
+        VideoTap(Arc::new(f))
+    }
+}
+
+/// What a stream is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Announcement {
+    /// An audio stream.
+    Audio(AudioAnnounce),
+    /// A video stream.
+    Video(VideoAnnounce),
+}
+
+impl Announcement {
+    fn name(&self) -> &str {
+        match self {
+            Announcement::Audio(a) => &a.name,
+            Announcement::Video(v) => &v.name,
+        }
+    }
+
+    fn message(&self) -> Message {
+        match self {
+            Announcement::Audio(a) => a.clone().into(),
+            Announcement::Video(v) => v.clone().into(),
+        }
+    }
+
+    fn end(&self) -> Message {
+        match self {
+            Announcement::Audio(_) => AudioEnd.into(),
+            Announcement::Video(_) => VideoEnd.into(),
+        }
+    }
+}
+
+struct Published {
+    publisher: (ConnId, StreamId),
+    announcement: Announcement,
+    subscribers: BTreeSet<ConnId>,
+}
+
+/// Every published stream of a server and who receives it.
+pub struct MediaRelay {
+    streams: HashMap<StreamId, Published>,
+    by_publisher: HashMap<(ConnId, StreamId), StreamId>,
+    clients: BTreeSet<ConnId>,
+    next_id: StreamId,
+    video_tap: Option<VideoTap>,
+}
+
+impl Default for MediaRelay {
+    fn default() -> Self {
+        MediaRelay::new(None)
+    }
+}
+
+impl MediaRelay {
+    /// An empty relay; `video_tap` sees every video frame relayed.
+    pub fn new(video_tap: Option<VideoTap>) -> MediaRelay {
+        MediaRelay {
+            streams: HashMap::new(),
+            by_publisher: HashMap::new(),
+            clients: BTreeSet::new(),
+            next_id: FIRST_MEDIA_STREAM,
+            video_tap,
+        }
+    }
+
+    /// The streams being published: (server id, announcement).
+    pub fn streams(&self) -> Vec<(StreamId, Announcement)> {
+        let mut v: Vec<_> = self
+            .streams
+            .iter()
+            .map(|(id, p)| (*id, p.announcement.clone()))
+            .collect();
+        v.sort_by_key(|(id, _)| *id);
+        v
+    }
+
+    /// Subscribers of stream `id`.
+    pub fn subscriber_count(&self, id: StreamId) -> usize {
+        self.streams.get(&id).map_or(0, |p| p.subscribers.len())
+    }
+
+    /// A media-capable client arrived: tell it about every stream.
+    pub fn connect(&mut self, conn: ConnId, out: &mut Vec<Outgoing>) {
+        self.clients.insert(conn);
+        for (id, p) in &self.streams {
+            out.push(Outgoing {
+                to: conn,
+                frame: Frame {
+                    stream: *id,
+                    message: p.announcement.message(),
+                },
+            });
+        }
+    }
+
+    /// Handles one media message from `conn`, whose user is `name`.
+    pub fn handle(
+        &mut self,
+        conn: ConnId,
+        name: &str,
+        stream: StreamId,
+        message: Message,
+        out: &mut Vec<Outgoing>,
+    ) {
+        match message {
+            Message::AudioAnnounce(a) => {
+                let a = AudioAnnounce {
+                    publisher: name.to_owned(),
+                    ..a
+                };
+                self.announce(conn, stream, Announcement::Audio(a), out);
+            }
+            Message::VideoAnnounce(v) => {
+                let v = VideoAnnounce {
+                    publisher: name.to_owned(),
+                    ..v
+                };
+                self.announce(conn, stream, Announcement::Video(v), out);
+            }
+            Message::AudioSubscribe(_) => self.subscribe(conn, stream, false, out),
+            Message::VideoSubscribe(_) => self.subscribe(conn, stream, true, out),
+            Message::AudioUnsubscribe(_) | Message::VideoUnsubscribe(_) => {
+                if let Some(p) = self.streams.get_mut(&stream) {
+                    p.subscribers.remove(&conn);
+                }
+            }
+            Message::AudioEnd(_) | Message::VideoEnd(_) => {
+                if let Some(id) = self.by_publisher.get(&(conn, stream)).copied() {
+                    self.end(id, out);
+                }
+            }
+            message @ (Message::AudioPacket(_) | Message::VideoFrame(_)) => {
+                let Some(&id) = self.by_publisher.get(&(conn, stream)) else {
+                    return error(
+                        out,
+                        conn,
+                        stream,
+                        ErrorCode::NOT_FOUND,
+                        "media data on a stream that was never announced",
+                    );
+                };
+                let Some(p) = self.streams.get(&id) else {
+                    return;
+                };
+                if let (Some(tap), Announcement::Video(v), Message::VideoFrame(f)) =
+                    (&self.video_tap, &p.announcement, &message)
+                {
+                    (tap.0)(v, f);
+                }
+                // The same frame for every subscriber: the hub encodes it once.
+                let frame = Frame {
+                    stream: id,
+                    message,
+                };
+                for sub in &p.subscribers {
+                    out.push(Outgoing {
+                        to: *sub,
+                        frame: frame.clone(),
+                    });
+                }
+            }
+            other => {
+                let text = format!("{:?} is not a media message", other.kind());
+                error(out, conn, stream, ErrorCode::UNEXPECTED, &text);
+            }
+        }
+    }
+
+    /// `conn` is gone: its subscriptions end and its streams end for everyone.
+    pub fn disconnect(&mut self, conn: ConnId, out: &mut Vec<Outgoing>) {
+        self.clients.remove(&conn);
+        for p in self.streams.values_mut() {
+            p.subscribers.remove(&conn);
+        }
+        let mine: Vec<StreamId> = self
+            .streams
+            .iter()
+            .filter(|(_, p)| p.publisher.0 == conn)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in mine {
+            self.end(id, out);
+        }
+    }
+
+    fn announce(
+        &mut self,
+        conn: ConnId,
+        stream: StreamId,
+        announcement: Announcement,
+        out: &mut Vec<Outgoing>,
+    ) {
+        if announcement.name().is_empty() {
+            return error(
+                out,
+                conn,
+                stream,
+                ErrorCode::INVALID_NAME,
+                "a stream needs a name",
+            );
+        }
+        let id = match self.by_publisher.get(&(conn, stream)) {
+            Some(&id) => id,
+            None => {
+                if let Some((_, other)) = self
+                    .streams
+                    .iter()
+                    .find(|(_, p)| p.announcement.name() == announcement.name())
+                {
+                    let text = format!(
+                        "a stream named {:?} is already published by {}",
+                        announcement.name(),
+                        publisher_of(&other.announcement)
+                    );
+                    return error(out, conn, stream, ErrorCode::NAME_TAKEN, &text);
+                }
+                let id = self.next_id;
+                self.next_id = self.next_id.wrapping_add(2).max(FIRST_MEDIA_STREAM);
+                self.by_publisher.insert((conn, stream), id);
+                id
+            }
+        };
+        let subscribers = self
+            .streams
+            .remove(&id)
+            .map(|p| p.subscribers)
+            .unwrap_or_default();
+        let frame = Frame {
+            stream: id,
+            message: announcement.message(),
+        };
+        for c in &self.clients {
+            out.push(Outgoing {
+                to: *c,
+                frame: frame.clone(),
+            });
+        }
+        self.streams.insert(
+            id,
+            Published {
+                publisher: (conn, stream),
+                announcement,
+                subscribers,
+            },
+        );
+    }
+
+    fn subscribe(&mut self, conn: ConnId, id: StreamId, video: bool, out: &mut Vec<Outgoing>) {
+        match self.streams.get_mut(&id) {
+            Some(p) if matches!(p.announcement, Announcement::Video(_)) == video => {
+                p.subscribers.insert(conn);
+            }
+            _ => error(
+                out,
+                conn,
+                id,
+                ErrorCode::NOT_FOUND,
+                "no such stream (it may have ended)",
+            ),
+        }
+    }
+
+    fn end(&mut self, id: StreamId, out: &mut Vec<Outgoing>) {
+        let Some(p) = self.streams.remove(&id) else {
+            return;
+        };
+        self.by_publisher.remove(&p.publisher);
+        let frame = Frame {
+            stream: id,
+            message: p.announcement.end(),
+        };
+        for c in &self.clients {
+            out.push(Outgoing {
+                to: *c,
+                frame: frame.clone(),
+            });
+        }
+    }
+}
+
+fn publisher_of(a: &Announcement) -> &str {
+    match a {
+        Announcement::Audio(a) => &a.publisher,
+        Announcement::Video(v) => &v.publisher,
+    }
+}
+
+fn error(out: &mut Vec<Outgoing>, to: ConnId, stream: StreamId, code: ErrorCode, message: &str) {
+    out.push(Outgoing {
+        to,
+        frame: Frame::new(
+            stream,
+            control::Error {
+                code,
+                message: message.to_owned(),
+            },
+        ),
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use lanlink_proto::audio::{AudioCodec, AudioPacket, AudioSubscribe};
+    use lanlink_proto::video::{VideoCodec, VideoSubscribe};
+
+    use super::*;
+
+    const PUB: ConnId = ConnId(1);
+    const A: ConnId = ConnId(2);
+    const B: ConnId = ConnId(3);
+
+    fn mic() -> AudioAnnounce {
+        AudioAnnounce {
+            name: "mic".into(),
+            publisher: String::new(),
+            codec: AudioCodec::OPUS,
+            sample_rate: 48_000,
+            channels: 1,
+            frame_duration_us: 20_000,
+        }
+    }
+
+    fn packet(seq: u32) -> AudioPacket {
+        AudioPacket {
+            seq,
+            timestamp_us: 1,
+            data: Bytes::from_static(b"opus"),
+        }
+    }
+
+    #[test]
+    fn announce_subscribe_relay_and_end() {
+        let mut r = MediaRelay::default();
+        let mut out = Vec::new();
+        for c in [PUB, A] {
+            r.connect(c, &mut out);
+        }
+        r.handle(PUB, "ada", 1, mic().into(), &mut out);
+        let announced: Vec<_> = out.drain(..).map(|o| (o.to, o.frame)).collect();
+        assert_eq!(announced.len(), 2, "every client hears of the stream");
+        let id = announced[0].1.stream;
+        assert_eq!(id, FIRST_MEDIA_STREAM);
+        assert!(
+            matches!(&announced[0].1.message, Message::AudioAnnounce(a) if a.publisher == "ada")
+        );
+
+        // A late arrival learns of it on connect.
+        r.connect(B, &mut out);
+        assert!(matches!(out.as_slice(), [Outgoing { to: B, frame }] if frame.stream == id));
+        out.clear();
+
+        // Only subscribers get packets, under the server's id.
+        r.handle(A, "a", id, AudioSubscribe.into(), &mut out);
+        r.handle(PUB, "ada", 1, packet(1).into(), &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!((out[0].to, out[0].frame.stream), (A, id));
+        out.clear();
+
+        // Subscribing to video on an audio id is refused.
+        r.handle(B, "b", id, VideoSubscribe.into(), &mut out);
+        assert!(
+            matches!(&out[0].frame.message, Message::Error(e) if e.code == ErrorCode::NOT_FOUND)
+        );
+        out.clear();
+
+        // The publisher leaves: everyone hears the end; the stream is gone.
+        r.disconnect(PUB, &mut out);
+        assert_eq!(out.len(), 2);
+        assert!(out
+            .iter()
+            .all(|o| matches!(o.frame.message, Message::AudioEnd(_))));
+        assert!(r.streams().is_empty());
+    }
+
+    #[test]
+    fn stream_names_are_unique_and_unannounced_data_is_refused() {
+        let mut r = MediaRelay::default();
+        let mut out = Vec::new();
+        r.connect(PUB, &mut out);
+        r.handle(PUB, "ada", 1, mic().into(), &mut out);
+        out.clear();
+        r.handle(A, "bob", 1, mic().into(), &mut out);
+        assert!(
+            matches!(&out[0].frame.message, Message::Error(e) if e.code == ErrorCode::NAME_TAKEN && e.message.contains("ada"))
+        );
+        out.clear();
+        r.handle(A, "bob", 3, packet(1).into(), &mut out);
+        assert!(
+            matches!(&out[0].frame.message, Message::Error(e) if e.code == ErrorCode::NOT_FOUND)
+        );
+    }
+
+    #[test]
+    fn the_video_tap_sees_frames() {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let s2 = seen.clone();
+        let tap = VideoTap::new(move |a: &VideoAnnounce, f: &VideoFrame| {
+            s2.lock().unwrap().push((a.name.clone(), f.seq))
+        });
+        let mut r = MediaRelay::new(Some(tap));
+        let mut out = Vec::new();
+        let cam = VideoAnnounce {
+            name: "cam".into(),
+            publisher: String::new(),
+            codec: VideoCodec::MJPEG,
+            width: 64,
+            height: 48,
+            fps_milli: 30_000,
+        };
+        r.handle(PUB, "ada", 1, cam.into(), &mut out);
+        let frame = VideoFrame {
+            seq: 9,
+            timestamp_us: 0,
+            keyframe: true,
+            data: Bytes::from_static(b"jpeg"),
+        };
+        r.handle(PUB, "ada", 1, frame.into(), &mut out);
+        assert_eq!(*seen.lock().unwrap(), vec![("cam".to_owned(), 9)]);
+    }
+}
