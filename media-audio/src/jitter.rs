@@ -133,7 +133,7 @@ pub struct JitterStats {
     pub lost: u64,
     /// Frames concealed: lost packets plus pops that found the buffer empty.
     pub concealed: u64,
-    /// Pops that found nothing buffered while playing.
+    /// Pops that found nothing buffered while playing (and concealed).
     pub underruns: u64,
     /// Packets discarded to cut delay (drift or overflow).
     pub dropped: u64,
@@ -325,12 +325,12 @@ impl JitterBuffer {
         }
 
         if self.slots.is_empty() {
-            self.stats.underruns += 1;
             self.conceal_run += 1;
             if self.conceal_run > self.max_conceal {
                 self.state = State::Buffering { since: None };
                 return Playout::Empty;
             }
+            self.stats.underruns += 1;
             self.stats.concealed += 1;
             return Playout::Conceal {
                 seq: self.next_seq,
