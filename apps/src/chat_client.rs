@@ -77,13 +77,15 @@ pub fn run(options: ChatOptions) -> Result<i32, TransportError> {
         None => Box::new(|line| println!("{line}")),
     };
     let mut printer = printer;
-    printer(format!(
+    // Nothing is being edited yet: plain prints are safe (and the external
+    // printer only shows what arrives once the editor runs).
+    println!(
         "-- connected to {} as {} (type /help for commands)",
         welcome.server_name, welcome.name
-    ));
+    );
     for frame in &greeting {
         if let Some(text) = format_event(&frame.message) {
-            printer(text);
+            println!("{text}");
         }
     }
 

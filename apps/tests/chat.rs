@@ -162,3 +162,86 @@ fn nobody_listening_is_a_clear_error() {
     c.expect_err("could not connect to 127.0.0.1");
     assert_eq!(c.wait().code(), Some(1));
 }
+
+/// On a real terminal (tmux), lines arriving while the user types are printed
+/// above the prompt and the half-typed line survives intact.
+#[test]
+fn terminal_mode_keeps_the_line_being_typed() {
+    if std::process::Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "tmux is required in CI (scripts/setup installs it)"
+        );
+        eprintln!("skipping: tmux is not installed (scripts/setup installs it)");
+        return;
+    }
+    let server = Server::start(&[]);
+    let session = format!("lanlink-test-{}", std::process::id());
+    let tmux = |args: &[&str]| {
+        let out = std::process::Command::new("tmux")
+            .args(args)
+            .output()
+            .expect("run tmux");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let cmd = format!(
+        "{} chat {} --name ada",
+        env!("CARGO_BIN_EXE_lanlink"),
+        server.addr
+    );
+    tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &session,
+        "-x",
+        "100",
+        "-y",
+        "20",
+        &cmd,
+    ]);
+    let screen = || tmux(&["capture-pane", "-t", &session, "-p"]);
+    let wait_for = |needle: &str| {
+        let deadline = std::time::Instant::now() + common::PATIENCE;
+        loop {
+            let s = screen();
+            if s.contains(needle) {
+                return s;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "screen never showed {needle:?}:\n{s}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    wait_for("[lobby]>");
+    tmux(&["send-keys", "-t", &session, "-l", "half typed"]);
+    wait_for("[lobby]> half typed");
+    let mut bob = ChatClient::join(&server.addr, "bob", &[]);
+    bob.say("interrupting message");
+    let s = wait_for("<bob> interrupting message");
+    let lines: Vec<&str> = s.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(
+        lines.last(),
+        Some(&"[lobby]> half typed"),
+        "the prompt line was garbled:\n{s}"
+    );
+    assert!(
+        !s.contains("half typed[lobby]") && !s.contains("half typed-- "),
+        "{s}"
+    );
+    // Finishing the line sends it whole.
+    tmux(&["send-keys", "-t", &session, " line", "Enter"]);
+    assert_eq!(
+        bob.expect("half typed line"),
+        "[lobby] <ada> half typed line"
+    );
+    tmux(&["kill-session", "-t", &session]);
+    drop(bob);
+    assert!(server.terminate().success());
+}

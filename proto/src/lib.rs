@@ -10,7 +10,7 @@
 //! - [`Frame`], [`Message`], [`Kind`]: the message table and frame encoding.
 //! - [`FrameDecoder`]: bytes in, in any split, whole frames out.
 //! - One module per message family: [`control`] (handshake, keepalive, errors),
-//!   [`chat`], [`file`], [`audio`], [`video`].
+//!   [`chat`], [`file`](mod@file), [`audio`], [`video`].
 //! - [`ProtoError`]: the one error type; peer faults and caller misuse are
 //!   separate variants.
 //!

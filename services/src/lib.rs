@@ -6,7 +6,7 @@
 //! # Layout
 //! - [`chat`]: rooms, messages, nicknames and presence ([`chat::ChatService`]),
 //!   and the client-side command line ([`chat::command`]).
-//! - [`file`]: file sharing, uploads and user-to-user offers
+//! - [`file`](mod@file): file sharing, uploads and user-to-user offers
 //!   ([`file::FileService`] on the server, [`file::FileClient`] on clients).
 //! - [`media`]: the audio and video relay ([`media::MediaRelay`]).
 //! - [`server`]: [`server::run`] serves every service on a bound listener;
