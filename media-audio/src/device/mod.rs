@@ -188,6 +188,12 @@ pub(crate) fn host() -> Result<cpal::Host, AudioError> {
     })
 }
 
+/// The name of the audio host devices are opened through (`"ALSA"` on
+/// Linux), or why there is none. Cheap: it opens no device.
+pub fn host_name() -> Result<&'static str, AudioError> {
+    host().map(|h| h.id().name())
+}
+
 fn device_id(device: &cpal::Device) -> String {
     device
         .id()
