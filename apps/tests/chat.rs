@@ -93,6 +93,8 @@ fn rooms_nick_changes_and_errors() {
     let mut ada = ChatClient::join(&server.addr, "ada", &[]);
     let mut bob = ChatClient::join(&server.addr, "bob", &["--room", "ops"]);
     ada.expect("-- bob joined lobby");
+    // bob's join of ops races ada's unless we wait for it.
+    bob.expect("-- ops: bob");
 
     ada.say("/join ops");
     bob.expect("-- ada joined ops");

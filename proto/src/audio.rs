@@ -2,6 +2,7 @@
 //!
 //! A publisher picks a non-zero [`crate::StreamId`] and sends
 //! [`AudioAnnounce`] on it; the server relays the announcement to every client
+//! that handles audio or video
 //! (under an id of its own choosing) and relays [`AudioPacket`]s to the
 //! clients that sent [`AudioSubscribe`] on that id. The server never decodes
 //! the audio.

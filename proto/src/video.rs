@@ -1,9 +1,9 @@
 //! Video messages: announcing a stream, subscribing to it, and its frames.
 //!
 //! The flow mirrors [`crate::audio`]: announce on a non-zero stream id,
-//! subscribe by that id, frames are relayed without decoding. Per subscriber
-//! the server keeps only the latest frame, so a slow viewer skips frames
-//! instead of delaying anyone.
+//! subscribe by that id, frames are relayed without decoding. Frames are
+//! media traffic: a viewer that reads slowly has its oldest queued frames
+//! dropped, so it skips frames instead of delaying anyone.
 
 use bytes::Bytes;
 

@@ -87,7 +87,7 @@ pub enum ServiceError {
     },
     /// A message this service does not accept from a client (a server →
     /// client event, or another service's message).
-    #[error("unexpected {kind:?} message: the chat service does not accept it from clients")]
+    #[error("unexpected {kind:?} message: the server does not accept it from clients here")]
     UnexpectedMessage {
         /// The kind received.
         kind: Kind,
@@ -222,6 +222,21 @@ pub enum ServiceError {
         /// The operating system's message.
         message: String,
     },
+    /// A client already runs as many transfers as it may.
+    #[error("too many transfers at once (at most {max} per client); wait for one to finish")]
+    TooManyTransfers {
+        /// The limit.
+        max: usize,
+    },
+    /// A transfer was started on a stream id that is not the client's to
+    /// choose (0 or even) or is already in use.
+    #[error("stream {stream} cannot start a transfer: {reason}")]
+    BadStream {
+        /// The stream id.
+        stream: u32,
+        /// Why.
+        reason: &'static str,
+    },
     /// The connection to the peer failed or closed mid-transfer.
     #[error("connection: {0}")]
     Connection(String),
@@ -268,6 +283,8 @@ impl ServiceError {
             ServiceError::OutOfOrder { .. } => ErrorCode::MALFORMED,
             ServiceError::Refused { code, .. } => *code,
             ServiceError::Io { .. } | ServiceError::Connection(_) => ErrorCode::OTHER,
+            ServiceError::TooManyTransfers { .. } => ErrorCode::RATE_LIMITED,
+            ServiceError::BadStream { .. } => ErrorCode::MALFORMED,
         }
     }
 

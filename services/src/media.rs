@@ -188,6 +188,11 @@ impl MediaRelay {
                 let Some(p) = self.streams.get(&id) else {
                     return;
                 };
+                let is_video = matches!(message, Message::VideoFrame(_));
+                if is_video != matches!(p.announcement, Announcement::Video(_)) {
+                    let text = "media data of the wrong kind for this stream";
+                    return error(out, conn, stream, ErrorCode::UNEXPECTED, text);
+                }
                 if let (Some(tap), Announcement::Video(v), Message::VideoFrame(f)) =
                     (&self.video_tap, &p.announcement, &message)
                 {

@@ -213,9 +213,11 @@ impl Hub {
     }
 
     fn on_frame(&mut self, conn: ConnId, frame: Frame, now: &Now) {
-        let Some((_, name)) = self.conns.get(&conn) else {
+        let Some((_, hello_name)) = self.conns.get(&conn) else {
             return;
         };
+        // The name others know this user by now (after any /nick).
+        let name = self.chat.name_of(conn).unwrap_or(hello_name);
         match frame.kind().service() {
             Service::Chat => self.chat.handle(conn, frame.message, now, &mut self.out),
             Service::File => {
@@ -233,6 +235,13 @@ impl Hub {
             Service::Audio | Service::Video => {
                 self.media
                     .handle(conn, name, frame.stream, frame.message, &mut self.out)
+            }
+            Service::Control if matches!(frame.message, Message::Error(_)) => {
+                // Never answer an error with an error: two such peers would
+                // loop. The peer's complaint is worth a log line.
+                if let Message::Error(e) = &frame.message {
+                    tracing::info!(conn = %conn, "peer reported an error: {} ({:?})", e.message, e.code);
+                }
             }
             Service::Control => {
                 let message = format!("{:?} is not expected after the handshake", frame.kind());

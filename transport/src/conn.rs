@@ -27,7 +27,7 @@ use crate::{ConnId, TransportError};
 /// Settings shared by server and client connections.
 #[derive(Debug, Clone)]
 pub struct ConnConfig {
-    /// How often to send a keepalive ping when the link is otherwise quiet.
+    /// How often to send a keepalive ping (and measure the round trip).
     pub ping_interval: Duration,
     /// Close the connection when nothing at all arrives for this long.
     pub idle_timeout: Duration,

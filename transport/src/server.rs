@@ -39,7 +39,12 @@ pub struct ServerConfig {
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
-            conn: ConnConfig::default(),
+            // File transfers keep up to three 4 MiB windows in flight per
+            // client; the limit sits above that so they are paced, not cut.
+            conn: ConnConfig {
+                max_queued_bytes: 16 * 1024 * 1024,
+                ..ConnConfig::default()
+            },
             handshake_timeout: Duration::from_secs(5),
             max_clients: 1024,
             token: None,
@@ -191,6 +196,13 @@ fn serve_connection(
                 _ => ErrorCode::MALFORMED,
             };
             return refuse(&mut stream, code, format!("malformed handshake: {e}"));
+        }
+        Err(FirstFrameError::Timeout) if shutdown.is_triggered() => {
+            return refuse(
+                &mut stream,
+                ErrorCode::SHUTTING_DOWN,
+                "server shutting down".into(),
+            );
         }
         Err(FirstFrameError::Timeout) => {
             let reason = format!(

@@ -515,6 +515,12 @@ impl<'a> FileClient<'a> {
                         )?;
                     }
                 }
+                Message::FileCancel(c) if c.code == ErrorCode::HASH_MISMATCH => {
+                    // The sender does not recognise our partial file: drop it,
+                    // so its next offer starts from the beginning.
+                    file.discard();
+                    return Err(refused(&offer.name, Message::FileCancel(c)));
+                }
                 Message::FileComplete(c) => match file.finish(c.size, &c.hash) {
                     Ok(path) => {
                         self.send(stream, c.clone())?;

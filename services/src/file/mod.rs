@@ -55,7 +55,10 @@ impl Default for FileConfig {
             allow_overwrite: false,
             window: outgoing::DEFAULT_WINDOW,
             chunk_size: outgoing::DEFAULT_CHUNK,
-            max_transfers_per_client: 16,
+            // With the default 4 MiB window, three transfers keep at most
+            // 12 MiB in flight: under the server's 16 MiB queue limit, so a
+            // slow client is paced, not disconnected.
+            max_transfers_per_client: 3,
         }
     }
 }

@@ -26,7 +26,12 @@ enum Transfer {
     /// We send a shared file to the client.
     Download { file: OutgoingFile },
     /// The client sends us a file for the inbox.
-    Upload { file: IncomingFile, acked: u64 },
+    Upload {
+        file: IncomingFile,
+        acked: u64,
+        /// The size the offer announced; no byte beyond it is accepted.
+        size: u64,
+    },
     /// The client offers a file to `peer`'s user; we forward its frames.
     RelayFrom { peer: Key },
     /// Another client's file goes to this client; we forward its answers.
@@ -42,7 +47,10 @@ pub struct FileService {
 
 impl FileService {
     /// A service with no transfers.
-    pub fn new(config: FileConfig) -> FileService {
+    pub fn new(mut config: FileConfig) -> FileService {
+        // Receivers acknowledge every ACK_EVERY bytes: a smaller window
+        // would wait forever for an acknowledgement.
+        config.window = config.window.max(2 * ACK_EVERY);
         FileService {
             config,
             transfers: HashMap::new(),
@@ -92,6 +100,10 @@ impl FileService {
             other => Err(ServiceError::UnexpectedMessage { kind: other.kind() }),
         };
         if let Err(e) = result {
+            if matches!(e, ServiceError::BadStream { .. }) {
+                // The transfer already on that stream (if any) is not at fault.
+                return reject(out, key, &e);
+            }
             if let Some(Transfer::Upload { file, .. }) = self.transfers.remove(&key) {
                 // A broken upload keeps its partial file only when the
                 // content so far is sound (resume will recheck it).
@@ -136,12 +148,23 @@ impl FileService {
         })
     }
 
-    fn check_room_for_another(&self, conn: ConnId) -> Result<(), ServiceError> {
-        let mine = self.transfers.keys().filter(|k| k.0 == conn).count();
-        if mine >= self.config.max_transfers_per_client {
-            return Err(ServiceError::NotEnabled {
-                what: "another concurrent transfer",
+    /// A new transfer needs a fresh client stream id and a free slot.
+    fn check_room_for_another(&self, key: Key) -> Result<(), ServiceError> {
+        if !lanlink_proto::is_client_stream(key.1) {
+            return Err(ServiceError::BadStream {
+                stream: key.1,
+                reason: "clients start transfers on odd stream ids",
             });
+        }
+        if self.transfers.contains_key(&key) {
+            return Err(ServiceError::BadStream {
+                stream: key.1,
+                reason: "a transfer is already running on it",
+            });
+        }
+        let max = self.config.max_transfers_per_client;
+        if self.transfers.keys().filter(|k| k.0 == key.0).count() >= max {
+            return Err(ServiceError::TooManyTransfers { max });
         }
         Ok(())
     }
@@ -156,28 +179,33 @@ impl FileService {
         let rel = path::validate(&r.path, true)?;
         let full = path::resolve_existing(share, &rel, &r.path)?;
         let entries = listing::list(share, &full, r.recursive)?;
-        let mut chunks = entries.chunks(u16::MAX as usize).peekable();
-        if chunks.peek().is_none() {
-            send(
-                out,
-                key,
-                Listing {
-                    path: r.path,
-                    entries: Vec::new(),
-                    done: true,
-                },
-            );
-            return Ok(());
+        // Split long answers so that no Listing comes near the frame limit:
+        // at most 65,535 entries (the list's count field) or ~1 MiB each.
+        let mut batches: Vec<Vec<lanlink_proto::file::DirEntry>> = vec![Vec::new()];
+        let mut bytes = 0;
+        for e in entries {
+            let cost = e.name.len() + 32;
+            let full = batches
+                .last()
+                .is_some_and(|b| b.len() == u16::MAX as usize || bytes + cost > 1 << 20);
+            if full {
+                batches.push(Vec::new());
+                bytes = 0;
+            }
+            bytes += cost;
+            if let Some(b) = batches.last_mut() {
+                b.push(e);
+            }
         }
-        while let Some(chunk) = chunks.next() {
-            let done = chunks.peek().is_none();
+        let last = batches.len() - 1;
+        for (i, entries) in batches.into_iter().enumerate() {
             send(
                 out,
                 key,
                 Listing {
                     path: r.path.clone(),
-                    entries: chunk.to_vec(),
-                    done,
+                    entries,
+                    done: i == last,
                 },
             );
         }
@@ -190,7 +218,7 @@ impl FileService {
         r: FileRequest,
         out: &mut Vec<Outgoing>,
     ) -> Result<(), ServiceError> {
-        self.check_room_for_another(key.0)?;
+        self.check_room_for_another(key)?;
         let share = self.share()?;
         let rel = path::validate(&r.name, false)?;
         let full = path::resolve_existing(share, &rel, &r.name)?;
@@ -242,7 +270,7 @@ impl FileService {
         o: FileOffer,
         out: &mut Vec<Outgoing>,
     ) -> Result<(), ServiceError> {
-        self.check_room_for_another(key.0)?;
+        self.check_room_for_another(key)?;
         let inbox = self
             .config
             .inbox
@@ -256,16 +284,13 @@ impl FileService {
                 max: self.config.max_upload_size,
             });
         }
-        if self
-            .transfers
-            .values()
-            .any(|t| matches!(t, Transfer::Upload { file, .. } if file.target().ends_with(&rel)))
-        {
-            return Err(ServiceError::AlreadyExists { name: o.name });
-        }
-        let target = path::prepare_new(inbox, &rel, &o.name)?;
-        let file = IncomingFile::open(&o.name, target, o.size, self.config.allow_overwrite)?;
-        let needed = o.size.saturating_sub(file.received());
+        // Space first, so a refusal leaves nothing behind. A partial file
+        // from an earlier attempt already holds part of what is needed.
+        let partial = super::incoming::part_path(&inbox.join(&rel));
+        let held = std::fs::metadata(&partial)
+            .map_or(0, |m| m.len())
+            .min(o.size);
+        let needed = o.size - held;
         let available = fs4::available_space(inbox).unwrap_or(u64::MAX);
         if needed > available.saturating_sub(self.config.min_free_space) {
             return Err(ServiceError::NoSpace {
@@ -274,13 +299,29 @@ impl FileService {
                 available,
             });
         }
+        let target = path::prepare_new(inbox, &rel, &o.name)?;
+        let busy = self
+            .transfers
+            .values()
+            .any(|t| matches!(t, Transfer::Upload { file, .. } if file.target() == target));
+        if busy {
+            return Err(ServiceError::AlreadyExists { name: o.name });
+        }
+        let file = IncomingFile::open(&o.name, target, o.size, self.config.allow_overwrite)?;
         let accept = FileAccept {
             offset: file.received(),
             prefix_hash: file.prefix_hash(),
         };
         send(out, key, accept);
         let acked = file.received();
-        self.transfers.insert(key, Transfer::Upload { file, acked });
+        self.transfers.insert(
+            key,
+            Transfer::Upload {
+                file,
+                acked,
+                size: o.size,
+            },
+        );
         Ok(())
     }
 
@@ -293,7 +334,7 @@ impl FileService {
         lookup: &dyn Fn(&str) -> Option<ConnId>,
         out: &mut Vec<Outgoing>,
     ) -> Result<(), ServiceError> {
-        self.check_room_for_another(key.0)?;
+        self.check_room_for_another(key)?;
         path::validate(&o.name, false)?;
         let peer_conn = lookup(to).ok_or_else(|| ServiceError::NoSuchUser {
             name: to.to_owned(),
@@ -352,7 +393,15 @@ impl FileService {
         out: &mut Vec<Outgoing>,
     ) -> Result<(), ServiceError> {
         match self.transfers.get_mut(&key) {
-            Some(Transfer::Upload { file, acked }) => {
+            Some(Transfer::Upload { file, acked, size }) => {
+                let end = c.offset.saturating_add(c.data.len() as u64);
+                if end > *size {
+                    return Err(ServiceError::FileTooLarge {
+                        name: file.target().display().to_string(),
+                        size: end,
+                        max: *size,
+                    });
+                }
                 file.write_chunk(c.offset, &c.data)?;
                 if file.received() >= *acked + ACK_EVERY {
                     *acked = file.received();

@@ -426,3 +426,82 @@ fn offers_are_relayed_and_cancelled_when_a_side_leaves() {
     let r = run(&mut svc, A, 3, offer);
     assert_eq!(only_reject(&r).code, ErrorCode::NOT_FOUND);
 }
+
+#[test]
+fn uploads_cannot_exceed_their_offer_and_streams_are_checked() {
+    let d = Dirs::new("limits");
+    let mut svc = d.service();
+    let offer = FileOffer {
+        name: "small".into(),
+        size: 4,
+        hash: None,
+        offset: 0,
+        to: None,
+        from: None,
+    };
+    run(&mut svc, A, 1, offer.clone());
+    let out = run(
+        &mut svc,
+        A,
+        1,
+        FileChunk {
+            offset: 0,
+            data: Bytes::from_static(b"12345"),
+        },
+    );
+    assert_eq!(only_reject(&out).code, ErrorCode::TOO_LARGE);
+    assert!(!d.inbox.join("small").exists());
+
+    // Even (server) ids and stream 0 cannot start transfers; a busy id is refused
+    // without disturbing the transfer already on it.
+    for stream in [0, 2] {
+        let r = run(&mut svc, A, stream, offer.clone());
+        assert_eq!(
+            only_reject(&r).code,
+            ErrorCode::MALFORMED,
+            "stream {stream}"
+        );
+    }
+    run(
+        &mut svc,
+        A,
+        5,
+        FileOffer {
+            name: "a".into(),
+            ..offer.clone()
+        },
+    );
+    let r = run(
+        &mut svc,
+        A,
+        5,
+        FileOffer {
+            name: "b".into(),
+            ..offer.clone()
+        },
+    );
+    assert!(only_reject(&r).reason.contains("already running"));
+    run(
+        &mut svc,
+        A,
+        5,
+        FileChunk {
+            offset: 0,
+            data: Bytes::from_static(b"abcd"),
+        },
+    );
+    let out = run(
+        &mut svc,
+        A,
+        5,
+        FileComplete {
+            size: 4,
+            hash: *blake3::hash(b"abcd").as_bytes(),
+        },
+    );
+    assert!(
+        matches!(&out[0].frame.message, Message::FileComplete(_)),
+        "{out:?}"
+    );
+    assert_eq!(std::fs::read(d.inbox.join("a")).unwrap(), b"abcd");
+}
