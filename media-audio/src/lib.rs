@@ -18,8 +18,8 @@
 //! | [`tone`] | [`ToneSource`], [`SpeechLikeSource`]: synthetic, optionally paced to real time |
 //! | [`wav`] | [`WavSource`] (any rate/channels in, converted), [`WavSink`] |
 //! | [`NullSink`] | discards audio, optionally paced like a sound card |
-//! | [`device`] | cpal capture and playback: [`list_devices`], [`CaptureStream`], [`PlaybackStream`] |
-//! | [`resample`] | [`Resampler`] (rubato) and [`remix`] |
+//! | [`device`] | cpal capture and playback: [`list_devices`], [`CaptureStream`], [`PlaybackStream`], [`StreamOptions`] |
+//! | [`resample`] | [`Resampler`] (rubato), [`remix`], [`Converter`](resample::Converter) for both |
 //! | [`codec`] | [`OpusEncoder`], [`OpusDecoder`], [`OpusConfig`] presets |
 //! | [`jitter`] | [`JitterBuffer`]: sans-IO reordering, loss concealment, drift control |
 //!
