@@ -120,11 +120,6 @@ impl Viewer {
     pub fn title(&self) -> &str {
         &self.title
     }
-
-    /// Where the window's top-left corner is on screen.
-    pub fn position(&self) -> (isize, isize) {
-        self.window.get_position()
-    }
 }
 
 /// `door-cam — 29.9 fps — 45 ms` (latency left out when unknown).
