@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, TrySendError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 
 use crate::{EncodedFrame, SourceInfo, VideoError};
 
@@ -41,7 +41,8 @@ const QUEUE: usize = 2;
 /// Frames arrive over a bounded channel that drops the *oldest* frame when
 /// the consumer falls behind (counted in [`dropped_frames`]); a capture
 /// error arrives as the last item. Dropping the handle stops the thread
-/// (within one frame interval) and joins it.
+/// and joins it: within one frame interval, or the camera's 3 s timeout if
+/// it has stalled.
 ///
 /// [`dropped_frames`]: SourceHandle::dropped_frames
 #[derive(Debug)]
@@ -79,33 +80,9 @@ impl SourceHandle {
                     }
                 };
                 let _ = opened_tx.send(Ok(source.info()));
-                while !stop2.load(Ordering::Relaxed) {
-                    let item = source.next_frame();
-                    let failed = item.is_err();
-                    let mut item = item;
-                    // Newest wins: make room by discarding the oldest frame.
-                    loop {
-                        match tx.try_send(item) {
-                            Ok(()) => break,
-                            Err(TrySendError::Full(back)) => {
-                                if drain.try_recv().is_ok() {
-                                    dropped2.fetch_add(1, Ordering::Relaxed);
-                                }
-                                item = back;
-                            }
-                            Err(TrySendError::Disconnected(_)) => return,
-                        }
-                    }
-                    if failed {
-                        return;
-                    }
-                }
+                pump(&mut source, &tx, &drain, &stop2, &dropped2);
             })
             .map_err(VideoError::io("spawn", format!("thread video:{name}")))?;
-        let stopped = |thread: JoinHandle<()>| VideoError::SourceStopped {
-            name: name.to_owned(),
-            panicked: thread.join().is_err(),
-        };
         match opened_rx.recv() {
             Ok(Ok(info)) => Ok(SourceHandle {
                 info,
@@ -118,7 +95,10 @@ impl SourceHandle {
                 let _ = thread.join();
                 Err(e)
             }
-            Err(_) => Err(stopped(thread)),
+            Err(_) => Err(VideoError::SourceStopped {
+                name: name.to_owned(),
+                panicked: thread.join().is_err(),
+            }),
         }
     }
 
@@ -156,6 +136,38 @@ impl SourceHandle {
         VideoError::SourceStopped {
             name: self.info.name.clone(),
             panicked,
+        }
+    }
+}
+
+/// The capture loop: pull frames and queue them, newest first, until told
+/// to stop, the handle is gone, or the source fails (its error is queued
+/// as the last item).
+fn pump(
+    source: &mut impl VideoSource,
+    tx: &Sender<Result<EncodedFrame, VideoError>>,
+    drain: &Receiver<Result<EncodedFrame, VideoError>>,
+    stop: &AtomicBool,
+    dropped: &AtomicU64,
+) {
+    while !stop.load(Ordering::Relaxed) {
+        let mut item = source.next_frame();
+        let failed = item.is_err();
+        // Newest wins: make room by discarding the oldest frame.
+        loop {
+            match tx.try_send(item) {
+                Ok(()) => break,
+                Err(TrySendError::Full(back)) => {
+                    if drain.try_recv().is_ok() {
+                        dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                    item = back;
+                }
+                Err(TrySendError::Disconnected(_)) => return,
+            }
+        }
+        if failed {
+            return;
         }
     }
 }

@@ -237,3 +237,28 @@ fn empty_or_missing_inputs_say_what_they_found() {
     assert!(err.contains("missing") && err.contains("open"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A source whose thread panics on the first frame.
+struct Panicking;
+
+impl VideoSource for Panicking {
+    fn info(&self) -> lanlink_video::SourceInfo {
+        lanlink_video::SourceInfo {
+            name: "panicking".into(),
+            width: 1,
+            height: 1,
+            fps_milli: 1000,
+        }
+    }
+    fn next_frame(&mut self) -> Result<EncodedFrame, VideoError> {
+        panic!("deliberate panic in a test source");
+    }
+}
+
+#[test]
+fn a_panicking_source_is_reported_as_such() {
+    let mut handle = SourceHandle::spawn("panicking", || Ok(Panicking)).unwrap();
+    let err = handle.next_frame().unwrap_err();
+    assert!(matches!(err, VideoError::SourceStopped { panicked: true, .. }), "{err}");
+    assert!(err.to_string().ends_with("(its thread panicked)"), "{err}");
+}

@@ -312,7 +312,20 @@ impl VideoSource for CameraSource {
                         limited_range: self.limited_range,
                         data,
                     };
-                    self.encoder.encode_raw_to_bytes(&raw)?
+                    match self.encoder.encode_raw_to_bytes(&raw) {
+                        Ok(jpeg) => jpeg,
+                        // A short buffer is a damaged frame: skip it.
+                        Err(VideoError::BufferSize {
+                            actual, expected, ..
+                        }) => {
+                            tracing::debug!(
+                                "{}: short frame ({actual} of {expected} bytes)",
+                                self.path.display()
+                            );
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    }
                 }
             };
             let seq = self.seq;
