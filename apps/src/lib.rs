@@ -5,11 +5,13 @@
 //! - [`chat_client`]: the `lanlink chat` loop (terminal or script mode).
 //! - [`files`]: `lanlink ls/get/put/send/receive`.
 //! - [`progress`]: progress bars and summary lines for transfers.
+//! - [`video`]: `lanlink cam/view/cameras` and the server's demo stream.
 //! - [`host_with_port`], [`init_logging`], [`on_signal`]: small helpers.
 
 pub mod chat_client;
 pub mod files;
 pub mod progress;
+pub mod video;
 
 use lanlink_services::server::DEFAULT_PORT;
 use lanlink_transport::Shutdown;

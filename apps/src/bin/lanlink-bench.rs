@@ -7,23 +7,29 @@
 //! ```
 //!
 //! `chat` connects N clients (`bench-0`, `bench-1`, …) with
-//! [`lanlink_transport::Client`], puts client *i* in room `bench-{i mod R}`,
-//! and has every client say a line at a fixed rate. Each line carries the
-//! microsecond at which it was queued, measured from an [`Instant`] shared by
-//! the whole process, so a receiver knows the end-to-end latency the moment
-//! the line arrives: sender's queue, server, the recipient's socket and
-//! reader thread, up to this program seeing it. One room (the default)
-//! means every line goes to all N−1 others; more rooms cut the fan-out.
+//! [`lanlink_transport::Client`] and has every client say a line at a fixed
+//! rate. With one room (the default) everyone talks in the server's default
+//! room, so every line goes to all N−1 others; with `--rooms R`, client *i*
+//! joins `bench-{i mod R}` and the fan-out drops to about N/R − 1. Each line
+//! carries the microsecond at which it was queued, measured from an
+//! [`Instant`] shared by the whole process, so a receiver knows the
+//! end-to-end latency the moment the line arrives: the sender's queue and
+//! writer thread, the server, the recipient's socket and reader thread, up to
+//! this program taking it off the recipient's event channel.
 //!
 //! # Threads
 //! Each `Client` already has a reader and a writer thread. On top of those
 //! there are only a few *sender* threads, each walking a fixed schedule over
 //! its share of the clients (sleeping until the next line is due), and a few
-//! *receiver* threads, each polling its share of the clients' event channels
-//! and napping briefly when all of them are empty. Polling, rather than a
-//! blocking select over hundreds of channels, keeps the receivers cheap at
-//! high rates; the price is up to about 0.1 ms of observation delay, which
-//! is in every latency figure.
+//! *receiver* threads, each sweeping its share of the clients' event
+//! channels. A receiver blocks (on a `Select` over its channels) only after
+//! a sweep found nothing: registering with hundreds of channels is costly,
+//! and under load the sweeps keep finding work and never block.
+//!
+//! The load generator shares the machine's cores with the server, and its
+//! own clients cost about as much CPU as the server does: the report gives
+//! both processes' CPU, and the whole machine's, so figures from a busy
+//! machine can be recognised.
 //!
 //! Only loopback addresses are accepted, and every count and duration has
 //! an upper limit: this is a tool for measuring one's own server.
@@ -96,6 +102,9 @@ struct ChatArgs {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     json: bool,
+    /// Also append the JSON object, as one line, to this file.
+    #[arg(long, value_name = "PATH")]
+    json_out: Option<std::path::PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -112,6 +121,12 @@ fn main() -> ExitCode {
             } else {
                 print!("{}", report.to_text());
             }
+            if let Some(path) = &args.json_out {
+                if let Err(e) = append_line(path, &report.to_json()) {
+                    eprintln!("lanlink-bench: cannot write {}: {e}", path.display());
+                    return ExitCode::from(1);
+                }
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -127,7 +142,7 @@ const RECEIVER_WAKE: Duration = Duration::from_millis(20);
 /// busy client cannot starve the others' latency figures.
 const POLL_BATCH: usize = 64;
 /// After the senders stop, how long to wait for lines still in flight.
-const DRAIN: Duration = Duration::from_secs(3);
+const DRAIN: Duration = Duration::from_secs(2);
 /// Clock ticks per second in /proc/PID/stat (USER_HZ, 100 on Linux).
 const USER_HZ: f64 = 100.0;
 
@@ -160,29 +175,8 @@ fn run_chat(args: &ChatArgs) -> Result<ChatReport, String> {
         "lb{:08x}",
         std::process::id() ^ (base.elapsed().as_nanos() as u32) ^ wall_nanos()
     );
-    // Connect one by one: the server welcomes each, and everyone already in
-    // the lobby hears about it, so this is where its O(N²) presence traffic
-    // happens, before anything is measured.
     let t_connect = Instant::now();
-    let mut connected: Vec<Client> = Vec::with_capacity(clients);
-    let mut connect_errors = Vec::new();
-    for i in 0..clients {
-        let hello = control::Hello {
-            name: format!("bench-{i}"),
-            token: args.token.clone(),
-            capabilities: Capabilities::CHAT,
-        };
-        match Client::connect(&args.addr, hello, ClientConfig::default()) {
-            Ok(c) => connected.push(c),
-            Err(e) => {
-                connect_errors.push(format!("bench-{i}: {e}"));
-                // A full or unreachable server will refuse the rest too.
-                if connect_errors.len() >= 10 {
-                    break;
-                }
-            }
-        }
-    }
+    let (mut connected, connect_errors) = connect_all(args);
     let connect_secs = t_connect.elapsed().as_secs_f64();
     if connected.len() < 2 {
         return Err(format!(
@@ -201,65 +195,8 @@ fn run_chat(args: &ChatArgs) -> Result<ChatReport, String> {
     let warmup = Duration::from_secs_f64(args.warmup);
     let duration = Duration::from_secs_f64(args.duration);
 
-    // With one room, everyone talks in the server's default room, where
-    // connecting already put them; its name comes with the roster every
-    // newcomer gets. With more, client i joins `bench-{i mod R}`, and the
-    // roster the server sends once the join took effect says so.
-    let mut inboxes: Vec<Inbox> = Vec::with_capacity(connected.len());
-    for (i, c) in connected.iter().enumerate() {
-        let room = (rooms > 1).then(|| format!("bench-{}", i % rooms));
-        if let Some(room) = &room {
-            let join = chat::Join {
-                room: room.clone(),
-                password: None,
-            };
-            c.send(&Frame::control(join))
-                .map_err(|e| format!("bench-{i}: cannot join {room}: {e}"))?;
-        }
-        inboxes.push(Inbox {
-            events: c.events().clone(),
-            room,
-            joined: false,
-            open: true,
-        });
-    }
-    let join_deadline = Instant::now() + Duration::from_secs(30);
-    let mut joined = 0;
-    while joined < inboxes.len() && Instant::now() < join_deadline {
-        let mut idle = true;
-        for inbox in &mut inboxes {
-            while let Ok(event) = inbox.events.try_recv() {
-                idle = false;
-                let Event::Frame { frame, .. } = event else {
-                    continue;
-                };
-                let Message::Roster(roster) = frame.message else {
-                    continue;
-                };
-                if !inbox.joined && inbox.room.as_ref().is_none_or(|r| *r == roster.room) {
-                    inbox.room = Some(roster.room);
-                    inbox.joined = true;
-                    joined += 1;
-                }
-            }
-        }
-        if idle {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
-    if joined < inboxes.len() {
-        return Err(format!(
-            "only {joined} of {} clients got into their rooms within 30 s",
-            inboxes.len()
-        ));
-    }
-    let room_of: Vec<String> = inboxes
-        .iter()
-        .map(|i| i.room.clone().unwrap_or_default())
-        .collect();
-    if rooms == 1 && room_of.iter().any(|r| *r != room_of[0]) {
-        return Err("the clients were put in different default rooms".into());
-    }
+    let inboxes = enter_rooms(&connected, rooms)?;
+    let room_of: Vec<String> = inboxes.iter().map(|i| i.room.clone()).collect();
     let setup_secs = (base.elapsed() - setup_start).as_secs_f64();
 
     // The schedule starts just after this; measuring starts after the warm-up.
@@ -323,9 +260,11 @@ fn run_chat(args: &ChatArgs) -> Result<ChatReport, String> {
     sleep_until(&run, run.window_start_us);
     let server_before = args.server_pid.and_then(ProcStat::read);
     let self_before = ProcStat::read_self();
+    let machine_before = ProcStat::read_machine();
     sleep_until(&run, run.window_end_us);
     let server_after = args.server_pid.and_then(ProcStat::read);
     let self_after = ProcStat::read_self();
+    let machine_after = ProcStat::read_machine();
     let server_mem = args.server_pid.and_then(ServerMemory::read);
 
     let mut sent = Sent::default();
@@ -362,7 +301,7 @@ fn run_chat(args: &ChatArgs) -> Result<ChatReport, String> {
     };
     Ok(ChatReport {
         clients_asked: clients,
-        clients_connected: joined,
+        clients_connected: room_of.len(),
         connect_errors,
         connect_secs,
         setup_secs,
@@ -374,7 +313,7 @@ fn run_chat(args: &ChatArgs) -> Result<ChatReport, String> {
         warmup_secs: args.warmup,
         window_secs,
         sent_per_sec: sent.in_window as f64 / window_secs,
-        target_sent_per_sec: args.rate * joined as f64,
+        target_sent_per_sec: args.rate * room_of.len() as f64,
         sender_lag_max_ms: sent.max_lag_us as f64 / 1000.0,
         delivered_per_sec: received.in_window as f64 / window_secs,
         expected_delivered_per_sec: args.rate
@@ -388,12 +327,100 @@ fn run_chat(args: &ChatArgs) -> Result<ChatReport, String> {
         first_error: received.first_error,
         send_failures: sent.failures,
         disconnected: received.disconnected,
-        total_sent: sent.total,
+        owed: sent.expected,
         undelivered: sent.expected.saturating_sub(received.total),
         server_cpu: cpu_share(server_before, server_after),
         bench_cpu: cpu_share(self_before, self_after),
+        machine_cpu: cpu_share(machine_before, machine_after),
         server_mem,
     })
+}
+
+/// Connects `--clients` clients one by one. The server welcomes each, and
+/// everyone already in its default room hears about it, so this is where the
+/// O(N²) presence traffic happens, before anything is measured. Gives up
+/// after ten failures: a full or unreachable server refuses the rest too.
+fn connect_all(args: &ChatArgs) -> (Vec<Client>, Vec<String>) {
+    let mut connected = Vec::with_capacity(args.clients as usize);
+    let mut errors = Vec::new();
+    for i in 0..args.clients {
+        let hello = control::Hello {
+            name: format!("bench-{i}"),
+            token: args.token.clone(),
+            capabilities: Capabilities::CHAT,
+        };
+        match Client::connect(&args.addr, hello, ClientConfig::default()) {
+            Ok(c) => connected.push(c),
+            Err(e) => {
+                errors.push(format!("bench-{i}: {e}"));
+                if errors.len() >= 10 {
+                    break;
+                }
+            }
+        }
+    }
+    (connected, errors)
+}
+
+/// Puts client *i* in room *i* mod `rooms` and waits until all are there.
+///
+/// With one room, everyone talks in the server's default room, where
+/// connecting already put them; its name comes with the roster every
+/// newcomer gets. With more, client *i* joins `bench-{i mod rooms}`, and the
+/// roster the server sends once the join took effect says it is in.
+fn enter_rooms(connected: &[Client], rooms: usize) -> Result<Vec<Inbox>, String> {
+    let mut inboxes: Vec<Inbox> = Vec::with_capacity(connected.len());
+    let mut wanted: Vec<Option<String>> = Vec::with_capacity(connected.len());
+    for (i, c) in connected.iter().enumerate() {
+        let room = (rooms > 1).then(|| format!("bench-{}", i % rooms));
+        if let Some(room) = &room {
+            let join = chat::Join {
+                room: room.clone(),
+                password: None,
+            };
+            c.send(&Frame::control(join))
+                .map_err(|e| format!("bench-{i}: cannot join {room}: {e}"))?;
+        }
+        wanted.push(room);
+        inboxes.push(Inbox {
+            events: c.events().clone(),
+            room: String::new(),
+            open: true,
+        });
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut joined = 0;
+    while joined < inboxes.len() && Instant::now() < deadline {
+        let mut idle = true;
+        for (inbox, wanted) in inboxes.iter_mut().zip(&wanted) {
+            while let Ok(event) = inbox.events.try_recv() {
+                idle = false;
+                let Event::Frame { frame, .. } = event else {
+                    continue;
+                };
+                let Message::Roster(roster) = frame.message else {
+                    continue;
+                };
+                if inbox.room.is_empty() && wanted.as_ref().is_none_or(|w| *w == roster.room) {
+                    inbox.room = roster.room;
+                    joined += 1;
+                }
+            }
+        }
+        if idle {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    if joined < inboxes.len() {
+        return Err(format!(
+            "only {joined} of {} clients got into their rooms within 30 s",
+            inboxes.len()
+        ));
+    }
+    if rooms == 1 && inboxes.iter().any(|i| i.room != inboxes[0].room) {
+        return Err("the clients were put in different default rooms".into());
+    }
+    Ok(inboxes)
 }
 
 fn check_args(args: &ChatArgs) -> Result<(), String> {
@@ -445,6 +472,15 @@ fn check_fd_limit(clients: usize) -> Result<(), String> {
         )),
         _ => Ok(()),
     }
+}
+
+fn append_line(path: &std::path::Path, line: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    writeln!(file, "{line}")
 }
 
 fn wall_nanos() -> u32 {
@@ -566,10 +602,8 @@ fn send(run: &Run, plan: SendPlan, mut share: Vec<Outbox>) -> Sent {
 /// One client as its receiver thread sees it.
 struct Inbox {
     events: Receiver<Event>,
-    /// The room it talks in; with a single room, the server's default room,
-    /// unknown until its first roster arrives.
-    room: Option<String>,
-    joined: bool,
+    /// The room it talks in; empty until the server confirms it is in.
+    room: String,
     open: bool,
 }
 
@@ -801,6 +835,24 @@ impl ProcStat {
         Self::parse(&std::fs::read_to_string("/proc/self/stat").ok()?)
     }
 
+    /// All CPUs together, from /proc/stat: busy is everything but idle and
+    /// I/O wait.
+    fn read_machine() -> Option<ProcStat> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let cpu = stat.lines().next()?.strip_prefix("cpu ")?;
+        let ticks: Vec<u64> = cpu
+            .split_whitespace()
+            .map(|t| t.parse().ok())
+            .collect::<Option<_>>()?;
+        let idle = ticks.get(3)? + ticks.get(4)?;
+        // user nice system idle iowait irq softirq steal (guest time is
+        // already counted in user).
+        let total: u64 = ticks.iter().take(8).sum();
+        Some(ProcStat {
+            ticks: total - idle,
+        })
+    }
+
     fn parse(stat: &str) -> Option<ProcStat> {
         // The command name may hold spaces and parentheses: the fields that
         // follow start after the last ')'. utime and stime are fields 14 and
@@ -866,10 +918,14 @@ struct ChatReport {
     first_error: Option<String>,
     send_failures: u64,
     disconnected: u64,
-    total_sent: u64,
+    /// Deliveries owed for every line sent (each line × its fan-out).
+    owed: u64,
     undelivered: u64,
     server_cpu: Option<f64>,
     bench_cpu: Option<f64>,
+    /// Busy CPU of the whole machine, in cores: what is neither server nor
+    /// bench is someone else's load, which skews every figure.
+    machine_cpu: Option<f64>,
     server_mem: Option<ServerMemory>,
 }
 
@@ -936,16 +992,20 @@ impl ChatReport {
         let _ = writeln!(
             s,
             "  errors      {} (rate-limited {}, other server errors {}, failed sends {}, \
-             disconnected {}, failed connects {}); undelivered after {:.0} s drain: {} of {} lines' deliveries",
+             disconnected {}, failed connects {})",
             self.errors(),
             self.rate_limited,
             self.other_errors,
             self.send_failures,
             self.disconnected,
             self.connect_errors.len(),
-            DRAIN.as_secs_f64(),
+        );
+        let _ = writeln!(
+            s,
+            "  backlog     {} of {} deliveries owed still missing {:.0} s after the last line was sent",
             self.undelivered,
-            self.total_sent
+            self.owed,
+            DRAIN.as_secs_f64(),
         );
         if let Some(e) = self.first_error.as_ref().or(self.connect_errors.first()) {
             let _ = writeln!(s, "  first error {e}");
@@ -963,6 +1023,16 @@ impl ChatReport {
         if let Some(cpu) = self.bench_cpu {
             let _ = writeln!(s, "  bench       CPU {:.0} % of one core", cpu * 100.0);
         }
+        if let Some(busy) = self.machine_cpu {
+            let others = busy - self.bench_cpu.unwrap_or(0.0) - self.server_cpu.unwrap_or(0.0);
+            let _ = writeln!(
+                s,
+                "  machine     {:.0} % of one core busy in all ({:.0} % neither server nor bench), {} cores",
+                busy * 100.0,
+                others.max(0.0) * 100.0,
+                std::thread::available_parallelism().map_or(0, |n| n.get())
+            );
+        }
         s
     }
 
@@ -979,8 +1049,8 @@ impl ChatReport {
              \"delivered_per_s\":{:.1},\"offered_delivered_per_s\":{:.1},\
              \"latency_ms\":{{\"p50\":{:.3},\"p99\":{:.3},\"p999\":{:.3},\"max\":{:.3},\"samples\":{}}},\
              \"errors\":{{\"total\":{},\"rate_limited\":{},\"other\":{},\"failed_sends\":{},\
-             \"disconnected\":{},\"failed_connects\":{},\"undelivered\":{}}},\
-             \"server_cpu_cores\":{},\"bench_cpu_cores\":{}",
+             \"disconnected\":{},\"failed_connects\":{}}},\"owed\":{},\"undelivered\":{},\
+             \"server_cpu_cores\":{},\"bench_cpu_cores\":{},\"machine_cpu_cores\":{}",
             self.clients_asked,
             self.clients_connected,
             self.rooms,
@@ -1008,9 +1078,11 @@ impl ChatReport {
             self.send_failures,
             self.disconnected,
             self.connect_errors.len(),
+            self.owed,
             self.undelivered,
             opt(self.server_cpu),
             opt(self.bench_cpu),
+            opt(self.machine_cpu),
         );
         if let Some(m) = &self.server_mem {
             let _ = write!(

@@ -1,5 +1,5 @@
-//! `lanlink-server`: the lanlink server. Chat rooms today; files, audio and
-//! video as their services land.
+//! `lanlink-server`: the lanlink server: chat rooms, file sharing, and the
+//! audio and video relay, with the video also served to browsers over HTTP.
 //!
 //! ```text
 //! lanlink-server --bind 0.0.0.0:7878 --motd "welcome to the LAN"
@@ -11,9 +11,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use lanlink_apps::video::{self, CamSource, Capture};
 use lanlink_services::chat::ChatConfig;
 use lanlink_services::file::FileConfig;
+use lanlink_services::media::VideoTap;
 use lanlink_services::server::{run, ServerConfig, DEFAULT_PORT};
+use lanlink_transport::mjpeg::{serve_http, LatestFrames};
 use lanlink_transport::Shutdown;
 
 /// The lanlink server: one process that everyone on the LAN connects to.
@@ -65,7 +68,20 @@ struct Args {
     /// Let uploads replace existing files in the inbox.
     #[arg(long)]
     force: bool,
+    /// Where browsers watch the video streams (MJPEG over HTTP).
+    #[arg(long, default_value_t = format!("0.0.0.0:{DEFAULT_HTTP_PORT}"))]
+    http: String,
+    /// Serve no HTTP at all.
+    #[arg(long, conflicts_with = "http")]
+    no_http: bool,
+    /// Also publish a demo stream (the moving test pattern), so there is
+    /// something to watch straight away.
+    #[arg(long)]
+    demo: bool,
 }
+
+/// The default port of the HTTP (browser) video server.
+const DEFAULT_HTTP_PORT: u16 = 7879;
 
 fn main() -> ExitCode {
     lanlink_apps::init_logging();
@@ -122,16 +138,100 @@ fn main() -> ExitCode {
         eprintln!("error: cannot install signal handlers: {e}");
         return ExitCode::from(1);
     }
+
+    // Browsers: every relayed video frame also lands in `frames`.
+    let mut http_thread = None;
+    if !args.no_http {
+        let http = match TcpListener::bind(&args.http) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!(
+                    "error: cannot listen for HTTP on {}: {e} (--no-http to go without)",
+                    args.http
+                );
+                return ExitCode::from(1);
+            }
+        };
+        let http_local = http
+            .local_addr()
+            .map_or_else(|_| args.http.clone(), |a| a.to_string());
+        let frames = LatestFrames::new();
+        let tap_frames = frames.clone();
+        config.video_tap = Some(VideoTap::new(move |a, f| {
+            tap_frames.publish(&a.name, a.width, a.height, u64::from(f.seq), f.data.clone());
+        }));
+        let shutdown = shutdown.clone();
+        http_thread = Some(std::thread::spawn(move || {
+            serve_http(http, frames, shutdown)
+        }));
+        println!(
+            "video for browsers at http://{}/",
+            browser_address(&http_local)
+        );
+    }
+
+    // The demo stream is published by the server itself, like a client's.
+    let mut demo_thread = None;
+    if args.demo {
+        let (tx, rx) = crossbeam_channel::bounded(8);
+        config.local_media = Some(rx);
+        let capture = Capture {
+            width: 1280,
+            height: 720,
+            fps: 30.0,
+            quality: 80,
+        };
+        let source = match video::open_source(&CamSource::TestPattern, capture) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: demo stream: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        let shutdown = shutdown.clone();
+        demo_thread = Some(std::thread::spawn(move || {
+            video::publish(source, "demo", None, &shutdown, |m| tx.send((1, m)).is_ok())
+        }));
+        println!("publishing the demo stream \"demo\" (1280x720 test pattern, 30 fps)");
+    }
+
     // One line on stdout that scripts (and people) can wait for.
     println!(
         "lanlink server listening on {local} (protocol version {})",
         lanlink_proto::PROTOCOL_VERSION
     );
-    match run(listener, config, shutdown) {
+    let result = run(listener, config, shutdown.clone());
+    shutdown.trigger();
+    if let Some(t) = demo_thread {
+        let _ = t.join();
+    }
+    if let Some(t) = http_thread {
+        let _ = t.join();
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// `0.0.0.0:7879` is not an address a browser can open: show the host name
+/// (or localhost) instead.
+fn browser_address(bound: &str) -> String {
+    match bound
+        .strip_prefix("0.0.0.0:")
+        .or_else(|| bound.strip_prefix("[::]:"))
+    {
+        Some(port) => {
+            let host = std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "localhost".into());
+            format!("{host}:{port}")
+        }
+        None => bound.to_owned(),
     }
 }

@@ -12,10 +12,12 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 use lanlink_apps::chat_client::{self, ChatOptions};
+use lanlink_apps::video::{self, CamSource, Capture, ViewTarget};
 use lanlink_apps::{files, host_with_port};
+use lanlink_transport::Shutdown;
 
-/// The lanlink client: chat and exchange files with everyone connected to a
-/// lanlink server.
+/// The lanlink client: chat, exchange files, and publish or watch video with
+/// everyone connected to a lanlink server.
 #[derive(Parser, Debug)]
 #[command(version, about, long_about = None)]
 struct Args {
@@ -124,6 +126,67 @@ enum Cmd {
         #[command(flatten)]
         auth: Auth,
     },
+    /// Publish a camera (or the test pattern, or JPEG files) as a video stream.
+    Cam {
+        /// The server, as HOST or HOST:PORT.
+        host: String,
+        #[command(flatten)]
+        input: CamInput,
+        #[command(flatten)]
+        video: VideoArgs,
+        /// The stream's name (default: your name).
+        #[arg(long = "name")]
+        stream: Option<String>,
+        /// Stop after this many frames.
+        #[arg(long)]
+        frames: Option<u64>,
+        #[command(flatten)]
+        auth: Auth,
+    },
+    /// Watch a video stream in a window, or save its frames as JPEGs.
+    View {
+        /// The server, as HOST or HOST:PORT.
+        host: String,
+        /// The stream's name (default: the first one announced).
+        stream: Option<String>,
+        /// Write each frame as a JPEG into this folder instead of a window.
+        #[arg(long)]
+        save: Option<PathBuf>,
+        /// Stop after this many frames.
+        #[arg(long)]
+        frames: Option<u64>,
+        #[command(flatten)]
+        auth: Auth,
+    },
+    /// List the cameras on this machine and their formats.
+    Cameras,
+}
+
+#[derive(clap::Args, Debug)]
+struct VideoArgs {
+    /// Frame size, WIDTHxHEIGHT.
+    #[arg(long, default_value = "1280x720", value_parser = video::parse_size)]
+    size: (u32, u32),
+    /// Frames per second.
+    #[arg(long, default_value_t = 30.0)]
+    fps: f64,
+    /// JPEG quality where this side encodes (1-100).
+    #[arg(long, default_value_t = 80)]
+    quality: u8,
+}
+
+#[derive(clap::Args, Debug)]
+#[group(required = false, multiple = false)]
+struct CamInput {
+    /// A camera: its index (0) or device path (/dev/video0).
+    #[arg(long)]
+    device: Option<String>,
+    /// The moving test pattern (frame counter and capture time drawn in).
+    #[arg(long)]
+    test_pattern: bool,
+    /// A folder of JPEGs or an MJPEG file, played in a loop.
+    #[arg(long)]
+    jpeg_dir: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -131,6 +194,16 @@ struct Auth {
     /// The server's access token, if it requires one.
     #[arg(long, env = "LANLINK_TOKEN", hide_env_values = true)]
     token: Option<String>,
+}
+
+/// A shutdown signal fired by Ctrl-C or SIGTERM, so long-running commands
+/// end cleanly (a goodbye to the server, a summary line).
+fn interruptible() -> Shutdown {
+    let shutdown = Shutdown::new();
+    if let Err(e) = lanlink_apps::on_signal(shutdown.clone()) {
+        eprintln!("warning: Ctrl-C will not stop cleanly: {e}");
+    }
+    shutdown
 }
 
 fn default_name() -> String {
@@ -196,6 +269,59 @@ fn main() -> ExitCode {
             name,
             auth,
         } => with_client(&host, &name, auth, false, |c| files::send(c, &to, &paths)),
+        Cmd::Cam {
+            host,
+            input,
+            video: v,
+            stream,
+            frames,
+            auth,
+        } => {
+            let source = match (input.device, input.jpeg_dir) {
+                (Some(dev), _) => CamSource::Device(dev),
+                (None, Some(dir)) => CamSource::Jpegs(dir),
+                (None, None) => CamSource::TestPattern,
+            };
+            let capture = Capture {
+                width: v.size.0,
+                height: v.size.1,
+                fps: v.fps,
+                quality: v.quality,
+            };
+            let shutdown = interruptible();
+            video::cam(
+                &host_with_port(&host),
+                &default_name(),
+                auth.token,
+                &source,
+                capture,
+                stream,
+                frames,
+                &shutdown,
+            )
+            .map(|()| 0)
+        }
+        Cmd::View {
+            host,
+            stream,
+            save,
+            frames,
+            auth,
+        } => {
+            let target = save.map_or(ViewTarget::Window, ViewTarget::Save);
+            let shutdown = interruptible();
+            video::view(
+                &host_with_port(&host),
+                &files_name,
+                auth.token,
+                stream.as_deref(),
+                &target,
+                frames,
+                &shutdown,
+            )
+            .map(|()| 0)
+        }
+        Cmd::Cameras => video::cameras().map(|()| 0),
         Cmd::Receive {
             host,
             name,
