@@ -259,6 +259,9 @@ impl VideoSource for Panicking {
 fn a_panicking_source_is_reported_as_such() {
     let mut handle = SourceHandle::spawn("panicking", || Ok(Panicking)).unwrap();
     let err = handle.next_frame().unwrap_err();
-    assert!(matches!(err, VideoError::SourceStopped { panicked: true, .. }), "{err}");
+    assert!(
+        matches!(err, VideoError::SourceStopped { panicked: true, .. }),
+        "{err}"
+    );
     assert!(err.to_string().ends_with("(its thread panicked)"), "{err}");
 }
