@@ -31,14 +31,24 @@ pub struct Server {
     child: Child,
     /// `127.0.0.1:PORT`.
     pub addr: String,
+    /// The HTTP (browser) server's `HOST:PORT`, if it runs.
+    pub http: Option<String>,
     stderr: Receiver<String>,
 }
 
 impl Server {
     /// Starts the server with extra arguments and waits until it listens.
+    /// It serves HTTP only when `args` asks for it (on an ephemeral port:
+    /// tests never take the fixed default).
     pub fn start(args: &[&str]) -> Server {
+        let http: &[&str] = if args.contains(&"--http") {
+            &[]
+        } else {
+            &["--no-http"]
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_lanlink-server"))
             .args(["--bind", "127.0.0.1:0"])
+            .args(http)
             .args(args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -48,17 +58,26 @@ impl Server {
             .expect("start lanlink-server");
         let stdout = lines_of(child.stdout.take().expect("stdout"));
         let stderr = lines_of(child.stderr.take().expect("stderr"));
-        let line = stdout
-            .recv_timeout(PATIENCE)
-            .expect("server prints its address");
-        let addr = line
-            .split_whitespace()
-            .find(|w| w.starts_with("127.0.0.1:"))
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
-            .to_owned();
+        let mut http = None;
+        let addr = loop {
+            let line = stdout
+                .recv_timeout(PATIENCE)
+                .expect("server prints its address");
+            if let Some(url) = line.strip_prefix("video for browsers at http://") {
+                http = Some(url.trim_end_matches('/').to_owned());
+            }
+            if line.contains("listening on") {
+                break line
+                    .split_whitespace()
+                    .find(|w| w.starts_with("127.0.0.1:"))
+                    .unwrap_or_else(|| panic!("no address in {line:?}"))
+                    .to_owned();
+            }
+        };
         Server {
             child,
             addr,
+            http,
             stderr,
         }
     }
