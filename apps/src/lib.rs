@@ -2,12 +2,14 @@
 //! parsing and wiring of the library crates, nothing more. What is here is
 //! shared by the two binaries.
 //!
+//! - [`audio`]: `lanlink talk/listen/devices` and the server's own audio.
 //! - [`chat_client`]: the `lanlink chat` loop (terminal or script mode).
 //! - [`files`]: `lanlink ls/get/put/send/receive`.
 //! - [`progress`]: progress bars and summary lines for transfers.
 //! - [`video`]: `lanlink cam/view/cameras` and the server's demo stream.
 //! - [`host_with_port`], [`init_logging`], [`on_signal`]: small helpers.
 
+pub mod audio;
 pub mod chat_client;
 pub mod files;
 pub mod progress;

@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use lanlink_apps::audio::{self, TalkInput};
 use lanlink_apps::video::{self, CamSource, Capture};
 use lanlink_services::chat::ChatConfig;
 use lanlink_services::file::FileConfig;
@@ -74,10 +75,14 @@ struct Args {
     /// Serve no HTTP at all.
     #[arg(long, conflicts_with = "http")]
     no_http: bool,
-    /// Also publish a demo stream (the moving test pattern), so there is
-    /// something to watch straight away.
+    /// Also publish a demo video stream (the moving test pattern) and a demo
+    /// tone, so there is something to watch and hear straight away.
     #[arg(long)]
     demo: bool,
+    /// Publish this capture device as an audio stream (`default` for the
+    /// default input), as the original prototype's server did.
+    #[arg(long)]
+    audio_input: Option<String>,
 }
 
 /// The default port of the HTTP (browser) video server.
@@ -102,7 +107,7 @@ fn main() -> ExitCode {
         .map_or_else(|_| args.bind.clone(), |a| a.to_string());
 
     let mut config = ServerConfig {
-        server_name: args.name,
+        server_name: args.name.clone(),
         chat: ChatConfig {
             history_len: args.history,
             max_message_len: args.max_message_len,
@@ -170,29 +175,56 @@ fn main() -> ExitCode {
         );
     }
 
-    // The demo stream is published by the server itself, like a client's.
-    let mut demo_thread = None;
-    if args.demo {
-        let (tx, rx) = crossbeam_channel::bounded(8);
+    // Streams the server publishes itself, like a client's would be.
+    let mut local_threads = Vec::new();
+    if args.demo || args.audio_input.is_some() {
+        let (tx, rx) = crossbeam_channel::bounded::<(u32, lanlink_proto::Message)>(64);
         config.local_media = Some(rx);
-        let capture = Capture {
-            width: 1280,
-            height: 720,
-            fps: 30.0,
-            quality: 80,
-        };
-        let source = match video::open_source(&CamSource::TestPattern, capture) {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("error: demo stream: {e}");
-                return ExitCode::from(1);
-            }
-        };
-        let shutdown = shutdown.clone();
-        demo_thread = Some(std::thread::spawn(move || {
-            video::publish(source, "demo", None, &shutdown, |m| tx.send((1, m)).is_ok())
-        }));
-        println!("publishing the demo stream \"demo\" (1280x720 test pattern, 30 fps)");
+        if args.demo {
+            let capture = Capture {
+                width: 1280,
+                height: 720,
+                fps: 30.0,
+                quality: 80,
+            };
+            let source = match video::open_source(&CamSource::TestPattern, capture) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("error: demo stream: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            let (shutdown, tx) = (shutdown.clone(), tx.clone());
+            local_threads.push(std::thread::spawn(move || {
+                video::publish(source, "demo", None, &shutdown, |m| tx.send((1, m)).is_ok())
+                    .map(|_| ())
+            }));
+            println!("publishing the demo stream \"demo\" (1280x720 test pattern, 30 fps) and the tone \"demo-tone\" (440 Hz)");
+        }
+        let mut audio_inputs = Vec::new();
+        if args.demo {
+            audio_inputs.push(("demo-tone".to_owned(), 3, TalkInput::Tone(440.0)));
+        }
+        if let Some(dev) = &args.audio_input {
+            let device = (dev != "default").then(|| dev.clone());
+            audio_inputs.push((format!("{} input", args.name), 5, TalkInput::Device(device)));
+        }
+        for (name, stream, input) in audio_inputs {
+            let source = match audio::open_input(&input) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("error: audio input: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            let (shutdown, tx) = (shutdown.clone(), tx.clone());
+            local_threads.push(std::thread::spawn(move || {
+                audio::publish(source, &name, None, &shutdown, |m| {
+                    tx.send((stream, m)).is_ok()
+                })
+                .map(|_| ())
+            }));
+        }
     }
 
     // One line on stdout that scripts (and people) can wait for.
@@ -202,8 +234,10 @@ fn main() -> ExitCode {
     );
     let result = run(listener, config, shutdown.clone());
     shutdown.trigger();
-    if let Some(t) = demo_thread {
-        let _ = t.join();
+    for t in local_threads {
+        if let Ok(Err(e)) = t.join() {
+            eprintln!("warning: {e}");
+        }
     }
     if let Some(t) = http_thread {
         let _ = t.join();

@@ -11,13 +11,14 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
+use lanlink_apps::audio::{self, ListenOutput, TalkInput};
 use lanlink_apps::chat_client::{self, ChatOptions};
 use lanlink_apps::video::{self, CamSource, Capture, ViewTarget};
 use lanlink_apps::{files, host_with_port};
 use lanlink_transport::Shutdown;
 
-/// The lanlink client: chat, exchange files, and publish or watch video with
-/// everyone connected to a lanlink server.
+/// The lanlink client: chat, exchange files, talk and listen, and publish or
+/// watch video with everyone connected to a lanlink server.
 #[derive(Parser, Debug)]
 #[command(version, about, long_about = None)]
 struct Args {
@@ -160,6 +161,55 @@ enum Cmd {
     },
     /// List the cameras on this machine and their formats.
     Cameras,
+    /// Talk: publish a microphone, a WAV file or a tone as an audio stream.
+    Talk {
+        /// The server, as HOST or HOST:PORT.
+        host: String,
+        #[command(flatten)]
+        input: TalkArgs,
+        /// The stream's name (default: your name).
+        #[arg(long = "name")]
+        stream: Option<String>,
+        /// Stop after this many seconds.
+        #[arg(long)]
+        seconds: Option<f64>,
+        #[command(flatten)]
+        auth: Auth,
+    },
+    /// Listen: play every audio stream (mixed), or one, on a device or into a WAV file.
+    Listen {
+        /// The server, as HOST or HOST:PORT.
+        host: String,
+        /// Only this stream (default: all of them, mixed).
+        stream: Option<String>,
+        /// Play on this device (default: the default output).
+        #[arg(long, conflicts_with = "output_file")]
+        output_device: Option<String>,
+        /// Write a WAV file instead of playing.
+        #[arg(long)]
+        output_file: Option<PathBuf>,
+        /// Stop after this many seconds (default: when every stream ended).
+        #[arg(long)]
+        seconds: Option<f64>,
+        #[command(flatten)]
+        auth: Auth,
+    },
+    /// List the audio devices on this machine.
+    Devices,
+}
+
+#[derive(clap::Args, Debug)]
+#[group(required = false, multiple = false)]
+struct TalkArgs {
+    /// Capture from this device (default: the default input).
+    #[arg(long)]
+    input_device: Option<String>,
+    /// Send a WAV file.
+    #[arg(long)]
+    input_file: Option<PathBuf>,
+    /// Send a sine tone of this frequency in Hz.
+    #[arg(long)]
+    tone: Option<f32>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -322,6 +372,55 @@ fn main() -> ExitCode {
             .map(|()| 0)
         }
         Cmd::Cameras => video::cameras().map(|()| 0),
+        Cmd::Devices => audio::devices().map(|()| 0),
+        Cmd::Talk {
+            host,
+            input,
+            stream,
+            seconds,
+            auth,
+        } => {
+            let input = match (input.input_file, input.tone) {
+                (Some(f), _) => TalkInput::File(f),
+                (None, Some(hz)) => TalkInput::Tone(hz),
+                (None, None) => TalkInput::Device(input.input_device),
+            };
+            let shutdown = interruptible();
+            audio::talk(
+                &host_with_port(&host),
+                &default_name(),
+                auth.token,
+                &input,
+                stream,
+                seconds,
+                &shutdown,
+            )
+            .map(|()| 0)
+        }
+        Cmd::Listen {
+            host,
+            stream,
+            output_device,
+            output_file,
+            seconds,
+            auth,
+        } => {
+            let output = match output_file {
+                Some(f) => ListenOutput::File(f),
+                None => ListenOutput::Device(output_device),
+            };
+            let shutdown = interruptible();
+            audio::listen(
+                &host_with_port(&host),
+                &files_name,
+                auth.token,
+                &output,
+                stream.as_deref(),
+                seconds,
+                &shutdown,
+            )
+            .map(|_| 0)
+        }
         Cmd::Receive {
             host,
             name,
