@@ -1,0 +1,358 @@
+//! End to end: video from `lanlink cam` through the real server to
+//! `lanlink view --save`, to a plain HTTP client reading MJPEG, and to a
+//! real browser (headless Chromium) showing the page; slow viewers, native
+//! and HTTP, do not slow a fast one down.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use common::{lanlink, lanlink_spawn, Scratch, Server};
+use lanlink_proto::{
+    control::Hello, video::VideoSubscribe, Capabilities, Frame, FrameDecoder, Message,
+};
+use lanlink_video::{decode_pattern_stamp, JpegDecoder, RgbImage};
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Publishes the test pattern as `name` until the process is killed.
+fn camera(server: &Server, name: &str, size: &str, fps: &str) -> Child {
+    lanlink_spawn(&[
+        "cam",
+        &server.addr,
+        "--test-pattern",
+        "--size",
+        size,
+        "--fps",
+        fps,
+        "--name",
+        name,
+    ])
+}
+
+/// Reads the counter the test pattern draws into a JPEG.
+fn counter_of(jpeg: &[u8], decoder: &mut JpegDecoder, image: &mut RgbImage) -> u64 {
+    decoder.decode_into(jpeg, image).expect("a decodable JPEG");
+    u64::from(decode_pattern_stamp(image).expect("a readable stamp").0)
+}
+
+#[test]
+fn frames_reach_a_saving_viewer_in_order_as_jpegs_of_the_right_size() {
+    let t = Scratch::new("view-save");
+    let server = Server::start(&[]);
+    let mut cam = camera(&server, "pattern", "320x240", "30");
+    let out = lanlink(&[
+        "view",
+        &server.addr,
+        "pattern",
+        "--save",
+        s(&t.0),
+        "--frames",
+        "20",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("received 20 frames"));
+    let mut files: Vec<_> = std::fs::read_dir(&t.0)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 20);
+    let (mut decoder, mut image) = (JpegDecoder::new().unwrap(), RgbImage::default());
+    let mut last = None;
+    for f in &files {
+        let counter = counter_of(&std::fs::read(f).unwrap(), &mut decoder, &mut image);
+        assert_eq!((image.width(), image.height()), (320, 240));
+        assert!(
+            last.is_none_or(|l| counter > l),
+            "counters must increase: {last:?} then {counter}"
+        );
+        last = Some(counter);
+    }
+    cam.kill().unwrap();
+    cam.wait().unwrap();
+    assert!(server.terminate().success());
+}
+
+#[test]
+fn an_unknown_stream_name_lists_the_streams_that_exist() {
+    let server = Server::start(&[]);
+    let mut cam = camera(&server, "door", "160x120", "10");
+    std::thread::sleep(Duration::from_millis(500));
+    let out = lanlink(&["view", &server.addr, "garage", "--save", "/dev/null/never"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no video stream named \"garage\"") && err.contains("door"),
+        "{err}"
+    );
+    cam.kill().unwrap();
+    cam.wait().unwrap();
+}
+
+/// Reads `n` MJPEG parts from `/stream/NAME`; returns their bodies.
+fn read_parts(http: &str, name: &str, n: usize) -> Vec<Vec<u8>> {
+    let mut s = TcpStream::connect(http).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET /stream/{name} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    assert!(line.starts_with("HTTP/1.1 200"), "{line}");
+    let mut content_type = String::new();
+    loop {
+        line.clear();
+        r.read_line(&mut line).unwrap();
+        if line == "\r\n" {
+            break;
+        }
+        if line.to_ascii_lowercase().starts_with("content-type:") {
+            content_type = line.clone();
+        }
+    }
+    assert!(
+        content_type.contains("multipart/x-mixed-replace; boundary="),
+        "{content_type}"
+    );
+    let mut parts = Vec::new();
+    while parts.len() < n {
+        let mut len = None;
+        loop {
+            line.clear();
+            r.read_line(&mut line).unwrap();
+            if line == "\r\n" && len.is_some() {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = Some(v.trim().parse::<usize>().unwrap());
+            }
+        }
+        let mut body = vec![0u8; len.unwrap()];
+        r.read_exact(&mut body).unwrap();
+        parts.push(body);
+    }
+    parts
+}
+
+fn http_get(http: &str, path: &str) -> (String, Vec<u8>) {
+    let mut s = TcpStream::connect(http).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut all = Vec::new();
+    s.read_to_end(&mut all).unwrap();
+    let split = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    (
+        String::from_utf8_lossy(&all[..split]).into_owned(),
+        all[split + 4..].to_vec(),
+    )
+}
+
+#[test]
+fn http_serves_mjpeg_parts_a_snapshot_and_a_page() {
+    let server = Server::start(&["--http", "127.0.0.1:0"]);
+    let http = server
+        .http
+        .clone()
+        .expect("the server prints its HTTP address");
+    let mut cam = camera(&server, "door cam", "320x240", "30");
+    // Wait until the stream is listed.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !http_get(&http, "/streams.json")
+        .1
+        .windows(8)
+        .any(|w| w == b"door cam")
+    {
+        assert!(Instant::now() < deadline, "the stream never appeared");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let parts = read_parts(&http, "door%20cam", 5);
+    let (mut decoder, mut image) = (JpegDecoder::new().unwrap(), RgbImage::default());
+    let counters: Vec<u64> = parts
+        .iter()
+        .map(|p| counter_of(p, &mut decoder, &mut image))
+        .collect();
+    assert!(counters.windows(2).all(|w| w[1] > w[0]), "{counters:?}");
+
+    let (head, jpeg) = http_get(&http, "/snapshot/door%20cam");
+    assert!(
+        head.contains("200 OK") && head.contains("image/jpeg"),
+        "{head}"
+    );
+    counter_of(&jpeg, &mut decoder, &mut image);
+    let (head, page) = http_get(&http, "/");
+    assert!(head.contains("text/html"));
+    assert!(String::from_utf8_lossy(&page).contains("src=\"/stream/door%20cam\""));
+    assert!(http_get(&http, "/stream/nothing").0.contains("404"));
+    cam.kill().unwrap();
+    cam.wait().unwrap();
+    assert!(server.terminate().success());
+}
+
+/// A client that subscribes to `name` and then never reads again.
+fn stuck_subscriber(addr: &str, name: &str) -> TcpStream {
+    let mut s = TcpStream::connect(addr).unwrap();
+    let hello = Hello {
+        name: "stuck".into(),
+        token: None,
+        capabilities: Capabilities::VIDEO,
+    };
+    s.write_all(&Frame::control(hello).to_bytes().unwrap())
+        .unwrap();
+    let mut d = FrameDecoder::new();
+    let mut buf = [0u8; 4096];
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    loop {
+        while let Some(f) = d.decode().unwrap() {
+            if let Message::VideoAnnounce(a) = &f.message {
+                if a.name == name {
+                    s.write_all(&Frame::new(f.stream, VideoSubscribe).to_bytes().unwrap())
+                        .unwrap();
+                    return s;
+                }
+            }
+        }
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "server closed");
+        d.push(&buf[..n]);
+    }
+}
+
+#[test]
+fn slow_viewers_do_not_slow_a_fast_one() {
+    let server = Server::start(&["--http", "127.0.0.1:0"]);
+    let http = server.http.clone().unwrap();
+    let mut cam = camera(&server, "live", "640x480", "30");
+    let _stuck_native = stuck_subscriber(&server.addr, "live");
+    let mut stuck_http = TcpStream::connect(&http).unwrap();
+    write!(stuck_http, "GET /stream/live HTTP/1.1\r\n\r\n").unwrap();
+    // Let the stuck ones fall well behind (their buffers fill).
+    std::thread::sleep(Duration::from_secs(2));
+
+    let t = Scratch::new("fast-viewer");
+    let started = Instant::now();
+    let out = lanlink(&[
+        "view",
+        &server.addr,
+        "live",
+        "--save",
+        s(&t.0),
+        "--frames",
+        "60",
+    ]);
+    let native_fps = 60.0 / started.elapsed().as_secs_f64();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        native_fps > 24.0,
+        "native viewer got {native_fps:.1} fps from a 30 fps stream"
+    );
+
+    let started = Instant::now();
+    let parts = read_parts(&http, "live", 60);
+    let http_fps = parts.len() as f64 / started.elapsed().as_secs_f64();
+    assert!(
+        http_fps > 24.0,
+        "HTTP viewer got {http_fps:.1} fps from a 30 fps stream"
+    );
+    drop(stuck_http);
+    cam.kill().unwrap();
+    cam.wait().unwrap();
+    assert!(server.terminate().success());
+}
+
+#[test]
+fn a_browser_shows_the_live_frame() {
+    let Some(chromium) = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+    else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "chromium is required in CI (scripts/setup installs it)"
+        );
+        eprintln!("skipping: chromium is not installed (scripts/setup installs it)");
+        return;
+    };
+    let server = Server::start(&["--http", "127.0.0.1:0"]);
+    let http = server.http.clone().unwrap();
+    let mut cam = camera(&server, "pattern", "640x360", "15");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !http_get(&http, "/streams.json")
+        .1
+        .windows(7)
+        .any(|w| w == b"pattern")
+    {
+        assert!(Instant::now() < deadline, "the stream never appeared");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let t = Scratch::new("browser");
+    let shot = t.0.join("page.png");
+    let status = std::process::Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            "--window-size=800,600",
+            // The MJPEG image never finishes loading: stop after 4 s.
+            "--timeout=4000",
+        ])
+        .arg(format!("--user-data-dir={}", t.dir("profile").display()))
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(format!("http://{http}/"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("run chromium");
+    assert!(status.success(), "chromium failed: {status:?}");
+    let (w, h, rgb) = read_png(&shot);
+    // The test pattern's colour bars must be on the page: look for its
+    // yellow and cyan bars among the pixels.
+    let has = |target: [u8; 3]| {
+        rgb.chunks_exact(3)
+            .filter(|p| p.iter().zip(target).all(|(a, b)| a.abs_diff(b) < 30))
+            .count()
+    };
+    let (yellow, cyan) = (has([192, 192, 0]), has([0, 192, 192]));
+    let area = w * h;
+    assert!(
+        yellow > area / 100 && cyan > area / 100,
+        "no live frame in the screenshot ({w}x{h}: {yellow} yellow, {cyan} cyan pixels)"
+    );
+    cam.kill().unwrap();
+    cam.wait().unwrap();
+    assert!(server.terminate().success());
+}
+
+fn read_png(path: &Path) -> (usize, usize, Vec<u8>) {
+    let decoder = png::Decoder::new(std::io::BufReader::new(
+        std::fs::File::open(path).expect("a screenshot"),
+    ));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let channels = info.color_type.samples();
+    let rgb = buf[..info.buffer_size()]
+        .chunks_exact(channels)
+        .flat_map(|p| [p[0], p[1], p[2]])
+        .collect();
+    (info.width as usize, info.height as usize, rgb)
+}
