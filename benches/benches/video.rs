@@ -85,13 +85,13 @@ fn plasma(width: usize, height: usize) -> RgbImage {
                         (x, y.wrapping_sub(half)),
                         (x, y + half),
                     ];
-                    let inside: Vec<f64> = around
+                    let (sum, count) = around
                         .iter()
                         .filter(|&&(ax, ay)| ax <= n && ay <= n)
-                        .map(|&(ax, ay)| grid[ay * side + ax])
-                        .collect();
-                    grid[y * side + x] =
-                        inside.iter().sum::<f64>() / inside.len() as f64 + amplitude * rand();
+                        .fold((0.0, 0.0), |(s, c), &(ax, ay)| {
+                            (s + grid[ay * side + ax], c + 1.0)
+                        });
+                    grid[y * side + x] = sum / count + amplitude * rand();
                 }
             }
             step = half;

@@ -5,7 +5,7 @@
 //! libjpeg-turbo takes (`tj3CompressFromYUVPlanes8`), keeping the camera's
 //! own chroma resolution, or halving it vertically for 4:2:0. Cameras send
 //! "limited range" (Y 16–235) while JFIF means full range, so the split also
-//! stretches the values through two lookup tables.
+//! stretches the values, with integer arithmetic that vectorises.
 
 use turbojpeg::Subsamp;
 
@@ -79,30 +79,25 @@ impl RawFrame<'_> {
     }
 }
 
-const fn range_table(lo: i32, span: i32, centre: i32) -> [u8; 256] {
-    let mut t = [0u8; 256];
-    let mut i = 0;
-    while i < 256 {
-        // Round to nearest, then clamp: values outside the nominal range
-        // (sensor overshoot) saturate.
-        let v = ((i as i32 - lo) * 255 * 2 + span).div_euclid(2 * span) + centre;
-        t[i] = if v < 0 {
-            0
-        } else if v > 255 {
-            255
-        } else {
-            v as u8
-        };
-        i += 1;
-    }
-    t
+/// Limited to full range: luma 16..=235 → 0..=255 (×255/219 ≈ ×149/128),
+/// saturating outside the nominal range (sensor overshoot). Plain integer
+/// arithmetic rather than a lookup table, so the loops below vectorise.
+#[inline(always)]
+fn luma_full(y: u8) -> u8 {
+    ((u16::from(y.saturating_sub(16)) * 149 + 64) >> 7).min(255) as u8
 }
 
-/// Limited to full range: luma 16..=235 → 0..=255.
-static LUMA: [u8; 256] = range_table(16, 219, 0);
-/// Limited to full range: chroma 16..=240 around 128 → 0..=255.
-static CHROMA: [u8; 256] = range_table(128, 224, 128);
-static IDENTITY: [u8; 256] = range_table(0, 255, 0);
+/// Limited to full range: chroma 16..=240 around 128 → 0..=255
+/// (×255/224 ≈ ×146/128), saturating.
+#[inline(always)]
+fn chroma_full(c: u8) -> u8 {
+    (((i16::from(c) - 128) * 146 + 64) >> 7).clamp(-128, 127) as u8 ^ 0x80
+}
+
+#[inline(always)]
+fn same(v: u8) -> u8 {
+    v
+}
 
 impl JpegEncoder {
     /// Encodes a camera frame without going through RGB; the JPEG stays
@@ -112,79 +107,30 @@ impl JpegEncoder {
     /// encoder has seen this size and format.
     pub fn encode_raw(&mut self, frame: &RawFrame<'_>) -> Result<&[u8], VideoError> {
         frame.validate()?;
-        let gray = self.config().subsampling == ChromaSubsampling::Gray;
         let subsamp = match (frame.format, self.config().subsampling) {
             (_, ChromaSubsampling::Gray) => Subsamp::Gray,
             (RawFormat::Yuyv, ChromaSubsampling::Quarter) | (RawFormat::Nv12, _) => Subsamp::Sub2x2,
             (RawFormat::Yuyv, _) => Subsamp::Sub2x1,
         };
-        let (luma, chroma) = if frame.limited_range {
-            (&LUMA, &CHROMA)
-        } else {
-            (&IDENTITY, &IDENTITY)
-        };
-        let (w, h, stride) = (frame.width, frame.height, frame.stride);
+        let (w, h) = (frame.width, frame.height);
         let (cw, ch) = chroma_size(w, h, subsamp);
         let [yp, up, vp] = &mut self.planes;
         yp.resize(w * h, 0);
         up.resize(cw * ch, 0);
         vp.resize(cw * ch, 0);
-        match frame.format {
-            RawFormat::Yuyv => {
-                for (r, (row, y_row)) in frame
-                    .data
-                    .chunks(stride)
-                    .zip(yp.chunks_exact_mut(w))
-                    .enumerate()
-                {
-                    let row = &row[..2 * w];
-                    for (y, px) in y_row.iter_mut().zip(row.chunks_exact(2)) {
-                        *y = luma[usize::from(px[0])];
-                    }
-                    if gray {
-                        continue;
-                    }
-                    let cr = if subsamp == Subsamp::Sub2x2 { r / 2 } else { r };
-                    let second = subsamp == Subsamp::Sub2x2 && r % 2 == 1;
-                    let u_row = &mut up[cr * cw..(cr + 1) * cw];
-                    let v_row = &mut vp[cr * cw..(cr + 1) * cw];
-                    for ((u, v), quad) in u_row
-                        .iter_mut()
-                        .zip(v_row.iter_mut())
-                        .zip(row.chunks_exact(4))
-                    {
-                        let (nu, nv) = (chroma[usize::from(quad[1])], chroma[usize::from(quad[3])]);
-                        // 4:2:0 from 4:2:2: the odd row averages into the even one.
-                        (*u, *v) = if second {
-                            (avg(*u, nu), avg(*v, nv))
-                        } else {
-                            (nu, nv)
-                        };
-                    }
-                }
-            }
-            RawFormat::Nv12 => {
-                for (row, y_row) in frame.data.chunks(stride).zip(yp.chunks_exact_mut(w)) {
-                    for (y, &s) in y_row.iter_mut().zip(&row[..w]) {
-                        *y = luma[usize::from(s)];
-                    }
-                }
-                if !gray {
-                    let uv_rows = frame.data[stride * h..].chunks(stride).take(ch);
-                    for (cr, row) in uv_rows.enumerate() {
-                        let u_row = &mut up[cr * cw..(cr + 1) * cw];
-                        let v_row = &mut vp[cr * cw..(cr + 1) * cw];
-                        for ((u, v), pair) in u_row
-                            .iter_mut()
-                            .zip(v_row.iter_mut())
-                            .zip(row[..w].chunks_exact(2))
-                        {
-                            *u = chroma[usize::from(pair[0])];
-                            *v = chroma[usize::from(pair[1])];
-                        }
-                    }
-                }
-            }
+        let planes = Planes {
+            subsamp,
+            cw,
+            y: yp,
+            u: up,
+            v: vp,
+        };
+        // One copy of each loop per range, so the conversion inlines.
+        match (frame.format, frame.limited_range) {
+            (RawFormat::Yuyv, true) => split_yuyv(frame, planes, luma_full, chroma_full),
+            (RawFormat::Yuyv, false) => split_yuyv(frame, planes, same, same),
+            (RawFormat::Nv12, true) => split_nv12(frame, planes, luma_full, chroma_full),
+            (RawFormat::Nv12, false) => split_nv12(frame, planes, same, same),
         }
         self.encode_planes(w, h, subsamp)
     }
@@ -196,6 +142,86 @@ impl JpegEncoder {
         frame: &RawFrame<'_>,
     ) -> Result<bytes::Bytes, VideoError> {
         self.encode_raw(frame).map(bytes::Bytes::copy_from_slice)
+    }
+}
+
+/// Destination planes, already sized for the frame.
+struct Planes<'a> {
+    subsamp: Subsamp,
+    /// Chroma plane width (row length).
+    cw: usize,
+    y: &'a mut [u8],
+    u: &'a mut [u8],
+    v: &'a mut [u8],
+}
+
+/// `Y0 U Y1 V` rows into planes. For 4:2:0 the odd row's chroma is
+/// averaged into the even row's.
+fn split_yuyv(
+    frame: &RawFrame<'_>,
+    p: Planes<'_>,
+    luma: impl Fn(u8) -> u8 + Copy,
+    chroma: impl Fn(u8) -> u8 + Copy,
+) {
+    let (w, cw) = (frame.width, p.cw);
+    let rows = frame.data.chunks(frame.stride).zip(p.y.chunks_exact_mut(w));
+    for (r, (row, y_row)) in rows.enumerate() {
+        let row = &row[..2 * w];
+        if p.subsamp == Subsamp::Gray {
+            for (y, px) in y_row.iter_mut().zip(row.chunks_exact(2)) {
+                *y = luma(px[0]);
+            }
+            continue;
+        }
+        let cr = if p.subsamp == Subsamp::Sub2x2 {
+            r / 2
+        } else {
+            r
+        };
+        let u_row = &mut p.u[cr * cw..(cr + 1) * cw];
+        let v_row = &mut p.v[cr * cw..(cr + 1) * cw];
+        let pixels = row.chunks_exact(4).zip(y_row.chunks_exact_mut(2));
+        if p.subsamp == Subsamp::Sub2x2 && r % 2 == 1 {
+            for ((quad, ys), (u, v)) in pixels.zip(u_row.iter_mut().zip(v_row.iter_mut())) {
+                (ys[0], ys[1]) = (luma(quad[0]), luma(quad[2]));
+                (*u, *v) = (avg(*u, chroma(quad[1])), avg(*v, chroma(quad[3])));
+            }
+        } else {
+            for ((quad, ys), (u, v)) in pixels.zip(u_row.iter_mut().zip(v_row.iter_mut())) {
+                (ys[0], ys[1]) = (luma(quad[0]), luma(quad[2]));
+                (*u, *v) = (chroma(quad[1]), chroma(quad[3]));
+            }
+        }
+    }
+}
+
+/// A Y plane, then interleaved `U V` rows at half height, into planes.
+fn split_nv12(
+    frame: &RawFrame<'_>,
+    p: Planes<'_>,
+    luma: impl Fn(u8) -> u8 + Copy,
+    chroma: impl Fn(u8) -> u8 + Copy,
+) {
+    let (w, h, stride, cw) = (frame.width, frame.height, frame.stride, p.cw);
+    for (row, y_row) in frame.data.chunks(stride).zip(p.y.chunks_exact_mut(w)) {
+        for (y, &s) in y_row.iter_mut().zip(&row[..w]) {
+            *y = luma(s);
+        }
+    }
+    if p.subsamp == Subsamp::Gray {
+        return;
+    }
+    // `validate` guarantees h / 2 rows of at least `w` bytes after the Y plane.
+    let uv_rows = frame.data[stride * h..].chunks(stride);
+    let chroma_rows = p.u.chunks_exact_mut(cw).zip(p.v.chunks_exact_mut(cw));
+    for (row, (u_row, v_row)) in uv_rows.zip(chroma_rows) {
+        for ((u, v), pair) in u_row
+            .iter_mut()
+            .zip(v_row.iter_mut())
+            .zip(row[..w].chunks_exact(2))
+        {
+            (*u, *v) = (chroma(pair[0]), chroma(pair[1]));
+        }
     }
 }
 
@@ -361,12 +387,24 @@ mod tests {
     }
 
     #[test]
-    fn range_tables_hit_the_ends() {
-        assert_eq!((LUMA[16], LUMA[235], LUMA[0], LUMA[255]), (0, 255, 0, 255));
-        assert_eq!((CHROMA[16], CHROMA[128], CHROMA[240]), (1, 128, 255));
-        assert!(IDENTITY
-            .iter()
-            .enumerate()
-            .all(|(i, &v)| usize::from(v) == i));
+    fn range_expansion_matches_the_exact_formula() {
+        assert_eq!(
+            (luma_full(16), luma_full(235), luma_full(0), luma_full(255)),
+            (0, 255, 0, 255)
+        );
+        assert_eq!(
+            (chroma_full(16), chroma_full(128), chroma_full(240)),
+            (0, 128, 255)
+        );
+        assert_eq!((chroma_full(0), chroma_full(255)), (0, 255));
+        for v in 0..=255u8 {
+            let exact_y = ((f64::from(v) - 16.0) * 255.0 / 219.0).clamp(0.0, 255.0);
+            let exact_c = ((f64::from(v) - 128.0) * 255.0 / 224.0 + 128.0).clamp(0.0, 255.0);
+            assert!((f64::from(luma_full(v)) - exact_y).abs() <= 1.0, "luma {v}");
+            assert!(
+                (f64::from(chroma_full(v)) - exact_c).abs() <= 1.0,
+                "chroma {v}"
+            );
+        }
     }
 }
