@@ -126,7 +126,7 @@ fn non_chat_and_server_side_messages_are_unexpected() {
         error(
             ADA,
             ErrorCode::UNEXPECTED,
-            "unexpected Ping message: the chat service does not accept it from clients"
+            "unexpected Ping message: the server does not accept it from clients here"
         )
     );
     assert_eq!(
@@ -134,7 +134,7 @@ fn non_chat_and_server_side_messages_are_unexpected() {
         error(
             ADA,
             ErrorCode::UNEXPECTED,
-            "unexpected Roster message: the chat service does not accept it from clients"
+            "unexpected Roster message: the server does not accept it from clients here"
         )[0]
     );
     assert_eq!(
