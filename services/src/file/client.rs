@@ -223,46 +223,70 @@ impl<'a> FileClient<'a> {
         }
         let resumed_from = file.received();
         progress.start(&shown, offer.size, resumed_from);
+        match self.receive_chunks(stream, &mut file, started, progress)? {
+            Message::FileComplete(FileComplete { size, hash }) => {
+                let path = file.finish(size, &hash)?;
+                let summary = TransferSummary {
+                    name: remote.to_owned(),
+                    path,
+                    size,
+                    resumed_from,
+                    hash,
+                    elapsed: started.elapsed(),
+                };
+                progress.finish(&summary);
+                Ok(summary)
+            }
+            other => Err(refused(remote, other)),
+        }
+    }
+
+    /// Writes the chunks arriving on `stream` into `file`, acknowledging
+    /// every [`ACK_EVERY`] bytes (held back to honour the rate limit), until
+    /// a message that is not a chunk arrives, which it returns. A chunk at
+    /// offset 0 after a held prefix means the sender did not recognise the
+    /// prefix: the file starts over.
+    fn receive_chunks(
+        &self,
+        stream: StreamId,
+        file: &mut IncomingFile,
+        started: Instant,
+        progress: &mut dyn Progress,
+    ) -> Result<Message, ServiceError> {
+        let resumed_from = file.received();
         let mut acked = resumed_from;
         loop {
-            match self.next_on(stream, self.timeout)? {
-                Message::FileChunk(c) => {
-                    if let Err(e) = file.write_chunk(c.offset, &c.data) {
-                        let _ = self.send(
-                            stream,
-                            FileCancel {
-                                code: e.code(),
-                                reason: e.to_string(),
-                            },
-                        );
-                        return Err(e);
-                    }
-                    progress.advance(file.received());
-                    if file.received() >= acked + ACK_EVERY {
-                        acked = file.received();
-                        self.send(
-                            stream,
-                            FileAccept {
-                                offset: acked,
-                                prefix_hash: None,
-                            },
-                        )?;
-                    }
-                }
-                Message::FileComplete(FileComplete { size, hash }) => {
-                    let path = file.finish(size, &hash)?;
-                    let summary = TransferSummary {
-                        name: remote.to_owned(),
-                        path,
-                        size,
-                        resumed_from,
-                        hash,
-                        elapsed: started.elapsed(),
-                    };
-                    progress.finish(&summary);
-                    return Ok(summary);
-                }
-                other => return Err(refused(remote, other)),
+            let c = match self.next_on(stream, self.timeout)? {
+                Message::FileChunk(c) => c,
+                other => return Ok(other),
+            };
+            if c.offset == 0 && file.received() > 0 {
+                file.restart()?;
+                acked = 0;
+            }
+            if let Err(e) = file.write_chunk(c.offset, &c.data) {
+                let cancel = FileCancel {
+                    code: e.code(),
+                    reason: e.to_string(),
+                };
+                let _ = self.send(stream, cancel);
+                return Err(e);
+            }
+            progress.advance(file.received());
+            if file.received() >= acked + ACK_EVERY {
+                // Holding acknowledgements back is what slows the sender
+                // down to the rate limit.
+                pace(
+                    self.rate_limit,
+                    started,
+                    file.received().saturating_sub(resumed_from),
+                );
+                acked = file.received();
+                let ack = FileAccept {
+                    offset: acked,
+                    prefix_hash: None,
+                };
+                self.send(stream, ack)?;
             }
         }
     }
@@ -483,71 +507,39 @@ impl<'a> FileClient<'a> {
             },
         )?;
         progress.start(&offer.name, offer.size, resumed_from);
-        let mut acked = resumed_from;
-        let mut restarted = false;
-        loop {
-            match self.next_on(stream, self.timeout)? {
-                Message::FileChunk(c) => {
-                    // A sender that did not recognise our prefix starts at 0.
-                    if c.offset == 0 && file.received() > 0 && !restarted {
-                        file.restart()?;
-                        restarted = true;
-                    }
-                    if let Err(e) = file.write_chunk(c.offset, &c.data) {
-                        let _ = self.send(
-                            stream,
-                            FileCancel {
-                                code: e.code(),
-                                reason: e.to_string(),
-                            },
-                        );
-                        return Err(e);
-                    }
-                    progress.advance(file.received());
-                    if file.received() >= acked + ACK_EVERY {
-                        acked = file.received();
-                        self.send(
-                            stream,
-                            FileAccept {
-                                offset: acked,
-                                prefix_hash: None,
-                            },
-                        )?;
-                    }
-                }
-                Message::FileCancel(c) if c.code == ErrorCode::HASH_MISMATCH => {
-                    // The sender does not recognise our partial file: drop it,
-                    // so its next offer starts from the beginning.
-                    file.discard();
-                    return Err(refused(&offer.name, Message::FileCancel(c)));
-                }
-                Message::FileComplete(c) => match file.finish(c.size, &c.hash) {
-                    Ok(path) => {
-                        self.send(stream, c.clone())?;
-                        let summary = TransferSummary {
-                            name: offer.name.clone(),
-                            path,
-                            size: c.size,
-                            resumed_from,
-                            hash: c.hash,
-                            elapsed: started.elapsed(),
-                        };
-                        progress.finish(&summary);
-                        return Ok(Some(summary));
-                    }
-                    Err(e) => {
-                        self.send(
-                            stream,
-                            FileReject {
-                                code: e.code(),
-                                reason: e.to_string(),
-                            },
-                        )?;
-                        return Err(e);
-                    }
-                },
-                other => return Err(refused(&offer.name, other)),
+        match self.receive_chunks(stream, &mut file, started, progress)? {
+            Message::FileCancel(c) if c.code == ErrorCode::HASH_MISMATCH => {
+                // The sender does not recognise our partial file: drop it,
+                // so its next offer starts from the beginning.
+                file.discard();
+                Err(refused(&offer.name, Message::FileCancel(c)))
             }
+            Message::FileComplete(c) => match file.finish(c.size, &c.hash) {
+                Ok(path) => {
+                    self.send(stream, c.clone())?;
+                    let summary = TransferSummary {
+                        name: offer.name.clone(),
+                        path,
+                        size: c.size,
+                        resumed_from,
+                        hash: c.hash,
+                        elapsed: started.elapsed(),
+                    };
+                    progress.finish(&summary);
+                    Ok(Some(summary))
+                }
+                Err(e) => {
+                    self.send(
+                        stream,
+                        FileReject {
+                            code: e.code(),
+                            reason: e.to_string(),
+                        },
+                    )?;
+                    Err(e)
+                }
+            },
+            other => Err(refused(&offer.name, other)),
         }
     }
 }
