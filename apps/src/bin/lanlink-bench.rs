@@ -156,6 +156,10 @@ struct Run {
     window_end_us: u64,
     /// Lines of this run received so far, all receivers together.
     received: AtomicU64,
+    /// Set once the clients start closing: from then on receivers only
+    /// empty the channels (a client's reader waits for room in its channel,
+    /// so nobody reading would stall its close), and count nothing.
+    closing: AtomicBool,
     stop_receivers: AtomicBool,
 }
 
@@ -208,6 +212,7 @@ fn run_chat(args: &ChatArgs) -> Result<ChatReport, String> {
         window_start_us,
         window_end_us: window_start_us + duration.as_micros() as u64,
         received: AtomicU64::new(0),
+        closing: AtomicBool::new(false),
         stop_receivers: AtomicBool::new(false),
     });
 
@@ -271,25 +276,27 @@ fn run_chat(args: &ChatArgs) -> Result<ChatReport, String> {
     for s in senders {
         sent.add(s.join().map_err(|_| "a sender thread panicked")?);
     }
-    // Wait for lines still on their way, then stop the receivers.
+    // Wait for lines still on their way.
     let drain_deadline = Instant::now() + DRAIN;
     while run.received.load(Ordering::Relaxed) < sent.expected && Instant::now() < drain_deadline {
         std::thread::sleep(Duration::from_millis(5));
     }
-    run.stop_receivers.store(true, Ordering::Relaxed);
-    let mut received = Received::new();
-    for r in receivers {
-        received.add(r.join().map_err(|_| "a receiver thread panicked")?);
-    }
 
     // Close: queue every goodbye first so the server handles them together,
-    // then wait for each connection to finish.
+    // then wait for each connection to finish. The receivers keep emptying
+    // the channels meanwhile, then stop.
+    run.closing.store(true, Ordering::Relaxed);
     let t_close = Instant::now();
     for c in &connected {
         c.handle().close("bench finished");
     }
     for c in connected.drain(..) {
         c.close("bench finished");
+    }
+    run.stop_receivers.store(true, Ordering::Relaxed);
+    let mut received = Received::new();
+    for r in receivers {
+        received.add(r.join().map_err(|_| "a receiver thread panicked")?);
     }
     let close_secs = t_close.elapsed().as_secs_f64();
 
@@ -703,6 +710,9 @@ fn poll_pass(run: &Run, share: &mut [Inbox], got: &mut Received) -> (bool, bool)
 }
 
 fn on_event(run: &Run, inbox: &mut Inbox, event: Event, got: &mut Received) {
+    if run.closing.load(Ordering::Relaxed) {
+        return;
+    }
     let frame = match event {
         Event::Frame { frame, .. } => frame,
         Event::Closed { reason, .. } => {
