@@ -1,0 +1,745 @@
+//! Measures the server's media relay: one publisher fanned out to N
+//! subscribers over loopback, with the server as a separate process.
+//!
+//! ```text
+//! cargo build --release -p lanlink-apps --bin lanlink-server --example relay_bench
+//! cargo run --release -p lanlink-apps --example relay_bench -- --video --viewers 50 [--seconds 10]
+//! cargo run --release -p lanlink-apps --example relay_bench -- --audio --listeners 50 [--seconds 10]
+//! ```
+//!
+//! It starts `target/release/lanlink-server --bind 127.0.0.1:0 --no-http`
+//! (or `--server PATH`), reads the port from its first line, and then:
+//!
+//! * video: one connection publishes a 1280×720 30 fps test pattern (about
+//!   60 JPEGs encoded once up front and replayed at 30 fps with fresh
+//!   sequence numbers and capture timestamps, so the publisher's encoder
+//!   stays out of the measurement), and N viewer connections, one thread
+//!   each, count frames and capture→receive latency;
+//! * audio: one talker encodes a speech-like signal with Opus (voice preset,
+//!   48 kHz mono, 20 ms) in real time, and N listener connections count
+//!   packets, wire bytes (frame header + payload as it arrives) and
+//!   capture→receive latency.
+//!
+//! Measured over a window of `--seconds` after a one-second warm-up (by
+//! sequence number, so every subscriber is judged on the same packets):
+//! per-subscriber delivered rate (min/avg), latency p50/p99 pooled across
+//! subscribers, the server's CPU (utime+stime from /proc/PID/stat over the
+//! window, as % of one core) and its RSS (VmRSS/VmHWM from
+//! /proc/PID/status). The whole machine's busy CPU and this process's own
+//! CPU over the same window are printed too: the publisher and subscribers
+//! share the machine with the server, which a loaded machine makes visible.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use clap::Parser;
+use lanlink_audio::{
+    AudioSource, Format, FrameDuration, OpusConfig, OpusEncoder, SpeechLikeSource,
+};
+use lanlink_proto::audio::{AudioEnd, AudioPacket, AudioSubscribe};
+use lanlink_proto::control::Hello;
+use lanlink_proto::video::{VideoEnd, VideoFrame, VideoSubscribe};
+use lanlink_proto::{Capabilities, Frame, Message, StreamId};
+use lanlink_transport::{Client, ClientConfig};
+use lanlink_video::{now_us, JpegConfig, TestPatternSource, VideoSource};
+
+/// The stream name the publisher announces.
+const STREAM_NAME: &str = "relay-bench";
+/// The publisher's own stream id (client ids are odd).
+const PUB_STREAM: StreamId = 1;
+/// The Python prototype's audio: raw 44.1 kHz 16-bit mono PCM.
+const PROTOTYPE_BYTES_PER_SEC: f64 = 44_100.0 * 2.0;
+
+#[derive(Parser, Debug)]
+#[command(about = "Relay benchmark: one publisher, N subscribers, server in a child process")]
+struct Args {
+    /// Relay video (1280x720 30 fps MJPEG test pattern).
+    #[arg(long, conflicts_with = "audio", required_unless_present = "audio")]
+    video: bool,
+    /// Relay audio (Opus 48 kHz mono, 20 ms packets).
+    #[arg(long)]
+    audio: bool,
+    /// Video viewers.
+    #[arg(long, default_value_t = 10)]
+    viewers: usize,
+    /// Audio listeners.
+    #[arg(long, default_value_t = 10)]
+    listeners: usize,
+    /// Length of the measurement window, in seconds (after a 1 s warm-up).
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// The server binary.
+    #[arg(long)]
+    server: Option<PathBuf>,
+    /// JPEG quality of the test pattern.
+    #[arg(long, default_value_t = 80)]
+    quality: u8,
+}
+
+/// How the run is timed: packets `0..warm` warm up, `warm..end` are measured,
+/// `end..total` let the last measured ones drain.
+#[derive(Clone, Copy)]
+struct Plan {
+    period: Duration,
+    warm: u32,
+    end: u32,
+    total: u32,
+}
+
+impl Plan {
+    fn new(rate: f64, seconds: f64) -> Plan {
+        let warm = rate.round() as u32;
+        let end = warm + (rate * seconds).round().max(1.0) as u32;
+        Plan {
+            period: Duration::from_secs_f64(1.0 / rate),
+            warm,
+            end,
+            total: end + (rate / 2.0).round() as u32,
+        }
+    }
+
+    fn measured(&self) -> u32 {
+        self.end - self.warm
+    }
+
+    fn window_secs(&self) -> f64 {
+        self.period.as_secs_f64() * f64::from(self.measured())
+    }
+}
+
+/// What one subscriber saw of the measured packets.
+#[derive(Default)]
+struct SubStats {
+    packets: u64,
+    wire_bytes: u64,
+    latency_us: Vec<u64>,
+    error: Option<String>,
+}
+
+fn main() {
+    let args = Args::parse();
+    if let Err(e) = run(&args) {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run(args: &Args) -> Result<(), String> {
+    let clk_tck = clock_ticks();
+    let server_path = args.server.clone().unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/lanlink-server")
+    });
+    let mut server = Server::start(&server_path)?;
+    let result = bench(args, &server, clk_tck);
+    server.stop();
+    result
+}
+
+fn bench(args: &Args, server: &Server, clk_tck: f64) -> Result<(), String> {
+    let video = args.video;
+    let n = if video { args.viewers } else { args.listeners };
+    if n == 0 {
+        return Err("need at least one subscriber".into());
+    }
+    let seconds = args.seconds.clamp(1.0, 18.0);
+    let rate = if video { 30.0 } else { 50.0 };
+    let plan = Plan::new(rate, seconds);
+    let addr = server.addr.clone();
+    let caps = if video {
+        Capabilities::VIDEO
+    } else {
+        Capabilities::AUDIO
+    };
+
+    // Video frames are encoded before anything connects.
+    let jpegs = if video {
+        let t = Instant::now();
+        let frames = pre_encode(60, args.quality)?;
+        let avg = frames.iter().map(Bytes::len).sum::<usize>() / frames.len();
+        println!(
+            "pre-encoded {} frames 1280x720 q{} (avg {:.1} KiB) in {:.2} s",
+            frames.len(),
+            args.quality,
+            avg as f64 / 1024.0,
+            t.elapsed().as_secs_f64()
+        );
+        frames
+    } else {
+        Vec::new()
+    };
+
+    let publisher = connect(&addr, "bench-pub", caps)?;
+    let announce: Message = if video {
+        lanlink_proto::video::VideoAnnounce {
+            name: STREAM_NAME.into(),
+            publisher: String::new(),
+            codec: lanlink_proto::video::VideoCodec::MJPEG,
+            width: 1280,
+            height: 720,
+            fps_milli: 30_000,
+        }
+        .into()
+    } else {
+        lanlink_apps::audio::announce(STREAM_NAME).into()
+    };
+    publisher
+        .send(&Frame::new(PUB_STREAM, announce))
+        .map_err(|e| e.to_string())?;
+
+    // Subscribers: each connects, finds the stream, subscribes, and waits.
+    let ready = Arc::new(AtomicUsize::new(0));
+    let failed = Arc::new(AtomicUsize::new(0));
+    let start = Arc::new(Barrier::new(n + 1));
+    let connect_started = Instant::now();
+    let mut threads = Vec::with_capacity(n);
+    for i in 0..n {
+        let (addr, ready, failed, start) =
+            (addr.clone(), ready.clone(), failed.clone(), start.clone());
+        let t = std::thread::Builder::new()
+            .name(format!("sub-{i}"))
+            .spawn(move || subscriber(i, &addr, video, plan, &ready, &failed, &start))
+            .map_err(|e| e.to_string())?;
+        threads.push(t);
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while ready.load(Ordering::SeqCst) + failed.load(Ordering::SeqCst) < n {
+        if Instant::now() > deadline {
+            return Err("subscribers did not get ready within 20 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let connect_secs = connect_started.elapsed().as_secs_f64();
+    // Let the last subscriptions reach the relay before the first packet.
+    std::thread::sleep(Duration::from_millis(300));
+    start.wait();
+    if failed.load(Ordering::SeqCst) > 0 {
+        return Err(format!(
+            "{} subscribers failed to connect or subscribe",
+            failed.load(Ordering::SeqCst)
+        ));
+    }
+
+    // The publisher, on this thread, paced by the wall clock.
+    let mut encoder = if video {
+        None
+    } else {
+        Some(AudioTalker::new()?)
+    };
+    let mut window = Window::default();
+    let began = Instant::now();
+    for seq in 0..plan.total {
+        let due = began + plan.period * seq;
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        if seq == plan.warm {
+            window.begin(server.pid);
+        }
+        if seq == plan.end {
+            window.finish(server.pid);
+        }
+        let message: Message = match &mut encoder {
+            None => VideoFrame {
+                seq,
+                timestamp_us: now_us(),
+                keyframe: true,
+                data: jpegs[seq as usize % jpegs.len()].clone(),
+            }
+            .into(),
+            Some(talker) => talker.next(seq)?.into(),
+        };
+        publisher
+            .send(&Frame::new(PUB_STREAM, message))
+            .map_err(|e| format!("publisher: {e}"))?;
+    }
+    let end: Message = if video {
+        VideoEnd.into()
+    } else {
+        AudioEnd.into()
+    };
+    let _ = publisher.send(&Frame::new(PUB_STREAM, end));
+    let stats: Vec<SubStats> = threads
+        .into_iter()
+        .map(|t| {
+            t.join().unwrap_or_else(|_| SubStats {
+                error: Some("thread panicked".into()),
+                ..SubStats::default()
+            })
+        })
+        .collect();
+    publisher.close("done");
+
+    report(video, n, plan, &window, &stats, connect_secs, clk_tck);
+    Ok(())
+}
+
+/// Encodes `count` frames of the moving test pattern as fast as it can.
+fn pre_encode(count: usize, quality: u8) -> Result<Vec<Bytes>, String> {
+    let jpeg = JpegConfig {
+        quality: quality.clamp(1, 100),
+        ..JpegConfig::default()
+    };
+    let mut source = TestPatternSource::new(1280, 720, 1000.0, jpeg).map_err(|e| e.to_string())?;
+    (0..count)
+        .map(|_| {
+            source
+                .next_frame()
+                .map(|f| f.jpeg)
+                .map_err(|e| e.to_string())
+        })
+        .collect()
+}
+
+/// Opus voice encoding of a speech-like signal, one 20 ms packet at a time.
+struct AudioTalker {
+    source: SpeechLikeSource,
+    encoder: OpusEncoder,
+    pcm: Vec<f32>,
+    packet: Vec<u8>,
+}
+
+impl AudioTalker {
+    fn new() -> Result<AudioTalker, String> {
+        let format = Format::MONO_48K;
+        let source = SpeechLikeSource::new(format, 0.5).map_err(|e| e.to_string())?;
+        let encoder = OpusEncoder::new(OpusConfig::voice(1)).map_err(|e| e.to_string())?;
+        let samples = FrameDuration::Ms20.samples(format);
+        Ok(AudioTalker {
+            source,
+            encoder,
+            pcm: vec![0.0; samples],
+            packet: vec![0; 4000],
+        })
+    }
+
+    fn next(&mut self, seq: u32) -> Result<AudioPacket, String> {
+        let n = self.source.read(&mut self.pcm).map_err(|e| e.to_string())?;
+        self.pcm[n..].fill(0.0);
+        let timestamp_us = now_us();
+        let len = self
+            .encoder
+            .encode(&self.pcm, &mut self.packet)
+            .map_err(|e| e.to_string())?;
+        Ok(AudioPacket {
+            seq,
+            timestamp_us,
+            data: Bytes::copy_from_slice(&self.packet[..len]),
+        })
+    }
+}
+
+fn connect(addr: &str, name: &str, capabilities: Capabilities) -> Result<Client, String> {
+    let hello = Hello {
+        name: name.to_owned(),
+        token: None,
+        capabilities,
+    };
+    Client::connect(addr, hello, ClientConfig::default()).map_err(|e| format!("{name}: {e}"))
+}
+
+/// One subscriber thread: connect, subscribe, then count until the end.
+fn subscriber(
+    i: usize,
+    addr: &str,
+    video: bool,
+    plan: Plan,
+    ready: &AtomicUsize,
+    failed: &AtomicUsize,
+    start: &Barrier,
+) -> SubStats {
+    let caps = if video {
+        Capabilities::VIDEO
+    } else {
+        Capabilities::AUDIO
+    };
+    let setup = || -> Result<(Client, StreamId), String> {
+        let client = connect(addr, &format!("sub-{i}"), caps)?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let id = loop {
+            if Instant::now() > deadline {
+                return Err("no announcement within 10 s".into());
+            }
+            match client
+                .recv_timeout(Duration::from_millis(100))
+                .map_err(|e| e.to_string())?
+            {
+                Some(Frame {
+                    stream,
+                    message: Message::VideoAnnounce(a),
+                }) if video && a.name == STREAM_NAME => break stream,
+                Some(Frame {
+                    stream,
+                    message: Message::AudioAnnounce(a),
+                }) if !video && a.name == STREAM_NAME => break stream,
+                _ => {}
+            }
+        };
+        let sub: Message = if video {
+            VideoSubscribe.into()
+        } else {
+            AudioSubscribe.into()
+        };
+        client
+            .send(&Frame::new(id, sub))
+            .map_err(|e| e.to_string())?;
+        Ok((client, id))
+    };
+    let (client, id) = match setup() {
+        Ok(c) => {
+            ready.fetch_add(1, Ordering::SeqCst);
+            c
+        }
+        Err(e) => {
+            failed.fetch_add(1, Ordering::SeqCst);
+            start.wait();
+            return SubStats {
+                error: Some(e),
+                ..SubStats::default()
+            };
+        }
+    };
+    start.wait();
+    let mut stats = SubStats {
+        latency_us: Vec::with_capacity(plan.measured() as usize),
+        ..SubStats::default()
+    };
+    let mut head = BytesMut::with_capacity(64);
+    // The publisher takes total × period; allow generous slack after that.
+    let hard_stop = Instant::now() + plan.period * plan.total + Duration::from_secs(5);
+    while Instant::now() < hard_stop {
+        let frame = match client.recv_timeout(Duration::from_millis(100)) {
+            Ok(Some(f)) => f,
+            Ok(None) => continue,
+            Err(e) => {
+                stats.error = Some(e.to_string());
+                break;
+            }
+        };
+        if frame.stream != id {
+            continue;
+        }
+        let seq_ts = match &frame.message {
+            Message::VideoFrame(f) => Some((f.seq, f.timestamp_us)),
+            Message::AudioPacket(p) => Some((p.seq, p.timestamp_us)),
+            Message::VideoEnd(_) | Message::AudioEnd(_) => break,
+            _ => None,
+        };
+        let Some((seq, ts)) = seq_ts else { continue };
+        let latency = now_us().saturating_sub(ts);
+        if (plan.warm..plan.end).contains(&seq) {
+            head.clear();
+            let tail = frame
+                .encode_head(&mut head)
+                .ok()
+                .flatten()
+                .map_or(0, Bytes::len);
+            stats.wire_bytes += (head.len() + tail) as u64;
+            stats.packets += 1;
+            stats.latency_us.push(latency);
+        }
+    }
+    client.close("done");
+    stats
+}
+
+/// CPU and memory readings at the edges of the measurement window.
+#[derive(Default)]
+struct Window {
+    start: Option<(Instant, u64, u64, u64)>,
+    end: Option<(Instant, u64, u64, u64)>,
+    rss_kib: u64,
+    hwm_kib: u64,
+    threads: u64,
+}
+
+impl Window {
+    fn sample(pid: u32) -> (Instant, u64, u64, u64) {
+        (
+            Instant::now(),
+            proc_ticks(&format!("/proc/{pid}/stat")).unwrap_or(0),
+            proc_ticks("/proc/self/stat").unwrap_or(0),
+            machine_busy_ticks().unwrap_or(0),
+        )
+    }
+
+    fn begin(&mut self, pid: u32) {
+        self.start = Some(Self::sample(pid));
+    }
+
+    fn finish(&mut self, pid: u32) {
+        self.end = Some(Self::sample(pid));
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        self.rss_kib = field("VmRSS:");
+        self.hwm_kib = field("VmHWM:");
+        self.threads = field("Threads:");
+    }
+
+    /// (server, this process, whole machine) as % of one core, and seconds.
+    fn cpu(&self, clk_tck: f64) -> Option<(f64, f64, f64, f64)> {
+        let (t0, s0, b0, m0) = self.start?;
+        let (t1, s1, b1, m1) = self.end?;
+        let secs = (t1 - t0).as_secs_f64().max(1e-6);
+        let pct = |a: u64, b: u64| (b.saturating_sub(a)) as f64 / clk_tck / secs * 100.0;
+        Some((pct(s0, s1), pct(b0, b1), pct(m0, m1), secs))
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn report(
+    video: bool,
+    n: usize,
+    plan: Plan,
+    window: &Window,
+    stats: &[SubStats],
+    connect_secs: f64,
+    clk_tck: f64,
+) {
+    let what = if video { "viewers" } else { "listeners" };
+    let unit = if video { "fps" } else { "packets/s" };
+    let secs = plan.window_secs();
+    println!(
+        "== {} relay: 1 publisher -> {n} {what}; window {:.1} s ({} {} sent, seq {}..{}); {n} subscribers ready in {connect_secs:.2} s",
+        if video { "video 1280x720@30 MJPEG" } else { "audio Opus 48 kHz mono 20 ms voice" },
+        secs,
+        plan.measured(),
+        if video { "frames" } else { "packets" },
+        plan.warm,
+        plan.end
+    );
+    for (i, s) in stats.iter().enumerate() {
+        if let Some(e) = &s.error {
+            println!("   subscriber {i}: {e}");
+        }
+    }
+    let rates: Vec<f64> = stats.iter().map(|s| s.packets as f64 / secs).collect();
+    let min = rates.iter().copied().fold(f64::INFINITY, f64::min);
+    let avg = rates.iter().sum::<f64>() / rates.len() as f64;
+    let expected = f64::from(plan.measured()) / secs;
+    let received: u64 = stats.iter().map(|s| s.packets).sum();
+    let missing = u64::from(plan.measured()) * n as u64 - received;
+    println!(
+        "delivered per subscriber: min {min:.2} avg {avg:.2} {unit} (sent {expected:.2}); missing {missing} of {}",
+        u64::from(plan.measured()) * n as u64
+    );
+    let mut all: Vec<u64> = stats
+        .iter()
+        .flat_map(|s| s.latency_us.iter().copied())
+        .collect();
+    all.sort_unstable();
+    let worst_p99 = stats
+        .iter()
+        .map(|s| {
+            let mut v = s.latency_us.clone();
+            v.sort_unstable();
+            pct(&v, 0.99)
+        })
+        .fold(0.0, f64::max);
+    let (p50, p99) = (pct(&all, 0.5), pct(&all, 0.99));
+    println!(
+        "capture->receive latency (all subscribers pooled): p50 {p50:.2} ms, p99 {p99:.2} ms, max {:.2} ms; worst subscriber's p99 {worst_p99:.2} ms",
+        all.last().map_or(0.0, |us| *us as f64 / 1000.0)
+    );
+    let bytes: Vec<f64> = stats.iter().map(|s| s.wire_bytes as f64 / secs).collect();
+    let bytes_avg = bytes.iter().sum::<f64>() / bytes.len() as f64;
+    let bytes_max = bytes.iter().copied().fold(0.0, f64::max);
+    if video {
+        println!(
+            "per viewer: {:.2} MB/s ({:.1} Mbit/s) of frames; all viewers {:.1} MB/s out of the server",
+            bytes_avg / 1e6,
+            bytes_avg * 8.0 / 1e6,
+            bytes_avg * n as f64 / 1e6
+        );
+    } else {
+        let per_packet = stats
+            .iter()
+            .map(|s| s.wire_bytes)
+            .sum::<u64>()
+            .checked_div(received)
+            .unwrap_or(0);
+        println!(
+            "per listener: avg {bytes_avg:.0} B/s, max {bytes_max:.0} B/s ({:.1} kbit/s; {per_packet} B per packet incl. 14 B header + 12 B fields) vs prototype PCM {PROTOTYPE_BYTES_PER_SEC:.0} B/s: {:.3}x ({:.1} times less)",
+            bytes_avg * 8.0 / 1000.0,
+            bytes_avg / PROTOTYPE_BYTES_PER_SEC,
+            PROTOTYPE_BYTES_PER_SEC / bytes_avg.max(1.0)
+        );
+    }
+    let cpu = window.cpu(clk_tck);
+    if let Some((server, me, machine, wsecs)) = cpu {
+        println!(
+            "server pid CPU: {server:.1}% of one core over {wsecs:.2} s (utime+stime, CLK_TCK {clk_tck}); RSS {:.1} MiB (peak {:.1} MiB), {} threads",
+            window.rss_kib as f64 / 1024.0,
+            window.hwm_kib as f64 / 1024.0,
+            window.threads
+        );
+        println!(
+            "same window: this bench process (publisher + subscribers) {me:.1}% of one core; whole machine busy {machine:.1}% of one core ({} cores); loadavg {}",
+            std::thread::available_parallelism().map_or(0, usize::from),
+            std::fs::read_to_string("/proc/loadavg")
+                .unwrap_or_default()
+                .split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+    }
+    let server_cpu = cpu.map_or(f64::NAN, |c| c.0);
+    let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
+    if video {
+        println!(
+            "targets: server < 50% of one core: {} ({server_cpu:.1}%); p99 < 50 ms: {} ({p99:.2} ms); full rate to every viewer: {} (min {min:.2} fps)",
+            verdict(server_cpu < 50.0),
+            verdict(p99 < 50.0),
+            verdict(missing == 0)
+        );
+    } else {
+        println!(
+            "targets: server < 10% of one core: {} ({server_cpu:.1}%); bandwidth < 1/10 of prototype: {} ({:.3}x)",
+            verdict(server_cpu < 10.0),
+            verdict(bytes_max < PROTOTYPE_BYTES_PER_SEC / 10.0),
+            bytes_max / PROTOTYPE_BYTES_PER_SEC
+        );
+    }
+}
+
+/// The `p`-quantile of sorted microseconds, in milliseconds.
+fn pct(sorted: &[u64], p: f64) -> f64 {
+    sorted
+        .get(((sorted.len() as f64 - 1.0) * p).round() as usize)
+        .map_or(f64::NAN, |us| *us as f64 / 1000.0)
+}
+
+/// The lanlink server as a child process.
+struct Server {
+    child: Child,
+    pid: u32,
+    addr: String,
+    stdout: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Server {
+    fn start(path: &std::path::Path) -> Result<Server, String> {
+        let mut command = Command::new(path);
+        if std::env::var_os("RUST_LOG").is_none() {
+            // Per-connection INFO lines would bury the figures (and cost CPU).
+            command.env("RUST_LOG", "warn");
+        }
+        let mut child = command
+            .args(["--bind", "127.0.0.1:0", "--no-http"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| {
+                format!(
+                    "cannot start {} (cargo build --release -p lanlink-apps --bin lanlink-server): {e}",
+                    path.display()
+                )
+            })?;
+        let pid = child.id();
+        let mut lines = BufReader::new(child.stdout.take().ok_or("no stdout")?).lines();
+        let addr = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(rest) = line.strip_prefix("lanlink server listening on ") {
+                        break rest
+                            .split_whitespace()
+                            .next()
+                            .unwrap_or_default()
+                            .to_owned();
+                    }
+                }
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err("the server exited before listening".into());
+                }
+            }
+        };
+        // Keep its stdout drained until it exits.
+        let stdout = std::thread::spawn(move || for _ in lines.by_ref() {});
+        println!("server {} pid {pid} listening on {addr}", path.display());
+        Ok(Server {
+            child,
+            pid,
+            addr,
+            stdout: Some(stdout),
+        })
+    }
+
+    /// SIGTERM through `kill`, then wait (SIGKILL after 5 s).
+    fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.pid.to_string())
+            .stdout(Stdio::null())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => {
+                    println!("server stopped ({status})");
+                    break;
+                }
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                _ => {
+                    eprintln!("server ignored SIGTERM for 5 s; killing it");
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    break;
+                }
+            }
+        }
+        if let Some(t) = self.stdout.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Clock ticks per second of /proc/PID/stat, from `getconf CLK_TCK`.
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// utime + stime of a process, in clock ticks.
+fn proc_ticks(path: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(path).ok()?;
+    // Fields after the command name (which may hold spaces) start after ')':
+    // utime and stime are the 12th and 13th of those.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// Busy ticks of all CPUs together (everything but idle and iowait).
+fn machine_busy_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let cpu = stat.lines().next()?.strip_prefix("cpu ")?;
+    let ticks: Vec<u64> = cpu
+        .split_whitespace()
+        .map(|t| t.parse().ok())
+        .collect::<Option<_>>()?;
+    let idle = ticks.get(3)? + ticks.get(4)?;
+    Some(ticks.iter().take(8).sum::<u64>() - idle)
+}
