@@ -13,7 +13,7 @@
 //! * video: one connection publishes a 1280×720 30 fps test pattern (about
 //!   60 JPEGs encoded once up front and replayed at 30 fps with fresh
 //!   sequence numbers and capture timestamps, so the publisher's encoder
-//!   stays out of the measurement), and N viewer connections, one thread
+//!   stays out of the measurement; `--noise` makes them camera-sized), and N viewer connections, one thread
 //!   each, count frames and capture→receive latency;
 //! * audio: one talker encodes a speech-like signal with Opus (voice preset,
 //!   48 kHz mono, 20 ms) in real time, and N listener connections count
@@ -46,7 +46,7 @@ use lanlink_proto::control::Hello;
 use lanlink_proto::video::{VideoEnd, VideoFrame, VideoSubscribe};
 use lanlink_proto::{Capabilities, Frame, Message, StreamId};
 use lanlink_transport::{Client, ClientConfig};
-use lanlink_video::{now_us, JpegConfig, TestPatternSource, VideoSource};
+use lanlink_video::{now_us, JpegConfig, JpegEncoder, RgbImage, TestPattern};
 
 /// The stream name the publisher announces.
 const STREAM_NAME: &str = "relay-bench";
@@ -79,6 +79,11 @@ struct Args {
     /// JPEG quality of the test pattern.
     #[arg(long, default_value_t = 80)]
     quality: u8,
+    /// Adds random noise of ± this much (0-255) to every pixel before
+    /// encoding, for camera-sized JPEGs (the plain pattern compresses to
+    /// about 35 KiB; 16 gives roughly camera-like sizes).
+    #[arg(long, default_value_t = 0)]
+    noise: u8,
 }
 
 /// How the run is timed: packets `0..warm` warm up, `warm..end` are measured,
@@ -159,12 +164,13 @@ fn bench(args: &Args, server: &Server, clk_tck: f64) -> Result<(), String> {
     // Video frames are encoded before anything connects.
     let jpegs = if video {
         let t = Instant::now();
-        let frames = pre_encode(60, args.quality)?;
+        let frames = pre_encode(60, args.quality, args.noise)?;
         let avg = frames.iter().map(Bytes::len).sum::<usize>() / frames.len();
         println!(
-            "pre-encoded {} frames 1280x720 q{} (avg {:.1} KiB) in {:.2} s",
+            "pre-encoded {} frames 1280x720 q{} noise {} (avg {:.1} KiB) in {:.2} s",
             frames.len(),
             args.quality,
+            args.noise,
             avg as f64 / 1024.0,
             t.elapsed().as_secs_f64()
         );
@@ -278,18 +284,32 @@ fn bench(args: &Args, server: &Server, clk_tck: f64) -> Result<(), String> {
     Ok(())
 }
 
-/// Encodes `count` frames of the moving test pattern as fast as it can.
-fn pre_encode(count: usize, quality: u8) -> Result<Vec<Bytes>, String> {
+/// Encodes `count` frames of the moving test pattern (plus `noise`).
+fn pre_encode(count: usize, quality: u8, noise: u8) -> Result<Vec<Bytes>, String> {
     let jpeg = JpegConfig {
         quality: quality.clamp(1, 100),
         ..JpegConfig::default()
     };
-    let mut source = TestPatternSource::new(1280, 720, 1000.0, jpeg).map_err(|e| e.to_string())?;
-    (0..count)
-        .map(|_| {
-            source
-                .next_frame()
-                .map(|f| f.jpeg)
+    let pattern = TestPattern::new(1280, 720);
+    let mut encoder = JpegEncoder::new(jpeg).map_err(|e| e.to_string())?;
+    let mut image = RgbImage::new(1280, 720);
+    let mut rng: u64 = 0x9E37_79B9_7F4A_7C15;
+    (0..count as u32)
+        .map(|seq| {
+            pattern.render(seq, now_us(), &mut image);
+            if noise > 0 {
+                let span = 2 * u64::from(noise) + 1;
+                for px in image.as_bytes_mut() {
+                    // xorshift64: cheap, and plenty random for a JPEG.
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    let d = (rng % span) as i16 - i16::from(noise);
+                    *px = (i16::from(*px) + d).clamp(0, 255) as u8;
+                }
+            }
+            encoder
+                .encode_rgb_to_bytes(&image)
                 .map_err(|e| e.to_string())
         })
         .collect()
@@ -585,7 +605,7 @@ fn report(
             window.threads
         );
         println!(
-            "same window: this bench process (publisher + subscribers) {me:.1}% of one core; whole machine busy {machine:.1}% of one core ({} cores); loadavg {}",
+            "same window: this bench process (publisher + subscribers) {me:.1}% of one core; whole machine busy {machine:.1}% of one core (tick-sampled /proc/stat, undercounts short bursts; {} cores); loadavg {}",
             std::thread::available_parallelism().map_or(0, usize::from),
             std::fs::read_to_string("/proc/loadavg")
                 .unwrap_or_default()
