@@ -122,6 +122,7 @@ impl Plan {
 struct SubStats {
     packets: u64,
     wire_bytes: u64,
+    payload_bytes: u64,
     latency_us: Vec<u64>,
     error: Option<String>,
 }
@@ -459,6 +460,7 @@ fn subscriber(
                 .flatten()
                 .map_or(0, Bytes::len);
             stats.wire_bytes += (head.len() + tail) as u64;
+            stats.payload_bytes += tail as u64;
             stats.packets += 1;
             stats.latency_us.push(latency);
         }
@@ -583,15 +585,17 @@ fn report(
             bytes_avg * n as f64 / 1e6
         );
     } else {
-        let per_packet = stats
-            .iter()
-            .map(|s| s.wire_bytes)
-            .sum::<u64>()
-            .checked_div(received)
-            .unwrap_or(0);
+        let per_packet = |f: fn(&SubStats) -> u64| {
+            stats.iter().map(f).sum::<u64>() as f64 / received.max(1) as f64
+        };
+        let (wire, payload) = (
+            per_packet(|s| s.wire_bytes),
+            per_packet(|s| s.payload_bytes),
+        );
         println!(
-            "per listener: avg {bytes_avg:.0} B/s, max {bytes_max:.0} B/s ({:.1} kbit/s; {per_packet} B per packet incl. 14 B header + 12 B fields) vs prototype PCM {PROTOTYPE_BYTES_PER_SEC:.0} B/s: {:.3}x ({:.1} times less)",
+            "per listener: avg {bytes_avg:.0} B/s, max {bytes_max:.0} B/s ({:.1} kbit/s; {wire:.1} B per packet: {payload:.1} B Opus + {:.1} B header and fields) vs prototype PCM {PROTOTYPE_BYTES_PER_SEC:.0} B/s: {:.3}x ({:.1} times less)",
             bytes_avg * 8.0 / 1000.0,
+            wire - payload,
             bytes_avg / PROTOTYPE_BYTES_PER_SEC,
             PROTOTYPE_BYTES_PER_SEC / bytes_avg.max(1.0)
         );
