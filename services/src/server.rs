@@ -88,7 +88,16 @@ pub fn run(
         .spawn(move || loop {
             crossbeam_channel::select! {
                 recv(events) -> event => match event {
-                    Ok(event) => hub.handle(event, now()),
+                    Ok(event) => {
+                        // Take whatever else is already waiting, then send
+                        // once: under load, batches grow and wake-ups shrink.
+                        let now = now();
+                        hub.handle_deferred(event, now);
+                        for event in events.try_iter().take(1024) {
+                            hub.handle_deferred(event, now);
+                        }
+                        hub.flush();
+                    }
                     Err(_) => break,
                 },
                 recv(local) -> m => match m {
@@ -157,6 +166,14 @@ impl Hub {
 
     /// Handles one transport event at time `now`.
     pub fn handle(&mut self, event: Event, now: Now) {
+        self.handle_deferred(event, now);
+        self.flush();
+    }
+
+    /// Handles one event but keeps what the services want sent until
+    /// [`flush`](Self::flush): a busy server handles a batch of events and
+    /// then wakes each recipient's writer once for all its frames.
+    pub fn handle_deferred(&mut self, event: Event, now: Now) {
         match event {
             Event::Hello { conn, hello } => self.on_hello(conn, hello, &now),
             Event::Frame { conn, frame } => self.on_frame(conn, frame, &now),
@@ -173,7 +190,6 @@ impl Hub {
                 }
             }
         }
-        self.flush();
     }
 
     fn on_hello(&mut self, conn: ConnHandle, hello: control::Hello, now: &Now) {
@@ -272,12 +288,10 @@ impl Hub {
 
     /// Queues everything the services produced. A frame sent to many
     /// recipients in a row (a room broadcast) is encoded once.
-    fn flush(&mut self) {
+    pub fn flush(&mut self) {
         let mut last: Option<(Frame, EncodedFrame)> = None;
+        let mut batch = Vec::with_capacity(self.out.len());
         for Outgoing { to, frame } in self.out.drain(..) {
-            let Some((handle, _)) = self.conns.get(&to) else {
-                continue;
-            };
             let encoded = match &last {
                 Some((f, e)) if *f == frame => e.clone(),
                 _ => match EncodedFrame::new(&frame) {
@@ -291,9 +305,17 @@ impl Hub {
                     }
                 },
             };
-            // A failure means that peer is being disconnected; its `Closed`
-            // event will tidy up after it.
-            let _ = handle.send_encoded(encoded);
+            batch.push((to, encoded));
+        }
+        // Each recipient's frames back to back (a stable sort keeps their
+        // order): its writer wakes once and writes them together.
+        batch.sort_by_key(|(to, _)| *to);
+        for (to, encoded) in batch {
+            if let Some((handle, _)) = self.conns.get(&to) {
+                // A failure means that peer is being disconnected; its
+                // `Closed` event will tidy up after it.
+                let _ = handle.send_encoded(encoded);
+            }
         }
     }
 }

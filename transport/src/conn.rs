@@ -721,6 +721,16 @@ impl Reader {
                 // fast sender down), but not past a shutdown: then nobody
                 // may be reading any more.
                 loop {
+                    if self.shutdown.is_triggered() {
+                        // Nobody may read any more: deliver if there is
+                        // room, never wait.
+                        if let Err(crossbeam_channel::TrySendError::Disconnected(_)) =
+                            self.events.try_send(event)
+                        {
+                            return Some(CloseReason::Shutdown);
+                        }
+                        break;
+                    }
                     match self.events.send_timeout(event, TICK) {
                         Ok(()) => break,
                         Err(crossbeam_channel::SendTimeoutError::Timeout(e)) => {
