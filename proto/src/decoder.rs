@@ -121,6 +121,22 @@ impl FrameDecoder {
             return Ok(None);
         }
         self.pending = None;
+        if !header.kind.has_blob() {
+            // Nothing in the message will point into the buffer: decode in
+            // place and drop the bytes, without splitting off a shared copy.
+            let payload = self
+                .buf
+                .get(HEADER_LEN..header.frame_len())
+                .unwrap_or_default();
+            let message = crate::Message::decode_borrowed(header.kind, payload);
+            self.buf.advance(header.frame_len());
+            return message.map(|message| {
+                Some(Frame {
+                    stream: header.stream,
+                    message,
+                })
+            });
+        }
         self.buf.advance(HEADER_LEN);
         let payload = self.buf.split_to(header.len as usize).freeze();
         Frame::decode(header, &payload).map(Some)

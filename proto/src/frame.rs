@@ -73,6 +73,12 @@ macro_rules! messages {
                 }
             }
 
+            /// True for the kinds whose payload ends in a blob (file and
+            /// media data) that decoding shares instead of copying.
+            pub fn has_blob(self) -> bool {
+                matches!(self, Kind::FileChunk | Kind::AudioPacket | Kind::VideoFrame)
+            }
+
             /// The service this kind belongs to.
             pub fn service(self) -> Service {
                 match (self as u8) >> 4 {
@@ -125,7 +131,16 @@ macro_rules! messages {
             /// Decodes a complete payload of the given kind. Slices of
             /// `payload` (media and file data) are shared, not copied.
             pub fn decode(kind: Kind, payload: &Bytes) -> Result<Message, ProtoError> {
-                let mut r = Reader::new(kind, payload);
+                Message::decode_from(kind, Reader::new(kind, payload))
+            }
+
+            /// Decodes a payload of a kind without a trailing blob straight
+            /// from borrowed bytes (see [`Kind::has_blob`]).
+            pub(crate) fn decode_borrowed(kind: Kind, payload: &[u8]) -> Result<Message, ProtoError> {
+                Message::decode_from(kind, Reader::borrowed(kind, payload))
+            }
+
+            fn decode_from(kind: Kind, mut r: Reader<'_>) -> Result<Message, ProtoError> {
                 let message = match kind {
                     $(Kind::$name => Message::$name(<$module::$name as Body>::decode(&mut r)?),)*
                 };

@@ -22,13 +22,32 @@ pub(crate) const MAX_U16_LEN: usize = u16::MAX as usize;
 /// Cursor over one frame's payload. Slices of it share the frame's buffer.
 pub(crate) struct Reader<'a> {
     kind: Kind,
-    buf: &'a Bytes,
+    buf: &'a [u8],
+    /// The frame's shared buffer, when the payload has a blob to hand out
+    /// without copying.
+    shared: Option<&'a Bytes>,
     pos: usize,
 }
 
 impl<'a> Reader<'a> {
     pub(crate) fn new(kind: Kind, buf: &'a Bytes) -> Self {
-        Reader { kind, buf, pos: 0 }
+        Reader {
+            kind,
+            buf,
+            shared: Some(buf),
+            pos: 0,
+        }
+    }
+
+    /// A reader over borrowed bytes, for payloads without a blob: nothing
+    /// is split off or reference-counted.
+    pub(crate) fn borrowed(kind: Kind, buf: &'a [u8]) -> Self {
+        Reader {
+            kind,
+            buf,
+            shared: None,
+            pos: 0,
+        }
     }
 
     pub(crate) fn remaining(&self) -> usize {
@@ -138,7 +157,10 @@ impl<'a> Reader<'a> {
 
     /// The rest of the payload, shared with the frame buffer (no copy).
     pub(crate) fn rest(&mut self) -> Bytes {
-        let out = self.buf.slice(self.pos..);
+        let out = match self.shared {
+            Some(shared) => shared.slice(self.pos..),
+            None => Bytes::copy_from_slice(self.buf.get(self.pos..).unwrap_or_default()),
+        };
         self.pos = self.buf.len();
         out
     }
