@@ -19,6 +19,7 @@ use lanlink_audio::{
 use lanlink_proto::audio::{AudioAnnounce, AudioCodec, AudioEnd, AudioPacket, AudioSubscribe};
 use lanlink_proto::{Capabilities, Frame, Message, StreamId};
 use lanlink_transport::{Client, ClientConfig, Shutdown};
+use lanlink_video::now_us;
 
 /// Where `lanlink talk` takes sound from.
 #[derive(Debug, Clone)]
@@ -128,13 +129,6 @@ pub fn publish(
     }
     send(AudioEnd.into());
     Ok(u64::from(seq))
-}
-
-/// Microseconds since the Unix epoch (the capture-timestamp clock).
-fn now_us() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
 }
 
 fn connect(addr: &str, user: &str, token: Option<String>) -> Result<Client, String> {

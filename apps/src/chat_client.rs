@@ -67,7 +67,7 @@ pub fn run(options: ChatOptions) -> Result<i32, TransportError> {
     } else {
         None
     };
-    let printer: Box<dyn FnMut(String) + Send> = match editor.as_mut() {
+    let mut printer: Box<dyn FnMut(String) + Send> = match editor.as_mut() {
         Some(ed) => match ed.create_external_printer() {
             Ok(mut p) => Box::new(move |line| {
                 let _ = rustyline::ExternalPrinter::print(&mut p, line);
@@ -76,7 +76,6 @@ pub fn run(options: ChatOptions) -> Result<i32, TransportError> {
         },
         None => Box::new(|line| println!("{line}")),
     };
-    let mut printer = printer;
     // Nothing is being edited yet: plain prints are safe (and the external
     // printer only shows what arrives once the editor runs).
     println!(

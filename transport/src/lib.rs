@@ -58,6 +58,18 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+// Peer bytes must never panic a connection thread: no unwrap, expect or
+// panic outside tests.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::unreachable
+    )
+)]
+
 pub mod client;
 pub mod conn;
 mod error;

@@ -122,6 +122,17 @@ impl<'a> FileClient<'a> {
             .map_err(conn_err)
     }
 
+    /// Tells the sender on `stream` why its file is refused, and returns
+    /// that reason as the error.
+    fn refuse<T>(&self, stream: StreamId, e: ServiceError) -> Result<T, ServiceError> {
+        let reject = FileReject {
+            code: e.code(),
+            reason: e.to_string(),
+        };
+        self.send(stream, reject)?;
+        Err(e)
+    }
+
     /// The next message on `stream` (other streams are skipped).
     fn next_on(&self, stream: StreamId, patience: Duration) -> Result<Message, ServiceError> {
         let deadline = Instant::now() + patience;
@@ -488,14 +499,7 @@ impl<'a> FileClient<'a> {
         let mut file = match prepared {
             Ok(f) => f,
             Err(e) => {
-                self.send(
-                    stream,
-                    FileReject {
-                        code: e.code(),
-                        reason: e.to_string(),
-                    },
-                )?;
-                return Err(e);
+                return self.refuse(stream, e);
             }
         };
         let resumed_from = file.received();
@@ -528,16 +532,7 @@ impl<'a> FileClient<'a> {
                     progress.finish(&summary);
                     Ok(Some(summary))
                 }
-                Err(e) => {
-                    self.send(
-                        stream,
-                        FileReject {
-                            code: e.code(),
-                            reason: e.to_string(),
-                        },
-                    )?;
-                    Err(e)
-                }
+                Err(e) => self.refuse(stream, e),
             },
             other => Err(refused(&offer.name, other)),
         }
