@@ -80,6 +80,12 @@ impl ErrorCode {
     pub const ALREADY_EXISTS: ErrorCode = ErrorCode(16);
     /// The receiving side lacks the disk space or quota.
     pub const NO_SPACE: ErrorCode = ErrorCode(17);
+    /// One side speaks TLS and the other plain lanlink.
+    pub const TLS_MISMATCH: ErrorCode = ErrorCode(18);
+    /// Refused or removed by the server's operator (ban or kick).
+    pub const BANNED: ErrorCode = ErrorCode(19);
+    /// Too many connection attempts or handshakes from this address.
+    pub const TOO_MANY_CONNECTIONS: ErrorCode = ErrorCode(20);
 }
 
 /// Client → server, first frame of every connection.

@@ -12,6 +12,8 @@ use lanlink_proto::{control, Frame, FrameDecoder, Message, ProtoError};
 use crate::conn::{new_connection, run_writer, CloseReason, ConnConfig, ConnHandle, Event, Reader};
 use crate::handshake::{read_first_frame, FirstFrameError};
 use crate::server::spawn_named;
+use crate::socket::{ReadState, Socket};
+use crate::tls::{client_handshake, ClientHandshake, ClientTls, Fingerprint};
 use crate::{ConnId, Shutdown, TransportError};
 
 /// Client settings.
@@ -26,6 +28,9 @@ pub struct ClientConfig {
     /// Frames buffered for the application before the reader waits for it
     /// (and, through TCP, the server waits for us).
     pub event_capacity: usize,
+    /// `Some` speaks TLS and checks the server's certificate as it says;
+    /// `None` speaks plain lanlink (only to servers run without TLS).
+    pub tls: Option<ClientTls>,
 }
 
 impl Default for ClientConfig {
@@ -38,6 +43,7 @@ impl Default for ClientConfig {
             connect_timeout: Duration::from_secs(5),
             handshake_timeout: Duration::from_secs(5),
             event_capacity: 4096,
+            tls: None,
         }
     }
 }
@@ -51,6 +57,7 @@ pub struct Client {
     welcome: control::Welcome,
     threads: Vec<JoinHandle<()>>,
     shutdown: Shutdown,
+    fingerprint: Option<Fingerprint>,
 }
 
 impl std::fmt::Debug for Client {
@@ -68,25 +75,45 @@ impl Client {
     ///
     /// A refusal comes back as [`TransportError::Refused`] with the server's
     /// reason; a server of another protocol version as
-    /// [`TransportError::Protocol`] naming both versions.
+    /// [`TransportError::Protocol`] naming both versions. With TLS, a
+    /// server whose certificate does not match the pin is refused before
+    /// anything is sent to it ([`TransportError::FingerprintMismatch`]).
     pub fn connect(
         addr: &str,
         hello: control::Hello,
         config: ClientConfig,
     ) -> Result<Client, TransportError> {
-        let mut stream = connect_any(addr, config.connect_timeout)?;
-        let peer = stream
+        let mut tcp = connect_any(addr, config.connect_timeout)?;
+        let peer = tcp
             .peer_addr()
             .map_err(|e| TransportError::io(format!("connect to {addr}"), e))?;
-        let _ = stream.set_nodelay(true);
-
-        let hello_bytes = Frame::control(hello).to_bytes()?;
-        std::io::Write::write_all(&mut stream, &hello_bytes)
-            .map_err(|e| TransportError::io(format!("send hello to {peer}"), e))?;
-
-        let mut decoder = FrameDecoder::with_max_payload(config.conn.max_payload);
+        let _ = tcp.set_nodelay(true);
         let deadline = Instant::now() + config.handshake_timeout;
-        let welcome = match read_first_frame(&mut stream, &mut decoder, deadline, None) {
+        let mut decoder = FrameDecoder::with_max_payload(config.conn.max_payload);
+
+        let (stream, fingerprint) = match &config.tls {
+            None => (Socket::plain(tcp), None),
+            Some(tls) => match client_handshake(&mut tcp, peer, tls, deadline)? {
+                ClientHandshake::Done(conn, fingerprint) => (
+                    Socket::tls(tcp, rustls::Connection::Client(*conn)),
+                    Some(fingerprint),
+                ),
+                ClientHandshake::PlainAnswer(bytes) => {
+                    // A plain server's refusal: read it as plain lanlink.
+                    decoder.push(&bytes);
+                    (Socket::plain(tcp), None)
+                }
+            },
+        };
+        let mut state = ReadState::new();
+        if config.tls.is_none() || fingerprint.is_some() {
+            let hello_bytes = Frame::control(hello).to_bytes()?;
+            stream
+                .write_all(&hello_bytes, &mut Vec::new())
+                .map_err(|e| TransportError::io(format!("send hello to {peer}"), e))?;
+        }
+
+        let welcome = match read_first_frame(&stream, &mut state, &mut decoder, deadline, None) {
             Ok(Frame {
                 message: Message::Welcome(w),
                 ..
@@ -146,6 +173,7 @@ impl Client {
             config: config.conn.clone(),
             shutdown: shutdown.clone(),
             writer: link,
+            read_state: state,
         };
         let reader = spawn_named("lanlink-reader", move || reader.run());
         Ok(Client {
@@ -154,7 +182,14 @@ impl Client {
             welcome,
             threads: vec![reader, writer],
             shutdown,
+            fingerprint,
         })
+    }
+
+    /// The fingerprint of the certificate the server presented (TLS only):
+    /// what an application pins on first use.
+    pub fn server_fingerprint(&self) -> Option<Fingerprint> {
+        self.fingerprint
     }
 
     /// What the server said when it let us in (our final nickname, its

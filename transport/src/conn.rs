@@ -12,8 +12,8 @@
 //! Frames are encoded by the caller ([`EncodedFrame`]), so a message sent to
 //! many peers is encoded once and its bytes shared.
 
-use std::io::{self, Read, Write};
-use std::net::{Shutdown as SockShutdown, SocketAddr, TcpStream};
+use std::io;
+use std::net::{Shutdown as SockShutdown, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -22,6 +22,7 @@ use bytes::{Bytes, BytesMut};
 use crossbeam_channel::{select_biased, Receiver, Sender, TrySendError};
 use lanlink_proto::{control, ErrorCode, Frame, FrameDecoder, ProtoError, TrafficClass};
 
+use crate::socket::{ReadState, Socket};
 use crate::{ConnId, TransportError};
 
 /// Settings shared by server and client connections.
@@ -106,6 +107,8 @@ pub enum CloseReason {
     Shutdown,
     /// A socket error.
     Io(String),
+    /// The TLS layer failed (a record that does not decrypt, say).
+    Tls(String),
 }
 
 impl std::fmt::Display for CloseReason {
@@ -138,6 +141,7 @@ impl std::fmt::Display for CloseReason {
             CloseReason::Local(r) => write!(f, "closed: {r}"),
             CloseReason::Shutdown => write!(f, "server shutting down"),
             CloseReason::Io(e) => write!(f, "connection lost: {e}"),
+            CloseReason::Tls(e) => write!(f, "TLS failure: {e}"),
         }
     }
 }
@@ -212,12 +216,14 @@ enum Outbound {
     Data(EncodedFrame),
     /// Write this last frame (goodbye or refusal), then close our side.
     Close(EncodedFrame),
+    /// Send TLS records the reader produced (nothing to do on plain TCP).
+    Flush,
 }
 
 pub(crate) struct Shared {
     pub(crate) id: ConnId,
     pub(crate) peer: SocketAddr,
-    stream: TcpStream,
+    stream: Socket,
     queued_bytes: AtomicUsize,
     max_queued_bytes: usize,
     block_when_full: bool,
@@ -291,6 +297,11 @@ impl ConnHandle {
     /// Reliable bytes queued and not yet handed to the socket.
     pub fn queued_bytes(&self) -> usize {
         self.shared.queued_bytes.load(Ordering::Relaxed)
+    }
+
+    /// True when the connection is encrypted with TLS.
+    pub fn is_tls(&self) -> bool {
+        self.shared.stream.is_tls()
     }
 
     /// Media frames dropped because this peer read too slowly.
@@ -415,6 +426,11 @@ impl ConnHandle {
         }
     }
 
+    /// Asks the writer to send TLS records that are waiting.
+    pub(crate) fn request_flush(&self) {
+        let _ = self.reliable.send(Outbound::Flush);
+    }
+
     fn closed_error(&self) -> TransportError {
         TransportError::Closed(
             self.shared
@@ -444,7 +460,7 @@ pub(crate) struct WriterLink {
 pub(crate) fn new_connection(
     id: ConnId,
     peer: SocketAddr,
-    stream: TcpStream,
+    stream: Socket,
     config: &ConnConfig,
 ) -> (ConnHandle, WriterQueues, WriterLink) {
     let (reliable_tx, reliable_rx) = crossbeam_channel::unbounded();
@@ -491,9 +507,13 @@ const DIRECT_WRITE: usize = 16 * 1024;
 /// or the socket fails.
 pub(crate) fn run_writer(handle: ConnHandle, queues: WriterQueues) {
     let shared = &handle.shared;
-    // Reader and writer share one socket (one file descriptor per client):
-    // `&TcpStream` implements both `Read` and `Write`.
-    let mut stream: &TcpStream = &shared.stream;
+    // Reader and writer share one socket (one file descriptor per client).
+    let stream = &shared.stream;
+    let mut sealed = Vec::new();
+    let mut out = Out {
+        stream,
+        sealed: &mut sealed,
+    };
     let mut batch = BytesMut::with_capacity(64 * 1024);
     let result = (|| -> io::Result<()> {
         loop {
@@ -517,17 +537,17 @@ pub(crate) fn run_writer(handle: ConnHandle, queues: WriterQueues) {
                                 .queued_bytes
                                 .fetch_sub(frame.len(), Ordering::Relaxed);
                         }
-                        append(&mut stream, &mut batch, frame)?;
+                        append(&mut out, &mut batch, frame)?;
                     }
                     Outbound::Close(last) => {
-                        append(&mut stream, &mut batch, last)?;
-                        stream.write_all(&batch)?;
-                        stream.flush()?;
+                        append(&mut out, &mut batch, last)?;
+                        out.write_all(&batch)?;
                         // Half-close: the peer sees EOF after our last frame;
                         // the reader keeps draining until the peer closes too.
-                        stream.shutdown(SockShutdown::Write)?;
+                        stream.close_write(out.sealed)?;
                         return Ok(());
                     }
+                    Outbound::Flush => stream.flush(out.sealed)?,
                 }
                 if batch.len() < WRITE_BATCH {
                     next = queues
@@ -537,8 +557,10 @@ pub(crate) fn run_writer(handle: ConnHandle, queues: WriterQueues) {
                         .or_else(|| queues.media.try_recv().ok().map(Outbound::Data));
                 }
             }
-            stream.write_all(&batch)?;
-            batch.clear();
+            if !batch.is_empty() {
+                out.write_all(&batch)?;
+                batch.clear();
+            }
         }
     })();
     if let Err(e) = result {
@@ -547,13 +569,25 @@ pub(crate) fn run_writer(handle: ConnHandle, queues: WriterQueues) {
     drop(queues.done);
 }
 
-fn append(stream: &mut &TcpStream, batch: &mut BytesMut, frame: EncodedFrame) -> io::Result<()> {
+/// The writer's socket and its buffer for sealed TLS records.
+struct Out<'a> {
+    stream: &'a Socket,
+    sealed: &'a mut Vec<u8>,
+}
+
+impl Out<'_> {
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.stream.write_all(bytes, self.sealed)
+    }
+}
+
+fn append(out: &mut Out<'_>, batch: &mut BytesMut, frame: EncodedFrame) -> io::Result<()> {
     batch.extend_from_slice(&frame.head);
     if let Some(tail) = frame.tail {
         if tail.len() >= DIRECT_WRITE {
-            stream.write_all(batch)?;
+            out.write_all(batch)?;
             batch.clear();
-            stream.write_all(&tail)?;
+            out.write_all(&tail)?;
         } else {
             batch.extend_from_slice(&tail);
         }
@@ -572,6 +606,8 @@ pub(crate) struct Reader {
     pub(crate) config: ConnConfig,
     pub(crate) shutdown: crate::Shutdown,
     pub(crate) writer: WriterLink,
+    /// TLS bytes read during the handshake and not yet decrypted.
+    pub(crate) read_state: ReadState,
 }
 
 impl Reader {
@@ -622,7 +658,7 @@ impl Reader {
         let mut pings = 0u64;
         let mut close_deadline: Option<Instant> = None;
         let shared = self.handle.shared.clone();
-        let mut stream: &TcpStream = &shared.stream;
+        let stream = &shared.stream;
         let _ = stream.set_read_timeout(Some(TICK));
         loop {
             // Decode first: the handshake may have left whole frames in the
@@ -638,16 +674,22 @@ impl Reader {
                     Err(e) => return self.malformed(e),
                 }
             }
-            match stream.read(&mut scratch) {
-                Ok(0) => {
-                    return match self.decoder.buffered() {
-                        0 => CloseReason::PeerClosed,
-                        buffered => CloseReason::PeerClosedMidFrame { buffered },
-                    };
-                }
+            let read = stream.read(&mut self.read_state, &mut scratch);
+            if std::mem::take(&mut self.read_state.wants_flush) {
+                self.handle.request_flush();
+            }
+            match read {
+                // A TLS peer that closes the socket without close_notify
+                // ends the stream just like a plain one closing it.
+                Ok(0) => return self.peer_closed(),
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return self.peer_closed(),
                 Ok(n) => {
                     last_rx = Instant::now();
                     self.decoder.push(scratch.get(..n).unwrap_or_default());
+                }
+                Err(e) if e.kind() == io::ErrorKind::InvalidData && stream.is_tls() => {
+                    tracing::warn!(peer = %self.handle.peer(), conn = %self.handle.id(), "{e}");
+                    return CloseReason::Tls(e.to_string());
                 }
                 Err(e)
                     if matches!(
@@ -747,6 +789,13 @@ impl Reader {
             }
         }
         None
+    }
+
+    fn peer_closed(&self) -> CloseReason {
+        match self.decoder.buffered() {
+            0 => CloseReason::PeerClosed,
+            buffered => CloseReason::PeerClosedMidFrame { buffered },
+        }
     }
 
     fn malformed(&self, e: ProtoError) -> CloseReason {

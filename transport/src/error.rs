@@ -73,6 +73,27 @@ pub enum TransportError {
         peer: SocketAddr,
     },
 
+    /// TLS could not be set up: a bad certificate or key file, or a failed
+    /// handshake.
+    #[error("TLS: {0}")]
+    Tls(String),
+
+    /// The server presented another certificate than the one pinned for it.
+    /// Either the server was reinstalled (its data folder lost) or someone
+    /// is impersonating it; nothing was sent to it.
+    #[error(
+        "the server at {peer} presented certificate {found}, but {expected} is pinned for it: \
+         it may be an impostor; nothing was sent"
+    )]
+    FingerprintMismatch {
+        /// The server.
+        peer: SocketAddr,
+        /// The pinned fingerprint.
+        expected: crate::Fingerprint,
+        /// What the server presented.
+        found: crate::Fingerprint,
+    },
+
     /// Caller misuse: a frame could not be encoded.
     #[error("cannot encode frame: {0}")]
     Encode(#[from] ProtoError),

@@ -1,11 +1,13 @@
 //! Reading the first frame of a connection under a deadline, shared by the
 //! server and client handshakes. Runs before the connection's threads start.
 
-use std::io::{self, Read, Write};
-use std::net::{Shutdown as SockShutdown, TcpStream};
+use std::io::{self, Read};
+use std::net::Shutdown as SockShutdown;
 use std::time::{Duration, Instant};
 
 use lanlink_proto::{Frame, FrameDecoder, ProtoError};
+
+use crate::socket::{ReadState, Socket};
 
 /// Why no first frame could be read.
 pub(crate) enum FirstFrameError {
@@ -18,7 +20,8 @@ pub(crate) enum FirstFrameError {
 /// Reads until one whole frame has arrived or `deadline` passes. Bytes after
 /// that frame stay in `decoder` for the connection's reader.
 pub(crate) fn read_first_frame(
-    stream: &mut TcpStream,
+    stream: &Socket,
+    state: &mut ReadState,
     decoder: &mut FrameDecoder,
     deadline: Instant,
     shutdown: Option<&crate::Shutdown>,
@@ -38,8 +41,11 @@ pub(crate) fn read_first_frame(
         stream
             .set_read_timeout(Some(wait))
             .map_err(FirstFrameError::Io)?;
-        match stream.read(&mut scratch) {
+        match stream.read(state, &mut scratch) {
             Ok(0) => return Err(FirstFrameError::Closed),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                return Err(FirstFrameError::Closed)
+            }
             Ok(n) => decoder.push(scratch.get(..n).unwrap_or_default()),
             Err(e)
                 if matches!(
@@ -56,18 +62,20 @@ pub(crate) fn read_first_frame(
 /// Writes one frame straight to the socket (no writer thread yet), closes
 /// our side, and drains what the peer still sends for a moment so that the
 /// close does not turn into a reset that could destroy the frame in flight.
-pub(crate) fn send_and_close(stream: &mut TcpStream, frame: &Frame) {
+pub(crate) fn send_and_close(stream: &Socket, frame: &Frame) {
     let Ok(bytes) = frame.to_bytes() else {
         return;
     };
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
-    if stream.write_all(&bytes).is_ok() {
-        let _ = stream.shutdown(SockShutdown::Write);
+    let _ = stream.tcp().set_write_timeout(Some(Duration::from_secs(1)));
+    let mut sealed = Vec::new();
+    if stream.write_all(&bytes, &mut sealed).is_ok() {
+        let _ = stream.close_write(&mut sealed);
         let deadline = Instant::now() + Duration::from_millis(500);
         let mut sink = [0u8; 4096];
         while Instant::now() < deadline {
             let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
-            match stream.read(&mut sink) {
+            // Raw bytes: whatever the peer sends now is discarded unread.
+            match stream.tcp().read(&mut sink) {
                 Ok(0) => break,
                 Ok(_) => {}
                 Err(e)

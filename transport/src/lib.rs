@@ -22,6 +22,8 @@
 //! - [`server`]: [`serve`] — the accept loop and the server handshake.
 //! - [`client`]: [`Client::connect`] — the client handshake and handle.
 //! - [`conn`]: [`ConnHandle`], [`Event`], [`CloseReason`], queues, threads.
+//! - [`tls`]: TLS with a self-signed server certificate pinned by its
+//!   fingerprint ([`ServerIdentity`], [`ClientTls`], [`Fingerprint`]).
 //! - [`mjpeg`]: video for browsers over HTTP (MJPEG, snapshots, a page).
 //! - [`Shutdown`]: a signal every thread can wait on.
 //!
@@ -77,12 +79,15 @@ mod handshake;
 pub mod mjpeg;
 pub mod server;
 mod shutdown;
+mod socket;
+pub mod tls;
 
 pub use client::{Client, ClientConfig};
 pub use conn::{CloseReason, ConnConfig, ConnHandle, EncodedFrame, Event};
 pub use error::TransportError;
 pub use server::{serve, ServerConfig};
 pub use shutdown::Shutdown;
+pub use tls::{ClientTls, Fingerprint, ServerIdentity};
 
 /// Identifies one connection for the lifetime of a server; never reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

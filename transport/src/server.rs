@@ -19,6 +19,8 @@ use lanlink_proto::{
 
 use crate::conn::{new_connection, run_writer, ConnConfig, Event, Reader};
 use crate::handshake::{read_first_frame, send_and_close, FirstFrameError};
+use crate::socket::{ReadState, Socket};
+use crate::tls::{server_handshake, ServerHandshakeError, ServerIdentity, TLS_HANDSHAKE_BYTE};
 use crate::{ConnId, Shutdown, TransportError};
 
 /// Server settings.
@@ -34,6 +36,11 @@ pub struct ServerConfig {
     pub token: Option<String>,
     /// Largest payload accepted before the handshake completes.
     pub handshake_max_payload: u32,
+    /// TLS: `Some` makes the server speak TLS only (plain clients are
+    /// refused with a message saying so); `None` speaks plain lanlink only
+    /// and refuses TLS clients. The reference server turns TLS on unless
+    /// told `--plain`.
+    pub tls: Option<ServerIdentity>,
 }
 
 impl Default for ServerConfig {
@@ -49,6 +56,7 @@ impl Default for ServerConfig {
             max_clients: 1024,
             token: None,
             handshake_max_payload: 64 * 1024,
+            tls: None,
         }
     }
 }
@@ -71,7 +79,13 @@ pub fn serve(
     shutdown.on_trigger(move || {
         let _ = TcpStream::connect_timeout(&wake_address(local), Duration::from_secs(1));
     });
-    tracing::info!("listening on {local}");
+    match &config.tls {
+        Some(identity) => tracing::info!(
+            "listening on {local} (TLS, certificate {})",
+            identity.fingerprint()
+        ),
+        None => tracing::info!("listening on {local} (plain TCP, no TLS)"),
+    }
 
     let active = Arc::new(AtomicUsize::new(0));
     let next_id = AtomicU64::new(1);
@@ -102,9 +116,8 @@ pub fn serve(
             let reason = format!("server is full ({} clients)", config.max_clients);
             // Refuse off the accept thread: the write and drain take a moment.
             threads.push(spawn_named("refuse", move || {
-                let mut stream = stream;
                 send_and_close(
-                    &mut stream,
+                    &Socket::plain(stream),
                     &Frame::control(control::Refuse {
                         code: ErrorCode::SERVER_FULL,
                         reason,
@@ -165,14 +178,19 @@ pub(crate) fn spawn_named(name: &str, f: impl FnOnce() + Send + 'static) -> Join
 fn serve_connection(
     id: ConnId,
     peer: SocketAddr,
-    mut stream: TcpStream,
+    tcp: TcpStream,
     config: &ServerConfig,
     shutdown: Shutdown,
     events: Sender<Event>,
 ) {
-    let mut decoder = FrameDecoder::with_max_payload(config.handshake_max_payload);
     let deadline = Instant::now() + config.handshake_timeout;
-    let hello = match read_first_frame(&mut stream, &mut decoder, deadline, Some(&shutdown)) {
+    let Some(stream) = secure(peer, tcp, config, deadline, &shutdown) else {
+        return;
+    };
+    let mut state = ReadState::new();
+    let mut decoder = FrameDecoder::with_max_payload(config.handshake_max_payload);
+    let hello = match read_first_frame(&stream, &mut state, &mut decoder, deadline, Some(&shutdown))
+    {
         Ok(Frame {
             message: Message::Hello(hello),
             ..
@@ -180,14 +198,14 @@ fn serve_connection(
         Ok(other) => {
             let reason = format!("expected Hello as the first frame, got {:?}", other.kind());
             tracing::warn!(%peer, "handshake failed: {reason}");
-            return refuse(&mut stream, ErrorCode::UNEXPECTED, reason);
+            return refuse(&stream, ErrorCode::UNEXPECTED, reason);
         }
         Err(FirstFrameError::Malformed(ProtoError::UnsupportedVersion { found, supported })) => {
             let reason = format!(
                 "protocol version mismatch: this server speaks version {supported}, the client sent version {found}"
             );
             tracing::warn!(%peer, "handshake failed: {reason}");
-            return refuse(&mut stream, ErrorCode::VERSION_MISMATCH, reason);
+            return refuse(&stream, ErrorCode::VERSION_MISMATCH, reason);
         }
         Err(FirstFrameError::Malformed(e)) => {
             tracing::warn!(%peer, "handshake failed: malformed input: {e}");
@@ -195,11 +213,11 @@ fn serve_connection(
                 ProtoError::FrameTooLarge { .. } => ErrorCode::TOO_LARGE,
                 _ => ErrorCode::MALFORMED,
             };
-            return refuse(&mut stream, code, format!("malformed handshake: {e}"));
+            return refuse(&stream, code, format!("malformed handshake: {e}"));
         }
         Err(FirstFrameError::Timeout) if shutdown.is_triggered() => {
             return refuse(
-                &mut stream,
+                &stream,
                 ErrorCode::SHUTTING_DOWN,
                 "server shutting down".into(),
             );
@@ -210,7 +228,7 @@ fn serve_connection(
                 config.handshake_timeout.as_secs_f64()
             );
             tracing::info!(%peer, "{reason}");
-            return refuse(&mut stream, ErrorCode::TIMEOUT, reason);
+            return refuse(&stream, ErrorCode::TIMEOUT, reason);
         }
         Err(FirstFrameError::Closed) => {
             tracing::debug!(%peer, "closed before the handshake");
@@ -232,11 +250,14 @@ fn serve_connection(
         };
         if let Some(reason) = reason {
             tracing::warn!(%peer, name = %hello.name, "refused: {reason}");
-            return refuse(&mut stream, ErrorCode::BAD_TOKEN, reason.to_owned());
+            return refuse(&stream, ErrorCode::BAD_TOKEN, reason.to_owned());
         }
     }
 
     decoder.set_max_payload(config.conn.max_payload);
+    // The handshake's write timeout would cut a slow established peer;
+    // the queue limit handles those.
+    let _ = stream.tcp().set_write_timeout(None);
     let (handle, queues, link) = new_connection(id, peer, stream, &config.conn);
     let writer = {
         let handle = handle.clone();
@@ -259,14 +280,127 @@ fn serve_connection(
             config: config.conn.clone(),
             shutdown,
             writer: link,
+            read_state: state,
         }
         .run();
     }
     let _ = writer.join();
 }
 
-fn refuse(stream: &mut TcpStream, code: ErrorCode, reason: String) {
+fn refuse(stream: &Socket, code: ErrorCode, reason: String) {
     send_and_close(stream, &Frame::control(control::Refuse { code, reason }));
+}
+
+/// Sets up the connection's byte stream: peeks at the first byte to tell a
+/// TLS client from a plain one, runs the TLS handshake when this server
+/// speaks TLS, and refuses (in plain lanlink, which both kinds of client
+/// understand) a client of the other kind.
+fn secure(
+    peer: SocketAddr,
+    tcp: TcpStream,
+    config: &ServerConfig,
+    deadline: Instant,
+    shutdown: &Shutdown,
+) -> Option<Socket> {
+    let _ = tcp.set_write_timeout(Some(config.handshake_timeout));
+    let first = match peek_first_byte(&tcp, deadline, shutdown) {
+        Ok(b) => b,
+        Err(FirstFrameError::Timeout) if !shutdown.is_triggered() => {
+            let reason = format!(
+                "no handshake within {:.1} s",
+                config.handshake_timeout.as_secs_f64()
+            );
+            tracing::info!(%peer, "{reason}");
+            refuse(&Socket::plain(tcp), ErrorCode::TIMEOUT, reason);
+            return None;
+        }
+        Err(FirstFrameError::Timeout) => {
+            refuse(
+                &Socket::plain(tcp),
+                ErrorCode::SHUTTING_DOWN,
+                "server shutting down".into(),
+            );
+            return None;
+        }
+        Err(_) => return None,
+    };
+    let is_tls_client = first == TLS_HANDSHAKE_BYTE;
+    let Some(identity) = &config.tls else {
+        if is_tls_client {
+            tracing::warn!(%peer, "refused: a TLS client, and this server runs without TLS");
+            refuse(
+                &Socket::plain(tcp),
+                ErrorCode::TLS_MISMATCH,
+                "this server runs without TLS (--plain); connect with --plain".into(),
+            );
+            return None;
+        }
+        return Some(Socket::plain(tcp));
+    };
+    if !is_tls_client {
+        let reason = if first == lanlink_proto::MAGIC[0] {
+            "this server requires TLS; connect without --plain"
+        } else {
+            "expected a TLS handshake"
+        };
+        tracing::warn!(%peer, "refused: {reason}");
+        refuse(
+            &Socket::plain(tcp),
+            ErrorCode::TLS_MISMATCH,
+            reason.to_owned(),
+        );
+        return None;
+    }
+    let mut tcp = tcp;
+    match server_handshake(&mut tcp, identity, deadline, shutdown) {
+        Ok(conn) => Some(Socket::tls(tcp, rustls::Connection::Server(conn))),
+        Err(ServerHandshakeError::Timeout) => {
+            tracing::info!(%peer, "no TLS handshake within {:.1} s", config.handshake_timeout.as_secs_f64());
+            None
+        }
+        Err(ServerHandshakeError::Closed) => {
+            tracing::debug!(%peer, "closed during the TLS handshake");
+            None
+        }
+        Err(ServerHandshakeError::Tls(e)) => {
+            // A client that rejected our certificate (a changed pin) ends up here too.
+            tracing::warn!(%peer, "TLS handshake failed: {e}");
+            None
+        }
+        Err(ServerHandshakeError::Io(e)) => {
+            tracing::debug!(%peer, "TLS handshake: {e}");
+            None
+        }
+    }
+}
+
+/// Waits for the peer's first byte without consuming it.
+fn peek_first_byte(
+    tcp: &TcpStream,
+    deadline: Instant,
+    shutdown: &Shutdown,
+) -> Result<u8, FirstFrameError> {
+    let mut byte = [0u8; 1];
+    loop {
+        let now = Instant::now();
+        if now >= deadline || shutdown.is_triggered() {
+            return Err(FirstFrameError::Timeout);
+        }
+        tcp.set_read_timeout(Some((deadline - now).min(crate::conn::TICK)))
+            .map_err(FirstFrameError::Io)?;
+        match tcp.peek(&mut byte) {
+            Ok(0) => return Err(FirstFrameError::Closed),
+            Ok(_) => return Ok(byte[0]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::Interrupted
+                ) => {}
+            Err(e) => return Err(FirstFrameError::Io(e)),
+        }
+    }
 }
 
 /// Compares secrets without leaking, through timing, how long a prefix matched.

@@ -1,0 +1,235 @@
+//! One established connection's byte stream: plain TCP, or TLS over TCP.
+//!
+//! The reader and writer threads share one socket. With TLS they also share
+//! one `rustls` connection, behind a mutex that is **never held across a
+//! blocking socket call**: the reader reads raw bytes off the socket without
+//! the lock and only takes it to decrypt; the writer takes it to encrypt into
+//! its own buffer and writes that buffer without it. Holding the lock across
+//! I/O would let two peers that both write at full speed (a file upload and
+//! its acknowledgements) deadlock each other through full TCP windows.
+//!
+//! Only the writer thread writes TLS records to the socket, so records leave
+//! in the order they were sealed. When decryption produces something to send
+//! (a TLS 1.3 key update), the reader asks the writer to flush.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown as SockShutdown, TcpStream};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+/// Plaintext handed to rustls per lock: bounds the writer's TLS buffer.
+const SEAL_CHUNK: usize = 64 * 1024;
+/// Raw bytes read off the socket per read.
+const RAW_READ: usize = 64 * 1024;
+
+pub(crate) struct Socket {
+    tcp: TcpStream,
+    tls: Option<Mutex<rustls::Connection>>,
+}
+
+impl Socket {
+    pub(crate) fn plain(tcp: TcpStream) -> Socket {
+        Socket { tcp, tls: None }
+    }
+
+    /// A socket whose TLS handshake has completed.
+    pub(crate) fn tls(tcp: TcpStream, mut conn: rustls::Connection) -> Socket {
+        // The writer bounds what it seals per call itself.
+        conn.set_buffer_limit(None);
+        Socket {
+            tcp,
+            tls: Some(Mutex::new(conn)),
+        }
+    }
+
+    pub(crate) fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    pub(crate) fn tcp(&self) -> &TcpStream {
+        &self.tcp
+    }
+
+    pub(crate) fn shutdown(&self, how: SockShutdown) -> io::Result<()> {
+        self.tcp.shutdown(how)
+    }
+
+    pub(crate) fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.tcp.set_read_timeout(timeout)
+    }
+
+    /// Reads application bytes. `Ok(0)` is an orderly end of stream (TCP FIN
+    /// for plain, `close_notify` for TLS); a TLS peer that closes the socket
+    /// without `close_notify` gives `UnexpectedEof`. Read timeouts surface as
+    /// `WouldBlock`/`TimedOut`, exactly as on a plain socket.
+    pub(crate) fn read(&self, state: &mut ReadState, buf: &mut [u8]) -> io::Result<usize> {
+        let Some(tls) = &self.tls else {
+            return (&self.tcp).read(buf);
+        };
+        loop {
+            {
+                let mut conn = lock(tls);
+                state.feed(&mut conn)?;
+                match conn.reader().read(buf) {
+                    Ok(n) => return Ok(n),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(e),
+                }
+                if state.eof {
+                    // rustls has seen the end and had no more plaintext.
+                    return Err(io::ErrorKind::UnexpectedEof.into());
+                }
+            }
+            state.fill(&self.tcp)?;
+        }
+    }
+
+    /// Writes all of `buf`. With TLS, `sealed` is the writer's reusable
+    /// buffer for the encrypted records.
+    pub(crate) fn write_all(&self, buf: &[u8], sealed: &mut Vec<u8>) -> io::Result<()> {
+        let Some(tls) = &self.tls else {
+            return (&self.tcp).write_all(buf);
+        };
+        let mut chunks = buf.chunks(SEAL_CHUNK);
+        loop {
+            sealed.clear();
+            let more = {
+                let mut conn = lock(tls);
+                let chunk = chunks.next();
+                if let Some(chunk) = chunk {
+                    conn.writer().write_all(chunk)?;
+                }
+                while conn.wants_write() {
+                    conn.write_tls(sealed)?;
+                }
+                chunk.is_some()
+            };
+            if !sealed.is_empty() {
+                (&self.tcp).write_all(sealed)?;
+            }
+            if !more {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Sends whatever TLS records are waiting (a key update the reader
+    /// produced); nothing to do on plain TCP.
+    pub(crate) fn flush(&self, sealed: &mut Vec<u8>) -> io::Result<()> {
+        self.write_all(&[], sealed)
+    }
+
+    /// Ends our direction: `close_notify` (TLS), then a TCP half-close.
+    pub(crate) fn close_write(&self, sealed: &mut Vec<u8>) -> io::Result<()> {
+        if let Some(tls) = &self.tls {
+            lock(tls).send_close_notify();
+            self.flush(sealed)?;
+        }
+        self.tcp.shutdown(SockShutdown::Write)
+    }
+}
+
+/// The reader's side of a TLS socket: raw bytes read but not yet handed to
+/// rustls (which accepts at most one record's worth while its plaintext
+/// buffer is full).
+pub(crate) struct ReadState {
+    raw: Vec<u8>,
+    start: usize,
+    end: usize,
+    eof: bool,
+    /// Set when decryption left TLS records to send (a key update answer).
+    pub(crate) wants_flush: bool,
+}
+
+impl ReadState {
+    pub(crate) fn new() -> ReadState {
+        ReadState {
+            raw: Vec::new(),
+            start: 0,
+            end: 0,
+            eof: false,
+            wants_flush: false,
+        }
+    }
+
+    /// Hands buffered raw bytes to rustls until it has no room.
+    fn feed(&mut self, conn: &mut rustls::Connection) -> io::Result<()> {
+        while self.start < self.end {
+            let mut pending = self.raw.get(self.start..self.end).unwrap_or_default();
+            let before = pending.len();
+            match conn.read_tls(&mut pending) {
+                // close_notify seen: nothing more is read.
+                Ok(0) => {
+                    self.start = self.end;
+                    break;
+                }
+                Ok(_) => self.start += before - pending.len(),
+                // Plaintext buffer full: the caller drains it first.
+                Err(e) if e.kind() == io::ErrorKind::Other => break,
+                Err(e) => return Err(e),
+            }
+            process(conn)?;
+        }
+        if self.eof && self.start == self.end {
+            // Tell rustls the stream ended so it can tell a truncation from
+            // an orderly close.
+            let _ = conn.read_tls(&mut io::empty());
+            process(conn)?;
+        }
+        self.wants_flush |= conn.wants_write();
+        Ok(())
+    }
+
+    /// Reads more raw bytes off the socket (without any lock held).
+    fn fill(&mut self, tcp: &TcpStream) -> io::Result<()> {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+        if self.raw.len() < RAW_READ {
+            self.raw.resize(RAW_READ, 0);
+        }
+        if self.end == self.raw.len() {
+            // Full of bytes rustls has no room for yet: decrypting them
+            // first is the caller's job; never reached while it drains.
+            self.raw.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+            if self.end == self.raw.len() {
+                return Err(io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    "TLS read buffer full",
+                ));
+            }
+        }
+        let free = self.raw.get_mut(self.end..).unwrap_or_default();
+        let n = (&*tcp).read(free)?;
+        if n == 0 {
+            self.eof = true;
+        }
+        self.end += n;
+        Ok(())
+    }
+}
+
+fn process(conn: &mut rustls::Connection) -> io::Result<()> {
+    conn.process_new_packets()
+        .map(|_| ())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, TlsFailure(e)))
+}
+
+/// A TLS error carried inside an `io::Error`.
+#[derive(Debug)]
+pub(crate) struct TlsFailure(pub(crate) rustls::Error);
+
+impl std::fmt::Display for TlsFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TLS: {}", self.0)
+    }
+}
+
+impl std::error::Error for TlsFailure {}
+
+fn lock(m: &Mutex<rustls::Connection>) -> MutexGuard<'_, rustls::Connection> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -1,0 +1,342 @@
+//! TLS on real sockets: pinned identities, the wrong certificate, clients
+//! and servers of the other kind, hostile bytes inside and outside TLS.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lanlink_proto::{file::FileChunk, ErrorCode, Frame};
+use lanlink_transport::{
+    Client, ClientConfig, ClientTls, CloseReason, Fingerprint, ServerConfig, ServerIdentity,
+    TransportError,
+};
+
+mod common;
+use common::*;
+
+fn tls_server() -> TestServer {
+    TestServer::start(ServerConfig {
+        tls: Some(ServerIdentity::generate().unwrap()),
+        ..ServerConfig::default()
+    })
+}
+
+fn tls_client(pin: Option<Fingerprint>) -> ClientConfig {
+    ClientConfig {
+        tls: Some(ClientTls { pin }),
+        ..ClientConfig::default()
+    }
+}
+
+#[test]
+fn pinned_clients_relay_small_and_large_frames_intact() {
+    let server = tls_server();
+    let a = server.connect("ada").unwrap();
+    let b = server.connect("bob").unwrap();
+    assert!(a.server_fingerprint().is_some());
+    wait_for_conns(&server, 2);
+    assert!(server.conns.lock().unwrap().values().all(|c| c.is_tls()));
+
+    // Small frames and ones far larger than a TLS record (16 KiB) and than
+    // the writer's sealing chunk (64 KiB), with content that shows any
+    // misplaced or repeated byte.
+    let sizes = [0usize, 1, 16 * 1024 - 1, 16 * 1024 + 1, 200_000, 1 << 20];
+    let frames: Vec<Frame> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| {
+            let data: Vec<u8> = (0..n).map(|j| (j * 31 + i * 7) as u8).collect();
+            Frame::new(
+                3,
+                FileChunk {
+                    offset: i as u64,
+                    data: data.into(),
+                },
+            )
+        })
+        .collect();
+    for f in &frames {
+        a.send(f).unwrap();
+        a.send(&chat("between")).unwrap();
+    }
+    for f in &frames {
+        let got = b.recv_timeout(Duration::from_secs(10)).unwrap().unwrap();
+        assert_eq!(&got, f);
+        let got = b.recv_timeout(Duration::from_secs(10)).unwrap().unwrap();
+        assert_eq!(got, chat("between"));
+    }
+    drop((a, b));
+    server.stop();
+}
+
+#[test]
+fn a_changed_certificate_is_refused_before_any_application_data() {
+    let server = tls_server();
+    let impostor_pin = ServerIdentity::generate().unwrap().fingerprint();
+    let started = Instant::now();
+    let err = Client::connect(
+        &server.addr.to_string(),
+        hello("mallory-victim", None),
+        tls_client(Some(impostor_pin)),
+    )
+    .unwrap_err();
+    match &err {
+        TransportError::FingerprintMismatch {
+            expected, found, ..
+        } => {
+            assert_eq!(*expected, impostor_pin);
+            assert_eq!(Some(*found), server.client.tls.as_ref().unwrap().pin);
+        }
+        other => panic!("expected a fingerprint mismatch, got {other}"),
+    }
+    assert!(err.to_string().contains("impostor"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    // The server never saw a Hello: no connection reached the application.
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(server.conns.lock().unwrap().is_empty());
+    // And the right pin still works.
+    assert_relay_works(&server);
+    server.stop();
+}
+
+#[test]
+fn unpinned_client_learns_the_fingerprint_trust_on_first_use() {
+    let server = tls_server();
+    let c = Client::connect(
+        &server.addr.to_string(),
+        hello("newcomer", None),
+        tls_client(None),
+    )
+    .unwrap();
+    assert_eq!(
+        c.server_fingerprint(),
+        server.client.tls.as_ref().unwrap().pin
+    );
+    drop(c);
+    server.stop();
+}
+
+#[test]
+fn a_plain_client_gets_a_clear_refusal_from_a_tls_server() {
+    let server = tls_server();
+    let started = Instant::now();
+    let err = Client::connect(
+        &server.addr.to_string(),
+        hello("plain", None),
+        ClientConfig::default(),
+    )
+    .unwrap_err();
+    match err {
+        TransportError::Refused { code, reason } => {
+            assert_eq!(code, ErrorCode::TLS_MISMATCH);
+            assert!(reason.contains("requires TLS"), "{reason}");
+        }
+        other => panic!("expected a refusal, got {other}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(3), "no hang");
+    server.stop();
+}
+
+#[test]
+fn a_tls_client_gets_a_clear_refusal_from_a_plain_server() {
+    let server = TestServer::start(ServerConfig::default());
+    let started = Instant::now();
+    let err = Client::connect(
+        &server.addr.to_string(),
+        hello("tls", None),
+        tls_client(None),
+    )
+    .unwrap_err();
+    match err {
+        TransportError::Refused { code, reason } => {
+            assert_eq!(code, ErrorCode::TLS_MISMATCH);
+            assert!(reason.contains("--plain"), "{reason}");
+        }
+        other => panic!("expected a refusal, got {other}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(3), "no hang");
+    server.stop();
+}
+
+#[test]
+fn the_access_token_is_checked_over_tls() {
+    let server = TestServer::start(ServerConfig {
+        tls: Some(ServerIdentity::generate().unwrap()),
+        token: Some("s3cret".into()),
+        ..ServerConfig::default()
+    });
+    let addr = server.addr.to_string();
+    let err = Client::connect(&addr, hello("x", Some("wrong")), server.client.clone()).unwrap_err();
+    assert!(
+        matches!(err, TransportError::Refused { code, .. } if code == ErrorCode::BAD_TOKEN),
+        "{err}"
+    );
+    Client::connect(&addr, hello("y", Some("s3cret")), server.client.clone()).unwrap();
+    server.stop();
+}
+
+/// A raw TLS session to the server, for sending hostile bytes inside (or
+/// after) a valid handshake.
+fn raw_tls(server: &TestServer) -> (TcpStream, rustls::ClientConnection) {
+    #[derive(Debug)]
+    struct AcceptAny(Arc<rustls::crypto::CryptoProvider>);
+    impl rustls::client::danger::ServerCertVerifier for AcceptAny {
+        fn verify_server_cert(
+            &self,
+            _: &rustls::pki_types::CertificateDer<'_>,
+            _: &[rustls::pki_types::CertificateDer<'_>],
+            _: &rustls::pki_types::ServerName<'_>,
+            _: &[u8],
+            _: rustls::pki_types::UnixTime,
+        ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        }
+        fn verify_tls12_signature(
+            &self,
+            m: &[u8],
+            c: &rustls::pki_types::CertificateDer<'_>,
+            d: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(
+                m,
+                c,
+                d,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+        fn verify_tls13_signature(
+            &self,
+            m: &[u8],
+            c: &rustls::pki_types::CertificateDer<'_>,
+            d: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(
+                m,
+                c,
+                d,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            self.0.signature_verification_algorithms.supported_schemes()
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
+        .with_no_client_auth();
+    let mut conn =
+        rustls::ClientConnection::new(Arc::new(config), "lanlink".try_into().unwrap()).unwrap();
+    let mut tcp = TcpStream::connect(server.addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    while conn.is_handshaking() {
+        conn.complete_io(&mut tcp).unwrap();
+    }
+    (tcp, conn)
+}
+
+#[test]
+fn garbage_records_after_the_tls_handshake_end_only_that_connection() {
+    let server = tls_server();
+    let (mut tcp, mut conn) = raw_tls(&server);
+    // A valid Hello inside TLS, then bytes that are not a TLS record.
+    conn.writer()
+        .write_all(&Frame::control(hello("raw", None)).to_bytes().unwrap())
+        .unwrap();
+    conn.complete_io(&mut tcp).unwrap();
+    wait_for_conns(&server, 1);
+    tcp.write_all(&[0x17, 0x03, 0x03, 0x00, 0x20]).unwrap();
+    tcp.write_all(&[0xAB; 32]).unwrap();
+    let reason = server.wait_closed(|r| matches!(r, CloseReason::Tls(_)));
+    assert!(reason.to_string().contains("TLS"), "{reason}");
+    assert_relay_works(&server);
+    server.stop();
+}
+
+#[test]
+fn garbage_instead_of_a_tls_handshake_is_refused_quickly() {
+    let server = tls_server();
+    let mut tcp = TcpStream::connect(server.addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    // Looks like a TLS handshake record, then is not.
+    tcp.write_all(&[0x16, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5])
+        .unwrap();
+    let mut buf = Vec::new();
+    let started = Instant::now();
+    let _ = tcp.read_to_end(&mut buf);
+    assert!(started.elapsed() < Duration::from_secs(3));
+    // At most a TLS alert record (content type 21), never a lanlink frame.
+    assert!(buf.is_empty() || buf[0] == 0x15, "{buf:?}");
+    assert_relay_works(&server);
+    server.stop();
+}
+
+#[test]
+fn a_peer_that_vanishes_mid_frame_inside_tls_is_reported() {
+    let server = tls_server();
+    let (mut tcp, mut conn) = raw_tls(&server);
+    conn.writer()
+        .write_all(&Frame::control(hello("half", None)).to_bytes().unwrap())
+        .unwrap();
+    conn.complete_io(&mut tcp).unwrap();
+    wait_for_conns(&server, 1);
+    let frame = chat("cut short").to_bytes().unwrap();
+    conn.writer().write_all(&frame[..frame.len() / 2]).unwrap();
+    conn.complete_io(&mut tcp).unwrap();
+    // No close_notify, no rest of the frame: just the TCP end of stream.
+    tcp.shutdown(std::net::Shutdown::Write).unwrap();
+    let reason = server.wait_closed(|r| matches!(r, CloseReason::PeerClosedMidFrame { .. }));
+    assert!(matches!(reason, CloseReason::PeerClosedMidFrame { buffered } if buffered > 0));
+    server.stop();
+}
+
+#[test]
+fn the_identity_is_created_once_and_kept_private() {
+    let dir = std::env::temp_dir().join(format!("lanlink-tls-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (first, created) = ServerIdentity::load_or_create(&dir).unwrap();
+    assert!(created);
+    let (again, created) = ServerIdentity::load_or_create(&dir).unwrap();
+    assert!(!created);
+    assert_eq!(first.fingerprint(), again.fingerprint());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let key = std::fs::metadata(dir.join("tls-key.pem")).unwrap();
+        assert_eq!(
+            key.permissions().mode() & 0o077,
+            0,
+            "key readable by others"
+        );
+    }
+    // A damaged key is an error naming the problem, not a new identity.
+    std::fs::write(dir.join("tls-key.pem"), "not a key").unwrap();
+    let err = ServerIdentity::load_or_create(&dir).unwrap_err();
+    assert!(err.to_string().contains("private key"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn fingerprints_print_and_parse_in_common_spellings() {
+    let fp = ServerIdentity::generate().unwrap().fingerprint();
+    let text = fp.to_string();
+    assert!(
+        text.starts_with("SHA256:") && text.len() == 7 + 64,
+        "{text}"
+    );
+    assert_eq!(text.parse::<Fingerprint>().unwrap(), fp);
+    let bare = text.trim_start_matches("SHA256:").to_uppercase();
+    assert_eq!(bare.parse::<Fingerprint>().unwrap(), fp);
+    let openssl: Vec<String> = bare
+        .as_bytes()
+        .chunks(2)
+        .map(|c| String::from_utf8(c.to_vec()).unwrap())
+        .collect();
+    assert_eq!(openssl.join(":").parse::<Fingerprint>().unwrap(), fp);
+    assert!("SHA256:1234".parse::<Fingerprint>().is_err());
+    assert!("zz".repeat(32).parse::<Fingerprint>().is_err());
+}
