@@ -239,6 +239,13 @@ impl Client {
         // Frames that still arrive are delivered while someone reads the
         // event channel; once it is full, this lets the reader drop them.
         self.shutdown.trigger();
+        // Nobody reads events after this: a reader blocked on a full
+        // channel (an application that stopped reading) must not wait for
+        // us while we wait for it.
+        drop(std::mem::replace(
+            &mut self.events,
+            crossbeam_channel::never(),
+        ));
         for t in self.threads.drain(..) {
             let _ = t.join();
         }

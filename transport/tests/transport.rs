@@ -321,3 +321,29 @@ fn shutdown_says_goodbye_to_everyone_and_returns() {
     server.stop();
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+#[test]
+fn dropping_a_client_whose_application_stopped_reading_returns_promptly() {
+    let server = TestServer::start(ServerConfig::default());
+    let config = ClientConfig {
+        event_capacity: 1,
+        ..server.client.clone()
+    };
+    let idle = Client::connect(&server.addr.to_string(), hello("idle", None), config).unwrap();
+    let talker = server.connect("talker").unwrap();
+    wait_for_conns(&server, 2);
+    // More than the idle client's one-event queue: its reader blocks.
+    for i in 0..50 {
+        talker.send(&chat(&format!("{i}"))).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    drop(idle);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "drop took {:?}",
+        started.elapsed()
+    );
+    drop(talker);
+    server.stop();
+}
