@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use lanlink_proto::{chat::ChatMessage, control::Hello, Capabilities, Frame, Message};
 use lanlink_services::server::{run, ServerConfig};
-use lanlink_transport::{Client, ClientConfig, Shutdown};
+use lanlink_transport::{Client, ClientConfig, ClientTls, ServerIdentity, Shutdown};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let self_test = std::env::args().any(|a| a == "--self-test");
@@ -26,10 +26,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "127.0.0.1:7979"
     })?;
     let addr = listener.local_addr()?.to_string();
+    // TLS with a certificate kept between runs, so `lanlink chat` pins it once.
+    let (identity, _) =
+        ServerIdentity::load_or_create(&std::env::temp_dir().join("lanlink-bot-example"))?;
+    let fingerprint = identity.fingerprint();
+    let mut config = ServerConfig::default();
+    config.transport.tls = Some(identity);
     let shutdown = Shutdown::new();
     let server = {
         let shutdown = shutdown.clone();
-        std::thread::spawn(move || run(listener, ServerConfig::default(), shutdown))
+        std::thread::spawn(move || run(listener, config, shutdown))
+    };
+    // Our own clients know the certificate: they pin it.
+    let client_config = || ClientConfig {
+        tls: Some(ClientTls {
+            pin: Some(fingerprint),
+        }),
+        ..ClientConfig::default()
     };
 
     // 2. A bot: a client that reads frames and answers some of them.
@@ -38,8 +51,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         token: None,
         capabilities: Capabilities::CHAT,
     };
-    let bot = Client::connect(&addr, hello("bot"), ClientConfig::default())?;
-    println!("server on {addr}; the bot is in the lobby");
+    let bot = Client::connect(&addr, hello("bot"), client_config())?;
+    println!("server on {addr} (certificate {fingerprint}); the bot is in the lobby");
     let bot_thread = std::thread::spawn(move || {
         while let Ok(next) = bot.recv_timeout(Duration::from_secs(3600)) {
             let Some(Frame {
@@ -68,7 +81,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     });
 
     if self_test {
-        let me = Client::connect(&addr, hello("tester"), ClientConfig::default())?;
+        let me = Client::connect(&addr, hello("tester"), client_config())?;
         let ask = ChatMessage {
             room: "lobby".into(),
             from: String::new(),

@@ -661,7 +661,8 @@ impl Server {
             command.env("RUST_LOG", "warn");
         }
         let mut child = command
-            .args(["--bind", "127.0.0.1:0", "--no-http"])
+            // The relay's own cost, without TLS (clients connect plain).
+            .args(["--bind", "127.0.0.1:0", "--no-http", "--plain"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

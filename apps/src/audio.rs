@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use crate::connect::Target;
 use lanlink_audio::{
     AudioSink, AudioSource, CaptureStream, Format, FrameDuration, JitterBuffer, JitterConfig,
     JitterStats, OpusConfig, OpusDecoder, OpusEncoder, PlaybackStream, StreamOptions, ToneSource,
@@ -18,7 +19,7 @@ use lanlink_audio::{
 };
 use lanlink_proto::audio::{AudioAnnounce, AudioCodec, AudioEnd, AudioPacket, AudioSubscribe};
 use lanlink_proto::{Capabilities, Frame, Message, StreamId};
-use lanlink_transport::{Client, ClientConfig, Shutdown};
+use lanlink_transport::Shutdown;
 use lanlink_video::now_us;
 
 /// Where `lanlink talk` takes sound from.
@@ -131,27 +132,17 @@ pub fn publish(
     Ok(u64::from(seq))
 }
 
-fn connect(addr: &str, user: &str, token: Option<String>) -> Result<Client, String> {
-    let hello = lanlink_proto::control::Hello {
-        name: user.to_owned(),
-        token,
-        capabilities: Capabilities::AUDIO,
-    };
-    Client::connect(addr, hello, ClientConfig::default()).map_err(|e| e.to_string())
-}
-
 /// `lanlink talk`.
 pub fn talk(
-    addr: &str,
+    server: &Target,
     user: &str,
-    token: Option<String>,
     input: &TalkInput,
     name: Option<String>,
     seconds: Option<f64>,
     shutdown: &Shutdown,
 ) -> Result<(), String> {
     let source = open_input(input)?;
-    let client = connect(addr, user, token)?;
+    let client = server.connect(user, Capabilities::AUDIO)?;
     let name = name.unwrap_or_else(|| user.to_owned());
     println!("talking as {name} (Opus, 48 kHz mono, 20 ms frames)");
     let mut refusal = None;
@@ -194,9 +185,8 @@ pub struct ListenReport {
 /// until every stream it heard has ended and played out, `seconds` pass,
 /// or `shutdown`.
 pub fn listen(
-    addr: &str,
+    server: &Target,
     user: &str,
-    token: Option<String>,
     output: &ListenOutput,
     only: Option<&str>,
     seconds: Option<f64>,
@@ -214,7 +204,7 @@ pub fn listen(
             Box::new(WavSink::create(path, FORMAT).map_err(|e| e.to_string())?)
         }
     };
-    let client = connect(addr, user, token)?;
+    let client = server.connect(user, Capabilities::AUDIO)?;
     let samples = FRAME.samples(FORMAT);
     let (mut mix, mut pcm) = (vec![0.0f32; samples], vec![0.0f32; samples]);
     let mut talkers: HashMap<StreamId, Talker> = HashMap::new();

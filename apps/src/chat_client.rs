@@ -9,33 +9,30 @@
 use std::io::{BufRead, IsTerminal};
 use std::sync::{Arc, Mutex};
 
-use lanlink_proto::{chat, control, Capabilities, Frame, Message};
+use lanlink_proto::{chat, Capabilities, Frame, Message};
 use lanlink_services::chat::command::{format_event, parse_line, Command, HELP};
-use lanlink_transport::{Client, ClientConfig, CloseReason, Event, TransportError};
+use lanlink_transport::{CloseReason, Event};
+
+use crate::connect::Target;
 
 /// What `lanlink chat` needs to know.
 #[derive(Debug, Clone)]
 pub struct ChatOptions {
-    /// `host:port` of the server.
-    pub addr: String,
+    /// The server and how to reach it.
+    pub target: Target,
     /// The nickname to ask for.
     pub name: String,
     /// The room to talk in; the server puts everyone in its default room
     /// first.
     pub room: Option<String>,
-    /// The server's access token.
-    pub token: Option<String>,
+    /// The password of that room, if it has one.
+    pub room_password: Option<String>,
 }
 
 /// Runs the chat client until the user quits, input ends or the server goes
 /// away. Returns the process exit code.
-pub fn run(options: ChatOptions) -> Result<i32, TransportError> {
-    let hello = control::Hello {
-        name: options.name.clone(),
-        token: options.token.clone(),
-        capabilities: Capabilities::CHAT,
-    };
-    let client = Client::connect(&options.addr, hello, ClientConfig::default())?;
+pub fn run(options: ChatOptions) -> Result<i32, String> {
+    let client = options.target.connect(&options.name, Capabilities::CHAT)?;
     let welcome = client.welcome().clone();
     let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
 
@@ -46,7 +43,10 @@ pub fn run(options: ChatOptions) -> Result<i32, TransportError> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     let mut default_room = None;
     while default_room.is_none() && std::time::Instant::now() < deadline {
-        if let Some(frame) = client.recv_timeout(std::time::Duration::from_millis(100))? {
+        if let Some(frame) = client
+            .recv_timeout(std::time::Duration::from_millis(100))
+            .map_err(|e| e.to_string())?
+        {
             if let Message::History(h) = &frame.message {
                 default_room = Some(h.room.clone());
             }
@@ -55,10 +55,12 @@ pub fn run(options: ChatOptions) -> Result<i32, TransportError> {
     }
     let room = Arc::new(Mutex::new(default_room.unwrap_or_else(|| "lobby".into())));
     if let Some(wanted) = &options.room {
-        client.send(&Frame::control(chat::Join {
-            room: wanted.clone(),
-            password: None,
-        }))?;
+        client
+            .send(&Frame::control(chat::Join {
+                room: wanted.clone(),
+                password: options.room_password.clone(),
+            }))
+            .map_err(|e| e.to_string())?;
         *lock(&room) = wanted.clone();
     }
 

@@ -5,33 +5,26 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use lanlink_proto::{control::Hello, Capabilities};
+use lanlink_proto::Capabilities;
 use lanlink_services::file::FileClient;
 use lanlink_services::ServiceError;
-use lanlink_transport::{Client, ClientConfig};
+use lanlink_transport::Client;
+
+use crate::connect::Target;
 
 use crate::progress::Reporter;
 
 /// Connects for file work. `chat` also joins the chat (so other users can
 /// address this client by `name`).
-pub fn connect(
-    addr: &str,
-    name: &str,
-    token: Option<String>,
-    chat: bool,
-) -> Result<Client, ServiceError> {
+pub fn connect(target: &Target, name: &str, chat: bool) -> Result<Client, ServiceError> {
     let capabilities = if chat {
         Capabilities::CHAT | Capabilities::FILE
     } else {
         Capabilities::FILE
     };
-    let hello = Hello {
-        name: name.to_owned(),
-        token,
-        capabilities,
-    };
-    Client::connect(addr, hello, ClientConfig::default())
-        .map_err(|e| ServiceError::Connection(e.to_string()))
+    target
+        .connect(name, capabilities)
+        .map_err(ServiceError::Connection)
 }
 
 /// `lanlink ls`: prints one line per entry.

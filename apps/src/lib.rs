@@ -4,6 +4,8 @@
 //!
 //! - [`audio`]: `lanlink talk/listen/devices` and the server's own audio.
 //! - [`chat_client`]: the `lanlink chat` loop (terminal or script mode).
+//! - [`connect`]: TLS or plain, certificate pinning, where pins and the
+//!   server's certificate live.
 //! - [`files`]: `lanlink ls/get/put/send/receive`.
 //! - [`progress`]: progress bars and summary lines for transfers.
 //! - [`video`]: `lanlink cam/view/cameras` and the server's demo stream.
@@ -11,6 +13,7 @@
 
 pub mod audio;
 pub mod chat_client;
+pub mod connect;
 pub mod files;
 pub mod progress;
 pub mod video;

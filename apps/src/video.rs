@@ -4,9 +4,10 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use crate::connect::Target;
 use lanlink_proto::video::{VideoAnnounce, VideoCodec, VideoEnd, VideoFrame, VideoSubscribe};
 use lanlink_proto::{Capabilities, Frame, Message, StreamId};
-use lanlink_transport::{Client, ClientConfig, Shutdown};
+use lanlink_transport::{Client, Shutdown};
 use lanlink_video::{
     EncodedFrame, JpegConfig, JpegFileSource, SourceHandle, SourceInfo, TestPatternSource,
     VideoSource,
@@ -171,24 +172,14 @@ pub fn publish(
     Ok(sent)
 }
 
-fn connect(addr: &str, user: &str, token: Option<String>) -> Result<Client, String> {
-    let hello = lanlink_proto::control::Hello {
-        name: user.to_owned(),
-        token,
-        capabilities: Capabilities::VIDEO,
-    };
-    Client::connect(addr, hello, ClientConfig::default()).map_err(|e| e.to_string())
-}
-
 /// The stream id `lanlink cam` publishes on (client ids are odd).
 const CAM_STREAM: StreamId = 1;
 
 /// `lanlink cam`: publishes a source until Ctrl-C (or `frames` frames).
 #[allow(clippy::too_many_arguments)]
 pub fn cam(
-    addr: &str,
+    server: &Target,
     user: &str,
-    token: Option<String>,
     source: &CamSource,
     capture: Capture,
     stream_name: Option<String>,
@@ -198,7 +189,7 @@ pub fn cam(
     let handle = open_source(source, capture)?;
     let info = handle.info();
     let name = stream_name.unwrap_or_else(|| user.to_owned());
-    let client = connect(addr, user, token)?;
+    let client = server.connect(user, Capabilities::VIDEO)?;
     println!(
         "publishing {name}: {}x{} at {:.1} fps from {}",
         info.width,
@@ -283,15 +274,14 @@ fn find_stream(
 /// `lanlink view`: shows (or saves) a stream until it ends, the window
 /// closes, Ctrl-C, or `frames` frames.
 pub fn view(
-    addr: &str,
+    server: &Target,
     user: &str,
-    token: Option<String>,
     stream: Option<&str>,
     target: &ViewTarget,
     frames: Option<u64>,
     shutdown: &Shutdown,
 ) -> Result<(), String> {
-    let client = connect(addr, user, token)?;
+    let client = server.connect(user, Capabilities::VIDEO)?;
     let (id, announced) = find_stream(&client, stream, Duration::from_secs(10))?;
     client
         .send(&Frame::new(id, VideoSubscribe))

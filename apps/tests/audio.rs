@@ -263,7 +263,7 @@ fn a_missing_device_is_a_clear_error_listing_the_real_ones() {
             "no_such_speaker",
         ),
     ] {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_lanlink"))
+        let out = common::lanlink_command()
             .args(args)
             .env("ALSA_CONFIG_PATH", &conf)
             .output()

@@ -194,7 +194,8 @@ fn terminal_mode_keeps_the_line_being_typed() {
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let cmd = format!(
-        "{} chat {} --name ada",
+        "env LANLINK_HOME={} {} chat {} --name ada",
+        common::home().display(),
         env!("CARGO_BIN_EXE_lanlink"),
         server.addr
     );

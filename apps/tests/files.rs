@@ -238,11 +238,13 @@ fn a_chunk_corrupted_in_transit_publishes_nothing() {
     let t = Scratch::new("corrupt");
     let (share, dl) = (t.dir("share"), t.dir("dl"));
     write_file(&share.join("f.bin"), 8 * MIB, 3);
-    let server = Server::start(&["--share", s(&share)]);
+    // Plain TCP: only the content hash can notice; it must, and the
+    // partial file must not be kept for resuming.
+    let server = Server::start(&["--plain", "--share", s(&share)]);
     // 3 MiB into the stream is well inside chunk data (frames are 256 KiB
     // of data behind a 22-byte head).
     let proxy = corrupting_proxy(server.addr.clone(), 3 * MIB + 12_345);
-    let out = lanlink(&["get", &proxy, "f.bin", "-o", s(&dl)]);
+    let out = lanlink(&["get", "--plain", &proxy, "f.bin", "-o", s(&dl)]);
     assert!(!out.status.success());
     let err = text(&out.stderr);
     assert!(
@@ -254,6 +256,21 @@ fn a_chunk_corrupted_in_transit_publishes_nothing() {
         !dl.join(".f.bin.lanlink-part").exists(),
         "a corrupt partial file must not be resumed"
     );
+    assert!(server.terminate().success());
+
+    // TLS (the default): the record carrying the flipped bit fails
+    // authentication, the connection ends, and nothing is published.
+    let server = Server::start(&["--share", s(&share)]);
+    let proxy = corrupting_proxy(server.addr.clone(), 3 * MIB + 12_345);
+    let out = lanlink(&["get", &proxy, "f.bin", "-o", s(&dl)]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(!dl.join("f.bin").exists(), "{err}");
+    // What did arrive was authenticated: a retry without the proxy resumes
+    // from it and completes.
+    let out = lanlink(&["get", &server.addr, "f.bin", "-o", s(&dl)]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(same(&share.join("f.bin"), &dl.join("f.bin")));
     assert!(server.terminate().success());
 }
 

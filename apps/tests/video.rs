@@ -12,9 +12,9 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use common::{lanlink, lanlink_spawn, Scratch, Server};
-use lanlink_proto::{
-    control::Hello, video::VideoSubscribe, Capabilities, Frame, FrameDecoder, Message,
-};
+use lanlink_apps::connect::{Security, Target};
+use lanlink_proto::{video::VideoSubscribe, Capabilities, Frame, Message};
+use lanlink_transport::{Client, ClientConfig};
 use lanlink_video::{decode_pattern_stamp, JpegDecoder, RgbImage};
 
 fn s(p: &Path) -> &str {
@@ -198,32 +198,36 @@ fn http_serves_mjpeg_parts_a_snapshot_and_a_page() {
     assert!(server.terminate().success());
 }
 
-/// A client that subscribes to `name` and then never reads again.
-fn stuck_subscriber(addr: &str, name: &str) -> TcpStream {
-    let mut s = TcpStream::connect(addr).unwrap();
-    let hello = Hello {
-        name: "stuck".into(),
+/// A real client (TLS, as by default) that subscribes to `name` and then
+/// never reads again: its reader blocks on a one-event queue nobody drains,
+/// so the socket stops being read and the server's queue for it fills.
+fn stuck_subscriber(server: &Server, name: &str) -> Client {
+    let target = Target {
+        addr: server.addr.clone(),
         token: None,
-        capabilities: Capabilities::VIDEO,
+        security: Security::Tls {
+            pin: server.fingerprint.as_ref().map(|f| f.parse().unwrap()),
+            known: None,
+        },
     };
-    s.write_all(&Frame::control(hello).to_bytes().unwrap())
+    let config = ClientConfig {
+        event_capacity: 1,
+        ..ClientConfig::default()
+    };
+    let client = target
+        .connect_with("stuck", Capabilities::VIDEO, config)
         .unwrap();
-    let mut d = FrameDecoder::new();
-    let mut buf = [0u8; 4096];
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     loop {
-        while let Some(f) = d.decode().unwrap() {
-            if let Message::VideoAnnounce(a) = &f.message {
-                if a.name == name {
-                    s.write_all(&Frame::new(f.stream, VideoSubscribe).to_bytes().unwrap())
-                        .unwrap();
-                    return s;
-                }
+        let f = client
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap()
+            .expect("the stream is announced");
+        if let Message::VideoAnnounce(a) = &f.message {
+            if a.name == name {
+                client.send(&Frame::new(f.stream, VideoSubscribe)).unwrap();
+                return client;
             }
         }
-        let n = s.read(&mut buf).unwrap();
-        assert!(n > 0, "server closed");
-        d.push(&buf[..n]);
     }
 }
 
@@ -232,7 +236,7 @@ fn slow_viewers_do_not_slow_a_fast_one() {
     let server = Server::start(&["--http", "127.0.0.1:0"]);
     let http = server.http.clone().unwrap();
     let mut cam = camera(&server, "live", "640x480", "30");
-    let _stuck_native = stuck_subscriber(&server.addr, "live");
+    let stuck_native = stuck_subscriber(&server, "live");
     let mut stuck_http = TcpStream::connect(&http).unwrap();
     write!(stuck_http, "GET /stream/live HTTP/1.1\r\n\r\n").unwrap();
     // Let the stuck ones fall well behind (their buffers fill).
@@ -268,6 +272,7 @@ fn slow_viewers_do_not_slow_a_fast_one() {
         "HTTP viewer got {http_fps:.1} fps from a 30 fps stream"
     );
     drop(stuck_http);
+    drop(stuck_native);
     cam.kill().unwrap();
     cam.wait().unwrap();
     assert!(server.terminate().success());

@@ -44,8 +44,9 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use crossbeam_channel::{Receiver, Select, TryRecvError};
-use lanlink_proto::{chat, control, Capabilities, ErrorCode, Frame, Message};
-use lanlink_transport::{Client, ClientConfig, ConnHandle, Event};
+use lanlink_apps::connect::{Security, Target};
+use lanlink_proto::{chat, Capabilities, ErrorCode, Frame, Message};
+use lanlink_transport::{Client, ConnHandle, Event};
 
 /// Load generators for a lanlink server on this machine.
 #[derive(Parser, Debug)]
@@ -96,6 +97,13 @@ struct ChatArgs {
     /// Threads that poll the clients' incoming messages.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=16))]
     receiver_threads: u32,
+    /// Connect without TLS (to a server run with --plain).
+    #[arg(long)]
+    plain: bool,
+    /// The server's certificate fingerprint (default: accept the one it
+    /// presents, without remembering it).
+    #[arg(long, conflicts_with = "plain")]
+    server_fingerprint: Option<lanlink_transport::Fingerprint>,
     /// The server's access token, if it requires one.
     #[arg(long, env = "LANLINK_TOKEN", hide_env_values = true)]
     token: Option<String>,
@@ -350,13 +358,20 @@ fn run_chat(args: &ChatArgs) -> Result<ChatReport, String> {
 fn connect_all(args: &ChatArgs) -> (Vec<Client>, Vec<String>) {
     let mut connected = Vec::with_capacity(args.clients as usize);
     let mut errors = Vec::new();
+    let target = Target {
+        addr: args.addr.clone(),
+        token: args.token.clone(),
+        security: if args.plain {
+            Security::Plain
+        } else {
+            Security::Tls {
+                pin: args.server_fingerprint,
+                known: None,
+            }
+        },
+    };
     for i in 0..args.clients {
-        let hello = control::Hello {
-            name: format!("bench-{i}"),
-            token: args.token.clone(),
-            capabilities: Capabilities::CHAT,
-        };
-        match Client::connect(&args.addr, hello, ClientConfig::default()) {
+        match target.connect(&format!("bench-{i}"), Capabilities::CHAT) {
             Ok(c) => connected.push(c),
             Err(e) => {
                 errors.push(format!("bench-{i}: {e}"));

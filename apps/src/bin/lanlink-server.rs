@@ -18,7 +18,7 @@ use lanlink_services::file::FileConfig;
 use lanlink_services::media::VideoTap;
 use lanlink_services::server::{run, ServerConfig, DEFAULT_PORT};
 use lanlink_transport::mjpeg::{serve_http, LatestFrames};
-use lanlink_transport::Shutdown;
+use lanlink_transport::{ServerIdentity, Shutdown};
 
 /// The lanlink server: one process that everyone on the LAN connects to.
 #[derive(Parser, Debug)]
@@ -79,6 +79,20 @@ struct Args {
     /// tone, so there is something to watch and hear straight away.
     #[arg(long)]
     demo: bool,
+    /// Speak plain TCP instead of TLS: everything, the access token
+    /// included, crosses the network readable by anyone on it. Clients must
+    /// pass --plain too.
+    #[arg(long)]
+    plain: bool,
+    /// Where the server keeps its TLS certificate and key (created on
+    /// first start). Default: $LANLINK_HOME/server, else
+    /// ~/.local/share/lanlink/server.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Print the certificate's fingerprint (creating the certificate if
+    /// needed) and exit: give it to clients' --server-fingerprint.
+    #[arg(long)]
+    show_fingerprint: bool,
     /// Publish this capture device as an audio stream (`default` for the
     /// default input), as the original prototype's server did.
     #[arg(long)]
@@ -93,6 +107,37 @@ fn main() -> ExitCode {
     let args = Args::parse();
     if args.max_message_len > usize::from(u16::MAX) {
         eprintln!("error: --max-message-len cannot exceed 65535 (the wire format's limit)");
+        return ExitCode::from(2);
+    }
+    let identity = if args.plain {
+        None
+    } else {
+        let dir = args
+            .data_dir
+            .clone()
+            .unwrap_or_else(lanlink_apps::connect::default_server_data_dir);
+        match ServerIdentity::load_or_create(&dir) {
+            Ok((identity, created)) => {
+                if args.show_fingerprint {
+                    println!("{}", identity.fingerprint());
+                    return ExitCode::SUCCESS;
+                }
+                if created {
+                    println!(
+                        "created a TLS certificate in {}",
+                        lanlink_transport::tls::certificate_path(&dir).display()
+                    );
+                }
+                Some(identity)
+            }
+            Err(e) => {
+                eprintln!("error: TLS certificate in {}: {e}", dir.display());
+                return ExitCode::from(1);
+            }
+        }
+    };
+    if args.show_fingerprint {
+        eprintln!("error: --show-fingerprint: a --plain server has no certificate");
         return ExitCode::from(2);
     }
     let listener = match TcpListener::bind(&args.bind) {
@@ -133,6 +178,8 @@ fn main() -> ExitCode {
             }
         }
     }
+    let fingerprint = identity.as_ref().map(ServerIdentity::fingerprint);
+    config.transport.tls = identity;
     config.transport.token = args.token;
     config.transport.max_clients = args.max_clients;
     config.transport.handshake_timeout = Duration::from_secs_f64(args.handshake_timeout.max(0.1));
@@ -228,6 +275,10 @@ fn main() -> ExitCode {
     }
 
     // One line on stdout that scripts (and people) can wait for.
+    match fingerprint {
+        Some(fp) => println!("TLS certificate {fp}"),
+        None => println!("plain TCP, no TLS (--plain): anyone on the network can read the traffic"),
+    }
     println!(
         "lanlink server listening on {local} (protocol version {})",
         lanlink_proto::PROTOCOL_VERSION

@@ -13,9 +13,10 @@ use std::path::PathBuf;
 
 use lanlink_apps::audio::{self, ListenOutput, TalkInput};
 use lanlink_apps::chat_client::{self, ChatOptions};
+use lanlink_apps::connect::{KnownServers, Security, Target};
 use lanlink_apps::video::{self, CamSource, Capture, ViewTarget};
 use lanlink_apps::{files, host_with_port};
-use lanlink_transport::Shutdown;
+use lanlink_transport::{Fingerprint, Shutdown};
 
 /// The lanlink client: chat, exchange files, talk and listen, and publish or
 /// watch video with everyone connected to a lanlink server.
@@ -38,6 +39,14 @@ enum Cmd {
         /// Room to talk in (the server starts everyone in `lobby`).
         #[arg(long)]
         room: Option<String>,
+        /// The password of that room (the first one in sets it).
+        #[arg(
+            long,
+            requires = "room",
+            env = "LANLINK_ROOM_PASSWORD",
+            hide_env_values = true
+        )]
+        room_password: Option<String>,
         #[command(flatten)]
         auth: Auth,
     },
@@ -196,6 +205,12 @@ enum Cmd {
     },
     /// List the audio devices on this machine.
     Devices,
+    /// Forget the certificate pinned for a server (after it was reinstalled
+    /// and got a new one); the next connection pins the new one.
+    Forget {
+        /// The server, as HOST or HOST:PORT, as you connect to it.
+        host: String,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -244,6 +259,26 @@ struct Auth {
     /// The server's access token, if it requires one.
     #[arg(long, env = "LANLINK_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// Connect without TLS, to a server run with --plain (everything,
+    /// passwords included, crosses the network readable by anyone on it).
+    #[arg(long)]
+    plain: bool,
+    /// Accept only the server whose certificate has this fingerprint
+    /// (`lanlink-server` prints it at start), instead of trusting the
+    /// first one seen.
+    #[arg(long, env = "LANLINK_SERVER_FINGERPRINT", conflicts_with = "plain")]
+    server_fingerprint: Option<Fingerprint>,
+}
+
+impl Auth {
+    /// Where and how to connect for `host`.
+    fn target(self, host: &str) -> Target {
+        Target {
+            addr: host_with_port(host),
+            token: self.token,
+            security: Security::from_flags(self.plain, self.server_fingerprint),
+        }
+    }
 }
 
 /// A shutdown signal fired by Ctrl-C or SIGTERM, so long-running commands
@@ -271,14 +306,14 @@ fn main() -> ExitCode {
             host,
             name,
             room,
+            room_password,
             auth,
         } => chat_client::run(ChatOptions {
-            addr: host_with_port(&host),
+            target: auth.target(&host),
             name,
             room,
-            token: auth.token,
-        })
-        .map_err(|e| e.to_string()),
+            room_password,
+        }),
         Cmd::Ls {
             host,
             path,
@@ -340,9 +375,8 @@ fn main() -> ExitCode {
             };
             let shutdown = interruptible();
             video::cam(
-                &host_with_port(&host),
+                &auth.target(&host),
                 &default_name(),
-                auth.token,
                 &source,
                 capture,
                 stream,
@@ -361,9 +395,8 @@ fn main() -> ExitCode {
             let target = save.map_or(ViewTarget::Window, ViewTarget::Save);
             let shutdown = interruptible();
             video::view(
-                &host_with_port(&host),
+                &auth.target(&host),
                 &files_name,
-                auth.token,
                 stream.as_deref(),
                 &target,
                 frames,
@@ -372,6 +405,20 @@ fn main() -> ExitCode {
             .map(|()| 0)
         }
         Cmd::Cameras => video::cameras().map(|()| 0),
+        Cmd::Forget { host } => {
+            let known = KnownServers::default_location();
+            let addr = host_with_port(&host);
+            known.forget(&addr).map(|n| {
+                match n {
+                    0 => println!("no certificate was pinned for {addr}"),
+                    _ => println!(
+                        "forgot the certificate pinned for {addr} (in {})",
+                        known.path().display()
+                    ),
+                }
+                0
+            })
+        }
         Cmd::Devices => audio::devices().map(|()| 0),
         Cmd::Talk {
             host,
@@ -387,9 +434,8 @@ fn main() -> ExitCode {
             };
             let shutdown = interruptible();
             audio::talk(
-                &host_with_port(&host),
+                &auth.target(&host),
                 &default_name(),
-                auth.token,
                 &input,
                 stream,
                 seconds,
@@ -411,9 +457,8 @@ fn main() -> ExitCode {
             };
             let shutdown = interruptible();
             audio::listen(
-                &host_with_port(&host),
+                &auth.target(&host),
                 &files_name,
-                auth.token,
                 &output,
                 stream.as_deref(),
                 seconds,
@@ -449,8 +494,7 @@ fn with_client(
     chat: bool,
     work: impl FnOnce(&lanlink_transport::Client) -> Result<(), lanlink_services::ServiceError>,
 ) -> Result<i32, String> {
-    let client =
-        files::connect(&host_with_port(host), name, auth.token, chat).map_err(|e| e.to_string())?;
+    let client = files::connect(&auth.target(host), name, chat).map_err(|e| e.to_string())?;
     let result = work(&client);
     client.close("done");
     result.map(|()| 0).map_err(|e| e.to_string())

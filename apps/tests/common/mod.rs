@@ -4,13 +4,44 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 /// How long any single expectation may take before the test fails.
 pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// The `LANLINK_HOME` every server and client of this test process uses:
+/// one server certificate for all (so an ephemeral port that a later server
+/// reuses never looks like an impostor to a client that pinned it) and the
+/// clients' pins. Servers speak TLS, as they do by default.
+pub fn home() -> &'static Path {
+    static HOME: OnceLock<PathBuf> = OnceLock::new();
+    HOME.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("lanlink-home-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create the test home");
+        // Create the certificate once, before servers start in parallel.
+        let out = Command::new(env!("CARGO_BIN_EXE_lanlink-server"))
+            .env("LANLINK_HOME", &dir)
+            .arg("--show-fingerprint")
+            .output()
+            .expect("run lanlink-server --show-fingerprint");
+        assert!(out.status.success(), "{out:?}");
+        dir
+    })
+}
+
+/// `lanlink ARGS…` with this test process's [`home`].
+pub fn lanlink_command() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lanlink"));
+    cmd.env("LANLINK_HOME", home());
+    cmd
+}
 
 /// Collects a child's output lines on a channel.
 fn lines_of(stream: impl std::io::Read + Send + 'static) -> Receiver<String> {
@@ -33,6 +64,8 @@ pub struct Server {
     pub addr: String,
     /// The HTTP (browser) server's `HOST:PORT`, if it runs.
     pub http: Option<String>,
+    /// The certificate's fingerprint, unless run with `--plain`.
+    pub fingerprint: Option<String>,
     stderr: Receiver<String>,
 }
 
@@ -47,6 +80,7 @@ impl Server {
             &["--no-http"]
         };
         let mut child = Command::new(env!("CARGO_BIN_EXE_lanlink-server"))
+            .env("LANLINK_HOME", home())
             .args(["--bind", "127.0.0.1:0"])
             .args(http)
             .args(args)
@@ -59,10 +93,14 @@ impl Server {
         let stdout = lines_of(child.stdout.take().expect("stdout"));
         let stderr = lines_of(child.stderr.take().expect("stderr"));
         let mut http = None;
+        let mut fingerprint = None;
         let addr = loop {
             let line = stdout
                 .recv_timeout(PATIENCE)
                 .expect("server prints its address");
+            if let Some(fp) = line.strip_prefix("TLS certificate ") {
+                fingerprint = Some(fp.trim().to_owned());
+            }
             if let Some(url) = line.strip_prefix("video for browsers at http://") {
                 http = Some(url.trim_end_matches('/').to_owned());
             }
@@ -78,6 +116,7 @@ impl Server {
             child,
             addr,
             http,
+            fingerprint,
             stderr,
         }
     }
@@ -120,7 +159,7 @@ impl ChatClient {
 
     /// Starts the client without waiting for anything.
     pub fn spawn(addr: &str, name: &str, extra: &[&str]) -> ChatClient {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_lanlink"))
+        let mut child = lanlink_command()
             .args(["chat", addr, "--name", name])
             .args(extra)
             .stdin(Stdio::piped())
@@ -269,7 +308,7 @@ impl Drop for Scratch {
 
 /// Runs `lanlink ARGS…` to completion (bounded by [`PATIENCE`] × 6).
 pub fn lanlink(args: &[&str]) -> std::process::Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lanlink"))
+    let mut child = lanlink_command()
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -294,7 +333,7 @@ pub fn lanlink(args: &[&str]) -> std::process::Output {
 
 /// Starts `lanlink ARGS…` in the background.
 pub fn lanlink_spawn(args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_lanlink"))
+    lanlink_command()
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
