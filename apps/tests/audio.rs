@@ -5,109 +5,17 @@
 //! file. (Capture and playback through cpal on such PCMs are tested in
 //! `media-audio/tests/alsa.rs`.)
 
+mod audio_support;
 mod common;
 
 use std::path::Path;
 use std::process::Child;
 
+use audio_support::{analyse, dominant_hz, magnitude, read_wav, received, write_tone};
 use common::{lanlink, lanlink_spawn, Scratch, Server};
-use lanlink_audio::{AudioSink, AudioSource, Format, ToneSource, WavSink, WavSource};
-
-const RATE: f64 = 48_000.0;
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
-}
-
-fn write_tone(path: &Path, hz: f32, secs: f64) {
-    let mut tone = ToneSource::new(Format::MONO_48K, hz, 0.5)
-        .unwrap()
-        .with_duration(std::time::Duration::from_secs_f64(secs));
-    let mut sink = WavSink::create(path, Format::MONO_48K).unwrap();
-    let mut buf = vec![0.0; 960];
-    loop {
-        let n = tone.read(&mut buf).unwrap();
-        if n == 0 {
-            break;
-        }
-        sink.write(&buf[..n]).unwrap();
-    }
-    sink.finish().unwrap();
-}
-
-fn read_wav(path: &Path) -> Vec<f32> {
-    let mut src = WavSource::open(path, Format::MONO_48K).unwrap();
-    let (mut all, mut buf) = (Vec::new(), vec![0.0; 4800]);
-    loop {
-        let n = src.read(&mut buf).unwrap();
-        if n == 0 {
-            return all;
-        }
-        all.extend_from_slice(&buf[..n]);
-    }
-}
-
-/// Magnitude of the DFT of `x` at `hz`.
-fn magnitude(x: &[f32], hz: f64) -> f64 {
-    let w = std::f64::consts::TAU * hz / RATE;
-    let (mut re, mut im) = (0.0, 0.0);
-    for (n, v) in x.iter().enumerate() {
-        let a = w * n as f64;
-        re += f64::from(*v) * a.cos();
-        im -= f64::from(*v) * a.sin();
-    }
-    (re * re + im * im).sqrt() / x.len() as f64
-}
-
-/// What the received signal looks like, judged on 20 ms windows.
-struct Analysis {
-    /// Seconds of signal above the noise floor.
-    audible_secs: f64,
-    /// The longest silence between the first and last audible window, ms.
-    longest_gap_ms: f64,
-    /// RMS of the audible windows.
-    level: f64,
-    /// The audible part, for spectra.
-    audible: Vec<f32>,
-}
-
-fn analyse(x: &[f32]) -> Analysis {
-    let windows: Vec<&[f32]> = x.chunks(960).collect();
-    let rms = |w: &[f32]| {
-        (w.iter().map(|v| f64::from(*v) * f64::from(*v)).sum::<f64>() / w.len().max(1) as f64)
-            .sqrt()
-    };
-    let loud: Vec<bool> = windows.iter().map(|w| rms(w) > 0.05).collect();
-    let first = loud.iter().position(|l| *l).unwrap_or(0);
-    let last = loud.iter().rposition(|l| *l).unwrap_or(0);
-    let (mut gap, mut longest) = (0, 0);
-    for l in &loud[first..=last] {
-        gap = if *l { 0 } else { gap + 1 };
-        longest = longest.max(gap);
-    }
-    let audible: Vec<f32> = windows
-        .iter()
-        .zip(&loud)
-        .filter(|(_, l)| **l)
-        .flat_map(|(w, _)| w.iter().copied())
-        .collect();
-    Analysis {
-        audible_secs: loud.iter().filter(|l| **l).count() as f64 * 0.02,
-        longest_gap_ms: longest as f64 * 20.0,
-        level: rms(&audible),
-        audible,
-    }
-}
-
-/// The strongest frequency between 100 Hz and 4 kHz, on a 10 Hz grid,
-/// over one second of the middle of the signal.
-fn dominant_hz(x: &[f32]) -> f64 {
-    let mid = x.len() / 2;
-    let slice = &x[mid.saturating_sub(24_000)..(mid + 24_000).min(x.len())];
-    (10..=400)
-        .map(|k| f64::from(k) * 10.0)
-        .max_by(|a, b| magnitude(slice, *a).total_cmp(&magnitude(slice, *b)))
-        .unwrap()
 }
 
 fn listener(server: &Server, out: &Path, extra: &[&str]) -> Child {
@@ -158,13 +66,7 @@ fn a_wav_file_is_heard_as_the_same_tone() {
     let report = wait_ok(listen);
     // 150 packets were sent; the first may go out before the subscription
     // reaches the server.
-    let received: u32 = report
-        .split("wav: received ")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
-    assert!(received >= 145, "{report}");
+    assert!(received(&report, "wav") >= 145, "{report}");
 
     let a = analyse(&read_wav(&output));
     assert!(
