@@ -8,11 +8,23 @@
 mod audio_support;
 mod common;
 
+use std::collections::{HashMap, HashSet};
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::Child;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use audio_support::{analyse, dominant_hz, magnitude, read_wav, received, write_tone};
-use common::{lanlink, lanlink_spawn, Scratch, Server};
+use audio_support::{
+    analyse, await_line, dominant_hz, kill, lines_of, magnitude, read_wav, received, wait_exit,
+    write_tone,
+};
+use common::{lanlink, lanlink_spawn, Scratch, Server, PATIENCE};
+use lanlink_proto::audio::AudioSubscribe;
+use lanlink_proto::video::{VideoAnnounce, VideoCodec, VideoFrame, VideoSubscribe};
+use lanlink_proto::{control::Hello, Capabilities, Frame, FrameDecoder, Message, StreamId};
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -175,4 +187,224 @@ fn a_missing_device_is_a_clear_error_listing_the_real_ones() {
         assert!(err.contains(asked) && err.contains("lanlink_mic"), "{err}");
     }
     assert!(server.terminate().success());
+}
+
+/// A raw client that subscribes to the audio stream `audio` and the video
+/// stream `video` as soon as each is announced, and then never reads again.
+/// Returns its socket, its decoder (which may hold the start of a frame)
+/// and the audio stream's id.
+fn stuck_subscriber(addr: &str, audio: &str, video: &str) -> (TcpStream, FrameDecoder, StreamId) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    let hello = Hello {
+        name: "stuck".into(),
+        token: None,
+        capabilities: Capabilities::AUDIO | Capabilities::VIDEO,
+    };
+    s.write_all(&Frame::control(hello).to_bytes().unwrap())
+        .unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    let (mut d, mut buf) = (FrameDecoder::new(), [0u8; 16384]);
+    let (mut audio_id, mut video_on) = (None, false);
+    let deadline = Instant::now() + PATIENCE;
+    while audio_id.is_none() || !video_on {
+        assert!(
+            Instant::now() < deadline,
+            "no announcements for the stuck client"
+        );
+        while let Some(f) = d.decode().unwrap() {
+            match &f.message {
+                Message::AudioAnnounce(a) if a.name == audio => {
+                    s.write_all(&Frame::new(f.stream, AudioSubscribe).to_bytes().unwrap())
+                        .unwrap();
+                    audio_id = Some(f.stream);
+                }
+                Message::VideoAnnounce(v) if v.name == video => {
+                    s.write_all(&Frame::new(f.stream, VideoSubscribe).to_bytes().unwrap())
+                        .unwrap();
+                    video_on = true;
+                }
+                _ => {}
+            }
+        }
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "the server closed the stuck client");
+        d.push(&buf[..n]);
+    }
+    (s, d, audio_id.unwrap())
+}
+
+/// Reads everything a stuck client's socket holds, until nothing more comes
+/// for half a second (bounded by [`PATIENCE`]); returns the distinct
+/// sequence numbers of the audio packets on `stream`.
+fn drain_audio(s: &mut TcpStream, d: &mut FrameDecoder, stream: StreamId) -> HashSet<u32> {
+    s.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut seqs = HashSet::new();
+    let deadline = Instant::now() + PATIENCE;
+    while Instant::now() < deadline {
+        match s.read(&mut buf) {
+            Ok(n) if n > 0 => d.push(&buf[..n]),
+            _ => break,
+        }
+        while let Some(f) = d.decode().unwrap() {
+            if let (true, Message::AudioPacket(p)) = (f.stream == stream, &f.message) {
+                seqs.insert(p.seq);
+            }
+        }
+    }
+    seqs
+}
+
+/// A raw publisher of a video stream of 32 KiB frames every 4 ms (8 MB/s,
+/// opaque to the server) until dropped or 30 s pass.
+struct Flood {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Flood {
+    fn start(addr: &str, name: &str) -> Flood {
+        let mut s = TcpStream::connect(addr).unwrap();
+        let hello = Hello {
+            name: "flood".into(),
+            token: None,
+            capabilities: Capabilities::VIDEO,
+        };
+        let announce = VideoAnnounce {
+            name: name.into(),
+            publisher: String::new(),
+            codec: VideoCodec::MJPEG,
+            width: 1920,
+            height: 1080,
+            fps_milli: 250_000,
+        };
+        for f in [Frame::control(hello), Frame::new(1, announce)] {
+            s.write_all(&f.to_bytes().unwrap()).unwrap();
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let data = bytes::Bytes::from(vec![0x55u8; 32 * 1024]);
+            let started = Instant::now();
+            for seq in 0..7_500u32 {
+                if flag.load(Ordering::Relaxed) {
+                    break;
+                }
+                let frame = VideoFrame {
+                    seq,
+                    timestamp_us: 0,
+                    keyframe: true,
+                    data: data.clone(),
+                };
+                if s.write_all(&Frame::new(1, frame).to_bytes().unwrap())
+                    .is_err()
+                {
+                    break;
+                }
+                let due = started + Duration::from_millis(4) * (seq + 1);
+                std::thread::sleep(due.saturating_duration_since(Instant::now()));
+            }
+        });
+        Flood {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Flood {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A listener that stops reading its socket while subscribed to a talker
+/// loses audio itself, and nobody else does: a normal listener still hears
+/// the whole tone, without gaps. So that the stuck client's socket buffers
+/// (megabytes on loopback) fill in well under a second rather than in
+/// minutes of 3 KB/s audio, it also subscribes to a flood of video.
+#[test]
+fn a_stuck_listener_loses_audio_for_itself_only() {
+    let t = Scratch::new("audio-stuck");
+    let output = t.0.join("out.wav");
+    let server = Server::start(&[]);
+    let mut listen = lanlink_spawn(&[
+        "listen",
+        &server.addr,
+        "voice",
+        "--output-file",
+        s(&output),
+        "--seconds",
+        "20",
+    ]);
+    let listen_out = lines_of(listen.stdout.take().unwrap());
+    if let Err(seen) = await_line(&listen_out, "listening", PATIENCE) {
+        kill(&mut listen);
+        panic!("lanlink listen did not start: {seen:?}");
+    }
+    let talk = lanlink_spawn(&[
+        "talk",
+        &server.addr,
+        "--tone",
+        "660",
+        "--name",
+        "voice",
+        "--seconds",
+        "3",
+    ]);
+    let flood = Flood::start(&server.addr, "flood");
+    let (mut stuck, mut decoder, voice) = stuck_subscriber(&server.addr, "voice", "flood");
+    wait_ok(talk);
+    let status = wait_exit(&mut listen, PATIENCE).unwrap_or_else(|| {
+        kill(&mut listen);
+        panic!("lanlink listen did not end after the talker");
+    });
+    let report: Vec<String> = listen_out.try_iter().collect();
+    let report = report.join("\n");
+    assert!(status.success(), "{report}");
+    drop(flood);
+    let stuck_got = drain_audio(&mut stuck, &mut decoder, voice).len();
+    drop(stuck);
+    assert!(server.terminate().success());
+
+    // The stuck client really fell behind and lost audio...
+    assert!(
+        stuck_got < 140,
+        "the stuck client got {stuck_got} of 150 packets: it never fell behind"
+    );
+    // ...and the normal listener did not.
+    assert!(received(&report, "voice") >= 145, "{report}");
+    let counts: HashMap<&str, u64> = ["lost", "late", "concealed"]
+        .into_iter()
+        .map(|k| {
+            let n = report
+                .split(&format!("{k} "))
+                .nth(1)
+                .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(u64::MAX);
+            (k, n)
+        })
+        .collect();
+    assert!(
+        counts["lost"] == 0 && counts["late"] == 0 && counts["concealed"] <= 2,
+        "{report}"
+    );
+    let a = analyse(&read_wav(&output));
+    assert!(
+        (2.7..=3.3).contains(&a.audible_secs),
+        "heard {:.2} s of a 3 s tone",
+        a.audible_secs
+    );
+    assert!(
+        a.longest_gap_ms <= 40.0,
+        "a {} ms gap in the middle",
+        a.longest_gap_ms
+    );
+    assert_eq!(dominant_hz(&a.audible), 660.0);
+    eprintln!("stuck client got {stuck_got} of 150 packets; {report}");
 }
