@@ -1,0 +1,335 @@
+//! Added end-to-end audio latency through a real server, measured with
+//! clicks: a click source goes through the talk path, the server and the
+//! listen path to a sink that finds the clicks again, all in this process
+//! on one clock. `scripts/bench-audio-latency` builds it, starts a release
+//! `lanlink-server` on loopback and runs it.
+//!
+//! ```text
+//! lanlink-server --bind 127.0.0.1:7878 --no-http &
+//! cargo run --release -p lanlink-apps --example audio_latency -- --addr 127.0.0.1:7878 [--seconds 20] [--runs 5]
+//! ```
+//!
+//! The talk path is [`lanlink_apps::audio::publish`] (Opus encoding, one
+//! 20 ms frame per 20 ms of wall clock, the client's writer thread and
+//! socket); the listen path is [`lanlink_apps::audio::play`] (the client's
+//! socket and reader thread, a jitter buffer at its default 40 ms target,
+//! Opus decoding, mixing, one frame per 20 ms tick) — the code `lanlink talk`
+//! and `lanlink listen` run.
+//!
+//! **What one figure is.** A click is a 10 ms burst of 1 kHz that starts at
+//! full level, every `--interval-ms`. Each side puts samples on a timeline:
+//! sample `k` of a frame is at the moment the frame was handed over plus
+//! `k` / 48 kHz. On the way in, "handed over" is when the source's `read`
+//! returns the frame to the encoder; on the way out, when the frame is
+//! passed to the sink's `write`. A click's latency is the time between its
+//! onset on the input timeline and the onset found (first sample above
+//! 0.3 after 100 ms of quiet) on the output timeline. That includes
+//! encoding, both sockets and the server, the wait for the listener's next
+//! tick, the jitter buffer, decoding and Opus's own delay (the onset moves
+//! by the codec's lookahead). It excludes device buffers on both sides (a
+//! capture device's ring and period before `read`, a playback device's ring
+//! and period after `write`), which depend on the sound card and its
+//! settings, not on lanlink.
+
+use std::net::ToSocketAddrs;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use lanlink_apps::audio;
+use lanlink_audio::{AudioError, AudioSink, AudioSource, Format, JitterStats};
+use lanlink_proto::Frame;
+use lanlink_transport::Shutdown;
+
+/// Added audio latency (talk path, server, listen path) with clicks.
+#[derive(Parser, Debug)]
+struct Args {
+    /// The server, as HOST:PORT; must be a loopback address.
+    #[arg(long)]
+    addr: String,
+    /// Seconds of clicks.
+    #[arg(long, default_value_t = 20.0)]
+    seconds: f64,
+    /// Time between clicks in ms; latencies must stay below it to be told
+    /// apart.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(100..=2000))]
+    interval_ms: u32,
+    /// Talker/listener sessions, each with fresh connections and the
+    /// talker's 20 ms ticks shifted by another fraction of a frame against
+    /// the listener's; figures are given per run and pooled.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=50))]
+    runs: u32,
+}
+
+const RATE: f64 = 48_000.0;
+/// A click: 10 ms of 1 kHz, starting at its peak.
+const CLICK_SAMPLES: u64 = 480;
+const CLICK_LEVEL: f32 = 0.8;
+/// The output onset: the first sample above this after [`QUIET`] samples
+/// below it.
+const ONSET: f32 = 0.3;
+const QUIET: u64 = 4_800;
+
+/// The moment sample `k` of a frame handed over at `at` stands for.
+fn on_timeline(at: Instant, k: usize) -> Instant {
+    at + Duration::from_secs_f64(k as f64 / RATE)
+}
+
+/// Clicks every `interval` samples (the first after one interval);
+/// records each onset on the input timeline.
+struct ClickSource {
+    interval: u64,
+    next: u64,
+    onsets: Arc<Mutex<Vec<Instant>>>,
+}
+
+impl AudioSource for ClickSource {
+    fn format(&self) -> Format {
+        Format::MONO_48K
+    }
+
+    fn read(&mut self, out: &mut [f32]) -> Result<usize, AudioError> {
+        let start = self.next;
+        let mut onsets = Vec::new();
+        for (k, s) in out.iter_mut().enumerate() {
+            let n = start + k as u64;
+            let phase = n % self.interval;
+            *s = if n >= self.interval && phase < CLICK_SAMPLES {
+                if phase == 0 {
+                    onsets.push(k);
+                }
+                let t = phase as f64 / RATE;
+                CLICK_LEVEL * (std::f64::consts::TAU * 1000.0 * t).cos() as f32
+            } else {
+                0.0
+            };
+        }
+        self.next += out.len() as u64;
+        // Handed to the encoder now.
+        let at = Instant::now();
+        if let Ok(mut all) = self.onsets.lock() {
+            all.extend(onsets.into_iter().map(|k| on_timeline(at, k)));
+        }
+        Ok(out.len())
+    }
+}
+
+/// Finds click onsets in what it is given; records them on the output
+/// timeline.
+struct ClickSink {
+    quiet: u64,
+    onsets: Arc<Mutex<Vec<Instant>>>,
+}
+
+impl AudioSink for ClickSink {
+    fn format(&self) -> Format {
+        Format::MONO_48K
+    }
+
+    fn write(&mut self, frame: &[f32]) -> Result<(), AudioError> {
+        let at = Instant::now();
+        for (k, s) in frame.iter().enumerate() {
+            if s.abs() > ONSET {
+                if self.quiet >= QUIET {
+                    if let Ok(mut all) = self.onsets.lock() {
+                        all.push(on_timeline(at, k));
+                    }
+                }
+                self.quiet = 0;
+            } else {
+                self.quiet += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Each output onset against the latest input onset before it: latencies,
+/// and output onsets with no input onset within `interval` before them.
+fn pair(inputs: &[Instant], outputs: &[Instant], interval: Duration) -> (Vec<Duration>, usize) {
+    let (mut latencies, mut unmatched) = (Vec::new(), 0);
+    for out in outputs {
+        let before = inputs.partition_point(|i| i <= out);
+        match before.checked_sub(1).map(|i| *out - inputs[i]) {
+            Some(d) if d < interval => latencies.push(d),
+            _ => unmatched += 1,
+        }
+    }
+    (latencies, unmatched)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(i).copied().unwrap_or_default()
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// What one talker/listener session measured.
+struct Session {
+    sent: u64,
+    clicks: usize,
+    latencies: Vec<Duration>,
+    unmatched: usize,
+    stats: JitterStats,
+}
+
+/// One talker and one listener, fresh connections, the talker starting
+/// `offset` after the listener.
+fn session(args: &Args, offset: Duration) -> Result<Session, String> {
+    let interval = Duration::from_millis(u64::from(args.interval_ms));
+    let inputs = Arc::new(Mutex::new(Vec::new()));
+    let outputs = Arc::new(Mutex::new(Vec::new()));
+    let shutdown = Shutdown::new();
+
+    // The listener first, so it hears the announcement.
+    let listener = audio::connect(&args.addr, "latency-listener", None)?;
+    let sink = ClickSink {
+        quiet: 0,
+        onsets: Arc::clone(&outputs),
+    };
+    let listen_shutdown = shutdown.clone();
+    let limit = args.seconds + 10.0;
+    let listening = std::thread::spawn(move || {
+        let report = audio::play(
+            &listener,
+            Box::new(sink),
+            Some("clicks"),
+            Some(limit),
+            &listen_shutdown,
+        );
+        listener.close("done");
+        report
+    });
+
+    // Not synchronisation: it moves the talker's 20 ms ticks against the
+    // listener's, which decides how long a packet waits for the next tick.
+    std::thread::sleep(offset);
+    let talker = audio::connect(&args.addr, "latency-talker", None)?;
+    let source = ClickSource {
+        interval: (interval.as_secs_f64() * RATE) as u64,
+        next: 0,
+        onsets: Arc::clone(&inputs),
+    };
+    let sent = audio::publish(
+        Box::new(source),
+        "clicks",
+        Some(args.seconds),
+        &shutdown,
+        |m| talker.send(&Frame::new(1, m)).is_ok(),
+    );
+    talker.close("done");
+    let report = listening
+        .join()
+        .map_err(|_| "the listener panicked".to_string())??;
+    let sent = sent?;
+
+    let inputs = inputs.lock().map_err(|_| "poisoned")?.clone();
+    let outputs = outputs.lock().map_err(|_| "poisoned")?.clone();
+    let (latencies, unmatched) = pair(&inputs, &outputs, interval);
+    let stats = report
+        .streams
+        .iter()
+        .find(|(name, _)| name == "clicks")
+        .map(|(_, s)| *s)
+        .unwrap_or_default();
+    Ok(Session {
+        sent,
+        clicks: inputs.len(),
+        latencies,
+        unmatched,
+        stats,
+    })
+}
+
+fn run(args: &Args) -> Result<(), String> {
+    let loopback = args
+        .addr
+        .to_socket_addrs()
+        .map_err(|e| format!("{}: {e}", args.addr))?
+        .all(|a| a.ip().is_loopback());
+    if !loopback {
+        return Err(format!("{} is not a loopback address", args.addr));
+    }
+    if !(1.0..=600.0).contains(&args.seconds) {
+        return Err("--seconds must be between 1 and 600".into());
+    }
+    println!(
+        "audio latency over {} via lanlink-server: {} run(s) of {:.0} s, a click every {} ms",
+        args.addr, args.runs, args.seconds, args.interval_ms
+    );
+    let mut all = Session {
+        sent: 0,
+        clicks: 0,
+        latencies: Vec::new(),
+        unmatched: 0,
+        stats: JitterStats::default(),
+    };
+    for run in 0..args.runs {
+        // Talker phases spread evenly over one 20 ms frame.
+        let offset = Duration::from_millis(20) * run / args.runs;
+        let mut s = session(args, offset)?;
+        s.latencies.sort();
+        print_session(&format!("run {} (+{:.0} ms)", run + 1, ms(offset)), &s);
+        all.sent += s.sent;
+        all.clicks += s.clicks;
+        all.latencies.extend(&s.latencies);
+        all.unmatched += s.unmatched;
+        let (a, b) = (&mut all.stats, &s.stats);
+        a.received += b.received;
+        a.played += b.played;
+        a.lost += b.lost;
+        a.late += b.late;
+        a.concealed += b.concealed;
+        a.underruns += b.underruns;
+        a.dropped += b.dropped;
+        a.inserted += b.inserted;
+        a.jitter = a.jitter.max(b.jitter);
+    }
+    all.latencies.sort();
+    print_session("all runs", &all);
+    if all.latencies.is_empty() {
+        return Err("no click came through".into());
+    }
+    Ok(())
+}
+
+fn print_session(label: &str, s: &Session) {
+    let l = &s.latencies;
+    println!(
+        "{label}: {} packets, clicks {} sent / {} heard / {} unmatched",
+        s.sent,
+        s.clicks,
+        l.len(),
+        s.unmatched
+    );
+    if let (Some(min), Some(max)) = (l.first(), l.last()) {
+        println!(
+            "  added latency (encoder input -> sink input, no device buffers): min {:.1} ms, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            ms(*min),
+            ms(percentile(l, 0.5)),
+            ms(percentile(l, 0.99)),
+            ms(*max)
+        );
+    }
+    let j = &s.stats;
+    println!(
+        "  jitter buffer (target 40 ms): received {}, played {}, lost {}, late {}, concealed {}, underruns {}, dropped {}, inserted {}, jitter {:.2} ms",
+        j.received, j.played, j.lost, j.late, j.concealed, j.underruns, j.dropped, j.inserted,
+        ms(j.jitter)
+    );
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("audio_latency: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
