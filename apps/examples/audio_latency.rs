@@ -16,20 +16,22 @@
 //! Opus decoding, mixing, one frame per 20 ms tick) — the code `lanlink talk`
 //! and `lanlink listen` run.
 //!
-//! **What one figure is.** A click is a 10 ms burst of 1 kHz that starts at
-//! full level, every `--interval-ms`. Each side puts samples on a timeline:
-//! sample `k` of a frame is at the moment the frame was handed over plus
-//! `k` / 48 kHz. On the way in, "handed over" is when the source's `read`
-//! returns the frame to the encoder; on the way out, when the frame is
-//! passed to the sink's `write`. A click's latency is the time between its
-//! onset on the input timeline and the onset found (first sample above
-//! 0.3 after 100 ms of quiet) on the output timeline. That includes
-//! encoding, both sockets and the server, the wait for the listener's next
-//! tick, the jitter buffer, decoding and Opus's own delay (the onset moves
-//! by the codec's lookahead). It excludes device buffers on both sides (a
-//! capture device's ring and period before `read`, a playback device's ring
-//! and period after `write`), which depend on the sound card and its
-//! settings, not on lanlink.
+//! **What one figure is.** A click is a 10 ms tone burst that starts at
+//! full level, every `--interval-ms`; its tone (one of eight, 500–2250 Hz,
+//! in turn) tells clicks apart even when one is delayed by more than the
+//! interval. Each side puts samples on a timeline: sample `k` of a frame is
+//! at the moment the frame was handed over plus `k` / 48 kHz. On the way in,
+//! "handed over" is when the source's `read` returns the frame to the
+//! encoder; on the way out, when the frame is passed to the sink's `write`.
+//! A click's latency is the time from its onset on the input timeline to
+//! its onset on the output timeline (the first sample above 0.3 after half
+//! an interval of quiet, paired with the latest input click of the same tone).
+//! That includes encoding, both sockets and the server, the wait for the
+//! listener's next tick, the jitter buffer, decoding and Opus's own delay
+//! (the onset moves by the codec's lookahead). It excludes device buffers
+//! on both sides (a capture device's ring and period before `read`, a
+//! playback device's ring and period after `write`), which depend on the
+//! sound card and its settings, not on lanlink.
 
 use std::net::ToSocketAddrs;
 use std::process::ExitCode;
@@ -51,8 +53,8 @@ struct Args {
     /// Seconds of clicks.
     #[arg(long, default_value_t = 20.0)]
     seconds: f64,
-    /// Time between clicks in ms; latencies must stay below it to be told
-    /// apart.
+    /// Time between clicks in ms. Clicks carry one of 8 tones in turn, so
+    /// latencies up to 8 intervals are told apart.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(100..=2000))]
     interval_ms: u32,
     /// Talker/listener sessions, each with fresh connections and the
@@ -63,25 +65,53 @@ struct Args {
 }
 
 const RATE: f64 = 48_000.0;
-/// A click: 10 ms of 1 kHz, starting at its peak.
-const CLICK_SAMPLES: u64 = 480;
+/// A click: 10 ms of a tone starting at its peak. Its frequency tells which
+/// click it is (the index modulo [`TAGS`]), so a click delayed by more than
+/// the interval is still paired with the right one.
+const CLICK_SAMPLES: usize = 480;
 const CLICK_LEVEL: f32 = 0.8;
-/// The output onset: the first sample above this after [`QUIET`] samples
-/// below it.
+const TAGS: u64 = 8;
+/// The output onset: the first sample above this after half an interval of
+/// samples below it.
 const ONSET: f32 = 0.3;
-const QUIET: u64 = 4_800;
+
+/// The tone of click `index`: 500 Hz to 2250 Hz in 250 Hz steps (a 10 ms
+/// burst resolves 100 Hz).
+fn tag_hz(index: u64) -> f64 {
+    500.0 + 250.0 * (index % TAGS) as f64
+}
+
+/// Which tag's tone `x` (one click's samples from its onset) carries.
+fn tag_of(x: &[f32]) -> u64 {
+    let power = |hz: f64| {
+        let w = std::f64::consts::TAU * hz / RATE;
+        let (mut re, mut im) = (0.0, 0.0);
+        for (n, v) in x.iter().enumerate() {
+            re += f64::from(*v) * (w * n as f64).cos();
+            im += f64::from(*v) * (w * n as f64).sin();
+        }
+        re * re + im * im
+    };
+    (0..TAGS)
+        .max_by(|a, b| power(tag_hz(*a)).total_cmp(&power(tag_hz(*b))))
+        .unwrap_or(0)
+}
 
 /// The moment sample `k` of a frame handed over at `at` stands for.
 fn on_timeline(at: Instant, k: usize) -> Instant {
     at + Duration::from_secs_f64(k as f64 / RATE)
 }
 
+/// A click found on one side: its tag and its onset on that side's
+/// timeline.
+type Onset = (u64, Instant);
+
 /// Clicks every `interval` samples (the first after one interval);
 /// records each onset on the input timeline.
 struct ClickSource {
     interval: u64,
     next: u64,
-    onsets: Arc<Mutex<Vec<Instant>>>,
+    onsets: Arc<Mutex<Vec<Onset>>>,
 }
 
 impl AudioSource for ClickSource {
@@ -94,13 +124,13 @@ impl AudioSource for ClickSource {
         let mut onsets = Vec::new();
         for (k, s) in out.iter_mut().enumerate() {
             let n = start + k as u64;
-            let phase = n % self.interval;
-            *s = if n >= self.interval && phase < CLICK_SAMPLES {
+            let (index, phase) = (n / self.interval, (n % self.interval) as usize);
+            *s = if index > 0 && phase < CLICK_SAMPLES {
                 if phase == 0 {
-                    onsets.push(k);
+                    onsets.push((index % TAGS, k));
                 }
                 let t = phase as f64 / RATE;
-                CLICK_LEVEL * (std::f64::consts::TAU * 1000.0 * t).cos() as f32
+                CLICK_LEVEL * (std::f64::consts::TAU * tag_hz(index) * t).cos() as f32
             } else {
                 0.0
             };
@@ -109,17 +139,21 @@ impl AudioSource for ClickSource {
         // Handed to the encoder now.
         let at = Instant::now();
         if let Ok(mut all) = self.onsets.lock() {
-            all.extend(onsets.into_iter().map(|k| on_timeline(at, k)));
+            all.extend(onsets.into_iter().map(|(t, k)| (t, on_timeline(at, k))));
         }
         Ok(out.len())
     }
 }
 
-/// Finds click onsets in what it is given; records them on the output
-/// timeline.
+/// Finds click onsets in what it is given and tells their tags; records
+/// them on the output timeline.
 struct ClickSink {
+    /// Samples below [`ONSET`] before one above it starts a click.
+    quiet_needed: u64,
     quiet: u64,
-    onsets: Arc<Mutex<Vec<Instant>>>,
+    /// The click being read: its onset time and its samples so far.
+    current: Option<(Instant, Vec<f32>)>,
+    onsets: Arc<Mutex<Vec<Onset>>>,
 }
 
 impl AudioSink for ClickSink {
@@ -131,28 +165,43 @@ impl AudioSink for ClickSink {
         let at = Instant::now();
         for (k, s) in frame.iter().enumerate() {
             if s.abs() > ONSET {
-                if self.quiet >= QUIET {
-                    if let Ok(mut all) = self.onsets.lock() {
-                        all.push(on_timeline(at, k));
-                    }
+                if self.quiet >= self.quiet_needed && self.current.is_none() {
+                    self.current = Some((on_timeline(at, k), Vec::with_capacity(CLICK_SAMPLES)));
                 }
                 self.quiet = 0;
             } else {
                 self.quiet += 1;
+            }
+            if let Some((onset, samples)) = &mut self.current {
+                samples.push(*s);
+                if samples.len() == CLICK_SAMPLES {
+                    let found = (tag_of(samples), *onset);
+                    if let Ok(mut all) = self.onsets.lock() {
+                        all.push(found);
+                    }
+                    self.current = None;
+                }
             }
         }
         Ok(())
     }
 }
 
-/// Each output onset against the latest input onset before it: latencies,
-/// and output onsets with no input onset within `interval` before them.
-fn pair(inputs: &[Instant], outputs: &[Instant], interval: Duration) -> (Vec<Duration>, usize) {
+/// Each output click against the latest input click with the same tag
+/// before it: latencies, and output clicks with no such input click within
+/// `TAGS` intervals.
+fn pair(inputs: &[Onset], outputs: &[Onset], interval: Duration) -> (Vec<Duration>, usize) {
+    let horizon = interval * TAGS as u32;
     let (mut latencies, mut unmatched) = (Vec::new(), 0);
-    for out in outputs {
-        let before = inputs.partition_point(|i| i <= out);
-        match before.checked_sub(1).map(|i| *out - inputs[i]) {
-            Some(d) if d < interval => latencies.push(d),
+    for (tag, out) in outputs {
+        let before = inputs.partition_point(|(_, i)| i <= out);
+        let matched = inputs[..before]
+            .iter()
+            .rev()
+            .find(|(t, _)| t == tag)
+            .map(|(_, i)| *out - *i);
+        match matched {
+            Some(d) if d < horizon => latencies.push(d),
             _ => unmatched += 1,
         }
     }
@@ -188,7 +237,9 @@ fn session(args: &Args, offset: Duration) -> Result<Session, String> {
     // The listener first, so it hears the announcement.
     let listener = audio::connect(&args.addr, "latency-listener", None)?;
     let sink = ClickSink {
+        quiet_needed: (interval.as_secs_f64() * RATE / 2.0) as u64,
         quiet: 0,
+        current: None,
         onsets: Arc::clone(&outputs),
     };
     let listen_shutdown = shutdown.clone();
