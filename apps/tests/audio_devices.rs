@@ -20,13 +20,17 @@
 //!
 //! Why the warm-up before any `lanlink` process opens a device: a null
 //! sink that nobody asked for low latency renders in blocks of up to two
-//! seconds. A stream that joins then waits for the end of the current
-//! block, and the pulse plugin's two-period buffer (cpal asks for two
-//! periods of ~7 ms) cannot hold the burst that follows: capture ran at
-//! about half of real time and playback stalled for seconds. So the
-//! recorder and the tone player join first, asking for 10 ms, and the test
-//! waits until each has moved real samples; from then on both sinks tick
-//! every few milliseconds and the plugin streams in real time.
+//! seconds, and a stream joining it (a record stream on its monitor above
+//! all) waits for the end of the current block; the pulse plugin's
+//! two-period buffer (cpal asks for two periods of ~7 ms) cannot take the
+//! burst that follows. Capture ran at about half of real time and playback
+//! stalled for seconds, while either ran at 100 % once the sink ticked in
+//! short blocks (`cargo run -p lanlink-audio --example device_pace` shows
+//! both). So the recorders and the tone player connect first, asking for
+//! 10 ms, the sinks are suspended and resumed (which restarts their clocks
+//! with the short blocks those streams ask for, instead of after the
+//! current long block), and the test waits until real samples flow before
+//! any `lanlink` process starts.
 //!
 //! A test fails, with a message saying why, if PulseAudio is missing or
 //! does not start: `scripts/setup` installs it (and CI runs that).
