@@ -338,6 +338,7 @@ fn run(args: &Args) -> Result<(), String> {
         a.underruns += b.underruns;
         a.dropped += b.dropped;
         a.inserted += b.inserted;
+        // Pooled: the worst run's interarrival jitter.
         a.jitter = a.jitter.max(b.jitter);
     }
     all.latencies.sort();
