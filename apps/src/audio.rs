@@ -19,7 +19,7 @@ use lanlink_audio::{
 };
 use lanlink_proto::audio::{AudioAnnounce, AudioCodec, AudioEnd, AudioPacket, AudioSubscribe};
 use lanlink_proto::{Capabilities, Frame, Message, StreamId};
-use lanlink_transport::Shutdown;
+use lanlink_transport::{Client, Shutdown};
 use lanlink_video::now_us;
 
 /// Where `lanlink talk` takes sound from.
@@ -169,7 +169,6 @@ struct Talker {
     jitter: JitterBuffer,
     decoder: OpusDecoder,
     ended: bool,
-    latency_us: Vec<u64>,
 }
 
 /// What `lanlink listen` reports at the end.
@@ -179,6 +178,23 @@ pub struct ListenReport {
     pub frames: u64,
     /// Per stream: name and jitter-buffer statistics.
     pub streams: Vec<(String, JitterStats)>,
+}
+
+/// Opens the sink `lanlink listen` plays to (48 kHz mono).
+pub fn open_output(output: &ListenOutput) -> Result<Box<dyn AudioSink>, String> {
+    let sink: Box<dyn AudioSink> = match output {
+        ListenOutput::Device(name) => {
+            let options = StreamOptions {
+                format: FORMAT,
+                ..StreamOptions::default()
+            };
+            Box::new(PlaybackStream::open(name.as_deref(), options).map_err(|e| e.to_string())?)
+        }
+        ListenOutput::File(path) => {
+            Box::new(WavSink::create(path, FORMAT).map_err(|e| e.to_string())?)
+        }
+    };
+    Ok(sink)
 }
 
 /// `lanlink listen`: plays every audio stream (mixed), or only `only`,
@@ -192,19 +208,38 @@ pub fn listen(
     seconds: Option<f64>,
     shutdown: &Shutdown,
 ) -> Result<ListenReport, String> {
-    let mut sink: Box<dyn AudioSink> = match output {
-        ListenOutput::Device(name) => {
-            let options = StreamOptions {
-                format: FORMAT,
-                ..StreamOptions::default()
-            };
-            Box::new(PlaybackStream::open(name.as_deref(), options).map_err(|e| e.to_string())?)
-        }
-        ListenOutput::File(path) => {
-            Box::new(WavSink::create(path, FORMAT).map_err(|e| e.to_string())?)
-        }
-    };
+    let sink = open_output(output)?;
     let client = server.connect(user, Capabilities::AUDIO)?;
+    println!(
+        "listening{}",
+        only.map_or(String::new(), |n| format!(" to {n}"))
+    );
+    let report = play(&client, sink, only, seconds, shutdown);
+    client.close("done");
+    let report = report?;
+    for (name, s) in &report.streams {
+        println!(
+            "{name}: received {} packets, lost {}, late {}, concealed {}",
+            s.received, s.lost, s.late, s.concealed
+        );
+    }
+    println!("played {:.1} s", report.frames as f64 * 0.02);
+    Ok(report)
+}
+
+/// Subscribes to every audio stream `client` hears announced (or only the
+/// one named `only`), and plays them mixed into `sink`: each through its
+/// own jitter buffer and Opus decoder, one 20 ms frame per 20 ms of wall
+/// clock. Returns when every stream it heard has ended and played out,
+/// `seconds` pass, or `shutdown`. Prints `+ NAME (PUBLISHER)` and
+/// `- NAME` as streams come and go.
+pub fn play(
+    client: &Client,
+    mut sink: Box<dyn AudioSink>,
+    only: Option<&str>,
+    seconds: Option<f64>,
+    shutdown: &Shutdown,
+) -> Result<ListenReport, String> {
     let samples = FRAME.samples(FORMAT);
     let (mut mix, mut pcm) = (vec![0.0f32; samples], vec![0.0f32; samples]);
     let mut talkers: HashMap<StreamId, Talker> = HashMap::new();
@@ -213,10 +248,6 @@ pub fn listen(
     let mut report = ListenReport::default();
     let mut heard_any = false;
     let mut tick: u32 = 0;
-    println!(
-        "listening{}",
-        only.map_or(String::new(), |n| format!(" to {n}"))
-    );
     while !shutdown.is_triggered() && limit.is_none_or(|l| started.elapsed() < l) {
         // Everything that arrived since the last frame.
         let now = Instant::now();
@@ -244,14 +275,12 @@ pub fn listen(
                             jitter,
                             decoder,
                             ended: false,
-                            latency_us: Vec::new(),
                         },
                     );
                     heard_any = true;
                 }
                 Message::AudioPacket(p) => {
                     if let Some(t) = talkers.get_mut(&f.stream) {
-                        t.latency_us.push(now_us().saturating_sub(p.timestamp_us));
                         t.jitter.push(p.seq, p.timestamp_us, p.data, now);
                     }
                 }
@@ -299,17 +328,9 @@ pub fn listen(
         }
     }
     sink.finish().map_err(|e| e.to_string())?;
-    client.close("done");
     for t in talkers.into_values() {
         report.streams.push((t.name, t.jitter.stats()));
     }
-    for (name, s) in &report.streams {
-        println!(
-            "{name}: received {} packets, lost {}, late {}, concealed {}",
-            s.received, s.lost, s.late, s.concealed
-        );
-    }
-    println!("played {:.1} s", report.frames as f64 * 0.02);
     Ok(report)
 }
 

@@ -5,109 +5,29 @@
 //! file. (Capture and playback through cpal on such PCMs are tested in
 //! `media-audio/tests/alsa.rs`.)
 
+mod audio_support;
 mod common;
 
+use std::collections::{HashMap, HashSet};
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::Child;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use common::{lanlink, lanlink_spawn, Scratch, Server};
-use lanlink_audio::{AudioSink, AudioSource, Format, ToneSource, WavSink, WavSource};
-
-const RATE: f64 = 48_000.0;
+use audio_support::{
+    analyse, await_line, dominant_hz, kill, lines_of, magnitude, read_wav, received, wait_exit,
+    write_tone,
+};
+use common::{lanlink, lanlink_spawn, Scratch, Server, PATIENCE};
+use lanlink_proto::audio::AudioSubscribe;
+use lanlink_proto::video::{VideoAnnounce, VideoCodec, VideoFrame, VideoSubscribe};
+use lanlink_proto::{control::Hello, Capabilities, Frame, FrameDecoder, Message, StreamId};
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
-}
-
-fn write_tone(path: &Path, hz: f32, secs: f64) {
-    let mut tone = ToneSource::new(Format::MONO_48K, hz, 0.5)
-        .unwrap()
-        .with_duration(std::time::Duration::from_secs_f64(secs));
-    let mut sink = WavSink::create(path, Format::MONO_48K).unwrap();
-    let mut buf = vec![0.0; 960];
-    loop {
-        let n = tone.read(&mut buf).unwrap();
-        if n == 0 {
-            break;
-        }
-        sink.write(&buf[..n]).unwrap();
-    }
-    sink.finish().unwrap();
-}
-
-fn read_wav(path: &Path) -> Vec<f32> {
-    let mut src = WavSource::open(path, Format::MONO_48K).unwrap();
-    let (mut all, mut buf) = (Vec::new(), vec![0.0; 4800]);
-    loop {
-        let n = src.read(&mut buf).unwrap();
-        if n == 0 {
-            return all;
-        }
-        all.extend_from_slice(&buf[..n]);
-    }
-}
-
-/// Magnitude of the DFT of `x` at `hz`.
-fn magnitude(x: &[f32], hz: f64) -> f64 {
-    let w = std::f64::consts::TAU * hz / RATE;
-    let (mut re, mut im) = (0.0, 0.0);
-    for (n, v) in x.iter().enumerate() {
-        let a = w * n as f64;
-        re += f64::from(*v) * a.cos();
-        im -= f64::from(*v) * a.sin();
-    }
-    (re * re + im * im).sqrt() / x.len() as f64
-}
-
-/// What the received signal looks like, judged on 20 ms windows.
-struct Analysis {
-    /// Seconds of signal above the noise floor.
-    audible_secs: f64,
-    /// The longest silence between the first and last audible window, ms.
-    longest_gap_ms: f64,
-    /// RMS of the audible windows.
-    level: f64,
-    /// The audible part, for spectra.
-    audible: Vec<f32>,
-}
-
-fn analyse(x: &[f32]) -> Analysis {
-    let windows: Vec<&[f32]> = x.chunks(960).collect();
-    let rms = |w: &[f32]| {
-        (w.iter().map(|v| f64::from(*v) * f64::from(*v)).sum::<f64>() / w.len().max(1) as f64)
-            .sqrt()
-    };
-    let loud: Vec<bool> = windows.iter().map(|w| rms(w) > 0.05).collect();
-    let first = loud.iter().position(|l| *l).unwrap_or(0);
-    let last = loud.iter().rposition(|l| *l).unwrap_or(0);
-    let (mut gap, mut longest) = (0, 0);
-    for l in &loud[first..=last] {
-        gap = if *l { 0 } else { gap + 1 };
-        longest = longest.max(gap);
-    }
-    let audible: Vec<f32> = windows
-        .iter()
-        .zip(&loud)
-        .filter(|(_, l)| **l)
-        .flat_map(|(w, _)| w.iter().copied())
-        .collect();
-    Analysis {
-        audible_secs: loud.iter().filter(|l| **l).count() as f64 * 0.02,
-        longest_gap_ms: longest as f64 * 20.0,
-        level: rms(&audible),
-        audible,
-    }
-}
-
-/// The strongest frequency between 100 Hz and 4 kHz, on a 10 Hz grid,
-/// over one second of the middle of the signal.
-fn dominant_hz(x: &[f32]) -> f64 {
-    let mid = x.len() / 2;
-    let slice = &x[mid.saturating_sub(24_000)..(mid + 24_000).min(x.len())];
-    (10..=400)
-        .map(|k| f64::from(k) * 10.0)
-        .max_by(|a, b| magnitude(slice, *a).total_cmp(&magnitude(slice, *b)))
-        .unwrap()
 }
 
 fn listener(server: &Server, out: &Path, extra: &[&str]) -> Child {
@@ -158,13 +78,7 @@ fn a_wav_file_is_heard_as_the_same_tone() {
     let report = wait_ok(listen);
     // 150 packets were sent; the first may go out before the subscription
     // reaches the server.
-    let received: u32 = report
-        .split("wav: received ")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
-    assert!(received >= 145, "{report}");
+    assert!(received(&report, "wav") >= 145, "{report}");
 
     let a = analyse(&read_wav(&output));
     assert!(
@@ -273,4 +187,227 @@ fn a_missing_device_is_a_clear_error_listing_the_real_ones() {
         assert!(err.contains(asked) && err.contains("lanlink_mic"), "{err}");
     }
     assert!(server.terminate().success());
+}
+
+/// A raw client that subscribes to the audio stream `audio` and the video
+/// stream `video` as soon as each is announced, and then never reads again.
+/// Returns its socket, its decoder (which may hold the start of a frame)
+/// and the audio stream's id.
+fn stuck_subscriber(addr: &str, audio: &str, video: &str) -> (TcpStream, FrameDecoder, StreamId) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    let hello = Hello {
+        name: "stuck".into(),
+        token: None,
+        capabilities: Capabilities::AUDIO | Capabilities::VIDEO,
+    };
+    s.write_all(&Frame::control(hello).to_bytes().unwrap())
+        .unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    let (mut d, mut buf) = (FrameDecoder::new(), [0u8; 16384]);
+    let (mut audio_id, mut video_on) = (None, false);
+    let deadline = Instant::now() + PATIENCE;
+    while audio_id.is_none() || !video_on {
+        assert!(
+            Instant::now() < deadline,
+            "no announcements for the stuck client"
+        );
+        while let Some(f) = d.decode().unwrap() {
+            match &f.message {
+                Message::AudioAnnounce(a) if a.name == audio => {
+                    s.write_all(&Frame::new(f.stream, AudioSubscribe).to_bytes().unwrap())
+                        .unwrap();
+                    audio_id = Some(f.stream);
+                }
+                Message::VideoAnnounce(v) if v.name == video => {
+                    s.write_all(&Frame::new(f.stream, VideoSubscribe).to_bytes().unwrap())
+                        .unwrap();
+                    video_on = true;
+                }
+                _ => {}
+            }
+        }
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "the server closed the stuck client");
+        d.push(&buf[..n]);
+    }
+    (s, d, audio_id.unwrap())
+}
+
+/// Reads everything a stuck client's socket holds, until nothing more comes
+/// for half a second (bounded by [`PATIENCE`]); returns the distinct
+/// sequence numbers of the audio packets on `stream`.
+fn drain_audio(s: &mut TcpStream, d: &mut FrameDecoder, stream: StreamId) -> HashSet<u32> {
+    s.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut seqs = HashSet::new();
+    let deadline = Instant::now() + PATIENCE;
+    while Instant::now() < deadline {
+        match s.read(&mut buf) {
+            Ok(n) if n > 0 => d.push(&buf[..n]),
+            _ => break,
+        }
+        while let Some(f) = d.decode().unwrap() {
+            if let (true, Message::AudioPacket(p)) = (f.stream == stream, &f.message) {
+                seqs.insert(p.seq);
+            }
+        }
+    }
+    seqs
+}
+
+/// A raw publisher of a video stream of 32 KiB frames every 4 ms (8 MB/s,
+/// opaque to the server) until dropped or 30 s pass.
+struct Flood {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Flood {
+    fn start(addr: &str, name: &str) -> Flood {
+        let mut s = TcpStream::connect(addr).unwrap();
+        let hello = Hello {
+            name: "flood".into(),
+            token: None,
+            capabilities: Capabilities::VIDEO,
+        };
+        let announce = VideoAnnounce {
+            name: name.into(),
+            publisher: String::new(),
+            codec: VideoCodec::MJPEG,
+            width: 1920,
+            height: 1080,
+            fps_milli: 250_000,
+        };
+        for f in [Frame::control(hello), Frame::new(1, announce)] {
+            s.write_all(&f.to_bytes().unwrap()).unwrap();
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let data = bytes::Bytes::from(vec![0x55u8; 32 * 1024]);
+            let started = Instant::now();
+            for seq in 0..7_500u32 {
+                if flag.load(Ordering::Relaxed) {
+                    break;
+                }
+                let frame = VideoFrame {
+                    seq,
+                    timestamp_us: 0,
+                    keyframe: true,
+                    data: data.clone(),
+                };
+                if s.write_all(&Frame::new(1, frame).to_bytes().unwrap())
+                    .is_err()
+                {
+                    break;
+                }
+                let due = started + Duration::from_millis(4) * (seq + 1);
+                std::thread::sleep(due.saturating_duration_since(Instant::now()));
+            }
+        });
+        Flood {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Flood {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A listener that stops reading its socket while subscribed to a talker
+/// loses audio itself, and nobody else does: a normal listener still hears
+/// the whole tone, without gaps. So that the stuck client's socket buffers
+/// (megabytes on loopback) fill in well under a second rather than in
+/// minutes of 3 KB/s audio, it also subscribes to a flood of video.
+#[test]
+fn a_stuck_listener_loses_audio_for_itself_only() {
+    let t = Scratch::new("audio-stuck");
+    let output = t.0.join("out.wav");
+    // Plain TCP: the stuck client and the flood are raw sockets.
+    let server = Server::start(&["--plain"]);
+    let mut listen = lanlink_spawn(&[
+        "listen",
+        "--plain",
+        &server.addr,
+        "voice",
+        "--output-file",
+        s(&output),
+        "--seconds",
+        "20",
+    ]);
+    let listen_out = lines_of(listen.stdout.take().unwrap());
+    if let Err(seen) = await_line(&listen_out, "listening", PATIENCE) {
+        kill(&mut listen);
+        panic!("lanlink listen did not start: {seen:?}");
+    }
+    let talk = lanlink_spawn(&[
+        "talk",
+        "--plain",
+        &server.addr,
+        "--tone",
+        "660",
+        "--name",
+        "voice",
+        "--seconds",
+        "3",
+    ]);
+    let flood = Flood::start(&server.addr, "flood");
+    let (mut stuck, mut decoder, voice) = stuck_subscriber(&server.addr, "voice", "flood");
+    wait_ok(talk);
+    let status = wait_exit(&mut listen, PATIENCE).unwrap_or_else(|| {
+        kill(&mut listen);
+        panic!("lanlink listen did not end after the talker");
+    });
+    let report: Vec<String> = listen_out.try_iter().collect();
+    let report = report.join("\n");
+    assert!(status.success(), "{report}");
+    drop(flood);
+    let stuck_got = drain_audio(&mut stuck, &mut decoder, voice).len();
+    drop(stuck);
+    assert!(server.terminate().success());
+
+    // The stuck client really fell behind and lost audio...
+    assert!(
+        stuck_got < 140,
+        "the stuck client got {stuck_got} of 150 packets: it never fell behind"
+    );
+    // ...and the normal listener did not.
+    assert!(received(&report, "voice") >= 145, "{report}");
+    let counts: HashMap<&str, u64> = ["lost", "late", "concealed"]
+        .into_iter()
+        .map(|k| {
+            let n = report
+                .split(&format!("{k} "))
+                .nth(1)
+                .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(u64::MAX);
+            (k, n)
+        })
+        .collect();
+    assert!(
+        counts["lost"] == 0 && counts["late"] == 0 && counts["concealed"] <= 2,
+        "{report}"
+    );
+    let a = analyse(&read_wav(&output));
+    assert!(
+        (2.7..=3.3).contains(&a.audible_secs),
+        "heard {:.2} s of a 3 s tone",
+        a.audible_secs
+    );
+    assert!(
+        a.longest_gap_ms <= 40.0,
+        "a {} ms gap in the middle",
+        a.longest_gap_ms
+    );
+    assert_eq!(dominant_hz(&a.audible), 660.0);
+    eprintln!("stuck client got {stuck_got} of 150 packets; {report}");
 }

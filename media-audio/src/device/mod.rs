@@ -108,7 +108,8 @@ pub struct StreamOptions {
     /// the playback latency (raised to two device periods if smaller).
     pub latency: Duration,
     /// How long a blocking `read` or `write` waits for the device before
-    /// giving up with [`AudioError::Stalled`].
+    /// giving up with [`AudioError::Stalled`] (or [`AudioError::StreamFailed`]
+    /// naming the first error the backend reported before it stopped).
     pub stall_timeout: Duration,
 }
 
@@ -144,6 +145,8 @@ pub struct StreamStats {
     pub dropped_frames: u64,
     /// Glitches the backend itself reported (xruns).
     pub backend_xruns: u64,
+    /// Other errors the backend reported and carried on after.
+    pub backend_errors: u64,
 }
 
 #[derive(Debug, Default)]
@@ -155,6 +158,7 @@ pub(crate) struct Counters {
     pub overruns: AtomicU64,
     pub dropped_frames: AtomicU64,
     pub backend_xruns: AtomicU64,
+    pub backend_errors: AtomicU64,
 }
 
 impl Counters {
@@ -167,6 +171,7 @@ impl Counters {
             overruns: self.overruns.load(Relaxed),
             dropped_frames: self.dropped_frames.load(Relaxed),
             backend_xruns: self.backend_xruns.load(Relaxed),
+            backend_errors: self.backend_errors.load(Relaxed),
         }
     }
 }

@@ -155,10 +155,7 @@ impl PlaybackStream {
         self.shared.check(&self.device)?;
         let waited = last_progress.elapsed();
         if waited > self.options.stall_timeout {
-            return Err(AudioError::Stalled {
-                device: self.device.clone(),
-                waited,
-            });
+            return Err(self.shared.stalled(&self.device, waited));
         }
         std::thread::sleep(POLL);
         Ok(())

@@ -17,21 +17,31 @@ use super::{device_id, find_device, host, Counters, DeviceConfig, StreamOptions}
 use crate::{AudioError, Direction};
 
 /// State shared between a stream's callbacks and its handle: lock-free
-/// counters, a primed flag, and the first fatal error.
+/// counters, a primed flag, the first fatal error and the first error the
+/// backend recovered from.
 #[derive(Debug, Default)]
 pub(crate) struct Shared {
     pub counters: Counters,
     /// Playback: set by the first `write`, so the silence before it does not
     /// count as underruns.
     pub primed: AtomicBool,
-    /// The first fatal error the backend reported. Set from the error
-    /// callback, which cpal calls outside the realtime data path.
+    /// The first fatal error the backend reported.
     pub failure: OnceLock<String>,
+    /// The first error the backend reported and carried on after.
+    pub first_glitch: OnceLock<String>,
 }
 
 impl Shared {
-    /// The backend's error callback: glitches are counted, anything else
-    /// marks the stream failed so the next read or write reports it.
+    /// The backend's error callback. An xrun is counted. An error that
+    /// means the device is gone marks the stream failed, so the next read
+    /// or write reports it. Anything else is counted and the stream goes
+    /// on: cpal's ALSA worker keeps polling after such errors, and some
+    /// PCMs (the PulseAudio plugin while its server stream starts) report
+    /// a passing `EIO` and then play on. A stream that really stopped is
+    /// caught by the stall timeout, which then names the first such error.
+    ///
+    /// Only the first of each message is formatted (one allocation per
+    /// stream), since cpal calls this on its audio thread.
     pub(crate) fn error_callback(self: &Arc<Self>) -> impl FnMut(cpal::Error) + Send + 'static {
         let shared = Arc::clone(self);
         move |e: cpal::Error| match e.kind() {
@@ -39,8 +49,17 @@ impl Shared {
                 shared.counters.backend_xruns.fetch_add(1, Relaxed);
             }
             cpal::ErrorKind::DeviceChanged | cpal::ErrorKind::RealtimeDenied => {}
-            _ => {
+            cpal::ErrorKind::DeviceNotAvailable
+            | cpal::ErrorKind::HostUnavailable
+            | cpal::ErrorKind::PermissionDenied
+            | cpal::ErrorKind::StreamInvalidated => {
                 let _ = shared.failure.set(e.to_string());
+            }
+            _ => {
+                shared.counters.backend_errors.fetch_add(1, Relaxed);
+                if shared.first_glitch.get().is_none() {
+                    let _ = shared.first_glitch.set(e.to_string());
+                }
             }
         }
     }
@@ -53,6 +72,21 @@ impl Shared {
                 message: message.clone(),
             }),
             None => Ok(()),
+        }
+    }
+
+    /// The error for a stream that made no progress for `waited`: a failure
+    /// naming the backend's first error if it reported one, else a stall.
+    pub(crate) fn stalled(&self, device: &str, waited: Duration) -> AudioError {
+        match self.first_glitch.get() {
+            Some(message) => AudioError::StreamFailed {
+                device: device.to_string(),
+                message: format!("no progress for {waited:?} after: {message}"),
+            },
+            None => AudioError::Stalled {
+                device: device.to_string(),
+                waited,
+            },
         }
     }
 }
