@@ -260,6 +260,60 @@ impl Body for Goodbye {
     }
 }
 
+/// Client → server: an operator's request, authorised by the server's
+/// admin token (sent with every request; there is no admin session).
+///
+/// `command` is one of `kick` (argument: a nickname), `ban` (a nickname
+/// or an IP address: refused from then on, and whoever matches is
+/// disconnected), `unban` (the same) and `bans` (no argument: list them).
+/// The server answers with [`AdminReply`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admin {
+    /// The server's admin token.
+    pub token: String,
+    /// What to do.
+    pub command: String,
+    /// Whom to do it to (may be empty).
+    pub argument: String,
+}
+
+impl Body for Admin {
+    fn encode(&self, w: &mut Writer<'_>) -> Result<(), ProtoError> {
+        w.string("token", &self.token)?;
+        w.string("command", &self.command)?;
+        w.string("argument", &self.argument)
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, ProtoError> {
+        Ok(Admin {
+            token: r.string("token")?,
+            command: r.string("command")?,
+            argument: r.string("argument")?,
+        })
+    }
+}
+
+/// Server → client: the outcome of an [`Admin`] request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminReply {
+    /// Whether the request was carried out.
+    pub ok: bool,
+    /// What happened, or why not.
+    pub text: String,
+}
+
+impl Body for AdminReply {
+    fn encode(&self, w: &mut Writer<'_>) -> Result<(), ProtoError> {
+        w.bool(self.ok);
+        w.string("text", &self.text)
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, ProtoError> {
+        Ok(AdminReply {
+            ok: r.bool("ok")?,
+            text: r.string("text")?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::test_util::round_trip;

@@ -167,6 +167,8 @@ messages! {
     0x05 => control::Pong, Control;
     0x06 => control::Error, Control;
     0x07 => control::Goodbye, Control;
+    0x08 => control::Admin, Control;
+    0x09 => control::AdminReply, Control;
 
     0x10 => chat::Join, Chat;
     0x11 => chat::Leave, Chat;

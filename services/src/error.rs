@@ -177,6 +177,16 @@ pub enum ServiceError {
         /// Bytes free.
         available: u64,
     },
+    /// An upload would exceed the client's upload quota.
+    #[error("{name}: upload quota exceeded ({needed} bytes needed, {left} left)")]
+    QuotaExceeded {
+        /// The file.
+        name: String,
+        /// Bytes needed.
+        needed: u64,
+        /// Bytes of the quota left.
+        left: u64,
+    },
     /// The received content does not match the sender's hash or size:
     /// nothing was published.
     #[error("{name:?} arrived corrupted ({detail}); nothing was saved")]
@@ -278,7 +288,9 @@ impl ServiceError {
             ServiceError::NotEnabled { .. } => ErrorCode::FORBIDDEN,
             ServiceError::AlreadyExists { .. } => ErrorCode::ALREADY_EXISTS,
             ServiceError::FileTooLarge { .. } => ErrorCode::TOO_LARGE,
-            ServiceError::NoSpace { .. } => ErrorCode::NO_SPACE,
+            ServiceError::NoSpace { .. } | ServiceError::QuotaExceeded { .. } => {
+                ErrorCode::NO_SPACE
+            }
             ServiceError::HashMismatch { .. } => ErrorCode::HASH_MISMATCH,
             ServiceError::OutOfOrder { .. } => ErrorCode::MALFORMED,
             ServiceError::Refused { code, .. } => *code,

@@ -8,13 +8,15 @@
 //! keep up is disconnected by its own queue limit.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::net::TcpListener;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::Receiver;
 use lanlink_proto::{control, Capabilities, ErrorCode, Frame, Message, Service, StreamId};
-use lanlink_transport::{ConnHandle, ConnId, EncodedFrame, Event, Shutdown};
+use lanlink_transport::{BanList, ConnHandle, ConnId, EncodedFrame, Event, RefusalLog, Shutdown};
 
+use crate::chat::names::fold;
 use crate::chat::{ChatConfig, ChatService, Now, Outgoing};
 use crate::file::{FileConfig, FileService};
 use crate::media::{MediaRelay, VideoTap};
@@ -42,6 +44,12 @@ pub struct ServerConfig {
     /// Media the server publishes itself: `(stream, message)` pairs, an
     /// announcement first, as a client would send them.
     pub local_media: Option<Receiver<(StreamId, Message)>>,
+    /// The token that authorises `Admin` requests (kick, ban); `None`
+    /// refuses them all.
+    pub admin_token: Option<String>,
+    /// Nicknames refused from the start (operators add more with `ban`).
+    /// Banned addresses live in `transport.bans`.
+    pub banned_names: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -53,6 +61,8 @@ impl Default for ServerConfig {
             file: FileConfig::default(),
             video_tap: None,
             local_media: None,
+            admin_token: None,
+            banned_names: Vec::new(),
         }
     }
 }
@@ -120,6 +130,18 @@ pub fn run(
     result
 }
 
+fn list_or_none<T: AsRef<str>>(items: &[T]) -> String {
+    if items.is_empty() {
+        "none".into()
+    } else {
+        items
+            .iter()
+            .map(AsRef::as_ref)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 fn now() -> Now {
     Now {
         instant: Instant::now(),
@@ -143,6 +165,16 @@ pub struct Hub {
     file: FileService,
     media: MediaRelay,
     out: Vec<Outgoing>,
+    admin: Admin,
+}
+
+/// The operator's tools: the admin token and the bans.
+struct Admin {
+    token: Option<String>,
+    /// Case-folded banned nicknames.
+    names: std::collections::BTreeSet<String>,
+    addresses: BanList,
+    refusals: RefusalLog,
 }
 
 impl Hub {
@@ -156,6 +188,12 @@ impl Hub {
             file: FileService::new(config.file.clone()),
             media: MediaRelay::new(config.video_tap.clone()),
             out: Vec::new(),
+            admin: Admin {
+                token: config.admin_token.clone(),
+                names: config.banned_names.iter().map(|n| fold(n.trim())).collect(),
+                addresses: config.transport.bans.clone(),
+                refusals: config.transport.refusals.clone(),
+            },
         }
     }
 
@@ -197,6 +235,15 @@ impl Hub {
         // Collect the newcomer's first frames separately: they must follow
         // its Welcome. Only clients that want chat join it (and need a
         // unique nickname); a file-only client is just welcomed.
+        if self.admin.names.contains(&fold(&hello.name)) {
+            self.admin.refusals.refused(
+                conn.peer().ip(),
+                "banned name",
+                &format!("the name {:?} is banned", hello.name),
+            );
+            conn.refuse(ErrorCode::BANNED, "this name is banned from the server");
+            return;
+        }
         let mut greeting = Vec::new();
         let wants_chat = hello.capabilities.contains(Capabilities::CHAT);
         if wants_chat {
@@ -220,6 +267,8 @@ impl Hub {
             {
                 self.media.connect(id, &mut greeting);
             }
+            // Upload quotas follow the address, not the (changeable) name.
+            self.file.set_quota_key(id, conn.peer().ip().to_string());
             self.conns.insert(id, (conn, hello.name));
             self.out.append(&mut greeting);
         } else if wants_chat {
@@ -252,6 +301,12 @@ impl Hub {
                 self.media
                     .handle(conn, name, frame.stream, frame.message, &mut self.out)
             }
+            Service::Control if matches!(frame.message, Message::Admin(_)) => {
+                if let Message::Admin(request) = frame.message {
+                    let reply = self.admin(conn, request);
+                    self.out.push(Outgoing::control(conn, reply));
+                }
+            }
             Service::Control if matches!(frame.message, Message::Error(_)) => {
                 // Never answer an error with an error: two such peers would
                 // loop. The peer's complaint is worth a log line.
@@ -269,6 +324,127 @@ impl Hub {
                     },
                 ));
             }
+        }
+    }
+
+    /// Carries out an operator's request if its token is right.
+    fn admin(&mut self, from: ConnId, request: control::Admin) -> control::AdminReply {
+        let reply = |ok: bool, text: String| control::AdminReply { ok, text };
+        let peer = self.conns.get(&from).map(|(h, _)| h.peer());
+        let authorised = self.admin.token.as_deref().is_some_and(|t| {
+            lanlink_transport::server::constant_time_eq(t.as_bytes(), request.token.as_bytes())
+        });
+        if !authorised {
+            if let Some(peer) = peer {
+                self.admin.refusals.refused(
+                    peer.ip(),
+                    "admin token",
+                    "an admin request with a wrong token",
+                );
+            }
+            return reply(
+                false,
+                match self.admin.token {
+                    None => "this server has no admin token (--admin-token)".into(),
+                    Some(_) => "wrong admin token".into(),
+                },
+            );
+        }
+        let arg = request.argument.trim();
+        let arg_key = fold(arg);
+        tracing::warn!(conn = %from, ?peer, command = %request.command, argument = %arg, "admin request");
+        match (request.command.as_str(), arg.parse::<IpAddr>()) {
+            ("kick", _) => match self.find(arg) {
+                Some(id) => {
+                    self.kick(id, "kicked by an operator");
+                    reply(true, format!("kicked {arg}"))
+                }
+                None => reply(false, format!("nobody is called {arg}")),
+            },
+            ("ban", Ok(ip)) => {
+                self.admin.addresses.ban(ip);
+                let hit: Vec<ConnId> = self
+                    .conns
+                    .iter()
+                    .filter(|(_, (h, _))| h.peer().ip() == ip)
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in &hit {
+                    self.kick(*id, "banned by an operator");
+                }
+                reply(
+                    true,
+                    format!("banned {ip} ({} connection(s) closed)", hit.len()),
+                )
+            }
+            ("ban", Err(_)) if !arg.is_empty() => {
+                self.admin.names.insert(arg_key);
+                if let Some(id) = self.find(arg) {
+                    self.kick(id, "banned by an operator");
+                }
+                reply(true, format!("banned the name {arg}"))
+            }
+            ("unban", Ok(ip)) => {
+                let was = self.admin.addresses.unban(ip);
+                reply(
+                    was,
+                    format!("{ip} {}", if was { "unbanned" } else { "was not banned" }),
+                )
+            }
+            ("unban", Err(_)) => {
+                let was = self.admin.names.remove(&arg_key);
+                reply(
+                    was,
+                    format!("{arg} {}", if was { "unbanned" } else { "was not banned" }),
+                )
+            }
+            ("bans", _) => {
+                let addresses: Vec<String> = self
+                    .admin
+                    .addresses
+                    .list()
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
+                let names: Vec<&str> = self.admin.names.iter().map(String::as_str).collect();
+                reply(
+                    true,
+                    format!(
+                        "banned addresses: {}; banned names: {}",
+                        list_or_none(&addresses),
+                        list_or_none(&names)
+                    ),
+                )
+            }
+            (other, _) => reply(
+                false,
+                format!(
+                    "unknown admin command {other:?} (kick, ban, unban, bans) or missing argument"
+                ),
+            ),
+        }
+    }
+
+    /// The connection of the user called `name` (chat nickname first, then
+    /// the name a non-chat client said hello with).
+    fn find(&self, name: &str) -> Option<ConnId> {
+        self.chat.conn_of(name).or_else(|| {
+            let folded = fold(name);
+            self.conns
+                .iter()
+                .find(|(_, (_, hello))| fold(hello) == folded)
+                .map(|(id, _)| *id)
+        })
+    }
+
+    fn kick(&self, id: ConnId, why: &str) {
+        if let Some((handle, _)) = self.conns.get(&id) {
+            tracing::warn!(conn = %id, peer = %handle.peer(), "{why}");
+            handle.close_with_error(
+                ErrorCode::BANNED,
+                why,
+                lanlink_transport::CloseReason::Local(why.to_owned()),
+            );
         }
     }
 

@@ -159,7 +159,7 @@ impl Client {
                 return Err(TransportError::io(format!("handshake with {peer}"), e))
             }
         };
-        let (handle, queues, link) = new_connection(ConnId(0), peer, stream, &config.conn);
+        let (handle, queues, link) = new_connection(ConnId(0), peer, stream, &config.conn, None);
         let (events_tx, events) = crossbeam_channel::bounded(config.event_capacity.max(1));
         let shutdown = Shutdown::new();
         let writer = {

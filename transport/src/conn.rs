@@ -226,11 +226,33 @@ pub(crate) struct Shared {
     stream: Socket,
     queued_bytes: AtomicUsize,
     max_queued_bytes: usize,
+    /// Server side: what all connections hold together.
+    total: Option<Arc<Totals>>,
     block_when_full: bool,
     closing: AtomicBool,
     reason: Mutex<Option<CloseReason>>,
     rtt_us: AtomicU64,
     media_dropped: AtomicU64,
+}
+
+/// What a server's connections hold together, against its limit.
+#[derive(Debug)]
+pub(crate) struct Totals {
+    pub(crate) queued: AtomicUsize,
+    pub(crate) conns: AtomicUsize,
+    pub(crate) max: usize,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // Whatever was still queued when the connection ended no longer
+        // counts against the server-wide limit.
+        if let Some(t) = &self.total {
+            t.queued
+                .fetch_sub(*self.queued_bytes.get_mut(), Ordering::Relaxed);
+            t.conns.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
 }
 
 impl Shared {
@@ -247,6 +269,14 @@ impl Shared {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// Counts `len` reliable bytes as handed to the socket.
+    fn dequeued(&self, len: usize) {
+        self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+        if let Some(t) = &self.total {
+            t.queued.fetch_sub(len, Ordering::Relaxed);
+        }
     }
 
     /// Ends the connection at once: both threads wake with an error.
@@ -337,7 +367,13 @@ impl ConnHandle {
             self.wait_for_room(len)?;
         }
         let queued = self.shared.queued_bytes.fetch_add(len, Ordering::Relaxed) + len;
-        if queued > self.shared.max_queued_bytes {
+        let over_total = self.shared.total.as_ref().is_some_and(|t| {
+            // Past the server-wide limit, the peers holding more than their
+            // fair share of it are cut; the others go on.
+            let total = t.queued.fetch_add(len, Ordering::Relaxed) + len;
+            total > t.max && queued > t.max / t.conns.load(Ordering::Relaxed).max(1)
+        });
+        if queued > self.shared.max_queued_bytes || over_total {
             tracing::warn!(peer = %self.shared.peer, conn = %self.shared.id, queued,
                 "disconnecting a peer that stopped reading");
             self.shared.abort(CloseReason::TooSlow { queued });
@@ -462,7 +498,11 @@ pub(crate) fn new_connection(
     peer: SocketAddr,
     stream: Socket,
     config: &ConnConfig,
+    total: Option<Arc<Totals>>,
 ) -> (ConnHandle, WriterQueues, WriterLink) {
+    if let Some(t) = &total {
+        t.conns.fetch_add(1, Ordering::Relaxed);
+    }
     let (reliable_tx, reliable_rx) = crossbeam_channel::unbounded();
     let (stop_tx, stop_rx) = crossbeam_channel::bounded(0);
     let (done_tx, done_rx) = crossbeam_channel::bounded(0);
@@ -473,6 +513,7 @@ pub(crate) fn new_connection(
         stream,
         queued_bytes: AtomicUsize::new(0),
         max_queued_bytes: config.max_queued_bytes,
+        total,
         block_when_full: config.block_when_full,
         closing: AtomicBool::new(false),
         reason: Mutex::new(None),
@@ -533,9 +574,7 @@ pub(crate) fn run_writer(handle: ConnHandle, queues: WriterQueues) {
                 match item {
                     Outbound::Data(frame) => {
                         if frame.class != TrafficClass::Media {
-                            shared
-                                .queued_bytes
-                                .fetch_sub(frame.len(), Ordering::Relaxed);
+                            shared.dequeued(frame.len());
                         }
                         append(&mut out, &mut batch, frame)?;
                     }

@@ -17,8 +17,9 @@ use lanlink_proto::{
     control, ErrorCode, Frame, FrameDecoder, Message, ProtoError, PROTOCOL_VERSION,
 };
 
-use crate::conn::{new_connection, run_writer, ConnConfig, Event, Reader};
+use crate::conn::{new_connection, run_writer, ConnConfig, Event, Reader, Totals};
 use crate::handshake::{read_first_frame, send_and_close, FirstFrameError};
+use crate::limits::{AttemptLimiter, BanList, Rate, RefusalLog};
 use crate::socket::{ReadState, Socket};
 use crate::tls::{server_handshake, ServerHandshakeError, ServerIdentity, TLS_HANDSHAKE_BYTE};
 use crate::{ConnId, Shutdown, TransportError};
@@ -41,6 +42,22 @@ pub struct ServerConfig {
     /// and refuses TLS clients. The reference server turns TLS on unless
     /// told `--plain`.
     pub tls: Option<ServerIdentity>,
+    /// Connection attempts accepted per source address (a token bucket);
+    /// beyond it an address is refused before any handshake.
+    pub attempts_per_address: Rate,
+    /// Connections still handshaking at once (TLS and `Hello`); beyond it
+    /// new connections are refused, so slow or silent peers cannot tie up
+    /// the server's threads.
+    pub max_handshakes: usize,
+    /// Reliable bytes queued for all peers together; beyond it, a peer
+    /// holding more than its fair share (this over the number of
+    /// connections) is disconnected as too slow.
+    pub max_total_queued_bytes: usize,
+    /// Addresses refused at once (shared: the application adds to it).
+    pub bans: BanList,
+    /// Where refusals are logged, once per address and kind (shared with
+    /// the application for its own refusals).
+    pub refusals: RefusalLog,
 }
 
 impl Default for ServerConfig {
@@ -57,6 +74,14 @@ impl Default for ServerConfig {
             token: None,
             handshake_max_payload: 64 * 1024,
             tls: None,
+            attempts_per_address: Rate {
+                burst: 20,
+                per_second: 10.0,
+            },
+            max_handshakes: 64,
+            max_total_queued_bytes: 512 * 1024 * 1024,
+            bans: BanList::new(),
+            refusals: RefusalLog::new(),
         }
     }
 }
@@ -88,6 +113,13 @@ pub fn serve(
     }
 
     let active = Arc::new(AtomicUsize::new(0));
+    let handshaking = Arc::new(AtomicUsize::new(0));
+    let totals = Arc::new(Totals {
+        queued: AtomicUsize::new(0),
+        conns: AtomicUsize::new(0),
+        max: config.max_total_queued_bytes,
+    });
+    let mut attempts = AttemptLimiter::new(config.attempts_per_address);
     let next_id = AtomicU64::new(1);
     let mut threads: Vec<JoinHandle<()>> = Vec::new();
     let config = Arc::new(config);
@@ -111,8 +143,48 @@ pub fn serve(
         let _ = stream.set_nodelay(true);
         threads.retain(|t| !t.is_finished());
 
+        // Cheap refusals first, on this thread, without a handshake: a
+        // flood of attempts costs one accept and one small write each.
+        let ip = peer.ip();
+        let refusal = if config.bans.contains(ip) {
+            Some((
+                ErrorCode::BANNED,
+                "banned",
+                "this address is banned from the server".to_owned(),
+            ))
+        } else if !attempts.allow(ip, Instant::now()) {
+            Some((
+                ErrorCode::TOO_MANY_CONNECTIONS,
+                "connection rate",
+                format!(
+                    "too many connection attempts from {ip} (more than {} at once or {}/s); try again shortly",
+                    config.attempts_per_address.burst, config.attempts_per_address.per_second
+                ),
+            ))
+        } else if handshaking.load(Ordering::SeqCst) >= config.max_handshakes {
+            Some((
+                ErrorCode::TOO_MANY_CONNECTIONS,
+                "handshakes",
+                format!(
+                    "too many connections handshaking at once ({}); try again shortly",
+                    config.max_handshakes
+                ),
+            ))
+        } else {
+            None
+        };
+        if let Some((code, kind, reason)) = refusal {
+            config.refusals.refused(ip, kind, &reason);
+            refuse_at_once(stream, code, reason);
+            continue;
+        }
+
         if active.load(Ordering::SeqCst) >= config.max_clients {
-            tracing::warn!(%peer, "refused: server full ({} clients)", config.max_clients);
+            config.refusals.refused(
+                ip,
+                "server full",
+                &format!("{} clients", config.max_clients),
+            );
             let reason = format!("server is full ({} clients)", config.max_clients);
             // Refuse off the accept thread: the write and drain take a moment.
             threads.push(spawn_named("refuse", move || {
@@ -130,10 +202,15 @@ pub fn serve(
         let id = ConnId(next_id.fetch_add(1, Ordering::Relaxed));
         active.fetch_add(1, Ordering::SeqCst);
         let guard = ActiveGuard(active.clone());
+        handshaking.fetch_add(1, Ordering::SeqCst);
+        let handshake = ActiveGuard(handshaking.clone());
         let (config, shutdown, events) = (config.clone(), shutdown.clone(), events.clone());
+        let totals = totals.clone();
         threads.push(spawn_named(&format!("conn-{}", id.0), move || {
             let _guard = guard;
-            serve_connection(id, peer, stream, &config, shutdown, events);
+            serve_connection(
+                id, peer, stream, &config, shutdown, events, handshake, totals,
+            );
         }));
     }
 
@@ -144,7 +221,17 @@ pub fn serve(
     Ok(())
 }
 
-/// Decrements the active-connection count however the thread ends.
+/// Refuses without a thread: the refusal is a few dozen bytes, which the
+/// socket's send buffer takes at once, then the connection is closed.
+fn refuse_at_once(stream: TcpStream, code: ErrorCode, reason: String) {
+    if let Ok(bytes) = Frame::control(control::Refuse { code, reason }).to_bytes() {
+        let _ = stream.set_nonblocking(true);
+        let _ = std::io::Write::write_all(&mut &stream, &bytes);
+    }
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+}
+
+/// Decrements a connection count however the thread ends.
 struct ActiveGuard(Arc<AtomicUsize>);
 
 impl Drop for ActiveGuard {
@@ -175,6 +262,7 @@ pub(crate) fn spawn_named(name: &str, f: impl FnOnce() + Send + 'static) -> Join
         })
 }
 
+#[allow(clippy::too_many_arguments)]
 fn serve_connection(
     id: ConnId,
     peer: SocketAddr,
@@ -182,6 +270,8 @@ fn serve_connection(
     config: &ServerConfig,
     shutdown: Shutdown,
     events: Sender<Event>,
+    handshake: ActiveGuard,
+    totals: Arc<Totals>,
 ) {
     let deadline = Instant::now() + config.handshake_timeout;
     let Some(stream) = secure(peer, tcp, config, deadline, &shutdown) else {
@@ -258,7 +348,8 @@ fn serve_connection(
     // The handshake's write timeout would cut a slow established peer;
     // the queue limit handles those.
     let _ = stream.tcp().set_write_timeout(None);
-    let (handle, queues, link) = new_connection(id, peer, stream, &config.conn);
+    drop(handshake);
+    let (handle, queues, link) = new_connection(id, peer, stream, &config.conn, Some(totals));
     let writer = {
         let handle = handle.clone();
         spawn_named(&format!("conn-{}-w", id.0), move || {
@@ -404,7 +495,7 @@ fn peek_first_byte(
 }
 
 /// Compares secrets without leaking, through timing, how long a prefix matched.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

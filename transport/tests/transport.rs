@@ -207,6 +207,23 @@ fn client_limit_refuses_the_next_one() {
 fn a_client_that_stops_reading_is_disconnected_and_others_are_unaffected() {
     let mut config = ServerConfig::default();
     config.conn.max_queued_bytes = 1024 * 1024;
+    stuck_reader_is_cut_at(config, 1024 * 1024 + 4096);
+}
+
+#[test]
+fn the_server_wide_queue_limit_cuts_the_peer_holding_the_most() {
+    // Per connection the limit is generous; all together it is 2 MiB, of
+    // which the stuck client's fair share (a third) is what it may keep.
+    let mut config = ServerConfig::default();
+    config.conn.max_queued_bytes = 64 * 1024 * 1024;
+    config.max_total_queued_bytes = 2 * 1024 * 1024;
+    stuck_reader_is_cut_at(config, 2 * 1024 * 1024 + 4096);
+}
+
+/// A stuck reader, a sender and a healthy reader: the healthy one gets all
+/// of 10,000 messages of 2 KB while the stuck one is cut as too slow with
+/// at most `max_queued` bytes waiting.
+fn stuck_reader_is_cut_at(config: ServerConfig, max_queued: usize) {
     let server = TestServer::start(config);
     // The stuck client completes the handshake, then never reads again.
     let (stuck, _) = raw_handshake(server.addr, "stuck");
@@ -252,7 +269,7 @@ fn a_client_that_stops_reading_is_disconnected_and_others_are_unaffected() {
     );
     let r = server.wait_closed(|r| matches!(r, CloseReason::TooSlow { .. }));
     match r {
-        CloseReason::TooSlow { queued } => assert!(queued <= 1024 * 1024 + 4096, "{queued}"),
+        CloseReason::TooSlow { queued } => assert!(queued <= max_queued, "{queued}"),
         _ => unreachable!(),
     }
     drop(stuck);
@@ -345,5 +362,129 @@ fn dropping_a_client_whose_application_stopped_reading_returns_promptly() {
         started.elapsed()
     );
     drop(talker);
+    server.stop();
+}
+
+/// Raw connections from 127.0.0.1 until one is refused; returns the refusal.
+fn refused_after(server: &TestServer, at_most: usize) -> (usize, Frame, Vec<TcpStream>) {
+    let mut open = Vec::new();
+    for i in 0..at_most {
+        let mut s = TcpStream::connect(server.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let mut d = FrameDecoder::new();
+        if let Some(f) = read_frame_within(&mut s, &mut d) {
+            return (i, f, open);
+        }
+        open.push(s);
+    }
+    panic!("no refusal within {at_most} connections");
+}
+
+/// The first frame the server sends on a fresh raw connection before the
+/// read timeout, if any (nothing, for a connection still handshaking).
+fn read_frame_within(s: &mut TcpStream, d: &mut FrameDecoder) -> Option<Frame> {
+    use std::io::Read;
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Ok(Some(f)) = d.decode() {
+            return Some(f);
+        }
+        match s.read(&mut buf) {
+            Ok(n) if n > 0 => d.push(&buf[..n]),
+            _ => return None,
+        }
+    }
+}
+
+#[test]
+fn connection_attempts_per_address_are_rate_limited_without_hurting_others() {
+    let config = ServerConfig {
+        attempts_per_address: lanlink_transport::Rate {
+            burst: 8,
+            per_second: 0.5,
+        },
+        ..ServerConfig::default()
+    };
+    let server = TestServer::start(config);
+    let a = server.connect("a").unwrap();
+    let b = server.connect("b").unwrap();
+    wait_for_conns(&server, 2);
+    // Six more attempts are allowed, the seventh is refused at once.
+    let (allowed, refusal, silent) = refused_after(&server, 20);
+    assert_eq!(allowed, 6);
+    match refusal.message {
+        Message::Refuse(r) => {
+            assert_eq!(r.code, ErrorCode::TOO_MANY_CONNECTIONS);
+            assert!(
+                r.reason.contains("too many connection attempts"),
+                "{}",
+                r.reason
+            );
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    drop(silent);
+    // Those already connected are unaffected.
+    a.send(&chat("still here")).unwrap();
+    let got = b.recv_timeout(Duration::from_secs(5)).unwrap().unwrap();
+    assert_eq!(got, chat("still here"));
+    drop((a, b));
+    server.stop();
+}
+
+#[test]
+fn concurrent_handshakes_are_limited_and_freed_when_they_end() {
+    let config = ServerConfig {
+        max_handshakes: 3,
+        ..ServerConfig::default()
+    };
+    let server = TestServer::start(config);
+    let a = server.connect("a").unwrap();
+    let b = server.connect("b").unwrap();
+    wait_for_conns(&server, 2);
+    // Three silent connections hold every handshake slot; the fourth is refused.
+    let (allowed, refusal, silent) = refused_after(&server, 10);
+    assert_eq!(allowed, 3);
+    assert!(
+        matches!(&refusal.message, Message::Refuse(r) if r.code == ErrorCode::TOO_MANY_CONNECTIONS && r.reason.contains("handshaking")),
+        "{refusal:?}"
+    );
+    a.send(&chat("unaffected")).unwrap();
+    assert_eq!(
+        b.recv_timeout(Duration::from_secs(5)).unwrap().unwrap(),
+        chat("unaffected")
+    );
+    // Once they go, the slots are free again.
+    drop(silent);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let c = loop {
+        match server.connect("c") {
+            Ok(c) => break c,
+            Err(e) => assert!(Instant::now() < deadline, "slots never freed: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    drop((a, b, c));
+    server.stop();
+}
+
+#[test]
+fn banned_addresses_are_refused_before_the_handshake() {
+    let config = ServerConfig::default();
+    let bans = config.bans.clone();
+    let server = TestServer::start(config);
+    let a = server.connect("a").unwrap();
+    bans.ban("127.0.0.1".parse().unwrap());
+    match server.connect("b").unwrap_err() {
+        TransportError::Refused { code, reason } => {
+            assert_eq!(code, ErrorCode::BANNED);
+            assert!(reason.contains("banned"), "{reason}");
+        }
+        other => panic!("expected a refusal, got {other}"),
+    }
+    bans.unban("127.0.0.1".parse().unwrap());
+    let b = server.connect("b").unwrap();
+    drop((a, b));
     server.stop();
 }

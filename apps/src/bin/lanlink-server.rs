@@ -18,7 +18,7 @@ use lanlink_services::file::FileConfig;
 use lanlink_services::media::VideoTap;
 use lanlink_services::server::{run, ServerConfig, DEFAULT_PORT};
 use lanlink_transport::mjpeg::{serve_http, LatestFrames};
-use lanlink_transport::{ServerIdentity, Shutdown};
+use lanlink_transport::{Rate, ServerIdentity, Shutdown};
 
 /// The lanlink server: one process that everyone on the LAN connects to.
 #[derive(Parser, Debug)]
@@ -79,6 +79,34 @@ struct Args {
     /// tone, so there is something to watch and hear straight away.
     #[arg(long)]
     demo: bool,
+    /// The token that lets a client kick and ban (`lanlink admin`).
+    #[arg(long, env = "LANLINK_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Refuse this IP address or nickname (repeatable).
+    #[arg(long = "ban", value_name = "ADDRESS|NAME")]
+    bans: Vec<String>,
+    /// Connection attempts one address may make at once...
+    #[arg(long, default_value_t = 20)]
+    connect_burst: u32,
+    /// ...and per second after that.
+    #[arg(long, default_value_t = 10.0)]
+    connects_per_second: f64,
+    /// Connections allowed to be handshaking at the same time.
+    #[arg(long, default_value_t = 64)]
+    max_handshakes: usize,
+    /// Bytes queued for one client before it is disconnected as too slow.
+    #[arg(long, default_value_t = 16 * 1024 * 1024)]
+    max_queued_per_client: usize,
+    /// Bytes queued for all clients together before the ones holding
+    /// the most are disconnected.
+    #[arg(long, default_value_t = 512 * 1024 * 1024)]
+    max_queued_total: usize,
+    /// File transfers one client may run at once.
+    #[arg(long, default_value_t = 3)]
+    max_transfers_per_client: usize,
+    /// Bytes one client address may upload while the server runs.
+    #[arg(long)]
+    upload_quota: Option<u64>,
     /// Speak plain TCP instead of TLS: everything, the access token
     /// included, crosses the network readable by anyone on it. Clients must
     /// pass --plain too.
@@ -166,8 +194,11 @@ fn main() -> ExitCode {
             inbox: args.inbox.clone(),
             max_upload_size: args.max_upload_size,
             allow_overwrite: args.force,
+            max_transfers_per_client: args.max_transfers_per_client.max(1),
+            upload_quota: args.upload_quota,
             ..FileConfig::default()
         },
+        admin_token: args.admin_token.clone(),
         ..ServerConfig::default()
     };
     for (flag, dir) in [("--share", &args.share), ("--inbox", &args.inbox)] {
@@ -181,6 +212,21 @@ fn main() -> ExitCode {
     let fingerprint = identity.as_ref().map(ServerIdentity::fingerprint);
     config.transport.tls = identity;
     config.transport.token = args.token;
+    config.transport.attempts_per_address = Rate {
+        burst: args.connect_burst.max(1),
+        per_second: args.connects_per_second.max(0.01),
+    };
+    config.transport.max_handshakes = args.max_handshakes.max(1);
+    config.transport.conn.max_queued_bytes = args.max_queued_per_client.max(64 * 1024);
+    config.transport.max_total_queued_bytes = args.max_queued_total;
+    for ban in &args.bans {
+        match ban.parse::<std::net::IpAddr>() {
+            Ok(ip) => {
+                config.transport.bans.ban(ip);
+            }
+            Err(_) => config.banned_names.push(ban.clone()),
+        }
+    }
     config.transport.max_clients = args.max_clients;
     config.transport.handshake_timeout = Duration::from_secs_f64(args.handshake_timeout.max(0.1));
     config.transport.conn.idle_timeout = Duration::from_secs_f64(args.idle_timeout.max(1.0));

@@ -205,6 +205,22 @@ enum Cmd {
     },
     /// List the audio devices on this machine.
     Devices,
+    /// Operate the server: kick or ban a user or an address.
+    Admin {
+        /// The server, as HOST or HOST:PORT.
+        host: String,
+        /// `kick NAME`, `ban NAME|ADDRESS`, `unban NAME|ADDRESS` or `bans`.
+        #[arg(value_parser = ["kick", "ban", "unban", "bans"])]
+        command: String,
+        /// The nickname or IP address (none for `bans`).
+        #[arg(default_value = "")]
+        argument: String,
+        /// The server's admin token.
+        #[arg(long, env = "LANLINK_ADMIN_TOKEN", hide_env_values = true)]
+        admin_token: String,
+        #[command(flatten)]
+        auth: Auth,
+    },
     /// Forget the certificate pinned for a server (after it was reinstalled
     /// and got a new one); the next connection pins the new one.
     Forget {
@@ -405,6 +421,13 @@ fn main() -> ExitCode {
             .map(|()| 0)
         }
         Cmd::Cameras => video::cameras().map(|()| 0),
+        Cmd::Admin {
+            host,
+            command,
+            argument,
+            admin_token,
+            auth,
+        } => admin(&auth.target(&host), &command, &argument, admin_token),
         Cmd::Forget { host } => {
             let known = KnownServers::default_location();
             let addr = host_with_port(&host);
@@ -485,6 +508,43 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// `lanlink admin`: one request, its answer on stdout (exit 1 if refused).
+fn admin(server: &Target, command: &str, argument: &str, token: String) -> Result<i32, String> {
+    let client = server.connect(
+        &format!("admin-{}", std::process::id()),
+        lanlink_proto::Capabilities(0),
+    )?;
+    client
+        .send(&lanlink_proto::Frame::control(
+            lanlink_proto::control::Admin {
+                token,
+                command: command.to_owned(),
+                argument: argument.to_owned(),
+            },
+        ))
+        .map_err(|e| e.to_string())?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        let frame = client
+            .recv_timeout(std::time::Duration::from_millis(200))
+            .map_err(|e| e.to_string())?;
+        if let Some(lanlink_proto::Frame {
+            message: lanlink_proto::Message::AdminReply(reply),
+            ..
+        }) = frame
+        {
+            client.close("done");
+            return if reply.ok {
+                println!("{}", reply.text);
+                Ok(0)
+            } else {
+                Err(reply.text)
+            };
+        }
+    }
+    Err("the server did not answer".into())
 }
 
 fn with_client(

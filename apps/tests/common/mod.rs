@@ -79,9 +79,14 @@ impl Server {
         } else {
             &["--no-http"]
         };
+        let bind: &[&str] = if args.contains(&"--bind") {
+            &[]
+        } else {
+            &["--bind", "127.0.0.1:0"]
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_lanlink-server"))
             .env("LANLINK_HOME", home())
-            .args(["--bind", "127.0.0.1:0"])
+            .args(bind)
             .args(http)
             .args(args)
             .env("RUST_LOG", "info")

@@ -50,6 +50,17 @@ pub fn sample_frames() -> Vec<Frame> {
             reason: "bye".into(),
         }
         .into(),
+        Admin {
+            token: "t".into(),
+            command: "kick".into(),
+            argument: "mallory".into(),
+        }
+        .into(),
+        AdminReply {
+            ok: true,
+            text: "kicked mallory".into(),
+        }
+        .into(),
         Join {
             room: "lobby".into(),
             password: Some("pw".into()),
@@ -276,6 +287,13 @@ fn control() -> impl Strategy<Value = Message> {
         }
         .into()),
         text().prop_map(|reason| Goodbye { reason }.into()),
+        (text(), text(), text()).prop_map(|(token, command, argument)| Admin {
+            token,
+            command,
+            argument
+        }
+        .into()),
+        (any::<bool>(), text()).prop_map(|(ok, text)| AdminReply { ok, text }.into()),
     ]
 }
 

@@ -47,7 +47,7 @@
 
 pub mod command;
 mod format;
-mod names;
+pub(crate) mod names;
 mod rate;
 mod requests;
 mod room;

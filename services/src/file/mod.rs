@@ -43,6 +43,10 @@ pub struct FileConfig {
     pub chunk_size: usize,
     /// Concurrent transfers per client.
     pub max_transfers_per_client: usize,
+    /// Bytes one client may upload in all while the server runs (counted
+    /// per client address when the server gives one, see
+    /// [`FileService::set_quota_key`]); `None`: no quota.
+    pub upload_quota: Option<u64>,
 }
 
 impl Default for FileConfig {
@@ -59,6 +63,7 @@ impl Default for FileConfig {
             // 12 MiB in flight: under the server's 16 MiB queue limit, so a
             // slow client is paced, not disconnected.
             max_transfers_per_client: 3,
+            upload_quota: None,
         }
     }
 }

@@ -43,6 +43,10 @@ pub struct FileService {
     config: FileConfig,
     transfers: HashMap<Key, Transfer>,
     next_relay_stream: u32,
+    /// Whose quota each connection's uploads count against.
+    quota_keys: HashMap<ConnId, String>,
+    /// Upload bytes accepted so far, per quota key.
+    uploaded: HashMap<String, u64>,
 }
 
 impl FileService {
@@ -55,7 +59,21 @@ impl FileService {
             config,
             transfers: HashMap::new(),
             next_relay_stream: 2,
+            quota_keys: HashMap::new(),
+            uploaded: HashMap::new(),
         }
+    }
+
+    /// Counts `conn`'s uploads against `key`'s quota (the server uses the
+    /// client's IP address, so reconnecting under another name does not
+    /// reset it). Without a key a connection has a quota of its own.
+    pub fn set_quota_key(&mut self, conn: ConnId, key: String) {
+        self.quota_keys.insert(conn, key);
+    }
+
+    /// Upload bytes accepted so far for the quota key `key`.
+    pub fn uploaded(&self, key: &str) -> u64 {
+        self.uploaded.get(key).copied().unwrap_or(0)
     }
 
     /// Transfers in progress (all connections).
@@ -118,6 +136,7 @@ impl FileService {
     /// `conn` is gone: forget its transfers and cancel the relays it was in.
     /// Partial uploads stay on disk for a later resume.
     pub fn disconnect(&mut self, conn: ConnId, out: &mut Vec<Outgoing>) {
+        self.quota_keys.remove(&conn);
         let keys: Vec<Key> = self
             .transfers
             .keys()
@@ -291,6 +310,24 @@ impl FileService {
             .map_or(0, |m| m.len())
             .min(o.size);
         let needed = o.size - held;
+        if let Some(quota) = self.config.upload_quota {
+            let who = self
+                .quota_keys
+                .get(&key.0)
+                .cloned()
+                .unwrap_or_else(|| format!("{}", key.0));
+            let used = self.uploaded.get(&who).copied().unwrap_or(0);
+            if used.saturating_add(needed) > quota {
+                return Err(ServiceError::QuotaExceeded {
+                    name: o.name,
+                    needed,
+                    left: quota.saturating_sub(used),
+                });
+            }
+            // Counted when accepted: an upload abandoned halfway and
+            // resumed is charged only for what it still needs.
+            *self.uploaded.entry(who).or_insert(0) += needed;
+        }
         let available = fs4::available_space(inbox).unwrap_or(u64::MAX);
         if needed > available.saturating_sub(self.config.min_free_space) {
             return Err(ServiceError::NoSpace {

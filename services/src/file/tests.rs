@@ -505,3 +505,42 @@ fn uploads_cannot_exceed_their_offer_and_streams_are_checked() {
     );
     assert_eq!(std::fs::read(d.inbox.join("a")).unwrap(), b"abcd");
 }
+
+#[test]
+fn the_upload_quota_follows_the_quota_key_across_connections() {
+    let d = Dirs::new("quota");
+    let mut svc = FileService::new(FileConfig {
+        inbox: Some(d.inbox.clone()),
+        min_free_space: 0,
+        upload_quota: Some(1000),
+        ..FileConfig::default()
+    });
+    // Two connections from one address share one quota.
+    svc.set_quota_key(A, "10.0.0.7".into());
+    svc.set_quota_key(B, "10.0.0.7".into());
+    let offer = |name: &str, size: u64| FileOffer {
+        name: name.into(),
+        size,
+        hash: None,
+        offset: 0,
+        to: None,
+        from: None,
+    };
+    let out = run(&mut svc, A, 1, offer("a.bin", 600));
+    assert!(
+        matches!(&out[0].frame.message, Message::FileAccept(_)),
+        "{out:?}"
+    );
+    let out = run(&mut svc, B, 3, offer("b.bin", 600));
+    let reject = only_reject(&out);
+    assert_eq!(reject.code, ErrorCode::NO_SPACE);
+    assert!(reject.reason.contains("quota"), "{}", reject.reason);
+    assert_eq!(svc.uploaded("10.0.0.7"), 600);
+    // What is left still fits.
+    let out = run(&mut svc, B, 5, offer("c.bin", 400));
+    assert!(
+        matches!(&out[0].frame.message, Message::FileAccept(_)),
+        "{out:?}"
+    );
+    assert!(!d.inbox.join("b.bin").exists());
+}
