@@ -89,6 +89,8 @@ pub use error::TransportError;
 pub use limits::{BanList, Rate, RefusalLog};
 pub use server::{serve, ServerConfig};
 pub use shutdown::Shutdown;
+#[doc(hidden)]
+pub use socket::fuzz_tls_server_read;
 pub use tls::{ClientTls, Fingerprint, ServerIdentity};
 
 /// Identifies one connection for the lifetime of a server; never reused.

@@ -233,3 +233,37 @@ impl std::error::Error for TlsFailure {}
 fn lock(m: &Mutex<rustls::Connection>) -> MutexGuard<'_, rustls::Connection> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+/// Feeds `data`, as if a client had sent it, to a TLS server session and
+/// on through the connection reader's path (the raw-byte buffer, rustls,
+/// the frame decoder), until the bytes are used up or something rejects
+/// them. For fuzzing: no input may panic.
+#[doc(hidden)]
+pub fn fuzz_tls_server_read(data: &[u8]) {
+    use std::sync::OnceLock;
+    static IDENTITY: OnceLock<Option<crate::ServerIdentity>> = OnceLock::new();
+    let Some(identity) = IDENTITY.get_or_init(|| crate::ServerIdentity::generate().ok()) else {
+        return;
+    };
+    let Ok(server) = identity.new_connection() else {
+        return;
+    };
+    let mut conn = rustls::Connection::Server(server);
+    let mut state = ReadState::new();
+    state.raw = data.to_vec();
+    state.end = data.len();
+    state.eof = true;
+    let mut decoder = lanlink_proto::FrameDecoder::new();
+    let mut buf = [0u8; 4096];
+    // Bounded: every round either consumes input or ends.
+    for _ in 0..=data.len() + 1 {
+        if state.feed(&mut conn).is_err() {
+            return;
+        }
+        match conn.reader().read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => decoder.push(buf.get(..n).unwrap_or_default()),
+        }
+        while let Ok(Some(_)) = decoder.decode() {}
+    }
+}

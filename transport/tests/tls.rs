@@ -340,3 +340,26 @@ fn fingerprints_print_and_parse_in_common_spellings() {
     assert!("SHA256:1234".parse::<Fingerprint>().is_err());
     assert!("zz".repeat(32).parse::<Fingerprint>().is_err());
 }
+
+#[test]
+fn the_tls_fuzz_entry_point_takes_a_real_client_hello_and_garbage() {
+    // What the fuzz target starts from: a real ClientHello, then bytes
+    // that are not TLS, truncated anywhere.
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+    let mut client =
+        rustls::ClientConnection::new(Arc::new(config), "lanlink".try_into().unwrap()).unwrap();
+    let mut hello = Vec::new();
+    while client.wants_write() {
+        client.write_tls(&mut hello).unwrap();
+    }
+    assert_eq!(hello[0], 0x16);
+    hello.extend_from_slice(&[0x17, 0x03, 0x03, 0x00, 0x04, 1, 2, 3, 4]);
+    for cut in [0, 1, 5, hello.len() / 2, hello.len()] {
+        lanlink_transport::fuzz_tls_server_read(&hello[..cut]);
+    }
+}
