@@ -185,7 +185,11 @@ impl Hub {
             max_payload: config.transport.conn.max_payload,
             conns: HashMap::new(),
             chat: ChatService::new(config.chat.clone()),
-            file: FileService::new(config.file.clone()),
+            file: {
+                let mut file = FileService::new(config.file.clone());
+                file.set_refusal_log(config.transport.refusals.clone());
+                file
+            },
             media: MediaRelay::new(config.video_tap.clone()),
             out: Vec::new(),
             admin: Admin {
@@ -268,7 +272,7 @@ impl Hub {
                 self.media.connect(id, &mut greeting);
             }
             // Upload quotas follow the address, not the (changeable) name.
-            self.file.set_quota_key(id, conn.peer().ip().to_string());
+            self.file.set_peer(id, conn.peer().ip());
             self.conns.insert(id, (conn, hello.name));
             self.out.append(&mut greeting);
         } else if wants_chat {

@@ -7,13 +7,14 @@
 //! a slow peer and memory stays bounded by the window whatever the file size.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 use lanlink_proto::file::{
     FileAccept, FileCancel, FileComplete, FileOffer, FileReject, FileRequest, ListRequest, Listing,
 };
 use lanlink_proto::{ErrorCode, Frame, Message, StreamId};
-use lanlink_transport::ConnId;
+use lanlink_transport::{ConnId, RefusalLog};
 
 use super::incoming::IncomingFile;
 use super::outgoing::OutgoingFile;
@@ -43,8 +44,10 @@ pub struct FileService {
     config: FileConfig,
     transfers: HashMap<Key, Transfer>,
     next_relay_stream: u32,
-    /// Whose quota each connection's uploads count against.
-    quota_keys: HashMap<ConnId, String>,
+    /// Each connection's address: its uploads count against that
+    /// address's quota, and its refusals are logged under it.
+    peers: HashMap<ConnId, IpAddr>,
+    refusals: RefusalLog,
     /// Upload bytes accepted so far, per quota key.
     uploaded: HashMap<String, u64>,
 }
@@ -59,21 +62,30 @@ impl FileService {
             config,
             transfers: HashMap::new(),
             next_relay_stream: 2,
-            quota_keys: HashMap::new(),
+            peers: HashMap::new(),
+            refusals: RefusalLog::new(),
             uploaded: HashMap::new(),
         }
     }
 
-    /// Counts `conn`'s uploads against `key`'s quota (the server uses the
-    /// client's IP address, so reconnecting under another name does not
-    /// reset it). Without a key a connection has a quota of its own.
-    pub fn set_quota_key(&mut self, conn: ConnId, key: String) {
-        self.quota_keys.insert(conn, key);
+    /// Tells the service where `conn` connects from: its uploads count
+    /// against that address's quota (reconnecting under another name does
+    /// not reset it) and its refusals are logged once per address. A
+    /// connection without an address has a quota of its own and its
+    /// refusals are logged at debug level only.
+    pub fn set_peer(&mut self, conn: ConnId, ip: IpAddr) {
+        self.peers.insert(conn, ip);
     }
 
-    /// Upload bytes accepted so far for the quota key `key`.
-    pub fn uploaded(&self, key: &str) -> u64 {
-        self.uploaded.get(key).copied().unwrap_or(0)
+    /// Logs refusals through `log` (the server shares the transport's).
+    pub fn set_refusal_log(&mut self, log: RefusalLog) {
+        self.refusals = log;
+    }
+
+    /// Upload bytes accepted so far from `ip` (or, for a connection
+    /// without an address, under its id).
+    pub fn uploaded(&self, ip: IpAddr) -> u64 {
+        self.uploaded.get(&ip.to_string()).copied().unwrap_or(0)
     }
 
     /// Transfers in progress (all connections).
@@ -118,6 +130,12 @@ impl FileService {
             other => Err(ServiceError::UnexpectedMessage { kind: other.kind() }),
         };
         if let Err(e) = result {
+            match self.peers.get(&conn) {
+                Some(ip) => {
+                    self.refusals.refused(*ip, "file request", &e.to_string());
+                }
+                None => tracing::debug!(conn = %conn, "file request refused: {e}"),
+            }
             if matches!(e, ServiceError::BadStream { .. }) {
                 // The transfer already on that stream (if any) is not at fault.
                 return reject(out, key, &e);
@@ -136,7 +154,7 @@ impl FileService {
     /// `conn` is gone: forget its transfers and cancel the relays it was in.
     /// Partial uploads stay on disk for a later resume.
     pub fn disconnect(&mut self, conn: ConnId, out: &mut Vec<Outgoing>) {
-        self.quota_keys.remove(&conn);
+        self.peers.remove(&conn);
         let keys: Vec<Key> = self
             .transfers
             .keys()
@@ -312,10 +330,9 @@ impl FileService {
         let needed = o.size - held;
         if let Some(quota) = self.config.upload_quota {
             let who = self
-                .quota_keys
+                .peers
                 .get(&key.0)
-                .cloned()
-                .unwrap_or_else(|| format!("{}", key.0));
+                .map_or_else(|| key.0.to_string(), ToString::to_string);
             let used = self.uploaded.get(&who).copied().unwrap_or(0);
             if used.saturating_add(needed) > quota {
                 return Err(ServiceError::QuotaExceeded {
@@ -408,6 +425,7 @@ impl FileService {
             Some(Transfer::Download { file }) => {
                 file.ack(a.offset);
                 if let Err(e) = self.pump(key, out) {
+                    tracing::warn!(conn = %key.0, "download failed: {e}");
                     self.transfers.remove(&key);
                     reject(out, key, &e);
                 }
@@ -540,7 +558,6 @@ fn send(out: &mut Vec<Outgoing>, key: Key, message: impl Into<Message>) {
 }
 
 fn reject(out: &mut Vec<Outgoing>, key: Key, e: &ServiceError) {
-    tracing::info!(conn = %key.0, stream = key.1, "file request refused: {e}");
     send(
         out,
         key,

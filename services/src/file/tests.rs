@@ -516,8 +516,9 @@ fn the_upload_quota_follows_the_quota_key_across_connections() {
         ..FileConfig::default()
     });
     // Two connections from one address share one quota.
-    svc.set_quota_key(A, "10.0.0.7".into());
-    svc.set_quota_key(B, "10.0.0.7".into());
+    let ip: std::net::IpAddr = "10.0.0.7".parse().unwrap();
+    svc.set_peer(A, ip);
+    svc.set_peer(B, ip);
     let offer = |name: &str, size: u64| FileOffer {
         name: name.into(),
         size,
@@ -535,7 +536,7 @@ fn the_upload_quota_follows_the_quota_key_across_connections() {
     let reject = only_reject(&out);
     assert_eq!(reject.code, ErrorCode::NO_SPACE);
     assert!(reject.reason.contains("quota"), "{}", reject.reason);
-    assert_eq!(svc.uploaded("10.0.0.7"), 600);
+    assert_eq!(svc.uploaded(ip), 600);
     // What is left still fits.
     let out = run(&mut svc, B, 5, offer("c.bin", 400));
     assert!(
