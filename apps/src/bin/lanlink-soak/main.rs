@@ -77,7 +77,7 @@ struct ImpairSettings {
     #[arg(long, default_value = "20ms", value_parser = parse_duration)]
     jitter: Duration,
     /// Segment loss, as 1% or 0.01, modelled as retransmission stalls.
-    #[arg(long, default_value = "1%", value_parser = parse_fraction)]
+    #[arg(long, default_value = "1%", value_parser = parse_loss)]
     loss: f64,
 }
 
@@ -156,6 +156,10 @@ struct RunArgs {
     /// Longest time without a new video frame allowed (s).
     #[arg(long, default_value_t = 3.0)]
     max_video_gap: f64,
+    /// Least share of the listener's output, once the tone started, in
+    /// which it must be audible (concealment fills the rest).
+    #[arg(long, default_value = "85%", value_parser = parse_fraction)]
+    min_audible: f64,
     /// Threads the server may hold above its start once everyone left.
     #[arg(long, default_value_t = 2)]
     thread_margin: u64,
@@ -202,7 +206,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-/// Parses `1%` or `0.01`.
+/// Parses `85%` or `0.85`.
 fn parse_fraction(text: &str) -> Result<f64, String> {
     let t = text.trim();
     let v = match t.strip_suffix('%') {
@@ -210,7 +214,16 @@ fn parse_fraction(text: &str) -> Result<f64, String> {
         None => t.parse::<f64>(),
     }
     .map_err(|_| format!("not a fraction: {text:?} (try 1% or 0.01)"))?;
-    if !(0.0..=0.5).contains(&v) {
+    if !(0.0..=1.0).contains(&v) {
+        return Err(format!("{text:?}: not between 0 and 100%"));
+    }
+    Ok(v)
+}
+
+/// Parses a loss rate, `1%` or `0.01`, at most 50%.
+fn parse_loss(text: &str) -> Result<f64, String> {
+    let v = parse_fraction(text)?;
+    if v > 0.5 {
         return Err(format!("{text:?}: loss runs from 0 to 50%"));
     }
     Ok(v)
@@ -411,6 +424,7 @@ fn run(a: &RunArgs) -> Result<bool, String> {
         let limits = media::MediaLimits {
             audio_p99_ms: a.audio_p99_ms,
             max_video_gap: a.max_video_gap,
+            min_audible: a.min_audible,
         };
         std::thread::spawn(move || media::run(&lanlink, &addr, &media_dir, limits, until))
     });
@@ -471,7 +485,7 @@ fn run(a: &RunArgs) -> Result<bool, String> {
     failures.extend(chat.failures.iter().map(|f| format!("chat: {f}")));
     if let Some(t) = &files {
         println!(
-            "transfers    {} gets + {} puts completed ({:.0} MiB), hashes right {}/{}; {} killed halfway, {} resumed; final-named files after a kill: {}; busy retries {}; finished before the kill {}",
+            "transfers    {} gets + {} puts completed ({:.0} MiB), hashes right {}/{}; {} killed halfway, {} resumed; final-named files after a kill: {}; retries while the server still held a killed upload {} (longest {:.1} s); finished before the kill {}",
             t.completed_get,
             t.completed_put,
             t.bytes as f64 / 1048576.0,
@@ -481,6 +495,7 @@ fn run(a: &RunArgs) -> Result<bool, String> {
             t.resumed,
             t.final_named_after_kill,
             t.busy_retries,
+            t.busy_wait_max,
             t.finished_before_kill
         );
         failures.extend(t.failures.iter().map(|f| format!("transfers: {f}")));
@@ -630,6 +645,7 @@ mod tests {
         assert!(parse_duration("48h").is_err());
         assert_eq!(parse_fraction("1%"), Ok(0.01));
         assert_eq!(parse_fraction("0.02"), Ok(0.02));
-        assert!(parse_fraction("60%").is_err());
+        assert!(parse_loss("60%").is_err());
+        assert!(parse_fraction("120%").is_err());
     }
 }

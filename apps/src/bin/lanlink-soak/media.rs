@@ -87,6 +87,8 @@ pub struct MediaLimits {
     pub audio_p99_ms: f64,
     /// Longest time without a new video frame, s.
     pub max_video_gap: f64,
+    /// Least share of the output in which the tone must be audible.
+    pub min_audible: f64,
 }
 
 const SESSION: Duration = Duration::from_secs(60);
@@ -317,7 +319,7 @@ fn session(
             // Weighted by session length.
             let before = r.seconds - secs;
             r.audible = (r.audible * before + share * secs) / r.seconds.max(1e-9);
-            if share < 0.9 {
+            if share < limits.min_audible {
                 r.failures.push(format!(
                     "session {n}: the tone is audible in only {:.1}% of the output",
                     share * 100.0

@@ -33,6 +33,8 @@ pub struct TransferReport {
     pub finished_before_kill: u64,
     /// Retries of an upload the server still held from the killed client.
     pub busy_retries: u64,
+    /// The longest it held one, from the first retry to success, seconds.
+    pub busy_wait_max: f64,
     /// Bytes moved by completed transfers (whole files).
     pub bytes: u64,
     /// Everything that went wrong.
@@ -225,9 +227,12 @@ impl Transfers<'_> {
         file: usize,
     ) -> bool {
         // An upload resumed right after its client was killed can find the
-        // server still holding the old transfer (it has not yet read the
-        // close): it refuses with "already exists" until it has.
-        for attempt in 0..10 {
+        // server still holding the old transfer: it has not yet read the
+        // close (on a delayed or lossy path, not before the data in flight
+        // has arrived). It refuses with "already exists" until then; retry
+        // for up to 15 s and record how long that took.
+        let first = Instant::now();
+        for attempt in 0..75 {
             let (status, out, err) = match procs::run(what, cmd(), PATIENCE) {
                 Ok(x) => x,
                 Err(e) => {
@@ -237,12 +242,15 @@ impl Transfers<'_> {
             };
             match status {
                 Some(s) if s.success() => {
+                    if attempt > 0 {
+                        r.busy_wait_max = r.busy_wait_max.max(first.elapsed().as_secs_f64());
+                    }
                     if out.iter().any(|l| l.starts_with("resuming ")) {
                         r.resumed += 1;
                     }
                     return self.verify(r, what, &out, target, file);
                 }
-                Some(_) if attempt < 9 && err.contains("exists") => {
+                Some(_) if attempt < 74 && err.contains("already exists") => {
                     r.busy_retries += 1;
                     std::thread::sleep(Duration::from_millis(200));
                 }
