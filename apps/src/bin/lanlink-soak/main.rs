@@ -508,21 +508,24 @@ fn run(a: &RunArgs) -> Result<bool, String> {
     }
     if let Some(m) = &media {
         println!(
-            "audio        {} session(s), {:.1} s: listener received {} packets, lost {}, late {}, concealed {}; played {:.1} s, tone audible {:.1}%; packet latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            "audio        {} session(s), {:.1} s: talker sent {} packets, listener received {}, lost {}, late {}, concealed {}; played {:.1} s, tone audible {:.1}%; a second subscriber: {} packets skipped in sequence (dropped by the server), latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
             m.sessions,
             m.seconds,
+            m.sent,
             m.received,
             m.lost,
             m.late,
             m.concealed,
             m.played,
             m.audible * 100.0,
+            m.probe_skipped,
             m.audio_latency.p50,
             m.audio_latency.p99,
             m.audio_latency.max
         );
         println!(
-            "video        {} frames saved ({:.1} fps of 15), longest gap {:.2} s; viewer latency p50 {:.1} ms, p99 {:.1} ms (worst session)",
+            "video        camera sent {} frames, viewer saved {} ({:.1} fps of 15), longest gap {:.2} s; viewer latency p50 {:.1} ms, p99 {:.1} ms (worst session)",
+            m.frames_sent,
             m.frames,
             m.frames as f64 / m.seconds.max(1e-9),
             m.longest_gap,

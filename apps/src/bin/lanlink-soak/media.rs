@@ -27,7 +27,11 @@ pub struct MediaReport {
     pub sessions: u64,
     /// Seconds the sessions lasted, together.
     pub seconds: f64,
-    /// Audio packets the listener received, lost, got late, concealed.
+    /// Audio packets the talker sent.
+    pub sent: u64,
+    /// Video frames the camera sent.
+    pub frames_sent: u64,
+    /// Audio packets the listener received.
     pub received: u64,
     /// Packets lost (never arrived in time to be waited for).
     pub lost: u64,
@@ -40,6 +44,8 @@ pub struct MediaReport {
     /// Share of 20 ms frames, after the first second, in which the tone
     /// is audible.
     pub audible: f64,
+    /// Sequence numbers the probe found missing (dropped by the server).
+    pub probe_skipped: u64,
     /// Packet latency (capture to arrival at the probe), ms.
     pub audio_latency: Latency,
     /// Frames the viewer saved.
@@ -268,6 +274,21 @@ fn session(
             }
         }
     }
+    // "sent 1500 packets (30.0 s of audio)", "sent 450 frames in 30.0 s …"
+    let sent_count = |p: &mut Proc| {
+        p.output()
+            .iter()
+            .find_map(|l| {
+                l.strip_prefix("sent ")?
+                    .split(' ')
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .unwrap_or(0)
+    };
+    r.sent += sent_count(&mut talk);
+    r.frames_sent += sent_count(&mut cam);
     frames += take_frames(&frames_dir);
     let _ = std::fs::remove_dir_all(&frames_dir);
 
@@ -330,7 +351,10 @@ fn session(
     }
     let _ = std::fs::remove_file(&wav);
     match probe.join() {
-        Ok(Ok(mut l)) => latencies.append(&mut l),
+        Ok(Ok(mut p)) => {
+            latencies.append(&mut p.latencies);
+            r.probe_skipped += p.skipped;
+        }
         Ok(Err(e)) => r.failures.push(format!("session {n}: audio probe: {e}")),
         Err(_) => r.failures.push("the audio probe panicked".into()),
     }
@@ -379,9 +403,19 @@ fn view_latency(line: &str) -> Option<(f64, f64)> {
     Some((p50.parse().ok()?, p99.parse().ok()?))
 }
 
+/// What the in-process audio subscriber saw.
+struct Probe {
+    /// Each packet's capture-to-arrival latency, µs.
+    latencies: Vec<u64>,
+    /// Sequence numbers skipped after the first packet: over TCP only the
+    /// server drops packets (the oldest, when a subscriber's media queue is
+    /// full because its link stalled).
+    skipped: u64,
+}
+
 /// Subscribes to the audio stream `name` and records each packet's latency
-/// (µs) until `until` or the stream ends.
-fn audio_probe(addr: &str, name: &str, until: Instant) -> Result<Vec<u64>, String> {
+/// until `until` or the stream ends.
+fn audio_probe(addr: &str, name: &str, until: Instant) -> Result<Probe, String> {
     let hello = lanlink_proto::control::Hello {
         name: format!("{name}-probe"),
         token: None,
@@ -391,6 +425,7 @@ fn audio_probe(addr: &str, name: &str, until: Instant) -> Result<Vec<u64>, Strin
         Client::connect(addr, hello, ClientConfig::default()).map_err(|e| e.to_string())?;
     let mut stream = None;
     let mut latencies = Vec::new();
+    let (mut last_seq, mut skipped): (Option<u32>, u64) = (None, 0);
     while Instant::now() < until {
         let Some(f) = client
             .recv_timeout(Duration::from_millis(100))
@@ -406,6 +441,10 @@ fn audio_probe(addr: &str, name: &str, until: Instant) -> Result<Vec<u64>, Strin
                 stream = Some(f.stream);
             }
             Message::AudioPacket(p) if Some(f.stream) == stream => {
+                if let Some(last) = last_seq {
+                    skipped += u64::from(p.seq.wrapping_sub(last).saturating_sub(1));
+                }
+                last_seq = Some(p.seq);
                 // 50 a second: a day's worth is under 40 MB.
                 latencies.push(lanlink_video::now_us().saturating_sub(p.timestamp_us));
             }
@@ -417,7 +456,7 @@ fn audio_probe(addr: &str, name: &str, until: Instant) -> Result<Vec<u64>, Strin
     if stream.is_none() {
         return Err(format!("{name} was never announced"));
     }
-    Ok(latencies)
+    Ok(Probe { latencies, skipped })
 }
 
 /// The share of 20 ms frames of a 16-bit mono WAV whose RMS shows the tone
