@@ -141,10 +141,14 @@ pub fn run(
         load_rate: rate,
         ..ChatReport::default()
     };
-    let mut connected = Vec::new();
+    let (mut connected, mut names) = (Vec::new(), Vec::new());
     for i in 0..clients {
-        match connect(addr, &format!("soak-load-{i}")) {
-            Ok(c) => connected.push(c),
+        let name = format!("soak-load-{i}");
+        match connect(addr, &name) {
+            Ok(c) => {
+                connected.push(c);
+                names.push(name);
+            }
             Err(e) => report.failures.push(e),
         }
     }
@@ -167,9 +171,6 @@ pub fn run(
     }
     let room = room.unwrap_or_else(|| "lobby".into());
 
-    let names: Vec<String> = (0..connected.len())
-        .map(|i| format!("soak-load-{i}"))
-        .collect();
     // Set once the senders stopped: each sender's final count, so a
     // receiver knows when it has everything.
     let finals: Arc<OnceLock<Vec<u64>>> = Arc::new(OnceLock::new());
@@ -323,24 +324,50 @@ fn receive(
                 .all(|(n, f)| seen.next.get(n).copied().unwrap_or(0) >= *f);
             let deadline =
                 *drain_deadline.get_or_insert_with(|| Instant::now() + Duration::from_secs(15));
-            if complete || Instant::now() >= deadline {
+            if complete {
+                // Whatever else is already on its way (the last lines of
+                // churn clients that left) comes right behind.
+                while Instant::now() < deadline {
+                    let Ok(event) = events.recv_timeout(Duration::from_millis(300)) else {
+                        break;
+                    };
+                    if !on_event(&mut seen, me, event) {
+                        break;
+                    }
+                }
+                return seen;
+            }
+            if Instant::now() >= deadline {
                 return seen;
             }
         }
         match events.recv_timeout(Duration::from_millis(50)) {
-            Ok(Event::Frame { frame, .. }) => match frame.message {
-                Message::ChatMessage(m) => seen.on_line(me, &m.text),
-                Message::Error(e) => seen.server_error(&format!("{}: {}", e.code.0, e.message)),
-                _ => {}
-            },
-            Ok(Event::Closed { reason, .. }) => {
-                seen.closed = Some(reason.to_string());
-                return seen;
+            Ok(event) => {
+                if !on_event(&mut seen, me, event) {
+                    return seen;
+                }
             }
-            Ok(Event::Hello { .. }) | Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return seen,
         }
     }
+}
+
+/// Takes in one event; false once the connection closed.
+fn on_event(seen: &mut Seen, me: &str, event: Event) -> bool {
+    match event {
+        Event::Frame { frame, .. } => match frame.message {
+            Message::ChatMessage(m) => seen.on_line(me, &m.text),
+            Message::Error(e) => seen.server_error(&format!("{}: {}", e.code.0, e.message)),
+            _ => {}
+        },
+        Event::Closed { reason, .. } => {
+            seen.closed = Some(reason.to_string());
+            return false;
+        }
+        Event::Hello { .. } => {}
+    }
+    true
 }
 
 /// What the churn loop did.

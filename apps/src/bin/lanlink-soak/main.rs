@@ -173,7 +173,8 @@ struct RunArgs {
     /// See `--rss-growth-percent`.
     #[arg(long, default_value_t = 32)]
     rss_slack_mib: u64,
-    /// Scratch folder (default: a fresh one in /dev/shm or the temp folder).
+    /// Where to make the run's scratch folder (default: /dev/shm, or the
+    /// temp folder without it).
     #[arg(long)]
     scratch: Option<PathBuf>,
     /// Keep the scratch folder afterwards.
@@ -537,8 +538,15 @@ fn run(a: &RunArgs) -> Result<bool, String> {
     if let Some((_, stats)) = &relay {
         println!("{}", relay_line(stats));
     }
-    if leftovers > 0 {
-        println!("inbox        {leftovers} partial file(s) left (uploads killed and not resumed)");
+    let (partials, unchecked) = leftovers;
+    if partials > 0 {
+        println!("inbox        {partials} partial file(s) left (uploads killed and not resumed)");
+    }
+    if !unchecked.is_empty() {
+        failures.push(format!(
+            "files in the inbox that no completed upload accounts for: {}",
+            unchecked.join(", ")
+        ));
     }
 
     let rss_limit = start.rss_kib
@@ -625,13 +633,19 @@ fn warm_up(lanlink: &Lanlink, addr: &str, share: &Path, inbox: &Path, failures: 
     let _ = std::fs::remove_file(inbox.join("warmup.bin"));
 }
 
-/// Partial files left in the inbox.
-fn leftover_files(inbox: &Path) -> usize {
-    std::fs::read_dir(inbox).map_or(0, |d| {
-        d.flatten()
-            .filter(|e| e.file_name().to_string_lossy().ends_with(".lanlink-part"))
-            .count()
-    })
+/// Files left in the inbox: partial ones, and any other (every verified
+/// upload was removed, so those are files nobody checked).
+fn leftover_files(inbox: &Path) -> (usize, Vec<String>) {
+    let (mut partial, mut other) = (0, Vec::new());
+    for e in std::fs::read_dir(inbox).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".lanlink-part") {
+            partial += 1;
+        } else {
+            other.push(name);
+        }
+    }
+    (partial, other)
 }
 
 #[cfg(test)]
