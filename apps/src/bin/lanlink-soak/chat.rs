@@ -16,8 +16,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use lanlink_proto::{chat, Frame, Message};
-use lanlink_transport::{Client, Event};
+use lanlink_proto::{chat, Capabilities, Frame, Message};
+use lanlink_transport::Event;
 
 use crate::impair::Rng;
 use crate::procs::{Lanlink, Proc};
@@ -115,17 +115,6 @@ struct Churner {
     kill: bool,
 }
 
-/// Connects an in-process chat client (the one place to add TLS to).
-pub fn connect(addr: &str, name: &str) -> Result<Client, String> {
-    let hello = lanlink_proto::control::Hello {
-        name: name.to_owned(),
-        token: None,
-        capabilities: lanlink_proto::Capabilities::CHAT,
-    };
-    Client::connect(addr, hello, lanlink_transport::ClientConfig::default())
-        .map_err(|e| format!("{name}: cannot connect: {e}"))
-}
-
 /// Runs load (and churn, if `churn`) until `until`; then waits for every
 /// line to be delivered (15 s at most) and checks.
 pub fn run(
@@ -144,7 +133,7 @@ pub fn run(
     let (mut connected, mut names) = (Vec::new(), Vec::new());
     for i in 0..clients {
         let name = format!("soak-load-{i}");
-        match connect(addr, &name) {
+        match lanlink.connect(addr, &name, Capabilities::CHAT) {
             Ok(c) => {
                 connected.push(c);
                 names.push(name);

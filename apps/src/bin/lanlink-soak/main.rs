@@ -393,21 +393,36 @@ fn run(a: &RunArgs) -> Result<bool, String> {
         a.duration.as_secs_f64()
     );
 
-    let until = Instant::now() + a.duration;
+    let t0 = Instant::now();
+    let until = t0 + a.duration;
     let sampling = Arc::new(AtomicBool::new(true));
+    // Samples the server four times a second for the peak, and keeps one a
+    // second to show the trend (RSS settling or climbing). Also notes when
+    // this process itself was not scheduled on time: a video gap or an
+    // audio latency spike that coincides with one is the machine's (2
+    // shared cores), not the server's.
     let sampler = {
         let sampling = Arc::clone(&sampling);
         std::thread::spawn(move || {
-            let mut peak = ServerSample::default();
+            let (mut peak, mut trend, mut late) = (ServerSample::default(), Vec::new(), Vec::new());
             let mut n = 0u64;
+            let tick = Duration::from_millis(250);
             while sampling.load(Ordering::Relaxed) && n < 1_000_000 {
                 if let Some(s) = ServerSample::read(pid) {
                     peak = peak.max(s);
+                    if n % 4 == 0 {
+                        trend.push((t0.elapsed().as_secs_f64(), s));
+                    }
                 }
                 n += 1;
-                std::thread::sleep(Duration::from_millis(250));
+                let before = Instant::now();
+                std::thread::sleep(tick);
+                let over = before.elapsed().saturating_sub(tick);
+                if over > Duration::from_millis(300) && late.len() < 100 {
+                    late.push((t0.elapsed().as_secs_f64(), over.as_secs_f64()));
+                }
             }
-            peak
+            (peak, trend, late)
         })
     };
     let chat = {
@@ -427,7 +442,7 @@ fn run(a: &RunArgs) -> Result<bool, String> {
             max_video_gap: a.max_video_gap,
             min_audible: a.min_audible,
         };
-        std::thread::spawn(move || media::run(&lanlink, &addr, &media_dir, limits, until))
+        std::thread::spawn(move || media::run(&lanlink, &addr, &media_dir, limits, t0, until))
     });
     let chat = chat.join().map_err(|_| "the chat phase panicked")?;
     let files = files
@@ -451,7 +466,8 @@ fn run(a: &RunArgs) -> Result<bool, String> {
     std::thread::sleep(Duration::from_secs(1));
     end = ServerSample::read(pid).unwrap_or(end);
     sampling.store(false, Ordering::Relaxed);
-    let peak = sampler.join().unwrap_or_default().max(end);
+    let (peak, trend, late) = sampler.join().unwrap_or_default();
+    let peak = peak.max(end);
 
     let leftovers = leftover_files(&inbox);
     let stop = server.terminate(Duration::from_secs(15));
@@ -578,6 +594,32 @@ fn run(a: &RunArgs) -> Result<bool, String> {
             mib(rss_limit),
         ),
     ];
+    if !late.is_empty() {
+        let shown: Vec<String> = late
+            .iter()
+            .take(10)
+            .map(|(t, s)| format!("{s:.1} s at {t:.0} s"))
+            .collect();
+        println!(
+            "machine      this process overslept a 250 ms sleep by over 300 ms {} time(s): {} (load average now: {})",
+            late.len(),
+            shown.join(", "),
+            std::fs::read_to_string("/proc/loadavg")
+                .unwrap_or_default()
+                .trim()
+        );
+    }
+    // Eight points through the run: a leak climbs, an allocator settles.
+    if trend.len() >= 2 {
+        let points: Vec<String> = (0..8)
+            .map(|i| i * (trend.len() - 1) / 7)
+            .map(|i| {
+                let (t, s) = trend[i];
+                format!("{t:.0}s {:.1}/{}/{}", mib(s.rss_kib), s.threads, s.fds)
+            })
+            .collect();
+        println!("server trend (RSS MiB/threads/fds): {}", points.join(", "));
+    }
     println!();
     println!(
         "server       {:>8} {:>8} {:>8} {:>8} {:>8}  ok",
@@ -609,7 +651,7 @@ fn run(a: &RunArgs) -> Result<bool, String> {
 }
 
 fn warm_up(lanlink: &Lanlink, addr: &str, share: &Path, inbox: &Path, failures: &mut Vec<String>) {
-    match chat::connect(addr, "soak-warmup") {
+    match lanlink.connect(addr, "soak-warmup", lanlink_proto::Capabilities::CHAT) {
         Ok(c) => c.close("warm-up done"),
         Err(e) => failures.push(format!("warm-up: {e}")),
     }

@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 
 use lanlink_proto::audio::AudioSubscribe;
 use lanlink_proto::{Capabilities, Frame, Message};
-use lanlink_transport::{Client, ClientConfig};
 
 use crate::procs::{Lanlink, Proc};
 
@@ -105,6 +104,7 @@ pub fn run(
     addr: &str,
     scratch: &Path,
     limits: MediaLimits,
+    t0: Instant,
     until: Instant,
 ) -> MediaReport {
     let mut r = MediaReport::default();
@@ -121,7 +121,7 @@ pub fn run(
             addr,
             scratch,
             n,
-            end,
+            (t0, end),
             limits,
             &mut r,
             &mut latencies,
@@ -145,7 +145,7 @@ fn session(
     addr: &str,
     scratch: &Path,
     n: u64,
-    end: Instant,
+    (t0, end): (Instant, Instant),
     limits: MediaLimits,
     r: &mut MediaReport,
     latencies: &mut Vec<u64>,
@@ -169,8 +169,10 @@ fn session(
     };
     // The probe connects first too, so both hear the announcement.
     let probe = {
-        let (addr, tone) = (addr.to_owned(), tone.clone());
-        std::thread::spawn(move || audio_probe(&addr, &tone, end + Duration::from_secs(5)))
+        let (lanlink, addr, tone) = (lanlink.clone(), addr.to_owned(), tone.clone());
+        std::thread::spawn(move || {
+            audio_probe(&lanlink, &addr, &tone, end + Duration::from_secs(5))
+        })
     };
     if listen
         .expect("listening", Duration::from_secs(10))
@@ -222,6 +224,8 @@ fn session(
     let mut frames = 0u64;
     let mut last_new: Option<Instant> = None;
     let mut longest_gap = Duration::ZERO;
+    // When the longest gap ended, in seconds since the run started.
+    let mut gap_at = 0.0;
     while Instant::now() < end {
         std::thread::sleep(Duration::from_millis(100));
         let fresh = take_frames(&frames_dir);
@@ -229,7 +233,10 @@ fn session(
         if fresh > 0 {
             frames += fresh;
             if let Some(t) = last_new {
-                longest_gap = longest_gap.max(now - t);
+                if now - t > longest_gap {
+                    longest_gap = now - t;
+                    gap_at = (now - t0).as_secs_f64();
+                }
             }
             last_new = Some(now);
         }
@@ -298,7 +305,7 @@ fn session(
     r.longest_gap = r.longest_gap.max(longest_gap.as_secs_f64());
     if longest_gap.as_secs_f64() > limits.max_video_gap {
         r.failures.push(format!(
-            "session {n}: no new video frame for {:.1} s",
+            "session {n}: no new video frame for {:.1} s, until {gap_at:.0} s into the run",
             longest_gap.as_secs_f64()
         ));
     }
@@ -415,14 +422,8 @@ struct Probe {
 
 /// Subscribes to the audio stream `name` and records each packet's latency
 /// until `until` or the stream ends.
-fn audio_probe(addr: &str, name: &str, until: Instant) -> Result<Probe, String> {
-    let hello = lanlink_proto::control::Hello {
-        name: format!("{name}-probe"),
-        token: None,
-        capabilities: Capabilities::AUDIO,
-    };
-    let client =
-        Client::connect(addr, hello, ClientConfig::default()).map_err(|e| e.to_string())?;
+fn audio_probe(lanlink: &Lanlink, addr: &str, name: &str, until: Instant) -> Result<Probe, String> {
+    let client = lanlink.connect(addr, &format!("{name}-probe"), Capabilities::AUDIO)?;
     let mut stream = None;
     let mut latencies = Vec::new();
     let (mut last_seq, mut skipped): (Option<u32>, u64) = (None, 0);

@@ -10,10 +10,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
+use lanlink_proto::{control::Hello, Capabilities};
+use lanlink_transport::{Client, ClientConfig};
 
-/// Builds every command line of the soak, so a flag all of them need (the
-/// coming TLS: `--data-dir`/`--plain` on the server, `--plain` and
-/// `$LANLINK_HOME` on clients) is added in one place.
+/// Builds every command line of the soak, and every connection it makes
+/// itself, so what all of them need (the coming TLS: `--data-dir`/`--plain`
+/// on the server, `--plain` and `$LANLINK_HOME` on clients, a TLS config
+/// for in-process clients) is added in one place.
 #[derive(Debug, Clone)]
 pub struct Lanlink {
     /// Folder holding `lanlink` and `lanlink-server`.
@@ -61,6 +64,23 @@ impl Lanlink {
         let mut cmd = Command::new(self.bin_dir.join("lanlink"));
         cmd.arg(subcommand).env("LANLINK_HOME", &self.home);
         cmd
+    }
+
+    /// An in-process client of the server at `addr` (plain TCP, as the
+    /// `lanlink` processes use it).
+    pub fn connect(
+        &self,
+        addr: &str,
+        name: &str,
+        capabilities: Capabilities,
+    ) -> Result<Client, String> {
+        let hello = Hello {
+            name: name.to_owned(),
+            token: None,
+            capabilities,
+        };
+        Client::connect(addr, hello, ClientConfig::default())
+            .map_err(|e| format!("{name}: cannot connect to {addr}: {e}"))
     }
 }
 
