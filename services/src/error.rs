@@ -151,6 +151,13 @@ pub enum ServiceError {
         /// `file sharing` or `uploads`.
         what: &'static str,
     },
+    /// Another connection is uploading the same file right now (a killed
+    /// upload the server has not noticed yet, say).
+    #[error("{name:?} is being uploaded by another connection right now; try again in a moment")]
+    UploadInProgress {
+        /// The file.
+        name: String,
+    },
     /// A file already exists under the target name.
     #[error("{name:?} already exists (use --force to overwrite)")]
     AlreadyExists {
@@ -287,6 +294,7 @@ impl ServiceError {
             }
             ServiceError::NotEnabled { .. } => ErrorCode::FORBIDDEN,
             ServiceError::AlreadyExists { .. } => ErrorCode::ALREADY_EXISTS,
+            ServiceError::UploadInProgress { .. } => ErrorCode::RATE_LIMITED,
             ServiceError::FileTooLarge { .. } => ErrorCode::TOO_LARGE,
             ServiceError::NoSpace { .. } | ServiceError::QuotaExceeded { .. } => {
                 ErrorCode::NO_SPACE

@@ -359,7 +359,7 @@ impl FileService {
             .values()
             .any(|t| matches!(t, Transfer::Upload { file, .. } if file.target() == target));
         if busy {
-            return Err(ServiceError::AlreadyExists { name: o.name });
+            return Err(ServiceError::UploadInProgress { name: o.name });
         }
         let file = IncomingFile::open(&o.name, target, o.size, self.config.allow_overwrite)?;
         let accept = FileAccept {

@@ -10,13 +10,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
-use lanlink_proto::{control::Hello, Capabilities};
+use lanlink_apps::connect::{KnownServers, Security, Target};
+use lanlink_proto::Capabilities;
 use lanlink_transport::{Client, ClientConfig};
 
 /// Builds every command line of the soak, and every connection it makes
-/// itself, so what all of them need (the coming TLS: `--data-dir`/`--plain`
-/// on the server, `--plain` and `$LANLINK_HOME` on clients, a TLS config
-/// for in-process clients) is added in one place.
+/// itself, so what all of them need (TLS, as by default: the server's
+/// `--data-dir`, the clients' `$LANLINK_HOME` with their pins) is added in
+/// one place.
 #[derive(Debug, Clone)]
 pub struct Lanlink {
     /// Folder holding `lanlink` and `lanlink-server`.
@@ -25,16 +26,15 @@ pub struct Lanlink {
     pub server_netns: Option<String>,
     /// `$LANLINK_HOME` of every client (a scratch folder).
     pub home: PathBuf,
-    /// The server's data folder, for its certificate once it takes
-    /// `--data-dir` (TLS).
-    #[allow(dead_code)]
+    /// The server's data folder (its TLS certificate).
     pub data_dir: PathBuf,
 }
 
 impl Lanlink {
     /// `lanlink-server` bound to `bind`, sharing `share`, with uploads into
-    /// `inbox`. The chat flood guard is raised well above the soak's load
-    /// (the load is what is measured, not the guard); HTTP is off.
+    /// `inbox`. The chat flood guard and the connection-rate limit are
+    /// raised well above the soak's load (the load is what is measured,
+    /// not the guards); HTTP is off.
     pub fn server(&self, bind: &str, share: &Path, inbox: &Path) -> Command {
         let exe = self.bin_dir.join("lanlink-server");
         let mut cmd = match &self.server_netns {
@@ -54,6 +54,9 @@ impl Lanlink {
             .arg(inbox)
             .args(["--rate-burst", "200", "--rate-per-second", "100"])
             .args(["--max-clients", "256"])
+            .args(["--connect-burst", "1000", "--connects-per-second", "1000"])
+            .arg("--data-dir")
+            .arg(&self.data_dir)
             .env("RUST_LOG", "info");
         cmd
     }
@@ -66,20 +69,24 @@ impl Lanlink {
         cmd
     }
 
-    /// An in-process client of the server at `addr` (plain TCP, as the
-    /// `lanlink` processes use it).
+    /// An in-process client of the server at `addr`: TLS, pinning the
+    /// certificate in the same file as the `lanlink` processes.
     pub fn connect(
         &self,
         addr: &str,
         name: &str,
         capabilities: Capabilities,
     ) -> Result<Client, String> {
-        let hello = Hello {
-            name: name.to_owned(),
+        let target = Target {
+            addr: addr.to_owned(),
             token: None,
-            capabilities,
+            security: Security::Tls {
+                pin: None,
+                known: Some(KnownServers::at(self.home.join("known_servers"))),
+            },
         };
-        Client::connect(addr, hello, ClientConfig::default())
+        target
+            .connect_with(name, capabilities, ClientConfig::default())
             .map_err(|e| format!("{name}: cannot connect to {addr}: {e}"))
     }
 }

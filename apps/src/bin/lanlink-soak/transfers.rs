@@ -229,7 +229,7 @@ impl Transfers<'_> {
         // An upload resumed right after its client was killed can find the
         // server still holding the old transfer: it has not yet read the
         // close (on a delayed or lossy path, not before the data in flight
-        // has arrived). It refuses with "already exists" until then; retry
+        // has arrived). It refuses with "being uploaded" until then; retry
         // for up to 15 s and record how long that took.
         let first = Instant::now();
         for attempt in 0..75 {
@@ -250,7 +250,7 @@ impl Transfers<'_> {
                     }
                     return self.verify(r, what, &out, target, file);
                 }
-                Some(_) if attempt < 74 && err.contains("already exists") => {
+                Some(_) if attempt < 74 && err.contains("being uploaded") => {
                     r.busy_retries += 1;
                     std::thread::sleep(Duration::from_millis(200));
                 }
