@@ -660,7 +660,13 @@ impl Reader {
         let peer_goodbye = matches!(reason, CloseReason::Goodbye(_)) && !self.handle.is_closing();
         shared.set_reason(reason);
         let reason = shared.reason().unwrap_or(CloseReason::PeerClosed);
-        tracing::info!(peer = %shared.peer, conn = %shared.id, "disconnected: {reason}");
+        match shared.media_dropped.load(Ordering::Relaxed) {
+            0 => tracing::info!(peer = %shared.peer, conn = %shared.id, "disconnected: {reason}"),
+            // Stale media dropped for a slow reader is by design, but the
+            // operator should see how much of it there was.
+            dropped => tracing::info!(peer = %shared.peer, conn = %shared.id,
+                "disconnected: {reason} ({dropped} media frames dropped because it read too slowly)"),
+        }
         let closed = Event::Closed {
             conn: shared.id,
             peer: shared.peer,
