@@ -187,7 +187,14 @@ impl ReadState {
             self.end = 0;
         }
         if self.raw.len() < RAW_READ {
-            self.raw.resize(RAW_READ, 0);
+            // Zeroed by the allocator: pages become resident only as reads
+            // fill them, so an idle chat connection costs a page, not 64 KiB.
+            let mut raw = vec![0u8; RAW_READ];
+            let kept = self.raw.get(self.start..self.end).unwrap_or_default();
+            raw[..kept.len()].copy_from_slice(kept);
+            self.end = kept.len();
+            self.start = 0;
+            self.raw = raw;
         }
         if self.end == self.raw.len() {
             // Full of bytes rustls has no room for yet: decrypting them

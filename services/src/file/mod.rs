@@ -45,7 +45,7 @@ pub struct FileConfig {
     pub max_transfers_per_client: usize,
     /// Bytes one client may upload in all while the server runs (counted
     /// per client address when the server gives one, see
-    /// [`FileService::set_quota_key`]); `None`: no quota.
+    /// [`FileService::set_peer`]); `None`: no quota.
     pub upload_quota: Option<u64>,
 }
 
