@@ -663,6 +663,8 @@ impl Server {
         let mut child = command
             // The relay's own cost, without TLS (clients connect plain).
             .args(["--bind", "127.0.0.1:0", "--no-http", "--plain"])
+            // All subscribers connect from 127.0.0.1 at once.
+            .args(["--connect-burst", "10000", "--max-handshakes", "4096"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
