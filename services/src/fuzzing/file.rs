@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use lanlink_proto::file::ContentHash;
+use lanlink_proto::{Message, StreamId};
 use lanlink_transport::ConnId;
 
 use super::{check_sent, events, Event, Stats};
@@ -105,7 +107,9 @@ fn walk(dir: &Path, prefix: &str, entries: &mut BTreeMap<String, Entry>) {
 /// not connected are dropped, as the hub does. Checks:
 ///
 /// - after every event, that everything it sends goes to a connected client
-///   and encodes;
+///   and encodes, and that every upload it confirmed (`FileComplete`) is
+///   still in the inbox with the content it confirmed (overwriting is off,
+///   so nothing may replace or remove it);
 /// - at the end, once everyone has left, that no transfer remains;
 /// - and that on disk nothing changed but new files and folders inside the
 ///   inbox: the share, `outside/`, the inbox's earlier file and its symlink
@@ -128,6 +132,9 @@ pub fn run(data: &[u8]) -> Stats {
     let mut connected: BTreeMap<ConnId, String> = BTreeMap::new();
     let mut stats = Stats::default();
     let mut out = Vec::new();
+    // Accepted uploads by transfer, then confirmed ones by name.
+    let mut uploads: BTreeMap<(ConnId, StreamId), String> = BTreeMap::new();
+    let mut published: BTreeMap<String, ContentHash> = BTreeMap::new();
     for event in events(data) {
         match event {
             Event::Connect { conn, name, .. } => {
@@ -143,6 +150,15 @@ pub fn run(data: &[u8]) -> Stats {
                     continue;
                 };
                 stats.frames += 1;
+                let key = (conn, frame.stream);
+                let upload = match &frame.message {
+                    Message::FileOffer(o) => {
+                        // A new offer on a stream starts a new transfer.
+                        uploads.remove(&key);
+                        o.to.is_none().then(|| o.name.clone())
+                    }
+                    _ => None,
+                };
                 let lookup = |nick: &str| {
                     connected
                         .iter()
@@ -150,12 +166,34 @@ pub fn run(data: &[u8]) -> Stats {
                         .map(|(c, _)| *c)
                 };
                 file.handle(conn, name, frame.stream, frame.message, &lookup, &mut out);
+                for o in out.iter().filter(|o| (o.to, o.frame.stream) == key) {
+                    match &o.frame.message {
+                        Message::FileAccept(_) => {
+                            if let Some(name) = &upload {
+                                uploads.insert(key, name.clone());
+                            }
+                        }
+                        Message::FileComplete(c) => {
+                            if let Some(name) = uploads.remove(&key) {
+                                published.insert(name, c.hash);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
             }
             Event::Tick(_) => {}
         }
         check_sent("file", &out, &connected);
         stats.sent += out.len();
         out.clear();
+        for (name, hash) in &published {
+            let content = std::fs::read(folders.inbox().join(name)).unwrap_or_default();
+            assert!(
+                blake3::hash(&content).as_bytes() == hash,
+                "the confirmed upload {name:?} was replaced or removed"
+            );
+        }
     }
     for conn in std::mem::take(&mut connected).into_keys() {
         file.disconnect(conn, &mut out);
