@@ -17,6 +17,8 @@
 pub mod chat;
 mod error;
 pub mod file;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod media;
 pub mod server;
 

@@ -250,21 +250,24 @@ impl MediaRelay {
                 "a stream needs a name",
             );
         }
-        let id = match self.by_publisher.get(&(conn, stream)) {
-            Some(&id) => id,
+        let existing = self.by_publisher.get(&(conn, stream)).copied();
+        // Names are unique, also when a publisher re-announces (renames)
+        // its own stream.
+        if let Some((_, other)) = self
+            .streams
+            .iter()
+            .find(|(id, p)| Some(**id) != existing && p.announcement.name() == announcement.name())
+        {
+            let text = format!(
+                "a stream named {:?} is already published by {}",
+                announcement.name(),
+                publisher_of(&other.announcement)
+            );
+            return error(out, conn, stream, ErrorCode::NAME_TAKEN, &text);
+        }
+        let id = match existing {
+            Some(id) => id,
             None => {
-                if let Some((_, other)) = self
-                    .streams
-                    .iter()
-                    .find(|(_, p)| p.announcement.name() == announcement.name())
-                {
-                    let text = format!(
-                        "a stream named {:?} is already published by {}",
-                        announcement.name(),
-                        publisher_of(&other.announcement)
-                    );
-                    return error(out, conn, stream, ErrorCode::NAME_TAKEN, &text);
-                }
                 let id = self.next_id;
                 self.next_id = self.next_id.wrapping_add(2).max(FIRST_MEDIA_STREAM);
                 self.by_publisher.insert((conn, stream), id);
@@ -440,6 +443,37 @@ mod tests {
         assert!(
             matches!(&out[0].frame.message, Message::Error(e) if e.code == ErrorCode::NOT_FOUND)
         );
+    }
+
+    /// Found by the `media` fuzz target: re-announcing one's own stream
+    /// skipped the name check, so a rename could take another stream's name.
+    #[test]
+    fn a_rename_cannot_take_another_streams_name() {
+        let mut r = MediaRelay::default();
+        let mut out = Vec::new();
+        r.handle(PUB, "ada", 1, mic().into(), &mut out);
+        let mut other = mic();
+        other.name = "other".into();
+        r.handle(A, "bob", 1, other.clone().into(), &mut out);
+        out.clear();
+
+        r.handle(A, "bob", 1, mic().into(), &mut out);
+        assert!(
+            matches!(&out[..], [Outgoing { to: A, frame }] if matches!(&frame.message, Message::Error(e) if e.code == ErrorCode::NAME_TAKEN))
+        );
+        let names: Vec<_> = r.streams().into_iter().map(|(_, a)| a).collect();
+        assert_eq!(names.len(), 2);
+        assert!(names.contains(&Announcement::Audio(AudioAnnounce {
+            publisher: "bob".into(),
+            ..other.clone()
+        })));
+
+        // Re-announcing under its own name is still fine.
+        out.clear();
+        r.handle(A, "bob", 1, other.into(), &mut out);
+        assert!(out
+            .iter()
+            .all(|o| matches!(o.frame.message, Message::AudioAnnounce(_))));
     }
 
     #[test]

@@ -226,9 +226,8 @@ impl ChatService {
         Some(names)
     }
 
-    /// Checks the invariants listed on the type; tests call it after every
-    /// step.
-    #[cfg(test)]
+    /// Checks the invariants listed on the type; tests and the fuzz driver
+    /// (`crate::fuzzing::chat`) call it after every step.
     pub(crate) fn assert_consistent(&self) {
         assert_eq!(self.nicks.len(), self.clients.len());
         for (conn, client) in &self.clients {

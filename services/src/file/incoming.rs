@@ -34,7 +34,19 @@ pub fn part_path(target: &Path) -> PathBuf {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    target.with_file_name(format!(".{file_name}.lanlink-part"))
+    target.with_file_name(format!(".{file_name}{PART_SUFFIX}"))
+}
+
+const PART_SUFFIX: &str = ".lanlink-part";
+
+/// True if a file called `file_name` could be the partial file of another
+/// target (`.NAME.lanlink-part`). A receiver must refuse such names: a file
+/// published under one would be taken for a partial, resumed from, and
+/// deleted or overwritten by a later transfer of `NAME`.
+pub fn is_part_name(file_name: &str) -> bool {
+    file_name.len() > 1 + PART_SUFFIX.len()
+        && file_name.starts_with('.')
+        && file_name.ends_with(PART_SUFFIX)
 }
 
 impl IncomingFile {

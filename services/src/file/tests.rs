@@ -545,3 +545,54 @@ fn the_upload_quota_follows_the_quota_key_across_connections() {
     );
     assert!(!d.inbox.join("b.bin").exists());
 }
+
+/// Found while writing the `file` fuzz target's "confirmed uploads stay"
+/// check: an upload published as `.x.lanlink-part` was later taken for the
+/// partial file of `x`, offered as a resume prefix, and deleted when the
+/// sender of `x` cancelled over the mismatch.
+#[test]
+fn names_of_partial_files_are_refused_for_uploads() {
+    let d = Dirs::new("partname");
+    let mut svc = d.service();
+    for (i, name) in [
+        ".x.lanlink-part",
+        "dir/.y.lanlink-part",
+        ".d.lanlink-part/z",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let offer = FileOffer {
+            name: name.into(),
+            size: 4,
+            hash: None,
+            offset: 0,
+            to: None,
+            from: None,
+        };
+        let r = only_reject(&run(&mut svc, A, 2 * i as u32 + 1, offer)).clone();
+        assert_eq!(r.code, ErrorCode::INVALID_NAME, "{name:?}: {}", r.reason);
+        assert!(r.reason.contains("reserved"), "{name:?}: {}", r.reason);
+    }
+    // Names that merely look alike are fine.
+    for (i, name) in ["x.lanlink-part", ".lanlink-part", ".x.lanlink-parts"]
+        .into_iter()
+        .enumerate()
+    {
+        let offer = FileOffer {
+            name: name.into(),
+            size: 4,
+            hash: None,
+            offset: 0,
+            to: None,
+            from: None,
+        };
+        let out = run(&mut svc, A, 2 * i as u32 + 11, offer);
+        assert!(
+            matches!(&out[..], [Outgoing { frame, .. }] if matches!(frame.message, Message::FileAccept(_))),
+            "{name:?}: {out:?}"
+        );
+    }
+    assert_eq!(Dirs::tree(&d.outside), ["secret"]);
+    assert!(!Dirs::tree(&d.inbox).iter().any(|n| n.contains('/')));
+}
