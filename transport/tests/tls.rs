@@ -363,3 +363,15 @@ fn the_tls_fuzz_entry_point_takes_a_real_client_hello_and_garbage() {
         lanlink_transport::fuzz_tls_server_read(&hello[..cut]);
     }
 }
+
+#[test]
+fn the_tls_fuzz_corpus_replays_without_panics() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/tls");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let data = std::fs::read(entry.unwrap().path()).unwrap();
+        lanlink_transport::fuzz_tls_server_read(&data);
+        n += 1;
+    }
+    assert!(n >= 3, "the seeds are missing from {}", dir.display());
+}

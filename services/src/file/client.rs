@@ -189,7 +189,7 @@ impl<'a> FileClient<'a> {
         let mut done = Vec::new();
         if let [only] = entries.as_slice() {
             if only.name.is_empty() {
-                let local = path::validate(&base, false)?;
+                let local = path::validate_target(&base)?;
                 done.push(self.download(name, only.size, dest, &local, force, progress)?);
                 return Ok(done);
             }
@@ -197,7 +197,7 @@ impl<'a> FileClient<'a> {
         for e in entries.iter().filter(|e| !e.is_dir) {
             // Names come from the server: validate them like any other input.
             let remote = format!("{name}/{}", e.name);
-            let local = path::validate(&format!("{base}/{}", e.name), false)?;
+            let local = path::validate_target(&format!("{base}/{}", e.name))?;
             done.push(self.download(&remote, e.size, dest, &local, force, progress)?);
         }
         Ok(done)
@@ -492,7 +492,7 @@ impl<'a> FileClient<'a> {
             return Ok(None);
         }
         let started = Instant::now();
-        let prepared = path::validate(&offer.name, false).and_then(|rel| {
+        let prepared = path::validate_target(&offer.name).and_then(|rel| {
             let target = path::prepare_new(dest, &rel, &offer.name)?;
             IncomingFile::open(&offer.name, target, offer.size, force)
         });

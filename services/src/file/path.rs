@@ -22,6 +22,24 @@ fn bad(name: &str, reason: &'static str) -> ServiceError {
     }
 }
 
+/// [`validate`]s the name of a file about to be **written** (an upload, a
+/// download, a received file) and refuses names that could be another
+/// file's partial (`.NAME.lanlink-part`): published under such a name, a
+/// file would later be taken for that partial, resumed from and deleted.
+pub fn validate_target(name: &str) -> Result<PathBuf, ServiceError> {
+    let rel = validate(name, false)?;
+    let reserved = rel
+        .components()
+        .any(|c| super::incoming::is_part_name(&c.as_os_str().to_string_lossy()));
+    if reserved {
+        return Err(ServiceError::BadPath {
+            name: name.to_owned(),
+            reason: "names like `.NAME.lanlink-part` are reserved for partial files",
+        });
+    }
+    Ok(rel)
+}
+
 /// Checks a relative name and returns it as a path of normal components.
 ///
 /// `""` is accepted only when `allow_root` is set (it names the folder

@@ -313,16 +313,7 @@ impl FileService {
             .inbox
             .as_ref()
             .ok_or(ServiceError::NotEnabled { what: "uploads" })?;
-        let rel = path::validate(&o.name, false)?;
-        let reserved = rel
-            .components()
-            .any(|c| super::incoming::is_part_name(&c.as_os_str().to_string_lossy()));
-        if reserved {
-            return Err(ServiceError::BadPath {
-                name: o.name,
-                reason: "names like `.NAME.lanlink-part` are reserved for partial uploads",
-            });
-        }
+        let rel = path::validate_target(&o.name)?;
         if o.size > self.config.max_upload_size {
             return Err(ServiceError::FileTooLarge {
                 name: o.name,
