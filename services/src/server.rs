@@ -272,7 +272,7 @@ impl Hub {
                 self.media.connect(id, &mut greeting);
             }
             // Upload quotas follow the address, not the (changeable) name.
-            self.file.set_peer(id, conn.peer().ip());
+            self.file.set_peer(id, conn.peer().ip().to_canonical());
             self.conns.insert(id, (conn, hello.name));
             self.out.append(&mut greeting);
         } else if wants_chat {
@@ -370,7 +370,7 @@ impl Hub {
                 let hit: Vec<ConnId> = self
                     .conns
                     .iter()
-                    .filter(|(_, (h, _))| h.peer().ip() == ip)
+                    .filter(|(_, (h, _))| h.peer().ip().to_canonical() == ip.to_canonical())
                     .map(|(id, _)| *id)
                     .collect();
                 for id in &hit {

@@ -36,6 +36,7 @@ impl AttemptLimiter {
 
     /// Takes a token for `ip`; false when its bucket is empty.
     pub(crate) fn allow(&mut self, ip: IpAddr, now: Instant) -> bool {
+        let ip = ip.to_canonical();
         let Rate { burst, per_second } = self.rate;
         let burst = f64::from(burst.max(1));
         if now.duration_since(self.last_sweep) > Duration::from_secs(60) {
@@ -61,7 +62,9 @@ impl AttemptLimiter {
 
 /// Addresses the operator banned. Shared between the accept loop (which
 /// refuses them before any handshake) and the application (which adds and
-/// removes entries). Cheap to clone.
+/// removes entries). Cheap to clone. IPv4 addresses match their
+/// IPv4-mapped IPv6 form (`::ffff:a.b.c.d`, how a dual-stack listener
+/// sees IPv4 clients) and the other way round.
 #[derive(Debug, Clone, Default)]
 pub struct BanList(Arc<RwLock<HashSet<IpAddr>>>);
 
@@ -73,7 +76,10 @@ impl BanList {
 
     /// Bans `ip`; false if it already was.
     pub fn ban(&self, ip: IpAddr) -> bool {
-        self.0.write().unwrap_or_else(|e| e.into_inner()).insert(ip)
+        self.0
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(ip.to_canonical())
     }
 
     /// Lifts the ban on `ip`; false if there was none.
@@ -81,7 +87,7 @@ impl BanList {
         self.0
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(&ip)
+            .remove(&ip.to_canonical())
     }
 
     /// True if `ip` is banned.
@@ -89,7 +95,7 @@ impl BanList {
         self.0
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .contains(&ip)
+            .contains(&ip.to_canonical())
     }
 
     /// Every banned address, sorted.
@@ -127,6 +133,7 @@ impl RefusalLog {
     /// `"connection rate"`), logging it if it is the first in a minute.
     /// Returns whether a line was logged.
     pub fn refused(&self, ip: IpAddr, kind: &'static str, detail: &str) -> bool {
+        let ip = ip.to_canonical();
         let now = Instant::now();
         let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if state.seen.len() > 10_000 {
@@ -191,7 +198,11 @@ mod tests {
         let ip: IpAddr = "192.168.1.9".parse().unwrap();
         assert!(bans.ban(ip));
         assert!(other.contains(ip));
+        // A dual-stack listener sees the same client as ::ffff:192.168.1.9.
+        assert!(bans.contains("::ffff:192.168.1.9".parse().unwrap()));
         assert!(other.unban(ip));
         assert!(!bans.contains(ip));
+        assert!(bans.ban("::ffff:10.1.2.3".parse().unwrap()));
+        assert!(bans.contains("10.1.2.3".parse().unwrap()));
     }
 }
