@@ -91,29 +91,47 @@ impl Client {
         let deadline = Instant::now() + config.handshake_timeout;
         let mut decoder = FrameDecoder::with_max_payload(config.conn.max_payload);
 
-        let (stream, fingerprint) = match &config.tls {
-            None => (Socket::plain(tcp), None),
+        let (stream, fingerprint, mut state) = match &config.tls {
+            None => (Socket::plain(tcp), None, ReadState::new()),
             Some(tls) => match client_handshake(&mut tcp, peer, tls, deadline)? {
-                ClientHandshake::Done(conn, fingerprint) => (
+                ClientHandshake::Done(conn, fingerprint, leftover) => (
                     Socket::tls(tcp, rustls::Connection::Client(*conn)),
                     Some(fingerprint),
+                    ReadState::with_pending(leftover),
                 ),
                 ClientHandshake::PlainAnswer(bytes) => {
-                    // A plain server's refusal: read it as plain lanlink.
+                    // Plain lanlink in answer to our TLS hello: a plain
+                    // server's refusal, read as such below. Nothing else
+                    // is accepted from it (see the match).
                     decoder.push(&bytes);
-                    (Socket::plain(tcp), None)
+                    (Socket::plain(tcp), None, ReadState::new())
                 }
             },
         };
-        let mut state = ReadState::new();
-        if config.tls.is_none() || fingerprint.is_some() {
+        // Asked for TLS, answered in plain: only a refusal may come of it.
+        // Anything else (a plain Welcome) would be a downgrade to plain text
+        // by whoever sits in between, pin or no pin.
+        let plain_answer = config.tls.is_some() && fingerprint.is_none();
+        if !plain_answer {
             let hello_bytes = Frame::control(hello).to_bytes()?;
             stream
                 .write_all(&hello_bytes, &mut Vec::new())
                 .map_err(|e| TransportError::io(format!("send hello to {peer}"), e))?;
         }
 
-        let welcome = match read_first_frame(&stream, &mut state, &mut decoder, deadline, None) {
+        let first = read_first_frame(&stream, &mut state, &mut decoder, deadline, None);
+        if plain_answer {
+            if let Ok(f) = &first {
+                if !matches!(f.message, Message::Refuse(_) | Message::Error(_)) {
+                    return Err(TransportError::Tls(format!(
+                        "{peer} answered the TLS handshake with plain lanlink ({:?}), not a refusal: \
+                         refusing to continue without TLS (someone may be downgrading the connection)",
+                        f.kind()
+                    )));
+                }
+            }
+        }
+        let welcome = match first {
             Ok(Frame {
                 message: Message::Welcome(w),
                 ..

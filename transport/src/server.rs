@@ -274,10 +274,9 @@ fn serve_connection(
     totals: Arc<Totals>,
 ) {
     let deadline = Instant::now() + config.handshake_timeout;
-    let Some(stream) = secure(peer, tcp, config, deadline, &shutdown) else {
+    let Some((stream, mut state)) = secure(peer, tcp, config, deadline, &shutdown) else {
         return;
     };
-    let mut state = ReadState::new();
     let mut decoder = FrameDecoder::with_max_payload(config.handshake_max_payload);
     let hello = match read_first_frame(&stream, &mut state, &mut decoder, deadline, Some(&shutdown))
     {
@@ -392,7 +391,7 @@ fn secure(
     config: &ServerConfig,
     deadline: Instant,
     shutdown: &Shutdown,
-) -> Option<Socket> {
+) -> Option<(Socket, ReadState)> {
     let _ = tcp.set_write_timeout(Some(config.handshake_timeout));
     let first = match peek_first_byte(&tcp, deadline, shutdown) {
         Ok(b) => b,
@@ -426,7 +425,7 @@ fn secure(
             );
             return None;
         }
-        return Some(Socket::plain(tcp));
+        return Some((Socket::plain(tcp), ReadState::new()));
     };
     if !is_tls_client {
         let reason = if first == lanlink_proto::MAGIC[0] {
@@ -444,7 +443,10 @@ fn secure(
     }
     let mut tcp = tcp;
     match server_handshake(&mut tcp, identity, deadline, shutdown) {
-        Ok(conn) => Some(Socket::tls(tcp, rustls::Connection::Server(conn))),
+        Ok((conn, leftover)) => Some((
+            Socket::tls(tcp, rustls::Connection::Server(conn)),
+            ReadState::with_pending(leftover),
+        )),
         Err(ServerHandshakeError::Timeout) => {
             tracing::info!(%peer, "no TLS handshake within {:.1} s", config.handshake_timeout.as_secs_f64());
             None

@@ -143,10 +143,16 @@ pub(crate) struct ReadState {
 
 impl ReadState {
     pub(crate) fn new() -> ReadState {
+        ReadState::with_pending(Vec::new())
+    }
+
+    /// A state holding raw bytes read during the handshake that rustls has
+    /// not seen yet.
+    pub(crate) fn with_pending(raw: Vec<u8>) -> ReadState {
         ReadState {
-            raw: Vec::new(),
+            end: raw.len(),
+            raw,
             start: 0,
-            end: 0,
             eof: false,
             wants_flush: false,
         }

@@ -308,7 +308,9 @@ impl ServerCertVerifier for PinVerifier {
 
 /// What happened to a client's TLS handshake.
 pub(crate) enum ClientHandshake {
-    Done(Box<rustls::ClientConnection>, Fingerprint),
+    /// The session, the server's fingerprint, and raw bytes that arrived
+    /// after the handshake and were not yet handed to rustls.
+    Done(Box<rustls::ClientConnection>, Fingerprint, Vec<u8>),
     /// The server answered in plain lanlink (it runs without TLS): its bytes.
     PlainAnswer(Vec<u8>),
 }
@@ -342,7 +344,8 @@ pub(crate) fn client_handshake(
 
     let mut first = true;
     let mut raw = vec![0u8; 16 * 1024];
-    while conn.is_handshaking() {
+    let mut leftover = Vec::new();
+    'handshake: while conn.is_handshaking() {
         flush_handshake(&mut conn, tcp).map_err(|e| handshake_io(peer, e))?;
         if !conn.is_handshaking() {
             break;
@@ -362,8 +365,18 @@ pub(crate) fn client_handshake(
         first = false;
         let mut rest = data;
         while !rest.is_empty() {
-            conn.read_tls(&mut rest)
-                .map_err(|e| handshake_io(peer, e))?;
+            if !conn.is_handshaking() {
+                leftover = rest.to_vec();
+                break 'handshake;
+            }
+            // 0: the server sent close_notify; nothing more is read.
+            if conn
+                .read_tls(&mut rest)
+                .map_err(|e| handshake_io(peer, e))?
+                == 0
+            {
+                return Err(TransportError::ClosedDuringHandshake { peer });
+            }
             if let Err(e) = conn.process_new_packets() {
                 // Tell the server why (an alert), then report.
                 let _ = flush_handshake(&mut conn, tcp);
@@ -384,7 +397,7 @@ pub(crate) fn client_handshake(
     flush_handshake(&mut conn, tcp).map_err(|e| handshake_io(peer, e))?;
     let found = (*seen.lock().unwrap_or_else(|p| p.into_inner()))
         .ok_or_else(|| TransportError::Tls(format!("{peer} presented no certificate")))?;
-    Ok(ClientHandshake::Done(Box::new(conn), found))
+    Ok(ClientHandshake::Done(Box::new(conn), found, leftover))
 }
 
 /// What happened to a server's TLS handshake.
@@ -396,17 +409,20 @@ pub(crate) enum ServerHandshakeError {
 }
 
 /// Runs the server side of the TLS handshake on `tcp` until `deadline`.
+/// Returns the session and raw bytes that arrived after the handshake and
+/// were not yet handed to rustls.
 pub(crate) fn server_handshake(
     tcp: &mut TcpStream,
     identity: &ServerIdentity,
     deadline: Instant,
     shutdown: &crate::Shutdown,
-) -> Result<rustls::ServerConnection, ServerHandshakeError> {
+) -> Result<(rustls::ServerConnection, Vec<u8>), ServerHandshakeError> {
     let mut conn = identity
         .new_connection()
         .map_err(ServerHandshakeError::Tls)?;
     let mut raw = vec![0u8; 16 * 1024];
-    while conn.is_handshaking() {
+    let mut leftover = Vec::new();
+    'handshake: while conn.is_handshaking() {
         flush_handshake(&mut conn, tcp).map_err(ServerHandshakeError::Io)?;
         if !conn.is_handshaking() {
             break;
@@ -418,7 +434,17 @@ pub(crate) fn server_handshake(
         })?;
         let mut rest = raw.get(..n).unwrap_or_default();
         while !rest.is_empty() {
-            conn.read_tls(&mut rest).map_err(ServerHandshakeError::Io)?;
+            if !conn.is_handshaking() {
+                // Application data right behind the handshake: the
+                // connection's reader takes it from here.
+                leftover = rest.to_vec();
+                break 'handshake;
+            }
+            // 0: the client sent close_notify; nothing more is read, and
+            // looping on would never end.
+            if conn.read_tls(&mut rest).map_err(ServerHandshakeError::Io)? == 0 {
+                return Err(ServerHandshakeError::Closed);
+            }
             if let Err(e) = conn.process_new_packets() {
                 let _ = flush_handshake(&mut conn, tcp);
                 return Err(ServerHandshakeError::Tls(e));
@@ -426,7 +452,7 @@ pub(crate) fn server_handshake(
         }
     }
     flush_handshake(&mut conn, tcp).map_err(ServerHandshakeError::Io)?;
-    Ok(conn)
+    Ok((conn, leftover))
 }
 
 fn flush_handshake<D>(

@@ -375,3 +375,139 @@ fn the_tls_fuzz_corpus_replays_without_panics() {
     }
     assert!(n >= 3, "the seeds are missing from {}", dir.display());
 }
+
+#[test]
+fn a_plain_welcome_in_answer_to_tls_is_refused_as_a_downgrade() {
+    // Someone in between answers the ClientHello with a plain Welcome: the
+    // client must not carry on in plain text, pinned or not.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let fake = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = s.read(&mut buf); // the ClientHello
+        let welcome = Frame::control(lanlink_proto::control::Welcome {
+            server_name: "evil".into(),
+            client_id: 1,
+            name: "victim".into(),
+            capabilities: lanlink_proto::Capabilities::ALL,
+            max_payload: lanlink_proto::DEFAULT_MAX_PAYLOAD,
+            motd: String::new(),
+        });
+        s.write_all(&welcome.to_bytes().unwrap()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let n = s.read(&mut buf).unwrap_or(0);
+        buf[..n].to_vec()
+    });
+    let pin = Some(ServerIdentity::generate().unwrap().fingerprint());
+    let err =
+        Client::connect(&addr.to_string(), hello("victim", None), tls_client(pin)).unwrap_err();
+    assert!(err.to_string().contains("downgrad"), "{err}");
+    let sent_in_clear = fake.join().unwrap();
+    assert!(
+        sent_in_clear.is_empty(),
+        "sent in the clear: {sent_in_clear:?}"
+    );
+}
+
+#[test]
+fn close_notify_right_behind_the_handshake_frees_its_slot() {
+    // Finished, close_notify and half a record in one write used to spin a
+    // server handshake thread forever (rustls reads nothing after
+    // close_notify), holding a handshake slot.
+    let server = TestServer::start(ServerConfig {
+        tls: Some(ServerIdentity::generate().unwrap()),
+        max_handshakes: 1,
+        ..ServerConfig::default()
+    });
+    let (mut tcp, mut conn) = {
+        // raw_tls() completes the handshake with complete_io, which would
+        // send Finished on its own; do it by hand to batch the bytes.
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        #[derive(Debug)]
+        struct AnyCert(Arc<rustls::crypto::CryptoProvider>);
+        impl rustls::client::danger::ServerCertVerifier for AnyCert {
+            fn verify_server_cert(
+                &self,
+                _: &rustls::pki_types::CertificateDer<'_>,
+                _: &[rustls::pki_types::CertificateDer<'_>],
+                _: &rustls::pki_types::ServerName<'_>,
+                _: &[u8],
+                _: rustls::pki_types::UnixTime,
+            ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+                Ok(rustls::client::danger::ServerCertVerified::assertion())
+            }
+            fn verify_tls12_signature(
+                &self,
+                m: &[u8],
+                c: &rustls::pki_types::CertificateDer<'_>,
+                d: &rustls::DigitallySignedStruct,
+            ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error>
+            {
+                rustls::crypto::verify_tls12_signature(
+                    m,
+                    c,
+                    d,
+                    &self.0.signature_verification_algorithms,
+                )
+            }
+            fn verify_tls13_signature(
+                &self,
+                m: &[u8],
+                c: &rustls::pki_types::CertificateDer<'_>,
+                d: &rustls::DigitallySignedStruct,
+            ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error>
+            {
+                rustls::crypto::verify_tls13_signature(
+                    m,
+                    c,
+                    d,
+                    &self.0.signature_verification_algorithms,
+                )
+            }
+            fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+                self.0.signature_verification_algorithms.supported_schemes()
+            }
+        }
+        let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
+            .with_no_client_auth();
+        let conn =
+            rustls::ClientConnection::new(Arc::new(config), "lanlink".try_into().unwrap()).unwrap();
+        (TcpStream::connect(server.addr).unwrap(), conn)
+    };
+    let mut buf = vec![0u8; 65536];
+    while conn.is_handshaking() {
+        while conn.wants_write() && conn.is_handshaking() {
+            conn.write_tls(&mut tcp).unwrap();
+        }
+        let n = tcp.read(&mut buf).unwrap();
+        conn.read_tls(&mut &buf[..n]).unwrap();
+        conn.process_new_packets().unwrap();
+    }
+    conn.send_close_notify();
+    let mut out = Vec::new();
+    while conn.wants_write() {
+        conn.write_tls(&mut out).unwrap();
+    }
+    out.extend_from_slice(&[0x17, 3, 3, 0x40, 0x00]);
+    out.extend_from_slice(&[0u8; 8000]);
+    tcp.write_all(&out).unwrap();
+    // The slot comes back at once, not after the handshake deadline.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        match server.connect("next") {
+            Ok(c) => {
+                drop(c);
+                break;
+            }
+            Err(e) => assert!(Instant::now() < deadline, "the slot never came back: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(tcp);
+    server.stop();
+}
