@@ -117,7 +117,7 @@ fn server_fingerprint_pins_up_front_and_plain_needs_both_sides() {
 
 #[test]
 fn an_operator_kicks_and_bans_and_others_are_unaffected() {
-    let server = Server::start(&["--admin-token", "op-secret"]);
+    let server = Server::start(&["--admin-token", "op-secret-2026"]);
     let addr = server.addr.clone();
     let mut ada = ChatClient::join(&addr, "ada", &[]);
     let bob = ChatClient::join(&addr, "bob", &[]);
@@ -135,22 +135,26 @@ fn an_operator_kicks_and_bans_and_others_are_unaffected() {
     assert!(!ok && said.contains("wrong admin token"), "{said}");
     server.expect_log("refused (admin token)");
 
-    let (ok, said) = admin(&["kick", "mallory", "--admin-token", "op-secret"]);
+    let (ok, said) = admin(&["kick", "mallory", "--admin-token", "op-secret-2026"]);
     assert!(ok && said.contains("kicked mallory"), "{said}");
     mallory.expect("kicked by an operator");
     mallory.wait();
 
-    let (ok, said) = admin(&["ban", "Mallory", "--admin-token", "op-secret"]);
+    let (ok, said) = admin(&["ban", "Mallory", "--admin-token", "op-secret-2026"]);
     assert!(ok, "{said}");
     let again = ChatClient::spawn(&addr, "mallory", &[]);
     again.expect_err("banned");
-    let (ok, said) = admin(&["bans", "--admin-token", "op-secret"]);
+    let (ok, said) = admin(&["bans", "--admin-token", "op-secret-2026"]);
     assert!(ok && said.contains("mallory"), "{said}");
+    // Nor can anyone take the banned name by renaming.
+    let mut bob = bob;
+    bob.say("/nick MALLORY");
+    bob.expect("is banned");
 
     // The others never noticed anything but mallory leaving.
     ada.say("still here");
     bob.expect("<ada> still here");
-    let (ok, said) = admin(&["unban", "mallory", "--admin-token", "op-secret"]);
+    let (ok, said) = admin(&["unban", "mallory", "--admin-token", "op-secret-2026"]);
     assert!(ok, "{said}");
     let back = ChatClient::join(&addr, "mallory", &[]);
     drop(back);

@@ -288,7 +288,19 @@ impl Hub {
         // The name others know this user by now (after any /nick).
         let name = self.chat.name_of(conn).unwrap_or(hello_name);
         match frame.kind().service() {
-            Service::Chat => self.chat.handle(conn, frame.message, now, &mut self.out),
+            Service::Chat => match &frame.message {
+                // A banned name cannot be taken by renaming either.
+                Message::SetNick(set) if self.admin.names.contains(&fold(set.name.trim())) => {
+                    self.out.push(Outgoing::control(
+                        conn,
+                        control::Error {
+                            code: ErrorCode::BANNED,
+                            message: format!("the name {:?} is banned", set.name),
+                        },
+                    ));
+                }
+                _ => self.chat.handle(conn, frame.message, now, &mut self.out),
+            },
             Service::File => {
                 let chat = &self.chat;
                 let lookup = |nick: &str| chat.conn_of(nick);
@@ -343,8 +355,22 @@ impl Hub {
                 self.admin.refusals.refused(
                     peer.ip(),
                     "admin token",
-                    "an admin request with a wrong token",
+                    "an admin request with a wrong token (connection closed)",
                 );
+            }
+            // One guess per connection: with the per-address connection
+            // rate limit, guessing the token costs a handshake a try.
+            if self.admin.token.is_some() {
+                if let Some((handle, _)) = self.conns.get(&from) {
+                    // The answer first, then the close (nothing queued
+                    // after it would be sent).
+                    let _ = handle.send(&Frame::control(reply(false, "wrong admin token".into())));
+                    handle.close_with_error(
+                        ErrorCode::FORBIDDEN,
+                        "wrong admin token",
+                        lanlink_transport::CloseReason::Local("wrong admin token".into()),
+                    );
+                }
             }
             return reply(
                 false,

@@ -89,7 +89,7 @@ impl std::str::FromStr for Fingerprint {
             .find_map(|p| trimmed.strip_prefix(p))
             .unwrap_or(trimmed);
         let digits: Vec<u8> = hex.bytes().filter(|b| *b != b':').collect();
-        if digits.len() != 64 {
+        if digits.len() != 64 || !digits.iter().all(u8::is_ascii_hexdigit) {
             return Err(bad());
         }
         let mut out = [0u8; 32];

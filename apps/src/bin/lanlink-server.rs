@@ -168,6 +168,10 @@ fn main() -> ExitCode {
         eprintln!("error: --show-fingerprint: a --plain server has no certificate");
         return ExitCode::from(2);
     }
+    if args.admin_token.as_deref().is_some_and(|t| t.len() < 12) {
+        eprintln!("error: --admin-token must be at least 12 characters (it guards kick and ban)");
+        return ExitCode::from(2);
+    }
     let listener = match TcpListener::bind(&args.bind) {
         Ok(l) => l,
         Err(e) => {

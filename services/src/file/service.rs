@@ -82,10 +82,20 @@ impl FileService {
         self.refusals = log;
     }
 
-    /// Upload bytes accepted so far from `ip` (or, for a connection
-    /// without an address, under its id).
+    /// Upload bytes received so far from `ip`.
     pub fn uploaded(&self, ip: IpAddr) -> u64 {
-        self.uploaded.get(&ip.to_string()).copied().unwrap_or(0)
+        self.uploaded
+            .get(&ip.to_canonical().to_string())
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Whose quota `conn`'s uploads count against: its address, or (with
+    /// none given) the connection itself.
+    fn quota_key(&self, conn: ConnId) -> String {
+        self.peers
+            .get(&conn)
+            .map_or_else(|| conn.to_string(), |ip| ip.to_canonical().to_string())
     }
 
     /// Transfers in progress (all connections).
@@ -329,11 +339,14 @@ impl FileService {
             .min(o.size);
         let needed = o.size - held;
         if let Some(quota) = self.config.upload_quota {
-            let who = self
-                .peers
-                .get(&key.0)
-                .map_or_else(|| key.0.to_string(), ToString::to_string);
-            let used = self.uploaded.get(&who).copied().unwrap_or(0);
+            // Bytes are charged as they arrive (see `on_chunk`): a refused
+            // or abandoned offer costs nothing, a resumed one only what it
+            // still sends.
+            let used = self
+                .uploaded
+                .get(&self.quota_key(key.0))
+                .copied()
+                .unwrap_or(0);
             if used.saturating_add(needed) > quota {
                 return Err(ServiceError::QuotaExceeded {
                     name: o.name,
@@ -341,9 +354,6 @@ impl FileService {
                     left: quota.saturating_sub(used),
                 });
             }
-            // Counted when accepted: an upload abandoned halfway and
-            // resumed is charged only for what it still needs.
-            *self.uploaded.entry(who).or_insert(0) += needed;
         }
         let available = fs4::available_space(inbox).unwrap_or(u64::MAX);
         if needed > available.saturating_sub(self.config.min_free_space) {
@@ -447,6 +457,7 @@ impl FileService {
         c: lanlink_proto::file::FileChunk,
         out: &mut Vec<Outgoing>,
     ) -> Result<(), ServiceError> {
+        let quota_key = self.quota_key(key.0);
         match self.transfers.get_mut(&key) {
             Some(Transfer::Upload { file, acked, size }) => {
                 let end = c.offset.saturating_add(c.data.len() as u64);
@@ -456,6 +467,19 @@ impl FileService {
                         size: end,
                         max: *size,
                     });
+                }
+                if let Some(quota) = self.config.upload_quota {
+                    // Several uploads at once each passed the offer check.
+                    let used = self.uploaded.entry(quota_key).or_insert(0);
+                    let len = c.data.len() as u64;
+                    if used.saturating_add(len) > quota {
+                        return Err(ServiceError::QuotaExceeded {
+                            name: file.target().display().to_string(),
+                            needed: len,
+                            left: quota.saturating_sub(*used),
+                        });
+                    }
+                    *used += len;
                 }
                 file.write_chunk(c.offset, &c.data)?;
                 if file.received() >= *acked + ACK_EVERY {

@@ -532,10 +532,19 @@ fn the_upload_quota_follows_the_quota_key_across_connections() {
         matches!(&out[0].frame.message, Message::FileAccept(_)),
         "{out:?}"
     );
+    // Charged as the bytes arrive, not when offered.
+    assert_eq!(svc.uploaded(ip), 0);
+    let chunk = FileChunk {
+        offset: 0,
+        data: vec![7u8; 600].into(),
+    };
+    run(&mut svc, A, 1, chunk);
+    assert_eq!(svc.uploaded(ip), 600);
     let out = run(&mut svc, B, 3, offer("b.bin", 600));
     let reject = only_reject(&out);
     assert_eq!(reject.code, ErrorCode::NO_SPACE);
     assert!(reject.reason.contains("quota"), "{}", reject.reason);
+    // A refused offer costs nothing.
     assert_eq!(svc.uploaded(ip), 600);
     // What is left still fits.
     let out = run(&mut svc, B, 5, offer("c.bin", 400));
