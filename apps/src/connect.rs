@@ -173,6 +173,9 @@ impl KnownServers {
 
     /// Pins `fingerprint` for `addr` (one appended line).
     pub fn remember(&self, addr: &str, fingerprint: Fingerprint) -> Result<(), String> {
+        if addr.is_empty() || addr.contains(char::is_whitespace) {
+            return Err(format!("cannot pin {addr:?}: not a HOST:PORT"));
+        }
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir)
                 .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;

@@ -9,8 +9,14 @@
 //! its acknowledgements) deadlock each other through full TCP windows.
 //!
 //! Only the writer thread writes TLS records to the socket, so records leave
-//! in the order they were sealed. When decryption produces something to send
-//! (a TLS 1.3 key update), the reader asks the writer to flush.
+//! in the order they were sealed. If decryption ever leaves records to send,
+//! the reader asks the writer to flush; rustls in fact holds its answer to a
+//! peer's key update until the next application write, which goes out at
+//! the latest with the next keepalive ping.
+//!
+//! rustls' own send-buffer limit is lifted (the writer drains everything it
+//! sealed, under the same lock, before writing it out), so what is buffered
+//! is bounded by the writer's seal chunk, not by rustls.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown as SockShutdown, TcpStream};

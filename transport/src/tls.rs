@@ -151,6 +151,9 @@ impl ServerIdentity {
         }
         create_private_dir(dir)?;
         let (cert_pem, key_pem) = generate_pem()?;
+        // Each file is complete before it gets its name, the key first:
+        // a crash leaves either nothing, or a key alone (an error that
+        // names it), never a half-written file.
         write_new_file(&key_path, key_pem.as_bytes(), 0o600)?;
         write_new_file(&cert_path, cert_pem.as_bytes(), 0o644)?;
         Ok((ServerIdentity::from_pem(&cert_pem, &key_pem)?, true))
@@ -198,8 +201,14 @@ fn generate_pem() -> Result<(String, String), TransportError> {
 }
 
 fn read_file(path: &Path) -> Result<String, TransportError> {
-    std::fs::read_to_string(path)
-        .map_err(|e| TransportError::io(format!("read {}", path.display()), e))
+    std::fs::read_to_string(path).map_err(|e| {
+        let context = format!(
+            "read {} (a server identity is both {CERT_FILE} and {KEY_FILE}; move the folder \
+             away to create a new one, which clients will see as a changed server)",
+            path.display()
+        );
+        TransportError::io(context, e)
+    })
 }
 
 fn create_private_dir(dir: &Path) -> Result<(), TransportError> {
@@ -213,18 +222,21 @@ fn create_private_dir(dir: &Path) -> Result<(), TransportError> {
 }
 
 fn write_new_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), TransportError> {
+    let tmp = path.with_extension("new");
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
+    options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
     #[cfg(not(unix))]
     let _ = mode;
     let context = || format!("write {}", path.display());
     let mut file = options
-        .open(path)
+        .open(&tmp)
         .map_err(|e| TransportError::io(context(), e))?;
     file.write_all(bytes)
         .and_then(|()| file.sync_all())
+        .and_then(|()| std::fs::hard_link(&tmp, path))
+        .and_then(|()| std::fs::remove_file(&tmp))
         .map_err(|e| TransportError::io(context(), e))
 }
 
