@@ -253,10 +253,10 @@ fn lock(m: &Mutex<rustls::Connection>) -> MutexGuard<'_, rustls::Connection> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Feeds `data`, as if a client had sent it, to a TLS server session and
-/// on through the connection reader's path (the raw-byte buffer, rustls,
-/// the frame decoder), until the bytes are used up or something rejects
-/// them. For fuzzing: no input may panic.
+/// Feeds `data`, as if a client had sent it, to a TLS server session: the
+/// server's handshake loop, then the connection reader's path (the raw-byte
+/// buffer, rustls, the frame decoder), until the bytes are used up or
+/// something rejects them. For fuzzing: no input may panic or loop.
 #[doc(hidden)]
 pub fn fuzz_tls_server_read(data: &[u8]) {
     use std::sync::OnceLock;
@@ -264,13 +264,45 @@ pub fn fuzz_tls_server_read(data: &[u8]) {
     let Some(identity) = IDENTITY.get_or_init(|| crate::ServerIdentity::generate().ok()) else {
         return;
     };
-    let Ok(server) = identity.new_connection() else {
+    let Ok(mut server) = identity.new_connection() else {
         return;
     };
-    let mut conn = rustls::Connection::Server(server);
-    let mut state = ReadState::new();
-    state.raw = data.to_vec();
-    state.end = data.len();
+    // The handshake loop's own code, fed in reads of up to 1 KiB (so a
+    // handshake split across reads and bytes behind it are both reached);
+    // what the server would send goes nowhere.
+    let mut rest = data;
+    let mut leftover = None;
+    while leftover.is_none() && !rest.is_empty() {
+        let (read, tail) = rest.split_at(rest.len().min(1024));
+        rest = tail;
+        match crate::tls::feed_server_handshake(&mut server, read) {
+            Ok(Some(after)) => leftover = Some(after),
+            Ok(None) => {}
+            Err(_) => return,
+        }
+        let mut sink = Vec::new();
+        while server.wants_write() {
+            if server.write_tls(&mut sink).is_err() {
+                return;
+            }
+            sink.clear();
+        }
+    }
+    // Then the reader's path: past the handshake for bytes that completed
+    // one (which random input rarely does), or else all of the bytes on a
+    // fresh session (rustls handshakes through the reader's path too).
+    let (conn, pending) = match leftover {
+        Some(mut pending) => {
+            pending.extend_from_slice(rest);
+            (server, pending)
+        }
+        None => match identity.new_connection() {
+            Ok(fresh) => (fresh, data.to_vec()),
+            Err(_) => return,
+        },
+    };
+    let mut conn = rustls::Connection::Server(conn);
+    let mut state = ReadState::with_pending(pending);
     state.eof = true;
     let mut decoder = lanlink_proto::FrameDecoder::new();
     let mut buf = [0u8; 4096];

@@ -444,27 +444,43 @@ pub(crate) fn server_handshake(
             HandshakeRead::Closed => ServerHandshakeError::Closed,
             HandshakeRead::Io(e) => ServerHandshakeError::Io(e),
         })?;
-        let mut rest = raw.get(..n).unwrap_or_default();
-        while !rest.is_empty() {
-            if !conn.is_handshaking() {
-                // Application data right behind the handshake: the
-                // connection's reader takes it from here.
-                leftover = rest.to_vec();
+        match feed_server_handshake(&mut conn, raw.get(..n).unwrap_or_default()) {
+            Ok(Some(rest)) => {
+                leftover = rest;
                 break 'handshake;
             }
-            // 0: the client sent close_notify; nothing more is read, and
-            // looping on would never end.
-            if conn.read_tls(&mut rest).map_err(ServerHandshakeError::Io)? == 0 {
-                return Err(ServerHandshakeError::Closed);
-            }
-            if let Err(e) = conn.process_new_packets() {
+            Ok(None) => {}
+            Err(e) => {
+                // Tell the client why (an alert) where there is a reason.
                 let _ = flush_handshake(&mut conn, tcp);
-                return Err(ServerHandshakeError::Tls(e));
+                return Err(e);
             }
         }
     }
     flush_handshake(&mut conn, tcp).map_err(ServerHandshakeError::Io)?;
     Ok((conn, leftover))
+}
+
+/// Hands one read's worth of bytes to a server session that is still
+/// handshaking. `Some(rest)`: the handshake completed and `rest` (maybe
+/// empty) came right behind it, for the connection's reader.
+pub(crate) fn feed_server_handshake(
+    conn: &mut rustls::ServerConnection,
+    mut data: &[u8],
+) -> Result<Option<Vec<u8>>, ServerHandshakeError> {
+    while !data.is_empty() {
+        if !conn.is_handshaking() {
+            return Ok(Some(data.to_vec()));
+        }
+        // 0: the client sent close_notify; nothing more is read, and
+        // looping on would never end.
+        if conn.read_tls(&mut data).map_err(ServerHandshakeError::Io)? == 0 {
+            return Err(ServerHandshakeError::Closed);
+        }
+        conn.process_new_packets()
+            .map_err(ServerHandshakeError::Tls)?;
+    }
+    Ok((!conn.is_handshaking()).then(Vec::new))
 }
 
 fn flush_handshake<D>(
