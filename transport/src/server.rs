@@ -51,7 +51,9 @@ pub struct ServerConfig {
     pub max_handshakes: usize,
     /// Reliable bytes queued for all peers together; beyond it, a peer
     /// holding more than its fair share (this over the number of
-    /// connections) is disconnected as too slow.
+    /// connections) is disconnected as too slow. A connection counts until
+    /// its last [`ConnHandle`](crate::ConnHandle) is dropped: drop handles
+    /// once their `Closed` event has come.
     pub max_total_queued_bytes: usize,
     /// Addresses refused at once (shared: the application adds to it).
     pub bans: BanList,
@@ -224,11 +226,20 @@ pub fn serve(
 /// Refuses without a thread: the refusal is a few dozen bytes, which the
 /// socket's send buffer takes at once, then the connection is closed.
 fn refuse_at_once(stream: TcpStream, code: ErrorCode, reason: String) {
+    let _ = stream.set_nonblocking(true);
     if let Ok(bytes) = Frame::control(control::Refuse { code, reason }).to_bytes() {
-        let _ = stream.set_nonblocking(true);
         let _ = std::io::Write::write_all(&mut &stream, &bytes);
     }
     let _ = stream.shutdown(std::net::Shutdown::Write);
+    // Closing with the peer's first bytes (its hello) unread would send a
+    // reset, which can destroy the refusal in flight: read what is there
+    // (a hello's worth; never more, this is the accept thread).
+    let mut sink = [0u8; 4096];
+    for _ in 0..4 {
+        if !matches!(std::io::Read::read(&mut &stream, &mut sink), Ok(n) if n > 0) {
+            break;
+        }
+    }
 }
 
 /// Decrements a connection count however the thread ends.
