@@ -14,7 +14,8 @@ pub const MAX_ENTRIES: usize = 200_000;
 /// Lists `full` (already resolved inside `root`). A file gives one entry with
 /// an empty name; a folder gives its entries (all files and folders below it
 /// when `recursive`), sorted by name. Symlinks are listed only when they
-/// resolve inside `root`.
+/// resolve inside `root`; partial files of unfinished uploads
+/// (`.NAME.lanlink-part`) are not listed.
 pub fn list(root: &Path, full: &Path, recursive: bool) -> Result<Vec<DirEntry>, ServiceError> {
     let meta = std::fs::metadata(full).map_err(|e| ServiceError::io("inspect", full, &e))?;
     if !meta.is_dir() {
@@ -45,6 +46,9 @@ fn walk(
         let Some(name) = item.file_name().to_str().map(str::to_owned) else {
             continue; // not UTF-8: cannot be named on the wire
         };
+        if super::incoming::is_part_name(&name) {
+            continue; // an unfinished upload (share = inbox), not content
+        }
         let path = item.path();
         // Follow symlinks only when they stay inside the share.
         match path.canonicalize() {

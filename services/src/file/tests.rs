@@ -605,3 +605,34 @@ fn names_of_partial_files_are_refused_for_uploads() {
     assert_eq!(Dirs::tree(&d.outside), ["secret"]);
     assert!(!Dirs::tree(&d.inbox).iter().any(|n| n.contains('/')));
 }
+
+#[test]
+fn partial_files_of_unfinished_uploads_are_not_listed() {
+    // With the share and the inbox one folder, an interrupted upload leaves
+    // `.x.lanlink-part` there: it is not content to offer anyone.
+    let d = Dirs::new("partlist");
+    std::fs::write(d.share.join(".x.lanlink-part"), b"half").unwrap();
+    std::fs::write(d.share.join("x"), b"whole").unwrap();
+    let mut svc = d.service();
+    let out = run(
+        &mut svc,
+        A,
+        1,
+        ListRequest {
+            path: String::new(),
+            recursive: true,
+        },
+    );
+    let names: Vec<String> = out
+        .iter()
+        .flat_map(|o| match &o.frame.message {
+            Message::Listing(l) => l.entries.iter().map(|e| e.name.clone()).collect(),
+            _ => Vec::new(),
+        })
+        .collect();
+    assert!(names.contains(&"x".to_owned()), "{names:?}");
+    assert!(
+        !names.iter().any(|n| n.contains("lanlink-part")),
+        "{names:?}"
+    );
+}
