@@ -37,7 +37,7 @@ pub enum TransportError {
     },
 
     /// The server refused us (wrong token, name taken, full, other version…).
-    #[error("refused by server: {reason} ({code:?})")]
+    #[error("refused by server: {reason}")]
     Refused {
         /// Machine-readable reason.
         code: ErrorCode,

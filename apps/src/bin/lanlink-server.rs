@@ -137,6 +137,10 @@ fn main() -> ExitCode {
         eprintln!("error: --max-message-len cannot exceed 65535 (the wire format's limit)");
         return ExitCode::from(2);
     }
+    if args.admin_token.as_deref().is_some_and(|t| t.len() < 12) {
+        eprintln!("error: --admin-token must be at least 12 characters (it guards kick and ban)");
+        return ExitCode::from(2);
+    }
     let identity = if args.plain {
         None
     } else {
@@ -166,10 +170,6 @@ fn main() -> ExitCode {
     };
     if args.show_fingerprint {
         eprintln!("error: --show-fingerprint: a --plain server has no certificate");
-        return ExitCode::from(2);
-    }
-    if args.admin_token.as_deref().is_some_and(|t| t.len() < 12) {
-        eprintln!("error: --admin-token must be at least 12 characters (it guards kick and ban)");
         return ExitCode::from(2);
     }
     let listener = match TcpListener::bind(&args.bind) {
