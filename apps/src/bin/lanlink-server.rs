@@ -69,9 +69,12 @@ struct Args {
     /// Let uploads replace existing files in the inbox.
     #[arg(long)]
     force: bool,
-    /// Where browsers watch the video streams (MJPEG over HTTP).
-    #[arg(long, default_value_t = format!("0.0.0.0:{DEFAULT_HTTP_PORT}"))]
-    http: String,
+    /// Where browsers watch the video streams (MJPEG over plain HTTP:
+    /// anyone who can reach it can watch). Default: 127.0.0.1:7879 (this
+    /// machine only) with TLS, 0.0.0.0:7879 with --plain; give
+    /// 0.0.0.0:7879 to let the LAN watch.
+    #[arg(long)]
+    http: Option<String>,
     /// Serve no HTTP at all.
     #[arg(long, conflicts_with = "http")]
     no_http: bool,
@@ -244,19 +247,26 @@ fn main() -> ExitCode {
     // Browsers: every relayed video frame also lands in `frames`.
     let mut http_thread = None;
     if !args.no_http {
-        let http = match TcpListener::bind(&args.http) {
+        // The browser page cannot be TLS (browsers refuse self-signed
+        // certificates): private by default when the rest is encrypted.
+        let default_host = if args.plain { "0.0.0.0" } else { "127.0.0.1" };
+        let http_addr = args
+            .http
+            .clone()
+            .unwrap_or_else(|| format!("{default_host}:{DEFAULT_HTTP_PORT}"));
+        let http = match TcpListener::bind(&http_addr) {
             Ok(l) => l,
             Err(e) => {
                 eprintln!(
-                    "error: cannot listen for HTTP on {}: {e} (--no-http to go without)",
-                    args.http
+                    "error: cannot listen for HTTP on {http_addr}: {e} (--no-http to go without)"
                 );
                 return ExitCode::from(1);
             }
         };
         let http_local = http
             .local_addr()
-            .map_or_else(|_| args.http.clone(), |a| a.to_string());
+            .map_or_else(|_| http_addr.clone(), |a| a.to_string());
+        let loopback = http.local_addr().is_ok_and(|a| a.ip().is_loopback());
         let frames = LatestFrames::new();
         let tap_frames = frames.clone();
         config.video_tap = Some(VideoTap::new(move |a, f| {
@@ -270,6 +280,13 @@ fn main() -> ExitCode {
             "video for browsers at http://{}/",
             browser_address(&http_local)
         );
+        if loopback {
+            println!(
+                "(this machine only; --http 0.0.0.0:{DEFAULT_HTTP_PORT} lets the LAN watch, in plain HTTP)"
+            );
+        } else {
+            println!("(plain HTTP: anyone who can reach it can watch every video stream)");
+        }
     }
 
     // Streams the server publishes itself, like a client's would be.
