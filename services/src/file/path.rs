@@ -161,6 +161,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn targets_named_like_partial_files_are_refused_anywhere_in_the_path() {
+        for name in [".x.lanlink-part", "d/.y.lanlink-part", ".z.lanlink-part/f"] {
+            let err = validate_target(name).unwrap_err().to_string();
+            assert!(err.contains("reserved"), "{name}: {err}");
+        }
+        for name in [
+            "x.lanlink-part",
+            ".lanlink-part",
+            "d/.x.lanlink-parts",
+            "a/b",
+        ] {
+            assert!(validate_target(name).is_ok(), "{name}");
+        }
+    }
+
+    #[test]
     fn attacks_are_refused_with_a_reason() {
         for (name, why) in [
             ("../x", "dots"),
