@@ -40,13 +40,19 @@ pub fn host_with_port(host: &str) -> String {
     }
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default: `info`).
+/// Logs to stderr, filtered by `RUST_LOG` (default: `info`); a log line
+/// that cannot be written is dropped.
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // A closed stderr (a supervisor gone, a pipe shut) must not turn a
+        // log line into a panic: its own complaint would be an eprintln!,
+        // which panics on a broken pipe (and in the signal thread that
+        // meant a server that ignored SIGTERM).
+        .log_internal_errors(false)
         .init();
 }
 

@@ -161,3 +161,35 @@ fn an_operator_kicks_and_bans_and_others_are_unaffected() {
     assert!(ada.finish().success());
     assert!(bob.finish().success());
 }
+
+#[test]
+fn a_server_whose_output_is_closed_still_stops_cleanly_on_sigterm() {
+    // A supervisor that went away closes the server's stdout and stderr:
+    // logging must not panic (in the signal thread that used to mean a
+    // server that never stopped).
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lanlink-server"))
+        .env("LANLINK_HOME", common::home())
+        .args(["--bind", "127.0.0.1:0", "--no-http"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("listening on") {
+        line.clear();
+        assert!(out.read_line(&mut line).unwrap() > 0, "no listening line");
+    }
+    drop(out);
+    drop(child.stderr.take());
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    common::signal(child.id(), "TERM");
+    let status = common::wait_timeout(&mut child, common::PATIENCE).unwrap_or_else(|| {
+        let _ = child.kill();
+        panic!("the server ignored SIGTERM with its output closed");
+    });
+    assert!(status.success(), "{status:?}");
+}

@@ -259,7 +259,7 @@ fn expect_line(lines: &Receiver<String>, needle: &str) -> String {
     }
 }
 
-fn signal(pid: u32, name: &str) {
+pub fn signal(pid: u32, name: &str) {
     let status = Command::new("kill")
         .args([&format!("-{name}"), &pid.to_string()])
         .status()
@@ -267,7 +267,7 @@ fn signal(pid: u32, name: &str) {
     assert!(status.success());
 }
 
-fn wait_timeout(child: &mut Child, patience: Duration) -> Option<ExitStatus> {
+pub fn wait_timeout(child: &mut Child, patience: Duration) -> Option<ExitStatus> {
     let deadline = Instant::now() + patience;
     while Instant::now() < deadline {
         if let Ok(Some(status)) = child.try_wait() {
