@@ -2,7 +2,7 @@
 //! server and client handshakes. Runs before the connection's threads start.
 
 use std::io::{self, Read};
-use std::net::Shutdown as SockShutdown;
+use std::net::{Shutdown as SockShutdown, TcpStream};
 use std::time::{Duration, Instant};
 
 use lanlink_proto::{Frame, FrameDecoder, ProtoError};
@@ -33,20 +33,42 @@ pub(crate) fn read_first_frame(
             Ok(None) => {}
             Err(e) => return Err(FirstFrameError::Malformed(e)),
         }
+        let n = read_before(stream.tcp(), deadline, shutdown, || {
+            stream.read(state, &mut scratch)
+        })
+        .map_err(|e| match e {
+            // A TLS peer gone without close_notify: closed all the same.
+            FirstFrameError::Io(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                FirstFrameError::Closed
+            }
+            other => other,
+        })?;
+        decoder.push(scratch.get(..n).unwrap_or_default());
+    }
+}
+
+/// Runs `read` — one blocking read or peek on `tcp` — with the socket's
+/// read timeout set to what is left of `deadline` (at most a tick, so a
+/// shutdown is noticed), again after every timeout, until it gives bytes
+/// (`Ok(n)`, `n > 0`), the peer closes (`Closed`), it fails (`Io`), or the
+/// deadline or shutdown comes (`Timeout`). Shared by every read made
+/// before a connection's threads start.
+pub(crate) fn read_before(
+    tcp: &TcpStream,
+    deadline: Instant,
+    shutdown: Option<&crate::Shutdown>,
+    mut read: impl FnMut() -> io::Result<usize>,
+) -> Result<usize, FirstFrameError> {
+    loop {
         let now = Instant::now();
         if now >= deadline || shutdown.is_some_and(crate::Shutdown::is_triggered) {
             return Err(FirstFrameError::Timeout);
         }
-        let wait = (deadline - now).min(crate::conn::TICK);
-        stream
-            .set_read_timeout(Some(wait))
+        tcp.set_read_timeout(Some((deadline - now).min(crate::conn::TICK)))
             .map_err(FirstFrameError::Io)?;
-        match stream.read(state, &mut scratch) {
+        match read() {
             Ok(0) => return Err(FirstFrameError::Closed),
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                return Err(FirstFrameError::Closed)
-            }
-            Ok(n) => decoder.push(scratch.get(..n).unwrap_or_default()),
+            Ok(n) => return Ok(n),
             Err(e)
                 if matches!(
                     e.kind(),

@@ -18,7 +18,7 @@ use lanlink_proto::{
 };
 
 use crate::conn::{new_connection, run_writer, ConnConfig, Event, Reader, Totals};
-use crate::handshake::{read_first_frame, send_and_close, FirstFrameError};
+use crate::handshake::{read_before, read_first_frame, send_and_close, FirstFrameError};
 use crate::limits::{AttemptLimiter, BanList, Rate, RefusalLog};
 use crate::socket::{ReadState, Socket};
 use crate::tls::{server_handshake, ServerHandshakeError, ServerIdentity, TLS_HANDSHAKE_BYTE};
@@ -485,26 +485,8 @@ fn peek_first_byte(
     shutdown: &Shutdown,
 ) -> Result<u8, FirstFrameError> {
     let mut byte = [0u8; 1];
-    loop {
-        let now = Instant::now();
-        if now >= deadline || shutdown.is_triggered() {
-            return Err(FirstFrameError::Timeout);
-        }
-        tcp.set_read_timeout(Some((deadline - now).min(crate::conn::TICK)))
-            .map_err(FirstFrameError::Io)?;
-        match tcp.peek(&mut byte) {
-            Ok(0) => return Err(FirstFrameError::Closed),
-            Ok(_) => return Ok(byte[0]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock
-                        | std::io::ErrorKind::TimedOut
-                        | std::io::ErrorKind::Interrupted
-                ) => {}
-            Err(e) => return Err(FirstFrameError::Io(e)),
-        }
-    }
+    read_before(tcp, deadline, Some(shutdown), || tcp.peek(&mut byte))?;
+    Ok(byte[0])
 }
 
 /// Compares secrets without leaking, through timing, how long a prefix matched.

@@ -203,7 +203,9 @@ impl ReadState {
             // fill them, so an idle chat connection costs a page, not 64 KiB.
             let mut raw = vec![0u8; RAW_READ];
             let kept = self.raw.get(self.start..self.end).unwrap_or_default();
-            raw[..kept.len()].copy_from_slice(kept);
+            if let Some(head) = raw.get_mut(..kept.len()) {
+                head.copy_from_slice(kept);
+            }
             self.end = kept.len();
             self.start = 0;
             self.raw = raw;

@@ -28,6 +28,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 
+use crate::handshake::{read_before, FirstFrameError};
 use crate::TransportError;
 
 /// The first byte of every TLS handshake record.
@@ -362,13 +363,15 @@ pub(crate) fn client_handshake(
         if !conn.is_handshaking() {
             break;
         }
-        let n = read_before(tcp, &mut raw, deadline, None).map_err(|e| match e {
-            HandshakeRead::Timeout => TransportError::HandshakeTimeout { peer, secs },
-            HandshakeRead::Closed => TransportError::Tls(format!(
+        let n =
+            read_before(tcp, deadline, None, || (&*tcp).read(&mut raw)).map_err(|e| match e {
+                FirstFrameError::Timeout => TransportError::HandshakeTimeout { peer, secs },
+                FirstFrameError::Closed => TransportError::Tls(format!(
                 "{peer} closed the connection during the TLS handshake (is it a lanlink server?)"
             )),
-            HandshakeRead::Io(e) => handshake_io(peer, e),
-        })?;
+                FirstFrameError::Io(e) => handshake_io(peer, e),
+                FirstFrameError::Malformed(e) => TransportError::Protocol { peer, source: e },
+            })?;
         let data = raw.get(..n).unwrap_or_default();
         if first && data.first() == Some(&lanlink_proto::MAGIC[0]) {
             // A plain lanlink server refusing our TLS hello.
@@ -439,11 +442,16 @@ pub(crate) fn server_handshake(
         if !conn.is_handshaking() {
             break;
         }
-        let n = read_before(tcp, &mut raw, deadline, Some(shutdown)).map_err(|e| match e {
-            HandshakeRead::Timeout => ServerHandshakeError::Timeout,
-            HandshakeRead::Closed => ServerHandshakeError::Closed,
-            HandshakeRead::Io(e) => ServerHandshakeError::Io(e),
-        })?;
+        let n =
+            read_before(tcp, deadline, Some(shutdown), || (&*tcp).read(&mut raw)).map_err(|e| {
+                match e {
+                    FirstFrameError::Timeout | FirstFrameError::Malformed(_) => {
+                        ServerHandshakeError::Timeout
+                    }
+                    FirstFrameError::Closed => ServerHandshakeError::Closed,
+                    FirstFrameError::Io(e) => ServerHandshakeError::Io(e),
+                }
+            })?;
         match feed_server_handshake(&mut conn, raw.get(..n).unwrap_or_default()) {
             Ok(Some(rest)) => {
                 leftover = rest;
@@ -495,40 +503,4 @@ fn flush_handshake<D>(
 
 fn handshake_io(peer: SocketAddr, e: io::Error) -> TransportError {
     TransportError::io(format!("TLS handshake with {peer}"), e)
-}
-
-enum HandshakeRead {
-    Timeout,
-    Closed,
-    Io(io::Error),
-}
-
-/// One read of raw bytes, waiting at most until `deadline`.
-fn read_before(
-    tcp: &mut TcpStream,
-    buf: &mut [u8],
-    deadline: Instant,
-    shutdown: Option<&crate::Shutdown>,
-) -> Result<usize, HandshakeRead> {
-    loop {
-        let now = Instant::now();
-        if now >= deadline || shutdown.is_some_and(crate::Shutdown::is_triggered) {
-            return Err(HandshakeRead::Timeout);
-        }
-        let wait = (deadline - now).min(crate::conn::TICK);
-        tcp.set_read_timeout(Some(wait))
-            .map_err(HandshakeRead::Io)?;
-        match tcp.read(buf) {
-            Ok(0) => return Err(HandshakeRead::Closed),
-            Ok(n) => return Ok(n),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) => {}
-            Err(e) => return Err(HandshakeRead::Io(e)),
-        }
-    }
 }
