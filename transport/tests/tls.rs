@@ -176,52 +176,43 @@ fn the_access_token_is_checked_over_tls() {
     server.stop();
 }
 
-/// A raw TLS session to the server, for sending hostile bytes inside (or
-/// after) a valid handshake.
-fn raw_tls(server: &TestServer) -> (TcpStream, rustls::ClientConnection) {
-    #[derive(Debug)]
-    struct AcceptAny(Arc<rustls::crypto::CryptoProvider>);
-    impl rustls::client::danger::ServerCertVerifier for AcceptAny {
-        fn verify_server_cert(
-            &self,
-            _: &rustls::pki_types::CertificateDer<'_>,
-            _: &[rustls::pki_types::CertificateDer<'_>],
-            _: &rustls::pki_types::ServerName<'_>,
-            _: &[u8],
-            _: rustls::pki_types::UnixTime,
-        ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-            Ok(rustls::client::danger::ServerCertVerified::assertion())
-        }
-        fn verify_tls12_signature(
-            &self,
-            m: &[u8],
-            c: &rustls::pki_types::CertificateDer<'_>,
-            d: &rustls::DigitallySignedStruct,
-        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls12_signature(
-                m,
-                c,
-                d,
-                &self.0.signature_verification_algorithms,
-            )
-        }
-        fn verify_tls13_signature(
-            &self,
-            m: &[u8],
-            c: &rustls::pki_types::CertificateDer<'_>,
-            d: &rustls::DigitallySignedStruct,
-        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls13_signature(
-                m,
-                c,
-                d,
-                &self.0.signature_verification_algorithms,
-            )
-        }
-        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-            self.0.signature_verification_algorithms.supported_schemes()
-        }
+#[derive(Debug)]
+struct AcceptAny(Arc<rustls::crypto::CryptoProvider>);
+impl rustls::client::danger::ServerCertVerifier for AcceptAny {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
     }
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &rustls::pki_types::CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &rustls::pki_types::CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// A TCP connection to the server and a TLS client session that trusts any
+/// certificate, handshake not started: for bytes no real client sends.
+fn raw_tls_session(server: &TestServer) -> (TcpStream, rustls::ClientConnection) {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])
@@ -229,10 +220,17 @@ fn raw_tls(server: &TestServer) -> (TcpStream, rustls::ClientConnection) {
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
         .with_no_client_auth();
-    let mut conn =
+    let conn =
         rustls::ClientConnection::new(Arc::new(config), "lanlink".try_into().unwrap()).unwrap();
-    let mut tcp = TcpStream::connect(server.addr).unwrap();
+    let tcp = TcpStream::connect(server.addr).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    (tcp, conn)
+}
+
+/// A raw TLS session to the server, for sending hostile bytes inside (or
+/// after) a valid handshake.
+fn raw_tls(server: &TestServer) -> (TcpStream, rustls::ClientConnection) {
+    let (mut tcp, mut conn) = raw_tls_session(server);
     while conn.is_handshaking() {
         conn.complete_io(&mut tcp).unwrap();
     }
@@ -420,65 +418,9 @@ fn close_notify_right_behind_the_handshake_frees_its_slot() {
         max_handshakes: 1,
         ..ServerConfig::default()
     });
-    let (mut tcp, mut conn) = {
-        // raw_tls() completes the handshake with complete_io, which would
-        // send Finished on its own; do it by hand to batch the bytes.
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        #[derive(Debug)]
-        struct AnyCert(Arc<rustls::crypto::CryptoProvider>);
-        impl rustls::client::danger::ServerCertVerifier for AnyCert {
-            fn verify_server_cert(
-                &self,
-                _: &rustls::pki_types::CertificateDer<'_>,
-                _: &[rustls::pki_types::CertificateDer<'_>],
-                _: &rustls::pki_types::ServerName<'_>,
-                _: &[u8],
-                _: rustls::pki_types::UnixTime,
-            ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-                Ok(rustls::client::danger::ServerCertVerified::assertion())
-            }
-            fn verify_tls12_signature(
-                &self,
-                m: &[u8],
-                c: &rustls::pki_types::CertificateDer<'_>,
-                d: &rustls::DigitallySignedStruct,
-            ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error>
-            {
-                rustls::crypto::verify_tls12_signature(
-                    m,
-                    c,
-                    d,
-                    &self.0.signature_verification_algorithms,
-                )
-            }
-            fn verify_tls13_signature(
-                &self,
-                m: &[u8],
-                c: &rustls::pki_types::CertificateDer<'_>,
-                d: &rustls::DigitallySignedStruct,
-            ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error>
-            {
-                rustls::crypto::verify_tls13_signature(
-                    m,
-                    c,
-                    d,
-                    &self.0.signature_verification_algorithms,
-                )
-            }
-            fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-                self.0.signature_verification_algorithms.supported_schemes()
-            }
-        }
-        let config = rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .unwrap()
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
-            .with_no_client_auth();
-        let conn =
-            rustls::ClientConnection::new(Arc::new(config), "lanlink".try_into().unwrap()).unwrap();
-        (TcpStream::connect(server.addr).unwrap(), conn)
-    };
+    // Not raw_tls(): complete_io would send Finished on its own; the
+    // handshake is driven by hand to batch the bytes.
+    let (mut tcp, mut conn) = raw_tls_session(&server);
     let mut buf = vec![0u8; 65536];
     while conn.is_handshaking() {
         while conn.wants_write() && conn.is_handshaking() {
