@@ -6,12 +6,14 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, ExitStatus};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
+
+// Child-process helpers every apps test shares.
+pub use crate::common::{lines_of, wait_timeout as wait_exit};
 
 use lanlink_audio::{AudioSink, AudioSource, Format, ToneSource, WavSink, WavSource};
 
@@ -130,20 +132,6 @@ pub fn received(report: &str, name: &str) -> u32 {
         .unwrap_or(0)
 }
 
-/// A child's output lines on a channel, read by a thread of their own.
-pub fn lines_of(stream: impl std::io::Read + Send + 'static) -> Receiver<String> {
-    let (tx, rx) = crossbeam_channel::unbounded();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stream).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
 /// Waits up to `patience` for a line containing `needle`; returns it, or
 /// every line seen instead.
 pub fn await_line(
@@ -160,18 +148,6 @@ pub fn await_line(
         seen.push(line);
     }
     Err(seen)
-}
-
-/// Waits up to `patience` for the child to exit.
-pub fn wait_exit(child: &mut Child, patience: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + patience;
-    while Instant::now() < deadline {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Some(status);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    None
 }
 
 /// Kills a child (SIGKILL) and reaps it; for `Drop` guards.

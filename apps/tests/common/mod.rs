@@ -44,7 +44,7 @@ pub fn lanlink_command() -> Command {
 }
 
 /// Collects a child's output lines on a channel.
-fn lines_of(stream: impl std::io::Read + Send + 'static) -> Receiver<String> {
+pub fn lines_of(stream: impl std::io::Read + Send + 'static) -> Receiver<String> {
     let (tx, rx) = crossbeam_channel::unbounded();
     std::thread::spawn(move || {
         for line in BufReader::new(stream).lines() {
