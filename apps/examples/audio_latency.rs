@@ -39,11 +39,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use lanlink_apps::audio;
-use lanlink_apps::connect::{Security, Target};
 use lanlink_audio::{AudioError, AudioSink, AudioSource, Format, JitterStats};
-use lanlink_proto::{Capabilities, Frame};
-use lanlink_transport::Shutdown;
+use lanlink_client::audio::ListenOptions;
+use lanlink_client::{Session as Link, Trust};
+use lanlink_proto::Capabilities;
 
 /// Added audio latency (talk path, server, listen path) with clicks.
 #[derive(Parser, Debug)]
@@ -68,21 +67,21 @@ struct Args {
     plain: bool,
 }
 
-/// The server, over TLS (accepting the certificate it presents) unless
-/// `--plain`.
-fn target(args: &Args) -> Target {
-    Target {
-        addr: args.addr.clone(),
-        token: None,
-        security: if args.plain {
-            Security::Plain
-        } else {
-            Security::Tls {
-                pin: None,
-                known: None,
-            }
-        },
-    }
+/// Connects as `name` to the server, over TLS (accepting the certificate it
+/// presents) unless `--plain`.
+fn connect(args: &Args, name: &str) -> Result<Link, String> {
+    let trust = if args.plain {
+        Trust::Plain
+    } else {
+        Trust::AnyCertificate
+    };
+    let (session, _events) = Link::builder(&args.addr)
+        .name(name)
+        .trust(trust)
+        .capabilities(Capabilities::AUDIO)
+        .connect()
+        .map_err(|e| e.to_string())?;
+    Ok(session)
 }
 
 const RATE: f64 = 48_000.0;
@@ -253,51 +252,40 @@ fn session(args: &Args, offset: Duration) -> Result<Session, String> {
     let interval = Duration::from_millis(u64::from(args.interval_ms));
     let inputs = Arc::new(Mutex::new(Vec::new()));
     let outputs = Arc::new(Mutex::new(Vec::new()));
-    let shutdown = Shutdown::new();
-
     // The listener first, so it hears the announcement.
-    let listener = target(args).connect("latency-listener", Capabilities::AUDIO)?;
+    let listener = connect(args, "latency-listener")?;
     let sink = ClickSink {
         quiet_needed: (interval.as_secs_f64() * RATE / 2.0) as u64,
         quiet: 0,
         current: None,
         onsets: Arc::clone(&outputs),
     };
-    let listen_shutdown = shutdown.clone();
-    let limit = args.seconds + 10.0;
-    let listening = std::thread::spawn(move || {
-        let report = audio::play(
-            &listener,
-            Box::new(sink),
-            Some("clicks"),
-            Some(limit),
-            &listen_shutdown,
-        );
-        listener.close("done");
-        report
-    });
+    let options = ListenOptions {
+        only: Some("clicks".into()),
+        limit: Some(Duration::from_secs_f64(args.seconds + 10.0)),
+    };
+    let listening = listener.listen(sink, options).map_err(|e| e.to_string())?;
 
     // Not synchronisation: it moves the talker's 20 ms ticks against the
     // listener's, which decides how long a packet waits for the next tick.
     std::thread::sleep(offset);
-    let talker = target(args).connect("latency-talker", Capabilities::AUDIO)?;
+    let talker = connect(args, "latency-talker")?;
     let source = ClickSource {
         interval: (interval.as_secs_f64() * RATE) as u64,
         next: 0,
         onsets: Arc::clone(&inputs),
     };
-    let sent = audio::publish(
-        Box::new(source),
-        "clicks",
-        Some(args.seconds),
-        &shutdown,
-        |m| talker.send(&Frame::new(1, m)).is_ok(),
-    );
+    let sent = talker
+        .publish_audio(
+            "clicks",
+            source,
+            Some(Duration::from_secs_f64(args.seconds)),
+        )
+        .and_then(|p| p.wait());
     talker.close("done");
-    let report = listening
-        .join()
-        .map_err(|_| "the listener panicked".to_string())??;
-    let sent = sent?;
+    let report = listening.wait().map_err(|e| e.to_string())?;
+    listener.close("done");
+    let sent = sent.map_err(|e| e.to_string())?;
 
     let inputs = inputs.lock().map_err(|_| "poisoned")?.clone();
     let outputs = outputs.lock().map_err(|_| "poisoned")?.clone();

@@ -192,7 +192,7 @@ fn bench(args: &Args, server: &Server, clk_tck: f64) -> Result<(), String> {
         }
         .into()
     } else {
-        lanlink_apps::audio::announce(STREAM_NAME).into()
+        lanlink_client::audio::announce(STREAM_NAME).into()
     };
     publisher
         .send(&Frame::new(PUB_STREAM, announce))

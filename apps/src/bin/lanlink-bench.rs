@@ -44,7 +44,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use crossbeam_channel::{Receiver, Select, TryRecvError};
-use lanlink_apps::connect::{Security, Target};
+use lanlink_client::{Session, Trust};
 use lanlink_proto::{chat, Capabilities, ErrorCode, Frame, Message};
 use lanlink_transport::{Client, ConnHandle, Event};
 
@@ -358,21 +358,20 @@ fn run_chat(args: &ChatArgs) -> Result<ChatReport, String> {
 fn connect_all(args: &ChatArgs) -> (Vec<Client>, Vec<String>) {
     let mut connected = Vec::with_capacity(args.clients as usize);
     let mut errors = Vec::new();
-    let target = Target {
-        addr: args.addr.clone(),
-        token: args.token.clone(),
-        security: if args.plain {
-            Security::Plain
-        } else {
-            Security::Tls {
-                pin: args.server_fingerprint,
-                known: None,
-            }
-        },
+    let trust = match (args.plain, args.server_fingerprint) {
+        (true, _) => Trust::Plain,
+        (false, Some(fp)) => Trust::Fingerprint(fp),
+        (false, None) => Trust::AnyCertificate,
     };
     for i in 0..args.clients {
-        match target.connect(&format!("bench-{i}"), Capabilities::CHAT) {
-            Ok(c) => connected.push(c),
+        let connected_one = Session::builder(&args.addr)
+            .name(format!("bench-{i}"))
+            .token_opt(args.token.clone())
+            .trust(trust.clone())
+            .capabilities(Capabilities::CHAT)
+            .connect_transport();
+        match connected_one {
+            Ok((c, _)) => connected.push(c),
             Err(e) => {
                 errors.push(format!("bench-{i}: {e}"));
                 if errors.len() >= 10 {

@@ -71,23 +71,23 @@ impl IncomingFile {
             .append(true)
             .create(true)
             .open(&part)
-            .map_err(|e| ServiceError::io("create", &part, &e))?;
+            .map_err(|e| ServiceError::io("create", &part, e))?;
         let mut hasher = blake3::Hasher::new();
         let mut received = 0u64;
         let len = file
             .metadata()
-            .map_err(|e| ServiceError::io("inspect", &part, &e))?
+            .map_err(|e| ServiceError::io("inspect", &part, e))?
             .len();
         if len > size {
             file.set_len(0)
-                .map_err(|e| ServiceError::io("truncate", &part, &e))?;
+                .map_err(|e| ServiceError::io("truncate", &part, e))?;
         } else if len > 0 {
             // Hash what an earlier attempt left, so the sender can check it.
             let mut buf = vec![0u8; 256 * 1024];
             loop {
                 let n = file
                     .read(&mut buf)
-                    .map_err(|e| ServiceError::io("read", &part, &e))?;
+                    .map_err(|e| ServiceError::io("read", &part, e))?;
                 if n == 0 {
                     break;
                 }
@@ -126,7 +126,7 @@ impl IncomingFile {
     pub fn restart(&mut self) -> Result<(), ServiceError> {
         self.file
             .set_len(0)
-            .map_err(|e| ServiceError::io("truncate", &self.part, &e))?;
+            .map_err(|e| ServiceError::io("truncate", &self.part, e))?;
         self.hasher = blake3::Hasher::new();
         self.received = 0;
         Ok(())
@@ -143,7 +143,7 @@ impl IncomingFile {
         }
         self.file
             .write_all(data)
-            .map_err(|e| ServiceError::io("write", &self.part, &e))?;
+            .map_err(|e| ServiceError::io("write", &self.part, e))?;
         self.hasher.update(data);
         self.received += data.len() as u64;
         Ok(())
@@ -168,13 +168,13 @@ impl IncomingFile {
         }
         self.file
             .sync_all()
-            .map_err(|e| ServiceError::io("sync", &self.part, &e))?;
+            .map_err(|e| ServiceError::io("sync", &self.part, e))?;
         drop(self.file);
         if self.target.exists() && !self.overwrite {
             return Err(ServiceError::AlreadyExists { name: self.name });
         }
         std::fs::rename(&self.part, &self.target)
-            .map_err(|e| ServiceError::io("rename", &self.target, &e))?;
+            .map_err(|e| ServiceError::io("rename", &self.target, e))?;
         Ok(self.target)
     }
 

@@ -17,13 +17,13 @@ pub const MAX_ENTRIES: usize = 200_000;
 /// resolve inside `root`; partial files of unfinished uploads
 /// (`.NAME.lanlink-part`) are not listed.
 pub fn list(root: &Path, full: &Path, recursive: bool) -> Result<Vec<DirEntry>, ServiceError> {
-    let meta = std::fs::metadata(full).map_err(|e| ServiceError::io("inspect", full, &e))?;
+    let meta = std::fs::metadata(full).map_err(|e| ServiceError::io("inspect", full, e))?;
     if !meta.is_dir() {
         return Ok(vec![entry(String::new(), &meta)]);
     }
     let root = root
         .canonicalize()
-        .map_err(|e| ServiceError::io("open folder", root, &e))?;
+        .map_err(|e| ServiceError::io("open folder", root, e))?;
     let mut out = Vec::new();
     walk(&root, full, "", recursive, &mut out)?;
     out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -37,7 +37,7 @@ fn walk(
     recursive: bool,
     out: &mut Vec<DirEntry>,
 ) -> Result<(), ServiceError> {
-    let rd = std::fs::read_dir(dir).map_err(|e| ServiceError::io("list", dir, &e))?;
+    let rd = std::fs::read_dir(dir).map_err(|e| ServiceError::io("list", dir, e))?;
     for item in rd {
         if out.len() >= MAX_ENTRIES {
             return Ok(());

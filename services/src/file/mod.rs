@@ -18,7 +18,7 @@ mod tests;
 
 use std::path::PathBuf;
 
-pub use client::{FileClient, Progress, TransferSummary};
+pub use client::{FileClient, FileLink, Progress, Quiet, TransferSummary};
 pub use service::FileService;
 
 /// The receiver acknowledges after every this many bytes.

@@ -49,10 +49,10 @@ impl OutgoingFile {
         offset: u64,
         prefix_hash: Option<&ContentHash>,
     ) -> Result<OutgoingFile, ServiceError> {
-        let mut file = File::open(path).map_err(|e| ServiceError::io("open", path, &e))?;
+        let mut file = File::open(path).map_err(|e| ServiceError::io("open", path, e))?;
         let size = file
             .metadata()
-            .map_err(|e| ServiceError::io("inspect", path, &e))?
+            .map_err(|e| ServiceError::io("inspect", path, e))?
             .len();
         let mut hasher = blake3::Hasher::new();
         let mut start = 0;
@@ -63,7 +63,7 @@ impl OutgoingFile {
                 let want = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
                 let n = file
                     .read(buf.get_mut(..want).unwrap_or_default())
-                    .map_err(|e| ServiceError::io("read", path, &e))?;
+                    .map_err(|e| ServiceError::io("read", path, e))?;
                 if n == 0 {
                     break;
                 }
@@ -79,7 +79,7 @@ impl OutgoingFile {
             }
         }
         file.seek(SeekFrom::Start(start))
-            .map_err(|e| ServiceError::io("seek", path, &e))?;
+            .map_err(|e| ServiceError::io("seek", path, e))?;
         Ok(OutgoingFile {
             path: path.to_owned(),
             file,
@@ -130,7 +130,7 @@ impl OutgoingFile {
             let n = self
                 .file
                 .read(buf.get_mut(filled..).unwrap_or_default())
-                .map_err(|e| ServiceError::io("read", &self.path, &e))?;
+                .map_err(|e| ServiceError::io("read", &self.path, e))?;
             if n == 0 {
                 break;
             }

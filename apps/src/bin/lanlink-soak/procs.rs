@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
-use lanlink_apps::connect::{KnownServers, Security, Target};
+use lanlink_client::{KnownServers, Session};
 use lanlink_proto::Capabilities;
 use lanlink_transport::{Client, ClientConfig};
 
@@ -77,16 +77,13 @@ impl Lanlink {
         name: &str,
         capabilities: Capabilities,
     ) -> Result<Client, String> {
-        let target = Target {
-            addr: addr.to_owned(),
-            token: None,
-            security: Security::Tls {
-                pin: None,
-                known: Some(KnownServers::at(self.home.join("known_servers"))),
-            },
-        };
-        target
-            .connect_with(name, capabilities, ClientConfig::default())
+        Session::builder(addr)
+            .name(name)
+            .pin_store(KnownServers::at(self.home.join("known_servers")))
+            .capabilities(capabilities)
+            .transport_config(ClientConfig::default())
+            .connect_transport()
+            .map(|(client, _)| client)
             .map_err(|e| format!("{name}: cannot connect to {addr}: {e}"))
     }
 }
