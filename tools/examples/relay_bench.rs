@@ -2,13 +2,15 @@
 //! subscribers over loopback, with the server as a separate process.
 //!
 //! ```text
-//! cargo build --release -p lanlink-apps --bin lanlink-server --example relay_bench
-//! cargo run --release -p lanlink-apps --example relay_bench -- --video --viewers 50 [--seconds 10]
-//! cargo run --release -p lanlink-apps --example relay_bench -- --audio --listeners 50 [--seconds 10]
+//! cargo build --release -p lanlink-apps --bin lanlink-server
+//! cargo run --release -p lanlink-tools --example relay_bench -- --video --viewers 50 [--seconds 10]
+//! cargo run --release -p lanlink-tools --example relay_bench -- --audio --listeners 50 [--seconds 10]
 //! ```
 //!
-//! It starts `target/release/lanlink-server --bind 127.0.0.1:0 --no-http`
-//! (or `--server PATH`), reads the port from its first line, and then:
+//! It starts the `lanlink-server` of the same build (`target/release/`,
+//! beside this program's `examples/` folder), or `--server PATH`, as
+//! `lanlink-server --bind 127.0.0.1:0 --no-http --plain`, reads the port
+//! from its first line, and then:
 //!
 //! * video: one connection publishes a 1280×720 30 fps test pattern (about
 //!   60 JPEGs encoded once up front and replayed at 30 fps with fresh
@@ -73,7 +75,7 @@ struct Args {
     /// Length of the measurement window, in seconds (after a 1 s warm-up).
     #[arg(long, default_value_t = 10.0)]
     seconds: f64,
-    /// The server binary.
+    /// The server binary (default: the `lanlink-server` of the same build).
     #[arg(long)]
     server: Option<PathBuf>,
     /// JPEG quality of the test pattern.
@@ -137,9 +139,17 @@ fn main() {
 
 fn run(args: &Args) -> Result<(), String> {
     let clk_tck = clock_ticks();
-    let server_path = args.server.clone().unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/lanlink-server")
-    });
+    let server_path = match &args.server {
+        Some(path) => path.clone(),
+        // This program is PROFILE/examples/relay_bench; the server is
+        // PROFILE/lanlink-server (whatever CARGO_TARGET_DIR says).
+        None => std::env::current_exe()
+            .map_err(|e| format!("where is this program: {e}"))?
+            .parent()
+            .and_then(std::path::Path::parent)
+            .ok_or("this program has no folder above its own")?
+            .join("lanlink-server"),
+    };
     let mut server = Server::start(&server_path)?;
     let result = bench(args, &server, clk_tck);
     server.stop();
@@ -192,7 +202,7 @@ fn bench(args: &Args, server: &Server, clk_tck: f64) -> Result<(), String> {
         }
         .into()
     } else {
-        lanlink_apps::audio::announce(STREAM_NAME).into()
+        lanlink_tools::client::audio::announce(STREAM_NAME).into()
     };
     publisher
         .send(&Frame::new(PUB_STREAM, announce))

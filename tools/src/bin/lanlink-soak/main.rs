@@ -145,7 +145,7 @@ struct RunArgs {
     #[arg(long)]
     no_media: bool,
     /// Size of the files transferred (K, M, G).
-    #[arg(long, default_value = "4M", value_parser = lanlink_apps::files::parse_rate)]
+    #[arg(long, default_value = "4M", value_parser = lanlink_tools::client::parse_rate)]
     file_size: u64,
     /// Rate cap of the transfers that get killed halfway (K, M, G per s).
     #[arg(long, default_value = "4M")]
@@ -329,7 +329,7 @@ fn run(a: &RunArgs) -> Result<bool, String> {
             .ok_or("no folder for this program")?
             .to_owned(),
     };
-    let _ = lanlink_apps::files::parse_rate(&a.interrupted_rate)
+    let _ = lanlink_tools::client::parse_rate(&a.interrupted_rate)
         .map_err(|e| format!("--interrupted-rate: {e}"))?;
     let base = a.scratch.clone().unwrap_or_else(|| {
         let shm = Path::new("/dev/shm");

@@ -44,8 +44,8 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use crossbeam_channel::{Receiver, Select, TryRecvError};
-use lanlink_apps::connect::{Security, Target};
 use lanlink_proto::{chat, Capabilities, ErrorCode, Frame, Message};
+use lanlink_tools::client::{Security, Target};
 use lanlink_transport::{Client, ConnHandle, Event};
 
 /// Load generators for a lanlink server on this machine.
@@ -117,7 +117,7 @@ struct ChatArgs {
 
 fn main() -> ExitCode {
     if std::env::var_os("RUST_LOG").is_some() {
-        lanlink_apps::init_logging();
+        lanlink_tools::client::init_logging();
     }
     let Args {
         command: Cmd::Chat(args),

@@ -6,12 +6,12 @@
 //!
 //! ```text
 //! lanlink-server --bind 127.0.0.1:7878 --no-http &
-//! cargo run --release -p lanlink-apps --example audio_latency -- --addr 127.0.0.1:7878 [--seconds 20] [--runs 5]
+//! cargo run --release -p lanlink-tools --example audio_latency -- --addr 127.0.0.1:7878 [--seconds 20] [--runs 5]
 //! ```
 //!
-//! The talk path is [`lanlink_apps::audio::publish`] (Opus encoding, one
+//! The talk path is [`audio::publish`] (Opus encoding, one
 //! 20 ms frame per 20 ms of wall clock, the client's writer thread and
-//! socket); the listen path is [`lanlink_apps::audio::play`] (the client's
+//! socket); the listen path is [`audio::play`] (the client's
 //! socket and reader thread, a jitter buffer at its default 40 ms target,
 //! Opus decoding, mixing, one frame per 20 ms tick) — the code `lanlink talk`
 //! and `lanlink listen` run.
@@ -39,10 +39,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use lanlink_apps::audio;
-use lanlink_apps::connect::{Security, Target};
 use lanlink_audio::{AudioError, AudioSink, AudioSource, Format, JitterStats};
 use lanlink_proto::{Capabilities, Frame};
+use lanlink_tools::client::audio;
+use lanlink_tools::client::{Security, Target};
 use lanlink_transport::Shutdown;
 
 /// Added audio latency (talk path, server, listen path) with clicks.

@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
-use lanlink_apps::connect::{KnownServers, Security, Target};
 use lanlink_proto::Capabilities;
+use lanlink_tools::client::{KnownServers, Security, Target};
 use lanlink_transport::{Client, ClientConfig};
 
 /// Builds every command line of the soak, and every connection it makes
