@@ -47,6 +47,7 @@ use lanlink_proto::audio::{AudioEnd, AudioPacket, AudioSubscribe};
 use lanlink_proto::control::Hello;
 use lanlink_proto::video::{VideoEnd, VideoFrame, VideoSubscribe};
 use lanlink_proto::{Capabilities, Frame, Message, StreamId};
+use lanlink_tools::Latency;
 use lanlink_transport::{Client, ClientConfig};
 use lanlink_video::{now_us, JpegConfig, JpegEncoder, RgbImage, TestPattern};
 
@@ -125,7 +126,7 @@ struct SubStats {
     packets: u64,
     wire_bytes: u64,
     payload_bytes: u64,
-    latency_us: Vec<u64>,
+    latency: Latency,
     error: Option<String>,
 }
 
@@ -435,10 +436,7 @@ fn subscriber(
         }
     };
     start.wait();
-    let mut stats = SubStats {
-        latency_us: Vec::with_capacity(plan.measured() as usize),
-        ..SubStats::default()
-    };
+    let mut stats = SubStats::default();
     let mut head = BytesMut::with_capacity(64);
     // The publisher takes total × period; allow generous slack after that.
     let hard_stop = Instant::now() + plan.period * plan.total + Duration::from_secs(5);
@@ -472,7 +470,7 @@ fn subscriber(
             stats.wire_bytes += (head.len() + tail) as u64;
             stats.payload_bytes += tail as u64;
             stats.packets += 1;
-            stats.latency_us.push(latency);
+            stats.latency.record_us(latency);
         }
     }
     client.close("done");
@@ -566,23 +564,22 @@ fn report(
         "delivered per subscriber: min {min:.2} avg {avg:.2} {unit} (sent {expected:.2}); missing {missing} of {}",
         u64::from(plan.measured()) * n as u64
     );
-    let mut all: Vec<u64> = stats
-        .iter()
-        .flat_map(|s| s.latency_us.iter().copied())
-        .collect();
-    all.sort_unstable();
+    let mut all = Latency::new();
+    for s in stats {
+        all.merge(&s.latency);
+    }
     let worst_p99 = stats
         .iter()
-        .map(|s| {
-            let mut v = s.latency_us.clone();
-            v.sort_unstable();
-            pct(&v, 0.99)
-        })
+        .map(|s| s.latency.percentile_ms(99.0))
         .fold(0.0, f64::max);
-    let (p50, p99) = (pct(&all, 0.5), pct(&all, 0.99));
+    // Nothing received is no latency, not a good one.
+    let p99 = if all.is_empty() {
+        f64::NAN
+    } else {
+        all.percentile_ms(99.0)
+    };
     println!(
-        "capture->receive latency (all subscribers pooled): p50 {p50:.2} ms, p99 {p99:.2} ms, max {:.2} ms; worst subscriber's p99 {worst_p99:.2} ms",
-        all.last().map_or(0.0, |us| *us as f64 / 1000.0)
+        "capture->receive latency (all subscribers pooled): {all}; worst subscriber's p99 {worst_p99:.2} ms"
     );
     let bytes: Vec<f64> = stats.iter().map(|s| s.wire_bytes as f64 / secs).collect();
     let bytes_avg = bytes.iter().sum::<f64>() / bytes.len() as f64;
@@ -646,13 +643,6 @@ fn report(
             bytes_max / PROTOTYPE_BYTES_PER_SEC
         );
     }
-}
-
-/// The `p`-quantile of sorted microseconds, in milliseconds.
-fn pct(sorted: &[u64], p: f64) -> f64 {
-    sorted
-        .get(((sorted.len() as f64 - 1.0) * p).round() as usize)
-        .map_or(f64::NAN, |us| *us as f64 / 1000.0)
 }
 
 /// The lanlink server as a child process.

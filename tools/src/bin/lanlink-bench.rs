@@ -46,6 +46,7 @@ use clap::{Parser, Subcommand};
 use crossbeam_channel::{Receiver, Select, TryRecvError};
 use lanlink_proto::{chat, Capabilities, ErrorCode, Frame, Message};
 use lanlink_tools::client::{Security, Target};
+use lanlink_tools::Latency;
 use lanlink_transport::{Client, ConnHandle, Event};
 
 /// Load generators for a lanlink server on this machine.
@@ -635,7 +636,7 @@ struct Received {
     /// Lines received inside the measurement window.
     in_window: u64,
     /// Latency of the lines received inside the window.
-    latency: Histogram,
+    latency: Latency,
     rate_limited: u64,
     other_errors: u64,
     first_error: Option<String>,
@@ -647,7 +648,7 @@ impl Received {
         Received {
             total: 0,
             in_window: 0,
-            latency: Histogram::new(),
+            latency: Latency::new(),
             rate_limited: 0,
             other_errors: 0,
             first_error: None,
@@ -753,7 +754,7 @@ fn on_event(run: &Run, inbox: &mut Inbox, event: Event, got: &mut Received) {
             got.total += 1;
             if now >= run.window_start_us && now < run.window_end_us {
                 got.in_window += 1;
-                got.latency.record(now.saturating_sub(sent_us));
+                got.latency.record_us(now.saturating_sub(sent_us));
             }
         }
         Message::Error(e) => {
@@ -766,79 +767,6 @@ fn on_event(run: &Run, inbox: &mut Inbox, event: Event, got: &mut Received) {
                 .get_or_insert_with(|| format!("server error {}: {}", e.code.0, e.message));
         }
         _ => {}
-    }
-}
-
-// -------------------------------------------------------------- histogram
-
-/// Latencies in microseconds, in log-linear buckets: exact below 2,048 µs,
-/// then 1,024 buckets per power of two (under 0.1 % error), up to 2⁴⁰ µs.
-#[derive(Clone)]
-struct Histogram {
-    counts: Vec<u64>,
-    count: u64,
-    max: u64,
-}
-
-const SUB_BUCKET_BITS: u32 = 10;
-const MAX_SHIFT: u32 = 30;
-
-impl Histogram {
-    fn new() -> Histogram {
-        Histogram {
-            counts: vec![0; ((MAX_SHIFT as usize) + 2) << SUB_BUCKET_BITS],
-            count: 0,
-            max: 0,
-        }
-    }
-
-    fn index(v: u64) -> usize {
-        let msb = 63 - (v | 1).leading_zeros();
-        let shift = msb.saturating_sub(SUB_BUCKET_BITS).min(MAX_SHIFT);
-        let mantissa = (v >> shift).min((2 << SUB_BUCKET_BITS) - 1);
-        ((shift as u64) << SUB_BUCKET_BITS) as usize + mantissa as usize
-    }
-
-    /// The smallest value that falls in bucket `i`.
-    fn value_at(i: usize) -> u64 {
-        let sub = 1usize << SUB_BUCKET_BITS;
-        if i < 2 * sub {
-            return i as u64;
-        }
-        let shift = i / sub - 1;
-        ((i - shift * sub) as u64) << shift
-    }
-
-    fn record(&mut self, v: u64) {
-        if let Some(c) = self.counts.get_mut(Self::index(v)) {
-            *c += 1;
-        }
-        self.count += 1;
-        self.max = self.max.max(v);
-    }
-
-    fn merge(&mut self, other: &Histogram) {
-        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
-            *a += b;
-        }
-        self.count += other.count;
-        self.max = self.max.max(other.max);
-    }
-
-    /// The value below which fraction `q` of the samples lie, in µs.
-    fn quantile(&self, q: f64) -> u64 {
-        if self.count == 0 {
-            return 0;
-        }
-        let rank = ((q * self.count as f64).ceil() as u64).clamp(1, self.count);
-        let mut seen = 0;
-        for (i, &c) in self.counts.iter().enumerate() {
-            seen += c;
-            if seen >= rank {
-                return Self::value_at(i).min(self.max);
-            }
-        }
-        self.max
     }
 }
 
@@ -937,7 +865,7 @@ struct ChatReport {
     sender_lag_max_ms: f64,
     delivered_per_sec: f64,
     expected_delivered_per_sec: f64,
-    latency: Histogram,
+    latency: Latency,
     rate_limited: u64,
     other_errors: u64,
     first_error: Option<String>,
@@ -952,10 +880,6 @@ struct ChatReport {
     /// bench is someone else's load, which skews every figure.
     machine_cpu: Option<f64>,
     server_mem: Option<ServerMemory>,
-}
-
-fn ms(us: u64) -> f64 {
-    us as f64 / 1000.0
 }
 
 fn mib(kib: u64) -> f64 {
@@ -973,7 +897,6 @@ impl ChatReport {
 
     fn to_text(&self) -> String {
         let mut s = String::new();
-        let l = &self.latency;
         let _ = writeln!(
             s,
             "lanlink-bench chat: {} clients, {} room(s) (fan-out up to {}), {} line(s)/s each, \
@@ -1005,15 +928,7 @@ impl ChatReport {
             "  delivered   {:.0} msg/s (offered {:.0})",
             self.delivered_per_sec, self.expected_delivered_per_sec
         );
-        let _ = writeln!(
-            s,
-            "  latency     p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms ({} samples)",
-            ms(l.quantile(0.50)),
-            ms(l.quantile(0.99)),
-            ms(l.quantile(0.999)),
-            ms(l.max),
-            l.count
-        );
+        let _ = writeln!(s, "  latency     {}", self.latency);
         let _ = writeln!(
             s,
             "  errors      {} (rate-limited {}, other server errors {}, failed sends {}, \
@@ -1092,11 +1007,11 @@ impl ChatReport {
             self.sender_lag_max_ms,
             self.delivered_per_sec,
             self.expected_delivered_per_sec,
-            ms(l.quantile(0.50)),
-            ms(l.quantile(0.99)),
-            ms(l.quantile(0.999)),
-            ms(l.max),
-            l.count,
+            l.percentile_ms(50.0),
+            l.percentile_ms(99.0),
+            l.percentile_ms(99.9),
+            l.max_ms(),
+            l.count(),
             self.errors(),
             self.rate_limited,
             self.other_errors,
@@ -1126,26 +1041,6 @@ impl ChatReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn histogram_buckets_round_trip_within_a_thousandth() {
-        for v in [0, 1, 1023, 1024, 2047, 2048, 4095, 4096, 123_456, 9_999_999] {
-            let lo = Histogram::value_at(Histogram::index(v));
-            assert!(lo <= v && v - lo <= v / 1000, "{v} -> {lo}");
-        }
-    }
-
-    #[test]
-    fn quantiles() {
-        let mut h = Histogram::new();
-        for v in 1..=1000 {
-            h.record(v);
-        }
-        assert_eq!(h.quantile(0.5), 500);
-        assert_eq!(h.quantile(0.99), 990);
-        assert_eq!(h.quantile(1.0), 1000);
-        assert_eq!(Histogram::new().quantile(0.5), 0);
-    }
 
     #[test]
     fn proc_stat_parses_names_with_spaces() {

@@ -525,7 +525,7 @@ fn run(a: &RunArgs) -> Result<bool, String> {
     }
     if let Some(m) = &media {
         println!(
-            "audio        {} session(s), {:.1} s: talker sent {} packets, listener received {}, lost {}, late {}, concealed {}; played {:.1} s, tone audible {:.1}%; a second subscriber: {} packets skipped in sequence (dropped by the server), latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            "audio        {} session(s), {:.1} s: talker sent {} packets, listener received {}, lost {}, late {}, concealed {}; played {:.1} s, tone audible {:.1}%; a second subscriber: {} packets skipped in sequence (dropped by the server), latency {}",
             m.sessions,
             m.seconds,
             m.sent,
@@ -536,9 +536,7 @@ fn run(a: &RunArgs) -> Result<bool, String> {
             m.played,
             m.audible * 100.0,
             m.probe_skipped,
-            m.audio_latency.p50,
-            m.audio_latency.p99,
-            m.audio_latency.max
+            m.audio_latency
         );
         println!(
             "video        camera sent {} frames, viewer saved {} ({:.1} fps of 15), longest gap {:.2} s; viewer latency p50 {:.1} ms, p99 {:.1} ms (worst session)",
