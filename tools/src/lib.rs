@@ -8,10 +8,12 @@
 //! - examples `relay_bench` (the media relay's fan-out) and `audio_latency`
 //!   (added audio latency with clicks, `scripts/bench-audio-latency`).
 //!
-//! What they share: one latency histogram, [`Latency`]. [`client`] is the
-//! one place that names the client code these programs borrow from the apps.
+//! What they share: one latency histogram, [`Latency`], and one `/proc`
+//! reader, [`procinfo`]. [`client`] is the one place that names the client
+//! code these programs borrow from the apps.
 
 mod latency;
+pub mod procinfo;
 
 pub use latency::Latency;
 
