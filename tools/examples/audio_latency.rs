@@ -6,12 +6,12 @@
 //!
 //! ```text
 //! lanlink-server --bind 127.0.0.1:7878 --no-http &
-//! cargo run --release -p lanlink-apps --example audio_latency -- --addr 127.0.0.1:7878 [--seconds 20] [--runs 5]
+//! cargo run --release -p lanlink-tools --example audio_latency -- --addr 127.0.0.1:7878 [--seconds 20] [--runs 5]
 //! ```
 //!
-//! The talk path is [`lanlink_apps::audio::publish`] (Opus encoding, one
+//! The talk path is [`audio::publish`] (Opus encoding, one
 //! 20 ms frame per 20 ms of wall clock, the client's writer thread and
-//! socket); the listen path is [`lanlink_apps::audio::play`] (the client's
+//! socket); the listen path is [`audio::play`] (the client's
 //! socket and reader thread, a jitter buffer at its default 40 ms target,
 //! Opus decoding, mixing, one frame per 20 ms tick) — the code `lanlink talk`
 //! and `lanlink listen` run.
@@ -43,6 +43,7 @@ use lanlink_audio::{AudioError, AudioSink, AudioSource, Format, JitterStats};
 use lanlink_client::audio::ListenOptions;
 use lanlink_client::{Session as Link, Trust};
 use lanlink_proto::Capabilities;
+use lanlink_tools::Latency;
 
 /// Added audio latency (talk path, server, listen path) with clicks.
 #[derive(Parser, Debug)]
@@ -210,9 +211,9 @@ impl AudioSink for ClickSink {
 /// Each output click against the latest input click with the same tag
 /// before it: latencies, and output clicks with no such input click within
 /// `TAGS` intervals.
-fn pair(inputs: &[Onset], outputs: &[Onset], interval: Duration) -> (Vec<Duration>, usize) {
+fn pair(inputs: &[Onset], outputs: &[Onset], interval: Duration) -> (Latency, usize) {
     let horizon = interval * TAGS as u32;
-    let (mut latencies, mut unmatched) = (Vec::new(), 0);
+    let (mut latencies, mut unmatched) = (Latency::new(), 0);
     for (tag, out) in outputs {
         let before = inputs.partition_point(|(_, i)| i <= out);
         let matched = inputs[..before]
@@ -221,16 +222,11 @@ fn pair(inputs: &[Onset], outputs: &[Onset], interval: Duration) -> (Vec<Duratio
             .find(|(t, _)| t == tag)
             .map(|(_, i)| *out - *i);
         match matched {
-            Some(d) if d < horizon => latencies.push(d),
+            Some(d) if d < horizon => latencies.record(d),
             _ => unmatched += 1,
         }
     }
     (latencies, unmatched)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted.get(i).copied().unwrap_or_default()
 }
 
 fn ms(d: Duration) -> f64 {
@@ -241,7 +237,7 @@ fn ms(d: Duration) -> f64 {
 struct Session {
     sent: u64,
     clicks: usize,
-    latencies: Vec<Duration>,
+    latencies: Latency,
     unmatched: usize,
     stats: JitterStats,
 }
@@ -324,19 +320,18 @@ fn run(args: &Args) -> Result<(), String> {
     let mut all = Session {
         sent: 0,
         clicks: 0,
-        latencies: Vec::new(),
+        latencies: Latency::new(),
         unmatched: 0,
         stats: JitterStats::default(),
     };
     for run in 0..args.runs {
         // Talker phases spread evenly over one 20 ms frame.
         let offset = Duration::from_millis(20) * run / args.runs;
-        let mut s = session(args, offset)?;
-        s.latencies.sort();
+        let s = session(args, offset)?;
         print_session(&format!("run {} (+{:.0} ms)", run + 1, ms(offset)), &s);
         all.sent += s.sent;
         all.clicks += s.clicks;
-        all.latencies.extend(&s.latencies);
+        all.latencies.merge(&s.latencies);
         all.unmatched += s.unmatched;
         let (a, b) = (&mut all.stats, &s.stats);
         a.received += b.received;
@@ -350,7 +345,6 @@ fn run(args: &Args) -> Result<(), String> {
         // Pooled: the worst run's interarrival jitter.
         a.jitter = a.jitter.max(b.jitter);
     }
-    all.latencies.sort();
     print_session("all runs", &all);
     if all.latencies.is_empty() {
         return Err("no click came through".into());
@@ -364,17 +358,11 @@ fn print_session(label: &str, s: &Session) {
         "{label}: {} packets, clicks {} sent / {} heard / {} unmatched",
         s.sent,
         s.clicks,
-        l.len(),
+        l.count(),
         s.unmatched
     );
-    if let (Some(min), Some(max)) = (l.first(), l.last()) {
-        println!(
-            "  added latency (encoder input -> sink input, no device buffers): min {:.1} ms, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-            ms(*min),
-            ms(percentile(l, 0.5)),
-            ms(percentile(l, 0.99)),
-            ms(*max)
-        );
+    if !l.is_empty() {
+        println!("  added latency (encoder input -> sink input, no device buffers): {l}");
     }
     let j = &s.stats;
     println!(
