@@ -19,8 +19,9 @@ use lanlink_proto::{
 
 use crate::conn::{new_connection, run_writer, ConnConfig, Event, Reader, Totals};
 use crate::handshake::{read_before, read_first_frame, send_and_close, FirstFrameError};
-use crate::limits::{AttemptLimiter, BanList, Rate, RefusalLog};
+use crate::limits::{BanList, KeyedBuckets, Rate, RefusalLog, DEFAULT_MAX_KEYS};
 use crate::socket::{ReadState, Socket};
+use crate::text::display_safe;
 use crate::tls::{server_handshake, ServerHandshakeError, ServerIdentity, TLS_HANDSHAKE_BYTE};
 use crate::{ConnId, Shutdown, TransportError};
 
@@ -121,7 +122,12 @@ pub fn serve(
         conns: AtomicUsize::new(0),
         max: config.max_total_queued_bytes,
     });
-    let mut attempts = AttemptLimiter::new(config.attempts_per_address);
+    // A burst of 0 would refuse everyone: at least one attempt goes through.
+    let attempt_rate = Rate {
+        burst: config.attempts_per_address.burst.max(1),
+        ..config.attempts_per_address
+    };
+    let mut attempts = KeyedBuckets::new(attempt_rate, DEFAULT_MAX_KEYS);
     let next_id = AtomicU64::new(1);
     let mut threads: Vec<JoinHandle<()>> = Vec::new();
     let config = Arc::new(config);
@@ -147,14 +153,14 @@ pub fn serve(
 
         // Cheap refusals first, on this thread, without a handshake: a
         // flood of attempts costs one accept and one small write each.
-        let ip = peer.ip();
+        let ip = peer.ip().to_canonical();
         let refusal = if config.bans.contains(ip) {
             Some((
                 ErrorCode::BANNED,
                 "banned",
                 "this address is banned from the server".to_owned(),
             ))
-        } else if !attempts.allow(ip, Instant::now()) {
+        } else if attempts.try_take(&ip, Instant::now()).is_err() {
             Some((
                 ErrorCode::TOO_MANY_CONNECTIONS,
                 "connection rate",
@@ -349,7 +355,7 @@ fn serve_connection(
             Some(_) => None,
         };
         if let Some(reason) = reason {
-            tracing::warn!(%peer, name = %hello.name, "refused: {reason}");
+            tracing::warn!(%peer, name = %display_safe(&hello.name), "refused: {reason}");
             return refuse(&stream, ErrorCode::BAD_TOKEN, reason.to_owned());
         }
     }
@@ -366,7 +372,7 @@ fn serve_connection(
             run_writer(handle, queues)
         })
     };
-    tracing::info!(%peer, conn = %id, name = %hello.name, "handshake complete");
+    tracing::info!(%peer, conn = %id, name = %display_safe(&hello.name), "handshake complete");
     if events
         .send(Event::Hello {
             conn: handle.clone(),

@@ -48,7 +48,6 @@
 pub mod command;
 mod format;
 pub(crate) mod names;
-mod rate;
 mod requests;
 mod room;
 mod service;

@@ -133,7 +133,9 @@ impl ChatService {
         client
             .bucket
             .try_take(now.instant)
-            .map_err(|retry_after_ms| ServiceError::RateLimited { retry_after_ms })?;
+            .map_err(|wait| ServiceError::RateLimited {
+                retry_after_ms: millis(wait),
+            })?;
         let max = self.config.max_message_len;
         if text.len() > max {
             return Err(ServiceError::MessageTooLong {
@@ -267,6 +269,11 @@ impl ChatService {
         out.push(Outgoing::control(conn, history));
         Ok(())
     }
+}
+
+/// A wait in whole milliseconds, for error messages.
+pub(super) fn millis(wait: std::time::Duration) -> u64 {
+    u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// The roster of a room, sorted ignoring case.

@@ -6,10 +6,9 @@ use std::collections::{BTreeSet, HashMap};
 
 use lanlink_proto::chat::{Join, Notice};
 use lanlink_proto::{ErrorCode, Message};
-use lanlink_transport::ConnId;
+use lanlink_transport::{ConnId, Rate, TokenBucket};
 
 use super::names::{check_nickname, fold};
-use super::rate::TokenBucket;
 use super::room::ChatRoom;
 use super::{ChatConfig, Now, Outgoing};
 use crate::error::ServiceError;
@@ -94,8 +93,10 @@ impl ChatService {
             return Err(ServiceError::NameTaken { name: name.into() });
         }
         let bucket = TokenBucket::new(
-            self.config.rate_burst,
-            self.config.rate_per_second,
+            Rate {
+                burst: self.config.rate_burst,
+                per_second: self.config.rate_per_second,
+            },
             now.instant,
         );
         self.nicks.insert(key, conn);
