@@ -85,6 +85,17 @@ pub enum ServiceError {
         /// How long until the next message would be accepted.
         retry_after_ms: u64,
     },
+    /// A client, or all connections from its address together, made more
+    /// requests of some kind than its rate limit allows.
+    #[error("too many {what} from {from}: wait {retry_after_ms} ms before trying again")]
+    TooManyRequests {
+        /// What was limited (`nickname changes`, `wrong room passwords`, …).
+        what: &'static str,
+        /// Whose limit: `this connection` or `your address`.
+        from: &'static str,
+        /// How long until the next one would be accepted.
+        retry_after_ms: u64,
+    },
     /// A message this service does not accept from a client (a server →
     /// client event, or another service's message).
     #[error("unexpected {kind:?} message: the server does not accept it from clients here")]
@@ -259,6 +270,11 @@ pub enum ServiceError {
     Connection(String),
 }
 
+/// A wait in whole milliseconds, for the `retry_after_ms` of rate limits.
+pub(crate) fn millis(wait: std::time::Duration) -> u64 {
+    u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)
+}
+
 impl ServiceError {
     /// An [`ServiceError::Io`] for `op` on `path`.
     pub fn io(op: &'static str, path: &std::path::Path, e: &std::io::Error) -> ServiceError {
@@ -281,7 +297,9 @@ impl ServiceError {
                 ErrorCode::FORBIDDEN
             }
             ServiceError::MessageTooLong { .. } => ErrorCode::TOO_LARGE,
-            ServiceError::RateLimited { .. } => ErrorCode::RATE_LIMITED,
+            ServiceError::RateLimited { .. } | ServiceError::TooManyRequests { .. } => {
+                ErrorCode::RATE_LIMITED
+            }
             ServiceError::UnexpectedMessage { .. }
             | ServiceError::AlreadyRegistered { .. }
             | ServiceError::NotRegistered { .. } => ErrorCode::UNEXPECTED,

@@ -14,10 +14,14 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::Receiver;
 use lanlink_proto::{control, Capabilities, ErrorCode, Frame, Message, Service, StreamId};
-use lanlink_transport::{BanList, ConnHandle, ConnId, EncodedFrame, Event, RefusalLog, Shutdown};
+use lanlink_transport::limits::DEFAULT_MAX_KEYS;
+use lanlink_transport::{
+    BanList, ConnHandle, ConnId, EncodedFrame, Event, KeyedBuckets, Rate, RefusalLog, Shutdown,
+};
 
 use crate::chat::names::fold;
 use crate::chat::{ChatConfig, ChatService, Now, Outgoing};
+use crate::error::ServiceError;
 use crate::file::{FileConfig, FileService};
 use crate::media::{MediaRelay, VideoTap};
 
@@ -47,6 +51,11 @@ pub struct ServerConfig {
     /// The token that authorises `Admin` requests (kick, ban); `None`
     /// refuses them all.
     pub admin_token: Option<String>,
+    /// Wrong admin tokens one address may try (over all its connections);
+    /// once spent, every admin request from it is refused, right token or
+    /// not, until the bucket refills. Each wrong token also closes its
+    /// connection. Default: 5 a minute.
+    pub admin_guesses: Rate,
     /// Nicknames refused from the start (operators add more with `ban`).
     /// Banned addresses live in `transport.bans`.
     pub banned_names: Vec<String>,
@@ -62,6 +71,7 @@ impl Default for ServerConfig {
             video_tap: None,
             local_media: None,
             admin_token: None,
+            admin_guesses: Rate::per_minute(5),
             banned_names: Vec::new(),
         }
     }
@@ -171,6 +181,8 @@ pub struct Hub {
 /// The operator's tools: the admin token and the bans.
 struct Admin {
     token: Option<String>,
+    /// Wrong tokens per address.
+    guesses: KeyedBuckets<IpAddr>,
     /// Case-folded banned nicknames.
     names: std::collections::BTreeSet<String>,
     addresses: BanList,
@@ -194,6 +206,7 @@ impl Hub {
             out: Vec::new(),
             admin: Admin {
                 token: config.admin_token.clone(),
+                guesses: KeyedBuckets::new(config.admin_guesses, DEFAULT_MAX_KEYS),
                 names: config.banned_names.iter().map(|n| fold(n.trim())).collect(),
                 addresses: config.transport.bans.clone(),
                 refusals: config.transport.refusals.clone(),
@@ -282,9 +295,15 @@ impl Hub {
     }
 
     fn on_frame(&mut self, conn: ConnId, frame: Frame, now: &Now) {
-        let Some((_, hello_name)) = self.conns.get(&conn) else {
+        let Some((handle, hello_name)) = self.conns.get(&conn) else {
             return;
         };
+        // A connection the server is closing (a wrong admin token, a kick,
+        // a peer too slow) is done: the frames it had already sent, still
+        // queued behind the one that condemned it, are not carried out.
+        if handle.is_closing() {
+            return;
+        }
         // The name others know this user by now (after any /nick).
         let name = self.chat.name_of(conn).unwrap_or(hello_name);
         match frame.kind().service() {
@@ -319,7 +338,7 @@ impl Hub {
             }
             Service::Control if matches!(frame.message, Message::Admin(_)) => {
                 if let Message::Admin(request) = frame.message {
-                    let reply = self.admin(conn, request);
+                    let reply = self.admin(conn, request, now);
                     self.out.push(Outgoing::control(conn, reply));
                 }
             }
@@ -344,41 +363,42 @@ impl Hub {
     }
 
     /// Carries out an operator's request if its token is right.
-    fn admin(&mut self, from: ConnId, request: control::Admin) -> control::AdminReply {
+    ///
+    /// A wrong token closes the connection (nothing it sent after is
+    /// carried out, see `on_frame`) and costs its address one of its
+    /// `admin_guesses`; with none left, the address's admin requests are
+    /// refused unchecked until they refill.
+    fn admin(&mut self, from: ConnId, request: control::Admin, now: &Now) -> control::AdminReply {
         let reply = |ok: bool, text: String| control::AdminReply { ok, text };
-        let peer = self.conns.get(&from).map(|(h, _)| h.peer());
-        let authorised = self.admin.token.as_deref().is_some_and(|t| {
-            lanlink_transport::server::constant_time_eq(t.as_bytes(), request.token.as_bytes())
-        });
-        if !authorised {
-            if let Some(peer) = peer {
-                self.admin.refusals.refused(
-                    peer.ip(),
-                    "admin token",
-                    "an admin request with a wrong token (connection closed)",
-                );
-            }
-            // One guess per connection: with the per-address connection
-            // rate limit, guessing the token costs a handshake a try.
-            if self.admin.token.is_some() {
-                if let Some((handle, _)) = self.conns.get(&from) {
-                    // The answer first, then the close (nothing queued
-                    // after it would be sent).
-                    let _ = handle.send(&Frame::control(reply(false, "wrong admin token".into())));
-                    handle.close_with_error(
-                        ErrorCode::FORBIDDEN,
-                        "wrong admin token",
-                        lanlink_transport::CloseReason::Local("wrong admin token".into()),
-                    );
-                }
-            }
+        let Some(peer) = self.conns.get(&from).map(|(h, _)| h.peer()) else {
+            return reply(false, "not connected".into());
+        };
+        let ip = peer.ip().to_canonical();
+        let Some(token) = self.admin.token.as_deref() else {
             return reply(
                 false,
-                match self.admin.token {
-                    None => "this server has no admin token (--admin-token)".into(),
-                    Some(_) => "wrong admin token".into(),
-                },
+                "this server has no admin token (--admin-token)".into(),
             );
+        };
+        if let Err(wait) = self.admin.guesses.check(&ip, now.instant) {
+            let refusal = ServiceError::TooManyRequests {
+                what: "admin requests with a wrong token",
+                from: "your address",
+                retry_after_ms: crate::error::millis(wait),
+            }
+            .to_string();
+            self.admin.refusals.refused(ip, "admin guesses", &refusal);
+            return self.refuse_admin(from, refusal);
+        }
+        if !lanlink_transport::server::constant_time_eq(token.as_bytes(), request.token.as_bytes())
+        {
+            let _ = self.admin.guesses.try_take(&ip, now.instant);
+            self.admin.refusals.refused(
+                ip,
+                "admin token",
+                "an admin request with a wrong token (connection closed)",
+            );
+            return self.refuse_admin(from, "wrong admin token".into());
         }
         let arg = request.argument.trim();
         let arg_key = fold(arg);
@@ -453,6 +473,23 @@ impl Hub {
                 ),
             ),
         }
+    }
+
+    /// Answers a refused admin request and closes the connection: the
+    /// answer first, then the close (nothing queued after it would be
+    /// sent). The returned reply is for the caller's queue, where the
+    /// closing connection drops it.
+    fn refuse_admin(&self, from: ConnId, text: String) -> control::AdminReply {
+        let reply = control::AdminReply { ok: false, text };
+        if let Some((handle, _)) = self.conns.get(&from) {
+            let _ = handle.send(&Frame::control(reply.clone()));
+            handle.close_with_error(
+                ErrorCode::FORBIDDEN,
+                &reply.text,
+                lanlink_transport::CloseReason::Local(reply.text.clone()),
+            );
+        }
+        reply
     }
 
     /// The connection of the user called `name` (chat nickname first, then

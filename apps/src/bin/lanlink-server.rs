@@ -85,6 +85,10 @@ struct Args {
     /// The token that lets a client kick and ban (`lanlink admin`).
     #[arg(long, env = "LANLINK_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    /// Wrong admin tokens one address may try per minute (all its
+    /// connections together); each also closes its connection.
+    #[arg(long, default_value_t = 5)]
+    admin_guesses_per_minute: u32,
     /// Refuse this IP address or nickname (repeatable).
     #[arg(long = "ban", value_name = "ADDRESS|NAME")]
     bans: Vec<String>,
@@ -206,6 +210,7 @@ fn main() -> ExitCode {
             ..FileConfig::default()
         },
         admin_token: args.admin_token.clone(),
+        admin_guesses: Rate::per_minute(args.admin_guesses_per_minute.max(1)),
         ..ServerConfig::default()
     };
     for (flag, dir) in [("--share", &args.share), ("--inbox", &args.inbox)] {

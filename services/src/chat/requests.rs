@@ -134,7 +134,7 @@ impl ChatService {
             .bucket
             .try_take(now.instant)
             .map_err(|wait| ServiceError::RateLimited {
-                retry_after_ms: millis(wait),
+                retry_after_ms: crate::error::millis(wait),
             })?;
         let max = self.config.max_message_len;
         if text.len() > max {
@@ -269,11 +269,6 @@ impl ChatService {
         out.push(Outgoing::control(conn, history));
         Ok(())
     }
-}
-
-/// A wait in whole milliseconds, for error messages.
-pub(super) fn millis(wait: std::time::Duration) -> u64 {
-    u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// The roster of a room, sorted ignoring case.

@@ -1,0 +1,284 @@
+//! Hostile peers against the real `lanlink-server` (issue 13): raw clients
+//! on 127.0.0.x that write whatever frames they like, and honest ones that
+//! must not notice. Each test asserts the refusal and that the honest
+//! clients were unaffected.
+//!
+//! The server runs with `--plain` so that a test can write frames straight
+//! onto the socket (TLS changes nothing about these limits).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use common::Server;
+use lanlink_proto::chat::ChatMessage;
+use lanlink_proto::control::{Admin, Hello};
+use lanlink_proto::{Capabilities, ErrorCode, Frame, FrameDecoder, Message};
+
+const ADMIN_TOKEN: &str = "op-secret-2026";
+
+/// A client that speaks lanlink frame by frame over a plain socket.
+struct Raw {
+    stream: TcpStream,
+    decoder: FrameDecoder,
+}
+
+impl Raw {
+    /// A TCP connection to `addr` from the loopback address `from`
+    /// (127.0.0.2 and up are loopback on Linux too).
+    fn socket(addr: &str, from: Ipv4Addr) -> TcpStream {
+        let addr: SocketAddr = addr.parse().expect("a socket address");
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("a socket");
+        socket
+            .bind(&SocketAddr::from((from, 0)).into())
+            .expect("bind to a loopback address");
+        socket
+            .connect_timeout(&addr.into(), common::PATIENCE)
+            .expect("connect");
+        let stream: TcpStream = socket.into();
+        stream
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .expect("read timeout");
+        stream
+    }
+
+    /// Says hello as `name` from `from`; returns the client once welcomed,
+    /// or the frame the server answered instead.
+    fn hello(
+        addr: &str,
+        from: Ipv4Addr,
+        name: &str,
+        caps: Capabilities,
+    ) -> Result<Raw, Box<Frame>> {
+        let mut raw = Raw {
+            stream: Raw::socket(addr, from),
+            decoder: FrameDecoder::new(),
+        };
+        raw.send(Hello {
+            name: name.into(),
+            token: None,
+            capabilities: caps,
+        });
+        match raw.recv(common::PATIENCE) {
+            Some(Frame {
+                message: Message::Welcome(_),
+                ..
+            }) => Ok(raw),
+            Some(other) => Err(Box::new(other)),
+            None => panic!("no answer to the hello of {name:?}"),
+        }
+    }
+
+    /// A chat client called `name` from 127.0.0.1.
+    fn chat(addr: &str, name: &str) -> Raw {
+        Raw::hello(addr, Ipv4Addr::LOCALHOST, name, Capabilities::CHAT)
+            .unwrap_or_else(|f| panic!("{name} refused: {f:?}"))
+    }
+
+    fn send(&mut self, message: impl Into<Message>) {
+        self.send_all(&[Frame::control(message)]);
+    }
+
+    /// Writes every frame in one go: the server gets them all queued
+    /// before it handles the first. A connection the server already
+    /// closed may refuse the bytes; that is for the caller to notice.
+    fn send_all(&mut self, frames: &[Frame]) {
+        let mut bytes = Vec::new();
+        for f in frames {
+            bytes.extend_from_slice(&f.to_bytes().expect("encodes"));
+        }
+        let _ = self.stream.write_all(&bytes);
+    }
+
+    /// The next frame within `patience`; `None` on timeout or when the
+    /// connection ended.
+    fn recv(&mut self, patience: Duration) -> Option<Frame> {
+        let deadline = Instant::now() + patience;
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            if let Some(frame) = self
+                .decoder
+                .decode()
+                .expect("the server sends valid frames")
+            {
+                return Some(frame);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            match self.stream.read(&mut buf) {
+                Ok(0) => return None,
+                Ok(n) => self.decoder.push(&buf[..n]),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Every frame until the connection ends or nothing comes for
+    /// `quiet`; true if it ended.
+    fn drain(&mut self, quiet: Duration) -> (Vec<Frame>, bool) {
+        let mut frames = Vec::new();
+        let deadline = Instant::now() + common::PATIENCE;
+        while Instant::now() < deadline {
+            match self.recv(quiet) {
+                Some(f) => frames.push(f),
+                None => return (frames, self.is_closed()),
+            }
+        }
+        (frames, self.is_closed())
+    }
+
+    /// True once the server closed the connection.
+    fn is_closed(&mut self) -> bool {
+        let mut byte = [0u8; 1];
+        matches!(self.stream.peek(&mut byte), Ok(0))
+            || {
+                matches!(self.stream.peek(&mut byte), Err(e) if !matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut))
+            }
+    }
+
+    /// Waits for a frame matching `want`, skipping others.
+    fn expect(&mut self, what: &str, want: impl Fn(&Message) -> bool) -> Frame {
+        let deadline = Instant::now() + common::PATIENCE;
+        let mut seen = Vec::new();
+        while Instant::now() < deadline {
+            match self.recv(Duration::from_millis(200)) {
+                Some(f) if want(&f.message) => return f,
+                Some(f) => seen.push(f.message),
+                None => {}
+            }
+        }
+        panic!("no {what}; saw {seen:?}");
+    }
+}
+
+fn admin(token: &str, command: &str, argument: &str) -> Frame {
+    Frame::control(Admin {
+        token: token.into(),
+        command: command.into(),
+        argument: argument.into(),
+    })
+}
+
+fn say(text: &str) -> ChatMessage {
+    ChatMessage {
+        room: "lobby".into(),
+        from: String::new(),
+        text: text.into(),
+        action: false,
+        timestamp_ms: 0,
+    }
+}
+
+/// `bob` is still connected and hears `ada`.
+fn still_hears(ada: &mut Raw, bob: &mut Raw, text: &str) {
+    ada.send(say(text));
+    let got = bob.expect("an honest message", |m| {
+        matches!(
+            m,
+            Message::ChatMessage(_) | Message::Error(_) | Message::Goodbye(_)
+        )
+    });
+    assert!(
+        matches!(&got.message, Message::ChatMessage(c) if c.text == text),
+        "bob got {got:?} instead of {text:?}"
+    );
+}
+
+#[test]
+fn after_a_wrong_admin_token_nothing_else_on_that_connection_is_carried_out() {
+    // Guesses per address are not what stops this attack here (see the next
+    // test): the first wrong token must end the connection's say.
+    let server = Server::start(&[
+        "--plain",
+        "--admin-token",
+        ADMIN_TOKEN,
+        "--admin-guesses-per-minute",
+        "100000",
+    ]);
+    let mut ada = Raw::chat(&server.addr, "ada");
+    let mut bob = Raw::chat(&server.addr, "bob");
+    let mut eve = Raw::hello(&server.addr, Ipv4Addr::LOCALHOST, "eve", Capabilities::CHAT)
+        .expect("eve is welcomed");
+
+    // A thousand wrong guesses and then the right token, all queued at once.
+    let mut frames: Vec<Frame> = (0..1000)
+        .map(|i| admin(&format!("guess-{i}"), "kick", "bob"))
+        .collect();
+    frames.push(admin(ADMIN_TOKEN, "kick", "bob"));
+    eve.send_all(&frames);
+
+    let (answers, closed) = eve.drain(Duration::from_millis(500));
+    let replies: Vec<&Message> = answers
+        .iter()
+        .map(|f| &f.message)
+        .filter(|m| matches!(m, Message::AdminReply(_)))
+        .collect();
+    assert!(
+        matches!(replies.as_slice(), [Message::AdminReply(r)] if !r.ok && r.text == "wrong admin token"),
+        "exactly one refusal, no success: {replies:?}"
+    );
+    assert!(
+        answers
+            .iter()
+            .any(|f| matches!(&f.message, Message::Error(e) if e.code == ErrorCode::FORBIDDEN)),
+        "{answers:?}"
+    );
+    assert!(closed, "the guessing connection is closed");
+    server.expect_log("refused (admin token)");
+
+    // bob was never kicked: he still hears ada.
+    still_hears(&mut ada, &mut bob, "bob is still here");
+}
+
+#[test]
+fn admin_guesses_are_limited_per_address_across_connections() {
+    let server = Server::start(&["--plain", "--admin-token", ADMIN_TOKEN]);
+    let mut ada = Raw::chat(&server.addr, "ada");
+    let mut bob = Raw::chat(&server.addr, "bob");
+    let guess = |from: Ipv4Addr, i: usize, token: &str| {
+        let mut c = Raw::hello(&server.addr, from, &format!("guess{i}"), Capabilities(0))
+            .expect("welcomed");
+        c.send_all(&[admin(token, "kick", "bob")]);
+        let reply = c.expect("an admin reply", |m| matches!(m, Message::AdminReply(_)));
+        let Message::AdminReply(reply) = reply.message else {
+            unreachable!()
+        };
+        let (_, closed) = c.drain(Duration::from_millis(300));
+        (reply, closed)
+    };
+    // Five wrong guesses, each from a new connection, each closing it.
+    for i in 0..5 {
+        let (reply, closed) = guess(Ipv4Addr::LOCALHOST, i, &format!("wrong-{i}"));
+        assert!(!reply.ok && reply.text == "wrong admin token", "{reply:?}");
+        assert!(closed);
+    }
+    // The sixth is refused unchecked, even with the right token.
+    let (reply, closed) = guess(Ipv4Addr::LOCALHOST, 5, ADMIN_TOKEN);
+    assert!(
+        !reply.ok
+            && reply
+                .text
+                .contains("too many admin requests with a wrong token from your address"),
+        "{reply:?}"
+    );
+    assert!(closed);
+    server.expect_log("refused (admin guesses)");
+    still_hears(&mut ada, &mut bob, "nobody kicked bob");
+
+    // Another address is not affected: the operator there kicks bob.
+    let (reply, _) = guess(Ipv4Addr::new(127, 0, 0, 2), 6, ADMIN_TOKEN);
+    assert!(reply.ok && reply.text == "kicked bob", "{reply:?}");
+    bob.expect(
+        "the kick",
+        |m| matches!(m, Message::Error(e) if e.code == ErrorCode::BANNED),
+    );
+}
