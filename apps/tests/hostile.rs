@@ -282,3 +282,190 @@ fn admin_guesses_are_limited_per_address_across_connections() {
         |m| matches!(m, Message::Error(e) if e.code == ErrorCode::BANNED),
     );
 }
+
+/// Reads like a person's client on a slow terminal: at most `per_second`
+/// frames a second, until `stop` fires; returns what it read and whether
+/// the server closed the connection.
+fn slow_reader(
+    mut raw: Raw,
+    per_second: u32,
+    stop: crossbeam_channel::Receiver<()>,
+) -> std::thread::JoinHandle<(Raw, Vec<Message>, bool)> {
+    std::thread::spawn(move || {
+        let pause = Duration::from_secs(1) / per_second;
+        let mut seen = Vec::new();
+        while stop.try_recv().is_err() {
+            match raw.recv(Duration::from_millis(50)) {
+                Some(f) => {
+                    seen.push(f.message);
+                    std::thread::sleep(pause);
+                }
+                None if raw.is_closed() => return (raw, seen, true),
+                None => {}
+            }
+        }
+        (raw, seen, false)
+    })
+}
+
+#[test]
+fn nick_and_join_floods_are_refused_and_a_slow_honest_reader_gets_everything() {
+    let server = Server::start(&["--plain"]);
+    let mut ada = Raw::chat(&server.addr, "ada");
+    let bob = Raw::chat(&server.addr, "bob");
+    let (stop, stopped) = crossbeam_channel::bounded(1);
+    let bob = slow_reader(bob, 2000, stopped);
+
+    // Three connections from one address: nick changes, leave/join churn,
+    // written all at once; each flooder reads its answers as they come.
+    let flooders: Vec<_> = (0..3)
+        .map(|i| {
+            let eve = Raw::chat(&server.addr, &format!("eve{i}"));
+            let mut writer = eve.stream.try_clone().unwrap();
+            let mut reader = eve;
+            let written = std::thread::spawn(move || {
+                let mut bytes = Vec::new();
+                for n in 0..3000 {
+                    for f in [
+                        Frame::control(lanlink_proto::chat::SetNick {
+                            name: format!("eve{i}x{}", n % 2),
+                        }),
+                        Frame::control(lanlink_proto::chat::Leave {
+                            room: "lobby".into(),
+                        }),
+                        Frame::control(lanlink_proto::chat::Join {
+                            room: "lobby".into(),
+                            password: None,
+                        }),
+                    ] {
+                        bytes.extend_from_slice(&f.to_bytes().unwrap());
+                    }
+                }
+                let _ = writer.set_write_timeout(Some(common::PATIENCE));
+                writer.write_all(&bytes).is_ok()
+            });
+            std::thread::spawn(move || {
+                let mut refused = 0;
+                loop {
+                    match reader.recv(Duration::from_secs(1)) {
+                        Some(Frame {
+                            message: Message::Error(e),
+                            ..
+                        }) if e.code == ErrorCode::RATE_LIMITED => refused += 1,
+                        Some(_) => {}
+                        None if written.is_finished() => break,
+                        None => {}
+                    }
+                }
+                assert!(written.join().unwrap(), "eve{i} could write her flood");
+                refused
+            })
+        })
+        .collect();
+    // Meanwhile ada talks at a human pace.
+    let honest: Vec<String> = (0..10).map(|i| format!("honest line {i}")).collect();
+    for line in &honest {
+        ada.send(say(line));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let refused: usize = flooders.into_iter().map(|f| f.join().unwrap()).sum();
+    assert!(
+        refused > 26_000,
+        "only {refused} of 27,000 flood requests refused"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    stop.send(()).unwrap();
+    let (mut bob, seen, closed) = bob.join().unwrap();
+
+    assert!(
+        !closed,
+        "bob was disconnected; he saw {} frames",
+        seen.len()
+    );
+    let heard: Vec<&str> = seen
+        .iter()
+        .filter_map(|m| match m {
+            Message::ChatMessage(c) => Some(c.text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(heard, honest, "every honest line, in order");
+    // Of 27,000 flooding requests, bob saw what the limits let through:
+    // the address's burst of 40 and 4 a second, plus the flooders' joins.
+    let flood = seen
+        .iter()
+        .filter(|m| matches!(m, Message::NickChanged(_) | Message::Presence(_)))
+        .count();
+    assert!(flood <= 70, "bob saw {flood} flood frames");
+    still_hears(&mut ada, &mut bob, "after the flood");
+}
+
+#[test]
+fn room_password_guessing_is_cut_off_per_address() {
+    let server = Server::start(&["--plain"]);
+    let mut ada = Raw::chat(&server.addr, "ada");
+    ada.send(lanlink_proto::chat::Join {
+        room: "vault".into(),
+        password: Some("31337".into()),
+    });
+    ada.expect(
+        "the vault's roster",
+        |m| matches!(m, Message::Roster(r) if r.room == "vault"),
+    );
+
+    // A hundred guesses and then the right password, all at once.
+    let mut eve = Raw::chat(&server.addr, "eve");
+    let mut guesses: Vec<Frame> = (0..100)
+        .map(|i| {
+            Frame::control(lanlink_proto::chat::Join {
+                room: "vault".into(),
+                password: Some(format!("{i:05}")),
+            })
+        })
+        .collect();
+    guesses.push(Frame::control(lanlink_proto::chat::Join {
+        room: "vault".into(),
+        password: Some("31337".into()),
+    }));
+    eve.send_all(&guesses);
+    let mut errors = Vec::new();
+    while errors.len() < guesses.len() {
+        let f = eve.expect("an answer", |m| {
+            matches!(m, Message::Error(_) | Message::Roster(_))
+        });
+        match f.message {
+            Message::Error(e) => errors.push(e.message),
+            Message::Roster(r) => assert_ne!(r.room, "vault", "eve got into the vault"),
+            _ => unreachable!(),
+        }
+    }
+    let wrong = errors
+        .iter()
+        .filter(|e| e.starts_with("wrong or missing password"))
+        .count();
+    assert_eq!(wrong, 5, "{errors:?}");
+    assert!(
+        errors.last().is_some_and(|e| e.contains("too many")),
+        "the right password came too late: {errors:?}"
+    );
+    assert!(errors
+        .iter()
+        .any(|e| e.contains("too many wrong room passwords from your address")));
+
+    // Someone at another address with the password gets in at once.
+    let mut carol = Raw::hello(
+        &server.addr,
+        Ipv4Addr::new(127, 0, 0, 2),
+        "carol",
+        Capabilities::CHAT,
+    )
+    .expect("carol is welcomed");
+    carol.send(lanlink_proto::chat::Join {
+        room: "vault".into(),
+        password: Some("31337".into()),
+    });
+    carol.expect(
+        "the vault's roster",
+        |m| matches!(m, Message::Roster(r) if r.room == "vault"),
+    );
+}

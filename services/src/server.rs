@@ -264,7 +264,10 @@ impl Hub {
         let mut greeting = Vec::new();
         let wants_chat = hello.capabilities.contains(Capabilities::CHAT);
         if wants_chat {
-            if let Err((code, reason)) = self.chat.connect(id, &hello.name, now, &mut greeting) {
+            if let Err((code, reason)) =
+                self.chat
+                    .connect(id, conn.peer().ip(), &hello.name, now, &mut greeting)
+            {
                 tracing::info!(peer = %conn.peer(), name = %hello.name, "refused: {reason}");
                 conn.refuse(code, &reason);
                 return;

@@ -85,10 +85,13 @@ impl TokenBucket {
         if self.tokens >= 1.0 {
             Ok(())
         } else {
-            // Float-to-int `as` saturates (and maps NaN to 0), so a zero
-            // refill rate gives u64::MAX ms rather than a panic.
-            let wait_ms = ((1.0 - self.tokens) / self.per_second * 1000.0).ceil();
-            Err(Duration::from_millis(wait_ms as u64))
+            // Float-to-int `as` saturates, so a zero refill rate gives
+            // u64::MAX ms rather than a panic. The nanosecond shaved off
+            // keeps float noise (1.000000000001 ms) from rounding up.
+            let wait_ms = (1.0 - self.tokens) / self.per_second * 1000.0;
+            Err(Duration::from_millis(
+                (wait_ms - 1e-6).ceil().max(1.0) as u64
+            ))
         }
     }
 

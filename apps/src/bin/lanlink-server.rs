@@ -51,6 +51,30 @@ struct Args {
     /// Chat messages per second a client may sustain after its burst.
     #[arg(long, default_value_t = 2.0)]
     rate_per_second: f64,
+    /// Chat messages (room and private) all connections of one address may
+    /// send in a burst...
+    #[arg(long, default_value_t = 40)]
+    address_rate_burst: u32,
+    /// ...and per second after it.
+    #[arg(long, default_value_t = 8.0)]
+    address_rate_per_second: f64,
+    /// Other chat requests (join, leave, nick change, roster, history) a
+    /// connection may make in a burst...
+    #[arg(long, default_value_t = 20)]
+    request_burst: u32,
+    /// ...and per second after it.
+    #[arg(long, default_value_t = 2.0)]
+    requests_per_second: f64,
+    /// The same requests from all connections of one address, in a burst...
+    #[arg(long, default_value_t = 40)]
+    address_request_burst: u32,
+    /// ...and per second after it.
+    #[arg(long, default_value_t = 4.0)]
+    address_requests_per_second: f64,
+    /// Wrong room passwords one address may give per minute; then every
+    /// password from it is refused until the minute has refilled.
+    #[arg(long, default_value_t = 5)]
+    password_guesses_per_minute: u32,
     /// Seconds a new connection has to complete its handshake.
     #[arg(long, default_value_t = 5.0)]
     handshake_timeout: f64,
@@ -197,6 +221,19 @@ fn main() -> ExitCode {
             max_message_len: args.max_message_len,
             rate_burst: args.rate_burst,
             rate_per_second: args.rate_per_second,
+            address_message_rate: Rate {
+                burst: args.address_rate_burst,
+                per_second: args.address_rate_per_second,
+            },
+            request_rate: Rate {
+                burst: args.request_burst,
+                per_second: args.requests_per_second,
+            },
+            address_request_rate: Rate {
+                burst: args.address_request_burst,
+                per_second: args.address_requests_per_second,
+            },
+            password_guesses: Rate::per_minute(args.password_guesses_per_minute.max(1)),
             motd: args.motd,
             ..ChatConfig::default()
         },

@@ -3,15 +3,18 @@
 //! `requests.rs`.
 
 use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
 
 use lanlink_proto::chat::{Join, Notice};
 use lanlink_proto::{ErrorCode, Message};
-use lanlink_transport::{ConnId, Rate, TokenBucket};
+use lanlink_transport::limits::DEFAULT_MAX_KEYS;
+use lanlink_transport::{ConnId, KeyedBuckets, Rate, TokenBucket};
 
 use super::names::{check_nickname, fold};
 use super::room::ChatRoom;
 use super::{ChatConfig, Now, Outgoing};
-use crate::error::ServiceError;
+use crate::error::{millis, ServiceError};
 
 /// The chat state of a whole server: who is connected under which nickname,
 /// which rooms exist and who is in them.
@@ -27,25 +30,46 @@ pub struct ChatService {
     pub(super) nicks: HashMap<String, ConnId>,
     /// Folded room name → room.
     pub(super) rooms: HashMap<String, ChatRoom>,
+    /// The limits each client address shares between its connections.
+    pub(super) per_address: AddressLimits,
+}
+
+/// A bucket per client address for each kind of limited request.
+#[derive(Debug)]
+pub(super) struct AddressLimits {
+    pub(super) requests: KeyedBuckets<IpAddr>,
+    pub(super) messages: KeyedBuckets<IpAddr>,
+    pub(super) passwords: KeyedBuckets<IpAddr>,
 }
 
 #[derive(Debug)]
 pub(super) struct Client {
     pub(super) name: String,
+    /// The address it connected from (IPv4-mapped IPv6 as IPv4).
+    pub(super) peer: IpAddr,
     /// Folded names of the rooms the client is in; ordered, so that leaving
     /// them all on disconnect is deterministic.
     pub(super) rooms: BTreeSet<String>,
+    /// Room and private messages.
     pub(super) bucket: TokenBucket,
+    /// Every other request that costs (see [`ChatConfig::request_rate`]).
+    pub(super) requests: TokenBucket,
 }
 
 impl ChatService {
     /// A service with no clients and no rooms.
     pub fn new(config: ChatConfig) -> ChatService {
+        let per_address = AddressLimits {
+            requests: KeyedBuckets::new(config.address_request_rate, DEFAULT_MAX_KEYS),
+            messages: KeyedBuckets::new(config.address_message_rate, DEFAULT_MAX_KEYS),
+            passwords: KeyedBuckets::new(config.password_guesses, DEFAULT_MAX_KEYS),
+        };
         ChatService {
             config,
             clients: HashMap::new(),
             nicks: HashMap::new(),
             rooms: HashMap::new(),
+            per_address,
         }
     }
 
@@ -54,8 +78,9 @@ impl ChatService {
         &self.config
     }
 
-    /// Registers a client whose `Hello` the transport accepted, under
-    /// nickname `name`, and puts it in the default room.
+    /// Registers a client whose `Hello` the transport accepted, from
+    /// address `peer`, under nickname `name`, and puts it in the default
+    /// room. Connections from one address share its rate limits.
     ///
     /// The nickname must be non-empty, at most `max_name_len` bytes, free of
     /// whitespace and control characters, must not start with `#` or `/`, and
@@ -69,17 +94,19 @@ impl ChatService {
     pub fn connect(
         &mut self,
         conn: ConnId,
+        peer: IpAddr,
         name: &str,
         now: &Now,
         out: &mut Vec<Outgoing>,
     ) -> Result<(), (ErrorCode, String)> {
-        self.try_connect(conn, name, now, out)
+        self.try_connect(conn, peer, name, now, out)
             .map_err(|e| (e.code(), e.to_string()))
     }
 
     fn try_connect(
         &mut self,
         conn: ConnId,
+        peer: IpAddr,
         name: &str,
         now: &Now,
         out: &mut Vec<Outgoing>,
@@ -104,8 +131,10 @@ impl ChatService {
             conn,
             Client {
                 name: name.into(),
+                peer: peer.to_canonical(),
                 rooms: BTreeSet::new(),
                 bucket,
+                requests: TokenBucket::new(self.config.request_rate, now.instant),
             },
         );
         let mark = out.len();
@@ -121,7 +150,7 @@ impl ChatService {
         let lobby = self.config.default_room.clone();
         // Entering the default room cannot fail (it takes no password), but
         // if it ever did, the client must not stay half registered.
-        if let Err(e) = self.enter(conn, &lobby, None, out) {
+        if let Err(e) = self.enter(conn, &lobby, None, now.instant, out) {
             out.truncate(mark);
             self.clients.remove(&conn);
             self.nicks.remove(&fold(name));
@@ -170,8 +199,23 @@ impl ChatService {
         if !self.clients.contains_key(&conn) {
             return Err(ServiceError::NotRegistered { conn });
         }
+        // Everything but messages (limited in `admit_text`) costs a
+        // request token first, whether it then succeeds or not.
+        let what = match &message {
+            Message::Join(_) => Some("room joins"),
+            Message::Leave(_) => Some("room leaves"),
+            Message::SetNick(_) => Some("nickname changes"),
+            Message::RosterRequest(_) => Some("roster requests"),
+            Message::HistoryRequest(_) => Some("history requests"),
+            _ => None,
+        };
+        if let Some(what) = what {
+            self.admit_request(conn, what, now.instant)?;
+        }
         match message {
-            Message::Join(Join { room, password }) => self.join(conn, &room, password, out),
+            Message::Join(Join { room, password }) => {
+                self.join(conn, &room, password, now.instant, out)
+            }
             Message::Leave(leave) => self.leave(conn, &leave.room, out),
             Message::ChatMessage(m) => self.say(conn, m, now, out),
             Message::PrivateMessage(m) => self.whisper(conn, m, now, out),
@@ -180,6 +224,27 @@ impl ChatService {
             Message::HistoryRequest(h) => self.history(conn, &h.room, h.limit.into(), out),
             other => Err(ServiceError::UnexpectedMessage { kind: other.kind() }),
         }
+    }
+
+    /// Takes a request token from the connection's bucket, then from its
+    /// address's.
+    fn admit_request(
+        &mut self,
+        conn: ConnId,
+        what: &'static str,
+        now: Instant,
+    ) -> Result<(), ServiceError> {
+        let Some(client) = self.clients.get_mut(&conn) else {
+            return Err(ServiceError::NotRegistered { conn });
+        };
+        client
+            .requests
+            .try_take(now)
+            .map_err(|wait| too_many(what, "this connection", wait))?;
+        self.per_address
+            .requests
+            .try_take(&client.peer, now)
+            .map_err(|wait| too_many(what, "your address", wait))
     }
 
     /// Forgets a client that quit, was killed or was kicked: everyone left in
@@ -243,5 +308,14 @@ impl ChatService {
                 assert!(self.clients[&member].rooms.contains(key));
             }
         }
+    }
+}
+
+/// A [`ServiceError::TooManyRequests`].
+pub(super) fn too_many(what: &'static str, from: &'static str, wait: Duration) -> ServiceError {
+    ServiceError::TooManyRequests {
+        what,
+        from,
+        retry_after_ms: millis(wait),
     }
 }
