@@ -469,3 +469,123 @@ fn room_password_guessing_is_cut_off_per_address() {
         |m| matches!(m, Message::Roster(r) if r.room == "vault"),
     );
 }
+
+/// What an attacker hopes to smuggle into the server's log: a newline and
+/// a line of its own, terminal escapes, a bidi override.
+const FORGED: &str = "x\n2026-01-01T00:00:00.000000Z  WARN lanlink: FORGED operator logged in\u{1b}]0;owned\u{7}\u{1b}[2J\u{202e}";
+
+/// `line` without the log formatter's own colour codes (`ESC [ 1;32 m`);
+/// any other escape left is one a peer smuggled in.
+fn without_colours(line: &str) -> String {
+    let mut out = String::new();
+    let mut rest = line;
+    while let Some(at) = rest.find("\u{1b}[") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 2..];
+        let digits = after
+            .find(|c: char| !(c.is_ascii_digit() || c == ';'))
+            .unwrap_or(after.len());
+        if after[digits..].starts_with('m') {
+            rest = &after[digits + 1..];
+        } else {
+            out.push_str(&rest[at..at + 2]);
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn is_clean(line: &str) -> bool {
+    !line
+        .chars()
+        .any(|c| c.is_control() || lanlink_services::text::is_bidi_control(c))
+}
+
+#[test]
+fn peer_text_cannot_forge_or_paint_the_servers_log_or_others_screens() {
+    let server = Server::start(&["--plain"]);
+    let mut bob = Raw::chat(&server.addr, "bob");
+    let addr = server.addr.clone();
+    let local = Ipv4Addr::LOCALHOST;
+
+    // Names with control characters are refused, chat or not, and say why
+    // without echoing them raw.
+    for name in [FORGED, "ev\ne\u{1b}[2J"] {
+        for caps in [Capabilities::CHAT, Capabilities::FILE] {
+            let refusal = Raw::hello(&addr, local, name, caps).err().expect("refused");
+            let Message::Refuse(r) = &refusal.message else {
+                panic!("{refusal:?}")
+            };
+            assert_eq!(r.code, ErrorCode::INVALID_NAME);
+            assert!(is_clean(&r.reason), "the refusal echoes raw text: {r:?}");
+            if name.len() < 32 {
+                assert!(r.reason.contains("it contains control characters"), "{r:?}");
+            }
+        }
+    }
+    // So are bidi and invisible characters.
+    for (name, why) in [
+        ("ada\u{202e}", "bidirectional"),
+        ("a\u{200b}da", "invisible"),
+        ("\u{feff}ada", "invisible"),
+    ] {
+        let refusal = Raw::hello(&addr, local, name, Capabilities::CHAT)
+            .err()
+            .expect("refused");
+        assert!(
+            matches!(&refusal.message, Message::Refuse(r) if r.reason.contains(why) && is_clean(&r.reason)),
+            "{refusal:?}"
+        );
+    }
+    // A peer's error report and its goodbye carry the same payload.
+    let mut eve = Raw::chat(&addr, "eve");
+    eve.send(lanlink_proto::control::Error {
+        code: ErrorCode::OTHER,
+        message: FORGED.into(),
+    });
+    eve.send(lanlink_proto::control::Goodbye {
+        reason: FORGED.into(),
+    });
+    // bob sees eve leave with the reason escaped.
+    let left = bob.expect("eve leaving", |m| {
+        matches!(m, Message::Presence(p) if p.name == "eve" && p.change == lanlink_proto::chat::PresenceChange::Left)
+    });
+    let Message::Presence(left) = left.message else {
+        unreachable!()
+    };
+    assert!(is_clean(&left.reason), "{left:?}");
+    assert!(left.reason.contains("\\u{a}2026-01-01"), "{left:?}");
+
+    let log: Vec<String> = server
+        .log_until("disconnected: quit")
+        .iter()
+        .map(|l| without_colours(l))
+        .collect();
+    for line in &log {
+        assert!(
+            is_clean(line),
+            "a raw control character in the log: {line:?}"
+        );
+        assert!(
+            !line.starts_with("2026-01-01"),
+            "a forged line made it to the log: {log:#?}"
+        );
+    }
+    // Every place the payload was logged, it was escaped.
+    let escaped = log
+        .iter()
+        .filter(|l| l.contains("FORGED"))
+        .inspect(|l| {
+            // Escaped by `display_safe` or by a `{:?}` of the name.
+            assert!(
+                l.contains("x\\u{a}2026-01-01") || l.contains("x\\n2026-01-01"),
+                "{l:?}"
+            )
+        })
+        .count();
+    assert!(
+        escaped >= 3,
+        "the payload was logged {escaped} times: {log:#?}"
+    );
+}

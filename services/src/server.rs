@@ -19,11 +19,12 @@ use lanlink_transport::{
     BanList, ConnHandle, ConnId, EncodedFrame, Event, KeyedBuckets, Rate, RefusalLog, Shutdown,
 };
 
-use crate::chat::names::fold;
+use crate::chat::names::{check_hello_name, fold};
 use crate::chat::{ChatConfig, ChatService, Now, Outgoing};
 use crate::error::ServiceError;
 use crate::file::{FileConfig, FileService};
 use crate::media::{MediaRelay, VideoTap};
+use crate::text::display_safe;
 
 /// The connection id media published by the server process itself is
 /// filed under (the transport numbers connections from 1).
@@ -140,6 +141,24 @@ pub fn run(
     result
 }
 
+/// The longest close reason shown to the people in a leaver's rooms, in
+/// bytes: a goodbye text is the peer's, and one leave reaches everyone.
+const MAX_SHOWN_REASON: usize = 200;
+
+/// `text` cut to at most `max` bytes (on a character boundary), with `…`
+/// to show it was cut.
+fn shorten(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max.saturating_sub('…'.len_utf8());
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
+}
+
 fn list_or_none<T: AsRef<str>>(items: &[T]) -> String {
     if items.is_empty() {
         "none".into()
@@ -234,8 +253,11 @@ impl Hub {
             Event::Frame { conn, frame } => self.on_frame(conn, frame, &now),
             Event::Closed { conn, reason, .. } => {
                 if let Some((handle, _)) = self.conns.remove(&conn) {
-                    self.chat
-                        .disconnect(conn, &reason.to_string(), &mut self.out);
+                    // Shown to everyone in its rooms: the peer's goodbye
+                    // text is escaped (by CloseReason's Display) and cut
+                    // short, so leaving cannot paint or flood their screens.
+                    let reason = shorten(reason.to_string(), MAX_SHOWN_REASON);
+                    self.chat.disconnect(conn, &reason, &mut self.out);
                     self.file.disconnect(conn, &mut self.out);
                     self.media.disconnect(conn, &mut self.out);
                     // Everything answered before is already queued: a peer
@@ -263,15 +285,18 @@ impl Hub {
         }
         let mut greeting = Vec::new();
         let wants_chat = hello.capabilities.contains(Capabilities::CHAT);
-        if wants_chat {
-            if let Err((code, reason)) =
-                self.chat
-                    .connect(id, conn.peer().ip(), &hello.name, now, &mut greeting)
-            {
-                tracing::info!(peer = %conn.peer(), name = %hello.name, "refused: {reason}");
-                conn.refuse(code, &reason);
-                return;
-            }
+        let admitted = if wants_chat {
+            self.chat
+                .connect(id, conn.peer().ip(), &hello.name, now, &mut greeting)
+        } else {
+            // Not a chat user, but its name is still shown and logged.
+            check_hello_name(&hello.name, self.chat.config().max_name_len)
+                .map_err(|e| (e.code(), e.to_string()))
+        };
+        if let Err((code, reason)) = admitted {
+            tracing::info!(peer = %conn.peer(), name = %display_safe(&hello.name), "refused: {}", display_safe(&reason));
+            conn.refuse(code, &reason);
+            return;
         }
         let welcome = control::Welcome {
             server_name: self.server_name.clone(),
@@ -349,7 +374,7 @@ impl Hub {
                 // Never answer an error with an error: two such peers would
                 // loop. The peer's complaint is worth a log line.
                 if let Message::Error(e) = &frame.message {
-                    tracing::info!(conn = %conn, "peer reported an error: {} ({:?})", e.message, e.code);
+                    tracing::info!(conn = %conn, "peer reported an error: {} ({:?})", display_safe(&e.message), e.code);
                 }
             }
             Service::Control => {
@@ -405,14 +430,16 @@ impl Hub {
         }
         let arg = request.argument.trim();
         let arg_key = fold(arg);
-        tracing::warn!(conn = %from, ?peer, command = %request.command, argument = %arg, "admin request");
+        // What the replies and the log show of the argument.
+        let shown = display_safe(arg);
+        tracing::warn!(conn = %from, ?peer, command = %request.command, argument = %shown, "admin request");
         match (request.command.as_str(), arg.parse::<IpAddr>()) {
             ("kick", _) => match self.find(arg) {
                 Some(id) => {
                     self.kick(id, "kicked by an operator");
-                    reply(true, format!("kicked {arg}"))
+                    reply(true, format!("kicked {shown}"))
                 }
-                None => reply(false, format!("nobody is called {arg}")),
+                None => reply(false, format!("nobody is called {shown}")),
             },
             ("ban", Ok(ip)) => {
                 self.admin.addresses.ban(ip);
@@ -435,7 +462,7 @@ impl Hub {
                 if let Some(id) = self.find(arg) {
                     self.kick(id, "banned by an operator");
                 }
-                reply(true, format!("banned the name {arg}"))
+                reply(true, format!("banned the name {shown}"))
             }
             ("unban", Ok(ip)) => {
                 let was = self.admin.addresses.unban(ip);
@@ -448,7 +475,10 @@ impl Hub {
                 let was = self.admin.names.remove(&arg_key);
                 reply(
                     was,
-                    format!("{arg} {}", if was { "unbanned" } else { "was not banned" }),
+                    format!(
+                        "{shown} {}",
+                        if was { "unbanned" } else { "was not banned" }
+                    ),
                 )
             }
             ("bans", _) => {
@@ -563,5 +593,19 @@ impl Hub {
                 let _ = handle.send_encoded(encoded);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shown_reasons_are_cut_on_a_character_boundary() {
+        assert_eq!(shorten("quit".into(), 10), "quit");
+        assert_eq!(shorten("a".repeat(10), 10), "a".repeat(10));
+        assert_eq!(shorten("a".repeat(11), 10), format!("{}…", "a".repeat(7)));
+        let cut = shorten("é".repeat(300), MAX_SHOWN_REASON);
+        assert!(cut.len() <= MAX_SHOWN_REASON && cut.ends_with('…'), "{cut}");
     }
 }

@@ -11,6 +11,8 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use crate::text::display_safe;
+
 /// A token bucket's settings: `burst` events at once, then `per_second` on
 /// average.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -272,8 +274,10 @@ impl RefusalLog {
 
     /// Records one refusal of `ip` for `kind` (a short fixed label such as
     /// `"connection rate"`), logging it if it is the first in a minute.
-    /// Returns whether a line was logged.
+    /// Returns whether a line was logged. `detail` may quote the peer: it
+    /// is logged through [`display_safe`].
     pub fn refused(&self, ip: IpAddr, kind: &'static str, detail: &str) -> bool {
+        let detail = display_safe(detail);
         let ip = ip.to_canonical();
         let now = Instant::now();
         let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
