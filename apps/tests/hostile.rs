@@ -589,3 +589,59 @@ fn peer_text_cannot_forge_or_paint_the_servers_log_or_others_screens() {
         "the payload was logged {escaped} times: {log:#?}"
     );
 }
+
+#[test]
+fn look_alike_names_cannot_impersonate_or_dodge_a_ban() {
+    let server = Server::start(&["--plain", "--admin-token", ADMIN_TOKEN]);
+    let addr = server.addr.clone();
+    let mut ada = Raw::chat(&addr, "ada");
+    let mut bob = Raw::chat(&addr, "bob");
+    let refused = |name: &str| -> lanlink_proto::control::Refuse {
+        let f = Raw::hello(&addr, Ipv4Addr::LOCALHOST, name, Capabilities::CHAT)
+            .err()
+            .unwrap_or_else(|| panic!("{name:?} was welcomed"));
+        match f.message {
+            Message::Refuse(r) => r,
+            other => panic!("{other:?}"),
+        }
+    };
+    // Cyrillic о, fullwidth, case, dotless i: all bob.
+    for fake in ["b\u{043e}b", "ｂｏｂ", "BOB"] {
+        let r = refused(fake);
+        assert_eq!(r.code, ErrorCode::NAME_TAKEN, "{fake}: {r:?}");
+    }
+    let _alice = Raw::chat(&addr, "alice");
+    assert_eq!(refused("al\u{0131}ce").code, ErrorCode::NAME_TAKEN);
+    // Zero-width, BOM, soft hyphen, tags, bidi: refused outright.
+    for fake in [
+        "b\u{200b}ob",
+        "\u{feff}bob",
+        "bo\u{ad}b",
+        "bob\u{e0062}",
+        "\u{202e}bob",
+    ] {
+        assert_eq!(refused(fake).code, ErrorCode::INVALID_NAME, "{fake:?}");
+    }
+
+    // The operator bans mallory; her look-alikes stay out too.
+    let mut op = Raw::hello(&addr, Ipv4Addr::LOCALHOST, "op", Capabilities(0)).unwrap();
+    op.send_all(&[admin(ADMIN_TOKEN, "ban", "mallory")]);
+    let reply = op.expect("the ban", |m| matches!(m, Message::AdminReply(_)));
+    assert!(
+        matches!(&reply.message, Message::AdminReply(r) if r.ok),
+        "{reply:?}"
+    );
+    for fake in ["mallory", "m\u{0430}llory", "ｍａｌｌｏｒｙ", "MALLORY"] {
+        assert_eq!(refused(fake).code, ErrorCode::BANNED, "{fake}");
+    }
+    ada.send(lanlink_proto::chat::SetNick {
+        name: "m\u{0430}llory".into(),
+    });
+    let e = ada.expect("a refusal", |m| matches!(m, Message::Error(_)));
+    assert!(
+        matches!(&e.message, Message::Error(e) if e.code == ErrorCode::BANNED),
+        "{e:?}"
+    );
+    // The honest users noticed nothing.
+    still_hears(&mut ada, &mut bob, "still ada");
+}

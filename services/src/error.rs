@@ -41,9 +41,16 @@ pub enum ServiceError {
         /// Which rule it breaks.
         reason: String,
     },
-    /// Someone else already uses this nickname (compared case-insensitively).
+    /// Someone else already uses this nickname, or one that looks like it
+    /// (compared by [`crate::text::name_skeleton`]).
     #[error("nickname {name:?} is already taken")]
     NameTaken {
+        /// The nickname asked for.
+        name: String,
+    },
+    /// The nickname, or one that looks like it, is banned by the operator.
+    #[error("the name {name:?} is banned")]
+    NameBanned {
         /// The nickname asked for.
         name: String,
     },
@@ -290,6 +297,7 @@ impl ServiceError {
         match self {
             ServiceError::InvalidName { .. } => ErrorCode::INVALID_NAME,
             ServiceError::NameTaken { .. } => ErrorCode::NAME_TAKEN,
+            ServiceError::NameBanned { .. } => ErrorCode::BANNED,
             ServiceError::NoSuchUser { .. } | ServiceError::NoSuchRoom { .. } => {
                 ErrorCode::NOT_FOUND
             }

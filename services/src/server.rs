@@ -202,8 +202,6 @@ struct Admin {
     token: Option<String>,
     /// Wrong tokens per address.
     guesses: KeyedBuckets<IpAddr>,
-    /// Case-folded banned nicknames.
-    names: std::collections::BTreeSet<String>,
     addresses: BanList,
     refusals: RefusalLog,
 }
@@ -211,11 +209,15 @@ struct Admin {
 impl Hub {
     /// A hub with empty services.
     pub fn new(config: &ServerConfig) -> Hub {
+        let mut chat = ChatService::new(config.chat.clone());
+        for name in &config.banned_names {
+            chat.ban_name(name);
+        }
         Hub {
             server_name: config.server_name.clone(),
             max_payload: config.transport.conn.max_payload,
             conns: HashMap::new(),
-            chat: ChatService::new(config.chat.clone()),
+            chat,
             file: {
                 let mut file = FileService::new(config.file.clone());
                 file.set_refusal_log(config.transport.refusals.clone());
@@ -226,7 +228,6 @@ impl Hub {
             admin: Admin {
                 token: config.admin_token.clone(),
                 guesses: KeyedBuckets::new(config.admin_guesses, DEFAULT_MAX_KEYS),
-                names: config.banned_names.iter().map(|n| fold(n.trim())).collect(),
                 addresses: config.transport.bans.clone(),
                 refusals: config.transport.refusals.clone(),
             },
@@ -274,7 +275,9 @@ impl Hub {
         // Collect the newcomer's first frames separately: they must follow
         // its Welcome. Only clients that want chat join it (and need a
         // unique nickname); a file-only client is just welcomed.
-        if self.admin.names.contains(&fold(&hello.name)) {
+        // Banned names are the chat's (a renaming cannot take one either),
+        // but whoever says hello with one is refused, chat or not.
+        if self.chat.is_banned(&hello.name) {
             self.admin.refusals.refused(
                 conn.peer().ip(),
                 "banned name",
@@ -335,19 +338,7 @@ impl Hub {
         // The name others know this user by now (after any /nick).
         let name = self.chat.name_of(conn).unwrap_or(hello_name);
         match frame.kind().service() {
-            Service::Chat => match &frame.message {
-                // A banned name cannot be taken by renaming either.
-                Message::SetNick(set) if self.admin.names.contains(&fold(set.name.trim())) => {
-                    self.out.push(Outgoing::control(
-                        conn,
-                        control::Error {
-                            code: ErrorCode::BANNED,
-                            message: format!("the name {:?} is banned", set.name),
-                        },
-                    ));
-                }
-                _ => self.chat.handle(conn, frame.message, now, &mut self.out),
-            },
+            Service::Chat => self.chat.handle(conn, frame.message, now, &mut self.out),
             Service::File => {
                 let chat = &self.chat;
                 let lookup = |nick: &str| chat.conn_of(nick);
@@ -429,7 +420,6 @@ impl Hub {
             return self.refuse_admin(from, "wrong admin token".into());
         }
         let arg = request.argument.trim();
-        let arg_key = fold(arg);
         // What the replies and the log show of the argument.
         let shown = display_safe(arg);
         tracing::warn!(conn = %from, ?peer, command = %request.command, argument = %shown, "admin request");
@@ -458,7 +448,7 @@ impl Hub {
                 )
             }
             ("ban", Err(_)) if !arg.is_empty() => {
-                self.admin.names.insert(arg_key);
+                self.chat.ban_name(arg);
                 if let Some(id) = self.find(arg) {
                     self.kick(id, "banned by an operator");
                 }
@@ -472,7 +462,7 @@ impl Hub {
                 )
             }
             ("unban", Err(_)) => {
-                let was = self.admin.names.remove(&arg_key);
+                let was = self.chat.unban_name(arg);
                 reply(
                     was,
                     format!(
@@ -489,7 +479,7 @@ impl Hub {
                     .iter()
                     .map(ToString::to_string)
                     .collect();
-                let names: Vec<&str> = self.admin.names.iter().map(String::as_str).collect();
+                let names = self.chat.banned_names();
                 reply(
                     true,
                     format!(

@@ -1,5 +1,6 @@
-//! Naming rules for nicknames and rooms, and the case-folded key under which
-//! both are looked up.
+//! Naming rules for nicknames and rooms, and the key under which both are
+//! looked up: their look-alike skeleton, so that names a person could take
+//! for one another are one name.
 //!
 //! Names end up in other people's terminals and in command lines
 //! (`/msg NICK TEXT`), so they may not hold whitespace, control characters,
@@ -8,11 +9,17 @@
 //! command); a room name may not start with `/`.
 
 use crate::error::{NameKind, ServiceError};
-use crate::text::name_problem;
+use crate::text::{name_problem, name_skeleton};
 
-/// The key a name is compared and looked up by: `Ada` and `ada` are the same
-/// user, `Lobby` and `lobby` the same room.
+/// The key a name is compared and looked up by ([`name_skeleton`]): `Ada`,
+/// `ada`, fullwidth `ａｄａ` and Cyrillic `аdа` are the same user, `Lobby`
+/// and `lobby` the same room. A key is never shown (it spells `m` as `rn`).
 pub(crate) fn fold(name: &str) -> String {
+    name_skeleton(name)
+}
+
+/// The order names are listed in: ignoring case.
+pub(crate) fn sort_key(name: &str) -> String {
     name.to_lowercase()
 }
 
@@ -165,8 +172,11 @@ mod tests {
     }
 
     #[test]
-    fn folding_ignores_case() {
+    fn folding_ignores_case_and_look_alikes() {
         assert_eq!(fold("Ada"), fold("aDA"));
-        assert_eq!(fold("ÉMILE"), "émile");
+        assert_eq!(fold("ÉMILE"), fold("émile"));
+        assert_eq!(fold("b\u{043e}b"), fold("bob"));
+        assert_ne!(fold("bob"), fold("rob"));
+        assert_eq!(sort_key("ÉMILE"), "émile");
     }
 }

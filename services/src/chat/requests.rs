@@ -11,7 +11,7 @@ use lanlink_proto::chat::{
 };
 use lanlink_transport::ConnId;
 
-use super::names::{check_nickname, check_room, fold};
+use super::names::{check_nickname, check_room, fold, sort_key};
 use super::room::ChatRoom;
 use super::service::{too_many, ChatService, Client};
 use super::{Now, Outgoing};
@@ -224,6 +224,9 @@ impl ChatService {
         out: &mut Vec<Outgoing>,
     ) -> Result<(), ServiceError> {
         check_nickname(new, self.config.max_name_len)?;
+        if self.is_banned(new) {
+            return Err(ServiceError::NameBanned { name: new.into() });
+        }
         let key = fold(new);
         if self.nicks.get(&key).is_some_and(|&owner| owner != conn) {
             return Err(ServiceError::NameTaken { name: new.into() });
@@ -295,7 +298,7 @@ pub(super) fn roster_of(clients: &HashMap<ConnId, Client>, room: &ChatRoom) -> R
         .members()
         .filter_map(|c| clients.get(&c).map(|c| c.name.clone()))
         .collect();
-    members.sort_by_cached_key(|n| fold(n));
+    members.sort_by_cached_key(|n| sort_key(n));
     Roster {
         room: room.name().into(),
         members,

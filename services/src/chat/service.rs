@@ -2,7 +2,7 @@
 //! (connect, disconnect) and the dispatch of requests to the handlers in
 //! `requests.rs`.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -11,7 +11,7 @@ use lanlink_proto::{ErrorCode, Message};
 use lanlink_transport::limits::DEFAULT_MAX_KEYS;
 use lanlink_transport::{ConnId, KeyedBuckets, Rate, TokenBucket};
 
-use super::names::{check_nickname, fold};
+use super::names::{check_nickname, fold, sort_key};
 use super::room::ChatRoom;
 use super::{ChatConfig, Now, Outgoing};
 use crate::error::{millis, ServiceError};
@@ -32,6 +32,8 @@ pub struct ChatService {
     pub(super) rooms: HashMap<String, ChatRoom>,
     /// The limits each client address shares between its connections.
     pub(super) per_address: AddressLimits,
+    /// Banned nicknames: folded key → the name as banned, lowercased.
+    pub(super) banned: BTreeMap<String, String>,
 }
 
 /// A bucket per client address for each kind of limited request.
@@ -70,7 +72,32 @@ impl ChatService {
             nicks: HashMap::new(),
             rooms: HashMap::new(),
             per_address,
+            banned: BTreeMap::new(),
         }
+    }
+
+    /// Refuses `name` and every name that looks like it as a nickname from
+    /// now on, at connect and when renaming; false if it already was. Its
+    /// current user, if any, stays: disconnecting it is the server's call.
+    pub fn ban_name(&mut self, name: &str) -> bool {
+        let name = name.trim();
+        self.banned.insert(fold(name), sort_key(name)).is_none()
+    }
+
+    /// Lifts the ban on `name` (or a name that looks like it); false if
+    /// there was none.
+    pub fn unban_name(&mut self, name: &str) -> bool {
+        self.banned.remove(&fold(name.trim())).is_some()
+    }
+
+    /// True if `name` or a name that looks like it is banned.
+    pub fn is_banned(&self, name: &str) -> bool {
+        self.banned.contains_key(&fold(name.trim()))
+    }
+
+    /// The banned names, as banned (lowercased), in key order.
+    pub fn banned_names(&self) -> Vec<&str> {
+        self.banned.values().map(String::as_str).collect()
     }
 
     /// The settings this service runs with.
@@ -115,6 +142,9 @@ impl ChatService {
             return Err(ServiceError::AlreadyRegistered { conn });
         }
         check_nickname(name, self.config.max_name_len)?;
+        if self.is_banned(name) {
+            return Err(ServiceError::NameBanned { name: name.into() });
+        }
         let key = fold(name);
         if self.nicks.contains_key(&key) {
             return Err(ServiceError::NameTaken { name: name.into() });
@@ -288,7 +318,7 @@ impl ChatService {
     pub fn room_members(&self, room: &str) -> Option<Vec<&str>> {
         let room = self.rooms.get(&fold(room))?;
         let mut names: Vec<&str> = room.members().filter_map(|c| self.name_of(c)).collect();
-        names.sort_by_cached_key(|n| fold(n));
+        names.sort_by_cached_key(|n| sort_key(n));
         Some(names)
     }
 
