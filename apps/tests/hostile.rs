@@ -645,3 +645,127 @@ fn look_alike_names_cannot_impersonate_or_dodge_a_ban() {
     // The honest users noticed nothing.
     still_hears(&mut ada, &mut bob, "still ada");
 }
+
+#[test]
+fn one_address_cannot_hold_every_connection() {
+    let server = Server::start(&["--plain"]);
+    let addr = server.addr.clone();
+    // The default cap is 16 connections per address.
+    let mut held: Vec<Raw> = (0..16)
+        .map(|i| {
+            Raw::hello(
+                &addr,
+                Ipv4Addr::LOCALHOST,
+                &format!("c{i}"),
+                Capabilities::CHAT,
+            )
+            .unwrap()
+        })
+        .collect();
+    let refusal = Raw::hello(&addr, Ipv4Addr::LOCALHOST, "one-more", Capabilities::CHAT)
+        .err()
+        .expect("the 17th is refused");
+    assert!(
+        matches!(&refusal.message, Message::Refuse(r) if r.code == ErrorCode::TOO_MANY_CONNECTIONS
+            && r.reason.contains("too many connections from 127.0.0.1 (at most 16 at once)")),
+        "{refusal:?}"
+    );
+    server.expect_log("refused (connections per address)");
+    // Another address gets in, and talks with those already there.
+    let mut other = Raw::hello(
+        &addr,
+        Ipv4Addr::new(127, 0, 0, 2),
+        "other",
+        Capabilities::CHAT,
+    )
+    .expect("another address is welcome");
+    still_hears(&mut other, &mut held[0], "hello from 127.0.0.2");
+    // A slot comes back when its connection ends.
+    held.pop();
+    let deadline = Instant::now() + common::PATIENCE;
+    let _again = loop {
+        match Raw::hello(&addr, Ipv4Addr::LOCALHOST, "again", Capabilities::CHAT) {
+            Ok(c) => break c,
+            Err(f) => assert!(Instant::now() < deadline, "the slot never came back: {f:?}"),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+}
+
+/// CPU seconds (user + system) a process has used so far.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/PID/stat");
+    // The fields after the parenthesised command name; utime and stime are
+    // the 14th and 15th of the line, in clock ticks (100 a second).
+    let after = &stat[stat.rfind(')').expect("a stat line") + 2..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    ticks as f64 / 100.0
+}
+
+#[test]
+fn out_of_file_descriptors_the_accept_loop_backs_off_and_recovers() {
+    use std::process::{Command, Stdio};
+    // A server allowed 64 open files; silent connections eat them until
+    // `accept` fails with EMFILE on every try.
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n 64 && exec {} --plain --no-http --bind 127.0.0.1:0 --handshake-timeout 60 \
+             --max-handshakes 1000 --max-conns-per-address 1000 --connect-burst 1000",
+            env!("CARGO_BIN_EXE_lanlink-server")
+        ))
+        .env("LANLINK_HOME", common::home())
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start lanlink-server under ulimit -n 64");
+    let stdout = common::lines_of(child.stdout.take().unwrap());
+    let log = common::lines_of(child.stderr.take().unwrap());
+    let addr = loop {
+        let line = stdout
+            .recv_timeout(common::PATIENCE)
+            .expect("the server starts");
+        if let Some(a) = line
+            .split_whitespace()
+            .find(|w| w.starts_with("127.0.0.1:"))
+        {
+            break a.to_owned();
+        }
+    };
+    let silent: Vec<TcpStream> = (0..100)
+        .map(|_| TcpStream::connect(&addr).expect("the kernel's backlog takes it"))
+        .collect();
+    let first = common::expect_line(&log, "accept failed");
+    assert!(first.contains("Too many open files"), "{first}");
+    // Out of descriptors for a while: it sleeps instead of spinning, and
+    // logs nothing more.
+    let (cpu0, t0) = (cpu_seconds(child.id()), Instant::now());
+    std::thread::sleep(Duration::from_secs(1));
+    let busy = (cpu_seconds(child.id()) - cpu0) / t0.elapsed().as_secs_f64();
+    eprintln!(
+        "out of descriptors, the server used {:.1} % of a CPU",
+        busy * 100.0
+    );
+    assert!(
+        busy < 0.3,
+        "the accept loop used {:.0} % of a CPU",
+        busy * 100.0
+    );
+    let more: Vec<String> = log
+        .try_iter()
+        .filter(|l| l.contains("accept failed"))
+        .collect();
+    assert!(more.is_empty(), "logged again: {more:?}");
+
+    // Once descriptors come back, so does the server.
+    drop(silent);
+    let mut ada = Raw::chat(&addr, "ada");
+    let mut bob = Raw::chat(&addr, "bob");
+    still_hears(&mut ada, &mut bob, "back in business");
+    common::expect_line(&log, "accept works again after");
+    let _ = child.kill();
+    let _ = child.wait();
+}

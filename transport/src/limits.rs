@@ -1,7 +1,8 @@
 //! Limits that hold under attack, and the bookkeeping behind them: the one
 //! [`TokenBucket`] every rate limit uses (connection attempts here, chat
 //! and admin requests in the services), [`KeyedBuckets`] for a bucket per
-//! address in bounded memory, the operator's list of banned addresses, and a log that reports each
+//! address in bounded memory, the count of connections each address holds,
+//! the operator's list of banned addresses, and a log that reports each
 //! kind of refusal once per peer address instead of once per attempt or
 //! packet.
 
@@ -200,6 +201,54 @@ impl<K: Hash + Eq + Clone> KeyedBuckets<K> {
         self.buckets
             .entry(key.clone())
             .or_insert_with(|| TokenBucket::new(rate, now))
+    }
+}
+
+/// How many connections each address holds, against a cap. Shared by the
+/// accept loop (which takes a slot) and the connection threads (whose
+/// [`AddressSlot`] gives it back when they end).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct AddressSlots(Arc<Mutex<HashMap<IpAddr, usize>>>);
+
+impl AddressSlots {
+    /// A slot for `ip` if it holds fewer than `max` connections.
+    pub(crate) fn take(&self, ip: IpAddr, max: usize) -> Option<AddressSlot> {
+        let ip = ip.to_canonical();
+        let mut counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let held = counts.entry(ip).or_insert(0);
+        if *held >= max {
+            return None;
+        }
+        *held += 1;
+        Some(AddressSlot {
+            slots: self.clone(),
+            ip,
+        })
+    }
+
+    #[cfg(test)]
+    fn held(&self, ip: IpAddr) -> usize {
+        let counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        counts.get(&ip.to_canonical()).copied().unwrap_or(0)
+    }
+}
+
+/// One connection's place in [`AddressSlots`], given back on drop.
+#[derive(Debug)]
+pub(crate) struct AddressSlot {
+    slots: AddressSlots,
+    ip: IpAddr,
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut counts = self.slots.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(held) = counts.get_mut(&self.ip) {
+            *held = held.saturating_sub(1);
+            if *held == 0 {
+                counts.remove(&self.ip);
+            }
+        }
     }
 }
 
@@ -463,6 +512,22 @@ mod tests {
         let later = t0 + Duration::from_secs(3);
         assert!(limiter.try_take(&ip("10.9.9.9"), later).is_ok());
         assert_eq!(limiter.len(), 1);
+    }
+
+    #[test]
+    fn address_slots_cap_each_address_and_come_back_on_drop() {
+        let slots = AddressSlots::default();
+        let a = ip("10.0.0.1");
+        let held: Vec<AddressSlot> = (0..3).filter_map(|_| slots.take(a, 3)).collect();
+        assert_eq!(held.len(), 3);
+        assert!(slots.take(a, 3).is_none());
+        // The IPv4-mapped form is the same address.
+        assert!(slots.take(ip("::ffff:10.0.0.1"), 3).is_none());
+        let other = slots.take(ip("10.0.0.2"), 3);
+        assert!(other.is_some());
+        drop(held);
+        assert_eq!(slots.held(a), 0);
+        assert!(slots.take(a, 3).is_some());
     }
 
     #[test]

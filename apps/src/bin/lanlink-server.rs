@@ -122,6 +122,16 @@ struct Args {
     /// ...and per second after that.
     #[arg(long, default_value_t = 10.0)]
     connects_per_second: f64,
+    /// Connections one address may hold at once (handshaking or
+    /// connected), so that one machine cannot take every client slot.
+    #[arg(long, default_value_t = 16)]
+    max_conns_per_address: usize,
+    /// Lift the per-address limits (connections held, chat requests and
+    /// messages per address; connection attempts stay limited by
+    /// --connect-burst): for benchmarks and soak runs whose clients all
+    /// come from one machine. Never for a server others can reach.
+    #[arg(long)]
+    no_address_limits: bool,
     /// Connections allowed to be handshaking at the same time.
     #[arg(long, default_value_t = 64)]
     max_handshakes: usize,
@@ -266,6 +276,12 @@ fn main() -> ExitCode {
         per_second: args.connects_per_second.max(0.01),
     };
     config.transport.max_handshakes = args.max_handshakes.max(1);
+    config.transport.max_conns_per_address = args.max_conns_per_address.max(1);
+    if args.no_address_limits {
+        config.transport.max_conns_per_address = usize::MAX;
+        config.chat.address_request_rate = Rate::UNLIMITED;
+        config.chat.address_message_rate = Rate::UNLIMITED;
+    }
     config.transport.conn.max_queued_bytes = args.max_queued_per_client.max(64 * 1024);
     config.transport.max_total_queued_bytes = args.max_queued_total;
     for ban in &args.bans {

@@ -262,7 +262,8 @@ impl Drop for ChatClient {
     }
 }
 
-fn expect_line(lines: &Receiver<String>, needle: &str) -> String {
+/// Waits (up to [`PATIENCE`]) for a line containing `needle`; returns it.
+pub fn expect_line(lines: &Receiver<String>, needle: &str) -> String {
     let deadline = Instant::now() + PATIENCE;
     let mut seen = Vec::new();
     loop {
