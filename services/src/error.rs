@@ -42,9 +42,16 @@ pub enum ServiceError {
         /// Which rule it breaks.
         reason: String,
     },
-    /// Someone else already uses this nickname (compared case-insensitively).
+    /// Someone else already uses this nickname, or one that looks like it
+    /// (compared by [`crate::text::name_skeleton`]).
     #[error("nickname {name:?} is already taken")]
     NameTaken {
+        /// The nickname asked for.
+        name: String,
+    },
+    /// The nickname, or one that looks like it, is banned by the operator.
+    #[error("the name {name:?} is banned")]
+    NameBanned {
         /// The nickname asked for.
         name: String,
     },
@@ -84,6 +91,17 @@ pub enum ServiceError {
     #[error("sending too fast: wait {retry_after_ms} ms before the next message")]
     RateLimited {
         /// How long until the next message would be accepted.
+        retry_after_ms: u64,
+    },
+    /// A client, or all connections from its address together, made more
+    /// requests of some kind than its rate limit allows.
+    #[error("too many {what} from {from}: wait {retry_after_ms} ms before trying again")]
+    TooManyRequests {
+        /// What was limited (`nickname changes`, `wrong room passwords`, …).
+        what: &'static str,
+        /// Whose limit: `this connection` or `your address`.
+        from: &'static str,
+        /// How long until the next one would be accepted.
         retry_after_ms: u64,
     },
     /// A message this service does not accept from a client (a server →
@@ -267,6 +285,11 @@ pub enum ServiceError {
     },
 }
 
+/// A wait in whole milliseconds, for the `retry_after_ms` of rate limits.
+pub(crate) fn millis(wait: std::time::Duration) -> u64 {
+    u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)
+}
+
 impl ServiceError {
     /// An [`ServiceError::Io`] for `op` on `path`.
     pub fn io(op: &'static str, path: &std::path::Path, e: std::io::Error) -> ServiceError {
@@ -282,6 +305,7 @@ impl ServiceError {
         match self {
             ServiceError::InvalidName { .. } => ErrorCode::INVALID_NAME,
             ServiceError::NameTaken { .. } => ErrorCode::NAME_TAKEN,
+            ServiceError::NameBanned { .. } => ErrorCode::BANNED,
             ServiceError::NoSuchUser { .. } | ServiceError::NoSuchRoom { .. } => {
                 ErrorCode::NOT_FOUND
             }
@@ -289,7 +313,9 @@ impl ServiceError {
                 ErrorCode::FORBIDDEN
             }
             ServiceError::MessageTooLong { .. } => ErrorCode::TOO_LARGE,
-            ServiceError::RateLimited { .. } => ErrorCode::RATE_LIMITED,
+            ServiceError::RateLimited { .. } | ServiceError::TooManyRequests { .. } => {
+                ErrorCode::RATE_LIMITED
+            }
             ServiceError::UnexpectedMessage { .. }
             | ServiceError::AlreadyRegistered { .. }
             | ServiceError::NotRegistered { .. } => ErrorCode::UNEXPECTED,

@@ -14,12 +14,17 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::Receiver;
 use lanlink_proto::{control, Capabilities, ErrorCode, Frame, Message, Service, StreamId};
-use lanlink_transport::{BanList, ConnHandle, ConnId, EncodedFrame, Event, RefusalLog, Shutdown};
+use lanlink_transport::limits::DEFAULT_MAX_KEYS;
+use lanlink_transport::{
+    BanList, ConnHandle, ConnId, EncodedFrame, Event, KeyedBuckets, Rate, RefusalLog, Shutdown,
+};
 
-use crate::chat::names::fold;
+use crate::chat::names::{check_hello_name, fold};
 use crate::chat::{ChatConfig, ChatService, Now, Outgoing};
+use crate::error::ServiceError;
 use crate::file::{FileConfig, FileService};
 use crate::media::{MediaRelay, VideoTap};
+use crate::text::display_safe;
 
 /// The connection id media published by the server process itself is
 /// filed under (the transport numbers connections from 1).
@@ -47,6 +52,11 @@ pub struct ServerConfig {
     /// The token that authorises `Admin` requests (kick, ban); `None`
     /// refuses them all.
     pub admin_token: Option<String>,
+    /// Wrong admin tokens one address may try (over all its connections);
+    /// once spent, every admin request from it is refused, right token or
+    /// not, until the bucket refills. Each wrong token also closes its
+    /// connection. Default: 5 a minute.
+    pub admin_guesses: Rate,
     /// Nicknames refused from the start (operators add more with `ban`).
     /// Banned addresses live in `transport.bans`.
     pub banned_names: Vec<String>,
@@ -62,6 +72,7 @@ impl Default for ServerConfig {
             video_tap: None,
             local_media: None,
             admin_token: None,
+            admin_guesses: Rate::per_minute(5),
             banned_names: Vec::new(),
         }
     }
@@ -130,6 +141,24 @@ pub fn run(
     result
 }
 
+/// The longest close reason shown to the people in a leaver's rooms, in
+/// bytes: a goodbye text is the peer's, and one leave reaches everyone.
+const MAX_SHOWN_REASON: usize = 200;
+
+/// `text` cut to at most `max` bytes (on a character boundary), with `…`
+/// to show it was cut.
+fn shorten(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max.saturating_sub('…'.len_utf8());
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
+}
+
 fn list_or_none<T: AsRef<str>>(items: &[T]) -> String {
     if items.is_empty() {
         "none".into()
@@ -171,8 +200,8 @@ pub struct Hub {
 /// The operator's tools: the admin token and the bans.
 struct Admin {
     token: Option<String>,
-    /// Case-folded banned nicknames.
-    names: std::collections::BTreeSet<String>,
+    /// Wrong tokens per address.
+    guesses: KeyedBuckets<IpAddr>,
     addresses: BanList,
     refusals: RefusalLog,
 }
@@ -180,11 +209,15 @@ struct Admin {
 impl Hub {
     /// A hub with empty services.
     pub fn new(config: &ServerConfig) -> Hub {
+        let mut chat = ChatService::new(config.chat.clone());
+        for name in &config.banned_names {
+            chat.ban_name(name);
+        }
         Hub {
             server_name: config.server_name.clone(),
             max_payload: config.transport.conn.max_payload,
             conns: HashMap::new(),
-            chat: ChatService::new(config.chat.clone()),
+            chat,
             file: {
                 let mut file = FileService::new(config.file.clone());
                 file.set_refusal_log(config.transport.refusals.clone());
@@ -194,7 +227,7 @@ impl Hub {
             out: Vec::new(),
             admin: Admin {
                 token: config.admin_token.clone(),
-                names: config.banned_names.iter().map(|n| fold(n.trim())).collect(),
+                guesses: KeyedBuckets::new(config.admin_guesses, DEFAULT_MAX_KEYS),
                 addresses: config.transport.bans.clone(),
                 refusals: config.transport.refusals.clone(),
             },
@@ -221,8 +254,11 @@ impl Hub {
             Event::Frame { conn, frame } => self.on_frame(conn, frame, &now),
             Event::Closed { conn, reason, .. } => {
                 if let Some((handle, _)) = self.conns.remove(&conn) {
-                    self.chat
-                        .disconnect(conn, &reason.to_string(), &mut self.out);
+                    // Shown to everyone in its rooms: the peer's goodbye
+                    // text is escaped (by CloseReason's Display) and cut
+                    // short, so leaving cannot paint or flood their screens.
+                    let reason = shorten(reason.to_string(), MAX_SHOWN_REASON);
+                    self.chat.disconnect(conn, &reason, &mut self.out);
                     self.file.disconnect(conn, &mut self.out);
                     self.media.disconnect(conn, &mut self.out);
                     // Everything answered before is already queued: a peer
@@ -239,7 +275,9 @@ impl Hub {
         // Collect the newcomer's first frames separately: they must follow
         // its Welcome. Only clients that want chat join it (and need a
         // unique nickname); a file-only client is just welcomed.
-        if self.admin.names.contains(&fold(&hello.name)) {
+        // Banned names are the chat's (a renaming cannot take one either),
+        // but whoever says hello with one is refused, chat or not.
+        if self.chat.is_banned(&hello.name) {
             self.admin.refusals.refused(
                 conn.peer().ip(),
                 "banned name",
@@ -250,12 +288,18 @@ impl Hub {
         }
         let mut greeting = Vec::new();
         let wants_chat = hello.capabilities.contains(Capabilities::CHAT);
-        if wants_chat {
-            if let Err((code, reason)) = self.chat.connect(id, &hello.name, now, &mut greeting) {
-                tracing::info!(peer = %conn.peer(), name = %hello.name, "refused: {reason}");
-                conn.refuse(code, &reason);
-                return;
-            }
+        let admitted = if wants_chat {
+            self.chat
+                .connect(id, conn.peer().ip(), &hello.name, now, &mut greeting)
+        } else {
+            // Not a chat user, but its name is still shown and logged.
+            check_hello_name(&hello.name, self.chat.config().max_name_len)
+                .map_err(|e| (e.code(), e.to_string()))
+        };
+        if let Err((code, reason)) = admitted {
+            tracing::info!(peer = %conn.peer(), name = %display_safe(&hello.name), "refused: {}", display_safe(&reason));
+            conn.refuse(code, &reason);
+            return;
         }
         let welcome = control::Welcome {
             server_name: self.server_name.clone(),
@@ -282,25 +326,19 @@ impl Hub {
     }
 
     fn on_frame(&mut self, conn: ConnId, frame: Frame, now: &Now) {
-        let Some((_, hello_name)) = self.conns.get(&conn) else {
+        let Some((handle, hello_name)) = self.conns.get(&conn) else {
             return;
         };
+        // A connection the server is closing (a wrong admin token, a kick,
+        // a peer too slow) is done: the frames it had already sent, still
+        // queued behind the one that condemned it, are not carried out.
+        if handle.is_closing() {
+            return;
+        }
         // The name others know this user by now (after any /nick).
         let name = self.chat.name_of(conn).unwrap_or(hello_name);
         match frame.kind().service() {
-            Service::Chat => match &frame.message {
-                // A banned name cannot be taken by renaming either.
-                Message::SetNick(set) if self.admin.names.contains(&fold(set.name.trim())) => {
-                    self.out.push(Outgoing::control(
-                        conn,
-                        control::Error {
-                            code: ErrorCode::BANNED,
-                            message: format!("the name {:?} is banned", set.name),
-                        },
-                    ));
-                }
-                _ => self.chat.handle(conn, frame.message, now, &mut self.out),
-            },
+            Service::Chat => self.chat.handle(conn, frame.message, now, &mut self.out),
             Service::File => {
                 let chat = &self.chat;
                 let lookup = |nick: &str| chat.conn_of(nick);
@@ -319,7 +357,7 @@ impl Hub {
             }
             Service::Control if matches!(frame.message, Message::Admin(_)) => {
                 if let Message::Admin(request) = frame.message {
-                    let reply = self.admin(conn, request);
+                    let reply = self.admin(conn, request, now);
                     self.out.push(Outgoing::control(conn, reply));
                 }
             }
@@ -327,7 +365,7 @@ impl Hub {
                 // Never answer an error with an error: two such peers would
                 // loop. The peer's complaint is worth a log line.
                 if let Message::Error(e) = &frame.message {
-                    tracing::info!(conn = %conn, "peer reported an error: {} ({:?})", e.message, e.code);
+                    tracing::info!(conn = %conn, "peer reported an error: {} ({:?})", display_safe(&e.message), e.code);
                 }
             }
             Service::Control => {
@@ -344,52 +382,54 @@ impl Hub {
     }
 
     /// Carries out an operator's request if its token is right.
-    fn admin(&mut self, from: ConnId, request: control::Admin) -> control::AdminReply {
+    ///
+    /// A wrong token closes the connection (nothing it sent after is
+    /// carried out, see `on_frame`) and costs its address one of its
+    /// `admin_guesses`; with none left, the address's admin requests are
+    /// refused unchecked until they refill.
+    fn admin(&mut self, from: ConnId, request: control::Admin, now: &Now) -> control::AdminReply {
         let reply = |ok: bool, text: String| control::AdminReply { ok, text };
-        let peer = self.conns.get(&from).map(|(h, _)| h.peer());
-        let authorised = self.admin.token.as_deref().is_some_and(|t| {
-            lanlink_transport::server::constant_time_eq(t.as_bytes(), request.token.as_bytes())
-        });
-        if !authorised {
-            if let Some(peer) = peer {
-                self.admin.refusals.refused(
-                    peer.ip(),
-                    "admin token",
-                    "an admin request with a wrong token (connection closed)",
-                );
-            }
-            // One guess per connection: with the per-address connection
-            // rate limit, guessing the token costs a handshake a try.
-            if self.admin.token.is_some() {
-                if let Some((handle, _)) = self.conns.get(&from) {
-                    // The answer first, then the close (nothing queued
-                    // after it would be sent).
-                    let _ = handle.send(&Frame::control(reply(false, "wrong admin token".into())));
-                    handle.close_with_error(
-                        ErrorCode::FORBIDDEN,
-                        "wrong admin token",
-                        lanlink_transport::CloseReason::Local("wrong admin token".into()),
-                    );
-                }
-            }
+        let Some(peer) = self.conns.get(&from).map(|(h, _)| h.peer()) else {
+            return reply(false, "not connected".into());
+        };
+        let ip = peer.ip().to_canonical();
+        let Some(token) = self.admin.token.as_deref() else {
             return reply(
                 false,
-                match self.admin.token {
-                    None => "this server has no admin token (--admin-token)".into(),
-                    Some(_) => "wrong admin token".into(),
-                },
+                "this server has no admin token (--admin-token)".into(),
             );
+        };
+        if let Err(wait) = self.admin.guesses.check(&ip, now.instant) {
+            let refusal = ServiceError::TooManyRequests {
+                what: "admin requests with a wrong token",
+                from: "your address",
+                retry_after_ms: crate::error::millis(wait),
+            }
+            .to_string();
+            self.admin.refusals.refused(ip, "admin guesses", &refusal);
+            return self.refuse_admin(from, refusal);
+        }
+        if !lanlink_transport::server::constant_time_eq(token.as_bytes(), request.token.as_bytes())
+        {
+            let _ = self.admin.guesses.try_take(&ip, now.instant);
+            self.admin.refusals.refused(
+                ip,
+                "admin token",
+                "an admin request with a wrong token (connection closed)",
+            );
+            return self.refuse_admin(from, "wrong admin token".into());
         }
         let arg = request.argument.trim();
-        let arg_key = fold(arg);
-        tracing::warn!(conn = %from, ?peer, command = %request.command, argument = %arg, "admin request");
+        // What the replies and the log show of the argument.
+        let shown = display_safe(arg);
+        tracing::warn!(conn = %from, ?peer, command = %request.command, argument = %shown, "admin request");
         match (request.command.as_str(), arg.parse::<IpAddr>()) {
             ("kick", _) => match self.find(arg) {
                 Some(id) => {
                     self.kick(id, "kicked by an operator");
-                    reply(true, format!("kicked {arg}"))
+                    reply(true, format!("kicked {shown}"))
                 }
-                None => reply(false, format!("nobody is called {arg}")),
+                None => reply(false, format!("nobody is called {shown}")),
             },
             ("ban", Ok(ip)) => {
                 self.admin.addresses.ban(ip);
@@ -408,11 +448,11 @@ impl Hub {
                 )
             }
             ("ban", Err(_)) if !arg.is_empty() => {
-                self.admin.names.insert(arg_key);
+                self.chat.ban_name(arg);
                 if let Some(id) = self.find(arg) {
                     self.kick(id, "banned by an operator");
                 }
-                reply(true, format!("banned the name {arg}"))
+                reply(true, format!("banned the name {shown}"))
             }
             ("unban", Ok(ip)) => {
                 let was = self.admin.addresses.unban(ip);
@@ -422,10 +462,13 @@ impl Hub {
                 )
             }
             ("unban", Err(_)) => {
-                let was = self.admin.names.remove(&arg_key);
+                let was = self.chat.unban_name(arg);
                 reply(
                     was,
-                    format!("{arg} {}", if was { "unbanned" } else { "was not banned" }),
+                    format!(
+                        "{shown} {}",
+                        if was { "unbanned" } else { "was not banned" }
+                    ),
                 )
             }
             ("bans", _) => {
@@ -436,7 +479,7 @@ impl Hub {
                     .iter()
                     .map(ToString::to_string)
                     .collect();
-                let names: Vec<&str> = self.admin.names.iter().map(String::as_str).collect();
+                let names = self.chat.banned_names();
                 reply(
                     true,
                     format!(
@@ -453,6 +496,23 @@ impl Hub {
                 ),
             ),
         }
+    }
+
+    /// Answers a refused admin request and closes the connection: the
+    /// answer first, then the close (nothing queued after it would be
+    /// sent). The returned reply is for the caller's queue, where the
+    /// closing connection drops it.
+    fn refuse_admin(&self, from: ConnId, text: String) -> control::AdminReply {
+        let reply = control::AdminReply { ok: false, text };
+        if let Some((handle, _)) = self.conns.get(&from) {
+            let _ = handle.send(&Frame::control(reply.clone()));
+            handle.close_with_error(
+                ErrorCode::FORBIDDEN,
+                &reply.text,
+                lanlink_transport::CloseReason::Local(reply.text.clone()),
+            );
+        }
+        reply
     }
 
     /// The connection of the user called `name` (chat nickname first, then
@@ -523,5 +583,19 @@ impl Hub {
                 let _ = handle.send_encoded(encoded);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shown_reasons_are_cut_on_a_character_boundary() {
+        assert_eq!(shorten("quit".into(), 10), "quit");
+        assert_eq!(shorten("a".repeat(10), 10), "a".repeat(10));
+        assert_eq!(shorten("a".repeat(11), 10), format!("{}…", "a".repeat(7)));
+        let cut = shorten("é".repeat(300), MAX_SHOWN_REASON);
+        assert!(cut.len() <= MAX_SHOWN_REASON && cut.ends_with('…'), "{cut}");
     }
 }

@@ -23,6 +23,7 @@ use crossbeam_channel::{select_biased, Receiver, Sender, TrySendError};
 use lanlink_proto::{control, ErrorCode, Frame, FrameDecoder, ProtoError, TrafficClass};
 
 use crate::socket::{ReadState, Socket};
+use crate::text::display_safe;
 use crate::{ConnId, TransportError};
 
 /// Settings shared by server and client connections.
@@ -114,8 +115,10 @@ pub enum CloseReason {
 impl std::fmt::Display for CloseReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            // The peer's own words are shown through `display_safe`: this
+            // text ends up in logs and on other users' screens.
             CloseReason::Goodbye(r) if r.is_empty() => write!(f, "quit"),
-            CloseReason::Goodbye(r) => write!(f, "quit: {r}"),
+            CloseReason::Goodbye(r) => write!(f, "quit: {}", display_safe(r)),
             CloseReason::PeerClosed => write!(f, "connection closed by peer"),
             CloseReason::PeerClosedMidFrame { buffered } => {
                 write!(
@@ -134,9 +137,9 @@ impl std::fmt::Display for CloseReason {
             CloseReason::HandshakeTimeout(d) => {
                 write!(f, "no handshake within {:.1} s", d.as_secs_f64())
             }
-            CloseReason::Refused { reason, .. } => write!(f, "refused: {reason}"),
+            CloseReason::Refused { reason, .. } => write!(f, "refused: {}", display_safe(reason)),
             CloseReason::PeerError { message, .. } => {
-                write!(f, "peer reported an error: {message}")
+                write!(f, "peer reported an error: {}", display_safe(message))
             }
             CloseReason::Local(r) => write!(f, "closed: {r}"),
             CloseReason::Shutdown => write!(f, "server shutting down"),

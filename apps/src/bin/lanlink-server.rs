@@ -51,6 +51,30 @@ struct Args {
     /// Chat messages per second a client may sustain after its burst.
     #[arg(long, default_value_t = 2.0)]
     rate_per_second: f64,
+    /// Chat messages (room and private) all connections of one address may
+    /// send in a burst...
+    #[arg(long, default_value_t = 40)]
+    address_rate_burst: u32,
+    /// ...and per second after it.
+    #[arg(long, default_value_t = 8.0)]
+    address_rate_per_second: f64,
+    /// Other chat requests (join, leave, nick change, roster, history) a
+    /// connection may make in a burst...
+    #[arg(long, default_value_t = 20)]
+    request_burst: u32,
+    /// ...and per second after it.
+    #[arg(long, default_value_t = 2.0)]
+    requests_per_second: f64,
+    /// The same requests from all connections of one address, in a burst...
+    #[arg(long, default_value_t = 40)]
+    address_request_burst: u32,
+    /// ...and per second after it.
+    #[arg(long, default_value_t = 4.0)]
+    address_requests_per_second: f64,
+    /// Wrong room passwords one address may give per minute; then every
+    /// password from it is refused until the minute has refilled.
+    #[arg(long, default_value_t = 5)]
+    password_guesses_per_minute: u32,
     /// Seconds a new connection has to complete its handshake.
     #[arg(long, default_value_t = 5.0)]
     handshake_timeout: f64,
@@ -85,6 +109,10 @@ struct Args {
     /// The token that lets a client kick and ban (`lanlink admin`).
     #[arg(long, env = "LANLINK_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    /// Wrong admin tokens one address may try per minute (all its
+    /// connections together); each also closes its connection.
+    #[arg(long, default_value_t = 5)]
+    admin_guesses_per_minute: u32,
     /// Refuse this IP address or nickname (repeatable).
     #[arg(long = "ban", value_name = "ADDRESS|NAME")]
     bans: Vec<String>,
@@ -94,6 +122,16 @@ struct Args {
     /// ...and per second after that.
     #[arg(long, default_value_t = 10.0)]
     connects_per_second: f64,
+    /// Connections one address may hold at once (handshaking or
+    /// connected), so that one machine cannot take every client slot.
+    #[arg(long, default_value_t = 16)]
+    max_conns_per_address: usize,
+    /// Lift the per-address limits (connections held, chat requests and
+    /// messages per address; connection attempts stay limited by
+    /// --connect-burst): for benchmarks and soak runs whose clients all
+    /// come from one machine. Never for a server others can reach.
+    #[arg(long)]
+    no_address_limits: bool,
     /// Connections allowed to be handshaking at the same time.
     #[arg(long, default_value_t = 64)]
     max_handshakes: usize,
@@ -193,6 +231,19 @@ fn main() -> ExitCode {
             max_message_len: args.max_message_len,
             rate_burst: args.rate_burst,
             rate_per_second: args.rate_per_second,
+            address_message_rate: Rate {
+                burst: args.address_rate_burst,
+                per_second: args.address_rate_per_second,
+            },
+            request_rate: Rate {
+                burst: args.request_burst,
+                per_second: args.requests_per_second,
+            },
+            address_request_rate: Rate {
+                burst: args.address_request_burst,
+                per_second: args.address_requests_per_second,
+            },
+            password_guesses: Rate::per_minute(args.password_guesses_per_minute.max(1)),
             motd: args.motd,
             ..ChatConfig::default()
         },
@@ -206,6 +257,7 @@ fn main() -> ExitCode {
             ..FileConfig::default()
         },
         admin_token: args.admin_token.clone(),
+        admin_guesses: Rate::per_minute(args.admin_guesses_per_minute.max(1)),
         ..ServerConfig::default()
     };
     for (flag, dir) in [("--share", &args.share), ("--inbox", &args.inbox)] {
@@ -224,6 +276,12 @@ fn main() -> ExitCode {
         per_second: args.connects_per_second.max(0.01),
     };
     config.transport.max_handshakes = args.max_handshakes.max(1);
+    config.transport.max_conns_per_address = args.max_conns_per_address.max(1);
+    if args.no_address_limits {
+        config.transport.max_conns_per_address = usize::MAX;
+        config.chat.address_request_rate = Rate::UNLIMITED;
+        config.chat.address_message_rate = Rate::UNLIMITED;
+    }
     config.transport.conn.max_queued_bytes = args.max_queued_per_client.max(64 * 1024);
     config.transport.max_total_queued_bytes = args.max_queued_total;
     for ban in &args.bans {

@@ -136,6 +136,23 @@ impl Server {
     pub fn expect_log(&self, needle: &str) -> String {
         expect_line(&self.stderr, needle)
     }
+
+    /// Every log line up to and including the first containing `needle`.
+    pub fn log_until(&self, needle: &str) -> Vec<String> {
+        let mut seen = Vec::new();
+        let deadline = Instant::now() + PATIENCE;
+        while let Ok(line) = self
+            .stderr
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            let done = line.contains(needle);
+            seen.push(line);
+            if done {
+                return seen;
+            }
+        }
+        panic!("no log line containing {needle:?}; saw {seen:?}")
+    }
 }
 
 impl Drop for Server {
@@ -245,7 +262,8 @@ impl Drop for ChatClient {
     }
 }
 
-fn expect_line(lines: &Receiver<String>, needle: &str) -> String {
+/// Waits (up to [`PATIENCE`]) for a line containing `needle`; returns it.
+pub fn expect_line(lines: &Receiver<String>, needle: &str) -> String {
     let deadline = Instant::now() + PATIENCE;
     let mut seen = Vec::new();
     loop {
