@@ -125,7 +125,7 @@ mod tests {
             reason(check_hello_name("x\u{1b}]0;owned\u{7}", 32)),
             "it contains control characters"
         );
-        assert_eq!(check_hello_name("#not-a-room", 32), Ok(()));
+        assert!(check_hello_name("#not-a-room", 32).is_ok());
         assert_eq!(
             reason(check_nickname("a\u{1b}[31m", 32)),
             "it contains control characters"
