@@ -21,6 +21,7 @@ pub mod file;
 pub mod fuzzing;
 pub mod media;
 pub mod server;
+pub mod workers;
 
 pub use chat::{Now, Outgoing};
 

@@ -110,6 +110,11 @@ struct Args {
     /// Bytes one client address may upload while the server runs.
     #[arg(long)]
     upload_quota: Option<u64>,
+    /// Threads that do the file service's disk work (reading, hashing,
+    /// writing); one client's jobs run one at a time. Default: the number
+    /// of cores, at least 2, at most 4.
+    #[arg(long)]
+    file_workers: Option<usize>,
     /// Speak plain TCP instead of TLS: everything, the access token
     /// included, crosses the network readable by anyone on it. Clients must
     /// pass --plain too.
@@ -208,6 +213,9 @@ fn main() -> ExitCode {
         admin_token: args.admin_token.clone(),
         ..ServerConfig::default()
     };
+    if let Some(n) = args.file_workers {
+        config.workers.threads = n.max(1);
+    }
     for (flag, dir) in [("--share", &args.share), ("--inbox", &args.inbox)] {
         if let Some(dir) = dir {
             if !dir.is_dir() {

@@ -7,7 +7,7 @@ use lanlink_proto::file::*;
 use lanlink_proto::{ErrorCode, Message};
 use lanlink_transport::ConnId;
 
-use super::{FileConfig, FileService};
+use super::{FileConfig, FileService, ENTRY_COST};
 use crate::Outgoing;
 
 struct Dirs {
@@ -80,7 +80,19 @@ fn run(svc: &mut FileService, conn: ConnId, stream: u32, m: impl Into<Message>) 
     let mut out = Vec::new();
     let lookup = |n: &str| (n == "bob").then_some(B);
     svc.handle(conn, "ada", stream, m.into(), &lookup, &mut out);
+    svc.work_inline(&mut out);
     out
+}
+
+fn offer(name: &str, size: u64) -> FileOffer {
+    FileOffer {
+        name: name.into(),
+        size,
+        hash: None,
+        offset: 0,
+        to: None,
+        from: None,
+    }
 }
 
 fn only_reject(out: &[Outgoing]) -> &FileReject {
@@ -509,43 +521,38 @@ fn uploads_cannot_exceed_their_offer_and_streams_are_checked() {
 #[test]
 fn the_upload_quota_follows_the_quota_key_across_connections() {
     let d = Dirs::new("quota");
+    // Room for two files' entries and 1000 bytes of content.
     let mut svc = FileService::new(FileConfig {
         inbox: Some(d.inbox.clone()),
         min_free_space: 0,
-        upload_quota: Some(1000),
+        upload_quota: Some(2 * ENTRY_COST + 1000),
         ..FileConfig::default()
     });
     // Two connections from one address share one quota.
     let ip: std::net::IpAddr = "10.0.0.7".parse().unwrap();
     svc.set_peer(A, ip);
     svc.set_peer(B, ip);
-    let offer = |name: &str, size: u64| FileOffer {
-        name: name.into(),
-        size,
-        hash: None,
-        offset: 0,
-        to: None,
-        from: None,
-    };
     let out = run(&mut svc, A, 1, offer("a.bin", 600));
     assert!(
         matches!(&out[0].frame.message, Message::FileAccept(_)),
         "{out:?}"
     );
-    // Charged as the bytes arrive, not when offered.
-    assert_eq!(svc.uploaded(ip), 0);
+    // The partial file counts as it is created; the bytes as they arrive,
+    // not when offered.
+    assert_eq!(svc.uploaded(ip), ENTRY_COST);
+    assert_eq!(svc.uploaded_entries(ip), 1);
     let chunk = FileChunk {
         offset: 0,
         data: vec![7u8; 600].into(),
     };
     run(&mut svc, A, 1, chunk);
-    assert_eq!(svc.uploaded(ip), 600);
+    assert_eq!(svc.uploaded(ip), ENTRY_COST + 600);
     let out = run(&mut svc, B, 3, offer("b.bin", 600));
     let reject = only_reject(&out);
     assert_eq!(reject.code, ErrorCode::NO_SPACE);
     assert!(reject.reason.contains("quota"), "{}", reject.reason);
     // A refused offer costs nothing.
-    assert_eq!(svc.uploaded(ip), 600);
+    assert_eq!(svc.uploaded(ip), ENTRY_COST + 600);
     // What is left still fits.
     let out = run(&mut svc, B, 5, offer("c.bin", 400));
     assert!(
