@@ -22,7 +22,7 @@ use lanlink_transport::{BanList, ConnHandle, ConnId, EncodedFrame, Event, Refusa
 use crate::chat::names::fold;
 use crate::chat::{ChatConfig, ChatService, Now, Outgoing};
 use crate::file::{FileConfig, FileDone, FileJob, FileService};
-use crate::media::{MediaRelay, VideoTap};
+use crate::media::{MediaConfig, MediaRelay, VideoTap};
 use crate::workers::{WorkerConfig, WorkerPool};
 
 /// The connection id media published by the server process itself is
@@ -45,6 +45,8 @@ pub struct ServerConfig {
     pub file: FileConfig,
     /// The threads that do the file service's disk work.
     pub workers: WorkerConfig,
+    /// Limits of the audio and video relay.
+    pub media: MediaConfig,
     /// Sees every relayed video frame (the HTTP MJPEG server uses this).
     pub video_tap: Option<VideoTap>,
     /// Media the server publishes itself: `(stream, message)` pairs, an
@@ -66,6 +68,7 @@ impl Default for ServerConfig {
             chat: ChatConfig::default(),
             file: FileConfig::default(),
             workers: WorkerConfig::default(),
+            media: MediaConfig::default(),
             video_tap: None,
             local_media: None,
             admin_token: None,
@@ -213,7 +216,7 @@ impl Hub {
                 file
             },
             workers: WorkerPool::new(&config.workers, FileJob::run)?,
-            media: MediaRelay::new(config.video_tap.clone()),
+            media: MediaRelay::with_config(config.media.clone(), config.video_tap.clone()),
             out: Vec::new(),
             admin: Admin {
                 token: config.admin_token.clone(),

@@ -15,9 +15,10 @@ use lanlink_apps::audio::{self, TalkInput};
 use lanlink_apps::video::{self, CamSource, Capture};
 use lanlink_services::chat::ChatConfig;
 use lanlink_services::file::FileConfig;
+use lanlink_services::media::MediaConfig;
 use lanlink_services::media::VideoTap;
 use lanlink_services::server::{run, ServerConfig, DEFAULT_PORT};
-use lanlink_transport::mjpeg::{serve_http, LatestFrames};
+use lanlink_transport::mjpeg::{serve_http_with, FrameLimits, HttpConfig, LatestFrames};
 use lanlink_transport::{Rate, ServerIdentity, Shutdown};
 
 /// The lanlink server: one process that everyone on the LAN connects to.
@@ -78,6 +79,25 @@ struct Args {
     /// Serve no HTTP at all.
     #[arg(long, conflicts_with = "http")]
     no_http: bool,
+    /// HTTP connections open at once; beyond it, new ones get 503.
+    #[arg(long, default_value_t = 256)]
+    http_max_connections: usize,
+    /// HTTP connections one address may hold open at once.
+    #[arg(long, default_value_t = 16)]
+    http_max_per_address: usize,
+    /// Seconds an HTTP client has to send its whole request head.
+    #[arg(long, default_value_t = 5.0)]
+    http_header_timeout: f64,
+    /// Bytes of video frames kept for browsers (the newest frame of each
+    /// live stream).
+    #[arg(long, default_value_t = 64 * 1024 * 1024)]
+    http_frame_bytes: usize,
+    /// Audio and video streams one client may publish at once.
+    #[arg(long, default_value_t = 4)]
+    max_streams_per_client: usize,
+    /// Audio and video streams the server relays at once.
+    #[arg(long, default_value_t = 256)]
+    max_streams: usize,
     /// Also publish a demo video stream (the moving test pattern) and a demo
     /// tone, so there is something to watch and hear straight away.
     #[arg(long)]
@@ -216,6 +236,11 @@ fn main() -> ExitCode {
     if let Some(n) = args.file_workers {
         config.workers.threads = n.max(1);
     }
+    config.media = MediaConfig {
+        max_streams_per_client: args.max_streams_per_client,
+        max_streams: args.max_streams,
+        ..MediaConfig::default()
+    };
     for (flag, dir) in [("--share", &args.share), ("--inbox", &args.inbox)] {
         if let Some(dir) = dir {
             if !dir.is_dir() {
@@ -275,14 +300,20 @@ fn main() -> ExitCode {
             .local_addr()
             .map_or_else(|_| http_addr.clone(), |a| a.to_string());
         let loopback = http.local_addr().is_ok_and(|a| a.ip().is_loopback());
-        let frames = LatestFrames::new();
-        let tap_frames = frames.clone();
-        config.video_tap = Some(VideoTap::new(move |a, f| {
-            tap_frames.publish(&a.name, a.width, a.height, u64::from(f.seq), f.data.clone());
-        }));
+        let frames = LatestFrames::with_limits(FrameLimits {
+            max_bytes: args.http_frame_bytes,
+            ..FrameLimits::default()
+        });
+        config.video_tap = Some(VideoTap::latest_frames(frames.clone()));
+        let http_config = HttpConfig {
+            max_connections: args.http_max_connections.max(1),
+            max_per_address: args.http_max_per_address.max(1),
+            header_timeout: Duration::from_secs_f64(args.http_header_timeout.max(0.1)),
+            ..HttpConfig::default()
+        };
         let shutdown = shutdown.clone();
         http_thread = Some(std::thread::spawn(move || {
-            serve_http(http, frames, shutdown)
+            serve_http_with(http, frames, http_config, shutdown)
         }));
         println!(
             "video for browsers at http://{}/",

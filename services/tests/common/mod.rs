@@ -135,3 +135,56 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// A client on a bare socket: handshakes as `name` with `capabilities`, then
+/// does only what the test makes it do (such as never reading again).
+pub fn raw_client(
+    addr: &str,
+    name: &str,
+    capabilities: Capabilities,
+) -> (std::net::TcpStream, lanlink_proto::FrameDecoder) {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    let hello = control::Hello {
+        name: name.into(),
+        token: None,
+        capabilities,
+    };
+    s.write_all(&Frame::control(hello).to_bytes().unwrap())
+        .unwrap();
+    let mut d = lanlink_proto::FrameDecoder::new();
+    let welcome = raw_read(&mut s, &mut d).expect("a welcome");
+    assert!(
+        matches!(welcome.message, Message::Welcome(_)),
+        "{welcome:?}"
+    );
+    (s, d)
+}
+
+/// The next frame on a bare socket (`None` once it closes or after
+/// [`PATIENCE`]).
+pub fn raw_read(s: &mut std::net::TcpStream, d: &mut lanlink_proto::FrameDecoder) -> Option<Frame> {
+    use std::io::Read;
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        if let Some(f) = d.decode().unwrap() {
+            return Some(f);
+        }
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => d.push(&buf[..n]),
+        }
+    }
+}
+
+/// This process's resident memory, in bytes.
+pub fn rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .unwrap()
+        * 1024
+}
