@@ -601,23 +601,30 @@ mod tests {
         });
         let mut r = MediaRelay::new(Some(tap));
         let mut out = Vec::new();
-        let cam = VideoAnnounce {
-            name: "cam".into(),
+        r.handle(PUB, "ada", 1, cam("cam").into(), &mut out);
+        r.handle(PUB, "ada", 1, jpeg(9).into(), &mut out);
+        assert_eq!(*seen.lock().unwrap(), vec![("cam".to_owned(), 9)]);
+    }
+
+    fn cam(name: &str) -> VideoAnnounce {
+        VideoAnnounce {
+            name: name.into(),
             publisher: String::new(),
             codec: VideoCodec::MJPEG,
             width: 64,
             height: 48,
             fps_milli: 30_000,
-        };
-        r.handle(PUB, "ada", 1, cam.into(), &mut out);
-        let frame = VideoFrame {
-            seq: 9,
+        }
+    }
+
+    /// A frame holding a (tiny) JPEG image.
+    fn jpeg(seq: u32) -> VideoFrame {
+        VideoFrame {
+            seq,
             timestamp_us: 0,
             keyframe: true,
-            data: Bytes::from_static(b"jpeg"),
-        };
-        r.handle(PUB, "ada", 1, frame.into(), &mut out);
-        assert_eq!(*seen.lock().unwrap(), vec![("cam".to_owned(), 9)]);
+            data: Bytes::from_static(b"\xFF\xD8jpeg\xFF\xD9"),
+        }
     }
 
     fn error_code(out: &[Outgoing]) -> Option<ErrorCode> {
@@ -697,20 +704,6 @@ mod tests {
         let frames = LatestFrames::new();
         let mut r = MediaRelay::new(Some(VideoTap::latest_frames(frames.clone())));
         let mut out = Vec::new();
-        let cam = |name: &str| VideoAnnounce {
-            name: name.into(),
-            publisher: String::new(),
-            codec: VideoCodec::MJPEG,
-            width: 64,
-            height: 48,
-            fps_milli: 30_000,
-        };
-        let jpeg = |seq| VideoFrame {
-            seq,
-            timestamp_us: 0,
-            keyframe: true,
-            data: Bytes::from_static(b"\xFF\xD8jpeg\xFF\xD9"),
-        };
         r.handle(PUB, "ada", 1, cam("door").into(), &mut out);
         r.handle(PUB, "ada", 1, jpeg(1).into(), &mut out);
         assert!(frames.get("door").is_some());
