@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::{reject_of, wait_briefly, wait_for, TempDir, TestServer};
 use lanlink_proto::chat::ChatMessage;
-use lanlink_proto::file::{FileCancel, FileRequest, ListRequest};
+use lanlink_proto::file::{FileCancel, FileChunk, FileOffer, FileRequest, ListRequest};
 use lanlink_proto::{Capabilities, ErrorCode, Frame, Message};
 use lanlink_services::chat::ChatConfig;
 use lanlink_services::file::FileConfig;
@@ -185,4 +185,59 @@ fn a_peer_piling_up_disk_work_waits_for_its_own_jobs_not_others() {
     eprintln!("bob was served in {bob_took:?}; eve had {offers} of her 3 answers");
     assert!(offers <= 1, "eve's queued hashes ran before bob's requests");
     assert!(bob_took < Duration::from_secs(2), "bob waited {bob_took:?}");
+}
+
+#[test]
+fn the_server_sweeps_partial_files_of_abandoned_uploads() {
+    let dir = TempDir::new("sweep");
+    let inbox = dir.folder("inbox");
+    let server = TestServer::start(ServerConfig {
+        file: FileConfig {
+            inbox: Some(inbox.clone()),
+            partial_max_age: Some(Duration::from_secs(1)),
+            ..FileConfig::default()
+        },
+        ..ServerConfig::default()
+    });
+    let partials = || {
+        std::fs::read_dir(&inbox)
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.ends_with(".lanlink-part"))
+            .count()
+    };
+    let eve = server.connect("eve", Capabilities::FILE);
+    let offer = FileOffer {
+        name: "left.bin".into(),
+        size: 1000,
+        hash: None,
+        offset: 0,
+        to: None,
+        from: None,
+    };
+    eve.send(&Frame::new(1, offer)).unwrap();
+    wait_for(&eve, |f| {
+        matches!(f.message, Message::FileAccept(_)).then_some(())
+    });
+    let chunk = FileChunk {
+        offset: 0,
+        data: vec![1u8; 100].into(),
+    };
+    eve.send(&Frame::new(1, chunk)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while partials() == 0 {
+        assert!(Instant::now() < deadline, "no partial file");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // While the upload is open the partial file stays, however old.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(partials(), 1, "an open upload's partial file was swept");
+    // Abandoned, it goes within an age and a sweep interval.
+    drop(eve);
+    let left = Instant::now();
+    while partials() > 0 {
+        assert!(left.elapsed() < Duration::from_secs(10), "never swept");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("swept {:?} after the uploader left", left.elapsed());
 }

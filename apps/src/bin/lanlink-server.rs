@@ -127,9 +127,18 @@ struct Args {
     /// File transfers one client may run at once.
     #[arg(long, default_value_t = 3)]
     max_transfers_per_client: usize,
-    /// Bytes one client address may upload while the server runs.
+    /// Bytes one client address may upload while the server runs (each
+    /// file and folder it creates counts 4096 bytes too).
     #[arg(long)]
     upload_quota: Option<u64>,
+    /// Files and folders one client address may create in the inbox
+    /// while the server runs (0: no limit).
+    #[arg(long, default_value_t = 100_000)]
+    upload_file_quota: u64,
+    /// Seconds after which the partial file of an upload nobody writes to
+    /// any more is deleted (0: keep them until resumed).
+    #[arg(long, default_value_t = 24 * 3600)]
+    partial_max_age: u64,
     /// Threads that do the file service's disk work (reading, hashing,
     /// writing); one client's jobs run one at a time. Default: the number
     /// of cores, at least 2, at most 4.
@@ -228,6 +237,9 @@ fn main() -> ExitCode {
             allow_overwrite: args.force,
             max_transfers_per_client: args.max_transfers_per_client.max(1),
             upload_quota: args.upload_quota,
+            upload_entry_quota: (args.upload_file_quota > 0).then_some(args.upload_file_quota),
+            partial_max_age: (args.partial_max_age > 0)
+                .then(|| Duration::from_secs(args.partial_max_age)),
             ..FileConfig::default()
         },
         admin_token: args.admin_token.clone(),
