@@ -7,7 +7,7 @@
 //! recipients' connections, which never blocks the hub: a peer that cannot
 //! keep up is disconnected by its own queue limit. Nor does the hub touch a
 //! disk: file reads, hashes, writes and syncs run on a small
-//! [`WorkerPool`](crate::workers::WorkerPool), taking turns by connection,
+//! [`WorkerPool`], taking turns by connection,
 //! and their results come back to the hub as events.
 
 use std::collections::HashMap;

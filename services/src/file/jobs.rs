@@ -32,7 +32,9 @@ pub(super) type Ticket = u64;
 /// files too.
 pub const ENTRY_COST: u64 = 4096;
 
-/// Work for a worker thread; see the [module docs](self).
+/// Disk work the [`FileService`](super::FileService) wants done off the
+/// thread that drives it: run it anywhere with [`FileJob::run`] and hand
+/// the result to [`FileService::job_done`](super::FileService::job_done).
 pub struct FileJob {
     pub(super) owner: ConnId,
     pub(super) ticket: Ticket,
