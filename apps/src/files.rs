@@ -1,36 +1,18 @@
 //! `lanlink ls`, `get`, `put`, `send` and `receive`: argument wiring around
-//! [`lanlink_services::file::FileClient`].
+//! the file operations of [`lanlink_client::Session`].
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use lanlink_proto::Capabilities;
-use lanlink_services::file::FileClient;
+use lanlink_client::{ClientError, Event, Events, IncomingOffer, Session, TransferOptions};
 use lanlink_services::ServiceError;
-use lanlink_transport::Client;
-
-use crate::connect::Target;
 
 use crate::progress::Reporter;
 
-/// Connects for file work. `chat` also joins the chat (so other users can
-/// address this client by `name`).
-pub fn connect(target: &Target, name: &str, chat: bool) -> Result<Client, ServiceError> {
-    let capabilities = if chat {
-        Capabilities::CHAT | Capabilities::FILE
-    } else {
-        Capabilities::FILE
-    };
-    target
-        .connect(name, capabilities)
-        .map_err(ServiceError::Connection)
-}
-
 /// `lanlink ls`: prints one line per entry.
-pub fn ls(client: &Client, path: &str, recursive: bool) -> Result<(), ServiceError> {
-    let entries = FileClient::new(client).list(path, recursive)?;
-    for e in entries {
+pub fn ls(session: &Session, path: &str, recursive: bool) -> Result<(), ClientError> {
+    for e in session.list(path, recursive)? {
         let name = if e.name.is_empty() {
             path.to_owned()
         } else {
@@ -69,106 +51,120 @@ pub fn parse_rate(text: &str) -> Result<u64, String> {
     Ok((n * scale) as u64)
 }
 
+fn create_folder(dest: &Path) -> Result<(), ClientError> {
+    std::fs::create_dir_all(dest).map_err(|e| ServiceError::io("create folder", dest, e).into())
+}
+
 /// `lanlink get`.
 pub fn get(
-    client: &Client,
+    session: &Session,
     names: &[String],
     dest: &Path,
-    force: bool,
-    rate: Option<u64>,
-) -> Result<(), ServiceError> {
-    std::fs::create_dir_all(dest).map_err(|e| ServiceError::io("create folder", dest, &e))?;
-    let mut files = FileClient::new(client);
-    files.rate_limit = rate;
+    options: &TransferOptions,
+) -> Result<(), ClientError> {
+    create_folder(dest)?;
     let mut report = Reporter::new("got");
     for name in names {
-        files.get(name, dest, force, &mut report)?;
+        session.get(name, dest, options, &mut report)?;
     }
     Ok(())
 }
 
 /// `lanlink put`.
 pub fn put(
-    client: &Client,
+    session: &Session,
     paths: &[PathBuf],
-    as_name: Option<&str>,
-    rate: Option<u64>,
-) -> Result<(), ServiceError> {
-    let mut files = FileClient::new(client);
-    files.rate_limit = rate;
+    options: &TransferOptions,
+) -> Result<(), ClientError> {
     let mut report = Reporter::new("sent");
     for p in paths {
-        files.put(p, as_name, &mut report)?;
+        session.put(p, options, &mut report)?;
     }
     Ok(())
 }
 
 /// `lanlink send --to NICK`.
-pub fn send(client: &Client, to: &str, paths: &[PathBuf]) -> Result<(), ServiceError> {
-    let mut files = FileClient::new(client);
+pub fn send(session: &Session, to: &str, paths: &[PathBuf]) -> Result<(), ClientError> {
     let mut report = Reporter::new("delivered");
     for p in paths {
         println!(
             "offering {} to {to}; waiting for them to accept",
             p.display()
         );
-        files.send_to(to, p, &mut report)?;
+        session.send_file(to, p, &TransferOptions::default(), &mut report)?;
     }
     Ok(())
 }
 
-/// `lanlink receive`: accepts offers (asking on a terminal unless `yes`)
-/// until `count` files arrived, or forever.
-pub fn receive(
-    client: &Client,
-    dest: &Path,
-    yes: bool,
-    force: bool,
-    count: Option<usize>,
-) -> Result<(), ServiceError> {
-    std::fs::create_dir_all(dest).map_err(|e| ServiceError::io("create folder", dest, &e))?;
-    let mut files = FileClient::new(client);
-    let mut report = Reporter::new("received");
-    let ask = !yes && std::io::stdin().is_terminal();
-    println!(
-        "waiting for files as {} (Ctrl-C to stop)",
-        client.welcome().name
-    );
-    let mut received = 0;
-    while count.is_none_or(|c| received < c) {
-        let mut decide = |o: &lanlink_proto::file::FileOffer| {
-            let from = o.from.as_deref().unwrap_or("?");
-            if yes {
-                println!("accepting {} ({} bytes) from {from}", o.name, o.size);
-                return true;
-            }
-            if !ask {
-                println!(
-                    "declining {} from {from} (use --yes to accept without asking)",
-                    o.name
-                );
-                return false;
-            }
-            print!(
-                "{from} offers {} ({} bytes). Accept? [y/N] ",
-                o.name, o.size
-            );
+/// How `receive` answers offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// Accept every offer.
+    Yes,
+    /// Ask on the terminal.
+    Ask,
+    /// Decline (no terminal and no `--yes`).
+    No,
+}
+
+/// Asks the user about `offer` on the terminal (or answers as `answer`
+/// says); returns whether to accept.
+pub fn decide(offer: &IncomingOffer, answer: Answer) -> bool {
+    let (from, name, size) = (offer.from(), offer.name(), offer.size());
+    match answer {
+        Answer::Yes => {
+            println!("accepting {name} ({size} bytes) from {from}");
+            true
+        }
+        Answer::No => {
+            println!("declining {name} from {from} (use --yes to accept without asking)");
+            false
+        }
+        Answer::Ask => {
+            print!("{from} offers {name} ({size} bytes). Accept? [y/N] ");
             let _ = std::io::stdout().flush();
             let mut answer = String::new();
             let _ = std::io::stdin().lock().read_line(&mut answer);
             matches!(answer.trim(), "y" | "Y" | "yes")
-        };
-        if files
-            .receive(
-                dest,
-                force,
-                Duration::from_secs(3600),
-                &mut decide,
-                &mut report,
-            )?
-            .is_some()
-        {
-            received += 1;
+        }
+    }
+}
+
+/// `lanlink receive`: accepts offers (asking on a terminal unless `yes`)
+/// until `count` files arrived, or until the connection ends.
+pub fn receive(
+    session: &Session,
+    events: &Events,
+    dest: &Path,
+    yes: bool,
+    force: bool,
+    count: Option<usize>,
+) -> Result<(), ClientError> {
+    create_folder(dest)?;
+    let mut report = Reporter::new("received");
+    let answer = match (yes, std::io::stdin().is_terminal()) {
+        (true, _) => Answer::Yes,
+        (false, true) => Answer::Ask,
+        (false, false) => Answer::No,
+    };
+    println!("waiting for files as {} (Ctrl-C to stop)", session.name());
+    let options = TransferOptions {
+        force,
+        ..TransferOptions::default()
+    };
+    let mut received = 0;
+    while count.is_none_or(|c| received < c) {
+        match events.recv_timeout(Duration::from_millis(500)) {
+            Some(Event::FileOffered(offer)) => {
+                if decide(&offer, answer) {
+                    session.accept_file(&offer, dest, &options, &mut report)?;
+                    received += 1;
+                } else {
+                    session.decline_file(&offer, "declined by the receiver")?;
+                }
+            }
+            Some(Event::Disconnected(reason)) => return Err(ClientError::Disconnected(reason)),
+            _ => {}
         }
     }
     Ok(())

@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use lanlink_services::file::{Progress, TransferSummary};
+use lanlink_client::{Progress, TransferSummary};
 
 /// Reports progress on stderr (bar) and results on stdout (lines).
 pub struct Reporter {

@@ -12,7 +12,7 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use common::{lanlink, lanlink_spawn, Scratch, Server};
-use lanlink_apps::connect::{Security, Target};
+use lanlink_client::{Session, Trust};
 use lanlink_proto::{video::VideoSubscribe, Capabilities, Frame, Message};
 use lanlink_transport::{Client, ClientConfig};
 use lanlink_video::{decode_pattern_stamp, JpegDecoder, RgbImage};
@@ -202,20 +202,20 @@ fn http_serves_mjpeg_parts_a_snapshot_and_a_page() {
 /// never reads again: its reader blocks on a one-event queue nobody drains,
 /// so the socket stops being read and the server's queue for it fills.
 fn stuck_subscriber(server: &Server, name: &str) -> Client {
-    let target = Target {
-        addr: server.addr.clone(),
-        token: None,
-        security: Security::Tls {
-            pin: server.fingerprint.as_ref().map(|f| f.parse().unwrap()),
-            known: None,
-        },
-    };
     let config = ClientConfig {
         event_capacity: 1,
         ..ClientConfig::default()
     };
-    let client = target
-        .connect_with("stuck", Capabilities::VIDEO, config)
+    let trust = match &server.fingerprint {
+        Some(f) => Trust::Fingerprint(f.parse().unwrap()),
+        None => Trust::AnyCertificate,
+    };
+    let (client, _) = Session::builder(&server.addr)
+        .name("stuck")
+        .trust(trust)
+        .capabilities(Capabilities::VIDEO)
+        .transport_config(config)
+        .connect_transport()
         .unwrap();
     loop {
         let f = client

@@ -29,7 +29,8 @@ impl std::fmt::Display for NameKind {
 /// and `NotRegistered` are the server's misuse of a service; the `*Command`
 /// and `*Argument` variants come from [`crate::chat::command::parse_line`]
 /// and never leave the client.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ServiceError {
     /// A nickname or room name breaks the naming rules.
     #[error("invalid {kind} {name:?}: {reason}")]
@@ -241,14 +242,15 @@ pub enum ServiceError {
         code: ErrorCode,
     },
     /// Reading or writing a local file failed.
-    #[error("cannot {op} {path}: {message}")]
+    #[error("cannot {op} {path}: {source}")]
     Io {
         /// What was being done (`open`, `write`, `rename`, …).
         op: &'static str,
         /// The local path.
         path: String,
-        /// The operating system's message.
-        message: String,
+        /// What the operating system said.
+        #[source]
+        source: std::io::Error,
     },
     /// A client already runs as many transfers as it may.
     #[error("too many transfers at once (at most {max} per client); wait for one to finish")]
@@ -273,17 +275,23 @@ pub enum ServiceError {
         reason: &'static str,
     },
     /// The connection to the peer failed or closed mid-transfer.
-    #[error("connection: {0}")]
-    Connection(String),
+    #[error(transparent)]
+    Connection(#[from] lanlink_transport::TransportError),
+    /// The peer did not answer a request in time.
+    #[error("no answer within {secs} s")]
+    NoAnswer {
+        /// How long we waited.
+        secs: u64,
+    },
 }
 
 impl ServiceError {
     /// An [`ServiceError::Io`] for `op` on `path`.
-    pub fn io(op: &'static str, path: &std::path::Path, e: &std::io::Error) -> ServiceError {
+    pub fn io(op: &'static str, path: &std::path::Path, e: std::io::Error) -> ServiceError {
         ServiceError::Io {
             op,
             path: path.display().to_string(),
-            message: e.to_string(),
+            source: e,
         }
     }
 
@@ -321,6 +329,7 @@ impl ServiceError {
             ServiceError::OutOfOrder { .. } => ErrorCode::MALFORMED,
             ServiceError::Refused { code, .. } => *code,
             ServiceError::Io { .. } | ServiceError::Connection(_) => ErrorCode::OTHER,
+            ServiceError::NoAnswer { .. } => ErrorCode::OTHER,
             ServiceError::TooManyTransfers { .. } | ServiceError::Busy { .. } => {
                 ErrorCode::RATE_LIMITED
             }

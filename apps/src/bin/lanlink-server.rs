@@ -184,7 +184,7 @@ fn main() -> ExitCode {
         let dir = args
             .data_dir
             .clone()
-            .unwrap_or_else(lanlink_apps::connect::default_server_data_dir);
+            .unwrap_or_else(lanlink_client::default_server_data_dir);
         match ServerIdentity::load_or_create(&dir) {
             Ok((identity, created)) => {
                 if args.show_fingerprint {
@@ -361,8 +361,10 @@ fn main() -> ExitCode {
             };
             let (shutdown, tx) = (shutdown.clone(), tx.clone());
             local_threads.push(std::thread::spawn(move || {
-                video::publish(source, "demo", None, &shutdown, |m| tx.send((1, m)).is_ok())
-                    .map(|_| ())
+                lanlink_client::video::publish(source, "demo", None, &shutdown, |m| {
+                    tx.send((1, m)).is_ok()
+                })
+                .map(|_| ())
             }));
             println!("publishing the demo stream \"demo\" (1280x720 test pattern, 30 fps) and the tone \"demo-tone\" (440 Hz)");
         }
@@ -384,7 +386,7 @@ fn main() -> ExitCode {
             };
             let (shutdown, tx) = (shutdown.clone(), tx.clone());
             local_threads.push(std::thread::spawn(move || {
-                audio::publish(source, &name, None, &shutdown, |m| {
+                lanlink_client::audio::publish(source, &name, None, &shutdown, |m| {
                     tx.send((stream, m)).is_ok()
                 })
                 .map(|_| ())

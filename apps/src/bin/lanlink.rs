@@ -13,9 +13,13 @@ use std::path::PathBuf;
 
 use lanlink_apps::audio::{self, ListenOutput, TalkInput};
 use lanlink_apps::chat_client::{self, ChatOptions};
-use lanlink_apps::connect::{KnownServers, Security, Target};
+use lanlink_apps::connect::{describe, Server};
+use lanlink_apps::files;
 use lanlink_apps::video::{self, CamSource, Capture, ViewTarget};
-use lanlink_apps::{files, host_with_port};
+use lanlink_client::{
+    with_default_port, ClientError, Event, Events, KnownServers, Session, TransferOptions,
+};
+use lanlink_proto::Capabilities;
 use lanlink_transport::{Fingerprint, Shutdown};
 
 /// The lanlink client: chat, exchange files, talk and listen, and publish or
@@ -288,12 +292,8 @@ struct Auth {
 
 impl Auth {
     /// Where and how to connect for `host`.
-    fn target(self, host: &str) -> Target {
-        Target {
-            addr: host_with_port(host),
-            token: self.token,
-            security: Security::from_flags(self.plain, self.server_fingerprint),
-        }
+    fn target(self, host: &str) -> Server {
+        Server::from_flags(host, self.token, self.plain, self.server_fingerprint)
     }
 }
 
@@ -308,7 +308,7 @@ fn interruptible() -> Shutdown {
 }
 
 fn default_name() -> String {
-    std::env::var("USER").unwrap_or_else(|_| "lanlink".into())
+    lanlink_client::default_name()
 }
 
 fn main() -> ExitCode {
@@ -317,7 +317,7 @@ fn main() -> ExitCode {
     }
     let args = Args::parse();
     let files_name = format!("{}-files-{}", default_name(), std::process::id());
-    let result: Result<i32, String> = match args.command {
+    let result: Result<i32, ClientError> = match args.command {
         Cmd::Chat {
             host,
             name,
@@ -325,7 +325,7 @@ fn main() -> ExitCode {
             room_password,
             auth,
         } => chat_client::run(ChatOptions {
-            target: auth.target(&host),
+            server: auth.target(&host),
             name,
             room,
             room_password,
@@ -335,8 +335,8 @@ fn main() -> ExitCode {
             path,
             recursive,
             auth,
-        } => with_client(&host, &files_name, auth, false, |c| {
-            files::ls(c, &path, recursive)
+        } => with_session(&host, &files_name, auth, false, |s, _| {
+            files::ls(s, &path, recursive)
         }),
         Cmd::Get {
             host,
@@ -345,8 +345,13 @@ fn main() -> ExitCode {
             force,
             limit_rate,
             auth,
-        } => with_client(&host, &files_name, auth, false, |c| {
-            files::get(c, &names, &dir, force, limit_rate)
+        } => with_session(&host, &files_name, auth, false, |s, _| {
+            let options = TransferOptions {
+                force,
+                rate_limit: limit_rate,
+                ..TransferOptions::default()
+            };
+            files::get(s, &names, &dir, &options)
         }),
         Cmd::Put {
             host,
@@ -356,10 +361,16 @@ fn main() -> ExitCode {
             auth,
         } => {
             if as_name.is_some() && paths.len() > 1 {
-                Err("--as names one file; give one FILE".to_owned())
+                eprintln!("error: --as names one file; give one FILE");
+                Ok(2)
             } else {
-                with_client(&host, &files_name, auth, false, |c| {
-                    files::put(c, &paths, as_name.as_deref(), limit_rate)
+                with_session(&host, &files_name, auth, false, |s, _| {
+                    let options = TransferOptions {
+                        rate_limit: limit_rate,
+                        as_name,
+                        ..TransferOptions::default()
+                    };
+                    files::put(s, &paths, &options)
                 })
             }
         }
@@ -369,7 +380,9 @@ fn main() -> ExitCode {
             files: paths,
             name,
             auth,
-        } => with_client(&host, &name, auth, false, |c| files::send(c, &to, &paths)),
+        } => with_session(&host, &name, auth, false, |s, _| {
+            files::send(s, &to, &paths)
+        }),
         Cmd::Cam {
             host,
             input,
@@ -430,7 +443,7 @@ fn main() -> ExitCode {
         } => admin(&auth.target(&host), &command, &argument, admin_token),
         Cmd::Forget { host } => {
             let known = KnownServers::default_location();
-            let addr = host_with_port(&host);
+            let addr = with_default_port(&host);
             known.forget(&addr).map(|n| {
                 match n {
                     0 => println!("no certificate was pinned for {addr}"),
@@ -497,65 +510,69 @@ fn main() -> ExitCode {
             force,
             count,
             auth,
-        } => with_client(&host, &name, auth, true, |c| {
-            files::receive(c, &dir, yes, force, count)
+        } => with_session(&host, &name, auth, true, |s, events| {
+            files::receive(s, events, &dir, yes, force, count)
         }),
     };
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", describe(&e));
             ExitCode::from(1)
         }
     }
 }
 
 /// `lanlink admin`: one request, its answer on stdout (exit 1 if refused).
-fn admin(server: &Target, command: &str, argument: &str, token: String) -> Result<i32, String> {
-    let client = server.connect(
-        &format!("admin-{}", std::process::id()),
-        lanlink_proto::Capabilities(0),
-    )?;
-    client
-        .send(&lanlink_proto::Frame::control(
-            lanlink_proto::control::Admin {
-                token,
-                command: command.to_owned(),
-                argument: argument.to_owned(),
-            },
-        ))
-        .map_err(|e| e.to_string())?;
+fn admin(
+    server: &Server,
+    command: &str,
+    argument: &str,
+    token: String,
+) -> Result<i32, ClientError> {
+    let name = format!("admin-{}", std::process::id());
+    let (session, events) = server.connect(&name, Capabilities(0))?;
+    session.send(lanlink_proto::control::Admin {
+        token,
+        command: command.to_owned(),
+        argument: argument.to_owned(),
+    })?;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while std::time::Instant::now() < deadline {
-        let frame = client
-            .recv_timeout(std::time::Duration::from_millis(200))
-            .map_err(|e| e.to_string())?;
-        if let Some(lanlink_proto::Frame {
-            message: lanlink_proto::Message::AdminReply(reply),
-            ..
-        }) = frame
-        {
-            client.close("done");
-            return if reply.ok {
-                println!("{}", reply.text);
-                Ok(0)
-            } else {
-                Err(reply.text)
-            };
+        match events.recv_timeout(std::time::Duration::from_millis(200)) {
+            Some(Event::AdminReply(reply)) => {
+                session.close("done");
+                if reply.ok {
+                    println!("{}", reply.text);
+                    return Ok(0);
+                }
+                eprintln!("error: {}", reply.text);
+                return Ok(1);
+            }
+            Some(Event::Disconnected(reason)) => return Err(ClientError::Disconnected(reason)),
+            _ => {}
         }
     }
-    Err("the server did not answer".into())
+    eprintln!("error: the server did not answer");
+    Ok(1)
 }
 
-fn with_client(
+/// Connects as `name` for file work (`chat`: also joins the chat, so other
+/// users can address this client by `name`), runs `work`, says goodbye.
+fn with_session(
     host: &str,
     name: &str,
     auth: Auth,
     chat: bool,
-    work: impl FnOnce(&lanlink_transport::Client) -> Result<(), lanlink_services::ServiceError>,
-) -> Result<i32, String> {
-    let client = files::connect(&auth.target(host), name, chat).map_err(|e| e.to_string())?;
-    let result = work(&client);
-    client.close("done");
-    result.map(|()| 0).map_err(|e| e.to_string())
+    work: impl FnOnce(&Session, &Events) -> Result<(), ClientError>,
+) -> Result<i32, ClientError> {
+    let capabilities = if chat {
+        Capabilities::CHAT | Capabilities::FILE
+    } else {
+        Capabilities::FILE
+    };
+    let (session, events) = auth.target(host).connect(name, capabilities)?;
+    let result = work(&session, &events);
+    session.close("done");
+    result.map(|()| 0)
 }

@@ -75,11 +75,11 @@ mod tests {
     #[test]
     fn good_names_pass() {
         for name in ["ada", "Bob_2", "ünïcødé", "a-b.c", "x"] {
-            assert_eq!(check_nickname(name, 32), Ok(()), "{name}");
-            assert_eq!(check_room(name, 32), Ok(()), "{name}");
+            assert!(check_nickname(name, 32).is_ok(), "{name}");
+            assert!(check_room(name, 32).is_ok(), "{name}");
         }
-        assert_eq!(check_room("#ops", 32), Ok(()));
-        assert_eq!(check_nickname(&"a".repeat(32), 32), Ok(()));
+        assert!(check_room("#ops", 32).is_ok());
+        assert!(check_nickname(&"a".repeat(32), 32).is_ok());
     }
 
     #[test]

@@ -1,9 +1,11 @@
-//! The client side of file transfer, on a connected [`Client`]: list the
-//! share, download files and folders, upload, and send to or receive from
-//! another user through the server.
+//! The client side of file transfer over any [`FileLink`] (a connected
+//! [`Client`], or one route of a `lanlink-client` session): list the share,
+//! download files and folders, upload, and send to or receive from another
+//! user through the server.
 //!
 //! Transfers run one at a time per [`FileClient`]; frames for other streams
-//! (chat, notices) are ignored while one runs.
+//! (chat, notices) are ignored while one runs. Run several `FileClient`s on
+//! links of their own to transfer in parallel.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -57,10 +59,36 @@ impl Progress for Quiet {
     fn finish(&mut self, _: &TransferSummary) {}
 }
 
+/// What the file client needs of a connection: fresh stream ids, a way to
+/// send, and the frames that arrive for its streams.
+pub trait FileLink {
+    /// A stream id no other request on this connection uses (client-chosen
+    /// ids are odd); frames the server sends on it arrive through
+    /// [`recv_timeout`](FileLink::recv_timeout) from now on.
+    fn open_stream(&self) -> StreamId;
+    /// Queues a frame for sending.
+    fn send(&self, frame: &Frame) -> Result<(), TransportError>;
+    /// The next frame for this link, waiting up to `timeout`: `Ok(None)`
+    /// when none came, an error once the connection is gone. Frames of
+    /// other streams may be returned too (the file client skips them).
+    fn recv_timeout(&self, timeout: Duration) -> Result<Option<Frame>, TransportError>;
+}
+
+impl FileLink for Client {
+    fn open_stream(&self) -> StreamId {
+        Client::open_stream(self)
+    }
+    fn send(&self, frame: &Frame) -> Result<(), TransportError> {
+        Client::send(self, frame)
+    }
+    fn recv_timeout(&self, timeout: Duration) -> Result<Option<Frame>, TransportError> {
+        Client::recv_timeout(self, timeout)
+    }
+}
+
 /// File operations over one connection.
-pub struct FileClient<'a> {
-    client: &'a Client,
-    next_stream: StreamId,
+pub struct FileClient<'a, L: FileLink + ?Sized = Client> {
+    client: &'a L,
     /// How long to wait for the next frame of a transfer.
     pub timeout: Duration,
     /// How long to wait for another user to accept an offer.
@@ -81,10 +109,6 @@ fn pace(limit: Option<u64>, since: Instant, moved: u64) {
     }
 }
 
-fn conn_err(e: TransportError) -> ServiceError {
-    ServiceError::Connection(e.to_string())
-}
-
 fn refused(name: &str, message: Message) -> ServiceError {
     match message {
         Message::FileReject(FileReject { code, reason })
@@ -97,29 +121,23 @@ fn refused(name: &str, message: Message) -> ServiceError {
     }
 }
 
-impl<'a> FileClient<'a> {
+impl<'a, L: FileLink + ?Sized> FileClient<'a, L> {
     /// File operations on `client`.
-    pub fn new(client: &'a Client) -> FileClient<'a> {
+    pub fn new(client: &'a L) -> FileClient<'a, L> {
         FileClient {
             client,
-            next_stream: 1,
             timeout: Duration::from_secs(30),
             accept_timeout: Duration::from_secs(300),
             rate_limit: None,
         }
     }
 
-    /// Client-chosen stream ids are odd.
     fn new_stream(&mut self) -> StreamId {
-        let s = self.next_stream;
-        self.next_stream = self.next_stream.wrapping_add(2).max(1);
-        s
+        self.client.open_stream()
     }
 
     fn send(&self, stream: StreamId, message: impl Into<Message>) -> Result<(), ServiceError> {
-        self.client
-            .send(&Frame::new(stream, message))
-            .map_err(conn_err)
+        Ok(self.client.send(&Frame::new(stream, message))?)
     }
 
     /// Tells the sender on `stream` why its file is refused, and returns
@@ -139,12 +157,11 @@ impl<'a> FileClient<'a> {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(ServiceError::Connection(format!(
-                    "no answer within {} s",
-                    patience.as_secs()
-                )));
+                return Err(ServiceError::NoAnswer {
+                    secs: patience.as_secs(),
+                });
             }
-            match self.client.recv_timeout(left).map_err(conn_err)? {
+            match self.client.recv_timeout(left)? {
                 Some(f) if f.stream == stream => return Ok(f.message),
                 _ => {}
             }
@@ -347,7 +364,7 @@ impl<'a> FileClient<'a> {
                 })?,
         };
         path::validate(&base, false)?;
-        let meta = std::fs::metadata(local).map_err(|e| ServiceError::io("open", local, &e))?;
+        let meta = std::fs::metadata(local).map_err(|e| ServiceError::io("open", local, e))?;
         if !meta.is_dir() {
             return Ok(vec![one(self, local, base)?]);
         }
@@ -371,7 +388,7 @@ impl<'a> FileClient<'a> {
         path::validate(name, false)?;
         let started = Instant::now();
         let size = std::fs::metadata(local)
-            .map_err(|e| ServiceError::io("open", local, &e))?
+            .map_err(|e| ServiceError::io("open", local, e))?
             .len();
         // A second attempt happens only when the server's partial file does
         // not match ours: we cancel, it discards it, we start over.
@@ -473,7 +490,7 @@ impl<'a> FileClient<'a> {
             if left.is_zero() {
                 return Ok(None);
             }
-            match self.client.recv_timeout(left).map_err(conn_err)? {
+            match self.client.recv_timeout(left)? {
                 Some(Frame {
                     stream,
                     message: Message::FileOffer(o),
@@ -482,15 +499,34 @@ impl<'a> FileClient<'a> {
             }
         };
         if !decide(&offer) {
-            self.send(
-                stream,
-                FileReject {
-                    code: ErrorCode::FORBIDDEN,
-                    reason: "declined by the receiver".into(),
-                },
-            )?;
+            self.decline(stream, "declined by the receiver")?;
             return Ok(None);
         }
+        self.accept(stream, &offer, dest, force, progress).map(Some)
+    }
+
+    /// Declines the offer that arrived on `stream`, telling the sender why.
+    pub fn decline(&self, stream: StreamId, reason: &str) -> Result<(), ServiceError> {
+        self.send(
+            stream,
+            FileReject {
+                code: ErrorCode::FORBIDDEN,
+                reason: reason.to_owned(),
+            },
+        )
+    }
+
+    /// Accepts `offer`, which arrived on `stream`: receives the file into
+    /// `dest` (resuming a partial one of the same name) and verifies it.
+    /// Refuses to overwrite an existing file unless `force`.
+    pub fn accept(
+        &mut self,
+        stream: StreamId,
+        offer: &FileOffer,
+        dest: &Path,
+        force: bool,
+        progress: &mut dyn Progress,
+    ) -> Result<TransferSummary, ServiceError> {
         let started = Instant::now();
         let prepared = path::validate_target(&offer.name).and_then(|rel| {
             let target = path::prepare_new(dest, &rel, &offer.name)?;
@@ -530,7 +566,7 @@ impl<'a> FileClient<'a> {
                         elapsed: started.elapsed(),
                     };
                     progress.finish(&summary);
-                    Ok(Some(summary))
+                    Ok(summary)
                 }
                 Err(e) => self.refuse(stream, e),
             },
@@ -544,14 +580,14 @@ fn collect_files(
     prefix: &str,
     out: &mut Vec<(String, PathBuf)>,
 ) -> Result<(), ServiceError> {
-    let rd = std::fs::read_dir(dir).map_err(|e| ServiceError::io("list", dir, &e))?;
+    let rd = std::fs::read_dir(dir).map_err(|e| ServiceError::io("list", dir, e))?;
     for item in rd {
-        let item = item.map_err(|e| ServiceError::io("list", dir, &e))?;
+        let item = item.map_err(|e| ServiceError::io("list", dir, e))?;
         let Some(name) = item.file_name().to_str().map(str::to_owned) else {
             continue;
         };
         let path = item.path();
-        let meta = std::fs::metadata(&path).map_err(|e| ServiceError::io("inspect", &path, &e))?;
+        let meta = std::fs::metadata(&path).map_err(|e| ServiceError::io("inspect", &path, e))?;
         let rel = format!("{prefix}/{name}");
         if meta.is_dir() {
             collect_files(&path, &rel, out)?;

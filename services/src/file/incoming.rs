@@ -103,7 +103,7 @@ fn publish(part: &Path, target: &Path, overwrite: bool, name: &str) -> Result<()
             Err(_) => {}
         }
     }
-    std::fs::rename(part, target).map_err(|e| ServiceError::io("rename", target, &e))
+    std::fs::rename(part, target).map_err(|e| ServiceError::io("rename", target, e))
 }
 
 /// True if a file called `file_name` could be the partial file of another
@@ -153,16 +153,16 @@ impl IncomingFile {
             .append(true)
             .create(true)
             .open(&part)
-            .map_err(|e| ServiceError::io("create", &part, &e))?;
+            .map_err(|e| ServiceError::io("create", &part, e))?;
         let mut hasher = blake3::Hasher::new();
         let mut received = 0u64;
         let len = file
             .metadata()
-            .map_err(|e| ServiceError::io("inspect", &part, &e))?
+            .map_err(|e| ServiceError::io("inspect", &part, e))?
             .len();
         if len > size {
             file.set_len(0)
-                .map_err(|e| ServiceError::io("truncate", &part, &e))?;
+                .map_err(|e| ServiceError::io("truncate", &part, e))?;
         } else if len > 0 {
             // Hash what an earlier attempt left, so the sender can check it.
             let mut buf = vec![0u8; 256 * 1024];
@@ -172,7 +172,7 @@ impl IncomingFile {
                 }
                 let n = file
                     .read(&mut buf)
-                    .map_err(|e| ServiceError::io("read", &part, &e))?;
+                    .map_err(|e| ServiceError::io("read", &part, e))?;
                 if n == 0 {
                     break;
                 }
@@ -211,7 +211,7 @@ impl IncomingFile {
     pub fn restart(&mut self) -> Result<(), ServiceError> {
         self.file
             .set_len(0)
-            .map_err(|e| ServiceError::io("truncate", &self.part, &e))?;
+            .map_err(|e| ServiceError::io("truncate", &self.part, e))?;
         self.hasher = blake3::Hasher::new();
         self.received = 0;
         Ok(())
@@ -228,7 +228,7 @@ impl IncomingFile {
         }
         self.file
             .write_all(data)
-            .map_err(|e| ServiceError::io("write", &self.part, &e))?;
+            .map_err(|e| ServiceError::io("write", &self.part, e))?;
         self.hasher.update(data);
         self.received += data.len() as u64;
         Ok(())
@@ -253,7 +253,7 @@ impl IncomingFile {
         }
         self.file
             .sync_all()
-            .map_err(|e| ServiceError::io("sync", &self.part, &e))?;
+            .map_err(|e| ServiceError::io("sync", &self.part, e))?;
         // The partial file may have been removed (an abandoned-partial
         // sweep) and even replaced since it was opened: publish only the
         // very file this transfer wrote and hashed.
@@ -261,7 +261,10 @@ impl IncomingFile {
             return Err(ServiceError::Io {
                 op: "publish",
                 path: self.part.display().to_string(),
-                message: "the partial file was removed meanwhile".into(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "the partial file was removed meanwhile",
+                ),
             });
         }
         drop(self.file);

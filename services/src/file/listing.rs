@@ -24,13 +24,13 @@ pub fn list(
     recursive: bool,
     cancel: &AtomicBool,
 ) -> Result<Vec<DirEntry>, ServiceError> {
-    let meta = std::fs::metadata(full).map_err(|e| ServiceError::io("inspect", full, &e))?;
+    let meta = std::fs::metadata(full).map_err(|e| ServiceError::io("inspect", full, e))?;
     if !meta.is_dir() {
         return Ok(vec![entry(String::new(), &meta)]);
     }
     let root = root
         .canonicalize()
-        .map_err(|e| ServiceError::io("open folder", root, &e))?;
+        .map_err(|e| ServiceError::io("open folder", root, e))?;
     let mut out = Vec::new();
     walk(&root, full, "", recursive, cancel, &mut out)?;
     out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -45,7 +45,7 @@ fn walk(
     cancel: &AtomicBool,
     out: &mut Vec<DirEntry>,
 ) -> Result<(), ServiceError> {
-    let rd = std::fs::read_dir(dir).map_err(|e| ServiceError::io("list", dir, &e))?;
+    let rd = std::fs::read_dir(dir).map_err(|e| ServiceError::io("list", dir, e))?;
     for item in rd {
         if out.len() >= MAX_ENTRIES {
             return Ok(());

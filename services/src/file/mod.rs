@@ -20,7 +20,7 @@ mod tests;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use client::{FileClient, Progress, TransferSummary};
+pub use client::{FileClient, FileLink, Progress, Quiet, TransferSummary};
 pub use jobs::{FileDone, FileJob, ENTRY_COST};
 pub use service::FileService;
 
@@ -97,6 +97,6 @@ fn cancelled(path: &Path) -> ServiceError {
     ServiceError::Io {
         op: "finish with",
         path: path.display().to_string(),
-        message: "cancelled".into(),
+        source: std::io::Error::new(std::io::ErrorKind::Interrupted, "cancelled"),
     }
 }

@@ -61,10 +61,10 @@ impl OutgoingFile {
         prefix_hash: Option<&ContentHash>,
         cancel: &AtomicBool,
     ) -> Result<OutgoingFile, ServiceError> {
-        let mut file = File::open(path).map_err(|e| ServiceError::io("open", path, &e))?;
+        let mut file = File::open(path).map_err(|e| ServiceError::io("open", path, e))?;
         let size = file
             .metadata()
-            .map_err(|e| ServiceError::io("inspect", path, &e))?
+            .map_err(|e| ServiceError::io("inspect", path, e))?
             .len();
         let mut hasher = blake3::Hasher::new();
         let mut start = 0;
@@ -78,7 +78,7 @@ impl OutgoingFile {
                 let want = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
                 let n = file
                     .read(buf.get_mut(..want).unwrap_or_default())
-                    .map_err(|e| ServiceError::io("read", path, &e))?;
+                    .map_err(|e| ServiceError::io("read", path, e))?;
                 if n == 0 {
                     break;
                 }
@@ -94,7 +94,7 @@ impl OutgoingFile {
             }
         }
         file.seek(SeekFrom::Start(start))
-            .map_err(|e| ServiceError::io("seek", path, &e))?;
+            .map_err(|e| ServiceError::io("seek", path, e))?;
         Ok(OutgoingFile {
             path: path.to_owned(),
             file,
@@ -145,7 +145,7 @@ impl OutgoingFile {
             let n = self
                 .file
                 .read(buf.get_mut(filled..).unwrap_or_default())
-                .map_err(|e| ServiceError::io("read", &self.path, &e))?;
+                .map_err(|e| ServiceError::io("read", &self.path, e))?;
             if n == 0 {
                 break;
             }

@@ -98,7 +98,7 @@ pub fn validate(name: &str, allow_root: bool) -> Result<PathBuf, ServiceError> {
 pub fn resolve_existing(root: &Path, rel: &Path, name: &str) -> Result<PathBuf, ServiceError> {
     let root = root
         .canonicalize()
-        .map_err(|e| ServiceError::io("open folder", root, &e))?;
+        .map_err(|e| ServiceError::io("open folder", root, e))?;
     let full = match root.join(rel).canonicalize() {
         Ok(p) => p,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -106,7 +106,7 @@ pub fn resolve_existing(root: &Path, rel: &Path, name: &str) -> Result<PathBuf, 
                 name: name.to_owned(),
             })
         }
-        Err(e) => return Err(ServiceError::io("open", &root.join(rel), &e)),
+        Err(e) => return Err(ServiceError::io("open", &root.join(rel), e)),
     };
     if !full.starts_with(&root) {
         return Err(bad(
@@ -160,7 +160,7 @@ pub struct Plan {
 pub fn plan_new(root: &Path, rel: &Path, name: &str) -> Result<Plan, ServiceError> {
     let root = root
         .canonicalize()
-        .map_err(|e| ServiceError::io("open folder", root, &e))?;
+        .map_err(|e| ServiceError::io("open folder", root, e))?;
     let mut dir = root;
     let parts: Vec<_> = rel.components().collect();
     let Some((file, parents)) = parts.split_last() else {
@@ -181,7 +181,7 @@ pub fn plan_new(root: &Path, rel: &Path, name: &str) -> Result<Plan, ServiceErro
             Ok(m) if m.is_dir() => {}
             Ok(_) => return Err(bad(name, "a folder on its path is a file")),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => missing.push(dir.clone()),
-            Err(e) => return Err(ServiceError::io("inspect", &dir, &e)),
+            Err(e) => return Err(ServiceError::io("inspect", &dir, e)),
         }
     }
     let target = dir.join(file);
@@ -218,7 +218,7 @@ impl Plan {
         for dir in self.missing {
             if let Err(e) = std::fs::create_dir(&dir) {
                 prepared.undo();
-                return Err(ServiceError::io("create folder", &dir, &e));
+                return Err(ServiceError::io("create folder", &dir, e));
             }
             prepared.created.push(dir);
         }

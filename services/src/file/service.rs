@@ -1104,10 +1104,10 @@ impl ServiceError {
     /// the server keeps its files.
     fn for_peer(self, name: &str) -> ServiceError {
         match self {
-            ServiceError::Io { op, message, .. } => ServiceError::Io {
+            ServiceError::Io { op, source, .. } => ServiceError::Io {
                 op,
                 path: format!("{name:?}"),
-                message,
+                source,
             },
             other => other,
         }
