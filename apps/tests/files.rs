@@ -180,8 +180,18 @@ fn an_upload_interrupted_by_a_killed_server_resumes() {
         "--limit-rate",
         "20M",
     ]);
-    let part = inbox.join(".big.bin.lanlink-part");
-    wait_for_size(&part, 8 * MIB as u64);
+    // The server names the partial file after its uploader too.
+    let part = || {
+        walk(&inbox)
+            .into_iter()
+            .find(|p| p.contains("/.big.bin.") && p.ends_with(".lanlink-part"))
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while part().is_none() {
+        assert!(Instant::now() < deadline, "no partial file in the inbox");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    wait_for_size(Path::new(&part().unwrap()), 8 * MIB as u64);
     server.kill();
     let status = child.wait().unwrap();
     assert!(!status.success(), "the client reports the lost server");

@@ -213,6 +213,17 @@ pub enum ServiceError {
         /// Bytes of the quota left.
         left: u64,
     },
+    /// An upload would create more files and folders than the client's
+    /// quota has left.
+    #[error("{name}: upload quota exceeded ({needed} files and folders needed, {left} left)")]
+    EntryQuotaExceeded {
+        /// The file.
+        name: String,
+        /// Files and folders the upload would create.
+        needed: u64,
+        /// Files and folders of the quota left.
+        left: u64,
+    },
     /// The received content does not match the sender's hash or size:
     /// nothing was published.
     #[error("{name:?} arrived corrupted ({detail}); nothing was saved")]
@@ -264,6 +275,13 @@ pub enum ServiceError {
     TooManyTransfers {
         /// The limit.
         max: usize,
+    },
+    /// The server is still busy with the client's earlier requests, or
+    /// the client sends faster than the server can take it.
+    #[error("server busy: {reason}")]
+    Busy {
+        /// What the client should know.
+        reason: &'static str,
     },
     /// A transfer was started on a stream id that is not the client's to
     /// choose (0 or even) or is already in use.
@@ -330,15 +348,17 @@ impl ServiceError {
             ServiceError::AlreadyExists { .. } => ErrorCode::ALREADY_EXISTS,
             ServiceError::UploadInProgress { .. } => ErrorCode::RATE_LIMITED,
             ServiceError::FileTooLarge { .. } => ErrorCode::TOO_LARGE,
-            ServiceError::NoSpace { .. } | ServiceError::QuotaExceeded { .. } => {
-                ErrorCode::NO_SPACE
-            }
+            ServiceError::NoSpace { .. }
+            | ServiceError::QuotaExceeded { .. }
+            | ServiceError::EntryQuotaExceeded { .. } => ErrorCode::NO_SPACE,
             ServiceError::HashMismatch { .. } => ErrorCode::HASH_MISMATCH,
             ServiceError::OutOfOrder { .. } => ErrorCode::MALFORMED,
             ServiceError::Refused { code, .. } => *code,
             ServiceError::Io { .. } | ServiceError::Connection(_) => ErrorCode::OTHER,
             ServiceError::NoAnswer { .. } => ErrorCode::OTHER,
-            ServiceError::TooManyTransfers { .. } => ErrorCode::RATE_LIMITED,
+            ServiceError::TooManyTransfers { .. } | ServiceError::Busy { .. } => {
+                ErrorCode::RATE_LIMITED
+            }
             ServiceError::BadStream { .. } => ErrorCode::MALFORMED,
         }
     }

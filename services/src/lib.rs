@@ -24,6 +24,7 @@ pub mod fuzzing;
 pub mod media;
 pub mod server;
 pub mod text;
+pub mod workers;
 
 pub use chat::{Now, Outgoing};
 

@@ -5,12 +5,15 @@
 //! thread owns every service and handles connection events in order, so
 //! services need no locks. Whatever a service wants sent is queued on the
 //! recipients' connections, which never blocks the hub: a peer that cannot
-//! keep up is disconnected by its own queue limit.
+//! keep up is disconnected by its own queue limit. Nor does the hub touch a
+//! disk: file reads, hashes, writes and syncs run on a small
+//! [`WorkerPool`], taking turns by connection,
+//! and their results come back to the hub as events.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::net::TcpListener;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::Receiver;
 use lanlink_proto::{control, Capabilities, ErrorCode, Frame, Message, Service, StreamId};
@@ -22,9 +25,10 @@ use lanlink_transport::{
 use crate::chat::names::{check_hello_name, fold};
 use crate::chat::{ChatConfig, ChatService, Now, Outgoing};
 use crate::error::ServiceError;
-use crate::file::{FileConfig, FileService};
-use crate::media::{MediaRelay, VideoTap};
+use crate::file::{FileConfig, FileDone, FileJob, FileService};
+use crate::media::{MediaConfig, MediaRelay, VideoTap};
 use crate::text::display_safe;
+use crate::workers::{WorkerConfig, WorkerPool};
 
 /// The connection id media published by the server process itself is
 /// filed under (the transport numbers connections from 1).
@@ -44,6 +48,10 @@ pub struct ServerConfig {
     pub chat: ChatConfig,
     /// File sharing and uploads.
     pub file: FileConfig,
+    /// The threads that do the file service's disk work.
+    pub workers: WorkerConfig,
+    /// Limits of the audio and video relay.
+    pub media: MediaConfig,
     /// Sees every relayed video frame (the HTTP MJPEG server uses this).
     pub video_tap: Option<VideoTap>,
     /// Media the server publishes itself: `(stream, message)` pairs, an
@@ -69,6 +77,8 @@ impl Default for ServerConfig {
             transport: lanlink_transport::ServerConfig::default(),
             chat: ChatConfig::default(),
             file: FileConfig::default(),
+            workers: WorkerConfig::default(),
+            media: MediaConfig::default(),
             video_tap: None,
             local_media: None,
             admin_token: None,
@@ -98,12 +108,14 @@ pub fn run(
     // Bounded: if the hub falls behind, connection readers wait, and TCP
     // slows the senders down, instead of events piling up in memory.
     let (events_tx, events) = crossbeam_channel::bounded(64 * 1024);
-    let mut hub = Hub::new(&config);
+    let mut hub = Hub::new(&config)?;
     // Without local media, a receiver that never yields keeps one loop.
-    let local = config
+    let mut local = config
         .local_media
         .clone()
         .unwrap_or_else(crossbeam_channel::never);
+    let results = hub.job_results();
+    let ticks = crossbeam_channel::tick(TICK);
     let hub_thread = std::thread::Builder::new()
         .name("lanlink-hub".into())
         .spawn(move || loop {
@@ -121,15 +133,23 @@ pub fn run(
                     }
                     Err(_) => break,
                 },
+                recv(results) -> done => {
+                    if let Ok((owner, done)) = done {
+                        hub.job_done(owner, done);
+                        for (owner, done) in results.try_iter().take(1024) {
+                            hub.job_done(owner, done);
+                        }
+                        hub.flush();
+                    }
+                },
+                recv(ticks) -> _ => {
+                    hub.tick(now());
+                    hub.flush();
+                },
                 recv(local) -> m => match m {
                     Ok((stream, message)) => hub.handle_local(stream, message),
-                    Err(_) => {
-                        // The local publishers are gone; keep serving clients.
-                        for event in events.iter() {
-                            hub.handle(event, now());
-                        }
-                        break;
-                    }
+                    // The local publishers are gone; keep serving clients.
+                    Err(_) => local = crossbeam_channel::never(),
                 },
             }
         })
@@ -158,6 +178,9 @@ fn shorten(mut text: String, max: usize) -> String {
     }
     text
 }
+
+/// How often the hub's timers are checked.
+const TICK: Duration = Duration::from_secs(1);
 
 fn list_or_none<T: AsRef<str>>(items: &[T]) -> String {
     if items.is_empty() {
@@ -192,6 +215,8 @@ pub struct Hub {
     conns: HashMap<ConnId, (ConnHandle, String)>,
     chat: ChatService,
     file: FileService,
+    /// Runs the file service's disk work.
+    workers: WorkerPool<FileJob, FileDone>,
     media: MediaRelay,
     out: Vec<Outgoing>,
     admin: Admin,
@@ -207,13 +232,13 @@ struct Admin {
 }
 
 impl Hub {
-    /// A hub with empty services.
-    pub fn new(config: &ServerConfig) -> Hub {
+    /// A hub with empty services and its worker threads started.
+    pub fn new(config: &ServerConfig) -> Result<Hub, lanlink_transport::TransportError> {
         let mut chat = ChatService::new(config.chat.clone());
         for name in &config.banned_names {
             chat.ban_name(name);
         }
-        Hub {
+        Ok(Hub {
             server_name: config.server_name.clone(),
             max_payload: config.transport.conn.max_payload,
             conns: HashMap::new(),
@@ -223,7 +248,8 @@ impl Hub {
                 file.set_refusal_log(config.transport.refusals.clone());
                 file
             },
-            media: MediaRelay::new(config.video_tap.clone()),
+            workers: WorkerPool::new(&config.workers, FileJob::run)?,
+            media: MediaRelay::with_config(config.media.clone(), config.video_tap.clone()),
             out: Vec::new(),
             admin: Admin {
                 token: config.admin_token.clone(),
@@ -231,7 +257,26 @@ impl Hub {
                 addresses: config.transport.bans.clone(),
                 refusals: config.transport.refusals.clone(),
             },
-        }
+        })
+    }
+
+    /// Where the results of the hub's jobs arrive: hand each to
+    /// [`job_done`](Self::job_done).
+    pub fn job_results(&self) -> crossbeam_channel::Receiver<(ConnId, FileDone)> {
+        self.workers.results().clone()
+    }
+
+    /// Takes back the result of a job of `owner`'s, and keeps what it
+    /// leads to until [`flush`](Self::flush).
+    pub fn job_done(&mut self, owner: ConnId, done: FileDone) {
+        self.workers.finished(owner);
+        self.file.job_done(done, &mut self.out);
+    }
+
+    /// Runs the services' timers (keeps what they send until
+    /// [`flush`](Self::flush)).
+    pub fn tick(&mut self, now: Now) {
+        self.file.tick(now.instant);
     }
 
     /// Connected (welcomed) clients.
@@ -260,6 +305,9 @@ impl Hub {
                     let reason = shorten(reason.to_string(), MAX_SHOWN_REASON);
                     self.chat.disconnect(conn, &reason, &mut self.out);
                     self.file.disconnect(conn, &mut self.out);
+                    // Its waiting reads are of no use any more; what it
+                    // sent is still written.
+                    self.workers.retain(conn, FileJob::outlives_its_client);
                     self.media.disconnect(conn, &mut self.out);
                     // Everything answered before is already queued: a peer
                     // that said goodbye gets ours after it.
@@ -552,9 +600,13 @@ impl Hub {
         self.flush();
     }
 
-    /// Queues everything the services produced. A frame sent to many
-    /// recipients in a row (a room broadcast) is encoded once.
+    /// Queues everything the services produced (and hands their jobs to
+    /// the workers). A frame sent to many recipients in a row (a room
+    /// broadcast) is encoded once.
     pub fn flush(&mut self) {
+        for job in self.file.take_jobs() {
+            self.workers.submit(job.owner(), job);
+        }
         let mut last: Option<(Frame, EncodedFrame)> = None;
         let mut batch = Vec::with_capacity(self.out.len());
         for Outgoing { to, frame } in self.out.drain(..) {

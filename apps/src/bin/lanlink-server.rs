@@ -15,9 +15,10 @@ use lanlink_apps::audio::{self, TalkInput};
 use lanlink_apps::video::{self, CamSource, Capture};
 use lanlink_services::chat::ChatConfig;
 use lanlink_services::file::FileConfig;
+use lanlink_services::media::MediaConfig;
 use lanlink_services::media::VideoTap;
 use lanlink_services::server::{run, ServerConfig, DEFAULT_PORT};
-use lanlink_transport::mjpeg::{serve_http, LatestFrames};
+use lanlink_transport::mjpeg::{serve_http_with, FrameLimits, HttpConfig, LatestFrames};
 use lanlink_transport::{Rate, ServerIdentity, Shutdown};
 
 /// The lanlink server: one process that everyone on the LAN connects to.
@@ -102,6 +103,25 @@ struct Args {
     /// Serve no HTTP at all.
     #[arg(long, conflicts_with = "http")]
     no_http: bool,
+    /// HTTP connections open at once; beyond it, new ones get 503.
+    #[arg(long, default_value_t = 256)]
+    http_max_connections: usize,
+    /// HTTP connections one address may hold open at once.
+    #[arg(long, default_value_t = 16)]
+    http_max_per_address: usize,
+    /// Seconds an HTTP client has to send its whole request head.
+    #[arg(long, default_value_t = 5.0)]
+    http_header_timeout: f64,
+    /// Bytes of video frames kept for browsers (the newest frame of each
+    /// live stream).
+    #[arg(long, default_value_t = 64 * 1024 * 1024)]
+    http_frame_bytes: usize,
+    /// Audio and video streams one client may publish at once.
+    #[arg(long, default_value_t = 4)]
+    max_streams_per_client: usize,
+    /// Audio and video streams the server relays at once.
+    #[arg(long, default_value_t = 256)]
+    max_streams: usize,
     /// Also publish a demo video stream (the moving test pattern) and a demo
     /// tone, so there is something to watch and hear straight away.
     #[arg(long)]
@@ -145,9 +165,23 @@ struct Args {
     /// File transfers one client may run at once.
     #[arg(long, default_value_t = 3)]
     max_transfers_per_client: usize,
-    /// Bytes one client address may upload while the server runs.
+    /// Bytes one client address may upload while the server runs (each
+    /// file and folder it creates counts 4096 bytes too).
     #[arg(long)]
     upload_quota: Option<u64>,
+    /// Files and folders one client address may create in the inbox
+    /// while the server runs (0: no limit).
+    #[arg(long, default_value_t = 100_000)]
+    upload_file_quota: u64,
+    /// Seconds after which the partial file of an upload nobody writes to
+    /// any more is deleted (0: keep them until resumed).
+    #[arg(long, default_value_t = 24 * 3600)]
+    partial_max_age: u64,
+    /// Threads that do the file service's disk work (reading, hashing,
+    /// writing); one client's jobs run one at a time. Default: the number
+    /// of cores, at least 2, at most 4.
+    #[arg(long)]
+    file_workers: Option<usize>,
     /// Speak plain TCP instead of TLS: everything, the access token
     /// included, crosses the network readable by anyone on it. Clients must
     /// pass --plain too.
@@ -254,11 +288,22 @@ fn main() -> ExitCode {
             allow_overwrite: args.force,
             max_transfers_per_client: args.max_transfers_per_client.max(1),
             upload_quota: args.upload_quota,
+            upload_entry_quota: (args.upload_file_quota > 0).then_some(args.upload_file_quota),
+            partial_max_age: (args.partial_max_age > 0)
+                .then(|| Duration::from_secs(args.partial_max_age)),
             ..FileConfig::default()
         },
         admin_token: args.admin_token.clone(),
         admin_guesses: Rate::per_minute(args.admin_guesses_per_minute.max(1)),
         ..ServerConfig::default()
+    };
+    if let Some(n) = args.file_workers {
+        config.workers.threads = n.max(1);
+    }
+    config.media = MediaConfig {
+        max_streams_per_client: args.max_streams_per_client,
+        max_streams: args.max_streams,
+        ..MediaConfig::default()
     };
     for (flag, dir) in [("--share", &args.share), ("--inbox", &args.inbox)] {
         if let Some(dir) = dir {
@@ -325,14 +370,20 @@ fn main() -> ExitCode {
             .local_addr()
             .map_or_else(|_| http_addr.clone(), |a| a.to_string());
         let loopback = http.local_addr().is_ok_and(|a| a.ip().is_loopback());
-        let frames = LatestFrames::new();
-        let tap_frames = frames.clone();
-        config.video_tap = Some(VideoTap::new(move |a, f| {
-            tap_frames.publish(&a.name, a.width, a.height, u64::from(f.seq), f.data.clone());
-        }));
+        let frames = LatestFrames::with_limits(FrameLimits {
+            max_bytes: args.http_frame_bytes,
+            ..FrameLimits::default()
+        });
+        config.video_tap = Some(VideoTap::latest_frames(frames.clone()));
+        let http_config = HttpConfig {
+            max_connections: args.http_max_connections.max(1),
+            max_per_address: args.http_max_per_address.max(1),
+            header_timeout: Duration::from_secs_f64(args.http_header_timeout.max(0.1)),
+            ..HttpConfig::default()
+        };
         let shutdown = shutdown.clone();
         http_thread = Some(std::thread::spawn(move || {
-            serve_http(http, frames, shutdown)
+            serve_http_with(http, frames, http_config, shutdown)
         }));
         println!(
             "video for browsers at http://{}/",
