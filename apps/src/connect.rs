@@ -104,6 +104,8 @@ pub fn describe(e: &ClientError) -> String {
             "the server at {addr} presented certificate {found}, not the expected {expected}; \
              refusing to connect (nothing was sent)"
         ),
-        other => other.to_string(),
+        // Peer text inside errors is escaped where the error is built;
+        // this is the last line of defence for whatever was missed.
+        other => lanlink_services::text::display_safe(&other.to_string()).into_owned(),
     }
 }

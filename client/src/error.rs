@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use lanlink_proto::{ErrorCode, ProtoError};
+use lanlink_services::text::display_safe;
 use lanlink_services::ServiceError;
 use lanlink_transport::{CloseReason, Fingerprint, TransportError};
 
@@ -84,7 +85,7 @@ pub enum ClientError {
 
     /// The server refused a request (a stream name already taken, a rate
     /// limit…).
-    #[error("refused by server: {reason}")]
+    #[error("refused by server: {}", display_safe(reason))]
     Refused {
         /// Machine-readable reason.
         code: ErrorCode,
@@ -124,10 +125,13 @@ pub enum ClientError {
 
 fn no_stream_text(kind: crate::MediaKind, wanted: Option<&str>, available: &[String]) -> String {
     match (wanted, available.is_empty()) {
-        (Some(w), false) => format!(
-            "no {kind} stream named {w:?}; streams: {}",
-            available.join(", ")
-        ),
+        (Some(w), false) => {
+            let names: Vec<_> = available.iter().map(|n| display_safe(n)).collect();
+            format!(
+                "no {kind} stream named {w:?}; streams: {}",
+                names.join(", ")
+            )
+        }
         (Some(w), true) => format!("no {kind} stream named {w:?}, and none is being published"),
         (None, _) => format!("no {kind} stream is being published"),
     }

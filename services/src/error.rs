@@ -250,7 +250,7 @@ pub enum ServiceError {
         stream: u32,
     },
     /// The other side cancelled or refused the transfer.
-    #[error("transfer of {name:?} refused: {reason}")]
+    #[error("transfer of {name:?} refused: {}", crate::text::display_safe(reason))]
     Refused {
         /// The file.
         name: String,

@@ -17,6 +17,7 @@ use lanlink_services::file::FileConfig;
 use lanlink_services::server::ServerConfig;
 use lanlink_services::workers::WorkerConfig;
 use lanlink_transport::Client;
+use lanlink_transport::Rate;
 
 const BIG: u64 = 1 << 30;
 
@@ -37,10 +38,15 @@ fn config(share: std::path::PathBuf) -> ServerConfig {
             share: Some(share),
             ..FileConfig::default()
         },
-        // The test measures latency, not the flood limit.
+        // The test measures latency, not the flood limits (and all its
+        // clients share 127.0.0.1).
         chat: ChatConfig {
             rate_burst: 1_000_000,
             rate_per_second: f64::INFINITY,
+            address_message_rate: Rate {
+                burst: 1_000_000,
+                per_second: f64::INFINITY,
+            },
             ..ChatConfig::default()
         },
         workers: WorkerConfig {
