@@ -161,6 +161,10 @@ pub struct Hub {
     max_payload: u32,
     /// Welcomed connections and the name each gave.
     conns: HashMap<ConnId, (ConnHandle, String)>,
+    /// Connections that receive file offers for their name without
+    /// chatting ([`Capabilities::OFFERS`]), with that name case-folded.
+    /// Ordered by id: the newest one gets the offers.
+    receivers: std::collections::BTreeMap<ConnId, String>,
     chat: ChatService,
     file: FileService,
     media: MediaRelay,
@@ -184,6 +188,7 @@ impl Hub {
             server_name: config.server_name.clone(),
             max_payload: config.transport.conn.max_payload,
             conns: HashMap::new(),
+            receivers: std::collections::BTreeMap::new(),
             chat: ChatService::new(config.chat.clone()),
             file: {
                 let mut file = FileService::new(config.file.clone());
@@ -221,6 +226,7 @@ impl Hub {
             Event::Frame { conn, frame } => self.on_frame(conn, frame, &now),
             Event::Closed { conn, reason, .. } => {
                 if let Some((handle, _)) = self.conns.remove(&conn) {
+                    self.receivers.remove(&conn);
                     self.chat
                         .disconnect(conn, &reason.to_string(), &mut self.out);
                     self.file.disconnect(conn, &mut self.out);
@@ -250,6 +256,12 @@ impl Hub {
         }
         let mut greeting = Vec::new();
         let wants_chat = hello.capabilities.contains(Capabilities::CHAT);
+        let receives = !wants_chat && hello.capabilities.contains(Capabilities::OFFERS);
+        if let Err((code, reason)) = self.check_receiver_name(&conn, &hello.name, receives) {
+            tracing::info!(peer = %conn.peer(), name = %hello.name, "refused: {reason}");
+            conn.refuse(code, &reason);
+            return;
+        }
         if wants_chat {
             if let Err((code, reason)) = self.chat.connect(id, &hello.name, now, &mut greeting) {
                 tracing::info!(peer = %conn.peer(), name = %hello.name, "refused: {reason}");
@@ -261,7 +273,7 @@ impl Hub {
             server_name: self.server_name.clone(),
             client_id: id.0 as u32,
             name: hello.name.clone(),
-            capabilities: Capabilities::ALL,
+            capabilities: Capabilities::ALL | Capabilities::OFFERS,
             max_payload: self.max_payload,
             motd: self.chat.config().motd.clone().unwrap_or_default(),
         };
@@ -273,6 +285,9 @@ impl Hub {
             }
             // Upload quotas follow the address, not the (changeable) name.
             self.file.set_peer(id, conn.peer().ip().to_canonical());
+            if receives {
+                self.receivers.insert(id, fold(&hello.name));
+            }
             self.conns.insert(id, (conn, hello.name));
             self.out.append(&mut greeting);
         } else if wants_chat {
@@ -299,11 +314,37 @@ impl Hub {
                         },
                     ));
                 }
+                Message::SetNick(set)
+                    if self.conns.get(&conn).is_some_and(|(h, _)| {
+                        self.held_elsewhere(set.name.trim(), h.peer().ip(), false)
+                    }) =>
+                {
+                    self.out.push(Outgoing::control(
+                        conn,
+                        control::Error {
+                            code: ErrorCode::NAME_TAKEN,
+                            message: format!(
+                                "the name {:?} is in use from another address",
+                                set.name
+                            ),
+                        },
+                    ));
+                }
                 _ => self.chat.handle(conn, frame.message, now, &mut self.out),
             },
             Service::File => {
-                let chat = &self.chat;
-                let lookup = |nick: &str| chat.conn_of(nick);
+                let (chat, receivers) = (&self.chat, &self.receivers);
+                // An offer to a name goes to its newest receiver, else to
+                // the chat user of that name.
+                let lookup = |nick: &str| {
+                    let key = fold(nick);
+                    receivers
+                        .iter()
+                        .rev()
+                        .find(|(_, name)| **name == key)
+                        .map(|(id, _)| *id)
+                        .or_else(|| chat.conn_of(nick))
+                };
                 self.file.handle(
                     conn,
                     name,
@@ -453,6 +494,46 @@ impl Hub {
                 ),
             ),
         }
+    }
+
+    /// Whether `name` may be taken by the newcomer `conn`. One name is one
+    /// person: a receiver ([`Capabilities::OFFERS`] without chat) needs a
+    /// valid nickname, and a receiver and a chat user may share a name only
+    /// when they connect from the same address (the person's own machine),
+    /// so nobody elsewhere can collect the offers meant for someone else.
+    fn check_receiver_name(
+        &self,
+        conn: &ConnHandle,
+        name: &str,
+        receives: bool,
+    ) -> Result<(), (ErrorCode, String)> {
+        if receives {
+            crate::chat::names::check_nickname(name, self.chat.config().max_name_len)
+                .map_err(|e| (e.code(), e.to_string()))?;
+        }
+        if self.held_elsewhere(name, conn.peer().ip(), receives) {
+            return Err((
+                ErrorCode::NAME_TAKEN,
+                format!("the name {name:?} is in use from another address"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether a receiver (or, with `chat`, a chat user) connected from
+    /// another address than `ip` holds `name`.
+    fn held_elsewhere(&self, name: &str, ip: IpAddr, chat: bool) -> bool {
+        let ip = ip.to_canonical();
+        let elsewhere = |id: &ConnId| {
+            self.conns
+                .get(id)
+                .is_some_and(|(h, _)| h.peer().ip().to_canonical() != ip)
+        };
+        let key = fold(name);
+        self.receivers
+            .iter()
+            .any(|(id, n)| *n == key && elsewhere(id))
+            || (chat && self.chat.conn_of(name).is_some_and(|id| elsewhere(&id)))
     }
 
     /// The connection of the user called `name` (chat nickname first, then
