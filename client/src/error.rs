@@ -113,6 +113,12 @@ pub enum ClientError {
         detail: String,
     },
 
+    /// Browsing for servers or announcing one failed (no multicast, no
+    /// usable interface).
+    #[cfg(feature = "discovery")]
+    #[error("mDNS discovery: {0}")]
+    Discovery(#[from] mdns_sd::Error),
+
     /// The connection is gone.
     #[error("disconnected: {0}")]
     Disconnected(CloseReason),
