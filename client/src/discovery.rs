@@ -85,6 +85,15 @@ impl FoundServer {
     }
 }
 
+impl std::fmt::Display for FoundServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.address() {
+            Some(addr) => write!(f, "\"{}\" at {addr}", self.name),
+            None => write!(f, "\"{}\"", self.name),
+        }
+    }
+}
+
 /// What one browse found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Found {
