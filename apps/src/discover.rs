@@ -91,8 +91,9 @@ pub fn split_host(
     }
 }
 
-/// How long a command looks for servers when none is named.
-const PATIENCE: Duration = Duration::from_secs(2);
+/// How long a command looks for servers when none is named (it stops
+/// sooner once they all answered).
+const PATIENCE: Duration = Duration::from_secs(3);
 
 /// The flags every command shares about the server, as given.
 #[derive(Debug, Clone, Default)]
@@ -280,7 +281,7 @@ fn ask(servers: &[FoundServer]) -> Option<FoundServer> {
 pub fn list(wait: Duration) -> Result<i32, ClientError> {
     let found = discovery::browse(Browse {
         patience: wait,
-        quiet: Some(Duration::from_millis(700)),
+        ..Browse::default()
     })?;
     for s in &found.servers {
         println!("{}", describe(s));

@@ -110,16 +110,21 @@ pub struct Browse {
     /// The longest it listens.
     pub patience: Duration,
     /// Once something was found, it stops after this long without news
-    /// (`None`: always the whole `patience`). Servers answer a query within
-    /// about 120 ms, so half a second of quiet means everyone answered.
+    /// (`None`: always the whole `patience`)…
     pub quiet: Option<Duration>,
+    /// …but never before this. A responder multicasts the same answer at
+    /// most once a second (RFC 6762 §6), so one that just answered
+    /// someone else's question stays silent until the browser asks again,
+    /// one second in: listening a little longer than that hears everyone.
+    pub at_least: Duration,
 }
 
 impl Default for Browse {
     fn default() -> Browse {
         Browse {
-            patience: Duration::from_secs(2),
+            patience: Duration::from_secs(3),
             quiet: Some(Duration::from_millis(500)),
+            at_least: Duration::from_millis(1300),
         }
     }
 }
@@ -141,7 +146,7 @@ fn browse_with(daemon: &ServiceDaemon, how: Browse) -> Result<Found, ClientError
     loop {
         let now = Instant::now();
         let until = match (how.quiet, last_news) {
-            (Some(quiet), Some(news)) => deadline.min(news + quiet),
+            (Some(quiet), Some(news)) => deadline.min((news + quiet).max(started + how.at_least)),
             _ => deadline,
         };
         if now >= until {

@@ -66,6 +66,8 @@ pub struct Server {
     pub http: Option<String>,
     /// The certificate's fingerprint, unless run with `--plain`.
     pub fingerprint: Option<String>,
+    /// What it printed on stdout before its address.
+    pub stdout: Vec<String>,
     stderr: Receiver<String>,
 }
 
@@ -84,11 +86,17 @@ impl Server {
         } else {
             &["--bind", "127.0.0.1:0"]
         };
-        let mut child = Command::new(env!("CARGO_BIN_EXE_lanlink-server"))
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_lanlink-server"));
+        cmd.args(bind).args(http).args(args);
+        Server::spawn(cmd)
+    }
+
+    /// Starts `cmd` (a `lanlink-server` command line, perhaps behind
+    /// `ip netns exec`) with this test process's [`home`], and waits until
+    /// it listens; [`addr`](Server::addr) is then the address it printed.
+    pub fn spawn(mut cmd: Command) -> Server {
+        let mut child = cmd
             .env("LANLINK_HOME", home())
-            .args(bind)
-            .args(http)
-            .args(args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -99,29 +107,32 @@ impl Server {
         let stderr = lines_of(child.stderr.take().expect("stderr"));
         let mut http = None;
         let mut fingerprint = None;
+        let mut printed = Vec::new();
         let addr = loop {
             let line = stdout
                 .recv_timeout(PATIENCE)
-                .expect("server prints its address");
+                .unwrap_or_else(|_| panic!("server prints its address; printed {printed:?}"));
             if let Some(fp) = line.strip_prefix("TLS certificate ") {
                 fingerprint = Some(fp.trim().to_owned());
             }
             if let Some(url) = line.strip_prefix("video for browsers at http://") {
                 http = Some(url.trim_end_matches('/').to_owned());
             }
-            if line.contains("listening on") {
-                break line
+            if let Some((_, rest)) = line.split_once("server listening on ") {
+                break rest
                     .split_whitespace()
-                    .find(|w| w.starts_with("127.0.0.1:"))
+                    .next()
                     .unwrap_or_else(|| panic!("no address in {line:?}"))
                     .to_owned();
             }
+            printed.push(line);
         };
         Server {
             child,
             addr,
             http,
             fingerprint,
+            stdout: printed,
             stderr,
         }
     }
@@ -164,9 +175,14 @@ impl ChatClient {
 
     /// Starts the client without waiting for anything.
     pub fn spawn(addr: &str, name: &str, extra: &[&str]) -> ChatClient {
-        let mut child = lanlink_command()
-            .args(["chat", addr, "--name", name])
-            .args(extra)
+        let mut cmd = lanlink_command();
+        cmd.args(["chat", addr, "--name", name]).args(extra);
+        ChatClient::from_command(cmd)
+    }
+
+    /// Starts `cmd`, a `lanlink chat` command line, in script mode.
+    pub fn from_command(mut cmd: Command) -> ChatClient {
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -313,18 +329,25 @@ impl Drop for Scratch {
 
 /// Runs `lanlink ARGS…` to completion (bounded by [`PATIENCE`] × 6).
 pub fn lanlink(args: &[&str]) -> std::process::Output {
-    let mut child = lanlink_command()
-        .args(args)
+    let mut cmd = lanlink_command();
+    cmd.args(args);
+    run_bounded(cmd, PATIENCE * 6)
+}
+
+/// Runs `cmd` to completion, stdin closed, output collected; kills it and
+/// fails the test if it takes longer than `patience`.
+pub fn run_bounded(mut cmd: Command, patience: Duration) -> std::process::Output {
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("start lanlink");
+        .expect("start the command");
     let out = lines_of(child.stdout.take().expect("stdout"));
     let err = lines_of(child.stderr.take().expect("stderr"));
-    let status = wait_timeout(&mut child, PATIENCE * 6).unwrap_or_else(|| {
+    let status = wait_timeout(&mut child, patience).unwrap_or_else(|| {
         let _ = child.kill();
-        panic!("lanlink {args:?} did not finish");
+        panic!("{cmd:?} did not finish");
     });
     let collect = |rx: Receiver<String>| -> Vec<u8> {
         rx.iter().flat_map(|l| (l + "\n").into_bytes()).collect()
