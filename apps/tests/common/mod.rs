@@ -109,9 +109,12 @@ impl Server {
         let mut fingerprint = None;
         let mut printed = Vec::new();
         let addr = loop {
-            let line = stdout
-                .recv_timeout(PATIENCE)
-                .unwrap_or_else(|_| panic!("server prints its address; printed {printed:?}"));
+            let Ok(line) = stdout.recv_timeout(PATIENCE) else {
+                // Not left running behind a failed test.
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("server prints its address; printed {printed:?}");
+            };
             if let Some(fp) = line.strip_prefix("TLS certificate ") {
                 fingerprint = Some(fp.trim().to_owned());
             }
