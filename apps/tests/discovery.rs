@@ -14,7 +14,7 @@ use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{run_bounded, ChatClient, Scratch, Server, PATIENCE};
+use common::{run_bounded, tmux_available, ChatClient, Scratch, Server, Tmux, PATIENCE};
 
 /// The server's address in namespace `a`; the client is `.2` in `b`.
 const SERVER_IP: &str = "10.201.0.1";
@@ -243,6 +243,21 @@ fn a_server_on_the_lan_is_found_listed_and_used_without_an_address() {
             && err.contains("-s ADDRESS"),
         "{err}"
     );
+    // On a terminal (tmux), the list is offered and the answer used.
+    if tmux_available() {
+        let cmd = format!(
+            "env LANLINK_HOME={} USER=bob ip netns exec {} {} chat; sleep 30",
+            pins.display(),
+            lan.b,
+            env!("CARGO_BIN_EXE_lanlink"),
+        );
+        let terminal = Tmux::start("pick", 150, 30, &cmd);
+        let screen = terminal.wait_for("which one? [1-2]");
+        assert!(screen.contains("1) ") && screen.contains("2) "), "{screen}");
+        // Sorted by name: 1) is "second", 2) "test-lan".
+        terminal.keys(&["2", "Enter"]);
+        terminal.wait_for("-- connected to test-lan as bob");
+    }
     // Naming one with -s needs no discovery.
     let (out, _) = lan.run_b("bob", &pins, &["ls", "-s", &format!("{SERVER_IP}:7880")]);
     assert!(out.status.success(), "{}", text(&out.stderr));

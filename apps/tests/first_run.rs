@@ -9,7 +9,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{lanlink_command, Scratch, Server, PATIENCE};
+use common::{lanlink_command, tmux_available, Scratch, Server, Tmux};
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -96,44 +96,17 @@ fn the_fingerprint_is_shown_short_and_the_client_shows_it_again_when_it_pins() {
 /// On a terminal (tmux) the server also draws its fingerprint as a QR code.
 #[test]
 fn on_a_terminal_the_server_draws_a_qr_code() {
-    if Command::new("tmux").arg("-V").output().is_err() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "tmux is required in CI (scripts/setup installs it)"
-        );
-        eprintln!("skipping: tmux is not installed (scripts/setup installs it)");
+    if !tmux_available() {
         return;
     }
-    let session = format!("lanlink-qr-{}", std::process::id());
-    let tmux = |args: &[&str]| {
-        let out = Command::new("tmux").args(args).output().expect("run tmux");
-        text(&out.stdout)
-    };
     let cmd = format!(
         "env LANLINK_HOME={} {} --bind 127.0.0.1:0 --no-http",
         common::home().display(),
         env!("CARGO_BIN_EXE_lanlink-server"),
     );
-    tmux(&[
-        "new-session",
-        "-d",
-        "-s",
-        &session,
-        "-x",
-        "120",
-        "-y",
-        "60",
-        &cmd,
-    ]);
-    let deadline = std::time::Instant::now() + PATIENCE;
-    let screen = loop {
-        let s = tmux(&["capture-pane", "-t", &session, "-p"]);
-        if s.contains("listening on") || std::time::Instant::now() > deadline {
-            break s;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
-    tmux(&["kill-session", "-t", &session]);
+    let terminal = Tmux::start("qr", 120, 60, &cmd);
+    let screen = terminal.wait_for("listening on");
+    drop(terminal);
     assert!(screen.contains("listening on"), "{screen}");
     assert!(has_qr(&screen), "no QR code on the terminal:\n{screen}");
     assert!(screen.contains("short form "), "{screen}");

@@ -380,3 +380,78 @@ impl Server {
         let _ = self.child.wait();
     }
 }
+
+/// Whether tmux is here (a real terminal for a test); in CI it must be.
+pub fn tmux_available() -> bool {
+    if Command::new("tmux").arg("-V").output().is_ok() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "tmux is required in CI (scripts/setup installs it)"
+    );
+    eprintln!("skipping: tmux is not installed (scripts/setup installs it)");
+    false
+}
+
+/// A detached tmux session running a shell command, killed on drop.
+pub struct Tmux(String);
+
+impl Tmux {
+    /// Starts `command` in a `width`×`height` terminal.
+    pub fn start(tag: &str, width: u16, height: u16, command: &str) -> Tmux {
+        let session = Tmux(format!("lanlink-{tag}-{}", std::process::id()));
+        let (w, h) = (width.to_string(), height.to_string());
+        session.run(&[
+            "new-session",
+            "-d",
+            "-s",
+            &session.0,
+            "-x",
+            &w,
+            "-y",
+            &h,
+            command,
+        ]);
+        session
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux").args(args).output().expect("run tmux");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// What the terminal shows now.
+    pub fn screen(&self) -> String {
+        self.run(&["capture-pane", "-t", &self.0, "-p"])
+    }
+
+    /// Waits until the terminal shows `needle`; returns the screen.
+    pub fn wait_for(&self, needle: &str) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let screen = self.screen();
+            if screen.contains(needle) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the terminal never showed {needle:?}:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Types `keys` (tmux key names: `Enter`…).
+    pub fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", self.0.as_str()];
+        args.extend_from_slice(keys);
+        self.run(&args);
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        self.run(&["kill-session", "-t", &self.0]);
+    }
+}
