@@ -114,6 +114,27 @@ pub enum ClientError {
         detail: String,
     },
 
+    /// Browsing for servers or announcing one failed (no multicast, no
+    /// usable interface).
+    #[cfg(feature = "discovery")]
+    #[error("mDNS discovery: {0}")]
+    Discovery(#[from] mdns_sd::Error),
+
+    /// No server was named, and none could be chosen from those announced
+    /// on the LAN: none was, or several were and nobody chose.
+    #[cfg(feature = "discovery")]
+    #[error("{}", no_server_text(found))]
+    NoServer {
+        /// The usable servers found (none, or several).
+        found: Vec<crate::discovery::FoundServer>,
+        /// Servers found but not usable by this client (another protocol
+        /// version, plain TCP when TLS was asked for, another certificate
+        /// than the one asked for, or the other way round).
+        unusable: Vec<crate::discovery::FoundServer>,
+        /// Malformed announcements ignored.
+        ignored: usize,
+    },
+
     /// The connection is gone.
     #[error("disconnected: {0}")]
     Disconnected(CloseReason),
@@ -135,4 +156,16 @@ fn no_stream_text(kind: crate::MediaKind, wanted: Option<&str>, available: &[Str
         (Some(w), true) => format!("no {kind} stream named {w:?}, and none is being published"),
         (None, _) => format!("no {kind} stream is being published"),
     }
+}
+
+#[cfg(feature = "discovery")]
+fn no_server_text(found: &[crate::discovery::FoundServer]) -> String {
+    if found.is_empty() {
+        return "no lanlink server announced itself on the LAN".into();
+    }
+    let list: Vec<String> = found.iter().map(ToString::to_string).collect();
+    format!(
+        "several lanlink servers announce themselves on the LAN: {}",
+        list.join("; ")
+    )
 }

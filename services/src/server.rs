@@ -213,6 +213,10 @@ pub struct Hub {
     max_payload: u32,
     /// Welcomed connections and the name each gave.
     conns: HashMap<ConnId, (ConnHandle, String)>,
+    /// Connections that receive file offers for their name without
+    /// chatting ([`Capabilities::OFFERS`]), with that name case-folded.
+    /// Ordered by id: the newest one gets the offers.
+    receivers: std::collections::BTreeMap<ConnId, String>,
     chat: ChatService,
     file: FileService,
     /// Runs the file service's disk work.
@@ -242,6 +246,7 @@ impl Hub {
             server_name: config.server_name.clone(),
             max_payload: config.transport.conn.max_payload,
             conns: HashMap::new(),
+            receivers: std::collections::BTreeMap::new(),
             chat,
             file: {
                 let mut file = FileService::new(config.file.clone());
@@ -299,6 +304,7 @@ impl Hub {
             Event::Frame { conn, frame } => self.on_frame(conn, frame, &now),
             Event::Closed { conn, reason, .. } => {
                 if let Some((handle, _)) = self.conns.remove(&conn) {
+                    self.receivers.remove(&conn);
                     // Shown to everyone in its rooms: the peer's goodbye
                     // text is escaped (by CloseReason's Display) and cut
                     // short, so leaving cannot paint or flood their screens.
@@ -336,14 +342,18 @@ impl Hub {
         }
         let mut greeting = Vec::new();
         let wants_chat = hello.capabilities.contains(Capabilities::CHAT);
-        let admitted = if wants_chat {
-            self.chat
-                .connect(id, conn.peer().ip(), &hello.name, now, &mut greeting)
-        } else {
-            // Not a chat user, but its name is still shown and logged.
-            check_hello_name(&hello.name, self.chat.config().max_name_len)
-                .map_err(|e| (e.code(), e.to_string()))
-        };
+        let receives = !wants_chat && hello.capabilities.contains(Capabilities::OFFERS);
+        let mut admitted = self.check_receiver_name(&conn, &hello.name, receives);
+        if admitted.is_ok() {
+            admitted = if wants_chat {
+                self.chat
+                    .connect(id, conn.peer().ip(), &hello.name, now, &mut greeting)
+            } else {
+                // Not a chat user, but its name is still shown and logged.
+                check_hello_name(&hello.name, self.chat.config().max_name_len)
+                    .map_err(|e| (e.code(), e.to_string()))
+            };
+        }
         if let Err((code, reason)) = admitted {
             tracing::info!(peer = %conn.peer(), name = %display_safe(&hello.name), "refused: {}", display_safe(&reason));
             conn.refuse(code, &reason);
@@ -353,7 +363,7 @@ impl Hub {
             server_name: self.server_name.clone(),
             client_id: id.0 as u32,
             name: hello.name.clone(),
-            capabilities: Capabilities::ALL,
+            capabilities: Capabilities::ALL | Capabilities::OFFERS,
             max_payload: self.max_payload,
             motd: self.chat.config().motd.clone().unwrap_or_default(),
         };
@@ -365,6 +375,9 @@ impl Hub {
             }
             // Upload quotas follow the address, not the (changeable) name.
             self.file.set_peer(id, conn.peer().ip().to_canonical());
+            if receives {
+                self.receivers.insert(id, fold(&hello.name));
+            }
             self.conns.insert(id, (conn, hello.name));
             self.out.append(&mut greeting);
         } else if wants_chat {
@@ -386,10 +399,39 @@ impl Hub {
         // The name others know this user by now (after any /nick).
         let name = self.chat.name_of(conn).unwrap_or(hello_name);
         match frame.kind().service() {
-            Service::Chat => self.chat.handle(conn, frame.message, now, &mut self.out),
+            Service::Chat => match &frame.message {
+                // One name is one person: not taken from another address.
+                Message::SetNick(set)
+                    if self.conns.get(&conn).is_some_and(|(h, _)| {
+                        self.held_elsewhere(set.name.trim(), h.peer().ip(), false)
+                    }) =>
+                {
+                    self.out.push(Outgoing::control(
+                        conn,
+                        control::Error {
+                            code: ErrorCode::NAME_TAKEN,
+                            message: format!(
+                                "the name {:?} is in use from another address",
+                                set.name
+                            ),
+                        },
+                    ));
+                }
+                _ => self.chat.handle(conn, frame.message, now, &mut self.out),
+            },
             Service::File => {
-                let chat = &self.chat;
-                let lookup = |nick: &str| chat.conn_of(nick);
+                let (chat, receivers) = (&self.chat, &self.receivers);
+                // An offer to a name goes to its newest receiver, else to
+                // the chat user of that name.
+                let lookup = |nick: &str| {
+                    let key = fold(nick);
+                    receivers
+                        .iter()
+                        .rev()
+                        .find(|(_, name)| **name == key)
+                        .map(|(id, _)| *id)
+                        .or_else(|| chat.conn_of(nick))
+                };
                 self.file.handle(
                     conn,
                     name,
@@ -561,6 +603,46 @@ impl Hub {
             );
         }
         reply
+    }
+
+    /// Whether `name` may be taken by the newcomer `conn`. One name is one
+    /// person: a receiver ([`Capabilities::OFFERS`] without chat) needs a
+    /// valid nickname, and a receiver and a chat user may share a name only
+    /// when they connect from the same address (the person's own machine),
+    /// so nobody elsewhere can collect the offers meant for someone else.
+    fn check_receiver_name(
+        &self,
+        conn: &ConnHandle,
+        name: &str,
+        receives: bool,
+    ) -> Result<(), (ErrorCode, String)> {
+        if receives {
+            crate::chat::names::check_nickname(name, self.chat.config().max_name_len)
+                .map_err(|e| (e.code(), e.to_string()))?;
+        }
+        if self.held_elsewhere(name, conn.peer().ip(), receives) {
+            return Err((
+                ErrorCode::NAME_TAKEN,
+                format!("the name {name:?} is in use from another address"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether a receiver (or, with `chat`, a chat user) connected from
+    /// another address than `ip` holds `name`.
+    fn held_elsewhere(&self, name: &str, ip: IpAddr, chat: bool) -> bool {
+        let ip = ip.to_canonical();
+        let elsewhere = |id: &ConnId| {
+            self.conns
+                .get(id)
+                .is_some_and(|(h, _)| h.peer().ip().to_canonical() != ip)
+        };
+        let key = fold(name);
+        self.receivers
+            .iter()
+            .any(|(id, n)| *n == key && elsewhere(id))
+            || (chat && self.chat.conn_of(name).is_some_and(|id| elsewhere(&id)))
     }
 
     /// The connection of the user called `name` (chat nickname first, then
