@@ -122,8 +122,13 @@ pub fn run(options: ChatOptions) -> Result<i32, ClientError> {
     };
     let printer: Printer = Arc::new(Mutex::new(match editor.as_mut() {
         Some(ed) => match ed.create_external_printer() {
-            Ok(mut p) => Box::new(move |line| {
-                let _ = rustyline::ExternalPrinter::print(&mut p, line);
+            // Each line ends with its newline here: between two prompts
+            // (raw mode off, just after Enter) rustyline writes the text
+            // as it is, and the next prompt, drawn from the start of the
+            // line, would wipe a line left unterminated. That is how a
+            // `/join`'s roster or a `/who` answer got lost now and then.
+            Ok(mut p) => Box::new(move |line: String| {
+                let _ = rustyline::ExternalPrinter::print(&mut p, line + "\n");
             }),
             Err(_) => Box::new(|line| println!("{line}")),
         },
@@ -170,9 +175,14 @@ pub fn run(options: ChatOptions) -> Result<i32, ClientError> {
                         return reason.clone();
                     }
                     Event::FileOffered(o) => lock(&offers).push(o.clone()),
-                    Event::History(h) => {
+                    // A join answers with the room's roster (a newcomer
+                    // gets its history first): it went through.
+                    Event::Roster(r) => {
                         let mut pending = lock(&pending);
-                        if pending.as_ref().is_some_and(|(new, _)| *new == h.room) {
+                        if pending
+                            .as_ref()
+                            .is_some_and(|(new, _)| new.to_lowercase() == r.room.to_lowercase())
+                        {
                             *pending = None;
                         }
                     }
