@@ -83,7 +83,7 @@ pub use lanlink_proto::Capabilities;
 pub use lanlink_transport::{CloseReason, Fingerprint, Shutdown};
 
 /// The port a lanlink server listens on unless told otherwise.
-pub const DEFAULT_PORT: u16 = lanlink_services::server::DEFAULT_PORT;
+pub const DEFAULT_PORT: u16 = lanlink_transport::DEFAULT_PORT;
 
 /// Adds the default port to `HOST` when none is given (`host`, `10.0.0.2`,
 /// `[::1]`, `::1`); leaves `HOST:PORT` alone.

@@ -13,7 +13,7 @@ use lanlink_client::{
     ClientError, Event, Events, KnownServers, PinStore, Quiet, Session, TransferOptions, Trust,
     TrustOutcome,
 };
-use lanlink_services::server::{run, ServerConfig};
+use lanlink_server::{run, ServerConfig};
 use lanlink_transport::{ServerIdentity, Shutdown};
 
 const PATIENCE: Duration = Duration::from_secs(10);

@@ -21,7 +21,6 @@ use std::sync::Arc;
 use lanlink_proto::audio::{AudioAnnounce, AudioEnd};
 use lanlink_proto::video::{VideoAnnounce, VideoEnd, VideoFrame};
 use lanlink_proto::{control, ErrorCode, Frame, Message, StreamId};
-use lanlink_transport::mjpeg::LatestFrames;
 use lanlink_transport::ConnId;
 
 use crate::text::display_safe;
@@ -60,24 +59,6 @@ impl VideoTap {
     /// Wraps a closure.
     pub fn new(f: impl Fn(TapEvent<'_>) + Send + Sync + 'static) -> VideoTap {
         VideoTap(Arc::new(f))
-    }
-
-    /// A tap that keeps the newest frame of every live stream in `frames`
-    /// (the browser server's store) and drops it when the stream ends.
-    pub fn latest_frames(frames: LatestFrames) -> VideoTap {
-        VideoTap::new(move |event| match event {
-            TapEvent::Frame(a, f) => {
-                let seq = u64::from(f.seq);
-                let data = f.data.clone();
-                if let Err(why) =
-                    frames.publish_by(&a.name, &a.publisher, a.width, a.height, seq, data)
-                {
-                    // Per frame: worth a debug line at most.
-                    tracing::debug!(stream = %a.name, "frame not shown to browsers: {why}");
-                }
-            }
-            TapEvent::Ended(a) => frames.remove(&a.name),
-        })
     }
 
     fn ended(&self, announcement: &Announcement) {
@@ -490,7 +471,6 @@ mod tests {
     use bytes::Bytes;
     use lanlink_proto::audio::{AudioCodec, AudioPacket, AudioSubscribe};
     use lanlink_proto::video::{VideoCodec, VideoSubscribe};
-    use lanlink_transport::mjpeg::LatestFrames;
 
     use super::*;
 
@@ -720,34 +700,27 @@ mod tests {
     }
 
     #[test]
-    fn the_browser_store_forgets_a_stream_when_it_ends_or_is_renamed() {
-        let frames = LatestFrames::new();
-        let mut r = MediaRelay::new(Some(VideoTap::latest_frames(frames.clone())));
+    fn the_tap_hears_a_stream_end_when_it_ends_is_renamed_or_its_publisher_leaves() {
+        let ended = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let e2 = ended.clone();
+        let tap = VideoTap::new(move |event| {
+            if let TapEvent::Ended(a) = event {
+                e2.lock().unwrap().push(a.name.clone());
+            }
+        });
+        let mut r = MediaRelay::new(Some(tap));
         let mut out = Vec::new();
         r.handle(PUB, "ada", 1, cam("door").into(), &mut out);
         r.handle(PUB, "ada", 1, jpeg(1).into(), &mut out);
-        assert!(frames.get("door").is_some());
-        // Renamed: the old name's frame goes.
+        // Renamed: the old name ends.
         r.handle(PUB, "ada", 1, cam("gate").into(), &mut out);
-        assert!(frames.get("door").is_none());
-        r.handle(PUB, "ada", 1, jpeg(2).into(), &mut out);
-        assert_eq!(frames.get("gate").map(|l| l.seq), Some(2));
+        assert_eq!(*ended.lock().unwrap(), ["door"]);
         // Ended by its publisher.
         r.handle(PUB, "ada", 1, VideoEnd.into(), &mut out);
-        assert_eq!(frames.held(), (0, 0));
+        assert_eq!(*ended.lock().unwrap(), ["door", "gate"]);
         // Ended by its publisher leaving.
         r.handle(PUB, "ada", 3, cam("yard").into(), &mut out);
-        r.handle(PUB, "ada", 3, jpeg(1).into(), &mut out);
-        assert_eq!(frames.held().0, 1);
         r.disconnect(PUB, &mut out);
-        assert_eq!(frames.held(), (0, 0));
-        // Frames that are not JPEG images are not kept for browsers.
-        r.handle(B, "bob", 1, cam("fake").into(), &mut out);
-        let fake = VideoFrame {
-            data: Bytes::from_static(b"--boundary\r\nContent-Type: text/html\r\n\r\n<b>"),
-            ..jpeg(1)
-        };
-        r.handle(B, "bob", 1, fake.into(), &mut out);
-        assert!(frames.get("fake").is_none());
+        assert_eq!(*ended.lock().unwrap(), ["door", "gate", "yard"]);
     }
 }

@@ -15,12 +15,11 @@ use clap::Parser;
 use lanlink_apps::audio::{self, TalkInput};
 use lanlink_apps::video::{self, CamSource, Capture};
 use lanlink_client::discovery::{Announcement, Announcer};
+use lanlink_server::http::{serve_http_with, FrameLimits, HttpConfig, LatestFrames};
+use lanlink_server::{run, ServerConfig, DEFAULT_PORT};
 use lanlink_services::chat::ChatConfig;
 use lanlink_services::file::FileConfig;
 use lanlink_services::media::MediaConfig;
-use lanlink_services::media::VideoTap;
-use lanlink_services::server::{run, ServerConfig, DEFAULT_PORT};
-use lanlink_transport::mjpeg::{serve_http_with, FrameLimits, HttpConfig, LatestFrames};
 use lanlink_transport::{Rate, ServerIdentity, Shutdown};
 
 /// The lanlink server: one process that everyone on the LAN connects to.
@@ -385,7 +384,7 @@ fn main() -> ExitCode {
             max_bytes: args.http_frame_bytes,
             ..FrameLimits::default()
         });
-        config.video_tap = Some(VideoTap::latest_frames(frames.clone()));
+        config.video_tap = Some(lanlink_server::http::video_tap(frames.clone()));
         let http_config = HttpConfig {
             max_connections: args.http_max_connections.max(1),
             max_per_address: args.http_max_per_address.max(1),

@@ -13,9 +13,8 @@ use bytes::Bytes;
 use common::{wait_for, TestServer};
 use lanlink_proto::video::{VideoAnnounce, VideoCodec, VideoEnd, VideoFrame};
 use lanlink_proto::{Capabilities, Frame, Message};
-use lanlink_services::media::VideoTap;
-use lanlink_services::server::ServerConfig;
-use lanlink_transport::mjpeg::{serve_http, LatestFrames};
+use lanlink_server::http::{serve_http, LatestFrames};
+use lanlink_server::ServerConfig;
 use lanlink_transport::Client;
 
 fn get(addr: SocketAddr, path: &str) -> (String, Vec<u8>) {
@@ -67,7 +66,7 @@ fn publish(client: &Client, stream: u32, name: &str) {
 fn ended_streams_disappear_from_the_browser_server() {
     let frames = LatestFrames::new();
     let server = TestServer::start(ServerConfig {
-        video_tap: Some(VideoTap::latest_frames(frames.clone())),
+        video_tap: Some(lanlink_server::http::video_tap(frames.clone())),
         ..ServerConfig::default()
     });
     let http = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -22,20 +22,21 @@ use lanlink_transport::{
     BanList, ConnHandle, ConnId, EncodedFrame, Event, KeyedBuckets, Rate, RefusalLog, Shutdown,
 };
 
-use crate::chat::names::{check_hello_name, fold};
-use crate::chat::{ChatConfig, ChatService, Now, Outgoing};
-use crate::error::ServiceError;
-use crate::file::{FileConfig, FileDone, FileJob, FileService, TransferInfo};
-use crate::media::{MediaConfig, MediaRelay, VideoTap};
-use crate::text::display_safe;
 use crate::workers::{WorkerConfig, WorkerPool};
+use crate::ServerError;
+use lanlink_services::chat::names::{check_hello_name, fold};
+use lanlink_services::chat::{ChatConfig, ChatService, Now, Outgoing};
+use lanlink_services::file::{FileConfig, FileDone, FileJob, FileService, TransferInfo};
+use lanlink_services::media::{MediaConfig, MediaRelay, VideoTap};
+use lanlink_services::text::display_safe;
+use lanlink_services::ServiceError;
 
 /// The connection id media published by the server process itself is
 /// filed under (the transport numbers connections from 1).
 const LOCAL_PUBLISHER: ConnId = ConnId(0);
 
 /// The default TCP port of a lanlink server.
-pub const DEFAULT_PORT: u16 = 7878;
+pub const DEFAULT_PORT: u16 = lanlink_transport::DEFAULT_PORT;
 
 /// Everything a server can be told.
 #[derive(Debug, Clone)]
@@ -93,7 +94,7 @@ impl Default for ServerConfig {
 ///
 /// ```no_run
 /// use std::net::TcpListener;
-/// use lanlink_services::server::{run, ServerConfig};
+/// use lanlink_server::{run, ServerConfig};
 /// use lanlink_transport::Shutdown;
 ///
 /// let listener = TcpListener::bind("0.0.0.0:7878")?;
@@ -104,7 +105,7 @@ pub fn run(
     listener: TcpListener,
     config: ServerConfig,
     shutdown: Shutdown,
-) -> Result<(), lanlink_transport::TransportError> {
+) -> Result<(), ServerError> {
     // Bounded: if the hub falls behind, connection readers wait, and TCP
     // slows the senders down, instead of events piling up in memory.
     let (events_tx, events) = crossbeam_channel::bounded(64 * 1024);
@@ -153,12 +154,12 @@ pub fn run(
                 },
             }
         })
-        .map_err(|e| lanlink_transport::TransportError::io("spawn hub thread", e))?;
+        .map_err(|e| ServerError::io("spawn hub thread", e))?;
     let result = lanlink_transport::serve(listener, config.transport, shutdown, events_tx);
     // `serve` has joined every connection, so every event sender is gone
     // and the hub's loop ends once it has handled the last `Closed`.
     let _ = hub_thread.join();
-    result
+    Ok(result?)
 }
 
 /// The longest close reason shown to the people in a leaver's rooms, in
@@ -315,7 +316,7 @@ struct Admin {
 
 impl Hub {
     /// A hub with empty services and its worker threads started.
-    pub fn new(config: &ServerConfig) -> Result<Hub, lanlink_transport::TransportError> {
+    pub fn new(config: &ServerConfig) -> Result<Hub, ServerError> {
         let mut chat = ChatService::new(config.chat.clone());
         for name in &config.banned_names {
             chat.ban_name(name);
@@ -575,7 +576,7 @@ impl Hub {
             let refusal = ServiceError::TooManyRequests {
                 what: "admin requests with a wrong token",
                 from: "your address",
-                retry_after_ms: crate::error::millis(wait),
+                retry_after_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
             }
             .to_string();
             self.admin.refusals.refused(ip, "admin guesses", &refusal);
@@ -763,7 +764,7 @@ impl Hub {
         receives: bool,
     ) -> Result<(), (ErrorCode, String)> {
         if receives {
-            crate::chat::names::check_nickname(name, self.chat.config().max_name_len)
+            lanlink_services::chat::names::check_nickname(name, self.chat.config().max_name_len)
                 .map_err(|e| (e.code(), e.to_string()))?;
         }
         if self.held_elsewhere(name, conn.peer().ip(), receives) {

@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use lanlink_transport::mjpeg::{serve_http_with, HttpConfig, LatestFrames};
+use lanlink_server::http::{serve_http_with, HttpConfig, LatestFrames};
 use lanlink_transport::Shutdown;
 
 struct Http {

@@ -42,7 +42,9 @@ pub use store::{
     jpeg_image, FrameLimits, FrameRefused, Latest, LatestFrames, StreamState, Watching,
 };
 
-use crate::{Shutdown, TransportError};
+use crate::ServerError;
+use lanlink_services::media::{TapEvent, VideoTap};
+use lanlink_transport::Shutdown;
 use request::HeadError;
 
 /// The limits of the browser server.
@@ -127,13 +129,30 @@ impl Drop for Slot {
     }
 }
 
+/// A relay tap that keeps the newest frame of every live stream in
+/// `frames` (this server's store) and drops it when the stream ends.
+pub fn video_tap(frames: LatestFrames) -> VideoTap {
+    VideoTap::new(move |event| match event {
+        TapEvent::Frame(a, f) => {
+            let seq = u64::from(f.seq);
+            let data = f.data.clone();
+            if let Err(why) = frames.publish_by(&a.name, &a.publisher, a.width, a.height, seq, data)
+            {
+                // Per frame: worth a debug line at most.
+                tracing::debug!(stream = %a.name, "frame not shown to browsers: {why}");
+            }
+        }
+        TapEvent::Ended(a) => frames.remove(&a.name),
+    })
+}
+
 /// Serves HTTP viewers on `listener` with the default [`HttpConfig`] until
 /// `shutdown` fires.
 pub fn serve_http(
     listener: TcpListener,
     frames: LatestFrames,
     shutdown: Shutdown,
-) -> Result<(), TransportError> {
+) -> Result<(), ServerError> {
     serve_http_with(listener, frames, HttpConfig::default(), shutdown)
 }
 
@@ -144,10 +163,10 @@ pub fn serve_http_with(
     frames: LatestFrames,
     config: HttpConfig,
     shutdown: Shutdown,
-) -> Result<(), TransportError> {
+) -> Result<(), ServerError> {
     let local = listener
         .local_addr()
-        .map_err(|e| TransportError::io("http listener address", e))?;
+        .map_err(|e| ServerError::io("http listener address", e))?;
     shutdown.on_trigger(move || {
         let wake = SocketAddr::new(
             if local.ip().is_unspecified() {
@@ -199,7 +218,7 @@ pub fn serve_http_with(
             viewers.clone(),
             config.clone(),
         );
-        threads.push(crate::server::spawn_named("http", move || {
+        threads.push(lanlink_transport::spawn_named("http", move || {
             let _slot = slot;
             let _ = handle(stream, &frames, &shutdown, &viewers, &config);
         }));
