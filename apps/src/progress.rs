@@ -72,3 +72,41 @@ impl Progress for Reporter {
         );
     }
 }
+
+/// A size for people, in binary units: `512 B`, `1.5 KiB`, `3.2 MiB`,
+/// `1.1 GiB` (the units of the progress bar).
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+/// A rate for people: [`human_bytes`] a second.
+pub fn human_rate(bytes: u64, elapsed: std::time::Duration) -> String {
+    let per_second = bytes as f64 / elapsed.as_secs_f64().max(1e-6);
+    format!("{}/s", human_bytes(per_second as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_in_one_unit_family() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(3 * 1024 * 1024 + 200 * 1024), "3.2 MiB");
+        assert_eq!(human_bytes(u64::MAX), "16384.0 PiB");
+        let second = std::time::Duration::from_secs(2);
+        assert_eq!(human_rate(4 * 1024 * 1024, second), "2.0 MiB/s");
+    }
+}

@@ -56,6 +56,7 @@
 
 #[cfg(feature = "audio")]
 pub mod audio;
+mod backoff;
 mod error;
 mod event;
 mod files;
@@ -65,6 +66,7 @@ mod trust;
 #[cfg(feature = "video")]
 pub mod video;
 
+pub use backoff::Backoff;
 pub use error::ClientError;
 pub use event::{Event, IncomingOffer};
 pub use files::{Progress, ProgressFn, Quiet, TransferOptions, TransferProgress, TransferSummary};

@@ -51,6 +51,9 @@ enum Cmd {
             hide_env_values = true
         )]
         room_password: Option<String>,
+        /// Start lines with the time: auto (on a terminal), always, never.
+        #[arg(long, default_value = "auto", value_name = "WHEN")]
+        timestamps: chat_client::Timestamps,
         #[command(flatten)]
         auth: Auth,
     },
@@ -323,12 +326,14 @@ fn main() -> ExitCode {
             name,
             room,
             room_password,
+            timestamps,
             auth,
         } => chat_client::run(ChatOptions {
             server: auth.target(&host),
             name,
             room,
             room_password,
+            timestamps,
         }),
         Cmd::Ls {
             host,

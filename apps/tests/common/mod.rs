@@ -354,3 +354,125 @@ impl Server {
         let _ = self.child.wait();
     }
 }
+
+/// Whether tmux can be run; in CI it must (scripts/setup installs it).
+pub fn have_tmux() -> bool {
+    if Command::new("tmux").arg("-V").output().is_ok() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "tmux is required in CI (scripts/setup installs it)"
+    );
+    eprintln!("skipping: tmux is not installed (scripts/setup installs it)");
+    false
+}
+
+/// A program on a real terminal: a detached tmux session, typed into with
+/// `send-keys` and read with `capture-pane`. Killed on drop.
+pub struct Tmux {
+    /// The session's name.
+    pub name: String,
+}
+
+impl Tmux {
+    /// Runs `command` (a shell command line) on a 100×30 terminal.
+    pub fn start(tag: &str, command: &str) -> Tmux {
+        let name = format!("lanlink-{tag}-{}", std::process::id());
+        let t = Tmux { name };
+        t.run(&["kill-session", "-t", &t.name]);
+        t.run(&[
+            "new-session",
+            "-d",
+            "-s",
+            &t.name,
+            "-x",
+            "100",
+            "-y",
+            "30",
+            command,
+        ]);
+        t
+    }
+
+    /// `lanlink chat ADDR --name NAME EXTRA…` on a terminal, with this test
+    /// process's [`home`] and the environment `env` (`NAME=VALUE` words).
+    pub fn chat(tag: &str, env: &[&str], addr: &str, name: &str, extra: &[&str]) -> Tmux {
+        let cmd = format!(
+            "env LANLINK_HOME={} {} {} chat {addr} --name {name} {}",
+            home().display(),
+            env.join(" "),
+            env!("CARGO_BIN_EXE_lanlink"),
+            extra.join(" ")
+        );
+        Tmux::start(tag, &cmd)
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux").args(args).output().expect("run tmux");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// What the terminal shows (`escapes`: with colour codes).
+    pub fn screen_with(&self, escapes: bool) -> String {
+        let mut args = vec!["capture-pane", "-t", &self.name, "-p", "-S", "-200"];
+        if escapes {
+            args.push("-e");
+        }
+        self.run(&args)
+    }
+
+    /// What the terminal shows, as text.
+    pub fn screen(&self) -> String {
+        self.screen_with(false)
+    }
+
+    /// Waits until the screen shows `needle`; returns the screen.
+    pub fn wait_for(&self, needle: &str) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let s = self.screen();
+            if s.contains(needle) {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "screen never showed {needle:?}:\n{s}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Types `text` as it is (no key names).
+    pub fn type_text(&self, text: &str) {
+        self.run(&["send-keys", "-t", &self.name, "-l", text]);
+    }
+
+    /// Presses keys by tmux name (`Enter`, `Tab`, `C-c`).
+    pub fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", &self.name];
+        args.extend_from_slice(keys);
+        self.run(&args);
+    }
+
+    /// Types a line and presses Enter.
+    pub fn line(&self, text: &str) {
+        self.type_text(text);
+        self.keys(&["Enter"]);
+    }
+
+    /// The last non-blank line on the screen.
+    pub fn last_line(&self) -> String {
+        self.screen()
+            .lines()
+            .rfind(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .to_owned()
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        self.run(&["kill-session", "-t", &self.name]);
+    }
+}
