@@ -1,5 +1,6 @@
 //! Transfer progress for people: an `indicatif` bar with bytes, rate and ETA
-//! on a terminal, one plain line per event otherwise.
+//! on a terminal, one plain line per event otherwise. Sizes and rates are in
+//! binary units (KiB, MiB, GiB) everywhere, as the bar shows them.
 
 use std::io::IsTerminal;
 
@@ -26,8 +27,15 @@ impl Reporter {
 
 impl Progress for Reporter {
     fn start(&mut self, name: &str, total: u64, resumed_from: u64) {
+        if resumed_from > 0 && resumed_from >= total {
+            return; // Nothing to move: `finish` says so.
+        }
         if resumed_from > 0 {
-            println!("resuming {name} from byte {resumed_from} of {total}");
+            println!(
+                "resuming {name} from {} of {}",
+                human_bytes(resumed_from),
+                human_bytes(total)
+            );
         }
         if self.terminal {
             let bar = ProgressBar::new(total);
@@ -54,21 +62,27 @@ impl Progress for Reporter {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
-        let moved = s.size - s.resumed_from;
-        let secs = s.elapsed.as_secs_f64().max(1e-6);
         let hash: String = s.hash.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        if s.unchanged {
+            println!(
+                "{} ({}): already there and the same (blake3 {hash}…), skipped",
+                s.path.display(),
+                human_bytes(s.size)
+            );
+            return;
+        }
         println!(
-            "{} {} ({} bytes{}) in {:.2} s, {:.1} MB/s, blake3 {hash}…",
+            "{} {} ({}{}) in {:.2} s, {}, blake3 {hash}…",
             self.verb,
             s.path.display(),
-            s.size,
+            human_bytes(s.size),
             if s.resumed_from > 0 {
-                format!(", resumed at {}", s.resumed_from)
+                format!(", resumed at {}", human_bytes(s.resumed_from))
             } else {
                 String::new()
             },
-            secs,
-            moved as f64 / secs / 1e6,
+            s.elapsed.as_secs_f64(),
+            human_rate(s.size - s.resumed_from, s.elapsed),
         );
     }
 }

@@ -52,7 +52,7 @@ enum Cmd {
         )]
         room_password: Option<String>,
         /// Start lines with the time: auto (on a terminal), always, never.
-        #[arg(long, default_value = "auto", value_name = "WHEN")]
+        #[arg(long, value_enum, default_value_t, value_name = "WHEN")]
         timestamps: chat_client::Timestamps,
         #[command(flatten)]
         auth: Auth,
@@ -80,7 +80,8 @@ enum Cmd {
         /// Where to put them.
         #[arg(short = 'o', long = "output", default_value = ".")]
         dir: PathBuf,
-        /// Overwrite files that already exist.
+        /// Replace files here that differ from the server's (files that are
+        /// the same are skipped, partial ones resumed).
         #[arg(long)]
         force: bool,
         /// Cap the rate, in bytes per second (500K, 10M, 1G).
@@ -118,6 +119,9 @@ enum Cmd {
         /// Your name, shown to the receiver.
         #[arg(long, default_value_t = default_name())]
         name: String,
+        /// Withdraw an offer nobody answered after this many seconds.
+        #[arg(long, default_value_t = 120, value_name = "SECONDS")]
+        timeout: u64,
         #[command(flatten)]
         auth: Auth,
     },
@@ -134,7 +138,12 @@ enum Cmd {
         /// Accept every offer without asking.
         #[arg(long)]
         yes: bool,
-        /// Overwrite files that already exist.
+        /// When a file of the same name is here: overwrite, rename (save as
+        /// `name (1).ext`), skip, or ask (the default on a terminal; skip
+        /// otherwise).
+        #[arg(long, value_enum, value_name = "WHAT", default_value = "ask")]
+        on_conflict: files::OnConflict,
+        /// The same as --on-conflict overwrite.
         #[arg(long)]
         force: bool,
         /// Exit after this many files.
@@ -384,9 +393,10 @@ fn main() -> ExitCode {
             to,
             files: paths,
             name,
+            timeout,
             auth,
         } => with_session(&host, &name, auth, false, |s, _| {
-            files::send(s, &to, &paths)
+            files::send(s, &to, &paths, std::time::Duration::from_secs(timeout))
         }),
         Cmd::Cam {
             host,
@@ -512,11 +522,22 @@ fn main() -> ExitCode {
             name,
             dir,
             yes,
+            on_conflict,
             force,
             count,
             auth,
         } => with_session(&host, &name, auth, true, |s, events| {
-            files::receive(s, events, &dir, yes, force, count)
+            let on_conflict = if force {
+                files::OnConflict::Overwrite
+            } else {
+                on_conflict
+            };
+            let how = files::ReceiveOptions {
+                yes,
+                on_conflict,
+                count,
+            };
+            files::receive(s, events, &dir, how)
         }),
     };
     match result {

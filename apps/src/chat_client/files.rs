@@ -93,8 +93,9 @@ pub(crate) fn command(line: &str, chat: &Arc<Chat>) -> Option<Result<(), String>
                 match session.get(&name, ".".as_ref(), &options, &mut Quiet) {
                     Ok(done) => {
                         for s in done {
+                            let what = if s.unchanged { "already had" } else { "got" };
                             say(format!(
-                                "-- got {} ({})",
+                                "-- {what} {} ({})",
                                 s.path.display(),
                                 human_bytes(s.size)
                             ));

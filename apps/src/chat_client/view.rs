@@ -7,7 +7,7 @@ use lanlink_proto::Message;
 use lanlink_services::chat::command::format_event;
 
 /// Whether lines start with the time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Timestamps {
     /// On a terminal only (a script reads lines as the server sent them).
     #[default]
@@ -16,18 +16,6 @@ pub enum Timestamps {
     Always,
     /// Never.
     Never,
-}
-
-impl std::str::FromStr for Timestamps {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Timestamps, String> {
-        match s {
-            "auto" => Ok(Timestamps::Auto),
-            "always" => Ok(Timestamps::Always),
-            "never" => Ok(Timestamps::Never),
-            other => Err(format!("{other:?}: use auto, always or never")),
-        }
-    }
 }
 
 /// Turns what happened into lines for a person.

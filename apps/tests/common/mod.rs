@@ -415,7 +415,8 @@ impl Tmux {
 
     /// What the terminal shows (`escapes`: with colour codes).
     pub fn screen_with(&self, escapes: bool) -> String {
-        let mut args = vec!["capture-pane", "-t", &self.name, "-p", "-S", "-200"];
+        // -J: a line the terminal wrapped comes back whole.
+        let mut args = vec!["capture-pane", "-t", &self.name, "-p", "-J", "-S", "-200"];
         if escapes {
             args.push("-e");
         }
@@ -461,12 +462,13 @@ impl Tmux {
         self.keys(&["Enter"]);
     }
 
-    /// The last non-blank line on the screen.
+    /// The last non-blank line on the screen, without trailing blanks.
     pub fn last_line(&self) -> String {
         self.screen()
             .lines()
             .rfind(|l| !l.trim().is_empty())
             .unwrap_or("")
+            .trim_end()
             .to_owned()
     }
 }
