@@ -74,26 +74,15 @@ pub fn on_interrupt_say(text: &'static str) {
         });
 }
 
-/// `e` with the way out that this command offers, when it has one.
+/// `e` with the way out that this command offers, when a file of that
+/// name is in the way.
 fn hinted(e: ClientError, hint: &str) -> ClientError {
-    let with = |name: String, reason: String, code| {
-        ClientError::Service(ServiceError::Refused {
-            name,
-            reason: format!("{reason}; {hint}"),
-            code,
-        })
-    };
     match e {
-        ClientError::Service(ServiceError::AlreadyExists { name }) => with(
-            name,
-            "a different file of that name is here already".into(),
-            ErrorCode::ALREADY_EXISTS,
-        ),
-        ClientError::Service(ServiceError::Refused {
-            name,
-            reason,
+        ClientError::Service(ServiceError::AlreadyExists { .. })
+        | ClientError::Service(ServiceError::Refused {
             code: ErrorCode::ALREADY_EXISTS,
-        }) => with(name, reason, ErrorCode::ALREADY_EXISTS),
+            ..
+        }) => e.with_hint(hint),
         other => other,
     }
 }
@@ -109,9 +98,12 @@ pub fn get(
     on_interrupt_say("run the same command again to resume (partial files are kept)");
     let mut report = Reporter::new("got");
     for name in names {
-        session
-            .get(name, dest, options, &mut report)
-            .map_err(|e| hinted(e, "--force replaces it, -o DIR saves elsewhere"))?;
+        session.get(name, dest, options, &mut report).map_err(|e| {
+            hinted(
+                e,
+                "it differs from the server's: --force replaces it, -o DIR saves elsewhere",
+            )
+        })?;
     }
     Ok(())
 }
