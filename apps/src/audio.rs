@@ -116,15 +116,23 @@ pub fn talk(
     seconds: Option<f64>,
     shutdown: &Shutdown,
 ) -> Result<(), ClientError> {
-    let source = open_input(input)?;
+    let mut source = Some(open_input(input)?);
     let (session, _events) = server.connect(user, Capabilities::AUDIO)?;
-    let name = name.unwrap_or_else(|| user.to_owned());
-    println!("talking as {name} (Opus, 48 kHz mono, 20 ms frames)");
-    let publisher = session.publish_audio(&name, source, seconds.map(Duration::from_secs_f64))?;
-    stop_on(shutdown, publisher.stopper());
-    let sent = publisher.wait();
+    let base = crate::names::default_stream_name(user, "mic");
+    let sent = crate::names::publish_named(&session, name, &base, |name| {
+        // A retry under another name starts the source again.
+        let source = match source.take() {
+            Some(s) => s,
+            None => open_input(input)?,
+        };
+        println!("talking as {name} (Opus, 48 kHz mono, 20 ms frames)");
+        let publisher =
+            session.publish_audio(name, source, seconds.map(Duration::from_secs_f64))?;
+        stop_on(shutdown, publisher.stopper());
+        Ok(publisher)
+    });
     session.close("done");
-    let sent = sent?;
+    let (_, sent) = sent?;
     println!("sent {sent} packets ({:.1} s of audio)", sent as f64 * 0.02);
     Ok(())
 }

@@ -6,6 +6,9 @@
 //! - [`audio`]: `lanlink talk/listen/devices` and the server's own audio.
 //! - [`chat_client`]: the `lanlink chat` loop (terminal or script mode).
 //! - [`connect`]: command-line flags to a session, trust messages.
+//! - [`discover`]: the server found on the LAN when none is named, and
+//!   `lanlink servers`.
+//! - [`names`]: default stream names (`ada-mic`, `ada-cam`, then `-2`…).
 //! - [`files`]: `lanlink ls/get/put/send/receive`.
 //! - [`progress`]: progress bars and summary lines for transfers.
 //! - [`video`]: `lanlink cam/view/cameras` and the server's demo stream.
@@ -14,7 +17,9 @@
 pub mod audio;
 pub mod chat_client;
 pub mod connect;
+pub mod discover;
 pub mod files;
+pub mod names;
 pub mod progress;
 pub mod video;
 

@@ -135,23 +135,31 @@ pub fn cam(
     frames: Option<u64>,
     shutdown: &Shutdown,
 ) -> Result<(), ClientError> {
-    let handle = open_source(source, capture)?;
-    let info = handle.info();
-    let name = stream_name.unwrap_or_else(|| user.to_owned());
+    let mut handle = Some(open_source(source, capture)?);
     let (session, _events) = server.connect(user, Capabilities::VIDEO)?;
-    println!(
-        "publishing {name}: {}x{} at {:.1} fps from {}",
-        info.width,
-        info.height,
-        f64::from(info.fps_milli) / 1000.0,
-        info.name
-    );
-    let started = Instant::now();
-    let publisher = session.publish_video_handle(&name, handle, frames)?;
-    stop_on(shutdown, publisher.stopper());
-    let sent = publisher.wait();
+    let base = crate::names::default_stream_name(user, "cam");
+    let mut started = Instant::now();
+    let sent = crate::names::publish_named(&session, stream_name, &base, |name| {
+        // A retry under another name opens the source again.
+        let handle = match handle.take() {
+            Some(h) => h,
+            None => open_source(source, capture)?,
+        };
+        let info = handle.info();
+        println!(
+            "publishing {name}: {}x{} at {:.1} fps from {}",
+            info.width,
+            info.height,
+            f64::from(info.fps_milli) / 1000.0,
+            info.name
+        );
+        started = Instant::now();
+        let publisher = session.publish_video_handle(name, handle, frames)?;
+        stop_on(shutdown, publisher.stopper());
+        Ok(publisher)
+    });
     session.close("done");
-    let sent = sent?;
+    let (_, sent) = sent?;
     let secs = started.elapsed().as_secs_f64().max(1e-6);
     println!(
         "sent {sent} frames in {secs:.1} s ({:.1} fps)",

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{have_tmux, ChatClient, Server, Tmux};
+use common::{tmux_available, ChatClient, Server, Tmux};
 
 #[test]
 fn three_people_chat() {
@@ -175,7 +175,7 @@ fn nobody_listening_is_a_clear_error() {
 /// above the prompt and the half-typed line survives intact.
 #[test]
 fn terminal_mode_keeps_the_line_being_typed() {
-    if !have_tmux() {
+    if !tmux_available() {
         return;
     }
     let server = Server::start(&[]);
@@ -222,7 +222,7 @@ fn utc_clock(minutes_ago: u64) -> String {
 /// nicknames, and lines typed ahead all handled.
 #[test]
 fn terminal_chat_basics_of_an_irc_client() {
-    if !have_tmux() {
+    if !tmux_available() {
         return;
     }
     let server = Server::start(&[]);
@@ -316,7 +316,7 @@ fn terminal_chat_basics_of_an_irc_client() {
 /// with its password.
 #[test]
 fn terminal_mode_reconnects_and_rejoins_its_room() {
-    if !have_tmux() {
+    if !tmux_available() {
         return;
     }
     let server = Server::start(&[]);

@@ -10,7 +10,7 @@ use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{have_tmux, lanlink, lanlink_spawn, signal, ChatClient, Scratch, Server, Tmux};
+use common::{lanlink, lanlink_spawn, signal, tmux_available, ChatClient, Scratch, Server, Tmux};
 
 const MIB: usize = 1024 * 1024;
 
@@ -181,8 +181,18 @@ fn an_upload_interrupted_by_a_killed_server_resumes() {
         "--limit-rate",
         "20M",
     ]);
-    let part = inbox.join(".big.bin.lanlink-part");
-    wait_for_size(&part, 8 * MIB as u64);
+    // The server names the partial file after its uploader too.
+    let part = || {
+        walk(&inbox)
+            .into_iter()
+            .find(|p| p.contains("/.big.bin.") && p.ends_with(".lanlink-part"))
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while part().is_none() {
+        assert!(Instant::now() < deadline, "no partial file in the inbox");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    wait_for_size(Path::new(&part().unwrap()), 8 * MIB as u64);
     server.kill();
     let status = child.wait().unwrap();
     assert!(!status.success(), "the client reports the lost server");
@@ -585,7 +595,7 @@ fn a_name_taken_on_receive_is_overwritten_renamed_or_skipped_as_asked() {
     assert!(same(&photo, &rx.join("photo.jpg")));
 
     // On a terminal, the receiver is asked before accepting.
-    if have_tmux() {
+    if tmux_available() {
         write_file(&rx.join("photo.jpg"), 5, 2);
         let cmd = format!(
             "env LANLINK_HOME={} {} receive {} --name eve -o {} --count 1; sleep 30",
@@ -594,7 +604,7 @@ fn a_name_taken_on_receive_is_overwritten_renamed_or_skipped_as_asked() {
             server.addr,
             s(&rx)
         );
-        let term = Tmux::start("conflict", &cmd);
+        let term = Tmux::start("conflict", 100, 30, &cmd);
         term.wait_for("waiting for files as eve");
         let sender = std::thread::spawn({
             let (addr, photo) = (server.addr.clone(), s(&photo).to_owned());

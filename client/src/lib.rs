@@ -48,7 +48,11 @@
 //! - `video` (default): [`video`], on `lanlink-video` without cameras or
 //!   windows (its `camera` and `display` features add them).
 //!
-//! Without both, a chat bot or file tool builds no audio or JPEG code.
+//! - `discovery` (default): [`discovery`], finding servers on the LAN
+//!   (mDNS/DNS-SD) and announcing one, on `mdns-sd`.
+//!
+//! Without `audio` and `video`, a chat bot or file tool builds no audio or
+//! JPEG code; without `discovery`, no mDNS.
 //!
 //! # Examples
 //! `client/examples/`: `chat_bot`, `send_file`, `record_wav`,
@@ -57,6 +61,8 @@
 #[cfg(feature = "audio")]
 pub mod audio;
 mod backoff;
+#[cfg(feature = "discovery")]
+pub mod discovery;
 mod error;
 mod event;
 mod files;

@@ -42,9 +42,16 @@ pub enum ServiceError {
         /// Which rule it breaks.
         reason: String,
     },
-    /// Someone else already uses this nickname (compared case-insensitively).
+    /// Someone else already uses this nickname, or one that looks like it
+    /// (compared by [`crate::text::name_skeleton`]).
     #[error("nickname {name:?} is already taken")]
     NameTaken {
+        /// The nickname asked for.
+        name: String,
+    },
+    /// The nickname, or one that looks like it, is banned by the operator.
+    #[error("the name {name:?} is banned")]
+    NameBanned {
         /// The nickname asked for.
         name: String,
     },
@@ -84,6 +91,17 @@ pub enum ServiceError {
     #[error("sending too fast: wait {retry_after_ms} ms before the next message")]
     RateLimited {
         /// How long until the next message would be accepted.
+        retry_after_ms: u64,
+    },
+    /// A client, or all connections from its address together, made more
+    /// requests of some kind than its rate limit allows.
+    #[error("too many {what} from {from}: wait {retry_after_ms} ms before trying again")]
+    TooManyRequests {
+        /// What was limited (`nickname changes`, `wrong room passwords`, …).
+        what: &'static str,
+        /// Whose limit: `this connection` or `your address`.
+        from: &'static str,
+        /// How long until the next one would be accepted.
         retry_after_ms: u64,
     },
     /// A message this service does not accept from a client (a server →
@@ -208,6 +226,17 @@ pub enum ServiceError {
         /// Bytes of the quota left.
         left: u64,
     },
+    /// An upload would create more files and folders than the client's
+    /// quota has left.
+    #[error("{name}: upload quota exceeded ({needed} files and folders needed, {left} left)")]
+    EntryQuotaExceeded {
+        /// The file.
+        name: String,
+        /// Files and folders the upload would create.
+        needed: u64,
+        /// Files and folders of the quota left.
+        left: u64,
+    },
     /// The received content does not match the sender's hash or size:
     /// nothing was published.
     #[error("{name:?} arrived corrupted ({detail}); nothing was saved")]
@@ -234,7 +263,7 @@ pub enum ServiceError {
         stream: u32,
     },
     /// The other side cancelled or refused the transfer.
-    #[error("transfer of {name:?} refused: {reason}")]
+    #[error("transfer of {name:?} refused: {}", crate::text::display_safe(reason))]
     Refused {
         /// The file.
         name: String,
@@ -260,6 +289,13 @@ pub enum ServiceError {
         /// The limit.
         max: usize,
     },
+    /// The server is still busy with the client's earlier requests, or
+    /// the client sends faster than the server can take it.
+    #[error("server busy: {reason}")]
+    Busy {
+        /// What the client should know.
+        reason: &'static str,
+    },
     /// A transfer was started on a stream id that is not the client's to
     /// choose (0 or even) or is already in use.
     #[error("stream {stream} cannot start a transfer: {reason}")]
@@ -280,6 +316,11 @@ pub enum ServiceError {
     },
 }
 
+/// A wait in whole milliseconds, for the `retry_after_ms` of rate limits.
+pub(crate) fn millis(wait: std::time::Duration) -> u64 {
+    u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)
+}
+
 impl ServiceError {
     /// An [`ServiceError::Io`] for `op` on `path`.
     pub fn io(op: &'static str, path: &std::path::Path, e: std::io::Error) -> ServiceError {
@@ -295,6 +336,7 @@ impl ServiceError {
         match self {
             ServiceError::InvalidName { .. } => ErrorCode::INVALID_NAME,
             ServiceError::NameTaken { .. } => ErrorCode::NAME_TAKEN,
+            ServiceError::NameBanned { .. } => ErrorCode::BANNED,
             ServiceError::NoSuchUser { .. } | ServiceError::NoSuchRoom { .. } => {
                 ErrorCode::NOT_FOUND
             }
@@ -302,7 +344,9 @@ impl ServiceError {
                 ErrorCode::FORBIDDEN
             }
             ServiceError::MessageTooLong { .. } => ErrorCode::TOO_LARGE,
-            ServiceError::RateLimited { .. } => ErrorCode::RATE_LIMITED,
+            ServiceError::RateLimited { .. } | ServiceError::TooManyRequests { .. } => {
+                ErrorCode::RATE_LIMITED
+            }
             ServiceError::UnexpectedMessage { .. }
             | ServiceError::AlreadyRegistered { .. }
             | ServiceError::NotRegistered { .. } => ErrorCode::UNEXPECTED,
@@ -317,16 +361,18 @@ impl ServiceError {
             ServiceError::AlreadyExists { .. } => ErrorCode::ALREADY_EXISTS,
             ServiceError::UploadInProgress { .. } => ErrorCode::RATE_LIMITED,
             ServiceError::FileTooLarge { .. } => ErrorCode::TOO_LARGE,
-            ServiceError::NoSpace { .. } | ServiceError::QuotaExceeded { .. } => {
-                ErrorCode::NO_SPACE
-            }
+            ServiceError::NoSpace { .. }
+            | ServiceError::QuotaExceeded { .. }
+            | ServiceError::EntryQuotaExceeded { .. } => ErrorCode::NO_SPACE,
             ServiceError::HashMismatch { .. } => ErrorCode::HASH_MISMATCH,
             ServiceError::OutOfOrder { .. } => ErrorCode::MALFORMED,
             ServiceError::Refused { code, .. } => *code,
             ServiceError::Io { .. } | ServiceError::Connection(_) => ErrorCode::OTHER,
             ServiceError::NoAnswer { .. } => ErrorCode::OTHER,
             ServiceError::NotAnswered { .. } => ErrorCode::TIMEOUT,
-            ServiceError::TooManyTransfers { .. } => ErrorCode::RATE_LIMITED,
+            ServiceError::TooManyTransfers { .. } | ServiceError::Busy { .. } => {
+                ErrorCode::RATE_LIMITED
+            }
             ServiceError::BadStream { .. } => ErrorCode::MALFORMED,
         }
     }

@@ -11,6 +11,8 @@
 //! - [`media`]: the audio and video relay ([`media::MediaRelay`]).
 //! - [`server`]: [`server::run`] serves every service on a bound listener;
 //!   [`server::Hub`] is the event loop behind it.
+//! - [`text`]: peer-supplied text made safe to show ([`text::display_safe`])
+//!   and names compared by look-alike skeleton ([`text::name_skeleton`]).
 //! - [`ServiceError`]: the one error type; its [`ServiceError::code`] is what
 //!   the peer is told.
 
@@ -21,6 +23,8 @@ pub mod file;
 pub mod fuzzing;
 pub mod media;
 pub mod server;
+pub mod text;
+pub mod workers;
 
 pub use chat::{Now, Outgoing};
 

@@ -5,21 +5,30 @@
 //! thread owns every service and handles connection events in order, so
 //! services need no locks. Whatever a service wants sent is queued on the
 //! recipients' connections, which never blocks the hub: a peer that cannot
-//! keep up is disconnected by its own queue limit.
+//! keep up is disconnected by its own queue limit. Nor does the hub touch a
+//! disk: file reads, hashes, writes and syncs run on a small
+//! [`WorkerPool`], taking turns by connection,
+//! and their results come back to the hub as events.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::net::TcpListener;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::Receiver;
 use lanlink_proto::{control, Capabilities, ErrorCode, Frame, Message, Service, StreamId};
-use lanlink_transport::{BanList, ConnHandle, ConnId, EncodedFrame, Event, RefusalLog, Shutdown};
+use lanlink_transport::limits::DEFAULT_MAX_KEYS;
+use lanlink_transport::{
+    BanList, ConnHandle, ConnId, EncodedFrame, Event, KeyedBuckets, Rate, RefusalLog, Shutdown,
+};
 
-use crate::chat::names::fold;
+use crate::chat::names::{check_hello_name, fold};
 use crate::chat::{ChatConfig, ChatService, Now, Outgoing};
-use crate::file::{FileConfig, FileService};
-use crate::media::{MediaRelay, VideoTap};
+use crate::error::ServiceError;
+use crate::file::{FileConfig, FileDone, FileJob, FileService};
+use crate::media::{MediaConfig, MediaRelay, VideoTap};
+use crate::text::display_safe;
+use crate::workers::{WorkerConfig, WorkerPool};
 
 /// The connection id media published by the server process itself is
 /// filed under (the transport numbers connections from 1).
@@ -39,6 +48,10 @@ pub struct ServerConfig {
     pub chat: ChatConfig,
     /// File sharing and uploads.
     pub file: FileConfig,
+    /// The threads that do the file service's disk work.
+    pub workers: WorkerConfig,
+    /// Limits of the audio and video relay.
+    pub media: MediaConfig,
     /// Sees every relayed video frame (the HTTP MJPEG server uses this).
     pub video_tap: Option<VideoTap>,
     /// Media the server publishes itself: `(stream, message)` pairs, an
@@ -47,6 +60,11 @@ pub struct ServerConfig {
     /// The token that authorises `Admin` requests (kick, ban); `None`
     /// refuses them all.
     pub admin_token: Option<String>,
+    /// Wrong admin tokens one address may try (over all its connections);
+    /// once spent, every admin request from it is refused, right token or
+    /// not, until the bucket refills. Each wrong token also closes its
+    /// connection. Default: 5 a minute.
+    pub admin_guesses: Rate,
     /// Nicknames refused from the start (operators add more with `ban`).
     /// Banned addresses live in `transport.bans`.
     pub banned_names: Vec<String>,
@@ -59,9 +77,12 @@ impl Default for ServerConfig {
             transport: lanlink_transport::ServerConfig::default(),
             chat: ChatConfig::default(),
             file: FileConfig::default(),
+            workers: WorkerConfig::default(),
+            media: MediaConfig::default(),
             video_tap: None,
             local_media: None,
             admin_token: None,
+            admin_guesses: Rate::per_minute(5),
             banned_names: Vec::new(),
         }
     }
@@ -87,12 +108,14 @@ pub fn run(
     // Bounded: if the hub falls behind, connection readers wait, and TCP
     // slows the senders down, instead of events piling up in memory.
     let (events_tx, events) = crossbeam_channel::bounded(64 * 1024);
-    let mut hub = Hub::new(&config);
+    let mut hub = Hub::new(&config)?;
     // Without local media, a receiver that never yields keeps one loop.
-    let local = config
+    let mut local = config
         .local_media
         .clone()
         .unwrap_or_else(crossbeam_channel::never);
+    let results = hub.job_results();
+    let ticks = crossbeam_channel::tick(TICK);
     let hub_thread = std::thread::Builder::new()
         .name("lanlink-hub".into())
         .spawn(move || loop {
@@ -110,15 +133,23 @@ pub fn run(
                     }
                     Err(_) => break,
                 },
+                recv(results) -> done => {
+                    if let Ok((owner, done)) = done {
+                        hub.job_done(owner, done);
+                        for (owner, done) in results.try_iter().take(1024) {
+                            hub.job_done(owner, done);
+                        }
+                        hub.flush();
+                    }
+                },
+                recv(ticks) -> _ => {
+                    hub.tick(now());
+                    hub.flush();
+                },
                 recv(local) -> m => match m {
                     Ok((stream, message)) => hub.handle_local(stream, message),
-                    Err(_) => {
-                        // The local publishers are gone; keep serving clients.
-                        for event in events.iter() {
-                            hub.handle(event, now());
-                        }
-                        break;
-                    }
+                    // The local publishers are gone; keep serving clients.
+                    Err(_) => local = crossbeam_channel::never(),
                 },
             }
         })
@@ -129,6 +160,27 @@ pub fn run(
     let _ = hub_thread.join();
     result
 }
+
+/// The longest close reason shown to the people in a leaver's rooms, in
+/// bytes: a goodbye text is the peer's, and one leave reaches everyone.
+const MAX_SHOWN_REASON: usize = 200;
+
+/// `text` cut to at most `max` bytes (on a character boundary), with `…`
+/// to show it was cut.
+fn shorten(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max.saturating_sub('…'.len_utf8());
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
+}
+
+/// How often the hub's timers are checked.
+const TICK: Duration = Duration::from_secs(1);
 
 fn list_or_none<T: AsRef<str>>(items: &[T]) -> String {
     if items.is_empty() {
@@ -161,8 +213,14 @@ pub struct Hub {
     max_payload: u32,
     /// Welcomed connections and the name each gave.
     conns: HashMap<ConnId, (ConnHandle, String)>,
+    /// Connections that receive file offers for their name without
+    /// chatting ([`Capabilities::OFFERS`]), with that name case-folded.
+    /// Ordered by id: the newest one gets the offers.
+    receivers: std::collections::BTreeMap<ConnId, String>,
     chat: ChatService,
     file: FileService,
+    /// Runs the file service's disk work.
+    workers: WorkerPool<FileJob, FileDone>,
     media: MediaRelay,
     out: Vec<Outgoing>,
     admin: Admin,
@@ -171,34 +229,59 @@ pub struct Hub {
 /// The operator's tools: the admin token and the bans.
 struct Admin {
     token: Option<String>,
-    /// Case-folded banned nicknames.
-    names: std::collections::BTreeSet<String>,
+    /// Wrong tokens per address.
+    guesses: KeyedBuckets<IpAddr>,
     addresses: BanList,
     refusals: RefusalLog,
 }
 
 impl Hub {
-    /// A hub with empty services.
-    pub fn new(config: &ServerConfig) -> Hub {
-        Hub {
+    /// A hub with empty services and its worker threads started.
+    pub fn new(config: &ServerConfig) -> Result<Hub, lanlink_transport::TransportError> {
+        let mut chat = ChatService::new(config.chat.clone());
+        for name in &config.banned_names {
+            chat.ban_name(name);
+        }
+        Ok(Hub {
             server_name: config.server_name.clone(),
             max_payload: config.transport.conn.max_payload,
             conns: HashMap::new(),
-            chat: ChatService::new(config.chat.clone()),
+            receivers: std::collections::BTreeMap::new(),
+            chat,
             file: {
                 let mut file = FileService::new(config.file.clone());
                 file.set_refusal_log(config.transport.refusals.clone());
                 file
             },
-            media: MediaRelay::new(config.video_tap.clone()),
+            workers: WorkerPool::new(&config.workers, FileJob::run)?,
+            media: MediaRelay::with_config(config.media.clone(), config.video_tap.clone()),
             out: Vec::new(),
             admin: Admin {
                 token: config.admin_token.clone(),
-                names: config.banned_names.iter().map(|n| fold(n.trim())).collect(),
+                guesses: KeyedBuckets::new(config.admin_guesses, DEFAULT_MAX_KEYS),
                 addresses: config.transport.bans.clone(),
                 refusals: config.transport.refusals.clone(),
             },
-        }
+        })
+    }
+
+    /// Where the results of the hub's jobs arrive: hand each to
+    /// [`job_done`](Self::job_done).
+    pub fn job_results(&self) -> crossbeam_channel::Receiver<(ConnId, FileDone)> {
+        self.workers.results().clone()
+    }
+
+    /// Takes back the result of a job of `owner`'s, and keeps what it
+    /// leads to until [`flush`](Self::flush).
+    pub fn job_done(&mut self, owner: ConnId, done: FileDone) {
+        self.workers.finished(owner);
+        self.file.job_done(done, &mut self.out);
+    }
+
+    /// Runs the services' timers (keeps what they send until
+    /// [`flush`](Self::flush)).
+    pub fn tick(&mut self, now: Now) {
+        self.file.tick(now.instant);
     }
 
     /// Connected (welcomed) clients.
@@ -221,9 +304,16 @@ impl Hub {
             Event::Frame { conn, frame } => self.on_frame(conn, frame, &now),
             Event::Closed { conn, reason, .. } => {
                 if let Some((handle, _)) = self.conns.remove(&conn) {
-                    self.chat
-                        .disconnect(conn, &reason.to_string(), &mut self.out);
+                    self.receivers.remove(&conn);
+                    // Shown to everyone in its rooms: the peer's goodbye
+                    // text is escaped (by CloseReason's Display) and cut
+                    // short, so leaving cannot paint or flood their screens.
+                    let reason = shorten(reason.to_string(), MAX_SHOWN_REASON);
+                    self.chat.disconnect(conn, &reason, &mut self.out);
                     self.file.disconnect(conn, &mut self.out);
+                    // Its waiting reads are of no use any more; what it
+                    // sent is still written.
+                    self.workers.retain(conn, FileJob::outlives_its_client);
                     self.media.disconnect(conn, &mut self.out);
                     // Everything answered before is already queued: a peer
                     // that said goodbye gets ours after it.
@@ -239,7 +329,9 @@ impl Hub {
         // Collect the newcomer's first frames separately: they must follow
         // its Welcome. Only clients that want chat join it (and need a
         // unique nickname); a file-only client is just welcomed.
-        if self.admin.names.contains(&fold(&hello.name)) {
+        // Banned names are the chat's (a renaming cannot take one either),
+        // but whoever says hello with one is refused, chat or not.
+        if self.chat.is_banned(&hello.name) {
             self.admin.refusals.refused(
                 conn.peer().ip(),
                 "banned name",
@@ -250,18 +342,28 @@ impl Hub {
         }
         let mut greeting = Vec::new();
         let wants_chat = hello.capabilities.contains(Capabilities::CHAT);
-        if wants_chat {
-            if let Err((code, reason)) = self.chat.connect(id, &hello.name, now, &mut greeting) {
-                tracing::info!(peer = %conn.peer(), name = %hello.name, "refused: {reason}");
-                conn.refuse(code, &reason);
-                return;
-            }
+        let receives = !wants_chat && hello.capabilities.contains(Capabilities::OFFERS);
+        let mut admitted = self.check_receiver_name(&conn, &hello.name, receives);
+        if admitted.is_ok() {
+            admitted = if wants_chat {
+                self.chat
+                    .connect(id, conn.peer().ip(), &hello.name, now, &mut greeting)
+            } else {
+                // Not a chat user, but its name is still shown and logged.
+                check_hello_name(&hello.name, self.chat.config().max_name_len)
+                    .map_err(|e| (e.code(), e.to_string()))
+            };
+        }
+        if let Err((code, reason)) = admitted {
+            tracing::info!(peer = %conn.peer(), name = %display_safe(&hello.name), "refused: {}", display_safe(&reason));
+            conn.refuse(code, &reason);
+            return;
         }
         let welcome = control::Welcome {
             server_name: self.server_name.clone(),
             client_id: id.0 as u32,
             name: hello.name.clone(),
-            capabilities: Capabilities::ALL,
+            capabilities: Capabilities::ALL | Capabilities::OFFERS,
             max_payload: self.max_payload,
             motd: self.chat.config().motd.clone().unwrap_or_default(),
         };
@@ -273,6 +375,9 @@ impl Hub {
             }
             // Upload quotas follow the address, not the (changeable) name.
             self.file.set_peer(id, conn.peer().ip().to_canonical());
+            if receives {
+                self.receivers.insert(id, fold(&hello.name));
+            }
             self.conns.insert(id, (conn, hello.name));
             self.out.append(&mut greeting);
         } else if wants_chat {
@@ -282,28 +387,51 @@ impl Hub {
     }
 
     fn on_frame(&mut self, conn: ConnId, frame: Frame, now: &Now) {
-        let Some((_, hello_name)) = self.conns.get(&conn) else {
+        let Some((handle, hello_name)) = self.conns.get(&conn) else {
             return;
         };
+        // A connection the server is closing (a wrong admin token, a kick,
+        // a peer too slow) is done: the frames it had already sent, still
+        // queued behind the one that condemned it, are not carried out.
+        if handle.is_closing() {
+            return;
+        }
         // The name others know this user by now (after any /nick).
         let name = self.chat.name_of(conn).unwrap_or(hello_name);
         match frame.kind().service() {
             Service::Chat => match &frame.message {
-                // A banned name cannot be taken by renaming either.
-                Message::SetNick(set) if self.admin.names.contains(&fold(set.name.trim())) => {
+                // One name is one person: not taken from another address.
+                Message::SetNick(set)
+                    if self.conns.get(&conn).is_some_and(|(h, _)| {
+                        self.held_elsewhere(set.name.trim(), h.peer().ip(), false)
+                    }) =>
+                {
                     self.out.push(Outgoing::control(
                         conn,
                         control::Error {
-                            code: ErrorCode::BANNED,
-                            message: format!("the name {:?} is banned", set.name),
+                            code: ErrorCode::NAME_TAKEN,
+                            message: format!(
+                                "the name {:?} is in use from another address",
+                                set.name
+                            ),
                         },
                     ));
                 }
                 _ => self.chat.handle(conn, frame.message, now, &mut self.out),
             },
             Service::File => {
-                let chat = &self.chat;
-                let lookup = |nick: &str| chat.conn_of(nick);
+                let (chat, receivers) = (&self.chat, &self.receivers);
+                // An offer to a name goes to its newest receiver, else to
+                // the chat user of that name.
+                let lookup = |nick: &str| {
+                    let key = fold(nick);
+                    receivers
+                        .iter()
+                        .rev()
+                        .find(|(_, name)| **name == key)
+                        .map(|(id, _)| *id)
+                        .or_else(|| chat.conn_of(nick))
+                };
                 self.file.handle(
                     conn,
                     name,
@@ -319,7 +447,7 @@ impl Hub {
             }
             Service::Control if matches!(frame.message, Message::Admin(_)) => {
                 if let Message::Admin(request) = frame.message {
-                    let reply = self.admin(conn, request);
+                    let reply = self.admin(conn, request, now);
                     self.out.push(Outgoing::control(conn, reply));
                 }
             }
@@ -327,7 +455,7 @@ impl Hub {
                 // Never answer an error with an error: two such peers would
                 // loop. The peer's complaint is worth a log line.
                 if let Message::Error(e) = &frame.message {
-                    tracing::info!(conn = %conn, "peer reported an error: {} ({:?})", e.message, e.code);
+                    tracing::info!(conn = %conn, "peer reported an error: {} ({:?})", display_safe(&e.message), e.code);
                 }
             }
             Service::Control => {
@@ -344,52 +472,54 @@ impl Hub {
     }
 
     /// Carries out an operator's request if its token is right.
-    fn admin(&mut self, from: ConnId, request: control::Admin) -> control::AdminReply {
+    ///
+    /// A wrong token closes the connection (nothing it sent after is
+    /// carried out, see `on_frame`) and costs its address one of its
+    /// `admin_guesses`; with none left, the address's admin requests are
+    /// refused unchecked until they refill.
+    fn admin(&mut self, from: ConnId, request: control::Admin, now: &Now) -> control::AdminReply {
         let reply = |ok: bool, text: String| control::AdminReply { ok, text };
-        let peer = self.conns.get(&from).map(|(h, _)| h.peer());
-        let authorised = self.admin.token.as_deref().is_some_and(|t| {
-            lanlink_transport::server::constant_time_eq(t.as_bytes(), request.token.as_bytes())
-        });
-        if !authorised {
-            if let Some(peer) = peer {
-                self.admin.refusals.refused(
-                    peer.ip(),
-                    "admin token",
-                    "an admin request with a wrong token (connection closed)",
-                );
-            }
-            // One guess per connection: with the per-address connection
-            // rate limit, guessing the token costs a handshake a try.
-            if self.admin.token.is_some() {
-                if let Some((handle, _)) = self.conns.get(&from) {
-                    // The answer first, then the close (nothing queued
-                    // after it would be sent).
-                    let _ = handle.send(&Frame::control(reply(false, "wrong admin token".into())));
-                    handle.close_with_error(
-                        ErrorCode::FORBIDDEN,
-                        "wrong admin token",
-                        lanlink_transport::CloseReason::Local("wrong admin token".into()),
-                    );
-                }
-            }
+        let Some(peer) = self.conns.get(&from).map(|(h, _)| h.peer()) else {
+            return reply(false, "not connected".into());
+        };
+        let ip = peer.ip().to_canonical();
+        let Some(token) = self.admin.token.as_deref() else {
             return reply(
                 false,
-                match self.admin.token {
-                    None => "this server has no admin token (--admin-token)".into(),
-                    Some(_) => "wrong admin token".into(),
-                },
+                "this server has no admin token (--admin-token)".into(),
             );
+        };
+        if let Err(wait) = self.admin.guesses.check(&ip, now.instant) {
+            let refusal = ServiceError::TooManyRequests {
+                what: "admin requests with a wrong token",
+                from: "your address",
+                retry_after_ms: crate::error::millis(wait),
+            }
+            .to_string();
+            self.admin.refusals.refused(ip, "admin guesses", &refusal);
+            return self.refuse_admin(from, refusal);
+        }
+        if !lanlink_transport::server::constant_time_eq(token.as_bytes(), request.token.as_bytes())
+        {
+            let _ = self.admin.guesses.try_take(&ip, now.instant);
+            self.admin.refusals.refused(
+                ip,
+                "admin token",
+                "an admin request with a wrong token (connection closed)",
+            );
+            return self.refuse_admin(from, "wrong admin token".into());
         }
         let arg = request.argument.trim();
-        let arg_key = fold(arg);
-        tracing::warn!(conn = %from, ?peer, command = %request.command, argument = %arg, "admin request");
+        // What the replies and the log show of the argument.
+        let shown = display_safe(arg);
+        tracing::warn!(conn = %from, ?peer, command = %request.command, argument = %shown, "admin request");
         match (request.command.as_str(), arg.parse::<IpAddr>()) {
             ("kick", _) => match self.find(arg) {
                 Some(id) => {
                     self.kick(id, "kicked by an operator");
-                    reply(true, format!("kicked {arg}"))
+                    reply(true, format!("kicked {shown}"))
                 }
-                None => reply(false, format!("nobody is called {arg}")),
+                None => reply(false, format!("nobody is called {shown}")),
             },
             ("ban", Ok(ip)) => {
                 self.admin.addresses.ban(ip);
@@ -408,11 +538,11 @@ impl Hub {
                 )
             }
             ("ban", Err(_)) if !arg.is_empty() => {
-                self.admin.names.insert(arg_key);
+                self.chat.ban_name(arg);
                 if let Some(id) = self.find(arg) {
                     self.kick(id, "banned by an operator");
                 }
-                reply(true, format!("banned the name {arg}"))
+                reply(true, format!("banned the name {shown}"))
             }
             ("unban", Ok(ip)) => {
                 let was = self.admin.addresses.unban(ip);
@@ -422,10 +552,13 @@ impl Hub {
                 )
             }
             ("unban", Err(_)) => {
-                let was = self.admin.names.remove(&arg_key);
+                let was = self.chat.unban_name(arg);
                 reply(
                     was,
-                    format!("{arg} {}", if was { "unbanned" } else { "was not banned" }),
+                    format!(
+                        "{shown} {}",
+                        if was { "unbanned" } else { "was not banned" }
+                    ),
                 )
             }
             ("bans", _) => {
@@ -436,7 +569,7 @@ impl Hub {
                     .iter()
                     .map(ToString::to_string)
                     .collect();
-                let names: Vec<&str> = self.admin.names.iter().map(String::as_str).collect();
+                let names = self.chat.banned_names();
                 reply(
                     true,
                     format!(
@@ -453,6 +586,63 @@ impl Hub {
                 ),
             ),
         }
+    }
+
+    /// Answers a refused admin request and closes the connection: the
+    /// answer first, then the close (nothing queued after it would be
+    /// sent). The returned reply is for the caller's queue, where the
+    /// closing connection drops it.
+    fn refuse_admin(&self, from: ConnId, text: String) -> control::AdminReply {
+        let reply = control::AdminReply { ok: false, text };
+        if let Some((handle, _)) = self.conns.get(&from) {
+            let _ = handle.send(&Frame::control(reply.clone()));
+            handle.close_with_error(
+                ErrorCode::FORBIDDEN,
+                &reply.text,
+                lanlink_transport::CloseReason::Local(reply.text.clone()),
+            );
+        }
+        reply
+    }
+
+    /// Whether `name` may be taken by the newcomer `conn`. One name is one
+    /// person: a receiver ([`Capabilities::OFFERS`] without chat) needs a
+    /// valid nickname, and a receiver and a chat user may share a name only
+    /// when they connect from the same address (the person's own machine),
+    /// so nobody elsewhere can collect the offers meant for someone else.
+    fn check_receiver_name(
+        &self,
+        conn: &ConnHandle,
+        name: &str,
+        receives: bool,
+    ) -> Result<(), (ErrorCode, String)> {
+        if receives {
+            crate::chat::names::check_nickname(name, self.chat.config().max_name_len)
+                .map_err(|e| (e.code(), e.to_string()))?;
+        }
+        if self.held_elsewhere(name, conn.peer().ip(), receives) {
+            return Err((
+                ErrorCode::NAME_TAKEN,
+                format!("the name {name:?} is in use from another address"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether a receiver (or, with `chat`, a chat user) connected from
+    /// another address than `ip` holds `name`.
+    fn held_elsewhere(&self, name: &str, ip: IpAddr, chat: bool) -> bool {
+        let ip = ip.to_canonical();
+        let elsewhere = |id: &ConnId| {
+            self.conns
+                .get(id)
+                .is_some_and(|(h, _)| h.peer().ip().to_canonical() != ip)
+        };
+        let key = fold(name);
+        self.receivers
+            .iter()
+            .any(|(id, n)| *n == key && elsewhere(id))
+            || (chat && self.chat.conn_of(name).is_some_and(|id| elsewhere(&id)))
     }
 
     /// The connection of the user called `name` (chat nickname first, then
@@ -492,9 +682,13 @@ impl Hub {
         self.flush();
     }
 
-    /// Queues everything the services produced. A frame sent to many
-    /// recipients in a row (a room broadcast) is encoded once.
+    /// Queues everything the services produced (and hands their jobs to
+    /// the workers). A frame sent to many recipients in a row (a room
+    /// broadcast) is encoded once.
     pub fn flush(&mut self) {
+        for job in self.file.take_jobs() {
+            self.workers.submit(job.owner(), job);
+        }
         let mut last: Option<(Frame, EncodedFrame)> = None;
         let mut batch = Vec::with_capacity(self.out.len());
         for Outgoing { to, frame } in self.out.drain(..) {
@@ -523,5 +717,19 @@ impl Hub {
                 let _ = handle.send_encoded(encoded);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shown_reasons_are_cut_on_a_character_boundary() {
+        assert_eq!(shorten("quit".into(), 10), "quit");
+        assert_eq!(shorten("a".repeat(10), 10), "a".repeat(10));
+        assert_eq!(shorten("a".repeat(11), 10), format!("{}…", "a".repeat(7)));
+        let cut = shorten("é".repeat(300), MAX_SHOWN_REASON);
+        assert!(cut.len() <= MAX_SHOWN_REASON && cut.ends_with('…'), "{cut}");
     }
 }

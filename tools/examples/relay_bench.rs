@@ -633,6 +633,7 @@ impl Server {
             .args(["--bind", "127.0.0.1:0", "--no-http", "--plain"])
             // All subscribers connect from 127.0.0.1 at once.
             .args(["--connect-burst", "10000", "--max-handshakes", "4096"])
+            .arg("--no-address-limits")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -25,6 +25,10 @@
 //! - [`tls`]: TLS with a self-signed server certificate pinned by its
 //!   fingerprint ([`ServerIdentity`], [`ClientTls`], [`Fingerprint`]).
 //! - [`mjpeg`]: video for browsers over HTTP (MJPEG, snapshots, a page).
+//! - [`limits`]: the [`TokenBucket`] behind every rate limit, a bucket per
+//!   address ([`KeyedBuckets`]), bans and the refusal log.
+//! - [`text`]: peer text made safe for terminals and logs
+//!   ([`text::display_safe`]).
 //! - [`Shutdown`]: a signal every thread can wait on.
 //!
 //! # Example
@@ -81,12 +85,13 @@ pub mod mjpeg;
 pub mod server;
 mod shutdown;
 mod socket;
+pub mod text;
 pub mod tls;
 
 pub use client::{Client, ClientConfig};
 pub use conn::{CloseReason, ConnConfig, ConnHandle, EncodedFrame, Event};
 pub use error::TransportError;
-pub use limits::{BanList, Rate, RefusalLog};
+pub use limits::{BanList, KeyedBuckets, Rate, RefusalLog, TokenBucket};
 pub use server::{serve, ServerConfig};
 pub use shutdown::Shutdown;
 #[doc(hidden)]

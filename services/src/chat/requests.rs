@@ -4,15 +4,16 @@
 //! refused request never leaves half a broadcast behind.
 
 use std::collections::{BTreeSet, HashMap};
+use std::time::Instant;
 
 use lanlink_proto::chat::{
     ChatMessage, History, NickChanged, Presence, PresenceChange, PrivateMessage, Roster,
 };
 use lanlink_transport::ConnId;
 
-use super::names::{check_nickname, check_room, fold};
+use super::names::{check_nickname, check_room, fold, sort_key};
 use super::room::ChatRoom;
-use super::service::{ChatService, Client};
+use super::service::{too_many, ChatService, Client};
 use super::{Now, Outgoing};
 use crate::error::ServiceError;
 
@@ -22,33 +23,46 @@ impl ChatService {
         conn: ConnId,
         room: &str,
         password: Option<String>,
+        now: Instant,
         out: &mut Vec<Outgoing>,
     ) -> Result<(), ServiceError> {
         check_room(room, self.config.max_name_len)?;
-        self.enter(conn, room, password, out)
+        self.enter(conn, room, password, now, out)
     }
 
     /// Puts `conn` in a room, creating it if needed. Joining a room one is
     /// already in only resends its history and roster (a client's `/join` to
     /// switch between its rooms), without a presence event.
+    ///
+    /// Password guesses are limited per address: with none left, a join
+    /// that needs a password is refused before the password is looked at;
+    /// a wrong one uses a guess up, the right one does not.
     pub(super) fn enter(
         &mut self,
         conn: ConnId,
         room_name: &str,
         password: Option<String>,
+        now: Instant,
         out: &mut Vec<Outgoing>,
     ) -> Result<(), ServiceError> {
         let key = fold(room_name);
-        if let Some(room) = self.rooms.get(&key) {
-            if !room.admits(conn, password.as_deref()) {
-                return Err(ServiceError::WrongPassword {
-                    room: room_name.into(),
-                });
-            }
-        }
         let Some(client) = self.clients.get_mut(&conn) else {
             return Err(ServiceError::NotRegistered { conn });
         };
+        if let Some(room) = self.rooms.get(&key) {
+            if room.is_private() && !room.contains(conn) {
+                let guesses = &mut self.per_address.passwords;
+                guesses
+                    .check(&client.peer, now)
+                    .map_err(|wait| too_many("wrong room passwords", "your address", wait))?;
+                if !room.admits(conn, password.as_deref()) {
+                    let _ = guesses.try_take(&client.peer, now);
+                    return Err(ServiceError::WrongPassword {
+                        room: room_name.into(),
+                    });
+                }
+            }
+        }
         // The default room never takes a password: connect puts everyone in
         // it without asking for one.
         let password = password.filter(|_| key != fold(&self.config.default_room));
@@ -133,7 +147,13 @@ impl ChatService {
         client
             .bucket
             .try_take(now.instant)
-            .map_err(|retry_after_ms| ServiceError::RateLimited { retry_after_ms })?;
+            .map_err(|wait| ServiceError::RateLimited {
+                retry_after_ms: crate::error::millis(wait),
+            })?;
+        self.per_address
+            .messages
+            .try_take(&client.peer, now.instant)
+            .map_err(|wait| too_many("messages", "your address", wait))?;
         let max = self.config.max_message_len;
         if text.len() > max {
             return Err(ServiceError::MessageTooLong {
@@ -204,6 +224,9 @@ impl ChatService {
         out: &mut Vec<Outgoing>,
     ) -> Result<(), ServiceError> {
         check_nickname(new, self.config.max_name_len)?;
+        if self.is_banned(new) {
+            return Err(ServiceError::NameBanned { name: new.into() });
+        }
         let key = fold(new);
         if self.nicks.get(&key).is_some_and(|&owner| owner != conn) {
             return Err(ServiceError::NameTaken { name: new.into() });
@@ -275,7 +298,7 @@ pub(super) fn roster_of(clients: &HashMap<ConnId, Client>, room: &ChatRoom) -> R
         .members()
         .filter_map(|c| clients.get(&c).map(|c| c.name.clone()))
         .collect();
-    members.sort_by_cached_key(|n| fold(n));
+    members.sort_by_cached_key(|n| sort_key(n));
     Roster {
         room: room.name().into(),
         members,

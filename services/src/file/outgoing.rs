@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::{Bytes, BytesMut};
 use lanlink_proto::file::{ContentHash, FileChunk, FileComplete};
@@ -49,6 +50,17 @@ impl OutgoingFile {
         offset: u64,
         prefix_hash: Option<&ContentHash>,
     ) -> Result<OutgoingFile, ServiceError> {
+        OutgoingFile::open_cancellable(path, offset, prefix_hash, &AtomicBool::new(false))
+    }
+
+    /// [`open`](Self::open), but hashing the prefix (up to the whole file)
+    /// stops early, with an error, once `cancel` is set.
+    pub fn open_cancellable(
+        path: &Path,
+        offset: u64,
+        prefix_hash: Option<&ContentHash>,
+        cancel: &AtomicBool,
+    ) -> Result<OutgoingFile, ServiceError> {
         let mut file = File::open(path).map_err(|e| ServiceError::io("open", path, e))?;
         let size = file
             .metadata()
@@ -60,6 +72,9 @@ impl OutgoingFile {
             let mut left = offset;
             let mut buf = vec![0u8; 256 * 1024];
             while left > 0 {
+                if cancel.load(Ordering::Relaxed) {
+                    return Err(super::cancelled(path));
+                }
                 let want = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
                 let n = file
                     .read(buf.get_mut(..want).unwrap_or_default())

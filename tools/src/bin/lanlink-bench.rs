@@ -2,7 +2,7 @@
 //! machine.
 //!
 //! ```text
-//! lanlink-server --bind 127.0.0.1:7878 --rate-burst 1000 --rate-per-second 100000 &
+//! lanlink-server --bind 127.0.0.1:7878 --rate-burst 1000 --rate-per-second 100000 --no-address-limits &
 //! lanlink-bench chat --addr 127.0.0.1:7878 --clients 500 --rate 0.2 --duration 10 --server-pid $!
 //! ```
 //!

@@ -54,6 +54,8 @@ impl Lanlink {
             .args(["--rate-burst", "200", "--rate-per-second", "100"])
             .args(["--max-clients", "256"])
             .args(["--connect-burst", "1000", "--connects-per-second", "1000"])
+            // Every client runs on this machine.
+            .arg("--no-address-limits")
             .arg("--data-dir")
             .arg(&self.data_dir)
             .env("RUST_LOG", "info");
