@@ -116,6 +116,29 @@ fn walk(dir: &Path) -> Vec<String> {
     out
 }
 
+/// The partial file of `name` in `dir` once it exists: `.NAME.lanlink-part`,
+/// or `.NAME.OWNER.lanlink-part` in a server's inbox, which names the
+/// uploader too.
+fn partial_of(dir: &Path, name: &str) -> std::path::PathBuf {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let found = std::fs::read_dir(dir).ok().and_then(|rd| {
+            rd.filter_map(Result::ok).map(|e| e.path()).find(|p| {
+                let file = p.file_name().unwrap_or_default().to_string_lossy();
+                file.starts_with(&format!(".{name}.")) && file.ends_with(".lanlink-part")
+            })
+        });
+        if let Some(path) = found {
+            return path;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no partial file of {name} in {dir:?}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// Polls until `path` holds at least `len` bytes.
 fn wait_for_size(path: &Path, len: u64) {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -181,18 +204,7 @@ fn an_upload_interrupted_by_a_killed_server_resumes() {
         "--limit-rate",
         "20M",
     ]);
-    // The server names the partial file after its uploader too.
-    let part = || {
-        walk(&inbox)
-            .into_iter()
-            .find(|p| p.contains("/.big.bin.") && p.ends_with(".lanlink-part"))
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while part().is_none() {
-        assert!(Instant::now() < deadline, "no partial file in the inbox");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    wait_for_size(Path::new(&part().unwrap()), 8 * MIB as u64);
+    wait_for_size(&partial_of(&inbox, "big.bin"), 8 * MIB as u64);
     server.kill();
     let status = child.wait().unwrap();
     assert!(!status.success(), "the client reports the lost server");
@@ -432,7 +444,7 @@ fn an_interrupted_folder_get_resumes_and_skips_finished_files() {
         "--limit-rate",
         "8M",
     ]);
-    let err = interrupt_at(child, &dl.join("album/.c.bin.lanlink-part"), 6 * MIB);
+    let err = interrupt_at(child, &partial_of(&dl.join("album"), "c.bin"), 6 * MIB);
     assert!(
         err.contains("run the same command again to resume"),
         "{err}"
@@ -482,7 +494,7 @@ fn an_interrupted_folder_put_resumes() {
     let server = Server::start(&["--inbox", s(&inbox)]);
 
     let child = lanlink_spawn(&["put", &server.addr, s(&album), "--limit-rate", "8M"]);
-    let err = interrupt_at(child, &inbox.join("album/.b.bin.lanlink-part"), 6 * MIB);
+    let err = interrupt_at(child, &partial_of(&inbox.join("album"), "b.bin"), 6 * MIB);
     assert!(
         err.contains("run the same command again to resume"),
         "{err}"

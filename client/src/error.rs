@@ -145,7 +145,7 @@ pub enum ClientError {
 
     /// An error with what the user can do about it (which flag to use),
     /// added by the program that reports it.
-    #[error("{error}\n  {hint}")]
+    #[error("{}; {hint}", error.to_string().trim_end_matches('.'))]
     Hinted {
         /// What went wrong.
         #[source]

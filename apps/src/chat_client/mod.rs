@@ -95,6 +95,8 @@ pub(crate) struct Chat {
     default_room: Mutex<String>,
     /// A script's lines that were refused or not delivered.
     failures: AtomicUsize,
+    /// How fast a script's lines may go.
+    pacing: Mutex<Pacing>,
 }
 
 enum Step {
@@ -321,7 +323,9 @@ impl Chat {
     }
 
     /// Script mode: sends `message` and makes sure the server handled it,
-    /// sending it again while it is refused as too fast.
+    /// sending it again while it is refused as too fast. After a refusal
+    /// the following lines are spaced as far apart as the server asked
+    /// to wait, so that few are refused at all.
     fn deliver(&self, session: &Session, message: &Message) {
         let leaving = match message {
             Message::Leave(l) => Some(l.room.as_str()),
@@ -330,6 +334,8 @@ impl Chat {
         let mut waited = Duration::ZERO;
         let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(8));
         loop {
+            let pacing = *lock(&self.pacing);
+            pacing.wait();
             self.drain_replies();
             let probe = lock(&self.state).probe_room(leaving);
             if let Err(e) = session.send(message.clone()) {
@@ -337,13 +343,14 @@ impl Chat {
                 self.failed();
                 return;
             }
+            lock(&self.pacing).sent();
             // In no room, nothing can confirm it: it went out, that is all.
             let Some(probe) = probe else {
                 self.remember(message);
                 return;
             };
             let errors = match session.history(&probe, 0) {
-                Ok(()) => self.errors_until_history(&probe),
+                Ok(()) => self.answers_to(&probe),
                 Err(_) => None,
             };
             let Some(errors) = errors else {
@@ -359,9 +366,10 @@ impl Chat {
                 }
                 return;
             };
-            let wait = retry_after(&limited.message).map_or_else(
+            let asked = retry_after(&limited.message).map(Duration::from_millis);
+            let wait = asked.map_or_else(
                 || backoff.next().unwrap_or(Duration::from_secs(1)),
-                |ms| Duration::from_millis(ms.saturating_add(20)),
+                |d| d + Duration::from_millis(20),
             );
             if waited + wait > MAX_RATE_WAIT {
                 self.complain(&format!(
@@ -371,14 +379,20 @@ impl Chat {
                 self.failed();
                 return;
             }
+            if let Some(asked) = asked {
+                lock(&self.pacing).refused(asked);
+            }
             std::thread::sleep(wait);
             waited += wait;
         }
     }
 
-    /// The errors that arrive before the (empty) history of `room`;
-    /// `None` if that never comes.
-    fn errors_until_history(&self, room: &str) -> Option<Vec<ServerError>> {
+    /// The refusals of what was sent before the (empty) history of `room`
+    /// was asked for: the errors that arrive before that history, or
+    /// before the refusal of the history request itself (the server limits
+    /// those requests too; then the next one waits as long as it says).
+    /// `None` if neither comes.
+    fn answers_to(&self, room: &str) -> Option<Vec<ServerError>> {
         let deadline = Instant::now() + ANSWER_PATIENCE;
         let mut errors = Vec::new();
         loop {
@@ -386,11 +400,59 @@ impl Chat {
                 Ok(Event::History(h)) if fold(&h.room) == fold(room) && h.messages.is_empty() => {
                     return Some(errors);
                 }
+                Ok(Event::ServerError(e)) if is_history_refusal(&e) => {
+                    let wait = retry_after(&e.message).unwrap_or(1000);
+                    lock(&self.pacing).probe_refused(Duration::from_millis(wait));
+                    return Some(errors);
+                }
                 Ok(Event::ServerError(e)) => errors.push(e),
                 Ok(Event::Disconnected(_)) | Err(_) => return None,
                 Ok(_) => {}
             }
         }
+    }
+}
+
+/// Whether `e` refuses a history request for coming too fast (the server
+/// names what it limits: "too many history requests from this connection").
+fn is_history_refusal(e: &ServerError) -> bool {
+    e.code == ErrorCode::RATE_LIMITED && e.message.contains("history requests")
+}
+
+/// How fast a script sends, learnt from the server's refusals.
+#[derive(Debug, Clone, Copy, Default)]
+struct Pacing {
+    /// The least time between two lines (the longest wait the server
+    /// asked for so far).
+    gap: Duration,
+    last: Option<Instant>,
+    /// No confirming request before this (the server refused one).
+    probe_not_before: Option<Instant>,
+}
+
+impl Pacing {
+    /// Sleeps until the next line may go.
+    fn wait(&self) {
+        let now = Instant::now();
+        let due = [self.last.map(|l| l + self.gap), self.probe_not_before]
+            .into_iter()
+            .flatten()
+            .max();
+        if let Some(wait) = due.and_then(|d| d.checked_duration_since(now)) {
+            std::thread::sleep(wait);
+        }
+    }
+
+    fn sent(&mut self) {
+        self.last = Some(Instant::now());
+    }
+
+    fn refused(&mut self, asked: Duration) {
+        self.gap = self.gap.max(asked);
+    }
+
+    fn probe_refused(&mut self, asked: Duration) {
+        self.probe_not_before = Some(Instant::now() + asked + Duration::from_millis(20));
     }
 }
 
@@ -462,6 +524,7 @@ pub fn run(options: ChatOptions) -> Result<i32, ClientError> {
         quitting: AtomicBool::new(false),
         default_room: Mutex::new(String::new()),
         failures: AtomicUsize::new(0),
+        pacing: Mutex::new(Pacing::default()),
     });
 
     // Nothing is being edited yet: a plain print is safe.

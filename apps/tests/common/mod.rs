@@ -473,15 +473,21 @@ impl Tmux {
 
     /// Waits until the terminal shows `needle`; returns the screen.
     pub fn wait_for(&self, needle: &str) -> String {
+        self.wait_for_count(needle, 1)
+    }
+
+    /// Waits until the terminal shows `needle` at least `n` times; returns
+    /// the screen.
+    pub fn wait_for_count(&self, needle: &str, n: usize) -> String {
         let deadline = Instant::now() + PATIENCE;
         loop {
             let screen = self.screen();
-            if screen.contains(needle) {
+            if screen.matches(needle).count() >= n {
                 return screen;
             }
             assert!(
                 Instant::now() < deadline,
-                "the terminal never showed {needle:?}:\n{screen}"
+                "the terminal never showed {needle:?} {n} times:\n{screen}"
             );
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -503,6 +509,19 @@ impl Tmux {
     pub fn line(&self, text: &str) {
         self.type_text(text);
         self.keys(&["Enter"]);
+    }
+
+    /// Waits until the last non-blank line is `line` (a prompt, say).
+    pub fn wait_for_last_line(&self, line: &str) {
+        let deadline = Instant::now() + PATIENCE;
+        while self.last_line() != line {
+            assert!(
+                Instant::now() < deadline,
+                "the last line never became {line:?}:\n{}",
+                self.screen()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// The last non-blank line on the screen, without trailing blanks.
