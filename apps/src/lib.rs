@@ -33,6 +33,9 @@ pub fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour codes only for a person watching a terminal: in a file,
+        // a journal or a pipe they are noise.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         // A closed stderr (a supervisor gone, a pipe shut) must not turn a
         // log line into a panic: its own complaint would be an eprintln!,
         // which panics on a broken pipe (and in the signal thread that

@@ -404,3 +404,120 @@ fn script_mode_fails_when_a_line_is_not_delivered() {
     bob.expect_err("-- disconnected");
     assert_eq!(bob.wait().code(), Some(1));
 }
+
+/// On a terminal, the roster that answers a join or a `/who` arrives just
+/// after Enter, between two prompts: every one of them must stay on the
+/// screen (it used to be wiped by the next prompt now and then).
+#[test]
+fn terminal_shows_the_roster_of_every_join_and_who() {
+    if !common::tmux_available() {
+        return;
+    }
+    // 30 joins, 30 leaves and 10 /who in a few seconds: above the default
+    // request burst, which is not what this test is about.
+    let server = Server::start(&["--request-burst", "100", "--address-request-burst", "100"]);
+    // Lines compared whole: without the time in front.
+    let cmd = format!(
+        "env LANLINK_HOME={} {} chat {} --name ada --timestamps never",
+        common::home().display(),
+        env!("CARGO_BIN_EXE_lanlink"),
+        server.addr
+    );
+    let tmux = common::Tmux::start("rosters", 100, 20, &cmd);
+    tmux.wait_for("[lobby]>");
+    for i in 1..=30 {
+        tmux.keys(&["-l", &format!("/join r{i}")]);
+        tmux.keys(&["Enter"]);
+        tmux.wait_for(&format!("[r{i}]>"));
+        // Leaving keeps this connection in two rooms at most.
+        tmux.keys(&["-l", &format!("/leave r{i}")]);
+        tmux.keys(&["Enter"]);
+        tmux.wait_for(&format!("-- ada left r{i}"));
+    }
+    // The lobby's roster: the greeting's, the re-join's, then one per /who.
+    let lobby_rosters = |text: &str| {
+        text.lines()
+            .filter(|l| l.trim_end() == "-- lobby: ada")
+            .count()
+    };
+    // Each line typed once the prompt is back (typing ahead of it is not
+    // what this test is about).
+    let answered = |rosters: usize| {
+        let deadline = std::time::Instant::now() + common::PATIENCE;
+        loop {
+            let text = tmux.scrollback();
+            let last = text.lines().rev().find(|l| !l.trim().is_empty());
+            if lobby_rosters(&text) >= rosters && last.map(str::trim_end) == Some("[lobby]>") {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{rosters} lobby rosters never showed:\n{text}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    tmux.keys(&["-l", "/join lobby"]);
+    tmux.keys(&["Enter"]);
+    answered(2);
+    for k in 0..10 {
+        tmux.keys(&["-l", "/who"]);
+        tmux.keys(&["Enter"]);
+        answered(3 + k);
+    }
+    let missing = |text: &str| -> Vec<String> {
+        let mut missing: Vec<String> = (1..=30)
+            .map(|i| format!("-- r{i}: ada"))
+            .filter(|roster| !text.lines().any(|l| l.trim_end() == roster))
+            .collect();
+        // The greeting's, the re-join's and ten answers to /who.
+        let lobby = lobby_rosters(text);
+        if lobby < 12 {
+            missing.push(format!("{} of 12 lobby rosters", lobby));
+        }
+        missing
+    };
+    let deadline = std::time::Instant::now() + common::PATIENCE;
+    loop {
+        let text = tmux.scrollback();
+        let missing = missing(&text);
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "missing on the terminal: {missing:?}\n{text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    drop(tmux);
+    assert!(server.terminate().success());
+}
+
+/// Joining a room one is already in answers with its roster only: the
+/// history is not replayed.
+#[test]
+fn rejoining_a_room_shows_the_roster_without_replaying_history() {
+    let server = Server::start(&[]);
+    let mut ada = ChatClient::join(&server.addr, "ada", &[]);
+    let mut bob = ChatClient::join(&server.addr, "bob", &[]);
+    ada.expect("-- bob joined lobby");
+    bob.say("old news");
+    ada.expect("[lobby] <bob> old news");
+    ada.say("/join lobby");
+    ada.say("/join LOBBY");
+    // A sync point after both joins: a message bob sends once ada's
+    // second join has been handled (the roster of the first one is seen).
+    let first = ada.lines_until("-- lobby: ada, bob");
+    let second = ada.lines_until("-- lobby: ada, bob");
+    bob.say("fresh news");
+    let after = ada.lines_until("fresh news");
+    for line in first.iter().chain(&second).chain(&after) {
+        assert!(!line.contains("old news"), "history replayed: {line:?}");
+    }
+    // A newcomer still gets it.
+    let carol = ChatClient::spawn(&server.addr, "carol", &[]);
+    carol.expect("[lobby] <bob> old news");
+    drop((ada, bob, carol));
+    assert!(server.terminate().success());
+}

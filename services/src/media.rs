@@ -24,6 +24,7 @@ use lanlink_proto::{control, ErrorCode, Frame, Message, StreamId};
 use lanlink_transport::mjpeg::LatestFrames;
 use lanlink_transport::ConnId;
 
+use crate::text::display_safe;
 use crate::Outgoing;
 
 /// Server-assigned media stream ids start here (even, and far above the
@@ -67,7 +68,10 @@ impl VideoTap {
         VideoTap::new(move |event| match event {
             TapEvent::Frame(a, f) => {
                 let seq = u64::from(f.seq);
-                if let Err(why) = frames.publish(&a.name, a.width, a.height, seq, f.data.clone()) {
+                let data = f.data.clone();
+                if let Err(why) =
+                    frames.publish_by(&a.name, &a.publisher, a.width, a.height, seq, data)
+                {
                     // Per frame: worth a debug line at most.
                     tracing::debug!(stream = %a.name, "frame not shown to browsers: {why}");
                 }
@@ -187,6 +191,18 @@ impl MediaRelay {
             .collect();
         v.sort_by_key(|(id, _)| *id);
         v
+    }
+
+    /// The names of the streams `conn` publishes, sorted.
+    pub fn streams_of(&self, conn: ConnId) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .streams
+            .values()
+            .filter(|p| p.publisher.0 == conn)
+            .map(|p| p.announcement.name().to_owned())
+            .collect();
+        names.sort();
+        names
     }
 
     /// Subscribers of stream `id`.
@@ -399,6 +415,8 @@ impl MediaRelay {
                 frame: frame.clone(),
             });
         }
+        tracing::info!(conn = %conn, publisher = %display_safe(publisher_of(&announcement)),
+            stream = %display_safe(announcement.name()), "stream announced");
         self.streams.insert(
             id,
             Published {
@@ -429,6 +447,8 @@ impl MediaRelay {
             return;
         };
         self.by_publisher.remove(&p.publisher);
+        tracing::info!(conn = %p.publisher.0, publisher = %display_safe(publisher_of(&p.announcement)),
+            stream = %display_safe(p.announcement.name()), "stream ended");
         if let Some(tap) = &self.video_tap {
             tap.ended(&p.announcement);
         }

@@ -25,7 +25,7 @@ use lanlink_transport::{
 use crate::chat::names::{check_hello_name, fold};
 use crate::chat::{ChatConfig, ChatService, Now, Outgoing};
 use crate::error::ServiceError;
-use crate::file::{FileConfig, FileDone, FileJob, FileService};
+use crate::file::{FileConfig, FileDone, FileJob, FileService, TransferInfo};
 use crate::media::{MediaConfig, MediaRelay, VideoTap};
 use crate::text::display_safe;
 use crate::workers::{WorkerConfig, WorkerPool};
@@ -179,6 +179,82 @@ fn shorten(mut text: String, max: usize) -> String {
     text
 }
 
+/// The longest `who` answer, in bytes: an admin reply is one wire string
+/// (at most 65 535 bytes).
+const MAX_WHO_REPLY: usize = 60_000;
+
+/// The most items of one list (rooms, streams, transfers) `who` shows for
+/// a connection.
+const MAX_WHO_ITEMS: usize = 8;
+
+/// `items` escaped and joined, at most [`MAX_WHO_ITEMS`] of them.
+fn safe_list<T: AsRef<str>>(items: &[T]) -> String {
+    if items.is_empty() {
+        return "none".into();
+    }
+    let mut shown: Vec<String> = items
+        .iter()
+        .take(MAX_WHO_ITEMS)
+        .map(|i| display_safe(i.as_ref()).to_string())
+        .collect();
+    if items.len() > MAX_WHO_ITEMS {
+        shown.push(format!("+{} more", items.len() - MAX_WHO_ITEMS));
+    }
+    shown.join(", ")
+}
+
+/// A Unix time in milliseconds as `YYYY-MM-DD HH:MM:SS UTC`.
+fn utc_time(unix_ms: u64) -> String {
+    let secs = unix_ms / 1000;
+    let (days, rest) = ((secs / 86_400) as i64, secs % 86_400);
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rest / 3600,
+        rest / 60 % 60,
+        rest % 60
+    )
+}
+
+/// A duration as `42s`, `3m05s` or `2h07m`.
+fn short_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, s / 60 % 60),
+    }
+}
+
+/// Logs the file requests worth an operator's eye: downloads, uploads and
+/// files offered to another user (relayed sends), with the user's name.
+fn log_file_request(conn: ConnId, user: &str, message: &Message) {
+    let user = display_safe(user);
+    match message {
+        Message::FileRequest(r) => {
+            tracing::info!(conn = %conn, name = %user, file = %display_safe(&r.name), offset = r.offset, "download requested");
+        }
+        Message::FileOffer(o) => match &o.to {
+            Some(to) => {
+                tracing::info!(conn = %conn, name = %user, to = %display_safe(to), file = %display_safe(&o.name), size = o.size, "file offered to a user (relayed send)");
+            }
+            None => {
+                tracing::info!(conn = %conn, name = %user, file = %display_safe(&o.name), size = o.size, "upload offered");
+            }
+        },
+        _ => {}
+    }
+}
+
 /// How often the hub's timers are checked.
 const TICK: Duration = Duration::from_secs(1);
 
@@ -213,6 +289,8 @@ pub struct Hub {
     max_payload: u32,
     /// Welcomed connections and the name each gave.
     conns: HashMap<ConnId, (ConnHandle, String)>,
+    /// When each welcomed connection was welcomed (for `who`).
+    since: HashMap<ConnId, Now>,
     /// Connections that receive file offers for their name without
     /// chatting ([`Capabilities::OFFERS`]), with that name case-folded.
     /// Ordered by id: the newest one gets the offers.
@@ -246,6 +324,7 @@ impl Hub {
             server_name: config.server_name.clone(),
             max_payload: config.transport.conn.max_payload,
             conns: HashMap::new(),
+            since: HashMap::new(),
             receivers: std::collections::BTreeMap::new(),
             chat,
             file: {
@@ -305,6 +384,7 @@ impl Hub {
             Event::Closed { conn, reason, .. } => {
                 if let Some((handle, _)) = self.conns.remove(&conn) {
                     self.receivers.remove(&conn);
+                    self.since.remove(&conn);
                     // Shown to everyone in its rooms: the peer's goodbye
                     // text is escaped (by CloseReason's Display) and cut
                     // short, so leaving cannot paint or flood their screens.
@@ -378,6 +458,7 @@ impl Hub {
             if receives {
                 self.receivers.insert(id, fold(&hello.name));
             }
+            self.since.insert(id, *now);
             self.conns.insert(id, (conn, hello.name));
             self.out.append(&mut greeting);
         } else if wants_chat {
@@ -420,6 +501,7 @@ impl Hub {
                 _ => self.chat.handle(conn, frame.message, now, &mut self.out),
             },
             Service::File => {
+                log_file_request(conn, name, &frame.message);
                 let (chat, receivers) = (&self.chat, &self.receivers);
                 // An offer to a name goes to its newest receiver, else to
                 // the chat user of that name.
@@ -561,6 +643,7 @@ impl Hub {
                     ),
                 )
             }
+            ("who", _) => reply(true, self.who(now)),
             ("bans", _) => {
                 let addresses: Vec<String> = self
                     .admin
@@ -582,10 +665,73 @@ impl Hub {
             (other, _) => reply(
                 false,
                 format!(
-                    "unknown admin command {other:?} (kick, ban, unban, bans) or missing argument"
+                    "unknown admin command {other:?} (kick, ban, unban, bans, who) or missing argument"
                 ),
             ),
         }
+    }
+
+    /// The `who` answer: a count, then one line per connection, oldest
+    /// first: its id, name, address, when it connected, its rooms, streams
+    /// and transfers in progress. Every peer string is escaped, long lists
+    /// are cut, and the whole stays within [`MAX_WHO_REPLY`] bytes.
+    fn who(&self, now: &Now) -> String {
+        let mut ids: Vec<ConnId> = self.conns.keys().copied().collect();
+        ids.sort();
+        let mut text = format!("{} connection(s)", ids.len());
+        for (shown, id) in ids.iter().enumerate() {
+            let Some((handle, hello)) = self.conns.get(id) else {
+                continue;
+            };
+            let name = self.chat.name_of(*id).unwrap_or(hello);
+            let since = self.since.get(id).map_or_else(
+                || "?".to_owned(),
+                |t| {
+                    format!(
+                        "{} ({} ago)",
+                        utc_time(t.unix_ms),
+                        short_duration(now.instant.saturating_duration_since(t.instant))
+                    )
+                },
+            );
+            let rooms = self.chat.rooms_of(*id);
+            let streams = self.media.streams_of(*id);
+            let transfers: Vec<String> = self
+                .file
+                .transfers_of(*id)
+                .into_iter()
+                .map(|t| match t {
+                    TransferInfo::Download(n) => format!("download {}", display_safe(&n)),
+                    TransferInfo::Upload(n) => format!("upload {}", display_safe(&n)),
+                    TransferInfo::SendingTo(c) => format!("sending to {}", self.who_is(c)),
+                    TransferInfo::ReceivingFrom(c) => format!("receiving from {}", self.who_is(c)),
+                })
+                .collect();
+            let line = format!(
+                "\n{id} {} {} connected {since}; rooms: {}; streams: {}; transfers: {}",
+                display_safe(name),
+                handle.peer(),
+                safe_list(&rooms),
+                safe_list(&streams),
+                safe_list(&transfers),
+            );
+            if text.len() + line.len() > MAX_WHO_REPLY - 64 {
+                text.push_str(&format!("\n… and {} more", ids.len() - shown));
+                break;
+            }
+            text.push_str(&line);
+        }
+        text
+    }
+
+    /// A connection as `who` names it: its id and escaped name.
+    fn who_is(&self, id: ConnId) -> String {
+        let name = self
+            .chat
+            .name_of(id)
+            .or_else(|| self.conns.get(&id).map(|(_, n)| n.as_str()))
+            .unwrap_or("?");
+        format!("{id} {}", display_safe(name))
     }
 
     /// Answers a refused admin request and closes the connection: the
@@ -723,6 +869,20 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_and_durations_for_who() {
+        assert_eq!(utc_time(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc_time(951_782_400_000), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc_time(1_700_000_000_123), "2023-11-14 22:13:20 UTC");
+        assert_eq!(short_duration(Duration::from_secs(42)), "42s");
+        assert_eq!(short_duration(Duration::from_secs(185)), "3m05s");
+        assert_eq!(short_duration(Duration::from_secs(7620)), "2h07m");
+        assert_eq!(safe_list::<&str>(&[]), "none");
+        let many: Vec<String> = (0..10).map(|i| format!("r{i}")).collect();
+        assert!(safe_list(&many).ends_with("r7, +2 more"));
+        assert_eq!(safe_list(&["a\u{1b}[2J"]), "a\\u{1b}[2J");
+    }
 
     #[test]
     fn shown_reasons_are_cut_on_a_character_boundary() {

@@ -432,7 +432,8 @@ fn serve_connection(
             run_writer(handle, queues)
         })
     };
-    tracing::info!(%peer, conn = %id, name = %display_safe(&hello.name), "handshake complete");
+    handle.set_name(display_safe(&hello.name).to_string());
+    tracing::info!(%peer, conn = %id, name = %display_safe(&hello.name), "connected (handshake complete)");
     if events
         .send(Event::Hello {
             conn: handle.clone(),

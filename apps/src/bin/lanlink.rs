@@ -247,7 +247,9 @@ enum Cmd {
         override_usage = "lanlink admin [OPTIONS] --admin-token <ADMIN_TOKEN> [HOST] <COMMAND> [ARGUMENT]"
     )]
     Admin {
-        /// `kick NAME`, `ban NAME|ADDRESS`, `unban NAME|ADDRESS` or `bans`,
+        /// `kick NAME`, `ban NAME|ADDRESS`, `unban NAME|ADDRESS`, `bans` or
+        /// `who` (every connection: name, address, rooms, streams,
+        /// transfers, connected since),
         /// after the server (HOST or HOST:PORT) if it is given first; the
         /// one on the LAN otherwise.
         #[arg(required = true, num_args = 1..=3, value_name = "COMMAND")]
@@ -603,7 +605,7 @@ fn run(command: Cmd) -> Result<i32, ClientError> {
             admin_token,
             mut auth,
         } => {
-            const COMMANDS: [&str; 4] = ["kick", "ban", "unban", "bans"];
+            const COMMANDS: [&str; 5] = ["kick", "ban", "unban", "bans", "who"];
             let explicit = auth.server.take();
             let (host, mut words) = match words.first() {
                 Some(w) if explicit.is_none() && !COMMANDS.contains(&w.as_str()) => {
@@ -764,7 +766,10 @@ fn admin(
             Some(Event::AdminReply(reply)) => {
                 session.close("done");
                 if reply.ok {
-                    println!("{}", reply.text);
+                    // One line at a time, each escaped: the server's text.
+                    for line in reply.text.lines() {
+                        println!("{}", lanlink_services::text::display_safe(line));
+                    }
                     return Ok(0);
                 }
                 eprintln!("error: {}", reply.text);

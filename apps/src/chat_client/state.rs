@@ -177,7 +177,13 @@ impl State {
             }
             Event::History(h) => return self.history(h, view),
             Event::Roster(r) => {
-                if let Some(room) = self.rooms.get_mut(&fold(&r.room)) {
+                let key = fold(&r.room);
+                // The roster ends a join (a member re-joining gets no
+                // history): then we are in the room.
+                if self.joining.as_ref().is_some_and(|(room, _)| *room == key) {
+                    self.entered(&r.room);
+                }
+                if let Some(room) = self.rooms.get_mut(&key) {
                     room.members = r.members.iter().cloned().collect();
                 }
                 info(r.clone().into())
@@ -233,10 +239,11 @@ impl State {
         line.into_iter().collect()
     }
 
-    /// A room's history: we are in that room (a join succeeded, or the
-    /// server put us in its default room). Shows what was not shown yet.
-    fn history(&mut self, h: &lanlink_proto::chat::History, view: &View) -> Vec<String> {
-        let key = fold(&h.room);
+    /// We are in the room `name`: a join asked for went through, or the
+    /// server put us in its default room. Remembers the password of the
+    /// join, and what was known of the room before a reconnect.
+    fn entered(&mut self, name: &str) -> &mut Room {
+        let key = fold(name);
         let password = match self.joining.take() {
             Some((room, password)) if room == key => password,
             other => {
@@ -246,15 +253,23 @@ impl State {
         };
         let room = self.rooms.entry(key.clone()).or_insert_with(|| {
             let mut room = self.previous.remove(&key).unwrap_or_default();
-            room.name.clone_from(&h.room);
+            room.name = name.to_owned();
             room
         });
         if password.is_some() {
             room.password = password;
         }
+        room
+    }
+
+    /// A room's history: sent to newcomers only, so we are in that room.
+    /// Shows what was not shown yet.
+    fn history(&mut self, h: &lanlink_proto::chat::History, view: &View) -> Vec<String> {
+        let me = self.me.clone();
+        let room = self.entered(&h.room);
         let mut lines = Vec::new();
         for m in &h.messages {
-            if room.already_shown(m, &self.me) {
+            if room.already_shown(m, &me) {
                 continue;
             }
             room.seen(m);

@@ -471,6 +471,11 @@ impl Tmux {
         self.screen_with(false)
     }
 
+    /// Everything the terminal showed, scrolled-off lines included.
+    pub fn scrollback(&self) -> String {
+        self.run(&["capture-pane", "-t", &self.0, "-p", "-S", "-"])
+    }
+
     /// Waits until the terminal shows `needle`; returns the screen.
     pub fn wait_for(&self, needle: &str) -> String {
         self.wait_for_count(needle, 1)

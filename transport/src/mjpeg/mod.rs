@@ -13,6 +13,8 @@
 //! | `/stream/NAME` | MJPEG stream |
 //! | `/snapshot/NAME` | the latest frame as one JPEG |
 //! | `/streams.json` | `[{"name":…,"width":…,"height":…,"seq":…}]` |
+//! | `/state` | `{"ok":true,"result":{"streams":[{"name":…,"publisher":…,"width":…,"height":…,"fps":…,"viewers":…,"seq":…}]}}` (as uStreamer's `/state`) |
+//! | `/page.js` | the page's script: it polls `/state` every second and adds and removes streams without a reload |
 //!
 //! # Limits
 //! Connections are capped in all and per address, and beyond either cap are
@@ -36,7 +38,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub use store::{jpeg_image, FrameLimits, FrameRefused, Latest, LatestFrames};
+pub use store::{
+    jpeg_image, FrameLimits, FrameRefused, Latest, LatestFrames, StreamState, Watching,
+};
 
 use crate::{Shutdown, TransportError};
 use request::HeadError;
@@ -256,6 +260,22 @@ fn handle(
             page::page(frames).as_bytes(),
         );
     }
+    if path == "/state" {
+        return respond(
+            &mut s,
+            "200 OK",
+            "application/json",
+            page::state_json(frames).as_bytes(),
+        );
+    }
+    if path == "/page.js" {
+        return respond(
+            &mut s,
+            "200 OK",
+            "text/javascript; charset=utf-8",
+            page::SCRIPT.as_bytes(),
+        );
+    }
     if path == "/streams.json" {
         return respond(
             &mut s,
@@ -284,7 +304,9 @@ fn handle(
                 b"too many viewers\n",
             );
         }
+        let watching = frames.watch(name);
         let result = stream_mjpeg(&mut s, frames, name, shutdown);
+        drop(watching);
         viewers.fetch_sub(1, Ordering::SeqCst);
         return result;
     }
@@ -381,8 +403,9 @@ fn peer_left(s: &mut TcpStream) -> bool {
 fn respond(s: &mut TcpStream, status: &str, kind: &str, body: &[u8]) -> io::Result<()> {
     let policy = if kind.starts_with("text/html") {
         // The page shows peers' stream names (escaped); it needs nothing
-        // but its own images and inline style.
-        "Content-Security-Policy: default-src 'none'; img-src 'self'; style-src 'unsafe-inline'\r\n"
+        // but its own images, script, `/state` and inline style.
+        "Content-Security-Policy: default-src 'none'; img-src 'self'; script-src 'self'; \
+         connect-src 'self'; style-src 'unsafe-inline'\r\n"
     } else {
         ""
     };
