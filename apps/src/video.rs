@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::audio::stop_on;
 use crate::connect::Server;
-use lanlink_client::ClientError;
+use lanlink_client::{ClientError, MediaKind};
 use lanlink_proto::video::VideoAnnounce;
 use lanlink_proto::Capabilities;
 use lanlink_transport::Shutdown;
@@ -188,7 +188,32 @@ pub fn view(
     shutdown: &Shutdown,
 ) -> Result<(), ClientError> {
     let (session, _events) = server.connect(user, Capabilities::VIDEO)?;
-    let mut watching = session.watch(stream, Duration::from_secs(10))?;
+    let patience = Duration::from_secs(10);
+    let videos: Vec<String> = session
+        .streams()
+        .iter()
+        .filter(|i| i.kind() == MediaKind::Video)
+        .map(|i| i.name().to_owned())
+        .collect();
+    if !videos.iter().any(|v| stream.is_none_or(|s| s == v)) {
+        let wanted = stream.map_or("a video stream".to_owned(), |s| {
+            format!("the video stream {s:?}")
+        });
+        let now = if videos.is_empty() {
+            String::new()
+        } else {
+            format!("; published now: {}", videos.join(", "))
+        };
+        println!(
+            "waiting up to {} s for {wanted} to be published{now} (Ctrl-C to stop)",
+            patience.as_secs()
+        );
+    }
+    let Some(mut watching) = session.watch_until(stream, patience, shutdown)? else {
+        session.close("stopped");
+        println!("stopped before the stream was published");
+        return Ok(());
+    };
     let announced = watching.announcement().clone();
     println!(
         "watching {} from {} ({}x{})",

@@ -142,6 +142,27 @@ pub enum ClientError {
     /// A worker thread (publisher, listener) could not be started.
     #[error("cannot start a thread: {0}")]
     Thread(#[source] std::io::Error),
+
+    /// An error with what the user can do about it (which flag to use),
+    /// added by the program that reports it.
+    #[error("{}; {hint}", error.to_string().trim_end_matches('.'))]
+    Hinted {
+        /// What went wrong.
+        #[source]
+        error: Box<ClientError>,
+        /// What to do about it.
+        hint: String,
+    },
+}
+
+impl ClientError {
+    /// This error with `hint` (what the user can do about it) after it.
+    pub fn with_hint(self, hint: impl Into<String>) -> ClientError {
+        ClientError::Hinted {
+            error: Box::new(self),
+            hint: hint.into(),
+        }
+    }
 }
 
 fn no_stream_text(kind: crate::MediaKind, wanted: Option<&str>, available: &[String]) -> String {

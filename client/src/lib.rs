@@ -60,6 +60,7 @@
 
 #[cfg(feature = "audio")]
 pub mod audio;
+mod backoff;
 #[cfg(feature = "discovery")]
 pub mod discovery;
 mod error;
@@ -71,6 +72,7 @@ mod trust;
 #[cfg(feature = "video")]
 pub mod video;
 
+pub use backoff::Backoff;
 pub use error::ClientError;
 pub use event::{Event, IncomingOffer};
 pub use files::{Progress, ProgressFn, Quiet, TransferOptions, TransferProgress, TransferSummary};

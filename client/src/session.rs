@@ -278,6 +278,11 @@ impl Shared {
         lock(&self.watchers).push(tx);
     }
 
+    /// Why the connection ended, if it has.
+    pub(crate) fn closed(&self) -> Option<CloseReason> {
+        lock(&self.closed).clone()
+    }
+
     pub(crate) fn close_reason(&self) -> CloseReason {
         lock(&self.closed)
             .clone()

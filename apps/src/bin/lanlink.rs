@@ -55,6 +55,9 @@ enum Cmd {
             hide_env_values = true
         )]
         room_password: Option<String>,
+        /// Start lines with the time: auto (on a terminal), always, never.
+        #[arg(long, value_enum, default_value_t, value_name = "WHEN")]
+        timestamps: chat_client::Timestamps,
         #[command(flatten)]
         auth: Auth,
     },
@@ -84,7 +87,8 @@ enum Cmd {
         /// Where to put them.
         #[arg(short = 'o', long = "output", default_value = ".")]
         dir: PathBuf,
-        /// Overwrite files that already exist.
+        /// Replace files here that differ from the server's (files that are
+        /// the same are skipped, partial ones resumed).
         #[arg(long)]
         force: bool,
         /// Cap the rate, in bytes per second (500K, 10M, 1G).
@@ -128,6 +132,9 @@ enum Cmd {
         /// Your name, shown to the receiver.
         #[arg(long, default_value_t = default_name())]
         name: String,
+        /// Withdraw an offer nobody answered after this many seconds.
+        #[arg(long, default_value_t = 120, value_name = "SECONDS")]
+        timeout: u64,
         #[command(flatten)]
         auth: Auth,
     },
@@ -147,7 +154,12 @@ enum Cmd {
         /// Accept every offer without asking.
         #[arg(long)]
         yes: bool,
-        /// Overwrite files that already exist.
+        /// When a file of the same name is here: overwrite, rename (save as
+        /// `name (1).ext`), skip, or ask (the default on a terminal; skip
+        /// otherwise).
+        #[arg(long, value_enum, value_name = "WHAT", default_value = "ask")]
+        on_conflict: files::OnConflict,
+        /// The same as --on-conflict overwrite.
         #[arg(long)]
         force: bool,
         /// Exit after this many files.
@@ -423,6 +435,7 @@ fn run(command: Cmd) -> Result<i32, ClientError> {
             name,
             room,
             room_password,
+            timestamps,
             mut auth,
         } => {
             let host = match only_host(&mut auth, host) {
@@ -434,6 +447,7 @@ fn run(command: Cmd) -> Result<i32, ClientError> {
                 name,
                 room,
                 room_password,
+                timestamps,
             })
         }
         Cmd::Ls {
@@ -512,6 +526,7 @@ fn run(command: Cmd) -> Result<i32, ClientError> {
             to,
             files: paths,
             name,
+            timeout,
             mut auth,
         } => {
             let (host, paths) = auth.split(paths, HostRule::LocalFiles);
@@ -519,8 +534,9 @@ fn run(command: Cmd) -> Result<i32, ClientError> {
             if paths.is_empty() {
                 return usage("give the FILES to send after the server");
             }
+            let timeout = std::time::Duration::from_secs(timeout);
             with_session(auth.target(host)?, &name, Capabilities::FILE, |s, _| {
-                files::send(s, &to, &paths)
+                files::send(s, &to, &paths, timeout)
             })
         }
         Cmd::Cam {
@@ -690,6 +706,7 @@ fn run(command: Cmd) -> Result<i32, ClientError> {
             name,
             dir,
             yes,
+            on_conflict,
             force,
             count,
             mut auth,
@@ -713,7 +730,16 @@ fn run(command: Cmd) -> Result<i32, ClientError> {
                 session.close("older server");
                 server.connect(&name, Capabilities::CHAT | Capabilities::FILE)?
             };
-            let result = files::receive(&session, &events, &dir, yes, force, count);
+            let how = files::ReceiveOptions {
+                yes,
+                on_conflict: if force {
+                    files::OnConflict::Overwrite
+                } else {
+                    on_conflict
+                },
+                count,
+            };
+            let result = files::receive(&session, &events, &dir, how);
             session.close("done");
             result.map(|()| 0)
         }

@@ -412,7 +412,9 @@ pub fn tmux_available() -> bool {
     false
 }
 
-/// A detached tmux session running a shell command, killed on drop.
+/// A program on a real terminal: a detached tmux session running a shell
+/// command, typed into with `send-keys` and read with `capture-pane`.
+/// Killed on drop.
 pub struct Tmux(String);
 
 impl Tmux {
@@ -420,6 +422,7 @@ impl Tmux {
     pub fn start(tag: &str, width: u16, height: u16, command: &str) -> Tmux {
         let session = Tmux(format!("lanlink-{tag}-{}", std::process::id()));
         let (w, h) = (width.to_string(), height.to_string());
+        session.run(&["kill-session", "-t", &session.0]);
         session.run(&[
             "new-session",
             "-d",
@@ -434,14 +437,38 @@ impl Tmux {
         session
     }
 
+    /// `lanlink chat ADDR --name NAME EXTRA…` on a 100×30 terminal, with
+    /// this test process's [`home`] and the environment `env` (`NAME=VALUE`
+    /// words).
+    pub fn chat(tag: &str, env: &[&str], addr: &str, name: &str, extra: &[&str]) -> Tmux {
+        let cmd = format!(
+            "env LANLINK_HOME={} {} {} chat {addr} --name {name} {}",
+            home().display(),
+            env.join(" "),
+            env!("CARGO_BIN_EXE_lanlink"),
+            extra.join(" ")
+        );
+        Tmux::start(tag, 100, 30, &cmd)
+    }
+
     fn run(&self, args: &[&str]) -> String {
         let out = Command::new("tmux").args(args).output().expect("run tmux");
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// What the terminal shows now.
+    /// What the terminal shows (`escapes`: with colour codes).
+    pub fn screen_with(&self, escapes: bool) -> String {
+        // -J: a line the terminal wrapped comes back whole.
+        let mut args = vec!["capture-pane", "-t", &self.0, "-p", "-J", "-S", "-200"];
+        if escapes {
+            args.push("-e");
+        }
+        self.run(&args)
+    }
+
+    /// What the terminal shows now, as text.
     pub fn screen(&self) -> String {
-        self.run(&["capture-pane", "-t", &self.0, "-p"])
+        self.screen_with(false)
     }
 
     /// Everything the terminal showed, scrolled-off lines included.
@@ -451,25 +478,65 @@ impl Tmux {
 
     /// Waits until the terminal shows `needle`; returns the screen.
     pub fn wait_for(&self, needle: &str) -> String {
+        self.wait_for_count(needle, 1)
+    }
+
+    /// Waits until the terminal shows `needle` at least `n` times; returns
+    /// the screen.
+    pub fn wait_for_count(&self, needle: &str, n: usize) -> String {
         let deadline = Instant::now() + PATIENCE;
         loop {
             let screen = self.screen();
-            if screen.contains(needle) {
+            if screen.matches(needle).count() >= n {
                 return screen;
             }
             assert!(
                 Instant::now() < deadline,
-                "the terminal never showed {needle:?}:\n{screen}"
+                "the terminal never showed {needle:?} {n} times:\n{screen}"
             );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
 
-    /// Types `keys` (tmux key names: `Enter`…).
+    /// Types `text` as it is (no key names).
+    pub fn type_text(&self, text: &str) {
+        self.run(&["send-keys", "-t", &self.0, "-l", text]);
+    }
+
+    /// Types `keys` (tmux key names: `Enter`, `Tab`, `C-c`…).
     pub fn keys(&self, keys: &[&str]) {
         let mut args = vec!["send-keys", "-t", self.0.as_str()];
         args.extend_from_slice(keys);
         self.run(&args);
+    }
+
+    /// Types a line and presses Enter.
+    pub fn line(&self, text: &str) {
+        self.type_text(text);
+        self.keys(&["Enter"]);
+    }
+
+    /// Waits until the last non-blank line is `line` (a prompt, say).
+    pub fn wait_for_last_line(&self, line: &str) {
+        let deadline = Instant::now() + PATIENCE;
+        while self.last_line() != line {
+            assert!(
+                Instant::now() < deadline,
+                "the last line never became {line:?}:\n{}",
+                self.screen()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The last non-blank line on the screen, without trailing blanks.
+    pub fn last_line(&self) -> String {
+        self.screen()
+            .lines()
+            .rfind(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .trim_end()
+            .to_owned()
     }
 }
 
