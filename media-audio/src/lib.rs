@@ -28,7 +28,8 @@
 )]
 //! | [`resample`] | [`Resampler`] (rubato), [`remix`], [`Converter`](resample::Converter) for both |
 //! | [`codec`] | [`OpusEncoder`], [`OpusDecoder`], [`OpusConfig`] presets |
-//! | [`jitter`] | [`JitterBuffer`]: sans-IO reordering, loss concealment, drift control |
+//! | [`jitter`] | [`JitterBuffer`]: sans-IO reordering, loss concealment, a delay that follows the measured jitter |
+//! | [`playout`] | [`PlayoutClock`]: when a play loop pulls its next frame, aligned to packet arrival |
 //!
 //! # Example
 //!
@@ -87,6 +88,7 @@ mod error;
 pub mod jitter;
 mod null;
 mod pacer;
+pub mod playout;
 pub mod resample;
 pub mod tone;
 pub mod wav;
@@ -97,6 +99,7 @@ pub use device::{list_devices, CaptureStream, DeviceInfo, PlaybackStream, Stream
 pub use error::AudioError;
 pub use jitter::{JitterBuffer, JitterConfig, JitterStats, Playout, PushOutcome};
 pub use null::NullSink;
+pub use playout::PlayoutClock;
 pub use resample::{remix, Resampler};
 pub use tone::{SpeechLikeSource, ToneSource};
 pub use wav::{WavSink, WavSource};
