@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use crate::connect::Target;
 use lanlink_audio::{
     AudioSink, AudioSource, CaptureStream, Format, FrameDuration, JitterBuffer, JitterConfig,
-    JitterStats, OpusConfig, OpusDecoder, OpusEncoder, PlaybackStream, StreamOptions, ToneSource,
-    WavSink, WavSource,
+    JitterStats, OpusConfig, OpusDecoder, OpusEncoder, PlaybackStream, PlayoutClock, StreamOptions,
+    ToneSource, WavSink, WavSource,
 };
 use lanlink_proto::audio::{AudioAnnounce, AudioCodec, AudioEnd, AudioPacket, AudioSubscribe};
 use lanlink_proto::{Capabilities, Frame, Message, StreamId};
@@ -230,9 +230,10 @@ pub fn listen(
 /// Subscribes to every audio stream `client` hears announced (or only the
 /// one named `only`), and plays them mixed into `sink`: each through its
 /// own jitter buffer and Opus decoder, one 20 ms frame per 20 ms of wall
-/// clock. Returns when every stream it heard has ended and played out,
-/// `seconds` pass, or `shutdown`. Prints `+ NAME (PUBLISHER)` and
-/// `- NAME` as streams come and go.
+/// clock, pulled shortly after packets arrive ([`PlayoutClock`]). Returns
+/// when every stream it heard has ended and played out, `seconds` pass, or
+/// `shutdown`. Prints `+ NAME (PUBLISHER)` and `- NAME` as streams come
+/// and go.
 pub fn play(
     client: &Client,
     mut sink: Box<dyn AudioSink>,
@@ -247,14 +248,14 @@ pub fn play(
     let limit = seconds.map(Duration::from_secs_f64);
     let mut report = ListenReport::default();
     let mut heard_any = false;
-    let mut tick: u32 = 0;
+    let mut clock = PlayoutClock::new(FRAME, started);
     while !shutdown.is_triggered() && limit.is_none_or(|l| started.elapsed() < l) {
-        // Everything that arrived since the last frame.
-        let now = Instant::now();
+        // Everything that arrives until the next pull, stamped as it comes.
         while let Some(f) = client
-            .recv_timeout(Duration::ZERO)
+            .recv_timeout(clock.next_pull().saturating_duration_since(Instant::now()))
             .map_err(|e| e.to_string())?
         {
+            let now = Instant::now();
             match f.message {
                 Message::AudioAnnounce(a) if only.is_none_or(|n| n == a.name) => {
                     if a.codec != AudioCodec::OPUS || a.channels != 1 && a.channels != 2 {
@@ -294,6 +295,7 @@ pub fn play(
             }
         }
         // One frame of output: every talker's next frame, summed.
+        let now = Instant::now();
         mix.fill(0.0);
         for t in talkers.values_mut() {
             let playout = t.jitter.pop(now);
@@ -321,11 +323,8 @@ pub fn play(
         if heard_any && talkers.is_empty() {
             break; // everyone we listened to has finished
         }
-        tick += 1;
-        let due = started + FRAME.duration() * tick;
-        if let Some(wait) = due.checked_duration_since(Instant::now()) {
-            std::thread::sleep(wait);
-        }
+        // The next pull shortly after the next packets should be in.
+        clock.follow(talkers.values().map(|t| &t.jitter));
     }
     sink.finish().map_err(|e| e.to_string())?;
     for t in talkers.into_values() {
