@@ -237,7 +237,8 @@ struct Arrivals {
     last: Option<(i64, i64)>,
     edge: i64,
     earliest: i64,
-    scratch: Vec<i64>,
+    /// The same offsets, in order.
+    sorted: Vec<i64>,
 }
 
 impl Arrivals {
@@ -250,12 +251,13 @@ impl Arrivals {
             last: None,
             edge: 0,
             earliest: 0,
-            scratch: Vec::with_capacity(len),
+            sorted: Vec::with_capacity(len),
         }
     }
 
     fn clear(&mut self) {
         self.offsets.clear();
+        self.sorted.clear();
         self.last = None;
     }
 
@@ -271,16 +273,19 @@ impl Arrivals {
         }
         self.last = Some((arrival, offset));
         if self.offsets.len() == self.len {
-            self.offsets.pop_front();
+            if let Some(old) = self.offsets.pop_front() {
+                if let Ok(i) = self.sorted.binary_search(&old) {
+                    self.sorted.remove(i);
+                }
+            }
         }
         self.offsets.push_back(offset);
-        self.scratch.clear();
-        self.scratch.extend(&self.offsets);
-        let n = self.scratch.len();
+        let i = self.sorted.partition_point(|&o| o < offset);
+        self.sorted.insert(i, offset);
+        let n = self.sorted.len();
         let ignored = ((n as f64 * self.skip) as usize).min(n - 1);
-        let (_, edge, _) = self.scratch.select_nth_unstable(n - 1 - ignored);
-        self.edge = *edge;
-        self.earliest = self.offsets.iter().copied().min().unwrap_or(offset);
+        self.edge = self.sorted[n - 1 - ignored];
+        self.earliest = self.sorted[0];
     }
 }
 
