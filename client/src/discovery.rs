@@ -171,7 +171,11 @@ fn browse_with(daemon: &ServiceDaemon, how: Browse) -> Result<Found, ClientError
                 if entry.is_ok() {
                     last_news = Some(Instant::now());
                 }
-                seen.insert(key, entry.map_err(|_| ()));
+                // A later, incomplete resolution (a record not yet in)
+                // does not erase a good one.
+                if entry.is_ok() || !seen.get(&key).is_some_and(Result::is_ok) {
+                    seen.insert(key, entry.map_err(|_| ()));
+                }
             }
             ServiceEvent::ServiceRemoved(_, fullname) => {
                 seen.remove(&fullname);
