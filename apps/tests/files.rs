@@ -507,21 +507,25 @@ fn an_interrupted_folder_put_resumes() {
         assert!(same(&album.join(f), &inbox.join("album").join(f)), "{f}");
     }
     // album/a.bin, finished before the interruption, is offered again with
-    // its hash. A server that compares hashes confirms it is the same (the
-    // run succeeds); one that cannot keeps refusing the name, and the hint
-    // names a flag of this command, not the server's --force.
-    if out.status.success() {
-        assert!(stdout.contains("already there and the same"), "{stdout}");
-    } else {
-        assert!(
-            stderr.contains("\"album/a.bin\" already exists"),
-            "{stderr}"
-        );
-        assert!(
-            stderr.contains("--as NAME") && !stderr.contains("--force"),
-            "{stderr}"
-        );
-    }
+    // its hash; the server compares it with the file it holds and confirms
+    // it is the same, so the re-run succeeds without sending it again.
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("already there and the same"), "{stdout}");
+
+    // A different file under a name the inbox holds is still refused, and
+    // the hint names a flag of this command, not the server's --force.
+    std::fs::write(album.join("a.bin"), b"something else").unwrap();
+    let out = lanlink(&["put", &server.addr, s(&album)]);
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("\"album/a.bin\" already exists"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("--as NAME") && !stderr.contains("--force"),
+        "{stderr}"
+    );
     assert!(server.terminate().success());
 }
 

@@ -185,6 +185,18 @@ pub enum ServiceError {
         /// The target name.
         name: String,
     },
+    /// The upload's target exists and is the very file offered (same size
+    /// and BLAKE3 hash): nothing needs sending; the server answers with a
+    /// `FileComplete`, not a refusal.
+    #[error("{name:?} is already there, unchanged")]
+    AlreadyHeld {
+        /// The target name.
+        name: String,
+        /// Its size.
+        size: u64,
+        /// Its hash (the one offered).
+        hash: lanlink_proto::file::ContentHash,
+    },
     /// Nobody accepted (or declined) a file offered to another user in
     /// time; the offer was withdrawn.
     #[error("{to} did not answer the offer of {name:?} within {secs} s; it was withdrawn")]
@@ -358,7 +370,9 @@ impl ServiceError {
                 ErrorCode::NOT_FOUND
             }
             ServiceError::NotEnabled { .. } => ErrorCode::FORBIDDEN,
-            ServiceError::AlreadyExists { .. } => ErrorCode::ALREADY_EXISTS,
+            ServiceError::AlreadyExists { .. } | ServiceError::AlreadyHeld { .. } => {
+                ErrorCode::ALREADY_EXISTS
+            }
             ServiceError::UploadInProgress { .. } => ErrorCode::RATE_LIMITED,
             ServiceError::FileTooLarge { .. } => ErrorCode::TOO_LARGE,
             ServiceError::NoSpace { .. }

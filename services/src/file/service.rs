@@ -696,6 +696,7 @@ impl FileService {
             owner: owner.clone(),
             size: o.size,
             overwrite: self.config.allow_overwrite,
+            hash: o.hash,
             min_free_space: self.config.min_free_space,
             reserved_elsewhere: self.reserved,
             quota_left,
@@ -759,6 +760,11 @@ impl FileService {
                 };
                 u.file = Some(file);
                 send(out, key, accept);
+            }
+            // The very file is there already: say so, as a finished upload.
+            Err(ServiceError::AlreadyHeld { size, hash, .. }) => {
+                self.end_transfer(key, false);
+                send(out, key, FileComplete { size, hash });
             }
             Err(e) => {
                 let e = e.for_peer(&u.name);
