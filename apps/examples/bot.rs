@@ -12,9 +12,9 @@
 use std::net::TcpListener;
 use std::time::Duration;
 
-use lanlink_proto::{chat::ChatMessage, control::Hello, Capabilities, Frame, Message};
-use lanlink_services::server::{run, ServerConfig};
-use lanlink_transport::{Client, ClientConfig, ClientTls, ServerIdentity, Shutdown};
+use lanlink_client::{Event, Session, Trust};
+use lanlink_server::{run, ServerConfig};
+use lanlink_transport::{ServerIdentity, Shutdown};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let self_test = std::env::args().any(|a| a == "--self-test");
@@ -38,64 +38,36 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::thread::spawn(move || run(listener, config, shutdown))
     };
     // Our own clients know the certificate: they pin it.
-    let client_config = || ClientConfig {
-        tls: Some(ClientTls {
-            pin: Some(fingerprint),
-        }),
-        ..ClientConfig::default()
+    let connect = |name: &str| {
+        Session::builder(&addr)
+            .name(name)
+            .trust(Trust::Fingerprint(fingerprint))
+            .connect()
     };
 
-    // 2. A bot: a client that reads frames and answers some of them.
-    let hello = |name: &str| Hello {
-        name: name.into(),
-        token: None,
-        capabilities: Capabilities::CHAT,
-    };
-    let bot = Client::connect(&addr, hello("bot"), client_config())?;
+    // 2. A bot: a session that answers some of what is said.
+    let (bot, events) = connect("bot")?;
     println!("server on {addr} (certificate {fingerprint}); the bot is in the lobby");
     let bot_thread = std::thread::spawn(move || {
-        while let Ok(next) = bot.recv_timeout(Duration::from_secs(3600)) {
-            let Some(Frame {
-                message: Message::ChatMessage(m),
-                ..
-            }) = next
-            else {
-                continue;
-            };
+        for event in events {
+            let Event::Message(m) = event else { continue };
             let reply = match m.text.split_once(' ').unwrap_or((&m.text, "")) {
                 ("!time", _) => format!("{}: it is {:?}", m.from, std::time::SystemTime::now()),
                 ("!echo", rest) => format!("{}: {rest}", m.from),
                 _ => continue,
             };
-            let said = ChatMessage {
-                room: m.room,
-                from: String::new(),
-                text: reply,
-                action: false,
-                timestamp_ms: 0,
-            };
-            if bot.send(&Frame::control(said)).is_err() {
+            if bot.say(&m.room, &reply).is_err() {
                 break;
             }
         }
     });
 
     if self_test {
-        let me = Client::connect(&addr, hello("tester"), client_config())?;
-        let ask = ChatMessage {
-            room: "lobby".into(),
-            from: String::new(),
-            text: "!echo hello bot".into(),
-            action: false,
-            timestamp_ms: 0,
-        };
-        me.send(&Frame::control(ask))?;
+        let (me, events) = connect("tester")?;
+        me.say("lobby", "!echo hello bot")?;
         loop {
-            match me.recv_timeout(Duration::from_secs(10))? {
-                Some(Frame {
-                    message: Message::ChatMessage(m),
-                    ..
-                }) => {
+            match events.recv_timeout(Duration::from_secs(10)) {
+                Some(Event::Message(m)) => {
                     println!("<{}> {}", m.from, m.text);
                     break;
                 }

@@ -1,45 +1,28 @@
 //! `lanlink ls`, `get`, `put`, `send` and `receive`: argument wiring around
-//! [`lanlink_services::file::FileClient`].
+//! the file operations of [`lanlink_client::Session`].
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use lanlink_proto::Capabilities;
-use lanlink_services::file::FileClient;
+use lanlink_client::{ClientError, Event, Events, IncomingOffer, Session, TransferOptions};
+use lanlink_proto::ErrorCode;
 use lanlink_services::ServiceError;
-use lanlink_transport::Client;
 
-use crate::connect::Target;
-
-use crate::progress::Reporter;
-
-/// Connects for file work. `chat` also joins the chat (so other users can
-/// address this client by `name`).
-pub fn connect(target: &Target, name: &str, chat: bool) -> Result<Client, ServiceError> {
-    let capabilities = if chat {
-        Capabilities::CHAT | Capabilities::FILE
-    } else {
-        Capabilities::FILE
-    };
-    target
-        .connect(name, capabilities)
-        .map_err(ServiceError::Connection)
-}
+use crate::progress::{human_bytes, Reporter};
 
 /// `lanlink ls`: prints one line per entry.
-pub fn ls(client: &Client, path: &str, recursive: bool) -> Result<(), ServiceError> {
-    let entries = FileClient::new(client).list(path, recursive)?;
-    for e in entries {
+pub fn ls(session: &Session, path: &str, recursive: bool) -> Result<(), ClientError> {
+    for e in session.list(path, recursive)? {
         let name = if e.name.is_empty() {
             path.to_owned()
         } else {
             e.name
         };
         if e.is_dir {
-            println!("{:>14}  {name}/", "-");
+            println!("{:>10}  {name}/", "-");
         } else {
-            println!("{:>14}  {name}", e.size);
+            println!("{:>10}  {name}", human_bytes(e.size));
         }
     }
     Ok(())
@@ -69,106 +52,288 @@ pub fn parse_rate(text: &str) -> Result<u64, String> {
     Ok((n * scale) as u64)
 }
 
+fn create_folder(dest: &Path) -> Result<(), ClientError> {
+    std::fs::create_dir_all(dest).map_err(|e| ServiceError::io("create folder", dest, e).into())
+}
+
+/// On Ctrl-C (or SIGTERM), says `text` and exits with status 130 at once,
+/// leaving partial files where they are for the next run to resume.
+pub fn on_interrupt_say(text: &'static str) {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else {
+        return;
+    };
+    let _ = std::thread::Builder::new()
+        .name("interrupt".into())
+        .spawn(move || {
+            if signals.forever().next().is_some() {
+                // A new line first: a progress bar may hold this one.
+                eprintln!("\ninterrupted: {text}");
+                std::process::exit(130);
+            }
+        });
+}
+
+/// `e` with the way out that this command offers, when a file of that
+/// name is in the way.
+fn hinted(e: ClientError, hint: &str) -> ClientError {
+    match e {
+        ClientError::Service(ServiceError::AlreadyExists { .. })
+        | ClientError::Service(ServiceError::Refused {
+            code: ErrorCode::ALREADY_EXISTS,
+            ..
+        }) => e.with_hint(hint),
+        other => other,
+    }
+}
+
 /// `lanlink get`.
 pub fn get(
-    client: &Client,
+    session: &Session,
     names: &[String],
     dest: &Path,
-    force: bool,
-    rate: Option<u64>,
-) -> Result<(), ServiceError> {
-    std::fs::create_dir_all(dest).map_err(|e| ServiceError::io("create folder", dest, &e))?;
-    let mut files = FileClient::new(client);
-    files.rate_limit = rate;
+    options: &TransferOptions,
+) -> Result<(), ClientError> {
+    create_folder(dest)?;
+    on_interrupt_say("run the same command again to resume (partial files are kept)");
     let mut report = Reporter::new("got");
     for name in names {
-        files.get(name, dest, force, &mut report)?;
+        session.get(name, dest, options, &mut report).map_err(|e| {
+            hinted(
+                e,
+                "it differs from the server's: --force replaces it, -o DIR saves elsewhere",
+            )
+        })?;
     }
     Ok(())
 }
 
 /// `lanlink put`.
 pub fn put(
-    client: &Client,
+    session: &Session,
     paths: &[PathBuf],
-    as_name: Option<&str>,
-    rate: Option<u64>,
-) -> Result<(), ServiceError> {
-    let mut files = FileClient::new(client);
-    files.rate_limit = rate;
+    options: &TransferOptions,
+) -> Result<(), ClientError> {
+    on_interrupt_say("run the same command again to resume (the server keeps the partial file)");
     let mut report = Reporter::new("sent");
     for p in paths {
-        files.put(p, as_name, &mut report)?;
+        session.put(p, options, &mut report).map_err(|e| {
+            hinted(
+                e,
+                "the server does not replace files: upload under another name with --as NAME",
+            )
+        })?;
     }
     Ok(())
 }
 
-/// `lanlink send --to NICK`.
-pub fn send(client: &Client, to: &str, paths: &[PathBuf]) -> Result<(), ServiceError> {
-    let mut files = FileClient::new(client);
+/// `lanlink send --to NICK`, waiting up to `timeout` for each answer.
+pub fn send(
+    session: &Session,
+    to: &str,
+    paths: &[PathBuf],
+    timeout: Duration,
+) -> Result<(), ClientError> {
+    on_interrupt_say("send again to resume (the receiver keeps the partial file)");
     let mut report = Reporter::new("delivered");
+    let options = TransferOptions {
+        accept_timeout: Some(timeout),
+        ..TransferOptions::default()
+    };
     for p in paths {
         println!(
-            "offering {} to {to}; waiting for them to accept",
-            p.display()
+            "offering {} to {to}; waiting up to {} s for them to accept",
+            p.display(),
+            timeout.as_secs()
         );
-        files.send_to(to, p, &mut report)?;
+        session.send_file(to, p, &options, &mut report)?;
     }
     Ok(())
+}
+
+/// How `receive` answers offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// Accept every offer.
+    Yes,
+    /// Ask on the terminal.
+    Ask,
+    /// Decline (no terminal and no `--yes`).
+    No,
+}
+
+/// What `receive` does with an offered file whose name is taken here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnConflict {
+    /// Ask on the terminal (without one: skip).
+    Ask,
+    /// Replace the file here.
+    Overwrite,
+    /// Save it as `name (1).ext`.
+    Rename,
+    /// Decline it.
+    Skip,
+}
+
+/// How `lanlink receive` behaves.
+#[derive(Debug, Clone, Copy)]
+pub struct ReceiveOptions {
+    /// Accept offers without asking.
+    pub yes: bool,
+    /// What to do when a file of the same name is here.
+    pub on_conflict: OnConflict,
+    /// Exit after this many files.
+    pub count: Option<usize>,
+}
+
+fn ask(question: &str) -> String {
+    print!("{question}");
+    let _ = std::io::stdout().flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    answer.trim().to_lowercase()
+}
+
+/// Asks the user about `offer` on the terminal (or answers as `answer`
+/// says); returns whether to accept.
+pub fn decide(offer: &IncomingOffer, answer: Answer) -> bool {
+    let (from, name, size) = (offer.from(), offer.name(), human_bytes(offer.size()));
+    match answer {
+        Answer::Yes => {
+            println!("accepting {name} ({size}) from {from}");
+            true
+        }
+        Answer::No => {
+            println!("declining {name} from {from} (use --yes to accept without asking)");
+            false
+        }
+        Answer::Ask => matches!(
+            ask(&format!("{from} offers {name} ({size}). Accept? [y/N] ")).as_str(),
+            "y" | "yes"
+        ),
+    }
+}
+
+/// `name (1).ext` for `name.ext` (in the same folder), the first such
+/// name that is free in `dest`.
+pub fn free_name(dest: &Path, name: &str) -> Option<String> {
+    let (folder, file) = match name.rsplit_once('/') {
+        Some((folder, file)) => (format!("{folder}/"), file),
+        None => (String::new(), name),
+    };
+    let (stem, ext) = match file.rfind('.') {
+        Some(i) if i > 0 => file.split_at(i),
+        _ => (file, ""),
+    };
+    (1..1000)
+        .map(|n| format!("{folder}{stem} ({n}){ext}"))
+        .find(|candidate| !dest.join(candidate).exists())
+}
+
+/// What to do with `offer`, whose name is taken in `dest`: `None` to skip
+/// it, else the options to accept it with.
+fn resolve_conflict(
+    offer: &IncomingOffer,
+    dest: &Path,
+    policy: OnConflict,
+    terminal: bool,
+    options: &TransferOptions,
+) -> Option<TransferOptions> {
+    let name = offer.name();
+    let renamed = free_name(dest, name);
+    let choice = match (policy, terminal) {
+        (OnConflict::Ask, true) => {
+            let rename = renamed
+                .as_deref()
+                .map_or(String::new(), |r| format!(", [r]ename to {r:?}"));
+            match ask(&format!(
+                "{name} exists in {}: [o]verwrite{rename}, [s]kip? ",
+                dest.display()
+            ))
+            .as_str()
+            {
+                "o" | "overwrite" => OnConflict::Overwrite,
+                "r" | "rename" => OnConflict::Rename,
+                _ => OnConflict::Skip,
+            }
+        }
+        (OnConflict::Ask, false) => OnConflict::Skip,
+        (policy, _) => policy,
+    };
+    match (choice, renamed) {
+        (OnConflict::Overwrite, _) => Some(TransferOptions {
+            force: true,
+            ..options.clone()
+        }),
+        (OnConflict::Rename, Some(renamed)) => {
+            println!("saving {name} as {renamed}");
+            Some(TransferOptions {
+                as_name: Some(renamed),
+                ..options.clone()
+            })
+        }
+        _ => {
+            println!(
+                "skipping {name}: a file of that name is in {} \
+                 (--on-conflict overwrite or rename takes it)",
+                dest.display()
+            );
+            None
+        }
+    }
+}
+
+/// Whether a file named `name` (as offered) is in `dest` already.
+fn taken(dest: &Path, name: &str) -> bool {
+    lanlink_services::file::path::validate_target(name).is_ok_and(|rel| dest.join(rel).is_file())
 }
 
 /// `lanlink receive`: accepts offers (asking on a terminal unless `yes`)
-/// until `count` files arrived, or forever.
+/// until `count` files arrived, or until the connection ends. A name that
+/// is taken here is asked about before accepting (or handled as
+/// `on_conflict` says).
 pub fn receive(
-    client: &Client,
+    session: &Session,
+    events: &Events,
     dest: &Path,
-    yes: bool,
-    force: bool,
-    count: Option<usize>,
-) -> Result<(), ServiceError> {
-    std::fs::create_dir_all(dest).map_err(|e| ServiceError::io("create folder", dest, &e))?;
-    let mut files = FileClient::new(client);
+    how: ReceiveOptions,
+) -> Result<(), ClientError> {
+    create_folder(dest)?;
+    on_interrupt_say("partial files are kept; receiving the same files again resumes them");
     let mut report = Reporter::new("received");
-    let ask = !yes && std::io::stdin().is_terminal();
-    println!(
-        "waiting for files as {} (Ctrl-C to stop)",
-        client.welcome().name
-    );
+    let terminal = std::io::stdin().is_terminal();
+    let answer = match (how.yes, terminal) {
+        (true, _) => Answer::Yes,
+        (false, true) => Answer::Ask,
+        (false, false) => Answer::No,
+    };
+    println!("waiting for files as {} (Ctrl-C to stop)", session.name());
+    let options = TransferOptions::default();
     let mut received = 0;
-    while count.is_none_or(|c| received < c) {
-        let mut decide = |o: &lanlink_proto::file::FileOffer| {
-            let from = o.from.as_deref().unwrap_or("?");
-            if yes {
-                println!("accepting {} ({} bytes) from {from}", o.name, o.size);
-                return true;
+    while how.count.is_none_or(|c| received < c) {
+        match events.recv_timeout(Duration::from_millis(500)) {
+            Some(Event::FileOffered(offer)) => {
+                if !decide(&offer, answer) {
+                    session.decline_file(&offer, "declined by the receiver")?;
+                    continue;
+                }
+                let options = if taken(dest, offer.name()) {
+                    match resolve_conflict(&offer, dest, how.on_conflict, terminal, &options) {
+                        Some(o) => o,
+                        None => {
+                            let why = format!("{} already exists at the receiver", offer.name());
+                            session.decline_file(&offer, &why)?;
+                            continue;
+                        }
+                    }
+                } else {
+                    options.clone()
+                };
+                session.accept_file(&offer, dest, &options, &mut report)?;
+                received += 1;
             }
-            if !ask {
-                println!(
-                    "declining {} from {from} (use --yes to accept without asking)",
-                    o.name
-                );
-                return false;
-            }
-            print!(
-                "{from} offers {} ({} bytes). Accept? [y/N] ",
-                o.name, o.size
-            );
-            let _ = std::io::stdout().flush();
-            let mut answer = String::new();
-            let _ = std::io::stdin().lock().read_line(&mut answer);
-            matches!(answer.trim(), "y" | "Y" | "yes")
-        };
-        if files
-            .receive(
-                dest,
-                force,
-                Duration::from_secs(3600),
-                &mut decide,
-                &mut report,
-            )?
-            .is_some()
-        {
-            received += 1;
+            Some(Event::Disconnected(reason)) => return Err(ClientError::Disconnected(reason)),
+            _ => {}
         }
     }
     Ok(())
@@ -176,7 +341,23 @@ pub fn receive(
 
 #[cfg(test)]
 mod tests {
-    use super::parse_rate;
+    use super::{free_name, parse_rate};
+
+    #[test]
+    fn renamed_copies_keep_their_extension() {
+        let dir = std::env::temp_dir().join(format!("lanlink-free-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("album")).unwrap();
+        assert_eq!(free_name(&dir, "a.txt").unwrap(), "a (1).txt");
+        std::fs::write(dir.join("a (1).txt"), b"").unwrap();
+        assert_eq!(free_name(&dir, "a.txt").unwrap(), "a (2).txt");
+        assert_eq!(free_name(&dir, ".bashrc").unwrap(), ".bashrc (1)");
+        assert_eq!(free_name(&dir, "README").unwrap(), "README (1)");
+        assert_eq!(
+            free_name(&dir, "album/x.tar.gz").unwrap(),
+            "album/x.tar (1).gz"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn rates() {

@@ -1,44 +1,29 @@
 //! The lanlink reference programs, `lanlink-server` and `lanlink`: argument
-//! parsing and wiring of the library crates, nothing more. What is here is
-//! shared by the two binaries.
+//! parsing, devices opened from flags, and printing, on top of
+//! [`lanlink_client`] and the server crates. What is here is shared by the
+//! two binaries.
 //!
 //! - [`audio`]: `lanlink talk/listen/devices` and the server's own audio.
 //! - [`chat_client`]: the `lanlink chat` loop (terminal or script mode).
-//! - [`connect`]: TLS or plain, certificate pinning, where pins and the
-//!   server's certificate live.
+//! - [`connect`]: command-line flags to a session, trust messages.
+//! - [`discover`]: the server found on the LAN when none is named, and
+//!   `lanlink servers`.
+//! - [`names`]: default stream names (`ada-mic`, `ada-cam`, then `-2`…).
 //! - [`files`]: `lanlink ls/get/put/send/receive`.
 //! - [`progress`]: progress bars and summary lines for transfers.
 //! - [`video`]: `lanlink cam/view/cameras` and the server's demo stream.
-//! - [`host_with_port`], [`init_logging`], [`on_signal`]: small helpers.
+//! - [`init_logging`], [`on_signal`]: small helpers.
 
 pub mod audio;
 pub mod chat_client;
 pub mod connect;
+pub mod discover;
 pub mod files;
+pub mod names;
 pub mod progress;
 pub mod video;
 
-use lanlink_services::server::DEFAULT_PORT;
 use lanlink_transport::Shutdown;
-
-/// Adds the default port to `HOST` when the user gave none
-/// (`host`, `10.0.0.2`, `[::1]`, `::1`), leaves `HOST:PORT` alone.
-pub fn host_with_port(host: &str) -> String {
-    if host.starts_with('[') {
-        if host.contains("]:") {
-            host.to_owned()
-        } else {
-            format!("{host}:{DEFAULT_PORT}")
-        }
-    } else if host.matches(':').count() > 1 {
-        // A bare IPv6 address.
-        format!("[{host}]:{DEFAULT_PORT}")
-    } else if host.contains(':') {
-        host.to_owned()
-    } else {
-        format!("{host}:{DEFAULT_PORT}")
-    }
-}
 
 /// Logs to stderr, filtered by `RUST_LOG` (default: `info`); a log line
 /// that cannot be written is dropped.
@@ -48,6 +33,9 @@ pub fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour codes only for a person watching a terminal: in a file,
+        // a journal or a pipe they are noise.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         // A closed stderr (a supervisor gone, a pipe shut) must not turn a
         // log line into a panic: its own complaint would be an eprintln!,
         // which panics on a broken pipe (and in the signal thread that
@@ -69,18 +57,4 @@ pub fn on_signal(shutdown: Shutdown) -> std::io::Result<()> {
             }
         })?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn default_port_is_added_only_when_missing() {
-        assert_eq!(host_with_port("pi"), "pi:7878");
-        assert_eq!(host_with_port("10.0.0.2:9000"), "10.0.0.2:9000");
-        assert_eq!(host_with_port("::1"), "[::1]:7878");
-        assert_eq!(host_with_port("[::1]"), "[::1]:7878");
-        assert_eq!(host_with_port("[::1]:9"), "[::1]:9");
-    }
 }

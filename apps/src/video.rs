@@ -1,16 +1,18 @@
 //! `lanlink cam`, `lanlink view`, `lanlink cameras`, and the server's demo
-//! stream: wiring between [`lanlink_video`] sources and sinks and the relay.
+//! stream: sources opened from the flags, a window or a folder to show
+//! frames in; publishing and watching live in [`lanlink_client::video`].
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::connect::Target;
-use lanlink_proto::video::{VideoAnnounce, VideoCodec, VideoEnd, VideoFrame, VideoSubscribe};
-use lanlink_proto::{Capabilities, Frame, Message, StreamId};
-use lanlink_transport::{Client, Shutdown};
+use crate::audio::stop_on;
+use crate::connect::Server;
+use lanlink_client::{ClientError, MediaKind};
+use lanlink_proto::video::VideoAnnounce;
+use lanlink_proto::Capabilities;
+use lanlink_transport::Shutdown;
 use lanlink_video::{
-    EncodedFrame, JpegConfig, JpegFileSource, SourceHandle, SourceInfo, TestPatternSource,
-    VideoSource,
+    EncodedFrame, JpegConfig, JpegFileSource, SourceHandle, TestPatternSource, VideoSource,
 };
 
 /// Where `lanlink cam` takes pictures from.
@@ -57,7 +59,7 @@ pub fn parse_size(text: &str) -> Result<(u32, u32), String> {
 }
 
 /// Opens `source` on its own thread.
-pub fn open_source(source: &CamSource, c: Capture) -> Result<SourceHandle, String> {
+pub fn open_source(source: &CamSource, c: Capture) -> Result<SourceHandle, ClientError> {
     let jpeg = JpegConfig {
         quality: c.quality.clamp(1, 100),
         ..JpegConfig::default()
@@ -73,7 +75,7 @@ pub fn open_source(source: &CamSource, c: Capture) -> Result<SourceHandle, Strin
         }
         CamSource::Device(dev) => open_camera(dev, c, jpeg),
     };
-    handle.map_err(|e| e.to_string())
+    Ok(handle?)
 }
 
 #[cfg(target_os = "linux")]
@@ -107,9 +109,8 @@ fn open_camera(
 
 /// `lanlink cameras`: the capture devices and their formats.
 #[cfg(target_os = "linux")]
-pub fn cameras() -> Result<(), String> {
-    let cams = lanlink_video::list_cameras().map_err(|e| e.to_string())?;
-    for c in cams {
+pub fn cameras() -> Result<(), ClientError> {
+    for c in lanlink_video::list_cameras()? {
         println!("{c}");
     }
     Ok(())
@@ -117,112 +118,48 @@ pub fn cameras() -> Result<(), String> {
 
 /// `lanlink cameras` on a platform without V4L2.
 #[cfg(not(target_os = "linux"))]
-pub fn cameras() -> Result<(), String> {
-    Err("camera capture is implemented for Linux (V4L2) only".into())
-}
-
-/// The announcement for a source's stream (the server fills in the publisher).
-pub fn announce(info: &SourceInfo, name: &str) -> VideoAnnounce {
-    VideoAnnounce {
-        name: name.to_owned(),
-        publisher: String::new(),
-        codec: VideoCodec::MJPEG,
-        width: info.width,
-        height: info.height,
-        fps_milli: info.fps_milli,
+pub fn cameras() -> Result<(), ClientError> {
+    Err(lanlink_video::VideoError::NoDevices {
+        searched: "V4L2 devices (camera capture is Linux-only)".into(),
     }
+    .into())
 }
-
-/// A captured frame as the wire's `VideoFrame` (the JPEG is shared, not copied).
-pub fn to_wire(frame: EncodedFrame) -> VideoFrame {
-    VideoFrame {
-        seq: frame.seq,
-        timestamp_us: frame.capture_timestamp_us,
-        keyframe: true,
-        data: frame.jpeg,
-    }
-}
-
-/// Pumps `source` into `send` (announce first, end last) until `shutdown`,
-/// `frames` frames, or `send` returns false. Returns frames sent.
-pub fn publish(
-    mut source: SourceHandle,
-    name: &str,
-    frames: Option<u64>,
-    shutdown: &Shutdown,
-    mut send: impl FnMut(Message) -> bool,
-) -> Result<u64, String> {
-    if !send(announce(&source.info(), name).into()) {
-        return Ok(0);
-    }
-    let mut sent = 0;
-    while !shutdown.is_triggered() && frames.is_none_or(|n| sent < n) {
-        match source.next_frame_timeout(Duration::from_millis(200)) {
-            Ok(Some(f)) => {
-                if !send(to_wire(f).into()) {
-                    break;
-                }
-                sent += 1;
-            }
-            Ok(None) => {}
-            Err(e) => return Err(format!("video source failed: {e}")),
-        }
-    }
-    send(VideoEnd.into());
-    Ok(sent)
-}
-
-/// The stream id `lanlink cam` publishes on (client ids are odd).
-const CAM_STREAM: StreamId = 1;
 
 /// `lanlink cam`: publishes a source until Ctrl-C (or `frames` frames).
-#[allow(clippy::too_many_arguments)]
 pub fn cam(
-    server: &Target,
+    server: &Server,
     user: &str,
     source: &CamSource,
     capture: Capture,
     stream_name: Option<String>,
     frames: Option<u64>,
     shutdown: &Shutdown,
-) -> Result<(), String> {
-    let handle = open_source(source, capture)?;
-    let info = handle.info();
-    let name = stream_name.unwrap_or_else(|| user.to_owned());
-    let client = server.connect(user, Capabilities::VIDEO)?;
-    println!(
-        "publishing {name}: {}x{} at {:.1} fps from {}",
-        info.width,
-        info.height,
-        f64::from(info.fps_milli) / 1000.0,
-        info.name
-    );
-    let started = Instant::now();
-    let mut refusal = None;
-    let sent = publish(handle, &name, frames, shutdown, |m| {
-        // A refusal (a name already taken, say) comes back as an Error.
-        while let Ok(Some(f)) = client.recv_timeout(Duration::ZERO) {
-            if let Message::Error(e) = f.message {
-                refusal = Some(e.message);
-                return false;
-            }
-        }
-        client.send(&Frame::new(CAM_STREAM, m)).is_ok()
-    })?;
-    // Let a refusal to the announcement or the first frames arrive.
-    if refusal.is_none() {
-        if let Ok(Some(Frame {
-            message: Message::Error(e),
-            ..
-        })) = client.recv_timeout(Duration::from_millis(100))
-        {
-            refusal = Some(e.message);
-        }
-    }
-    client.close("done");
-    if let Some(r) = refusal {
-        return Err(format!("the server refused the stream: {r}"));
-    }
+) -> Result<(), ClientError> {
+    let mut handle = Some(open_source(source, capture)?);
+    let (session, _events) = server.connect(user, Capabilities::VIDEO)?;
+    let base = crate::names::default_stream_name(user, "cam");
+    let mut started = Instant::now();
+    let sent = crate::names::publish_named(&session, stream_name, &base, |name| {
+        // A retry under another name opens the source again.
+        let handle = match handle.take() {
+            Some(h) => h,
+            None => open_source(source, capture)?,
+        };
+        let info = handle.info();
+        println!(
+            "publishing {name}: {}x{} at {:.1} fps from {}",
+            info.width,
+            info.height,
+            f64::from(info.fps_milli) / 1000.0,
+            info.name
+        );
+        started = Instant::now();
+        let publisher = session.publish_video_handle(name, handle, frames)?;
+        stop_on(shutdown, publisher.stopper());
+        Ok(publisher)
+    });
+    session.close("done");
+    let (_, sent) = sent?;
     let secs = started.elapsed().as_secs_f64().max(1e-6);
     println!(
         "sent {sent} frames in {secs:.1} s ({:.1} fps)",
@@ -240,101 +177,77 @@ pub enum ViewTarget {
     Save(PathBuf),
 }
 
-/// Waits for a video stream named `wanted` (or any) to be announced.
-fn find_stream(
-    client: &Client,
-    wanted: Option<&str>,
-    patience: Duration,
-) -> Result<(StreamId, VideoAnnounce), String> {
-    let deadline = Instant::now() + patience;
-    let mut seen = Vec::new();
-    while Instant::now() < deadline {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let next = client
-            .recv_timeout(left.min(Duration::from_millis(200)))
-            .map_err(|e| e.to_string())?;
-        if let Some(Frame {
-            stream,
-            message: Message::VideoAnnounce(a),
-        }) = next
-        {
-            if wanted.is_none_or(|w| w == a.name) {
-                return Ok((stream, a));
-            }
-            seen.push(a.name);
-        }
-    }
-    Err(match (wanted, seen.is_empty()) {
-        (Some(w), false) => format!("no video stream named {w:?}; streams: {}", seen.join(", ")),
-        (Some(w), true) => format!("no video stream named {w:?}, and none is being published"),
-        (None, _) => "no video stream is being published".into(),
-    })
-}
-
 /// `lanlink view`: shows (or saves) a stream until it ends, the window
 /// closes, Ctrl-C, or `frames` frames.
 pub fn view(
-    server: &Target,
+    server: &Server,
     user: &str,
     stream: Option<&str>,
     target: &ViewTarget,
     frames: Option<u64>,
     shutdown: &Shutdown,
-) -> Result<(), String> {
-    let client = server.connect(user, Capabilities::VIDEO)?;
-    let (id, announced) = find_stream(&client, stream, Duration::from_secs(10))?;
-    client
-        .send(&Frame::new(id, VideoSubscribe))
-        .map_err(|e| e.to_string())?;
+) -> Result<(), ClientError> {
+    let (session, _events) = server.connect(user, Capabilities::VIDEO)?;
+    let patience = Duration::from_secs(10);
+    let videos: Vec<String> = session
+        .streams()
+        .iter()
+        .filter(|i| i.kind() == MediaKind::Video)
+        .map(|i| i.name().to_owned())
+        .collect();
+    if !videos.iter().any(|v| stream.is_none_or(|s| s == v)) {
+        let wanted = stream.map_or("a video stream".to_owned(), |s| {
+            format!("the video stream {s:?}")
+        });
+        let now = if videos.is_empty() {
+            String::new()
+        } else {
+            format!("; published now: {}", videos.join(", "))
+        };
+        println!(
+            "waiting up to {} s for {wanted} to be published{now} (Ctrl-C to stop)",
+            patience.as_secs()
+        );
+    }
+    let Some(mut watching) = session.watch_until(stream, patience, shutdown)? else {
+        session.close("stopped");
+        println!("stopped before the stream was published");
+        return Ok(());
+    };
+    let announced = watching.announcement().clone();
     println!(
         "watching {} from {} ({}x{})",
         announced.name, announced.publisher, announced.width, announced.height
     );
     if let ViewTarget::Save(dir) = target {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(|source| lanlink_video::VideoError::Io {
+            op: "create",
+            path: dir.clone(),
+            source,
+        })?;
     }
     let mut window = Window::new(target, &announced)?;
     let (mut got, started) = (0u64, Instant::now());
     let mut latencies = Vec::new();
-    let mut ended = false;
     while !shutdown.is_triggered() && frames.is_none_or(|n| got < n) && window.is_open() {
-        let next = client
-            .recv_timeout(Duration::from_millis(50))
-            .map_err(|e| e.to_string())?;
-        match next {
-            Some(Frame {
-                stream,
-                message: Message::VideoFrame(f),
-            }) if stream == id => {
-                latencies.push(lanlink_video::now_us().saturating_sub(f.timestamp_us));
-                let frame = EncodedFrame {
-                    seq: f.seq,
-                    capture_timestamp_us: f.timestamp_us,
-                    width: announced.width,
-                    height: announced.height,
-                    jpeg: f.data,
-                };
+        match watching.next_frame(Duration::from_millis(50))? {
+            Some(frame) => {
+                latencies.push(lanlink_video::now_us().saturating_sub(frame.capture_timestamp_us));
                 match target {
                     ViewTarget::Save(dir) => {
-                        lanlink_video::save_jpeg(dir, frame.seq, &frame)
-                            .map_err(|e| e.to_string())?;
+                        lanlink_video::save_jpeg(dir, frame.seq, &frame)?;
                     }
                     ViewTarget::Window => window.show(&frame)?,
                 }
                 got += 1;
             }
-            Some(Frame {
-                stream,
-                message: Message::VideoEnd(_),
-            }) if stream == id => {
-                ended = true;
-                break;
-            }
-            _ => window.idle(),
+            None if watching.ended() => break,
+            None => window.idle(),
         }
     }
-    client.close("done");
+    let ended = watching.ended();
+    drop(watching);
+    session.close("done");
     latencies.sort_unstable();
     let pct = |p: f64| {
         latencies
@@ -364,13 +277,12 @@ struct Window {
 
 impl Window {
     #[cfg(feature = "display")]
-    fn new(target: &ViewTarget, a: &VideoAnnounce) -> Result<Window, String> {
+    fn new(target: &ViewTarget, a: &VideoAnnounce) -> Result<Window, ClientError> {
         let inner = match target {
             ViewTarget::Save(_) => None,
             ViewTarget::Window => {
-                let viewer = lanlink_video::Viewer::open(&a.name, a.width.into(), a.height.into())
-                    .map_err(|e| e.to_string())?;
-                let decoder = lanlink_video::JpegDecoder::new().map_err(|e| e.to_string())?;
+                let viewer = lanlink_video::Viewer::open(&a.name, a.width.into(), a.height.into())?;
+                let decoder = lanlink_video::JpegDecoder::new()?;
                 Some((viewer, decoder, lanlink_video::RgbImage::default()))
             }
         };
@@ -378,22 +290,21 @@ impl Window {
     }
 
     #[cfg(not(feature = "display"))]
-    fn new(target: &ViewTarget, _: &VideoAnnounce) -> Result<Window, String> {
+    fn new(target: &ViewTarget, _: &VideoAnnounce) -> Result<Window, ClientError> {
         match target {
             ViewTarget::Save(_) => Ok(Window {}),
-            ViewTarget::Window => Err("this build has no display support; use --save DIR".into()),
+            ViewTarget::Window => Err(lanlink_video::VideoError::NoDevices {
+                searched: "a display (this build has none; use --save DIR)".into(),
+            }
+            .into()),
         }
     }
 
-    fn show(&mut self, _frame: &EncodedFrame) -> Result<(), String> {
+    fn show(&mut self, _frame: &EncodedFrame) -> Result<(), ClientError> {
         #[cfg(feature = "display")]
         if let Some((viewer, decoder, image)) = &mut self.inner {
-            decoder
-                .decode_into(&_frame.jpeg, image)
-                .map_err(|e| e.to_string())?;
-            viewer
-                .show(image, Some(_frame.capture_timestamp_us))
-                .map_err(|e| e.to_string())?;
+            decoder.decode_into(&_frame.jpeg, image)?;
+            viewer.show(image, Some(_frame.capture_timestamp_us))?;
         }
         Ok(())
     }

@@ -99,6 +99,7 @@ pub use device::{list_devices, CaptureStream, DeviceInfo, PlaybackStream, Stream
 pub use error::AudioError;
 pub use jitter::{JitterBuffer, JitterConfig, JitterStats, Playout, PushOutcome};
 pub use null::NullSink;
+pub use pacer::Pacer;
 pub use playout::PlayoutClock;
 pub use resample::{remix, Resampler};
 pub use tone::{SpeechLikeSource, ToneSource};

@@ -29,7 +29,8 @@ impl std::fmt::Display for NameKind {
 /// and `NotRegistered` are the server's misuse of a service; the `*Command`
 /// and `*Argument` variants come from [`crate::chat::command::parse_line`]
 /// and never leave the client.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ServiceError {
     /// A nickname or room name breaks the naming rules.
     #[error("invalid {kind} {name:?}: {reason}")]
@@ -41,9 +42,16 @@ pub enum ServiceError {
         /// Which rule it breaks.
         reason: String,
     },
-    /// Someone else already uses this nickname (compared case-insensitively).
+    /// Someone else already uses this nickname, or one that looks like it
+    /// (compared by [`crate::text::name_skeleton`]).
     #[error("nickname {name:?} is already taken")]
     NameTaken {
+        /// The nickname asked for.
+        name: String,
+    },
+    /// The nickname, or one that looks like it, is banned by the operator.
+    #[error("the name {name:?} is banned")]
+    NameBanned {
         /// The nickname asked for.
         name: String,
     },
@@ -83,6 +91,17 @@ pub enum ServiceError {
     #[error("sending too fast: wait {retry_after_ms} ms before the next message")]
     RateLimited {
         /// How long until the next message would be accepted.
+        retry_after_ms: u64,
+    },
+    /// A client, or all connections from its address together, made more
+    /// requests of some kind than its rate limit allows.
+    #[error("too many {what} from {from}: wait {retry_after_ms} ms before trying again")]
+    TooManyRequests {
+        /// What was limited (`nickname changes`, `wrong room passwords`, …).
+        what: &'static str,
+        /// Whose limit: `this connection` or `your address`.
+        from: &'static str,
+        /// How long until the next one would be accepted.
         retry_after_ms: u64,
     },
     /// A message this service does not accept from a client (a server →
@@ -158,11 +177,24 @@ pub enum ServiceError {
         /// The file.
         name: String,
     },
-    /// A file already exists under the target name.
-    #[error("{name:?} already exists (use --force to overwrite)")]
+    /// A file already exists under the target name (and it is not the same
+    /// file). Which flag overwrites it, if any, is for the program that
+    /// reports it to say: the client's and the server's differ.
+    #[error("{name:?} already exists")]
     AlreadyExists {
         /// The target name.
         name: String,
+    },
+    /// Nobody accepted (or declined) a file offered to another user in
+    /// time; the offer was withdrawn.
+    #[error("{to} did not answer the offer of {name:?} within {secs} s; it was withdrawn")]
+    NotAnswered {
+        /// The file.
+        name: String,
+        /// Whom it was offered to.
+        to: String,
+        /// How long the sender waited.
+        secs: u64,
     },
     /// A file is larger than allowed.
     #[error("{name:?} is {size} bytes, more than the limit of {max} bytes")]
@@ -194,6 +226,17 @@ pub enum ServiceError {
         /// Bytes of the quota left.
         left: u64,
     },
+    /// An upload would create more files and folders than the client's
+    /// quota has left.
+    #[error("{name}: upload quota exceeded ({needed} files and folders needed, {left} left)")]
+    EntryQuotaExceeded {
+        /// The file.
+        name: String,
+        /// Files and folders the upload would create.
+        needed: u64,
+        /// Files and folders of the quota left.
+        left: u64,
+    },
     /// The received content does not match the sender's hash or size:
     /// nothing was published.
     #[error("{name:?} arrived corrupted ({detail}); nothing was saved")]
@@ -220,7 +263,7 @@ pub enum ServiceError {
         stream: u32,
     },
     /// The other side cancelled or refused the transfer.
-    #[error("transfer of {name:?} refused: {reason}")]
+    #[error("transfer of {name:?} refused: {}", crate::text::display_safe(reason))]
     Refused {
         /// The file.
         name: String,
@@ -230,20 +273,28 @@ pub enum ServiceError {
         code: ErrorCode,
     },
     /// Reading or writing a local file failed.
-    #[error("cannot {op} {path}: {message}")]
+    #[error("cannot {op} {path}: {source}")]
     Io {
         /// What was being done (`open`, `write`, `rename`, …).
         op: &'static str,
         /// The local path.
         path: String,
-        /// The operating system's message.
-        message: String,
+        /// What the operating system said.
+        #[source]
+        source: std::io::Error,
     },
     /// A client already runs as many transfers as it may.
     #[error("too many transfers at once (at most {max} per client); wait for one to finish")]
     TooManyTransfers {
         /// The limit.
         max: usize,
+    },
+    /// The server is still busy with the client's earlier requests, or
+    /// the client sends faster than the server can take it.
+    #[error("server busy: {reason}")]
+    Busy {
+        /// What the client should know.
+        reason: &'static str,
     },
     /// A transfer was started on a stream id that is not the client's to
     /// choose (0 or even) or is already in use.
@@ -255,17 +306,28 @@ pub enum ServiceError {
         reason: &'static str,
     },
     /// The connection to the peer failed or closed mid-transfer.
-    #[error("connection: {0}")]
-    Connection(String),
+    #[error(transparent)]
+    Connection(#[from] lanlink_transport::TransportError),
+    /// The peer did not answer a request in time.
+    #[error("no answer within {secs} s")]
+    NoAnswer {
+        /// How long we waited.
+        secs: u64,
+    },
+}
+
+/// A wait in whole milliseconds, for the `retry_after_ms` of rate limits.
+pub(crate) fn millis(wait: std::time::Duration) -> u64 {
+    u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)
 }
 
 impl ServiceError {
     /// An [`ServiceError::Io`] for `op` on `path`.
-    pub fn io(op: &'static str, path: &std::path::Path, e: &std::io::Error) -> ServiceError {
+    pub fn io(op: &'static str, path: &std::path::Path, e: std::io::Error) -> ServiceError {
         ServiceError::Io {
             op,
             path: path.display().to_string(),
-            message: e.to_string(),
+            source: e,
         }
     }
 
@@ -274,6 +336,7 @@ impl ServiceError {
         match self {
             ServiceError::InvalidName { .. } => ErrorCode::INVALID_NAME,
             ServiceError::NameTaken { .. } => ErrorCode::NAME_TAKEN,
+            ServiceError::NameBanned { .. } => ErrorCode::BANNED,
             ServiceError::NoSuchUser { .. } | ServiceError::NoSuchRoom { .. } => {
                 ErrorCode::NOT_FOUND
             }
@@ -281,7 +344,9 @@ impl ServiceError {
                 ErrorCode::FORBIDDEN
             }
             ServiceError::MessageTooLong { .. } => ErrorCode::TOO_LARGE,
-            ServiceError::RateLimited { .. } => ErrorCode::RATE_LIMITED,
+            ServiceError::RateLimited { .. } | ServiceError::TooManyRequests { .. } => {
+                ErrorCode::RATE_LIMITED
+            }
             ServiceError::UnexpectedMessage { .. }
             | ServiceError::AlreadyRegistered { .. }
             | ServiceError::NotRegistered { .. } => ErrorCode::UNEXPECTED,
@@ -296,14 +361,18 @@ impl ServiceError {
             ServiceError::AlreadyExists { .. } => ErrorCode::ALREADY_EXISTS,
             ServiceError::UploadInProgress { .. } => ErrorCode::RATE_LIMITED,
             ServiceError::FileTooLarge { .. } => ErrorCode::TOO_LARGE,
-            ServiceError::NoSpace { .. } | ServiceError::QuotaExceeded { .. } => {
-                ErrorCode::NO_SPACE
-            }
+            ServiceError::NoSpace { .. }
+            | ServiceError::QuotaExceeded { .. }
+            | ServiceError::EntryQuotaExceeded { .. } => ErrorCode::NO_SPACE,
             ServiceError::HashMismatch { .. } => ErrorCode::HASH_MISMATCH,
             ServiceError::OutOfOrder { .. } => ErrorCode::MALFORMED,
             ServiceError::Refused { code, .. } => *code,
             ServiceError::Io { .. } | ServiceError::Connection(_) => ErrorCode::OTHER,
-            ServiceError::TooManyTransfers { .. } => ErrorCode::RATE_LIMITED,
+            ServiceError::NoAnswer { .. } => ErrorCode::OTHER,
+            ServiceError::NotAnswered { .. } => ErrorCode::TIMEOUT,
+            ServiceError::TooManyTransfers { .. } | ServiceError::Busy { .. } => {
+                ErrorCode::RATE_LIMITED
+            }
             ServiceError::BadStream { .. } => ErrorCode::MALFORMED,
         }
     }

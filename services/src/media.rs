@@ -8,6 +8,12 @@
 //! every subscriber. Slow subscribers are the transport's business: media
 //! frames displace older ones in their queues, so they lose data for
 //! themselves only.
+//!
+//! What a publisher can make the server hold is bounded by
+//! [`MediaConfig`]: streams per connection and in all, and the length of
+//! their names (names are broadcast to every media client and stored for
+//! browsers). A stream ends, for everyone and for the [`VideoTap`], when its
+//! publisher ends it or leaves.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -17,19 +23,31 @@ use lanlink_proto::video::{VideoAnnounce, VideoEnd, VideoFrame};
 use lanlink_proto::{control, ErrorCode, Frame, Message, StreamId};
 use lanlink_transport::ConnId;
 
+use crate::text::display_safe;
 use crate::Outgoing;
 
 /// Server-assigned media stream ids start here (even, and far above the
 /// ids the file relay hands out, so the two never meet on a connection).
 pub const FIRST_MEDIA_STREAM: StreamId = 0x4000_0000;
 
-/// Called for every relayed video frame with the stream's announcement:
-/// how the HTTP MJPEG server (or a recorder) sees the streams.
+/// What the relay tells a [`VideoTap`].
+#[derive(Debug, Clone, Copy)]
+pub enum TapEvent<'a> {
+    /// A frame was relayed on the stream so announced.
+    Frame(&'a VideoAnnounce, &'a VideoFrame),
+    /// The stream so announced ended (or was renamed): forget what is kept
+    /// of it.
+    Ended(&'a VideoAnnounce),
+}
+
+/// Sees every relayed video frame with the stream's announcement, and every
+/// video stream's end: how the HTTP MJPEG server (or a recorder) sees the
+/// streams.
 #[derive(Clone)]
 pub struct VideoTap(pub Arc<TapFn>);
 
 /// The function behind a [`VideoTap`].
-pub type TapFn = dyn Fn(&VideoAnnounce, &VideoFrame) + Send + Sync;
+pub type TapFn = dyn Fn(TapEvent<'_>) + Send + Sync;
 
 impl std::fmt::Debug for VideoTap {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -39,8 +57,36 @@ impl std::fmt::Debug for VideoTap {
 
 impl VideoTap {
     /// Wraps a closure.
-    pub fn new(f: impl Fn(&VideoAnnounce, &VideoFrame) + Send + Sync + 'static) -> VideoTap {
+    pub fn new(f: impl Fn(TapEvent<'_>) + Send + Sync + 'static) -> VideoTap {
         VideoTap(Arc::new(f))
+    }
+
+    fn ended(&self, announcement: &Announcement) {
+        if let Announcement::Video(v) = announcement {
+            (self.0)(TapEvent::Ended(v));
+        }
+    }
+}
+
+/// Limits on what publishers can make the relay hold.
+#[derive(Debug, Clone)]
+pub struct MediaConfig {
+    /// Streams one connection may publish at once.
+    pub max_streams_per_client: usize,
+    /// Streams the relay carries at once, in all.
+    pub max_streams: usize,
+    /// The longest stream name accepted, in bytes.
+    pub max_name_len: usize,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            // A camera, a microphone and a screen, with room to spare.
+            max_streams_per_client: 4,
+            max_streams: 256,
+            max_name_len: 64,
+        }
     }
 }
 
@@ -84,6 +130,7 @@ struct Published {
 
 /// Every published stream of a server and who receives it.
 pub struct MediaRelay {
+    config: MediaConfig,
     streams: HashMap<StreamId, Published>,
     by_publisher: HashMap<(ConnId, StreamId), StreamId>,
     clients: BTreeSet<ConnId>,
@@ -98,9 +145,16 @@ impl Default for MediaRelay {
 }
 
 impl MediaRelay {
-    /// An empty relay; `video_tap` sees every video frame relayed.
+    /// An empty relay with the default [`MediaConfig`]; `video_tap` sees
+    /// every video frame relayed.
     pub fn new(video_tap: Option<VideoTap>) -> MediaRelay {
+        MediaRelay::with_config(MediaConfig::default(), video_tap)
+    }
+
+    /// An empty relay with limits of `config`.
+    pub fn with_config(config: MediaConfig, video_tap: Option<VideoTap>) -> MediaRelay {
         MediaRelay {
+            config,
             streams: HashMap::new(),
             by_publisher: HashMap::new(),
             clients: BTreeSet::new(),
@@ -118,6 +172,18 @@ impl MediaRelay {
             .collect();
         v.sort_by_key(|(id, _)| *id);
         v
+    }
+
+    /// The names of the streams `conn` publishes, sorted.
+    pub fn streams_of(&self, conn: ConnId) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .streams
+            .values()
+            .filter(|p| p.publisher.0 == conn)
+            .map(|p| p.announcement.name().to_owned())
+            .collect();
+        names.sort();
+        names
     }
 
     /// Subscribers of stream `id`.
@@ -196,7 +262,7 @@ impl MediaRelay {
                 if let (Some(tap), Announcement::Video(v), Message::VideoFrame(f)) =
                     (&self.video_tap, &p.announcement, &message)
                 {
-                    (tap.0)(v, f);
+                    (tap.0)(TapEvent::Frame(v, f));
                 }
                 // The same frame for every subscriber: the hub encodes it once.
                 let frame = Frame {
@@ -241,7 +307,8 @@ impl MediaRelay {
         announcement: Announcement,
         out: &mut Vec<Outgoing>,
     ) {
-        if announcement.name().is_empty() {
+        let name = announcement.name();
+        if name.is_empty() {
             return error(
                 out,
                 conn,
@@ -250,7 +317,29 @@ impl MediaRelay {
                 "a stream needs a name",
             );
         }
+        if name.len() > self.config.max_name_len {
+            let text = format!(
+                "a stream name may be at most {} bytes long",
+                self.config.max_name_len
+            );
+            return error(out, conn, stream, ErrorCode::INVALID_NAME, &text);
+        }
+        if name.chars().any(char::is_control) {
+            let text = "a stream name may not contain control characters";
+            return error(out, conn, stream, ErrorCode::INVALID_NAME, text);
+        }
         let existing = self.by_publisher.get(&(conn, stream)).copied();
+        if existing.is_none() {
+            let mine = self.by_publisher.keys().filter(|(c, _)| *c == conn).count();
+            if mine >= self.config.max_streams_per_client {
+                let text = format!("you already publish {mine} streams, the most one client may");
+                return error(out, conn, stream, ErrorCode::RATE_LIMITED, &text);
+            }
+            if self.streams.len() >= self.config.max_streams {
+                let text = "the server carries as many streams as it can; try again later";
+                return error(out, conn, stream, ErrorCode::SERVER_FULL, text);
+            }
+        }
         // Names are unique, also when a publisher re-announces (renames)
         // its own stream.
         if let Some((_, other)) = self
@@ -274,11 +363,29 @@ impl MediaRelay {
                 id
             }
         };
-        let subscribers = self
+        let (subscribers, before) = self
             .streams
             .remove(&id)
-            .map(|p| p.subscribers)
+            .map(|p| (p.subscribers, Some(p.announcement)))
             .unwrap_or_default();
+        if let Some(before) = before {
+            if before == announcement {
+                // Nothing changed: nothing to tell anyone.
+                self.streams.insert(
+                    id,
+                    Published {
+                        publisher: (conn, stream),
+                        announcement,
+                        subscribers,
+                    },
+                );
+                return;
+            }
+            // A renamed stream is a new one for the tap.
+            if let Some(tap) = &self.video_tap {
+                tap.ended(&before);
+            }
+        }
         let frame = Frame {
             stream: id,
             message: announcement.message(),
@@ -289,6 +396,8 @@ impl MediaRelay {
                 frame: frame.clone(),
             });
         }
+        tracing::info!(conn = %conn, publisher = %display_safe(publisher_of(&announcement)),
+            stream = %display_safe(announcement.name()), "stream announced");
         self.streams.insert(
             id,
             Published {
@@ -319,6 +428,11 @@ impl MediaRelay {
             return;
         };
         self.by_publisher.remove(&p.publisher);
+        tracing::info!(conn = %p.publisher.0, publisher = %display_safe(publisher_of(&p.announcement)),
+            stream = %display_safe(p.announcement.name()), "stream ended");
+        if let Some(tap) = &self.video_tap {
+            tap.ended(&p.announcement);
+        }
         let frame = Frame {
             stream: id,
             message: p.announcement.end(),
@@ -480,27 +594,133 @@ mod tests {
     fn the_video_tap_sees_frames() {
         let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
         let s2 = seen.clone();
-        let tap = VideoTap::new(move |a: &VideoAnnounce, f: &VideoFrame| {
-            s2.lock().unwrap().push((a.name.clone(), f.seq))
+        let tap = VideoTap::new(move |event| {
+            if let TapEvent::Frame(a, f) = event {
+                s2.lock().unwrap().push((a.name.clone(), f.seq))
+            }
         });
         let mut r = MediaRelay::new(Some(tap));
         let mut out = Vec::new();
-        let cam = VideoAnnounce {
-            name: "cam".into(),
+        r.handle(PUB, "ada", 1, cam("cam").into(), &mut out);
+        r.handle(PUB, "ada", 1, jpeg(9).into(), &mut out);
+        assert_eq!(*seen.lock().unwrap(), vec![("cam".to_owned(), 9)]);
+    }
+
+    fn cam(name: &str) -> VideoAnnounce {
+        VideoAnnounce {
+            name: name.into(),
             publisher: String::new(),
             codec: VideoCodec::MJPEG,
             width: 64,
             height: 48,
             fps_milli: 30_000,
-        };
-        r.handle(PUB, "ada", 1, cam.into(), &mut out);
-        let frame = VideoFrame {
-            seq: 9,
+        }
+    }
+
+    /// A frame holding a (tiny) JPEG image.
+    fn jpeg(seq: u32) -> VideoFrame {
+        VideoFrame {
+            seq,
             timestamp_us: 0,
             keyframe: true,
-            data: Bytes::from_static(b"jpeg"),
+            data: Bytes::from_static(b"\xFF\xD8jpeg\xFF\xD9"),
+        }
+    }
+
+    fn error_code(out: &[Outgoing]) -> Option<ErrorCode> {
+        match out {
+            [Outgoing { frame, .. }] => match &frame.message {
+                Message::Error(e) => Some(e.code),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn streams_are_capped_per_client_and_in_all_and_released_on_leaving() {
+        let mut r = MediaRelay::with_config(
+            MediaConfig {
+                max_streams_per_client: 2,
+                max_streams: 3,
+                max_name_len: 8,
+            },
+            None,
+        );
+        let mut out = Vec::new();
+        r.connect(A, &mut out);
+        out.clear();
+        let named = |name: &str| AudioAnnounce {
+            name: name.into(),
+            ..mic()
         };
-        r.handle(PUB, "ada", 1, frame.into(), &mut out);
-        assert_eq!(*seen.lock().unwrap(), vec![("cam".to_owned(), 9)]);
+        // Names: too long, or with control characters, are refused before
+        // anyone hears of them.
+        for bad in ["123456789", "a\x1b[2Jb", "a\nb"] {
+            r.handle(PUB, "ada", 1, named(bad).into(), &mut out);
+            assert_eq!(error_code(&out), Some(ErrorCode::INVALID_NAME), "{bad:?}");
+            out.clear();
+        }
+        r.handle(PUB, "ada", 1, named("12345678").into(), &mut out);
+        r.handle(PUB, "ada", 3, named("two").into(), &mut out);
+        out.clear();
+        // A third stream from the same client is refused; A is not told.
+        r.handle(PUB, "ada", 5, named("three").into(), &mut out);
+        assert_eq!(error_code(&out), Some(ErrorCode::RATE_LIMITED));
+        out.clear();
+        // Re-announcing (renaming) one of its own is not a new stream.
+        r.handle(PUB, "ada", 3, named("deux").into(), &mut out);
+        assert_eq!(out.len(), 1, "{out:?}");
+        out.clear();
+        // The server-wide cap.
+        r.handle(B, "bob", 1, named("b1").into(), &mut out);
+        out.clear();
+        r.handle(B, "bob", 3, named("b2").into(), &mut out);
+        assert_eq!(error_code(&out), Some(ErrorCode::SERVER_FULL));
+        out.clear();
+        // Leaving releases the publisher's streams (and their slots).
+        r.disconnect(PUB, &mut out);
+        assert_eq!(r.streams().len(), 1);
+        out.clear();
+        r.handle(B, "bob", 3, named("b2").into(), &mut out);
+        assert!(
+            matches!(&out[..], [Outgoing { to: A, frame }] if matches!(frame.message, Message::AudioAnnounce(_)))
+        );
+    }
+
+    #[test]
+    fn an_unchanged_announcement_is_not_broadcast_again() {
+        let mut r = MediaRelay::default();
+        let mut out = Vec::new();
+        r.connect(A, &mut out);
+        r.handle(PUB, "ada", 1, mic().into(), &mut out);
+        out.clear();
+        r.handle(PUB, "ada", 1, mic().into(), &mut out);
+        assert!(out.is_empty(), "{out:?}");
+    }
+
+    #[test]
+    fn the_tap_hears_a_stream_end_when_it_ends_is_renamed_or_its_publisher_leaves() {
+        let ended = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let e2 = ended.clone();
+        let tap = VideoTap::new(move |event| {
+            if let TapEvent::Ended(a) = event {
+                e2.lock().unwrap().push(a.name.clone());
+            }
+        });
+        let mut r = MediaRelay::new(Some(tap));
+        let mut out = Vec::new();
+        r.handle(PUB, "ada", 1, cam("door").into(), &mut out);
+        r.handle(PUB, "ada", 1, jpeg(1).into(), &mut out);
+        // Renamed: the old name ends.
+        r.handle(PUB, "ada", 1, cam("gate").into(), &mut out);
+        assert_eq!(*ended.lock().unwrap(), ["door"]);
+        // Ended by its publisher.
+        r.handle(PUB, "ada", 1, VideoEnd.into(), &mut out);
+        assert_eq!(*ended.lock().unwrap(), ["door", "gate"]);
+        // Ended by its publisher leaving.
+        r.handle(PUB, "ada", 3, cam("yard").into(), &mut out);
+        r.disconnect(PUB, &mut out);
+        assert_eq!(*ended.lock().unwrap(), ["door", "gate", "yard"]);
     }
 }

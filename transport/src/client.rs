@@ -3,11 +3,12 @@
 //! channel.
 
 use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
-use lanlink_proto::{control, Frame, FrameDecoder, Message, ProtoError};
+use lanlink_proto::{control, Frame, FrameDecoder, Message, ProtoError, StreamId};
 
 use crate::conn::{new_connection, run_writer, CloseReason, ConnConfig, ConnHandle, Event, Reader};
 use crate::handshake::{read_first_frame, FirstFrameError};
@@ -58,6 +59,7 @@ pub struct Client {
     threads: Vec<JoinHandle<()>>,
     shutdown: Shutdown,
     fingerprint: Option<Fingerprint>,
+    next_stream: AtomicU32,
 }
 
 impl std::fmt::Debug for Client {
@@ -123,11 +125,10 @@ impl Client {
         if plain_answer {
             if let Ok(f) = &first {
                 if !matches!(f.message, Message::Refuse(_) | Message::Error(_)) {
-                    return Err(TransportError::Tls(format!(
-                        "{peer} answered the TLS handshake with plain lanlink ({:?}), not a refusal: \
-                         refusing to continue without TLS (someone may be downgrading the connection)",
-                        f.kind()
-                    )));
+                    return Err(TransportError::Downgrade {
+                        peer,
+                        kind: f.kind(),
+                    });
                 }
             }
         }
@@ -201,6 +202,7 @@ impl Client {
             threads: vec![reader, writer],
             shutdown,
             fingerprint,
+            next_stream: AtomicU32::new(1),
         })
     }
 
@@ -214,6 +216,13 @@ impl Client {
     /// limits, its message of the day).
     pub fn welcome(&self) -> &control::Welcome {
         &self.welcome
+    }
+
+    /// A stream id for a new request of this client: odd (the client's
+    /// half of the id space), never 0, unique until the ids wrap around.
+    pub fn open_stream(&self) -> StreamId {
+        // Starts at 1 and steps by 2: odd, so never 0, even when it wraps.
+        self.next_stream.fetch_add(2, Ordering::Relaxed)
     }
 
     /// A handle that sends on this connection from any thread.
@@ -279,23 +288,19 @@ impl Drop for Client {
 }
 
 fn connect_any(addr: &str, timeout: Duration) -> Result<TcpStream, TransportError> {
-    let addrs = addr
-        .to_socket_addrs()
-        .map_err(|e| TransportError::Connect {
-            addr: addr.to_owned(),
-            reason: format!("cannot resolve: {e}"),
-        })?;
-    let mut last = String::from("no addresses");
+    let failed = |source| TransportError::Connect {
+        addr: addr.to_owned(),
+        source,
+    };
+    let addrs = addr.to_socket_addrs().map_err(failed)?;
+    let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "the name has no addresses");
     for a in addrs {
         match TcpStream::connect_timeout(&a, timeout) {
             Ok(s) => return Ok(s),
-            Err(e) => last = format!("{a}: {e}"),
+            Err(e) => last = e,
         }
     }
-    Err(TransportError::Connect {
-        addr: addr.to_owned(),
-        reason: last,
-    })
+    Err(failed(last))
 }
 
 /// Maps a decode error seen by a client to a sentence for its user.

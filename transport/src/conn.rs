@@ -7,7 +7,11 @@
 //! falls that far behind is disconnected with [`CloseReason::TooSlow`] rather
 //! than having anything dropped silently. Media goes through a small bounded
 //! channel that drops its oldest frame when full, so a slow peer loses stale
-//! media only. The writer always drains reliable traffic first.
+//! media only. Media bytes count against the same per-connection and
+//! server-wide byte limits: over them, queued media is dropped (oldest
+//! first, then the new frame) instead of anyone being disconnected, and a
+//! reliable frame that does not fit first displaces queued media. The
+//! writer always drains reliable traffic first.
 //!
 //! Frames are encoded by the caller ([`EncodedFrame`]), so a message sent to
 //! many peers is encoded once and its bytes shared.
@@ -23,6 +27,7 @@ use crossbeam_channel::{select_biased, Receiver, Sender, TrySendError};
 use lanlink_proto::{control, ErrorCode, Frame, FrameDecoder, ProtoError, TrafficClass};
 
 use crate::socket::{ReadState, Socket};
+use crate::text::display_safe;
 use crate::{ConnId, TransportError};
 
 /// Settings shared by server and client connections.
@@ -32,7 +37,9 @@ pub struct ConnConfig {
     pub ping_interval: Duration,
     /// Close the connection when nothing at all arrives for this long.
     pub idle_timeout: Duration,
-    /// Reliable bytes queued for a peer before it counts as too slow.
+    /// Bytes queued for a peer before it counts as too slow (reliable
+    /// traffic) or loses media (media frames count too, and are dropped
+    /// first).
     pub max_queued_bytes: usize,
     /// Media frames queued for a peer before the oldest is dropped.
     pub media_queue_frames: usize,
@@ -114,8 +121,14 @@ pub enum CloseReason {
 impl std::fmt::Display for CloseReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            CloseReason::Goodbye(r) if r.is_empty() => write!(f, "quit"),
-            CloseReason::Goodbye(r) => write!(f, "quit: {r}"),
+            // The peer's own words are shown through `display_safe`: this
+            // text ends up in logs and on other users' screens.
+            // A goodbye that only says "quit" is shown once, not as
+            // `quit: quit`.
+            CloseReason::Goodbye(r) if r.is_empty() || r.trim().eq_ignore_ascii_case("quit") => {
+                write!(f, "quit")
+            }
+            CloseReason::Goodbye(r) => write!(f, "quit: {}", display_safe(r)),
             CloseReason::PeerClosed => write!(f, "connection closed by peer"),
             CloseReason::PeerClosedMidFrame { buffered } => {
                 write!(
@@ -134,9 +147,9 @@ impl std::fmt::Display for CloseReason {
             CloseReason::HandshakeTimeout(d) => {
                 write!(f, "no handshake within {:.1} s", d.as_secs_f64())
             }
-            CloseReason::Refused { reason, .. } => write!(f, "refused: {reason}"),
+            CloseReason::Refused { reason, .. } => write!(f, "refused: {}", display_safe(reason)),
             CloseReason::PeerError { message, .. } => {
-                write!(f, "peer reported an error: {message}")
+                write!(f, "peer reported an error: {}", display_safe(message))
             }
             CloseReason::Local(r) => write!(f, "closed: {r}"),
             CloseReason::Shutdown => write!(f, "server shutting down"),
@@ -233,6 +246,9 @@ pub(crate) struct Shared {
     reason: Mutex<Option<CloseReason>>,
     rtt_us: AtomicU64,
     media_dropped: AtomicU64,
+    /// Server side: the name the peer said hello with, escaped, for the
+    /// log line of its disconnection.
+    pub(crate) name: std::sync::OnceLock<String>,
 }
 
 /// What a server's connections hold together, against its limit.
@@ -271,7 +287,30 @@ impl Shared {
             .clone()
     }
 
-    /// Counts `len` reliable bytes as handed to the socket.
+    /// Counts `len` more bytes as queued.
+    fn enqueued(&self, len: usize) {
+        self.queued_bytes.fetch_add(len, Ordering::Relaxed);
+        if let Some(t) = &self.total {
+            t.queued.fetch_add(len, Ordering::Relaxed);
+        }
+    }
+
+    /// True if the bytes queued, plus `extra`, are within this connection's
+    /// limit and, past the server-wide limit, within its fair share of it
+    /// (the peers holding more than that are the ones cut, the others go
+    /// on).
+    fn within_limits(&self, extra: usize) -> bool {
+        let queued = self.queued_bytes.load(Ordering::Relaxed) + extra;
+        if queued > self.max_queued_bytes {
+            return false;
+        }
+        self.total.as_ref().is_none_or(|t| {
+            let total = t.queued.load(Ordering::Relaxed) + extra;
+            total <= t.max || queued <= t.max / t.conns.load(Ordering::Relaxed).max(1)
+        })
+    }
+
+    /// Counts `len` bytes as handed to the socket (or dropped).
     fn dequeued(&self, len: usize) {
         self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
         if let Some(t) = &self.total {
@@ -306,6 +345,12 @@ impl std::fmt::Debug for ConnHandle {
 }
 
 impl ConnHandle {
+    /// Server side: the (escaped) name the peer said hello with, shown in
+    /// the log line of its disconnection. Set once; later calls do nothing.
+    pub(crate) fn set_name(&self, name: String) {
+        let _ = self.shared.name.set(name);
+    }
+
     /// This connection's id.
     pub fn id(&self) -> ConnId {
         self.shared.id
@@ -324,7 +369,7 @@ impl ConnHandle {
         }
     }
 
-    /// Reliable bytes queued and not yet handed to the socket.
+    /// Bytes queued (reliable and media) and not yet handed to the socket.
     pub fn queued_bytes(&self) -> usize {
         self.shared.queued_bytes.load(Ordering::Relaxed)
     }
@@ -366,18 +411,17 @@ impl ConnHandle {
         if self.shared.block_when_full {
             self.wait_for_room(len)?;
         }
-        let queued = self.shared.queued_bytes.fetch_add(len, Ordering::Relaxed) + len;
-        let over_total = self.shared.total.as_ref().is_some_and(|t| {
-            // Past the server-wide limit, the peers holding more than their
-            // fair share of it are cut; the others go on.
-            let total = t.queued.fetch_add(len, Ordering::Relaxed) + len;
-            total > t.max && queued > t.max / t.conns.load(Ordering::Relaxed).max(1)
-        });
-        if queued > self.shared.max_queued_bytes || over_total {
-            tracing::warn!(peer = %self.shared.peer, conn = %self.shared.id, queued,
-                "disconnecting a peer that stopped reading");
-            self.shared.abort(CloseReason::TooSlow { queued });
-            return Err(self.closed_error());
+        self.shared.enqueued(len);
+        if !self.shared.within_limits(0) {
+            // Stale media goes first: it may be all that is in the way.
+            while self.drop_oldest_media() {}
+            if !self.shared.within_limits(0) {
+                let queued = self.queued_bytes();
+                tracing::warn!(peer = %self.shared.peer, conn = %self.shared.id, queued,
+                    "disconnecting a peer that stopped reading");
+                self.shared.abort(CloseReason::TooSlow { queued });
+                return Err(self.closed_error());
+            }
         }
         self.reliable
             .send(Outbound::Data(frame))
@@ -401,18 +445,41 @@ impl ConnHandle {
     }
 
     fn send_media(&self, mut frame: EncodedFrame) -> Result<(), TransportError> {
+        let len = frame.len();
+        // Stale media is worth less than fresh: make room by dropping the
+        // oldest; if the queue is empty and it still does not fit, this
+        // frame is the one dropped.
+        while !self.shared.within_limits(len) {
+            if !self.drop_oldest_media() {
+                self.shared.media_dropped.fetch_add(1, Ordering::Relaxed);
+                return Ok(());
+            }
+        }
+        self.shared.enqueued(len);
         loop {
             match self.media_tx.try_send(frame) {
                 Ok(()) => return Ok(()),
                 Err(TrySendError::Full(f)) => {
-                    // Stale media is worth less than fresh: drop the oldest.
-                    if self.media_rx.try_recv().is_ok() {
-                        self.shared.media_dropped.fetch_add(1, Ordering::Relaxed);
-                    }
+                    self.drop_oldest_media();
                     frame = f;
                 }
-                Err(TrySendError::Disconnected(_)) => return Err(self.closed_error()),
+                Err(TrySendError::Disconnected(_)) => {
+                    self.shared.dequeued(len);
+                    return Err(self.closed_error());
+                }
             }
+        }
+    }
+
+    /// Drops the oldest queued media frame, if there is one.
+    fn drop_oldest_media(&self) -> bool {
+        match self.media_rx.try_recv() {
+            Ok(old) => {
+                self.shared.dequeued(old.len());
+                self.shared.media_dropped.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Err(_) => false,
         }
     }
 
@@ -519,6 +586,7 @@ pub(crate) fn new_connection(
         reason: Mutex::new(None),
         rtt_us: AtomicU64::new(u64::MAX),
         media_dropped: AtomicU64::new(0),
+        name: std::sync::OnceLock::new(),
     });
     let handle = ConnHandle {
         shared,
@@ -573,9 +641,7 @@ pub(crate) fn run_writer(handle: ConnHandle, queues: WriterQueues) {
             while let Some(item) = next.take() {
                 match item {
                     Outbound::Data(frame) => {
-                        if frame.class != TrafficClass::Media {
-                            shared.dequeued(frame.len());
-                        }
+                        shared.dequeued(frame.len());
                         append(&mut out, &mut batch, frame)?;
                     }
                     Outbound::Close(last) => {
@@ -660,11 +726,14 @@ impl Reader {
         let peer_goodbye = matches!(reason, CloseReason::Goodbye(_)) && !self.handle.is_closing();
         shared.set_reason(reason);
         let reason = shared.reason().unwrap_or(CloseReason::PeerClosed);
+        let name = shared.name.get().map_or("", String::as_str);
         match shared.media_dropped.load(Ordering::Relaxed) {
-            0 => tracing::info!(peer = %shared.peer, conn = %shared.id, "disconnected: {reason}"),
+            0 => {
+                tracing::info!(peer = %shared.peer, conn = %shared.id, name = %name, "disconnected: {reason}")
+            }
             // Stale media dropped for a slow reader is by design, but the
             // operator should see how much of it there was.
-            dropped => tracing::info!(peer = %shared.peer, conn = %shared.id,
+            dropped => tracing::info!(peer = %shared.peer, conn = %shared.id, name = %name,
                 "disconnected: {reason} ({dropped} media frames dropped because it read too slowly)"),
         }
         let closed = Event::Closed {

@@ -18,13 +18,15 @@ pub enum TransportError {
         source: std::io::Error,
     },
 
-    /// No connection could be made to any resolved address within the timeout.
-    #[error("could not connect to {addr}: {reason}")]
+    /// The address could not be resolved, or no connection could be made
+    /// to any of its addresses within the timeout.
+    #[error("could not connect to {addr}: {source}")]
     Connect {
         /// The address as given by the caller.
         addr: String,
         /// Why the last attempt failed.
-        reason: String,
+        #[source]
+        source: std::io::Error,
     },
 
     /// The server did not complete the handshake in time.
@@ -37,7 +39,7 @@ pub enum TransportError {
     },
 
     /// The server refused us (wrong token, name taken, full, other version…).
-    #[error("refused by server: {reason}")]
+    #[error("refused by server: {}", crate::text::display_safe(reason))]
     Refused {
         /// Machine-readable reason.
         code: ErrorCode,
@@ -73,10 +75,61 @@ pub enum TransportError {
         peer: SocketAddr,
     },
 
-    /// TLS could not be set up: a bad certificate or key file, or a failed
-    /// handshake.
+    /// TLS could not be set up, or its handshake failed.
+    #[error("TLS: {context}: {source}")]
+    Tls {
+        /// What was being done (`handshake with 10.0.0.2:7878`, …).
+        context: String,
+        /// What rustls said.
+        #[source]
+        source: rustls::Error,
+    },
+
+    /// The name given to TLS is not a valid DNS name.
     #[error("TLS: {0}")]
-    Tls(String),
+    ServerName(#[from] rustls::pki_types::InvalidDnsNameError),
+
+    /// A certificate or private key could not be read from its PEM text.
+    #[error("TLS: cannot read the {what}: {source}")]
+    Pem {
+        /// `certificate` or `private key`.
+        what: &'static str,
+        /// What the PEM reader said.
+        #[source]
+        source: rustls::pki_types::pem::Error,
+    },
+
+    /// A self-signed certificate could not be created.
+    #[error("TLS: cannot create a certificate: {0}")]
+    Certificate(#[from] rcgen::Error),
+
+    /// The peer closed the connection in the middle of the TLS handshake
+    /// (often: it is not a lanlink server, or not one speaking TLS).
+    #[error("{peer} closed the connection during the TLS handshake (is it a lanlink server?)")]
+    TlsClosed {
+        /// The peer.
+        peer: SocketAddr,
+    },
+
+    /// The server finished the handshake without presenting a certificate.
+    #[error("TLS: {peer} presented no certificate")]
+    NoCertificate {
+        /// The server.
+        peer: SocketAddr,
+    },
+
+    /// Asked for TLS, the server answered in plain lanlink with something
+    /// other than a refusal: someone may be downgrading the connection.
+    #[error(
+        "{peer} answered the TLS handshake with plain lanlink ({kind:?}), not a refusal: \
+         refusing to continue without TLS (someone may be downgrading the connection)"
+    )]
+    Downgrade {
+        /// The server.
+        peer: SocketAddr,
+        /// What it sent.
+        kind: lanlink_proto::Kind,
+    },
 
     /// The server presented another certificate than the one pinned for it.
     /// Either the server was reinstalled (its data folder lost) or someone

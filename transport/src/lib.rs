@@ -24,7 +24,10 @@
 //! - [`conn`]: [`ConnHandle`], [`Event`], [`CloseReason`], queues, threads.
 //! - [`tls`]: TLS with a self-signed server certificate pinned by its
 //!   fingerprint ([`ServerIdentity`], [`ClientTls`], [`Fingerprint`]).
-//! - [`mjpeg`]: video for browsers over HTTP (MJPEG, snapshots, a page).
+//! - [`limits`]: the [`TokenBucket`] behind every rate limit, a bucket per
+//!   address ([`KeyedBuckets`]), bans and the refusal log.
+//! - [`text`]: peer text made safe for terminals and logs
+//!   ([`text::display_safe`]).
 //! - [`Shutdown`]: a signal every thread can wait on.
 //!
 //! # Example
@@ -77,21 +80,24 @@ pub mod conn;
 mod error;
 mod handshake;
 pub mod limits;
-pub mod mjpeg;
 pub mod server;
 mod shutdown;
 mod socket;
+pub mod text;
 pub mod tls;
 
 pub use client::{Client, ClientConfig};
 pub use conn::{CloseReason, ConnConfig, ConnHandle, EncodedFrame, Event};
 pub use error::TransportError;
-pub use limits::{BanList, Rate, RefusalLog};
-pub use server::{serve, ServerConfig};
+pub use limits::{BanList, KeyedBuckets, Rate, RefusalLog, TokenBucket};
+pub use server::{serve, spawn_named, ServerConfig};
 pub use shutdown::Shutdown;
 #[doc(hidden)]
 pub use socket::fuzz_tls_server_read;
 pub use tls::{ClientTls, Fingerprint, ServerIdentity};
+
+/// The TCP port a lanlink server listens on unless told otherwise.
+pub const DEFAULT_PORT: u16 = 7878;
 
 /// Identifies one connection for the lifetime of a server; never reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -19,8 +19,9 @@ use lanlink_proto::{
 
 use crate::conn::{new_connection, run_writer, ConnConfig, Event, Reader, Totals};
 use crate::handshake::{read_before, read_first_frame, send_and_close, FirstFrameError};
-use crate::limits::{AttemptLimiter, BanList, Rate, RefusalLog};
+use crate::limits::{AddressSlots, BanList, KeyedBuckets, Rate, RefusalLog, DEFAULT_MAX_KEYS};
 use crate::socket::{ReadState, Socket};
+use crate::text::display_safe;
 use crate::tls::{server_handshake, ServerHandshakeError, ServerIdentity, TLS_HANDSHAKE_BYTE};
 use crate::{ConnId, Shutdown, TransportError};
 
@@ -45,6 +46,11 @@ pub struct ServerConfig {
     /// Connection attempts accepted per source address (a token bucket);
     /// beyond it an address is refused before any handshake.
     pub attempts_per_address: Rate,
+    /// Connections one source address may hold at once (handshaking or
+    /// established); beyond it the address is refused before any
+    /// handshake, so one machine cannot take every client slot. IPv4
+    /// clients of a dual-stack listener count as their IPv4 address.
+    pub max_conns_per_address: usize,
     /// Connections still handshaking at once (TLS and `Hello`); beyond it
     /// new connections are refused, so slow or silent peers cannot tie up
     /// the server's threads.
@@ -80,6 +86,7 @@ impl Default for ServerConfig {
                 burst: 20,
                 per_second: 10.0,
             },
+            max_conns_per_address: 16,
             max_handshakes: 64,
             max_total_queued_bytes: 512 * 1024 * 1024,
             bans: BanList::new(),
@@ -121,7 +128,14 @@ pub fn serve(
         conns: AtomicUsize::new(0),
         max: config.max_total_queued_bytes,
     });
-    let mut attempts = AttemptLimiter::new(config.attempts_per_address);
+    // A burst of 0 would refuse everyone: at least one attempt goes through.
+    let attempt_rate = Rate {
+        burst: config.attempts_per_address.burst.max(1),
+        ..config.attempts_per_address
+    };
+    let mut attempts = KeyedBuckets::new(attempt_rate, DEFAULT_MAX_KEYS);
+    let slots = AddressSlots::default();
+    let mut accept_errors = AcceptBackoff::default();
     let next_id = AtomicU64::new(1);
     let mut threads: Vec<JoinHandle<()>> = Vec::new();
     let config = Arc::new(config);
@@ -131,11 +145,15 @@ pub fn serve(
             break;
         }
         let stream = match incoming {
-            Ok(s) => s,
+            Ok(s) => {
+                accept_errors.succeeded();
+                s
+            }
             Err(e) => {
-                tracing::warn!("accept failed: {e}");
-                // Out of file descriptors and similar: back off instead of spinning.
-                std::thread::sleep(Duration::from_millis(50));
+                // Out of file descriptors and similar: the connection stays
+                // in the backlog and the next accept fails at once, so back
+                // off instead of spinning.
+                std::thread::sleep(accept_errors.failed(&e));
                 continue;
             }
         };
@@ -147,14 +165,15 @@ pub fn serve(
 
         // Cheap refusals first, on this thread, without a handshake: a
         // flood of attempts costs one accept and one small write each.
-        let ip = peer.ip();
+        let ip = peer.ip().to_canonical();
+        let mut slot = None;
         let refusal = if config.bans.contains(ip) {
             Some((
                 ErrorCode::BANNED,
                 "banned",
                 "this address is banned from the server".to_owned(),
             ))
-        } else if !attempts.allow(ip, Instant::now()) {
+        } else if attempts.try_take(&ip, Instant::now()).is_err() {
             Some((
                 ErrorCode::TOO_MANY_CONNECTIONS,
                 "connection rate",
@@ -173,7 +192,17 @@ pub fn serve(
                 ),
             ))
         } else {
-            None
+            slot = slots.take(ip, config.max_conns_per_address);
+            slot.is_none().then(|| {
+                (
+                    ErrorCode::TOO_MANY_CONNECTIONS,
+                    "connections per address",
+                    format!(
+                        "too many connections from {ip} (at most {} at once); close some and try again",
+                        config.max_conns_per_address
+                    ),
+                )
+            })
         };
         if let Some((code, kind, reason)) = refusal {
             config.refusals.refused(ip, kind, &reason);
@@ -209,7 +238,7 @@ pub fn serve(
         let (config, shutdown, events) = (config.clone(), shutdown.clone(), events.clone());
         let totals = totals.clone();
         threads.push(spawn_named(&format!("conn-{}", id.0), move || {
-            let _guard = guard;
+            let _guard = (guard, slot);
             serve_connection(
                 id, peer, stream, &config, shutdown, events, handshake, totals,
             );
@@ -242,6 +271,43 @@ fn refuse_at_once(stream: TcpStream, code: ErrorCode, reason: String) {
     }
 }
 
+/// How long the accept loop sleeps after `accept` fails: 5 ms after the
+/// first failure, doubling to at most 100 ms while failures go on, so a
+/// server out of file descriptors neither spins nor stays deaf long once
+/// they come back. The first failure of a run is logged, and the end of the
+/// run with its count; nothing in between.
+#[derive(Debug, Default)]
+struct AcceptBackoff {
+    failures: u64,
+    delay: Duration,
+}
+
+impl AcceptBackoff {
+    const FIRST: Duration = Duration::from_millis(5);
+    const MAX: Duration = Duration::from_millis(100);
+
+    /// Records a failure; returns how long to sleep.
+    fn failed(&mut self, e: &std::io::Error) -> Duration {
+        if self.failures == 0 {
+            tracing::warn!(
+                "accept failed: {e}; backing off (up to {} ms between tries) until it works again",
+                Self::MAX.as_millis()
+            );
+        }
+        self.failures += 1;
+        self.delay = (self.delay * 2).clamp(Self::FIRST, Self::MAX);
+        self.delay
+    }
+
+    /// Records a success, ending a run of failures.
+    fn succeeded(&mut self) {
+        if self.failures > 0 {
+            tracing::warn!("accept works again after {} failures", self.failures);
+            *self = AcceptBackoff::default();
+        }
+    }
+}
+
 /// Decrements a connection count however the thread ends.
 struct ActiveGuard(Arc<AtomicUsize>);
 
@@ -260,7 +326,10 @@ fn wake_address(local: SocketAddr) -> SocketAddr {
     SocketAddr::new(ip, local.port())
 }
 
-pub(crate) fn spawn_named(name: &str, f: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
+/// Starts a named thread with a small stack (connection threads need
+/// little); if the process is out of threads, logs it and returns a
+/// thread that does nothing.
+pub fn spawn_named(name: &str, f: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
     std::thread::Builder::new()
         .name(name.to_owned())
         .stack_size(256 * 1024)
@@ -349,7 +418,7 @@ fn serve_connection(
             Some(_) => None,
         };
         if let Some(reason) = reason {
-            tracing::warn!(%peer, name = %hello.name, "refused: {reason}");
+            tracing::warn!(%peer, name = %display_safe(&hello.name), "refused: {reason}");
             return refuse(&stream, ErrorCode::BAD_TOKEN, reason.to_owned());
         }
     }
@@ -366,7 +435,8 @@ fn serve_connection(
             run_writer(handle, queues)
         })
     };
-    tracing::info!(%peer, conn = %id, name = %hello.name, "handshake complete");
+    handle.set_name(display_safe(&hello.name).to_string());
+    tracing::info!(%peer, conn = %id, name = %display_safe(&hello.name), "connected (handshake complete)");
     if events
         .send(Event::Hello {
             conn: handle.clone(),
@@ -504,3 +574,20 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// The protocol version this server speaks, for log lines and `--version`.
 pub const SERVER_PROTOCOL_VERSION: u8 = PROTOCOL_VERSION;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_failures_back_off_from_5_to_100_ms_and_reset_on_success() {
+        let mut backoff = AcceptBackoff::default();
+        let emfile = std::io::Error::from_raw_os_error(24);
+        let delays: Vec<u128> = (0..8)
+            .map(|_| backoff.failed(&emfile).as_millis())
+            .collect();
+        assert_eq!(delays, [5, 10, 20, 40, 80, 100, 100, 100]);
+        backoff.succeeded();
+        assert_eq!(backoff.failed(&emfile).as_millis(), 5);
+    }
+}

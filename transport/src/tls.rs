@@ -56,6 +56,22 @@ impl Fingerprint {
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
+
+    /// A short form for people to compare by eye or read out: the first
+    /// 16 bytes in eight groups of four hex digits (`3f9a 12c4 …`). Two
+    /// certificates agreeing on it agree on 128 bits: enough to tell
+    /// the right server from an impostor, not a replacement for
+    /// [`Display`](std::fmt::Display) in files and scripts.
+    pub fn grouped(&self) -> String {
+        let mut out = String::with_capacity(39);
+        for (i, pair) in self.0[..16].chunks_exact(2).enumerate() {
+            if i > 0 {
+                out.push(' ');
+            }
+            out.push_str(&format!("{:02x}{:02x}", pair[0], pair[1]));
+        }
+        out
+    }
 }
 
 impl std::fmt::Display for Fingerprint {
@@ -163,15 +179,26 @@ impl ServerIdentity {
     /// An identity from a PEM certificate and PEM private key (PKCS#8,
     /// SEC1 or PKCS#1).
     pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<ServerIdentity, TransportError> {
-        let cert = CertificateDer::from_pem_slice(cert_pem.as_bytes())
-            .map_err(|e| TransportError::Tls(format!("cannot read the certificate: {e}")))?;
-        let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
-            .map_err(|e| TransportError::Tls(format!("cannot read the private key: {e}")))?;
+        let cert = CertificateDer::from_pem_slice(cert_pem.as_bytes()).map_err(|source| {
+            TransportError::Pem {
+                what: "certificate",
+                source,
+            }
+        })?;
+        let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|source| {
+            TransportError::Pem {
+                what: "private key",
+                source,
+            }
+        })?;
         let fingerprint = Fingerprint::of_der(&cert);
         let config = rustls::ServerConfig::builder_with_provider(provider())
             .with_protocol_versions(&[&rustls::version::TLS13])
             .and_then(|b| b.with_no_client_auth().with_single_cert(vec![cert], key))
-            .map_err(|e| TransportError::Tls(format!("unusable certificate or key: {e}")))?;
+            .map_err(|source| TransportError::Tls {
+                context: "unusable certificate or key".into(),
+                source,
+            })?;
         Ok(ServerIdentity {
             config: Arc::new(config),
             fingerprint,
@@ -196,8 +223,7 @@ fn generate_pem() -> Result<(String, String), TransportError> {
             names.push(host.to_owned());
         }
     }
-    let certified = rcgen::generate_simple_self_signed(names)
-        .map_err(|e| TransportError::Tls(format!("cannot create a certificate: {e}")))?;
+    let certified = rcgen::generate_simple_self_signed(names)?;
     Ok((certified.cert.pem(), certified.signing_key.serialize_pem()))
 }
 
@@ -347,13 +373,22 @@ pub(crate) fn client_handshake(
     });
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| TransportError::Tls(e.to_string()))?
+        .map_err(|source| TransportError::Tls {
+            context: "client setup".into(),
+            source,
+        })?
         .dangerous()
         .with_custom_certificate_verifier(verifier)
         .with_no_client_auth();
-    let name = ServerName::try_from("lanlink").map_err(|e| TransportError::Tls(e.to_string()))?;
-    let mut conn = rustls::ClientConnection::new(Arc::new(config), name)
-        .map_err(|e| TransportError::Tls(e.to_string()))?;
+    // Certificates are checked by their pinned fingerprint, not by a name,
+    // so every server is "lanlink".
+    let name = ServerName::try_from("lanlink")?;
+    let mut conn = rustls::ClientConnection::new(Arc::new(config), name).map_err(|source| {
+        TransportError::Tls {
+            context: "client setup".into(),
+            source,
+        }
+    })?;
 
     let mut first = true;
     let mut raw = vec![0u8; 16 * 1024];
@@ -366,9 +401,7 @@ pub(crate) fn client_handshake(
         let n =
             read_before(tcp, deadline, None, || (&*tcp).read(&mut raw)).map_err(|e| match e {
                 FirstFrameError::Timeout => TransportError::HandshakeTimeout { peer, secs },
-                FirstFrameError::Closed => TransportError::Tls(format!(
-                "{peer} closed the connection during the TLS handshake (is it a lanlink server?)"
-            )),
+                FirstFrameError::Closed => TransportError::TlsClosed { peer },
                 FirstFrameError::Io(e) => handshake_io(peer, e),
                 FirstFrameError::Malformed(e) => TransportError::Protocol { peer, source: e },
             })?;
@@ -404,14 +437,17 @@ pub(crate) fn client_handshake(
                             found,
                         }
                     }
-                    _ => TransportError::Tls(format!("handshake with {peer} failed: {e}")),
+                    _ => TransportError::Tls {
+                        context: format!("handshake with {peer}"),
+                        source: e,
+                    },
                 });
             }
         }
     }
     flush_handshake(&mut conn, tcp).map_err(|e| handshake_io(peer, e))?;
     let found = (*seen.lock().unwrap_or_else(|p| p.into_inner()))
-        .ok_or_else(|| TransportError::Tls(format!("{peer} presented no certificate")))?;
+        .ok_or(TransportError::NoCertificate { peer })?;
     Ok(ClientHandshake::Done(Box::new(conn), found, leftover))
 }
 

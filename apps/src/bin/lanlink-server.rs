@@ -5,6 +5,7 @@
 //! lanlink-server --bind 0.0.0.0:7878 --motd "welcome to the LAN"
 //! ```
 
+use std::io::IsTerminal;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,16 +14,21 @@ use std::time::Duration;
 use clap::Parser;
 use lanlink_apps::audio::{self, TalkInput};
 use lanlink_apps::video::{self, CamSource, Capture};
+use lanlink_client::discovery::{Announcement, Announcer};
+use lanlink_server::http::{serve_http_with, FrameLimits, HttpConfig, LatestFrames};
+use lanlink_server::{run, ServerConfig, DEFAULT_PORT};
 use lanlink_services::chat::ChatConfig;
 use lanlink_services::file::FileConfig;
-use lanlink_services::media::VideoTap;
-use lanlink_services::server::{run, ServerConfig, DEFAULT_PORT};
-use lanlink_transport::mjpeg::{serve_http, LatestFrames};
+use lanlink_services::media::MediaConfig;
 use lanlink_transport::{Rate, ServerIdentity, Shutdown};
 
 /// The lanlink server: one process that everyone on the LAN connects to.
+///
+/// It announces itself on the LAN (mDNS/DNS-SD, `_lanlink._tcp`, with its
+/// name and certificate fingerprint), so clients find it without an
+/// address; `--no-announce` keeps it quiet.
 #[derive(Parser, Debug)]
-#[command(version, about, long_about = None)]
+#[command(name = "lanlink-server", version, about, long_about = None)]
 struct Args {
     /// Address and port to listen on.
     #[arg(long, default_value_t = format!("0.0.0.0:{DEFAULT_PORT}"))]
@@ -51,6 +57,30 @@ struct Args {
     /// Chat messages per second a client may sustain after its burst.
     #[arg(long, default_value_t = 2.0)]
     rate_per_second: f64,
+    /// Chat messages (room and private) all connections of one address may
+    /// send in a burst...
+    #[arg(long, default_value_t = 40)]
+    address_rate_burst: u32,
+    /// ...and per second after it.
+    #[arg(long, default_value_t = 8.0)]
+    address_rate_per_second: f64,
+    /// Other chat requests (join, leave, nick change, roster, history) a
+    /// connection may make in a burst...
+    #[arg(long, default_value_t = 20)]
+    request_burst: u32,
+    /// ...and per second after it.
+    #[arg(long, default_value_t = 2.0)]
+    requests_per_second: f64,
+    /// The same requests from all connections of one address, in a burst...
+    #[arg(long, default_value_t = 40)]
+    address_request_burst: u32,
+    /// ...and per second after it.
+    #[arg(long, default_value_t = 4.0)]
+    address_requests_per_second: f64,
+    /// Wrong room passwords one address may give per minute; then every
+    /// password from it is refused until the minute has refilled.
+    #[arg(long, default_value_t = 5)]
+    password_guesses_per_minute: u32,
     /// Seconds a new connection has to complete its handshake.
     #[arg(long, default_value_t = 5.0)]
     handshake_timeout: f64,
@@ -78,6 +108,25 @@ struct Args {
     /// Serve no HTTP at all.
     #[arg(long, conflicts_with = "http")]
     no_http: bool,
+    /// HTTP connections open at once; beyond it, new ones get 503.
+    #[arg(long, default_value_t = 256)]
+    http_max_connections: usize,
+    /// HTTP connections one address may hold open at once.
+    #[arg(long, default_value_t = 16)]
+    http_max_per_address: usize,
+    /// Seconds an HTTP client has to send its whole request head.
+    #[arg(long, default_value_t = 5.0)]
+    http_header_timeout: f64,
+    /// Bytes of video frames kept for browsers (the newest frame of each
+    /// live stream).
+    #[arg(long, default_value_t = 64 * 1024 * 1024)]
+    http_frame_bytes: usize,
+    /// Audio and video streams one client may publish at once.
+    #[arg(long, default_value_t = 4)]
+    max_streams_per_client: usize,
+    /// Audio and video streams the server relays at once.
+    #[arg(long, default_value_t = 256)]
+    max_streams: usize,
     /// Also publish a demo video stream (the moving test pattern) and a demo
     /// tone, so there is something to watch and hear straight away.
     #[arg(long)]
@@ -85,6 +134,10 @@ struct Args {
     /// The token that lets a client kick and ban (`lanlink admin`).
     #[arg(long, env = "LANLINK_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    /// Wrong admin tokens one address may try per minute (all its
+    /// connections together); each also closes its connection.
+    #[arg(long, default_value_t = 5)]
+    admin_guesses_per_minute: u32,
     /// Refuse this IP address or nickname (repeatable).
     #[arg(long = "ban", value_name = "ADDRESS|NAME")]
     bans: Vec<String>,
@@ -94,6 +147,16 @@ struct Args {
     /// ...and per second after that.
     #[arg(long, default_value_t = 10.0)]
     connects_per_second: f64,
+    /// Connections one address may hold at once (handshaking or
+    /// connected), so that one machine cannot take every client slot.
+    #[arg(long, default_value_t = 16)]
+    max_conns_per_address: usize,
+    /// Lift the per-address limits (connections held, chat requests and
+    /// messages per address; connection attempts stay limited by
+    /// --connect-burst): for benchmarks and soak runs whose clients all
+    /// come from one machine. Never for a server others can reach.
+    #[arg(long)]
+    no_address_limits: bool,
     /// Connections allowed to be handshaking at the same time.
     #[arg(long, default_value_t = 64)]
     max_handshakes: usize,
@@ -107,9 +170,23 @@ struct Args {
     /// File transfers one client may run at once.
     #[arg(long, default_value_t = 3)]
     max_transfers_per_client: usize,
-    /// Bytes one client address may upload while the server runs.
+    /// Bytes one client address may upload while the server runs (each
+    /// file and folder it creates counts 4096 bytes too).
     #[arg(long)]
     upload_quota: Option<u64>,
+    /// Files and folders one client address may create in the inbox
+    /// while the server runs (0: no limit).
+    #[arg(long, default_value_t = 100_000)]
+    upload_file_quota: u64,
+    /// Seconds after which the partial file of an upload nobody writes to
+    /// any more is deleted (0: keep them until resumed).
+    #[arg(long, default_value_t = 24 * 3600)]
+    partial_max_age: u64,
+    /// Threads that do the file service's disk work (reading, hashing,
+    /// writing); one client's jobs run one at a time. Default: the number
+    /// of cores, at least 2, at most 4.
+    #[arg(long)]
+    file_workers: Option<usize>,
     /// Speak plain TCP instead of TLS: everything, the access token
     /// included, crosses the network readable by anyone on it. Clients must
     /// pass --plain too.
@@ -128,6 +205,11 @@ struct Args {
     /// default input), as the original prototype's server did.
     #[arg(long)]
     audio_input: Option<String>,
+    /// Do not announce the server on the LAN (mDNS/DNS-SD): clients then
+    /// need its address. A server bound to a loopback address is never
+    /// announced.
+    #[arg(long)]
+    no_announce: bool,
 }
 
 /// The default port of the HTTP (browser) video server.
@@ -150,7 +232,7 @@ fn main() -> ExitCode {
         let dir = args
             .data_dir
             .clone()
-            .unwrap_or_else(lanlink_apps::connect::default_server_data_dir);
+            .unwrap_or_else(lanlink_client::default_server_data_dir);
         match ServerIdentity::load_or_create(&dir) {
             Ok((identity, created)) => {
                 if args.show_fingerprint {
@@ -193,6 +275,19 @@ fn main() -> ExitCode {
             max_message_len: args.max_message_len,
             rate_burst: args.rate_burst,
             rate_per_second: args.rate_per_second,
+            address_message_rate: Rate {
+                burst: args.address_rate_burst,
+                per_second: args.address_rate_per_second,
+            },
+            request_rate: Rate {
+                burst: args.request_burst,
+                per_second: args.requests_per_second,
+            },
+            address_request_rate: Rate {
+                burst: args.address_request_burst,
+                per_second: args.address_requests_per_second,
+            },
+            password_guesses: Rate::per_minute(args.password_guesses_per_minute.max(1)),
             motd: args.motd,
             ..ChatConfig::default()
         },
@@ -203,10 +298,22 @@ fn main() -> ExitCode {
             allow_overwrite: args.force,
             max_transfers_per_client: args.max_transfers_per_client.max(1),
             upload_quota: args.upload_quota,
+            upload_entry_quota: (args.upload_file_quota > 0).then_some(args.upload_file_quota),
+            partial_max_age: (args.partial_max_age > 0)
+                .then(|| Duration::from_secs(args.partial_max_age)),
             ..FileConfig::default()
         },
         admin_token: args.admin_token.clone(),
+        admin_guesses: Rate::per_minute(args.admin_guesses_per_minute.max(1)),
         ..ServerConfig::default()
+    };
+    if let Some(n) = args.file_workers {
+        config.workers.threads = n.max(1);
+    }
+    config.media = MediaConfig {
+        max_streams_per_client: args.max_streams_per_client,
+        max_streams: args.max_streams,
+        ..MediaConfig::default()
     };
     for (flag, dir) in [("--share", &args.share), ("--inbox", &args.inbox)] {
         if let Some(dir) = dir {
@@ -224,6 +331,12 @@ fn main() -> ExitCode {
         per_second: args.connects_per_second.max(0.01),
     };
     config.transport.max_handshakes = args.max_handshakes.max(1);
+    config.transport.max_conns_per_address = args.max_conns_per_address.max(1);
+    if args.no_address_limits {
+        config.transport.max_conns_per_address = usize::MAX;
+        config.chat.address_request_rate = Rate::UNLIMITED;
+        config.chat.address_message_rate = Rate::UNLIMITED;
+    }
     config.transport.conn.max_queued_bytes = args.max_queued_per_client.max(64 * 1024);
     config.transport.max_total_queued_bytes = args.max_queued_total;
     for ban in &args.bans {
@@ -267,14 +380,20 @@ fn main() -> ExitCode {
             .local_addr()
             .map_or_else(|_| http_addr.clone(), |a| a.to_string());
         let loopback = http.local_addr().is_ok_and(|a| a.ip().is_loopback());
-        let frames = LatestFrames::new();
-        let tap_frames = frames.clone();
-        config.video_tap = Some(VideoTap::new(move |a, f| {
-            tap_frames.publish(&a.name, a.width, a.height, u64::from(f.seq), f.data.clone());
-        }));
+        let frames = LatestFrames::with_limits(FrameLimits {
+            max_bytes: args.http_frame_bytes,
+            ..FrameLimits::default()
+        });
+        config.video_tap = Some(lanlink_server::http::video_tap(frames.clone()));
+        let http_config = HttpConfig {
+            max_connections: args.http_max_connections.max(1),
+            max_per_address: args.http_max_per_address.max(1),
+            header_timeout: Duration::from_secs_f64(args.http_header_timeout.max(0.1)),
+            ..HttpConfig::default()
+        };
         let shutdown = shutdown.clone();
         http_thread = Some(std::thread::spawn(move || {
-            serve_http(http, frames, shutdown)
+            serve_http_with(http, frames, http_config, shutdown)
         }));
         println!(
             "video for browsers at http://{}/",
@@ -310,8 +429,10 @@ fn main() -> ExitCode {
             };
             let (shutdown, tx) = (shutdown.clone(), tx.clone());
             local_threads.push(std::thread::spawn(move || {
-                video::publish(source, "demo", None, &shutdown, |m| tx.send((1, m)).is_ok())
-                    .map(|_| ())
+                lanlink_client::video::publish(source, "demo", None, &shutdown, |m| {
+                    tx.send((1, m)).is_ok()
+                })
+                .map(|_| ())
             }));
             println!("publishing the demo stream \"demo\" (1280x720 test pattern, 30 fps) and the tone \"demo-tone\" (440 Hz)");
         }
@@ -333,7 +454,7 @@ fn main() -> ExitCode {
             };
             let (shutdown, tx) = (shutdown.clone(), tx.clone());
             local_threads.push(std::thread::spawn(move || {
-                audio::publish(source, &name, None, &shutdown, |m| {
+                lanlink_client::audio::publish(source, &name, None, &shutdown, |m| {
                     tx.send((stream, m)).is_ok()
                 })
                 .map(|_| ())
@@ -341,9 +462,19 @@ fn main() -> ExitCode {
         }
     }
 
+    // Withdrawn (a goodbye on the LAN) when main returns.
+    let _announcer = (!args.no_announce)
+        .then(|| announce(&args.name, &listener, fingerprint))
+        .flatten();
     // One line on stdout that scripts (and people) can wait for.
     match fingerprint {
-        Some(fp) => println!("TLS certificate {fp}"),
+        Some(fp) => {
+            println!("TLS certificate {fp}");
+            println!("  short form {} (clients show it too)", fp.grouped());
+            if std::io::stdout().is_terminal() {
+                print_qr(&fp.to_string());
+            }
+        }
         None => println!("plain TCP, no TLS (--plain): anyone on the network can read the traffic"),
     }
     println!(
@@ -366,6 +497,56 @@ fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// Announces the server as `name` on the LAN unless it is bound to
+/// loopback; a failure is a warning (the server runs without).
+fn announce(
+    name: &str,
+    listener: &TcpListener,
+    fingerprint: Option<lanlink_transport::Fingerprint>,
+) -> Option<Announcer> {
+    let bound = listener.local_addr().ok()?;
+    if bound.ip().is_loopback() {
+        println!("not announced on the LAN (bound to a loopback address)");
+        return None;
+    }
+    let what = Announcement {
+        server_name: name.to_owned(),
+        port: bound.port(),
+        address: (!bound.ip().is_unspecified()).then_some(bound.ip()),
+        fingerprint,
+    };
+    match Announcer::start(&what) {
+        Ok(announcer) => {
+            println!(
+                "announced on the LAN as \"{}\" (_lanlink._tcp; --no-announce to stop)",
+                announcer.instance()
+            );
+            Some(announcer)
+        }
+        Err(e) => {
+            eprintln!("warning: not announced on the LAN ({e}); clients need the address");
+            None
+        }
+    }
+}
+
+/// `text` as a QR code, in Unicode half blocks (two rows of modules per
+/// line), light on dark so it scans from a dark terminal.
+fn print_qr(text: &str) {
+    use qrcode::render::unicode::Dense1x2;
+    match qrcode::QrCode::new(text.as_bytes()) {
+        Ok(code) => {
+            let art = code
+                .render::<Dense1x2>()
+                .dark_color(Dense1x2::Light)
+                .light_color(Dense1x2::Dark)
+                .build();
+            println!("{art}");
+        }
+        Err(e) => eprintln!("warning: no QR code: {e}"),
     }
 }
 

@@ -209,8 +209,8 @@ mod tests {
         assert_eq!(sent("hello there"), chat("lobby", "hello there", false));
         assert_eq!(sent("  indented\r\n"), chat("lobby", "  indented", false));
         assert_eq!(
-            parse_line("hi", "ops"),
-            Ok(Command::Send(chat("ops", "hi", false)))
+            parse_line("hi", "ops").ok(),
+            Some(Command::Send(chat("ops", "hi", false)))
         );
     }
 
@@ -223,7 +223,11 @@ mod tests {
     #[test]
     fn blank_lines_are_empty() {
         for line in ["", "\n", "   ", " \t\r\n"] {
-            assert_eq!(parse_line(line, "lobby"), Ok(Command::Empty), "{line:?}");
+            assert_eq!(
+                parse_line(line, "lobby").ok(),
+                Some(Command::Empty),
+                "{line:?}"
+            );
         }
     }
 
@@ -283,16 +287,16 @@ mod tests {
             RosterRequest { room: "ops".into() }.into()
         );
         assert_eq!(
-            parse_line("/quit", "lobby"),
-            Ok(Command::Quit { reason: None })
+            parse_line("/quit", "lobby").ok(),
+            Some(Command::Quit { reason: None })
         );
         assert_eq!(
-            parse_line("/quit gone fishing", "lobby"),
-            Ok(Command::Quit {
+            parse_line("/quit gone fishing", "lobby").ok(),
+            Some(Command::Quit {
                 reason: Some("gone fishing".into())
             })
         );
-        assert_eq!(parse_line("/help", "lobby"), Ok(Command::Help));
+        assert_eq!(parse_line("/help", "lobby").ok(), Some(Command::Help));
         assert_eq!(
             sent("/JOIN Ops"),
             Join {
@@ -306,20 +310,18 @@ mod tests {
     #[test]
     fn unknown_commands_are_named() {
         let e = parse_line("/dance now", "lobby").unwrap_err();
-        assert_eq!(
-            e,
-            ServiceError::UnknownCommand {
-                command: "dance".into()
-            }
+        assert!(
+            matches!(&e, ServiceError::UnknownCommand { command } if command == "dance"),
+            "{e:?}"
         );
         assert_eq!(
             e.to_string(),
             "unknown command /dance (type /help for the list)"
         );
-        assert_eq!(
+        assert!(matches!(
             parse_line("/", "lobby"),
-            Err(ServiceError::UnknownCommand { command: "".into() })
-        );
+            Err(ServiceError::UnknownCommand { command }) if command.is_empty()
+        ));
     }
 
     #[test]

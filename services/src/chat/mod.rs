@@ -27,8 +27,9 @@
 //! let mut chat = ChatService::new(ChatConfig::default());
 //! let now = Now { instant: Instant::now(), unix_ms: 1_700_000_000_000 };
 //! let mut out = Vec::new();
-//! chat.connect(ConnId(1), "ada", &now, &mut out).unwrap();
-//! chat.connect(ConnId(2), "bob", &now, &mut out).unwrap();
+//! let lan = [192, 168, 1, 10].into();
+//! chat.connect(ConnId(1), lan, "ada", &now, &mut out).unwrap();
+//! chat.connect(ConnId(2), [192, 168, 1, 11].into(), "bob", &now, &mut out).unwrap();
 //! out.clear();
 //!
 //! let hello = ChatMessage {
@@ -47,8 +48,7 @@
 
 pub mod command;
 mod format;
-pub(crate) mod names;
-mod rate;
+pub mod names;
 mod requests;
 mod room;
 mod service;
@@ -58,7 +58,7 @@ mod tests;
 use std::time::Instant;
 
 use lanlink_proto::Frame;
-use lanlink_transport::ConnId;
+use lanlink_transport::{ConnId, Rate};
 
 pub use service::ChatService;
 
@@ -98,13 +98,30 @@ pub struct ChatConfig {
     /// How many messages a second a client may keep sending after its burst.
     /// Zero means none after the burst; infinity means no limit.
     pub rate_per_second: f64,
+    /// Requests other than messages, per connection: joining a room (which
+    /// may create it), leaving one, changing nickname, asking for a roster
+    /// or a history. Each is seen by others or costs the server work; one
+    /// bucket covers them all, and refused requests cost a token too.
+    pub request_rate: Rate,
+    /// The same requests from all connections of one address together.
+    pub address_request_rate: Rate,
+    /// Room and private messages from all connections of one address
+    /// together (each connection also has `rate_burst`/`rate_per_second`).
+    pub address_message_rate: Rate,
+    /// Wrong room passwords one address may give. Once spent, every join
+    /// that needs a password is refused from that address, right password
+    /// or not, until the bucket refills.
+    pub password_guesses: Rate,
     /// Sent as a notice to every client on connect.
     pub motd: Option<String>,
 }
 
 impl Default for ChatConfig {
-    /// `lobby`, 50 messages of history, 4 KiB messages, 32-byte names, and a
-    /// burst of 10 messages refilled at 2 a second; no message of the day.
+    /// `lobby`, 50 messages of history, 4 KiB messages, 32-byte names; per
+    /// connection a burst of 10 messages refilled at 2 a second and 20
+    /// other requests refilled at 2 a second; per address 40 messages at
+    /// 8 a second, 40 requests at 4 a second and 5 wrong room passwords a
+    /// minute; no message of the day.
     fn default() -> ChatConfig {
         ChatConfig {
             default_room: "lobby".into(),
@@ -113,6 +130,19 @@ impl Default for ChatConfig {
             max_name_len: 32,
             rate_burst: 10,
             rate_per_second: 2.0,
+            request_rate: Rate {
+                burst: 20,
+                per_second: 2.0,
+            },
+            address_request_rate: Rate {
+                burst: 40,
+                per_second: 4.0,
+            },
+            address_message_rate: Rate {
+                burst: 40,
+                per_second: 8.0,
+            },
+            password_guesses: Rate::per_minute(5),
             motd: None,
         }
     }

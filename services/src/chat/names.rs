@@ -1,21 +1,30 @@
-//! Naming rules for nicknames and rooms, and the case-folded key under which
-//! both are looked up.
+//! Naming rules for nicknames and rooms, and the key under which both are
+//! looked up: their look-alike skeleton, so that names a person could take
+//! for one another are one name.
 //!
 //! Names end up in other people's terminals and in command lines
-//! (`/msg NICK TEXT`), so they may not hold whitespace or control characters.
+//! (`/msg NICK TEXT`), so they may not hold whitespace, control characters,
+//! bidi controls or invisible characters ([`name_problem`]).
 //! A nickname may not start with `#` (reads as a room) or `/` (reads as a
 //! command); a room name may not start with `/`.
 
 use crate::error::{NameKind, ServiceError};
+use crate::text::{name_problem, name_skeleton};
 
-/// The key a name is compared and looked up by: `Ada` and `ada` are the same
-/// user, `Lobby` and `lobby` the same room.
-pub(crate) fn fold(name: &str) -> String {
+/// The key a name is compared and looked up by ([`name_skeleton`]): `Ada`,
+/// `ada`, fullwidth `ａｄａ` and Cyrillic `аdа` are the same user, `Lobby`
+/// and `lobby` the same room. A key is never shown (it spells `m` as `rn`).
+pub fn fold(name: &str) -> String {
+    name_skeleton(name)
+}
+
+/// The order names are listed in: ignoring case.
+pub fn sort_key(name: &str) -> String {
     name.to_lowercase()
 }
 
 /// Checks a nickname against the rules; `max_len` is in bytes.
-pub(crate) fn check_nickname(name: &str, max_len: usize) -> Result<(), ServiceError> {
+pub fn check_nickname(name: &str, max_len: usize) -> Result<(), ServiceError> {
     check(NameKind::Nickname, name, max_len)?;
     if name.starts_with('#') || name.starts_with('/') {
         return Err(invalid(
@@ -27,8 +36,16 @@ pub(crate) fn check_nickname(name: &str, max_len: usize) -> Result<(), ServiceEr
     Ok(())
 }
 
+/// Checks the name a client that does not chat (a file transfer, a
+/// viewer) gave in its `Hello`: the nickname rules but for the leading
+/// character, since it is shown to others (as a sender, a publisher) and
+/// logged all the same.
+pub fn check_hello_name(name: &str, max_len: usize) -> Result<(), ServiceError> {
+    check(NameKind::Nickname, name, max_len)
+}
+
 /// Checks a room name against the rules; `max_len` is in bytes.
-pub(crate) fn check_room(name: &str, max_len: usize) -> Result<(), ServiceError> {
+pub fn check_room(name: &str, max_len: usize) -> Result<(), ServiceError> {
     check(NameKind::Room, name, max_len)?;
     if name.starts_with('/') {
         return Err(invalid(NameKind::Room, name, "it may not start with '/'"));
@@ -44,11 +61,8 @@ fn check(kind: NameKind, name: &str, max_len: usize) -> Result<(), ServiceError>
         let reason = format!("it is longer than {max_len} bytes");
         return Err(invalid(kind, name, &reason));
     }
-    if name.chars().any(char::is_whitespace) {
-        return Err(invalid(kind, name, "it contains whitespace"));
-    }
-    if name.chars().any(char::is_control) {
-        return Err(invalid(kind, name, "it contains control characters"));
+    if let Some(problem) = name_problem(name) {
+        return Err(invalid(kind, name, problem));
     }
     Ok(())
 }
@@ -75,11 +89,11 @@ mod tests {
     #[test]
     fn good_names_pass() {
         for name in ["ada", "Bob_2", "ünïcødé", "a-b.c", "x"] {
-            assert_eq!(check_nickname(name, 32), Ok(()), "{name}");
-            assert_eq!(check_room(name, 32), Ok(()), "{name}");
+            assert!(check_nickname(name, 32).is_ok(), "{name}");
+            assert!(check_room(name, 32).is_ok(), "{name}");
         }
-        assert_eq!(check_room("#ops", 32), Ok(()));
-        assert_eq!(check_nickname(&"a".repeat(32), 32), Ok(()));
+        assert!(check_room("#ops", 32).is_ok());
+        assert!(check_nickname(&"a".repeat(32), 32).is_ok());
     }
 
     #[test]
@@ -95,7 +109,23 @@ mod tests {
             "it is longer than 32 bytes"
         );
         assert_eq!(reason(check_nickname("a b", 32)), "it contains whitespace");
-        assert_eq!(reason(check_nickname("a\tb", 32)), "it contains whitespace");
+        assert_eq!(
+            reason(check_nickname("a\tb", 32)),
+            "it contains control characters"
+        );
+        assert_eq!(
+            reason(check_nickname("ada\u{202e}", 32)),
+            "it contains bidirectional text controls"
+        );
+        assert_eq!(
+            reason(check_room("a\u{200b}b", 32)),
+            "it contains invisible characters"
+        );
+        assert_eq!(
+            reason(check_hello_name("x\u{1b}]0;owned\u{7}", 32)),
+            "it contains control characters"
+        );
+        assert!(check_hello_name("#not-a-room", 32).is_ok());
         assert_eq!(
             reason(check_nickname("a\u{1b}[31m", 32)),
             "it contains control characters"
@@ -127,8 +157,26 @@ mod tests {
     }
 
     #[test]
-    fn folding_ignores_case() {
+    fn refusals_quote_hostile_names_escaped() {
+        let hostile = "\u{1b}]0;x\u{7}\u{1b}[2J\n\u{202e}\u{200b}";
+        let e = check_nickname(hostile, 64).unwrap_err().to_string();
+        assert!(
+            !e.chars()
+                .any(|c| c.is_control() || crate::text::is_invisible(c)),
+            "{e:?}"
+        );
+        let taken = ServiceError::NameTaken {
+            name: hostile.into(),
+        };
+        assert!(!taken.to_string().chars().any(char::is_control));
+    }
+
+    #[test]
+    fn folding_ignores_case_and_look_alikes() {
         assert_eq!(fold("Ada"), fold("aDA"));
-        assert_eq!(fold("ÉMILE"), "émile");
+        assert_eq!(fold("ÉMILE"), fold("émile"));
+        assert_eq!(fold("b\u{043e}b"), fold("bob"));
+        assert_ne!(fold("bob"), fold("rob"));
+        assert_eq!(sort_key("ÉMILE"), "émile");
     }
 }

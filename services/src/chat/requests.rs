@@ -4,17 +4,19 @@
 //! refused request never leaves half a broadcast behind.
 
 use std::collections::{BTreeSet, HashMap};
+use std::time::Instant;
 
 use lanlink_proto::chat::{
     ChatMessage, History, NickChanged, Presence, PresenceChange, PrivateMessage, Roster,
 };
 use lanlink_transport::ConnId;
 
-use super::names::{check_nickname, check_room, fold};
+use super::names::{check_nickname, check_room, fold, sort_key};
 use super::room::ChatRoom;
-use super::service::{ChatService, Client};
+use super::service::{too_many, ChatService, Client};
 use super::{Now, Outgoing};
 use crate::error::ServiceError;
+use crate::text::display_safe;
 
 impl ChatService {
     pub(super) fn join(
@@ -22,33 +24,47 @@ impl ChatService {
         conn: ConnId,
         room: &str,
         password: Option<String>,
+        now: Instant,
         out: &mut Vec<Outgoing>,
     ) -> Result<(), ServiceError> {
         check_room(room, self.config.max_name_len)?;
-        self.enter(conn, room, password, out)
+        self.enter(conn, room, password, now, out)
     }
 
-    /// Puts `conn` in a room, creating it if needed. Joining a room one is
-    /// already in only resends its history and roster (a client's `/join` to
-    /// switch between its rooms), without a presence event.
+    /// Puts `conn` in a room, creating it if needed. A newcomer gets the
+    /// room's history, then its roster. Joining a room one is already in
+    /// (a client's `/join` to switch between its rooms) only resends the
+    /// roster: no history replayed, no presence event.
+    ///
+    /// Password guesses are limited per address: with none left, a join
+    /// that needs a password is refused before the password is looked at;
+    /// a wrong one uses a guess up, the right one does not.
     pub(super) fn enter(
         &mut self,
         conn: ConnId,
         room_name: &str,
         password: Option<String>,
+        now: Instant,
         out: &mut Vec<Outgoing>,
     ) -> Result<(), ServiceError> {
         let key = fold(room_name);
-        if let Some(room) = self.rooms.get(&key) {
-            if !room.admits(conn, password.as_deref()) {
-                return Err(ServiceError::WrongPassword {
-                    room: room_name.into(),
-                });
-            }
-        }
         let Some(client) = self.clients.get_mut(&conn) else {
             return Err(ServiceError::NotRegistered { conn });
         };
+        if let Some(room) = self.rooms.get(&key) {
+            if room.is_private() && !room.contains(conn) {
+                let guesses = &mut self.per_address.passwords;
+                guesses
+                    .check(&client.peer, now)
+                    .map_err(|wait| too_many("wrong room passwords", "your address", wait))?;
+                if !room.admits(conn, password.as_deref()) {
+                    let _ = guesses.try_take(&client.peer, now);
+                    return Err(ServiceError::WrongPassword {
+                        room: room_name.into(),
+                    });
+                }
+            }
+        }
         // The default room never takes a password: connect puts everyone in
         // it without asking for one.
         let password = password.filter(|_| key != fold(&self.config.default_room));
@@ -59,6 +75,8 @@ impl ChatService {
             .or_insert_with(|| ChatRoom::new(room_name, password, history_len));
         if room.insert(conn) {
             client.rooms.insert(key);
+            tracing::info!(conn = %conn, name = %display_safe(&client.name),
+                room = %display_safe(room.name()), "joined a room");
             let presence = Presence {
                 room: room.name().into(),
                 name: client.name.clone(),
@@ -68,12 +86,13 @@ impl ChatService {
             for member in room.members().filter(|&m| m != conn) {
                 out.push(Outgoing::control(member, presence.clone()));
             }
+            // The history only for a newcomer: a member has seen it.
+            let history = History {
+                room: room.name().into(),
+                messages: room.recent(history_len),
+            };
+            out.push(Outgoing::control(conn, history));
         }
-        let history = History {
-            room: room.name().into(),
-            messages: room.recent(history_len),
-        };
-        out.push(Outgoing::control(conn, history));
         out.push(Outgoing::control(conn, roster_of(&self.clients, room)));
         Ok(())
     }
@@ -133,7 +152,13 @@ impl ChatService {
         client
             .bucket
             .try_take(now.instant)
-            .map_err(|retry_after_ms| ServiceError::RateLimited { retry_after_ms })?;
+            .map_err(|wait| ServiceError::RateLimited {
+                retry_after_ms: crate::error::millis(wait),
+            })?;
+        self.per_address
+            .messages
+            .try_take(&client.peer, now.instant)
+            .map_err(|wait| too_many("messages", "your address", wait))?;
         let max = self.config.max_message_len;
         if text.len() > max {
             return Err(ServiceError::MessageTooLong {
@@ -204,6 +229,9 @@ impl ChatService {
         out: &mut Vec<Outgoing>,
     ) -> Result<(), ServiceError> {
         check_nickname(new, self.config.max_name_len)?;
+        if self.is_banned(new) {
+            return Err(ServiceError::NameBanned { name: new.into() });
+        }
         let key = fold(new);
         if self.nicks.get(&key).is_some_and(|&owner| owner != conn) {
             return Err(ServiceError::NameTaken { name: new.into() });
@@ -275,7 +303,7 @@ pub(super) fn roster_of(clients: &HashMap<ConnId, Client>, room: &ChatRoom) -> R
         .members()
         .filter_map(|c| clients.get(&c).map(|c| c.name.clone()))
         .collect();
-    members.sort_by_cached_key(|n| fold(n));
+    members.sort_by_cached_key(|n| sort_key(n));
     Roster {
         room: room.name().into(),
         members,

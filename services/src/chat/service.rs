@@ -2,17 +2,19 @@
 //! (connect, disconnect) and the dispatch of requests to the handlers in
 //! `requests.rs`.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
 
 use lanlink_proto::chat::{Join, Notice};
 use lanlink_proto::{ErrorCode, Message};
-use lanlink_transport::ConnId;
+use lanlink_transport::limits::DEFAULT_MAX_KEYS;
+use lanlink_transport::{ConnId, KeyedBuckets, Rate, TokenBucket};
 
-use super::names::{check_nickname, fold};
-use super::rate::TokenBucket;
+use super::names::{check_nickname, fold, sort_key};
 use super::room::ChatRoom;
 use super::{ChatConfig, Now, Outgoing};
-use crate::error::ServiceError;
+use crate::error::{millis, ServiceError};
 
 /// The chat state of a whole server: who is connected under which nickname,
 /// which rooms exist and who is in them.
@@ -28,26 +30,74 @@ pub struct ChatService {
     pub(super) nicks: HashMap<String, ConnId>,
     /// Folded room name → room.
     pub(super) rooms: HashMap<String, ChatRoom>,
+    /// The limits each client address shares between its connections.
+    pub(super) per_address: AddressLimits,
+    /// Banned nicknames: folded key → the name as banned, lowercased.
+    pub(super) banned: BTreeMap<String, String>,
+}
+
+/// A bucket per client address for each kind of limited request.
+#[derive(Debug)]
+pub(super) struct AddressLimits {
+    pub(super) requests: KeyedBuckets<IpAddr>,
+    pub(super) messages: KeyedBuckets<IpAddr>,
+    pub(super) passwords: KeyedBuckets<IpAddr>,
 }
 
 #[derive(Debug)]
 pub(super) struct Client {
     pub(super) name: String,
+    /// The address it connected from (IPv4-mapped IPv6 as IPv4).
+    pub(super) peer: IpAddr,
     /// Folded names of the rooms the client is in; ordered, so that leaving
     /// them all on disconnect is deterministic.
     pub(super) rooms: BTreeSet<String>,
+    /// Room and private messages.
     pub(super) bucket: TokenBucket,
+    /// Every other request that costs (see [`ChatConfig::request_rate`]).
+    pub(super) requests: TokenBucket,
 }
 
 impl ChatService {
     /// A service with no clients and no rooms.
     pub fn new(config: ChatConfig) -> ChatService {
+        let per_address = AddressLimits {
+            requests: KeyedBuckets::new(config.address_request_rate, DEFAULT_MAX_KEYS),
+            messages: KeyedBuckets::new(config.address_message_rate, DEFAULT_MAX_KEYS),
+            passwords: KeyedBuckets::new(config.password_guesses, DEFAULT_MAX_KEYS),
+        };
         ChatService {
             config,
             clients: HashMap::new(),
             nicks: HashMap::new(),
             rooms: HashMap::new(),
+            per_address,
+            banned: BTreeMap::new(),
         }
+    }
+
+    /// Refuses `name` and every name that looks like it as a nickname from
+    /// now on, at connect and when renaming; false if it already was. Its
+    /// current user, if any, stays: disconnecting it is the server's call.
+    pub fn ban_name(&mut self, name: &str) -> bool {
+        let name = name.trim();
+        self.banned.insert(fold(name), sort_key(name)).is_none()
+    }
+
+    /// Lifts the ban on `name` (or a name that looks like it); false if
+    /// there was none.
+    pub fn unban_name(&mut self, name: &str) -> bool {
+        self.banned.remove(&fold(name.trim())).is_some()
+    }
+
+    /// True if `name` or a name that looks like it is banned.
+    pub fn is_banned(&self, name: &str) -> bool {
+        self.banned.contains_key(&fold(name.trim()))
+    }
+
+    /// The banned names, as banned (lowercased), in key order.
+    pub fn banned_names(&self) -> Vec<&str> {
+        self.banned.values().map(String::as_str).collect()
     }
 
     /// The settings this service runs with.
@@ -55,8 +105,9 @@ impl ChatService {
         &self.config
     }
 
-    /// Registers a client whose `Hello` the transport accepted, under
-    /// nickname `name`, and puts it in the default room.
+    /// Registers a client whose `Hello` the transport accepted, from
+    /// address `peer`, under nickname `name`, and puts it in the default
+    /// room. Connections from one address share its rate limits.
     ///
     /// The nickname must be non-empty, at most `max_name_len` bytes, free of
     /// whitespace and control characters, must not start with `#` or `/`, and
@@ -70,17 +121,19 @@ impl ChatService {
     pub fn connect(
         &mut self,
         conn: ConnId,
+        peer: IpAddr,
         name: &str,
         now: &Now,
         out: &mut Vec<Outgoing>,
     ) -> Result<(), (ErrorCode, String)> {
-        self.try_connect(conn, name, now, out)
+        self.try_connect(conn, peer, name, now, out)
             .map_err(|e| (e.code(), e.to_string()))
     }
 
     fn try_connect(
         &mut self,
         conn: ConnId,
+        peer: IpAddr,
         name: &str,
         now: &Now,
         out: &mut Vec<Outgoing>,
@@ -89,13 +142,18 @@ impl ChatService {
             return Err(ServiceError::AlreadyRegistered { conn });
         }
         check_nickname(name, self.config.max_name_len)?;
+        if self.is_banned(name) {
+            return Err(ServiceError::NameBanned { name: name.into() });
+        }
         let key = fold(name);
         if self.nicks.contains_key(&key) {
             return Err(ServiceError::NameTaken { name: name.into() });
         }
         let bucket = TokenBucket::new(
-            self.config.rate_burst,
-            self.config.rate_per_second,
+            Rate {
+                burst: self.config.rate_burst,
+                per_second: self.config.rate_per_second,
+            },
             now.instant,
         );
         self.nicks.insert(key, conn);
@@ -103,8 +161,10 @@ impl ChatService {
             conn,
             Client {
                 name: name.into(),
+                peer: peer.to_canonical(),
                 rooms: BTreeSet::new(),
                 bucket,
+                requests: TokenBucket::new(self.config.request_rate, now.instant),
             },
         );
         let mark = out.len();
@@ -120,7 +180,7 @@ impl ChatService {
         let lobby = self.config.default_room.clone();
         // Entering the default room cannot fail (it takes no password), but
         // if it ever did, the client must not stay half registered.
-        if let Err(e) = self.enter(conn, &lobby, None, out) {
+        if let Err(e) = self.enter(conn, &lobby, None, now.instant, out) {
             out.truncate(mark);
             self.clients.remove(&conn);
             self.nicks.remove(&fold(name));
@@ -133,7 +193,7 @@ impl ChatService {
     ///
     /// - `Join`: enter a room (created if new; its creator may set a
     ///   password). The joiner gets its `History` and `Roster`, the members a
-    ///   `Presence` `Joined`. Re-joining a room only resends those two.
+    ///   `Presence` `Joined`. Re-joining a room only resends the `Roster`.
     /// - `Leave`: a `Presence` `Left` to the members, the leaver included.
     /// - `ChatMessage`: stamped with the sender's nickname and `now.unix_ms`,
     ///   sent to every other member of the room, kept in its history.
@@ -169,8 +229,23 @@ impl ChatService {
         if !self.clients.contains_key(&conn) {
             return Err(ServiceError::NotRegistered { conn });
         }
+        // Everything but messages (limited in `admit_text`) costs a
+        // request token first, whether it then succeeds or not.
+        let what = match &message {
+            Message::Join(_) => Some("room joins"),
+            Message::Leave(_) => Some("room leaves"),
+            Message::SetNick(_) => Some("nickname changes"),
+            Message::RosterRequest(_) => Some("roster requests"),
+            Message::HistoryRequest(_) => Some("history requests"),
+            _ => None,
+        };
+        if let Some(what) = what {
+            self.admit_request(conn, what, now.instant)?;
+        }
         match message {
-            Message::Join(Join { room, password }) => self.join(conn, &room, password, out),
+            Message::Join(Join { room, password }) => {
+                self.join(conn, &room, password, now.instant, out)
+            }
             Message::Leave(leave) => self.leave(conn, &leave.room, out),
             Message::ChatMessage(m) => self.say(conn, m, now, out),
             Message::PrivateMessage(m) => self.whisper(conn, m, now, out),
@@ -179,6 +254,27 @@ impl ChatService {
             Message::HistoryRequest(h) => self.history(conn, &h.room, h.limit.into(), out),
             other => Err(ServiceError::UnexpectedMessage { kind: other.kind() }),
         }
+    }
+
+    /// Takes a request token from the connection's bucket, then from its
+    /// address's.
+    fn admit_request(
+        &mut self,
+        conn: ConnId,
+        what: &'static str,
+        now: Instant,
+    ) -> Result<(), ServiceError> {
+        let Some(client) = self.clients.get_mut(&conn) else {
+            return Err(ServiceError::NotRegistered { conn });
+        };
+        client
+            .requests
+            .try_take(now)
+            .map_err(|wait| too_many(what, "this connection", wait))?;
+        self.per_address
+            .requests
+            .try_take(&client.peer, now)
+            .map_err(|wait| too_many(what, "your address", wait))
     }
 
     /// Forgets a client that quit, was killed or was kicked: everyone left in
@@ -207,6 +303,21 @@ impl ChatService {
         self.nicks.get(&fold(name)).copied()
     }
 
+    /// The rooms a connection is in, by their display names, sorted
+    /// ignoring case.
+    pub fn rooms_of(&self, conn: ConnId) -> Vec<&str> {
+        let Some(client) = self.clients.get(&conn) else {
+            return Vec::new();
+        };
+        let mut names: Vec<&str> = client
+            .rooms
+            .iter()
+            .filter_map(|key| self.rooms.get(key).map(ChatRoom::name))
+            .collect();
+        names.sort_by_cached_key(|n| sort_key(n));
+        names
+    }
+
     /// How many clients are registered.
     pub fn client_count(&self) -> usize {
         self.clients.len()
@@ -222,7 +333,7 @@ impl ChatService {
     pub fn room_members(&self, room: &str) -> Option<Vec<&str>> {
         let room = self.rooms.get(&fold(room))?;
         let mut names: Vec<&str> = room.members().filter_map(|c| self.name_of(c)).collect();
-        names.sort_by_cached_key(|n| fold(n));
+        names.sort_by_cached_key(|n| sort_key(n));
         Some(names)
     }
 
@@ -242,5 +353,14 @@ impl ChatService {
                 assert!(self.clients[&member].rooms.contains(key));
             }
         }
+    }
+}
+
+/// A [`ServiceError::TooManyRequests`].
+pub(super) fn too_many(what: &'static str, from: &'static str, wait: Duration) -> ServiceError {
+    ServiceError::TooManyRequests {
+        what,
+        from,
+        retry_after_ms: millis(wait),
     }
 }

@@ -11,6 +11,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use lanlink_proto::file::ContentHash;
 
@@ -37,7 +38,73 @@ pub fn part_path(target: &Path) -> PathBuf {
     target.with_file_name(format!(".{file_name}{PART_SUFFIX}"))
 }
 
+/// The path of `owner`'s partial file for `target` on a server:
+/// `.NAME.TAG.lanlink-part`, where `TAG` is derived from the owner and the
+/// name. Each uploader resumes only its own partial file: another client
+/// offering the same name gets a fresh one, and can neither learn the first
+/// one's prefix hash nor make the server discard it. `NAME` is cut short
+/// (on a character boundary) so the whole stays a legal file name; the tag
+/// keeps names that share a long prefix apart.
+pub fn owned_part_path(target: &Path, owner: &str) -> PathBuf {
+    let file_name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(owner.as_bytes());
+    hasher.update(b"\0");
+    hasher.update(file_name.as_bytes());
+    let tag = hasher.finalize().to_hex();
+    let mut short = file_name.as_str();
+    while short.len() > MAX_SHOWN_NAME {
+        let mut cut = MAX_SHOWN_NAME.min(short.len() - 1);
+        while !short.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        short = short.get(..cut).unwrap_or_default();
+    }
+    target.with_file_name(format!(
+        ".{short}.{}{PART_SUFFIX}",
+        tag.get(..16).unwrap_or_default()
+    ))
+}
+
+/// Bytes of the target's name kept in an owned partial file's name: with
+/// the dot, the tag and the suffix the whole stays under 255 bytes.
+const MAX_SHOWN_NAME: usize = 200;
+
 const PART_SUFFIX: &str = ".lanlink-part";
+
+/// True if `path` names the file `file` has open.
+fn same_file(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::symlink_metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+/// Moves `part` to `target`. Without `overwrite`, an existing target is
+/// never replaced, even by a second upload finishing at the same moment:
+/// a hard link fails if the name exists (where links are not supported,
+/// a checked rename is the fallback).
+fn publish(part: &Path, target: &Path, overwrite: bool, name: &str) -> Result<(), ServiceError> {
+    let exists = || ServiceError::AlreadyExists {
+        name: name.to_owned(),
+    };
+    if !overwrite {
+        match std::fs::hard_link(part, target) {
+            Ok(()) => {
+                let _ = std::fs::remove_file(part);
+                return Ok(());
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(exists()),
+            Err(_) if target.exists() => return Err(exists()),
+            Err(_) => {}
+        }
+    }
+    std::fs::rename(part, target).map_err(|e| ServiceError::io("rename", target, e))
+}
 
 /// True if a file called `file_name` could be the partial file of another
 /// target (`.NAME.lanlink-part`). A receiver must refuse such names: a file
@@ -60,34 +127,52 @@ impl IncomingFile {
         size: u64,
         overwrite: bool,
     ) -> Result<IncomingFile, ServiceError> {
+        let part = part_path(&target);
+        IncomingFile::open_part(name, target, part, size, overwrite, &AtomicBool::new(false))
+    }
+
+    /// [`open`](Self::open) with the partial file at `part` (a server
+    /// names it after its owner, see [`owned_part_path`]). Hashing what an
+    /// earlier attempt left stops early, with an error, once `cancel` is
+    /// set.
+    pub fn open_part(
+        name: &str,
+        target: PathBuf,
+        part: PathBuf,
+        size: u64,
+        overwrite: bool,
+        cancel: &AtomicBool,
+    ) -> Result<IncomingFile, ServiceError> {
         if target.exists() && !overwrite {
             return Err(ServiceError::AlreadyExists {
                 name: name.to_owned(),
             });
         }
-        let part = part_path(&target);
         let mut file = OpenOptions::new()
             .read(true)
             .append(true)
             .create(true)
             .open(&part)
-            .map_err(|e| ServiceError::io("create", &part, &e))?;
+            .map_err(|e| ServiceError::io("create", &part, e))?;
         let mut hasher = blake3::Hasher::new();
         let mut received = 0u64;
         let len = file
             .metadata()
-            .map_err(|e| ServiceError::io("inspect", &part, &e))?
+            .map_err(|e| ServiceError::io("inspect", &part, e))?
             .len();
         if len > size {
             file.set_len(0)
-                .map_err(|e| ServiceError::io("truncate", &part, &e))?;
+                .map_err(|e| ServiceError::io("truncate", &part, e))?;
         } else if len > 0 {
             // Hash what an earlier attempt left, so the sender can check it.
             let mut buf = vec![0u8; 256 * 1024];
             loop {
+                if cancel.load(Ordering::Relaxed) {
+                    return Err(super::cancelled(&part));
+                }
                 let n = file
                     .read(&mut buf)
-                    .map_err(|e| ServiceError::io("read", &part, &e))?;
+                    .map_err(|e| ServiceError::io("read", &part, e))?;
                 if n == 0 {
                     break;
                 }
@@ -126,7 +211,7 @@ impl IncomingFile {
     pub fn restart(&mut self) -> Result<(), ServiceError> {
         self.file
             .set_len(0)
-            .map_err(|e| ServiceError::io("truncate", &self.part, &e))?;
+            .map_err(|e| ServiceError::io("truncate", &self.part, e))?;
         self.hasher = blake3::Hasher::new();
         self.received = 0;
         Ok(())
@@ -143,7 +228,7 @@ impl IncomingFile {
         }
         self.file
             .write_all(data)
-            .map_err(|e| ServiceError::io("write", &self.part, &e))?;
+            .map_err(|e| ServiceError::io("write", &self.part, e))?;
         self.hasher.update(data);
         self.received += data.len() as u64;
         Ok(())
@@ -168,13 +253,22 @@ impl IncomingFile {
         }
         self.file
             .sync_all()
-            .map_err(|e| ServiceError::io("sync", &self.part, &e))?;
-        drop(self.file);
-        if self.target.exists() && !self.overwrite {
-            return Err(ServiceError::AlreadyExists { name: self.name });
+            .map_err(|e| ServiceError::io("sync", &self.part, e))?;
+        // The partial file may have been removed (an abandoned-partial
+        // sweep) and even replaced since it was opened: publish only the
+        // very file this transfer wrote and hashed.
+        if !same_file(&self.file, &self.part) {
+            return Err(ServiceError::Io {
+                op: "publish",
+                path: self.part.display().to_string(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "the partial file was removed meanwhile",
+                ),
+            });
         }
-        std::fs::rename(&self.part, &self.target)
-            .map_err(|e| ServiceError::io("rename", &self.target, &e))?;
+        drop(self.file);
+        publish(&self.part, &self.target, self.overwrite, &self.name)?;
         Ok(self.target)
     }
 

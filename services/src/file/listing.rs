@@ -1,6 +1,7 @@
 //! Listing a shared folder (or describing one shared file).
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::UNIX_EPOCH;
 
 use lanlink_proto::file::DirEntry;
@@ -15,17 +16,23 @@ pub const MAX_ENTRIES: usize = 200_000;
 /// an empty name; a folder gives its entries (all files and folders below it
 /// when `recursive`), sorted by name. Symlinks are listed only when they
 /// resolve inside `root`; partial files of unfinished uploads
-/// (`.NAME.lanlink-part`) are not listed.
-pub fn list(root: &Path, full: &Path, recursive: bool) -> Result<Vec<DirEntry>, ServiceError> {
-    let meta = std::fs::metadata(full).map_err(|e| ServiceError::io("inspect", full, &e))?;
+/// (`.NAME.lanlink-part`) are not listed. Stops early, with an error, once
+/// `cancel` is set.
+pub fn list(
+    root: &Path,
+    full: &Path,
+    recursive: bool,
+    cancel: &AtomicBool,
+) -> Result<Vec<DirEntry>, ServiceError> {
+    let meta = std::fs::metadata(full).map_err(|e| ServiceError::io("inspect", full, e))?;
     if !meta.is_dir() {
         return Ok(vec![entry(String::new(), &meta)]);
     }
     let root = root
         .canonicalize()
-        .map_err(|e| ServiceError::io("open folder", root, &e))?;
+        .map_err(|e| ServiceError::io("open folder", root, e))?;
     let mut out = Vec::new();
-    walk(&root, full, "", recursive, &mut out)?;
+    walk(&root, full, "", recursive, cancel, &mut out)?;
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
 }
@@ -35,12 +42,16 @@ fn walk(
     dir: &Path,
     prefix: &str,
     recursive: bool,
+    cancel: &AtomicBool,
     out: &mut Vec<DirEntry>,
 ) -> Result<(), ServiceError> {
-    let rd = std::fs::read_dir(dir).map_err(|e| ServiceError::io("list", dir, &e))?;
+    let rd = std::fs::read_dir(dir).map_err(|e| ServiceError::io("list", dir, e))?;
     for item in rd {
         if out.len() >= MAX_ENTRIES {
             return Ok(());
+        }
+        if cancel.load(Ordering::Relaxed) {
+            return Err(super::cancelled(dir));
         }
         let Ok(item) = item else { continue };
         let Some(name) = item.file_name().to_str().map(str::to_owned) else {
@@ -66,7 +77,7 @@ fn walk(
         let is_dir = meta.is_dir();
         out.push(entry(rel.clone(), &meta));
         if is_dir && recursive {
-            walk(root, &path, &rel, recursive, out)?;
+            walk(root, &path, &rel, recursive, cancel, out)?;
         }
     }
     Ok(())

@@ -9,6 +9,7 @@
 
 pub mod client;
 pub mod incoming;
+mod jobs;
 mod listing;
 pub mod outgoing;
 pub mod path;
@@ -16,10 +17,14 @@ mod service;
 #[cfg(test)]
 mod tests;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-pub use client::{FileClient, Progress, TransferSummary};
-pub use service::FileService;
+pub use client::{FileClient, FileLink, Progress, Quiet, TransferSummary};
+pub use jobs::{FileDone, FileJob, ENTRY_COST};
+pub use service::{FileService, TransferInfo};
+
+use crate::ServiceError;
 
 /// The receiver acknowledges after every this many bytes.
 pub const ACK_EVERY: u64 = 1024 * 1024;
@@ -45,8 +50,23 @@ pub struct FileConfig {
     pub max_transfers_per_client: usize,
     /// Bytes one client may upload in all while the server runs (counted
     /// per client address when the server gives one, see
-    /// [`FileService::set_peer`]); `None`: no quota.
+    /// [`FileService::set_peer`]); each file and folder an upload creates
+    /// costs [`ENTRY_COST`] bytes of it too. `None`: no quota.
     pub upload_quota: Option<u64>,
+    /// Files and folders one client (address) may create in the inbox
+    /// while the server runs (partial files included); `None`: no limit.
+    pub upload_entry_quota: Option<u64>,
+    /// Folders deep an upload's name may go.
+    pub max_upload_depth: usize,
+    /// Partial files of uploads that nobody has written to for this long
+    /// are deleted (checked periodically); `None`: kept until resumed.
+    pub partial_max_age: Option<Duration>,
+    /// File jobs (disk work on the server's worker threads) one client may
+    /// have waiting or running; a request beyond it is refused as busy.
+    /// Each transfer has at most one job at a time, so this only bites a
+    /// client that piles up listings or restarts transfers faster than the
+    /// disk keeps up.
+    pub max_jobs_per_client: usize,
 }
 
 impl Default for FileConfig {
@@ -64,6 +84,19 @@ impl Default for FileConfig {
             // slow client is paced, not disconnected.
             max_transfers_per_client: 3,
             upload_quota: None,
+            upload_entry_quota: Some(100_000),
+            max_upload_depth: 32,
+            partial_max_age: Some(Duration::from_secs(24 * 3600)),
+            max_jobs_per_client: 5,
         }
+    }
+}
+
+/// The error of a job stopped because its result was no longer wanted.
+fn cancelled(path: &Path) -> ServiceError {
+    ServiceError::Io {
+        op: "finish with",
+        path: path.display().to_string(),
+        source: std::io::Error::new(std::io::ErrorKind::Interrupted, "cancelled"),
     }
 }

@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::{Bytes, BytesMut};
 use lanlink_proto::file::{ContentHash, FileChunk, FileComplete};
@@ -49,10 +50,21 @@ impl OutgoingFile {
         offset: u64,
         prefix_hash: Option<&ContentHash>,
     ) -> Result<OutgoingFile, ServiceError> {
-        let mut file = File::open(path).map_err(|e| ServiceError::io("open", path, &e))?;
+        OutgoingFile::open_cancellable(path, offset, prefix_hash, &AtomicBool::new(false))
+    }
+
+    /// [`open`](Self::open), but hashing the prefix (up to the whole file)
+    /// stops early, with an error, once `cancel` is set.
+    pub fn open_cancellable(
+        path: &Path,
+        offset: u64,
+        prefix_hash: Option<&ContentHash>,
+        cancel: &AtomicBool,
+    ) -> Result<OutgoingFile, ServiceError> {
+        let mut file = File::open(path).map_err(|e| ServiceError::io("open", path, e))?;
         let size = file
             .metadata()
-            .map_err(|e| ServiceError::io("inspect", path, &e))?
+            .map_err(|e| ServiceError::io("inspect", path, e))?
             .len();
         let mut hasher = blake3::Hasher::new();
         let mut start = 0;
@@ -60,10 +72,13 @@ impl OutgoingFile {
             let mut left = offset;
             let mut buf = vec![0u8; 256 * 1024];
             while left > 0 {
+                if cancel.load(Ordering::Relaxed) {
+                    return Err(super::cancelled(path));
+                }
                 let want = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
                 let n = file
                     .read(buf.get_mut(..want).unwrap_or_default())
-                    .map_err(|e| ServiceError::io("read", path, &e))?;
+                    .map_err(|e| ServiceError::io("read", path, e))?;
                 if n == 0 {
                     break;
                 }
@@ -79,7 +94,7 @@ impl OutgoingFile {
             }
         }
         file.seek(SeekFrom::Start(start))
-            .map_err(|e| ServiceError::io("seek", path, &e))?;
+            .map_err(|e| ServiceError::io("seek", path, e))?;
         Ok(OutgoingFile {
             path: path.to_owned(),
             file,
@@ -130,7 +145,7 @@ impl OutgoingFile {
             let n = self
                 .file
                 .read(buf.get_mut(filled..).unwrap_or_default())
-                .map_err(|e| ServiceError::io("read", &self.path, &e))?;
+                .map_err(|e| ServiceError::io("read", &self.path, e))?;
             if n == 0 {
                 break;
             }

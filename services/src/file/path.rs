@@ -98,7 +98,7 @@ pub fn validate(name: &str, allow_root: bool) -> Result<PathBuf, ServiceError> {
 pub fn resolve_existing(root: &Path, rel: &Path, name: &str) -> Result<PathBuf, ServiceError> {
     let root = root
         .canonicalize()
-        .map_err(|e| ServiceError::io("open folder", root, &e))?;
+        .map_err(|e| ServiceError::io("open folder", root, e))?;
     let full = match root.join(rel).canonicalize() {
         Ok(p) => p,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -106,7 +106,7 @@ pub fn resolve_existing(root: &Path, rel: &Path, name: &str) -> Result<PathBuf, 
                 name: name.to_owned(),
             })
         }
-        Err(e) => return Err(ServiceError::io("open", &root.join(rel), &e)),
+        Err(e) => return Err(ServiceError::io("open", &root.join(rel), e)),
     };
     if !full.starts_with(&root) {
         return Err(bad(
@@ -121,27 +121,67 @@ pub fn resolve_existing(root: &Path, rel: &Path, name: &str) -> Result<PathBuf, 
 /// missing parent folders, and refuses any existing component that is a
 /// symlink or leads out of `root`. Returns the full path of the file.
 pub fn prepare_new(root: &Path, rel: &Path, name: &str) -> Result<PathBuf, ServiceError> {
+    prepare_new_within(root, rel, name, usize::MAX).map(|p| p.target)
+}
+
+/// A target [`prepare_new_within`] made ready.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The full path of the file.
+    pub target: PathBuf,
+    /// The folders created for it, outermost first.
+    pub created: Vec<PathBuf>,
+}
+
+impl Prepared {
+    /// Removes the folders that were created (if still empty), innermost
+    /// first: a refused upload leaves nothing behind.
+    pub fn undo(&self) {
+        for dir in self.created.iter().rev() {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+/// Where a new file would go, checked but not created yet (see [`plan_new`]).
+#[derive(Debug)]
+pub struct Plan {
+    /// The full path of the file.
+    pub target: PathBuf,
+    /// The parent folders that do not exist yet, outermost first.
+    pub missing: Vec<PathBuf>,
+    name: String,
+}
+
+/// Checks `rel` (already validated) under `root` for writing without
+/// changing anything: refuses any existing component that is a symlink,
+/// leads out of `root` or is not a folder, and a target that is a symlink
+/// or a folder.
+pub fn plan_new(root: &Path, rel: &Path, name: &str) -> Result<Plan, ServiceError> {
     let root = root
         .canonicalize()
-        .map_err(|e| ServiceError::io("open folder", root, &e))?;
-    let mut dir = root.clone();
+        .map_err(|e| ServiceError::io("open folder", root, e))?;
+    let mut dir = root;
     let parts: Vec<_> = rel.components().collect();
     let Some((file, parents)) = parts.split_last() else {
         return Err(bad(name, "the name is empty"));
     };
+    let mut missing = Vec::new();
     for part in parents {
         dir.push(part);
+        if !missing.is_empty() {
+            // Below a missing folder nothing exists yet.
+            missing.push(dir.clone());
+            continue;
+        }
         match std::fs::symlink_metadata(&dir) {
             Ok(m) if m.file_type().is_symlink() => {
                 return Err(bad(name, "a folder on its path is a symlink"))
             }
             Ok(m) if m.is_dir() => {}
             Ok(_) => return Err(bad(name, "a folder on its path is a file")),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::create_dir(&dir)
-                    .map_err(|e| ServiceError::io("create folder", &dir, &e))?;
-            }
-            Err(e) => return Err(ServiceError::io("inspect", &dir, &e)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => missing.push(dir.clone()),
+            Err(e) => return Err(ServiceError::io("inspect", &dir, e)),
         }
     }
     let target = dir.join(file);
@@ -153,7 +193,47 @@ pub fn prepare_new(root: &Path, rel: &Path, name: &str) -> Result<PathBuf, Servi
             return Err(bad(name, "the target is a folder"));
         }
     }
-    Ok(target)
+    Ok(Plan {
+        target,
+        missing,
+        name: name.to_owned(),
+    })
+}
+
+impl Plan {
+    /// Creates the missing folders, unless there are more than
+    /// `max_new_folders` of them: then nothing is created at all.
+    pub fn create(self, max_new_folders: usize) -> Result<Prepared, ServiceError> {
+        if self.missing.len() > max_new_folders {
+            return Err(ServiceError::EntryQuotaExceeded {
+                name: self.name,
+                needed: self.missing.len() as u64 + 1,
+                left: max_new_folders as u64 + 1,
+            });
+        }
+        let mut prepared = Prepared {
+            target: self.target,
+            created: Vec::with_capacity(self.missing.len()),
+        };
+        for dir in self.missing {
+            if let Err(e) = std::fs::create_dir(&dir) {
+                prepared.undo();
+                return Err(ServiceError::io("create folder", &dir, e));
+            }
+            prepared.created.push(dir);
+        }
+        Ok(prepared)
+    }
+}
+
+/// [`plan_new`] then [`Plan::create`].
+pub fn prepare_new_within(
+    root: &Path,
+    rel: &Path,
+    name: &str,
+    max_new_folders: usize,
+) -> Result<Prepared, ServiceError> {
+    plan_new(root, rel, name)?.create(max_new_folders)
 }
 
 #[cfg(test)]

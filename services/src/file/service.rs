@@ -1,55 +1,159 @@
 //! The server side of file transfer: listing and serving the share, taking
 //! uploads into the inbox, and relaying offers between users.
 //!
-//! Sans-IO towards the network (frames in, [`Outgoing`] frames out) but it
-//! reads and writes files: downloads are pumped chunk by chunk as the
-//! receiver's acknowledgements open the window, so the hub never blocks on
-//! a slow peer and memory stays bounded by the window whatever the file size.
+//! Sans-IO: frames come in, [`Outgoing`] frames and [`FileJob`]s go out.
+//! Every read, hash, write, `fsync` and deletion is a job (see
+//! [`super::jobs`]) that the caller runs elsewhere and reports back with
+//! [`FileService::job_done`], so a multi-GiB resume hash never holds up the
+//! thread that drives the service. A transfer has at most one job at a time
+//! (its open file travels with it); what arrives meanwhile waits in the
+//! transfer, bounded: acknowledgements are remembered, upload chunks are
+//! queued up to twice the window. Downloads are pumped as the receiver's
+//! acknowledgements open the window, so memory stays bounded by the window
+//! whatever the file size.
+//!
+//! Uploads reserve the free space they still need while they run, so
+//! concurrent offers cannot overrun [`FileConfig::min_free_space`]; count
+//! their bytes, files and folders against their address's quota; write to a
+//! partial file named after their owner (another client offering the same
+//! name gets its own); and leave partial files that a periodic sweep deletes
+//! once abandoned ([`FileConfig::partial_max_age`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use lanlink_proto::file::{
-    FileAccept, FileCancel, FileComplete, FileOffer, FileReject, FileRequest, ListRequest, Listing,
+    FileAccept, FileCancel, FileChunk, FileComplete, FileOffer, FileReject, FileRequest,
+    ListRequest, Listing,
 };
 use lanlink_proto::{ErrorCode, Frame, Message, StreamId};
 use lanlink_transport::{ConnId, RefusalLog};
 
-use super::incoming::IncomingFile;
+use super::incoming::{owned_part_path, IncomingFile};
+use super::jobs::{
+    self, FileDone, FileJob, Opened, Outcome, Ticket, UploadRequest, Work, ENTRY_COST,
+};
 use super::outgoing::OutgoingFile;
-use super::{listing, path, FileConfig, ACK_EVERY};
+use super::{path, FileConfig, ACK_EVERY};
 use crate::{Outgoing, ServiceError};
 
 type Key = (ConnId, StreamId);
 
+/// The owner of the server's own jobs (the partial-file sweep).
+const HOUSEKEEPING: ConnId = ConnId(0);
+
 enum Transfer {
     /// We send a shared file to the client.
-    Download { file: OutgoingFile },
+    Download(Download),
     /// The client sends us a file for the inbox.
-    Upload {
-        file: IncomingFile,
-        acked: u64,
-        /// The size the offer announced; no byte beyond it is accepted.
-        size: u64,
-    },
+    Upload(Box<Upload>),
     /// The client offers a file to `peer`'s user; we forward its frames.
     RelayFrom { peer: Key },
     /// Another client's file goes to this client; we forward its answers.
     RelayTo { peer: Key },
 }
 
+struct Download {
+    ticket: Ticket,
+    /// The name the client asked for.
+    name: String,
+    /// `None` while a job has it (opening, reading).
+    file: Option<Box<OutgoingFile>>,
+    /// The receiver's latest acknowledgement (kept while the file is away).
+    acked: u64,
+    cancel: Arc<AtomicBool>,
+}
+
+struct Upload {
+    ticket: Ticket,
+    /// The name the client gave (shown in refusals: never a server path).
+    name: String,
+    /// The owner's partial file: one upload at a time may write it.
+    part: PathBuf,
+    /// The size the offer announced; no byte beyond it is accepted.
+    size: u64,
+    /// `None` while a job has it (opening, writing, finishing).
+    file: Option<Box<IncomingFile>>,
+    /// `FileAccept` sent: chunks may come.
+    accepted: bool,
+    /// Where the next chunk must start.
+    next_offset: u64,
+    /// The offset last acknowledged to the sender.
+    acked: u64,
+    /// Chunks received and not yet written.
+    pending: Vec<FileChunk>,
+    pending_bytes: u64,
+    /// The sender's `FileComplete`, once it came.
+    complete: Option<FileComplete>,
+    /// Free space promised to this upload and not yet written.
+    reserve: u64,
+    /// Quota entries held for it until its open job says how many it used.
+    entries_held: u64,
+    cancel: Arc<AtomicBool>,
+}
+
+/// A listing being prepared.
+struct PendingList {
+    key: Key,
+    path: String,
+    cancel: Arc<AtomicBool>,
+}
+
+/// What one quota key has used.
+#[derive(Default, Clone, Copy)]
+struct Usage {
+    /// Upload bytes received, plus [`ENTRY_COST`] per entry created.
+    bytes: u64,
+    /// Files and folders created.
+    entries: u64,
+    /// Entries held by uploads still opening (their maximum).
+    entries_held: u64,
+}
+
+/// One transfer in progress, as [`FileService::transfers_of`] shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransferInfo {
+    /// A shared file going to the client, by the name it asked for.
+    Download(String),
+    /// A file coming from the client into the inbox, by the name it gave.
+    Upload(String),
+    /// The client's file relayed to another connection's user.
+    SendingTo(ConnId),
+    /// Another connection's file relayed to the client.
+    ReceivingFrom(ConnId),
+}
+
 /// File sharing, uploads and relays for every connection of a server.
 pub struct FileService {
     config: FileConfig,
     transfers: HashMap<Key, Transfer>,
+    /// The transfer each upload or download ticket belongs to.
+    tickets: HashMap<Ticket, Key>,
+    listings: HashMap<Ticket, PendingList>,
+    next_ticket: Ticket,
     next_relay_stream: u32,
     /// Each connection's address: its uploads count against that
     /// address's quota, and its refusals are logged under it.
     peers: HashMap<ConnId, IpAddr>,
     refusals: RefusalLog,
-    /// Upload bytes accepted so far, per quota key.
-    uploaded: HashMap<String, u64>,
+    /// Quota use, per quota key.
+    usage: HashMap<String, Usage>,
+    /// Free space promised to running uploads, in all.
+    reserved: u64,
+    /// Jobs handed out and not yet done, per connection.
+    outstanding: HashMap<ConnId, usize>,
+    /// Tickets of ended uploads whose partial file is to be deleted when
+    /// their job brings it back.
+    discard_on_return: HashSet<Ticket>,
+    jobs: Vec<FileJob>,
+    /// When the next sweep of abandoned partial files is due, and whether
+    /// one is running.
+    next_sweep: Option<Instant>,
+    sweeping: bool,
 }
 
 impl FileService {
@@ -58,21 +162,32 @@ impl FileService {
         // Receivers acknowledge every ACK_EVERY bytes: a smaller window
         // would wait forever for an acknowledgement.
         config.window = config.window.max(2 * ACK_EVERY);
+        config.max_jobs_per_client = config.max_jobs_per_client.max(1);
         FileService {
             config,
             transfers: HashMap::new(),
+            tickets: HashMap::new(),
+            listings: HashMap::new(),
+            next_ticket: 1,
             next_relay_stream: 2,
             peers: HashMap::new(),
             refusals: RefusalLog::new(),
-            uploaded: HashMap::new(),
+            usage: HashMap::new(),
+            reserved: 0,
+            outstanding: HashMap::new(),
+            discard_on_return: HashSet::new(),
+            jobs: Vec::new(),
+            next_sweep: None,
+            sweeping: false,
         }
     }
 
     /// Tells the service where `conn` connects from: its uploads count
     /// against that address's quota (reconnecting under another name does
-    /// not reset it) and its refusals are logged once per address. A
-    /// connection without an address has a quota of its own and its
-    /// refusals are logged at debug level only.
+    /// not reset it) and belong to that address (its partial files are
+    /// resumed by it alone), and its refusals are logged once per address.
+    /// A connection without an address has a quota and partial files of
+    /// its own and its refusals are logged at debug level only.
     pub fn set_peer(&mut self, conn: ConnId, ip: IpAddr) {
         self.peers.insert(conn, ip);
     }
@@ -82,16 +197,28 @@ impl FileService {
         self.refusals = log;
     }
 
-    /// Upload bytes received so far from `ip`.
+    /// Upload quota used so far by `ip`: bytes received plus
+    /// [`ENTRY_COST`] for each file and folder created.
     pub fn uploaded(&self, ip: IpAddr) -> u64 {
-        self.uploaded
-            .get(&ip.to_canonical().to_string())
-            .copied()
-            .unwrap_or(0)
+        self.usage_of(&ip.to_canonical().to_string()).bytes
     }
 
-    /// Whose quota `conn`'s uploads count against: its address, or (with
-    /// none given) the connection itself.
+    /// Files and folders `ip`'s uploads created so far.
+    pub fn uploaded_entries(&self, ip: IpAddr) -> u64 {
+        self.usage_of(&ip.to_canonical().to_string()).entries
+    }
+
+    /// Free space promised to running uploads and not yet written.
+    pub fn reserved_space(&self) -> u64 {
+        self.reserved
+    }
+
+    fn usage_of(&self, key: &str) -> Usage {
+        self.usage.get(key).copied().unwrap_or_default()
+    }
+
+    /// Whose quota `conn`'s uploads count against, and who owns its partial
+    /// files: its address, or (with none given) the connection itself.
     fn quota_key(&self, conn: ConnId) -> String {
         self.peers
             .get(&conn)
@@ -101,6 +228,81 @@ impl FileService {
     /// Transfers in progress (all connections).
     pub fn transfer_count(&self) -> usize {
         self.transfers.len()
+    }
+
+    /// The transfers `conn` has in progress, for an operator: downloads
+    /// and uploads by the name the client gave, relays by the other end.
+    pub fn transfers_of(&self, conn: ConnId) -> Vec<TransferInfo> {
+        let mut mine: Vec<(StreamId, TransferInfo)> = self
+            .transfers
+            .iter()
+            .filter(|((c, _), _)| *c == conn)
+            .map(|((_, stream), t)| {
+                let info = match t {
+                    Transfer::Download(d) => TransferInfo::Download(d.name.clone()),
+                    Transfer::Upload(u) => TransferInfo::Upload(u.name.clone()),
+                    Transfer::RelayFrom { peer } => TransferInfo::SendingTo(peer.0),
+                    Transfer::RelayTo { peer } => TransferInfo::ReceivingFrom(peer.0),
+                };
+                (*stream, info)
+            })
+            .collect();
+        mine.sort_by_key(|(stream, _)| *stream);
+        mine.into_iter().map(|(_, info)| info).collect()
+    }
+
+    /// The jobs the service wants run, oldest first. Run each (anywhere)
+    /// and hand its result to [`job_done`](Self::job_done).
+    pub fn take_jobs(&mut self) -> Vec<FileJob> {
+        std::mem::take(&mut self.jobs)
+    }
+
+    /// Runs every job on this thread, and the jobs their results lead to,
+    /// until none is left: for tests and for callers that do not mind
+    /// blocking.
+    pub fn work_inline(&mut self, out: &mut Vec<Outgoing>) {
+        loop {
+            let jobs = self.take_jobs();
+            if jobs.is_empty() {
+                return;
+            }
+            for job in jobs {
+                self.job_done(job.run(), out);
+            }
+        }
+    }
+
+    /// Timers: starts a sweep of abandoned partial files when one is due.
+    pub fn tick(&mut self, now: Instant) {
+        let (Some(inbox), Some(age)) = (&self.config.inbox, self.config.partial_max_age) else {
+            return;
+        };
+        if self.sweeping || self.next_sweep.is_some_and(|due| now < due) {
+            return;
+        }
+        // Often enough that a partial goes soon after its age, rarely
+        // enough that a big inbox is not walked all the time.
+        let every = (age / 4).clamp(Duration::from_secs(1), Duration::from_secs(600));
+        self.next_sweep = Some(now + every);
+        self.sweeping = true;
+        let keep = self
+            .transfers
+            .values()
+            .filter_map(|t| match t {
+                Transfer::Upload(u) => Some(u.part.clone()),
+                _ => None,
+            })
+            .collect();
+        let work = Work::Sweep {
+            inbox: inbox.clone(),
+            older_than: age,
+            keep,
+        };
+        self.jobs.push(FileJob {
+            owner: HOUSEKEEPING,
+            ticket: 0,
+            work,
+        });
     }
 
     /// Handles one file-class message from `conn`, whose user is called
@@ -117,10 +319,10 @@ impl FileService {
     ) {
         let key = (conn, stream);
         let result = match message {
-            Message::ListRequest(r) => self.list(key, r, out),
-            Message::FileRequest(r) => self.download(key, r, out),
+            Message::ListRequest(r) => self.list(key, r),
+            Message::FileRequest(r) => self.download(key, r),
             Message::FileOffer(o) => match o.to.clone() {
-                None => self.upload(key, o, out),
+                None => self.upload(key, o),
                 Some(to) => self.relay_offer(key, from, &to, o, lookup, out),
             },
             Message::FileAccept(a) => {
@@ -140,31 +342,72 @@ impl FileService {
             other => Err(ServiceError::UnexpectedMessage { kind: other.kind() }),
         };
         if let Err(e) = result {
-            match self.peers.get(&conn) {
-                Some(ip) => {
-                    self.refusals.refused(*ip, "file request", &e.to_string());
-                }
-                None => tracing::debug!(conn = %conn, "file request refused: {e}"),
-            }
             if matches!(e, ServiceError::BadStream { .. }) {
                 // The transfer already on that stream (if any) is not at fault.
-                return reject(out, key, &e);
+                return self.refuse(out, key, &e);
             }
-            if let Some(Transfer::Upload { file, .. }) = self.transfers.remove(&key) {
-                // A broken upload keeps its partial file only when the
-                // content so far is sound (resume will recheck it).
-                if matches!(e, ServiceError::OutOfOrder { .. }) {
-                    file.discard();
+            // A broken upload keeps its partial file only when the content
+            // so far is sound (resume will recheck it).
+            let discard = matches!(e, ServiceError::OutOfOrder { .. });
+            self.end_transfer(key, discard);
+            self.refuse(out, key, &e);
+        }
+    }
+
+    /// Takes back a job's result (see [`take_jobs`](Self::take_jobs)).
+    pub fn job_done(&mut self, done: FileDone, out: &mut Vec<Outgoing>) {
+        let FileDone {
+            owner,
+            ticket,
+            outcome,
+        } = done;
+        if let Some(n) = self.outstanding.get_mut(&owner) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.outstanding.remove(&owner);
+            }
+        }
+        if let Outcome::Swept { removed } = outcome {
+            self.sweeping = false;
+            if removed > 0 {
+                tracing::info!("removed {removed} abandoned partial upload(s)");
+            }
+            return;
+        }
+        if let Outcome::Listed(result) = outcome {
+            if let Some(l) = self.listings.remove(&ticket) {
+                match result {
+                    Ok(entries) => send_listing(out, l.key, &l.path, entries),
+                    Err(e) => self.refuse(out, l.key, &e.for_peer(&l.path)),
                 }
             }
-            reject(out, key, &e);
+            return;
+        }
+        let key = self.tickets.get(&ticket).copied();
+        let Some(key) = key.filter(|k| self.transfers.contains_key(k)) else {
+            return self.orphaned(owner, ticket, outcome);
+        };
+        match outcome {
+            Outcome::DownloadOpened(r) => self.download_opened(key, r, out),
+            Outcome::Read {
+                file,
+                chunks,
+                result,
+            } => self.download_read(key, file, chunks, result, out),
+            Outcome::UploadOpened(r) => self.upload_opened(key, r, out),
+            Outcome::Written {
+                file,
+                written,
+                result,
+            } => self.upload_written(key, file, written, result, out),
+            Outcome::Finished(r) => self.upload_finished(key, r, out),
+            Outcome::Listed(_) | Outcome::Swept { .. } | Outcome::Discarded => {}
         }
     }
 
     /// `conn` is gone: forget its transfers and cancel the relays it was in.
-    /// Partial uploads stay on disk for a later resume.
+    /// Partial uploads stay on disk for a later resume (until the sweep).
     pub fn disconnect(&mut self, conn: ConnId, out: &mut Vec<Outgoing>) {
-        self.peers.remove(&conn);
         let keys: Vec<Key> = self
             .transfers
             .keys()
@@ -172,8 +415,10 @@ impl FileService {
             .copied()
             .collect();
         for key in keys {
-            match self.transfers.remove(&key) {
+            match self.transfers.get(&key) {
                 Some(Transfer::RelayFrom { peer }) | Some(Transfer::RelayTo { peer }) => {
+                    let peer = *peer;
+                    self.transfers.remove(&key);
                     self.transfers.remove(&peer);
                     let cancel = FileCancel {
                         code: ErrorCode::OTHER,
@@ -184,15 +429,48 @@ impl FileService {
                         frame: Frame::new(peer.1, cancel),
                     });
                 }
-                _ => {}
+                _ => self.end_transfer(key, false),
             }
         }
+        self.listings.retain(|_, l| {
+            if l.key.0 == conn {
+                jobs::cancel(&l.cancel);
+            }
+            l.key.0 != conn
+        });
+        self.peers.remove(&conn);
+        self.outstanding.remove(&conn);
     }
 
     fn share(&self) -> Result<&PathBuf, ServiceError> {
         self.config.share.as_ref().ok_or(ServiceError::NotEnabled {
             what: "file sharing",
         })
+    }
+
+    fn new_ticket(&mut self) -> Ticket {
+        self.next_ticket += 1;
+        self.next_ticket
+    }
+
+    fn push_job(&mut self, owner: ConnId, ticket: Ticket, work: Work) {
+        *self.outstanding.entry(owner).or_insert(0) += 1;
+        self.jobs.push(FileJob {
+            owner,
+            ticket,
+            work,
+        });
+    }
+
+    /// A client may not pile up disk work: its jobs wait their turn on
+    /// the workers, and beyond its share new requests are refused.
+    fn check_not_busy(&self, conn: ConnId) -> Result<(), ServiceError> {
+        if self.outstanding.get(&conn).copied().unwrap_or(0) >= self.config.max_jobs_per_client {
+            return Err(ServiceError::Busy {
+                reason: "still working on your earlier file requests; try again when they finish",
+            });
+        }
+        Ok(())
     }
 
     /// A new transfer needs a fresh client stream id and a free slot.
@@ -213,117 +491,165 @@ impl FileService {
         if self.transfers.keys().filter(|k| k.0 == key.0).count() >= max {
             return Err(ServiceError::TooManyTransfers { max });
         }
-        Ok(())
+        self.check_not_busy(key.0)
     }
 
-    fn list(
-        &mut self,
-        key: Key,
-        r: ListRequest,
-        out: &mut Vec<Outgoing>,
-    ) -> Result<(), ServiceError> {
-        let share = self.share()?;
-        let rel = path::validate(&r.path, true)?;
-        let full = path::resolve_existing(share, &rel, &r.path)?;
-        let entries = listing::list(share, &full, r.recursive)?;
-        // Split long answers so that no Listing comes near the frame limit:
-        // at most 65,535 entries (the list's count field) or ~1 MiB each.
-        let mut batches: Vec<Vec<lanlink_proto::file::DirEntry>> = vec![Vec::new()];
-        let mut bytes = 0;
-        for e in entries {
-            let cost = e.name.len() + 32;
-            let full = batches
-                .last()
-                .is_some_and(|b| b.len() == u16::MAX as usize || bytes + cost > 1 << 20);
-            if full {
-                batches.push(Vec::new());
-                bytes = 0;
-            }
-            bytes += cost;
-            if let Some(b) = batches.last_mut() {
-                b.push(e);
-            }
-        }
-        let last = batches.len() - 1;
-        for (i, entries) in batches.into_iter().enumerate() {
-            send(
-                out,
+    fn list(&mut self, key: Key, r: ListRequest) -> Result<(), ServiceError> {
+        let share = self.share()?.clone();
+        path::validate(&r.path, true)?;
+        self.check_not_busy(key.0)?;
+        let ticket = self.new_ticket();
+        let cancel = Arc::new(AtomicBool::new(false));
+        self.listings.insert(
+            ticket,
+            PendingList {
                 key,
-                Listing {
-                    path: r.path.clone(),
-                    entries,
-                    done: i == last,
-                },
-            );
-        }
+                path: r.path.clone(),
+                cancel: cancel.clone(),
+            },
+        );
+        let work = Work::List {
+            share,
+            path: r.path,
+            recursive: r.recursive,
+            cancel,
+        };
+        self.push_job(key.0, ticket, work);
         Ok(())
     }
 
-    fn download(
+    fn download(&mut self, key: Key, r: FileRequest) -> Result<(), ServiceError> {
+        self.check_room_for_another(key)?;
+        let share = self.share()?.clone();
+        path::validate(&r.name, false)?;
+        let ticket = self.new_ticket();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let work = Work::OpenDownload {
+            share,
+            name: r.name.clone(),
+            offset: r.offset,
+            prefix_hash: r.prefix_hash,
+            cancel: cancel.clone(),
+        };
+        self.push_job(key.0, ticket, work);
+        self.tickets.insert(ticket, key);
+        self.transfers.insert(
+            key,
+            Transfer::Download(Download {
+                ticket,
+                name: r.name,
+                file: None,
+                acked: 0,
+                cancel,
+            }),
+        );
+        Ok(())
+    }
+
+    fn download_opened(
         &mut self,
         key: Key,
-        r: FileRequest,
+        result: Result<Box<OutgoingFile>, ServiceError>,
         out: &mut Vec<Outgoing>,
-    ) -> Result<(), ServiceError> {
-        self.check_room_for_another(key)?;
-        let share = self.share()?;
-        let rel = path::validate(&r.name, false)?;
-        let full = path::resolve_existing(share, &rel, &r.name)?;
-        if full.is_dir() {
-            return Err(ServiceError::BadPath {
-                name: r.name,
-                reason: "it is a folder (list it and get its files)",
+    ) {
+        let Some(Transfer::Download(d)) = self.transfers.get_mut(&key) else {
+            return;
+        };
+        match result {
+            Ok(mut file) => {
+                let offer = FileOffer {
+                    name: d.name.clone(),
+                    size: file.size(),
+                    hash: None,
+                    offset: file.start(),
+                    to: None,
+                    from: None,
+                };
+                file.ack(d.acked);
+                d.file = Some(file);
+                send(out, key, offer);
+                self.pump(key);
+            }
+            Err(e) => {
+                let e = e.for_peer(&d.name);
+                self.end_transfer(key, false);
+                self.refuse(out, key, &e);
+            }
+        }
+    }
+
+    /// Starts reading download chunks if the window allows and the file is
+    /// not away.
+    fn pump(&mut self, key: Key) {
+        let (window, chunk) = (self.config.window, self.config.chunk_size);
+        let Some(Transfer::Download(d)) = self.transfers.get_mut(&key) else {
+            return;
+        };
+        let Some(file) = d.file.take_if(|f| f.can_send(window)) else {
+            return;
+        };
+        let ticket = d.ticket;
+        self.push_job(
+            key.0,
+            ticket,
+            Work::Read {
+                file,
+                window,
+                chunk,
+            },
+        );
+    }
+
+    fn download_read(
+        &mut self,
+        key: Key,
+        mut file: Box<OutgoingFile>,
+        chunks: Vec<FileChunk>,
+        result: Result<bool, ServiceError>,
+        out: &mut Vec<Outgoing>,
+    ) {
+        let Some(Transfer::Download(d)) = self.transfers.get_mut(&key) else {
+            return;
+        };
+        for c in chunks {
+            out.push(Outgoing {
+                to: key.0,
+                frame: Frame::new(key.1, c),
             });
         }
-        let file = OutgoingFile::open(&full, r.offset, r.prefix_hash.as_ref())?;
-        let offer = FileOffer {
-            name: r.name,
-            size: file.size(),
-            hash: None,
-            offset: file.start(),
-            to: None,
-            from: None,
-        };
-        send(out, key, offer);
-        self.transfers.insert(key, Transfer::Download { file });
-        self.pump(key, out)
-    }
-
-    /// Sends download chunks while the window allows.
-    fn pump(&mut self, key: Key, out: &mut Vec<Outgoing>) -> Result<(), ServiceError> {
-        let (window, chunk) = (self.config.window, self.config.chunk_size);
-        let Some(Transfer::Download { file }) = self.transfers.get_mut(&key) else {
-            return Ok(());
-        };
-        while file.can_send(window) {
-            match file.next_chunk(chunk)? {
-                Some(c) => out.push(Outgoing {
-                    to: key.0,
-                    frame: Frame::new(key.1, c),
-                }),
-                None => {
-                    send(out, key, file.complete());
-                    self.transfers.remove(&key);
-                    break;
-                }
+        match result {
+            Ok(true) => {
+                send(out, key, file.complete());
+                self.end_transfer(key, false);
+            }
+            Ok(false) => {
+                file.ack(d.acked);
+                d.file = Some(file);
+                self.pump(key);
+            }
+            Err(e) => {
+                tracing::warn!(conn = %key.0, "download failed: {e}");
+                let e = e.for_peer(&d.name);
+                self.end_transfer(key, false);
+                self.refuse(out, key, &e);
             }
         }
-        Ok(())
     }
 
-    fn upload(
-        &mut self,
-        key: Key,
-        o: FileOffer,
-        out: &mut Vec<Outgoing>,
-    ) -> Result<(), ServiceError> {
+    fn upload(&mut self, key: Key, o: FileOffer) -> Result<(), ServiceError> {
         self.check_room_for_another(key)?;
         let inbox = self
             .config
             .inbox
-            .as_ref()
+            .clone()
             .ok_or(ServiceError::NotEnabled { what: "uploads" })?;
         let rel = path::validate_target(&o.name)?;
+        if rel.components().count() > self.config.max_upload_depth {
+            return Err(ServiceError::BadPath {
+                name: o.name,
+                reason: "it is nested too deep",
+            });
+        }
         if o.size > self.config.max_upload_size {
             return Err(ServiceError::FileTooLarge {
                 name: o.name,
@@ -331,62 +657,115 @@ impl FileService {
                 max: self.config.max_upload_size,
             });
         }
-        // Space first, so a refusal leaves nothing behind. A partial file
-        // from an earlier attempt already holds part of what is needed.
-        let partial = super::incoming::part_path(&inbox.join(&rel));
-        let held = std::fs::metadata(&partial)
-            .map_or(0, |m| m.len())
-            .min(o.size);
-        let needed = o.size - held;
-        if let Some(quota) = self.config.upload_quota {
-            // Bytes are charged as they arrive (see `on_chunk`): a refused
-            // or abandoned offer costs nothing, a resumed one only what it
-            // still sends.
-            let used = self
-                .uploaded
-                .get(&self.quota_key(key.0))
-                .copied()
-                .unwrap_or(0);
-            if used.saturating_add(needed) > quota {
-                return Err(ServiceError::QuotaExceeded {
-                    name: o.name,
-                    needed,
-                    left: quota.saturating_sub(used),
-                });
-            }
-        }
-        let available = fs4::available_space(inbox).unwrap_or(u64::MAX);
-        if needed > available.saturating_sub(self.config.min_free_space) {
-            return Err(ServiceError::NoSpace {
-                name: o.name,
-                needed,
-                available,
-            });
-        }
-        let target = path::prepare_new(inbox, &rel, &o.name)?;
+        let owner = self.quota_key(key.0);
+        let part = owned_part_path(&inbox.join(&rel), &owner);
         let busy = self
             .transfers
             .values()
-            .any(|t| matches!(t, Transfer::Upload { file, .. } if file.target() == target));
+            .any(|t| matches!(t, Transfer::Upload(u) if u.part == part));
         if busy {
             return Err(ServiceError::UploadInProgress { name: o.name });
         }
-        let file = IncomingFile::open(&o.name, target, o.size, self.config.allow_overwrite)?;
-        let accept = FileAccept {
-            offset: file.received(),
-            prefix_hash: file.prefix_hash(),
+        // Bytes are charged as they arrive (see `on_chunk`), entries once
+        // created: a refused or abandoned offer costs nothing, a resumed
+        // one only what it still sends. Until the open job says how many
+        // entries it created, the most it could create is held.
+        let usage = self.usage_of(&owner);
+        let quota_left = self
+            .config
+            .upload_quota
+            .map(|q| q.saturating_sub(usage.bytes));
+        let entries_left = self
+            .config
+            .upload_entry_quota
+            .map(|q| q.saturating_sub(usage.entries + usage.entries_held));
+        if quota_left == Some(0) {
+            return Err(ServiceError::QuotaExceeded {
+                name: o.name,
+                needed: o.size.max(ENTRY_COST),
+                left: 0,
+            });
+        }
+        let entries_held = rel.components().count() as u64;
+        let ticket = self.new_ticket();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let request = UploadRequest {
+            inbox,
+            rel,
+            name: o.name.clone(),
+            owner: owner.clone(),
+            size: o.size,
+            overwrite: self.config.allow_overwrite,
+            min_free_space: self.config.min_free_space,
+            reserved_elsewhere: self.reserved,
+            quota_left,
+            entries_left,
+            cancel: cancel.clone(),
         };
-        send(out, key, accept);
-        let acked = file.received();
+        self.push_job(key.0, ticket, Work::OpenUpload(Box::new(request)));
+        // The whole size is promised until the open job says how much of
+        // it an earlier attempt already holds.
+        self.reserved += o.size;
+        self.usage.entry(owner).or_default().entries_held += entries_held;
+        self.tickets.insert(ticket, key);
         self.transfers.insert(
             key,
-            Transfer::Upload {
-                file,
-                acked,
+            Transfer::Upload(Box::new(Upload {
+                ticket,
+                name: o.name,
+                part,
                 size: o.size,
-            },
+                file: None,
+                accepted: false,
+                next_offset: 0,
+                acked: 0,
+                pending: Vec::new(),
+                pending_bytes: 0,
+                complete: None,
+                reserve: o.size,
+                entries_held,
+                cancel,
+            })),
         );
         Ok(())
+    }
+
+    fn upload_opened(
+        &mut self,
+        key: Key,
+        result: Result<Opened, ServiceError>,
+        out: &mut Vec<Outgoing>,
+    ) {
+        let owner = self.quota_key(key.0);
+        let Some(Transfer::Upload(u)) = self.transfers.get_mut(&key) else {
+            return;
+        };
+        let usage = self.usage.entry(owner).or_default();
+        usage.entries_held = usage.entries_held.saturating_sub(u.entries_held);
+        u.entries_held = 0;
+        match result {
+            Ok(Opened { file, entries }) => {
+                usage.entries += entries;
+                usage.bytes = usage.bytes.saturating_add(entries * ENTRY_COST);
+                let still = u.size - file.received().min(u.size);
+                self.reserved = self.reserved.saturating_sub(u.reserve) + still;
+                u.reserve = still;
+                u.accepted = true;
+                u.next_offset = file.received();
+                u.acked = file.received();
+                let accept = FileAccept {
+                    offset: file.received(),
+                    prefix_hash: file.prefix_hash(),
+                };
+                u.file = Some(file);
+                send(out, key, accept);
+            }
+            Err(e) => {
+                let e = e.for_peer(&u.name);
+                self.end_transfer(key, false);
+                self.refuse(out, key, &e);
+            }
+        }
     }
 
     fn relay_offer(
@@ -432,12 +811,11 @@ impl FileService {
 
     fn on_accept(&mut self, key: Key, a: FileAccept, out: &mut Vec<Outgoing>) {
         match self.transfers.get_mut(&key) {
-            Some(Transfer::Download { file }) => {
-                file.ack(a.offset);
-                if let Err(e) = self.pump(key, out) {
-                    tracing::warn!(conn = %key.0, "download failed: {e}");
-                    self.transfers.remove(&key);
-                    reject(out, key, &e);
+            Some(Transfer::Download(d)) => {
+                d.acked = d.acked.max(a.offset);
+                if let Some(file) = &mut d.file {
+                    file.ack(a.offset);
+                    self.pump(key);
                 }
             }
             Some(Transfer::RelayTo { peer }) => {
@@ -454,45 +832,57 @@ impl FileService {
     fn on_chunk(
         &mut self,
         key: Key,
-        c: lanlink_proto::file::FileChunk,
+        c: FileChunk,
         out: &mut Vec<Outgoing>,
     ) -> Result<(), ServiceError> {
         let quota_key = self.quota_key(key.0);
+        // Beyond the window twice over, the sender is not waiting for our
+        // acknowledgements: it would make us hold its data in memory.
+        let max_pending = 2 * self.config.window;
         match self.transfers.get_mut(&key) {
-            Some(Transfer::Upload { file, acked, size }) => {
-                let end = c.offset.saturating_add(c.data.len() as u64);
-                if end > *size {
+            Some(Transfer::Upload(u)) => {
+                if !u.accepted || u.complete.is_some() {
+                    return Err(ServiceError::UnexpectedMessage {
+                        kind: lanlink_proto::Kind::FileChunk,
+                    });
+                }
+                let len = c.data.len() as u64;
+                let end = c.offset.saturating_add(len);
+                if end > u.size {
                     return Err(ServiceError::FileTooLarge {
-                        name: file.target().display().to_string(),
+                        name: u.name.clone(),
                         size: end,
-                        max: *size,
+                        max: u.size,
+                    });
+                }
+                if c.offset != u.next_offset {
+                    return Err(ServiceError::OutOfOrder {
+                        name: u.name.clone(),
+                        got: c.offset,
+                        expected: u.next_offset,
+                    });
+                }
+                if u.pending_bytes + len > max_pending {
+                    return Err(ServiceError::Busy {
+                        reason: "data sent faster than acknowledged",
                     });
                 }
                 if let Some(quota) = self.config.upload_quota {
                     // Several uploads at once each passed the offer check.
-                    let used = self.uploaded.entry(quota_key).or_insert(0);
-                    let len = c.data.len() as u64;
+                    let used = &mut self.usage.entry(quota_key).or_default().bytes;
                     if used.saturating_add(len) > quota {
                         return Err(ServiceError::QuotaExceeded {
-                            name: file.target().display().to_string(),
+                            name: u.name.clone(),
                             needed: len,
                             left: quota.saturating_sub(*used),
                         });
                     }
                     *used += len;
                 }
-                file.write_chunk(c.offset, &c.data)?;
-                if file.received() >= *acked + ACK_EVERY {
-                    *acked = file.received();
-                    send(
-                        out,
-                        key,
-                        FileAccept {
-                            offset: file.received(),
-                            prefix_hash: None,
-                        },
-                    );
-                }
+                u.next_offset = end;
+                u.pending_bytes += len;
+                u.pending.push(c);
+                self.write_pending(key);
                 Ok(())
             }
             Some(Transfer::RelayFrom { peer }) => {
@@ -507,17 +897,85 @@ impl FileService {
         }
     }
 
+    /// Hands an upload's waiting chunks (or, once they are written and the
+    /// sender has finished, the whole file) to a job, unless one has it.
+    fn write_pending(&mut self, key: Key) {
+        let Some(Transfer::Upload(u)) = self.transfers.get_mut(&key) else {
+            return;
+        };
+        let ticket = u.ticket;
+        let Some(file) = u.file.take() else {
+            return;
+        };
+        let work = if !u.pending.is_empty() {
+            u.pending_bytes = 0;
+            Work::Write {
+                file,
+                chunks: std::mem::take(&mut u.pending),
+            }
+        } else if let Some(c) = &u.complete {
+            Work::Finish {
+                file,
+                size: c.size,
+                hash: c.hash,
+            }
+        } else {
+            u.file = Some(file);
+            return;
+        };
+        self.push_job(key.0, ticket, work);
+    }
+
+    fn upload_written(
+        &mut self,
+        key: Key,
+        file: Box<IncomingFile>,
+        written: u64,
+        result: Result<(), ServiceError>,
+        out: &mut Vec<Outgoing>,
+    ) {
+        let Some(Transfer::Upload(u)) = self.transfers.get_mut(&key) else {
+            return;
+        };
+        let written = written.min(u.reserve);
+        u.reserve -= written;
+        self.reserved = self.reserved.saturating_sub(written);
+        if let Err(e) = result {
+            let e = e.for_peer(&u.name);
+            u.file = Some(file);
+            self.end_transfer(key, false);
+            return self.refuse(out, key, &e);
+        }
+        if file.received() >= u.acked + ACK_EVERY {
+            u.acked = file.received();
+            send(
+                out,
+                key,
+                FileAccept {
+                    offset: file.received(),
+                    prefix_hash: None,
+                },
+            );
+        }
+        u.file = Some(file);
+        self.write_pending(key);
+    }
+
     fn on_complete(
         &mut self,
         key: Key,
         c: FileComplete,
         out: &mut Vec<Outgoing>,
     ) -> Result<(), ServiceError> {
-        match self.transfers.remove(&key) {
-            Some(Transfer::Upload { file, .. }) => {
-                let target = file.finish(c.size, &c.hash)?;
-                tracing::info!(conn = %key.0, "received upload {}", target.display());
-                send(out, key, c);
+        match self.transfers.get_mut(&key) {
+            Some(Transfer::Upload(u)) => {
+                if !u.accepted || u.complete.is_some() {
+                    return Err(ServiceError::UnexpectedMessage {
+                        kind: lanlink_proto::Kind::FileComplete,
+                    });
+                }
+                u.complete = Some(c);
+                self.write_pending(key);
                 Ok(())
             }
             Some(Transfer::RelayFrom { peer }) => {
@@ -525,11 +983,12 @@ impl FileService {
                     to: peer.0,
                     frame: Frame::new(peer.1, c),
                 });
-                self.transfers.insert(key, Transfer::RelayFrom { peer });
                 Ok(())
             }
             Some(Transfer::RelayTo { peer }) => {
                 // The receiver confirms it published the file.
+                let peer = *peer;
+                self.transfers.remove(&key);
                 self.transfers.remove(&peer);
                 out.push(Outgoing {
                     to: peer.0,
@@ -537,21 +996,43 @@ impl FileService {
                 });
                 Ok(())
             }
-            Some(other) => {
-                self.transfers.insert(key, other);
-                Err(ServiceError::UnexpectedMessage {
-                    kind: lanlink_proto::Kind::FileComplete,
-                })
-            }
+            Some(Transfer::Download(_)) => Err(ServiceError::UnexpectedMessage {
+                kind: lanlink_proto::Kind::FileComplete,
+            }),
             None => Err(ServiceError::UnknownTransfer { stream: key.1 }),
+        }
+    }
+
+    fn upload_finished(
+        &mut self,
+        key: Key,
+        result: Result<PathBuf, ServiceError>,
+        out: &mut Vec<Outgoing>,
+    ) {
+        let Some(Transfer::Upload(u)) = self.transfers.get_mut(&key) else {
+            return;
+        };
+        let complete = u.complete.take();
+        let name = u.name.clone();
+        // The partial file is gone either way (published or deleted).
+        self.end_transfer(key, false);
+        match (result, complete) {
+            (Ok(target), Some(c)) => {
+                tracing::info!(conn = %key.0, "received upload {}", target.display());
+                send(out, key, c);
+            }
+            (Ok(_), None) => {}
+            (Err(e), _) => self.refuse(out, key, &e.for_peer(&name)),
         }
     }
 
     /// A reject or cancel from `key`'s side ends the transfer (and its relay
     /// partner's).
     fn on_end(&mut self, key: Key, message: Message, out: &mut Vec<Outgoing>) {
-        match self.transfers.remove(&key) {
+        match self.transfers.get(&key) {
             Some(Transfer::RelayFrom { peer }) | Some(Transfer::RelayTo { peer }) => {
+                let peer = *peer;
+                self.transfers.remove(&key);
                 self.transfers.remove(&peer);
                 out.push(Outgoing {
                     to: peer.0,
@@ -561,16 +1042,147 @@ impl FileService {
                     },
                 });
             }
-            Some(Transfer::Upload { file, .. }) => {
+            Some(Transfer::Upload(_)) => {
                 // The sender saw our resume prefix differs from its file:
                 // drop the partial so the next offer starts clean.
-                if matches!(&message, Message::FileCancel(c) if c.code == ErrorCode::HASH_MISMATCH)
-                {
-                    file.discard();
+                let mismatch = matches!(&message, Message::FileCancel(c) if c.code == ErrorCode::HASH_MISMATCH);
+                self.end_transfer(key, mismatch);
+            }
+            Some(Transfer::Download(_)) => self.end_transfer(key, false),
+            None => {}
+        }
+    }
+
+    /// Forgets an upload or download: its space promise is released, a job
+    /// still working for it is told to stop, and its partial file is
+    /// deleted if `discard` (now, or when its job brings it back).
+    fn end_transfer(&mut self, key: Key, discard: bool) {
+        let Some(transfer) = self.transfers.remove(&key) else {
+            return;
+        };
+        match transfer {
+            Transfer::Download(d) => {
+                jobs::cancel(&d.cancel);
+                self.tickets.remove(&d.ticket);
+            }
+            Transfer::Upload(u) => {
+                jobs::cancel(&u.cancel);
+                self.tickets.remove(&u.ticket);
+                self.reserved = self.reserved.saturating_sub(u.reserve);
+                if u.entries_held > 0 {
+                    let owner = self.quota_key(key.0);
+                    let usage = self.usage.entry(owner).or_default();
+                    usage.entries_held = usage.entries_held.saturating_sub(u.entries_held);
+                }
+                match u.file {
+                    Some(file) if discard => self.push_job(key.0, u.ticket, Work::Discard { file }),
+                    Some(_) => {}
+                    None if discard => {
+                        self.discard_on_return.insert(u.ticket);
+                    }
+                    None => {}
                 }
             }
-            _ => {}
+            Transfer::RelayFrom { .. } | Transfer::RelayTo { .. } => {}
         }
+    }
+
+    /// The result of a job whose transfer has ended meanwhile.
+    fn orphaned(&mut self, owner: ConnId, ticket: Ticket, outcome: Outcome) {
+        let discard = self.discard_on_return.remove(&ticket);
+        let file = match outcome {
+            Outcome::UploadOpened(Ok(Opened { file, entries })) => {
+                // Created all the same: it counts.
+                if let Some(ip) = self.peers.get(&owner) {
+                    let usage = self.usage.entry(ip.to_canonical().to_string()).or_default();
+                    usage.entries += entries;
+                    usage.bytes = usage.bytes.saturating_add(entries * ENTRY_COST);
+                }
+                Some(file)
+            }
+            Outcome::Written { file, .. } => Some(file),
+            Outcome::Finished(Ok(target)) => {
+                tracing::info!(conn = %owner, "received upload {}", target.display());
+                None
+            }
+            _ => None,
+        };
+        if let (Some(file), true) = (file, discard) {
+            self.push_job(owner, ticket, Work::Discard { file });
+        }
+    }
+
+    /// Refuses `key`'s request or transfer with `e`, logging it once per
+    /// address.
+    fn refuse(&self, out: &mut Vec<Outgoing>, key: Key, e: &ServiceError) {
+        match self.peers.get(&key.0) {
+            Some(ip) => {
+                self.refusals.refused(*ip, "file request", &e.to_string());
+            }
+            None => tracing::debug!(conn = %key.0, "file request refused: {e}"),
+        }
+        send(
+            out,
+            key,
+            FileReject {
+                code: e.code(),
+                reason: e.to_string(),
+            },
+        );
+    }
+}
+
+impl ServiceError {
+    /// This error as a peer may see it: a local path (in an I/O error) is
+    /// replaced by the name the peer gave, so refusals never show where
+    /// the server keeps its files.
+    fn for_peer(self, name: &str) -> ServiceError {
+        match self {
+            ServiceError::Io { op, source, .. } => ServiceError::Io {
+                op,
+                path: format!("{name:?}"),
+                source,
+            },
+            other => other,
+        }
+    }
+}
+
+/// Sends a listing, split so that no `Listing` comes near the frame limit:
+/// at most 65,535 entries (the list's count field) or ~1 MiB each.
+fn send_listing(
+    out: &mut Vec<Outgoing>,
+    key: Key,
+    path: &str,
+    entries: Vec<lanlink_proto::file::DirEntry>,
+) {
+    let mut batches: Vec<Vec<lanlink_proto::file::DirEntry>> = vec![Vec::new()];
+    let mut bytes = 0;
+    for e in entries {
+        let cost = e.name.len() + 32;
+        let full = batches
+            .last()
+            .is_some_and(|b| b.len() == u16::MAX as usize || bytes + cost > 1 << 20);
+        if full {
+            batches.push(Vec::new());
+            bytes = 0;
+        }
+        bytes += cost;
+        if let Some(b) = batches.last_mut() {
+            b.push(e);
+        }
+    }
+    let last = batches.len() - 1;
+    for (i, entries) in batches.into_iter().enumerate() {
+        send(
+            out,
+            key,
+            Listing {
+                path: path.to_owned(),
+                entries,
+                done: i == last,
+            },
+        );
     }
 }
 
@@ -579,15 +1191,4 @@ fn send(out: &mut Vec<Outgoing>, key: Key, message: impl Into<Message>) {
         to: key.0,
         frame: Frame::new(key.1, message),
     });
-}
-
-fn reject(out: &mut Vec<Outgoing>, key: Key, e: &ServiceError) {
-    send(
-        out,
-        key,
-        FileReject {
-            code: e.code(),
-            reason: e.to_string(),
-        },
-    );
 }

@@ -7,7 +7,7 @@ use lanlink_proto::file::*;
 use lanlink_proto::{ErrorCode, Message};
 use lanlink_transport::ConnId;
 
-use super::{FileConfig, FileService};
+use super::{FileConfig, FileService, ENTRY_COST};
 use crate::Outgoing;
 
 struct Dirs {
@@ -80,7 +80,19 @@ fn run(svc: &mut FileService, conn: ConnId, stream: u32, m: impl Into<Message>) 
     let mut out = Vec::new();
     let lookup = |n: &str| (n == "bob").then_some(B);
     svc.handle(conn, "ada", stream, m.into(), &lookup, &mut out);
+    svc.work_inline(&mut out);
     out
+}
+
+fn offer(name: &str, size: u64) -> FileOffer {
+    FileOffer {
+        name: name.into(),
+        size,
+        hash: None,
+        offset: 0,
+        to: None,
+        from: None,
+    }
 }
 
 fn only_reject(out: &[Outgoing]) -> &FileReject {
@@ -509,43 +521,38 @@ fn uploads_cannot_exceed_their_offer_and_streams_are_checked() {
 #[test]
 fn the_upload_quota_follows_the_quota_key_across_connections() {
     let d = Dirs::new("quota");
+    // Room for two files' entries and 1000 bytes of content.
     let mut svc = FileService::new(FileConfig {
         inbox: Some(d.inbox.clone()),
         min_free_space: 0,
-        upload_quota: Some(1000),
+        upload_quota: Some(2 * ENTRY_COST + 1000),
         ..FileConfig::default()
     });
     // Two connections from one address share one quota.
     let ip: std::net::IpAddr = "10.0.0.7".parse().unwrap();
     svc.set_peer(A, ip);
     svc.set_peer(B, ip);
-    let offer = |name: &str, size: u64| FileOffer {
-        name: name.into(),
-        size,
-        hash: None,
-        offset: 0,
-        to: None,
-        from: None,
-    };
     let out = run(&mut svc, A, 1, offer("a.bin", 600));
     assert!(
         matches!(&out[0].frame.message, Message::FileAccept(_)),
         "{out:?}"
     );
-    // Charged as the bytes arrive, not when offered.
-    assert_eq!(svc.uploaded(ip), 0);
+    // The partial file counts as it is created; the bytes as they arrive,
+    // not when offered.
+    assert_eq!(svc.uploaded(ip), ENTRY_COST);
+    assert_eq!(svc.uploaded_entries(ip), 1);
     let chunk = FileChunk {
         offset: 0,
         data: vec![7u8; 600].into(),
     };
     run(&mut svc, A, 1, chunk);
-    assert_eq!(svc.uploaded(ip), 600);
+    assert_eq!(svc.uploaded(ip), ENTRY_COST + 600);
     let out = run(&mut svc, B, 3, offer("b.bin", 600));
     let reject = only_reject(&out);
     assert_eq!(reject.code, ErrorCode::NO_SPACE);
     assert!(reject.reason.contains("quota"), "{}", reject.reason);
     // A refused offer costs nothing.
-    assert_eq!(svc.uploaded(ip), 600);
+    assert_eq!(svc.uploaded(ip), ENTRY_COST + 600);
     // What is left still fits.
     let out = run(&mut svc, B, 5, offer("c.bin", 400));
     assert!(
@@ -634,5 +641,310 @@ fn partial_files_of_unfinished_uploads_are_not_listed() {
     assert!(
         !names.iter().any(|n| n.contains("lanlink-part")),
         "{names:?}"
+    );
+}
+
+/// Everything the service sends `to` on `stream`, as messages.
+fn messages(out: &[Outgoing]) -> Vec<&Message> {
+    out.iter().map(|o| &o.frame.message).collect()
+}
+
+fn accept_of(out: &[Outgoing]) -> &FileAccept {
+    match messages(out).as_slice() {
+        [Message::FileAccept(a)] => a,
+        other => panic!("expected an accept, got {other:?}"),
+    }
+}
+
+#[test]
+fn concurrent_offers_cannot_overrun_the_free_space_reserve() {
+    let d = Dirs::new("reserve");
+    // Leave 1 GiB usable above the reserve: two offers of 600 MB that
+    // arrive together cannot both have it.
+    let available = fs4::available_space(&d.inbox).unwrap();
+    let mut svc = FileService::new(FileConfig {
+        inbox: Some(d.inbox.clone()),
+        min_free_space: available.saturating_sub(1 << 30),
+        ..FileConfig::default()
+    });
+    svc.set_peer(A, "10.0.0.1".parse().unwrap());
+    svc.set_peer(B, "10.0.0.2".parse().unwrap());
+    const MB600: u64 = 600 * 1000 * 1000;
+    let lookup = |_: &str| None;
+    let mut out = Vec::new();
+    // Both offers are in before either's open job has run.
+    svc.handle(A, "ada", 1, offer("one", MB600).into(), &lookup, &mut out);
+    svc.handle(B, "bob", 1, offer("two", MB600).into(), &lookup, &mut out);
+    svc.work_inline(&mut out);
+    let to_a: Vec<_> = out.iter().filter(|o| o.to == A).cloned().collect();
+    let to_b: Vec<_> = out.iter().filter(|o| o.to == B).cloned().collect();
+    accept_of(&to_a);
+    let r = only_reject(&to_b);
+    assert_eq!(r.code, ErrorCode::NO_SPACE, "{}", r.reason);
+    assert_eq!(svc.reserved_space(), MB600);
+    // What arrives is no longer promised, but still counts.
+    run(
+        &mut svc,
+        A,
+        1,
+        FileChunk {
+            offset: 0,
+            data: vec![1u8; 1000].into(),
+        },
+    );
+    assert_eq!(svc.reserved_space(), MB600 - 1000);
+    // Once the first is cancelled, the second fits.
+    let cancel = FileCancel {
+        code: ErrorCode::OTHER,
+        reason: "changed my mind".into(),
+    };
+    run(&mut svc, A, 1, cancel);
+    assert_eq!(svc.reserved_space(), 0);
+    accept_of(&run(&mut svc, B, 3, offer("two", MB600)));
+    // Leaving releases it too.
+    svc.disconnect(B, &mut Vec::new());
+    assert_eq!(svc.reserved_space(), 0);
+}
+
+#[test]
+fn a_partial_upload_belongs_to_its_uploader() {
+    let d = Dirs::new("owner");
+    let mut svc = d.service();
+    svc.set_peer(A, "10.0.0.1".parse().unwrap());
+    svc.set_peer(B, "10.0.0.2".parse().unwrap());
+    let data = b"the first half|the second half";
+    // A sends half and goes away.
+    accept_of(&run(&mut svc, A, 1, offer("doc.txt", data.len() as u64)));
+    run(
+        &mut svc,
+        A,
+        1,
+        FileChunk {
+            offset: 0,
+            data: Bytes::from_static(&data[..15]),
+        },
+    );
+    svc.disconnect(A, &mut Vec::new());
+    // B offers the same name: it starts from nothing and learns no hash.
+    let a = accept_of(&run(&mut svc, B, 1, offer("doc.txt", data.len() as u64))).clone();
+    assert_eq!((a.offset, a.prefix_hash), (0, None));
+    // B says the prefix does not match its file: only B's partial goes.
+    let mismatch = FileCancel {
+        code: ErrorCode::HASH_MISMATCH,
+        reason: "not my file".into(),
+    };
+    run(&mut svc, B, 1, mismatch);
+    svc.disconnect(B, &mut Vec::new());
+    // A, back on a new connection from its address, resumes.
+    let a2 = ConnId(3);
+    svc.set_peer(a2, "10.0.0.1".parse().unwrap());
+    let resumed = accept_of(&run(&mut svc, a2, 1, offer("doc.txt", data.len() as u64))).clone();
+    assert_eq!(resumed.offset, 15);
+    assert_eq!(
+        resumed.prefix_hash,
+        Some(*blake3::hash(&data[..15]).as_bytes())
+    );
+    run(
+        &mut svc,
+        a2,
+        1,
+        FileChunk {
+            offset: 15,
+            data: Bytes::from_static(&data[15..]),
+        },
+    );
+    let done = run(
+        &mut svc,
+        a2,
+        1,
+        FileComplete {
+            size: data.len() as u64,
+            hash: *blake3::hash(data).as_bytes(),
+        },
+    );
+    assert!(matches!(messages(&done)[..], [Message::FileComplete(_)]));
+    assert_eq!(std::fs::read(d.inbox.join("doc.txt")).unwrap(), data);
+    assert_eq!(Dirs::tree(&d.inbox), ["doc.txt", "escape"]);
+}
+
+#[test]
+fn the_quota_counts_files_and_folders_and_refusals_leave_nothing() {
+    let d = Dirs::new("entries");
+    let mut svc = FileService::new(FileConfig {
+        inbox: Some(d.inbox.clone()),
+        min_free_space: 0,
+        upload_entry_quota: Some(3),
+        max_upload_depth: 4,
+        ..FileConfig::default()
+    });
+    let ip: std::net::IpAddr = "10.0.0.9".parse().unwrap();
+    svc.set_peer(A, ip);
+    let empty = |svc: &mut FileService, stream, name: &str| {
+        let out = run(svc, A, stream, offer(name, 0));
+        if let [Message::FileAccept(_)] = messages(&out)[..] {
+            let complete = FileComplete {
+                size: 0,
+                hash: *blake3::hash(b"").as_bytes(),
+            };
+            run(svc, A, stream, complete)
+        } else {
+            out
+        }
+    };
+    // A folder and a file in it: two entries.
+    let out = empty(&mut svc, 1, "dir/a");
+    assert!(
+        matches!(messages(&out)[..], [Message::FileComplete(_)]),
+        "{out:?}"
+    );
+    assert_eq!(svc.uploaded_entries(ip), 2);
+    // A name needing two more folders and a file is refused, and leaves
+    // no folder behind.
+    let r = only_reject(&empty(&mut svc, 3, "x/y/b")).clone();
+    assert_eq!(r.code, ErrorCode::NO_SPACE, "{}", r.reason);
+    assert!(r.reason.contains("files and folders"), "{}", r.reason);
+    assert!(!d.inbox.join("x").exists());
+    // One more empty file fits, then none: empty uploads count too.
+    assert!(matches!(
+        messages(&empty(&mut svc, 5, "dir/b"))[..],
+        [Message::FileComplete(_)]
+    ));
+    let r = only_reject(&empty(&mut svc, 7, "c")).clone();
+    assert_eq!(r.code, ErrorCode::NO_SPACE, "{}", r.reason);
+    assert_eq!(svc.uploaded_entries(ip), 3);
+    // Too deep is refused by name, before anything is created.
+    let r = only_reject(&empty(&mut svc, 9, "1/2/3/4/5")).clone();
+    assert_eq!(r.code, ErrorCode::INVALID_NAME, "{}", r.reason);
+    assert_eq!(Dirs::tree(&d.inbox), ["dir", "dir/a", "dir/b", "escape"]);
+}
+
+#[test]
+fn empty_uploads_are_refused_once_the_byte_quota_is_spent() {
+    let d = Dirs::new("emptyquota");
+    let mut svc = FileService::new(FileConfig {
+        inbox: Some(d.inbox.clone()),
+        min_free_space: 0,
+        upload_quota: Some(ENTRY_COST + 10),
+        upload_entry_quota: None,
+        ..FileConfig::default()
+    });
+    svc.set_peer(A, "10.0.0.3".parse().unwrap());
+    accept_of(&run(&mut svc, A, 1, offer("ten", 10)));
+    run(
+        &mut svc,
+        A,
+        1,
+        FileChunk {
+            offset: 0,
+            data: vec![0u8; 10].into(),
+        },
+    );
+    let r = only_reject(&run(&mut svc, A, 3, offer("empty", 0))).clone();
+    assert_eq!(r.code, ErrorCode::NO_SPACE, "{}", r.reason);
+    assert!(r.reason.contains("quota"), "{}", r.reason);
+    assert!(!d.inbox.join("empty").exists());
+}
+
+#[test]
+fn refusals_name_the_file_never_the_servers_path() {
+    let d = Dirs::new("privacy");
+    let mut svc = d.service();
+    svc.set_peer(A, "10.0.0.4".parse().unwrap());
+    // Something in the way of the partial file: opening it fails.
+    let target = d.inbox.canonicalize().unwrap().join("blocked.bin");
+    let part = super::incoming::owned_part_path(&target, "10.0.0.4");
+    std::fs::create_dir(&part).unwrap();
+    let r = only_reject(&run(&mut svc, A, 1, offer("blocked.bin", 4))).clone();
+    let inbox = d.inbox.canonicalize().unwrap().display().to_string();
+    assert!(r.reason.contains("\"blocked.bin\""), "{}", r.reason);
+    assert!(!r.reason.contains(&inbox), "{}", r.reason);
+    assert!(!r.reason.contains("lanlink-part"), "{}", r.reason);
+    // Chunks beyond the offer name the file as the client did.
+    accept_of(&run(&mut svc, A, 3, offer("small.bin", 2)));
+    let r = only_reject(&run(
+        &mut svc,
+        A,
+        3,
+        FileChunk {
+            offset: 0,
+            data: Bytes::from_static(b"abc"),
+        },
+    ))
+    .clone();
+    assert!(
+        r.reason.contains("small.bin") && !r.reason.contains(&inbox),
+        "{}",
+        r.reason
+    );
+}
+
+#[test]
+fn abandoned_partial_files_are_swept_and_live_ones_kept() {
+    let d = Dirs::new("sweep");
+    let mut svc = FileService::new(FileConfig {
+        inbox: Some(d.inbox.clone()),
+        min_free_space: 0,
+        partial_max_age: Some(std::time::Duration::from_secs(3600)),
+        ..FileConfig::default()
+    });
+    svc.set_peer(A, "10.0.0.5".parse().unwrap());
+    svc.set_peer(B, "10.0.0.6".parse().unwrap());
+    let chunk = FileChunk {
+        offset: 0,
+        data: Bytes::from_static(b"half"),
+    };
+    for (conn, name) in [(A, "gone.bin"), (B, "live.bin")] {
+        accept_of(&run(&mut svc, conn, 1, offer(name, 8)));
+        run(&mut svc, conn, 1, chunk.clone());
+    }
+    svc.disconnect(A, &mut Vec::new());
+    // Both partial files were last written two hours ago; A's upload is
+    // abandoned, B's still open.
+    let partials: Vec<_> = Dirs::tree(&d.inbox)
+        .into_iter()
+        .filter(|n| n.ends_with(".lanlink-part"))
+        .collect();
+    assert_eq!(partials.len(), 2, "{partials:?}");
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    for p in &partials {
+        let f = std::fs::File::options()
+            .write(true)
+            .open(d.inbox.join(p))
+            .unwrap();
+        f.set_modified(old).unwrap();
+    }
+    std::fs::write(d.inbox.join("kept.txt"), b"not a partial").unwrap();
+    svc.tick(std::time::Instant::now());
+    svc.work_inline(&mut Vec::new());
+    let left = Dirs::tree(&d.inbox);
+    assert!(
+        !left.iter().any(|n| n.starts_with(".gone.bin.")),
+        "{left:?}"
+    );
+    assert!(left.iter().any(|n| n.starts_with(".live.bin.")), "{left:?}");
+    assert!(left.contains(&"kept.txt".to_owned()));
+    // The live upload still completes.
+    let out = run(
+        &mut svc,
+        B,
+        1,
+        FileChunk {
+            offset: 4,
+            data: Bytes::from_static(b"done"),
+        },
+    );
+    assert!(out.is_empty(), "{out:?}");
+    let done = run(
+        &mut svc,
+        B,
+        1,
+        FileComplete {
+            size: 8,
+            hash: *blake3::hash(b"halfdone").as_bytes(),
+        },
+    );
+    assert!(
+        matches!(messages(&done)[..], [Message::FileComplete(_)]),
+        "{done:?}"
     );
 }

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use lanlink_proto::Message;
-use lanlink_transport::ConnId;
+use lanlink_transport::{ConnId, Rate};
 
 use super::{check_encodes, check_sent, events, Clock, Event, Stats};
 use crate::chat::{ChatConfig, ChatService};
@@ -18,6 +18,22 @@ fn config() -> ChatConfig {
         max_name_len: 16,
         rate_burst: 3,
         rate_per_second: 1.0,
+        request_rate: Rate {
+            burst: 4,
+            per_second: 1.0,
+        },
+        address_request_rate: Rate {
+            burst: 6,
+            per_second: 1.0,
+        },
+        address_message_rate: Rate {
+            burst: 5,
+            per_second: 1.0,
+        },
+        password_guesses: Rate {
+            burst: 2,
+            per_second: 0.5,
+        },
         motd: Some("fuzz".into()),
     }
 }
@@ -47,16 +63,18 @@ pub fn run(data: &[u8]) -> Stats {
     for event in events(data) {
         let now = clock.now();
         match event {
-            Event::Connect { conn, name, .. } => match chat.connect(conn, &name, &now, &mut out) {
-                Ok(()) => {
-                    stats.connects += 1;
-                    connected.insert(conn, name);
+            Event::Connect { conn, name, .. } => {
+                match chat.connect(conn, peer(conn), &name, &now, &mut out) {
+                    Ok(()) => {
+                        stats.connects += 1;
+                        connected.insert(conn, name);
+                    }
+                    Err(_) => {
+                        assert!(out.is_empty(), "a refused connect sent {out:?}");
+                        assert_eq!(chat.name_of(conn), None);
+                    }
                 }
-                Err(_) => {
-                    assert!(out.is_empty(), "a refused connect sent {out:?}");
-                    assert_eq!(chat.name_of(conn), None);
-                }
-            },
+            }
             Event::Disconnect { conn } => {
                 chat.disconnect(conn, "gone", &mut out);
                 connected.remove(&conn);
@@ -89,6 +107,12 @@ pub fn run(data: &[u8]) -> Stats {
     assert_eq!(chat.client_count(), 0);
     assert_eq!(chat.room_count(), 0, "rooms outlived their members");
     stats
+}
+
+/// Connections share three addresses, so that the per-address limits are
+/// reached and shared.
+fn peer(conn: ConnId) -> std::net::IpAddr {
+    std::net::IpAddr::from([10, 0, 0, (conn.0 % 3) as u8])
 }
 
 fn check_registry(chat: &ChatService, connected: &BTreeMap<ConnId, String>) {

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use lanlink_proto::file::ContentHash;
 use lanlink_proto::{Message, StreamId};
@@ -127,8 +128,12 @@ pub fn run(data: &[u8]) -> Stats {
         min_free_space: 0,
         allow_overwrite: false,
         chunk_size: 1024,
+        // Every partial file nobody is writing goes at the next sweep
+        // (the script's ticks drive it).
+        partial_max_age: Some(Duration::ZERO),
         ..FileConfig::default()
     });
+    let mut clock = Instant::now();
     let mut connected: BTreeMap<ConnId, String> = BTreeMap::new();
     let mut stats = Stats::default();
     let mut out = Vec::new();
@@ -144,6 +149,7 @@ pub fn run(data: &[u8]) -> Stats {
             Event::Disconnect { conn } => {
                 connected.remove(&conn);
                 file.disconnect(conn, &mut out);
+                file.work_inline(&mut out);
             }
             Event::Frame { conn, frame } => {
                 let Some(name) = connected.get(&conn) else {
@@ -166,6 +172,9 @@ pub fn run(data: &[u8]) -> Stats {
                         .map(|(c, _)| *c)
                 };
                 file.handle(conn, name, frame.stream, frame.message, &lookup, &mut out);
+                // The jobs run at once here; the server runs them on its
+                // workers, in the same order per connection.
+                file.work_inline(&mut out);
                 for o in out.iter().filter(|o| (o.to, o.frame.stream) == key) {
                     match &o.frame.message {
                         Message::FileAccept(_) => {
@@ -182,7 +191,11 @@ pub fn run(data: &[u8]) -> Stats {
                     }
                 }
             }
-            Event::Tick(_) => {}
+            Event::Tick(d) => {
+                clock += d;
+                file.tick(clock);
+                file.work_inline(&mut out);
+            }
         }
         check_sent("file", &out, &connected);
         stats.sent += out.len();
@@ -198,6 +211,7 @@ pub fn run(data: &[u8]) -> Stats {
     for conn in std::mem::take(&mut connected).into_keys() {
         file.disconnect(conn, &mut out);
     }
+    file.work_inline(&mut out);
     assert_eq!(file.transfer_count(), 0, "transfers outlived their clients");
     drop(file);
     check_disk(&before, &folders.snapshot());

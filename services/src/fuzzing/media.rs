@@ -21,7 +21,8 @@ use crate::media::{MediaRelay, VideoTap, FIRST_MEDIA_STREAM};
 /// - an announcement sent on a client's behalf names that client as the
 ///   publisher;
 /// - relayed audio and video carry the id of a published stream;
-/// - published streams have server ids and distinct names;
+/// - published streams have server ids and distinct names within the
+///   length limit, and are no more than the relay's limit;
 ///
 /// and at the end, once everyone has left, that no stream remains.
 ///
@@ -30,7 +31,7 @@ use crate::media::{MediaRelay, VideoTap, FIRST_MEDIA_STREAM};
 pub fn run(data: &[u8]) -> Stats {
     let taps = Arc::new(AtomicUsize::new(0));
     let seen = taps.clone();
-    let tap = VideoTap::new(move |_, _| {
+    let tap = VideoTap::new(move |_| {
         seen.fetch_add(1, Ordering::Relaxed);
     });
     let mut relay = MediaRelay::new(Some(tap));
@@ -93,6 +94,8 @@ fn check_relayed(relay: &MediaRelay, sender: &str, out: &[crate::Outgoing]) {
 }
 
 fn check_streams(relay: &MediaRelay) {
+    let limits = crate::media::MediaConfig::default();
+    assert!(relay.streams().len() <= limits.max_streams);
     let mut names = BTreeSet::new();
     for (id, announcement) in relay.streams() {
         assert!(
@@ -103,6 +106,10 @@ fn check_streams(relay: &MediaRelay) {
             crate::media::Announcement::Audio(a) => a.name,
             crate::media::Announcement::Video(v) => v.name,
         };
+        assert!(
+            !name.is_empty() && name.len() <= limits.max_name_len,
+            "the stream name {name:?} passed"
+        );
         assert!(names.insert(name.clone()), "two streams are named {name:?}");
     }
 }

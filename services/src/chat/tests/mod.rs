@@ -9,10 +9,11 @@ use lanlink_proto::chat::{
 };
 use lanlink_proto::control::{Error, Ping};
 use lanlink_proto::{ErrorCode, Message};
-use lanlink_transport::ConnId;
+use lanlink_transport::{ConnId, Rate};
 
 use super::{ChatConfig, ChatService, Now, Outgoing};
 
+mod limits;
 mod people;
 mod props;
 mod rooms;
@@ -48,9 +49,22 @@ impl Chat {
         chat
     }
 
+    /// Connects `conn` from an address of its own (10.0.0.CONN): address
+    /// limits are tested on purpose (`connect_from`), not hit by accident.
     fn connect(&mut self, conn: ConnId, name: &str) -> Result<Vec<Outgoing>, (ErrorCode, String)> {
+        self.connect_from(conn, [10, 0, 0, conn.0 as u8], name)
+    }
+
+    fn connect_from(
+        &mut self,
+        conn: ConnId,
+        peer: [u8; 4],
+        name: &str,
+    ) -> Result<Vec<Outgoing>, (ErrorCode, String)> {
         let mut out = Vec::new();
-        let result = self.service.connect(conn, name, &self.now, &mut out);
+        let result = self
+            .service
+            .connect(conn, peer.into(), name, &self.now, &mut out);
         self.service.assert_consistent();
         result.map(|()| out)
     }

@@ -240,3 +240,84 @@ fn invalid_names_are_refused_at_connect_and_join() {
     assert_eq!(chat.send(ADA, join("", None))[0].to, ADA);
     assert_eq!(chat.service.room_count(), 1);
 }
+
+#[test]
+fn look_alikes_of_a_taken_name_are_taken() {
+    let mut chat = Chat::trio(ChatConfig::default());
+    chat.connect(ConnId(4), "alice").unwrap();
+    for (i, fake) in [
+        "b\u{043e}b",   // Cyrillic о
+        "\u{0430}da",   // Cyrillic а
+        "ａｄａ",       // fullwidth
+        "ADA",          // case
+        "al\u{0131}ce", // dotless i
+        "ca\u{0433}ol", // Cyrillic г
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let conn = ConnId(10 + i as u64);
+        assert_eq!(
+            chat.connect(conn, fake),
+            Err((
+                ErrorCode::NAME_TAKEN,
+                format!("nickname {fake:?} is already taken")
+            )),
+            "{fake}"
+        );
+        // Nor can anyone else rename to it.
+        let other = if chat.service.conn_of(fake) == Some(ADA) {
+            BOB
+        } else {
+            ADA
+        };
+        assert_eq!(
+            chat.send(other, SetNick { name: fake.into() }),
+            error(
+                other,
+                ErrorCode::NAME_TAKEN,
+                &format!("nickname {fake:?} is already taken")
+            )
+        );
+    }
+    // Hidden characters are refused outright, whatever they would hide.
+    for fake in [
+        "b\u{200b}ob",
+        "\u{feff}bob",
+        "bo\u{00ad}b",
+        "bob\u{e0041}",
+        "\u{202e}bob",
+    ] {
+        let (code, _) = chat.connect(ConnId(30), fake).unwrap_err();
+        assert_eq!(code, ErrorCode::INVALID_NAME, "{fake:?}");
+    }
+    // Names that only look different to a machine are taken; different
+    // ones are not.
+    assert!(chat.connect(ConnId(31), "carl").is_ok());
+    // A user may still restyle their own name.
+    assert_eq!(chat.send(BOB, SetNick { name: "BOB".into() }).len(), 5);
+}
+
+#[test]
+fn a_banned_name_bans_its_look_alikes() {
+    let mut chat = Chat::trio(ChatConfig::default());
+    assert!(chat.service.ban_name("Mallory"));
+    assert!(!chat.service.ban_name("mallory"));
+    for fake in ["mallory", "m\u{0430}llory", "ｍａｌｌｏｒｙ", "MALLORY"] {
+        assert_eq!(
+            chat.connect(ConnId(9), fake),
+            Err((ErrorCode::BANNED, format!("the name {fake:?} is banned"))),
+        );
+        assert_eq!(
+            chat.send(ADA, SetNick { name: fake.into() }),
+            error(
+                ADA,
+                ErrorCode::BANNED,
+                &format!("the name {fake:?} is banned")
+            )
+        );
+    }
+    assert_eq!(chat.service.banned_names(), ["mallory"]);
+    assert!(chat.service.unban_name("MАLLORY"));
+    assert!(chat.connect(ConnId(9), "mallory").is_ok());
+}

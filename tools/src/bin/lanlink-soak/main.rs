@@ -48,7 +48,8 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand};
 
 use impair::Impairment;
-use procs::{Lanlink, Proc, ServerSample};
+use lanlink_tools::procinfo::{self, ProcSample};
+use procs::{Lanlink, Proc};
 
 /// Endurance and fault runs against a real lanlink server.
 #[derive(Parser, Debug)]
@@ -377,14 +378,14 @@ fn run(a: &RunArgs) -> Result<bool, String> {
     };
     println!("lanlink-soak: server pid {pid} at {server_addr}; clients connect to {addr}");
     println!("lanlink-soak: network: {network}");
-    let idle = ServerSample::read(pid).unwrap_or_default();
+    let idle = ProcSample::of(pid).unwrap_or_default();
 
     // Warm-up: a chat client, a listing, a download and an upload, so that
     // whatever the server sets up on first use is there at the baseline.
     let mut failures = Vec::new();
     warm_up(&lanlink, &addr, &share, &inbox, &mut failures);
     std::thread::sleep(Duration::from_secs(1));
-    let start = ServerSample::read(pid).ok_or("the server died during warm-up")?;
+    let start = ProcSample::of(pid).ok_or("the server died during warm-up")?;
     println!(
         "lanlink-soak: baseline after warm-up: {} threads, {} fds, {:.1} MiB RSS; running for {:.0} s",
         start.threads,
@@ -404,11 +405,11 @@ fn run(a: &RunArgs) -> Result<bool, String> {
     let sampler = {
         let sampling = Arc::clone(&sampling);
         std::thread::spawn(move || {
-            let (mut peak, mut trend, mut late) = (ServerSample::default(), Vec::new(), Vec::new());
+            let (mut peak, mut trend, mut late) = (ProcSample::default(), Vec::new(), Vec::new());
             let mut n = 0u64;
             let tick = Duration::from_millis(250);
             while sampling.load(Ordering::Relaxed) && n < 1_000_000 {
-                if let Some(s) = ServerSample::read(pid) {
+                if let Some(s) = ProcSample::of(pid) {
                     peak = peak.max(s);
                     if n % 4 == 0 {
                         trend.push((t0.elapsed().as_secs_f64(), s));
@@ -455,16 +456,16 @@ fn run(a: &RunArgs) -> Result<bool, String> {
 
     // Everyone has left: give the server a moment to close what it held.
     let settle_until = Instant::now() + Duration::from_secs(20);
-    let mut end = ServerSample::read(pid).ok_or("the server died during the run")?;
+    let mut end = ProcSample::of(pid).ok_or("the server died during the run")?;
     while Instant::now() < settle_until
         && (end.threads > start.threads + a.thread_margin || end.fds > start.fds + a.fd_margin)
     {
         std::thread::sleep(Duration::from_millis(200));
-        end = ServerSample::read(pid).unwrap_or(end);
+        end = ProcSample::of(pid).unwrap_or(end);
     }
     // And one more second, so the figures are the settled ones.
     std::thread::sleep(Duration::from_secs(1));
-    end = ServerSample::read(pid).unwrap_or(end);
+    end = ProcSample::of(pid).unwrap_or(end);
     sampling.store(false, Ordering::Relaxed);
     let (peak, trend, late) = sampler.join().unwrap_or_default();
     let peak = peak.max(end);
@@ -525,7 +526,7 @@ fn run(a: &RunArgs) -> Result<bool, String> {
     }
     if let Some(m) = &media {
         println!(
-            "audio        {} session(s), {:.1} s: talker sent {} packets, listener received {}, lost {}, late {}, concealed {}; played {:.1} s, tone audible {:.1}%; a second subscriber: {} packets skipped in sequence (dropped by the server), latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            "audio        {} session(s), {:.1} s: talker sent {} packets, listener received {}, lost {}, late {}, concealed {}; played {:.1} s, tone audible {:.1}%; a second subscriber: {} packets skipped in sequence (dropped by the server), latency {}",
             m.sessions,
             m.seconds,
             m.sent,
@@ -536,9 +537,7 @@ fn run(a: &RunArgs) -> Result<bool, String> {
             m.played,
             m.audible * 100.0,
             m.probe_skipped,
-            m.audio_latency.p50,
-            m.audio_latency.p99,
-            m.audio_latency.max
+            m.audio_latency
         );
         println!(
             "video        camera sent {} frames, viewer saved {} ({:.1} fps of 15), longest gap {:.2} s; viewer latency p50 {:.1} ms, p99 {:.1} ms (worst session)",
@@ -604,9 +603,7 @@ fn run(a: &RunArgs) -> Result<bool, String> {
             "machine      this process overslept a 250 ms sleep by over 300 ms {} time(s): {} (load average now: {})",
             late.len(),
             shown.join(", "),
-            std::fs::read_to_string("/proc/loadavg")
-                .unwrap_or_default()
-                .trim()
+            procinfo::load_average().unwrap_or_default()
         );
     }
     // Eight points through the run: a leak climbs, an allocator settles.

@@ -77,13 +77,24 @@ pub fn hash_file(path: &Path) -> Result<String, String> {
     Ok(hasher.finalize().to_hex().to_string())
 }
 
-/// The partial file a transfer to `target` writes.
+/// The partial file a transfer to `target` writes: `.NAME.lanlink-part` on
+/// a client, `.NAME.TAG.lanlink-part` in a server's inbox (the tag names
+/// the uploader), whichever is there.
 fn partial_of(target: &Path) -> PathBuf {
     let name = target
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    target.with_file_name(format!(".{name}.lanlink-part"))
+    let plain = target.with_file_name(format!(".{name}.lanlink-part"));
+    let owned_prefix = format!(".{name}.");
+    let dir = target.parent().unwrap_or(Path::new("."));
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| n.starts_with(&owned_prefix) && n.ends_with(".lanlink-part"))
+        .map_or(plain, |n| target.with_file_name(n))
 }
 
 /// Runs rounds until `until` (at most 10,000). `rate` caps the transfers

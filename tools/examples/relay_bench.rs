@@ -2,13 +2,15 @@
 //! subscribers over loopback, with the server as a separate process.
 //!
 //! ```text
-//! cargo build --release -p lanlink-apps --bin lanlink-server --example relay_bench
-//! cargo run --release -p lanlink-apps --example relay_bench -- --video --viewers 50 [--seconds 10]
-//! cargo run --release -p lanlink-apps --example relay_bench -- --audio --listeners 50 [--seconds 10]
+//! cargo build --release -p lanlink-apps --bin lanlink-server
+//! cargo run --release -p lanlink-tools --example relay_bench -- --video --viewers 50 [--seconds 10]
+//! cargo run --release -p lanlink-tools --example relay_bench -- --audio --listeners 50 [--seconds 10]
 //! ```
 //!
-//! It starts `target/release/lanlink-server --bind 127.0.0.1:0 --no-http`
-//! (or `--server PATH`), reads the port from its first line, and then:
+//! It starts the `lanlink-server` of the same build (`target/release/`,
+//! beside this program's `examples/` folder), or `--server PATH`, as
+//! `lanlink-server --bind 127.0.0.1:0 --no-http --plain`, reads the port
+//! from its first line, and then:
 //!
 //! * video: one connection publishes a 1280×720 30 fps test pattern (about
 //!   60 JPEGs encoded once up front and replayed at 30 fps with fresh
@@ -45,6 +47,8 @@ use lanlink_proto::audio::{AudioEnd, AudioPacket, AudioSubscribe};
 use lanlink_proto::control::Hello;
 use lanlink_proto::video::{VideoEnd, VideoFrame, VideoSubscribe};
 use lanlink_proto::{Capabilities, Frame, Message, StreamId};
+use lanlink_tools::procinfo::{self, CpuUse, CpuWindow, ProcSample};
+use lanlink_tools::Latency;
 use lanlink_transport::{Client, ClientConfig};
 use lanlink_video::{now_us, JpegConfig, JpegEncoder, RgbImage, TestPattern};
 
@@ -73,7 +77,7 @@ struct Args {
     /// Length of the measurement window, in seconds (after a 1 s warm-up).
     #[arg(long, default_value_t = 10.0)]
     seconds: f64,
-    /// The server binary.
+    /// The server binary (default: the `lanlink-server` of the same build).
     #[arg(long)]
     server: Option<PathBuf>,
     /// JPEG quality of the test pattern.
@@ -123,7 +127,7 @@ struct SubStats {
     packets: u64,
     wire_bytes: u64,
     payload_bytes: u64,
-    latency_us: Vec<u64>,
+    latency: Latency,
     error: Option<String>,
 }
 
@@ -136,17 +140,24 @@ fn main() {
 }
 
 fn run(args: &Args) -> Result<(), String> {
-    let clk_tck = clock_ticks();
-    let server_path = args.server.clone().unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/lanlink-server")
-    });
+    let server_path = match &args.server {
+        Some(path) => path.clone(),
+        // This program is PROFILE/examples/relay_bench; the server is
+        // PROFILE/lanlink-server (whatever CARGO_TARGET_DIR says).
+        None => std::env::current_exe()
+            .map_err(|e| format!("where is this program: {e}"))?
+            .parent()
+            .and_then(std::path::Path::parent)
+            .ok_or("this program has no folder above its own")?
+            .join("lanlink-server"),
+    };
     let mut server = Server::start(&server_path)?;
-    let result = bench(args, &server, clk_tck);
+    let result = bench(args, &server);
     server.stop();
     result
 }
 
-fn bench(args: &Args, server: &Server, clk_tck: f64) -> Result<(), String> {
+fn bench(args: &Args, server: &Server) -> Result<(), String> {
     let video = args.video;
     let n = if video { args.viewers } else { args.listeners };
     if n == 0 {
@@ -192,7 +203,7 @@ fn bench(args: &Args, server: &Server, clk_tck: f64) -> Result<(), String> {
         }
         .into()
     } else {
-        lanlink_apps::audio::announce(STREAM_NAME).into()
+        lanlink_client::audio::announce(STREAM_NAME).into()
     };
     publisher
         .send(&Frame::new(PUB_STREAM, announce))
@@ -281,7 +292,7 @@ fn bench(args: &Args, server: &Server, clk_tck: f64) -> Result<(), String> {
         .collect();
     publisher.close("done");
 
-    report(video, n, plan, &window, &stats, connect_secs, clk_tck);
+    report(video, n, plan, &window, &stats, connect_secs);
     Ok(())
 }
 
@@ -425,10 +436,7 @@ fn subscriber(
         }
     };
     start.wait();
-    let mut stats = SubStats {
-        latency_us: Vec::with_capacity(plan.measured() as usize),
-        ..SubStats::default()
-    };
+    let mut stats = SubStats::default();
     let mut head = BytesMut::with_capacity(64);
     // The publisher takes total × period; allow generous slack after that.
     let hard_stop = Instant::now() + plan.period * plan.total + Duration::from_secs(5);
@@ -462,7 +470,7 @@ fn subscriber(
             stats.wire_bytes += (head.len() + tail) as u64;
             stats.payload_bytes += tail as u64;
             stats.packets += 1;
-            stats.latency_us.push(latency);
+            stats.latency.record_us(latency);
         }
     }
     client.close("done");
@@ -472,54 +480,22 @@ fn subscriber(
 /// CPU and memory readings at the edges of the measurement window.
 #[derive(Default)]
 struct Window {
-    start: Option<(Instant, u64, u64, u64)>,
-    end: Option<(Instant, u64, u64, u64)>,
-    rss_kib: u64,
-    hwm_kib: u64,
-    threads: u64,
+    started: Option<CpuWindow>,
+    cpu: Option<CpuUse>,
+    server: Option<ProcSample>,
 }
 
 impl Window {
-    fn sample(pid: u32) -> (Instant, u64, u64, u64) {
-        (
-            Instant::now(),
-            proc_ticks(&format!("/proc/{pid}/stat")).unwrap_or(0),
-            proc_ticks("/proc/self/stat").unwrap_or(0),
-            machine_busy_ticks().unwrap_or(0),
-        )
-    }
-
     fn begin(&mut self, pid: u32) {
-        self.start = Some(Self::sample(pid));
+        self.started = Some(CpuWindow::start(Some(pid)));
     }
 
     fn finish(&mut self, pid: u32) {
-        self.end = Some(Self::sample(pid));
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let field = |name: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|v| v.split_whitespace().next())
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0)
-        };
-        self.rss_kib = field("VmRSS:");
-        self.hwm_kib = field("VmHWM:");
-        self.threads = field("Threads:");
-    }
-
-    /// (server, this process, whole machine) as % of one core, and seconds.
-    fn cpu(&self, clk_tck: f64) -> Option<(f64, f64, f64, f64)> {
-        let (t0, s0, b0, m0) = self.start?;
-        let (t1, s1, b1, m1) = self.end?;
-        let secs = (t1 - t0).as_secs_f64().max(1e-6);
-        let pct = |a: u64, b: u64| (b.saturating_sub(a)) as f64 / clk_tck / secs * 100.0;
-        Some((pct(s0, s1), pct(b0, b1), pct(m0, m1), secs))
+        self.cpu = self.started.map(|w| w.finish());
+        self.server = ProcSample::of(pid);
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn report(
     video: bool,
     n: usize,
@@ -527,7 +503,6 @@ fn report(
     window: &Window,
     stats: &[SubStats],
     connect_secs: f64,
-    clk_tck: f64,
 ) {
     let what = if video { "viewers" } else { "listeners" };
     let unit = if video { "fps" } else { "packets/s" };
@@ -556,23 +531,22 @@ fn report(
         "delivered per subscriber: min {min:.2} avg {avg:.2} {unit} (sent {expected:.2}); missing {missing} of {}",
         u64::from(plan.measured()) * n as u64
     );
-    let mut all: Vec<u64> = stats
-        .iter()
-        .flat_map(|s| s.latency_us.iter().copied())
-        .collect();
-    all.sort_unstable();
+    let mut all = Latency::new();
+    for s in stats {
+        all.merge(&s.latency);
+    }
     let worst_p99 = stats
         .iter()
-        .map(|s| {
-            let mut v = s.latency_us.clone();
-            v.sort_unstable();
-            pct(&v, 0.99)
-        })
+        .map(|s| s.latency.percentile_ms(99.0))
         .fold(0.0, f64::max);
-    let (p50, p99) = (pct(&all, 0.5), pct(&all, 0.99));
+    // Nothing received is no latency, not a good one.
+    let p99 = if all.is_empty() {
+        f64::NAN
+    } else {
+        all.percentile_ms(99.0)
+    };
     println!(
-        "capture->receive latency (all subscribers pooled): p50 {p50:.2} ms, p99 {p99:.2} ms, max {:.2} ms; worst subscriber's p99 {worst_p99:.2} ms",
-        all.last().map_or(0.0, |us| *us as f64 / 1000.0)
+        "capture->receive latency (all subscribers pooled): {all}; worst subscriber's p99 {worst_p99:.2} ms"
     );
     let bytes: Vec<f64> = stats.iter().map(|s| s.wire_bytes as f64 / secs).collect();
     let bytes_avg = bytes.iter().sum::<f64>() / bytes.len() as f64;
@@ -600,26 +574,27 @@ fn report(
             PROTOTYPE_BYTES_PER_SEC / bytes_avg.max(1.0)
         );
     }
-    let cpu = window.cpu(clk_tck);
-    if let Some((server, me, machine, wsecs)) = cpu {
+    // % of one core; NaN where /proc could not be read.
+    let pct = |cores: Option<f64>| cores.map_or(f64::NAN, |c| c * 100.0);
+    let cpu = window.cpu.unwrap_or_default();
+    let server_cpu = pct(cpu.process);
+    if let Some(m) = &window.server {
         println!(
-            "server pid CPU: {server:.1}% of one core over {wsecs:.2} s (utime+stime, CLK_TCK {clk_tck}); RSS {:.1} MiB (peak {:.1} MiB), {} threads",
-            window.rss_kib as f64 / 1024.0,
-            window.hwm_kib as f64 / 1024.0,
-            window.threads
-        );
-        println!(
-            "same window: this bench process (publisher + subscribers) {me:.1}% of one core; whole machine busy {machine:.1}% of one core (tick-sampled /proc/stat, undercounts short bursts; {} cores); loadavg {}",
-            std::thread::available_parallelism().map_or(0, usize::from),
-            std::fs::read_to_string("/proc/loadavg")
-                .unwrap_or_default()
-                .split_whitespace()
-                .take(3)
-                .collect::<Vec<_>>()
-                .join(" ")
+            "server pid CPU: {server_cpu:.1}% of one core over {:.2} s (utime+stime, {} ticks/s); RSS {:.1} MiB (peak {:.1} MiB), {} threads",
+            cpu.seconds,
+            procinfo::ticks_per_second(),
+            m.rss_kib as f64 / 1024.0,
+            m.hwm_kib as f64 / 1024.0,
+            m.threads
         );
     }
-    let server_cpu = cpu.map_or(f64::NAN, |c| c.0);
+    println!(
+        "same window: this bench process (publisher + subscribers) {:.1}% of one core; whole machine busy {:.1}% of one core (tick-sampled /proc/stat, undercounts short bursts; {} cores); loadavg {}",
+        pct(cpu.me),
+        pct(cpu.machine),
+        std::thread::available_parallelism().map_or(0, usize::from),
+        procinfo::load_average().unwrap_or_default()
+    );
     let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
     if video {
         println!(
@@ -636,13 +611,6 @@ fn report(
             bytes_max / PROTOTYPE_BYTES_PER_SEC
         );
     }
-}
-
-/// The `p`-quantile of sorted microseconds, in milliseconds.
-fn pct(sorted: &[u64], p: f64) -> f64 {
-    sorted
-        .get(((sorted.len() as f64 - 1.0) * p).round() as usize)
-        .map_or(f64::NAN, |us| *us as f64 / 1000.0)
 }
 
 /// The lanlink server as a child process.
@@ -665,6 +633,7 @@ impl Server {
             .args(["--bind", "127.0.0.1:0", "--no-http", "--plain"])
             // All subscribers connect from 127.0.0.1 at once.
             .args(["--connect-burst", "10000", "--max-handshakes", "4096"])
+            .arg("--no-address-limits")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -734,39 +703,4 @@ impl Server {
             let _ = t.join();
         }
     }
-}
-
-/// Clock ticks per second of /proc/PID/stat, from `getconf CLK_TCK`.
-fn clock_ticks() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
-/// utime + stime of a process, in clock ticks.
-fn proc_ticks(path: &str) -> Option<u64> {
-    let stat = std::fs::read_to_string(path).ok()?;
-    // Fields after the command name (which may hold spaces) start after ')':
-    // utime and stime are the 12th and 13th of those.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace().skip(11);
-    let utime: u64 = fields.next()?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    Some(utime + stime)
-}
-
-/// Busy ticks of all CPUs together (everything but idle and iowait).
-fn machine_busy_ticks() -> Option<u64> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let cpu = stat.lines().next()?.strip_prefix("cpu ")?;
-    let ticks: Vec<u64> = cpu
-        .split_whitespace()
-        .map(|t| t.parse().ok())
-        .collect::<Option<_>>()?;
-    let idle = ticks.get(3)? + ticks.get(4)?;
-    Some(ticks.iter().take(8).sum::<u64>() - idle)
 }

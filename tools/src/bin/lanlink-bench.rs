@@ -2,7 +2,7 @@
 //! machine.
 //!
 //! ```text
-//! lanlink-server --bind 127.0.0.1:7878 --rate-burst 1000 --rate-per-second 100000 &
+//! lanlink-server --bind 127.0.0.1:7878 --rate-burst 1000 --rate-per-second 100000 --no-address-limits &
 //! lanlink-bench chat --addr 127.0.0.1:7878 --clients 500 --rate 0.2 --duration 10 --server-pid $!
 //! ```
 //!
@@ -44,8 +44,10 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use crossbeam_channel::{Receiver, Select, TryRecvError};
-use lanlink_apps::connect::{Security, Target};
+use lanlink_client::{Session, Trust};
 use lanlink_proto::{chat, Capabilities, ErrorCode, Frame, Message};
+use lanlink_tools::procinfo::{self, CpuUse, CpuWindow, ProcSample};
+use lanlink_tools::Latency;
 use lanlink_transport::{Client, ConnHandle, Event};
 
 /// Load generators for a lanlink server on this machine.
@@ -88,7 +90,8 @@ struct ChatArgs {
     /// Length of each chat line in bytes (at least the timestamp's).
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
     size: u32,
-    /// The server's process id: report its memory and CPU from /proc.
+    /// The server's process id: report its memory and CPU from /proc (a
+    /// process of this user: its descriptors are read too).
     #[arg(long)]
     server_pid: Option<u32>,
     /// Threads that pace the senders.
@@ -151,8 +154,6 @@ const RECEIVER_WAKE: Duration = Duration::from_millis(20);
 const POLL_BATCH: usize = 64;
 /// After the senders stop, how long to wait for lines still in flight.
 const DRAIN: Duration = Duration::from_secs(2);
-/// Clock ticks per second in /proc/PID/stat (USER_HZ, 100 on Linux).
-const USER_HZ: f64 = 100.0;
 
 /// Everything the threads share. Times are microseconds since `base`.
 struct Run {
@@ -271,14 +272,10 @@ fn run_chat(args: &ChatArgs) -> Result<ChatReport, String> {
     // CPU is sampled over the window; memory at its end, while everyone is
     // still connected and traffic is at its steady state.
     sleep_until(&run, run.window_start_us);
-    let server_before = args.server_pid.and_then(ProcStat::read);
-    let self_before = ProcStat::read_self();
-    let machine_before = ProcStat::read_machine();
+    let window = CpuWindow::start(args.server_pid);
     sleep_until(&run, run.window_end_us);
-    let server_after = args.server_pid.and_then(ProcStat::read);
-    let self_after = ProcStat::read_self();
-    let machine_after = ProcStat::read_machine();
-    let server_mem = args.server_pid.and_then(ServerMemory::read);
+    let cpu = window.finish();
+    let server = args.server_pid.and_then(ProcSample::of);
 
     let mut sent = Sent::default();
     for s in senders {
@@ -309,11 +306,6 @@ fn run_chat(args: &ChatArgs) -> Result<ChatReport, String> {
     let close_secs = t_close.elapsed().as_secs_f64();
 
     let window_secs = duration.as_secs_f64();
-    let cpu_share = |before: Option<ProcStat>, after: Option<ProcStat>| {
-        before
-            .zip(after)
-            .map(|(b, a)| (a.ticks.saturating_sub(b.ticks)) as f64 / USER_HZ / window_secs)
-    };
     Ok(ChatReport {
         clients_asked: clients,
         clients_connected: room_of.len(),
@@ -344,10 +336,8 @@ fn run_chat(args: &ChatArgs) -> Result<ChatReport, String> {
         disconnected: received.disconnected,
         owed: sent.expected,
         undelivered: sent.expected.saturating_sub(received.total),
-        server_cpu: cpu_share(server_before, server_after),
-        bench_cpu: cpu_share(self_before, self_after),
-        machine_cpu: cpu_share(machine_before, machine_after),
-        server_mem,
+        cpu,
+        server,
     })
 }
 
@@ -358,21 +348,20 @@ fn run_chat(args: &ChatArgs) -> Result<ChatReport, String> {
 fn connect_all(args: &ChatArgs) -> (Vec<Client>, Vec<String>) {
     let mut connected = Vec::with_capacity(args.clients as usize);
     let mut errors = Vec::new();
-    let target = Target {
-        addr: args.addr.clone(),
-        token: args.token.clone(),
-        security: if args.plain {
-            Security::Plain
-        } else {
-            Security::Tls {
-                pin: args.server_fingerprint,
-                known: None,
-            }
-        },
+    let trust = match (args.plain, args.server_fingerprint) {
+        (true, _) => Trust::Plain,
+        (false, Some(fp)) => Trust::Fingerprint(fp),
+        (false, None) => Trust::AnyCertificate,
     };
     for i in 0..args.clients {
-        match target.connect(&format!("bench-{i}"), Capabilities::CHAT) {
-            Ok(c) => connected.push(c),
+        let connected_one = Session::builder(&args.addr)
+            .name(format!("bench-{i}"))
+            .token_opt(args.token.clone())
+            .trust(trust.clone())
+            .capabilities(Capabilities::CHAT)
+            .connect_transport();
+        match connected_one {
+            Ok((c, _)) => connected.push(c),
             Err(e) => {
                 errors.push(format!("bench-{i}: {e}"));
                 if errors.len() >= 10 {
@@ -477,16 +466,8 @@ fn check_args(args: &ChatArgs) -> Result<(), String> {
 /// Each client holds one socket; make sure the soft limit leaves room for
 /// them and for the few files the process has open besides.
 fn check_fd_limit(clients: usize) -> Result<(), String> {
-    let Ok(limits) = std::fs::read_to_string("/proc/self/limits") else {
-        return Ok(());
-    };
-    let soft = limits
-        .lines()
-        .find(|l| l.starts_with("Max open files"))
-        .and_then(|l| l.split_whitespace().nth(3))
-        .and_then(|s| s.parse::<usize>().ok());
-    match soft {
-        Some(soft) if soft < clients + 64 => Err(format!(
+    match procinfo::open_files_limit() {
+        Some(soft) if soft < clients as u64 + 64 => Err(format!(
             "{clients} clients need about {} file descriptors, the limit is {soft}: \
              raise it with `ulimit -n {}` (the server needs as many)",
             clients + 64,
@@ -635,7 +616,7 @@ struct Received {
     /// Lines received inside the measurement window.
     in_window: u64,
     /// Latency of the lines received inside the window.
-    latency: Histogram,
+    latency: Latency,
     rate_limited: u64,
     other_errors: u64,
     first_error: Option<String>,
@@ -647,7 +628,7 @@ impl Received {
         Received {
             total: 0,
             in_window: 0,
-            latency: Histogram::new(),
+            latency: Latency::new(),
             rate_limited: 0,
             other_errors: 0,
             first_error: None,
@@ -753,7 +734,7 @@ fn on_event(run: &Run, inbox: &mut Inbox, event: Event, got: &mut Received) {
             got.total += 1;
             if now >= run.window_start_us && now < run.window_end_us {
                 got.in_window += 1;
-                got.latency.record(now.saturating_sub(sent_us));
+                got.latency.record_us(now.saturating_sub(sent_us));
             }
         }
         Message::Error(e) => {
@@ -766,154 +747,6 @@ fn on_event(run: &Run, inbox: &mut Inbox, event: Event, got: &mut Received) {
                 .get_or_insert_with(|| format!("server error {}: {}", e.code.0, e.message));
         }
         _ => {}
-    }
-}
-
-// -------------------------------------------------------------- histogram
-
-/// Latencies in microseconds, in log-linear buckets: exact below 2,048 µs,
-/// then 1,024 buckets per power of two (under 0.1 % error), up to 2⁴⁰ µs.
-#[derive(Clone)]
-struct Histogram {
-    counts: Vec<u64>,
-    count: u64,
-    max: u64,
-}
-
-const SUB_BUCKET_BITS: u32 = 10;
-const MAX_SHIFT: u32 = 30;
-
-impl Histogram {
-    fn new() -> Histogram {
-        Histogram {
-            counts: vec![0; ((MAX_SHIFT as usize) + 2) << SUB_BUCKET_BITS],
-            count: 0,
-            max: 0,
-        }
-    }
-
-    fn index(v: u64) -> usize {
-        let msb = 63 - (v | 1).leading_zeros();
-        let shift = msb.saturating_sub(SUB_BUCKET_BITS).min(MAX_SHIFT);
-        let mantissa = (v >> shift).min((2 << SUB_BUCKET_BITS) - 1);
-        ((shift as u64) << SUB_BUCKET_BITS) as usize + mantissa as usize
-    }
-
-    /// The smallest value that falls in bucket `i`.
-    fn value_at(i: usize) -> u64 {
-        let sub = 1usize << SUB_BUCKET_BITS;
-        if i < 2 * sub {
-            return i as u64;
-        }
-        let shift = i / sub - 1;
-        ((i - shift * sub) as u64) << shift
-    }
-
-    fn record(&mut self, v: u64) {
-        if let Some(c) = self.counts.get_mut(Self::index(v)) {
-            *c += 1;
-        }
-        self.count += 1;
-        self.max = self.max.max(v);
-    }
-
-    fn merge(&mut self, other: &Histogram) {
-        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
-            *a += b;
-        }
-        self.count += other.count;
-        self.max = self.max.max(other.max);
-    }
-
-    /// The value below which fraction `q` of the samples lie, in µs.
-    fn quantile(&self, q: f64) -> u64 {
-        if self.count == 0 {
-            return 0;
-        }
-        let rank = ((q * self.count as f64).ceil() as u64).clamp(1, self.count);
-        let mut seen = 0;
-        for (i, &c) in self.counts.iter().enumerate() {
-            seen += c;
-            if seen >= rank {
-                return Self::value_at(i).min(self.max);
-            }
-        }
-        self.max
-    }
-}
-
-// ---------------------------------------------------------------- /proc
-
-/// CPU time a process has used so far, from /proc/PID/stat.
-#[derive(Clone, Copy)]
-struct ProcStat {
-    /// User plus system time, in clock ticks.
-    ticks: u64,
-}
-
-impl ProcStat {
-    fn read(pid: u32) -> Option<ProcStat> {
-        Self::parse(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
-    }
-
-    fn read_self() -> Option<ProcStat> {
-        Self::parse(&std::fs::read_to_string("/proc/self/stat").ok()?)
-    }
-
-    /// All CPUs together, from /proc/stat: busy is everything but idle and
-    /// I/O wait.
-    fn read_machine() -> Option<ProcStat> {
-        let stat = std::fs::read_to_string("/proc/stat").ok()?;
-        let cpu = stat.lines().next()?.strip_prefix("cpu ")?;
-        let ticks: Vec<u64> = cpu
-            .split_whitespace()
-            .map(|t| t.parse().ok())
-            .collect::<Option<_>>()?;
-        let idle = ticks.get(3)? + ticks.get(4)?;
-        // user nice system idle iowait irq softirq steal (guest time is
-        // already counted in user).
-        let total: u64 = ticks.iter().take(8).sum();
-        Some(ProcStat {
-            ticks: total - idle,
-        })
-    }
-
-    fn parse(stat: &str) -> Option<ProcStat> {
-        // The command name may hold spaces and parentheses: the fields that
-        // follow start after the last ')'. utime and stime are fields 14 and
-        // 15 of the line, the 12th and 13th after the name.
-        let rest = &stat[stat.rfind(')')? + 1..];
-        let mut fields = rest.split_whitespace().skip(11);
-        let utime: u64 = fields.next()?.parse().ok()?;
-        let stime: u64 = fields.next()?.parse().ok()?;
-        Some(ProcStat {
-            ticks: utime + stime,
-        })
-    }
-}
-
-/// The server's memory and threads, from /proc/PID/status.
-struct ServerMemory {
-    rss_kib: u64,
-    hwm_kib: u64,
-    threads: u64,
-}
-
-impl ServerMemory {
-    fn read(pid: u32) -> Option<ServerMemory> {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        let field = |name: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|v| v.split_whitespace().next())
-                .and_then(|v| v.parse::<u64>().ok())
-        };
-        Some(ServerMemory {
-            rss_kib: field("VmRSS:")?,
-            hwm_kib: field("VmHWM:")?,
-            threads: field("Threads:")?,
-        })
     }
 }
 
@@ -937,7 +770,7 @@ struct ChatReport {
     sender_lag_max_ms: f64,
     delivered_per_sec: f64,
     expected_delivered_per_sec: f64,
-    latency: Histogram,
+    latency: Latency,
     rate_limited: u64,
     other_errors: u64,
     first_error: Option<String>,
@@ -946,16 +779,12 @@ struct ChatReport {
     /// Deliveries owed for every line sent (each line × its fan-out).
     owed: u64,
     undelivered: u64,
-    server_cpu: Option<f64>,
-    bench_cpu: Option<f64>,
-    /// Busy CPU of the whole machine, in cores: what is neither server nor
-    /// bench is someone else's load, which skews every figure.
-    machine_cpu: Option<f64>,
-    server_mem: Option<ServerMemory>,
-}
-
-fn ms(us: u64) -> f64 {
-    us as f64 / 1000.0
+    /// The server's, the bench's and the whole machine's CPU over the
+    /// window: what is neither server nor bench is someone else's load,
+    /// which skews every figure.
+    cpu: CpuUse,
+    /// The server at the window's end.
+    server: Option<ProcSample>,
 }
 
 fn mib(kib: u64) -> f64 {
@@ -973,7 +802,6 @@ impl ChatReport {
 
     fn to_text(&self) -> String {
         let mut s = String::new();
-        let l = &self.latency;
         let _ = writeln!(
             s,
             "lanlink-bench chat: {} clients, {} room(s) (fan-out up to {}), {} line(s)/s each, \
@@ -1005,15 +833,7 @@ impl ChatReport {
             "  delivered   {:.0} msg/s (offered {:.0})",
             self.delivered_per_sec, self.expected_delivered_per_sec
         );
-        let _ = writeln!(
-            s,
-            "  latency     p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms ({} samples)",
-            ms(l.quantile(0.50)),
-            ms(l.quantile(0.99)),
-            ms(l.quantile(0.999)),
-            ms(l.max),
-            l.count
-        );
+        let _ = writeln!(s, "  latency     {}", self.latency);
         let _ = writeln!(
             s,
             "  errors      {} (rate-limited {}, other server errors {}, failed sends {}, \
@@ -1035,21 +855,22 @@ impl ChatReport {
         if let Some(e) = self.first_error.as_ref().or(self.connect_errors.first()) {
             let _ = writeln!(s, "  first error {e}");
         }
-        if let Some(m) = &self.server_mem {
+        let cpu = &self.cpu;
+        if let Some(m) = &self.server {
             let _ = writeln!(
                 s,
                 "  server      VmRSS {:.1} MiB, VmHWM {:.1} MiB, {} threads, CPU {:.0} % of one core",
                 mib(m.rss_kib),
                 mib(m.hwm_kib),
                 m.threads,
-                self.server_cpu.unwrap_or(0.0) * 100.0
+                cpu.process.unwrap_or(0.0) * 100.0
             );
         }
-        if let Some(cpu) = self.bench_cpu {
-            let _ = writeln!(s, "  bench       CPU {:.0} % of one core", cpu * 100.0);
+        if let Some(me) = cpu.me {
+            let _ = writeln!(s, "  bench       CPU {:.0} % of one core", me * 100.0);
         }
-        if let Some(busy) = self.machine_cpu {
-            let others = busy - self.bench_cpu.unwrap_or(0.0) - self.server_cpu.unwrap_or(0.0);
+        if let Some(busy) = cpu.machine {
+            let others = busy - cpu.me.unwrap_or(0.0) - cpu.process.unwrap_or(0.0);
             let _ = writeln!(
                 s,
                 "  machine     {:.0} % of one core busy in all ({:.0} % neither server nor bench), {} cores",
@@ -1092,11 +913,11 @@ impl ChatReport {
             self.sender_lag_max_ms,
             self.delivered_per_sec,
             self.expected_delivered_per_sec,
-            ms(l.quantile(0.50)),
-            ms(l.quantile(0.99)),
-            ms(l.quantile(0.999)),
-            ms(l.max),
-            l.count,
+            l.percentile_ms(50.0),
+            l.percentile_ms(99.0),
+            l.percentile_ms(99.9),
+            l.max_ms(),
+            l.count(),
             self.errors(),
             self.rate_limited,
             self.other_errors,
@@ -1105,11 +926,11 @@ impl ChatReport {
             self.connect_errors.len(),
             self.owed,
             self.undelivered,
-            opt(self.server_cpu),
-            opt(self.bench_cpu),
-            opt(self.machine_cpu),
+            opt(self.cpu.process),
+            opt(self.cpu.me),
+            opt(self.cpu.machine),
         );
-        if let Some(m) = &self.server_mem {
+        if let Some(m) = &self.server {
             let _ = write!(
                 s,
                 ",\"server\":{{\"vm_rss_mib\":{:.1},\"vm_hwm_mib\":{:.1},\"threads\":{}}}",
@@ -1120,36 +941,5 @@ impl ChatReport {
         }
         s.push('}');
         s
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn histogram_buckets_round_trip_within_a_thousandth() {
-        for v in [0, 1, 1023, 1024, 2047, 2048, 4095, 4096, 123_456, 9_999_999] {
-            let lo = Histogram::value_at(Histogram::index(v));
-            assert!(lo <= v && v - lo <= v / 1000, "{v} -> {lo}");
-        }
-    }
-
-    #[test]
-    fn quantiles() {
-        let mut h = Histogram::new();
-        for v in 1..=1000 {
-            h.record(v);
-        }
-        assert_eq!(h.quantile(0.5), 500);
-        assert_eq!(h.quantile(0.99), 990);
-        assert_eq!(h.quantile(1.0), 1000);
-        assert_eq!(Histogram::new().quantile(0.5), 0);
-    }
-
-    #[test]
-    fn proc_stat_parses_names_with_spaces() {
-        let line = "42 (a b) c) S 1 2 3 4 5 6 7 8 9 10 250 50 0 0 20 0 3 0";
-        assert_eq!(ProcStat::parse(line).map(|p| p.ticks), Some(300));
     }
 }

@@ -6,16 +6,15 @@
 //!
 //! ```text
 //! lanlink-server --bind 127.0.0.1:7878 --no-http &
-//! cargo run --release -p lanlink-apps --example audio_latency -- --addr 127.0.0.1:7878 [--seconds 20] [--runs 5]
+//! cargo run --release -p lanlink-tools --example audio_latency -- --addr 127.0.0.1:7878 [--seconds 20] [--runs 5]
 //! ```
 //!
-//! The talk path is [`lanlink_apps::audio::publish`] (Opus encoding, one
+//! The talk path is [`audio::publish`] (Opus encoding, one
 //! 20 ms frame per 20 ms of wall clock, the client's writer thread and
-//! socket); the listen path is [`lanlink_apps::audio::play`] (the client's
-//! socket and reader thread, a jitter buffer whose delay follows the jitter
-//! it measures, Opus decoding, mixing, one frame per 20 ms pulled shortly
-//! after the packets arrive) — the code `lanlink talk` and `lanlink listen`
-//! run.
+//! socket); the listen path is [`audio::play`] (the client's socket and
+//! reader thread, a jitter buffer whose delay follows the jitter it
+//! measures, Opus decoding, mixing, one frame per 20 ms pulled shortly after
+//! the packets arrive) — the code `lanlink talk` and `lanlink listen` run.
 //!
 //! **What one figure is.** A click is a 10 ms tone burst that starts at
 //! full level, every `--interval-ms`; its tone (one of eight, 500–2250 Hz,
@@ -40,11 +39,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use lanlink_apps::audio;
-use lanlink_apps::connect::{Security, Target};
 use lanlink_audio::{AudioError, AudioSink, AudioSource, Format, JitterStats};
-use lanlink_proto::{Capabilities, Frame};
-use lanlink_transport::Shutdown;
+use lanlink_client::audio::ListenOptions;
+use lanlink_client::{Session as Link, Trust};
+use lanlink_proto::Capabilities;
+use lanlink_tools::Latency;
 
 /// Added audio latency (talk path, server, listen path) with clicks.
 #[derive(Parser, Debug)]
@@ -73,21 +72,21 @@ struct Args {
     trace: bool,
 }
 
-/// The server, over TLS (accepting the certificate it presents) unless
-/// `--plain`.
-fn target(args: &Args) -> Target {
-    Target {
-        addr: args.addr.clone(),
-        token: None,
-        security: if args.plain {
-            Security::Plain
-        } else {
-            Security::Tls {
-                pin: None,
-                known: None,
-            }
-        },
-    }
+/// Connects as `name` to the server, over TLS (accepting the certificate it
+/// presents) unless `--plain`.
+fn connect(args: &Args, name: &str) -> Result<Link, String> {
+    let trust = if args.plain {
+        Trust::Plain
+    } else {
+        Trust::AnyCertificate
+    };
+    let (session, _events) = Link::builder(&args.addr)
+        .name(name)
+        .trust(trust)
+        .capabilities(Capabilities::AUDIO)
+        .connect()
+        .map_err(|e| e.to_string())?;
+    Ok(session)
 }
 
 const RATE: f64 = 48_000.0;
@@ -214,8 +213,8 @@ impl AudioSink for ClickSink {
 }
 
 /// Each output click against the latest input click with the same tag
-/// before it: latencies, and output clicks with no such input click within
-/// `TAGS` intervals.
+/// before it: latencies in the order the clicks came out, and output clicks
+/// with no such input click within `TAGS` intervals.
 fn pair(inputs: &[Onset], outputs: &[Onset], interval: Duration) -> (Vec<Duration>, usize) {
     let horizon = interval * TAGS as u32;
     let (mut latencies, mut unmatched) = (Vec::new(), 0);
@@ -234,11 +233,6 @@ fn pair(inputs: &[Onset], outputs: &[Onset], interval: Duration) -> (Vec<Duratio
     (latencies, unmatched)
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted.get(i).copied().unwrap_or_default()
-}
-
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -247,7 +241,7 @@ fn ms(d: Duration) -> f64 {
 struct Session {
     sent: u64,
     clicks: usize,
-    latencies: Vec<Duration>,
+    latencies: Latency,
     unmatched: usize,
     stats: JitterStats,
 }
@@ -258,59 +252,52 @@ fn session(args: &Args, offset: Duration) -> Result<Session, String> {
     let interval = Duration::from_millis(u64::from(args.interval_ms));
     let inputs = Arc::new(Mutex::new(Vec::new()));
     let outputs = Arc::new(Mutex::new(Vec::new()));
-    let shutdown = Shutdown::new();
-
     // The listener first, so it hears the announcement.
-    let listener = target(args).connect("latency-listener", Capabilities::AUDIO)?;
+    let listener = connect(args, "latency-listener")?;
     let sink = ClickSink {
         quiet_needed: (interval.as_secs_f64() * RATE / 2.0) as u64,
         quiet: 0,
         current: None,
         onsets: Arc::clone(&outputs),
     };
-    let listen_shutdown = shutdown.clone();
-    let limit = args.seconds + 10.0;
-    let listening = std::thread::spawn(move || {
-        let report = audio::play(
-            &listener,
-            Box::new(sink),
-            Some("clicks"),
-            Some(limit),
-            &listen_shutdown,
-        );
-        listener.close("done");
-        report
-    });
+    let options = ListenOptions {
+        only: Some("clicks".into()),
+        limit: Some(Duration::from_secs_f64(args.seconds + 10.0)),
+    };
+    let listening = listener.listen(sink, options).map_err(|e| e.to_string())?;
 
     // Not synchronisation: it moves the talker's 20 ms ticks against the
     // listener's start, which decided how long a packet waited for the next
     // tick while the listener's tick ran free (it now follows arrivals).
     std::thread::sleep(offset);
-    let talker = target(args).connect("latency-talker", Capabilities::AUDIO)?;
+    let talker = connect(args, "latency-talker")?;
     let source = ClickSource {
         interval: (interval.as_secs_f64() * RATE) as u64,
         next: 0,
         onsets: Arc::clone(&inputs),
     };
-    let sent = audio::publish(
-        Box::new(source),
-        "clicks",
-        Some(args.seconds),
-        &shutdown,
-        |m| talker.send(&Frame::new(1, m)).is_ok(),
-    );
+    let sent = talker
+        .publish_audio(
+            "clicks",
+            source,
+            Some(Duration::from_secs_f64(args.seconds)),
+        )
+        .and_then(|p| p.wait());
     talker.close("done");
-    let report = listening
-        .join()
-        .map_err(|_| "the listener panicked".to_string())??;
-    let sent = sent?;
+    let report = listening.wait().map_err(|e| e.to_string())?;
+    listener.close("done");
+    let sent = sent.map_err(|e| e.to_string())?;
 
     let inputs = inputs.lock().map_err(|_| "poisoned")?.clone();
     let outputs = outputs.lock().map_err(|_| "poisoned")?.clone();
-    let (latencies, unmatched) = pair(&inputs, &outputs, interval);
+    let (in_order, unmatched) = pair(&inputs, &outputs, interval);
     if args.trace {
-        let all: Vec<_> = latencies.iter().map(|d| format!("{:.0}", ms(*d))).collect();
+        let all: Vec<_> = in_order.iter().map(|d| format!("{:.0}", ms(*d))).collect();
         println!("  every click, in order (ms): {}", all.join(" "));
+    }
+    let mut latencies = Latency::new();
+    for d in in_order {
+        latencies.record(d);
     }
     let stats = report
         .streams
@@ -346,19 +333,18 @@ fn run(args: &Args) -> Result<(), String> {
     let mut all = Session {
         sent: 0,
         clicks: 0,
-        latencies: Vec::new(),
+        latencies: Latency::new(),
         unmatched: 0,
         stats: JitterStats::default(),
     };
     for run in 0..args.runs {
         // Talker phases spread evenly over one 20 ms frame.
         let offset = Duration::from_millis(20) * run / args.runs;
-        let mut s = session(args, offset)?;
-        s.latencies.sort();
+        let s = session(args, offset)?;
         print_session(&format!("run {} (+{:.0} ms)", run + 1, ms(offset)), &s);
         all.sent += s.sent;
         all.clicks += s.clicks;
-        all.latencies.extend(&s.latencies);
+        all.latencies.merge(&s.latencies);
         all.unmatched += s.unmatched;
         let (a, b) = (&mut all.stats, &s.stats);
         a.received += b.received;
@@ -373,7 +359,6 @@ fn run(args: &Args) -> Result<(), String> {
         a.jitter = a.jitter.max(b.jitter);
         a.target = a.target.max(b.target);
     }
-    all.latencies.sort();
     print_session("all runs", &all);
     if all.latencies.is_empty() {
         return Err("no click came through".into());
@@ -387,17 +372,11 @@ fn print_session(label: &str, s: &Session) {
         "{label}: {} packets, clicks {} sent / {} heard / {} unmatched",
         s.sent,
         s.clicks,
-        l.len(),
+        l.count(),
         s.unmatched
     );
-    if let (Some(min), Some(max)) = (l.first(), l.last()) {
-        println!(
-            "  added latency (encoder input -> sink input, no device buffers): min {:.1} ms, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-            ms(*min),
-            ms(percentile(l, 0.5)),
-            ms(percentile(l, 0.99)),
-            ms(*max)
-        );
+    if !l.is_empty() {
+        println!("  added latency (encoder input -> sink input, no device buffers): {l}");
     }
     let j = &s.stats;
     println!(

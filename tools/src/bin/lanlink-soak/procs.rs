@@ -1,7 +1,6 @@
 //! Child processes: every `lanlink` and `lanlink-server` command line the
 //! soak runs is built by [`Lanlink`], and [`Proc`] runs one with its output
-//! collected line by line; [`ServerSample`] reads a process's threads,
-//! descriptors and memory from /proc.
+//! collected line by line.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -10,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
-use lanlink_apps::connect::{KnownServers, Security, Target};
+use lanlink_client::{KnownServers, Session};
 use lanlink_proto::Capabilities;
 use lanlink_transport::{Client, ClientConfig};
 
@@ -55,6 +54,8 @@ impl Lanlink {
             .args(["--rate-burst", "200", "--rate-per-second", "100"])
             .args(["--max-clients", "256"])
             .args(["--connect-burst", "1000", "--connects-per-second", "1000"])
+            // Every client runs on this machine.
+            .arg("--no-address-limits")
             .arg("--data-dir")
             .arg(&self.data_dir)
             .env("RUST_LOG", "info");
@@ -77,16 +78,13 @@ impl Lanlink {
         name: &str,
         capabilities: Capabilities,
     ) -> Result<Client, String> {
-        let target = Target {
-            addr: addr.to_owned(),
-            token: None,
-            security: Security::Tls {
-                pin: None,
-                known: Some(KnownServers::at(self.home.join("known_servers"))),
-            },
-        };
-        target
-            .connect_with(name, capabilities, ClientConfig::default())
+        Session::builder(addr)
+            .name(name)
+            .pin_store(KnownServers::at(self.home.join("known_servers")))
+            .capabilities(capabilities)
+            .transport_config(ClientConfig::default())
+            .connect_transport()
+            .map(|(client, _)| client)
             .map_err(|e| format!("{name}: cannot connect to {addr}: {e}"))
     }
 }
@@ -285,44 +283,4 @@ pub fn run(
     }
     let out = p.output();
     Ok((status, out, p.stderr_tail()))
-}
-
-/// A process's threads, open descriptors and resident memory.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ServerSample {
-    /// `Threads:` of /proc/PID/status.
-    pub threads: u64,
-    /// Entries of /proc/PID/fd.
-    pub fds: u64,
-    /// `VmRSS:` in KiB.
-    pub rss_kib: u64,
-}
-
-impl ServerSample {
-    /// Reads the three from /proc; None once the process is gone.
-    pub fn read(pid: u32) -> Option<ServerSample> {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        let field = |name: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|v| v.split_whitespace().next())
-                .and_then(|v| v.parse::<u64>().ok())
-        };
-        let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64;
-        Some(ServerSample {
-            threads: field("Threads:")?,
-            fds,
-            rss_kib: field("VmRSS:")?,
-        })
-    }
-
-    /// The larger of each figure.
-    pub fn max(self, o: ServerSample) -> ServerSample {
-        ServerSample {
-            threads: self.threads.max(o.threads),
-            fds: self.fds.max(o.fds),
-            rss_kib: self.rss_kib.max(o.rss_kib),
-        }
-    }
 }

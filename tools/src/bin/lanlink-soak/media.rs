@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use lanlink_proto::audio::AudioSubscribe;
 use lanlink_proto::{Capabilities, Frame, Message};
+use lanlink_tools::Latency;
 
 use crate::procs::{Lanlink, Proc};
 
@@ -59,32 +60,6 @@ pub struct MediaReport {
     pub failures: Vec<String>,
 }
 
-/// Latency percentiles in milliseconds.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Latency {
-    /// Median.
-    pub p50: f64,
-    /// 99th percentile.
-    pub p99: f64,
-    /// Largest.
-    pub max: f64,
-}
-
-impl Latency {
-    fn of(mut us: Vec<u64>) -> Latency {
-        us.sort_unstable();
-        let at = |q: f64| {
-            us.get(((us.len() as f64 - 1.0) * q).round() as usize)
-                .map_or(0.0, |v| *v as f64 / 1000.0)
-        };
-        Latency {
-            p50: at(0.5),
-            p99: at(0.99),
-            max: at(1.0),
-        }
-    }
-}
-
 /// Limits the media checks hold to.
 #[derive(Debug, Clone, Copy)]
 pub struct MediaLimits {
@@ -108,7 +83,6 @@ pub fn run(
     until: Instant,
 ) -> MediaReport {
     let mut r = MediaReport::default();
-    let mut latencies = Vec::new();
     let mut n = 0;
     while n < 1000 && r.failures.len() < 5 {
         let left = until.saturating_duration_since(Instant::now());
@@ -116,30 +90,20 @@ pub fn run(
             break;
         }
         let end = Instant::now() + left.min(SESSION);
-        session(
-            lanlink,
-            addr,
-            scratch,
-            n,
-            (t0, end),
-            limits,
-            &mut r,
-            &mut latencies,
-        );
+        session(lanlink, addr, scratch, n, (t0, end), limits, &mut r);
         n += 1;
         r.sessions += 1;
     }
-    r.audio_latency = Latency::of(latencies);
-    if r.audio_latency.p99 > limits.audio_p99_ms {
+    let p99 = r.audio_latency.percentile_ms(99.0);
+    if p99 > limits.audio_p99_ms {
         r.failures.push(format!(
-            "audio latency p99 {:.0} ms is above {:.0} ms",
-            r.audio_latency.p99, limits.audio_p99_ms
+            "audio latency p99 {p99:.0} ms is above {:.0} ms",
+            limits.audio_p99_ms
         ));
     }
     r
 }
 
-#[allow(clippy::too_many_arguments)]
 fn session(
     lanlink: &Lanlink,
     addr: &str,
@@ -148,7 +112,6 @@ fn session(
     (t0, end): (Instant, Instant),
     limits: MediaLimits,
     r: &mut MediaReport,
-    latencies: &mut Vec<u64>,
 ) {
     let started = Instant::now();
     let tone = format!("soak-tone-{n}");
@@ -358,8 +321,8 @@ fn session(
     }
     let _ = std::fs::remove_file(&wav);
     match probe.join() {
-        Ok(Ok(mut p)) => {
-            latencies.append(&mut p.latencies);
+        Ok(Ok(p)) => {
+            r.audio_latency.merge(&p.latencies);
             r.probe_skipped += p.skipped;
         }
         Ok(Err(e)) => r.failures.push(format!("session {n}: audio probe: {e}")),
@@ -412,8 +375,8 @@ fn view_latency(line: &str) -> Option<(f64, f64)> {
 
 /// What the in-process audio subscriber saw.
 struct Probe {
-    /// Each packet's capture-to-arrival latency, µs.
-    latencies: Vec<u64>,
+    /// Each packet's capture-to-arrival latency.
+    latencies: Latency,
     /// Sequence numbers skipped after the first packet: over TCP only the
     /// server drops packets (the oldest, when a subscriber's media queue is
     /// full because its link stalled).
@@ -425,7 +388,7 @@ struct Probe {
 fn audio_probe(lanlink: &Lanlink, addr: &str, name: &str, until: Instant) -> Result<Probe, String> {
     let client = lanlink.connect(addr, &format!("{name}-probe"), Capabilities::AUDIO)?;
     let mut stream = None;
-    let mut latencies = Vec::new();
+    let mut latencies = Latency::new();
     let (mut last_seq, mut skipped): (Option<u32>, u64) = (None, 0);
     while Instant::now() < until {
         let Some(f) = client
@@ -446,8 +409,7 @@ fn audio_probe(lanlink: &Lanlink, addr: &str, name: &str, until: Instant) -> Res
                     skipped += u64::from(p.seq.wrapping_sub(last).saturating_sub(1));
                 }
                 last_seq = Some(p.seq);
-                // 50 a second: a day's worth is under 40 MB.
-                latencies.push(lanlink_video::now_us().saturating_sub(p.timestamp_us));
+                latencies.record_us(lanlink_video::now_us().saturating_sub(p.timestamp_us));
             }
             Message::AudioEnd(_) if Some(f.stream) == stream => break,
             _ => {}

@@ -1,0 +1,20 @@
+//! Offers a file to a user and prints its progress until it arrived.
+//!
+//! `cargo run -p lanlink-client --example send_file -- HOST USER FILE`
+use lanlink_client::{ProgressFn, Session, TransferOptions, TransferProgress};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [host, user, file] = &args[..] else {
+        return Err("usage: send_file HOST USER FILE".into());
+    };
+    let (session, _events) = Session::builder(host).connect()?;
+    let mut progress = ProgressFn::new(|p| match p {
+        TransferProgress::Started { name, total, .. } => println!("offering {name} ({total} B)"),
+        TransferProgress::Advanced { done, total } => println!("{done}/{total} bytes"),
+        TransferProgress::Finished(s) => println!("delivered {} in {:?}", s.name, s.elapsed),
+    });
+    let options = TransferOptions::default();
+    session.send_file(user, file.as_ref(), &options, &mut progress)?;
+    Ok(())
+}

@@ -1,0 +1,80 @@
+//! [`Event`]: everything the server tells a session, in order.
+
+use lanlink_proto::chat::{
+    ChatMessage, History, NickChanged, Notice, Presence, PrivateMessage, Roster,
+};
+use lanlink_proto::control::{AdminReply, Error as ServerError};
+use lanlink_proto::file::FileOffer;
+use lanlink_proto::{Frame, StreamId};
+use lanlink_transport::CloseReason;
+
+use crate::media::StreamInfo;
+
+/// One thing the server said, or the end of the session.
+///
+/// Read them from [`Events`](crate::Events); the last one is always
+/// [`Event::Disconnected`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Event {
+    /// Someone said something in a room (`action`: `/me`).
+    Message(ChatMessage),
+    /// A private message to (or, echoed, from) this session.
+    Private(PrivateMessage),
+    /// Someone joined or left a room.
+    Presence(Presence),
+    /// Someone changed their nickname (maybe this session).
+    NickChanged(NickChanged),
+    /// Who is in a room (on joining, and in answer to
+    /// [`Session::roster`](crate::Session::roster)).
+    Roster(Roster),
+    /// A room's recent messages (on joining, and in answer to
+    /// [`Session::history`](crate::Session::history)).
+    History(History),
+    /// A line from the server (message of the day, kicks…).
+    Notice(Notice),
+    /// Another user offers a file: accept it with
+    /// [`Session::accept_file`](crate::Session::accept_file) or decline it.
+    FileOffered(IncomingOffer),
+    /// An audio or video stream was announced (also those already live
+    /// when the session started).
+    StreamStarted(StreamInfo),
+    /// A stream ended.
+    StreamEnded(StreamInfo),
+    /// The server refused something this session asked for, outside any
+    /// transfer or stream (a chat line over the rate limit, a wrong room
+    /// password…).
+    ServerError(ServerError),
+    /// The answer to an admin request.
+    AdminReply(AdminReply),
+    /// A frame this crate has no use for (newer servers may send more).
+    Other(Frame),
+    /// The connection is gone, and why. Always the last event.
+    Disconnected(CloseReason),
+}
+
+/// A file another user offers this session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncomingOffer {
+    pub(crate) stream: StreamId,
+    /// The offer as the server relayed it; `from` is the sender's name as
+    /// the server knows it.
+    pub offer: FileOffer,
+}
+
+impl IncomingOffer {
+    /// Who offers it (the name the server knows the sender by).
+    pub fn from(&self) -> &str {
+        self.offer.from.as_deref().unwrap_or("")
+    }
+
+    /// The file's name (may include `/`-separated folders).
+    pub fn name(&self) -> &str {
+        &self.offer.name
+    }
+
+    /// Its size in bytes.
+    pub fn size(&self) -> u64 {
+        self.offer.size
+    }
+}

@@ -1,0 +1,128 @@
+//! Talk to a lanlink server from a Rust program: chat rooms, file
+//! transfer, live audio and live video over one [`Session`].
+//!
+//! A chat bot that answers `!time` in the lobby:
+//!
+//! ```no_run
+//! use lanlink_client::{Event, Session};
+//!
+//! let (session, events) = Session::builder("192.168.1.10").name("timebot").connect()?;
+//! for event in events {
+//!     match event {
+//!         Event::Message(m) if m.text == "!time" => {
+//!             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
+//!             session.say(&m.room, &format!("{}: {} s since 1970", m.from, now.as_secs()))?;
+//!         }
+//!         Event::Disconnected(reason) => eprintln!("gone: {reason}"),
+//!         _ => {}
+//!     }
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # The shape
+//! - [`Session::builder`] connects: address (the default port 7878 is
+//!   added), name, token, and how to trust the server's certificate
+//!   ([`Trust`]: pinned on first use in a [`PinStore`] such as
+//!   [`KnownServers`] by default, a fixed fingerprint, or plain TCP). It
+//!   prints nothing: how trust was decided comes back as a
+//!   [`TrustOutcome`], a changed certificate as
+//!   [`ClientError::CertificateChanged`].
+//! - A [`Session`] (cheap to clone, usable from any thread) sends: chat
+//!   ([`Session::say`], [`Session::join`], [`Session::private_message`]…),
+//!   files ([`Session::list`], [`Session::get`], [`Session::put`],
+//!   [`Session::send_file`], [`Session::accept_file`]), audio
+//!   ([`Session::publish_audio`], [`Session::listen`]) and video
+//!   ([`Session::publish_video`], [`Session::watch`]).
+//! - [`Events`] is everything the server says, in order, as [`Event`]s,
+//!   ending with [`Event::Disconnected`] the moment the connection is gone.
+//!
+//! File operations block their caller until done; publishing and
+//! listening run on threads of their own behind a handle ([`Publisher`],
+//! [`audio::Listener`]) that stops them when dropped. No async runtime:
+//! threads and channels, like the rest of lanlink.
+//!
+//! # Features
+//! - `audio` (default): [`audio`], on `lanlink-audio` without its sound
+//!   card backends (turn on `lanlink-audio/device` for cpal/ALSA).
+//! - `video` (default): [`video`], on `lanlink-video` without cameras or
+//!   windows (its `camera` and `display` features add them).
+//!
+//! - `discovery` (default): [`discovery`], finding servers on the LAN
+//!   (mDNS/DNS-SD) and announcing one, on `mdns-sd`.
+//!
+//! Without `audio` and `video`, a chat bot or file tool builds no audio or
+//! JPEG code; without `discovery`, no mDNS.
+//!
+//! # Examples
+//! `client/examples/`: `chat_bot`, `send_file`, `record_wav`,
+//! `publish_frames`, each runnable against a real server.
+
+#[cfg(feature = "audio")]
+pub mod audio;
+mod backoff;
+#[cfg(feature = "discovery")]
+pub mod discovery;
+mod error;
+mod event;
+mod files;
+pub mod media;
+mod session;
+mod trust;
+#[cfg(feature = "video")]
+pub mod video;
+
+pub use backoff::Backoff;
+pub use error::ClientError;
+pub use event::{Event, IncomingOffer};
+pub use files::{Progress, ProgressFn, Quiet, TransferOptions, TransferProgress, TransferSummary};
+pub use media::{MediaKind, Publisher, StreamInfo};
+pub use session::{default_name, Events, Session, SessionBuilder};
+pub use trust::{default_server_data_dir, KnownServers, PinStore, Trust, TrustOutcome};
+
+pub use lanlink_proto as proto;
+pub use lanlink_proto::Capabilities;
+pub use lanlink_transport::{CloseReason, Fingerprint, Shutdown};
+
+/// The port a lanlink server listens on unless told otherwise.
+pub const DEFAULT_PORT: u16 = lanlink_transport::DEFAULT_PORT;
+
+/// Adds the default port to `HOST` when none is given (`host`, `10.0.0.2`,
+/// `[::1]`, `::1`); leaves `HOST:PORT` alone.
+pub fn with_default_port(host: &str) -> String {
+    if host.starts_with('[') {
+        if host.contains("]:") {
+            host.to_owned()
+        } else {
+            format!("{host}:{DEFAULT_PORT}")
+        }
+    } else if host.matches(':').count() > 1 {
+        // A bare IPv6 address.
+        format!("[{host}]:{DEFAULT_PORT}")
+    } else if host.contains(':') {
+        host.to_owned()
+    } else {
+        format!("{host}:{DEFAULT_PORT}")
+    }
+}
+
+/// Microseconds since the Unix epoch (capture timestamps on the wire).
+pub(crate) fn unix_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_port_is_added_only_when_missing() {
+        assert_eq!(with_default_port("pi"), "pi:7878");
+        assert_eq!(with_default_port("10.0.0.2:9000"), "10.0.0.2:9000");
+        assert_eq!(with_default_port("::1"), "[::1]:7878");
+        assert_eq!(with_default_port("[::1]"), "[::1]:7878");
+        assert_eq!(with_default_port("[::1]:9"), "[::1]:9");
+    }
+}

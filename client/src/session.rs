@@ -1,0 +1,752 @@
+//! [`Session`]: one connection to a server carrying every service, and
+//! [`Events`], what the server says on it.
+//!
+//! # How frames find their way
+//! The transport's reader thread hands every frame to one *dispatcher*
+//! thread per session. Frames on a stream that an operation of this
+//! session opened (a download, an upload, a publisher, a subscription) go
+//! to that operation's channel; announcements and ends of media streams go
+//! to every listener and viewer; everything else becomes an [`Event`].
+//! File operations therefore run side by side with chat and media, each on
+//! its own stream, and an application that only chats never sees a chunk.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, Sender};
+use lanlink_proto::chat::{
+    ChatMessage, HistoryRequest, Join, Leave, PrivateMessage, RosterRequest, SetNick,
+};
+use lanlink_proto::control::{Hello, Welcome};
+use lanlink_proto::{Capabilities, Frame, Message, StreamId};
+use lanlink_transport::{
+    Client, ClientConfig, ClientTls, CloseReason, ConnHandle, Fingerprint, TransportError,
+};
+
+use crate::event::{Event, IncomingOffer};
+use crate::media::StreamInfo;
+use crate::trust::{KnownServers, PinStore, Trust, TrustOutcome};
+use crate::{with_default_port, ClientError};
+
+/// How many events wait for the application before the session waits for
+/// it (and, through TCP, the server for us).
+const EVENT_CAPACITY: usize = 4096;
+/// Media frames buffered per subscription; older ones are dropped first.
+const MEDIA_ROUTE_CAPACITY: usize = 64;
+
+/// Settings for a new [`Session`]; [`Session::builder`] starts one.
+#[derive(Debug, Clone)]
+pub struct SessionBuilder {
+    addr: String,
+    name: String,
+    token: Option<String>,
+    trust: Trust,
+    capabilities: Capabilities,
+    config: ClientConfig,
+}
+
+impl SessionBuilder {
+    /// The name to ask for (default: [`default_name`]). The server may
+    /// refuse a name that is taken or invalid.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// The server's access token, if it requires one.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// The same, optional.
+    pub fn token_opt(mut self, token: Option<String>) -> Self {
+        self.token = token;
+        self
+    }
+
+    /// Speak plain TCP (only to a server run with `--plain`).
+    pub fn plain(self) -> Self {
+        self.trust(Trust::Plain)
+    }
+
+    /// Accept only a server whose certificate has this fingerprint.
+    pub fn server_fingerprint(self, fingerprint: Fingerprint) -> Self {
+        self.trust(Trust::Fingerprint(fingerprint))
+    }
+
+    /// Pin the certificate on first use in `store` (the default is
+    /// [`KnownServers::default_location`]).
+    pub fn pin_store(self, store: impl PinStore + 'static) -> Self {
+        self.trust(Trust::FirstUse(Arc::new(store)))
+    }
+
+    /// How to trust the server's certificate.
+    pub fn trust(mut self, trust: Trust) -> Self {
+        self.trust = trust;
+        self
+    }
+
+    /// Which services to take part in (default: all). A session without
+    /// [`Capabilities::CHAT`] is not in any room and needs no unique name;
+    /// one without audio or video hears of no streams.
+    pub fn capabilities(mut self, capabilities: Capabilities) -> Self {
+        self.capabilities = capabilities;
+        self
+    }
+
+    /// Transport settings: timeouts, queue limits (the TLS part is set from
+    /// [`trust`](Self::trust)).
+    pub fn transport_config(mut self, config: ClientConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Connects, checks the server's certificate as [`Trust`] says, and
+    /// says hello. Returns the session (clone it to use it from several
+    /// threads) and its events (read them, or drop them: a session whose
+    /// events are held but never read stalls once they fill up).
+    pub fn connect(self) -> Result<(Session, Events), ClientError> {
+        let (client, trust) = self.connect_transport()?;
+        Session::start(client, trust)
+    }
+
+    /// Connects as [`connect`](Self::connect) does, but hands over the
+    /// bare transport connection: frames in, frames out, nothing routed.
+    /// For tools that speak the protocol themselves (load generators,
+    /// tests of the server).
+    pub fn connect_transport(self) -> Result<(Client, TrustOutcome), ClientError> {
+        let hello = Hello {
+            name: self.name,
+            token: self.token,
+            capabilities: self.capabilities,
+        };
+        let mut config = self.config;
+        let addr = self.addr;
+        // `pinned`: what the store holds; `pin`: what the certificate must be.
+        let (pinned, pin, store) = match &self.trust {
+            Trust::Plain | Trust::AnyCertificate => (None, None, None),
+            Trust::Fingerprint(fp) => (None, Some(*fp), None),
+            Trust::FirstUse(store) => {
+                let pinned = store.lookup(&addr)?;
+                (pinned, pinned, Some(store.clone()))
+            }
+            Trust::FirstUseExpecting { store, expected } => {
+                let pinned = store.lookup(&addr)?;
+                (pinned, pinned.or(Some(*expected)), Some(store.clone()))
+            }
+        };
+        config.tls = match self.trust {
+            Trust::Plain => None,
+            _ => Some(ClientTls { pin }),
+        };
+        let client = match Client::connect(&addr, hello, config) {
+            Ok(client) => client,
+            Err(TransportError::FingerprintMismatch {
+                expected, found, ..
+            }) => {
+                return Err(ClientError::CertificateChanged {
+                    addr,
+                    expected,
+                    found,
+                    // Only a pin from the store is a *changed* certificate.
+                    pins: store
+                        .filter(|_| pinned.is_some())
+                        .and_then(|s| s.location().map(Into::into)),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let trust = match (client.server_fingerprint(), &self.trust, pinned) {
+            (None, ..) => TrustOutcome::Plain,
+            (Some(found), Trust::Fingerprint(_), _) => TrustOutcome::Matched(found),
+            (Some(found), Trust::FirstUse(_) | Trust::FirstUseExpecting { .. }, Some(_)) => {
+                TrustOutcome::Known(found)
+            }
+            (Some(found), Trust::FirstUse(store), None) => {
+                store.remember(&addr, found)?;
+                TrustOutcome::PinnedOnFirstUse {
+                    fingerprint: found,
+                    store: store.location().map(Into::into),
+                }
+            }
+            (Some(found), Trust::FirstUseExpecting { store, .. }, None) => {
+                store.remember(&addr, found)?;
+                TrustOutcome::PinnedAsExpected {
+                    fingerprint: found,
+                    store: store.location().map(Into::into),
+                }
+            }
+            (Some(found), ..) => TrustOutcome::Unchecked(found),
+        };
+        Ok((client, trust))
+    }
+}
+
+/// The name a session asks for unless told otherwise: `$USER`, else the
+/// host's name, else `lanlink`.
+pub fn default_name() -> String {
+    let from_env = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .ok();
+    let from_host = || {
+        std::fs::read_to_string("/etc/hostname")
+            .ok()
+            .map(|h| h.trim().to_owned())
+    };
+    from_env
+        .or_else(from_host)
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "lanlink".into())
+}
+
+/// One connection to a lanlink server, carrying chat, files, audio and
+/// video at once.
+///
+/// Cheap to clone; every clone talks on the same connection, from any
+/// thread. The connection closes (gracefully) when the last clone is
+/// dropped, or at [`close`](Session::close).
+#[derive(Clone)]
+pub struct Session {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("peer", &self.inner.handle.peer())
+            .field("name", &self.name())
+            .finish()
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) handle: ConnHandle,
+    pub(crate) shared: Arc<Shared>,
+    welcome: Welcome,
+    trust: TrustOutcome,
+    client: Mutex<Option<Client>>,
+    dispatcher: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// What the session's handles and its dispatcher thread share.
+pub(crate) struct Shared {
+    next_stream: AtomicU32,
+    routes: Mutex<HashMap<StreamId, Route>>,
+    watchers: Mutex<Vec<Sender<Frame>>>,
+    streams: Mutex<BTreeMap<StreamId, StreamInfo>>,
+    closed: Mutex<Option<CloseReason>>,
+    /// Never carries anything: it disconnects when the dispatcher ends,
+    /// which wakes every operation waiting on the connection.
+    pub(crate) gone: Receiver<()>,
+    name: Mutex<String>,
+    stopping: AtomicBool,
+}
+
+/// Where the frames of one stream go.
+#[derive(Clone)]
+pub(crate) enum Route {
+    /// Every frame, in order (transfers, publishers' refusals).
+    Reliable(Sender<Frame>),
+    /// Media: dropped when the subscriber falls behind.
+    Media(Sender<Frame>),
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    /// A stream id for a new operation of this client: odd (the client's
+    /// half of the id space), never 0.
+    pub(crate) fn open_stream(&self) -> StreamId {
+        self.next_stream.fetch_add(2, Ordering::Relaxed)
+    }
+
+    pub(crate) fn add_route(&self, stream: StreamId, route: Route) {
+        lock(&self.routes).insert(stream, route);
+    }
+
+    pub(crate) fn remove_route(&self, stream: StreamId) {
+        lock(&self.routes).remove(&stream);
+    }
+
+    pub(crate) fn add_watcher(&self, tx: Sender<Frame>) {
+        lock(&self.watchers).push(tx);
+    }
+
+    /// Why the connection ended, if it has.
+    pub(crate) fn closed(&self) -> Option<CloseReason> {
+        lock(&self.closed).clone()
+    }
+
+    pub(crate) fn close_reason(&self) -> CloseReason {
+        lock(&self.closed)
+            .clone()
+            .unwrap_or_else(|| CloseReason::Local("session closed".into()))
+    }
+
+    pub(crate) fn streams(&self) -> Vec<StreamInfo> {
+        lock(&self.streams).values().cloned().collect()
+    }
+}
+
+impl Session {
+    /// Starts a session with the server at `addr` (`HOST` or `HOST:PORT`;
+    /// the default port is added when missing). TLS, with the certificate
+    /// pinned on first use in the user's known-servers file, unless told
+    /// otherwise.
+    pub fn builder(addr: &str) -> SessionBuilder {
+        SessionBuilder {
+            addr: with_default_port(addr),
+            name: default_name(),
+            token: None,
+            trust: Trust::FirstUse(Arc::new(KnownServers::default_location())),
+            capabilities: Capabilities::ALL,
+            config: ClientConfig::default(),
+        }
+    }
+
+    fn start(client: Client, trust: TrustOutcome) -> Result<(Session, Events), ClientError> {
+        let (gone_tx, gone) = crossbeam_channel::bounded::<()>(0);
+        let shared = Arc::new(Shared {
+            next_stream: AtomicU32::new(1),
+            routes: Mutex::new(HashMap::new()),
+            watchers: Mutex::new(Vec::new()),
+            streams: Mutex::new(BTreeMap::new()),
+            closed: Mutex::new(None),
+            gone,
+            name: Mutex::new(client.welcome().name.clone()),
+            stopping: AtomicBool::new(false),
+        });
+        let (events_tx, events) = crossbeam_channel::bounded(EVENT_CAPACITY);
+        let incoming = client.events().clone();
+        let dispatcher = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("lanlink-session".into())
+                .spawn(move || dispatch(&shared, &incoming, &events_tx, gone_tx))
+                .map_err(ClientError::Thread)?
+        };
+        let inner = Inner {
+            handle: client.handle().clone(),
+            welcome: client.welcome().clone(),
+            shared,
+            trust,
+            client: Mutex::new(Some(client)),
+            dispatcher: Mutex::new(Some(dispatcher)),
+        };
+        Ok((
+            Session {
+                inner: Arc::new(inner),
+            },
+            Events { rx: events },
+        ))
+    }
+
+    /// What the server said when it let us in (its name, our name, its
+    /// limits, its message of the day).
+    pub fn welcome(&self) -> &Welcome {
+        &self.inner.welcome
+    }
+
+    /// The name the server knows this session by now (after any nickname
+    /// change).
+    pub fn name(&self) -> String {
+        lock(&self.inner.shared.name).clone()
+    }
+
+    /// How the server's certificate was trusted.
+    pub fn trust(&self) -> &TrustOutcome {
+        &self.inner.trust
+    }
+
+    /// The server's address.
+    pub fn peer(&self) -> std::net::SocketAddr {
+        self.inner.handle.peer()
+    }
+
+    /// Whether the connection is still up.
+    pub fn is_connected(&self) -> bool {
+        lock(&self.inner.shared.closed).is_none()
+    }
+
+    /// The audio and video streams published right now.
+    pub fn streams(&self) -> Vec<StreamInfo> {
+        self.inner.shared.streams()
+    }
+
+    /// Sends any message on the control stream (stream 0).
+    pub fn send(&self, message: impl Into<Message>) -> Result<(), ClientError> {
+        self.send_frame(&Frame::control(message))
+    }
+
+    /// Sends a frame as it is.
+    pub fn send_frame(&self, frame: &Frame) -> Result<(), ClientError> {
+        Ok(self.inner.handle.send(frame)?)
+    }
+
+    /// Says `text` in `room`.
+    pub fn say(&self, room: &str, text: &str) -> Result<(), ClientError> {
+        self.send(chat_message(room, text, false))
+    }
+
+    /// Says `text` in `room` as an action (`/me`).
+    pub fn act(&self, room: &str, text: &str) -> Result<(), ClientError> {
+        self.send(chat_message(room, text, true))
+    }
+
+    /// Sends `text` to the user `to` only.
+    pub fn private_message(&self, to: &str, text: &str) -> Result<(), ClientError> {
+        self.send(PrivateMessage {
+            to: to.to_owned(),
+            from: String::new(),
+            text: text.to_owned(),
+            action: false,
+            timestamp_ms: 0,
+        })
+    }
+
+    /// Joins `room` (created if it does not exist), with its password if it
+    /// has one. The room's roster and history arrive as events.
+    pub fn join(&self, room: &str, password: Option<&str>) -> Result<(), ClientError> {
+        self.send(Join {
+            room: room.to_owned(),
+            password: password.map(str::to_owned),
+        })
+    }
+
+    /// Leaves `room`.
+    pub fn leave(&self, room: &str) -> Result<(), ClientError> {
+        self.send(Leave {
+            room: room.to_owned(),
+        })
+    }
+
+    /// Asks to be known as `name` from now on ([`Event::NickChanged`]
+    /// confirms it, [`Event::ServerError`] refuses it).
+    pub fn set_name(&self, name: &str) -> Result<(), ClientError> {
+        self.send(SetNick {
+            name: name.to_owned(),
+        })
+    }
+
+    /// Asks who is in `room`; the answer is an [`Event::Roster`].
+    pub fn roster(&self, room: &str) -> Result<(), ClientError> {
+        self.send(RosterRequest {
+            room: room.to_owned(),
+        })
+    }
+
+    /// Asks for the last `limit` messages of `room`; the answer is an
+    /// [`Event::History`].
+    pub fn history(&self, room: &str, limit: u16) -> Result<(), ClientError> {
+        self.send(HistoryRequest {
+            room: room.to_owned(),
+            limit,
+        })
+    }
+
+    /// Says goodbye after everything already queued, waits (briefly) for
+    /// the server to close its side, and ends the session for every clone.
+    pub fn close(&self, reason: &str) {
+        self.inner.close(reason);
+    }
+}
+
+fn chat_message(room: &str, text: &str, action: bool) -> ChatMessage {
+    ChatMessage {
+        room: room.to_owned(),
+        from: String::new(),
+        text: text.to_owned(),
+        action,
+        timestamp_ms: 0,
+    }
+}
+
+impl Inner {
+    fn close(&self, reason: &str) {
+        let client = lock(&self.client).take();
+        self.shared.stopping.store(true, Ordering::Relaxed);
+        if let Some(client) = client {
+            client.close(reason);
+        }
+        if let Some(dispatcher) = lock(&self.dispatcher).take() {
+            let _ = dispatcher.join();
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.close("session closed");
+    }
+}
+
+/// What the server says on a [`Session`], in order; the last event is
+/// [`Event::Disconnected`], after which iteration ends.
+#[derive(Debug)]
+pub struct Events {
+    rx: Receiver<Event>,
+}
+
+impl Events {
+    /// Waits for the next event; `None` once the session is over.
+    pub fn recv(&self) -> Option<Event> {
+        self.rx.recv().ok()
+    }
+
+    /// Waits up to `timeout` for the next event; `None` if none came (or
+    /// the session is over: see [`is_over`](Events::is_over)).
+    pub fn recv_timeout(&self, timeout: Duration) -> Option<Event> {
+        self.rx.recv_timeout(timeout).ok()
+    }
+
+    /// The next event if one is waiting.
+    pub fn try_recv(&self) -> Option<Event> {
+        self.rx.try_recv().ok()
+    }
+
+    /// Whether every event, [`Event::Disconnected`] included, has been read.
+    pub fn is_over(&self) -> bool {
+        matches!(
+            self.rx.recv_timeout(Duration::ZERO),
+            Err(RecvTimeoutError::Disconnected)
+        ) && self.rx.is_empty()
+    }
+
+    /// The channel itself, for `crossbeam_channel::select!`.
+    pub fn receiver(&self) -> &Receiver<Event> {
+        &self.rx
+    }
+}
+
+impl Iterator for Events {
+    type Item = Event;
+    fn next(&mut self) -> Option<Event> {
+        self.recv()
+    }
+}
+
+/// The dispatcher: every frame of the connection, routed (module docs).
+fn dispatch(
+    shared: &Shared,
+    incoming: &Receiver<lanlink_transport::Event>,
+    events: &Sender<Event>,
+    _gone: Sender<()>,
+) {
+    let emit = |mut event: Event| loop {
+        // An application that holds its events but stopped reading must
+        // not keep the session from closing.
+        match events.send_timeout(event, Duration::from_millis(100)) {
+            Ok(()) | Err(SendTimeoutError::Disconnected(_)) => return,
+            Err(SendTimeoutError::Timeout(back)) => {
+                if shared.stopping.load(Ordering::Relaxed) {
+                    return;
+                }
+                event = back;
+            }
+        }
+    };
+    for event in incoming.iter() {
+        match event {
+            lanlink_transport::Event::Frame { frame, .. } => {
+                if let Some(event) = route(shared, frame) {
+                    emit(event);
+                }
+            }
+            lanlink_transport::Event::Closed { reason, .. } => {
+                *lock(&shared.closed) = Some(reason.clone());
+                lock(&shared.routes).clear();
+                lock(&shared.watchers).clear();
+                emit(Event::Disconnected(reason));
+                return;
+            }
+            lanlink_transport::Event::Hello { .. } => {}
+        }
+    }
+    let reason = shared.close_reason();
+    *lock(&shared.closed) = Some(reason.clone());
+    lock(&shared.routes).clear();
+    emit(Event::Disconnected(reason));
+}
+
+/// Hands `frame` to whoever waits for it; returns the event it makes, if
+/// it is for the application.
+fn route(shared: &Shared, frame: Frame) -> Option<Event> {
+    match &frame.message {
+        Message::AudioAnnounce(_) | Message::VideoAnnounce(_) => {
+            let info = StreamInfo::from_message(frame.stream, &frame.message)?;
+            lock(&shared.streams).insert(frame.stream, info.clone());
+            tell_watchers(shared, &frame);
+            return Some(Event::StreamStarted(info));
+        }
+        Message::AudioEnd(_) | Message::VideoEnd(_) => {
+            if let Some(info) = lock(&shared.streams).remove(&frame.stream) {
+                tell_watchers(shared, &frame);
+                return Some(Event::StreamEnded(info));
+            }
+        }
+        _ => {}
+    }
+    let target = lock(&shared.routes).get(&frame.stream).cloned();
+    match target {
+        Some(Route::Reliable(tx)) => {
+            let _ = tx.send(frame);
+            return None;
+        }
+        Some(Route::Media(tx)) => {
+            let _ = tx.try_send(frame);
+            return None;
+        }
+        None => {}
+    }
+    Some(match frame.message {
+        Message::ChatMessage(m) => Event::Message(m),
+        Message::PrivateMessage(m) => Event::Private(m),
+        Message::Presence(p) => Event::Presence(p),
+        Message::NickChanged(n) => {
+            let mut name = lock(&shared.name);
+            if *name == n.old {
+                name.clone_from(&n.new);
+            }
+            Event::NickChanged(n)
+        }
+        Message::Roster(r) => Event::Roster(r),
+        Message::History(h) => Event::History(h),
+        Message::Notice(n) => Event::Notice(n),
+        Message::FileOffer(offer) if offer.from.is_some() => Event::FileOffered(IncomingOffer {
+            stream: frame.stream,
+            offer,
+        }),
+        Message::Error(e) => Event::ServerError(e),
+        Message::AdminReply(r) => Event::AdminReply(r),
+        message => Event::Other(Frame {
+            stream: frame.stream,
+            message,
+        }),
+    })
+}
+
+fn tell_watchers(shared: &Shared, frame: &Frame) {
+    lock(&shared.watchers).retain(|w| w.send(frame.clone()).is_ok());
+}
+
+/// A session's channel for one operation: the streams it opens are routed
+/// to it until it is dropped.
+pub(crate) struct RouteLink {
+    shared: Arc<Shared>,
+    handle: ConnHandle,
+    tx: Sender<Frame>,
+    rx: Receiver<Frame>,
+    media: bool,
+    streams: Mutex<Vec<StreamId>>,
+}
+
+impl RouteLink {
+    /// A link whose frames all arrive, in order (transfers, publishers).
+    pub(crate) fn reliable(session: &Session) -> RouteLink {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        RouteLink::new(session, tx, rx, false)
+    }
+
+    /// A link for media that drops frames when its reader falls behind.
+    pub(crate) fn media(session: &Session) -> RouteLink {
+        let (tx, rx) = crossbeam_channel::bounded(MEDIA_ROUTE_CAPACITY);
+        RouteLink::new(session, tx, rx, true)
+    }
+
+    fn new(session: &Session, tx: Sender<Frame>, rx: Receiver<Frame>, media: bool) -> RouteLink {
+        RouteLink {
+            shared: session.inner.shared.clone(),
+            handle: session.inner.handle.clone(),
+            tx,
+            rx,
+            media,
+            streams: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Routes `stream` (one the server chose, such as an offer's or a
+    /// media stream's) to this link.
+    pub(crate) fn adopt(&self, stream: StreamId) {
+        let route = if self.media {
+            Route::Media(self.tx.clone())
+        } else {
+            Route::Reliable(self.tx.clone())
+        };
+        self.shared.add_route(stream, route);
+        lock(&self.streams).push(stream);
+    }
+
+    /// Stops routing `stream` here.
+    pub(crate) fn release(&self, stream: StreamId) {
+        self.shared.remove_route(stream);
+        lock(&self.streams).retain(|s| *s != stream);
+    }
+
+    /// Every announcement and end of a media stream from now on, on a
+    /// channel of its own (unbounded: there are few, and none may be lost).
+    pub(crate) fn watch_announcements(&self) -> Receiver<Frame> {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        self.shared.add_watcher(tx);
+        rx
+    }
+
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    pub(crate) fn open(&self) -> StreamId {
+        let stream = self.shared.open_stream();
+        self.adopt(stream);
+        stream
+    }
+
+    pub(crate) fn send_on(
+        &self,
+        stream: StreamId,
+        message: impl Into<Message>,
+    ) -> Result<(), TransportError> {
+        self.handle.send(&Frame::new(stream, message))
+    }
+
+    pub(crate) fn recv(&self, timeout: Duration) -> Result<Option<Frame>, TransportError> {
+        // What already arrived comes first, even after the connection ended.
+        if let Ok(frame) = self.rx.try_recv() {
+            return Ok(Some(frame));
+        }
+        crossbeam_channel::select! {
+            recv(self.rx) -> frame => Ok(frame.ok()),
+            recv(self.shared.gone) -> _ => match self.rx.try_recv() {
+                Ok(frame) => Ok(Some(frame)),
+                Err(_) => Err(TransportError::Closed(self.shared.close_reason())),
+            },
+            default(timeout) => Ok(None),
+        }
+    }
+}
+
+impl Drop for RouteLink {
+    fn drop(&mut self) {
+        let mut routes = lock(&self.shared.routes);
+        for s in lock(&self.streams).drain(..) {
+            routes.remove(&s);
+        }
+    }
+}
+
+impl lanlink_services::file::FileLink for RouteLink {
+    fn open_stream(&self) -> StreamId {
+        self.open()
+    }
+    fn send(&self, frame: &Frame) -> Result<(), TransportError> {
+        self.handle.send(frame)
+    }
+    fn recv_timeout(&self, timeout: Duration) -> Result<Option<Frame>, TransportError> {
+        self.recv(timeout)
+    }
+}

@@ -1,0 +1,439 @@
+//! Video for browsers: a small HTTP/1.1 server that shows every video stream
+//! as MJPEG (`multipart/x-mixed-replace`, as uStreamer and mjpg-streamer do),
+//! a single-JPEG snapshot, and an HTML page listing the streams.
+//!
+//! Frames arrive in a [`LatestFrames`] store (the relay's video tap writes
+//! there, and removes a stream's frame when it ends); each HTTP viewer has
+//! its own thread that sends the newest frame it has not sent yet, so a slow
+//! viewer skips frames and never delays anyone.
+//!
+//! | path | answer |
+//! | --- | --- |
+//! | `/` | HTML page with every stream |
+//! | `/stream/NAME` | MJPEG stream |
+//! | `/snapshot/NAME` | the latest frame as one JPEG |
+//! | `/streams.json` | `[{"name":…,"width":…,"height":…,"seq":…}]` |
+//! | `/state` | `{"ok":true,"result":{"streams":[{"name":…,"publisher":…,"width":…,"height":…,"fps":…,"viewers":…,"seq":…}]}}` (as uStreamer's `/state`) |
+//! | `/page.js` | the page's script: it polls `/state` every second and adds and removes streams without a reload |
+//!
+//! # Limits
+//! Connections are capped in all and per address, and beyond either cap are
+//! answered `503` from the accept loop, without a thread
+//! ([`HttpConfig`]). A request head must arrive whole within
+//! [`HttpConfig::header_timeout`] and fit 8 KiB (parsed by `httparse`). A
+//! viewer that goes away is noticed within a fraction of a second even
+//! when its stream is quiet, so viewer slots do not leak. When `accept`
+//! fails (out of file descriptors), the loop backs off instead of spinning.
+//! Each MJPEG response has its own random multipart boundary, and frames are
+//! JPEG images only (see [`store`]): a publisher cannot inject other parts.
+
+mod page;
+mod request;
+pub mod store;
+
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub use store::{
+    jpeg_image, FrameLimits, FrameRefused, Latest, LatestFrames, StreamState, Watching,
+};
+
+use crate::ServerError;
+use lanlink_services::media::{TapEvent, VideoTap};
+use lanlink_transport::Shutdown;
+use request::HeadError;
+
+/// The limits of the browser server.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// Connections open at once, in all.
+    pub max_connections: usize,
+    /// Connections open at once from one address.
+    pub max_per_address: usize,
+    /// Time a client has to send its whole request head.
+    pub header_timeout: Duration,
+    /// MJPEG viewers served at once; more are answered 503.
+    pub max_viewers: usize,
+    /// A viewer that takes longer than this to accept a write is dropped.
+    pub write_timeout: Duration,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            max_connections: 256,
+            max_per_address: 16,
+            header_timeout: Duration::from_secs(5),
+            max_viewers: MAX_VIEWERS,
+            write_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Most HTTP viewers served at once by default; more are answered 503.
+pub const MAX_VIEWERS: usize = 128;
+
+/// How often a viewer of a quiet stream is checked for having left.
+const PEER_CHECK: Duration = Duration::from_millis(250);
+
+/// Open connections, in all and per address. A [`Slot`] holds one.
+#[derive(Default)]
+struct Connections {
+    total: AtomicUsize,
+    per_address: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One admitted connection; released on drop.
+struct Slot {
+    conns: Arc<Connections>,
+    ip: IpAddr,
+}
+
+impl Connections {
+    fn admit(self: &Arc<Self>, ip: IpAddr, config: &HttpConfig) -> Option<Slot> {
+        let ip = ip.to_canonical();
+        let mut per = self.per_address.lock().unwrap_or_else(|e| e.into_inner());
+        let mine = per.get(&ip).copied().unwrap_or(0);
+        if mine >= config.max_per_address
+            || self.total.load(Ordering::SeqCst) >= config.max_connections
+        {
+            return None;
+        }
+        per.insert(ip, mine + 1);
+        self.total.fetch_add(1, Ordering::SeqCst);
+        Some(Slot {
+            conns: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut per = self
+            .conns
+            .per_address
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = per.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                per.remove(&self.ip);
+            }
+        }
+        self.conns.total.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A relay tap that keeps the newest frame of every live stream in
+/// `frames` (this server's store) and drops it when the stream ends.
+pub fn video_tap(frames: LatestFrames) -> VideoTap {
+    VideoTap::new(move |event| match event {
+        TapEvent::Frame(a, f) => {
+            let seq = u64::from(f.seq);
+            let data = f.data.clone();
+            if let Err(why) = frames.publish_by(&a.name, &a.publisher, a.width, a.height, seq, data)
+            {
+                // Per frame: worth a debug line at most.
+                tracing::debug!(stream = %a.name, "frame not shown to browsers: {why}");
+            }
+        }
+        TapEvent::Ended(a) => frames.remove(&a.name),
+    })
+}
+
+/// Serves HTTP viewers on `listener` with the default [`HttpConfig`] until
+/// `shutdown` fires.
+pub fn serve_http(
+    listener: TcpListener,
+    frames: LatestFrames,
+    shutdown: Shutdown,
+) -> Result<(), ServerError> {
+    serve_http_with(listener, frames, HttpConfig::default(), shutdown)
+}
+
+/// Serves HTTP viewers on `listener` within `config`'s limits until
+/// `shutdown` fires.
+pub fn serve_http_with(
+    listener: TcpListener,
+    frames: LatestFrames,
+    config: HttpConfig,
+    shutdown: Shutdown,
+) -> Result<(), ServerError> {
+    let local = listener
+        .local_addr()
+        .map_err(|e| ServerError::io("http listener address", e))?;
+    shutdown.on_trigger(move || {
+        let wake = SocketAddr::new(
+            if local.ip().is_unspecified() {
+                std::net::Ipv4Addr::LOCALHOST.into()
+            } else {
+                local.ip()
+            },
+            local.port(),
+        );
+        let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
+    });
+    let config = Arc::new(config);
+    let viewers = Arc::new(AtomicUsize::new(0));
+    let conns = Arc::new(Connections::default());
+    let mut threads = Vec::new();
+    let mut backoff = Duration::ZERO;
+    for stream in listener.incoming() {
+        if shutdown.is_triggered() {
+            break;
+        }
+        let stream = match stream {
+            Ok(s) => {
+                backoff = Duration::ZERO;
+                s
+            }
+            Err(e) => {
+                // Out of file descriptors, say: the pending connection stays
+                // queued and accept fails again at once. Wait, longer each
+                // time, instead of spinning.
+                if backoff.is_zero() {
+                    tracing::warn!("HTTP accept failed: {e} (backing off)");
+                }
+                backoff = (backoff * 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
+                std::thread::sleep(backoff);
+                continue;
+            }
+        };
+        threads.retain(|t: &std::thread::JoinHandle<()>| !t.is_finished());
+        let Ok(peer) = stream.peer_addr() else {
+            continue;
+        };
+        let Some(slot) = conns.admit(peer.ip(), &config) else {
+            refuse_at_once(stream);
+            continue;
+        };
+        let (frames, shutdown, viewers, config) = (
+            frames.clone(),
+            shutdown.clone(),
+            viewers.clone(),
+            config.clone(),
+        );
+        threads.push(lanlink_transport::spawn_named("http", move || {
+            let _slot = slot;
+            let _ = handle(stream, &frames, &shutdown, &viewers, &config);
+        }));
+    }
+    for t in threads {
+        let _ = t.join();
+    }
+    Ok(())
+}
+
+/// Answers 503 without waiting for anything: the socket is non-blocking,
+/// so a peer that does not read costs nothing but this attempt.
+fn refuse_at_once(mut s: TcpStream) {
+    let _ = s.set_nonblocking(true);
+    let _ = s.write_all(
+        b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 17\r\n\
+          Connection: close\r\n\r\ntoo many clients\n",
+    );
+}
+
+fn handle(
+    mut s: TcpStream,
+    frames: &LatestFrames,
+    shutdown: &Shutdown,
+    viewers: &AtomicUsize,
+    config: &HttpConfig,
+) -> io::Result<()> {
+    s.set_write_timeout(Some(config.write_timeout))?;
+    let _ = s.set_nodelay(true);
+    let request = match request::read_head(&mut s, Instant::now() + config.header_timeout) {
+        Ok(r) => r,
+        Err(HeadError::Closed) => return Ok(()),
+        Err(HeadError::Timeout) => {
+            return respond(&mut s, "408 Request Timeout", "text/plain", b"too slow\n")
+        }
+        Err(HeadError::TooLarge) => {
+            let status = "431 Request Header Fields Too Large";
+            return respond(&mut s, status, "text/plain", b"request too large\n");
+        }
+        Err(HeadError::Malformed) => {
+            return respond(&mut s, "400 Bad Request", "text/plain", b"bad request\n")
+        }
+    };
+    if request.method != "GET" {
+        return respond(
+            &mut s,
+            "405 Method Not Allowed",
+            "text/plain",
+            b"GET only\n",
+        );
+    }
+    let path = page::percent_decode(&request.path);
+    if path == "/" || path == "/index.html" {
+        return respond(
+            &mut s,
+            "200 OK",
+            "text/html; charset=utf-8",
+            page::page(frames).as_bytes(),
+        );
+    }
+    if path == "/state" {
+        return respond(
+            &mut s,
+            "200 OK",
+            "application/json",
+            page::state_json(frames).as_bytes(),
+        );
+    }
+    if path == "/page.js" {
+        return respond(
+            &mut s,
+            "200 OK",
+            "text/javascript; charset=utf-8",
+            page::SCRIPT.as_bytes(),
+        );
+    }
+    if path == "/streams.json" {
+        return respond(
+            &mut s,
+            "200 OK",
+            "application/json",
+            page::streams_json(frames).as_bytes(),
+        );
+    }
+    if let Some(name) = path.strip_prefix("/snapshot/") {
+        let name = name.strip_suffix(".jpg").unwrap_or(name);
+        return match frames.get(name) {
+            Some(l) => respond(&mut s, "200 OK", "image/jpeg", &l.jpeg),
+            None => respond(&mut s, "404 Not Found", "text/plain", b"no such stream\n"),
+        };
+    }
+    if let Some(name) = path.strip_prefix("/stream/") {
+        if frames.get(name).is_none() {
+            return respond(&mut s, "404 Not Found", "text/plain", b"no such stream\n");
+        }
+        if viewers.fetch_add(1, Ordering::SeqCst) >= config.max_viewers {
+            viewers.fetch_sub(1, Ordering::SeqCst);
+            return respond(
+                &mut s,
+                "503 Service Unavailable",
+                "text/plain",
+                b"too many viewers\n",
+            );
+        }
+        let watching = frames.watch(name);
+        let result = stream_mjpeg(&mut s, frames, name, shutdown);
+        drop(watching);
+        viewers.fetch_sub(1, Ordering::SeqCst);
+        return result;
+    }
+    respond(&mut s, "404 Not Found", "text/plain", b"not found\n")
+}
+
+/// A multipart boundary nobody can guess: a publisher cannot end a part
+/// early from inside a frame.
+fn random_boundary() -> String {
+    let mut bytes = [0u8; 16];
+    if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).is_err() {
+        // Not expected on any supported system; the time still varies.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        bytes = nanos.to_le_bytes();
+    }
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("lanlink{hex}")
+}
+
+fn stream_mjpeg(
+    s: &mut TcpStream,
+    frames: &LatestFrames,
+    name: &str,
+    shutdown: &Shutdown,
+) -> io::Result<()> {
+    let boundary = random_boundary();
+    let delimiter = format!("--{boundary}");
+    write!(
+        s,
+        "HTTP/1.1 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary={boundary}\r\n\
+         Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut last = None;
+    let mut checked = Instant::now();
+    while !shutdown.is_triggered() {
+        if let Some(frame) = frames.wait_newer(name, last, PEER_CHECK) {
+            last = Some(frame.seq);
+            // Stored frames are JPEG images; one that happens to hold the
+            // delimiter is skipped rather than allowed to end its part.
+            if memchr::memmem::find(&frame.jpeg, delimiter.as_bytes()).is_none() {
+                write!(
+                    s,
+                    "{delimiter}\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
+                    frame.jpeg.len()
+                )?;
+                s.write_all(&frame.jpeg)?;
+                s.write_all(b"\r\n")?;
+            }
+        } else if frames.get(name).is_none() {
+            return Ok(()); // the stream ended
+        }
+        if checked.elapsed() >= PEER_CHECK {
+            checked = Instant::now();
+            if peer_left(s) {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// True if the viewer closed its side (or the connection failed). Whatever
+/// it sent after its request is read and ignored; a viewer that keeps the
+/// socket open but stops reading is caught by the write timeout instead.
+fn peer_left(s: &mut TcpStream) -> bool {
+    if s.set_nonblocking(true).is_err() {
+        return true;
+    }
+    let mut scratch = [0u8; 1024];
+    let mut left = false;
+    // A bounded drain: a viewer sending without end is not worth more.
+    for _ in 0..16 {
+        match s.read(&mut scratch) {
+            Ok(0) => {
+                left = true;
+                break;
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => {
+                left = true;
+                break;
+            }
+        }
+    }
+    s.set_nonblocking(false).is_err() || left
+}
+
+/// Writes a whole response. Only fixed strings go into the headers, never
+/// anything a peer chose.
+fn respond(s: &mut TcpStream, status: &str, kind: &str, body: &[u8]) -> io::Result<()> {
+    let policy = if kind.starts_with("text/html") {
+        // The page shows peers' stream names (escaped); it needs nothing
+        // but its own images, script, `/state` and inline style.
+        "Content-Security-Policy: default-src 'none'; img-src 'self'; script-src 'self'; \
+         connect-src 'self'; style-src 'unsafe-inline'\r\n"
+    } else {
+        ""
+    };
+    write!(
+        s,
+        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nCache-Control: no-store\r\n\
+         X-Content-Type-Options: nosniff\r\n{policy}Connection: close\r\n\r\n",
+        body.len()
+    )?;
+    s.write_all(body)?;
+    s.flush()
+}

@@ -1,0 +1,125 @@
+//! Reading an HTTP request head within a size and a time limit, parsed by
+//! `httparse`. The deadline covers the whole head, not each read: a client
+//! dripping one byte a second is cut when the head's time is up.
+
+use std::io::{self, Read};
+use std::time::Instant;
+
+/// The largest request head accepted, in bytes.
+pub(super) const MAX_HEAD: usize = 8 * 1024;
+/// The most header lines accepted.
+const MAX_HEADERS: usize = 32;
+
+/// The part of a request the server acts on.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Request {
+    /// `GET`, `HEAD`, …
+    pub(super) method: String,
+    /// The path, without the query.
+    pub(super) path: String,
+}
+
+/// Why no request was read.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum HeadError {
+    /// The head was not complete by the deadline.
+    Timeout,
+    /// The head is longer than [`MAX_HEAD`] or has too many headers.
+    TooLarge,
+    /// Not HTTP/1.x.
+    Malformed,
+    /// The client closed the connection (or it failed) first.
+    Closed,
+}
+
+/// Parses `buf` as a request head: `Ok(None)` while it is incomplete.
+pub(super) fn parse(buf: &[u8]) -> Result<Option<Request>, HeadError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut headers);
+    match request.parse(buf) {
+        Ok(httparse::Status::Complete(_)) => {
+            let (Some(method), Some(target)) = (request.method, request.path) else {
+                return Err(HeadError::Malformed);
+            };
+            let path = target.split(['?', '#']).next().unwrap_or(target);
+            Ok(Some(Request {
+                method: method.to_owned(),
+                path: path.to_owned(),
+            }))
+        }
+        Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD => Err(HeadError::TooLarge),
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(httparse::Error::TooManyHeaders) => Err(HeadError::TooLarge),
+        Err(_) => Err(HeadError::Malformed),
+    }
+}
+
+/// Reads from `s` until a whole request head has arrived, `deadline`
+/// passes, or the head turns out too large or malformed.
+pub(super) fn read_head(
+    s: &mut std::net::TcpStream,
+    deadline: Instant,
+) -> Result<Request, HeadError> {
+    let mut head = Vec::with_capacity(1024);
+    let mut buf = [0u8; 1024];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(HeadError::Timeout);
+        }
+        s.set_read_timeout(Some(left))
+            .map_err(|_| HeadError::Closed)?;
+        let room = MAX_HEAD.saturating_sub(head.len()).min(buf.len());
+        let n = match s.read(buf.get_mut(..room).unwrap_or_default()) {
+            Ok(0) => return Err(HeadError::Closed),
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return Err(HeadError::Closed),
+        };
+        head.extend_from_slice(buf.get(..n).unwrap_or_default());
+        if let Some(request) = parse(&head)? {
+            return Ok(request);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heads_are_parsed_and_bounded() {
+        let ok = parse(b"GET /stream/cam?x=1 HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+        assert_eq!(
+            ok,
+            Some(Request {
+                method: "GET".into(),
+                path: "/stream/cam".into()
+            })
+        );
+        assert_eq!(parse(b"GET / HTTP/1.1\r\nHost: a\r\n"), Ok(None));
+        assert_eq!(
+            parse(b"\x16\x03\x01garbage\r\n\r\n"),
+            Err(HeadError::Malformed)
+        );
+        assert_eq!(
+            parse(b"GET / HTTP/1.1\r\nBad Header\r\n\r\n"),
+            Err(HeadError::Malformed)
+        );
+        let many = format!(
+            "GET / HTTP/1.1\r\n{}\r\n",
+            "X: y\r\n".repeat(MAX_HEADERS + 1)
+        );
+        assert_eq!(parse(many.as_bytes()), Err(HeadError::TooLarge));
+        let long = format!("GET /{} HTTP/1.1\r\n", "a".repeat(MAX_HEAD));
+        assert_eq!(parse(long.as_bytes()), Err(HeadError::TooLarge));
+    }
+}

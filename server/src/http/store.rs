@@ -1,0 +1,455 @@
+//! [`LatestFrames`]: the newest frame of every live video stream, shared
+//! between the relay (which writes) and the HTTP viewers (which wait and
+//! read).
+//!
+//! It holds only what the relay says is live: a stream's frame goes when the
+//! stream ends ([`LatestFrames::remove`]), and what it may hold in all is
+//! capped in streams and bytes ([`FrameLimits`]). Only JPEG images are
+//! stored: a frame must start with SOI (`FF D8`) and end with EOI (`FF D9`),
+//! so a publisher cannot hand browsers anything else as an "image".
+
+use std::collections::HashMap;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+/// A stream with no frame for this long is no longer listed.
+const STALE: Duration = Duration::from_secs(5);
+
+/// The newest frame of one stream.
+#[derive(Debug, Clone)]
+pub struct Latest {
+    /// Width in pixels.
+    pub width: u16,
+    /// Height in pixels.
+    pub height: u16,
+    /// Frame counter (increases by at least one per frame).
+    pub seq: u64,
+    /// The JPEG image.
+    pub jpeg: Bytes,
+    /// When it arrived.
+    pub at: Instant,
+}
+
+/// What a [`LatestFrames`] store may hold.
+#[derive(Debug, Clone, Copy)]
+pub struct FrameLimits {
+    /// Streams with a stored frame.
+    pub max_streams: usize,
+    /// Bytes of all stored frames together.
+    pub max_bytes: usize,
+}
+
+impl Default for FrameLimits {
+    fn default() -> Self {
+        FrameLimits {
+            // As many as the relay carries by default.
+            max_streams: 256,
+            // A few dozen HD streams' JPEGs.
+            max_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// Why [`LatestFrames::publish`] did not store a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameRefused {
+    /// The data does not start with SOI and end with EOI.
+    NotJpeg,
+    /// As many streams as allowed already have a frame.
+    TooManyStreams,
+    /// The frame would take the store past its byte limit.
+    TooManyBytes,
+}
+
+impl std::fmt::Display for FrameRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FrameRefused::NotJpeg => "not a JPEG image",
+            FrameRefused::TooManyStreams => "too many streams stored",
+            FrameRefused::TooManyBytes => "too many bytes stored",
+        })
+    }
+}
+
+struct Store {
+    frames: HashMap<String, Latest>,
+    /// What `/state` tells of each stream with a frame (same keys).
+    info: HashMap<String, Info>,
+    /// MJPEG viewers per stream name (only names with some).
+    viewers: HashMap<String, usize>,
+    bytes: usize,
+    limits: FrameLimits,
+}
+
+/// The publisher and measured frame rate of one stream.
+#[derive(Debug, Clone)]
+struct Info {
+    publisher: String,
+    /// Frames per second over the last complete measuring window.
+    fps: f32,
+    window_start: Instant,
+    window_frames: u32,
+}
+
+/// How long the frame rate is measured over.
+const FPS_WINDOW: Duration = Duration::from_secs(1);
+
+/// One live stream as the browser server's `/state` shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamState {
+    /// The stream's name (a peer's text: escape it to show it).
+    pub name: String,
+    /// Who publishes it (a peer's text too); empty if not known.
+    pub publisher: String,
+    /// Width in pixels.
+    pub width: u16,
+    /// Height in pixels.
+    pub height: u16,
+    /// Frames per second received lately.
+    pub fps: f32,
+    /// MJPEG viewers watching it now.
+    pub viewers: usize,
+    /// The newest frame's counter.
+    pub seq: u64,
+}
+
+/// Counts one MJPEG viewer of a stream while it lives
+/// ([`LatestFrames::watch`]).
+pub struct Watching {
+    frames: LatestFrames,
+    name: String,
+}
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        let mut store = self.frames.lock();
+        if let Some(n) = store.viewers.get_mut(&self.name) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                store.viewers.remove(&self.name);
+            }
+        }
+    }
+}
+
+/// The newest frame of every live stream, shared between the relay and the
+/// HTTP viewers. Cheap to clone.
+#[derive(Clone)]
+pub struct LatestFrames {
+    inner: Arc<(Mutex<Store>, Condvar)>,
+}
+
+impl Default for LatestFrames {
+    fn default() -> Self {
+        LatestFrames::with_limits(FrameLimits::default())
+    }
+}
+
+impl std::fmt::Debug for LatestFrames {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let store = self.lock();
+        f.debug_struct("LatestFrames")
+            .field("streams", &store.frames.len())
+            .field("bytes", &store.bytes)
+            .finish()
+    }
+}
+
+/// The JPEG image in `data`: from its SOI marker to its EOI marker, with
+/// any zero padding after EOI (some cameras add it) cut off; `None` if it
+/// is not framed as a JPEG image.
+pub fn jpeg_image(data: &Bytes) -> Option<Bytes> {
+    let end = data.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
+    let image = data.slice(..end);
+    (image.len() >= 4 && image.starts_with(&[0xFF, 0xD8]) && image.ends_with(&[0xFF, 0xD9]))
+        .then_some(image)
+}
+
+impl LatestFrames {
+    /// An empty store with the default [`FrameLimits`].
+    pub fn new() -> LatestFrames {
+        LatestFrames::default()
+    }
+
+    /// An empty store that holds at most `limits`.
+    pub fn with_limits(limits: FrameLimits) -> LatestFrames {
+        let store = Store {
+            frames: HashMap::new(),
+            info: HashMap::new(),
+            viewers: HashMap::new(),
+            bytes: 0,
+            limits,
+        };
+        LatestFrames {
+            inner: Arc::new((Mutex::new(store), Condvar::new())),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Store> {
+        self.inner.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Stores a stream's newest frame and wakes its viewers. A frame that
+    /// is not a JPEG image, or does not fit the limits, is refused (the
+    /// stream's previous frame, if any, stays).
+    pub fn publish(
+        &self,
+        name: &str,
+        width: u16,
+        height: u16,
+        seq: u64,
+        data: Bytes,
+    ) -> Result<(), FrameRefused> {
+        self.publish_by(name, "", width, height, seq, data)
+    }
+
+    /// [`publish`](Self::publish), saying who publishes the stream (shown
+    /// by `/state`).
+    pub fn publish_by(
+        &self,
+        name: &str,
+        publisher: &str,
+        width: u16,
+        height: u16,
+        seq: u64,
+        data: Bytes,
+    ) -> Result<(), FrameRefused> {
+        let jpeg = jpeg_image(&data).ok_or(FrameRefused::NotJpeg)?;
+        let mut store = self.lock();
+        let previous = store.frames.get(name).map(|l| l.jpeg.len());
+        if previous.is_none() && store.frames.len() >= store.limits.max_streams {
+            return Err(FrameRefused::TooManyStreams);
+        }
+        let bytes = store.bytes - previous.unwrap_or(0) + jpeg.len();
+        if bytes > store.limits.max_bytes {
+            return Err(FrameRefused::TooManyBytes);
+        }
+        store.bytes = bytes;
+        let now = Instant::now();
+        let latest = Latest {
+            width,
+            height,
+            seq,
+            jpeg,
+            at: now,
+        };
+        store.frames.insert(name.to_owned(), latest);
+        let info = store.info.entry(name.to_owned()).or_insert_with(|| Info {
+            publisher: String::new(),
+            fps: 0.0,
+            window_start: now,
+            window_frames: 0,
+        });
+        if info.publisher != publisher {
+            publisher.clone_into(&mut info.publisher);
+        }
+        info.window_frames = info.window_frames.saturating_add(1);
+        let spent = now.duration_since(info.window_start);
+        if spent >= FPS_WINDOW {
+            info.fps = info.window_frames as f32 / spent.as_secs_f32();
+            info.window_start = now;
+            info.window_frames = 0;
+        }
+        drop(store);
+        self.inner.1.notify_all();
+        Ok(())
+    }
+
+    /// Forgets a stream (it ended): its viewers stop, its snapshot is gone.
+    pub fn remove(&self, name: &str) {
+        let mut store = self.lock();
+        if let Some(l) = store.frames.remove(name) {
+            store.bytes -= l.jpeg.len();
+        }
+        store.info.remove(name);
+        drop(store);
+        self.inner.1.notify_all();
+    }
+
+    /// The newest frame of `name`.
+    pub fn get(&self, name: &str) -> Option<Latest> {
+        self.lock().frames.get(name).cloned()
+    }
+
+    /// Streams with a frame stored, and the bytes of all their frames.
+    pub fn held(&self) -> (usize, usize) {
+        let store = self.lock();
+        (store.frames.len(), store.bytes)
+    }
+
+    /// Streams with a recent frame, sorted by name.
+    pub fn names(&self) -> Vec<(String, Latest)> {
+        let mut v: Vec<_> = self
+            .lock()
+            .frames
+            .iter()
+            .filter(|(_, l)| l.at.elapsed() < STALE)
+            .map(|(n, l)| (n.clone(), l.clone()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// Every stream with a recent frame, sorted by name, with its
+    /// publisher, size, frame rate and viewers: what `/state` shows.
+    pub fn state(&self) -> Vec<StreamState> {
+        let store = self.lock();
+        let mut v: Vec<StreamState> = store
+            .frames
+            .iter()
+            .filter(|(_, l)| l.at.elapsed() < STALE)
+            .map(|(name, l)| {
+                let info = store.info.get(name);
+                // A stream that stopped sending within the window has a
+                // rate no higher than what arrived since.
+                let fps = info.map_or(0.0, |i| {
+                    let quiet = l.at.elapsed().as_secs_f32();
+                    if quiet > FPS_WINDOW.as_secs_f32() {
+                        i.fps.min(1.0 / quiet)
+                    } else {
+                        i.fps
+                    }
+                });
+                StreamState {
+                    name: name.clone(),
+                    publisher: info.map(|i| i.publisher.clone()).unwrap_or_default(),
+                    width: l.width,
+                    height: l.height,
+                    fps,
+                    viewers: store.viewers.get(name).copied().unwrap_or(0),
+                    seq: l.seq,
+                }
+            })
+            .collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    /// Counts a viewer of `name` until the returned guard is dropped.
+    pub fn watch(&self, name: &str) -> Watching {
+        *self.lock().viewers.entry(name.to_owned()).or_insert(0) += 1;
+        Watching {
+            frames: self.clone(),
+            name: name.to_owned(),
+        }
+    }
+
+    /// Waits up to `timeout` for a frame of `name` newer than `after`.
+    pub fn wait_newer(&self, name: &str, after: Option<u64>, timeout: Duration) -> Option<Latest> {
+        let deadline = Instant::now() + timeout;
+        let mut store = self.lock();
+        loop {
+            if let Some(l) = store.frames.get(name) {
+                if after.is_none_or(|seq| l.seq != seq) {
+                    return Some(l.clone());
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            store = self
+                .inner
+                .1
+                .wait_timeout(store, left)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tiny stand-in for a JPEG image: SOI, `fill`, EOI.
+    fn jpeg(fill: &[u8]) -> Bytes {
+        let mut v = vec![0xFF, 0xD8];
+        v.extend_from_slice(fill);
+        v.extend_from_slice(&[0xFF, 0xD9]);
+        Bytes::from(v)
+    }
+
+    #[test]
+    fn waiting_for_a_newer_frame() {
+        let f = LatestFrames::new();
+        assert!(f
+            .wait_newer("cam", None, Duration::from_millis(10))
+            .is_none());
+        f.publish("cam", 2, 2, 1, jpeg(b"a")).unwrap();
+        assert_eq!(
+            f.wait_newer("cam", None, Duration::from_millis(10))
+                .unwrap()
+                .seq,
+            1
+        );
+        assert!(f
+            .wait_newer("cam", Some(1), Duration::from_millis(10))
+            .is_none());
+        let f2 = f.clone();
+        let t = std::thread::spawn(move || {
+            f2.wait_newer("cam", Some(1), Duration::from_secs(5))
+                .map(|l| l.seq)
+        });
+        std::thread::sleep(Duration::from_millis(20));
+        f.publish("cam", 2, 2, 2, jpeg(b"b")).unwrap();
+        assert_eq!(t.join().unwrap(), Some(2));
+    }
+
+    #[test]
+    fn only_jpeg_images_are_stored() {
+        let f = LatestFrames::new();
+        let multipart = Bytes::from_static(
+            b"\r\n--lanlinkframe\r\nContent-Type: text/html\r\n\r\n<script>alert(1)</script>",
+        );
+        for bad in [
+            multipart,
+            Bytes::from_static(b"\xFF\xD8"),
+            Bytes::from_static(b"\xFF\xD8<html>"),
+            Bytes::from_static(b"<html>\xFF\xD9"),
+            Bytes::new(),
+        ] {
+            assert_eq!(
+                f.publish("cam", 1, 1, 1, bad.clone()),
+                Err(FrameRefused::NotJpeg),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(f.held(), (0, 0));
+        // Zero padding after EOI is cut off, not refused.
+        let mut padded = jpeg(b"x").to_vec();
+        padded.extend_from_slice(&[0, 0, 0]);
+        f.publish("cam", 1, 1, 1, Bytes::from(padded)).unwrap();
+        assert_eq!(f.get("cam").unwrap().jpeg, jpeg(b"x"));
+    }
+
+    #[test]
+    fn streams_and_bytes_are_capped_and_released() {
+        let f = LatestFrames::with_limits(FrameLimits {
+            max_streams: 2,
+            max_bytes: 100,
+        });
+        f.publish("a", 1, 1, 1, jpeg(&[1; 36])).unwrap();
+        f.publish("b", 1, 1, 1, jpeg(&[1; 36])).unwrap();
+        assert_eq!(f.held(), (2, 80));
+        assert_eq!(
+            f.publish("c", 1, 1, 1, jpeg(b"")),
+            Err(FrameRefused::TooManyStreams)
+        );
+        // A bigger frame for a stored stream must fit too; the old one stays.
+        assert_eq!(
+            f.publish("a", 1, 1, 2, jpeg(&[1; 60])),
+            Err(FrameRefused::TooManyBytes)
+        );
+        assert_eq!(f.get("a").unwrap().seq, 1);
+        f.publish("a", 1, 1, 3, jpeg(&[1; 10])).unwrap();
+        assert_eq!(f.held(), (2, 54));
+        // An ended stream's frame is gone, and its room free again.
+        f.remove("b");
+        assert!(f.get("b").is_none());
+        assert_eq!(f.held(), (1, 14));
+        f.publish("c", 1, 1, 1, jpeg(&[1; 60])).unwrap();
+    }
+}

@@ -1,0 +1,896 @@
+//! The lanlink server: the transport's connections wired to the services.
+//!
+//! [`run`] serves on an already-bound listener until a [`Shutdown`] fires.
+//! The transport runs its accept loop and per-connection threads; one *hub*
+//! thread owns every service and handles connection events in order, so
+//! services need no locks. Whatever a service wants sent is queued on the
+//! recipients' connections, which never blocks the hub: a peer that cannot
+//! keep up is disconnected by its own queue limit. Nor does the hub touch a
+//! disk: file reads, hashes, writes and syncs run on a small
+//! [`WorkerPool`], taking turns by connection,
+//! and their results come back to the hub as events.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::net::TcpListener;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::Receiver;
+use lanlink_proto::{control, Capabilities, ErrorCode, Frame, Message, Service, StreamId};
+use lanlink_transport::limits::DEFAULT_MAX_KEYS;
+use lanlink_transport::{
+    BanList, ConnHandle, ConnId, EncodedFrame, Event, KeyedBuckets, Rate, RefusalLog, Shutdown,
+};
+
+use crate::workers::{WorkerConfig, WorkerPool};
+use crate::ServerError;
+use lanlink_services::chat::names::{check_hello_name, fold};
+use lanlink_services::chat::{ChatConfig, ChatService, Now, Outgoing};
+use lanlink_services::file::{FileConfig, FileDone, FileJob, FileService, TransferInfo};
+use lanlink_services::media::{MediaConfig, MediaRelay, VideoTap};
+use lanlink_services::text::display_safe;
+use lanlink_services::ServiceError;
+
+/// The connection id media published by the server process itself is
+/// filed under (the transport numbers connections from 1).
+const LOCAL_PUBLISHER: ConnId = ConnId(0);
+
+/// The default TCP port of a lanlink server.
+pub const DEFAULT_PORT: u16 = lanlink_transport::DEFAULT_PORT;
+
+/// Everything a server can be told.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The name the server gives itself in `Welcome`.
+    pub server_name: String,
+    /// Transport limits: handshake deadline, token, client limit, queues.
+    pub transport: lanlink_transport::ServerConfig,
+    /// Chat rooms: history, message size, rate limit, message of the day.
+    pub chat: ChatConfig,
+    /// File sharing and uploads.
+    pub file: FileConfig,
+    /// The threads that do the file service's disk work.
+    pub workers: WorkerConfig,
+    /// Limits of the audio and video relay.
+    pub media: MediaConfig,
+    /// Sees every relayed video frame (the HTTP MJPEG server uses this).
+    pub video_tap: Option<VideoTap>,
+    /// Media the server publishes itself: `(stream, message)` pairs, an
+    /// announcement first, as a client would send them.
+    pub local_media: Option<Receiver<(StreamId, Message)>>,
+    /// The token that authorises `Admin` requests (kick, ban); `None`
+    /// refuses them all.
+    pub admin_token: Option<String>,
+    /// Wrong admin tokens one address may try (over all its connections);
+    /// once spent, every admin request from it is refused, right token or
+    /// not, until the bucket refills. Each wrong token also closes its
+    /// connection. Default: 5 a minute.
+    pub admin_guesses: Rate,
+    /// Nicknames refused from the start (operators add more with `ban`).
+    /// Banned addresses live in `transport.bans`.
+    pub banned_names: Vec<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            server_name: "lanlink".into(),
+            transport: lanlink_transport::ServerConfig::default(),
+            chat: ChatConfig::default(),
+            file: FileConfig::default(),
+            workers: WorkerConfig::default(),
+            media: MediaConfig::default(),
+            video_tap: None,
+            local_media: None,
+            admin_token: None,
+            admin_guesses: Rate::per_minute(5),
+            banned_names: Vec::new(),
+        }
+    }
+}
+
+/// Serves on `listener` until `shutdown` fires; then says goodbye to every
+/// client, joins every thread and returns.
+///
+/// ```no_run
+/// use std::net::TcpListener;
+/// use lanlink_server::{run, ServerConfig};
+/// use lanlink_transport::Shutdown;
+///
+/// let listener = TcpListener::bind("0.0.0.0:7878")?;
+/// run(listener, ServerConfig::default(), Shutdown::new())?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn run(
+    listener: TcpListener,
+    config: ServerConfig,
+    shutdown: Shutdown,
+) -> Result<(), ServerError> {
+    // Bounded: if the hub falls behind, connection readers wait, and TCP
+    // slows the senders down, instead of events piling up in memory.
+    let (events_tx, events) = crossbeam_channel::bounded(64 * 1024);
+    let mut hub = Hub::new(&config)?;
+    // Without local media, a receiver that never yields keeps one loop.
+    let mut local = config
+        .local_media
+        .clone()
+        .unwrap_or_else(crossbeam_channel::never);
+    let results = hub.job_results();
+    let ticks = crossbeam_channel::tick(TICK);
+    let hub_thread = std::thread::Builder::new()
+        .name("lanlink-hub".into())
+        .spawn(move || loop {
+            crossbeam_channel::select! {
+                recv(events) -> event => match event {
+                    Ok(event) => {
+                        // Take whatever else is already waiting, then send
+                        // once: under load, batches grow and wake-ups shrink.
+                        let now = now();
+                        hub.handle_deferred(event, now);
+                        for event in events.try_iter().take(1024) {
+                            hub.handle_deferred(event, now);
+                        }
+                        hub.flush();
+                    }
+                    Err(_) => break,
+                },
+                recv(results) -> done => {
+                    if let Ok((owner, done)) = done {
+                        hub.job_done(owner, done);
+                        for (owner, done) in results.try_iter().take(1024) {
+                            hub.job_done(owner, done);
+                        }
+                        hub.flush();
+                    }
+                },
+                recv(ticks) -> _ => {
+                    hub.tick(now());
+                    hub.flush();
+                },
+                recv(local) -> m => match m {
+                    Ok((stream, message)) => hub.handle_local(stream, message),
+                    // The local publishers are gone; keep serving clients.
+                    Err(_) => local = crossbeam_channel::never(),
+                },
+            }
+        })
+        .map_err(|e| ServerError::io("spawn hub thread", e))?;
+    let result = lanlink_transport::serve(listener, config.transport, shutdown, events_tx);
+    // `serve` has joined every connection, so every event sender is gone
+    // and the hub's loop ends once it has handled the last `Closed`.
+    let _ = hub_thread.join();
+    Ok(result?)
+}
+
+/// The longest close reason shown to the people in a leaver's rooms, in
+/// bytes: a goodbye text is the peer's, and one leave reaches everyone.
+const MAX_SHOWN_REASON: usize = 200;
+
+/// `text` cut to at most `max` bytes (on a character boundary), with `…`
+/// to show it was cut.
+fn shorten(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max.saturating_sub('…'.len_utf8());
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
+}
+
+/// The longest `who` answer, in bytes: an admin reply is one wire string
+/// (at most 65 535 bytes).
+const MAX_WHO_REPLY: usize = 60_000;
+
+/// The most items of one list (rooms, streams, transfers) `who` shows for
+/// a connection.
+const MAX_WHO_ITEMS: usize = 8;
+
+/// `items` escaped and joined, at most [`MAX_WHO_ITEMS`] of them.
+fn safe_list<T: AsRef<str>>(items: &[T]) -> String {
+    if items.is_empty() {
+        return "none".into();
+    }
+    let mut shown: Vec<String> = items
+        .iter()
+        .take(MAX_WHO_ITEMS)
+        .map(|i| display_safe(i.as_ref()).to_string())
+        .collect();
+    if items.len() > MAX_WHO_ITEMS {
+        shown.push(format!("+{} more", items.len() - MAX_WHO_ITEMS));
+    }
+    shown.join(", ")
+}
+
+/// A Unix time in milliseconds as `YYYY-MM-DD HH:MM:SS UTC`.
+fn utc_time(unix_ms: u64) -> String {
+    let secs = unix_ms / 1000;
+    let (days, rest) = ((secs / 86_400) as i64, secs % 86_400);
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rest / 3600,
+        rest / 60 % 60,
+        rest % 60
+    )
+}
+
+/// A duration as `42s`, `3m05s` or `2h07m`.
+fn short_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, s / 60 % 60),
+    }
+}
+
+/// Logs the file requests worth an operator's eye: downloads, uploads and
+/// files offered to another user (relayed sends), with the user's name.
+fn log_file_request(conn: ConnId, user: &str, message: &Message) {
+    let user = display_safe(user);
+    match message {
+        Message::FileRequest(r) => {
+            tracing::info!(conn = %conn, name = %user, file = %display_safe(&r.name), offset = r.offset, "download requested");
+        }
+        Message::FileOffer(o) => match &o.to {
+            Some(to) => {
+                tracing::info!(conn = %conn, name = %user, to = %display_safe(to), file = %display_safe(&o.name), size = o.size, "file offered to a user (relayed send)");
+            }
+            None => {
+                tracing::info!(conn = %conn, name = %user, file = %display_safe(&o.name), size = o.size, "upload offered");
+            }
+        },
+        _ => {}
+    }
+}
+
+/// How often the hub's timers are checked.
+const TICK: Duration = Duration::from_secs(1);
+
+fn list_or_none<T: AsRef<str>>(items: &[T]) -> String {
+    if items.is_empty() {
+        "none".into()
+    } else {
+        items
+            .iter()
+            .map(AsRef::as_ref)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+fn now() -> Now {
+    Now {
+        instant: Instant::now(),
+        unix_ms: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+    }
+}
+
+/// Owns the services and the connections' handles; turns transport events
+/// into service calls and service output into queued frames.
+///
+/// Sans-IO apart from the handles it sends through: drive it with
+/// [`Hub::handle`] and any clock you like.
+pub struct Hub {
+    server_name: String,
+    max_payload: u32,
+    /// Welcomed connections and the name each gave.
+    conns: HashMap<ConnId, (ConnHandle, String)>,
+    /// When each welcomed connection was welcomed (for `who`).
+    since: HashMap<ConnId, Now>,
+    /// Connections that receive file offers for their name without
+    /// chatting ([`Capabilities::OFFERS`]), with that name case-folded.
+    /// Ordered by id: the newest one gets the offers.
+    receivers: std::collections::BTreeMap<ConnId, String>,
+    chat: ChatService,
+    file: FileService,
+    /// Runs the file service's disk work.
+    workers: WorkerPool<FileJob, FileDone>,
+    media: MediaRelay,
+    out: Vec<Outgoing>,
+    admin: Admin,
+}
+
+/// The operator's tools: the admin token and the bans.
+struct Admin {
+    token: Option<String>,
+    /// Wrong tokens per address.
+    guesses: KeyedBuckets<IpAddr>,
+    addresses: BanList,
+    refusals: RefusalLog,
+}
+
+impl Hub {
+    /// A hub with empty services and its worker threads started.
+    pub fn new(config: &ServerConfig) -> Result<Hub, ServerError> {
+        let mut chat = ChatService::new(config.chat.clone());
+        for name in &config.banned_names {
+            chat.ban_name(name);
+        }
+        Ok(Hub {
+            server_name: config.server_name.clone(),
+            max_payload: config.transport.conn.max_payload,
+            conns: HashMap::new(),
+            since: HashMap::new(),
+            receivers: std::collections::BTreeMap::new(),
+            chat,
+            file: {
+                let mut file = FileService::new(config.file.clone());
+                file.set_refusal_log(config.transport.refusals.clone());
+                file
+            },
+            workers: WorkerPool::new(&config.workers, FileJob::run)?,
+            media: MediaRelay::with_config(config.media.clone(), config.video_tap.clone()),
+            out: Vec::new(),
+            admin: Admin {
+                token: config.admin_token.clone(),
+                guesses: KeyedBuckets::new(config.admin_guesses, DEFAULT_MAX_KEYS),
+                addresses: config.transport.bans.clone(),
+                refusals: config.transport.refusals.clone(),
+            },
+        })
+    }
+
+    /// Where the results of the hub's jobs arrive: hand each to
+    /// [`job_done`](Self::job_done).
+    pub fn job_results(&self) -> crossbeam_channel::Receiver<(ConnId, FileDone)> {
+        self.workers.results().clone()
+    }
+
+    /// Takes back the result of a job of `owner`'s, and keeps what it
+    /// leads to until [`flush`](Self::flush).
+    pub fn job_done(&mut self, owner: ConnId, done: FileDone) {
+        self.workers.finished(owner);
+        self.file.job_done(done, &mut self.out);
+    }
+
+    /// Runs the services' timers (keeps what they send until
+    /// [`flush`](Self::flush)).
+    pub fn tick(&mut self, now: Now) {
+        self.file.tick(now.instant);
+    }
+
+    /// Connected (welcomed) clients.
+    pub fn client_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Handles one transport event at time `now`.
+    pub fn handle(&mut self, event: Event, now: Now) {
+        self.handle_deferred(event, now);
+        self.flush();
+    }
+
+    /// Handles one event but keeps what the services want sent until
+    /// [`flush`](Self::flush): a busy server handles a batch of events and
+    /// then wakes each recipient's writer once for all its frames.
+    pub fn handle_deferred(&mut self, event: Event, now: Now) {
+        match event {
+            Event::Hello { conn, hello } => self.on_hello(conn, hello, &now),
+            Event::Frame { conn, frame } => self.on_frame(conn, frame, &now),
+            Event::Closed { conn, reason, .. } => {
+                if let Some((handle, _)) = self.conns.remove(&conn) {
+                    self.receivers.remove(&conn);
+                    self.since.remove(&conn);
+                    // Shown to everyone in its rooms: the peer's goodbye
+                    // text is escaped (by CloseReason's Display) and cut
+                    // short, so leaving cannot paint or flood their screens.
+                    let reason = shorten(reason.to_string(), MAX_SHOWN_REASON);
+                    self.chat.disconnect(conn, &reason, &mut self.out);
+                    self.file.disconnect(conn, &mut self.out);
+                    // Its waiting reads are of no use any more; what it
+                    // sent is still written.
+                    self.workers.retain(conn, FileJob::outlives_its_client);
+                    self.media.disconnect(conn, &mut self.out);
+                    // Everything answered before is already queued: a peer
+                    // that said goodbye gets ours after it.
+                    self.flush();
+                    handle.close("goodbye");
+                }
+            }
+        }
+    }
+
+    fn on_hello(&mut self, conn: ConnHandle, hello: control::Hello, now: &Now) {
+        let id = conn.id();
+        // Collect the newcomer's first frames separately: they must follow
+        // its Welcome. Only clients that want chat join it (and need a
+        // unique nickname); a file-only client is just welcomed.
+        // Banned names are the chat's (a renaming cannot take one either),
+        // but whoever says hello with one is refused, chat or not.
+        if self.chat.is_banned(&hello.name) {
+            self.admin.refusals.refused(
+                conn.peer().ip(),
+                "banned name",
+                &format!("the name {:?} is banned", hello.name),
+            );
+            conn.refuse(ErrorCode::BANNED, "this name is banned from the server");
+            return;
+        }
+        let mut greeting = Vec::new();
+        let wants_chat = hello.capabilities.contains(Capabilities::CHAT);
+        let receives = !wants_chat && hello.capabilities.contains(Capabilities::OFFERS);
+        let mut admitted = self.check_receiver_name(&conn, &hello.name, receives);
+        if admitted.is_ok() {
+            admitted = if wants_chat {
+                self.chat
+                    .connect(id, conn.peer().ip(), &hello.name, now, &mut greeting)
+            } else {
+                // Not a chat user, but its name is still shown and logged.
+                check_hello_name(&hello.name, self.chat.config().max_name_len)
+                    .map_err(|e| (e.code(), e.to_string()))
+            };
+        }
+        if let Err((code, reason)) = admitted {
+            tracing::info!(peer = %conn.peer(), name = %display_safe(&hello.name), "refused: {}", display_safe(&reason));
+            conn.refuse(code, &reason);
+            return;
+        }
+        let welcome = control::Welcome {
+            server_name: self.server_name.clone(),
+            client_id: id.0 as u32,
+            name: hello.name.clone(),
+            capabilities: Capabilities::ALL | Capabilities::OFFERS,
+            max_payload: self.max_payload,
+            motd: self.chat.config().motd.clone().unwrap_or_default(),
+        };
+        if conn.send(&Frame::control(welcome)).is_ok() {
+            if hello.capabilities.contains(Capabilities::AUDIO)
+                || hello.capabilities.contains(Capabilities::VIDEO)
+            {
+                self.media.connect(id, &mut greeting);
+            }
+            // Upload quotas follow the address, not the (changeable) name.
+            self.file.set_peer(id, conn.peer().ip().to_canonical());
+            if receives {
+                self.receivers.insert(id, fold(&hello.name));
+            }
+            self.since.insert(id, *now);
+            self.conns.insert(id, (conn, hello.name));
+            self.out.append(&mut greeting);
+        } else if wants_chat {
+            // Gone before we could welcome it; forget it again.
+            self.chat.disconnect(id, "connection lost", &mut self.out);
+        }
+    }
+
+    fn on_frame(&mut self, conn: ConnId, frame: Frame, now: &Now) {
+        let Some((handle, hello_name)) = self.conns.get(&conn) else {
+            return;
+        };
+        // A connection the server is closing (a wrong admin token, a kick,
+        // a peer too slow) is done: the frames it had already sent, still
+        // queued behind the one that condemned it, are not carried out.
+        if handle.is_closing() {
+            return;
+        }
+        // The name others know this user by now (after any /nick).
+        let name = self.chat.name_of(conn).unwrap_or(hello_name);
+        match frame.kind().service() {
+            Service::Chat => match &frame.message {
+                // One name is one person: not taken from another address.
+                Message::SetNick(set)
+                    if self.conns.get(&conn).is_some_and(|(h, _)| {
+                        self.held_elsewhere(set.name.trim(), h.peer().ip(), false)
+                    }) =>
+                {
+                    self.out.push(Outgoing::control(
+                        conn,
+                        control::Error {
+                            code: ErrorCode::NAME_TAKEN,
+                            message: format!(
+                                "the name {:?} is in use from another address",
+                                set.name
+                            ),
+                        },
+                    ));
+                }
+                _ => self.chat.handle(conn, frame.message, now, &mut self.out),
+            },
+            Service::File => {
+                log_file_request(conn, name, &frame.message);
+                let (chat, receivers) = (&self.chat, &self.receivers);
+                // An offer to a name goes to its newest receiver, else to
+                // the chat user of that name.
+                let lookup = |nick: &str| {
+                    let key = fold(nick);
+                    receivers
+                        .iter()
+                        .rev()
+                        .find(|(_, name)| **name == key)
+                        .map(|(id, _)| *id)
+                        .or_else(|| chat.conn_of(nick))
+                };
+                self.file.handle(
+                    conn,
+                    name,
+                    frame.stream,
+                    frame.message,
+                    &lookup,
+                    &mut self.out,
+                );
+            }
+            Service::Audio | Service::Video => {
+                self.media
+                    .handle(conn, name, frame.stream, frame.message, &mut self.out)
+            }
+            Service::Control if matches!(frame.message, Message::Admin(_)) => {
+                if let Message::Admin(request) = frame.message {
+                    let reply = self.admin(conn, request, now);
+                    self.out.push(Outgoing::control(conn, reply));
+                }
+            }
+            Service::Control if matches!(frame.message, Message::Error(_)) => {
+                // Never answer an error with an error: two such peers would
+                // loop. The peer's complaint is worth a log line.
+                if let Message::Error(e) = &frame.message {
+                    tracing::info!(conn = %conn, "peer reported an error: {} ({:?})", display_safe(&e.message), e.code);
+                }
+            }
+            Service::Control => {
+                let message = format!("{:?} is not expected after the handshake", frame.kind());
+                self.out.push(Outgoing::control(
+                    conn,
+                    control::Error {
+                        code: ErrorCode::UNEXPECTED,
+                        message,
+                    },
+                ));
+            }
+        }
+    }
+
+    /// Carries out an operator's request if its token is right.
+    ///
+    /// A wrong token closes the connection (nothing it sent after is
+    /// carried out, see `on_frame`) and costs its address one of its
+    /// `admin_guesses`; with none left, the address's admin requests are
+    /// refused unchecked until they refill.
+    fn admin(&mut self, from: ConnId, request: control::Admin, now: &Now) -> control::AdminReply {
+        let reply = |ok: bool, text: String| control::AdminReply { ok, text };
+        let Some(peer) = self.conns.get(&from).map(|(h, _)| h.peer()) else {
+            return reply(false, "not connected".into());
+        };
+        let ip = peer.ip().to_canonical();
+        let Some(token) = self.admin.token.as_deref() else {
+            return reply(
+                false,
+                "this server has no admin token (--admin-token)".into(),
+            );
+        };
+        if let Err(wait) = self.admin.guesses.check(&ip, now.instant) {
+            let refusal = ServiceError::TooManyRequests {
+                what: "admin requests with a wrong token",
+                from: "your address",
+                retry_after_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+            }
+            .to_string();
+            self.admin.refusals.refused(ip, "admin guesses", &refusal);
+            return self.refuse_admin(from, refusal);
+        }
+        if !lanlink_transport::server::constant_time_eq(token.as_bytes(), request.token.as_bytes())
+        {
+            let _ = self.admin.guesses.try_take(&ip, now.instant);
+            self.admin.refusals.refused(
+                ip,
+                "admin token",
+                "an admin request with a wrong token (connection closed)",
+            );
+            return self.refuse_admin(from, "wrong admin token".into());
+        }
+        let arg = request.argument.trim();
+        // What the replies and the log show of the argument.
+        let shown = display_safe(arg);
+        tracing::warn!(conn = %from, ?peer, command = %request.command, argument = %shown, "admin request");
+        match (request.command.as_str(), arg.parse::<IpAddr>()) {
+            ("kick", _) => match self.find(arg) {
+                Some(id) => {
+                    self.kick(id, "kicked by an operator");
+                    reply(true, format!("kicked {shown}"))
+                }
+                None => reply(false, format!("nobody is called {shown}")),
+            },
+            ("ban", Ok(ip)) => {
+                self.admin.addresses.ban(ip);
+                let hit: Vec<ConnId> = self
+                    .conns
+                    .iter()
+                    .filter(|(_, (h, _))| h.peer().ip().to_canonical() == ip.to_canonical())
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in &hit {
+                    self.kick(*id, "banned by an operator");
+                }
+                reply(
+                    true,
+                    format!("banned {ip} ({} connection(s) closed)", hit.len()),
+                )
+            }
+            ("ban", Err(_)) if !arg.is_empty() => {
+                self.chat.ban_name(arg);
+                if let Some(id) = self.find(arg) {
+                    self.kick(id, "banned by an operator");
+                }
+                reply(true, format!("banned the name {shown}"))
+            }
+            ("unban", Ok(ip)) => {
+                let was = self.admin.addresses.unban(ip);
+                reply(
+                    was,
+                    format!("{ip} {}", if was { "unbanned" } else { "was not banned" }),
+                )
+            }
+            ("unban", Err(_)) => {
+                let was = self.chat.unban_name(arg);
+                reply(
+                    was,
+                    format!(
+                        "{shown} {}",
+                        if was { "unbanned" } else { "was not banned" }
+                    ),
+                )
+            }
+            ("who", _) => reply(true, self.who(now)),
+            ("bans", _) => {
+                let addresses: Vec<String> = self
+                    .admin
+                    .addresses
+                    .list()
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
+                let names = self.chat.banned_names();
+                reply(
+                    true,
+                    format!(
+                        "banned addresses: {}; banned names: {}",
+                        list_or_none(&addresses),
+                        list_or_none(&names)
+                    ),
+                )
+            }
+            (other, _) => reply(
+                false,
+                format!(
+                    "unknown admin command {other:?} (kick, ban, unban, bans, who) or missing argument"
+                ),
+            ),
+        }
+    }
+
+    /// The `who` answer: a count, then one line per connection, oldest
+    /// first: its id, name, address, when it connected, its rooms, streams
+    /// and transfers in progress. Every peer string is escaped, long lists
+    /// are cut, and the whole stays within [`MAX_WHO_REPLY`] bytes.
+    fn who(&self, now: &Now) -> String {
+        let mut ids: Vec<ConnId> = self.conns.keys().copied().collect();
+        ids.sort();
+        let mut text = format!("{} connection(s)", ids.len());
+        for (shown, id) in ids.iter().enumerate() {
+            let Some((handle, hello)) = self.conns.get(id) else {
+                continue;
+            };
+            let name = self.chat.name_of(*id).unwrap_or(hello);
+            let since = self.since.get(id).map_or_else(
+                || "?".to_owned(),
+                |t| {
+                    format!(
+                        "{} ({} ago)",
+                        utc_time(t.unix_ms),
+                        short_duration(now.instant.saturating_duration_since(t.instant))
+                    )
+                },
+            );
+            let rooms = self.chat.rooms_of(*id);
+            let streams = self.media.streams_of(*id);
+            let transfers: Vec<String> = self
+                .file
+                .transfers_of(*id)
+                .into_iter()
+                .map(|t| match t {
+                    TransferInfo::Download(n) => format!("download {}", display_safe(&n)),
+                    TransferInfo::Upload(n) => format!("upload {}", display_safe(&n)),
+                    TransferInfo::SendingTo(c) => format!("sending to {}", self.who_is(c)),
+                    TransferInfo::ReceivingFrom(c) => format!("receiving from {}", self.who_is(c)),
+                })
+                .collect();
+            let line = format!(
+                "\n{id} {} {} connected {since}; rooms: {}; streams: {}; transfers: {}",
+                display_safe(name),
+                handle.peer(),
+                safe_list(&rooms),
+                safe_list(&streams),
+                safe_list(&transfers),
+            );
+            if text.len() + line.len() > MAX_WHO_REPLY - 64 {
+                text.push_str(&format!("\n… and {} more", ids.len() - shown));
+                break;
+            }
+            text.push_str(&line);
+        }
+        text
+    }
+
+    /// A connection as `who` names it: its id and escaped name.
+    fn who_is(&self, id: ConnId) -> String {
+        let name = self
+            .chat
+            .name_of(id)
+            .or_else(|| self.conns.get(&id).map(|(_, n)| n.as_str()))
+            .unwrap_or("?");
+        format!("{id} {}", display_safe(name))
+    }
+
+    /// Answers a refused admin request and closes the connection: the
+    /// answer first, then the close (nothing queued after it would be
+    /// sent). The returned reply is for the caller's queue, where the
+    /// closing connection drops it.
+    fn refuse_admin(&self, from: ConnId, text: String) -> control::AdminReply {
+        let reply = control::AdminReply { ok: false, text };
+        if let Some((handle, _)) = self.conns.get(&from) {
+            let _ = handle.send(&Frame::control(reply.clone()));
+            handle.close_with_error(
+                ErrorCode::FORBIDDEN,
+                &reply.text,
+                lanlink_transport::CloseReason::Local(reply.text.clone()),
+            );
+        }
+        reply
+    }
+
+    /// Whether `name` may be taken by the newcomer `conn`. One name is one
+    /// person: a receiver ([`Capabilities::OFFERS`] without chat) needs a
+    /// valid nickname, and a receiver and a chat user may share a name only
+    /// when they connect from the same address (the person's own machine),
+    /// so nobody elsewhere can collect the offers meant for someone else.
+    fn check_receiver_name(
+        &self,
+        conn: &ConnHandle,
+        name: &str,
+        receives: bool,
+    ) -> Result<(), (ErrorCode, String)> {
+        if receives {
+            lanlink_services::chat::names::check_nickname(name, self.chat.config().max_name_len)
+                .map_err(|e| (e.code(), e.to_string()))?;
+        }
+        if self.held_elsewhere(name, conn.peer().ip(), receives) {
+            return Err((
+                ErrorCode::NAME_TAKEN,
+                format!("the name {name:?} is in use from another address"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether a receiver (or, with `chat`, a chat user) connected from
+    /// another address than `ip` holds `name`.
+    fn held_elsewhere(&self, name: &str, ip: IpAddr, chat: bool) -> bool {
+        let ip = ip.to_canonical();
+        let elsewhere = |id: &ConnId| {
+            self.conns
+                .get(id)
+                .is_some_and(|(h, _)| h.peer().ip().to_canonical() != ip)
+        };
+        let key = fold(name);
+        self.receivers
+            .iter()
+            .any(|(id, n)| *n == key && elsewhere(id))
+            || (chat && self.chat.conn_of(name).is_some_and(|id| elsewhere(&id)))
+    }
+
+    /// The connection of the user called `name` (chat nickname first, then
+    /// the name a non-chat client said hello with).
+    fn find(&self, name: &str) -> Option<ConnId> {
+        self.chat.conn_of(name).or_else(|| {
+            let folded = fold(name);
+            self.conns
+                .iter()
+                .find(|(_, (_, hello))| fold(hello) == folded)
+                .map(|(id, _)| *id)
+        })
+    }
+
+    fn kick(&self, id: ConnId, why: &str) {
+        if let Some((handle, _)) = self.conns.get(&id) {
+            tracing::warn!(conn = %id, peer = %handle.peer(), "{why}");
+            handle.close_with_error(
+                ErrorCode::BANNED,
+                why,
+                lanlink_transport::CloseReason::Local(why.to_owned()),
+            );
+        }
+    }
+
+    /// Handles media published by the server process itself (a test
+    /// pattern, a local microphone): `stream` is the local publisher's own
+    /// id, as a client's would be.
+    pub fn handle_local(&mut self, stream: StreamId, message: Message) {
+        self.media.handle(
+            LOCAL_PUBLISHER,
+            &self.server_name,
+            stream,
+            message,
+            &mut self.out,
+        );
+        self.flush();
+    }
+
+    /// Queues everything the services produced (and hands their jobs to
+    /// the workers). A frame sent to many recipients in a row (a room
+    /// broadcast) is encoded once.
+    pub fn flush(&mut self) {
+        for job in self.file.take_jobs() {
+            self.workers.submit(job.owner(), job);
+        }
+        let mut last: Option<(Frame, EncodedFrame)> = None;
+        let mut batch = Vec::with_capacity(self.out.len());
+        for Outgoing { to, frame } in self.out.drain(..) {
+            let encoded = match &last {
+                Some((f, e)) if *f == frame => e.clone(),
+                _ => match EncodedFrame::new(&frame) {
+                    Ok(e) => {
+                        last = Some((frame, e.clone()));
+                        e
+                    }
+                    Err(e) => {
+                        tracing::error!("cannot encode a frame for {to}: {e}");
+                        continue;
+                    }
+                },
+            };
+            batch.push((to, encoded));
+        }
+        // Each recipient's frames back to back (a stable sort keeps their
+        // order): its writer wakes once and writes them together.
+        batch.sort_by_key(|(to, _)| *to);
+        for (to, encoded) in batch {
+            if let Some((handle, _)) = self.conns.get(&to) {
+                // A failure means that peer is being disconnected; its
+                // `Closed` event will tidy up after it.
+                let _ = handle.send_encoded(encoded);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_and_durations_for_who() {
+        assert_eq!(utc_time(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc_time(951_782_400_000), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc_time(1_700_000_000_123), "2023-11-14 22:13:20 UTC");
+        assert_eq!(short_duration(Duration::from_secs(42)), "42s");
+        assert_eq!(short_duration(Duration::from_secs(185)), "3m05s");
+        assert_eq!(short_duration(Duration::from_secs(7620)), "2h07m");
+        assert_eq!(safe_list::<&str>(&[]), "none");
+        let many: Vec<String> = (0..10).map(|i| format!("r{i}")).collect();
+        assert!(safe_list(&many).ends_with("r7, +2 more"));
+        assert_eq!(safe_list(&["a\u{1b}[2J"]), "a\\u{1b}[2J");
+    }
+
+    #[test]
+    fn shown_reasons_are_cut_on_a_character_boundary() {
+        assert_eq!(shorten("quit".into(), 10), "quit");
+        assert_eq!(shorten("a".repeat(10), 10), "a".repeat(10));
+        assert_eq!(shorten("a".repeat(11), 10), format!("{}…", "a".repeat(7)));
+        let cut = shorten("é".repeat(300), MAX_SHOWN_REASON);
+        assert!(cut.len() <= MAX_SHOWN_REASON && cut.ends_with('…'), "{cut}");
+    }
+}

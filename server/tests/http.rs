@@ -1,0 +1,376 @@
+//! The browser server under hostile clients, over real sockets: slow-drip
+//! request heads are cut at the deadline, connections beyond the caps are
+//! refused at once while honest requests still work, viewers that leave a
+//! quiet stream free their slots, and a publisher cannot inject content
+//! into an MJPEG response.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use lanlink_server::http::{serve_http_with, HttpConfig, LatestFrames};
+use lanlink_transport::Shutdown;
+
+struct Http {
+    addr: SocketAddr,
+    frames: LatestFrames,
+    shutdown: Shutdown,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Http {
+    fn start(config: HttpConfig) -> Http {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let frames = LatestFrames::new();
+        let shutdown = Shutdown::new();
+        let thread = {
+            let (frames, shutdown) = (frames.clone(), shutdown.clone());
+            std::thread::spawn(move || serve_http_with(listener, frames, config, shutdown).unwrap())
+        };
+        Http {
+            addr,
+            frames,
+            shutdown,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Http {
+    fn drop(&mut self) {
+        self.shutdown.trigger();
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap();
+        }
+    }
+}
+
+/// A stand-in JPEG image: SOI, `fill`, EOI.
+fn jpeg(fill: &[u8]) -> Bytes {
+    let mut v = vec![0xFF, 0xD8];
+    v.extend_from_slice(fill);
+    v.extend_from_slice(&[0xFF, 0xD9]);
+    Bytes::from(v)
+}
+
+/// A TCP connection to `to` from the loopback address `from` (127.0.0.x).
+fn connect_from(from: &str, to: SocketAddr) -> TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let local: SocketAddr = format!("{from}:0").parse().unwrap();
+    socket.bind(&local.into()).unwrap();
+    socket.connect(&to.into()).unwrap();
+    socket.into()
+}
+
+/// Sends a GET and reads the whole answer (the server closes after it).
+fn get_from(from: &str, to: SocketAddr, path: &str) -> (String, Vec<u8>) {
+    let mut s = connect_from(from, to);
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = write!(s, "GET {path} HTTP/1.1\r\nHost: test\r\n\r\n");
+    let mut all = Vec::new();
+    let _ = s.read_to_end(&mut all);
+    split_head(&all)
+}
+
+fn split_head(all: &[u8]) -> (String, Vec<u8>) {
+    match all.windows(4).position(|w| w == b"\r\n\r\n") {
+        Some(i) => (
+            String::from_utf8_lossy(&all[..i]).into_owned(),
+            all[i + 4..].to_vec(),
+        ),
+        None => (String::from_utf8_lossy(all).into_owned(), Vec::new()),
+    }
+}
+
+#[test]
+fn a_slow_dripping_client_is_cut_at_the_header_deadline() {
+    let http = Http::start(HttpConfig {
+        header_timeout: Duration::from_millis(500),
+        ..HttpConfig::default()
+    });
+    let mut drip = TcpStream::connect(http.addr).unwrap();
+    drip.set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
+    let started = Instant::now();
+    let head = b"GET / HTTP/1.1\r\nX-Slow: "
+        .iter()
+        .chain(b"a".repeat(1000).iter())
+        .copied()
+        .collect::<Vec<_>>();
+    let mut answer = Vec::new();
+    // One byte every 50 ms: each read is quick, the head never completes.
+    for b in head {
+        if drip.write_all(&[b]).is_err() {
+            break;
+        }
+        let mut buf = [0u8; 256];
+        match drip.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "never cut");
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    let took = started.elapsed();
+    let (head, _) = split_head(&answer);
+    assert!(head.starts_with("HTTP/1.1 408"), "{head:?}");
+    assert!(
+        took >= Duration::from_millis(450) && took < Duration::from_millis(2000),
+        "cut after {took:?}"
+    );
+    // Meanwhile and afterwards an honest client is served.
+    let (head, page) = get_from("127.0.0.1", http.addr, "/");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(String::from_utf8_lossy(&page).contains("lanlink video"));
+}
+
+#[test]
+fn connections_beyond_the_caps_are_refused_at_once_and_honest_snapshots_still_work() {
+    let http = Http::start(HttpConfig {
+        max_connections: 6,
+        max_per_address: 4,
+        header_timeout: Duration::from_secs(30),
+        ..HttpConfig::default()
+    });
+    http.frames.publish("cam", 2, 2, 1, jpeg(b"frame")).unwrap();
+    // Four silent connections from one address: its fifth is refused
+    // at once, without waiting for a request.
+    let mut silent: Vec<TcpStream> = (0..4)
+        .map(|_| connect_from("127.0.0.1", http.addr))
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    assert_refused_at_once("127.0.0.1", http.addr);
+    // Another address still gets its snapshot.
+    let (head, body) = get_from("127.0.0.2", http.addr, "/snapshot/cam");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(body, jpeg(b"frame"));
+    // Two more from a third address reach the cap of six in all: then
+    // anyone's next connection is refused.
+    silent.extend((0..2).map(|_| connect_from("127.0.0.3", http.addr)));
+    std::thread::sleep(Duration::from_millis(100));
+    assert_refused_at_once("127.0.0.4", http.addr);
+    // Once they go, everyone is served again.
+    drop(silent);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (head, body) = get_from("127.0.0.1", http.addr, "/snapshot/cam");
+        if head.starts_with("HTTP/1.1 200") {
+            assert_eq!(body, jpeg(b"frame"));
+            break;
+        }
+        assert!(Instant::now() < deadline, "still refused: {head}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A connection from `from` is answered 503 before it sends anything.
+fn assert_refused_at_once(from: &str, to: SocketAddr) {
+    let mut s = connect_from(from, to);
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer:?}");
+}
+
+/// Opens `/stream/NAME` and reads up to the end of the first part's head.
+fn start_viewing(addr: SocketAddr, name: &str) -> (TcpStream, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(s, "GET /stream/{name} HTTP/1.1\r\n\r\n").unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while seen.windows(4).filter(|w| *w == b"\r\n\r\n").count() < 2 {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+        }
+    }
+    (s, String::from_utf8_lossy(&seen).into_owned())
+}
+
+#[test]
+fn viewers_that_leave_a_quiet_stream_free_their_slots() {
+    let http = Http::start(HttpConfig {
+        max_viewers: 2,
+        ..HttpConfig::default()
+    });
+    // One frame, then the stream goes quiet.
+    http.frames
+        .publish("quiet", 2, 2, 1, jpeg(b"only"))
+        .unwrap();
+    for _ in 0..3 {
+        let viewers: Vec<_> = (0..2).map(|_| start_viewing(http.addr, "quiet")).collect();
+        for (_, head) in &viewers {
+            assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        }
+        // Both slots are taken now.
+        let (_, head) = start_viewing(http.addr, "quiet");
+        assert!(head.starts_with("HTTP/1.1 503"), "{head}");
+        // They close their sockets; no frame comes to fail a write on.
+        drop(viewers);
+        let deadline = Instant::now() + Duration::from_secs(3);
+        loop {
+            std::thread::sleep(Duration::from_millis(100));
+            let (s, head) = start_viewing(http.addr, "quiet");
+            if head.starts_with("HTTP/1.1 200") {
+                drop(s);
+                break;
+            }
+            assert!(Instant::now() < deadline, "the viewer slots leaked");
+        }
+        std::thread::sleep(Duration::from_millis(600));
+    }
+}
+
+#[test]
+fn a_publisher_cannot_inject_parts_or_headers() {
+    let http = Http::start(HttpConfig::default());
+    // A real-looking JPEG whose comment holds a forged part with the old
+    // fixed boundary.
+    let forged = b"\xFF\xFE\x00\x40\r\n--lanlinkframe\r\nContent-Type: text/html\r\n\r\n<script>alert(1)</script>\r\n";
+    http.frames.publish("cam", 2, 2, 1, jpeg(forged)).unwrap();
+    let (s, head) = start_viewing(http.addr, "cam");
+    let boundary = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Type: multipart/x-mixed-replace; boundary="))
+        .expect("a multipart answer")
+        .to_owned();
+    assert!(
+        boundary.len() >= 32 && boundary != "lanlinkframe",
+        "{boundary}"
+    );
+    // The part is one image of exactly the frame's length.
+    assert!(
+        head.contains(&format!(
+            "--{boundary}\r\nContent-Type: image/jpeg\r\nContent-Length: {}",
+            jpeg(forged).len()
+        )),
+        "{head}"
+    );
+    // Two streams do not share a boundary.
+    let (_, other) = start_viewing(http.addr, "cam");
+    assert!(!other.contains(&boundary));
+    s.shutdown(std::net::Shutdown::Both).unwrap();
+
+    // Anything but a JPEG image is never stored, so never served.
+    assert!(http
+        .frames
+        .publish(
+            "html",
+            2,
+            2,
+            1,
+            Bytes::from_static(b"<html><script>x</script></html>")
+        )
+        .is_err());
+    let (head, _) = get_from("127.0.0.1", http.addr, "/snapshot/html");
+    assert!(head.starts_with("HTTP/1.1 404"), "{head}");
+
+    // A name with a line break never reaches a header.
+    http.frames
+        .publish("evil\r\nSet-Cookie: x=1", 2, 2, 1, jpeg(b"e"))
+        .unwrap();
+    let (head, body) = get_from(
+        "127.0.0.1",
+        http.addr,
+        "/snapshot/evil%0D%0ASet-Cookie:%20x=1",
+    );
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(!head.contains("Set-Cookie"), "{head}");
+    assert!(head.contains("X-Content-Type-Options: nosniff"), "{head}");
+    assert_eq!(body, jpeg(b"e"));
+    let (head, page) = get_from("127.0.0.1", http.addr, "/");
+    assert!(head.contains("Content-Security-Policy"), "{head}");
+    assert!(!String::from_utf8_lossy(&page).contains("<script>"));
+}
+
+#[test]
+fn malformed_oversized_and_other_requests_get_clear_answers() {
+    let http = Http::start(HttpConfig::default());
+    for (request, status) in [
+        ("\x16\x03\x01\x02\x00garbage\r\n\r\n".to_owned(), "400"),
+        (format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(9000)), "431"),
+        (
+            format!("GET / HTTP/1.1\r\n{}\r\n", "X: y\r\n".repeat(100)),
+            "431",
+        ),
+        (
+            "POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n".to_owned(),
+            "405",
+        ),
+        ("GET /nothing HTTP/1.1\r\n\r\n".to_owned(), "404"),
+    ] {
+        let mut s = TcpStream::connect(http.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let _ = s.write_all(request.as_bytes());
+        let mut answer = Vec::new();
+        let _ = s.read_to_end(&mut answer);
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status}")),
+            "{request:.40?}: {answer:?}"
+        );
+    }
+}
+
+/// `/state` lists each stream with its publisher, size, frame rate and
+/// viewers, every peer string JSON-escaped (and `<` too); the page loads
+/// its polling script from `/page.js`, which the page's policy allows, and
+/// escapes names in the HTML it renders.
+#[test]
+fn state_lists_streams_with_peer_text_escaped_and_the_page_follows_it() {
+    let http = Http::start(HttpConfig::default());
+    let name = "door</script>\"\\\u{1b}[2J";
+    for seq in 1..=3 {
+        http.frames
+            .publish_by(name, "ev\"il<b>", 4, 2, seq, jpeg(b"x"))
+            .unwrap();
+    }
+    let (head, body) = get_from("127.0.0.1", http.addr, "/state");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.contains("Content-Type: application/json"), "{head}");
+    let body = String::from_utf8(body).unwrap();
+    let expected = r#"{"ok":true,"result":{"streams":[{"name":"door\u003c/script>\"\\\u001b[2J","publisher":"ev\"il\u003cb>","width":4,"height":2,"fps":"#;
+    assert!(body.starts_with(expected), "{body}");
+    assert!(body.contains(r#","viewers":0,"seq":3}]}}"#), "{body}");
+    assert!(
+        !body.contains('\u{1b}') && !body.contains("</script"),
+        "{body}"
+    );
+
+    let (head, page) = get_from("127.0.0.1", http.addr, "/");
+    let page = String::from_utf8(page).unwrap();
+    assert!(
+        page.contains(r#"<script src="/page.js" defer></script>"#),
+        "{page}"
+    );
+    assert!(
+        page.contains(r#"data-name="door&lt;/script&gt;&quot;"#),
+        "{page}"
+    );
+    assert!(!page.contains("</script>\""), "{page}");
+    assert!(
+        head.contains("script-src 'self'") && head.contains("connect-src 'self'"),
+        "{head}"
+    );
+    let (head, script) = get_from("127.0.0.1", http.addr, "/page.js");
+    assert!(head.contains("Content-Type: text/javascript"), "{head}");
+    let script = String::from_utf8(script).unwrap();
+    assert!(script.contains("fetch('/state'") && script.contains("setInterval(poll, 1000)"));
+    // Names only ever reach the DOM as text or attribute values.
+    assert!(!script.contains("innerHTML"), "{script}");
+
+    // An ended stream leaves /state, the page and /snapshot.
+    http.frames.remove(name);
+    let (_, body) = get_from("127.0.0.1", http.addr, "/state");
+    assert_eq!(body, b"{\"ok\":true,\"result\":{\"streams\":[]}}\n");
+    let (_, page) = get_from("127.0.0.1", http.addr, "/");
+    assert!(!String::from_utf8_lossy(&page).contains("data-name"));
+    let (head, _) = get_from("127.0.0.1", http.addr, "/snapshot/door");
+    assert!(head.starts_with("HTTP/1.1 404"), "{head}");
+}

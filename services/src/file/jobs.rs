@@ -1,0 +1,417 @@
+//! The disk work of the file service, as jobs that run off the hub.
+//!
+//! The [`FileService`](super::FileService) decides *what* to read, hash,
+//! write or delete and hands it out as a [`FileJob`]; whoever drives the
+//! service runs the job ([`FileJob::run`], on a worker thread, see
+//! [`crate::workers`]) and gives the [`FileDone`] back to
+//! [`FileService::job_done`](super::FileService::job_done). A job owns what
+//! it works on (the open file travels with it and comes back in the
+//! result), so the service keeps no locks and the hub never waits for a
+//! disk: a multi-GiB resume hash, a 100k-entry listing or a slow `fsync`
+//! holds up one worker, never a chat line.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use lanlink_proto::file::{ContentHash, DirEntry, FileChunk};
+use lanlink_transport::ConnId;
+
+use super::incoming::{is_part_name, owned_part_path, IncomingFile};
+use super::outgoing::OutgoingFile;
+use super::{listing, path};
+use crate::ServiceError;
+
+/// Identifies the transfer (or listing) a job is for.
+pub(super) type Ticket = u64;
+
+/// Each file or folder an upload creates costs this many bytes of the
+/// upload quota, on top of its content: a full quota is full for empty
+/// files too.
+pub const ENTRY_COST: u64 = 4096;
+
+/// Disk work the [`FileService`](super::FileService) wants done off the
+/// thread that drives it: run it anywhere with [`FileJob::run`] and hand
+/// the result to [`FileService::job_done`](super::FileService::job_done).
+pub struct FileJob {
+    pub(super) owner: ConnId,
+    pub(super) ticket: Ticket,
+    pub(super) work: Work,
+}
+
+/// What a [`FileJob`] came to.
+pub struct FileDone {
+    pub(super) owner: ConnId,
+    pub(super) ticket: Ticket,
+    pub(super) outcome: Outcome,
+}
+
+impl std::fmt::Debug for FileJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileJob")
+            .field("owner", &self.owner)
+            .field("work", &self.work.what())
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for FileDone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileDone")
+            .field("owner", &self.owner)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(super) enum Work {
+    List {
+        share: PathBuf,
+        path: String,
+        recursive: bool,
+        cancel: Arc<AtomicBool>,
+    },
+    OpenDownload {
+        share: PathBuf,
+        name: String,
+        offset: u64,
+        prefix_hash: Option<ContentHash>,
+        cancel: Arc<AtomicBool>,
+    },
+    /// Read chunks while the window allows.
+    Read {
+        file: Box<OutgoingFile>,
+        window: u64,
+        chunk: usize,
+    },
+    OpenUpload(Box<UploadRequest>),
+    Write {
+        file: Box<IncomingFile>,
+        chunks: Vec<FileChunk>,
+    },
+    Finish {
+        file: Box<IncomingFile>,
+        size: u64,
+        hash: ContentHash,
+    },
+    Discard {
+        file: Box<IncomingFile>,
+    },
+    /// Delete partial files not written for `older_than`, except `keep`.
+    Sweep {
+        inbox: PathBuf,
+        older_than: Duration,
+        keep: HashSet<PathBuf>,
+    },
+}
+
+/// Everything opening an upload needs to know, decided on the hub.
+pub(super) struct UploadRequest {
+    pub(super) inbox: PathBuf,
+    pub(super) rel: PathBuf,
+    pub(super) name: String,
+    pub(super) owner: String,
+    pub(super) size: u64,
+    pub(super) overwrite: bool,
+    pub(super) min_free_space: u64,
+    /// Space promised to other uploads, not yet written.
+    pub(super) reserved_elsewhere: u64,
+    /// Bytes left of the owner's upload quota, if it has one.
+    pub(super) quota_left: Option<u64>,
+    /// Files and folders left of the owner's quota, if it has one.
+    pub(super) entries_left: Option<u64>,
+    pub(super) cancel: Arc<AtomicBool>,
+}
+
+/// An upload that is open and accepted.
+pub(super) struct Opened {
+    pub(super) file: Box<IncomingFile>,
+    /// Files and folders it created (the partial file and its parents).
+    pub(super) entries: u64,
+}
+
+pub(super) enum Outcome {
+    Listed(Result<Vec<DirEntry>, ServiceError>),
+    DownloadOpened(Result<Box<OutgoingFile>, ServiceError>),
+    Read {
+        file: Box<OutgoingFile>,
+        chunks: Vec<FileChunk>,
+        /// `Ok(true)` at the end of the file.
+        result: Result<bool, ServiceError>,
+    },
+    UploadOpened(Result<Opened, ServiceError>),
+    Written {
+        file: Box<IncomingFile>,
+        written: u64,
+        result: Result<(), ServiceError>,
+    },
+    Finished(Result<PathBuf, ServiceError>),
+    Discarded,
+    Swept {
+        removed: usize,
+    },
+}
+
+impl Work {
+    fn what(&self) -> &'static str {
+        match self {
+            Work::List { .. } => "list",
+            Work::OpenDownload { .. } => "open download",
+            Work::Read { .. } => "read",
+            Work::OpenUpload(_) => "open upload",
+            Work::Write { .. } => "write",
+            Work::Finish { .. } => "finish",
+            Work::Discard { .. } => "discard",
+            Work::Sweep { .. } => "sweep",
+        }
+    }
+}
+
+impl FileJob {
+    /// The connection the job is for (the server's own housekeeping is
+    /// filed under `ConnId(0)`): workers take turns by owner.
+    pub fn owner(&self) -> ConnId {
+        self.owner
+    }
+
+    /// False for a job only its client could use (reading for it, opening
+    /// a transfer): once that client has left, a waiting one can be
+    /// dropped. Writes, publishing a finished upload and deletions still
+    /// run, so what a client sent before leaving is kept (and resumable).
+    pub fn outlives_its_client(&self) -> bool {
+        matches!(
+            self.work,
+            Work::Write { .. } | Work::Finish { .. } | Work::Discard { .. } | Work::Sweep { .. }
+        )
+    }
+
+    /// Does the work (reads, hashes, writes, deletes): call on a worker
+    /// thread, or inline where blocking does not matter.
+    pub fn run(self) -> FileDone {
+        let outcome = match self.work {
+            Work::List {
+                share,
+                path,
+                recursive,
+                cancel,
+            } => Outcome::Listed(list(&share, &path, recursive, &cancel)),
+            Work::OpenDownload {
+                share,
+                name,
+                offset,
+                prefix_hash,
+                cancel,
+            } => Outcome::DownloadOpened(
+                open_download(&share, &name, offset, prefix_hash.as_ref(), &cancel).map(Box::new),
+            ),
+            Work::Read {
+                mut file,
+                window,
+                chunk,
+            } => {
+                let mut chunks = Vec::new();
+                let result = loop {
+                    if !file.can_send(window) {
+                        break Ok(false);
+                    }
+                    match file.next_chunk(chunk) {
+                        Ok(Some(c)) => chunks.push(c),
+                        Ok(None) => break Ok(true),
+                        Err(e) => break Err(e),
+                    }
+                };
+                Outcome::Read {
+                    file,
+                    chunks,
+                    result,
+                }
+            }
+            Work::OpenUpload(request) => Outcome::UploadOpened(open_upload(&request)),
+            Work::Write { mut file, chunks } => {
+                let before = file.received();
+                let result = chunks
+                    .iter()
+                    .try_for_each(|c| file.write_chunk(c.offset, &c.data));
+                Outcome::Written {
+                    written: file.received() - before,
+                    file,
+                    result,
+                }
+            }
+            Work::Finish { file, size, hash } => Outcome::Finished(file.finish(size, &hash)),
+            Work::Discard { file } => {
+                file.discard();
+                Outcome::Discarded
+            }
+            Work::Sweep {
+                inbox,
+                older_than,
+                keep,
+            } => Outcome::Swept {
+                removed: sweep(&inbox, older_than, &keep),
+            },
+        };
+        FileDone {
+            owner: self.owner,
+            ticket: self.ticket,
+            outcome,
+        }
+    }
+}
+
+impl FileDone {
+    /// The connection the job was for.
+    pub fn owner(&self) -> ConnId {
+        self.owner
+    }
+}
+
+fn list(
+    share: &Path,
+    name: &str,
+    recursive: bool,
+    cancel: &AtomicBool,
+) -> Result<Vec<DirEntry>, ServiceError> {
+    let rel = path::validate(name, true)?;
+    let full = path::resolve_existing(share, &rel, name)?;
+    listing::list(share, &full, recursive, cancel)
+}
+
+fn open_download(
+    share: &Path,
+    name: &str,
+    offset: u64,
+    prefix_hash: Option<&ContentHash>,
+    cancel: &AtomicBool,
+) -> Result<OutgoingFile, ServiceError> {
+    let rel = path::validate(name, false)?;
+    let full = path::resolve_existing(share, &rel, name)?;
+    if full.is_dir() {
+        return Err(ServiceError::BadPath {
+            name: name.to_owned(),
+            reason: "it is a folder (list it and get its files)",
+        });
+    }
+    OutgoingFile::open_cancellable(&full, offset, prefix_hash, cancel)
+}
+
+/// Checks quota and space, creates the missing folders and opens (or
+/// resumes) the owner's partial file. Refused, it leaves nothing behind.
+fn open_upload(r: &UploadRequest) -> Result<Opened, ServiceError> {
+    // Symlinks and folders in the way first: a refusal must not tell
+    // whether something exists through a symlink.
+    let plan = path::plan_new(&r.inbox, &r.rel, &r.name)?;
+    let part = owned_part_path(&plan.target, &r.owner);
+    // A partial file from an earlier attempt holds part of what is needed.
+    let held = std::fs::symlink_metadata(&part).ok().map(|m| m.len());
+    let new_file = u64::from(held.is_none());
+    // One longer than the offer is started again from nothing.
+    let needed = r.size - held.filter(|h| *h <= r.size).unwrap_or(0);
+    if plan.target.exists() && !r.overwrite {
+        return Err(ServiceError::AlreadyExists {
+            name: r.name.clone(),
+        });
+    }
+    // Files and folders count against the quota: check how many would be
+    // created before creating any.
+    let new_entries = new_file + plan.missing.len() as u64;
+    if let Some(left) = r.entries_left {
+        if new_entries > left {
+            return Err(ServiceError::EntryQuotaExceeded {
+                name: r.name.clone(),
+                needed: new_entries,
+                left,
+            });
+        }
+    }
+    if let Some(left) = r.quota_left {
+        let cost = needed + ENTRY_COST * new_entries;
+        if cost > left {
+            return Err(ServiceError::QuotaExceeded {
+                name: r.name.clone(),
+                needed: cost,
+                left,
+            });
+        }
+    }
+    let available = fs4::available_space(&r.inbox).unwrap_or(u64::MAX);
+    let usable = available
+        .saturating_sub(r.min_free_space)
+        .saturating_sub(r.reserved_elsewhere);
+    if needed > usable {
+        return Err(ServiceError::NoSpace {
+            name: r.name.clone(),
+            needed,
+            available: usable,
+        });
+    }
+    let prepared = plan.create(usize::MAX)?;
+    match IncomingFile::open_part(
+        &r.name,
+        prepared.target.clone(),
+        part,
+        r.size,
+        r.overwrite,
+        &r.cancel,
+    ) {
+        Ok(file) => Ok(Opened {
+            file: Box::new(file),
+            entries: new_entries,
+        }),
+        Err(e) => {
+            prepared.undo();
+            Err(e)
+        }
+    }
+}
+
+/// Entries a sweep looks at, at most: a huge inbox is swept in parts, a
+/// bit more each time.
+const SWEEP_MAX_ENTRIES: usize = 1_000_000;
+
+/// Deletes partial files under `inbox` last written more than
+/// `older_than` ago, except those in `keep` (uploads in progress). Does not
+/// follow symlinks. Returns how many were deleted.
+fn sweep(inbox: &Path, older_than: Duration, keep: &HashSet<PathBuf>) -> usize {
+    let mut removed = 0;
+    let mut seen = 0;
+    let mut dirs = vec![inbox.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let Ok(list) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for item in list.flatten() {
+            seen += 1;
+            if seen > SWEEP_MAX_ENTRIES {
+                return removed;
+            }
+            let Ok(kind) = item.file_type() else { continue };
+            let path = item.path();
+            if kind.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            let is_part = item.file_name().to_str().is_some_and(is_part_name);
+            if !kind.is_file() || !is_part || keep.contains(&path) {
+                continue;
+            }
+            let old = item
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age >= older_than);
+            if old && std::fs::remove_file(&path).is_ok() {
+                tracing::info!("removed the abandoned partial upload {}", path.display());
+                removed += 1;
+            }
+        }
+    }
+    removed
+}
+
+/// Tells a running job its result is no longer wanted.
+pub(super) fn cancel(flag: &AtomicBool) {
+    flag.store(true, Ordering::Relaxed);
+}
