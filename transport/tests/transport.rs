@@ -37,6 +37,31 @@ fn clients_handshake_and_relay() {
     server.stop();
 }
 
+/// `ClientConfig::bind` connects from the address it names: what lets a
+/// test or the attack run look like several machines (127.0.0.N) to the
+/// server's per-address limits.
+#[test]
+fn a_client_connects_from_the_address_it_is_told() {
+    let server = TestServer::start(ServerConfig::default());
+    let from: std::net::IpAddr = [127, 0, 0, 7].into();
+    let config = ClientConfig {
+        bind: Some(from),
+        ..server.client.clone()
+    };
+    let c = Client::connect(&server.addr.to_string(), hello("seven", None), config).unwrap();
+    wait_for_conns(&server, 1);
+    let peers: Vec<_> = server
+        .conns
+        .lock()
+        .unwrap()
+        .values()
+        .map(|h| h.peer().ip())
+        .collect();
+    assert_eq!(peers, [from]);
+    drop(c);
+    server.stop();
+}
+
 #[test]
 fn token_is_required_and_checked() {
     let config = ServerConfig {
