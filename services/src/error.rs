@@ -104,6 +104,15 @@ pub enum ServiceError {
         /// How long until the next one would be accepted.
         retry_after_ms: u64,
     },
+    /// Joining would put the client in more rooms than it may be in, or
+    /// create more rooms than the server keeps.
+    #[error("too many rooms: at most {max} may {whose} at once (the default room aside)")]
+    TooManyRooms {
+        /// The limit.
+        max: usize,
+        /// Whose limit: `you are in` or `exist on this server`.
+        whose: &'static str,
+    },
     /// A message this service does not accept from a client (a server →
     /// client event, or another service's message).
     #[error("unexpected {kind:?} message: the server does not accept it from clients here")]
@@ -204,7 +213,7 @@ pub enum ServiceError {
         available: u64,
     },
     /// An upload would exceed the client's upload quota.
-    #[error("{name}: upload quota exceeded ({needed} bytes needed, {left} left)")]
+    #[error("{name:?}: upload quota exceeded ({needed} bytes needed, {left} left)")]
     QuotaExceeded {
         /// The file.
         name: String,
@@ -215,7 +224,7 @@ pub enum ServiceError {
     },
     /// An upload would create more files and folders than the client's
     /// quota has left.
-    #[error("{name}: upload quota exceeded ({needed} files and folders needed, {left} left)")]
+    #[error("{name:?}: upload quota exceeded ({needed} files and folders needed, {left} left)")]
     EntryQuotaExceeded {
         /// The file.
         name: String,
@@ -250,7 +259,7 @@ pub enum ServiceError {
         stream: u32,
     },
     /// The other side cancelled or refused the transfer.
-    #[error("transfer of {name:?} refused: {reason}")]
+    #[error("transfer of {name:?} refused: {}", crate::text::display_safe(reason))]
     Refused {
         /// The file.
         name: String,
@@ -260,7 +269,7 @@ pub enum ServiceError {
         code: ErrorCode,
     },
     /// Reading or writing a local file failed.
-    #[error("cannot {op} {path}: {source}")]
+    #[error("cannot {op} {}: {source}", crate::text::display_safe(path))]
     Io {
         /// What was being done (`open`, `write`, `rename`, …).
         op: &'static str,
@@ -334,6 +343,7 @@ impl ServiceError {
             ServiceError::RateLimited { .. } | ServiceError::TooManyRequests { .. } => {
                 ErrorCode::RATE_LIMITED
             }
+            ServiceError::TooManyRooms { .. } => ErrorCode::SERVER_FULL,
             ServiceError::UnexpectedMessage { .. }
             | ServiceError::AlreadyRegistered { .. }
             | ServiceError::NotRegistered { .. } => ErrorCode::UNEXPECTED,

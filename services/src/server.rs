@@ -32,7 +32,7 @@ use crate::workers::{WorkerConfig, WorkerPool};
 
 /// The connection id media published by the server process itself is
 /// filed under (the transport numbers connections from 1).
-const LOCAL_PUBLISHER: ConnId = ConnId(0);
+const LOCAL_PUBLISHER: ConnId = crate::media::LOCAL;
 
 /// The default TCP port of a lanlink server.
 pub const DEFAULT_PORT: u16 = 7878;
@@ -363,8 +363,10 @@ impl Hub {
             {
                 self.media.connect(id, &mut greeting);
             }
-            // Upload quotas follow the address, not the (changeable) name.
+            // Upload quotas and announcement limits follow the address,
+            // not the (changeable) name.
             self.file.set_peer(id, conn.peer().ip().to_canonical());
+            self.media.set_peer(id, conn.peer().ip());
             self.conns.insert(id, (conn, hello.name));
             self.out.append(&mut greeting);
         } else if wants_chat {
@@ -399,10 +401,14 @@ impl Hub {
                     &mut self.out,
                 );
             }
-            Service::Audio | Service::Video => {
-                self.media
-                    .handle(conn, name, frame.stream, frame.message, &mut self.out)
-            }
+            Service::Audio | Service::Video => self.media.handle(
+                conn,
+                name,
+                frame.stream,
+                frame.message,
+                now.instant,
+                &mut self.out,
+            ),
             Service::Control if matches!(frame.message, Message::Admin(_)) => {
                 if let Message::Admin(request) = frame.message {
                     let reply = self.admin(conn, request, now);
@@ -595,6 +601,7 @@ impl Hub {
             &self.server_name,
             stream,
             message,
+            Instant::now(),
             &mut self.out,
         );
         self.flush();

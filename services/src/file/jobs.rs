@@ -403,7 +403,10 @@ fn sweep(inbox: &Path, older_than: Duration, keep: &HashSet<PathBuf>) -> usize {
                 .and_then(|t| t.elapsed().ok())
                 .is_some_and(|age| age >= older_than);
             if old && std::fs::remove_file(&path).is_ok() {
-                tracing::info!("removed the abandoned partial upload {}", path.display());
+                tracing::info!(
+                    "removed the abandoned partial upload {}",
+                    super::shown(&path)
+                );
                 removed += 1;
             }
         }

@@ -38,7 +38,8 @@ use super::jobs::{
     self, FileDone, FileJob, Opened, Outcome, Ticket, UploadRequest, Work, ENTRY_COST,
 };
 use super::outgoing::OutgoingFile;
-use super::{path, FileConfig, ACK_EVERY};
+use super::{path, shown, FileConfig, ACK_EVERY};
+use crate::text::display_safe;
 use crate::{Outgoing, ServiceError};
 
 type Key = (ConnId, StreamId);
@@ -594,7 +595,7 @@ impl FileService {
                 self.pump(key);
             }
             Err(e) => {
-                tracing::warn!(conn = %key.0, "download failed: {e}");
+                tracing::warn!(conn = %key.0, "download failed: {}", display_safe(&e.to_string()));
                 let e = e.for_peer(&d.name);
                 self.end_transfer(key, false);
                 self.refuse(out, key, &e);
@@ -984,7 +985,7 @@ impl FileService {
         self.end_transfer(key, false);
         match (result, complete) {
             (Ok(target), Some(c)) => {
-                tracing::info!(conn = %key.0, "received upload {}", target.display());
+                tracing::info!(conn = %key.0, "received upload {}", shown(&target));
                 send(out, key, c);
             }
             (Ok(_), None) => {}
@@ -1068,7 +1069,7 @@ impl FileService {
             }
             Outcome::Written { file, .. } => Some(file),
             Outcome::Finished(Ok(target)) => {
-                tracing::info!(conn = %owner, "received upload {}", target.display());
+                tracing::info!(conn = %owner, "received upload {}", shown(&target));
                 None
             }
             _ => None,
@@ -1085,7 +1086,9 @@ impl FileService {
             Some(ip) => {
                 self.refusals.refused(*ip, "file request", &e.to_string());
             }
-            None => tracing::debug!(conn = %key.0, "file request refused: {e}"),
+            None => {
+                tracing::debug!(conn = %key.0, "file request refused: {}", display_safe(&e.to_string()))
+            }
         }
         send(
             out,
