@@ -8,11 +8,18 @@
 //! - examples `relay_bench` (the media relay's fan-out) and `audio_latency`
 //!   (added audio latency with clicks, `scripts/bench-audio-latency`).
 //!
-//! What they share: one latency histogram, [`Latency`], and one `/proc`
-//! reader, [`procinfo`]. They connect with `lanlink-client` and borrow a few
-//! helpers (logging, rate parsing) from `lanlink-apps`.
+//! - `lanlink-attack`: hostile peers of every kind against a release
+//!   server while honest `lanlink` processes use it (`scripts/attack`).
+//!
+//! What they share: one latency histogram, [`Latency`], one `/proc`
+//! reader, [`procinfo`], the child processes they run, [`procs`], and the
+//! audio check of a listener's recording, [`wav`]. They connect with
+//! `lanlink-client` and borrow a few helpers (logging, rate parsing) from
+//! `lanlink-apps`.
 
 mod latency;
 pub mod procinfo;
+pub mod procs;
+pub mod wav;
 
 pub use latency::Latency;

@@ -35,7 +35,6 @@
 mod chat;
 mod impair;
 mod media;
-mod procs;
 mod transfers;
 
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -49,7 +48,7 @@ use clap::{Parser, Subcommand};
 
 use impair::Impairment;
 use lanlink_tools::procinfo::{self, ProcSample};
-use procs::{Lanlink, Proc};
+use lanlink_tools::procs::{self, Lanlink, Proc};
 
 /// Endurance and fault runs against a real lanlink server.
 #[derive(Parser, Debug)]

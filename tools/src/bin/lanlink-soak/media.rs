@@ -18,7 +18,7 @@ use lanlink_proto::audio::AudioSubscribe;
 use lanlink_proto::{Capabilities, Frame, Message};
 use lanlink_tools::Latency;
 
-use crate::procs::{Lanlink, Proc};
+use lanlink_tools::procs::{Lanlink, Proc};
 
 /// The media figures of a run.
 #[derive(Debug, Default)]
@@ -305,7 +305,7 @@ fn session(
             "session {n}: lanlink listen printed no statistics for {tone}: {out:?}"
         ));
     }
-    match audible_share(&wav) {
+    match lanlink_tools::wav::audible_share(&wav) {
         Ok(share) => {
             // Weighted by session length.
             let before = r.seconds - secs;
@@ -420,47 +420,6 @@ fn audio_probe(lanlink: &Lanlink, addr: &str, name: &str, until: Instant) -> Res
         return Err(format!("{name} was never announced"));
     }
     Ok(Probe { latencies, skipped })
-}
-
-/// The share of 20 ms frames of a 16-bit mono WAV whose RMS shows the tone
-/// (amplitude 0.5, RMS 0.35) rather than silence, counted from the first
-/// audible frame (before it the talker was still starting) to the last
-/// but ten (the end fades out).
-fn audible_share(path: &Path) -> Result<f64, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("read {}: {e}", path.display()))?;
-    // Walk the RIFF chunks to `data`.
-    let mut at = 12;
-    let data = loop {
-        let head = bytes
-            .get(at..at + 8)
-            .ok_or_else(|| format!("{}: no data chunk", path.display()))?;
-        let len = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
-        if &head[..4] == b"data" {
-            let end = (at + 8 + len).min(bytes.len());
-            break &bytes[at + 8..end];
-        }
-        at += 8 + len + (len & 1);
-    };
-    let samples: Vec<f64> = data
-        .chunks_exact(2)
-        .map(|b| f64::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0)
-        .collect();
-    let loud: Vec<bool> = samples
-        .chunks_exact(960)
-        .map(|f| (f.iter().map(|s| s * s).sum::<f64>() / f.len() as f64).sqrt() > 0.05)
-        .collect();
-    let first = loud.iter().position(|l| *l).unwrap_or(loud.len());
-    let playing = loud
-        .get(first..loud.len().saturating_sub(10))
-        .unwrap_or_default();
-    if playing.len() < 50 {
-        return Err(format!(
-            "{}: under a second of the tone was played",
-            path.display()
-        ));
-    }
-    let audible = playing.iter().filter(|l| **l).count();
-    Ok(audible as f64 / playing.len() as f64)
 }
 
 #[cfg(test)]
