@@ -172,7 +172,8 @@ struct Args {
     /// come from one machine. Never for a server others can reach.
     #[arg(long)]
     no_address_limits: bool,
-    /// Connections allowed to be handshaking at the same time.
+    /// Connections allowed to be handshaking at the same time; a new one
+    /// beyond it takes the place of the oldest, whose handshake is cut.
     #[arg(long, default_value_t = 64)]
     max_handshakes: usize,
     /// Bytes queued for one client before it is disconnected as too slow.
