@@ -284,6 +284,22 @@ impl Proc {
         all
     }
 
+    /// The count on the `sent N …` line a finished `lanlink talk` or `cam`
+    /// prints ("sent 1500 packets (30.0 s of audio)", "sent 450 frames in
+    /// 30.0 s …"); 0 without one.
+    pub fn sent_count(&mut self) -> u64 {
+        self.output()
+            .iter()
+            .find_map(|l| {
+                l.strip_prefix("sent ")?
+                    .split(' ')
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .unwrap_or(0)
+    }
+
     /// The last stderr lines, joined, for an error message.
     pub fn stderr_tail(&self) -> String {
         let lines = self.stderr.lock().unwrap_or_else(|e| e.into_inner());

@@ -1,7 +1,8 @@
-//! The check of what `lanlink listen --output-file` recorded: whether a
-//! tone was audible throughout.
+//! Checks of what media clients recorded: whether a tone was audible
+//! throughout what `lanlink listen --output-file` wrote, and how many
+//! frames `lanlink view --save` saved.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The share of 20 ms frames of a 16-bit mono WAV whose RMS shows the tone
 /// (amplitude 0.5, RMS 0.35) rather than silence, counted from the first
@@ -42,4 +43,19 @@ pub fn audible_share(path: &Path) -> Result<f64, String> {
     }
     let audible = playing.iter().filter(|l| **l).count();
     Ok(audible as f64 / playing.len() as f64)
+}
+
+/// Counts and removes the JPEGs in `dir`.
+pub fn take_jpegs(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut n = 0;
+    for e in entries.flatten() {
+        let p: PathBuf = e.path();
+        if p.extension().is_some_and(|x| x == "jpg") && std::fs::remove_file(&p).is_ok() {
+            n += 1;
+        }
+    }
+    n
 }

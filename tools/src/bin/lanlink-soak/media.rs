@@ -11,7 +11,7 @@
 //! compares each packet's capture timestamp with the clock, the same
 //! machine's); the viewer kept receiving new frames, never stalling long.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use lanlink_proto::audio::AudioSubscribe;
@@ -191,7 +191,7 @@ fn session(
     let mut gap_at = 0.0;
     while Instant::now() < end {
         std::thread::sleep(Duration::from_millis(100));
-        let fresh = take_frames(&frames_dir);
+        let fresh = lanlink_tools::wav::take_jpegs(&frames_dir);
         let now = Instant::now();
         if fresh > 0 {
             frames += fresh;
@@ -244,22 +244,9 @@ fn session(
             }
         }
     }
-    // "sent 1500 packets (30.0 s of audio)", "sent 450 frames in 30.0 s …"
-    let sent_count = |p: &mut Proc| {
-        p.output()
-            .iter()
-            .find_map(|l| {
-                l.strip_prefix("sent ")?
-                    .split(' ')
-                    .next()?
-                    .parse::<u64>()
-                    .ok()
-            })
-            .unwrap_or(0)
-    };
-    r.sent += sent_count(&mut talk);
-    r.frames_sent += sent_count(&mut cam);
-    frames += take_frames(&frames_dir);
+    r.sent += talk.sent_count();
+    r.frames_sent += cam.sent_count();
+    frames += lanlink_tools::wav::take_jpegs(&frames_dir);
     let _ = std::fs::remove_dir_all(&frames_dir);
 
     let secs = started.elapsed().as_secs_f64();
@@ -328,21 +315,6 @@ fn session(
         Ok(Err(e)) => r.failures.push(format!("session {n}: audio probe: {e}")),
         Err(_) => r.failures.push("the audio probe panicked".into()),
     }
-}
-
-/// Counts and removes the JPEGs in `dir`.
-fn take_frames(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    let mut n = 0;
-    for e in entries.flatten() {
-        let p: PathBuf = e.path();
-        if p.extension().is_some_and(|x| x == "jpg") && std::fs::remove_file(&p).is_ok() {
-            n += 1;
-        }
-    }
-    n
 }
 
 /// `received 12 packets, lost 0, late 1, concealed 2` → [12, 0, 1, 2].
