@@ -89,6 +89,8 @@ pub(super) enum Work {
     Write {
         file: Box<IncomingFile>,
         chunks: Vec<FileChunk>,
+        /// Free space the write must leave.
+        min_free_space: u64,
     },
     Finish {
         file: Box<IncomingFile>,
@@ -228,11 +230,17 @@ impl FileJob {
                 }
             }
             Work::OpenUpload(request) => Outcome::UploadOpened(open_upload(&request)),
-            Work::Write { mut file, chunks } => {
+            Work::Write {
+                mut file,
+                chunks,
+                min_free_space,
+            } => {
                 let before = file.received();
-                let result = chunks
-                    .iter()
-                    .try_for_each(|c| file.write_chunk(c.offset, &c.data));
+                let result = room_for(&file, &chunks, min_free_space).and_then(|()| {
+                    chunks
+                        .iter()
+                        .try_for_each(|c| file.write_chunk(c.offset, &c.data))
+                });
                 Outcome::Written {
                     written: file.received() - before,
                     file,
@@ -294,6 +302,29 @@ fn open_download(
         });
     }
     OutgoingFile::open_cancellable(&full, offset, prefix_hash, cancel)
+}
+
+/// Refuses a write that would leave less than `min_free` bytes free where
+/// `file` is: whatever was promised to uploads (a promise grows only with
+/// what an upload has sent, see `FileService`), the free-space reserve is
+/// never written into. The name in the error is the file's own; the
+/// service shows the peer its name for it.
+fn room_for(file: &IncomingFile, chunks: &[FileChunk], min_free: u64) -> Result<(), ServiceError> {
+    let needed: u64 = chunks.iter().map(|c| c.data.len() as u64).sum();
+    let dir = file.target().parent().unwrap_or(Path::new("."));
+    let available = fs4::available_space(dir).unwrap_or(u64::MAX);
+    if available < needed.saturating_add(min_free) {
+        return Err(ServiceError::NoSpace {
+            name: file
+                .target()
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            needed,
+            available: available.saturating_sub(min_free),
+        });
+    }
+    Ok(())
 }
 
 /// Checks quota and space, creates the missing folders and opens (or

@@ -12,8 +12,13 @@
 //! acknowledgements open the window, so memory stays bounded by the window
 //! whatever the file size.
 //!
-//! Uploads reserve the free space they still need while they run, so
-//! concurrent offers cannot overrun [`FileConfig::min_free_space`]; count
+//! Uploads are refused up front when what they need does not fit the free
+//! space left above [`FileConfig::min_free_space`] and the space promised
+//! to uploads already running; no write ever goes into that reserve (each
+//! write job checks). What an upload is promised grows with what it has
+//! sent (as much again as it has written, at least [`MIN_HOLD`]), so
+//! offers that send nothing cannot hold the disk's free space for
+//! themselves and keep everyone else's uploads out. Uploads count
 //! their bytes, files and folders against their address's quota; write to a
 //! partial file named after their owner (another client offering the same
 //! name gets its own); and leave partial files that a periodic sweep deletes
@@ -43,6 +48,19 @@ use crate::text::display_safe;
 use crate::{Outgoing, ServiceError};
 
 type Key = (ConnId, StreamId);
+
+/// The free space an upload is promised before it has sent anything; from
+/// then on it may hold as much as it has already written, up to what it
+/// still needs (see [`hold`]).
+pub const MIN_HOLD: u64 = ACK_EVERY;
+
+/// What an upload of `size` bytes that has `received` of them may hold
+/// promised: what it still needs, but no more than it has proven it sends
+/// (its bytes so far, or [`MIN_HOLD`]). Offers that send nothing cannot
+/// reserve the disk for themselves.
+fn hold(size: u64, received: u64) -> u64 {
+    size.saturating_sub(received).min(received.max(MIN_HOLD))
+}
 
 /// The owner of the server's own jobs (the partial-file sweep).
 const HOUSEKEEPING: ConnId = ConnId(0);
@@ -199,6 +217,12 @@ impl FileService {
     /// Free space promised to running uploads and not yet written.
     pub fn reserved_space(&self) -> u64 {
         self.reserved
+    }
+
+    /// Changes the free space to keep, as if the disk had filled up.
+    #[cfg(test)]
+    pub(super) fn set_min_free_space_for_tests(&mut self, bytes: u64) {
+        self.config.min_free_space = bytes;
     }
 
     fn usage_of(&self, key: &str) -> Usage {
@@ -670,9 +694,9 @@ impl FileService {
             cancel: cancel.clone(),
         };
         self.push_job(key.0, ticket, Work::OpenUpload(Box::new(request)));
-        // The whole size is promised until the open job says how much of
-        // it an earlier attempt already holds.
-        self.reserved += o.size;
+        // Promised: a first share, until the upload shows it sends.
+        let promised = hold(o.size, 0);
+        self.reserved += promised;
         self.usage.entry(owner).or_default().entries_held += entries_held;
         self.tickets.insert(ticket, key);
         self.transfers.insert(
@@ -689,7 +713,7 @@ impl FileService {
                 pending: Vec::new(),
                 pending_bytes: 0,
                 complete: None,
-                reserve: o.size,
+                reserve: promised,
                 entries_held,
                 cancel,
             })),
@@ -714,7 +738,7 @@ impl FileService {
             Ok(Opened { file, entries }) => {
                 usage.entries += entries;
                 usage.bytes = usage.bytes.saturating_add(entries * ENTRY_COST);
-                let still = u.size - file.received().min(u.size);
+                let still = hold(u.size, file.received());
                 self.reserved = self.reserved.saturating_sub(u.reserve) + still;
                 u.reserve = still;
                 u.accepted = true;
@@ -879,6 +903,7 @@ impl FileService {
             Work::Write {
                 file,
                 chunks: std::mem::take(&mut u.pending),
+                min_free_space: self.config.min_free_space,
             }
         } else if let Some(c) = &u.complete {
             Work::Finish {
@@ -907,6 +932,12 @@ impl FileService {
         let written = written.min(u.reserve);
         u.reserve -= written;
         self.reserved = self.reserved.saturating_sub(written);
+        // The promise grows with what it has sent.
+        let want = hold(u.size, file.received());
+        if want > u.reserve {
+            self.reserved += want - u.reserve;
+            u.reserve = want;
+        }
         if let Err(e) = result {
             let e = e.for_peer(&u.name);
             u.file = Some(file);
@@ -1111,6 +1142,13 @@ impl ServiceError {
                 op,
                 path: format!("{name:?}"),
                 source,
+            },
+            ServiceError::NoSpace {
+                needed, available, ..
+            } => ServiceError::NoSpace {
+                name: name.to_owned(),
+                needed,
+                available,
             },
             other => other,
         }
