@@ -92,6 +92,8 @@ pub use client::{Client, ClientConfig};
 pub use conn::{CloseReason, ConnConfig, ConnHandle, EncodedFrame, Event};
 pub use error::TransportError;
 pub use limits::{BanList, KeyedBuckets, Rate, RefusalLog, TokenBucket};
+#[doc(hidden)]
+pub use mjpeg::fuzz_http_request;
 pub use server::{serve, ServerConfig};
 pub use shutdown::Shutdown;
 #[doc(hidden)]
