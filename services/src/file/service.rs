@@ -49,6 +49,13 @@ use crate::{Outgoing, ServiceError};
 
 type Key = (ConnId, StreamId);
 
+/// Offers from one address that may wait for one user's answer at once,
+/// and from everyone together: beyond them an offer is refused, so a
+/// sender cannot bury a user in offers.
+pub const MAX_OFFERS_WAITING_PER_SENDER: usize = 2;
+/// See [`MAX_OFFERS_WAITING_PER_SENDER`].
+pub const MAX_OFFERS_WAITING: usize = 16;
+
 /// The free space an upload is promised before it has sent anything; from
 /// then on it may hold as much as it has already written, up to what it
 /// still needs (see [`hold`]).
@@ -478,8 +485,15 @@ impl FileService {
                 reason: "a transfer is already running on it",
             });
         }
+        // Offers relayed *to* this client are the senders' transfers, not
+        // its own: they do not take its slots.
         let max = self.config.max_transfers_per_client;
-        if self.transfers.keys().filter(|k| k.0 == key.0).count() >= max {
+        let mine = self
+            .transfers
+            .iter()
+            .filter(|(k, t)| k.0 == key.0 && !matches!(t, Transfer::RelayTo { .. }))
+            .count();
+        if mine >= max {
             return Err(ServiceError::TooManyTransfers { max });
         }
         self.check_not_busy(key.0)
@@ -777,6 +791,23 @@ impl FileService {
             return Err(ServiceError::BadPath {
                 name: o.name,
                 reason: "you cannot send a file to yourself",
+            });
+        }
+        // Offers waiting for this user (relayed, not yet finished), in all
+        // and from the sender's address.
+        let sender = self.peers.get(&key.0);
+        let (mut waiting, mut from_sender) = (0, 0);
+        for (k, t) in &self.transfers {
+            if let (true, Transfer::RelayTo { peer }) = (k.0 == peer_conn, t) {
+                waiting += 1;
+                if sender.is_some() && self.peers.get(&peer.0) == sender {
+                    from_sender += 1;
+                }
+            }
+        }
+        if waiting >= MAX_OFFERS_WAITING || from_sender >= MAX_OFFERS_WAITING_PER_SENDER {
+            return Err(ServiceError::Busy {
+                reason: "that user has too many file offers waiting; try again once they answered",
             });
         }
         // Server-chosen streams are even; skip any still in use.

@@ -7,7 +7,7 @@ use lanlink_proto::file::*;
 use lanlink_proto::{ErrorCode, Message};
 use lanlink_transport::ConnId;
 
-use super::service::MIN_HOLD;
+use super::service::{MAX_OFFERS_WAITING_PER_SENDER, MIN_HOLD};
 use super::{FileConfig, FileService, ENTRY_COST};
 use crate::Outgoing;
 
@@ -438,6 +438,37 @@ fn offers_are_relayed_and_cancelled_when_a_side_leaves() {
     };
     let r = run(&mut svc, A, 3, offer);
     assert_eq!(only_reject(&r).code, ErrorCode::NOT_FOUND);
+}
+
+/// Found while red-teaming issue 13: offers relayed to a user counted
+/// against *that user's* transfers, so three offers that were never
+/// completed locked an honest receiver out of every download and upload;
+/// and nothing bounded the offers waiting for one receiver.
+#[test]
+fn offers_waiting_for_a_user_do_not_take_their_transfer_slots_and_are_capped() {
+    let d = Dirs::new("relay-slots");
+    let mut svc = d.service();
+    svc.set_peer(A, "10.0.0.66".parse().unwrap());
+    svc.set_peer(B, "10.0.0.2".parse().unwrap());
+    let to_bob = |name: &str| FileOffer {
+        to: Some("bob".into()),
+        ..offer(name, 4)
+    };
+    let mut relayed = 0;
+    let mut refused = Vec::new();
+    for (i, stream) in [1u32, 3, 5].into_iter().enumerate() {
+        let out = run(&mut svc, A, stream, to_bob(&format!("spam{i}")));
+        match messages(&out).as_slice() {
+            [Message::FileOffer(_)] => relayed += 1,
+            [Message::FileReject(r)] => refused.push(r.reason.clone()),
+            other => panic!("{other:?}"),
+        }
+    }
+    // At most two offers from one address wait for a user.
+    assert_eq!(relayed, MAX_OFFERS_WAITING_PER_SENDER);
+    assert!(refused[0].contains("waiting"), "{refused:?}");
+    // bob's own transfers are his: an upload still goes through.
+    accept_of(&run(&mut svc, B, 1, offer("mine.txt", 4)));
 }
 
 #[test]
