@@ -106,11 +106,11 @@ pub enum ServiceError {
     },
     /// Joining would put the client in more rooms than it may be in, or
     /// create more rooms than the server keeps.
-    #[error("too many rooms: at most {max} may {whose} at once (the default room aside)")]
+    #[error("too many rooms: {whose} at most {max} at once (the default room aside)")]
     TooManyRooms {
         /// The limit.
         max: usize,
-        /// Whose limit: `you are in` or `exist on this server`.
+        /// Whose limit: `you may be in` or `this server keeps`.
         whose: &'static str,
     },
     /// A message this service does not accept from a client (a server →

@@ -74,14 +74,14 @@ impl ChatService {
             if mine >= self.config.max_rooms_per_client {
                 return Err(ServiceError::TooManyRooms {
                     max: self.config.max_rooms_per_client,
-                    whose: "you are in",
+                    whose: "you may be in",
                 });
             }
             let existing = self.rooms.len() - usize::from(self.rooms.contains_key(&default_key));
             if !self.rooms.contains_key(&key) && existing >= self.config.max_rooms {
                 return Err(ServiceError::TooManyRooms {
                     max: self.config.max_rooms,
-                    whose: "exist on this server",
+                    whose: "this server keeps",
                 });
             }
         }
