@@ -12,6 +12,7 @@ use lanlink_audio::{
 use lanlink_client::audio::{ListenNotice, ListenOptions, ListenReport, FORMAT};
 use lanlink_client::{ClientError, Session};
 use lanlink_proto::Capabilities;
+use lanlink_transport::text::display_safe;
 use lanlink_transport::Shutdown;
 
 use crate::connect::Server;
@@ -165,8 +166,12 @@ pub fn listen(
     let report = report?;
     for (name, s) in &report.streams {
         println!(
-            "{name}: received {} packets, lost {}, late {}, concealed {}",
-            s.received, s.lost, s.late, s.concealed
+            "{}: received {} packets, lost {}, late {}, concealed {}",
+            display_safe(name),
+            s.received,
+            s.lost,
+            s.late,
+            s.concealed
         );
     }
     println!("played {:.1} s", report.frames as f64 * 0.02);
@@ -190,11 +195,19 @@ pub fn play(
     let notices = listener.notices().clone();
     let printer = std::thread::spawn(move || {
         for notice in notices {
+            // Names and reasons come from the server (and the publisher):
+            // escaped, so they cannot drive the terminal.
             match notice {
-                ListenNotice::Playing { name, publisher } => println!("+ {name} ({publisher})"),
-                ListenNotice::Ended { name } => println!("- {name}"),
+                ListenNotice::Playing { name, publisher } => {
+                    println!("+ {} ({})", display_safe(&name), display_safe(&publisher))
+                }
+                ListenNotice::Ended { name } => println!("- {}", display_safe(&name)),
                 ListenNotice::Skipped { name, reason } => {
-                    eprintln!("skipping {name}: {reason}");
+                    eprintln!(
+                        "skipping {}: {}",
+                        display_safe(&name),
+                        display_safe(&reason)
+                    );
                 }
             }
         }

@@ -10,6 +10,7 @@ use crate::connect::Server;
 use lanlink_client::{ClientError, MediaKind};
 use lanlink_proto::video::VideoAnnounce;
 use lanlink_proto::Capabilities;
+use lanlink_transport::text::display_safe;
 use lanlink_transport::Shutdown;
 use lanlink_video::{
     EncodedFrame, JpegConfig, JpegFileSource, SourceHandle, TestPatternSource, VideoSource,
@@ -217,7 +218,10 @@ pub fn view(
     let announced = watching.announcement().clone();
     println!(
         "watching {} from {} ({}x{})",
-        announced.name, announced.publisher, announced.width, announced.height
+        display_safe(&announced.name),
+        display_safe(&announced.publisher),
+        announced.width,
+        announced.height
     );
     if let ViewTarget::Save(dir) = target {
         std::fs::create_dir_all(dir).map_err(|source| lanlink_video::VideoError::Io {

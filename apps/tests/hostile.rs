@@ -770,3 +770,34 @@ fn out_of_file_descriptors_the_accept_loop_backs_off_and_recovers() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// An upload's name is the uploader's choice: `lanlink put --as` with a
+/// bidi override (allowed in file names, shown reversed on a terminal)
+/// must reach the server's log escaped, as every other peer string does.
+#[test]
+fn an_uploads_name_is_escaped_in_the_servers_log() {
+    let dir = std::env::temp_dir().join(format!("lanlink-hostile-put-{}", std::process::id()));
+    let inbox = dir.join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let file = dir.join("payload.txt");
+    std::fs::write(&file, b"not what it seems\n").unwrap();
+    let server = Server::start(&["--inbox", inbox.to_str().unwrap()]);
+    let name = "invoice\u{202e}txt.exe";
+    let out = common::lanlink_command()
+        .args(["put", &server.addr])
+        .arg(&file)
+        .args(["--as", name])
+        .output()
+        .expect("run lanlink put");
+    assert!(out.status.success(), "{out:?}");
+    let log: Vec<String> = server
+        .log_until("received upload")
+        .iter()
+        .map(|l| without_colours(l))
+        .collect();
+    let line = log.last().unwrap();
+    assert!(is_clean(line), "a raw bidi control in the log: {line:?}");
+    assert!(line.contains("invoice\\u{202e}txt.exe"), "{line:?}");
+    assert!(inbox.join(name).is_file(), "the file itself keeps its name");
+    let _ = std::fs::remove_dir_all(&dir);
+}

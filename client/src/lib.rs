@@ -77,6 +77,8 @@ pub use error::ClientError;
 pub use event::{Event, IncomingOffer};
 pub use files::{Progress, ProgressFn, Quiet, TransferOptions, TransferProgress, TransferSummary};
 pub use media::{MediaKind, Publisher, StreamInfo};
+#[doc(hidden)]
+pub use session::fuzz_route;
 pub use session::{default_name, Events, Session, SessionBuilder};
 pub use trust::{default_server_data_dir, KnownServers, PinStore, Trust, TrustOutcome};
 

@@ -631,6 +631,36 @@ fn route(shared: &Shared, frame: Frame) -> Option<Event> {
     })
 }
 
+/// Routes `frames` as a session's dispatcher does, with a transfer waiting
+/// on stream 1, a media subscription on stream 3 and a listener watching
+/// announcements, and returns the events an application would see. For
+/// the `client` fuzz target (what a client makes of a hostile server's
+/// frames); not part of the API.
+#[doc(hidden)]
+pub fn fuzz_route(frames: impl IntoIterator<Item = Frame>) -> Vec<Event> {
+    let (_gone_tx, gone) = crossbeam_channel::bounded::<()>(0);
+    let shared = Shared {
+        next_stream: AtomicU32::new(5),
+        routes: Mutex::new(HashMap::new()),
+        watchers: Mutex::new(Vec::new()),
+        streams: Mutex::new(BTreeMap::new()),
+        closed: Mutex::new(None),
+        gone,
+        name: Mutex::new("me".into()),
+        stopping: AtomicBool::new(false),
+    };
+    let (transfer, _transfer_rx) = crossbeam_channel::unbounded();
+    let (media, _media_rx) = crossbeam_channel::bounded(MEDIA_ROUTE_CAPACITY);
+    let (watcher, _watcher_rx) = crossbeam_channel::unbounded();
+    shared.add_route(1, Route::Reliable(transfer));
+    shared.add_route(3, Route::Media(media));
+    shared.add_watcher(watcher);
+    frames
+        .into_iter()
+        .filter_map(|f| route(&shared, f))
+        .collect()
+}
+
 fn tell_watchers(shared: &Shared, frame: &Frame) {
     lock(&shared.watchers).retain(|w| w.send(frame.clone()).is_ok());
 }

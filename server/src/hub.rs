@@ -33,7 +33,7 @@ use lanlink_services::ServiceError;
 
 /// The connection id media published by the server process itself is
 /// filed under (the transport numbers connections from 1).
-const LOCAL_PUBLISHER: ConnId = ConnId(0);
+const LOCAL_PUBLISHER: ConnId = lanlink_services::media::LOCAL;
 
 /// The default TCP port of a lanlink server.
 pub const DEFAULT_PORT: u16 = lanlink_transport::DEFAULT_PORT;
@@ -454,12 +454,14 @@ impl Hub {
             {
                 self.media.connect(id, &mut greeting);
             }
-            // Upload quotas follow the address, not the (changeable) name.
+            // Upload quotas and announcement limits follow the address,
+            // not the (changeable) name.
             self.file.set_peer(id, conn.peer().ip().to_canonical());
             if receives {
                 self.receivers.insert(id, fold(&hello.name));
             }
             self.since.insert(id, *now);
+            self.media.set_peer(id, conn.peer().ip());
             self.conns.insert(id, (conn, hello.name));
             self.out.append(&mut greeting);
         } else if wants_chat {
@@ -524,10 +526,14 @@ impl Hub {
                     &mut self.out,
                 );
             }
-            Service::Audio | Service::Video => {
-                self.media
-                    .handle(conn, name, frame.stream, frame.message, &mut self.out)
-            }
+            Service::Audio | Service::Video => self.media.handle(
+                conn,
+                name,
+                frame.stream,
+                frame.message,
+                now.instant,
+                &mut self.out,
+            ),
             Service::Control if matches!(frame.message, Message::Admin(_)) => {
                 if let Message::Admin(request) = frame.message {
                     let reply = self.admin(conn, request, now);
@@ -824,6 +830,7 @@ impl Hub {
             &self.server_name,
             stream,
             message,
+            Instant::now(),
             &mut self.out,
         );
         self.flush();

@@ -374,3 +374,93 @@ fn state_lists_streams_with_peer_text_escaped_and_the_page_follows_it() {
     let (head, _) = get_from("127.0.0.1", http.addr, "/snapshot/door");
     assert!(head.starts_with("HTTP/1.1 404"), "{head}");
 }
+
+// ------------------------------------------------------------------ fuzzing
+
+/// The `http` fuzz target's seeds: a read size byte, a stream name, then
+/// what a browser sends (the format is on `fuzz_http_request`).
+fn http_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let seed = |read: u8, name: &str, request: &str| {
+        let mut v = vec![read, name.len() as u8];
+        v.extend_from_slice(name.as_bytes());
+        v.extend_from_slice(request.as_bytes());
+        v
+    };
+    let get = |path: &str| format!("GET {path} HTTP/1.1\r\nHost: lanlink\r\n\r\n");
+    vec![
+        ("seed-page", seed(0, "door cam", &get("/"))),
+        (
+            "seed-page-hostile-name",
+            seed(0, "<img src=x onerror=alert(1)>\"'&", &get("/index.html")),
+        ),
+        ("seed-json", seed(0, "a\"b\\c<d", &get("/streams.json"))),
+        ("seed-snapshot", seed(0, "", &get("/snapshot/cam.jpg"))),
+        (
+            "seed-snapshot-missing",
+            seed(0, "", &get("/snapshot/nobody")),
+        ),
+        ("seed-stream", seed(0, "", &get("/stream/cam"))),
+        (
+            "seed-stream-percent",
+            seed(6, "door cam", &get("/stream/door%20cam?x=1#y")),
+        ),
+        (
+            "seed-method",
+            seed(0, "", "POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"),
+        ),
+        (
+            "seed-drip",
+            seed(2, "", "GET /stream/cam HTTP/1.1\r\nHost: x\r\n"),
+        ),
+        ("seed-drip-timeout", seed(3, "", "GET / HTTP/1.1\r\n")),
+        (
+            "seed-garbage",
+            seed(0, "", "\u{16}\u{3}\u{1}not http\r\n\r\n"),
+        ),
+        (
+            "seed-many-headers",
+            seed(
+                0,
+                "",
+                &format!("GET / HTTP/1.1\r\n{}\r\n", "X: y\r\n".repeat(40)),
+            ),
+        ),
+        (
+            "seed-long",
+            seed(0, "", &format!("GET /{} HTTP/1.1\r\n", "a".repeat(9000))),
+        ),
+    ]
+}
+
+fn http_corpus() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/http")
+}
+
+#[test]
+fn the_http_fuzz_corpus_replays_and_the_seeds_are_current() {
+    for (name, bytes) in http_seeds() {
+        let committed = std::fs::read(http_corpus().join(name)).unwrap_or_default();
+        assert!(
+            committed == bytes,
+            "fuzz/corpus/http/{name} is stale or missing; regenerate the seeds"
+        );
+    }
+    // Every input, the fuzzer's finds included, through the target's path.
+    let mut n = 0;
+    for entry in std::fs::read_dir(http_corpus()).unwrap() {
+        let data = std::fs::read(entry.unwrap().path()).unwrap_or_default();
+        lanlink_server::http::fuzz_http_request(&data);
+        n += 1;
+    }
+    assert!(n >= http_seeds().len());
+}
+
+/// Rewrites the `http` target's seeds.
+#[test]
+#[ignore = "writes fuzz/corpus/http; run by hand after changing the seeds"]
+fn regenerate_http_seed_corpus() {
+    std::fs::create_dir_all(http_corpus()).unwrap();
+    for (name, bytes) in http_seeds() {
+        std::fs::write(http_corpus().join(name), bytes).unwrap();
+    }
+}

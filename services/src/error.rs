@@ -104,6 +104,15 @@ pub enum ServiceError {
         /// How long until the next one would be accepted.
         retry_after_ms: u64,
     },
+    /// Joining would put the client in more rooms than it may be in, or
+    /// create more rooms than the server keeps.
+    #[error("too many rooms: {whose} at most {max} at once (the default room aside)")]
+    TooManyRooms {
+        /// The limit.
+        max: usize,
+        /// Whose limit: `you may be in` or `this server keeps`.
+        whose: &'static str,
+    },
     /// A message this service does not accept from a client (a server →
     /// client event, or another service's message).
     #[error("unexpected {kind:?} message: the server does not accept it from clients here")]
@@ -229,7 +238,7 @@ pub enum ServiceError {
         available: u64,
     },
     /// An upload would exceed the client's upload quota.
-    #[error("{name}: upload quota exceeded ({needed} bytes needed, {left} left)")]
+    #[error("{name:?}: upload quota exceeded ({needed} bytes needed, {left} left)")]
     QuotaExceeded {
         /// The file.
         name: String,
@@ -240,7 +249,7 @@ pub enum ServiceError {
     },
     /// An upload would create more files and folders than the client's
     /// quota has left.
-    #[error("{name}: upload quota exceeded ({needed} files and folders needed, {left} left)")]
+    #[error("{name:?}: upload quota exceeded ({needed} files and folders needed, {left} left)")]
     EntryQuotaExceeded {
         /// The file.
         name: String,
@@ -285,7 +294,7 @@ pub enum ServiceError {
         code: ErrorCode,
     },
     /// Reading or writing a local file failed.
-    #[error("cannot {op} {path}: {source}")]
+    #[error("cannot {op} {}: {source}", crate::text::display_safe(path))]
     Io {
         /// What was being done (`open`, `write`, `rename`, …).
         op: &'static str,
@@ -359,6 +368,7 @@ impl ServiceError {
             ServiceError::RateLimited { .. } | ServiceError::TooManyRequests { .. } => {
                 ErrorCode::RATE_LIMITED
             }
+            ServiceError::TooManyRooms { .. } => ErrorCode::SERVER_FULL,
             ServiceError::UnexpectedMessage { .. }
             | ServiceError::AlreadyRegistered { .. }
             | ServiceError::NotRegistered { .. } => ErrorCode::UNEXPECTED,

@@ -12,19 +12,28 @@
 //! What a publisher can make the server hold is bounded by
 //! [`MediaConfig`]: streams per connection and in all, and the length of
 //! their names (names are broadcast to every media client and stored for
-//! browsers). A stream ends, for everyone and for the [`VideoTap`], when its
+//! browsers). Announcing is rate-limited per connection and per address,
+//! since every new or renamed stream is broadcast to every media client.
+//! A stream ends, for everyone and for the [`VideoTap`], when its
 //! publisher ends it or leaves.
 
 use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use lanlink_proto::audio::{AudioAnnounce, AudioEnd};
 use lanlink_proto::video::{VideoAnnounce, VideoEnd, VideoFrame};
 use lanlink_proto::{control, ErrorCode, Frame, Message, StreamId};
-use lanlink_transport::ConnId;
+use lanlink_transport::limits::DEFAULT_MAX_KEYS;
+use lanlink_transport::{ConnId, KeyedBuckets, Rate, TokenBucket};
 
-use crate::text::display_safe;
+use crate::text::{display_safe, is_bidi_control, is_invisible};
 use crate::Outgoing;
+
+/// The connection id of media the server process publishes itself (see
+/// `server::Hub::handle_local`): not rate-limited.
+pub const LOCAL: ConnId = ConnId(0);
 
 /// Server-assigned media stream ids start here (even, and far above the
 /// ids the file relay hands out, so the two never meet on a connection).
@@ -77,6 +86,13 @@ pub struct MediaConfig {
     pub max_streams: usize,
     /// The longest stream name accepted, in bytes.
     pub max_name_len: usize,
+    /// Stream announcements (a new stream, a rename, an unchanged
+    /// re-announcement) one connection may make; each new or renamed
+    /// stream is broadcast to every media client. A refused announcement
+    /// costs a token too.
+    pub announce_rate: Rate,
+    /// The same, for all connections of one address together.
+    pub address_announce_rate: Rate,
 }
 
 impl Default for MediaConfig {
@@ -86,6 +102,16 @@ impl Default for MediaConfig {
             max_streams_per_client: 4,
             max_streams: 256,
             max_name_len: 64,
+            // A publisher announces once per stream; a few restarts or
+            // renames in a row are fine, a stream of them is not.
+            announce_rate: Rate {
+                burst: 10,
+                per_second: 1.0,
+            },
+            address_announce_rate: Rate {
+                burst: 20,
+                per_second: 2.0,
+            },
         }
     }
 }
@@ -136,6 +162,13 @@ pub struct MediaRelay {
     clients: BTreeSet<ConnId>,
     next_id: StreamId,
     video_tap: Option<VideoTap>,
+    /// Client addresses, for the per-address announcement limit (see
+    /// [`MediaRelay::set_peer`]).
+    peers: HashMap<ConnId, IpAddr>,
+    /// Announcements per connection (dropped when it leaves) and per
+    /// address.
+    announces: HashMap<ConnId, TokenBucket>,
+    address_announces: KeyedBuckets<IpAddr>,
 }
 
 impl Default for MediaRelay {
@@ -154,13 +187,24 @@ impl MediaRelay {
     /// An empty relay with limits of `config`.
     pub fn with_config(config: MediaConfig, video_tap: Option<VideoTap>) -> MediaRelay {
         MediaRelay {
-            config,
             streams: HashMap::new(),
             by_publisher: HashMap::new(),
             clients: BTreeSet::new(),
             next_id: FIRST_MEDIA_STREAM,
             video_tap,
+            peers: HashMap::new(),
+            announces: HashMap::new(),
+            address_announces: KeyedBuckets::new(config.address_announce_rate, DEFAULT_MAX_KEYS),
+            config,
         }
+    }
+
+    /// Tells the relay which address `conn` connects from: its
+    /// announcements then count against that address's limit too
+    /// ([`MediaConfig::address_announce_rate`]). A connection never set
+    /// has only its own limit.
+    pub fn set_peer(&mut self, conn: ConnId, ip: IpAddr) {
+        self.peers.insert(conn, ip.to_canonical());
     }
 
     /// The streams being published: (server id, announcement).
@@ -205,13 +249,15 @@ impl MediaRelay {
         }
     }
 
-    /// Handles one media message from `conn`, whose user is `name`.
+    /// Handles one media message from `conn`, whose user is `name`, at
+    /// `now` (for the announcement rate limits).
     pub fn handle(
         &mut self,
         conn: ConnId,
         name: &str,
         stream: StreamId,
         message: Message,
+        now: Instant,
         out: &mut Vec<Outgoing>,
     ) {
         match message {
@@ -220,14 +266,14 @@ impl MediaRelay {
                     publisher: name.to_owned(),
                     ..a
                 };
-                self.announce(conn, stream, Announcement::Audio(a), out);
+                self.announce(conn, stream, Announcement::Audio(a), now, out);
             }
             Message::VideoAnnounce(v) => {
                 let v = VideoAnnounce {
                     publisher: name.to_owned(),
                     ..v
                 };
-                self.announce(conn, stream, Announcement::Video(v), out);
+                self.announce(conn, stream, Announcement::Video(v), now, out);
             }
             Message::AudioSubscribe(_) => self.subscribe(conn, stream, false, out),
             Message::VideoSubscribe(_) => self.subscribe(conn, stream, true, out),
@@ -286,6 +332,8 @@ impl MediaRelay {
     /// `conn` is gone: its subscriptions end and its streams end for everyone.
     pub fn disconnect(&mut self, conn: ConnId, out: &mut Vec<Outgoing>) {
         self.clients.remove(&conn);
+        self.peers.remove(&conn);
+        self.announces.remove(&conn);
         for p in self.streams.values_mut() {
             p.subscribers.remove(&conn);
         }
@@ -300,13 +348,45 @@ impl MediaRelay {
         }
     }
 
+    /// Takes an announcement token from `conn`'s bucket, then from its
+    /// address's; the error text says whose limit it hit.
+    fn admit_announcement(&mut self, conn: ConnId, now: Instant) -> Result<(), String> {
+        let wait_text = |from: &str, wait: std::time::Duration| {
+            format!(
+                "too many stream announcements from {from}: wait {} ms before trying again",
+                crate::error::millis(wait)
+            )
+        };
+        let rate = self.config.announce_rate;
+        self.announces
+            .entry(conn)
+            .or_insert_with(|| TokenBucket::new(rate, now))
+            .try_take(now)
+            .map_err(|wait| wait_text("this connection", wait))?;
+        if let Some(ip) = self.peers.get(&conn) {
+            self.address_announces
+                .try_take(ip, now)
+                .map_err(|wait| wait_text("your address", wait))?;
+        }
+        Ok(())
+    }
+
     fn announce(
         &mut self,
         conn: ConnId,
         stream: StreamId,
         announcement: Announcement,
+        now: Instant,
         out: &mut Vec<Outgoing>,
     ) {
+        // Every announcement may be a broadcast to every media client:
+        // each costs a token, refused or not (the server's own streams
+        // excepted).
+        if conn != LOCAL {
+            if let Err(text) = self.admit_announcement(conn, now) {
+                return error(out, conn, stream, ErrorCode::RATE_LIMITED, &text);
+            }
+        }
         let name = announcement.name();
         if name.is_empty() {
             return error(
@@ -326,6 +406,13 @@ impl MediaRelay {
         }
         if name.chars().any(char::is_control) {
             let text = "a stream name may not contain control characters";
+            return error(out, conn, stream, ErrorCode::INVALID_NAME, text);
+        }
+        // Shown on terminals and in browsers: nothing that reorders or
+        // hides text.
+        if name.chars().any(|c| is_bidi_control(c) || is_invisible(c)) {
+            let text =
+                "a stream name may not contain bidirectional text controls or invisible characters";
             return error(out, conn, stream, ErrorCode::INVALID_NAME, text);
         }
         let existing = self.by_publisher.get(&(conn, stream)).copied();
@@ -475,6 +562,12 @@ mod tests {
     use super::*;
 
     const PUB: ConnId = ConnId(1);
+
+    /// Tests that are not about the announcement limit announce at most a
+    /// few times: one clock reading serves.
+    fn now() -> Instant {
+        Instant::now()
+    }
     const A: ConnId = ConnId(2);
     const B: ConnId = ConnId(3);
 
@@ -504,7 +597,7 @@ mod tests {
         for c in [PUB, A] {
             r.connect(c, &mut out);
         }
-        r.handle(PUB, "ada", 1, mic().into(), &mut out);
+        r.handle(PUB, "ada", 1, mic().into(), now(), &mut out);
         let announced: Vec<_> = out.drain(..).map(|o| (o.to, o.frame)).collect();
         assert_eq!(announced.len(), 2, "every client hears of the stream");
         let id = announced[0].1.stream;
@@ -519,14 +612,14 @@ mod tests {
         out.clear();
 
         // Only subscribers get packets, under the server's id.
-        r.handle(A, "a", id, AudioSubscribe.into(), &mut out);
-        r.handle(PUB, "ada", 1, packet(1).into(), &mut out);
+        r.handle(A, "a", id, AudioSubscribe.into(), now(), &mut out);
+        r.handle(PUB, "ada", 1, packet(1).into(), now(), &mut out);
         assert_eq!(out.len(), 1);
         assert_eq!((out[0].to, out[0].frame.stream), (A, id));
         out.clear();
 
         // Subscribing to video on an audio id is refused.
-        r.handle(B, "b", id, VideoSubscribe.into(), &mut out);
+        r.handle(B, "b", id, VideoSubscribe.into(), now(), &mut out);
         assert!(
             matches!(&out[0].frame.message, Message::Error(e) if e.code == ErrorCode::NOT_FOUND)
         );
@@ -546,14 +639,14 @@ mod tests {
         let mut r = MediaRelay::default();
         let mut out = Vec::new();
         r.connect(PUB, &mut out);
-        r.handle(PUB, "ada", 1, mic().into(), &mut out);
+        r.handle(PUB, "ada", 1, mic().into(), now(), &mut out);
         out.clear();
-        r.handle(A, "bob", 1, mic().into(), &mut out);
+        r.handle(A, "bob", 1, mic().into(), now(), &mut out);
         assert!(
             matches!(&out[0].frame.message, Message::Error(e) if e.code == ErrorCode::NAME_TAKEN && e.message.contains("ada"))
         );
         out.clear();
-        r.handle(A, "bob", 3, packet(1).into(), &mut out);
+        r.handle(A, "bob", 3, packet(1).into(), now(), &mut out);
         assert!(
             matches!(&out[0].frame.message, Message::Error(e) if e.code == ErrorCode::NOT_FOUND)
         );
@@ -565,13 +658,13 @@ mod tests {
     fn a_rename_cannot_take_another_streams_name() {
         let mut r = MediaRelay::default();
         let mut out = Vec::new();
-        r.handle(PUB, "ada", 1, mic().into(), &mut out);
+        r.handle(PUB, "ada", 1, mic().into(), now(), &mut out);
         let mut other = mic();
         other.name = "other".into();
-        r.handle(A, "bob", 1, other.clone().into(), &mut out);
+        r.handle(A, "bob", 1, other.clone().into(), now(), &mut out);
         out.clear();
 
-        r.handle(A, "bob", 1, mic().into(), &mut out);
+        r.handle(A, "bob", 1, mic().into(), now(), &mut out);
         assert!(
             matches!(&out[..], [Outgoing { to: A, frame }] if matches!(&frame.message, Message::Error(e) if e.code == ErrorCode::NAME_TAKEN))
         );
@@ -584,7 +677,7 @@ mod tests {
 
         // Re-announcing under its own name is still fine.
         out.clear();
-        r.handle(A, "bob", 1, other.into(), &mut out);
+        r.handle(A, "bob", 1, other.into(), now(), &mut out);
         assert!(out
             .iter()
             .all(|o| matches!(o.frame.message, Message::AudioAnnounce(_))));
@@ -601,8 +694,8 @@ mod tests {
         });
         let mut r = MediaRelay::new(Some(tap));
         let mut out = Vec::new();
-        r.handle(PUB, "ada", 1, cam("cam").into(), &mut out);
-        r.handle(PUB, "ada", 1, jpeg(9).into(), &mut out);
+        r.handle(PUB, "ada", 1, cam("cam").into(), now(), &mut out);
+        r.handle(PUB, "ada", 1, jpeg(9).into(), now(), &mut out);
         assert_eq!(*seen.lock().unwrap(), vec![("cam".to_owned(), 9)]);
     }
 
@@ -644,6 +737,7 @@ mod tests {
                 max_streams_per_client: 2,
                 max_streams: 3,
                 max_name_len: 8,
+                ..MediaConfig::default()
             },
             None,
         );
@@ -656,33 +750,33 @@ mod tests {
         };
         // Names: too long, or with control characters, are refused before
         // anyone hears of them.
-        for bad in ["123456789", "a\x1b[2Jb", "a\nb"] {
-            r.handle(PUB, "ada", 1, named(bad).into(), &mut out);
+        for bad in ["123456789", "a\x1b[2Jb", "a\nb", "a\u{202e}b", "a\u{200b}b"] {
+            r.handle(PUB, "ada", 1, named(bad).into(), now(), &mut out);
             assert_eq!(error_code(&out), Some(ErrorCode::INVALID_NAME), "{bad:?}");
             out.clear();
         }
-        r.handle(PUB, "ada", 1, named("12345678").into(), &mut out);
-        r.handle(PUB, "ada", 3, named("two").into(), &mut out);
+        r.handle(PUB, "ada", 1, named("12345678").into(), now(), &mut out);
+        r.handle(PUB, "ada", 3, named("two").into(), now(), &mut out);
         out.clear();
         // A third stream from the same client is refused; A is not told.
-        r.handle(PUB, "ada", 5, named("three").into(), &mut out);
+        r.handle(PUB, "ada", 5, named("three").into(), now(), &mut out);
         assert_eq!(error_code(&out), Some(ErrorCode::RATE_LIMITED));
         out.clear();
         // Re-announcing (renaming) one of its own is not a new stream.
-        r.handle(PUB, "ada", 3, named("deux").into(), &mut out);
+        r.handle(PUB, "ada", 3, named("deux").into(), now(), &mut out);
         assert_eq!(out.len(), 1, "{out:?}");
         out.clear();
         // The server-wide cap.
-        r.handle(B, "bob", 1, named("b1").into(), &mut out);
+        r.handle(B, "bob", 1, named("b1").into(), now(), &mut out);
         out.clear();
-        r.handle(B, "bob", 3, named("b2").into(), &mut out);
+        r.handle(B, "bob", 3, named("b2").into(), now(), &mut out);
         assert_eq!(error_code(&out), Some(ErrorCode::SERVER_FULL));
         out.clear();
         // Leaving releases the publisher's streams (and their slots).
         r.disconnect(PUB, &mut out);
         assert_eq!(r.streams().len(), 1);
         out.clear();
-        r.handle(B, "bob", 3, named("b2").into(), &mut out);
+        r.handle(B, "bob", 3, named("b2").into(), now(), &mut out);
         assert!(
             matches!(&out[..], [Outgoing { to: A, frame }] if matches!(frame.message, Message::AudioAnnounce(_)))
         );
@@ -693,9 +787,9 @@ mod tests {
         let mut r = MediaRelay::default();
         let mut out = Vec::new();
         r.connect(A, &mut out);
-        r.handle(PUB, "ada", 1, mic().into(), &mut out);
+        r.handle(PUB, "ada", 1, mic().into(), now(), &mut out);
         out.clear();
-        r.handle(PUB, "ada", 1, mic().into(), &mut out);
+        r.handle(PUB, "ada", 1, mic().into(), now(), &mut out);
         assert!(out.is_empty(), "{out:?}");
     }
 
@@ -710,17 +804,112 @@ mod tests {
         });
         let mut r = MediaRelay::new(Some(tap));
         let mut out = Vec::new();
-        r.handle(PUB, "ada", 1, cam("door").into(), &mut out);
-        r.handle(PUB, "ada", 1, jpeg(1).into(), &mut out);
+        r.handle(PUB, "ada", 1, cam("door").into(), now(), &mut out);
+        r.handle(PUB, "ada", 1, jpeg(1).into(), now(), &mut out);
         // Renamed: the old name ends.
-        r.handle(PUB, "ada", 1, cam("gate").into(), &mut out);
+        r.handle(PUB, "ada", 1, cam("gate").into(), now(), &mut out);
         assert_eq!(*ended.lock().unwrap(), ["door"]);
         // Ended by its publisher.
-        r.handle(PUB, "ada", 1, VideoEnd.into(), &mut out);
+        r.handle(PUB, "ada", 1, VideoEnd.into(), now(), &mut out);
         assert_eq!(*ended.lock().unwrap(), ["door", "gate"]);
         // Ended by its publisher leaving.
-        r.handle(PUB, "ada", 3, cam("yard").into(), &mut out);
+        r.handle(PUB, "ada", 3, cam("yard").into(), now(), &mut out);
         r.disconnect(PUB, &mut out);
         assert_eq!(*ended.lock().unwrap(), ["door", "gate", "yard"]);
+    }
+
+    /// Every new or renamed stream is broadcast to every media client:
+    /// renames are rate-limited per connection and per address, and a
+    /// refused one tells nobody but the publisher.
+    #[test]
+    fn renames_are_rate_limited_per_connection_and_per_address() {
+        let mut r = MediaRelay::with_config(
+            MediaConfig {
+                announce_rate: Rate {
+                    burst: 3,
+                    per_second: 1.0,
+                },
+                address_announce_rate: Rate {
+                    burst: 5,
+                    per_second: 2.0,
+                },
+                ..MediaConfig::default()
+            },
+            None,
+        );
+        let t0 = Instant::now();
+        let mut out = Vec::new();
+        r.connect(A, &mut out);
+        let (eve, eve2, honest) = (ConnId(10), ConnId(11), ConnId(12));
+        r.set_peer(eve, [127, 0, 0, 2].into());
+        r.set_peer(eve2, [127, 0, 0, 2].into());
+        r.set_peer(honest, [127, 0, 0, 1].into());
+        let named = |name: String| AudioAnnounce { name, ..mic() };
+        let mut heard = 0;
+        let mut refused = Vec::new();
+        // One connection renames its stream 100 times at once.
+        for i in 0..100 {
+            out.clear();
+            r.handle(eve, "eve", 1, named(format!("n{i}")).into(), t0, &mut out);
+            heard += out.iter().filter(|o| o.to == A).count();
+            if let Some(Message::Error(e)) = out.first().map(|o| &o.frame.message) {
+                assert_eq!(e.code, ErrorCode::RATE_LIMITED);
+                assert_eq!(out.len(), 1, "a refusal goes to the publisher only");
+                refused.push(e.message.clone());
+            }
+        }
+        assert_eq!(heard, 3, "the connection's burst, no more");
+        assert!(refused[0].contains("from this connection"), "{refused:?}");
+        // A second connection of the same address gets the address's rest.
+        let mut by_address = 0;
+        for i in 0..100 {
+            out.clear();
+            r.handle(eve2, "eve2", 1, named(format!("m{i}")).into(), t0, &mut out);
+            heard += out.iter().filter(|o| o.to == A).count();
+            by_address += out
+                .iter()
+                .filter(|o| matches!(&o.frame.message, Message::Error(e) if e.message.contains("from your address")))
+                .count();
+        }
+        assert_eq!(heard, 5, "the address's burst, no more");
+        assert_eq!(by_address, 1, "then its own bucket runs dry");
+        // Another address is not affected.
+        out.clear();
+        r.handle(
+            honest,
+            "ada",
+            1,
+            named("honest".into()).into(),
+            t0,
+            &mut out,
+        );
+        assert!(out
+            .iter()
+            .any(|o| o.to == A && matches!(o.frame.message, Message::AudioAnnounce(_))));
+        // Tokens come back with time.
+        out.clear();
+        let later = t0 + std::time::Duration::from_secs(1);
+        r.handle(
+            eve2,
+            "eve2",
+            1,
+            named("later".into()).into(),
+            later,
+            &mut out,
+        );
+        assert!(out.iter().any(|o| o.to == A), "{out:?}");
+        // The server's own streams are never limited.
+        for i in 0..50 {
+            out.clear();
+            r.handle(
+                LOCAL,
+                "server",
+                1,
+                named(format!("s{i}")).into(),
+                t0,
+                &mut out,
+            );
+            assert!(out.iter().any(|o| o.to == A), "{out:?}");
+        }
     }
 }

@@ -59,6 +59,63 @@ impl ProcSample {
     }
 }
 
+/// A process's figures through a run (idle, at the start of the load,
+/// at its peak, at the end), checked against limits on the end.
+#[derive(Debug, Clone, Copy)]
+pub struct Run {
+    /// Before anything happened.
+    pub idle: ProcSample,
+    /// When the load started (the baseline).
+    pub start: ProcSample,
+    /// The largest seen.
+    pub peak: ProcSample,
+    /// After the load, once settled.
+    pub end: ProcSample,
+}
+
+impl Run {
+    /// Prints one row per figure (threads, open fds, RSS in MiB) with
+    /// `names` as the column titles (idle, start, peak, end, limit), and
+    /// returns a failure for each figure whose end is above its limit
+    /// (`limit` holds threads, fds and RSS KiB).
+    pub fn check(&self, names: [&str; 4], limit: ProcSample) -> Vec<String> {
+        let mib = |kib: u64| kib as f64 / 1024.0;
+        let figures = |s: ProcSample| [s.threads as f64, s.fds as f64, mib(s.rss_kib)];
+        let (idle, start, peak, end, limits) = (
+            figures(self.idle),
+            figures(self.start),
+            figures(self.peak),
+            figures(self.end),
+            figures(limit),
+        );
+        let [n_idle, n_start, n_peak, n_end] = names;
+        println!(
+            "server       {n_idle:>8} {n_start:>8} {n_peak:>8} {n_end:>8} {:>8}  ok",
+            "limit"
+        );
+        let mut failures = Vec::new();
+        for (i, name) in ["threads", "open fds", "RSS MiB"].iter().enumerate() {
+            let ok = end[i] <= limits[i];
+            println!(
+                "  {name:<10} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1}  {}",
+                idle[i],
+                start[i],
+                peak[i],
+                end[i],
+                limits[i],
+                if ok { "yes" } else { "NO" }
+            );
+            if !ok {
+                failures.push(format!(
+                    "server {name}: {:.1} after the run, above the limit {:.1} ({n_start} {:.1})",
+                    end[i], limits[i], start[i]
+                ));
+            }
+        }
+        failures
+    }
+}
+
 fn process(pid: u32) -> Option<Process> {
     Process::new(i32::try_from(pid).ok()?).ok()
 }

@@ -2,7 +2,7 @@
 //! whose [`ConnHandle`] sends from any thread while frames arrive on a
 //! channel.
 
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -32,6 +32,10 @@ pub struct ClientConfig {
     /// `Some` speaks TLS and checks the server's certificate as it says;
     /// `None` speaks plain lanlink (only to servers run without TLS).
     pub tls: Option<ClientTls>,
+    /// The local address to connect from (`None`: whatever the system
+    /// picks). Tests and the attack run use `127.0.0.N` to look like
+    /// several machines to per-address limits.
+    pub bind: Option<IpAddr>,
 }
 
 impl Default for ClientConfig {
@@ -45,6 +49,7 @@ impl Default for ClientConfig {
             handshake_timeout: Duration::from_secs(5),
             event_capacity: 4096,
             tls: None,
+            bind: None,
         }
     }
 }
@@ -85,7 +90,7 @@ impl Client {
         hello: control::Hello,
         config: ClientConfig,
     ) -> Result<Client, TransportError> {
-        let mut tcp = connect_any(addr, config.connect_timeout)?;
+        let mut tcp = connect_any(addr, config.bind, config.connect_timeout)?;
         let peer = tcp
             .peer_addr()
             .map_err(|e| TransportError::io(format!("connect to {addr}"), e))?;
@@ -287,7 +292,13 @@ impl Drop for Client {
     }
 }
 
-fn connect_any(addr: &str, timeout: Duration) -> Result<TcpStream, TransportError> {
+/// Connects to the first address of `addr` that answers, from `bind` if
+/// given (addresses of the other family are skipped then).
+pub fn connect_any(
+    addr: &str,
+    bind: Option<IpAddr>,
+    timeout: Duration,
+) -> Result<TcpStream, TransportError> {
     let failed = |source| TransportError::Connect {
         addr: addr.to_owned(),
         source,
@@ -295,12 +306,29 @@ fn connect_any(addr: &str, timeout: Duration) -> Result<TcpStream, TransportErro
     let addrs = addr.to_socket_addrs().map_err(failed)?;
     let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "the name has no addresses");
     for a in addrs {
-        match TcpStream::connect_timeout(&a, timeout) {
+        let tried = match bind {
+            None => TcpStream::connect_timeout(&a, timeout),
+            Some(local) if local.is_ipv4() != a.is_ipv4() => continue,
+            Some(local) => connect_from(local, a, timeout),
+        };
+        match tried {
             Ok(s) => return Ok(s),
             Err(e) => last = e,
         }
     }
     Err(failed(last))
+}
+
+/// A TCP connection to `to` from the local address `from` (any port).
+fn connect_from(from: IpAddr, to: SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(to),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.bind(&SocketAddr::new(from, 0).into())?;
+    socket.connect_timeout(&to.into(), timeout)?;
+    Ok(socket.into())
 }
 
 /// Maps a decode error seen by a client to a sentence for its user.

@@ -313,12 +313,21 @@ pub struct RefusalLog(Arc<Mutex<RefusalState>>);
 #[derive(Debug, Default)]
 struct RefusalState {
     seen: HashMap<(IpAddr, &'static str), (u64, Instant)>,
+    /// Refusals of each kind since the start (kinds are a few fixed labels).
+    totals: HashMap<&'static str, u64>,
 }
 
 impl RefusalLog {
     /// A new, empty log.
     pub fn new() -> RefusalLog {
         RefusalLog::default()
+    }
+
+    /// How many refusals of `kind` were recorded so far, from every
+    /// address (for tests and tools).
+    pub fn total(&self, kind: &str) -> u64 {
+        let state = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        state.totals.get(kind).copied().unwrap_or(0)
     }
 
     /// Records one refusal of `ip` for `kind` (a short fixed label such as
@@ -330,6 +339,7 @@ impl RefusalLog {
         let ip = ip.to_canonical();
         let now = Instant::now();
         let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        *state.totals.entry(kind).or_default() += 1;
         if state.seen.len() > 10_000 {
             state
                 .seen

@@ -6,9 +6,10 @@
 //! `Hello` to the application as [`Event::Hello`]; the application admits
 //! it with a `Welcome` or refuses it (a nickname already taken, say).
 
+use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -51,9 +52,13 @@ pub struct ServerConfig {
     /// handshake, so one machine cannot take every client slot. IPv4
     /// clients of a dual-stack listener count as their IPv4 address.
     pub max_conns_per_address: usize,
-    /// Connections still handshaking at once (TLS and `Hello`); beyond it
-    /// new connections are refused, so slow or silent peers cannot tie up
-    /// the server's threads.
+    /// Connections still handshaking at once (TLS and `Hello`). A new
+    /// connection beyond it takes the place of the oldest one still
+    /// handshaking, whose socket is shut: slow or silent peers can neither
+    /// tie up the server's threads nor, by holding every slot, keep
+    /// everyone else from connecting (an honest handshake takes
+    /// milliseconds; an attacker would have to open this many connections
+    /// faster than that to cut it).
     pub max_handshakes: usize,
     /// Reliable bytes queued for all peers together; beyond it, a peer
     /// holding more than its fair share (this over the number of
@@ -122,7 +127,7 @@ pub fn serve(
     }
 
     let active = Arc::new(AtomicUsize::new(0));
-    let handshaking = Arc::new(AtomicUsize::new(0));
+    let handshaking = Handshakes::default();
     let totals = Arc::new(Totals {
         queued: AtomicUsize::new(0),
         conns: AtomicUsize::new(0),
@@ -182,15 +187,6 @@ pub fn serve(
                     config.attempts_per_address.burst, config.attempts_per_address.per_second
                 ),
             ))
-        } else if handshaking.load(Ordering::SeqCst) >= config.max_handshakes {
-            Some((
-                ErrorCode::TOO_MANY_CONNECTIONS,
-                "handshakes",
-                format!(
-                    "too many connections handshaking at once ({}); try again shortly",
-                    config.max_handshakes
-                ),
-            ))
         } else {
             slot = slots.take(ip, config.max_conns_per_address);
             slot.is_none().then(|| {
@@ -231,10 +227,23 @@ pub fn serve(
         }
 
         let id = ConnId(next_id.fetch_add(1, Ordering::Relaxed));
+        // Every handshake slot taken: the oldest gives its place up.
+        while handshaking.len() >= config.max_handshakes.max(1) {
+            let Some(cut) = handshaking.cut_oldest() else {
+                break;
+            };
+            config.refusals.refused(
+                cut,
+                HANDSHAKE_CUT,
+                &format!(
+                    "a handshake was cut to make room: {} connections were handshaking at once",
+                    config.max_handshakes
+                ),
+            );
+        }
         active.fetch_add(1, Ordering::SeqCst);
         let guard = ActiveGuard(active.clone());
-        handshaking.fetch_add(1, Ordering::SeqCst);
-        let handshake = ActiveGuard(handshaking.clone());
+        let handshake = handshaking.enter(id, ip, &stream);
         let (config, shutdown, events) = (config.clone(), shutdown.clone(), events.clone());
         let totals = totals.clone();
         threads.push(spawn_named(&format!("conn-{}", id.0), move || {
@@ -308,6 +317,62 @@ impl AcceptBackoff {
     }
 }
 
+/// The refusal-log kind of a handshake cut to make room for a newer one.
+pub const HANDSHAKE_CUT: &str = "handshake cut";
+
+/// The connections still handshaking, oldest first, each with a handle on
+/// its socket so that it can be cut to make room for a newer one.
+#[derive(Default)]
+struct Handshakes(Arc<Mutex<VecDeque<Handshaking>>>);
+
+/// A connection still handshaking: its id, address and socket.
+type Handshaking = (ConnId, IpAddr, Option<TcpStream>);
+
+/// One connection's place in [`Handshakes`], given back on drop (the
+/// handshake ended, either way).
+struct HandshakeGuard {
+    handshakes: Arc<Mutex<VecDeque<Handshaking>>>,
+    id: ConnId,
+}
+
+impl Handshakes {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Handshaking>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn enter(&self, id: ConnId, ip: IpAddr, tcp: &TcpStream) -> HandshakeGuard {
+        self.lock().push_back((id, ip, tcp.try_clone().ok()));
+        HandshakeGuard {
+            handshakes: self.0.clone(),
+            id,
+        }
+    }
+
+    /// Shuts the socket of the oldest connection still handshaking (its
+    /// thread sees the connection end at once) and forgets it; returns its
+    /// address.
+    fn cut_oldest(&self) -> Option<IpAddr> {
+        let (_, ip, tcp) = self.lock().pop_front()?;
+        if let Some(tcp) = tcp {
+            let _ = tcp.shutdown(std::net::Shutdown::Both);
+        }
+        Some(ip)
+    }
+}
+
+impl Drop for HandshakeGuard {
+    fn drop(&mut self) {
+        let mut v = self.handshakes.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(at) = v.iter().position(|(id, ..)| *id == self.id) {
+            v.remove(at);
+        }
+    }
+}
+
 /// Decrements a connection count however the thread ends.
 struct ActiveGuard(Arc<AtomicUsize>);
 
@@ -350,7 +415,7 @@ fn serve_connection(
     config: &ServerConfig,
     shutdown: Shutdown,
     events: Sender<Event>,
-    handshake: ActiveGuard,
+    handshake: HandshakeGuard,
     totals: Arc<Totals>,
 ) {
     let deadline = Instant::now() + config.handshake_timeout;

@@ -345,6 +345,40 @@ impl ServerCertVerifier for PinVerifier {
     }
 }
 
+/// A client TLS session as every lanlink client makes it: TLS 1.3 only,
+/// the server's certificate accepted by its fingerprint as `tls` says
+/// (after checking that it signed the handshake), and the fingerprint it
+/// presented written to `seen`.
+///
+/// [`Client::connect`](crate::Client::connect) runs it over its socket;
+/// a tool that writes raw bytes inside TLS (a hostile-peer test) drives
+/// one itself, e.g. with `rustls::StreamOwned`.
+pub fn client_connection(
+    tls: &ClientTls,
+    seen: Arc<Mutex<Option<Fingerprint>>>,
+) -> Result<rustls::ClientConnection, TransportError> {
+    let provider = provider();
+    let verifier = Arc::new(PinVerifier {
+        pin: tls.pin,
+        seen,
+        provider: provider.clone(),
+    });
+    let setup = |source| TransportError::Tls {
+        context: "client setup".into(),
+        source,
+    };
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(setup)?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    // Certificates are checked by their pinned fingerprint, not by a name,
+    // so every server is "lanlink".
+    let name = ServerName::try_from("lanlink")?;
+    rustls::ClientConnection::new(Arc::new(config), name).map_err(setup)
+}
+
 /// What happened to a client's TLS handshake.
 pub(crate) enum ClientHandshake {
     /// The session, the server's fingerprint, and raw bytes that arrived
@@ -364,31 +398,8 @@ pub(crate) fn client_handshake(
     let secs = deadline
         .saturating_duration_since(Instant::now())
         .as_secs_f64();
-    let provider = provider();
     let seen = Arc::new(Mutex::new(None));
-    let verifier = Arc::new(PinVerifier {
-        pin: tls.pin,
-        seen: seen.clone(),
-        provider: provider.clone(),
-    });
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|source| TransportError::Tls {
-            context: "client setup".into(),
-            source,
-        })?
-        .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
-    // Certificates are checked by their pinned fingerprint, not by a name,
-    // so every server is "lanlink".
-    let name = ServerName::try_from("lanlink")?;
-    let mut conn = rustls::ClientConnection::new(Arc::new(config), name).map_err(|source| {
-        TransportError::Tls {
-            context: "client setup".into(),
-            source,
-        }
-    })?;
+    let mut conn = client_connection(tls, seen.clone())?;
 
     let mut first = true;
     let mut raw = vec![0u8; 16 * 1024];

@@ -81,6 +81,12 @@ struct Args {
     /// password from it is refused until the minute has refilled.
     #[arg(long, default_value_t = 5)]
     password_guesses_per_minute: u32,
+    /// Rooms one connection may be in at once (the default room aside).
+    #[arg(long, default_value_t = 32)]
+    max_rooms_per_client: usize,
+    /// Rooms that may exist at once (the default room aside).
+    #[arg(long, default_value_t = 1024)]
+    max_rooms: usize,
     /// Seconds a new connection has to complete its handshake.
     #[arg(long, default_value_t = 5.0)]
     handshake_timeout: f64,
@@ -127,6 +133,19 @@ struct Args {
     /// Audio and video streams the server relays at once.
     #[arg(long, default_value_t = 256)]
     max_streams: usize,
+    /// Stream announcements (new streams and renames, each broadcast to
+    /// every media client) a connection may make in a burst...
+    #[arg(long, default_value_t = 10)]
+    announce_burst: u32,
+    /// ...and per second after it.
+    #[arg(long, default_value_t = 1.0)]
+    announces_per_second: f64,
+    /// The same for all connections of one address, in a burst...
+    #[arg(long, default_value_t = 20)]
+    address_announce_burst: u32,
+    /// ...and per second after it.
+    #[arg(long, default_value_t = 2.0)]
+    address_announces_per_second: f64,
     /// Also publish a demo video stream (the moving test pattern) and a demo
     /// tone, so there is something to watch and hear straight away.
     #[arg(long)]
@@ -152,12 +171,14 @@ struct Args {
     #[arg(long, default_value_t = 16)]
     max_conns_per_address: usize,
     /// Lift the per-address limits (connections held, chat requests and
-    /// messages per address; connection attempts stay limited by
+    /// messages and stream announcements per address; connection attempts
+    /// stay limited by
     /// --connect-burst): for benchmarks and soak runs whose clients all
     /// come from one machine. Never for a server others can reach.
     #[arg(long)]
     no_address_limits: bool,
-    /// Connections allowed to be handshaking at the same time.
+    /// Connections allowed to be handshaking at the same time; a new one
+    /// beyond it takes the place of the oldest, whose handshake is cut.
     #[arg(long, default_value_t = 64)]
     max_handshakes: usize,
     /// Bytes queued for one client before it is disconnected as too slow.
@@ -288,6 +309,8 @@ fn main() -> ExitCode {
                 per_second: args.address_requests_per_second,
             },
             password_guesses: Rate::per_minute(args.password_guesses_per_minute.max(1)),
+            max_rooms_per_client: args.max_rooms_per_client,
+            max_rooms: args.max_rooms,
             motd: args.motd,
             ..ChatConfig::default()
         },
@@ -313,6 +336,14 @@ fn main() -> ExitCode {
     config.media = MediaConfig {
         max_streams_per_client: args.max_streams_per_client,
         max_streams: args.max_streams,
+        announce_rate: Rate {
+            burst: args.announce_burst.max(1),
+            per_second: args.announces_per_second.max(0.0),
+        },
+        address_announce_rate: Rate {
+            burst: args.address_announce_burst.max(1),
+            per_second: args.address_announces_per_second.max(0.0),
+        },
         ..MediaConfig::default()
     };
     for (flag, dir) in [("--share", &args.share), ("--inbox", &args.inbox)] {
@@ -336,6 +367,7 @@ fn main() -> ExitCode {
         config.transport.max_conns_per_address = usize::MAX;
         config.chat.address_request_rate = Rate::UNLIMITED;
         config.chat.address_message_rate = Rate::UNLIMITED;
+        config.media.address_announce_rate = Rate::UNLIMITED;
     }
     config.transport.conn.max_queued_bytes = args.max_queued_per_client.max(64 * 1024);
     config.transport.max_total_queued_bytes = args.max_queued_total;

@@ -27,9 +27,13 @@
 //! Each MJPEG response has its own random multipart boundary, and frames are
 //! JPEG images only (see [`store`]): a publisher cannot inject other parts.
 
+mod fuzz;
 mod page;
 mod request;
 pub mod store;
+
+#[doc(hidden)]
+pub use fuzz::fuzz_http_request;
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -239,6 +243,20 @@ fn refuse_at_once(mut s: TcpStream) {
     );
 }
 
+/// A browser's connection as the answering code sees it: bytes in and
+/// out, and whether the browser has gone (a socket; in the fuzz target, a
+/// buffer).
+trait Peer: Read + Write {
+    /// True once the browser closed its side (or the connection failed).
+    fn left(&mut self) -> bool;
+}
+
+impl Peer for TcpStream {
+    fn left(&mut self) -> bool {
+        peer_left(self)
+    }
+}
+
 fn handle(
     mut s: TcpStream,
     frames: &LatestFrames,
@@ -248,32 +266,57 @@ fn handle(
 ) -> io::Result<()> {
     s.set_write_timeout(Some(config.write_timeout))?;
     let _ = s.set_nodelay(true);
-    let request = match request::read_head(&mut s, Instant::now() + config.header_timeout) {
+    let request = request::read_head(&mut s, Instant::now() + config.header_timeout);
+    let context = Answering {
+        frames,
+        shutdown,
+        viewers,
+        max_viewers: config.max_viewers,
+        check_every: PEER_CHECK,
+    };
+    answer(&mut s, request, &context)
+}
+
+/// What answering a request needs besides the connection.
+struct Answering<'a> {
+    frames: &'a LatestFrames,
+    shutdown: &'a Shutdown,
+    viewers: &'a AtomicUsize,
+    max_viewers: usize,
+    /// How often an MJPEG viewer of a quiet stream is checked for having
+    /// left.
+    check_every: Duration,
+}
+
+/// Answers what was read of a request: the response, or the MJPEG stream
+/// until the viewer leaves, the stream ends or the server stops.
+fn answer(
+    s: &mut impl Peer,
+    request: Result<request::Request, HeadError>,
+    cx: &Answering<'_>,
+) -> io::Result<()> {
+    let (frames, shutdown, viewers) = (cx.frames, cx.shutdown, cx.viewers);
+    let request = match request {
         Ok(r) => r,
         Err(HeadError::Closed) => return Ok(()),
         Err(HeadError::Timeout) => {
-            return respond(&mut s, "408 Request Timeout", "text/plain", b"too slow\n")
+            return respond(s, "408 Request Timeout", "text/plain", b"too slow\n")
         }
         Err(HeadError::TooLarge) => {
             let status = "431 Request Header Fields Too Large";
-            return respond(&mut s, status, "text/plain", b"request too large\n");
+            return respond(s, status, "text/plain", b"request too large\n");
         }
         Err(HeadError::Malformed) => {
-            return respond(&mut s, "400 Bad Request", "text/plain", b"bad request\n")
+            return respond(s, "400 Bad Request", "text/plain", b"bad request\n")
         }
     };
     if request.method != "GET" {
-        return respond(
-            &mut s,
-            "405 Method Not Allowed",
-            "text/plain",
-            b"GET only\n",
-        );
+        return respond(s, "405 Method Not Allowed", "text/plain", b"GET only\n");
     }
     let path = page::percent_decode(&request.path);
     if path == "/" || path == "/index.html" {
         return respond(
-            &mut s,
+            s,
             "200 OK",
             "text/html; charset=utf-8",
             page::page(frames).as_bytes(),
@@ -281,7 +324,7 @@ fn handle(
     }
     if path == "/state" {
         return respond(
-            &mut s,
+            s,
             "200 OK",
             "application/json",
             page::state_json(frames).as_bytes(),
@@ -289,7 +332,7 @@ fn handle(
     }
     if path == "/page.js" {
         return respond(
-            &mut s,
+            s,
             "200 OK",
             "text/javascript; charset=utf-8",
             page::SCRIPT.as_bytes(),
@@ -297,7 +340,7 @@ fn handle(
     }
     if path == "/streams.json" {
         return respond(
-            &mut s,
+            s,
             "200 OK",
             "application/json",
             page::streams_json(frames).as_bytes(),
@@ -306,30 +349,30 @@ fn handle(
     if let Some(name) = path.strip_prefix("/snapshot/") {
         let name = name.strip_suffix(".jpg").unwrap_or(name);
         return match frames.get(name) {
-            Some(l) => respond(&mut s, "200 OK", "image/jpeg", &l.jpeg),
-            None => respond(&mut s, "404 Not Found", "text/plain", b"no such stream\n"),
+            Some(l) => respond(s, "200 OK", "image/jpeg", &l.jpeg),
+            None => respond(s, "404 Not Found", "text/plain", b"no such stream\n"),
         };
     }
     if let Some(name) = path.strip_prefix("/stream/") {
         if frames.get(name).is_none() {
-            return respond(&mut s, "404 Not Found", "text/plain", b"no such stream\n");
+            return respond(s, "404 Not Found", "text/plain", b"no such stream\n");
         }
-        if viewers.fetch_add(1, Ordering::SeqCst) >= config.max_viewers {
+        if viewers.fetch_add(1, Ordering::SeqCst) >= cx.max_viewers {
             viewers.fetch_sub(1, Ordering::SeqCst);
             return respond(
-                &mut s,
+                s,
                 "503 Service Unavailable",
                 "text/plain",
                 b"too many viewers\n",
             );
         }
         let watching = frames.watch(name);
-        let result = stream_mjpeg(&mut s, frames, name, shutdown);
+        let result = stream_mjpeg(s, frames, name, shutdown, cx.check_every);
         drop(watching);
         viewers.fetch_sub(1, Ordering::SeqCst);
         return result;
     }
-    respond(&mut s, "404 Not Found", "text/plain", b"not found\n")
+    respond(s, "404 Not Found", "text/plain", b"not found\n")
 }
 
 /// A multipart boundary nobody can guess: a publisher cannot end a part
@@ -348,10 +391,11 @@ fn random_boundary() -> String {
 }
 
 fn stream_mjpeg(
-    s: &mut TcpStream,
+    s: &mut impl Peer,
     frames: &LatestFrames,
     name: &str,
     shutdown: &Shutdown,
+    check_every: Duration,
 ) -> io::Result<()> {
     let boundary = random_boundary();
     let delimiter = format!("--{boundary}");
@@ -363,7 +407,7 @@ fn stream_mjpeg(
     let mut last = None;
     let mut checked = Instant::now();
     while !shutdown.is_triggered() {
-        if let Some(frame) = frames.wait_newer(name, last, PEER_CHECK) {
+        if let Some(frame) = frames.wait_newer(name, last, check_every) {
             last = Some(frame.seq);
             // Stored frames are JPEG images; one that happens to hold the
             // delimiter is skipped rather than allowed to end its part.
@@ -379,9 +423,9 @@ fn stream_mjpeg(
         } else if frames.get(name).is_none() {
             return Ok(()); // the stream ended
         }
-        if checked.elapsed() >= PEER_CHECK {
+        if checked.elapsed() >= check_every {
             checked = Instant::now();
-            if peer_left(s) {
+            if s.left() {
                 return Ok(());
             }
         }
@@ -419,7 +463,7 @@ fn peer_left(s: &mut TcpStream) -> bool {
 
 /// Writes a whole response. Only fixed strings go into the headers, never
 /// anything a peer chose.
-fn respond(s: &mut TcpStream, status: &str, kind: &str, body: &[u8]) -> io::Result<()> {
+fn respond(s: &mut impl Write, status: &str, kind: &str, body: &[u8]) -> io::Result<()> {
     let policy = if kind.starts_with("text/html") {
         // The page shows peers' stream names (escaped); it needs nothing
         // but its own images, script, `/state` and inline style.

@@ -54,6 +54,15 @@ pub(super) fn parse(buf: &[u8]) -> Result<Option<Request>, HeadError> {
     }
 }
 
+/// Adds what arrived to the head read so far (never beyond [`MAX_HEAD`])
+/// and parses it: `Ok(None)` while it is incomplete. The sans-IO half of
+/// [`read_head`].
+pub(super) fn take(head: &mut Vec<u8>, arrived: &[u8]) -> Result<Option<Request>, HeadError> {
+    let room = MAX_HEAD.saturating_sub(head.len()).min(arrived.len());
+    head.extend_from_slice(arrived.get(..room).unwrap_or_default());
+    parse(head)
+}
+
 /// Reads from `s` until a whole request head has arrived, `deadline`
 /// passes, or the head turns out too large or malformed.
 pub(super) fn read_head(
@@ -84,8 +93,7 @@ pub(super) fn read_head(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(_) => return Err(HeadError::Closed),
         };
-        head.extend_from_slice(buf.get(..n).unwrap_or_default());
-        if let Some(request) = parse(&head)? {
+        if let Some(request) = take(&mut head, buf.get(..n).unwrap_or_default())? {
             return Ok(request);
         }
     }

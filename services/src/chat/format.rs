@@ -22,9 +22,10 @@ use lanlink_proto::Message;
 /// ```
 ///
 /// A `History` is several events, so it gives one line per message, joined
-/// with `\n` (`None` when empty). Control characters from the peer are
-/// replaced by `�`, so a message cannot fake extra lines or drive the
-/// terminal with escape sequences.
+/// with `\n` (`None` when empty). Control characters, line and paragraph
+/// separators and bidirectional controls from the peer are replaced by
+/// `�`, so a message cannot fake extra lines, drive the terminal with
+/// escape sequences, or reverse the text around it.
 pub fn format_event(message: &Message) -> Option<String> {
     let line = match message {
         Message::ChatMessage(m) => room_line(m),
@@ -83,13 +84,19 @@ fn spoken(place: &str, from: &str, text: &str, action: bool) -> String {
     }
 }
 
-/// `s` with every control character (newlines and escapes included)
-/// replaced by U+FFFD.
+/// `s` with every character that acts on a terminal replaced by U+FFFD:
+/// control characters (newlines and escapes included), the line and
+/// paragraph separators, and bidirectional controls (which reverse what
+/// follows them). Other invisible characters stay: emoji need variation
+/// selectors and joiners.
 fn clean(s: &str) -> Cow<'_, str> {
-    if s.chars().any(char::is_control) {
+    let acts = |c: char| {
+        c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') || crate::text::is_bidi_control(c)
+    };
+    if s.chars().any(acts) {
         Cow::Owned(
             s.chars()
-                .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+                .map(|c| if acts(c) { '\u{FFFD}' } else { c })
                 .collect(),
         )
     } else {
@@ -231,6 +238,23 @@ mod tests {
         assert_eq!(
             out,
             "[lobby] <ada> hi\u{FFFD}-- root joined lobby\u{FFFD}[2J"
+        );
+    }
+
+    /// Found by the attack run (issue 13): a bidi override in a message
+    /// reversed the rest of the line on every other user's terminal.
+    #[test]
+    fn bidi_controls_and_separators_cannot_reorder_or_break_lines() {
+        let sneaky = said("ada", "pay \u{202e}txt.exe\u{2028}x\u{2066}", false);
+        assert_eq!(
+            line(sneaky).unwrap(),
+            "[lobby] <ada> pay \u{FFFD}txt.exe\u{FFFD}x\u{FFFD}"
+        );
+        // Emoji keep their variation selectors and joiners.
+        let heart = said("ada", "\u{2764}\u{fe0f} \u{1f469}\u{200d}\u{1f4bb}", true);
+        assert_eq!(
+            line(heart).unwrap(),
+            "[lobby] * ada \u{2764}\u{fe0f} \u{1f469}\u{200d}\u{1f4bb}"
         );
     }
 }

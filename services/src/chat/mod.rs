@@ -112,6 +112,13 @@ pub struct ChatConfig {
     /// that needs a password is refused from that address, right password
     /// or not, until the bucket refills.
     pub password_guesses: Rate,
+    /// Rooms one connection may be in at once, the default room not
+    /// counted (it is always open).
+    pub max_rooms_per_client: usize,
+    /// Rooms that may exist at once, the default room not counted: a room
+    /// exists while it has members, so this bounds what all clients
+    /// together make the server keep (names, members, history).
+    pub max_rooms: usize,
     /// Sent as a notice to every client on connect.
     pub motd: Option<String>,
 }
@@ -121,7 +128,8 @@ impl Default for ChatConfig {
     /// connection a burst of 10 messages refilled at 2 a second and 20
     /// other requests refilled at 2 a second; per address 40 messages at
     /// 8 a second, 40 requests at 4 a second and 5 wrong room passwords a
-    /// minute; no message of the day.
+    /// minute; 32 rooms per connection and 1024 in all besides the lobby;
+    /// no message of the day.
     fn default() -> ChatConfig {
         ChatConfig {
             default_room: "lobby".into(),
@@ -143,6 +151,8 @@ impl Default for ChatConfig {
                 per_second: 8.0,
             },
             password_guesses: Rate::per_minute(5),
+            max_rooms_per_client: 32,
+            max_rooms: 1024,
             motd: None,
         }
     }

@@ -65,9 +65,28 @@ impl ChatService {
                 }
             }
         }
-        // The default room never takes a password: connect puts everyone in
-        // it without asking for one.
-        let password = password.filter(|_| key != fold(&self.config.default_room));
+        // The default room never takes a password (connect puts everyone in
+        // it without asking for one) and counts against no room limit.
+        let is_default = key == fold(&self.config.default_room);
+        let password = password.filter(|_| !is_default);
+        let member = self.rooms.get(&key).is_some_and(|r| r.contains(conn));
+        if !is_default && !member {
+            let default_key = fold(&self.config.default_room);
+            let mine = client.rooms.iter().filter(|k| **k != default_key).count();
+            if mine >= self.config.max_rooms_per_client {
+                return Err(ServiceError::TooManyRooms {
+                    max: self.config.max_rooms_per_client,
+                    whose: "you may be in",
+                });
+            }
+            let existing = self.rooms.len() - usize::from(self.rooms.contains_key(&default_key));
+            if !self.rooms.contains_key(&key) && existing >= self.config.max_rooms {
+                return Err(ServiceError::TooManyRooms {
+                    max: self.config.max_rooms,
+                    whose: "this server keeps",
+                });
+            }
+        }
         let history_len = self.config.history_len;
         let room = self
             .rooms

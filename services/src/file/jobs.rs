@@ -89,6 +89,8 @@ pub(super) enum Work {
     Write {
         file: Box<IncomingFile>,
         chunks: Vec<FileChunk>,
+        /// Free space the write must leave.
+        min_free_space: u64,
     },
     Finish {
         file: Box<IncomingFile>,
@@ -231,11 +233,17 @@ impl FileJob {
                 }
             }
             Work::OpenUpload(request) => Outcome::UploadOpened(open_upload(&request)),
-            Work::Write { mut file, chunks } => {
+            Work::Write {
+                mut file,
+                chunks,
+                min_free_space,
+            } => {
                 let before = file.received();
-                let result = chunks
-                    .iter()
-                    .try_for_each(|c| file.write_chunk(c.offset, &c.data));
+                let result = room_for(&file, &chunks, min_free_space).and_then(|()| {
+                    chunks
+                        .iter()
+                        .try_for_each(|c| file.write_chunk(c.offset, &c.data))
+                });
                 Outcome::Written {
                     written: file.received() - before,
                     file,
@@ -325,6 +333,29 @@ fn holds(target: &Path, size: u64, hash: &ContentHash, cancel: &AtomicBool) -> b
         }
     }
     hasher.finalize().as_bytes() == hash
+}
+
+/// Refuses a write that would leave less than `min_free` bytes free where
+/// `file` is: whatever was promised to uploads (a promise grows only with
+/// what an upload has sent, see `FileService`), the free-space reserve is
+/// never written into. The name in the error is the file's own; the
+/// service shows the peer its name for it.
+fn room_for(file: &IncomingFile, chunks: &[FileChunk], min_free: u64) -> Result<(), ServiceError> {
+    let needed: u64 = chunks.iter().map(|c| c.data.len() as u64).sum();
+    let dir = file.target().parent().unwrap_or(Path::new("."));
+    let available = fs4::available_space(dir).unwrap_or(u64::MAX);
+    if available < needed.saturating_add(min_free) {
+        return Err(ServiceError::NoSpace {
+            name: file
+                .target()
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            needed,
+            available: available.saturating_sub(min_free),
+        });
+    }
+    Ok(())
 }
 
 /// Checks quota and space, creates the missing folders and opens (or
@@ -441,7 +472,10 @@ fn sweep(inbox: &Path, older_than: Duration, keep: &HashSet<PathBuf>) -> usize {
                 .and_then(|t| t.elapsed().ok())
                 .is_some_and(|age| age >= older_than);
             if old && std::fs::remove_file(&path).is_ok() {
-                tracing::info!("removed the abandoned partial upload {}", path.display());
+                tracing::info!(
+                    "removed the abandoned partial upload {}",
+                    super::shown(&path)
+                );
                 removed += 1;
             }
         }

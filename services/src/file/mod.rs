@@ -92,6 +92,13 @@ impl Default for FileConfig {
     }
 }
 
+/// A local path for the log: its peer-chosen part (an upload's name) may
+/// hold bidi controls or anything else [`crate::text::display_safe`]
+/// escapes, so one path is always one harmless line.
+fn shown(path: &Path) -> String {
+    crate::text::display_safe(&path.to_string_lossy()).into_owned()
+}
+
 /// The error of a job stopped because its result was no longer wanted.
 fn cancelled(path: &Path) -> ServiceError {
     ServiceError::Io {

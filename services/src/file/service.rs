@@ -12,8 +12,13 @@
 //! acknowledgements open the window, so memory stays bounded by the window
 //! whatever the file size.
 //!
-//! Uploads reserve the free space they still need while they run, so
-//! concurrent offers cannot overrun [`FileConfig::min_free_space`]; count
+//! Uploads are refused up front when what they need does not fit the free
+//! space left above [`FileConfig::min_free_space`] and the space promised
+//! to uploads already running; no write ever goes into that reserve (each
+//! write job checks). What an upload is promised grows with what it has
+//! sent (as much again as it has written, at least [`MIN_HOLD`]), so
+//! offers that send nothing cannot hold the disk's free space for
+//! themselves and keep everyone else's uploads out. Uploads count
 //! their bytes, files and folders against their address's quota; write to a
 //! partial file named after their owner (another client offering the same
 //! name gets its own); and leave partial files that a periodic sweep deletes
@@ -38,10 +43,31 @@ use super::jobs::{
     self, FileDone, FileJob, Opened, Outcome, Ticket, UploadRequest, Work, ENTRY_COST,
 };
 use super::outgoing::OutgoingFile;
-use super::{path, FileConfig, ACK_EVERY};
+use super::{path, shown, FileConfig, ACK_EVERY};
+use crate::text::display_safe;
 use crate::{Outgoing, ServiceError};
 
 type Key = (ConnId, StreamId);
+
+/// Offers from one address that may wait for one user's answer at once,
+/// and from everyone together: beyond them an offer is refused, so a
+/// sender cannot bury a user in offers.
+pub const MAX_OFFERS_WAITING_PER_SENDER: usize = 2;
+/// See [`MAX_OFFERS_WAITING_PER_SENDER`].
+pub const MAX_OFFERS_WAITING: usize = 16;
+
+/// The free space an upload is promised before it has sent anything; from
+/// then on it may hold as much as it has already written, up to what it
+/// still needs (see [`hold`]).
+pub const MIN_HOLD: u64 = ACK_EVERY;
+
+/// What an upload of `size` bytes that has `received` of them may hold
+/// promised: what it still needs, but no more than it has proven it sends
+/// (its bytes so far, or [`MIN_HOLD`]). Offers that send nothing cannot
+/// reserve the disk for themselves.
+fn hold(size: u64, received: u64) -> u64 {
+    size.saturating_sub(received).min(received.max(MIN_HOLD))
+}
 
 /// The owner of the server's own jobs (the partial-file sweep).
 const HOUSEKEEPING: ConnId = ConnId(0);
@@ -211,6 +237,12 @@ impl FileService {
     /// Free space promised to running uploads and not yet written.
     pub fn reserved_space(&self) -> u64 {
         self.reserved
+    }
+
+    /// Changes the free space to keep, as if the disk had filled up.
+    #[cfg(test)]
+    pub(super) fn set_min_free_space_for_tests(&mut self, bytes: u64) {
+        self.config.min_free_space = bytes;
     }
 
     fn usage_of(&self, key: &str) -> Usage {
@@ -487,8 +519,15 @@ impl FileService {
                 reason: "a transfer is already running on it",
             });
         }
+        // Offers relayed *to* this client are the senders' transfers, not
+        // its own: they do not take its slots.
         let max = self.config.max_transfers_per_client;
-        if self.transfers.keys().filter(|k| k.0 == key.0).count() >= max {
+        let mine = self
+            .transfers
+            .iter()
+            .filter(|(k, t)| k.0 == key.0 && !matches!(t, Transfer::RelayTo { .. }))
+            .count();
+        if mine >= max {
             return Err(ServiceError::TooManyTransfers { max });
         }
         self.check_not_busy(key.0)
@@ -628,7 +667,7 @@ impl FileService {
                 self.pump(key);
             }
             Err(e) => {
-                tracing::warn!(conn = %key.0, "download failed: {e}");
+                tracing::warn!(conn = %key.0, "download failed: {}", display_safe(&e.to_string()));
                 let e = e.for_peer(&d.name);
                 self.end_transfer(key, false);
                 self.refuse(out, key, &e);
@@ -704,9 +743,9 @@ impl FileService {
             cancel: cancel.clone(),
         };
         self.push_job(key.0, ticket, Work::OpenUpload(Box::new(request)));
-        // The whole size is promised until the open job says how much of
-        // it an earlier attempt already holds.
-        self.reserved += o.size;
+        // Promised: a first share, until the upload shows it sends.
+        let promised = hold(o.size, 0);
+        self.reserved += promised;
         self.usage.entry(owner).or_default().entries_held += entries_held;
         self.tickets.insert(ticket, key);
         self.transfers.insert(
@@ -723,7 +762,7 @@ impl FileService {
                 pending: Vec::new(),
                 pending_bytes: 0,
                 complete: None,
-                reserve: o.size,
+                reserve: promised,
                 entries_held,
                 cancel,
             })),
@@ -748,7 +787,7 @@ impl FileService {
             Ok(Opened { file, entries }) => {
                 usage.entries += entries;
                 usage.bytes = usage.bytes.saturating_add(entries * ENTRY_COST);
-                let still = u.size - file.received().min(u.size);
+                let still = hold(u.size, file.received());
                 self.reserved = self.reserved.saturating_sub(u.reserve) + still;
                 u.reserve = still;
                 u.accepted = true;
@@ -792,6 +831,23 @@ impl FileService {
             return Err(ServiceError::BadPath {
                 name: o.name,
                 reason: "you cannot send a file to yourself",
+            });
+        }
+        // Offers waiting for this user (relayed, not yet finished), in all
+        // and from the sender's address.
+        let sender = self.peers.get(&key.0);
+        let (mut waiting, mut from_sender) = (0, 0);
+        for (k, t) in &self.transfers {
+            if let (true, Transfer::RelayTo { peer }) = (k.0 == peer_conn, t) {
+                waiting += 1;
+                if sender.is_some() && self.peers.get(&peer.0) == sender {
+                    from_sender += 1;
+                }
+            }
+        }
+        if waiting >= MAX_OFFERS_WAITING || from_sender >= MAX_OFFERS_WAITING_PER_SENDER {
+            return Err(ServiceError::Busy {
+                reason: "that user has too many file offers waiting; try again once they answered",
             });
         }
         // Server-chosen streams are even; skip any still in use.
@@ -918,6 +974,7 @@ impl FileService {
             Work::Write {
                 file,
                 chunks: std::mem::take(&mut u.pending),
+                min_free_space: self.config.min_free_space,
             }
         } else if let Some(c) = &u.complete {
             Work::Finish {
@@ -946,6 +1003,12 @@ impl FileService {
         let written = written.min(u.reserve);
         u.reserve -= written;
         self.reserved = self.reserved.saturating_sub(written);
+        // The promise grows with what it has sent.
+        let want = hold(u.size, file.received());
+        if want > u.reserve {
+            self.reserved += want - u.reserve;
+            u.reserve = want;
+        }
         if let Err(e) = result {
             let e = e.for_peer(&u.name);
             u.file = Some(file);
@@ -1024,7 +1087,7 @@ impl FileService {
         self.end_transfer(key, false);
         match (result, complete) {
             (Ok(target), Some(c)) => {
-                tracing::info!(conn = %key.0, "received upload {}", target.display());
+                tracing::info!(conn = %key.0, "received upload {}", shown(&target));
                 send(out, key, c);
             }
             (Ok(_), None) => {}
@@ -1108,7 +1171,7 @@ impl FileService {
             }
             Outcome::Written { file, .. } => Some(file),
             Outcome::Finished(Ok(target)) => {
-                tracing::info!(conn = %owner, "received upload {}", target.display());
+                tracing::info!(conn = %owner, "received upload {}", shown(&target));
                 None
             }
             _ => None,
@@ -1125,7 +1188,9 @@ impl FileService {
             Some(ip) => {
                 self.refusals.refused(*ip, "file request", &e.to_string());
             }
-            None => tracing::debug!(conn = %key.0, "file request refused: {e}"),
+            None => {
+                tracing::debug!(conn = %key.0, "file request refused: {}", display_safe(&e.to_string()))
+            }
         }
         send(
             out,
@@ -1148,6 +1213,13 @@ impl ServiceError {
                 op,
                 path: format!("{name:?}"),
                 source,
+            },
+            ServiceError::NoSpace {
+                needed, available, ..
+            } => ServiceError::NoSpace {
+                name: name.to_owned(),
+                needed,
+                available,
             },
             other => other,
         }

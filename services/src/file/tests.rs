@@ -7,6 +7,7 @@ use lanlink_proto::file::*;
 use lanlink_proto::{ErrorCode, Message};
 use lanlink_transport::ConnId;
 
+use super::service::{MAX_OFFERS_WAITING_PER_SENDER, MIN_HOLD};
 use super::{FileConfig, FileService, ENTRY_COST};
 use crate::Outgoing;
 
@@ -439,6 +440,37 @@ fn offers_are_relayed_and_cancelled_when_a_side_leaves() {
     assert_eq!(only_reject(&r).code, ErrorCode::NOT_FOUND);
 }
 
+/// Found while red-teaming issue 13: offers relayed to a user counted
+/// against *that user's* transfers, so three offers that were never
+/// completed locked an honest receiver out of every download and upload;
+/// and nothing bounded the offers waiting for one receiver.
+#[test]
+fn offers_waiting_for_a_user_do_not_take_their_transfer_slots_and_are_capped() {
+    let d = Dirs::new("relay-slots");
+    let mut svc = d.service();
+    svc.set_peer(A, "10.0.0.66".parse().unwrap());
+    svc.set_peer(B, "10.0.0.2".parse().unwrap());
+    let to_bob = |name: &str| FileOffer {
+        to: Some("bob".into()),
+        ..offer(name, 4)
+    };
+    let mut relayed = 0;
+    let mut refused = Vec::new();
+    for (i, stream) in [1u32, 3, 5].into_iter().enumerate() {
+        let out = run(&mut svc, A, stream, to_bob(&format!("spam{i}")));
+        match messages(&out).as_slice() {
+            [Message::FileOffer(_)] => relayed += 1,
+            [Message::FileReject(r)] => refused.push(r.reason.clone()),
+            other => panic!("{other:?}"),
+        }
+    }
+    // At most two offers from one address wait for a user.
+    assert_eq!(relayed, MAX_OFFERS_WAITING_PER_SENDER);
+    assert!(refused[0].contains("waiting"), "{refused:?}");
+    // bob's own transfers are his: an upload still goes through.
+    accept_of(&run(&mut svc, B, 1, offer("mine.txt", 4)));
+}
+
 #[test]
 fn uploads_cannot_exceed_their_offer_and_streams_are_checked() {
     let d = Dirs::new("limits");
@@ -657,10 +689,9 @@ fn accept_of(out: &[Outgoing]) -> &FileAccept {
 }
 
 #[test]
-fn concurrent_offers_cannot_overrun_the_free_space_reserve() {
+fn what_uploads_are_promised_grows_with_what_they_send() {
     let d = Dirs::new("reserve");
-    // Leave 1 GiB usable above the reserve: two offers of 600 MB that
-    // arrive together cannot both have it.
+    // Leave 1 GiB usable above the reserve.
     let available = fs4::available_space(&d.inbox).unwrap();
     let mut svc = FileService::new(FileConfig {
         inbox: Some(d.inbox.clone()),
@@ -670,40 +701,106 @@ fn concurrent_offers_cannot_overrun_the_free_space_reserve() {
     svc.set_peer(A, "10.0.0.1".parse().unwrap());
     svc.set_peer(B, "10.0.0.2".parse().unwrap());
     const MB600: u64 = 600 * 1000 * 1000;
-    let lookup = |_: &str| None;
-    let mut out = Vec::new();
-    // Both offers are in before either's open job has run.
-    svc.handle(A, "ada", 1, offer("one", MB600).into(), &lookup, &mut out);
-    svc.handle(B, "bob", 1, offer("two", MB600).into(), &lookup, &mut out);
-    svc.work_inline(&mut out);
-    let to_a: Vec<_> = out.iter().filter(|o| o.to == A).cloned().collect();
-    let to_b: Vec<_> = out.iter().filter(|o| o.to == B).cloned().collect();
-    accept_of(&to_a);
-    let r = only_reject(&to_b);
+    // An offer larger than what is usable is refused up front.
+    let out = run(&mut svc, A, 1, offer("huge", 2 << 30));
+    let r = only_reject(&out);
     assert_eq!(r.code, ErrorCode::NO_SPACE, "{}", r.reason);
-    assert_eq!(svc.reserved_space(), MB600);
-    // What arrives is no longer promised, but still counts.
-    run(
-        &mut svc,
-        A,
-        1,
-        FileChunk {
-            offset: 0,
-            data: vec![1u8; 1000].into(),
-        },
-    );
-    assert_eq!(svc.reserved_space(), MB600 - 1000);
-    // Once the first is cancelled, the second fits.
+    // Two offers of 600 MB are each promised a first share only.
+    accept_of(&run(&mut svc, A, 1, offer("one", MB600)));
+    accept_of(&run(&mut svc, B, 3, offer("two", MB600)));
+    assert_eq!(svc.reserved_space(), 2 * MIN_HOLD);
+    // The promise grows with what arrives: as much again as was written.
+    let chunk = |offset: u64, len: usize| FileChunk {
+        offset,
+        data: vec![1u8; len].into(),
+    };
+    run(&mut svc, A, 1, chunk(0, 1000));
+    assert_eq!(svc.reserved_space(), 2 * MIN_HOLD);
+    let three_mib = 3 << 20;
+    run(&mut svc, A, 1, chunk(1000, three_mib - 1000));
+    assert_eq!(svc.reserved_space(), MIN_HOLD + three_mib as u64);
+    // Cancelled or gone, an upload's promise goes with it.
     let cancel = FileCancel {
         code: ErrorCode::OTHER,
         reason: "changed my mind".into(),
     };
     run(&mut svc, A, 1, cancel);
-    assert_eq!(svc.reserved_space(), 0);
-    accept_of(&run(&mut svc, B, 3, offer("two", MB600)));
-    // Leaving releases it too.
+    assert_eq!(svc.reserved_space(), MIN_HOLD);
     svc.disconnect(B, &mut Vec::new());
     assert_eq!(svc.reserved_space(), 0);
+}
+
+/// Found by the attack run (issue 13): offers that never send a byte, each
+/// promised its whole size, held every free byte of the inbox and every
+/// honest upload was refused for lack of space.
+#[test]
+fn offers_that_send_nothing_cannot_hold_the_free_space() {
+    let d = Dirs::new("hogs");
+    let available = fs4::available_space(&d.inbox).unwrap();
+    let usable: u64 = 1 << 30;
+    let mut svc = FileService::new(FileConfig {
+        inbox: Some(d.inbox.clone()),
+        min_free_space: available.saturating_sub(usable),
+        max_transfers_per_client: 100,
+        ..FileConfig::default()
+    });
+    svc.set_peer(A, "10.0.0.66".parse().unwrap());
+    svc.set_peer(B, "10.0.0.2".parse().unwrap());
+    // Half of what is free, then a quarter, an eighth…
+    let mut hogs = 0;
+    for k in 1..20u32 {
+        let out = run(
+            &mut svc,
+            A,
+            2 * k + 1,
+            offer(&format!("hog{k}"), usable >> k),
+        );
+        if matches!(messages(&out).as_slice(), [Message::FileAccept(_)]) {
+            hogs += 1;
+        }
+    }
+    assert!(hogs >= 10, "{hogs} hogs accepted");
+    assert!(svc.reserved_space() <= 20 * MIN_HOLD);
+    // An honest upload of 8 MiB still gets in.
+    accept_of(&run(&mut svc, B, 1, offer("honest.bin", 8 << 20)));
+}
+
+/// No write goes into the free-space reserve, whatever was promised: a
+/// write job that would leave less than `min_free_space` fails.
+#[test]
+fn no_write_goes_into_the_free_space_reserve() {
+    let d = Dirs::new("guard");
+    let mut svc = FileService::new(FileConfig {
+        inbox: Some(d.inbox.clone()),
+        ..FileConfig::default()
+    });
+    accept_of(&run(&mut svc, A, 1, offer("a.bin", 10)));
+    // The disk fills up (another program, or uploads promised too little):
+    // now no write leaves the reserve free.
+    svc.set_min_free_space_for_tests(u64::MAX / 2);
+    let out = run(
+        &mut svc,
+        A,
+        1,
+        FileChunk {
+            offset: 0,
+            data: vec![7u8; 10].into(),
+        },
+    );
+    let (code, reason) = r_of(&out);
+    assert_eq!(code, ErrorCode::NO_SPACE, "{reason}");
+    assert!(reason.contains("\"a.bin\""), "{reason}");
+    // Nothing was written, and the upload is over.
+    assert_eq!(svc.reserved_space(), 0);
+}
+
+/// The code and reason of the one refusal in `out`.
+fn r_of(out: &[Outgoing]) -> (ErrorCode, String) {
+    match messages(out).as_slice() {
+        [Message::FileReject(r)] => (r.code, r.reason.clone()),
+        [Message::FileCancel(c)] => (c.code, c.reason.clone()),
+        other => panic!("expected one refusal, got {other:?}"),
+    }
 }
 
 #[test]

@@ -34,6 +34,8 @@ fn config() -> ChatConfig {
             burst: 2,
             per_second: 0.5,
         },
+        max_rooms_per_client: 3,
+        max_rooms: 4,
         motd: Some("fuzz".into()),
     }
 }

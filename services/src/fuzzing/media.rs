@@ -7,7 +7,7 @@ use std::sync::Arc;
 use lanlink_proto::Message;
 use lanlink_transport::ConnId;
 
-use super::{check_sent, events, Event, Stats};
+use super::{check_sent, events, Clock, Event, Stats};
 use crate::media::{MediaRelay, VideoTap, FIRST_MEDIA_STREAM};
 
 /// Runs a script against a fresh [`MediaRelay`] with a video tap. A connect
@@ -38,6 +38,7 @@ pub fn run(data: &[u8]) -> Stats {
     let mut connected: BTreeMap<ConnId, String> = BTreeMap::new();
     let mut stats = Stats::default();
     let mut out = Vec::new();
+    let mut clock = Clock::default();
     for event in events(data) {
         match event {
             Event::Connect { conn, name, flags } => {
@@ -56,10 +57,11 @@ pub fn run(data: &[u8]) -> Stats {
                     continue;
                 };
                 stats.frames += 1;
-                relay.handle(conn, name, frame.stream, frame.message, &mut out);
+                let now = clock.now().instant;
+                relay.handle(conn, name, frame.stream, frame.message, now, &mut out);
                 check_relayed(&relay, name, &out);
             }
-            Event::Tick(_) => {}
+            Event::Tick(by) => clock.advance(by),
         }
         check_sent("media", &out, &connected);
         check_streams(&relay);

@@ -159,3 +159,67 @@ fn every_frame_goes_on_the_control_stream() {
         .iter()
         .all(|o| o.frame.stream == lanlink_proto::CONTROL_STREAM));
 }
+
+/// A client cannot make the server keep rooms without end (issue 13: one
+/// client created 20,000): rooms per connection and in all are capped,
+/// the default room aside, and a refused join changes nothing.
+#[test]
+fn rooms_are_capped_per_connection_and_in_all() {
+    let unlimited = Rate {
+        burst: 1000,
+        per_second: 1000.0,
+    };
+    let mut chat = Chat::trio(ChatConfig {
+        max_rooms_per_client: 3,
+        max_rooms: 4,
+        request_rate: unlimited,
+        address_request_rate: unlimited,
+        ..ChatConfig::default()
+    });
+    for room in ["r1", "r2", "r3"] {
+        assert_eq!(chat.send(ADA, join(room, None)).len(), 2, "{room}");
+    }
+    let too_many = |max: usize, whose: &str| {
+        error(
+            ADA,
+            ErrorCode::SERVER_FULL,
+            &format!("too many rooms: {whose} at most {max} at once (the default room aside)"),
+        )
+    };
+    assert_eq!(
+        chat.send(ADA, join("r4", None)),
+        too_many(3, "you may be in")
+    );
+    // Rejoining one of its rooms and the lobby is fine.
+    assert_eq!(chat.send(ADA, join("r2", None)).len(), 2);
+    assert_eq!(
+        chat.send(
+            ADA,
+            Leave {
+                room: "lobby".into()
+            }
+        )
+        .len(),
+        3
+    );
+    assert_eq!(chat.send(ADA, join("lobby", None)).len(), 4);
+    // Joining a room that exists is not creating one.
+    assert_eq!(chat.send(BOB, join("r1", None)).len(), 3);
+    // The server-wide cap: bob creates the fourth, carol cannot create a
+    // fifth but may join an existing one.
+    assert_eq!(chat.send(BOB, join("b1", None)).len(), 2);
+    let out = chat.send(CAROL, join("c1", None));
+    assert_eq!(
+        out,
+        error(
+            CAROL,
+            ErrorCode::SERVER_FULL,
+            "too many rooms: this server keeps at most 4 at once (the default room aside)"
+        )
+    );
+    assert_eq!(chat.service.room_count(), 5);
+    assert_eq!(chat.send(CAROL, join("b1", None)).len(), 3);
+    // Rooms go with their members, and so does the cap.
+    chat.disconnect(ADA, "bye");
+    assert_eq!(chat.send(CAROL, join("c1", None)).len(), 2);
+}

@@ -20,7 +20,7 @@ use lanlink_proto::{chat, Capabilities, Frame, Message};
 use lanlink_transport::Event;
 
 use crate::impair::Rng;
-use crate::procs::{Lanlink, Proc};
+use lanlink_tools::procs::{Lanlink, Proc};
 
 /// What one load client saw.
 #[derive(Debug, Default)]

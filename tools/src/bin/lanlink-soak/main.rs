@@ -35,7 +35,6 @@
 mod chat;
 mod impair;
 mod media;
-mod procs;
 mod transfers;
 
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -49,7 +48,8 @@ use clap::{Parser, Subcommand};
 
 use impair::Impairment;
 use lanlink_tools::procinfo::{self, ProcSample};
-use procs::{Lanlink, Proc};
+use lanlink_tools::procs::{self, Lanlink, Proc};
+use lanlink_tools::{mkdir, parse_duration, Scratch};
 
 /// Endurance and fault runs against a real lanlink server.
 #[derive(Parser, Debug)]
@@ -183,31 +183,6 @@ struct RunArgs {
     keep: bool,
 }
 
-/// Parses `60s`, `1.5m`, `500ms`, `2h` or a plain number of seconds.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let (num, scale) = if let Some(n) = t.strip_suffix("ms") {
-        (n, 0.001)
-    } else if let Some(n) = t.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = t.strip_suffix('m') {
-        (n, 60.0)
-    } else if let Some(n) = t.strip_suffix('h') {
-        (n, 3600.0)
-    } else {
-        (t, 1.0)
-    };
-    let v: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("not a duration: {text:?} (try 60s, 500ms, 2m)"))?;
-    let secs = v * scale;
-    if !(0.0..=86_400.0).contains(&secs) {
-        return Err(format!("{text:?}: durations run from 0 to 24 h"));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
-
 /// Parses `85%` or `0.85`.
 fn parse_fraction(text: &str) -> Result<f64, String> {
     let t = text.trim();
@@ -278,25 +253,6 @@ fn relay_line(s: &impair::RelayStats) -> String {
     )
 }
 
-/// A scratch folder, removed on drop unless kept.
-struct Scratch {
-    path: PathBuf,
-    keep: bool,
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if !self.keep {
-            let _ = std::fs::remove_dir_all(&self.path);
-        }
-    }
-}
-
-fn mkdir(p: &Path) -> Result<PathBuf, String> {
-    std::fs::create_dir_all(p).map_err(|e| format!("create {}: {e}", p.display()))?;
-    Ok(p.to_owned())
-}
-
 /// Starts the server; returns it with its address.
 fn start_server(
     lanlink: &Lanlink,
@@ -332,18 +288,7 @@ fn run(a: &RunArgs) -> Result<bool, String> {
     };
     let _ = lanlink_apps::files::parse_rate(&a.interrupted_rate)
         .map_err(|e| format!("--interrupted-rate: {e}"))?;
-    let base = a.scratch.clone().unwrap_or_else(|| {
-        let shm = Path::new("/dev/shm");
-        if shm.is_dir() {
-            shm.to_owned()
-        } else {
-            std::env::temp_dir()
-        }
-    });
-    let scratch = Scratch {
-        path: mkdir(&base.join(format!("lanlink-soak-{}", std::process::id())))?,
-        keep: a.keep,
-    };
+    let scratch = Scratch::make(a.scratch.as_deref(), "lanlink-soak", a.keep)?;
     let s = &scratch.path;
     let (share, inbox) = (mkdir(&s.join("share"))?, mkdir(&s.join("inbox"))?);
     let dirs = transfers::Dirs {
@@ -567,32 +512,6 @@ fn run(a: &RunArgs) -> Result<bool, String> {
     let rss_limit = start.rss_kib
         + ((start.rss_kib as f64 * a.rss_growth_percent / 100.0) as u64)
             .max(a.rss_slack_mib * 1024);
-    let checks = [
-        (
-            "threads",
-            idle.threads as f64,
-            start.threads as f64,
-            peak.threads as f64,
-            end.threads as f64,
-            (start.threads + a.thread_margin) as f64,
-        ),
-        (
-            "open fds",
-            idle.fds as f64,
-            start.fds as f64,
-            peak.fds as f64,
-            end.fds as f64,
-            (start.fds + a.fd_margin) as f64,
-        ),
-        (
-            "RSS MiB",
-            mib(idle.rss_kib),
-            mib(start.rss_kib),
-            mib(peak.rss_kib),
-            mib(end.rss_kib),
-            mib(rss_limit),
-        ),
-    ];
     if !late.is_empty() {
         let shown: Vec<String> = late
             .iter()
@@ -618,33 +537,21 @@ fn run(a: &RunArgs) -> Result<bool, String> {
         println!("server trend (RSS MiB/threads/fds): {}", points.join(", "));
     }
     println!();
-    println!(
-        "server       {:>8} {:>8} {:>8} {:>8} {:>8}  ok",
-        "idle", "start", "peak", "end", "limit"
-    );
-    for (name, idle, start, peak, end, limit) in checks {
-        let ok = end <= limit;
-        println!(
-            "  {name:<10} {idle:>8.1} {start:>8.1} {peak:>8.1} {end:>8.1} {limit:>8.1}  {}",
-            if ok { "yes" } else { "NO" }
-        );
-        if !ok {
-            failures.push(format!(
-                "server {name}: {end:.1} after the run, above the limit {limit:.1} (start {start:.1})"
-            ));
-        }
-    }
+    let limit = ProcSample {
+        threads: start.threads + a.thread_margin,
+        fds: start.fds + a.fd_margin,
+        rss_kib: rss_limit,
+        ..ProcSample::default()
+    };
+    let run = procinfo::Run {
+        idle,
+        start,
+        peak,
+        end,
+    };
+    failures.extend(run.check(["idle", "start", "peak", "end"], limit));
     println!();
-    if failures.is_empty() {
-        println!("lanlink-soak: PASS");
-        Ok(true)
-    } else {
-        for f in &failures {
-            println!("FAIL: {f}");
-        }
-        println!("lanlink-soak: FAIL ({} problem(s))", failures.len());
-        Ok(false)
-    }
+    Ok(lanlink_tools::verdict("lanlink-soak", "", &failures))
 }
 
 fn warm_up(lanlink: &Lanlink, addr: &str, share: &Path, inbox: &Path, failures: &mut Vec<String>) {

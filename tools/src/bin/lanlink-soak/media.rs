@@ -11,14 +11,14 @@
 //! compares each packet's capture timestamp with the clock, the same
 //! machine's); the viewer kept receiving new frames, never stalling long.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use lanlink_proto::audio::AudioSubscribe;
 use lanlink_proto::{Capabilities, Frame, Message};
 use lanlink_tools::Latency;
 
-use crate::procs::{Lanlink, Proc};
+use lanlink_tools::procs::{Lanlink, Proc};
 
 /// The media figures of a run.
 #[derive(Debug, Default)]
@@ -191,7 +191,7 @@ fn session(
     let mut gap_at = 0.0;
     while Instant::now() < end {
         std::thread::sleep(Duration::from_millis(100));
-        let fresh = take_frames(&frames_dir);
+        let fresh = lanlink_tools::wav::take_jpegs(&frames_dir);
         let now = Instant::now();
         if fresh > 0 {
             frames += fresh;
@@ -244,22 +244,9 @@ fn session(
             }
         }
     }
-    // "sent 1500 packets (30.0 s of audio)", "sent 450 frames in 30.0 s …"
-    let sent_count = |p: &mut Proc| {
-        p.output()
-            .iter()
-            .find_map(|l| {
-                l.strip_prefix("sent ")?
-                    .split(' ')
-                    .next()?
-                    .parse::<u64>()
-                    .ok()
-            })
-            .unwrap_or(0)
-    };
-    r.sent += sent_count(&mut talk);
-    r.frames_sent += sent_count(&mut cam);
-    frames += take_frames(&frames_dir);
+    r.sent += talk.sent_count();
+    r.frames_sent += cam.sent_count();
+    frames += lanlink_tools::wav::take_jpegs(&frames_dir);
     let _ = std::fs::remove_dir_all(&frames_dir);
 
     let secs = started.elapsed().as_secs_f64();
@@ -305,7 +292,7 @@ fn session(
             "session {n}: lanlink listen printed no statistics for {tone}: {out:?}"
         ));
     }
-    match audible_share(&wav) {
+    match lanlink_tools::wav::audible_share(&wav) {
         Ok(share) => {
             // Weighted by session length.
             let before = r.seconds - secs;
@@ -328,21 +315,6 @@ fn session(
         Ok(Err(e)) => r.failures.push(format!("session {n}: audio probe: {e}")),
         Err(_) => r.failures.push("the audio probe panicked".into()),
     }
-}
-
-/// Counts and removes the JPEGs in `dir`.
-fn take_frames(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    let mut n = 0;
-    for e in entries.flatten() {
-        let p: PathBuf = e.path();
-        if p.extension().is_some_and(|x| x == "jpg") && std::fs::remove_file(&p).is_ok() {
-            n += 1;
-        }
-    }
-    n
 }
 
 /// `received 12 packets, lost 0, late 1, concealed 2` → [12, 0, 1, 2].
@@ -420,47 +392,6 @@ fn audio_probe(lanlink: &Lanlink, addr: &str, name: &str, until: Instant) -> Res
         return Err(format!("{name} was never announced"));
     }
     Ok(Probe { latencies, skipped })
-}
-
-/// The share of 20 ms frames of a 16-bit mono WAV whose RMS shows the tone
-/// (amplitude 0.5, RMS 0.35) rather than silence, counted from the first
-/// audible frame (before it the talker was still starting) to the last
-/// but ten (the end fades out).
-fn audible_share(path: &Path) -> Result<f64, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("read {}: {e}", path.display()))?;
-    // Walk the RIFF chunks to `data`.
-    let mut at = 12;
-    let data = loop {
-        let head = bytes
-            .get(at..at + 8)
-            .ok_or_else(|| format!("{}: no data chunk", path.display()))?;
-        let len = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
-        if &head[..4] == b"data" {
-            let end = (at + 8 + len).min(bytes.len());
-            break &bytes[at + 8..end];
-        }
-        at += 8 + len + (len & 1);
-    };
-    let samples: Vec<f64> = data
-        .chunks_exact(2)
-        .map(|b| f64::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0)
-        .collect();
-    let loud: Vec<bool> = samples
-        .chunks_exact(960)
-        .map(|f| (f.iter().map(|s| s * s).sum::<f64>() / f.len() as f64).sqrt() > 0.05)
-        .collect();
-    let first = loud.iter().position(|l| *l).unwrap_or(loud.len());
-    let playing = loud
-        .get(first..loud.len().saturating_sub(10))
-        .unwrap_or_default();
-    if playing.len() < 50 {
-        return Err(format!(
-            "{}: under a second of the tone was played",
-            path.display()
-        ));
-    }
-    let audible = playing.iter().filter(|l| **l).count();
-    Ok(audible as f64 / playing.len() as f64)
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::procs::{self, Lanlink, Proc};
+use lanlink_tools::procs::{self, Lanlink, Proc};
 
 /// The transfer figures of a run.
 #[derive(Debug, Default)]

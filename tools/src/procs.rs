@@ -1,6 +1,6 @@
 //! Child processes: every `lanlink` and `lanlink-server` command line the
 //! soak runs is built by [`Lanlink`], and [`Proc`] runs one with its output
-//! collected line by line.
+//! collected line by line (the attack run uses both too).
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -128,28 +128,53 @@ fn lines_of(stream: impl std::io::Read + Send + 'static) -> Receiver<String> {
 
 impl Proc {
     /// Starts `cmd` with piped stdout and stderr (and stdin if `stdin`).
-    pub fn spawn(label: impl Into<String>, mut cmd: Command, stdin: bool) -> Result<Proc, String> {
+    pub fn spawn(label: impl Into<String>, cmd: Command, stdin: bool) -> Result<Proc, String> {
+        Self::start(label.into(), cmd, stdin, None)
+    }
+
+    /// Starts `cmd` with piped stdout, its stderr (a server's log) written
+    /// whole to the file `log`, for reading afterwards;
+    /// [`stderr_tail`](Proc::stderr_tail) is empty then.
+    pub fn spawn_logging_to(
+        label: impl Into<String>,
+        cmd: Command,
+        log: &Path,
+    ) -> Result<Proc, String> {
         let label = label.into();
+        let file = std::fs::File::create(log)
+            .map_err(|e| format!("{label}: cannot create {}: {e}", log.display()))?;
+        Self::start(label, cmd, false, Some(file))
+    }
+
+    fn start(
+        label: String,
+        mut cmd: Command,
+        stdin: bool,
+        log: Option<std::fs::File>,
+    ) -> Result<Proc, String> {
+        let logged = log.is_some();
         let mut child = cmd
             .stdin(if stdin { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stderr(log.map_or_else(Stdio::piped, Stdio::from))
             .spawn()
             .map_err(|e| format!("{label}: cannot start {:?}: {e}", cmd.get_program()))?;
         let stdout = lines_of(child.stdout.take().ok_or("no stdout")?);
-        let errs = lines_of(child.stderr.take().ok_or("no stderr")?);
         let stderr = Arc::new(Mutex::new(Vec::new()));
-        let keep = Arc::clone(&stderr);
-        std::thread::spawn(move || {
-            for line in errs {
-                // Bounded: a chatty child keeps only its last lines.
-                let mut k = keep.lock().unwrap_or_else(|e| e.into_inner());
-                if k.len() >= 200 {
-                    k.remove(0);
+        if !logged {
+            let errs = lines_of(child.stderr.take().ok_or("no stderr")?);
+            let keep = Arc::clone(&stderr);
+            std::thread::spawn(move || {
+                for line in errs {
+                    // Bounded: a chatty child keeps only its last lines.
+                    let mut k = keep.lock().unwrap_or_else(|e| e.into_inner());
+                    if k.len() >= 200 {
+                        k.remove(0);
+                    }
+                    k.push(line);
                 }
-                k.push(line);
-            }
-        });
+            });
+        }
         Ok(Proc {
             label,
             stdin: child.stdin.take(),
@@ -206,6 +231,12 @@ impl Proc {
         while self.stdout.try_recv().is_ok() {}
     }
 
+    /// The stdout lines that arrived since the last call (at most
+    /// `max`), for the caller to look at; they are not kept.
+    pub fn new_lines(&mut self, max: usize) -> Vec<String> {
+        self.stdout.try_iter().take(max).collect()
+    }
+
     /// Whether it has exited.
     pub fn exited(&mut self) -> Option<ExitStatus> {
         self.child.try_wait().ok().flatten()
@@ -251,6 +282,22 @@ impl Proc {
             all.push(line);
         }
         all
+    }
+
+    /// The count on the `sent N …` line a finished `lanlink talk` or `cam`
+    /// prints ("sent 1500 packets (30.0 s of audio)", "sent 450 frames in
+    /// 30.0 s …"); 0 without one.
+    pub fn sent_count(&mut self) -> u64 {
+        self.output()
+            .iter()
+            .find_map(|l| {
+                l.strip_prefix("sent ")?
+                    .split(' ')
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .unwrap_or(0)
     }
 
     /// The last stderr lines, joined, for an error message.
