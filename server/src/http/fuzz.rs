@@ -117,6 +117,7 @@ fn header_ok(name: &str, value: &str) -> bool {
     let fixed_types = [
         "text/plain",
         "text/html; charset=utf-8",
+        "text/javascript; charset=utf-8",
         "application/json",
         "image/jpeg",
     ];
@@ -132,9 +133,7 @@ fn header_ok(name: &str, value: &str) -> bool {
         "Content-Length" => !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()),
         "Cache-Control" => value == "no-store",
         "X-Content-Type-Options" => value == "nosniff",
-        "Content-Security-Policy" => {
-            value == "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'"
-        }
+        "Content-Security-Policy" => value == super::PAGE_POLICY,
         "Connection" => value == "close",
         _ => false,
     }

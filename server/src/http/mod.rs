@@ -461,16 +461,19 @@ fn peer_left(s: &mut TcpStream) -> bool {
     s.set_nonblocking(false).is_err() || left
 }
 
+/// The page's Content-Security-Policy: it shows peers' stream names
+/// (escaped) and needs nothing but its own images, script, `/state` and
+/// inline style.
+pub(crate) const PAGE_POLICY: &str =
+    "default-src 'none'; img-src 'self'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'";
+
 /// Writes a whole response. Only fixed strings go into the headers, never
 /// anything a peer chose.
 fn respond(s: &mut impl Write, status: &str, kind: &str, body: &[u8]) -> io::Result<()> {
     let policy = if kind.starts_with("text/html") {
-        // The page shows peers' stream names (escaped); it needs nothing
-        // but its own images, script, `/state` and inline style.
-        "Content-Security-Policy: default-src 'none'; img-src 'self'; script-src 'self'; \
-         connect-src 'self'; style-src 'unsafe-inline'\r\n"
+        format!("Content-Security-Policy: {PAGE_POLICY}\r\n")
     } else {
-        ""
+        String::new()
     };
     write!(
         s,
