@@ -213,3 +213,32 @@ fn a_persons_receive_runs_beside_their_chat_and_gets_the_files() {
     assert!(ada.finish().success());
     assert!(server.terminate().success());
 }
+
+/// A name in chat is that person's: a connection from another machine
+/// (here 127.0.0.2) cannot say hello with it to offer files or publish
+/// streams under it, while the person's own machine (127.0.0.1) can.
+#[test]
+fn a_chat_users_name_cannot_be_claimed_from_another_machine() {
+    use lanlink_proto::Capabilities;
+    use lanlink_transport::ClientConfig;
+    let server = Server::start(&["--plain"]);
+    let ada = ChatClient::join(&server.addr, "ada", &["--plain"]);
+    ada.expect("-- lobby: ada");
+    let connect = |from: [u8; 4]| {
+        lanlink_client::Session::builder(&server.addr)
+            .name("ada")
+            .plain()
+            .capabilities(Capabilities::FILE)
+            .transport_config(ClientConfig {
+                bind: Some(std::net::IpAddr::from(from)),
+                ..ClientConfig::default()
+            })
+            .connect()
+    };
+    match connect([127, 0, 0, 2]) {
+        Err(e) => assert!(e.to_string().contains("in use from another address"), "{e}"),
+        Ok(_) => panic!("another machine took ada's name"),
+    }
+    let (own, _events) = connect([127, 0, 0, 1]).expect("ada's own machine may use her name");
+    own.close("done");
+}

@@ -424,7 +424,7 @@ impl Hub {
         let mut greeting = Vec::new();
         let wants_chat = hello.capabilities.contains(Capabilities::CHAT);
         let receives = !wants_chat && hello.capabilities.contains(Capabilities::OFFERS);
-        let mut admitted = self.check_receiver_name(&conn, &hello.name, receives);
+        let mut admitted = self.check_name_holder(&conn, &hello.name, receives, !wants_chat);
         if admitted.is_ok() {
             admitted = if wants_chat {
                 self.chat
@@ -760,20 +760,23 @@ impl Hub {
 
     /// Whether `name` may be taken by the newcomer `conn`. One name is one
     /// person: a receiver ([`Capabilities::OFFERS`] without chat) needs a
-    /// valid nickname, and a receiver and a chat user may share a name only
-    /// when they connect from the same address (the person's own machine),
-    /// so nobody elsewhere can collect the offers meant for someone else.
-    fn check_receiver_name(
+    /// valid nickname, and a connection that does not chat (a receiver, a
+    /// sender, a talker…) may use the name of a receiver or, with
+    /// `outside_chat`, of a chat user only from that person's own address,
+    /// so nobody elsewhere can collect the offers meant for someone else or
+    /// offer files and publish streams under their name.
+    fn check_name_holder(
         &self,
         conn: &ConnHandle,
         name: &str,
         receives: bool,
+        outside_chat: bool,
     ) -> Result<(), (ErrorCode, String)> {
         if receives {
             lanlink_services::chat::names::check_nickname(name, self.chat.config().max_name_len)
                 .map_err(|e| (e.code(), e.to_string()))?;
         }
-        if self.held_elsewhere(name, conn.peer().ip(), receives) {
+        if self.held_elsewhere(name, conn.peer().ip(), outside_chat) {
             return Err((
                 ErrorCode::NAME_TAKEN,
                 format!("the name {name:?} is in use from another address"),
