@@ -13,7 +13,7 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use lanlink_client::{Event, Session, Trust};
-use lanlink_services::server::{run, ServerConfig};
+use lanlink_server::{run, ServerConfig};
 use lanlink_transport::{ServerIdentity, Shutdown};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -37,6 +37,42 @@ pub enum ListenOutput {
     File(PathBuf),
 }
 
+/// Runs `f` with stderr (fd 2) pointed at /dev/null: alsa-lib, its JACK
+/// and OSS plugins and libjack print their probing failures there directly
+/// ("ALSA lib confmisc.c… Cannot get card index", "jack server is not
+/// running"), none of which is ours to show. Errors still come back as
+/// values. Nothing else may print meanwhile: call it before any thread of
+/// ours runs.
+#[cfg(unix)]
+pub fn without_stderr<T>(f: impl FnOnce() -> T) -> T {
+    use std::os::fd::AsFd;
+    let saved = rustix::io::dup(std::io::stderr().as_fd()).ok();
+    let null = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .ok();
+    let silenced = match (&saved, &null) {
+        (Some(_), Some(null)) => rustix::stdio::dup2_stderr(null).is_ok(),
+        _ => false,
+    };
+    let result = f();
+    if let (true, Some(saved)) = (silenced, saved) {
+        let _ = rustix::stdio::dup2_stderr(&saved);
+    }
+    result
+}
+
+/// Runs `f` (no sound libraries print on stderr here).
+#[cfg(not(unix))]
+pub fn without_stderr<T>(f: impl FnOnce() -> T) -> T {
+    f()
+}
+
+/// What to say when no microphone can be opened.
+const NO_MICROPHONE: &str = "no microphone to talk with: send a tone with --tone 440, or a WAV \
+                             file with --input-file FILE.wav (`lanlink devices` lists the \
+                             inputs here)";
+
 /// Opens a source delivering 48 kHz mono.
 pub fn open_input(input: &TalkInput) -> Result<Box<dyn AudioSource>, ClientError> {
     let source: Box<dyn AudioSource> = match input {
@@ -45,7 +81,8 @@ pub fn open_input(input: &TalkInput) -> Result<Box<dyn AudioSource>, ClientError
                 format: FORMAT,
                 ..StreamOptions::default()
             };
-            Box::new(CaptureStream::open(name.as_deref(), options)?)
+            let opened = without_stderr(|| CaptureStream::open(name.as_deref(), options));
+            Box::new(opened.map_err(|e| ClientError::from(e).with_hint(NO_MICROPHONE))?)
         }
         TalkInput::File(path) => Box::new(WavSource::open(path, FORMAT)?),
         TalkInput::Tone(hz) => Box::new(ToneSource::new(FORMAT, *hz, 0.5)?),
@@ -61,7 +98,9 @@ pub fn open_output(output: &ListenOutput) -> Result<Box<dyn AudioSink>, ClientEr
                 format: FORMAT,
                 ..StreamOptions::default()
             };
-            Box::new(PlaybackStream::open(name.as_deref(), options)?)
+            Box::new(without_stderr(|| {
+                PlaybackStream::open(name.as_deref(), options)
+            })?)
         }
         ListenOutput::File(path) => Box::new(WavSink::create(path, FORMAT)?),
     };
@@ -78,15 +117,23 @@ pub fn talk(
     seconds: Option<f64>,
     shutdown: &Shutdown,
 ) -> Result<(), ClientError> {
-    let source = open_input(input)?;
+    let mut source = Some(open_input(input)?);
     let (session, _events) = server.connect(user, Capabilities::AUDIO)?;
-    let name = name.unwrap_or_else(|| user.to_owned());
-    println!("talking as {name} (Opus, 48 kHz mono, 20 ms frames)");
-    let publisher = session.publish_audio(&name, source, seconds.map(Duration::from_secs_f64))?;
-    stop_on(shutdown, publisher.stopper());
-    let sent = publisher.wait();
+    let base = crate::names::default_stream_name(user, "mic");
+    let sent = crate::names::publish_named(&session, name, &base, |name| {
+        // A retry under another name starts the source again.
+        let source = match source.take() {
+            Some(s) => s,
+            None => open_input(input)?,
+        };
+        println!("talking as {name} (Opus, 48 kHz mono, 20 ms frames)");
+        let publisher =
+            session.publish_audio(name, source, seconds.map(Duration::from_secs_f64))?;
+        stop_on(shutdown, publisher.stopper());
+        Ok(publisher)
+    });
     session.close("done");
-    let sent = sent?;
+    let (_, sent) = sent?;
     println!("sent {sent} packets ({:.1} s of audio)", sent as f64 * 0.02);
     Ok(())
 }
@@ -170,11 +217,22 @@ pub fn play(
     report
 }
 
-/// `lanlink devices`: capture and playback devices.
+/// `lanlink devices`: the capture and playback devices that can be used
+/// (not the plugins ALSA lists that open nothing), without the sound
+/// libraries' noise; says so plainly when there is no sound card.
 pub fn devices() -> Result<(), ClientError> {
-    let list = lanlink_audio::list_devices()?;
-    if list.is_empty() {
-        println!("no audio devices");
+    let list: Vec<_> = without_stderr(lanlink_audio::list_devices)?
+        .into_iter()
+        .filter(|d| !d.input_configs.is_empty() || !d.output_configs.is_empty())
+        .collect();
+    // ALSA's `null` device plays nothing and records silence.
+    if list.iter().all(|d| d.id == "null") {
+        println!(
+            "no sound card here: nothing to record from or play to.\n\
+             Without one, `lanlink talk HOST --tone 440` or `--input-file FILE.wav` sends \
+             sound, and `lanlink listen HOST --output-file FILE.wav` records it."
+        );
+        return Ok(());
     }
     for d in list {
         let mut roles = Vec::new();

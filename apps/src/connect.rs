@@ -65,14 +65,22 @@ impl Server {
 /// certificate pinned on first use.
 pub fn connect(builder: SessionBuilder, addr: &str) -> Result<(Session, Events), ClientError> {
     let (session, events) = builder.connect()?;
-    if let TrustOutcome::PinnedOnFirstUse { fingerprint, store } = session.trust() {
-        eprintln!("lanlink: first connection to {addr}: its certificate is {fingerprint}");
-        if let Some(path) = store {
-            eprintln!(
-                "lanlink: pinned in {}; you will be warned if it ever changes",
-                path.display()
-            );
+    let (fingerprint, store, how) = match session.trust() {
+        TrustOutcome::PinnedOnFirstUse { fingerprint, store } => {
+            (fingerprint, store, "compare with what the server printed")
         }
+        TrustOutcome::PinnedAsExpected { fingerprint, store } => {
+            (fingerprint, store, "as its announcement on the LAN said")
+        }
+        _ => return Ok((session, events)),
+    };
+    eprintln!("lanlink: first connection to {addr}: its certificate is {fingerprint}");
+    eprintln!("lanlink:   short form {} ({how})", fingerprint.grouped());
+    if let Some(path) = store {
+        eprintln!(
+            "lanlink: pinned in {}; you will be warned if it ever changes",
+            path.display()
+        );
     }
     Ok((session, events))
 }
@@ -104,6 +112,13 @@ pub fn describe(e: &ClientError) -> String {
             "the server at {addr} presented certificate {found}, not the expected {expected}; \
              refusing to connect (nothing was sent)"
         ),
-        other => other.to_string(),
+        ClientError::NoServer {
+            found,
+            unusable,
+            ignored,
+        } => crate::discover::explain(found, unusable, *ignored),
+        // Peer text inside errors is escaped where the error is built;
+        // this is the last line of defence for whatever was missed.
+        other => lanlink_services::text::display_safe(&other.to_string()).into_owned(),
     }
 }

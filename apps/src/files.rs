@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use lanlink_client::{ClientError, Event, Events, IncomingOffer, Session, TransferOptions};
+use lanlink_proto::ErrorCode;
 use lanlink_services::ServiceError;
 
-use crate::progress::Reporter;
+use crate::progress::{human_bytes, Reporter};
 
 /// `lanlink ls`: prints one line per entry.
 pub fn ls(session: &Session, path: &str, recursive: bool) -> Result<(), ClientError> {
@@ -19,9 +20,9 @@ pub fn ls(session: &Session, path: &str, recursive: bool) -> Result<(), ClientEr
             e.name
         };
         if e.is_dir {
-            println!("{:>14}  {name}/", "-");
+            println!("{:>10}  {name}/", "-");
         } else {
-            println!("{:>14}  {name}", e.size);
+            println!("{:>10}  {name}", human_bytes(e.size));
         }
     }
     Ok(())
@@ -55,6 +56,37 @@ fn create_folder(dest: &Path) -> Result<(), ClientError> {
     std::fs::create_dir_all(dest).map_err(|e| ServiceError::io("create folder", dest, e).into())
 }
 
+/// On Ctrl-C (or SIGTERM), says `text` and exits with status 130 at once,
+/// leaving partial files where they are for the next run to resume.
+pub fn on_interrupt_say(text: &'static str) {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else {
+        return;
+    };
+    let _ = std::thread::Builder::new()
+        .name("interrupt".into())
+        .spawn(move || {
+            if signals.forever().next().is_some() {
+                // A new line first: a progress bar may hold this one.
+                eprintln!("\ninterrupted: {text}");
+                std::process::exit(130);
+            }
+        });
+}
+
+/// `e` with the way out that this command offers, when a file of that
+/// name is in the way.
+fn hinted(e: ClientError, hint: &str) -> ClientError {
+    match e {
+        ClientError::Service(ServiceError::AlreadyExists { .. })
+        | ClientError::Service(ServiceError::Refused {
+            code: ErrorCode::ALREADY_EXISTS,
+            ..
+        }) => e.with_hint(hint),
+        other => other,
+    }
+}
+
 /// `lanlink get`.
 pub fn get(
     session: &Session,
@@ -63,9 +95,15 @@ pub fn get(
     options: &TransferOptions,
 ) -> Result<(), ClientError> {
     create_folder(dest)?;
+    on_interrupt_say("run the same command again to resume (partial files are kept)");
     let mut report = Reporter::new("got");
     for name in names {
-        session.get(name, dest, options, &mut report)?;
+        session.get(name, dest, options, &mut report).map_err(|e| {
+            hinted(
+                e,
+                "it differs from the server's: --force replaces it, -o DIR saves elsewhere",
+            )
+        })?;
     }
     Ok(())
 }
@@ -76,22 +114,39 @@ pub fn put(
     paths: &[PathBuf],
     options: &TransferOptions,
 ) -> Result<(), ClientError> {
+    on_interrupt_say("run the same command again to resume (the server keeps the partial file)");
     let mut report = Reporter::new("sent");
     for p in paths {
-        session.put(p, options, &mut report)?;
+        session.put(p, options, &mut report).map_err(|e| {
+            hinted(
+                e,
+                "the server does not replace files: upload under another name with --as NAME",
+            )
+        })?;
     }
     Ok(())
 }
 
-/// `lanlink send --to NICK`.
-pub fn send(session: &Session, to: &str, paths: &[PathBuf]) -> Result<(), ClientError> {
+/// `lanlink send --to NICK`, waiting up to `timeout` for each answer.
+pub fn send(
+    session: &Session,
+    to: &str,
+    paths: &[PathBuf],
+    timeout: Duration,
+) -> Result<(), ClientError> {
+    on_interrupt_say("send again to resume (the receiver keeps the partial file)");
     let mut report = Reporter::new("delivered");
+    let options = TransferOptions {
+        accept_timeout: Some(timeout),
+        ..TransferOptions::default()
+    };
     for p in paths {
         println!(
-            "offering {} to {to}; waiting for them to accept",
-            p.display()
+            "offering {} to {to}; waiting up to {} s for them to accept",
+            p.display(),
+            timeout.as_secs()
         );
-        session.send_file(to, p, &TransferOptions::default(), &mut report)?;
+        session.send_file(to, p, &options, &mut report)?;
     }
     Ok(())
 }
@@ -107,61 +162,175 @@ pub enum Answer {
     No,
 }
 
+/// What `receive` does with an offered file whose name is taken here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnConflict {
+    /// Ask on the terminal (without one: skip).
+    Ask,
+    /// Replace the file here.
+    Overwrite,
+    /// Save it as `name (1).ext`.
+    Rename,
+    /// Decline it.
+    Skip,
+}
+
+/// How `lanlink receive` behaves.
+#[derive(Debug, Clone, Copy)]
+pub struct ReceiveOptions {
+    /// Accept offers without asking.
+    pub yes: bool,
+    /// What to do when a file of the same name is here.
+    pub on_conflict: OnConflict,
+    /// Exit after this many files.
+    pub count: Option<usize>,
+}
+
+fn ask(question: &str) -> String {
+    print!("{question}");
+    let _ = std::io::stdout().flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    answer.trim().to_lowercase()
+}
+
 /// Asks the user about `offer` on the terminal (or answers as `answer`
 /// says); returns whether to accept.
 pub fn decide(offer: &IncomingOffer, answer: Answer) -> bool {
-    let (from, name, size) = (offer.from(), offer.name(), offer.size());
+    let (from, name, size) = (offer.from(), offer.name(), human_bytes(offer.size()));
     match answer {
         Answer::Yes => {
-            println!("accepting {name} ({size} bytes) from {from}");
+            println!("accepting {name} ({size}) from {from}");
             true
         }
         Answer::No => {
             println!("declining {name} from {from} (use --yes to accept without asking)");
             false
         }
-        Answer::Ask => {
-            print!("{from} offers {name} ({size} bytes). Accept? [y/N] ");
-            let _ = std::io::stdout().flush();
-            let mut answer = String::new();
-            let _ = std::io::stdin().lock().read_line(&mut answer);
-            matches!(answer.trim(), "y" | "Y" | "yes")
+        Answer::Ask => matches!(
+            ask(&format!("{from} offers {name} ({size}). Accept? [y/N] ")).as_str(),
+            "y" | "yes"
+        ),
+    }
+}
+
+/// `name (1).ext` for `name.ext` (in the same folder), the first such
+/// name that is free in `dest`.
+pub fn free_name(dest: &Path, name: &str) -> Option<String> {
+    let (folder, file) = match name.rsplit_once('/') {
+        Some((folder, file)) => (format!("{folder}/"), file),
+        None => (String::new(), name),
+    };
+    let (stem, ext) = match file.rfind('.') {
+        Some(i) if i > 0 => file.split_at(i),
+        _ => (file, ""),
+    };
+    (1..1000)
+        .map(|n| format!("{folder}{stem} ({n}){ext}"))
+        .find(|candidate| !dest.join(candidate).exists())
+}
+
+/// What to do with `offer`, whose name is taken in `dest`: `None` to skip
+/// it, else the options to accept it with.
+fn resolve_conflict(
+    offer: &IncomingOffer,
+    dest: &Path,
+    policy: OnConflict,
+    terminal: bool,
+    options: &TransferOptions,
+) -> Option<TransferOptions> {
+    let name = offer.name();
+    let renamed = free_name(dest, name);
+    let choice = match (policy, terminal) {
+        (OnConflict::Ask, true) => {
+            let rename = renamed
+                .as_deref()
+                .map_or(String::new(), |r| format!(", [r]ename to {r:?}"));
+            match ask(&format!(
+                "{name} exists in {}: [o]verwrite{rename}, [s]kip? ",
+                dest.display()
+            ))
+            .as_str()
+            {
+                "o" | "overwrite" => OnConflict::Overwrite,
+                "r" | "rename" => OnConflict::Rename,
+                _ => OnConflict::Skip,
+            }
+        }
+        (OnConflict::Ask, false) => OnConflict::Skip,
+        (policy, _) => policy,
+    };
+    match (choice, renamed) {
+        (OnConflict::Overwrite, _) => Some(TransferOptions {
+            force: true,
+            ..options.clone()
+        }),
+        (OnConflict::Rename, Some(renamed)) => {
+            println!("saving {name} as {renamed}");
+            Some(TransferOptions {
+                as_name: Some(renamed),
+                ..options.clone()
+            })
+        }
+        _ => {
+            println!(
+                "skipping {name}: a file of that name is in {} \
+                 (--on-conflict overwrite or rename takes it)",
+                dest.display()
+            );
+            None
         }
     }
 }
 
+/// Whether a file named `name` (as offered) is in `dest` already.
+fn taken(dest: &Path, name: &str) -> bool {
+    lanlink_services::file::path::validate_target(name).is_ok_and(|rel| dest.join(rel).is_file())
+}
+
 /// `lanlink receive`: accepts offers (asking on a terminal unless `yes`)
-/// until `count` files arrived, or until the connection ends.
+/// until `count` files arrived, or until the connection ends. A name that
+/// is taken here is asked about before accepting (or handled as
+/// `on_conflict` says).
 pub fn receive(
     session: &Session,
     events: &Events,
     dest: &Path,
-    yes: bool,
-    force: bool,
-    count: Option<usize>,
+    how: ReceiveOptions,
 ) -> Result<(), ClientError> {
     create_folder(dest)?;
+    on_interrupt_say("partial files are kept; receiving the same files again resumes them");
     let mut report = Reporter::new("received");
-    let answer = match (yes, std::io::stdin().is_terminal()) {
+    let terminal = std::io::stdin().is_terminal();
+    let answer = match (how.yes, terminal) {
         (true, _) => Answer::Yes,
         (false, true) => Answer::Ask,
         (false, false) => Answer::No,
     };
     println!("waiting for files as {} (Ctrl-C to stop)", session.name());
-    let options = TransferOptions {
-        force,
-        ..TransferOptions::default()
-    };
+    let options = TransferOptions::default();
     let mut received = 0;
-    while count.is_none_or(|c| received < c) {
+    while how.count.is_none_or(|c| received < c) {
         match events.recv_timeout(Duration::from_millis(500)) {
             Some(Event::FileOffered(offer)) => {
-                if decide(&offer, answer) {
-                    session.accept_file(&offer, dest, &options, &mut report)?;
-                    received += 1;
-                } else {
+                if !decide(&offer, answer) {
                     session.decline_file(&offer, "declined by the receiver")?;
+                    continue;
                 }
+                let options = if taken(dest, offer.name()) {
+                    match resolve_conflict(&offer, dest, how.on_conflict, terminal, &options) {
+                        Some(o) => o,
+                        None => {
+                            let why = format!("{} already exists at the receiver", offer.name());
+                            session.decline_file(&offer, &why)?;
+                            continue;
+                        }
+                    }
+                } else {
+                    options.clone()
+                };
+                session.accept_file(&offer, dest, &options, &mut report)?;
+                received += 1;
             }
             Some(Event::Disconnected(reason)) => return Err(ClientError::Disconnected(reason)),
             _ => {}
@@ -172,7 +341,23 @@ pub fn receive(
 
 #[cfg(test)]
 mod tests {
-    use super::parse_rate;
+    use super::{free_name, parse_rate};
+
+    #[test]
+    fn renamed_copies_keep_their_extension() {
+        let dir = std::env::temp_dir().join(format!("lanlink-free-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("album")).unwrap();
+        assert_eq!(free_name(&dir, "a.txt").unwrap(), "a (1).txt");
+        std::fs::write(dir.join("a (1).txt"), b"").unwrap();
+        assert_eq!(free_name(&dir, "a.txt").unwrap(), "a (2).txt");
+        assert_eq!(free_name(&dir, ".bashrc").unwrap(), ".bashrc (1)");
+        assert_eq!(free_name(&dir, "README").unwrap(), "README (1)");
+        assert_eq!(
+            free_name(&dir, "album/x.tar.gz").unwrap(),
+            "album/x.tar (1).gz"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn rates() {

@@ -6,6 +6,9 @@
 //! - [`audio`]: `lanlink talk/listen/devices` and the server's own audio.
 //! - [`chat_client`]: the `lanlink chat` loop (terminal or script mode).
 //! - [`connect`]: command-line flags to a session, trust messages.
+//! - [`discover`]: the server found on the LAN when none is named, and
+//!   `lanlink servers`.
+//! - [`names`]: default stream names (`ada-mic`, `ada-cam`, then `-2`…).
 //! - [`files`]: `lanlink ls/get/put/send/receive`.
 //! - [`progress`]: progress bars and summary lines for transfers.
 //! - [`video`]: `lanlink cam/view/cameras` and the server's demo stream.
@@ -14,7 +17,9 @@
 pub mod audio;
 pub mod chat_client;
 pub mod connect;
+pub mod discover;
 pub mod files;
+pub mod names;
 pub mod progress;
 pub mod video;
 
@@ -28,6 +33,9 @@ pub fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour codes only for a person watching a terminal: in a file,
+        // a journal or a pipe they are noise.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         // A closed stderr (a supervisor gone, a pipe shut) must not turn a
         // log line into a panic: its own complaint would be an eprintln!,
         // which panics on a broken pipe (and in the signal thread that

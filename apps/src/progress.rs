@@ -1,5 +1,6 @@
 //! Transfer progress for people: an `indicatif` bar with bytes, rate and ETA
-//! on a terminal, one plain line per event otherwise.
+//! on a terminal, one plain line per event otherwise. Sizes and rates are in
+//! binary units (KiB, MiB, GiB) everywhere, as the bar shows them.
 
 use std::io::IsTerminal;
 
@@ -26,8 +27,15 @@ impl Reporter {
 
 impl Progress for Reporter {
     fn start(&mut self, name: &str, total: u64, resumed_from: u64) {
+        if resumed_from > 0 && resumed_from >= total {
+            return; // Nothing to move: `finish` says so.
+        }
         if resumed_from > 0 {
-            println!("resuming {name} from byte {resumed_from} of {total}");
+            println!(
+                "resuming {name} from {} of {}",
+                human_bytes(resumed_from),
+                human_bytes(total)
+            );
         }
         if self.terminal {
             let bar = ProgressBar::new(total);
@@ -54,21 +62,65 @@ impl Progress for Reporter {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
-        let moved = s.size - s.resumed_from;
-        let secs = s.elapsed.as_secs_f64().max(1e-6);
         let hash: String = s.hash.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        if s.unchanged {
+            println!(
+                "{} ({}): already there and the same (blake3 {hash}…), skipped",
+                s.path.display(),
+                human_bytes(s.size)
+            );
+            return;
+        }
         println!(
-            "{} {} ({} bytes{}) in {:.2} s, {:.1} MB/s, blake3 {hash}…",
+            "{} {} ({}{}) in {:.2} s, {}, blake3 {hash}…",
             self.verb,
             s.path.display(),
-            s.size,
+            human_bytes(s.size),
             if s.resumed_from > 0 {
-                format!(", resumed at {}", s.resumed_from)
+                format!(", resumed at {}", human_bytes(s.resumed_from))
             } else {
                 String::new()
             },
-            secs,
-            moved as f64 / secs / 1e6,
+            s.elapsed.as_secs_f64(),
+            human_rate(s.size - s.resumed_from, s.elapsed),
         );
+    }
+}
+
+/// A size for people, in binary units: `512 B`, `1.5 KiB`, `3.2 MiB`,
+/// `1.1 GiB` (the units of the progress bar).
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+/// A rate for people: [`human_bytes`] a second.
+pub fn human_rate(bytes: u64, elapsed: std::time::Duration) -> String {
+    let per_second = bytes as f64 / elapsed.as_secs_f64().max(1e-6);
+    format!("{}/s", human_bytes(per_second as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_in_one_unit_family() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(3 * 1024 * 1024 + 200 * 1024), "3.2 MiB");
+        assert_eq!(human_bytes(u64::MAX), "16384.0 PiB");
+        let second = std::time::Duration::from_secs(2);
+        assert_eq!(human_rate(4 * 1024 * 1024, second), "2.0 MiB/s");
     }
 }

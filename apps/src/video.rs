@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::audio::stop_on;
 use crate::connect::Server;
-use lanlink_client::ClientError;
+use lanlink_client::{ClientError, MediaKind};
 use lanlink_proto::video::VideoAnnounce;
 use lanlink_proto::Capabilities;
 use lanlink_transport::text::display_safe;
@@ -136,23 +136,31 @@ pub fn cam(
     frames: Option<u64>,
     shutdown: &Shutdown,
 ) -> Result<(), ClientError> {
-    let handle = open_source(source, capture)?;
-    let info = handle.info();
-    let name = stream_name.unwrap_or_else(|| user.to_owned());
+    let mut handle = Some(open_source(source, capture)?);
     let (session, _events) = server.connect(user, Capabilities::VIDEO)?;
-    println!(
-        "publishing {name}: {}x{} at {:.1} fps from {}",
-        info.width,
-        info.height,
-        f64::from(info.fps_milli) / 1000.0,
-        info.name
-    );
-    let started = Instant::now();
-    let publisher = session.publish_video_handle(&name, handle, frames)?;
-    stop_on(shutdown, publisher.stopper());
-    let sent = publisher.wait();
+    let base = crate::names::default_stream_name(user, "cam");
+    let mut started = Instant::now();
+    let sent = crate::names::publish_named(&session, stream_name, &base, |name| {
+        // A retry under another name opens the source again.
+        let handle = match handle.take() {
+            Some(h) => h,
+            None => open_source(source, capture)?,
+        };
+        let info = handle.info();
+        println!(
+            "publishing {name}: {}x{} at {:.1} fps from {}",
+            info.width,
+            info.height,
+            f64::from(info.fps_milli) / 1000.0,
+            info.name
+        );
+        started = Instant::now();
+        let publisher = session.publish_video_handle(name, handle, frames)?;
+        stop_on(shutdown, publisher.stopper());
+        Ok(publisher)
+    });
     session.close("done");
-    let sent = sent?;
+    let (_, sent) = sent?;
     let secs = started.elapsed().as_secs_f64().max(1e-6);
     println!(
         "sent {sent} frames in {secs:.1} s ({:.1} fps)",
@@ -181,7 +189,32 @@ pub fn view(
     shutdown: &Shutdown,
 ) -> Result<(), ClientError> {
     let (session, _events) = server.connect(user, Capabilities::VIDEO)?;
-    let mut watching = session.watch(stream, Duration::from_secs(10))?;
+    let patience = Duration::from_secs(10);
+    let videos: Vec<String> = session
+        .streams()
+        .iter()
+        .filter(|i| i.kind() == MediaKind::Video)
+        .map(|i| i.name().to_owned())
+        .collect();
+    if !videos.iter().any(|v| stream.is_none_or(|s| s == v)) {
+        let wanted = stream.map_or("a video stream".to_owned(), |s| {
+            format!("the video stream {s:?}")
+        });
+        let now = if videos.is_empty() {
+            String::new()
+        } else {
+            format!("; published now: {}", videos.join(", "))
+        };
+        println!(
+            "waiting up to {} s for {wanted} to be published{now} (Ctrl-C to stop)",
+            patience.as_secs()
+        );
+    }
+    let Some(mut watching) = session.watch_until(stream, patience, shutdown)? else {
+        session.close("stopped");
+        println!("stopped before the stream was published");
+        return Ok(());
+    };
     let announced = watching.announcement().clone();
     println!(
         "watching {} from {} ({}x{})",

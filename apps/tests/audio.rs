@@ -149,23 +149,33 @@ fn two_talkers_are_mixed_at_the_listener() {
     assert!(server.terminate().success());
 }
 
+/// Whether ALSA can be used here (it must in CI).
+fn alsa_works() -> bool {
+    if lanlink_audio::device::host_name().is_ok() {
+        return true;
+    }
+    assert!(std::env::var_os("CI").is_none(), "ALSA must work in CI");
+    eprintln!("skipping: ALSA is unavailable on this machine");
+    false
+}
+
+/// An ALSA configuration with one PCM, `lanlink_mic`, that reads zeros and
+/// writes nowhere.
+const MIC_CONF: &str = "pcm.lanlink_mic {\n type file\n slave.pcm { type null }\n \
+    file \"/dev/null\"\n infile \"/dev/zero\"\n format \"raw\"\n \
+    hint { show on description \"lanlink test microphone\" }\n}\n";
+
 /// A device name that does not exist gets an error that names the devices
 /// that do (here a PCM defined in an ALSA configuration file, opened through
 /// cpal), and nothing is sent.
 #[test]
 fn a_missing_device_is_a_clear_error_listing_the_real_ones() {
-    if lanlink_audio::device::host_name().is_err() {
-        assert!(std::env::var_os("CI").is_none(), "ALSA must work in CI");
-        eprintln!("skipping: ALSA is unavailable on this machine");
+    if !alsa_works() {
         return;
     }
     let t = Scratch::new("audio-missing");
     let conf = t.0.join("asound.conf");
-    std::fs::write(
-        &conf,
-        "pcm.lanlink_mic {\n type file\n slave.pcm { type null }\n file \"/dev/null\"\n infile \"/dev/zero\"\n format \"raw\"\n hint { show on description \"lanlink test microphone\" }\n}\n",
-    )
-    .unwrap();
+    std::fs::write(&conf, MIC_CONF).unwrap();
     let server = Server::start(&[]);
     for (args, asked) in [
         (
@@ -393,8 +403,11 @@ fn a_stuck_listener_loses_audio_for_itself_only() {
             (k, n)
         })
         .collect();
+    // The adaptive jitter buffer runs with as little delay as the jitter
+    // it measures allows, so a loaded machine (this test's own flood, other
+    // tests in parallel) costs it a few concealed frames; none lost or late.
     assert!(
-        counts["lost"] == 0 && counts["late"] == 0 && counts["concealed"] <= 2,
+        counts["lost"] == 0 && counts["late"] == 0 && counts["concealed"] <= 4,
         "{report}"
     );
     let a = analyse(&read_wav(&output));
@@ -410,4 +423,79 @@ fn a_stuck_listener_loses_audio_for_itself_only() {
     );
     assert_eq!(dominant_hz(&a.audible), 660.0);
     eprintln!("stuck client got {stuck_got} of 150 packets; {report}");
+}
+
+/// `lanlink talk` whose server goes away stops with an error and a
+/// non-zero exit status, not as if the talk had ended.
+#[test]
+fn talk_fails_when_the_server_goes_away() {
+    let server = Server::start(&[]);
+    let mut talk = lanlink_spawn(&["talk", &server.addr, "--tone", "440", "--name", "t"]);
+    let out = common::lines_of(talk.stdout.take().unwrap());
+    assert!(out.recv_timeout(PATIENCE).unwrap().contains("talking as t"));
+    std::thread::sleep(Duration::from_millis(300));
+    server.kill();
+    let status = common::wait_timeout(&mut talk, PATIENCE).expect("talk exits");
+    let mut err = String::new();
+    talk.stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("disconnected"), "{err}");
+}
+
+/// `lanlink devices` lists only devices that open (ALSA's plugins that
+/// open nothing are left out), says plainly when there is no sound card,
+/// and leaves stderr clean of what alsa-lib and libjack print while
+/// probing. `talk` without a microphone suggests what works instead.
+#[test]
+fn devices_are_listed_quietly_and_a_missing_microphone_has_a_way_out() {
+    if !alsa_works() {
+        return;
+    }
+    let t = Scratch::new("audio-devices");
+    let (mic, none) = (t.0.join("mic.conf"), t.0.join("none.conf"));
+    std::fs::write(&mic, MIC_CONF).unwrap();
+    std::fs::write(&none, "").unwrap();
+    let devices = |conf: Option<&Path>| {
+        let mut cmd = common::lanlink_command();
+        cmd.arg("devices");
+        if let Some(conf) = conf {
+            cmd.env("ALSA_CONFIG_PATH", conf);
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(err.is_empty(), "noise on stderr: {err}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // This machine's own configuration: whatever it has, nothing unusable.
+    let here = devices(None);
+    assert!(!here.contains("[]"), "{here}");
+    assert_eq!(
+        devices(Some(&mic)),
+        "lanlink_mic  [input, output]  lanlink test microphone\n"
+    );
+    let nothing = devices(Some(&none));
+    assert!(nothing.starts_with("no sound card here"), "{nothing}");
+    assert!(nothing.contains("--tone 440") && nothing.contains("--output-file"));
+
+    let server = Server::start(&[]);
+    let out = common::lanlink_command()
+        .args(["talk", &server.addr, "--seconds", "1"])
+        .env("ALSA_CONFIG_PATH", &none)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no microphone to talk with")
+            && err.contains("--tone 440")
+            && err.contains("--input-file"),
+        "{err}"
+    );
+    assert!(!err.contains("ALSA lib"), "{err}");
+    assert!(server.terminate().success());
 }

@@ -1,9 +1,10 @@
 //! End to end: the real server and real `lanlink chat` processes on
-//! 127.0.0.1, in script mode (one line per event on stdout).
+//! 127.0.0.1, in script mode (one line per event on stdout) and on a real
+//! terminal (tmux).
 
 mod common;
 
-use common::{ChatClient, Server};
+use common::{tmux_available, ChatClient, Server, Tmux};
 
 #[test]
 fn three_people_chat() {
@@ -115,7 +116,9 @@ fn rooms_nick_changes_and_errors() {
     let long = "x".repeat(5000);
     ada.say(&long);
     ada.expect("longer than the limit of 4096 bytes");
-    drop((ada, bob));
+    // Refused lines make a script's exit status 1.
+    assert_eq!(ada.finish().code(), Some(1));
+    assert_eq!(bob.finish().code(), Some(1), "its /nick ada was refused");
     assert!(server.terminate().success());
 }
 
@@ -172,82 +175,349 @@ fn nobody_listening_is_a_clear_error() {
 /// above the prompt and the half-typed line survives intact.
 #[test]
 fn terminal_mode_keeps_the_line_being_typed() {
-    if std::process::Command::new("tmux")
-        .arg("-V")
-        .output()
-        .is_err()
-    {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "tmux is required in CI (scripts/setup installs it)"
-        );
-        eprintln!("skipping: tmux is not installed (scripts/setup installs it)");
+    if !tmux_available() {
         return;
     }
     let server = Server::start(&[]);
-    let session = format!("lanlink-test-{}", std::process::id());
-    let tmux = |args: &[&str]| {
-        let out = std::process::Command::new("tmux")
-            .args(args)
-            .output()
-            .expect("run tmux");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    let cmd = format!(
-        "env LANLINK_HOME={} {} chat {} --name ada",
-        common::home().display(),
-        env!("CARGO_BIN_EXE_lanlink"),
-        server.addr
-    );
-    tmux(&[
-        "new-session",
-        "-d",
-        "-s",
-        &session,
-        "-x",
-        "100",
-        "-y",
-        "20",
-        &cmd,
-    ]);
-    let screen = || tmux(&["capture-pane", "-t", &session, "-p"]);
-    let wait_for = |needle: &str| {
-        let deadline = std::time::Instant::now() + common::PATIENCE;
-        loop {
-            let s = screen();
-            if s.contains(needle) {
-                return s;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "screen never showed {needle:?}:\n{s}"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-    };
-    wait_for("[lobby]>");
-    tmux(&["send-keys", "-t", &session, "-l", "half typed"]);
-    wait_for("[lobby]> half typed");
+    let ada = Tmux::chat("typing", &[], &server.addr, "ada", &[]);
+    ada.wait_for("[lobby]>");
+    ada.type_text("half typed");
+    ada.wait_for("[lobby]> half typed");
     let mut bob = ChatClient::join(&server.addr, "bob", &[]);
     bob.say("interrupting message");
-    let s = wait_for("<bob> interrupting message");
-    let lines: Vec<&str> = s.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(
-        lines.last(),
-        Some(&"[lobby]> half typed"),
-        "the prompt line was garbled:\n{s}"
-    );
+    ada.wait_for("<bob> interrupting message");
+    ada.wait_for_last_line("[lobby]> half typed");
+    let s = ada.screen();
     assert!(
         !s.contains("half typed[lobby]") && !s.contains("half typed-- "),
         "{s}"
     );
     // Finishing the line sends it whole.
-    tmux(&["send-keys", "-t", &session, " line", "Enter"]);
+    ada.line(" line");
     assert_eq!(
         bob.expect("half typed line"),
         "[lobby] <ada> half typed line"
     );
-    tmux(&["kill-session", "-t", &session]);
+    drop((ada, bob));
+    assert!(server.terminate().success());
+}
+
+/// `HH:MM` in UTC, `minutes_ago` minutes ago.
+fn utc_clock(minutes_ago: u64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - minutes_ago * 60;
+    format!("{:02}:{:02}", now / 3600 % 24, now / 60 % 60)
+}
+
+/// The chat on a terminal, as an IRC user expects it: the time in front of
+/// each line, nicknames in colour (not with NO_COLOR), a refused join
+/// leaving the prompt where it was, a join always showing who is there, a
+/// room one is in never replaying its history, Tab completing commands and
+/// nicknames, and lines typed ahead all handled.
+#[test]
+fn terminal_chat_basics_of_an_irc_client() {
+    if !tmux_available() {
+        return;
+    }
+    let server = Server::start(&[]);
+    let mut bob = ChatClient::join(
+        &server.addr,
+        "bob",
+        &["--room", "ops", "--room-password", "pw"],
+    );
+    bob.expect("-- ops: bob");
+    bob.say("said before ada came");
+    let ada = Tmux::chat("irc", &["TZ=UTC"], &server.addr, "ada", &[]);
+    ada.wait_for("[lobby]>");
+
+    ada.line("/join ops wrong");
+    ada.wait_for("wrong or missing password");
+    ada.wait_for_last_line("[lobby]>");
+
+    ada.line("/join ops pw");
+    let s = ada.wait_for("-- ops: ada, bob");
+    ada.wait_for_last_line("[ops]>");
+    let said = s
+        .lines()
+        .find(|l| l.contains("<bob> said before ada came"))
+        .unwrap_or_else(|| panic!("no history line:\n{s}"));
+    let stamp = &said[..5];
+    assert!(
+        stamp == utc_clock(0) || stamp == utc_clock(1),
+        "{said:?} does not start with the time"
+    );
+    let coloured = ada.screen_with(true);
+    let said = coloured
+        .lines()
+        .find(|l| l.contains("said before ada came"))
+        .unwrap();
+    assert!(
+        said.contains("<\u{1b}["),
+        "the nickname has no colour: {said:?}"
+    );
+
+    // Joining a room one is in switches to it and shows who is there, and
+    // never replays its history.
+    // (The greeting showed the lobby's roster once already.)
+    ada.line("/join lobby");
+    ada.wait_for("-- talking in lobby");
+    ada.wait_for_count("-- lobby: ada, bob", 2);
+    ada.wait_for_last_line("[lobby]>");
+    ada.line("/join ops");
+    ada.wait_for("-- talking in ops");
+    let s = ada.wait_for_count("-- ops: ada, bob", 2);
+    ada.wait_for_last_line("[ops]>");
+    assert_eq!(s.matches("said before ada came").count(), 1, "{s}");
+
+    // Tab completes commands and nicknames.
+    ada.type_text("/wh");
+    ada.keys(&["Tab"]);
+    // (The screen shows no trailing blanks.)
+    ada.wait_for("[ops]> /who");
+    ada.wait_for_last_line("[ops]> /who");
+    ada.keys(&["C-u"]);
+    ada.type_text("b");
+    ada.keys(&["Tab"]);
+    ada.wait_for("[ops]> bob:");
+    ada.line("tab worked");
+    assert_eq!(bob.expect("tab worked"), "[ops] <ada> bob: tab worked");
+
+    // Lines typed faster than they are handled are all handled.
+    ada.keys(&[
+        "/join lobby",
+        "Enter",
+        "typed ahead",
+        "Enter",
+        "/who",
+        "Enter",
+    ]);
+    assert_eq!(bob.expect("typed ahead"), "[lobby] <ada> typed ahead");
+
+    // NO_COLOR: no colour codes at all.
+    let cat = Tmux::chat("nocolor", &["NO_COLOR=1"], &server.addr, "cat", &[]);
+    cat.wait_for("[lobby]>");
+    bob.say("/join lobby");
+    bob.say("plain for cat");
+    cat.wait_for("<bob> plain for cat");
+    assert!(
+        !cat.screen_with(true).contains('\u{1b}'),
+        "{}",
+        cat.screen_with(true)
+    );
+    drop((ada, bob, cat));
+    assert!(server.terminate().success());
+}
+
+/// On a terminal, a lost connection is shown at once with its reason;
+/// the client reconnects with growing delays and joins its room again,
+/// with its password.
+#[test]
+fn terminal_mode_reconnects_and_rejoins_its_room() {
+    if !tmux_available() {
+        return;
+    }
+    let server = Server::start(&[]);
+    let addr = server.addr.clone();
+    let ada = Tmux::chat(
+        "reconnect",
+        &[],
+        &addr,
+        "ada",
+        &["--room", "ops", "--room-password", "pw"],
+    );
+    ada.wait_for("[ops]>");
+    server.kill();
+    ada.wait_for("-- disconnected:");
+    ada.wait_for("reconnecting in 1 s (attempt 1");
+    // The first attempt fails (nothing listens), the next waits longer.
+    ada.wait_for("reconnecting in 2 s (attempt 2");
+    let server = Server::start(&["--bind", &addr]);
+    ada.wait_for("-- reconnected to");
+    // ada is back in ops, which she re-created with its password.
+    let mut bob = ChatClient::join(&addr, "bob", &["--room", "ops", "--room-password", "pw"]);
+    bob.expect("-- ops: ada, bob");
+    let eve = ChatClient::spawn(&addr, "eve", &["--room", "ops"]);
+    eve.expect("wrong or missing password");
+    assert_eq!(eve.wait().code(), Some(1));
+    ada.line("back again");
+    assert_eq!(bob.expect("back again"), "[ops] <ada> back again");
+    bob.say("welcome back");
+    ada.wait_for("<bob> welcome back");
+    ada.wait_for_last_line("[ops]>");
+    drop((ada, bob));
+    assert!(server.terminate().success());
+}
+
+/// A script's lines are never dropped by the rate limit: the client waits
+/// as long as the server says and sends them again, in order, and exits 0.
+/// (The requests by which it learns that a line arrived are limited too.)
+#[test]
+fn script_mode_waits_out_the_rate_limit() {
+    let server = Server::start(&[
+        "--rate-burst",
+        "3",
+        "--rate-per-second",
+        "20",
+        "--request-burst",
+        "4",
+        "--requests-per-second",
+        "10",
+    ]);
+    let bob = ChatClient::join(&server.addr, "bob", &[]);
+    let mut ada = ChatClient::join(&server.addr, "ada", &[]);
+    bob.expect("-- ada joined lobby");
+    for i in 0..15 {
+        ada.say(&format!("line {i}"));
+    }
+    ada.say("/msg bob and a whisper");
+    let status = ada.finish();
+    assert!(status.success(), "{status:?}");
+    let lines = bob.lines_until("and a whisper");
+    let got: Vec<_> = lines.iter().filter(|l| l.contains("<ada> line")).collect();
+    let wanted: Vec<_> = (0..15).map(|i| format!("[lobby] <ada> line {i}")).collect();
+    assert_eq!(got, wanted.iter().collect::<Vec<_>>());
     drop(bob);
+    assert!(server.terminate().success());
+}
+
+/// What a script could not deliver makes its exit status 1, and says so;
+/// so does a lost connection.
+#[test]
+fn script_mode_fails_when_a_line_is_not_delivered() {
+    // Two messages, then never again.
+    let server = Server::start(&["--rate-burst", "2", "--rate-per-second", "0"]);
+    let bob = ChatClient::join(&server.addr, "bob", &[]);
+    let mut ada = ChatClient::join(&server.addr, "ada", &[]);
+    for line in ["one", "two", "three"] {
+        ada.say(line);
+    }
+    ada.expect_err("not delivered");
+    let status = ada.finish();
+    assert_eq!(status.code(), Some(1));
+    let lines = bob.lines_until("<ada> two");
+    assert!(lines.iter().any(|l| l.contains("<ada> one")), "{lines:?}");
+    // A killed server: exit 1 (a goodbye from a server shutting down is 0).
+    server.kill();
+    bob.expect_err("-- disconnected");
+    assert_eq!(bob.wait().code(), Some(1));
+}
+
+/// On a terminal, the roster that answers a join or a `/who` arrives just
+/// after Enter, between two prompts: every one of them must stay on the
+/// screen (it used to be wiped by the next prompt now and then).
+#[test]
+fn terminal_shows_the_roster_of_every_join_and_who() {
+    if !common::tmux_available() {
+        return;
+    }
+    // 30 joins, 30 leaves and 10 /who in a few seconds: above the default
+    // request burst, which is not what this test is about.
+    let server = Server::start(&["--request-burst", "100", "--address-request-burst", "100"]);
+    // Lines compared whole: without the time in front.
+    let cmd = format!(
+        "env LANLINK_HOME={} {} chat {} --name ada --timestamps never",
+        common::home().display(),
+        env!("CARGO_BIN_EXE_lanlink"),
+        server.addr
+    );
+    let tmux = common::Tmux::start("rosters", 100, 20, &cmd);
+    tmux.wait_for("[lobby]>");
+    for i in 1..=30 {
+        tmux.keys(&["-l", &format!("/join r{i}")]);
+        tmux.keys(&["Enter"]);
+        tmux.wait_for(&format!("[r{i}]>"));
+        // Leaving keeps this connection in two rooms at most.
+        tmux.keys(&["-l", &format!("/leave r{i}")]);
+        tmux.keys(&["Enter"]);
+        tmux.wait_for(&format!("-- ada left r{i}"));
+    }
+    // The lobby's roster: the greeting's, the re-join's, then one per /who.
+    let lobby_rosters = |text: &str| {
+        text.lines()
+            .filter(|l| l.trim_end() == "-- lobby: ada")
+            .count()
+    };
+    // Each line typed once the prompt is back (typing ahead of it is not
+    // what this test is about).
+    let answered = |rosters: usize| {
+        let deadline = std::time::Instant::now() + common::PATIENCE;
+        loop {
+            let text = tmux.scrollback();
+            let last = text.lines().rev().find(|l| !l.trim().is_empty());
+            if lobby_rosters(&text) >= rosters && last.map(str::trim_end) == Some("[lobby]>") {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{rosters} lobby rosters never showed:\n{text}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    tmux.keys(&["-l", "/join lobby"]);
+    tmux.keys(&["Enter"]);
+    answered(2);
+    for k in 0..10 {
+        tmux.keys(&["-l", "/who"]);
+        tmux.keys(&["Enter"]);
+        answered(3 + k);
+    }
+    let missing = |text: &str| -> Vec<String> {
+        let mut missing: Vec<String> = (1..=30)
+            .map(|i| format!("-- r{i}: ada"))
+            .filter(|roster| !text.lines().any(|l| l.trim_end() == roster))
+            .collect();
+        // The greeting's, the re-join's and ten answers to /who.
+        let lobby = lobby_rosters(text);
+        if lobby < 12 {
+            missing.push(format!("{} of 12 lobby rosters", lobby));
+        }
+        missing
+    };
+    let deadline = std::time::Instant::now() + common::PATIENCE;
+    loop {
+        let text = tmux.scrollback();
+        let missing = missing(&text);
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "missing on the terminal: {missing:?}\n{text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    drop(tmux);
+    assert!(server.terminate().success());
+}
+
+/// Joining a room one is already in answers with its roster only: the
+/// history is not replayed.
+#[test]
+fn rejoining_a_room_shows_the_roster_without_replaying_history() {
+    let server = Server::start(&[]);
+    let mut ada = ChatClient::join(&server.addr, "ada", &[]);
+    let mut bob = ChatClient::join(&server.addr, "bob", &[]);
+    ada.expect("-- bob joined lobby");
+    bob.say("old news");
+    ada.expect("[lobby] <bob> old news");
+    ada.say("/join lobby");
+    ada.say("/join LOBBY");
+    // A sync point after both joins: a message bob sends once ada's
+    // second join has been handled (the roster of the first one is seen).
+    let first = ada.lines_until("-- lobby: ada, bob");
+    let second = ada.lines_until("-- lobby: ada, bob");
+    bob.say("fresh news");
+    let after = ada.lines_until("fresh news");
+    for line in first.iter().chain(&second).chain(&after) {
+        assert!(!line.contains("old news"), "history replayed: {line:?}");
+    }
+    // A newcomer still gets it.
+    let carol = ChatClient::spawn(&server.addr, "carol", &[]);
+    carol.expect("[lobby] <bob> old news");
+    drop((ada, bob, carol));
     assert!(server.terminate().success());
 }

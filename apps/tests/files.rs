@@ -1,6 +1,7 @@
 //! End to end: file transfer between the real server and real `lanlink`
-//! processes on 127.0.0.1: sizes, folders, resume after kill -9 on either
-//! side, corruption in transit, user-to-user offers, hostile names.
+//! processes on 127.0.0.1: sizes, folders, resume after kill -9 or Ctrl-C on
+//! either side, corruption in transit, user-to-user offers (name collisions,
+//! offers nobody answers), hostile names.
 
 mod common;
 
@@ -9,7 +10,7 @@ use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{lanlink, lanlink_spawn, Scratch, Server};
+use common::{lanlink, lanlink_spawn, signal, tmux_available, ChatClient, Scratch, Server, Tmux};
 
 const MIB: usize = 1024 * 1024;
 
@@ -115,6 +116,29 @@ fn walk(dir: &Path) -> Vec<String> {
     out
 }
 
+/// The partial file of `name` in `dir` once it exists: `.NAME.lanlink-part`,
+/// or `.NAME.OWNER.lanlink-part` in a server's inbox, which names the
+/// uploader too.
+fn partial_of(dir: &Path, name: &str) -> std::path::PathBuf {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let found = std::fs::read_dir(dir).ok().and_then(|rd| {
+            rd.filter_map(Result::ok).map(|e| e.path()).find(|p| {
+                let file = p.file_name().unwrap_or_default().to_string_lossy();
+                file.starts_with(&format!(".{name}.")) && file.ends_with(".lanlink-part")
+            })
+        });
+        if let Some(path) = found {
+            return path;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no partial file of {name} in {dir:?}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// Polls until `path` holds at least `len` bytes.
 fn wait_for_size(path: &Path, len: u64) {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -158,7 +182,7 @@ fn a_killed_download_resumes_from_the_verified_prefix() {
     let out = lanlink(&["get", &server.addr, "big.bin", "-o", s(&dl)]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
-        text(&out.stdout).contains("resuming big.bin from byte"),
+        text(&out.stdout).contains("resuming big.bin from "),
         "{}",
         text(&out.stdout)
     );
@@ -180,18 +204,7 @@ fn an_upload_interrupted_by_a_killed_server_resumes() {
         "--limit-rate",
         "20M",
     ]);
-    // The server names the partial file after its uploader too.
-    let part = || {
-        walk(&inbox)
-            .into_iter()
-            .find(|p| p.contains("/.big.bin.") && p.ends_with(".lanlink-part"))
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while part().is_none() {
-        assert!(Instant::now() < deadline, "no partial file in the inbox");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    wait_for_size(Path::new(&part().unwrap()), 8 * MIB as u64);
+    wait_for_size(&partial_of(&inbox, "big.bin"), 8 * MIB as u64);
     server.kill();
     let status = child.wait().unwrap();
     assert!(!status.success(), "the client reports the lost server");
@@ -201,7 +214,7 @@ fn an_upload_interrupted_by_a_killed_server_resumes() {
     let out = lanlink(&["put", &server.addr, s(&src.join("big.bin"))]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
-        text(&out.stdout).contains("resuming big.bin from byte"),
+        text(&out.stdout).contains("resuming big.bin from "),
         "{}",
         text(&out.stdout)
     );
@@ -391,5 +404,237 @@ fn hostile_names_are_refused_by_name() {
         "only the three folders exist: {:?}",
         walk(&t.0)
     );
+    assert!(server.terminate().success());
+}
+
+/// Ctrl-C (SIGINT) on `child` once `part` holds `len` bytes: it says that
+/// running it again resumes, and exits 130.
+fn interrupt_at(mut child: std::process::Child, part: &Path, len: usize) -> String {
+    wait_for_size(part, len as u64);
+    signal(child.id(), "INT");
+    let status = common::wait_timeout(&mut child, common::PATIENCE).expect("exits on Ctrl-C");
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert!(part.exists(), "the partial file is kept");
+    err
+}
+
+#[test]
+fn an_interrupted_folder_get_resumes_and_skips_finished_files() {
+    let t = Scratch::new("resume-folder-get");
+    let (share, dl) = (t.dir("share"), t.dir("dl"));
+    let album = t.dir("share/album");
+    write_file(&album.join("a.bin"), 3 * MIB, 1);
+    write_file(&album.join("b.bin"), 3 * MIB, 2);
+    write_file(&album.join("c.bin"), 24 * MIB, 3);
+    let server = Server::start(&["--share", s(&share)]);
+
+    let child = lanlink_spawn(&[
+        "get",
+        &server.addr,
+        "album",
+        "-o",
+        s(&dl),
+        "--limit-rate",
+        "8M",
+    ]);
+    let err = interrupt_at(child, &partial_of(&dl.join("album"), "c.bin"), 6 * MIB);
+    assert!(
+        err.contains("run the same command again to resume"),
+        "{err}"
+    );
+
+    let out = lanlink(&["get", &server.addr, "album", "-o", s(&dl)]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for f in ["a.bin", "b.bin"] {
+        assert!(
+            stdout.contains(&format!("{f} (3.0 MiB): already there and the same")),
+            "{stdout}"
+        );
+    }
+    assert!(stdout.contains("resuming album/c.bin from "), "{stdout}");
+    assert!(
+        stdout.contains("MiB/s"),
+        "sizes and rates in binary units: {stdout}"
+    );
+    for f in ["a.bin", "b.bin", "c.bin"] {
+        assert!(same(&album.join(f), &dl.join("album").join(f)), "{f}");
+    }
+
+    // A file here that differs is not replaced without --force, and the
+    // error says how.
+    write_file(&dl.join("album/b.bin"), 3 * MIB, 99);
+    let out = lanlink(&["get", &server.addr, "album", "-o", s(&dl)]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("album/b.bin") && err.contains("--force"),
+        "{err}"
+    );
+    let out = lanlink(&["get", &server.addr, "album", "-o", s(&dl), "--force"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(same(&album.join("b.bin"), &dl.join("album/b.bin")));
+    assert!(server.terminate().success());
+}
+
+#[test]
+fn an_interrupted_folder_put_resumes() {
+    let t = Scratch::new("resume-folder-put");
+    let inbox = t.dir("inbox");
+    let album = t.dir("src/album");
+    write_file(&album.join("a.bin"), 3 * MIB, 1);
+    write_file(&album.join("b.bin"), 24 * MIB, 2);
+    let server = Server::start(&["--inbox", s(&inbox)]);
+
+    let child = lanlink_spawn(&["put", &server.addr, s(&album), "--limit-rate", "8M"]);
+    let err = interrupt_at(child, &partial_of(&inbox.join("album"), "b.bin"), 6 * MIB);
+    assert!(
+        err.contains("run the same command again to resume"),
+        "{err}"
+    );
+
+    let out = lanlink(&["put", &server.addr, s(&album)]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(stdout.contains("resuming album/b.bin from "), "{stdout}");
+    for f in ["a.bin", "b.bin"] {
+        assert!(same(&album.join(f), &inbox.join("album").join(f)), "{f}");
+    }
+    // album/a.bin, finished before the interruption, is offered again with
+    // its hash; the server compares it with the file it holds and confirms
+    // it is the same, so the re-run succeeds without sending it again.
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("already there and the same"), "{stdout}");
+
+    // A different file under a name the inbox holds is still refused, and
+    // the hint names a flag of this command, not the server's --force.
+    std::fs::write(album.join("a.bin"), b"something else").unwrap();
+    let out = lanlink(&["put", &server.addr, s(&album)]);
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("\"album/a.bin\" already exists"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("--as NAME") && !stderr.contains("--force"),
+        "{stderr}"
+    );
+    assert!(server.terminate().success());
+}
+
+/// `lanlink send ARGS…` once `to` is connected (retried while the server
+/// does not know the name yet).
+fn send_when_there(server: &Server, to: &str, args: &[&str]) -> std::process::Output {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut all = vec!["send", &server.addr, "--to", to];
+        all.extend_from_slice(args);
+        let out = lanlink(&all);
+        if !text(&out.stderr).contains("no user named") || Instant::now() > deadline {
+            return out;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn an_offer_nobody_answers_is_withdrawn() {
+    let t = Scratch::new("unanswered");
+    let src = t.dir("src");
+    write_file(&src.join("x.bin"), 1000, 1);
+    let server = Server::start(&[]);
+    // bob is there, but his chat client leaves offers waiting.
+    let bob = ChatClient::join(&server.addr, "bob", &[]);
+    let started = Instant::now();
+    let out = send_when_there(&server, "bob", &["--timeout", "1", s(&src.join("x.bin"))]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("bob did not answer the offer of \"x.bin\" within 1 s"),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(8));
+    bob.expect("offers x.bin (1000 B)");
+    drop(bob);
+    assert!(server.terminate().success());
+}
+
+#[test]
+fn a_name_taken_on_receive_is_overwritten_renamed_or_skipped_as_asked() {
+    let t = Scratch::new("conflict");
+    let (src, rx) = (t.dir("src"), t.dir("rx"));
+    write_file(&src.join("photo.jpg"), 100_000, 1);
+    write_file(&rx.join("photo.jpg"), 5, 2);
+    let mine = std::fs::read(rx.join("photo.jpg")).unwrap();
+    let server = Server::start(&[]);
+    let photo = src.join("photo.jpg");
+
+    let receive = |name: &str, extra: &[&str]| {
+        let mut args = vec!["receive", &server.addr, "--name", name, "-o", s(&rx)];
+        args.extend_from_slice(&["--yes", "--count", "1"]);
+        args.extend_from_slice(extra);
+        lanlink_spawn(&args)
+    };
+    // Without a terminal or a flag, the file here is kept and the offer
+    // declined, saying which flag takes it.
+    let r = receive("bob", &[]);
+    let out = send_when_there(&server, "bob", &[s(&photo)]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("already exists at the receiver"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(std::fs::read(rx.join("photo.jpg")).unwrap(), mine);
+    drop(r);
+
+    let r = receive("carol", &["--on-conflict", "rename"]);
+    let out = send_when_there(&server, "carol", &[s(&photo)]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let done = r.wait_with_output().unwrap();
+    assert!(done.status.success());
+    assert!(text(&done.stdout).contains("saving photo.jpg as photo (1).jpg"));
+    assert!(same(&photo, &rx.join("photo (1).jpg")));
+    assert_eq!(std::fs::read(rx.join("photo.jpg")).unwrap(), mine);
+
+    let r = receive("dan", &["--on-conflict", "overwrite"]);
+    let out = send_when_there(&server, "dan", &[s(&photo)]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(r.wait_with_output().unwrap().status.success());
+    assert!(same(&photo, &rx.join("photo.jpg")));
+
+    // On a terminal, the receiver is asked before accepting.
+    if tmux_available() {
+        write_file(&rx.join("photo.jpg"), 5, 2);
+        let cmd = format!(
+            "env LANLINK_HOME={} {} receive {} --name eve -o {} --count 1; sleep 30",
+            common::home().display(),
+            env!("CARGO_BIN_EXE_lanlink"),
+            server.addr,
+            s(&rx)
+        );
+        let term = Tmux::start("conflict", 100, 30, &cmd);
+        term.wait_for("waiting for files as eve");
+        let sender = std::thread::spawn({
+            let (addr, photo) = (server.addr.clone(), s(&photo).to_owned());
+            move || lanlink(&["send", &addr, "--to", "eve", &photo])
+        });
+        term.wait_for("offers photo.jpg (97.7 KiB). Accept? [y/N]");
+        term.line("y");
+        term.wait_for("photo.jpg exists in");
+        term.wait_for("[o]verwrite, [r]ename to \"photo (2).jpg\", [s]kip?");
+        term.line("r");
+        term.wait_for("received");
+        assert!(sender.join().unwrap().status.success());
+        assert!(same(&photo, &rx.join("photo (2).jpg")));
+        assert_eq!(std::fs::read(rx.join("photo.jpg")).unwrap(), mine);
+    }
     assert!(server.terminate().success());
 }

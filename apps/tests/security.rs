@@ -159,7 +159,8 @@ fn an_operator_kicks_and_bans_and_others_are_unaffected() {
     let back = ChatClient::join(&addr, "mallory", &[]);
     drop(back);
     assert!(ada.finish().success());
-    assert!(bob.finish().success());
+    // A script whose line was refused (the /nick) exits 1.
+    assert_eq!(bob.finish().code(), Some(1));
 }
 
 #[test]

@@ -361,3 +361,60 @@ fn read_png(path: &Path) -> (usize, usize, Vec<u8>) {
         .collect();
     (info.width as usize, info.height as usize, rgb)
 }
+
+/// `lanlink cam` whose server goes away stops with an error and a non-zero
+/// exit status, not as if it had finished.
+#[test]
+fn cam_fails_when_the_server_goes_away() {
+    let server = Server::start(&[]);
+    let mut cam = camera(&server, "door", "160x120", "10");
+    let out = common::lines_of(cam.stdout.take().unwrap());
+    let deadline = Instant::now() + common::PATIENCE;
+    while !out
+        .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        .expect("cam says it publishes")
+        .contains("publishing door")
+    {}
+    std::thread::sleep(Duration::from_millis(300));
+    server.kill();
+    let status = common::wait_timeout(&mut cam, common::PATIENCE).expect("cam exits");
+    let mut err = String::new();
+    cam.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("disconnected"), "{err}");
+}
+
+/// `lanlink view` waiting for a stream says which one it waits for (and
+/// what is published instead), and Ctrl-C stops the wait at once.
+#[test]
+fn a_waiting_viewer_says_what_it_waits_for_and_obeys_ctrl_c() {
+    let t = Scratch::new("view-wait");
+    let server = Server::start(&[]);
+    let mut cam = camera(&server, "door", "160x120", "10");
+    std::thread::sleep(Duration::from_millis(500));
+    let mut view = lanlink_spawn(&["view", &server.addr, "garage", "--save", s(&t.0)]);
+    let out = common::lines_of(view.stdout.take().unwrap());
+    let line = out.recv_timeout(common::PATIENCE).expect("a line");
+    // (What is published now is named when the announcements arrived
+    // before the check.)
+    assert!(
+        line.starts_with("waiting up to 10 s for the video stream \"garage\" to be published")
+            && line.ends_with("(Ctrl-C to stop)"),
+        "{line}"
+    );
+    let asked = Instant::now();
+    common::signal(view.id(), "INT");
+    let status = common::wait_timeout(&mut view, common::PATIENCE).expect("view exits");
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        asked.elapsed()
+    );
+    assert!(status.success(), "{status:?}");
+    assert!(out
+        .recv_timeout(common::PATIENCE)
+        .unwrap()
+        .contains("stopped before the stream was published"));
+    cam.kill().unwrap();
+    cam.wait().unwrap();
+}

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Receiver;
 use lanlink_audio::{
     AudioSink, AudioSource, Format, FrameDuration, JitterBuffer, JitterConfig, JitterStats,
-    OpusConfig, OpusDecoder, OpusEncoder,
+    OpusConfig, OpusDecoder, OpusEncoder, Pacer, PlayoutClock,
 };
 use lanlink_proto::audio::{AudioAnnounce, AudioCodec, AudioEnd, AudioPacket, AudioSubscribe};
 use lanlink_proto::{Message, StreamId};
@@ -62,6 +62,9 @@ pub fn publish(
         return Ok(0);
     }
     let started = Instant::now();
+    // Real time, whatever the source: a file would otherwise be sent at
+    // disk speed and overflow every listener's jitter buffer.
+    let mut pacer = Pacer::new(FORMAT.sample_rate);
     let mut seq: u32 = 0;
     while !stop.is_triggered() && limit.is_none_or(|l| started.elapsed() < l) {
         let n = source.read(&mut pcm)?;
@@ -80,12 +83,7 @@ pub fn publish(
             break;
         }
         seq = seq.wrapping_add(1);
-        // Real time, whatever the source: a file would otherwise be sent at
-        // disk speed and overflow every listener's jitter buffer.
-        let due = started + FRAME.duration() * seq;
-        if let Some(wait) = due.checked_duration_since(Instant::now()) {
-            std::thread::sleep(wait);
-        }
+        pacer.advance(FRAME.frames(FORMAT.sample_rate));
     }
     send(AudioEnd.into());
     Ok(u64::from(seq))
@@ -375,6 +373,11 @@ impl Mixer {
         broken.into_iter().map(|(_, n, e)| (n, e)).collect()
     }
 
+    /// The talkers' jitter buffers (what a [`PlayoutClock`] follows).
+    pub fn buffers(&self) -> impl Iterator<Item = &JitterBuffer> {
+        self.talkers.values().map(|t| &t.jitter)
+    }
+
     /// Whether everyone it played has finished.
     pub fn finished(&self) -> bool {
         self.heard_any && self.talkers.is_empty()
@@ -393,7 +396,7 @@ impl Mixer {
 }
 
 /// The play loop: subscribe to what is and what comes, mix one frame per
-/// 20 ms of wall clock into `sink`.
+/// 20 ms into `sink`, pulled on a [`PlayoutClock`].
 fn play(
     link: &RouteLink,
     announcements: &Receiver<lanlink_proto::Frame>,
@@ -432,10 +435,10 @@ fn play(
     let (mut mix, mut wide) = (vec![0.0f32; samples], Vec::new());
     let started = Instant::now();
     let mut frames = 0u64;
-    let mut tick: u32 = 0;
+    // Frames are pulled shortly after their packets typically land, not on
+    // a free-running tick: that is the wait a packet would otherwise add.
+    let mut clock = PlayoutClock::new(FRAME, started);
     while !stop.is_triggered() && options.limit.is_none_or(|l| started.elapsed() < l) {
-        // Everything that arrived since the last frame.
-        let now = Instant::now();
         while let Ok(frame) = announcements.try_recv() {
             match &frame.message {
                 Message::AudioAnnounce(_) => {
@@ -452,12 +455,15 @@ fn play(
                 _ => {}
             }
         }
-        while let Some(frame) = link.recv(Duration::ZERO)? {
+        // Everything that arrives until the next pull, stamped as it comes.
+        while let Some(frame) =
+            link.recv(clock.next_pull().saturating_duration_since(Instant::now()))?
+        {
             if let Message::AudioPacket(p) = frame.message {
-                mixer.push(frame.stream, p, now);
+                mixer.push(frame.stream, p, Instant::now());
             }
         }
-        for (name, reason) in mixer.mix(now, &mut mix) {
+        for (name, reason) in mixer.mix(Instant::now(), &mut mix) {
             notify(ListenNotice::Skipped { name, reason });
         }
         if out_channels == 1 {
@@ -470,11 +476,7 @@ fn play(
         if mixer.finished() {
             break; // everyone we listened to has finished
         }
-        tick += 1;
-        let due = started + FRAME.duration() * tick;
-        if let Some(wait) = due.checked_duration_since(Instant::now()) {
-            std::thread::sleep(wait);
-        }
+        clock.follow(mixer.buffers());
     }
     sink.finish()?;
     Ok(ListenReport {

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use lanlink_proto::{ErrorCode, ProtoError};
+use lanlink_services::text::display_safe;
 use lanlink_services::ServiceError;
 use lanlink_transport::{CloseReason, Fingerprint, TransportError};
 
@@ -84,7 +85,7 @@ pub enum ClientError {
 
     /// The server refused a request (a stream name already taken, a rate
     /// limit…).
-    #[error("refused by server: {reason}")]
+    #[error("refused by server: {}", display_safe(reason))]
     Refused {
         /// Machine-readable reason.
         code: ErrorCode,
@@ -113,6 +114,27 @@ pub enum ClientError {
         detail: String,
     },
 
+    /// Browsing for servers or announcing one failed (no multicast, no
+    /// usable interface).
+    #[cfg(feature = "discovery")]
+    #[error("mDNS discovery: {0}")]
+    Discovery(#[from] mdns_sd::Error),
+
+    /// No server was named, and none could be chosen from those announced
+    /// on the LAN: none was, or several were and nobody chose.
+    #[cfg(feature = "discovery")]
+    #[error("{}", no_server_text(found))]
+    NoServer {
+        /// The usable servers found (none, or several).
+        found: Vec<crate::discovery::FoundServer>,
+        /// Servers found but not usable by this client (another protocol
+        /// version, plain TCP when TLS was asked for, another certificate
+        /// than the one asked for, or the other way round).
+        unusable: Vec<crate::discovery::FoundServer>,
+        /// Malformed announcements ignored.
+        ignored: usize,
+    },
+
     /// The connection is gone.
     #[error("disconnected: {0}")]
     Disconnected(CloseReason),
@@ -120,15 +142,51 @@ pub enum ClientError {
     /// A worker thread (publisher, listener) could not be started.
     #[error("cannot start a thread: {0}")]
     Thread(#[source] std::io::Error),
+
+    /// An error with what the user can do about it (which flag to use),
+    /// added by the program that reports it.
+    #[error("{}; {hint}", error.to_string().trim_end_matches('.'))]
+    Hinted {
+        /// What went wrong.
+        #[source]
+        error: Box<ClientError>,
+        /// What to do about it.
+        hint: String,
+    },
+}
+
+impl ClientError {
+    /// This error with `hint` (what the user can do about it) after it.
+    pub fn with_hint(self, hint: impl Into<String>) -> ClientError {
+        ClientError::Hinted {
+            error: Box::new(self),
+            hint: hint.into(),
+        }
+    }
 }
 
 fn no_stream_text(kind: crate::MediaKind, wanted: Option<&str>, available: &[String]) -> String {
     match (wanted, available.is_empty()) {
-        (Some(w), false) => format!(
-            "no {kind} stream named {w:?}; streams: {}",
-            available.join(", ")
-        ),
+        (Some(w), false) => {
+            let names: Vec<_> = available.iter().map(|n| display_safe(n)).collect();
+            format!(
+                "no {kind} stream named {w:?}; streams: {}",
+                names.join(", ")
+            )
+        }
         (Some(w), true) => format!("no {kind} stream named {w:?}, and none is being published"),
         (None, _) => format!("no {kind} stream is being published"),
     }
+}
+
+#[cfg(feature = "discovery")]
+fn no_server_text(found: &[crate::discovery::FoundServer]) -> String {
+    if found.is_empty() {
+        return "no lanlink server announced itself on the LAN".into();
+    }
+    let list: Vec<String> = found.iter().map(ToString::to_string).collect();
+    format!(
+        "several lanlink servers announce themselves on the LAN: {}",
+        list.join("; ")
+    )
 }

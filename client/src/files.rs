@@ -28,14 +28,16 @@ pub use lanlink_services::file::Quiet;
 /// How a transfer runs.
 #[derive(Debug, Clone, Default)]
 pub struct TransferOptions {
-    /// Overwrite a file that exists already (downloads and offers).
+    /// Overwrite a file that exists already and differs (downloads and
+    /// offers; a download skips one that is the same as the server's).
     pub force: bool,
     /// Cap the rate, in bytes per second.
     pub rate_limit: Option<u64>,
-    /// The name to give an upload on the server (one file only).
+    /// The name to give an upload on the server (one file only), or to
+    /// save an accepted offer under (`name (1).txt` beside a `name.txt`).
     pub as_name: Option<String>,
     /// How long to wait for the other user to accept an offer (default:
-    /// five minutes).
+    /// two minutes); then it is withdrawn.
     pub accept_timeout: Option<Duration>,
 }
 
@@ -122,7 +124,9 @@ impl Session {
     }
 
     /// Downloads `name` (a file or a whole folder) from the share into the
-    /// folder `dest`, resuming an earlier partial download.
+    /// folder `dest`, resuming an earlier interrupted download: partial
+    /// files continue, complete ones the server confirms are the same are
+    /// skipped ([`TransferSummary::unchanged`]).
     pub fn get(
         &self,
         name: &str,
@@ -135,7 +139,8 @@ impl Session {
     }
 
     /// Uploads `local` (a file or a folder) into the server's inbox,
-    /// resuming an earlier interrupted upload.
+    /// resuming an earlier interrupted upload (see
+    /// [`FileClient::put`](lanlink_services::file::FileClient::put)).
     pub fn put(
         &self,
         local: &Path,
@@ -161,9 +166,9 @@ impl Session {
     }
 
     /// Accepts an offer ([`Event::FileOffered`](crate::Event::FileOffered)):
-    /// receives the file into the folder `dest`, resuming a partial one of
-    /// the same name, and verifies it. Refuses to overwrite an existing
-    /// file unless `options.force`.
+    /// receives the file into the folder `dest` (as `options.as_name` if
+    /// given), resuming a partial one of the same name, and verifies it.
+    /// Refuses to overwrite an existing file unless `options.force`.
     pub fn accept_file(
         &self,
         offer: &IncomingOffer,
@@ -173,10 +178,12 @@ impl Session {
     ) -> Result<TransferSummary, ClientError> {
         let link = RouteLink::reliable(self);
         link.adopt(offer.stream);
-        Ok(file_client(&link, options).accept(
+        let local = options.as_name.as_deref().unwrap_or(&offer.offer.name);
+        Ok(file_client(&link, options).accept_as(
             offer.stream,
             &offer.offer,
             dest,
+            local,
             options.force,
             progress,
         )?)

@@ -48,7 +48,11 @@
 //! - `video` (default): [`video`], on `lanlink-video` without cameras or
 //!   windows (its `camera` and `display` features add them).
 //!
-//! Without both, a chat bot or file tool builds no audio or JPEG code.
+//! - `discovery` (default): [`discovery`], finding servers on the LAN
+//!   (mDNS/DNS-SD) and announcing one, on `mdns-sd`.
+//!
+//! Without `audio` and `video`, a chat bot or file tool builds no audio or
+//! JPEG code; without `discovery`, no mDNS.
 //!
 //! # Examples
 //! `client/examples/`: `chat_bot`, `send_file`, `record_wav`,
@@ -56,6 +60,9 @@
 
 #[cfg(feature = "audio")]
 pub mod audio;
+mod backoff;
+#[cfg(feature = "discovery")]
+pub mod discovery;
 mod error;
 mod event;
 mod files;
@@ -65,6 +72,7 @@ mod trust;
 #[cfg(feature = "video")]
 pub mod video;
 
+pub use backoff::Backoff;
 pub use error::ClientError;
 pub use event::{Event, IncomingOffer};
 pub use files::{Progress, ProgressFn, Quiet, TransferOptions, TransferProgress, TransferSummary};
@@ -79,7 +87,7 @@ pub use lanlink_proto::Capabilities;
 pub use lanlink_transport::{CloseReason, Fingerprint, Shutdown};
 
 /// The port a lanlink server listens on unless told otherwise.
-pub const DEFAULT_PORT: u16 = lanlink_services::server::DEFAULT_PORT;
+pub const DEFAULT_PORT: u16 = lanlink_transport::DEFAULT_PORT;
 
 /// Adds the default port to `HOST` when none is given (`host`, `10.0.0.2`,
 /// `[::1]`, `::1`); leaves `HOST:PORT` alone.

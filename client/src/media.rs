@@ -107,7 +107,7 @@ impl Publisher {
 
     /// Waits until the stream has ended; returns the frames (or packets)
     /// sent, or why it ended early (a refusal, a failing source, a lost
-    /// connection).
+    /// connection: [`ClientError::Disconnected`](crate::ClientError::Disconnected)).
     pub fn wait(mut self) -> Result<u64, crate::ClientError> {
         join(self.thread.take())
     }
@@ -177,8 +177,13 @@ pub(crate) fn spawn_publisher(
                 refused.is_none() && link.send_on(stream, m).is_ok()
             })?;
             // A refusal of the last frames may still be on its way.
-            match refused.or_else(|| refusal(&link, Duration::from_millis(100))) {
-                Some(e) => Err(e),
+            if let Some(e) = refused.or_else(|| refusal(&link, Duration::from_millis(100))) {
+                return Err(e);
+            }
+            // Frames that could not be sent end the loop like a stop does:
+            // a stream cut short by a lost connection is a failure.
+            match link.shared().closed() {
+                Some(reason) => Err(crate::ClientError::Disconnected(reason)),
                 None => Ok(sent),
             }
         })

@@ -126,11 +126,18 @@ impl SessionBuilder {
         };
         let mut config = self.config;
         let addr = self.addr;
-        let (pin, store) = match &self.trust {
-            Trust::Plain => (None, None),
-            Trust::Fingerprint(fp) => (Some(*fp), None),
-            Trust::AnyCertificate => (None, None),
-            Trust::FirstUse(store) => (store.lookup(&addr)?, Some(store.clone())),
+        // `pinned`: what the store holds; `pin`: what the certificate must be.
+        let (pinned, pin, store) = match &self.trust {
+            Trust::Plain | Trust::AnyCertificate => (None, None, None),
+            Trust::Fingerprint(fp) => (None, Some(*fp), None),
+            Trust::FirstUse(store) => {
+                let pinned = store.lookup(&addr)?;
+                (pinned, pinned, Some(store.clone()))
+            }
+            Trust::FirstUseExpecting { store, expected } => {
+                let pinned = store.lookup(&addr)?;
+                (pinned, pinned.or(Some(*expected)), Some(store.clone()))
+            }
         };
         config.tls = match self.trust {
             Trust::Plain => None,
@@ -145,18 +152,30 @@ impl SessionBuilder {
                     addr,
                     expected,
                     found,
-                    pins: store.and_then(|s| s.location().map(Into::into)),
-                })
+                    // Only a pin from the store is a *changed* certificate.
+                    pins: store
+                        .filter(|_| pinned.is_some())
+                        .and_then(|s| s.location().map(Into::into)),
+                });
             }
             Err(e) => return Err(e.into()),
         };
-        let trust = match (client.server_fingerprint(), &self.trust, pin) {
+        let trust = match (client.server_fingerprint(), &self.trust, pinned) {
             (None, ..) => TrustOutcome::Plain,
             (Some(found), Trust::Fingerprint(_), _) => TrustOutcome::Matched(found),
-            (Some(found), Trust::FirstUse(_), Some(_)) => TrustOutcome::Known(found),
+            (Some(found), Trust::FirstUse(_) | Trust::FirstUseExpecting { .. }, Some(_)) => {
+                TrustOutcome::Known(found)
+            }
             (Some(found), Trust::FirstUse(store), None) => {
                 store.remember(&addr, found)?;
                 TrustOutcome::PinnedOnFirstUse {
+                    fingerprint: found,
+                    store: store.location().map(Into::into),
+                }
+            }
+            (Some(found), Trust::FirstUseExpecting { store, .. }, None) => {
+                store.remember(&addr, found)?;
+                TrustOutcome::PinnedAsExpected {
                     fingerprint: found,
                     store: store.location().map(Into::into),
                 }
@@ -257,6 +276,11 @@ impl Shared {
 
     pub(crate) fn add_watcher(&self, tx: Sender<Frame>) {
         lock(&self.watchers).push(tx);
+    }
+
+    /// Why the connection ended, if it has.
+    pub(crate) fn closed(&self) -> Option<CloseReason> {
+        lock(&self.closed).clone()
     }
 
     pub(crate) fn close_reason(&self) -> CloseReason {

@@ -31,6 +31,15 @@ pub enum Trust {
     /// TLS; the store decides: a pinned certificate must match, an
     /// unknown server is pinned on first use.
     FirstUse(std::sync::Arc<dyn PinStore>),
+    /// TLS; a certificate pinned in the store must match (the pin wins),
+    /// and a server not pinned yet must present `expected` (learnt from
+    /// its announcement on the LAN), which is then pinned.
+    FirstUseExpecting {
+        /// Where pins are kept.
+        store: std::sync::Arc<dyn PinStore>,
+        /// The fingerprint a server not pinned yet must have.
+        expected: Fingerprint,
+    },
     /// TLS without checking the certificate: encrypted, but open to a man
     /// in the middle. For tests and throw-away tools only.
     AnyCertificate,
@@ -42,6 +51,9 @@ impl std::fmt::Debug for Trust {
             Trust::Plain => f.write_str("Plain"),
             Trust::Fingerprint(fp) => write!(f, "Fingerprint({fp})"),
             Trust::FirstUse(store) => write!(f, "FirstUse({:?})", store.location()),
+            Trust::FirstUseExpecting { store, expected } => {
+                write!(f, "FirstUseExpecting({:?}, {expected})", store.location())
+            }
             Trust::AnyCertificate => f.write_str("AnyCertificate"),
         }
     }
@@ -59,6 +71,14 @@ pub enum TrustOutcome {
     Known(Fingerprint),
     /// First contact: it was pinned now, in `store` (its location).
     PinnedOnFirstUse {
+        /// The server's certificate.
+        fingerprint: Fingerprint,
+        /// Where it was pinned.
+        store: Option<PathBuf>,
+    },
+    /// First contact: it had the fingerprint it was expected to have
+    /// ([`Trust::FirstUseExpecting`]) and was pinned now.
+    PinnedAsExpected {
         /// The server's certificate.
         fingerprint: Fingerprint,
         /// Where it was pinned.

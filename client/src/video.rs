@@ -102,6 +102,22 @@ impl Session {
         name: Option<&str>,
         patience: Duration,
     ) -> Result<VideoSubscription, ClientError> {
+        self.watch_until(name, patience, &Shutdown::new())?
+            .ok_or_else(|| ClientError::NoSuchStream {
+                kind: MediaKind::Video,
+                wanted: name.map(str::to_owned),
+                available: Vec::new(),
+            })
+    }
+
+    /// [`watch`](Session::watch), giving up early (`Ok(None)`) when `stop`
+    /// fires: a viewer waiting for a stream still obeys Ctrl-C.
+    pub fn watch_until(
+        &self,
+        name: Option<&str>,
+        patience: Duration,
+        stop: &Shutdown,
+    ) -> Result<Option<VideoSubscription>, ClientError> {
         let link = RouteLink::media(self);
         let announcements = link.watch_announcements();
         let wanted = |a: &VideoAnnounce| name.is_none_or(|n| n == a.name);
@@ -118,6 +134,9 @@ impl Session {
         }
         let deadline = Instant::now() + patience;
         while found.is_none() {
+            if stop.is_triggered() {
+                return Ok(None);
+            }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Err(ClientError::NoSuchStream {
@@ -151,14 +170,14 @@ impl Session {
         };
         link.adopt(id);
         link.send_on(id, VideoSubscribe)?;
-        Ok(VideoSubscription {
+        Ok(Some(VideoSubscription {
             link,
             announcements,
             id,
             announcement,
             ended: false,
             decoder: None,
-        })
+        }))
     }
 }
 

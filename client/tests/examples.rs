@@ -1,14 +1,19 @@
 //! The examples are the acceptance test of this crate: each runs, as a
 //! process, against a real server (in this test process, TLS, on
-//! 127.0.0.1), and does what it says.
+//! 127.0.0.1), and does what it says. Last, how a session trusts a
+//! server it found announced on the LAN, against the same server.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lanlink_client::{Event, Events, Quiet, Session, TransferOptions, Trust};
-use lanlink_services::server::{run, ServerConfig};
+use lanlink_client::{
+    ClientError, Event, Events, KnownServers, PinStore, Quiet, Session, TransferOptions, Trust,
+    TrustOutcome,
+};
+use lanlink_server::{run, ServerConfig};
 use lanlink_transport::{ServerIdentity, Shutdown};
 
 const PATIENCE: Duration = Duration::from_secs(10);
@@ -252,4 +257,51 @@ fn publish_frames_are_seen_by_a_viewer() {
     let out = finish(painter);
     assert!(out.status.success(), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("sent 30 frames"));
+}
+
+/// [`Trust::FirstUseExpecting`]: the fingerprint a server announced is
+/// required on first contact and pinned; a pin made earlier wins over any
+/// announcement.
+#[test]
+fn an_announced_fingerprint_is_checked_then_pinned_and_a_pin_wins() {
+    let server = TestServer::start();
+    let (addr, real) = (server.addr.clone(), server.fingerprint);
+    let store = Arc::new(KnownServers::at(server.home.path().join("known_servers")));
+    let other: lanlink_transport::Fingerprint =
+        format!("SHA256:{}", "ab".repeat(32)).parse().unwrap();
+    let expecting = |expected| {
+        Session::builder(&addr)
+            .name("ada")
+            .trust(Trust::FirstUseExpecting {
+                store: store.clone(),
+                expected,
+            })
+    };
+
+    // An announcement that names another certificate: refused, not pinned.
+    match expecting(other).connect() {
+        Err(ClientError::CertificateChanged {
+            expected,
+            found,
+            pins: None,
+            ..
+        }) => assert_eq!((expected, found), (other, real)),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(store.lookup(&addr).unwrap(), None);
+
+    // The right one: accepted and pinned.
+    let (session, _events) = expecting(real).connect().unwrap();
+    assert!(
+        matches!(session.trust(), TrustOutcome::PinnedAsExpected { fingerprint, .. } if *fingerprint == real),
+        "{:?}",
+        session.trust()
+    );
+    session.close("done");
+    assert_eq!(store.lookup(&addr).unwrap(), Some(real));
+
+    // Pinned now: a later announcement naming another one does not matter.
+    let (session, _events) = expecting(other).connect().unwrap();
+    assert_eq!(session.trust(), &TrustOutcome::Known(real));
+    session.close("done");
 }

@@ -93,6 +93,7 @@ pub enum AudioError {
     },
 
     /// The audio backend (cpal) failed to list, query or open a device.
+    #[cfg(feature = "device")]
     #[error("{op} on {device:?}: {source}")]
     Backend {
         /// What was being done (`"list devices"`, `"build input stream"`).

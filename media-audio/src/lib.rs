@@ -3,6 +3,10 @@
 //! speech-like signal, WAV file, null) behind the same two traits as real
 //! devices.
 //!
+//! Sound cards are behind the `device` feature (on by default): with
+//! `default-features = false` the crate builds without cpal and ALSA and
+//! keeps everything else.
+//!
 //! Inside lanlink audio is 48 kHz, interleaved `f32` in `-1.0..=1.0`, mono
 //! or stereo, moved in fixed frames of 10 or 20 ms ([`FrameDuration`]).
 //! Devices and files at other rates or channel counts are converted at the
@@ -18,10 +22,14 @@
 //! | [`tone`] | [`ToneSource`], [`SpeechLikeSource`]: synthetic, optionally paced to real time |
 //! | [`wav`] | [`WavSource`] (any rate/channels in, converted), [`WavSink`] |
 //! | [`NullSink`] | discards audio, optionally paced like a sound card |
-//! | [`device`] | cpal capture and playback: [`list_devices`], [`CaptureStream`], [`PlaybackStream`], [`StreamOptions`] |
+#![cfg_attr(
+    feature = "device",
+    doc = "| [`device`] | cpal capture and playback: [`list_devices`], [`CaptureStream`], [`PlaybackStream`], [`StreamOptions`] (feature `device`) |"
+)]
 //! | [`resample`] | [`Resampler`] (rubato), [`remix`], [`Converter`](resample::Converter) for both |
 //! | [`codec`] | [`OpusEncoder`], [`OpusDecoder`], [`OpusConfig`] presets |
-//! | [`jitter`] | [`JitterBuffer`]: sans-IO reordering, loss concealment, drift control |
+//! | [`jitter`] | [`JitterBuffer`]: sans-IO reordering, loss concealment, a delay that follows the measured jitter |
+//! | [`playout`] | [`PlayoutClock`]: when a play loop pulls its next frame, aligned to packet arrival |
 //!
 //! # Example
 //!
@@ -74,20 +82,25 @@
 //! ```
 
 pub mod codec;
+#[cfg(feature = "device")]
 pub mod device;
 mod error;
 pub mod jitter;
 mod null;
 mod pacer;
+pub mod playout;
 pub mod resample;
 pub mod tone;
 pub mod wav;
 
 pub use codec::{OpusApplication, OpusConfig, OpusDecoder, OpusEncoder};
+#[cfg(feature = "device")]
 pub use device::{list_devices, CaptureStream, DeviceInfo, PlaybackStream, StreamOptions};
 pub use error::AudioError;
 pub use jitter::{JitterBuffer, JitterConfig, JitterStats, Playout, PushOutcome};
 pub use null::NullSink;
+pub use pacer::Pacer;
+pub use playout::PlayoutClock;
 pub use resample::{remix, Resampler};
 pub use tone::{SpeechLikeSource, ToneSource};
 pub use wav::{WavSink, WavSource};

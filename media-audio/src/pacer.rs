@@ -1,4 +1,6 @@
-//! Real-time pacing for hardware-free sources and sinks.
+//! Real-time pacing: for hardware-free sources and sinks, and for any loop
+//! that must move audio no faster than a sound card would (the client's
+//! publish loop sends files and tones in real time with it).
 
 use std::time::{Duration, Instant};
 
@@ -8,14 +10,16 @@ use std::time::{Duration, Instant};
 /// The schedule is absolute (start instant + frames / rate), so sleep
 /// overshoot does not accumulate: a late wake-up is made up on the next call.
 #[derive(Debug)]
-pub(crate) struct Pacer {
+pub struct Pacer {
     rate: u32,
     start: Option<Instant>,
     frames: u64,
 }
 
 impl Pacer {
-    pub(crate) fn new(rate: u32) -> Self {
+    /// A pacer for audio at `rate` frames (samples per channel) a second;
+    /// its clock starts at the first [`advance`](Pacer::advance).
+    pub fn new(rate: u32) -> Self {
         Pacer {
             rate,
             start: None,
@@ -26,7 +30,7 @@ impl Pacer {
     /// Accounts for `frames` more frames and sleeps until the moment the last
     /// of them is due (a microphone hands over a frame once its last sample
     /// has been captured). The clock starts at the first call.
-    pub(crate) fn advance(&mut self, frames: usize) {
+    pub fn advance(&mut self, frames: usize) {
         let start = *self.start.get_or_insert_with(Instant::now);
         self.frames += frames as u64;
         let due = start + frames_to_duration(self.frames, self.rate);

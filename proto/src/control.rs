@@ -21,8 +21,12 @@ impl Capabilities {
     pub const AUDIO: Capabilities = Capabilities(1 << 2);
     /// Publishing or receiving video streams.
     pub const VIDEO: Capabilities = Capabilities(1 << 3);
-    /// Every capability this version defines.
+    /// Every service this version defines (chat, files, audio, video).
     pub const ALL: Capabilities = Capabilities(0b1111);
+    /// Without `CHAT`: file offers other users address to this
+    /// connection's name are delivered here (a `lanlink receive` running
+    /// next to the same person's chat). In a `Welcome`: the server does so.
+    pub const OFFERS: Capabilities = Capabilities(1 << 4);
 
     /// True if every bit of `other` is set in `self`.
     pub fn contains(self, other: Capabilities) -> bool {

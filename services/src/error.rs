@@ -186,11 +186,36 @@ pub enum ServiceError {
         /// The file.
         name: String,
     },
-    /// A file already exists under the target name.
-    #[error("{name:?} already exists (use --force to overwrite)")]
+    /// A file already exists under the target name (and it is not the same
+    /// file). Which flag overwrites it, if any, is for the program that
+    /// reports it to say: the client's and the server's differ.
+    #[error("{name:?} already exists")]
     AlreadyExists {
         /// The target name.
         name: String,
+    },
+    /// The upload's target exists and is the very file offered (same size
+    /// and BLAKE3 hash): nothing needs sending; the server answers with a
+    /// `FileComplete`, not a refusal.
+    #[error("{name:?} is already there, unchanged")]
+    AlreadyHeld {
+        /// The target name.
+        name: String,
+        /// Its size.
+        size: u64,
+        /// Its hash (the one offered).
+        hash: lanlink_proto::file::ContentHash,
+    },
+    /// Nobody accepted (or declined) a file offered to another user in
+    /// time; the offer was withdrawn.
+    #[error("{to} did not answer the offer of {name:?} within {secs} s; it was withdrawn")]
+    NotAnswered {
+        /// The file.
+        name: String,
+        /// Whom it was offered to.
+        to: String,
+        /// How long the sender waited.
+        secs: u64,
     },
     /// A file is larger than allowed.
     #[error("{name:?} is {size} bytes, more than the limit of {max} bytes")]
@@ -355,7 +380,9 @@ impl ServiceError {
                 ErrorCode::NOT_FOUND
             }
             ServiceError::NotEnabled { .. } => ErrorCode::FORBIDDEN,
-            ServiceError::AlreadyExists { .. } => ErrorCode::ALREADY_EXISTS,
+            ServiceError::AlreadyExists { .. } | ServiceError::AlreadyHeld { .. } => {
+                ErrorCode::ALREADY_EXISTS
+            }
             ServiceError::UploadInProgress { .. } => ErrorCode::RATE_LIMITED,
             ServiceError::FileTooLarge { .. } => ErrorCode::TOO_LARGE,
             ServiceError::NoSpace { .. }
@@ -366,6 +393,7 @@ impl ServiceError {
             ServiceError::Refused { code, .. } => *code,
             ServiceError::Io { .. } | ServiceError::Connection(_) => ErrorCode::OTHER,
             ServiceError::NoAnswer { .. } => ErrorCode::OTHER,
+            ServiceError::NotAnswered { .. } => ErrorCode::TIMEOUT,
             ServiceError::TooManyTransfers { .. } | ServiceError::Busy { .. } => {
                 ErrorCode::RATE_LIMITED
             }

@@ -1,7 +1,8 @@
 //! lanlink services: chat rooms, file transfer, and audio and video relays,
 //! written as sans-IO state machines on top of `lanlink-proto` (frames and a
 //! clock in, frames to send out) and wired to connections by `lanlink-transport`.
-//! They hold no device code and open no sockets.
+//! They hold no device code and open no sockets: the server runtime that
+//! wires them to connections and threads is `lanlink-server`.
 //!
 //! # Layout
 //! - [`chat`]: rooms, messages, nicknames and presence ([`chat::ChatService`]),
@@ -9,8 +10,6 @@
 //! - [`file`](mod@file): file sharing, uploads and user-to-user offers
 //!   ([`file::FileService`] on the server, [`file::FileClient`] on clients).
 //! - [`media`]: the audio and video relay ([`media::MediaRelay`]).
-//! - [`server`]: [`server::run`] serves every service on a bound listener;
-//!   [`server::Hub`] is the event loop behind it.
 //! - [`text`]: peer-supplied text made safe to show ([`text::display_safe`])
 //!   and names compared by look-alike skeleton ([`text::name_skeleton`]).
 //! - [`ServiceError`]: the one error type; its [`ServiceError::code`] is what
@@ -22,9 +21,7 @@ pub mod file;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod media;
-pub mod server;
 pub mod text;
-pub mod workers;
 
 pub use chat::{Now, Outgoing};
 

@@ -26,10 +26,9 @@ use lanlink_proto::audio::{AudioAnnounce, AudioEnd};
 use lanlink_proto::video::{VideoAnnounce, VideoEnd, VideoFrame};
 use lanlink_proto::{control, ErrorCode, Frame, Message, StreamId};
 use lanlink_transport::limits::DEFAULT_MAX_KEYS;
-use lanlink_transport::mjpeg::LatestFrames;
 use lanlink_transport::{ConnId, KeyedBuckets, Rate, TokenBucket};
 
-use crate::text::{is_bidi_control, is_invisible};
+use crate::text::{display_safe, is_bidi_control, is_invisible};
 use crate::Outgoing;
 
 /// The connection id of media the server process publishes itself (see
@@ -69,21 +68,6 @@ impl VideoTap {
     /// Wraps a closure.
     pub fn new(f: impl Fn(TapEvent<'_>) + Send + Sync + 'static) -> VideoTap {
         VideoTap(Arc::new(f))
-    }
-
-    /// A tap that keeps the newest frame of every live stream in `frames`
-    /// (the browser server's store) and drops it when the stream ends.
-    pub fn latest_frames(frames: LatestFrames) -> VideoTap {
-        VideoTap::new(move |event| match event {
-            TapEvent::Frame(a, f) => {
-                let seq = u64::from(f.seq);
-                if let Err(why) = frames.publish(&a.name, a.width, a.height, seq, f.data.clone()) {
-                    // Per frame: worth a debug line at most.
-                    tracing::debug!(stream = %a.name, "frame not shown to browsers: {why}");
-                }
-            }
-            TapEvent::Ended(a) => frames.remove(&a.name),
-        })
     }
 
     fn ended(&self, announcement: &Announcement) {
@@ -232,6 +216,18 @@ impl MediaRelay {
             .collect();
         v.sort_by_key(|(id, _)| *id);
         v
+    }
+
+    /// The names of the streams `conn` publishes, sorted.
+    pub fn streams_of(&self, conn: ConnId) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .streams
+            .values()
+            .filter(|p| p.publisher.0 == conn)
+            .map(|p| p.announcement.name().to_owned())
+            .collect();
+        names.sort();
+        names
     }
 
     /// Subscribers of stream `id`.
@@ -487,6 +483,8 @@ impl MediaRelay {
                 frame: frame.clone(),
             });
         }
+        tracing::info!(conn = %conn, publisher = %display_safe(publisher_of(&announcement)),
+            stream = %display_safe(announcement.name()), "stream announced");
         self.streams.insert(
             id,
             Published {
@@ -517,6 +515,8 @@ impl MediaRelay {
             return;
         };
         self.by_publisher.remove(&p.publisher);
+        tracing::info!(conn = %p.publisher.0, publisher = %display_safe(publisher_of(&p.announcement)),
+            stream = %display_safe(p.announcement.name()), "stream ended");
         if let Some(tap) = &self.video_tap {
             tap.ended(&p.announcement);
         }
@@ -558,7 +558,6 @@ mod tests {
     use bytes::Bytes;
     use lanlink_proto::audio::{AudioCodec, AudioPacket, AudioSubscribe};
     use lanlink_proto::video::{VideoCodec, VideoSubscribe};
-    use lanlink_transport::mjpeg::LatestFrames;
 
     use super::*;
 
@@ -795,35 +794,28 @@ mod tests {
     }
 
     #[test]
-    fn the_browser_store_forgets_a_stream_when_it_ends_or_is_renamed() {
-        let frames = LatestFrames::new();
-        let mut r = MediaRelay::new(Some(VideoTap::latest_frames(frames.clone())));
+    fn the_tap_hears_a_stream_end_when_it_ends_is_renamed_or_its_publisher_leaves() {
+        let ended = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let e2 = ended.clone();
+        let tap = VideoTap::new(move |event| {
+            if let TapEvent::Ended(a) = event {
+                e2.lock().unwrap().push(a.name.clone());
+            }
+        });
+        let mut r = MediaRelay::new(Some(tap));
         let mut out = Vec::new();
         r.handle(PUB, "ada", 1, cam("door").into(), now(), &mut out);
         r.handle(PUB, "ada", 1, jpeg(1).into(), now(), &mut out);
-        assert!(frames.get("door").is_some());
-        // Renamed: the old name's frame goes.
+        // Renamed: the old name ends.
         r.handle(PUB, "ada", 1, cam("gate").into(), now(), &mut out);
-        assert!(frames.get("door").is_none());
-        r.handle(PUB, "ada", 1, jpeg(2).into(), now(), &mut out);
-        assert_eq!(frames.get("gate").map(|l| l.seq), Some(2));
+        assert_eq!(*ended.lock().unwrap(), ["door"]);
         // Ended by its publisher.
         r.handle(PUB, "ada", 1, VideoEnd.into(), now(), &mut out);
-        assert_eq!(frames.held(), (0, 0));
+        assert_eq!(*ended.lock().unwrap(), ["door", "gate"]);
         // Ended by its publisher leaving.
         r.handle(PUB, "ada", 3, cam("yard").into(), now(), &mut out);
-        r.handle(PUB, "ada", 3, jpeg(1).into(), now(), &mut out);
-        assert_eq!(frames.held().0, 1);
         r.disconnect(PUB, &mut out);
-        assert_eq!(frames.held(), (0, 0));
-        // Frames that are not JPEG images are not kept for browsers.
-        r.handle(B, "bob", 1, cam("fake").into(), now(), &mut out);
-        let fake = VideoFrame {
-            data: Bytes::from_static(b"--boundary\r\nContent-Type: text/html\r\n\r\n<b>"),
-            ..jpeg(1)
-        };
-        r.handle(B, "bob", 1, fake.into(), now(), &mut out);
-        assert!(frames.get("fake").is_none());
+        assert_eq!(*ended.lock().unwrap(), ["door", "gate", "yard"]);
     }
 
     /// Every new or renamed stream is broadcast to every media client:

@@ -11,10 +11,10 @@
 //!
 //! The talk path is [`audio::publish`] (Opus encoding, one
 //! 20 ms frame per 20 ms of wall clock, the client's writer thread and
-//! socket); the listen path is [`audio::play`] (the client's
-//! socket and reader thread, a jitter buffer at its default 40 ms target,
-//! Opus decoding, mixing, one frame per 20 ms tick) — the code `lanlink talk`
-//! and `lanlink listen` run.
+//! socket); the listen path is [`audio::play`] (the client's socket and
+//! reader thread, a jitter buffer whose delay follows the jitter it
+//! measures, Opus decoding, mixing, one frame per 20 ms pulled shortly after
+//! the packets arrive) — the code `lanlink talk` and `lanlink listen` run.
 //!
 //! **What one figure is.** A click is a 10 ms tone burst that starts at
 //! full level, every `--interval-ms`; its tone (one of eight, 500–2250 Hz,
@@ -27,7 +27,7 @@
 //! its onset on the output timeline (the first sample above 0.3 after half
 //! an interval of quiet, paired with the latest input click of the same tone).
 //! That includes encoding, both sockets and the server, the wait for the
-//! listener's next tick, the jitter buffer, decoding and Opus's own delay
+//! listener's next pull, the jitter buffer, decoding and Opus's own delay
 //! (the onset moves by the codec's lookahead). It excludes device buffers
 //! on both sides (a capture device's ring and period before `read`, a
 //! playback device's ring and period after `write`), which depend on the
@@ -66,6 +66,10 @@ struct Args {
     /// Connect without TLS (to a server run with --plain).
     #[arg(long)]
     plain: bool,
+    /// Also print every click's latency in order, to see when the slow
+    /// ones came and how the delay recovered.
+    #[arg(long)]
+    trace: bool,
 }
 
 /// Connects as `name` to the server, over TLS (accepting the certificate it
@@ -209,11 +213,11 @@ impl AudioSink for ClickSink {
 }
 
 /// Each output click against the latest input click with the same tag
-/// before it: latencies, and output clicks with no such input click within
-/// `TAGS` intervals.
-fn pair(inputs: &[Onset], outputs: &[Onset], interval: Duration) -> (Latency, usize) {
+/// before it: latencies in the order the clicks came out, and output clicks
+/// with no such input click within `TAGS` intervals.
+fn pair(inputs: &[Onset], outputs: &[Onset], interval: Duration) -> (Vec<Duration>, usize) {
     let horizon = interval * TAGS as u32;
-    let (mut latencies, mut unmatched) = (Latency::new(), 0);
+    let (mut latencies, mut unmatched) = (Vec::new(), 0);
     for (tag, out) in outputs {
         let before = inputs.partition_point(|(_, i)| i <= out);
         let matched = inputs[..before]
@@ -222,7 +226,7 @@ fn pair(inputs: &[Onset], outputs: &[Onset], interval: Duration) -> (Latency, us
             .find(|(t, _)| t == tag)
             .map(|(_, i)| *out - *i);
         match matched {
-            Some(d) if d < horizon => latencies.record(d),
+            Some(d) if d < horizon => latencies.push(d),
             _ => unmatched += 1,
         }
     }
@@ -263,7 +267,8 @@ fn session(args: &Args, offset: Duration) -> Result<Session, String> {
     let listening = listener.listen(sink, options).map_err(|e| e.to_string())?;
 
     // Not synchronisation: it moves the talker's 20 ms ticks against the
-    // listener's, which decides how long a packet waits for the next tick.
+    // listener's start, which decided how long a packet waited for the next
+    // tick while the listener's tick ran free (it now follows arrivals).
     std::thread::sleep(offset);
     let talker = connect(args, "latency-talker")?;
     let source = ClickSource {
@@ -285,7 +290,15 @@ fn session(args: &Args, offset: Duration) -> Result<Session, String> {
 
     let inputs = inputs.lock().map_err(|_| "poisoned")?.clone();
     let outputs = outputs.lock().map_err(|_| "poisoned")?.clone();
-    let (latencies, unmatched) = pair(&inputs, &outputs, interval);
+    let (in_order, unmatched) = pair(&inputs, &outputs, interval);
+    if args.trace {
+        let all: Vec<_> = in_order.iter().map(|d| format!("{:.0}", ms(*d))).collect();
+        println!("  every click, in order (ms): {}", all.join(" "));
+    }
+    let mut latencies = Latency::new();
+    for d in in_order {
+        latencies.record(d);
+    }
     let stats = report
         .streams
         .iter()
@@ -342,8 +355,9 @@ fn run(args: &Args) -> Result<(), String> {
         a.underruns += b.underruns;
         a.dropped += b.dropped;
         a.inserted += b.inserted;
-        // Pooled: the worst run's interarrival jitter.
+        // Pooled: the worst run's interarrival jitter and final target.
         a.jitter = a.jitter.max(b.jitter);
+        a.target = a.target.max(b.target);
     }
     print_session("all runs", &all);
     if all.latencies.is_empty() {
@@ -366,9 +380,9 @@ fn print_session(label: &str, s: &Session) {
     }
     let j = &s.stats;
     println!(
-        "  jitter buffer (target 40 ms): received {}, played {}, lost {}, late {}, concealed {}, underruns {}, dropped {}, inserted {}, jitter {:.2} ms",
+        "  jitter buffer: received {}, played {}, lost {}, late {}, concealed {}, underruns {}, dropped {}, inserted {}, jitter {:.2} ms, target at the end {:.1} ms",
         j.received, j.played, j.lost, j.late, j.concealed, j.underruns, j.dropped, j.inserted,
-        ms(j.jitter)
+        ms(j.jitter), ms(j.target)
     );
 }
 

@@ -123,7 +123,11 @@ impl std::fmt::Display for CloseReason {
         match self {
             // The peer's own words are shown through `display_safe`: this
             // text ends up in logs and on other users' screens.
-            CloseReason::Goodbye(r) if r.is_empty() => write!(f, "quit"),
+            // A goodbye that only says "quit" is shown once, not as
+            // `quit: quit`.
+            CloseReason::Goodbye(r) if r.is_empty() || r.trim().eq_ignore_ascii_case("quit") => {
+                write!(f, "quit")
+            }
             CloseReason::Goodbye(r) => write!(f, "quit: {}", display_safe(r)),
             CloseReason::PeerClosed => write!(f, "connection closed by peer"),
             CloseReason::PeerClosedMidFrame { buffered } => {
@@ -242,6 +246,9 @@ pub(crate) struct Shared {
     reason: Mutex<Option<CloseReason>>,
     rtt_us: AtomicU64,
     media_dropped: AtomicU64,
+    /// Server side: the name the peer said hello with, escaped, for the
+    /// log line of its disconnection.
+    pub(crate) name: std::sync::OnceLock<String>,
 }
 
 /// What a server's connections hold together, against its limit.
@@ -338,6 +345,12 @@ impl std::fmt::Debug for ConnHandle {
 }
 
 impl ConnHandle {
+    /// Server side: the (escaped) name the peer said hello with, shown in
+    /// the log line of its disconnection. Set once; later calls do nothing.
+    pub(crate) fn set_name(&self, name: String) {
+        let _ = self.shared.name.set(name);
+    }
+
     /// This connection's id.
     pub fn id(&self) -> ConnId {
         self.shared.id
@@ -573,6 +586,7 @@ pub(crate) fn new_connection(
         reason: Mutex::new(None),
         rtt_us: AtomicU64::new(u64::MAX),
         media_dropped: AtomicU64::new(0),
+        name: std::sync::OnceLock::new(),
     });
     let handle = ConnHandle {
         shared,
@@ -712,11 +726,14 @@ impl Reader {
         let peer_goodbye = matches!(reason, CloseReason::Goodbye(_)) && !self.handle.is_closing();
         shared.set_reason(reason);
         let reason = shared.reason().unwrap_or(CloseReason::PeerClosed);
+        let name = shared.name.get().map_or("", String::as_str);
         match shared.media_dropped.load(Ordering::Relaxed) {
-            0 => tracing::info!(peer = %shared.peer, conn = %shared.id, "disconnected: {reason}"),
+            0 => {
+                tracing::info!(peer = %shared.peer, conn = %shared.id, name = %name, "disconnected: {reason}")
+            }
             // Stale media dropped for a slow reader is by design, but the
             // operator should see how much of it there was.
-            dropped => tracing::info!(peer = %shared.peer, conn = %shared.id,
+            dropped => tracing::info!(peer = %shared.peer, conn = %shared.id, name = %name,
                 "disconnected: {reason} ({dropped} media frames dropped because it read too slowly)"),
         }
         let closed = Event::Closed {

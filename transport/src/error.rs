@@ -39,7 +39,7 @@ pub enum TransportError {
     },
 
     /// The server refused us (wrong token, name taken, full, other version…).
-    #[error("refused by server: {reason}")]
+    #[error("refused by server: {}", crate::text::display_safe(reason))]
     Refused {
         /// Machine-readable reason.
         code: ErrorCode,

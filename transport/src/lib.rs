@@ -24,7 +24,6 @@
 //! - [`conn`]: [`ConnHandle`], [`Event`], [`CloseReason`], queues, threads.
 //! - [`tls`]: TLS with a self-signed server certificate pinned by its
 //!   fingerprint ([`ServerIdentity`], [`ClientTls`], [`Fingerprint`]).
-//! - [`mjpeg`]: video for browsers over HTTP (MJPEG, snapshots, a page).
 //! - [`limits`]: the [`TokenBucket`] behind every rate limit, a bucket per
 //!   address ([`KeyedBuckets`]), bans and the refusal log.
 //! - [`text`]: peer text made safe for terminals and logs
@@ -81,7 +80,6 @@ pub mod conn;
 mod error;
 mod handshake;
 pub mod limits;
-pub mod mjpeg;
 pub mod server;
 mod shutdown;
 mod socket;
@@ -92,13 +90,14 @@ pub use client::{Client, ClientConfig};
 pub use conn::{CloseReason, ConnConfig, ConnHandle, EncodedFrame, Event};
 pub use error::TransportError;
 pub use limits::{BanList, KeyedBuckets, Rate, RefusalLog, TokenBucket};
-#[doc(hidden)]
-pub use mjpeg::fuzz_http_request;
-pub use server::{serve, ServerConfig};
+pub use server::{serve, spawn_named, ServerConfig};
 pub use shutdown::Shutdown;
 #[doc(hidden)]
 pub use socket::fuzz_tls_server_read;
 pub use tls::{ClientTls, Fingerprint, ServerIdentity};
+
+/// The TCP port a lanlink server listens on unless told otherwise.
+pub const DEFAULT_PORT: u16 = 7878;
 
 /// Identifies one connection for the lifetime of a server; never reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -391,7 +391,10 @@ fn wake_address(local: SocketAddr) -> SocketAddr {
     SocketAddr::new(ip, local.port())
 }
 
-pub(crate) fn spawn_named(name: &str, f: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
+/// Starts a named thread with a small stack (connection threads need
+/// little); if the process is out of threads, logs it and returns a
+/// thread that does nothing.
+pub fn spawn_named(name: &str, f: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
     std::thread::Builder::new()
         .name(name.to_owned())
         .stack_size(256 * 1024)
@@ -497,7 +500,8 @@ fn serve_connection(
             run_writer(handle, queues)
         })
     };
-    tracing::info!(%peer, conn = %id, name = %display_safe(&hello.name), "handshake complete");
+    handle.set_name(display_safe(&hello.name).to_string());
+    tracing::info!(%peer, conn = %id, name = %display_safe(&hello.name), "connected (handshake complete)");
     if events
         .send(Event::Hello {
             conn: handle.clone(),

@@ -56,6 +56,22 @@ impl Fingerprint {
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
+
+    /// A short form for people to compare by eye or read out: the first
+    /// 16 bytes in eight groups of four hex digits (`3f9a 12c4 …`). Two
+    /// certificates agreeing on it agree on 128 bits: enough to tell
+    /// the right server from an impostor, not a replacement for
+    /// [`Display`](std::fmt::Display) in files and scripts.
+    pub fn grouped(&self) -> String {
+        let mut out = String::with_capacity(39);
+        for (i, pair) in self.0[..16].chunks_exact(2).enumerate() {
+            if i > 0 {
+                out.push(' ');
+            }
+            out.push_str(&format!("{:02x}{:02x}", pair[0], pair[1]));
+        }
+        out
+    }
 }
 
 impl std::fmt::Display for Fingerprint {

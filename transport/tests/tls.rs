@@ -335,6 +335,14 @@ fn fingerprints_print_and_parse_in_common_spellings() {
         .map(|c| String::from_utf8(c.to_vec()).unwrap())
         .collect();
     assert_eq!(openssl.join(":").parse::<Fingerprint>().unwrap(), fp);
+    // The short form: the first 16 bytes, in groups of two.
+    let grouped = fp.grouped();
+    let digits: String = grouped.split(' ').collect();
+    assert_eq!(grouped.split(' ').count(), 8, "{grouped}");
+    assert!(
+        text.starts_with(&format!("SHA256:{digits}")),
+        "{grouped} / {text}"
+    );
     assert!("SHA256:1234".parse::<Fingerprint>().is_err());
     assert!("zz".repeat(32).parse::<Fingerprint>().is_err());
 }

@@ -5,6 +5,7 @@
 //! lanlink-server --bind 0.0.0.0:7878 --motd "welcome to the LAN"
 //! ```
 
+use std::io::IsTerminal;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,17 +14,21 @@ use std::time::Duration;
 use clap::Parser;
 use lanlink_apps::audio::{self, TalkInput};
 use lanlink_apps::video::{self, CamSource, Capture};
+use lanlink_client::discovery::{Announcement, Announcer};
+use lanlink_server::http::{serve_http_with, FrameLimits, HttpConfig, LatestFrames};
+use lanlink_server::{run, ServerConfig, DEFAULT_PORT};
 use lanlink_services::chat::ChatConfig;
 use lanlink_services::file::FileConfig;
 use lanlink_services::media::MediaConfig;
-use lanlink_services::media::VideoTap;
-use lanlink_services::server::{run, ServerConfig, DEFAULT_PORT};
-use lanlink_transport::mjpeg::{serve_http_with, FrameLimits, HttpConfig, LatestFrames};
 use lanlink_transport::{Rate, ServerIdentity, Shutdown};
 
 /// The lanlink server: one process that everyone on the LAN connects to.
+///
+/// It announces itself on the LAN (mDNS/DNS-SD, `_lanlink._tcp`, with its
+/// name and certificate fingerprint), so clients find it without an
+/// address; `--no-announce` keeps it quiet.
 #[derive(Parser, Debug)]
-#[command(version, about, long_about = None)]
+#[command(name = "lanlink-server", version, about, long_about = None)]
 struct Args {
     /// Address and port to listen on.
     #[arg(long, default_value_t = format!("0.0.0.0:{DEFAULT_PORT}"))]
@@ -221,6 +226,11 @@ struct Args {
     /// default input), as the original prototype's server did.
     #[arg(long)]
     audio_input: Option<String>,
+    /// Do not announce the server on the LAN (mDNS/DNS-SD): clients then
+    /// need its address. A server bound to a loopback address is never
+    /// announced.
+    #[arg(long)]
+    no_announce: bool,
 }
 
 /// The default port of the HTTP (browser) video server.
@@ -406,7 +416,7 @@ fn main() -> ExitCode {
             max_bytes: args.http_frame_bytes,
             ..FrameLimits::default()
         });
-        config.video_tap = Some(VideoTap::latest_frames(frames.clone()));
+        config.video_tap = Some(lanlink_server::http::video_tap(frames.clone()));
         let http_config = HttpConfig {
             max_connections: args.http_max_connections.max(1),
             max_per_address: args.http_max_per_address.max(1),
@@ -484,9 +494,19 @@ fn main() -> ExitCode {
         }
     }
 
+    // Withdrawn (a goodbye on the LAN) when main returns.
+    let _announcer = (!args.no_announce)
+        .then(|| announce(&args.name, &listener, fingerprint))
+        .flatten();
     // One line on stdout that scripts (and people) can wait for.
     match fingerprint {
-        Some(fp) => println!("TLS certificate {fp}"),
+        Some(fp) => {
+            println!("TLS certificate {fp}");
+            println!("  short form {} (clients show it too)", fp.grouped());
+            if std::io::stdout().is_terminal() {
+                print_qr(&fp.to_string());
+            }
+        }
         None => println!("plain TCP, no TLS (--plain): anyone on the network can read the traffic"),
     }
     println!(
@@ -509,6 +529,56 @@ fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// Announces the server as `name` on the LAN unless it is bound to
+/// loopback; a failure is a warning (the server runs without).
+fn announce(
+    name: &str,
+    listener: &TcpListener,
+    fingerprint: Option<lanlink_transport::Fingerprint>,
+) -> Option<Announcer> {
+    let bound = listener.local_addr().ok()?;
+    if bound.ip().is_loopback() {
+        println!("not announced on the LAN (bound to a loopback address)");
+        return None;
+    }
+    let what = Announcement {
+        server_name: name.to_owned(),
+        port: bound.port(),
+        address: (!bound.ip().is_unspecified()).then_some(bound.ip()),
+        fingerprint,
+    };
+    match Announcer::start(&what) {
+        Ok(announcer) => {
+            println!(
+                "announced on the LAN as \"{}\" (_lanlink._tcp; --no-announce to stop)",
+                announcer.instance()
+            );
+            Some(announcer)
+        }
+        Err(e) => {
+            eprintln!("warning: not announced on the LAN ({e}); clients need the address");
+            None
+        }
+    }
+}
+
+/// `text` as a QR code, in Unicode half blocks (two rows of modules per
+/// line), light on dark so it scans from a dark terminal.
+fn print_qr(text: &str) {
+    use qrcode::render::unicode::Dense1x2;
+    match qrcode::QrCode::new(text.as_bytes()) {
+        Ok(code) => {
+            let art = code
+                .render::<Dense1x2>()
+                .dark_color(Dense1x2::Light)
+                .light_color(Dense1x2::Dark)
+                .build();
+            println!("{art}");
+        }
+        Err(e) => eprintln!("warning: no QR code: {e}"),
     }
 }
 

@@ -1,9 +1,10 @@
 //! `lanlink`: the command-line client.
 //!
 //! ```text
+//! lanlink chat                      # the server announced on the LAN, as $USER
+//! lanlink get music/album -o ~/Music
+//! lanlink send --to bob holiday.jpg
 //! lanlink chat 192.168.1.10 --name ada
-//! lanlink get 192.168.1.10 music/album -o ~/Music
-//! lanlink send 192.168.1.10 --to bob holiday.jpg
 //! ```
 
 use std::process::ExitCode;
@@ -14,6 +15,7 @@ use std::path::PathBuf;
 use lanlink_apps::audio::{self, ListenOutput, TalkInput};
 use lanlink_apps::chat_client::{self, ChatOptions};
 use lanlink_apps::connect::{describe, Server};
+use lanlink_apps::discover::{self, HostRule, ServerFlags, SERVER_HELP};
 use lanlink_apps::files;
 use lanlink_apps::video::{self, CamSource, Capture, ViewTarget};
 use lanlink_client::{
@@ -25,7 +27,7 @@ use lanlink_transport::{Fingerprint, Shutdown};
 /// The lanlink client: chat, exchange files, talk and listen, and publish or
 /// watch video with everyone connected to a lanlink server.
 #[derive(Parser, Debug)]
-#[command(version, about, long_about = None)]
+#[command(name = "lanlink", version, about, long_about = None, after_help = SERVER_HELP)]
 struct Args {
     #[command(subcommand)]
     command: Cmd,
@@ -34,11 +36,13 @@ struct Args {
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Join the chat: type lines to talk, /help for commands.
+    #[command(after_help = SERVER_HELP)]
     Chat {
-        /// The server, as HOST or HOST:PORT (default port 7878).
-        host: String,
-        /// Your nickname.
-        #[arg(long)]
+        /// The server, as HOST or HOST:PORT (default port 7878); the one on
+        /// the LAN if omitted.
+        host: Option<String>,
+        /// Your nickname (default: $USER, else the host name).
+        #[arg(long, default_value_t = default_name())]
         name: String,
         /// Room to talk in (the server starts everyone in `lobby`).
         #[arg(long)]
@@ -51,16 +55,19 @@ enum Cmd {
             hide_env_values = true
         )]
         room_password: Option<String>,
+        /// Start lines with the time: auto (on a terminal), always, never.
+        #[arg(long, value_enum, default_value_t, value_name = "WHEN")]
+        timestamps: chat_client::Timestamps,
         #[command(flatten)]
         auth: Auth,
     },
     /// List the files the server shares.
+    #[command(after_help = SERVER_HELP)]
     Ls {
-        /// The server, as HOST or HOST:PORT.
-        host: String,
+        /// The server, as HOST or HOST:PORT; the one on the LAN if omitted.
+        host: Option<String>,
         /// A folder (or file) of the share; the share's root if omitted.
-        #[arg(default_value = "")]
-        path: String,
+        path: Option<String>,
         /// List everything below the folder.
         #[arg(short, long)]
         recursive: bool,
@@ -68,16 +75,20 @@ enum Cmd {
         auth: Auth,
     },
     /// Download files or whole folders from the server's share.
+    #[command(
+        after_help = SERVER_HELP,
+        override_usage = "lanlink get [OPTIONS] [HOST] <NAMES>..."
+    )]
     Get {
-        /// The server, as HOST or HOST:PORT.
-        host: String,
-        /// Names in the share (files or folders).
-        #[arg(required = true)]
+        /// Names in the share (files or folders), after the server (HOST or
+        /// HOST:PORT) if it is given first; the one on the LAN otherwise.
+        #[arg(required = true, value_name = "NAMES")]
         names: Vec<String>,
         /// Where to put them.
         #[arg(short = 'o', long = "output", default_value = ".")]
         dir: PathBuf,
-        /// Overwrite files that already exist.
+        /// Replace files here that differ from the server's (files that are
+        /// the same are skipped, partial ones resumed).
         #[arg(long)]
         force: bool,
         /// Cap the rate, in bytes per second (500K, 10M, 1G).
@@ -87,12 +98,15 @@ enum Cmd {
         auth: Auth,
     },
     /// Upload files or folders to the server's inbox.
+    #[command(
+        after_help = SERVER_HELP,
+        override_usage = "lanlink put [OPTIONS] [HOST] <FILES>..."
+    )]
     Put {
-        /// The server, as HOST or HOST:PORT.
-        host: String,
-        /// Local files or folders.
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
+        /// Local files or folders, after the server (HOST or HOST:PORT) if
+        /// it is given first; the one on the LAN otherwise.
+        #[arg(required = true, value_name = "FILES")]
+        files: Vec<String>,
         /// The name to give it on the server (one file only).
         #[arg(long = "as")]
         as_name: Option<String>,
@@ -103,27 +117,36 @@ enum Cmd {
         auth: Auth,
     },
     /// Offer files to a connected user; the server relays without storing.
+    #[command(
+        after_help = SERVER_HELP,
+        override_usage = "lanlink send [OPTIONS] --to <TO> [HOST] <FILES>..."
+    )]
     Send {
-        /// The server, as HOST or HOST:PORT.
-        host: String,
         /// The receiver's nickname.
         #[arg(long)]
         to: String,
-        /// Local files or folders.
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
+        /// Local files or folders, after the server (HOST or HOST:PORT) if
+        /// it is given first; the one on the LAN otherwise.
+        #[arg(required = true, value_name = "FILES")]
+        files: Vec<String>,
         /// Your name, shown to the receiver.
         #[arg(long, default_value_t = default_name())]
         name: String,
+        /// Withdraw an offer nobody answered after this many seconds.
+        #[arg(long, default_value_t = 120, value_name = "SECONDS")]
+        timeout: u64,
         #[command(flatten)]
         auth: Auth,
     },
-    /// Wait for files other users send you.
+    /// Wait for files other users send you (also while your chat runs).
+    #[command(after_help = SERVER_HELP)]
     Receive {
-        /// The server, as HOST or HOST:PORT.
-        host: String,
-        /// Your nickname (what senders use with --to).
-        #[arg(long)]
+        /// The server, as HOST or HOST:PORT; the one on the LAN if omitted.
+        host: Option<String>,
+        /// Your name, what senders use with --to (default: $USER, else the
+        /// host name). Offers to it come here even while a chat of yours
+        /// runs under the same name.
+        #[arg(long, default_value_t = default_name())]
         name: String,
         /// Where to put received files.
         #[arg(short = 'o', long = "output", default_value = ".")]
@@ -131,7 +154,12 @@ enum Cmd {
         /// Accept every offer without asking.
         #[arg(long)]
         yes: bool,
-        /// Overwrite files that already exist.
+        /// When a file of the same name is here: overwrite, rename (save as
+        /// `name (1).ext`), skip, or ask (the default on a terminal; skip
+        /// otherwise).
+        #[arg(long, value_enum, value_name = "WHAT", default_value = "ask")]
+        on_conflict: files::OnConflict,
+        /// The same as --on-conflict overwrite.
         #[arg(long)]
         force: bool,
         /// Exit after this many files.
@@ -141,14 +169,15 @@ enum Cmd {
         auth: Auth,
     },
     /// Publish a camera (or the test pattern, or JPEG files) as a video stream.
+    #[command(after_help = SERVER_HELP)]
     Cam {
-        /// The server, as HOST or HOST:PORT.
-        host: String,
+        /// The server, as HOST or HOST:PORT; the one on the LAN if omitted.
+        host: Option<String>,
         #[command(flatten)]
         input: CamInput,
         #[command(flatten)]
         video: VideoArgs,
-        /// The stream's name (default: your name).
+        /// The stream's name (default: USER-cam, or USER-cam-2… when taken).
         #[arg(long = "name")]
         stream: Option<String>,
         /// Stop after this many frames.
@@ -158,9 +187,10 @@ enum Cmd {
         auth: Auth,
     },
     /// Watch a video stream in a window, or save its frames as JPEGs.
+    #[command(after_help = SERVER_HELP)]
     View {
-        /// The server, as HOST or HOST:PORT.
-        host: String,
+        /// The server, as HOST or HOST:PORT; the one on the LAN if omitted.
+        host: Option<String>,
         /// The stream's name (default: the first one announced).
         stream: Option<String>,
         /// Write each frame as a JPEG into this folder instead of a window.
@@ -175,12 +205,13 @@ enum Cmd {
     /// List the cameras on this machine and their formats.
     Cameras,
     /// Talk: publish a microphone, a WAV file or a tone as an audio stream.
+    #[command(after_help = SERVER_HELP)]
     Talk {
-        /// The server, as HOST or HOST:PORT.
-        host: String,
+        /// The server, as HOST or HOST:PORT; the one on the LAN if omitted.
+        host: Option<String>,
         #[command(flatten)]
         input: TalkArgs,
-        /// The stream's name (default: your name).
+        /// The stream's name (default: USER-mic, or USER-mic-2… when taken).
         #[arg(long = "name")]
         stream: Option<String>,
         /// Stop after this many seconds.
@@ -190,9 +221,10 @@ enum Cmd {
         auth: Auth,
     },
     /// Listen: play every audio stream (mixed), or one, on a device or into a WAV file.
+    #[command(after_help = SERVER_HELP)]
     Listen {
-        /// The server, as HOST or HOST:PORT.
-        host: String,
+        /// The server, as HOST or HOST:PORT; the one on the LAN if omitted.
+        host: Option<String>,
         /// Only this stream (default: all of them, mixed).
         stream: Option<String>,
         /// Play on this device (default: the default output).
@@ -210,15 +242,18 @@ enum Cmd {
     /// List the audio devices on this machine.
     Devices,
     /// Operate the server: kick or ban a user or an address.
+    #[command(
+        after_help = SERVER_HELP,
+        override_usage = "lanlink admin [OPTIONS] --admin-token <ADMIN_TOKEN> [HOST] <COMMAND> [ARGUMENT]"
+    )]
     Admin {
-        /// The server, as HOST or HOST:PORT.
-        host: String,
-        /// `kick NAME`, `ban NAME|ADDRESS`, `unban NAME|ADDRESS` or `bans`.
-        #[arg(value_parser = ["kick", "ban", "unban", "bans"])]
-        command: String,
-        /// The nickname or IP address (none for `bans`).
-        #[arg(default_value = "")]
-        argument: String,
+        /// `kick NAME`, `ban NAME|ADDRESS`, `unban NAME|ADDRESS`, `bans` or
+        /// `who` (every connection: name, address, rooms, streams,
+        /// transfers, connected since),
+        /// after the server (HOST or HOST:PORT) if it is given first; the
+        /// one on the LAN otherwise.
+        #[arg(required = true, num_args = 1..=3, value_name = "COMMAND")]
+        words: Vec<String>,
         /// The server's admin token.
         #[arg(long, env = "LANLINK_ADMIN_TOKEN", hide_env_values = true)]
         admin_token: String,
@@ -230,6 +265,18 @@ enum Cmd {
     Forget {
         /// The server, as HOST or HOST:PORT, as you connect to it.
         host: String,
+    },
+    /// List the lanlink servers announced on the LAN (mDNS/DNS-SD).
+    Servers {
+        /// Listen this many seconds at most.
+        #[arg(long, default_value_t = 3.0)]
+        wait: f64,
+    },
+    /// Print a shell completion script: `lanlink completions bash >
+    /// ~/.local/share/bash-completion/completions/lanlink`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
     },
 }
 
@@ -276,6 +323,10 @@ struct CamInput {
 
 #[derive(clap::Args, Debug)]
 struct Auth {
+    /// The server, as HOST or HOST:PORT: then every argument is the
+    /// command's own (see the end of --help).
+    #[arg(short = 's', long = "server", value_name = "HOST")]
+    server: Option<String>,
     /// The server's access token, if it requires one.
     #[arg(long, env = "LANLINK_TOKEN", hide_env_values = true)]
     token: Option<String>,
@@ -291,9 +342,24 @@ struct Auth {
 }
 
 impl Auth {
-    /// Where and how to connect for `host`.
-    fn target(self, host: &str) -> Server {
-        Server::from_flags(host, self.token, self.plain, self.server_fingerprint)
+    /// The positional arguments `args` split by `rule` into the server
+    /// (`-s`, else the first argument when it is the server) and the rest.
+    fn split(&mut self, args: Vec<String>, rule: HostRule) -> (Option<String>, Vec<String>) {
+        discover::split_host(self.server.take(), args, rule)
+    }
+
+    /// Where and how to connect: `host`, else `-s`, else the server
+    /// announced on the LAN.
+    fn target(mut self, host: Option<String>) -> Result<Server, ClientError> {
+        let host = host.or_else(|| self.server.take());
+        discover::choose(
+            host.as_deref(),
+            ServerFlags {
+                token: self.token,
+                plain: self.plain,
+                fingerprint: self.server_fingerprint,
+            },
+        )
     }
 }
 
@@ -311,86 +377,180 @@ fn default_name() -> String {
     lanlink_client::default_name()
 }
 
+/// A mistake on the command line that clap cannot see (too many
+/// arguments once the server is taken out): said like clap says its own.
+fn usage(text: &str) -> Result<i32, ClientError> {
+    eprintln!("error: {text}\n\nFor more information, try '--help'.");
+    Ok(2)
+}
+
+/// The positional arguments of a command that has at most one besides the
+/// server, as (server, that one).
+fn host_and_one(
+    auth: &mut Auth,
+    first: Option<String>,
+    second: Option<String>,
+) -> Result<(Option<String>, Option<String>), String> {
+    let (host, rest) = auth.split(
+        first.into_iter().chain(second).collect(),
+        HostRule::AtMost(1),
+    );
+    match <[String; 1]>::try_from(rest) {
+        Ok([one]) => Ok((host, Some(one))),
+        Err(rest) if rest.is_empty() => Ok((host, None)),
+        Err(rest) => Err(format!("unexpected argument '{}'", rest[rest.len() - 1])),
+    }
+}
+
+/// The server of a command whose only positional argument is HOST.
+fn only_host(auth: &mut Auth, host: Option<String>) -> Result<Option<String>, String> {
+    let (host, rest) = auth.split(host.into_iter().collect(), HostRule::Only);
+    match rest.first() {
+        Some(extra) => Err(format!(
+            "unexpected argument '{extra}' (the server is already given with -s)"
+        )),
+        None => Ok(host),
+    }
+}
+
 fn main() -> ExitCode {
     if std::env::var_os("RUST_LOG").is_some() {
         lanlink_apps::init_logging();
     }
     let args = Args::parse();
+    match run(args.command) {
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(e) => {
+            eprintln!("error: {}", describe(&e));
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(command: Cmd) -> Result<i32, ClientError> {
     let files_name = format!("{}-files-{}", default_name(), std::process::id());
-    let result: Result<i32, ClientError> = match args.command {
+    match command {
         Cmd::Chat {
             host,
             name,
             room,
             room_password,
-            auth,
-        } => chat_client::run(ChatOptions {
-            server: auth.target(&host),
-            name,
-            room,
-            room_password,
-        }),
+            timestamps,
+            mut auth,
+        } => {
+            let host = match only_host(&mut auth, host) {
+                Ok(h) => h,
+                Err(e) => return usage(&e),
+            };
+            chat_client::run(ChatOptions {
+                server: auth.target(host)?,
+                name,
+                room,
+                room_password,
+                timestamps,
+            })
+        }
         Cmd::Ls {
             host,
             path,
             recursive,
-            auth,
-        } => with_session(&host, &files_name, auth, false, |s, _| {
-            files::ls(s, &path, recursive)
-        }),
+            mut auth,
+        } => {
+            let (host, path) = match host_and_one(&mut auth, host, path) {
+                Ok(split) => split,
+                Err(e) => return usage(&e),
+            };
+            let path = path.unwrap_or_default();
+            with_session(
+                auth.target(host)?,
+                &files_name,
+                Capabilities::FILE,
+                |s, _| files::ls(s, &path, recursive),
+            )
+        }
         Cmd::Get {
-            host,
             names,
             dir,
             force,
             limit_rate,
-            auth,
-        } => with_session(&host, &files_name, auth, false, |s, _| {
-            let options = TransferOptions {
-                force,
-                rate_limit: limit_rate,
-                ..TransferOptions::default()
-            };
-            files::get(s, &names, &dir, &options)
-        }),
+            mut auth,
+        } => {
+            let (host, names) = auth.split(names, HostRule::Names);
+            if names.is_empty() {
+                return usage("give the NAMES to download after the server");
+            }
+            with_session(
+                auth.target(host)?,
+                &files_name,
+                Capabilities::FILE,
+                |s, _| {
+                    let options = TransferOptions {
+                        force,
+                        rate_limit: limit_rate,
+                        ..TransferOptions::default()
+                    };
+                    files::get(s, &names, &dir, &options)
+                },
+            )
+        }
         Cmd::Put {
-            host,
             files: paths,
             as_name,
             limit_rate,
-            auth,
+            mut auth,
         } => {
+            let (host, paths) = auth.split(paths, HostRule::LocalFiles);
+            let paths: Vec<PathBuf> = paths.into_iter().map(PathBuf::from).collect();
+            if paths.is_empty() {
+                return usage("give the FILES to upload after the server");
+            }
             if as_name.is_some() && paths.len() > 1 {
                 eprintln!("error: --as names one file; give one FILE");
-                Ok(2)
-            } else {
-                with_session(&host, &files_name, auth, false, |s, _| {
+                return Ok(2);
+            }
+            with_session(
+                auth.target(host)?,
+                &files_name,
+                Capabilities::FILE,
+                |s, _| {
                     let options = TransferOptions {
                         rate_limit: limit_rate,
                         as_name,
                         ..TransferOptions::default()
                     };
                     files::put(s, &paths, &options)
-                })
-            }
+                },
+            )
         }
         Cmd::Send {
-            host,
             to,
             files: paths,
             name,
-            auth,
-        } => with_session(&host, &name, auth, false, |s, _| {
-            files::send(s, &to, &paths)
-        }),
+            timeout,
+            mut auth,
+        } => {
+            let (host, paths) = auth.split(paths, HostRule::LocalFiles);
+            let paths: Vec<PathBuf> = paths.into_iter().map(PathBuf::from).collect();
+            if paths.is_empty() {
+                return usage("give the FILES to send after the server");
+            }
+            let timeout = std::time::Duration::from_secs(timeout);
+            with_session(auth.target(host)?, &name, Capabilities::FILE, |s, _| {
+                files::send(s, &to, &paths, timeout)
+            })
+        }
         Cmd::Cam {
             host,
             input,
             video: v,
             stream,
             frames,
-            auth,
+            mut auth,
         } => {
+            let host = match only_host(&mut auth, host) {
+                Ok(h) => h,
+                Err(e) => return usage(&e),
+            };
             let source = match (input.device, input.jpeg_dir) {
                 (Some(dev), _) => CamSource::Device(dev),
                 (None, Some(dir)) => CamSource::Jpegs(dir),
@@ -402,9 +562,10 @@ fn main() -> ExitCode {
                 fps: v.fps,
                 quality: v.quality,
             };
+            let server = auth.target(host)?;
             let shutdown = interruptible();
             video::cam(
-                &auth.target(&host),
+                &server,
                 &default_name(),
                 &source,
                 capture,
@@ -419,12 +580,17 @@ fn main() -> ExitCode {
             stream,
             save,
             frames,
-            auth,
+            mut auth,
         } => {
+            let (host, stream) = match host_and_one(&mut auth, host, stream) {
+                Ok(split) => split,
+                Err(e) => return usage(&e),
+            };
+            let server = auth.target(host)?;
             let target = save.map_or(ViewTarget::Window, ViewTarget::Save);
             let shutdown = interruptible();
             video::view(
-                &auth.target(&host),
+                &server,
                 &files_name,
                 stream.as_deref(),
                 &target,
@@ -435,12 +601,31 @@ fn main() -> ExitCode {
         }
         Cmd::Cameras => video::cameras().map(|()| 0),
         Cmd::Admin {
-            host,
-            command,
-            argument,
+            words,
             admin_token,
-            auth,
-        } => admin(&auth.target(&host), &command, &argument, admin_token),
+            mut auth,
+        } => {
+            const COMMANDS: [&str; 5] = ["kick", "ban", "unban", "bans", "who"];
+            let explicit = auth.server.take();
+            let (host, mut words) = match words.first() {
+                Some(w) if explicit.is_none() && !COMMANDS.contains(&w.as_str()) => {
+                    (Some(words[0].clone()), words[1..].to_vec())
+                }
+                _ => (explicit, words),
+            };
+            if words.is_empty() || words.len() > 2 || !COMMANDS.contains(&words[0].as_str()) {
+                return usage(&format!(
+                    "give one of the admin commands {} (then its NAME or ADDRESS)",
+                    COMMANDS.join(", ")
+                ));
+            }
+            let argument = if words.len() == 2 {
+                words.pop().unwrap_or_default()
+            } else {
+                String::new()
+            };
+            admin(&auth.target(host)?, &words[0], &argument, admin_token)
+        }
         Cmd::Forget { host } => {
             let known = KnownServers::default_location();
             let addr = with_default_port(&host);
@@ -455,29 +640,38 @@ fn main() -> ExitCode {
                 0
             })
         }
+        Cmd::Servers { wait } => {
+            discover::list(std::time::Duration::from_secs_f64(wait.clamp(0.1, 60.0)))
+        }
+        Cmd::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut <Args as clap::CommandFactory>::command(),
+                "lanlink",
+                &mut std::io::stdout(),
+            );
+            Ok(0)
+        }
         Cmd::Devices => audio::devices().map(|()| 0),
         Cmd::Talk {
             host,
             input,
             stream,
             seconds,
-            auth,
+            mut auth,
         } => {
+            let host = match only_host(&mut auth, host) {
+                Ok(h) => h,
+                Err(e) => return usage(&e),
+            };
             let input = match (input.input_file, input.tone) {
                 (Some(f), _) => TalkInput::File(f),
                 (None, Some(hz)) => TalkInput::Tone(hz),
                 (None, None) => TalkInput::Device(input.input_device),
             };
+            let server = auth.target(host)?;
             let shutdown = interruptible();
-            audio::talk(
-                &auth.target(&host),
-                &default_name(),
-                &input,
-                stream,
-                seconds,
-                &shutdown,
-            )
-            .map(|()| 0)
+            audio::talk(&server, &default_name(), &input, stream, seconds, &shutdown).map(|()| 0)
         }
         Cmd::Listen {
             host,
@@ -485,15 +679,20 @@ fn main() -> ExitCode {
             output_device,
             output_file,
             seconds,
-            auth,
+            mut auth,
         } => {
+            let (host, stream) = match host_and_one(&mut auth, host, stream) {
+                Ok(split) => split,
+                Err(e) => return usage(&e),
+            };
             let output = match output_file {
                 Some(f) => ListenOutput::File(f),
                 None => ListenOutput::Device(output_device),
             };
+            let server = auth.target(host)?;
             let shutdown = interruptible();
             audio::listen(
-                &auth.target(&host),
+                &server,
                 &files_name,
                 &output,
                 stream.as_deref(),
@@ -507,18 +706,42 @@ fn main() -> ExitCode {
             name,
             dir,
             yes,
+            on_conflict,
             force,
             count,
-            auth,
-        } => with_session(&host, &name, auth, true, |s, events| {
-            files::receive(s, events, &dir, yes, force, count)
-        }),
-    };
-    match result {
-        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
-        Err(e) => {
-            eprintln!("error: {}", describe(&e));
-            ExitCode::from(1)
+            mut auth,
+        } => {
+            let host = match only_host(&mut auth, host) {
+                Ok(h) => h,
+                Err(e) => return usage(&e),
+            };
+            let server = auth.target(host)?;
+            // A receiver, not a chat user: the same person's chat can run
+            // under the same name (an older server only reaches chat users).
+            let (session, events) =
+                server.connect(&name, Capabilities::FILE | Capabilities::OFFERS)?;
+            let (session, events) = if session
+                .welcome()
+                .capabilities
+                .contains(Capabilities::OFFERS)
+            {
+                (session, events)
+            } else {
+                session.close("older server");
+                server.connect(&name, Capabilities::CHAT | Capabilities::FILE)?
+            };
+            let how = files::ReceiveOptions {
+                yes,
+                on_conflict: if force {
+                    files::OnConflict::Overwrite
+                } else {
+                    on_conflict
+                },
+                count,
+            };
+            let result = files::receive(&session, &events, &dir, how);
+            session.close("done");
+            result.map(|()| 0)
         }
     }
 }
@@ -543,7 +766,10 @@ fn admin(
             Some(Event::AdminReply(reply)) => {
                 session.close("done");
                 if reply.ok {
-                    println!("{}", reply.text);
+                    // One line at a time, each escaped: the server's text.
+                    for line in reply.text.lines() {
+                        println!("{}", lanlink_services::text::display_safe(line));
+                    }
                     return Ok(0);
                 }
                 eprintln!("error: {}", reply.text);
@@ -557,21 +783,15 @@ fn admin(
     Ok(1)
 }
 
-/// Connects as `name` for file work (`chat`: also joins the chat, so other
-/// users can address this client by `name`), runs `work`, says goodbye.
+/// Connects to `server` as `name` with `capabilities`, runs `work`, says
+/// goodbye.
 fn with_session(
-    host: &str,
+    server: Server,
     name: &str,
-    auth: Auth,
-    chat: bool,
+    capabilities: Capabilities,
     work: impl FnOnce(&Session, &Events) -> Result<(), ClientError>,
 ) -> Result<i32, ClientError> {
-    let capabilities = if chat {
-        Capabilities::CHAT | Capabilities::FILE
-    } else {
-        Capabilities::FILE
-    };
-    let (session, events) = auth.target(host).connect(name, capabilities)?;
+    let (session, events) = server.connect(name, capabilities)?;
     let result = work(&session, &events);
     session.close("done");
     result.map(|()| 0)

@@ -66,6 +66,8 @@ pub struct Server {
     pub http: Option<String>,
     /// The certificate's fingerprint, unless run with `--plain`.
     pub fingerprint: Option<String>,
+    /// What it printed on stdout before its address.
+    pub stdout: Vec<String>,
     stderr: Receiver<String>,
 }
 
@@ -84,11 +86,17 @@ impl Server {
         } else {
             &["--bind", "127.0.0.1:0"]
         };
-        let mut child = Command::new(env!("CARGO_BIN_EXE_lanlink-server"))
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_lanlink-server"));
+        cmd.args(bind).args(http).args(args);
+        Server::spawn(cmd)
+    }
+
+    /// Starts `cmd` (a `lanlink-server` command line, perhaps behind
+    /// `ip netns exec`) with this test process's [`home`], and waits until
+    /// it listens; [`addr`](Server::addr) is then the address it printed.
+    pub fn spawn(mut cmd: Command) -> Server {
+        let mut child = cmd
             .env("LANLINK_HOME", home())
-            .args(bind)
-            .args(http)
-            .args(args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -99,29 +107,35 @@ impl Server {
         let stderr = lines_of(child.stderr.take().expect("stderr"));
         let mut http = None;
         let mut fingerprint = None;
+        let mut printed = Vec::new();
         let addr = loop {
-            let line = stdout
-                .recv_timeout(PATIENCE)
-                .expect("server prints its address");
+            let Ok(line) = stdout.recv_timeout(PATIENCE) else {
+                // Not left running behind a failed test.
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("server prints its address; printed {printed:?}");
+            };
             if let Some(fp) = line.strip_prefix("TLS certificate ") {
                 fingerprint = Some(fp.trim().to_owned());
             }
             if let Some(url) = line.strip_prefix("video for browsers at http://") {
                 http = Some(url.trim_end_matches('/').to_owned());
             }
-            if line.contains("listening on") {
-                break line
+            if let Some((_, rest)) = line.split_once("server listening on ") {
+                break rest
                     .split_whitespace()
-                    .find(|w| w.starts_with("127.0.0.1:"))
+                    .next()
                     .unwrap_or_else(|| panic!("no address in {line:?}"))
                     .to_owned();
             }
+            printed.push(line);
         };
         Server {
             child,
             addr,
             http,
             fingerprint,
+            stdout: printed,
             stderr,
         }
     }
@@ -181,9 +195,14 @@ impl ChatClient {
 
     /// Starts the client without waiting for anything.
     pub fn spawn(addr: &str, name: &str, extra: &[&str]) -> ChatClient {
-        let mut child = lanlink_command()
-            .args(["chat", addr, "--name", name])
-            .args(extra)
+        let mut cmd = lanlink_command();
+        cmd.args(["chat", addr, "--name", name]).args(extra);
+        ChatClient::from_command(cmd)
+    }
+
+    /// Starts `cmd`, a `lanlink chat` command line, in script mode.
+    pub fn from_command(mut cmd: Command) -> ChatClient {
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -331,18 +350,25 @@ impl Drop for Scratch {
 
 /// Runs `lanlink ARGS…` to completion (bounded by [`PATIENCE`] × 6).
 pub fn lanlink(args: &[&str]) -> std::process::Output {
-    let mut child = lanlink_command()
-        .args(args)
+    let mut cmd = lanlink_command();
+    cmd.args(args);
+    run_bounded(cmd, PATIENCE * 6)
+}
+
+/// Runs `cmd` to completion, stdin closed, output collected; kills it and
+/// fails the test if it takes longer than `patience`.
+pub fn run_bounded(mut cmd: Command, patience: Duration) -> std::process::Output {
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("start lanlink");
+        .expect("start the command");
     let out = lines_of(child.stdout.take().expect("stdout"));
     let err = lines_of(child.stderr.take().expect("stderr"));
-    let status = wait_timeout(&mut child, PATIENCE * 6).unwrap_or_else(|| {
+    let status = wait_timeout(&mut child, patience).unwrap_or_else(|| {
         let _ = child.kill();
-        panic!("lanlink {args:?} did not finish");
+        panic!("{cmd:?} did not finish");
     });
     let collect = |rx: Receiver<String>| -> Vec<u8> {
         rx.iter().flat_map(|l| (l + "\n").into_bytes()).collect()
@@ -370,5 +396,152 @@ impl Server {
     pub fn kill(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Whether tmux is here (a real terminal for a test); in CI it must be.
+pub fn tmux_available() -> bool {
+    if Command::new("tmux").arg("-V").output().is_ok() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "tmux is required in CI (scripts/setup installs it)"
+    );
+    eprintln!("skipping: tmux is not installed (scripts/setup installs it)");
+    false
+}
+
+/// A program on a real terminal: a detached tmux session running a shell
+/// command, typed into with `send-keys` and read with `capture-pane`.
+/// Killed on drop.
+pub struct Tmux(String);
+
+impl Tmux {
+    /// Starts `command` in a `width`×`height` terminal.
+    pub fn start(tag: &str, width: u16, height: u16, command: &str) -> Tmux {
+        let session = Tmux(format!("lanlink-{tag}-{}", std::process::id()));
+        let (w, h) = (width.to_string(), height.to_string());
+        session.run(&["kill-session", "-t", &session.0]);
+        session.run(&[
+            "new-session",
+            "-d",
+            "-s",
+            &session.0,
+            "-x",
+            &w,
+            "-y",
+            &h,
+            command,
+        ]);
+        session
+    }
+
+    /// `lanlink chat ADDR --name NAME EXTRA…` on a 100×30 terminal, with
+    /// this test process's [`home`] and the environment `env` (`NAME=VALUE`
+    /// words).
+    pub fn chat(tag: &str, env: &[&str], addr: &str, name: &str, extra: &[&str]) -> Tmux {
+        let cmd = format!(
+            "env LANLINK_HOME={} {} {} chat {addr} --name {name} {}",
+            home().display(),
+            env.join(" "),
+            env!("CARGO_BIN_EXE_lanlink"),
+            extra.join(" ")
+        );
+        Tmux::start(tag, 100, 30, &cmd)
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux").args(args).output().expect("run tmux");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// What the terminal shows (`escapes`: with colour codes).
+    pub fn screen_with(&self, escapes: bool) -> String {
+        // -J: a line the terminal wrapped comes back whole.
+        let mut args = vec!["capture-pane", "-t", &self.0, "-p", "-J", "-S", "-200"];
+        if escapes {
+            args.push("-e");
+        }
+        self.run(&args)
+    }
+
+    /// What the terminal shows now, as text.
+    pub fn screen(&self) -> String {
+        self.screen_with(false)
+    }
+
+    /// Everything the terminal showed, scrolled-off lines included.
+    pub fn scrollback(&self) -> String {
+        self.run(&["capture-pane", "-t", &self.0, "-p", "-S", "-"])
+    }
+
+    /// Waits until the terminal shows `needle`; returns the screen.
+    pub fn wait_for(&self, needle: &str) -> String {
+        self.wait_for_count(needle, 1)
+    }
+
+    /// Waits until the terminal shows `needle` at least `n` times; returns
+    /// the screen.
+    pub fn wait_for_count(&self, needle: &str, n: usize) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let screen = self.screen();
+            if screen.matches(needle).count() >= n {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the terminal never showed {needle:?} {n} times:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Types `text` as it is (no key names).
+    pub fn type_text(&self, text: &str) {
+        self.run(&["send-keys", "-t", &self.0, "-l", text]);
+    }
+
+    /// Types `keys` (tmux key names: `Enter`, `Tab`, `C-c`…).
+    pub fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", self.0.as_str()];
+        args.extend_from_slice(keys);
+        self.run(&args);
+    }
+
+    /// Types a line and presses Enter.
+    pub fn line(&self, text: &str) {
+        self.type_text(text);
+        self.keys(&["Enter"]);
+    }
+
+    /// Waits until the last non-blank line is `line` (a prompt, say).
+    pub fn wait_for_last_line(&self, line: &str) {
+        let deadline = Instant::now() + PATIENCE;
+        while self.last_line() != line {
+            assert!(
+                Instant::now() < deadline,
+                "the last line never became {line:?}:\n{}",
+                self.screen()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The last non-blank line on the screen, without trailing blanks.
+    pub fn last_line(&self) -> String {
+        self.screen()
+            .lines()
+            .rfind(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .trim_end()
+            .to_owned()
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        self.run(&["kill-session", "-t", &self.0]);
     }
 }

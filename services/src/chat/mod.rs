@@ -48,7 +48,7 @@
 
 pub mod command;
 mod format;
-pub(crate) mod names;
+pub mod names;
 mod requests;
 mod room;
 mod service;

@@ -14,17 +14,17 @@ use crate::text::{name_problem, name_skeleton};
 /// The key a name is compared and looked up by ([`name_skeleton`]): `Ada`,
 /// `ada`, fullwidth `ａｄａ` and Cyrillic `аdа` are the same user, `Lobby`
 /// and `lobby` the same room. A key is never shown (it spells `m` as `rn`).
-pub(crate) fn fold(name: &str) -> String {
+pub fn fold(name: &str) -> String {
     name_skeleton(name)
 }
 
 /// The order names are listed in: ignoring case.
-pub(crate) fn sort_key(name: &str) -> String {
+pub fn sort_key(name: &str) -> String {
     name.to_lowercase()
 }
 
 /// Checks a nickname against the rules; `max_len` is in bytes.
-pub(crate) fn check_nickname(name: &str, max_len: usize) -> Result<(), ServiceError> {
+pub fn check_nickname(name: &str, max_len: usize) -> Result<(), ServiceError> {
     check(NameKind::Nickname, name, max_len)?;
     if name.starts_with('#') || name.starts_with('/') {
         return Err(invalid(
@@ -40,12 +40,12 @@ pub(crate) fn check_nickname(name: &str, max_len: usize) -> Result<(), ServiceEr
 /// viewer) gave in its `Hello`: the nickname rules but for the leading
 /// character, since it is shown to others (as a sender, a publisher) and
 /// logged all the same.
-pub(crate) fn check_hello_name(name: &str, max_len: usize) -> Result<(), ServiceError> {
+pub fn check_hello_name(name: &str, max_len: usize) -> Result<(), ServiceError> {
     check(NameKind::Nickname, name, max_len)
 }
 
 /// Checks a room name against the rules; `max_len` is in bytes.
-pub(crate) fn check_room(name: &str, max_len: usize) -> Result<(), ServiceError> {
+pub fn check_room(name: &str, max_len: usize) -> Result<(), ServiceError> {
     check(NameKind::Room, name, max_len)?;
     if name.starts_with('/') {
         return Err(invalid(NameKind::Room, name, "it may not start with '/'"));

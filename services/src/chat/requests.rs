@@ -16,6 +16,7 @@ use super::room::ChatRoom;
 use super::service::{too_many, ChatService, Client};
 use super::{Now, Outgoing};
 use crate::error::ServiceError;
+use crate::text::display_safe;
 
 impl ChatService {
     pub(super) fn join(
@@ -30,9 +31,10 @@ impl ChatService {
         self.enter(conn, room, password, now, out)
     }
 
-    /// Puts `conn` in a room, creating it if needed. Joining a room one is
-    /// already in only resends its history and roster (a client's `/join` to
-    /// switch between its rooms), without a presence event.
+    /// Puts `conn` in a room, creating it if needed. A newcomer gets the
+    /// room's history, then its roster. Joining a room one is already in
+    /// (a client's `/join` to switch between its rooms) only resends the
+    /// roster: no history replayed, no presence event.
     ///
     /// Password guesses are limited per address: with none left, a join
     /// that needs a password is refused before the password is looked at;
@@ -92,6 +94,8 @@ impl ChatService {
             .or_insert_with(|| ChatRoom::new(room_name, password, history_len));
         if room.insert(conn) {
             client.rooms.insert(key);
+            tracing::info!(conn = %conn, name = %display_safe(&client.name),
+                room = %display_safe(room.name()), "joined a room");
             let presence = Presence {
                 room: room.name().into(),
                 name: client.name.clone(),
@@ -101,12 +105,13 @@ impl ChatService {
             for member in room.members().filter(|&m| m != conn) {
                 out.push(Outgoing::control(member, presence.clone()));
             }
+            // The history only for a newcomer: a member has seen it.
+            let history = History {
+                room: room.name().into(),
+                messages: room.recent(history_len),
+            };
+            out.push(Outgoing::control(conn, history));
         }
-        let history = History {
-            room: room.name().into(),
-            messages: room.recent(history_len),
-        };
-        out.push(Outgoing::control(conn, history));
         out.push(Outgoing::control(conn, roster_of(&self.clients, room)));
         Ok(())
     }

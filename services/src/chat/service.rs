@@ -193,7 +193,7 @@ impl ChatService {
     ///
     /// - `Join`: enter a room (created if new; its creator may set a
     ///   password). The joiner gets its `History` and `Roster`, the members a
-    ///   `Presence` `Joined`. Re-joining a room only resends those two.
+    ///   `Presence` `Joined`. Re-joining a room only resends the `Roster`.
     /// - `Leave`: a `Presence` `Left` to the members, the leaver included.
     /// - `ChatMessage`: stamped with the sender's nickname and `now.unix_ms`,
     ///   sent to every other member of the room, kept in its history.
@@ -301,6 +301,21 @@ impl ChatService {
     /// The connection using a nickname (compared ignoring case).
     pub fn conn_of(&self, name: &str) -> Option<ConnId> {
         self.nicks.get(&fold(name)).copied()
+    }
+
+    /// The rooms a connection is in, by their display names, sorted
+    /// ignoring case.
+    pub fn rooms_of(&self, conn: ConnId) -> Vec<&str> {
+        let Some(client) = self.clients.get(&conn) else {
+            return Vec::new();
+        };
+        let mut names: Vec<&str> = client
+            .rooms
+            .iter()
+            .filter_map(|key| self.rooms.get(key).map(ChatRoom::name))
+            .collect();
+        names.sort_by_cached_key(|n| sort_key(n));
+        names
     }
 
     /// How many clients are registered.

@@ -37,6 +37,9 @@ pub struct TransferSummary {
     pub hash: ContentHash,
     /// How long this run took.
     pub elapsed: Duration,
+    /// The file was there already, identical (checked by its hash): nothing
+    /// was sent.
+    pub unchanged: bool,
 }
 
 /// Told about a transfer's progress (a progress bar, a log line, nothing).
@@ -91,7 +94,8 @@ pub struct FileClient<'a, L: FileLink + ?Sized = Client> {
     client: &'a L,
     /// How long to wait for the next frame of a transfer.
     pub timeout: Duration,
-    /// How long to wait for another user to accept an offer.
+    /// How long to wait for another user to accept an offer (default two
+    /// minutes); then the offer is withdrawn.
     pub accept_timeout: Duration,
     /// Caps the transfer rate, in bytes per second (like rsync's
     /// `--bwlimit`), to leave bandwidth for others.
@@ -107,6 +111,16 @@ fn pace(limit: Option<u64>, since: Instant, moved: u64) {
             std::thread::sleep(wait);
         }
     }
+}
+
+/// The BLAKE3 hash of a whole file.
+fn hash_file(path: &Path) -> Result<ContentHash, ServiceError> {
+    let file = std::fs::File::open(path).map_err(|e| ServiceError::io("open", path, e))?;
+    let mut hasher = blake3::Hasher::new();
+    hasher
+        .update_reader(file)
+        .map_err(|e| ServiceError::io("read", path, e))?;
+    Ok(*hasher.finalize().as_bytes())
 }
 
 fn refused(name: &str, message: Message) -> ServiceError {
@@ -127,7 +141,7 @@ impl<'a, L: FileLink + ?Sized> FileClient<'a, L> {
         FileClient {
             client,
             timeout: Duration::from_secs(30),
-            accept_timeout: Duration::from_secs(300),
+            accept_timeout: Duration::from_secs(120),
             rate_limit: None,
         }
     }
@@ -193,7 +207,10 @@ impl<'a, L: FileLink + ?Sized> FileClient<'a, L> {
     }
 
     /// Downloads `name` (a file or a whole folder) into `dest`, resuming
-    /// any earlier partial download. Refuses to overwrite unless `force`.
+    /// any earlier partial download. A file already there that is the same
+    /// as the server's (its hash checked by the server) is skipped, so
+    /// running an interrupted download again finishes it; one that differs
+    /// is an error unless `force` (then it is replaced).
     pub fn get(
         &mut self,
         name: &str,
@@ -232,6 +249,9 @@ impl<'a, L: FileLink + ?Sized> FileClient<'a, L> {
         let started = Instant::now();
         let shown = local.to_string_lossy().into_owned();
         let target = path::prepare_new(dest, local, &shown)?;
+        if !force && target.is_file() {
+            return self.check_existing(remote, size, &target, &shown, started, progress);
+        }
         let mut file = IncomingFile::open(&shown, target, size, force)?;
         let stream = self.new_stream();
         self.send(
@@ -261,10 +281,77 @@ impl<'a, L: FileLink + ?Sized> FileClient<'a, L> {
                     resumed_from,
                     hash,
                     elapsed: started.elapsed(),
+                    unchanged: false,
                 };
                 progress.finish(&summary);
                 Ok(summary)
             }
+            other => Err(refused(remote, other)),
+        }
+    }
+
+    /// `target` exists already (a run that finished it before being
+    /// interrupted in a later file). Asks the server to resume after its
+    /// last byte, with its hash as the prefix hash: the server checks it and,
+    /// if the content is the same, offers from that offset and confirms its
+    /// whole-file hash at once; otherwise it starts from byte 0, and we
+    /// cancel, since the file here is not ours to replace.
+    fn check_existing(
+        &mut self,
+        remote: &str,
+        size: u64,
+        target: &Path,
+        shown: &str,
+        started: Instant,
+        progress: &mut dyn Progress,
+    ) -> Result<TransferSummary, ServiceError> {
+        let exists = || ServiceError::AlreadyExists {
+            name: shown.to_owned(),
+        };
+        let len = std::fs::metadata(target)
+            .map_err(|e| ServiceError::io("inspect", target, e))?
+            .len();
+        if len != size {
+            return Err(exists());
+        }
+        let hash = hash_file(target)?;
+        let stream = self.new_stream();
+        self.send(
+            stream,
+            FileRequest {
+                name: remote.to_owned(),
+                offset: len,
+                prefix_hash: Some(hash),
+            },
+        )?;
+        let offer = match self.next_on(stream, self.timeout)? {
+            Message::FileOffer(o) => o,
+            other => return Err(refused(remote, other)),
+        };
+        if offer.offset != len || offer.size != len {
+            let cancel = FileCancel {
+                code: ErrorCode::ALREADY_EXISTS,
+                reason: "the receiver has another file of that name".into(),
+            };
+            let _ = self.send(stream, cancel);
+            return Err(exists());
+        }
+        match self.next_on(stream, self.timeout)? {
+            Message::FileComplete(c) if c.size == len && c.hash == hash => {
+                progress.start(shown, len, len);
+                let summary = TransferSummary {
+                    name: remote.to_owned(),
+                    path: target.to_owned(),
+                    size: len,
+                    resumed_from: len,
+                    hash,
+                    elapsed: started.elapsed(),
+                    unchanged: true,
+                };
+                progress.finish(&summary);
+                Ok(summary)
+            }
+            Message::FileComplete(_) => Err(exists()),
             other => Err(refused(remote, other)),
         }
     }
@@ -320,16 +407,44 @@ impl<'a, L: FileLink + ?Sized> FileClient<'a, L> {
     }
 
     /// Uploads `local` (a file or a folder) to the server's inbox, as
-    /// `as_name` if given. Resumes an earlier interrupted upload.
+    /// `as_name` if given. Resumes an earlier interrupted upload: a partial
+    /// file on the server is continued, and a file the server already holds
+    /// is offered again with its hash, so that a server that can compare
+    /// hashes confirms it is the same and nothing is sent. A file of the
+    /// same name that the server keeps (another file, or a server that
+    /// cannot compare) does not stop the other files of a folder; the
+    /// error names it at the end.
     pub fn put(
         &mut self,
         local: &Path,
         as_name: Option<&str>,
         progress: &mut dyn Progress,
     ) -> Result<Vec<TransferSummary>, ServiceError> {
-        self.each_file(local, as_name, |me, file, name| {
-            me.upload(file, &name, None, progress)
-        })
+        let mut kept = Vec::new();
+        let done = self.each_file(local, as_name, |me, file, name| {
+            match me.upload(file, &name, None, progress) {
+                Err(ServiceError::Refused {
+                    code: ErrorCode::ALREADY_EXISTS,
+                    name,
+                    reason,
+                }) => {
+                    kept.push((name, reason));
+                    Ok(None)
+                }
+                other => other.map(Some),
+            }
+        })?;
+        match kept.split_first() {
+            None => Ok(done),
+            Some(((name, reason), rest)) => Err(ServiceError::Refused {
+                name: name.clone(),
+                reason: match rest.len() {
+                    0 => reason.clone(),
+                    n => format!("{reason} (and {n} more of this upload)"),
+                },
+                code: ErrorCode::ALREADY_EXISTS,
+            }),
+        }
     }
 
     /// Offers `local` (a file or folder) to the user `to` through the server;
@@ -341,17 +456,18 @@ impl<'a, L: FileLink + ?Sized> FileClient<'a, L> {
         progress: &mut dyn Progress,
     ) -> Result<Vec<TransferSummary>, ServiceError> {
         self.each_file(local, None, |me, file, name| {
-            me.upload(file, &name, Some(to), progress)
+            me.upload(file, &name, Some(to), progress).map(Some)
         })
     }
 
     /// Runs `one` for `local` itself or, for a folder, every file below it,
-    /// with `/`-separated names starting at the folder's (or `as_name`).
+    /// with `/`-separated names starting at the folder's (or `as_name`);
+    /// collects what it returns.
     fn each_file(
         &mut self,
         local: &Path,
         as_name: Option<&str>,
-        mut one: impl FnMut(&mut Self, &Path, String) -> Result<TransferSummary, ServiceError>,
+        mut one: impl FnMut(&mut Self, &Path, String) -> Result<Option<TransferSummary>, ServiceError>,
     ) -> Result<Vec<TransferSummary>, ServiceError> {
         let base = match as_name {
             Some(n) => n.to_owned(),
@@ -366,14 +482,14 @@ impl<'a, L: FileLink + ?Sized> FileClient<'a, L> {
         path::validate(&base, false)?;
         let meta = std::fs::metadata(local).map_err(|e| ServiceError::io("open", local, e))?;
         if !meta.is_dir() {
-            return Ok(vec![one(self, local, base)?]);
+            return Ok(one(self, local, base)?.into_iter().collect());
         }
         let mut files = Vec::new();
         collect_files(local, &base, &mut files)?;
         files.sort();
         let mut done = Vec::new();
         for (name, file) in files {
-            done.push(one(self, &file, name)?);
+            done.extend(one(self, &file, name)?);
         }
         Ok(done)
     }
@@ -390,14 +506,19 @@ impl<'a, L: FileLink + ?Sized> FileClient<'a, L> {
         let size = std::fs::metadata(local)
             .map_err(|e| ServiceError::io("open", local, e))?
             .len();
-        // A second attempt happens only when the server's partial file does
-        // not match ours: we cancel, it discards it, we start over.
-        for _attempt in 0..2 {
+        // The whole file's hash goes with an offer only once the server said
+        // it has a file of that name: with it, the server can tell whether
+        // it is this one.
+        let mut hash = None;
+        // Another attempt happens when the server's partial file does not
+        // match ours (we cancel, it discards it, we start over), and to
+        // offer again with the hash.
+        for _attempt in 0..3 {
             let stream = self.new_stream();
             let offer = FileOffer {
                 name: name.to_owned(),
                 size,
-                hash: None,
+                hash,
                 offset: 0,
                 to: to.map(str::to_owned),
                 from: None,
@@ -408,8 +529,45 @@ impl<'a, L: FileLink + ?Sized> FileClient<'a, L> {
             } else {
                 self.timeout
             };
-            let accept = match self.next_on(stream, patience)? {
+            let answer = match (self.next_on(stream, patience), to) {
+                (Err(ServiceError::NoAnswer { secs }), Some(to)) => {
+                    // Withdraw it, so it does not wait on the other side.
+                    let cancel = FileCancel {
+                        code: ErrorCode::TIMEOUT,
+                        reason: format!("not accepted within {secs} s"),
+                    };
+                    let _ = self.send(stream, cancel);
+                    return Err(ServiceError::NotAnswered {
+                        name: name.to_owned(),
+                        to: to.to_owned(),
+                        secs,
+                    });
+                }
+                (answer, _) => answer?,
+            };
+            let accept = match answer {
                 Message::FileAccept(a) => a,
+                Message::FileReject(r)
+                    if r.code == ErrorCode::ALREADY_EXISTS && to.is_none() && hash.is_none() =>
+                {
+                    hash = Some(hash_file(local)?);
+                    continue;
+                }
+                // The server holds this very file already.
+                Message::FileComplete(c) if Some(c.hash) == hash && c.size == size => {
+                    progress.start(name, size, size);
+                    let summary = TransferSummary {
+                        name: name.to_owned(),
+                        path: local.to_owned(),
+                        size,
+                        resumed_from: size,
+                        hash: c.hash,
+                        elapsed: started.elapsed(),
+                        unchanged: true,
+                    };
+                    progress.finish(&summary);
+                    return Ok(summary);
+                }
                 other => return Err(refused(name, other)),
             };
             let mut file = OutgoingFile::open(local, accept.offset, accept.prefix_hash.as_ref())?;
@@ -458,6 +616,7 @@ impl<'a, L: FileLink + ?Sized> FileClient<'a, L> {
                             resumed_from: file.start(),
                             hash: c.hash,
                             elapsed: started.elapsed(),
+                            unchanged: false,
                         };
                         progress.finish(&summary);
                         return Ok(summary);
@@ -527,10 +686,25 @@ impl<'a, L: FileLink + ?Sized> FileClient<'a, L> {
         force: bool,
         progress: &mut dyn Progress,
     ) -> Result<TransferSummary, ServiceError> {
+        self.accept_as(stream, offer, dest, &offer.name, force, progress)
+    }
+
+    /// [`accept`](Self::accept), saving the file as `local` (a `/`-separated
+    /// name under `dest`, checked like a name from the network) instead of
+    /// the offered name.
+    pub fn accept_as(
+        &mut self,
+        stream: StreamId,
+        offer: &FileOffer,
+        dest: &Path,
+        local: &str,
+        force: bool,
+        progress: &mut dyn Progress,
+    ) -> Result<TransferSummary, ServiceError> {
         let started = Instant::now();
-        let prepared = path::validate_target(&offer.name).and_then(|rel| {
-            let target = path::prepare_new(dest, &rel, &offer.name)?;
-            IncomingFile::open(&offer.name, target, offer.size, force)
+        let prepared = path::validate_target(local).and_then(|rel| {
+            let target = path::prepare_new(dest, &rel, local)?;
+            IncomingFile::open(local, target, offer.size, force)
         });
         let mut file = match prepared {
             Ok(f) => f,
@@ -564,6 +738,7 @@ impl<'a, L: FileLink + ?Sized> FileClient<'a, L> {
                         resumed_from,
                         hash: c.hash,
                         elapsed: started.elapsed(),
+                        unchanged: false,
                     };
                     progress.finish(&summary);
                     Ok(summary)

@@ -116,6 +116,9 @@ pub(super) struct UploadRequest {
     pub(super) owner: String,
     pub(super) size: u64,
     pub(super) overwrite: bool,
+    /// The offer's hash of the whole file, if it gave one: a target that
+    /// exists and matches it is already there (nothing to send).
+    pub(super) hash: Option<ContentHash>,
     pub(super) min_free_space: u64,
     /// Space promised to other uploads, not yet written.
     pub(super) reserved_elsewhere: u64,
@@ -304,6 +307,34 @@ fn open_download(
     OutgoingFile::open_cancellable(&full, offset, prefix_hash, cancel)
 }
 
+/// Whether `target` is a regular file (not a link) of `size` bytes whose
+/// BLAKE3 hash is `hash`. Reading stops early when `cancel` is set.
+fn holds(target: &Path, size: u64, hash: &ContentHash, cancel: &AtomicBool) -> bool {
+    let is_it =
+        std::fs::symlink_metadata(target).is_ok_and(|m| m.file_type().is_file() && m.len() == size);
+    if !is_it {
+        return false;
+    }
+    let Ok(mut file) = std::fs::File::open(target) else {
+        return false;
+    };
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        if cancel.load(std::sync::atomic::Ordering::Relaxed) {
+            return false;
+        }
+        match std::io::Read::read(&mut file, &mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                hasher.update(buf.get(..n).unwrap_or_default());
+            }
+            Err(_) => return false,
+        }
+    }
+    hasher.finalize().as_bytes() == hash
+}
+
 /// Refuses a write that would leave less than `min_free` bytes free where
 /// `file` is: whatever was promised to uploads (a promise grows only with
 /// what an upload has sent, see `FileService`), the free-space reserve is
@@ -340,6 +371,13 @@ fn open_upload(r: &UploadRequest) -> Result<Opened, ServiceError> {
     // One longer than the offer is started again from nothing.
     let needed = r.size - held.filter(|h| *h <= r.size).unwrap_or(0);
     if plan.target.exists() && !r.overwrite {
+        if let Some(hash) = r.hash.filter(|h| holds(&plan.target, r.size, h, &r.cancel)) {
+            return Err(ServiceError::AlreadyHeld {
+                name: r.name.clone(),
+                size: r.size,
+                hash,
+            });
+        }
         return Err(ServiceError::AlreadyExists {
             name: r.name.clone(),
         });

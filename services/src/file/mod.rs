@@ -22,7 +22,7 @@ use std::time::Duration;
 
 pub use client::{FileClient, FileLink, Progress, Quiet, TransferSummary};
 pub use jobs::{FileDone, FileJob, ENTRY_COST};
-pub use service::FileService;
+pub use service::{FileService, TransferInfo};
 
 use crate::ServiceError;
 

@@ -140,6 +140,19 @@ struct Usage {
     entries_held: u64,
 }
 
+/// One transfer in progress, as [`FileService::transfers_of`] shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransferInfo {
+    /// A shared file going to the client, by the name it asked for.
+    Download(String),
+    /// A file coming from the client into the inbox, by the name it gave.
+    Upload(String),
+    /// The client's file relayed to another connection's user.
+    SendingTo(ConnId),
+    /// Another connection's file relayed to the client.
+    ReceivingFrom(ConnId),
+}
+
 /// File sharing, uploads and relays for every connection of a server.
 pub struct FileService {
     config: FileConfig,
@@ -247,6 +260,27 @@ impl FileService {
     /// Transfers in progress (all connections).
     pub fn transfer_count(&self) -> usize {
         self.transfers.len()
+    }
+
+    /// The transfers `conn` has in progress, for an operator: downloads
+    /// and uploads by the name the client gave, relays by the other end.
+    pub fn transfers_of(&self, conn: ConnId) -> Vec<TransferInfo> {
+        let mut mine: Vec<(StreamId, TransferInfo)> = self
+            .transfers
+            .iter()
+            .filter(|((c, _), _)| *c == conn)
+            .map(|((_, stream), t)| {
+                let info = match t {
+                    Transfer::Download(d) => TransferInfo::Download(d.name.clone()),
+                    Transfer::Upload(u) => TransferInfo::Upload(u.name.clone()),
+                    Transfer::RelayFrom { peer } => TransferInfo::SendingTo(peer.0),
+                    Transfer::RelayTo { peer } => TransferInfo::ReceivingFrom(peer.0),
+                };
+                (*stream, info)
+            })
+            .collect();
+        mine.sort_by_key(|(stream, _)| *stream);
+        mine.into_iter().map(|(_, info)| info).collect()
     }
 
     /// The jobs the service wants run, oldest first. Run each (anywhere)
@@ -701,6 +735,7 @@ impl FileService {
             owner: owner.clone(),
             size: o.size,
             overwrite: self.config.allow_overwrite,
+            hash: o.hash,
             min_free_space: self.config.min_free_space,
             reserved_elsewhere: self.reserved,
             quota_left,
@@ -764,6 +799,11 @@ impl FileService {
                 };
                 u.file = Some(file);
                 send(out, key, accept);
+            }
+            // The very file is there already: say so, as a finished upload.
+            Err(ServiceError::AlreadyHeld { size, hash, .. }) => {
+                self.end_transfer(key, false);
+                send(out, key, FileComplete { size, hash });
             }
             Err(e) => {
                 let e = e.for_peer(&u.name);

@@ -12,10 +12,10 @@ use common::{reject_of, wait_briefly, wait_for, TempDir, TestServer};
 use lanlink_proto::chat::ChatMessage;
 use lanlink_proto::file::{FileCancel, FileChunk, FileOffer, FileRequest, ListRequest};
 use lanlink_proto::{Capabilities, ErrorCode, Frame, Message};
+use lanlink_server::workers::WorkerConfig;
+use lanlink_server::ServerConfig;
 use lanlink_services::chat::ChatConfig;
 use lanlink_services::file::FileConfig;
-use lanlink_services::server::ServerConfig;
-use lanlink_services::workers::WorkerConfig;
 use lanlink_transport::Client;
 
 const BIG: u64 = 1 << 30;

@@ -13,9 +13,8 @@ use bytes::Bytes;
 use common::{wait_for, TestServer};
 use lanlink_proto::video::{VideoAnnounce, VideoCodec, VideoEnd, VideoFrame};
 use lanlink_proto::{Capabilities, Frame, Message};
-use lanlink_services::media::VideoTap;
-use lanlink_services::server::ServerConfig;
-use lanlink_transport::mjpeg::{serve_http, LatestFrames};
+use lanlink_server::http::{serve_http, LatestFrames};
+use lanlink_server::ServerConfig;
 use lanlink_transport::Client;
 
 fn get(addr: SocketAddr, path: &str) -> (String, Vec<u8>) {
@@ -67,7 +66,7 @@ fn publish(client: &Client, stream: u32, name: &str) {
 fn ended_streams_disappear_from_the_browser_server() {
     let frames = LatestFrames::new();
     let server = TestServer::start(ServerConfig {
-        video_tap: Some(VideoTap::latest_frames(frames.clone())),
+        video_tap: Some(lanlink_server::http::video_tap(frames.clone())),
         ..ServerConfig::default()
     });
     let http = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -81,6 +80,16 @@ fn ended_streams_disappear_from_the_browser_server() {
     publish(&cam, 1, "door");
     let jpeg = wait_status(http_addr, "/snapshot/door", "200");
     assert_eq!(jpeg, b"\xFF\xD8 a tiny jpeg \xFF\xD9");
+    // `/state` names it with its publisher (as the server knows it).
+    let (head, state) = get(http_addr, "/state");
+    assert!(head.contains("Content-Type: application/json"), "{head}");
+    assert!(
+        String::from_utf8_lossy(&state).starts_with(
+            r#"{"ok":true,"result":{"streams":[{"name":"door","publisher":"cam","width":2,"height":2,"fps":"#
+        ),
+        "{}",
+        String::from_utf8_lossy(&state)
+    );
     // A viewer of the stream...
     let mut viewer = TcpStream::connect(http_addr).unwrap();
     viewer
@@ -89,6 +98,12 @@ fn ended_streams_disappear_from_the_browser_server() {
     write!(viewer, "GET /stream/door HTTP/1.1\r\n\r\n").unwrap();
     let mut first = [0u8; 64];
     assert!(viewer.read(&mut first).unwrap() > 0);
+    let (_, state) = get(http_addr, "/state");
+    assert!(
+        String::from_utf8_lossy(&state).contains(r#""viewers":1,"#),
+        "{}",
+        String::from_utf8_lossy(&state)
+    );
 
     // ...is done once the publisher ends the stream, and the snapshot is gone.
     cam.send(&Frame::new(1, VideoEnd)).unwrap();
@@ -99,6 +114,15 @@ fn ended_streams_disappear_from_the_browser_server() {
     assert!(started.elapsed() < Duration::from_secs(5));
     let (_, list) = get(http_addr, "/streams.json");
     assert_eq!(list, b"[]\n");
+    let (_, state) = get(http_addr, "/state");
+    assert_eq!(state, b"{\"ok\":true,\"result\":{\"streams\":[]}}\n");
+    // The page lists nothing either, and says so.
+    let (_, page) = get(http_addr, "/");
+    let page = String::from_utf8_lossy(&page);
+    assert!(
+        !page.contains("data-name") && page.contains("<p id=\"none\">"),
+        "{page}"
+    );
 
     // The same when the publisher simply leaves.
     publish(&cam, 3, "yard");

@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use lanlink_transport::mjpeg::{serve_http_with, HttpConfig, LatestFrames};
+use lanlink_server::http::{serve_http_with, HttpConfig, LatestFrames};
 use lanlink_transport::Shutdown;
 
 struct Http {
@@ -318,6 +318,63 @@ fn malformed_oversized_and_other_requests_get_clear_answers() {
     }
 }
 
+/// `/state` lists each stream with its publisher, size, frame rate and
+/// viewers, every peer string JSON-escaped (and `<` too); the page loads
+/// its polling script from `/page.js`, which the page's policy allows, and
+/// escapes names in the HTML it renders.
+#[test]
+fn state_lists_streams_with_peer_text_escaped_and_the_page_follows_it() {
+    let http = Http::start(HttpConfig::default());
+    let name = "door</script>\"\\\u{1b}[2J";
+    for seq in 1..=3 {
+        http.frames
+            .publish_by(name, "ev\"il<b>", 4, 2, seq, jpeg(b"x"))
+            .unwrap();
+    }
+    let (head, body) = get_from("127.0.0.1", http.addr, "/state");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.contains("Content-Type: application/json"), "{head}");
+    let body = String::from_utf8(body).unwrap();
+    let expected = r#"{"ok":true,"result":{"streams":[{"name":"door\u003c/script>\"\\\u001b[2J","publisher":"ev\"il\u003cb>","width":4,"height":2,"fps":"#;
+    assert!(body.starts_with(expected), "{body}");
+    assert!(body.contains(r#","viewers":0,"seq":3}]}}"#), "{body}");
+    assert!(
+        !body.contains('\u{1b}') && !body.contains("</script"),
+        "{body}"
+    );
+
+    let (head, page) = get_from("127.0.0.1", http.addr, "/");
+    let page = String::from_utf8(page).unwrap();
+    assert!(
+        page.contains(r#"<script src="/page.js" defer></script>"#),
+        "{page}"
+    );
+    assert!(
+        page.contains(r#"data-name="door&lt;/script&gt;&quot;"#),
+        "{page}"
+    );
+    assert!(!page.contains("</script>\""), "{page}");
+    assert!(
+        head.contains("script-src 'self'") && head.contains("connect-src 'self'"),
+        "{head}"
+    );
+    let (head, script) = get_from("127.0.0.1", http.addr, "/page.js");
+    assert!(head.contains("Content-Type: text/javascript"), "{head}");
+    let script = String::from_utf8(script).unwrap();
+    assert!(script.contains("fetch('/state'") && script.contains("setInterval(poll, 1000)"));
+    // Names only ever reach the DOM as text or attribute values.
+    assert!(!script.contains("innerHTML"), "{script}");
+
+    // An ended stream leaves /state, the page and /snapshot.
+    http.frames.remove(name);
+    let (_, body) = get_from("127.0.0.1", http.addr, "/state");
+    assert_eq!(body, b"{\"ok\":true,\"result\":{\"streams\":[]}}\n");
+    let (_, page) = get_from("127.0.0.1", http.addr, "/");
+    assert!(!String::from_utf8_lossy(&page).contains("data-name"));
+    let (head, _) = get_from("127.0.0.1", http.addr, "/snapshot/door");
+    assert!(head.starts_with("HTTP/1.1 404"), "{head}");
+}
+
 // ------------------------------------------------------------------ fuzzing
 
 /// The `http` fuzz target's seeds: a read size byte, a stream name, then
@@ -392,7 +449,7 @@ fn the_http_fuzz_corpus_replays_and_the_seeds_are_current() {
     let mut n = 0;
     for entry in std::fs::read_dir(http_corpus()).unwrap() {
         let data = std::fs::read(entry.unwrap().path()).unwrap_or_default();
-        lanlink_transport::fuzz_http_request(&data);
+        lanlink_server::http::fuzz_http_request(&data);
         n += 1;
     }
     assert!(n >= http_seeds().len());

@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use lanlink_proto::{control, Capabilities, Frame, Message};
-use lanlink_services::server::{run, ServerConfig};
+use lanlink_server::{run, ServerConfig};
 use lanlink_transport::{Client, ClientConfig, Shutdown};
 
 /// How long any single expectation may take before a test fails.

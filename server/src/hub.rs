@@ -22,20 +22,21 @@ use lanlink_transport::{
     BanList, ConnHandle, ConnId, EncodedFrame, Event, KeyedBuckets, Rate, RefusalLog, Shutdown,
 };
 
-use crate::chat::names::{check_hello_name, fold};
-use crate::chat::{ChatConfig, ChatService, Now, Outgoing};
-use crate::error::ServiceError;
-use crate::file::{FileConfig, FileDone, FileJob, FileService};
-use crate::media::{MediaConfig, MediaRelay, VideoTap};
-use crate::text::display_safe;
 use crate::workers::{WorkerConfig, WorkerPool};
+use crate::ServerError;
+use lanlink_services::chat::names::{check_hello_name, fold};
+use lanlink_services::chat::{ChatConfig, ChatService, Now, Outgoing};
+use lanlink_services::file::{FileConfig, FileDone, FileJob, FileService, TransferInfo};
+use lanlink_services::media::{MediaConfig, MediaRelay, VideoTap};
+use lanlink_services::text::display_safe;
+use lanlink_services::ServiceError;
 
 /// The connection id media published by the server process itself is
 /// filed under (the transport numbers connections from 1).
-const LOCAL_PUBLISHER: ConnId = crate::media::LOCAL;
+const LOCAL_PUBLISHER: ConnId = lanlink_services::media::LOCAL;
 
 /// The default TCP port of a lanlink server.
-pub const DEFAULT_PORT: u16 = 7878;
+pub const DEFAULT_PORT: u16 = lanlink_transport::DEFAULT_PORT;
 
 /// Everything a server can be told.
 #[derive(Debug, Clone)]
@@ -93,7 +94,7 @@ impl Default for ServerConfig {
 ///
 /// ```no_run
 /// use std::net::TcpListener;
-/// use lanlink_services::server::{run, ServerConfig};
+/// use lanlink_server::{run, ServerConfig};
 /// use lanlink_transport::Shutdown;
 ///
 /// let listener = TcpListener::bind("0.0.0.0:7878")?;
@@ -104,7 +105,7 @@ pub fn run(
     listener: TcpListener,
     config: ServerConfig,
     shutdown: Shutdown,
-) -> Result<(), lanlink_transport::TransportError> {
+) -> Result<(), ServerError> {
     // Bounded: if the hub falls behind, connection readers wait, and TCP
     // slows the senders down, instead of events piling up in memory.
     let (events_tx, events) = crossbeam_channel::bounded(64 * 1024);
@@ -153,12 +154,12 @@ pub fn run(
                 },
             }
         })
-        .map_err(|e| lanlink_transport::TransportError::io("spawn hub thread", e))?;
+        .map_err(|e| ServerError::io("spawn hub thread", e))?;
     let result = lanlink_transport::serve(listener, config.transport, shutdown, events_tx);
     // `serve` has joined every connection, so every event sender is gone
     // and the hub's loop ends once it has handled the last `Closed`.
     let _ = hub_thread.join();
-    result
+    Ok(result?)
 }
 
 /// The longest close reason shown to the people in a leaver's rooms, in
@@ -177,6 +178,82 @@ fn shorten(mut text: String, max: usize) -> String {
         text.push('…');
     }
     text
+}
+
+/// The longest `who` answer, in bytes: an admin reply is one wire string
+/// (at most 65 535 bytes).
+const MAX_WHO_REPLY: usize = 60_000;
+
+/// The most items of one list (rooms, streams, transfers) `who` shows for
+/// a connection.
+const MAX_WHO_ITEMS: usize = 8;
+
+/// `items` escaped and joined, at most [`MAX_WHO_ITEMS`] of them.
+fn safe_list<T: AsRef<str>>(items: &[T]) -> String {
+    if items.is_empty() {
+        return "none".into();
+    }
+    let mut shown: Vec<String> = items
+        .iter()
+        .take(MAX_WHO_ITEMS)
+        .map(|i| display_safe(i.as_ref()).to_string())
+        .collect();
+    if items.len() > MAX_WHO_ITEMS {
+        shown.push(format!("+{} more", items.len() - MAX_WHO_ITEMS));
+    }
+    shown.join(", ")
+}
+
+/// A Unix time in milliseconds as `YYYY-MM-DD HH:MM:SS UTC`.
+fn utc_time(unix_ms: u64) -> String {
+    let secs = unix_ms / 1000;
+    let (days, rest) = ((secs / 86_400) as i64, secs % 86_400);
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rest / 3600,
+        rest / 60 % 60,
+        rest % 60
+    )
+}
+
+/// A duration as `42s`, `3m05s` or `2h07m`.
+fn short_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, s / 60 % 60),
+    }
+}
+
+/// Logs the file requests worth an operator's eye: downloads, uploads and
+/// files offered to another user (relayed sends), with the user's name.
+fn log_file_request(conn: ConnId, user: &str, message: &Message) {
+    let user = display_safe(user);
+    match message {
+        Message::FileRequest(r) => {
+            tracing::info!(conn = %conn, name = %user, file = %display_safe(&r.name), offset = r.offset, "download requested");
+        }
+        Message::FileOffer(o) => match &o.to {
+            Some(to) => {
+                tracing::info!(conn = %conn, name = %user, to = %display_safe(to), file = %display_safe(&o.name), size = o.size, "file offered to a user (relayed send)");
+            }
+            None => {
+                tracing::info!(conn = %conn, name = %user, file = %display_safe(&o.name), size = o.size, "upload offered");
+            }
+        },
+        _ => {}
+    }
 }
 
 /// How often the hub's timers are checked.
@@ -213,6 +290,12 @@ pub struct Hub {
     max_payload: u32,
     /// Welcomed connections and the name each gave.
     conns: HashMap<ConnId, (ConnHandle, String)>,
+    /// When each welcomed connection was welcomed (for `who`).
+    since: HashMap<ConnId, Now>,
+    /// Connections that receive file offers for their name without
+    /// chatting ([`Capabilities::OFFERS`]), with that name case-folded.
+    /// Ordered by id: the newest one gets the offers.
+    receivers: std::collections::BTreeMap<ConnId, String>,
     chat: ChatService,
     file: FileService,
     /// Runs the file service's disk work.
@@ -233,7 +316,7 @@ struct Admin {
 
 impl Hub {
     /// A hub with empty services and its worker threads started.
-    pub fn new(config: &ServerConfig) -> Result<Hub, lanlink_transport::TransportError> {
+    pub fn new(config: &ServerConfig) -> Result<Hub, ServerError> {
         let mut chat = ChatService::new(config.chat.clone());
         for name in &config.banned_names {
             chat.ban_name(name);
@@ -242,6 +325,8 @@ impl Hub {
             server_name: config.server_name.clone(),
             max_payload: config.transport.conn.max_payload,
             conns: HashMap::new(),
+            since: HashMap::new(),
+            receivers: std::collections::BTreeMap::new(),
             chat,
             file: {
                 let mut file = FileService::new(config.file.clone());
@@ -299,6 +384,8 @@ impl Hub {
             Event::Frame { conn, frame } => self.on_frame(conn, frame, &now),
             Event::Closed { conn, reason, .. } => {
                 if let Some((handle, _)) = self.conns.remove(&conn) {
+                    self.receivers.remove(&conn);
+                    self.since.remove(&conn);
                     // Shown to everyone in its rooms: the peer's goodbye
                     // text is escaped (by CloseReason's Display) and cut
                     // short, so leaving cannot paint or flood their screens.
@@ -336,14 +423,18 @@ impl Hub {
         }
         let mut greeting = Vec::new();
         let wants_chat = hello.capabilities.contains(Capabilities::CHAT);
-        let admitted = if wants_chat {
-            self.chat
-                .connect(id, conn.peer().ip(), &hello.name, now, &mut greeting)
-        } else {
-            // Not a chat user, but its name is still shown and logged.
-            check_hello_name(&hello.name, self.chat.config().max_name_len)
-                .map_err(|e| (e.code(), e.to_string()))
-        };
+        let receives = !wants_chat && hello.capabilities.contains(Capabilities::OFFERS);
+        let mut admitted = self.check_receiver_name(&conn, &hello.name, receives);
+        if admitted.is_ok() {
+            admitted = if wants_chat {
+                self.chat
+                    .connect(id, conn.peer().ip(), &hello.name, now, &mut greeting)
+            } else {
+                // Not a chat user, but its name is still shown and logged.
+                check_hello_name(&hello.name, self.chat.config().max_name_len)
+                    .map_err(|e| (e.code(), e.to_string()))
+            };
+        }
         if let Err((code, reason)) = admitted {
             tracing::info!(peer = %conn.peer(), name = %display_safe(&hello.name), "refused: {}", display_safe(&reason));
             conn.refuse(code, &reason);
@@ -353,7 +444,7 @@ impl Hub {
             server_name: self.server_name.clone(),
             client_id: id.0 as u32,
             name: hello.name.clone(),
-            capabilities: Capabilities::ALL,
+            capabilities: Capabilities::ALL | Capabilities::OFFERS,
             max_payload: self.max_payload,
             motd: self.chat.config().motd.clone().unwrap_or_default(),
         };
@@ -366,6 +457,10 @@ impl Hub {
             // Upload quotas and announcement limits follow the address,
             // not the (changeable) name.
             self.file.set_peer(id, conn.peer().ip().to_canonical());
+            if receives {
+                self.receivers.insert(id, fold(&hello.name));
+            }
+            self.since.insert(id, *now);
             self.media.set_peer(id, conn.peer().ip());
             self.conns.insert(id, (conn, hello.name));
             self.out.append(&mut greeting);
@@ -388,10 +483,40 @@ impl Hub {
         // The name others know this user by now (after any /nick).
         let name = self.chat.name_of(conn).unwrap_or(hello_name);
         match frame.kind().service() {
-            Service::Chat => self.chat.handle(conn, frame.message, now, &mut self.out),
+            Service::Chat => match &frame.message {
+                // One name is one person: not taken from another address.
+                Message::SetNick(set)
+                    if self.conns.get(&conn).is_some_and(|(h, _)| {
+                        self.held_elsewhere(set.name.trim(), h.peer().ip(), false)
+                    }) =>
+                {
+                    self.out.push(Outgoing::control(
+                        conn,
+                        control::Error {
+                            code: ErrorCode::NAME_TAKEN,
+                            message: format!(
+                                "the name {:?} is in use from another address",
+                                set.name
+                            ),
+                        },
+                    ));
+                }
+                _ => self.chat.handle(conn, frame.message, now, &mut self.out),
+            },
             Service::File => {
-                let chat = &self.chat;
-                let lookup = |nick: &str| chat.conn_of(nick);
+                log_file_request(conn, name, &frame.message);
+                let (chat, receivers) = (&self.chat, &self.receivers);
+                // An offer to a name goes to its newest receiver, else to
+                // the chat user of that name.
+                let lookup = |nick: &str| {
+                    let key = fold(nick);
+                    receivers
+                        .iter()
+                        .rev()
+                        .find(|(_, name)| **name == key)
+                        .map(|(id, _)| *id)
+                        .or_else(|| chat.conn_of(nick))
+                };
                 self.file.handle(
                     conn,
                     name,
@@ -457,7 +582,7 @@ impl Hub {
             let refusal = ServiceError::TooManyRequests {
                 what: "admin requests with a wrong token",
                 from: "your address",
-                retry_after_ms: crate::error::millis(wait),
+                retry_after_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
             }
             .to_string();
             self.admin.refusals.refused(ip, "admin guesses", &refusal);
@@ -525,6 +650,7 @@ impl Hub {
                     ),
                 )
             }
+            ("who", _) => reply(true, self.who(now)),
             ("bans", _) => {
                 let addresses: Vec<String> = self
                     .admin
@@ -546,10 +672,73 @@ impl Hub {
             (other, _) => reply(
                 false,
                 format!(
-                    "unknown admin command {other:?} (kick, ban, unban, bans) or missing argument"
+                    "unknown admin command {other:?} (kick, ban, unban, bans, who) or missing argument"
                 ),
             ),
         }
+    }
+
+    /// The `who` answer: a count, then one line per connection, oldest
+    /// first: its id, name, address, when it connected, its rooms, streams
+    /// and transfers in progress. Every peer string is escaped, long lists
+    /// are cut, and the whole stays within [`MAX_WHO_REPLY`] bytes.
+    fn who(&self, now: &Now) -> String {
+        let mut ids: Vec<ConnId> = self.conns.keys().copied().collect();
+        ids.sort();
+        let mut text = format!("{} connection(s)", ids.len());
+        for (shown, id) in ids.iter().enumerate() {
+            let Some((handle, hello)) = self.conns.get(id) else {
+                continue;
+            };
+            let name = self.chat.name_of(*id).unwrap_or(hello);
+            let since = self.since.get(id).map_or_else(
+                || "?".to_owned(),
+                |t| {
+                    format!(
+                        "{} ({} ago)",
+                        utc_time(t.unix_ms),
+                        short_duration(now.instant.saturating_duration_since(t.instant))
+                    )
+                },
+            );
+            let rooms = self.chat.rooms_of(*id);
+            let streams = self.media.streams_of(*id);
+            let transfers: Vec<String> = self
+                .file
+                .transfers_of(*id)
+                .into_iter()
+                .map(|t| match t {
+                    TransferInfo::Download(n) => format!("download {}", display_safe(&n)),
+                    TransferInfo::Upload(n) => format!("upload {}", display_safe(&n)),
+                    TransferInfo::SendingTo(c) => format!("sending to {}", self.who_is(c)),
+                    TransferInfo::ReceivingFrom(c) => format!("receiving from {}", self.who_is(c)),
+                })
+                .collect();
+            let line = format!(
+                "\n{id} {} {} connected {since}; rooms: {}; streams: {}; transfers: {}",
+                display_safe(name),
+                handle.peer(),
+                safe_list(&rooms),
+                safe_list(&streams),
+                safe_list(&transfers),
+            );
+            if text.len() + line.len() > MAX_WHO_REPLY - 64 {
+                text.push_str(&format!("\n… and {} more", ids.len() - shown));
+                break;
+            }
+            text.push_str(&line);
+        }
+        text
+    }
+
+    /// A connection as `who` names it: its id and escaped name.
+    fn who_is(&self, id: ConnId) -> String {
+        let name = self
+            .chat
+            .name_of(id)
+            .or_else(|| self.conns.get(&id).map(|(_, n)| n.as_str()))
+            .unwrap_or("?");
+        format!("{id} {}", display_safe(name))
     }
 
     /// Answers a refused admin request and closes the connection: the
@@ -567,6 +756,46 @@ impl Hub {
             );
         }
         reply
+    }
+
+    /// Whether `name` may be taken by the newcomer `conn`. One name is one
+    /// person: a receiver ([`Capabilities::OFFERS`] without chat) needs a
+    /// valid nickname, and a receiver and a chat user may share a name only
+    /// when they connect from the same address (the person's own machine),
+    /// so nobody elsewhere can collect the offers meant for someone else.
+    fn check_receiver_name(
+        &self,
+        conn: &ConnHandle,
+        name: &str,
+        receives: bool,
+    ) -> Result<(), (ErrorCode, String)> {
+        if receives {
+            lanlink_services::chat::names::check_nickname(name, self.chat.config().max_name_len)
+                .map_err(|e| (e.code(), e.to_string()))?;
+        }
+        if self.held_elsewhere(name, conn.peer().ip(), receives) {
+            return Err((
+                ErrorCode::NAME_TAKEN,
+                format!("the name {name:?} is in use from another address"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether a receiver (or, with `chat`, a chat user) connected from
+    /// another address than `ip` holds `name`.
+    fn held_elsewhere(&self, name: &str, ip: IpAddr, chat: bool) -> bool {
+        let ip = ip.to_canonical();
+        let elsewhere = |id: &ConnId| {
+            self.conns
+                .get(id)
+                .is_some_and(|(h, _)| h.peer().ip().to_canonical() != ip)
+        };
+        let key = fold(name);
+        self.receivers
+            .iter()
+            .any(|(id, n)| *n == key && elsewhere(id))
+            || (chat && self.chat.conn_of(name).is_some_and(|id| elsewhere(&id)))
     }
 
     /// The connection of the user called `name` (chat nickname first, then
@@ -648,6 +877,20 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_and_durations_for_who() {
+        assert_eq!(utc_time(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc_time(951_782_400_000), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc_time(1_700_000_000_123), "2023-11-14 22:13:20 UTC");
+        assert_eq!(short_duration(Duration::from_secs(42)), "42s");
+        assert_eq!(short_duration(Duration::from_secs(185)), "3m05s");
+        assert_eq!(short_duration(Duration::from_secs(7620)), "2h07m");
+        assert_eq!(safe_list::<&str>(&[]), "none");
+        let many: Vec<String> = (0..10).map(|i| format!("r{i}")).collect();
+        assert!(safe_list(&many).ends_with("r7, +2 more"));
+        assert_eq!(safe_list(&["a\u{1b}[2J"]), "a\\u{1b}[2J");
+    }
 
     #[test]
     fn shown_reasons_are_cut_on_a_character_boundary() {

@@ -13,6 +13,8 @@
 //! | `/stream/NAME` | MJPEG stream |
 //! | `/snapshot/NAME` | the latest frame as one JPEG |
 //! | `/streams.json` | `[{"name":…,"width":…,"height":…,"seq":…}]` |
+//! | `/state` | `{"ok":true,"result":{"streams":[{"name":…,"publisher":…,"width":…,"height":…,"fps":…,"viewers":…,"seq":…}]}}` (as uStreamer's `/state`) |
+//! | `/page.js` | the page's script: it polls `/state` every second and adds and removes streams without a reload |
 //!
 //! # Limits
 //! Connections are capped in all and per address, and beyond either cap are
@@ -40,9 +42,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub use store::{jpeg_image, FrameLimits, FrameRefused, Latest, LatestFrames};
+pub use store::{
+    jpeg_image, FrameLimits, FrameRefused, Latest, LatestFrames, StreamState, Watching,
+};
 
-use crate::{Shutdown, TransportError};
+use crate::ServerError;
+use lanlink_services::media::{TapEvent, VideoTap};
+use lanlink_transport::Shutdown;
 use request::HeadError;
 
 /// The limits of the browser server.
@@ -127,13 +133,30 @@ impl Drop for Slot {
     }
 }
 
+/// A relay tap that keeps the newest frame of every live stream in
+/// `frames` (this server's store) and drops it when the stream ends.
+pub fn video_tap(frames: LatestFrames) -> VideoTap {
+    VideoTap::new(move |event| match event {
+        TapEvent::Frame(a, f) => {
+            let seq = u64::from(f.seq);
+            let data = f.data.clone();
+            if let Err(why) = frames.publish_by(&a.name, &a.publisher, a.width, a.height, seq, data)
+            {
+                // Per frame: worth a debug line at most.
+                tracing::debug!(stream = %a.name, "frame not shown to browsers: {why}");
+            }
+        }
+        TapEvent::Ended(a) => frames.remove(&a.name),
+    })
+}
+
 /// Serves HTTP viewers on `listener` with the default [`HttpConfig`] until
 /// `shutdown` fires.
 pub fn serve_http(
     listener: TcpListener,
     frames: LatestFrames,
     shutdown: Shutdown,
-) -> Result<(), TransportError> {
+) -> Result<(), ServerError> {
     serve_http_with(listener, frames, HttpConfig::default(), shutdown)
 }
 
@@ -144,10 +167,10 @@ pub fn serve_http_with(
     frames: LatestFrames,
     config: HttpConfig,
     shutdown: Shutdown,
-) -> Result<(), TransportError> {
+) -> Result<(), ServerError> {
     let local = listener
         .local_addr()
-        .map_err(|e| TransportError::io("http listener address", e))?;
+        .map_err(|e| ServerError::io("http listener address", e))?;
     shutdown.on_trigger(move || {
         let wake = SocketAddr::new(
             if local.ip().is_unspecified() {
@@ -199,7 +222,7 @@ pub fn serve_http_with(
             viewers.clone(),
             config.clone(),
         );
-        threads.push(crate::server::spawn_named("http", move || {
+        threads.push(lanlink_transport::spawn_named("http", move || {
             let _slot = slot;
             let _ = handle(stream, &frames, &shutdown, &viewers, &config);
         }));
@@ -299,6 +322,22 @@ fn answer(
             page::page(frames).as_bytes(),
         );
     }
+    if path == "/state" {
+        return respond(
+            s,
+            "200 OK",
+            "application/json",
+            page::state_json(frames).as_bytes(),
+        );
+    }
+    if path == "/page.js" {
+        return respond(
+            s,
+            "200 OK",
+            "text/javascript; charset=utf-8",
+            page::SCRIPT.as_bytes(),
+        );
+    }
     if path == "/streams.json" {
         return respond(
             s,
@@ -327,7 +366,9 @@ fn answer(
                 b"too many viewers\n",
             );
         }
+        let watching = frames.watch(name);
         let result = stream_mjpeg(s, frames, name, shutdown, cx.check_every);
+        drop(watching);
         viewers.fetch_sub(1, Ordering::SeqCst);
         return result;
     }
@@ -425,8 +466,9 @@ fn peer_left(s: &mut TcpStream) -> bool {
 fn respond(s: &mut impl Write, status: &str, kind: &str, body: &[u8]) -> io::Result<()> {
     let policy = if kind.starts_with("text/html") {
         // The page shows peers' stream names (escaped); it needs nothing
-        // but its own images and inline style.
-        "Content-Security-Policy: default-src 'none'; img-src 'self'; style-src 'unsafe-inline'\r\n"
+        // but its own images, script, `/state` and inline style.
+        "Content-Security-Policy: default-src 'none'; img-src 'self'; script-src 'self'; \
+         connect-src 'self'; style-src 'unsafe-inline'\r\n"
     } else {
         ""
     };

@@ -11,7 +11,7 @@
 //! everyone else's jobs take the other workers and the next turn. Nothing
 //! is handed to a worker that is not idle, so the only queues are the
 //! owners' own, and the service that makes the jobs bounds those (see
-//! [`crate::file::FileConfig::max_jobs_per_client`]).
+//! [`lanlink_services::file::FileConfig::max_jobs_per_client`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::thread::JoinHandle;
@@ -63,7 +63,7 @@ impl<J: Send + 'static, R: Send + 'static> WorkerPool<J, R> {
     pub fn new(
         config: &WorkerConfig,
         work: fn(J) -> R,
-    ) -> Result<WorkerPool<J, R>, lanlink_transport::TransportError> {
+    ) -> Result<WorkerPool<J, R>, crate::ServerError> {
         let threads = config.threads.max(1);
         // Never more jobs in the channel than idle workers (see `dispatch`).
         let (to_workers, jobs) = crossbeam_channel::bounded::<(ConnId, J)>(threads);
@@ -80,7 +80,7 @@ impl<J: Send + 'static, R: Send + 'static> WorkerPool<J, R> {
                         }
                     }
                 })
-                .map_err(|e| lanlink_transport::TransportError::io("spawn worker thread", e))?;
+                .map_err(|e| crate::ServerError::io("spawn worker thread", e))?;
             handles.push(handle);
         }
         Ok(WorkerPool {

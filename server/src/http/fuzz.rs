@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use super::request::{self, HeadError};
 use super::{answer, Answering, LatestFrames, Peer};
-use crate::Shutdown;
+use lanlink_transport::Shutdown;
 
 /// A browser that sent its request and reads whatever comes back, up to
 /// a limit, then goes away.

@@ -75,8 +75,63 @@ impl std::fmt::Display for FrameRefused {
 
 struct Store {
     frames: HashMap<String, Latest>,
+    /// What `/state` tells of each stream with a frame (same keys).
+    info: HashMap<String, Info>,
+    /// MJPEG viewers per stream name (only names with some).
+    viewers: HashMap<String, usize>,
     bytes: usize,
     limits: FrameLimits,
+}
+
+/// The publisher and measured frame rate of one stream.
+#[derive(Debug, Clone)]
+struct Info {
+    publisher: String,
+    /// Frames per second over the last complete measuring window.
+    fps: f32,
+    window_start: Instant,
+    window_frames: u32,
+}
+
+/// How long the frame rate is measured over.
+const FPS_WINDOW: Duration = Duration::from_secs(1);
+
+/// One live stream as the browser server's `/state` shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamState {
+    /// The stream's name (a peer's text: escape it to show it).
+    pub name: String,
+    /// Who publishes it (a peer's text too); empty if not known.
+    pub publisher: String,
+    /// Width in pixels.
+    pub width: u16,
+    /// Height in pixels.
+    pub height: u16,
+    /// Frames per second received lately.
+    pub fps: f32,
+    /// MJPEG viewers watching it now.
+    pub viewers: usize,
+    /// The newest frame's counter.
+    pub seq: u64,
+}
+
+/// Counts one MJPEG viewer of a stream while it lives
+/// ([`LatestFrames::watch`]).
+pub struct Watching {
+    frames: LatestFrames,
+    name: String,
+}
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        let mut store = self.frames.lock();
+        if let Some(n) = store.viewers.get_mut(&self.name) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                store.viewers.remove(&self.name);
+            }
+        }
+    }
 }
 
 /// The newest frame of every live stream, shared between the relay and the
@@ -122,6 +177,8 @@ impl LatestFrames {
     pub fn with_limits(limits: FrameLimits) -> LatestFrames {
         let store = Store {
             frames: HashMap::new(),
+            info: HashMap::new(),
+            viewers: HashMap::new(),
             bytes: 0,
             limits,
         };
@@ -145,6 +202,20 @@ impl LatestFrames {
         seq: u64,
         data: Bytes,
     ) -> Result<(), FrameRefused> {
+        self.publish_by(name, "", width, height, seq, data)
+    }
+
+    /// [`publish`](Self::publish), saying who publishes the stream (shown
+    /// by `/state`).
+    pub fn publish_by(
+        &self,
+        name: &str,
+        publisher: &str,
+        width: u16,
+        height: u16,
+        seq: u64,
+        data: Bytes,
+    ) -> Result<(), FrameRefused> {
         let jpeg = jpeg_image(&data).ok_or(FrameRefused::NotJpeg)?;
         let mut store = self.lock();
         let previous = store.frames.get(name).map(|l| l.jpeg.len());
@@ -156,14 +227,31 @@ impl LatestFrames {
             return Err(FrameRefused::TooManyBytes);
         }
         store.bytes = bytes;
+        let now = Instant::now();
         let latest = Latest {
             width,
             height,
             seq,
             jpeg,
-            at: Instant::now(),
+            at: now,
         };
         store.frames.insert(name.to_owned(), latest);
+        let info = store.info.entry(name.to_owned()).or_insert_with(|| Info {
+            publisher: String::new(),
+            fps: 0.0,
+            window_start: now,
+            window_frames: 0,
+        });
+        if info.publisher != publisher {
+            publisher.clone_into(&mut info.publisher);
+        }
+        info.window_frames = info.window_frames.saturating_add(1);
+        let spent = now.duration_since(info.window_start);
+        if spent >= FPS_WINDOW {
+            info.fps = info.window_frames as f32 / spent.as_secs_f32();
+            info.window_start = now;
+            info.window_frames = 0;
+        }
         drop(store);
         self.inner.1.notify_all();
         Ok(())
@@ -175,6 +263,7 @@ impl LatestFrames {
         if let Some(l) = store.frames.remove(name) {
             store.bytes -= l.jpeg.len();
         }
+        store.info.remove(name);
         drop(store);
         self.inner.1.notify_all();
     }
@@ -201,6 +290,50 @@ impl LatestFrames {
             .collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
+    }
+
+    /// Every stream with a recent frame, sorted by name, with its
+    /// publisher, size, frame rate and viewers: what `/state` shows.
+    pub fn state(&self) -> Vec<StreamState> {
+        let store = self.lock();
+        let mut v: Vec<StreamState> = store
+            .frames
+            .iter()
+            .filter(|(_, l)| l.at.elapsed() < STALE)
+            .map(|(name, l)| {
+                let info = store.info.get(name);
+                // A stream that stopped sending within the window has a
+                // rate no higher than what arrived since.
+                let fps = info.map_or(0.0, |i| {
+                    let quiet = l.at.elapsed().as_secs_f32();
+                    if quiet > FPS_WINDOW.as_secs_f32() {
+                        i.fps.min(1.0 / quiet)
+                    } else {
+                        i.fps
+                    }
+                });
+                StreamState {
+                    name: name.clone(),
+                    publisher: info.map(|i| i.publisher.clone()).unwrap_or_default(),
+                    width: l.width,
+                    height: l.height,
+                    fps,
+                    viewers: store.viewers.get(name).copied().unwrap_or(0),
+                    seq: l.seq,
+                }
+            })
+            .collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    /// Counts a viewer of `name` until the returned guard is dropped.
+    pub fn watch(&self, name: &str) -> Watching {
+        *self.lock().viewers.entry(name.to_owned()).or_insert(0) += 1;
+        Watching {
+            frames: self.clone(),
+            name: name.to_owned(),
+        }
     }
 
     /// Waits up to `timeout` for a frame of `name` newer than `after`.

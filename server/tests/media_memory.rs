@@ -15,7 +15,7 @@ use bytes::Bytes;
 use common::{raw_client, raw_read, rss, wait_for, TestServer};
 use lanlink_proto::video::{VideoAnnounce, VideoCodec, VideoFrame, VideoSubscribe};
 use lanlink_proto::{Capabilities, Frame, Message};
-use lanlink_services::server::ServerConfig;
+use lanlink_server::ServerConfig;
 
 const FRAME: usize = 3 << 20;
 const LIMIT: usize = 8 << 20;

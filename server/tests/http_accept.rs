@@ -8,7 +8,7 @@ use std::net::{TcpListener, TcpStream};
 use std::process::Command;
 use std::time::Duration;
 
-use lanlink_transport::mjpeg::{serve_http_with, HttpConfig, LatestFrames};
+use lanlink_server::http::{serve_http_with, HttpConfig, LatestFrames};
 use lanlink_transport::Shutdown;
 
 fn open_fds() -> usize {

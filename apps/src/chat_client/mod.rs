@@ -1,0 +1,655 @@
+//! `lanlink chat`: type lines, see the room, exchange files.
+//!
+//! On a terminal, lines are edited with rustyline (Tab completes commands,
+//! rooms and nicknames) and incoming messages are printed *above* the line
+//! being typed, so they never garble it; each line starts with the time
+//! and nicknames have colours of their own. When the connection is lost
+//! the client says why at once, then reconnects (1 s, 2 s, 4 s … 30 s
+//! apart) and joins its rooms again, passwords included.
+//!
+//! When stdin is not a terminal (a script, a pipe, a test), every input
+//! line is sent, every event is printed as one line on stdout, and the
+//! client makes sure each line arrived: after each one it asks for the
+//! (empty) history of a room it is in, which the server answers only after
+//! handling the line, so a refusal in between is that line's. A line
+//! refused for coming too fast is sent again once the server says it may;
+//! one refused for another reason (or never accepted) makes the exit
+//! status 1. A lost connection ends the client (exit 1, or 0 when the
+//! server said goodbye); at end of input it says goodbye after everything
+//! it sent was handled.
+//!
+//! Besides the chat commands of [`lanlink_services::chat::command`], the
+//! chat handles files: offers from other users are shown as they arrive
+//! (`/accept`, `/decline`), and `/send USER PATH`, `/ls [PATH]` and
+//! `/get NAME` run in the background while the chat goes on.
+
+mod complete;
+mod files;
+mod state;
+mod view;
+
+use std::io::{BufRead, IsTerminal};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use lanlink_client::{Backoff, ClientError, Event, Events, Session, SessionBuilder};
+use lanlink_proto::control::Error as ServerError;
+use lanlink_proto::{Capabilities, ErrorCode, Message};
+use lanlink_services::chat::command::{parse_line, Command, HELP};
+use lanlink_transport::CloseReason;
+
+use crate::connect::{describe, Server};
+use state::{fold, State};
+pub use view::Timestamps;
+use view::View;
+
+/// Every command, for Tab completion.
+const COMMANDS: &[&str] = &[
+    "/accept", "/decline", "/get", "/help", "/join", "/leave", "/ls", "/me", "/msg", "/nick",
+    "/quit", "/send", "/who",
+];
+
+/// How long to wait for the server to answer a join or a script's line.
+const ANSWER_PATIENCE: Duration = Duration::from_secs(10);
+/// How long a script's line may wait, in all, for the rate limit.
+const MAX_RATE_WAIT: Duration = Duration::from_secs(60);
+
+/// What `lanlink chat` needs to know.
+#[derive(Debug, Clone)]
+pub struct ChatOptions {
+    /// The server and how to reach it.
+    pub server: Server,
+    /// The nickname to ask for.
+    pub name: String,
+    /// The room to talk in; the server puts everyone in its default room
+    /// first.
+    pub room: Option<String>,
+    /// The password of that room, if it has one.
+    pub room_password: Option<String>,
+    /// Whether lines start with the time.
+    pub timestamps: Timestamps,
+}
+
+fn lock<T: ?Sized>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What the threads of a chat client share.
+pub(crate) struct Chat {
+    view: View,
+    interactive: bool,
+    state: Arc<Mutex<State>>,
+    /// `None` while reconnecting.
+    session: Mutex<Option<Session>>,
+    printer: Mutex<Box<dyn FnMut(String) + Send>>,
+    /// Answers the input side waits for (rosters, histories, errors).
+    replies_tx: Sender<Event>,
+    replies: Receiver<Event>,
+    /// Dropped on `/quit`, which wakes a reconnect that is waiting.
+    quit_tx: Mutex<Option<Sender<()>>>,
+    quit: Receiver<()>,
+    quitting: AtomicBool,
+    /// The room the server puts everyone in (no need to join it again).
+    default_room: Mutex<String>,
+    /// A script's lines that were refused or not delivered.
+    failures: AtomicUsize,
+    /// How fast a script's lines may go.
+    pacing: Mutex<Pacing>,
+}
+
+enum Step {
+    Continue,
+    Quit(Option<String>),
+}
+
+impl Chat {
+    fn print(&self, line: String) {
+        (lock(&self.printer))(line);
+    }
+
+    fn note(&self, text: &str) {
+        self.print(self.view.info(text));
+    }
+
+    /// A problem with what the user typed: on stderr, as before.
+    fn complain(&self, text: &str) {
+        eprintln!("!! {text}");
+    }
+
+    fn failed(&self) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn session(&self) -> Option<Session> {
+        lock(&self.session).clone()
+    }
+
+    fn drain_replies(&self) {
+        while self.replies.try_recv().is_ok() {}
+    }
+
+    /// Shows `event` and learns from it.
+    fn handle(&self, event: &Event) {
+        let lines = lock(&self.state).apply(event, &self.view, !self.interactive);
+        for line in lines {
+            self.print(line);
+        }
+        if matches!(
+            event,
+            Event::Roster(_) | Event::History(_) | Event::ServerError(_)
+        ) {
+            let _ = self.replies_tx.try_send(event.clone());
+        }
+    }
+
+    /// Handles one session's events until it ends; returns why it ended.
+    fn pump(&self, events: Events) -> CloseReason {
+        for event in events {
+            if let Event::Disconnected(reason) = event {
+                let _ = self
+                    .replies_tx
+                    .try_send(Event::Disconnected(reason.clone()));
+                return reason;
+            }
+            self.handle(&event);
+        }
+        CloseReason::Local("closed".into())
+    }
+
+    /// Follows the connection: its events, and on a terminal a reconnect
+    /// whenever it is lost. Returns why it finally ended.
+    fn follow(&self, mut events: Events, builder: &SessionBuilder, addr: &str) -> CloseReason {
+        loop {
+            let reason = self.pump(events);
+            *lock(&self.session) = None;
+            lock(&self.state).disconnected();
+            if self.quitting.load(Ordering::Relaxed) {
+                return reason;
+            }
+            // Said at once, not after the next Enter: above the prompt on
+            // a terminal, on stderr for scripts.
+            let line = format!("-- disconnected: {reason}");
+            if !self.interactive {
+                eprintln!("{line}");
+                return reason;
+            }
+            self.note(&line);
+            if matches!(&reason, CloseReason::PeerError { code, .. } if *code == ErrorCode::BANNED)
+            {
+                return reason;
+            }
+            match self.reconnect(builder, addr) {
+                Some(next) => events = next,
+                None => return reason,
+            }
+        }
+    }
+
+    /// Tries to connect again, waiting longer after each failure, until
+    /// it works or the user quits; then joins the rooms again.
+    fn reconnect(&self, builder: &SessionBuilder, addr: &str) -> Option<Events> {
+        let mut backoff = Backoff::default();
+        loop {
+            let delay = backoff.next().unwrap_or(Duration::from_secs(30));
+            self.note(&format!(
+                "-- reconnecting in {} s (attempt {}; /quit to stop)",
+                delay.as_secs(),
+                backoff.attempts()
+            ));
+            if !matches!(
+                self.quit.recv_timeout(delay),
+                Err(crossbeam_channel::RecvTimeoutError::Timeout)
+            ) {
+                return None;
+            }
+            let me = lock(&self.state).me.clone();
+            match builder.clone().name(me).connect() {
+                Ok((session, events)) => {
+                    self.note(&format!("-- reconnected to {addr} as {}", session.name()));
+                    let default = fold(&lock(&self.default_room));
+                    let rooms = lock(&self.state).to_rejoin();
+                    for (room, password) in rooms {
+                        if fold(&room) != default {
+                            let _ = session.join(&room, password.as_deref());
+                        }
+                    }
+                    *lock(&self.session) = Some(session);
+                    return Some(events);
+                }
+                Err(e @ ClientError::CertificateChanged { .. }) => {
+                    self.note(&format!("!! {}", describe(&e)));
+                    return None;
+                }
+                Err(e) => self.note(&format!("!! reconnecting failed: {e}")),
+            }
+        }
+    }
+
+    /// Handles one typed line.
+    fn line(self: &Arc<Self>, line: &str) -> Step {
+        if let Some(result) = files::command(line, self) {
+            if let Err(e) = result {
+                self.complain(&e);
+                self.failed();
+            }
+            return Step::Continue;
+        }
+        let current = lock(&self.state).current.clone();
+        match parse_line(line, &current) {
+            Ok(Command::Send(Message::Join(j))) => {
+                if !self.join(&j.room, j.password.as_deref()) {
+                    self.failed();
+                }
+            }
+            Ok(Command::Send(message)) => match self.session() {
+                None => {
+                    self.complain("not connected (reconnecting; /quit to stop)");
+                    self.failed();
+                }
+                Some(session) if self.interactive => match session.send(message.clone()) {
+                    Ok(()) => self.remember(&message),
+                    Err(e) => self.complain(&e.to_string()),
+                },
+                Some(session) => self.deliver(&session, &message),
+            },
+            Ok(Command::Quit { reason }) => return Step::Quit(reason),
+            Ok(Command::Help) => println!("{HELP}\n{}", files::FILE_HELP),
+            Ok(Command::Empty) => {}
+            Err(e) => {
+                self.complain(&e.to_string());
+                self.failed();
+            }
+        }
+        Step::Continue
+    }
+
+    fn remember(&self, message: &Message) {
+        if let Message::ChatMessage(m) = message {
+            lock(&self.state).said(&m.room, &m.text);
+        }
+    }
+
+    /// Joins `room`, or switches to it if we are in it already (showing
+    /// who is there, without its history again). Waits for the server's
+    /// roster of the room, so the prompt changes only once the room is
+    /// joined: a refusal (a wrong password) leaves it where it was.
+    fn join(&self, room: &str, password: Option<&str>) -> bool {
+        let Some(session) = self.session() else {
+            self.complain("not connected (reconnecting; /quit to stop)");
+            return false;
+        };
+        self.drain_replies();
+        let known = lock(&self.state).in_room(room).map(str::to_owned);
+        let asked = match known {
+            Some(name) => {
+                self.note(&format!("-- talking in {name}"));
+                session.roster(&name)
+            }
+            None => {
+                lock(&self.state).joining(room, password);
+                session.join(room, password)
+            }
+        };
+        if let Err(e) = asked {
+            self.complain(&e.to_string());
+            return false;
+        }
+        let deadline = Instant::now() + ANSWER_PATIENCE;
+        loop {
+            match self.replies.recv_deadline(deadline) {
+                Ok(Event::Roster(r)) if fold(&r.room) == fold(room) => {
+                    let mut state = lock(&self.state);
+                    if let Some(name) = state.in_room(room).map(str::to_owned) {
+                        state.current = name;
+                        return true;
+                    }
+                }
+                // Refusals of earlier chat lines are not about the join.
+                Ok(Event::ServerError(e))
+                    if e.code != ErrorCode::RATE_LIMITED && e.code != ErrorCode::TOO_LARGE =>
+                {
+                    return false;
+                }
+                Ok(Event::Disconnected(_)) => return false,
+                Ok(_) => {}
+                Err(_) => {
+                    self.complain(&format!("the server did not answer /join {room}"));
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// Script mode: sends `message` and makes sure the server handled it,
+    /// sending it again while it is refused as too fast. After a refusal
+    /// the following lines are spaced as far apart as the server asked
+    /// to wait, so that few are refused at all.
+    fn deliver(&self, session: &Session, message: &Message) {
+        let leaving = match message {
+            Message::Leave(l) => Some(l.room.as_str()),
+            _ => None,
+        };
+        let mut waited = Duration::ZERO;
+        let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(8));
+        loop {
+            let pacing = *lock(&self.pacing);
+            pacing.wait();
+            self.drain_replies();
+            let probe = lock(&self.state).probe_room(leaving);
+            if let Err(e) = session.send(message.clone()) {
+                self.complain(&e.to_string());
+                self.failed();
+                return;
+            }
+            lock(&self.pacing).sent();
+            // In no room, nothing can confirm it: it went out, that is all.
+            let Some(probe) = probe else {
+                self.remember(message);
+                return;
+            };
+            let errors = match session.history(&probe, 0) {
+                Ok(()) => self.answers_to(&probe),
+                Err(_) => None,
+            };
+            let Some(errors) = errors else {
+                self.complain("the server did not confirm the line");
+                self.failed();
+                return;
+            };
+            let Some(limited) = errors.iter().find(|e| e.code == ErrorCode::RATE_LIMITED) else {
+                if errors.is_empty() {
+                    self.remember(message);
+                } else {
+                    self.failed();
+                }
+                return;
+            };
+            let asked = retry_after(&limited.message).map(Duration::from_millis);
+            let wait = asked.map_or_else(
+                || backoff.next().unwrap_or(Duration::from_secs(1)),
+                |d| d + Duration::from_millis(20),
+            );
+            if waited + wait > MAX_RATE_WAIT {
+                self.complain(&format!(
+                    "not delivered: the server kept refusing it as too fast ({})",
+                    limited.message
+                ));
+                self.failed();
+                return;
+            }
+            if let Some(asked) = asked {
+                lock(&self.pacing).refused(asked);
+            }
+            std::thread::sleep(wait);
+            waited += wait;
+        }
+    }
+
+    /// The refusals of what was sent before the (empty) history of `room`
+    /// was asked for: the errors that arrive before that history, or
+    /// before the refusal of the history request itself (the server limits
+    /// those requests too; then the next one waits as long as it says).
+    /// `None` if neither comes.
+    fn answers_to(&self, room: &str) -> Option<Vec<ServerError>> {
+        let deadline = Instant::now() + ANSWER_PATIENCE;
+        let mut errors = Vec::new();
+        loop {
+            match self.replies.recv_deadline(deadline) {
+                Ok(Event::History(h)) if fold(&h.room) == fold(room) && h.messages.is_empty() => {
+                    return Some(errors);
+                }
+                Ok(Event::ServerError(e)) if is_history_refusal(&e) => {
+                    let wait = retry_after(&e.message).unwrap_or(1000);
+                    lock(&self.pacing).probe_refused(Duration::from_millis(wait));
+                    return Some(errors);
+                }
+                Ok(Event::ServerError(e)) => errors.push(e),
+                Ok(Event::Disconnected(_)) | Err(_) => return None,
+                Ok(_) => {}
+            }
+        }
+    }
+}
+
+/// Whether `e` refuses a history request for coming too fast (the server
+/// names what it limits: "too many history requests from this connection").
+fn is_history_refusal(e: &ServerError) -> bool {
+    e.code == ErrorCode::RATE_LIMITED && e.message.contains("history requests")
+}
+
+/// How fast a script sends, learnt from the server's refusals.
+#[derive(Debug, Clone, Copy, Default)]
+struct Pacing {
+    /// The least time between two lines (the longest wait the server
+    /// asked for so far).
+    gap: Duration,
+    last: Option<Instant>,
+    /// No confirming request before this (the server refused one).
+    probe_not_before: Option<Instant>,
+}
+
+impl Pacing {
+    /// Sleeps until the next line may go.
+    fn wait(&self) {
+        let now = Instant::now();
+        let due = [self.last.map(|l| l + self.gap), self.probe_not_before]
+            .into_iter()
+            .flatten()
+            .max();
+        if let Some(wait) = due.and_then(|d| d.checked_duration_since(now)) {
+            std::thread::sleep(wait);
+        }
+    }
+
+    fn sent(&mut self) {
+        self.last = Some(Instant::now());
+    }
+
+    fn refused(&mut self, asked: Duration) {
+        self.gap = self.gap.max(asked);
+    }
+
+    fn probe_refused(&mut self, asked: Duration) {
+        self.probe_not_before = Some(Instant::now() + asked + Duration::from_millis(20));
+    }
+}
+
+/// Whether the follower is done with the connection (it holds the other
+/// end of `closed` until then).
+fn over(closed: &Receiver<()>) -> bool {
+    matches!(
+        closed.try_recv(),
+        Err(crossbeam_channel::TryRecvError::Disconnected)
+    )
+}
+
+/// The wait in "sending too fast: wait 500 ms before the next message".
+fn retry_after(message: &str) -> Option<u64> {
+    let rest = &message[message.find("wait ")? + 5..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+/// Runs the chat client until the user quits, input ends or the server goes
+/// away. Returns the process exit code.
+pub fn run(options: ChatOptions) -> Result<i32, ClientError> {
+    let builder = options
+        .server
+        .builder(&options.name, Capabilities::CHAT | Capabilities::FILE);
+    let (session, events) = crate::connect::connect(builder.clone(), &options.server.addr)?;
+    let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    let state = Arc::new(Mutex::new(State::new(&session.name())));
+
+    let mut editor = if interactive {
+        let config = rustyline::Config::builder().auto_add_history(true).build();
+        rustyline::Editor::<complete::ChatHelper, rustyline::history::DefaultHistory>::with_config(
+            config,
+        )
+        .ok()
+    } else {
+        None
+    };
+    if let Some(ed) = editor.as_mut() {
+        ed.set_helper(Some(complete::ChatHelper {
+            state: state.clone(),
+        }));
+    }
+    let printer: Box<dyn FnMut(String) + Send> = match editor.as_mut() {
+        Some(ed) => match ed.create_external_printer() {
+            // With its newline: between two prompts (while a line is
+            // handled) rustyline writes the text as it is, and without one
+            // the next prompt drew over it (the roster line that 6 of 29
+            // joins lacked).
+            Ok(mut p) => Box::new(move |line: String| {
+                let _ = rustyline::ExternalPrinter::print(&mut p, line + "\n");
+            }),
+            Err(_) => Box::new(|line| println!("{line}")),
+        },
+        None => Box::new(|line| println!("{line}")),
+    };
+    let (replies_tx, replies) = crossbeam_channel::bounded(256);
+    let (quit_tx, quit) = crossbeam_channel::bounded(1);
+    let chat = Arc::new(Chat {
+        view: View::new(options.timestamps, interactive),
+        interactive,
+        state,
+        session: Mutex::new(Some(session.clone())),
+        printer: Mutex::new(printer),
+        replies_tx,
+        replies,
+        quit_tx: Mutex::new(Some(quit_tx)),
+        quit,
+        quitting: AtomicBool::new(false),
+        default_room: Mutex::new(String::new()),
+        failures: AtomicUsize::new(0),
+        pacing: Mutex::new(Pacing::default()),
+    });
+
+    // Nothing is being edited yet: a plain print is safe.
+    println!(
+        "{}",
+        chat.view.info(&format!(
+            "-- connected to {} as {} (type /help for commands{})",
+            session.welcome().server_name,
+            session.name(),
+            if interactive { ", Tab completes" } else { "" }
+        ))
+    );
+    // Tells the input loop the moment the connection is over for good, so
+    // a script whose stdin stays open still exits when the server goes.
+    let (closed_tx, closed) = crossbeam_channel::bounded::<()>(1);
+    let follower = {
+        let (chat, addr) = (chat.clone(), options.server.addr.clone());
+        std::thread::spawn(move || {
+            let _closed_tx = closed_tx;
+            chat.follow(events, &builder, &addr)
+        })
+    };
+
+    // The server puts everyone in its default room and sends its history
+    // first: wait for it, so the first line goes to a known room.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while let Ok(event) = chat.replies.recv_deadline(deadline) {
+        if let Event::History(h) = event {
+            *lock(&chat.default_room) = h.room.clone();
+            lock(&chat.state).current = h.room;
+            break;
+        }
+    }
+    if lock(&chat.state).current.is_empty() {
+        lock(&chat.state).current = "lobby".into();
+    }
+    if let Some(wanted) = &options.room {
+        if !chat.join(wanted, options.room_password.as_deref()) && !interactive {
+            // A script's lines were meant for that room, not another one.
+            chat.quitting.store(true, Ordering::Relaxed);
+            session.close("could not join the room");
+            let _ = follower.join();
+            return Ok(1);
+        }
+    }
+    drop(session);
+
+    let mut quit_reason = String::from("quit");
+    if let Some(ed) = editor.as_mut() {
+        loop {
+            let prompt = format!("[{}]> ", lock(&chat.state).current);
+            match ed.readline(&prompt) {
+                Ok(line) => {
+                    if let Step::Quit(reason) = chat.line(&line) {
+                        quit_reason = reason.unwrap_or(quit_reason);
+                        break;
+                    }
+                }
+                Err(_) => break, // Ctrl-D, Ctrl-C
+            }
+            if over(&closed) {
+                break;
+            }
+        }
+    } else {
+        let (lines_tx, lines) = crossbeam_channel::bounded::<String>(64);
+        std::thread::spawn(move || {
+            for line in std::io::stdin().lock().lines() {
+                let Ok(line) = line else { break };
+                if lines_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        loop {
+            crossbeam_channel::select! {
+                recv(lines) -> line => match line {
+                    Ok(line) => {
+                        if let Step::Quit(reason) = chat.line(&line) {
+                            quit_reason = reason.unwrap_or(quit_reason);
+                            break;
+                        }
+                    }
+                    Err(_) => break, // end of input
+                },
+                recv(closed) -> _ => break,
+            }
+        }
+    }
+
+    let failures = chat.failures.load(Ordering::Relaxed);
+    let undelivered = || {
+        if failures > 0 {
+            eprintln!("-- {failures} line(s) were refused or not delivered");
+        }
+    };
+    if over(&closed) {
+        // The connection is over: the server closed it, or it was lost.
+        let reason = follower.join().unwrap_or(CloseReason::PeerClosed);
+        undelivered();
+        return Ok(match reason {
+            CloseReason::Goodbye(_) if failures == 0 => 0,
+            _ => 1,
+        });
+    }
+    // Goodbye goes out after everything queued, and `close` waits for the
+    // server to close its side: by then it has handled every line we sent.
+    chat.quitting.store(true, Ordering::Relaxed);
+    drop(lock(&chat.quit_tx).take());
+    if let Some(session) = chat.session() {
+        session.close(&quit_reason);
+    }
+    let _ = follower.join();
+    undelivered();
+    Ok(if failures > 0 && !interactive { 1 } else { 0 })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_wait_is_read_from_the_refusal() {
+        assert_eq!(
+            super::retry_after("sending too fast: wait 481 ms before the next message"),
+            Some(481)
+        );
+        assert_eq!(super::retry_after("slow down"), None);
+    }
+}

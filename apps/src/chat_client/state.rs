@@ -1,0 +1,354 @@
+//! What the chat client knows, learnt from the server's events: the rooms
+//! it is in (and their passwords, to join them again after a reconnect),
+//! who is in them (for Tab completion), what was already shown (so a room's
+//! history is not shown twice), and the files offered to it.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use lanlink_client::{Event, IncomingOffer};
+use lanlink_proto::chat::{ChatMessage, PresenceChange};
+use lanlink_proto::{ErrorCode, Message};
+use lanlink_services::chat::command::format_event;
+
+use super::view::View;
+use crate::progress::human_bytes;
+
+/// Rooms and names are compared ignoring case, as the server does.
+pub(crate) fn fold(name: &str) -> String {
+    name.to_lowercase()
+}
+
+/// How many of our own lines a room remembers (to recognise them in its
+/// history after a reconnect).
+const OWN_LINES: usize = 64;
+
+/// A room this client is in.
+#[derive(Debug, Clone, Default)]
+struct Room {
+    /// As the server spells it.
+    name: String,
+    /// The password it was joined with.
+    password: Option<String>,
+    members: BTreeSet<String>,
+    /// The newest message shown, and the (speaker, text) of those shown
+    /// with that timestamp.
+    last_ms: u64,
+    at_last: Vec<(String, String)>,
+    /// Lines we said (the server does not echo them back).
+    own: VecDeque<String>,
+}
+
+impl Room {
+    fn seen(&mut self, m: &ChatMessage) {
+        if m.timestamp_ms > self.last_ms {
+            self.last_ms = m.timestamp_ms;
+            self.at_last.clear();
+        }
+        if m.timestamp_ms == self.last_ms {
+            self.at_last.push((m.from.clone(), m.text.clone()));
+        }
+    }
+
+    /// Whether a message of the room's history was shown already (or is
+    /// one of ours).
+    fn already_shown(&self, m: &ChatMessage, me: &str) -> bool {
+        m.timestamp_ms < self.last_ms
+            || (m.timestamp_ms == self.last_ms
+                && self
+                    .at_last
+                    .iter()
+                    .any(|(f, t)| *f == m.from && *t == m.text))
+            || (fold(&m.from) == fold(me) && self.own.contains(&m.text))
+    }
+}
+
+/// Everything the client knows.
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    /// Our nickname.
+    pub(crate) me: String,
+    /// Where plain lines go.
+    pub(crate) current: String,
+    /// Folded name → room, for the rooms we are in.
+    rooms: BTreeMap<String, Room>,
+    /// Rooms we were in before a reconnect, until they are joined again.
+    previous: BTreeMap<String, Room>,
+    /// A join we asked for: folded room and password.
+    joining: Option<(String, Option<String>)>,
+    /// People we exchanged private messages with.
+    pm: BTreeSet<String>,
+    /// Files offered to us, oldest first.
+    pub(crate) offers: Vec<IncomingOffer>,
+}
+
+impl State {
+    /// Knows nothing yet but our name.
+    pub(crate) fn new(me: &str) -> State {
+        State {
+            me: me.to_owned(),
+            ..State::default()
+        }
+    }
+
+    /// The room's name as the server spells it, if we are in it.
+    pub(crate) fn in_room(&self, room: &str) -> Option<&str> {
+        self.rooms.get(&fold(room)).map(|r| r.name.as_str())
+    }
+
+    /// A room we are in, other than `except`: the current one if possible.
+    /// Asking for its (empty) history is how a script learns that the
+    /// server has handled everything sent before.
+    pub(crate) fn probe_room(&self, except: Option<&str>) -> Option<String> {
+        let except = except.map(fold);
+        let usable = |key: &String| except.as_ref() != Some(key);
+        let current = fold(&self.current);
+        if self.rooms.contains_key(&current) && usable(&current) {
+            return Some(self.current.clone());
+        }
+        self.rooms
+            .iter()
+            .find(|(k, _)| usable(k))
+            .map(|(_, r)| r.name.clone())
+    }
+
+    /// Remembers that we asked to join `room`.
+    pub(crate) fn joining(&mut self, room: &str, password: Option<&str>) {
+        self.joining = Some((fold(room), password.map(str::to_owned)));
+    }
+
+    /// Remembers a line we said in `room`.
+    pub(crate) fn said(&mut self, room: &str, text: &str) {
+        if let Some(r) = self.rooms.get_mut(&fold(room)) {
+            if r.own.len() >= OWN_LINES {
+                r.own.pop_front();
+            }
+            r.own.push_back(text.to_owned());
+        }
+    }
+
+    /// The connection was lost: the rooms are to be joined again.
+    pub(crate) fn disconnected(&mut self) {
+        let rooms = std::mem::take(&mut self.rooms);
+        self.previous.extend(rooms);
+        self.joining = None;
+    }
+
+    /// The rooms to join again after a reconnect, with their passwords.
+    pub(crate) fn to_rejoin(&self) -> Vec<(String, Option<String>)> {
+        self.previous
+            .values()
+            .map(|r| (r.name.clone(), r.password.clone()))
+            .collect()
+    }
+
+    /// Nicknames for completion: everyone in our rooms and those we
+    /// whispered with, without us.
+    pub(crate) fn nicks(&self) -> Vec<String> {
+        let me = fold(&self.me);
+        let mut all: BTreeMap<String, String> = BTreeMap::new();
+        for name in self.rooms.values().flat_map(|r| &r.members).chain(&self.pm) {
+            all.entry(fold(name)).or_insert_with(|| name.clone());
+        }
+        all.remove(&me);
+        all.into_values().collect()
+    }
+
+    /// The rooms we are in, for completion.
+    pub(crate) fn room_names(&self) -> Vec<String> {
+        self.rooms.values().map(|r| r.name.clone()).collect()
+    }
+
+    /// Learns from `event`; returns the lines to show for it. `quiet_rate`
+    /// hides refusals for sending too fast (a script sends those lines
+    /// again itself).
+    pub(crate) fn apply(&mut self, event: &Event, view: &View, quiet_rate: bool) -> Vec<String> {
+        let info = |m: Message| format_event(&m).map(|l| view.info(&l));
+        let line = match event {
+            Event::Message(m) => {
+                if let Some(room) = self.rooms.get_mut(&fold(&m.room)) {
+                    room.members.insert(m.from.clone());
+                    room.seen(m);
+                }
+                view.speech(&m.clone().into(), m.timestamp_ms)
+            }
+            Event::Private(m) => {
+                self.pm.insert(m.from.clone());
+                view.speech(&m.clone().into(), m.timestamp_ms)
+            }
+            Event::History(h) => return self.history(h, view),
+            Event::Roster(r) => {
+                let key = fold(&r.room);
+                // The roster ends a join (a member re-joining gets no
+                // history): then we are in the room.
+                if self.joining.as_ref().is_some_and(|(room, _)| *room == key) {
+                    self.entered(&r.room);
+                }
+                if let Some(room) = self.rooms.get_mut(&key) {
+                    room.members = r.members.iter().cloned().collect();
+                }
+                info(r.clone().into())
+            }
+            Event::Presence(p) => {
+                let key = fold(&p.room);
+                if p.change == PresenceChange::Left && fold(&p.name) == fold(&self.me) {
+                    self.rooms.remove(&key);
+                    if fold(&self.current) == key {
+                        if let Some(other) = self.rooms.values().next() {
+                            self.current = other.name.clone();
+                        }
+                    }
+                } else if let Some(room) = self.rooms.get_mut(&key) {
+                    match p.change {
+                        PresenceChange::Joined => room.members.insert(p.name.clone()),
+                        PresenceChange::Left => room.members.remove(&p.name),
+                    };
+                }
+                info(p.clone().into())
+            }
+            Event::NickChanged(n) => {
+                for room in self.rooms.values_mut() {
+                    if room.members.remove(&n.old) {
+                        room.members.insert(n.new.clone());
+                    }
+                }
+                if self.pm.remove(&n.old) {
+                    self.pm.insert(n.new.clone());
+                }
+                if fold(&n.old) == fold(&self.me) {
+                    self.me.clone_from(&n.new);
+                }
+                info(n.clone().into())
+            }
+            Event::Notice(n) => info(n.clone().into()),
+            Event::ServerError(e) if quiet_rate && e.code == ErrorCode::RATE_LIMITED => None,
+            Event::ServerError(e) => info(e.clone().into()),
+            Event::FileOffered(o) => {
+                self.offers.push(o.clone());
+                // Through the formatter, which defuses control characters
+                // in the sender's name and the file's.
+                let text = format!(
+                    "{} offers {} ({}): /accept or /decline",
+                    o.from(),
+                    o.name(),
+                    human_bytes(o.size())
+                );
+                info(lanlink_proto::chat::Notice { room: None, text }.into())
+            }
+            _ => None,
+        };
+        line.into_iter().collect()
+    }
+
+    /// We are in the room `name`: a join asked for went through, or the
+    /// server put us in its default room. Remembers the password of the
+    /// join, and what was known of the room before a reconnect.
+    fn entered(&mut self, name: &str) -> &mut Room {
+        let key = fold(name);
+        let password = match self.joining.take() {
+            Some((room, password)) if room == key => password,
+            other => {
+                self.joining = other;
+                None
+            }
+        };
+        let room = self.rooms.entry(key.clone()).or_insert_with(|| {
+            let mut room = self.previous.remove(&key).unwrap_or_default();
+            room.name = name.to_owned();
+            room
+        });
+        if password.is_some() {
+            room.password = password;
+        }
+        room
+    }
+
+    /// A room's history: sent to newcomers only, so we are in that room.
+    /// Shows what was not shown yet.
+    fn history(&mut self, h: &lanlink_proto::chat::History, view: &View) -> Vec<String> {
+        let me = self.me.clone();
+        let room = self.entered(&h.room);
+        let mut lines = Vec::new();
+        for m in &h.messages {
+            if room.already_shown(m, &me) {
+                continue;
+            }
+            room.seen(m);
+            lines.extend(view.speech(&m.clone().into(), m.timestamp_ms));
+        }
+        lines
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chat_client::view::Timestamps;
+    use lanlink_proto::chat::{History, Presence, Roster};
+
+    fn said(from: &str, text: &str, ms: u64) -> ChatMessage {
+        ChatMessage {
+            room: "ops".into(),
+            from: from.into(),
+            text: text.into(),
+            action: false,
+            timestamp_ms: ms,
+        }
+    }
+
+    fn history(messages: Vec<ChatMessage>) -> Event {
+        Event::History(History {
+            room: "ops".into(),
+            messages,
+        })
+    }
+
+    #[test]
+    fn history_is_shown_once_even_across_a_reconnect() {
+        let view = View::new(Timestamps::Never, false);
+        let mut s = State::new("ada");
+        s.joining("OPS", Some("pw"));
+        let first = s.apply(&history(vec![said("bob", "one", 10)]), &view, false);
+        assert_eq!(first, ["[ops] <bob> one"]);
+        s.apply(&Event::Message(said("bob", "two", 20)), &view, false);
+        s.said("ops", "mine");
+        s.disconnected();
+        assert_eq!(s.to_rejoin(), [("ops".to_owned(), Some("pw".to_owned()))]);
+        let again = history(vec![
+            said("bob", "one", 10),
+            said("bob", "two", 20),
+            said("ada", "mine", 25),
+            said("bob", "missed", 30),
+        ]);
+        assert_eq!(s.apply(&again, &view, false), ["[ops] <bob> missed"]);
+        assert_eq!(s.in_room("Ops"), Some("ops"));
+    }
+
+    #[test]
+    fn names_follow_rosters_presence_and_nick_changes() {
+        let view = View::new(Timestamps::Never, false);
+        let mut s = State::new("ada");
+        s.apply(&history(vec![]), &view, false);
+        s.apply(
+            &Event::Roster(Roster {
+                room: "ops".into(),
+                members: vec!["ada".into(), "bob".into()],
+            }),
+            &view,
+            false,
+        );
+        let presence = |name: &str, change| {
+            Event::Presence(Presence {
+                room: "ops".into(),
+                name: name.into(),
+                change,
+                reason: String::new(),
+            })
+        };
+        s.apply(&presence("cat", PresenceChange::Joined), &view, false);
+        assert_eq!(s.nicks(), ["bob", "cat"]);
+        s.apply(&presence("bob", PresenceChange::Left), &view, false);
+        assert_eq!(s.nicks(), ["cat"]);
+        s.apply(&presence("ada", PresenceChange::Left), &view, false);
+        assert!(s.room_names().is_empty() && s.nicks().is_empty());
+    }
+}

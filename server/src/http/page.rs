@@ -1,0 +1,227 @@
+//! What the browser server says about the streams: the HTML page and the
+//! JSON list. Stream names come from peers: they are escaped for HTML,
+//! JSON and URLs wherever they appear, and never reach a response header.
+
+use super::LatestFrames;
+
+/// The page listing every stream. Its script (`/page.js`, [`SCRIPT`])
+/// keeps the list live; without scripts it is still right when loaded.
+pub(super) fn page(frames: &LatestFrames) -> String {
+    let mut body = String::from(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>lanlink video</title>\
+         <style>body{font-family:sans-serif;background:#111;color:#eee}figure{display:inline-block;margin:1em}\
+         img{max-width:90vw;border:1px solid #444}</style><script src=\"/page.js\" defer></script></head>\
+         <body><h1>lanlink video</h1><div id=\"streams\">",
+    );
+    let streams = frames.state();
+    let hidden = if streams.is_empty() { "" } else { " hidden" };
+    body.push_str(&format!(
+        "<p id=\"none\"{hidden}>No streams right now. Publish one with \
+         <code>lanlink cam --test-pattern</code>: it shows up here by itself.</p>"
+    ));
+    for st in streams {
+        let (h, u) = (html_escape(&st.name), url_escape(&st.name));
+        let caption = html_escape(&caption(&st));
+        body.push_str(&format!(
+            "<figure data-name=\"{h}\"><img src=\"/stream/{u}\" alt=\"{h}\" width=\"{}\" height=\"{}\">\
+             <figcaption><span>{caption}</span> — <a href=\"/snapshot/{u}\">snapshot</a></figcaption></figure>",
+            st.width, st.height
+        ));
+    }
+    body.push_str("</div></body></html>\n");
+    body
+}
+
+/// A stream's caption; `page.js` builds the same one from `/state`.
+fn caption(st: &super::StreamState) -> String {
+    let by = if st.publisher.is_empty() {
+        String::new()
+    } else {
+        format!(" by {}", st.publisher)
+    };
+    format!("{}{by} — {}×{}", st.name, st.width, st.height)
+}
+
+/// The page's script: follows `/state` every second, adding a figure for
+/// each new stream and removing those that ended (closing their MJPEG
+/// connection), and updating captions. Peer text only ever goes into
+/// `textContent` and attribute values, never into HTML.
+pub(super) const SCRIPT: &str = r#"'use strict';
+(function () {
+  const list = document.getElementById('streams');
+  const none = document.getElementById('none');
+  function caption(s) {
+    return s.name + (s.publisher ? ' by ' + s.publisher : '') + ' — ' + s.width + '×' + s.height +
+      ' — ' + s.fps.toFixed(1) + ' fps — ' + s.viewers + ' viewer' + (s.viewers === 1 ? '' : 's');
+  }
+  function add(s) {
+    const fig = document.createElement('figure');
+    fig.dataset.name = s.name;
+    const img = document.createElement('img');
+    img.src = '/stream/' + encodeURIComponent(s.name);
+    img.alt = s.name;
+    img.width = s.width;
+    img.height = s.height;
+    const cap = document.createElement('figcaption');
+    const text = document.createElement('span');
+    const snap = document.createElement('a');
+    snap.href = '/snapshot/' + encodeURIComponent(s.name);
+    snap.textContent = 'snapshot';
+    cap.append(text, ' — ', snap);
+    fig.append(img, cap);
+    list.append(fig);
+    return fig;
+  }
+  async function poll() {
+    try {
+      const r = await fetch('/state', { cache: 'no-store' });
+      const state = await r.json();
+      const streams = state.result.streams;
+      const live = new Map(streams.map(function (s) { return [s.name, s]; }));
+      for (const fig of Array.from(list.querySelectorAll('figure'))) {
+        if (!live.has(fig.dataset.name)) {
+          const img = fig.querySelector('img');
+          if (img) { img.src = ''; }
+          fig.remove();
+        }
+      }
+      for (const s of streams) {
+        let fig = null;
+        for (const f of list.querySelectorAll('figure')) {
+          if (f.dataset.name === s.name) { fig = f; break; }
+        }
+        if (!fig) { fig = add(s); }
+        const text = fig.querySelector('figcaption span');
+        if (text) { text.textContent = caption(s); }
+      }
+      none.hidden = streams.length > 0;
+    } catch (e) {
+      // The server restarting: try again at the next tick.
+    }
+  }
+  poll();
+  setInterval(poll, 1000);
+})();
+"#;
+
+/// `s` as a JSON string, quotes included. `<` is escaped too, so the text
+/// is safe even inside HTML.
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() || c == '<' || c == '\u{2028}' || c == '\u{2029}' => {
+                out.push_str(&format!("\\u{:04x}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// `{"ok":true,"result":{"streams":[…]}}`, shaped like uStreamer's
+/// `/state`: each stream's name, publisher, size, frame rate, viewers and
+/// frame counter.
+pub(super) fn state_json(frames: &LatestFrames) -> String {
+    let items: Vec<String> = frames
+        .state()
+        .iter()
+        .map(|st| {
+            format!(
+                "{{\"name\":{},\"publisher\":{},\"width\":{},\"height\":{},\"fps\":{:.1},\"viewers\":{},\"seq\":{}}}",
+                json_string(&st.name),
+                json_string(&st.publisher),
+                st.width,
+                st.height,
+                if st.fps.is_finite() { st.fps } else { 0.0 },
+                st.viewers,
+                st.seq
+            )
+        })
+        .collect();
+    format!(
+        "{{\"ok\":true,\"result\":{{\"streams\":[{}]}}}}\n",
+        items.join(",")
+    )
+}
+
+/// `[{"name":…,"width":…,"height":…,"seq":…}]`.
+pub(super) fn streams_json(frames: &LatestFrames) -> String {
+    let items: Vec<String> = frames
+        .names()
+        .into_iter()
+        .map(|(n, l)| {
+            format!(
+                "{{\"name\":{},\"width\":{},\"height\":{},\"seq\":{}}}",
+                json_string(&n),
+                l.width,
+                l.height,
+                l.seq
+            )
+        })
+        .collect();
+    format!("[{}]\n", items.join(","))
+}
+
+pub(super) fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (b, hex) {
+            (b'%', Some(v)) => {
+                out.push(v);
+                i += 3;
+            }
+            _ => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+fn url_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping() {
+        assert_eq!(percent_decode("/stream/door%20cam"), "/stream/door cam");
+        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+        assert_eq!(url_escape("door cam/1"), "door%20cam%2F1");
+        assert_eq!(html_escape("<b>&\"'"), "&lt;b&gt;&amp;&quot;&#39;");
+        assert_eq!(
+            json_string("a\"b\\c\n<\u{1b}\u{2028}é"),
+            r#""a\"b\\c\u000a\u003c\u001b\u2028é""#
+        );
+    }
+}
