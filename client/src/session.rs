@@ -36,6 +36,12 @@ use crate::{with_default_port, ClientError};
 const EVENT_CAPACITY: usize = 4096;
 /// Media frames buffered per subscription; older ones are dropped first.
 const MEDIA_ROUTE_CAPACITY: usize = 64;
+/// Streams a session keeps track of. A server carries a few hundred at most
+/// (its own limit); beyond this a hostile one is ignored rather than held.
+const MAX_STREAMS: usize = 4096;
+/// Announcements and ends waiting for one listener or viewer; a flood
+/// beyond this is dropped for that watcher rather than held.
+const WATCH_CAPACITY: usize = 1024;
 
 /// Settings for a new [`Session`]; [`Session::builder`] starts one.
 #[derive(Debug, Clone)]
@@ -260,6 +266,20 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
+    /// Nothing routed yet; `gone` disconnects when the dispatcher ends.
+    fn new(name: String, gone: Receiver<()>) -> Shared {
+        Shared {
+            next_stream: AtomicU32::new(1),
+            routes: Mutex::new(HashMap::new()),
+            watchers: Mutex::new(Vec::new()),
+            streams: Mutex::new(BTreeMap::new()),
+            closed: Mutex::new(None),
+            gone,
+            name: Mutex::new(name),
+            stopping: AtomicBool::new(false),
+        }
+    }
+
     /// A stream id for a new operation of this client: odd (the client's
     /// half of the id space), never 0.
     pub(crate) fn open_stream(&self) -> StreamId {
@@ -312,16 +332,7 @@ impl Session {
 
     fn start(client: Client, trust: TrustOutcome) -> Result<(Session, Events), ClientError> {
         let (gone_tx, gone) = crossbeam_channel::bounded::<()>(0);
-        let shared = Arc::new(Shared {
-            next_stream: AtomicU32::new(1),
-            routes: Mutex::new(HashMap::new()),
-            watchers: Mutex::new(Vec::new()),
-            streams: Mutex::new(BTreeMap::new()),
-            closed: Mutex::new(None),
-            gone,
-            name: Mutex::new(client.welcome().name.clone()),
-            stopping: AtomicBool::new(false),
-        });
+        let shared = Arc::new(Shared::new(client.welcome().name.clone(), gone));
         let (events_tx, events) = crossbeam_channel::bounded(EVENT_CAPACITY);
         let incoming = client.events().clone();
         let dispatcher = {
@@ -580,7 +591,13 @@ fn route(shared: &Shared, frame: Frame) -> Option<Event> {
     match &frame.message {
         Message::AudioAnnounce(_) | Message::VideoAnnounce(_) => {
             let info = StreamInfo::from_message(frame.stream, &frame.message)?;
-            lock(&shared.streams).insert(frame.stream, info.clone());
+            {
+                let mut streams = lock(&shared.streams);
+                if streams.len() >= MAX_STREAMS && !streams.contains_key(&frame.stream) {
+                    return None;
+                }
+                streams.insert(frame.stream, info.clone());
+            }
             tell_watchers(shared, &frame);
             return Some(Event::StreamStarted(info));
         }
@@ -639,16 +656,7 @@ fn route(shared: &Shared, frame: Frame) -> Option<Event> {
 #[doc(hidden)]
 pub fn fuzz_route(frames: impl IntoIterator<Item = Frame>) -> Vec<Event> {
     let (_gone_tx, gone) = crossbeam_channel::bounded::<()>(0);
-    let shared = Shared {
-        next_stream: AtomicU32::new(5),
-        routes: Mutex::new(HashMap::new()),
-        watchers: Mutex::new(Vec::new()),
-        streams: Mutex::new(BTreeMap::new()),
-        closed: Mutex::new(None),
-        gone,
-        name: Mutex::new("me".into()),
-        stopping: AtomicBool::new(false),
-    };
+    let shared = Shared::new("me".into(), gone);
     let (transfer, _transfer_rx) = crossbeam_channel::unbounded();
     let (media, _media_rx) = crossbeam_channel::bounded(MEDIA_ROUTE_CAPACITY);
     let (watcher, _watcher_rx) = crossbeam_channel::unbounded();
@@ -662,7 +670,12 @@ pub fn fuzz_route(frames: impl IntoIterator<Item = Frame>) -> Vec<Event> {
 }
 
 fn tell_watchers(shared: &Shared, frame: &Frame) {
-    lock(&shared.watchers).retain(|w| w.send(frame.clone()).is_ok());
+    lock(&shared.watchers).retain(|w| {
+        !matches!(
+            w.try_send(frame.clone()),
+            Err(crossbeam_channel::TrySendError::Disconnected(_))
+        )
+    });
 }
 
 /// A session's channel for one operation: the streams it opens are routed
@@ -719,9 +732,10 @@ impl RouteLink {
     }
 
     /// Every announcement and end of a media stream from now on, on a
-    /// channel of its own (unbounded: there are few, and none may be lost).
+    /// channel of its own (bounded: a server flooding announcements loses
+    /// them for this watcher, it does not make the client hold them).
     pub(crate) fn watch_announcements(&self) -> Receiver<Frame> {
-        let (tx, rx) = crossbeam_channel::unbounded();
+        let (tx, rx) = crossbeam_channel::bounded(WATCH_CAPACITY);
         self.shared.add_watcher(tx);
         rx
     }
@@ -778,5 +792,44 @@ impl lanlink_services::file::FileLink for RouteLink {
     }
     fn recv_timeout(&self, timeout: Duration) -> Result<Option<Frame>, TransportError> {
         self.recv(timeout)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lanlink_proto::audio::{AudioAnnounce, AudioCodec};
+
+    #[test]
+    fn a_server_flooding_announcements_cannot_make_the_client_hold_them() {
+        let (_gone_tx, gone) = crossbeam_channel::bounded::<()>(0);
+        let shared = Shared::new("me".into(), gone);
+        let (watcher, watched) = crossbeam_channel::bounded(WATCH_CAPACITY);
+        shared.add_watcher(watcher);
+        let announce = |id: StreamId| Frame {
+            stream: id,
+            message: AudioAnnounce {
+                name: format!("s{id}"),
+                publisher: "evil".into(),
+                codec: AudioCodec::OPUS,
+                sample_rate: 48_000,
+                channels: 1,
+                frame_duration_us: 20_000,
+            }
+            .into(),
+        };
+        let events = (0..(MAX_STREAMS as u32 + 500))
+            .filter_map(|i| route(&shared, announce(2 * i + 2)))
+            .count();
+        assert_eq!(events, MAX_STREAMS);
+        assert_eq!(shared.streams().len(), MAX_STREAMS);
+        assert_eq!(watched.len(), WATCH_CAPACITY);
+        // The watcher is still there: it hears what comes once it drained.
+        while watched.try_recv().is_ok() {}
+        assert!(
+            route(&shared, announce(2)).is_some(),
+            "a known stream re-announced"
+        );
+        assert_eq!(watched.len(), 1);
     }
 }
