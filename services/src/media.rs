@@ -30,6 +30,7 @@ use lanlink_transport::{ConnId, KeyedBuckets, Rate, TokenBucket};
 
 use crate::text::{display_safe, is_bidi_control, is_invisible};
 use crate::Outgoing;
+use crate::ServiceError;
 
 /// The connection id of media the server process publishes itself (see
 /// `server::Hub::handle_local`): not rate-limited.
@@ -349,24 +350,24 @@ impl MediaRelay {
     }
 
     /// Takes an announcement token from `conn`'s bucket, then from its
-    /// address's; the error text says whose limit it hit.
-    fn admit_announcement(&mut self, conn: ConnId, now: Instant) -> Result<(), String> {
-        let wait_text = |from: &str, wait: std::time::Duration| {
-            format!(
-                "too many stream announcements from {from}: wait {} ms before trying again",
-                crate::error::millis(wait)
-            )
-        };
+    /// address's; the error says whose limit it hit.
+    fn admit_announcement(&mut self, conn: ConnId, now: Instant) -> Result<(), ServiceError> {
+        let limited =
+            |from: &'static str, wait: std::time::Duration| ServiceError::TooManyRequests {
+                what: "stream announcements",
+                from,
+                retry_after_ms: crate::error::millis(wait),
+            };
         let rate = self.config.announce_rate;
         self.announces
             .entry(conn)
             .or_insert_with(|| TokenBucket::new(rate, now))
             .try_take(now)
-            .map_err(|wait| wait_text("this connection", wait))?;
+            .map_err(|wait| limited("this connection", wait))?;
         if let Some(ip) = self.peers.get(&conn) {
             self.address_announces
                 .try_take(ip, now)
-                .map_err(|wait| wait_text("your address", wait))?;
+                .map_err(|wait| limited("your address", wait))?;
         }
         Ok(())
     }
@@ -383,8 +384,8 @@ impl MediaRelay {
         // each costs a token, refused or not (the server's own streams
         // excepted).
         if conn != LOCAL {
-            if let Err(text) = self.admit_announcement(conn, now) {
-                return error(out, conn, stream, ErrorCode::RATE_LIMITED, &text);
+            if let Err(e) = self.admit_announcement(conn, now) {
+                return error(out, conn, stream, e.code(), &e.to_string());
             }
         }
         let name = announcement.name();
