@@ -146,15 +146,7 @@ const SHOWN: &str = "[...document.querySelectorAll('figure')].map(f => f.dataset
 
 #[test]
 fn the_page_follows_streams_as_they_start_and_end() {
-    let Some(chromium) = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-    else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "chromium is required in CI (scripts/setup installs it)"
-        );
-        eprintln!("skipping: chromium is not installed (scripts/setup installs it)");
+    let Some(chromium) = common::chromium() else {
         return;
     };
     let server = Server::start(&["--http", "127.0.0.1:0"]);

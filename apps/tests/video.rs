@@ -280,15 +280,7 @@ fn slow_viewers_do_not_slow_a_fast_one() {
 
 #[test]
 fn a_browser_shows_the_live_frame() {
-    let Some(chromium) = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-    else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "chromium is required in CI (scripts/setup installs it)"
-        );
-        eprintln!("skipping: chromium is not installed (scripts/setup installs it)");
+    let Some(chromium) = common::chromium() else {
         return;
     };
     let server = Server::start(&["--http", "127.0.0.1:0"]);

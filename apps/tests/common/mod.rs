@@ -545,3 +545,19 @@ impl Drop for Tmux {
         self.run(&["kill-session", "-t", &self.0]);
     }
 }
+
+/// Debian's headless Chromium, for the browser tests; `None` (a skip, said
+/// on stderr) where it is not installed, which CI does not allow.
+pub fn chromium() -> Option<&'static str> {
+    let found = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| Path::new(p).exists());
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "chromium is required in CI (scripts/setup installs it)"
+        );
+        eprintln!("skipping: chromium is not installed (scripts/setup installs it)");
+    }
+    found
+}
