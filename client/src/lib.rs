@@ -58,6 +58,18 @@
 //! `client/examples/`: `chat_bot`, `send_file`, `record_wav`,
 //! `publish_frames`, each runnable against a real server.
 
+// What a server sends is peer input: no unwrap, expect or panic outside
+// tests.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::unreachable
+    )
+)]
+
 #[cfg(feature = "audio")]
 pub mod audio;
 mod backoff;
