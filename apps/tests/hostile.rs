@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use common::Server;
 use lanlink_proto::chat::ChatMessage;
 use lanlink_proto::control::{Admin, Hello};
+use lanlink_proto::file::{FileCancel, FileOffer};
 use lanlink_proto::{Capabilities, ErrorCode, Frame, FrameDecoder, Message};
 
 const ADMIN_TOKEN: &str = "op-secret-2026";
@@ -800,4 +801,81 @@ fn an_uploads_name_is_escaped_in_the_servers_log() {
     assert!(line.contains("invoice\\u{202e}txt.exe"), "{line:?}");
     assert!(inbox.join(name).is_file(), "the file itself keeps its name");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A sender that offers a file to someone and withdraws it, over and over,
+/// puts every offer on the receiver's screen. Offers that end unanswered
+/// cost the sender's address (a burst of 5, then one every 30 s); the
+/// receiver sees no more than that, and an honest sender from another
+/// address still reaches them.
+#[test]
+fn offers_withdrawn_over_and_over_reach_the_receiver_a_few_times_only() {
+    let server = Server::start(&["--plain"]);
+    let mut bob = Raw::hello(
+        &server.addr,
+        Ipv4Addr::new(127, 0, 0, 2),
+        "bob",
+        Capabilities::FILE | Capabilities::OFFERS,
+    )
+    .expect("bob connects");
+    let mut eve = Raw::hello(
+        &server.addr,
+        Ipv4Addr::new(127, 0, 0, 66),
+        "eve",
+        Capabilities::FILE,
+    )
+    .expect("eve connects");
+    let spam: Vec<Frame> = (0..40u32)
+        .flat_map(|i| {
+            let offer = FileOffer {
+                name: format!("look-{i}.jpg"),
+                size: 1000,
+                hash: None,
+                offset: 0,
+                to: Some("bob".into()),
+                from: None,
+            };
+            let cancel = FileCancel {
+                code: ErrorCode::OTHER,
+                reason: "never mind".into(),
+            };
+            [Frame::new(2 * i + 1, offer), Frame::new(2 * i + 1, cancel)]
+        })
+        .collect();
+    eve.send_all(&spam);
+    let (answers, closed) = eve.drain(Duration::from_millis(500));
+    assert!(!closed, "eve is refused, not cut off");
+    let limited = answers
+        .iter()
+        .filter(
+            |f| matches!(&f.message, Message::FileReject(r) if r.code == ErrorCode::RATE_LIMITED),
+        )
+        .count();
+    let (seen, _) = bob.drain(Duration::from_millis(500));
+    let offers = seen
+        .iter()
+        .filter(|f| matches!(f.message, Message::FileOffer(_)))
+        .count();
+    eprintln!("bob saw {offers} of eve's 40 offers; {limited} refused as too many");
+    assert!((5..=6).contains(&offers), "bob saw {offers} offers");
+    assert!(limited >= 34, "{limited} refused: {answers:?}");
+
+    // An honest sender elsewhere is not held up by eve's limit.
+    let mut ada = Raw::hello(&server.addr, Ipv4Addr::LOCALHOST, "ada", Capabilities::FILE)
+        .expect("ada connects");
+    ada.send_all(&[Frame::new(
+        1,
+        FileOffer {
+            name: "holiday.jpg".into(),
+            size: 1000,
+            hash: None,
+            offset: 0,
+            to: Some("bob".into()),
+            from: None,
+        },
+    )]);
+    bob.expect(
+        "ada's offer",
+        |m| matches!(m, Message::FileOffer(o) if o.from.as_deref() == Some("ada")),
+    );
 }

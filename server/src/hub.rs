@@ -522,6 +522,7 @@ impl Hub {
                     name,
                     frame.stream,
                     frame.message,
+                    now.instant,
                     &lookup,
                     &mut self.out,
                 );

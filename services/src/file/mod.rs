@@ -25,6 +25,7 @@ pub use jobs::{FileDone, FileJob, ENTRY_COST};
 pub use service::{FileService, TransferInfo};
 
 use crate::ServiceError;
+use lanlink_transport::Rate;
 
 /// The receiver acknowledges after every this many bytes.
 pub const ACK_EVERY: u64 = 1024 * 1024;
@@ -67,6 +68,12 @@ pub struct FileConfig {
     /// client that piles up listings or restarts transfers faster than the
     /// disk keeps up.
     pub max_jobs_per_client: usize,
+    /// Offers to another user that end unanswered (withdrawn, declined, or
+    /// the sender gone before an answer) one sender address may make: a
+    /// burst, then this pace. An offer that is accepted costs nothing, so
+    /// sending a folder to someone who takes it is never slowed; offering
+    /// and withdrawing over and over on someone's screen is.
+    pub unanswered_offer_rate: Rate,
 }
 
 impl Default for FileConfig {
@@ -88,6 +95,11 @@ impl Default for FileConfig {
             max_upload_depth: 32,
             partial_max_age: Some(Duration::from_secs(24 * 3600)),
             max_jobs_per_client: 5,
+            // Five at once, then one every 30 s.
+            unanswered_offer_rate: Rate {
+                burst: 5,
+                per_second: 1.0 / 30.0,
+            },
         }
     }
 }

@@ -36,7 +36,8 @@ use lanlink_proto::file::{
     ListRequest, Listing,
 };
 use lanlink_proto::{ErrorCode, Frame, Message, StreamId};
-use lanlink_transport::{ConnId, RefusalLog};
+use lanlink_transport::limits::DEFAULT_MAX_KEYS;
+use lanlink_transport::{ConnId, KeyedBuckets, RefusalLog};
 
 use super::incoming::{owned_part_path, IncomingFile};
 use super::jobs::{
@@ -180,6 +181,13 @@ pub struct FileService {
     /// one is running.
     next_sweep: Option<Instant>,
     sweeping: bool,
+    /// Senders' sides of relayed offers the receiver has not accepted yet.
+    unanswered: HashSet<Key>,
+    /// Per quota key: offers that ended unanswered (see
+    /// [`FileConfig::unanswered_offer_rate`]).
+    offer_strikes: KeyedBuckets<String>,
+    /// The latest time the service was given (by `handle` or `tick`).
+    now: Option<Instant>,
 }
 
 impl FileService {
@@ -189,6 +197,7 @@ impl FileService {
         // would wait forever for an acknowledgement.
         config.window = config.window.max(2 * ACK_EVERY);
         config.max_jobs_per_client = config.max_jobs_per_client.max(1);
+        let offer_strikes = KeyedBuckets::new(config.unanswered_offer_rate, DEFAULT_MAX_KEYS);
         FileService {
             config,
             transfers: HashMap::new(),
@@ -205,6 +214,9 @@ impl FileService {
             jobs: Vec::new(),
             next_sweep: None,
             sweeping: false,
+            unanswered: HashSet::new(),
+            offer_strikes,
+            now: None,
         }
     }
 
@@ -306,6 +318,7 @@ impl FileService {
 
     /// Timers: starts a sweep of abandoned partial files when one is due.
     pub fn tick(&mut self, now: Instant) {
+        self.now = Some(now);
         let (Some(inbox), Some(age)) = (&self.config.inbox, self.config.partial_max_age) else {
             return;
         };
@@ -338,17 +351,20 @@ impl FileService {
     }
 
     /// Handles one file-class message from `conn`, whose user is called
-    /// `from`. `lookup` finds the connection of a user by nickname (for
-    /// offers to another user).
+    /// `from`, at time `now`. `lookup` finds the connection of a user by
+    /// nickname (for offers to another user).
+    #[allow(clippy::too_many_arguments)]
     pub fn handle(
         &mut self,
         conn: ConnId,
         from: &str,
         stream: StreamId,
         message: Message,
+        now: Instant,
         lookup: &dyn Fn(&str) -> Option<ConnId>,
         out: &mut Vec<Outgoing>,
     ) {
+        self.now = Some(now);
         let key = (conn, stream);
         let result = match message {
             Message::ListRequest(r) => self.list(key, r),
@@ -450,8 +466,7 @@ impl FileService {
             match self.transfers.get(&key) {
                 Some(Transfer::RelayFrom { peer }) | Some(Transfer::RelayTo { peer }) => {
                     let peer = *peer;
-                    self.transfers.remove(&key);
-                    self.transfers.remove(&peer);
+                    self.end_relay(key, peer);
                     let cancel = FileCancel {
                         code: ErrorCode::OTHER,
                         reason: "the other side disconnected".into(),
@@ -850,6 +865,18 @@ impl FileService {
                 reason: "that user has too many file offers waiting; try again once they answered",
             });
         }
+        // Offers withdrawn or declined over and over would fill the
+        // receiver's screen: after a few, the sender waits.
+        if let Some(now) = self.now {
+            let sender = self.quota_key(key.0);
+            if let Err(wait) = self.offer_strikes.check(&sender, now) {
+                return Err(ServiceError::TooManyRequests {
+                    what: "file offers that ended unanswered",
+                    from: "your address",
+                    retry_after_ms: crate::error::millis(wait),
+                });
+            }
+        }
         // Server-chosen streams are even; skip any still in use.
         let mut stream = self.next_relay_stream;
         while self.transfers.contains_key(&(peer_conn, stream)) {
@@ -868,6 +895,7 @@ impl FileService {
         });
         self.transfers.insert(key, Transfer::RelayFrom { peer });
         self.transfers.insert(peer, Transfer::RelayTo { peer: key });
+        self.unanswered.insert(key);
         Ok(())
     }
 
@@ -881,6 +909,7 @@ impl FileService {
                 }
             }
             Some(Transfer::RelayTo { peer }) => {
+                self.unanswered.remove(peer);
                 out.push(Outgoing {
                     to: peer.0,
                     frame: Frame::new(peer.1, a),
@@ -1057,8 +1086,7 @@ impl FileService {
             Some(Transfer::RelayTo { peer }) => {
                 // The receiver confirms it published the file.
                 let peer = *peer;
-                self.transfers.remove(&key);
-                self.transfers.remove(&peer);
+                self.end_relay(key, peer);
                 out.push(Outgoing {
                     to: peer.0,
                     frame: Frame::new(peer.1, c),
@@ -1101,8 +1129,7 @@ impl FileService {
         match self.transfers.get(&key) {
             Some(Transfer::RelayFrom { peer }) | Some(Transfer::RelayTo { peer }) => {
                 let peer = *peer;
-                self.transfers.remove(&key);
-                self.transfers.remove(&peer);
+                self.end_relay(key, peer);
                 out.push(Outgoing {
                     to: peer.0,
                     frame: Frame {
@@ -1152,7 +1179,26 @@ impl FileService {
                     None => {}
                 }
             }
-            Transfer::RelayFrom { .. } | Transfer::RelayTo { .. } => {}
+            Transfer::RelayFrom { .. } | Transfer::RelayTo { .. } => self.strike_if_unanswered(key),
+        }
+    }
+
+    /// Ends a relayed offer on both sides (`key` and its `peer`).
+    fn end_relay(&mut self, key: Key, peer: Key) {
+        self.transfers.remove(&key);
+        self.transfers.remove(&peer);
+        self.strike_if_unanswered(key);
+        self.strike_if_unanswered(peer);
+    }
+
+    /// `key` was the sender's side of a relayed offer that ended before
+    /// the receiver accepted it: that costs the sender's address a token.
+    fn strike_if_unanswered(&mut self, key: Key) {
+        if self.unanswered.remove(&key) {
+            let sender = self.quota_key(key.0);
+            if let Some(now) = self.now {
+                let _ = self.offer_strikes.try_take(&sender, now);
+            }
         }
     }
 

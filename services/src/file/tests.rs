@@ -1,6 +1,7 @@
 //! The file service driven directly: frames in, frames out, real folders.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use lanlink_proto::file::*;
@@ -80,7 +81,15 @@ const B: ConnId = ConnId(2);
 fn run(svc: &mut FileService, conn: ConnId, stream: u32, m: impl Into<Message>) -> Vec<Outgoing> {
     let mut out = Vec::new();
     let lookup = |n: &str| (n == "bob").then_some(B);
-    svc.handle(conn, "ada", stream, m.into(), &lookup, &mut out);
+    svc.handle(
+        conn,
+        "ada",
+        stream,
+        m.into(),
+        Instant::now(),
+        &lookup,
+        &mut out,
+    );
     svc.work_inline(&mut out);
     out
 }
@@ -469,6 +478,93 @@ fn offers_waiting_for_a_user_do_not_take_their_transfer_slots_and_are_capped() {
     assert!(refused[0].contains("waiting"), "{refused:?}");
     // bob's own transfers are his: an upload still goes through.
     accept_of(&run(&mut svc, B, 1, offer("mine.txt", 4)));
+}
+
+/// Known limit of the issue 13 attack run, closed: a sender could offer,
+/// withdraw and offer again without end, each offer showing on the
+/// receiver's screen. Offers that end unanswered now cost the sender's
+/// address a token; accepted ones cost nothing, and other senders are not
+/// affected.
+#[test]
+fn offers_withdrawn_over_and_over_are_limited_and_taken_ones_are_not() {
+    let d = Dirs::new("relay-rate");
+    let mut svc = d.service();
+    const C: ConnId = ConnId(3);
+    svc.set_peer(A, "10.0.0.66".parse().unwrap());
+    svc.set_peer(B, "10.0.0.2".parse().unwrap());
+    svc.set_peer(C, "10.0.0.7".parse().unwrap());
+    let start = Instant::now();
+    let at = |svc: &mut FileService, secs: u64, conn: ConnId, stream: u32, m: Message| {
+        let mut out = Vec::new();
+        let lookup = |n: &str| (n == "bob").then_some(B);
+        svc.handle(
+            conn,
+            "x",
+            stream,
+            m,
+            start + Duration::from_secs(secs),
+            &lookup,
+            &mut out,
+        );
+        out
+    };
+    let to_bob = FileOffer {
+        to: Some("bob".into()),
+        ..offer("pic.jpg", 4)
+    };
+    let cancel = || {
+        Message::FileCancel(FileCancel {
+            code: ErrorCode::OTHER,
+            reason: "changed my mind".into(),
+        })
+    };
+    let burst = FileConfig::default().unanswered_offer_rate.burst;
+    let mut stream = 1;
+    for _ in 0..burst {
+        let out = at(&mut svc, 0, A, stream, to_bob.clone().into());
+        assert!(
+            matches!(messages(&out).as_slice(), [Message::FileOffer(_)]),
+            "{out:?}"
+        );
+        at(&mut svc, 0, A, stream, cancel());
+        stream += 2;
+    }
+    let out = at(&mut svc, 1, A, stream, to_bob.clone().into());
+    assert_eq!(only_reject(&out).code, ErrorCode::RATE_LIMITED, "{out:?}");
+    assert!(only_reject(&out).reason.contains("unanswered"), "{out:?}");
+    // Another sender is not held up by the spammer.
+    let out = at(&mut svc, 1, C, 1, to_bob.clone().into());
+    assert!(
+        matches!(messages(&out).as_slice(), [Message::FileOffer(_)]),
+        "{out:?}"
+    );
+    // The limit refills: one more after 30 s.
+    stream += 2;
+    let out = at(&mut svc, 31, A, stream, to_bob.clone().into());
+    assert!(
+        matches!(messages(&out).as_slice(), [Message::FileOffer(_)]),
+        "{out:?}"
+    );
+
+    // Offers that are taken cost nothing: a sender whose offers bob
+    // accepts is never slowed, however many files it sends.
+    let d = Dirs::new("relay-rate-taken");
+    let mut svc = d.service();
+    svc.set_peer(A, "10.0.0.66".parse().unwrap());
+    svc.set_peer(B, "10.0.0.2".parse().unwrap());
+    for i in 0..(4 * burst) {
+        let stream = 1 + 2 * i;
+        let out = at(&mut svc, 0, A, stream, to_bob.clone().into());
+        let [Outgoing { to: B, frame }] = out.as_slice() else {
+            panic!("offer {i}: {out:?}")
+        };
+        let accept = FileAccept {
+            offset: 0,
+            prefix_hash: None,
+        };
+        at(&mut svc, 0, B, frame.stream, accept.into());
+        at(&mut svc, 0, A, stream, cancel());
+    }
 }
 
 #[test]

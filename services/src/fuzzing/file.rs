@@ -171,7 +171,15 @@ pub fn run(data: &[u8]) -> Stats {
                         .find(|(_, n)| n.as_str() == nick)
                         .map(|(c, _)| *c)
                 };
-                file.handle(conn, name, frame.stream, frame.message, &lookup, &mut out);
+                file.handle(
+                    conn,
+                    name,
+                    frame.stream,
+                    frame.message,
+                    clock,
+                    &lookup,
+                    &mut out,
+                );
                 // The jobs run at once here; the server runs them on its
                 // workers, in the same order per connection.
                 file.work_inline(&mut out);
