@@ -20,21 +20,35 @@ use std::fmt::Write as _;
 /// - the line and paragraph separators U+2028 and U+2029;
 /// - bidirectional controls (U+061C, U+200E, U+200F, U+202A–U+202E,
 ///   U+2066–U+2069) and every other invisible format character (see
-///   [`is_invisible`]), except U+200D ZERO WIDTH JOINER, which emoji
-///   sequences need and which cannot reorder or hide text on its own.
+///   [`is_invisible`]), except a U+200D ZERO WIDTH JOINER between two
+///   pictographs, where emoji sequences (👨‍👩‍👧) need it. Anywhere else a
+///   joiner only hides: `ada` and `ada` followed by a joiner would read
+///   the same.
 ///
 /// Everything else is kept, including backslashes: the escape is for safety,
 /// not a reversible encoding. The result is borrowed when nothing needed
 /// escaping, which is the common case.
 pub fn display_safe(s: &str) -> Cow<'_, str> {
-    let Some(first) = s.find(needs_escape) else {
+    let escaped = |i: usize, c: char| {
+        if c == ZWJ {
+            let before = s[..i].chars().next_back();
+            let after = s[i + c.len_utf8()..].chars().next();
+            !(before.is_some_and(is_pictograph) && after.is_some_and(is_pictograph))
+        } else {
+            needs_escape(c)
+        }
+    };
+    let Some(first) = s
+        .char_indices()
+        .find(|&(i, c)| escaped(i, c))
+        .map(|(i, _)| i)
+    else {
         return Cow::Borrowed(s);
     };
-    let (clean, rest) = s.split_at(first);
     let mut out = String::with_capacity(s.len() + 8);
-    out.push_str(clean);
-    for c in rest.chars() {
-        if needs_escape(c) {
+    out.push_str(&s[..first]);
+    for (i, c) in s[first..].char_indices() {
+        if escaped(first + i, c) {
             // Writing to a String cannot fail.
             let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
         } else {
@@ -44,8 +58,30 @@ pub fn display_safe(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+const ZWJ: char = '\u{200D}';
+
 fn needs_escape(c: char) -> bool {
-    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') || (is_invisible(c) && c != '\u{200D}')
+    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') || is_invisible(c)
+}
+
+/// Whether `c` can stand on either side of a joiner in an emoji sequence:
+/// the pictographic blocks (emoji, symbols, skin-tone modifiers) and the
+/// older symbols emoji use.
+fn is_pictograph(c: char) -> bool {
+    matches!(
+        c,
+        '\u{1F000}'..='\u{1FAFF}'
+            | '\u{2600}'..='\u{27BF}'
+            | '\u{2B00}'..='\u{2BFF}'
+            | '\u{2190}'..='\u{21FF}'
+            | '\u{2300}'..='\u{23FF}'
+            | '\u{00A9}'
+            | '\u{00AE}'
+            | '\u{203C}'
+            | '\u{2049}'
+            | '\u{2122}'
+            | '\u{2139}'
+    )
 }
 
 /// Whether `c` is a bidirectional formatting control: it reorders the text
@@ -166,10 +202,34 @@ mod tests {
             .filter_map(char::from_u32)
             .collect();
         let safe = display_safe(&hostile);
-        assert!(!safe.chars().any(|c| c.is_control()
-            || c == '\u{2028}'
-            || is_bidi_control(c)
-            || (is_invisible(c) && c != '\u{200D}')));
+        assert!(!safe
+            .chars()
+            .any(|c| c.is_control() || c == '\u{2028}' || is_bidi_control(c) || is_invisible(c)));
         assert_eq!(safe.lines().count(), 1);
+    }
+
+    /// Known limit of the issue 13 attack run, closed: a joiner after a
+    /// name made `honest-ada` plus U+200D read like `honest-ada` in a log.
+    /// It is kept only inside emoji sequences.
+    #[test]
+    fn a_joiner_is_kept_only_between_pictographs() {
+        assert_eq!(display_safe("honest-ada\u{200D}"), "honest-ada\\u{200d}");
+        assert_eq!(display_safe("\u{200D}ada"), "\\u{200d}ada");
+        assert_eq!(display_safe("a\u{200D}b"), "a\\u{200d}b");
+        assert_eq!(display_safe("👨\u{200D}ada"), "👨\\u{200d}ada");
+        assert_eq!(display_safe("ada\u{200D}👩"), "ada\\u{200d}👩");
+        for emoji in [
+            "👨\u{200D}👩\u{200D}👧",
+            "🧑🏽\u{200D}💻",
+            "❤\u{200D}🔥",
+            "🐻\u{200D}❄",
+        ] {
+            assert!(matches!(display_safe(emoji), Cow::Borrowed(_)), "{emoji:?}");
+        }
+        // Two joiners in a row: neither sits between two pictographs.
+        assert_eq!(
+            display_safe("👨\u{200D}\u{200D}👩"),
+            "👨\\u{200d}\\u{200d}👩"
+        );
     }
 }
