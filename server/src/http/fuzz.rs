@@ -102,6 +102,10 @@ pub fn fuzz_http_request(data: &[u8]) {
         viewers: &viewers,
         max_viewers: 2,
         check_every: Duration::ZERO,
+        auth: &super::auth::Auth::new(None),
+        ip: std::net::Ipv4Addr::LOCALHOST.into(),
+        secure: false,
+        body_timeout: Duration::ZERO,
     };
     let mut browser = Browser { out: Vec::new() };
     let _ = answer(&mut browser, request, &cx);

@@ -15,6 +15,8 @@
 //! | `/streams.json` | `[{"name":…,"width":…,"height":…,"seq":…}]` |
 //! | `/state` | `{"ok":true,"result":{"streams":[{"name":…,"publisher":…,"width":…,"height":…,"fps":…,"viewers":…,"seq":…}]}}` (as uStreamer's `/state`) |
 //! | `/page.js` | the page's script: it polls `/state` every second and adds and removes streams without a reload |
+//! | `GET /auth` | `{"token_required":bool,"ok":bool}` |
+//! | `POST /auth` | body `{"token":"…"}` (≤ 1 KiB): 204 and a session cookie, 403 wrong, 429 too many guesses ([`auth`]) |
 //!
 //! # Limits
 //! Connections are capped in all and per address, and beyond either cap are
@@ -27,6 +29,7 @@
 //! Each MJPEG response has its own random multipart boundary, and frames are
 //! JPEG images only (see [`store`]): a publisher cannot inject other parts.
 
+pub mod auth;
 mod fuzz;
 mod page;
 mod request;
@@ -64,6 +67,10 @@ pub struct HttpConfig {
     pub max_viewers: usize,
     /// A viewer that takes longer than this to accept a write is dropped.
     pub write_timeout: Duration,
+    /// The access token browsers must give (`POST /auth`) before the
+    /// protected routes answer: the transport's token, as native clients
+    /// give it in `Hello`. `None`: no token.
+    pub access_token: Option<String>,
 }
 
 impl Default for HttpConfig {
@@ -74,6 +81,7 @@ impl Default for HttpConfig {
             header_timeout: Duration::from_secs(5),
             max_viewers: MAX_VIEWERS,
             write_timeout: Duration::from_secs(10),
+            access_token: None,
         }
     }
 }
@@ -182,6 +190,7 @@ pub fn serve_http_with(
         );
         let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
     });
+    let auth = Arc::new(auth::Auth::new(config.access_token.clone()));
     let config = Arc::new(config);
     let viewers = Arc::new(AtomicUsize::new(0));
     let conns = Arc::new(Connections::default());
@@ -216,15 +225,24 @@ pub fn serve_http_with(
             refuse_at_once(stream);
             continue;
         };
-        let (frames, shutdown, viewers, config) = (
+        let (frames, shutdown, viewers, config, auth) = (
             frames.clone(),
             shutdown.clone(),
             viewers.clone(),
             config.clone(),
+            auth.clone(),
         );
         threads.push(lanlink_transport::spawn_named("http", move || {
             let _slot = slot;
-            let _ = handle(stream, &frames, &shutdown, &viewers, &config);
+            let _ = handle(
+                stream,
+                peer.ip(),
+                &frames,
+                &shutdown,
+                &viewers,
+                &config,
+                &auth,
+            );
         }));
     }
     for t in threads {
@@ -259,10 +277,12 @@ impl Peer for TcpStream {
 
 fn handle(
     mut s: TcpStream,
+    ip: IpAddr,
     frames: &LatestFrames,
     shutdown: &Shutdown,
     viewers: &AtomicUsize,
     config: &HttpConfig,
+    auth: &auth::Auth,
 ) -> io::Result<()> {
     s.set_write_timeout(Some(config.write_timeout))?;
     let _ = s.set_nodelay(true);
@@ -273,6 +293,10 @@ fn handle(
         viewers,
         max_viewers: config.max_viewers,
         check_every: PEER_CHECK,
+        auth,
+        ip,
+        secure: false,
+        body_timeout: config.header_timeout,
     };
     answer(&mut s, request, &context)
 }
@@ -286,6 +310,14 @@ struct Answering<'a> {
     /// How often an MJPEG viewer of a quiet stream is checked for having
     /// left.
     check_every: Duration,
+    /// Who may use the protected routes.
+    auth: &'a auth::Auth,
+    /// The browser's address (guesses are limited per address).
+    ip: IpAddr,
+    /// Whether the request came over HTTPS.
+    secure: bool,
+    /// Time a small request body (`POST /auth`) has to arrive.
+    body_timeout: Duration,
 }
 
 /// Answers what was read of a request: the response, or the MJPEG stream
@@ -310,10 +342,13 @@ fn answer(
             return respond(s, "400 Bad Request", "text/plain", b"bad request\n")
         }
     };
+    let path = page::percent_decode(&request.path);
+    if path == "/auth" {
+        return answer_auth(s, &request, cx);
+    }
     if request.method != "GET" {
         return respond(s, "405 Method Not Allowed", "text/plain", b"GET only\n");
     }
-    let path = page::percent_decode(&request.path);
     if path == "/" || path == "/index.html" {
         return respond(
             s,
@@ -373,6 +408,91 @@ fn answer(
         return result;
     }
     respond(s, "404 Not Found", "text/plain", b"not found\n")
+}
+
+/// `GET /auth` (the state) and `POST /auth` (a login).
+fn answer_auth(
+    s: &mut impl Peer,
+    request: &request::Request,
+    cx: &Answering<'_>,
+) -> io::Result<()> {
+    match request.method.as_str() {
+        "GET" => respond(
+            s,
+            "200 OK",
+            "application/json",
+            cx.auth.status_json(request).as_bytes(),
+        ),
+        "POST" => {
+            let Some(body) = read_small_body(s, request, auth::MAX_BODY, cx.body_timeout)? else {
+                return respond(
+                    s,
+                    "413 Content Too Large",
+                    "text/plain",
+                    b"body too large\n",
+                );
+            };
+            match cx.auth.login(cx.ip, &body, cx.secure, Instant::now()) {
+                auth::Login::Granted(cookie) => write!(
+                    s,
+                    "HTTP/1.1 204 No Content\r\nSet-Cookie: {cookie}\r\nCache-Control: no-store\r\n\
+                     Connection: close\r\n\r\n"
+                ),
+                auth::Login::NotNeeded => write!(
+                    s,
+                    "HTTP/1.1 204 No Content\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n"
+                ),
+                auth::Login::Wrong => respond(s, "403 Forbidden", "text/plain", b"wrong token\n"),
+                auth::Login::Limited => respond(
+                    s,
+                    "429 Too Many Requests",
+                    "text/plain",
+                    b"too many wrong tokens; wait a minute\n",
+                ),
+                auth::Login::Unavailable => respond(
+                    s,
+                    "503 Service Unavailable",
+                    "text/plain",
+                    b"no randomness\n",
+                ),
+            }
+        }
+        _ => respond(s, "405 Method Not Allowed", "text/plain", b"GET or POST\n"),
+    }
+}
+
+/// Reads a request body of at most `max` bytes (its `Content-Length`,
+/// zero without one) within `timeout`: `None` when it is larger.
+fn read_small_body(
+    s: &mut impl Peer,
+    request: &request::Request,
+    max: usize,
+    timeout: Duration,
+) -> io::Result<Option<Vec<u8>>> {
+    let length = match request.header("content-length") {
+        None => 0,
+        Some(v) => match v.trim().parse::<usize>() {
+            Ok(n) if n <= max => n,
+            _ => return Ok(None),
+        },
+    };
+    let mut body = request.rest.clone();
+    body.truncate(length);
+    let deadline = Instant::now() + timeout;
+    let mut buf = [0u8; 1024];
+    while body.len() < length {
+        if Instant::now() >= deadline {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        let room = (length - body.len()).min(buf.len());
+        match s.read(buf.get_mut(..room).unwrap_or_default()) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => body.extend_from_slice(buf.get(..n).unwrap_or_default()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Some(body))
 }
 
 /// A multipart boundary nobody can guess: a publisher cannot end a part

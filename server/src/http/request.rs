@@ -17,6 +17,20 @@ pub(super) struct Request {
     pub(super) method: String,
     /// The path, without the query.
     pub(super) path: String,
+    /// The header lines, names in lower case (bounded by the head's size).
+    pub(super) headers: Vec<(String, String)>,
+    /// Bytes that arrived after the head: the start of a body.
+    pub(super) rest: Vec<u8>,
+}
+
+impl Request {
+    /// The first header called `name` (lower case), if any.
+    pub(super) fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// Why no request was read.
@@ -37,14 +51,24 @@ pub(super) fn parse(buf: &[u8]) -> Result<Option<Request>, HeadError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut request = httparse::Request::new(&mut headers);
     match request.parse(buf) {
-        Ok(httparse::Status::Complete(_)) => {
+        Ok(httparse::Status::Complete(len)) => {
             let (Some(method), Some(target)) = (request.method, request.path) else {
                 return Err(HeadError::Malformed);
             };
             let path = target.split(['?', '#']).next().unwrap_or(target);
+            let headers = request
+                .headers
+                .iter()
+                .map(|h| {
+                    let value = String::from_utf8_lossy(h.value).into_owned();
+                    (h.name.to_ascii_lowercase(), value)
+                })
+                .collect();
             Ok(Some(Request {
                 method: method.to_owned(),
                 path: path.to_owned(),
+                headers,
+                rest: buf.get(len..).unwrap_or_default().to_vec(),
             }))
         }
         Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD => Err(HeadError::TooLarge),
@@ -110,7 +134,9 @@ mod tests {
             ok,
             Some(Request {
                 method: "GET".into(),
-                path: "/stream/cam".into()
+                path: "/stream/cam".into(),
+                headers: vec![("host".into(), "a".into())],
+                rest: Vec::new(),
             })
         );
         assert_eq!(parse(b"GET / HTTP/1.1\r\nHost: a\r\n"), Ok(None));
