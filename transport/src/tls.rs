@@ -516,6 +516,48 @@ pub(crate) fn server_handshake(
     Ok((conn, leftover))
 }
 
+/// The server side of a TLS handshake for a protocol other than lanlink's
+/// on a socket of its own (the browser server's HTTPS), with this server's
+/// identity, run until `deadline` (or `shutdown`). Returns the session with
+/// whatever arrived right behind the handshake already handed to it, ready
+/// for `rustls::StreamOwned`.
+pub fn accept_tls(
+    tcp: &mut TcpStream,
+    identity: &ServerIdentity,
+    deadline: Instant,
+    shutdown: &crate::Shutdown,
+) -> Result<rustls::ServerConnection, TransportError> {
+    let peer = tcp
+        .peer_addr()
+        .map_err(|e| TransportError::io("TLS handshake", e))?;
+    let secs = deadline
+        .saturating_duration_since(Instant::now())
+        .as_secs_f64();
+    let tls_error = |source| TransportError::Tls {
+        context: format!("handshake with {peer}"),
+        source,
+    };
+    let (mut conn, rest) =
+        server_handshake(tcp, identity, deadline, shutdown).map_err(|e| match e {
+            ServerHandshakeError::Timeout => TransportError::HandshakeTimeout { peer, secs },
+            ServerHandshakeError::Closed => TransportError::ClosedDuringHandshake { peer },
+            ServerHandshakeError::Tls(source) => tls_error(source),
+            ServerHandshakeError::Io(e) => handshake_io(peer, e),
+        })?;
+    let mut rest = rest.as_slice();
+    while !rest.is_empty() {
+        if conn
+            .read_tls(&mut rest)
+            .map_err(|e| handshake_io(peer, e))?
+            == 0
+        {
+            break;
+        }
+        conn.process_new_packets().map_err(&tls_error)?;
+    }
+    Ok(conn)
+}
+
 /// Hands one read's worth of bytes to a server session that is still
 /// handshaking. `Some(rest)`: the handshake completed and `rest` (maybe
 /// empty) came right behind it, for the connection's reader.

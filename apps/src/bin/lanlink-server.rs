@@ -105,11 +105,11 @@ struct Args {
     /// Let uploads replace existing files in the inbox.
     #[arg(long)]
     force: bool,
-    /// Where browsers watch the video streams (MJPEG over plain HTTP:
-    /// anyone who can reach it can watch). Default: 127.0.0.1:7879 (this
-    /// machine only) with TLS, 0.0.0.0:7879 with --plain; give
-    /// 0.0.0.0:7879 to let the LAN watch.
-    #[arg(long)]
+    /// Where browsers connect: [http://|https://]HOST:PORT. Default
+    /// 0.0.0.0:7879, in HTTPS with the server's own certificate (the page
+    /// shows its fingerprint), or in plain HTTP with --plain. With TLS on,
+    /// plain http:// is allowed on a loopback address only.
+    #[arg(long, value_name = "[http://|https://]HOST:PORT")]
     http: Option<String>,
     /// Serve no HTTP at all.
     #[arg(long, conflicts_with = "http")]
@@ -392,14 +392,18 @@ fn main() -> ExitCode {
     // Browsers: every relayed video frame also lands in `frames`.
     let mut http_thread = None;
     if !args.no_http {
-        // The browser page cannot be TLS (browsers refuse self-signed
-        // certificates): private by default when the rest is encrypted.
-        let default_host = if args.plain { "0.0.0.0" } else { "127.0.0.1" };
-        let http_addr = args
+        let spec = args
             .http
             .clone()
-            .unwrap_or_else(|| format!("{default_host}:{DEFAULT_HTTP_PORT}"));
-        let http = match TcpListener::bind(&http_addr) {
+            .unwrap_or_else(|| format!("0.0.0.0:{DEFAULT_HTTP_PORT}"));
+        let (https, http_addr) = match http_scheme(&spec, args.plain) {
+            Ok(found) => found,
+            Err(why) => {
+                eprintln!("error: --http {spec}: {why}");
+                return ExitCode::from(2);
+            }
+        };
+        let http = match TcpListener::bind(http_addr) {
             Ok(l) => l,
             Err(e) => {
                 eprintln!(
@@ -410,8 +414,17 @@ fn main() -> ExitCode {
         };
         let http_local = http
             .local_addr()
-            .map_or_else(|_| http_addr.clone(), |a| a.to_string());
+            .map_or_else(|_| http_addr.to_owned(), |a| a.to_string());
         let loopback = http.local_addr().is_ok_and(|a| a.ip().is_loopback());
+        if !https && !args.plain && !loopback {
+            eprintln!(
+                "error: --http {spec}: plain HTTP on {http_local} would show the page, the access \
+                 token and the session cookie to anyone on the network; use a loopback address \
+                 (http://127.0.0.1:{DEFAULT_HTTP_PORT}), leave out http:// to serve HTTPS, or run \
+                 the whole server --plain"
+            );
+            return ExitCode::from(2);
+        }
         let frames = LatestFrames::with_limits(FrameLimits {
             max_bytes: args.http_frame_bytes,
             ..FrameLimits::default()
@@ -422,21 +435,22 @@ fn main() -> ExitCode {
             max_per_address: args.http_max_per_address.max(1),
             header_timeout: Duration::from_secs_f64(args.http_header_timeout.max(0.1)),
             access_token: config.transport.token.clone(),
+            tls: if https {
+                config.transport.tls.clone()
+            } else {
+                None
+            },
             ..HttpConfig::default()
         };
         let shutdown = shutdown.clone();
         http_thread = Some(std::thread::spawn(move || {
             serve_http_with(http, frames, http_config, shutdown)
         }));
-        println!(
-            "video for browsers at http://{}/",
-            browser_address(&http_local)
-        );
+        let scheme = if https { "https" } else { "http" };
+        println!("browser page: {scheme}://{}/", browser_address(&http_local));
         if loopback {
-            println!(
-                "(this machine only; --http 0.0.0.0:{DEFAULT_HTTP_PORT} lets the LAN watch, in plain HTTP)"
-            );
-        } else {
+            println!("(this machine only; --http 0.0.0.0:{DEFAULT_HTTP_PORT} lets the LAN in)");
+        } else if !https {
             println!("(plain HTTP: anyone who can reach it can watch every video stream)");
         }
     }
@@ -580,6 +594,24 @@ fn print_qr(text: &str) {
             println!("{art}");
         }
         Err(e) => eprintln!("warning: no QR code: {e}"),
+    }
+}
+
+/// Whether `--http SPEC` asks for HTTPS, and the address in it: `https://`
+/// needs TLS, `http://` is plain, no scheme is HTTPS with TLS and plain
+/// HTTP without.
+fn http_scheme(spec: &str, plain: bool) -> Result<(bool, &str), &'static str> {
+    if let Some(addr) = spec.strip_prefix("https://") {
+        if plain {
+            return Err("a --plain server has no certificate for HTTPS");
+        }
+        Ok((true, addr.trim_end_matches('/')))
+    } else if let Some(addr) = spec.strip_prefix("http://") {
+        Ok((false, addr.trim_end_matches('/')))
+    } else if spec.contains("://") {
+        Err("the scheme is http:// or https://")
+    } else {
+        Ok((!plain, spec))
     }
 }
 

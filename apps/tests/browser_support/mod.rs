@@ -19,6 +19,12 @@ pub struct Chromium {
 
 impl Chromium {
     pub fn start(path: &str, profile: &Path) -> Chromium {
+        Chromium::start_with(path, profile, &[])
+    }
+
+    /// As [`start`](Chromium::start), with more command-line switches
+    /// (e.g. `--ignore-certificate-errors-spki-list=…` for an HTTPS server).
+    pub fn start_with(path: &str, profile: &Path, extra: &[String]) -> Chromium {
         let mut child = Command::new(path)
             .args([
                 "--headless",
@@ -34,6 +40,7 @@ impl Chromium {
                 "--window-size=800,600",
             ])
             .arg(format!("--user-data-dir={}", profile.display()))
+            .args(extra)
             .arg("about:blank")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -106,13 +113,15 @@ pub struct Tab {
 impl Tab {
     /// Evaluates `expression` in the page; returns its value.
     pub fn eval(&mut self, expression: &str) -> serde_json::Value {
+        let params = serde_json::json!({ "expression": expression, "returnByValue": true });
+        self.call("Runtime.evaluate", params)["result"]["value"].clone()
+    }
+
+    /// Calls a DevTools method in the page; returns its `result`.
+    pub fn call(&mut self, method: &str, params: serde_json::Value) -> serde_json::Value {
         let id = self.next_id;
         self.next_id += 1;
-        let call = serde_json::json!({
-            "id": id,
-            "method": "Runtime.evaluate",
-            "params": { "expression": expression, "returnByValue": true },
-        });
+        let call = serde_json::json!({ "id": id, "method": method, "params": params });
         self.socket
             .send(tungstenite::Message::text(call.to_string()))
             .unwrap();
@@ -123,7 +132,7 @@ impl Tab {
             };
             let answer: serde_json::Value = serde_json::from_str(text).unwrap();
             if answer["id"] == id {
-                return answer["result"]["result"]["value"].clone();
+                return answer["result"].clone();
             }
         }
     }

@@ -64,6 +64,9 @@ pub struct Server {
     pub addr: String,
     /// The HTTP (browser) server's `HOST:PORT`, if it runs.
     pub http: Option<String>,
+    /// Its page's URL as the server printed it (`https://…/` with TLS on
+    /// and an `--http` without `http://`).
+    pub page_url: Option<String>,
     /// The certificate's fingerprint, unless run with `--plain`.
     pub fingerprint: Option<String>,
     /// What it printed on stdout before its address.
@@ -106,6 +109,7 @@ impl Server {
         let stdout = lines_of(child.stdout.take().expect("stdout"));
         let stderr = lines_of(child.stderr.take().expect("stderr"));
         let mut http = None;
+        let mut page_url = None;
         let mut fingerprint = None;
         let mut printed = Vec::new();
         let addr = loop {
@@ -118,8 +122,10 @@ impl Server {
             if let Some(fp) = line.strip_prefix("TLS certificate ") {
                 fingerprint = Some(fp.trim().to_owned());
             }
-            if let Some(url) = line.strip_prefix("video for browsers at http://") {
-                http = Some(url.trim_end_matches('/').to_owned());
+            if let Some(url) = line.strip_prefix("browser page: ") {
+                let host = url.split_once("://").map_or(url, |(_, h)| h);
+                http = host.split('/').next().map(str::to_owned);
+                page_url = Some(url.trim().to_owned());
             }
             if let Some((_, rest)) = line.split_once("server listening on ") {
                 break rest
@@ -134,6 +140,7 @@ impl Server {
             child,
             addr,
             http,
+            page_url,
             fingerprint,
             stdout: printed,
             stderr,

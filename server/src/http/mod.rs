@@ -15,8 +15,19 @@
 //! | `/streams.json` | `[{"name":…,"width":…,"height":…,"seq":…}]` |
 //! | `/state` | `{"ok":true,"result":{"streams":[{"name":…,"publisher":…,"width":…,"height":…,"fps":…,"viewers":…,"seq":…}]}}` (as uStreamer's `/state`) |
 //! | `/page.js` | the page's script: it polls `/state` every second and adds and removes streams without a reload |
+//! | `/info` | `{"tls":bool,"fingerprint":"SHA256:…","short":"3f9a 12c4 …"}`: the certificate the page came with, as the server console shows it (`null`s without TLS) |
 //! | `GET /auth` | `{"token_required":bool,"ok":bool}` |
 //! | `POST /auth` | body `{"token":"…"}` (≤ 1 KiB): 204 and a session cookie, 403 wrong, 429 too many guesses ([`auth`]) |
+//!
+//! # HTTPS
+//! With [`HttpConfig::tls`] set, every connection is HTTPS with the
+//! server's own certificate (the one native clients pin): the TLS
+//! handshake runs on the connection's thread, inside its connection slot,
+//! and it and the request head share one [`HttpConfig::header_timeout`].
+//! A browser that speaks plain HTTP to that port is redirected to
+//! `https://` (only a `Host` made of host-name characters is echoed). The
+//! page shows the certificate's fingerprint in its footer and in `/info`,
+//! for the user to compare with the server console's.
 //!
 //! # Limits
 //! Connections are capped in all and per address, and beyond either cap are
@@ -51,7 +62,7 @@ pub use store::{
 
 use crate::ServerError;
 use lanlink_services::media::{TapEvent, VideoTap};
-use lanlink_transport::Shutdown;
+use lanlink_transport::{Fingerprint, ServerIdentity, Shutdown};
 use request::HeadError;
 
 /// The limits of the browser server.
@@ -71,6 +82,9 @@ pub struct HttpConfig {
     /// protected routes answer: the transport's token, as native clients
     /// give it in `Hello`. `None`: no token.
     pub access_token: Option<String>,
+    /// Serve HTTPS with this identity (the server's own certificate);
+    /// `None`: plain HTTP.
+    pub tls: Option<ServerIdentity>,
 }
 
 impl Default for HttpConfig {
@@ -82,6 +96,7 @@ impl Default for HttpConfig {
             max_viewers: MAX_VIEWERS,
             write_timeout: Duration::from_secs(10),
             access_token: None,
+            tls: None,
         }
     }
 }
@@ -222,7 +237,9 @@ pub fn serve_http_with(
             continue;
         };
         let Some(slot) = conns.admit(peer.ip(), &config) else {
-            refuse_at_once(stream);
+            if config.tls.is_none() {
+                refuse_at_once(stream);
+            } // a TLS client could not read a plain 503: just closed
             continue;
         };
         let (frames, shutdown, viewers, config, auth) = (
@@ -267,11 +284,72 @@ fn refuse_at_once(mut s: TcpStream) {
 trait Peer: Read + Write {
     /// True once the browser closed its side (or the connection failed).
     fn left(&mut self) -> bool;
+
+    /// Bounds the next reads (a socket's `SO_RCVTIMEO`; nothing for a
+    /// buffer).
+    fn set_read_timeout(&mut self, _timeout: Duration) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 impl Peer for TcpStream {
     fn left(&mut self) -> bool {
         peer_left(self)
+    }
+
+    fn set_read_timeout(&mut self, timeout: Duration) -> io::Result<()> {
+        TcpStream::set_read_timeout(self, Some(timeout))
+    }
+}
+
+/// An HTTPS browser.
+type TlsPeer = rustls::StreamOwned<rustls::ServerConnection, TcpStream>;
+
+impl Peer for TlsPeer {
+    /// As [`peer_left`], through TLS: what arrived is decrypted and
+    /// dropped; a `close_notify`, an end of stream or a TLS error means the
+    /// browser has gone.
+    fn left(&mut self) -> bool {
+        if self.sock.set_nonblocking(true).is_err() {
+            return true;
+        }
+        let mut scratch = [0u8; 1024];
+        let mut left = false;
+        'drain: for _ in 0..16 {
+            match self.conn.read_tls(&mut self.sock) {
+                Ok(0) => {
+                    left = true;
+                    break;
+                }
+                Ok(_) => {
+                    if self.conn.process_new_packets().is_err() {
+                        left = true;
+                        break;
+                    }
+                    loop {
+                        match self.conn.reader().read(&mut scratch) {
+                            Ok(0) => {
+                                left = true; // close_notify
+                                break 'drain;
+                            }
+                            Ok(_) => {}
+                            Err(_) => break, // nothing more decrypted yet
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    left = true;
+                    break;
+                }
+            }
+        }
+        self.sock.set_nonblocking(false).is_err() || left
+    }
+
+    fn set_read_timeout(&mut self, timeout: Duration) -> io::Result<()> {
+        self.sock.set_read_timeout(Some(timeout))
     }
 }
 
@@ -284,9 +362,10 @@ fn handle(
     config: &HttpConfig,
     auth: &auth::Auth,
 ) -> io::Result<()> {
+    // One deadline for the TLS handshake and the request head.
+    let deadline = Instant::now() + config.header_timeout;
     s.set_write_timeout(Some(config.write_timeout))?;
     let _ = s.set_nodelay(true);
-    let request = request::read_head(&mut s, Instant::now() + config.header_timeout);
     let context = Answering {
         frames,
         shutdown,
@@ -295,10 +374,93 @@ fn handle(
         check_every: PEER_CHECK,
         auth,
         ip,
-        secure: false,
+        secure: config.tls.is_some(),
         body_timeout: config.header_timeout,
+        fingerprint: config.tls.as_ref().map(ServerIdentity::fingerprint),
     };
-    answer(&mut s, request, &context)
+    let Some(identity) = &config.tls else {
+        let request = request::read_head(&mut s, deadline);
+        return answer(&mut s, request, &context);
+    };
+    match first_byte(&s, deadline) {
+        Some(TLS_HANDSHAKE) => {}
+        Some(_) => return redirect_to_https(s, deadline),
+        None => return Ok(()),
+    }
+    let conn = match lanlink_transport::tls::accept_tls(&mut s, identity, deadline, shutdown) {
+        Ok(conn) => conn,
+        Err(e) => {
+            // Browsers give up on a certificate they do not know yet by
+            // closing: routine, not worth more than a debug line.
+            tracing::debug!("HTTPS handshake: {e}");
+            return Ok(());
+        }
+    };
+    let mut tls = TlsPeer::new(conn, s);
+    let request = request::read_head(&mut tls, deadline);
+    let result = answer(&mut tls, request, &context);
+    tls.conn.send_close_notify();
+    let _ = tls.flush();
+    result
+}
+
+/// The first byte of every TLS handshake record.
+const TLS_HANDSHAKE: u8 = 0x16;
+
+/// The first byte the browser sent, left unread, once it arrives before
+/// `deadline`; `None` if it closes or the time is up first.
+fn first_byte(s: &TcpStream, deadline: Instant) -> Option<u8> {
+    let mut byte = [0u8; 1];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || s.set_read_timeout(Some(left)).is_err() {
+            return None;
+        }
+        match s.peek(&mut byte) {
+            Ok(0) => return None,
+            Ok(_) => return Some(byte[0]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) => {}
+            Err(_) => return None,
+        }
+    }
+}
+
+/// Answers a plain-HTTP request on the HTTPS port with a redirect to the
+/// same host over HTTPS (the page's root: the path is not echoed), or a
+/// plain 400 when its `Host` is not a plain host name.
+fn redirect_to_https(mut s: TcpStream, deadline: Instant) -> io::Result<()> {
+    let Ok(request) = request::read_head(&mut s, deadline) else {
+        return Ok(());
+    };
+    let host = request.header("host").unwrap_or_default().trim();
+    let plain_host = !host.is_empty()
+        && host.len() <= 255
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b));
+    if !plain_host {
+        return respond(
+            &mut s,
+            "400 Bad Request",
+            "text/plain",
+            b"this port speaks HTTPS: open https://SERVER:PORT/\n",
+        );
+    }
+    let body = b"this port speaks HTTPS\n";
+    write!(
+        s,
+        "HTTP/1.1 301 Moved Permanently\r\nLocation: https://{host}/\r\nContent-Type: text/plain\r\n\
+         Content-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
+        body.len()
+    )?;
+    s.write_all(body)?;
+    s.flush()
 }
 
 /// What answering a request needs besides the connection.
@@ -318,6 +480,8 @@ struct Answering<'a> {
     secure: bool,
     /// Time a small request body (`POST /auth`) has to arrive.
     body_timeout: Duration,
+    /// The certificate the page is served with (HTTPS), shown on it.
+    fingerprint: Option<Fingerprint>,
 }
 
 /// Answers what was read of a request: the response, or the MJPEG stream
@@ -354,7 +518,7 @@ fn answer(
             s,
             "200 OK",
             "text/html; charset=utf-8",
-            page::page(frames).as_bytes(),
+            page::page(frames, cx.fingerprint).as_bytes(),
         );
     }
     if path == "/state" {
@@ -363,6 +527,14 @@ fn answer(
             "200 OK",
             "application/json",
             page::state_json(frames).as_bytes(),
+        );
+    }
+    if path == "/info" {
+        return respond(
+            s,
+            "200 OK",
+            "application/json",
+            page::info_json(cx.fingerprint).as_bytes(),
         );
     }
     if path == "/page.js" {

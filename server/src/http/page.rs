@@ -3,14 +3,16 @@
 //! JSON and URLs wherever they appear, and never reach a response header.
 
 use super::LatestFrames;
+use lanlink_transport::Fingerprint;
 
 /// The page listing every stream. Its script (`/page.js`, [`SCRIPT`])
 /// keeps the list live; without scripts it is still right when loaded.
-pub(super) fn page(frames: &LatestFrames) -> String {
+/// Its footer shows the certificate it was served with (`fingerprint`).
+pub(super) fn page(frames: &LatestFrames, fingerprint: Option<Fingerprint>) -> String {
     let mut body = String::from(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>lanlink video</title>\
          <style>body{font-family:sans-serif;background:#111;color:#eee}figure{display:inline-block;margin:1em}\
-         img{max-width:90vw;border:1px solid #444}</style><script src=\"/page.js\" defer></script></head>\
+         img{max-width:90vw;border:1px solid #444}footer{color:#aaa;font-size:small;margin-top:2em}</style><script src=\"/page.js\" defer></script></head>\
          <body><h1>lanlink video</h1><div id=\"streams\">",
     );
     let streams = frames.state();
@@ -28,8 +30,36 @@ pub(super) fn page(frames: &LatestFrames) -> String {
             st.width, st.height
         ));
     }
-    body.push_str("</div></body></html>\n");
+    body.push_str("</div>");
+    body.push_str(&footer(fingerprint));
+    body.push_str("</body></html>\n");
     body
+}
+
+/// The certificate the page came with, for the user to compare with the
+/// server console (which prints the same two lines), or a plain-HTTP
+/// warning.
+fn footer(fingerprint: Option<Fingerprint>) -> String {
+    match fingerprint {
+        Some(fp) => format!(
+            "<footer id=\"tls\"><p>HTTPS with the server's certificate \
+             <code id=\"fingerprint\">{fp}</code><br>short form <code id=\"short\">{}</code> \
+             — the server console shows the same; if it does not, this is not your server.</p></footer>",
+            fp.grouped()
+        ),
+        None => "<footer id=\"tls\"><p>Plain HTTP: not encrypted.</p></footer>".to_owned(),
+    }
+}
+
+/// `/info`: the certificate the page is served with, as [`footer`] shows it.
+pub(super) fn info_json(fingerprint: Option<Fingerprint>) -> String {
+    match fingerprint {
+        Some(fp) => format!(
+            "{{\"tls\":true,\"fingerprint\":\"{fp}\",\"short\":\"{}\"}}\n",
+            fp.grouped()
+        ),
+        None => "{\"tls\":false,\"fingerprint\":null,\"short\":null}\n".to_owned(),
+    }
 }
 
 /// A stream's caption; `page.js` builds the same one from `/state`.

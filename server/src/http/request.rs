@@ -2,7 +2,7 @@
 //! `httparse`. The deadline covers the whole head, not each read: a client
 //! dripping one byte a second is cut when the head's time is up.
 
-use std::io::{self, Read};
+use std::io;
 use std::time::Instant;
 
 /// The largest request head accepted, in bytes.
@@ -89,10 +89,7 @@ pub(super) fn take(head: &mut Vec<u8>, arrived: &[u8]) -> Result<Option<Request>
 
 /// Reads from `s` until a whole request head has arrived, `deadline`
 /// passes, or the head turns out too large or malformed.
-pub(super) fn read_head(
-    s: &mut std::net::TcpStream,
-    deadline: Instant,
-) -> Result<Request, HeadError> {
+pub(super) fn read_head(s: &mut impl super::Peer, deadline: Instant) -> Result<Request, HeadError> {
     let mut head = Vec::with_capacity(1024);
     let mut buf = [0u8; 1024];
     loop {
@@ -100,8 +97,7 @@ pub(super) fn read_head(
         if left.is_zero() {
             return Err(HeadError::Timeout);
         }
-        s.set_read_timeout(Some(left))
-            .map_err(|_| HeadError::Closed)?;
+        s.set_read_timeout(left).map_err(|_| HeadError::Closed)?;
         let room = MAX_HEAD.saturating_sub(head.len()).min(buf.len());
         let n = match s.read(buf.get_mut(..room).unwrap_or_default()) {
             Ok(0) => return Err(HeadError::Closed),

@@ -133,7 +133,7 @@ fn mib(kib: u64) -> f64 {
 }
 
 /// Starts the release server as anyone would: TLS, default limits, a
-/// share, an inbox, an admin token, HTTP on an ephemeral loopback port.
+/// share, an inbox, an admin token, plain HTTP (allowed on loopback) on an ephemeral port.
 fn start_server(
     lanlink: &Lanlink,
     share: &Path,
@@ -141,7 +141,7 @@ fn start_server(
     log: &Path,
 ) -> Result<(Proc, Target), String> {
     let mut cmd = std::process::Command::new(lanlink.bin_dir.join("lanlink-server"));
-    cmd.args(["--bind", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+    cmd.args(["--bind", "127.0.0.1:0", "--http", "http://127.0.0.1:0"])
         .arg("--share")
         .arg(share)
         .arg("--inbox")
@@ -159,7 +159,7 @@ fn start_server(
                 .map(|r| r.trim().trim_end_matches('/').to_owned())
         })
     };
-    let http = after(server.expect("video for browsers at", wait), "http://");
+    let http = after(server.expect("browser page:", wait), "http://");
     let fingerprint = after(server.expect("TLS certificate", wait), "TLS certificate ");
     let addr = server.expect("listening on", wait).and_then(|l| {
         l.split("listening on ")

@@ -1,0 +1,168 @@
+//! The browser page over HTTPS in headless Chromium, which accepts the
+//! server's self-signed certificate only by its public key (as a user
+//! accepts it after comparing fingerprints): the page shows the same
+//! fingerprint as the server console, and a `lanlink cam --test-pattern`
+//! frame shows in it (its colour bars read back from a canvas). Plain
+//! HTTP beside TLS is refused at start unless on loopback.
+
+mod browser_support;
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use browser_support::{Chromium, Tab};
+use common::{home, lanlink_spawn, run_bounded, Scratch, Server};
+use lanlink_video::{PatternLayout, BAR_COLOURS};
+use rcgen::PublicKeyData;
+
+/// The base64 SHA-256 of the server key's SubjectPublicKeyInfo: what
+/// Chromium's `--ignore-certificate-errors-spki-list` takes.
+fn spki_hash() -> String {
+    let key = std::fs::read_to_string(home().join("server").join("tls-key.pem"))
+        .expect("the test home's server key");
+    let spki = rcgen::KeyPair::from_pem(&key)
+        .expect("a PEM key")
+        .subject_public_key_info();
+    base64(ring::digest::digest(&ring::digest::SHA256, &spki).as_ref())
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ABC[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Chromium trusting the test server's certificate (and nothing else).
+fn chromium_for_https(path: &str, t: &Scratch) -> Chromium {
+    let trust = format!("--ignore-certificate-errors-spki-list={}", spki_hash());
+    Chromium::start_with(path, &t.dir("profile"), &[trust])
+}
+
+/// Opens the page and waits until it has loaded.
+fn open_page(browser: &Chromium, url: &str) -> Tab {
+    let mut tab = browser.open(url);
+    tab.wait_until(
+        &format!("location.href === '{url}' && document.readyState === 'complete'"),
+        "the page loads over HTTPS",
+    );
+    tab
+}
+
+/// The RGB of pixel (x, y) of the stream `name`'s current frame, drawn
+/// into a canvas.
+fn pixel(tab: &mut Tab, name: &str, x: usize, y: usize) -> [i64; 3] {
+    let got = tab.eval(&format!(
+        "(() => {{ const img = document.querySelector('figure[data-name=\"{name}\"] img'); \
+         const c = document.createElement('canvas'); c.width = img.naturalWidth; \
+         c.height = img.naturalHeight; const g = c.getContext('2d'); g.drawImage(img, 0, 0); \
+         return Array.from(g.getImageData({x}, {y}, 1, 1).data.slice(0, 3)); }})()"
+    ));
+    let rgb: Vec<i64> = got
+        .as_array()
+        .unwrap_or_else(|| panic!("no pixel: {got}"))
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect();
+    [rgb[0], rgb[1], rgb[2]]
+}
+
+#[test]
+fn the_https_page_shows_the_consoles_fingerprint_and_a_test_pattern_frame() {
+    let Some(chromium) = common::chromium() else {
+        return;
+    };
+    // TLS is the default, so the page is HTTPS.
+    let server = Server::start(&["--http", "127.0.0.1:0"]);
+    let url = server
+        .page_url
+        .clone()
+        .expect("the console prints the page");
+    let http = server.http.clone().unwrap();
+    assert_eq!(url, format!("https://{http}/"));
+    let console = server.fingerprint.clone().expect("the console fingerprint");
+    let t = Scratch::new("browser-https");
+    let browser = chromium_for_https(chromium, &t);
+    let mut tab = open_page(&browser, &url);
+    assert_eq!(tab.eval("location.protocol"), "https:");
+    assert_eq!(
+        tab.eval("document.getElementById('fingerprint').textContent"),
+        console.as_str(),
+        "the page's fingerprint is the console's"
+    );
+    tab.eval("fetch('/info').then(r => r.json()).then(j => { window.info = j; }), 0");
+    tab.wait_until(
+        &format!("!!window.info && window.info.fingerprint === '{console}'"),
+        "/info gives the same fingerprint",
+    );
+
+    // A camera: its frame shows, colour bars where the pattern puts them.
+    let mut cam = lanlink_spawn(&[
+        "cam",
+        &server.addr,
+        "--test-pattern",
+        "--size",
+        "320x180",
+        "--fps",
+        "10",
+        "--name",
+        "pattern",
+    ]);
+    tab.wait_until(
+        "(document.querySelector('figure[data-name=\"pattern\"] img') || {}).naturalWidth === 320",
+        "the test pattern's frames show",
+    );
+    let layout = PatternLayout::for_size(320, 180);
+    let y = (layout.panel_bottom + layout.bars_bottom) / 2;
+    for bar in [1, 2, 5] {
+        let x = bar * 40 + 20;
+        let want = BAR_COLOURS[bar].map(i64::from);
+        let got = pixel(&mut tab, "pattern", x, y);
+        assert!(
+            got.iter().zip(want).all(|(g, w)| (g - w).abs() <= 40),
+            "bar {bar} at ({x}, {y}): {got:?}, not {want:?}"
+        );
+    }
+    cam.kill().unwrap();
+    cam.wait().unwrap();
+    drop(browser);
+    assert!(server.terminate().success());
+}
+
+#[test]
+fn plain_http_beside_tls_is_refused_at_start_unless_on_loopback() {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lanlink-server"));
+    cmd.env("LANLINK_HOME", home())
+        .args(["--bind", "127.0.0.1:0", "--no-announce"])
+        .args(["--http", "http://0.0.0.0:0"]);
+    let out = run_bounded(cmd, Duration::from_secs(10));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("plain HTTP on 0.0.0.0:") && err.contains("loopback"),
+        "{err}"
+    );
+    // On loopback it is allowed (and said to be this machine only).
+    let server = Server::start(&["--http", "http://127.0.0.1:0"]);
+    assert!(server
+        .page_url
+        .as_deref()
+        .unwrap()
+        .starts_with("http://127.0.0.1:"));
+    assert!(server.terminate().success());
+}
