@@ -166,3 +166,21 @@ fn plain_http_beside_tls_is_refused_at_start_unless_on_loopback() {
         .starts_with("http://127.0.0.1:"));
     assert!(server.terminate().success());
 }
+
+#[test]
+fn the_console_prints_a_join_link_with_the_room_and_name_given() {
+    let server = Server::start(&[
+        "--http",
+        "127.0.0.1:0",
+        "--link-room",
+        "games night",
+        "--link-name",
+        "kiosk&1",
+    ]);
+    let http = server.http.clone().unwrap();
+    assert_eq!(
+        server.page_url.as_deref(),
+        Some(format!("https://{http}/?name=kiosk%261&room=games%20night").as_str())
+    );
+    assert!(server.terminate().success());
+}

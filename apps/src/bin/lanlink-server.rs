@@ -114,6 +114,14 @@ struct Args {
     /// Serve no HTTP at all.
     #[arg(long, conflicts_with = "http")]
     no_http: bool,
+    /// The room the browser link printed at start (and its QR code) joins:
+    /// `?room=ROOM` (default: the default room).
+    #[arg(long, value_name = "ROOM")]
+    link_room: Option<String>,
+    /// The name the browser link printed at start joins with (`?name=NAME`):
+    /// for a link meant for one device (default: the page asks).
+    #[arg(long, value_name = "NAME")]
+    link_name: Option<String>,
     /// HTTP connections open at once; beyond it, new ones get 503.
     #[arg(long, default_value_t = 256)]
     http_max_connections: usize,
@@ -447,7 +455,16 @@ fn main() -> ExitCode {
             serve_http_with(http, frames, http_config, shutdown)
         }));
         let scheme = if https { "https" } else { "http" };
-        println!("browser page: {scheme}://{}/", browser_address(&http_local));
+        let link = browser_link(
+            scheme,
+            &browser_address(&http_local),
+            args.link_name.as_deref(),
+            args.link_room.as_deref(),
+        );
+        println!("browser page: {link}");
+        if std::io::stdout().is_terminal() {
+            print_qr(&link);
+        }
         if loopback {
             println!("(this machine only; --http 0.0.0.0:{DEFAULT_HTTP_PORT} lets the LAN in)");
         } else if !https {
@@ -615,21 +632,62 @@ fn http_scheme(spec: &str, plain: bool) -> Result<(bool, &str), &'static str> {
     }
 }
 
-/// `0.0.0.0:7879` is not an address a browser can open: show the host name
-/// (or localhost) instead.
+/// `0.0.0.0:7879` is not an address a browser can open: show this
+/// machine's LAN address (what a phone scanning the QR code can reach
+/// without name resolution), else its host name (or localhost).
 fn browser_address(bound: &str) -> String {
     match bound
         .strip_prefix("0.0.0.0:")
         .or_else(|| bound.strip_prefix("[::]:"))
     {
         Some(port) => {
-            let host = std::fs::read_to_string("/etc/hostname")
-                .ok()
-                .map(|h| h.trim().to_owned())
-                .filter(|h| !h.is_empty())
-                .unwrap_or_else(|| "localhost".into());
+            let host = lan_ip().map(|ip| ip.to_string()).unwrap_or_else(|| {
+                std::fs::read_to_string("/etc/hostname")
+                    .ok()
+                    .map(|h| h.trim().to_owned())
+                    .filter(|h| !h.is_empty())
+                    .unwrap_or_else(|| "localhost".into())
+            });
             format!("{host}:{port}")
         }
         None => bound.to_owned(),
     }
+}
+
+/// The IPv4 address this machine reaches the network with: the source
+/// address of a route to a documentation address (a UDP "connect" sends
+/// nothing). `None` without such a route.
+fn lan_ip() -> Option<std::net::IpAddr> {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    socket.connect("192.0.2.1:9").ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_unspecified() && !ip.is_loopback()).then_some(ip)
+}
+
+/// The page's URL, joining as `name` and into `room` when given
+/// (`/?name=NAME&room=ROOM`, percent-encoded): what the console prints
+/// and shows as a QR code.
+fn browser_link(scheme: &str, host: &str, name: Option<&str>, room: Option<&str>) -> String {
+    let query: Vec<String> = [("name", name), ("room", room)]
+        .into_iter()
+        .filter_map(|(key, value)| value.map(|v| format!("{key}={}", query_escape(v))))
+        .collect();
+    if query.is_empty() {
+        format!("{scheme}://{host}/")
+    } else {
+        format!("{scheme}://{host}/?{}", query.join("&"))
+    }
+}
+
+/// `s` percent-encoded for a query value (UTF-8; only unreserved
+/// characters stay as they are).
+fn query_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
