@@ -2,8 +2,10 @@
 //! server's self-signed certificate only by its public key (as a user
 //! accepts it after comparing fingerprints): the page shows the same
 //! fingerprint as the server console, and a `lanlink cam --test-pattern`
-//! frame shows in it (its colour bars read back from a canvas). Plain
-//! HTTP beside TLS is refused at start unless on loopback.
+//! frame shows in it (its colour bars read back from a canvas), a click
+//! shows it full size and its snapshot link downloads the frame as
+//! `NAME.jpg`. Plain HTTP beside TLS is refused at start unless on
+//! loopback.
 
 mod browser_support;
 mod common;
@@ -121,10 +123,10 @@ fn the_https_page_shows_the_consoles_fingerprint_and_a_test_pattern_frame() {
         "--fps",
         "10",
         "--name",
-        "pattern",
+        "pattern ü",
     ]);
     tab.wait_until(
-        "(document.querySelector('figure[data-name=\"pattern\"] img') || {}).naturalWidth === 320",
+        &format!("!!{FIG} && {FIG}.querySelector('img').naturalWidth === 320"),
         "the test pattern's frames show",
     );
     let layout = PatternLayout::for_size(320, 180);
@@ -132,17 +134,56 @@ fn the_https_page_shows_the_consoles_fingerprint_and_a_test_pattern_frame() {
     for bar in [1, 2, 5] {
         let x = bar * 40 + 20;
         let want = BAR_COLOURS[bar].map(i64::from);
-        let got = pixel(&mut tab, "pattern", x, y);
+        let got = pixel(&mut tab, "pattern ü", x, y);
         assert!(
             got.iter().zip(want).all(|(g, w)| (g - w).abs() <= 40),
             "bar {bar} at ({x}, {y}): {got:?}, not {want:?}"
         );
     }
+
+    // A click shows it full size; Escape goes back.
+    tab.eval(&format!("{FIG}.querySelector('img').click(), 0"));
+    tab.wait_until(
+        &format!(
+            "{FIG}.classList.contains('full') && \
+             {FIG}.querySelector('img').getBoundingClientRect().width >= window.innerWidth - 20"
+        ),
+        "a click shows the stream full size",
+    );
+    assert!(
+        tab.eval("location.pathname") == "/",
+        "the click navigated away"
+    );
+    tab.eval("document.dispatchEvent(new KeyboardEvent('keydown', { key: 'Escape' })), 0");
+    tab.wait_until(
+        &format!("!{FIG}.classList.contains('full')"),
+        "Escape goes back",
+    );
+
+    // The snapshot link downloads the current frame as NAME.jpg.
+    tab.eval(&format!(
+        "fetch({FIG}.querySelector('a.snapshot').href).then(async r => {{ \
+         const bmp = await createImageBitmap(await r.blob()); window.snap = [r.status, \
+         r.headers.get('content-type'), r.headers.get('content-disposition'), bmp.width]; }}), 0"
+    ));
+    tab.wait_until("!!window.snap", "the snapshot link answers");
+    assert_eq!(
+        tab.eval("window.snap"),
+        serde_json::json!([
+            200,
+            "image/jpeg",
+            "attachment; filename=\"pattern__.jpg\"; filename*=UTF-8''pattern%20%C3%BC.jpg",
+            320
+        ])
+    );
     cam.kill().unwrap();
     cam.wait().unwrap();
     drop(browser);
     assert!(server.terminate().success());
 }
+
+/// The test stream's figure on the page.
+const FIG: &str = "document.querySelector('figure[data-name=\"pattern ü\"]')";
 
 #[test]
 fn plain_http_beside_tls_is_refused_at_start_unless_on_loopback() {

@@ -140,6 +140,17 @@ fn header_ok(name: &str, value: &str) -> bool {
         "X-Content-Type-Options" => value == "nosniff",
         "Content-Security-Policy" => value == super::PAGE_POLICY,
         "Connection" => value == "close",
+        "Content-Disposition" => value
+            .strip_prefix("attachment; filename=\"")
+            .and_then(|v| v.split_once("\"; filename*=UTF-8''"))
+            .is_some_and(|(ascii, encoded)| {
+                ascii
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+                    && encoded
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"._-~%".contains(&b))
+            }),
         _ => false,
     }
 }

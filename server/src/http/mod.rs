@@ -12,6 +12,7 @@
 //! | `/` | HTML page with every stream |
 //! | `/stream/NAME` | MJPEG stream |
 //! | `/snapshot/NAME` | the latest frame as one JPEG |
+//! | `/snapshot/NAME.jpg` | the same, to download: `Content-Disposition: attachment` with the name percent-encoded (`filename*=UTF-8''…`) |
 //! | `/streams.json` | `[{"name":…,"width":…,"height":…,"seq":…}]` |
 //! | `/state` | `{"ok":true,"result":{"streams":[{"name":…,"publisher":…,"width":…,"height":…,"fps":…,"viewers":…,"seq":…}]}}` (as uStreamer's `/state`) |
 //! | `/page.js` | the page's script: it polls `/state` every second and adds and removes streams without a reload |
@@ -554,9 +555,22 @@ fn answer(
         );
     }
     if let Some(name) = path.strip_prefix("/snapshot/") {
-        let name = name.strip_suffix(".jpg").unwrap_or(name);
-        return match frames.get(name) {
-            Some(l) => respond(s, "200 OK", "image/jpeg", &l.jpeg),
+        // `NAME.jpg` downloads NAME's frame (unless a stream is called
+        // that); `NAME` shows it.
+        if let Some(l) = frames.get(name) {
+            return respond(s, "200 OK", "image/jpeg", &l.jpeg);
+        }
+        let Some(stem) = name.strip_suffix(".jpg") else {
+            return respond(s, "404 Not Found", "text/plain", b"no such stream\n");
+        };
+        return match frames.get(stem) {
+            Some(l) => respond_with(
+                s,
+                "200 OK",
+                "image/jpeg",
+                &page::attachment(&format!("{stem}.jpg")),
+                &l.jpeg,
+            ),
             None => respond(s, "404 Not Found", "text/plain", b"no such stream\n"),
         };
     }
@@ -762,6 +776,18 @@ pub(crate) const PAGE_POLICY: &str =
 /// Writes a whole response. Only fixed strings go into the headers, never
 /// anything a peer chose.
 fn respond(s: &mut impl Write, status: &str, kind: &str, body: &[u8]) -> io::Result<()> {
+    respond_with(s, status, kind, "", body)
+}
+
+/// [`respond`] with `extra` header lines (each ending in CRLF) that hold
+/// nothing a peer chose unescaped.
+fn respond_with(
+    s: &mut impl Write,
+    status: &str,
+    kind: &str,
+    extra: &str,
+    body: &[u8],
+) -> io::Result<()> {
     let policy = if kind.starts_with("text/html") {
         format!("Content-Security-Policy: {PAGE_POLICY}\r\n")
     } else {
@@ -770,7 +796,7 @@ fn respond(s: &mut impl Write, status: &str, kind: &str, body: &[u8]) -> io::Res
     write!(
         s,
         "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nCache-Control: no-store\r\n\
-         X-Content-Type-Options: nosniff\r\n{policy}Connection: close\r\n\r\n",
+         X-Content-Type-Options: nosniff\r\n{policy}{extra}Connection: close\r\n\r\n",
         body.len()
     )?;
     s.write_all(body)?;

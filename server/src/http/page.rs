@@ -12,7 +12,11 @@ pub(super) fn page(frames: &LatestFrames, fingerprint: Option<Fingerprint>) -> S
     let mut body = String::from(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>lanlink video</title>\
          <style>body{font-family:sans-serif;background:#111;color:#eee}figure{display:inline-block;margin:1em}\
-         img{max-width:90vw;border:1px solid #444}footer{color:#aaa;font-size:small;margin-top:2em}</style><script src=\"/page.js\" defer></script></head>\
+         img{max-width:90vw;border:1px solid #444}a.zoom{cursor:zoom-in}\
+         figure.full{position:fixed;inset:0;margin:0;background:#000;z-index:10;text-align:center}\
+         figure.full a.zoom{cursor:zoom-out}\
+         figure.full img{width:100vw;height:calc(100vh - 2.5em);max-width:none;object-fit:contain;border:0}\
+         footer{color:#aaa;font-size:small;margin-top:2em}</style><script src=\"/page.js\" defer></script></head>\
          <body><h1>lanlink video</h1><div id=\"streams\">",
     );
     let streams = frames.state();
@@ -25,8 +29,10 @@ pub(super) fn page(frames: &LatestFrames, fingerprint: Option<Fingerprint>) -> S
         let (h, u) = (html_escape(&st.name), url_escape(&st.name));
         let caption = html_escape(&caption(&st));
         body.push_str(&format!(
-            "<figure data-name=\"{h}\"><img src=\"/stream/{u}\" alt=\"{h}\" width=\"{}\" height=\"{}\">\
-             <figcaption><span>{caption}</span> — <a href=\"/snapshot/{u}\">snapshot</a></figcaption></figure>",
+            "<figure data-name=\"{h}\"><a class=\"zoom\" href=\"/stream/{u}\" target=\"_blank\" \
+             title=\"full size\"><img src=\"/stream/{u}\" alt=\"{h}\" width=\"{}\" height=\"{}\"></a>\
+             <figcaption><span>{caption}</span> — <a class=\"snapshot\" href=\"/snapshot/{u}.jpg\" \
+             download>snapshot</a></figcaption></figure>",
             st.width, st.height
         ));
     }
@@ -75,7 +81,10 @@ fn caption(st: &super::StreamState) -> String {
 /// The page's script: follows `/state` every second, adding a figure for
 /// each new stream and removing those that ended (closing their MJPEG
 /// connection), and updating captions. Peer text only ever goes into
-/// `textContent` and attribute values, never into HTML.
+/// `textContent` and attribute values, never into HTML. A click on a
+/// stream's image shows it full size (again, or Escape, to go back; without
+/// scripts the click opens the stream in a new tab); its snapshot link
+/// downloads the current frame as `NAME.jpg`.
 pub(super) const SCRIPT: &str = r#"'use strict';
 (function () {
   const list = document.getElementById('streams');
@@ -92,13 +101,21 @@ pub(super) const SCRIPT: &str = r#"'use strict';
     img.alt = s.name;
     img.width = s.width;
     img.height = s.height;
+    const zoom = document.createElement('a');
+    zoom.className = 'zoom';
+    zoom.href = img.src;
+    zoom.target = '_blank';
+    zoom.title = 'full size';
+    zoom.append(img);
     const cap = document.createElement('figcaption');
     const text = document.createElement('span');
     const snap = document.createElement('a');
-    snap.href = '/snapshot/' + encodeURIComponent(s.name);
+    snap.className = 'snapshot';
+    snap.href = '/snapshot/' + encodeURIComponent(s.name) + '.jpg';
+    snap.download = '';
     snap.textContent = 'snapshot';
     cap.append(text, ' — ', snap);
-    fig.append(img, cap);
+    fig.append(zoom, cap);
     list.append(fig);
     return fig;
   }
@@ -129,6 +146,16 @@ pub(super) const SCRIPT: &str = r#"'use strict';
       // The server restarting: try again at the next tick.
     }
   }
+  list.addEventListener('click', function (e) {
+    const zoom = e.target.closest('a.zoom');
+    if (!zoom) { return; }
+    e.preventDefault();
+    zoom.closest('figure').classList.toggle('full');
+  });
+  document.addEventListener('keydown', function (e) {
+    if (e.key !== 'Escape') { return; }
+    for (const fig of list.querySelectorAll('figure.full')) { fig.classList.remove('full'); }
+  });
   poll();
   setInterval(poll, 1000);
 })();
@@ -228,6 +255,27 @@ fn html_escape(s: &str) -> String {
         .replace('\'', "&#39;")
 }
 
+/// A `Content-Disposition` header line that downloads as `file`: an ASCII
+/// stand-in (anything but letters, digits, `.`, `-` and `_` made `_`) for
+/// old clients, and the name itself percent-encoded in UTF-8 (RFC 6266,
+/// RFC 8187). Nothing of `file` reaches the header unescaped.
+pub(super) fn attachment(file: &str) -> String {
+    let ascii: String = file
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!(
+        "Content-Disposition: attachment; filename=\"{ascii}\"; filename*=UTF-8''{}\r\n",
+        url_escape(file)
+    )
+}
+
 fn url_escape(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
@@ -249,6 +297,11 @@ mod tests {
         assert_eq!(percent_decode("%zz%4"), "%zz%4");
         assert_eq!(url_escape("door cam/1"), "door%20cam%2F1");
         assert_eq!(html_escape("<b>&\"'"), "&lt;b&gt;&amp;&quot;&#39;");
+        assert_eq!(
+            attachment("door cam \"é\"\r\n.jpg"),
+            "Content-Disposition: attachment; filename=\"door_cam______.jpg\"; \
+             filename*=UTF-8''door%20cam%20%22%C3%A9%22%0D%0A.jpg\r\n"
+        );
         assert_eq!(
             json_string("a\"b\\c\n<\u{1b}\u{2028}é"),
             r#""a\"b\\c\u000a\u003c\u001b\u2028é""#
