@@ -50,6 +50,23 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
+fn unbase64(text: &str) -> Vec<u8> {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0);
+    for c in text.bytes().filter(|&c| c != b'=') {
+        let v = ABC.iter().position(|&a| a == c).expect("base64") as u32;
+        acc = acc << 6 | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    out
+}
+
 /// Chromium trusting the test server's certificate (and nothing else).
 fn chromium_for_https(path: &str, t: &Scratch) -> Chromium {
     let trust = format!("--ignore-certificate-errors-spki-list={}", spki_hash());
@@ -223,5 +240,73 @@ fn the_console_prints_a_join_link_with_the_room_and_name_given() {
         server.page_url.as_deref(),
         Some(format!("https://{http}/?name=kiosk%261&room=games%20night").as_str())
     );
+    assert!(server.terminate().success());
+}
+
+/// Takes a screenshot of the page with two live test patterns (DevTools
+/// `Page.captureScreenshot`) and checks it is a PNG of the page. It goes
+/// to a scratch folder, or with `LANLINK_WRITE_SCREENSHOT=1` to
+/// `docs/browser.png` (the README's picture: run by hand, never in CI).
+#[test]
+fn a_screenshot_of_the_page() {
+    let Some(chromium) = common::chromium() else {
+        return;
+    };
+    let server = Server::start(&["--http", "127.0.0.1:0"]);
+    let url = server.page_url.clone().unwrap();
+    let t = Scratch::new("browser-screenshot");
+    let browser = chromium_for_https(chromium, &t);
+    let mut cams: Vec<_> = [("ada-cam", "480x270"), ("door cam", "320x180")]
+        .into_iter()
+        .map(|(name, size)| {
+            lanlink_spawn(&[
+                "cam",
+                &server.addr,
+                "--test-pattern",
+                "--size",
+                size,
+                "--fps",
+                "10",
+                "--name",
+                name,
+            ])
+        })
+        .collect();
+    let mut tab = open_page(&browser, &url);
+    let (width, height) = (1024, 720);
+    tab.call(
+        "Emulation.setDeviceMetricsOverride",
+        serde_json::json!({ "width": width, "height": height, "deviceScaleFactor": 1, "mobile": false }),
+    );
+    tab.wait_until(
+        "[...document.querySelectorAll('figure img')].filter(i => i.naturalWidth > 0).length === 2",
+        "both streams show",
+    );
+    // The captions' frame rates need a few seconds of frames.
+    tab.wait_until(
+        "document.querySelectorAll('figcaption span').length === 2 && \
+         [...document.querySelectorAll('figcaption span')].every(s => / [1-9][0-9.]* fps/.test(s.textContent))",
+        "the captions show frame rates",
+    );
+    let shot = tab.call(
+        "Page.captureScreenshot",
+        serde_json::json!({ "format": "png" }),
+    );
+    let png = unbase64(shot["data"].as_str().expect("a screenshot"));
+    let decoder = png::Decoder::new(std::io::Cursor::new(&png));
+    let reader = decoder.read_info().expect("a PNG");
+    assert_eq!((reader.info().width, reader.info().height), (width, height));
+    let out = if std::env::var_os("LANLINK_WRITE_SCREENSHOT").is_some() {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/browser.png")
+    } else {
+        t.dir("shot").join("browser.png")
+    };
+    std::fs::write(&out, &png).unwrap();
+    eprintln!("screenshot: {}", out.display());
+    for cam in &mut cams {
+        cam.kill().unwrap();
+        cam.wait().unwrap();
+    }
+    drop(browser);
     assert!(server.terminate().success());
 }

@@ -12,7 +12,7 @@ pub(super) fn page(frames: &LatestFrames, fingerprint: Option<Fingerprint>) -> S
     let mut body = String::from(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>lanlink video</title>\
          <style>body{font-family:sans-serif;background:#111;color:#eee}figure{display:inline-block;margin:1em}\
-         img{max-width:90vw;border:1px solid #444}a.zoom{cursor:zoom-in}\
+         img{max-width:90vw;border:1px solid #444}a{color:#8cf}a.zoom{cursor:zoom-in}\
          figure.full{position:fixed;inset:0;margin:0;background:#000;z-index:10;text-align:center}\
          figure.full a.zoom{cursor:zoom-out}\
          figure.full img{width:100vw;height:calc(100vh - 2.5em);max-width:none;object-fit:contain;border:0}\
