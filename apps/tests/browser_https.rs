@@ -285,8 +285,8 @@ fn a_screenshot_of_the_page() {
     // The captions' frame rates need a few seconds of frames.
     tab.wait_until(
         "document.querySelectorAll('figcaption span').length === 2 && \
-         [...document.querySelectorAll('figcaption span')].every(s => / [1-9][0-9.]* fps/.test(s.textContent))",
-        "the captions show frame rates",
+         [...document.querySelectorAll('figcaption span')].every(s => / [1-9][0-9.]* fps — 1 viewer$/.test(s.textContent))",
+        "the captions show frame rates and viewers",
     );
     let shot = tab.call(
         "Page.captureScreenshot",

@@ -1,5 +1,6 @@
 //! `lanlink-server`: the lanlink server: chat rooms, file sharing, and the
-//! audio and video relay, with the video also served to browsers over HTTP.
+//! audio and video relay, and a page for browsers (HTTPS with the
+//! server's own certificate when TLS is on).
 //!
 //! ```text
 //! lanlink-server --bind 0.0.0.0:7878 --motd "welcome to the LAN"

@@ -28,7 +28,9 @@
 //! A browser that speaks plain HTTP to that port is redirected to
 //! `https://` (only a `Host` made of host-name characters is echoed). The
 //! page shows the certificate's fingerprint in its footer and in `/info`,
-//! for the user to compare with the server console's.
+//! as the server console prints it (a convenience: what the user must
+//! compare with the console is what the browser's certificate viewer
+//! shows, since any page can print any text).
 //!
 //! # Limits
 //! Connections are capped in all and per address, and beyond either cap are

@@ -50,7 +50,8 @@ fn footer(fingerprint: Option<Fingerprint>) -> String {
         Some(fp) => format!(
             "<footer id=\"tls\"><p>HTTPS with the server's certificate \
              <code id=\"fingerprint\">{fp}</code><br>short form <code id=\"short\">{}</code> \
-             — the server console shows the same; if it does not, this is not your server.</p></footer>",
+             — the server console prints the same; so must your browser's certificate details \
+             (this page alone proves nothing).</p></footer>",
             fp.grouped()
         ),
         None => "<footer id=\"tls\"><p>Plain HTTP: not encrypted.</p></footer>".to_owned(),
