@@ -2,8 +2,9 @@
 //! that pins the server's certificate as a native client does: the page
 //! comes with the server's own certificate and shows its fingerprint, a
 //! plain-HTTP request is redirected to HTTPS, a TLS handshake that never
-//! completes is cut at the header deadline and frees its slot, and an
-//! MJPEG viewer that leaves a quiet stream frees its viewer slot.
+//! completes is cut at the header deadline and frees its slot, handshakes
+//! beyond an address's rate are refused, and an MJPEG viewer that leaves a
+//! quiet stream frees its viewer slot.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use lanlink_server::http::{serve_http_with, HttpConfig, LatestFrames};
 use lanlink_transport::tls::{client_connection, ClientTls};
-use lanlink_transport::{Fingerprint, ServerIdentity, Shutdown};
+use lanlink_transport::{Fingerprint, Rate, ServerIdentity, Shutdown};
 
 struct Https {
     addr: SocketAddr,
@@ -216,4 +217,25 @@ fn an_https_viewer_that_leaves_a_quiet_stream_frees_its_viewer_slot() {
         assert!(Instant::now() < deadline, "the slot was never freed");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+#[test]
+fn handshakes_beyond_an_addresss_rate_are_refused_before_any_work() {
+    let https = Https::start(HttpConfig {
+        handshake_rate: Rate {
+            burst: 2,
+            per_second: 2.0,
+        },
+        ..HttpConfig::default()
+    });
+    for _ in 0..2 {
+        assert!(https.get("/").0.starts_with("HTTP/1.1 200"));
+    }
+    let mut refused = https.connect(https.fingerprint);
+    assert!(write!(refused, "GET / HTTP/1.1\r\n\r\n")
+        .and_then(|()| refused.flush())
+        .is_err());
+    // A token comes back every half second.
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(https.get("/").0.starts_with("HTTP/1.1 200"));
 }

@@ -129,7 +129,14 @@ struct Args {
     /// HTTP connections one address may hold open at once.
     #[arg(long, default_value_t = 16)]
     http_max_per_address: usize,
-    /// Seconds an HTTP client has to send its whole request head.
+    /// TLS handshakes (HTTPS connections) one address may start at once...
+    #[arg(long, default_value_t = 64)]
+    http_handshake_burst: u32,
+    /// ...and per second after that.
+    #[arg(long, default_value_t = 16.0)]
+    http_handshakes_per_second: f64,
+    /// Seconds an HTTP client (HTTPS: its TLS handshake and request head
+    /// together) has to send its whole request head.
     #[arg(long, default_value_t = 5.0)]
     http_header_timeout: f64,
     /// Bytes of video frames kept for browsers (the newest frame of each
@@ -444,6 +451,10 @@ fn main() -> ExitCode {
             max_per_address: args.http_max_per_address.max(1),
             header_timeout: Duration::from_secs_f64(args.http_header_timeout.max(0.1)),
             access_token: config.transport.token.clone(),
+            handshake_rate: Rate {
+                burst: args.http_handshake_burst.max(1),
+                per_second: args.http_handshakes_per_second.max(0.01),
+            },
             tls: if https {
                 config.transport.tls.clone()
             } else {

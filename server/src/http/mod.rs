@@ -26,7 +26,9 @@
 //! handshake runs on the connection's thread, inside its connection slot,
 //! and it and the request head share one [`HttpConfig::header_timeout`].
 //! A browser that speaks plain HTTP to that port is redirected to
-//! `https://` (only a `Host` made of host-name characters is echoed). The
+//! `https://` (only a `Host` made of host-name characters is echoed).
+//! Handshakes are rate-limited per address ([`HttpConfig::handshake_rate`]).
+//! The
 //! page shows the certificate's fingerprint in its footer and in `/info`,
 //! as the server console prints it (a convenience: what the user must
 //! compare with the console is what the browser's certificate viewer
@@ -65,7 +67,8 @@ pub use store::{
 
 use crate::ServerError;
 use lanlink_services::media::{TapEvent, VideoTap};
-use lanlink_transport::{Fingerprint, ServerIdentity, Shutdown};
+use lanlink_transport::limits::DEFAULT_MAX_KEYS;
+use lanlink_transport::{Fingerprint, KeyedBuckets, Rate, ServerIdentity, Shutdown};
 use request::HeadError;
 
 /// The limits of the browser server.
@@ -88,7 +91,19 @@ pub struct HttpConfig {
     /// Serve HTTPS with this identity (the server's own certificate);
     /// `None`: plain HTTP.
     pub tls: Option<ServerIdentity>,
+    /// TLS handshakes one address may start (HTTPS only): each costs a
+    /// key exchange and a signature, so beyond this a new connection is
+    /// closed at once, before any.
+    pub handshake_rate: Rate,
 }
+
+/// TLS handshakes one address may start by default: a page load (the page,
+/// its scripts, the streams, `/state`) several times over at once, then
+/// more than a browser polling `/state` and fetching files needs.
+pub const HANDSHAKE_RATE: Rate = Rate {
+    burst: 64,
+    per_second: 16.0,
+};
 
 impl Default for HttpConfig {
     fn default() -> Self {
@@ -100,6 +115,7 @@ impl Default for HttpConfig {
             write_timeout: Duration::from_secs(10),
             access_token: None,
             tls: None,
+            handshake_rate: HANDSHAKE_RATE,
         }
     }
 }
@@ -212,6 +228,7 @@ pub fn serve_http_with(
     let config = Arc::new(config);
     let viewers = Arc::new(AtomicUsize::new(0));
     let conns = Arc::new(Connections::default());
+    let mut handshakes = KeyedBuckets::new(config.handshake_rate, DEFAULT_MAX_KEYS);
     let mut threads = Vec::new();
     let mut backoff = Duration::ZERO;
     for stream in listener.incoming() {
@@ -239,6 +256,13 @@ pub fn serve_http_with(
         let Ok(peer) = stream.peer_addr() else {
             continue;
         };
+        if config.tls.is_some()
+            && handshakes
+                .try_take(&peer.ip().to_canonical(), Instant::now())
+                .is_err()
+        {
+            continue; // closed before any handshake work
+        }
         let Some(slot) = conns.admit(peer.ip(), &config) else {
             if config.tls.is_none() {
                 refuse_at_once(stream);
