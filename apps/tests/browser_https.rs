@@ -70,7 +70,7 @@ fn unbase64(text: &str) -> Vec<u8> {
 /// Chromium trusting the test server's certificate (and nothing else).
 fn chromium_for_https(path: &str, t: &Scratch) -> Chromium {
     let trust = format!("--ignore-certificate-errors-spki-list={}", spki_hash());
-    Chromium::start_with(path, &t.dir("profile"), &[trust])
+    Chromium::start_with(path, &t.dir("profile"), &[&trust])
 }
 
 /// Opens the page and waits until it has loaded.

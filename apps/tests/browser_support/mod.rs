@@ -22,9 +22,8 @@ impl Chromium {
         Chromium::start_with(path, profile, &[])
     }
 
-    /// As [`start`](Chromium::start), with more command-line switches
-    /// (e.g. `--ignore-certificate-errors-spki-list=…` for an HTTPS server).
-    pub fn start_with(path: &str, profile: &Path, extra: &[String]) -> Chromium {
+    /// As [`Chromium::start`], with more command-line switches.
+    pub fn start_with(path: &str, profile: &Path, extra: &[&str]) -> Chromium {
         let mut child = Command::new(path)
             .args([
                 "--headless",
@@ -39,8 +38,8 @@ impl Chromium {
                 "--remote-debugging-port=0",
                 "--window-size=800,600",
             ])
-            .arg(format!("--user-data-dir={}", profile.display()))
             .args(extra)
+            .arg(format!("--user-data-dir={}", profile.display()))
             .arg("about:blank")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
