@@ -4,7 +4,7 @@
 //! plain-HTTP request is redirected to HTTPS, a TLS handshake that never
 //! completes is cut at the header deadline and frees its slot, handshakes
 //! beyond an address's rate are refused, and an MJPEG viewer that leaves a
-//! quiet stream frees its viewer slot.
+//! quiet stream frees its viewer slot; the session cookie is `Secure`.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -238,4 +238,30 @@ fn handshakes_beyond_an_addresss_rate_are_refused_before_any_work() {
     // A token comes back every half second.
     std::thread::sleep(Duration::from_millis(700));
     assert!(https.get("/").0.starts_with("HTTP/1.1 200"));
+}
+
+#[test]
+fn over_https_the_session_cookie_is_secure() {
+    let https = Https::start(HttpConfig {
+        access_token: Some("let me in".into()),
+        ..HttpConfig::default()
+    });
+    let mut s = https.connect(https.fingerprint);
+    let body = r#"{"token":"let me in"}"#;
+    write!(
+        s,
+        "POST /auth HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut all = Vec::new();
+    s.read_to_end(&mut all).unwrap();
+    let (head, _) = split_head(&all);
+    assert!(head.starts_with("HTTP/1.1 204"), "{head}");
+    let cookie = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Set-Cookie: "))
+        .unwrap_or_else(|| panic!("no cookie: {head}"));
+    assert!(cookie.ends_with("; Secure"), "{cookie}");
 }
