@@ -106,8 +106,7 @@ fn the_https_page_shows_the_consoles_fingerprint_and_a_test_pattern_frame() {
     let Some(chromium) = common::chromium() else {
         return;
     };
-    // TLS is the default, so the page is HTTPS.
-    let server = Server::start(&["--http", "127.0.0.1:0"]);
+    let server = Server::start(&["--http", "https://127.0.0.1:0"]);
     let url = server
         .page_url
         .clone()
@@ -203,7 +202,7 @@ fn the_https_page_shows_the_consoles_fingerprint_and_a_test_pattern_frame() {
 const FIG: &str = "document.querySelector('figure[data-name=\"pattern ü\"]')";
 
 #[test]
-fn plain_http_beside_tls_is_refused_at_start_unless_on_loopback() {
+fn plain_http_beside_tls_is_refused_at_start_unless_on_loopback_and_https_is_the_default() {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_lanlink-server"));
     cmd.env("LANLINK_HOME", home())
         .args(["--bind", "127.0.0.1:0", "--no-announce"])
@@ -215,13 +214,17 @@ fn plain_http_beside_tls_is_refused_at_start_unless_on_loopback() {
         err.contains("plain HTTP on 0.0.0.0:") && err.contains("loopback"),
         "{err}"
     );
-    // On loopback it is allowed (and said to be this machine only).
+    // On loopback it is allowed.
     let server = Server::start(&["--http", "http://127.0.0.1:0"]);
-    assert!(server
-        .page_url
-        .as_deref()
-        .unwrap()
-        .starts_with("http://127.0.0.1:"));
+    let url = server.page_url.clone().unwrap();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    assert!(server.terminate().success());
+    // With TLS on, an address without a scheme is HTTPS.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lanlink-server"));
+    cmd.args(["--bind", "127.0.0.1:0", "--http", "127.0.0.1:0"]);
+    let server = Server::spawn(cmd);
+    let url = server.page_url.clone().unwrap();
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
     assert!(server.terminate().success());
 }
 
@@ -229,7 +232,7 @@ fn plain_http_beside_tls_is_refused_at_start_unless_on_loopback() {
 fn the_console_prints_a_join_link_with_the_room_and_name_given() {
     let server = Server::start(&[
         "--http",
-        "127.0.0.1:0",
+        "https://127.0.0.1:0",
         "--link-room",
         "games night",
         "--link-name",
@@ -252,7 +255,7 @@ fn a_screenshot_of_the_page() {
     let Some(chromium) = common::chromium() else {
         return;
     };
-    let server = Server::start(&["--http", "127.0.0.1:0"]);
+    let server = Server::start(&["--http", "https://127.0.0.1:0"]);
     let url = server.page_url.clone().unwrap();
     let t = Scratch::new("browser-screenshot");
     let browser = chromium_for_https(chromium, &t);

@@ -17,7 +17,7 @@ fn the_page_follows_streams_as_they_start_and_end() {
     let Some(chromium) = common::chromium() else {
         return;
     };
-    let server = Server::start(&["--http", "http://127.0.0.1:0"]);
+    let server = Server::start(&["--http", "127.0.0.1:0"]);
     let http = server.http.clone().unwrap();
     let t = Scratch::new("browser-live");
     let browser = Chromium::start(chromium, &t.dir("profile"));

@@ -159,7 +159,7 @@ fn http_get(http: &str, path: &str) -> (String, Vec<u8>) {
 
 #[test]
 fn http_serves_mjpeg_parts_a_snapshot_and_a_page() {
-    let server = Server::start(&["--http", "http://127.0.0.1:0"]);
+    let server = Server::start(&["--http", "127.0.0.1:0"]);
     let http = server
         .http
         .clone()
@@ -233,7 +233,7 @@ fn stuck_subscriber(server: &Server, name: &str) -> Client {
 
 #[test]
 fn slow_viewers_do_not_slow_a_fast_one() {
-    let server = Server::start(&["--http", "http://127.0.0.1:0"]);
+    let server = Server::start(&["--http", "127.0.0.1:0"]);
     let http = server.http.clone().unwrap();
     let mut cam = camera(&server, "live", "640x480", "30");
     let stuck_native = stuck_subscriber(&server, "live");
@@ -283,7 +283,7 @@ fn a_browser_shows_the_live_frame() {
     let Some(chromium) = common::chromium() else {
         return;
     };
-    let server = Server::start(&["--http", "http://127.0.0.1:0"]);
+    let server = Server::start(&["--http", "127.0.0.1:0"]);
     let http = server.http.clone().unwrap();
     let mut cam = camera(&server, "pattern", "640x360", "15");
     let deadline = Instant::now() + Duration::from_secs(10);

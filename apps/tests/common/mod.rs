@@ -77,14 +77,29 @@ pub struct Server {
 impl Server {
     /// Starts the server with extra arguments and waits until it listens.
     /// It serves HTTP only when `args` asks for it (on an ephemeral port:
-    /// tests never take the fixed default).
+    /// tests never take the fixed default), and in plain HTTP unless the
+    /// address says `https://`: a bare `--http 127.0.0.1:0` becomes
+    /// `http://127.0.0.1:0` (allowed on loopback), so that tests can talk
+    /// to it with a plain socket or a Chromium that does not know the
+    /// certificate. (`browser_https.rs` covers HTTPS, the real default.)
     pub fn start(args: &[&str]) -> Server {
         let http: &[&str] = if args.contains(&"--http") {
             &[]
         } else {
             &["--no-http"]
         };
-        let bind: &[&str] = if args.contains(&"--bind") {
+        let args: Vec<String> = args
+            .iter()
+            .zip(std::iter::once(&"").chain(args.iter()))
+            .map(|(arg, before)| {
+                if *before == "--http" && !arg.contains("://") {
+                    format!("http://{arg}")
+                } else {
+                    (*arg).to_owned()
+                }
+            })
+            .collect();
+        let bind: &[&str] = if args.iter().any(|a| a == "--bind") {
             &[]
         } else {
             &["--bind", "127.0.0.1:0"]
