@@ -450,7 +450,6 @@ fn main() -> ExitCode {
             max_connections: args.http_max_connections.max(1),
             max_per_address: args.http_max_per_address.max(1),
             header_timeout: Duration::from_secs_f64(args.http_header_timeout.max(0.1)),
-            access_token: config.transport.token.clone(),
             handshake_rate: Rate {
                 burst: args.http_handshake_burst.max(1),
                 per_second: args.http_handshakes_per_second.max(0.01),
@@ -460,6 +459,7 @@ fn main() -> ExitCode {
             } else {
                 None
             },
+            access_token: config.transport.token.clone(),
             ..HttpConfig::default()
         };
         let shutdown = shutdown.clone();
