@@ -422,6 +422,8 @@ fn main() -> ExitCode {
             max_per_address: args.http_max_per_address.max(1),
             header_timeout: Duration::from_secs_f64(args.http_header_timeout.max(0.1)),
             access_token: config.transport.token.clone(),
+            // Browser chat: `/ws` hands each browser to the transport.
+            adopter: Some(config.transport.adopter.clone()),
             ..HttpConfig::default()
         };
         let shutdown = shutdown.clone();

@@ -34,6 +34,7 @@ mod fuzz;
 mod page;
 mod request;
 pub mod store;
+pub mod ws;
 
 #[doc(hidden)]
 pub use fuzz::fuzz_http_request;
@@ -71,6 +72,9 @@ pub struct HttpConfig {
     /// protected routes answer: the transport's token, as native clients
     /// give it in `Hello`. `None`: no token.
     pub access_token: Option<String>,
+    /// Chat over `GET /ws`: hands each browser's connection to the
+    /// transport server ([`ws`]). `None`: no chat, `/ws` answers 503.
+    pub adopter: Option<lanlink_transport::Adopter>,
 }
 
 impl Default for HttpConfig {
@@ -82,6 +86,7 @@ impl Default for HttpConfig {
             max_viewers: MAX_VIEWERS,
             write_timeout: Duration::from_secs(10),
             access_token: None,
+            adopter: None,
         }
     }
 }
@@ -234,15 +239,7 @@ pub fn serve_http_with(
         );
         threads.push(lanlink_transport::spawn_named("http", move || {
             let _slot = slot;
-            let _ = handle(
-                stream,
-                peer.ip(),
-                &frames,
-                &shutdown,
-                &viewers,
-                &config,
-                &auth,
-            );
+            let _ = handle(stream, peer, &frames, &shutdown, &viewers, &config, &auth);
         }));
     }
     for t in threads {
@@ -267,17 +264,27 @@ fn refuse_at_once(mut s: TcpStream) {
 trait Peer: Read + Write {
     /// True once the browser closed its side (or the connection failed).
     fn left(&mut self) -> bool;
+
+    /// Makes reads give up after `timeout` (`None`: wait for ever): the
+    /// WebSocket bridge polls. Connections that cannot say so.
+    fn poll_timeout(&mut self, _timeout: Option<Duration>) -> io::Result<()> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
 }
 
 impl Peer for TcpStream {
     fn left(&mut self) -> bool {
         peer_left(self)
     }
+
+    fn poll_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        self.set_read_timeout(timeout)
+    }
 }
 
 fn handle(
     mut s: TcpStream,
-    ip: IpAddr,
+    peer: SocketAddr,
     frames: &LatestFrames,
     shutdown: &Shutdown,
     viewers: &AtomicUsize,
@@ -294,9 +301,11 @@ fn handle(
         max_viewers: config.max_viewers,
         check_every: PEER_CHECK,
         auth,
-        ip,
+        ip: peer.ip(),
         secure: false,
         body_timeout: config.header_timeout,
+        adopter: config.adopter.as_ref(),
+        peer,
     };
     answer(&mut s, request, &context)
 }
@@ -318,6 +327,10 @@ struct Answering<'a> {
     secure: bool,
     /// Time a small request body (`POST /auth`) has to arrive.
     body_timeout: Duration,
+    /// Chat over `/ws`: hands browsers to the transport ([`ws`]).
+    adopter: Option<&'a lanlink_transport::Adopter>,
+    /// The browser's address and port.
+    peer: SocketAddr,
 }
 
 /// Answers what was read of a request: the response, or the MJPEG stream
@@ -348,6 +361,15 @@ fn answer(
     }
     if request.method != "GET" {
         return respond(s, "405 Method Not Allowed", "text/plain", b"GET only\n");
+    }
+    if path == "/ws" {
+        let ws = ws::WsContext {
+            adopter: cx.adopter,
+            peer: cx.peer,
+            secure: cx.secure,
+            shutdown,
+        };
+        return ws::answer_ws(s, &request, &ws);
     }
     if path == "/" || path == "/index.html" {
         return respond(
