@@ -371,6 +371,14 @@ fn answer(
         };
         return ws::answer_ws(s, &request, &ws);
     }
+    if let Some(script) = match path.as_str() {
+        "/lanlink.js" => Some(ws::LANLINK_JS),
+        "/chat.js" => Some(ws::CHAT_JS),
+        _ => None,
+    } {
+        let kind = "text/javascript; charset=utf-8";
+        return respond(s, "200 OK", kind, script.as_bytes());
+    }
     if path == "/" || path == "/index.html" {
         return respond(
             s,

@@ -40,6 +40,14 @@ use tungstenite::{Message, WebSocket};
 use super::request::Request;
 use super::{respond, Peer};
 
+/// The lanlink wire format in JavaScript, and a session over `/ws`
+/// (served as `/lanlink.js`).
+pub(super) const LANLINK_JS: &str = include_str!("assets/lanlink.js");
+/// The page's chat panel (served as `/chat.js`).
+pub(super) const CHAT_JS: &str = include_str!("assets/chat.js");
+/// The chat panel's block in the page: its form, log, style and scripts.
+pub(super) const CHAT_HTML: &str = include_str!("assets/chat.html");
+
 /// The largest WebSocket message (and frame) accepted from a browser.
 pub const MAX_MESSAGE: usize = 1024 * 1024;
 /// The largest piece of the frame stream sent to the browser at once.
