@@ -203,3 +203,66 @@ fn a_foreign_page_cannot_open_the_chat() {
     drop(browser);
     assert!(server.terminate().success());
 }
+
+/// A server with an access token: a page without it is refused and says
+/// so; with it, the page is in. The page answers the server's keepalive
+/// pings, so it stays connected well past the idle timeout while a
+/// connection that does not answer is cut.
+#[test]
+fn the_page_gives_the_token_and_answers_keepalives() {
+    let Some(chromium) = common::chromium() else {
+        return;
+    };
+    let server = Server::start(&[
+        "--http",
+        "127.0.0.1:0",
+        "--token",
+        "s3cret",
+        "--ping-interval",
+        "0.3",
+        "--idle-timeout",
+        "1.5",
+    ]);
+    let http = server.http.clone().unwrap();
+    let t = Scratch::new("browser-chat-token");
+    let browser = Chromium::start(chromium, &t.dir("profile"));
+    let mut page = open(&browser, &format!("http://{http}/?name=tia"));
+    page.wait_until(
+        "document.getElementById('chat-status').textContent.includes('refused')",
+        "a page without the token is refused",
+    );
+    let status = page.eval("document.getElementById('chat-status').textContent");
+    assert!(
+        status.as_str().unwrap().contains("token"),
+        "the refusal says why: {status}"
+    );
+    page.eval(
+        "document.getElementById('chat-token').value = 's3cret'; \
+         document.getElementById('chat-login').requestSubmit(); true",
+    );
+    page.wait_until(&member("lobby", "tia"), "with the token she is in");
+
+    // A socket that never answers a ping is cut at the idle timeout...
+    page.eval(
+        "window.mute = 'open'; const mute = new WebSocket('ws://' + location.host + '/ws'); \
+         mute.binaryType = 'arraybuffer'; \
+         mute.onopen = () => mute.send(Lanlink.encode.hello('mute', 's3cret', Lanlink.CAPS.CHAT)); \
+         mute.onclose = () => { window.mute = 'closed'; }; true",
+    );
+    page.wait_until(&member("lobby", "mute"), "the mute socket gets in");
+    page.wait_until("window.mute === 'closed'", "the mute socket is cut");
+    page.wait_until(&format!("!{}", member("lobby", "mute")), "mute left");
+    // ...while the page, answering every ping, is still in and can talk.
+    let mut nat = ChatClient::join(&server.addr, "nat", &["--token", "s3cret"]);
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    type_line(&mut page, "still here after 3 s");
+    assert_eq!(
+        nat.expect("still here"),
+        "[lobby] <tia> still here after 3 s"
+    );
+    assert!(page.eval(&member("lobby", "tia")).as_bool().unwrap());
+    drop(browser);
+    nat.say("/quit");
+    drop(nat);
+    assert!(server.terminate().success());
+}
