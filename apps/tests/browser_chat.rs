@@ -81,8 +81,12 @@ fn two_pages_and_a_native_client_chat() {
     let t = Scratch::new("browser-chat");
     let browser = Chromium::start(chromium, &t.dir("profile"));
 
-    // Ann picks her name in the form.
+    // Ann picks her name in the form (no token field: none is needed).
     let mut ann = open(&browser, &format!("http://{http}/"));
+    ann.wait_until(
+        "document.getElementById('chat-token').hidden",
+        "the token field goes",
+    );
     ann.eval(
         "document.getElementById('chat-name').value = 'ann'; \
          document.getElementById('chat-login').requestSubmit(); true",
@@ -227,6 +231,11 @@ fn the_page_gives_the_token_and_answers_keepalives() {
     let t = Scratch::new("browser-chat-token");
     let browser = Chromium::start(chromium, &t.dir("profile"));
     let mut page = open(&browser, &format!("http://{http}/?name=tia"));
+    assert_eq!(
+        page.eval("document.getElementById('chat-token').hidden"),
+        false,
+        "the token field stays"
+    );
     page.wait_until(
         "document.getElementById('chat-status').textContent.includes('refused')",
         "a page without the token is refused",
@@ -261,6 +270,22 @@ fn the_page_gives_the_token_and_answers_keepalives() {
         "[lobby] <tia> still here after 3 s"
     );
     assert!(page.eval(&member("lobby", "tia")).as_bool().unwrap());
+
+    // A room with a password: the page asks for it, and is in with it.
+    nat.say("/join vault hunter2");
+    nat.expect("-- vault: nat");
+    type_line(&mut page, "/join vault");
+    page.wait_until(
+        "!document.getElementById('chat-password').hidden",
+        "the page asks for the room's password",
+    );
+    assert!(page.eval(&member("vault", "tia")) == false);
+    page.eval(
+        "document.getElementById('chat-password-text').value = 'hunter2'; \
+         document.getElementById('chat-password').requestSubmit(); true",
+    );
+    page.wait_until(&member("vault", "nat"), "with it she is in the vault");
+    nat.expect("-- tia joined vault");
     drop(browser);
     nat.say("/quit");
     drop(nat);

@@ -43,8 +43,10 @@
     if (atBottom) { log.scrollTop = log.scrollHeight; }
   }
 
+  // A room message as the log shows it: `#room <from> text` or `#room * from acts`.
   function line(m) {
-    return m.action ? ['* ' + m.from + ' ' + m.text] : ['<' + m.from + '> ', m.text];
+    const where = m.room ? '#' + m.room + ' ' : '';
+    return m.action ? [where + '* ' + m.from + ' ' + m.text] : [where, '<' + m.from + '> ', m.text];
   }
 
   function room(name) {
@@ -96,7 +98,7 @@
         break;
       case 'private': {
         const mine = fold(m.from) === fold(me);
-        say('private', [(mine ? '→ ' + m.to : '[private]') + ' '].concat(line(m)),
+        say('private', [(mine ? '→ ' + m.to : '[private]') + ' '].concat(line({ from: m.from, text: m.text, action: m.action })),
           { from: m.from, time: m.timestamp });
         break;
       }
@@ -208,7 +210,7 @@
       case '/me':
         if (here && arg) {
           session.send(Lanlink.encode.chat(here, arg, true));
-          say('chat', ['* ' + me + ' ' + arg], { room: here, from: me });
+          say('chat', line({ room: here, from: me, text: arg, action: true }), { room: here, from: me });
         }
         return;
       case '/nick':
@@ -236,7 +238,7 @@
       command(input);
     } else if (here) {
       session.send(Lanlink.encode.chat(here, input, false));
-      say('chat', ['<' + me + '> ', input], { room: here, from: me, mine: '1' });
+      say('chat', line({ room: here, from: me, text: input, action: false }), { room: here, from: me, mine: '1' });
     } else {
       say('error', ['! join a room first: /join ROOM']);
     }
@@ -248,6 +250,12 @@
     $('chat-password-text').value = '';
   };
   $('chat-quit').onclick = () => { if (session) { session.close(); } };
+
+  // No token on this server: no token field (an older server: keep it).
+  fetch('/auth', { cache: 'no-store' })
+    .then((r) => r.json())
+    .then((a) => { if (a && a.token_required === false) { $('chat-token').hidden = true; } })
+    .catch(() => {});
 
   // A bookmark or QR code: /?name=NAME&room=ROOM joins directly.
   const params = new URLSearchParams(location.search);
