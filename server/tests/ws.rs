@@ -272,3 +272,119 @@ fn browsers_meet_the_native_limits() {
     });
     assert_eq!(from, "ann");
 }
+
+/// A browser flooding a room meets the hub's rate limit, as a native
+/// client does: the excess is refused with `RATE_LIMITED`, and the room
+/// gets no more than the burst.
+#[test]
+fn a_flooding_browser_is_rate_limited() {
+    let (server, http) = start(ServerConfig::default());
+    let native = server.connect("nat", Capabilities::CHAT);
+    let mut web = ws_join(http, local(), "spam");
+    web.wait_for(|f| match &f.message {
+        Message::Roster(r) if r.members.iter().any(|m| m == "nat") => Some(()),
+        _ => None,
+    });
+    for i in 0..40 {
+        web.send(&Frame::control(ChatMessage {
+            room: "lobby".into(),
+            from: String::new(),
+            text: format!("spam {i}"),
+            action: false,
+            timestamp_ms: 0,
+        }));
+    }
+    web.wait_for(|f| match &f.message {
+        Message::Error(e) if e.code == ErrorCode::RATE_LIMITED => Some(()),
+        _ => None,
+    });
+    let mut got = 0;
+    while common::wait_briefly(&native, Duration::from_millis(500), |f| match &f.message {
+        Message::ChatMessage(m) if m.text.starts_with("spam") => Some(()),
+        _ => None,
+    })
+    .is_some()
+    {
+        got += 1;
+    }
+    let burst = lanlink_services::chat::ChatConfig::default().rate_burst;
+    assert!(
+        got >= 1 && got < 40 && got as f64 <= f64::from(burst) + 2.0,
+        "{got} of 40 got through (burst {burst})"
+    );
+}
+
+/// A browser that stops reading is cut as a slow native client is: what
+/// the bridge holds for it is bounded, the transport's queue for it fills,
+/// and the too-slow rule ends the connection; the room goes on.
+#[test]
+fn a_browser_that_stops_reading_is_cut() {
+    let mut config = ServerConfig::default();
+    config.transport.conn.max_queued_bytes = 1024 * 1024;
+    config.chat.rate_burst = 1_000_000;
+    config.chat.rate_per_second = 1_000_000.0;
+    config.chat.address_message_rate = lanlink_transport::Rate::UNLIMITED;
+    let (server, http) = start(config);
+    let talker = server.connect("talker", Capabilities::CHAT);
+    let watcher = server.connect("watcher", Capabilities::CHAT);
+    let web = ws_join(http, local(), "stuck");
+    wait_for(&talker, |f| match &f.message {
+        Message::Presence(p) if p.name == "stuck" => Some(()),
+        _ => None,
+    });
+    // The browser reads nothing from here on; the room is busy.
+    let text = "x".repeat(4000);
+    let started = Instant::now();
+    let mut sent = 0u64;
+    let left = loop {
+        // 80 kB at a time, and the watcher keeps up.
+        for _ in 0..20 {
+            talker
+                .send(&Frame::control(ChatMessage {
+                    room: "lobby".into(),
+                    from: String::new(),
+                    text: text.clone(),
+                    action: false,
+                    timestamp_ms: 0,
+                }))
+                .unwrap();
+            sent += 1;
+        }
+        while let Ok(Some(_)) = watcher.recv_timeout(Duration::from_millis(1)) {}
+        let gone = common::wait_briefly(&talker, Duration::from_millis(10), |f| match &f.message {
+            Message::Presence(Presence {
+                name,
+                change: PresenceChange::Left,
+                ..
+            }) if name == "stuck" => Some(()),
+            _ => None,
+        });
+        if gone.is_some() {
+            break started.elapsed();
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "the stuck browser was not cut after {sent} messages of 4 kB"
+        );
+    };
+    eprintln!("cut after {left:?}, {sent} messages of 4 kB sent to the room");
+    assert!(
+        sent >= 100,
+        "cut before the bridge's buffers could fill: {sent}"
+    );
+    // The room goes on for the others.
+    talker
+        .send(&Frame::control(ChatMessage {
+            room: "lobby".into(),
+            from: String::new(),
+            text: "after the cut".into(),
+            action: false,
+            timestamp_ms: 0,
+        }))
+        .unwrap();
+    wait_for(&watcher, |f| match &f.message {
+        Message::ChatMessage(m) if m.text == "after the cut" => Some(()),
+        _ => None,
+    });
+    drop(web);
+}
