@@ -309,7 +309,7 @@ fn a_flooding_browser_is_rate_limited() {
     }
     let burst = lanlink_services::chat::ChatConfig::default().rate_burst;
     assert!(
-        got >= 1 && got < 40 && got as f64 <= f64::from(burst) + 2.0,
+        (1..40).contains(&got) && got as f64 <= f64::from(burst) + 2.0,
         "{got} of 40 got through (burst {burst})"
     );
 }
