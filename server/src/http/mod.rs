@@ -15,6 +15,8 @@
 //! | `/streams.json` | `[{"name":…,"width":…,"height":…,"seq":…}]` |
 //! | `/state` | `{"ok":true,"result":{"streams":[{"name":…,"publisher":…,"width":…,"height":…,"fps":…,"viewers":…,"seq":…}]}}` (as uStreamer's `/state`) |
 //! | `/page.js` | the page's script: it polls `/state` every second and adds and removes streams without a reload |
+//! | `GET /ws` | WebSocket: the browser is a lanlink client (chat), bridged to the transport ([`ws`]) |
+//! | `/lanlink.js`, `/chat.js` | the page's lanlink codec and chat panel |
 //! | `GET /auth` | `{"token_required":bool,"ok":bool}` |
 //! | `POST /auth` | body `{"token":"…"}` (≤ 1 KiB): 204 and a session cookie, 403 wrong, 429 too many guesses ([`auth`]) |
 //!
