@@ -191,6 +191,27 @@ enum Origin {
 ///
 /// Cheap to clone; every clone reaches the same server. It is part of
 /// [`ServerConfig`], so take it from the configuration given to `serve`.
+///
+/// ```no_run
+/// use std::net::{TcpListener, TcpStream};
+/// use lanlink_transport::{serve, ServerConfig, Shutdown};
+///
+/// let config = ServerConfig::default();
+/// let adopter = config.adopter.clone();
+/// let (events, _application_side) = crossbeam_channel::bounded(1024);
+/// let listener = TcpListener::bind("0.0.0.0:7878")?;
+/// std::thread::spawn(move || serve(listener, config, Shutdown::new(), events));
+///
+/// // A client that reached this process another way (a bridged
+/// // WebSocket): one end of a loopback pair, served as from its address.
+/// let pair = TcpListener::bind("127.0.0.1:0")?;
+/// let ours = TcpStream::connect(pair.local_addr()?)?;
+/// let (theirs, _) = pair.accept()?;
+/// adopter.adopt(theirs, "192.168.1.20:51000".parse()?)?;
+/// // Bytes written to `ours` now reach the server as that client's.
+/// # drop(ours);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Default)]
 pub struct Adopter(Arc<Mutex<Option<Arc<Admission>>>>);
 
