@@ -57,6 +57,8 @@ pub const QUEUE_CHUNKS: usize = 8;
 /// How long a read of the WebSocket waits before the bridge looks for
 /// bytes to send.
 pub const POLL: Duration = Duration::from_millis(20);
+/// How long a write of the browser's bytes to the transport may take.
+const PAIR_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the bridge keeps going once the server shuts down (the
 /// transport's `Goodbye` comes through in that time).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
@@ -199,6 +201,10 @@ fn bridge(
             }
         }
     });
+    // The transport reads all the time; a write that cannot finish in
+    // this long means it is gone or wedged, and ends the bridge rather
+    // than this thread.
+    near.set_write_timeout(Some(PAIR_WRITE_TIMEOUT))?;
     let mut to_server = near;
     let mut stop_by: Option<Instant> = None;
     let outcome = loop {
