@@ -286,8 +286,14 @@ fn the_page_gives_the_token_and_answers_keepalives() {
     );
     page.wait_until(&member("vault", "nat"), "with it she is in the vault");
     nat.expect("-- tia joined vault");
-    drop(browser);
     nat.say("/quit");
     drop(nat);
+    // The server stops: the page is told why and offers to join again.
     assert!(server.terminate().success());
+    page.wait_until(
+        "document.getElementById('chat-status').textContent.includes('server shutting down') \
+         && !document.getElementById('chat-login').hidden",
+        "the page shows the server's goodbye",
+    );
+    drop(browser);
 }
