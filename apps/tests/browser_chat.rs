@@ -217,17 +217,25 @@ fn the_page_gives_the_token_and_answers_keepalives() {
     let Some(chromium) = common::chromium() else {
         return;
     };
-    let server = Server::start(&[
+    // Fixed ports: the server comes back on them at the end.
+    let free = || {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let (bind, http) = (free(), free());
+    let args = [
+        "--bind",
+        &bind,
         "--http",
-        "127.0.0.1:0",
+        &http,
         "--token",
         "s3cret",
         "--ping-interval",
         "0.3",
         "--idle-timeout",
         "1.5",
-    ]);
-    let http = server.http.clone().unwrap();
+    ];
+    let server = Server::start(&args);
     let t = Scratch::new("browser-chat-token");
     let browser = Chromium::start(chromium, &t.dir("profile"));
     let mut page = open(&browser, &format!("http://{http}/?name=tia"));
@@ -288,12 +296,35 @@ fn the_page_gives_the_token_and_answers_keepalives() {
     nat.expect("-- tia joined vault");
     nat.say("/quit");
     drop(nat);
-    // The server stops: the page is told why and offers to join again.
+    // The server stops: the page is told why, and tries again.
     assert!(server.terminate().success());
     page.wait_until(
-        "document.getElementById('chat-status').textContent.includes('server shutting down') \
-         && !document.getElementById('chat-login').hidden",
+        "document.getElementById('chat-status').textContent.includes('server shutting down')",
         "the page shows the server's goodbye",
     );
+    // It comes back: the page is in again, in the rooms it was in.
+    let server = Server::start(&args);
+    page.wait_until(&member("vault", "tia"), "the page rejoins the vault");
+    page.wait_until(&member("lobby", "tia"), "and the lobby");
+    let mut nat = ChatClient::join(&server.addr, "nat", &["--token", "s3cret"]);
+    nat.say("/join vault hunter2");
+    nat.expect("-- vault: ");
+    type_line(&mut page, "back again");
+    assert_eq!(nat.expect("back again"), "[vault] <tia> back again");
+    // Leaving the chat on purpose is not a lost connection.
+    page.eval("document.getElementById('chat-quit').click(); true");
+    page.wait_until(
+        "!document.getElementById('chat-login').hidden",
+        "the join form is back",
+    );
+    nat.expect("-- tia left vault");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(
+        page.eval("document.getElementById('chat-main').hidden"),
+        true,
+        "the page came back after leaving on purpose"
+    );
     drop(browser);
+    drop(nat);
+    assert!(server.terminate().success());
 }

@@ -3,7 +3,9 @@
 // `/ws`. Everything a peer wrote (names, rooms, messages, reasons) goes into
 // the page through `textContent` only, never as HTML.
 //
-// `/?name=NAME&room=ROOM` fills the form in and joins at once.
+// `/?name=NAME&room=ROOM` fills the form in and joins at once. A lost
+// connection is tried again (1, 2, 4 … 30 s apart) and its rooms joined
+// again, as `lanlink chat` does.
 (function () {
   const $ = (id) => document.getElementById(id);
   const login = $('chat-login');
@@ -21,6 +23,11 @@
   let me = null;
   let here = null; // the room messages go to
   let joining = null; // the room of the last Join sent
+  let joiningPassword = null;
+  let wanted = null; // { name, token } while the user wants to be connected
+  let attempt = 0; // reconnections tried since the last success
+  let refusal = null; // the current connection's Refuse, if any
+  const rejoin = new Map(); // folded room -> { name, password }, joined again on reconnect
   const MAX_LOG = 1000;
 
   function say(kind, parts, extra) {
@@ -88,6 +95,7 @@
 
   function join(name, password) {
     joining = name;
+    joiningPassword = password || null;
     session.send(Lanlink.encode.join(name, password || null));
   }
 
@@ -106,6 +114,7 @@
         const r = room(m.room);
         r.members = new Set(m.members);
         if (joining && fold(joining) === fold(m.room)) {
+          rejoin.set(fold(m.room), { name: m.room, password: joiningPassword });
           here = r.name;
           joining = null;
           passwordForm.hidden = true;
@@ -125,6 +134,7 @@
           r.members.add(m.name);
         } else if (fold(m.name) === fold(me)) {
           rooms.delete(fold(m.room));
+          rejoin.delete(fold(m.room));
           if (here && fold(here) === fold(m.room)) { here = rooms.size ? rooms.values().next().value.name : null; }
         } else {
           for (const n of r.members) { if (fold(n) === fold(m.name)) { r.members.delete(n); } }
@@ -157,33 +167,60 @@
     }
   }
 
-  function connect(name, token, firstRoom) {
-    status.textContent = 'connecting…';
-    me = name;
-    session = new Lanlink.Session({ name, token }, {
+  function connect() {
+    refusal = null;
+    status.textContent = attempt ? 'connecting again…' : 'connecting…';
+    me = wanted.name;
+    session = new Lanlink.Session(wanted, {
       open(welcome) {
+        attempt = 0;
         me = welcome.name;
         status.textContent = 'connected to ' + welcome.serverName + ' as ' + welcome.name;
         login.hidden = true;
         main.hidden = false;
         if (welcome.motd) { say('notice', ['-- ' + welcome.motd]); }
-        if (firstRoom && fold(firstRoom) !== 'lobby') { join(firstRoom); }
+        for (const r of rejoin.values()) { join(r.name, r.password); }
         text.focus();
       },
       refused(r) {
+        refusal = r;
         status.textContent = 'refused: ' + r.reason;
         if (r.code === Lanlink.CODE.BAD_TOKEN) { $('chat-token').focus(); }
       },
       message: handle,
       closed(why) {
-        if (!status.textContent.startsWith('refused')) { status.textContent = 'disconnected: ' + why; }
-        login.hidden = false;
-        main.hidden = true;
+        session = null;
         rooms.clear();
         here = null;
-        session = null;
+        render();
+        // Again after a lost connection; after a refusal only while our
+        // old connection may still hold the name, or the address is busy.
+        const again = wanted && (!refusal || (attempt > 0 && (refusal.code === Lanlink.CODE.NAME_TAKEN ||
+          refusal.code === Lanlink.CODE.TOO_MANY_CONNECTIONS)));
+        const what = refusal ? 'refused: ' + refusal.reason : 'disconnected: ' + why;
+        if (again) {
+          const wait = Math.min(30, 2 ** attempt);
+          attempt += 1;
+          status.textContent = what + ' — trying again in ' + wait + ' s';
+          setTimeout(() => { if (wanted && !session) { connect(); } }, wait * 1000);
+        } else {
+          wanted = null;
+          attempt = 0;
+          rejoin.clear();
+          status.textContent = what;
+          login.hidden = false;
+          main.hidden = true;
+        }
       },
     });
+  }
+
+  function start(name, token, room) {
+    if (session || !name) { return; }
+    wanted = { name, token };
+    rejoin.clear();
+    if (room) { rejoin.set(fold(room), { name: room, password: null }); }
+    connect();
   }
 
   function command(input) {
@@ -226,8 +263,7 @@
 
   login.onsubmit = (e) => {
     e.preventDefault();
-    if (session) { return; }
-    connect($('chat-name').value.trim(), $('chat-token').value || null, $('chat-room').value.trim());
+    start($('chat-name').value.trim(), $('chat-token').value || null, $('chat-room').value.trim());
   };
   $('chat-say').onsubmit = (e) => {
     e.preventDefault();
@@ -249,7 +285,10 @@
     join(room, $('chat-password-text').value);
     $('chat-password-text').value = '';
   };
-  $('chat-quit').onclick = () => { if (session) { session.close(); } };
+  $('chat-quit').onclick = () => {
+    wanted = null;
+    if (session) { session.close(); }
+  };
 
   // No token on this server: no token field (an older server: keep it).
   fetch('/auth', { cache: 'no-store' })
@@ -262,6 +301,6 @@
   if (params.get('room')) { $('chat-room').value = params.get('room'); }
   if (params.get('name')) {
     $('chat-name').value = params.get('name');
-    connect(params.get('name'), null, $('chat-room').value.trim());
+    start(params.get('name'), null, $('chat-room').value.trim());
   }
 })();

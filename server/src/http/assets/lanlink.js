@@ -31,7 +31,7 @@ const Lanlink = (function () {
   }
   const CAPS = { CHAT: 1, FILE: 2, AUDIO: 4, VIDEO: 8, OFFERS: 16 };
   // Error codes the chat shows differently (§11).
-  const CODE = { BAD_TOKEN: 2, NAME_TAKEN: 4, INVALID_NAME: 5, NOT_FOUND: 10, FORBIDDEN: 11 };
+  const CODE = { BAD_TOKEN: 2, NAME_TAKEN: 4, INVALID_NAME: 5, NOT_FOUND: 10, FORBIDDEN: 11, TOO_MANY_CONNECTIONS: 20 };
 
   const utf8 = new TextEncoder();
   const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
