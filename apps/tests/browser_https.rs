@@ -14,7 +14,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use browser_support::{Chromium, Tab};
-use common::{home, lanlink_spawn, run_bounded, Scratch, Server};
+use common::{home, lanlink_spawn, run_bounded, ChatClient, Scratch, Server};
 use lanlink_video::{PatternLayout, BAR_COLOURS};
 use rcgen::PublicKeyData;
 
@@ -246,7 +246,8 @@ fn the_console_prints_a_join_link_with_the_room_and_name_given() {
     assert!(server.terminate().success());
 }
 
-/// Takes a screenshot of the page with two live test patterns (DevTools
+/// Takes a screenshot of the whole page with two live test patterns, joined
+/// to the chat (DevTools
 /// `Page.captureScreenshot`) and checks it is a PNG of the page. It goes
 /// to a scratch folder, or with `LANLINK_WRITE_SCREENSHOT=1` to
 /// `docs/browser.png` (the README's picture: run by hand, never in CI).
@@ -275,8 +276,10 @@ fn a_screenshot_of_the_page() {
             ])
         })
         .collect();
-    let mut tab = open_page(&browser, &url);
-    let (width, height) = (1024, 720);
+    // Joined to the chat as ada, so that its panel shows the lobby.
+    let mut tab = open_page(&browser, &format!("{url}?name=ada"));
+    let width = 1024;
+    let mut height = 720;
     tab.call(
         "Emulation.setDeviceMetricsOverride",
         serde_json::json!({ "width": width, "height": height, "deviceScaleFactor": 1, "mobile": false }),
@@ -291,6 +294,14 @@ fn a_screenshot_of_the_page() {
          [...document.querySelectorAll('figcaption span')].every(s => / [1-9][0-9.]* fps — 1 viewer$/.test(s.textContent))",
         "the captions show frame rates and viewers",
     );
+    // The whole page, as tall as it is (within reason).
+    let tall = tab.eval("document.documentElement.scrollHeight").as_u64();
+    height = tall.map_or(height, |h| h.clamp(300, 2400) as u32);
+    tab.call(
+        "Emulation.setDeviceMetricsOverride",
+        serde_json::json!({ "width": width, "height": height, "deviceScaleFactor": 1, "mobile": false }),
+    );
+    std::thread::sleep(Duration::from_millis(300));
     let shot = tab.call(
         "Page.captureScreenshot",
         serde_json::json!({ "format": "png" }),
@@ -310,6 +321,47 @@ fn a_screenshot_of_the_page() {
         cam.kill().unwrap();
         cam.wait().unwrap();
     }
+    drop(browser);
+    assert!(server.terminate().success());
+}
+
+#[test]
+fn the_chat_panel_works_over_https_from_the_printed_link() {
+    let Some(chromium) = common::chromium() else {
+        return;
+    };
+    let server = Server::start(&[
+        "--http",
+        "https://127.0.0.1:0",
+        "--link-room",
+        "den",
+        "--link-name",
+        "tia",
+    ]);
+    let link = server.page_url.clone().unwrap();
+    let mut nat = ChatClient::join(&server.addr, "nat", &[]);
+    nat.say("/join den");
+    nat.expect("-- den: nat");
+    let t = Scratch::new("browser-https-chat");
+    let browser = chromium_for_https(chromium, &t);
+    // Opened blank, then sent there: the DevTools call that opens tabs
+    // would cut the link at its `&`.
+    let mut tab = browser.open("about:blank");
+    tab.eval(&format!("location.assign('{link}'); true"));
+    tab.wait_until(
+        &format!("location.href === '{link}' && document.readyState === 'complete'"),
+        "the link loads",
+    );
+    nat.expect("-- tia joined den");
+    tab.wait_until(
+        "!!document.querySelector('#chat-rooms [data-room=\"den\"] li[data-name=\"nat\"]')",
+        "tia sees nat in den",
+    );
+    tab.eval(
+        "document.getElementById('chat-text').value = 'hello over wss'; \
+         document.getElementById('chat-say').requestSubmit(); true",
+    );
+    assert_eq!(nat.expect("hello over wss"), "[den] <tia> hello over wss");
     drop(browser);
     assert!(server.terminate().success());
 }

@@ -151,6 +151,11 @@ pub enum TransportError {
     #[error("cannot encode frame: {0}")]
     Encode(#[from] ProtoError),
 
+    /// A connection was handed to an [`Adopter`](crate::server::Adopter)
+    /// whose server is not running (not yet, or no longer).
+    #[error("the server is not running: cannot take the connection")]
+    NotServing,
+
     /// The connection is closed; nothing more can be sent on it.
     #[error("connection closed: {0}")]
     Closed(crate::CloseReason),

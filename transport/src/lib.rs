@@ -90,7 +90,7 @@ pub use client::{Client, ClientConfig};
 pub use conn::{CloseReason, ConnConfig, ConnHandle, EncodedFrame, Event};
 pub use error::TransportError;
 pub use limits::{BanList, KeyedBuckets, Rate, RefusalLog, TokenBucket};
-pub use server::{serve, spawn_named, ServerConfig};
+pub use server::{serve, spawn_named, Adopter, ServerConfig};
 pub use shutdown::Shutdown;
 #[doc(hidden)]
 pub use socket::fuzz_tls_server_read;

@@ -71,6 +71,9 @@ pub struct ServerConfig {
     /// Where refusals are logged, once per address and kind (shared with
     /// the application for its own refusals).
     pub refusals: RefusalLog,
+    /// Hands this server connections accepted elsewhere (the browser
+    /// server's WebSockets) while [`serve`] runs; see [`Adopter`].
+    pub adopter: Adopter,
 }
 
 impl Default for ServerConfig {
@@ -96,6 +99,7 @@ impl Default for ServerConfig {
             max_total_queued_bytes: 512 * 1024 * 1024,
             bans: BanList::new(),
             refusals: RefusalLog::new(),
+            adopter: Adopter::new(),
         }
     }
 }
@@ -104,7 +108,9 @@ impl Default for ServerConfig {
 /// reporting every connection's life on `events`.
 ///
 /// On shutdown every connection is sent a `Goodbye`, given a moment to
-/// close, and its threads are joined before this returns.
+/// close, and its threads are joined before this returns. While it runs,
+/// [`ServerConfig::adopter`] hands it connections accepted elsewhere
+/// ([`Adopter::adopt`]).
 pub fn serve(
     listener: TcpListener,
     config: ServerConfig,
@@ -126,24 +132,10 @@ pub fn serve(
         None => tracing::info!("listening on {local} (plain TCP, no TLS)"),
     }
 
-    let active = Arc::new(AtomicUsize::new(0));
-    let handshaking = Handshakes::default();
-    let totals = Arc::new(Totals {
-        queued: AtomicUsize::new(0),
-        conns: AtomicUsize::new(0),
-        max: config.max_total_queued_bytes,
-    });
-    // A burst of 0 would refuse everyone: at least one attempt goes through.
-    let attempt_rate = Rate {
-        burst: config.attempts_per_address.burst.max(1),
-        ..config.attempts_per_address
-    };
-    let mut attempts = KeyedBuckets::new(attempt_rate, DEFAULT_MAX_KEYS);
-    let slots = AddressSlots::default();
+    let adopter = config.adopter.clone();
+    let admission = Arc::new(Admission::new(config, shutdown.clone(), events));
+    adopter.attach(Some(admission.clone()));
     let mut accept_errors = AcceptBackoff::default();
-    let next_id = AtomicU64::new(1);
-    let mut threads: Vec<JoinHandle<()>> = Vec::new();
-    let config = Arc::new(config);
 
     for incoming in listener.incoming() {
         if shutdown.is_triggered() {
@@ -165,8 +157,173 @@ pub fn serve(
         let Ok(peer) = stream.peer_addr() else {
             continue;
         };
+        admission.admit(stream, peer, Origin::Accepted);
+    }
+
+    adopter.attach(None);
+    for t in admission.close() {
+        let _ = t.join();
+    }
+    tracing::info!("server stopped");
+    Ok(())
+}
+
+/// Where a connection came from: the listener (TLS or plain as
+/// configured), or [`Adopter::adopt`] (always plain: the stream is the
+/// server's own, such as one end of a loopback pair behind a WebSocket).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    Accepted,
+    Adopted,
+}
+
+/// Hands connections accepted elsewhere to a running [`serve`], which
+/// admits them exactly as if its listener had accepted them from `peer`:
+/// bans, attempts and connections per address, the client limit, the
+/// handshake slots and deadline, the token, then the keepalive, idle and
+/// too-slow rules of every connection.
+///
+/// The browser server uses it: each WebSocket is bridged to one end of a
+/// loopback TCP pair, whose other end is adopted with the browser's own
+/// address. Adopted streams speak plain lanlink whatever
+/// [`ServerConfig::tls`] says (the stream never leaves the machine; the
+/// browser's link has its own encryption or none).
+///
+/// Cheap to clone; every clone reaches the same server. It is part of
+/// [`ServerConfig`], so take it from the configuration given to `serve`.
+///
+/// ```no_run
+/// use std::net::{TcpListener, TcpStream};
+/// use lanlink_transport::{serve, ServerConfig, Shutdown};
+///
+/// let config = ServerConfig::default();
+/// let adopter = config.adopter.clone();
+/// let (events, _application_side) = crossbeam_channel::bounded(1024);
+/// let listener = TcpListener::bind("0.0.0.0:7878")?;
+/// std::thread::spawn(move || serve(listener, config, Shutdown::new(), events));
+///
+/// // A client that reached this process another way (a bridged
+/// // WebSocket): one end of a loopback pair, served as from its address.
+/// let pair = TcpListener::bind("127.0.0.1:0")?;
+/// let ours = TcpStream::connect(pair.local_addr()?)?;
+/// let (theirs, _) = pair.accept()?;
+/// adopter.adopt(theirs, "192.168.1.20:51000".parse()?)?;
+/// // Bytes written to `ours` now reach the server as that client's.
+/// # drop(ours);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Default)]
+pub struct Adopter(Arc<Mutex<Option<Arc<Admission>>>>);
+
+impl std::fmt::Debug for Adopter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Adopter")
+            .field("serving", &self.lock().is_some())
+            .finish()
+    }
+}
+
+impl Adopter {
+    /// An adopter not yet attached to a server (until [`serve`] runs with a
+    /// configuration holding it).
+    pub fn new() -> Adopter {
+        Adopter::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Arc<Admission>>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn attach(&self, admission: Option<Arc<Admission>>) {
+        *self.lock() = admission;
+    }
+
+    /// Admits `stream` as a connection from `peer`. A refusal (a ban, a
+    /// limit) is written to `stream` as a `Refuse`, as for any client, and
+    /// is not an error here.
+    ///
+    /// # Errors
+    /// [`TransportError::NotServing`] if no [`serve`] with this adopter is
+    /// running (not yet, or no longer); `stream` is dropped.
+    pub fn adopt(&self, stream: TcpStream, peer: SocketAddr) -> Result<(), TransportError> {
+        let admission = self.lock().clone().ok_or(TransportError::NotServing)?;
+        if admission.admit(stream, peer, Origin::Adopted) {
+            Ok(())
+        } else {
+            Err(TransportError::NotServing)
+        }
+    }
+}
+
+/// What a running server needs to admit a connection, shared by the accept
+/// loop and every [`Adopter`].
+struct Admission {
+    config: Arc<ServerConfig>,
+    shutdown: Shutdown,
+    events: Sender<Event>,
+    active: Arc<AtomicUsize>,
+    handshaking: Handshakes,
+    totals: Arc<Totals>,
+    slots: AddressSlots,
+    next_id: AtomicU64,
+    /// Held for a whole admission, so admissions are made one at a time
+    /// as the accept loop alone used to make them.
+    gate: Mutex<Gate>,
+}
+
+/// The parts of [`Admission`] that change with every connection.
+struct Gate {
+    attempts: KeyedBuckets<IpAddr>,
+    threads: Vec<JoinHandle<()>>,
+    /// Set once the server stops: later admissions are turned away.
+    closed: bool,
+}
+
+impl Admission {
+    fn new(config: ServerConfig, shutdown: Shutdown, events: Sender<Event>) -> Admission {
+        // A burst of 0 would refuse everyone: at least one attempt goes through.
+        let attempt_rate = Rate {
+            burst: config.attempts_per_address.burst.max(1),
+            ..config.attempts_per_address
+        };
+        Admission {
+            totals: Arc::new(Totals {
+                queued: AtomicUsize::new(0),
+                conns: AtomicUsize::new(0),
+                max: config.max_total_queued_bytes,
+            }),
+            config: Arc::new(config),
+            shutdown,
+            events,
+            active: Arc::new(AtomicUsize::new(0)),
+            handshaking: Handshakes::default(),
+            slots: AddressSlots::default(),
+            next_id: AtomicU64::new(1),
+            gate: Mutex::new(Gate {
+                attempts: KeyedBuckets::new(attempt_rate, DEFAULT_MAX_KEYS),
+                threads: Vec::new(),
+                closed: false,
+            }),
+        }
+    }
+
+    /// Turns later admissions away; returns the threads to join.
+    fn close(&self) -> Vec<JoinHandle<()>> {
+        let mut gate = self.gate.lock().unwrap_or_else(|e| e.into_inner());
+        gate.closed = true;
+        std::mem::take(&mut gate.threads)
+    }
+
+    /// Admits or refuses one connection; false if the server has stopped
+    /// (the stream is dropped).
+    fn admit(&self, stream: TcpStream, peer: SocketAddr, origin: Origin) -> bool {
+        let config = &self.config;
+        let mut gate = self.gate.lock().unwrap_or_else(|e| e.into_inner());
+        if gate.closed {
+            return false;
+        }
         let _ = stream.set_nodelay(true);
-        threads.retain(|t| !t.is_finished());
+        gate.threads.retain(|t| !t.is_finished());
 
         // Cheap refusals first, on this thread, without a handshake: a
         // flood of attempts costs one accept and one small write each.
@@ -178,7 +335,7 @@ pub fn serve(
                 "banned",
                 "this address is banned from the server".to_owned(),
             ))
-        } else if attempts.try_take(&ip, Instant::now()).is_err() {
+        } else if gate.attempts.try_take(&ip, Instant::now()).is_err() {
             Some((
                 ErrorCode::TOO_MANY_CONNECTIONS,
                 "connection rate",
@@ -188,7 +345,7 @@ pub fn serve(
                 ),
             ))
         } else {
-            slot = slots.take(ip, config.max_conns_per_address);
+            slot = self.slots.take(ip, config.max_conns_per_address);
             slot.is_none().then(|| {
                 (
                     ErrorCode::TOO_MANY_CONNECTIONS,
@@ -203,10 +360,10 @@ pub fn serve(
         if let Some((code, kind, reason)) = refusal {
             config.refusals.refused(ip, kind, &reason);
             refuse_at_once(stream, code, reason);
-            continue;
+            return true;
         }
 
-        if active.load(Ordering::SeqCst) >= config.max_clients {
+        if self.active.load(Ordering::SeqCst) >= config.max_clients {
             config.refusals.refused(
                 ip,
                 "server full",
@@ -214,7 +371,7 @@ pub fn serve(
             );
             let reason = format!("server is full ({} clients)", config.max_clients);
             // Refuse off the accept thread: the write and drain take a moment.
-            threads.push(spawn_named("refuse", move || {
+            gate.threads.push(spawn_named("refuse", move || {
                 send_and_close(
                     &Socket::plain(stream),
                     &Frame::control(control::Refuse {
@@ -223,13 +380,13 @@ pub fn serve(
                     }),
                 );
             }));
-            continue;
+            return true;
         }
 
-        let id = ConnId(next_id.fetch_add(1, Ordering::Relaxed));
+        let id = ConnId(self.next_id.fetch_add(1, Ordering::Relaxed));
         // Every handshake slot taken: the oldest gives its place up.
-        while handshaking.len() >= config.max_handshakes.max(1) {
-            let Some(cut) = handshaking.cut_oldest() else {
+        while self.handshaking.len() >= config.max_handshakes.max(1) {
+            let Some(cut) = self.handshaking.cut_oldest() else {
                 break;
             };
             config.refusals.refused(
@@ -241,24 +398,24 @@ pub fn serve(
                 ),
             );
         }
-        active.fetch_add(1, Ordering::SeqCst);
-        let guard = ActiveGuard(active.clone());
-        let handshake = handshaking.enter(id, ip, &stream);
-        let (config, shutdown, events) = (config.clone(), shutdown.clone(), events.clone());
-        let totals = totals.clone();
-        threads.push(spawn_named(&format!("conn-{}", id.0), move || {
-            let _guard = (guard, slot);
-            serve_connection(
-                id, peer, stream, &config, shutdown, events, handshake, totals,
-            );
-        }));
+        self.active.fetch_add(1, Ordering::SeqCst);
+        let guard = ActiveGuard(self.active.clone());
+        let handshake = self.handshaking.enter(id, ip, &stream);
+        let (config, shutdown, events) = (
+            self.config.clone(),
+            self.shutdown.clone(),
+            self.events.clone(),
+        );
+        let totals = self.totals.clone();
+        gate.threads
+            .push(spawn_named(&format!("conn-{}", id.0), move || {
+                let _guard = (guard, slot);
+                serve_connection(
+                    id, peer, stream, origin, &config, shutdown, events, handshake, totals,
+                );
+            }));
+        true
     }
-
-    for t in threads {
-        let _ = t.join();
-    }
-    tracing::info!("server stopped");
-    Ok(())
 }
 
 /// Refuses without a thread: the refusal is a few dozen bytes, which the
@@ -412,6 +569,7 @@ fn serve_connection(
     id: ConnId,
     peer: SocketAddr,
     tcp: TcpStream,
+    origin: Origin,
     config: &ServerConfig,
     shutdown: Shutdown,
     events: Sender<Event>,
@@ -419,7 +577,14 @@ fn serve_connection(
     totals: Arc<Totals>,
 ) {
     let deadline = Instant::now() + config.handshake_timeout;
-    let Some((stream, mut state)) = secure(peer, tcp, config, deadline, &shutdown) else {
+    let secured = match origin {
+        Origin::Accepted => secure(peer, tcp, config, deadline, &shutdown),
+        Origin::Adopted => {
+            let _ = tcp.set_write_timeout(Some(config.handshake_timeout));
+            Some((Socket::plain(tcp), ReadState::new()))
+        }
+    };
+    let Some((stream, mut state)) = secured else {
         return;
     };
     let mut decoder = FrameDecoder::with_max_payload(config.handshake_max_payload);

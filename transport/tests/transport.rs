@@ -529,3 +529,89 @@ fn banned_addresses_are_refused_before_the_handshake() {
     drop((a, b));
     server.stop();
 }
+
+/// One end of a loopback pair, as the browser server makes for each
+/// WebSocket: the server adopts the other end.
+fn loopback_pair() -> (TcpStream, TcpStream) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let near = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (far, _) = l.accept().unwrap();
+    (near, far)
+}
+
+/// An adopted stream is served as a connection from the address it was
+/// handed with (plain, even on a TLS server), under the same admission:
+/// the per-address cap counts it, and a banned address is refused.
+#[test]
+fn adopted_streams_are_admitted_as_their_peer_address() {
+    let config = ServerConfig {
+        max_conns_per_address: 1,
+        tls: Some(lanlink_transport::ServerIdentity::generate().unwrap()),
+        ..ServerConfig::default()
+    };
+    let adopter = config.adopter.clone();
+    let bans = config.bans.clone();
+    // Not serving yet: nothing takes the stream.
+    let (_near, far) = loopback_pair();
+    let browser: std::net::SocketAddr = "10.1.2.3:50000".parse().unwrap();
+    assert!(matches!(
+        adopter.adopt(far, browser),
+        Err(TransportError::NotServing)
+    ));
+
+    let server = TestServer::start(config);
+    // `serve` attaches the adopter as it starts, on its own thread.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut near = loop {
+        let (near, far) = loopback_pair();
+        match adopter.adopt(far, browser) {
+            Ok(()) => break near,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => panic!("never adopted: {e}"),
+        }
+    };
+    near.write_all(&Frame::control(hello("web", None)).to_bytes().unwrap())
+        .unwrap();
+    let mut decoder = FrameDecoder::new();
+    let f = read_frame(&mut near, &mut decoder).expect("a welcome");
+    assert!(matches!(f.message, Message::Welcome(w) if w.name == "web"));
+    wait_for_conns(&server, 1);
+    let peers: Vec<_> = server
+        .conns
+        .lock()
+        .unwrap()
+        .values()
+        .map(|h| h.peer())
+        .collect();
+    assert_eq!(peers, [browser]);
+
+    // A second connection from the same address is over its cap of one.
+    let (mut near2, far2) = loopback_pair();
+    adopter
+        .adopt(far2, "10.1.2.3:50001".parse().unwrap())
+        .unwrap();
+    near2
+        .write_all(&Frame::control(hello("web2", None)).to_bytes().unwrap())
+        .unwrap();
+    let f = read_frame(&mut near2, &mut FrameDecoder::new()).expect("a refusal");
+    assert!(
+        matches!(&f.message, Message::Refuse(r) if r.code == ErrorCode::TOO_MANY_CONNECTIONS),
+        "{f:?}"
+    );
+    // A banned address is refused before any handshake.
+    bans.ban("10.9.9.9".parse().unwrap());
+    let (mut near3, far3) = loopback_pair();
+    adopter.adopt(far3, "10.9.9.9:1".parse().unwrap()).unwrap();
+    let f = read_frame(&mut near3, &mut FrameDecoder::new()).expect("a refusal");
+    assert!(matches!(&f.message, Message::Refuse(r) if r.code == ErrorCode::BANNED));
+
+    // The first one still works, and ends with the server.
+    drop(near);
+    server.wait_closed(|_| true);
+    server.stop();
+    let (_near, far) = loopback_pair();
+    assert!(matches!(
+        adopter.adopt(far, browser),
+        Err(TransportError::NotServing)
+    ));
+}

@@ -94,6 +94,11 @@ struct Args {
     /// Seconds of silence after which a client is disconnected.
     #[arg(long, default_value_t = 35.0)]
     idle_timeout: f64,
+    /// Seconds between the server's keepalive pings to each client (keep
+    /// it well under --idle-timeout: a client that only answers pings,
+    /// such as the browser page, is cut otherwise).
+    #[arg(long, default_value_t = 10.0)]
+    ping_interval: f64,
     /// A folder clients may list and download from (read-only).
     #[arg(long)]
     share: Option<PathBuf>,
@@ -398,6 +403,7 @@ fn main() -> ExitCode {
     config.transport.max_clients = args.max_clients;
     config.transport.handshake_timeout = Duration::from_secs_f64(args.handshake_timeout.max(0.1));
     config.transport.conn.idle_timeout = Duration::from_secs_f64(args.idle_timeout.max(1.0));
+    config.transport.conn.ping_interval = Duration::from_secs_f64(args.ping_interval.max(0.1));
 
     let shutdown = Shutdown::new();
     if let Err(e) = lanlink_apps::on_signal(shutdown.clone()) {
@@ -460,6 +466,8 @@ fn main() -> ExitCode {
                 None
             },
             access_token: config.transport.token.clone(),
+            // Browser chat: `/ws` hands each browser to the transport.
+            adopter: Some(config.transport.adopter.clone()),
             ..HttpConfig::default()
         };
         let shutdown = shutdown.clone();

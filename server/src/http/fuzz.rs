@@ -107,6 +107,8 @@ pub fn fuzz_http_request(data: &[u8]) {
         secure: false,
         body_timeout: Duration::ZERO,
         fingerprint: None,
+        adopter: None,
+        peer: (std::net::Ipv4Addr::LOCALHOST, 50000).into(),
     };
     let mut browser = Browser { out: Vec::new() };
     let _ = answer(&mut browser, request, &cx);

@@ -17,6 +17,8 @@
 //! | `/state` | `{"ok":true,"result":{"streams":[{"name":…,"publisher":…,"width":…,"height":…,"fps":…,"viewers":…,"seq":…}]}}` (as uStreamer's `/state`) |
 //! | `/page.js` | the page's script: it polls `/state` every second and adds and removes streams without a reload |
 //! | `/info` | `{"tls":bool,"fingerprint":"SHA256:…","short":"3f9a 12c4 …"}`: the certificate the page came with, as the server console shows it (`null`s without TLS) |
+//! | `GET /ws` | WebSocket: the browser is a lanlink client (chat), bridged to the transport ([`ws`]) |
+//! | `/lanlink.js`, `/chat.js` | the page's lanlink codec and chat panel |
 //! | `GET /auth` | `{"token_required":bool,"ok":bool}` |
 //! | `POST /auth` | body `{"token":"…"}` (≤ 1 KiB): 204 and a session cookie, 403 wrong, 429 too many guesses ([`auth`]) |
 //!
@@ -50,6 +52,7 @@ mod fuzz;
 mod page;
 mod request;
 pub mod store;
+pub mod ws;
 
 #[doc(hidden)]
 pub use fuzz::fuzz_http_request;
@@ -95,6 +98,9 @@ pub struct HttpConfig {
     /// key exchange and a signature, so beyond this a new connection is
     /// closed at once, before any.
     pub handshake_rate: Rate,
+    /// Chat over `GET /ws`: hands each browser's connection to the
+    /// transport server ([`ws`]). `None`: no chat, `/ws` answers 503.
+    pub adopter: Option<lanlink_transport::Adopter>,
 }
 
 /// TLS handshakes one address may start by default: a page load (the page,
@@ -116,6 +122,7 @@ impl Default for HttpConfig {
             access_token: None,
             tls: None,
             handshake_rate: HANDSHAKE_RATE,
+            adopter: None,
         }
     }
 }
@@ -278,15 +285,7 @@ pub fn serve_http_with(
         );
         threads.push(lanlink_transport::spawn_named("http", move || {
             let _slot = slot;
-            let _ = handle(
-                stream,
-                peer.ip(),
-                &frames,
-                &shutdown,
-                &viewers,
-                &config,
-                &auth,
-            );
+            let _ = handle(stream, peer, &frames, &shutdown, &viewers, &config, &auth);
         }));
     }
     for t in threads {
@@ -317,6 +316,12 @@ trait Peer: Read + Write {
     fn set_read_timeout(&mut self, _timeout: Duration) -> io::Result<()> {
         Ok(())
     }
+
+    /// Makes reads give up after `timeout` (`None`: wait for ever): the
+    /// WebSocket bridge polls. Connections that cannot say so.
+    fn poll_timeout(&mut self, _timeout: Option<Duration>) -> io::Result<()> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
 }
 
 impl Peer for TcpStream {
@@ -326,6 +331,10 @@ impl Peer for TcpStream {
 
     fn set_read_timeout(&mut self, timeout: Duration) -> io::Result<()> {
         TcpStream::set_read_timeout(self, Some(timeout))
+    }
+
+    fn poll_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_read_timeout(self, timeout)
     }
 }
 
@@ -378,11 +387,15 @@ impl Peer for TlsPeer {
     fn set_read_timeout(&mut self, timeout: Duration) -> io::Result<()> {
         self.sock.set_read_timeout(Some(timeout))
     }
+
+    fn poll_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        self.sock.set_read_timeout(timeout)
+    }
 }
 
 fn handle(
     mut s: TcpStream,
-    ip: IpAddr,
+    peer: SocketAddr,
     frames: &LatestFrames,
     shutdown: &Shutdown,
     viewers: &AtomicUsize,
@@ -400,10 +413,12 @@ fn handle(
         max_viewers: config.max_viewers,
         check_every: PEER_CHECK,
         auth,
-        ip,
+        ip: peer.ip(),
         secure: config.tls.is_some(),
         body_timeout: config.header_timeout,
         fingerprint: config.tls.as_ref().map(ServerIdentity::fingerprint),
+        adopter: config.adopter.as_ref(),
+        peer,
     };
     let Some(identity) = &config.tls else {
         let request = request::read_head(&mut s, deadline);
@@ -509,6 +524,10 @@ struct Answering<'a> {
     body_timeout: Duration,
     /// The certificate the page is served with (HTTPS), shown on it.
     fingerprint: Option<Fingerprint>,
+    /// Chat over `/ws`: hands browsers to the transport ([`ws`]).
+    adopter: Option<&'a lanlink_transport::Adopter>,
+    /// The browser's address and port.
+    peer: SocketAddr,
 }
 
 /// Answers what was read of a request: the response, or the MJPEG stream
@@ -539,6 +558,23 @@ fn answer(
     }
     if request.method != "GET" {
         return respond(s, "405 Method Not Allowed", "text/plain", b"GET only\n");
+    }
+    if path == "/ws" {
+        let ws = ws::WsContext {
+            adopter: cx.adopter,
+            peer: cx.peer,
+            secure: cx.secure,
+            shutdown,
+        };
+        return ws::answer_ws(s, &request, &ws);
+    }
+    if let Some(script) = match path.as_str() {
+        "/lanlink.js" => Some(ws::LANLINK_JS),
+        "/chat.js" => Some(ws::CHAT_JS),
+        _ => None,
+    } {
+        let kind = "text/javascript; charset=utf-8";
+        return respond(s, "200 OK", kind, script.as_bytes());
     }
     if path == "/" || path == "/index.html" {
         return respond(

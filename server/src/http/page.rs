@@ -37,6 +37,7 @@ pub(super) fn page(frames: &LatestFrames, fingerprint: Option<Fingerprint>) -> S
         ));
     }
     body.push_str("</div>");
+    body.push_str(super::ws::CHAT_HTML);
     body.push_str(&footer(fingerprint));
     body.push_str("</body></html>\n");
     body
