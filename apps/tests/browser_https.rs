@@ -4,8 +4,9 @@
 //! fingerprint as the server console, and a `lanlink cam --test-pattern`
 //! frame shows in it (its colour bars read back from a canvas), a click
 //! shows it full size and its snapshot link downloads the frame as
-//! `NAME.jpg`. Plain HTTP beside TLS is refused at start unless on
-//! loopback.
+//! `NAME.jpg`; typed as `http://`, it is redirected to `https://`. Plain
+//! HTTP beside TLS is refused at start unless on loopback, and the chat
+//! panel works over `wss://` from the link the console prints.
 
 mod browser_support;
 mod common;
@@ -194,6 +195,13 @@ fn the_https_page_shows_the_consoles_fingerprint_and_a_test_pattern_frame() {
     );
     cam.kill().unwrap();
     cam.wait().unwrap();
+
+    // Typed as http://, the page is redirected to https://.
+    let mut typed = browser.open(&format!("http://{http}/"));
+    typed.wait_until(
+        &format!("location.href === '{url}' && document.readyState === 'complete'"),
+        "http:// is redirected to the HTTPS page",
+    );
     drop(browser);
     assert!(server.terminate().success());
 }

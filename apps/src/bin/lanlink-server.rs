@@ -482,6 +482,12 @@ fn main() -> ExitCode {
             args.link_room.as_deref(),
         );
         println!("browser page: {link}");
+        if https {
+            println!(
+                "  (HTTPS with the certificate below: a browser warns on its first visit; \
+                 compare the SHA-256 in its certificate details with this console's)"
+            );
+        }
         if std::io::stdout().is_terminal() {
             print_qr(&link);
         }
