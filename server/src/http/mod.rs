@@ -16,6 +16,7 @@
 //! | `/state` | `{"ok":true,"result":{"streams":[{"name":…,"publisher":…,"width":…,"height":…,"fps":…,"viewers":…,"seq":…}]}}` (as uStreamer's `/state`) |
 //! | `/page.js` | the page's script: it polls `/state` every second and adds and removes streams without a reload |
 //! | `GET /auth` | `{"token_required":bool,"ok":bool}` |
+//! | `/files/…`, `/tar/…`, `/files.js` | the shared folder: listings, downloads with `Range`, folders as tar ([`files`](self::files)) |
 //! | `POST /auth` | body `{"token":"…"}` (≤ 1 KiB): 204 and a session cookie, 403 wrong, 429 too many guesses ([`auth`]) |
 //!
 //! # Limits
@@ -30,6 +31,7 @@
 //! JPEG images only (see [`store`]): a publisher cannot inject other parts.
 
 pub mod auth;
+mod files;
 mod fuzz;
 mod page;
 mod request;
@@ -41,6 +43,7 @@ pub use fuzz::fuzz_http_request;
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -71,6 +74,9 @@ pub struct HttpConfig {
     /// protected routes answer: the transport's token, as native clients
     /// give it in `Hello`. `None`: no token.
     pub access_token: Option<String>,
+    /// The folder browsers may list and download from (`/files/`,
+    /// `/tar/`): the file service's share. `None`: no files.
+    pub share: Option<PathBuf>,
 }
 
 impl Default for HttpConfig {
@@ -82,6 +88,7 @@ impl Default for HttpConfig {
             max_viewers: MAX_VIEWERS,
             write_timeout: Duration::from_secs(10),
             access_token: None,
+            share: None,
         }
     }
 }
@@ -297,6 +304,9 @@ fn handle(
         ip,
         secure: false,
         body_timeout: config.header_timeout,
+        files: files::Files {
+            share: config.share.as_deref(),
+        },
     };
     answer(&mut s, request, &context)
 }
@@ -318,6 +328,8 @@ struct Answering<'a> {
     secure: bool,
     /// Time a small request body (`POST /auth`) has to arrive.
     body_timeout: Duration,
+    /// The share browsers may reach.
+    files: files::Files<'a>,
 }
 
 /// Answers what was read of a request: the response, or the MJPEG stream
@@ -345,6 +357,9 @@ fn answer(
     let path = page::percent_decode(&request.path);
     if path == "/auth" {
         return answer_auth(s, &request, cx);
+    }
+    if let Some(answered) = files::route(s, &request, &path, cx) {
+        return answered;
     }
     if request.method != "GET" {
         return respond(s, "405 Method Not Allowed", "text/plain", b"GET only\n");

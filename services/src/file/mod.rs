@@ -10,7 +10,7 @@
 pub mod client;
 pub mod incoming;
 mod jobs;
-mod listing;
+pub mod listing;
 pub mod outgoing;
 pub mod path;
 mod service;
