@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use browser_support::Chromium;
-use common::{Scratch, Server};
+use common::{lanlink, Scratch, Server};
 
 /// A raw HTTP/1.1 answer.
 struct Answer {
@@ -33,13 +33,60 @@ impl Answer {
 /// Sends `GET target` (the target exactly as given: no normalisation)
 /// with `extra` header lines, reads the answer to the end.
 fn get(http: &str, target: &str, extra: &str) -> Answer {
+    send(http, "GET", target, extra, b"")
+}
+
+/// Sends a request with `body` (and its `Content-Length` when it has one).
+fn send(http: &str, method: &str, target: &str, extra: &str, body: &[u8]) -> Answer {
     let mut s = TcpStream::connect(http).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET {target} HTTP/1.1\r\nHost: {http}\r\n{extra}\r\n").unwrap();
+    let length = if body.is_empty() {
+        String::new()
+    } else {
+        format!("Content-Length: {}\r\n", body.len())
+    };
+    write!(
+        s,
+        "{method} {target} HTTP/1.1\r\nHost: {http}\r\n{length}{extra}\r\n"
+    )
+    .unwrap();
+    s.write_all(body).unwrap();
     let mut all = Vec::new();
     s.read_to_end(&mut all).unwrap();
     parse(&all)
 }
+
+/// Every file and folder under `dir`, relative, sorted.
+fn tree(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if e.file_type().unwrap().is_dir() {
+            out.extend(tree(&e.path()).into_iter().map(|n| format!("{name}/{n}")));
+        }
+        out.push(name);
+    }
+    out.sort();
+    out
+}
+
+/// Waits (10 s at most) until `dir` holds exactly `want`.
+fn wait_for_tree(dir: &Path, want: &[&str]) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while tree(dir) != want {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "inbox holds {:?}, not {want:?}",
+            tree(dir)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// One file and folder cost this much of the upload quota on top of their
+/// bytes (`lanlink_services::file::ENTRY_COST`).
+const ENTRY_COST: usize = 4096;
 
 fn parse(all: &[u8]) -> Answer {
     let end = all
@@ -374,6 +421,162 @@ fn the_page_downloads_byte_identical_files_and_resumes_a_cut_download() {
          document.getElementById('files-tar').getAttribute('href') === '/tar/album'",
         "the page opens the folder",
     );
+    drop(browser);
+    drop(server);
+}
+
+#[test]
+fn uploads_land_in_the_inbox_within_the_limits_of_lanlink_put() {
+    let t = Scratch::new("http-upload");
+    let inbox = t.dir("inbox");
+    let outside = t.dir("outside");
+    std::os::unix::fs::symlink(&outside, inbox.join("escape")).unwrap();
+    // Room for one 2 MB file and a bit.
+    let quota = (2_000_000 + 100_000 + 2 * ENTRY_COST).to_string();
+    let server = Server::start(&[
+        "--http",
+        "127.0.0.1:0",
+        "--inbox",
+        inbox.to_str().unwrap(),
+        "--upload-quota",
+        &quota,
+    ]);
+    let http = server.http.clone().unwrap();
+    let status = String::from_utf8(get(&http, "/upload/", "").body).unwrap();
+    assert!(status.starts_with("{\"enabled\":true,"), "{status}");
+
+    let a = content(2_000_000);
+    let up = send(&http, "POST", "/upload/a%20b.bin", "", &a);
+    assert_eq!(up.status, 201, "{}", String::from_utf8_lossy(&up.body));
+    assert!(
+        std::fs::read(inbox.join("a b.bin")).unwrap() == a,
+        "the upload differs"
+    );
+
+    // Names that try to leave the inbox, or pass for a partial file.
+    for attack in [
+        "/upload/..%2Fx",
+        "/upload/%2e%2e/x",
+        "/upload/%2Ftmp%2Fx",
+        "/upload/escape/x",
+        "/upload/.x.lanlink-part",
+        "/upload/a%5C..%5Cx",
+        "/upload/",
+    ] {
+        let a = send(&http, "POST", attack, "", b"evil");
+        assert!(
+            a.status == 400 || a.status == 404,
+            "{attack}: {} {}",
+            a.status,
+            String::from_utf8_lossy(&a.body)
+        );
+        assert!(!String::from_utf8_lossy(&a.body).contains(inbox.to_str().unwrap()));
+    }
+    // Over the quota, an existing name, no length: refused, with a reason.
+    let over = send(&http, "POST", "/upload/b.bin", "", &content(200_000));
+    assert_eq!(over.status, 413);
+    assert!(String::from_utf8_lossy(&over.body).contains("quota"));
+    let again = send(&http, "PUT", "/upload/a%20b.bin", "", b"xx");
+    assert_eq!(again.status, 409);
+    let chunked = send(
+        &http,
+        "POST",
+        "/upload/c.bin",
+        "Transfer-Encoding: chunked\r\n",
+        b"",
+    );
+    assert_eq!(chunked.status, 411);
+    // Cut half way: nothing stays.
+    let mut s = TcpStream::connect(&http).unwrap();
+    write!(
+        s,
+        "POST /upload/cut.bin HTTP/1.1\r\nHost: x\r\nContent-Length: 50000\r\n\r\n"
+    )
+    .unwrap();
+    s.write_all(&content(20_000)).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    drop(s);
+    wait_for_tree(&inbox, &["a b.bin", "escape"]);
+    assert!(tree(&outside).is_empty());
+
+    // The browser's bytes count against the same quota `lanlink put` sees.
+    let small = t.0.join("small.bin");
+    std::fs::write(&small, content(150_000)).unwrap();
+    let out = lanlink(&["put", &server.addr, small.to_str().unwrap()]);
+    assert!(!out.status.success(), "lanlink put got around the quota");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("quota"));
+    wait_for_tree(&inbox, &["a b.bin", "escape"]);
+    drop(server);
+}
+
+#[test]
+fn the_page_uploads_with_progress_and_shows_refusals() {
+    let Some(chromium) = common::chromium() else {
+        return;
+    };
+    let t = Scratch::new("browser-upload");
+    let inbox = t.dir("inbox");
+    let quota = (3_000_000 + 2 * ENTRY_COST).to_string();
+    let server = Server::start(&[
+        "--http",
+        "127.0.0.1:0",
+        "--inbox",
+        inbox.to_str().unwrap(),
+        "--upload-quota",
+        &quota,
+    ]);
+    let http = server.http.clone().unwrap();
+    let browser = Chromium::start(chromium, &t.dir("profile"));
+    let mut tab = browser.open(&format!("http://{http}/"));
+    tab.wait_until(
+        &format!("location.href === 'http://{http}/' && document.readyState === 'complete'"),
+        "the page loads",
+    );
+    tab.wait_until(
+        "!document.getElementById('files-upload').hidden",
+        "the upload form shows",
+    );
+    // Files put in the page's own form (as a picker would) and submitted:
+    // a 2.5 MB one that fits, then one over the quota, then a bad name.
+    tab.eval(
+        r#"(function () {
+          const bytes = new Uint8Array(2500000);
+          for (let i = 0; i < bytes.length; i++) { bytes[i] = Number((BigInt(i) * 2654435761n) >> 13n & 255n); }
+          const dt = new DataTransfer();
+          dt.items.add(new File([bytes], 'from the page.bin'));
+          dt.items.add(new File([bytes.slice(0, 600000)], 'too much.bin'));
+          dt.items.add(new File(['x'], '../escape.txt'));
+          document.getElementById('files-pick').files = dt.files;
+          document.getElementById('files-upload').requestSubmit();
+        })()"#,
+    );
+    tab.wait_until(
+        "window.lanlinkFiles.state.results.length === 3",
+        "the page uploads three files",
+    );
+    let results = tab.eval("window.lanlinkFiles.state.results");
+    assert_eq!(results[0]["status"], 201, "{results}");
+    assert_eq!(results[0]["text"], "uploaded from the page.bin");
+    assert_eq!(results[1]["status"], 413, "{results}");
+    assert!(
+        results[1]["text"]
+            .as_str()
+            .unwrap()
+            .contains("upload quota"),
+        "{results}"
+    );
+    assert_eq!(results[2]["status"], 400, "{results}");
+    let events = tab.eval("window.lanlinkFiles.state.progressEvents");
+    assert!(events.as_u64().unwrap() >= 1, "no upload progress seen");
+    let shown = tab.eval("document.getElementById('files-status').textContent");
+    assert!(shown.as_str().unwrap().starts_with("refused: "), "{shown}");
+
+    assert!(
+        std::fs::read(inbox.join("from the page.bin")).unwrap() == content(2_500_000),
+        "the page's upload differs"
+    );
+    wait_for_tree(&inbox, &["from the page.bin"]);
+    assert!(!t.0.join("escape.txt").exists());
     drop(browser);
     drop(server);
 }

@@ -422,7 +422,7 @@ fn main() -> ExitCode {
             max_per_address: args.http_max_per_address.max(1),
             header_timeout: Duration::from_secs_f64(args.http_header_timeout.max(0.1)),
             access_token: config.transport.token.clone(),
-            share: args.share.clone(),
+            files: config.file.clone(),
             ..HttpConfig::default()
         };
         let shutdown = shutdown.clone();

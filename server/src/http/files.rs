@@ -7,6 +7,8 @@
 //! | `GET /files/` , `/files/DIR/` | `{"path":…,"entries":[{"name":…,"shown":…,"dir":…,"size":…,"modified":…}],"truncated":…}` |
 //! | `GET /files/FILE` | the file: `Content-Length`, `ETag`, `Last-Modified`, `Accept-Ranges`; `Range: bytes=a-b`, `a-`, `-n` answer 206 (416 when unsatisfiable), `If-Range` with the ETag or date |
 //! | `GET /tar/` , `/tar/DIR` | the folder as a tar stream, built while it is sent |
+//! | `POST /upload/NAME` (or `PUT`) | the body (`Content-Length` bytes) into the inbox as `NAME`, within `lanlink put`'s limits: 201, or 400/409/411/413/429/507 and a short text |
+//! | `GET /upload/` | `{"enabled":…,"max_size":…}` |
 //! | `GET /files.js` | the page's Files panel script |
 //!
 //! Names come from the URL and go through the file service's own checks
@@ -29,9 +31,9 @@ use std::fs::File;
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use lanlink_services::file::{listing, path};
+use lanlink_services::file::{listing, path, FileConfig};
 use lanlink_services::text::display_safe;
 use lanlink_services::ServiceError;
 use lanlink_transport::Shutdown;
@@ -48,17 +50,20 @@ pub const MAX_LISTED: usize = 10_000;
 /// The Files panel of the page (one block of its HTML).
 pub(super) const PANEL: &str = "<section id=\"files\" hidden><h2>Files</h2>\
 <p><span id=\"files-path\"></span> <a id=\"files-tar\" href=\"/tar/\">download this folder (tar)</a></p>\
-<ul id=\"files-list\"></ul><p id=\"files-error\"></p></section>\
+<ul id=\"files-list\"></ul><p id=\"files-error\"></p>\
+<form id=\"files-upload\" hidden><input type=\"file\" id=\"files-pick\" multiple> <button>Upload</button> \
+<progress id=\"files-progress\" max=\"1\" value=\"0\"></progress> <span id=\"files-status\"></span></form></section>\
 <script src=\"/files.js\" defer></script>";
 
 /// The Files panel's script.
 pub(super) const SCRIPT: &str = include_str!("assets/files.js");
 
-/// What the file routes can reach: the shared folder, when there is one.
-#[derive(Debug, Clone, Copy, Default)]
+/// What the file routes can reach: the file service's settings (its
+/// share, its inbox and upload limits, and the ledger its uploads count
+/// against).
+#[derive(Debug, Clone, Copy)]
 pub(super) struct Files<'a> {
-    /// The folder browsers may list and download from.
-    pub(super) share: Option<&'a Path>,
+    pub(super) config: &'a FileConfig,
 }
 
 /// Answers `request` if its path is one of the file routes; `None` if it
@@ -76,6 +81,35 @@ pub(super) fn route(
             "text/javascript; charset=utf-8",
             SCRIPT.as_bytes(),
         ));
+    }
+    if let Some(name) = path.strip_prefix("/upload/") {
+        if name.is_empty() && request.method == "GET" {
+            // What the page needs to offer its upload form.
+            let config = cx.files.config;
+            let json = format!(
+                "{{\"enabled\":{},\"max_size\":{}}}\n",
+                config.inbox.is_some(),
+                config.max_upload_size
+            );
+            return Some(respond(s, "200 OK", "application/json", json.as_bytes()));
+        }
+        if request.method != "POST" && request.method != "PUT" {
+            return Some(respond(
+                s,
+                "405 Method Not Allowed",
+                "text/plain",
+                b"POST or PUT\n",
+            ));
+        }
+        if !cx.auth.allows(request) {
+            return Some(respond(
+                s,
+                "403 Forbidden",
+                "text/plain",
+                b"give the access token first (POST /auth)\n",
+            ));
+        }
+        return Some(receive(s, request, name, cx));
     }
     let (name, tar) = if let Some(name) = path.strip_prefix("/files/") {
         (name, false)
@@ -104,7 +138,7 @@ pub(super) fn route(
             b"give the access token first (POST /auth)\n",
         ));
     }
-    let Some(share) = cx.files.share else {
+    let Some(share) = cx.files.config.share.as_deref() else {
         return Some(respond(
             s,
             "404 Not Found",
@@ -137,6 +171,198 @@ pub(super) fn route(
     } else {
         send_file(s, request, &found, head_only, cx.shutdown)
     })
+}
+
+/// How long an upload may send nothing before it is given up.
+pub const UPLOAD_IDLE: Duration = Duration::from_secs(30);
+/// Bytes of a refused upload's body read (and thrown away) so that the
+/// browser gets to read the refusal instead of a reset connection.
+const DRAIN_MAX: u64 = 64 * 1024 * 1024;
+
+/// `POST /upload/NAME` (or `PUT`): the body, `Content-Length` bytes, goes
+/// into the inbox as `NAME` through the file service's [`UploadLedger`]:
+/// the same name checks, size limit, quota, free-space reserve and
+/// transfers per address as `lanlink put`. It is written to a partial
+/// file published only once whole; refused or cut short, nothing stays.
+///
+/// [`UploadLedger`]: lanlink_services::file::UploadLedger
+fn receive(s: &mut impl Peer, request: &Request, name: &str, cx: &Answering<'_>) -> io::Result<()> {
+    let config = cx.files.config;
+    if config.inbox.is_none() {
+        return respond(
+            s,
+            "404 Not Found",
+            "text/plain",
+            b"this server takes no uploads\n",
+        );
+    }
+    let length = match request.header("content-length").map(str::trim) {
+        Some(v)
+            if request.header("transfer-encoding").is_none()
+                && !v.is_empty()
+                && v.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            v.parse::<u64>().unwrap_or(u64::MAX)
+        }
+        _ => {
+            return respond(
+                s,
+                "411 Length Required",
+                "text/plain",
+                b"send the file with a Content-Length\n",
+            )
+        }
+    };
+    let mut upload = match config.ledger.begin(config, cx.ip, name, length) {
+        Ok(u) => u,
+        Err(e) => {
+            let (status, text) = refusal(&e);
+            respond(s, status, "text/plain", text.as_bytes())?;
+            return drain(s, request, length);
+        }
+    };
+    let expects = request
+        .header("expect")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("100-continue"));
+    if expects {
+        s.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+        s.flush()?;
+    }
+    let first = request
+        .rest
+        .get(
+            ..request
+                .rest
+                .len()
+                .min(usize::try_from(length).unwrap_or(usize::MAX)),
+        )
+        .unwrap_or_default();
+    if let Err(e) = upload.write(first) {
+        return refuse_upload(s, &e);
+    }
+    let mut buf = vec![0u8; READ_SIZE];
+    let mut heard = Instant::now();
+    while upload.received() < length {
+        if cx.shutdown.is_triggered() {
+            return Ok(());
+        }
+        let want = usize::try_from(length - upload.received())
+            .unwrap_or(READ_SIZE)
+            .min(READ_SIZE);
+        let n = match s.read(buf.get_mut(..want).unwrap_or_default()) {
+            Ok(0) => return Ok(()), // the browser went away: nothing stays
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) =>
+            {
+                if heard.elapsed() >= UPLOAD_IDLE {
+                    return respond(
+                        s,
+                        "408 Request Timeout",
+                        "text/plain",
+                        b"the upload stalled\n",
+                    );
+                }
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        heard = Instant::now();
+        if let Err(e) = upload.write(buf.get(..n).unwrap_or_default()) {
+            return refuse_upload(s, &e);
+        }
+    }
+    match upload.finish() {
+        Ok(target) => {
+            tracing::info!(
+                "received browser upload {} ({length} bytes) from {}",
+                display_safe(&target.to_string_lossy()),
+                cx.ip
+            );
+            let json = format!("{{\"name\":{},\"size\":{length}}}\n", json_string(name));
+            respond(s, "201 Created", "application/json", json.as_bytes())
+        }
+        Err(e) => refuse_upload(s, &e),
+    }
+}
+
+/// Answers a refusal in the middle of an upload; the connection closes.
+fn refuse_upload(s: &mut impl Peer, e: &ServiceError) -> io::Result<()> {
+    let (status, text) = refusal(e);
+    respond(s, status, "text/plain", text.as_bytes())
+}
+
+/// Reads and drops what is left of a refused request's body (up to
+/// [`DRAIN_MAX`], while it keeps coming), so the browser reads the
+/// refusal rather than a connection reset.
+fn drain(s: &mut impl Peer, request: &Request, length: u64) -> io::Result<()> {
+    let mut left = length
+        .min(DRAIN_MAX)
+        .saturating_sub(request.rest.len() as u64);
+    let mut buf = vec![0u8; 64 * 1024];
+    while left > 0 {
+        let want = usize::try_from(left).unwrap_or(buf.len()).min(buf.len());
+        match s.read(buf.get_mut(..want).unwrap_or_default()) {
+            Ok(0) => break,
+            Ok(n) => left = left.saturating_sub(n as u64),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    Ok(())
+}
+
+/// The status and a text for a refused upload: fixed words and numbers,
+/// never a path of the server (nor the name back).
+fn refusal(e: &ServiceError) -> (&'static str, String) {
+    match e {
+        ServiceError::BadPath { reason, .. } => ("400 Bad Request", format!("refused: {reason}\n")),
+        ServiceError::NotEnabled { .. } => {
+            ("404 Not Found", "this server takes no uploads\n".into())
+        }
+        ServiceError::FileTooLarge { size, max, .. } => (
+            "413 Content Too Large",
+            format!("too large: {size} bytes, the limit is {max}\n"),
+        ),
+        ServiceError::QuotaExceeded { needed, left, .. } => (
+            "413 Content Too Large",
+            format!("over your upload quota: {needed} bytes needed, {left} left\n"),
+        ),
+        ServiceError::EntryQuotaExceeded { needed, left, .. } => (
+            "413 Content Too Large",
+            format!("over your upload quota: {needed} files and folders needed, {left} left\n"),
+        ),
+        ServiceError::NoSpace {
+            needed, available, ..
+        } => (
+            "507 Insufficient Storage",
+            format!("not enough disk space: {needed} bytes needed, {available} available\n"),
+        ),
+        ServiceError::AlreadyExists { .. } => (
+            "409 Conflict",
+            "a file of that name is already in the inbox\n".into(),
+        ),
+        ServiceError::UploadInProgress { .. } => (
+            "409 Conflict",
+            "that file is being uploaded right now\n".into(),
+        ),
+        ServiceError::TooManyTransfers { max } => (
+            "429 Too Many Requests",
+            format!("too many uploads at once (at most {max})\n"),
+        ),
+        other => {
+            tracing::warn!(
+                "browser upload failed: {}",
+                display_safe(&other.to_string())
+            );
+            ("500 Internal Server Error", "the upload failed\n".into())
+        }
+    }
 }
 
 /// A name of the share, checked and found on disk.

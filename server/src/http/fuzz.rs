@@ -106,7 +106,9 @@ pub fn fuzz_http_request(data: &[u8]) {
         ip: std::net::Ipv4Addr::LOCALHOST.into(),
         secure: false,
         body_timeout: Duration::ZERO,
-        files: super::files::Files::default(),
+        files: super::files::Files {
+            config: &lanlink_services::file::FileConfig::default(),
+        },
     };
     let mut browser = Browser { out: Vec::new() };
     let _ = answer(&mut browser, request, &cx);

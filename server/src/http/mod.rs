@@ -16,7 +16,7 @@
 //! | `/state` | `{"ok":true,"result":{"streams":[{"name":…,"publisher":…,"width":…,"height":…,"fps":…,"viewers":…,"seq":…}]}}` (as uStreamer's `/state`) |
 //! | `/page.js` | the page's script: it polls `/state` every second and adds and removes streams without a reload |
 //! | `GET /auth` | `{"token_required":bool,"ok":bool}` |
-//! | `/files/…`, `/tar/…`, `/files.js` | the shared folder: listings, downloads with `Range`, folders as tar ([`files`](self::files)) |
+//! | `/files/…`, `/tar/…`, `POST /upload/NAME`, `/files.js` | the shared folder: listings, downloads with `Range`, folders as tar; uploads into the inbox within `lanlink put`'s limits (`files.rs`) |
 //! | `POST /auth` | body `{"token":"…"}` (≤ 1 KiB): 204 and a session cookie, 403 wrong, 429 too many guesses ([`auth`]) |
 //!
 //! # Limits
@@ -43,7 +43,6 @@ pub use fuzz::fuzz_http_request;
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -53,6 +52,7 @@ pub use store::{
 };
 
 use crate::ServerError;
+use lanlink_services::file::FileConfig;
 use lanlink_services::media::{TapEvent, VideoTap};
 use lanlink_transport::Shutdown;
 use request::HeadError;
@@ -74,9 +74,12 @@ pub struct HttpConfig {
     /// protected routes answer: the transport's token, as native clients
     /// give it in `Hello`. `None`: no token.
     pub access_token: Option<String>,
-    /// The folder browsers may list and download from (`/files/`,
-    /// `/tar/`): the file service's share. `None`: no files.
-    pub share: Option<PathBuf>,
+    /// The file service's settings: browsers list and download its share
+    /// (`/files/`, `/tar/`) and upload into its inbox (`/upload/`) within
+    /// its limits. Give the server's own [`FileConfig`] (a clone shares
+    /// its ledger), so browser uploads count against the same quota and
+    /// free space as native ones. The default shares and takes nothing.
+    pub files: FileConfig,
 }
 
 impl Default for HttpConfig {
@@ -88,7 +91,7 @@ impl Default for HttpConfig {
             max_viewers: MAX_VIEWERS,
             write_timeout: Duration::from_secs(10),
             access_token: None,
-            share: None,
+            files: FileConfig::default(),
         }
     }
 }
@@ -294,6 +297,8 @@ fn handle(
     s.set_write_timeout(Some(config.write_timeout))?;
     let _ = s.set_nodelay(true);
     let request = request::read_head(&mut s, Instant::now() + config.header_timeout);
+    // A request body (an upload) may pause this long per read.
+    s.set_read_timeout(Some(config.header_timeout))?;
     let context = Answering {
         frames,
         shutdown,
@@ -305,7 +310,7 @@ fn handle(
         secure: false,
         body_timeout: config.header_timeout,
         files: files::Files {
-            share: config.share.as_deref(),
+            config: &config.files,
         },
     };
     answer(&mut s, request, &context)

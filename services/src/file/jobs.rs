@@ -360,7 +360,7 @@ fn room_for(file: &IncomingFile, chunks: &[FileChunk], min_free: u64) -> Result<
 
 /// Checks quota and space, creates the missing folders and opens (or
 /// resumes) the owner's partial file. Refused, it leaves nothing behind.
-fn open_upload(r: &UploadRequest) -> Result<Opened, ServiceError> {
+pub(super) fn open_upload(r: &UploadRequest) -> Result<Opened, ServiceError> {
     // Symlinks and folders in the way first: a refusal must not tell
     // whether something exists through a symlink.
     let plan = path::plan_new(&r.inbox, &r.rel, &r.name)?;

@@ -27,7 +27,7 @@
     let listing;
     try {
       const r = await fetch('/files/' + (dir ? encodePath(dir) + '/' : ''), { cache: 'no-store' });
-      if (r.status === 404 && !dir) { panel.hidden = true; return; }
+      if (r.status === 404 && !dir) { list.hidden = true; where.parentNode.hidden = true; return; }
       if (!r.ok) {
         panel.hidden = false;
         error.textContent = (await r.text()).trim();
@@ -78,6 +78,56 @@
       list.append(li);
     }
   }
-  window.lanlinkFiles = { show: show };
+  // Uploads into the server's inbox, one file after the other, with
+  // the browser's own upload progress.
+  const form = document.getElementById('files-upload');
+  const pick = document.getElementById('files-pick');
+  const progress = document.getElementById('files-progress');
+  const status = document.getElementById('files-status');
+  const state = { progressEvents: 0, results: [] };
+  function uploadOne(file) {
+    return new Promise(function (resolve) {
+      const xhr = new XMLHttpRequest();
+      xhr.open('POST', '/upload/' + encodeURIComponent(file.name));
+      xhr.upload.addEventListener('progress', function (ev) {
+        if (ev.lengthComputable && ev.total > 0) {
+          progress.value = ev.loaded / ev.total;
+          state.progressEvents += 1;
+        }
+      });
+      xhr.addEventListener('load', function () {
+        const ok = xhr.status === 201;
+        if (ok) { progress.value = 1; }
+        resolve({ name: file.name, status: xhr.status,
+                  text: ok ? 'uploaded ' + file.name : xhr.responseText.trim() });
+      });
+      xhr.addEventListener('error', function () {
+        resolve({ name: file.name, status: 0, text: 'the upload failed (connection lost)' });
+      });
+      xhr.send(file);
+    });
+  }
+  async function upload(files) {
+    for (const file of files) {
+      progress.value = 0;
+      status.textContent = 'uploading ' + file.name + '…';
+      const result = await uploadOne(file);
+      state.results.push(result);
+      status.textContent = result.text;
+    }
+    if (panel.dataset.path !== undefined) { show(panel.dataset.path); }
+  }
+  form.addEventListener('submit', function (ev) {
+    ev.preventDefault();
+    const files = Array.from(pick.files);
+    pick.value = '';
+    upload(files);
+  });
+  fetch('/upload/', { cache: 'no-store' }).then(function (r) { return r.ok ? r.json() : null; })
+    .then(function (u) {
+      if (u && u.enabled) { form.hidden = false; panel.hidden = false; }
+    }).catch(function () {});
+
+  window.lanlinkFiles = { show: show, upload: upload, state: state };
   show('');
 })();
