@@ -472,6 +472,16 @@ fn uploads_land_in_the_inbox_within_the_limits_of_lanlink_put() {
         );
         assert!(!String::from_utf8_lossy(&a.body).contains(inbox.to_str().unwrap()));
     }
+    // Another site's page cannot make a browser upload here.
+    for header in [
+        "Origin: http://evil.example\r\n",
+        "Sec-Fetch-Site: cross-site\r\n",
+    ] {
+        assert_eq!(
+            send(&http, "POST", "/upload/csrf.txt", header, b"x").status,
+            403
+        );
+    }
     // Over the quota, an existing name, no length: refused, with a reason.
     let over = send(&http, "POST", "/upload/b.bin", "", &content(200_000));
     assert_eq!(over.status, 413);

@@ -109,6 +109,14 @@ pub(super) fn route(
                 b"give the access token first (POST /auth)\n",
             ));
         }
+        if from_another_site(request) {
+            return Some(respond(
+                s,
+                "403 Forbidden",
+                "text/plain",
+                b"uploads come from this server's own page\n",
+            ));
+        }
         return Some(receive(s, request, name, cx));
     }
     let (name, tar) = if let Some(name) = path.strip_prefix("/files/") {
@@ -178,6 +186,8 @@ pub const UPLOAD_IDLE: Duration = Duration::from_secs(30);
 /// Bytes of a refused upload's body read (and thrown away) so that the
 /// browser gets to read the refusal instead of a reset connection.
 const DRAIN_MAX: u64 = 64 * 1024 * 1024;
+/// The most time spent on that.
+const DRAIN_TIME: Duration = Duration::from_secs(10);
 
 /// `POST /upload/NAME` (or `PUT`): the body, `Content-Length` bytes, goes
 /// into the inbox as `NAME` through the file service's [`UploadLedger`]:
@@ -297,15 +307,38 @@ fn refuse_upload(s: &mut impl Peer, e: &ServiceError) -> io::Result<()> {
     respond(s, status, "text/plain", text.as_bytes())
 }
 
+/// True when a browser says the request was made by another site's page
+/// (`Sec-Fetch-Site`, or an `Origin` that is not this server): a page
+/// elsewhere on the web must not make a visitor's browser drop files into
+/// the inbox. Programs that send neither header (curl) are not affected.
+fn from_another_site(request: &Request) -> bool {
+    let fetch_site = request.header("sec-fetch-site").map(str::trim);
+    if fetch_site.is_some_and(|v| v != "same-origin" && v != "none") {
+        return true;
+    }
+    match (request.header("origin"), request.header("host")) {
+        (None, _) => false,
+        (Some(origin), Some(host)) => {
+            let origin = origin.trim();
+            let authority = origin
+                .strip_prefix("http://")
+                .or_else(|| origin.strip_prefix("https://"));
+            authority != Some(host.trim())
+        }
+        (Some(_), None) => true,
+    }
+}
+
 /// Reads and drops what is left of a refused request's body (up to
-/// [`DRAIN_MAX`], while it keeps coming), so the browser reads the
+/// [`DRAIN_MAX`] and [`DRAIN_TIME`], while it keeps coming), so the browser reads the
 /// refusal rather than a connection reset.
 fn drain(s: &mut impl Peer, request: &Request, length: u64) -> io::Result<()> {
     let mut left = length
         .min(DRAIN_MAX)
         .saturating_sub(request.rest.len() as u64);
     let mut buf = vec![0u8; 64 * 1024];
-    while left > 0 {
+    let deadline = Instant::now() + DRAIN_TIME;
+    while left > 0 && Instant::now() < deadline {
         let want = usize::try_from(left).unwrap_or(buf.len()).min(buf.len());
         match s.read(buf.get_mut(..want).unwrap_or_default()) {
             Ok(0) => break,
@@ -830,6 +863,40 @@ mod tests {
             "",
         ] {
             assert_eq!(span_of(Some(ignored), 100), Span::Whole, "{ignored}");
+        }
+    }
+
+    #[test]
+    fn uploads_from_other_sites_are_told_apart() {
+        let request = |headers: &[(&str, &str)]| Request {
+            method: "POST".into(),
+            path: "/upload/x".into(),
+            headers: headers
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+                .collect(),
+            rest: Vec::new(),
+        };
+        let host = ("host", "10.0.0.2:7879");
+        assert!(!from_another_site(&request(&[host])), "curl");
+        assert!(!from_another_site(&request(&[
+            host,
+            ("origin", "http://10.0.0.2:7879"),
+            ("sec-fetch-site", "same-origin")
+        ])));
+        assert!(!from_another_site(&request(&[
+            host,
+            ("origin", "https://10.0.0.2:7879")
+        ])));
+        for evil in [
+            vec![host, ("origin", "http://evil.example")],
+            vec![host, ("origin", "http://10.0.0.2:8080")],
+            vec![host, ("origin", "null")],
+            vec![host, ("sec-fetch-site", "cross-site")],
+            vec![host, ("sec-fetch-site", "same-site")],
+            vec![("origin", "http://10.0.0.2:7879")],
+        ] {
+            assert!(from_another_site(&request(&evil)), "{evil:?}");
         }
     }
 
