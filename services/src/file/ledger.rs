@@ -179,7 +179,6 @@ impl UploadLedger {
             part,
             size,
             file: None,
-            hasher: blake3::Hasher::new(),
             reserve: hold(size, 0),
             entries_held,
             min_free_space: config.min_free_space,
@@ -225,7 +224,6 @@ pub struct DirectUpload {
     size: u64,
     /// `None` once finished or discarded.
     file: Option<IncomingFile>,
-    hasher: blake3::Hasher,
     /// Free space promised to it and not yet written.
     reserve: u64,
     entries_held: u64,
@@ -282,7 +280,6 @@ impl DirectUpload {
             });
         }
         file.write_chunk(received, data)?;
-        self.hasher.update(data);
         // The promise shrinks by what was written, and grows with what it
         // has proven it sends (as for protocol uploads).
         let mut ledger = self.ledger.lock();
@@ -303,7 +300,11 @@ impl DirectUpload {
         let Some(file) = self.file.take() else {
             return Err(ServiceError::UnknownTransfer { stream: 0 });
         };
-        let hash = *self.hasher.finalize().as_bytes();
+        // No sender's hash to check against: the file's own (it guards
+        // nothing here; the size does).
+        let hash = file
+            .prefix_hash()
+            .unwrap_or_else(|| *blake3::hash(b"").as_bytes());
         // `finish` deletes the partial file if the size differs; a target
         // that appeared meanwhile leaves it: nothing stays behind either way.
         let result = file.finish(self.size, &hash);

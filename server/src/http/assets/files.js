@@ -123,11 +123,16 @@
     pick.value = '';
     upload(files);
   });
-  fetch('/upload/', { cache: 'no-store' }).then(function (r) { return r.ok ? r.json() : null; })
-    .then(function (u) {
-      if (u && u.enabled) { form.hidden = false; panel.hidden = false; }
-    }).catch(function () {});
+  // Shows what the server offers; called again once the browser has
+  // logged in (an access token makes /files/ answer 403 before).
+  function refresh() {
+    fetch('/upload/', { cache: 'no-store' }).then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (u) {
+        if (u && u.enabled) { form.hidden = false; panel.hidden = false; }
+      }).catch(function () {});
+    show(panel.dataset.path || '');
+  }
 
-  window.lanlinkFiles = { show: show, upload: upload, state: state };
-  show('');
+  window.lanlinkFiles = { show: show, upload: upload, refresh: refresh, state: state };
+  refresh();
 })();
