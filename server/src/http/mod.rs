@@ -16,8 +16,8 @@
 //! | `/state` | `{"ok":true,"result":{"streams":[{"name":…,"publisher":…,"width":…,"height":…,"fps":…,"viewers":…,"seq":…}]}}` (as uStreamer's `/state`) |
 //! | `/page.js` | the page's script: it polls `/state` every second and adds and removes streams without a reload |
 //! | `GET /auth` | `{"token_required":bool,"ok":bool}` |
-//! | `/files/…`, `/tar/…`, `POST /upload/NAME`, `/files.js` | the shared folder: listings, downloads with `Range`, folders as tar; uploads into the inbox within `lanlink put`'s limits (`files.rs`) |
 //! | `POST /auth` | body `{"token":"…"}` (≤ 1 KiB): 204 and a session cookie, 403 wrong, 429 too many guesses ([`auth`]) |
+//! | `/files/…`, `/tar/…`, `POST /upload/NAME`, `/files.js` | the shared folder: listings, downloads with `Range`, folders as tar; uploads into the inbox within `lanlink put`'s limits (`files.rs`) |
 //!
 //! # Limits
 //! Connections are capped in all and per address, and beyond either cap are
@@ -298,7 +298,7 @@ fn handle(
     let _ = s.set_nodelay(true);
     let request = request::read_head(&mut s, Instant::now() + config.header_timeout);
     // A request body (an upload) may pause this long per read.
-    s.set_read_timeout(Some(config.header_timeout))?;
+    let _ = s.set_read_timeout(Some(config.header_timeout));
     let context = Answering {
         frames,
         shutdown,
@@ -333,7 +333,7 @@ struct Answering<'a> {
     secure: bool,
     /// Time a small request body (`POST /auth`) has to arrive.
     body_timeout: Duration,
-    /// The share browsers may reach.
+    /// The file service's share and inbox, for the file routes.
     files: files::Files<'a>,
 }
 
