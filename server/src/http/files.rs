@@ -982,6 +982,56 @@ mod tests {
         std::fs::remove_dir_all(&base).unwrap();
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+        /// Whatever a URL's path decodes to, what is found lies inside the
+        /// share and is never a partial file.
+        #[test]
+        fn no_name_finds_anything_outside_the_share(
+            parts in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "..", ".", "", "sub", "ok.txt", "link", "dirlink", "secret",
+                    "outside", "\\", "..\\..", "\0", ".x.lanlink-part", "/", "C:", "%2e%2e",
+                ]),
+                0..6,
+            ),
+            lead in proptest::bool::ANY,
+        ) {
+            let share = escape_share();
+            let name = format!("{}{}", if lead { "/" } else { "" }, parts.join("/"));
+            let decoded = super::super::page::percent_decode(&name);
+            for name in [name.as_str(), decoded.as_str()] {
+                if let Some(found) = find(&share, name) {
+                    let root = share.canonicalize().unwrap();
+                    proptest::prop_assert!(found.full.starts_with(&root), "{name:?}: {:?}", found.full);
+                    proptest::prop_assert!(!found.full.to_string_lossy().contains("lanlink-part"));
+                    proptest::prop_assert!(!found.full.to_string_lossy().contains("outside"));
+                }
+            }
+        }
+    }
+
+    /// A share (made once) with a file, a folder, a partial, and symlinks to
+    /// a secret outside it.
+    fn escape_share() -> PathBuf {
+        static MADE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+        MADE.get_or_init(|| {
+            let base = scratch("prop");
+            let share = base.join("share");
+            let outside = base.join("outside");
+            std::fs::create_dir_all(share.join("sub")).unwrap();
+            std::fs::create_dir_all(&outside).unwrap();
+            std::fs::write(outside.join("secret"), b"secret").unwrap();
+            std::fs::write(share.join("sub/ok.txt"), b"ok").unwrap();
+            std::fs::write(share.join(".x.lanlink-part"), b"half").unwrap();
+            std::os::unix::fs::symlink(outside.join("secret"), share.join("link")).unwrap();
+            std::os::unix::fs::symlink(&outside, share.join("dirlink")).unwrap();
+            std::os::unix::fs::symlink(&outside, share.join("sub/outside")).unwrap();
+            share
+        })
+        .clone()
+    }
+
     #[test]
     fn tar_streams_the_folder_and_unpacks_identically() {
         let base = scratch("tar");
