@@ -181,6 +181,8 @@ pub(super) fn route(
     })
 }
 
+/// How long one read of an upload's body waits.
+const UPLOAD_POLL: Duration = Duration::from_secs(1);
 /// How long an upload may send nothing before it is given up.
 pub const UPLOAD_IDLE: Duration = Duration::from_secs(30);
 /// Bytes of a refused upload's body read (and thrown away) so that the
@@ -223,6 +225,9 @@ fn receive(s: &mut impl Peer, request: &Request, name: &str, cx: &Answering<'_>)
             )
         }
     };
+    // Each read of the body waits a little at a time: a stalled upload
+    // is noticed (and given up after UPLOAD_IDLE) whatever the head left.
+    let _ = s.set_read_timeout(UPLOAD_POLL);
     let mut upload = match config.ledger.begin(config, cx.ip, name, length) {
         Ok(u) => u,
         Err(e) => {

@@ -277,11 +277,21 @@ fn refuse_at_once(mut s: TcpStream) {
 trait Peer: Read + Write {
     /// True once the browser closed its side (or the connection failed).
     fn left(&mut self) -> bool;
+
+    /// Bounds the next reads (a socket's `SO_RCVTIMEO`; nothing for a
+    /// buffer).
+    fn set_read_timeout(&mut self, _timeout: Duration) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 impl Peer for TcpStream {
     fn left(&mut self) -> bool {
         peer_left(self)
+    }
+
+    fn set_read_timeout(&mut self, timeout: Duration) -> io::Result<()> {
+        TcpStream::set_read_timeout(self, Some(timeout))
     }
 }
 
@@ -297,8 +307,6 @@ fn handle(
     s.set_write_timeout(Some(config.write_timeout))?;
     let _ = s.set_nodelay(true);
     let request = request::read_head(&mut s, Instant::now() + config.header_timeout);
-    // A request body (an upload) may pause this long per read.
-    let _ = s.set_read_timeout(Some(config.header_timeout));
     let context = Answering {
         frames,
         shutdown,
