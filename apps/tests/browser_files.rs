@@ -138,6 +138,13 @@ fn share(t: &Scratch) -> (std::path::PathBuf, Vec<u8>) {
     std::fs::write(share.join("r\u{e9}sum\u{e9} \"1\".txt"), b"cv").unwrap();
     std::os::unix::fs::symlink(outside.join("secret.txt"), share.join("link.txt")).unwrap();
     std::os::unix::fs::symlink(&outside, share.join("outdir")).unwrap();
+    // A FIFO would block whoever opens it: never served, and a tar of a
+    // folder holding one still ends.
+    let made = std::process::Command::new("mkfifo")
+        .arg(share.join("album/pipe"))
+        .status()
+        .unwrap();
+    assert!(made.success());
     (share, big)
 }
 
@@ -249,6 +256,7 @@ fn downloads_are_whole_resume_with_range_and_never_leave_the_share() {
         "/tar/..",
         "/files/album/.c.bin.lanlink-part",
         "/files/big.bin%00",
+        "/files/album/pipe",
     ] {
         let a = get(&http, attack, "");
         assert!(

@@ -176,6 +176,9 @@ pub(super) fn route(
         }
     } else if name.ends_with('/') {
         respond(s, "404 Not Found", "text/plain", b"not a folder\n")
+    } else if !found.meta.is_file() {
+        // A FIFO or a device: opening it could block for ever.
+        respond(s, "404 Not Found", "text/plain", b"not a plain file\n")
     } else {
         send_file(s, request, &found, head_only, cx.shutdown)
     })
@@ -802,6 +805,10 @@ fn write_tar<W: Write>(
         let Ok(full) = path::resolve_existing(folder, Path::new(&e.name), &e.name) else {
             continue;
         };
+        // Plain files only: opening a FIFO could block for ever.
+        if !std::fs::metadata(&full).is_ok_and(|m| m.is_file()) {
+            continue;
+        }
         let Ok(file) = File::open(&full) else {
             continue;
         };
@@ -953,6 +960,10 @@ mod tests {
         std::os::unix::fs::symlink(outside.join("secret"), share.join("link")).unwrap();
         std::os::unix::fs::symlink(&outside, share.join("dirlink")).unwrap();
         std::os::unix::fs::symlink(share.join("sub/ok.txt"), share.join("inside")).unwrap();
+        let fifo = std::process::Command::new("mkfifo")
+            .arg(share.join("pipe"))
+            .status()
+            .is_ok_and(|s| s.success());
 
         assert!(find(&share, "sub/ok.txt").is_some());
         assert!(find(&share, "sub/").is_some_and(|f| f.meta.is_dir()));
@@ -976,6 +987,10 @@ mod tests {
             "./sub/ok.txt",
         ] {
             assert!(find(&share, attack).is_none(), "{attack:?} was found");
+        }
+        // A FIFO is found but never opened: it is not a plain file.
+        if fifo {
+            assert!(find(&share, "pipe").is_some_and(|f| !f.meta.is_file()));
         }
         // The listing shows neither the partial file nor the links out.
         let root = find(&share, "").unwrap();
