@@ -304,6 +304,13 @@ fn open_download(
             reason: "it is a folder (list it and get its files)",
         });
     }
+    if !full.is_file() {
+        // A FIFO or a device: opening it could hold a worker for ever.
+        return Err(ServiceError::BadPath {
+            name: name.to_owned(),
+            reason: "it is not a plain file",
+        });
+    }
     OutgoingFile::open_cancellable(&full, offset, prefix_hash, cancel)
 }
 

@@ -1205,3 +1205,27 @@ fn direct_uploads_share_the_quota_and_space_of_protocol_uploads() {
     assert_eq!(Dirs::tree(&d.inbox), ["escape", "web", "web/a.bin"]);
     assert!(Dirs::tree(&d.outside) == ["secret"]);
 }
+
+#[test]
+fn a_fifo_in_the_share_is_refused_not_opened() {
+    let d = Dirs::new("fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(d.share.join("pipe"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let mut svc = d.service();
+    // Would block for ever (work_inline runs the job here) if it opened it.
+    let request = FileRequest {
+        name: "pipe".into(),
+        offset: 0,
+        prefix_hash: None,
+    };
+    let out = run(&mut svc, A, 1, request);
+    let reject = only_reject(&out);
+    assert!(
+        reject.reason.contains("not a plain file"),
+        "{}",
+        reject.reason
+    );
+}
