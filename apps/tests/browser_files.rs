@@ -172,6 +172,12 @@ fn downloads_are_whole_resume_with_range_and_never_leave_the_share() {
     for hidden in ["lanlink-part", "link.txt", "outdir"] {
         assert!(!text.contains(hidden), "{hidden} listed: {text}");
     }
+    let head = send(&http, "HEAD", "/files/", "", b"");
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty() && head.header("content-length").is_some());
+    let head = send(&http, "HEAD", "/files/big.bin", "", b"");
+    assert_eq!((head.status, head.body.len()), (200, 0));
+    assert_eq!(head.header("content-length"), Some("3145851"));
     let sub = String::from_utf8(get(&http, "/files/album/", "").body).unwrap();
     assert!(
         sub.contains("\"path\":\"album\"") && sub.contains("\"name\":\"deep\""),

@@ -166,6 +166,13 @@ pub(super) fn route(
         }
     } else if is_dir {
         match listing_json(share, &found) {
+            // HEAD: the same head, no body.
+            Ok(json) if head_only => write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+                 Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n",
+                json.len()
+            ),
             Ok(json) => respond(s, "200 OK", "application/json", json.as_bytes()),
             Err(_) => respond(
                 s,
