@@ -303,11 +303,14 @@ fn downloads_are_whole_resume_with_range_and_never_leave_the_share() {
 fn files_need_the_access_token_when_the_server_has_one() {
     let t = Scratch::new("http-files-token");
     let (share, _) = share(&t);
+    let inbox = t.dir("inbox");
     let server = Server::start(&[
         "--http",
         "127.0.0.1:0",
         "--share",
         share.to_str().unwrap(),
+        "--inbox",
+        inbox.to_str().unwrap(),
         "--token",
         "open-sesame-1234",
     ]);
@@ -315,6 +318,12 @@ fn files_need_the_access_token_when_the_server_has_one() {
     for target in ["/files/", "/files/big.bin", "/tar/album"] {
         assert_eq!(get(&http, target, "").status, 403, "{target}");
     }
+    // Refused before its body is read, an upload still gets to read why
+    // (the body is drained, not reset).
+    let payload = content(2_000_000);
+    let refused = send(&http, "POST", "/upload/x.bin", "", &payload);
+    assert_eq!(refused.status, 403);
+    assert!(tree(&inbox).is_empty());
     // POST /auth trades the token for a cookie that opens them.
     let mut s = TcpStream::connect(&http).unwrap();
     let body = r#"{"token":"open-sesame-1234"}"#;
@@ -336,6 +345,15 @@ fn files_need_the_access_token_when_the_server_has_one() {
         .unwrap();
     let list = get(&http, "/files/", &format!("Cookie: {cookie}\r\n"));
     assert_eq!(list.status, 200);
+    let up = send(
+        &http,
+        "POST",
+        "/upload/x.bin",
+        &format!("Cookie: {cookie}\r\n"),
+        &payload,
+    );
+    assert_eq!(up.status, 201);
+    assert!(std::fs::read(inbox.join("x.bin")).unwrap() == payload);
     drop(server);
 }
 

@@ -93,31 +93,29 @@ pub(super) fn route(
             );
             return Some(respond(s, "200 OK", "application/json", json.as_bytes()));
         }
-        if request.method != "POST" && request.method != "PUT" {
-            return Some(respond(
-                s,
-                "405 Method Not Allowed",
-                "text/plain",
-                b"POST or PUT\n",
-            ));
-        }
-        if !cx.auth.allows(request) {
-            return Some(respond(
-                s,
+        let refused: Option<(&str, &[u8])> = if request.method != "POST" && request.method != "PUT"
+        {
+            Some(("405 Method Not Allowed", b"POST or PUT\n"))
+        } else if !cx.auth.allows(request) {
+            Some((
                 "403 Forbidden",
-                "text/plain",
                 b"give the access token first (POST /auth)\n",
-            ));
-        }
-        if from_another_site(request) {
-            return Some(respond(
-                s,
+            ))
+        } else if from_another_site(request) {
+            Some((
                 "403 Forbidden",
-                "text/plain",
                 b"uploads come from this server's own page\n",
-            ));
-        }
-        return Some(receive(s, request, name, cx));
+            ))
+        } else {
+            None
+        };
+        return Some(match refused {
+            Some((status, text)) => respond(s, status, "text/plain", text).and_then(|()| {
+                let length = request.header("content-length").map(str::trim);
+                drain(s, request, length.and_then(|v| v.parse().ok()).unwrap_or(0))
+            }),
+            None => receive(s, request, name, cx),
+        });
     }
     let (name, tar) = if let Some(name) = path.strip_prefix("/files/") {
         (name, false)
