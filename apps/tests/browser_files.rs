@@ -281,6 +281,8 @@ fn downloads_are_whole_resume_with_range_and_never_leave_the_share() {
     let tar = get(&http, "/tar/album", "");
     assert_eq!(tar.status, 200);
     assert_eq!(tar.header("content-type"), Some("application/x-tar"));
+    let told: usize = tar.header("content-length").unwrap().parse().unwrap();
+    assert_eq!(told, tar.body.len(), "the tar's length is told ahead");
     let out = t.dir("untar");
     let mut untar = std::process::Command::new("tar")
         .args(["-x", "-C", out.to_str().unwrap()])

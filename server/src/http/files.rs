@@ -6,7 +6,7 @@
 //! | --- | --- |
 //! | `GET /files/` , `/files/DIR/` | `{"path":…,"entries":[{"name":…,"shown":…,"dir":…,"size":…,"modified":…}],"truncated":…}` |
 //! | `GET /files/FILE` | the file: `Content-Length`, `ETag`, `Last-Modified`, `Accept-Ranges`; `Range: bytes=a-b`, `a-`, `-n` answer 206 (416 when unsatisfiable), `If-Range` with the ETag or date |
-//! | `GET /tar/` , `/tar/DIR` | the folder as a tar stream, built while it is sent |
+//! | `GET /tar/` , `/tar/DIR` | the folder as a tar, built while it is sent, its exact `Content-Length` told ahead |
 //! | `POST /upload/NAME` (or `PUT`) | the body (`Content-Length` bytes) into the inbox as `NAME`, within `lanlink put`'s limits: 201, or 400/409/411/413/429/507 and a short text |
 //! | `GET /upload/` | `{"enabled":…,"max_size":…}` |
 //! | `GET /files.js` | the page's Files panel script |
@@ -745,13 +745,22 @@ fn tar_base(share: &Path, found: &Found) -> String {
     base
 }
 
-/// Streams a folder of the share as a tar: entries are listed first (as
-/// `lanlink ls -r` would see them: symlinks only inside the share, no
-/// partial files), then each is written as it is read. Nothing is built
-/// in memory or on disk; the length is not known ahead, so the end of
-/// the connection ends the body.
+/// Streams a folder of the share as a tar: entries are listed and
+/// checked first (as `lanlink ls -r` would see them: symlinks only inside
+/// the share, no partial files, plain files and folders only), which
+/// gives the archive's exact length; then each file is read as it is
+/// written. Nothing is built in memory or on disk. The `Content-Length`
+/// lets the browser show progress and tell a cut download from a whole
+/// one: a file that cannot be read any more when its turn comes ends the
+/// connection early rather than send a wrong archive.
 fn send_tar(s: &mut impl Peer, share: &Path, found: &Found, shutdown: &Shutdown) -> io::Result<()> {
-    let Ok(entries) = listing::list(share, &found.full, true, &AtomicBool::new(false)) else {
+    let base = tar_base(share, found);
+    let plan = listing::list(share, &found.full, true, &AtomicBool::new(false))
+        .map(|entries| plan_tar(&found.full, &base, &entries));
+    let Ok((plan, length)) = plan.and_then(|plan| {
+        let length = tar_length(&plan).map_err(|e| ServiceError::io("measure", &found.full, e))?;
+        Ok((plan, length))
+    }) else {
         return respond(
             s,
             "500 Internal Server Error",
@@ -759,83 +768,153 @@ fn send_tar(s: &mut impl Peer, share: &Path, found: &Found, shutdown: &Shutdown)
             b"cannot list that folder\n",
         );
     };
-    let base = tar_base(share, found);
     write!(
         s,
-        "HTTP/1.1 200 OK\r\nContent-Type: application/x-tar\r\nContent-Disposition: {}\r\n\
-         Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Type: application/x-tar\r\nContent-Length: {length}\r\n\
+         Content-Disposition: {}\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n\
+         Connection: close\r\n\r\n",
         disposition(&format!("{base}.tar"))
     )?;
     let out = BufWriter::with_capacity(READ_SIZE, &mut *s);
-    write_tar(out, &found.full, &base, &entries, shutdown)?;
+    write_tar(out, &found.full, &plan, shutdown)?;
     s.flush()
 }
 
-/// Writes `entries` (names relative to `folder`) as a tar under `base/`
-/// to `out`.
-fn write_tar<W: Write>(
-    out: W,
-    folder: &Path,
-    base: &str,
-    entries: &[lanlink_proto::file::DirEntry],
-    shutdown: &Shutdown,
-) -> io::Result<()> {
-    let mut tar = tar::Builder::new(out);
-    let mut header = tar::Header::new_gnu();
-    header.set_entry_type(tar::EntryType::Directory);
-    header.set_size(0);
-    header.set_mode(0o755);
-    tar.append_data(&mut header, format!("{base}/"), io::empty())?;
-    for e in entries {
-        if shutdown.is_triggered() {
-            return Err(io::ErrorKind::Interrupted.into());
+/// One entry of a tar about to be written.
+#[derive(Debug)]
+struct Planned {
+    /// Its name in the archive (`BASE/…`, folders ending in `/`).
+    name: String,
+    /// Its name under the folder (files), to open it again when its turn
+    /// comes; `None` for a folder.
+    rel: Option<String>,
+    /// Bytes of content (0 for a folder).
+    size: u64,
+    modified: u64,
+}
+
+impl Planned {
+    fn header(&self) -> tar::Header {
+        let mut header = tar::Header::new_gnu();
+        header.set_mtime(self.modified);
+        header.set_size(self.size);
+        if self.rel.is_some() {
+            header.set_entry_type(tar::EntryType::Regular);
+            header.set_mode(0o644);
+        } else {
+            header.set_entry_type(tar::EntryType::Directory);
+            header.set_mode(0o755);
         }
-        // Names that some unpacker could take for a way out (backslashes,
-        // control characters) stay out of the archive.
+        header
+    }
+}
+
+/// What a tar of `entries` (names relative to `folder`) under `base/`
+/// holds: every folder, and every plain file that resolves inside the
+/// folder; names some unpacker could take for a way out (backslashes,
+/// control characters) stay out.
+fn plan_tar(folder: &Path, base: &str, entries: &[lanlink_proto::file::DirEntry]) -> Vec<Planned> {
+    let mut plan = vec![Planned {
+        name: format!("{base}/"),
+        rel: None,
+        size: 0,
+        modified: 0,
+    }];
+    for e in entries {
         if path::validate(&e.name, false).is_err() {
             continue;
         }
-        let name = format!("{base}/{}", e.name);
-        let mut header = tar::Header::new_gnu();
-        header.set_mtime(u64::try_from(e.modified).unwrap_or(0));
+        let modified = u64::try_from(e.modified).unwrap_or(0);
         if e.is_dir {
-            header.set_entry_type(tar::EntryType::Directory);
-            header.set_size(0);
-            header.set_mode(0o755);
-            tar.append_data(&mut header, format!("{name}/"), io::empty())?;
+            plan.push(Planned {
+                name: format!("{base}/{}/", e.name),
+                rel: None,
+                size: 0,
+                modified,
+            });
             continue;
         }
-        // Opened again through the checks: a symlink swapped in since the
-        // listing cannot lead out.
-        let Ok(full) = path::resolve_existing(folder, Path::new(&e.name), &e.name) else {
-            continue;
-        };
+        let meta = path::resolve_existing(folder, Path::new(&e.name), &e.name)
+            .ok()
+            .and_then(|full| std::fs::metadata(full).ok());
         // Plain files only: opening a FIFO could block for ever.
+        let Some(meta) = meta.filter(std::fs::Metadata::is_file) else {
+            continue;
+        };
+        plan.push(Planned {
+            name: format!("{base}/{}", e.name),
+            rel: Some(e.name.clone()),
+            size: meta.len(),
+            modified,
+        });
+    }
+    plan
+}
+
+/// Counts what is written to it.
+struct Counter(u64);
+
+impl Write for Counter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The exact length of the tar of `plan`: its headers (long names
+/// included) written for real to a counter, and each file's content
+/// padded to 512 bytes.
+fn tar_length(plan: &[Planned]) -> io::Result<u64> {
+    let mut counter = Counter(0);
+    let mut content = 0u64;
+    {
+        let mut tar = tar::Builder::new(&mut counter);
+        for p in plan {
+            tar.append_data(&mut p.header(), &p.name, io::empty())?;
+            content = content.saturating_add(p.size.div_ceil(512).saturating_mul(512));
+        }
+        tar.finish()?;
+    }
+    Ok(counter.0.saturating_add(content))
+}
+
+/// Writes the tar of `plan` (files under `folder`) to `out`: exactly
+/// [`tar_length`] bytes, or an error.
+fn write_tar<W: Write>(
+    out: W,
+    folder: &Path,
+    plan: &[Planned],
+    shutdown: &Shutdown,
+) -> io::Result<()> {
+    let mut tar = tar::Builder::new(out);
+    for p in plan {
+        if shutdown.is_triggered() {
+            return Err(io::ErrorKind::Interrupted.into());
+        }
+        let Some(rel) = &p.rel else {
+            tar.append_data(&mut p.header(), &p.name, io::empty())?;
+            continue;
+        };
+        // Opened again through the checks: a symlink swapped in since the
+        // listing cannot lead out, nor a FIFO block us.
+        let vanished = || io::Error::new(io::ErrorKind::NotFound, "a file went away");
+        let full = path::resolve_existing(folder, Path::new(rel), rel).map_err(|_| vanished())?;
         if !std::fs::metadata(&full).is_ok_and(|m| m.is_file()) {
-            continue;
+            return Err(vanished());
         }
-        let Ok(file) = File::open(&full) else {
-            continue;
-        };
-        let Ok(meta) = file.metadata() else {
-            continue;
-        };
-        if !meta.is_file() {
-            continue;
-        }
-        let size = meta.len();
-        header.set_entry_type(tar::EntryType::Regular);
-        header.set_size(size);
-        header.set_mode(0o644);
-        // Exactly `size` bytes, whatever happens to the file meanwhile.
+        let file = File::open(&full)?;
+        // Exactly the planned size, whatever happens to the file meanwhile.
         let body = UntilShutdown {
             inner: file,
             shutdown,
         }
-        .take(size)
+        .take(p.size)
         .chain(io::repeat(0))
-        .take(size);
-        tar.append_data(&mut header, &name, body)?;
+        .take(p.size);
+        tar.append_data(&mut p.header(), &p.name, body)?;
     }
     tar.into_inner()?.flush()
 }
@@ -1096,15 +1175,23 @@ mod tests {
         };
         let base_name = tar_base(&share, &found);
         assert_eq!(base_name, "album");
+        let plan = plan_tar(&found.full, &base_name, &entries);
+        let length = tar_length(&plan).unwrap();
         write_tar(
             BufWriter::with_capacity(READ_SIZE, &mut sink),
             &found.full,
-            &base_name,
-            &entries,
+            &plan,
             &Shutdown::new(),
         )
         .unwrap();
         assert!(sink.largest <= READ_SIZE, "written in pieces");
+        assert_eq!(sink.bytes.len() as u64, length, "the length told ahead");
+        // A file that goes away before its turn ends the stream with an
+        // error, not a wrong archive.
+        std::fs::remove_file(share.join("album/big.bin")).unwrap();
+        let cut = write_tar(io::sink(), &found.full, &plan, &Shutdown::new());
+        assert!(cut.is_err());
+        std::fs::write(share.join("album/big.bin"), &big).unwrap();
         let mut archive = tar::Archive::new(&sink.bytes[..]);
         let mut seen = std::collections::BTreeMap::new();
         for entry in archive.entries().unwrap() {
