@@ -22,16 +22,19 @@
 //! `application/octet-stream` attachments with `nosniff`: a shared HTML
 //! file cannot run as this page.
 //!
+//! Listings and downloads are here; folders as tar in `archive`, uploads
+//! in `upload`.
+//!
 //! Everything here runs on the connection's own HTTP thread, within the
 //! server's connection caps; reads are 256 KiB at a time and nothing is
 //! buffered whole, and a browser that stops reading is cut by the write
 //! timeout.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use lanlink_services::file::{listing, path, FileConfig};
 use lanlink_services::text::display_safe;
@@ -41,6 +44,12 @@ use lanlink_transport::Shutdown;
 use super::page::json_string;
 use super::request::Request;
 use super::{respond, Answering, Peer};
+
+mod archive;
+mod upload;
+
+use archive::send_tar;
+use upload::{drain, from_another_site, receive};
 
 /// Bytes read from disk at a time.
 const READ_SIZE: usize = 256 * 1024;
@@ -187,228 +196,6 @@ pub(super) fn route(
     } else {
         send_file(s, request, &found, head_only, cx.shutdown)
     })
-}
-
-/// How long one read of an upload's body waits.
-const UPLOAD_POLL: Duration = Duration::from_secs(1);
-/// How long an upload may send nothing before it is given up.
-pub const UPLOAD_IDLE: Duration = Duration::from_secs(30);
-/// Bytes of a refused upload's body read (and thrown away) so that the
-/// browser gets to read the refusal instead of a reset connection.
-const DRAIN_MAX: u64 = 64 * 1024 * 1024;
-/// The most time spent on that.
-const DRAIN_TIME: Duration = Duration::from_secs(10);
-
-/// `POST /upload/NAME` (or `PUT`): the body, `Content-Length` bytes, goes
-/// into the inbox as `NAME` through the file service's [`UploadLedger`]:
-/// the same name checks, size limit, quota, free-space reserve and
-/// transfers per address as `lanlink put`. It is written to a partial
-/// file published only once whole; refused or cut short, nothing stays.
-///
-/// [`UploadLedger`]: lanlink_services::file::UploadLedger
-fn receive(s: &mut impl Peer, request: &Request, name: &str, cx: &Answering<'_>) -> io::Result<()> {
-    let config = cx.files.config;
-    if config.inbox.is_none() {
-        return respond(
-            s,
-            "404 Not Found",
-            "text/plain",
-            b"this server takes no uploads\n",
-        );
-    }
-    let length = match request.header("content-length").map(str::trim) {
-        Some(v)
-            if request.header("transfer-encoding").is_none()
-                && !v.is_empty()
-                && v.bytes().all(|b| b.is_ascii_digit()) =>
-        {
-            v.parse::<u64>().unwrap_or(u64::MAX)
-        }
-        _ => {
-            return respond(
-                s,
-                "411 Length Required",
-                "text/plain",
-                b"send the file with a Content-Length\n",
-            )
-        }
-    };
-    // Each read of the body waits a little at a time: a stalled upload
-    // is noticed (and given up after UPLOAD_IDLE) whatever the head left.
-    let _ = s.set_read_timeout(UPLOAD_POLL);
-    let mut upload = match config.ledger.begin(config, cx.ip, name, length) {
-        Ok(u) => u,
-        Err(e) => {
-            let (status, text) = refusal(&e);
-            respond(s, status, "text/plain", text.as_bytes())?;
-            return drain(s, request, length);
-        }
-    };
-    let expects = request
-        .header("expect")
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("100-continue"));
-    if expects {
-        s.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
-        s.flush()?;
-    }
-    let first = request
-        .rest
-        .get(
-            ..request
-                .rest
-                .len()
-                .min(usize::try_from(length).unwrap_or(usize::MAX)),
-        )
-        .unwrap_or_default();
-    if let Err(e) = upload.write(first) {
-        return refuse_upload(s, &e);
-    }
-    let mut buf = vec![0u8; READ_SIZE];
-    let mut heard = Instant::now();
-    while upload.received() < length {
-        if cx.shutdown.is_triggered() {
-            return Ok(());
-        }
-        let want = usize::try_from(length - upload.received())
-            .unwrap_or(READ_SIZE)
-            .min(READ_SIZE);
-        let n = match s.read(buf.get_mut(..want).unwrap_or_default()) {
-            Ok(0) => return Ok(()), // the browser went away: nothing stays
-            Ok(n) => n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) =>
-            {
-                if heard.elapsed() >= UPLOAD_IDLE {
-                    return respond(
-                        s,
-                        "408 Request Timeout",
-                        "text/plain",
-                        b"the upload stalled\n",
-                    );
-                }
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        heard = Instant::now();
-        if let Err(e) = upload.write(buf.get(..n).unwrap_or_default()) {
-            return refuse_upload(s, &e);
-        }
-    }
-    match upload.finish() {
-        Ok(target) => {
-            tracing::info!(
-                "received browser upload {} ({length} bytes) from {}",
-                display_safe(&target.to_string_lossy()),
-                cx.ip
-            );
-            let json = format!("{{\"name\":{},\"size\":{length}}}\n", json_string(name));
-            respond(s, "201 Created", "application/json", json.as_bytes())
-        }
-        Err(e) => refuse_upload(s, &e),
-    }
-}
-
-/// Answers a refusal in the middle of an upload; the connection closes.
-fn refuse_upload(s: &mut impl Peer, e: &ServiceError) -> io::Result<()> {
-    let (status, text) = refusal(e);
-    respond(s, status, "text/plain", text.as_bytes())
-}
-
-/// True when a browser says the request was made by another site's page
-/// (`Sec-Fetch-Site`, or an `Origin` that is not this server): a page
-/// elsewhere on the web must not make a visitor's browser drop files into
-/// the inbox. Programs that send neither header (curl) are not affected.
-fn from_another_site(request: &Request) -> bool {
-    let fetch_site = request.header("sec-fetch-site").map(str::trim);
-    if fetch_site.is_some_and(|v| v != "same-origin" && v != "none") {
-        return true;
-    }
-    match (request.header("origin"), request.header("host")) {
-        (None, _) => false,
-        (Some(origin), Some(host)) => {
-            let origin = origin.trim();
-            let authority = origin
-                .strip_prefix("http://")
-                .or_else(|| origin.strip_prefix("https://"));
-            authority != Some(host.trim())
-        }
-        (Some(_), None) => true,
-    }
-}
-
-/// Reads and drops what is left of a refused request's body (up to
-/// [`DRAIN_MAX`] and [`DRAIN_TIME`], while it keeps coming), so the browser reads the
-/// refusal rather than a connection reset.
-fn drain(s: &mut impl Peer, request: &Request, length: u64) -> io::Result<()> {
-    let mut left = length
-        .min(DRAIN_MAX)
-        .saturating_sub(request.rest.len() as u64);
-    let mut buf = vec![0u8; 64 * 1024];
-    let deadline = Instant::now() + DRAIN_TIME;
-    while left > 0 && Instant::now() < deadline {
-        let want = usize::try_from(left).unwrap_or(buf.len()).min(buf.len());
-        match s.read(buf.get_mut(..want).unwrap_or_default()) {
-            Ok(0) => break,
-            Ok(n) => left = left.saturating_sub(n as u64),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => break,
-        }
-    }
-    Ok(())
-}
-
-/// The status and a text for a refused upload: fixed words and numbers,
-/// never a path of the server (nor the name back).
-fn refusal(e: &ServiceError) -> (&'static str, String) {
-    match e {
-        ServiceError::BadPath { reason, .. } => ("400 Bad Request", format!("refused: {reason}\n")),
-        ServiceError::NotEnabled { .. } => {
-            ("404 Not Found", "this server takes no uploads\n".into())
-        }
-        ServiceError::FileTooLarge { size, max, .. } => (
-            "413 Content Too Large",
-            format!("too large: {size} bytes, the limit is {max}\n"),
-        ),
-        ServiceError::QuotaExceeded { needed, left, .. } => (
-            "413 Content Too Large",
-            format!("over your upload quota: {needed} bytes needed, {left} left\n"),
-        ),
-        ServiceError::EntryQuotaExceeded { needed, left, .. } => (
-            "413 Content Too Large",
-            format!("over your upload quota: {needed} files and folders needed, {left} left\n"),
-        ),
-        ServiceError::NoSpace {
-            needed, available, ..
-        } => (
-            "507 Insufficient Storage",
-            format!("not enough disk space: {needed} bytes needed, {available} available\n"),
-        ),
-        ServiceError::AlreadyExists { .. } => (
-            "409 Conflict",
-            "a file of that name is already in the inbox\n".into(),
-        ),
-        ServiceError::UploadInProgress { .. } => (
-            "409 Conflict",
-            "that file is being uploaded right now\n".into(),
-        ),
-        ServiceError::TooManyTransfers { max } => (
-            "429 Too Many Requests",
-            format!("too many uploads at once (at most {max})\n"),
-        ),
-        other => {
-            tracing::warn!(
-                "browser upload failed: {}",
-                display_safe(&other.to_string())
-            );
-            ("500 Internal Server Error", "the upload failed\n".into())
-        }
-    }
 }
 
 /// A name of the share, checked and found on disk.
@@ -730,195 +517,6 @@ impl<R: Read> Read for UntilShutdown<'_, R> {
     }
 }
 
-/// The name a folder's tar stream is given, and the folder its entries are
-/// put in.
-fn tar_base(share: &Path, found: &Found) -> String {
-    let base = match found.name.rsplit('/').next() {
-        Some(b) if !b.is_empty() => b.to_owned(),
-        _ => share
-            .file_name()
-            .and_then(|n| n.to_str())
-            .filter(|n| path::validate(n, false).is_ok())
-            .unwrap_or("share")
-            .to_owned(),
-    };
-    base
-}
-
-/// Streams a folder of the share as a tar: entries are listed and
-/// checked first (as `lanlink ls -r` would see them: symlinks only inside
-/// the share, no partial files, plain files and folders only), which
-/// gives the archive's exact length; then each file is read as it is
-/// written. Nothing is built in memory or on disk. The `Content-Length`
-/// lets the browser show progress and tell a cut download from a whole
-/// one: a file that cannot be read any more when its turn comes ends the
-/// connection early rather than send a wrong archive.
-fn send_tar(s: &mut impl Peer, share: &Path, found: &Found, shutdown: &Shutdown) -> io::Result<()> {
-    let base = tar_base(share, found);
-    let plan = listing::list(share, &found.full, true, &AtomicBool::new(false))
-        .map(|entries| plan_tar(&found.full, &base, &entries));
-    let Ok((plan, length)) = plan.and_then(|plan| {
-        let length = tar_length(&plan).map_err(|e| ServiceError::io("measure", &found.full, e))?;
-        Ok((plan, length))
-    }) else {
-        return respond(
-            s,
-            "500 Internal Server Error",
-            "text/plain",
-            b"cannot list that folder\n",
-        );
-    };
-    write!(
-        s,
-        "HTTP/1.1 200 OK\r\nContent-Type: application/x-tar\r\nContent-Length: {length}\r\n\
-         Content-Disposition: {}\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n\
-         Connection: close\r\n\r\n",
-        disposition(&format!("{base}.tar"))
-    )?;
-    let out = BufWriter::with_capacity(READ_SIZE, &mut *s);
-    write_tar(out, &found.full, &plan, shutdown)?;
-    s.flush()
-}
-
-/// One entry of a tar about to be written.
-#[derive(Debug)]
-struct Planned {
-    /// Its name in the archive (`BASE/…`, folders ending in `/`).
-    name: String,
-    /// Its name under the folder (files), to open it again when its turn
-    /// comes; `None` for a folder.
-    rel: Option<String>,
-    /// Bytes of content (0 for a folder).
-    size: u64,
-    modified: u64,
-}
-
-impl Planned {
-    fn header(&self) -> tar::Header {
-        let mut header = tar::Header::new_gnu();
-        header.set_mtime(self.modified);
-        header.set_size(self.size);
-        if self.rel.is_some() {
-            header.set_entry_type(tar::EntryType::Regular);
-            header.set_mode(0o644);
-        } else {
-            header.set_entry_type(tar::EntryType::Directory);
-            header.set_mode(0o755);
-        }
-        header
-    }
-}
-
-/// What a tar of `entries` (names relative to `folder`) under `base/`
-/// holds: every folder, and every plain file that resolves inside the
-/// folder; names some unpacker could take for a way out (backslashes,
-/// control characters) stay out.
-fn plan_tar(folder: &Path, base: &str, entries: &[lanlink_proto::file::DirEntry]) -> Vec<Planned> {
-    let mut plan = vec![Planned {
-        name: format!("{base}/"),
-        rel: None,
-        size: 0,
-        modified: 0,
-    }];
-    for e in entries {
-        if path::validate(&e.name, false).is_err() {
-            continue;
-        }
-        let modified = u64::try_from(e.modified).unwrap_or(0);
-        if e.is_dir {
-            plan.push(Planned {
-                name: format!("{base}/{}/", e.name),
-                rel: None,
-                size: 0,
-                modified,
-            });
-            continue;
-        }
-        let meta = path::resolve_existing(folder, Path::new(&e.name), &e.name)
-            .ok()
-            .and_then(|full| std::fs::metadata(full).ok());
-        // Plain files only: opening a FIFO could block for ever.
-        let Some(meta) = meta.filter(std::fs::Metadata::is_file) else {
-            continue;
-        };
-        plan.push(Planned {
-            name: format!("{base}/{}", e.name),
-            rel: Some(e.name.clone()),
-            size: meta.len(),
-            modified,
-        });
-    }
-    plan
-}
-
-/// Counts what is written to it.
-struct Counter(u64);
-
-impl Write for Counter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0 += buf.len() as u64;
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-/// The exact length of the tar of `plan`: its headers (long names
-/// included) written for real to a counter, and each file's content
-/// padded to 512 bytes.
-fn tar_length(plan: &[Planned]) -> io::Result<u64> {
-    let mut counter = Counter(0);
-    let mut content = 0u64;
-    {
-        let mut tar = tar::Builder::new(&mut counter);
-        for p in plan {
-            tar.append_data(&mut p.header(), &p.name, io::empty())?;
-            content = content.saturating_add(p.size.div_ceil(512).saturating_mul(512));
-        }
-        tar.finish()?;
-    }
-    Ok(counter.0.saturating_add(content))
-}
-
-/// Writes the tar of `plan` (files under `folder`) to `out`: exactly
-/// [`tar_length`] bytes, or an error.
-fn write_tar<W: Write>(
-    out: W,
-    folder: &Path,
-    plan: &[Planned],
-    shutdown: &Shutdown,
-) -> io::Result<()> {
-    let mut tar = tar::Builder::new(out);
-    for p in plan {
-        if shutdown.is_triggered() {
-            return Err(io::ErrorKind::Interrupted.into());
-        }
-        let Some(rel) = &p.rel else {
-            tar.append_data(&mut p.header(), &p.name, io::empty())?;
-            continue;
-        };
-        // Opened again through the checks: a symlink swapped in since the
-        // listing cannot lead out, nor a FIFO block us.
-        let vanished = || io::Error::new(io::ErrorKind::NotFound, "a file went away");
-        let full = path::resolve_existing(folder, Path::new(rel), rel).map_err(|_| vanished())?;
-        if !std::fs::metadata(&full).is_ok_and(|m| m.is_file()) {
-            return Err(vanished());
-        }
-        let file = File::open(&full)?;
-        // Exactly the planned size, whatever happens to the file meanwhile.
-        let body = UntilShutdown {
-            inner: file,
-            shutdown,
-        }
-        .take(p.size)
-        .chain(io::repeat(0))
-        .take(p.size);
-        tar.append_data(&mut p.header(), &p.name, body)?;
-    }
-    tar.into_inner()?.flush()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -963,40 +561,6 @@ mod tests {
     }
 
     #[test]
-    fn uploads_from_other_sites_are_told_apart() {
-        let request = |headers: &[(&str, &str)]| Request {
-            method: "POST".into(),
-            path: "/upload/x".into(),
-            headers: headers
-                .iter()
-                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
-                .collect(),
-            rest: Vec::new(),
-        };
-        let host = ("host", "10.0.0.2:7879");
-        assert!(!from_another_site(&request(&[host])), "curl");
-        assert!(!from_another_site(&request(&[
-            host,
-            ("origin", "http://10.0.0.2:7879"),
-            ("sec-fetch-site", "same-origin")
-        ])));
-        assert!(!from_another_site(&request(&[
-            host,
-            ("origin", "https://10.0.0.2:7879")
-        ])));
-        for evil in [
-            vec![host, ("origin", "http://evil.example")],
-            vec![host, ("origin", "http://10.0.0.2:8080")],
-            vec![host, ("origin", "null")],
-            vec![host, ("sec-fetch-site", "cross-site")],
-            vec![host, ("sec-fetch-site", "same-site")],
-            vec![("origin", "http://10.0.0.2:7879")],
-        ] {
-            assert!(from_another_site(&request(&evil)), "{evil:?}");
-        }
-    }
-
-    #[test]
     fn dates_are_imf_fixdate() {
         assert_eq!(http_date(UNIX_EPOCH), "Thu, 01 Jan 1970 00:00:00 GMT");
         let t = UNIX_EPOCH + std::time::Duration::from_secs(784_111_777);
@@ -1024,7 +588,7 @@ mod tests {
         assert!(disposition("..").contains("filename=\"download\""));
     }
 
-    fn scratch(tag: &str) -> PathBuf {
+    pub(super) fn scratch(tag: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("lanlink-files-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -1134,88 +698,5 @@ mod tests {
             share
         })
         .clone()
-    }
-
-    #[test]
-    fn tar_streams_the_folder_and_unpacks_identically() {
-        let base = scratch("tar");
-        let share = base.join("share");
-        let outside = base.join("outside");
-        std::fs::create_dir_all(share.join("album/deep/er")).unwrap();
-        std::fs::create_dir_all(&outside).unwrap();
-        std::fs::write(outside.join("secret"), b"secret").unwrap();
-        let big: Vec<u8> = (0..700_000u32).map(|i| (i * 7 % 251) as u8).collect();
-        std::fs::write(share.join("album/big.bin"), &big).unwrap();
-        std::fs::write(share.join("album/deep/er/empty"), b"").unwrap();
-        let long = "n".repeat(150);
-        std::fs::write(share.join("album/deep").join(&long), b"long name").unwrap();
-        std::fs::write(share.join("album/.x.lanlink-part"), b"partial").unwrap();
-        std::os::unix::fs::symlink(outside.join("secret"), share.join("album/out")).unwrap();
-
-        let found = find(&share, "album").unwrap();
-        let entries = listing::list(&share, &found.full, true, &AtomicBool::new(false)).unwrap();
-        // Written through a writer that sees only small pieces: streamed.
-        struct Sink {
-            bytes: Vec<u8>,
-            largest: usize,
-        }
-        impl Write for Sink {
-            fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-                self.largest = self.largest.max(b.len());
-                self.bytes.extend_from_slice(b);
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> io::Result<()> {
-                Ok(())
-            }
-        }
-        let mut sink = Sink {
-            bytes: Vec::new(),
-            largest: 0,
-        };
-        let base_name = tar_base(&share, &found);
-        assert_eq!(base_name, "album");
-        let plan = plan_tar(&found.full, &base_name, &entries);
-        let length = tar_length(&plan).unwrap();
-        write_tar(
-            BufWriter::with_capacity(READ_SIZE, &mut sink),
-            &found.full,
-            &plan,
-            &Shutdown::new(),
-        )
-        .unwrap();
-        assert!(sink.largest <= READ_SIZE, "written in pieces");
-        assert_eq!(sink.bytes.len() as u64, length, "the length told ahead");
-        // A file that goes away before its turn ends the stream with an
-        // error, not a wrong archive.
-        std::fs::remove_file(share.join("album/big.bin")).unwrap();
-        let cut = write_tar(io::sink(), &found.full, &plan, &Shutdown::new());
-        assert!(cut.is_err());
-        std::fs::write(share.join("album/big.bin"), &big).unwrap();
-        let mut archive = tar::Archive::new(&sink.bytes[..]);
-        let mut seen = std::collections::BTreeMap::new();
-        for entry in archive.entries().unwrap() {
-            let mut entry = entry.unwrap();
-            let name = entry.path().unwrap().display().to_string();
-            let mut data = Vec::new();
-            entry.read_to_end(&mut data).unwrap();
-            seen.insert(name, data);
-        }
-        let names: Vec<&str> = seen.keys().map(String::as_str).collect();
-        let long_name = format!("album/deep/{long}");
-        assert_eq!(
-            names,
-            [
-                "album/",
-                "album/big.bin",
-                "album/deep/",
-                "album/deep/er/",
-                "album/deep/er/empty",
-                &long_name,
-            ]
-        );
-        assert_eq!(seen["album/big.bin"], big);
-        assert_eq!(seen[&long_name], b"long name");
-        std::fs::remove_dir_all(&base).unwrap();
     }
 }
