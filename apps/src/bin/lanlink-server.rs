@@ -430,6 +430,7 @@ fn main() -> ExitCode {
             access_token: config.transport.token.clone(),
             // Browser chat: `/ws` hands each browser to the transport.
             adopter: Some(config.transport.adopter.clone()),
+            files: config.file.clone(),
             ..HttpConfig::default()
         };
         let shutdown = shutdown.clone();

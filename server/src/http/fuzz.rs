@@ -108,6 +108,9 @@ pub fn fuzz_http_request(data: &[u8]) {
         body_timeout: Duration::ZERO,
         adopter: None,
         peer: (std::net::Ipv4Addr::LOCALHOST, 50000).into(),
+        files: super::files::Files {
+            config: &lanlink_services::file::FileConfig::default(),
+        },
     };
     let mut browser = Browser { out: Vec::new() };
     let _ = answer(&mut browser, request, &cx);

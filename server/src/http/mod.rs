@@ -19,6 +19,7 @@
 //! | `/lanlink.js`, `/chat.js` | the page's lanlink codec and chat panel |
 //! | `GET /auth` | `{"token_required":bool,"ok":bool}` |
 //! | `POST /auth` | body `{"token":"…"}` (≤ 1 KiB): 204 and a session cookie, 403 wrong, 429 too many guesses ([`auth`]) |
+//! | `/files/…`, `/tar/…`, `POST /upload/NAME`, `/files.js` | the shared folder: listings, downloads with `Range`, folders as tar; uploads into the inbox within `lanlink put`'s limits (`files.rs`) |
 //!
 //! # Limits
 //! Connections are capped in all and per address, and beyond either cap are
@@ -32,6 +33,7 @@
 //! JPEG images only (see [`store`]): a publisher cannot inject other parts.
 
 pub mod auth;
+mod files;
 mod fuzz;
 mod page;
 mod request;
@@ -53,6 +55,7 @@ pub use store::{
 };
 
 use crate::ServerError;
+use lanlink_services::file::FileConfig;
 use lanlink_services::media::{TapEvent, VideoTap};
 use lanlink_transport::Shutdown;
 use request::HeadError;
@@ -77,6 +80,12 @@ pub struct HttpConfig {
     /// Chat over `GET /ws`: hands each browser's connection to the
     /// transport server ([`ws`]). `None`: no chat, `/ws` answers 503.
     pub adopter: Option<lanlink_transport::Adopter>,
+    /// The file service's settings: browsers list and download its share
+    /// (`/files/`, `/tar/`) and upload into its inbox (`/upload/`) within
+    /// its limits. Give the server's own [`FileConfig`] (a clone shares
+    /// its ledger), so browser uploads count against the same quota and
+    /// free space as native ones. The default shares and takes nothing.
+    pub files: FileConfig,
 }
 
 impl Default for HttpConfig {
@@ -89,6 +98,7 @@ impl Default for HttpConfig {
             write_timeout: Duration::from_secs(10),
             access_token: None,
             adopter: None,
+            files: FileConfig::default(),
         }
     }
 }
@@ -267,10 +277,10 @@ trait Peer: Read + Write {
     /// True once the browser closed its side (or the connection failed).
     fn left(&mut self) -> bool;
 
-    /// Makes reads give up after `timeout` (`None`: wait for ever): the
-    /// WebSocket bridge polls. Connections that cannot say so.
-    fn poll_timeout(&mut self, _timeout: Option<Duration>) -> io::Result<()> {
-        Err(io::ErrorKind::Unsupported.into())
+    /// Bounds the next reads (a socket's `SO_RCVTIMEO`; nothing for a
+    /// buffer): uploads notice a stalled body, the WebSocket bridge polls.
+    fn set_read_timeout(&mut self, _timeout: Duration) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -279,8 +289,8 @@ impl Peer for TcpStream {
         peer_left(self)
     }
 
-    fn poll_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
-        self.set_read_timeout(timeout)
+    fn set_read_timeout(&mut self, timeout: Duration) -> io::Result<()> {
+        TcpStream::set_read_timeout(self, Some(timeout))
     }
 }
 
@@ -308,6 +318,9 @@ fn handle(
         body_timeout: config.header_timeout,
         adopter: config.adopter.as_ref(),
         peer,
+        files: files::Files {
+            config: &config.files,
+        },
     };
     answer(&mut s, request, &context)
 }
@@ -333,6 +346,8 @@ struct Answering<'a> {
     adopter: Option<&'a lanlink_transport::Adopter>,
     /// The browser's address and port.
     peer: SocketAddr,
+    /// The file service's share and inbox, for the file routes.
+    files: files::Files<'a>,
 }
 
 /// Answers what was read of a request: the response, or the MJPEG stream
@@ -360,6 +375,9 @@ fn answer(
     let path = page::percent_decode(&request.path);
     if path == "/auth" {
         return answer_auth(s, &request, cx);
+    }
+    if let Some(answered) = files::route(s, &request, &path, cx) {
+        return answered;
     }
     if request.method != "GET" {
         return respond(s, "405 Method Not Allowed", "text/plain", b"GET only\n");

@@ -30,6 +30,7 @@ pub(super) fn page(frames: &LatestFrames) -> String {
     }
     body.push_str("</div>");
     body.push_str(super::ws::CHAT_HTML);
+    body.push_str(super::files::PANEL);
     body.push_str("</body></html>\n");
     body
 }
@@ -108,7 +109,7 @@ pub(super) const SCRIPT: &str = r#"'use strict';
 
 /// `s` as a JSON string, quotes included. `<` is escaped too, so the text
 /// is safe even inside HTML.
-fn json_string(s: &str) -> String {
+pub(super) fn json_string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {

@@ -183,7 +183,7 @@ fn bridge(
         .max_message_size(Some(MAX_MESSAGE))
         .max_frame_size(Some(MAX_MESSAGE))
         .max_write_buffer_size(4 * CHUNK + MAX_MESSAGE);
-    s.poll_timeout(Some(POLL))?;
+    s.set_read_timeout(POLL)?;
     let mut ws = WebSocket::from_partially_read(s, already_read, Role::Server, Some(config));
 
     let (tx, rx) = crossbeam_channel::bounded::<Vec<u8>>(QUEUE_CHUNKS);
