@@ -15,6 +15,8 @@
 //! | `/streams.json` | `[{"name":…,"width":…,"height":…,"seq":…}]` |
 //! | `/state` | `{"ok":true,"result":{"streams":[{"name":…,"publisher":…,"width":…,"height":…,"fps":…,"viewers":…,"seq":…}]}}` (as uStreamer's `/state`) |
 //! | `/page.js` | the page's script: it polls `/state` every second and adds and removes streams without a reload |
+//! | `GET /audio` | WebSocket: every talker's Opus packets, for the page's Audio panel ([`audio`]) |
+//! | `/audio.js`, `/audio-worklet.js` | the Audio panel's script and its mixing worklet |
 //! | `GET /auth` | `{"token_required":bool,"ok":bool}` |
 //! | `POST /auth` | body `{"token":"…"}` (≤ 1 KiB): 204 and a session cookie, 403 wrong, 429 too many guesses ([`auth`]) |
 //!
@@ -29,6 +31,7 @@
 //! Each MJPEG response has its own random multipart boundary, and frames are
 //! JPEG images only (see [`store`]): a publisher cannot inject other parts.
 
+pub mod audio;
 pub mod auth;
 mod fuzz;
 mod page;
@@ -48,6 +51,8 @@ use std::time::{Duration, Instant};
 pub use store::{
     jpeg_image, FrameLimits, FrameRefused, Latest, LatestFrames, StreamState, Watching,
 };
+
+pub use audio::AudioListeners;
 
 use crate::ServerError;
 use lanlink_services::media::{TapEvent, VideoTap};
@@ -71,6 +76,9 @@ pub struct HttpConfig {
     /// protected routes answer: the transport's token, as native clients
     /// give it in `Hello`. `None`: no token.
     pub access_token: Option<String>,
+    /// The browsers listening on `/audio`, fed by the relay through
+    /// [`AudioListeners::tap`] (set `ServerConfig::audio_tap` to it).
+    pub audio: AudioListeners,
 }
 
 impl Default for HttpConfig {
@@ -82,6 +90,7 @@ impl Default for HttpConfig {
             max_viewers: MAX_VIEWERS,
             write_timeout: Duration::from_secs(10),
             access_token: None,
+            audio: AudioListeners::default(),
         }
     }
 }
@@ -297,6 +306,7 @@ fn handle(
         ip,
         secure: false,
         body_timeout: config.header_timeout,
+        audio: &config.audio,
     };
     answer(&mut s, request, &context)
 }
@@ -318,6 +328,8 @@ struct Answering<'a> {
     secure: bool,
     /// Time a small request body (`POST /auth`) has to arrive.
     body_timeout: Duration,
+    /// The browsers listening on `/audio`.
+    audio: &'a AudioListeners,
 }
 
 /// Answers what was read of a request: the response, or the MJPEG stream
@@ -345,6 +357,9 @@ fn answer(
     let path = page::percent_decode(&request.path);
     if path == "/auth" {
         return answer_auth(s, &request, cx);
+    }
+    if path == "/audio" {
+        return audio::answer_audio(s, &request, cx);
     }
     if request.method != "GET" {
         return respond(s, "405 Method Not Allowed", "text/plain", b"GET only\n");

@@ -106,7 +106,7 @@ pub(super) const SCRIPT: &str = r#"'use strict';
 
 /// `s` as a JSON string, quotes included. `<` is escaped too, so the text
 /// is safe even inside HTML.
-fn json_string(s: &str) -> String {
+pub(super) fn json_string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
