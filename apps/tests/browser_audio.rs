@@ -17,7 +17,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use audio_support::{await_line, kill, lines_of, received, wait_exit};
-use common::{lanlink_spawn, Server, PATIENCE};
+use browser_support::Chromium;
+use common::{lanlink_spawn, Scratch, Server, PATIENCE};
 use lanlink_proto::audio::{AudioAnnounce, AudioCodec, AudioPacket};
 use lanlink_proto::{control::Hello, Capabilities, Frame};
 use tungstenite::client::IntoClientRequest;
@@ -295,5 +296,74 @@ fn a_listener_that_never_reads_does_not_stall_the_relay() {
         "the stuck listener got {} of {flooded} bytes: it never fell behind",
         got.len()
     );
+    assert!(server.terminate().success());
+}
+
+/// The page's Audio panel in headless Chromium plays a `lanlink talk
+/// --tone 440`: the mixer worklet's own analysis of its output says 440 Hz
+/// at a sine's level; muted, the output is silent; the stream is listed by
+/// name and leaves the list when it ends.
+#[test]
+fn the_page_plays_a_talker_and_mutes_it() {
+    let Some(chromium) = common::chromium() else {
+        return;
+    };
+    let server = Server::start(&["--http", "127.0.0.1:0"]);
+    let http = server.http.clone().unwrap();
+    let t = Scratch::new("browser-audio");
+    let browser = Chromium::start_with(
+        chromium,
+        &t.dir("profile"),
+        &["--autoplay-policy=no-user-gesture-required"],
+    );
+    let mut tab = browser.open(&format!("http://{http}/"));
+    tab.wait_until(
+        &format!("location.href === 'http://{http}/' && document.readyState === 'complete'"),
+        "the page loads",
+    );
+    tab.eval("document.getElementById('audio-listen').click()");
+    tab.wait_until(
+        "window.lanlinkAudio && window.lanlinkAudio.listening === true",
+        "the page listens",
+    );
+    let mut talk = lanlink_spawn(&[
+        "talk",
+        &server.addr,
+        "--tone",
+        "440",
+        "--name",
+        "tone <b>",
+        "--seconds",
+        "30",
+    ]);
+    tab.wait_until(
+        "[...document.querySelectorAll('#audio-streams li')].some(li => li.dataset.name === 'tone <b>' && li.textContent.startsWith('tone <b> ('))",
+        "the stream is listed by its name, as text",
+    );
+    // Half a second of analysis, twice, to be sure it is the tone that plays.
+    tab.wait_until(
+        "window.lanlinkAudio.decoded > 50 && window.lanlinkAudio.rms > 0.1",
+        "the tone plays",
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    let (rms, hz) = (
+        tab.eval("window.lanlinkAudio.rms").as_f64().unwrap(),
+        tab.eval("window.lanlinkAudio.hz").as_f64().unwrap(),
+    );
+    eprintln!("the page plays {hz:.1} Hz at RMS {rms:.3}");
+    assert!((430.0..=450.0).contains(&hz), "{hz} Hz");
+    assert!((0.2..=0.5).contains(&rms), "RMS {rms}");
+
+    tab.eval("document.querySelector('#audio-streams li button').click()");
+    tab.wait_until("window.lanlinkAudio.rms < 0.001", "muted, it is silent");
+    tab.eval("document.querySelector('#audio-streams li button').click()");
+    tab.wait_until("window.lanlinkAudio.rms > 0.1", "unmuted, it plays again");
+
+    kill(&mut talk);
+    tab.wait_until(
+        "document.querySelectorAll('#audio-streams li').length === 0",
+        "the ended stream leaves the list",
+    );
+    drop(browser);
     assert!(server.terminate().success());
 }

@@ -60,6 +60,52 @@ pub const QUEUED_NOTICES: usize = 1024;
 /// The largest message a browser may send (it has no reason to send any).
 const MAX_INCOMING: usize = 4096;
 
+/// The Audio panel's place in the page: a Listen button (browsers play
+/// sound only after a gesture), a status line and the list of streams,
+/// filled by [`SCRIPT`].
+pub(super) const PANEL: &str = "<section id=\"audio\"><h2>Audio</h2>\
+    <button type=\"button\" id=\"audio-listen\">Listen</button> <span id=\"audio-status\"></span>\
+    <ul id=\"audio-streams\"></ul></section><script src=\"/audio.js\" defer></script>";
+
+/// `/audio.js`: the panel's script (WebSocket, WebCodecs decoding, mute).
+pub(super) const SCRIPT: &str = include_str!("assets/audio.js");
+
+/// `/audio-worklet.js`: the mixer with its jitter buffers, an
+/// `AudioWorkletProcessor`.
+pub(super) const WORKLET: &str = include_str!("assets/audio-worklet.js");
+
+/// Answers the Audio panel's paths (`/audio`, `/audio.js`,
+/// `/audio-worklet.js`); `None` for any other path.
+pub(super) fn route(
+    s: &mut impl Peer,
+    request: &Request,
+    path: &str,
+    cx: &Answering<'_>,
+) -> Option<io::Result<()>> {
+    let script = |body: &str| {
+        if request.method == "GET" {
+            (
+                "200 OK",
+                "text/javascript; charset=utf-8",
+                body.as_bytes().to_vec(),
+            )
+        } else {
+            (
+                "405 Method Not Allowed",
+                "text/plain",
+                b"GET only\n".to_vec(),
+            )
+        }
+    };
+    let (status, kind, body) = match path {
+        "/audio" => return Some(answer_audio(s, request, cx)),
+        "/audio.js" => script(SCRIPT),
+        "/audio-worklet.js" => script(WORKLET),
+        _ => return None,
+    };
+    Some(respond(s, status, kind, &body))
+}
+
 /// What the page needs to know of a stream.
 #[derive(Debug)]
 struct StreamInfo {
@@ -356,11 +402,7 @@ fn has_token(value: Option<&str>, token: &str) -> bool {
 /// `GET /audio`: checks the upgrade, the origin, the session and the cap,
 /// then sends every talker until the browser leaves, falls too far behind
 /// on notices, or the server stops.
-pub(super) fn answer_audio(
-    s: &mut impl Peer,
-    request: &Request,
-    cx: &Answering<'_>,
-) -> io::Result<()> {
+fn answer_audio(s: &mut impl Peer, request: &Request, cx: &Answering<'_>) -> io::Result<()> {
     let key = request.header("sec-websocket-key").map(str::trim);
     let upgrade = request.method == "GET"
         && has_token(request.header("upgrade"), "websocket")

@@ -358,8 +358,8 @@ fn answer(
     if path == "/auth" {
         return answer_auth(s, &request, cx);
     }
-    if path == "/audio" {
-        return audio::answer_audio(s, &request, cx);
+    if let Some(answered) = audio::route(s, &request, &path, cx) {
+        return answered;
     }
     if request.method != "GET" {
         return respond(s, "405 Method Not Allowed", "text/plain", b"GET only\n");

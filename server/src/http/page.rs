@@ -28,7 +28,9 @@ pub(super) fn page(frames: &LatestFrames) -> String {
             st.width, st.height
         ));
     }
-    body.push_str("</div></body></html>\n");
+    body.push_str("</div>");
+    body.push_str(super::audio::PANEL);
+    body.push_str("</body></html>\n");
     body
 }
 

@@ -1,0 +1,137 @@
+'use strict';
+// lanlink's audio mixer, an AudioWorklet: every stream's decoded PCM
+// arrives from the page (audio.js) as {type:'pcm', id, planes}; each stream
+// has its own jitter buffer that starts playing once TARGET seconds are
+// buffered, starts over (silence, then TARGET again) when it runs dry, and
+// drops its oldest audio when more than MAX is waiting, so a burst after a
+// network stall does not become lasting delay. Streams are summed into a
+// stereo output (a mono stream goes to both sides); a muted stream keeps
+// being consumed, so unmuting resumes in time. Twice a second the node
+// posts what it played: {type:'level', rms, hz, streams}, hz estimated from
+// zero crossings (the page shows the level; tests check the frequency).
+
+const TARGET = 0.06;
+const MAX = 0.25;
+const CAPACITY = 1.0;
+
+class Stream {
+  constructor(channels) {
+    this.channels = Math.max(1, Math.min(2, channels | 0));
+    this.size = Math.ceil(sampleRate * CAPACITY);
+    this.rings = [];
+    for (let c = 0; c < this.channels; c++) {
+      this.rings.push(new Float32Array(this.size));
+    }
+    this.read = 0;
+    this.write = 0;
+    this.count = 0;
+    this.playing = false;
+    this.muted = false;
+  }
+
+  push(planes) {
+    const n = planes[0].length;
+    for (let i = 0; i < n; i++) {
+      for (let c = 0; c < this.channels; c++) {
+        const plane = planes[Math.min(c, planes.length - 1)];
+        this.rings[c][this.write] = plane[i];
+      }
+      this.write = (this.write + 1) % this.size;
+      if (this.count === this.size) {
+        this.read = (this.read + 1) % this.size; // full: the oldest goes
+      } else {
+        this.count++;
+      }
+    }
+    const max = Math.floor(sampleRate * MAX);
+    const target = Math.floor(sampleRate * TARGET);
+    if (this.count > max) {
+      const drop = this.count - target;
+      this.read = (this.read + drop) % this.size;
+      this.count -= drop;
+    }
+  }
+
+  // Adds up to `frames` samples into left/right; returns nothing.
+  mixInto(left, right, frames) {
+    if (!this.playing) {
+      if (this.count < Math.floor(sampleRate * TARGET)) {
+        return;
+      }
+      this.playing = true;
+    }
+    const n = Math.min(frames, this.count);
+    const l = this.rings[0];
+    const r = this.rings[this.channels - 1];
+    for (let i = 0; i < n; i++) {
+      if (!this.muted) {
+        left[i] += l[this.read];
+        right[i] += r[this.read];
+      }
+      this.read = (this.read + 1) % this.size;
+    }
+    this.count -= n;
+    if (n < frames) {
+      this.playing = false; // ran dry: buffer up again
+    }
+  }
+}
+
+class Mixer extends AudioWorkletProcessor {
+  constructor() {
+    super();
+    this.streams = new Map();
+    this.sumSquares = 0;
+    this.crossings = 0;
+    this.samples = 0;
+    this.last = 0;
+    this.port.onmessage = (e) => this.message(e.data);
+  }
+
+  message(m) {
+    if (m.type === 'start') {
+      this.streams.set(m.id, new Stream(m.channels));
+    } else if (m.type === 'end') {
+      this.streams.delete(m.id);
+    } else if (m.type === 'reset') {
+      this.streams.clear();
+    } else if (m.type === 'mute') {
+      const s = this.streams.get(m.id);
+      if (s) { s.muted = !!m.muted; }
+    } else if (m.type === 'pcm') {
+      const s = this.streams.get(m.id);
+      if (s && m.planes.length > 0) { s.push(m.planes); }
+    }
+  }
+
+  process(inputs, outputs) {
+    const out = outputs[0];
+    const left = out[0];
+    const right = out.length > 1 ? out[1] : new Float32Array(left.length);
+    for (const s of this.streams.values()) {
+      s.mixInto(left, right, left.length);
+    }
+    for (let i = 0; i < left.length; i++) {
+      const v = left[i];
+      this.sumSquares += v * v;
+      if ((v >= 0) !== (this.last >= 0)) { this.crossings++; }
+      this.last = v;
+    }
+    this.samples += left.length;
+    if (this.samples >= sampleRate / 2) {
+      const seconds = this.samples / sampleRate;
+      this.port.postMessage({
+        type: 'level',
+        rms: Math.sqrt(this.sumSquares / this.samples),
+        hz: this.crossings / 2 / seconds,
+        streams: this.streams.size,
+      });
+      this.sumSquares = 0;
+      this.crossings = 0;
+      this.samples = 0;
+    }
+    return true;
+  }
+}
+
+registerProcessor('lanlink-mixer', Mixer);
