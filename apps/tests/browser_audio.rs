@@ -367,3 +367,101 @@ fn the_page_plays_a_talker_and_mutes_it() {
     drop(browser);
     assert!(server.terminate().success());
 }
+
+/// Clicks at 48 kHz mono: a 10 ms burst of 1 kHz at full level every
+/// `interval_ms`, for `secs` seconds.
+fn write_clicks(path: &std::path::Path, secs: f64, interval_ms: u32) {
+    use lanlink_audio::{AudioSink, Format, WavSink};
+    let rate = 48_000.0;
+    let total = (secs * rate) as usize;
+    let every = (f64::from(interval_ms) / 1000.0 * rate) as usize;
+    let burst = (0.010 * rate) as usize;
+    let samples: Vec<f32> = (0..total)
+        .map(|i| {
+            let k = i % every;
+            if k < burst {
+                (std::f64::consts::TAU * 1000.0 * k as f64 / rate).cos() as f32 * 0.9
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let mut sink = WavSink::create(path, Format::MONO_48K).unwrap();
+    sink.write(&samples).unwrap();
+    sink.finish().unwrap();
+}
+
+/// Added latency from `lanlink talk` to the page's output, with clicks (the
+/// method of `scripts/bench-audio-latency`): a click's onset as handed to
+/// the talker's encoder (the packet's capture time plus its place in the
+/// packet) to its onset in the block the page's mixer worklet renders (the
+/// moment the page hears of the block, plus its place in it). Includes
+/// encoding, the talker's and the browser's sockets, the server, WebCodecs
+/// decoding, the message hops into and out of the worklet and its 60 ms
+/// jitter buffer; excludes the audio device's buffers. Run by
+/// `scripts/bench-audio-latency --browser` (`BENCH_SECONDS`, default 20).
+#[test]
+#[ignore = "a benchmark: scripts/bench-audio-latency --browser"]
+fn browser_click_latency() {
+    let chromium = common::chromium().expect("chromium for the browser latency");
+    let seconds: f64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20.0);
+    let t = Scratch::new("browser-latency");
+    let clicks = t.0.join("clicks.wav");
+    write_clicks(&clicks, seconds, 200);
+    let server = Server::start(&["--http", "127.0.0.1:0"]);
+    let http = server.http.clone().unwrap();
+    let browser = Chromium::start_with(
+        chromium,
+        &t.dir("profile"),
+        &["--autoplay-policy=no-user-gesture-required"],
+    );
+    let mut tab = browser.open(&format!("http://{http}/"));
+    tab.wait_until(
+        &format!("location.href === 'http://{http}/' && document.readyState === 'complete'"),
+        "the page loads",
+    );
+    tab.eval("document.getElementById('audio-listen').click()");
+    tab.wait_until(
+        "window.lanlinkAudio && window.lanlinkAudio.listening === true",
+        "the page listens",
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let talk = lanlink_spawn(&[
+        "talk",
+        &server.addr,
+        "--input-file",
+        clicks.to_str().unwrap(),
+        "--name",
+        "clicks",
+    ]);
+    assert!(talk.wait_with_output().unwrap().status.success());
+    std::thread::sleep(Duration::from_millis(500));
+    let got = tab.eval("window.lanlinkAudio.clicks");
+    let mut ms: Vec<f64> = got
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(serde_json::Value::as_f64)
+        .collect();
+    let sent = (seconds * 5.0) as usize;
+    assert!(
+        ms.len() >= sent * 9 / 10,
+        "{} of {sent} clicks heard",
+        ms.len()
+    );
+    ms.sort_by(f64::total_cmp);
+    let at = |q: f64| ms[((ms.len() - 1) as f64 * q).round() as usize];
+    println!(
+        "browser click latency: {} of {sent} clicks, p50 {:.1} ms, p99 {:.1} ms, min {:.1} ms, max {:.1} ms",
+        ms.len(),
+        at(0.5),
+        at(0.99),
+        ms[0],
+        ms[ms.len() - 1]
+    );
+    drop(browser);
+    assert!(server.terminate().success());
+}

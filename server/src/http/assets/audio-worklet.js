@@ -6,13 +6,26 @@
 // drops its oldest audio when more than MAX is waiting, so a burst after a
 // network stall does not become lasting delay. Streams are summed into a
 // stereo output (a mono stream goes to both sides); a muted stream keeps
-// being consumed, so unmuting resumes in time. Twice a second the node
+// being consumed, so unmuting resumes in time. Delay that stands (more
+// than SLACK above TARGET for a whole WINDOW, as after a burst) is dropped
+// back to TARGET, so latency returns to the target within a second. Twice a second the node
 // posts what it played: {type:'level', rms, hz, streams}, hz estimated from
 // zero crossings (the page shows the level; tests check the frequency).
+//
+// Every sample keeps its capture time (the packet's timestamp, µs on the
+// talker's clock, plus its place in the packet), so a click's way from the
+// talker's encoder to this output can be timed: a sample above CLICK after
+// QUIET seconds without one is posted as {type:'clicks', list: [{captured,
+// offset}]} (offset: seconds into the block being rendered); the page adds
+// the moment the block was handed on (scripts/bench-audio-latency --browser).
 
 const TARGET = 0.06;
 const MAX = 0.25;
 const CAPACITY = 1.0;
+const SLACK = 0.03;
+const WINDOW = 0.5;
+const CLICK = 0.3;
+const QUIET = 0.1;
 
 class Stream {
   constructor(channels) {
@@ -22,6 +35,10 @@ class Stream {
     for (let c = 0; c < this.channels; c++) {
       this.rings.push(new Float32Array(this.size));
     }
+    this.stamps = new Float64Array(this.size);
+    this.least = Infinity;
+    this.watched = 0;
+    this.sinceLoud = 0;
     this.read = 0;
     this.write = 0;
     this.count = 0;
@@ -29,9 +46,11 @@ class Stream {
     this.muted = false;
   }
 
-  push(planes) {
+  push(planes, captured, rate) {
     const n = planes[0].length;
+    const step = 1e6 / (rate || sampleRate);
     for (let i = 0; i < n; i++) {
+      this.stamps[this.write] = captured + i * step;
       for (let c = 0; c < this.channels; c++) {
         const plane = planes[Math.min(c, planes.length - 1)];
         this.rings[c][this.write] = plane[i];
@@ -52,8 +71,9 @@ class Stream {
     }
   }
 
-  // Adds up to `frames` samples into left/right; returns nothing.
-  mixInto(left, right, frames) {
+  // Adds up to `frames` samples into left/right; click onsets go to
+  // `clicks`.
+  mixInto(left, right, frames, clicks) {
     if (!this.playing) {
       if (this.count < Math.floor(sampleRate * TARGET)) {
         return;
@@ -63,7 +83,16 @@ class Stream {
     const n = Math.min(frames, this.count);
     const l = this.rings[0];
     const r = this.rings[this.channels - 1];
+    const quiet = sampleRate * QUIET;
     for (let i = 0; i < n; i++) {
+      if (Math.abs(l[this.read]) > CLICK) {
+        if (this.sinceLoud >= quiet) {
+          clicks.push({ captured: this.stamps[this.read], offset: i / sampleRate });
+        }
+        this.sinceLoud = 0;
+      } else {
+        this.sinceLoud++;
+      }
       if (!this.muted) {
         left[i] += l[this.read];
         right[i] += r[this.read];
@@ -73,6 +102,22 @@ class Stream {
     this.count -= n;
     if (n < frames) {
       this.playing = false; // ran dry: buffer up again
+      this.least = Infinity;
+      this.watched = 0;
+      return;
+    }
+    // The least buffered over the window is delay nobody needed.
+    this.least = Math.min(this.least, this.count);
+    this.watched += frames;
+    if (this.watched >= sampleRate * WINDOW) {
+      const target = Math.floor(sampleRate * TARGET);
+      if (this.least > target + sampleRate * SLACK) {
+        const drop = this.least - target;
+        this.read = (this.read + drop) % this.size;
+        this.count -= drop;
+      }
+      this.least = Infinity;
+      this.watched = 0;
     }
   }
 }
@@ -100,7 +145,7 @@ class Mixer extends AudioWorkletProcessor {
       if (s) { s.muted = !!m.muted; }
     } else if (m.type === 'pcm') {
       const s = this.streams.get(m.id);
-      if (s && m.planes.length > 0) { s.push(m.planes); }
+      if (s && m.planes.length > 0) { s.push(m.planes, m.captured, m.rate); }
     }
   }
 
@@ -108,8 +153,12 @@ class Mixer extends AudioWorkletProcessor {
     const out = outputs[0];
     const left = out[0];
     const right = out.length > 1 ? out[1] : new Float32Array(left.length);
+    const clicks = [];
     for (const s of this.streams.values()) {
-      s.mixInto(left, right, left.length);
+      s.mixInto(left, right, left.length, clicks);
+    }
+    if (clicks.length > 0) {
+      this.port.postMessage({ type: 'clicks', list: clicks });
     }
     for (let i = 0; i < left.length; i++) {
       const v = left[i];

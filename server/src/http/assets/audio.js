@@ -12,7 +12,12 @@
   const status = document.getElementById('audio-status');
   const list = document.getElementById('audio-streams');
   if (!button || !status || !list) { return; }
-  const state = { listening: false, streams: 0, decoded: 0, dropped: 0, rms: 0, hz: 0 };
+  // clicks: latencies in ms, capture at the talker to this page's output
+  // (see audio-worklet.js), at most the last MAX_CLICKS.
+  const MAX_CLICKS = 10000;
+  const state = {
+    listening: false, streams: 0, decoded: 0, dropped: 0, rms: 0, hz: 0, clicks: [],
+  };
   window.lanlinkAudio = state;
   let context = null;
   let mixer = null;
@@ -49,7 +54,9 @@
         }
         data.close();
         state.decoded++;
-        mixer.port.postMessage({ type: 'pcm', id: id, planes: planes },
+        mixer.port.postMessage({
+          type: 'pcm', id: id, planes: planes, captured: data.timestamp, rate: data.sampleRate,
+        },
           planes.map(function (p) { return p.buffer; }));
       },
       error: function (e) {
@@ -85,7 +92,6 @@
       item: item,
       rate: m.rate,
       channels: m.channels,
-      frameUs: m.frame_us || 20000,
       decoder: decoderFor(m.id, m.rate, m.channels),
       broken: false,
     });
@@ -97,7 +103,7 @@
     if (buffer.byteLength <= 16) { return; }
     const view = new DataView(buffer);
     const id = view.getUint32(0);
-    const seq = view.getUint32(4);
+    const captured = Number(view.getBigUint64(8));
     const s = streams.get(id);
     if (!s) { return; }
     if (s.broken || s.decoder.state === 'closed') {
@@ -111,7 +117,7 @@
     }
     s.decoder.decode(new EncodedAudioChunk({
       type: 'key',
-      timestamp: seq * s.frameUs,
+      timestamp: captured,
       data: new Uint8Array(buffer, 16),
     }));
   }
@@ -154,6 +160,14 @@
         if (e.data.type === 'level') {
           state.rms = e.data.rms;
           state.hz = e.data.hz;
+        } else if (e.data.type === 'clicks') {
+          const now = (performance.timeOrigin + performance.now()) * 1000;
+          for (const c of e.data.list) {
+            state.clicks.push((now + c.offset * 1e6 - c.captured) / 1000);
+          }
+          if (state.clicks.length > MAX_CLICKS) {
+            state.clicks.splice(0, state.clicks.length - MAX_CLICKS);
+          }
         }
       };
       mixer.connect(context.destination);
