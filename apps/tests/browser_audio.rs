@@ -24,16 +24,35 @@ use lanlink_proto::{control::Hello, Capabilities, Frame};
 use tungstenite::client::IntoClientRequest;
 use tungstenite::Message;
 
+/// The tests that judge audio played in real time take turns (as in
+/// `audio.rs`): on two cores, a flood or a browser in one starves another's
+/// listener, which would then be judged on CPU starvation.
+static REAL_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn real_time() -> std::sync::MutexGuard<'static, ()> {
+    REAL_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 type Ws = tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<TcpStream>>;
 
 /// Opens `/audio` with `origin` (none if `None`): the socket, or the HTTP
 /// status it was refused with.
 fn open_audio(http: &str, origin: Option<&str>) -> Result<Ws, u16> {
+    open_audio_with(http, origin, None)
+}
+
+/// As [`open_audio`], with a `Cookie` header.
+fn open_audio_with(http: &str, origin: Option<&str>, cookie: Option<&str>) -> Result<Ws, u16> {
     let mut request = format!("ws://{http}/audio").into_client_request().unwrap();
     if let Some(origin) = origin {
         request
             .headers_mut()
             .insert("Origin", origin.parse().unwrap());
+    }
+    if let Some(cookie) = cookie {
+        request
+            .headers_mut()
+            .insert("Cookie", cookie.parse().unwrap());
     }
     match tungstenite::connect(request) {
         Ok((ws, _)) => {
@@ -151,6 +170,49 @@ fn the_audio_websocket_carries_every_talker_to_same_origin_pages_only() {
     assert!(server.terminate().success());
 }
 
+/// With an access token, `/audio` needs the session cookie `POST /auth`
+/// gives for it, as every protected route does.
+#[test]
+fn the_audio_websocket_asks_for_the_access_token() {
+    let token = "a-long-access-token";
+    let server = Server::start(&["--http", "127.0.0.1:0", "--token", token]);
+    let http = server.http.clone().unwrap();
+    let origin = format!("http://{http}");
+    assert_eq!(open_audio(&http, Some(&origin)).err(), Some(403));
+
+    let body = format!("{{\"token\":\"{token}\"}}");
+    let mut s = TcpStream::connect(&http).unwrap();
+    write!(
+        s,
+        "POST /auth HTTP/1.1\r\nHost: {http}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 204"), "{answer}");
+    let cookie = answer
+        .lines()
+        .find_map(|l| l.strip_prefix("Set-Cookie: "))
+        .and_then(|c| c.split(';').next())
+        .expect("a session cookie")
+        .to_owned();
+    assert_eq!(
+        open_audio_with(
+            &http,
+            Some(&origin),
+            Some("lanlink=0123456789abcdef0123456789abcdef")
+        )
+        .err(),
+        Some(403)
+    );
+    let ws = open_audio_with(&http, Some(&origin), Some(&cookie));
+    assert!(ws.is_ok(), "the session's cookie opens /audio");
+    drop(ws);
+    assert!(server.terminate().success());
+}
+
 /// A raw publisher of an audio stream of 4 KiB packets every 2 ms
 /// (2 MB/s, opaque to the server) until dropped or 20 s pass; counts what
 /// it sent.
@@ -227,6 +289,7 @@ impl Drop for Flood {
 /// listen` of another talker notices.
 #[test]
 fn a_listener_that_never_reads_does_not_stall_the_relay() {
+    let _turn = real_time();
     // Plain TCP: the flood is a raw socket.
     let server = Server::start(&["--http", "127.0.0.1:0", "--plain"]);
     let http = server.http.clone().unwrap();
@@ -305,6 +368,7 @@ fn a_listener_that_never_reads_does_not_stall_the_relay() {
 /// name and leaves the list when it ends.
 #[test]
 fn the_page_plays_a_talker_and_mutes_it() {
+    let _turn = real_time();
     let Some(chromium) = common::chromium() else {
         return;
     };
@@ -403,6 +467,7 @@ fn write_clicks(path: &std::path::Path, secs: f64, interval_ms: u32) {
 #[test]
 #[ignore = "a benchmark: scripts/bench-audio-latency --browser"]
 fn browser_click_latency() {
+    let _turn = real_time();
     let chromium = common::chromium().expect("chromium for the browser latency");
     let seconds: f64 = std::env::var("BENCH_SECONDS")
         .ok()
