@@ -8,9 +8,10 @@
 // stereo output (a mono stream goes to both sides); a muted stream keeps
 // being consumed, so unmuting resumes in time. Delay that stands (more
 // than SLACK above TARGET for a whole WINDOW, as after a burst) is dropped
-// back to TARGET, so latency returns to the target within a second. Twice a second the node
-// posts what it played: {type:'level', rms, hz, streams}, hz estimated from
-// zero crossings (the page shows the level; tests check the frequency).
+// back to TARGET, so latency returns to the target within a second.
+// Twice a second the node posts what it played: {type:'level', rms, hz,
+// streams}, hz estimated from zero crossings in the audible quanta (the
+// page shows the level; tests check the frequency).
 //
 // Every sample keeps its capture time (the packet's timestamp, µs on the
 // talker's clock, plus its place in the packet), so a click's way from the
@@ -129,6 +130,7 @@ class Mixer extends AudioWorkletProcessor {
     this.sumSquares = 0;
     this.crossings = 0;
     this.samples = 0;
+    this.audible = 0;
     this.last = 0;
     this.port.onmessage = (e) => this.message(e.data);
   }
@@ -160,24 +162,33 @@ class Mixer extends AudioWorkletProcessor {
     if (clicks.length > 0) {
       this.port.postMessage({ type: 'clicks', list: clicks });
     }
+    let blockSquares = 0;
+    let blockCrossings = 0;
     for (let i = 0; i < left.length; i++) {
       const v = left[i];
-      this.sumSquares += v * v;
-      if ((v >= 0) !== (this.last >= 0)) { this.crossings++; }
+      blockSquares += v * v;
+      if ((v >= 0) !== (this.last >= 0)) { blockCrossings++; }
       this.last = v;
     }
+    this.sumSquares += blockSquares;
     this.samples += left.length;
+    // The frequency of what is audible: quanta of silence (a stream
+    // buffering up again) would otherwise read as a lower pitch.
+    if (blockSquares / left.length > 1e-4) {
+      this.crossings += blockCrossings;
+      this.audible += left.length;
+    }
     if (this.samples >= sampleRate / 2) {
-      const seconds = this.samples / sampleRate;
       this.port.postMessage({
         type: 'level',
         rms: Math.sqrt(this.sumSquares / this.samples),
-        hz: this.crossings / 2 / seconds,
+        hz: this.audible > 0 ? this.crossings / 2 / (this.audible / sampleRate) : 0,
         streams: this.streams.size,
       });
       this.sumSquares = 0;
       this.crossings = 0;
       this.samples = 0;
+      this.audible = 0;
     }
     return true;
   }
