@@ -409,6 +409,10 @@ fn the_page_plays_a_talker_and_mutes_it() {
         "window.lanlinkAudio.decoded > 50 && window.lanlinkAudio.rms > 0.1",
         "the tone plays",
     );
+    tab.wait_until(
+        "document.getElementById('audio-status').textContent.startsWith('listening to 1 stream, level ')",
+        "the status line shows the level",
+    );
     std::thread::sleep(Duration::from_millis(1100));
     let (rms, hz) = (
         tab.eval("window.lanlinkAudio.rms").as_f64().unwrap(),

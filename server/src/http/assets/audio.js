@@ -160,6 +160,11 @@
         if (e.data.type === 'level') {
           state.rms = e.data.rms;
           state.hz = e.data.hz;
+          if (socket && socket.readyState === WebSocket.OPEN) {
+            const db = e.data.rms > 0 ? Math.max(-99, 20 * Math.log10(e.data.rms)) : -99;
+            say('listening to ' + streams.size + (streams.size === 1 ? ' stream' : ' streams') +
+              ', level ' + db.toFixed(0) + ' dBFS');
+          }
         } else if (e.data.type === 'clicks') {
           const now = (performance.timeOrigin + performance.now()) * 1000;
           for (const c of e.data.list) {
