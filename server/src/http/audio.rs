@@ -6,7 +6,8 @@
 //! thread and only ever queues: each listener has its own bounded queue,
 //! and when a listener falls behind its oldest packets are dropped, so a
 //! slow browser loses audio for itself and never delays the relay or the
-//! other listeners. A stream's start and end are never dropped: a listener
+//! other listeners. Packets larger than [`MAX_PACKET`] (no Opus packet is)
+//! are not passed on. A stream's start and end are never dropped: a listener
 //! that lets [`QUEUED_NOTICES`] of them pile up is disconnected instead
 //! (the page reconnects and is told every live stream again).
 //!
@@ -52,6 +53,12 @@ pub const MAX_LISTENERS: usize = 64;
 /// Packets one listener may have waiting (all streams together) before its
 /// oldest are dropped: a second of one talker in 20 ms packets.
 pub const QUEUED_PACKETS: usize = 50;
+
+/// The largest packet passed to browsers, in bytes: an Opus packet of a
+/// 20 ms frame is at most 1,275 bytes, and what a publisher sends is not
+/// checked. With [`QUEUED_PACKETS`], a listener's queue holds at most
+/// 400 KiB.
+pub const MAX_PACKET: usize = 8 * 1024;
 
 /// Stream starts and ends one listener may have waiting before it is
 /// disconnected (they are never dropped).
@@ -270,7 +277,10 @@ impl AudioListeners {
                     }
                 }
                 AudioTapEvent::Packet(id, p) => {
-                    if state.listeners.is_empty() || !state.streams.contains_key(&id) {
+                    if state.listeners.is_empty()
+                        || p.data.len() > MAX_PACKET
+                        || !state.streams.contains_key(&id)
+                    {
                         return;
                     }
                     for q in &state.listeners {
@@ -542,6 +552,15 @@ mod tests {
         (tap.0)(AudioTapEvent::Packet(10, &packet(1)));
         (tap.0)(AudioTapEvent::Packet(12, &packet(1)));
         assert!(l.next(Duration::ZERO).unwrap().is_empty());
+        // Nor are packets larger than any Opus packet.
+        (tap.0)(AudioTapEvent::Started(14, &mic(AudioCodec::OPUS)));
+        let huge = AudioPacket {
+            data: Bytes::from(vec![0; MAX_PACKET + 1]),
+            ..packet(2)
+        };
+        (tap.0)(AudioTapEvent::Packet(14, &huge));
+        (tap.0)(AudioTapEvent::Packet(14, &packet(3)));
+        assert_eq!(seqs(&l.next(Duration::ZERO).unwrap()), vec![3]);
     }
 
     #[test]
