@@ -423,7 +423,10 @@ fn main() -> ExitCode {
             ..FrameLimits::default()
         });
         config.video_tap = Some(lanlink_server::http::video_tap(frames.clone()));
+        let audio = lanlink_server::http::AudioListeners::default();
+        config.audio_tap = Some(audio.tap());
         let http_config = HttpConfig {
+            audio,
             max_connections: args.http_max_connections.max(1),
             max_per_address: args.http_max_per_address.max(1),
             header_timeout: Duration::from_secs_f64(args.http_header_timeout.max(0.1)),

@@ -19,6 +19,11 @@ pub struct Chromium {
 
 impl Chromium {
     pub fn start(path: &str, profile: &Path) -> Chromium {
+        Chromium::start_with(path, profile, &[])
+    }
+
+    /// As [`Chromium::start`], with more command-line switches.
+    pub fn start_with(path: &str, profile: &Path, extra: &[&str]) -> Chromium {
         let mut child = Command::new(path)
             .args([
                 "--headless",
@@ -33,6 +38,7 @@ impl Chromium {
                 "--remote-debugging-port=0",
                 "--window-size=800,600",
             ])
+            .args(extra)
             .arg(format!("--user-data-dir={}", profile.display()))
             .arg("about:blank")
             .stdout(Stdio::null())

@@ -17,6 +17,8 @@
 //! | `/page.js` | the page's script: it polls `/state` every second and adds and removes streams without a reload |
 //! | `GET /ws` | WebSocket: the browser is a lanlink client (chat), bridged to the transport ([`ws`]) |
 //! | `/lanlink.js`, `/chat.js` | the page's lanlink codec and chat panel |
+//! | `GET /audio` | WebSocket: every talker's Opus packets, for the page's Audio panel ([`audio`]) |
+//! | `/audio.js`, `/audio-worklet.js` | the Audio panel's script and its mixing worklet |
 //! | `GET /auth` | `{"token_required":bool,"ok":bool}` |
 //! | `POST /auth` | body `{"token":"…"}` (≤ 1 KiB): 204 and a session cookie, 403 wrong, 429 too many guesses ([`auth`]) |
 //! | `/files/…`, `/tar/…`, `POST /upload/NAME`, `/files.js` | the shared folder: listings, downloads with `Range`, folders as tar; uploads into the inbox within `lanlink put`'s limits (`files.rs`) |
@@ -32,6 +34,7 @@
 //! Each MJPEG response has its own random multipart boundary, and frames are
 //! JPEG images only (see [`store`]): a publisher cannot inject other parts.
 
+pub mod audio;
 pub mod auth;
 mod files;
 mod fuzz;
@@ -53,6 +56,8 @@ use std::time::{Duration, Instant};
 pub use store::{
     jpeg_image, FrameLimits, FrameRefused, Latest, LatestFrames, StreamState, Watching,
 };
+
+pub use audio::AudioListeners;
 
 use crate::ServerError;
 use lanlink_services::file::FileConfig;
@@ -86,6 +91,9 @@ pub struct HttpConfig {
     /// its ledger), so browser uploads count against the same quota and
     /// free space as native ones. The default shares and takes nothing.
     pub files: FileConfig,
+    /// The browsers listening on `/audio`, fed by the relay through
+    /// [`AudioListeners::tap`] (set `ServerConfig::audio_tap` to it).
+    pub audio: AudioListeners,
 }
 
 impl Default for HttpConfig {
@@ -99,6 +107,7 @@ impl Default for HttpConfig {
             access_token: None,
             adopter: None,
             files: FileConfig::default(),
+            audio: AudioListeners::default(),
         }
     }
 }
@@ -321,6 +330,7 @@ fn handle(
         files: files::Files {
             config: &config.files,
         },
+        audio: &config.audio,
     };
     answer(&mut s, request, &context)
 }
@@ -348,6 +358,8 @@ struct Answering<'a> {
     peer: SocketAddr,
     /// The file service's share and inbox, for the file routes.
     files: files::Files<'a>,
+    /// The browsers listening on `/audio`.
+    audio: &'a AudioListeners,
 }
 
 /// Answers what was read of a request: the response, or the MJPEG stream
@@ -377,6 +389,9 @@ fn answer(
         return answer_auth(s, &request, cx);
     }
     if let Some(answered) = files::route(s, &request, &path, cx) {
+        return answered;
+    }
+    if let Some(answered) = audio::route(s, &request, &path, cx) {
         return answered;
     }
     if request.method != "GET" {

@@ -31,6 +31,7 @@ pub(super) fn page(frames: &LatestFrames) -> String {
     body.push_str("</div>");
     body.push_str(super::ws::CHAT_HTML);
     body.push_str(super::files::PANEL);
+    body.push_str(super::audio::PANEL);
     body.push_str("</body></html>\n");
     body
 }
