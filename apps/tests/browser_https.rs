@@ -189,7 +189,7 @@ fn the_https_page_shows_the_consoles_fingerprint_and_a_test_pattern_frame() {
         serde_json::json!([
             200,
             "image/jpeg",
-            "attachment; filename=\"pattern__.jpg\"; filename*=UTF-8''pattern%20%C3%BC.jpg",
+            "attachment; filename=\"pattern _.jpg\"; filename*=UTF-8''pattern%20%C3%BC.jpg",
             320
         ])
     );
@@ -264,9 +264,25 @@ fn a_screenshot_of_the_page() {
     let Some(chromium) = common::chromium() else {
         return;
     };
-    let server = Server::start(&["--http", "https://127.0.0.1:0"]);
-    let url = server.page_url.clone().unwrap();
+    // A share with something in it, and an inbox: the Files panel shows.
     let t = Scratch::new("browser-screenshot");
+    let share = t.dir("share");
+    std::fs::create_dir_all(share.join("music")).unwrap();
+    std::fs::write(share.join("notes.txt"), "minutes of the meeting\n").unwrap();
+    std::fs::write(share.join("music").join("song.ogg"), vec![0u8; 3 << 20]).unwrap();
+    let (share, inbox) = (
+        share.display().to_string(),
+        t.dir("inbox").display().to_string(),
+    );
+    let server = Server::start(&[
+        "--http",
+        "https://127.0.0.1:0",
+        "--share",
+        &share,
+        "--inbox",
+        &inbox,
+    ]);
+    let url = server.page_url.clone().unwrap();
     let browser = chromium_for_https(chromium, &t);
     let mut cams: Vec<_> = [("ada-cam", "480x270"), ("door cam", "320x180")]
         .into_iter()

@@ -27,7 +27,7 @@ use crate::ServerError;
 use lanlink_services::chat::names::{check_hello_name, fold};
 use lanlink_services::chat::{ChatConfig, ChatService, Now, Outgoing};
 use lanlink_services::file::{FileConfig, FileDone, FileJob, FileService, TransferInfo};
-use lanlink_services::media::{MediaConfig, MediaRelay, VideoTap};
+use lanlink_services::media::{AudioTap, MediaConfig, MediaRelay, VideoTap};
 use lanlink_services::text::display_safe;
 use lanlink_services::ServiceError;
 
@@ -55,6 +55,8 @@ pub struct ServerConfig {
     pub media: MediaConfig,
     /// Sees every relayed video frame (the HTTP MJPEG server uses this).
     pub video_tap: Option<VideoTap>,
+    /// Sees every relayed audio packet (the browser's `/audio` uses this).
+    pub audio_tap: Option<AudioTap>,
     /// Media the server publishes itself: `(stream, message)` pairs, an
     /// announcement first, as a client would send them.
     pub local_media: Option<Receiver<(StreamId, Message)>>,
@@ -81,6 +83,7 @@ impl Default for ServerConfig {
             workers: WorkerConfig::default(),
             media: MediaConfig::default(),
             video_tap: None,
+            audio_tap: None,
             local_media: None,
             admin_token: None,
             admin_guesses: Rate::per_minute(5),
@@ -334,7 +337,8 @@ impl Hub {
                 file
             },
             workers: WorkerPool::new(&config.workers, FileJob::run)?,
-            media: MediaRelay::with_config(config.media.clone(), config.video_tap.clone()),
+            media: MediaRelay::with_config(config.media.clone(), config.video_tap.clone())
+                .with_audio_tap(config.audio_tap.clone()),
             out: Vec::new(),
             admin: Admin {
                 token: config.admin_token.clone(),

@@ -22,7 +22,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use lanlink_proto::audio::{AudioAnnounce, AudioEnd};
+use lanlink_proto::audio::{AudioAnnounce, AudioEnd, AudioPacket};
 use lanlink_proto::video::{VideoAnnounce, VideoEnd, VideoFrame};
 use lanlink_proto::{control, ErrorCode, Frame, Message, StreamId};
 use lanlink_transport::limits::DEFAULT_MAX_KEYS;
@@ -74,6 +74,46 @@ impl VideoTap {
     fn ended(&self, announcement: &Announcement) {
         if let Announcement::Video(v) = announcement {
             (self.0)(TapEvent::Ended(v));
+        }
+    }
+}
+
+/// What the relay tells an [`AudioTap`]. Ids are the relay's server-wide
+/// stream ids, as subscribers see them.
+#[derive(Debug, Clone, Copy)]
+pub enum AudioTapEvent<'a> {
+    /// An audio stream started (or was renamed: then `Ended` came first).
+    Started(StreamId, &'a AudioAnnounce),
+    /// A packet was relayed on the stream.
+    Packet(StreamId, &'a AudioPacket),
+    /// The stream ended.
+    Ended(StreamId),
+}
+
+/// Sees every audio stream's start and end and every relayed packet: how
+/// the browser's `/audio` WebSocket hears the talkers. It runs on the hub
+/// thread, so it must never block: hand the packet on, or drop it.
+#[derive(Clone)]
+pub struct AudioTap(pub Arc<AudioTapFn>);
+
+/// The function behind an [`AudioTap`].
+pub type AudioTapFn = dyn Fn(AudioTapEvent<'_>) + Send + Sync;
+
+impl std::fmt::Debug for AudioTap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AudioTap")
+    }
+}
+
+impl AudioTap {
+    /// Wraps a closure.
+    pub fn new(f: impl Fn(AudioTapEvent<'_>) + Send + Sync + 'static) -> AudioTap {
+        AudioTap(Arc::new(f))
+    }
+
+    fn ended(&self, id: StreamId, announcement: &Announcement) {
+        if let Announcement::Audio(_) = announcement {
+            (self.0)(AudioTapEvent::Ended(id));
         }
     }
 }
@@ -163,6 +203,7 @@ pub struct MediaRelay {
     clients: BTreeSet<ConnId>,
     next_id: StreamId,
     video_tap: Option<VideoTap>,
+    audio_tap: Option<AudioTap>,
     /// Client addresses, for the per-address announcement limit (see
     /// [`MediaRelay::set_peer`]).
     peers: HashMap<ConnId, IpAddr>,
@@ -193,11 +234,18 @@ impl MediaRelay {
             clients: BTreeSet::new(),
             next_id: FIRST_MEDIA_STREAM,
             video_tap,
+            audio_tap: None,
             peers: HashMap::new(),
             announces: HashMap::new(),
             address_announces: KeyedBuckets::new(config.address_announce_rate, DEFAULT_MAX_KEYS),
             config,
         }
+    }
+
+    /// Lets `tap` see every audio stream and packet relayed from now on.
+    pub fn with_audio_tap(mut self, tap: Option<AudioTap>) -> MediaRelay {
+        self.audio_tap = tap;
+        self
     }
 
     /// Tells the relay which address `conn` connects from: its
@@ -310,6 +358,9 @@ impl MediaRelay {
                     (&self.video_tap, &p.announcement, &message)
                 {
                     (tap.0)(TapEvent::Frame(v, f));
+                }
+                if let (Some(tap), Message::AudioPacket(a)) = (&self.audio_tap, &message) {
+                    (tap.0)(AudioTapEvent::Packet(id, a));
                 }
                 // The same frame for every subscriber: the hub encodes it once.
                 let frame = Frame {
@@ -473,6 +524,12 @@ impl MediaRelay {
             if let Some(tap) = &self.video_tap {
                 tap.ended(&before);
             }
+            if let Some(tap) = &self.audio_tap {
+                tap.ended(id, &before);
+            }
+        }
+        if let (Some(tap), Announcement::Audio(a)) = (&self.audio_tap, &announcement) {
+            (tap.0)(AudioTapEvent::Started(id, a));
         }
         let frame = Frame {
             stream: id,
@@ -520,6 +577,9 @@ impl MediaRelay {
             stream = %display_safe(p.announcement.name()), "stream ended");
         if let Some(tap) = &self.video_tap {
             tap.ended(&p.announcement);
+        }
+        if let Some(tap) = &self.audio_tap {
+            tap.ended(id, &p.announcement);
         }
         let frame = Frame {
             stream: id,
@@ -698,6 +758,45 @@ mod tests {
         r.handle(PUB, "ada", 1, cam("cam").into(), now(), &mut out);
         r.handle(PUB, "ada", 1, jpeg(9).into(), now(), &mut out);
         assert_eq!(*seen.lock().unwrap(), vec![("cam".to_owned(), 9)]);
+    }
+
+    #[test]
+    fn the_audio_tap_sees_starts_packets_renames_and_ends() {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let s2 = seen.clone();
+        let tap = AudioTap::new(move |event| {
+            let line = match event {
+                AudioTapEvent::Started(id, a) => format!("start {id} {} {}", a.name, a.publisher),
+                AudioTapEvent::Packet(id, p) => format!("packet {id} {}", p.seq),
+                AudioTapEvent::Ended(id) => format!("end {id}"),
+            };
+            s2.lock().unwrap().push(line);
+        });
+        let mut r = MediaRelay::default().with_audio_tap(Some(tap));
+        let mut out = Vec::new();
+        r.handle(PUB, "ada", 1, mic().into(), now(), &mut out);
+        r.handle(PUB, "ada", 1, mic().into(), now(), &mut out); // unchanged: nothing
+        r.handle(PUB, "ada", 1, packet(7).into(), now(), &mut out);
+        // Video is not the audio tap's business.
+        r.handle(PUB, "ada", 3, cam("cam").into(), now(), &mut out);
+        r.handle(PUB, "ada", 3, jpeg(1).into(), now(), &mut out);
+        let renamed = AudioAnnounce {
+            name: "voice".into(),
+            ..mic()
+        };
+        r.handle(PUB, "ada", 1, renamed.into(), now(), &mut out);
+        r.disconnect(PUB, &mut out);
+        let id = FIRST_MEDIA_STREAM;
+        assert_eq!(
+            *seen.lock().unwrap(),
+            vec![
+                format!("start {id} mic ada"),
+                format!("packet {id} 7"),
+                format!("end {id}"),
+                format!("start {id} voice ada"),
+                format!("end {id}"),
+            ]
+        );
     }
 
     fn cam(name: &str) -> VideoAnnounce {

@@ -452,7 +452,10 @@ fn main() -> ExitCode {
             ..FrameLimits::default()
         });
         config.video_tap = Some(lanlink_server::http::video_tap(frames.clone()));
+        let audio = lanlink_server::http::AudioListeners::default();
+        config.audio_tap = Some(audio.tap());
         let http_config = HttpConfig {
+            audio,
             max_connections: args.http_max_connections.max(1),
             max_per_address: args.http_max_per_address.max(1),
             header_timeout: Duration::from_secs_f64(args.http_header_timeout.max(0.1)),
@@ -468,6 +471,7 @@ fn main() -> ExitCode {
             access_token: config.transport.token.clone(),
             // Browser chat: `/ws` hands each browser to the transport.
             adopter: Some(config.transport.adopter.clone()),
+            files: config.file.clone(),
             ..HttpConfig::default()
         };
         let shutdown = shutdown.clone();

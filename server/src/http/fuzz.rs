@@ -109,6 +109,10 @@ pub fn fuzz_http_request(data: &[u8]) {
         fingerprint: None,
         adopter: None,
         peer: (std::net::Ipv4Addr::LOCALHOST, 50000).into(),
+        files: super::files::Files {
+            config: &lanlink_services::file::FileConfig::default(),
+        },
+        audio: &super::AudioListeners::default(),
     };
     let mut browser = Browser { out: Vec::new() };
     let _ = answer(&mut browser, request, &cx);
@@ -141,14 +145,23 @@ fn header_ok(name: &str, value: &str) -> bool {
         "Cache-Control" => value == "no-store",
         "X-Content-Type-Options" => value == "nosniff",
         "Content-Security-Policy" => value == super::PAGE_POLICY,
-        "Connection" => value == "close",
+        "Connection" => value == "close" || value == "Upgrade",
+        // `/audio`'s WebSocket upgrade.
+        "Upgrade" => value == "websocket",
+        "Sec-WebSocket-Accept" => {
+            value.len() == 28
+                && value
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))
+        }
+        // `/snapshot/NAME.jpg` (as `files::disposition` writes it).
         "Content-Disposition" => value
             .strip_prefix("attachment; filename=\"")
             .and_then(|v| v.split_once("\"; filename*=UTF-8''"))
             .is_some_and(|(ascii, encoded)| {
                 ascii
                     .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+                    .all(|b| b.is_ascii_alphanumeric() || b"._- ()".contains(&b))
                     && encoded
                         .bytes()
                         .all(|b| b.is_ascii_alphanumeric() || b"._-~%".contains(&b))
@@ -177,6 +190,7 @@ fn check_answer(out: &[u8], name: &str) {
     );
     let mut kind = String::new();
     let mut length = None;
+    let upgraded = code.starts_with("101 ");
     for line in lines {
         let (h, v) = line.split_once(": ").unwrap_or((line, ""));
         assert!(header_ok(h, v), "a header the server never sends: {line:?}");
@@ -185,6 +199,9 @@ fn check_answer(out: &[u8], name: &str) {
             "Content-Length" => length = v.parse::<usize>().ok(),
             _ => {}
         }
+    }
+    if upgraded {
+        return; // WebSocket frames follow (`/audio`)
     }
     if let Some(boundary) = kind.strip_prefix("multipart/x-mixed-replace; boundary=") {
         return check_parts(body, &format!("--{boundary}"));

@@ -19,8 +19,11 @@
 //! | `/info` | `{"tls":bool,"fingerprint":"SHA256:…","short":"3f9a 12c4 …"}`: the certificate the page came with, as the server console shows it (`null`s without TLS) |
 //! | `GET /ws` | WebSocket: the browser is a lanlink client (chat), bridged to the transport ([`ws`]) |
 //! | `/lanlink.js`, `/chat.js` | the page's lanlink codec and chat panel |
+//! | `GET /audio` | WebSocket: every talker's Opus packets, for the page's Audio panel ([`audio`]) |
+//! | `/audio.js`, `/audio-worklet.js` | the Audio panel's script and its mixing worklet |
 //! | `GET /auth` | `{"token_required":bool,"ok":bool}` |
 //! | `POST /auth` | body `{"token":"…"}` (≤ 1 KiB): 204 and a session cookie, 403 wrong, 429 too many guesses ([`auth`]) |
+//! | `/files/…`, `/tar/…`, `POST /upload/NAME`, `/files.js` | the shared folder: listings, downloads with `Range`, folders as tar; uploads into the inbox within `lanlink put`'s limits (`files.rs`) |
 //!
 //! # HTTPS
 //! With [`HttpConfig::tls`] set, every connection is HTTPS with the
@@ -47,7 +50,9 @@
 //! Each MJPEG response has its own random multipart boundary, and frames are
 //! JPEG images only (see [`store`]): a publisher cannot inject other parts.
 
+pub mod audio;
 pub mod auth;
+mod files;
 mod fuzz;
 mod page;
 mod request;
@@ -68,7 +73,10 @@ pub use store::{
     jpeg_image, FrameLimits, FrameRefused, Latest, LatestFrames, StreamState, Watching,
 };
 
+pub use audio::AudioListeners;
+
 use crate::ServerError;
+use lanlink_services::file::FileConfig;
 use lanlink_services::media::{TapEvent, VideoTap};
 use lanlink_transport::limits::DEFAULT_MAX_KEYS;
 use lanlink_transport::{Fingerprint, KeyedBuckets, Rate, ServerIdentity, Shutdown};
@@ -101,6 +109,15 @@ pub struct HttpConfig {
     /// Chat over `GET /ws`: hands each browser's connection to the
     /// transport server ([`ws`]). `None`: no chat, `/ws` answers 503.
     pub adopter: Option<lanlink_transport::Adopter>,
+    /// The file service's settings: browsers list and download its share
+    /// (`/files/`, `/tar/`) and upload into its inbox (`/upload/`) within
+    /// its limits. Give the server's own [`FileConfig`] (a clone shares
+    /// its ledger), so browser uploads count against the same quota and
+    /// free space as native ones. The default shares and takes nothing.
+    pub files: FileConfig,
+    /// The browsers listening on `/audio`, fed by the relay through
+    /// [`AudioListeners::tap`] (set `ServerConfig::audio_tap` to it).
+    pub audio: AudioListeners,
 }
 
 /// TLS handshakes one address may start by default: a page load (the page,
@@ -123,6 +140,8 @@ impl Default for HttpConfig {
             tls: None,
             handshake_rate: HANDSHAKE_RATE,
             adopter: None,
+            files: FileConfig::default(),
+            audio: AudioListeners::default(),
         }
     }
 }
@@ -312,15 +331,9 @@ trait Peer: Read + Write {
     fn left(&mut self) -> bool;
 
     /// Bounds the next reads (a socket's `SO_RCVTIMEO`; nothing for a
-    /// buffer).
+    /// buffer): uploads notice a stalled body, the WebSocket bridge polls.
     fn set_read_timeout(&mut self, _timeout: Duration) -> io::Result<()> {
         Ok(())
-    }
-
-    /// Makes reads give up after `timeout` (`None`: wait for ever): the
-    /// WebSocket bridge polls. Connections that cannot say so.
-    fn poll_timeout(&mut self, _timeout: Option<Duration>) -> io::Result<()> {
-        Err(io::ErrorKind::Unsupported.into())
     }
 }
 
@@ -331,10 +344,6 @@ impl Peer for TcpStream {
 
     fn set_read_timeout(&mut self, timeout: Duration) -> io::Result<()> {
         TcpStream::set_read_timeout(self, Some(timeout))
-    }
-
-    fn poll_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
-        TcpStream::set_read_timeout(self, timeout)
     }
 }
 
@@ -387,10 +396,6 @@ impl Peer for TlsPeer {
     fn set_read_timeout(&mut self, timeout: Duration) -> io::Result<()> {
         self.sock.set_read_timeout(Some(timeout))
     }
-
-    fn poll_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
-        self.sock.set_read_timeout(timeout)
-    }
 }
 
 fn handle(
@@ -419,6 +424,10 @@ fn handle(
         fingerprint: config.tls.as_ref().map(ServerIdentity::fingerprint),
         adopter: config.adopter.as_ref(),
         peer,
+        files: files::Files {
+            config: &config.files,
+        },
+        audio: &config.audio,
     };
     let Some(identity) = &config.tls else {
         let request = request::read_head(&mut s, deadline);
@@ -528,6 +537,10 @@ struct Answering<'a> {
     adopter: Option<&'a lanlink_transport::Adopter>,
     /// The browser's address and port.
     peer: SocketAddr,
+    /// The file service's share and inbox, for the file routes.
+    files: files::Files<'a>,
+    /// The browsers listening on `/audio`.
+    audio: &'a AudioListeners,
 }
 
 /// Answers what was read of a request: the response, or the MJPEG stream
@@ -555,6 +568,12 @@ fn answer(
     let path = page::percent_decode(&request.path);
     if path == "/auth" {
         return answer_auth(s, &request, cx);
+    }
+    if let Some(answered) = files::route(s, &request, &path, cx) {
+        return answered;
+    }
+    if let Some(answered) = audio::route(s, &request, &path, cx) {
+        return answered;
     }
     if request.method != "GET" {
         return respond(s, "405 Method Not Allowed", "text/plain", b"GET only\n");
@@ -630,7 +649,10 @@ fn answer(
                 s,
                 "200 OK",
                 "image/jpeg",
-                &page::attachment(&format!("{stem}.jpg")),
+                &format!(
+                    "Content-Disposition: {}\r\n",
+                    files::disposition(&format!("{stem}.jpg"))
+                ),
                 &l.jpeg,
             ),
             None => respond(s, "404 Not Found", "text/plain", b"no such stream\n"),

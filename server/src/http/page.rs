@@ -10,14 +10,14 @@ use lanlink_transport::Fingerprint;
 /// Its footer shows the certificate it was served with (`fingerprint`).
 pub(super) fn page(frames: &LatestFrames, fingerprint: Option<Fingerprint>) -> String {
     let mut body = String::from(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>lanlink video</title>\
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>lanlink</title>\
          <style>body{font-family:sans-serif;background:#111;color:#eee}figure{display:inline-block;margin:1em}\
          img{max-width:90vw;border:1px solid #444}a{color:#8cf}a.zoom{cursor:zoom-in}\
          figure.full{position:fixed;inset:0;margin:0;background:#000;z-index:10;text-align:center}\
          figure.full a.zoom{cursor:zoom-out}\
          figure.full img{width:100vw;height:calc(100vh - 2.5em);max-width:none;object-fit:contain;border:0}\
          footer{color:#aaa;font-size:small;margin-top:2em}</style><script src=\"/page.js\" defer></script></head>\
-         <body><h1>lanlink video</h1><div id=\"streams\">",
+         <body><h1>lanlink</h1><h2>Video</h2><div id=\"streams\">",
     );
     let streams = frames.state();
     let hidden = if streams.is_empty() { "" } else { " hidden" };
@@ -38,6 +38,8 @@ pub(super) fn page(frames: &LatestFrames, fingerprint: Option<Fingerprint>) -> S
     }
     body.push_str("</div>");
     body.push_str(super::ws::CHAT_HTML);
+    body.push_str(super::files::PANEL);
+    body.push_str(super::audio::PANEL);
     body.push_str(&footer(fingerprint));
     body.push_str("</body></html>\n");
     body
@@ -165,7 +167,7 @@ pub(super) const SCRIPT: &str = r#"'use strict';
 
 /// `s` as a JSON string, quotes included. `<` is escaped too, so the text
 /// is safe even inside HTML.
-fn json_string(s: &str) -> String {
+pub(super) fn json_string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
@@ -257,27 +259,6 @@ fn html_escape(s: &str) -> String {
         .replace('\'', "&#39;")
 }
 
-/// A `Content-Disposition` header line that downloads as `file`: an ASCII
-/// stand-in (anything but letters, digits, `.`, `-` and `_` made `_`) for
-/// old clients, and the name itself percent-encoded in UTF-8 (RFC 6266,
-/// RFC 8187). Nothing of `file` reaches the header unescaped.
-pub(super) fn attachment(file: &str) -> String {
-    let ascii: String = file
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!(
-        "Content-Disposition: attachment; filename=\"{ascii}\"; filename*=UTF-8''{}\r\n",
-        url_escape(file)
-    )
-}
-
 fn url_escape(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
@@ -299,11 +280,6 @@ mod tests {
         assert_eq!(percent_decode("%zz%4"), "%zz%4");
         assert_eq!(url_escape("door cam/1"), "door%20cam%2F1");
         assert_eq!(html_escape("<b>&\"'"), "&lt;b&gt;&amp;&quot;&#39;");
-        assert_eq!(
-            attachment("door cam \"é\"\r\n.jpg"),
-            "Content-Disposition: attachment; filename=\"door_cam______.jpg\"; \
-             filename*=UTF-8''door%20cam%20%22%C3%A9%22%0D%0A.jpg\r\n"
-        );
         assert_eq!(
             json_string("a\"b\\c\n<\u{1b}\u{2028}é"),
             r#""a\"b\\c\u000a\u003c\u001b\u2028é""#

@@ -144,15 +144,19 @@ pub(super) fn answer_ws(
 }
 
 /// True if the request's `Origin` is the page's own: the scheme it was
-/// served with and the `Host` it was sent to. Browsers always send
+/// served with and the `Host` it was sent to (the check of `/ws` and
+/// `/audio`, against cross-site WebSocket hijacking). Browsers always send
 /// `Origin` with a WebSocket; a request without one is refused too.
-fn origin_allowed(request: &Request, secure: bool) -> bool {
+pub(super) fn origin_allowed(request: &Request, secure: bool) -> bool {
     let (Some(origin), Some(host)) = (request.header("origin"), request.header("host")) else {
         return false;
     };
+    let host = host.trim();
     let scheme = if secure { "https" } else { "http" };
-    let expected = format!("{scheme}://{}", host.trim());
-    origin.trim().eq_ignore_ascii_case(&expected)
+    !host.is_empty()
+        && origin
+            .trim()
+            .eq_ignore_ascii_case(&format!("{scheme}://{host}"))
 }
 
 /// A connected pair of loopback sockets. The listener lives only for the
@@ -183,7 +187,7 @@ fn bridge(
         .max_message_size(Some(MAX_MESSAGE))
         .max_frame_size(Some(MAX_MESSAGE))
         .max_write_buffer_size(4 * CHUNK + MAX_MESSAGE);
-    s.poll_timeout(Some(POLL))?;
+    s.set_read_timeout(POLL)?;
     let mut ws = WebSocket::from_partially_read(s, already_read, Role::Server, Some(config));
 
     let (tx, rx) = crossbeam_channel::bounded::<Vec<u8>>(QUEUE_CHUNKS);

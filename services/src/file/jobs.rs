@@ -304,6 +304,13 @@ fn open_download(
             reason: "it is a folder (list it and get its files)",
         });
     }
+    if !full.is_file() {
+        // A FIFO or a device: opening it could hold a worker for ever.
+        return Err(ServiceError::BadPath {
+            name: name.to_owned(),
+            reason: "it is not a plain file",
+        });
+    }
     OutgoingFile::open_cancellable(&full, offset, prefix_hash, cancel)
 }
 
@@ -360,7 +367,7 @@ fn room_for(file: &IncomingFile, chunks: &[FileChunk], min_free: u64) -> Result<
 
 /// Checks quota and space, creates the missing folders and opens (or
 /// resumes) the owner's partial file. Refused, it leaves nothing behind.
-fn open_upload(r: &UploadRequest) -> Result<Opened, ServiceError> {
+pub(super) fn open_upload(r: &UploadRequest) -> Result<Opened, ServiceError> {
     // Symlinks and folders in the way first: a refusal must not tell
     // whether something exists through a symlink.
     let plan = path::plan_new(&r.inbox, &r.rel, &r.name)?;

@@ -10,7 +10,8 @@
 pub mod client;
 pub mod incoming;
 mod jobs;
-mod listing;
+pub mod ledger;
+pub mod listing;
 pub mod outgoing;
 pub mod path;
 mod service;
@@ -22,6 +23,7 @@ use std::time::Duration;
 
 pub use client::{FileClient, FileLink, Progress, Quiet, TransferSummary};
 pub use jobs::{FileDone, FileJob, ENTRY_COST};
+pub use ledger::{DirectUpload, UploadLedger};
 pub use service::{FileService, TransferInfo};
 
 use crate::ServiceError;
@@ -74,6 +76,11 @@ pub struct FileConfig {
     /// sending a folder to someone who takes it is never slowed; offering
     /// and withdrawing over and over on someone's screen is.
     pub unanswered_offer_rate: Rate,
+    /// What uploads have used of the quotas and been promised of the free
+    /// space. Clones of this config share it: give the same config (or a
+    /// clone) to every way into the inbox (the browser server's uploads)
+    /// and they all count against the same limits.
+    pub ledger: UploadLedger,
 }
 
 impl Default for FileConfig {
@@ -100,6 +107,7 @@ impl Default for FileConfig {
                 burst: 5,
                 per_second: 1.0 / 30.0,
             },
+            ledger: UploadLedger::default(),
         }
     }
 }

@@ -43,6 +43,7 @@ use super::incoming::{owned_part_path, IncomingFile};
 use super::jobs::{
     self, FileDone, FileJob, Opened, Outcome, Ticket, UploadRequest, Work, ENTRY_COST,
 };
+use super::ledger::{UploadLedger, Usage};
 use super::outgoing::OutgoingFile;
 use super::{path, shown, FileConfig, ACK_EVERY};
 use crate::text::display_safe;
@@ -66,7 +67,7 @@ pub const MIN_HOLD: u64 = ACK_EVERY;
 /// promised: what it still needs, but no more than it has proven it sends
 /// (its bytes so far, or [`MIN_HOLD`]). Offers that send nothing cannot
 /// reserve the disk for themselves.
-fn hold(size: u64, received: u64) -> u64 {
+pub(super) fn hold(size: u64, received: u64) -> u64 {
     size.saturating_sub(received).min(received.max(MIN_HOLD))
 }
 
@@ -130,17 +131,6 @@ struct PendingList {
     cancel: Arc<AtomicBool>,
 }
 
-/// What one quota key has used.
-#[derive(Default, Clone, Copy)]
-struct Usage {
-    /// Upload bytes received, plus [`ENTRY_COST`] per entry created.
-    bytes: u64,
-    /// Files and folders created.
-    entries: u64,
-    /// Entries held by uploads still opening (their maximum).
-    entries_held: u64,
-}
-
 /// One transfer in progress, as [`FileService::transfers_of`] shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TransferInfo {
@@ -167,10 +157,9 @@ pub struct FileService {
     /// address's quota, and its refusals are logged under it.
     peers: HashMap<ConnId, IpAddr>,
     refusals: RefusalLog,
-    /// Quota use, per quota key.
-    usage: HashMap<String, Usage>,
-    /// Free space promised to running uploads, in all.
-    reserved: u64,
+    /// Quota use per quota key and free space promised to running
+    /// uploads, shared with the other ways into the inbox.
+    ledger: UploadLedger,
     /// Jobs handed out and not yet done, per connection.
     outstanding: HashMap<ConnId, usize>,
     /// Tickets of ended uploads whose partial file is to be deleted when
@@ -199,7 +188,6 @@ impl FileService {
         config.max_jobs_per_client = config.max_jobs_per_client.max(1);
         let offer_strikes = KeyedBuckets::new(config.unanswered_offer_rate, DEFAULT_MAX_KEYS);
         FileService {
-            config,
             transfers: HashMap::new(),
             tickets: HashMap::new(),
             listings: HashMap::new(),
@@ -207,8 +195,7 @@ impl FileService {
             next_relay_stream: 2,
             peers: HashMap::new(),
             refusals: RefusalLog::new(),
-            usage: HashMap::new(),
-            reserved: 0,
+            ledger: config.ledger.clone(),
             outstanding: HashMap::new(),
             discard_on_return: HashSet::new(),
             jobs: Vec::new(),
@@ -217,6 +204,7 @@ impl FileService {
             unanswered: HashSet::new(),
             offer_strikes,
             now: None,
+            config,
         }
     }
 
@@ -248,7 +236,7 @@ impl FileService {
 
     /// Free space promised to running uploads and not yet written.
     pub fn reserved_space(&self) -> u64 {
-        self.reserved
+        self.ledger.reserved()
     }
 
     /// Changes the free space to keep, as if the disk had filled up.
@@ -258,7 +246,7 @@ impl FileService {
     }
 
     fn usage_of(&self, key: &str) -> Usage {
-        self.usage.get(key).copied().unwrap_or_default()
+        self.ledger.lock().usage_of(key)
     }
 
     /// Whose quota `conn`'s uploads count against, and who owns its partial
@@ -752,7 +740,7 @@ impl FileService {
             overwrite: self.config.allow_overwrite,
             hash: o.hash,
             min_free_space: self.config.min_free_space,
-            reserved_elsewhere: self.reserved,
+            reserved_elsewhere: self.ledger.reserved(),
             quota_left,
             entries_left,
             cancel: cancel.clone(),
@@ -760,8 +748,11 @@ impl FileService {
         self.push_job(key.0, ticket, Work::OpenUpload(Box::new(request)));
         // Promised: a first share, until the upload shows it sends.
         let promised = hold(o.size, 0);
-        self.reserved += promised;
-        self.usage.entry(owner).or_default().entries_held += entries_held;
+        {
+            let mut ledger = self.ledger.lock();
+            ledger.reserved += promised;
+            ledger.usage.entry(owner).or_default().entries_held += entries_held;
+        }
         self.tickets.insert(ticket, key);
         self.transfers.insert(
             key,
@@ -795,16 +786,21 @@ impl FileService {
         let Some(Transfer::Upload(u)) = self.transfers.get_mut(&key) else {
             return;
         };
-        let usage = self.usage.entry(owner).or_default();
+        let mut guard = self.ledger.lock();
+        let ledger = &mut *guard;
+        let usage = ledger.usage.entry(owner).or_default();
         usage.entries_held = usage.entries_held.saturating_sub(u.entries_held);
         u.entries_held = 0;
+        if let Ok(Opened { file, entries }) = &result {
+            usage.entries += entries;
+            usage.bytes = usage.bytes.saturating_add(entries * ENTRY_COST);
+            let still = hold(u.size, file.received());
+            ledger.reserved = ledger.reserved.saturating_sub(u.reserve) + still;
+            u.reserve = still;
+        }
+        drop(guard);
         match result {
-            Ok(Opened { file, entries }) => {
-                usage.entries += entries;
-                usage.bytes = usage.bytes.saturating_add(entries * ENTRY_COST);
-                let still = hold(u.size, file.received());
-                self.reserved = self.reserved.saturating_sub(u.reserve) + still;
-                u.reserve = still;
+            Ok(Opened { file, .. }) => {
                 u.accepted = true;
                 u.next_offset = file.received();
                 u.acked = file.received();
@@ -960,7 +956,8 @@ impl FileService {
                 }
                 if let Some(quota) = self.config.upload_quota {
                     // Several uploads at once each passed the offer check.
-                    let used = &mut self.usage.entry(quota_key).or_default().bytes;
+                    let mut ledger = self.ledger.lock();
+                    let used = &mut ledger.usage.entry(quota_key).or_default().bytes;
                     if used.saturating_add(len) > quota {
                         return Err(ServiceError::QuotaExceeded {
                             name: u.name.clone(),
@@ -1031,12 +1028,15 @@ impl FileService {
         };
         let written = written.min(u.reserve);
         u.reserve -= written;
-        self.reserved = self.reserved.saturating_sub(written);
-        // The promise grows with what it has sent.
-        let want = hold(u.size, file.received());
-        if want > u.reserve {
-            self.reserved += want - u.reserve;
-            u.reserve = want;
+        {
+            let mut ledger = self.ledger.lock();
+            ledger.reserved = ledger.reserved.saturating_sub(written);
+            // The promise grows with what it has sent.
+            let want = hold(u.size, file.received());
+            if want > u.reserve {
+                ledger.reserved += want - u.reserve;
+                u.reserve = want;
+            }
         }
         if let Err(e) = result {
             let e = e.for_peer(&u.name);
@@ -1164,12 +1164,14 @@ impl FileService {
             Transfer::Upload(u) => {
                 jobs::cancel(&u.cancel);
                 self.tickets.remove(&u.ticket);
-                self.reserved = self.reserved.saturating_sub(u.reserve);
+                let owner = self.quota_key(key.0);
+                let mut ledger = self.ledger.lock();
+                ledger.reserved = ledger.reserved.saturating_sub(u.reserve);
                 if u.entries_held > 0 {
-                    let owner = self.quota_key(key.0);
-                    let usage = self.usage.entry(owner).or_default();
+                    let usage = ledger.usage.entry(owner).or_default();
                     usage.entries_held = usage.entries_held.saturating_sub(u.entries_held);
                 }
+                drop(ledger);
                 match u.file {
                     Some(file) if discard => self.push_job(key.0, u.ticket, Work::Discard { file }),
                     Some(_) => {}
@@ -1209,7 +1211,11 @@ impl FileService {
             Outcome::UploadOpened(Ok(Opened { file, entries })) => {
                 // Created all the same: it counts.
                 if let Some(ip) = self.peers.get(&owner) {
-                    let usage = self.usage.entry(ip.to_canonical().to_string()).or_default();
+                    let mut ledger = self.ledger.lock();
+                    let usage = ledger
+                        .usage
+                        .entry(ip.to_canonical().to_string())
+                        .or_default();
                     usage.entries += entries;
                     usage.bytes = usage.bytes.saturating_add(entries * ENTRY_COST);
                 }

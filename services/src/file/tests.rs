@@ -1141,3 +1141,91 @@ fn abandoned_partial_files_are_swept_and_live_ones_kept() {
         "{done:?}"
     );
 }
+
+#[test]
+fn direct_uploads_share_the_quota_and_space_of_protocol_uploads() {
+    let d = Dirs::new("direct");
+    let config = FileConfig {
+        inbox: Some(d.inbox.clone()),
+        min_free_space: 0,
+        upload_quota: Some(3 * ENTRY_COST + 1000),
+        ..FileConfig::default()
+    };
+    // The server's service and a browser's uploads, on one ledger.
+    let mut svc = FileService::new(config.clone());
+    let ip: std::net::IpAddr = "10.0.0.9".parse().unwrap();
+    svc.set_peer(A, ip);
+
+    // A direct upload: counted as it is created and as bytes arrive.
+    let mut up = config.ledger.begin(&config, ip, "web/a.bin", 600).unwrap();
+    assert_eq!(svc.uploaded(ip), 2 * ENTRY_COST, "a folder and a partial");
+    assert!(svc.reserved_space() > 0, "space promised while it runs");
+    up.write(&[1u8; 400]).unwrap();
+    assert!(up.write(&[2u8; 201]).is_err(), "beyond the announced size");
+    up.write(&[2u8; 200]).unwrap();
+    assert_eq!(svc.uploaded(ip), 2 * ENTRY_COST + 600);
+    let target = up.finish().unwrap();
+    assert_eq!(std::fs::read(&target).unwrap().len(), 600);
+    assert_eq!(svc.reserved_space(), 0);
+
+    // The protocol upload from that address sees the same quota.
+    let out = run(&mut svc, A, 1, offer("b.bin", 600));
+    let reject = only_reject(&out);
+    assert!(reject.reason.contains("quota"), "{}", reject.reason);
+    // And so does the next direct one, refused before anything is made.
+    let err = config
+        .ledger
+        .begin(&config, ip, "c.bin", 600)
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("quota"), "{err}");
+    // Bad names and sizes are refused as for `lanlink put`.
+    for (name, size) in [
+        ("../x", 1),
+        ("/etc/x", 1),
+        ("escape/x", 1),
+        (".c.lanlink-part", 1),
+    ] {
+        assert!(
+            config.ledger.begin(&config, ip, name, size).is_err(),
+            "{name}"
+        );
+    }
+    let big = config.max_upload_size + 1;
+    assert!(config.ledger.begin(&config, ip, "big", big).is_err());
+    // An upload that stops half way leaves nothing and gives back its promise.
+    let other: std::net::IpAddr = "10.0.0.10".parse().unwrap();
+    let mut half = config
+        .ledger
+        .begin(&config, other, "half.bin", 500)
+        .unwrap();
+    half.write(&[3u8; 100]).unwrap();
+    drop(half);
+    assert_eq!(svc.reserved_space(), 0);
+    assert_eq!(Dirs::tree(&d.inbox), ["escape", "web", "web/a.bin"]);
+    assert!(Dirs::tree(&d.outside) == ["secret"]);
+}
+
+#[test]
+fn a_fifo_in_the_share_is_refused_not_opened() {
+    let d = Dirs::new("fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(d.share.join("pipe"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let mut svc = d.service();
+    // Would block for ever (work_inline runs the job here) if it opened it.
+    let request = FileRequest {
+        name: "pipe".into(),
+        offset: 0,
+        prefix_hash: None,
+    };
+    let out = run(&mut svc, A, 1, request);
+    let reject = only_reject(&out);
+    assert!(
+        reject.reason.contains("not a plain file"),
+        "{}",
+        reject.reason
+    );
+}
