@@ -6,7 +6,8 @@
 //! shows it full size and its snapshot link downloads the frame as
 //! `NAME.jpg`; typed as `http://`, it is redirected to `https://`. Plain
 //! HTTP beside TLS is refused at start unless on loopback, and the chat
-//! panel works over `wss://` from the link the console prints.
+//! panel works over `wss://` from the link the console prints (and
+//! `/audio` opens there too).
 
 mod browser_support;
 mod common;
@@ -318,6 +319,17 @@ fn a_screenshot_of_the_page() {
          [...document.querySelectorAll('figcaption span')].every(s => / [1-9][0-9.]* fps — 1 viewer$/.test(s.textContent))",
         "the captions show frame rates and viewers",
     );
+    // A shared file comes over HTTPS too, whole and by range.
+    tab.eval(
+        "Promise.all([fetch('/files/notes.txt').then(r => r.text()), \
+         fetch('/files/notes.txt', { headers: { Range: 'bytes=11-17' } }).then(r => r.text())]) \
+         .then(t => { window.note = t; }), 0",
+    );
+    tab.wait_until("!!window.note", "the shared file downloads");
+    assert_eq!(
+        tab.eval("window.note"),
+        serde_json::json!(["minutes of the meeting\n", "the mee"])
+    );
     // The whole page, as tall as it is (within reason).
     let tall = tab.eval("document.documentElement.scrollHeight").as_u64();
     height = tall.map_or(height, |h| h.clamp(300, 2400) as u32);
@@ -386,6 +398,12 @@ fn the_chat_panel_works_over_https_from_the_printed_link() {
          document.getElementById('chat-say').requestSubmit(); true",
     );
     assert_eq!(nat.expect("hello over wss"), "[den] <tia> hello over wss");
+    // The audio WebSocket opens over wss:// as well (its Origin is https://).
+    tab.eval(
+        "(() => { const ws = new WebSocket('wss://' + location.host + '/audio'); \
+         ws.onopen = () => { window.audioOpen = true; }; })(), 0",
+    );
+    tab.wait_until("window.audioOpen === true", "/audio opens over wss://");
     drop(browser);
     assert!(server.terminate().success());
 }
