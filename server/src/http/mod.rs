@@ -33,10 +33,9 @@
 //! A browser that speaks plain HTTP to that port is redirected to
 //! `https://` (only a `Host` made of host-name characters is echoed).
 //! Handshakes are rate-limited per address ([`HttpConfig::handshake_rate`]).
-//! The
-//! page shows the certificate's fingerprint in its footer and in `/info`,
-//! as the server console prints it (a convenience: what the user must
-//! compare with the console is what the browser's certificate viewer
+//! The page shows the certificate's fingerprint in its footer and in
+//! `/info`, as the server console prints it (a convenience: what the user
+//! must compare with the console is what the browser's certificate viewer
 //! shows, since any page can print any text).
 //!
 //! # Limits
