@@ -18,7 +18,7 @@
 //! | `/page.js` | the page's script: it polls `/state` every second and adds and removes streams without a reload |
 //! | `/info` | `{"tls":bool,"fingerprint":"SHA256:…","short":"3f9a 12c4 …"}`: the certificate the page came with, as the server console shows it (`null`s without TLS) |
 //! | `GET /ws` | WebSocket: the browser is a lanlink client (chat), bridged to the transport ([`ws`]) |
-//! | `/lanlink.js`, `/chat.js` | the page's lanlink codec and chat panel |
+//! | `/lanlink.js`, `/chat.js`, `/receive.js` | the page's lanlink codec, chat panel, and files sent to its user |
 //! | `GET /audio` | WebSocket: every talker's Opus packets, for the page's Audio panel ([`audio`]) |
 //! | `/audio.js`, `/audio-worklet.js` | the Audio panel's script and its mixing worklet |
 //! | `GET /auth` | `{"token_required":bool,"ok":bool}` |
@@ -589,6 +589,7 @@ fn answer(
     if let Some(script) = match path.as_str() {
         "/lanlink.js" => Some(ws::LANLINK_JS),
         "/chat.js" => Some(ws::CHAT_JS),
+        "/receive.js" => Some(ws::RECEIVE_JS),
         _ => None,
     } {
         let kind = "text/javascript; charset=utf-8";

@@ -45,6 +45,9 @@ use super::{respond, Peer};
 pub(super) const LANLINK_JS: &str = include_str!("assets/lanlink.js");
 /// The page's chat panel (served as `/chat.js`).
 pub(super) const CHAT_JS: &str = include_str!("assets/chat.js");
+/// Files other users send to the page's chat user: offers, BLAKE3
+/// verification, downloads (served as `/receive.js`).
+pub(super) const RECEIVE_JS: &str = include_str!("assets/receive.js");
 /// The chat panel's block in the page: its form, log, style and scripts.
 pub(super) const CHAT_HTML: &str = include_str!("assets/chat.html");
 

@@ -187,8 +187,16 @@
         status.textContent = 'refused: ' + r.reason;
         if (r.code === Lanlink.CODE.BAD_TOKEN) { $('chat-token').focus(); }
       },
-      message: handle,
+      message(m, f) {
+        // Files offered to this user: the Receive panel (receive.js).
+        if (m.type.startsWith('file')) {
+          if (typeof LanlinkReceive !== 'undefined') { LanlinkReceive.handle(m, f.stream, session); }
+        } else {
+          handle(m);
+        }
+      },
       closed(why) {
+        if (typeof LanlinkReceive !== 'undefined') { LanlinkReceive.closed(); }
         session = null;
         rooms.clear();
         here = null;

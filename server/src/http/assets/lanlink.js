@@ -23,6 +23,8 @@ const Lanlink = (function () {
     JOIN: 0x10, LEAVE: 0x11, CHAT: 0x12, PRIVATE: 0x13, SET_NICK: 0x14, NICK_CHANGED: 0x15,
     ROSTER_REQUEST: 0x16, ROSTER: 0x17, PRESENCE: 0x18, NOTICE: 0x19,
     HISTORY_REQUEST: 0x1a, HISTORY: 0x1b,
+    FILE_OFFER: 0x23, FILE_ACCEPT: 0x24, FILE_REJECT: 0x25, FILE_CHUNK: 0x26, FILE_COMPLETE: 0x27,
+    FILE_CANCEL: 0x28,
   };
   // Kinds a version-1 peer may send (§5); anything else ends the stream.
   function knownKind(k) {
@@ -31,7 +33,8 @@ const Lanlink = (function () {
   }
   const CAPS = { CHAT: 1, FILE: 2, AUDIO: 4, VIDEO: 8, OFFERS: 16 };
   // Error codes the chat shows differently (§11).
-  const CODE = { BAD_TOKEN: 2, NAME_TAKEN: 4, INVALID_NAME: 5, NOT_FOUND: 10, FORBIDDEN: 11, TOO_MANY_CONNECTIONS: 20 };
+  const CODE = { BAD_TOKEN: 2, NAME_TAKEN: 4, INVALID_NAME: 5, UNEXPECTED: 7, TOO_LARGE: 9, NOT_FOUND: 10,
+    FORBIDDEN: 11, HASH_MISMATCH: 15, TOO_MANY_CONNECTIONS: 20 };
 
   const utf8 = new TextEncoder();
   const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
@@ -75,6 +78,10 @@ const Lanlink = (function () {
     }
     text() { return strictUtf8.decode(this.take(this.u16())); }
     optText() { return this.bool() ? this.text() : null; }
+    // A 32-byte hash, or null (`Option<[u8; 32]>`).
+    optHash() { return this.bool() ? this.take(32).slice() : null; }
+    // Everything left (a file chunk's data).
+    rest() { return this.take(this.b.length - this.at); }
     list(item) {
       const n = this.u16();
       const out = [];
@@ -106,13 +113,22 @@ const Lanlink = (function () {
     setNick: (name) => frame(KIND.SET_NICK, new Writer().text(name)),
     rosterRequest: (room) => frame(KIND.ROSTER_REQUEST, new Writer().text(room)),
     historyRequest: (room, limit) => frame(KIND.HISTORY_REQUEST, new Writer().text(room).u16(limit)),
+    // Answers to a file offered on `stream` (§ file service): take it from
+    // `offset` (also the running acknowledgement), decline it, give up, or
+    // confirm the verified whole.
+    fileAccept: (stream, offset) => frame(KIND.FILE_ACCEPT, new Writer().u64(offset).bool(false), stream),
+    fileReject: (stream, code, reason) => frame(KIND.FILE_REJECT, new Writer().u16(code).text(reason), stream),
+    fileCancel: (stream, code, reason) => frame(KIND.FILE_CANCEL, new Writer().u16(code).text(reason), stream),
+    fileComplete: (stream, size, hash) =>
+      frame(KIND.FILE_COMPLETE, new Writer().u64(size).raw(hash), stream),
   };
 
   function chatMessage(r) {
     return { room: r.text(), from: r.text(), text: r.text(), action: r.bool(), timestamp: r.u64() };
   }
 
-  // The payload of a frame a chat client receives, as `{ type, … }`;
+  // The payload of a frame a chat client receives (chat, and files offered
+  // to its user), as `{ type, … }`;
   // other kinds come back as `{ type: 'other' }` (not decoded).
   function decodePayload(kind, payload) {
     const r = new Reader(payload);
@@ -144,6 +160,15 @@ const Lanlink = (function () {
       }
       case KIND.NOTICE: m = { type: 'notice', room: r.optText(), text: r.text() }; break;
       case KIND.HISTORY: m = { type: 'history', room: r.text(), messages: r.list(chatMessage) }; break;
+      case KIND.FILE_OFFER:
+        m = { type: 'fileOffer', name: r.text(), size: r.u64(), hash: r.optHash(), offset: r.u64(),
+          to: r.optText(), from: r.optText() };
+        break;
+      case KIND.FILE_ACCEPT: m = { type: 'fileAccept', offset: r.u64(), prefixHash: r.optHash() }; break;
+      case KIND.FILE_REJECT: m = { type: 'fileReject', code: r.u16(), reason: r.text() }; break;
+      case KIND.FILE_CHUNK: m = { type: 'fileChunk', offset: r.u64(), data: r.rest() }; break;
+      case KIND.FILE_COMPLETE: m = { type: 'fileComplete', size: r.u64(), hash: r.take(32).slice() }; break;
+      case KIND.FILE_CANCEL: m = { type: 'fileCancel', code: r.u16(), reason: r.text() }; break;
       default: return { type: 'other' };
     }
     r.end();
