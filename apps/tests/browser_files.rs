@@ -199,7 +199,7 @@ fn downloads_are_whole_resume_with_range_and_never_leave_the_share() {
 
     // Cut after a first part, then resume from where it stopped.
     let mut s = TcpStream::connect(&http).unwrap();
-    write!(s, "GET /files/big.bin HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    write!(s, "GET /files/big.bin HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
     let mut first = vec![0u8; 1024 * 1024];
     s.read_exact(&mut first).unwrap();
     drop(s);
@@ -331,7 +331,7 @@ fn files_need_the_access_token_when_the_server_has_one() {
     let body = r#"{"token":"open-sesame-1234"}"#;
     write!(
         s,
-        "POST /auth HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+        "POST /auth HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )
     .unwrap();
@@ -534,7 +534,7 @@ fn uploads_land_in_the_inbox_within_the_limits_of_lanlink_put() {
     let mut s = TcpStream::connect(&http).unwrap();
     write!(
         s,
-        "POST /upload/cut.bin HTTP/1.1\r\nHost: x\r\nContent-Length: 50000\r\n\r\n"
+        "POST /upload/cut.bin HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 50000\r\n\r\n"
     )
     .unwrap();
     s.write_all(&content(20_000)).unwrap();

@@ -104,7 +104,7 @@ fn an_unknown_stream_name_lists_the_streams_that_exist() {
 fn read_parts(http: &str, name: &str, n: usize) -> Vec<Vec<u8>> {
     let mut s = TcpStream::connect(http).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET /stream/{name} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    write!(s, "GET /stream/{name} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
     let mut r = BufReader::new(s);
     let mut line = String::new();
     r.read_line(&mut line).unwrap();
@@ -147,7 +147,7 @@ fn read_parts(http: &str, name: &str, n: usize) -> Vec<Vec<u8>> {
 fn http_get(http: &str, path: &str) -> (String, Vec<u8>) {
     let mut s = TcpStream::connect(http).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
     let mut all = Vec::new();
     s.read_to_end(&mut all).unwrap();
     let split = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap();

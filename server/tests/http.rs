@@ -69,7 +69,7 @@ fn connect_from(from: &str, to: SocketAddr) -> TcpStream {
 fn get_from(from: &str, to: SocketAddr, path: &str) -> (String, Vec<u8>) {
     let mut s = connect_from(from, to);
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let _ = write!(s, "GET {path} HTTP/1.1\r\nHost: test\r\n\r\n");
+    let _ = write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
     let mut all = Vec::new();
     let _ = s.read_to_end(&mut all);
     split_head(&all)
@@ -463,4 +463,58 @@ fn regenerate_http_seed_corpus() {
     for (name, bytes) in http_seeds() {
         std::fs::write(http_corpus().join(name), bytes).unwrap();
     }
+}
+
+/// Sends `GET path` with `Host: host`; the status line of the answer.
+fn status_for_host(to: SocketAddr, path: &str, host: &str) -> String {
+    let mut s = TcpStream::connect(to).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = write!(s, "GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n");
+    let mut all = Vec::new();
+    let _ = s.read_to_end(&mut all);
+    let (head, _) = split_head(&all);
+    head.lines().next().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn without_a_token_only_known_host_names_are_answered() {
+    let http = Http::start(HttpConfig {
+        host_names: vec!["LanBox.".into()],
+        ..HttpConfig::default()
+    });
+    let port = http.addr.port();
+    // A DNS-rebinding page's requests name its own host: refused on the
+    // page, the share, uploads' auth and the WebSockets alike.
+    for path in ["/", "/files/", "/auth", "/ws", "/audio", "/state"] {
+        for host in [format!("evil.example:{port}"), "127.0.0.1.nip.io".into()] {
+            let status = status_for_host(http.addr, path, &host);
+            assert!(status.contains(" 421 "), "{path} for {host}: {status}");
+        }
+    }
+    // IP literals, localhost and the given name are this server.
+    for host in [
+        format!("127.0.0.1:{port}"),
+        format!("[::1]:{port}"),
+        format!("localhost:{port}"),
+        format!("lanbox:{port}"),
+    ] {
+        let status = status_for_host(http.addr, "/", &host);
+        assert!(status.contains(" 200 "), "{host}: {status}");
+    }
+}
+
+#[test]
+fn with_a_token_other_host_names_meet_the_token_instead() {
+    let http = Http::start(HttpConfig {
+        access_token: Some("secret".into()),
+        ..HttpConfig::default()
+    });
+    // The page itself is public; the share wants the session.
+    let status = status_for_host(http.addr, "/", "lanbox.example");
+    assert!(status.contains(" 200 "), "{status}");
+    let status = status_for_host(http.addr, "/files/", "lanbox.example");
+    assert!(
+        status.contains(" 401 ") || status.contains(" 403 "),
+        "{status}"
+    );
 }

@@ -65,7 +65,7 @@ impl Https {
     /// A GET over TLS, pinned to the server's certificate: the whole answer.
     fn get(&self, path: &str) -> (String, Vec<u8>) {
         let mut s = self.connect(self.fingerprint);
-        write!(s, "GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
         let mut all = Vec::new();
         s.read_to_end(&mut all).unwrap();
         split_head(&all)
@@ -182,7 +182,7 @@ fn a_handshake_that_never_completes_is_cut_at_the_header_deadline_and_frees_its_
     loop {
         let mut s = https.connect(https.fingerprint);
         let mut all = Vec::new();
-        let answer = write!(s, "GET / HTTP/1.1\r\nHost: test\r\n\r\n")
+        let answer = write!(s, "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             .and_then(|()| s.read_to_end(&mut all));
         if answer.is_ok() && all.starts_with(b"HTTP/1.1 200") {
             break;
@@ -261,7 +261,7 @@ fn over_https_the_session_cookie_is_secure() {
     let body = r#"{"token":"let me in"}"#;
     write!(
         s,
-        "POST /auth HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
+        "POST /auth HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
          Content-Length: {}\r\n\r\n{body}",
         body.len()
     )

@@ -117,6 +117,12 @@ struct Args {
     /// plain http:// is allowed on a loopback address only.
     #[arg(long, value_name = "[http://|https://]HOST:PORT")]
     http: Option<String>,
+    /// A host name browsers use for this server (a DNS name of the LAN),
+    /// repeatable. Without an access token the HTTP side answers only IP
+    /// addresses, localhost, this machine's host name (and NAME.local) and
+    /// these; other names get 421, against DNS rebinding.
+    #[arg(long = "http-host", value_name = "NAME")]
+    http_host: Vec<String>,
     /// Serve no HTTP at all.
     #[arg(long, conflicts_with = "http")]
     no_http: bool,
@@ -472,6 +478,7 @@ fn main() -> ExitCode {
             // Browser chat: `/ws` hands each browser to the transport.
             adopter: Some(config.transport.adopter.clone()),
             files: config.file.clone(),
+            host_names: args.http_host.clone(),
             ..HttpConfig::default()
         };
         let shutdown = shutdown.clone();

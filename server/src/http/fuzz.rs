@@ -113,6 +113,7 @@ pub fn fuzz_http_request(data: &[u8]) {
             config: &lanlink_services::file::FileConfig::default(),
         },
         audio: &super::AudioListeners::default(),
+        host_names: &["lanlink".to_owned(), "x".to_owned()],
     };
     let mut browser = Browser { out: Vec::new() };
     let _ = answer(&mut browser, request, &cx);

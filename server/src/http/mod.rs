@@ -53,6 +53,7 @@ pub mod audio;
 pub mod auth;
 mod files;
 mod fuzz;
+mod host;
 mod page;
 mod request;
 pub mod store;
@@ -117,6 +118,10 @@ pub struct HttpConfig {
     /// The browsers listening on `/audio`, fed by the relay through
     /// [`AudioListeners::tap`] (set `ServerConfig::audio_tap` to it).
     pub audio: AudioListeners,
+    /// Host names the server answers to without a token, besides IP
+    /// literals, `localhost` and this machine's host name (`--http-host`):
+    /// other `Host`s get `421`, against DNS rebinding (`host.rs`).
+    pub host_names: Vec<String>,
 }
 
 /// TLS handshakes one address may start by default: a page load (the page,
@@ -141,6 +146,7 @@ impl Default for HttpConfig {
             adopter: None,
             files: FileConfig::default(),
             audio: AudioListeners::default(),
+            host_names: Vec::new(),
         }
     }
 }
@@ -250,6 +256,11 @@ pub fn serve_http_with(
         let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
     });
     let auth = Arc::new(auth::Auth::new(config.access_token.clone()));
+    let mut config = config;
+    config.host_names = (config.host_names.iter())
+        .map(|n| host::normal(n))
+        .chain(host::machine_names())
+        .collect();
     let config = Arc::new(config);
     let viewers = Arc::new(AtomicUsize::new(0));
     let conns = Arc::new(Connections::default());
@@ -427,6 +438,7 @@ fn handle(
             config: &config.files,
         },
         audio: &config.audio,
+        host_names: &config.host_names,
     };
     let Some(identity) = &config.tls else {
         let request = request::read_head(&mut s, deadline);
@@ -540,6 +552,9 @@ struct Answering<'a> {
     files: files::Files<'a>,
     /// The browsers listening on `/audio`.
     audio: &'a AudioListeners,
+    /// The names besides IP literals and `localhost` a server without a
+    /// token answers to ([`host`]).
+    host_names: &'a [String],
 }
 
 /// Answers what was read of a request: the response, or the MJPEG stream
@@ -564,6 +579,15 @@ fn answer(
             return respond(s, "400 Bad Request", "text/plain", b"bad request\n")
         }
     };
+    if !cx.auth.token_required() && !host::allowed(request.header("host"), cx.host_names) {
+        tracing::info!(peer = %cx.peer, "HTTP request for another host name refused (DNS rebinding?)");
+        return respond(
+            s,
+            "421 Misdirected Request",
+            "text/plain",
+            b"this server does not answer to that host name (see lanlink-server --http-host)\n",
+        );
+    }
     let path = page::percent_decode(&request.path);
     if path == "/auth" {
         return answer_auth(s, &request, cx);
