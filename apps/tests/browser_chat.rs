@@ -328,3 +328,50 @@ fn the_page_gives_the_token_and_answers_keepalives() {
     drop(nat);
     assert!(server.terminate().success());
 }
+
+/// With an access token, a browser that logged in with `POST /auth` (the
+/// Files panel's login) chats without giving the token again: the `/ws`
+/// bridge puts it into the page's `Hello` for a live session cookie only,
+/// and the page never sees it. Without the cookie the chat is refused.
+#[test]
+fn a_logged_in_page_chats_without_the_token() {
+    let Some(chromium) = common::chromium() else {
+        return;
+    };
+    let token = "a-long-access-token";
+    let server = Server::start(&["--http", "127.0.0.1:0", "--token", token]);
+    let http = server.http.clone().unwrap();
+    let t = Scratch::new("browser-chat-session");
+    let browser = Chromium::start(chromium, &t.dir("profile"));
+
+    // No session yet: the token field shows, and joining without it fails.
+    let mut ann = open(&browser, &format!("http://{http}/?name=ann"));
+    ann.wait_until(
+        "document.getElementById('chat-status').textContent.startsWith('refused')",
+        "a page without a session is refused",
+    );
+    assert_eq!(
+        ann.eval("document.getElementById('chat-token').hidden"),
+        false
+    );
+
+    // Log in (as the Files panel does), then come back by the same link.
+    ann.eval(&format!(
+        "fetch('/auth', {{ method: 'POST', headers: {{ 'Content-Type': 'application/json' }}, \
+         body: JSON.stringify({{ token: '{token}' }}) }}).then((r) => {{ window.login = r.status; }}); true"
+    ));
+    ann.wait_until("window.login === 204", "the login takes");
+    let mut ann = open(&browser, &format!("http://{http}/?name=ann&room=den"));
+    ann.wait_until(&member("den", "ann"), "ann chats with her session");
+    ann.wait_until(
+        "document.getElementById('chat-token').hidden",
+        "no token field for a logged-in page",
+    );
+    assert!(
+        !ann.eval("document.documentElement.outerHTML")
+            .as_str()
+            .unwrap()
+            .contains(token),
+        "the token never reaches the page"
+    );
+}

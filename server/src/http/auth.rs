@@ -72,6 +72,13 @@ impl Auth {
         }
     }
 
+    /// The server's token, for the `/ws` bridge to put into the `Hello`
+    /// of a browser whose upgrade request has a live session cookie (it
+    /// never goes to the browser).
+    pub(super) fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
     /// Whether browsers must give a token.
     pub fn token_required(&self) -> bool {
         self.token.is_some()

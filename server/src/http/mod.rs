@@ -607,6 +607,8 @@ fn answer(
             peer: cx.peer,
             secure: cx.secure,
             shutdown,
+            // A browser logged in with `POST /auth` is not asked again.
+            session_token: cx.auth.token().filter(|_| cx.auth.allows(&request)),
         };
         return ws::answer_ws(s, &request, &ws);
     }

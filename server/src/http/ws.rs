@@ -76,6 +76,11 @@ pub(super) struct WsContext<'a> {
     pub(super) secure: bool,
     /// The HTTP server's shutdown.
     pub(super) shutdown: &'a Shutdown,
+    /// The server's token, when the upgrade request carried a live session
+    /// cookie (`POST /auth`): put into the browser's `Hello` if it has
+    /// none, so a logged-in page is not asked for the token again. It
+    /// never goes to the browser.
+    pub(super) session_token: Option<&'a str>,
 }
 
 /// Answers `GET /ws`: refuses a bad or foreign upgrade, else bridges the
@@ -140,7 +145,13 @@ pub(super) fn answer_ws(
          Sec-WebSocket-Accept: {accept}\r\n\r\n"
     )?;
     s.flush()?;
-    let result = bridge(s, request.rest.clone(), &near, cx.shutdown);
+    let result = bridge(
+        s,
+        request.rest.clone(),
+        &near,
+        cx.shutdown,
+        cx.session_token,
+    );
     // Whatever ended the bridge, the transport sees the connection end.
     let _ = near.shutdown(std::net::Shutdown::Both);
     result
@@ -185,6 +196,7 @@ fn bridge(
     already_read: Vec<u8>,
     near: &TcpStream,
     shutdown: &Shutdown,
+    session_token: Option<&str>,
 ) -> io::Result<()> {
     let config = WebSocketConfig::default()
         .max_message_size(Some(MAX_MESSAGE))
@@ -213,6 +225,9 @@ fn bridge(
     // than this thread.
     near.set_write_timeout(Some(PAIR_WRITE_TIMEOUT))?;
     let mut to_server = near;
+    // The browser's bytes until its first frame is whole, while a token
+    // is to be put into its Hello.
+    let mut first: Option<(Vec<u8>, &str)> = session_token.map(|t| (Vec::new(), t));
     let mut stop_by: Option<Instant> = None;
     let outcome = loop {
         if shutdown.is_triggered() {
@@ -223,7 +238,20 @@ fn bridge(
         }
         match ws.read() {
             Ok(Message::Binary(bytes)) => {
-                if let Err(e) = to_server.write_all(&bytes) {
+                let out = match &mut first {
+                    None => bytes.to_vec(),
+                    Some((held, token)) => {
+                        held.extend_from_slice(&bytes);
+                        match with_token(held, token) {
+                            None => continue,
+                            Some(out) => {
+                                first = None;
+                                out
+                            }
+                        }
+                    }
+                };
+                if let Err(e) = to_server.write_all(&out) {
                     break Err(e);
                 }
             }
@@ -298,9 +326,81 @@ fn bridge(
     outcome
 }
 
+/// The largest first frame held back to put the token in; a longer one
+/// goes to the transport as it is (a `Hello` is far smaller).
+const MAX_HELLO: u32 = 4096;
+
+/// `held`, the browser's first bytes, with `token` put into its `Hello` if
+/// that has none; `None` while the first frame is not whole yet. Anything
+/// else (another kind, a token already given, bytes that are not a valid
+/// frame) passes unchanged, for the transport to judge.
+fn with_token(held: &[u8], token: &str) -> Option<Vec<u8>> {
+    use lanlink_proto::{Frame, Header, Message, HEADER_LEN};
+    let header = match Header::decode(held, MAX_HELLO) {
+        Ok(None) => return None,
+        Ok(Some(h)) => h,
+        Err(_) => return Some(held.to_vec()),
+    };
+    let end = HEADER_LEN + header.len as usize;
+    let (frame, rest) = (held.get(..end)?, held.get(end..).unwrap_or_default());
+    let payload = bytes::Bytes::copy_from_slice(frame.get(HEADER_LEN..).unwrap_or_default());
+    let rewritten = match Frame::decode(header, &payload) {
+        Ok(Frame {
+            stream,
+            message: Message::Hello(mut hello),
+        }) if hello.token.is_none() => {
+            hello.token = Some(token.to_owned());
+            Frame::new(stream, hello).to_bytes().ok()
+        }
+        _ => None,
+    };
+    let mut out = rewritten.map_or_else(|| frame.to_vec(), |b| b.to_vec());
+    out.extend_from_slice(rest);
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hello_without_a_token_gets_the_servers() {
+        use lanlink_proto::control::Hello;
+        use lanlink_proto::{Capabilities, Frame};
+        let hello = |token: Option<&str>| {
+            Frame::control(Hello {
+                name: "ann".into(),
+                token: token.map(str::to_owned),
+                capabilities: Capabilities::CHAT,
+            })
+            .to_bytes()
+            .unwrap()
+            .to_vec()
+        };
+        let bare = hello(None);
+        let mut sent = bare.clone();
+        sent.extend_from_slice(b"LL more");
+        for cut in 0..bare.len() {
+            assert_eq!(with_token(&sent[..cut], "s3cret"), None, "{cut}");
+        }
+        let mut want = hello(Some("s3cret"));
+        want.extend_from_slice(b"LL more");
+        assert_eq!(with_token(&sent, "s3cret"), Some(want));
+        // A token the browser gave stays its own; other bytes pass as they are.
+        let own = hello(Some("typed"));
+        assert_eq!(with_token(&own, "s3cret"), Some(own.clone()));
+        let ping = Frame::control(lanlink_proto::control::Goodbye {
+            reason: String::new(),
+        })
+        .to_bytes()
+        .unwrap()
+        .to_vec();
+        assert_eq!(with_token(&ping, "s3cret"), Some(ping.clone()));
+        assert_eq!(
+            with_token(b"GET / HTTP/1.1\r\n\r\n", "s"),
+            Some(b"GET / HTTP/1.1\r\n\r\n".to_vec())
+        );
+    }
 
     fn request(headers: &[(&str, &str)]) -> Request {
         Request {

@@ -298,10 +298,12 @@
     if (session) { session.close(); }
   };
 
-  // No token on this server: no token field (an older server: keep it).
+  // No token on this server, or this browser logged in already (`POST
+  // /auth`: the server then puts the token into our Hello itself, and the
+  // page never sees it): no token field (an older server: keep it).
   fetch('/auth', { cache: 'no-store' })
     .then((r) => r.json())
-    .then((a) => { if (a && a.token_required === false) { $('chat-token').hidden = true; } })
+    .then((a) => { if (a && (a.token_required === false || a.ok === true)) { $('chat-token').hidden = true; } })
     .catch(() => {});
 
   // A bookmark or QR code: /?name=NAME&room=ROOM joins directly.
