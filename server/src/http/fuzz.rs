@@ -145,7 +145,14 @@ fn header_ok(name: &str, value: &str) -> bool {
         "Content-Length" => !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()),
         "Cache-Control" => value == "no-store",
         "X-Content-Type-Options" => value == "nosniff",
-        "Content-Security-Policy" => value == super::PAGE_POLICY,
+        // The fixed policy, or the page's with a host that passed its check.
+        "Content-Security-Policy" => {
+            value == super::PAGE_POLICY
+                || value
+                    .split_once(" ws://")
+                    .and_then(|(_, rest)| rest.split_once(' '))
+                    .is_some_and(|(host, _)| value == super::page_policy(Some(host)))
+        }
         "Connection" => value == "close" || value == "Upgrade",
         // `/audio`'s WebSocket upgrade.
         "Upgrade" => value == "websocket",

@@ -117,6 +117,23 @@ mod tests {
     }
 
     #[test]
+    fn the_page_policy_names_its_websocket_origins_for_a_plain_host_only() {
+        use super::super::{page_policy, PAGE_POLICY};
+        assert_eq!(
+            page_policy(Some("192.168.1.10:7879")),
+            PAGE_POLICY.replace(
+                "connect-src 'self'",
+                "connect-src 'self' ws://192.168.1.10:7879 wss://192.168.1.10:7879"
+            )
+        );
+        assert!(page_policy(Some("[::1]:7879")).contains("wss://[::1]:7879;"));
+        for host in ["a; script-src *", "a b", "a'", "", "\u{e9}.lan"] {
+            assert_eq!(page_policy(Some(host)), PAGE_POLICY, "{host:?}");
+        }
+        assert_eq!(page_policy(None), PAGE_POLICY);
+    }
+
+    #[test]
     fn the_machine_names_are_normal() {
         for n in machine_names() {
             assert_eq!(n, normal(&n));

@@ -622,12 +622,8 @@ fn answer(
         return respond(s, "200 OK", kind, script.as_bytes());
     }
     if path == "/" || path == "/index.html" {
-        return respond(
-            s,
-            "200 OK",
-            "text/html; charset=utf-8",
-            page::page(frames, cx.fingerprint).as_bytes(),
-        );
+        let page = page::page(frames, cx.fingerprint);
+        return respond_page(s, request.header("host"), page.as_bytes());
     }
     if path == "/state" {
         return respond(
@@ -882,6 +878,41 @@ fn peer_left(s: &mut TcpStream) -> bool {
 /// inline style.
 pub(crate) const PAGE_POLICY: &str =
     "default-src 'none'; img-src 'self'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'";
+
+/// The page's policy for a page asked for as `host`: [`PAGE_POLICY`] with
+/// its WebSocket origins named in `connect-src` (`ws://HOST wss://HOST`),
+/// which older Safari does not count as `'self'`. A `Host` with anything
+/// but letters, digits and `.-:[]` (or over 255 bytes) gets the plain
+/// policy: nothing else a peer chose goes into the header.
+pub(crate) fn page_policy(host: Option<&str>) -> String {
+    let safe = |h: &str| {
+        !h.is_empty()
+            && h.len() <= 255
+            && h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+    };
+    match host.map(str::trim) {
+        Some(h) if safe(h) => PAGE_POLICY.replace(
+            "connect-src 'self'",
+            &format!("connect-src 'self' ws://{h} wss://{h}"),
+        ),
+        _ => PAGE_POLICY.to_owned(),
+    }
+}
+
+/// Writes the page, with [`page_policy`] for `host`.
+fn respond_page(s: &mut impl Write, host: Option<&str>, body: &[u8]) -> io::Result<()> {
+    write!(
+        s,
+        "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\n\
+         Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n\
+         Content-Security-Policy: {}\r\nConnection: close\r\n\r\n",
+        body.len(),
+        page_policy(host)
+    )?;
+    s.write_all(body)?;
+    s.flush()
+}
 
 /// Writes a whole response. Only fixed strings go into the headers, never
 /// anything a peer chose.
