@@ -115,6 +115,16 @@ fn a_page_user_accepts_and_declines_files_sent_to_them() {
         "photo.jpg true"
     );
 
+    // Discarding frees the page's memory for the next file.
+    ann.eval("document.querySelector('#receive-list button.discard').click(); true");
+    assert_eq!(
+        ann.eval(
+            "document.querySelector('#receive-list li[data-name=\"photo.jpg\"]').dataset.state \
+             + ' ' + LanlinkReceive.received.length"
+        ),
+        "discarded 0"
+    );
+
     // Decline: the sender gives up with the reason.
     let sender = send(&server, "ann", "carl", &file);
     wait_offer(&mut ann, "carl", "photo.jpg");

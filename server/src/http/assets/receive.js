@@ -9,13 +9,16 @@
 // MiB (the sender keeps at most its window unacknowledged, so the relay
 // never buffers), hashes them with BLAKE3 as they come (below), checks the
 // size and hash the sender announces at the end, confirms, and offers the
-// file as a download (a Blob). The file is held in the page's memory until
-// it is saved, so offers above `MAX_SIZE` are declined with that reason.
+// file as a download (a Blob). Files are held in the page's memory until
+// discarded, so offers above `MAX_SIZE` — counting what is held or being
+// received already — are declined with that reason, and the list keeps at
+// most `MAX_SHOWN` finished entries.
 const LanlinkReceive = (function () {
   const MAX_SIZE = 512 * 1024 * 1024;
   const ACK_EVERY = 1024 * 1024;
   // Offers waiting for an answer at most; more are declined.
   const MAX_WAITING = 8;
+  const MAX_SHOWN = 50;
 
   // BLAKE3 (https://github.com/BLAKE3-team/BLAKE3-specs), hashing mode
   // only, incremental: the reference implementation's structure.
@@ -188,6 +191,7 @@ const LanlinkReceive = (function () {
   const transfers = new Map(); // stream -> transfer
   // The files received so far: { name, size, hash (hex), blob }.
   const received = [];
+  let held = 0; // bytes of files received or being received, not discarded
   let session = null;
 
   function span(text, cls) {
@@ -227,6 +231,11 @@ const LanlinkReceive = (function () {
     const status = span('', 'status');
     li.append(buttons, progress, ' ', status);
     list.prepend(li);
+    // Old finished entries go (their files stay until discarded).
+    for (const old of [...list.children].reverse()) {
+      if (list.childElementCount <= MAX_SHOWN) { break; }
+      if (old.dataset.state === 'declined' || old.dataset.state === 'failed') { old.remove(); }
+    }
     const t = { stream, offer: m, li, buttons, progress, status, state: 'offered', session };
     transfers.set(stream, t);
     li.hidden = false;
@@ -236,6 +245,11 @@ const LanlinkReceive = (function () {
     if (m.size > MAX_SIZE) {
       refuse(t, Lanlink.CODE.TOO_LARGE, 'the browser holds a received file in memory and takes at most ' +
         size(MAX_SIZE) + '; this one is ' + size(m.size));
+      return;
+    }
+    if (held + m.size > MAX_SIZE) {
+      refuse(t, Lanlink.CODE.TOO_LARGE, 'the browser holds ' + size(held) + ' of received files already (at most ' +
+        size(MAX_SIZE) + '); they must be discarded first');
       return;
     }
     if (waiting > MAX_WAITING) {
@@ -258,6 +272,10 @@ const LanlinkReceive = (function () {
   }
 
   function fail(t, reason) {
+    if (t.reserved) {
+      held -= t.offer.size;
+      t.reserved = false;
+    }
     t.chunks = null;
     setState(t, 'failed', 'failed: ' + reason);
     transfers.delete(t.stream);
@@ -268,6 +286,12 @@ const LanlinkReceive = (function () {
       fail(t, 'the connection it came on is gone');
       return;
     }
+    if (held + t.offer.size > MAX_SIZE) {
+      refuse(t, Lanlink.CODE.TOO_LARGE, 'the browser holds too much already; discard received files first');
+      return;
+    }
+    held += t.offer.size;
+    t.reserved = true;
     t.chunks = [];
     t.received = 0;
     t.acked = 0;
@@ -322,11 +346,22 @@ const LanlinkReceive = (function () {
     link.download = baseName(t.offer.name);
     link.textContent = 'save ' + baseName(t.offer.name);
     link.className = 'save';
-    received.push({ name: t.offer.name, size: m.size, hash: hex(digest), blob });
+    const entry = { name: t.offer.name, size: m.size, hash: hex(digest), blob };
+    received.push(entry);
+    const discard = document.createElement('button');
+    discard.textContent = 'Discard';
+    discard.className = 'discard';
+    discard.onclick = () => {
+      URL.revokeObjectURL(link.href);
+      received.splice(received.indexOf(entry), 1);
+      held -= m.size;
+      t.reserved = false;
+      setState(t, 'discarded', 'discarded');
+    };
     t.li.dataset.hash = hex(digest);
     t.li.dataset.size = String(m.size);
     setState(t, 'done', 'received, BLAKE3 verified ');
-    t.status.append(link);
+    t.status.append(link, ' ', discard);
     transfers.delete(t.stream);
   }
 
