@@ -149,6 +149,13 @@ impl Engine {
             inboxes.push(inbox);
             threads.push(thread);
         }
+        // A shutdown is acted on at once, not at the next tick.
+        let wakers: Vec<_> = inboxes.iter().map(Arc::downgrade).collect();
+        shutdown.on_trigger(move || {
+            for inbox in wakers.iter().filter_map(std::sync::Weak::upgrade) {
+                let _ = inbox.waker.wake();
+            }
+        });
         Ok(Engine {
             inboxes,
             threads: Mutex::new(threads),
@@ -447,6 +454,7 @@ impl IoThread {
         let mut mio_events = Events::with_capacity(1024);
         let mut retry: Vec<usize> = Vec::new();
         let mut next_tick = Instant::now() + TICK;
+        let mut shutdown_seen = false;
         loop {
             let timeout = if retry.is_empty() {
                 next_tick.saturating_duration_since(Instant::now())
@@ -495,7 +503,9 @@ impl IoThread {
                 }
             }
             let now = Instant::now();
-            let tick = now >= next_tick;
+            let shutting_down = !shutdown_seen && self.shutdown.is_triggered();
+            shutdown_seen |= shutting_down;
+            let tick = now >= next_tick || shutting_down;
             if tick {
                 next_tick = now + TICK;
                 touched = self.conns.keys().copied().collect();
