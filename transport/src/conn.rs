@@ -1,5 +1,7 @@
-//! One connection: a reader thread, a writer thread, and the [`ConnHandle`]
-//! through which any thread queues frames for it.
+//! One connection: the [`ConnHandle`] through which any thread queues
+//! frames for it, its queues, and (client side) its reader and writer
+//! threads; a server's connections are served by its I/O threads instead
+//! (the `engine` module), which drain the same queues the same way.
 //!
 //! # Queues
 //! Reliable traffic (control, chat, file) goes through one unbounded channel
@@ -196,8 +198,8 @@ pub enum Event {
 /// A frame encoded once, ready to be queued on any number of connections.
 #[derive(Debug, Clone)]
 pub struct EncodedFrame {
-    head: Bytes,
-    tail: Option<Bytes>,
+    pub(crate) head: Bytes,
+    pub(crate) tail: Option<Bytes>,
     class: TrafficClass,
 }
 
@@ -225,7 +227,7 @@ impl EncodedFrame {
     }
 }
 
-enum Outbound {
+pub(crate) enum Outbound {
     Data(EncodedFrame),
     /// Write this last frame (goodbye or refusal), then close our side.
     Close(EncodedFrame),
@@ -236,16 +238,19 @@ enum Outbound {
 pub(crate) struct Shared {
     pub(crate) id: ConnId,
     pub(crate) peer: SocketAddr,
-    stream: Socket,
+    pub(crate) stream: Socket,
     queued_bytes: AtomicUsize,
     max_queued_bytes: usize,
     /// Server side: what all connections hold together.
     total: Option<Arc<Totals>>,
     block_when_full: bool,
-    closing: AtomicBool,
+    pub(crate) closing: AtomicBool,
     reason: Mutex<Option<CloseReason>>,
-    rtt_us: AtomicU64,
-    media_dropped: AtomicU64,
+    pub(crate) rtt_us: AtomicU64,
+    pub(crate) media_dropped: AtomicU64,
+    /// Server side: how to wake the I/O thread that serves this
+    /// connection when something is queued for it.
+    pub(crate) wake: std::sync::OnceLock<crate::engine::Wake>,
     /// Server side: the name the peer said hello with, escaped, for the
     /// log line of its disconnection.
     pub(crate) name: std::sync::OnceLock<String>,
@@ -273,18 +278,26 @@ impl Drop for Shared {
 
 impl Shared {
     /// Records why the connection ends; the first reason wins.
-    fn set_reason(&self, reason: CloseReason) {
+    pub(crate) fn set_reason(&self, reason: CloseReason) {
         let mut slot = self.reason.lock().unwrap_or_else(|e| e.into_inner());
         if slot.is_none() {
             *slot = Some(reason);
         }
     }
 
-    fn reason(&self) -> Option<CloseReason> {
+    pub(crate) fn reason(&self) -> Option<CloseReason> {
         self.reason
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// Tells the connection's I/O thread (server side) that something was
+    /// queued; the client's writer thread waits on its queues instead.
+    fn wake(&self) {
+        if let Some(w) = self.wake.get() {
+            w.wake();
+        }
     }
 
     /// Counts `len` more bytes as queued.
@@ -311,7 +324,7 @@ impl Shared {
     }
 
     /// Counts `len` bytes as handed to the socket (or dropped).
-    fn dequeued(&self, len: usize) {
+    pub(crate) fn dequeued(&self, len: usize) {
         self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
         if let Some(t) = &self.total {
             t.queued.fetch_sub(len, Ordering::Relaxed);
@@ -319,7 +332,7 @@ impl Shared {
     }
 
     /// Ends the connection at once: both threads wake with an error.
-    fn abort(&self, reason: CloseReason) {
+    pub(crate) fn abort(&self, reason: CloseReason) {
         self.set_reason(reason);
         self.closing.store(true, Ordering::SeqCst);
         let _ = self.stream.shutdown(SockShutdown::Both);
@@ -329,7 +342,7 @@ impl Shared {
 /// Queues frames for one connection from any thread. Cheap to clone.
 #[derive(Clone)]
 pub struct ConnHandle {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     reliable: Sender<Outbound>,
     media_tx: Sender<EncodedFrame>,
     media_rx: Receiver<EncodedFrame>,
@@ -425,7 +438,9 @@ impl ConnHandle {
         }
         self.reliable
             .send(Outbound::Data(frame))
-            .map_err(|_| self.closed_error())
+            .map_err(|_| self.closed_error())?;
+        self.shared.wake();
+        Ok(())
     }
 
     /// Waits until `len` more bytes fit in the reliable queue (a frame larger
@@ -458,7 +473,10 @@ impl ConnHandle {
         self.shared.enqueued(len);
         loop {
             match self.media_tx.try_send(frame) {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    self.shared.wake();
+                    return Ok(());
+                }
                 Err(TrySendError::Full(f)) => {
                     self.drop_oldest_media();
                     frame = f;
@@ -527,6 +545,7 @@ impl ConnHandle {
         if sent != Some(true) {
             let _ = self.shared.stream.shutdown(SockShutdown::Both);
         }
+        self.shared.wake();
     }
 
     /// Asks the writer to send TLS records that are waiting.
@@ -545,8 +564,8 @@ impl ConnHandle {
 
 /// The receiving ends a connection's writer thread drains.
 pub(crate) struct WriterQueues {
-    reliable: Receiver<Outbound>,
-    media: Receiver<EncodedFrame>,
+    pub(crate) reliable: Receiver<Outbound>,
+    pub(crate) media: Receiver<EncodedFrame>,
     /// Disconnects when the reader is done: the writer must stop too.
     stop: Receiver<()>,
     /// Dropped when the writer exits, which tells the reader it has flushed.
@@ -586,6 +605,7 @@ pub(crate) fn new_connection(
         reason: Mutex::new(None),
         rtt_us: AtomicU64::new(u64::MAX),
         media_dropped: AtomicU64::new(0),
+        wake: std::sync::OnceLock::new(),
         name: std::sync::OnceLock::new(),
     });
     let handle = ConnHandle {

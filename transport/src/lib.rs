@@ -3,14 +3,20 @@
 //! and plain threads.
 //!
 //! # Design
-//! Each connection has a **reader thread** (owns the socket's read side and
-//! the [`lanlink_proto::FrameDecoder`], answers pings, enforces the idle
-//! timeout, and hands every other frame to one event channel) and a
-//! **writer thread** (drains the connection's queues into the socket,
-//! batching small frames into one write). Blocking threads keep every
-//! connection's code straight-line and a slow socket only ever stalls its
-//! own threads; at the hundreds of clients a LAN server sees, two threads
-//! per client with small stacks cost a few MiB.
+//! On the **server**, a handful of I/O threads (one per core, at most
+//! eight) serve every established connection over epoll (`mio`): each
+//! owns many non-blocking sockets, feeds what arrives to the connection's
+//! [`lanlink_proto::FrameDecoder`], answers pings, enforces the idle
+//! timeout, hands every other frame to one event channel, and drains the
+//! connection's queues into its socket (reliable first, then media; a
+//! broadcast's bytes are shared, never copied per recipient on plain TCP).
+//! A send wakes the connection's I/O thread. Only the handshake (TLS and
+//! `Hello`, bounded in time) runs on a short-lived thread of its own, at
+//! most [`ServerConfig::max_handshakes`] at once: the server's thread count
+//! does not grow with its clients.
+//!
+//! The **client** (one connection) keeps a reader thread and a writer
+//! thread: blocking code, straight-line.
 //!
 //! The application — chat rooms, file transfers, media relays — lives in
 //! `lanlink-services` and consumes [`Event`]s from one channel, answering
@@ -21,7 +27,8 @@
 //! # Layout
 //! - [`server`]: [`serve`] — the accept loop and the server handshake.
 //! - [`client`]: [`Client::connect`] — the client handshake and handle.
-//! - [`conn`]: [`ConnHandle`], [`Event`], [`CloseReason`], queues, threads.
+//! - [`conn`]: [`ConnHandle`], [`Event`], [`CloseReason`], queues, the
+//!   client's threads.
 //! - [`tls`]: TLS with a self-signed server certificate pinned by its
 //!   fingerprint ([`ServerIdentity`], [`ClientTls`], [`Fingerprint`]).
 //! - [`limits`]: the [`TokenBucket`] behind every rate limit, a bucket per
@@ -77,6 +84,7 @@
 
 pub mod client;
 pub mod conn;
+mod engine;
 mod error;
 mod handshake;
 pub mod limits;

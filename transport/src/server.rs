@@ -1,5 +1,7 @@
-//! The server side: an accept loop, the transport half of the handshake, and
-//! two threads per connection.
+//! The server side: an accept loop, the transport half of the handshake
+//! (one short-lived thread per connection still handshaking, at most
+//! [`ServerConfig::max_handshakes`]), then a few I/O threads that serve
+//! every established connection (see the `engine` module).
 //!
 //! The transport checks what it can check alone (protocol version, access
 //! token, client limit, handshake deadline) and then hands the peer's
@@ -18,7 +20,8 @@ use lanlink_proto::{
     control, ErrorCode, Frame, FrameDecoder, Message, ProtoError, PROTOCOL_VERSION,
 };
 
-use crate::conn::{new_connection, run_writer, ConnConfig, Event, Reader, Totals};
+use crate::conn::{new_connection, ConnConfig, Event, Totals};
+use crate::engine::{Engine, Established};
 use crate::handshake::{read_before, read_first_frame, send_and_close, FirstFrameError};
 use crate::limits::{AddressSlots, BanList, KeyedBuckets, Rate, RefusalLog, DEFAULT_MAX_KEYS};
 use crate::socket::{ReadState, Socket};
@@ -133,7 +136,16 @@ pub fn serve(
     }
 
     let adopter = config.adopter.clone();
-    let admission = Arc::new(Admission::new(config, shutdown.clone(), events));
+    let engine = Arc::new(
+        Engine::start(&config.conn, &shutdown, &events)
+            .map_err(|e| TransportError::io("starting the I/O threads", e))?,
+    );
+    let admission = Arc::new(Admission::new(
+        config,
+        shutdown.clone(),
+        events,
+        engine.clone(),
+    ));
     adopter.attach(Some(admission.clone()));
     let mut accept_errors = AcceptBackoff::default();
 
@@ -164,6 +176,8 @@ pub fn serve(
     for t in admission.close() {
         let _ = t.join();
     }
+    // Every handshake is over: the I/O threads end with their connections.
+    engine.stop();
     tracing::info!("server stopped");
     Ok(())
 }
@@ -266,6 +280,8 @@ struct Admission {
     totals: Arc<Totals>,
     slots: AddressSlots,
     next_id: AtomicU64,
+    /// The I/O threads serving established connections.
+    engine: Arc<Engine>,
     /// Held for a whole admission, so admissions are made one at a time
     /// as the accept loop alone used to make them.
     gate: Mutex<Gate>,
@@ -280,7 +296,12 @@ struct Gate {
 }
 
 impl Admission {
-    fn new(config: ServerConfig, shutdown: Shutdown, events: Sender<Event>) -> Admission {
+    fn new(
+        config: ServerConfig,
+        shutdown: Shutdown,
+        events: Sender<Event>,
+        engine: Arc<Engine>,
+    ) -> Admission {
         // A burst of 0 would refuse everyone: at least one attempt goes through.
         let attempt_rate = Rate {
             burst: config.attempts_per_address.burst.max(1),
@@ -299,6 +320,7 @@ impl Admission {
             handshaking: Handshakes::default(),
             slots: AddressSlots::default(),
             next_id: AtomicU64::new(1),
+            engine,
             gate: Mutex::new(Gate {
                 attempts: KeyedBuckets::new(attempt_rate, DEFAULT_MAX_KEYS),
                 threads: Vec::new(),
@@ -407,11 +429,13 @@ impl Admission {
             self.events.clone(),
         );
         let totals = self.totals.clone();
+        let engine = self.engine.clone();
         gate.threads
-            .push(spawn_named(&format!("conn-{}", id.0), move || {
-                let _guard = (guard, slot);
+            .push(spawn_named(&format!("handshake-{}", id.0), move || {
+                let guards: Box<dyn Send> = Box::new((guard, slot));
                 serve_connection(
                     id, peer, stream, origin, &config, shutdown, events, handshake, totals,
+                    &engine, guards,
                 );
             }));
         true
@@ -575,6 +599,8 @@ fn serve_connection(
     events: Sender<Event>,
     handshake: HandshakeGuard,
     totals: Arc<Totals>,
+    engine: &Engine,
+    guards: Box<dyn Send>,
 ) {
     let deadline = Instant::now() + config.handshake_timeout;
     let secured = match origin {
@@ -658,15 +684,12 @@ fn serve_connection(
     // the queue limit handles those.
     let _ = stream.tcp().set_write_timeout(None);
     drop(handshake);
-    let (handle, queues, link) = new_connection(id, peer, stream, &config.conn, Some(totals));
-    let writer = {
-        let handle = handle.clone();
-        spawn_named(&format!("conn-{}-w", id.0), move || {
-            run_writer(handle, queues)
-        })
-    };
+    let (handle, queues, _link) = new_connection(id, peer, stream, &config.conn, Some(totals));
+    // Sends from now on (the application's Welcome) wake that I/O thread.
+    let lane = engine.assign(&handle);
     handle.set_name(display_safe(&hello.name).to_string());
     tracing::info!(%peer, conn = %id, name = %display_safe(&hello.name), "connected (handshake complete)");
+    // The Hello goes out before the I/O thread may report any frame.
     if events
         .send(Event::Hello {
             conn: handle.clone(),
@@ -674,18 +697,18 @@ fn serve_connection(
         })
         .is_ok()
     {
-        Reader {
-            handle,
-            decoder,
-            events,
-            config: config.conn.clone(),
-            shutdown,
-            writer: link,
-            read_state: state,
-        }
-        .run();
+        engine.hand_over(
+            lane,
+            Established {
+                handle,
+                queues,
+                decoder,
+                read_state: state,
+                guards,
+            },
+        );
     }
-    let _ = writer.join();
+    drop(shutdown);
 }
 
 fn refuse(stream: &Socket, code: ErrorCode, reason: String) {

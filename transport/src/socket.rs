@@ -1,6 +1,8 @@
 //! One established connection's byte stream: plain TCP, or TLS over TCP.
 //!
-//! The reader and writer threads share one socket. With TLS they also share
+//! The reader and writer threads share one socket (client side; on the
+//! server one I/O thread does both, non-blocking, and seals through
+//! [`Socket::tls_session`]). With TLS they also share
 //! one `rustls` connection, behind a mutex that is **never held across a
 //! blocking socket call**: the reader reads raw bytes off the socket without
 //! the lock and only takes it to decrypt; the writer takes it to encrypt into
@@ -54,6 +56,11 @@ impl Socket {
 
     pub(crate) fn tcp(&self) -> &TcpStream {
         &self.tcp
+    }
+
+    /// The TLS session, locked (the server's I/O thread seals with it).
+    pub(crate) fn tls_session(&self) -> Option<MutexGuard<'_, rustls::Connection>> {
+        self.tls.as_ref().map(lock)
     }
 
     pub(crate) fn shutdown(&self, how: SockShutdown) -> io::Result<()> {
