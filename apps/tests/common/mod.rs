@@ -583,3 +583,77 @@ pub fn chromium() -> Option<&'static str> {
     }
     found
 }
+
+/// Debian's `nats-server`, for the scale-out tests; `None` (a skip, said
+/// on stderr) where it is not installed, which CI does not allow.
+pub fn nats_server_bin() -> Option<&'static str> {
+    let found = ["/usr/sbin/nats-server", "/usr/bin/nats-server"]
+        .into_iter()
+        .find(|p| Path::new(p).exists());
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "nats-server is required in CI (scripts/setup installs it)"
+        );
+        eprintln!("skipping: nats-server is not installed (scripts/setup installs it)");
+    }
+    found
+}
+
+/// A `nats-server` on a free loopback port, with JetStream in a scratch
+/// folder; killed on drop.
+pub struct NatsServer {
+    child: Child,
+    /// Its client port.
+    pub port: u16,
+    /// `nats://127.0.0.1:<port>`.
+    pub url: String,
+    _store: Scratch,
+}
+
+impl NatsServer {
+    /// Starts `bin` with `extra` arguments and waits until it accepts
+    /// connections.
+    pub fn start(bin: &str, extra: &[&str]) -> NatsServer {
+        let port = free_port();
+        let store = Scratch::new(&format!("nats-{port}"));
+        let mut child = Command::new(bin)
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+            .arg(store.dir("js"))
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nats-server");
+        let deadline = Instant::now() + PATIENCE;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("nats-server did not listen on {port}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        NatsServer {
+            child,
+            port,
+            url: format!("nats://127.0.0.1:{port}"),
+            _store: store,
+        }
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}

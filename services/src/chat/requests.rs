@@ -14,7 +14,7 @@ use lanlink_transport::ConnId;
 use super::names::{check_nickname, check_room, fold, sort_key};
 use super::room::ChatRoom;
 use super::service::{too_many, ChatService, Client};
-use super::{Now, Outgoing};
+use super::{Now, Outgoing, RoomEvent};
 use crate::error::ServiceError;
 use crate::text::display_safe;
 
@@ -92,6 +92,7 @@ impl ChatService {
             .rooms
             .entry(key.clone())
             .or_insert_with(|| ChatRoom::new(room_name, password, history_len));
+        let mut shared = None;
         if room.insert(conn) {
             client.rooms.insert(key);
             tracing::info!(conn = %conn, name = %display_safe(&client.name),
@@ -105,6 +106,10 @@ impl ChatService {
             for member in room.members().filter(|&m| m != conn) {
                 out.push(Outgoing::control(member, presence.clone()));
             }
+            shared = (!room.is_private()).then(|| RoomEvent::Joined {
+                room: presence.room.clone(),
+                name: presence.name.clone(),
+            });
             // The history only for a newcomer: a member has seen it.
             let history = History {
                 room: room.name().into(),
@@ -113,6 +118,9 @@ impl ChatService {
             out.push(Outgoing::control(conn, history));
         }
         out.push(Outgoing::control(conn, roster_of(&self.clients, room)));
+        if let Some(event) = shared {
+            self.relayed(event);
+        }
         Ok(())
     }
 
@@ -155,8 +163,16 @@ impl ChatService {
             out.push(Outgoing::control(member, presence.clone()));
         }
         room.remove(conn);
+        let shared = !room.is_private();
         if room.is_empty() {
             self.rooms.remove(key);
+        }
+        if shared {
+            self.relayed(RoomEvent::Left {
+                room: presence.room,
+                name: presence.name,
+                reason: presence.reason,
+            });
         }
     }
 
@@ -214,7 +230,11 @@ impl ChatService {
         for member in room.members().filter(|&m| m != conn) {
             out.push(Outgoing::control(member, said.clone()));
         }
+        let shared = (!room.is_private()).then(|| said.clone());
         room.record(said);
+        if let Some(said) = shared {
+            self.relayed(RoomEvent::Said(said));
+        }
         Ok(())
     }
 

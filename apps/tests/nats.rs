@@ -1,0 +1,62 @@
+//! Scale-out end to end: a real `nats-server` on a loopback port, real
+//! `lanlink-server`s joined through it with `--nats`, and real
+//! `lanlink chat` clients on each (skipped where nats-server is missing,
+//! except under CI).
+
+mod common;
+
+use common::{nats_server_bin, ChatClient, NatsServer, Server};
+
+fn server_on(nats: &NatsServer, id: &str) -> Server {
+    let server = Server::start(&["--nats", &nats.url, "--server-id", id]);
+    server.expect_log("nats: connected");
+    server
+}
+
+#[test]
+fn two_servers_share_a_room_both_ways_in_order() {
+    let Some(bin) = nats_server_bin() else { return };
+    let nats = NatsServer::start(bin, &[]);
+    let a = server_on(&nats, "a");
+    let b = server_on(&nats, "b");
+
+    let mut ada = ChatClient::join(&a.addr, "ada", &[]);
+    ada.expect("-- lobby: ada");
+    let mut bob = ChatClient::join(&b.addr, "bob", &[]);
+    // Bob's join crossed over: the subscription on a is live.
+    ada.expect("-- bob@b joined lobby");
+
+    for i in 1..=5 {
+        ada.say(&format!("from a {i}"));
+    }
+    let seen = bob.lines_until("from a 5");
+    let got: Vec<&String> = seen.iter().filter(|l| l.contains("from a ")).collect();
+    let want: Vec<String> = (1..=5)
+        .map(|i| format!("[lobby] <ada@a> from a {i}"))
+        .collect();
+    assert_eq!(got, want.iter().collect::<Vec<_>>(), "{seen:?}");
+
+    bob.say("/me waves back");
+    ada.expect("[lobby] * bob@b waves back");
+    // A late joiner on b gets what b's room kept, a's messages included.
+    let cy = ChatClient::spawn(&b.addr, "cy", &[]);
+    let history = cy.lines_until("-- lobby:");
+    assert!(
+        history.iter().any(|l| l.contains("<ada@a> from a 5")),
+        "{history:?}"
+    );
+
+    // A leaver on b is seen leaving on a; nothing came back twice.
+    let status = bob.finish();
+    assert!(status.success(), "{status:?}");
+    let seen = ada.lines_until("-- bob@b left lobby");
+    assert_eq!(
+        seen.iter().filter(|l| l.contains("waves back")).count(),
+        0,
+        "{seen:?}"
+    );
+    assert!(ada.finish().success());
+    drop(cy);
+    assert!(a.terminate().success());
+    assert!(b.terminate().success());
+}

@@ -1,0 +1,479 @@
+//! Scale-out: several lanlink servers behave as one through NATS
+//! (`lanlink-server --nats URL[,URL…]`, off by default).
+//!
+//! This module is the only place with an async runtime: [`NatsLink`]
+//! starts one thread running a private current-thread tokio runtime with
+//! the official `async-nats` client. The hub talks to it through two
+//! bounded crossbeam channels and never waits on NATS: it hands room
+//! events over with `try_send` (a full outbox drops and counts, logged),
+//! and takes [`NatsEvent`]s in its `select!` loop. A NATS publish may
+//! wait while the servers are unreachable; only this module's thread
+//! ever does.
+//!
+//! What crosses: the events of chat rooms without a password (messages,
+//! joins, leaves), one JSON object per event, published once per room on
+//! `lanlink.room.<hex of the folded room name>`. Every event carries its
+//! origin's server id and a per-process sequence number; its id is
+//! `<server>-<seq>`, and a receiver drops any event whose sequence is not
+//! above the last it took from that server (so a re-delivered event is
+//! shown once). See docs/SCALE-OUT.md.
+//!
+//! Another server is hostile until proven otherwise: an event is refused
+//! above [`MAX_EVENT_BYTES`] before it is parsed, every field is checked
+//! for type and length here, and the hub then passes it through the chat
+//! service's own checks (names, room names, message length) and a rate
+//! limit per origin server.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use futures_util::StreamExt;
+use lanlink_proto::chat::{ChatMessage, Presence, PresenceChange};
+use lanlink_services::chat::names::fold;
+use lanlink_services::chat::RoomEvent;
+use serde_json::{json, Value};
+use tokio::sync::Notify;
+
+use crate::ServerError;
+
+/// The subject prefix of room events; a room's subject is this, a dot and
+/// the hex of its folded name (any room name makes a valid subject).
+pub const ROOM_SUBJECTS: &str = "lanlink.room";
+
+/// The largest event taken from NATS, in bytes: refused before parsing.
+pub const MAX_EVENT_BYTES: usize = 96 * 1024;
+
+/// The most origin servers whose last sequence is remembered.
+const MAX_ORIGINS: usize = 1024;
+
+/// How scale-out is set up.
+#[derive(Debug, Clone)]
+pub struct NatsConfig {
+    /// The NATS servers, `nats://host:port` each; the client picks one and
+    /// moves to another when it fails.
+    pub urls: Vec<String>,
+    /// This process's id, unique among the servers sharing the NATS
+    /// cluster; remote users are shown as `name@<server id>`.
+    pub server_id: String,
+    /// Room events the hub may hand over before NATS has taken them; beyond
+    /// that they are dropped and counted (never blocking the hub).
+    pub outbox: usize,
+}
+
+impl NatsConfig {
+    /// A configuration with an outbox of 16 384 events.
+    pub fn new(urls: Vec<String>, server_id: String) -> NatsConfig {
+        NatsConfig {
+            urls,
+            server_id,
+            outbox: 16 * 1024,
+        }
+    }
+}
+
+/// A server id for this process: `name` reduced to letters, digits, `-`
+/// and `_` (at most 16 of them), a dash and 6 random hex digits, so two
+/// processes given the same name still differ.
+pub fn server_id(name: &str) -> String {
+    let mut base: String = name
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .take(16)
+        .collect();
+    if base.is_empty() {
+        base.push_str("lanlink");
+    }
+    let mut random = [0u8; 3];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut random);
+    format!("{base}-{}", hex(&random))
+}
+
+/// Whether `id` may be a server id: 1 to 32 ASCII letters, digits, `-`
+/// or `_` (it is shown after `@` and used in subjects and event ids).
+pub fn valid_server_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The subject of a room's events.
+pub fn room_subject(room: &str) -> String {
+    format!("{ROOM_SUBJECTS}.{}", hex(fold(room).as_bytes()))
+}
+
+/// What the NATS side tells the hub.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NatsEvent {
+    /// A message said on another server; `from` is `user@server`.
+    Said {
+        /// The origin server's id (for its rate limit).
+        server: String,
+        /// The message as shown here.
+        message: ChatMessage,
+    },
+    /// A user on another server joined or left a room; `name` is
+    /// `user@server`.
+    Presence {
+        /// The origin server's id (for its rate limit).
+        server: String,
+        /// The change as shown here.
+        presence: Presence,
+    },
+    /// Connected (or reconnected) to a NATS server.
+    Connected,
+    /// The connection to NATS was lost; the client keeps retrying.
+    Disconnected,
+}
+
+/// The running link to NATS: a thread with a private tokio runtime.
+/// Dropping it closes the outbox, gives the thread a moment to hand what
+/// is left to the client, and joins it.
+pub struct NatsLink {
+    server_id: String,
+    outbox: Option<Sender<RoomEvent>>,
+    wake: Arc<Notify>,
+    events: Receiver<NatsEvent>,
+    done: Receiver<()>,
+    thread: Option<JoinHandle<()>>,
+    dropped: u64,
+}
+
+impl NatsLink {
+    /// Starts the link; it connects (and reconnects) in the background, so
+    /// this returns at once even when no NATS server is up.
+    pub fn start(config: NatsConfig) -> Result<NatsLink, ServerError> {
+        let (outbox_tx, outbox) = crossbeam_channel::bounded(config.outbox.max(1));
+        let (events_tx, events) = crossbeam_channel::bounded(config.outbox.max(1));
+        let (done_tx, done) = crossbeam_channel::bounded(1);
+        let wake = Arc::new(Notify::new());
+        let server_id = config.server_id.clone();
+        let thread_wake = wake.clone();
+        let thread = std::thread::Builder::new()
+            .name("lanlink-nats".into())
+            .spawn(move || {
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt.block_on(serve(config, outbox, thread_wake, events_tx)),
+                    Err(e) => tracing::error!("nats: cannot start its runtime: {e}"),
+                }
+                let _ = done_tx.send(());
+            })
+            .map_err(|e| ServerError::io("spawn nats thread", e))?;
+        Ok(NatsLink {
+            server_id,
+            outbox: Some(outbox_tx),
+            wake,
+            events,
+            done,
+            thread: Some(thread),
+            dropped: 0,
+        })
+    }
+
+    /// This process's server id.
+    pub fn server_id(&self) -> &str {
+        &self.server_id
+    }
+
+    /// Where the NATS side's events arrive.
+    pub fn events(&self) -> &Receiver<NatsEvent> {
+        &self.events
+    }
+
+    /// Hands a room event to NATS without waiting; a full outbox drops it
+    /// (counted and logged).
+    pub fn publish(&mut self, event: RoomEvent) {
+        let Some(outbox) = &self.outbox else { return };
+        match outbox.try_send(event) {
+            Ok(()) => self.wake.notify_one(),
+            Err(TrySendError::Full(_)) => {
+                self.dropped += 1;
+                if self.dropped.is_power_of_two() {
+                    tracing::warn!(
+                        dropped = self.dropped,
+                        "nats: outbox full, room events dropped"
+                    );
+                }
+            }
+            Err(TrySendError::Disconnected(_)) => {}
+        }
+    }
+}
+
+impl Drop for NatsLink {
+    fn drop(&mut self) {
+        self.outbox = None;
+        self.wake.notify_one();
+        // A publish may be waiting for a NATS server that is gone: give it
+        // a moment, then leave the thread behind rather than hang.
+        if self.done.recv_timeout(Duration::from_secs(2)).is_ok() {
+            if let Some(thread) = self.thread.take() {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
+/// The NATS side: connect, subscribe to every room, then publish what the
+/// hub hands over and pass on what other servers publish.
+async fn serve(
+    config: NatsConfig,
+    outbox: Receiver<RoomEvent>,
+    wake: Arc<Notify>,
+    events: Sender<NatsEvent>,
+) {
+    let mut addrs = Vec::new();
+    for url in &config.urls {
+        match url.parse::<async_nats::ServerAddr>() {
+            Ok(a) => addrs.push(a),
+            Err(e) => tracing::error!(url = %url, "nats: bad server address: {e}"),
+        }
+    }
+    let status = events.clone();
+    let options = async_nats::ConnectOptions::new()
+        .name(format!("lanlink-server {}", config.server_id))
+        .retry_on_initial_connect()
+        .max_reconnects(None)
+        .connection_timeout(Duration::from_secs(2))
+        .reconnect_delay_callback(|n| Duration::from_millis((n as u64 * 200).clamp(100, 2000)))
+        .event_callback(move |event| {
+            let status = status.clone();
+            async move {
+                let told = match event {
+                    async_nats::Event::Connected => Some(NatsEvent::Connected),
+                    async_nats::Event::Disconnected => Some(NatsEvent::Disconnected),
+                    other => {
+                        tracing::info!("nats: {other}");
+                        None
+                    }
+                };
+                if let Some(told) = told {
+                    let _ = status.try_send(told);
+                }
+            }
+        });
+    let client = match options.connect(addrs).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("nats: cannot connect: {e}");
+            return;
+        }
+    };
+    let mut rooms = match client.subscribe(format!("{ROOM_SUBJECTS}.>")).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("nats: cannot subscribe: {e}");
+            return;
+        }
+    };
+    let mut inbound = Inbound {
+        own: config.server_id.clone(),
+        last_seq: HashMap::new(),
+    };
+    let mut seq: u64 = 0;
+    loop {
+        // Drain the outbox first: a wake-up lost to the other branch of
+        // the select is made up for here.
+        loop {
+            match outbox.try_recv() {
+                Ok(event) => {
+                    seq += 1;
+                    let (subject, payload) = encode(&config.server_id, seq, &event);
+                    if let Err(e) = client.publish(subject, payload.into()).await {
+                        tracing::warn!("nats: publish failed: {e}");
+                    }
+                }
+                Err(crossbeam_channel::TryRecvError::Empty) => break,
+                Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                    let _ = client.flush().await;
+                    return;
+                }
+            }
+        }
+        tokio::select! {
+            () = wake.notified() => {}
+            message = rooms.next() => match message {
+                Some(message) => {
+                    if let Some(event) = inbound.take(&message.payload) {
+                        if events.try_send(event).is_err() {
+                            tracing::warn!("nats: the hub is behind, a remote room event was dropped");
+                        }
+                    }
+                }
+                None => return,
+            },
+        }
+    }
+}
+
+/// One room event as published: its subject and JSON body.
+fn encode(server: &str, seq: u64, event: &RoomEvent) -> (String, Vec<u8>) {
+    let (room, body) = match event {
+        RoomEvent::Said(m) => (
+            &m.room,
+            json!({"kind": "said", "room": m.room, "name": m.from, "text": m.text,
+                   "action": m.action, "ts": m.timestamp_ms}),
+        ),
+        RoomEvent::Joined { room, name } => {
+            (room, json!({"kind": "joined", "room": room, "name": name}))
+        }
+        RoomEvent::Left { room, name, reason } => (
+            room,
+            json!({"kind": "left", "room": room, "name": name, "reason": reason}),
+        ),
+    };
+    let mut body = body;
+    body["server"] = json!(server);
+    body["seq"] = json!(seq);
+    body["id"] = json!(format!("{server}-{seq}"));
+    (room_subject(room), body.to_string().into_bytes())
+}
+
+/// Checks and decodes what other servers publish, dropping our own events
+/// and any already seen.
+struct Inbound {
+    own: String,
+    /// The last sequence taken from each origin server.
+    last_seq: HashMap<String, u64>,
+}
+
+impl Inbound {
+    fn take(&mut self, payload: &[u8]) -> Option<NatsEvent> {
+        if payload.len() > MAX_EVENT_BYTES {
+            tracing::warn!(bytes = payload.len(), "nats: oversized room event dropped");
+            return None;
+        }
+        let event = decode(payload);
+        let Some((server, seq, event)) = event else {
+            tracing::warn!("nats: malformed room event dropped");
+            return None;
+        };
+        if server == self.own {
+            return None;
+        }
+        let last = self.last_seq.get(&server).copied().unwrap_or(0);
+        if seq <= last {
+            return None;
+        }
+        if !self.last_seq.contains_key(&server) && self.last_seq.len() >= MAX_ORIGINS {
+            // Forget the quietest half; a forgotten origin may repeat an
+            // event at worst.
+            let mut seqs: Vec<u64> = self.last_seq.values().copied().collect();
+            seqs.sort_unstable();
+            let cut = seqs[seqs.len() / 2];
+            self.last_seq.retain(|_, s| *s > cut);
+        }
+        self.last_seq.insert(server, seq);
+        Some(event)
+    }
+}
+
+/// `(server, seq, event)` from a published body, or `None` if anything is
+/// missing, of the wrong type or not a valid server id.
+fn decode(payload: &[u8]) -> Option<(String, u64, NatsEvent)> {
+    let body: Value = serde_json::from_slice(payload).ok()?;
+    let text = |key: &str| body.get(key)?.as_str().map(str::to_owned);
+    let server = text("server")?;
+    if !valid_server_id(&server) {
+        return None;
+    }
+    let seq = body.get("seq")?.as_u64()?;
+    let room = text("room")?;
+    let name = format!("{}@{server}", text("name")?);
+    let event = match body.get("kind")?.as_str()? {
+        "said" => NatsEvent::Said {
+            server: server.clone(),
+            message: ChatMessage {
+                room,
+                from: name,
+                text: text("text")?,
+                action: body.get("action")?.as_bool()?,
+                timestamp_ms: body.get("ts")?.as_u64()?,
+            },
+        },
+        kind @ ("joined" | "left") => NatsEvent::Presence {
+            server: server.clone(),
+            presence: Presence {
+                room,
+                name,
+                change: if kind == "joined" {
+                    PresenceChange::Joined
+                } else {
+                    PresenceChange::Left
+                },
+                reason: if kind == "left" {
+                    text("reason")?
+                } else {
+                    String::new()
+                },
+            },
+        },
+        _ => return None,
+    };
+    Some((server, seq, event))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_round_trip_once_and_hostile_ones_are_dropped() {
+        let said = RoomEvent::Said(ChatMessage {
+            room: "Lobby".into(),
+            from: "ada".into(),
+            text: "hi \"there\"".into(),
+            action: false,
+            timestamp_ms: 7,
+        });
+        let (subject, body) = encode("a-1", 1, &said);
+        assert_eq!(subject, room_subject("LOBBY"));
+        let mut inbound = Inbound {
+            own: "b".into(),
+            last_seq: HashMap::new(),
+        };
+        let Some(NatsEvent::Said { server, message }) = inbound.take(&body) else {
+            panic!()
+        };
+        assert_eq!((server.as_str(), message.from.as_str()), ("a-1", "ada@a-1"));
+        assert_eq!(message.text, "hi \"there\"");
+        // Again: a duplicate.
+        assert_eq!(inbound.take(&body), None);
+        let left = RoomEvent::Left {
+            room: "lobby".into(),
+            name: "ada".into(),
+            reason: "quit".into(),
+        };
+        let (_, body) = encode("a-1", 2, &left);
+        assert!(matches!(
+            inbound.take(&body),
+            Some(NatsEvent::Presence { .. })
+        ));
+        // Our own events are not shown twice.
+        let (_, body) = encode("b", 3, &left);
+        assert_eq!(inbound.take(&body), None);
+        // Garbage, wrong types, a bad server id, an oversized body.
+        for bad in [
+            &b"not json"[..],
+            br#"{"server":"a","seq":"9","kind":"said"}"#,
+            br#"{"server":"a b","seq":9,"kind":"joined","room":"r","name":"n"}"#,
+            br#"{"server":"a","seq":9,"kind":"boom","room":"r","name":"n"}"#,
+        ] {
+            assert_eq!(inbound.take(bad), None);
+        }
+        assert_eq!(inbound.take(&vec![b' '; MAX_EVENT_BYTES + 1]), None);
+        assert!(valid_server_id(&server_id("my server!")));
+        assert!(server_id("").starts_with("lanlink-"));
+    }
+}
