@@ -46,10 +46,30 @@ fn two_servers_share_a_room_both_ways_in_order() {
         "{history:?}"
     );
 
+    // A room nobody on b is in: what a says there is kept in JetStream,
+    // and the first on b to join it gets it.
+    ada.say("/join news");
+    ada.expect("-- news: ada");
+    for i in 1..=3 {
+        ada.say(&format!("news {i}"));
+    }
+    // In order after those on a's NATS connection: once b has it, the
+    // stream has the news too.
+    ada.say("/join lobby");
+    ada.say("sync");
+    bob.expect("<ada@a> sync");
+    bob.say("/join news");
+    let seen = bob.lines_until("<ada@a> news 3");
+    let news: Vec<&String> = seen.iter().filter(|l| l.contains("news ")).collect();
+    assert_eq!(news.len(), 3, "{seen:?}");
+    assert!(news[0].ends_with("news 1") && news[1].ends_with("news 2"));
+    // Bob is now in news on b: a sees him join.
+    ada.expect("-- bob@b joined news");
+
     // A leaver on b is seen leaving on a; nothing came back twice.
     let status = bob.finish();
     assert!(status.success(), "{status:?}");
-    let seen = ada.lines_until("-- bob@b left lobby");
+    let seen = ada.lines_until("-- bob@b left");
     assert_eq!(
         seen.iter().filter(|l| l.contains("waves back")).count(),
         0,

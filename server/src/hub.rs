@@ -352,7 +352,10 @@ impl Hub {
                     per_second: per_address.per_second * 10.0,
                 };
                 Some((
-                    crate::nats::NatsLink::start(nats.clone())?,
+                    crate::nats::NatsLink::start(crate::nats::NatsConfig {
+                        history_len: config.chat.history_len,
+                        ..nats.clone()
+                    })?,
                     KeyedBuckets::new(rate, DEFAULT_MAX_KEYS),
                 ))
             }
@@ -429,6 +432,10 @@ impl Hub {
                 }
                 let result = self.chat.deliver_remote(message, &mut self.out);
                 (server, result)
+            }
+            NatsEvent::History { room, messages } => {
+                self.chat.seed_history(&room, messages, &mut self.out);
+                return;
             }
             NatsEvent::Presence { server, presence } => {
                 if limit.try_take(&server, now.instant).is_err() {

@@ -43,6 +43,10 @@ use crate::ServerError;
 /// the hex of its folded name (any room name makes a valid subject).
 pub const ROOM_SUBJECTS: &str = "lanlink.room";
 
+/// The JetStream stream that keeps room messages (subjects
+/// `lanlink.room.*.said`), bounded per room by count and age.
+pub const HISTORY_STREAM: &str = "LANLINK_ROOMS";
+
 /// The largest event taken from NATS, in bytes: refused before parsing.
 pub const MAX_EVENT_BYTES: usize = 96 * 1024;
 
@@ -61,15 +65,23 @@ pub struct NatsConfig {
     /// Room events the hub may hand over before NATS has taken them; beyond
     /// that they are dropped and counted (never blocking the hub).
     pub outbox: usize,
+    /// Messages kept per room in [`HISTORY_STREAM`] (and read back when a
+    /// room is made here).
+    pub history_len: usize,
+    /// How long [`HISTORY_STREAM`] keeps a message.
+    pub history_age: Duration,
 }
 
 impl NatsConfig {
-    /// A configuration with an outbox of 16 384 events.
+    /// A configuration with an outbox of 16 384 events and a history of
+    /// 50 messages per room for 7 days.
     pub fn new(urls: Vec<String>, server_id: String) -> NatsConfig {
         NatsConfig {
             urls,
             server_id,
             outbox: 16 * 1024,
+            history_len: 50,
+            history_age: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }
@@ -105,7 +117,9 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The subject of a room's events.
+/// The subject prefix of a room's events: its messages go to
+/// `<prefix>.said` (kept in [`HISTORY_STREAM`]), joins and leaves to
+/// `<prefix>.presence`.
 pub fn room_subject(room: &str) -> String {
     format!("{ROOM_SUBJECTS}.{}", hex(fold(room).as_bytes()))
 }
@@ -127,6 +141,15 @@ pub enum NatsEvent {
         server: String,
         /// The change as shown here.
         presence: Presence,
+    },
+    /// The history of a room as [`HISTORY_STREAM`] kept it, oldest first
+    /// (asked for when the room was made here); this server's own users
+    /// keep their bare names.
+    History {
+        /// The room.
+        room: String,
+        /// Its messages.
+        messages: Vec<ChatMessage>,
     },
     /// Connected (or reconnected) to a NATS server.
     Connected,
@@ -281,16 +304,36 @@ async fn serve(
         own: config.server_id.clone(),
         last_seq: HashMap::new(),
     };
+    let mut history = History {
+        js: async_nats::jetstream::new(client.clone()),
+        stream: None,
+        config: config.clone(),
+    };
     let mut seq: u64 = 0;
     loop {
         // Drain the outbox first: a wake-up lost to the other branch of
         // the select is made up for here.
         loop {
             match outbox.try_recv() {
+                Ok(RoomEvent::Opened { room }) => {
+                    let messages = history.of(&room).await;
+                    if !messages.is_empty() {
+                        let _ = events.try_send(NatsEvent::History { room, messages });
+                    }
+                }
                 Ok(event) => {
                     seq += 1;
                     let (subject, payload) = encode(&config.server_id, seq, &event);
-                    if let Err(e) = client.publish(subject, payload.into()).await {
+                    // The stream drops a second copy with the same id.
+                    let mut headers = async_nats::HeaderMap::new();
+                    headers.insert(
+                        "Nats-Msg-Id",
+                        format!("{}-{seq}", config.server_id).as_str(),
+                    );
+                    if let Err(e) = client
+                        .publish_with_headers(subject, headers, payload.into())
+                        .await
+                    {
                         tracing::warn!("nats: publish failed: {e}");
                     }
                 }
@@ -317,27 +360,118 @@ async fn serve(
     }
 }
 
+/// Reads room histories back from [`HISTORY_STREAM`], making the stream
+/// if no server has yet.
+struct History {
+    js: async_nats::jetstream::Context,
+    stream: Option<async_nats::jetstream::stream::Stream>,
+    config: NatsConfig,
+}
+
+impl History {
+    /// The stream, made or found on first use (and again after a failure).
+    async fn stream(&mut self) -> Option<&async_nats::jetstream::stream::Stream> {
+        if self.stream.is_none() {
+            use async_nats::jetstream::stream;
+            let config = stream::Config {
+                name: HISTORY_STREAM.into(),
+                subjects: vec![format!("{ROOM_SUBJECTS}.*.said")],
+                max_messages_per_subject: i64::try_from(self.config.history_len.max(1))
+                    .unwrap_or(i64::MAX),
+                max_age: self.config.history_age,
+                duplicate_window: Duration::from_secs(120),
+                storage: stream::StorageType::File,
+                discard: stream::DiscardPolicy::Old,
+                ..Default::default()
+            };
+            match self.js.get_or_create_stream(config).await {
+                Ok(s) => self.stream = Some(s),
+                Err(e) => tracing::warn!("nats: history stream unavailable: {e}"),
+            }
+        }
+        self.stream.as_ref()
+    }
+
+    /// The kept messages of `room`, oldest first; empty if NATS cannot
+    /// tell within a few seconds.
+    async fn of(&mut self, room: &str) -> Vec<ChatMessage> {
+        let limit = self.config.history_len;
+        let own = self.config.server_id.clone();
+        let subject = format!("{}.said", room_subject(room));
+        let Some(stream) = self.stream().await else {
+            return Vec::new();
+        };
+        let read = async {
+            use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
+            let consumer = stream
+                .create_consumer(pull::Config {
+                    filter_subject: subject,
+                    deliver_policy: DeliverPolicy::All,
+                    ack_policy: AckPolicy::None,
+                    inactive_threshold: Duration::from_secs(30),
+                    ..Default::default()
+                })
+                .await
+                .ok()?;
+            let mut batch = consumer.fetch().max_messages(limit).messages().await.ok()?;
+            let mut messages = Vec::new();
+            while let Some(Ok(message)) = batch.next().await {
+                if message.payload.len() > MAX_EVENT_BYTES {
+                    continue;
+                }
+                if let Some((server, _, NatsEvent::Said { mut message, .. })) =
+                    decode(&message.payload)
+                {
+                    if server == own {
+                        if let Some((name, _)) = message.from.rsplit_once('@') {
+                            message.from = name.to_owned();
+                        }
+                    }
+                    messages.push(message);
+                }
+            }
+            Some(messages)
+        };
+        match tokio::time::timeout(Duration::from_secs(3), read).await {
+            Ok(Some(messages)) => messages,
+            _ => {
+                tracing::warn!(room = %room, "nats: room history unavailable");
+                Vec::new()
+            }
+        }
+    }
+}
+
 /// One room event as published: its subject and JSON body.
 fn encode(server: &str, seq: u64, event: &RoomEvent) -> (String, Vec<u8>) {
-    let (room, body) = match event {
+    let (room, kind, body) = match event {
         RoomEvent::Said(m) => (
             &m.room,
+            "said",
             json!({"kind": "said", "room": m.room, "name": m.from, "text": m.text,
                    "action": m.action, "ts": m.timestamp_ms}),
         ),
-        RoomEvent::Joined { room, name } => {
-            (room, json!({"kind": "joined", "room": room, "name": name}))
-        }
+        RoomEvent::Joined { room, name } => (
+            room,
+            "presence",
+            json!({"kind": "joined", "room": room, "name": name}),
+        ),
         RoomEvent::Left { room, name, reason } => (
             room,
+            "presence",
             json!({"kind": "left", "room": room, "name": name, "reason": reason}),
         ),
+        // Never published (the NATS thread reads history for it instead).
+        RoomEvent::Opened { room } => (room, "presence", json!({"kind": "opened"})),
     };
     let mut body = body;
     body["server"] = json!(server);
     body["seq"] = json!(seq);
     body["id"] = json!(format!("{server}-{seq}"));
-    (room_subject(room), body.to_string().into_bytes())
+    (
+        format!("{}.{kind}", room_subject(room)),
+        body.to_string().into_bytes(),
+    )
 }
 
 /// Checks and decodes what other servers publish, dropping our own events
@@ -438,7 +572,7 @@ mod tests {
             timestamp_ms: 7,
         });
         let (subject, body) = encode("a-1", 1, &said);
-        assert_eq!(subject, room_subject("LOBBY"));
+        assert_eq!(subject, format!("{}.said", room_subject("LOBBY")));
         let mut inbound = Inbound {
             own: "b".into(),
             last_seq: HashMap::new(),

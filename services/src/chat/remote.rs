@@ -30,6 +30,13 @@ pub enum RoomEvent {
         /// The user's nickname.
         name: String,
     },
+    /// The room was just made on this server (its first local member
+    /// entered): its history may be found elsewhere, for
+    /// [`seed_history`](ChatService::seed_history).
+    Opened {
+        /// The room's display name.
+        room: String,
+    },
     /// A local user left the room (or quit).
     Left {
         /// The room's display name.
@@ -109,6 +116,47 @@ impl ChatService {
         Ok(())
     }
 
+    /// Adds `older` (oldest first), the room's history as the other
+    /// servers kept it, in front of what this server's room has kept since
+    /// it was made, and sends the members the messages they had not seen.
+    /// Each message is checked as [`deliver_remote`](Self::deliver_remote)
+    /// checks one (a local speaker's bare nickname is allowed too); a
+    /// refused one is left out. The history stays within `history_len`.
+    pub fn seed_history(&mut self, room: &str, older: Vec<ChatMessage>, out: &mut Vec<Outgoing>) {
+        let max = self.config.max_message_len;
+        let max_name = self.config.max_name_len;
+        let checked: Vec<ChatMessage> = older
+            .into_iter()
+            .filter(|m| {
+                m.text.len() <= max
+                    && (self.check_remote_name(&m.from).is_ok()
+                        || check_nickname(&m.from, max_name).is_ok())
+            })
+            .collect();
+        let Some(found) = self.rooms.get_mut(&fold(room)).filter(|r| !r.is_private()) else {
+            return;
+        };
+        let shown = found.name().to_owned();
+        let checked = checked
+            .into_iter()
+            .map(|m| ChatMessage {
+                room: shown.clone(),
+                ..m
+            })
+            .collect();
+        let added = found.seed(checked);
+        if added.is_empty() {
+            return;
+        }
+        let history = lanlink_proto::chat::History {
+            room: found.name().into(),
+            messages: added,
+        };
+        for member in found.members() {
+            out.push(Outgoing::control(member, history.clone()));
+        }
+    }
+
     /// Tells this server's members of `p.room` that a user elsewhere
     /// (`p.name` as `user@server`) joined or left it. The reason is cut to
     /// [`MAX_REMOTE_REASON`] bytes.
@@ -183,11 +231,16 @@ mod tests {
         };
         chat.handle(ConnId(1), secret.into(), &now(), &mut out);
         let events = chat.take_room_events();
-        assert_eq!(events.len(), 2, "{events:?}");
-        assert!(
-            matches!(&events[0], RoomEvent::Joined { room, name } if room == "lobby" && name == "ada")
+        assert_eq!(
+            events.len(),
+            3,
+            "nothing of the room with a password: {events:?}"
         );
-        assert!(matches!(&events[1], RoomEvent::Said(m) if m.from == "ada" && m.text == "hi"));
+        assert!(matches!(&events[0], RoomEvent::Opened { room } if room == "lobby"));
+        assert!(
+            matches!(&events[1], RoomEvent::Joined { room, name } if room == "lobby" && name == "ada")
+        );
+        assert!(matches!(&events[2], RoomEvent::Said(m) if m.from == "ada" && m.text == "hi"));
 
         out.clear();
         chat.deliver_remote(said("bob@b", "hello"), &mut out)
@@ -231,5 +284,20 @@ mod tests {
         };
         chat.deliver_remote(vault, &mut out).unwrap();
         assert!(out.is_empty());
+
+        // History from elsewhere goes in front; what the room holds is not
+        // sent again, and a hostile entry is left out.
+        let older = vec![
+            said("eve@c", "old"),
+            said("bob@b", "hello"),
+            said("x\u{7}@c", "bell"),
+        ];
+        chat.seed_history("lobby", older, &mut out);
+        assert_eq!(out.len(), 2, "one History to each member: {out:?}");
+        let Message::History(h) = &out[0].frame.message else {
+            panic!()
+        };
+        let texts: Vec<&str> = h.messages.iter().map(|m| m.text.as_str()).collect();
+        assert_eq!(texts, ["old"]);
     }
 }

@@ -88,6 +88,7 @@ impl ChatService {
             }
         }
         let history_len = self.config.history_len;
+        let opened = !self.rooms.contains_key(&key) && password.is_none();
         let room = self
             .rooms
             .entry(key.clone())
@@ -118,6 +119,13 @@ impl ChatService {
             out.push(Outgoing::control(conn, history));
         }
         out.push(Outgoing::control(conn, roster_of(&self.clients, room)));
+        let opened = opened.then(|| RoomEvent::Opened {
+            room: room.name().into(),
+        });
+        // Opened first: the history is asked for before the join is told.
+        if let Some(event) = opened {
+            self.relayed(event);
+        }
         if let Some(event) = shared {
             self.relayed(event);
         }
