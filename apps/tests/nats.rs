@@ -13,6 +13,20 @@ fn server_on(nats: &NatsServer, id: &str) -> Server {
     server
 }
 
+/// Asks `/who` once a second until the roster line is `want`.
+fn who_until(client: &mut ChatClient, want: &str) {
+    let mut last = String::new();
+    for _ in 0..15 {
+        client.say("/who");
+        last = client.expect("-- lobby: ");
+        if last == want {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+    panic!("roster never became {want:?}; last {last:?}");
+}
+
 #[test]
 fn two_servers_share_a_room_both_ways_in_order() {
     let Some(bin) = nats_server_bin() else { return };
@@ -25,6 +39,9 @@ fn two_servers_share_a_room_both_ways_in_order() {
     let mut bob = ChatClient::join(&b.addr, "bob", &[]);
     // Bob's join crossed over: the subscription on a is live.
     ada.expect("-- bob@b joined lobby");
+
+    // Presence: /who on a lists bob on b (once b's presence key is in).
+    who_until(&mut ada, "-- lobby: ada, bob@b");
 
     for i in 1..=5 {
         ada.say(&format!("from a {i}"));

@@ -419,10 +419,21 @@ impl Hub {
         let (server, result) = match event {
             NatsEvent::Connected => {
                 tracing::info!("nats: connected");
+                self.chat.set_remote_unknown(false);
                 return;
             }
             NatsEvent::Disconnected => {
                 tracing::warn!("nats: disconnected; serving local users, retrying");
+                self.chat.set_remote_unknown(true);
+                return;
+            }
+            NatsEvent::Rosters { server, rooms } => {
+                self.chat.set_remote_members(&server, rooms);
+                return;
+            }
+            NatsEvent::ServerGone { server } => {
+                tracing::info!(server = %server, "nats: server gone from presence");
+                self.chat.forget_server(&server);
                 return;
             }
             NatsEvent::Said { server, message } => {
@@ -454,6 +465,9 @@ impl Hub {
     /// [`flush`](Self::flush)).
     pub fn tick(&mut self, now: Now) {
         self.file.tick(now.instant);
+        if let Some((link, _)) = &self.nats {
+            link.set_presence(self.chat.shared_rosters());
+        }
     }
 
     /// Connected (welcomed) clients.

@@ -12,7 +12,9 @@
 
 use lanlink_proto::chat::{ChatMessage, Presence};
 
-use super::names::{check_nickname, check_room, fold};
+use std::collections::HashMap;
+
+use super::names::{check_nickname, check_room, fold, sort_key};
 use super::service::ChatService;
 use super::Outgoing;
 use crate::error::ServiceError;
@@ -48,6 +50,32 @@ pub enum RoomEvent {
     },
 }
 
+/// Other servers' users by room, as their presence says.
+#[derive(Debug, Default)]
+pub(super) struct RemoteMembers {
+    /// Server id → folded room name → names shown (`user@server`).
+    servers: HashMap<String, HashMap<String, Vec<String>>>,
+    /// NATS is unreachable: what is known may be stale.
+    unknown: bool,
+}
+
+/// The most other servers whose users are remembered.
+const MAX_SERVERS: usize = 1024;
+
+impl RemoteMembers {
+    /// The other servers' members of the room with folded name `key`, with
+    /// `?` after each while NATS is unreachable (they may have gone).
+    pub(super) fn of(&self, key: &str) -> Vec<String> {
+        let mark = if self.unknown { "?" } else { "" };
+        self.servers
+            .values()
+            .filter_map(|rooms| rooms.get(key))
+            .flatten()
+            .map(|name| format!("{name}{mark}"))
+            .collect()
+    }
+}
+
 /// The longest leave reason taken from another server, in bytes.
 pub const MAX_REMOTE_REASON: usize = 200;
 
@@ -67,6 +95,64 @@ impl ChatService {
         if let Some(events) = &mut self.relay {
             events.push(event);
         }
+    }
+
+    /// This server's users by room without a password, sorted: what its
+    /// presence tells the other servers.
+    pub fn shared_rosters(&self) -> Vec<(String, Vec<String>)> {
+        let mut rosters: Vec<(String, Vec<String>)> = self
+            .rooms
+            .values()
+            .filter(|r| !r.is_private())
+            .map(|r| {
+                let mut names: Vec<String> = r
+                    .members()
+                    .filter_map(|c| self.name_of(c).map(str::to_owned))
+                    .collect();
+                names.sort_by_cached_key(|n| sort_key(n));
+                (r.name().to_owned(), names)
+            })
+            .collect();
+        rosters.sort_by_cached_key(|(room, _)| sort_key(room));
+        rosters
+    }
+
+    /// Sets the users of the server `server` by room (bare names), shown
+    /// in rosters as `name@server`. Names, room names and the server id
+    /// are checked as local ones; what fails is left out. At most
+    /// `max_rooms` rooms are taken from one server.
+    pub fn set_remote_members(&mut self, server: &str, rooms: Vec<(String, Vec<String>)>) {
+        let max = self.config.max_name_len;
+        if check_nickname(server, max).is_err() {
+            return;
+        }
+        if !self.remote.servers.contains_key(server) && self.remote.servers.len() >= MAX_SERVERS {
+            return;
+        }
+        let mut kept: HashMap<String, Vec<String>> = HashMap::new();
+        for (room, names) in rooms.into_iter().take(self.config.max_rooms + 1) {
+            if check_room(&room, max).is_err() {
+                continue;
+            }
+            let names: Vec<String> = names
+                .into_iter()
+                .filter(|n| check_nickname(n, max).is_ok())
+                .map(|n| format!("{n}@{server}"))
+                .collect();
+            kept.entry(fold(&room)).or_default().extend(names);
+        }
+        self.remote.servers.insert(server.to_owned(), kept);
+    }
+
+    /// Forgets the users of a server that is gone.
+    pub fn forget_server(&mut self, server: &str) {
+        self.remote.servers.remove(server);
+    }
+
+    /// Marks the other servers' users as unknown (`name@server?` in
+    /// rosters) while NATS is unreachable, or known again.
+    pub fn set_remote_unknown(&mut self, unknown: bool) {
+        self.remote.unknown = unknown;
     }
 
     /// Checks a remote user's shown name, `user@server`: both parts are

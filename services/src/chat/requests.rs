@@ -12,6 +12,7 @@ use lanlink_proto::chat::{
 use lanlink_transport::ConnId;
 
 use super::names::{check_nickname, check_room, fold, sort_key};
+use super::remote::RemoteMembers;
 use super::room::ChatRoom;
 use super::service::{too_many, ChatService, Client};
 use super::{Now, Outgoing, RoomEvent};
@@ -118,7 +119,10 @@ impl ChatService {
             };
             out.push(Outgoing::control(conn, history));
         }
-        out.push(Outgoing::control(conn, roster_of(&self.clients, room)));
+        out.push(Outgoing::control(
+            conn,
+            roster_of(&self.clients, room, &self.remote),
+        ));
         let opened = opened.then(|| RoomEvent::Opened {
             room: room.name().into(),
         });
@@ -321,7 +325,10 @@ impl ChatService {
         if found.is_private() && !found.contains(conn) {
             return Err(ServiceError::NotInRoom { room: room.into() });
         }
-        out.push(Outgoing::control(conn, roster_of(&self.clients, found)));
+        out.push(Outgoing::control(
+            conn,
+            roster_of(&self.clients, found, &self.remote),
+        ));
         Ok(())
     }
 
@@ -345,11 +352,17 @@ impl ChatService {
 }
 
 /// The roster of a room, sorted ignoring case.
-pub(super) fn roster_of(clients: &HashMap<ConnId, Client>, room: &ChatRoom) -> Roster {
+/// Members on other servers (scale-out) are listed as `name@server`.
+pub(super) fn roster_of(
+    clients: &HashMap<ConnId, Client>,
+    room: &ChatRoom,
+    remote: &RemoteMembers,
+) -> Roster {
     let mut members: Vec<String> = room
         .members()
         .filter_map(|c| clients.get(&c).map(|c| c.name.clone()))
         .collect();
+    members.extend(remote.of(&fold(room.name())));
     members.sort_by_cached_key(|n| sort_key(n));
     Roster {
         room: room.name().into(),

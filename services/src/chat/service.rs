@@ -37,6 +37,8 @@ pub struct ChatService {
     /// Events of rooms without a password for other servers, once
     /// [`relay_room_events`](Self::relay_room_events) is on.
     pub(super) relay: Option<Vec<super::RoomEvent>>,
+    /// Other servers' users by room (scale-out), shown in rosters.
+    pub(super) remote: super::remote::RemoteMembers,
 }
 
 /// A bucket per client address for each kind of limited request.
@@ -77,6 +79,7 @@ impl ChatService {
             per_address,
             banned: BTreeMap::new(),
             relay: None,
+            remote: Default::default(),
         }
     }
 

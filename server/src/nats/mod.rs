@@ -39,6 +39,9 @@ use tokio::sync::Notify;
 
 use crate::ServerError;
 
+mod presence;
+pub use presence::{Rosters, HEARTBEAT, PRESENCE_BUCKET, PRESENCE_TTL, STALE_AFTER};
+
 /// The subject prefix of room events; a room's subject is this, a dot and
 /// the hex of its folded name (any room name makes a valid subject).
 pub const ROOM_SUBJECTS: &str = "lanlink.room";
@@ -151,6 +154,19 @@ pub enum NatsEvent {
         /// Its messages.
         messages: Vec<ChatMessage>,
     },
+    /// Another server's users by shared room, as its presence key says
+    /// (names bare; the hub shows them as `name@server`).
+    Rosters {
+        /// The server's id.
+        server: String,
+        /// Its rooms and their members.
+        rooms: Rosters,
+    },
+    /// A server's presence key was deleted or not refreshed in time.
+    ServerGone {
+        /// The server's id.
+        server: String,
+    },
     /// Connected (or reconnected) to a NATS server.
     Connected,
     /// The connection to NATS was lost; the client keeps retrying.
@@ -163,6 +179,7 @@ pub enum NatsEvent {
 pub struct NatsLink {
     server_id: String,
     outbox: Option<Sender<RoomEvent>>,
+    presence: Option<tokio::sync::watch::Sender<Rosters>>,
     wake: Arc<Notify>,
     events: Receiver<NatsEvent>,
     done: Receiver<()>,
@@ -180,6 +197,7 @@ impl NatsLink {
         let wake = Arc::new(Notify::new());
         let server_id = config.server_id.clone();
         let thread_wake = wake.clone();
+        let (presence, mine) = tokio::sync::watch::channel(Rosters::new());
         let thread = std::thread::Builder::new()
             .name("lanlink-nats".into())
             .spawn(move || {
@@ -187,7 +205,7 @@ impl NatsLink {
                     .enable_all()
                     .build()
                 {
-                    Ok(rt) => rt.block_on(serve(config, outbox, thread_wake, events_tx)),
+                    Ok(rt) => rt.block_on(serve(config, outbox, mine, thread_wake, events_tx)),
                     Err(e) => tracing::error!("nats: cannot start its runtime: {e}"),
                 }
                 let _ = done_tx.send(());
@@ -196,6 +214,7 @@ impl NatsLink {
         Ok(NatsLink {
             server_id,
             outbox: Some(outbox_tx),
+            presence: Some(presence),
             wake,
             events,
             done,
@@ -212,6 +231,20 @@ impl NatsLink {
     /// Where the NATS side's events arrive.
     pub fn events(&self) -> &Receiver<NatsEvent> {
         &self.events
+    }
+
+    /// Sets this server's users by shared room, for the presence bucket
+    /// (written when it changes and at every heartbeat). Never waits.
+    pub fn set_presence(&self, rosters: Rosters) {
+        if let Some(presence) = &self.presence {
+            presence.send_if_modified(|now| {
+                let changed = *now != rosters;
+                if changed {
+                    *now = rosters;
+                }
+                changed
+            });
+        }
     }
 
     /// Hands a room event to NATS without waiting; a full outbox drops it
@@ -236,6 +269,8 @@ impl NatsLink {
 
 impl Drop for NatsLink {
     fn drop(&mut self) {
+        // Presence first: its task deletes this server's key.
+        self.presence = None;
         self.outbox = None;
         self.wake.notify_one();
         // A publish may be waiting for a NATS server that is gone: give it
@@ -253,6 +288,7 @@ impl Drop for NatsLink {
 async fn serve(
     config: NatsConfig,
     outbox: Receiver<RoomEvent>,
+    mine: tokio::sync::watch::Receiver<Rosters>,
     wake: Arc<Notify>,
     events: Sender<NatsEvent>,
 ) {
@@ -304,6 +340,12 @@ async fn serve(
         own: config.server_id.clone(),
         last_seq: HashMap::new(),
     };
+    let presence = tokio::spawn(presence::run(
+        async_nats::jetstream::new(client.clone()),
+        config.server_id.clone(),
+        mine,
+        events.clone(),
+    ));
     let mut history = History {
         js: async_nats::jetstream::new(client.clone()),
         stream: None,
@@ -340,6 +382,8 @@ async fn serve(
                 Err(crossbeam_channel::TryRecvError::Empty) => break,
                 Err(crossbeam_channel::TryRecvError::Disconnected) => {
                     let _ = client.flush().await;
+                    // A moment for the presence task to delete our key.
+                    let _ = tokio::time::timeout(Duration::from_millis(500), presence).await;
                     return;
                 }
             }
