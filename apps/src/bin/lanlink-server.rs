@@ -109,6 +109,10 @@ struct Args {
     /// and 6 random hex digits.
     #[arg(long, value_name = "ID")]
     server_id: Option<String>,
+    /// Copies JetStream keeps of the chat history and presence (3 on a
+    /// NATS cluster of 3 or more, so losing a node loses nothing).
+    #[arg(long, default_value_t = 1)]
+    nats_replicas: usize,
     /// A folder clients may list and download from (read-only).
     #[arg(long)]
     share: Option<PathBuf>,
@@ -375,7 +379,10 @@ fn main() -> ExitCode {
             .clone()
             .unwrap_or_else(|| lanlink_server::nats::server_id(&args.name));
         println!("server id {id} (scale-out through NATS)");
-        config.nats = Some(lanlink_server::nats::NatsConfig::new(args.nats.clone(), id));
+        config.nats = Some(lanlink_server::nats::NatsConfig {
+            replicas: args.nats_replicas.clamp(1, 5),
+            ..lanlink_server::nats::NatsConfig::new(args.nats.clone(), id)
+        });
     }
     if let Some(n) = args.file_workers {
         config.workers.threads = n.max(1);

@@ -24,7 +24,7 @@
 //! service's own checks (names, room names, message length) and a rate
 //! limit per origin server.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -53,6 +53,11 @@ pub const HISTORY_STREAM: &str = "LANLINK_ROOMS";
 /// The largest event taken from NATS, in bytes: refused before parsing.
 pub const MAX_EVENT_BYTES: usize = 96 * 1024;
 
+/// The longest the NATS thread waits on one JetStream call (live traffic
+/// waits meanwhile), and how long it then leaves JetStream alone.
+const JS_PATIENCE: Duration = Duration::from_millis(400);
+const JS_RETRY: Duration = Duration::from_millis(1000);
+
 /// The most origin servers whose last sequence is remembered.
 const MAX_ORIGINS: usize = 1024;
 
@@ -73,6 +78,10 @@ pub struct NatsConfig {
     pub history_len: usize,
     /// How long [`HISTORY_STREAM`] keeps a message.
     pub history_age: Duration,
+    /// Copies JetStream keeps of the history stream and the presence
+    /// bucket (1, or 3 on a cluster of 3 or more nodes so that losing one
+    /// loses nothing). Used when they are made; existing ones keep theirs.
+    pub replicas: usize,
 }
 
 impl NatsConfig {
@@ -85,6 +94,7 @@ impl NatsConfig {
             outbox: 16 * 1024,
             history_len: 50,
             history_age: Duration::from_secs(7 * 24 * 3600),
+            replicas: 1,
         }
     }
 }
@@ -300,6 +310,11 @@ async fn serve(
         }
     }
     let status = events.clone();
+    // Set on every (re)connection: the stream is then followed afresh from
+    // the last message taken, at once, rather than when the old consumer's
+    // heartbeats are missed.
+    let reconnected = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (flag, nudge) = (reconnected.clone(), wake.clone());
     let options = async_nats::ConnectOptions::new()
         .name(format!("lanlink-server {}", config.server_id))
         .retry_on_initial_connect()
@@ -308,6 +323,10 @@ async fn serve(
         .reconnect_delay_callback(|n| Duration::from_millis((n as u64 * 200).clamp(100, 2000)))
         .event_callback(move |event| {
             let status = status.clone();
+            if matches!(event, async_nats::Event::Connected) {
+                flag.store(true, std::sync::atomic::Ordering::Relaxed);
+                nudge.notify_one();
+            }
             async move {
                 let told = match event {
                     async_nats::Event::Connected => Some(NatsEvent::Connected),
@@ -329,20 +348,23 @@ async fn serve(
             return;
         }
     };
-    let mut rooms = match client.subscribe(format!("{ROOM_SUBJECTS}.>")).await {
+    // Everything live by core NATS (fast, at most once); messages again
+    // from the stream below, which fills what a reconnect missed.
+    let mut rooms = match client
+        .subscribe(format!("{ROOM_SUBJECTS}.*.presence"))
+        .await
+    {
         Ok(s) => s,
         Err(e) => {
             tracing::error!("nats: cannot subscribe: {e}");
             return;
         }
     };
-    let mut inbound = Inbound {
-        own: config.server_id.clone(),
-        last_seq: HashMap::new(),
-    };
+    let mut inbound = Inbound::new(config.server_id.clone());
     let presence = tokio::spawn(presence::run(
         async_nats::jetstream::new(client.clone()),
         config.server_id.clone(),
+        config.replicas.max(1),
         mine,
         events.clone(),
     ));
@@ -351,8 +373,30 @@ async fn serve(
         stream: None,
         config: config.clone(),
     };
-    let mut seq: u64 = 0;
+    // Messages wait here, in order, until JetStream has acknowledged them
+    // (stored, and so delivered to every server's subscription); joins and
+    // leaves are published once, at most (rosters come from presence).
+    let mut unsent: VecDeque<(String, async_nats::HeaderMap, Vec<u8>)> = VecDeque::new();
+    let mut retry_at = tokio::time::Instant::now();
+    let (mut said_seq, mut presence_seq) = (0u64, 0u64);
+    let mut dropped = 0u64;
+    let mut said: Option<async_nats::jetstream::consumer::push::Ordered> = None;
+    let mut last_stream_seq = 0u64;
     loop {
+        if reconnected.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            said = None;
+            retry_at = tokio::time::Instant::now();
+        }
+        // JetStream calls are bounded short: while they wait, live
+        // traffic is not handled.
+        if said.is_none() && tokio::time::Instant::now() >= retry_at {
+            let following = follow(&mut history, &client, last_stream_seq);
+            said = tokio::time::timeout(JS_PATIENCE, following)
+                .await
+                .ok()
+                .flatten();
+            retry_at = tokio::time::Instant::now() + JS_RETRY;
+        }
         // Drain the outbox first: a wake-up lost to the other branch of
         // the select is made up for here.
         loop {
@@ -363,24 +407,37 @@ async fn serve(
                         let _ = events.try_send(NatsEvent::History { room, messages });
                     }
                 }
-                Ok(event) => {
-                    seq += 1;
-                    let (subject, payload) = encode(&config.server_id, seq, &event);
-                    // The stream drops a second copy with the same id.
+                Ok(event @ RoomEvent::Said(_)) => {
+                    said_seq += 1;
+                    let (subject, payload) = encode(&config.server_id, said_seq, &event);
+                    // The stream stores a retried copy once.
                     let mut headers = async_nats::HeaderMap::new();
                     headers.insert(
                         "Nats-Msg-Id",
-                        format!("{}-{seq}", config.server_id).as_str(),
+                        format!("{}-{said_seq}", config.server_id).as_str(),
                     );
-                    if let Err(e) = client
-                        .publish_with_headers(subject, headers, payload.into())
-                        .await
-                    {
+                    if unsent.len() >= config.outbox.max(1) {
+                        dropped += 1;
+                        if dropped.is_power_of_two() {
+                            tracing::warn!(
+                                dropped,
+                                "nats: unsent messages over the limit, dropped"
+                            );
+                        }
+                    } else {
+                        unsent.push_back((subject, headers, payload));
+                    }
+                }
+                Ok(event) => {
+                    presence_seq += 1;
+                    let (subject, payload) = encode(&config.server_id, presence_seq, &event);
+                    if let Err(e) = client.publish(subject, payload.into()).await {
                         tracing::warn!("nats: publish failed: {e}");
                     }
                 }
                 Err(crossbeam_channel::TryRecvError::Empty) => break,
                 Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                    send_unsent(&mut history, &mut unsent).await;
                     let _ = client.flush().await;
                     // A moment for the presence task to delete our key.
                     let _ = tokio::time::timeout(Duration::from_millis(500), presence).await;
@@ -388,8 +445,35 @@ async fn serve(
                 }
             }
         }
+        if !unsent.is_empty() && tokio::time::Instant::now() >= retry_at {
+            send_unsent(&mut history, &mut unsent).await;
+            retry_at = tokio::time::Instant::now() + JS_RETRY;
+        }
+        let retry = tokio::time::sleep_until(retry_at);
+        let waiting = !unsent.is_empty() || said.is_none();
+        let next_said = async {
+            match &mut said {
+                Some(s) => s.next().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             () = wake.notified() => {}
+            () = retry, if waiting => {}
+            message = next_said => match message {
+                Some(Ok(message)) => {
+                    if let Ok(info) = message.info() {
+                        last_stream_seq = info.stream_sequence;
+                    }
+                    if let Some(event) = inbound.take(&message.payload) {
+                        if events.try_send(event).is_err() {
+                            tracing::warn!("nats: the hub is behind, a remote message was dropped");
+                        }
+                    }
+                }
+                Some(Err(e)) => tracing::info!("nats: following the room messages: {e}"),
+                None => said = None,
+            },
             message = rooms.next() => match message {
                 Some(message) => {
                     if let Some(event) = inbound.take(&message.payload) {
@@ -400,6 +484,66 @@ async fn serve(
                 }
                 None => return,
             },
+        }
+    }
+}
+
+/// Follows [`HISTORY_STREAM`] from after `last` (from now on if 0) with an
+/// ordered consumer, which re-creates itself after a gap or a reconnect.
+async fn follow(
+    history: &mut History,
+    client: &async_nats::Client,
+    last: u64,
+) -> Option<async_nats::jetstream::consumer::push::Ordered> {
+    use async_nats::jetstream::consumer::{push, DeliverPolicy};
+    let stream = history.stream().await?;
+    let deliver_policy = if last == 0 {
+        DeliverPolicy::New
+    } else {
+        DeliverPolicy::ByStartSequence {
+            start_sequence: last + 1,
+        }
+    };
+    let consumer = stream
+        .create_consumer(push::OrderedConfig {
+            deliver_subject: client.new_inbox(),
+            deliver_policy,
+            ..Default::default()
+        })
+        .await
+        .ok()?;
+    consumer.messages().await.ok()
+}
+
+/// Publishes the unsent messages in order through JetStream, each once
+/// acknowledged; stops at the first failure (NATS or JetStream away), to
+/// try again later from there.
+async fn send_unsent(
+    history: &mut History,
+    unsent: &mut VecDeque<(String, async_nats::HeaderMap, Vec<u8>)>,
+) {
+    let found = tokio::time::timeout(JS_PATIENCE, history.stream()).await;
+    if !matches!(found, Ok(Some(_))) {
+        return;
+    }
+    while let Some((subject, headers, payload)) = unsent.front() {
+        let sent = async {
+            history
+                .js
+                .publish_with_headers(subject.clone(), headers.clone(), payload.clone().into())
+                .await
+                .ok()?
+                .await
+                .ok()
+        };
+        match tokio::time::timeout(JS_PATIENCE, sent).await {
+            Ok(Some(_ack)) => {
+                unsent.pop_front();
+            }
+            _ => {
+                tracing::info!(unsent = unsent.len(), "nats: messages wait for JetStream");
+                return;
+            }
         }
     }
 }
@@ -426,6 +570,7 @@ impl History {
                 duplicate_window: Duration::from_secs(120),
                 storage: stream::StorageType::File,
                 discard: stream::DiscardPolicy::Old,
+                num_replicas: self.config.replicas.max(1),
                 ..Default::default()
             };
             match self.js.get_or_create_stream(config).await {
@@ -511,7 +656,10 @@ fn encode(server: &str, seq: u64, event: &RoomEvent) -> (String, Vec<u8>) {
     let mut body = body;
     body["server"] = json!(server);
     body["seq"] = json!(seq);
-    body["id"] = json!(format!("{server}-{seq}"));
+    body["id"] = json!(match event {
+        RoomEvent::Said(_) => format!("{server}-{seq}"),
+        _ => format!("{server}-p{seq}"),
+    });
     (
         format!("{}.{kind}", room_subject(room)),
         body.to_string().into_bytes(),
@@ -522,11 +670,47 @@ fn encode(server: &str, seq: u64, event: &RoomEvent) -> (String, Vec<u8>) {
 /// and any already seen.
 struct Inbound {
     own: String,
-    /// The last sequence taken from each origin server.
-    last_seq: HashMap<String, u64>,
+    /// The sequences seen from each origin server, for its messages
+    /// (`true`) and its joins and leaves (`false`), numbered apart.
+    seen: HashMap<(String, bool), Seen>,
+}
+
+/// The sequences seen from one origin: the most recent [`SEEN_WINDOW`]
+/// of them, and everything at or below `floor`. A message can arrive twice
+/// (live, and again from the stream after a reconnect, or re-published
+/// after a lost acknowledgement) and, in a failure, after a later one.
+#[derive(Default)]
+struct Seen {
+    floor: u64,
+    recent: std::collections::BTreeSet<u64>,
+}
+
+/// How many recent sequences are remembered per origin.
+const SEEN_WINDOW: usize = 4096;
+
+impl Seen {
+    /// True the first time `seq` is offered.
+    fn first(&mut self, seq: u64) -> bool {
+        if seq <= self.floor || !self.recent.insert(seq) {
+            return false;
+        }
+        while self.recent.len() > SEEN_WINDOW {
+            if let Some(oldest) = self.recent.pop_first() {
+                self.floor = oldest;
+            }
+        }
+        true
+    }
 }
 
 impl Inbound {
+    fn new(own: String) -> Inbound {
+        Inbound {
+            own,
+            seen: HashMap::new(),
+        }
+    }
+
     fn take(&mut self, payload: &[u8]) -> Option<NatsEvent> {
         if payload.len() > MAX_EVENT_BYTES {
             tracing::warn!(bytes = payload.len(), "nats: oversized room event dropped");
@@ -540,20 +724,17 @@ impl Inbound {
         if server == self.own {
             return None;
         }
-        let last = self.last_seq.get(&server).copied().unwrap_or(0);
-        if seq <= last {
-            return None;
+        let key = (server, matches!(event, NatsEvent::Said { .. }));
+        if !self.seen.contains_key(&key) && self.seen.len() >= MAX_ORIGINS {
+            // Forget every origin; a forgotten one may repeat an event at
+            // worst (only a flood of fake server ids gets here).
+            self.seen.clear();
         }
-        if !self.last_seq.contains_key(&server) && self.last_seq.len() >= MAX_ORIGINS {
-            // Forget the quietest half; a forgotten origin may repeat an
-            // event at worst.
-            let mut seqs: Vec<u64> = self.last_seq.values().copied().collect();
-            seqs.sort_unstable();
-            let cut = seqs[seqs.len() / 2];
-            self.last_seq.retain(|_, s| *s > cut);
-        }
-        self.last_seq.insert(server, seq);
-        Some(event)
+        self.seen
+            .entry(key)
+            .or_default()
+            .first(seq)
+            .then_some(event)
     }
 }
 
@@ -617,10 +798,7 @@ mod tests {
         });
         let (subject, body) = encode("a-1", 1, &said);
         assert_eq!(subject, format!("{}.said", room_subject("LOBBY")));
-        let mut inbound = Inbound {
-            own: "b".into(),
-            last_seq: HashMap::new(),
-        };
+        let mut inbound = Inbound::new("b".into());
         let Some(NatsEvent::Said { server, message }) = inbound.take(&body) else {
             panic!()
         };

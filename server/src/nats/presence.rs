@@ -44,12 +44,13 @@ pub type Rosters = Vec<(String, Vec<String>)>;
 pub(super) async fn run(
     js: async_nats::jetstream::Context,
     own: String,
+    replicas: usize,
     mut mine: watch::Receiver<Rosters>,
     events: Sender<NatsEvent>,
 ) {
     let mut heard: HashMap<String, Instant> = HashMap::new();
     loop {
-        if let Err(e) = session(&js, &own, &mut mine, &events, &mut heard).await {
+        if let Err(e) = session(&js, &own, replicas, &mut mine, &events, &mut heard).await {
             tracing::warn!("nats: presence: {e}");
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -59,6 +60,7 @@ pub(super) async fn run(
 async fn session(
     js: &async_nats::jetstream::Context,
     own: &str,
+    replicas: usize,
     mine: &mut watch::Receiver<Rosters>,
     events: &Sender<NatsEvent>,
     heard: &mut HashMap<String, Instant>,
@@ -78,6 +80,7 @@ async fn session(
         allow_direct: true,
         discard: stream::DiscardPolicy::New,
         storage: stream::StorageType::File,
+        num_replicas: replicas,
         ..Default::default()
     })
     .await?;
