@@ -10,13 +10,15 @@
 //! wait while the servers are unreachable; only this module's thread
 //! ever does.
 //!
-//! What crosses: the events of chat rooms without a password (messages,
-//! joins, leaves), one JSON object per event, published once per room on
-//! `lanlink.room.<hex of the folded room name>`. Every event carries its
-//! origin's server id and a per-process sequence number; its id is
-//! `<server>-<seq>`, and a receiver drops any event whose sequence is not
-//! above the last it took from that server (so a re-delivered event is
-//! shown once). See docs/SCALE-OUT.md.
+//! What crosses: the events of chat rooms without a password, one JSON
+//! object per event, published once per room on
+//! `lanlink.room.<hex of the folded room name>.said` (messages, through
+//! JetStream from an ordered outbox, kept in [`HISTORY_STREAM`]) or
+//! `.presence` (joins and leaves, core NATS). Every event carries its
+//! origin's server id and a sequence number; a message's id is
+//! `<server>-<seq>`. Messages arrive live and again from the stream; a
+//! receiver shows each once. Presence lives in a key-value bucket
+//! (`presence.rs`). See docs/SCALE-OUT.md.
 //!
 //! Another server is hostile until proven otherwise: an event is refused
 //! above [`MAX_EVENT_BYTES`] before it is parsed, every field is checked
@@ -582,7 +584,7 @@ impl History {
     }
 
     /// The kept messages of `room`, oldest first; empty if NATS cannot
-    /// tell within a few seconds.
+    /// tell within a second.
     async fn of(&mut self, room: &str) -> Vec<ChatMessage> {
         let limit = self.config.history_len;
         let own = self.config.server_id.clone();
@@ -621,7 +623,8 @@ impl History {
             }
             Some(messages)
         };
-        match tokio::time::timeout(Duration::from_secs(3), read).await {
+        // Live traffic waits meanwhile: a second at most.
+        match tokio::time::timeout(Duration::from_secs(1), read).await {
             Ok(Some(messages)) => messages,
             _ => {
                 tracing::warn!(room = %room, "nats: room history unavailable");
