@@ -71,6 +71,8 @@ pub struct ServerConfig {
     /// Nicknames refused from the start (operators add more with `ban`).
     /// Banned addresses live in `transport.bans`.
     pub banned_names: Vec<String>,
+    /// Scale-out through NATS (`--nats`); `None` serves alone.
+    pub nats: Option<crate::nats::NatsConfig>,
 }
 
 impl Default for ServerConfig {
@@ -88,6 +90,7 @@ impl Default for ServerConfig {
             admin_token: None,
             admin_guesses: Rate::per_minute(5),
             banned_names: Vec::new(),
+            nats: None,
         }
     }
 }
@@ -119,6 +122,7 @@ pub fn run(
         .clone()
         .unwrap_or_else(crossbeam_channel::never);
     let results = hub.job_results();
+    let remote = hub.nats_events();
     let ticks = crossbeam_channel::tick(TICK);
     let hub_thread = std::thread::Builder::new()
         .name("lanlink-hub".into())
@@ -142,6 +146,15 @@ pub fn run(
                         hub.job_done(owner, done);
                         for (owner, done) in results.try_iter().take(1024) {
                             hub.job_done(owner, done);
+                        }
+                        hub.flush();
+                    }
+                },
+                recv(remote) -> event => {
+                    if let Ok(event) = event {
+                        hub.handle_nats(event, now());
+                        for event in remote.try_iter().take(1024) {
+                            hub.handle_nats(event, now());
                         }
                         hub.flush();
                     }
@@ -306,6 +319,9 @@ pub struct Hub {
     media: MediaRelay,
     out: Vec<Outgoing>,
     admin: Admin,
+    /// The link to the other servers (`--nats`), and the rate limit of
+    /// the events each of them sends.
+    nats: Option<(crate::nats::NatsLink, KeyedBuckets<String>)>,
 }
 
 /// The operator's tools: the admin token and the bans.
@@ -324,6 +340,27 @@ impl Hub {
         for name in &config.banned_names {
             chat.ban_name(name);
         }
+        let nats = match &config.nats {
+            Some(nats) => {
+                chat.relay_room_events();
+                tracing::info!(server_id = %nats.server_id, urls = ?nats.urls, "scale-out through NATS");
+                // Another server speaks for all its users: it may send what
+                // a whole address of local users may, ten times over.
+                let per_address = config.chat.address_message_rate;
+                let rate = Rate {
+                    burst: per_address.burst.saturating_mul(10),
+                    per_second: per_address.per_second * 10.0,
+                };
+                Some((
+                    crate::nats::NatsLink::start(crate::nats::NatsConfig {
+                        history_len: config.chat.history_len,
+                        ..nats.clone()
+                    })?,
+                    KeyedBuckets::new(rate, DEFAULT_MAX_KEYS),
+                ))
+            }
+            None => None,
+        };
         Ok(Hub {
             server_name: config.server_name.clone(),
             max_payload: config.transport.conn.max_payload,
@@ -346,6 +383,7 @@ impl Hub {
                 addresses: config.transport.bans.clone(),
                 refusals: config.transport.refusals.clone(),
             },
+            nats,
         })
     }
 
@@ -362,10 +400,74 @@ impl Hub {
         self.file.job_done(done, &mut self.out);
     }
 
+    /// Where the other servers' room events arrive (never, without
+    /// `--nats`): hand each to [`handle_nats`](Self::handle_nats).
+    pub fn nats_events(&self) -> Receiver<crate::nats::NatsEvent> {
+        self.nats
+            .as_ref()
+            .map_or_else(crossbeam_channel::never, |(link, _)| link.events().clone())
+    }
+
+    /// Shows what another server's room says to this server's members,
+    /// within that server's rate limit and the chat's own checks; keeps
+    /// what it sends until [`flush`](Self::flush).
+    pub fn handle_nats(&mut self, event: crate::nats::NatsEvent, now: Now) {
+        use crate::nats::NatsEvent;
+        let Some((_, limit)) = &mut self.nats else {
+            return;
+        };
+        let (server, result) = match event {
+            NatsEvent::Connected => {
+                tracing::info!("nats: connected");
+                self.chat.set_remote_unknown(false);
+                return;
+            }
+            NatsEvent::Disconnected => {
+                tracing::warn!("nats: disconnected; serving local users, retrying");
+                self.chat.set_remote_unknown(true);
+                return;
+            }
+            NatsEvent::Rosters { server, rooms } => {
+                self.chat.set_remote_members(&server, rooms);
+                return;
+            }
+            NatsEvent::ServerGone { server } => {
+                tracing::info!(server = %server, "nats: server gone from presence");
+                self.chat.forget_server(&server);
+                return;
+            }
+            NatsEvent::Said { server, message } => {
+                if limit.try_take(&server, now.instant).is_err() {
+                    tracing::warn!(server = %server, "nats: remote server over its rate, message dropped");
+                    return;
+                }
+                let result = self.chat.deliver_remote(message, &mut self.out);
+                (server, result)
+            }
+            NatsEvent::History { room, messages } => {
+                self.chat.seed_history(&room, messages, &mut self.out);
+                return;
+            }
+            NatsEvent::Presence { server, presence } => {
+                if limit.try_take(&server, now.instant).is_err() {
+                    return;
+                }
+                let result = self.chat.remote_presence(presence, &mut self.out);
+                (server, result)
+            }
+        };
+        if let Err(e) = result {
+            tracing::warn!(server = %server, "nats: remote room event refused: {e}");
+        }
+    }
+
     /// Runs the services' timers (keeps what they send until
     /// [`flush`](Self::flush)).
     pub fn tick(&mut self, now: Now) {
         self.file.tick(now.instant);
+        if let Some((link, _)) = &self.nats {
+            link.set_presence(self.chat.shared_rosters());
+        }
     }
 
     /// Connected (welcomed) clients.
@@ -848,6 +950,11 @@ impl Hub {
     /// the workers). A frame sent to many recipients in a row (a room
     /// broadcast) is encoded once.
     pub fn flush(&mut self) {
+        if let Some((link, _)) = &mut self.nats {
+            for event in self.chat.take_room_events() {
+                link.publish(event);
+            }
+        }
         for job in self.file.take_jobs() {
             self.workers.submit(job.owner(), job);
         }

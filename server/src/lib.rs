@@ -22,6 +22,8 @@
 //!   stall the hub.
 //! - [`http`]: the browser's side: a small HTTP/1.1 server with every live
 //!   video stream as MJPEG, snapshots, `/state` and a page that follows it.
+//! - [`nats`]: scale-out (`--nats`): room events shared with other
+//!   servers through NATS, on a private async runtime in that module only.
 //! - [`ServerError`]: the one error type.
 //!
 //! Dependencies point one way: `proto → transport → services → server`;
@@ -42,6 +44,7 @@
 mod error;
 pub mod http;
 mod hub;
+pub mod nats;
 pub mod workers;
 
 pub use error::ServerError;

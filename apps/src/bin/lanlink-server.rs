@@ -99,6 +99,20 @@ struct Args {
     /// such as the browser page, is cut otherwise).
     #[arg(long, default_value_t = 10.0)]
     ping_interval: f64,
+    /// Scale out: share chat rooms with other lanlink servers through
+    /// these NATS servers (nats://HOST:PORT, comma-separated; see
+    /// docs/SCALE-OUT.md). Off by default.
+    #[arg(long, value_name = "URL[,URL…]", value_delimiter = ',')]
+    nats: Vec<String>,
+    /// This server's id among those sharing NATS: 1 to 32 letters, digits,
+    /// '-' or '_'; remote users are shown as name@ID. Default: the --name
+    /// and 6 random hex digits.
+    #[arg(long, value_name = "ID")]
+    server_id: Option<String>,
+    /// Copies JetStream keeps of the chat history and presence (3 on a
+    /// NATS cluster of 3 or more, so losing a node loses nothing).
+    #[arg(long, default_value_t = 1)]
+    nats_replicas: usize,
     /// A folder clients may list and download from (read-only).
     #[arg(long)]
     share: Option<PathBuf>,
@@ -270,6 +284,14 @@ fn main() -> ExitCode {
         eprintln!("error: --max-message-len cannot exceed 65535 (the wire format's limit)");
         return ExitCode::from(2);
     }
+    if args
+        .server_id
+        .as_deref()
+        .is_some_and(|id| !lanlink_server::nats::valid_server_id(id))
+    {
+        eprintln!("error: --server-id must be 1 to 32 letters, digits, '-' or '_'");
+        return ExitCode::from(2);
+    }
     if args.admin_token.as_deref().is_some_and(|t| t.len() < 12) {
         eprintln!("error: --admin-token must be at least 12 characters (it guards kick and ban)");
         return ExitCode::from(2);
@@ -357,6 +379,17 @@ fn main() -> ExitCode {
         admin_guesses: Rate::per_minute(args.admin_guesses_per_minute.max(1)),
         ..ServerConfig::default()
     };
+    if !args.nats.is_empty() {
+        let id = args
+            .server_id
+            .clone()
+            .unwrap_or_else(|| lanlink_server::nats::server_id(&args.name));
+        println!("server id {id} (scale-out through NATS)");
+        config.nats = Some(lanlink_server::nats::NatsConfig {
+            replicas: args.nats_replicas.clamp(1, 5),
+            ..lanlink_server::nats::NatsConfig::new(args.nats.clone(), id)
+        });
+    }
     if let Some(n) = args.file_workers {
         config.workers.threads = n.max(1);
     }

@@ -583,3 +583,161 @@ pub fn chromium() -> Option<&'static str> {
     }
     found
 }
+
+/// Debian's `nats-server`, for the scale-out tests; `None` (a skip, said
+/// on stderr) where it is not installed, which CI does not allow.
+pub fn nats_server_bin() -> Option<&'static str> {
+    let found = ["/usr/sbin/nats-server", "/usr/bin/nats-server"]
+        .into_iter()
+        .find(|p| Path::new(p).exists());
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "nats-server is required in CI (scripts/setup installs it)"
+        );
+        eprintln!("skipping: nats-server is not installed (scripts/setup installs it)");
+    }
+    found
+}
+
+/// A `nats-server` on a free loopback port, with JetStream in a scratch
+/// folder; killed on drop.
+pub struct NatsServer {
+    child: Child,
+    /// Its client port.
+    pub port: u16,
+    /// `nats://127.0.0.1:<port>`.
+    pub url: String,
+    _store: Scratch,
+}
+
+impl NatsServer {
+    /// Starts `bin` with `extra` arguments and waits until it accepts
+    /// connections.
+    pub fn start(bin: &str, extra: &[&str]) -> NatsServer {
+        let port = free_port();
+        let store = Scratch::new(&format!("nats-{port}"));
+        let mut child = Command::new(bin)
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+            .arg(store.dir("js"))
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nats-server");
+        let deadline = Instant::now() + PATIENCE;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("nats-server did not listen on {port}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        NatsServer {
+            child,
+            port,
+            url: format!("nats://127.0.0.1:{port}"),
+            _store: store,
+        }
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// A cluster of `nats-server` nodes on loopback, with JetStream; nodes can
+/// be killed and restarted on the same ports and stores.
+pub struct NatsCluster {
+    bin: &'static str,
+    nodes: Vec<Option<Child>>,
+    ports: Vec<u16>,
+    routes: Vec<u16>,
+    store: Scratch,
+}
+
+impl NatsCluster {
+    /// Starts `n` nodes routed to each other.
+    pub fn start(bin: &'static str, n: usize) -> NatsCluster {
+        let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let routes: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let store = Scratch::new(&format!("nats-cluster-{}", ports[0]));
+        let mut cluster = NatsCluster {
+            bin,
+            nodes: (0..n).map(|_| None).collect(),
+            ports,
+            routes,
+            store,
+        };
+        for i in 0..n {
+            cluster.restart(i);
+        }
+        cluster
+    }
+
+    /// Every node's URL, comma-separated, node `first` first.
+    pub fn urls(&self, first: usize) -> String {
+        let n = self.ports.len();
+        (0..n)
+            .map(|i| format!("nats://127.0.0.1:{}", self.ports[(first + i) % n]))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Kills node `i` (SIGKILL) and waits for it.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.nodes[i].take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts node `i` (again) and waits until it accepts connections.
+    pub fn restart(&mut self, i: usize) {
+        let others: Vec<String> = (0..self.routes.len())
+            .filter(|j| *j != i)
+            .map(|j| format!("nats://127.0.0.1:{}", self.routes[j]))
+            .collect();
+        let child = Command::new(self.bin)
+            .args(["-a", "127.0.0.1", "-p", &self.ports[i].to_string()])
+            .args(["-n", &format!("n{i}"), "--cluster_name", "lanlink"])
+            .arg("-cluster")
+            .arg(format!("nats://127.0.0.1:{}", self.routes[i]))
+            .arg("-routes")
+            .arg(others.join(","))
+            .arg("-js")
+            .arg("-sd")
+            .arg(self.store.dir(&format!("n{i}")))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nats-server");
+        self.nodes[i] = Some(child);
+        let deadline = Instant::now() + PATIENCE;
+        while std::net::TcpStream::connect(("127.0.0.1", self.ports[i])).is_err() {
+            assert!(Instant::now() < deadline, "nats node {i} did not listen");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for NatsCluster {
+    fn drop(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.kill(i);
+        }
+    }
+}

@@ -49,6 +49,7 @@
 pub mod command;
 mod format;
 pub mod names;
+mod remote;
 mod requests;
 mod room;
 mod service;
@@ -60,6 +61,7 @@ use std::time::Instant;
 use lanlink_proto::Frame;
 use lanlink_transport::{ConnId, Rate};
 
+pub use remote::{RoomEvent, MAX_REMOTE_REASON};
 pub use service::ChatService;
 
 /// The time, as the caller's clock sees it: the service reads no clock.

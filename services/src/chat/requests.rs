@@ -12,9 +12,10 @@ use lanlink_proto::chat::{
 use lanlink_transport::ConnId;
 
 use super::names::{check_nickname, check_room, fold, sort_key};
+use super::remote::RemoteMembers;
 use super::room::ChatRoom;
 use super::service::{too_many, ChatService, Client};
-use super::{Now, Outgoing};
+use super::{Now, Outgoing, RoomEvent};
 use crate::error::ServiceError;
 use crate::text::display_safe;
 
@@ -88,10 +89,12 @@ impl ChatService {
             }
         }
         let history_len = self.config.history_len;
+        let opened = !self.rooms.contains_key(&key) && password.is_none();
         let room = self
             .rooms
             .entry(key.clone())
             .or_insert_with(|| ChatRoom::new(room_name, password, history_len));
+        let mut shared = None;
         if room.insert(conn) {
             client.rooms.insert(key);
             tracing::info!(conn = %conn, name = %display_safe(&client.name),
@@ -105,6 +108,10 @@ impl ChatService {
             for member in room.members().filter(|&m| m != conn) {
                 out.push(Outgoing::control(member, presence.clone()));
             }
+            shared = (!room.is_private()).then(|| RoomEvent::Joined {
+                room: presence.room.clone(),
+                name: presence.name.clone(),
+            });
             // The history only for a newcomer: a member has seen it.
             let history = History {
                 room: room.name().into(),
@@ -112,7 +119,20 @@ impl ChatService {
             };
             out.push(Outgoing::control(conn, history));
         }
-        out.push(Outgoing::control(conn, roster_of(&self.clients, room)));
+        out.push(Outgoing::control(
+            conn,
+            roster_of(&self.clients, room, &self.remote),
+        ));
+        let opened = opened.then(|| RoomEvent::Opened {
+            room: room.name().into(),
+        });
+        // Opened first: the history is asked for before the join is told.
+        if let Some(event) = opened {
+            self.relayed(event);
+        }
+        if let Some(event) = shared {
+            self.relayed(event);
+        }
         Ok(())
     }
 
@@ -155,8 +175,16 @@ impl ChatService {
             out.push(Outgoing::control(member, presence.clone()));
         }
         room.remove(conn);
+        let shared = !room.is_private();
         if room.is_empty() {
             self.rooms.remove(key);
+        }
+        if shared {
+            self.relayed(RoomEvent::Left {
+                room: presence.room,
+                name: presence.name,
+                reason: presence.reason,
+            });
         }
     }
 
@@ -214,7 +242,11 @@ impl ChatService {
         for member in room.members().filter(|&m| m != conn) {
             out.push(Outgoing::control(member, said.clone()));
         }
+        let shared = (!room.is_private()).then(|| said.clone());
         room.record(said);
+        if let Some(said) = shared {
+            self.relayed(RoomEvent::Said(said));
+        }
         Ok(())
     }
 
@@ -293,7 +325,10 @@ impl ChatService {
         if found.is_private() && !found.contains(conn) {
             return Err(ServiceError::NotInRoom { room: room.into() });
         }
-        out.push(Outgoing::control(conn, roster_of(&self.clients, found)));
+        out.push(Outgoing::control(
+            conn,
+            roster_of(&self.clients, found, &self.remote),
+        ));
         Ok(())
     }
 
@@ -317,11 +352,17 @@ impl ChatService {
 }
 
 /// The roster of a room, sorted ignoring case.
-pub(super) fn roster_of(clients: &HashMap<ConnId, Client>, room: &ChatRoom) -> Roster {
+/// Members on other servers (scale-out) are listed as `name@server`.
+pub(super) fn roster_of(
+    clients: &HashMap<ConnId, Client>,
+    room: &ChatRoom,
+    remote: &RemoteMembers,
+) -> Roster {
     let mut members: Vec<String> = room
         .members()
         .filter_map(|c| clients.get(&c).map(|c| c.name.clone()))
         .collect();
+    members.extend(remote.of(&fold(room.name())));
     members.sort_by_cached_key(|n| sort_key(n));
     Roster {
         room: room.name().into(),

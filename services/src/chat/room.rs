@@ -86,6 +86,23 @@ impl ChatRoom {
         self.history.push_back(message);
     }
 
+    /// Puts `older` (oldest first) in front of the history, leaving out
+    /// the messages it already holds, and keeps the newest `history_len`;
+    /// returns the messages added.
+    pub(crate) fn seed(&mut self, older: Vec<ChatMessage>) -> Vec<ChatMessage> {
+        let added: Vec<ChatMessage> = older
+            .into_iter()
+            .filter(|m| !self.history.contains(m))
+            .collect();
+        let room = std::mem::take(&mut self.history);
+        let mut merged: VecDeque<ChatMessage> = added.iter().cloned().chain(room).collect();
+        while merged.len() > self.history_len {
+            merged.pop_front();
+        }
+        self.history = merged;
+        added
+    }
+
     /// Up to `limit` of the most recent messages, oldest first.
     pub(crate) fn recent(&self, limit: usize) -> Vec<ChatMessage> {
         let skip = self.history.len().saturating_sub(limit);

@@ -34,6 +34,11 @@ pub struct ChatService {
     pub(super) per_address: AddressLimits,
     /// Banned nicknames: folded key → the name as banned, lowercased.
     pub(super) banned: BTreeMap<String, String>,
+    /// Events of rooms without a password for other servers, once
+    /// [`relay_room_events`](Self::relay_room_events) is on.
+    pub(super) relay: Option<Vec<super::RoomEvent>>,
+    /// Other servers' users by room (scale-out), shown in rosters.
+    pub(super) remote: super::remote::RemoteMembers,
 }
 
 /// A bucket per client address for each kind of limited request.
@@ -73,6 +78,8 @@ impl ChatService {
             rooms: HashMap::new(),
             per_address,
             banned: BTreeMap::new(),
+            relay: None,
+            remote: Default::default(),
         }
     }
 

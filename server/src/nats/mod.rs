@@ -1,0 +1,838 @@
+//! Scale-out: several lanlink servers behave as one through NATS
+//! (`lanlink-server --nats URL[,URL…]`, off by default).
+//!
+//! This module is the only place with an async runtime: [`NatsLink`]
+//! starts one thread running a private current-thread tokio runtime with
+//! the official `async-nats` client. The hub talks to it through two
+//! bounded crossbeam channels and never waits on NATS: it hands room
+//! events over with `try_send` (a full outbox drops and counts, logged),
+//! and takes [`NatsEvent`]s in its `select!` loop. A NATS publish may
+//! wait while the servers are unreachable; only this module's thread
+//! ever does.
+//!
+//! What crosses: the events of chat rooms without a password, one JSON
+//! object per event, published once per room on
+//! `lanlink.room.<hex of the folded room name>.said` (messages, through
+//! JetStream from an ordered outbox, kept in [`HISTORY_STREAM`]) or
+//! `.presence` (joins and leaves, core NATS). Every event carries its
+//! origin's server id and a sequence number; a message's id is
+//! `<server>-<seq>`. Messages arrive live and again from the stream; a
+//! receiver shows each once. Presence lives in a key-value bucket
+//! (`presence.rs`). See docs/SCALE-OUT.md.
+//!
+//! Another server is hostile until proven otherwise: an event is refused
+//! above [`MAX_EVENT_BYTES`] before it is parsed, every field is checked
+//! for type and length here, and the hub then passes it through the chat
+//! service's own checks (names, room names, message length) and a rate
+//! limit per origin server.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use futures_util::StreamExt;
+use lanlink_proto::chat::{ChatMessage, Presence, PresenceChange};
+use lanlink_services::chat::names::fold;
+use lanlink_services::chat::RoomEvent;
+use serde_json::{json, Value};
+use tokio::sync::Notify;
+
+use crate::ServerError;
+
+mod presence;
+pub use presence::{Rosters, HEARTBEAT, PRESENCE_BUCKET, PRESENCE_TTL, STALE_AFTER};
+
+/// The subject prefix of room events; a room's subject is this, a dot and
+/// the hex of its folded name (any room name makes a valid subject).
+pub const ROOM_SUBJECTS: &str = "lanlink.room";
+
+/// The JetStream stream that keeps room messages (subjects
+/// `lanlink.room.*.said`), bounded per room by count and age.
+pub const HISTORY_STREAM: &str = "LANLINK_ROOMS";
+
+/// The largest event taken from NATS, in bytes: refused before parsing.
+pub const MAX_EVENT_BYTES: usize = 96 * 1024;
+
+/// The longest the NATS thread waits on one JetStream call (live traffic
+/// waits meanwhile), and how long it then leaves JetStream alone.
+const JS_PATIENCE: Duration = Duration::from_millis(400);
+const JS_RETRY: Duration = Duration::from_millis(1000);
+
+/// The most origin servers whose last sequence is remembered.
+const MAX_ORIGINS: usize = 1024;
+
+/// How scale-out is set up.
+#[derive(Debug, Clone)]
+pub struct NatsConfig {
+    /// The NATS servers, `nats://host:port` each; the client picks one and
+    /// moves to another when it fails.
+    pub urls: Vec<String>,
+    /// This process's id, unique among the servers sharing the NATS
+    /// cluster; remote users are shown as `name@<server id>`.
+    pub server_id: String,
+    /// Room events the hub may hand over before NATS has taken them; beyond
+    /// that they are dropped and counted (never blocking the hub).
+    pub outbox: usize,
+    /// Messages kept per room in [`HISTORY_STREAM`] (and read back when a
+    /// room is made here).
+    pub history_len: usize,
+    /// How long [`HISTORY_STREAM`] keeps a message.
+    pub history_age: Duration,
+    /// Copies JetStream keeps of the history stream and the presence
+    /// bucket (1, or 3 on a cluster of 3 or more nodes so that losing one
+    /// loses nothing). Used when they are made; existing ones keep theirs.
+    pub replicas: usize,
+}
+
+impl NatsConfig {
+    /// A configuration with an outbox of 16 384 events and a history of
+    /// 50 messages per room for 7 days.
+    pub fn new(urls: Vec<String>, server_id: String) -> NatsConfig {
+        NatsConfig {
+            urls,
+            server_id,
+            outbox: 16 * 1024,
+            history_len: 50,
+            history_age: Duration::from_secs(7 * 24 * 3600),
+            replicas: 1,
+        }
+    }
+}
+
+/// A server id for this process: `name` reduced to letters, digits, `-`
+/// and `_` (at most 16 of them), a dash and 6 random hex digits, so two
+/// processes given the same name still differ.
+pub fn server_id(name: &str) -> String {
+    let mut base: String = name
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .take(16)
+        .collect();
+    if base.is_empty() {
+        base.push_str("lanlink");
+    }
+    let mut random = [0u8; 3];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut random);
+    format!("{base}-{}", hex(&random))
+}
+
+/// Whether `id` may be a server id: 1 to 32 ASCII letters, digits, `-`
+/// or `_` (it is shown after `@` and used in subjects and event ids).
+pub fn valid_server_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The subject prefix of a room's events: its messages go to
+/// `<prefix>.said` (kept in [`HISTORY_STREAM`]), joins and leaves to
+/// `<prefix>.presence`.
+pub fn room_subject(room: &str) -> String {
+    format!("{ROOM_SUBJECTS}.{}", hex(fold(room).as_bytes()))
+}
+
+/// What the NATS side tells the hub.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NatsEvent {
+    /// A message said on another server; `from` is `user@server`.
+    Said {
+        /// The origin server's id (for its rate limit).
+        server: String,
+        /// The message as shown here.
+        message: ChatMessage,
+    },
+    /// A user on another server joined or left a room; `name` is
+    /// `user@server`.
+    Presence {
+        /// The origin server's id (for its rate limit).
+        server: String,
+        /// The change as shown here.
+        presence: Presence,
+    },
+    /// The history of a room as [`HISTORY_STREAM`] kept it, oldest first
+    /// (asked for when the room was made here); this server's own users
+    /// keep their bare names.
+    History {
+        /// The room.
+        room: String,
+        /// Its messages.
+        messages: Vec<ChatMessage>,
+    },
+    /// Another server's users by shared room, as its presence key says
+    /// (names bare; the hub shows them as `name@server`).
+    Rosters {
+        /// The server's id.
+        server: String,
+        /// Its rooms and their members.
+        rooms: Rosters,
+    },
+    /// A server's presence key was deleted or not refreshed in time.
+    ServerGone {
+        /// The server's id.
+        server: String,
+    },
+    /// Connected (or reconnected) to a NATS server.
+    Connected,
+    /// The connection to NATS was lost; the client keeps retrying.
+    Disconnected,
+}
+
+/// The running link to NATS: a thread with a private tokio runtime.
+/// Dropping it closes the outbox, gives the thread a moment to hand what
+/// is left to the client, and joins it.
+pub struct NatsLink {
+    server_id: String,
+    outbox: Option<Sender<RoomEvent>>,
+    presence: Option<tokio::sync::watch::Sender<Rosters>>,
+    wake: Arc<Notify>,
+    events: Receiver<NatsEvent>,
+    done: Receiver<()>,
+    thread: Option<JoinHandle<()>>,
+    dropped: u64,
+}
+
+impl NatsLink {
+    /// Starts the link; it connects (and reconnects) in the background, so
+    /// this returns at once even when no NATS server is up.
+    pub fn start(config: NatsConfig) -> Result<NatsLink, ServerError> {
+        let (outbox_tx, outbox) = crossbeam_channel::bounded(config.outbox.max(1));
+        let (events_tx, events) = crossbeam_channel::bounded(config.outbox.max(1));
+        let (done_tx, done) = crossbeam_channel::bounded(1);
+        let wake = Arc::new(Notify::new());
+        let server_id = config.server_id.clone();
+        let thread_wake = wake.clone();
+        let (presence, mine) = tokio::sync::watch::channel(Rosters::new());
+        let thread = std::thread::Builder::new()
+            .name("lanlink-nats".into())
+            .spawn(move || {
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt.block_on(serve(config, outbox, mine, thread_wake, events_tx)),
+                    Err(e) => tracing::error!("nats: cannot start its runtime: {e}"),
+                }
+                let _ = done_tx.send(());
+            })
+            .map_err(|e| ServerError::io("spawn nats thread", e))?;
+        Ok(NatsLink {
+            server_id,
+            outbox: Some(outbox_tx),
+            presence: Some(presence),
+            wake,
+            events,
+            done,
+            thread: Some(thread),
+            dropped: 0,
+        })
+    }
+
+    /// This process's server id.
+    pub fn server_id(&self) -> &str {
+        &self.server_id
+    }
+
+    /// Where the NATS side's events arrive.
+    pub fn events(&self) -> &Receiver<NatsEvent> {
+        &self.events
+    }
+
+    /// Sets this server's users by shared room, for the presence bucket
+    /// (written when it changes and at every heartbeat). Never waits.
+    pub fn set_presence(&self, rosters: Rosters) {
+        if let Some(presence) = &self.presence {
+            presence.send_if_modified(|now| {
+                let changed = *now != rosters;
+                if changed {
+                    *now = rosters;
+                }
+                changed
+            });
+        }
+    }
+
+    /// Hands a room event to NATS without waiting; a full outbox drops it
+    /// (counted and logged).
+    pub fn publish(&mut self, event: RoomEvent) {
+        let Some(outbox) = &self.outbox else { return };
+        match outbox.try_send(event) {
+            Ok(()) => self.wake.notify_one(),
+            Err(TrySendError::Full(_)) => {
+                self.dropped += 1;
+                if self.dropped.is_power_of_two() {
+                    tracing::warn!(
+                        dropped = self.dropped,
+                        "nats: outbox full, room events dropped"
+                    );
+                }
+            }
+            Err(TrySendError::Disconnected(_)) => {}
+        }
+    }
+}
+
+impl Drop for NatsLink {
+    fn drop(&mut self) {
+        // Presence first: its task deletes this server's key.
+        self.presence = None;
+        self.outbox = None;
+        self.wake.notify_one();
+        // A publish may be waiting for a NATS server that is gone: give it
+        // a moment, then leave the thread behind rather than hang.
+        if self.done.recv_timeout(Duration::from_secs(2)).is_ok() {
+            if let Some(thread) = self.thread.take() {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
+/// The NATS side: connect, subscribe to every room, then publish what the
+/// hub hands over and pass on what other servers publish.
+async fn serve(
+    config: NatsConfig,
+    outbox: Receiver<RoomEvent>,
+    mine: tokio::sync::watch::Receiver<Rosters>,
+    wake: Arc<Notify>,
+    events: Sender<NatsEvent>,
+) {
+    let mut addrs = Vec::new();
+    for url in &config.urls {
+        match url.parse::<async_nats::ServerAddr>() {
+            Ok(a) => addrs.push(a),
+            Err(e) => tracing::error!(url = %url, "nats: bad server address: {e}"),
+        }
+    }
+    let status = events.clone();
+    // Set on every (re)connection: the stream is then followed afresh from
+    // the last message taken, at once, rather than when the old consumer's
+    // heartbeats are missed.
+    let reconnected = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (flag, nudge) = (reconnected.clone(), wake.clone());
+    let options = async_nats::ConnectOptions::new()
+        .name(format!("lanlink-server {}", config.server_id))
+        .retry_on_initial_connect()
+        .max_reconnects(None)
+        .connection_timeout(Duration::from_secs(2))
+        .reconnect_delay_callback(|n| Duration::from_millis((n as u64 * 200).clamp(100, 2000)))
+        .event_callback(move |event| {
+            let status = status.clone();
+            if matches!(event, async_nats::Event::Connected) {
+                flag.store(true, std::sync::atomic::Ordering::Relaxed);
+                nudge.notify_one();
+            }
+            async move {
+                let told = match event {
+                    async_nats::Event::Connected => Some(NatsEvent::Connected),
+                    async_nats::Event::Disconnected => Some(NatsEvent::Disconnected),
+                    other => {
+                        tracing::info!("nats: {other}");
+                        None
+                    }
+                };
+                if let Some(told) = told {
+                    let _ = status.try_send(told);
+                }
+            }
+        });
+    let client = match options.connect(addrs).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("nats: cannot connect: {e}");
+            return;
+        }
+    };
+    // Everything live by core NATS (fast, at most once); messages again
+    // from the stream below, which fills what a reconnect missed.
+    let mut rooms = match client
+        .subscribe(format!("{ROOM_SUBJECTS}.*.presence"))
+        .await
+    {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("nats: cannot subscribe: {e}");
+            return;
+        }
+    };
+    let mut inbound = Inbound::new(config.server_id.clone());
+    let presence = tokio::spawn(presence::run(
+        async_nats::jetstream::new(client.clone()),
+        config.server_id.clone(),
+        config.replicas.max(1),
+        mine,
+        events.clone(),
+    ));
+    let mut history = History {
+        js: async_nats::jetstream::new(client.clone()),
+        stream: None,
+        config: config.clone(),
+    };
+    // Messages wait here, in order, until JetStream has acknowledged them
+    // (stored, and so delivered to every server's subscription); joins and
+    // leaves are published once, at most (rosters come from presence).
+    let mut unsent: VecDeque<(String, async_nats::HeaderMap, Vec<u8>)> = VecDeque::new();
+    let mut retry_at = tokio::time::Instant::now();
+    let (mut said_seq, mut presence_seq) = (0u64, 0u64);
+    let mut dropped = 0u64;
+    let mut said: Option<async_nats::jetstream::consumer::push::Ordered> = None;
+    let mut last_stream_seq = 0u64;
+    loop {
+        if reconnected.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            said = None;
+            retry_at = tokio::time::Instant::now();
+        }
+        // JetStream calls are bounded short: while they wait, live
+        // traffic is not handled.
+        if said.is_none() && tokio::time::Instant::now() >= retry_at {
+            let following = follow(&mut history, &client, last_stream_seq);
+            said = tokio::time::timeout(JS_PATIENCE, following)
+                .await
+                .ok()
+                .flatten();
+            retry_at = tokio::time::Instant::now() + JS_RETRY;
+        }
+        // Drain the outbox first: a wake-up lost to the other branch of
+        // the select is made up for here.
+        loop {
+            match outbox.try_recv() {
+                Ok(RoomEvent::Opened { room }) => {
+                    let messages = history.of(&room).await;
+                    if !messages.is_empty() {
+                        let _ = events.try_send(NatsEvent::History { room, messages });
+                    }
+                }
+                Ok(event @ RoomEvent::Said(_)) => {
+                    said_seq += 1;
+                    let (subject, payload) = encode(&config.server_id, said_seq, &event);
+                    // The stream stores a retried copy once.
+                    let mut headers = async_nats::HeaderMap::new();
+                    headers.insert(
+                        "Nats-Msg-Id",
+                        format!("{}-{said_seq}", config.server_id).as_str(),
+                    );
+                    if unsent.len() >= config.outbox.max(1) {
+                        dropped += 1;
+                        if dropped.is_power_of_two() {
+                            tracing::warn!(
+                                dropped,
+                                "nats: unsent messages over the limit, dropped"
+                            );
+                        }
+                    } else {
+                        unsent.push_back((subject, headers, payload));
+                    }
+                }
+                Ok(event) => {
+                    presence_seq += 1;
+                    let (subject, payload) = encode(&config.server_id, presence_seq, &event);
+                    if let Err(e) = client.publish(subject, payload.into()).await {
+                        tracing::warn!("nats: publish failed: {e}");
+                    }
+                }
+                Err(crossbeam_channel::TryRecvError::Empty) => break,
+                Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                    send_unsent(&mut history, &mut unsent).await;
+                    let _ = client.flush().await;
+                    // A moment for the presence task to delete our key.
+                    let _ = tokio::time::timeout(Duration::from_millis(500), presence).await;
+                    return;
+                }
+            }
+        }
+        if !unsent.is_empty() && tokio::time::Instant::now() >= retry_at {
+            send_unsent(&mut history, &mut unsent).await;
+            retry_at = tokio::time::Instant::now() + JS_RETRY;
+        }
+        let retry = tokio::time::sleep_until(retry_at);
+        let waiting = !unsent.is_empty() || said.is_none();
+        let next_said = async {
+            match &mut said {
+                Some(s) => s.next().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = wake.notified() => {}
+            () = retry, if waiting => {}
+            message = next_said => match message {
+                Some(Ok(message)) => {
+                    if let Ok(info) = message.info() {
+                        last_stream_seq = info.stream_sequence;
+                    }
+                    if let Some(event) = inbound.take(&message.payload) {
+                        if events.try_send(event).is_err() {
+                            tracing::warn!("nats: the hub is behind, a remote message was dropped");
+                        }
+                    }
+                }
+                Some(Err(e)) => tracing::info!("nats: following the room messages: {e}"),
+                None => said = None,
+            },
+            message = rooms.next() => match message {
+                Some(message) => {
+                    if let Some(event) = inbound.take(&message.payload) {
+                        if events.try_send(event).is_err() {
+                            tracing::warn!("nats: the hub is behind, a remote room event was dropped");
+                        }
+                    }
+                }
+                None => return,
+            },
+        }
+    }
+}
+
+/// Follows [`HISTORY_STREAM`] from after `last` (from now on if 0) with an
+/// ordered consumer, which re-creates itself after a gap or a reconnect.
+async fn follow(
+    history: &mut History,
+    client: &async_nats::Client,
+    last: u64,
+) -> Option<async_nats::jetstream::consumer::push::Ordered> {
+    use async_nats::jetstream::consumer::{push, DeliverPolicy};
+    let stream = history.stream().await?;
+    let deliver_policy = if last == 0 {
+        DeliverPolicy::New
+    } else {
+        DeliverPolicy::ByStartSequence {
+            start_sequence: last + 1,
+        }
+    };
+    let consumer = stream
+        .create_consumer(push::OrderedConfig {
+            deliver_subject: client.new_inbox(),
+            deliver_policy,
+            ..Default::default()
+        })
+        .await
+        .ok()?;
+    consumer.messages().await.ok()
+}
+
+/// Publishes the unsent messages in order through JetStream, each once
+/// acknowledged; stops at the first failure (NATS or JetStream away), to
+/// try again later from there.
+async fn send_unsent(
+    history: &mut History,
+    unsent: &mut VecDeque<(String, async_nats::HeaderMap, Vec<u8>)>,
+) {
+    let found = tokio::time::timeout(JS_PATIENCE, history.stream()).await;
+    if !matches!(found, Ok(Some(_))) {
+        return;
+    }
+    while let Some((subject, headers, payload)) = unsent.front() {
+        let sent = async {
+            history
+                .js
+                .publish_with_headers(subject.clone(), headers.clone(), payload.clone().into())
+                .await
+                .ok()?
+                .await
+                .ok()
+        };
+        match tokio::time::timeout(JS_PATIENCE, sent).await {
+            Ok(Some(_ack)) => {
+                unsent.pop_front();
+            }
+            _ => {
+                tracing::info!(unsent = unsent.len(), "nats: messages wait for JetStream");
+                return;
+            }
+        }
+    }
+}
+
+/// Reads room histories back from [`HISTORY_STREAM`], making the stream
+/// if no server has yet.
+struct History {
+    js: async_nats::jetstream::Context,
+    stream: Option<async_nats::jetstream::stream::Stream>,
+    config: NatsConfig,
+}
+
+impl History {
+    /// The stream, made or found on first use (and again after a failure).
+    async fn stream(&mut self) -> Option<&async_nats::jetstream::stream::Stream> {
+        if self.stream.is_none() {
+            use async_nats::jetstream::stream;
+            let config = stream::Config {
+                name: HISTORY_STREAM.into(),
+                subjects: vec![format!("{ROOM_SUBJECTS}.*.said")],
+                max_messages_per_subject: i64::try_from(self.config.history_len.max(1))
+                    .unwrap_or(i64::MAX),
+                max_age: self.config.history_age,
+                duplicate_window: Duration::from_secs(120),
+                storage: stream::StorageType::File,
+                discard: stream::DiscardPolicy::Old,
+                num_replicas: self.config.replicas.max(1),
+                ..Default::default()
+            };
+            match self.js.get_or_create_stream(config).await {
+                Ok(s) => self.stream = Some(s),
+                Err(e) => tracing::warn!("nats: history stream unavailable: {e}"),
+            }
+        }
+        self.stream.as_ref()
+    }
+
+    /// The kept messages of `room`, oldest first; empty if NATS cannot
+    /// tell within a second.
+    async fn of(&mut self, room: &str) -> Vec<ChatMessage> {
+        let limit = self.config.history_len;
+        let own = self.config.server_id.clone();
+        let subject = format!("{}.said", room_subject(room));
+        let Some(stream) = self.stream().await else {
+            return Vec::new();
+        };
+        let read = async {
+            use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
+            let consumer = stream
+                .create_consumer(pull::Config {
+                    filter_subject: subject,
+                    deliver_policy: DeliverPolicy::All,
+                    ack_policy: AckPolicy::None,
+                    inactive_threshold: Duration::from_secs(30),
+                    ..Default::default()
+                })
+                .await
+                .ok()?;
+            let mut batch = consumer.fetch().max_messages(limit).messages().await.ok()?;
+            let mut messages = Vec::new();
+            while let Some(Ok(message)) = batch.next().await {
+                if message.payload.len() > MAX_EVENT_BYTES {
+                    continue;
+                }
+                if let Some((server, _, NatsEvent::Said { mut message, .. })) =
+                    decode(&message.payload)
+                {
+                    if server == own {
+                        if let Some((name, _)) = message.from.rsplit_once('@') {
+                            message.from = name.to_owned();
+                        }
+                    }
+                    messages.push(message);
+                }
+            }
+            Some(messages)
+        };
+        // Live traffic waits meanwhile: a second at most.
+        match tokio::time::timeout(Duration::from_secs(1), read).await {
+            Ok(Some(messages)) => messages,
+            _ => {
+                tracing::warn!(room = %room, "nats: room history unavailable");
+                Vec::new()
+            }
+        }
+    }
+}
+
+/// One room event as published: its subject and JSON body.
+fn encode(server: &str, seq: u64, event: &RoomEvent) -> (String, Vec<u8>) {
+    let (room, kind, body) = match event {
+        RoomEvent::Said(m) => (
+            &m.room,
+            "said",
+            json!({"kind": "said", "room": m.room, "name": m.from, "text": m.text,
+                   "action": m.action, "ts": m.timestamp_ms}),
+        ),
+        RoomEvent::Joined { room, name } => (
+            room,
+            "presence",
+            json!({"kind": "joined", "room": room, "name": name}),
+        ),
+        RoomEvent::Left { room, name, reason } => (
+            room,
+            "presence",
+            json!({"kind": "left", "room": room, "name": name, "reason": reason}),
+        ),
+        // Never published (the NATS thread reads history for it instead).
+        RoomEvent::Opened { room } => (room, "presence", json!({"kind": "opened"})),
+    };
+    let mut body = body;
+    body["server"] = json!(server);
+    body["seq"] = json!(seq);
+    body["id"] = json!(match event {
+        RoomEvent::Said(_) => format!("{server}-{seq}"),
+        _ => format!("{server}-p{seq}"),
+    });
+    (
+        format!("{}.{kind}", room_subject(room)),
+        body.to_string().into_bytes(),
+    )
+}
+
+/// Checks and decodes what other servers publish, dropping our own events
+/// and any already seen.
+struct Inbound {
+    own: String,
+    /// The sequences seen from each origin server, for its messages
+    /// (`true`) and its joins and leaves (`false`), numbered apart.
+    seen: HashMap<(String, bool), Seen>,
+}
+
+/// The sequences seen from one origin: the most recent [`SEEN_WINDOW`]
+/// of them, and everything at or below `floor`. A message can arrive twice
+/// (live, and again from the stream after a reconnect, or re-published
+/// after a lost acknowledgement) and, in a failure, after a later one.
+#[derive(Default)]
+struct Seen {
+    floor: u64,
+    recent: std::collections::BTreeSet<u64>,
+}
+
+/// How many recent sequences are remembered per origin.
+const SEEN_WINDOW: usize = 4096;
+
+impl Seen {
+    /// True the first time `seq` is offered.
+    fn first(&mut self, seq: u64) -> bool {
+        if seq <= self.floor || !self.recent.insert(seq) {
+            return false;
+        }
+        while self.recent.len() > SEEN_WINDOW {
+            if let Some(oldest) = self.recent.pop_first() {
+                self.floor = oldest;
+            }
+        }
+        true
+    }
+}
+
+impl Inbound {
+    fn new(own: String) -> Inbound {
+        Inbound {
+            own,
+            seen: HashMap::new(),
+        }
+    }
+
+    fn take(&mut self, payload: &[u8]) -> Option<NatsEvent> {
+        if payload.len() > MAX_EVENT_BYTES {
+            tracing::warn!(bytes = payload.len(), "nats: oversized room event dropped");
+            return None;
+        }
+        let event = decode(payload);
+        let Some((server, seq, event)) = event else {
+            tracing::warn!("nats: malformed room event dropped");
+            return None;
+        };
+        if server == self.own {
+            return None;
+        }
+        let key = (server, matches!(event, NatsEvent::Said { .. }));
+        if !self.seen.contains_key(&key) && self.seen.len() >= MAX_ORIGINS {
+            // Forget every origin; a forgotten one may repeat an event at
+            // worst (only a flood of fake server ids gets here).
+            self.seen.clear();
+        }
+        self.seen
+            .entry(key)
+            .or_default()
+            .first(seq)
+            .then_some(event)
+    }
+}
+
+/// `(server, seq, event)` from a published body, or `None` if anything is
+/// missing, of the wrong type or not a valid server id.
+fn decode(payload: &[u8]) -> Option<(String, u64, NatsEvent)> {
+    let body: Value = serde_json::from_slice(payload).ok()?;
+    let text = |key: &str| body.get(key)?.as_str().map(str::to_owned);
+    let server = text("server")?;
+    if !valid_server_id(&server) {
+        return None;
+    }
+    let seq = body.get("seq")?.as_u64()?;
+    let room = text("room")?;
+    let name = format!("{}@{server}", text("name")?);
+    let event = match body.get("kind")?.as_str()? {
+        "said" => NatsEvent::Said {
+            server: server.clone(),
+            message: ChatMessage {
+                room,
+                from: name,
+                text: text("text")?,
+                action: body.get("action")?.as_bool()?,
+                timestamp_ms: body.get("ts")?.as_u64()?,
+            },
+        },
+        kind @ ("joined" | "left") => NatsEvent::Presence {
+            server: server.clone(),
+            presence: Presence {
+                room,
+                name,
+                change: if kind == "joined" {
+                    PresenceChange::Joined
+                } else {
+                    PresenceChange::Left
+                },
+                reason: if kind == "left" {
+                    text("reason")?
+                } else {
+                    String::new()
+                },
+            },
+        },
+        _ => return None,
+    };
+    Some((server, seq, event))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_round_trip_once_and_hostile_ones_are_dropped() {
+        let said = RoomEvent::Said(ChatMessage {
+            room: "Lobby".into(),
+            from: "ada".into(),
+            text: "hi \"there\"".into(),
+            action: false,
+            timestamp_ms: 7,
+        });
+        let (subject, body) = encode("a-1", 1, &said);
+        assert_eq!(subject, format!("{}.said", room_subject("LOBBY")));
+        let mut inbound = Inbound::new("b".into());
+        let Some(NatsEvent::Said { server, message }) = inbound.take(&body) else {
+            panic!()
+        };
+        assert_eq!((server.as_str(), message.from.as_str()), ("a-1", "ada@a-1"));
+        assert_eq!(message.text, "hi \"there\"");
+        // Again: a duplicate.
+        assert_eq!(inbound.take(&body), None);
+        let left = RoomEvent::Left {
+            room: "lobby".into(),
+            name: "ada".into(),
+            reason: "quit".into(),
+        };
+        let (_, body) = encode("a-1", 2, &left);
+        assert!(matches!(
+            inbound.take(&body),
+            Some(NatsEvent::Presence { .. })
+        ));
+        // Our own events are not shown twice.
+        let (_, body) = encode("b", 3, &left);
+        assert_eq!(inbound.take(&body), None);
+        // Garbage, wrong types, a bad server id, an oversized body.
+        for bad in [
+            &b"not json"[..],
+            br#"{"server":"a","seq":"9","kind":"said"}"#,
+            br#"{"server":"a b","seq":9,"kind":"joined","room":"r","name":"n"}"#,
+            br#"{"server":"a","seq":9,"kind":"boom","room":"r","name":"n"}"#,
+        ] {
+            assert_eq!(inbound.take(bad), None);
+        }
+        assert_eq!(inbound.take(&vec![b' '; MAX_EVENT_BYTES + 1]), None);
+        assert!(valid_server_id(&server_id("my server!")));
+        assert!(server_id("").starts_with("lanlink-"));
+    }
+}

@@ -1,0 +1,389 @@
+//! Rooms shared with other servers (scale-out): what this server's rooms
+//! tell the others ([`RoomEvent`]s, collected once
+//! [`ChatService::relay_room_events`] is on), and what the others' rooms
+//! say here ([`ChatService::deliver_remote`],
+//! [`ChatService::remote_presence`]).
+//!
+//! Another server is a peer like any client: what it sends passes the same
+//! checks as a local request (names, room names, message length) before a
+//! local member sees it. Rooms with a password stay local: their password
+//! lives on this server only, so nothing said in them leaves it, and
+//! nothing from elsewhere enters them.
+
+use lanlink_proto::chat::{ChatMessage, Presence};
+
+use std::collections::HashMap;
+
+use super::names::{check_nickname, check_room, fold, sort_key};
+use super::service::ChatService;
+use super::Outgoing;
+use crate::error::ServiceError;
+
+/// Something that happened in a room without a password, for the other
+/// servers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoomEvent {
+    /// A local member spoke (stamped by this server: name, room, time).
+    Said(ChatMessage),
+    /// A local user entered the room.
+    Joined {
+        /// The room's display name.
+        room: String,
+        /// The user's nickname.
+        name: String,
+    },
+    /// The room was just made on this server (its first local member
+    /// entered): its history may be found elsewhere, for
+    /// [`seed_history`](ChatService::seed_history).
+    Opened {
+        /// The room's display name.
+        room: String,
+    },
+    /// A local user left the room (or quit).
+    Left {
+        /// The room's display name.
+        room: String,
+        /// The user's nickname.
+        name: String,
+        /// Why, as shown locally (already cut short).
+        reason: String,
+    },
+}
+
+/// Other servers' users by room, as their presence says.
+#[derive(Debug, Default)]
+pub(super) struct RemoteMembers {
+    /// Server id → folded room name → names shown (`user@server`).
+    servers: HashMap<String, HashMap<String, Vec<String>>>,
+    /// NATS is unreachable: what is known may be stale.
+    unknown: bool,
+}
+
+/// The most other servers whose users are remembered.
+const MAX_SERVERS: usize = 1024;
+
+impl RemoteMembers {
+    /// The other servers' members of the room with folded name `key`, with
+    /// `?` after each while NATS is unreachable (they may have gone).
+    pub(super) fn of(&self, key: &str) -> Vec<String> {
+        let mark = if self.unknown { "?" } else { "" };
+        self.servers
+            .values()
+            .filter_map(|rooms| rooms.get(key))
+            .flatten()
+            .map(|name| format!("{name}{mark}"))
+            .collect()
+    }
+}
+
+/// The longest leave reason taken from another server, in bytes.
+pub const MAX_REMOTE_REASON: usize = 200;
+
+impl ChatService {
+    /// From now on, remember what happens in rooms without a password for
+    /// [`take_room_events`](Self::take_room_events).
+    pub fn relay_room_events(&mut self) {
+        self.relay.get_or_insert_with(Vec::new);
+    }
+
+    /// What happened in shared rooms since the last call, in order.
+    pub fn take_room_events(&mut self) -> Vec<RoomEvent> {
+        self.relay.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    pub(super) fn relayed(&mut self, event: RoomEvent) {
+        if let Some(events) = &mut self.relay {
+            events.push(event);
+        }
+    }
+
+    /// This server's users by room without a password, sorted: what its
+    /// presence tells the other servers.
+    pub fn shared_rosters(&self) -> Vec<(String, Vec<String>)> {
+        let mut rosters: Vec<(String, Vec<String>)> = self
+            .rooms
+            .values()
+            .filter(|r| !r.is_private())
+            .map(|r| {
+                let mut names: Vec<String> = r
+                    .members()
+                    .filter_map(|c| self.name_of(c).map(str::to_owned))
+                    .collect();
+                names.sort_by_cached_key(|n| sort_key(n));
+                (r.name().to_owned(), names)
+            })
+            .collect();
+        rosters.sort_by_cached_key(|(room, _)| sort_key(room));
+        rosters
+    }
+
+    /// Sets the users of the server `server` by room (bare names), shown
+    /// in rosters as `name@server`. Names, room names and the server id
+    /// are checked as local ones; what fails is left out. At most
+    /// `max_rooms` rooms are taken from one server.
+    pub fn set_remote_members(&mut self, server: &str, rooms: Vec<(String, Vec<String>)>) {
+        let max = self.config.max_name_len;
+        if check_nickname(server, max).is_err() {
+            return;
+        }
+        if !self.remote.servers.contains_key(server) && self.remote.servers.len() >= MAX_SERVERS {
+            return;
+        }
+        let mut kept: HashMap<String, Vec<String>> = HashMap::new();
+        for (room, names) in rooms.into_iter().take(self.config.max_rooms + 1) {
+            if check_room(&room, max).is_err() {
+                continue;
+            }
+            let names: Vec<String> = names
+                .into_iter()
+                .filter(|n| check_nickname(n, max).is_ok())
+                .map(|n| format!("{n}@{server}"))
+                .collect();
+            kept.entry(fold(&room)).or_default().extend(names);
+        }
+        self.remote.servers.insert(server.to_owned(), kept);
+    }
+
+    /// Forgets the users of a server that is gone.
+    pub fn forget_server(&mut self, server: &str) {
+        self.remote.servers.remove(server);
+    }
+
+    /// Marks the other servers' users as unknown (`name@server?` in
+    /// rosters) while NATS is unreachable, or known again.
+    pub fn set_remote_unknown(&mut self, unknown: bool) {
+        self.remote.unknown = unknown;
+    }
+
+    /// Checks a remote user's shown name, `user@server`: both parts are
+    /// nicknames by the local rules.
+    pub fn check_remote_name(&self, name: &str) -> Result<(), ServiceError> {
+        let max = self.config.max_name_len;
+        let (user, server) = name.rsplit_once('@').unwrap_or((name, ""));
+        check_nickname(user, max)?;
+        check_nickname(server, max)
+    }
+
+    /// Delivers a message said in a room on another server to this
+    /// server's members of that room, and keeps it in the room's history.
+    /// `m.from` is the speaker as shown here (`user@server`), checked with
+    /// [`check_remote_name`](Self::check_remote_name); the room name and
+    /// the text length are checked as a local message's. A room with no
+    /// local member, or with a password, takes nothing (`Ok`).
+    pub fn deliver_remote(
+        &mut self,
+        m: ChatMessage,
+        out: &mut Vec<Outgoing>,
+    ) -> Result<(), ServiceError> {
+        check_room(&m.room, self.config.max_name_len)?;
+        self.check_remote_name(&m.from)?;
+        let max = self.config.max_message_len;
+        if m.text.len() > max {
+            return Err(ServiceError::MessageTooLong {
+                len: m.text.len(),
+                max,
+            });
+        }
+        let Some(room) = self
+            .rooms
+            .get_mut(&fold(&m.room))
+            .filter(|r| !r.is_private())
+        else {
+            return Ok(());
+        };
+        let said = ChatMessage {
+            room: room.name().into(),
+            ..m
+        };
+        for member in room.members() {
+            out.push(Outgoing::control(member, said.clone()));
+        }
+        room.record(said);
+        Ok(())
+    }
+
+    /// Adds `older` (oldest first), the room's history as the other
+    /// servers kept it, in front of what this server's room has kept since
+    /// it was made, and sends the members the messages they had not seen.
+    /// Each message is checked as [`deliver_remote`](Self::deliver_remote)
+    /// checks one (a local speaker's bare nickname is allowed too); a
+    /// refused one is left out. The history stays within `history_len`.
+    pub fn seed_history(&mut self, room: &str, older: Vec<ChatMessage>, out: &mut Vec<Outgoing>) {
+        let max = self.config.max_message_len;
+        let max_name = self.config.max_name_len;
+        let checked: Vec<ChatMessage> = older
+            .into_iter()
+            .filter(|m| {
+                m.text.len() <= max
+                    && (self.check_remote_name(&m.from).is_ok()
+                        || check_nickname(&m.from, max_name).is_ok())
+            })
+            .collect();
+        let Some(found) = self.rooms.get_mut(&fold(room)).filter(|r| !r.is_private()) else {
+            return;
+        };
+        let shown = found.name().to_owned();
+        let checked = checked
+            .into_iter()
+            .map(|m| ChatMessage {
+                room: shown.clone(),
+                ..m
+            })
+            .collect();
+        let added = found.seed(checked);
+        if added.is_empty() {
+            return;
+        }
+        let history = lanlink_proto::chat::History {
+            room: found.name().into(),
+            messages: added,
+        };
+        for member in found.members() {
+            out.push(Outgoing::control(member, history.clone()));
+        }
+    }
+
+    /// Tells this server's members of `p.room` that a user elsewhere
+    /// (`p.name` as `user@server`) joined or left it. The reason is cut to
+    /// [`MAX_REMOTE_REASON`] bytes.
+    pub fn remote_presence(
+        &mut self,
+        mut p: Presence,
+        out: &mut Vec<Outgoing>,
+    ) -> Result<(), ServiceError> {
+        check_room(&p.room, self.config.max_name_len)?;
+        self.check_remote_name(&p.name)?;
+        if p.reason.len() > MAX_REMOTE_REASON {
+            let mut end = MAX_REMOTE_REASON;
+            while !p.reason.is_char_boundary(end) {
+                end -= 1;
+            }
+            p.reason.truncate(end);
+        }
+        let Some(room) = self.rooms.get(&fold(&p.room)).filter(|r| !r.is_private()) else {
+            return Ok(());
+        };
+        p.room = room.name().into();
+        for member in room.members() {
+            out.push(Outgoing::control(member, p.clone()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use lanlink_proto::chat::{Join, PresenceChange};
+    use lanlink_proto::Message;
+    use lanlink_transport::ConnId;
+
+    use super::*;
+    use crate::chat::{ChatConfig, Now};
+
+    fn now() -> Now {
+        Now {
+            instant: Instant::now(),
+            unix_ms: 1_700_000_000_000,
+        }
+    }
+
+    fn said(from: &str, text: &str) -> ChatMessage {
+        ChatMessage {
+            room: "LOBBY".into(),
+            from: from.into(),
+            text: text.into(),
+            action: false,
+            timestamp_ms: 5,
+        }
+    }
+
+    #[test]
+    fn local_events_are_relayed_and_remote_ones_delivered() {
+        let mut chat = ChatService::new(ChatConfig::default());
+        chat.relay_room_events();
+        let mut out = Vec::new();
+        chat.connect(ConnId(1), [10, 0, 0, 1].into(), "ada", &now(), &mut out)
+            .unwrap();
+        let hi = ChatMessage {
+            room: "lobby".into(),
+            ..said("", "hi")
+        };
+        chat.handle(ConnId(1), hi.into(), &now(), &mut out);
+        let secret = Join {
+            room: "vault".into(),
+            password: Some("pw".into()),
+        };
+        chat.handle(ConnId(1), secret.into(), &now(), &mut out);
+        let events = chat.take_room_events();
+        assert_eq!(
+            events.len(),
+            3,
+            "nothing of the room with a password: {events:?}"
+        );
+        assert!(matches!(&events[0], RoomEvent::Opened { room } if room == "lobby"));
+        assert!(
+            matches!(&events[1], RoomEvent::Joined { room, name } if room == "lobby" && name == "ada")
+        );
+        assert!(matches!(&events[2], RoomEvent::Said(m) if m.from == "ada" && m.text == "hi"));
+
+        out.clear();
+        chat.deliver_remote(said("bob@b", "hello"), &mut out)
+            .unwrap();
+        assert_eq!(out.len(), 1);
+        let Message::ChatMessage(m) = &out[0].frame.message else {
+            panic!()
+        };
+        assert_eq!((m.room.as_str(), m.from.as_str()), ("lobby", "bob@b"));
+        // Kept for late joiners here.
+        chat.connect(ConnId(2), [10, 0, 0, 2].into(), "cy", &now(), &mut out)
+            .unwrap();
+        assert!(out.iter().any(|o| matches!(&o.frame.message,
+            Message::History(h) if h.messages.iter().any(|m| m.text == "hello"))));
+
+        // Hostile input is refused, not shown.
+        let mut out = Vec::new();
+        assert!(chat.deliver_remote(said("bob", "x"), &mut out).is_err());
+        assert!(chat
+            .deliver_remote(said("b\u{1b}[2J@b", "x"), &mut out)
+            .is_err());
+        assert!(chat
+            .deliver_remote(said("bob@b", &"x".repeat(5000)), &mut out)
+            .is_err());
+        let p = Presence {
+            room: "lobby".into(),
+            name: "bob@b".into(),
+            change: PresenceChange::Left,
+            reason: "é".repeat(300),
+        };
+        chat.remote_presence(p, &mut out).unwrap();
+        let Message::Presence(p) = &out[0].frame.message else {
+            panic!()
+        };
+        assert!(p.reason.len() <= MAX_REMOTE_REASON);
+        // Nothing enters a room with a password.
+        out.clear();
+        let vault = ChatMessage {
+            room: "vault".into(),
+            ..said("bob@b", "in")
+        };
+        chat.deliver_remote(vault, &mut out).unwrap();
+        assert!(out.is_empty());
+
+        // History from elsewhere goes in front; what the room holds is not
+        // sent again, and a hostile entry is left out.
+        let older = vec![
+            said("eve@c", "old"),
+            said("bob@b", "hello"),
+            said("x\u{7}@c", "bell"),
+        ];
+        chat.seed_history("lobby", older, &mut out);
+        assert_eq!(out.len(), 2, "one History to each member: {out:?}");
+        let Message::History(h) = &out[0].frame.message else {
+            panic!()
+        };
+        let texts: Vec<&str> = h.messages.iter().map(|m| m.text.as_str()).collect();
+        assert_eq!(texts, ["old"]);
+    }
+}
