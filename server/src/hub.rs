@@ -1,7 +1,8 @@
 //! The lanlink server: the transport's connections wired to the services.
 //!
 //! [`run`] serves on an already-bound listener until a [`Shutdown`] fires.
-//! The transport runs its accept loop and per-connection threads; one *hub*
+//! The transport runs its accept loop and a few I/O threads (one per core)
+//! that serve every established connection; one *hub*
 //! thread owns every service and handles connection events in order, so
 //! services need no locks. Whatever a service wants sent is queued on the
 //! recipients' connections, which never blocks the hub: a peer that cannot

@@ -518,3 +518,78 @@ fn with_a_token_other_host_names_meet_the_token_instead() {
         "{status}"
     );
 }
+
+/// Sends `GET path` with `cookie` (if any); the head and the body.
+fn get_with_cookie(to: SocketAddr, path: &str, cookie: Option<&str>) -> (String, Vec<u8>) {
+    let mut s = TcpStream::connect(to).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let cookie = cookie.map_or(String::new(), |c| format!("Cookie: {c}\r\n"));
+    let _ = write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{cookie}\r\n");
+    if path.starts_with("/stream/") {
+        // The MJPEG answer does not end: its head and first part will do.
+        let mut all = vec![0; 64 * 1024];
+        let n = s.read(&mut all).unwrap_or(0);
+        all.truncate(n);
+        return split_head(&all);
+    }
+    let mut all = Vec::new();
+    let _ = s.read_to_end(&mut all);
+    split_head(&all)
+}
+
+#[test]
+fn with_a_token_video_is_only_for_browsers_that_logged_in() {
+    let http = Http::start(HttpConfig {
+        access_token: Some("secret".into()),
+        ..HttpConfig::default()
+    });
+    http.frames
+        .publish_by("door", "ann", 2, 2, 1, jpeg(b"door frame"))
+        .unwrap();
+    // Without the session: no frame, no stream, no names.
+    for path in [
+        "/state",
+        "/streams.json",
+        "/snapshot/door",
+        "/snapshot/door.jpg",
+        "/stream/door",
+    ] {
+        let (head, body) = get_with_cookie(http.addr, path, None);
+        assert!(head.starts_with("HTTP/1.1 403 "), "{path}: {head}");
+        assert!(!String::from_utf8_lossy(&body).contains("door"), "{path}");
+    }
+    let (head, page) = get_with_cookie(http.addr, "/", None);
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    let page = String::from_utf8_lossy(&page);
+    assert!(!page.contains("door") && !page.contains("ann"), "{page}");
+
+    // The token buys a session, and the session the video.
+    let mut s = TcpStream::connect(http.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let body = r#"{"token":"secret"}"#;
+    let _ = write!(
+        s,
+        "POST /auth HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut all = Vec::new();
+    let _ = s.read_to_end(&mut all);
+    let (head, _) = split_head(&all);
+    let cookie = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Set-Cookie: "))
+        .and_then(|c| c.split(';').next())
+        .unwrap_or_else(|| panic!("no session: {head}"))
+        .to_owned();
+    let (head, body) = get_with_cookie(http.addr, "/snapshot/door", Some(&cookie));
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    assert_eq!(body, jpeg(b"door frame").to_vec());
+    let (head, body) = get_with_cookie(http.addr, "/state", Some(&cookie));
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    assert!(String::from_utf8_lossy(&body).contains("\"door\""));
+    let (head, _) = get_with_cookie(http.addr, "/stream/door", Some(&cookie));
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    let (_, page) = get_with_cookie(http.addr, "/", Some(&cookie));
+    assert!(String::from_utf8_lossy(&page).contains("door"));
+}

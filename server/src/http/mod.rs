@@ -621,8 +621,23 @@ fn answer(
         let kind = "text/javascript; charset=utf-8";
         return respond(s, "200 OK", kind, script.as_bytes());
     }
+    // Video is the server's like its files: with an access token, only a
+    // browser that logged in sees the streams, their names or a frame.
+    let may_watch = cx.auth.allows(&request);
+    let is_video = path == "/state"
+        || path == "/streams.json"
+        || path.starts_with("/snapshot/")
+        || path.starts_with("/stream/");
+    if is_video && !may_watch {
+        return respond(
+            s,
+            "403 Forbidden",
+            "text/plain",
+            b"log in with the server's access token first (POST /auth)\n",
+        );
+    }
     if path == "/" || path == "/index.html" {
-        let page = page::page(frames, cx.fingerprint);
+        let page = page::page(frames, may_watch, cx.fingerprint);
         return respond_page(s, request.header("host"), page.as_bytes());
     }
     if path == "/state" {

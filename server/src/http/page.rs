@@ -8,7 +8,15 @@ use lanlink_transport::Fingerprint;
 /// The page listing every stream. Its script (`/page.js`, [`SCRIPT`])
 /// keeps the list live; without scripts it is still right when loaded.
 /// Its footer shows the certificate it was served with (`fingerprint`).
-pub(super) fn page(frames: &LatestFrames, fingerprint: Option<Fingerprint>) -> String {
+///
+/// `may_watch` is false for a browser without a session on a server with
+/// an access token: the page then lists no stream (the page's script shows
+/// them once the browser logged in).
+pub(super) fn page(
+    frames: &LatestFrames,
+    may_watch: bool,
+    fingerprint: Option<Fingerprint>,
+) -> String {
     let mut body = String::from(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>lanlink</title>\
          <style>body{font-family:sans-serif;background:#111;color:#eee}figure{display:inline-block;margin:1em}\
@@ -19,7 +27,11 @@ pub(super) fn page(frames: &LatestFrames, fingerprint: Option<Fingerprint>) -> S
          footer{color:#aaa;font-size:small;margin-top:2em}</style><script src=\"/page.js\" defer></script></head>\
          <body><h1>lanlink</h1><h2>Video</h2><div id=\"streams\">",
     );
-    let streams = frames.state();
+    let streams = if may_watch {
+        frames.state()
+    } else {
+        Vec::new()
+    };
     let hidden = if streams.is_empty() { "" } else { " hidden" };
     body.push_str(&format!(
         "<p id=\"none\"{hidden}>No streams right now. Publish one with \
