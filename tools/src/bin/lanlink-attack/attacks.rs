@@ -829,13 +829,13 @@ fn http_abuse(t: &Target, tally: &Tally, from: IpAddr, until: Instant) {
                 // Viewers of the honest camera that never read.
                 let _ = std::io::Write::write_all(
                     &mut s,
-                    format!("GET /stream/{CAM} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
+                    format!("GET /stream/{CAM} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").as_bytes(),
                 );
             }
             held.push(s);
         }
         // The others drip a request head, a byte at a time.
-        let head = b"GET / HTTP/1.1\r\nHost: lanlink\r\nX-Drip: 1\r\n\r\n";
+        let head = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Drip: 1\r\n\r\n";
         let started = Instant::now();
         for (k, b) in head.iter().enumerate() {
             for s in held.iter_mut().skip(6) {
@@ -1186,7 +1186,7 @@ fn bad_video(t: &Target, tally: &Tally, until: Instant) {
         }
         // What a browser gets of that stream: nothing.
         for path in [format!("/snapshot/{name}"), format!("/stream/{name}")] {
-            let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+            let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
             match net::http(
                 ip(19),
                 t.http,

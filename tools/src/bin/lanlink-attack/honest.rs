@@ -405,7 +405,7 @@ fn mjpeg_reader(http: SocketAddr, stop: &AtomicBool) -> (u64, u64, Vec<String>) 
     let mut attempts = 0;
     while !stop.load(Ordering::Relaxed) && attempts < 50 {
         attempts += 1;
-        let request = format!("GET /stream/{CAM} HTTP/1.1\r\nHost: lanlink\r\n\r\n");
+        let request = format!("GET /stream/{CAM} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
         let Ok(mut s) = net::tcp(net::ip(1), http) else {
             std::thread::sleep(Duration::from_millis(500));
             continue;

@@ -255,7 +255,7 @@ fn warm_up(lanlink: &Lanlink, t: &Target, dirs: &honest::Dirs) -> Result<(), Str
     let _ = net::http(
         net::ip(1),
         t.http,
-        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
         1 << 16,
         Duration::from_secs(2),
     );
