@@ -148,11 +148,22 @@ fn connections_beyond_the_caps_are_refused_at_once_and_honest_snapshots_still_wo
     let (head, body) = get_from("127.0.0.2", http.addr, "/snapshot/cam");
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert_eq!(body, jpeg(b"frame"));
-    // Two more from a third address reach the cap of six in all: then
-    // anyone's next connection is refused.
+    // Two more from a third address reach the cap of six in all: a fourth
+    // address then takes the place of the oldest connection of the one
+    // holding more than its share (16 addresses cannot hold 256 slots).
     silent.extend((0..2).map(|_| connect_from("127.0.0.3", http.addr)));
     std::thread::sleep(Duration::from_millis(100));
-    assert_refused_at_once("127.0.0.4", http.addr);
+    let (head, body) = get_from("127.0.0.4", http.addr, "/snapshot/cam");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(body, jpeg(b"frame"));
+    silent[0]
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    assert!(
+        matches!(silent[0].read(&mut buf), Ok(0) | Err(_)),
+        "the hoarder's oldest connection was closed"
+    );
     // Once they go, everyone is served again.
     drop(silent);
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -165,6 +176,152 @@ fn connections_beyond_the_caps_are_refused_at_once_and_honest_snapshots_still_wo
         assert!(Instant::now() < deadline, "still refused: {head}");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+#[test]
+fn when_every_address_holds_its_share_newcomers_are_refused() {
+    let http = Http::start(HttpConfig {
+        max_connections: 6,
+        max_per_address: 4,
+        header_timeout: Duration::from_secs(30),
+        ..HttpConfig::default()
+    });
+    // Six addresses, one connection each: nobody holds more than another.
+    let silent: Vec<TcpStream> = (11..17)
+        .map(|n| connect_from(&format!("127.0.0.{n}"), http.addr))
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    assert_refused_at_once("127.0.0.17", http.addr);
+    assert_refused_at_once("127.0.0.11", http.addr);
+    drop(silent);
+}
+
+#[test]
+fn an_upload_that_drips_is_cut_and_its_bytes_leave_the_quota() {
+    let dir = std::env::temp_dir().join(format!("lanlink-drip-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (share, inbox) = (dir.join("share"), dir.join("inbox"));
+    std::fs::create_dir_all(&share).unwrap();
+    std::fs::create_dir_all(&inbox).unwrap();
+    let files = lanlink_services::file::FileConfig {
+        share: Some(share),
+        inbox: Some(inbox.clone()),
+        min_free_space: 0,
+        upload_quota: Some(10 * 1024 * 1024),
+        ..lanlink_services::file::FileConfig::default()
+    };
+    let ledger = files.ledger.clone();
+    let http = Http::start(HttpConfig {
+        files,
+        ..HttpConfig::default()
+    });
+    let me: std::net::IpAddr = "127.0.0.5".parse().unwrap();
+    // 50 KiB at once (less than the 64 KiB due in each 30 s window), then
+    // a byte a second: cut when the first window ends.
+    let mut s = connect_from("127.0.0.5", http.addr);
+    write!(
+        s,
+        "POST /upload/drip.bin HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000000\r\n\r\n"
+    )
+    .unwrap();
+    s.write_all(&[7u8; 50 * 1024]).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(ledger.uploaded(me) >= 50 * 1024, "counted as it arrives");
+    s.set_read_timeout(Some(Duration::from_millis(10))).unwrap();
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    while started.elapsed() < Duration::from_secs(70) {
+        let _ = s.write_all(b"x");
+        let mut buf = [0u8; 256];
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+        if answer.windows(4).any(|w| w == b"\r\n\r\n") && answer.ends_with(b"\n") {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+    assert!(answer.contains("too slow"), "{answer:?}");
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(45), "cut after {took:?}");
+    // Nothing stays, and the quota is given back (but the partial file's
+    // entry cost, which was made and removed, is the ledger's to keep).
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(std::fs::read_dir(&inbox).unwrap().next().is_none());
+    assert!(ledger.uploaded(me) < 50 * 1024, "{}", ledger.uploaded(me));
+    // An honest upload from the same address still goes through.
+    let mut ok = connect_from("127.0.0.5", http.addr);
+    write!(
+        ok,
+        "POST /upload/ok.bin HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\n\r\nhello"
+    )
+    .unwrap();
+    let mut all = Vec::new();
+    ok.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = ok.read_to_end(&mut all);
+    let (head, _) = split_head(&all);
+    assert!(head.starts_with("HTTP/1.1 201"), "{head}");
+    assert_eq!(std::fs::read(inbox.join("ok.bin")).unwrap(), b"hello");
+    drop(http);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_viewer_that_stops_reading_is_dropped_soon_after_the_write_timeout() {
+    let http = Http::start(HttpConfig {
+        max_viewers: 1,
+        write_timeout: Duration::from_secs(2),
+        ..HttpConfig::default()
+    });
+    // 40 KB frames at 25 a second (1 MB/s), for at most a minute.
+    let publishing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let publisher = {
+        let (frames, publishing) = (http.frames.clone(), publishing.clone());
+        std::thread::spawn(move || {
+            let fill = vec![0x55u8; 40_000];
+            for seq in 1..=1500u64 {
+                if !publishing.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                frames.publish("cam", 640, 480, seq, jpeg(&fill)).unwrap();
+                std::thread::sleep(Duration::from_millis(40));
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    // The one viewer slot is taken by a viewer that reads its first part
+    // and then nothing more (its socket stays open).
+    let (stuck, head) = start_viewing(http.addr, "cam");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let started = Instant::now();
+    // Another viewer gets 503 until the stuck one is dropped.
+    let dropped_after = loop {
+        let (other, head) = start_viewing(http.addr, "cam");
+        if head.starts_with("HTTP/1.1 200") {
+            drop(other);
+            break started.elapsed();
+        }
+        assert!(head.contains(" 503 "), "{head}");
+        assert!(
+            started.elapsed() < Duration::from_secs(40),
+            "the stuck viewer still holds its slot"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    publishing.store(false, std::sync::atomic::Ordering::SeqCst);
+    publisher.join().unwrap();
+    drop(stuck);
+    eprintln!("the stuck viewer was dropped after {dropped_after:?}");
+    // The kernel's buffers hold a little (the viewer's socket buffer is
+    // kept small), then the 2 s write timeout: well under 10 s.
+    assert!(
+        dropped_after < Duration::from_secs(7),
+        "dropped after {dropped_after:?}"
+    );
 }
 
 /// A connection from `from` is answered 503 before it sends anything.

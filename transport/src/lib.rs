@@ -97,7 +97,7 @@ pub mod tls;
 pub use client::{Client, ClientConfig};
 pub use conn::{CloseReason, ConnConfig, ConnHandle, EncodedFrame, Event};
 pub use error::TransportError;
-pub use limits::{BanList, KeyedBuckets, Rate, RefusalLog, TokenBucket};
+pub use limits::{BanList, GuessLimit, KeyedBuckets, Rate, RefusalLog, TokenBucket};
 pub use server::{serve, spawn_named, Adopter, ServerConfig};
 pub use shutdown::Shutdown;
 #[doc(hidden)]

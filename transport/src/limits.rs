@@ -114,6 +114,69 @@ impl TokenBucket {
     }
 }
 
+/// Wrong access tokens one address may give per minute, by default.
+pub const TOKEN_GUESSES_PER_ADDRESS: u32 = 5;
+/// Wrong access tokens all addresses together may give per minute, by
+/// default.
+pub const TOKEN_GUESSES_IN_ALL: u32 = 30;
+
+/// Wrong guesses of a secret (the access token), limited per address and
+/// in all, and shared by everything that checks it (native `Hello`s, the
+/// browser's `POST /auth`): a clone shares the count.
+///
+/// Only wrong guesses cost; but once an address's guesses, or everyone's,
+/// are spent, every attempt is refused without being checked — right or
+/// wrong — until the buckets refill, so the answer tells a guesser
+/// nothing. The limit in all is what stops guessing from many addresses;
+/// its price is that while such guessing goes on, new logins wait too
+/// (connections and sessions already in are untouched).
+#[derive(Clone, Debug)]
+pub struct GuessLimit {
+    inner: Arc<Mutex<Guesses>>,
+}
+
+#[derive(Debug)]
+struct Guesses {
+    per_address: KeyedBuckets<IpAddr>,
+    all: TokenBucket,
+}
+
+impl GuessLimit {
+    /// `per_address` wrong guesses per minute from one address, `in_all`
+    /// from all of them together.
+    pub fn new(per_address: u32, in_all: u32) -> GuessLimit {
+        GuessLimit {
+            inner: Arc::new(Mutex::new(Guesses {
+                per_address: KeyedBuckets::new(Rate::per_minute(per_address), DEFAULT_MAX_KEYS),
+                all: TokenBucket::new(Rate::per_minute(in_all), Instant::now()),
+            })),
+        }
+    }
+
+    /// Whether `ip` may try now; `Err` says how long until it may.
+    pub fn check(&self, ip: IpAddr, now: Instant) -> Result<(), Duration> {
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let ip = ip.to_canonical();
+        g.per_address.check(&ip, now)?;
+        g.all.check(now)
+    }
+
+    /// Counts a wrong guess from `ip`.
+    pub fn wrong(&self, ip: IpAddr, now: Instant) {
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let ip = ip.to_canonical();
+        let _ = g.per_address.try_take(&ip, now);
+        let _ = g.all.try_take(now);
+    }
+}
+
+impl Default for GuessLimit {
+    /// [`TOKEN_GUESSES_PER_ADDRESS`] and [`TOKEN_GUESSES_IN_ALL`].
+    fn default() -> Self {
+        GuessLimit::new(TOKEN_GUESSES_PER_ADDRESS, TOKEN_GUESSES_IN_ALL)
+    }
+}
+
 /// How many keys a [`KeyedBuckets`] tracks by default.
 pub const DEFAULT_MAX_KEYS: usize = 4096;
 
@@ -369,6 +432,30 @@ impl RefusalLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn guesses_are_limited_per_address_and_in_all() {
+        let t0 = Instant::now();
+        let limit = GuessLimit::new(2, 5);
+        let shared = limit.clone();
+        let a = IpAddr::from([10, 0, 0, 1]);
+        // Two wrong from one address spend its guesses (a clone counts too).
+        limit.wrong(a, t0);
+        shared.wrong(a, t0);
+        assert!(limit.check(a, t0).is_err());
+        // Others go on, until five wrong in all spend everyone's.
+        for last in 2..=4 {
+            let ip = IpAddr::from([10, 0, 0, last]);
+            assert!(limit.check(ip, t0).is_ok());
+            limit.wrong(ip, t0);
+        }
+        let fresh = IpAddr::from([10, 0, 0, 9]);
+        assert!(limit.check(fresh, t0).is_err(), "the limit in all");
+        // A minute later everyone may try again.
+        let later = t0 + Duration::from_secs(60);
+        assert!(limit.check(fresh, later).is_ok());
+        assert!(limit.check(a, later).is_ok());
+    }
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()

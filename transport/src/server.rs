@@ -23,7 +23,9 @@ use lanlink_proto::{
 use crate::conn::{new_connection, ConnConfig, Event, Totals};
 use crate::engine::{Engine, Established};
 use crate::handshake::{read_before, read_first_frame, send_and_close, FirstFrameError};
-use crate::limits::{AddressSlots, BanList, KeyedBuckets, Rate, RefusalLog, DEFAULT_MAX_KEYS};
+use crate::limits::{
+    AddressSlots, BanList, GuessLimit, KeyedBuckets, Rate, RefusalLog, DEFAULT_MAX_KEYS,
+};
 use crate::socket::{ReadState, Socket};
 use crate::text::display_safe;
 use crate::tls::{server_handshake, ServerHandshakeError, ServerIdentity, TLS_HANDSHAKE_BYTE};
@@ -40,6 +42,10 @@ pub struct ServerConfig {
     pub max_clients: usize,
     /// If set, a `Hello` must carry exactly this token.
     pub token: Option<String>,
+    /// Wrong tokens allowed per address and in all; share it (a clone)
+    /// with everything else that checks the same token, as the browser
+    /// server's `POST /auth` does.
+    pub token_guesses: GuessLimit,
     /// Largest payload accepted before the handshake completes.
     pub handshake_max_payload: u32,
     /// TLS: `Some` makes the server speak TLS only (plain clients are
@@ -91,6 +97,7 @@ impl Default for ServerConfig {
             handshake_timeout: Duration::from_secs(5),
             max_clients: 1024,
             token: None,
+            token_guesses: GuessLimit::default(),
             handshake_max_payload: 64 * 1024,
             tls: None,
             attempts_per_address: Rate {
@@ -666,9 +673,15 @@ fn serve_connection(
     };
 
     if let Some(expected) = &config.token {
+        let now = Instant::now();
         let reason = match &hello.token {
             None => Some("this server requires an access token (--token)"),
+            // Spent guesses: refused unchecked, so the answer tells nothing.
+            Some(_) if config.token_guesses.check(peer.ip(), now).is_err() => {
+                Some("too many wrong access tokens: try again in a minute")
+            }
             Some(t) if !constant_time_eq(t.as_bytes(), expected.as_bytes()) => {
+                config.token_guesses.wrong(peer.ip(), now);
                 Some("wrong access token")
             }
             Some(_) => None,

@@ -87,6 +87,39 @@ fn token_is_required_and_checked() {
 }
 
 #[test]
+fn wrong_tokens_are_limited_and_then_even_the_right_one_waits() {
+    // Five wrong a minute from one address (the default), three in all.
+    let config = ServerConfig {
+        token: Some("s3cret".into()),
+        token_guesses: lanlink_transport::GuessLimit::new(5, 3),
+        ..ServerConfig::default()
+    };
+    let server = TestServer::start(config);
+    let addr = server.addr.to_string();
+    for guess in ["a", "b", "c"] {
+        let err =
+            Client::connect(&addr, hello("x", Some(guess)), ClientConfig::default()).unwrap_err();
+        assert!(
+            matches!(&err, TransportError::Refused { code: ErrorCode::BAD_TOKEN, reason } if reason == "wrong access token"),
+            "{err}"
+        );
+    }
+    // Spent: the right token is refused unchecked, with a reason that says so.
+    let err =
+        Client::connect(&addr, hello("x", Some("s3cret")), ClientConfig::default()).unwrap_err();
+    assert!(
+        matches!(&err, TransportError::Refused { code: ErrorCode::BAD_TOKEN, reason } if reason.contains("too many")),
+        "{err}"
+    );
+    // 3 a minute come back at one per 20 s: the right token then works.
+    std::thread::sleep(Duration::from_secs(21));
+    let ok = Client::connect(&addr, hello("x", Some("s3cret")), ClientConfig::default()).unwrap();
+    assert_eq!(ok.welcome().name, "x");
+    drop(ok);
+    server.stop();
+}
+
+#[test]
 fn wrong_protocol_version_is_refused_naming_both() {
     let server = TestServer::start(ServerConfig::default());
     let mut bytes = Frame::control(hello("future", None))

@@ -508,6 +508,7 @@ fn main() -> ExitCode {
                 None
             },
             access_token: config.transport.token.clone(),
+            token_guesses: config.transport.token_guesses.clone(),
             // Browser chat: `/ws` hands each browser to the transport.
             adopter: Some(config.transport.adopter.clone()),
             files: config.file.clone(),

@@ -2,10 +2,11 @@
 //! (the one native clients put in their `Hello`) for a session cookie, and
 //! every other route asks `Auth::allows` (or [`Auth::allows_cookie`]).
 //!
-//! Wrong tokens cost the address a guess ([`GUESSES_PER_MINUTE`] a minute,
-//! the same [`KeyedBuckets`] the admin token uses); once they are spent,
-//! every attempt from it is answered 429, right token or not, until the
-//! bucket refills. Sessions are random 128-bit values kept in a bounded
+//! Wrong tokens cost a guess from the [`GuessLimit`] the transport checks
+//! native `Hello`s against (one budget for the one token: by default 5 a
+//! minute per address and 30 in all); once an address's, or everyone's,
+//! are spent, every attempt is answered 429, right token or not, until the
+//! buckets refill. Sessions are random 128-bit values kept in a bounded
 //! store ([`MAX_SESSIONS`], the oldest dropped first) and expire after
 //! [`SESSION_LIFETIME`]. Tokens are compared in constant time.
 
@@ -14,15 +15,12 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use lanlink_transport::limits::DEFAULT_MAX_KEYS;
-use lanlink_transport::{KeyedBuckets, Rate};
+use lanlink_transport::GuessLimit;
 
 use super::request::Request;
 
 /// The name of the session cookie.
 pub const COOKIE: &str = "lanlink";
-/// Wrong tokens one address may try per minute.
-pub const GUESSES_PER_MINUTE: u32 = 5;
 /// Sessions kept at once; beyond it the oldest is dropped.
 pub const MAX_SESSIONS: usize = 4096;
 /// How long a session cookie stays good.
@@ -48,6 +46,7 @@ pub enum Login {
 /// The browser side of the access token. Shared by every HTTP thread.
 pub struct Auth {
     token: Option<String>,
+    guesses: GuessLimit,
     state: Mutex<State>,
 }
 
@@ -56,18 +55,18 @@ struct State {
     sessions: HashMap<String, Instant>,
     /// Session ids, oldest first (may hold ids already expired).
     order: VecDeque<String>,
-    guesses: KeyedBuckets<IpAddr>,
 }
 
 impl Auth {
-    /// Checks browsers against `token` (`None`: everyone is let in).
-    pub fn new(token: Option<String>) -> Auth {
+    /// Checks browsers against `token` (`None`: everyone is let in),
+    /// counting wrong ones in `guesses` (share the transport's).
+    pub fn new(token: Option<String>, guesses: GuessLimit) -> Auth {
         Auth {
             token,
+            guesses,
             state: Mutex::new(State {
                 sessions: HashMap::new(),
                 order: VecDeque::new(),
-                guesses: KeyedBuckets::new(Rate::per_minute(GUESSES_PER_MINUTE), DEFAULT_MAX_KEYS),
             }),
         }
     }
@@ -121,9 +120,7 @@ impl Auth {
         let Some(expected) = &self.token else {
             return Login::NotNeeded;
         };
-        let ip = ip.to_canonical();
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if state.guesses.check(&ip, now).is_err() {
+        if self.guesses.check(ip, now).is_err() {
             return Login::Limited;
         }
         let given = token_of(body);
@@ -131,12 +128,13 @@ impl Auth {
             lanlink_transport::server::constant_time_eq(t.as_bytes(), expected.as_bytes())
         });
         if !right {
-            let _ = state.guesses.try_take(&ip, now);
+            self.guesses.wrong(ip, now);
             return Login::Wrong;
         }
         let Some(id) = random_hex() else {
             return Login::Unavailable;
         };
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         state.sessions.insert(id.clone(), now);
         state.order.push_back(id.clone());
         // Expired first, then the oldest beyond the bound.
@@ -227,7 +225,7 @@ mod tests {
 
     #[test]
     fn no_token_lets_everyone_in() {
-        let auth = Auth::new(None);
+        let auth = Auth::new(None, GuessLimit::default());
         assert!(!auth.token_required());
         assert!(auth.allows_cookie(None, Instant::now()));
         assert_eq!(
@@ -238,7 +236,7 @@ mod tests {
 
     #[test]
     fn the_right_token_gives_a_cookie_that_works_until_it_expires() {
-        let auth = Auth::new(Some("sesame-sesame".into()));
+        let auth = Auth::new(Some("sesame-sesame".into()), GuessLimit::default());
         let now = Instant::now();
         assert!(!auth.allows_cookie(None, now));
         let login = auth.login(ip(1), br#"{"token":"sesame-sesame"}"#, true, now);
@@ -259,7 +257,7 @@ mod tests {
 
     #[test]
     fn wrong_tokens_are_refused_then_limited_per_address() {
-        let auth = Auth::new(Some("sesame-sesame".into()));
+        let auth = Auth::new(Some("sesame-sesame".into()), GuessLimit::default());
         let now = Instant::now();
         for body in [
             &br#"{"token":"sesame"}"#[..],
@@ -289,8 +287,40 @@ mod tests {
     }
 
     #[test]
+    fn guessing_from_many_addresses_is_limited_in_all_and_sessions_stay() {
+        let guesses = GuessLimit::default();
+        let auth = Auth::new(Some("sesame-sesame".into()), guesses.clone());
+        let now = Instant::now();
+        let right = br#"{"token":"sesame-sesame"}"#;
+        let cookie = cookie_of(auth.login(ip(1), right, false, now));
+        // Six addresses, five wrong guesses each: thirty in all.
+        for n in 10..16 {
+            for _ in 0..5 {
+                assert_eq!(
+                    auth.login(ip(n), br#"{"token":"guess"}"#, false, now),
+                    Login::Wrong
+                );
+            }
+        }
+        // Then nobody's attempt is checked, not even the right token from a
+        // fresh address; the session made before keeps working.
+        assert_eq!(auth.login(ip(99), right, false, now), Login::Limited);
+        assert!(
+            guesses.check(ip(98), now).is_err(),
+            "shared with the transport"
+        );
+        assert!(auth.allows_cookie(Some(&cookie), now));
+        // Guesses come back at 30 a minute.
+        let later = now + Duration::from_secs(3);
+        assert!(matches!(
+            auth.login(ip(99), right, false, later),
+            Login::Granted(_)
+        ));
+    }
+
+    #[test]
     fn sessions_are_bounded_oldest_dropped() {
-        let auth = Auth::new(Some("t".into()));
+        let auth = Auth::new(Some("t".into()), GuessLimit::default());
         let now = Instant::now();
         let first = cookie_of(auth.login(ip(1), br#"{"token":"t"}"#, false, now));
         for _ in 0..MAX_SESSIONS {

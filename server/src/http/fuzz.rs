@@ -102,7 +102,7 @@ pub fn fuzz_http_request(data: &[u8]) {
         viewers: &viewers,
         max_viewers: 2,
         check_every: Duration::ZERO,
-        auth: &super::auth::Auth::new(None),
+        auth: &super::auth::Auth::new(None, lanlink_transport::GuessLimit::default()),
         ip: std::net::Ipv4Addr::LOCALHOST.into(),
         secure: false,
         body_timeout: Duration::ZERO,

@@ -41,7 +41,9 @@
 //! # Limits
 //! Connections are capped in all and per address, and beyond either cap are
 //! answered `503` from the accept loop, without a thread
-//! ([`HttpConfig`]). A request head must arrive whole within
+//! ([`HttpConfig`]). When every slot is taken, a newcomer takes the place
+//! of the oldest connection of an address holding more than its fair
+//! share, so a few addresses cannot hold them all (`slots.rs`). A request head must arrive whole within
 //! [`HttpConfig::header_timeout`] and fit 8 KiB (parsed by `httparse`). A
 //! viewer that goes away is noticed within a fraction of a second even
 //! when its stream is quiet, so viewer slots do not leak. When `accept`
@@ -56,17 +58,17 @@ mod fuzz;
 mod host;
 mod page;
 mod request;
+mod slots;
 pub mod store;
 pub mod ws;
 
 #[doc(hidden)]
 pub use fuzz::fuzz_http_request;
 
-use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use store::{
@@ -99,6 +101,10 @@ pub struct HttpConfig {
     /// protected routes answer: the transport's token, as native clients
     /// give it in `Hello`. `None`: no token.
     pub access_token: Option<String>,
+    /// Wrong tokens allowed per address and in all: give the transport's
+    /// [`lanlink_transport::ServerConfig::token_guesses`] (a clone shares
+    /// the count), so the one token has one budget.
+    pub token_guesses: lanlink_transport::GuessLimit,
     /// Serve HTTPS with this identity (the server's own certificate);
     /// `None`: plain HTTP.
     pub tls: Option<ServerIdentity>,
@@ -141,6 +147,7 @@ impl Default for HttpConfig {
             max_viewers: MAX_VIEWERS,
             write_timeout: Duration::from_secs(10),
             access_token: None,
+            token_guesses: lanlink_transport::GuessLimit::default(),
             tls: None,
             handshake_rate: HANDSHAKE_RATE,
             adopter: None,
@@ -154,57 +161,12 @@ impl Default for HttpConfig {
 /// Most HTTP viewers served at once by default; more are answered 503.
 pub const MAX_VIEWERS: usize = 128;
 
+/// The kernel send buffer of an MJPEG viewer's socket (Linux doubles it):
+/// a few frames, and ample for a LAN's round trip.
+const VIEWER_SEND_BUFFER: usize = 256 * 1024;
+
 /// How often a viewer of a quiet stream is checked for having left.
 const PEER_CHECK: Duration = Duration::from_millis(250);
-
-/// Open connections, in all and per address. A [`Slot`] holds one.
-#[derive(Default)]
-struct Connections {
-    total: AtomicUsize,
-    per_address: Mutex<HashMap<IpAddr, usize>>,
-}
-
-/// One admitted connection; released on drop.
-struct Slot {
-    conns: Arc<Connections>,
-    ip: IpAddr,
-}
-
-impl Connections {
-    fn admit(self: &Arc<Self>, ip: IpAddr, config: &HttpConfig) -> Option<Slot> {
-        let ip = ip.to_canonical();
-        let mut per = self.per_address.lock().unwrap_or_else(|e| e.into_inner());
-        let mine = per.get(&ip).copied().unwrap_or(0);
-        if mine >= config.max_per_address
-            || self.total.load(Ordering::SeqCst) >= config.max_connections
-        {
-            return None;
-        }
-        per.insert(ip, mine + 1);
-        self.total.fetch_add(1, Ordering::SeqCst);
-        Some(Slot {
-            conns: self.clone(),
-            ip,
-        })
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        let mut per = self
-            .conns
-            .per_address
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = per.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                per.remove(&self.ip);
-            }
-        }
-        self.conns.total.fetch_sub(1, Ordering::SeqCst);
-    }
-}
 
 /// A relay tap that keeps the newest frame of every live stream in
 /// `frames` (this server's store) and drops it when the stream ends.
@@ -255,7 +217,10 @@ pub fn serve_http_with(
         );
         let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
     });
-    let auth = Arc::new(auth::Auth::new(config.access_token.clone()));
+    let auth = Arc::new(auth::Auth::new(
+        config.access_token.clone(),
+        config.token_guesses.clone(),
+    ));
     let mut config = config;
     config.host_names = (config.host_names.iter())
         .map(|n| host::normal(n))
@@ -263,7 +228,7 @@ pub fn serve_http_with(
         .collect();
     let config = Arc::new(config);
     let viewers = Arc::new(AtomicUsize::new(0));
-    let conns = Arc::new(Connections::default());
+    let conns = Arc::new(slots::Connections::default());
     let mut handshakes = KeyedBuckets::new(config.handshake_rate, DEFAULT_MAX_KEYS);
     let mut threads = Vec::new();
     let mut backoff = Duration::ZERO;
@@ -299,11 +264,19 @@ pub fn serve_http_with(
         {
             continue; // closed before any handshake work
         }
-        let Some(slot) = conns.admit(peer.ip(), &config) else {
-            if config.tls.is_none() {
-                refuse_at_once(stream);
-            } // a TLS client could not read a plain 503: just closed
-            continue;
+        let slot = match conns.admit(
+            peer.ip(),
+            &stream,
+            config.max_connections,
+            config.max_per_address,
+        ) {
+            Ok(slot) => slot,
+            Err(_) => {
+                if config.tls.is_none() {
+                    refuse_at_once(stream);
+                } // a TLS client could not read a plain 503: just closed
+                continue;
+            }
         };
         let (frames, shutdown, viewers, config, auth) = (
             frames.clone(),
@@ -345,6 +318,12 @@ trait Peer: Read + Write {
     fn set_read_timeout(&mut self, _timeout: Duration) -> io::Result<()> {
         Ok(())
     }
+
+    /// Keeps the kernel's send buffer small (a socket's `SO_SNDBUF`;
+    /// nothing for a buffer), for answers that never end: a viewer that
+    /// stops reading then meets the write timeout after a few frames,
+    /// not after the megabytes an auto-tuned buffer would take.
+    fn limit_send_buffer(&mut self, _bytes: usize) {}
 }
 
 impl Peer for TcpStream {
@@ -354,6 +333,10 @@ impl Peer for TcpStream {
 
     fn set_read_timeout(&mut self, timeout: Duration) -> io::Result<()> {
         TcpStream::set_read_timeout(self, Some(timeout))
+    }
+
+    fn limit_send_buffer(&mut self, bytes: usize) {
+        let _ = socket2::SockRef::from(&*self).set_send_buffer_size(bytes);
     }
 }
 
@@ -405,6 +388,10 @@ impl Peer for TlsPeer {
 
     fn set_read_timeout(&mut self, timeout: Duration) -> io::Result<()> {
         self.sock.set_read_timeout(Some(timeout))
+    }
+
+    fn limit_send_buffer(&mut self, bytes: usize) {
+        self.sock.limit_send_buffer(bytes);
     }
 }
 
@@ -824,6 +811,7 @@ fn stream_mjpeg(
     shutdown: &Shutdown,
     check_every: Duration,
 ) -> io::Result<()> {
+    s.limit_send_buffer(VIEWER_SEND_BUFFER);
     let boundary = random_boundary();
     let delimiter = format!("--{boundary}");
     write!(

@@ -183,6 +183,7 @@ impl UploadLedger {
             entries_held,
             min_free_space: config.min_free_space,
             quota: config.upload_quota,
+            charged: 0,
         };
         // On any error from here, dropping `upload` gives everything back.
         let opened = open_upload(&request);
@@ -216,7 +217,9 @@ fn quota_key(ip: IpAddr) -> String {
 /// its bytes in order, then [`finish`](Self::finish). Its bytes count
 /// against its address's quota as they arrive, and each write keeps the
 /// free-space reserve. Dropped unfinished (the browser went away, a
-/// refusal), its partial file is deleted and its promises given back.
+/// refusal), its partial file is deleted and its promises given back, and
+/// so is the quota its bytes took: a browser upload cannot be resumed, so
+/// bytes thrown away were never kept.
 pub struct DirectUpload {
     ledger: UploadLedger,
     key: String,
@@ -229,6 +232,8 @@ pub struct DirectUpload {
     entries_held: u64,
     min_free_space: u64,
     quota: Option<u64>,
+    /// Quota bytes its writes took, given back unless it is published.
+    charged: u64,
 }
 
 impl DirectUpload {
@@ -264,6 +269,7 @@ impl DirectUpload {
                     });
                 }
                 *used += len;
+                self.charged += len;
             }
         }
         let dir = file
@@ -308,8 +314,11 @@ impl DirectUpload {
         // `finish` deletes the partial file if the size differs; a target
         // that appeared meanwhile leaves it: nothing stays behind either way.
         let result = file.finish(self.size, &hash);
-        if result.is_err() {
-            let _ = std::fs::remove_file(&self.part);
+        match &result {
+            Ok(_) => self.charged = 0, // kept: its bytes stay on the quota
+            Err(_) => {
+                let _ = std::fs::remove_file(&self.part);
+            }
         }
         result
     }
@@ -329,6 +338,10 @@ impl Drop for DirectUpload {
         }
         let mut ledger = self.ledger.lock();
         ledger.reserved = ledger.reserved.saturating_sub(self.reserve);
+        if self.charged > 0 {
+            let usage = ledger.usage.entry(self.key.clone()).or_default();
+            usage.bytes = usage.bytes.saturating_sub(self.charged);
+        }
         if self.entries_held > 0 {
             let usage = ledger.usage.entry(self.key.clone()).or_default();
             usage.entries_held = usage.entries_held.saturating_sub(self.entries_held);

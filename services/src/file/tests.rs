@@ -1200,8 +1200,13 @@ fn direct_uploads_share_the_quota_and_space_of_protocol_uploads() {
         .begin(&config, other, "half.bin", 500)
         .unwrap();
     half.write(&[3u8; 100]).unwrap();
+    let charged = svc.uploaded(other);
+    assert!(charged >= 100, "{charged}");
     drop(half);
     assert_eq!(svc.reserved_space(), 0);
+    // Its bytes were thrown away: they no longer count against the quota
+    // (only the partial file's entry, which was made, does).
+    assert_eq!(svc.uploaded(other), charged - 100);
     assert_eq!(Dirs::tree(&d.inbox), ["escape", "web", "web/a.bin"]);
     assert!(Dirs::tree(&d.outside) == ["secret"]);
 }

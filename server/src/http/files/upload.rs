@@ -19,6 +19,10 @@ use super::READ_SIZE;
 const UPLOAD_POLL: Duration = Duration::from_secs(1);
 /// How long an upload may send nothing before it is given up.
 pub const UPLOAD_IDLE: Duration = Duration::from_secs(30);
+/// The least an upload must send in every [`UPLOAD_IDLE`] window (about
+/// 2 KiB/s, far below a phone on poor Wi-Fi): a drip of a byte now and
+/// then would otherwise hold its upload slot and connection for ever.
+pub const UPLOAD_MIN_PER_WINDOW: u64 = 64 * 1024;
 /// Bytes of a refused upload's body read (and thrown away) so that the
 /// browser gets to read the refusal instead of a reset connection.
 const DRAIN_MAX: u64 = 64 * 1024 * 1024;
@@ -96,7 +100,19 @@ pub(super) fn receive(
     }
     let mut buf = vec![0u8; READ_SIZE];
     let mut heard = Instant::now();
+    let mut window = (Instant::now(), upload.received());
     while upload.received() < length {
+        if window.0.elapsed() >= UPLOAD_IDLE {
+            if upload.received() - window.1 < UPLOAD_MIN_PER_WINDOW {
+                return respond(
+                    s,
+                    "408 Request Timeout",
+                    "text/plain",
+                    b"the upload is too slow\n",
+                );
+            }
+            window = (Instant::now(), upload.received());
+        }
         if cx.shutdown.is_triggered() {
             return Ok(());
         }
