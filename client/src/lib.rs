@@ -90,6 +90,7 @@ pub use event::{Event, IncomingOffer};
 pub use files::{Progress, ProgressFn, Quiet, TransferOptions, TransferProgress, TransferSummary};
 pub use media::{MediaKind, Publisher, StreamInfo};
 #[doc(hidden)]
+#[cfg(any(fuzzing, feature = "fuzzing"))]
 pub use session::fuzz_route;
 pub use session::{default_name, Events, Session, SessionBuilder};
 pub use trust::{default_server_data_dir, KnownServers, PinStore, Trust, TrustOutcome};

@@ -52,6 +52,7 @@
 pub mod audio;
 pub mod auth;
 mod files;
+#[cfg(any(fuzzing, feature = "fuzzing"))]
 mod fuzz;
 mod host;
 mod page;
@@ -60,6 +61,7 @@ pub mod store;
 pub mod ws;
 
 #[doc(hidden)]
+#[cfg(any(fuzzing, feature = "fuzzing"))]
 pub use fuzz::fuzz_http_request;
 
 use std::collections::HashMap;
