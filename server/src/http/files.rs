@@ -595,18 +595,26 @@ mod tests {
         dir
     }
 
-    #[test]
-    fn names_cannot_escape_the_share() {
-        let base = scratch("escape");
+    /// A fresh `base/share` with `sub/ok.txt`, and a `secret` in
+    /// `base/outside` that the share's `link` (to the file) and `dirlink`
+    /// (to the folder) point at; returns base, share and outside.
+    fn hostile_share(tag: &str) -> (PathBuf, PathBuf, PathBuf) {
+        let base = scratch(tag);
         let share = base.join("share");
         let outside = base.join("outside");
         std::fs::create_dir_all(share.join("sub")).unwrap();
         std::fs::create_dir_all(&outside).unwrap();
         std::fs::write(outside.join("secret"), b"secret").unwrap();
         std::fs::write(share.join("sub/ok.txt"), b"ok").unwrap();
-        std::fs::write(share.join(".big.bin.lanlink-part"), b"half").unwrap();
         std::os::unix::fs::symlink(outside.join("secret"), share.join("link")).unwrap();
         std::os::unix::fs::symlink(&outside, share.join("dirlink")).unwrap();
+        (base, share, outside)
+    }
+
+    #[test]
+    fn names_cannot_escape_the_share() {
+        let (base, share, outside) = hostile_share("escape");
+        std::fs::write(share.join(".big.bin.lanlink-part"), b"half").unwrap();
         std::os::unix::fs::symlink(share.join("sub/ok.txt"), share.join("inside")).unwrap();
         let fifo = std::process::Command::new("mkfifo")
             .arg(share.join("pipe"))
@@ -684,16 +692,8 @@ mod tests {
     fn escape_share() -> PathBuf {
         static MADE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
         MADE.get_or_init(|| {
-            let base = scratch("prop");
-            let share = base.join("share");
-            let outside = base.join("outside");
-            std::fs::create_dir_all(share.join("sub")).unwrap();
-            std::fs::create_dir_all(&outside).unwrap();
-            std::fs::write(outside.join("secret"), b"secret").unwrap();
-            std::fs::write(share.join("sub/ok.txt"), b"ok").unwrap();
+            let (_, share, outside) = hostile_share("prop");
             std::fs::write(share.join(".x.lanlink-part"), b"half").unwrap();
-            std::os::unix::fs::symlink(outside.join("secret"), share.join("link")).unwrap();
-            std::os::unix::fs::symlink(&outside, share.join("dirlink")).unwrap();
             std::os::unix::fs::symlink(&outside, share.join("sub/outside")).unwrap();
             share
         })
