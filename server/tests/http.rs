@@ -526,10 +526,19 @@ fn get_with_cookie(to: SocketAddr, path: &str, cookie: Option<&str>) -> (String,
     let cookie = cookie.map_or(String::new(), |c| format!("Cookie: {c}\r\n"));
     let _ = write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{cookie}\r\n");
     if path.starts_with("/stream/") {
-        // The MJPEG answer does not end: its head and first part will do.
-        let mut all = vec![0; 64 * 1024];
-        let n = s.read(&mut all).unwrap_or(0);
-        all.truncate(n);
+        // The MJPEG answer does not end: its head (which may come in
+        // several segments) and what came with it will do.
+        let mut all = Vec::new();
+        let mut buf = vec![0; 64 * 1024];
+        for _ in 0..64 {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => all.extend_from_slice(&buf[..n]),
+            }
+            if all.windows(4).any(|w| w == b"\r\n\r\n") {
+                break;
+            }
+        }
         return split_head(&all);
     }
     let mut all = Vec::new();

@@ -390,7 +390,8 @@ fn message(item: Item) -> Message {
     }
 }
 
-/// `GET /audio`: checks the upgrade, the origin, the session and the cap,
+/// `GET /audio`: checks the upgrade, the origin and the cap (the session
+/// was checked with every route's, in `answer`),
 /// then sends every talker until the browser leaves, falls too far behind
 /// on notices, or the server stops.
 fn answer_audio(s: &mut impl Peer, request: &Request, cx: &Answering<'_>) -> io::Result<()> {
@@ -409,9 +410,6 @@ fn answer_audio(s: &mut impl Peer, request: &Request, cx: &Answering<'_>) -> io:
             "text/plain",
             b"another site's page may not listen\n",
         );
-    }
-    if !cx.auth.allows(request) {
-        return respond(s, "403 Forbidden", "text/plain", b"log in first\n");
     }
     let Some(listener) = cx.audio.listen() else {
         return respond(

@@ -51,6 +51,14 @@ mod upload;
 use archive::send_tar;
 use upload::{drain, from_another_site, receive};
 
+/// Reads and discards the request's body (as long as its
+/// `Content-Length` says, up to a bound in bytes and time) after a refusal,
+/// so that the browser reads the answer instead of a reset.
+pub(super) fn drain_body(s: &mut impl Peer, request: &Request) -> io::Result<()> {
+    let length = request.header("content-length").map(str::trim);
+    drain(s, request, length.and_then(|v| v.parse().ok()).unwrap_or(0))
+}
+
 /// Bytes read from disk at a time.
 const READ_SIZE: usize = 256 * 1024;
 /// Entries one listing shows; beyond it the listing says it is truncated.
@@ -76,7 +84,8 @@ pub(super) struct Files<'a> {
 }
 
 /// Answers `request` if its path is one of the file routes; `None` if it
-/// is not.
+/// is not. The session these routes need was checked before, with every
+/// route's (`ROUTES` in the parent module).
 pub(super) fn route(
     s: &mut impl Peer,
     request: &Request,
@@ -105,11 +114,6 @@ pub(super) fn route(
         let refused: Option<(&str, &[u8])> = if request.method != "POST" && request.method != "PUT"
         {
             Some(("405 Method Not Allowed", b"POST or PUT\n"))
-        } else if !cx.auth.allows(request) {
-            Some((
-                "403 Forbidden",
-                b"give the access token first (POST /auth)\n",
-            ))
         } else if from_another_site(request) {
             Some((
                 "403 Forbidden",
@@ -119,10 +123,9 @@ pub(super) fn route(
             None
         };
         return Some(match refused {
-            Some((status, text)) => respond(s, status, "text/plain", text).and_then(|()| {
-                let length = request.header("content-length").map(str::trim);
-                drain(s, request, length.and_then(|v| v.parse().ok()).unwrap_or(0))
-            }),
+            Some((status, text)) => {
+                respond(s, status, "text/plain", text).and_then(|()| drain_body(s, request))
+            }
             None => receive(s, request, name, cx),
         });
     }
@@ -143,14 +146,6 @@ pub(super) fn route(
             "405 Method Not Allowed",
             "text/plain",
             b"GET only\n",
-        ));
-    }
-    if !cx.auth.allows(request) {
-        return Some(respond(
-            s,
-            "403 Forbidden",
-            "text/plain",
-            b"give the access token first (POST /auth)\n",
         ));
     }
     let Some(share) = cx.files.config.share.as_deref() else {
