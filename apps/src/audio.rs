@@ -119,8 +119,8 @@ pub fn talk(
 ) -> Result<(), ClientError> {
     let mut source = Some(open_input(input)?);
     let (session, _events) = server.connect(user, Capabilities::AUDIO)?;
-    let base = crate::names::default_stream_name(user, "mic");
-    let sent = crate::names::publish_named(&session, name, &base, |name| {
+    let base = lanlink_client::names::default_stream_name(user, "mic");
+    let sent = lanlink_client::names::publish_named(&session, name, &base, |name| {
         // A retry under another name starts the source again.
         let source = match source.take() {
             Some(s) => s,

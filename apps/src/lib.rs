@@ -19,7 +19,6 @@ pub mod chat_client;
 pub mod connect;
 pub mod discover;
 pub mod files;
-pub mod names;
 pub mod progress;
 pub mod video;
 

@@ -138,9 +138,9 @@ pub fn cam(
 ) -> Result<(), ClientError> {
     let mut handle = Some(open_source(source, capture)?);
     let (session, _events) = server.connect(user, Capabilities::VIDEO)?;
-    let base = crate::names::default_stream_name(user, "cam");
+    let base = lanlink_client::names::default_stream_name(user, "cam");
     let mut started = Instant::now();
-    let sent = crate::names::publish_named(&session, stream_name, &base, |name| {
+    let sent = lanlink_client::names::publish_named(&session, stream_name, &base, |name| {
         // A retry under another name opens the source again.
         let handle = match handle.take() {
             Some(h) => h,

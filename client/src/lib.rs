@@ -42,6 +42,10 @@
 //! [`audio::Listener`]) that stops them when dropped. No async runtime:
 //! threads and channels, like the rest of lanlink.
 //!
+//! [`names`] gives streams names nobody has to think about (`ada-mic`,
+//! then `ada-mic-2` when that is taken) and publishes under the first free
+//! one.
+//!
 //! # Features
 //! - `audio` (default): [`audio`], on `lanlink-audio` without its sound
 //!   card backends (turn on `lanlink-audio/device` for cpal/ALSA).
@@ -79,6 +83,7 @@ mod error;
 mod event;
 mod files;
 pub mod media;
+pub mod names;
 mod session;
 mod trust;
 #[cfg(feature = "video")]
@@ -90,6 +95,7 @@ pub use event::{Event, IncomingOffer};
 pub use files::{Progress, ProgressFn, Quiet, TransferOptions, TransferProgress, TransferSummary};
 pub use media::{MediaKind, Publisher, StreamInfo};
 #[doc(hidden)]
+#[cfg(any(fuzzing, feature = "fuzzing"))]
 pub use session::fuzz_route;
 pub use session::{default_name, Events, Session, SessionBuilder};
 pub use trust::{default_server_data_dir, KnownServers, PinStore, Trust, TrustOutcome};

@@ -654,6 +654,7 @@ fn route(shared: &Shared, frame: Frame) -> Option<Event> {
 /// the `client` fuzz target (what a client makes of a hostile server's
 /// frames); not part of the API.
 #[doc(hidden)]
+#[cfg(any(fuzzing, feature = "fuzzing"))]
 pub fn fuzz_route(frames: impl IntoIterator<Item = Frame>) -> Vec<Event> {
     let (_gone_tx, gone) = crossbeam_channel::bounded::<()>(0);
     let shared = Shared::new("me".into(), gone);

@@ -4,57 +4,15 @@
 //! quiet stream free their slots, and a publisher cannot inject content
 //! into an MJPEG response.
 
+mod common;
+
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::thread::JoinHandle;
+use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use lanlink_server::http::{serve_http_with, HttpConfig, LatestFrames};
-use lanlink_transport::Shutdown;
-
-struct Http {
-    addr: SocketAddr,
-    frames: LatestFrames,
-    shutdown: Shutdown,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Http {
-    fn start(config: HttpConfig) -> Http {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let frames = LatestFrames::new();
-        let shutdown = Shutdown::new();
-        let thread = {
-            let (frames, shutdown) = (frames.clone(), shutdown.clone());
-            std::thread::spawn(move || serve_http_with(listener, frames, config, shutdown).unwrap())
-        };
-        Http {
-            addr,
-            frames,
-            shutdown,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Http {
-    fn drop(&mut self) {
-        self.shutdown.trigger();
-        if let Some(t) = self.thread.take() {
-            t.join().unwrap();
-        }
-    }
-}
-
-/// A stand-in JPEG image: SOI, `fill`, EOI.
-fn jpeg(fill: &[u8]) -> Bytes {
-    let mut v = vec![0xFF, 0xD8];
-    v.extend_from_slice(fill);
-    v.extend_from_slice(&[0xFF, 0xD9]);
-    Bytes::from(v)
-}
+use common::http::{jpeg, split_head, Http};
+use lanlink_server::http::HttpConfig;
 
 /// A TCP connection to `to` from the loopback address `from` (127.0.0.x).
 fn connect_from(from: &str, to: SocketAddr) -> TcpStream {
@@ -73,16 +31,6 @@ fn get_from(from: &str, to: SocketAddr, path: &str) -> (String, Vec<u8>) {
     let mut all = Vec::new();
     let _ = s.read_to_end(&mut all);
     split_head(&all)
-}
-
-fn split_head(all: &[u8]) -> (String, Vec<u8>) {
-    match all.windows(4).position(|w| w == b"\r\n\r\n") {
-        Some(i) => (
-            String::from_utf8_lossy(&all[..i]).into_owned(),
-            all[i + 4..].to_vec(),
-        ),
-        None => (String::from_utf8_lossy(all).into_owned(), Vec::new()),
-    }
 }
 
 #[test]
@@ -683,10 +631,19 @@ fn get_with_cookie(to: SocketAddr, path: &str, cookie: Option<&str>) -> (String,
     let cookie = cookie.map_or(String::new(), |c| format!("Cookie: {c}\r\n"));
     let _ = write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{cookie}\r\n");
     if path.starts_with("/stream/") {
-        // The MJPEG answer does not end: its head and first part will do.
-        let mut all = vec![0; 64 * 1024];
-        let n = s.read(&mut all).unwrap_or(0);
-        all.truncate(n);
+        // The MJPEG answer does not end: its head (which may come in
+        // several segments) and what came with it will do.
+        let mut all = Vec::new();
+        let mut buf = vec![0; 64 * 1024];
+        for _ in 0..64 {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => all.extend_from_slice(&buf[..n]),
+            }
+            if all.windows(4).any(|w| w == b"\r\n\r\n") {
+                break;
+            }
+        }
         return split_head(&all);
     }
     let mut all = Vec::new();

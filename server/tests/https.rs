@@ -6,23 +6,29 @@
 //! beyond an address's rate are refused, and an MJPEG viewer that leaves a
 //! quiet stream frees its viewer slot; the session cookie is `Secure`.
 
+mod common;
+
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use lanlink_server::http::{serve_http_with, HttpConfig, LatestFrames};
+use common::http::{jpeg, split_head, Http};
+use lanlink_server::http::HttpConfig;
 use lanlink_transport::tls::{client_connection, ClientTls};
-use lanlink_transport::{Fingerprint, Rate, ServerIdentity, Shutdown};
+use lanlink_transport::{Fingerprint, Rate, ServerIdentity};
 
+/// The browser server in HTTPS, with its certificate's fingerprint.
 struct Https {
-    addr: SocketAddr,
+    http: Http,
     fingerprint: Fingerprint,
-    frames: LatestFrames,
-    shutdown: Shutdown,
-    thread: Option<JoinHandle<()>>,
+}
+
+impl std::ops::Deref for Https {
+    type Target = Http;
+    fn deref(&self) -> &Http {
+        &self.http
+    }
 }
 
 impl Https {
@@ -33,20 +39,9 @@ impl Https {
             tls: Some(identity),
             ..config
         };
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let frames = LatestFrames::new();
-        let shutdown = Shutdown::new();
-        let thread = {
-            let (frames, shutdown) = (frames.clone(), shutdown.clone());
-            std::thread::spawn(move || serve_http_with(listener, frames, config, shutdown).unwrap())
-        };
         Https {
-            addr,
+            http: Http::start(config),
             fingerprint,
-            frames,
-            shutdown,
-            thread: Some(thread),
         }
     }
 
@@ -70,33 +65,6 @@ impl Https {
         s.read_to_end(&mut all).unwrap();
         split_head(&all)
     }
-}
-
-impl Drop for Https {
-    fn drop(&mut self) {
-        self.shutdown.trigger();
-        if let Some(t) = self.thread.take() {
-            t.join().unwrap();
-        }
-    }
-}
-
-fn split_head(all: &[u8]) -> (String, Vec<u8>) {
-    match all.windows(4).position(|w| w == b"\r\n\r\n") {
-        Some(i) => (
-            String::from_utf8_lossy(&all[..i]).into_owned(),
-            all[i + 4..].to_vec(),
-        ),
-        None => (String::from_utf8_lossy(all).into_owned(), Vec::new()),
-    }
-}
-
-/// A stand-in JPEG image: SOI, `fill`, EOI.
-fn jpeg(fill: &[u8]) -> Bytes {
-    let mut v = vec![0xFF, 0xD8];
-    v.extend_from_slice(fill);
-    v.extend_from_slice(&[0xFF, 0xD9]);
-    Bytes::from(v)
 }
 
 #[test]

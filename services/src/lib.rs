@@ -19,6 +19,7 @@ pub mod chat;
 mod error;
 pub mod file;
 #[doc(hidden)]
+#[cfg(any(fuzzing, feature = "fuzzing"))]
 pub mod fuzzing;
 pub mod media;
 pub mod text;

@@ -12,8 +12,8 @@ use lanlink_proto::{control, Frame, FrameDecoder, Message, ProtoError, StreamId}
 
 use crate::conn::{new_connection, run_writer, CloseReason, ConnConfig, ConnHandle, Event, Reader};
 use crate::handshake::{read_first_frame, FirstFrameError};
-use crate::server::spawn_named;
 use crate::socket::{ReadState, Socket};
+use crate::spawn::spawn_named;
 use crate::tls::{client_handshake, ClientHandshake, ClientTls, Fingerprint};
 use crate::{ConnId, Shutdown, TransportError};
 

@@ -38,9 +38,10 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::conn::{
-    CloseReason, ConnConfig, ConnHandle, EncodedFrame, Event, Outbound, WriterQueues, TICK,
+    CloseReason, ConnConfig, ConnHandle, Doorbell, EncodedFrame, Event, Outbound, Wake,
+    WriterQueues,
 };
-use crate::socket::ReadState;
+use crate::socket::{ReadState, TICK};
 use crate::Shutdown;
 
 /// At most this many I/O threads, however many cores.
@@ -62,38 +63,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// What the other threads leave for one I/O thread.
 struct Inbox {
-    waker: Waker,
-    /// Connections with something newly queued.
-    ready: Mutex<Vec<usize>>,
+    /// Rung by sends (see [`Wake`]) and by the server.
+    bell: Arc<Doorbell>,
     /// Connections just handed over.
     new: Mutex<Vec<Established>>,
     /// Set when the server stops: exit once every connection is gone.
     stopping: AtomicBool,
-}
-
-/// How a connection's sends wake its I/O thread.
-pub(crate) struct Wake {
-    inbox: Arc<Inbox>,
-    token: usize,
-    scheduled: AtomicBool,
-}
-
-impl Wake {
-    /// Schedules the connection for a write turn; the waker is rung only
-    /// when the thread has nothing scheduled yet.
-    pub(crate) fn wake(&self) {
-        if self.scheduled.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let first = {
-            let mut ready = lock(&self.inbox.ready);
-            ready.push(self.token);
-            ready.len() == 1
-        };
-        if first {
-            let _ = self.inbox.waker.wake();
-        }
-    }
 }
 
 /// A connection whose handshake is complete, ready for an I/O thread.
@@ -129,8 +104,7 @@ impl Engine {
             let poll = Poll::new()?;
             let waker = Waker::new(poll.registry(), WAKER)?;
             let inbox = Arc::new(Inbox {
-                waker,
-                ready: Mutex::new(Vec::new()),
+                bell: Arc::new(Doorbell::new(waker)),
                 new: Mutex::new(Vec::new()),
                 stopping: AtomicBool::new(false),
             });
@@ -153,7 +127,7 @@ impl Engine {
         let wakers: Vec<_> = inboxes.iter().map(Arc::downgrade).collect();
         shutdown.on_trigger(move || {
             for inbox in wakers.iter().filter_map(std::sync::Weak::upgrade) {
-                let _ = inbox.waker.wake();
+                let _ = inbox.bell.waker.wake();
             }
         });
         Ok(Engine {
@@ -168,11 +142,10 @@ impl Engine {
     pub(crate) fn assign(&self, handle: &ConnHandle) -> usize {
         let lane = self.next.fetch_add(1, Ordering::Relaxed) % self.inboxes.len().max(1);
         if let Some(inbox) = self.inboxes.get(lane) {
-            let _ = handle.shared.wake.set(Wake {
-                inbox: inbox.clone(),
-                token: handle.id().0 as usize,
-                scheduled: AtomicBool::new(false),
-            });
+            let _ = handle
+                .shared
+                .wake
+                .set(Wake::new(inbox.bell.clone(), handle.id().0 as usize));
         }
         lane
     }
@@ -181,7 +154,7 @@ impl Engine {
     pub(crate) fn hand_over(&self, lane: usize, conn: Established) {
         if let Some(inbox) = self.inboxes.get(lane) {
             lock(&inbox.new).push(conn);
-            let _ = inbox.waker.wake();
+            let _ = inbox.bell.waker.wake();
         }
     }
 
@@ -190,7 +163,7 @@ impl Engine {
     pub(crate) fn stop(&self) {
         for inbox in &self.inboxes {
             inbox.stopping.store(true, Ordering::SeqCst);
-            let _ = inbox.waker.wake();
+            let _ = inbox.bell.waker.wake();
         }
         for t in std::mem::take(&mut *lock(&self.threads)) {
             let _ = t.join();
@@ -474,7 +447,7 @@ impl IoThread {
                     touched.push(token);
                 }
             }
-            for token in std::mem::take(&mut *lock(&self.inbox.ready)) {
+            for token in std::mem::take(&mut *self.inbox.bell.ready()) {
                 if let Some(c) = self.conns.get(&token) {
                     if let Some(w) = c.handle.shared.wake.get() {
                         w.scheduled.store(false, Ordering::Release);
@@ -735,21 +708,7 @@ impl IoThread {
         }
         let shared = c.handle.shared.clone();
         let peer_goodbye = matches!(reason, CloseReason::Goodbye(_)) && !c.handle.is_closing();
-        shared.set_reason(reason);
-        let reason = shared.reason().unwrap_or(CloseReason::PeerClosed);
-        let name = shared.name.get().map_or("", String::as_str);
-        match shared.media_dropped.load(Ordering::Relaxed) {
-            0 => {
-                tracing::info!(peer = %shared.peer, conn = %shared.id, name = %name, "disconnected: {reason}")
-            }
-            dropped => tracing::info!(peer = %shared.peer, conn = %shared.id, name = %name,
-                "disconnected: {reason} ({dropped} media frames dropped because it read too slowly)"),
-        }
-        let closed = Event::Closed {
-            conn: shared.id,
-            peer: shared.peer,
-            reason,
-        };
+        let closed = shared.closed(reason);
         let deadline = Instant::now() + self.config.close_linger;
         if peer_goodbye {
             // The application may still answer what the peer sent just

@@ -151,7 +151,7 @@ pub enum TransportError {
     #[error("cannot encode frame: {0}")]
     Encode(#[from] ProtoError),
 
-    /// A connection was handed to an [`Adopter`](crate::server::Adopter)
+    /// A connection was handed to an [`Adopter`](crate::Adopter)
     /// whose server is not running (not yet, or no longer).
     #[error("the server is not running: cannot take the connection")]
     NotServing,

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use lanlink_proto::{Frame, FrameDecoder, ProtoError};
 
-use crate::socket::{ReadState, Socket};
+use crate::socket::{ReadState, Socket, TICK};
 
 /// Why no first frame could be read.
 pub(crate) enum FirstFrameError {
@@ -64,7 +64,7 @@ pub(crate) fn read_before(
         if now >= deadline || shutdown.is_some_and(crate::Shutdown::is_triggered) {
             return Err(FirstFrameError::Timeout);
         }
-        tcp.set_read_timeout(Some((deadline - now).min(crate::conn::TICK)))
+        tcp.set_read_timeout(Some((deadline - now).min(TICK)))
             .map_err(FirstFrameError::Io)?;
         match read() {
             Ok(0) => return Err(FirstFrameError::Closed),

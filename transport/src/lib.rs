@@ -37,6 +37,18 @@
 //!   ([`text::display_safe`]).
 //! - [`Shutdown`]: a signal every thread can wait on.
 //!
+//! The modules form layers; each uses only those below it (no cycles):
+//!
+//! | layer | modules |
+//! |---|---|
+//! | 6 | `server`, `client` (neither uses the other); the fuzzing entry points |
+//! | 5 | `engine`: the server's I/O threads |
+//! | 4 | [`conn`]: handles, queues, events, the client's threads |
+//! | 3 | [`tls`]: certificates, pinning, the TLS handshakes |
+//! | 2 | `handshake`: the first frame, read under a deadline |
+//! | 1 | `socket`: one connection's byte stream, plain or TLS |
+//! | 0 | [`ConnId`], [`TransportError`], [`text`], [`limits`], [`Shutdown`], [`spawn_named`] |
+//!
 //! # Example
 //! ```no_run
 //! use std::net::TcpListener;
@@ -86,22 +98,27 @@ pub mod client;
 pub mod conn;
 mod engine;
 mod error;
+#[cfg(any(fuzzing, feature = "fuzzing"))]
+mod fuzzing;
 mod handshake;
 pub mod limits;
 pub mod server;
 mod shutdown;
 mod socket;
+mod spawn;
 pub mod text;
 pub mod tls;
 
 pub use client::{Client, ClientConfig};
 pub use conn::{CloseReason, ConnConfig, ConnHandle, EncodedFrame, Event};
 pub use error::TransportError;
-pub use limits::{BanList, GuessLimit, KeyedBuckets, Rate, RefusalLog, TokenBucket};
-pub use server::{serve, spawn_named, Adopter, ServerConfig};
-pub use shutdown::Shutdown;
 #[doc(hidden)]
-pub use socket::fuzz_tls_server_read;
+#[cfg(any(fuzzing, feature = "fuzzing"))]
+pub use fuzzing::fuzz_tls_server_read;
+pub use limits::{BanList, GuessLimit, KeyedBuckets, Rate, RefusalLog, TokenBucket};
+pub use server::{serve, Adopter, ServerConfig};
+pub use shutdown::Shutdown;
+pub use spawn::spawn_named;
 pub use tls::{ClientTls, Fingerprint, ServerIdentity};
 
 /// The TCP port a lanlink server listens on unless told otherwise.

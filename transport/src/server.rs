@@ -27,6 +27,8 @@ use crate::limits::{
     AddressSlots, BanList, GuessLimit, KeyedBuckets, Rate, RefusalLog, DEFAULT_MAX_KEYS,
 };
 use crate::socket::{ReadState, Socket};
+/// Re-exported from the crate root too; it lives with the threads' helpers.
+pub use crate::spawn::spawn_named;
 use crate::text::display_safe;
 use crate::tls::{server_handshake, ServerHandshakeError, ServerIdentity, TLS_HANDSHAKE_BYTE};
 use crate::{ConnId, Shutdown, TransportError};
@@ -577,22 +579,6 @@ fn wake_address(local: SocketAddr) -> SocketAddr {
         ip => ip,
     };
     SocketAddr::new(ip, local.port())
-}
-
-/// Starts a named thread with a small stack (connection threads need
-/// little); if the process is out of threads, logs it and returns a
-/// thread that does nothing.
-pub fn spawn_named(name: &str, f: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
-    std::thread::Builder::new()
-        .name(name.to_owned())
-        .stack_size(256 * 1024)
-        .spawn(f)
-        .unwrap_or_else(|e| {
-            // Thread creation only fails when the process is out of resources;
-            // nothing sensible can continue without the thread.
-            tracing::error!("cannot spawn thread {name}: {e}");
-            std::thread::spawn(|| {})
-        })
 }
 
 #[allow(clippy::too_many_arguments)]

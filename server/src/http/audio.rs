@@ -390,20 +390,12 @@ fn message(item: Item) -> Message {
     }
 }
 
-fn has_token(value: Option<&str>, token: &str) -> bool {
-    value.is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
-}
-
-/// `GET /audio`: checks the upgrade, the origin, the session and the cap,
+/// `GET /audio`: checks the upgrade, the origin and the cap (the session
+/// was checked with every route's, in `answer`),
 /// then sends every talker until the browser leaves, falls too far behind
 /// on notices, or the server stops.
 fn answer_audio(s: &mut impl Peer, request: &Request, cx: &Answering<'_>) -> io::Result<()> {
-    let key = request.header("sec-websocket-key").map(str::trim);
-    let upgrade = request.method == "GET"
-        && has_token(request.header("upgrade"), "websocket")
-        && has_token(request.header("connection"), "upgrade")
-        && request.header("sec-websocket-version").map(str::trim) == Some("13");
-    let Some(key) = key.filter(|k| upgrade && !k.is_empty() && k.len() <= 64) else {
+    let Some(key) = super::ws::upgrade_key(request) else {
         return respond(
             s,
             "400 Bad Request",
@@ -419,9 +411,6 @@ fn answer_audio(s: &mut impl Peer, request: &Request, cx: &Answering<'_>) -> io:
             b"another site's page may not listen\n",
         );
     }
-    if !cx.auth.allows(request) {
-        return respond(s, "403 Forbidden", "text/plain", b"log in first\n");
-    }
     let Some(listener) = cx.audio.listen() else {
         return respond(
             s,
@@ -430,13 +419,7 @@ fn answer_audio(s: &mut impl Peer, request: &Request, cx: &Answering<'_>) -> io:
             b"too many listeners\n",
         );
     };
-    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
-    write!(
-        s,
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Accept: {accept}\r\n\r\n"
-    )?;
-    s.flush()?;
+    super::ws::accept_upgrade(s, key)?;
     let config = WebSocketConfig::default()
         .max_message_size(Some(MAX_INCOMING))
         .max_frame_size(Some(MAX_INCOMING))

@@ -51,6 +51,14 @@ mod upload;
 use archive::send_tar;
 use upload::{drain, from_another_site, receive};
 
+/// Reads and discards the request's body (as long as its
+/// `Content-Length` says, up to a bound in bytes and time) after a refusal,
+/// so that the browser reads the answer instead of a reset.
+pub(super) fn drain_body(s: &mut impl Peer, request: &Request) -> io::Result<()> {
+    let length = request.header("content-length").map(str::trim);
+    drain(s, request, length.and_then(|v| v.parse().ok()).unwrap_or(0))
+}
+
 /// Bytes read from disk at a time.
 const READ_SIZE: usize = 256 * 1024;
 /// Entries one listing shows; beyond it the listing says it is truncated.
@@ -76,7 +84,8 @@ pub(super) struct Files<'a> {
 }
 
 /// Answers `request` if its path is one of the file routes; `None` if it
-/// is not.
+/// is not. The session these routes need was checked before, with every
+/// route's (`ROUTES` in the parent module).
 pub(super) fn route(
     s: &mut impl Peer,
     request: &Request,
@@ -105,11 +114,6 @@ pub(super) fn route(
         let refused: Option<(&str, &[u8])> = if request.method != "POST" && request.method != "PUT"
         {
             Some(("405 Method Not Allowed", b"POST or PUT\n"))
-        } else if !cx.auth.allows(request) {
-            Some((
-                "403 Forbidden",
-                b"give the access token first (POST /auth)\n",
-            ))
         } else if from_another_site(request) {
             Some((
                 "403 Forbidden",
@@ -119,10 +123,9 @@ pub(super) fn route(
             None
         };
         return Some(match refused {
-            Some((status, text)) => respond(s, status, "text/plain", text).and_then(|()| {
-                let length = request.header("content-length").map(str::trim);
-                drain(s, request, length.and_then(|v| v.parse().ok()).unwrap_or(0))
-            }),
+            Some((status, text)) => {
+                respond(s, status, "text/plain", text).and_then(|()| drain_body(s, request))
+            }
             None => receive(s, request, name, cx),
         });
     }
@@ -143,14 +146,6 @@ pub(super) fn route(
             "405 Method Not Allowed",
             "text/plain",
             b"GET only\n",
-        ));
-    }
-    if !cx.auth.allows(request) {
-        return Some(respond(
-            s,
-            "403 Forbidden",
-            "text/plain",
-            b"give the access token first (POST /auth)\n",
         ));
     }
     let Some(share) = cx.files.config.share.as_deref() else {
@@ -595,18 +590,26 @@ mod tests {
         dir
     }
 
-    #[test]
-    fn names_cannot_escape_the_share() {
-        let base = scratch("escape");
+    /// A fresh `base/share` with `sub/ok.txt`, and a `secret` in
+    /// `base/outside` that the share's `link` (to the file) and `dirlink`
+    /// (to the folder) point at; returns base, share and outside.
+    fn hostile_share(tag: &str) -> (PathBuf, PathBuf, PathBuf) {
+        let base = scratch(tag);
         let share = base.join("share");
         let outside = base.join("outside");
         std::fs::create_dir_all(share.join("sub")).unwrap();
         std::fs::create_dir_all(&outside).unwrap();
         std::fs::write(outside.join("secret"), b"secret").unwrap();
         std::fs::write(share.join("sub/ok.txt"), b"ok").unwrap();
-        std::fs::write(share.join(".big.bin.lanlink-part"), b"half").unwrap();
         std::os::unix::fs::symlink(outside.join("secret"), share.join("link")).unwrap();
         std::os::unix::fs::symlink(&outside, share.join("dirlink")).unwrap();
+        (base, share, outside)
+    }
+
+    #[test]
+    fn names_cannot_escape_the_share() {
+        let (base, share, outside) = hostile_share("escape");
+        std::fs::write(share.join(".big.bin.lanlink-part"), b"half").unwrap();
         std::os::unix::fs::symlink(share.join("sub/ok.txt"), share.join("inside")).unwrap();
         let fifo = std::process::Command::new("mkfifo")
             .arg(share.join("pipe"))
@@ -684,16 +687,8 @@ mod tests {
     fn escape_share() -> PathBuf {
         static MADE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
         MADE.get_or_init(|| {
-            let base = scratch("prop");
-            let share = base.join("share");
-            let outside = base.join("outside");
-            std::fs::create_dir_all(share.join("sub")).unwrap();
-            std::fs::create_dir_all(&outside).unwrap();
-            std::fs::write(outside.join("secret"), b"secret").unwrap();
-            std::fs::write(share.join("sub/ok.txt"), b"ok").unwrap();
+            let (_, share, outside) = hostile_share("prop");
             std::fs::write(share.join(".x.lanlink-part"), b"half").unwrap();
-            std::os::unix::fs::symlink(outside.join("secret"), share.join("link")).unwrap();
-            std::os::unix::fs::symlink(&outside, share.join("dirlink")).unwrap();
             std::os::unix::fs::symlink(&outside, share.join("sub/outside")).unwrap();
             share
         })

@@ -54,6 +54,7 @@
 pub mod audio;
 pub mod auth;
 mod files;
+#[cfg(any(fuzzing, feature = "fuzzing"))]
 mod fuzz;
 mod host;
 mod page;
@@ -63,6 +64,7 @@ pub mod store;
 pub mod ws;
 
 #[doc(hidden)]
+#[cfg(any(fuzzing, feature = "fuzzing"))]
 pub use fuzz::fuzz_http_request;
 
 use std::io::{self, Read, Write};
@@ -544,6 +546,59 @@ struct Answering<'a> {
     host_names: &'a [String],
 }
 
+/// Who may have a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// Anyone who reaches the server.
+    Open,
+    /// With an access token, only a browser that logged in (`POST /auth`).
+    Session,
+}
+
+/// How a route matches a (decoded) path.
+#[derive(Debug, Clone, Copy)]
+enum Pattern {
+    Exact(&'static str),
+    Prefix(&'static str),
+}
+
+/// The routes that need a session, the one place that decides it: the
+/// share (listings, downloads, archives, uploads), the video (its state,
+/// stream list, snapshots and MJPEG streams) and the audio. Video is the
+/// server's like its files: with an access token, only a browser that
+/// logged in sees the streams, their names or a frame. The first route
+/// whose method (if any) and pattern match wins; other paths are open
+/// (the page, its scripts, `/auth`, and `/ws`, where the transport asks
+/// for the token in the lanlink handshake itself).
+const ROUTES: &[(Option<&str>, Pattern, Access)] = &[
+    // What the page needs to offer its upload form.
+    (Some("GET"), Pattern::Exact("/upload/"), Access::Open),
+    (None, Pattern::Prefix("/upload/"), Access::Session),
+    (None, Pattern::Exact("/files"), Access::Session),
+    (None, Pattern::Prefix("/files/"), Access::Session),
+    (None, Pattern::Exact("/tar"), Access::Session),
+    (None, Pattern::Prefix("/tar/"), Access::Session),
+    (None, Pattern::Exact("/state"), Access::Session),
+    (None, Pattern::Exact("/streams.json"), Access::Session),
+    (None, Pattern::Prefix("/snapshot/"), Access::Session),
+    (None, Pattern::Prefix("/stream/"), Access::Session),
+    (None, Pattern::Exact("/audio"), Access::Session),
+];
+
+/// Who may have `path` by `method` (see [`ROUTES`]).
+fn access(method: &str, path: &str) -> Access {
+    ROUTES
+        .iter()
+        .find(|(m, pattern, _)| {
+            m.is_none_or(|m| m == method)
+                && match *pattern {
+                    Pattern::Exact(p) => path == p,
+                    Pattern::Prefix(p) => path.starts_with(p),
+                }
+        })
+        .map_or(Access::Open, |&(_, _, access)| access)
+}
+
 /// Answers what was read of a request: the response, or the MJPEG stream
 /// until the viewer leaves, the stream ends or the server stops.
 fn answer(
@@ -579,6 +634,17 @@ fn answer(
     if path == "/auth" {
         return answer_auth(s, &request, cx);
     }
+    if access(&request.method, &path) == Access::Session && !cx.auth.allows(&request) {
+        respond(
+            s,
+            "403 Forbidden",
+            "text/plain",
+            b"log in with the server's access token first (POST /auth)\n",
+        )?;
+        // An upload's body is taken (up to a bound) so the browser reads
+        // the answer instead of a reset.
+        return files::drain_body(s, &request);
+    }
     if let Some(answered) = files::route(s, &request, &path, cx) {
         return answered;
     }
@@ -608,21 +674,8 @@ fn answer(
         let kind = "text/javascript; charset=utf-8";
         return respond(s, "200 OK", kind, script.as_bytes());
     }
-    // Video is the server's like its files: with an access token, only a
-    // browser that logged in sees the streams, their names or a frame.
+    // The page shows the streams only to whom may watch them.
     let may_watch = cx.auth.allows(&request);
-    let is_video = path == "/state"
-        || path == "/streams.json"
-        || path.starts_with("/snapshot/")
-        || path.starts_with("/stream/");
-    if is_video && !may_watch {
-        return respond(
-            s,
-            "403 Forbidden",
-            "text/plain",
-            b"log in with the server's access token first (POST /auth)\n",
-        );
-    }
     if path == "/" || path == "/index.html" {
         let page = page::page(frames, may_watch, cx.fingerprint);
         return respond_page(s, request.header("host"), page.as_bytes());

@@ -90,18 +90,7 @@ pub(super) fn answer_ws(
     request: &Request,
     cx: &WsContext<'_>,
 ) -> io::Result<()> {
-    let has_token = |name: &str, token: &str| {
-        request
-            .header(name)
-            .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
-    };
-    let key = request.header("sec-websocket-key").map(str::trim);
-    let (true, true, Some("13"), Some(key)) = (
-        has_token("upgrade", "websocket"),
-        has_token("connection", "upgrade"),
-        request.header("sec-websocket-version").map(str::trim),
-        key,
-    ) else {
+    let Some(key) = upgrade_key(request) else {
         return respond(
             s,
             "400 Bad Request",
@@ -138,13 +127,7 @@ pub(super) fn answer_ws(
             );
         }
     };
-    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
-    write!(
-        s,
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Accept: {accept}\r\n\r\n"
-    )?;
-    s.flush()?;
+    accept_upgrade(s, key)?;
     let result = bridge(
         s,
         request.rest.clone(),
@@ -155,6 +138,38 @@ pub(super) fn answer_ws(
     // Whatever ended the bridge, the transport sees the connection end.
     let _ = near.shutdown(std::net::Shutdown::Both);
     result
+}
+
+/// The `Sec-WebSocket-Key` of a WebSocket upgrade request (a `GET` with
+/// `Upgrade: websocket`, `Connection: upgrade`, version 13, and a key of
+/// 1 to 64 bytes), or `None` if `request` is not one.
+pub(super) fn upgrade_key(request: &Request) -> Option<&str> {
+    let has_token = |name: &str, token: &str| {
+        request
+            .header(name)
+            .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+    };
+    let upgrade = request.method == "GET"
+        && has_token("upgrade", "websocket")
+        && has_token("connection", "upgrade")
+        && request.header("sec-websocket-version").map(str::trim) == Some("13");
+    request
+        .header("sec-websocket-key")
+        .map(str::trim)
+        .filter(|k| upgrade && !k.is_empty() && k.len() <= 64)
+}
+
+/// Accepts a WebSocket upgrade: writes the `101 Switching Protocols` reply
+/// for the request's `key` (from [`upgrade_key`]). The WebSocket starts
+/// after it.
+pub(super) fn accept_upgrade(s: &mut impl Write, key: &str) -> io::Result<()> {
+    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+    write!(
+        s,
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {accept}\r\n\r\n"
+    )?;
+    s.flush()
 }
 
 /// True if the request's `Origin` is the page's own: the scheme it was

@@ -3,6 +3,8 @@
 //! folders.
 #![allow(dead_code)]
 
+pub mod http;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;

@@ -346,6 +346,7 @@ impl ChatService {
 
     /// Checks the invariants listed on the type; tests and the fuzz driver
     /// (`crate::fuzzing::chat`) call it after every step.
+    #[cfg(any(test, fuzzing, feature = "fuzzing"))]
     pub(crate) fn assert_consistent(&self) {
         assert_eq!(self.nicks.len(), self.clients.len());
         for (conn, client) in &self.clients {

@@ -2,9 +2,22 @@
 //! default (`ada-mic`, `ada-cam`), and the next free one (`ada-mic-2`, …)
 //! when that is taken, so a second talker, a camera next to a microphone,
 //! or two users who both keep the defaults all just work.
+//!
+//! ```
+//! use lanlink_client::names::{default_stream_name, free_name};
+//!
+//! let base = default_stream_name("ada", "mic");
+//! assert_eq!(base, "ada-mic");
+//! let taken = ["ada-mic".to_owned(), "ada-mic-2".to_owned()];
+//! assert_eq!(free_name(&base, &taken), "ada-mic-3");
+//! ```
+//!
+//! [`publish_named`] publishes under such a name, trying the next one when
+//! the server says another program took it first.
 
-use lanlink_client::{ClientError, Publisher, Session};
 use lanlink_proto::ErrorCode;
+
+use crate::{ClientError, Publisher, Session};
 
 /// How many default names are tried before giving up.
 const ATTEMPTS: usize = 8;
@@ -35,6 +48,23 @@ pub fn free_name(base: &str, taken: &[String]) -> String {
 /// the streams the session knows of) is used, and when the server still
 /// says it is taken (another program took it at the same moment) the next
 /// one is tried, a few times at most.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use lanlink_audio::{Format, ToneSource};
+/// use lanlink_client::names::{default_stream_name, publish_named};
+/// use lanlink_client::Session;
+///
+/// let (session, _events) = Session::builder("192.168.1.10").name("ada").connect()?;
+/// let base = default_stream_name("ada", "mic");
+/// // A second `ada-mic` becomes `ada-mic-2`; each try starts a fresh source.
+/// let (name, sent) = publish_named(&session, None, &base, |name| {
+///     let tone = ToneSource::new(Format::MONO_48K, 440.0, 0.5)?;
+///     session.publish_audio(name, tone, Some(Duration::from_secs(5)))
+/// })?;
+/// println!("published {sent} packets as {name}");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn publish_named(
     session: &Session,
     chosen: Option<String>,
