@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lanlink_client::discovery::{self, Browse, FoundServer};
-use lanlink_client::{ClientError, KnownServers, PinStore, Trust};
+use lanlink_client::{ClientError, KnownServers, Trust};
 use lanlink_transport::Fingerprint;
 
 use crate::connect::Server;
@@ -124,7 +124,7 @@ pub fn choose(host: Option<&str>, flags: ServerFlags) -> Result<Server, ClientEr
     let (usable, unusable): (Vec<_>, Vec<_>) = found
         .servers
         .into_iter()
-        .partition(|s| usable_with(s, &flags));
+        .partition(|s| s.usable_with(flags.plain, flags.fingerprint));
     let ask_user = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     let chosen = match usable.len() {
         1 => usable.first().cloned(),
@@ -148,7 +148,7 @@ pub fn choose(host: Option<&str>, flags: ServerFlags) -> Result<Server, ClientEr
     let trust = match (flags.plain, flags.fingerprint, server.fingerprint) {
         (true, ..) => Trust::Plain,
         (false, Some(fp), _) => Trust::Fingerprint(fp),
-        (false, None, Some(announced)) => trust_announced(&addr, announced)?,
+        (false, None, Some(_)) => trust_announced(&server, &addr)?,
         // Not usable_with: a plain server needs --plain.
         (false, None, None) => {
             return Err(ClientError::NoServer {
@@ -165,34 +165,19 @@ pub fn choose(host: Option<&str>, flags: ServerFlags) -> Result<Server, ClientEr
     })
 }
 
-/// Whether the flags let this client use `server`: the same protocol
-/// version, TLS or plain as asked, and the certificate asked for.
-fn usable_with(server: &FoundServer, flags: &ServerFlags) -> bool {
-    server.is_compatible()
-        && server.address().is_some()
-        && flags.plain == server.fingerprint.is_none()
-        && flags
-            .fingerprint
-            .is_none_or(|fp| server.fingerprint == Some(fp))
-}
-
 /// The announced fingerprint is required on first contact (and pinned);
 /// a pin made earlier wins, and a disagreement is reported.
-fn trust_announced(addr: &str, announced: Fingerprint) -> Result<Trust, ClientError> {
-    let store = KnownServers::default_location();
-    if let Some(pinned) = store.lookup(addr)? {
-        if pinned != announced {
-            eprintln!(
-                "lanlink: WARNING: the announcement on the LAN names certificate\n  {announced}\n\
-                 but this one is pinned for {addr}:\n  {pinned}\n\
-                 The pinned one is checked: whoever announced the other may be an impostor."
-            );
-        }
+fn trust_announced(server: &FoundServer, addr: &str) -> Result<Trust, ClientError> {
+    let store = Arc::new(KnownServers::default_location());
+    let (trust, disagreeing) = server.trust(store)?;
+    if let (Some(pinned), Some(announced)) = (disagreeing, server.fingerprint) {
+        eprintln!(
+            "lanlink: WARNING: the announcement on the LAN names certificate\n  {announced}\n\
+             but this one is pinned for {addr}:\n  {pinned}\n\
+             The pinned one is checked: whoever announced the other may be an impostor."
+        );
     }
-    Ok(Trust::FirstUseExpecting {
-        store: Arc::new(store),
-        expected: announced,
-    })
+    Ok(trust)
 }
 
 /// `"NAME" (INSTANCE)`, or just `"NAME"` when they are the same.

@@ -5,7 +5,10 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use lanlink_client::{ClientError, Event, Events, IncomingOffer, Session, TransferOptions};
+use lanlink_client::files::{free_name, name_taken};
+use lanlink_client::{
+    self as client, ClientError, Event, Events, IncomingOffer, Session, TransferOptions,
+};
 use lanlink_proto::ErrorCode;
 use lanlink_services::ServiceError;
 
@@ -214,22 +217,6 @@ pub fn decide(offer: &IncomingOffer, answer: Answer) -> bool {
     }
 }
 
-/// `name (1).ext` for `name.ext` (in the same folder), the first such
-/// name that is free in `dest`.
-pub fn free_name(dest: &Path, name: &str) -> Option<String> {
-    let (folder, file) = match name.rsplit_once('/') {
-        Some((folder, file)) => (format!("{folder}/"), file),
-        None => (String::new(), name),
-    };
-    let (stem, ext) = match file.rfind('.') {
-        Some(i) if i > 0 => file.split_at(i),
-        _ => (file, ""),
-    };
-    (1..1000)
-        .map(|n| format!("{folder}{stem} ({n}){ext}"))
-        .find(|candidate| !dest.join(candidate).exists())
-}
-
 /// What to do with `offer`, whose name is taken in `dest`: `None` to skip
 /// it, else the options to accept it with.
 fn resolve_conflict(
@@ -240,52 +227,39 @@ fn resolve_conflict(
     options: &TransferOptions,
 ) -> Option<TransferOptions> {
     let name = offer.name();
-    let renamed = free_name(dest, name);
     let choice = match (policy, terminal) {
         (OnConflict::Ask, true) => {
-            let rename = renamed
-                .as_deref()
-                .map_or(String::new(), |r| format!(", [r]ename to {r:?}"));
+            let rename =
+                free_name(dest, name).map_or(String::new(), |r| format!(", [r]ename to {r:?}"));
             match ask(&format!(
                 "{name} exists in {}: [o]verwrite{rename}, [s]kip? ",
                 dest.display()
             ))
             .as_str()
             {
-                "o" | "overwrite" => OnConflict::Overwrite,
-                "r" | "rename" => OnConflict::Rename,
-                _ => OnConflict::Skip,
+                "o" | "overwrite" => client::OnConflict::Overwrite,
+                "r" | "rename" => client::OnConflict::Rename,
+                _ => client::OnConflict::Skip,
             }
         }
-        (OnConflict::Ask, false) => OnConflict::Skip,
-        (policy, _) => policy,
+        (OnConflict::Ask, false) | (OnConflict::Skip, _) => client::OnConflict::Skip,
+        (OnConflict::Overwrite, _) => client::OnConflict::Overwrite,
+        (OnConflict::Rename, _) => client::OnConflict::Rename,
     };
-    match (choice, renamed) {
-        (OnConflict::Overwrite, _) => Some(TransferOptions {
-            force: true,
-            ..options.clone()
-        }),
-        (OnConflict::Rename, Some(renamed)) => {
-            println!("saving {name} as {renamed}");
-            Some(TransferOptions {
-                as_name: Some(renamed),
-                ..options.clone()
-            })
-        }
-        _ => {
-            println!(
-                "skipping {name}: a file of that name is in {} \
-                 (--on-conflict overwrite or rename takes it)",
-                dest.display()
-            );
-            None
-        }
+    let chosen = options.on_conflict(dest, name, choice);
+    match &chosen {
+        Some(TransferOptions {
+            as_name: Some(renamed),
+            ..
+        }) => println!("saving {name} as {renamed}"),
+        Some(_) => {}
+        None => println!(
+            "skipping {name}: a file of that name is in {} \
+             (--on-conflict overwrite or rename takes it)",
+            dest.display()
+        ),
     }
-}
-
-/// Whether a file named `name` (as offered) is in `dest` already.
-fn taken(dest: &Path, name: &str) -> bool {
-    lanlink_services::file::path::validate_target(name).is_ok_and(|rel| dest.join(rel).is_file())
+    chosen
 }
 
 /// `lanlink receive`: accepts offers (asking on a terminal unless `yes`)
@@ -317,7 +291,7 @@ pub fn receive(
                     session.decline_file(&offer, "declined by the receiver")?;
                     continue;
                 }
-                let options = if taken(dest, offer.name()) {
+                let options = if name_taken(dest, offer.name()) {
                     match resolve_conflict(&offer, dest, how.on_conflict, terminal, &options) {
                         Some(o) => o,
                         None => {
@@ -341,23 +315,7 @@ pub fn receive(
 
 #[cfg(test)]
 mod tests {
-    use super::{free_name, parse_rate};
-
-    #[test]
-    fn renamed_copies_keep_their_extension() {
-        let dir = std::env::temp_dir().join(format!("lanlink-free-{}", std::process::id()));
-        std::fs::create_dir_all(dir.join("album")).unwrap();
-        assert_eq!(free_name(&dir, "a.txt").unwrap(), "a (1).txt");
-        std::fs::write(dir.join("a (1).txt"), b"").unwrap();
-        assert_eq!(free_name(&dir, "a.txt").unwrap(), "a (2).txt");
-        assert_eq!(free_name(&dir, ".bashrc").unwrap(), ".bashrc (1)");
-        assert_eq!(free_name(&dir, "README").unwrap(), "README (1)");
-        assert_eq!(
-            free_name(&dir, "album/x.tar.gz").unwrap(),
-            "album/x.tar (1).gz"
-        );
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
+    use super::parse_rate;
 
     #[test]
     fn rates() {

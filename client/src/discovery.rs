@@ -83,6 +83,39 @@ impl FoundServer {
     pub fn is_compatible(&self) -> bool {
         self.version == lanlink_proto::PROTOCOL_VERSION
     }
+
+    /// Whether a client that wants plain TCP (`plain`), or TLS with the
+    /// certificate `fingerprint` when one is given, can use it: the same
+    /// protocol version, an address, TLS or plain as wanted, and that
+    /// certificate.
+    pub fn usable_with(&self, plain: bool, fingerprint: Option<Fingerprint>) -> bool {
+        self.is_compatible()
+            && self.address().is_some()
+            && plain == self.fingerprint.is_none()
+            && fingerprint.is_none_or(|fp| self.fingerprint == Some(fp))
+    }
+
+    /// How to trust it when it was found on the LAN: [`Trust::Plain`](crate::Trust::Plain) for
+    /// a plain server; else the certificate it announced, required on
+    /// first contact and then pinned in `store`
+    /// ([`Trust::FirstUseExpecting`](crate::Trust::FirstUseExpecting)). A pin made earlier for its address
+    /// wins; when it differs from the announced one it is returned too,
+    /// for the user to be told: whoever announced the other may be an
+    /// impostor.
+    pub fn trust(
+        &self,
+        store: std::sync::Arc<dyn crate::PinStore>,
+    ) -> Result<(crate::Trust, Option<Fingerprint>), ClientError> {
+        let (Some(announced), Some(addr)) = (self.fingerprint, self.address()) else {
+            return Ok((crate::Trust::Plain, None));
+        };
+        let disagreeing = store.lookup(&addr)?.filter(|pinned| *pinned != announced);
+        let trust = crate::Trust::FirstUseExpecting {
+            store,
+            expected: announced,
+        };
+        Ok((trust, disagreeing))
+    }
 }
 
 impl std::fmt::Display for FoundServer {
@@ -510,6 +543,64 @@ mod tests {
         let many: Vec<IpAddr> = (1..=40u8).map(|i| IpAddr::from([10, 0, 0, i])).collect();
         let found = parse("x", "h", 1, many.into_iter(), txt(&[("v", "1")])).unwrap();
         assert_eq!(found.addresses.len(), MAX_ADDRESSES);
+    }
+
+    /// Pins in memory, for the trust decision.
+    struct Pins(std::sync::Mutex<Vec<(String, Fingerprint)>>);
+
+    impl crate::PinStore for Pins {
+        fn lookup(&self, addr: &str) -> Result<Option<Fingerprint>, ClientError> {
+            let pins = self.0.lock().unwrap();
+            Ok(pins.iter().find(|(a, _)| a == addr).map(|(_, fp)| *fp))
+        }
+        fn remember(&self, addr: &str, fingerprint: Fingerprint) -> Result<(), ClientError> {
+            self.0.lock().unwrap().push((addr.to_owned(), fingerprint));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_found_server_is_used_only_as_asked_and_an_older_pin_wins() {
+        let fp: Fingerprint = FP.parse().unwrap();
+        let other: Fingerprint = FP.replace("ff", "ee").parse().unwrap();
+        let found = |txt_pairs: &[(&str, &str)]| {
+            parse(
+                "x",
+                "h",
+                7878,
+                ips(&["10.0.0.2"]).into_iter(),
+                txt(txt_pairs),
+            )
+            .unwrap()
+        };
+        let tls = found(&[("v", "1"), ("fp", FP)]);
+        let plain = found(&[("v", "1")]);
+        assert!(tls.usable_with(false, None));
+        assert!(tls.usable_with(false, Some(fp)));
+        assert!(!tls.usable_with(false, Some(other)), "another certificate");
+        assert!(!tls.usable_with(true, None), "plain asked, TLS announced");
+        assert!(plain.usable_with(true, None));
+        assert!(
+            !plain.usable_with(false, None),
+            "TLS asked, plain announced"
+        );
+        let old = found(&[("v", "0"), ("fp", FP)]);
+        assert!(!old.usable_with(false, None), "another protocol version");
+
+        let pins = std::sync::Arc::new(Pins(std::sync::Mutex::new(Vec::new())));
+        let (trust, disagreeing) = tls.trust(pins.clone()).unwrap();
+        assert!(
+            matches!(trust, crate::Trust::FirstUseExpecting { expected, .. } if expected == fp)
+        );
+        assert_eq!(disagreeing, None);
+        pins.0.lock().unwrap().push(("10.0.0.2:7878".into(), other));
+        let (_, disagreeing) = tls.trust(pins.clone()).unwrap();
+        assert_eq!(
+            disagreeing,
+            Some(other),
+            "the pin is told, and it is the one checked"
+        );
+        assert!(matches!(plain.trust(pins).unwrap().0, crate::Trust::Plain));
     }
 
     #[test]

@@ -195,3 +195,120 @@ impl Session {
         Ok(FileClient::new(&link).decline(offer.stream, reason)?)
     }
 }
+
+/// What to do with an offered file whose name is already taken in the
+/// destination folder (see [`TransferOptions::on_conflict`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnConflict {
+    /// Replace the file there.
+    Overwrite,
+    /// Save it beside it as `name (1).ext` (the first free such name).
+    Rename,
+    /// Decline it.
+    Skip,
+}
+
+/// Whether a file of the name `name` (as offered or asked for) is already
+/// in the folder `dest`. A name that could never be saved (absolute,
+/// `..`) is not "taken": receiving it is refused anyway.
+pub fn name_taken(dest: &Path, name: &str) -> bool {
+    lanlink_services::file::path::validate_target(name).is_ok_and(|rel| dest.join(rel).is_file())
+}
+
+/// `name (1).ext` for `name.ext`, in the same subfolder: the first such
+/// name (up to `(999)`) not taken in `dest`. The extension is what follows
+/// the last dot of the file name (`x.tar.gz` becomes `x.tar (1).gz`); a
+/// leading dot is not one (`.bashrc (1)`).
+pub fn free_name(dest: &Path, name: &str) -> Option<String> {
+    let (folder, file) = match name.rsplit_once('/') {
+        Some((folder, file)) => (format!("{folder}/"), file),
+        None => (String::new(), name),
+    };
+    let (stem, ext) = match file.rfind('.') {
+        Some(i) if i > 0 => file.split_at(i),
+        _ => (file, ""),
+    };
+    (1..1000)
+        .map(|n| format!("{folder}{stem} ({n}){ext}"))
+        .find(|candidate| !dest.join(candidate).exists())
+}
+
+impl TransferOptions {
+    /// The options to receive a file offered as `name` into `dest` with,
+    /// when that name may be taken there: these options unchanged when it
+    /// is free, else as `policy` says — with [`force`](Self::force) to
+    /// overwrite, with a free [`as_name`](Self::as_name) to rename — or
+    /// `None` to skip it (also when no free name is left).
+    pub fn on_conflict(&self, dest: &Path, name: &str, policy: OnConflict) -> Option<Self> {
+        if !name_taken(dest, name) {
+            return Some(self.clone());
+        }
+        match policy {
+            OnConflict::Overwrite => Some(TransferOptions {
+                force: true,
+                ..self.clone()
+            }),
+            OnConflict::Rename => free_name(dest, name).map(|renamed| TransferOptions {
+                as_name: Some(renamed),
+                ..self.clone()
+            }),
+            OnConflict::Skip => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{free_name, name_taken, OnConflict, TransferOptions};
+
+    fn scratch(tag: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("lanlink-client-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("album")).unwrap();
+        dir
+    }
+
+    #[test]
+    fn renamed_copies_keep_their_extension() {
+        let dir = scratch("free");
+        assert_eq!(free_name(&dir, "a.txt").unwrap(), "a (1).txt");
+        std::fs::write(dir.join("a (1).txt"), b"").unwrap();
+        assert_eq!(free_name(&dir, "a.txt").unwrap(), "a (2).txt");
+        assert_eq!(free_name(&dir, ".bashrc").unwrap(), ".bashrc (1)");
+        assert_eq!(free_name(&dir, "README").unwrap(), "README (1)");
+        assert_eq!(
+            free_name(&dir, "album/x.tar.gz").unwrap(),
+            "album/x.tar (1).gz"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_taken_name_is_overwritten_renamed_or_skipped_as_asked() {
+        let dir = scratch("conflict");
+        std::fs::write(dir.join("song.ogg"), b"x").unwrap();
+        let base = TransferOptions::default();
+        assert!(name_taken(&dir, "song.ogg"));
+        assert!(!name_taken(&dir, "album"), "a folder is not a file");
+        assert!(!name_taken(&dir, "../song.ogg"), "never a name outside");
+
+        let free = base.on_conflict(&dir, "new.ogg", OnConflict::Skip).unwrap();
+        assert!(
+            !free.force && free.as_name.is_none(),
+            "a free name is untouched"
+        );
+        let over = base
+            .on_conflict(&dir, "song.ogg", OnConflict::Overwrite)
+            .unwrap();
+        assert!(over.force && over.as_name.is_none());
+        let renamed = base
+            .on_conflict(&dir, "song.ogg", OnConflict::Rename)
+            .unwrap();
+        assert_eq!(renamed.as_name.as_deref(), Some("song (1).ogg"));
+        assert!(!renamed.force);
+        assert!(base
+            .on_conflict(&dir, "song.ogg", OnConflict::Skip)
+            .is_none());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -37,6 +37,14 @@
 //! - [`Events`] is everything the server says, in order, as [`Event`]s,
 //!   ending with [`Event::Disconnected`] the moment the connection is gone.
 //!
+//! An offered file whose name is taken in the destination folder is
+//! overwritten, saved beside it as `name (1).ext` or skipped, as
+//! [`TransferOptions::on_conflict`] is told ([`OnConflict`]). A server
+//! found on the LAN ([`discovery::browse`]) says whether it suits a client
+//! ([`discovery::FoundServer::usable_with`]) and how to trust it
+//! ([`discovery::FoundServer::trust`]: its announced certificate, unless
+//! an older pin says otherwise).
+//!
 //! File operations block their caller until done; publishing and
 //! listening run on threads of their own behind a handle ([`Publisher`],
 //! [`audio::Listener`]) that stops them when dropped. No async runtime:
@@ -81,7 +89,7 @@ mod backoff;
 pub mod discovery;
 mod error;
 mod event;
-mod files;
+pub mod files;
 pub mod media;
 pub mod names;
 mod session;
@@ -92,7 +100,9 @@ pub mod video;
 pub use backoff::Backoff;
 pub use error::ClientError;
 pub use event::{Event, IncomingOffer};
-pub use files::{Progress, ProgressFn, Quiet, TransferOptions, TransferProgress, TransferSummary};
+pub use files::{
+    OnConflict, Progress, ProgressFn, Quiet, TransferOptions, TransferProgress, TransferSummary,
+};
 pub use media::{MediaKind, Publisher, StreamInfo};
 #[doc(hidden)]
 #[cfg(any(fuzzing, feature = "fuzzing"))]
