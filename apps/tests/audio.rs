@@ -13,15 +13,13 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::Child;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use audio_support::{
     analyse, await_line, dominant_hz, kill, lines_of, magnitude, read_wav, received, wait_exit,
     write_tone,
 };
-use common::{lanlink, lanlink_spawn, Scratch, Server, PATIENCE};
+use common::{lanlink, lanlink_spawn, Flood, Scratch, Server, PATIENCE};
 
 /// The tests that judge audio played in real time take turns: on two cores
 /// one of them (with its 8 MB/s flood) starves the others' listeners, and
@@ -280,68 +278,37 @@ fn drain_audio(s: &mut TcpStream, d: &mut FrameDecoder, stream: StreamId) -> Has
 
 /// A raw publisher of a video stream of 32 KiB frames every 4 ms (8 MB/s,
 /// opaque to the server) until dropped or 30 s pass.
-struct Flood {
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Flood {
-    fn start(addr: &str, name: &str) -> Flood {
-        let mut s = TcpStream::connect(addr).unwrap();
-        let hello = Hello {
-            name: "flood".into(),
-            token: None,
-            capabilities: Capabilities::VIDEO,
-        };
-        let announce = VideoAnnounce {
-            name: name.into(),
-            publisher: String::new(),
-            codec: VideoCodec::MJPEG,
-            width: 1920,
-            height: 1080,
-            fps_milli: 250_000,
-        };
-        for f in [Frame::control(hello), Frame::new(1, announce)] {
-            s.write_all(&f.to_bytes().unwrap()).unwrap();
-        }
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
-        let thread = std::thread::spawn(move || {
-            let data = bytes::Bytes::from(vec![0x55u8; 32 * 1024]);
-            let started = Instant::now();
-            for seq in 0..7_500u32 {
-                if flag.load(Ordering::Relaxed) {
-                    break;
-                }
-                let frame = VideoFrame {
-                    seq,
-                    timestamp_us: 0,
-                    keyframe: true,
-                    data: data.clone(),
-                };
-                if s.write_all(&Frame::new(1, frame).to_bytes().unwrap())
-                    .is_err()
-                {
-                    break;
-                }
-                let due = started + Duration::from_millis(4) * (seq + 1);
-                std::thread::sleep(due.saturating_duration_since(Instant::now()));
-            }
-        });
-        Flood {
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Flood {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+fn video_flood(addr: &str, name: &str) -> Flood {
+    let hello = Hello {
+        name: "flood".into(),
+        token: None,
+        capabilities: Capabilities::VIDEO,
+    };
+    let announce = VideoAnnounce {
+        name: name.into(),
+        publisher: String::new(),
+        codec: VideoCodec::MJPEG,
+        width: 1920,
+        height: 1080,
+        fps_milli: 250_000,
+    };
+    let data = bytes::Bytes::from(vec![0x55u8; 32 * 1024]);
+    Flood::start(
+        addr,
+        hello,
+        announce,
+        7_500,
+        Duration::from_millis(4),
+        move |seq| {
+            let frame = VideoFrame {
+                seq,
+                timestamp_us: 0,
+                keyframe: true,
+                data: data.clone(),
+            };
+            (frame, data.len())
+        },
+    )
 }
 
 /// A listener that stops reading its socket while subscribed to a talker
@@ -382,7 +349,7 @@ fn a_stuck_listener_loses_audio_for_itself_only() {
         "--seconds",
         "3",
     ]);
-    let flood = Flood::start(&server.addr, "flood");
+    let flood = video_flood(&server.addr, "flood");
     let (mut stuck, mut decoder, voice) = stuck_subscriber(&server.addr, "voice", "flood");
     wait_ok(talk);
     let status = wait_exit(&mut listen, PATIENCE).unwrap_or_else(|| {

@@ -12,15 +12,13 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use audio_support::{await_line, kill, lines_of, received, wait_exit};
 use browser_support::Chromium;
-use common::{lanlink_spawn, Scratch, Server, PATIENCE};
+use common::{lanlink_spawn, Flood, Scratch, Server, PATIENCE};
 use lanlink_proto::audio::{AudioAnnounce, AudioCodec, AudioPacket};
-use lanlink_proto::{control::Hello, Capabilities, Frame};
+use lanlink_proto::{control::Hello, Capabilities};
 use tungstenite::client::IntoClientRequest;
 use tungstenite::Message;
 
@@ -216,71 +214,36 @@ fn the_audio_websocket_asks_for_the_access_token() {
 /// A raw publisher of an audio stream of 4 KiB packets every 2 ms
 /// (2 MB/s, opaque to the server) until dropped or 20 s pass; counts what
 /// it sent.
-struct Flood {
-    stop: Arc<AtomicBool>,
-    sent: Arc<AtomicUsize>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Flood {
-    fn start(addr: &str, name: &str) -> Flood {
-        let mut s = TcpStream::connect(addr).unwrap();
-        let hello = Hello {
-            name: "flood".into(),
-            token: None,
-            capabilities: Capabilities::AUDIO,
-        };
-        let announce = AudioAnnounce {
-            name: name.into(),
-            publisher: String::new(),
-            codec: AudioCodec::OPUS,
-            sample_rate: 48_000,
-            channels: 1,
-            frame_duration_us: 2_000,
-        };
-        for f in [Frame::control(hello), Frame::new(1, announce)] {
-            s.write_all(&f.to_bytes().unwrap()).unwrap();
-        }
-        let stop = Arc::new(AtomicBool::new(false));
-        let sent = Arc::new(AtomicUsize::new(0));
-        let (flag, count) = (Arc::clone(&stop), Arc::clone(&sent));
-        let thread = std::thread::spawn(move || {
-            let data = bytes::Bytes::from(vec![0x55u8; 4096]);
-            let started = Instant::now();
-            for seq in 0..10_000u32 {
-                if flag.load(Ordering::Relaxed) {
-                    break;
-                }
-                let packet = AudioPacket {
-                    seq,
-                    timestamp_us: 0,
-                    data: data.clone(),
-                };
-                if s.write_all(&Frame::new(1, packet).to_bytes().unwrap())
-                    .is_err()
-                {
-                    break;
-                }
-                count.fetch_add(data.len(), Ordering::Relaxed);
-                let due = started + Duration::from_millis(2) * (seq + 1);
-                std::thread::sleep(due.saturating_duration_since(Instant::now()));
-            }
-        });
-        Flood {
-            stop,
-            sent,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Flood {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+fn audio_flood(addr: &str, name: &str) -> Flood {
+    let hello = Hello {
+        name: "flood".into(),
+        token: None,
+        capabilities: Capabilities::AUDIO,
+    };
+    let announce = AudioAnnounce {
+        name: name.into(),
+        publisher: String::new(),
+        codec: AudioCodec::OPUS,
+        sample_rate: 48_000,
+        channels: 1,
+        frame_duration_us: 2_000,
+    };
+    let data = bytes::Bytes::from(vec![0x55u8; 4096]);
+    Flood::start(
+        addr,
+        hello,
+        announce,
+        10_000,
+        Duration::from_millis(2),
+        move |seq| {
+            let packet = AudioPacket {
+                seq,
+                timestamp_us: 0,
+                data: data.clone(),
+            };
+            (packet, data.len())
+        },
+    )
 }
 
 /// A browser that opens `/audio` and then never reads, while a flood of
@@ -322,7 +285,7 @@ fn a_listener_that_never_reads_does_not_stall_the_relay() {
         kill(&mut listen);
         panic!("lanlink listen did not start: {seen:?}");
     }
-    let flood = Flood::start(&server.addr, "flood");
+    let flood = audio_flood(&server.addr, "flood");
     let talk = lanlink_spawn(&[
         "talk",
         "--plain",
@@ -339,7 +302,7 @@ fn a_listener_that_never_reads_does_not_stall_the_relay() {
         kill(&mut listen);
         panic!("lanlink listen did not end after the talker");
     });
-    let flooded = flood.sent.load(Ordering::Relaxed);
+    let flooded = flood.sent();
     drop(flood);
     let report: Vec<String> = listen_out.try_iter().collect();
     let report = report.join("\n");

@@ -741,3 +741,73 @@ impl Drop for NatsCluster {
         }
     }
 }
+
+/// A raw plain-TCP publisher: after `hello` and the stream's announcement
+/// (sent on stream 1), `frame(seq)` for seq 0, 1, … one every `period`,
+/// `count` at most, until dropped or the server stops reading. Counts the
+/// frame payload bytes it sent; dropping it stops and joins its thread.
+pub struct Flood {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    sent: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Flood {
+    /// Connects to `addr` and starts publishing.
+    pub fn start<M: Into<lanlink_proto::Message>>(
+        addr: &str,
+        hello: lanlink_proto::control::Hello,
+        announce: impl Into<lanlink_proto::Message>,
+        count: u32,
+        period: Duration,
+        frame: impl Fn(u32) -> (M, usize) + Send + 'static,
+    ) -> Flood {
+        use lanlink_proto::Frame;
+        use std::sync::atomic::Ordering;
+        let mut s = std::net::TcpStream::connect(addr).expect("flood connects");
+        for f in [Frame::control(hello), Frame::new(1, announce)] {
+            s.write_all(&f.to_bytes().expect("encodes"))
+                .expect("flood says hello");
+        }
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (flag, counted) = (stop.clone(), sent.clone());
+        let thread = std::thread::spawn(move || {
+            let started = Instant::now();
+            for seq in 0..count {
+                if flag.load(Ordering::Relaxed) {
+                    break;
+                }
+                let (message, payload) = frame(seq);
+                let Ok(bytes) = Frame::new(1, message).to_bytes() else {
+                    break;
+                };
+                if s.write_all(&bytes).is_err() {
+                    break;
+                }
+                counted.fetch_add(payload, Ordering::Relaxed);
+                let due = started + period * (seq + 1);
+                std::thread::sleep(due.saturating_duration_since(Instant::now()));
+            }
+        });
+        Flood {
+            stop,
+            sent,
+            thread: Some(thread),
+        }
+    }
+
+    /// Payload bytes sent so far.
+    pub fn sent(&self) -> usize {
+        self.sent.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Drop for Flood {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
