@@ -11,17 +11,16 @@ use lanlink_client::{
 };
 use lanlink_proto::ErrorCode;
 use lanlink_services::ServiceError;
+use lanlink_transport::text::display_safe;
 
 use crate::progress::{human_bytes, Reporter};
 
 /// `lanlink ls`: prints one line per entry.
 pub fn ls(session: &Session, path: &str, recursive: bool) -> Result<(), ClientError> {
     for e in session.list(path, recursive)? {
-        let name = if e.name.is_empty() {
-            path.to_owned()
-        } else {
-            e.name
-        };
+        let name = if e.name.is_empty() { path } else { &e.name };
+        // The server's file names, shown: nothing in them acts on the terminal.
+        let name = display_safe(name);
         if e.is_dir {
             println!("{:>10}  {name}/", "-");
         } else {
@@ -200,7 +199,10 @@ fn ask(question: &str) -> String {
 /// Asks the user about `offer` on the terminal (or answers as `answer`
 /// says); returns whether to accept.
 pub fn decide(offer: &IncomingOffer, answer: Answer) -> bool {
-    let (from, name, size) = (offer.from(), offer.name(), human_bytes(offer.size()));
+    // The sender chose the name (the server vouches for `from`): shown
+    // escaped, it cannot act on the terminal.
+    let (from, name) = (display_safe(offer.from()), display_safe(offer.name()));
+    let size = human_bytes(offer.size());
     match answer {
         Answer::Yes => {
             println!("accepting {name} ({size}) from {from}");
@@ -227,12 +229,14 @@ fn resolve_conflict(
     options: &TransferOptions,
 ) -> Option<TransferOptions> {
     let name = offer.name();
+    let shown = display_safe(name);
     let choice = match (policy, terminal) {
         (OnConflict::Ask, true) => {
-            let rename =
-                free_name(dest, name).map_or(String::new(), |r| format!(", [r]ename to {r:?}"));
+            let rename = free_name(dest, name).map_or(String::new(), |r| {
+                format!(", [r]ename to \"{}\"", display_safe(&r))
+            });
             match ask(&format!(
-                "{name} exists in {}: [o]verwrite{rename}, [s]kip? ",
+                "{shown} exists in {}: [o]verwrite{rename}, [s]kip? ",
                 dest.display()
             ))
             .as_str()
@@ -251,10 +255,10 @@ fn resolve_conflict(
         Some(TransferOptions {
             as_name: Some(renamed),
             ..
-        }) => println!("saving {name} as {renamed}"),
+        }) => println!("saving {shown} as {}", display_safe(renamed)),
         Some(_) => {}
         None => println!(
-            "skipping {name}: a file of that name is in {} \
+            "skipping {shown}: a file of that name is in {} \
              (--on-conflict overwrite or rename takes it)",
             dest.display()
         ),

@@ -6,6 +6,7 @@ use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use lanlink_client::{Progress, TransferSummary};
+use lanlink_transport::text::display_safe;
 
 /// Reports progress on stderr (bar) and results on stdout (lines).
 pub struct Reporter {
@@ -32,7 +33,8 @@ impl Progress for Reporter {
         }
         if resumed_from > 0 {
             println!(
-                "resuming {name} from {} of {}",
+                "resuming {} from {} of {}",
+                display_safe(name),
                 human_bytes(resumed_from),
                 human_bytes(total)
             );
@@ -46,7 +48,7 @@ impl Progress for Reporter {
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> "),
             );
-            bar.set_message(name.to_owned());
+            bar.set_message(display_safe(name).into_owned());
             bar.set_position(resumed_from);
             self.bar = Some(bar);
         }
@@ -66,7 +68,7 @@ impl Progress for Reporter {
         if s.unchanged {
             println!(
                 "{} ({}): already there and the same (blake3 {hash}…), skipped",
-                s.path.display(),
+                display_safe(&s.path.to_string_lossy()),
                 human_bytes(s.size)
             );
             return;
@@ -74,7 +76,7 @@ impl Progress for Reporter {
         println!(
             "{} {} ({}{}) in {:.2} s, {}, blake3 {hash}…",
             self.verb,
-            s.path.display(),
+            display_safe(&s.path.to_string_lossy()),
             human_bytes(s.size),
             if s.resumed_from > 0 {
                 format!(", resumed at {}", human_bytes(s.resumed_from))

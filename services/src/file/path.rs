@@ -28,6 +28,20 @@ fn bad(name: &str, reason: &'static str) -> ServiceError {
 /// file would later be taken for that partial, resumed from and deleted.
 pub fn validate_target(name: &str) -> Result<PathBuf, ServiceError> {
     let rel = validate(name, false)?;
+    // A name that is written somewhere is later shown (listings, offers,
+    // the receiver's terminal): nothing in it may reorder or hide text
+    // (`doc\u{202e}fdp.exe` looks like `docexe.pdf`) or break a line.
+    let hiding = |c: char| {
+        crate::text::is_bidi_control(c)
+            || crate::text::is_invisible(c)
+            || matches!(c, '\u{2028}' | '\u{2029}')
+    };
+    if name.chars().any(hiding) {
+        return Err(bad(
+            name,
+            "it contains bidirectional text controls, invisible characters or line separators",
+        ));
+    }
     let reserved = rel
         .components()
         .any(|c| super::incoming::is_part_name(&c.as_os_str().to_string_lossy()));
@@ -254,6 +268,31 @@ mod tests {
         ] {
             assert!(validate_target(name).is_ok(), "{name}");
         }
+    }
+
+    #[test]
+    fn written_names_may_not_reorder_hide_or_break_text() {
+        for name in [
+            "doc-rloab\u{202e}gnp.exe.txt",
+            "a\u{2066}b",
+            "in\u{200b}visible",
+            "soft\u{ad}hyphen",
+            "\u{feff}bom",
+            "tag\u{e0041}",
+            "line\u{2028}break",
+            "para\u{2029}graph",
+            "folder/\u{3164}",
+        ] {
+            match validate_target(name) {
+                Err(ServiceError::BadPath { reason, .. }) => {
+                    assert!(reason.contains("invisible"), "{name:?}: {reason}")
+                }
+                other => panic!("{name:?} accepted: {other:?}"),
+            }
+            // Reading an existing file of such a name stays possible.
+            assert!(validate(name, false).is_ok(), "{name:?}");
+        }
+        assert!(validate_target("ünï cødé/song.mp3").is_ok());
     }
 
     #[test]

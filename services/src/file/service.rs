@@ -834,7 +834,8 @@ impl FileService {
         out: &mut Vec<Outgoing>,
     ) -> Result<(), ServiceError> {
         self.check_room_for_another(key)?;
-        path::validate(&o.name, false)?;
+        // Written at the receiver: the same rules as any written name.
+        path::validate_target(&o.name)?;
         let peer_conn = lookup(to).ok_or_else(|| ServiceError::NoSuchUser {
             name: to.to_owned(),
         })?;

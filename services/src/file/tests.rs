@@ -447,6 +447,20 @@ fn offers_are_relayed_and_cancelled_when_a_side_leaves() {
     };
     let r = run(&mut svc, A, 3, offer);
     assert_eq!(only_reject(&r).code, ErrorCode::NOT_FOUND);
+
+    // A name that would reorder or hide text on the receiver's terminal
+    // (`doc-rloab\u{202e}gnp.exe.txt` shows as `doc-rloabtxt.exe.png`)
+    // never reaches the receiver: the sender is refused.
+    let offer = FileOffer {
+        name: "doc-rloab\u{202e}gnp.exe.txt".into(),
+        size: 1,
+        hash: None,
+        offset: 0,
+        to: Some("bob".into()),
+        from: None,
+    };
+    let r = run(&mut svc, A, 5, offer);
+    assert!(only_reject(&r).reason.contains("invisible"), "{r:?}");
 }
 
 /// Found while red-teaming issue 13: offers relayed to a user counted
