@@ -291,4 +291,26 @@ mod tests {
         let order: Vec<u32> = (0..7).map(|_| next(&mut p).1).collect();
         assert_eq!(order, [0, 1, 11, 2, 12, 3, 13]);
     }
+
+    /// Each worker lowers its own thread's priority; the thread that made
+    /// the pool keeps its own.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn workers_run_nicer_than_the_server() {
+        fn own_nice() -> i32 {
+            rustix::process::getpriority_process(Some(rustix::thread::gettid())).unwrap()
+        }
+        let before = own_nice();
+        let config = WorkerConfig {
+            threads: 2,
+            in_flight_per_owner: 1,
+            nice: 5,
+        };
+        let mut p = WorkerPool::new(&config, |()| own_nice()).unwrap();
+        p.submit(ConnId(1), ());
+        let (owner, nice) = p.results().recv_timeout(Duration::from_secs(10)).unwrap();
+        p.finished(owner);
+        assert_eq!(nice, (before + 5).min(19));
+        assert_eq!(own_nice(), before);
+    }
 }
