@@ -26,6 +26,11 @@ pub struct WorkerConfig {
     pub threads: usize,
     /// Jobs of one owner (connection) running at the same time.
     pub in_flight_per_owner: usize,
+    /// How much nicer than the server the workers run (Linux; 0 leaves
+    /// them alone). A worker hashing a multi-GiB file takes a whole core;
+    /// on a small machine the hub and I/O threads must still get the CPU
+    /// first, or chat waits behind the hash even though the hub is free.
+    pub nice: i32,
 }
 
 impl Default for WorkerConfig {
@@ -37,9 +42,14 @@ impl Default for WorkerConfig {
                 .map_or(2, |n| n.get())
                 .clamp(2, 4),
             in_flight_per_owner: 1,
+            nice: DEFAULT_WORKER_NICE,
         }
     }
 }
+
+/// Workers' default [`WorkerConfig::nice`]: at +10 the scheduler gives a
+/// thread about a tenth of the CPU time of a normal thread that wants it.
+pub const DEFAULT_WORKER_NICE: i32 = 10;
 
 /// Worker threads fed fairly from per-owner queues. Dropping the pool lets
 /// the running jobs finish, drops the queued ones and joins the threads.
@@ -69,11 +79,13 @@ impl<J: Send + 'static, R: Send + 'static> WorkerPool<J, R> {
         let (to_workers, jobs) = crossbeam_channel::bounded::<(ConnId, J)>(threads);
         let (done, results) = crossbeam_channel::unbounded();
         let mut handles = Vec::with_capacity(threads);
+        let nice = config.nice;
         for i in 0..threads {
             let (jobs, done) = (jobs.clone(), done.clone());
             let handle = std::thread::Builder::new()
                 .name(format!("lanlink-worker-{i}"))
                 .spawn(move || {
+                    be_nicer(nice);
                     for (owner, job) in jobs {
                         if done.send((owner, work(job))).is_err() {
                             break;
@@ -187,6 +199,24 @@ impl<J: Send + 'static, R: Send + 'static> WorkerPool<J, R> {
     }
 }
 
+/// Raises the calling thread's nice value by `by` (at most to 19). On Linux
+/// a thread's priority is its own (`setpriority` with its thread id); a
+/// failure only costs the priority, so it is logged, not returned.
+#[cfg(target_os = "linux")]
+fn be_nicer(by: i32) {
+    if by <= 0 {
+        return;
+    }
+    let me = rustix::thread::gettid();
+    let now = rustix::process::getpriority_process(Some(me)).unwrap_or(0);
+    if let Err(e) = rustix::process::setpriority_process(Some(me), (now + by).min(19)) {
+        tracing::debug!("worker thread keeps its priority: {e}");
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn be_nicer(_by: i32) {}
+
 impl<J, R> Drop for WorkerPool<J, R> {
     fn drop(&mut self) {
         // Closing the channel ends each worker after its current job.
@@ -210,6 +240,7 @@ mod tests {
         let config = WorkerConfig {
             threads,
             in_flight_per_owner: 1,
+            nice: 0,
         };
         WorkerPool::new(&config, |(n, d): (u32, Duration)| {
             std::thread::sleep(d);
@@ -259,5 +290,27 @@ mod tests {
         }
         let order: Vec<u32> = (0..7).map(|_| next(&mut p).1).collect();
         assert_eq!(order, [0, 1, 11, 2, 12, 3, 13]);
+    }
+
+    /// Each worker lowers its own thread's priority; the thread that made
+    /// the pool keeps its own.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn workers_run_nicer_than_the_server() {
+        fn own_nice() -> i32 {
+            rustix::process::getpriority_process(Some(rustix::thread::gettid())).unwrap()
+        }
+        let before = own_nice();
+        let config = WorkerConfig {
+            threads: 2,
+            in_flight_per_owner: 1,
+            nice: 5,
+        };
+        let mut p = WorkerPool::new(&config, |()| own_nice()).unwrap();
+        p.submit(ConnId(1), ());
+        let (owner, nice) = p.results().recv_timeout(Duration::from_secs(10)).unwrap();
+        p.finished(owner);
+        assert_eq!(nice, (before + 5).min(19));
+        assert_eq!(own_nice(), before);
     }
 }

@@ -48,6 +48,7 @@ fn config(share: std::path::PathBuf) -> ServerConfig {
         workers: WorkerConfig {
             threads: 2,
             in_flight_per_owner: 1,
+            ..WorkerConfig::default()
         },
         ..ServerConfig::default()
     }

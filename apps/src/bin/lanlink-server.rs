@@ -249,6 +249,12 @@ struct Args {
     /// of cores, at least 2, at most 4.
     #[arg(long)]
     file_workers: Option<usize>,
+    /// How much nicer (lower priority) than the rest of the server the
+    /// file workers run, 0-19 (Linux): a worker hashing a large file then
+    /// takes the CPU only when chat and the connections do not want it.
+    #[arg(long, default_value_t = lanlink_server::workers::DEFAULT_WORKER_NICE,
+          value_parser = clap::value_parser!(i32).range(0..=19))]
+    file_worker_nice: i32,
     /// Speak plain TCP instead of TLS: everything, the access token
     /// included, crosses the network readable by anyone on it. Clients must
     /// pass --plain too.
@@ -393,6 +399,7 @@ fn main() -> ExitCode {
     if let Some(n) = args.file_workers {
         config.workers.threads = n.max(1);
     }
+    config.workers.nice = args.file_worker_nice;
     config.media = MediaConfig {
         max_streams_per_client: args.max_streams_per_client,
         max_streams: args.max_streams,

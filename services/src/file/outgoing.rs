@@ -173,8 +173,13 @@ impl OutgoingFile {
         if let Some(oldest) = self.recycle.pop_front() {
             match oldest.try_into_mut() {
                 Ok(mut buf) if buf.capacity() >= chunk => {
-                    buf.clear();
-                    buf.resize(chunk, 0);
+                    // Its old bytes are overwritten by the read (and cut
+                    // off after it): zero only what it never held.
+                    if buf.len() >= chunk {
+                        buf.truncate(chunk);
+                    } else {
+                        buf.resize(chunk, 0);
+                    }
                     return buf;
                 }
                 Ok(_) => {}
