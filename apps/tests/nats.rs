@@ -98,6 +98,51 @@ fn two_servers_share_a_room_both_ways_in_order() {
     assert!(b.terminate().success());
 }
 
+/// Private messages between servers: by `name@server` and by a name only
+/// one other server has; an unknown user or server is answered to the
+/// sender; the receiving server holds the sender to its own checks.
+#[test]
+fn private_messages_cross_servers_and_unknowns_are_answered() {
+    let Some(bin) = nats_server_bin() else { return };
+    let nats = NatsServer::start(bin, &[]);
+    let a = server_on(&nats, "a");
+    let b = server_on(&nats, "b");
+    let mut ada = ChatClient::join(&a.addr, "ada", &[]);
+    ada.expect("-- lobby: ada");
+    let mut bob = ChatClient::join(&b.addr, "bob", &[]);
+    ada.expect("-- bob@b joined lobby");
+    // Presence is what lets a bare name find its server.
+    who_until(&mut ada, "-- lobby: ada, bob@b");
+    who_until(&mut bob, "-- lobby: ada@a, bob");
+
+    ada.say("/msg bob@b psst");
+    bob.expect("[pm] <ada@a> psst");
+    bob.say("/msg ada hi back");
+    ada.expect("[pm] <bob@b> hi back");
+    ada.say("/msg BOB by name");
+    bob.expect("[pm] <ada@a> by name");
+
+    // Unknown on a known server, and an unknown server: both answered.
+    ada.say("/msg nobody@b x");
+    ada.expect("no user named \"nobody@b\"");
+    ada.say("/msg bob@zz y");
+    ada.expect("no user named \"bob@zz\"");
+    // Neither reached bob, and nothing came twice.
+    bob.say("/msg ada@a sync");
+    let seen = ada.lines_until("[pm] <bob@b> sync");
+    assert_eq!(seen.iter().filter(|l| l.contains("hi back")).count(), 0);
+    ada.say("/msg bob@b last");
+    let seen = bob.lines_until("[pm] <ada@a> last");
+    assert!(
+        !seen.iter().any(|l| l.contains("> x") || l.contains("> y")),
+        "{seen:?}"
+    );
+    assert!(ada.finish().success());
+    assert!(bob.finish().success());
+    assert!(a.terminate().success());
+    assert!(b.terminate().success());
+}
+
 /// Three NATS nodes in a cluster, three servers, a client on each: chat
 /// crosses in order, a late joiner on C gets what A wrote, /who shows
 /// everyone; all nodes killed, local chat goes on and remote users show

@@ -414,7 +414,7 @@ impl Hub {
     /// what it sends until [`flush`](Self::flush).
     pub fn handle_nats(&mut self, event: crate::nats::NatsEvent, now: Now) {
         use crate::nats::NatsEvent;
-        let Some((_, limit)) = &mut self.nats else {
+        let Some((link, limit)) = &mut self.nats else {
             return;
         };
         let (server, result) = match event {
@@ -447,6 +447,51 @@ impl Hub {
             }
             NatsEvent::History { room, messages } => {
                 self.chat.seed_history(&room, messages, &mut self.out);
+                return;
+            }
+            NatsEvent::Whisper {
+                server,
+                message,
+                reply,
+            } => {
+                use crate::nats::WhisperAnswer;
+                let answer = if limit.try_take(&server, now.instant).is_err() {
+                    WhisperAnswer::Busy
+                } else {
+                    match self.chat.deliver_remote_whisper(message, &mut self.out) {
+                        Ok(()) => WhisperAnswer::Delivered,
+                        Err(ServiceError::NoSuchUser { .. }) => WhisperAnswer::Unknown,
+                        Err(e) => {
+                            tracing::warn!(server = %server, "nats: remote private message refused: {e}");
+                            WhisperAnswer::Refused
+                        }
+                    }
+                };
+                link.answer(reply, answer);
+                return;
+            }
+            NatsEvent::WhisperAnswer { sender, to, answer } => {
+                use crate::nats::WhisperAnswer;
+                let error = match answer {
+                    WhisperAnswer::Delivered => return,
+                    WhisperAnswer::Unknown => ServiceError::NoSuchUser { name: to },
+                    WhisperAnswer::Busy => ServiceError::Unreachable {
+                        name: to,
+                        reason: "its server is busy, try again",
+                    },
+                    WhisperAnswer::Refused => ServiceError::Unreachable {
+                        name: to,
+                        reason: "its server refused the message",
+                    },
+                    WhisperAnswer::Unreachable => ServiceError::Unreachable {
+                        name: to,
+                        reason: "its server did not answer",
+                    },
+                };
+                self.out.push(Outgoing {
+                    to: sender,
+                    frame: error.to_frame(),
+                });
                 return;
             }
             NatsEvent::Presence { server, presence } => {
@@ -954,6 +999,18 @@ impl Hub {
         if let Some((link, _)) = &mut self.nats {
             for event in self.chat.take_room_events() {
                 link.publish(event);
+            }
+            for whisper in self.chat.take_remote_whispers() {
+                if let Err(w) = link.whisper(whisper) {
+                    let busy = ServiceError::Unreachable {
+                        name: format!("{}@{}", w.message.to, w.server),
+                        reason: "too many private messages wait for other servers",
+                    };
+                    self.out.push(Outgoing {
+                        to: w.sender,
+                        frame: busy.to_frame(),
+                    });
+                }
             }
         }
         for job in self.file.take_jobs() {

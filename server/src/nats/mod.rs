@@ -33,16 +33,21 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use futures_util::StreamExt;
-use lanlink_proto::chat::{ChatMessage, Presence, PresenceChange};
+use lanlink_proto::chat::{ChatMessage, Presence, PresenceChange, PrivateMessage};
 use lanlink_services::chat::names::fold;
-use lanlink_services::chat::RoomEvent;
+use lanlink_services::chat::{RemoteWhisper, RoomEvent};
+use lanlink_transport::ConnId;
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 
 use crate::ServerError;
 
 mod presence;
+mod whisper;
 pub use presence::{Rosters, HEARTBEAT, PRESENCE_BUCKET, PRESENCE_TTL, STALE_AFTER};
+pub use whisper::{
+    WhisperAnswer, MAX_WHISPERS_IN_FLIGHT, MAX_WHISPER_BYTES, SERVER_SUBJECTS, WHISPER_WAIT,
+};
 
 /// The subject prefix of room events; a room's subject is this, a dot and
 /// the hex of its folded name (any room name makes a valid subject).
@@ -179,6 +184,26 @@ pub enum NatsEvent {
         /// The server's id.
         server: String,
     },
+    /// A private message from a user on another server to a local one
+    /// (`message.from` is `user@server`); answer it with
+    /// [`NatsLink::answer`] on `reply`.
+    Whisper {
+        /// The origin server's id (for its rate limit).
+        server: String,
+        /// The message as shown here.
+        message: PrivateMessage,
+        /// Where the answer goes.
+        reply: String,
+    },
+    /// What became of a private message this server sent elsewhere.
+    WhisperAnswer {
+        /// The local sender.
+        sender: ConnId,
+        /// The target, `user@server`.
+        to: String,
+        /// What became of it.
+        answer: WhisperAnswer,
+    },
     /// Connected (or reconnected) to a NATS server.
     Connected,
     /// The connection to NATS was lost; the client keeps retrying.
@@ -191,6 +216,9 @@ pub enum NatsEvent {
 pub struct NatsLink {
     server_id: String,
     outbox: Option<Sender<RoomEvent>>,
+    /// Private messages and their answers, apart from room events so
+    /// that a full room outbox never holds them up.
+    asks: Sender<Ask>,
     presence: Option<tokio::sync::watch::Sender<Rosters>>,
     wake: Arc<Notify>,
     events: Receiver<NatsEvent>,
@@ -206,6 +234,7 @@ impl NatsLink {
         let (outbox_tx, outbox) = crossbeam_channel::bounded(config.outbox.max(1));
         let (events_tx, events) = crossbeam_channel::bounded(config.outbox.max(1));
         let (done_tx, done) = crossbeam_channel::bounded(1);
+        let (asks, asked) = crossbeam_channel::bounded(ASKS);
         let wake = Arc::new(Notify::new());
         let server_id = config.server_id.clone();
         let thread_wake = wake.clone();
@@ -217,7 +246,15 @@ impl NatsLink {
                     .enable_all()
                     .build()
                 {
-                    Ok(rt) => rt.block_on(serve(config, outbox, mine, thread_wake, events_tx)),
+                    Ok(rt) => {
+                        let link = Link {
+                            outbox,
+                            asked,
+                            wake: thread_wake,
+                            events: events_tx,
+                        };
+                        rt.block_on(serve(config, link, mine))
+                    }
                     Err(e) => tracing::error!("nats: cannot start its runtime: {e}"),
                 }
                 let _ = done_tx.send(());
@@ -226,6 +263,7 @@ impl NatsLink {
         Ok(NatsLink {
             server_id,
             outbox: Some(outbox_tx),
+            asks,
             presence: Some(presence),
             wake,
             events,
@@ -279,6 +317,52 @@ impl NatsLink {
     }
 }
 
+impl NatsLink {
+    /// Hands a private message for another server to NATS without
+    /// waiting; gives it back if too many wait already (tell the sender).
+    pub fn whisper(&self, w: RemoteWhisper) -> Result<(), RemoteWhisper> {
+        match self.asks.try_send(Ask::Whisper(w)) {
+            Ok(()) => {
+                self.wake.notify_one();
+                Ok(())
+            }
+            Err(
+                TrySendError::Full(Ask::Whisper(w)) | TrySendError::Disconnected(Ask::Whisper(w)),
+            ) => Err(w),
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// Answers another server's private message (a [`NatsEvent::Whisper`])
+    /// without waiting; a full queue drops the answer (that server then
+    /// tells its user that nobody answered).
+    pub fn answer(&self, reply: String, answer: WhisperAnswer) {
+        if self.asks.try_send(Ask::Answer { reply, answer }).is_ok() {
+            self.wake.notify_one();
+        }
+    }
+}
+
+/// Private messages and answers waiting for the NATS thread.
+const ASKS: usize = 1024;
+
+/// What the hub asks of the NATS thread besides room events.
+enum Ask {
+    Whisper(RemoteWhisper),
+    Answer {
+        reply: String,
+        answer: WhisperAnswer,
+    },
+}
+
+/// The NATS thread's ends of the channels to the hub.
+struct Link {
+    outbox: Receiver<RoomEvent>,
+    asked: Receiver<Ask>,
+    wake: Arc<Notify>,
+    events: Sender<NatsEvent>,
+}
+
 impl Drop for NatsLink {
     fn drop(&mut self) {
         // Presence first: its task deletes this server's key.
@@ -297,13 +381,13 @@ impl Drop for NatsLink {
 
 /// The NATS side: connect, subscribe to every room, then publish what the
 /// hub hands over and pass on what other servers publish.
-async fn serve(
-    config: NatsConfig,
-    outbox: Receiver<RoomEvent>,
-    mine: tokio::sync::watch::Receiver<Rosters>,
-    wake: Arc<Notify>,
-    events: Sender<NatsEvent>,
-) {
+async fn serve(config: NatsConfig, link: Link, mine: tokio::sync::watch::Receiver<Rosters>) {
+    let Link {
+        outbox,
+        asked,
+        wake,
+        events,
+    } = link;
     let mut addrs = Vec::new();
     for url in &config.urls {
         match url.parse::<async_nats::ServerAddr>() {
@@ -362,6 +446,17 @@ async fn serve(
             return;
         }
     };
+    let mut whispers = match client
+        .subscribe(whisper::subject_of(&config.server_id))
+        .await
+    {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("nats: cannot subscribe: {e}");
+            return;
+        }
+    };
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_WHISPERS_IN_FLIGHT));
     let mut inbound = Inbound::new(config.server_id.clone());
     let presence = tokio::spawn(presence::run(
         async_nats::jetstream::new(client.clone()),
@@ -399,8 +494,20 @@ async fn serve(
                 .flatten();
             retry_at = tokio::time::Instant::now() + JS_RETRY;
         }
-        // Drain the outbox first: a wake-up lost to the other branch of
+        // Drain the outboxes first: a wake-up lost to the other branch of
         // the select is made up for here.
+        while let Ok(ask) = asked.try_recv() {
+            match ask {
+                Ask::Whisper(w) => {
+                    whisper::send(&client, &config.server_id, w, &in_flight, &events);
+                }
+                Ask::Answer { reply, answer } => {
+                    if let Err(e) = client.publish(reply, answer.body().into()).await {
+                        tracing::warn!("nats: answer failed: {e}");
+                    }
+                }
+            }
+        }
         loop {
             match outbox.try_recv() {
                 Ok(RoomEvent::Opened { room }) => {
@@ -482,6 +589,20 @@ async fn serve(
                         if events.try_send(event).is_err() {
                             tracing::warn!("nats: the hub is behind, a remote room event was dropped");
                         }
+                    }
+                }
+                None => return,
+            },
+            message = whispers.next() => match message {
+                Some(message) => {
+                    let reply = message.reply.as_ref().map(|r| r.as_str());
+                    match whisper::decode(&config.server_id, &message.payload, reply) {
+                        Some(event) => {
+                            if events.try_send(event).is_err() {
+                                tracing::warn!("nats: the hub is behind, a private message was dropped");
+                            }
+                        }
+                        None => tracing::warn!("nats: malformed private message dropped"),
                     }
                 }
                 None => return,

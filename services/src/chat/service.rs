@@ -39,6 +39,9 @@ pub struct ChatService {
     pub(super) relay: Option<Vec<super::RoomEvent>>,
     /// Other servers' users by room (scale-out), shown in rosters.
     pub(super) remote: super::remote::RemoteMembers,
+    /// Private messages to users on other servers, for
+    /// [`take_remote_whispers`](Self::take_remote_whispers).
+    pub(super) whispers: Vec<super::RemoteWhisper>,
 }
 
 /// A bucket per client address for each kind of limited request.
@@ -80,6 +83,7 @@ impl ChatService {
             banned: BTreeMap::new(),
             relay: None,
             remote: Default::default(),
+            whispers: Vec::new(),
         }
     }
 
