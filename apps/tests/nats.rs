@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{nats_server_bin, ChatClient, NatsCluster, NatsServer, Server};
+use common::{free_port, nats_server_bin, ChatClient, NatsCluster, NatsServer, Scratch, Server};
 
 fn server_on(nats: &NatsServer, id: &str) -> Server {
     let server = Server::start(&["--nats", &nats.url, "--server-id", id]);
@@ -138,6 +138,72 @@ fn private_messages_cross_servers_and_unknowns_are_answered() {
         "{seen:?}"
     );
     assert!(ada.finish().success());
+    assert!(bob.finish().success());
+    assert!(a.terminate().success());
+    assert!(b.terminate().success());
+}
+
+/// Polls `path` (10 s at most) until `ok` holds for its text.
+fn file_until(path: &std::path::Path, what: &str, ok: impl Fn(&str) -> bool) {
+    for _ in 0..100 {
+        if ok(&std::fs::read_to_string(path).unwrap_or_default()) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("{}: never {what}", path.display());
+}
+
+/// The chat outbox on disk: a message said while NATS is unreachable
+/// waits in the outbox file through a restart of its server, is
+/// published once NATS is there, arrives once, and leaves the file.
+#[test]
+fn messages_said_while_nats_is_away_survive_a_restart_and_arrive_once() {
+    let Some(bin) = nats_server_bin() else { return };
+    let store = Scratch::new("nats-outbox");
+    let outbox = store.dir("a").join("outbox.jsonl");
+    let outbox_arg = outbox.to_string_lossy().into_owned();
+    let nowhere = format!("nats://127.0.0.1:{}", free_port());
+    let a = Server::start(&[
+        "--nats",
+        &nowhere,
+        "--server-id",
+        "a",
+        "--nats-outbox",
+        &outbox_arg,
+    ]);
+    let mut ada = ChatClient::join(&a.addr, "ada", &[]);
+    ada.expect("-- lobby: ada");
+    ada.say("said offline");
+    file_until(&outbox, "held the message", |t| t.contains("said offline"));
+    assert!(ada.finish().success());
+    assert!(a.terminate().success());
+
+    let nats = NatsServer::start(bin, &[]);
+    let b = server_on(&nats, "b");
+    let bob = ChatClient::join(&b.addr, "bob", &[]);
+    bob.expect("-- lobby: bob");
+    let a = Server::start(&[
+        "--nats",
+        &nats.url,
+        "--server-id",
+        "a",
+        "--nats-outbox",
+        &outbox_arg,
+    ]);
+    a.expect_log("nats: connected");
+    bob.expect("[lobby] <ada@a> said offline");
+    let mut ann = ChatClient::join(&a.addr, "ann", &[]);
+    ann.expect("-- lobby: ");
+    ann.say("after");
+    let seen = bob.lines_until("<ann@a> after");
+    assert_eq!(
+        seen.iter().filter(|l| l.contains("said offline")).count(),
+        0,
+        "shown twice: {seen:?}"
+    );
+    file_until(&outbox, "emptied", |t| t.trim().is_empty());
+    assert!(ann.finish().success());
     assert!(bob.finish().success());
     assert!(a.terminate().success());
     assert!(b.terminate().success());

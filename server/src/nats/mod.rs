@@ -26,7 +26,7 @@
 //! service's own checks (names, room names, message length) and a rate
 //! limit per origin server.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -42,8 +42,10 @@ use tokio::sync::Notify;
 
 use crate::ServerError;
 
+mod outbox;
 mod presence;
 mod whisper;
+pub use outbox::REWRITE_AFTER;
 pub use presence::{Rosters, HEARTBEAT, PRESENCE_BUCKET, PRESENCE_TTL, STALE_AFTER};
 pub use whisper::{
     WhisperAnswer, MAX_WHISPERS_IN_FLIGHT, MAX_WHISPER_BYTES, SERVER_SUBJECTS, WHISPER_WAIT,
@@ -85,6 +87,9 @@ pub struct NatsConfig {
     pub history_len: usize,
     /// How long [`HISTORY_STREAM`] keeps a message.
     pub history_age: Duration,
+    /// Where room messages wait for JetStream across restarts of this
+    /// server (a journal, see `outbox.rs`); `None` keeps them in memory.
+    pub outbox_file: Option<std::path::PathBuf>,
     /// Copies JetStream keeps of the history stream and the presence
     /// bucket (1, or 3 on a cluster of 3 or more nodes so that losing one
     /// loses nothing). Used when they are made; existing ones keep theirs.
@@ -101,6 +106,7 @@ impl NatsConfig {
             outbox: 16 * 1024,
             history_len: 50,
             history_age: Duration::from_secs(7 * 24 * 3600),
+            outbox_file: None,
             replicas: 1,
         }
     }
@@ -473,9 +479,15 @@ async fn serve(config: NatsConfig, link: Link, mine: tokio::sync::watch::Receive
     // Messages wait here, in order, until JetStream has acknowledged them
     // (stored, and so delivered to every server's subscription); joins and
     // leaves are published once, at most (rosters come from presence).
-    let mut unsent: VecDeque<(String, async_nats::HeaderMap, Vec<u8>)> = VecDeque::new();
+    let mut unsent = outbox::Outbox::open(config.outbox, config.outbox_file.as_deref());
     let mut retry_at = tokio::time::Instant::now();
-    let (mut said_seq, mut presence_seq) = (0u64, 0u64);
+    // Sequences start at this process's start time in microseconds, so
+    // that a restarted server with the same id never reuses an id (the
+    // receivers and JetStream's duplicate window would drop it).
+    let start = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX / 2));
+    let (mut said_seq, mut presence_seq) = (start, start);
     let mut dropped = 0u64;
     let mut said: Option<async_nats::jetstream::consumer::push::Ordered> = None;
     let mut last_stream_seq = 0u64;
@@ -519,13 +531,12 @@ async fn serve(config: NatsConfig, link: Link, mine: tokio::sync::watch::Receive
                 Ok(event @ RoomEvent::Said(_)) => {
                     said_seq += 1;
                     let (subject, payload) = encode(&config.server_id, said_seq, &event);
-                    // The stream stores a retried copy once.
-                    let mut headers = async_nats::HeaderMap::new();
-                    headers.insert(
-                        "Nats-Msg-Id",
-                        format!("{}-{said_seq}", config.server_id).as_str(),
-                    );
-                    if unsent.len() >= config.outbox.max(1) {
+                    let m = outbox::Unsent {
+                        subject,
+                        id: format!("{}-{said_seq}", config.server_id),
+                        payload: String::from_utf8_lossy(&payload).into_owned(),
+                    };
+                    if !unsent.push(m) {
                         dropped += 1;
                         if dropped.is_power_of_two() {
                             tracing::warn!(
@@ -533,8 +544,6 @@ async fn serve(config: NatsConfig, link: Link, mine: tokio::sync::watch::Receive
                                 "nats: unsent messages over the limit, dropped"
                             );
                         }
-                    } else {
-                        unsent.push_back((subject, headers, payload));
                     }
                 }
                 Ok(event) => {
@@ -641,19 +650,20 @@ async fn follow(
 /// Publishes the unsent messages in order through JetStream, each once
 /// acknowledged; stops at the first failure (NATS or JetStream away), to
 /// try again later from there.
-async fn send_unsent(
-    history: &mut History,
-    unsent: &mut VecDeque<(String, async_nats::HeaderMap, Vec<u8>)>,
-) {
+async fn send_unsent(history: &mut History, unsent: &mut outbox::Outbox) {
     let found = tokio::time::timeout(JS_PATIENCE, history.stream()).await;
     if !matches!(found, Ok(Some(_))) {
         return;
     }
-    while let Some((subject, headers, payload)) = unsent.front() {
+    while let Some(m) = unsent.front() {
+        // The stream stores a retried copy once.
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", m.id.as_str());
+        let (subject, payload) = (m.subject.clone(), m.payload.clone().into_bytes());
         let sent = async {
             history
                 .js
-                .publish_with_headers(subject.clone(), headers.clone(), payload.clone().into())
+                .publish_with_headers(subject, headers, payload.into())
                 .await
                 .ok()?
                 .await
@@ -661,7 +671,7 @@ async fn send_unsent(
         };
         match tokio::time::timeout(JS_PATIENCE, sent).await {
             Ok(Some(_ack)) => {
-                unsent.pop_front();
+                unsent.pop_acked();
             }
             _ => {
                 tracing::info!(unsent = unsent.len(), "nats: messages wait for JetStream");
@@ -710,11 +720,11 @@ impl History {
         let limit = self.config.history_len;
         let own = self.config.server_id.clone();
         let subject = format!("{}.said", room_subject(room));
-        let Some(stream) = self.stream().await else {
-            return Vec::new();
-        };
+        // Finding the stream is inside the second too: with NATS away it
+        // would otherwise wait for two JetStream timeouts (10 s).
         let read = async {
             use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
+            let stream = self.stream().await?;
             let consumer = stream
                 .create_consumer(pull::Config {
                     filter_subject: subject,
