@@ -7,8 +7,28 @@ mod common;
 
 use common::{free_port, nats_server_bin, ChatClient, NatsCluster, NatsServer, Scratch, Server};
 
+/// An outbox file of its own for each server of this test process (tests
+/// run in parallel with the same server ids; the default file is per id).
+fn own_outbox() -> String {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!(
+        "{}/nats-outbox-{}-{n}.jsonl",
+        env!("CARGO_TARGET_TMPDIR"),
+        std::process::id()
+    )
+}
+
 fn server_on(nats: &NatsServer, id: &str) -> Server {
-    let server = Server::start(&["--nats", &nats.url, "--server-id", id]);
+    let outbox = own_outbox();
+    let server = Server::start(&[
+        "--nats",
+        &nats.url,
+        "--server-id",
+        id,
+        "--nats-outbox",
+        &outbox,
+    ]);
     server.expect_log("nats: connected");
     server
 }
@@ -220,7 +240,17 @@ fn a_cluster_of_three_survives_its_nodes() {
     let mut cluster = NatsCluster::start(bin, 3);
     let start = |i: usize, id: &str| {
         let urls = cluster.urls(i);
-        let server = Server::start(&["--nats", &urls, "--server-id", id, "--nats-replicas", "3"]);
+        let outbox = own_outbox();
+        let server = Server::start(&[
+            "--nats",
+            &urls,
+            "--server-id",
+            id,
+            "--nats-replicas",
+            "3",
+            "--nats-outbox",
+            &outbox,
+        ]);
         server.expect_log("nats: connected");
         server
     };
