@@ -16,9 +16,12 @@
 //! JetStream from an ordered outbox, kept in [`HISTORY_STREAM`]) or
 //! `.presence` (joins and leaves, core NATS). Every event carries its
 //! origin's server id and a sequence number; a message's id is
-//! `<server>-<seq>`. Messages arrive live and again from the stream; a
-//! receiver shows each once. Presence lives in a key-value bucket
-//! (`presence.rs`). See docs/SCALE-OUT.md.
+//! `<server>-<seq>`. A message is published once live by core NATS and
+//! then through JetStream until acknowledged (`outbox.rs`, on disk with a
+//! fixed server id); it arrives live and again from the stream, and a
+//! receiver shows it once. Presence lives in a key-value bucket
+//! (`presence.rs`); private messages between servers are NATS requests
+//! (`whisper.rs`). See docs/SCALE-OUT.md.
 //!
 //! Another server is hostile until proven otherwise: an event is refused
 //! above [`MAX_EVENT_BYTES`] before it is parsed, every field is checked
@@ -440,12 +443,11 @@ async fn serve(config: NatsConfig, link: Link, mine: tokio::sync::watch::Receive
             return;
         }
     };
-    // Everything live by core NATS (fast, at most once); messages again
-    // from the stream below, which fills what a reconnect missed.
-    let mut rooms = match client
-        .subscribe(format!("{ROOM_SUBJECTS}.*.presence"))
-        .await
-    {
+    // Everything live by core NATS (fast, at most once): joins and
+    // leaves, and each message as published (once at once, then by the
+    // JetStream publish); messages again from the stream below, which
+    // fills what a reconnect missed.
+    let mut rooms = match client.subscribe(format!("{ROOM_SUBJECTS}.>")).await {
         Ok(s) => s,
         Err(e) => {
             tracing::error!("nats: cannot subscribe: {e}");
@@ -531,9 +533,26 @@ async fn serve(config: NatsConfig, link: Link, mine: tokio::sync::watch::Receive
                 Ok(event @ RoomEvent::Said(_)) => {
                     said_seq += 1;
                     let (subject, payload) = encode(&config.server_id, said_seq, &event);
+                    let id = format!("{}-{said_seq}", config.server_id);
+                    // Live at once by core NATS while connected (a
+                    // publish never waits then): servers get it even while
+                    // JetStream elects a leader or the outbox waits for an
+                    // acknowledgement. The stream stores it once, by its
+                    // id, whichever copy comes first.
+                    if client.connection_state() == async_nats::connection::State::Connected {
+                        let mut headers = async_nats::HeaderMap::new();
+                        headers.insert("Nats-Msg-Id", id.as_str());
+                        let live = payload.clone().into();
+                        if let Err(e) = client
+                            .publish_with_headers(subject.clone(), headers, live)
+                            .await
+                        {
+                            tracing::info!("nats: live publish failed: {e}");
+                        }
+                    }
                     let m = outbox::Unsent {
                         subject,
-                        id: format!("{}-{said_seq}", config.server_id),
+                        id,
                         payload: String::from_utf8_lossy(&payload).into_owned(),
                     };
                     if !unsent.push(m) {
