@@ -344,6 +344,7 @@ impl Hub {
         let nats = match &config.nats {
             Some(nats) => {
                 chat.relay_room_events();
+                chat.set_server_id(&nats.server_id);
                 tracing::info!(server_id = %nats.server_id, urls = ?nats.urls, "scale-out through NATS");
                 // Another server speaks for all its users: it may send what
                 // a whole address of local users may, ten times over.

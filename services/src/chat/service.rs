@@ -42,6 +42,9 @@ pub struct ChatService {
     /// Private messages to users on other servers, for
     /// [`take_remote_whispers`](Self::take_remote_whispers).
     pub(super) whispers: Vec<super::RemoteWhisper>,
+    /// This server's id among those sharing rooms, if it has one:
+    /// `name@<id>` is the local `name`.
+    pub(super) server_id: Option<String>,
 }
 
 /// A bucket per client address for each kind of limited request.
@@ -84,6 +87,7 @@ impl ChatService {
             relay: None,
             remote: Default::default(),
             whispers: Vec::new(),
+            server_id: None,
         }
     }
 

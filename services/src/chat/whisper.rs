@@ -34,6 +34,18 @@ pub struct RemoteWhisper {
 }
 
 impl ChatService {
+    /// Sets this server's id among those sharing rooms: `/msg name@<id>`
+    /// is then the local `name`, not a message to another server.
+    pub fn set_server_id(&mut self, id: &str) {
+        self.server_id = Some(id.to_owned());
+    }
+
+    /// `name` if `to` is `name@<this server's id>`.
+    pub(super) fn local_alias<'a>(&self, to: &'a str) -> Option<&'a str> {
+        let (user, server) = to.rsplit_once('@')?;
+        (Some(server) == self.server_id.as_deref()).then_some(user)
+    }
+
     /// The private messages for other servers since the last call, in
     /// order.
     pub fn take_remote_whispers(&mut self) -> Vec<RemoteWhisper> {
@@ -177,15 +189,19 @@ mod tests {
         chat.handle(ada, pm("cy@b", "hi"), &now(), &mut out);
         assert!(error_of(&out).is_some_and(|e| e.contains("no user")));
         chat.relay_room_events();
+        chat.set_server_id("a");
         chat.set_remote_members("b", vec![("lobby".into(), vec!["cy".into(), "dee".into()])]);
         chat.set_remote_members("c", vec![("lobby".into(), vec!["dee".into()])]);
         out.clear();
-        // A local user wins; then name@server; then a name one server has.
+        // A local user wins (also as name@<this server>); then
+        // name@server; then a name one server has.
         chat.handle(ada, pm("BOB", "local"), &now(), &mut out);
+        chat.handle(ada, pm("bob@a", "local too"), &now(), &mut out);
         chat.handle(ada, pm("cy@b", "one"), &now(), &mut out);
         chat.handle(ada, pm("cy", "two"), &now(), &mut out);
         chat.handle(ada, pm("zed@c", "three"), &now(), &mut out);
-        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert!(out.iter().all(|o| o.to == bob));
         let sent = chat.take_remote_whispers();
         let got: Vec<(&str, &str, &str, &str)> = sent
             .iter()
