@@ -329,3 +329,96 @@ fn a_cluster_of_three_survives_its_nodes() {
         assert!(client.finish().success());
     }
 }
+
+/// What NATS counts for the connection named `name`: (messages it sent
+/// to NATS, messages NATS sent it), from the monitoring port's `/connz`.
+fn nats_counts(monitor: u16, name: &str) -> (u64, u64) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", monitor)).expect("nats monitoring");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    s.write_all(b"GET /connz?limit=1024 HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    let body = reply.split_once("\r\n\r\n").expect("an HTTP reply").1;
+    let connz: serde_json::Value = serde_json::from_str(body).expect("connz JSON");
+    let conn = connz["connections"]
+        .as_array()
+        .expect("connections")
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no NATS connection named {name:?}: {body}"));
+    (
+        conn["in_msgs"].as_u64().unwrap(),
+        conn["out_msgs"].as_u64().unwrap(),
+    )
+}
+
+#[test]
+fn a_stream_crosses_to_a_viewer_on_another_server_and_only_while_watched() {
+    let Some(bin) = nats_server_bin() else { return };
+    let monitor = free_port();
+    let nats = NatsServer::start(bin, &["-m", &monitor.to_string()]);
+    let a = server_on(&nats, "a");
+    let b = server_on(&nats, "b");
+    let c = server_on(&nats, "c");
+    let mut cam = common::lanlink_spawn(&[
+        "cam",
+        &a.addr,
+        "--test-pattern",
+        "--size",
+        "160x120",
+        "--fps",
+        "15",
+        "--name",
+        "pattern",
+    ]);
+    // C lists A's stream, named for its server.
+    c.expect_log("pattern@a");
+    // Nobody watches it: A's media connection has published nothing.
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert_eq!(nats_counts(monitor, "lanlink-server a media").0, 0);
+
+    let t = Scratch::new("nats-view");
+    let dir = t.dir("frames");
+    let out = common::lanlink(&[
+        "view",
+        &c.addr,
+        "pattern@a",
+        "--save",
+        dir.to_str().unwrap(),
+        "--frames",
+        "10",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("received 10 frames"), "{stdout}");
+    assert!(stdout.contains("from "), "{stdout}");
+    let saved = std::fs::read_dir(&dir).unwrap().count();
+    assert_eq!(saved, 10);
+    let (published, _) = nats_counts(monitor, "lanlink-server a media");
+    assert!(published >= 10, "{published}");
+    // Frames went only where wanted: B, with no viewer, got none.
+    assert_eq!(nats_counts(monitor, "lanlink-server b media").1, 0);
+
+    // The viewer left: C gives its lease up, A stops publishing.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let before = nats_counts(monitor, "lanlink-server a media").0;
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let after = nats_counts(monitor, "lanlink-server a media").0;
+    assert_eq!(before, after, "A kept publishing with no viewer");
+
+    let _ = cam.kill();
+    let _ = cam.wait();
+    // The stream ended on A: it ends on C too.
+    c.expect_log("stream ended");
+    drop(t);
+    assert!(a.terminate().success());
+    assert!(b.terminate().success());
+    assert!(c.terminate().success());
+}

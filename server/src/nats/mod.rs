@@ -21,7 +21,9 @@
 //! fixed server id); it arrives live and again from the stream, and a
 //! receiver shows it once. Presence lives in a key-value bucket
 //! (`presence.rs`); private messages between servers are NATS requests
-//! (`whisper.rs`). See docs/SCALE-OUT.md.
+//! (`whisper.rs`); media frames cross on a second connection, only while
+//! another server holds a lease on their stream (`media.rs`). See
+//! docs/SCALE-OUT.md.
 //!
 //! Another server is hostile until proven otherwise: an event is refused
 //! above [`MAX_EVENT_BYTES`] before it is parsed, every field is checked
@@ -45,11 +47,16 @@ use tokio::sync::Notify;
 
 use crate::ServerError;
 
+mod media;
 mod outbox;
 mod presence;
 mod whisper;
+pub use media::{
+    frame_subject, lease_subject, InFrame, OutFrame, Wants, FRAMES_IN, FRAMES_OUT, LEASE_EVERY,
+    LEASE_FOR, MEDIA_SUBJECTS, SUBSCRIPTION_FRAMES,
+};
 pub use outbox::REWRITE_AFTER;
-pub use presence::{Rosters, HEARTBEAT, PRESENCE_BUCKET, PRESENCE_TTL, STALE_AFTER};
+pub use presence::{Rosters, StreamAds, HEARTBEAT, PRESENCE_BUCKET, PRESENCE_TTL, STALE_AFTER};
 pub use whisper::{
     WhisperAnswer, MAX_WHISPERS_IN_FLIGHT, MAX_WHISPER_BYTES, SERVER_SUBJECTS, WHISPER_WAIT,
 };
@@ -97,6 +104,9 @@ pub struct NatsConfig {
     /// bucket (1, or 3 on a cluster of 3 or more nodes so that losing one
     /// loses nothing). Used when they are made; existing ones keep theirs.
     pub replicas: usize,
+    /// The largest media frame payload taken from another server (as from
+    /// a peer: the transport's `max_payload`).
+    pub max_media_payload: u32,
 }
 
 impl NatsConfig {
@@ -111,6 +121,7 @@ impl NatsConfig {
             history_age: Duration::from_secs(7 * 24 * 3600),
             outbox_file: None,
             replicas: 1,
+            max_media_payload: lanlink_proto::DEFAULT_MAX_PAYLOAD,
         }
     }
 }
@@ -213,6 +224,21 @@ pub enum NatsEvent {
         /// What became of it.
         answer: WhisperAnswer,
     },
+    /// Another server's media streams, as its presence value lists them
+    /// (after its [`NatsEvent::Rosters`]): (its server-wide stream id, an
+    /// `AudioAnnounce` or `VideoAnnounce` as it sent it).
+    Streams {
+        /// The server's id.
+        server: String,
+        /// Its streams.
+        streams: Vec<(lanlink_proto::StreamId, lanlink_proto::Message)>,
+    },
+    /// The local streams (server-wide ids) other servers hold a fresh
+    /// lease on: hand their frames to [`NatsLink::publish_media`].
+    MediaWanted {
+        /// The streams.
+        streams: std::collections::BTreeSet<lanlink_proto::StreamId>,
+    },
     /// Connected (or reconnected) to a NATS server.
     Connected,
     /// The connection to NATS was lost; the client keeps retrying.
@@ -229,6 +255,17 @@ pub struct NatsLink {
     /// that a full room outbox never holds them up.
     asks: Sender<Ask>,
     presence: Option<tokio::sync::watch::Sender<Rosters>>,
+    /// This server's streams, for its presence value.
+    streams: Option<tokio::sync::watch::Sender<StreamAds>>,
+    /// What this server wants from others (see `media.rs`).
+    wants: Option<tokio::sync::watch::Sender<Wants>>,
+    /// Frames for other servers: a bounded queue whose oldest frame the
+    /// hub drops (through `frames_oldest`) when it is full.
+    frames: Option<Sender<OutFrame>>,
+    frames_oldest: Receiver<OutFrame>,
+    frames_in: Receiver<InFrame>,
+    media_wake: Arc<Notify>,
+    frames_dropped: u64,
     wake: Arc<Notify>,
     events: Receiver<NatsEvent>,
     done: Receiver<()>,
@@ -248,6 +285,19 @@ impl NatsLink {
         let server_id = config.server_id.clone();
         let thread_wake = wake.clone();
         let (presence, mine) = tokio::sync::watch::channel(Rosters::new());
+        let (streams, my_streams) = tokio::sync::watch::channel(StreamAds::new());
+        let (wants, my_wants) = tokio::sync::watch::channel(Wants::new());
+        let (frames, frames_oldest) = crossbeam_channel::bounded(FRAMES_OUT);
+        let (frames_in_tx, frames_in) = crossbeam_channel::bounded(FRAMES_IN);
+        let media_wake = Arc::new(Notify::new());
+        let media = media::MediaLink {
+            frames: frames_oldest.clone(),
+            wake: media_wake.clone(),
+            wants: my_wants,
+            incoming: frames_in_tx,
+            events: events_tx.clone(),
+            max_payload: config.max_media_payload,
+        };
         let thread = std::thread::Builder::new()
             .name("lanlink-nats".into())
             .spawn(move || {
@@ -261,8 +311,9 @@ impl NatsLink {
                             asked,
                             wake: thread_wake,
                             events: events_tx,
+                            media,
                         };
-                        rt.block_on(serve(config, link, mine))
+                        rt.block_on(serve(config, link, (mine, my_streams)))
                     }
                     Err(e) => tracing::error!("nats: cannot start its runtime: {e}"),
                 }
@@ -274,6 +325,13 @@ impl NatsLink {
             outbox: Some(outbox_tx),
             asks,
             presence: Some(presence),
+            streams: Some(streams),
+            wants: Some(wants),
+            frames: Some(frames),
+            frames_oldest,
+            frames_in,
+            media_wake,
+            frames_dropped: 0,
             wake,
             events,
             done,
@@ -304,6 +362,79 @@ impl NatsLink {
                 changed
             });
         }
+    }
+
+    /// Sets this server's media streams, for its presence value (written
+    /// when they change). Never waits.
+    pub fn set_streams(&self, ads: StreamAds) {
+        if let Some(streams) = &self.streams {
+            streams.send_if_modified(|now| {
+                let changed = *now != ads;
+                if changed {
+                    *now = ads;
+                }
+                changed
+            });
+        }
+    }
+
+    /// Sets the other servers' streams this server wants (it leases and
+    /// follows them while they are in). Never waits.
+    pub fn want_media(&self, wants: Wants) {
+        if let Some(w) = &self.wants {
+            w.send_if_modified(|now| {
+                let changed = *now != wants;
+                if changed {
+                    *now = wants;
+                }
+                changed
+            });
+        }
+    }
+
+    /// Hands a frame of a local stream (`frame.stream` its server-wide
+    /// id) to the servers that want it, without waiting: when the queue
+    /// is full its oldest frame is dropped (counted and logged).
+    pub fn publish_media(&mut self, frame: &lanlink_proto::Frame) {
+        let Some(frames) = &self.frames else { return };
+        let bytes = match frame.to_bytes() {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!("nats: media: cannot encode a frame: {e}");
+                return;
+            }
+        };
+        let mut out = OutFrame {
+            stream: frame.stream,
+            bytes,
+        };
+        for _ in 0..2 {
+            match frames.try_send(out) {
+                Ok(()) => {
+                    self.media_wake.notify_one();
+                    return;
+                }
+                Err(TrySendError::Full(back)) => {
+                    out = back;
+                    // Newest first: stale media is worth least.
+                    let _ = self.frames_oldest.try_recv();
+                    self.frames_dropped += 1;
+                    if self.frames_dropped.is_power_of_two() {
+                        tracing::info!(
+                            dropped = self.frames_dropped,
+                            "nats: media queue full, oldest frames dropped"
+                        );
+                    }
+                }
+                Err(TrySendError::Disconnected(_)) => return,
+            }
+        }
+    }
+
+    /// Where other servers' frames arrive (for the streams this server
+    /// wants): hand each to the hub.
+    pub fn media_frames(&self) -> &Receiver<InFrame> {
+        &self.frames_in
     }
 
     /// Hands a room event to NATS without waiting; a full outbox drops it
@@ -370,12 +501,17 @@ struct Link {
     asked: Receiver<Ask>,
     wake: Arc<Notify>,
     events: Sender<NatsEvent>,
+    media: media::MediaLink,
 }
 
 impl Drop for NatsLink {
     fn drop(&mut self) {
         // Presence first: its task deletes this server's key.
         self.presence = None;
+        self.streams = None;
+        self.wants = None;
+        self.frames = None;
+        self.media_wake.notify_one();
         self.outbox = None;
         self.wake.notify_one();
         // A publish may be waiting for a NATS server that is gone: give it
@@ -390,12 +526,20 @@ impl Drop for NatsLink {
 
 /// The NATS side: connect, subscribe to every room, then publish what the
 /// hub hands over and pass on what other servers publish.
-async fn serve(config: NatsConfig, link: Link, mine: tokio::sync::watch::Receiver<Rosters>) {
+async fn serve(
+    config: NatsConfig,
+    link: Link,
+    (mine, my_streams): (
+        tokio::sync::watch::Receiver<Rosters>,
+        tokio::sync::watch::Receiver<StreamAds>,
+    ),
+) {
     let Link {
         outbox,
         asked,
         wake,
         events,
+        media,
     } = link;
     let mut addrs = Vec::new();
     for url in &config.urls {
@@ -404,6 +548,21 @@ async fn serve(config: NatsConfig, link: Link, mine: tokio::sync::watch::Receive
             Err(e) => tracing::error!(url = %url, "nats: bad server address: {e}"),
         }
     }
+    // Media on a connection of its own: a slow-consumer cut there drops
+    // frames, never chat.
+    let media_options = async_nats::ConnectOptions::new()
+        .name(format!("lanlink-server {} media", config.server_id))
+        .retry_on_initial_connect()
+        .max_reconnects(None)
+        .connection_timeout(Duration::from_secs(2))
+        .reconnect_delay_callback(|n| Duration::from_millis((n as u64 * 200).clamp(100, 2000)))
+        .event_callback(|event| async move { tracing::info!("nats: media: {event}") });
+    tokio::spawn(media::run(
+        config.server_id.clone(),
+        media_options,
+        addrs.clone(),
+        media,
+    ));
     let status = events.clone();
     // Set on every (re)connection: the stream is then followed afresh from
     // the last message taken, at once, rather than when the old consumer's
@@ -471,6 +630,7 @@ async fn serve(config: NatsConfig, link: Link, mine: tokio::sync::watch::Receive
         config.server_id.clone(),
         config.replicas.max(1),
         mine,
+        my_streams,
         events.clone(),
     ));
     let mut history = History {
