@@ -890,6 +890,45 @@ mod tests {
     }
 
     #[test]
+    fn a_publisher_given_its_own_cap_may_hold_that_many_streams_until_it_leaves() {
+        let mut r = MediaRelay::with_config(
+            MediaConfig {
+                max_streams_per_client: 1,
+                ..MediaConfig::default()
+            },
+            None,
+        );
+        let mut out = Vec::new();
+        let named = |name: &str| AudioAnnounce {
+            name: name.into(),
+            ..mic()
+        };
+        r.set_stream_cap(PUB, 3);
+        for (stream, name) in [(1, "one"), (3, "two"), (5, "three")] {
+            r.handle(PUB, "ada", stream, named(name).into(), now(), &mut out);
+        }
+        assert!(out.is_empty(), "{out:?}");
+        assert_eq!(
+            r.published_by(PUB),
+            vec![(1, false), (3, false), (5, false)]
+        );
+        let id = r.relay_id(PUB, 3).unwrap();
+        assert!(
+            matches!(r.announcement_of(PUB, 3), Some(Announcement::Audio(a)) if a.name == "two")
+        );
+        r.handle(A, "bob", id, AudioSubscribe.into(), now(), &mut out);
+        assert_eq!(r.published_by(PUB)[1], (3, true));
+        r.handle(PUB, "ada", 7, named("four").into(), now(), &mut out);
+        assert_eq!(error_code(&out), Some(ErrorCode::RATE_LIMITED));
+        // Its cap goes with it.
+        r.disconnect(PUB, &mut out);
+        out.clear();
+        r.handle(PUB, "ada", 1, named("one").into(), now(), &mut out);
+        r.handle(PUB, "ada", 3, named("two").into(), now(), &mut out);
+        assert_eq!(error_code(&out), Some(ErrorCode::RATE_LIMITED));
+    }
+
+    #[test]
     fn streams_are_capped_per_client_and_in_all_and_released_on_leaving() {
         let mut r = MediaRelay::with_config(
             MediaConfig {
