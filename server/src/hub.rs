@@ -746,6 +746,13 @@ impl Hub {
                     self.remote_media
                         .export(&self.media, link, conn, frame.stream, &frame.message);
                 }
+                let subscription = matches!(
+                    frame.message,
+                    Message::VideoSubscribe(_)
+                        | Message::VideoUnsubscribe(_)
+                        | Message::AudioSubscribe(_)
+                        | Message::AudioUnsubscribe(_)
+                );
                 self.media.handle(
                     conn,
                     name,
@@ -754,6 +761,11 @@ impl Hub {
                     now.instant,
                     &mut self.out,
                 );
+                // A new viewer of a remote stream: lease it now, not at
+                // the next tick.
+                if let (true, Some((link, _))) = (subscription, &self.nats) {
+                    self.remote_media.update_wants(&self.media, link);
+                }
             }
             Service::Control if matches!(frame.message, Message::Admin(_)) => {
                 if let Message::Admin(request) = frame.message {

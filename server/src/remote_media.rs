@@ -215,6 +215,20 @@ impl RemoteMedia {
     /// here (it leases and follows those) and which local streams this
     /// server has (for its presence value).
     pub fn tick(&self, relay: &MediaRelay, link: &NatsLink) {
+        self.update_wants(relay, link);
+        let ads = relay
+            .streams_with_publishers()
+            .into_iter()
+            .filter(|(_, conn, _)| !Self::is_remote(*conn))
+            .filter_map(|(id, _, a)| Frame::new(id, a.message()).to_bytes().ok().map(|b| (id, b)))
+            .collect();
+        link.set_streams(ads);
+    }
+
+    /// Tells the link which remote streams have a subscriber here (also
+    /// right after a subscription changes, so that a new viewer's lease
+    /// need not wait for the tick).
+    pub fn update_wants(&self, relay: &MediaRelay, link: &NatsLink) {
         let mut wants = Wants::new();
         for (server, conn) in &self.publishers {
             let ids: BTreeSet<StreamId> = relay
@@ -228,13 +242,6 @@ impl RemoteMedia {
             }
         }
         link.want_media(wants);
-        let ads = relay
-            .streams_with_publishers()
-            .into_iter()
-            .filter(|(_, conn, _)| !Self::is_remote(*conn))
-            .filter_map(|(id, _, a)| Frame::new(id, a.message()).to_bytes().ok().map(|b| (id, b)))
-            .collect();
-        link.set_streams(ads);
     }
 }
 
