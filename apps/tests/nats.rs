@@ -5,10 +5,30 @@
 
 mod common;
 
-use common::{nats_server_bin, ChatClient, NatsCluster, NatsServer, Server};
+use common::{free_port, nats_server_bin, ChatClient, NatsCluster, NatsServer, Scratch, Server};
+
+/// An outbox file of its own for each server of this test process (tests
+/// run in parallel with the same server ids; the default file is per id).
+fn own_outbox() -> String {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!(
+        "{}/nats-outbox-{}-{n}.jsonl",
+        env!("CARGO_TARGET_TMPDIR"),
+        std::process::id()
+    )
+}
 
 fn server_on(nats: &NatsServer, id: &str) -> Server {
-    let server = Server::start(&["--nats", &nats.url, "--server-id", id]);
+    let outbox = own_outbox();
+    let server = Server::start(&[
+        "--nats",
+        &nats.url,
+        "--server-id",
+        id,
+        "--nats-outbox",
+        &outbox,
+    ]);
     server.expect_log("nats: connected");
     server
 }
@@ -98,18 +118,140 @@ fn two_servers_share_a_room_both_ways_in_order() {
     assert!(b.terminate().success());
 }
 
+/// Private messages between servers: by `name@server` and by a name only
+/// one other server has; an unknown user or server is answered to the
+/// sender; the receiving server holds the sender to its own checks.
+#[test]
+fn private_messages_cross_servers_and_unknowns_are_answered() {
+    let Some(bin) = nats_server_bin() else { return };
+    let nats = NatsServer::start(bin, &[]);
+    let a = server_on(&nats, "a");
+    let b = server_on(&nats, "b");
+    let mut ada = ChatClient::join(&a.addr, "ada", &[]);
+    ada.expect("-- lobby: ada");
+    let mut bob = ChatClient::join(&b.addr, "bob", &[]);
+    ada.expect("-- bob@b joined lobby");
+    // Presence is what lets a bare name find its server.
+    who_until(&mut ada, "-- lobby: ada, bob@b");
+    who_until(&mut bob, "-- lobby: ada@a, bob");
+
+    ada.say("/msg bob@b psst");
+    bob.expect("[pm] <ada@a> psst");
+    bob.say("/msg ada hi back");
+    ada.expect("[pm] <bob@b> hi back");
+    ada.say("/msg BOB by name");
+    bob.expect("[pm] <ada@a> by name");
+
+    // Unknown on a known server, and an unknown server: both answered.
+    ada.say("/msg nobody@b x");
+    ada.expect("no user named \"nobody@b\"");
+    ada.say("/msg bob@zz y");
+    ada.expect("no user named \"bob@zz\"");
+    // Neither reached bob, and nothing came twice.
+    bob.say("/msg ada@a sync");
+    let seen = ada.lines_until("[pm] <bob@b> sync");
+    assert_eq!(seen.iter().filter(|l| l.contains("hi back")).count(), 0);
+    ada.say("/msg bob@b last");
+    let seen = bob.lines_until("[pm] <ada@a> last");
+    assert!(
+        !seen.iter().any(|l| l.contains("> x") || l.contains("> y")),
+        "{seen:?}"
+    );
+    // Ada's exit status counts her refused lines (it may be 1): not checked.
+    let _ = ada.finish();
+    assert!(bob.finish().success());
+    assert!(a.terminate().success());
+    assert!(b.terminate().success());
+}
+
+/// Polls `path` (10 s at most) until `ok` holds for its text.
+fn file_until(path: &std::path::Path, what: &str, ok: impl Fn(&str) -> bool) {
+    for _ in 0..100 {
+        if ok(&std::fs::read_to_string(path).unwrap_or_default()) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("{}: never {what}", path.display());
+}
+
+/// The chat outbox on disk: a message said while NATS is unreachable
+/// waits in the outbox file through a restart of its server, is
+/// published once NATS is there, arrives once, and leaves the file.
+#[test]
+fn messages_said_while_nats_is_away_survive_a_restart_and_arrive_once() {
+    let Some(bin) = nats_server_bin() else { return };
+    let store = Scratch::new("nats-outbox");
+    let outbox = store.dir("a").join("outbox.jsonl");
+    let outbox_arg = outbox.to_string_lossy().into_owned();
+    let nowhere = format!("nats://127.0.0.1:{}", free_port());
+    let a = Server::start(&[
+        "--nats",
+        &nowhere,
+        "--server-id",
+        "a",
+        "--nats-outbox",
+        &outbox_arg,
+    ]);
+    let mut ada = ChatClient::join(&a.addr, "ada", &[]);
+    ada.expect("-- lobby: ada");
+    ada.say("said offline");
+    file_until(&outbox, "held the message", |t| t.contains("said offline"));
+    assert!(ada.finish().success());
+    assert!(a.terminate().success());
+
+    let nats = NatsServer::start(bin, &[]);
+    let b = server_on(&nats, "b");
+    let bob = ChatClient::join(&b.addr, "bob", &[]);
+    bob.expect("-- lobby: bob");
+    let a = Server::start(&[
+        "--nats",
+        &nats.url,
+        "--server-id",
+        "a",
+        "--nats-outbox",
+        &outbox_arg,
+    ]);
+    a.expect_log("nats: connected");
+    bob.expect("[lobby] <ada@a> said offline");
+    let mut ann = ChatClient::join(&a.addr, "ann", &[]);
+    ann.expect("-- lobby: ");
+    ann.say("after");
+    let seen = bob.lines_until("<ann@a> after");
+    assert_eq!(
+        seen.iter().filter(|l| l.contains("said offline")).count(),
+        0,
+        "shown twice: {seen:?}"
+    );
+    file_until(&outbox, "emptied", |t| t.trim().is_empty());
+    assert!(ann.finish().success());
+    assert!(bob.finish().success());
+    assert!(a.terminate().success());
+    assert!(b.terminate().success());
+}
+
 /// Three NATS nodes in a cluster, three servers, a client on each: chat
 /// crosses in order, a late joiner on C gets what A wrote, /who shows
-/// everyone; all nodes killed, local chat goes on and remote users show
-/// as unknown; all restarted, what was said during the outage arrives
-/// once.
+/// everyone; one node killed, chat goes on both ways; all nodes killed,
+/// local chat goes on and remote users show as unknown; all restarted,
+/// what was said during the outage arrives once.
 #[test]
 fn a_cluster_of_three_survives_its_nodes() {
     let Some(bin) = nats_server_bin() else { return };
     let mut cluster = NatsCluster::start(bin, 3);
     let start = |i: usize, id: &str| {
         let urls = cluster.urls(i);
-        let server = Server::start(&["--nats", &urls, "--server-id", id, "--nats-replicas", "3"]);
+        let outbox = own_outbox();
+        let server = Server::start(&[
+            "--nats",
+            &urls,
+            "--server-id",
+            id,
+            "--nats-replicas",
+            "3",
+            "--nats-outbox",
+            &outbox,
+        ]);
         server.expect_log("nats: connected");
         server
     };
@@ -144,10 +286,18 @@ fn a_cluster_of_three_survives_its_nodes() {
     let dan = ChatClient::join(&c.addr, "dan", &["--room", "news"]);
     dan.expect("[news] <ada@a> headline");
 
-    // All down: local chat goes on; remote users show as unknown. (One
-    // node down is not tested: see docs/SCALE-OUT.md, not yet built.)
+    // One node of three down (A's): chat goes on both ways. A's client
+    // moves to another node; messages go live by core NATS while the
+    // stream elects a new leader.
     who_until(&mut ada, "-- lobby: ada, bob@b, cy@c, dan@c");
     cluster.kill(0);
+    ada.say("one node down");
+    bob.expect("<ada@a> one node down");
+    cy.expect("<ada@a> one node down");
+    cy.say("from c, one node down");
+    ada.expect("<cy@c> from c, one node down");
+
+    // All down: local chat goes on; remote users show as unknown.
     cluster.kill(1);
     cluster.kill(2);
     a.expect_log("nats: disconnected");
@@ -178,4 +328,97 @@ fn a_cluster_of_three_survives_its_nodes() {
     for client in [ada, bob, cy] {
         assert!(client.finish().success());
     }
+}
+
+/// What NATS counts for the connection named `name`: (messages it sent
+/// to NATS, messages NATS sent it), from the monitoring port's `/connz`.
+fn nats_counts(monitor: u16, name: &str) -> (u64, u64) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", monitor)).expect("nats monitoring");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    s.write_all(b"GET /connz?limit=1024 HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    let body = reply.split_once("\r\n\r\n").expect("an HTTP reply").1;
+    let connz: serde_json::Value = serde_json::from_str(body).expect("connz JSON");
+    let conn = connz["connections"]
+        .as_array()
+        .expect("connections")
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no NATS connection named {name:?}: {body}"));
+    (
+        conn["in_msgs"].as_u64().unwrap(),
+        conn["out_msgs"].as_u64().unwrap(),
+    )
+}
+
+#[test]
+fn a_stream_crosses_to_a_viewer_on_another_server_and_only_while_watched() {
+    let Some(bin) = nats_server_bin() else { return };
+    let monitor = free_port();
+    let nats = NatsServer::start(bin, &["-m", &monitor.to_string()]);
+    let a = server_on(&nats, "a");
+    let b = server_on(&nats, "b");
+    let c = server_on(&nats, "c");
+    let mut cam = common::lanlink_spawn(&[
+        "cam",
+        &a.addr,
+        "--test-pattern",
+        "--size",
+        "160x120",
+        "--fps",
+        "15",
+        "--name",
+        "pattern",
+    ]);
+    // C lists A's stream, named for its server.
+    c.expect_log("pattern@a");
+    // Nobody watches it: A's media connection has published nothing.
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert_eq!(nats_counts(monitor, "lanlink-server a media").0, 0);
+
+    let t = Scratch::new("nats-view");
+    let dir = t.dir("frames");
+    let out = common::lanlink(&[
+        "view",
+        &c.addr,
+        "pattern@a",
+        "--save",
+        dir.to_str().unwrap(),
+        "--frames",
+        "10",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("received 10 frames"), "{stdout}");
+    assert!(stdout.contains("from "), "{stdout}");
+    let saved = std::fs::read_dir(&dir).unwrap().count();
+    assert_eq!(saved, 10);
+    let (published, _) = nats_counts(monitor, "lanlink-server a media");
+    assert!(published >= 10, "{published}");
+    // Frames went only where wanted: B, with no viewer, got none.
+    assert_eq!(nats_counts(monitor, "lanlink-server b media").1, 0);
+
+    // The viewer left: C gives its lease up, A stops publishing.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let before = nats_counts(monitor, "lanlink-server a media").0;
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let after = nats_counts(monitor, "lanlink-server a media").0;
+    assert_eq!(before, after, "A kept publishing with no viewer");
+
+    let _ = cam.kill();
+    let _ = cam.wait();
+    // The stream ended on A: it ends on C too.
+    c.expect_log("stream ended");
+    drop(t);
+    assert!(a.terminate().success());
+    assert!(b.terminate().success());
+    assert!(c.terminate().success());
 }

@@ -124,6 +124,7 @@ pub fn run(
         .unwrap_or_else(crossbeam_channel::never);
     let results = hub.job_results();
     let remote = hub.nats_events();
+    let remote_media = hub.nats_media();
     let ticks = crossbeam_channel::tick(TICK);
     let hub_thread = std::thread::Builder::new()
         .name("lanlink-hub".into())
@@ -156,6 +157,16 @@ pub fn run(
                         hub.handle_nats(event, now());
                         for event in remote.try_iter().take(1024) {
                             hub.handle_nats(event, now());
+                        }
+                        hub.flush();
+                    }
+                },
+                recv(remote_media) -> frame => {
+                    if let Ok(frame) = frame {
+                        let now = Instant::now();
+                        hub.handle_remote_media(frame, now);
+                        for frame in remote_media.try_iter().take(256) {
+                            hub.handle_remote_media(frame, now);
                         }
                         hub.flush();
                     }
@@ -323,6 +334,8 @@ pub struct Hub {
     /// The link to the other servers (`--nats`), and the rate limit of
     /// the events each of them sends.
     nats: Option<(crate::nats::NatsLink, KeyedBuckets<String>)>,
+    /// Other servers' streams in the relay, and which of ours they want.
+    remote_media: crate::remote_media::RemoteMedia,
 }
 
 /// The operator's tools: the admin token and the bans.
@@ -344,6 +357,7 @@ impl Hub {
         let nats = match &config.nats {
             Some(nats) => {
                 chat.relay_room_events();
+                chat.set_server_id(&nats.server_id);
                 tracing::info!(server_id = %nats.server_id, urls = ?nats.urls, "scale-out through NATS");
                 // Another server speaks for all its users: it may send what
                 // a whole address of local users may, ten times over.
@@ -355,6 +369,7 @@ impl Hub {
                 Some((
                     crate::nats::NatsLink::start(crate::nats::NatsConfig {
                         history_len: config.chat.history_len,
+                        max_media_payload: config.transport.conn.max_payload,
                         ..nats.clone()
                     })?,
                     KeyedBuckets::new(rate, DEFAULT_MAX_KEYS),
@@ -385,6 +400,7 @@ impl Hub {
                 refusals: config.transport.refusals.clone(),
             },
             nats,
+            remote_media: crate::remote_media::RemoteMedia::new(config.chat.max_name_len),
         })
     }
 
@@ -414,7 +430,7 @@ impl Hub {
     /// what it sends until [`flush`](Self::flush).
     pub fn handle_nats(&mut self, event: crate::nats::NatsEvent, now: Now) {
         use crate::nats::NatsEvent;
-        let Some((_, limit)) = &mut self.nats else {
+        let Some((link, limit)) = &mut self.nats else {
             return;
         };
         let (server, result) = match event {
@@ -435,6 +451,22 @@ impl Hub {
             NatsEvent::ServerGone { server } => {
                 tracing::info!(server = %server, "nats: server gone from presence");
                 self.chat.forget_server(&server);
+                self.remote_media
+                    .server_gone(&mut self.media, &server, &mut self.out);
+                return;
+            }
+            NatsEvent::Streams { server, streams } => {
+                self.remote_media.set_streams(
+                    &mut self.media,
+                    &server,
+                    streams,
+                    now.instant,
+                    &mut self.out,
+                );
+                return;
+            }
+            NatsEvent::MediaWanted { streams } => {
+                self.remote_media.set_exported(streams);
                 return;
             }
             NatsEvent::Said { server, message } => {
@@ -447,6 +479,51 @@ impl Hub {
             }
             NatsEvent::History { room, messages } => {
                 self.chat.seed_history(&room, messages, &mut self.out);
+                return;
+            }
+            NatsEvent::Whisper {
+                server,
+                message,
+                reply,
+            } => {
+                use crate::nats::WhisperAnswer;
+                let answer = if limit.try_take(&server, now.instant).is_err() {
+                    WhisperAnswer::Busy
+                } else {
+                    match self.chat.deliver_remote_whisper(message, &mut self.out) {
+                        Ok(()) => WhisperAnswer::Delivered,
+                        Err(ServiceError::NoSuchUser { .. }) => WhisperAnswer::Unknown,
+                        Err(e) => {
+                            tracing::warn!(server = %server, "nats: remote private message refused: {e}");
+                            WhisperAnswer::Refused
+                        }
+                    }
+                };
+                link.answer(reply, answer);
+                return;
+            }
+            NatsEvent::WhisperAnswer { sender, to, answer } => {
+                use crate::nats::WhisperAnswer;
+                let error = match answer {
+                    WhisperAnswer::Delivered => return,
+                    WhisperAnswer::Unknown => ServiceError::NoSuchUser { name: to },
+                    WhisperAnswer::Busy => ServiceError::Unreachable {
+                        name: to,
+                        reason: "its server is busy, try again",
+                    },
+                    WhisperAnswer::Refused => ServiceError::Unreachable {
+                        name: to,
+                        reason: "its server refused the message",
+                    },
+                    WhisperAnswer::Unreachable => ServiceError::Unreachable {
+                        name: to,
+                        reason: "its server did not answer",
+                    },
+                };
+                self.out.push(Outgoing {
+                    to: sender,
+                    frame: error.to_frame(),
+                });
                 return;
             }
             NatsEvent::Presence { server, presence } => {
@@ -468,6 +545,34 @@ impl Hub {
         self.file.tick(now.instant);
         if let Some((link, _)) = &self.nats {
             link.set_presence(self.chat.shared_rosters());
+            self.remote_media.tick(&self.media, link);
+        }
+    }
+
+    /// Where other servers' frames arrive, for the remote streams that
+    /// have a subscriber here (never, without `--nats`): hand each to
+    /// [`handle_remote_media`](Self::handle_remote_media).
+    pub fn nats_media(&self) -> Receiver<crate::nats::InFrame> {
+        self.nats
+            .as_ref()
+            .map_or_else(crossbeam_channel::never, |(link, _)| {
+                link.media_frames().clone()
+            })
+    }
+
+    /// Relays a frame of another server's stream to its subscribers here
+    /// (keeps what it sends until [`flush`](Self::flush)).
+    pub fn handle_remote_media(&mut self, frame: crate::nats::InFrame, now: Instant) {
+        self.remote_media
+            .frame(&mut self.media, frame, now, &mut self.out);
+    }
+
+    /// Hands a local publisher's media frame to NATS, before the relay
+    /// takes it, if another server wants its stream.
+    fn export_media(&mut self, conn: ConnId, stream: StreamId, message: &Message) {
+        if let Some((link, _)) = &mut self.nats {
+            self.remote_media
+                .export(&self.media, link, conn, stream, message);
         }
     }
 
@@ -634,14 +739,34 @@ impl Hub {
                     &mut self.out,
                 );
             }
-            Service::Audio | Service::Video => self.media.handle(
-                conn,
-                name,
-                frame.stream,
-                frame.message,
-                now.instant,
-                &mut self.out,
-            ),
+            Service::Audio | Service::Video => {
+                // Field by field (not `export_media`): `name` borrows the
+                // chat service.
+                if let Some((link, _)) = &mut self.nats {
+                    self.remote_media
+                        .export(&self.media, link, conn, frame.stream, &frame.message);
+                }
+                let subscription = matches!(
+                    frame.message,
+                    Message::VideoSubscribe(_)
+                        | Message::VideoUnsubscribe(_)
+                        | Message::AudioSubscribe(_)
+                        | Message::AudioUnsubscribe(_)
+                );
+                self.media.handle(
+                    conn,
+                    name,
+                    frame.stream,
+                    frame.message,
+                    now.instant,
+                    &mut self.out,
+                );
+                // A new viewer of a remote stream: lease it now, not at
+                // the next tick.
+                if let (true, Some((link, _))) = (subscription, &self.nats) {
+                    self.remote_media.update_wants(&self.media, link);
+                }
+            }
             Service::Control if matches!(frame.message, Message::Admin(_)) => {
                 if let Message::Admin(request) = frame.message {
                     let reply = self.admin(conn, request, now);
@@ -936,6 +1061,7 @@ impl Hub {
     /// pattern, a local microphone): `stream` is the local publisher's own
     /// id, as a client's would be.
     pub fn handle_local(&mut self, stream: StreamId, message: Message) {
+        self.export_media(LOCAL_PUBLISHER, stream, &message);
         self.media.handle(
             LOCAL_PUBLISHER,
             &self.server_name,
@@ -954,6 +1080,18 @@ impl Hub {
         if let Some((link, _)) = &mut self.nats {
             for event in self.chat.take_room_events() {
                 link.publish(event);
+            }
+            for whisper in self.chat.take_remote_whispers() {
+                if let Err(w) = link.whisper(whisper) {
+                    let busy = ServiceError::Unreachable {
+                        name: format!("{}@{}", w.message.to, w.server),
+                        reason: "too many private messages wait for other servers",
+                    };
+                    self.out.push(Outgoing {
+                        to: w.sender,
+                        frame: busy.to_frame(),
+                    });
+                }
             }
         }
         for job in self.file.take_jobs() {

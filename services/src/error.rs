@@ -61,6 +61,22 @@ pub enum ServiceError {
         /// The nickname asked for.
         name: String,
     },
+    /// Users of this name are on several other servers (scale-out).
+    #[error("{name:?} is a user on several servers ({servers}); write name@server")]
+    AmbiguousUser {
+        /// The nickname asked for.
+        name: String,
+        /// The servers, comma-separated.
+        servers: String,
+    },
+    /// A user on another server could not be reached (scale-out).
+    #[error("{} cannot be reached: {reason}", crate::text::display_safe(name))]
+    Unreachable {
+        /// The user, `name@server`.
+        name: String,
+        /// Why, in this server's words (never another server's).
+        reason: &'static str,
+    },
     /// No room has this name.
     #[error("no room named {room:?}")]
     NoSuchRoom {
@@ -358,9 +374,10 @@ impl ServiceError {
             ServiceError::InvalidName { .. } => ErrorCode::INVALID_NAME,
             ServiceError::NameTaken { .. } => ErrorCode::NAME_TAKEN,
             ServiceError::NameBanned { .. } => ErrorCode::BANNED,
-            ServiceError::NoSuchUser { .. } | ServiceError::NoSuchRoom { .. } => {
-                ErrorCode::NOT_FOUND
-            }
+            ServiceError::NoSuchUser { .. }
+            | ServiceError::NoSuchRoom { .. }
+            | ServiceError::AmbiguousUser { .. } => ErrorCode::NOT_FOUND,
+            ServiceError::Unreachable { .. } => ErrorCode::TIMEOUT,
             ServiceError::NotInRoom { .. } | ServiceError::WrongPassword { .. } => {
                 ErrorCode::FORBIDDEN
             }

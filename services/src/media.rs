@@ -167,14 +167,16 @@ pub enum Announcement {
 }
 
 impl Announcement {
-    fn name(&self) -> &str {
+    /// The stream's name.
+    pub fn name(&self) -> &str {
         match self {
             Announcement::Audio(a) => &a.name,
             Announcement::Video(v) => &v.name,
         }
     }
 
-    fn message(&self) -> Message {
+    /// The announcement as a message.
+    pub fn message(&self) -> Message {
         match self {
             Announcement::Audio(a) => a.clone().into(),
             Announcement::Video(v) => v.clone().into(),
@@ -211,6 +213,11 @@ pub struct MediaRelay {
     /// address.
     announces: HashMap<ConnId, TokenBucket>,
     address_announces: KeyedBuckets<IpAddr>,
+    /// Publishers allowed more (or fewer) streams than
+    /// [`MediaConfig::max_streams_per_client`]: another server's streams,
+    /// relayed here under one connection id (see
+    /// [`MediaRelay::set_stream_cap`]).
+    caps: HashMap<ConnId, usize>,
 }
 
 impl Default for MediaRelay {
@@ -238,6 +245,7 @@ impl MediaRelay {
             peers: HashMap::new(),
             announces: HashMap::new(),
             address_announces: KeyedBuckets::new(config.address_announce_rate, DEFAULT_MAX_KEYS),
+            caps: HashMap::new(),
             config,
         }
     }
@@ -277,6 +285,51 @@ impl MediaRelay {
             .collect();
         names.sort();
         names
+    }
+
+    /// Lets `conn` publish up to `cap` streams at once instead of
+    /// [`MediaConfig::max_streams_per_client`] (until it disconnects);
+    /// [`MediaConfig::max_streams`] still bounds them all.
+    pub fn set_stream_cap(&mut self, conn: ConnId, cap: usize) {
+        self.caps.insert(conn, cap);
+    }
+
+    /// The server-wide id of the stream `conn` announced on its own
+    /// stream id `stream`, if it is published.
+    pub fn relay_id(&self, conn: ConnId, stream: StreamId) -> Option<StreamId> {
+        self.by_publisher.get(&(conn, stream)).copied()
+    }
+
+    /// What `conn` announced on its own stream id `stream` (the publisher
+    /// name as the relay set it).
+    pub fn announcement_of(&self, conn: ConnId, stream: StreamId) -> Option<&Announcement> {
+        let id = self.by_publisher.get(&(conn, stream))?;
+        self.streams.get(id).map(|p| &p.announcement)
+    }
+
+    /// The streams `conn` publishes, by its own stream ids, each with
+    /// whether anyone subscribes to it; sorted.
+    pub fn published_by(&self, conn: ConnId) -> Vec<(StreamId, bool)> {
+        let mut v: Vec<_> = self
+            .streams
+            .values()
+            .filter(|p| p.publisher.0 == conn)
+            .map(|p| (p.publisher.1, !p.subscribers.is_empty()))
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Every stream with its publishing connection: (server-wide id,
+    /// publisher, announcement), sorted by id.
+    pub fn streams_with_publishers(&self) -> Vec<(StreamId, ConnId, Announcement)> {
+        let mut v: Vec<_> = self
+            .streams
+            .iter()
+            .map(|(id, p)| (*id, p.publisher.0, p.announcement.clone()))
+            .collect();
+        v.sort_by_key(|(id, _, _)| *id);
+        v
     }
 
     /// Subscribers of stream `id`.
@@ -386,6 +439,7 @@ impl MediaRelay {
         self.clients.remove(&conn);
         self.peers.remove(&conn);
         self.announces.remove(&conn);
+        self.caps.remove(&conn);
         for p in self.streams.values_mut() {
             p.subscribers.remove(&conn);
         }
@@ -470,7 +524,12 @@ impl MediaRelay {
         let existing = self.by_publisher.get(&(conn, stream)).copied();
         if existing.is_none() {
             let mine = self.by_publisher.keys().filter(|(c, _)| *c == conn).count();
-            if mine >= self.config.max_streams_per_client {
+            let cap = self
+                .caps
+                .get(&conn)
+                .copied()
+                .unwrap_or(self.config.max_streams_per_client);
+            if mine >= cap {
                 let text = format!("you already publish {mine} streams, the most one client may");
                 return error(out, conn, stream, ErrorCode::RATE_LIMITED, &text);
             }
@@ -828,6 +887,45 @@ mod tests {
             },
             _ => None,
         }
+    }
+
+    #[test]
+    fn a_publisher_given_its_own_cap_may_hold_that_many_streams_until_it_leaves() {
+        let mut r = MediaRelay::with_config(
+            MediaConfig {
+                max_streams_per_client: 1,
+                ..MediaConfig::default()
+            },
+            None,
+        );
+        let mut out = Vec::new();
+        let named = |name: &str| AudioAnnounce {
+            name: name.into(),
+            ..mic()
+        };
+        r.set_stream_cap(PUB, 3);
+        for (stream, name) in [(1, "one"), (3, "two"), (5, "three")] {
+            r.handle(PUB, "ada", stream, named(name).into(), now(), &mut out);
+        }
+        assert!(out.is_empty(), "{out:?}");
+        assert_eq!(
+            r.published_by(PUB),
+            vec![(1, false), (3, false), (5, false)]
+        );
+        let id = r.relay_id(PUB, 3).unwrap();
+        assert!(
+            matches!(r.announcement_of(PUB, 3), Some(Announcement::Audio(a)) if a.name == "two")
+        );
+        r.handle(A, "bob", id, AudioSubscribe.into(), now(), &mut out);
+        assert_eq!(r.published_by(PUB)[1], (3, true));
+        r.handle(PUB, "ada", 7, named("four").into(), now(), &mut out);
+        assert_eq!(error_code(&out), Some(ErrorCode::RATE_LIMITED));
+        // Its cap goes with it.
+        r.disconnect(PUB, &mut out);
+        out.clear();
+        r.handle(PUB, "ada", 1, named("one").into(), now(), &mut out);
+        r.handle(PUB, "ada", 3, named("two").into(), now(), &mut out);
+        assert_eq!(error_code(&out), Some(ErrorCode::RATE_LIMITED));
     }
 
     #[test]

@@ -113,6 +113,15 @@ struct Args {
     /// NATS cluster of 3 or more, so losing a node loses nothing).
     #[arg(long, default_value_t = 1)]
     nats_replicas: usize,
+    /// Hours the shared chat history keeps a message (when the stream is
+    /// made; an existing stream keeps its own).
+    #[arg(long, default_value_t = 168.0)]
+    nats_history_hours: f64,
+    /// The file where room messages wait for NATS across restarts. Default
+    /// with --server-id: nats-outbox-ID.jsonl in the --data-dir; without
+    /// it (a new id each start), in memory only.
+    #[arg(long, value_name = "FILE")]
+    nats_outbox: Option<PathBuf>,
     /// A folder clients may list and download from (read-only).
     #[arg(long)]
     share: Option<PathBuf>,
@@ -391,8 +400,21 @@ fn main() -> ExitCode {
             .clone()
             .unwrap_or_else(|| lanlink_server::nats::server_id(&args.name));
         println!("server id {id} (scale-out through NATS)");
+        let outbox_file = args.nats_outbox.clone().or_else(|| {
+            let dir = args
+                .data_dir
+                .clone()
+                .unwrap_or_else(lanlink_client::default_server_data_dir);
+            args.server_id
+                .as_ref()
+                .map(|id| dir.join(format!("nats-outbox-{id}.jsonl")))
+        });
+        // A minute to ten years.
+        let hours = args.nats_history_hours.clamp(1.0 / 60.0, 24.0 * 3653.0);
         config.nats = Some(lanlink_server::nats::NatsConfig {
             replicas: args.nats_replicas.clamp(1, 5),
+            history_age: Duration::from_secs_f64(hours * 3600.0),
+            outbox_file,
             ..lanlink_server::nats::NatsConfig::new(args.nats.clone(), id)
         });
     }

@@ -16,9 +16,14 @@
 //! JetStream from an ordered outbox, kept in [`HISTORY_STREAM`]) or
 //! `.presence` (joins and leaves, core NATS). Every event carries its
 //! origin's server id and a sequence number; a message's id is
-//! `<server>-<seq>`. Messages arrive live and again from the stream; a
-//! receiver shows each once. Presence lives in a key-value bucket
-//! (`presence.rs`). See docs/SCALE-OUT.md.
+//! `<server>-<seq>`. A message is published once live by core NATS and
+//! then through JetStream until acknowledged (`outbox.rs`, on disk with a
+//! fixed server id); it arrives live and again from the stream, and a
+//! receiver shows it once. Presence lives in a key-value bucket
+//! (`presence.rs`); private messages between servers are NATS requests
+//! (`whisper.rs`); media frames cross on a second connection, only while
+//! another server holds a lease on their stream (`media.rs`). See
+//! docs/SCALE-OUT.md.
 //!
 //! Another server is hostile until proven otherwise: an event is refused
 //! above [`MAX_EVENT_BYTES`] before it is parsed, every field is checked
@@ -26,23 +31,35 @@
 //! service's own checks (names, room names, message length) and a rate
 //! limit per origin server.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use futures_util::StreamExt;
-use lanlink_proto::chat::{ChatMessage, Presence, PresenceChange};
+use lanlink_proto::chat::{ChatMessage, Presence, PresenceChange, PrivateMessage};
 use lanlink_services::chat::names::fold;
-use lanlink_services::chat::RoomEvent;
+use lanlink_services::chat::{RemoteWhisper, RoomEvent};
+use lanlink_transport::ConnId;
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 
 use crate::ServerError;
 
+mod media;
+mod outbox;
 mod presence;
-pub use presence::{Rosters, HEARTBEAT, PRESENCE_BUCKET, PRESENCE_TTL, STALE_AFTER};
+mod whisper;
+pub use media::{
+    frame_subject, lease_subject, InFrame, OutFrame, Wants, FRAMES_IN, FRAMES_OUT, LEASE_EVERY,
+    LEASE_FOR, MEDIA_SUBJECTS, SUBSCRIPTION_FRAMES,
+};
+pub use outbox::REWRITE_AFTER;
+pub use presence::{Rosters, StreamAds, HEARTBEAT, PRESENCE_BUCKET, PRESENCE_TTL, STALE_AFTER};
+pub use whisper::{
+    WhisperAnswer, MAX_WHISPERS_IN_FLIGHT, MAX_WHISPER_BYTES, SERVER_SUBJECTS, WHISPER_WAIT,
+};
 
 /// The subject prefix of room events; a room's subject is this, a dot and
 /// the hex of its folded name (any room name makes a valid subject).
@@ -80,10 +97,16 @@ pub struct NatsConfig {
     pub history_len: usize,
     /// How long [`HISTORY_STREAM`] keeps a message.
     pub history_age: Duration,
+    /// Where room messages wait for JetStream across restarts of this
+    /// server (a journal, see `outbox.rs`); `None` keeps them in memory.
+    pub outbox_file: Option<std::path::PathBuf>,
     /// Copies JetStream keeps of the history stream and the presence
     /// bucket (1, or 3 on a cluster of 3 or more nodes so that losing one
     /// loses nothing). Used when they are made; existing ones keep theirs.
     pub replicas: usize,
+    /// The largest media frame payload taken from another server (as from
+    /// a peer: the transport's `max_payload`).
+    pub max_media_payload: u32,
 }
 
 impl NatsConfig {
@@ -96,7 +119,9 @@ impl NatsConfig {
             outbox: 16 * 1024,
             history_len: 50,
             history_age: Duration::from_secs(7 * 24 * 3600),
+            outbox_file: None,
             replicas: 1,
+            max_media_payload: lanlink_proto::DEFAULT_MAX_PAYLOAD,
         }
     }
 }
@@ -179,6 +204,41 @@ pub enum NatsEvent {
         /// The server's id.
         server: String,
     },
+    /// A private message from a user on another server to a local one
+    /// (`message.from` is `user@server`); answer it with
+    /// [`NatsLink::answer`] on `reply`.
+    Whisper {
+        /// The origin server's id (for its rate limit).
+        server: String,
+        /// The message as shown here.
+        message: PrivateMessage,
+        /// Where the answer goes.
+        reply: String,
+    },
+    /// What became of a private message this server sent elsewhere.
+    WhisperAnswer {
+        /// The local sender.
+        sender: ConnId,
+        /// The target, `user@server`.
+        to: String,
+        /// What became of it.
+        answer: WhisperAnswer,
+    },
+    /// Another server's media streams, as its presence value lists them
+    /// (after its [`NatsEvent::Rosters`]): (its server-wide stream id, an
+    /// `AudioAnnounce` or `VideoAnnounce` as it sent it).
+    Streams {
+        /// The server's id.
+        server: String,
+        /// Its streams.
+        streams: Vec<(lanlink_proto::StreamId, lanlink_proto::Message)>,
+    },
+    /// The local streams (server-wide ids) other servers hold a fresh
+    /// lease on: hand their frames to [`NatsLink::publish_media`].
+    MediaWanted {
+        /// The streams.
+        streams: std::collections::BTreeSet<lanlink_proto::StreamId>,
+    },
     /// Connected (or reconnected) to a NATS server.
     Connected,
     /// The connection to NATS was lost; the client keeps retrying.
@@ -191,7 +251,21 @@ pub enum NatsEvent {
 pub struct NatsLink {
     server_id: String,
     outbox: Option<Sender<RoomEvent>>,
+    /// Private messages and their answers, apart from room events so
+    /// that a full room outbox never holds them up.
+    asks: Sender<Ask>,
     presence: Option<tokio::sync::watch::Sender<Rosters>>,
+    /// This server's streams, for its presence value.
+    streams: Option<tokio::sync::watch::Sender<StreamAds>>,
+    /// What this server wants from others (see `media.rs`).
+    wants: Option<tokio::sync::watch::Sender<Wants>>,
+    /// Frames for other servers: a bounded queue whose oldest frame the
+    /// hub drops (through `frames_oldest`) when it is full.
+    frames: Option<Sender<OutFrame>>,
+    frames_oldest: Receiver<OutFrame>,
+    frames_in: Receiver<InFrame>,
+    media_wake: Arc<Notify>,
+    frames_dropped: u64,
     wake: Arc<Notify>,
     events: Receiver<NatsEvent>,
     done: Receiver<()>,
@@ -206,10 +280,24 @@ impl NatsLink {
         let (outbox_tx, outbox) = crossbeam_channel::bounded(config.outbox.max(1));
         let (events_tx, events) = crossbeam_channel::bounded(config.outbox.max(1));
         let (done_tx, done) = crossbeam_channel::bounded(1);
+        let (asks, asked) = crossbeam_channel::bounded(ASKS);
         let wake = Arc::new(Notify::new());
         let server_id = config.server_id.clone();
         let thread_wake = wake.clone();
         let (presence, mine) = tokio::sync::watch::channel(Rosters::new());
+        let (streams, my_streams) = tokio::sync::watch::channel(StreamAds::new());
+        let (wants, my_wants) = tokio::sync::watch::channel(Wants::new());
+        let (frames, frames_oldest) = crossbeam_channel::bounded(FRAMES_OUT);
+        let (frames_in_tx, frames_in) = crossbeam_channel::bounded(FRAMES_IN);
+        let media_wake = Arc::new(Notify::new());
+        let media = media::MediaLink {
+            frames: frames_oldest.clone(),
+            wake: media_wake.clone(),
+            wants: my_wants,
+            incoming: frames_in_tx,
+            events: events_tx.clone(),
+            max_payload: config.max_media_payload,
+        };
         let thread = std::thread::Builder::new()
             .name("lanlink-nats".into())
             .spawn(move || {
@@ -217,7 +305,16 @@ impl NatsLink {
                     .enable_all()
                     .build()
                 {
-                    Ok(rt) => rt.block_on(serve(config, outbox, mine, thread_wake, events_tx)),
+                    Ok(rt) => {
+                        let link = Link {
+                            outbox,
+                            asked,
+                            wake: thread_wake,
+                            events: events_tx,
+                            media,
+                        };
+                        rt.block_on(serve(config, link, (mine, my_streams)))
+                    }
                     Err(e) => tracing::error!("nats: cannot start its runtime: {e}"),
                 }
                 let _ = done_tx.send(());
@@ -226,7 +323,15 @@ impl NatsLink {
         Ok(NatsLink {
             server_id,
             outbox: Some(outbox_tx),
+            asks,
             presence: Some(presence),
+            streams: Some(streams),
+            wants: Some(wants),
+            frames: Some(frames),
+            frames_oldest,
+            frames_in,
+            media_wake,
+            frames_dropped: 0,
             wake,
             events,
             done,
@@ -259,6 +364,79 @@ impl NatsLink {
         }
     }
 
+    /// Sets this server's media streams, for its presence value (written
+    /// when they change). Never waits.
+    pub fn set_streams(&self, ads: StreamAds) {
+        if let Some(streams) = &self.streams {
+            streams.send_if_modified(|now| {
+                let changed = *now != ads;
+                if changed {
+                    *now = ads;
+                }
+                changed
+            });
+        }
+    }
+
+    /// Sets the other servers' streams this server wants (it leases and
+    /// follows them while they are in). Never waits.
+    pub fn want_media(&self, wants: Wants) {
+        if let Some(w) = &self.wants {
+            w.send_if_modified(|now| {
+                let changed = *now != wants;
+                if changed {
+                    *now = wants;
+                }
+                changed
+            });
+        }
+    }
+
+    /// Hands a frame of a local stream (`frame.stream` its server-wide
+    /// id) to the servers that want it, without waiting: when the queue
+    /// is full its oldest frame is dropped (counted and logged).
+    pub fn publish_media(&mut self, frame: &lanlink_proto::Frame) {
+        let Some(frames) = &self.frames else { return };
+        let bytes = match frame.to_bytes() {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!("nats: media: cannot encode a frame: {e}");
+                return;
+            }
+        };
+        let mut out = OutFrame {
+            stream: frame.stream,
+            bytes,
+        };
+        for _ in 0..2 {
+            match frames.try_send(out) {
+                Ok(()) => {
+                    self.media_wake.notify_one();
+                    return;
+                }
+                Err(TrySendError::Full(back)) => {
+                    out = back;
+                    // Newest first: stale media is worth least.
+                    let _ = self.frames_oldest.try_recv();
+                    self.frames_dropped += 1;
+                    if self.frames_dropped.is_power_of_two() {
+                        tracing::info!(
+                            dropped = self.frames_dropped,
+                            "nats: media queue full, oldest frames dropped"
+                        );
+                    }
+                }
+                Err(TrySendError::Disconnected(_)) => return,
+            }
+        }
+    }
+
+    /// Where other servers' frames arrive (for the streams this server
+    /// wants): hand each to the hub.
+    pub fn media_frames(&self) -> &Receiver<InFrame> {
+        &self.frames_in
+    }
+
     /// Hands a room event to NATS without waiting; a full outbox drops it
     /// (counted and logged).
     pub fn publish(&mut self, event: RoomEvent) {
@@ -279,10 +457,61 @@ impl NatsLink {
     }
 }
 
+impl NatsLink {
+    /// Hands a private message for another server to NATS without
+    /// waiting; gives it back if too many wait already (tell the sender).
+    pub fn whisper(&self, w: RemoteWhisper) -> Result<(), RemoteWhisper> {
+        match self.asks.try_send(Ask::Whisper(w)) {
+            Ok(()) => {
+                self.wake.notify_one();
+                Ok(())
+            }
+            Err(
+                TrySendError::Full(Ask::Whisper(w)) | TrySendError::Disconnected(Ask::Whisper(w)),
+            ) => Err(w),
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// Answers another server's private message (a [`NatsEvent::Whisper`])
+    /// without waiting; a full queue drops the answer (that server then
+    /// tells its user that nobody answered).
+    pub fn answer(&self, reply: String, answer: WhisperAnswer) {
+        if self.asks.try_send(Ask::Answer { reply, answer }).is_ok() {
+            self.wake.notify_one();
+        }
+    }
+}
+
+/// Private messages and answers waiting for the NATS thread.
+const ASKS: usize = 1024;
+
+/// What the hub asks of the NATS thread besides room events.
+enum Ask {
+    Whisper(RemoteWhisper),
+    Answer {
+        reply: String,
+        answer: WhisperAnswer,
+    },
+}
+
+/// The NATS thread's ends of the channels to the hub.
+struct Link {
+    outbox: Receiver<RoomEvent>,
+    asked: Receiver<Ask>,
+    wake: Arc<Notify>,
+    events: Sender<NatsEvent>,
+    media: media::MediaLink,
+}
+
 impl Drop for NatsLink {
     fn drop(&mut self) {
         // Presence first: its task deletes this server's key.
         self.presence = None;
+        self.streams = None;
+        self.wants = None;
+        self.frames = None;
+        self.media_wake.notify_one();
         self.outbox = None;
         self.wake.notify_one();
         // A publish may be waiting for a NATS server that is gone: give it
@@ -299,11 +528,19 @@ impl Drop for NatsLink {
 /// hub hands over and pass on what other servers publish.
 async fn serve(
     config: NatsConfig,
-    outbox: Receiver<RoomEvent>,
-    mine: tokio::sync::watch::Receiver<Rosters>,
-    wake: Arc<Notify>,
-    events: Sender<NatsEvent>,
+    link: Link,
+    (mine, my_streams): (
+        tokio::sync::watch::Receiver<Rosters>,
+        tokio::sync::watch::Receiver<StreamAds>,
+    ),
 ) {
+    let Link {
+        outbox,
+        asked,
+        wake,
+        events,
+        media,
+    } = link;
     let mut addrs = Vec::new();
     for url in &config.urls {
         match url.parse::<async_nats::ServerAddr>() {
@@ -311,6 +548,21 @@ async fn serve(
             Err(e) => tracing::error!(url = %url, "nats: bad server address: {e}"),
         }
     }
+    // Media on a connection of its own: a slow-consumer cut there drops
+    // frames, never chat.
+    let media_options = async_nats::ConnectOptions::new()
+        .name(format!("lanlink-server {} media", config.server_id))
+        .retry_on_initial_connect()
+        .max_reconnects(None)
+        .connection_timeout(Duration::from_secs(2))
+        .reconnect_delay_callback(|n| Duration::from_millis((n as u64 * 200).clamp(100, 2000)))
+        .event_callback(|event| async move { tracing::info!("nats: media: {event}") });
+    tokio::spawn(media::run(
+        config.server_id.clone(),
+        media_options,
+        addrs.clone(),
+        media,
+    ));
     let status = events.clone();
     // Set on every (re)connection: the stream is then followed afresh from
     // the last message taken, at once, rather than when the old consumer's
@@ -350,10 +602,19 @@ async fn serve(
             return;
         }
     };
-    // Everything live by core NATS (fast, at most once); messages again
-    // from the stream below, which fills what a reconnect missed.
-    let mut rooms = match client
-        .subscribe(format!("{ROOM_SUBJECTS}.*.presence"))
+    // Everything live by core NATS (fast, at most once): joins and
+    // leaves, and each message as published (once at once, then by the
+    // JetStream publish); messages again from the stream below, which
+    // fills what a reconnect missed.
+    let mut rooms = match client.subscribe(format!("{ROOM_SUBJECTS}.>")).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("nats: cannot subscribe: {e}");
+            return;
+        }
+    };
+    let mut whispers = match client
+        .subscribe(whisper::subject_of(&config.server_id))
         .await
     {
         Ok(s) => s,
@@ -362,12 +623,14 @@ async fn serve(
             return;
         }
     };
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_WHISPERS_IN_FLIGHT));
     let mut inbound = Inbound::new(config.server_id.clone());
     let presence = tokio::spawn(presence::run(
         async_nats::jetstream::new(client.clone()),
         config.server_id.clone(),
         config.replicas.max(1),
         mine,
+        my_streams,
         events.clone(),
     ));
     let mut history = History {
@@ -378,9 +641,15 @@ async fn serve(
     // Messages wait here, in order, until JetStream has acknowledged them
     // (stored, and so delivered to every server's subscription); joins and
     // leaves are published once, at most (rosters come from presence).
-    let mut unsent: VecDeque<(String, async_nats::HeaderMap, Vec<u8>)> = VecDeque::new();
+    let mut unsent = outbox::Outbox::open(config.outbox, config.outbox_file.as_deref());
     let mut retry_at = tokio::time::Instant::now();
-    let (mut said_seq, mut presence_seq) = (0u64, 0u64);
+    // Sequences start at this process's start time in microseconds, so
+    // that a restarted server with the same id never reuses an id (the
+    // receivers and JetStream's duplicate window would drop it).
+    let start = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX / 2));
+    let (mut said_seq, mut presence_seq) = (start, start);
     let mut dropped = 0u64;
     let mut said: Option<async_nats::jetstream::consumer::push::Ordered> = None;
     let mut last_stream_seq = 0u64;
@@ -399,8 +668,20 @@ async fn serve(
                 .flatten();
             retry_at = tokio::time::Instant::now() + JS_RETRY;
         }
-        // Drain the outbox first: a wake-up lost to the other branch of
+        // Drain the outboxes first: a wake-up lost to the other branch of
         // the select is made up for here.
+        while let Ok(ask) = asked.try_recv() {
+            match ask {
+                Ask::Whisper(w) => {
+                    whisper::send(&client, &config.server_id, w, &in_flight, &events);
+                }
+                Ask::Answer { reply, answer } => {
+                    if let Err(e) = client.publish(reply, answer.body().into()).await {
+                        tracing::warn!("nats: answer failed: {e}");
+                    }
+                }
+            }
+        }
         loop {
             match outbox.try_recv() {
                 Ok(RoomEvent::Opened { room }) => {
@@ -412,13 +693,29 @@ async fn serve(
                 Ok(event @ RoomEvent::Said(_)) => {
                     said_seq += 1;
                     let (subject, payload) = encode(&config.server_id, said_seq, &event);
-                    // The stream stores a retried copy once.
-                    let mut headers = async_nats::HeaderMap::new();
-                    headers.insert(
-                        "Nats-Msg-Id",
-                        format!("{}-{said_seq}", config.server_id).as_str(),
-                    );
-                    if unsent.len() >= config.outbox.max(1) {
+                    let id = format!("{}-{said_seq}", config.server_id);
+                    // Live at once by core NATS while connected (a
+                    // publish never waits then): servers get it even while
+                    // JetStream elects a leader or the outbox waits for an
+                    // acknowledgement. The stream stores it once, by its
+                    // id, whichever copy comes first.
+                    if client.connection_state() == async_nats::connection::State::Connected {
+                        let mut headers = async_nats::HeaderMap::new();
+                        headers.insert("Nats-Msg-Id", id.as_str());
+                        let live = payload.clone().into();
+                        if let Err(e) = client
+                            .publish_with_headers(subject.clone(), headers, live)
+                            .await
+                        {
+                            tracing::info!("nats: live publish failed: {e}");
+                        }
+                    }
+                    let m = outbox::Unsent {
+                        subject,
+                        id,
+                        payload: String::from_utf8_lossy(&payload).into_owned(),
+                    };
+                    if !unsent.push(m) {
                         dropped += 1;
                         if dropped.is_power_of_two() {
                             tracing::warn!(
@@ -426,8 +723,6 @@ async fn serve(
                                 "nats: unsent messages over the limit, dropped"
                             );
                         }
-                    } else {
-                        unsent.push_back((subject, headers, payload));
                     }
                 }
                 Ok(event) => {
@@ -486,6 +781,20 @@ async fn serve(
                 }
                 None => return,
             },
+            message = whispers.next() => match message {
+                Some(message) => {
+                    let reply = message.reply.as_ref().map(|r| r.as_str());
+                    match whisper::decode(&config.server_id, &message.payload, reply) {
+                        Some(event) => {
+                            if events.try_send(event).is_err() {
+                                tracing::warn!("nats: the hub is behind, a private message was dropped");
+                            }
+                        }
+                        None => tracing::warn!("nats: malformed private message dropped"),
+                    }
+                }
+                None => return,
+            },
         }
     }
 }
@@ -520,19 +829,20 @@ async fn follow(
 /// Publishes the unsent messages in order through JetStream, each once
 /// acknowledged; stops at the first failure (NATS or JetStream away), to
 /// try again later from there.
-async fn send_unsent(
-    history: &mut History,
-    unsent: &mut VecDeque<(String, async_nats::HeaderMap, Vec<u8>)>,
-) {
+async fn send_unsent(history: &mut History, unsent: &mut outbox::Outbox) {
     let found = tokio::time::timeout(JS_PATIENCE, history.stream()).await;
     if !matches!(found, Ok(Some(_))) {
         return;
     }
-    while let Some((subject, headers, payload)) = unsent.front() {
+    while let Some(m) = unsent.front() {
+        // The stream stores a retried copy once.
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", m.id.as_str());
+        let (subject, payload) = (m.subject.clone(), m.payload.clone().into_bytes());
         let sent = async {
             history
                 .js
-                .publish_with_headers(subject.clone(), headers.clone(), payload.clone().into())
+                .publish_with_headers(subject, headers, payload.into())
                 .await
                 .ok()?
                 .await
@@ -540,7 +850,7 @@ async fn send_unsent(
         };
         match tokio::time::timeout(JS_PATIENCE, sent).await {
             Ok(Some(_ack)) => {
-                unsent.pop_front();
+                unsent.pop_acked();
             }
             _ => {
                 tracing::info!(unsent = unsent.len(), "nats: messages wait for JetStream");
@@ -589,11 +899,11 @@ impl History {
         let limit = self.config.history_len;
         let own = self.config.server_id.clone();
         let subject = format!("{}.said", room_subject(room));
-        let Some(stream) = self.stream().await else {
-            return Vec::new();
-        };
+        // Finding the stream is inside the second too: with NATS away it
+        // would otherwise wait for two JetStream timeouts (10 s).
         let read = async {
             use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
+            let stream = self.stream().await?;
             let consumer = stream
                 .create_consumer(pull::Config {
                     filter_subject: subject,

@@ -15,6 +15,9 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use bytes::Bytes;
+use lanlink_proto::{FrameDecoder, Message, StreamId};
+
 use super::{valid_server_id, NatsEvent};
 
 /// The key-value bucket of presence.
@@ -39,6 +42,15 @@ const MAX_NAMES: usize = 4096;
 /// One server's shared rooms: `(room, names)`, as the hub sees them.
 pub type Rosters = Vec<(String, Vec<String>)>;
 
+/// One server's media streams: (server-wide stream id, the wire encoding
+/// of its announcement frame), kept as hex in the value.
+pub type StreamAds = Vec<(StreamId, Bytes)>;
+
+/// The most streams taken from one server's value, and the longest
+/// announcement frame, in bytes.
+const MAX_STREAMS: usize = 256;
+const MAX_ANNOUNCE_BYTES: u32 = 1024;
+
 /// Keeps this server's key up to date and tells the hub about the
 /// others'; retries from the start whenever NATS fails it.
 pub(super) async fn run(
@@ -46,11 +58,20 @@ pub(super) async fn run(
     own: String,
     replicas: usize,
     mut mine: watch::Receiver<Rosters>,
+    mut streams: watch::Receiver<StreamAds>,
     events: Sender<NatsEvent>,
 ) {
     let mut heard: HashMap<String, Instant> = HashMap::new();
     loop {
-        if let Err(e) = session(&js, &own, replicas, &mut mine, &events, &mut heard).await {
+        let session = session(
+            &js,
+            &own,
+            replicas,
+            (&mut mine, &mut streams),
+            &events,
+            &mut heard,
+        );
+        if let Err(e) = session.await {
             tracing::warn!("nats: presence: {e}");
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -61,7 +82,10 @@ async fn session(
     js: &async_nats::jetstream::Context,
     own: &str,
     replicas: usize,
-    mine: &mut watch::Receiver<Rosters>,
+    (mine, streams): (
+        &mut watch::Receiver<Rosters>,
+        &mut watch::Receiver<StreamAds>,
+    ),
     events: &Sender<NatsEvent>,
     heard: &mut HashMap<String, Instant>,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
@@ -92,7 +116,17 @@ async fn session(
         tokio::select! {
             _ = beat.tick() => {
                 let rosters = mine.borrow().clone();
-                put(&kv, own, &rosters).await?;
+                let ads = streams.borrow().clone();
+                put(&kv, own, &rosters, &ads).await?;
+            }
+            changed = streams.changed() => {
+                if changed.is_err() {
+                    // The link is closing (the rosters' end says so too).
+                    return Ok(());
+                }
+                let ads = streams.borrow_and_update().clone();
+                let rosters = mine.borrow().clone();
+                put(&kv, own, &rosters, &ads).await?;
             }
             changed = mine.changed() => {
                 if changed.is_err() {
@@ -101,7 +135,8 @@ async fn session(
                     return Ok(());
                 }
                 let rosters = mine.borrow_and_update().clone();
-                put(&kv, own, &rosters).await?;
+                let ads = streams.borrow().clone();
+                put(&kv, own, &rosters, &ads).await?;
             }
             entry = entries.next() => {
                 let Some(entry) = entry else { return Err("presence watch ended".into()) };
@@ -113,11 +148,17 @@ async fn session(
                 let told = match entry.operation {
                     async_nats::jetstream::kv::Operation::Put => decode(&entry.value).map(|rooms| {
                         heard.insert(server.clone(), Instant::now());
-                        NatsEvent::Rosters { server, rooms }
+                        let streams = decode_streams(&entry.value);
+                        vec![
+                            NatsEvent::Rosters { server: server.clone(), rooms },
+                            NatsEvent::Streams { server, streams },
+                        ]
                     }),
-                    _ => heard.remove(&server).map(|_| NatsEvent::ServerGone { server }),
+                    _ => heard
+                        .remove(&server)
+                        .map(|_| vec![NatsEvent::ServerGone { server }]),
                 };
-                if let Some(told) = told {
+                for told in told.into_iter().flatten() {
                     let _ = events.try_send(told);
                 }
             }
@@ -141,12 +182,17 @@ async fn put(
     kv: &async_nats::jetstream::kv::Store,
     own: &str,
     rosters: &Rosters,
+    ads: &StreamAds,
 ) -> Result<(), async_nats::jetstream::kv::PutError> {
     let rooms: serde_json::Map<String, Value> = rosters
         .iter()
         .map(|(room, names)| (room.clone(), json!(names)))
         .collect();
-    let body = json!({ "rooms": rooms }).to_string();
+    let streams: serde_json::Map<String, Value> = ads
+        .iter()
+        .map(|(id, frame)| (id.to_string(), json!(super::hex(frame))))
+        .collect();
+    let body = json!({ "rooms": rooms, "streams": streams }).to_string();
     kv.put(own, body.into()).await.map(|_| ())
 }
 
@@ -176,6 +222,62 @@ pub(super) fn decode(value: &[u8]) -> Option<Rosters> {
     Some(out)
 }
 
+/// A server's streams from its value: (its server-wide id, the
+/// announcement), each decoded with a bounded decoder as a peer's frame
+/// is; malformed entries are left out, and a value without streams (an
+/// older server) has none. Names are checked again by the media relay.
+pub(super) fn decode_streams(value: &[u8]) -> Vec<(StreamId, Message)> {
+    if value.len() > MAX_PRESENCE_BYTES {
+        return Vec::new();
+    }
+    let Ok(body) = serde_json::from_slice::<Value>(value) else {
+        return Vec::new();
+    };
+    let Some(streams) = body.get("streams").and_then(Value::as_object) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (id, frame) in streams.iter().take(MAX_STREAMS) {
+        let (Ok(id), Some(frame)) = (id.parse::<StreamId>(), frame.as_str()) else {
+            continue;
+        };
+        let Some(bytes) = unhex(frame, MAX_ANNOUNCE_BYTES as usize + 64) else {
+            continue;
+        };
+        let mut decoder = FrameDecoder::with_max_payload(MAX_ANNOUNCE_BYTES);
+        decoder.push(&bytes);
+        match decoder.decode() {
+            Ok(Some(f))
+                if f.stream == id
+                    && decoder.buffered() == 0
+                    && matches!(
+                        f.message,
+                        Message::VideoAnnounce(_) | Message::AudioAnnounce(_)
+                    ) =>
+            {
+                out.push((id, f.message));
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The bytes of lower-case or upper-case hex `text`, at most `max` of
+/// them.
+fn unhex(text: &str, max: usize) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 || text.len() / 2 > max {
+        return None;
+    }
+    text.as_bytes()
+        .chunks(2)
+        .map(|pair| {
+            let digit = |b: u8| (b as char).to_digit(16);
+            Some((digit(pair[0])? * 16 + digit(pair[1])?) as u8)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,5 +293,39 @@ mod tests {
         assert_eq!(decode(br#"{"rooms":[]}"#), None);
         assert_eq!(decode(b"nope"), None);
         assert_eq!(decode(&vec![b' '; MAX_PRESENCE_BYTES + 1]), None);
+    }
+
+    #[test]
+    fn streams_in_presence_are_announcements_of_their_id_or_left_out() {
+        use lanlink_proto::video::{VideoAnnounce, VideoCodec, VideoEnd};
+        use lanlink_proto::Frame;
+        let cam = VideoAnnounce {
+            name: "cam".into(),
+            publisher: "ada".into(),
+            codec: VideoCodec::MJPEG,
+            width: 320,
+            height: 240,
+            fps_milli: 30_000,
+        };
+        let ad = |id, m: Message| super::super::hex(&Frame::new(id, m).to_bytes().unwrap());
+        let value = json!({
+            "rooms": {},
+            "streams": {
+                "8": ad(8, cam.clone().into()),
+                // The id in the frame is not the key's; not an
+                // announcement; not hex; a torn frame.
+                "10": ad(12, cam.clone().into()),
+                "14": ad(14, VideoEnd.into()),
+                "16": "zz",
+                "18": &ad(18, cam.clone().into())[..20],
+            }
+        })
+        .to_string();
+        assert_eq!(
+            decode_streams(value.as_bytes()),
+            vec![(8, Message::VideoAnnounce(cam))]
+        );
+        // An older server's value lists none.
+        assert!(decode_streams(br#"{"rooms":{}}"#).is_empty());
     }
 }

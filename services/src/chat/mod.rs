@@ -55,6 +55,7 @@ mod room;
 mod service;
 #[cfg(test)]
 mod tests;
+mod whisper;
 
 use std::time::Instant;
 
@@ -63,6 +64,7 @@ use lanlink_transport::{ConnId, Rate};
 
 pub use remote::{RoomEvent, MAX_REMOTE_REASON};
 pub use service::ChatService;
+pub use whisper::{RemoteWhisper, MAX_PENDING_WHISPERS};
 
 /// The time, as the caller's clock sees it: the service reads no clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

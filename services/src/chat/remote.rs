@@ -74,6 +74,19 @@ impl RemoteMembers {
             .map(|name| format!("{name}{mark}"))
             .collect()
     }
+
+    /// The other servers' users (`user@server`, in any room) whose bare
+    /// name has the folded form `key`.
+    pub(super) fn named<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a String> + 'a {
+        self.servers
+            .values()
+            .flat_map(|rooms| rooms.values().flatten())
+            .filter(move |shown| {
+                shown
+                    .rsplit_once('@')
+                    .is_some_and(|(user, _)| super::names::fold(user) == key)
+            })
+    }
 }
 
 /// The longest leave reason taken from another server, in bytes.

@@ -258,9 +258,12 @@ impl ChatService {
         out: &mut Vec<Outgoing>,
     ) -> Result<(), ServiceError> {
         let from = self.admit_text(conn, &m.text, now)?;
-        let target = self.conn_of(&m.to);
+        let target = self
+            .conn_of(&m.to)
+            .or_else(|| self.conn_of(self.local_alias(&m.to)?));
         let Some((target, to)) = target.and_then(|t| Some((t, self.name_of(t)?.to_owned()))) else {
-            return Err(ServiceError::NoSuchUser { name: m.to });
+            // Not here: a user on another server, if scale-out is on.
+            return self.whisper_remote(conn, from, m, now);
         };
         let whisper = PrivateMessage {
             to,

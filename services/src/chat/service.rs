@@ -39,6 +39,12 @@ pub struct ChatService {
     pub(super) relay: Option<Vec<super::RoomEvent>>,
     /// Other servers' users by room (scale-out), shown in rosters.
     pub(super) remote: super::remote::RemoteMembers,
+    /// Private messages to users on other servers, for
+    /// [`take_remote_whispers`](Self::take_remote_whispers).
+    pub(super) whispers: Vec<super::RemoteWhisper>,
+    /// This server's id among those sharing rooms, if it has one:
+    /// `name@<id>` is the local `name`.
+    pub(super) server_id: Option<String>,
 }
 
 /// A bucket per client address for each kind of limited request.
@@ -80,6 +86,8 @@ impl ChatService {
             banned: BTreeMap::new(),
             relay: None,
             remote: Default::default(),
+            whispers: Vec::new(),
+            server_id: None,
         }
     }
 

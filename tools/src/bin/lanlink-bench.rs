@@ -68,9 +68,11 @@ enum Cmd {
 /// Options of `lanlink-bench chat`.
 #[derive(clap::Args, Debug, Clone)]
 struct ChatArgs {
-    /// The server, as HOST:PORT; must be a loopback address.
-    #[arg(long)]
-    addr: String,
+    /// The server, as HOST:PORT; must be a loopback address. Several,
+    /// comma-separated (servers joined through NATS): client *i* connects
+    /// to the (*i* mod count)th.
+    #[arg(long, value_delimiter = ',', required = true)]
+    addr: Vec<String>,
     /// Clients to connect (named bench-0, bench-1, …).
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=5000))]
     clients: u32,
@@ -354,7 +356,8 @@ fn connect_all(args: &ChatArgs) -> (Vec<Client>, Vec<String>) {
         (false, None) => Trust::AnyCertificate,
     };
     for i in 0..args.clients {
-        let connected_one = Session::builder(&args.addr)
+        let addr = &args.addr[i as usize % args.addr.len()];
+        let connected_one = Session::builder(addr)
             .name(format!("bench-{i}"))
             .token_opt(args.token.clone())
             .trust(trust.clone())
@@ -449,16 +452,19 @@ fn check_args(args: &ChatArgs) -> Result<(), String> {
     }
     // A load generator aimed at someone else's machine is an attack: only
     // this machine's loopback addresses are accepted.
-    let addrs: Vec<_> = args
-        .addr
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve --addr {}: {e}", args.addr))?
-        .collect();
-    if addrs.is_empty() || addrs.iter().any(|a| !a.ip().is_loopback()) {
-        return Err(format!(
-            "--addr {} is not a loopback address; lanlink-bench only loads a server on this machine",
-            args.addr
-        ));
+    if args.addr.is_empty() || args.addr.len() > 16 {
+        return Err("--addr takes 1 to 16 servers".into());
+    }
+    for addr in &args.addr {
+        let addrs: Vec<_> = addr
+            .to_socket_addrs()
+            .map_err(|e| format!("cannot resolve --addr {addr}: {e}"))?
+            .collect();
+        if addrs.is_empty() || addrs.iter().any(|a| !a.ip().is_loopback()) {
+            return Err(format!(
+                "--addr {addr} is not a loopback address; lanlink-bench only loads a server on this machine"
+            ));
+        }
     }
     Ok(())
 }
