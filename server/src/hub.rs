@@ -24,6 +24,10 @@ use lanlink_transport::{
 };
 
 use crate::workers::{WorkerConfig, WorkerPool};
+
+/// Whose turn a file job takes in the workers: the address of the client it
+/// is for (`None`: the server's own housekeeping, or a client already gone).
+pub type WorkOwner = Option<std::net::IpAddr>;
 use crate::ServerError;
 use lanlink_services::chat::names::{check_hello_name, fold};
 use lanlink_services::chat::{ChatConfig, ChatService, Now, Outgoing};
@@ -327,7 +331,10 @@ pub struct Hub {
     chat: ChatService,
     file: FileService,
     /// Runs the file service's disk work.
-    workers: WorkerPool<FileJob, FileDone>,
+    /// File work, in turns by the address of the client it is for
+    /// ([`WorkOwner`]): a hundred connections from one address get one turn
+    /// between them, not a hundred turns ahead of everyone else.
+    workers: WorkerPool<WorkOwner, FileJob, FileDone>,
     media: MediaRelay,
     out: Vec<Outgoing>,
     admin: Admin,
@@ -406,13 +413,21 @@ impl Hub {
 
     /// Where the results of the hub's jobs arrive: hand each to
     /// [`job_done`](Self::job_done).
-    pub fn job_results(&self) -> crossbeam_channel::Receiver<(ConnId, FileDone)> {
+    pub fn job_results(&self) -> crossbeam_channel::Receiver<(WorkOwner, FileDone)> {
         self.workers.results().clone()
+    }
+
+    /// Whose turn a job for `conn` takes: its address, or `None` for the
+    /// server's own housekeeping and for a client already gone.
+    fn work_owner(&self, conn: ConnId) -> WorkOwner {
+        self.conns
+            .get(&conn)
+            .map(|(handle, _)| handle.peer().ip().to_canonical())
     }
 
     /// Takes back the result of a job of `owner`'s, and keeps what it
     /// leads to until [`flush`](Self::flush).
-    pub fn job_done(&mut self, owner: ConnId, done: FileDone) {
+    pub fn job_done(&mut self, owner: WorkOwner, done: FileDone) {
         self.workers.finished(owner);
         self.file.job_done(done, &mut self.out);
     }
@@ -606,7 +621,10 @@ impl Hub {
                     self.file.disconnect(conn, &mut self.out);
                     // Its waiting reads are of no use any more; what it
                     // sent is still written.
-                    self.workers.retain(conn, FileJob::outlives_its_client);
+                    let owner = Some(handle.peer().ip().to_canonical());
+                    self.workers.retain(owner, |job| {
+                        job.owner() != conn || job.outlives_its_client()
+                    });
                     self.media.disconnect(conn, &mut self.out);
                     // Everything answered before is already queued: a peer
                     // that said goodbye gets ours after it.
@@ -1095,7 +1113,8 @@ impl Hub {
             }
         }
         for job in self.file.take_jobs() {
-            self.workers.submit(job.owner(), job);
+            let owner = self.work_owner(job.owner());
+            self.workers.submit(owner, job);
         }
         let mut last: Option<(Frame, EncodedFrame)> = None;
         let mut batch = Vec::with_capacity(self.out.len());

@@ -2,7 +2,9 @@
 //! reading, hashing, writing and syncing files.
 //!
 //! The hub thread owns a [`WorkerPool`]. It [`submit`](WorkerPool::submit)s
-//! jobs under the connection they are for, receives each result on
+//! jobs under an owner key (the server files them under the address of the
+//! client they are for, so that many connections from one address share
+//! one turn), receives each result on
 //! [`results`](WorkerPool::results) like any other event, and reports it
 //! back with [`finished`](WorkerPool::finished). Jobs wait in one queue per
 //! owner and go to idle workers round-robin, at most
@@ -17,14 +19,14 @@ use std::collections::{HashMap, VecDeque};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender};
-use lanlink_transport::ConnId;
 
 /// How many workers, and how many jobs of one owner they take at once.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
     /// Worker threads.
     pub threads: usize,
-    /// Jobs of one owner (connection) running at the same time.
+    /// Jobs of one owner (in the server: one client address) running at
+    /// the same time.
     pub in_flight_per_owner: usize,
     /// How much nicer than the server the workers run (Linux; 0 leaves
     /// them alone). A worker hashing a multi-GiB file takes a whole core;
@@ -53,30 +55,35 @@ pub const DEFAULT_WORKER_NICE: i32 = 10;
 
 /// Worker threads fed fairly from per-owner queues. Dropping the pool lets
 /// the running jobs finish, drops the queued ones and joins the threads.
-pub struct WorkerPool<J, R> {
-    to_workers: Option<Sender<(ConnId, J)>>,
-    results: Receiver<(ConnId, R)>,
+pub struct WorkerPool<K, J, R> {
+    to_workers: Option<Sender<(K, J)>>,
+    results: Receiver<(K, R)>,
     threads: Vec<JoinHandle<()>>,
     idle: usize,
     in_flight_per_owner: usize,
     /// Each owner's waiting jobs, oldest first.
-    queues: HashMap<ConnId, VecDeque<J>>,
+    queues: HashMap<K, VecDeque<J>>,
     /// Jobs of each owner on a worker now.
-    running: HashMap<ConnId, usize>,
+    running: HashMap<K, usize>,
     /// Owners with waiting jobs, in the order they get their next turn.
-    turns: VecDeque<ConnId>,
+    turns: VecDeque<K>,
 }
 
-impl<J: Send + 'static, R: Send + 'static> WorkerPool<J, R> {
+impl<K, J, R> WorkerPool<K, J, R>
+where
+    K: Copy + Eq + std::hash::Hash + Send + 'static,
+    J: Send + 'static,
+    R: Send + 'static,
+{
     /// Starts `config.threads` workers (at least one), each running `work`
     /// on the jobs it is given.
     pub fn new(
         config: &WorkerConfig,
         work: fn(J) -> R,
-    ) -> Result<WorkerPool<J, R>, crate::ServerError> {
+    ) -> Result<WorkerPool<K, J, R>, crate::ServerError> {
         let threads = config.threads.max(1);
         // Never more jobs in the channel than idle workers (see `dispatch`).
-        let (to_workers, jobs) = crossbeam_channel::bounded::<(ConnId, J)>(threads);
+        let (to_workers, jobs) = crossbeam_channel::bounded::<(K, J)>(threads);
         let (done, results) = crossbeam_channel::unbounded();
         let mut handles = Vec::with_capacity(threads);
         let nice = config.nice;
@@ -109,7 +116,7 @@ impl<J: Send + 'static, R: Send + 'static> WorkerPool<J, R> {
 
     /// Queues `job` behind `owner`'s earlier jobs; it runs when a worker is
     /// free and it is `owner`'s turn.
-    pub fn submit(&mut self, owner: ConnId, job: J) {
+    pub fn submit(&mut self, owner: K, job: J) {
         let queue = self.queues.entry(owner).or_default();
         if queue.is_empty() {
             self.turns.push_back(owner);
@@ -119,13 +126,13 @@ impl<J: Send + 'static, R: Send + 'static> WorkerPool<J, R> {
     }
 
     /// Where results arrive, with the owner of the job.
-    pub fn results(&self) -> &Receiver<(ConnId, R)> {
+    pub fn results(&self) -> &Receiver<(K, R)> {
         &self.results
     }
 
     /// Records that a result of `owner` was received: its worker is free
     /// for the next job.
-    pub fn finished(&mut self, owner: ConnId) {
+    pub fn finished(&mut self, owner: K) {
         self.idle += 1;
         if let Some(n) = self.running.get_mut(&owner) {
             *n -= 1;
@@ -138,7 +145,7 @@ impl<J: Send + 'static, R: Send + 'static> WorkerPool<J, R> {
 
     /// Drops `owner`'s waiting jobs that `keep` rejects (the owner left and
     /// they are of no use any more); returns how many were dropped.
-    pub fn retain(&mut self, owner: ConnId, keep: impl Fn(&J) -> bool) -> usize {
+    pub fn retain(&mut self, owner: K, keep: impl Fn(&J) -> bool) -> usize {
         let Some(queue) = self.queues.get_mut(&owner) else {
             return 0;
         };
@@ -217,7 +224,7 @@ fn be_nicer(by: i32) {
 #[cfg(not(target_os = "linux"))]
 fn be_nicer(_by: i32) {}
 
-impl<J, R> Drop for WorkerPool<J, R> {
+impl<K, J, R> Drop for WorkerPool<K, J, R> {
     fn drop(&mut self) {
         // Closing the channel ends each worker after its current job.
         self.to_workers = None;
@@ -235,8 +242,9 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use lanlink_transport::ConnId;
 
-    fn pool(threads: usize) -> WorkerPool<(u32, Duration), u32> {
+    fn pool(threads: usize) -> WorkerPool<ConnId, (u32, Duration), u32> {
         let config = WorkerConfig {
             threads,
             in_flight_per_owner: 1,
@@ -249,7 +257,7 @@ mod tests {
         .unwrap()
     }
 
-    fn next(pool: &mut WorkerPool<(u32, Duration), u32>) -> (ConnId, u32) {
+    fn next(pool: &mut WorkerPool<ConnId, (u32, Duration), u32>) -> (ConnId, u32) {
         let (owner, n) = pool
             .results()
             .recv_timeout(Duration::from_secs(10))

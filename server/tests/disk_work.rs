@@ -135,7 +135,8 @@ fn a_peer_piling_up_disk_work_waits_for_its_own_jobs_not_others() {
     let dir = TempDir::new("fair");
     let server = TestServer::start(config(share(&dir)));
     let eve = server.connect("eve", Capabilities::FILE);
-    let bob = server.connect("bob", Capabilities::FILE);
+    // Another machine: one address's jobs take one turn.
+    let bob = server.connect_from("127.0.0.2", "bob", Capabilities::FILE);
 
     // Eve asks for three whole-file hashes and more listings than her
     // share of the workers' queue: the last is refused as busy.
@@ -187,6 +188,53 @@ fn a_peer_piling_up_disk_work_waits_for_its_own_jobs_not_others() {
     eprintln!("bob was served in {bob_took:?}; eve had {offers} of her 3 answers");
     assert!(offers <= 1, "eve's queued hashes ran before bob's requests");
     assert!(bob_took < Duration::from_secs(2), "bob waited {bob_took:?}");
+}
+
+/// Found by the third outside attack: fairness went by connection, so 128
+/// connections from a few addresses, each asking for a resume hash of a
+/// multi-GiB file, took 128 turns before an honest client's download and
+/// it timed out. Turns now go by address: however many connections one
+/// address holds, an honest address's job runs next.
+#[test]
+fn many_connections_from_one_address_get_one_turn_between_them() {
+    let dir = TempDir::new("fair-address");
+    let server = TestServer::start(config(share(&dir)));
+    // Six connections from 127.0.0.2 each queue a whole-file hash: with
+    // turns per connection, the two workers would hash three times over
+    // before anyone else.
+    let attackers: Vec<Client> = (0..6)
+        .map(|i| server.connect_from("127.0.0.2", &format!("eve{i}"), Capabilities::FILE))
+        .collect();
+    for eve in &attackers {
+        resume_at_the_end(eve, 1);
+    }
+    let bob = server.connect_from("127.0.0.3", "bob", Capabilities::FILE);
+    let started = Instant::now();
+    let get = FileRequest {
+        name: "small.txt".into(),
+        offset: 0,
+        prefix_hash: None,
+    };
+    bob.send(&Frame::new(1, get)).unwrap();
+    wait_for(&bob, |f| {
+        matches!(f.message, Message::FileComplete(_)).then_some(())
+    });
+    let bob_took = started.elapsed();
+    // How many of the attackers' hashes were answered before bob's file.
+    let answered = attackers
+        .iter()
+        .filter(|eve| {
+            wait_briefly(eve, Duration::ZERO, |f| {
+                matches!(f.message, Message::FileOffer(_)).then_some(())
+            })
+            .is_some()
+        })
+        .count();
+    eprintln!("bob was served in {bob_took:?}; {answered} of 6 hashes were answered before");
+    assert!(
+        answered <= 1,
+        "{answered} of one address's hashes ran before another address's download"
+    );
 }
 
 #[test]

@@ -51,6 +51,21 @@ impl TestServer {
         };
         Client::connect(&self.addr, hello, ClientConfig::default()).unwrap()
     }
+
+    /// Like [`connect`](Self::connect), from the loopback address `from`
+    /// (`127.0.0.2` …), so per-address limits see another machine.
+    pub fn connect_from(&self, from: &str, name: &str, capabilities: Capabilities) -> Client {
+        let hello = control::Hello {
+            name: name.into(),
+            token: None,
+            capabilities,
+        };
+        let config = ClientConfig {
+            bind: Some(from.parse().unwrap()),
+            ..ClientConfig::default()
+        };
+        Client::connect(&self.addr, hello, config).unwrap()
+    }
 }
 
 impl Drop for TestServer {
