@@ -124,12 +124,20 @@ pub const TOKEN_GUESSES_IN_ALL: u32 = 30;
 /// in all, and shared by everything that checks it (native `Hello`s, the
 /// browser's `POST /auth`): a clone shares the count.
 ///
-/// Only wrong guesses cost; but once an address's guesses, or everyone's,
-/// are spent, every attempt is refused without being checked — right or
-/// wrong — until the buckets refill, so the answer tells a guesser
-/// nothing. The limit in all is what stops guessing from many addresses;
-/// its price is that while such guessing goes on, new logins wait too
-/// (connections and sessions already in are untouched).
+/// Only wrong guesses cost; but once an address's guesses are spent, every
+/// attempt from it is refused without being checked — right or wrong —
+/// until its bucket refills, so the answer tells a guesser nothing.
+///
+/// The limit in all is what stops guessing from many addresses. Once it is
+/// spent, only addresses that gave no wrong guess in the last
+/// [`WRONG_GUESS_MEMORY`] are still checked: an honest user who has the
+/// token is not locked out by someone guessing from elsewhere (the third
+/// outside attack kept 8 of 14 honest logins out that way), while each
+/// guessing address gets at most one more guess an hour past the limit.
+/// Which addresses guessed wrong is remembered for
+/// [`DEFAULT_MAX_KEYS`] addresses at most (the oldest forgotten first), so
+/// a guesser with more addresses than that (IPv6) gets more guesses; the
+/// token's length is the defence there.
 #[derive(Clone, Debug)]
 pub struct GuessLimit {
     inner: Arc<Mutex<Guesses>>,
@@ -139,7 +147,13 @@ pub struct GuessLimit {
 struct Guesses {
     per_address: KeyedBuckets<IpAddr>,
     all: TokenBucket,
+    /// When each address last guessed wrong (within the memory).
+    wrong_at: HashMap<IpAddr, Instant>,
 }
+
+/// How long an address that guessed wrong counts as a guesser, past the
+/// limit in all (see [`GuessLimit`]).
+pub const WRONG_GUESS_MEMORY: Duration = Duration::from_secs(3600);
 
 impl GuessLimit {
     /// `per_address` wrong guesses per minute from one address, `in_all`
@@ -149,6 +163,7 @@ impl GuessLimit {
             inner: Arc::new(Mutex::new(Guesses {
                 per_address: KeyedBuckets::new(Rate::per_minute(per_address), DEFAULT_MAX_KEYS),
                 all: TokenBucket::new(Rate::per_minute(in_all), Instant::now()),
+                wrong_at: HashMap::new(),
             })),
         }
     }
@@ -158,7 +173,15 @@ impl GuessLimit {
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let ip = ip.to_canonical();
         g.per_address.check(&ip, now)?;
-        g.all.check(now)
+        let guessed_wrong = g
+            .wrong_at
+            .get(&ip)
+            .is_some_and(|at| now.saturating_duration_since(*at) < WRONG_GUESS_MEMORY);
+        match g.all.check(now) {
+            Err(wait) if guessed_wrong => Err(wait),
+            // Spent by others: an address with no wrong guess is checked.
+            _ => Ok(()),
+        }
     }
 
     /// Counts a wrong guess from `ip`.
@@ -167,6 +190,21 @@ impl GuessLimit {
         let ip = ip.to_canonical();
         let _ = g.per_address.try_take(&ip, now);
         let _ = g.all.try_take(now);
+        if g.wrong_at.len() >= DEFAULT_MAX_KEYS && !g.wrong_at.contains_key(&ip) {
+            g.wrong_at
+                .retain(|_, at| now.saturating_duration_since(*at) < WRONG_GUESS_MEMORY);
+            if g.wrong_at.len() >= DEFAULT_MAX_KEYS {
+                let oldest = g
+                    .wrong_at
+                    .iter()
+                    .min_by_key(|(_, at)| **at)
+                    .map(|(k, _)| *k);
+                if let Some(oldest) = oldest {
+                    g.wrong_at.remove(&oldest);
+                }
+            }
+        }
+        g.wrong_at.insert(ip, now);
     }
 }
 
@@ -449,12 +487,41 @@ mod tests {
             assert!(limit.check(ip, t0).is_ok());
             limit.wrong(ip, t0);
         }
+        // Spent in all: the addresses that guessed wrong wait, even one
+        // with guesses of its own left...
+        let guesser = IpAddr::from([10, 0, 0, 2]);
+        assert!(limit.check(guesser, t0).is_err(), "the limit in all");
+        // ...but an address that never guessed wrong is still checked, once:
+        // a wrong guess makes it a guesser too.
         let fresh = IpAddr::from([10, 0, 0, 9]);
-        assert!(limit.check(fresh, t0).is_err(), "the limit in all");
+        assert!(
+            limit.check(fresh, t0).is_ok(),
+            "an honest address is not locked out"
+        );
+        limit.wrong(fresh, t0);
+        assert!(limit.check(fresh, t0).is_err());
         // A minute later everyone may try again.
         let later = t0 + Duration::from_secs(60);
-        assert!(limit.check(fresh, later).is_ok());
+        assert!(limit.check(guesser, later).is_ok());
         assert!(limit.check(a, later).is_ok());
+        // Past the limit in all, a guesser counts as one for an hour.
+        for last in 10..=20 {
+            limit.wrong(IpAddr::from([10, 0, 0, last]), later);
+        }
+        let hour = later + Duration::from_secs(57 * 60);
+        let burn = |at| {
+            for last in 30..=40 {
+                limit.wrong(IpAddr::from([10, 0, 1, last]), at);
+            }
+        };
+        burn(hour);
+        assert!(limit.check(guesser, hour).is_err(), "wrong within the hour");
+        let after = t0 + WRONG_GUESS_MEMORY + Duration::from_secs(61);
+        burn(after);
+        assert!(
+            limit.check(guesser, after).is_ok(),
+            "forgotten after an hour"
+        );
     }
 
     fn ip(s: &str) -> IpAddr {

@@ -87,7 +87,7 @@ fn token_is_required_and_checked() {
 }
 
 #[test]
-fn wrong_tokens_are_limited_and_then_even_the_right_one_waits() {
+fn wrong_tokens_are_limited_and_then_even_the_right_one_waits_but_not_elsewhere() {
     // Five wrong a minute from one address (the default), three in all.
     let config = ServerConfig {
         token: Some("s3cret".into()),
@@ -111,6 +111,15 @@ fn wrong_tokens_are_limited_and_then_even_the_right_one_waits() {
         matches!(&err, TransportError::Refused { code: ErrorCode::BAD_TOKEN, reason } if reason.contains("too many")),
         "{err}"
     );
+    // Another address that never guessed wrong is still checked: someone
+    // guessing elsewhere does not lock out a user who has the token.
+    let elsewhere = ClientConfig {
+        bind: Some("127.0.0.2".parse().unwrap()),
+        ..ClientConfig::default()
+    };
+    let ok = Client::connect(&addr, hello("y", Some("s3cret")), elsewhere).unwrap();
+    assert_eq!(ok.welcome().name, "y");
+    drop(ok);
     // 3 a minute come back at one per 20 s: the right token then works.
     std::thread::sleep(Duration::from_secs(21));
     let ok = Client::connect(&addr, hello("x", Some("s3cret")), ClientConfig::default()).unwrap();

@@ -302,18 +302,29 @@ mod tests {
                 );
             }
         }
-        // Then nobody's attempt is checked, not even the right token from a
-        // fresh address; the session made before keeps working.
-        assert_eq!(auth.login(ip(99), right, false, now), Login::Limited);
+        // Then no guessing address is checked, even with guesses of its own
+        // left, not even with the right token; the session made before keeps
+        // working.
+        // A new address's first guess is still checked, its second not.
+        let guess = br#"{"token":"guess"}"#;
+        assert_eq!(auth.login(ip(20), guess, false, now), Login::Wrong);
+        assert_eq!(auth.login(ip(20), guess, false, now), Login::Limited);
+        assert_eq!(auth.login(ip(10), right, false, now), Login::Limited);
+        assert_eq!(auth.login(ip(20), right, false, now), Login::Limited);
         assert!(
-            guesses.check(ip(98), now).is_err(),
+            guesses.check(ip(11), now).is_err(),
             "shared with the transport"
         );
         assert!(auth.allows_cookie(Some(&cookie), now));
-        // Guesses come back at 30 a minute.
-        let later = now + Duration::from_secs(3);
+        // An address that never guessed wrong is not locked out by them.
         assert!(matches!(
-            auth.login(ip(99), right, false, later),
+            auth.login(ip(99), right, false, now),
+            Login::Granted(_)
+        ));
+        // Guesses come back at 30 a minute.
+        let later = now + Duration::from_secs(62);
+        assert!(matches!(
+            auth.login(ip(10), right, false, later),
             Login::Granted(_)
         ));
     }
