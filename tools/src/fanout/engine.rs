@@ -10,7 +10,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -71,11 +71,15 @@ pub(crate) struct Shared {
     pub sent: AtomicU64,
     pub stop: AtomicBool,
     pub first_error: Mutex<Option<String>>,
+    /// Lines each sender has sent so far: what a receiver that is not
+    /// missing any should have seen at the end.
+    pub sent_by: Vec<AtomicU32>,
 }
 
 impl Shared {
-    pub(crate) fn new() -> Shared {
+    pub(crate) fn new(senders: u32) -> Shared {
         Shared {
+            sent_by: (0..senders).map(|_| AtomicU32::new(0)).collect(),
             base: Instant::now(),
             ready: AtomicU64::new(0),
             failed: AtomicU64::new(0),
@@ -123,6 +127,11 @@ pub(crate) struct Tally {
     pub stuck: u64,
     /// How far behind its schedule the thread's sending fell.
     pub max_lag_us: u64,
+    /// Deliveries missing at the end after the last line each receiver
+    /// got from a sender (lost at the tail, where no gap shows them).
+    pub missing_tail: u64,
+    /// One such: (receiver, sender, first sequence number missing).
+    pub tail_example: Option<(u32, u32, u32)>,
 }
 
 impl Tally {
@@ -139,6 +148,8 @@ impl Tally {
             disconnected: 0,
             stuck: 0,
             max_lag_us: 0,
+            missing_tail: 0,
+            tail_example: None,
         }
     }
 
@@ -154,6 +165,8 @@ impl Tally {
         self.disconnected += o.disconnected;
         self.stuck += o.stuck;
         self.max_lag_us = self.max_lag_us.max(o.max_lag_us);
+        self.missing_tail += o.missing_tail;
+        self.tail_example = self.tail_example.or(o.tail_example);
     }
 
     pub(crate) fn empty() -> Tally {
@@ -320,6 +333,9 @@ pub(crate) fn run_thread(t: u32, plan: &Plan, shared: &Arc<Shared>) -> Tally {
                     continue;
                 }
                 c.seq += 1;
+                if let Some(n) = shared.sent_by.get(c.index as usize) {
+                    n.store(c.seq, Ordering::Relaxed);
+                }
                 tally.sent += 1;
                 if now >= window_start {
                     tally.sent_in_window += 1;
@@ -350,6 +366,18 @@ pub(crate) fn run_thread(t: u32, plan: &Plan, shared: &Arc<Shared>) -> Tally {
                     close(c, &poll);
                     settle(c, was, shared, &mut in_flight, &poll);
                 }
+            }
+        }
+    }
+    for c in clients.iter().filter(|c| c.state == State::Ready) {
+        for (sender, sent) in shared.sent_by.iter().enumerate() {
+            let sent = sent.load(Ordering::Relaxed);
+            let seen = c.next_from.get(sender).copied().unwrap_or(0);
+            if sender as u32 != c.index && seen < sent {
+                tally.missing_tail += u64::from(sent - seen);
+                tally
+                    .tail_example
+                    .get_or_insert((c.index, sender as u32, seen));
             }
         }
     }

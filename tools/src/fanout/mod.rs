@@ -98,7 +98,7 @@ pub fn run(args: &FanoutArgs) -> Result<FanoutReport, String> {
         rate,
         size: args.size as usize,
     };
-    let shared = Arc::new(Shared::new());
+    let shared = Arc::new(Shared::new(senders));
     let t_connect = Instant::now();
     let threads: Vec<_> = (0..plan.threads)
         .map(|t| {

@@ -107,6 +107,14 @@ impl FanoutReport {
             t.stuck,
             t.foreign
         );
+        if let Some((to, from, seq)) = t.tail_example {
+            let _ = writeln!(
+                s,
+                "  missing     {} deliveries after the last line a receiver got from a sender \
+                 (e.g. bench-{to} never got line {seq} of bench-{from})",
+                t.missing_tail
+            );
+        }
         if let Some(e) = &self.first_error {
             let _ = writeln!(s, "  first error {e}");
         }
@@ -156,7 +164,7 @@ impl FanoutReport {
              \"delivered_per_s\":{:.1},\"target_delivered_per_s\":{:.1},\
              \"latency_ms\":{{\"p50\":{:.3},\"p99\":{:.3},\"p999\":{:.3},\"max\":{:.3},\"samples\":{}}},\
              \"owed\":{},\"undelivered\":{},\"gaps\":{},\"out_of_order\":{},\"disconnected\":{},\
-             \"foreign\":{},\"lost_nothing\":{},\
+             \"foreign\":{},\"missing_tail\":{},\"lost_nothing\":{},\
              \"server_cpu_cores\":{},\"bench_cpu_cores\":{},\"machine_cpu_cores\":{},\"load\":\"{}\"",
             self.proto_name(),
             self.clients,
@@ -183,6 +191,7 @@ impl FanoutReport {
             t.out_of_order,
             t.disconnected,
             t.foreign,
+            t.missing_tail,
             self.nothing_lost(),
             opt(self.cpu.process),
             opt(self.cpu.me),
