@@ -142,6 +142,11 @@ pub fn run(
                         hub.handle_deferred(event, now);
                         for event in events.try_iter().take(1024) {
                             hub.handle_deferred(event, now);
+                            // One event can fan out to every client: keep
+                            // the batch's frames bounded, not 1,024 × N.
+                            if hub.out.len() >= FLUSH_AT {
+                                hub.flush();
+                            }
                         }
                         hub.flush();
                     }
@@ -193,6 +198,12 @@ pub fn run(
     let _ = hub_thread.join();
     Ok(result?)
 }
+
+/// Frames waiting in a batch past which the hub sends them before taking
+/// more events. A join or a line in a room of N makes N frames, so a batch
+/// of a thousand joins at 5,000 clients would otherwise hold millions of
+/// frames (hundreds of MiB) at once, and the memory stays with the process.
+const FLUSH_AT: usize = 16 * 1024;
 
 /// The longest close reason shown to the people in a leaver's rooms, in
 /// bytes: a goodbye text is the peer's, and one leave reaches everyone.
@@ -1143,6 +1154,11 @@ impl Hub {
                 // `Closed` event will tidy up after it.
                 let _ = handle.send_encoded(encoded);
             }
+        }
+        // A burst (a reply to one event that went to everyone) leaves no
+        // large buffer behind.
+        if self.out.capacity() > 2 * FLUSH_AT {
+            self.out.shrink_to(FLUSH_AT);
         }
     }
 }

@@ -3,6 +3,9 @@
 //!
 //! - `lanlink-bench chat`: chat load against a running server
 //!   (`scripts/bench-chat`).
+//! - `lanlink-bench fanout`: chat fan-out in one room from a few
+//!   event-driven threads, speaking plain lanlink or IRC ([`fanout`],
+//!   `scripts/bench-irc`: lanlink against InspIRCd).
 //! - `lanlink-soak`: the soak and fault run (`scripts/soak`,
 //!   `scripts/netem`).
 //! - examples `relay_bench` (the media relay's fan-out) and `audio_latency`
@@ -17,6 +20,7 @@
 //! `lanlink-client` and borrow a few helpers (logging, rate parsing) from
 //! `lanlink-apps`.
 
+pub mod fanout;
 mod latency;
 pub mod procinfo;
 pub mod procs;

@@ -46,6 +46,7 @@ use clap::{Parser, Subcommand};
 use crossbeam_channel::{Receiver, Select, TryRecvError};
 use lanlink_client::{Session, Trust};
 use lanlink_proto::{chat, Capabilities, ErrorCode, Frame, Message};
+use lanlink_tools::fanout::FanoutArgs;
 use lanlink_tools::procinfo::{self, CpuUse, CpuWindow, ProcSample};
 use lanlink_tools::Latency;
 use lanlink_transport::{Client, ConnHandle, Event};
@@ -63,6 +64,10 @@ enum Cmd {
     /// Chat load: N clients each saying a line at a fixed rate; reports
     /// delivered messages/s, end-to-end latency and the server's memory.
     Chat(ChatArgs),
+    /// Chat fan-out in one room from a few event-driven threads, in plain
+    /// lanlink or IRC (to compare with an IRC server); see
+    /// lanlink_tools::fanout.
+    Fanout(FanoutArgs),
 }
 
 /// Options of `lanlink-bench chat`.
@@ -124,9 +129,10 @@ fn main() -> ExitCode {
     if std::env::var_os("RUST_LOG").is_some() {
         lanlink_apps::init_logging();
     }
-    let Args {
-        command: Cmd::Chat(args),
-    } = Args::parse();
+    let args = match Args::parse().command {
+        Cmd::Chat(args) => args,
+        Cmd::Fanout(args) => return fanout(&args),
+    };
     match run_chat(&args) {
         Ok(report) => {
             if args.json {
@@ -147,6 +153,29 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// `lanlink-bench fanout`: the run and its report.
+fn fanout(args: &FanoutArgs) -> ExitCode {
+    let report = match lanlink_tools::fanout::run(args) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("lanlink-bench: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if args.json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.to_text());
+    }
+    if let Some(path) = &args.json_out {
+        if let Err(e) = append_line(path, &report.to_json()) {
+            eprintln!("lanlink-bench: cannot write {}: {e}", path.display());
+            return ExitCode::from(1);
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 /// The longest a receiver waits before looking at the stop flag again.
