@@ -159,10 +159,16 @@ impl GuessLimit {
     /// `per_address` wrong guesses per minute from one address, `in_all`
     /// from all of them together.
     pub fn new(per_address: u32, in_all: u32) -> GuessLimit {
+        GuessLimit::with_rates(Rate::per_minute(per_address), Rate::per_minute(in_all))
+    }
+
+    /// Wrong guesses at `per_address` from one address and `in_all` from
+    /// all of them together.
+    pub fn with_rates(per_address: Rate, in_all: Rate) -> GuessLimit {
         GuessLimit {
             inner: Arc::new(Mutex::new(Guesses {
-                per_address: KeyedBuckets::new(Rate::per_minute(per_address), DEFAULT_MAX_KEYS),
-                all: TokenBucket::new(Rate::per_minute(in_all), Instant::now()),
+                per_address: KeyedBuckets::new(per_address, DEFAULT_MAX_KEYS),
+                all: TokenBucket::new(in_all, Instant::now()),
                 wrong_at: HashMap::new(),
             })),
         }

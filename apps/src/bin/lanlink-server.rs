@@ -82,6 +82,11 @@ struct Args {
     /// password from it is refused until the minute has refilled.
     #[arg(long, default_value_t = 5)]
     password_guesses_per_minute: u32,
+    /// Wrong room passwords all addresses together may give per minute;
+    /// past that, only addresses that have not guessed wrong within the
+    /// hour are still checked.
+    #[arg(long, default_value_t = 30)]
+    password_guesses_in_all_per_minute: u32,
     /// Rooms one connection may be in at once (the default room aside).
     #[arg(long, default_value_t = 32)]
     max_rooms_per_client: usize,
@@ -373,6 +378,9 @@ fn main() -> ExitCode {
                 per_second: args.address_requests_per_second,
             },
             password_guesses: Rate::per_minute(args.password_guesses_per_minute.max(1)),
+            password_guesses_in_all: Rate::per_minute(
+                args.password_guesses_in_all_per_minute.max(1),
+            ),
             max_rooms_per_client: args.max_rooms_per_client,
             max_rooms: args.max_rooms,
             motd: args.motd,

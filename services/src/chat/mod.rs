@@ -116,6 +116,11 @@ pub struct ChatConfig {
     /// that needs a password is refused from that address, right password
     /// or not, until the bucket refills.
     pub password_guesses: Rate,
+    /// Wrong room passwords all addresses together may give. Once spent,
+    /// joins that need a password are refused unchecked from addresses
+    /// that guessed wrong within the hour; others are still checked (see
+    /// [`lanlink_transport::GuessLimit`]).
+    pub password_guesses_in_all: Rate,
     /// Rooms one connection may be in at once, the default room not
     /// counted (it is always open).
     pub max_rooms_per_client: usize,
@@ -155,6 +160,7 @@ impl Default for ChatConfig {
                 per_second: 8.0,
             },
             password_guesses: Rate::per_minute(5),
+            password_guesses_in_all: Rate::per_minute(30),
             max_rooms_per_client: 32,
             max_rooms: 1024,
             motd: None,

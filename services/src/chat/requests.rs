@@ -37,9 +37,9 @@ impl ChatService {
     /// (a client's `/join` to switch between its rooms) only resends the
     /// roster: no history replayed, no presence event.
     ///
-    /// Password guesses are limited per address: with none left, a join
-    /// that needs a password is refused before the password is looked at;
-    /// a wrong one uses a guess up, the right one does not.
+    /// Password guesses are limited per address and in all: with none
+    /// left, a join that needs a password is refused before the password
+    /// is looked at; a wrong one uses a guess up, the right one does not.
     pub(super) fn enter(
         &mut self,
         conn: ConnId,
@@ -54,12 +54,12 @@ impl ChatService {
         };
         if let Some(room) = self.rooms.get(&key) {
             if room.is_private() && !room.contains(conn) {
-                let guesses = &mut self.per_address.passwords;
+                let guesses = &self.per_address.passwords;
                 guesses
-                    .check(&client.peer, now)
+                    .check(client.peer, now)
                     .map_err(|wait| too_many("wrong room passwords", "your address", wait))?;
                 if !room.admits(conn, password.as_deref()) {
-                    let _ = guesses.try_take(&client.peer, now);
+                    guesses.wrong(client.peer, now);
                     return Err(ServiceError::WrongPassword {
                         room: room_name.into(),
                     });

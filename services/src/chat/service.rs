@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use lanlink_proto::chat::{Join, Notice};
 use lanlink_proto::{ErrorCode, Message};
 use lanlink_transport::limits::DEFAULT_MAX_KEYS;
-use lanlink_transport::{ConnId, KeyedBuckets, Rate, TokenBucket};
+use lanlink_transport::{ConnId, GuessLimit, KeyedBuckets, Rate, TokenBucket};
 
 use super::names::{check_nickname, fold, sort_key};
 use super::room::ChatRoom;
@@ -52,7 +52,8 @@ pub struct ChatService {
 pub(super) struct AddressLimits {
     pub(super) requests: KeyedBuckets<IpAddr>,
     pub(super) messages: KeyedBuckets<IpAddr>,
-    pub(super) passwords: KeyedBuckets<IpAddr>,
+    /// Wrong room passwords, per address and in all.
+    pub(super) passwords: GuessLimit,
 }
 
 #[derive(Debug)]
@@ -75,7 +76,10 @@ impl ChatService {
         let per_address = AddressLimits {
             requests: KeyedBuckets::new(config.address_request_rate, DEFAULT_MAX_KEYS),
             messages: KeyedBuckets::new(config.address_message_rate, DEFAULT_MAX_KEYS),
-            passwords: KeyedBuckets::new(config.password_guesses, DEFAULT_MAX_KEYS),
+            passwords: GuessLimit::with_rates(
+                config.password_guesses,
+                config.password_guesses_in_all,
+            ),
         };
         ChatService {
             config,

@@ -34,6 +34,10 @@ fn config() -> ChatConfig {
             burst: 2,
             per_second: 0.5,
         },
+        password_guesses_in_all: Rate {
+            burst: 3,
+            per_second: 0.5,
+        },
         max_rooms_per_client: 3,
         max_rooms: 4,
         motd: Some("fuzz".into()),
