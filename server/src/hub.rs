@@ -339,6 +339,10 @@ pub struct Hub {
     /// chatting ([`Capabilities::OFFERS`]), with that name case-folded.
     /// Ordered by id: the newest one gets the offers.
     receivers: std::collections::BTreeMap<ConnId, String>,
+    /// Every connection that does not chat (receivers, senders, talkers,
+    /// cameras…), with its name case-folded: one name is one person, so
+    /// nobody elsewhere publishes or offers files under it.
+    outside_chat: HashMap<ConnId, String>,
     chat: ChatService,
     file: FileService,
     /// Runs the file service's disk work.
@@ -401,6 +405,7 @@ impl Hub {
             conns: HashMap::new(),
             since: HashMap::new(),
             receivers: std::collections::BTreeMap::new(),
+            outside_chat: HashMap::new(),
             chat,
             file: {
                 let mut file = FileService::new(config.file.clone());
@@ -623,6 +628,7 @@ impl Hub {
             Event::Closed { conn, reason, .. } => {
                 if let Some((handle, _)) = self.conns.remove(&conn) {
                     self.receivers.remove(&conn);
+                    self.outside_chat.remove(&conn);
                     self.since.remove(&conn);
                     // Shown to everyone in its rooms: the peer's goodbye
                     // text is escaped (by CloseReason's Display) and cut
@@ -700,6 +706,9 @@ impl Hub {
             self.file.set_peer(id, conn.peer().ip().to_canonical());
             if receives {
                 self.receivers.insert(id, fold(&hello.name));
+            }
+            if !wants_chat {
+                self.outside_chat.insert(id, fold(&hello.name));
             }
             self.since.insert(id, *now);
             self.media.set_peer(id, conn.peer().ip());
@@ -1047,8 +1056,9 @@ impl Hub {
         Ok(())
     }
 
-    /// Whether a receiver (or, with `chat`, a chat user) connected from
-    /// another address than `ip` holds `name`.
+    /// Whether a connection that does not chat (a receiver, a camera, a
+    /// sender…) or, with `chat`, a chat user, connected from another
+    /// address than `ip`, holds `name` (compared by confusable skeleton).
     fn held_elsewhere(&self, name: &str, ip: IpAddr, chat: bool) -> bool {
         let ip = ip.to_canonical();
         let elsewhere = |id: &ConnId| {
@@ -1061,6 +1071,10 @@ impl Hub {
             .iter()
             .any(|(id, n)| *n == key && elsewhere(id))
             || (chat && self.chat.conn_of(name).is_some_and(|id| elsewhere(&id)))
+            || self
+                .outside_chat
+                .iter()
+                .any(|(id, n)| *n == key && elsewhere(id))
     }
 
     /// The connection of the user called `name` (chat nickname first, then

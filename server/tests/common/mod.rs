@@ -55,6 +55,16 @@ impl TestServer {
     /// Like [`connect`](Self::connect), from the loopback address `from`
     /// (`127.0.0.2` …), so per-address limits see another machine.
     pub fn connect_from(&self, from: &str, name: &str, capabilities: Capabilities) -> Client {
+        self.try_connect_from(from, name, capabilities).unwrap()
+    }
+
+    /// Like [`connect_from`](Self::connect_from), returning a refusal.
+    pub fn try_connect_from(
+        &self,
+        from: &str,
+        name: &str,
+        capabilities: Capabilities,
+    ) -> Result<Client, lanlink_transport::TransportError> {
         let hello = control::Hello {
             name: name.into(),
             token: None,
@@ -64,7 +74,7 @@ impl TestServer {
             bind: Some(from.parse().unwrap()),
             ..ClientConfig::default()
         };
-        Client::connect(&self.addr, hello, config).unwrap()
+        Client::connect(&self.addr, hello, config)
     }
 }
 
