@@ -123,6 +123,10 @@ impl AudioTap {
 pub struct MediaConfig {
     /// Streams one connection may publish at once.
     pub max_streams_per_client: usize,
+    /// Streams all connections of one address may publish at once
+    /// (connections whose address was given with
+    /// [`MediaRelay::set_peer`]; another server's streams never count).
+    pub max_streams_per_address: usize,
     /// Streams the relay carries at once, in all.
     pub max_streams: usize,
     /// The longest stream name accepted, in bytes.
@@ -141,6 +145,9 @@ impl Default for MediaConfig {
         MediaConfig {
             // A camera, a microphone and a screen, with room to spare.
             max_streams_per_client: 4,
+            // Four clients' worth: a household behind one NAT address, not
+            // all of the server's streams.
+            max_streams_per_address: 16,
             max_streams: 256,
             max_name_len: 64,
             // A publisher announces once per stream; a few restarts or
@@ -258,8 +265,9 @@ impl MediaRelay {
 
     /// Tells the relay which address `conn` connects from: its
     /// announcements then count against that address's limit too
-    /// ([`MediaConfig::address_announce_rate`]). A connection never set
-    /// has only its own limit.
+    /// ([`MediaConfig::address_announce_rate`]), and its streams against
+    /// that address's [`MediaConfig::max_streams_per_address`]. A
+    /// connection never set has only its own limits.
     pub fn set_peer(&mut self, conn: ConnId, ip: IpAddr) {
         self.peers.insert(conn, ip.to_canonical());
     }
@@ -454,6 +462,16 @@ impl MediaRelay {
         }
     }
 
+    /// The address `conn`'s streams count against: the one given with
+    /// [`MediaRelay::set_peer`], unless `conn` relays another server's
+    /// streams (it has a cap of its own, [`MediaRelay::set_stream_cap`]).
+    fn local_address(&self, conn: ConnId) -> Option<IpAddr> {
+        if self.caps.contains_key(&conn) {
+            return None;
+        }
+        self.peers.get(&conn).copied()
+    }
+
     /// Takes an announcement token from `conn`'s bucket, then from its
     /// address's; the error says whose limit it hit.
     fn admit_announcement(&mut self, conn: ConnId, now: Instant) -> Result<(), ServiceError> {
@@ -532,6 +550,19 @@ impl MediaRelay {
             if mine >= cap {
                 let text = format!("you already publish {mine} streams, the most one client may");
                 return error(out, conn, stream, ErrorCode::RATE_LIMITED, &text);
+            }
+            if let Some(ip) = self.local_address(conn) {
+                let held = self
+                    .by_publisher
+                    .keys()
+                    .filter(|(c, _)| self.local_address(*c) == Some(ip))
+                    .count();
+                if held >= self.config.max_streams_per_address {
+                    let text = format!(
+                        "your address already publishes {held} streams, the most one address may"
+                    );
+                    return error(out, conn, stream, ErrorCode::RATE_LIMITED, &text);
+                }
             }
             if self.streams.len() >= self.config.max_streams {
                 let text = "the server carries as many streams as it can; try again later";
@@ -1014,6 +1045,85 @@ mod tests {
         r.handle(PUB, "ada", 3, cam("yard").into(), now(), &mut out);
         r.disconnect(PUB, &mut out);
         assert_eq!(*ended.lock().unwrap(), ["door", "gate", "yard"]);
+    }
+
+    /// Attack finding 1 (issue 13): connections from one address took every
+    /// stream slot of the server. One address now holds at most
+    /// `max_streams_per_address`; another address, and another server's
+    /// streams, are not held back by it.
+    #[test]
+    fn streams_are_capped_per_address_and_other_addresses_still_publish() {
+        let mut r = MediaRelay::with_config(
+            MediaConfig {
+                max_streams_per_client: 2,
+                max_streams_per_address: 3,
+                max_streams: 10,
+                ..MediaConfig::default()
+            },
+            None,
+        );
+        let mut out = Vec::new();
+        r.connect(A, &mut out);
+        let named = |name: &str| AudioAnnounce {
+            name: name.into(),
+            ..mic()
+        };
+        let (eve, eve2, eve3, honest) = (ConnId(10), ConnId(11), ConnId(12), ConnId(13));
+        for c in [eve, eve2, eve3] {
+            r.set_peer(c, [10, 0, 0, 66].into());
+        }
+        r.set_peer(honest, [10, 0, 0, 1].into());
+        // Another server's streams, relayed under one connection id: not
+        // from a peer address, so they count against none (even were the
+        // id given one).
+        let remote = ConnId(1000);
+        r.set_stream_cap(remote, 8);
+        r.set_peer(remote, [10, 0, 0, 66].into());
+        for (stream, name) in [(1, "r1"), (3, "r2"), (5, "r3"), (7, "r4")] {
+            r.handle(remote, "", stream, named(name).into(), now(), &mut out);
+        }
+        for (c, stream, name) in [(eve, 1, "e1"), (eve, 3, "e2"), (eve2, 1, "e3")] {
+            r.handle(c, "eve", stream, named(name).into(), now(), &mut out);
+        }
+        assert!(
+            !out.iter()
+                .any(|o| matches!(o.frame.message, Message::Error(_))),
+            "{out:?}"
+        );
+        assert_eq!(r.streams().len(), 7);
+        // A fourth stream of the address, from any of its connections
+        // (each still under its own cap), is refused to that publisher only.
+        for (c, stream) in [(eve2, 3), (eve3, 1)] {
+            out.clear();
+            r.handle(c, "eve", stream, named("e4").into(), now(), &mut out);
+            match &out[..] {
+                [Outgoing { to, frame }] if *to == c => match &frame.message {
+                    Message::Error(e) => {
+                        assert_eq!(e.code, ErrorCode::RATE_LIMITED);
+                        assert!(e.message.contains("your address"), "{}", e.message);
+                    }
+                    other => panic!("{other:?}"),
+                },
+                other => panic!("{other:?}"),
+            }
+        }
+        // Another address still gets its stream, told to everyone.
+        out.clear();
+        r.handle(honest, "ada", 1, named("cam").into(), now(), &mut out);
+        assert!(
+            matches!(&out[..], [Outgoing { to: A, frame }] if matches!(frame.message, Message::AudioAnnounce(_))),
+            "{out:?}"
+        );
+        // Renaming one of the address's own streams is not a new one; a
+        // connection leaving frees its slots for the address.
+        out.clear();
+        r.handle(eve2, "eve", 1, named("e3b").into(), now(), &mut out);
+        assert_eq!(out.len(), 1, "{out:?}");
+        r.disconnect(eve, &mut out);
+        out.clear();
+        r.handle(eve3, "eve", 1, named("e4").into(), now(), &mut out);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(error_code(&out), None);
     }
 
     /// Every new or renamed stream is broadcast to every media client:

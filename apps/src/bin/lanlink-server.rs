@@ -185,6 +185,10 @@ struct Args {
     /// Audio and video streams one client may publish at once.
     #[arg(long, default_value_t = 4)]
     max_streams_per_client: usize,
+    /// Audio and video streams all clients of one address may publish
+    /// at once (another server's streams do not count).
+    #[arg(long, default_value_t = 16)]
+    max_streams_per_address: usize,
     /// Audio and video streams the server relays at once.
     #[arg(long, default_value_t = 256)]
     max_streams: usize,
@@ -432,6 +436,7 @@ fn main() -> ExitCode {
     config.workers.nice = args.file_worker_nice;
     config.media = MediaConfig {
         max_streams_per_client: args.max_streams_per_client,
+        max_streams_per_address: args.max_streams_per_address,
         max_streams: args.max_streams,
         announce_rate: Rate {
             burst: args.announce_burst.max(1),
