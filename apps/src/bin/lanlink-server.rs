@@ -93,6 +93,9 @@ struct Args {
     /// Rooms that may exist at once (the default room aside).
     #[arg(long, default_value_t = 1024)]
     max_rooms: usize,
+    /// Rooms the clients of one address may have opened that still exist.
+    #[arg(long, default_value_t = 64)]
+    max_rooms_per_address: usize,
     /// Seconds a new connection has to complete its handshake.
     #[arg(long, default_value_t = 5.0)]
     handshake_timeout: f64,
@@ -387,6 +390,7 @@ fn main() -> ExitCode {
             ),
             max_rooms_per_client: args.max_rooms_per_client,
             max_rooms: args.max_rooms,
+            max_rooms_per_address: args.max_rooms_per_address,
             motd: args.motd,
             ..ChatConfig::default()
         },

@@ -128,6 +128,9 @@ pub struct ChatConfig {
     /// exists while it has members, so this bounds what all clients
     /// together make the server keep (names, members, history).
     pub max_rooms: usize,
+    /// Rooms the clients of one address may have opened that still exist:
+    /// a few addresses cannot take every room of [`max_rooms`](Self::max_rooms).
+    pub max_rooms_per_address: usize,
     /// Sent as a notice to every client on connect.
     pub motd: Option<String>,
 }
@@ -163,6 +166,7 @@ impl Default for ChatConfig {
             password_guesses_in_all: Rate::per_minute(30),
             max_rooms_per_client: 32,
             max_rooms: 1024,
+            max_rooms_per_address: 64,
             motd: None,
         }
     }

@@ -87,13 +87,30 @@ impl ChatService {
                     whose: "this server keeps",
                 });
             }
+            let peer = client.peer;
+            let opened_here = || {
+                self.rooms
+                    .values()
+                    .filter(|r| r.opened_by == Some(peer))
+                    .count()
+            };
+            if !self.rooms.contains_key(&key) && opened_here() >= self.config.max_rooms_per_address
+            {
+                return Err(ServiceError::TooManyRooms {
+                    max: self.config.max_rooms_per_address,
+                    whose: "your address may have opened",
+                });
+            }
         }
         let history_len = self.config.history_len;
         let opened = !self.rooms.contains_key(&key) && password.is_none();
-        let room = self
-            .rooms
-            .entry(key.clone())
-            .or_insert_with(|| ChatRoom::new(room_name, password, history_len));
+        let peer = client.peer;
+        let room = self.rooms.entry(key.clone()).or_insert_with(|| {
+            let mut room = ChatRoom::new(room_name, password, history_len);
+            // The default room is everyone's, not its first member's.
+            room.opened_by = (!is_default).then_some(peer);
+            room
+        });
         let mut shared = None;
         if room.insert(conn) {
             client.rooms.insert(key);

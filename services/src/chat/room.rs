@@ -18,6 +18,9 @@ pub(crate) struct ChatRoom {
     members: BTreeSet<ConnId>,
     /// Oldest first, at most `history_len` long.
     history: VecDeque<ChatMessage>,
+    /// The address of the client that opened it (`None`: opened by the
+    /// server or another server): what one address may keep open is capped.
+    pub(crate) opened_by: Option<std::net::IpAddr>,
     history_len: usize,
 }
 
@@ -30,6 +33,7 @@ impl ChatRoom {
             members: BTreeSet::new(),
             history: VecDeque::with_capacity(history_len.min(1024)),
             history_len,
+            opened_by: None,
         }
     }
 

@@ -40,6 +40,7 @@ fn config() -> ChatConfig {
         },
         max_rooms_per_client: 3,
         max_rooms: 4,
+        max_rooms_per_address: 3,
         motd: Some("fuzz".into()),
     }
 }

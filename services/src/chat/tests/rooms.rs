@@ -230,3 +230,46 @@ fn rooms_are_capped_per_connection_and_in_all() {
     chat.disconnect(ADA, "bye");
     assert_eq!(chat.send(CAROL, join("c1", None)).len(), 2);
 }
+
+/// Found by the third outside attack: 8 addresses opened all 1,024 rooms
+/// and an honest user could not open one. The rooms one address's clients
+/// opened (and that still exist) are capped; joining a room is not opening
+/// one, and a room that closes gives its place back.
+#[test]
+fn one_address_cannot_open_every_room() {
+    let unlimited = Rate {
+        burst: 1000,
+        per_second: 1000.0,
+    };
+    let mut chat = Chat::new(ChatConfig {
+        max_rooms_per_address: 2,
+        request_rate: unlimited,
+        address_request_rate: unlimited,
+        ..ChatConfig::default()
+    });
+    let house = [192, 168, 9, 9];
+    let (eve, mallory) = (ConnId(20), ConnId(21));
+    chat.connect_from(eve, house, "eve").unwrap();
+    chat.connect_from(mallory, house, "mallory").unwrap();
+    assert_eq!(chat.send(eve, join("e1", None)).len(), 2);
+    assert_eq!(chat.send(mallory, join("m1", None)).len(), 2);
+    assert_eq!(
+        chat.send(mallory, join("m2", None)),
+        error(
+            mallory,
+            ErrorCode::SERVER_FULL,
+            "too many rooms: your address may have opened at most 2 at once (the default room aside)"
+        )
+    );
+    // Joining rooms that exist, and the default room, is fine.
+    assert!(chat
+        .send(mallory, join("e1", None))
+        .iter()
+        .all(|o| !matches!(o.frame.message, Message::Error(_))));
+    // Another address opens its own.
+    chat.connect(ADA, "ada").unwrap();
+    assert_eq!(chat.send(ADA, join("project-x", None)).len(), 2);
+    // m1 closes with its last member: the address may open another.
+    chat.send(mallory, Leave { room: "m1".into() });
+    assert_eq!(chat.send(mallory, join("m2", None)).len(), 2);
+}
