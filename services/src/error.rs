@@ -69,6 +69,20 @@ pub enum ServiceError {
         /// The servers, comma-separated.
         servers: String,
     },
+    /// A listing would not fit what a client may have waiting for it.
+    #[error(
+        "{} holds more than {max_entries} entries or {} MiB of names: list a folder inside it, or without -r",
+        crate::text::display_safe(path),
+        max_bytes >> 20
+    )]
+    ListingTooBig {
+        /// The folder asked for.
+        path: String,
+        /// The most entries a listing holds.
+        max_entries: usize,
+        /// The most bytes of names a listing holds.
+        max_bytes: usize,
+    },
     /// A user on another server could not be reached (scale-out).
     #[error("{} cannot be reached: {reason}", crate::text::display_safe(name))]
     Unreachable {
@@ -378,6 +392,7 @@ impl ServiceError {
             | ServiceError::NoSuchRoom { .. }
             | ServiceError::AmbiguousUser { .. } => ErrorCode::NOT_FOUND,
             ServiceError::Unreachable { .. } => ErrorCode::TIMEOUT,
+            ServiceError::ListingTooBig { .. } => ErrorCode::TOO_LARGE,
             ServiceError::NotInRoom { .. } | ServiceError::WrongPassword { .. } => {
                 ErrorCode::FORBIDDEN
             }

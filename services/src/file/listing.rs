@@ -1,5 +1,6 @@
 //! Listing a shared folder (or describing one shared file).
 
+use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::UNIX_EPOCH;
@@ -8,9 +9,16 @@ use lanlink_proto::file::DirEntry;
 
 use crate::ServiceError;
 
-/// The most entries one listing returns, so a huge tree cannot make the
+/// The most entries one listing holds, so a huge tree cannot make the
 /// server build an unbounded answer.
 pub const MAX_ENTRIES: usize = 200_000;
+
+/// The most bytes of names (plus 32 a entry for the rest) one listing
+/// holds: half of what a client may have waiting to be read
+/// ([`lanlink_transport::ConnConfig`]'s reliable queue, 16 MiB), so an
+/// honest `ls -r` of a big tree gets a clear refusal instead of being cut
+/// off as too slow, and a listing nobody reads holds little.
+pub const MAX_BYTES: usize = 8 << 20;
 
 /// Lists `full` (already resolved inside `root`). A file gives one entry with
 /// an empty name; a folder gives its entries (all files and folders below it
@@ -24,6 +32,19 @@ pub fn list(
     recursive: bool,
     cancel: &AtomicBool,
 ) -> Result<Vec<DirEntry>, ServiceError> {
+    list_within(root, full, recursive, cancel, MAX_ENTRIES, MAX_BYTES)
+}
+
+/// [`list`] with other limits than [`MAX_ENTRIES`] and [`MAX_BYTES`]: past
+/// either, [`ServiceError::ListingTooBig`].
+fn list_within(
+    root: &Path,
+    full: &Path,
+    recursive: bool,
+    cancel: &AtomicBool,
+    max_entries: usize,
+    max_bytes: usize,
+) -> Result<Vec<DirEntry>, ServiceError> {
     let meta = std::fs::metadata(full).map_err(|e| ServiceError::io("inspect", full, e))?;
     if !meta.is_dir() {
         return Ok(vec![entry(String::new(), &meta)]);
@@ -32,24 +53,42 @@ pub fn list(
         .canonicalize()
         .map_err(|e| ServiceError::io("open folder", root, e))?;
     let mut out = Vec::new();
-    walk(&root, full, "", recursive, cancel, &mut out)?;
+    let mut budget = Budget {
+        entries: max_entries,
+        bytes: max_bytes,
+    };
+    if walk(&root, full, "", recursive, cancel, &mut budget, &mut out)?.is_break() {
+        return Err(ServiceError::ListingTooBig {
+            path: full
+                .strip_prefix(&root)
+                .map_or_else(|_| String::new(), |p| p.to_string_lossy().into_owned()),
+            max_entries,
+            max_bytes,
+        });
+    }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
 }
 
+/// What is left of a listing's size limits.
+struct Budget {
+    entries: usize,
+    bytes: usize,
+}
+
+/// Adds `dir`'s entries (and, when `recursive`, those below) to `out`;
+/// `Break` once the budget is spent.
 fn walk(
     root: &Path,
     dir: &Path,
     prefix: &str,
     recursive: bool,
     cancel: &AtomicBool,
+    budget: &mut Budget,
     out: &mut Vec<DirEntry>,
-) -> Result<(), ServiceError> {
+) -> Result<ControlFlow<()>, ServiceError> {
     let rd = std::fs::read_dir(dir).map_err(|e| ServiceError::io("list", dir, e))?;
     for item in rd {
-        if out.len() >= MAX_ENTRIES {
-            return Ok(());
-        }
         if cancel.load(Ordering::Relaxed) {
             return Err(super::cancelled(dir));
         }
@@ -83,13 +122,22 @@ fn walk(
         } else {
             format!("{prefix}/{name}")
         };
+        let cost = rel.len() + 32;
+        if budget.entries == 0 || budget.bytes < cost {
+            return Ok(ControlFlow::Break(()));
+        }
+        budget.entries -= 1;
+        budget.bytes -= cost;
         let is_dir = meta.is_dir();
         out.push(entry(rel.clone(), &meta));
-        if is_dir && recursive {
-            walk(root, &path, &rel, recursive, cancel, out)?;
+        if is_dir
+            && recursive
+            && walk(root, &path, &rel, recursive, cancel, budget, out)?.is_break()
+        {
+            return Ok(ControlFlow::Break(()));
         }
     }
-    Ok(())
+    Ok(ControlFlow::Continue(()))
 }
 
 fn entry(name: String, meta: &std::fs::Metadata) -> DirEntry {
@@ -103,5 +151,50 @@ fn entry(name: String, meta: &std::fs::Metadata) -> DirEntry {
         is_dir: meta.is_dir(),
         size: if meta.is_dir() { 0 } else { meta.len() },
         modified,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the third outside attack: a recursive listing of 120,000
+    /// long names (17 MB) was more than a client may have waiting, so an
+    /// honest `lanlink ls -r` was cut off as too slow, and unread listings
+    /// held hundreds of MiB. Past its limits a listing is now a clear
+    /// refusal, found without walking the rest of the tree.
+    #[test]
+    fn a_listing_past_its_limits_is_refused_not_cut_off() {
+        let dir = std::env::temp_dir().join(format!("lanlink-listing-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("wide")).unwrap();
+        for i in 0..50 {
+            std::fs::write(
+                dir.join("wide").join(format!("{i:03}-{}", "n".repeat(60))),
+                b"",
+            )
+            .unwrap();
+        }
+        let cancel = AtomicBool::new(false);
+        let all = list_within(&dir, &dir, true, &cancel, 1000, 1 << 20).unwrap();
+        assert_eq!(all.len(), 51);
+        // 40 entries of ~100 bytes: the bytes run out first...
+        let err = list_within(&dir, &dir, true, &cancel, 1000, 40 * 100).unwrap_err();
+        assert!(matches!(err, ServiceError::ListingTooBig { .. }), "{err}");
+        assert!(err.to_string().contains("list a folder inside it"), "{err}");
+        // ...or the entries do; without -r the folder itself is one entry.
+        let err = list_within(&dir, &dir.join("wide"), false, &cancel, 10, 1 << 20).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("wide holds more than 10 entries"),
+            "{err}"
+        );
+        assert_eq!(
+            list_within(&dir, &dir, false, &cancel, 10, 1 << 20)
+                .unwrap()
+                .len(),
+            1
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
