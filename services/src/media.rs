@@ -534,9 +534,11 @@ impl MediaRelay {
         }
         // Shown on terminals and in browsers: nothing that reorders or
         // hides text.
-        if name.chars().any(|c| is_bidi_control(c) || is_invisible(c)) {
-            let text =
-                "a stream name may not contain bidirectional text controls or invisible characters";
+        if name
+            .chars()
+            .any(|c| is_bidi_control(c) || is_invisible(c) || matches!(c, '\u{2028}' | '\u{2029}'))
+        {
+            let text = "a stream name may not contain bidirectional text controls, invisible characters or line separators";
             return error(out, conn, stream, ErrorCode::INVALID_NAME, text);
         }
         let existing = self.by_publisher.get(&(conn, stream)).copied();
@@ -979,7 +981,14 @@ mod tests {
         };
         // Names: too long, or with control characters, are refused before
         // anyone hears of them.
-        for bad in ["123456789", "a\x1b[2Jb", "a\nb", "a\u{202e}b", "a\u{200b}b"] {
+        for bad in [
+            "123456789",
+            "a\x1b[2Jb",
+            "a\nb",
+            "a\u{202e}b",
+            "a\u{200b}b",
+            "a\u{2028}b",
+        ] {
             r.handle(PUB, "ada", 1, named(bad).into(), now(), &mut out);
             assert_eq!(error_code(&out), Some(ErrorCode::INVALID_NAME), "{bad:?}");
             out.clear();
