@@ -773,10 +773,12 @@ fn out_of_file_descriptors_the_accept_loop_backs_off_and_recovers() {
 }
 
 /// An upload's name is the uploader's choice: `lanlink put --as` with a
-/// bidi override (allowed in file names, shown reversed on a terminal)
-/// must reach the server's log escaped, as every other peer string does.
+/// bidi override (shown reversed on a terminal: "invoice<RLO>txt.exe"
+/// reads as "invoiceexe.txt") is refused, nothing lands in the inbox, and
+/// the refusal reaches the server's log escaped, as every other peer
+/// string does.
 #[test]
-fn an_uploads_name_is_escaped_in_the_servers_log() {
+fn an_uploads_bidi_name_is_refused_and_escaped_in_the_servers_log() {
     let dir = std::env::temp_dir().join(format!("lanlink-hostile-put-{}", std::process::id()));
     let inbox = dir.join("inbox");
     std::fs::create_dir_all(&inbox).unwrap();
@@ -790,16 +792,26 @@ fn an_uploads_name_is_escaped_in_the_servers_log() {
         .args(["--as", name])
         .output()
         .expect("run lanlink put");
-    assert!(out.status.success(), "{out:?}");
+    assert!(!out.status.success(), "a refused put exits non-zero: {out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("refused"), "{stderr}");
+    assert!(
+        stderr.lines().all(is_clean),
+        "a raw bidi control on the terminal: {stderr:?}"
+    );
     let log: Vec<String> = server
-        .log_until("received upload")
+        .log_until("refused (file request)")
         .iter()
         .map(|l| without_colours(l))
         .collect();
     let line = log.last().unwrap();
     assert!(is_clean(line), "a raw bidi control in the log: {line:?}");
     assert!(line.contains("invoice\\u{202e}txt.exe"), "{line:?}");
-    assert!(inbox.join(name).is_file(), "the file itself keeps its name");
+    assert_eq!(
+        std::fs::read_dir(&inbox).unwrap().count(),
+        0,
+        "nothing, not even a partial file, is left in the inbox"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
