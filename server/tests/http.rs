@@ -298,6 +298,87 @@ fn start_viewing(addr: SocketAddr, name: &str) -> (TcpStream, String) {
     (s, String::from_utf8_lossy(&seen).into_owned())
 }
 
+/// Opens `/stream/NAME` from the loopback address `from` and reads up to
+/// the end of the first part's head.
+fn start_viewing_from(from: &str, addr: SocketAddr, name: &str) -> (TcpStream, Vec<u8>) {
+    let mut s = connect_from(from, addr);
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(s, "GET /stream/{name} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while seen.windows(4).filter(|w| *w == b"\r\n\r\n").count() < 2 {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+        }
+    }
+    (s, seen)
+}
+
+#[test]
+fn viewers_from_other_addresses_cannot_hold_every_viewer_slot() {
+    // Finding 9: viewers reading slower than the stream held every viewer
+    // slot, and an honest viewer got 503.
+    let http = Http::start(HttpConfig {
+        max_viewers: 4,
+        ..HttpConfig::default()
+    });
+    // Small frames at 25 a second, for at most 20 s.
+    let publishing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let publisher = {
+        let (frames, publishing) = (http.frames.clone(), publishing.clone());
+        std::thread::spawn(move || {
+            for seq in 1..=500u64 {
+                if !publishing.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                frames
+                    .publish("cam", 2, 2, seq, jpeg(b"honest-frame"))
+                    .unwrap();
+                std::thread::sleep(Duration::from_millis(40));
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    // Two other addresses take every viewer slot and read no more.
+    let mut hoarders = Vec::new();
+    for from in ["127.0.0.2", "127.0.0.2", "127.0.0.3", "127.0.0.3"] {
+        let (s, seen) = start_viewing_from(from, http.addr, "cam");
+        let seen = String::from_utf8_lossy(&seen).into_owned();
+        assert!(seen.starts_with("HTTP/1.1 200"), "{seen}");
+        hoarders.push(s);
+    }
+    // The honest viewer still gets the stream, and a frame.
+    let (mut honest, mut seen) = start_viewing_from("127.0.0.1", http.addr, "cam");
+    let head = String::from_utf8_lossy(&seen).into_owned();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let mut buf = [0u8; 4096];
+    while !seen.windows(12).any(|w| w == b"honest-frame") {
+        match honest.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+        }
+    }
+    assert!(
+        seen.windows(12).any(|w| w == b"honest-frame"),
+        "no frame for the honest viewer"
+    );
+    publishing.store(false, std::sync::atomic::Ordering::SeqCst);
+    publisher.join().unwrap();
+    // One hoarder's oldest viewer made way: its socket was shut (the
+    // others see no end, only the read timeout once drained).
+    let mut ended = 0;
+    for s in &mut hoarders {
+        s.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let mut all = Vec::new();
+        if s.read_to_end(&mut all).is_ok() {
+            ended += 1;
+        }
+    }
+    assert_eq!(ended, 1, "one hoarder's viewer evicted");
+}
+
 #[test]
 fn viewers_that_leave_a_quiet_stream_free_their_slots() {
     let http = Http::start(HttpConfig {

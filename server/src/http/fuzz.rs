@@ -2,7 +2,6 @@
 //! fuzz target (and `transport/tests/http.rs`, which replays its corpus).
 
 use std::io::{self, Read, Write};
-use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -95,7 +94,7 @@ pub fn fuzz_http_request(data: &[u8]) {
     }
     let closed = matches!(request, Err(HeadError::Closed));
     let shutdown = Shutdown::new();
-    let viewers = AtomicUsize::new(0);
+    let viewers = std::sync::Arc::new(super::slots::Connections::default());
     let cx = Answering {
         frames: &frames,
         shutdown: &shutdown,

@@ -69,7 +69,6 @@ pub use fuzz::fuzz_http_request;
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -95,7 +94,10 @@ pub struct HttpConfig {
     pub max_per_address: usize,
     /// Time a client has to send its whole request head.
     pub header_timeout: Duration,
-    /// MJPEG viewers served at once; more are answered 503.
+    /// MJPEG viewers served at once. When all are taken, a newcomer takes
+    /// the place of the oldest viewer of the address holding the most
+    /// viewers, if it holds more than its fair share (as connection slots,
+    /// `slots.rs`); otherwise it is answered 503.
     pub max_viewers: usize,
     /// A viewer that takes longer than this to accept a write is dropped.
     pub write_timeout: Duration,
@@ -229,7 +231,7 @@ pub fn serve_http_with(
         .chain(host::machine_names())
         .collect();
     let config = Arc::new(config);
-    let viewers = Arc::new(AtomicUsize::new(0));
+    let viewers = Arc::new(slots::Connections::default());
     let conns = Arc::new(slots::Connections::default());
     let mut handshakes = KeyedBuckets::new(config.handshake_rate, DEFAULT_MAX_KEYS);
     let mut threads = Vec::new();
@@ -326,6 +328,12 @@ trait Peer: Read + Write {
     /// stops reading then meets the write timeout after a few frames,
     /// not after the megabytes an auto-tuned buffer would take.
     fn limit_send_buffer(&mut self, _bytes: usize) {}
+
+    /// The socket underneath (none for a buffer), which an evicted
+    /// viewer's slot shuts.
+    fn socket(&self) -> Option<&TcpStream> {
+        None
+    }
 }
 
 impl Peer for TcpStream {
@@ -339,6 +347,10 @@ impl Peer for TcpStream {
 
     fn limit_send_buffer(&mut self, bytes: usize) {
         let _ = socket2::SockRef::from(&*self).set_send_buffer_size(bytes);
+    }
+
+    fn socket(&self) -> Option<&TcpStream> {
+        Some(self)
     }
 }
 
@@ -395,6 +407,10 @@ impl Peer for TlsPeer {
     fn limit_send_buffer(&mut self, bytes: usize) {
         self.sock.limit_send_buffer(bytes);
     }
+
+    fn socket(&self) -> Option<&TcpStream> {
+        Some(&self.sock)
+    }
 }
 
 fn handle(
@@ -402,7 +418,7 @@ fn handle(
     peer: SocketAddr,
     frames: &LatestFrames,
     shutdown: &Shutdown,
-    viewers: &AtomicUsize,
+    viewers: &Arc<slots::Connections>,
     config: &HttpConfig,
     auth: &auth::Auth,
 ) -> io::Result<()> {
@@ -518,7 +534,8 @@ fn redirect_to_https(mut s: TcpStream, deadline: Instant) -> io::Result<()> {
 struct Answering<'a> {
     frames: &'a LatestFrames,
     shutdown: &'a Shutdown,
-    viewers: &'a AtomicUsize,
+    /// The MJPEG viewers' slots, shared fairly between addresses.
+    viewers: &'a Arc<slots::Connections>,
     max_viewers: usize,
     /// How often an MJPEG viewer of a quiet stream is checked for having
     /// left.
@@ -739,19 +756,22 @@ fn answer(
         if frames.get(name).is_none() {
             return respond(s, "404 Not Found", "text/plain", b"no such stream\n");
         }
-        if viewers.fetch_add(1, Ordering::SeqCst) >= cx.max_viewers {
-            viewers.fetch_sub(1, Ordering::SeqCst);
+        // A viewer slower than the stream keeps accepting writes, so it
+        // holds its slot until it leaves: the slots are shared fairly, and
+        // a hoarding address's oldest viewer makes way for a newcomer.
+        let Ok(slot) = viewers.admit_handle(cx.ip, s.socket(), cx.max_viewers, cx.max_viewers)
+        else {
             return respond(
                 s,
                 "503 Service Unavailable",
                 "text/plain",
                 b"too many viewers\n",
             );
-        }
+        };
         let watching = frames.watch(name);
         let result = stream_mjpeg(s, frames, name, shutdown, cx.check_every);
         drop(watching);
-        viewers.fetch_sub(1, Ordering::SeqCst);
+        drop(slot);
         return result;
     }
     respond(s, "404 Not Found", "text/plain", b"not found\n")

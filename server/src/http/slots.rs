@@ -11,6 +11,11 @@
 //! theirs. Only when everyone holds about as many as everyone else is a
 //! newcomer refused.
 //!
+//! The MJPEG viewers' slots are shared the same way (a second
+//! [`Connections`], within `max_viewers`): a viewer that reads slower than
+//! the stream still accepts writes, so no write timeout frees its slot,
+//! and addresses holding many viewers lose their oldest to a newcomer.
+//!
 //! An evicted connection's socket is shut down (both ways): whatever its
 //! thread was blocked on — the request head, a write to a stalled reader —
 //! fails at once, and the thread ends.
@@ -28,8 +33,9 @@ pub(super) struct Connections {
 #[derive(Default)]
 struct State {
     /// Each address's connections, oldest first: the slot's id and a
-    /// handle on its socket, to shut it when evicted.
-    per_address: HashMap<IpAddr, Vec<(u64, TcpStream)>>,
+    /// handle on its socket, to shut it when evicted (none in the fuzz
+    /// target, which has no socket).
+    per_address: HashMap<IpAddr, Vec<(u64, Option<TcpStream>)>>,
     total: usize,
     next_id: u64,
 }
@@ -63,6 +69,18 @@ impl Connections {
         max_total: usize,
         max_per_address: usize,
     ) -> Result<Slot, Refused> {
+        self.admit_handle(ip, Some(stream), max_total, max_per_address)
+    }
+
+    /// As [`Connections::admit`], for a connection that may have no socket
+    /// to shut when evicted (`None`: the fuzz target's stand-in).
+    pub(super) fn admit_handle(
+        self: &Arc<Self>,
+        ip: IpAddr,
+        stream: Option<&TcpStream>,
+        max_total: usize,
+        max_per_address: usize,
+    ) -> Result<Slot, Refused> {
         let ip = ip.to_canonical();
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let mine = state.per_address.get(&ip).map_or(0, Vec::len);
@@ -72,7 +90,10 @@ impl Connections {
         if state.total >= max_total {
             state.evict_for(ip, mine, max_total)?;
         }
-        let handle = stream.try_clone().map_err(|_| Refused::NoHandle)?;
+        let handle = match stream {
+            Some(stream) => Some(stream.try_clone().map_err(|_| Refused::NoHandle)?),
+            None => None,
+        };
         let id = state.next_id;
         state.next_id += 1;
         state.per_address.entry(ip).or_default().push((id, handle));
@@ -116,7 +137,9 @@ impl State {
             self.per_address.remove(&victim);
         }
         self.total -= 1;
-        let _ = oldest.shutdown(Shutdown::Both);
+        if let Some(oldest) = oldest {
+            let _ = oldest.shutdown(Shutdown::Both);
+        }
         tracing::info!(
             %victim, held,
             "browser server full: closed the oldest connection of the address holding the most"
