@@ -8,7 +8,7 @@
 //! - [`connect`]: command-line flags to a session, trust messages.
 //! - [`discover`]: the server found on the LAN when none is named, and
 //!   `lanlink servers`.
-//! - [`names`]: default stream names (`ada-mic`, `ada-cam`, then `-2`…).
+//! - [`lanlink_client::names`]: default stream names (`ada-mic`, `ada-cam`, then `-2`…).
 //! - [`files`]: `lanlink ls/get/put/send/receive`.
 //! - [`progress`]: progress bars and summary lines for transfers.
 //! - [`video`]: `lanlink cam/view/cameras` and the server's demo stream.

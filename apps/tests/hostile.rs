@@ -792,7 +792,10 @@ fn an_uploads_bidi_name_is_refused_and_escaped_in_the_servers_log() {
         .args(["--as", name])
         .output()
         .expect("run lanlink put");
-    assert!(!out.status.success(), "a refused put exits non-zero: {out:?}");
+    assert!(
+        !out.status.success(),
+        "a refused put exits non-zero: {out:?}"
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("refused"), "{stderr}");
     assert!(

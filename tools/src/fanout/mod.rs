@@ -14,7 +14,7 @@
 //! senders stop and lines in flight get a few seconds to arrive; what never
 //! arrives is reported as lost.
 //!
-//! A few threads ([`engine`]) own every socket; nothing blocks, so 5,000
+//! A few threads (the `engine` module) own every socket; nothing blocks, so 5,000
 //! clients cost the load tool a few threads, not 10,000. Only loopback
 //! addresses are accepted and every count and duration has a limit.
 
