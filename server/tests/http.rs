@@ -218,6 +218,47 @@ fn an_upload_that_drips_is_cut_and_its_bytes_leave_the_quota() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Two different `Content-Length`s (or one beside `Transfer-Encoding`)
+/// could be read one way by a proxy and another by the server: the
+/// request is refused with 400 and nothing is stored; the same upload
+/// said once goes through.
+#[test]
+fn an_upload_with_two_lengths_is_refused_and_stores_nothing() {
+    let dir = std::env::temp_dir().join(format!("lanlink-two-lengths-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let inbox = dir.join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let http = Http::start(HttpConfig {
+        files: lanlink_services::file::FileConfig {
+            inbox: Some(inbox.clone()),
+            min_free_space: 0,
+            ..lanlink_services::file::FileConfig::default()
+        },
+        ..HttpConfig::default()
+    });
+    let ask = |head: &str| {
+        let mut s = connect_from("127.0.0.6", http.addr);
+        write!(s, "{head}hello").unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut all = Vec::new();
+        let _ = s.read_to_end(&mut all);
+        split_head(&all).0
+    };
+    for smuggled in [
+        "POST /upload/two.txt HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1\r\nContent-Length: 5\r\n\r\n",
+        "POST /upload/two.txt HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+    ] {
+        let head = ask(smuggled);
+        assert!(head.starts_with("HTTP/1.1 400"), "{smuggled:?}: {head}");
+    }
+    assert!(std::fs::read_dir(&inbox).unwrap().next().is_none());
+    let head = ask("POST /upload/two.txt HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\n\r\n");
+    assert!(head.starts_with("HTTP/1.1 201"), "{head}");
+    assert_eq!(std::fs::read(inbox.join("two.txt")).unwrap(), b"hello");
+    drop(http);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn a_viewer_that_stops_reading_is_dropped_soon_after_the_write_timeout() {
     let http = Http::start(HttpConfig {

@@ -212,7 +212,7 @@ fn find(share: &Path, name: &str) -> Option<Found> {
         PathBuf::new()
     } else {
         // Also refuses partial files' names (`.NAME.lanlink-part`).
-        path::validate_target(name).ok()?
+        path::validate_existing(name).ok()?
     };
     let full = path::resolve_existing(share, &rel, name).ok()?;
     let meta = std::fs::metadata(&full).ok()?;

@@ -56,7 +56,7 @@ pub(super) fn parse(buf: &[u8]) -> Result<Option<Request>, HeadError> {
                 return Err(HeadError::Malformed);
             };
             let path = target.split(['?', '#']).next().unwrap_or(target);
-            let headers = request
+            let headers: Vec<(String, String)> = request
                 .headers
                 .iter()
                 .map(|h| {
@@ -64,6 +64,9 @@ pub(super) fn parse(buf: &[u8]) -> Result<Option<Request>, HeadError> {
                     (h.name.to_ascii_lowercase(), value)
                 })
                 .collect();
+            if ambiguous(&headers) {
+                return Err(HeadError::Malformed);
+            }
             Ok(Some(Request {
                 method: method.to_owned(),
                 path: path.to_owned(),
@@ -76,6 +79,29 @@ pub(super) fn parse(buf: &[u8]) -> Result<Option<Request>, HeadError> {
         Err(httparse::Error::TooManyHeaders) => Err(HeadError::TooLarge),
         Err(_) => Err(HeadError::Malformed),
     }
+}
+
+/// Whether `headers` say two things at once, which a proxy in front of
+/// the server and the server itself could read differently (request
+/// smuggling, RFC 9112 §6.3 and §3.2): `Content-Length` given twice with
+/// different values, `Content-Length` beside `Transfer-Encoding`, or more
+/// than one `Host`.
+fn ambiguous(headers: &[(String, String)]) -> bool {
+    fn values<'a>(
+        headers: &'a [(String, String)],
+        name: &'a str,
+    ) -> impl Iterator<Item = &'a str> + 'a {
+        headers
+            .iter()
+            .filter(move |(n, _)| n == name)
+            .map(|(_, v)| v.trim())
+    }
+    let mut lengths = values(headers, "content-length");
+    let first_length = lengths.next();
+    let lengths_differ = first_length.is_some_and(|first| lengths.any(|v| v != first));
+    lengths_differ
+        || (first_length.is_some() && values(headers, "transfer-encoding").next().is_some())
+        || values(headers, "host").nth(1).is_some()
 }
 
 /// Adds what arrived to the head read so far (never beyond [`MAX_HEAD`])
@@ -149,6 +175,20 @@ mod tests {
             "X: y\r\n".repeat(MAX_HEADERS + 1)
         );
         assert_eq!(parse(many.as_bytes()), Err(HeadError::TooLarge));
+        for smuggled in [
+            "POST /upload/a HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 100\r\n\r\n",
+            "POST /upload/a HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+        ] {
+            assert_eq!(parse(smuggled.as_bytes()), Err(HeadError::Malformed), "{smuggled:?}");
+        }
+        let repeated = parse(
+            b"POST /upload/a HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
+        );
+        assert!(
+            matches!(repeated, Ok(Some(_))),
+            "the same length twice is one length"
+        );
         let long = format!("GET /{} HTTP/1.1\r\n", "a".repeat(MAX_HEAD));
         assert_eq!(parse(long.as_bytes()), Err(HeadError::TooLarge));
     }

@@ -8,6 +8,8 @@
 
 use std::path::{Component, Path, PathBuf};
 
+use unicode_normalization::UnicodeNormalization;
+
 use crate::ServiceError;
 
 /// The longest name accepted, in bytes.
@@ -23,14 +25,18 @@ fn bad(name: &str, reason: &'static str) -> ServiceError {
 }
 
 /// [`validate`]s the name of a file about to be **written** (an upload, a
-/// download, a received file) and refuses names that could be another
-/// file's partial (`.NAME.lanlink-part`): published under such a name, a
-/// file would later be taken for that partial, resumed from and deleted.
+/// download, a received file) and returns where to write it, in Unicode
+/// normal form C.
+///
+/// Beyond [`validate_existing`], a written name is later shown (listings,
+/// offers, the receiver's terminal), so nothing in it may reorder or hide
+/// text (`doc\u{202e}fdp.exe` looks like `docexe.pdf`) or break a line,
+/// and no component may start or end with white space or end with a dot
+/// (`a.txt ` and `a.txt.` look like `a.txt`, and Windows drops them).
+/// Names are stored composed (NFC), so `café` sent decomposed, as macOS
+/// spells it, is the same file as `café` typed elsewhere, never a second
+/// file that looks identical.
 pub fn validate_target(name: &str) -> Result<PathBuf, ServiceError> {
-    let rel = validate(name, false)?;
-    // A name that is written somewhere is later shown (listings, offers,
-    // the receiver's terminal): nothing in it may reorder or hide text
-    // (`doc\u{202e}fdp.exe` looks like `docexe.pdf`) or break a line.
     let hiding = |c: char| {
         crate::text::is_bidi_control(c)
             || crate::text::is_invisible(c)
@@ -42,6 +48,25 @@ pub fn validate_target(name: &str) -> Result<PathBuf, ServiceError> {
             "it contains bidirectional text controls, invisible characters or line separators",
         ));
     }
+    let composed: String = name.nfc().collect();
+    let rel = validate_existing(&composed)?;
+    for part in composed.split('/') {
+        if part.starts_with(char::is_whitespace) || part.ends_with(char::is_whitespace) {
+            return Err(bad(name, "a part of it starts or ends with white space"));
+        }
+        if part.ends_with('.') {
+            return Err(bad(name, "a part of it ends with a dot"));
+        }
+    }
+    Ok(rel)
+}
+
+/// [`validate`]s the name of a file to read and refuses names that could
+/// be another file's partial (`.NAME.lanlink-part`): published under such
+/// a name, a file would later be taken for that partial, resumed from and
+/// deleted, and a partial is never served as if it were complete.
+pub fn validate_existing(name: &str) -> Result<PathBuf, ServiceError> {
+    let rel = validate(name, false)?;
     let reserved = rel
         .components()
         .any(|c| super::incoming::is_part_name(&c.as_os_str().to_string_lossy()));
@@ -293,6 +318,41 @@ mod tests {
             assert!(validate(name, false).is_ok(), "{name:?}");
         }
         assert!(validate_target("ünï cødé/song.mp3").is_ok());
+    }
+
+    #[test]
+    fn written_names_cannot_pass_for_another_name() {
+        for (name, why) in [
+            (" ", "white space"),
+            ("\u{3000}", "white space"),
+            ("trail ", "white space"),
+            (" lead.txt", "white space"),
+            ("dir /a", "white space"),
+            ("trail.", "dot"),
+            ("dir./a", "dot"),
+            ("\u{2063}.txt", "invisible"),
+        ] {
+            match validate_target(name) {
+                Err(ServiceError::BadPath { reason, .. }) => {
+                    assert!(reason.contains(why), "{name:?}: {reason}")
+                }
+                other => panic!("{name:?} accepted: {other:?}"),
+            }
+        }
+        let decomposed = "cafe\u{301}.txt";
+        assert_eq!(
+            validate_target(decomposed).unwrap(),
+            PathBuf::from("caf\u{e9}.txt"),
+            "stored composed, the same file as `café.txt` typed anywhere else"
+        );
+        assert_eq!(
+            validate_existing(decomposed).unwrap(),
+            PathBuf::from(decomposed),
+            "an existing file is read by the name it has"
+        );
+        for name in ["a b.txt", "-rf", "v1.2/notes.md", ".hidden", "ｃａｆｅ.txt"] {
+            assert!(validate_target(name).is_ok(), "{name:?}");
+        }
     }
 
     #[test]
