@@ -284,6 +284,60 @@ fn admin_guesses_are_limited_per_address_across_connections() {
     );
 }
 
+/// Guessing from many addresses, each under its own budget, spends the
+/// budget of all addresses together: then every address that guessed
+/// wrong is refused unchecked (even with the right token), while an
+/// operator at an address that never guessed wrong still gets in.
+#[test]
+fn admin_guesses_are_limited_in_all_but_the_operator_still_gets_in() {
+    let server = Server::start(&[
+        "--plain",
+        "--admin-token",
+        ADMIN_TOKEN,
+        "--admin-guesses-in-all-per-minute",
+        "6",
+    ]);
+    let mut ada = Raw::chat(&server.addr, "ada");
+    let mut bob = Raw::chat(&server.addr, "bob");
+    let guess = |from: Ipv4Addr, i: usize, token: &str| {
+        let mut c = Raw::hello(&server.addr, from, &format!("guess{i}"), Capabilities(0))
+            .expect("welcomed");
+        c.send_all(&[admin(token, "kick", "bob")]);
+        let reply = c.expect("an admin reply", |m| matches!(m, Message::AdminReply(_)));
+        let Message::AdminReply(reply) = reply.message else {
+            unreachable!()
+        };
+        reply
+    };
+    let refused_unchecked = |r: &lanlink_proto::control::AdminReply| {
+        !r.ok
+            && r.text
+                .contains("too many admin requests with a wrong token")
+    };
+    // Three addresses, two wrong guesses each: within each one's 5, but
+    // the 6 of all addresses are spent.
+    for i in 0..6 {
+        let from = Ipv4Addr::new(127, 0, 0, 10 + (i % 3) as u8);
+        let reply = guess(from, i, &format!("wrong-{i}"));
+        assert!(!reply.ok && reply.text == "wrong admin token", "{reply:?}");
+    }
+    let reply = guess(Ipv4Addr::new(127, 0, 0, 10), 6, ADMIN_TOKEN);
+    assert!(
+        refused_unchecked(&reply),
+        "a guesser waits, right token or not: {reply:?}"
+    );
+    // A new address is checked: its wrong guess is told so, and then it
+    // waits like the others.
+    let reply = guess(Ipv4Addr::new(127, 0, 0, 13), 7, "wrong-again");
+    assert!(!reply.ok && reply.text == "wrong admin token", "{reply:?}");
+    let reply = guess(Ipv4Addr::new(127, 0, 0, 13), 8, ADMIN_TOKEN);
+    assert!(refused_unchecked(&reply), "{reply:?}");
+    still_hears(&mut ada, &mut bob, "nobody kicked bob");
+    // The operator, who never guessed wrong, kicks bob.
+    let reply = guess(Ipv4Addr::new(127, 0, 0, 2), 9, ADMIN_TOKEN);
+    assert!(reply.ok && reply.text == "kicked bob", "{reply:?}");
+}
+
 /// Reads like a person's client on a slow terminal: at most `per_second`
 /// frames a second, until `stop` fires; returns what it read and whether
 /// the server closed the connection.

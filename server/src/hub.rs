@@ -20,7 +20,8 @@ use crossbeam_channel::Receiver;
 use lanlink_proto::{control, Capabilities, ErrorCode, Frame, Message, Service, StreamId};
 use lanlink_transport::limits::DEFAULT_MAX_KEYS;
 use lanlink_transport::{
-    BanList, ConnHandle, ConnId, EncodedFrame, Event, KeyedBuckets, Rate, RefusalLog, Shutdown,
+    BanList, ConnHandle, ConnId, EncodedFrame, Event, GuessLimit, KeyedBuckets, Rate, RefusalLog,
+    Shutdown,
 };
 
 use crate::workers::{WorkerConfig, WorkerPool};
@@ -73,6 +74,11 @@ pub struct ServerConfig {
     /// not, until the bucket refills. Each wrong token also closes its
     /// connection. Default: 5 a minute.
     pub admin_guesses: Rate,
+    /// Wrong admin tokens all addresses together may try; once spent, an
+    /// address that guessed wrong within the hour is refused unchecked,
+    /// others are still checked (an operator is never locked out by
+    /// guessers elsewhere). Default: 30 a minute.
+    pub admin_guesses_in_all: Rate,
     /// Nicknames refused from the start (operators add more with `ban`).
     /// Banned addresses live in `transport.bans`.
     pub banned_names: Vec<String>,
@@ -94,6 +100,7 @@ impl Default for ServerConfig {
             local_media: None,
             admin_token: None,
             admin_guesses: Rate::per_minute(5),
+            admin_guesses_in_all: Rate::per_minute(30),
             banned_names: Vec::new(),
             nats: None,
         }
@@ -364,7 +371,7 @@ pub struct Hub {
 struct Admin {
     token: Option<String>,
     /// Wrong tokens per address.
-    guesses: KeyedBuckets<IpAddr>,
+    guesses: GuessLimit,
     addresses: BanList,
     refusals: RefusalLog,
 }
@@ -418,7 +425,7 @@ impl Hub {
             out: Vec::new(),
             admin: Admin {
                 token: config.admin_token.clone(),
-                guesses: KeyedBuckets::new(config.admin_guesses, DEFAULT_MAX_KEYS),
+                guesses: GuessLimit::with_rates(config.admin_guesses, config.admin_guesses_in_all),
                 addresses: config.transport.bans.clone(),
                 refusals: config.transport.refusals.clone(),
             },
@@ -835,8 +842,9 @@ impl Hub {
     ///
     /// A wrong token closes the connection (nothing it sent after is
     /// carried out, see `on_frame`) and costs its address one of its
-    /// `admin_guesses`; with none left, the address's admin requests are
-    /// refused unchecked until they refill.
+    /// `admin_guesses` and one of `admin_guesses_in_all`; with none left,
+    /// the address's admin requests are refused unchecked until they
+    /// refill (see [`GuessLimit`]).
     fn admin(&mut self, from: ConnId, request: control::Admin, now: &Now) -> control::AdminReply {
         let reply = |ok: bool, text: String| control::AdminReply { ok, text };
         let Some(peer) = self.conns.get(&from).map(|(h, _)| h.peer()) else {
@@ -849,7 +857,7 @@ impl Hub {
                 "this server has no admin token (--admin-token)".into(),
             );
         };
-        if let Err(wait) = self.admin.guesses.check(&ip, now.instant) {
+        if let Err(wait) = self.admin.guesses.check(ip, now.instant) {
             let refusal = ServiceError::TooManyRequests {
                 what: "admin requests with a wrong token",
                 from: "your address",
@@ -861,7 +869,7 @@ impl Hub {
         }
         if !lanlink_transport::server::constant_time_eq(token.as_bytes(), request.token.as_bytes())
         {
-            let _ = self.admin.guesses.try_take(&ip, now.instant);
+            self.admin.guesses.wrong(ip, now.instant);
             self.admin.refusals.refused(
                 ip,
                 "admin token",

@@ -219,6 +219,11 @@ struct Args {
     /// connections together); each also closes its connection.
     #[arg(long, default_value_t = 5)]
     admin_guesses_per_minute: u32,
+    /// Wrong admin tokens all addresses together may try per minute; past
+    /// that, only addresses that have not guessed wrong within the hour
+    /// are still checked.
+    #[arg(long, default_value_t = 30)]
+    admin_guesses_in_all_per_minute: u32,
     /// Refuse this IP address or nickname (repeatable).
     #[arg(long = "ban", value_name = "ADDRESS|NAME")]
     bans: Vec<String>,
@@ -408,6 +413,7 @@ fn main() -> ExitCode {
         },
         admin_token: args.admin_token.clone(),
         admin_guesses: Rate::per_minute(args.admin_guesses_per_minute.max(1)),
+        admin_guesses_in_all: Rate::per_minute(args.admin_guesses_in_all_per_minute.max(1)),
         ..ServerConfig::default()
     };
     if !args.nats.is_empty() {
