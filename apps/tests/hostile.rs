@@ -338,6 +338,40 @@ fn admin_guesses_are_limited_in_all_but_the_operator_still_gets_in() {
     assert!(reply.ok && reply.text == "kicked bob", "{reply:?}");
 }
 
+/// Connections that come and go, from a few addresses, each within every
+/// connection limit, would put two presence lines each on every honest
+/// screen. Beyond a few arrivals per address they join quietly: the honest
+/// chatter sees a few presence lines, not sixty, and still hears everyone.
+#[test]
+fn connection_churn_puts_a_few_presence_lines_on_honest_screens() {
+    let server = Server::start(&["--plain", "--told-arrivals-per-minute", "3"]);
+    let mut ada = Raw::chat(&server.addr, "ada");
+    let mut bob = Raw::chat(&server.addr, "bob");
+    let _ = ada.drain(Duration::from_millis(200));
+    for round in 0..10 {
+        for house in 0..3u8 {
+            let from = Ipv4Addr::new(127, 0, 0, 20 + house);
+            let name = format!("churn{house}x{round}");
+            let churner = Raw::hello(&server.addr, from, &name, Capabilities::CHAT)
+                .unwrap_or_else(|f| panic!("{name} refused: {f:?}"));
+            drop(churner);
+        }
+        std::thread::sleep(Duration::from_millis(40));
+    }
+    let (frames, _) = ada.drain(Duration::from_millis(500));
+    let presence_lines = frames
+        .iter()
+        .filter(|f| matches!(f.message, Message::Presence(_)))
+        .count();
+    assert_eq!(
+        presence_lines,
+        3 * 3 * 2,
+        "three told arrivals (and their departures) per address, not 60"
+    );
+    still_hears(&mut bob, &mut ada, "ada still hears bob");
+    still_hears(&mut ada, &mut bob, "and bob hears ada");
+}
+
 /// Reads like a person's client on a slow terminal: at most `per_second`
 /// frames a second, until `stop` fires; returns what it read and whether
 /// the server closed the connection.

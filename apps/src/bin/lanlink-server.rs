@@ -87,6 +87,15 @@ struct Args {
     /// hour are still checked.
     #[arg(long, default_value_t = 30)]
     password_guesses_in_all_per_minute: u32,
+    /// Arrivals by connecting that the default room is told, per address
+    /// per minute; beyond it a newcomer joins quietly (listed, but told
+    /// only once it speaks or renames itself).
+    #[arg(long, default_value_t = 20)]
+    told_arrivals_per_minute: u32,
+    /// The same from all addresses together, per second (a burst of 20
+    /// seconds' worth).
+    #[arg(long, default_value_t = 5)]
+    told_arrivals_in_all_per_second: u32,
     /// Rooms one connection may be in at once (the default room aside).
     #[arg(long, default_value_t = 32)]
     max_rooms_per_client: usize,
@@ -396,6 +405,14 @@ fn main() -> ExitCode {
             max_rooms_per_client: args.max_rooms_per_client,
             max_rooms: args.max_rooms,
             max_rooms_per_address: args.max_rooms_per_address,
+            told_arrivals: Rate::per_minute(args.told_arrivals_per_minute.max(1)),
+            told_arrivals_in_all: Rate {
+                burst: args
+                    .told_arrivals_in_all_per_second
+                    .max(1)
+                    .saturating_mul(20),
+                per_second: f64::from(args.told_arrivals_in_all_per_second.max(1)),
+            },
             motd: args.motd,
             ..ChatConfig::default()
         },

@@ -121,6 +121,15 @@ pub struct ChatConfig {
     /// that guessed wrong within the hour; others are still checked (see
     /// [`lanlink_transport::GuessLimit`]).
     pub password_guesses_in_all: Rate,
+    /// Arrivals in the default room, by connecting, that are told to its
+    /// members: per address. A connection beyond it joins quietly: no
+    /// `Joined` for it, and no `Left` when it goes, unless it speaks or
+    /// changes its nickname first (then its `Joined` is told). Rosters
+    /// list it either way. Connections that come and go by the thousand
+    /// cannot fill honest screens with presence lines.
+    pub told_arrivals: Rate,
+    /// The same arrivals from all addresses together.
+    pub told_arrivals_in_all: Rate,
     /// Rooms one connection may be in at once, the default room not
     /// counted (it is always open).
     pub max_rooms_per_client: usize,
@@ -140,7 +149,8 @@ impl Default for ChatConfig {
     /// connection a burst of 10 messages refilled at 2 a second and 20
     /// other requests refilled at 2 a second; per address 40 messages at
     /// 8 a second, 40 requests at 4 a second and 5 wrong room passwords a
-    /// minute; 32 rooms per connection and 1024 in all besides the lobby;
+    /// minute (30 from all addresses); arrivals told 20 a minute per
+    /// address and 100 then 5 a second in all; 32 rooms per connection and 1024 in all besides the lobby;
     /// no message of the day.
     fn default() -> ChatConfig {
         ChatConfig {
@@ -164,6 +174,11 @@ impl Default for ChatConfig {
             },
             password_guesses: Rate::per_minute(5),
             password_guesses_in_all: Rate::per_minute(30),
+            told_arrivals: Rate::per_minute(20),
+            told_arrivals_in_all: Rate {
+                burst: 100,
+                per_second: 5.0,
+            },
             max_rooms_per_client: 32,
             max_rooms: 1024,
             max_rooms_per_address: 64,

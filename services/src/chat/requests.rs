@@ -113,22 +113,13 @@ impl ChatService {
         });
         let mut shared = None;
         if room.insert(conn) {
+            let quiet = client.unannounced.as_deref() == Some(key.as_str());
             client.rooms.insert(key);
             tracing::info!(conn = %conn, name = %display_safe(&client.name),
-                room = %display_safe(room.name()), "joined a room");
-            let presence = Presence {
-                room: room.name().into(),
-                name: client.name.clone(),
-                change: PresenceChange::Joined,
-                reason: String::new(),
-            };
-            for member in room.members().filter(|&m| m != conn) {
-                out.push(Outgoing::control(member, presence.clone()));
+                room = %display_safe(room.name()), quiet, "joined a room");
+            if !quiet {
+                shared = tell_arrival(room, conn, &client.name, out);
             }
-            shared = (!room.is_private()).then(|| RoomEvent::Joined {
-                room: presence.room.clone(),
-                name: presence.name.clone(),
-            });
             // The history only for a newcomer: a member has seen it.
             let history = History {
                 room: room.name().into(),
@@ -167,6 +158,25 @@ impl ChatService {
         Ok(())
     }
 
+    /// Tells the default room that `conn` arrived, if its arrival was
+    /// quiet (see [`ChatConfig::told_arrivals`](super::ChatConfig::told_arrivals)):
+    /// before what it says or a new nickname reaches the members, they
+    /// learn who it is.
+    pub(super) fn announce(&mut self, conn: ConnId, out: &mut Vec<Outgoing>) {
+        let Some(client) = self.clients.get_mut(&conn) else {
+            return;
+        };
+        let Some(key) = client.unannounced.take() else {
+            return;
+        };
+        let Some(room) = self.rooms.get(&key).filter(|r| r.contains(conn)) else {
+            return;
+        };
+        if let Some(event) = tell_arrival(room, conn, &client.name, out) {
+            self.relayed(event);
+        }
+    }
+
     /// Takes `conn` out of the room with folded name `key`, tells the members
     /// (and the leaver too if `tell_self`), and drops the room if now empty.
     pub(super) fn part(
@@ -182,17 +192,28 @@ impl ChatService {
             return;
         };
         client.rooms.remove(key);
+        // An arrival never told is not followed by a departure.
+        let quiet = client.unannounced.as_deref() == Some(key);
+        if quiet {
+            client.unannounced = None;
+        }
         let presence = Presence {
             room: room.name().into(),
             name: client.name.clone(),
             change: PresenceChange::Left,
             reason: reason.into(),
         };
-        for member in room.members().filter(|&m| tell_self || m != conn) {
+        for member in room.members().filter(|&m| {
+            if quiet {
+                tell_self && m == conn
+            } else {
+                tell_self || m != conn
+            }
+        }) {
             out.push(Outgoing::control(member, presence.clone()));
         }
         room.remove(conn);
-        let shared = !room.is_private();
+        let shared = !room.is_private() && !quiet;
         if room.is_empty() {
             self.rooms.remove(key);
         }
@@ -241,11 +262,12 @@ impl ChatService {
         out: &mut Vec<Outgoing>,
     ) -> Result<(), ServiceError> {
         let from = self.admit_text(conn, &m.text, now)?;
-        let Some(room) = self
-            .rooms
-            .get_mut(&fold(&m.room))
-            .filter(|r| r.contains(conn))
-        else {
+        let key = fold(&m.room);
+        if !self.rooms.get(&key).is_some_and(|r| r.contains(conn)) {
+            return Err(ServiceError::NotInRoom { room: m.room });
+        }
+        self.announce(conn, out);
+        let Some(room) = self.rooms.get_mut(&key) else {
             return Err(ServiceError::NotInRoom { room: m.room });
         };
         // The server, not the client, says who spoke and when.
@@ -306,6 +328,9 @@ impl ChatService {
         let key = fold(new);
         if self.nicks.get(&key).is_some_and(|&owner| owner != conn) {
             return Err(ServiceError::NameTaken { name: new.into() });
+        }
+        if self.clients.get(&conn).is_some_and(|c| c.name != new) {
+            self.announce(conn, out);
         }
         let Some(client) = self.clients.get_mut(&conn) else {
             return Err(ServiceError::NotRegistered { conn });
@@ -388,4 +413,27 @@ pub(super) fn roster_of(
         room: room.name().into(),
         members,
     }
+}
+
+/// Tells `room`'s members but `conn` that `name` arrived; what to share
+/// with other servers, if the room is not private.
+fn tell_arrival(
+    room: &ChatRoom,
+    conn: ConnId,
+    name: &str,
+    out: &mut Vec<Outgoing>,
+) -> Option<RoomEvent> {
+    let presence = Presence {
+        room: room.name().into(),
+        name: name.into(),
+        change: PresenceChange::Joined,
+        reason: String::new(),
+    };
+    for member in room.members().filter(|&m| m != conn) {
+        out.push(Outgoing::control(member, presence.clone()));
+    }
+    (!room.is_private()).then_some(RoomEvent::Joined {
+        room: presence.room,
+        name: presence.name,
+    })
 }

@@ -54,6 +54,9 @@ pub(super) struct AddressLimits {
     pub(super) messages: KeyedBuckets<IpAddr>,
     /// Wrong room passwords, per address and in all.
     pub(super) passwords: GuessLimit,
+    /// Arrivals told to the default room ([`ChatConfig::told_arrivals`]).
+    pub(super) told: KeyedBuckets<IpAddr>,
+    pub(super) told_in_all: TokenBucket,
 }
 
 #[derive(Debug)]
@@ -68,6 +71,9 @@ pub(super) struct Client {
     pub(super) bucket: TokenBucket,
     /// Every other request that costs (see [`ChatConfig::request_rate`]).
     pub(super) requests: TokenBucket,
+    /// The folded name of the default room while this client's arrival
+    /// there has not been told (see [`ChatConfig::told_arrivals`]).
+    pub(super) unannounced: Option<String>,
 }
 
 impl ChatService {
@@ -80,6 +86,8 @@ impl ChatService {
                 config.password_guesses,
                 config.password_guesses_in_all,
             ),
+            told: KeyedBuckets::new(config.told_arrivals, DEFAULT_MAX_KEYS),
+            told_in_all: TokenBucket::new(config.told_arrivals_in_all, Instant::now()),
         };
         ChatService {
             config,
@@ -175,15 +183,20 @@ impl ChatService {
             },
             now.instant,
         );
+        let peer = peer.to_canonical();
+        let lobby = self.config.default_room.clone();
+        let told = self.per_address.told.try_take(&peer, now.instant).is_ok()
+            && self.per_address.told_in_all.try_take(now.instant).is_ok();
         self.nicks.insert(key, conn);
         self.clients.insert(
             conn,
             Client {
                 name: name.into(),
-                peer: peer.to_canonical(),
+                peer,
                 rooms: BTreeSet::new(),
                 bucket,
                 requests: TokenBucket::new(self.config.request_rate, now.instant),
+                unannounced: (!told).then(|| fold(&lobby)),
             },
         );
         let mark = out.len();
@@ -196,7 +209,6 @@ impl ChatService {
                 },
             ));
         }
-        let lobby = self.config.default_room.clone();
         // Entering the default room cannot fail (it takes no password), but
         // if it ever did, the client must not stay half registered.
         if let Err(e) = self.enter(conn, &lobby, None, now.instant, out) {

@@ -38,6 +38,14 @@ fn config() -> ChatConfig {
             burst: 3,
             per_second: 0.5,
         },
+        told_arrivals: Rate {
+            burst: 2,
+            per_second: 0.5,
+        },
+        told_arrivals_in_all: Rate {
+            burst: 3,
+            per_second: 0.5,
+        },
         max_rooms_per_client: 3,
         max_rooms: 4,
         max_rooms_per_address: 3,

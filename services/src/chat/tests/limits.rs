@@ -211,3 +211,116 @@ fn room_password_guesses_are_limited_in_all_but_do_not_lock_out_the_honest() {
         .iter()
         .all(|o| !matches!(o.frame.message, Message::Error(_))));
 }
+
+/// Who in `out` was told that someone joined or left, and what.
+fn presences(out: &[Outgoing]) -> Vec<(ConnId, String, PresenceChange)> {
+    out.iter()
+        .filter_map(|o| match &o.frame.message {
+            Message::Presence(p) => Some((o.to, p.name.clone(), p.change)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn arrivals_by_connecting_over_and_over_are_told_a_few_times_only() {
+    let mut chat = Chat::new(ChatConfig {
+        told_arrivals: Rate {
+            burst: 2,
+            per_second: 0.1,
+        },
+        ..ChatConfig::default()
+    });
+    chat.connect(ADA, "ada").unwrap();
+    // One address connects and goes, over and over: its first two
+    // arrivals (and their departures) are told, the rest are quiet.
+    let mut told = Vec::new();
+    for i in 0..10u64 {
+        let conn = ConnId(100 + i);
+        let name = format!("eve{i}");
+        told.extend(presences(
+            &chat.connect_from(conn, SAME_HOUSE, &name).unwrap(),
+        ));
+        told.extend(presences(&chat.disconnect(conn, "connection lost")));
+    }
+    assert_eq!(
+        told,
+        vec![
+            (ADA, "eve0".into(), PresenceChange::Joined),
+            (ADA, "eve0".into(), PresenceChange::Left),
+            (ADA, "eve1".into(), PresenceChange::Joined),
+            (ADA, "eve1".into(), PresenceChange::Left),
+        ]
+    );
+    // A quiet arrival is in the roster, and is told before it speaks
+    // (then its departure is told too).
+    let quiet = ConnId(200);
+    assert!(presences(&chat.connect_from(quiet, SAME_HOUSE, "mallory").unwrap()).is_empty());
+    let roster_out = chat.send(
+        ADA,
+        RosterRequest {
+            room: "lobby".into(),
+        },
+    );
+    assert_eq!(
+        roster_out,
+        vec![to(ADA, roster("lobby", &["ada", "mallory"]))]
+    );
+    let spoke = chat.send(quiet, said("lobby", "hi"));
+    assert_eq!(
+        spoke
+            .iter()
+            .map(|o| (o.to, o.frame.message.clone()))
+            .collect::<Vec<_>>(),
+        vec![
+            (
+                ADA,
+                presence("lobby", "mallory", PresenceChange::Joined, "").into()
+            ),
+            (
+                ADA,
+                ChatMessage {
+                    from: "mallory".into(),
+                    timestamp_ms: chat.now.unix_ms,
+                    ..said("lobby", "hi")
+                }
+                .into()
+            ),
+        ]
+    );
+    assert_eq!(
+        presences(&chat.disconnect(quiet, "bye")),
+        vec![(ADA, "mallory".into(), PresenceChange::Left)]
+    );
+    // A quiet arrival that renames itself is told first, under its old name.
+    let renamer = ConnId(201);
+    chat.connect_from(renamer, SAME_HOUSE, "trudy").unwrap();
+    let renamed = chat.send(
+        renamer,
+        SetNick {
+            name: "trudy2".into(),
+        },
+    );
+    assert_eq!(
+        renamed.first(),
+        Some(&to(
+            ADA,
+            presence("lobby", "trudy", PresenceChange::Joined, "")
+        ))
+    );
+    // Another address is told as usual.
+    let bob = chat.connect(BOB, "bob").unwrap();
+    assert_eq!(
+        presences(&bob),
+        vec![
+            (ADA, "bob".into(), PresenceChange::Joined),
+            (renamer, "bob".into(), PresenceChange::Joined)
+        ]
+    );
+    // And the churning address is told again once its budget refills.
+    chat.advance(10_000);
+    let back = chat
+        .connect_from(ConnId(300), SAME_HOUSE, "eve-again")
+        .unwrap();
+    assert_eq!(presences(&back).len(), 3, "ada, bob and trudy2 hear it");
+}
