@@ -20,15 +20,22 @@ fn own_outbox() -> String {
 }
 
 fn server_on(nats: &NatsServer, id: &str) -> Server {
+    server_on_with(nats, id, &[])
+}
+
+/// [`server_on`] with more arguments.
+fn server_on_with(nats: &NatsServer, id: &str, more: &[&str]) -> Server {
     let outbox = own_outbox();
-    let server = Server::start(&[
+    let mut args = vec![
         "--nats",
         &nats.url,
         "--server-id",
         id,
         "--nats-outbox",
         &outbox,
-    ]);
+    ];
+    args.extend_from_slice(more);
+    let server = Server::start(&args);
     server.expect_log("nats: connected");
     server
 }
@@ -420,5 +427,88 @@ fn a_stream_crosses_to_a_viewer_on_another_server_and_only_while_watched() {
     drop(t);
     assert!(a.terminate().success());
     assert!(b.terminate().success());
+    assert!(c.terminate().success());
+}
+
+/// A GET to `http` (host:port) that reads the head and as much of the
+/// body as comes within `patience` (up to `enough` bytes).
+fn http_get(http: &str, path: &str, enough: usize, patience: std::time::Duration) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(http).expect("the browser server");
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_millis(200)))
+        .unwrap();
+    let deadline = std::time::Instant::now() + patience;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 64 * 1024];
+    while got.len() < enough && std::time::Instant::now() < deadline {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+    }
+    got
+}
+
+/// A browser on server C sees a camera published on server A: C's page
+/// lists it before any frame crosses, opening it makes the frames come,
+/// and once the browser leaves, A stops sending them.
+#[test]
+fn a_browser_on_another_server_watches_a_stream_only_while_it_watches() {
+    let Some(bin) = nats_server_bin() else { return };
+    let monitor = free_port();
+    let nats = NatsServer::start(bin, &["-m", &monitor.to_string()]);
+    let a = server_on(&nats, "a");
+    let c = server_on_with(&nats, "c", &["--http", "127.0.0.1:0"]);
+    let http = c.http.clone().expect("C's browser server");
+    let mut cam = common::lanlink_spawn(&[
+        "cam",
+        &a.addr,
+        "--test-pattern",
+        "--size",
+        "160x120",
+        "--fps",
+        "15",
+        "--name",
+        "pattern",
+    ]);
+    c.expect_log("pattern@a");
+    // Listed for browsers on C, with no frame yet: nothing has crossed.
+    let mut state = String::new();
+    for _ in 0..50 {
+        let reply = http_get(&http, "/state", 1 << 20, std::time::Duration::from_secs(2));
+        state = String::from_utf8_lossy(&reply).into_owned();
+        if state.contains("pattern@a") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(state.contains("\"name\":\"pattern@a\""), "{state}");
+    assert_eq!(nats_counts(monitor, "lanlink-server a media").0, 0);
+
+    // A browser opens the stream: JPEG parts arrive.
+    let body = http_get(
+        &http,
+        "/stream/pattern@a",
+        1 << 30,
+        std::time::Duration::from_secs(6),
+    );
+    let head = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let parts = body.windows(2).filter(|w| *w == [0xFF, 0xD8]).count();
+    assert!(parts >= 10, "{parts} JPEG images in 6 s at 15 fps");
+    assert!(nats_counts(monitor, "lanlink-server a media").0 >= 10);
+
+    // The browser left: C gives its lease up, A stops publishing.
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let before = nats_counts(monitor, "lanlink-server a media").0;
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let after = nats_counts(monitor, "lanlink-server a media").0;
+    assert_eq!(before, after, "A kept publishing with no browser watching");
+
+    let _ = cam.kill();
+    let _ = cam.wait();
+    assert!(a.terminate().success());
     assert!(c.terminate().success());
 }

@@ -63,6 +63,10 @@ pub struct ServerConfig {
     pub video_tap: Option<VideoTap>,
     /// Sees every relayed audio packet (the browser's `/audio` uses this).
     pub audio_tap: Option<AudioTap>,
+    /// The browser server's frame store (fed by `video_tap`): another
+    /// server's stream that a browser here watches is fetched like one a
+    /// lanlink viewer here watches (scale-out only).
+    pub browser_frames: Option<crate::http::LatestFrames>,
     /// Media the server publishes itself: `(stream, message)` pairs, an
     /// announcement first, as a client would send them.
     pub local_media: Option<Receiver<(StreamId, Message)>>,
@@ -97,6 +101,7 @@ impl Default for ServerConfig {
             media: MediaConfig::default(),
             video_tap: None,
             audio_tap: None,
+            browser_frames: None,
             local_media: None,
             admin_token: None,
             admin_guesses: Rate::per_minute(5),
@@ -430,7 +435,10 @@ impl Hub {
                 refusals: config.transport.refusals.clone(),
             },
             nats,
-            remote_media: crate::remote_media::RemoteMedia::new(config.chat.max_name_len),
+            remote_media: crate::remote_media::RemoteMedia::new(
+                config.chat.max_name_len,
+                config.browser_frames.clone(),
+            ),
         })
     }
 

@@ -25,6 +25,7 @@ use lanlink_services::media::{Announcement, MediaRelay};
 use lanlink_services::Outgoing;
 use lanlink_transport::ConnId;
 
+use crate::http::LatestFrames;
 use crate::nats::{InFrame, NatsLink, Wants};
 
 /// The connection id of the first other server's streams; the transport
@@ -47,15 +48,18 @@ pub(crate) struct RemoteMedia {
     exported: BTreeSet<StreamId>,
     /// The longest user name accepted (the chat's).
     max_name_len: usize,
+    /// What browsers here watch (the browser server's store).
+    browsers: Option<LatestFrames>,
 }
 
 impl RemoteMedia {
-    pub fn new(max_name_len: usize) -> RemoteMedia {
+    pub fn new(max_name_len: usize, browsers: Option<LatestFrames>) -> RemoteMedia {
         RemoteMedia {
             publishers: HashMap::new(),
             next: FIRST_REMOTE_PUBLISHER,
             exported: BTreeSet::new(),
             max_name_len,
+            browsers,
         }
     }
 
@@ -225,23 +229,46 @@ impl RemoteMedia {
         link.set_streams(ads);
     }
 
-    /// Tells the link which remote streams have a subscriber here (also
-    /// right after a subscription changes, so that a new viewer's lease
-    /// need not wait for the tick).
+    /// Tells the link which remote streams have a subscriber here or a
+    /// browser viewer (also right after a subscription changes, so that a
+    /// new viewer's lease need not wait for the tick).
     pub fn update_wants(&self, relay: &MediaRelay, link: &NatsLink) {
+        link.want_media(self.wants(relay));
+    }
+
+    /// The remote streams watched here, by their server.
+    fn wants(&self, relay: &MediaRelay) -> Wants {
+        let in_browsers = self
+            .browsers
+            .as_ref()
+            .map(LatestFrames::watched)
+            .unwrap_or_default();
+        let by_browsers: BTreeSet<StreamId> = if in_browsers.is_empty() {
+            BTreeSet::new()
+        } else {
+            relay
+                .streams_with_publishers()
+                .into_iter()
+                .filter(|(_, conn, a)| {
+                    Self::is_remote(*conn)
+                        && matches!(a, Announcement::Video(v) if in_browsers.contains(&v.name))
+                })
+                .map(|(id, _, _)| id)
+                .collect()
+        };
         let mut wants = Wants::new();
         for (server, conn) in &self.publishers {
             let ids: BTreeSet<StreamId> = relay
                 .published_by(*conn)
                 .into_iter()
-                .filter(|(_, watched)| *watched)
+                .filter(|(id, watched)| *watched || by_browsers.contains(id))
                 .map(|(id, _)| id)
                 .collect();
             if !ids.is_empty() {
                 wants.insert(server.clone(), ids);
             }
         }
-        link.want_media(wants);
+        wants
     }
 }
 
@@ -275,8 +302,11 @@ mod tests {
 
     #[test]
     fn remote_streams_are_named_for_their_server_checked_and_end_when_unlisted() {
-        let (mut relay, mut remote, now) =
-            (MediaRelay::default(), RemoteMedia::new(32), Instant::now());
+        let (mut relay, mut remote, now) = (
+            MediaRelay::default(),
+            RemoteMedia::new(32, None),
+            Instant::now(),
+        );
         let viewer = ConnId(7);
         let mut out = Vec::new();
         relay.connect(viewer, &mut out);

@@ -42,7 +42,12 @@ pub const FIRST_MEDIA_STREAM: StreamId = 0x4000_0000;
 
 /// What the relay tells a [`VideoTap`].
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub enum TapEvent<'a> {
+    /// A stream was announced (or its announcement changed); its frames
+    /// may not flow yet (another server's stream crosses only while
+    /// someone here watches it).
+    Announced(&'a VideoAnnounce),
     /// A frame was relayed on the stream so announced.
     Frame(&'a VideoAnnounce, &'a VideoFrame),
     /// The stream so announced ended (or was renamed): forget what is kept
@@ -622,6 +627,9 @@ impl MediaRelay {
         }
         if let (Some(tap), Announcement::Audio(a)) = (&self.audio_tap, &announcement) {
             (tap.0)(AudioTapEvent::Started(id, a));
+        }
+        if let (Some(tap), Announcement::Video(v)) = (&self.video_tap, &announcement) {
+            (tap.0)(TapEvent::Announced(v));
         }
         let frame = Frame {
             stream: id,

@@ -560,6 +560,7 @@ fn main() -> ExitCode {
             ..FrameLimits::default()
         });
         config.video_tap = Some(lanlink_server::http::video_tap(frames.clone()));
+        config.browser_frames = Some(frames.clone());
         let audio = lanlink_server::http::AudioListeners::default();
         config.audio_tap = Some(audio.tap());
         let http_config = HttpConfig {

@@ -185,7 +185,9 @@ pub fn video_tap(frames: LatestFrames) -> VideoTap {
                 tracing::debug!(stream = %a.name, "frame not shown to browsers: {why}");
             }
         }
+        TapEvent::Announced(a) => frames.announce(&a.name, &a.publisher, a.width, a.height),
         TapEvent::Ended(a) => frames.remove(&a.name),
+        _ => {}
     })
 }
 
@@ -753,7 +755,7 @@ fn answer(
         };
     }
     if let Some(name) = path.strip_prefix("/stream/") {
-        if frames.get(name).is_none() {
+        if !frames.is_live(name) {
             return respond(s, "404 Not Found", "text/plain", b"no such stream\n");
         }
         // A viewer slower than the stream keeps accepting writes, so it
@@ -908,7 +910,7 @@ fn stream_mjpeg(
                 s.write_all(&frame.jpeg)?;
                 s.write_all(b"\r\n")?;
             }
-        } else if frames.get(name).is_none() {
+        } else if !frames.is_live(name) {
             return Ok(()); // the stream ended
         }
         if checked.elapsed() >= check_every {

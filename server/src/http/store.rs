@@ -8,7 +8,7 @@
 //! stored: a frame must start with SOI (`FF D8`) and end with EOI (`FF D9`),
 //! so a publisher cannot hand browsers anything else as an "image".
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -79,8 +79,20 @@ struct Store {
     info: HashMap<String, Info>,
     /// MJPEG viewers per stream name (only names with some).
     viewers: HashMap<String, usize>,
+    /// Streams announced to the relay, frames or not (another server's
+    /// stream sends none until someone here watches it), at most
+    /// `limits.max_streams`.
+    announced: HashMap<String, Announced>,
     bytes: usize,
     limits: FrameLimits,
+}
+
+/// A stream as its announcement tells it.
+#[derive(Debug, Clone)]
+struct Announced {
+    publisher: String,
+    width: u16,
+    height: u16,
 }
 
 /// The publisher and measured frame rate of one stream.
@@ -179,6 +191,7 @@ impl LatestFrames {
             frames: HashMap::new(),
             info: HashMap::new(),
             viewers: HashMap::new(),
+            announced: HashMap::new(),
             bytes: 0,
             limits,
         };
@@ -257,9 +270,38 @@ impl LatestFrames {
         Ok(())
     }
 
+    /// Notes a stream's announcement: it is listed (and may be watched)
+    /// before its first frame arrives. Beyond `max_streams` announced
+    /// streams a new one is not noted (it is listed once it sends).
+    pub fn announce(&self, name: &str, publisher: &str, width: u16, height: u16) {
+        let mut store = self.lock();
+        if !store.announced.contains_key(name) && store.announced.len() >= store.limits.max_streams
+        {
+            return;
+        }
+        let announced = Announced {
+            publisher: publisher.to_owned(),
+            width,
+            height,
+        };
+        store.announced.insert(name.to_owned(), announced);
+    }
+
+    /// Whether `name` is a stream here: announced, or with a frame.
+    pub fn is_live(&self, name: &str) -> bool {
+        let store = self.lock();
+        store.frames.contains_key(name) || store.announced.contains_key(name)
+    }
+
+    /// The names of the streams some MJPEG viewer watches now.
+    pub fn watched(&self) -> BTreeSet<String> {
+        self.lock().viewers.keys().cloned().collect()
+    }
+
     /// Forgets a stream (it ended): its viewers stop, its snapshot is gone.
     pub fn remove(&self, name: &str) {
         let mut store = self.lock();
+        store.announced.remove(name);
         if let Some(l) = store.frames.remove(name) {
             store.bytes -= l.jpeg.len();
         }
@@ -323,6 +365,28 @@ impl LatestFrames {
                 }
             })
             .collect();
+        // Announced streams with no frame yet: listed, so that a browser
+        // can open them (and its viewing makes their frames come).
+        v.extend(
+            store
+                .announced
+                .iter()
+                .filter(|(name, _)| {
+                    store
+                        .frames
+                        .get(*name)
+                        .is_none_or(|l| l.at.elapsed() >= STALE)
+                })
+                .map(|(name, a)| StreamState {
+                    name: name.clone(),
+                    publisher: a.publisher.clone(),
+                    width: a.width,
+                    height: a.height,
+                    fps: 0.0,
+                    viewers: store.viewers.get(name).copied().unwrap_or(0),
+                    seq: 0,
+                }),
+        );
         v.sort_by(|a, b| a.name.cmp(&b.name));
         v
     }
@@ -451,5 +515,43 @@ mod tests {
         assert!(f.get("b").is_none());
         assert_eq!(f.held(), (1, 14));
         f.publish("c", 1, 1, 1, jpeg(&[1; 60])).unwrap();
+    }
+
+    #[test]
+    fn announced_streams_are_listed_before_their_first_frame_and_watched() {
+        let f = LatestFrames::with_limits(FrameLimits {
+            max_streams: 2,
+            max_bytes: 100,
+        });
+        f.announce("cam@a", "ada@a", 160, 120);
+        assert!(f.is_live("cam@a"));
+        let listed = f.state();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(
+            (
+                listed[0].name.as_str(),
+                listed[0].publisher.as_str(),
+                listed[0].seq
+            ),
+            ("cam@a", "ada@a", 0)
+        );
+        assert!(f.watched().is_empty());
+        let watching = f.watch("cam@a");
+        assert_eq!(f.watched(), BTreeSet::from(["cam@a".to_owned()]));
+        drop(watching);
+        assert!(f.watched().is_empty());
+        // Once a frame comes, it is listed once, with its frame.
+        f.publish_by("cam@a", "ada@a", 160, 120, 7, jpeg(&[1; 4]))
+            .unwrap();
+        assert_eq!(f.state().len(), 1);
+        assert_eq!(f.state()[0].seq, 7);
+        // Announcements are capped like frames, and an end forgets them.
+        f.announce("b", "", 1, 1);
+        f.announce("c", "", 1, 1);
+        assert!(!f.is_live("c"));
+        f.remove("cam@a");
+        assert!(!f.is_live("cam@a"));
+        f.announce("c", "", 1, 1);
+        assert!(f.is_live("c"));
     }
 }
