@@ -512,3 +512,99 @@ fn a_browser_on_another_server_watches_a_stream_only_while_it_watches() {
     assert!(a.terminate().success());
     assert!(c.terminate().success());
 }
+
+/// A browser listening at `/audio` on server C hears a talker on server A
+/// (the audio crosses only while some browser listens).
+#[test]
+fn a_browser_on_another_server_hears_a_talker() {
+    use std::io::{Read, Write};
+    let Some(bin) = nats_server_bin() else { return };
+    let monitor = free_port();
+    let nats = NatsServer::start(bin, &["-m", &monitor.to_string()]);
+    let a = server_on(&nats, "a");
+    let c = server_on_with(&nats, "c", &["--http", "127.0.0.1:0"]);
+    let http = c.http.clone().expect("C's browser server");
+    let mut talk = common::lanlink_spawn(&[
+        "talk",
+        &a.addr,
+        "--tone",
+        "440",
+        "--name",
+        "voice",
+        "--seconds",
+        "8",
+    ]);
+    c.expect_log("voice@a");
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert_eq!(
+        nats_counts(monitor, "lanlink-server a media").0,
+        0,
+        "nobody listens yet"
+    );
+    let mut ws = std::net::TcpStream::connect(&http).unwrap();
+    write!(
+        ws,
+        "GET /audio HTTP/1.1\r\nHost: {http}\r\nOrigin: http://{http}\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    )
+    .unwrap();
+    ws.set_read_timeout(Some(std::time::Duration::from_millis(200)))
+        .unwrap();
+    // Reads the 101 head, then counts the server's WebSocket messages
+    // (unmasked) for three seconds: text notices and binary packets.
+    let mut bytes = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    let mut buf = [0u8; 16 * 1024];
+    while std::time::Instant::now() < deadline {
+        if let Ok(n) = ws.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            bytes.extend_from_slice(&buf[..n]);
+        }
+    }
+    let head_end = bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("an HTTP head")
+        + 4;
+    assert!(
+        bytes.starts_with(b"HTTP/1.1 101"),
+        "{:?}",
+        &bytes[..head_end]
+    );
+    let (mut texts, mut packets, mut at) = (Vec::new(), 0, head_end);
+    while at + 2 <= bytes.len() {
+        let (opcode, short) = (bytes[at] & 0x0F, usize::from(bytes[at + 1] & 0x7F));
+        let (len, start) = match short {
+            126 if at + 4 <= bytes.len() => (
+                usize::from(u16::from_be_bytes([bytes[at + 2], bytes[at + 3]])),
+                at + 4,
+            ),
+            126 | 127 => break,
+            n => (n, at + 2),
+        };
+        let Some(payload) = bytes.get(start..start + len) else {
+            break;
+        };
+        match opcode {
+            1 => texts.push(String::from_utf8_lossy(payload).into_owned()),
+            2 => packets += 1,
+            _ => {}
+        }
+        at = start + len;
+    }
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("\"start\"") && t.contains("voice@a")),
+        "{texts:?}"
+    );
+    // 20 ms packets: 150 in three seconds, less the lease's first tick.
+    assert!(packets >= 50, "{packets} packets in 3 s; {texts:?}");
+    drop(ws);
+    let _ = talk.kill();
+    let _ = talk.wait();
+    assert!(a.terminate().success());
+    assert!(c.terminate().success());
+}

@@ -67,6 +67,9 @@ pub struct ServerConfig {
     /// server's stream that a browser here watches is fetched like one a
     /// lanlink viewer here watches (scale-out only).
     pub browser_frames: Option<crate::http::LatestFrames>,
+    /// The browsers listening at `/audio` (fed by `audio_tap`): while any
+    /// listens, other servers' audio streams are fetched (scale-out only).
+    pub browser_audio: Option<crate::http::AudioListeners>,
     /// Media the server publishes itself: `(stream, message)` pairs, an
     /// announcement first, as a client would send them.
     pub local_media: Option<Receiver<(StreamId, Message)>>,
@@ -102,6 +105,7 @@ impl Default for ServerConfig {
             video_tap: None,
             audio_tap: None,
             browser_frames: None,
+            browser_audio: None,
             local_media: None,
             admin_token: None,
             admin_guesses: Rate::per_minute(5),
@@ -437,7 +441,10 @@ impl Hub {
             nats,
             remote_media: crate::remote_media::RemoteMedia::new(
                 config.chat.max_name_len,
-                config.browser_frames.clone(),
+                crate::remote_media::Browsers {
+                    frames: config.browser_frames.clone(),
+                    audio: config.browser_audio.clone(),
+                },
             ),
         })
     }

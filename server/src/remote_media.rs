@@ -25,7 +25,7 @@ use lanlink_services::media::{Announcement, MediaRelay};
 use lanlink_services::Outgoing;
 use lanlink_transport::ConnId;
 
-use crate::http::LatestFrames;
+use crate::http::{AudioListeners, LatestFrames};
 use crate::nats::{InFrame, NatsLink, Wants};
 
 /// The connection id of the first other server's streams; the transport
@@ -48,12 +48,21 @@ pub(crate) struct RemoteMedia {
     exported: BTreeSet<StreamId>,
     /// The longest user name accepted (the chat's).
     max_name_len: usize,
-    /// What browsers here watch (the browser server's store).
-    browsers: Option<LatestFrames>,
+    /// What browsers here watch and listen to.
+    browsers: Browsers,
+}
+
+/// The browser server's side of what is watched here.
+#[derive(Default)]
+pub(crate) struct Browsers {
+    /// The frame store: which video streams have an MJPEG viewer.
+    pub frames: Option<LatestFrames>,
+    /// The `/audio` listeners: each hears every audio stream.
+    pub audio: Option<AudioListeners>,
 }
 
 impl RemoteMedia {
-    pub fn new(max_name_len: usize, browsers: Option<LatestFrames>) -> RemoteMedia {
+    pub fn new(max_name_len: usize, browsers: Browsers) -> RemoteMedia {
         RemoteMedia {
             publishers: HashMap::new(),
             next: FIRST_REMOTE_PUBLISHER,
@@ -240,10 +249,16 @@ impl RemoteMedia {
     fn wants(&self, relay: &MediaRelay) -> Wants {
         let in_browsers = self
             .browsers
+            .frames
             .as_ref()
             .map(LatestFrames::watched)
             .unwrap_or_default();
-        let by_browsers: BTreeSet<StreamId> = if in_browsers.is_empty() {
+        let listening = self
+            .browsers
+            .audio
+            .as_ref()
+            .is_some_and(|a| a.listener_count() > 0);
+        let by_browsers: BTreeSet<StreamId> = if in_browsers.is_empty() && !listening {
             BTreeSet::new()
         } else {
             relay
@@ -251,7 +266,10 @@ impl RemoteMedia {
                 .into_iter()
                 .filter(|(_, conn, a)| {
                     Self::is_remote(*conn)
-                        && matches!(a, Announcement::Video(v) if in_browsers.contains(&v.name))
+                        && match a {
+                            Announcement::Video(v) => in_browsers.contains(&v.name),
+                            Announcement::Audio(_) => listening,
+                        }
                 })
                 .map(|(id, _, _)| id)
                 .collect()
@@ -304,7 +322,7 @@ mod tests {
     fn remote_streams_are_named_for_their_server_checked_and_end_when_unlisted() {
         let (mut relay, mut remote, now) = (
             MediaRelay::default(),
-            RemoteMedia::new(32, None),
+            RemoteMedia::new(32, Browsers::default()),
             Instant::now(),
         );
         let viewer = ConnId(7);

@@ -563,6 +563,7 @@ fn main() -> ExitCode {
         config.browser_frames = Some(frames.clone());
         let audio = lanlink_server::http::AudioListeners::default();
         config.audio_tap = Some(audio.tap());
+        config.browser_audio = Some(audio.clone());
         let http_config = HttpConfig {
             audio,
             max_connections: args.http_max_connections.max(1),
