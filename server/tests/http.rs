@@ -313,6 +313,118 @@ fn a_viewer_that_stops_reading_is_dropped_soon_after_the_write_timeout() {
     );
 }
 
+/// Reads `s` a little at a time (`chunk` bytes every `every`) until the
+/// server ends the answer or `patience` passes; how long it took, or
+/// `None` if the answer was still going.
+fn trickle(
+    mut s: TcpStream,
+    chunk: usize,
+    every: Duration,
+    patience: Duration,
+) -> Option<Duration> {
+    s.set_read_timeout(Some(every)).unwrap();
+    let started = Instant::now();
+    let mut buf = vec![0u8; chunk];
+    while started.elapsed() < patience {
+        match s.read(&mut buf) {
+            Ok(0) => return Some(started.elapsed()),
+            Ok(_) => std::thread::sleep(every),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => return Some(started.elapsed()),
+        }
+    }
+    None
+}
+
+/// A socket to `to` with a small receive buffer, so that what the server
+/// sends waits on the reader, not in the kernel.
+fn small_window(to: SocketAddr) -> TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&to.into()).unwrap();
+    socket.into()
+}
+
+/// A download or a viewer that reads a trickle (never stalling long
+/// enough for the write timeout) is cut once it falls behind the minimum
+/// pace, freeing its slot; a reader at a normal pace gets everything.
+#[test]
+fn downloads_and_viewers_reading_a_trickle_are_cut_at_the_minimum_pace() {
+    let dir = std::env::temp_dir().join(format!("lanlink-pace-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let big: Vec<u8> = (0..32u32 << 20).map(|i| (i % 251) as u8).collect();
+    std::fs::write(dir.join("big.bin"), &big).unwrap();
+    let http = Http::start(HttpConfig {
+        files: lanlink_services::file::FileConfig {
+            share: Some(dir.clone()),
+            ..lanlink_services::file::FileConfig::default()
+        },
+        min_pace: lanlink_server::http::MinPace {
+            bytes: 256 * 1024,
+            per: Duration::from_secs(1),
+        },
+        // Each blocked write returns what it sent within 2 s (never an
+        // error while the reader takes something): the pace is what cuts.
+        write_timeout: Duration::from_secs(2),
+        ..HttpConfig::default()
+    });
+    // 40 KB frames at 25 a second, for at most a minute.
+    let publishing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let publisher = {
+        let (frames, publishing) = (http.frames.clone(), publishing.clone());
+        std::thread::spawn(move || {
+            let fill = vec![0x55u8; 40_000];
+            for seq in 1..=1500u64 {
+                if !publishing.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                frames.publish("cam", 640, 480, seq, jpeg(&fill)).unwrap();
+                std::thread::sleep(Duration::from_millis(40));
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    let addr = http.addr;
+    let slow = move |path: &str| {
+        let mut s = small_window(addr);
+        write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+        // 1 KiB every 100 ms: about 10 KB/s, never stalled for the 2 s
+        // write timeout, far below 256 KiB per second of waiting.
+        trickle(s, 1024, Duration::from_millis(100), Duration::from_secs(30))
+    };
+    let download = std::thread::spawn(move || slow("/files/big.bin"));
+    let viewer = slow("/stream/cam");
+    let download = download.join().unwrap();
+    eprintln!("cut after: viewer {viewer:?}, download {download:?}");
+    assert!(viewer.is_some(), "the trickling viewer was never cut");
+    assert!(download.is_some(), "the trickling download was never cut");
+    // Not before the pace could tell (a window of waiting), and soon after.
+    for took in [viewer, download].into_iter().flatten() {
+        assert!(
+            took >= Duration::from_secs(1) && took < Duration::from_secs(20),
+            "{took:?}"
+        );
+    }
+    // A reader at a normal pace gets the whole file, and frames.
+    let (head, body) = get_from("127.0.0.1", http.addr, "/files/big.bin");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        body == big,
+        "the whole file, {} of {} bytes",
+        body.len(),
+        big.len()
+    );
+    let (honest, head) = start_viewing(http.addr, "cam");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    drop(honest);
+    publishing.store(false, std::sync::atomic::Ordering::SeqCst);
+    publisher.join().unwrap();
+    drop(http);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A connection from `from` is answered 503 before it sends anything.
 fn assert_refused_at_once(from: &str, to: SocketAddr) {
     let mut s = connect_from(from, to);

@@ -41,6 +41,7 @@ use lanlink_services::text::display_safe;
 use lanlink_services::ServiceError;
 use lanlink_transport::Shutdown;
 
+use super::pace::{MinPace, Paced};
 use super::page::json_string;
 use super::request::Request;
 use super::{respond, Answering, Peer};
@@ -162,7 +163,7 @@ pub(super) fn route(
     let is_dir = found.meta.is_dir();
     Some(if tar {
         if is_dir {
-            send_tar(s, share, &found, cx.shutdown)
+            send_tar(s, share, &found, cx.shutdown, cx.min_pace)
         } else {
             respond(s, "400 Bad Request", "text/plain", b"not a folder\n")
         }
@@ -189,7 +190,7 @@ pub(super) fn route(
         // A FIFO or a device: opening it could block for ever.
         respond(s, "404 Not Found", "text/plain", b"not a plain file\n")
     } else {
-        send_file(s, request, &found, head_only, cx.shutdown)
+        send_file(s, request, &found, head_only, cx.shutdown, cx.min_pace)
     })
 }
 
@@ -409,6 +410,7 @@ fn send_file(
     found: &Found,
     head_only: bool,
     shutdown: &Shutdown,
+    min_pace: MinPace,
 ) -> io::Result<()> {
     let Ok(mut file) = File::open(&found.full) else {
         return respond(s, "404 Not Found", "text/plain", b"no such file\n");
@@ -460,7 +462,12 @@ fn send_file(
         return s.flush();
     }
     file.seek(SeekFrom::Start(start))?;
-    copy_exactly(&mut file, s, end - start, shutdown)?;
+    copy_exactly(
+        &mut file,
+        &mut Paced::new(s, min_pace),
+        end - start,
+        shutdown,
+    )?;
     s.flush()
 }
 

@@ -101,6 +101,7 @@ pub fn fuzz_http_request(data: &[u8]) {
         viewers: &viewers,
         max_viewers: 2,
         check_every: Duration::ZERO,
+        min_pace: super::MinPace::default(),
         auth: &super::auth::Auth::new(None, lanlink_transport::GuessLimit::default()),
         ip: std::net::Ipv4Addr::LOCALHOST.into(),
         secure: false,

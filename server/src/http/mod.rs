@@ -57,6 +57,7 @@ mod files;
 #[cfg(any(fuzzing, feature = "fuzzing"))]
 mod fuzz;
 mod host;
+mod pace;
 mod page;
 mod request;
 mod slots;
@@ -77,6 +78,7 @@ pub use store::{
 };
 
 pub use audio::AudioListeners;
+pub use pace::MinPace;
 
 use crate::ServerError;
 use lanlink_services::file::FileConfig;
@@ -101,6 +103,10 @@ pub struct HttpConfig {
     pub max_viewers: usize,
     /// A viewer that takes longer than this to accept a write is dropped.
     pub write_timeout: Duration,
+    /// What a viewer or a download must take at least: one reading a
+    /// trickle, never long enough blocked for `write_timeout`, is dropped
+    /// when it falls behind ([`MinPace`]).
+    pub min_pace: MinPace,
     /// The access token browsers must give (`POST /auth`) before the
     /// protected routes answer: the transport's token, as native clients
     /// give it in `Hello`. `None`: no token.
@@ -150,6 +156,7 @@ impl Default for HttpConfig {
             header_timeout: Duration::from_secs(5),
             max_viewers: MAX_VIEWERS,
             write_timeout: Duration::from_secs(10),
+            min_pace: MinPace::default(),
             access_token: None,
             token_guesses: lanlink_transport::GuessLimit::default(),
             tls: None,
@@ -434,6 +441,7 @@ fn handle(
         viewers,
         max_viewers: config.max_viewers,
         check_every: PEER_CHECK,
+        min_pace: config.min_pace,
         auth,
         ip: peer.ip(),
         secure: config.tls.is_some(),
@@ -449,7 +457,9 @@ fn handle(
     };
     let Some(identity) = &config.tls else {
         let request = request::read_head(&mut s, deadline);
-        return answer(&mut s, request, &context);
+        let result = answer(&mut s, request, &context);
+        abort_if_too_slow(&s, &result);
+        return result;
     };
     match first_byte(&s, deadline) {
         Some(TLS_HANDSHAKE) => {}
@@ -468,9 +478,20 @@ fn handle(
     let mut tls = TlsPeer::new(conn, s);
     let request = request::read_head(&mut tls, deadline);
     let result = answer(&mut tls, request, &context);
-    tls.conn.send_close_notify();
-    let _ = tls.flush();
+    if !pace::too_slow(&result) {
+        tls.conn.send_close_notify();
+        let _ = tls.flush();
+    }
+    abort_if_too_slow(&tls.sock, &result);
     result
+}
+
+/// A browser cut for reading too slowly gets a reset, not the rest of
+/// what the kernel holds for it: its slot and buffers are free at once.
+fn abort_if_too_slow(s: &TcpStream, result: &io::Result<()>) {
+    if pace::too_slow(result) {
+        let _ = socket2::SockRef::from(s).set_linger(Some(Duration::ZERO));
+    }
 }
 
 /// The first byte of every TLS handshake record.
@@ -542,6 +563,8 @@ struct Answering<'a> {
     /// How often an MJPEG viewer of a quiet stream is checked for having
     /// left.
     check_every: Duration,
+    /// What a viewer or a download must take at least.
+    min_pace: MinPace,
     /// Who may use the protected routes.
     auth: &'a auth::Auth,
     /// The browser's address (guesses are limited per address).
@@ -771,7 +794,7 @@ fn answer(
             );
         };
         let watching = frames.watch(name);
-        let result = stream_mjpeg(s, frames, name, shutdown, cx.check_every);
+        let result = stream_mjpeg(s, frames, name, shutdown, cx.check_every, cx.min_pace);
         drop(watching);
         drop(slot);
         return result;
@@ -885,8 +908,10 @@ fn stream_mjpeg(
     name: &str,
     shutdown: &Shutdown,
     check_every: Duration,
+    min_pace: MinPace,
 ) -> io::Result<()> {
     s.limit_send_buffer(VIEWER_SEND_BUFFER);
+    let mut pace = pace::Pace::new(min_pace);
     let boundary = random_boundary();
     let delimiter = format!("--{boundary}");
     write!(
@@ -902,13 +927,13 @@ fn stream_mjpeg(
             // Stored frames are JPEG images; one that happens to hold the
             // delimiter is skipped rather than allowed to end its part.
             if memchr::memmem::find(&frame.jpeg, delimiter.as_bytes()).is_none() {
-                write!(
-                    s,
+                let head = format!(
                     "{delimiter}\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
                     frame.jpeg.len()
-                )?;
-                s.write_all(&frame.jpeg)?;
-                s.write_all(b"\r\n")?;
+                );
+                pace.write_all(s, head.as_bytes())?;
+                pace.write_all(s, &frame.jpeg)?;
+                pace.write_all(s, b"\r\n")?;
             }
         } else if !frames.is_live(name) {
             return Ok(()); // the stream ended

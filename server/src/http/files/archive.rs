@@ -10,6 +10,7 @@ use lanlink_services::file::{listing, path};
 use lanlink_services::ServiceError;
 use lanlink_transport::Shutdown;
 
+use super::super::pace::{MinPace, Paced};
 use super::super::{respond, Peer};
 use super::{disposition, Found, UntilShutdown, READ_SIZE};
 
@@ -41,6 +42,7 @@ pub(super) fn send_tar(
     share: &Path,
     found: &Found,
     shutdown: &Shutdown,
+    min_pace: MinPace,
 ) -> io::Result<()> {
     let base = tar_base(share, found);
     let plan = listing::list(share, &found.full, true, &AtomicBool::new(false))
@@ -63,7 +65,7 @@ pub(super) fn send_tar(
          Connection: close\r\n\r\n",
         disposition(&format!("{base}.tar"))
     )?;
-    let out = BufWriter::with_capacity(READ_SIZE, &mut *s);
+    let out = BufWriter::with_capacity(READ_SIZE, Paced::new(&mut *s, min_pace));
     write_tar(out, &found.full, &plan, shutdown)?;
     s.flush()
 }
