@@ -247,7 +247,7 @@ struct Args {
     #[arg(long, default_value_t = 16)]
     max_conns_per_address: usize,
     /// Lift the per-address limits (connections held, chat requests and
-    /// messages and stream announcements per address; connection attempts
+    /// messages, arrivals told and stream announcements per address; connection attempts
     /// stay limited by
     /// --connect-burst): for benchmarks and soak runs whose clients all
     /// come from one machine. Never for a server others can reach.
@@ -496,6 +496,7 @@ fn main() -> ExitCode {
         config.transport.max_conns_per_address = usize::MAX;
         config.chat.address_request_rate = Rate::UNLIMITED;
         config.chat.address_message_rate = Rate::UNLIMITED;
+        config.chat.told_arrivals = Rate::UNLIMITED;
         config.media.address_announce_rate = Rate::UNLIMITED;
     }
     config.transport.conn.max_queued_bytes = args.max_queued_per_client.max(64 * 1024);
