@@ -240,19 +240,30 @@ fn after_a_wrong_admin_token_nothing_else_on_that_connection_is_carried_out() {
     still_hears(&mut ada, &mut bob, "bob is still here");
 }
 
+/// Connects from `from` as `guess<i>` and asks, with `token`, to kick bob;
+/// the server's answer, and the connection.
+fn kick_bob(
+    addr: &str,
+    from: Ipv4Addr,
+    i: usize,
+    token: &str,
+) -> (lanlink_proto::control::AdminReply, Raw) {
+    let mut c = Raw::hello(addr, from, &format!("guess{i}"), Capabilities(0)).expect("welcomed");
+    c.send_all(&[admin(token, "kick", "bob")]);
+    let reply = c.expect("an admin reply", |m| matches!(m, Message::AdminReply(_)));
+    let Message::AdminReply(reply) = reply.message else {
+        unreachable!()
+    };
+    (reply, c)
+}
+
 #[test]
 fn admin_guesses_are_limited_per_address_across_connections() {
     let server = Server::start(&["--plain", "--admin-token", ADMIN_TOKEN]);
     let mut ada = Raw::chat(&server.addr, "ada");
     let mut bob = Raw::chat(&server.addr, "bob");
     let guess = |from: Ipv4Addr, i: usize, token: &str| {
-        let mut c = Raw::hello(&server.addr, from, &format!("guess{i}"), Capabilities(0))
-            .expect("welcomed");
-        c.send_all(&[admin(token, "kick", "bob")]);
-        let reply = c.expect("an admin reply", |m| matches!(m, Message::AdminReply(_)));
-        let Message::AdminReply(reply) = reply.message else {
-            unreachable!()
-        };
+        let (reply, mut c) = kick_bob(&server.addr, from, i, token);
         let (_, closed) = c.drain(Duration::from_millis(300));
         (reply, closed)
     };
@@ -299,16 +310,7 @@ fn admin_guesses_are_limited_in_all_but_the_operator_still_gets_in() {
     ]);
     let mut ada = Raw::chat(&server.addr, "ada");
     let mut bob = Raw::chat(&server.addr, "bob");
-    let guess = |from: Ipv4Addr, i: usize, token: &str| {
-        let mut c = Raw::hello(&server.addr, from, &format!("guess{i}"), Capabilities(0))
-            .expect("welcomed");
-        c.send_all(&[admin(token, "kick", "bob")]);
-        let reply = c.expect("an admin reply", |m| matches!(m, Message::AdminReply(_)));
-        let Message::AdminReply(reply) = reply.message else {
-            unreachable!()
-        };
-        reply
-    };
+    let guess = |from: Ipv4Addr, i: usize, token: &str| kick_bob(&server.addr, from, i, token).0;
     let refused_unchecked = |r: &lanlink_proto::control::AdminReply| {
         !r.ok
             && r.text

@@ -451,17 +451,48 @@ fn http_get(http: &str, path: &str, enough: usize, patience: std::time::Duration
     got
 }
 
-/// A browser on server C sees a camera published on server A: C's page
-/// lists it before any frame crosses, opening it makes the frames come,
-/// and once the browser leaves, A stops sending them.
-#[test]
-fn a_browser_on_another_server_watches_a_stream_only_while_it_watches() {
-    let Some(bin) = nats_server_bin() else { return };
+/// NATS (with its monitoring port), server A where media is published,
+/// and server C with a browser server (`http`, host:port).
+struct Publishing {
+    monitor: u16,
+    nats: NatsServer,
+    a: Server,
+    c: Server,
+    http: String,
+}
+
+/// [`Publishing`], or `None` without a `nats-server` to run.
+fn publisher_and_browser_side() -> Option<Publishing> {
+    let bin = nats_server_bin()?;
     let monitor = free_port();
     let nats = NatsServer::start(bin, &["-m", &monitor.to_string()]);
     let a = server_on(&nats, "a");
     let c = server_on_with(&nats, "c", &["--http", "127.0.0.1:0"]);
     let http = c.http.clone().expect("C's browser server");
+    Some(Publishing {
+        monitor,
+        nats,
+        a,
+        c,
+        http,
+    })
+}
+
+/// A browser on server C sees a camera published on server A: C's page
+/// lists it before any frame crosses, opening it makes the frames come,
+/// and once the browser leaves, A stops sending them.
+#[test]
+fn a_browser_on_another_server_watches_a_stream_only_while_it_watches() {
+    let Some(Publishing {
+        monitor,
+        nats: _nats,
+        a,
+        c,
+        http,
+    }) = publisher_and_browser_side()
+    else {
+        return;
+    };
     let mut cam = common::lanlink_spawn(&[
         "cam",
         &a.addr,
@@ -518,12 +549,16 @@ fn a_browser_on_another_server_watches_a_stream_only_while_it_watches() {
 #[test]
 fn a_browser_on_another_server_hears_a_talker() {
     use std::io::{Read, Write};
-    let Some(bin) = nats_server_bin() else { return };
-    let monitor = free_port();
-    let nats = NatsServer::start(bin, &["-m", &monitor.to_string()]);
-    let a = server_on(&nats, "a");
-    let c = server_on_with(&nats, "c", &["--http", "127.0.0.1:0"]);
-    let http = c.http.clone().expect("C's browser server");
+    let Some(Publishing {
+        monitor,
+        nats: _nats,
+        a,
+        c,
+        http,
+    }) = publisher_and_browser_side()
+    else {
+        return;
+    };
     let mut talk = common::lanlink_spawn(&[
         "talk",
         &a.addr,

@@ -266,21 +266,7 @@ fn a_viewer_that_stops_reading_is_dropped_soon_after_the_write_timeout() {
         write_timeout: Duration::from_secs(2),
         ..HttpConfig::default()
     });
-    // 40 KB frames at 25 a second (1 MB/s), for at most a minute.
-    let publishing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let publisher = {
-        let (frames, publishing) = (http.frames.clone(), publishing.clone());
-        std::thread::spawn(move || {
-            let fill = vec![0x55u8; 40_000];
-            for seq in 1..=1500u64 {
-                if !publishing.load(std::sync::atomic::Ordering::SeqCst) {
-                    break;
-                }
-                frames.publish("cam", 640, 480, seq, jpeg(&fill)).unwrap();
-                std::thread::sleep(Duration::from_millis(40));
-            }
-        })
-    };
+    let publisher = Publisher::start(&http, vec![0x55u8; 40_000]);
     std::thread::sleep(Duration::from_millis(100));
     // The one viewer slot is taken by a viewer that reads its first part
     // and then nothing more (its socket stays open).
@@ -301,8 +287,7 @@ fn a_viewer_that_stops_reading_is_dropped_soon_after_the_write_timeout() {
         );
         std::thread::sleep(Duration::from_millis(200));
     };
-    publishing.store(false, std::sync::atomic::Ordering::SeqCst);
-    publisher.join().unwrap();
+    publisher.stop();
     drop(stuck);
     eprintln!("the stuck viewer was dropped after {dropped_after:?}");
     // The kernel's buffers hold a little (the viewer's socket buffer is
@@ -370,21 +355,7 @@ fn downloads_and_viewers_reading_a_trickle_are_cut_at_the_minimum_pace() {
         write_timeout: Duration::from_secs(2),
         ..HttpConfig::default()
     });
-    // 40 KB frames at 25 a second, for at most a minute.
-    let publishing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let publisher = {
-        let (frames, publishing) = (http.frames.clone(), publishing.clone());
-        std::thread::spawn(move || {
-            let fill = vec![0x55u8; 40_000];
-            for seq in 1..=1500u64 {
-                if !publishing.load(std::sync::atomic::Ordering::SeqCst) {
-                    break;
-                }
-                frames.publish("cam", 640, 480, seq, jpeg(&fill)).unwrap();
-                std::thread::sleep(Duration::from_millis(40));
-            }
-        })
-    };
+    let publisher = Publisher::start(&http, vec![0x55u8; 40_000]);
     std::thread::sleep(Duration::from_millis(100));
     let addr = http.addr;
     let slow = move |path: &str| {
@@ -419,10 +390,39 @@ fn downloads_and_viewers_reading_a_trickle_are_cut_at_the_minimum_pace() {
     let (honest, head) = start_viewing(http.addr, "cam");
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     drop(honest);
-    publishing.store(false, std::sync::atomic::Ordering::SeqCst);
-    publisher.join().unwrap();
+    publisher.stop();
     drop(http);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Publishes `cam`, frames of `fill` (in a JPEG's markers) at 25 a second
+/// for at most a minute, until stopped.
+struct Publisher {
+    publishing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Publisher {
+    fn start(http: &Http, fill: Vec<u8>) -> Publisher {
+        let publishing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (frames, on) = (http.frames.clone(), publishing.clone());
+        let thread = std::thread::spawn(move || {
+            for seq in 1..=1500u64 {
+                if !on.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                frames.publish("cam", 640, 480, seq, jpeg(&fill)).unwrap();
+                std::thread::sleep(Duration::from_millis(40));
+            }
+        });
+        Publisher { publishing, thread }
+    }
+
+    fn stop(self) {
+        self.publishing
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        self.thread.join().unwrap();
+    }
 }
 
 /// A connection from `from` is answered 503 before it sends anything.
@@ -476,22 +476,8 @@ fn viewers_from_other_addresses_cannot_hold_every_viewer_slot() {
         max_viewers: 4,
         ..HttpConfig::default()
     });
-    // Small frames at 25 a second, for at most 20 s.
-    let publishing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let publisher = {
-        let (frames, publishing) = (http.frames.clone(), publishing.clone());
-        std::thread::spawn(move || {
-            for seq in 1..=500u64 {
-                if !publishing.load(std::sync::atomic::Ordering::SeqCst) {
-                    break;
-                }
-                frames
-                    .publish("cam", 2, 2, seq, jpeg(b"honest-frame"))
-                    .unwrap();
-                std::thread::sleep(Duration::from_millis(40));
-            }
-        })
-    };
+    // Small frames at 25 a second.
+    let publisher = Publisher::start(&http, b"honest-frame".to_vec());
     std::thread::sleep(Duration::from_millis(100));
     // Two other addresses take every viewer slot and read no more.
     let mut hoarders = Vec::new();
@@ -516,8 +502,7 @@ fn viewers_from_other_addresses_cannot_hold_every_viewer_slot() {
         seen.windows(12).any(|w| w == b"honest-frame"),
         "no frame for the honest viewer"
     );
-    publishing.store(false, std::sync::atomic::Ordering::SeqCst);
-    publisher.join().unwrap();
+    publisher.stop();
     // One hoarder's oldest viewer made way: its socket was shut (the
     // others see no end, only the read timeout once drained).
     let mut ended = 0;
