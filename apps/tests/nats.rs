@@ -643,3 +643,80 @@ fn a_browser_on_another_server_hears_a_talker() {
     assert!(a.terminate().success());
     assert!(c.terminate().success());
 }
+
+/// `lanlink send --to bob@c` on server A reaches `lanlink receive` on
+/// server C: the file crosses through NATS with its BLAKE3 checked, the
+/// receiver sees the sender as `ada@a`, and an offer to a user C does not
+/// have is refused (the sender exits non-zero).
+#[test]
+fn a_file_goes_to_a_user_on_another_server() {
+    let Some(bin) = nats_server_bin() else { return };
+    let nats = NatsServer::start(bin, &[]);
+    let a = server_on(&nats, "a");
+    let c = server_on(&nats, "c");
+    let t = Scratch::new("nats-send");
+    let (src, rx) = (t.dir("src"), t.dir("rx"));
+    let file = src.join("photo.jpg");
+    let data: Vec<u8> = (0..3_000_017u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(&file, &data).unwrap();
+    let receiver = common::lanlink_spawn(&[
+        "receive",
+        &c.addr,
+        "--name",
+        "bob",
+        "-o",
+        rx.to_str().unwrap(),
+        "--yes",
+        "--count",
+        "1",
+    ]);
+    // Until bob is connected on C, C answers that it has no bob.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let out = loop {
+        let out = common::lanlink(&[
+            "send",
+            &a.addr,
+            "--to",
+            "bob@c",
+            "--name",
+            "ada",
+            file.to_str().unwrap(),
+        ]);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        if out.status.success()
+            || !stderr.contains("no user named")
+            || std::time::Instant::now() > deadline
+        {
+            break out;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("delivered"), "{stdout}");
+    let done = receiver.wait_with_output().unwrap();
+    let told = String::from_utf8_lossy(&done.stdout).into_owned();
+    assert!(done.status.success(), "{told}");
+    assert!(told.contains("from ada@a"), "{told}");
+    assert_eq!(std::fs::read(rx.join("photo.jpg")).unwrap(), data);
+
+    let out = common::lanlink(&[
+        "send",
+        &a.addr,
+        "--to",
+        "nobody@c",
+        "--name",
+        "ada",
+        file.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no user named \"nobody\""), "{stderr}");
+    drop(t);
+    assert!(a.terminate().success());
+    assert!(c.terminate().success());
+}

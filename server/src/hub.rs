@@ -145,6 +145,7 @@ pub fn run(
     let results = hub.job_results();
     let remote = hub.nats_events();
     let remote_media = hub.nats_media();
+    let remote_files = hub.nats_files();
     let ticks = crossbeam_channel::tick(TICK);
     let hub_thread = std::thread::Builder::new()
         .name("lanlink-hub".into())
@@ -192,6 +193,16 @@ pub fn run(
                         hub.handle_remote_media(frame, now);
                         for frame in remote_media.try_iter().take(256) {
                             hub.handle_remote_media(frame, now);
+                        }
+                        hub.flush();
+                    }
+                },
+                recv(remote_files) -> file => {
+                    if let Ok(file) = file {
+                        let now = now();
+                        hub.handle_remote_file(file, &now);
+                        for file in remote_files.try_iter().take(256) {
+                            hub.handle_remote_file(file, &now);
                         }
                         hub.flush();
                     }
@@ -295,6 +306,22 @@ fn short_duration(d: Duration) -> String {
     }
 }
 
+/// The connection an offer to `nick` goes to here: its newest receiver
+/// (`lanlink receive`), else the chat user of that name.
+fn local_receiver(
+    chat: &ChatService,
+    receivers: &std::collections::BTreeMap<ConnId, String>,
+    nick: &str,
+) -> Option<ConnId> {
+    let key = fold(nick);
+    receivers
+        .iter()
+        .rev()
+        .find(|(_, name)| **name == key)
+        .map(|(id, _)| *id)
+        .or_else(|| chat.conn_of(nick))
+}
+
 /// Logs the file requests worth an operator's eye: downloads, uploads and
 /// files offered to another user (relayed sends), with the user's name.
 fn log_file_request(conn: ConnId, user: &str, message: &Message) {
@@ -374,6 +401,8 @@ pub struct Hub {
     nats: Option<(crate::nats::NatsLink, KeyedBuckets<String>)>,
     /// Other servers' streams in the relay, and which of ours they want.
     remote_media: crate::remote_media::RemoteMedia,
+    /// Other servers as connections of the file service.
+    remote_files: crate::remote_files::RemoteFiles,
 }
 
 /// The operator's tools: the admin token and the bans.
@@ -439,6 +468,7 @@ impl Hub {
                 refusals: config.transport.refusals.clone(),
             },
             nats,
+            remote_files: crate::remote_files::RemoteFiles::default(),
             remote_media: crate::remote_media::RemoteMedia::new(
                 config.chat.max_name_len,
                 crate::remote_media::Browsers {
@@ -506,6 +536,10 @@ impl Hub {
                 self.chat.forget_server(&server);
                 self.remote_media
                     .server_gone(&mut self.media, &server, &mut self.out);
+                // Transfers relayed with it end, as with a user who left.
+                if let Some(conn) = self.remote_files.lookup(&format!("@{server}")) {
+                    self.file.disconnect(conn, &mut self.out);
+                }
                 return;
             }
             NatsEvent::Streams { server, streams } => {
@@ -611,6 +645,48 @@ impl Hub {
             .map_or_else(crossbeam_channel::never, |(link, _)| {
                 link.media_frames().clone()
             })
+    }
+
+    /// Where other servers' file frames arrive (never, without `--nats`):
+    /// hand each to [`handle_remote_file`](Self::handle_remote_file).
+    pub fn nats_files(&self) -> Receiver<crate::nats::InFile> {
+        self.nats
+            .as_ref()
+            .map_or_else(crossbeam_channel::never, |(link, _)| {
+                link.file_frames().clone()
+            })
+    }
+
+    /// Hands another server's file frame to the file service, as from a
+    /// connection standing for that server (keeps what it sends until
+    /// [`flush`](Self::flush)). An offer's sender is shown `user@server`.
+    pub fn handle_remote_file(&mut self, file: crate::nats::InFile, now: &Now) {
+        let Some((link, _)) = &self.nats else { return };
+        let Some(conn) = self.remote_files.conn_of(link.server_id(), &file.server) else {
+            return;
+        };
+        let stream = crate::remote_files::RemoteFiles::local_stream(file.started_here, file.stream);
+        let mut message = file.message;
+        let mut from = String::new();
+        if let Message::FileOffer(o) = &mut message {
+            let shown = format!("{}@{}", o.from.as_deref().unwrap_or_default(), file.server);
+            if self.chat.check_remote_name(&shown).is_err() {
+                return;
+            }
+            o.from = None;
+            from = shown;
+        }
+        let (chat, receivers) = (&self.chat, &self.receivers);
+        let lookup = |nick: &str| local_receiver(chat, receivers, nick);
+        self.file.handle(
+            conn,
+            &from,
+            stream,
+            message,
+            now.instant,
+            &lookup,
+            &mut self.out,
+        );
     }
 
     /// Relays a frame of another server's stream to its subscribers here
@@ -777,17 +853,16 @@ impl Hub {
             },
             Service::File => {
                 log_file_request(conn, name, &frame.message);
-                let (chat, receivers) = (&self.chat, &self.receivers);
-                // An offer to a name goes to its newest receiver, else to
-                // the chat user of that name.
+                // An offer to `user@server` goes to that server, if it is
+                // another (scale-out).
+                if let (Some((link, _)), Message::FileOffer(o)) = (&self.nats, &frame.message) {
+                    if let Some((_, server)) = o.to.as_deref().and_then(|to| to.rsplit_once('@')) {
+                        let _ = self.remote_files.conn_of(link.server_id(), server);
+                    }
+                }
+                let (chat, receivers, remote) = (&self.chat, &self.receivers, &self.remote_files);
                 let lookup = |nick: &str| {
-                    let key = fold(nick);
-                    receivers
-                        .iter()
-                        .rev()
-                        .find(|(_, name)| **name == key)
-                        .map(|(id, _)| *id)
-                        .or_else(|| chat.conn_of(nick))
+                    local_receiver(chat, receivers, nick).or_else(|| remote.lookup(nick))
                 };
                 self.file.handle(
                     conn,
@@ -1167,6 +1242,23 @@ impl Hub {
         let mut last: Option<(Frame, EncodedFrame)> = None;
         let mut batch = Vec::with_capacity(self.out.len());
         for Outgoing { to, frame } in self.out.drain(..) {
+            if lanlink_services::file::is_other_server(to) {
+                // A relayed transfer's frame for another server.
+                let (Some(route), Some((link, _))) =
+                    (self.remote_files.route(to, frame.stream), &self.nats)
+                else {
+                    continue;
+                };
+                let started_by = if route.started_here {
+                    link.server_id()
+                } else {
+                    route.to
+                };
+                if !link.send_file(route.to, started_by, route.stream, frame.message) {
+                    tracing::debug!(server = %route.to, "nats: files: queue full, a file frame dropped");
+                }
+                continue;
+            }
             let encoded = match &last {
                 Some((f, e)) if *f == frame => e.clone(),
                 _ => match EncodedFrame::new(&frame) {

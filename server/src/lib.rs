@@ -45,6 +45,7 @@ mod error;
 pub mod http;
 mod hub;
 pub mod nats;
+mod remote_files;
 mod remote_media;
 pub mod workers;
 

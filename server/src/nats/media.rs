@@ -35,6 +35,7 @@ use serde_json::{json, Value};
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
+use super::files::{self, file_subject, InFile, OutFile};
 use super::{valid_server_id, NatsEvent, MAX_ORIGINS};
 
 /// The subject prefix of media: `lanlink.media.<origin>.want` for leases,
@@ -96,6 +97,10 @@ pub(super) struct MediaLink {
     pub incoming: Sender<InFrame>,
     pub events: Sender<NatsEvent>,
     pub max_payload: u32,
+    /// File frames for other servers (`files.rs`), woken by `wake` too.
+    pub files_out: Receiver<OutFile>,
+    /// File frames from other servers, for the hub.
+    pub files_in: Sender<InFile>,
 }
 
 /// The subject of a stream's frames.
@@ -213,6 +218,8 @@ pub(super) async fn run(
         incoming,
         events,
         max_payload,
+        files_out,
+        files_in,
     } = link;
     let client = match options
         .subscription_capacity(SUBSCRIPTION_FRAMES)
@@ -229,6 +236,13 @@ pub(super) async fn run(
         Ok(s) => s,
         Err(e) => {
             tracing::error!("nats: media: cannot subscribe: {e}");
+            return;
+        }
+    };
+    let mut files = match client.subscribe(file_subject(&own)).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("nats: files: cannot subscribe: {e}");
             return;
         }
     };
@@ -270,6 +284,21 @@ pub(super) async fn run(
                             return;
                         }
                     }
+                }
+                while let Ok(f) = files_out.try_recv() {
+                    if let Err(e) = client.publish(file_subject(&f.to), f.body).await {
+                        tracing::debug!("nats: files: publish failed: {e}");
+                    }
+                }
+            }
+            file = files.next() => {
+                let Some(file) = file else { return };
+                match files::decode(&own, &file.payload, max_payload) {
+                    // Full: the frame is dropped and its transfer breaks.
+                    Some(f) => {
+                        let _ = files_in.try_send(f);
+                    }
+                    None => tracing::debug!("nats: files: malformed file frame dropped"),
                 }
             }
             changed = wants.changed() => {

@@ -47,10 +47,12 @@ use tokio::sync::Notify;
 
 use crate::ServerError;
 
+mod files;
 mod media;
 mod outbox;
 mod presence;
 mod whisper;
+pub use files::{file_subject, InFile, OutFile, FILES_IN, FILES_OUT, FILE_SUBJECTS};
 pub use media::{
     frame_subject, lease_subject, InFrame, OutFrame, Wants, FRAMES_IN, FRAMES_OUT, LEASE_EVERY,
     LEASE_FOR, MEDIA_SUBJECTS, SUBSCRIPTION_FRAMES,
@@ -264,6 +266,8 @@ pub struct NatsLink {
     frames: Option<Sender<OutFrame>>,
     frames_oldest: Receiver<OutFrame>,
     frames_in: Receiver<InFrame>,
+    files_out: Sender<OutFile>,
+    files_in: Receiver<InFile>,
     media_wake: Arc<Notify>,
     frames_dropped: u64,
     wake: Arc<Notify>,
@@ -289,6 +293,8 @@ impl NatsLink {
         let (wants, my_wants) = tokio::sync::watch::channel(Wants::new());
         let (frames, frames_oldest) = crossbeam_channel::bounded(FRAMES_OUT);
         let (frames_in_tx, frames_in) = crossbeam_channel::bounded(FRAMES_IN);
+        let (files_out, files_out_rx) = crossbeam_channel::bounded(FILES_OUT);
+        let (files_in_tx, files_in) = crossbeam_channel::bounded(FILES_IN);
         let media_wake = Arc::new(Notify::new());
         let media = media::MediaLink {
             frames: frames_oldest.clone(),
@@ -297,6 +303,8 @@ impl NatsLink {
             incoming: frames_in_tx,
             events: events_tx.clone(),
             max_payload: config.max_media_payload,
+            files_out: files_out_rx,
+            files_in: files_in_tx,
         };
         let thread = std::thread::Builder::new()
             .name("lanlink-nats".into())
@@ -330,6 +338,8 @@ impl NatsLink {
             frames: Some(frames),
             frames_oldest,
             frames_in,
+            files_out,
+            files_in,
             media_wake,
             frames_dropped: 0,
             wake,
@@ -435,6 +445,37 @@ impl NatsLink {
     /// wants): hand each to the hub.
     pub fn media_frames(&self) -> &Receiver<InFrame> {
         &self.frames_in
+    }
+
+    /// Hands a file frame for server `to` to NATS without waiting, for a
+    /// transfer `started_by` this server or `to` on its stream `stream`;
+    /// false if it could not (the queue is full: the transfer breaks).
+    pub fn send_file(
+        &self,
+        to: &str,
+        started_by: &str,
+        stream: lanlink_proto::StreamId,
+        message: lanlink_proto::Message,
+    ) -> bool {
+        let Some(body) = files::encode(&self.server_id, started_by, stream, message) else {
+            return false;
+        };
+        let sent = self
+            .files_out
+            .try_send(OutFile {
+                to: to.to_owned(),
+                body,
+            })
+            .is_ok();
+        if sent {
+            self.media_wake.notify_one();
+        }
+        sent
+    }
+
+    /// Where other servers' file frames arrive: hand each to the hub.
+    pub fn file_frames(&self) -> &Receiver<InFile> {
+        &self.files_in
     }
 
     /// Hands a room event to NATS without waiting; a full outbox drops it

@@ -24,7 +24,9 @@ use std::time::Duration;
 pub use client::{FileClient, FileLink, Progress, Quiet, TransferSummary};
 pub use jobs::{FileDone, FileJob, ENTRY_COST};
 pub use ledger::{DirectUpload, UploadLedger};
-pub use service::{FileService, TransferInfo};
+pub use service::{
+    is_other_server, FileService, TransferInfo, FIRST_OTHER_SERVER, TRANSFERS_PER_OTHER_SERVER,
+};
 
 use crate::ServiceError;
 use lanlink_transport::Rate;

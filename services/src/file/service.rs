@@ -74,6 +74,21 @@ pub(super) fn hold(size: u64, received: u64) -> u64 {
 /// The owner of the server's own jobs (the partial-file sweep).
 const HOUSEKEEPING: ConnId = ConnId(0);
 
+/// Connection ids from here up stand for other servers (scale-out): a
+/// file offered to `user@server` is relayed to that server's id as if to
+/// a connection, and what that server sends back comes from it. The
+/// transport counts its connections up from 1 and never gets near.
+pub const FIRST_OTHER_SERVER: u64 = u64::MAX / 4;
+
+/// Relayed transfers one other server may have here at once (its users'
+/// offers to users here, and answers to ours).
+pub const TRANSFERS_PER_OTHER_SERVER: usize = 64;
+
+/// Whether `conn` stands for another server ([`FIRST_OTHER_SERVER`]).
+pub fn is_other_server(conn: ConnId) -> bool {
+    (FIRST_OTHER_SERVER..u64::MAX / 2).contains(&conn.0)
+}
+
 enum Transfer {
     /// We send a shared file to the client.
     Download(Download),
@@ -354,6 +369,21 @@ impl FileService {
     ) {
         self.now = Some(now);
         let key = (conn, stream);
+        if is_other_server(conn) {
+            // Another server only relays its users' offers and answers:
+            // it neither lists, downloads nor uploads here.
+            let relayed = match &message {
+                Message::FileOffer(o) => o.to.is_some(),
+                Message::ListRequest(_) | Message::FileRequest(_) => false,
+                _ => true,
+            };
+            if !relayed {
+                let e = ServiceError::UnexpectedMessage {
+                    kind: message.kind(),
+                };
+                return self.refuse(out, key, &e);
+            }
+        }
         let result = match message {
             Message::ListRequest(r) => self.list(key, r),
             Message::FileRequest(r) => self.download(key, r),
@@ -524,7 +554,11 @@ impl FileService {
         }
         // Offers relayed *to* this client are the senders' transfers, not
         // its own: they do not take its slots.
-        let max = self.config.max_transfers_per_client;
+        let max = if is_other_server(key.0) {
+            TRANSFERS_PER_OTHER_SERVER
+        } else {
+            self.config.max_transfers_per_client
+        };
         let mine = self
             .transfers
             .iter()
@@ -857,7 +891,10 @@ impl FileService {
                 }
             }
         }
-        if waiting >= MAX_OFFERS_WAITING || from_sender >= MAX_OFFERS_WAITING_PER_SENDER {
+        // (Another server counts its own user's offers; here they would
+        // be everyone's there together.)
+        let busy = waiting >= MAX_OFFERS_WAITING || from_sender >= MAX_OFFERS_WAITING_PER_SENDER;
+        if busy && !is_other_server(peer_conn) {
             return Err(ServiceError::Busy {
                 reason: "that user has too many file offers waiting; try again once they answered",
             });
@@ -881,8 +918,11 @@ impl FileService {
         }
         self.next_relay_stream = stream.wrapping_add(2).max(2);
         let peer = (peer_conn, stream);
+        // Another server gets the user it is for (the part before `@`)
+        // and the sender's bare name; it names the sender `from@here`.
         let forwarded = FileOffer {
-            to: None,
+            to: is_other_server(peer_conn)
+                .then(|| to.rsplit_once('@').map_or(to, |(user, _)| user).to_owned()),
             from: Some(from.to_owned()),
             ..o
         };

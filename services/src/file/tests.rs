@@ -1248,3 +1248,51 @@ fn a_fifo_in_the_share_is_refused_not_opened() {
         reject.reason
     );
 }
+
+/// Another server (a connection id from `FIRST_OTHER_SERVER` up) only
+/// relays its users' offers and their answers: it cannot list, download
+/// or upload, and it may hold `TRANSFERS_PER_OTHER_SERVER` relays at once.
+#[test]
+fn another_server_only_relays_offers_and_within_its_cap() {
+    let d = Dirs::new("other-server");
+    let mut svc = d.service();
+    let other = ConnId(super::FIRST_OTHER_SERVER);
+    let refused = |out: &[Outgoing]| matches!(out, [Outgoing { to, frame }] if *to == other && matches!(frame.message, Message::FileReject(_)));
+    assert!(refused(&run(&mut svc, other, 1, offer("up.txt", 4))));
+    assert!(refused(&run(
+        &mut svc,
+        other,
+        3,
+        ListRequest {
+            path: String::new(),
+            recursive: false
+        }
+    )));
+    assert!(refused(&run(
+        &mut svc,
+        other,
+        5,
+        FileRequest {
+            name: "x".into(),
+            offset: 0,
+            prefix_hash: None,
+        }
+    )));
+    assert_eq!(svc.transfer_count(), 0);
+    // Its users' offers to bob are relayed, each from the same server,
+    // up to the offers one user may have waiting.
+    let to_bob = |i: u32| FileOffer {
+        to: Some("bob".into()),
+        ..offer(&format!("f{i}.txt"), 4)
+    };
+    for i in 0..16 {
+        let out = run(&mut svc, other, 2 * i + 7, to_bob(i));
+        assert!(
+            matches!(out.as_slice(), [Outgoing { to: B, frame }] if matches!(&frame.message, Message::FileOffer(o) if o.from.as_deref() == Some("ada"))),
+            "{out:?}"
+        );
+    }
+    let out = run(&mut svc, other, 99, to_bob(99));
+    assert!(refused(&out), "{out:?}");
+    assert_eq!(svc.transfer_count(), 32);
+}

@@ -1,0 +1,174 @@
+//! Files offered to users on other servers: the frames of a relayed
+//! transfer (the offer, the answers, the chunks, the end) cross as core
+//! NATS messages on `lanlink.file.<receiving server id>`, on the media
+//! connection (a slow-consumer cut there drops media and file frames,
+//! never chat).
+//!
+//! Each server's file service sees another server as a connection of its
+//! own (`lanlink_services::file::FIRST_OTHER_SERVER` up): the transfer is
+//! relayed there as between two local users, with the same checks, and
+//! the same end-to-end flow control (the receiver's acknowledgements
+//! travel back to the sender, which never has more than its window in
+//! flight). A transfer is named by the server that started it (the
+//! sender's) and that server's even stream id for it.
+//!
+//! A message is `[len][sender id][len][origin id][frame]`: the server that
+//! sent it, the server that started the transfer (one of the two), and one
+//! lanlink frame of a file-class message on that server's stream id for
+//! the transfer, decoded with a bounded decoder. A message lost
+//! (NATS down, a full queue) breaks its transfer, which the users retry
+//! and resume like any broken transfer.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use lanlink_proto::{Frame, FrameDecoder, Message, StreamId};
+
+use super::valid_server_id;
+
+/// The subject prefix of file frames: `lanlink.file.<server id>`.
+pub const FILE_SUBJECTS: &str = "lanlink.file";
+
+/// File frames waiting for NATS; beyond, new ones are dropped (their
+/// transfer breaks).
+pub const FILES_OUT: usize = 256;
+
+/// File frames from NATS waiting for the hub; beyond, new ones are
+/// dropped.
+pub const FILES_IN: usize = 256;
+
+/// The subject of the file frames for `server`.
+pub fn file_subject(server: &str) -> String {
+    format!("{FILE_SUBJECTS}.{server}")
+}
+
+/// A file frame for another server, encoded.
+#[derive(Debug, Clone)]
+pub struct OutFile {
+    /// The receiving server.
+    pub to: String,
+    /// The message's body.
+    pub body: Bytes,
+}
+
+/// A file frame from another server, checked.
+#[derive(Debug, Clone)]
+pub struct InFile {
+    /// The server that sent it.
+    pub server: String,
+    /// Whether this server started the transfer (else `server` did).
+    pub started_here: bool,
+    /// The starting server's (even) stream id for the transfer.
+    pub stream: StreamId,
+    /// A file-class message.
+    pub message: Message,
+}
+
+/// The body of a file frame from `own` to another server, for a transfer
+/// `started_by` (`own` or the receiver) on its stream `stream`.
+pub(crate) fn encode(
+    own: &str,
+    started_by: &str,
+    stream: StreamId,
+    message: Message,
+) -> Option<Bytes> {
+    let frame = Frame::new(stream, message).to_bytes().ok()?;
+    let (own_len, by_len) = (
+        u8::try_from(own.len()).ok()?,
+        u8::try_from(started_by.len()).ok()?,
+    );
+    let mut body = BytesMut::with_capacity(2 + own.len() + started_by.len() + frame.len());
+    body.put_u8(own_len);
+    body.put_slice(own.as_bytes());
+    body.put_u8(by_len);
+    body.put_slice(started_by.as_bytes());
+    body.put_slice(&frame);
+    Some(body.freeze())
+}
+
+/// A file frame that arrived for `own`: `None` unless its sender is a
+/// valid other server, the transfer was started by one of the two, on an
+/// even stream, and the frame is one whole file-class frame within
+/// `max_payload`.
+pub(crate) fn decode(own: &str, body: &[u8], max_payload: u32) -> Option<InFile> {
+    let (sender, rest) = take_id(body)?;
+    let (started_by, rest) = take_id(rest)?;
+    if !valid_server_id(sender) || sender == own || (started_by != own && started_by != sender) {
+        return None;
+    }
+    let mut decoder = FrameDecoder::with_max_payload(max_payload);
+    decoder.push(rest);
+    let frame = decoder.decode().ok()??;
+    if decoder.buffered() != 0 || frame.stream == 0 || frame.stream % 2 != 0 {
+        return None;
+    }
+    let file_class = matches!(
+        frame.message,
+        Message::FileOffer(_)
+            | Message::FileAccept(_)
+            | Message::FileChunk(_)
+            | Message::FileComplete(_)
+            | Message::FileReject(_)
+            | Message::FileCancel(_)
+    );
+    file_class.then(|| InFile {
+        server: sender.to_owned(),
+        started_here: started_by == own,
+        stream: frame.stream,
+        message: frame.message,
+    })
+}
+
+/// A length-prefixed server id at the front of `body`, and the rest.
+fn take_id(body: &[u8]) -> Option<(&str, &[u8])> {
+    let (len, rest) = body.split_first()?;
+    let id = rest.get(..usize::from(*len))?;
+    Some((
+        std::str::from_utf8(id).ok()?,
+        rest.get(usize::from(*len)..)?,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use lanlink_proto::file::{FileAccept, FileChunk};
+
+    use super::*;
+
+    #[test]
+    fn file_frames_round_trip_and_hostile_ones_are_refused() {
+        let accept = Message::FileAccept(FileAccept {
+            offset: 7,
+            prefix_hash: None,
+        });
+        let body = encode("c", "a", 4, accept.clone()).unwrap();
+        let got = decode("a", &body, 1 << 20).unwrap();
+        assert_eq!(
+            (got.server.as_str(), got.started_here, got.stream),
+            ("c", true, 4)
+        );
+        assert_eq!(got.message, accept);
+        // From itself, started by a third server, an odd stream, not a
+        // file frame, trailing bytes, too big, cut short: all refused.
+        assert!(decode("c", &body, 1 << 20).is_none());
+        assert!(decode("a", &encode("c", "b", 4, accept.clone()).unwrap(), 1 << 20).is_none());
+        assert!(decode("a", &encode("c", "a", 5, accept.clone()).unwrap(), 1 << 20).is_none());
+        let ping = Message::Ping(lanlink_proto::control::Ping { nonce: 1 });
+        assert!(decode("a", &encode("c", "a", 4, ping).unwrap(), 1 << 20).is_none());
+        let mut longer = body.to_vec();
+        longer.push(0);
+        assert!(decode("a", &longer, 1 << 20).is_none());
+        let chunk = Message::FileChunk(FileChunk {
+            offset: 0,
+            data: vec![1; 4096].into(),
+        });
+        assert!(decode("a", &encode("c", "a", 4, chunk).unwrap(), 1024).is_none());
+        for cut in 0..body.len() {
+            assert!(decode("a", &body[..cut], 1 << 20).is_none(), "{cut}");
+        }
+        assert!(decode(
+            "a",
+            &encode("not a server", "a", 4, accept).unwrap(),
+            1 << 20
+        )
+        .is_none());
+    }
+}
