@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use common::Server;
 use lanlink_proto::chat::ChatMessage;
 use lanlink_proto::control::{Admin, Hello};
-use lanlink_proto::file::{FileCancel, FileOffer};
+use lanlink_proto::file::{FileCancel, FileOffer, FileRequest};
 use lanlink_proto::{Capabilities, ErrorCode, Frame, FrameDecoder, Message};
 
 const ADMIN_TOKEN: &str = "op-secret-2026";
@@ -983,4 +983,63 @@ fn offers_withdrawn_over_and_over_reach_the_receiver_a_few_times_only() {
         "ada's offer",
         |m| matches!(m, Message::FileOffer(o) if o.from.as_deref() == Some("ada")),
     );
+}
+
+/// File requests cost a log line each at the info level: a connection
+/// asking thousands of times would fill the operator's disk. Beyond a
+/// burst per address they are logged only at the debug level; the log
+/// still shows the others' requests.
+#[test]
+fn file_requests_cannot_flood_the_servers_log() {
+    let dir = std::env::temp_dir().join(format!("lanlink-logflood-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let server = Server::start(&["--plain", "--share", dir.to_str().unwrap()]);
+    let mut eve = Raw::hello(
+        &server.addr,
+        Ipv4Addr::new(127, 0, 0, 66),
+        "eve",
+        Capabilities::FILE,
+    )
+    .expect("eve connects");
+    let asks: Vec<Frame> = (0..500u32)
+        .map(|i| {
+            Frame::new(
+                2 * i + 1,
+                FileRequest {
+                    name: format!("missing-{i}"),
+                    offset: 0,
+                    prefix_hash: None,
+                },
+            )
+        })
+        .collect();
+    eve.send_all(&asks);
+    let (answers, _) = eve.drain(Duration::from_millis(500));
+    assert!(answers.len() >= 400, "{} answers", answers.len());
+    // An honest request from another address is still logged.
+    let mut bob = Raw::hello(
+        &server.addr,
+        Ipv4Addr::new(127, 0, 0, 2),
+        "bob",
+        Capabilities::FILE,
+    )
+    .expect("bob connects");
+    bob.send_all(&[Frame::new(
+        1,
+        FileRequest {
+            name: "bobs-file".into(),
+            offset: 0,
+            prefix_hash: None,
+        },
+    )]);
+    let log = server.log_until("file=bobs-file");
+    let logged = log
+        .iter()
+        .filter(|l| l.contains("download requested") && l.contains("missing-"))
+        .count();
+    assert!(
+        (20..=25).contains(&logged),
+        "{logged} of eve's 500 requests logged at the info level"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

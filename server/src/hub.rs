@@ -324,21 +324,35 @@ fn local_receiver(
 
 /// Logs the file requests worth an operator's eye: downloads, uploads and
 /// files offered to another user (relayed sends), with the user's name.
-fn log_file_request(conn: ConnId, user: &str, message: &Message) {
+fn log_file_request(conn: ConnId, user: &str, message: &Message, loud: bool) {
     let user = display_safe(user);
-    match message {
-        Message::FileRequest(r) => {
-            tracing::info!(conn = %conn, name = %user, file = %display_safe(&r.name), offset = r.offset, "download requested");
-        }
+    let line = match message {
+        Message::FileRequest(r) => format!(
+            "download requested: file={} offset={}",
+            display_safe(&r.name),
+            r.offset
+        ),
         Message::FileOffer(o) => match &o.to {
-            Some(to) => {
-                tracing::info!(conn = %conn, name = %user, to = %display_safe(to), file = %display_safe(&o.name), size = o.size, "file offered to a user (relayed send)");
-            }
-            None => {
-                tracing::info!(conn = %conn, name = %user, file = %display_safe(&o.name), size = o.size, "upload offered");
-            }
+            Some(to) => format!(
+                "file offered to a user (relayed send): to={} file={} size={}",
+                display_safe(to),
+                display_safe(&o.name),
+                o.size
+            ),
+            None => format!(
+                "upload offered: file={} size={}",
+                display_safe(&o.name),
+                o.size
+            ),
         },
-        _ => {}
+        _ => return,
+    };
+    // Within the address's budget at the operator's level; beyond it
+    // only for debugging, so that requests cannot fill the disk with log.
+    if loud {
+        tracing::info!(conn = %conn, name = %user, "{line}");
+    } else {
+        tracing::debug!(conn = %conn, name = %user, "{line}");
     }
 }
 
@@ -403,6 +417,9 @@ pub struct Hub {
     remote_media: crate::remote_media::RemoteMedia,
     /// Other servers as connections of the file service.
     remote_files: crate::remote_files::RemoteFiles,
+    /// File requests logged at the info level, per address: a burst of
+    /// 20, then one a second (the rest at the debug level).
+    file_log: KeyedBuckets<IpAddr>,
 }
 
 /// The operator's tools: the admin token and the bans.
@@ -469,6 +486,13 @@ impl Hub {
             },
             nats,
             remote_files: crate::remote_files::RemoteFiles::default(),
+            file_log: KeyedBuckets::new(
+                Rate {
+                    burst: 20,
+                    per_second: 1.0,
+                },
+                DEFAULT_MAX_KEYS,
+            ),
             remote_media: crate::remote_media::RemoteMedia::new(
                 config.chat.max_name_len,
                 crate::remote_media::Browsers {
@@ -852,7 +876,9 @@ impl Hub {
                 _ => self.chat.handle(conn, frame.message, now, &mut self.out),
             },
             Service::File => {
-                log_file_request(conn, name, &frame.message);
+                let ip = handle.peer().ip().to_canonical();
+                let loud = self.file_log.try_take(&ip, now.instant).is_ok();
+                log_file_request(conn, name, &frame.message, loud);
                 // An offer to `user@server` goes to that server, if it is
                 // another (scale-out).
                 if let (Some((link, _)), Message::FileOffer(o)) = (&self.nats, &frame.message) {

@@ -129,7 +129,7 @@ impl ChatService {
         }
         out.push(Outgoing::control(
             conn,
-            roster_of(&self.clients, room, &self.remote),
+            roster_of(&self.clients, room, &self.remote, conn),
         ));
         let opened = opened.then(|| RoomEvent::Opened {
             room: room.name().into(),
@@ -162,10 +162,20 @@ impl ChatService {
     /// quiet (see [`ChatConfig::told_arrivals`](super::ChatConfig::told_arrivals)):
     /// before what it says or a new nickname reaches the members, they
     /// learn who it is.
-    pub(super) fn announce(&mut self, conn: ConnId, out: &mut Vec<Outgoing>) {
+    pub(super) fn announce(&mut self, conn: ConnId, now: Instant, out: &mut Vec<Outgoing>) {
         let Some(client) = self.clients.get_mut(&conn) else {
             return;
         };
+        if client.unannounced.is_none() {
+            return;
+        }
+        // Telling costs what an arrival costs: speaking once per
+        // connection does not get around the limit.
+        let told = self.per_address.told.try_take(&client.peer, now).is_ok()
+            && self.per_address.told_in_all.try_take(now).is_ok();
+        if !told {
+            return;
+        }
         let Some(key) = client.unannounced.take() else {
             return;
         };
@@ -266,7 +276,7 @@ impl ChatService {
         if !self.rooms.get(&key).is_some_and(|r| r.contains(conn)) {
             return Err(ServiceError::NotInRoom { room: m.room });
         }
-        self.announce(conn, out);
+        self.announce(conn, now.instant, out);
         let Some(room) = self.rooms.get_mut(&key) else {
             return Err(ServiceError::NotInRoom { room: m.room });
         };
@@ -319,6 +329,7 @@ impl ChatService {
         &mut self,
         conn: ConnId,
         new: &str,
+        now: Instant,
         out: &mut Vec<Outgoing>,
     ) -> Result<(), ServiceError> {
         check_nickname(new, self.config.max_name_len)?;
@@ -330,7 +341,7 @@ impl ChatService {
             return Err(ServiceError::NameTaken { name: new.into() });
         }
         if self.clients.get(&conn).is_some_and(|c| c.name != new) {
-            self.announce(conn, out);
+            self.announce(conn, now, out);
         }
         let Some(client) = self.clients.get_mut(&conn) else {
             return Err(ServiceError::NotRegistered { conn });
@@ -372,7 +383,7 @@ impl ChatService {
         }
         out.push(Outgoing::control(
             conn,
-            roster_of(&self.clients, found, &self.remote),
+            roster_of(&self.clients, found, &self.remote, conn),
         ));
         Ok(())
     }
@@ -402,10 +413,16 @@ pub(super) fn roster_of(
     clients: &HashMap<ConnId, Client>,
     room: &ChatRoom,
     remote: &RemoteMembers,
+    viewer: ConnId,
 ) -> Roster {
+    // Quiet arrivals are not listed (but to themselves): their leaving is
+    // not told, so they would stay listed for ever.
+    let key = fold(room.name());
     let mut members: Vec<String> = room
         .members()
-        .filter_map(|c| clients.get(&c).map(|c| c.name.clone()))
+        .filter_map(|c| clients.get(&c).map(|client| (c, client)))
+        .filter(|(c, client)| *c == viewer || client.unannounced.as_deref() != Some(key.as_str()))
+        .map(|(_, client)| client.name.clone())
         .collect();
     members.extend(remote.of(&fold(room.name())));
     members.sort_by_cached_key(|n| sort_key(n));

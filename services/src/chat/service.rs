@@ -280,7 +280,7 @@ impl ChatService {
             Message::Leave(leave) => self.leave(conn, &leave.room, out),
             Message::ChatMessage(m) => self.say(conn, m, now, out),
             Message::PrivateMessage(m) => self.whisper(conn, m, now, out),
-            Message::SetNick(set) => self.set_nick(conn, &set.name, out),
+            Message::SetNick(set) => self.set_nick(conn, &set.name, now.instant, out),
             Message::RosterRequest(r) => self.roster(conn, &r.room, out),
             Message::HistoryRequest(h) => self.history(conn, &h.room, h.limit.into(), out),
             other => Err(ServiceError::UnexpectedMessage { kind: other.kind() }),

@@ -74,6 +74,18 @@ pub(super) fn hold(size: u64, received: u64) -> u64 {
 /// The owner of the server's own jobs (the partial-file sweep).
 const HOUSEKEEPING: ConnId = ConnId(0);
 
+/// Upload bytes received and not yet written, from one address's uploads
+/// together: an honest sender has at most its window (4 MiB) per upload
+/// in flight; beyond this a chunk is refused and its upload ends.
+pub const MAX_PENDING_PER_ADDRESS: u64 = 32 * 1024 * 1024;
+
+/// The same from every upload together.
+pub const MAX_PENDING_IN_ALL: u64 = 256 * 1024 * 1024;
+
+/// Uploads from one address that have not sent a byte yet: each holds a
+/// share of the free space ([`MIN_HOLD`]) until it does.
+pub const MAX_SILENT_UPLOADS_PER_ADDRESS: usize = 4;
+
 /// Connection ids from here up stand for other servers (scale-out): a
 /// file offered to `user@server` is relayed to that server's id as if to
 /// a connection, and what that server sends back comes from it. The
@@ -130,6 +142,10 @@ struct Upload {
     /// Chunks received and not yet written.
     pending: Vec<FileChunk>,
     pending_bytes: u64,
+    /// Its address's quota key (its pending bytes count there).
+    owner: String,
+    /// Whether any chunk came yet.
+    sent: bool,
     /// The sender's `FileComplete`, once it came.
     complete: Option<FileComplete>,
     /// Free space promised to this upload and not yet written.
@@ -177,6 +193,10 @@ pub struct FileService {
     ledger: UploadLedger,
     /// Jobs handed out and not yet done, per connection.
     outstanding: HashMap<ConnId, usize>,
+    /// Upload bytes received and not yet handed to a write, per address
+    /// (quota key) and in all.
+    pending: HashMap<String, u64>,
+    pending_in_all: u64,
     /// Tickets of ended uploads whose partial file is to be deleted when
     /// their job brings it back.
     discard_on_return: HashSet<Ticket>,
@@ -212,6 +232,8 @@ impl FileService {
             refusals: RefusalLog::new(),
             ledger: config.ledger.clone(),
             outstanding: HashMap::new(),
+            pending: HashMap::new(),
+            pending_in_all: 0,
             discard_on_return: HashSet::new(),
             jobs: Vec::new(),
             next_sweep: None,
@@ -742,6 +764,17 @@ impl FileService {
         if busy {
             return Err(ServiceError::UploadInProgress { name: o.name });
         }
+        let silent = self
+            .transfers
+            .values()
+            .filter(|t| matches!(t, Transfer::Upload(u) if u.owner == owner && !u.sent))
+            .count();
+        if silent >= MAX_SILENT_UPLOADS_PER_ADDRESS {
+            return Err(ServiceError::Busy {
+                reason:
+                    "your address has uploads that have not sent anything yet; send those first",
+            });
+        }
         // Bytes are charged as they arrive (see `on_chunk`), entries once
         // created: a refused or abandoned offer costs nothing, a resumed
         // one only what it still sends. Until the open job says how many
@@ -788,6 +821,7 @@ impl FileService {
             ledger.usage.entry(owner).or_default().entries_held += entries_held;
         }
         self.tickets.insert(ticket, key);
+        let owner_key = self.quota_key(key.0);
         self.transfers.insert(
             key,
             Transfer::Upload(Box::new(Upload {
@@ -801,6 +835,8 @@ impl FileService {
                 acked: 0,
                 pending: Vec::new(),
                 pending_bytes: 0,
+                owner: owner_key,
+                sent: false,
                 complete: None,
                 reserve: promised,
                 entries_held,
@@ -990,7 +1026,11 @@ impl FileService {
                         expected: u.next_offset,
                     });
                 }
-                if u.pending_bytes + len > max_pending {
+                let owner_pending = self.pending.get(&u.owner).copied().unwrap_or(0);
+                if u.pending_bytes + len > max_pending
+                    || owner_pending + len > MAX_PENDING_PER_ADDRESS
+                    || self.pending_in_all + len > MAX_PENDING_IN_ALL
+                {
                     return Err(ServiceError::Busy {
                         reason: "data sent faster than acknowledged",
                     });
@@ -1010,6 +1050,9 @@ impl FileService {
                 }
                 u.next_offset = end;
                 u.pending_bytes += len;
+                u.sent = true;
+                *self.pending.entry(u.owner.clone()).or_default() += len;
+                self.pending_in_all += len;
                 u.pending.push(c);
                 self.write_pending(key);
                 Ok(())
@@ -1037,7 +1080,13 @@ impl FileService {
             return;
         };
         let work = if !u.pending.is_empty() {
-            u.pending_bytes = 0;
+            let written = std::mem::take(&mut u.pending_bytes);
+            release_pending(
+                &mut self.pending,
+                &mut self.pending_in_all,
+                &u.owner,
+                written,
+            );
             Work::Write {
                 file,
                 chunks: std::mem::take(&mut u.pending),
@@ -1205,9 +1254,21 @@ impl FileService {
             Transfer::Upload(u) => {
                 jobs::cancel(&u.cancel);
                 self.tickets.remove(&u.ticket);
+                release_pending(
+                    &mut self.pending,
+                    &mut self.pending_in_all,
+                    &u.owner,
+                    u.pending_bytes,
+                );
                 let owner = self.quota_key(key.0);
                 let mut ledger = self.ledger.lock();
                 ledger.reserved = ledger.reserved.saturating_sub(u.reserve);
+                if discard {
+                    // Its bytes leave the disk with it: they leave the
+                    // quota too (those received and those resumed from).
+                    let usage = ledger.usage.entry(owner.clone()).or_default();
+                    usage.bytes = usage.bytes.saturating_sub(u.next_offset);
+                }
                 if u.entries_held > 0 {
                     let usage = ledger.usage.entry(owner).or_default();
                     usage.entries_held = usage.entries_held.saturating_sub(u.entries_held);
@@ -1362,4 +1423,15 @@ fn send(out: &mut Vec<Outgoing>, key: Key, message: impl Into<Message>) {
         to: key.0,
         frame: Frame::new(key.1, message),
     });
+}
+
+/// Takes `bytes` an upload of `owner` had waiting off the counts.
+fn release_pending(pending: &mut HashMap<String, u64>, in_all: &mut u64, owner: &str, bytes: u64) {
+    *in_all = in_all.saturating_sub(bytes);
+    if let Some(n) = pending.get_mut(owner) {
+        *n = n.saturating_sub(bytes);
+        if *n == 0 {
+            pending.remove(owner);
+        }
+    }
 }

@@ -1296,3 +1296,144 @@ fn another_server_only_relays_offers_and_within_its_cap() {
     assert!(refused(&out), "{out:?}");
     assert_eq!(svc.transfer_count(), 32);
 }
+
+/// [`Dirs::service`] taking uploads of up to 1 GiB.
+fn big_uploads(d: &Dirs) -> FileService {
+    FileService::new(FileConfig {
+        share: Some(d.share.clone()),
+        inbox: Some(d.inbox.clone()),
+        max_upload_size: 1 << 30,
+        min_free_space: 0,
+        ..FileConfig::default()
+    })
+}
+
+/// Uploads that send nothing hold free space for nothing: an address may
+/// have four at once, then waits until one sends; others are not held up.
+#[test]
+fn an_address_has_few_silent_uploads_at_once() {
+    let d = Dirs::new("silent");
+    let mut svc = big_uploads(&d);
+    let (a2, c) = (ConnId(11), ConnId(12));
+    svc.set_peer(A, "10.0.0.66".parse().unwrap());
+    svc.set_peer(a2, "10.0.0.66".parse().unwrap());
+    svc.set_peer(c, "10.0.0.3".parse().unwrap());
+    for (conn, stream) in [(A, 1), (A, 3), (A, 5), (a2, 1)] {
+        let out = run(
+            &mut svc,
+            conn,
+            stream,
+            offer(&format!("s{conn}-{stream}"), 1 << 30),
+        );
+        assert!(
+            matches!(out.as_slice(), [Outgoing { frame, .. }] if matches!(frame.message, Message::FileAccept(_))),
+            "{out:?}"
+        );
+    }
+    let out = run(&mut svc, a2, 3, offer("fifth", 1 << 30));
+    assert!(
+        matches!(out.as_slice(), [Outgoing { frame, .. }] if matches!(&frame.message, Message::FileReject(r) if r.reason.contains("not sent anything"))),
+        "{out:?}"
+    );
+    let out = run(&mut svc, c, 1, offer("other-address", 1 << 30));
+    assert!(
+        matches!(out.as_slice(), [Outgoing { frame, .. }] if matches!(frame.message, Message::FileAccept(_))),
+        "{out:?}"
+    );
+    // Once one has sent, another may start.
+    run(
+        &mut svc,
+        A,
+        1,
+        FileChunk {
+            offset: 0,
+            data: Bytes::from_static(b"data"),
+        },
+    );
+    let out = run(&mut svc, a2, 3, offer("fifth", 1 << 30));
+    assert!(
+        matches!(out.as_slice(), [Outgoing { frame, .. }] if matches!(frame.message, Message::FileAccept(_))),
+        "{out:?}"
+    );
+}
+
+/// Chunks sent without waiting for acknowledgements wait in memory until
+/// written; one address's uploads together may keep 32 MiB waiting, and
+/// beyond that its chunk is refused (the upload ends), while another
+/// address's upload goes on.
+#[test]
+fn one_address_cannot_keep_more_than_its_share_of_upload_bytes_waiting() {
+    let d = Dirs::new("pending");
+    let mut svc = big_uploads(&d);
+    let conns = [ConnId(21), ConnId(22)];
+    for conn in conns {
+        svc.set_peer(conn, "10.0.0.66".parse().unwrap());
+    }
+    let chunk = Bytes::from(vec![7u8; 256 * 1024]);
+    // Send `n` chunks on `conn`/`stream` without running the write jobs
+    // (as when the disk is slower than the sender); the answers.
+    let flood = |svc: &mut FileService, conn: ConnId, stream: u32, n: u64| {
+        let mut out = Vec::new();
+        for i in 0..n {
+            let c = FileChunk {
+                offset: i * chunk.len() as u64,
+                data: chunk.clone(),
+            };
+            let lookup = |_: &str| None;
+            svc.handle(
+                conn,
+                "eve",
+                stream,
+                c.into(),
+                Instant::now(),
+                &lookup,
+                &mut out,
+            );
+        }
+        out
+    };
+    let uploads = [
+        (conns[0], 1),
+        (conns[0], 3),
+        (conns[0], 5),
+        (conns[1], 1),
+        (conns[1], 3),
+    ];
+    // Opens an upload running its open job alone: the writes still wait.
+    let open = |svc: &mut FileService, conn: ConnId, stream: u32, name: &str| {
+        let mut out = Vec::new();
+        let lookup = |_: &str| None;
+        let o = offer(name, 1 << 30).into();
+        svc.handle(conn, "eve", stream, o, Instant::now(), &lookup, &mut out);
+        let (opens, writes): (Vec<_>, Vec<_>) = svc
+            .take_jobs()
+            .into_iter()
+            .partition(|j| matches!(j.work, super::jobs::Work::OpenUpload(_)));
+        for job in opens {
+            svc.job_done(job.run(), &mut out);
+        }
+        writes
+    };
+    let mut held = Vec::new();
+    // Four uploads each keep nearly 8 MiB (twice the window) waiting.
+    for (i, &(conn, stream)) in uploads[..4].iter().enumerate() {
+        held.extend(open(&mut svc, conn, stream, &format!("p{i}")));
+        let out = flood(&mut svc, conn, stream, 32);
+        assert!(out.is_empty(), "{out:?}");
+    }
+    // (Each upload's first chunk went to a write job; 31 MiB wait.) The
+    // fifth upload gets a little in before the 32 MiB are reached.
+    let (conn, stream) = uploads[4];
+    held.extend(open(&mut svc, conn, stream, "p4"));
+    let out = flood(&mut svc, conn, stream, 8);
+    assert!(
+        matches!(out.as_slice(), [Outgoing { frame, .. }] if matches!(&frame.message, Message::FileReject(r) if r.reason.contains("faster than acknowledged"))),
+        "{out:?}"
+    );
+    // Another address is not held up.
+    let other = ConnId(23);
+    svc.set_peer(other, "10.0.0.3".parse().unwrap());
+    run(&mut svc, other, 1, offer("honest", 1 << 30));
+    let out = flood(&mut svc, other, 1, 4);
+    assert!(out.is_empty(), "{out:?}");
+}

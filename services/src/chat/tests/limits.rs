@@ -252,40 +252,46 @@ fn arrivals_by_connecting_over_and_over_are_told_a_few_times_only() {
             (ADA, "eve1".into(), PresenceChange::Left),
         ]
     );
-    // A quiet arrival is in the roster, and is told before it speaks
-    // (then its departure is told too).
+    // A quiet arrival is not listed to others (its leaving would not be
+    // told), only to itself.
     let quiet = ConnId(200);
     assert!(presences(&chat.connect_from(quiet, SAME_HOUSE, "mallory").unwrap()).is_empty());
-    let roster_out = chat.send(
-        ADA,
-        RosterRequest {
-            room: "lobby".into(),
-        },
+    let roster_request = || RosterRequest {
+        room: "lobby".into(),
+    };
+    assert_eq!(
+        chat.send(ADA, roster_request()),
+        vec![to(ADA, roster("lobby", &["ada"]))]
     );
     assert_eq!(
-        roster_out,
-        vec![to(ADA, roster("lobby", &["ada", "mallory"]))]
+        chat.send(quiet, roster_request()),
+        vec![to(quiet, roster("lobby", &["ada", "mallory"]))]
     );
+    // What it says is delivered; with the address's budget spent, it stays
+    // quiet (speaking does not get around the limit).
+    let line = |text: &str, unix_ms: u64| -> Message {
+        ChatMessage {
+            from: "mallory".into(),
+            timestamp_ms: unix_ms,
+            ..said("lobby", text)
+        }
+        .into()
+    };
     let spoke = chat.send(quiet, said("lobby", "hi"));
+    assert_eq!(spoke, vec![to(ADA, line("hi", chat.now.unix_ms))]);
+    // Once the budget refills, it is told before its next line (and then
+    // its departure is told too).
+    chat.advance(10_000);
+    let line2 = line("hi again", chat.now.unix_ms);
+    let spoke = chat.send(quiet, said("lobby", "hi again"));
     assert_eq!(
-        spoke
-            .iter()
-            .map(|o| (o.to, o.frame.message.clone()))
-            .collect::<Vec<_>>(),
+        spoke,
         vec![
-            (
+            to(
                 ADA,
-                presence("lobby", "mallory", PresenceChange::Joined, "").into()
+                presence("lobby", "mallory", PresenceChange::Joined, "")
             ),
-            (
-                ADA,
-                ChatMessage {
-                    from: "mallory".into(),
-                    timestamp_ms: chat.now.unix_ms,
-                    ..said("lobby", "hi")
-                }
-                .into()
-            ),
+            to(ADA, line2),
         ]
     );
     assert_eq!(
@@ -295,6 +301,7 @@ fn arrivals_by_connecting_over_and_over_are_told_a_few_times_only() {
     // A quiet arrival that renames itself is told first, under its old name.
     let renamer = ConnId(201);
     chat.connect_from(renamer, SAME_HOUSE, "trudy").unwrap();
+    chat.advance(10_000);
     let renamed = chat.send(
         renamer,
         SetNick {
@@ -318,7 +325,7 @@ fn arrivals_by_connecting_over_and_over_are_told_a_few_times_only() {
         ]
     );
     // And the churning address is told again once its budget refills.
-    chat.advance(10_000);
+    chat.advance(20_000);
     let back = chat
         .connect_from(ConnId(300), SAME_HOUSE, "eve-again")
         .unwrap();
