@@ -1437,3 +1437,37 @@ fn one_address_cannot_keep_more_than_its_share_of_upload_bytes_waiting() {
     let out = flood(&mut svc, other, 1, 4);
     assert!(out.is_empty(), "{out:?}");
 }
+
+/// A resumed upload whose sender finds the file changed (`HASH_MISMATCH`)
+/// deletes its partial file, and the bytes that file held leave the
+/// uploader's quota with it.
+#[test]
+fn a_discarded_partial_gives_its_bytes_back_to_the_quota() {
+    let d = Dirs::new("refund");
+    let mut svc = d.service();
+    let ip: std::net::IpAddr = "10.0.0.1".parse().unwrap();
+    svc.set_peer(A, ip);
+    accept_of(&run(&mut svc, A, 1, offer("doc.txt", 30)));
+    run(
+        &mut svc,
+        A,
+        1,
+        FileChunk {
+            offset: 0,
+            data: Bytes::from_static(b"fifteen bytes!!"),
+        },
+    );
+    svc.disconnect(A, &mut Vec::new());
+    let charged = svc.uploaded(ip);
+    assert!(charged >= 15, "{charged}");
+    let a2 = ConnId(3);
+    svc.set_peer(a2, ip);
+    let resumed = accept_of(&run(&mut svc, a2, 1, offer("doc.txt", 30))).clone();
+    assert_eq!(resumed.offset, 15);
+    let mismatch = FileCancel {
+        code: ErrorCode::HASH_MISMATCH,
+        reason: "the file changed".into(),
+    };
+    run(&mut svc, a2, 1, mismatch);
+    assert_eq!(svc.uploaded(ip), charged - 15);
+}
