@@ -44,10 +44,10 @@ pub const FIRST_MEDIA_STREAM: StreamId = 0x4000_0000;
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
 pub enum TapEvent<'a> {
-    /// A stream was announced (or its announcement changed); its frames
-    /// may not flow yet (another server's stream crosses only while
-    /// someone here watches it).
-    Announced(&'a VideoAnnounce),
+    /// A stream was announced (or its announcement changed) by the
+    /// connection given; its frames may not flow yet (another server's
+    /// stream crosses only while someone here watches it).
+    Announced(&'a VideoAnnounce, ConnId),
     /// A frame was relayed on the stream so announced.
     Frame(&'a VideoAnnounce, &'a VideoFrame),
     /// The stream so announced ended (or was renamed): forget what is kept
@@ -629,7 +629,7 @@ impl MediaRelay {
             (tap.0)(AudioTapEvent::Started(id, a));
         }
         if let (Some(tap), Announcement::Video(v)) = (&self.video_tap, &announcement) {
-            (tap.0)(TapEvent::Announced(v));
+            (tap.0)(TapEvent::Announced(v, conn));
         }
         let frame = Frame {
             stream: id,

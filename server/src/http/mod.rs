@@ -192,7 +192,14 @@ pub fn video_tap(frames: LatestFrames) -> VideoTap {
                 tracing::debug!(stream = %a.name, "frame not shown to browsers: {why}");
             }
         }
-        TapEvent::Announced(a) => frames.announce(&a.name, &a.publisher, a.width, a.height),
+        // Another server's stream sends frames only once watched here, so
+        // it is listed from its announcement; a local one from its first
+        // JPEG frame (a stream of anything else is never listed).
+        TapEvent::Announced(a, publisher)
+            if publisher.0 >= crate::remote_media::FIRST_REMOTE_PUBLISHER =>
+        {
+            frames.announce(&a.name, &a.publisher, a.width, a.height)
+        }
         TapEvent::Ended(a) => frames.remove(&a.name),
         _ => {}
     })
