@@ -923,13 +923,7 @@ fn offers_withdrawn_over_and_over_reach_the_receiver_a_few_times_only() {
         Capabilities::FILE | Capabilities::OFFERS,
     )
     .expect("bob connects");
-    let mut eve = Raw::hello(
-        &server.addr,
-        Ipv4Addr::new(127, 0, 0, 66),
-        "eve",
-        Capabilities::FILE,
-    )
-    .expect("eve connects");
+    let mut eve = file_client(&server.addr, 66, "eve");
     let spam: Vec<Frame> = (0..40u32)
         .flat_map(|i| {
             let offer = FileOffer {
@@ -994,13 +988,7 @@ fn file_requests_cannot_flood_the_servers_log() {
     let dir = std::env::temp_dir().join(format!("lanlink-logflood-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let server = Server::start(&["--plain", "--share", dir.to_str().unwrap()]);
-    let mut eve = Raw::hello(
-        &server.addr,
-        Ipv4Addr::new(127, 0, 0, 66),
-        "eve",
-        Capabilities::FILE,
-    )
-    .expect("eve connects");
+    let mut eve = file_client(&server.addr, 66, "eve");
     let asks: Vec<Frame> = (0..500u32)
         .map(|i| {
             Frame::new(
@@ -1017,13 +1005,7 @@ fn file_requests_cannot_flood_the_servers_log() {
     let (answers, _) = eve.drain(Duration::from_millis(500));
     assert!(answers.len() >= 400, "{} answers", answers.len());
     // An honest request from another address is still logged.
-    let mut bob = Raw::hello(
-        &server.addr,
-        Ipv4Addr::new(127, 0, 0, 2),
-        "bob",
-        Capabilities::FILE,
-    )
-    .expect("bob connects");
+    let mut bob = file_client(&server.addr, 2, "bob");
     bob.send_all(&[Frame::new(
         1,
         FileRequest {
@@ -1042,4 +1024,15 @@ fn file_requests_cannot_flood_the_servers_log() {
         "{logged} of eve's 500 requests logged at the info level"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A file-only client called `name` from 127.0.0.`host`.
+fn file_client(addr: &str, host: u8, name: &str) -> Raw {
+    Raw::hello(
+        addr,
+        Ipv4Addr::new(127, 0, 0, host),
+        name,
+        Capabilities::FILE,
+    )
+    .unwrap_or_else(|f| panic!("{name} refused: {f:?}"))
 }
