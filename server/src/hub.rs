@@ -561,7 +561,7 @@ impl Hub {
                 self.remote_media
                     .server_gone(&mut self.media, &server, &mut self.out);
                 // Transfers relayed with it end, as with a user who left.
-                if let Some(conn) = self.remote_files.lookup(&format!("@{server}")) {
+                if let Some(conn) = self.remote_files.known(&server) {
                     self.file.disconnect(conn, &mut self.out);
                 }
                 return;
@@ -1191,10 +1191,8 @@ impl Hub {
                 .is_some_and(|(h, _)| h.peer().ip().to_canonical() != ip)
         };
         let key = fold(name);
-        self.receivers
-            .iter()
-            .any(|(id, n)| *n == key && elsewhere(id))
-            || (chat && self.chat.conn_of(name).is_some_and(|id| elsewhere(&id)))
+        // (Receivers do not chat: `outside_chat` holds them too.)
+        (chat && self.chat.conn_of(name).is_some_and(|id| elsewhere(&id)))
             || self
                 .outside_chat
                 .iter()

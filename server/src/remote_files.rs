@@ -60,6 +60,11 @@ impl RemoteFiles {
     /// The connection id of the server of `user@server`, if it has one.
     pub fn lookup(&self, name: &str) -> Option<ConnId> {
         let (_, server) = name.rsplit_once('@')?;
+        self.known(server)
+    }
+
+    /// `server`'s connection id, if it has one.
+    pub fn known(&self, server: &str) -> Option<ConnId> {
         self.by_server.get(server).copied()
     }
 

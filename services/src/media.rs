@@ -28,7 +28,7 @@ use lanlink_proto::{control, ErrorCode, Frame, Message, StreamId};
 use lanlink_transport::limits::DEFAULT_MAX_KEYS;
 use lanlink_transport::{ConnId, KeyedBuckets, Rate, TokenBucket};
 
-use crate::text::{display_safe, is_bidi_control, is_invisible};
+use crate::text::{display_safe, hides_or_reorders};
 use crate::Outgoing;
 use crate::ServiceError;
 
@@ -539,10 +539,7 @@ impl MediaRelay {
         }
         // Shown on terminals and in browsers: nothing that reorders or
         // hides text.
-        if name
-            .chars()
-            .any(|c| is_bidi_control(c) || is_invisible(c) || matches!(c, '\u{2028}' | '\u{2029}'))
-        {
+        if name.chars().any(hides_or_reorders) {
             let text = "a stream name may not contain bidirectional text controls, invisible characters or line separators";
             return error(out, conn, stream, ErrorCode::INVALID_NAME, text);
         }

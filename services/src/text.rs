@@ -18,7 +18,7 @@
 
 use unicode_normalization::UnicodeNormalization;
 
-pub use lanlink_transport::text::{display_safe, is_bidi_control, is_invisible};
+pub use lanlink_transport::text::{display_safe, hides_or_reorders, is_bidi_control, is_invisible};
 
 /// Why `name` can never be a valid nickname, room or stream name, or `None`
 /// when its characters are all acceptable. Only the characters are judged:

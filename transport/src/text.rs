@@ -84,6 +84,13 @@ fn is_pictograph(c: char) -> bool {
     )
 }
 
+/// Whether `c` may not stand in a name that others are shown (a stream's,
+/// a written file's): it reorders text ([`is_bidi_control`]), hides
+/// ([`is_invisible`]) or breaks a line (U+2028, U+2029).
+pub fn hides_or_reorders(c: char) -> bool {
+    is_bidi_control(c) || is_invisible(c) || matches!(c, '\u{2028}' | '\u{2029}')
+}
+
 /// Whether `c` is a bidirectional formatting control: it reorders the text
 /// around it when shown (the "Trojan Source" characters).
 pub fn is_bidi_control(c: char) -> bool {

@@ -37,12 +37,7 @@ fn bad(name: &str, reason: &'static str) -> ServiceError {
 /// spells it, is the same file as `café` typed elsewhere, never a second
 /// file that looks identical.
 pub fn validate_target(name: &str) -> Result<PathBuf, ServiceError> {
-    let hiding = |c: char| {
-        crate::text::is_bidi_control(c)
-            || crate::text::is_invisible(c)
-            || matches!(c, '\u{2028}' | '\u{2029}')
-    };
-    if name.chars().any(hiding) {
+    if name.chars().any(crate::text::hides_or_reorders) {
         return Err(bad(
             name,
             "it contains bidirectional text controls, invisible characters or line separators",
