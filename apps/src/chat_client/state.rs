@@ -13,10 +13,9 @@ use lanlink_services::chat::command::format_event;
 use super::view::View;
 use crate::progress::human_bytes;
 
-/// Rooms and names are compared ignoring case, as the server does.
-pub(crate) fn fold(name: &str) -> String {
-    name.to_lowercase()
-}
+/// Rooms and names are compared as the server compares them: by their
+/// case-folded confusable skeleton (`/join rnusic` is the room `music`).
+pub(crate) use lanlink_services::chat::names::fold;
 
 /// How many of our own lines a room remembers (to recognise them in its
 /// history after a reconnect).
@@ -350,5 +349,32 @@ mod tests {
         assert_eq!(s.nicks(), ["cat"]);
         s.apply(&presence("ada", PresenceChange::Left), &view, false);
         assert!(s.room_names().is_empty() && s.nicks().is_empty());
+    }
+
+    /// The server compares room names by confusable skeleton, and answers
+    /// with the existing room's spelling: `/join rnusic` is `music`.
+    #[test]
+    fn rooms_are_compared_as_the_server_compares_them() {
+        let view = View::new(Timestamps::Never, false);
+        let mut s = State::new("ada");
+        s.joining("rnusic", Some("pw"));
+        s.apply(
+            &Event::History(History {
+                room: "music".into(),
+                messages: vec![],
+            }),
+            &view,
+            false,
+        );
+        s.apply(
+            &Event::Roster(Roster {
+                room: "music".into(),
+                members: vec!["ada".into()],
+            }),
+            &view,
+            false,
+        );
+        assert_eq!(s.in_room("rnusic"), Some("music"));
+        assert_eq!(s.in_room("MUSIC"), Some("music"));
     }
 }

@@ -84,7 +84,7 @@ pub(crate) fn clock(unix_ms: u64) -> String {
 }
 
 /// The colour of a nickname: the same on every run and every machine
-/// (FNV-1a of its lowercase form, which is how the server compares names).
+/// (FNV-1a of its lowercase form, so that case does not change it).
 pub(crate) fn nick_colour(nick: &str) -> u8 {
     let mut hash: u32 = 0x811c_9dc5;
     for b in nick.to_lowercase().bytes() {
