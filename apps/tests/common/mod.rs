@@ -254,8 +254,15 @@ impl ChatClient {
 
     /// Every output line up to and including the first containing `needle`.
     pub fn lines_until(&self, needle: &str) -> Vec<String> {
+        self.lines_until_within(needle, PATIENCE)
+    }
+
+    /// [`ChatClient::lines_until`] with its own patience, for steps that
+    /// wait on something slower than a server (a NATS cluster electing
+    /// leaders after a restart).
+    pub fn lines_until_within(&self, needle: &str, patience: Duration) -> Vec<String> {
         let mut seen = Vec::new();
-        let deadline = Instant::now() + PATIENCE;
+        let deadline = Instant::now() + patience;
         loop {
             match self
                 .stdout
@@ -268,7 +275,7 @@ impl ChatClient {
                         return seen;
                     }
                 }
-                Err(_) => panic!("no line containing {needle:?}; saw {seen:?}"),
+                Err(_) => panic!("no line containing {needle:?} in {patience:?}; saw {seen:?}"),
             }
         }
     }
