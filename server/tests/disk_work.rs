@@ -65,6 +65,32 @@ fn resume_at_the_end(client: &Client, stream: u32) {
     client.send(&Frame::new(stream, request)).unwrap();
 }
 
+/// `bob` downloads `small.txt`: how long it took, and how many of the
+/// `attackers`' resume hashes were answered before it was done.
+fn served_before(bob: &Client, attackers: &[Client]) -> (Duration, usize) {
+    let started = Instant::now();
+    let get = FileRequest {
+        name: "small.txt".into(),
+        offset: 0,
+        prefix_hash: None,
+    };
+    bob.send(&Frame::new(1, get)).unwrap();
+    wait_for(bob, |f| {
+        matches!(f.message, Message::FileComplete(_)).then_some(())
+    });
+    let took = started.elapsed();
+    let answered = attackers
+        .iter()
+        .filter(|eve| {
+            wait_briefly(eve, Duration::ZERO, |f| {
+                matches!(f.message, Message::FileOffer(_)).then_some(())
+            })
+            .is_some()
+        })
+        .count();
+    (took, answered)
+}
+
 /// One chat line from `from` to `to` (both in the lobby): its round trip.
 fn chat_round_trip(from: &Client, to: &Client, n: usize) -> Duration {
     let text = format!("line {n}");
@@ -209,27 +235,7 @@ fn many_connections_from_one_address_get_one_turn_between_them() {
         resume_at_the_end(eve, 1);
     }
     let bob = server.connect_from("127.0.0.3", "bob", Capabilities::FILE);
-    let started = Instant::now();
-    let get = FileRequest {
-        name: "small.txt".into(),
-        offset: 0,
-        prefix_hash: None,
-    };
-    bob.send(&Frame::new(1, get)).unwrap();
-    wait_for(&bob, |f| {
-        matches!(f.message, Message::FileComplete(_)).then_some(())
-    });
-    let bob_took = started.elapsed();
-    // How many of the attackers' hashes were answered before bob's file.
-    let answered = attackers
-        .iter()
-        .filter(|eve| {
-            wait_briefly(eve, Duration::ZERO, |f| {
-                matches!(f.message, Message::FileOffer(_)).then_some(())
-            })
-            .is_some()
-        })
-        .count();
+    let (bob_took, answered) = served_before(&bob, &attackers);
     eprintln!("bob was served in {bob_took:?}; {answered} of 6 hashes were answered before");
     assert!(
         answered <= 1,
@@ -290,4 +296,46 @@ fn the_server_sweeps_partial_files_of_abandoned_uploads() {
         std::thread::sleep(Duration::from_millis(50));
     }
     eprintln!("swept {:?} after the uploader left", left.elapsed());
+}
+
+/// Found by the fourth outside attack: with turns by address, an honest
+/// download still waited for a whole multi-GiB hash to end on some worker
+/// (6-24 s with several addresses hashing). A resume prefix is now hashed
+/// a slice per turn, so the honest request runs after at most a slice of
+/// each address ahead of it, and no whole hash can finish first.
+#[test]
+fn a_download_waits_a_slice_not_a_whole_hash_behind_other_addresses() {
+    let dir = TempDir::new("slices");
+    let server = TestServer::start(config(share(&dir)));
+    // Four addresses, two workers: both are busy hashing when bob asks.
+    let attackers: Vec<Client> = (2..6)
+        .map(|i| {
+            server.connect_from(
+                &format!("127.0.0.{i}"),
+                &format!("eve{i}"),
+                Capabilities::FILE,
+            )
+        })
+        .collect();
+    for eve in &attackers {
+        resume_at_the_end(eve, 1);
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let bob = server.connect_from("127.0.0.9", "bob", Capabilities::FILE);
+    let (bob_took, answered) = served_before(&bob, &attackers);
+    eprintln!("bob was served in {bob_took:?}; {answered} of 4 hashes were answered before");
+    assert_eq!(
+        answered,
+        0,
+        "a whole hash of {} MiB ran before bob's download",
+        BIG >> 20
+    );
+    // Before, bob waited for a whole hash on some worker (4.4 s here);
+    // now for a slice of each address ahead of him (0.14 s).
+    assert!(
+        bob_took < Duration::from_secs(1),
+        "bob waited {bob_took:?} behind other addresses' hashes"
+    );
+    // The attackers leave: their remaining slices are dropped, not run.
+    drop(attackers);
 }

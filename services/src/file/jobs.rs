@@ -24,6 +24,13 @@ use super::outgoing::OutgoingFile;
 use super::{listing, path};
 use crate::ServiceError;
 
+/// Bytes of a download's resume prefix one job hashes (a few tens of
+/// milliseconds of a worker). A longer prefix comes back to the service
+/// unfinished and goes on as a new job behind the owner's turn, so a peer
+/// resuming at the end of a multi-GiB file holds a worker for a slice at
+/// a time, and everyone else's jobs get the workers in between.
+pub const PREFIX_SLICE: u64 = 32 * 1024 * 1024;
+
 /// Identifies the transfer (or listing) a job is for.
 pub(super) type Ticket = u64;
 
@@ -77,6 +84,11 @@ pub(super) enum Work {
         name: String,
         offset: u64,
         prefix_hash: Option<ContentHash>,
+        cancel: Arc<AtomicBool>,
+    },
+    /// Hash another slice of the prefix a download's receiver holds.
+    CheckPrefix {
+        file: Box<OutgoingFile>,
         cancel: Arc<AtomicBool>,
     },
     /// Read chunks while the window allows.
@@ -163,6 +175,7 @@ impl Work {
         match self {
             Work::List { .. } => "list",
             Work::OpenDownload { .. } => "open download",
+            Work::CheckPrefix { .. } => "check prefix",
             Work::Read { .. } => "read",
             Work::OpenUpload(_) => "open upload",
             Work::Write { .. } => "write",
@@ -210,6 +223,9 @@ impl FileJob {
             } => Outcome::DownloadOpened(
                 open_download(&share, &name, offset, prefix_hash.as_ref(), &cancel).map(Box::new),
             ),
+            Work::CheckPrefix { mut file, cancel } => {
+                Outcome::DownloadOpened(file.check_prefix(PREFIX_SLICE, &cancel).map(|()| file))
+            }
             Work::Read {
                 mut file,
                 window,
@@ -311,7 +327,9 @@ fn open_download(
             reason: "it is not a plain file",
         });
     }
-    OutgoingFile::open_cancellable(&full, offset, prefix_hash, cancel)
+    let mut file = OutgoingFile::begin(&full, offset, prefix_hash)?;
+    file.check_prefix(PREFIX_SLICE, cancel)?;
+    Ok(file)
 }
 
 /// Whether `target` is a regular file (not a link) of `size` bytes whose

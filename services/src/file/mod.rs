@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use client::{FileClient, FileLink, Progress, Quiet, TransferSummary};
-pub use jobs::{FileDone, FileJob, ENTRY_COST};
+pub use jobs::{FileDone, FileJob, ENTRY_COST, PREFIX_SLICE};
 pub use ledger::{DirectUpload, UploadLedger};
 pub use service::{
     is_other_server, FileService, TransferInfo, FIRST_OTHER_SERVER, TRANSFERS_PER_OTHER_SERVER,

@@ -35,7 +35,21 @@ pub struct OutgoingFile {
     /// it saves the allocator a 256 KiB allocation, the page faults and the
     /// zeroing per chunk (a large share of a transfer's CPU).
     recycle: VecDeque<Bytes>,
+    /// The receiver's prefix while it is being hashed.
+    prefix: Option<Prefix>,
 }
+
+/// What is left to check of the prefix a receiver says it holds.
+#[derive(Debug)]
+struct Prefix {
+    len: u64,
+    hashed: u64,
+    /// The receiver's hash of it; without one the prefix is trusted.
+    want: Option<ContentHash>,
+}
+
+/// Reads while hashing a prefix are this large.
+const PREFIX_READ: usize = 256 * 1024;
 
 /// Chunks kept for reuse; more than a window's worth would never come back.
 const RECYCLE: usize = 32;
@@ -61,51 +75,101 @@ impl OutgoingFile {
         prefix_hash: Option<&ContentHash>,
         cancel: &AtomicBool,
     ) -> Result<OutgoingFile, ServiceError> {
-        let mut file = File::open(path).map_err(|e| ServiceError::io("open", path, e))?;
+        let mut file = OutgoingFile::begin(path, offset, prefix_hash)?;
+        file.check_prefix(u64::MAX, cancel)?;
+        Ok(file)
+    }
+
+    /// Opens `path` to send from `offset` like [`open`](Self::open), but
+    /// hashes none of the prefix yet: call
+    /// [`check_prefix`](Self::check_prefix) until
+    /// [`checking_prefix`](Self::checking_prefix) is false. A server
+    /// hashes a multi-GiB prefix a slice per turn, so one peer's resume
+    /// does not hold a worker for seconds while others wait.
+    pub fn begin(
+        path: &Path,
+        offset: u64,
+        prefix_hash: Option<&ContentHash>,
+    ) -> Result<OutgoingFile, ServiceError> {
+        let file = File::open(path).map_err(|e| ServiceError::io("open", path, e))?;
         let size = file
             .metadata()
             .map_err(|e| ServiceError::io("inspect", path, e))?
             .len();
-        let mut hasher = blake3::Hasher::new();
-        let mut start = 0;
-        if offset > 0 && offset <= size {
-            let mut left = offset;
-            let mut buf = vec![0u8; 256 * 1024];
-            while left > 0 {
-                if cancel.load(Ordering::Relaxed) {
-                    return Err(super::cancelled(path));
-                }
-                let want = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
-                let n = file
-                    .read(buf.get_mut(..want).unwrap_or_default())
-                    .map_err(|e| ServiceError::io("read", path, e))?;
-                if n == 0 {
-                    break;
-                }
-                hasher.update(buf.get(..n).unwrap_or_default());
-                left -= n as u64;
-            }
-            let matches =
-                left == 0 && prefix_hash.is_none_or(|h| hasher.finalize().as_bytes() == h);
-            if matches {
-                start = offset;
-            } else {
-                hasher = blake3::Hasher::new();
-            }
-        }
-        file.seek(SeekFrom::Start(start))
-            .map_err(|e| ServiceError::io("seek", path, e))?;
+        let prefix = (offset > 0 && offset <= size).then(|| Prefix {
+            len: offset,
+            hashed: 0,
+            want: prefix_hash.copied(),
+        });
         Ok(OutgoingFile {
             path: path.to_owned(),
             file,
             size,
-            sent: start,
-            acked: start,
-            start,
-            hasher,
+            sent: 0,
+            acked: 0,
+            start: 0,
+            hasher: blake3::Hasher::new(),
             done: false,
             recycle: VecDeque::new(),
+            prefix,
         })
+    }
+
+    /// True while the receiver's prefix is still being checked: nothing
+    /// can be sent yet and [`start`](Self::start) is not known.
+    pub fn checking_prefix(&self) -> bool {
+        self.prefix.is_some()
+    }
+
+    /// Hashes up to `budget` more bytes of the receiver's prefix. Once all
+    /// of it is hashed, sending starts after it if the hashes match, else
+    /// from 0 (see [`start`](Self::start)). Stops with an error once
+    /// `cancel` is set.
+    pub fn check_prefix(&mut self, budget: u64, cancel: &AtomicBool) -> Result<(), ServiceError> {
+        let Some(prefix) = self.prefix.as_mut() else {
+            return Ok(());
+        };
+        let mut budget = budget;
+        let mut buf = vec![0u8; PREFIX_READ.min(usize::try_from(budget).unwrap_or(PREFIX_READ))];
+        let mut short = false;
+        while prefix.hashed < prefix.len && budget > 0 {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(super::cancelled(&self.path));
+            }
+            let want = (prefix.len - prefix.hashed)
+                .min(budget)
+                .min(buf.len() as u64);
+            let want = usize::try_from(want).unwrap_or(buf.len());
+            let n = self
+                .file
+                .read(buf.get_mut(..want).unwrap_or_default())
+                .map_err(|e| ServiceError::io("read", &self.path, e))?;
+            if n == 0 {
+                // The file shrank under us: the prefix cannot match.
+                short = true;
+                break;
+            }
+            self.hasher.update(buf.get(..n).unwrap_or_default());
+            prefix.hashed += n as u64;
+            budget -= n as u64;
+        }
+        if prefix.hashed < prefix.len && !short {
+            return Ok(());
+        }
+        let matches = !short
+            && prefix
+                .want
+                .is_none_or(|h| self.hasher.finalize().as_bytes() == &h);
+        let start = if matches { prefix.len } else { 0 };
+        if !matches {
+            self.hasher = blake3::Hasher::new();
+        }
+        self.prefix = None;
+        self.file
+            .seek(SeekFrom::Start(start))
+            .map_err(|e| ServiceError::io("seek", &self.path, e))?;
+        (self.start, self.sent, self.acked) = (start, start, start);
+        Ok(())
     }
 
     /// The size when the transfer started.
@@ -130,12 +194,15 @@ impl OutgoingFile {
 
     /// True while the window allows another chunk and the file has more.
     pub fn can_send(&self, window: u64) -> bool {
-        !self.done && self.sent < self.acked + window
+        self.prefix.is_none() && !self.done && self.sent < self.acked + window
     }
 
     /// Reads the next chunk, or `None` at end of file (then call
     /// [`complete`](Self::complete)).
     pub fn next_chunk(&mut self, chunk: usize) -> Result<Option<FileChunk>, ServiceError> {
+        if self.prefix.is_some() {
+            self.check_prefix(u64::MAX, &AtomicBool::new(false))?;
+        }
         if self.done {
             return Ok(None);
         }

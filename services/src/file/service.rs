@@ -654,6 +654,11 @@ impl FileService {
             return;
         };
         match result {
+            Ok(file) if file.checking_prefix() => {
+                // Another slice of the prefix, after everyone else's turn.
+                let (ticket, cancel) = (d.ticket, d.cancel.clone());
+                self.push_job(key.0, ticket, Work::CheckPrefix { file, cancel });
+            }
             Ok(mut file) => {
                 let offer = FileOffer {
                     name: d.name.clone(),

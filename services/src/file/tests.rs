@@ -346,6 +346,73 @@ fn downloads_stay_within_the_window_until_acknowledged() {
     assert_eq!(svc.transfer_count(), 0);
 }
 
+/// A prefix longer than a slice is hashed over several jobs, each given
+/// back to the driver (so other owners' jobs can run in between), and
+/// resumes at the receiver's offset only if the whole prefix matches.
+#[test]
+fn a_long_prefix_is_hashed_a_slice_per_job() {
+    let d = Dirs::new("slices");
+    let size = 2 * super::jobs::PREFIX_SLICE + 1000;
+    let path = d.share.join("long");
+    let f = std::fs::File::create(&path).unwrap();
+    f.set_len(size).unwrap();
+    let offset = size - 10;
+    let zeros = vec![0u8; usize::try_from(offset).unwrap()];
+    let good = *blake3::hash(&zeros).as_bytes();
+    for (hash, start) in [(good, offset), ([9; 32], 0)] {
+        let mut svc = d.service();
+        let mut out = Vec::new();
+        let request = FileRequest {
+            name: "long".into(),
+            offset,
+            prefix_hash: Some(hash),
+        };
+        svc.handle(
+            A,
+            "ada",
+            1,
+            request.into(),
+            Instant::now(),
+            &|_| None,
+            &mut out,
+        );
+        let mut jobs = 0;
+        let offer = loop {
+            let batch = svc.take_jobs();
+            assert_eq!(batch.len(), 1, "one job at a time: {out:?}");
+            jobs += 1;
+            for job in batch {
+                svc.job_done(job.run(), &mut out);
+            }
+            if let Some(o) = out.iter().find_map(|o| match &o.frame.message {
+                Message::FileOffer(o) => Some(o.clone()),
+                _ => None,
+            }) {
+                break o;
+            }
+            assert!(jobs < 10, "never answered");
+        };
+        assert_eq!(jobs, 3, "three slices of the prefix");
+        assert_eq!((offer.size, offer.offset), (size, start));
+        svc.work_inline(&mut out);
+        let first = out.iter().find_map(|o| match &o.frame.message {
+            Message::FileChunk(c) => Some(c.offset),
+            _ => None,
+        });
+        assert_eq!(first, Some(start));
+        if start == offset {
+            // The last ten bytes, and the hash of all of it.
+            let Some(Message::FileComplete(c)) = out.iter().rev().map(|o| &o.frame.message).next()
+            else {
+                panic!("no complete")
+            };
+            let mut all = zeros.clone();
+            all.extend_from_slice(&[0; 10]);
+            assert_eq!((c.size, c.hash), (size, *blake3::hash(&all).as_bytes()));
+        }
+    }
+}
+
 #[test]
 fn resumed_download_checks_the_prefix() {
     let d = Dirs::new("resume");
