@@ -721,6 +721,24 @@ fn a_file_goes_to_a_user_on_another_server() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("no user named \"nobody\""), "{stderr}");
+
+    // No server zz is in presence: refused at once, not after the 120 s
+    // an unanswered offer waits.
+    let asked = std::time::Instant::now();
+    let out = common::lanlink(&[
+        "send",
+        &a.addr,
+        "--to",
+        "bob@zz",
+        "--name",
+        "ada",
+        file.to_str().unwrap(),
+    ]);
+    let took = asked.elapsed();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no user named \"bob@zz\""), "{stderr}");
+    assert!(took < std::time::Duration::from_secs(5), "took {took:?}");
     drop(t);
     assert!(a.terminate().success());
     assert!(c.terminate().success());

@@ -17,6 +17,7 @@ use std::net::TcpListener;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::Receiver;
+use lanlink_proto::file::FileCancel;
 use lanlink_proto::{control, Capabilities, ErrorCode, Frame, Message, Service, StreamId};
 use lanlink_transport::limits::DEFAULT_MAX_KEYS;
 use lanlink_transport::{
@@ -883,12 +884,21 @@ impl Hub {
                 // another (scale-out).
                 if let (Some((link, _)), Message::FileOffer(o)) = (&self.nats, &frame.message) {
                     if let Some((_, server)) = o.to.as_deref().and_then(|to| to.rsplit_once('@')) {
-                        let _ = self.remote_files.conn_of(link.server_id(), server);
+                        if self.chat.knows_server(server) {
+                            let _ = self.remote_files.conn_of(link.server_id(), server);
+                        }
                     }
                 }
                 let (chat, receivers, remote) = (&self.chat, &self.receivers, &self.remote_files);
+                // A server not in presence (never was, or gone) has no
+                // users: the offer is refused at once, not left to time out.
                 let lookup = |nick: &str| {
-                    local_receiver(chat, receivers, nick).or_else(|| remote.lookup(nick))
+                    local_receiver(chat, receivers, nick).or_else(|| {
+                        let (_, server) = nick.rsplit_once('@')?;
+                        chat.knows_server(server)
+                            .then(|| remote.lookup(nick))
+                            .flatten()
+                    })
                 };
                 self.file.handle(
                     conn,
@@ -1222,6 +1232,49 @@ impl Hub {
         }
     }
 
+    /// Ends relayed transfers that lost a frame on the way to another
+    /// server (its queue to NATS was full, or NATS is away): the user here
+    /// is told at once, as if the other side had cancelled, instead of
+    /// waiting on a transfer that can no longer finish. The other server
+    /// is told too if a frame gets through; if not, its side ends when
+    /// its user's client gives up (the transfer resumes later as any).
+    fn break_relays(&mut self, broken: Vec<(ConnId, StreamId)>) {
+        let now = Instant::now();
+        for (conn, stream) in broken {
+            let cancel = FileCancel {
+                code: ErrorCode::OTHER,
+                reason: "the other server could not be reached; try again".into(),
+            };
+            if let (Some(route), Some((link, _))) =
+                (self.remote_files.route(conn, stream), &self.nats)
+            {
+                let started_by = if route.started_here {
+                    link.server_id()
+                } else {
+                    route.to
+                };
+                let _ = link.send_file(
+                    route.to,
+                    started_by,
+                    route.stream,
+                    Message::FileCancel(cancel.clone()),
+                );
+            }
+            self.file.handle(
+                conn,
+                "",
+                stream,
+                Message::FileCancel(cancel),
+                now,
+                &|_| None,
+                &mut self.out,
+            );
+        }
+        // What the cancels made goes to local users (the relays are gone,
+        // so nothing more goes to the other servers).
+        self.flush();
+    }
+
     /// Handles media published by the server process itself (a test
     /// pattern, a local microphone): `stream` is the local publisher's own
     /// id, as a client's would be.
@@ -1265,6 +1318,8 @@ impl Hub {
         }
         let mut last: Option<(Frame, EncodedFrame)> = None;
         let mut batch = Vec::with_capacity(self.out.len());
+        // Relayed transfers whose frame for another server was dropped.
+        let mut broken: Vec<(ConnId, StreamId)> = Vec::new();
         for Outgoing { to, frame } in self.out.drain(..) {
             if lanlink_services::file::is_other_server(to) {
                 // A relayed transfer's frame for another server.
@@ -1280,6 +1335,7 @@ impl Hub {
                 };
                 if !link.send_file(route.to, started_by, route.stream, frame.message) {
                     tracing::debug!(server = %route.to, "nats: files: queue full, a file frame dropped");
+                    broken.push((to, frame.stream));
                 }
                 continue;
             }
@@ -1312,6 +1368,9 @@ impl Hub {
         // large buffer behind.
         if self.out.capacity() > 2 * FLUSH_AT {
             self.out.shrink_to(FLUSH_AT);
+        }
+        if !broken.is_empty() {
+            self.break_relays(broken);
         }
     }
 }

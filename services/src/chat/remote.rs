@@ -157,6 +157,13 @@ impl ChatService {
         self.remote.servers.insert(server.to_owned(), kept);
     }
 
+    /// Whether the server `server` is in presence (it runs, or ran until
+    /// NATS became unreachable): a file offer to `user@server` goes there
+    /// only if so, and is refused at once otherwise.
+    pub fn knows_server(&self, server: &str) -> bool {
+        self.remote.servers.contains_key(server)
+    }
+
     /// Forgets the users of a server that is gone.
     pub fn forget_server(&mut self, server: &str) {
         self.remote.servers.remove(server);
