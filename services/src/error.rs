@@ -267,6 +267,13 @@ pub enum ServiceError {
         /// Bytes free.
         available: u64,
     },
+    /// The inbox's filesystem is short of inodes (room for new files and
+    /// folders), whatever the free bytes.
+    #[error("no room for {name:?}: the server's disk is low on file entries (inodes)")]
+    NoInodes {
+        /// The file.
+        name: String,
+    },
     /// An upload would exceed the client's upload quota.
     #[error("{name:?}: upload quota exceeded ({needed} bytes needed, {left} left)")]
     QuotaExceeded {
@@ -418,6 +425,7 @@ impl ServiceError {
             ServiceError::UploadInProgress { .. } => ErrorCode::RATE_LIMITED,
             ServiceError::FileTooLarge { .. } => ErrorCode::TOO_LARGE,
             ServiceError::NoSpace { .. }
+            | ServiceError::NoInodes { .. }
             | ServiceError::QuotaExceeded { .. }
             | ServiceError::EntryQuotaExceeded { .. } => ErrorCode::NO_SPACE,
             ServiceError::HashMismatch { .. } => ErrorCode::HASH_MISMATCH,

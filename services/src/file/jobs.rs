@@ -132,6 +132,7 @@ pub(super) struct UploadRequest {
     /// exists and matches it is already there (nothing to send).
     pub(super) hash: Option<ContentHash>,
     pub(super) min_free_space: u64,
+    pub(super) min_free_inodes: u64,
     /// Space promised to other uploads, not yet written.
     pub(super) reserved_elsewhere: u64,
     /// Bytes left of the owner's upload quota, if it has one.
@@ -440,6 +441,13 @@ pub(super) fn open_upload(r: &UploadRequest) -> Result<Opened, ServiceError> {
             available: usable,
         });
     }
+    if let Some(free) = free_inodes(&r.inbox) {
+        if free < new_entries.saturating_add(r.min_free_inodes) {
+            return Err(ServiceError::NoInodes {
+                name: r.name.clone(),
+            });
+        }
+    }
     let prepared = plan.create(usize::MAX)?;
     match IncomingFile::open_part(
         &r.name,
@@ -458,6 +466,13 @@ pub(super) fn open_upload(r: &UploadRequest) -> Result<Opened, ServiceError> {
             Err(e)
         }
     }
+}
+
+/// Files and folders that may still be made on the filesystem of `dir`
+/// (by an unprivileged user); `None` if it does not count them.
+fn free_inodes(dir: &Path) -> Option<u64> {
+    let s = rustix::fs::statvfs(dir).ok()?;
+    (s.f_files > 0).then_some(s.f_favail)
 }
 
 /// Entries a sweep looks at, at most: a huge inbox is swept in parts, a

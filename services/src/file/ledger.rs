@@ -162,6 +162,7 @@ impl UploadLedger {
                 overwrite: config.allow_overwrite,
                 hash: None,
                 min_free_space: config.min_free_space,
+                min_free_inodes: config.min_free_inodes,
                 reserved_elsewhere: ledger.reserved,
                 quota_left,
                 entries_left,

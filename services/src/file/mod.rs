@@ -45,6 +45,10 @@ pub struct FileConfig {
     pub max_upload_size: u64,
     /// Disk space an upload must leave free, in bytes.
     pub min_free_space: u64,
+    /// Inodes (files and folders) an upload must leave free on the inbox's
+    /// filesystem: tiny files can exhaust them long before the bytes (a
+    /// filesystem that counts none, as btrfs, is not checked).
+    pub min_free_inodes: u64,
     /// Let uploads replace existing files in the inbox.
     pub allow_overwrite: bool,
     /// Unacknowledged bytes a download may have in flight.
@@ -92,6 +96,7 @@ impl Default for FileConfig {
             inbox: None,
             max_upload_size: 64 * 1024 * 1024 * 1024,
             min_free_space: 64 * 1024 * 1024,
+            min_free_inodes: 4096,
             allow_overwrite: false,
             window: outgoing::DEFAULT_WINDOW,
             chunk_size: outgoing::DEFAULT_CHUNK,

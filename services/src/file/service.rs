@@ -812,6 +812,7 @@ impl FileService {
             overwrite: self.config.allow_overwrite,
             hash: o.hash,
             min_free_space: self.config.min_free_space,
+            min_free_inodes: self.config.min_free_inodes,
             reserved_elsewhere: self.ledger.reserved(),
             quota_left,
             entries_left,

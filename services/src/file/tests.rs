@@ -1543,3 +1543,62 @@ fn a_discarded_partial_gives_its_bytes_back_to_the_quota() {
     run(&mut svc, a2, 1, mismatch);
     assert_eq!(svc.uploaded(ip), charged - 15);
 }
+
+/// Found by the fourth outside attack: 999 empty files a second from one
+/// address filled a 20,000-inode inbox in 20 s, with bytes to spare. An
+/// upload must leave `min_free_inodes` file entries free, as it must leave
+/// `min_free_space` bytes; downloads go on.
+#[test]
+fn uploads_leave_the_inode_reserve_free() {
+    let d = Dirs::new("inodes");
+    std::fs::write(d.share.join("f"), b"still readable").unwrap();
+    let free = rustix::fs::statvfs(&d.inbox).unwrap();
+    if free.f_files == 0 {
+        eprintln!("this filesystem counts no inodes; nothing to test");
+        return;
+    }
+    let mut svc = FileService::new(FileConfig {
+        share: Some(d.share.clone()),
+        inbox: Some(d.inbox.clone()),
+        min_free_space: 0,
+        // As many as the filesystem has in all: any new entry cuts in.
+        min_free_inodes: free.f_files,
+        ..FileConfig::default()
+    });
+    let out = run(&mut svc, A, 1, offer("deep/down/empty.txt", 0));
+    let (code, reason) = r_of(&out);
+    assert_eq!(code, ErrorCode::NO_SPACE, "{reason}");
+    assert!(reason.contains("inodes"), "{reason}");
+    // Nothing was made, not even the folders.
+    assert!(
+        Dirs::tree(&d.inbox).iter().all(|n| n == "escape"),
+        "{:?}",
+        Dirs::tree(&d.inbox)
+    );
+    // Reading is unaffected.
+    let out = run(
+        &mut svc,
+        B,
+        1,
+        FileRequest {
+            name: "f".into(),
+            offset: 0,
+            prefix_hash: None,
+        },
+    );
+    assert!(
+        messages(&out)
+            .iter()
+            .any(|m| matches!(m, Message::FileComplete(_))),
+        "{out:?}"
+    );
+    // With room to spare the same upload is taken.
+    let mut svc = d.service();
+    let out = run(&mut svc, A, 1, offer("deep/down/empty.txt", 0));
+    assert!(
+        messages(&out)
+            .iter()
+            .any(|m| matches!(m, Message::FileAccept(_))),
+        "{out:?}"
+    );
+}
