@@ -17,6 +17,9 @@ use lanlink_proto::file::ContentHash;
 
 use crate::ServiceError;
 
+/// Reads while hashing a partial file are this large.
+const HELD_READ: usize = 256 * 1024;
+
 /// A file being received.
 #[derive(Debug)]
 pub struct IncomingFile {
@@ -27,6 +30,9 @@ pub struct IncomingFile {
     hasher: blake3::Hasher,
     received: u64,
     overwrite: bool,
+    /// Bytes an earlier attempt left that are not hashed yet (see
+    /// [`IncomingFile::hash_held`]).
+    unhashed: u64,
 }
 
 /// The path of the partial file for `target`.
@@ -143,19 +149,33 @@ impl IncomingFile {
         overwrite: bool,
         cancel: &AtomicBool,
     ) -> Result<IncomingFile, ServiceError> {
+        let mut file = IncomingFile::begin_part(name, target, part, size, overwrite)?;
+        file.hash_held(u64::MAX, cancel)?;
+        Ok(file)
+    }
+
+    /// [`open_part`](Self::open_part), but what an earlier attempt left is
+    /// not hashed yet: call [`hash_held`](Self::hash_held) until
+    /// [`hashing_held`](Self::hashing_held) is false (a server hashes a
+    /// long partial file a slice per turn).
+    pub fn begin_part(
+        name: &str,
+        target: PathBuf,
+        part: PathBuf,
+        size: u64,
+        overwrite: bool,
+    ) -> Result<IncomingFile, ServiceError> {
         if target.exists() && !overwrite {
             return Err(ServiceError::AlreadyExists {
                 name: name.to_owned(),
             });
         }
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .read(true)
             .append(true)
             .create(true)
             .open(&part)
             .map_err(|e| ServiceError::io("create", &part, e))?;
-        let mut hasher = blake3::Hasher::new();
-        let mut received = 0u64;
         let len = file
             .metadata()
             .map_err(|e| ServiceError::io("inspect", &part, e))?
@@ -163,32 +183,57 @@ impl IncomingFile {
         if len > size {
             file.set_len(0)
                 .map_err(|e| ServiceError::io("truncate", &part, e))?;
-        } else if len > 0 {
-            // Hash what an earlier attempt left, so the sender can check it.
-            let mut buf = vec![0u8; 256 * 1024];
-            loop {
-                if cancel.load(Ordering::Relaxed) {
-                    return Err(super::cancelled(&part));
-                }
-                let n = file
-                    .read(&mut buf)
-                    .map_err(|e| ServiceError::io("read", &part, e))?;
-                if n == 0 {
-                    break;
-                }
-                hasher.update(buf.get(..n).unwrap_or_default());
-                received += n as u64;
-            }
         }
         Ok(IncomingFile {
             name: name.to_owned(),
             target,
             part,
             file,
-            hasher,
-            received,
+            hasher: blake3::Hasher::new(),
+            received: 0,
             overwrite,
+            unhashed: if len > size { 0 } else { len },
         })
+    }
+
+    /// True while part of what an earlier attempt left is not hashed yet:
+    /// the resume offset is not known and nothing may be written.
+    pub fn hashing_held(&self) -> bool {
+        self.unhashed > 0
+    }
+
+    /// Hashes up to `budget` more bytes of what an earlier attempt left, so
+    /// the sender can check it. Stops with an error once `cancel` is set.
+    pub fn hash_held(&mut self, budget: u64, cancel: &AtomicBool) -> Result<(), ServiceError> {
+        let mut budget = budget;
+        let mut buf = vec![0u8; HELD_READ.min(usize::try_from(budget).unwrap_or(HELD_READ))];
+        while self.unhashed > 0 && budget > 0 {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(super::cancelled(&self.part));
+            }
+            let want = self.unhashed.min(budget).min(buf.len() as u64);
+            let want = usize::try_from(want).unwrap_or(buf.len());
+            let n = self
+                .file
+                .read(buf.get_mut(..want).unwrap_or_default())
+                .map_err(|e| ServiceError::io("read", &self.part, e))?;
+            if n == 0 {
+                // Shorter than it was: what was read is what is held.
+                self.unhashed = 0;
+                break;
+            }
+            self.hasher.update(buf.get(..n).unwrap_or_default());
+            self.received += n as u64;
+            self.unhashed -= n as u64;
+            budget -= n as u64;
+        }
+        if self.unhashed == 0 {
+            // Appends go after what was hashed, however long the file is.
+            self.file
+                .set_len(self.received)
+                .map_err(|e| ServiceError::io("truncate", &self.part, e))?;
+        }
+        Ok(())
     }
 
     /// Bytes already held (the resume offset).
@@ -219,6 +264,9 @@ impl IncomingFile {
 
     /// Appends a chunk, which must start where the previous one ended.
     pub fn write_chunk(&mut self, offset: u64, data: &[u8]) -> Result<(), ServiceError> {
+        if self.unhashed > 0 {
+            self.hash_held(u64::MAX, &AtomicBool::new(false))?;
+        }
         if offset != self.received {
             return Err(ServiceError::OutOfOrder {
                 name: self.name.clone(),

@@ -24,7 +24,8 @@ use super::outgoing::OutgoingFile;
 use super::{listing, path};
 use crate::ServiceError;
 
-/// Bytes of a download's resume prefix one job hashes (a few tens of
+/// Bytes of a download's resume prefix (or of an upload's partial file, or
+/// of a file already at an upload's target) one job hashes (a few tens of
 /// milliseconds of a worker). A longer prefix comes back to the service
 /// unfinished and goes on as a new job behind the owner's turn, so a peer
 /// resuming at the end of a multi-GiB file holds a worker for a slice at
@@ -98,6 +99,11 @@ pub(super) enum Work {
         chunk: usize,
     },
     OpenUpload(Box<UploadRequest>),
+    /// Hash another slice for an upload being opened.
+    ContinueUpload {
+        opening: Box<Opening>,
+        cancel: Arc<AtomicBool>,
+    },
     Write {
         file: Box<IncomingFile>,
         chunks: Vec<FileChunk>,
@@ -159,6 +165,8 @@ pub(super) enum Outcome {
         result: Result<bool, ServiceError>,
     },
     UploadOpened(Result<Opened, ServiceError>),
+    /// Not opened yet: hashing goes on in another job.
+    UploadOpening(Box<Opening>),
     Written {
         file: Box<IncomingFile>,
         written: u64,
@@ -179,6 +187,7 @@ impl Work {
             Work::CheckPrefix { .. } => "check prefix",
             Work::Read { .. } => "read",
             Work::OpenUpload(_) => "open upload",
+            Work::ContinueUpload { .. } => "open upload (hashing)",
             Work::Write { .. } => "write",
             Work::Finish { .. } => "finish",
             Work::Discard { .. } => "discard",
@@ -249,7 +258,13 @@ impl FileJob {
                     result,
                 }
             }
-            Work::OpenUpload(request) => Outcome::UploadOpened(open_upload(&request)),
+            Work::OpenUpload(request) => match start_upload(&request) {
+                Ok(opening) => opening.go_on(PREFIX_SLICE, &request.cancel).outcome(),
+                Err(e) => Outcome::UploadOpened(Err(e)),
+            },
+            Work::ContinueUpload { opening, cancel } => {
+                opening.go_on(PREFIX_SLICE, &cancel).outcome()
+            }
             Work::Write {
                 mut file,
                 chunks,
@@ -333,32 +348,110 @@ fn open_download(
     Ok(file)
 }
 
-/// Whether `target` is a regular file (not a link) of `size` bytes whose
-/// BLAKE3 hash is `hash`. Reading stops early when `cancel` is set.
-fn holds(target: &Path, size: u64, hash: &ContentHash, cancel: &AtomicBool) -> bool {
-    let is_it =
-        std::fs::symlink_metadata(target).is_ok_and(|m| m.file_type().is_file() && m.len() == size);
-    if !is_it {
-        return false;
+/// The file already at an upload's target, being hashed to tell whether
+/// it is the very file offered (then the upload is "already held").
+pub(super) struct HoldCheck {
+    name: String,
+    target: PathBuf,
+    file: std::fs::File,
+    size: u64,
+    want: ContentHash,
+    hasher: blake3::Hasher,
+    hashed: u64,
+}
+
+impl HoldCheck {
+    /// `None` unless `target` is a regular file (not a link) of `size`
+    /// bytes: then it cannot be the file offered.
+    fn open(target: &Path, size: u64, want: ContentHash, name: &str) -> Option<HoldCheck> {
+        let is_it = std::fs::symlink_metadata(target)
+            .is_ok_and(|m| m.file_type().is_file() && m.len() == size);
+        let file = std::fs::File::open(target).ok().filter(|_| is_it)?;
+        Some(HoldCheck {
+            name: name.to_owned(),
+            target: target.to_owned(),
+            file,
+            size,
+            want,
+            hasher: blake3::Hasher::new(),
+            hashed: 0,
+        })
     }
-    let Ok(mut file) = std::fs::File::open(target) else {
-        return false;
-    };
-    let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        if cancel.load(std::sync::atomic::Ordering::Relaxed) {
-            return false;
-        }
-        match std::io::Read::read(&mut file, &mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                hasher.update(buf.get(..n).unwrap_or_default());
+
+    /// Hashes up to `budget` more bytes: `None` while there is more, else
+    /// whether the file is the one offered.
+    fn hash_some(&mut self, budget: u64, cancel: &AtomicBool) -> Option<bool> {
+        let mut budget = budget;
+        let mut buf = vec![0u8; (256 * 1024).min(usize::try_from(budget).unwrap_or(usize::MAX))];
+        while budget > 0 {
+            if cancel.load(Ordering::Relaxed) {
+                return Some(false);
             }
-            Err(_) => return false,
+            let want = usize::try_from(budget.min(buf.len() as u64)).unwrap_or(buf.len());
+            match std::io::Read::read(&mut self.file, buf.get_mut(..want).unwrap_or_default()) {
+                Ok(0) => return Some(self.ends_as_offered()),
+                Ok(n) => {
+                    self.hasher.update(buf.get(..n).unwrap_or_default());
+                    self.hashed += n as u64;
+                    budget -= n as u64;
+                }
+                Err(_) => return Some(false),
+            }
+        }
+        (self.hashed >= self.size).then(|| self.ends_as_offered())
+    }
+
+    fn ends_as_offered(&self) -> bool {
+        let same = std::fs::symlink_metadata(&self.target)
+            .is_ok_and(|m| m.file_type().is_file() && m.len() == self.size);
+        same && self.hashed == self.size && self.hasher.finalize().as_bytes() == &self.want
+    }
+}
+
+/// An upload being opened whose hashing goes on over several jobs, a
+/// slice ([`PREFIX_SLICE`]) each, so that one peer's multi-GiB file does
+/// not hold a worker while others wait.
+pub(super) enum Opening {
+    /// Is the file already at the target the one offered?
+    Holds(Box<HoldCheck>),
+    /// Opened; hashing what an earlier attempt left.
+    Held(Opened),
+}
+
+/// How far opening an upload got.
+enum Step {
+    Done(Result<Opened, ServiceError>),
+    More(Opening),
+}
+
+impl Opening {
+    fn go_on(self, budget: u64, cancel: &AtomicBool) -> Step {
+        match self {
+            Opening::Holds(mut check) => match check.hash_some(budget, cancel) {
+                None => Step::More(Opening::Holds(check)),
+                Some(true) => Step::Done(Err(ServiceError::AlreadyHeld {
+                    name: check.name,
+                    size: check.size,
+                    hash: check.want,
+                })),
+                Some(false) => Step::Done(Err(ServiceError::AlreadyExists { name: check.name })),
+            },
+            Opening::Held(mut opened) => match opened.file.hash_held(budget, cancel) {
+                Err(e) => Step::Done(Err(e)),
+                Ok(()) if opened.file.hashing_held() => Step::More(Opening::Held(opened)),
+                Ok(()) => Step::Done(Ok(opened)),
+            },
         }
     }
-    hasher.finalize().as_bytes() == hash
+}
+
+impl Step {
+    fn outcome(self) -> Outcome {
+        match self {
+            Step::Done(result) => Outcome::UploadOpened(result),
+            Step::More(opening) => Outcome::UploadOpening(Box::new(opening)),
+        }
+    }
 }
 
 /// Refuses a write that would leave less than `min_free` bytes free where
@@ -387,6 +480,18 @@ fn room_for(file: &IncomingFile, chunks: &[FileChunk], min_free: u64) -> Result<
 /// Checks quota and space, creates the missing folders and opens (or
 /// resumes) the owner's partial file. Refused, it leaves nothing behind.
 pub(super) fn open_upload(r: &UploadRequest) -> Result<Opened, ServiceError> {
+    let mut step = start_upload(r).map_or_else(|e| Step::Done(Err(e)), Step::More);
+    loop {
+        match step {
+            Step::Done(result) => return result,
+            Step::More(opening) => step = opening.go_on(u64::MAX, &r.cancel),
+        }
+    }
+}
+
+/// [`open_upload`] up to the hashing, which goes on with
+/// [`Opening::go_on`].
+fn start_upload(r: &UploadRequest) -> Result<Opening, ServiceError> {
     // Symlinks and folders in the way first: a refusal must not tell
     // whether something exists through a symlink.
     let plan = path::plan_new(&r.inbox, &r.rel, &r.name)?;
@@ -397,16 +502,13 @@ pub(super) fn open_upload(r: &UploadRequest) -> Result<Opened, ServiceError> {
     // One longer than the offer is started again from nothing.
     let needed = r.size - held.filter(|h| *h <= r.size).unwrap_or(0);
     if plan.target.exists() && !r.overwrite {
-        if let Some(hash) = r.hash.filter(|h| holds(&plan.target, r.size, h, &r.cancel)) {
-            return Err(ServiceError::AlreadyHeld {
+        return r
+            .hash
+            .and_then(|h| HoldCheck::open(&plan.target, r.size, h, &r.name))
+            .map(|check| Opening::Holds(Box::new(check)))
+            .ok_or_else(|| ServiceError::AlreadyExists {
                 name: r.name.clone(),
-                size: r.size,
-                hash,
             });
-        }
-        return Err(ServiceError::AlreadyExists {
-            name: r.name.clone(),
-        });
     }
     // Files and folders count against the quota: check how many would be
     // created before creating any.
@@ -449,18 +551,11 @@ pub(super) fn open_upload(r: &UploadRequest) -> Result<Opened, ServiceError> {
         }
     }
     let prepared = plan.create(usize::MAX)?;
-    match IncomingFile::open_part(
-        &r.name,
-        prepared.target.clone(),
-        part,
-        r.size,
-        r.overwrite,
-        &r.cancel,
-    ) {
-        Ok(file) => Ok(Opened {
+    match IncomingFile::begin_part(&r.name, prepared.target.clone(), part, r.size, r.overwrite) {
+        Ok(file) => Ok(Opening::Held(Opened {
             file: Box::new(file),
             entries: new_entries,
-        }),
+        })),
         Err(e) => {
             prepared.undo();
             Err(e)

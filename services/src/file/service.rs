@@ -483,6 +483,13 @@ impl FileService {
                 result,
             } => self.download_read(key, file, chunks, result, out),
             Outcome::UploadOpened(r) => self.upload_opened(key, r, out),
+            Outcome::UploadOpening(opening) => {
+                // Another slice of hashing, after everyone else's turn.
+                if let Some(Transfer::Upload(u)) = self.transfers.get(&key) {
+                    let cancel = u.cancel.clone();
+                    self.push_job(key.0, ticket, Work::ContinueUpload { opening, cancel });
+                }
+            }
             Outcome::Written {
                 file,
                 written,
@@ -1315,6 +1322,13 @@ impl FileService {
     /// The result of a job whose transfer has ended meanwhile.
     fn orphaned(&mut self, owner: ConnId, ticket: Ticket, outcome: Outcome) {
         let discard = self.discard_on_return.remove(&ticket);
+        let outcome = match outcome {
+            Outcome::UploadOpening(opening) => match *opening {
+                jobs::Opening::Held(opened) => Outcome::UploadOpened(Ok(opened)),
+                jobs::Opening::Holds(_) => return,
+            },
+            other => other,
+        };
         let file = match outcome {
             Outcome::UploadOpened(Ok(Opened { file, entries })) => {
                 // Created all the same: it counts.

@@ -40,10 +40,14 @@ impl Dirs {
     }
 
     fn service(&self) -> FileService {
+        self.service_with_max_upload(1 << 20)
+    }
+
+    fn service_with_max_upload(&self, max_upload_size: u64) -> FileService {
         FileService::new(FileConfig {
             share: Some(self.share.clone()),
             inbox: Some(self.inbox.clone()),
-            max_upload_size: 1 << 20,
+            max_upload_size,
             min_free_space: 0,
             ..FileConfig::default()
         })
@@ -79,6 +83,14 @@ const A: ConnId = ConnId(1);
 const B: ConnId = ConnId(2);
 
 fn run(svc: &mut FileService, conn: ConnId, stream: u32, m: impl Into<Message>) -> Vec<Outgoing> {
+    let mut out = ask(svc, conn, stream, m);
+    svc.work_inline(&mut out);
+    out
+}
+
+/// Hands `m` to the service from `conn` (as "ada"), leaving its jobs
+/// undone.
+fn ask(svc: &mut FileService, conn: ConnId, stream: u32, m: impl Into<Message>) -> Vec<Outgoing> {
     let mut out = Vec::new();
     let lookup = |n: &str| (n == "bob").then_some(B);
     svc.handle(
@@ -90,7 +102,6 @@ fn run(svc: &mut FileService, conn: ConnId, stream: u32, m: impl Into<Message>) 
         &lookup,
         &mut out,
     );
-    svc.work_inline(&mut out);
     out
 }
 
@@ -1601,4 +1612,85 @@ fn uploads_leave_the_inode_reserve_free() {
             .any(|m| matches!(m, Message::FileAccept(_))),
         "{out:?}"
     );
+}
+
+/// Drives `svc` one job at a time until `done` picks something from what
+/// it sent; returns that and how many jobs it took.
+fn jobs_until<T>(
+    svc: &mut FileService,
+    out: &mut Vec<Outgoing>,
+    done: impl Fn(&Message) -> Option<T>,
+) -> (T, usize) {
+    for jobs in 1..20 {
+        let batch = svc.take_jobs();
+        assert_eq!(batch.len(), 1, "one job at a time: {out:?}");
+        for job in batch {
+            svc.job_done(job.run(), out);
+        }
+        if let Some(t) = out.iter().find_map(|o| done(&o.frame.message)) {
+            return (t, jobs);
+        }
+    }
+    panic!("no answer after 20 jobs: {out:?}")
+}
+
+/// An upload's own long partial file, and a long file already at its
+/// target, are hashed a slice per job too (so they take turns with other
+/// addresses' jobs), with the same answers as in one go.
+#[test]
+fn upload_hashing_goes_a_slice_per_job() {
+    let d = Dirs::new("upslices");
+    let long = 2 * super::jobs::PREFIX_SLICE + 5;
+    let mut svc = d.service_with_max_upload(4 * long);
+    // A first attempt leaves a partial file; it grows (sparse) to `long`.
+    let mut out = ask(&mut svc, A, 1, offer("big.bin", 3 * long));
+    svc.work_inline(&mut out);
+    assert!(messages(&out)
+        .iter()
+        .any(|m| matches!(m, Message::FileAccept(_))));
+    svc.disconnect(A, &mut Vec::new());
+    let part = Dirs::tree(&d.inbox)
+        .into_iter()
+        .find(|n| n.ends_with(".lanlink-part"))
+        .expect("a partial file");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(d.inbox.join(&part))
+        .unwrap()
+        .set_len(long)
+        .unwrap();
+    let zeros = blake3::hash(&vec![0u8; usize::try_from(long).unwrap()]);
+    // The resume: three jobs, then the offset and hash of all of it.
+    let mut out = ask(&mut svc, A, 3, offer("big.bin", 3 * long));
+    let (accept, jobs) = jobs_until(&mut svc, &mut out, |m| match m {
+        Message::FileAccept(a) => Some(a.clone()),
+        _ => None,
+    });
+    assert_eq!(jobs, 3);
+    assert_eq!(accept.offset, long);
+    assert_eq!(accept.prefix_hash, Some(*zeros.as_bytes()));
+    svc.disconnect(A, &mut Vec::new());
+
+    // The very file is at the target already: three jobs, then "complete".
+    std::fs::File::create(d.inbox.join("there.bin"))
+        .unwrap()
+        .set_len(long)
+        .unwrap();
+    let mut same = offer("there.bin", long);
+    same.hash = Some(*zeros.as_bytes());
+    let mut out = ask(&mut svc, B, 1, same);
+    let (complete, jobs) = jobs_until(&mut svc, &mut out, |m| match m {
+        Message::FileComplete(c) => Some(c.clone()),
+        _ => None,
+    });
+    assert_eq!((complete.size, jobs), (long, 3));
+    // Another file of that size is not it.
+    let mut other = offer("there.bin", long);
+    other.hash = Some([1; 32]);
+    let mut out = ask(&mut svc, B, 3, other);
+    let (reason, _) = jobs_until(&mut svc, &mut out, |m| match m {
+        Message::FileReject(r) => Some(r.reason.clone()),
+        _ => None,
+    });
+    assert!(reason.contains("exists"), "{reason}");
 }
