@@ -5,7 +5,9 @@
 
 mod common;
 
-use common::{free_port, nats_server_bin, ChatClient, NatsCluster, NatsServer, Scratch, Server};
+use common::{
+    free_port, nats_server_bin, pattern_cam, ChatClient, NatsCluster, NatsServer, Scratch, Server,
+};
 
 /// An outbox file of its own for each server of this test process (tests
 /// run in parallel with the same server ids; the default file is per id).
@@ -375,17 +377,7 @@ fn a_stream_crosses_to_a_viewer_on_another_server_and_only_while_watched() {
     let a = server_on(&nats, "a");
     let b = server_on(&nats, "b");
     let c = server_on(&nats, "c");
-    let mut cam = common::lanlink_spawn(&[
-        "cam",
-        &a.addr,
-        "--test-pattern",
-        "--size",
-        "160x120",
-        "--fps",
-        "15",
-        "--name",
-        "pattern",
-    ]);
+    let mut cam = pattern_cam(&a.addr, "160x120", "15", "pattern");
     // C lists A's stream, named for its server.
     c.expect_log("pattern@a");
     // Nobody watches it: A's media connection has published nothing.
@@ -394,22 +386,7 @@ fn a_stream_crosses_to_a_viewer_on_another_server_and_only_while_watched() {
 
     let t = Scratch::new("nats-view");
     let dir = t.dir("frames");
-    let out = common::lanlink(&[
-        "view",
-        &c.addr,
-        "pattern@a",
-        "--save",
-        dir.to_str().unwrap(),
-        "--frames",
-        "10",
-    ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains("received 10 frames"), "{stdout}");
+    let stdout = view_frames(&c.addr, "pattern@a", &dir, 10);
     assert!(stdout.contains("from "), "{stdout}");
     let saved = std::fs::read_dir(&dir).unwrap().count();
     assert_eq!(saved, 10);
@@ -432,6 +409,60 @@ fn a_stream_crosses_to_a_viewer_on_another_server_and_only_while_watched() {
     drop(t);
     assert!(a.terminate().success());
     assert!(b.terminate().success());
+    assert!(c.terminate().success());
+}
+
+/// `lanlink view ADDR STREAM --save DIR --frames N`, which must end well
+/// with N frames; its output.
+fn view_frames(addr: &str, stream: &str, dir: &std::path::Path, n: u32) -> String {
+    let out = common::lanlink(&[
+        "view",
+        addr,
+        stream,
+        "--save",
+        dir.to_str().unwrap(),
+        "--frames",
+        &n.to_string(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(&format!("received {n} frames")), "{stdout}");
+    stdout
+}
+
+/// A frame larger than the NATS server takes in one message crosses in
+/// parts and arrives whole. The NATS server here takes 8 KiB a message
+/// (1 MB by default, which a large camera JPEG can pass).
+#[test]
+fn frames_larger_than_a_nats_message_cross_whole() {
+    let Some(bin) = nats_server_bin() else { return };
+    let t = Scratch::new("nats-big");
+    let conf = t.dir("conf").join("nats.conf");
+    std::fs::write(&conf, "max_payload: 8192\n").unwrap();
+    let nats = NatsServer::start(bin, &["-c", conf.to_str().unwrap()]);
+    let a = server_on(&nats, "a");
+    let c = server_on(&nats, "c");
+    let mut cam = pattern_cam(&a.addr, "640x480", "10", "big");
+    c.expect_log("big@a");
+    let dir = t.dir("frames");
+    view_frames(&c.addr, "big@a", &dir, 5);
+    for saved in std::fs::read_dir(&dir).unwrap() {
+        let jpeg = std::fs::read(saved.unwrap().path()).unwrap();
+        assert!(
+            jpeg.len() > 8192,
+            "a frame of {} bytes needs no parts",
+            jpeg.len()
+        );
+        assert!(jpeg.starts_with(&[0xff, 0xd8]) && jpeg.ends_with(&[0xff, 0xd9]));
+    }
+    let _ = cam.kill();
+    let _ = cam.wait();
+    drop(t);
+    assert!(a.terminate().success());
     assert!(c.terminate().success());
 }
 
@@ -498,17 +529,7 @@ fn a_browser_on_another_server_watches_a_stream_only_while_it_watches() {
     else {
         return;
     };
-    let mut cam = common::lanlink_spawn(&[
-        "cam",
-        &a.addr,
-        "--test-pattern",
-        "--size",
-        "160x120",
-        "--fps",
-        "15",
-        "--name",
-        "pattern",
-    ]);
+    let mut cam = pattern_cam(&a.addr, "160x120", "15", "pattern");
     c.expect_log("pattern@a");
     // Listed for browsers on C, with no frame yet: nothing has crossed.
     let mut state = String::new();

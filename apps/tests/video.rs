@@ -23,17 +23,7 @@ fn s(p: &Path) -> &str {
 
 /// Publishes the test pattern as `name` until the process is killed.
 fn camera(server: &Server, name: &str, size: &str, fps: &str) -> Child {
-    lanlink_spawn(&[
-        "cam",
-        &server.addr,
-        "--test-pattern",
-        "--size",
-        size,
-        "--fps",
-        fps,
-        "--name",
-        name,
-    ])
+    common::pattern_cam(&server.addr, size, fps, name)
 }
 
 /// Reads the counter the test pattern draws into a JPEG.

@@ -409,6 +409,22 @@ pub fn run_bounded(mut cmd: Command, patience: Duration) -> std::process::Output
     }
 }
 
+/// `lanlink cam ADDR --test-pattern` at `size` and `fps`, as `name`,
+/// until the process is killed.
+pub fn pattern_cam(addr: &str, size: &str, fps: &str, name: &str) -> Child {
+    lanlink_spawn(&[
+        "cam",
+        addr,
+        "--test-pattern",
+        "--size",
+        size,
+        "--fps",
+        fps,
+        "--name",
+        name,
+    ])
+}
+
 /// Starts `lanlink ARGS…` in the background.
 pub fn lanlink_spawn(args: &[&str]) -> Child {
     lanlink_command()

@@ -21,7 +21,11 @@
 //! A frame is the lanlink wire encoding of a `VideoFrame` or
 //! `AudioPacket` on the origin's server-wide stream id; a receiver decodes
 //! it with the same bounded decoder as a peer's bytes and checks that it
-//! is media on the stream of its subject. See docs/SCALE-OUT.md.
+//! is media on the stream of its subject. A frame larger than the NATS
+//! server takes in one message (`max_payload`, 1 MB by default: a large
+//! JPEG) crosses in parts, each `[u32 frame number][u16 part][u16 parts]`
+//! then its bytes ([`split`], [`Joiner`]); a frame that loses a part is
+//! dropped whole. See docs/SCALE-OUT.md.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -60,6 +64,91 @@ pub const FRAMES_IN: usize = 256;
 
 /// Frames one media subscription holds before the client drops them.
 pub const SUBSCRIPTION_FRAMES: usize = 64;
+
+/// Bytes before each part of a frame: frame number, part, parts.
+const PART_HEAD: usize = 8;
+
+/// Room left in a NATS message for the subject and headers the client
+/// adds, below the server's `max_payload`.
+const NATS_SLACK: usize = 1024;
+
+/// The messages that carry `frame` (its wire encoding) as frame number
+/// `number`, none longer than `most` bytes (at least 1 KiB is used).
+pub(super) fn split(number: u32, frame: &Bytes, most: usize) -> Vec<Bytes> {
+    let room = most.saturating_sub(PART_HEAD).max(1024);
+    let count = frame.len().div_ceil(room).max(1);
+    let Ok(count16) = u16::try_from(count) else {
+        return Vec::new();
+    };
+    (0..count16)
+        .map(|i| {
+            let start = usize::from(i) * room;
+            let piece = frame
+                .get(start..(start + room).min(frame.len()))
+                .unwrap_or_default();
+            let mut body = Vec::with_capacity(PART_HEAD + piece.len());
+            body.extend_from_slice(&number.to_be_bytes());
+            body.extend_from_slice(&i.to_be_bytes());
+            body.extend_from_slice(&count16.to_be_bytes());
+            body.extend_from_slice(piece);
+            Bytes::from(body)
+        })
+        .collect()
+}
+
+/// Puts one stream's frames back together from their parts, which NATS
+/// delivers in order from one publisher. A part out of turn (one was
+/// lost) drops the frame it belongs to; nothing grows past `max` bytes.
+pub(super) struct Joiner {
+    number: u32,
+    next: u16,
+    count: u16,
+    buf: Vec<u8>,
+    max: usize,
+}
+
+impl Joiner {
+    pub(super) fn new(max: usize) -> Joiner {
+        Joiner {
+            number: 0,
+            next: 0,
+            count: 0,
+            buf: Vec::new(),
+            max,
+        }
+    }
+
+    /// Takes one message; returns a whole frame's bytes once its last part
+    /// is in.
+    pub(super) fn push(&mut self, body: &[u8]) -> Option<Vec<u8>> {
+        let head = body.get(..PART_HEAD)?;
+        let number = u32::from_be_bytes(head.get(..4)?.try_into().ok()?);
+        let index = u16::from_be_bytes(head.get(4..6)?.try_into().ok()?);
+        let count = u16::from_be_bytes(head.get(6..8)?.try_into().ok()?);
+        let piece = body.get(PART_HEAD..)?;
+        if index == 0 {
+            self.number = number;
+            self.count = count;
+            self.next = 0;
+            self.buf.clear();
+        }
+        let in_turn = number == self.number && index == self.next && count == self.count;
+        if !in_turn || index >= count || self.buf.len() + piece.len() > self.max {
+            self.next = 0;
+            self.count = 0;
+            self.buf = Vec::new();
+            return None;
+        }
+        self.buf.extend_from_slice(piece);
+        self.next += 1;
+        if self.next < self.count {
+            return None;
+        }
+        self.count = 0;
+        self.next = 0;
+        Some(std::mem::take(&mut self.buf))
+    }
+}
 
 /// The largest lease taken, in bytes, and the most streams in one.
 const MAX_LEASE_BYTES: usize = 16 * 1024;
@@ -255,6 +344,8 @@ pub(super) async fn run(
     let mut renew = tokio::time::interval(LEASE_EVERY);
     let mut sweep = tokio::time::interval(Duration::from_secs(1));
     let (mut sent, mut dropped) = (0u64, 0u64);
+    // Numbers the frames sent, so that a receiver tells their parts apart.
+    let mut number = 0u32;
     loop {
         tokio::select! {
             () = wake.notified() => {
@@ -268,9 +359,19 @@ pub(super) async fn run(
                             {
                                 continue;
                             }
-                            match client.publish(frame_subject(&own, f.stream), f.bytes).await {
-                                Ok(()) => sent += 1,
-                                Err(e) => {
+                            number = number.wrapping_add(1);
+                            let most = client.server_info().max_payload.saturating_sub(NATS_SLACK);
+                            let subject = frame_subject(&own, f.stream);
+                            let mut failed = None;
+                            for part in split(number, &f.bytes, most) {
+                                if let Err(e) = client.publish(subject.clone(), part).await {
+                                    failed = Some(e);
+                                    break;
+                                }
+                            }
+                            match failed {
+                                None => sent += 1,
+                                Some(e) => {
                                     dropped += 1;
                                     if dropped.is_power_of_two() {
                                         tracing::warn!(dropped, "nats: media: publish failed: {e}");
@@ -390,8 +491,13 @@ async fn follow(
             let (origin, incoming) = (origin.clone(), incoming.clone());
             let task = tokio::spawn(async move {
                 let mut dropped = 0u64;
+                // A whole frame's encoding: its payload and a frame header.
+                let mut joiner = Joiner::new(max_payload as usize + 64);
                 while let Some(m) = sub.next().await {
-                    let Some(frame) = decode_frame(&origin, stream, &m.payload, max_payload) else {
+                    let Some(whole) = joiner.push(&m.payload) else {
+                        continue;
+                    };
+                    let Some(frame) = decode_frame(&origin, stream, &whole, max_payload) else {
                         tracing::debug!(server = %origin, "nats: media: malformed frame dropped");
                         continue;
                     };
@@ -447,6 +553,49 @@ mod tests {
         assert_eq!(leases.wanted(), [4].into());
         leases.renew("c".into(), BTreeSet::new(), t0 + Duration::from_secs(4));
         assert!(leases.wanted().is_empty());
+    }
+
+    #[test]
+    fn frames_cross_in_parts_and_a_frame_missing_one_is_dropped() {
+        let frame = Bytes::from((0..5000u32).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
+        let small = Bytes::from_static(b"tiny");
+        let mut j = Joiner::new(10_000);
+        // Whole in one message, and in five parts of at most 1 KiB + 8.
+        let one = split(1, &small, 1 << 20);
+        assert_eq!(one.len(), 1);
+        assert_eq!(j.push(&one[0]).as_deref(), Some(&small[..]));
+        let parts = split(2, &frame, 100);
+        assert_eq!(parts.len(), 5);
+        assert!(parts.iter().all(|p| p.len() <= 1024 + PART_HEAD));
+        let got: Vec<_> = parts.iter().filter_map(|p| j.push(p)).collect();
+        assert_eq!(got, vec![frame.to_vec()]);
+        // A lost part drops its frame; the next frame comes through.
+        let lost = split(3, &frame, 1024);
+        let next = split(4, &frame, 1024);
+        let got: Vec<_> = lost
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != 2)
+            .map(|(_, p)| p)
+            .chain(&next)
+            .filter_map(|p| j.push(p))
+            .collect();
+        assert_eq!(got, vec![frame.to_vec()]);
+        // Hostile parts: too short, a part beyond the count, more than the
+        // limit, a part of another frame in the middle.
+        assert_eq!(j.push(b"short"), None);
+        let mut beyond = split(5, &small, 1024)[0].to_vec();
+        beyond[4..6].copy_from_slice(&3u16.to_be_bytes());
+        assert_eq!(j.push(&beyond), None);
+        let mut tight = Joiner::new(4000);
+        assert!(split(6, &frame, 1024)
+            .iter()
+            .all(|p| tight.push(p).is_none()));
+        let (a, b) = (split(7, &frame, 1024), split(8, &frame, 1024));
+        assert_eq!(j.push(&a[0]), None);
+        assert_eq!(j.push(&b[1]), None);
+        assert_eq!(j.push(&a[1]), None);
+        assert_eq!(b.iter().filter_map(|p| j.push(p)).count(), 1);
     }
 
     #[test]
