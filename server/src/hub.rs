@@ -326,6 +326,11 @@ fn local_receiver(
 /// Logs the file requests worth an operator's eye: downloads, uploads and
 /// files offered to another user (relayed sends), with the user's name.
 fn log_file_request(conn: ConnId, user: &str, message: &Message, loud: bool) {
+    // Beyond its budget, a flood of requests costs no formatting either
+    // unless someone is debugging.
+    if !loud && !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
     let user = display_safe(user);
     let line = match message {
         Message::FileRequest(r) => format!(
