@@ -423,8 +423,9 @@ pub struct Hub {
     remote_media: crate::remote_media::RemoteMedia,
     /// Other servers as connections of the file service.
     remote_files: crate::remote_files::RemoteFiles,
-    /// File requests logged at the info level, per address: a burst of
-    /// 20, then one a second (the rest at the debug level).
+    /// File requests and peers' `Error` frames logged at the info level,
+    /// per address: a burst of 20, then one a second (the rest at the
+    /// debug level).
     file_log: KeyedBuckets<IpAddr>,
 }
 
@@ -952,8 +953,17 @@ impl Hub {
             Service::Control if matches!(frame.message, Message::Error(_)) => {
                 // Never answer an error with an error: two such peers would
                 // loop. The peer's complaint is worth a log line.
+                // At the operator's level within the address's log budget
+                // (shared with file requests), else only when debugging:
+                // a flood of errors must not fill the disk with log
+                // (fifth attack: 711 MB in 8 s).
                 if let Message::Error(e) = &frame.message {
-                    tracing::info!(conn = %conn, "peer reported an error: {} ({:?})", display_safe(&e.message), e.code);
+                    let ip = handle.peer().ip().to_canonical();
+                    if self.file_log.try_take(&ip, now.instant).is_ok() {
+                        tracing::info!(conn = %conn, "peer reported an error: {} ({:?})", display_safe(&e.message), e.code);
+                    } else {
+                        tracing::debug!(conn = %conn, "peer reported an error: {} ({:?})", display_safe(&e.message), e.code);
+                    }
                 }
             }
             Service::Control => {

@@ -328,7 +328,7 @@ fn open_download(
     prefix_hash: Option<&ContentHash>,
     cancel: &AtomicBool,
 ) -> Result<OutgoingFile, ServiceError> {
-    let rel = path::validate(name, false)?;
+    let rel = path::validate_existing(name)?;
     let full = path::resolve_existing(share, &rel, name)?;
     if full.is_dir() {
         return Err(ServiceError::BadPath {

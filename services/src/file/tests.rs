@@ -1415,7 +1415,7 @@ fn an_address_has_few_silent_uploads_at_once() {
     }
     let out = run(&mut svc, a2, 3, offer("fifth", 1 << 30));
     assert!(
-        matches!(out.as_slice(), [Outgoing { frame, .. }] if matches!(&frame.message, Message::FileReject(r) if r.reason.contains("not sent anything"))),
+        matches!(out.as_slice(), [Outgoing { frame, .. }] if matches!(&frame.message, Message::FileReject(r) if r.reason.contains("not sent enough"))),
         "{out:?}"
     );
     let out = run(&mut svc, c, 1, offer("other-address", 1 << 30));
@@ -1423,14 +1423,28 @@ fn an_address_has_few_silent_uploads_at_once() {
         matches!(out.as_slice(), [Outgoing { frame, .. }] if matches!(frame.message, Message::FileAccept(_))),
         "{out:?}"
     );
-    // Once one has sent, another may start.
+    // A few bytes, or an empty chunk, do not count as sending (fifth
+    // attack: 190 one-byte uploads held 190 MiB of free space).
+    for data in [Bytes::new(), Bytes::from_static(b"data")] {
+        run(&mut svc, A, 1, FileChunk { offset: 0, data });
+    }
+    let out = run(&mut svc, a2, 3, offer("fifth", 1 << 30));
+    assert!(
+        matches!(out.as_slice(), [Outgoing { frame, .. }] if matches!(&frame.message, Message::FileReject(_))),
+        "{out:?}"
+    );
+    // Once one has sent what it holds (MIN_HOLD), another may start.
+    let rest = Bytes::from(vec![
+        1u8;
+        usize::try_from(super::service::MIN_HOLD).unwrap() - 4
+    ]);
     run(
         &mut svc,
         A,
         1,
         FileChunk {
-            offset: 0,
-            data: Bytes::from_static(b"data"),
+            offset: 4,
+            data: rest,
         },
     );
     let out = run(&mut svc, a2, 3, offer("fifth", 1 << 30));
@@ -1693,4 +1707,54 @@ fn upload_hashing_goes_a_slice_per_job() {
         _ => None,
     });
     assert!(reason.contains("exists"), "{reason}");
+}
+
+/// Found by the fifth attack: with the share and the inbox one folder,
+/// another address's partial upload could be downloaded by its name
+/// (computable from the uploader's address and the file's name), and the
+/// first MiB it held came back. A partial is never served.
+#[test]
+fn a_partial_upload_is_never_served_as_a_download() {
+    let d = Dirs::new("servepart");
+    let mut svc = FileService::new(FileConfig {
+        share: Some(d.inbox.clone()),
+        inbox: Some(d.inbox.clone()),
+        max_upload_size: 1 << 20,
+        min_free_space: 0,
+        ..FileConfig::default()
+    });
+    svc.set_peer(A, "10.0.0.1".parse().unwrap());
+    run(&mut svc, A, 1, offer("secret.txt", 100));
+    run(
+        &mut svc,
+        A,
+        1,
+        FileChunk {
+            offset: 0,
+            data: Bytes::from_static(b"half of a secret"),
+        },
+    );
+    let part = Dirs::tree(&d.inbox)
+        .into_iter()
+        .find(|n| n.ends_with(".lanlink-part"))
+        .expect("a partial file");
+    let out = run(
+        &mut svc,
+        B,
+        1,
+        FileRequest {
+            name: part.clone(),
+            offset: 0,
+            prefix_hash: None,
+        },
+    );
+    let (code, reason) = r_of(&out);
+    assert_ne!(code, ErrorCode::OTHER, "{reason}");
+    assert!(reason.contains("reserved for partial files"), "{reason}");
+    assert!(
+        !messages(&out)
+            .iter()
+            .any(|m| matches!(m, Message::FileChunk(_))),
+        "{out:?}"
+    );
 }
