@@ -1245,11 +1245,16 @@ impl FileService {
                     },
                 });
             }
-            Some(Transfer::Upload(_)) => {
+            Some(Transfer::Upload(u)) => {
                 // The sender saw our resume prefix differs from its file:
-                // drop the partial so the next offer starts clean.
+                // drop the partial so the next offer starts clean (its
+                // bytes go back to the quota). Not once the sender has
+                // said it is complete: the file may be being published,
+                // and a refund then let one address store 72 MiB under a
+                // 16 MiB quota (fifth attack).
                 let mismatch = matches!(&message, Message::FileCancel(c) if c.code == ErrorCode::HASH_MISMATCH);
-                self.end_transfer(key, mismatch);
+                let discard = mismatch && u.complete.is_none();
+                self.end_transfer(key, discard);
             }
             Some(Transfer::Download(_)) => self.end_transfer(key, false),
             None => {}

@@ -1758,3 +1758,56 @@ fn a_partial_upload_is_never_served_as_a_download() {
         "{out:?}"
     );
 }
+
+/// Found by the fifth attack: `FileComplete` then `FileCancel
+/// {HASH_MISMATCH}` in one write refunded the upload's bytes while its
+/// file was being published: 72 MiB stored under a 16 MiB quota. Once the
+/// sender has said it is complete, a cancel refunds nothing.
+#[test]
+fn a_cancel_after_complete_refunds_nothing() {
+    let d = Dirs::new("latecancel");
+    let mut svc = FileService::new(FileConfig {
+        inbox: Some(d.inbox.clone()),
+        min_free_space: 0,
+        upload_quota: Some(1 << 20),
+        ..FileConfig::default()
+    });
+    let ip: std::net::IpAddr = "10.0.0.1".parse().unwrap();
+    svc.set_peer(A, ip);
+    let data = Bytes::from_static(b"twenty bytes of data");
+    accept_of(&run(&mut svc, A, 1, offer("doc.txt", 20)));
+    run(
+        &mut svc,
+        A,
+        1,
+        FileChunk {
+            offset: 0,
+            data: data.clone(),
+        },
+    );
+    let complete = FileComplete {
+        size: 20,
+        hash: *blake3::hash(&data).as_bytes(),
+    };
+    let mut out = ask(&mut svc, A, 1, complete);
+    // The job publishing the file is on a worker when the cancel comes.
+    let finishing = svc.take_jobs();
+    assert_eq!(finishing.len(), 1);
+    let mismatch = FileCancel {
+        code: ErrorCode::HASH_MISMATCH,
+        reason: "never mind".into(),
+    };
+    out.extend(ask(&mut svc, A, 1, mismatch));
+    for job in finishing {
+        svc.job_done(job.run(), &mut out);
+    }
+    svc.work_inline(&mut out);
+    let stored = std::fs::read(d.inbox.join("doc.txt")).unwrap_or_default();
+    let charged = svc.uploaded(ip);
+    // Stored and charged (its bytes and its entry), or neither.
+    assert!(
+        stored.is_empty() || charged >= super::ENTRY_COST + 20,
+        "stored {} bytes, charged {charged}",
+        stored.len()
+    );
+}
