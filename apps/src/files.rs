@@ -307,8 +307,19 @@ pub fn receive(
                 } else {
                     options.clone()
                 };
-                session.accept_file(&offer, dest, &options, &mut report)?;
-                received += 1;
+                // One sender's broken or hostile transfer (a wrong hash, a
+                // name that cannot be written here, a sender that stalls)
+                // ends that file only: the others keep arriving.
+                match session.accept_file(&offer, dest, &options, &mut report) {
+                    Ok(_) => received += 1,
+                    Err(e) if session.is_connected() => eprintln!(
+                        "lanlink: {} from {}: not received: {}",
+                        display_safe(offer.name()),
+                        display_safe(offer.from()),
+                        display_safe(&e.to_string())
+                    ),
+                    Err(e) => return Err(e),
+                }
             }
             Some(Event::Disconnected(reason)) => return Err(ClientError::Disconnected(reason)),
             _ => {}

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use common::Server;
 use lanlink_proto::chat::ChatMessage;
 use lanlink_proto::control::{self, Admin, Hello};
-use lanlink_proto::file::{FileCancel, FileOffer, FileRequest};
+use lanlink_proto::file::{FileCancel, FileChunk, FileComplete, FileOffer, FileRequest};
 use lanlink_proto::{Capabilities, ErrorCode, Frame, FrameDecoder, Message};
 
 const ADMIN_TOKEN: &str = "op-secret-2026";
@@ -1061,4 +1061,80 @@ fn file_client(addr: &str, host: u8, name: &str) -> Raw {
         Capabilities::FILE,
     )
     .unwrap_or_else(|f| panic!("{name} refused: {f:?}"))
+}
+
+/// Found by the fifth attack: one hostile offer (a wrong hash, a name the
+/// receiver cannot write, a sender that stalls) ended `lanlink receive
+/// --yes` with an error, and later honest senders found no one. Now that
+/// file is reported as not received and the others keep arriving.
+#[test]
+fn one_bad_offer_does_not_end_a_receiver() {
+    let server = Server::start(&["--plain"]);
+    let t = common::Scratch::new("bad-offer");
+    let (rx, src) = (t.dir("rx"), t.dir("src"));
+    let receiver = common::receive_one(&server.addr, "bob", &rx, &["--plain"]);
+    // Eve's file arrives whole but its hash is not the one she gives.
+    // (Until bob's receive is connected, the server knows no bob.)
+    server.expect_log("bob");
+    let mut eve = file_client(&server.addr, 66, "eve");
+    let mut stream = 1;
+    loop {
+        let offer = FileOffer {
+            name: "bad.bin".into(),
+            size: 10,
+            hash: None,
+            offset: 0,
+            to: Some("bob".into()),
+            from: None,
+        };
+        eve.send_all(&[Frame::new(stream, offer)]);
+        let answer = eve.expect("bob's answer", |m| {
+            matches!(m, Message::FileAccept(_) | Message::FileReject(_))
+        });
+        if matches!(answer.message, Message::FileAccept(_)) {
+            break;
+        }
+        assert!(stream < 50, "bob never became reachable: {answer:?}");
+        stream += 2;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let chunk = FileChunk {
+        offset: 0,
+        data: bytes::Bytes::from_static(b"0123456789"),
+    };
+    let lie = FileComplete {
+        size: 10,
+        hash: [7; 32],
+    };
+    eve.send_all(&[Frame::new(stream, chunk), Frame::new(stream, lie)]);
+    eve.expect("the receiver's refusal", |m| {
+        matches!(m, Message::FileCancel(_) | Message::FileReject(_))
+    });
+    // An honest file still reaches bob, and his receive ends well.
+    let file = src.join("good.txt");
+    std::fs::write(&file, b"honest content").unwrap();
+    let out = common::lanlink(&[
+        "send",
+        "--plain",
+        &server.addr,
+        "--to",
+        "bob",
+        "--name",
+        "ada",
+        file.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let done = receiver.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&done.stderr);
+    assert!(done.status.success(), "{err}");
+    assert!(err.contains("bad.bin from eve: not received"), "{err}");
+    assert_eq!(
+        std::fs::read(rx.join("good.txt")).unwrap(),
+        b"honest content"
+    );
+    assert!(!rx.join("bad.bin").exists());
 }

@@ -685,17 +685,7 @@ fn a_file_goes_to_a_user_on_another_server() {
     let file = src.join("photo.jpg");
     let data: Vec<u8> = (0..3_000_017u32).map(|i| (i * 7 % 251) as u8).collect();
     std::fs::write(&file, &data).unwrap();
-    let receiver = common::lanlink_spawn(&[
-        "receive",
-        &c.addr,
-        "--name",
-        "bob",
-        "-o",
-        rx.to_str().unwrap(),
-        "--yes",
-        "--count",
-        "1",
-    ]);
+    let receiver = common::receive_one(&c.addr, "bob", &rx, &[]);
     // Until bob is connected on C, C answers that it has no bob.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     let out = loop {

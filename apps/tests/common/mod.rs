@@ -409,6 +409,16 @@ pub fn run_bounded(mut cmd: Command, patience: Duration) -> std::process::Output
     }
 }
 
+/// `lanlink receive EXTRA… ADDR --name NAME -o DIR --yes --count 1`:
+/// takes the first file offered to `name`, then ends.
+pub fn receive_one(addr: &str, name: &str, dir: &Path, extra: &[&str]) -> Child {
+    let dir = dir.to_str().expect("a UTF-8 path");
+    let mut args = vec!["receive"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&[addr, "--name", name, "-o", dir, "--yes", "--count", "1"]);
+    lanlink_spawn(&args)
+}
+
 /// `lanlink cam ADDR --test-pattern` at `size` and `fps`, as `name`,
 /// until the process is killed.
 pub fn pattern_cam(addr: &str, size: &str, fps: &str, name: &str) -> Child {

@@ -82,6 +82,11 @@ pub const MAX_PENDING_PER_ADDRESS: u64 = 32 * 1024 * 1024;
 /// The same from every upload together.
 pub const MAX_PENDING_IN_ALL: u64 = 256 * 1024 * 1024;
 
+/// The longest name of a file offered to another user, in bytes: the
+/// receiver writes it under a folder of its own, within the system's
+/// path limit (4,096 bytes on Linux).
+pub const MAX_OFFERED_NAME_LEN: usize = 1024;
+
 /// Uploads from one address that have sent less than [`MIN_HOLD`] (or
 /// their whole file, if smaller): each holds that much of the free space
 /// while it has proven less. (Found by the fifth attack: counting an
@@ -539,6 +544,19 @@ impl FileService {
         self.outstanding.remove(&conn);
     }
 
+    /// A name to write (an upload's, or one offered to a user), checked,
+    /// and no deeper than [`FileConfig::max_upload_depth`].
+    fn checked_target(&self, name: &str) -> Result<PathBuf, ServiceError> {
+        let rel = path::validate_target(name)?;
+        if rel.components().count() > self.config.max_upload_depth {
+            return Err(ServiceError::BadPath {
+                name: name.to_owned(),
+                reason: "it is nested too deep",
+            });
+        }
+        Ok(rel)
+    }
+
     fn share(&self) -> Result<&PathBuf, ServiceError> {
         self.config.share.as_ref().ok_or(ServiceError::NotEnabled {
             what: "file sharing",
@@ -758,13 +776,7 @@ impl FileService {
             .inbox
             .clone()
             .ok_or(ServiceError::NotEnabled { what: "uploads" })?;
-        let rel = path::validate_target(&o.name)?;
-        if rel.components().count() > self.config.max_upload_depth {
-            return Err(ServiceError::BadPath {
-                name: o.name,
-                reason: "it is nested too deep",
-            });
-        }
+        let rel = self.checked_target(&o.name)?;
         if o.size > self.config.max_upload_size {
             return Err(ServiceError::FileTooLarge {
                 name: o.name,
@@ -922,7 +934,16 @@ impl FileService {
     ) -> Result<(), ServiceError> {
         self.check_room_for_another(key)?;
         // Written at the receiver: the same rules as any written name.
-        path::validate_target(&o.name)?;
+        // What the receiver will write: the same rules as an upload here,
+        // and short enough to fit under the receiver's folder (fifth
+        // attack: a 3,987-byte name 17 folders deep ended `receive`).
+        self.checked_target(&o.name)?;
+        if o.name.len() > MAX_OFFERED_NAME_LEN {
+            return Err(ServiceError::BadPath {
+                name: o.name,
+                reason: "it is too long to be written on the receiver's side",
+            });
+        }
         let peer_conn = lookup(to).ok_or_else(|| ServiceError::NoSuchUser {
             name: to.to_owned(),
         })?;

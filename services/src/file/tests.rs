@@ -1811,3 +1811,29 @@ fn a_cancel_after_complete_refunds_nothing() {
         stored.len()
     );
 }
+
+/// Found by the fifth attack: an offer to a user was checked as a name
+/// only, so a 3,987-byte name 17 folders deep reached `lanlink receive`,
+/// which could not write it. Offered names keep the upload rules (depth)
+/// and a length the receiver can write; a normal name still goes through.
+#[test]
+fn names_offered_to_users_are_held_to_what_a_receiver_can_write() {
+    let d = Dirs::new("relaynames");
+    let mut svc = d.service();
+    let long = vec!["x".repeat(240); 6].join("/");
+    let deep = format!("{}f", "a/".repeat(40));
+    for (stream, name, why) in [(1, long, "too long"), (3, deep, "too deep")] {
+        let mut o = offer(&name, 10);
+        o.to = Some("bob".into());
+        let (_, reason) = r_of(&run(&mut svc, A, stream, o));
+        assert!(reason.contains(why), "{reason}");
+    }
+    let mut o = offer("fine/name.txt", 10);
+    o.to = Some("bob".into());
+    let out = run(&mut svc, A, 5, o);
+    assert!(
+        out.iter()
+            .any(|g| g.to == B && matches!(g.frame.message, Message::FileOffer(_))),
+        "{out:?}"
+    );
+}
