@@ -302,7 +302,9 @@ fn the_server_sweeps_partial_files_of_abandoned_uploads() {
 /// download still waited for a whole multi-GiB hash to end on some worker
 /// (6-24 s with several addresses hashing). A resume prefix is now hashed
 /// a slice per turn, so the honest request runs after at most a slice of
-/// each address ahead of it, and no whole hash can finish first.
+/// each address ahead of it. (Whether an attacker's answer came first is
+/// printed only: the old code showed 0 too, as its answer was still on
+/// the way; the wait is what tells the two apart.)
 #[test]
 fn a_download_waits_a_slice_not_a_whole_hash_behind_other_addresses() {
     let dir = TempDir::new("slices");
@@ -324,12 +326,6 @@ fn a_download_waits_a_slice_not_a_whole_hash_behind_other_addresses() {
     let bob = server.connect_from("127.0.0.9", "bob", Capabilities::FILE);
     let (bob_took, answered) = served_before(&bob, &attackers);
     eprintln!("bob was served in {bob_took:?}; {answered} of 4 hashes were answered before");
-    assert_eq!(
-        answered,
-        0,
-        "a whole hash of {} MiB ran before bob's download",
-        BIG >> 20
-    );
     // Before, bob waited for a whole hash on some worker (4.4 s here);
     // now for a slice of each address ahead of him (0.14 s).
     assert!(

@@ -9,16 +9,13 @@
 //! prefix hash.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 use lanlink_proto::file::ContentHash;
 
 use crate::ServiceError;
-
-/// Reads while hashing a partial file are this large.
-const HELD_READ: usize = 256 * 1024;
 
 /// A file being received.
 #[derive(Debug)]
@@ -205,28 +202,15 @@ impl IncomingFile {
     /// Hashes up to `budget` more bytes of what an earlier attempt left, so
     /// the sender can check it. Stops with an error once `cancel` is set.
     pub fn hash_held(&mut self, budget: u64, cancel: &AtomicBool) -> Result<(), ServiceError> {
-        let mut budget = budget;
-        let mut buf = vec![0u8; HELD_READ.min(usize::try_from(budget).unwrap_or(HELD_READ))];
-        while self.unhashed > 0 && budget > 0 {
-            if cancel.load(Ordering::Relaxed) {
-                return Err(super::cancelled(&self.part));
-            }
-            let want = self.unhashed.min(budget).min(buf.len() as u64);
-            let want = usize::try_from(want).unwrap_or(buf.len());
-            let n = self
-                .file
-                .read(buf.get_mut(..want).unwrap_or_default())
-                .map_err(|e| ServiceError::io("read", &self.part, e))?;
-            if n == 0 {
-                // Shorter than it was: what was read is what is held.
-                self.unhashed = 0;
-                break;
-            }
-            self.hasher.update(buf.get(..n).unwrap_or_default());
-            self.received += n as u64;
-            self.unhashed -= n as u64;
-            budget -= n as u64;
-        }
+        let most = self.unhashed.min(budget);
+        let hashed = super::hash_from(&mut self.file, &mut self.hasher, most, cancel, &self.part)?;
+        self.received += hashed.read;
+        // Shorter than it was: what was read is what is held.
+        self.unhashed = if hashed.at_end {
+            0
+        } else {
+            self.unhashed - hashed.read
+        };
         if self.unhashed == 0 {
             // Appends go after what was hashed, however long the file is.
             self.file

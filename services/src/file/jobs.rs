@@ -381,24 +381,14 @@ impl HoldCheck {
     /// Hashes up to `budget` more bytes: `None` while there is more, else
     /// whether the file is the one offered.
     fn hash_some(&mut self, budget: u64, cancel: &AtomicBool) -> Option<bool> {
-        let mut budget = budget;
-        let mut buf = vec![0u8; (256 * 1024).min(usize::try_from(budget).unwrap_or(usize::MAX))];
-        while budget > 0 {
-            if cancel.load(Ordering::Relaxed) {
-                return Some(false);
-            }
-            let want = usize::try_from(budget.min(buf.len() as u64)).unwrap_or(buf.len());
-            match std::io::Read::read(&mut self.file, buf.get_mut(..want).unwrap_or_default()) {
-                Ok(0) => return Some(self.ends_as_offered()),
-                Ok(n) => {
-                    self.hasher.update(buf.get(..n).unwrap_or_default());
-                    self.hashed += n as u64;
-                    budget -= n as u64;
-                }
-                Err(_) => return Some(false),
+        let most = self.size.saturating_sub(self.hashed).min(budget);
+        match super::hash_from(&mut self.file, &mut self.hasher, most, cancel, &self.target) {
+            Err(_) => Some(false),
+            Ok(hashed) => {
+                self.hashed += hashed.read;
+                (hashed.at_end || self.hashed >= self.size).then(|| self.ends_as_offered())
             }
         }
-        (self.hashed >= self.size).then(|| self.ends_as_offered())
     }
 
     fn ends_as_offered(&self) -> bool {

@@ -126,6 +126,47 @@ fn shown(path: &Path) -> String {
     crate::text::display_safe(&path.to_string_lossy()).into_owned()
 }
 
+/// What [`hash_from`] did.
+struct Hashed {
+    /// Bytes read and hashed.
+    read: u64,
+    /// The file ended before `most` bytes.
+    at_end: bool,
+}
+
+/// Reads up to `most` bytes of `file`, from where it stands, into
+/// `hasher`: one slice of a long hash (see
+/// [`PREFIX_SLICE`](jobs::PREFIX_SLICE)). Stops with an error once
+/// `cancel` is set; `path` names the file in errors.
+fn hash_from(
+    file: &mut std::fs::File,
+    hasher: &mut blake3::Hasher,
+    most: u64,
+    cancel: &std::sync::atomic::AtomicBool,
+    path: &Path,
+) -> Result<Hashed, ServiceError> {
+    const READ: u64 = 256 * 1024;
+    let mut buf = vec![0u8; usize::try_from(most.min(READ)).unwrap_or(0)];
+    let mut read = 0;
+    while read < most {
+        if cancel.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(cancelled(path));
+        }
+        let want = usize::try_from((most - read).min(READ)).unwrap_or(buf.len());
+        let n = std::io::Read::read(file, buf.get_mut(..want).unwrap_or_default())
+            .map_err(|e| ServiceError::io("read", path, e))?;
+        if n == 0 {
+            return Ok(Hashed { read, at_end: true });
+        }
+        hasher.update(buf.get(..n).unwrap_or_default());
+        read += n as u64;
+    }
+    Ok(Hashed {
+        read,
+        at_end: false,
+    })
+}
+
 /// The error of a job stopped because its result was no longer wanted.
 fn cancelled(path: &Path) -> ServiceError {
     ServiceError::Io {

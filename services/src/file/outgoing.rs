@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 use bytes::{Bytes, BytesMut};
 use lanlink_proto::file::{ContentHash, FileChunk, FileComplete};
@@ -47,9 +47,6 @@ struct Prefix {
     /// The receiver's hash of it; without one the prefix is trusted.
     want: Option<ContentHash>,
 }
-
-/// Reads while hashing a prefix are this large.
-const PREFIX_READ: usize = 256 * 1024;
 
 /// Chunks kept for reuse; more than a window's worth would never come back.
 const RECYCLE: usize = 32;
@@ -129,30 +126,11 @@ impl OutgoingFile {
         let Some(prefix) = self.prefix.as_mut() else {
             return Ok(());
         };
-        let mut budget = budget;
-        let mut buf = vec![0u8; PREFIX_READ.min(usize::try_from(budget).unwrap_or(PREFIX_READ))];
-        let mut short = false;
-        while prefix.hashed < prefix.len && budget > 0 {
-            if cancel.load(Ordering::Relaxed) {
-                return Err(super::cancelled(&self.path));
-            }
-            let want = (prefix.len - prefix.hashed)
-                .min(budget)
-                .min(buf.len() as u64);
-            let want = usize::try_from(want).unwrap_or(buf.len());
-            let n = self
-                .file
-                .read(buf.get_mut(..want).unwrap_or_default())
-                .map_err(|e| ServiceError::io("read", &self.path, e))?;
-            if n == 0 {
-                // The file shrank under us: the prefix cannot match.
-                short = true;
-                break;
-            }
-            self.hasher.update(buf.get(..n).unwrap_or_default());
-            prefix.hashed += n as u64;
-            budget -= n as u64;
-        }
+        let most = (prefix.len - prefix.hashed).min(budget);
+        let hashed = super::hash_from(&mut self.file, &mut self.hasher, most, cancel, &self.path)?;
+        prefix.hashed += hashed.read;
+        // A file that shrank under us cannot hold the receiver's prefix.
+        let short = hashed.at_end;
         if prefix.hashed < prefix.len && !short {
             return Ok(());
         }
