@@ -349,6 +349,9 @@ pub(super) async fn run(
     loop {
         tokio::select! {
             () = wake.notified() => {
+                // Once per wake, not per frame: the server's limit, as of
+                // the connection now.
+                let most = client.server_info().max_payload.saturating_sub(NATS_SLACK);
                 loop {
                     match frames.try_recv() {
                         Ok(f) => {
@@ -360,7 +363,6 @@ pub(super) async fn run(
                                 continue;
                             }
                             number = number.wrapping_add(1);
-                            let most = client.server_info().max_payload.saturating_sub(NATS_SLACK);
                             let subject = frame_subject(&own, f.stream);
                             let mut failed = None;
                             for part in split(number, &f.bytes, most) {
