@@ -753,7 +753,7 @@ impl Hub {
     pub fn handle_deferred(&mut self, event: Event, now: Now) {
         match event {
             Event::Hello { conn, hello } => self.on_hello(conn, hello, &now),
-            Event::Frame { conn, frame } => self.on_frame(conn, frame, &now),
+            Event::Frame { conn, frame, .. } => self.on_frame(conn, frame, &now),
             Event::Closed { conn, reason, .. } => {
                 if let Some((handle, _)) = self.conns.remove(&conn) {
                     self.receivers.remove(&conn);

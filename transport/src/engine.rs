@@ -20,7 +20,11 @@
 //! close linger and the server's shutdown are checked on every
 //! [`TICK`]. When the application's event channel is full, the I/O thread
 //! stops reading that connection (TCP flow control slows the peer down)
-//! and retries shortly, never blocking the other connections.
+//! and retries shortly, never blocking the other connections. The same
+//! happens when the frames a connection handed over and the application
+//! still holds pass its byte share or the server's total (see
+//! [`InboundPermit`](crate::InboundPermit)): the channel is bounded in
+//! events, the memory behind it in bytes.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, IoSlice, Write};
@@ -38,8 +42,8 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::conn::{
-    CloseReason, ConnConfig, ConnHandle, Doorbell, EncodedFrame, Event, Outbound, Wake,
-    WriterQueues,
+    CloseReason, ConnConfig, ConnHandle, ConnInbound, Doorbell, EncodedFrame, Event, InboundBudget,
+    Outbound, Wake, WriterQueues,
 };
 use crate::socket::{ReadState, TICK};
 use crate::Shutdown;
@@ -92,6 +96,7 @@ impl Engine {
     /// Starts one I/O thread per core (at most [`MAX_IO_THREADS`]).
     pub(crate) fn start(
         config: &ConnConfig,
+        budget: Arc<InboundBudget>,
         shutdown: &Shutdown,
         events: &Sender<Event>,
     ) -> io::Result<Engine> {
@@ -112,6 +117,7 @@ impl Engine {
                 inbox: inbox.clone(),
                 poll,
                 config: config.clone(),
+                budget: budget.clone(),
                 shutdown: shutdown.clone(),
                 events: events.clone(),
                 conns: HashMap::new(),
@@ -202,6 +208,10 @@ struct Conn {
     read_ready: bool,
     /// Events waiting for room in the application's channel.
     pending: VecDeque<Event>,
+    /// Its frames the application holds, counted against the budget.
+    inbound: ConnInbound,
+    /// Not read because of them: waiting for the application.
+    held_back: bool,
     last_rx: Instant,
     next_ping: Instant,
     ping_sent: Option<(u64, Instant)>,
@@ -232,6 +242,8 @@ impl Conn {
             writable: true,
             read_ready: true,
             pending: VecDeque::new(),
+            inbound: ConnInbound::default(),
+            held_back: false,
             last_rx: now,
             next_ping: now + config.ping_interval,
             ping_sent: None,
@@ -418,6 +430,7 @@ struct IoThread {
     config: ConnConfig,
     shutdown: Shutdown,
     events: Sender<Event>,
+    budget: Arc<InboundBudget>,
     conns: HashMap<usize, Conn>,
     scratch: Vec<u8>,
 }
@@ -583,9 +596,17 @@ impl IoThread {
     fn read(&mut self, c: &mut Conn) {
         for _ in 0..READS_PER_TURN {
             loop {
+                // The application holds enough of this peer's frames (or
+                // of everyone's): read on once it has handled some.
+                c.held_back = !self.budget.may_take(&c.inbound);
+                if c.held_back {
+                    return;
+                }
+                let before = c.decoder.buffered();
                 match c.decoder.decode() {
                     Ok(Some(frame)) => {
-                        if let Some(reason) = self.on_frame(c, frame) {
+                        let size = before.saturating_sub(c.decoder.buffered());
+                        if let Some(reason) = self.on_frame(c, frame, size) {
                             return self.end(c, reason);
                         }
                         if !c.pending.is_empty() {
@@ -629,7 +650,7 @@ impl IoThread {
     }
 
     /// Handles one frame; returns a reason when the connection must end.
-    fn on_frame(&mut self, c: &mut Conn, frame: Frame) -> Option<CloseReason> {
+    fn on_frame(&mut self, c: &mut Conn, frame: Frame, size: usize) -> Option<CloseReason> {
         match frame.message {
             Message::Ping(control::Ping { nonce }) => {
                 let _ = c.handle.send(&Frame::control(control::Pong { nonce }));
@@ -650,6 +671,7 @@ impl IoThread {
                 c.pending.push_back(Event::Frame {
                     conn: c.handle.id(),
                     frame,
+                    permit: self.budget.take(&c.inbound, size),
                 });
                 self.flush_pending(c);
                 if c.ending.is_some() || c.finished {
@@ -666,7 +688,7 @@ impl IoThread {
         if c.finished || c.ending.is_some() {
             return;
         }
-        if !c.pending.is_empty() && !self.shutdown.is_triggered() {
+        if (!c.pending.is_empty() || c.held_back) && !self.shutdown.is_triggered() {
             // Waiting for the application, as a blocked reader thread did.
             return;
         }

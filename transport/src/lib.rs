@@ -73,7 +73,7 @@
 //!             max_payload: lanlink_proto::DEFAULT_MAX_PAYLOAD,
 //!             motd: String::new(),
 //!         }))?,
-//!         Event::Frame { conn, frame } => println!("{conn}: {:?}", frame.message),
+//!         Event::Frame { conn, frame, .. } => println!("{conn}: {:?}", frame.message),
 //!         Event::Closed { conn, reason, .. } => println!("{conn} left: {reason}"),
 //!     }
 //! }
@@ -110,7 +110,7 @@ pub mod text;
 pub mod tls;
 
 pub use client::{Client, ClientConfig};
-pub use conn::{CloseReason, ConnConfig, ConnHandle, EncodedFrame, Event};
+pub use conn::{CloseReason, ConnConfig, ConnHandle, EncodedFrame, Event, InboundPermit};
 pub use error::TransportError;
 #[doc(hidden)]
 #[cfg(any(fuzzing, feature = "fuzzing"))]

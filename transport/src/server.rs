@@ -20,7 +20,7 @@ use lanlink_proto::{
     control, ErrorCode, Frame, FrameDecoder, Message, ProtoError, PROTOCOL_VERSION,
 };
 
-use crate::conn::{new_connection, ConnConfig, Event, Totals};
+use crate::conn::{new_connection, ConnConfig, Event, InboundBudget, Totals};
 use crate::engine::{Engine, Established};
 use crate::handshake::{read_before, read_first_frame, send_and_close, FirstFrameError};
 use crate::limits::{
@@ -77,6 +77,16 @@ pub struct ServerConfig {
     /// its last [`ConnHandle`](crate::ConnHandle) is dropped: drop handles
     /// once their `Closed` event has come.
     pub max_total_queued_bytes: usize,
+    /// Bytes of received frames handed to the application (as
+    /// [`Event::Frame`]) and not yet let go of ([`InboundPermit`](crate::InboundPermit)), from
+    /// all peers together. Past it, only connections holding nothing are
+    /// read, one frame at a time: peers that send faster than the
+    /// application handles are slowed down by TCP instead of filling the
+    /// event channel, whose bound is in events, not bytes.
+    pub max_inbound_bytes: usize,
+    /// The same for one connection: its frames waiting for the
+    /// application, past which it is not read until they are handled.
+    pub max_inbound_bytes_per_conn: usize,
     /// Addresses refused at once (shared: the application adds to it).
     pub bans: BanList,
     /// Where refusals are logged, once per address and kind (shared with
@@ -109,6 +119,9 @@ impl Default for ServerConfig {
             max_conns_per_address: 16,
             max_handshakes: 64,
             max_total_queued_bytes: 512 * 1024 * 1024,
+            max_inbound_bytes: 64 * 1024 * 1024,
+            // Above an honest upload's window (4 MiB) of 256 KiB chunks.
+            max_inbound_bytes_per_conn: 8 * 1024 * 1024,
             bans: BanList::new(),
             refusals: RefusalLog::new(),
             adopter: Adopter::new(),
@@ -146,8 +159,13 @@ pub fn serve(
 
     let adopter = config.adopter.clone();
     let engine = Arc::new(
-        Engine::start(&config.conn, &shutdown, &events)
-            .map_err(|e| TransportError::io("starting the I/O threads", e))?,
+        Engine::start(
+            &config.conn,
+            InboundBudget::new(config.max_inbound_bytes, config.max_inbound_bytes_per_conn),
+            &shutdown,
+            &events,
+        )
+        .map_err(|e| TransportError::io("starting the I/O threads", e))?,
     );
     let admission = Arc::new(Admission::new(
         config,

@@ -94,7 +94,7 @@ pub fn run(data: &[u8]) -> Stats {
                 chat.disconnect(conn, "gone", &mut out);
                 connected.remove(&conn);
             }
-            Event::Frame { conn, frame } if !connected.contains_key(&conn) => {
+            Event::Frame { conn, frame, .. } if !connected.contains_key(&conn) => {
                 let clients = chat.client_count();
                 chat.handle(conn, frame.message, &now, &mut out);
                 for o in out.drain(..) {
@@ -104,7 +104,7 @@ pub fn run(data: &[u8]) -> Stats {
                 }
                 assert_eq!(chat.client_count(), clients);
             }
-            Event::Frame { conn, frame } => {
+            Event::Frame { conn, frame, .. } => {
                 stats.frames += 1;
                 chat.handle(conn, frame.message, &now, &mut out);
                 check_room_messages(&chat, conn, &out);

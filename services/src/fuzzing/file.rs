@@ -151,7 +151,7 @@ pub fn run(data: &[u8]) -> Stats {
                 file.disconnect(conn, &mut out);
                 file.work_inline(&mut out);
             }
-            Event::Frame { conn, frame } => {
+            Event::Frame { conn, frame, .. } => {
                 let Some(name) = connected.get(&conn) else {
                     continue;
                 };

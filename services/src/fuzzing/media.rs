@@ -52,7 +52,7 @@ pub fn run(data: &[u8]) -> Stats {
                 connected.remove(&conn);
                 relay.disconnect(conn, &mut out);
             }
-            Event::Frame { conn, frame } => {
+            Event::Frame { conn, frame, .. } => {
                 let Some(name) = connected.get(&conn) else {
                     continue;
                 };

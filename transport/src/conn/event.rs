@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use lanlink_proto::{control, ErrorCode, Frame, ProtoError};
 
-use super::ConnHandle;
+use super::{ConnHandle, InboundPermit};
 use crate::text::display_safe;
 use crate::ConnId;
 
@@ -118,6 +118,9 @@ pub enum Event {
         conn: ConnId,
         /// The frame.
         frame: Frame,
+        /// Keeps the frame's bytes counted against the server's inbound
+        /// budget until dropped (with the event, normally).
+        permit: InboundPermit,
     },
     /// The connection ended; no more events follow for it.
     ///

@@ -165,6 +165,7 @@ impl Reader {
                 let mut event = Event::Frame {
                     conn: self.handle.id(),
                     frame,
+                    permit: super::InboundPermit::none(),
                 };
                 // Wait for room in the event channel (this is what slows a
                 // fast sender down), but not past a shutdown: then nobody

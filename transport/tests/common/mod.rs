@@ -61,7 +61,7 @@ impl TestServer {
                             .unwrap();
                             conns.lock().unwrap().insert(conn.id().0, conn);
                         }
-                        Event::Frame { conn, frame } => {
+                        Event::Frame { conn, frame, .. } => {
                             for (id, c) in conns.lock().unwrap().iter() {
                                 if *id != conn.0 {
                                     let _ = c.send(&frame);
