@@ -127,6 +127,63 @@ fn two_servers_share_a_room_both_ways_in_order() {
     assert!(b.terminate().success());
 }
 
+/// Two servers' users talk at once; a third server shows their messages in
+/// the stream's order, the same order a fourth server replays from the
+/// stream as history (live copies wait for the stream's: `nats/order.rs`).
+#[test]
+fn remote_messages_show_in_the_streams_order() {
+    let Some(bin) = nats_server_bin() else { return };
+    let nats = NatsServer::start(bin, &[]);
+    let a = server_on(&nats, "a");
+    let b = server_on(&nats, "b");
+    let c = server_on(&nats, "c");
+    let cy = ChatClient::join(&c.addr, "cy", &[]);
+    cy.expect("-- lobby:");
+    let mut ada = ChatClient::join(&a.addr, "ada", &[]);
+    ada.expect("-- lobby:");
+    let mut bob = ChatClient::join(&b.addr, "bob", &[]);
+    bob.expect("-- lobby:");
+    cy.expect("-- ada@a joined lobby");
+    cy.expect("-- bob@b joined lobby");
+
+    // Within the per-connection burst (10): nothing is refused.
+    const N: usize = 8;
+    for i in 1..=N {
+        ada.say(&format!("a {i}"));
+        bob.say(&format!("b {i}"));
+    }
+    let said = |l: &String| l.contains("<ada@a> a ") || l.contains("<bob@b> b ");
+    let mut live: Vec<String> = cy.lines_until(&format!("<ada@a> a {N}"));
+    if !live.iter().any(|l| l.ends_with(&format!("<bob@b> b {N}"))) {
+        live.extend(cy.lines_until(&format!("<bob@b> b {N}")));
+    }
+    let live: Vec<String> = live.into_iter().filter(said).collect();
+    assert_eq!(live.len(), 2 * N, "{live:?}");
+
+    // A fourth server opens the room for its first member: the history
+    // comes from the stream, in the stream's order (cy has shown them all,
+    // so the stream has them all).
+    let d = server_on(&nats, "d");
+    let dee = ChatClient::spawn(&d.addr, "dee", &[]);
+    let last = live.last().cloned().unwrap_or_default();
+    let shown = dee.lines_until(&last);
+    let history: Vec<String> = shown.iter().filter(|l| said(l)).cloned().collect();
+    let tail = |v: &[String]| -> Vec<String> {
+        v.iter()
+            .map(|l| l.rsplit_once("> ").map_or(l.clone(), |(_, t)| t.to_owned()))
+            .collect()
+    };
+    assert_eq!(tail(&live), tail(&history), "live on c vs the stream: {shown:?}");
+
+    drop(dee);
+    assert!(ada.finish().success());
+    assert!(bob.finish().success());
+    drop(cy);
+    for s in [a, b, c, d] {
+        assert!(s.terminate().success());
+    }
+}
+
 /// Private messages between servers: by `name@server` and by a name only
 /// one other server has; an unknown user or server is answered to the
 /// sender; the receiving server holds the sender to its own checks.

@@ -21,6 +21,10 @@ pub(crate) use lanlink_services::chat::names::fold;
 /// history after a reconnect).
 const OWN_LINES: usize = 64;
 
+/// How many shown messages a room remembers (to recognise them in its
+/// history after a reconnect; a server keeps 50 by default).
+const SHOWN_LINES: usize = 1024;
+
 /// A room this client is in.
 #[derive(Debug, Clone, Default)]
 struct Room {
@@ -29,35 +33,36 @@ struct Room {
     /// The password it was joined with.
     password: Option<String>,
     members: BTreeSet<String>,
-    /// The newest message shown, and the (speaker, text) of those shown
-    /// with that timestamp.
-    last_ms: u64,
-    at_last: Vec<(String, String)>,
+    /// The (timestamp, speaker, text) of the last [`SHOWN_LINES`]
+    /// messages shown, newest last.
+    shown: VecDeque<(u64, String, String)>,
     /// Lines we said (the server does not echo them back).
     own: VecDeque<String>,
 }
 
 impl Room {
     fn seen(&mut self, m: &ChatMessage) {
-        if m.timestamp_ms > self.last_ms {
-            self.last_ms = m.timestamp_ms;
-            self.at_last.clear();
+        if self.shown.len() == SHOWN_LINES {
+            self.shown.pop_front();
         }
-        if m.timestamp_ms == self.last_ms {
-            self.at_last.push((m.from.clone(), m.text.clone()));
-        }
+        self.shown
+            .push_back((m.timestamp_ms, m.from.clone(), m.text.clone()));
     }
 
     /// Whether a message of the room's history was shown already (or is
-    /// one of ours).
+    /// one of ours). A history is in the server's order, which across
+    /// servers is not the order of their clocks: a message is recognised
+    /// by its timestamp, speaker and text, not by being older than the
+    /// newest shown. Only once more was shown than is remembered does
+    /// "older than all remembered" count as shown.
     fn already_shown(&self, m: &ChatMessage, me: &str) -> bool {
-        m.timestamp_ms < self.last_ms
-            || (m.timestamp_ms == self.last_ms
-                && self
-                    .at_last
-                    .iter()
-                    .any(|(f, t)| *f == m.from && *t == m.text))
-            || (fold(&m.from) == fold(me) && self.own.contains(&m.text))
+        let remembered = self
+            .shown
+            .iter()
+            .any(|(ms, f, t)| *ms == m.timestamp_ms && *f == m.from && *t == m.text);
+        let forgotten = self.shown.len() == SHOWN_LINES
+            && self.shown.iter().all(|(ms, ..)| m.timestamp_ms < *ms);
+        remembered || forgotten || (fold(&m.from) == fold(me) && self.own.contains(&m.text))
     }
 }
 
@@ -320,6 +325,35 @@ mod tests {
         ]);
         assert_eq!(s.apply(&again, &view, false), ["[ops] <bob> missed"]);
         assert_eq!(s.in_room("Ops"), Some("ops"));
+    }
+
+    /// Across servers a history is in the stream's order, not the order of
+    /// the servers' clocks: an earlier timestamp after a later one is
+    /// still new.
+    #[test]
+    fn a_history_out_of_clock_order_is_shown_whole() {
+        let view = View::new(Timestamps::Never, false);
+        let mut s = State::new("dee");
+        s.joining("ops", None);
+        let shown = s.apply(
+            &history(vec![
+                said("bob@b", "b 5", 21),
+                said("ada@a", "a 5", 20),
+                said("ada@a", "a 6", 20),
+                said("bob@b", "b 6", 22),
+            ]),
+            &view,
+            false,
+        );
+        assert_eq!(
+            shown,
+            [
+                "[ops] <bob@b> b 5",
+                "[ops] <ada@a> a 5",
+                "[ops] <ada@a> a 6",
+                "[ops] <bob@b> b 6"
+            ]
+        );
     }
 
     #[test]

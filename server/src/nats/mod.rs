@@ -19,7 +19,8 @@
 //! `<server>-<seq>`. A message is published once live by core NATS and
 //! then through JetStream until acknowledged (`outbox.rs`, on disk with a
 //! fixed server id); it arrives live and again from the stream, and a
-//! receiver shows it once. Presence lives in a key-value bucket
+//! receiver shows it once, in the stream's order: the live copy waits for
+//! the stream's up to [`HOLD`] (`order.rs`). Presence lives in a key-value bucket
 //! (`presence.rs`); private messages between servers are NATS requests
 //! (`whisper.rs`); media frames cross on a second connection, only while
 //! another server holds a lease on their stream (`media.rs`). See
@@ -49,6 +50,7 @@ use crate::ServerError;
 
 mod files;
 mod media;
+mod order;
 mod outbox;
 mod presence;
 mod whisper;
@@ -57,6 +59,7 @@ pub use media::{
     frame_subject, lease_subject, InFrame, OutFrame, Wants, FRAMES_IN, FRAMES_OUT, LEASE_EVERY,
     LEASE_FOR, MEDIA_SUBJECTS, SUBSCRIPTION_FRAMES,
 };
+pub use order::HOLD;
 pub use outbox::REWRITE_AFTER;
 pub use presence::{Rosters, StreamAds, HEARTBEAT, PRESENCE_BUCKET, PRESENCE_TTL, STALE_AFTER};
 pub use whisper::{
@@ -666,6 +669,7 @@ async fn serve(
     };
     let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_WHISPERS_IN_FLIGHT));
     let mut inbound = Inbound::new(config.server_id.clone());
+    let mut holding = order::Holding::default();
     let presence = tokio::spawn(presence::run(
         async_nats::jetstream::new(client.clone()),
         config.server_id.clone(),
@@ -684,6 +688,9 @@ async fn serve(
     // leaves are published once, at most (rosters come from presence).
     let mut unsent = outbox::Outbox::open(config.outbox, config.outbox_file.as_deref());
     let mut retry_at = tokio::time::Instant::now();
+    // The outbox is sent as soon as it has something, and again after
+    // JS_RETRY only when JetStream did not take all of it.
+    let mut unsent_at = tokio::time::Instant::now();
     // Sequences start at this process's start time in microseconds, so
     // that a restarted server with the same id never reuses an id (the
     // receivers and JetStream's duplicate window would drop it).
@@ -698,6 +705,7 @@ async fn serve(
         if reconnected.swap(false, std::sync::atomic::Ordering::Relaxed) {
             said = None;
             retry_at = tokio::time::Instant::now();
+            unsent_at = retry_at;
         }
         // JetStream calls are bounded short: while they wait, live
         // traffic is not handled.
@@ -708,6 +716,12 @@ async fn serve(
                 .ok()
                 .flatten();
             retry_at = tokio::time::Instant::now() + JS_RETRY;
+        }
+        if said.is_none() {
+            // No stream to wait for: what is held goes now.
+            for payload in holding.due(std::time::Instant::now(), true) {
+                pass(&mut inbound, &events, &payload);
+            }
         }
         // Drain the outboxes first: a wake-up lost to the other branch of
         // the select is made up for here.
@@ -783,11 +797,16 @@ async fn serve(
                 }
             }
         }
-        if !unsent.is_empty() && tokio::time::Instant::now() >= retry_at {
-            send_unsent(&mut history, &mut unsent).await;
-            retry_at = tokio::time::Instant::now() + JS_RETRY;
+        if !unsent.is_empty() && tokio::time::Instant::now() >= unsent_at {
+            if !send_unsent(&mut history, &mut unsent).await {
+                unsent_at = tokio::time::Instant::now() + JS_RETRY;
+            }
         }
-        let retry = tokio::time::sleep_until(retry_at);
+        let retry = tokio::time::sleep_until(if unsent.is_empty() {
+            retry_at
+        } else {
+            retry_at.min(unsent_at)
+        });
         let waiting = !unsent.is_empty() || said.is_none();
         let next_said = async {
             match &mut said {
@@ -795,31 +814,42 @@ async fn serve(
                 None => std::future::pending().await,
             }
         };
+        let held_until = holding.next_due();
+        let let_go = tokio::time::sleep_until(
+            held_until.map_or(retry_at, tokio::time::Instant::from_std),
+        );
         tokio::select! {
             () = wake.notified() => {}
             () = retry, if waiting => {}
+            () = let_go, if held_until.is_some() => {
+                for payload in holding.due(std::time::Instant::now(), false) {
+                    pass(&mut inbound, &events, &payload);
+                }
+            }
             message = next_said => match message {
                 Some(Ok(message)) => {
                     if let Ok(info) = message.info() {
                         last_stream_seq = info.stream_sequence;
                     }
-                    if let Some(event) = inbound.take(&message.payload) {
-                        if events.try_send(event).is_err() {
-                            tracing::warn!("nats: the hub is behind, a remote message was dropped");
-                        }
+                    if let Some(key) = said_key(&message.payload) {
+                        holding.arrived(&key);
                     }
+                    pass(&mut inbound, &events, &message.payload);
                 }
                 Some(Err(e)) => tracing::info!("nats: following the room messages: {e}"),
                 None => said = None,
             },
             message = rooms.next() => match message {
-                Some(message) => {
-                    if let Some(event) = inbound.take(&message.payload) {
-                        if events.try_send(event).is_err() {
-                            tracing::warn!("nats: the hub is behind, a remote room event was dropped");
+                Some(message) => match said_key(&message.payload) {
+                    // A message's live copy waits for the stream's order.
+                    Some(key) if said.is_some() => {
+                        let now = std::time::Instant::now();
+                        for payload in holding.hold(key, message.payload, now) {
+                            pass(&mut inbound, &events, &payload);
                         }
                     }
-                }
+                    _ => pass(&mut inbound, &events, &message.payload),
+                },
                 None => return,
             },
             message = whispers.next() => match message {
@@ -838,6 +868,30 @@ async fn serve(
             },
         }
     }
+}
+
+/// Hands one room event from another server to the hub, if it is valid
+/// and new.
+fn pass(inbound: &mut Inbound, events: &Sender<NatsEvent>, payload: &[u8]) {
+    if let Some(event) = inbound.take(payload) {
+        if events.try_send(event).is_err() {
+            tracing::warn!("nats: the hub is behind, a remote room event was dropped");
+        }
+    }
+}
+
+/// The identity of a room message (not a join or leave) from its body.
+fn said_key(payload: &[u8]) -> Option<order::Key> {
+    if payload.len() > MAX_EVENT_BYTES {
+        return None;
+    }
+    let body: Value = serde_json::from_slice(payload).ok()?;
+    if body.get("kind")?.as_str()? != "said" {
+        return None;
+    }
+    let server = body.get("server")?.as_str()?;
+    let seq = body.get("seq")?.as_u64()?;
+    valid_server_id(server).then(|| (server.to_owned(), seq))
 }
 
 /// Follows [`HISTORY_STREAM`] from after `last` (from now on if 0) with an
@@ -869,11 +923,11 @@ async fn follow(
 
 /// Publishes the unsent messages in order through JetStream, each once
 /// acknowledged; stops at the first failure (NATS or JetStream away), to
-/// try again later from there.
-async fn send_unsent(history: &mut History, unsent: &mut outbox::Outbox) {
+/// try again later from there. True when all were sent.
+async fn send_unsent(history: &mut History, unsent: &mut outbox::Outbox) -> bool {
     let found = tokio::time::timeout(JS_PATIENCE, history.stream()).await;
     if !matches!(found, Ok(Some(_))) {
-        return;
+        return false;
     }
     while let Some(m) = unsent.front() {
         // The stream stores a retried copy once.
@@ -895,10 +949,11 @@ async fn send_unsent(history: &mut History, unsent: &mut outbox::Outbox) {
             }
             _ => {
                 tracing::info!(unsent = unsent.len(), "nats: messages wait for JetStream");
-                return;
+                return false;
             }
         }
     }
+    true
 }
 
 /// Reads room histories back from [`HISTORY_STREAM`], making the stream
