@@ -173,7 +173,11 @@ fn remote_messages_show_in_the_streams_order() {
             .map(|l| l.rsplit_once("> ").map_or(l.clone(), |(_, t)| t.to_owned()))
             .collect()
     };
-    assert_eq!(tail(&live), tail(&history), "live on c vs the stream: {shown:?}");
+    assert_eq!(
+        tail(&live),
+        tail(&history),
+        "live on c vs the stream: {shown:?}"
+    );
 
     drop(dee);
     assert!(ada.finish().success());

@@ -797,10 +797,11 @@ async fn serve(
                 }
             }
         }
-        if !unsent.is_empty() && tokio::time::Instant::now() >= unsent_at {
-            if !send_unsent(&mut history, &mut unsent).await {
-                unsent_at = tokio::time::Instant::now() + JS_RETRY;
-            }
+        if !unsent.is_empty()
+            && tokio::time::Instant::now() >= unsent_at
+            && !send_unsent(&mut history, &mut unsent).await
+        {
+            unsent_at = tokio::time::Instant::now() + JS_RETRY;
         }
         let retry = tokio::time::sleep_until(if unsent.is_empty() {
             retry_at
@@ -815,9 +816,8 @@ async fn serve(
             }
         };
         let held_until = holding.next_due();
-        let let_go = tokio::time::sleep_until(
-            held_until.map_or(retry_at, tokio::time::Instant::from_std),
-        );
+        let let_go =
+            tokio::time::sleep_until(held_until.map_or(retry_at, tokio::time::Instant::from_std));
         tokio::select! {
             () = wake.notified() => {}
             () = retry, if waiting => {}
