@@ -149,6 +149,9 @@ fn refusal(
     None
 }
 
+/// Room left in a payload for a media frame's fields besides its data.
+const FRAME_SLACK: usize = 1024;
+
 /// Runs a publish loop on a thread of its own, on a stream of its own:
 /// `run` gets the stop signal and a `send` that is false once the server
 /// refused the stream (or the connection is gone).
@@ -166,6 +169,9 @@ pub(crate) fn spawn_publisher(
     let link = crate::session::RouteLink::reliable(session);
     let stream = link.open();
     let stop = lanlink_transport::Shutdown::new();
+    // A frame the server would refuse as too large (and close the whole
+    // session for) is skipped: a camera's odd huge JPEG costs one frame.
+    let most = usize::try_from(session.welcome().max_payload).unwrap_or(usize::MAX);
     let (flag, session) = (stop.clone(), session.clone());
     let thread = std::thread::Builder::new()
         .name(thread_name.into())
@@ -173,6 +179,9 @@ pub(crate) fn spawn_publisher(
             let _session = session;
             let mut refused = None;
             let sent = run(&flag, &mut |m| {
+                if m.tail().map_or(0, bytes::Bytes::len) + FRAME_SLACK > most {
+                    return true;
+                }
                 refused = refused.take().or_else(|| refusal(&link, Duration::ZERO));
                 refused.is_none() && link.send_on(stream, m).is_ok()
             })?;

@@ -70,7 +70,9 @@ impl Session {
     /// Publishes `source` as the video stream `name` on threads of its own
     /// (the source runs on one, so a slow network drops old frames rather
     /// than stalling capture), for at most `frames` frames. A refusal (a
-    /// name already taken) ends it: [`Publisher::wait`] says why.
+    /// name already taken) ends it: [`Publisher::wait`] says why. A frame
+    /// larger than the server accepts (`Welcome::max_payload`, 4 MiB from
+    /// the reference server) is skipped.
     pub fn publish_video(
         &self,
         name: &str,

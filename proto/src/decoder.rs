@@ -1,9 +1,23 @@
 //! The incremental, sans-IO frame decoder.
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 use crate::header::{Header, DEFAULT_MAX_PAYLOAD, HEADER_LEN};
 use crate::{Frame, ProtoError};
+
+/// Frames up to this payload are assembled in the decoder's shared buffer
+/// (and a blob in one is copied out); a larger frame gets a buffer of its
+/// own, which becomes its blob.
+const SMALL_FRAME: usize = 64 * 1024;
+
+/// A frame up to this payload gets its whole buffer once its header is in
+/// (one allocation, no copy as it grows); a larger one grows with the
+/// bytes that arrive, doubling, to exactly its length.
+const EAGER_FRAME: usize = 1024 * 1024;
+
+/// The shared buffer's capacity kept between frames; more is released once
+/// it is empty.
+const KEEP: usize = 256 * 1024;
 
 /// Turns a byte stream, arriving in pieces of any size, into [`Frame`]s.
 ///
@@ -14,8 +28,12 @@ use crate::{Frame, ProtoError};
 ///
 /// The header is validated as soon as its 14 bytes are in: a bad magic, an
 /// unknown version or kind, reserved flags or a length above the limit are
-/// reported before any payload is buffered, and the buffer only ever grows by
-/// bytes that actually arrived, never by what a header claims.
+/// reported before any payload is buffered. The memory it holds follows the
+/// bytes that arrived, not what a header claims (a frame of up to 1 MiB is
+/// given its whole buffer once its header is in), and is let go with each
+/// frame: a large frame is assembled in a buffer of exactly its length,
+/// which its blob then owns, and a small frame's blob is copied out, so a
+/// frame kept by the application never keeps the decoder's buffer alive.
 ///
 /// After an error the stream cannot be trusted (frames carry no delimiter to
 /// resynchronise on): the decoder keeps returning that same error, and the
@@ -36,7 +54,10 @@ use crate::{Frame, ProtoError};
 /// ```
 #[derive(Debug)]
 pub struct FrameDecoder {
+    /// Headers, small frames, and what follows the frame in progress.
     buf: BytesMut,
+    /// The payload of the large frame in progress (header in `pending`).
+    large: Vec<u8>,
     max_payload: u32,
     /// The header of the frame being assembled, once validated.
     pending: Option<Header>,
@@ -60,6 +81,7 @@ impl FrameDecoder {
     pub fn with_max_payload(max_payload: u32) -> Self {
         FrameDecoder {
             buf: BytesMut::new(),
+            large: Vec::new(),
             max_payload,
             pending: None,
             failed: None,
@@ -79,18 +101,36 @@ impl FrameDecoder {
 
     /// Appends received bytes.
     pub fn push(&mut self, bytes: &[u8]) {
+        let mut bytes = bytes;
+        if let Some(want) = self.large_wants() {
+            let (now, rest) = bytes.split_at(want.min(bytes.len()));
+            self.fill_large(now);
+            bytes = rest;
+        }
         self.buf.extend_from_slice(bytes);
     }
 
     /// Bytes received but not yet returned as frames.
     pub fn buffered(&self) -> usize {
-        self.buf.len()
+        // A large frame's header was read out of `buf`: still counted.
+        let header = if self.large_wants().is_some() {
+            HEADER_LEN
+        } else {
+            0
+        };
+        self.buf.len() + self.large.len() + header
+    }
+
+    /// The header of the frame in progress, once its 14 bytes are in and
+    /// valid: how large the frame a peer has started says it is.
+    pub fn frame_in_progress(&self) -> Option<Header> {
+        self.pending
     }
 
     /// True when a frame has started arriving but is not complete: a peer that
     /// disconnects now does so in the middle of a frame.
     pub fn is_mid_frame(&self) -> bool {
-        !self.buf.is_empty()
+        self.buffered() != 0
     }
 
     /// Returns the next complete frame, `Ok(None)` if more bytes are needed,
@@ -103,7 +143,34 @@ impl FrameDecoder {
         if let Err(e) = &result {
             self.failed = Some(e.clone());
         }
+        if self.buf.is_empty() && self.buf.capacity() > KEEP {
+            self.buf = BytesMut::new();
+        }
         result
+    }
+
+    /// How many more payload bytes the large frame in progress wants
+    /// (`None` when no large frame is in progress).
+    fn large_wants(&self) -> Option<usize> {
+        let h = self.pending.filter(|h| h.len as usize > SMALL_FRAME)?;
+        Some((h.len as usize).saturating_sub(self.large.len()))
+    }
+
+    /// Appends to the large frame's buffer, growing it to at most its
+    /// frame's length (see [`EAGER_FRAME`]).
+    fn fill_large(&mut self, bytes: &[u8]) {
+        let total = self.pending.map_or(0, |h| h.len as usize);
+        let needed = self.large.len() + bytes.len();
+        if needed > self.large.capacity() {
+            let target = if total <= EAGER_FRAME {
+                total
+            } else {
+                total.min(needed.max(self.large.capacity().saturating_mul(2)))
+            };
+            self.large
+                .reserve_exact(target.max(needed) - self.large.len());
+        }
+        self.large.extend_from_slice(bytes);
     }
 
     fn decode_next(&mut self) -> Result<Option<Frame>, ProtoError> {
@@ -112,34 +179,58 @@ impl FrameDecoder {
             None => match Header::decode(&self.buf, self.max_payload)? {
                 Some(h) => {
                     self.pending = Some(h);
+                    if h.len as usize > SMALL_FRAME {
+                        // Its own buffer from here: what already arrived
+                        // moves there, the rest as it comes.
+                        self.buf.advance(HEADER_LEN);
+                        let here = self.buf.len().min(h.len as usize);
+                        let arrived = self.buf.split_to(here);
+                        self.fill_large(&arrived);
+                    }
                     h
                 }
                 None => return Ok(None),
             },
         };
+        let len = header.len as usize;
+        if len > SMALL_FRAME {
+            if self.large.len() < len {
+                return Ok(None);
+            }
+            self.pending = None;
+            let payload = std::mem::take(&mut self.large);
+            if !header.kind.has_blob() {
+                return crate::Message::decode_borrowed(header.kind, &payload).map(|message| {
+                    Some(Frame {
+                        stream: header.stream,
+                        message,
+                    })
+                });
+            }
+            return Frame::decode(header, &Bytes::from(payload)).map(Some);
+        }
         if self.buf.len() < header.frame_len() {
             return Ok(None);
         }
         self.pending = None;
-        if !header.kind.has_blob() {
-            // Nothing in the message will point into the buffer: decode in
-            // place and drop the bytes, without splitting off a shared copy.
-            let payload = self
-                .buf
-                .get(HEADER_LEN..header.frame_len())
-                .unwrap_or_default();
-            let message = crate::Message::decode_borrowed(header.kind, payload);
-            self.buf.advance(header.frame_len());
-            return message.map(|message| {
-                Some(Frame {
-                    stream: header.stream,
-                    message,
-                })
-            });
-        }
-        self.buf.advance(HEADER_LEN);
-        let payload = self.buf.split_to(header.len as usize).freeze();
-        Frame::decode(header, &payload).map(Some)
+        let payload = self
+            .buf
+            .get(HEADER_LEN..header.frame_len())
+            .unwrap_or_default();
+        let message = if header.kind.has_blob() {
+            // A copy the frame owns: a kept blob must not keep the shared
+            // buffer (and everything else that arrived with it) alive.
+            crate::Message::decode(header.kind, &Bytes::copy_from_slice(payload))
+        } else {
+            crate::Message::decode_borrowed(header.kind, payload)
+        };
+        self.buf.advance(header.frame_len());
+        message.map(|message| {
+            Some(Frame {
+                stream: header.stream,
+                message,
+            })
+        })
     }
 }
 

@@ -96,6 +96,7 @@ impl Engine {
     /// Starts one I/O thread per core (at most [`MAX_IO_THREADS`]).
     pub(crate) fn start(
         config: &ConnConfig,
+        pace: FramePace,
         budget: Arc<InboundBudget>,
         shutdown: &Shutdown,
         events: &Sender<Event>,
@@ -117,6 +118,7 @@ impl Engine {
                 inbox: inbox.clone(),
                 poll,
                 config: config.clone(),
+                pace,
                 budget: budget.clone(),
                 shutdown: shutdown.clone(),
                 events: events.clone(),
@@ -212,6 +214,9 @@ struct Conn {
     inbound: ConnInbound,
     /// Not read because of them: waiting for the application.
     held_back: bool,
+    /// When the frame now arriving started (its clock restarts while the
+    /// connection is held back: the wait is ours, not the peer's).
+    frame_started: Option<Instant>,
     last_rx: Instant,
     next_ping: Instant,
     ping_sent: Option<(u64, Instant)>,
@@ -244,6 +249,7 @@ impl Conn {
             pending: VecDeque::new(),
             inbound: ConnInbound::default(),
             held_back: false,
+            frame_started: None,
             last_rx: now,
             next_ping: now + config.ping_interval,
             ping_sent: None,
@@ -428,6 +434,7 @@ struct IoThread {
     inbox: Arc<Inbox>,
     poll: Poll,
     config: ConnConfig,
+    pace: FramePace,
     shutdown: Shutdown,
     events: Sender<Event>,
     budget: Arc<InboundBudget>,
@@ -605,6 +612,7 @@ impl IoThread {
                 let before = c.decoder.buffered();
                 match c.decoder.decode() {
                     Ok(Some(frame)) => {
+                        c.frame_started = None;
                         let size = before.saturating_sub(c.decoder.buffered());
                         if let Some(reason) = self.on_frame(c, frame, size) {
                             return self.end(c, reason);
@@ -614,7 +622,12 @@ impl IoThread {
                             return;
                         }
                     }
-                    Ok(None) => break,
+                    Ok(None) => {
+                        if c.decoder.is_mid_frame() && c.frame_started.is_none() {
+                            c.frame_started = Some(Instant::now());
+                        }
+                        break;
+                    }
                     Err(e) => {
                         let reason = malformed(&c.handle, e);
                         return self.end(c, reason);
@@ -690,6 +703,9 @@ impl IoThread {
         }
         if (!c.pending.is_empty() || c.held_back) && !self.shutdown.is_triggered() {
             // Waiting for the application, as a blocked reader thread did.
+            if c.frame_started.is_some() {
+                c.frame_started = Some(now);
+            }
             return;
         }
         if c.handle.is_closing() {
@@ -705,6 +721,22 @@ impl IoThread {
             c.handle.close("server shutting down");
             c.handle.shared.set_reason(CloseReason::Shutdown);
             return;
+        }
+        if let Some(started) = c.frame_started {
+            let len = c.decoder.frame_in_progress().map_or(0, |h| h.len);
+            let allowed = self.pace.allowed(len);
+            if now.duration_since(started) >= allowed {
+                let reason = CloseReason::FrameTooSlow {
+                    arrived: c.decoder.buffered(),
+                    len,
+                    allowed,
+                };
+                tracing::warn!(peer = %c.handle.peer(), conn = %c.handle.id(), "{reason}");
+                c.handle
+                    .close_with_error(ErrorCode::TIMEOUT, &reason.to_string(), reason.clone());
+                self.end(c, reason);
+                return;
+            }
         }
         if now.duration_since(c.last_rx) >= self.config.idle_timeout {
             let reason = CloseReason::IdleTimeout(self.config.idle_timeout);
@@ -763,6 +795,25 @@ impl IoThread {
         }
         c.finished = true;
         self.flush_pending(c);
+    }
+}
+
+/// How long a frame may take to arrive once it has started: a grace, and
+/// its length at a minimum rate. A peer cannot make the server hold a
+/// frame's memory for longer by sending it slowly.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FramePace {
+    pub(crate) grace: Duration,
+    /// Bytes per second; 0 leaves frames unlimited in time.
+    pub(crate) min_rate: u32,
+}
+
+impl FramePace {
+    fn allowed(&self, len: u32) -> Duration {
+        if self.min_rate == 0 {
+            return Duration::MAX;
+        }
+        self.grace + Duration::from_secs_f64(f64::from(len) / f64::from(self.min_rate))
     }
 }
 

@@ -116,7 +116,7 @@ pub use error::TransportError;
 #[cfg(any(fuzzing, feature = "fuzzing"))]
 pub use fuzzing::fuzz_tls_server_read;
 pub use limits::{BanList, GuessLimit, KeyedBuckets, Rate, RefusalLog, TokenBucket};
-pub use server::{serve, Adopter, ServerConfig};
+pub use server::{serve, Adopter, ServerConfig, DEFAULT_SERVER_MAX_PAYLOAD};
 pub use shutdown::Shutdown;
 pub use spawn::spawn_named;
 pub use tls::{ClientTls, Fingerprint, ServerIdentity};

@@ -87,6 +87,16 @@ pub struct ServerConfig {
     /// The same for one connection: its frames waiting for the
     /// application, past which it is not read until they are handled.
     pub max_inbound_bytes_per_conn: usize,
+    /// A frame a peer has started must arrive whole within
+    /// [`frame_grace`](Self::frame_grace) plus its length at this many
+    /// bytes a second, or the connection is closed
+    /// ([`CloseReason::FrameTooSlow`](crate::CloseReason::FrameTooSlow)):
+    /// a peer cannot make the server hold a partly sent frame by dripping
+    /// it. Time the server itself does not read (the application is
+    /// behind) does not count. 0 turns it off.
+    pub min_frame_rate: u32,
+    /// See [`min_frame_rate`](Self::min_frame_rate).
+    pub frame_grace: Duration,
     /// Addresses refused at once (shared: the application adds to it).
     pub bans: BanList,
     /// Where refusals are logged, once per address and kind (shared with
@@ -97,6 +107,12 @@ pub struct ServerConfig {
     pub adopter: Adopter,
 }
 
+/// The largest payload a server accepts from a client after the handshake
+/// (told to the client in `Welcome`): above a file chunk (256 KiB) and a
+/// camera's JPEG, below the 16 MiB the format allows, so that the frames
+/// peers have half sent cost the server at most this each.
+pub const DEFAULT_SERVER_MAX_PAYLOAD: u32 = 4 * 1024 * 1024;
+
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
@@ -104,6 +120,7 @@ impl Default for ServerConfig {
             // client; the limit sits above that so they are paced, not cut.
             conn: ConnConfig {
                 max_queued_bytes: 16 * 1024 * 1024,
+                max_payload: DEFAULT_SERVER_MAX_PAYLOAD,
                 ..ConnConfig::default()
             },
             handshake_timeout: Duration::from_secs(5),
@@ -122,6 +139,9 @@ impl Default for ServerConfig {
             max_inbound_bytes: 64 * 1024 * 1024,
             // Above an honest upload's window (4 MiB) of 256 KiB chunks.
             max_inbound_bytes_per_conn: 8 * 1024 * 1024,
+            // A 4 MiB frame gets 21 s; a 256 KiB file chunk 6 s.
+            min_frame_rate: 256 * 1024,
+            frame_grace: Duration::from_secs(5),
             bans: BanList::new(),
             refusals: RefusalLog::new(),
             adopter: Adopter::new(),
@@ -161,6 +181,10 @@ pub fn serve(
     let engine = Arc::new(
         Engine::start(
             &config.conn,
+            crate::engine::FramePace {
+                grace: config.frame_grace,
+                min_rate: config.min_frame_rate,
+            },
             InboundBudget::new(config.max_inbound_bytes, config.max_inbound_bytes_per_conn),
             &shutdown,
             &events,

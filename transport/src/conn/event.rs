@@ -33,6 +33,16 @@ pub enum CloseReason {
     },
     /// Nothing arrived for the idle timeout.
     IdleTimeout(Duration),
+    /// A frame the peer started did not arrive whole in the time its
+    /// length allows (see `ServerConfig::min_frame_rate`).
+    FrameTooSlow {
+        /// Bytes of it that had arrived.
+        arrived: usize,
+        /// Its length, from its header (0 if the header was not whole).
+        len: u32,
+        /// How long it was given.
+        allowed: Duration,
+    },
     /// The peer did not complete the handshake in time.
     HandshakeTimeout(Duration),
     /// This side refused the peer during the handshake.
@@ -85,6 +95,15 @@ impl std::fmt::Display for CloseReason {
             CloseReason::IdleTimeout(d) => {
                 write!(f, "nothing received for {:.0} s", d.as_secs_f64())
             }
+            CloseReason::FrameTooSlow {
+                arrived,
+                len,
+                allowed,
+            } => write!(
+                f,
+                "frame too slow: {arrived} of {len} bytes in {:.0} s",
+                allowed.as_secs_f64()
+            ),
             CloseReason::HandshakeTimeout(d) => {
                 write!(f, "no handshake within {:.1} s", d.as_secs_f64())
             }
