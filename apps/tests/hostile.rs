@@ -1077,27 +1077,7 @@ fn one_bad_offer_does_not_end_a_receiver() {
     // (Until bob's receive is connected, the server knows no bob.)
     server.expect_log("bob");
     let mut eve = file_client(&server.addr, 66, "eve");
-    let mut stream = 1;
-    loop {
-        let offer = FileOffer {
-            name: "bad.bin".into(),
-            size: 10,
-            hash: None,
-            offset: 0,
-            to: Some("bob".into()),
-            from: None,
-        };
-        eve.send_all(&[Frame::new(stream, offer)]);
-        let answer = eve.expect("bob's answer", |m| {
-            matches!(m, Message::FileAccept(_) | Message::FileReject(_))
-        });
-        if matches!(answer.message, Message::FileAccept(_)) {
-            break;
-        }
-        assert!(stream < 50, "bob never became reachable: {answer:?}");
-        stream += 2;
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let stream = offer_to_bob_until_accepted(&mut eve, "bad.bin", 10);
     let chunk = FileChunk {
         offset: 0,
         data: bytes::Bytes::from_static(b"0123456789"),
@@ -1137,4 +1117,89 @@ fn one_bad_offer_does_not_end_a_receiver() {
         b"honest content"
     );
     assert!(!rx.join("bad.bin").exists());
+}
+
+/// A sender that stalls after `lanlink receive` accepted its file held up
+/// every later offer until it timed out (files were received one at a
+/// time). Now files arrive side by side: an honest file sent meanwhile
+/// arrives at once, while the stalled one is still open.
+#[test]
+fn a_stalled_sender_does_not_hold_up_other_files() {
+    let server = Server::start(&["--plain"]);
+    let t = common::Scratch::new("stalled-offer");
+    let (rx, src) = (t.dir("rx"), t.dir("src"));
+    let receiver = common::receive_one(&server.addr, "bob", &rx, &["--plain"]);
+    server.expect_log("bob");
+    let mut eve = file_client(&server.addr, 67, "eve");
+    let stream = offer_to_bob_until_accepted(&mut eve, "slow.bin", 1_000_000);
+    // Ten bytes, then nothing.
+    let chunk = FileChunk {
+        offset: 0,
+        data: bytes::Bytes::from_static(b"0123456789"),
+    };
+    eve.send_all(&[Frame::new(stream, chunk)]);
+
+    let file = src.join("good.txt");
+    std::fs::write(&file, b"honest content").unwrap();
+    let started = std::time::Instant::now();
+    let out = common::lanlink(&[
+        "send",
+        "--plain",
+        &server.addr,
+        "--to",
+        "bob",
+        "--name",
+        "ada",
+        file.to_str().unwrap(),
+    ]);
+    let took = started.elapsed();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The stalled transfer would have held it for its whole timeout.
+    assert!(
+        took < Duration::from_secs(10),
+        "the honest send took {took:?}: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let done = receiver.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&done.stderr);
+    assert!(done.status.success(), "{err}");
+    assert_eq!(
+        std::fs::read(rx.join("good.txt")).unwrap(),
+        b"honest content"
+    );
+    assert!(
+        !rx.join("slow.bin").exists(),
+        "a partial never looks complete"
+    );
+    drop(eve);
+}
+
+/// Offers bob the file `name` of `size` bytes from a raw client until his
+/// `lanlink receive` (just started) accepts it; returns the offer's stream.
+fn offer_to_bob_until_accepted(eve: &mut Raw, name: &str, size: u64) -> u32 {
+    let mut stream = 1;
+    loop {
+        let offer = FileOffer {
+            name: name.into(),
+            size,
+            hash: None,
+            offset: 0,
+            to: Some("bob".into()),
+            from: None,
+        };
+        eve.send_all(&[Frame::new(stream, offer)]);
+        let answer = eve.expect("bob's answer", |m| {
+            matches!(m, Message::FileAccept(_) | Message::FileReject(_))
+        });
+        if matches!(answer.message, Message::FileAccept(_)) {
+            return stream;
+        }
+        assert!(stream < 50, "bob never became reachable: {answer:?}");
+        stream += 2;
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
