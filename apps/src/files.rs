@@ -5,9 +5,9 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use lanlink_client::files::{free_name, name_taken};
+use lanlink_client::files::{free_name, name_taken, OfferAnswer};
 use lanlink_client::{
-    self as client, ClientError, Event, Events, IncomingOffer, Session, TransferOptions,
+    self as client, ClientError, Events, IncomingOffer, Session, TransferOptions,
 };
 use lanlink_proto::ErrorCode;
 use lanlink_services::ServiceError;
@@ -266,17 +266,12 @@ fn resolve_conflict(
     chosen
 }
 
-/// Transfers `lanlink receive` runs at once (the server lets a client
-/// have 3).
-const RECEIVING_AT_ONCE: usize = 3;
-
 /// `lanlink receive`: accepts offers (asking on a terminal unless `yes`)
 /// until `count` files arrived, or until the connection ends. A name that
 /// is taken here is asked about before accepting (or handled as
-/// `on_conflict` says). Accepted files arrive side by side (up to three),
-/// each on a thread of its own: a sender that stalls holds up its own file
-/// only. With `count`, files still arriving when the last one wanted is in
-/// are cut off (their partial files kept, to be resumed).
+/// `on_conflict` says). Files arrive side by side
+/// ([`Session::receive_files`]): a sender that stalls holds up its own file
+/// only.
 pub fn receive(
     session: &Session,
     events: &Events,
@@ -293,71 +288,33 @@ pub fn receive(
     };
     println!("waiting for files as {} (Ctrl-C to stop)", session.name());
     let options = TransferOptions::default();
-    let (done_tx, done) = crossbeam_channel::unbounded();
-    // Names being received now: a second offer of one waits for the first
-    // to end (both would write the same partial file).
-    let mut busy: Vec<String> = Vec::new();
-    let mut waiting: std::collections::VecDeque<IncomingOffer> = std::collections::VecDeque::new();
-    let mut received = 0;
-    while how.count.is_none_or(|c| received < c) {
-        while let Ok((name, offer, result)) = done.try_recv() {
-            busy.retain(|b| *b != name);
-            match result {
-                Ok(()) => received += 1,
-                Err(e) if session.is_connected() => not_received(&offer, &e),
-                Err(e) => return Err(e),
+    let choose = |offer: &IncomingOffer| {
+        if !decide(offer, answer) {
+            return OfferAnswer::Decline("declined by the receiver".into());
+        }
+        if !name_taken(dest, offer.name()) {
+            return OfferAnswer::Accept(options.clone());
+        }
+        match resolve_conflict(offer, dest, how.on_conflict, terminal, &options) {
+            Some(o) => OfferAnswer::Accept(o),
+            None => {
+                OfferAnswer::Decline(format!("{} already exists at the receiver", offer.name()))
             }
         }
-        if how.count.is_some_and(|c| received >= c) {
-            break;
+    };
+    let ended = |offer: &IncomingOffer, result: Result<_, ClientError>| {
+        if let Err(e) = result {
+            not_received(offer, &e);
         }
-        let next = match waiting
-            .iter()
-            .position(|o| !busy.iter().any(|b| b == o.name()))
-        {
-            Some(i) if busy.len() < RECEIVING_AT_ONCE => waiting.remove(i),
-            _ => match events.recv_timeout(Duration::from_millis(100)) {
-                Some(Event::FileOffered(offer)) => {
-                    waiting.push_back(offer);
-                    continue;
-                }
-                Some(Event::Disconnected(reason)) => return Err(ClientError::Disconnected(reason)),
-                _ => continue,
-            },
-        };
-        let Some(offer) = next else { continue };
-        if !decide(&offer, answer) {
-            session.decline_file(&offer, "declined by the receiver")?;
-            continue;
-        }
-        let options = if name_taken(dest, offer.name()) {
-            match resolve_conflict(&offer, dest, how.on_conflict, terminal, &options) {
-                Some(o) => o,
-                None => {
-                    let why = format!("{} already exists at the receiver", offer.name());
-                    session.decline_file(&offer, &why)?;
-                    continue;
-                }
-            }
-        } else {
-            options.clone()
-        };
-        // One sender's broken or hostile transfer (a wrong hash, a name
-        // that cannot be written here, a sender that stalls) ends that file
-        // only: the others keep arriving.
-        busy.push(offer.name().to_owned());
-        let (session, dest, done_tx) = (session.clone(), dest.to_owned(), done_tx.clone());
-        let spawned = std::thread::Builder::new()
-            .name("lanlink-receive".into())
-            .spawn(move || {
-                let mut report = Reporter::new("received");
-                let result = session
-                    .accept_file(&offer, &dest, &options, &mut report)
-                    .map(drop);
-                let _ = done_tx.send((offer.name().to_owned(), offer, result));
-            });
-        spawned.map_err(ClientError::Thread)?;
-    }
+    };
+    session.receive_files(
+        events,
+        dest,
+        how.count,
+        choose,
+        || Reporter::new("received"),
+        ended,
+    )?;
     Ok(())
 }
 

@@ -11,6 +11,7 @@
 //! hidden name and renamed only once verified, and running the same
 //! transfer again resumes it.
 
+use std::collections::VecDeque;
 use std::path::Path;
 use std::time::Duration;
 
@@ -20,7 +21,7 @@ pub use lanlink_services::file::{Progress, TransferSummary};
 
 use crate::event::IncomingOffer;
 use crate::session::RouteLink;
-use crate::{ClientError, Session};
+use crate::{ClientError, Event, Events, Session};
 
 /// Progress that reports nothing.
 pub use lanlink_services::file::Quiet;
@@ -194,6 +195,127 @@ impl Session {
         let link = RouteLink::reliable(self);
         Ok(FileClient::new(&link).decline(offer.stream, reason)?)
     }
+
+    /// Answers the file offers that come on `events` until `count` files
+    /// were received (`None`: until the session ends), and returns how many
+    /// were.
+    ///
+    /// `answer` decides each offer, on the calling thread (ask the user;
+    /// [`TransferOptions::on_conflict`] handles a name already taken).
+    /// Accepted files arrive into `dest` side by side, up to
+    /// [`RECEIVING_AT_ONCE`], each on a thread of its own with a reporter
+    /// from `progress`: a sender that stalls holds up its own file only. A
+    /// second offer of a name still arriving waits for the first to end.
+    /// `ended` hears how each accepted file ended, on the calling thread;
+    /// one that failed (a wrong hash, a name that cannot be written here, a
+    /// sender gone) does not end the loop. Losing the connection does, with
+    /// its error. Files still arriving once the last one wanted is in are
+    /// cut off, their partial files kept to be resumed. Other events on
+    /// `events` are dropped.
+    ///
+    /// ```no_run
+    /// use lanlink_client::files::{OfferAnswer, Quiet, TransferOptions};
+    /// use lanlink_client::Session;
+    ///
+    /// let (session, events) = Session::builder("192.168.1.20").name("bob").connect()?;
+    /// let got = session.receive_files(
+    ///     &events,
+    ///     "inbox".as_ref(),
+    ///     Some(1),
+    ///     |offer| {
+    ///         println!("{} offers {} ({} bytes)", offer.from(), offer.name(), offer.size());
+    ///         OfferAnswer::Accept(TransferOptions::default())
+    ///     },
+    ///     || Quiet,
+    ///     |offer, result| println!("{}: {result:?}", offer.name()),
+    /// )?;
+    /// assert_eq!(got, 1);
+    /// # Ok::<(), lanlink_client::ClientError>(())
+    /// ```
+    pub fn receive_files<P: Progress + Send + 'static>(
+        &self,
+        events: &Events,
+        dest: &Path,
+        count: Option<usize>,
+        mut answer: impl FnMut(&IncomingOffer) -> OfferAnswer,
+        mut progress: impl FnMut() -> P,
+        mut ended: impl FnMut(&IncomingOffer, Result<TransferSummary, ClientError>),
+    ) -> Result<usize, ClientError> {
+        let (done_tx, done) = crossbeam_channel::unbounded();
+        // Names arriving now, and offers waiting for one of them to end.
+        let mut busy: Vec<String> = Vec::new();
+        let mut waiting: VecDeque<IncomingOffer> = VecDeque::new();
+        let mut received = 0;
+        loop {
+            while let Ok((offer, result)) = done.try_recv() {
+                let offer: IncomingOffer = offer;
+                busy.retain(|b| b != offer.name());
+                match result {
+                    Ok(summary) => {
+                        received += 1;
+                        ended(&offer, Ok(summary));
+                    }
+                    Err(e) if self.is_connected() => ended(&offer, Err(e)),
+                    Err(e) => return Err(e),
+                }
+            }
+            if count.is_some_and(|c| received >= c) {
+                return Ok(received);
+            }
+            let free = waiting
+                .iter()
+                .position(|o| !busy.iter().any(|b| b == o.name()));
+            let offer = match free {
+                Some(i) if busy.len() < RECEIVING_AT_ONCE => waiting.remove(i),
+                _ => {
+                    match events.recv_timeout(Duration::from_millis(100)) {
+                        Some(Event::FileOffered(offer)) => waiting.push_back(offer),
+                        Some(Event::Disconnected(reason)) => {
+                            return Err(ClientError::Disconnected(reason))
+                        }
+                        None if events.is_over() => {
+                            return Err(ClientError::Disconnected(
+                                lanlink_transport::CloseReason::Local("session over".into()),
+                            ))
+                        }
+                        _ => {}
+                    }
+                    continue;
+                }
+            };
+            let Some(offer) = offer else { continue };
+            let options = match answer(&offer) {
+                OfferAnswer::Accept(options) => options,
+                OfferAnswer::Decline(reason) => {
+                    self.decline_file(&offer, &reason)?;
+                    continue;
+                }
+            };
+            busy.push(offer.name().to_owned());
+            let (session, dest, done_tx) = (self.clone(), dest.to_owned(), done_tx.clone());
+            let mut report = progress();
+            std::thread::Builder::new()
+                .name("lanlink-receive".into())
+                .spawn(move || {
+                    let result = session.accept_file(&offer, &dest, &options, &mut report);
+                    let _ = done_tx.send((offer, result));
+                })
+                .map_err(ClientError::Thread)?;
+        }
+    }
+}
+
+/// Files [`Session::receive_files`] receives at once (the reference server
+/// lets a client have 3 transfers).
+pub const RECEIVING_AT_ONCE: usize = 3;
+
+/// What [`Session::receive_files`] does with one offer.
+#[derive(Debug, Clone)]
+pub enum OfferAnswer {
+    /// Receive it, so.
+    Accept(TransferOptions),
+    /// Decline it; the sender is told this reason.
+    Decline(String),
 }
 
 /// What to do with an offered file whose name is already taken in the

@@ -31,7 +31,8 @@
 //! - A [`Session`] (cheap to clone, usable from any thread) sends: chat
 //!   ([`Session::say`], [`Session::join`], [`Session::private_message`]…),
 //!   files ([`Session::list`], [`Session::get`], [`Session::put`],
-//!   [`Session::send_file`], [`Session::accept_file`]), audio
+//!   [`Session::send_file`], [`Session::accept_file`], or a whole
+//!   receiving loop with [`Session::receive_files`]), audio
 //!   ([`Session::publish_audio`], [`Session::listen`]) and video
 //!   ([`Session::publish_video`], [`Session::watch`]).
 //! - [`Events`] is everything the server says, in order, as [`Event`]s,
