@@ -138,6 +138,8 @@ pub fn run(
     // slows the senders down, instead of events piling up in memory.
     let (events_tx, events) = crossbeam_channel::bounded(64 * 1024);
     let mut hub = Hub::new(&config)?;
+    crate::memory::give_back_after_bursts(&shutdown)
+        .map_err(|e| ServerError::io("spawn memory thread", e))?;
     // Without local media, a receiver that never yields keeps one loop.
     let mut local = config
         .local_media

@@ -44,6 +44,7 @@
 mod error;
 pub mod http;
 mod hub;
+mod memory;
 pub mod nats;
 mod remote_files;
 mod remote_media;

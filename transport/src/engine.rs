@@ -42,8 +42,8 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::conn::{
-    CloseReason, ConnConfig, ConnHandle, ConnInbound, Doorbell, EncodedFrame, Event, InboundBudget,
-    Outbound, Wake, WriterQueues,
+    CloseReason, ConnConfig, ConnHandle, ConnInbound, Doorbell, EncodedFrame, Event,
+    FrameReservation, InboundBudget, Outbound, Wake, WriterQueues,
 };
 use crate::socket::{ReadState, TICK};
 use crate::Shutdown;
@@ -56,8 +56,16 @@ const WAKER: Token = Token(usize::MAX);
 const WRITE_BATCH: usize = 256 * 1024;
 /// Plaintext sealed per TLS round.
 const SEAL_CHUNK: usize = 64 * 1024;
+/// A frame whose payload is longer than this is "large": its length is
+/// reserved against the server's frames in progress before more of it is
+/// read (smaller ones cost at most this each).
+const LARGE_FRAME: u32 = 64 * 1024;
 /// Reads per connection per turn, so one busy peer cannot starve the rest.
 const READS_PER_TURN: usize = 16;
+/// Bytes written to one connection per turn: a reader taking a burst (a
+/// large listing, a file) does not hold up the other connections of its
+/// I/O thread for the whole burst; it goes on in the next turn, at once.
+const WRITE_PER_TURN: usize = 512 * 1024;
 /// Buffers handed to one vectored write.
 const MAX_IOVECS: usize = 64;
 
@@ -214,6 +222,9 @@ struct Conn {
     inbound: ConnInbound,
     /// Not read because of them: waiting for the application.
     held_back: bool,
+    /// The large frame now arriving, counted against the server's frames
+    /// in progress.
+    reservation: Option<FrameReservation>,
     /// When the frame now arriving started (its clock restarts while the
     /// connection is held back: the wait is ours, not the peer's).
     frame_started: Option<Instant>,
@@ -225,6 +236,8 @@ struct Conn {
     ending: Option<Ending>,
     finished: bool,
     in_retry: bool,
+    /// The last write stopped at [`WRITE_PER_TURN`] with more to write.
+    write_more: bool,
 }
 
 impl Conn {
@@ -250,6 +263,7 @@ impl Conn {
             inbound: ConnInbound::default(),
             held_back: false,
             frame_started: None,
+            reservation: None,
             last_rx: now,
             next_ping: now + config.ping_interval,
             ping_sent: None,
@@ -258,6 +272,7 @@ impl Conn {
             ending: None,
             finished: false,
             in_retry: false,
+            write_more: false,
         }
     }
 
@@ -295,7 +310,9 @@ impl Conn {
     }
 
     fn needs_retry(&self) -> bool {
-        !self.pending.is_empty() || (!self.finished && self.read_ready && self.ending.is_none())
+        self.write_more
+            || !self.pending.is_empty()
+            || (!self.finished && self.read_ready && self.ending.is_none())
     }
 
     fn fail(&mut self, e: io::Error) {
@@ -310,7 +327,13 @@ impl Conn {
         let shared = self.handle.shared.clone();
         let stream = &shared.stream;
         let tcp = stream.tcp();
+        let mut written = 0;
+        self.write_more = false;
         while !self.write_done {
+            if written >= WRITE_PER_TURN {
+                self.write_more = true;
+                return;
+            }
             if stream.is_tls() {
                 if self.sealed_at < self.sealed.len() {
                     if !self.writable {
@@ -318,7 +341,10 @@ impl Conn {
                     }
                     match (&*tcp).write(self.sealed.get(self.sealed_at..).unwrap_or_default()) {
                         Ok(0) => return self.fail(io::ErrorKind::WriteZero.into()),
-                        Ok(n) => self.sealed_at += n,
+                        Ok(n) => {
+                            self.sealed_at += n;
+                            written += n;
+                        }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                             self.writable = false;
                             return;
@@ -373,7 +399,10 @@ impl Conn {
                     .collect();
                 match (&*tcp).write_vectored(&slices) {
                     Ok(0) => return self.fail(io::ErrorKind::WriteZero.into()),
-                    Ok(n) => self.advance(n),
+                    Ok(n) => {
+                        self.advance(n);
+                        written += n;
+                    }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         self.writable = false;
                         return;
@@ -446,11 +475,16 @@ impl IoThread {
     fn run(&mut self) {
         let mut mio_events = Events::with_capacity(1024);
         let mut retry: Vec<usize> = Vec::new();
+        // A connection in `retry` has more to write now (not only to read
+        // once the application catches up): poll without waiting.
+        let mut hurry = false;
         let mut next_tick = Instant::now() + TICK;
         let mut shutdown_seen = false;
         loop {
             let timeout = if retry.is_empty() {
                 next_tick.saturating_duration_since(Instant::now())
+            } else if std::mem::take(&mut hurry) {
+                Duration::ZERO
             } else {
                 Duration::from_millis(1)
             };
@@ -516,6 +550,7 @@ impl IoThread {
                     let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
                     continue;
                 }
+                hurry |= c.write_more;
                 if c.needs_retry() && !c.in_retry {
                     c.in_retry = true;
                     retry.push(token);
@@ -605,7 +640,7 @@ impl IoThread {
             loop {
                 // The application holds enough of this peer's frames (or
                 // of everyone's): read on once it has handled some.
-                c.held_back = !self.budget.may_take(&c.inbound);
+                c.held_back = !self.budget.may_take(&c.inbound) || !self.reserve(c);
                 if c.held_back {
                     return;
                 }
@@ -613,6 +648,7 @@ impl IoThread {
                 match c.decoder.decode() {
                     Ok(Some(frame)) => {
                         c.frame_started = None;
+                        c.reservation = None;
                         let size = before.saturating_sub(c.decoder.buffered());
                         if let Some(reason) = self.on_frame(c, frame, size) {
                             return self.end(c, reason);
@@ -660,6 +696,24 @@ impl IoThread {
                 Err(e) => return self.end(c, CloseReason::Io(e.to_string())),
             }
         }
+    }
+
+    /// Whether the connection may be read on: a large frame it has
+    /// started has its length reserved, or can have it now.
+    fn reserve(&self, c: &mut Conn) -> bool {
+        let Some(h) = c
+            .decoder
+            .frame_in_progress()
+            .filter(|h| h.len > LARGE_FRAME)
+        else {
+            return true;
+        };
+        if c.reservation.is_none() {
+            c.reservation = self
+                .budget
+                .reserve_frame(c.handle.peer().ip(), h.len as usize);
+        }
+        c.reservation.is_some()
     }
 
     /// Handles one frame; returns a reason when the connection must end.

@@ -97,6 +97,15 @@ pub struct ServerConfig {
     pub min_frame_rate: u32,
     /// See [`min_frame_rate`](Self::min_frame_rate).
     pub frame_grace: Duration,
+    /// The lengths of the large frames (over 64 KiB: file chunks, video
+    /// frames) peers have started and not finished, in all: a connection
+    /// starting one past it is not read on until others are whole (or cut
+    /// by [`min_frame_rate`](Self::min_frame_rate)), so peers cannot make
+    /// the server hold more than this in frames they send slowly. Smaller
+    /// frames, chat among them, never wait for it.
+    pub max_frames_in_progress: usize,
+    /// The same for the connections of one address.
+    pub max_frames_in_progress_per_address: usize,
     /// Addresses refused at once (shared: the application adds to it).
     pub bans: BanList,
     /// Where refusals are logged, once per address and kind (shared with
@@ -142,6 +151,9 @@ impl Default for ServerConfig {
             // A 4 MiB frame gets 21 s; a 256 KiB file chunk 6 s.
             min_frame_rate: 256 * 1024,
             frame_grace: Duration::from_secs(5),
+            max_frames_in_progress: 256 * 1024 * 1024,
+            // An address's few uploads and a camera at 4 MiB a frame.
+            max_frames_in_progress_per_address: 16 * 1024 * 1024,
             bans: BanList::new(),
             refusals: RefusalLog::new(),
             adopter: Adopter::new(),
@@ -185,7 +197,12 @@ pub fn serve(
                 grace: config.frame_grace,
                 min_rate: config.min_frame_rate,
             },
-            InboundBudget::new(config.max_inbound_bytes, config.max_inbound_bytes_per_conn),
+            InboundBudget::with_frames(
+                config.max_inbound_bytes,
+                config.max_inbound_bytes_per_conn,
+                config.max_frames_in_progress,
+                config.max_frames_in_progress_per_address,
+            ),
             &shutdown,
             &events,
         )

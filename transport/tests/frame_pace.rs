@@ -100,3 +100,59 @@ fn a_dripped_frame_is_cut_at_its_time_and_a_steady_one_is_not() {
     assert!(dripper.join().unwrap() < Duration::from_secs(20));
     server.stop();
 }
+
+/// Large frames peers have started count against the server's limit on
+/// frames in progress: past it, a connection starting one is not read on
+/// until there is room (so slow senders together cannot make the server
+/// hold more), while small frames, chat among them, still go through at
+/// once.
+#[test]
+fn large_frames_in_progress_are_bounded_in_all_and_chat_is_not() {
+    let server = TestServer::start(ServerConfig {
+        max_frames_in_progress: 400 * 1024,
+        ..ServerConfig::default()
+    });
+    let addr = server.addr;
+    let (mut slow, _d1) = raw_handshake(addr, "slow");
+    let (mut quick, _d2) = raw_handshake(addr, "quick");
+    let (mut chatter, _d3) = raw_handshake(addr, "chatter");
+    let listener = server.connect("listener").unwrap();
+    wait_for_conns(&server, 4);
+    let frame = chunk();
+    // The slow one holds 256 KiB of the 400 reserved, sending half.
+    slow.write_all(&frame[..frame.len() / 2]).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    // The quick one's whole chunk waits for room: 512 KiB > 400.
+    quick.write_all(&frame).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    chatter
+        .write_all(&common::chat("still here").to_bytes().unwrap())
+        .unwrap();
+    let first = listener
+        .recv_timeout(Duration::from_secs(5))
+        .unwrap()
+        .expect("the chat line");
+    assert!(
+        first == common::chat("still here"),
+        "chat first, at once; got a {:?}",
+        first.kind()
+    );
+    assert!(
+        listener
+            .recv_timeout(Duration::from_millis(700))
+            .unwrap()
+            .is_none(),
+        "no chunk is whole yet: the quick one waits for room"
+    );
+    // The slow one finishes: its chunk, then the quick one's.
+    slow.write_all(&frame[frame.len() / 2..]).unwrap();
+    for who in ["slow", "quick"] {
+        let got = listener
+            .recv_timeout(Duration::from_secs(5))
+            .unwrap()
+            .unwrap_or_else(|| panic!("{who}'s chunk"));
+        assert_eq!(got.kind(), lanlink_proto::Kind::FileChunk, "{who}");
+    }
+    drop(listener);
+    server.stop();
+}

@@ -11,8 +11,10 @@
 //! so a peer that sends a little (a chat line) is never held up behind
 //! peers that send a lot.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// The limits and the running total of one server.
 #[derive(Debug)]
@@ -20,15 +22,81 @@ pub(crate) struct InboundBudget {
     used: AtomicUsize,
     limit: usize,
     per_conn: usize,
+    /// Large frames peers have started and not finished.
+    started: Mutex<Started>,
+}
+
+/// The lengths of the large frames being received, in all and per address.
+#[derive(Debug, Default)]
+struct Started {
+    total: usize,
+    limit: usize,
+    per_address: usize,
+    by_address: HashMap<IpAddr, usize>,
 }
 
 impl InboundBudget {
+    #[cfg(test)]
     pub(crate) fn new(limit: usize, per_conn: usize) -> Arc<InboundBudget> {
+        InboundBudget::with_frames(limit, per_conn, usize::MAX, usize::MAX)
+    }
+
+    /// With a limit on the lengths of the large frames being received at
+    /// once, in all and from one address (see [`FrameReservation`]).
+    pub(crate) fn with_frames(
+        limit: usize,
+        per_conn: usize,
+        frames: usize,
+        frames_per_address: usize,
+    ) -> Arc<InboundBudget> {
         Arc::new(InboundBudget {
             used: AtomicUsize::new(0),
             limit: limit.max(1),
             per_conn: per_conn.max(1),
+            started: Mutex::new(Started {
+                limit: frames,
+                per_address: frames_per_address,
+                ..Started::default()
+            }),
         })
+    }
+
+    /// Reserves `len` bytes for a large frame a peer at `ip` has started,
+    /// if its address and the server have room; `None`: not now (the
+    /// connection is not read until there is).
+    pub(crate) fn reserve_frame(
+        self: &Arc<Self>,
+        ip: IpAddr,
+        len: usize,
+    ) -> Option<FrameReservation> {
+        let ip = ip.to_canonical();
+        let mut started = self.started.lock().unwrap_or_else(|e| e.into_inner());
+        let mine = started.by_address.get(&ip).copied().unwrap_or(0);
+        // (A frame larger than a limit still goes when nothing else is
+        // counted there: it cannot wait for room that never comes.)
+        if (mine != 0 && mine.saturating_add(len) > started.per_address)
+            || (started.total != 0 && started.total.saturating_add(len) > started.limit)
+        {
+            return None;
+        }
+        started.total += len;
+        *started.by_address.entry(ip).or_default() += len;
+        Some(FrameReservation {
+            budget: self.clone(),
+            ip,
+            len,
+        })
+    }
+
+    fn release_frame(&self, ip: IpAddr, len: usize) {
+        let mut started = self.started.lock().unwrap_or_else(|e| e.into_inner());
+        started.total = started.total.saturating_sub(len);
+        if let Some(mine) = started.by_address.get_mut(&ip) {
+            *mine = mine.saturating_sub(len);
+            if *mine == 0 {
+                started.by_address.remove(&ip);
+            }
+        }
     }
 
     /// Whether a connection already holding `held` bytes may hand over
@@ -56,6 +124,22 @@ impl InboundBudget {
     #[cfg(test)]
     pub(crate) fn used(&self) -> usize {
         self.used.load(Ordering::Acquire)
+    }
+}
+
+/// The length of one large frame being received, counted against the
+/// server's [`ServerConfig::max_frames_in_progress`](crate::ServerConfig::max_frames_in_progress)
+/// until the frame is whole or its connection is gone (dropped).
+#[derive(Debug)]
+pub(crate) struct FrameReservation {
+    budget: Arc<InboundBudget>,
+    ip: IpAddr,
+    len: usize,
+}
+
+impl Drop for FrameReservation {
+    fn drop(&mut self) {
+        self.budget.release_frame(self.ip, self.len);
     }
 }
 
@@ -132,5 +216,34 @@ mod tests {
         drop(third);
         assert_eq!(budget.used(), 0);
         assert_eq!(InboundPermit::none().bytes(), 0);
+    }
+
+    #[test]
+    fn frames_in_progress_are_held_per_address_and_in_all() {
+        let budget = InboundBudget::with_frames(1, 1, 10, 6);
+        let (a, b, c): (IpAddr, IpAddr, IpAddr) = (
+            "127.0.0.1".parse().unwrap(),
+            "127.0.0.2".parse().unwrap(),
+            "::ffff:127.0.0.3".parse().unwrap(),
+        );
+        let first = budget.reserve_frame(a, 4).expect("room");
+        assert!(budget.reserve_frame(a, 4).is_none(), "8 past a's 6");
+        let second = budget.reserve_frame(b, 4).expect("another address");
+        assert!(
+            budget.reserve_frame(c, 4).is_none(),
+            "12 past the 10 in all"
+        );
+        let small = budget.reserve_frame(c, 2).expect("10 fits");
+        drop(first);
+        let again = budget.reserve_frame(a, 4).expect("a's frame was let go");
+        assert!(budget
+            .reserve_frame("127.0.0.3".parse().unwrap(), 4)
+            .is_none());
+        drop((second, small, again));
+        assert!(budget.reserve_frame(a, 6).is_some(), "all let go");
+        assert!(
+            budget.reserve_frame(a, 20).is_some(),
+            "a frame over both limits goes alone"
+        );
     }
 }
