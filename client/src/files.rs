@@ -13,11 +13,13 @@
 
 use std::collections::VecDeque;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use lanlink_proto::file::DirEntry;
+use lanlink_proto::ErrorCode;
 use lanlink_services::file::FileClient;
 pub use lanlink_services::file::{Progress, TransferSummary};
+use lanlink_services::ServiceError;
 
 use crate::event::IncomingOffer;
 use crate::session::RouteLink;
@@ -141,7 +143,9 @@ impl Session {
 
     /// Uploads `local` (a file or a folder) into the server's inbox,
     /// resuming an earlier interrupted upload (see
-    /// [`FileClient::put`](lanlink_services::file::FileClient::put)).
+    /// [`FileClient::put`](lanlink_services::file::FileClient::put)). A
+    /// file the server refuses only because it is busy is tried again,
+    /// backing off, for up to [`BUSY_PATIENCE`].
     pub fn put(
         &self,
         local: &Path,
@@ -149,7 +153,25 @@ impl Session {
         progress: &mut dyn Progress,
     ) -> Result<Vec<TransferSummary>, ClientError> {
         let link = RouteLink::reliable(self);
-        Ok(file_client(&link, options).put(local, options.as_name.as_deref(), progress)?)
+        let mut client = file_client(&link, options);
+        let mut once =
+            |progress: &mut dyn Progress| client.put(local, options.as_name.as_deref(), progress);
+        if !local.is_file() {
+            return Ok(once(progress)?);
+        }
+        // A server busy with everyone's uploads refuses one for now: try
+        // again (resuming what it kept), for a while.
+        let give_up = Instant::now() + BUSY_PATIENCE;
+        let mut wait = Duration::from_millis(250);
+        loop {
+            match once(progress) {
+                Err(e) if is_busy(&e) && Instant::now() + wait < give_up => {
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(Duration::from_secs(8));
+                }
+                other => return Ok(other?),
+            }
+        }
     }
 
     /// Offers `local` (a file or a folder) to the user `to`; blocks until
@@ -305,6 +327,16 @@ impl Session {
     }
 }
 
+/// How long [`Session::put`] of one file keeps trying while the server
+/// says it is busy (its buffers for everyone's uploads are full).
+pub const BUSY_PATIENCE: Duration = Duration::from_secs(60);
+
+/// Whether the server refused a transfer only because it is busy now.
+fn is_busy(e: &ServiceError) -> bool {
+    matches!(e, ServiceError::Refused { code, reason, .. }
+        if *code == ErrorCode::RATE_LIMITED && reason.starts_with("server busy"))
+}
+
 /// Files [`Session::receive_files`] receives at once (the reference server
 /// lets a client have 3 transfers).
 pub const RECEIVING_AT_ONCE: usize = 3;
@@ -381,7 +413,33 @@ impl TransferOptions {
 
 #[cfg(test)]
 mod tests {
-    use super::{free_name, name_taken, OnConflict, TransferOptions};
+    use super::{free_name, is_busy, name_taken, OnConflict, TransferOptions};
+    use lanlink_proto::ErrorCode;
+    use lanlink_services::ServiceError;
+
+    /// Only the server's "busy now" refusals are tried again; a quota, a
+    /// rate limit on requests or a name in use are not.
+    #[test]
+    fn only_busy_refusals_are_retried() {
+        let refused = |code, reason: &str| ServiceError::Refused {
+            name: "x".into(),
+            reason: reason.into(),
+            code,
+        };
+        let busy = ServiceError::Busy {
+            reason: "data sent faster than acknowledged",
+        };
+        assert!(is_busy(&refused(
+            ErrorCode::RATE_LIMITED,
+            &busy.to_string()
+        )));
+        assert!(!is_busy(&refused(
+            ErrorCode::RATE_LIMITED,
+            "too many requests from your address"
+        )));
+        assert!(!is_busy(&refused(ErrorCode::NO_SPACE, "server busy: no")));
+        assert!(!is_busy(&busy), "a local error is not the server's answer");
+    }
 
     fn scratch(tag: &str) -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(format!("lanlink-client-{tag}-{}", std::process::id()));
