@@ -225,6 +225,9 @@ struct Conn {
     /// The large frame now arriving, counted against the server's frames
     /// in progress.
     reservation: Option<FrameReservation>,
+    /// The peer closed its side (or the socket failed): a frame waiting
+    /// for room will never be finished.
+    peer_gone: bool,
     /// When the frame now arriving started (its clock restarts while the
     /// connection is held back: the wait is ours, not the peer's).
     frame_started: Option<Instant>,
@@ -264,6 +267,7 @@ impl Conn {
             held_back: false,
             frame_started: None,
             reservation: None,
+            peer_gone: false,
             last_rx: now,
             next_ping: now + config.ping_interval,
             ping_sent: None,
@@ -516,6 +520,7 @@ impl IoThread {
                 if let Some(c) = self.conns.get_mut(&ev.token().0) {
                     if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
                         c.read_ready = true;
+                        c.peer_gone |= ev.is_read_closed() || ev.is_error();
                     }
                     if ev.is_writable() || ev.is_write_closed() || ev.is_error() {
                         c.writable = true;
@@ -640,7 +645,14 @@ impl IoThread {
             loop {
                 // The application holds enough of this peer's frames (or
                 // of everyone's): read on once it has handled some.
-                c.held_back = !self.budget.may_take(&c.inbound) || !self.reserve(c);
+                c.held_back = !self.budget.may_take(&c.inbound);
+                if !c.held_back && !self.reserve(c) {
+                    if c.peer_gone {
+                        // It cannot finish the frame that waits for room.
+                        return self.end(c, peer_closed(&c.decoder));
+                    }
+                    c.held_back = true;
+                }
                 if c.held_back {
                     return;
                 }

@@ -110,6 +110,8 @@ fn a_dripped_frame_is_cut_at_its_time_and_a_steady_one_is_not() {
 fn large_frames_in_progress_are_bounded_in_all_and_chat_is_not() {
     let server = TestServer::start(ServerConfig {
         max_frames_in_progress: 400 * 1024,
+        // The slow one must not be cut for its pace while the test runs.
+        frame_grace: Duration::from_secs(60),
         ..ServerConfig::default()
     });
     let addr = server.addr;
@@ -144,6 +146,14 @@ fn large_frames_in_progress_are_bounded_in_all_and_chat_is_not() {
             .is_none(),
         "no chunk is whole yet: the quick one waits for room"
     );
+    // One more waits for room, then its peer goes: it is let go at once,
+    // not when room comes (its frame can never be finished).
+    let (mut gone, _d4) = raw_handshake(addr, "gone");
+    gone.write_all(&frame[..64 * 1024]).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    drop(gone);
+    let reason = server.wait_closed(|r| matches!(r, CloseReason::PeerClosedMidFrame { .. }));
+    assert!(matches!(reason, CloseReason::PeerClosedMidFrame { .. }));
     // The slow one finishes: its chunk, then the quick one's.
     slow.write_all(&frame[frame.len() / 2..]).unwrap();
     for who in ["slow", "quick"] {

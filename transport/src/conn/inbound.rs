@@ -72,10 +72,19 @@ impl InboundBudget {
         let ip = ip.to_canonical();
         let mut started = self.started.lock().unwrap_or_else(|e| e.into_inner());
         let mine = started.by_address.get(&ip).copied().unwrap_or(0);
-        // (A frame larger than a limit still goes when nothing else is
-        // counted there: it cannot wait for room that never comes.)
+        // An address with no frame in progress may start one past the
+        // limit in all, up to twice it: addresses that fill the limit
+        // cannot hold up everyone else's next frame (fewer than a few
+        // dozen would need to fill twice the limit). And a frame larger
+        // than a limit still goes when nothing else is counted there: it
+        // cannot wait for room that never comes.
+        let in_all = if mine == 0 {
+            started.limit.saturating_mul(2)
+        } else {
+            started.limit
+        };
         if (mine != 0 && mine.saturating_add(len) > started.per_address)
-            || (started.total != 0 && started.total.saturating_add(len) > started.limit)
+            || (started.total != 0 && started.total.saturating_add(len) > in_all)
         {
             return None;
         }
@@ -229,17 +238,23 @@ mod tests {
         let first = budget.reserve_frame(a, 4).expect("room");
         assert!(budget.reserve_frame(a, 4).is_none(), "8 past a's 6");
         let second = budget.reserve_frame(b, 4).expect("another address");
+        let more_b = budget.reserve_frame(b, 2).expect("b: 6, in all: 10");
+        let third = budget
+            .reserve_frame(c, 4)
+            .expect("c holds nothing: up to twice the 10 in all");
+        assert!(budget.reserve_frame(c, 1).is_none(), "c holds one: 15 > 10");
+        let d: IpAddr = "127.0.0.4".parse().unwrap();
+        let fourth = budget
+            .reserve_frame(d, 4)
+            .expect("d holds nothing: 18 <= 20");
+        let e: IpAddr = "127.0.0.5".parse().unwrap();
         assert!(
-            budget.reserve_frame(c, 4).is_none(),
-            "12 past the 10 in all"
+            budget.reserve_frame(e, 4).is_none(),
+            "22 past twice the limit"
         );
-        let small = budget.reserve_frame(c, 2).expect("10 fits");
         drop(first);
         let again = budget.reserve_frame(a, 4).expect("a's frame was let go");
-        assert!(budget
-            .reserve_frame("127.0.0.3".parse().unwrap(), 4)
-            .is_none());
-        drop((second, small, again));
+        drop((second, more_b, third, fourth, again));
         assert!(budget.reserve_frame(a, 6).is_some(), "all let go");
         assert!(
             budget.reserve_frame(a, 20).is_some(),
