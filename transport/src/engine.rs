@@ -601,6 +601,9 @@ impl IoThread {
             self.flush_pending(c);
             return;
         }
+        if c.ending.is_none() && c.reservation.as_ref().is_some_and(FrameReservation::is_cut) {
+            self.crowded_out(c);
+        }
         c.write();
         if c.ending.is_none() && c.read_ready && c.pending.is_empty() {
             self.read(c);
@@ -695,6 +698,9 @@ impl IoThread {
                 Ok(n) => {
                     c.last_rx = Instant::now();
                     c.decoder.push(self.scratch.get(..n).unwrap_or_default());
+                    if let Some(r) = &c.reservation {
+                        r.arrived(n);
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::InvalidData && shared.stream.is_tls() => {
                     tracing::warn!(peer = %shared.peer, conn = %shared.id, "{e}");
@@ -721,11 +727,35 @@ impl IoThread {
             return true;
         };
         if c.reservation.is_none() {
-            c.reservation = self
-                .budget
-                .reserve_frame(c.handle.peer().ip(), h.len as usize);
+            c.reservation = self.budget.reserve_frame(
+                c.handle.peer().ip(),
+                h.len as usize,
+                Some(c.handle.shared.clone()),
+                Instant::now(),
+            );
         }
         c.reservation.is_some()
+    }
+
+    /// Ends a connection whose frame in progress the server ended to make
+    /// room: it arrived too slowly while the server was full.
+    fn crowded_out(&mut self, c: &mut Conn) {
+        let len = c.decoder.frame_in_progress().map_or(0, |h| h.len);
+        let rate = c.reservation.take().map_or(0, |r| r.rate(Instant::now()));
+        let reason = CloseReason::FrameCrowdedOut {
+            arrived: c.decoder.buffered(),
+            len,
+            rate,
+        };
+        self.cut(c, ErrorCode::TOO_SLOW, reason);
+    }
+
+    /// Ends a connection for what its peer did, telling it why.
+    fn cut(&mut self, c: &mut Conn, code: ErrorCode, reason: CloseReason) {
+        tracing::warn!(peer = %c.handle.peer(), conn = %c.handle.id(), "{reason}");
+        c.handle
+            .close_with_error(code, &reason.to_string(), reason.clone());
+        self.end(c, reason);
     }
 
     /// Handles one frame; returns a reason when the connection must end.
@@ -772,6 +802,9 @@ impl IoThread {
             if c.frame_started.is_some() {
                 c.frame_started = Some(now);
             }
+            if let Some(r) = &c.reservation {
+                r.restart(now);
+            }
             return;
         }
         if c.handle.is_closing() {
@@ -797,11 +830,7 @@ impl IoThread {
                     len,
                     allowed,
                 };
-                tracing::warn!(peer = %c.handle.peer(), conn = %c.handle.id(), "{reason}");
-                c.handle
-                    .close_with_error(ErrorCode::TIMEOUT, &reason.to_string(), reason.clone());
-                self.end(c, reason);
-                return;
+                return self.cut(c, ErrorCode::TIMEOUT, reason);
             }
         }
         if now.duration_since(c.last_rx) >= self.config.idle_timeout {

@@ -103,6 +103,14 @@ pub struct ServerConfig {
     /// by [`min_frame_rate`](Self::min_frame_rate)), so peers cannot make
     /// the server hold more than this in frames they send slowly. Smaller
     /// frames, chat among them, never wait for it.
+    ///
+    /// An address with no large frame in progress may start one up to
+    /// twice this in all. Past that, frames that have been arriving for a
+    /// second at under four times `min_frame_rate` are ended, slowest
+    /// first, to make room for it
+    /// ([`CloseReason::FrameCrowdedOut`](crate::CloseReason::FrameCrowdedOut)):
+    /// however many addresses send slowly, they cannot keep the server full
+    /// against a sender that is not slow.
     pub max_frames_in_progress: usize,
     /// The same for the connections of one address.
     pub max_frames_in_progress_per_address: usize,
@@ -115,6 +123,11 @@ pub struct ServerConfig {
     /// server's WebSockets) while [`serve`] runs; see [`Adopter`].
     pub adopter: Adopter,
 }
+
+/// A frame in progress arriving slower than this many times
+/// [`ServerConfig::min_frame_rate`] may be ended when the server is full
+/// (see [`ServerConfig::max_frames_in_progress`]).
+const CROWD_RATE_FACTOR: u32 = 4;
 
 /// The largest payload a server accepts from a client after the handshake
 /// (told to the client in `Welcome`): above a file chunk (256 KiB) and a
@@ -202,6 +215,7 @@ pub fn serve(
                 config.max_inbound_bytes_per_conn,
                 config.max_frames_in_progress,
                 config.max_frames_in_progress_per_address,
+                config.min_frame_rate.saturating_mul(CROWD_RATE_FACTOR),
             ),
             &shutdown,
             &events,

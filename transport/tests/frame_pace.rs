@@ -8,7 +8,7 @@ mod common;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use common::{assert_relay_works, raw_handshake, wait_for_conns, TestServer};
+use common::{assert_relay_works, raw_handshake, raw_handshake_from, wait_for_conns, TestServer};
 use lanlink_proto::{file::FileChunk, Frame};
 use lanlink_transport::{CloseReason, ServerConfig};
 
@@ -162,6 +162,89 @@ fn large_frames_in_progress_are_bounded_in_all_and_chat_is_not() {
             .unwrap()
             .unwrap_or_else(|| panic!("{who}'s chunk"));
         assert_eq!(got.kind(), lanlink_proto::Kind::FileChunk, "{who}");
+    }
+    drop(listener);
+    server.stop();
+}
+
+/// Peers from many addresses, each holding one large frame it sends
+/// slowly, cannot keep the server's frames in progress full: an address
+/// holding nothing that finds it full has the slowest ended (each peer
+/// just under its pace, so only this makes room) and its frame goes at
+/// once.
+#[test]
+fn slow_frames_from_many_addresses_make_room_for_a_quick_one() {
+    let server = TestServer::start(ServerConfig {
+        // 1 MiB in all, 2 MiB for an address holding nothing: seven
+        // 256 KiB chunks leave no room for an eighth.
+        max_frames_in_progress: 1024 * 1024,
+        // Nobody is cut for its pace while the test runs.
+        frame_grace: Duration::from_secs(60),
+        ..ServerConfig::default()
+    });
+    let addr = server.addr;
+    let listener = server.connect("listener").unwrap();
+    let frame = chunk();
+    let mut slow: Vec<_> = (11..18u8)
+        .map(|last| {
+            let from = std::net::IpAddr::from([127, 0, 0, last]);
+            let (mut s, d) = raw_handshake_from(addr, from, &format!("slow{last}"));
+            s.write_all(&frame[..4096]).unwrap();
+            (s, d)
+        })
+        .collect();
+    let (mut quick, _dq) = raw_handshake(addr, "quick");
+    wait_for_conns(&server, 9);
+    // Their frames are reserved as more of them is read.
+    std::thread::sleep(Duration::from_millis(100));
+    for (s, _) in &mut slow {
+        s.write_all(&frame[4096..8192]).unwrap();
+    }
+    // Judged once they have been arriving (at about 8 KiB/s) for a second.
+    std::thread::sleep(Duration::from_millis(1300));
+    let sent = Instant::now();
+    quick.write_all(&frame).unwrap();
+    let got = listener
+        .recv_timeout(Duration::from_secs(10))
+        .unwrap()
+        .expect("the quick chunk");
+    assert_eq!(got.kind(), lanlink_proto::Kind::FileChunk);
+    assert!(
+        sent.elapsed() < Duration::from_secs(2),
+        "it waited {:?}",
+        sent.elapsed()
+    );
+    let reason = server.wait_closed(|r| matches!(r, CloseReason::FrameCrowdedOut { .. }));
+    match reason {
+        CloseReason::FrameCrowdedOut { arrived, len, rate } => {
+            assert!((8192..CHUNK).contains(&arrived), "{arrived}");
+            assert!(len as usize > CHUNK, "{len}");
+            assert!(rate < 16 * 1024, "{rate} bytes/s");
+        }
+        other => panic!("{other:?}"),
+    }
+    let crowded = server
+        .closed
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| matches!(r, CloseReason::FrameCrowdedOut { .. }))
+        .count();
+    assert_eq!(crowded, 1, "one ended: the room one chunk needs");
+    // The others are still there and their frames still arrive whole.
+    let mut whole = 0;
+    for (s, _) in &mut slow {
+        if s.write_all(&frame[8192..]).is_ok() {
+            whole += 1;
+        }
+    }
+    assert!(whole >= 6, "{whole}");
+    for _ in 0..6 {
+        let got = listener
+            .recv_timeout(Duration::from_secs(5))
+            .unwrap()
+            .expect("a slow chunk, finished");
+        assert_eq!(got.kind(), lanlink_proto::Kind::FileChunk);
     }
     drop(listener);
     server.stop();

@@ -43,6 +43,18 @@ pub enum CloseReason {
         /// How long it was given.
         allowed: Duration,
     },
+    /// A frame the peer had started arrived too slowly (below four times
+    /// [`ServerConfig::min_frame_rate`](crate::ServerConfig::min_frame_rate))
+    /// while the server's frames in progress were full and another address
+    /// needed room: it was ended to make that room.
+    FrameCrowdedOut {
+        /// Bytes of it that had arrived.
+        arrived: usize,
+        /// Its length, from its header.
+        len: u32,
+        /// The rate it was arriving at, in bytes a second.
+        rate: u64,
+    },
     /// The peer did not complete the handshake in time.
     HandshakeTimeout(Duration),
     /// This side refused the peer during the handshake.
@@ -95,6 +107,11 @@ impl std::fmt::Display for CloseReason {
             CloseReason::IdleTimeout(d) => {
                 write!(f, "nothing received for {:.0} s", d.as_secs_f64())
             }
+            CloseReason::FrameCrowdedOut { arrived, len, rate } => write!(
+                f,
+                "frame too slow for a full server: {arrived} of {len} bytes at {} KiB/s",
+                rate / 1024
+            ),
             CloseReason::FrameTooSlow {
                 arrived,
                 len,

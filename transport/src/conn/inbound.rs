@@ -10,11 +10,21 @@
 //! catches up. A connection holding nothing may always hand over one frame,
 //! so a peer that sends a little (a chat line) is never held up behind
 //! peers that send a lot.
+//!
+//! Large frames still arriving count too ([`FrameReservation`]): their
+//! lengths, against a limit in all and per address. When an address
+//! holding none finds even twice the limit in all taken, the slowest
+//! frames (those arriving for a second below the crowd rate) are ended to
+//! make its room, so many addresses each sending one frame slowly cannot
+//! keep a quick sender waiting.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::Shared;
 
 /// The limits and the running total of one server.
 #[derive(Debug)]
@@ -26,6 +36,10 @@ pub(crate) struct InboundBudget {
     started: Mutex<Started>,
 }
 
+/// A frame in progress must have been arriving this long before it is
+/// judged too slow to keep when the server is full (see [`Started::crowd`]).
+const JUDGED_AFTER: Duration = Duration::from_secs(1);
+
 /// The lengths of the large frames being received, in all and per address.
 #[derive(Debug, Default)]
 struct Started {
@@ -33,21 +47,66 @@ struct Started {
     limit: usize,
     per_address: usize,
     by_address: HashMap<IpAddr, usize>,
+    /// Bytes a second: a frame arriving slower than this (for at least
+    /// [`JUDGED_AFTER`]) is ended when an address holding nothing finds
+    /// the server full. 0: never.
+    crowd_rate: u32,
+    /// Every frame counted now, by reservation.
+    frames: HashMap<u64, Arc<Progress>>,
+    next: u64,
+    /// Bytes of frames told to end and not let go yet.
+    ending: usize,
+    /// The part of `ending` not yet promised to a frame that waited for it.
+    credit: usize,
+    /// Until when a search for slow frames that found too few is not
+    /// repeated (waiting connections ask again every millisecond).
+    quiet_until: Option<Instant>,
+}
+
+/// How long a search for slow frames that found too few holds.
+const SEARCH_AGAIN: Duration = Duration::from_millis(50);
+
+/// How one reserved frame is arriving, shared by its connection (which
+/// counts its bytes) and the budget (which may end it).
+struct Progress {
+    ip: IpAddr,
+    len: usize,
+    /// Its clock and the bytes since (both restart while the server does
+    /// not read it: the wait is ours, not the peer's).
+    since: Mutex<Instant>,
+    arrived: AtomicUsize,
+    /// Set when the budget ends it to make room.
+    cut: AtomicBool,
+    /// Wakes its I/O thread to end it.
+    conn: Option<Arc<Shared>>,
+}
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Progress")
+            .field("ip", &self.ip)
+            .field("len", &self.len)
+            .field("arrived", &self.arrived)
+            .field("cut", &self.cut)
+            .finish_non_exhaustive()
+    }
 }
 
 impl InboundBudget {
     #[cfg(test)]
     pub(crate) fn new(limit: usize, per_conn: usize) -> Arc<InboundBudget> {
-        InboundBudget::with_frames(limit, per_conn, usize::MAX, usize::MAX)
+        InboundBudget::with_frames(limit, per_conn, usize::MAX, usize::MAX, 0)
     }
 
     /// With a limit on the lengths of the large frames being received at
-    /// once, in all and from one address (see [`FrameReservation`]).
+    /// once, in all and from one address (see [`FrameReservation`]), and
+    /// the rate below which a frame may be ended to make room (0: never).
     pub(crate) fn with_frames(
         limit: usize,
         per_conn: usize,
         frames: usize,
         frames_per_address: usize,
+        crowd_rate: u32,
     ) -> Arc<InboundBudget> {
         Arc::new(InboundBudget {
             used: AtomicUsize::new(0),
@@ -56,22 +115,28 @@ impl InboundBudget {
             started: Mutex::new(Started {
                 limit: frames,
                 per_address: frames_per_address,
+                crowd_rate,
                 ..Started::default()
             }),
         })
     }
 
-    /// Reserves `len` bytes for a large frame a peer at `ip` has started,
-    /// if its address and the server have room; `None`: not now (the
-    /// connection is not read until there is).
+    /// Reserves `len` bytes for a large frame the peer of `conn` (at `ip`)
+    /// has started, if its address and the server have room; `None`: not
+    /// now (the connection is not read until there is).
     pub(crate) fn reserve_frame(
         self: &Arc<Self>,
         ip: IpAddr,
         len: usize,
+        conn: Option<Arc<Shared>>,
+        now: Instant,
     ) -> Option<FrameReservation> {
         let ip = ip.to_canonical();
         let mut started = self.started.lock().unwrap_or_else(|e| e.into_inner());
         let mine = started.by_address.get(&ip).copied().unwrap_or(0);
+        if mine != 0 && mine.saturating_add(len) > started.per_address {
+            return None;
+        }
         // An address with no frame in progress may start one past the
         // limit in all, up to twice it: addresses that fill the limit
         // cannot hold up everyone else's next frame (fewer than a few
@@ -83,28 +148,52 @@ impl InboundBudget {
         } else {
             started.limit
         };
-        if (mine != 0 && mine.saturating_add(len) > started.per_address)
-            || (started.total != 0 && started.total.saturating_add(len) > in_all)
-        {
-            return None;
+        let over = (started.total.saturating_add(len)).saturating_sub(in_all);
+        if started.total != 0 && over > 0 {
+            // Twice the limit held, and this address holds nothing: frames
+            // arriving too slowly are ended to make room for it, so peers
+            // from however many addresses cannot keep the server full by
+            // sending slowly. The room they leave is this frame's.
+            if mine != 0 || !started.crowd(over, now) {
+                return None;
+            }
+            started.credit -= over;
         }
         started.total += len;
         *started.by_address.entry(ip).or_default() += len;
-        Some(FrameReservation {
-            budget: self.clone(),
+        let id = started.next;
+        started.next += 1;
+        let progress = Arc::new(Progress {
             ip,
             len,
+            since: Mutex::new(now),
+            arrived: AtomicUsize::new(0),
+            cut: AtomicBool::new(false),
+            conn,
+        });
+        started.frames.insert(id, progress.clone());
+        Some(FrameReservation {
+            budget: self.clone(),
+            id,
+            progress,
         })
     }
 
-    fn release_frame(&self, ip: IpAddr, len: usize) {
+    fn release_frame(&self, id: u64) {
         let mut started = self.started.lock().unwrap_or_else(|e| e.into_inner());
-        started.total = started.total.saturating_sub(len);
-        if let Some(mine) = started.by_address.get_mut(&ip) {
-            *mine = mine.saturating_sub(len);
+        let Some(p) = started.frames.remove(&id) else {
+            return;
+        };
+        started.total = started.total.saturating_sub(p.len);
+        if let Some(mine) = started.by_address.get_mut(&p.ip) {
+            *mine = mine.saturating_sub(p.len);
             if *mine == 0 {
-                started.by_address.remove(&ip);
+                started.by_address.remove(&p.ip);
             }
+        }
+        if p.cut.load(Ordering::Acquire) {
+            started.ending = started.ending.saturating_sub(p.len);
+            started.credit = started.credit.min(started.ending);
         }
     }
 
@@ -136,19 +225,106 @@ impl InboundBudget {
     }
 }
 
+impl Started {
+    /// Whether `over` bytes can be had from frames being ended: takes
+    /// them from the credit, ending the slowest frames that arrive below
+    /// the crowd rate as needed. Ends none if they would not be enough.
+    fn crowd(&mut self, over: usize, now: Instant) -> bool {
+        if self.credit >= over {
+            return true;
+        }
+        if self.crowd_rate == 0 || self.quiet_until.is_some_and(|t| now < t) {
+            return false;
+        }
+        let rate = f64::from(self.crowd_rate);
+        let mut slow: Vec<(f64, &Arc<Progress>)> = self
+            .frames
+            .values()
+            .filter(|p| !p.cut.load(Ordering::Acquire))
+            .filter_map(|p| {
+                let age = now.saturating_duration_since(*lock(&p.since));
+                let arrived = p.arrived.load(Ordering::Acquire) as f64;
+                let speed = arrived / age.as_secs_f64().max(1e-3);
+                (age >= JUDGED_AFTER && speed < rate).then_some((speed, p))
+            })
+            .collect();
+        slow.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let mut found = self.credit;
+        let mut take = 0;
+        for (_, p) in &slow {
+            if found >= over {
+                break;
+            }
+            found += p.len;
+            take += 1;
+        }
+        if found < over {
+            self.quiet_until = Some(now + SEARCH_AGAIN);
+            return false;
+        }
+        let mut cut = 0;
+        for (speed, p) in slow.into_iter().take(take) {
+            p.cut.store(true, Ordering::Release);
+            cut += p.len;
+            tracing::info!(
+                peer = %p.ip,
+                "ending a frame of {} bytes arriving at {:.0} KiB/s to make room",
+                p.len,
+                speed / 1024.0
+            );
+            if let Some(conn) = &p.conn {
+                conn.wake();
+            }
+        }
+        self.ending += cut;
+        self.credit += cut;
+        true
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The length of one large frame being received, counted against the
 /// server's [`ServerConfig::max_frames_in_progress`](crate::ServerConfig::max_frames_in_progress)
 /// until the frame is whole or its connection is gone (dropped).
 #[derive(Debug)]
 pub(crate) struct FrameReservation {
     budget: Arc<InboundBudget>,
-    ip: IpAddr,
-    len: usize,
+    id: u64,
+    progress: Arc<Progress>,
+}
+
+impl FrameReservation {
+    /// Counts `n` more bytes of the frame as arrived.
+    pub(crate) fn arrived(&self, n: usize) {
+        self.progress.arrived.fetch_add(n, Ordering::AcqRel);
+    }
+
+    /// Restarts its clock: the server has not been reading it.
+    pub(crate) fn restart(&self, now: Instant) {
+        *lock(&self.progress.since) = now;
+        self.progress.arrived.store(0, Ordering::Release);
+    }
+
+    /// Whether the server ended it to make room for others: the
+    /// connection must be closed
+    /// ([`CloseReason::FrameCrowdedOut`](crate::CloseReason::FrameCrowdedOut)).
+    pub(crate) fn is_cut(&self) -> bool {
+        self.progress.cut.load(Ordering::Acquire)
+    }
+
+    /// Bytes a second since its clock started.
+    pub(crate) fn rate(&self, now: Instant) -> u64 {
+        let age = now.saturating_duration_since(*lock(&self.progress.since));
+        (self.progress.arrived.load(Ordering::Acquire) as f64 / age.as_secs_f64().max(1e-3)) as u64
+    }
 }
 
 impl Drop for FrameReservation {
     fn drop(&mut self) {
-        self.budget.release_frame(self.ip, self.len);
+        self.budget.release_frame(self.id);
     }
 }
 
@@ -203,6 +379,10 @@ impl Drop for InboundPermit {
 mod tests {
     use super::*;
 
+    fn reserve(budget: &Arc<InboundBudget>, ip: IpAddr, len: usize) -> Option<FrameReservation> {
+        budget.reserve_frame(ip, len, None, Instant::now())
+    }
+
     #[test]
     fn a_connection_is_held_at_its_share_and_the_server_at_its_total() {
         let budget = InboundBudget::new(100, 60);
@@ -229,36 +409,78 @@ mod tests {
 
     #[test]
     fn frames_in_progress_are_held_per_address_and_in_all() {
-        let budget = InboundBudget::with_frames(1, 1, 10, 6);
+        let budget = InboundBudget::with_frames(1, 1, 10, 6, 0);
         let (a, b, c): (IpAddr, IpAddr, IpAddr) = (
             "127.0.0.1".parse().unwrap(),
             "127.0.0.2".parse().unwrap(),
             "::ffff:127.0.0.3".parse().unwrap(),
         );
-        let first = budget.reserve_frame(a, 4).expect("room");
-        assert!(budget.reserve_frame(a, 4).is_none(), "8 past a's 6");
-        let second = budget.reserve_frame(b, 4).expect("another address");
-        let more_b = budget.reserve_frame(b, 2).expect("b: 6, in all: 10");
-        let third = budget
-            .reserve_frame(c, 4)
-            .expect("c holds nothing: up to twice the 10 in all");
-        assert!(budget.reserve_frame(c, 1).is_none(), "c holds one: 15 > 10");
+        let first = reserve(&budget, a, 4).expect("room");
+        assert!(reserve(&budget, a, 4).is_none(), "8 past a's 6");
+        let second = reserve(&budget, b, 4).expect("another address");
+        let more_b = reserve(&budget, b, 2).expect("b: 6, in all: 10");
+        let third = reserve(&budget, c, 4).expect("c holds nothing: up to twice the 10 in all");
+        assert!(reserve(&budget, c, 1).is_none(), "c holds one: 15 > 10");
         let d: IpAddr = "127.0.0.4".parse().unwrap();
-        let fourth = budget
-            .reserve_frame(d, 4)
-            .expect("d holds nothing: 18 <= 20");
+        let fourth = reserve(&budget, d, 4).expect("d holds nothing: 18 <= 20");
         let e: IpAddr = "127.0.0.5".parse().unwrap();
-        assert!(
-            budget.reserve_frame(e, 4).is_none(),
-            "22 past twice the limit"
-        );
+        assert!(reserve(&budget, e, 4).is_none(), "22 past twice the limit");
         drop(first);
-        let again = budget.reserve_frame(a, 4).expect("a's frame was let go");
+        let again = reserve(&budget, a, 4).expect("a's frame was let go");
         drop((second, more_b, third, fourth, again));
-        assert!(budget.reserve_frame(a, 6).is_some(), "all let go");
+        assert!(reserve(&budget, a, 6).is_some(), "all let go");
         assert!(
-            budget.reserve_frame(a, 20).is_some(),
+            reserve(&budget, a, 20).is_some(),
             "a frame over both limits goes alone"
         );
+    }
+
+    #[test]
+    fn slow_frames_are_ended_to_make_room_for_an_address_holding_nothing() {
+        // 10 in all (20 for an address holding nothing), 10 per address;
+        // frames under 100 bytes a second may be ended.
+        let budget = InboundBudget::with_frames(1, 1, 10, 10, 100);
+        let ip = |last: u8| IpAddr::from([127, 0, 0, last]);
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let slow: Vec<FrameReservation> = (1..=4)
+            .map(|last| budget.reserve_frame(ip(last), 5, None, t0).expect("room"))
+            .collect();
+        // 20 held. Two are slow (50 and 75 bytes/s at 2 s), two are not.
+        slow[0].arrived(100);
+        slow[1].arrived(150);
+        slow[2].arrived(1000);
+        slow[3].arrived(400);
+        assert!(
+            budget.reserve_frame(ip(9), 4, None, at(500)).is_none(),
+            "nothing is judged before a second"
+        );
+        assert!(slow.iter().all(|r| !r.is_cut()));
+        assert!(
+            budget.reserve_frame(ip(1), 1, None, at(2000)).is_none(),
+            "an address with a frame in progress waits for room"
+        );
+        assert!(slow.iter().all(|r| !r.is_cut()));
+        let first = budget
+            .reserve_frame(ip(9), 4, None, at(2000))
+            .expect("the slowest frame makes room");
+        assert!(slow[0].is_cut(), "50 bytes a second: ended");
+        assert!(!slow[1].is_cut() && !slow[2].is_cut() && !slow[3].is_cut());
+        let second = budget
+            .reserve_frame(ip(10), 2, None, at(2000))
+            .expect("the one byte left of that room and the next slowest (75 bytes/s)");
+        assert!(slow[1].is_cut());
+        assert!(
+            budget.reserve_frame(ip(11), 4, None, at(2000)).is_none(),
+            "the rest arrive fast enough: nothing is ended for nothing"
+        );
+        assert!(!slow[2].is_cut() && !slow[3].is_cut());
+        // The ended frames let go: the room they left was promised once,
+        // not counted again.
+        let mut slow = slow.into_iter();
+        drop((slow.next(), slow.next()));
+        assert!(reserve(&budget, ip(12), 5).is_none(), "16 held: 21 > 20");
+        drop((first, second));
+        assert!(reserve(&budget, ip(12), 5).is_some(), "15 <= 20");
     }
 }

@@ -156,7 +156,27 @@ pub fn read_frame(stream: &mut TcpStream, decoder: &mut FrameDecoder) -> Option<
 }
 
 pub fn raw_handshake(addr: SocketAddr, name: &str) -> (TcpStream, FrameDecoder) {
-    let mut s = TcpStream::connect(addr).unwrap();
+    handshake_on(TcpStream::connect(addr).unwrap(), name)
+}
+
+/// [`raw_handshake`] from another loopback address (127.x.y.z).
+pub fn raw_handshake_from(
+    addr: SocketAddr,
+    from: std::net::IpAddr,
+    name: &str,
+) -> (TcpStream, FrameDecoder) {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )
+    .unwrap();
+    socket.bind(&SocketAddr::new(from, 0).into()).unwrap();
+    socket.connect(&addr.into()).unwrap();
+    handshake_on(socket.into(), name)
+}
+
+fn handshake_on(mut s: TcpStream, name: &str) -> (TcpStream, FrameDecoder) {
     s.write_all(&Frame::control(hello(name, None)).to_bytes().unwrap())
         .unwrap();
     let mut d = FrameDecoder::new();
