@@ -198,6 +198,7 @@ impl Client {
             shutdown: shutdown.clone(),
             writer: link,
             read_state: state,
+            last_error: None,
         };
         let reader = spawn_named("lanlink-reader", move || reader.run());
         Ok(Client {

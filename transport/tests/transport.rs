@@ -221,6 +221,63 @@ fn half_a_frame_then_disconnect_is_reported() {
     server.stop();
 }
 
+/// A client the server ends while it is sending (the server's close can
+/// reset the connection before the client reads its last frame) reports
+/// the error the server sent, not only that the connection went.
+#[test]
+fn a_client_the_server_ends_while_it_sends_hears_why() {
+    let server = TestServer::start(ServerConfig::default());
+    let client = Arc::new(server.connect("busy").unwrap());
+    wait_for_conns(&server, 1);
+    let sender = {
+        let client = client.clone();
+        std::thread::spawn(move || {
+            let chunk = Frame::new(
+                2,
+                lanlink_proto::file::FileChunk {
+                    offset: 0,
+                    data: vec![1u8; 256 * 1024].into(),
+                },
+            );
+            let started = Instant::now();
+            while client.send(&chunk).is_ok() && started.elapsed() < Duration::from_secs(10) {}
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let conn = server
+        .conns
+        .lock()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap()
+        .clone();
+    conn.close_with_error(
+        ErrorCode::TOO_SLOW,
+        "frame too slow for a full server",
+        CloseReason::Local("test".into()),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let reason = loop {
+        match client.recv_timeout(Duration::from_millis(100)) {
+            Err(TransportError::Closed(reason)) => break reason,
+            _ => assert!(Instant::now() < deadline, "the client did not notice"),
+        }
+    };
+    assert_eq!(
+        reason,
+        CloseReason::PeerError {
+            code: ErrorCode::TOO_SLOW,
+            message: "frame too slow for a full server".into()
+        }
+    );
+    assert!(reason
+        .to_string()
+        .contains("frame too slow for a full server"));
+    sender.join().unwrap();
+    server.stop();
+}
+
 #[test]
 fn silent_connections_are_closed_at_the_handshake_deadline() {
     let config = ServerConfig {

@@ -14,7 +14,7 @@
 //! Large frames still arriving count too ([`FrameReservation`]): their
 //! lengths, against a limit in all and per address. When an address
 //! holding none finds even twice the limit in all taken, the slowest
-//! frames (those arriving for a second below the crowd rate) are ended to
+//! frames (arriving below the crowd rate for a tenth of a second or more) are ended to
 //! make its room, so many addresses each sending one frame slowly cannot
 //! keep a quick sender waiting.
 
@@ -37,8 +37,13 @@ pub(crate) struct InboundBudget {
 }
 
 /// A frame in progress must have been arriving this long before it is
-/// judged too slow to keep when the server is full (see [`Started::crowd`]).
-const JUDGED_AFTER: Duration = Duration::from_secs(1);
+/// judged too slow to keep when the server is full (see [`Started::crowd`]):
+/// long enough for an honest frame's first bytes to come at LAN speed,
+/// short enough that a peer cannot keep its frames younger (an address
+/// may connect 10 times a second, and leaving a frame takes a new
+/// connection). A frame that sent its header and little else is the
+/// first to go, not spared for being young.
+const JUDGED_AFTER: Duration = Duration::from_millis(100);
 
 /// The lengths of the large frames being received, in all and per address.
 #[derive(Debug, Default)]
@@ -64,7 +69,7 @@ struct Started {
 }
 
 /// How long a search for slow frames that found too few holds.
-const SEARCH_AGAIN: Duration = Duration::from_millis(50);
+const SEARCH_AGAIN: Duration = Duration::from_millis(10);
 
 /// How one reserved frame is arriving, shared by its connection (which
 /// counts its bytes) and the budget (which may end it).
@@ -452,8 +457,8 @@ mod tests {
         slow[2].arrived(1000);
         slow[3].arrived(400);
         assert!(
-            budget.reserve_frame(ip(9), 4, None, at(500)).is_none(),
-            "nothing is judged before a second"
+            budget.reserve_frame(ip(9), 4, None, at(50)).is_none(),
+            "nothing is judged before a tenth of a second"
         );
         assert!(slow.iter().all(|r| !r.is_cut()));
         assert!(
@@ -482,5 +487,26 @@ mod tests {
         assert!(reserve(&budget, ip(12), 5).is_none(), "16 held: 21 > 20");
         drop((first, second));
         assert!(reserve(&budget, ip(12), 5).is_some(), "15 <= 20");
+    }
+
+    #[test]
+    fn a_young_frame_that_brings_nothing_goes_before_an_old_slow_one() {
+        // Tenth attack: headers from fresh addresses had a slow but
+        // honest upload ended, because young frames were never judged.
+        let budget = InboundBudget::with_frames(1, 1, 10, 10, 1000);
+        let ip = |last: u8| IpAddr::from([127, 0, 0, last]);
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let honest = budget.reserve_frame(ip(1), 10, None, t0).expect("room");
+        honest.arrived(1500); // 500 bytes a second at 3 s
+        let young = budget
+            .reserve_frame(ip(2), 10, None, at(2800))
+            .expect("up to 20 in all");
+        young.arrived(1);
+        let _third = budget
+            .reserve_frame(ip(3), 5, None, at(3000))
+            .expect("the young frame, at 5 bytes a second, makes room");
+        assert!(young.is_cut(), "the one bringing nothing is ended");
+        assert!(!honest.is_cut(), "the older, faster one is kept");
     }
 }

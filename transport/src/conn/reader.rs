@@ -22,6 +22,9 @@ pub(crate) struct Reader {
     pub(crate) writer: WriterLink,
     /// TLS bytes read during the handshake and not yet decrypted.
     pub(crate) read_state: ReadState,
+    /// The last frame, when it was an error: a peer that then closes
+    /// closed because of it ([`CloseReason::PeerError`]).
+    pub(crate) last_error: Option<control::Error>,
 }
 
 impl Reader {
@@ -104,7 +107,7 @@ impl Reader {
                         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                     ) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return CloseReason::Io(e.to_string()),
+                Err(e) => return self.said_why(CloseReason::Io(e.to_string())),
             }
             // Timers, checked after every read so a busy link is covered too.
             let now = Instant::now();
@@ -145,6 +148,10 @@ impl Reader {
         frame: Frame,
         ping_sent: &mut Option<(u64, Instant)>,
     ) -> Option<CloseReason> {
+        self.last_error = match &frame.message {
+            lanlink_proto::Message::Error(e) => Some(e.clone()),
+            _ => None,
+        };
         match frame.message {
             lanlink_proto::Message::Ping(control::Ping { nonce }) => {
                 let _ = self.handle.send(&Frame::control(control::Pong { nonce }));
@@ -199,10 +206,21 @@ impl Reader {
         None
     }
 
-    fn peer_closed(&self) -> CloseReason {
-        match self.decoder.buffered() {
+    fn peer_closed(&mut self) -> CloseReason {
+        let reason = match self.decoder.buffered() {
             0 => CloseReason::PeerClosed,
             buffered => CloseReason::PeerClosedMidFrame { buffered },
+        };
+        self.said_why(reason)
+    }
+
+    /// The peer's error, when that was the last thing it sent before the
+    /// connection ended (the reference server sends one before closing a
+    /// connection it ends, and its reset can come first); else `reason`.
+    fn said_why(&mut self, reason: CloseReason) -> CloseReason {
+        match self.last_error.take() {
+            Some(control::Error { code, message }) => CloseReason::PeerError { code, message },
+            None => reason,
         }
     }
 
