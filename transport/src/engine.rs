@@ -42,7 +42,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::conn::{
-    CloseReason, ConnConfig, ConnHandle, ConnInbound, Doorbell, EncodedFrame, Event,
+    CloseReason, ConnConfig, ConnHandle, ConnInbound, ConnRate, Doorbell, EncodedFrame, Event,
     FrameReservation, InboundBudget, Outbound, Wake, WriterQueues,
 };
 use crate::socket::{ReadState, TICK};
@@ -228,6 +228,9 @@ struct Conn {
     /// The peer closed its side (or the socket failed): a frame waiting
     /// for room will never be finished.
     peer_gone: bool,
+    /// What the peer has brought lately (judges its frames when the
+    /// server is full).
+    rate: Arc<ConnRate>,
     /// When the frame now arriving started (its clock restarts while the
     /// connection is held back: the wait is ours, not the peer's).
     frame_started: Option<Instant>,
@@ -268,6 +271,7 @@ impl Conn {
             frame_started: None,
             reservation: None,
             peer_gone: false,
+            rate: ConnRate::new(now),
             last_rx: now,
             next_ping: now + config.ping_interval,
             ping_sent: None,
@@ -649,6 +653,9 @@ impl IoThread {
                 // The application holds enough of this peer's frames (or
                 // of everyone's): read on once it has handled some.
                 c.held_back = !self.budget.may_take(&c.inbound);
+                if let Some(r) = &c.reservation {
+                    r.set_held(c.held_back);
+                }
                 if !c.held_back && !self.reserve(c) {
                     if c.peer_gone {
                         // It cannot finish the frame that waits for room.
@@ -697,10 +704,8 @@ impl IoThread {
                 }
                 Ok(n) => {
                     c.last_rx = Instant::now();
+                    c.rate.add(n, c.last_rx);
                     c.decoder.push(self.scratch.get(..n).unwrap_or_default());
-                    if let Some(r) = &c.reservation {
-                        r.arrived(n);
-                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::InvalidData && shared.stream.is_tls() => {
                     tracing::warn!(peer = %shared.peer, conn = %shared.id, "{e}");
@@ -730,6 +735,7 @@ impl IoThread {
             c.reservation = self.budget.reserve_frame(
                 c.handle.peer().ip(),
                 h.len as usize,
+                &c.rate,
                 Some(c.handle.shared.clone()),
                 Instant::now(),
             );
@@ -801,9 +807,6 @@ impl IoThread {
             // Waiting for the application, as a blocked reader thread did.
             if c.frame_started.is_some() {
                 c.frame_started = Some(now);
-            }
-            if let Some(r) = &c.reservation {
-                r.restart(now);
             }
             return;
         }

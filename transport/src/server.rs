@@ -105,10 +105,10 @@ pub struct ServerConfig {
     /// frames, chat among them, never wait for it.
     ///
     /// An address with no large frame in progress may start one up to
-    /// twice this in all. Past that, frames that have been arriving for a
-    /// tenth of a second or more at under four times `min_frame_rate` are
-    /// ended, slowest first (one that brought little but its header goes
-    /// first, however young), to make room for it
+    /// twice this in all. Past that, frames whose connections have
+    /// brought under four times `min_frame_rate` lately (over the last
+    /// one to two seconds; a connection younger than a tenth of a second
+    /// counts as that old) are ended, slowest first, to make room for it
     /// ([`CloseReason::FrameCrowdedOut`](crate::CloseReason::FrameCrowdedOut)):
     /// however many addresses send slowly, they cannot keep the server full
     /// against a sender that is not slow.

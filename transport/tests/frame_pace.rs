@@ -167,6 +167,19 @@ fn large_frames_in_progress_are_bounded_in_all_and_chat_is_not() {
     server.stop();
 }
 
+/// A server whose frames in progress are full at 1 MiB in all, 2 MiB for
+/// an address holding nothing, where nobody is cut for its pace while a
+/// test runs; and a client that receives what others send.
+fn full_at_two_mib() -> (TestServer, lanlink_transport::Client) {
+    let server = TestServer::start(ServerConfig {
+        max_frames_in_progress: 1024 * 1024,
+        frame_grace: Duration::from_secs(60),
+        ..ServerConfig::default()
+    });
+    let listener = server.connect("listener").unwrap();
+    (server, listener)
+}
+
 /// Peers from many addresses, each holding one large frame it sends
 /// slowly, cannot keep the server's frames in progress full: an address
 /// holding nothing that finds it full has the slowest ended (each peer
@@ -174,16 +187,9 @@ fn large_frames_in_progress_are_bounded_in_all_and_chat_is_not() {
 /// once.
 #[test]
 fn slow_frames_from_many_addresses_make_room_for_a_quick_one() {
-    let server = TestServer::start(ServerConfig {
-        // 1 MiB in all, 2 MiB for an address holding nothing: seven
-        // 256 KiB chunks leave no room for an eighth.
-        max_frames_in_progress: 1024 * 1024,
-        // Nobody is cut for its pace while the test runs.
-        frame_grace: Duration::from_secs(60),
-        ..ServerConfig::default()
-    });
+    // Seven 256 KiB chunks leave no room for an eighth.
+    let (server, listener) = full_at_two_mib();
     let addr = server.addr;
-    let listener = server.connect("listener").unwrap();
     let frame = chunk();
     let mut slow: Vec<_> = (11..18u8)
         .map(|last| {
@@ -247,6 +253,83 @@ fn slow_frames_from_many_addresses_make_room_for_a_quick_one() {
             .expect("a slow chunk, finished");
         assert_eq!(got.kind(), lanlink_proto::Kind::FileChunk);
     }
+    drop(listener);
+    server.stop();
+}
+
+/// Eleventh attack: headers sent alone from fresh addresses, filling the
+/// room at once, had the one frame old enough to be judged ended: an
+/// honest upload arriving slowly. A connection is judged by what it has
+/// brought lately, so the headers go first.
+#[test]
+fn headers_sent_alone_do_not_get_a_slow_honest_frame_ended() {
+    let (server, listener) = full_at_two_mib();
+    let addr = server.addr;
+    let big = Frame::new(
+        2,
+        FileChunk {
+            offset: 0,
+            data: vec![5u8; 1024 * 1024].into(),
+        },
+    )
+    .to_bytes()
+    .unwrap()
+    .to_vec();
+    // About 320 KiB/s: under the 1 MiB/s below which frames may be ended
+    // when the server is full, well inside the frame's time.
+    let honest = std::thread::spawn(move || {
+        let (mut s, _d) = raw_handshake(addr, "honest");
+        for piece in big.chunks(16 * 1024) {
+            s.write_all(piece)?;
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok::<_, std::io::Error>(s)
+    });
+    let mut headers: Vec<_> = (21..25u8)
+        .map(|last| {
+            let from = std::net::IpAddr::from([127, 0, 0, last]);
+            raw_handshake_from(addr, from, &format!("header{last}"))
+        })
+        .collect();
+    wait_for_conns(&server, 6);
+    std::thread::sleep(Duration::from_millis(500));
+    let frame = chunk();
+    // 1 MiB + three 256 KiB chunks leave no room for a fourth: it makes
+    // room the moment the headers are counted.
+    for (s, _) in &mut headers {
+        s.write_all(&frame[..lanlink_proto::HEADER_LEN + 1])
+            .unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(30));
+    for (s, _) in &mut headers {
+        s.write_all(&frame[lanlink_proto::HEADER_LEN + 1..lanlink_proto::HEADER_LEN + 2])
+            .unwrap();
+    }
+    let reason = server.wait_closed(|r| matches!(r, CloseReason::FrameCrowdedOut { .. }));
+    match reason {
+        CloseReason::FrameCrowdedOut { len, rate, .. } => {
+            assert_eq!(
+                len as usize,
+                CHUNK + 8,
+                "a header's frame, not the honest one"
+            );
+            assert!(rate < 1024, "{rate} bytes/s");
+        }
+        other => panic!("{other:?}"),
+    }
+    let _honest_socket = honest
+        .join()
+        .unwrap()
+        .expect("the honest frame was not cut");
+    let got = listener
+        .recv_timeout(Duration::from_secs(5))
+        .unwrap()
+        .expect("the honest frame, whole");
+    assert_eq!(got.kind(), lanlink_proto::Kind::FileChunk);
+    assert_eq!(
+        got.to_bytes().unwrap().len(),
+        1024 * 1024 + 8 + lanlink_proto::HEADER_LEN
+    );
     drop(listener);
     server.stop();
 }

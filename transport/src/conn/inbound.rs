@@ -14,7 +14,7 @@
 //! Large frames still arriving count too ([`FrameReservation`]): their
 //! lengths, against a limit in all and per address. When an address
 //! holding none finds even twice the limit in all taken, the slowest
-//! frames (arriving below the crowd rate for a tenth of a second or more) are ended to
+//! frames (whose connections bring less than the crowd rate) are ended to
 //! make its room, so many addresses each sending one frame slowly cannot
 //! keep a quick sender waiting.
 
@@ -36,14 +36,15 @@ pub(crate) struct InboundBudget {
     started: Mutex<Started>,
 }
 
-/// A frame in progress must have been arriving this long before it is
-/// judged too slow to keep when the server is full (see [`Started::crowd`]):
-/// long enough for an honest frame's first bytes to come at LAN speed,
-/// short enough that a peer cannot keep its frames younger (an address
-/// may connect 10 times a second, and leaving a frame takes a new
-/// connection). A frame that sent its header and little else is the
-/// first to go, not spared for being young.
-const JUDGED_AFTER: Duration = Duration::from_millis(100);
+/// The shortest time a connection's rate is measured over (see
+/// [`ConnRate`]): a connection younger than this counts as this old, so a
+/// fresh one that brought its hello and a header is slow, not unknown,
+/// while one whose first read brought a frame's header and its first
+/// tens of KiB is not.
+const RATE_FLOOR: Duration = Duration::from_millis(100);
+
+/// The window a connection's rate is measured over.
+const RATE_WINDOW: Duration = Duration::from_secs(1);
 
 /// The lengths of the large frames being received, in all and per address.
 #[derive(Debug, Default)]
@@ -52,9 +53,9 @@ struct Started {
     limit: usize,
     per_address: usize,
     by_address: HashMap<IpAddr, usize>,
-    /// Bytes a second: a frame arriving slower than this (for at least
-    /// [`JUDGED_AFTER`]) is ended when an address holding nothing finds
-    /// the server full. 0: never.
+    /// Bytes a second: a frame whose connection brings less than this
+    /// (see [`ConnRate`]) may be ended when an address holding nothing
+    /// finds the server full. 0: never.
     crowd_rate: u32,
     /// Every frame counted now, by reservation.
     frames: HashMap<u64, Arc<Progress>>,
@@ -76,14 +77,77 @@ const SEARCH_AGAIN: Duration = Duration::from_millis(10);
 struct Progress {
     ip: IpAddr,
     len: usize,
-    /// Its clock and the bytes since (both restart while the server does
-    /// not read it: the wait is ours, not the peer's).
-    since: Mutex<Instant>,
-    arrived: AtomicUsize,
+    /// What its connection has brought lately.
+    rate: Arc<ConnRate>,
+    /// Set while the server does not read its connection (the
+    /// application is behind): the wait is ours, not the peer's, so it is
+    /// not judged.
+    held: AtomicBool,
     /// Set when the budget ends it to make room.
     cut: AtomicBool,
     /// Wakes its I/O thread to end it.
     conn: Option<Arc<Shared>>,
+}
+
+/// The bytes one connection has brought lately, for judging which frames
+/// in progress are slow: a peer is judged by its connection, not by the
+/// frame alone, because every frame is young at first (a fresh honest
+/// frame and a header sent alone look the same), while a connection that
+/// has been bringing data for a while has shown its pace.
+#[derive(Debug)]
+pub(crate) struct ConnRate(Mutex<Window>);
+
+#[derive(Debug)]
+struct Window {
+    born: Instant,
+    /// Start of the current window; `last` counts the one before it.
+    start: Instant,
+    last: u64,
+    this: u64,
+}
+
+impl ConnRate {
+    pub(crate) fn new(now: Instant) -> Arc<ConnRate> {
+        Arc::new(ConnRate(Mutex::new(Window {
+            born: now,
+            start: now,
+            last: 0,
+            this: 0,
+        })))
+    }
+
+    /// Counts `n` bytes read at `now`.
+    pub(crate) fn add(&self, n: usize, now: Instant) {
+        let mut w = lock(&self.0);
+        w.roll(now);
+        w.this = w.this.saturating_add(n as u64);
+    }
+
+    /// Bytes a second over the last one to two windows (at least
+    /// [`RATE_FLOOR`], at most the connection's age).
+    pub(crate) fn bytes_per_second(&self, now: Instant) -> f64 {
+        let mut w = lock(&self.0);
+        w.roll(now);
+        let span = (now.saturating_duration_since(w.start) + RATE_WINDOW)
+            .min(now.saturating_duration_since(w.born))
+            .max(RATE_FLOOR);
+        (w.last + w.this) as f64 / span.as_secs_f64()
+    }
+}
+
+impl Window {
+    fn roll(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.start);
+        if elapsed >= RATE_WINDOW * 2 {
+            self.last = 0;
+            self.this = 0;
+            self.start = now;
+        } else if elapsed >= RATE_WINDOW {
+            self.last = self.this;
+            self.this = 0;
+            self.start += RATE_WINDOW;
+        }
+    }
 }
 
 impl std::fmt::Debug for Progress {
@@ -91,7 +155,7 @@ impl std::fmt::Debug for Progress {
         f.debug_struct("Progress")
             .field("ip", &self.ip)
             .field("len", &self.len)
-            .field("arrived", &self.arrived)
+            .field("rate", &self.rate)
             .field("cut", &self.cut)
             .finish_non_exhaustive()
     }
@@ -126,13 +190,14 @@ impl InboundBudget {
         })
     }
 
-    /// Reserves `len` bytes for a large frame the peer of `conn` (at `ip`)
-    /// has started, if its address and the server have room; `None`: not
-    /// now (the connection is not read until there is).
+    /// Reserves `len` bytes for a large frame the peer of `conn` (at `ip`,
+    /// bringing `rate`) has started, if its address and the server have
+    /// room; `None`: not now (the connection is not read until there is).
     pub(crate) fn reserve_frame(
         self: &Arc<Self>,
         ip: IpAddr,
         len: usize,
+        rate: &Arc<ConnRate>,
         conn: Option<Arc<Shared>>,
         now: Instant,
     ) -> Option<FrameReservation> {
@@ -171,8 +236,8 @@ impl InboundBudget {
         let progress = Arc::new(Progress {
             ip,
             len,
-            since: Mutex::new(now),
-            arrived: AtomicUsize::new(0),
+            rate: rate.clone(),
+            held: AtomicBool::new(false),
             cut: AtomicBool::new(false),
             conn,
         });
@@ -245,12 +310,10 @@ impl Started {
         let mut slow: Vec<(f64, &Arc<Progress>)> = self
             .frames
             .values()
-            .filter(|p| !p.cut.load(Ordering::Acquire))
+            .filter(|p| !p.cut.load(Ordering::Acquire) && !p.held.load(Ordering::Acquire))
             .filter_map(|p| {
-                let age = now.saturating_duration_since(*lock(&p.since));
-                let arrived = p.arrived.load(Ordering::Acquire) as f64;
-                let speed = arrived / age.as_secs_f64().max(1e-3);
-                (age >= JUDGED_AFTER && speed < rate).then_some((speed, p))
+                let speed = p.rate.bytes_per_second(now);
+                (speed < rate).then_some((speed, p))
             })
             .collect();
         slow.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -302,15 +365,10 @@ pub(crate) struct FrameReservation {
 }
 
 impl FrameReservation {
-    /// Counts `n` more bytes of the frame as arrived.
-    pub(crate) fn arrived(&self, n: usize) {
-        self.progress.arrived.fetch_add(n, Ordering::AcqRel);
-    }
-
-    /// Restarts its clock: the server has not been reading it.
-    pub(crate) fn restart(&self, now: Instant) {
-        *lock(&self.progress.since) = now;
-        self.progress.arrived.store(0, Ordering::Release);
+    /// Whether the server is holding its connection back (not reading
+    /// it): a frame held is not judged.
+    pub(crate) fn set_held(&self, held: bool) {
+        self.progress.held.store(held, Ordering::Release);
     }
 
     /// Whether the server ended it to make room for others: the
@@ -320,10 +378,9 @@ impl FrameReservation {
         self.progress.cut.load(Ordering::Acquire)
     }
 
-    /// Bytes a second since its clock started.
+    /// Bytes a second its connection has brought lately.
     pub(crate) fn rate(&self, now: Instant) -> u64 {
-        let age = now.saturating_duration_since(*lock(&self.progress.since));
-        (self.progress.arrived.load(Ordering::Acquire) as f64 / age.as_secs_f64().max(1e-3)) as u64
+        self.progress.rate.bytes_per_second(now) as u64
     }
 }
 
@@ -385,7 +442,8 @@ mod tests {
     use super::*;
 
     fn reserve(budget: &Arc<InboundBudget>, ip: IpAddr, len: usize) -> Option<FrameReservation> {
-        budget.reserve_frame(ip, len, None, Instant::now())
+        let now = Instant::now();
+        budget.reserve_frame(ip, len, &ConnRate::new(now), None, now)
     }
 
     #[test]
@@ -443,41 +501,49 @@ mod tests {
     #[test]
     fn slow_frames_are_ended_to_make_room_for_an_address_holding_nothing() {
         // 10 in all (20 for an address holding nothing), 10 per address;
-        // frames under 100 bytes a second may be ended.
+        // frames whose connections bring under 100 bytes a second may be
+        // ended.
         let budget = InboundBudget::with_frames(1, 1, 10, 10, 100);
         let ip = |last: u8| IpAddr::from([127, 0, 0, last]);
         let t0 = Instant::now();
         let at = |ms: u64| t0 + Duration::from_millis(ms);
-        let slow: Vec<FrameReservation> = (1..=4)
-            .map(|last| budget.reserve_frame(ip(last), 5, None, t0).expect("room"))
+        let rates: Vec<Arc<ConnRate>> = (0..4).map(|_| ConnRate::new(t0)).collect();
+        let slow: Vec<FrameReservation> = (1..=4u8)
+            .map(|last| {
+                let rate = &rates[usize::from(last - 1)];
+                budget
+                    .reserve_frame(ip(last), 5, rate, None, t0)
+                    .expect("room")
+            })
             .collect();
-        // 20 held. Two are slow (50 and 75 bytes/s at 2 s), two are not.
-        slow[0].arrived(100);
-        slow[1].arrived(150);
-        slow[2].arrived(1000);
-        slow[3].arrived(400);
+        // 20 held. In the second before 2 s, two bring 50 and 75 bytes
+        // (slow), two bring 1000 and 400.
+        for (rate, bytes) in rates.iter().zip([50, 75, 1000, 400]) {
+            rate.add(bytes, at(1500));
+        }
+        let fresh = ConnRate::new(at(1990));
+        fresh.add(20, at(1990));
         assert!(
-            budget.reserve_frame(ip(9), 4, None, at(50)).is_none(),
-            "nothing is judged before a tenth of a second"
-        );
-        assert!(slow.iter().all(|r| !r.is_cut()));
-        assert!(
-            budget.reserve_frame(ip(1), 1, None, at(2000)).is_none(),
+            budget
+                .reserve_frame(ip(1), 1, &fresh, None, at(2000))
+                .is_none(),
             "an address with a frame in progress waits for room"
         );
         assert!(slow.iter().all(|r| !r.is_cut()));
         let first = budget
-            .reserve_frame(ip(9), 4, None, at(2000))
+            .reserve_frame(ip(9), 4, &fresh, None, at(2000))
             .expect("the slowest frame makes room");
         assert!(slow[0].is_cut(), "50 bytes a second: ended");
         assert!(!slow[1].is_cut() && !slow[2].is_cut() && !slow[3].is_cut());
         let second = budget
-            .reserve_frame(ip(10), 2, None, at(2000))
+            .reserve_frame(ip(10), 2, &fresh, None, at(2000))
             .expect("the one byte left of that room and the next slowest (75 bytes/s)");
         assert!(slow[1].is_cut());
         assert!(
-            budget.reserve_frame(ip(11), 4, None, at(2000)).is_none(),
-            "the rest arrive fast enough: nothing is ended for nothing"
+            budget
+                .reserve_frame(ip(11), 4, &fresh, None, at(2000))
+                .is_none(),
+            "the rest bring enough: nothing is ended for nothing"
         );
         assert!(!slow[2].is_cut() && !slow[3].is_cut());
         // The ended frames let go: the room they left was promised once,
@@ -490,23 +556,72 @@ mod tests {
     }
 
     #[test]
-    fn a_young_frame_that_brings_nothing_goes_before_an_old_slow_one() {
-        // Tenth attack: headers from fresh addresses had a slow but
-        // honest upload ended, because young frames were never judged.
-        let budget = InboundBudget::with_frames(1, 1, 10, 10, 1000);
+    fn a_fresh_connection_that_brings_nothing_goes_before_an_older_slow_one() {
+        // Tenth and eleventh attacks: headers from fresh addresses had a
+        // slow but honest upload ended, because young frames were not
+        // judged; they are, by what their connection brought.
+        let budget = InboundBudget::with_frames(1, 1, 10, 10, 10_000);
         let ip = |last: u8| IpAddr::from([127, 0, 0, last]);
         let t0 = Instant::now();
         let at = |ms: u64| t0 + Duration::from_millis(ms);
-        let honest = budget.reserve_frame(ip(1), 10, None, t0).expect("room");
-        honest.arrived(1500); // 500 bytes a second at 3 s
-        let young = budget
-            .reserve_frame(ip(2), 10, None, at(2800))
+        let honest_rate = ConnRate::new(t0);
+        let honest = budget
+            .reserve_frame(ip(1), 8, &honest_rate, None, at(2000))
+            .expect("room");
+        honest_rate.add(1500, at(2950)); // about 1,400 bytes a second
+        let quick_rate = ConnRate::new(at(2990));
+        quick_rate.add(64 * 1024, at(2990)); // a fresh frame's first read
+        let quick = budget
+            .reserve_frame(ip(2), 6, &quick_rate, None, at(2990))
             .expect("up to 20 in all");
-        young.arrived(1);
-        let _third = budget
-            .reserve_frame(ip(3), 5, None, at(3000))
-            .expect("the young frame, at 5 bytes a second, makes room");
-        assert!(young.is_cut(), "the one bringing nothing is ended");
+        let header_rate = ConnRate::new(at(2995));
+        header_rate.add(15, at(2995));
+        let header = budget
+            .reserve_frame(ip(3), 6, &header_rate, None, at(2995))
+            .expect("20 in all");
+        let _mine = budget
+            .reserve_frame(ip(4), 5, &ConnRate::new(at(3000)), None, at(3000))
+            .expect("the header alone, at 150 bytes a second, makes room");
+        assert!(header.is_cut(), "the one bringing nothing is ended");
         assert!(!honest.is_cut(), "the older, faster one is kept");
+        assert!(!quick.is_cut(), "a fresh one that brought its data is kept");
+        assert!(
+            ConnRate::new(t0).bytes_per_second(at(5000)) == 0.0 && {
+                let r = ConnRate::new(t0);
+                r.add(1000, at(100));
+                r.bytes_per_second(at(3000)) == 0.0
+            },
+            "bytes older than two windows are forgotten"
+        );
+    }
+
+    #[test]
+    fn a_held_frame_is_not_judged() {
+        let budget = InboundBudget::with_frames(1, 1, 5, 5, 10_000);
+        let t0 = Instant::now();
+        let idle = ConnRate::new(t0);
+        let held = budget
+            .reserve_frame(IpAddr::from([127, 0, 0, 1]), 10, &idle, None, t0)
+            .expect("room");
+        held.set_held(true);
+        let later = t0 + Duration::from_secs(5);
+        assert!(
+            budget
+                .reserve_frame(IpAddr::from([127, 0, 0, 2]), 5, &idle, None, later)
+                .is_none(),
+            "the server not reading it is not the peer's slowness"
+        );
+        assert!(!held.is_cut());
+        held.set_held(false);
+        assert!(budget
+            .reserve_frame(
+                IpAddr::from([127, 0, 0, 2]),
+                5,
+                &idle,
+                None,
+                later + SEARCH_AGAIN
+            )
+            .is_some());
+        assert!(held.is_cut());
     }
 }
