@@ -705,6 +705,9 @@ impl IoThread {
                 Ok(n) => {
                     c.last_rx = Instant::now();
                     c.rate.add(n, c.last_rx);
+                    if let Some(r) = &c.reservation {
+                        r.arrived(n);
+                    }
                     c.decoder.push(self.scratch.get(..n).unwrap_or_default());
                 }
                 Err(e) if e.kind() == io::ErrorKind::InvalidData && shared.stream.is_tls() => {

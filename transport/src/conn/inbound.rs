@@ -79,6 +79,11 @@ struct Progress {
     len: usize,
     /// What its connection has brought lately.
     rate: Arc<ConnRate>,
+    /// When it was reserved, and its bytes since: a connection that was
+    /// quiet before it started counts them over a second, its frame alone
+    /// shows their pace.
+    since: Instant,
+    arrived: AtomicUsize,
     /// Set while the server does not read its connection (the
     /// application is behind): the wait is ours, not the peer's, so it is
     /// not judged.
@@ -147,6 +152,19 @@ impl Window {
             self.this = 0;
             self.start += RATE_WINDOW;
         }
+    }
+}
+
+impl Progress {
+    /// The pace it is judged by: its connection's lately, or its own since
+    /// it started (at least [`RATE_FLOOR`]), whichever is higher.
+    fn bytes_per_second(&self, now: Instant) -> f64 {
+        let age = now
+            .saturating_duration_since(self.since)
+            .max(RATE_FLOOR)
+            .as_secs_f64();
+        let own = self.arrived.load(Ordering::Acquire) as f64 / age;
+        self.rate.bytes_per_second(now).max(own)
     }
 }
 
@@ -237,6 +255,8 @@ impl InboundBudget {
             ip,
             len,
             rate: rate.clone(),
+            since: now,
+            arrived: AtomicUsize::new(0),
             held: AtomicBool::new(false),
             cut: AtomicBool::new(false),
             conn,
@@ -312,7 +332,7 @@ impl Started {
             .values()
             .filter(|p| !p.cut.load(Ordering::Acquire) && !p.held.load(Ordering::Acquire))
             .filter_map(|p| {
-                let speed = p.rate.bytes_per_second(now);
+                let speed = p.bytes_per_second(now);
                 (speed < rate).then_some((speed, p))
             })
             .collect();
@@ -365,6 +385,11 @@ pub(crate) struct FrameReservation {
 }
 
 impl FrameReservation {
+    /// Counts `n` more bytes read while it arrives.
+    pub(crate) fn arrived(&self, n: usize) {
+        self.progress.arrived.fetch_add(n, Ordering::AcqRel);
+    }
+
     /// Whether the server is holding its connection back (not reading
     /// it): a frame held is not judged.
     pub(crate) fn set_held(&self, held: bool) {
@@ -380,7 +405,7 @@ impl FrameReservation {
 
     /// Bytes a second its connection has brought lately.
     pub(crate) fn rate(&self, now: Instant) -> u64 {
-        self.progress.rate.bytes_per_second(now) as u64
+        self.progress.bytes_per_second(now) as u64
     }
 }
 
@@ -623,5 +648,40 @@ mod tests {
             )
             .is_some());
         assert!(held.is_cut());
+    }
+
+    #[test]
+    fn a_quiet_connection_is_judged_by_its_frame_once_it_sends() {
+        // Twelfth attack: a connection quiet for seconds that starts a
+        // frame at 2 MiB/s counted it over a second (473 KiB/s at 0.3 s)
+        // and was ended before fillers that brought 64 KiB each.
+        let budget = InboundBudget::with_frames(1, 1, 10, 10, 1_000_000);
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let quiet = ConnRate::new(t0);
+        let honest = budget
+            .reserve_frame(IpAddr::from([127, 0, 0, 1]), 10, &quiet, None, at(5000))
+            .expect("room");
+        quiet.add(600_000, at(5300));
+        honest.arrived(600_000); // 2 MB/s over 0.3 s
+        let filler = ConnRate::new(at(5290));
+        filler.add(80_000, at(5290)); // 800 KB/s over the floor
+        let fill = budget
+            .reserve_frame(IpAddr::from([127, 0, 0, 2]), 10, &filler, None, at(5290))
+            .expect("20 in all");
+        let _mine = budget
+            .reserve_frame(
+                IpAddr::from([127, 0, 0, 3]),
+                5,
+                &ConnRate::new(at(5300)),
+                None,
+                at(5300),
+            )
+            .expect("room made");
+        assert!(
+            fill.is_cut(),
+            "the filler is slower than the frame's own pace"
+        );
+        assert!(!honest.is_cut());
     }
 }
