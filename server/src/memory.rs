@@ -40,11 +40,24 @@ pub(crate) fn give_back_after_bursts(shutdown: &Shutdown) -> std::io::Result<()>
         .map(drop)
 }
 
-/// The process's resident size, from `/proc/self/statm`.
+/// The process's resident size, from `/proc/self/statm` (in pages).
 pub(crate) fn resident_bytes() -> Option<u64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
     let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    Some(pages * 4096)
+    pages.checked_mul(page_size())
+}
+
+#[cfg(unix)]
+#[allow(unsafe_code)]
+fn page_size() -> u64 {
+    // SAFETY: sysconf reads a constant of the system; no pointers.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(size).ok().filter(|&s| s > 0).unwrap_or(4096)
+}
+
+#[cfg(not(unix))]
+fn page_size() -> u64 {
+    4096
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]

@@ -136,7 +136,7 @@ impl ConnRate {
         let span = (now.saturating_duration_since(w.start) + RATE_WINDOW)
             .min(now.saturating_duration_since(w.born))
             .max(RATE_FLOOR);
-        (w.last + w.this) as f64 / span.as_secs_f64()
+        w.last.saturating_add(w.this) as f64 / span.as_secs_f64()
     }
 }
 
@@ -466,6 +466,17 @@ impl Drop for InboundPermit {
 mod tests {
     use super::*;
 
+    /// The loopback address 127.0.0.`last`.
+    fn ip(last: u8) -> IpAddr {
+        IpAddr::from([127, 0, 0, last])
+    }
+
+    /// A clock for a test: its start, and `ms` milliseconds after it.
+    fn clock() -> (Instant, impl Fn(u64) -> Instant) {
+        let t0 = Instant::now();
+        (t0, move |ms| t0 + Duration::from_millis(ms))
+    }
+
     fn reserve(budget: &Arc<InboundBudget>, ip: IpAddr, len: usize) -> Option<FrameReservation> {
         let now = Instant::now();
         budget.reserve_frame(ip, len, &ConnRate::new(now), None, now)
@@ -529,9 +540,7 @@ mod tests {
         // frames whose connections bring under 100 bytes a second may be
         // ended.
         let budget = InboundBudget::with_frames(1, 1, 10, 10, 100);
-        let ip = |last: u8| IpAddr::from([127, 0, 0, last]);
-        let t0 = Instant::now();
-        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let (t0, at) = clock();
         let rates: Vec<Arc<ConnRate>> = (0..4).map(|_| ConnRate::new(t0)).collect();
         let slow: Vec<FrameReservation> = (1..=4u8)
             .map(|last| {
@@ -586,9 +595,7 @@ mod tests {
         // slow but honest upload ended, because young frames were not
         // judged; they are, by what their connection brought.
         let budget = InboundBudget::with_frames(1, 1, 10, 10, 10_000);
-        let ip = |last: u8| IpAddr::from([127, 0, 0, last]);
-        let t0 = Instant::now();
-        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let (t0, at) = clock();
         let honest_rate = ConnRate::new(t0);
         let honest = budget
             .reserve_frame(ip(1), 8, &honest_rate, None, at(2000))
@@ -610,12 +617,16 @@ mod tests {
         assert!(header.is_cut(), "the one bringing nothing is ended");
         assert!(!honest.is_cut(), "the older, faster one is kept");
         assert!(!quick.is_cut(), "a fresh one that brought its data is kept");
+        let forgetting = ConnRate::new(t0);
+        forgetting.add(1000, at(100));
+        let young = forgetting.bytes_per_second(at(900));
         assert!(
-            ConnRate::new(t0).bytes_per_second(at(5000)) == 0.0 && {
-                let r = ConnRate::new(t0);
-                r.add(1000, at(100));
-                r.bytes_per_second(at(3000)) == 0.0
-            },
+            (young - 1000.0 / 0.9).abs() < 1.0,
+            "{young}: over its 0.9 s"
+        );
+        assert_eq!(
+            forgetting.bytes_per_second(at(3000)),
+            0.0,
             "bytes older than two windows are forgotten"
         );
     }
@@ -626,26 +637,18 @@ mod tests {
         let t0 = Instant::now();
         let idle = ConnRate::new(t0);
         let held = budget
-            .reserve_frame(IpAddr::from([127, 0, 0, 1]), 10, &idle, None, t0)
+            .reserve_frame(ip(1), 10, &idle, None, t0)
             .expect("room");
         held.set_held(true);
         let later = t0 + Duration::from_secs(5);
         assert!(
-            budget
-                .reserve_frame(IpAddr::from([127, 0, 0, 2]), 5, &idle, None, later)
-                .is_none(),
+            budget.reserve_frame(ip(2), 5, &idle, None, later).is_none(),
             "the server not reading it is not the peer's slowness"
         );
         assert!(!held.is_cut());
         held.set_held(false);
         assert!(budget
-            .reserve_frame(
-                IpAddr::from([127, 0, 0, 2]),
-                5,
-                &idle,
-                None,
-                later + SEARCH_AGAIN
-            )
+            .reserve_frame(ip(2), 5, &idle, None, later + SEARCH_AGAIN)
             .is_some());
         assert!(held.is_cut());
     }
@@ -656,27 +659,20 @@ mod tests {
         // frame at 2 MiB/s counted it over a second (473 KiB/s at 0.3 s)
         // and was ended before fillers that brought 64 KiB each.
         let budget = InboundBudget::with_frames(1, 1, 10, 10, 1_000_000);
-        let t0 = Instant::now();
-        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let (t0, at) = clock();
         let quiet = ConnRate::new(t0);
         let honest = budget
-            .reserve_frame(IpAddr::from([127, 0, 0, 1]), 10, &quiet, None, at(5000))
+            .reserve_frame(ip(1), 10, &quiet, None, at(5000))
             .expect("room");
         quiet.add(600_000, at(5300));
         honest.arrived(600_000); // 2 MB/s over 0.3 s
         let filler = ConnRate::new(at(5290));
         filler.add(80_000, at(5290)); // 800 KB/s over the floor
         let fill = budget
-            .reserve_frame(IpAddr::from([127, 0, 0, 2]), 10, &filler, None, at(5290))
+            .reserve_frame(ip(2), 10, &filler, None, at(5290))
             .expect("20 in all");
         let _mine = budget
-            .reserve_frame(
-                IpAddr::from([127, 0, 0, 3]),
-                5,
-                &ConnRate::new(at(5300)),
-                None,
-                at(5300),
-            )
+            .reserve_frame(ip(3), 5, &ConnRate::new(at(5300)), None, at(5300))
             .expect("room made");
         assert!(
             fill.is_cut(),
