@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use lanlink_client::files::{free_name, name_taken, OfferAnswer};
 use lanlink_client::{
-    self as client, ClientError, Events, IncomingOffer, Session, TransferOptions,
+    self as client, ClientError, Events, IncomingOffer, Resuming, Session, TransferOptions,
 };
 use lanlink_proto::ErrorCode;
 use lanlink_services::ServiceError;
@@ -89,9 +89,12 @@ fn hinted(e: ClientError, hint: &str) -> ClientError {
     }
 }
 
+/// A file session that connects again and resumes when it is lost.
+pub type Link = Resuming<Box<dyn FnMut() -> Result<(Session, Events), ClientError>>>;
+
 /// `lanlink get`.
 pub fn get(
-    session: &Session,
+    link: &mut Link,
     names: &[String],
     dest: &Path,
     options: &TransferOptions,
@@ -100,7 +103,10 @@ pub fn get(
     on_interrupt_say("run the same command again to resume (partial files are kept)");
     let mut report = Reporter::new("got");
     for name in names {
-        session.get(name, dest, options, &mut report).map_err(|e| {
+        link.run(&mut report, |s, _, progress| {
+            s.get(name, dest, options, progress)
+        })
+        .map_err(|e| {
             hinted(
                 e,
                 "it differs from the server's: --force replaces it, -o DIR saves elsewhere",
@@ -112,19 +118,20 @@ pub fn get(
 
 /// `lanlink put`.
 pub fn put(
-    session: &Session,
+    link: &mut Link,
     paths: &[PathBuf],
     options: &TransferOptions,
 ) -> Result<(), ClientError> {
     on_interrupt_say("run the same command again to resume (the server keeps the partial file)");
     let mut report = Reporter::new("sent");
     for p in paths {
-        session.put(p, options, &mut report).map_err(|e| {
-            hinted(
-                e,
-                "the server does not replace files: upload under another name with --as NAME",
-            )
-        })?;
+        link.run(&mut report, |s, _, progress| s.put(p, options, progress))
+            .map_err(|e| {
+                hinted(
+                    e,
+                    "the server does not replace files: upload under another name with --as NAME",
+                )
+            })?;
     }
     Ok(())
 }

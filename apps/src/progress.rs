@@ -60,6 +60,18 @@ impl Progress for Reporter {
         }
     }
 
+    fn interrupted(&mut self, why: &str, retry_in: std::time::Duration) {
+        if let Some(bar) = self.bar.take() {
+            bar.abandon();
+        }
+        // Said at once, on stderr: the transfer is not going on meanwhile.
+        eprintln!(
+            "lanlink: {}; resuming in {} s",
+            display_safe(why),
+            retry_in.as_secs_f64().round()
+        );
+    }
+
     fn finish(&mut self, s: &TransferSummary) {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();

@@ -203,10 +203,13 @@ fn an_upload_interrupted_by_a_killed_server_resumes() {
         s(&src.join("big.bin")),
         "--limit-rate",
         "20M",
+        "--retry-for",
+        "0",
     ]);
     wait_for_size(&partial_of(&inbox, "big.bin"), 8 * MIB as u64);
     server.kill();
-    let status = child.wait().unwrap();
+    let status = common::wait_timeout(&mut child, Duration::from_secs(10))
+        .expect("with --retry-for 0 the client gives up at once");
     assert!(!status.success(), "the client reports the lost server");
     assert!(!inbox.join("big.bin").exists());
 
@@ -219,6 +222,48 @@ fn an_upload_interrupted_by_a_killed_server_resumes() {
         text(&out.stdout)
     );
     assert!(same(&src.join("big.bin"), &inbox.join("big.bin")));
+    assert!(server.terminate().success());
+}
+
+/// A download and an upload going on while the server is killed (SIGKILL)
+/// and started again on the same address each say at once that the
+/// connection is lost, connect again, resume where they stopped and
+/// finish with the same bytes, exit 0: nothing to run again by hand.
+#[test]
+fn transfers_go_on_by_themselves_across_a_server_restart() {
+    let t = Scratch::new("restart");
+    let (share, inbox, src, dl) = (t.dir("share"), t.dir("inbox"), t.dir("src"), t.dir("dl"));
+    write_file(&share.join("down.bin"), 48 * MIB, 3);
+    write_file(&src.join("up.bin"), 48 * MIB, 4);
+    let args = ["--share", s(&share), "--inbox", s(&inbox)];
+    let server = Server::start(&args);
+    let addr = server.addr.clone();
+    let spawn = |what: &[&str]| {
+        let mut all = what.to_vec();
+        all.extend(["--limit-rate", "16M"]);
+        lanlink_spawn(&all)
+    };
+    let get = spawn(&["get", &addr, "down.bin", "-o", s(&dl)]);
+    let put = spawn(&["put", &addr, s(&src.join("up.bin"))]);
+    wait_for_size(&partial_of(&dl, "down.bin"), 8 * MIB as u64);
+    wait_for_size(&partial_of(&inbox, "up.bin"), 8 * MIB as u64);
+    server.kill();
+    let mut bound = vec!["--bind", &addr];
+    bound.extend(args);
+    let server = Server::start(&bound);
+    for (child, name) in [(get, dl.join("down.bin")), (put, inbox.join("up.bin"))] {
+        let out = common::run_output(child, Duration::from_secs(60));
+        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+        assert!(out.status.success(), "{stdout}\n{stderr}");
+        assert!(
+            stderr.contains("; resuming in "),
+            "the loss is said at once: {stderr}"
+        );
+        assert!(stdout.contains(" from "), "it resumed: {stdout}");
+        assert!(name.exists(), "{}", name.display());
+    }
+    assert!(same(&share.join("down.bin"), &dl.join("down.bin")));
+    assert!(same(&src.join("up.bin"), &inbox.join("up.bin")));
     assert!(server.terminate().success());
 }
 

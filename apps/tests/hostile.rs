@@ -946,9 +946,10 @@ fn offers_withdrawn_over_and_over_reach_the_receiver_a_few_times_only() {
     assert!(!closed, "eve is refused, not cut off");
     let limited = answers
         .iter()
-        .filter(
-            |f| matches!(&f.message, Message::FileReject(r) if r.code == ErrorCode::RATE_LIMITED),
-        )
+        .filter(|f| {
+            matches!(&f.message, Message::FileReject(r)
+                if r.code == ErrorCode::RATE_LIMITED || r.code == ErrorCode::BUSY)
+        })
         .count();
     let (seen, _) = bob.drain(Duration::from_millis(500));
     let offers = seen

@@ -13,6 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         TransferProgress::Started { name, total, .. } => println!("offering {name} ({total} B)"),
         TransferProgress::Advanced { done, total } => println!("{done}/{total} bytes"),
         TransferProgress::Finished(s) => println!("delivered {} in {:?}", s.name, s.elapsed),
+        _ => {}
     });
     let options = TransferOptions::default();
     session.send_file(user, file.as_ref(), &options, &mut progress)?;

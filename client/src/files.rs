@@ -46,6 +46,7 @@ pub struct TransferOptions {
 
 /// One step of a transfer, as [`ProgressFn`] reports it.
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub enum TransferProgress<'a> {
     /// A file starts: its name, size, and where it resumes from.
     Started {
@@ -65,6 +66,14 @@ pub enum TransferProgress<'a> {
     },
     /// The file arrived, verified.
     Finished(&'a TransferSummary),
+    /// The connection was lost; the transfer resumes over a new one in
+    /// `retry_in` (see [`Resuming`](crate::Resuming)).
+    Interrupted {
+        /// What happened, for a person.
+        why: &'a str,
+        /// How long until the next attempt.
+        retry_in: Duration,
+    },
 }
 
 /// A [`Progress`] that calls a closure.
@@ -105,6 +114,9 @@ impl<F: FnMut(TransferProgress<'_>)> Progress for ProgressFn<F> {
     }
     fn finish(&mut self, summary: &TransferSummary) {
         (self.f)(TransferProgress::Finished(summary));
+    }
+    fn interrupted(&mut self, why: &str, retry_in: Duration) {
+        (self.f)(TransferProgress::Interrupted { why, retry_in });
     }
 }
 
@@ -331,10 +343,12 @@ impl Session {
 /// says it is busy (its buffers for everyone's uploads are full).
 pub const BUSY_PATIENCE: Duration = Duration::from_secs(60);
 
-/// Whether the server refused a transfer only because it is busy now.
+/// Whether the server refused a transfer only because it is busy now
+/// (older servers said so with `RATE_LIMITED` and the reason's words).
 fn is_busy(e: &ServiceError) -> bool {
     matches!(e, ServiceError::Refused { code, reason, .. }
-        if *code == ErrorCode::RATE_LIMITED && reason.starts_with("server busy"))
+        if *code == ErrorCode::BUSY
+            || (*code == ErrorCode::RATE_LIMITED && reason.starts_with("server busy")))
 }
 
 /// Files [`Session::receive_files`] receives at once (the reference server
@@ -429,6 +443,9 @@ mod tests {
         let busy = ServiceError::Busy {
             reason: "data sent faster than acknowledged",
         };
+        assert!(is_busy(&refused(busy.code(), &busy.to_string())));
+        assert_eq!(busy.code(), ErrorCode::BUSY);
+        // What an older server said.
         assert!(is_busy(&refused(
             ErrorCode::RATE_LIMITED,
             &busy.to_string()

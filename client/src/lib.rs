@@ -93,6 +93,7 @@ mod event;
 pub mod files;
 pub mod media;
 pub mod names;
+mod resume;
 mod session;
 mod trust;
 #[cfg(feature = "video")]
@@ -105,6 +106,7 @@ pub use files::{
     OnConflict, Progress, ProgressFn, Quiet, TransferOptions, TransferProgress, TransferSummary,
 };
 pub use media::{MediaKind, Publisher, StreamInfo};
+pub use resume::{Resume, Resuming};
 #[doc(hidden)]
 #[cfg(any(fuzzing, feature = "fuzzing"))]
 pub use session::fuzz_route;

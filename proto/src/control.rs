@@ -90,6 +90,9 @@ impl ErrorCode {
     pub const BANNED: ErrorCode = ErrorCode(19);
     /// Too many connection attempts or handshakes from this address.
     pub const TOO_MANY_CONNECTIONS: ErrorCode = ErrorCode(20);
+    /// The server is busy now (its buffers or workers for everyone's
+    /// transfers are full): the same request a little later may pass.
+    pub const BUSY: ErrorCode = ErrorCode(21);
 }
 
 /// Client → server, first frame of every connection.

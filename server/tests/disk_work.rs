@@ -182,7 +182,7 @@ fn a_peer_piling_up_disk_work_waits_for_its_own_jobs_not_others() {
         eve.send(&list(stream)).unwrap();
     }
     let busy = wait_for(&eve, reject_of);
-    assert_eq!(busy.code, ErrorCode::RATE_LIMITED, "{}", busy.reason);
+    assert_eq!(busy.code, ErrorCode::BUSY, "{}", busy.reason);
     assert!(busy.reason.contains("busy"), "{}", busy.reason);
 
     // Bob's listing and download go through on the other worker while

@@ -434,9 +434,8 @@ impl ServiceError {
             ServiceError::Io { .. } | ServiceError::Connection(_) => ErrorCode::OTHER,
             ServiceError::NoAnswer { .. } => ErrorCode::OTHER,
             ServiceError::NotAnswered { .. } => ErrorCode::TIMEOUT,
-            ServiceError::TooManyTransfers { .. } | ServiceError::Busy { .. } => {
-                ErrorCode::RATE_LIMITED
-            }
+            ServiceError::TooManyTransfers { .. } => ErrorCode::RATE_LIMITED,
+            ServiceError::Busy { .. } => ErrorCode::BUSY,
             ServiceError::BadStream { .. } => ErrorCode::MALFORMED,
         }
     }

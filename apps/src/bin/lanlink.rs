@@ -19,7 +19,8 @@ use lanlink_apps::discover::{self, HostRule, ServerFlags, SERVER_HELP};
 use lanlink_apps::files;
 use lanlink_apps::video::{self, CamSource, Capture, ViewTarget};
 use lanlink_client::{
-    with_default_port, ClientError, Event, Events, KnownServers, Session, TransferOptions,
+    with_default_port, ClientError, Event, Events, KnownServers, Resume, Resuming, Session,
+    TransferOptions,
 };
 use lanlink_proto::Capabilities;
 use lanlink_transport::{Fingerprint, Shutdown};
@@ -94,6 +95,11 @@ enum Cmd {
         /// Cap the rate, in bytes per second (500K, 10M, 1G).
         #[arg(long, value_parser = files::parse_rate)]
         limit_rate: Option<u64>,
+        /// After the connection is lost, keep connecting again and resuming
+        /// for this many seconds without a byte moving (0: stop at once
+        /// and exit 1; running the same command again resumes).
+        #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+        retry_for: u64,
         #[command(flatten)]
         auth: Auth,
     },
@@ -113,6 +119,11 @@ enum Cmd {
         /// Cap the rate, in bytes per second (500K, 10M, 1G).
         #[arg(long, value_parser = files::parse_rate)]
         limit_rate: Option<u64>,
+        /// After the connection is lost, keep connecting again and resuming
+        /// for this many seconds without a byte moving (0: stop at once
+        /// and exit 1; running the same command again resumes).
+        #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+        retry_for: u64,
         #[command(flatten)]
         auth: Auth,
     },
@@ -473,30 +484,26 @@ fn run(command: Cmd) -> Result<i32, ClientError> {
             dir,
             force,
             limit_rate,
+            retry_for,
             mut auth,
         } => {
             let (host, names) = auth.split(names, HostRule::Names);
             if names.is_empty() {
                 return usage("give the NAMES to download after the server");
             }
-            with_session(
-                auth.target(host)?,
-                &files_name,
-                Capabilities::FILE,
-                |s, _| {
-                    let options = TransferOptions {
-                        force,
-                        rate_limit: limit_rate,
-                        ..TransferOptions::default()
-                    };
-                    files::get(s, &names, &dir, &options)
-                },
-            )
+            let options = TransferOptions {
+                force,
+                rate_limit: limit_rate,
+                ..TransferOptions::default()
+            };
+            let mut link = resuming(auth.target(host)?, files_name, retry_for)?;
+            files::get(&mut link, &names, &dir, &options).map(|()| 0)
         }
         Cmd::Put {
             files: paths,
             as_name,
             limit_rate,
+            retry_for,
             mut auth,
         } => {
             let (host, paths) = auth.split(paths, HostRule::LocalFiles);
@@ -508,19 +515,13 @@ fn run(command: Cmd) -> Result<i32, ClientError> {
                 eprintln!("error: --as names one file; give one FILE");
                 return Ok(2);
             }
-            with_session(
-                auth.target(host)?,
-                &files_name,
-                Capabilities::FILE,
-                |s, _| {
-                    let options = TransferOptions {
-                        rate_limit: limit_rate,
-                        as_name,
-                        ..TransferOptions::default()
-                    };
-                    files::put(s, &paths, &options)
-                },
-            )
+            let options = TransferOptions {
+                rate_limit: limit_rate,
+                as_name,
+                ..TransferOptions::default()
+            };
+            let mut link = resuming(auth.target(host)?, files_name, retry_for)?;
+            files::put(&mut link, &paths, &options).map(|()| 0)
         }
         Cmd::Send {
             to,
@@ -781,6 +782,28 @@ fn admin(
     }
     eprintln!("error: the server did not answer");
     Ok(1)
+}
+
+/// A file session with `server` as `name` that connects again and resumes
+/// for `retry_for` seconds without progress when the connection is lost.
+fn resuming(server: Server, name: String, retry_for: u64) -> Result<files::Link, ClientError> {
+    let policy = Resume {
+        patience: std::time::Duration::from_secs(retry_for),
+        ..Resume::default()
+    };
+    let mut first = true;
+    Resuming::connect(
+        policy,
+        Box::new(move || {
+            // The first time as every command connects (saying which
+            // certificate was pinned); again quietly.
+            if std::mem::take(&mut first) {
+                server.connect(&name, Capabilities::FILE)
+            } else {
+                server.builder(&name, Capabilities::FILE).connect()
+            }
+        }),
+    )
 }
 
 /// Connects to `server` as `name` with `capabilities`, runs `work`, says

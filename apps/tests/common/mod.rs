@@ -387,17 +387,24 @@ pub fn lanlink(args: &[&str]) -> std::process::Output {
 /// Runs `cmd` to completion, stdin closed, output collected; kills it and
 /// fails the test if it takes longer than `patience`.
 pub fn run_bounded(mut cmd: Command, patience: Duration) -> std::process::Output {
-    let mut child = cmd
+    let child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start the command");
+    run_output(child, patience)
+}
+
+/// Waits up to `patience` for `child` (started with piped stdout and
+/// stderr) and returns what it printed; kills it and panics if it does
+/// not finish.
+pub fn run_output(mut child: Child, patience: Duration) -> std::process::Output {
     let out = lines_of(child.stdout.take().expect("stdout"));
     let err = lines_of(child.stderr.take().expect("stderr"));
     let status = wait_timeout(&mut child, patience).unwrap_or_else(|| {
         let _ = child.kill();
-        panic!("{cmd:?} did not finish");
+        panic!("the command did not finish in {patience:?}");
     });
     let collect = |rx: Receiver<String>| -> Vec<u8> {
         rx.iter().flat_map(|l| (l + "\n").into_bytes()).collect()

@@ -50,6 +50,12 @@ pub trait Progress {
     fn advance(&mut self, done: u64);
     /// It finished.
     fn finish(&mut self, summary: &TransferSummary);
+    /// The connection was lost (`why`); the transfer goes on over a new
+    /// one in `retry_in`, resuming where it stopped (see
+    /// `lanlink_client::Resuming`). Nothing by default.
+    fn interrupted(&mut self, why: &str, retry_in: std::time::Duration) {
+        let _ = (why, retry_in);
+    }
 }
 
 /// Progress that reports nothing.

@@ -1,0 +1,318 @@
+//! Transfers that outlive their connection: [`Resuming`], [`Resume`].
+//!
+//! A download or upload resumes where it stopped when it is run again
+//! (partial files are kept and their verified prefix is not sent twice).
+//! [`Resuming`] does that by itself: it holds a session, and when the
+//! connection is lost mid-transfer (the server restarted, the Wi-Fi went
+//! away, the server ended a frame arriving too slowly while it was full) it
+//! says so at once through [`Progress::interrupted`], connects again and
+//! runs the transfer again, for as long as [`Resume::patience`] allows
+//! without a byte moving. What trying again cannot mend (a refusal, a
+//! wrong hash, a ban, another certificate) ends it at once.
+
+use std::time::{Duration, Instant};
+
+use lanlink_proto::ErrorCode;
+use lanlink_services::file::Progress;
+use lanlink_services::ServiceError;
+use lanlink_transport::{CloseReason, TransportError};
+
+use crate::files::TransferSummary;
+use crate::{Backoff, ClientError, Events, Session};
+
+/// How long [`Resuming`] keeps trying, and how often.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resume {
+    /// Give up once this long passed without a byte of the transfer
+    /// moving (counted from the last byte, or from the start). Zero: a
+    /// lost connection ends the transfer at once.
+    pub patience: Duration,
+    /// The waits before each new attempt (reset once bytes move again).
+    pub backoff: Backoff,
+}
+
+impl Default for Resume {
+    /// A minute of patience; attempts after 1 s, 2 s, 4 s, then every 8 s.
+    fn default() -> Resume {
+        Resume {
+            patience: Duration::from_secs(60),
+            backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(8)),
+        }
+    }
+}
+
+impl Resume {
+    /// Never tries again: a lost connection ends the transfer (run it
+    /// again later to resume).
+    pub fn never() -> Resume {
+        Resume {
+            patience: Duration::ZERO,
+            ..Resume::default()
+        }
+    }
+}
+
+/// A session that is connected again when it is lost, for transfers that
+/// resume over the new connection.
+///
+/// ```no_run
+/// use lanlink_client::{Quiet, Resume, Resuming, Session, TransferOptions};
+///
+/// # fn main() -> Result<(), lanlink_client::ClientError> {
+/// let builder = Session::builder("192.168.1.20").name("backup");
+/// let mut link = Resuming::connect(Resume::default(), move || builder.clone().connect())?;
+/// let options = TransferOptions::default();
+/// link.run(&mut Quiet, |session, _, progress| {
+///     session.put("photos".as_ref(), &options, progress)
+/// })?;
+/// # Ok(()) }
+/// ```
+pub struct Resuming<C> {
+    policy: Resume,
+    connect: C,
+    session: Option<(Session, Events)>,
+}
+
+impl<C> std::fmt::Debug for Resuming<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resuming")
+            .field("policy", &self.policy)
+            .field("connected", &self.session.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C> Resuming<C>
+where
+    C: FnMut() -> Result<(Session, Events), ClientError>,
+{
+    /// Connects with `connect` (the first time, an error is returned at
+    /// once: a wrong address is not waited on), and keeps `connect` to
+    /// connect again.
+    pub fn connect(policy: Resume, mut connect: C) -> Result<Resuming<C>, ClientError> {
+        let session = connect()?;
+        Ok(Resuming {
+            policy,
+            connect,
+            session: Some(session),
+        })
+    }
+
+    /// Runs `work` (a transfer that resumes when run again: `get`, `put`)
+    /// on the session; when it fails because the connection was lost,
+    /// tells `progress`, waits, connects again and runs it again. Returns
+    /// its result, the first error trying again cannot mend, or the last
+    /// error once [`Resume::patience`] passed with no byte moving.
+    pub fn run<T>(
+        &mut self,
+        progress: &mut dyn Progress,
+        mut work: impl FnMut(&Session, &Events, &mut dyn Progress) -> Result<T, ClientError>,
+    ) -> Result<T, ClientError> {
+        let mut backoff = self.policy.backoff.clone();
+        let mut moved_at = Instant::now();
+        loop {
+            let mut error = match &self.session {
+                Some((session, events)) => {
+                    let mut watch = Watch {
+                        inner: &mut *progress,
+                        from: 0,
+                        moved: false,
+                    };
+                    let result = work(session, events, &mut watch);
+                    if watch.moved {
+                        moved_at = Instant::now();
+                        backoff.reset();
+                    }
+                    match result {
+                        Ok(done) => return Ok(done),
+                        Err(e) if worth_reconnecting(&e) => e,
+                        Err(e) => return Err(e),
+                    }
+                }
+                None => ClientError::Disconnected(CloseReason::PeerClosed),
+            };
+            if let Some((session, _)) = self.session.take() {
+                session.close("connection lost");
+            }
+            // Connect again, as long as patience lasts.
+            loop {
+                let wait = backoff.next().unwrap_or(Duration::from_secs(1));
+                if moved_at.elapsed() + wait > self.policy.patience {
+                    return Err(error);
+                }
+                progress.interrupted(&error.to_string(), wait);
+                std::thread::sleep(wait);
+                match (self.connect)() {
+                    Ok(session) => {
+                        self.session = Some(session);
+                        break;
+                    }
+                    Err(e) if worth_reconnecting(&e) || is_name_still_held(&e) => error = e,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+
+    /// The session now (`None` between a lost connection and the next).
+    pub fn session(&self) -> Option<&Session> {
+        self.session.as_ref().map(|(s, _)| s)
+    }
+}
+
+impl<C> Drop for Resuming<C> {
+    fn drop(&mut self) {
+        if let Some((session, _)) = self.session.take() {
+            session.close("done");
+        }
+    }
+}
+
+/// Passes progress on, noting whether bytes moved.
+struct Watch<'a> {
+    inner: &'a mut dyn Progress,
+    from: u64,
+    moved: bool,
+}
+
+impl Progress for Watch<'_> {
+    fn start(&mut self, name: &str, total: u64, resumed_from: u64) {
+        self.from = resumed_from;
+        self.inner.start(name, total, resumed_from);
+    }
+    fn advance(&mut self, done: u64) {
+        self.moved |= done > self.from;
+        self.inner.advance(done);
+    }
+    fn finish(&mut self, summary: &TransferSummary) {
+        self.moved = true;
+        self.inner.finish(summary);
+    }
+    fn interrupted(&mut self, why: &str, retry_in: Duration) {
+        self.inner.interrupted(why, retry_in);
+    }
+}
+
+/// Whether `e` means the connection was lost, or could not be made, in a
+/// way that connecting again may mend.
+pub(crate) fn worth_reconnecting(e: &ClientError) -> bool {
+    match e {
+        ClientError::Disconnected(reason) => reason_passes(reason),
+        ClientError::Transport(t) | ClientError::Service(ServiceError::Connection(t)) => {
+            transport_passes(t)
+        }
+        ClientError::Hinted { error, .. } => worth_reconnecting(error),
+        _ => false,
+    }
+}
+
+fn transport_passes(e: &TransportError) -> bool {
+    match e {
+        TransportError::Closed(reason) => reason_passes(reason),
+        TransportError::Io { .. }
+        | TransportError::Connect { .. }
+        | TransportError::HandshakeTimeout { .. }
+        | TransportError::ClosedDuringHandshake { .. }
+        | TransportError::TlsClosed { .. } => true,
+        TransportError::Refused { code, .. } => code_passes(*code),
+        _ => false,
+    }
+}
+
+fn reason_passes(reason: &CloseReason) -> bool {
+    match reason {
+        CloseReason::PeerError { code, .. } | CloseReason::Refused { code, .. } => {
+            code_passes(*code)
+        }
+        // Bytes that are not lanlink, or ours closing on purpose: the same
+        // again would end the same way.
+        CloseReason::Malformed(_) | CloseReason::Unexpected(_) | CloseReason::Local(_) => false,
+        _ => true,
+    }
+}
+
+/// Codes of refusals and errors that may pass: the server full, busy,
+/// restarting, or the transfer's frame ended to make room.
+fn code_passes(code: ErrorCode) -> bool {
+    [
+        ErrorCode::SERVER_FULL,
+        ErrorCode::TOO_MANY_CONNECTIONS,
+        ErrorCode::RATE_LIMITED,
+        ErrorCode::TOO_SLOW,
+        ErrorCode::TIMEOUT,
+        ErrorCode::SHUTTING_DOWN,
+        ErrorCode::BUSY,
+        ErrorCode::OTHER,
+    ]
+    .contains(&code)
+}
+
+/// A server that has not noticed the lost connection yet still holds its
+/// name: that passes once it does.
+fn is_name_still_held(e: &ClientError) -> bool {
+    matches!(
+        e,
+        ClientError::Transport(TransportError::Refused {
+            code: ErrorCode::NAME_TAKEN,
+            ..
+        })
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn closed(code: ErrorCode) -> ClientError {
+        ClientError::Disconnected(CloseReason::PeerError {
+            code,
+            message: "x".into(),
+        })
+    }
+
+    #[test]
+    fn only_losses_that_may_pass_are_tried_again() {
+        assert!(worth_reconnecting(&closed(ErrorCode::TOO_SLOW)));
+        assert!(worth_reconnecting(&closed(ErrorCode::SHUTTING_DOWN)));
+        assert!(worth_reconnecting(&ClientError::Disconnected(
+            CloseReason::PeerClosed
+        )));
+        assert!(worth_reconnecting(&ClientError::Service(
+            ServiceError::Connection(TransportError::Closed(CloseReason::Io("reset".into())))
+        )));
+        // Kicked or banned, a wrong token, a hash that did not match:
+        // connecting again would not help.
+        assert!(!worth_reconnecting(&closed(ErrorCode::BANNED)));
+        assert!(!worth_reconnecting(&ClientError::Transport(
+            TransportError::Refused {
+                code: ErrorCode::BAD_TOKEN,
+                reason: "wrong access token".into(),
+            }
+        )));
+        assert!(!worth_reconnecting(&ClientError::Service(
+            ServiceError::Refused {
+                code: ErrorCode::HASH_MISMATCH,
+                name: "a".into(),
+                reason: "b".into(),
+            }
+        )));
+        assert!(!worth_reconnecting(&ClientError::Disconnected(
+            CloseReason::Local("closed".into())
+        )));
+    }
+
+    #[test]
+    fn a_resumed_file_counts_as_moving_only_past_where_it_resumed() {
+        let mut quiet = crate::Quiet;
+        let mut watch = Watch {
+            inner: &mut quiet,
+            from: 0,
+            moved: false,
+        };
+        watch.start("a", 100, 40);
+        watch.advance(40);
+        assert!(!watch.moved);
+        watch.advance(41);
+        assert!(watch.moved);
+    }
+}
