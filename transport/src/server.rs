@@ -107,8 +107,9 @@ pub struct ServerConfig {
     /// An address with no large frame in progress may start one up to
     /// twice this in all. Past that, frames whose connections have
     /// brought under four times `min_frame_rate` lately (over the last
-    /// one to two seconds; a connection younger than a tenth of a second
-    /// counts as that old) are ended, slowest first, to make room for it
+    /// one to two seconds, or the frame itself since it started; a
+    /// connection or frame younger than half a second counts as that old)
+    /// are ended, slowest first, to make room for it
     /// ([`CloseReason::FrameCrowdedOut`](crate::CloseReason::FrameCrowdedOut)):
     /// however many addresses send slowly, they cannot keep the server full
     /// against a sender that is not slow.

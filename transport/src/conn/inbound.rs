@@ -36,12 +36,14 @@ pub(crate) struct InboundBudget {
     started: Mutex<Started>,
 }
 
-/// The shortest time a connection's rate is measured over (see
-/// [`ConnRate`]): a connection younger than this counts as this old, so a
-/// fresh one that brought its hello and a header is slow, not unknown,
-/// while one whose first read brought a frame's header and its first
-/// tens of KiB is not.
-const RATE_FLOOR: Duration = Duration::from_millis(100);
+/// The shortest time a connection's rate (see [`ConnRate`]), or a frame's
+/// own, is measured over: a connection or frame younger than this counts
+/// as this old. Long enough that bytes sent in one burst with a header do
+/// not look like a pace (D bytes count as 2·D a second, not the 10·D a
+/// tenth of a second made of them: a peer must send at a pace for half a
+/// second to look that fast), short enough that an honest sender's first
+/// half second is soon behind it.
+const RATE_FLOOR: Duration = Duration::from_millis(500);
 
 /// The window a connection's rate is measured over.
 const RATE_WINDOW: Duration = Duration::from_secs(1);
@@ -556,7 +558,7 @@ mod tests {
             rate.add(bytes, at(1500));
         }
         let fresh = ConnRate::new(at(1990));
-        fresh.add(20, at(1990));
+        fresh.add(400, at(1990)); // 800 bytes a second over the floor: not slow
         assert!(
             budget
                 .reserve_frame(ip(1), 1, &fresh, None, at(2000))
@@ -613,7 +615,7 @@ mod tests {
             .expect("20 in all");
         let _mine = budget
             .reserve_frame(ip(4), 5, &ConnRate::new(at(3000)), None, at(3000))
-            .expect("the header alone, at 150 bytes a second, makes room");
+            .expect("the header alone, at 30 bytes a second, makes room");
         assert!(header.is_cut(), "the one bringing nothing is ended");
         assert!(!honest.is_cut(), "the older, faster one is kept");
         assert!(!quick.is_cut(), "a fresh one that brought its data is kept");
@@ -665,9 +667,9 @@ mod tests {
             .reserve_frame(ip(1), 10, &quiet, None, at(5000))
             .expect("room");
         quiet.add(600_000, at(5300));
-        honest.arrived(600_000); // 2 MB/s over 0.3 s
+        honest.arrived(600_000); // 2 MB/s over 0.3 s, 1.2 MB/s over the floor
         let filler = ConnRate::new(at(5290));
-        filler.add(80_000, at(5290)); // 800 KB/s over the floor
+        filler.add(80_000, at(5290)); // 160 KB/s over the floor
         let fill = budget
             .reserve_frame(ip(2), 10, &filler, None, at(5290))
             .expect("20 in all");
