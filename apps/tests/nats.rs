@@ -737,14 +737,17 @@ fn a_browser_on_another_server_hears_a_talker() {
 /// `lanlink send --to bob@c` on server A reaches `lanlink receive` on
 /// server C: the file crosses through NATS with its BLAKE3 checked, the
 /// receiver sees the sender as `ada@a`, and an offer to a user C does not
-/// have is refused (the sender exits non-zero).
+/// have is refused (the sender exits non-zero). The NATS server takes
+/// 64 KiB a message, less than a 256 KiB chunk: the chunks cross in parts.
 #[test]
 fn a_file_goes_to_a_user_on_another_server() {
     let Some(bin) = nats_server_bin() else { return };
-    let nats = NatsServer::start(bin, &[]);
+    let t = Scratch::new("nats-send");
+    let conf = t.dir("conf").join("nats.conf");
+    std::fs::write(&conf, "max_payload: 65536\n").unwrap();
+    let nats = NatsServer::start(bin, &["-c", conf.to_str().unwrap()]);
     let a = server_on(&nats, "a");
     let c = server_on(&nats, "c");
-    let t = Scratch::new("nats-send");
     let (src, rx) = (t.dir("src"), t.dir("rx"));
     let file = src.join("photo.jpg");
     let data: Vec<u8> = (0..3_000_017u32).map(|i| (i * 7 % 251) as u8).collect();

@@ -15,13 +15,22 @@
 //! A message is `[len][sender id][len][origin id][frame]`: the server that
 //! sent it, the server that started the transfer (one of the two), and one
 //! lanlink frame of a file-class message on that server's stream id for
-//! the transfer, decoded with a bounded decoder. A message lost
-//! (NATS down, a full queue) breaks its transfer, which the users retry
-//! and resume like any broken transfer.
+//! the transfer, decoded with a bounded decoder. It crosses in parts no
+//! longer than the NATS server takes in one message (a 256 KiB chunk
+//! needs a `max_payload` of more than 256 KiB otherwise), each part
+//! `[len][sender id][part head][piece]`, put back together per sending
+//! server ([`Parts`]). A message lost (NATS down, a full queue, a part
+//! missing) breaks its transfer: one that cannot be published ends the
+//! local side at once, as if the other side had cancelled; the users
+//! resume it like any broken transfer.
+
+use std::collections::HashMap;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use lanlink_proto::{Frame, FrameDecoder, Message, StreamId};
+use lanlink_proto::file::FileCancel;
+use lanlink_proto::{ErrorCode, Frame, FrameDecoder, Message, StreamId};
 
+use super::media::{split, Joiner};
 use super::valid_server_id;
 
 /// The subject prefix of file frames: `lanlink.file.<server id>`.
@@ -47,6 +56,86 @@ pub struct OutFile {
     pub to: String,
     /// The message's body.
     pub body: Bytes,
+    /// Whether this server started the transfer.
+    pub started_here: bool,
+    /// The starting server's stream id for the transfer.
+    pub stream: StreamId,
+}
+
+impl OutFile {
+    /// What the hub is told when this frame cannot be sent: the other
+    /// side's cancel, so that the local user hears at once that the
+    /// transfer broke (and resumes it).
+    pub fn broken(&self) -> InFile {
+        InFile {
+            server: self.to.clone(),
+            started_here: self.started_here,
+            stream: self.stream,
+            message: Message::FileCancel(FileCancel {
+                code: ErrorCode::OTHER,
+                reason: "the other server could not be reached; send again to resume".into(),
+            }),
+        }
+    }
+
+    /// The NATS messages that carry it from `own`, none longer than
+    /// `most` bytes, as file frame number `number` of this server.
+    pub(crate) fn parts(&self, own: &str, number: u32, most: usize) -> Vec<Bytes> {
+        let Ok(len) = u8::try_from(own.len()) else {
+            return Vec::new();
+        };
+        split(number, &self.body, most.saturating_sub(1 + own.len()))
+            .into_iter()
+            .map(|part| {
+                let mut body = BytesMut::with_capacity(1 + own.len() + part.len());
+                body.put_u8(len);
+                body.put_slice(own.as_bytes());
+                body.put_slice(&part);
+                body.freeze()
+            })
+            .collect()
+    }
+}
+
+/// The most sending servers whose file frames are put back together at
+/// once; a new one past it starts over (the frames in parts are lost and
+/// their transfers break).
+const MAX_SENDERS: usize = 256;
+
+/// Puts file frames back together from their parts, per sending server
+/// (NATS keeps each publisher's order on a subject, not the order between
+/// publishers).
+pub(crate) struct Parts {
+    max: usize,
+    joiners: HashMap<String, Joiner>,
+}
+
+impl Parts {
+    /// For frames of at most `max_payload` bytes.
+    pub(crate) fn new(max_payload: u32) -> Parts {
+        Parts {
+            // The frame, its header and the two ids in front of it.
+            max: max_payload as usize + 64 + 2 * 256,
+            joiners: HashMap::new(),
+        }
+    }
+
+    /// Takes one NATS message; returns a whole file frame's body once its
+    /// last part is in.
+    pub(crate) fn push(&mut self, message: &[u8]) -> Option<Vec<u8>> {
+        let (sender, part) = take_id(message)?;
+        if !valid_server_id(sender) {
+            return None;
+        }
+        if !self.joiners.contains_key(sender) && self.joiners.len() >= MAX_SENDERS {
+            self.joiners.clear();
+        }
+        let max = self.max;
+        self.joiners
+            .entry(sender.to_owned())
+            .or_insert_with(|| Joiner::new(max))
+            .push(part)
+    }
 }
 
 /// A file frame from another server, checked.
@@ -132,6 +221,58 @@ mod tests {
     use lanlink_proto::file::{FileAccept, FileChunk};
 
     use super::*;
+
+    fn out(body: Bytes) -> OutFile {
+        OutFile {
+            to: "c".into(),
+            body,
+            started_here: true,
+            stream: 4,
+        }
+    }
+
+    #[test]
+    fn a_file_frame_crosses_in_parts_and_senders_do_not_mix() {
+        let chunk = Message::FileChunk(FileChunk {
+            offset: 0,
+            data: (0..300_000u32).map(|i| i as u8).collect::<Vec<u8>>().into(),
+        });
+        let from_a = out(encode("a", "a", 4, chunk.clone()).unwrap());
+        let from_b = out(encode("b", "b", 6, chunk).unwrap());
+        let (pa, pb) = (
+            from_a.parts("a", 1, 64 * 1024),
+            from_b.parts("b", 1, 64 * 1024),
+        );
+        assert!(pa.len() == 5 && pa.iter().all(|p| p.len() <= 64 * 1024));
+        // Two senders' parts interleaved arrive whole, each.
+        let mut parts = Parts::new(1 << 20);
+        let mut whole = Vec::new();
+        for (a, b) in pa.iter().zip(&pb) {
+            whole.extend(parts.push(a));
+            whole.extend(parts.push(b));
+        }
+        assert_eq!(whole, vec![from_a.body.to_vec(), from_b.body.to_vec()]);
+        let got = decode("c", &whole[0], 1 << 20).unwrap();
+        assert_eq!((got.server.as_str(), got.stream), ("a", 4));
+        // A part lost: that frame is dropped, the next one arrives.
+        let next = from_a.parts("a", 2, 64 * 1024);
+        assert!(pa.iter().skip(1).all(|p| parts.push(p).is_none()));
+        let again: Vec<_> = next.iter().filter_map(|p| parts.push(p)).collect();
+        assert_eq!(again, vec![from_a.body.to_vec()]);
+        // Too large for what this server takes: dropped.
+        let mut small = Parts::new(1024);
+        assert!(from_a
+            .parts("a", 3, 1 << 20)
+            .iter()
+            .all(|p| small.push(p).is_none()));
+        // The cancel the hub hears when a frame cannot be sent.
+        let broken = from_a.broken();
+        assert!(matches!(broken.message, Message::FileCancel(_)));
+        assert_eq!(
+            (broken.server.as_str(), broken.started_here, broken.stream),
+            ("c", true, 4)
+        );
+    }
 
     #[test]
     fn file_frames_round_trip_and_hostile_ones_are_refused() {

@@ -346,6 +346,8 @@ pub(super) async fn run(
     let (mut sent, mut dropped) = (0u64, 0u64);
     // Numbers the frames sent, so that a receiver tells their parts apart.
     let mut number = 0u32;
+    let (mut file_number, mut file_failures) = (0u32, 0u64);
+    let mut file_parts = files::Parts::new(max_payload);
     loop {
         tokio::select! {
             () = wake.notified() => {
@@ -389,14 +391,30 @@ pub(super) async fn run(
                     }
                 }
                 while let Ok(f) = files_out.try_recv() {
-                    if let Err(e) = client.publish(file_subject(&f.to), f.body).await {
-                        tracing::debug!("nats: files: publish failed: {e}");
+                    file_number = file_number.wrapping_add(1);
+                    let subject = file_subject(&f.to);
+                    let mut failed = None;
+                    for part in f.parts(&own, file_number, most) {
+                        if let Err(e) = client.publish(subject.clone(), part).await {
+                            failed = Some(e);
+                            break;
+                        }
+                    }
+                    if let Some(e) = failed {
+                        // Its transfer cannot finish: the local side is
+                        // told at once, not after its timeout.
+                        file_failures += 1;
+                        if file_failures.is_power_of_two() {
+                            tracing::warn!(file_failures, "nats: files: publish failed: {e}");
+                        }
+                        let _ = files_in.try_send(f.broken());
                     }
                 }
             }
             file = files.next() => {
                 let Some(file) = file else { return };
-                match files::decode(&own, &file.payload, max_payload) {
+                let Some(whole) = file_parts.push(&file.payload) else { continue };
+                match files::decode(&own, &whole, max_payload) {
                     // Full: the frame is dropped and its transfer breaks.
                     Some(f) => {
                         let _ = files_in.try_send(f);

@@ -468,6 +468,8 @@ impl NatsLink {
             .try_send(OutFile {
                 to: to.to_owned(),
                 body,
+                started_here: started_by == self.server_id,
+                stream,
             })
             .is_ok();
         if sent {
