@@ -202,6 +202,10 @@ pub(crate) fn worth_reconnecting(e: &ClientError) -> bool {
             transport_passes(t)
         }
         ClientError::Hinted { error, .. } => worth_reconnecting(error),
+        // A server that stopped answering on a connection still up (a
+        // worker stuck, a relay gone quiet): a fresh connection starts
+        // over, resuming what arrived.
+        ClientError::Service(ServiceError::NoAnswer { .. }) => true,
         _ => false,
     }
 }
@@ -279,6 +283,9 @@ mod tests {
         )));
         assert!(worth_reconnecting(&ClientError::Service(
             ServiceError::Connection(TransportError::Closed(CloseReason::Io("reset".into())))
+        )));
+        assert!(worth_reconnecting(&ClientError::Service(
+            ServiceError::NoAnswer { secs: 30 }
         )));
         // Kicked or banned, a wrong token, a hash that did not match:
         // connecting again would not help.
