@@ -29,11 +29,14 @@ struct TestServer {
 
 impl TestServer {
     fn start() -> TestServer {
+        TestServer::start_with(ServerConfig::default())
+    }
+
+    fn start_with(mut config: ServerConfig) -> TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let identity = ServerIdentity::generate().unwrap();
         let fingerprint = identity.fingerprint();
-        let mut config = ServerConfig::default();
         config.transport.tls = Some(identity);
         let shutdown = Shutdown::new();
         let stop = shutdown.clone();
@@ -177,6 +180,34 @@ fn send_file_delivers_a_verified_file_with_progress() {
     );
     assert!(stdout.contains("/2500000 bytes"), "{stdout}");
     assert!(stdout.contains("delivered holiday.bin"), "{stdout}");
+}
+
+#[test]
+fn backup_uploads_a_folder_into_the_inbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = dir.path().join("inbox");
+    std::fs::create_dir(&inbox).unwrap();
+    let mut config = ServerConfig::default();
+    config.file.inbox = Some(inbox.clone());
+    let server = TestServer::start_with(config);
+    let photos = dir.path().join("photos");
+    std::fs::create_dir(&photos).unwrap();
+    let big: Vec<u8> = (0..1_500_000u32).map(|i| (i * 13 % 251) as u8).collect();
+    std::fs::write(photos.join("a.jpg"), &big).unwrap();
+    std::fs::write(photos.join("b.txt"), b"second").unwrap();
+    let out = finish(server.example("backup", &[&server.addr, photos.to_str().unwrap()]));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        stdout.contains("uploading photos/a.jpg (1500000 B) from 0"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("stored photos/b.txt (6 B)"), "{stdout}");
+    assert_eq!(std::fs::read(inbox.join("photos/a.jpg")).unwrap(), big);
+    assert_eq!(
+        std::fs::read(inbox.join("photos/b.txt")).unwrap(),
+        b"second"
+    );
 }
 
 #[cfg(feature = "audio")]
