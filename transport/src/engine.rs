@@ -231,9 +231,11 @@ struct Conn {
     /// What the peer has brought lately (judges its frames when the
     /// server is full).
     rate: Arc<ConnRate>,
-    /// When the frame now arriving started (its clock restarts while the
-    /// connection is held back: the wait is ours, not the peer's).
+    /// When the frame now arriving started, moved on by the time the
+    /// connection was held back (the wait is ours, not the peer's).
     frame_started: Option<Instant>,
+    /// Since when a frame's clock has been stopped by holding back.
+    held_since: Option<Instant>,
     last_rx: Instant,
     next_ping: Instant,
     ping_sent: Option<(u64, Instant)>,
@@ -269,6 +271,7 @@ impl Conn {
             inbound: ConnInbound::default(),
             held_back: false,
             frame_started: None,
+            held_since: None,
             reservation: None,
             peer_gone: false,
             rate: ConnRate::new(now),
@@ -670,6 +673,7 @@ impl IoThread {
                 match c.decoder.decode() {
                     Ok(Some(frame)) => {
                         c.frame_started = None;
+                        c.held_since = None;
                         c.reservation = None;
                         let size = before.saturating_sub(c.decoder.buffered());
                         if let Some(reason) = self.on_frame(c, frame, size) {
@@ -807,11 +811,16 @@ impl IoThread {
             return;
         }
         if (!c.pending.is_empty() || c.held_back) && !self.shutdown.is_triggered() {
-            // Waiting for the application, as a blocked reader thread did.
-            if c.frame_started.is_some() {
-                c.frame_started = Some(now);
+            // Waiting for the application, as a blocked reader thread
+            // did: the frame's clock stops (not restarts: a peer that
+            // keeps the server behind gains no time).
+            if c.frame_started.is_some() && c.held_since.is_none() {
+                c.held_since = Some(now);
             }
             return;
+        }
+        if let (Some(started), Some(since)) = (c.frame_started, c.held_since.take()) {
+            c.frame_started = Some(started + now.saturating_duration_since(since));
         }
         if c.handle.is_closing() {
             let deadline = *c
