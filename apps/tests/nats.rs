@@ -129,7 +129,9 @@ fn two_servers_share_a_room_both_ways_in_order() {
 
 /// Two servers' users talk at once; a third server shows their messages in
 /// the stream's order, the same order a fourth server replays from the
-/// stream as history (live copies wait for the stream's: `nats/order.rs`).
+/// stream as history (live copies wait for the stream's: `nats/order.rs`),
+/// and so does the first server to its other user (a local line waits for
+/// its place too: `ChatService::show_own`).
 #[test]
 fn remote_messages_show_in_the_streams_order() {
     let Some(bin) = nats_server_bin() else { return };
@@ -139,12 +141,15 @@ fn remote_messages_show_in_the_streams_order() {
     let c = server_on(&nats, "c");
     let cy = ChatClient::join(&c.addr, "cy", &[]);
     cy.expect("-- lobby:");
+    let al = ChatClient::join(&a.addr, "al", &[]);
+    al.expect("-- lobby:");
     let mut ada = ChatClient::join(&a.addr, "ada", &[]);
     ada.expect("-- lobby:");
     let mut bob = ChatClient::join(&b.addr, "bob", &[]);
     bob.expect("-- lobby:");
     cy.expect("-- ada@a joined lobby");
     cy.expect("-- bob@b joined lobby");
+    al.expect("-- bob@b joined lobby");
 
     // Within the per-connection burst (10): nothing is refused.
     const N: usize = 8;
@@ -159,6 +164,16 @@ fn remote_messages_show_in_the_streams_order() {
     }
     let live: Vec<String> = live.into_iter().filter(said).collect();
     assert_eq!(live.len(), 2 * N, "{live:?}");
+    // al, on ada's server, sees ada as `ada`.
+    let local = |l: &String| l.contains("<ada> a ") || l.contains("<bob@b> b ");
+    let mut beside: Vec<String> = al.lines_until(&format!("<ada> a {N}"));
+    if !beside
+        .iter()
+        .any(|l| l.ends_with(&format!("<bob@b> b {N}")))
+    {
+        beside.extend(al.lines_until(&format!("<bob@b> b {N}")));
+    }
+    let beside: Vec<String> = beside.into_iter().filter(local).collect();
 
     // A fourth server opens the room for its first member: the history
     // comes from the stream, in the stream's order (cy has shown them all,
@@ -178,11 +193,16 @@ fn remote_messages_show_in_the_streams_order() {
         tail(&history),
         "live on c vs the stream: {shown:?}"
     );
+    assert_eq!(
+        tail(&beside),
+        tail(&live),
+        "on a, beside ada, vs on c: {beside:?}"
+    );
 
     drop(dee);
     assert!(ada.finish().success());
     assert!(bob.finish().success());
-    drop(cy);
+    drop((cy, al));
     for s in [a, b, c, d] {
         assert!(s.terminate().success());
     }

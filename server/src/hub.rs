@@ -153,6 +153,9 @@ pub fn run(
     let hub_thread = std::thread::Builder::new()
         .name("lanlink-hub".into())
         .spawn(move || loop {
+            let held = hub
+                .next_held_due()
+                .map_or_else(crossbeam_channel::never, crossbeam_channel::at);
             crossbeam_channel::select! {
                 recv(events) -> event => match event {
                     Ok(event) => {
@@ -209,6 +212,10 @@ pub fn run(
                         }
                         hub.flush();
                     }
+                },
+                recv(held) -> _ => {
+                    hub.show_held(Instant::now());
+                    hub.flush();
                 },
                 recv(ticks) -> _ => {
                     hub.tick(now());
@@ -553,11 +560,20 @@ impl Hub {
             NatsEvent::Connected => {
                 tracing::info!("nats: connected");
                 self.chat.set_remote_unknown(false);
+                // Local lines in shared rooms take their place in the
+                // common order (they come back within the hold).
+                self.chat
+                    .hold_own_lines(Some(crate::nats::HOLD), &mut self.out);
                 return;
             }
             NatsEvent::Disconnected => {
                 tracing::warn!("nats: disconnected; serving local users, retrying");
                 self.chat.set_remote_unknown(true);
+                self.chat.hold_own_lines(None, &mut self.out);
+                return;
+            }
+            NatsEvent::OwnSaid { message } => {
+                self.chat.show_own(&message, &mut self.out);
                 return;
             }
             NatsEvent::Rosters { server, rooms } => {
@@ -657,6 +673,18 @@ impl Hub {
         if let Err(e) = result {
             tracing::warn!(server = %server, "nats: remote room event refused: {e}");
         }
+    }
+
+    /// When a local line held for its place among the other servers'
+    /// is due to be shown anyway: call [`show_held`](Self::show_held).
+    pub fn next_held_due(&self) -> Option<Instant> {
+        self.chat.next_held_due()
+    }
+
+    /// Shows the held local lines that are due (keeps what it sends until
+    /// [`flush`](Self::flush)).
+    pub fn show_held(&mut self, now: Instant) {
+        self.chat.show_due(now, &mut self.out);
     }
 
     /// Runs the services' timers (keeps what they send until

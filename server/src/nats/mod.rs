@@ -179,6 +179,13 @@ pub enum NatsEvent {
         /// The message as shown here.
         message: ChatMessage,
     },
+    /// A message said here came back from NATS, in the order all
+    /// servers show it (`from` the bare local name): the hub shows it to
+    /// the other local members now (see `ChatService::show_own`).
+    OwnSaid {
+        /// The message as said here.
+        message: ChatMessage,
+    },
     /// A user on another server joined or left a room; `name` is
     /// `user@server`.
     Presence {
@@ -1132,10 +1139,26 @@ impl Inbound {
             tracing::warn!("nats: malformed room event dropped");
             return None;
         };
-        if server == self.own {
-            return None;
-        }
-        let key = (server, matches!(event, NatsEvent::Said { .. }));
+        let own = server == self.own;
+        let event = match event {
+            // Our own message, back in the common order: the hub shows it
+            // to the other local members then. Our joins and leaves are
+            // not wanted back.
+            NatsEvent::Said { mut message, .. } if own => {
+                let bare = message
+                    .from
+                    .strip_suffix(&format!("@{}", self.own))
+                    .map(str::to_owned);
+                message.from = bare?;
+                NatsEvent::OwnSaid { message }
+            }
+            _ if own => return None,
+            event => event,
+        };
+        let key = (
+            server,
+            matches!(event, NatsEvent::Said { .. } | NatsEvent::OwnSaid { .. }),
+        );
         if !self.seen.contains_key(&key) && self.seen.len() >= MAX_ORIGINS {
             // Forget every origin; a forgotten one may repeat an event at
             // worst (only a flood of fake server ids gets here).

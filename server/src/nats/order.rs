@@ -9,8 +9,11 @@
 //! it, in the stream's order; one the stream has not brought within
 //! [`HOLD`] (JetStream electing a leader, a node down) is shown anyway, so
 //! a JetStream outage costs remote chat that much latency, not its flow.
-//! A server's own users' messages are shown to its local users at once,
-//! never held (local service never waits on NATS).
+//! A server's own users' messages come back the same way and are handed
+//! to the hub in the same order (`NatsEvent::OwnSaid`), which shows them
+//! to the other local members then; the hub holds them at most [`HOLD`]
+//! itself, and not at all while NATS is unreachable (local service never
+//! waits on NATS).
 
 use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant};

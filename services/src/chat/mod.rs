@@ -62,7 +62,7 @@ use std::time::Instant;
 use lanlink_proto::Frame;
 use lanlink_transport::{ConnId, Rate};
 
-pub use remote::{RoomEvent, MAX_REMOTE_REASON};
+pub use remote::{RoomEvent, MAX_HELD_LINES, MAX_REMOTE_REASON};
 pub use service::ChatService;
 pub use whisper::{RemoteWhisper, MAX_PENDING_WHISPERS};
 

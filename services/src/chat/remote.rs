@@ -11,8 +11,10 @@
 //! nothing from elsewhere enters them.
 
 use lanlink_proto::chat::{ChatMessage, Presence};
+use lanlink_transport::ConnId;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
 
 use super::names::{check_nickname, check_room, fold, sort_key};
 use super::service::ChatService;
@@ -86,6 +88,124 @@ impl RemoteMembers {
                     .rsplit_once('@')
                     .is_some_and(|(user, _)| super::names::fold(user) == key)
             })
+    }
+}
+
+/// Local users' lines in rooms shared with other servers, waiting to be
+/// shown to the other local members in the order every server shows them
+/// (the common stream's): the hub hands each back with
+/// [`ChatService::show_own`] when it returns from the stream, and one
+/// that has not within the hold is shown anyway
+/// ([`ChatService::show_due`]). Off (lines shown at once) until
+/// [`ChatService::hold_own_lines`] turns it on, and whenever the other
+/// servers cannot be reached: local service never waits on them.
+#[derive(Debug, Default)]
+pub(super) struct HeldLines {
+    hold: Option<Duration>,
+    lines: VecDeque<HeldLine>,
+}
+
+#[derive(Debug)]
+pub(super) struct HeldLine {
+    sender: ConnId,
+    said: ChatMessage,
+    until: Instant,
+}
+
+/// The most lines held at once; past it the oldest is shown at once.
+pub const MAX_HELD_LINES: usize = 4096;
+
+impl HeldLines {
+    /// Holds `said` from `sender` if holding is on (`Err` gives it back
+    /// to be shown now); may let the oldest go to stay within
+    /// [`MAX_HELD_LINES`] (also `Err`, after holding this one).
+    pub(super) fn hold(
+        &mut self,
+        sender: ConnId,
+        said: ChatMessage,
+        now: Instant,
+    ) -> Result<(), HeldLine> {
+        let line = HeldLine {
+            sender,
+            said,
+            until: now,
+        };
+        let Some(hold) = self.hold else {
+            return Err(line);
+        };
+        self.lines.push_back(HeldLine {
+            until: now + hold,
+            ..line
+        });
+        if self.lines.len() > MAX_HELD_LINES {
+            if let Some(oldest) = self.lines.pop_front() {
+                return Err(oldest);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ChatService {
+    /// Whether a local user's line in a shared room waits (at most
+    /// `hold`) to be shown to the other local members in the order all
+    /// servers show it (`Some`), or is shown at once (`None`: the other
+    /// servers cannot be reached now; what waits is shown at once).
+    pub fn hold_own_lines(&mut self, hold: Option<Duration>, out: &mut Vec<Outgoing>) {
+        self.held.hold = hold;
+        if hold.is_none() {
+            while let Some(line) = self.held.lines.pop_front() {
+                self.show_local(line, out);
+            }
+        }
+    }
+
+    /// A local user's line came back from the other servers' common
+    /// order (`m.from` the bare name): shows it to the other local
+    /// members now, after any held before it (their copies were lost on
+    /// the way). A line not held here (shown at once, or not ours) is
+    /// ignored; false then.
+    pub fn show_own(&mut self, m: &ChatMessage, out: &mut Vec<Outgoing>) -> bool {
+        let key = fold(&m.room);
+        let Some(at) = self.held.lines.iter().position(|l| {
+            l.said.timestamp_ms == m.timestamp_ms
+                && l.said.from == m.from
+                && l.said.text == m.text
+                && l.said.action == m.action
+                && fold(&l.said.room) == key
+        }) else {
+            return false;
+        };
+        for line in self.held.lines.drain(..=at).collect::<Vec<_>>() {
+            self.show_local(line, out);
+        }
+        true
+    }
+
+    /// Shows the held lines whose wait is over at `now`.
+    pub fn show_due(&mut self, now: Instant, out: &mut Vec<Outgoing>) {
+        while self.held.lines.front().is_some_and(|l| l.until <= now) {
+            if let Some(line) = self.held.lines.pop_front() {
+                self.show_local(line, out);
+            }
+        }
+    }
+
+    /// When the oldest held line is due, if one is held.
+    pub fn next_held_due(&self) -> Option<Instant> {
+        self.held.lines.front().map(|l| l.until)
+    }
+
+    /// Shows a local line to the room's other local members and keeps it
+    /// in the room's history.
+    pub(super) fn show_local(&mut self, line: HeldLine, out: &mut Vec<Outgoing>) {
+        let Some(room) = self.rooms.get_mut(&fold(&line.said.room)) else {
+            return;
+        };
+        for member in room.members().filter(|&m| m != line.sender) {
+            out.push(Outgoing::control(member, line.said.clone()));
+        }
+        room.record(line.said);
     }
 }
 
@@ -317,6 +437,83 @@ mod tests {
             action: false,
             timestamp_ms: 5,
         }
+    }
+
+    /// The lines of a room that reached `to` in `out`, as `from: text`.
+    fn lines_to(out: &[Outgoing], to: ConnId) -> Vec<String> {
+        out.iter()
+            .filter(|o| o.to == to)
+            .filter_map(|o| match &o.frame.message {
+                Message::ChatMessage(m) => Some(format!("{}: {}", m.from, m.text)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn local_lines_wait_for_the_common_order_within_the_hold() {
+        let mut chat = ChatService::new(ChatConfig::default());
+        chat.relay_room_events();
+        let mut out = Vec::new();
+        for (id, name) in [(1, "ada"), (2, "al")] {
+            chat.connect(
+                ConnId(id),
+                [10, 0, 0, id as u8].into(),
+                name,
+                &now(),
+                &mut out,
+            )
+            .unwrap();
+        }
+        let hold = Duration::from_millis(500);
+        chat.hold_own_lines(Some(hold), &mut out);
+        out.clear();
+        let t = now();
+        let say = |text: &str| ChatMessage {
+            room: "lobby".into(),
+            ..said("", text)
+        };
+        for text in ["one", "two", "three"] {
+            chat.handle(ConnId(1), say(text).into(), &t, &mut out);
+        }
+        assert!(lines_to(&out, ConnId(2)).is_empty(), "held: {out:?}");
+        let relayed: Vec<ChatMessage> = chat
+            .take_room_events()
+            .into_iter()
+            .filter_map(|e| match e {
+                RoomEvent::Said(m) => Some(m),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(relayed.len(), 3, "published at once");
+        // A bob line from another server comes first in the common order,
+        // then "two" (whose "one" was lost on the way: shown before it).
+        chat.deliver_remote(said("bob@b", "hey"), &mut out).unwrap();
+        assert!(chat.show_own(&relayed[1], &mut out));
+        assert!(!chat.show_own(&relayed[1], &mut out), "once");
+        assert_eq!(
+            lines_to(&out, ConnId(2)),
+            ["bob@b: hey", "ada: one", "ada: two"]
+        );
+        assert!(lines_to(&out, ConnId(1))
+            .iter()
+            .all(|l| !l.starts_with("ada")));
+        // "three" never comes back: shown when its hold is over.
+        assert_eq!(chat.next_held_due(), Some(t.instant + hold));
+        chat.show_due(t.instant + hold / 2, &mut out);
+        assert_eq!(lines_to(&out, ConnId(2)).len(), 3);
+        chat.show_due(t.instant + hold, &mut out);
+        assert_eq!(lines_to(&out, ConnId(2)).last().unwrap(), "ada: three");
+        // With the other servers away, lines go at once, and what waited
+        // goes then.
+        chat.handle(ConnId(1), say("four").into(), &t, &mut out);
+        chat.hold_own_lines(None, &mut out);
+        chat.handle(ConnId(1), say("five").into(), &t, &mut out);
+        assert_eq!(
+            lines_to(&out, ConnId(2)).split_off(4),
+            ["ada: four", "ada: five"]
+        );
+        assert_eq!(chat.next_held_due(), None);
     }
 
     #[test]

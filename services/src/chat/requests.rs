@@ -288,13 +288,19 @@ impl ChatService {
             action: m.action,
             timestamp_ms: now.unix_ms,
         };
-        for member in room.members().filter(|&m| m != conn) {
-            out.push(Outgoing::control(member, said.clone()));
+        if room.is_private() {
+            for member in room.members().filter(|&m| m != conn) {
+                out.push(Outgoing::control(member, said.clone()));
+            }
+            room.record(said);
+            return Ok(());
         }
-        let shared = (!room.is_private()).then(|| said.clone());
-        room.record(said);
-        if let Some(said) = shared {
-            self.relayed(RoomEvent::Said(said));
+        self.relayed(RoomEvent::Said(said.clone()));
+        // Shared with other servers: shown here in the order they all
+        // show it, once it comes back (see `HeldLines`), or at once.
+        match self.held.hold(conn, said, now.instant) {
+            Ok(()) => {}
+            Err(line) => self.show_local(line, out),
         }
         Ok(())
     }

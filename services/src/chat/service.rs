@@ -45,6 +45,9 @@ pub struct ChatService {
     /// This server's id among those sharing rooms, if it has one:
     /// `name@<id>` is the local `name`.
     pub(super) server_id: Option<String>,
+    /// Local users' lines in shared rooms waiting for their place in the
+    /// other servers' common order (scale-out).
+    pub(super) held: super::remote::HeldLines,
 }
 
 /// A bucket per client address for each kind of limited request.
@@ -100,6 +103,7 @@ impl ChatService {
             remote: Default::default(),
             whispers: Vec::new(),
             server_id: None,
+            held: Default::default(),
         }
     }
 
