@@ -14,6 +14,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::net::TcpListener;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::Receiver;
@@ -658,7 +659,7 @@ impl Hub {
                 };
                 self.out.push(Outgoing {
                     to: sender,
-                    frame: error.to_frame(),
+                    frame: error.to_frame().into(),
                 });
                 return;
             }
@@ -1352,7 +1353,7 @@ impl Hub {
                     };
                     self.out.push(Outgoing {
                         to: w.sender,
-                        frame: busy.to_frame(),
+                        frame: busy.to_frame().into(),
                     });
                 }
             }
@@ -1361,7 +1362,7 @@ impl Hub {
             let owner = self.work_owner(job.owner());
             self.workers.submit(owner, job);
         }
-        let mut last: Option<(Frame, EncodedFrame)> = None;
+        let mut last: Option<(Arc<Frame>, EncodedFrame)> = None;
         let mut batch = Vec::with_capacity(self.out.len());
         // Relayed transfers whose frame for another server was dropped.
         let mut broken: Vec<(ConnId, StreamId)> = Vec::new();
@@ -1378,14 +1379,19 @@ impl Hub {
                 } else {
                     route.to
                 };
-                if !link.send_file(route.to, started_by, route.stream, frame.message) {
+                let stream = frame.stream;
+                let message =
+                    Arc::try_unwrap(frame).map_or_else(|f| f.message.clone(), |f| f.message);
+                if !link.send_file(route.to, started_by, route.stream, message) {
                     tracing::debug!(server = %route.to, "nats: files: queue full, a file frame dropped");
-                    broken.push((to, frame.stream));
+                    broken.push((to, stream));
                 }
                 continue;
             }
+            // A broadcast is one shared frame: the same pointer, encoded
+            // once; other runs of equal frames are found by comparing.
             let encoded = match &last {
-                Some((f, e)) if *f == frame => e.clone(),
+                Some((f, e)) if Arc::ptr_eq(f, &frame) || **f == *frame => e.clone(),
                 _ => match EncodedFrame::new(&frame) {
                     Ok(e) => {
                         last = Some((frame, e.clone()));

@@ -359,7 +359,8 @@ impl MediaRelay {
                 frame: Frame {
                     stream: *id,
                     message: p.announcement.message(),
-                },
+                }
+                .into(),
             });
         }
     }
@@ -433,12 +434,7 @@ impl MediaRelay {
                     stream: id,
                     message,
                 };
-                for sub in &p.subscribers {
-                    out.push(Outgoing {
-                        to: *sub,
-                        frame: frame.clone(),
-                    });
-                }
+                Outgoing::shared(p.subscribers.iter().copied(), frame, out);
             }
             other => {
                 let text = format!("{:?} is not a media message", other.kind());
@@ -632,12 +628,7 @@ impl MediaRelay {
             stream: id,
             message: announcement.message(),
         };
-        for c in &self.clients {
-            out.push(Outgoing {
-                to: *c,
-                frame: frame.clone(),
-            });
-        }
+        Outgoing::shared(self.clients.iter().copied(), frame, out);
         tracing::info!(conn = %conn, publisher = %display_safe(publisher_of(&announcement)),
             stream = %display_safe(announcement.name()), "stream announced");
         self.streams.insert(
@@ -682,12 +673,7 @@ impl MediaRelay {
             stream: id,
             message: p.announcement.end(),
         };
-        for c in &self.clients {
-            out.push(Outgoing {
-                to: *c,
-                frame: frame.clone(),
-            });
-        }
+        Outgoing::shared(self.clients.iter().copied(), frame, out);
     }
 }
 
@@ -699,16 +685,16 @@ fn publisher_of(a: &Announcement) -> &str {
 }
 
 fn error(out: &mut Vec<Outgoing>, to: ConnId, stream: StreamId, code: ErrorCode, message: &str) {
-    out.push(Outgoing {
+    out.push(Outgoing::new(
         to,
-        frame: Frame::new(
+        Frame::new(
             stream,
             control::Error {
                 code,
                 message: message.to_owned(),
             },
         ),
-    });
+    ));
 }
 
 #[cfg(test)]

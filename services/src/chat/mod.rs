@@ -57,6 +57,7 @@ mod service;
 mod tests;
 mod whisper;
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use lanlink_proto::Frame;
@@ -77,12 +78,16 @@ pub struct Now {
 }
 
 /// A frame the service wants sent to one connection.
+///
+/// The frame is shared: a broadcast ([`Outgoing::to_each`]) is one frame
+/// for every recipient, which the server encodes once, not a copy (and its
+/// strings) per recipient.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outgoing {
     /// The connection to send it on.
     pub to: ConnId,
     /// The frame; chat frames always use the control stream.
-    pub frame: Frame,
+    pub frame: Arc<Frame>,
 }
 
 /// Limits and settings of a [`ChatService`].
@@ -188,11 +193,34 @@ impl Default for ChatConfig {
 }
 
 impl Outgoing {
-    /// A frame on the control stream for `to`.
-    pub fn control(to: ConnId, message: impl Into<lanlink_proto::Message>) -> Outgoing {
+    /// `frame` for `to`.
+    pub fn new(to: ConnId, frame: Frame) -> Outgoing {
         Outgoing {
             to,
-            frame: Frame::control(message),
+            frame: Arc::new(frame),
         }
+    }
+
+    /// A frame on the control stream for `to`.
+    pub fn control(to: ConnId, message: impl Into<lanlink_proto::Message>) -> Outgoing {
+        Outgoing::new(to, Frame::control(message))
+    }
+
+    /// One frame on the control stream for each of `to`, shared.
+    pub fn to_each(
+        to: impl IntoIterator<Item = ConnId>,
+        message: impl Into<lanlink_proto::Message>,
+        out: &mut Vec<Outgoing>,
+    ) {
+        Outgoing::shared(to, Frame::control(message), out);
+    }
+
+    /// `frame` for each of `to`, shared.
+    pub fn shared(to: impl IntoIterator<Item = ConnId>, frame: Frame, out: &mut Vec<Outgoing>) {
+        let frame = Arc::new(frame);
+        out.extend(to.into_iter().map(|to| Outgoing {
+            to,
+            frame: frame.clone(),
+        }));
     }
 }

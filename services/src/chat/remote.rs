@@ -202,9 +202,11 @@ impl ChatService {
         let Some(room) = self.rooms.get_mut(&fold(&line.said.room)) else {
             return;
         };
-        for member in room.members().filter(|&m| m != line.sender) {
-            out.push(Outgoing::control(member, line.said.clone()));
-        }
+        Outgoing::to_each(
+            room.members().filter(|&m| m != line.sender),
+            line.said.clone(),
+            out,
+        );
         room.record(line.said);
     }
 }
@@ -335,9 +337,7 @@ impl ChatService {
             room: room.name().into(),
             ..m
         };
-        for member in room.members() {
-            out.push(Outgoing::control(member, said.clone()));
-        }
+        Outgoing::to_each(room.members(), said.clone(), out);
         room.record(said);
         Ok(())
     }
@@ -378,9 +378,7 @@ impl ChatService {
             room: found.name().into(),
             messages: added,
         };
-        for member in found.members() {
-            out.push(Outgoing::control(member, history.clone()));
-        }
+        Outgoing::to_each(found.members(), history.clone(), out);
     }
 
     /// Tells this server's members of `p.room` that a user elsewhere
@@ -404,9 +402,7 @@ impl ChatService {
             return Ok(());
         };
         p.room = room.name().into();
-        for member in room.members() {
-            out.push(Outgoing::control(member, p.clone()));
-        }
+        Outgoing::to_each(room.members(), p.clone(), out);
         Ok(())
     }
 }

@@ -213,15 +213,17 @@ impl ChatService {
             change: PresenceChange::Left,
             reason: reason.into(),
         };
-        for member in room.members().filter(|&m| {
-            if quiet {
-                tell_self && m == conn
-            } else {
-                tell_self || m != conn
-            }
-        }) {
-            out.push(Outgoing::control(member, presence.clone()));
-        }
+        Outgoing::to_each(
+            room.members().filter(|&m| {
+                if quiet {
+                    tell_self && m == conn
+                } else {
+                    tell_self || m != conn
+                }
+            }),
+            presence.clone(),
+            out,
+        );
         room.remove(conn);
         let shared = !room.is_private() && !quiet;
         if room.is_empty() {
@@ -289,9 +291,7 @@ impl ChatService {
             timestamp_ms: now.unix_ms,
         };
         if room.is_private() {
-            for member in room.members().filter(|&m| m != conn) {
-                out.push(Outgoing::control(member, said.clone()));
-            }
+            Outgoing::to_each(room.members().filter(|&m| m != conn), said.clone(), out);
             room.record(said);
             return Ok(());
         }
@@ -367,9 +367,7 @@ impl ChatService {
             old,
             new: new.into(),
         };
-        for member in audience {
-            out.push(Outgoing::control(member, changed.clone()));
-        }
+        Outgoing::to_each(audience, changed.clone(), out);
         Ok(())
     }
 
@@ -452,9 +450,7 @@ fn tell_arrival(
         change: PresenceChange::Joined,
         reason: String::new(),
     };
-    for member in room.members().filter(|&m| m != conn) {
-        out.push(Outgoing::control(member, presence.clone()));
-    }
+    Outgoing::to_each(room.members().filter(|&m| m != conn), presence.clone(), out);
     (!room.is_private()).then_some(RoomEvent::Joined {
         room: presence.room,
         name: presence.name,

@@ -247,7 +247,7 @@ impl ChatService {
         if let Err(e) = self.dispatch(conn, message, now, out) {
             out.push(Outgoing {
                 to: conn,
-                frame: e.to_frame(),
+                frame: e.to_frame().into(),
             });
         }
     }

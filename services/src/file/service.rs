@@ -528,7 +528,7 @@ impl FileService {
                     };
                     out.push(Outgoing {
                         to: peer.0,
-                        frame: Frame::new(peer.1, cancel),
+                        frame: Frame::new(peer.1, cancel).into(),
                     });
                 }
                 _ => self.end_transfer(key, false),
@@ -747,7 +747,7 @@ impl FileService {
         for c in chunks {
             out.push(Outgoing {
                 to: key.0,
-                frame: Frame::new(key.1, c),
+                frame: Frame::new(key.1, c).into(),
             });
         }
         match result {
@@ -1002,7 +1002,7 @@ impl FileService {
         };
         out.push(Outgoing {
             to: peer.0,
-            frame: Frame::new(peer.1, forwarded),
+            frame: Frame::new(peer.1, forwarded).into(),
         });
         self.transfers.insert(key, Transfer::RelayFrom { peer });
         self.transfers.insert(peer, Transfer::RelayTo { peer: key });
@@ -1023,7 +1023,7 @@ impl FileService {
                 self.unanswered.remove(peer);
                 out.push(Outgoing {
                     to: peer.0,
-                    frame: Frame::new(peer.1, a),
+                    frame: Frame::new(peer.1, a).into(),
                 });
             }
             // Late acknowledgements of finished transfers are harmless.
@@ -1098,7 +1098,7 @@ impl FileService {
             Some(Transfer::RelayFrom { peer }) => {
                 out.push(Outgoing {
                     to: peer.0,
-                    frame: Frame::new(peer.1, c),
+                    frame: Frame::new(peer.1, c).into(),
                 });
                 Ok(())
             }
@@ -1207,7 +1207,7 @@ impl FileService {
             Some(Transfer::RelayFrom { peer }) => {
                 out.push(Outgoing {
                     to: peer.0,
-                    frame: Frame::new(peer.1, c),
+                    frame: Frame::new(peer.1, c).into(),
                 });
                 Ok(())
             }
@@ -1217,7 +1217,7 @@ impl FileService {
                 self.end_relay(key, peer);
                 out.push(Outgoing {
                     to: peer.0,
-                    frame: Frame::new(peer.1, c),
+                    frame: Frame::new(peer.1, c).into(),
                 });
                 Ok(())
             }
@@ -1263,7 +1263,8 @@ impl FileService {
                     frame: Frame {
                         stream: peer.1,
                         message,
-                    },
+                    }
+                    .into(),
                 });
             }
             Some(Transfer::Upload(u)) => {
@@ -1471,7 +1472,7 @@ fn send_listing(
 fn send(out: &mut Vec<Outgoing>, key: Key, message: impl Into<Message>) {
     out.push(Outgoing {
         to: key.0,
-        frame: Frame::new(key.1, message),
+        frame: Frame::new(key.1, message).into(),
     });
 }
 

@@ -325,7 +325,7 @@ fn downloads_stay_within_the_window_until_acknowledged() {
     loop {
         let mut in_flight = 0u64;
         for o in out.drain(..) {
-            match o.frame.message {
+            match o.frame.message.clone() {
                 Message::FileChunk(c) => {
                     assert_eq!(c.offset as usize, received.len());
                     in_flight += c.data.len() as u64;
