@@ -100,7 +100,13 @@ impl OutFile {
 /// The most sending servers whose file frames are put back together at
 /// once; a new one past it starts over (the frames in parts are lost and
 /// their transfers break).
-const MAX_SENDERS: usize = 256;
+const MAX_SENDERS: usize = 64;
+
+/// The most bytes of frames in parts held at once, from all senders (a
+/// few 256 KiB chunks each; sender ids are not authenticated, so their
+/// number alone does not bound it): past it the others' unfinished
+/// frames are let go (their transfers break and resume).
+const MAX_HELD_BYTES: usize = 16 * 1024 * 1024;
 
 /// Puts file frames back together from their parts, per sending server
 /// (NATS keeps each publisher's order on a subject, not the order between
@@ -131,10 +137,15 @@ impl Parts {
             self.joiners.clear();
         }
         let max = self.max;
-        self.joiners
+        let whole = self
+            .joiners
             .entry(sender.to_owned())
             .or_insert_with(|| Joiner::new(max))
-            .push(part)
+            .push(part);
+        if self.joiners.values().map(Joiner::held).sum::<usize>() > MAX_HELD_BYTES {
+            self.joiners.retain(|id, _| id == sender);
+        }
+        whole
     }
 }
 
@@ -238,7 +249,7 @@ mod tests {
             data: (0..300_000u32).map(|i| i as u8).collect::<Vec<u8>>().into(),
         });
         let from_a = out(encode("a", "a", 4, chunk.clone()).unwrap());
-        let from_b = out(encode("b", "b", 6, chunk).unwrap());
+        let from_b = out(encode("b", "b", 6, chunk.clone()).unwrap());
         let (pa, pb) = (
             from_a.parts("a", 1, 64 * 1024),
             from_b.parts("b", 1, 64 * 1024),
@@ -259,6 +270,14 @@ mod tests {
         assert!(pa.iter().skip(1).all(|p| parts.push(p).is_none()));
         let again: Vec<_> = next.iter().filter_map(|p| parts.push(p)).collect();
         assert_eq!(again, vec![from_a.body.to_vec()]);
+        // Many senders' unfinished frames: bounded in bytes.
+        let mut many = Parts::new(1 << 20);
+        for i in 0..100u32 {
+            let id = format!("s{i}");
+            let first = out(encode(&id, &id, 4, chunk.clone()).unwrap()).parts(&id, 1, 64 * 1024);
+            assert!(many.push(&first[0]).is_none());
+        }
+        assert!(many.joiners.values().map(Joiner::held).sum::<usize>() <= MAX_HELD_BYTES);
         // Too large for what this server takes: dropped.
         let mut small = Parts::new(1024);
         assert!(from_a

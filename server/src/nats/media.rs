@@ -118,6 +118,11 @@ impl Joiner {
         }
     }
 
+    /// Bytes of a frame in parts it holds now.
+    pub(super) fn held(&self) -> usize {
+        self.buf.len()
+    }
+
     /// Takes one message; returns a whole frame's bytes once its last part
     /// is in.
     pub(super) fn push(&mut self, body: &[u8]) -> Option<Vec<u8>> {

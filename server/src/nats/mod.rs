@@ -691,6 +691,8 @@ async fn serve(
         js: async_nats::jetstream::new(client.clone()),
         stream: None,
         config: config.clone(),
+        own: Default::default(),
+        own_set: Default::default(),
     };
     // Messages wait here, in order, until JetStream has acknowledged them
     // (stored, and so delivered to every server's subscription); joins and
@@ -708,6 +710,7 @@ async fn serve(
         .map_or(1, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX / 2));
     let (mut said_seq, mut presence_seq) = (start, start);
     let mut dropped = 0u64;
+    let mut whispers_dropped = Dropped::default();
     let mut said: Option<async_nats::jetstream::consumer::push::Ordered> = None;
     let mut last_stream_seq = 0u64;
     loop {
@@ -756,6 +759,7 @@ async fn serve(
                 }
                 Ok(event @ RoomEvent::Said(_)) => {
                     said_seq += 1;
+                    history.published(said_seq);
                     let (subject, payload) = encode(&config.server_id, said_seq, &event);
                     let id = format!("{}-{said_seq}", config.server_id);
                     // Live at once by core NATS while connected (a
@@ -867,10 +871,16 @@ async fn serve(
                     match whisper::decode(&config.server_id, &message.payload, reply) {
                         Some(event) => {
                             if events.try_send(event).is_err() {
-                                tracing::warn!("nats: the hub is behind, a private message was dropped");
+                                if let Some(dropped) = whispers_dropped.one() {
+                                    tracing::warn!(dropped, "nats: the hub is behind, a private message was dropped");
+                                }
                             }
                         }
-                        None => tracing::warn!("nats: malformed private message dropped"),
+                        None => {
+                            if let Some(dropped) = whispers_dropped.one() {
+                                tracing::warn!(dropped, "nats: malformed private message dropped");
+                            }
+                        }
                     }
                 }
                 None => return,
@@ -884,7 +894,12 @@ async fn serve(
 fn pass(inbound: &mut Inbound, events: &Sender<NatsEvent>, payload: &[u8]) {
     if let Some(event) = inbound.take(payload) {
         if events.try_send(event).is_err() {
-            tracing::warn!("nats: the hub is behind, a remote room event was dropped");
+            if let Some(dropped) = inbound.dropped.one() {
+                tracing::warn!(
+                    dropped,
+                    "nats: the hub is behind, a remote room event was dropped"
+                );
+            }
         }
     }
 }
@@ -971,9 +986,32 @@ struct History {
     js: async_nats::jetstream::Context,
     stream: Option<async_nats::jetstream::stream::Stream>,
     config: NatsConfig,
+    /// The sequences of the messages this process published, newest
+    /// last (at most [`OWN_REMEMBERED`]): only those are this server's
+    /// own in a history. Server ids are what a message says, so one that
+    /// only claims to be ours is shown as any other server's
+    /// (`name@<our id>`), never as a local user.
+    own: std::collections::VecDeque<u64>,
+    own_set: std::collections::HashSet<u64>,
 }
 
+/// How many of its own published messages a server recognises in a
+/// history.
+const OWN_REMEMBERED: usize = 65_536;
+
 impl History {
+    /// Remembers that this process published message `seq`.
+    fn published(&mut self, seq: u64) {
+        if self.own_set.insert(seq) {
+            self.own.push_back(seq);
+        }
+        while self.own.len() > OWN_REMEMBERED {
+            if let Some(old) = self.own.pop_front() {
+                self.own_set.remove(&old);
+            }
+        }
+    }
+
     /// The stream, made or found on first use (and again after a failure).
     async fn stream(&mut self) -> Option<&async_nats::jetstream::stream::Stream> {
         if self.stream.is_none() {
@@ -1025,10 +1063,10 @@ impl History {
                 if message.payload.len() > MAX_EVENT_BYTES {
                     continue;
                 }
-                if let Some((server, _, NatsEvent::Said { mut message, .. })) =
+                if let Some((server, seq, NatsEvent::Said { mut message, .. })) =
                     decode(&message.payload)
                 {
-                    if server == own {
+                    if server == own && self.own_set.contains(&seq) {
                         if let Some((name, _)) = message.from.rsplit_once('@') {
                             message.from = name.to_owned();
                         }
@@ -1088,36 +1126,55 @@ fn encode(server: &str, seq: u64, event: &RoomEvent) -> (String, Vec<u8>) {
 /// and any already seen.
 struct Inbound {
     own: String,
+    dropped: Dropped,
     /// The sequences seen from each origin server, for its messages
     /// (`true`) and its joins and leaves (`false`), numbered apart.
     seen: HashMap<(String, bool), Seen>,
 }
 
-/// The sequences seen from one origin: the most recent [`SEEN_WINDOW`]
-/// of them, and everything at or below `floor`. A message can arrive twice
-/// (live, and again from the stream after a reconnect, or re-published
-/// after a lost acknowledgement) and, in a failure, after a later one.
+/// The sequences seen from one origin: the last [`SEEN_WINDOW`] taken, in
+/// the order they came. A message can arrive twice (live, and again from
+/// the stream after a reconnect, or re-published after a lost
+/// acknowledgement) and, in a failure, after a later one. Nothing but
+/// that window is remembered: origins are not authenticated, so forged
+/// sequences (far ahead, say) must not be able to make a real origin's
+/// next ones look old; at worst they push its recent ones out of the
+/// window, and a late second copy is shown twice.
 #[derive(Default)]
 struct Seen {
-    floor: u64,
-    recent: std::collections::BTreeSet<u64>,
+    order: std::collections::VecDeque<u64>,
+    recent: std::collections::HashSet<u64>,
 }
 
 /// How many recent sequences are remembered per origin.
 const SEEN_WINDOW: usize = 4096;
 
 impl Seen {
-    /// True the first time `seq` is offered.
+    /// True the first time `seq` is offered (within the window).
     fn first(&mut self, seq: u64) -> bool {
-        if seq <= self.floor || !self.recent.insert(seq) {
+        if !self.recent.insert(seq) {
             return false;
         }
-        while self.recent.len() > SEEN_WINDOW {
-            if let Some(oldest) = self.recent.pop_first() {
-                self.floor = oldest;
+        self.order.push_back(seq);
+        while self.order.len() > SEEN_WINDOW {
+            if let Some(oldest) = self.order.pop_front() {
+                self.recent.remove(&oldest);
             }
         }
         true
+    }
+}
+
+/// Counts what is dropped and says when to log it (the 1st, 2nd, 4th,
+/// 8th… time): a flood of bad input does not become a flood of log lines.
+#[derive(Debug, Default)]
+pub(crate) struct Dropped(u64);
+
+impl Dropped {
+    /// Counts one; `Some(count)` when it is time to log.
+    pub(crate) fn one(&mut self) -> Option<u64> {
+        self.0 += 1;
+        self.0.is_power_of_two().then_some(self.0)
     }
 }
 
@@ -1125,18 +1182,27 @@ impl Inbound {
     fn new(own: String) -> Inbound {
         Inbound {
             own,
+            dropped: Dropped::default(),
             seen: HashMap::new(),
         }
     }
 
     fn take(&mut self, payload: &[u8]) -> Option<NatsEvent> {
         if payload.len() > MAX_EVENT_BYTES {
-            tracing::warn!(bytes = payload.len(), "nats: oversized room event dropped");
+            if let Some(dropped) = self.dropped.one() {
+                tracing::warn!(
+                    bytes = payload.len(),
+                    dropped,
+                    "nats: oversized room event dropped"
+                );
+            }
             return None;
         }
         let event = decode(payload);
         let Some((server, seq, event)) = event else {
-            tracing::warn!("nats: malformed room event dropped");
+            if let Some(dropped) = self.dropped.one() {
+                tracing::warn!(dropped, "nats: malformed room event dropped");
+            }
             return None;
         };
         let own = server == self.own;
@@ -1265,5 +1331,37 @@ mod tests {
         assert_eq!(inbound.take(&vec![b' '; MAX_EVENT_BYTES + 1]), None);
         assert!(valid_server_id(&server_id("my server!")));
         assert!(server_id("").starts_with("lanlink-"));
+        // Our own message back: for the hub to show in its place.
+        let (_, body) = encode("b", 4, &said);
+        assert!(matches!(inbound.take(&body),
+            Some(NatsEvent::OwnSaid { message }) if message.from == "ada"));
+    }
+
+    /// A hostile server forging another's sequences far ahead cannot make
+    /// that server's next messages look old (the attack on NATS silenced
+    /// a server until restart this way: 8,194 events, 1.2 MB).
+    #[test]
+    fn forged_sequences_do_not_silence_a_real_server() {
+        let said = |text: &str| {
+            RoomEvent::Said(ChatMessage {
+                room: "lobby".into(),
+                from: "cy".into(),
+                text: text.into(),
+                action: false,
+                timestamp_ms: 7,
+            })
+        };
+        let mut inbound = Inbound::new("a".into());
+        let (_, real) = encode("c", 1_000, &said("before"));
+        assert!(inbound.take(&real).is_some());
+        for i in 0..2 * SEEN_WINDOW as u64 + 2 {
+            let (_, forged) = encode("c", u64::MAX - i, &said("x"));
+            assert!(inbound.take(&forged).is_some());
+        }
+        let (_, next) = encode("c", 1_001, &said("after"));
+        assert!(
+            matches!(inbound.take(&next), Some(NatsEvent::Said { message, .. }) if message.text == "after")
+        );
+        assert_eq!(inbound.take(&next), None, "still once");
     }
 }

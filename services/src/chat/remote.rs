@@ -446,6 +446,36 @@ mod tests {
             .collect()
     }
 
+    /// With rooms shared, a local user cannot be called `bob@c` (the
+    /// user bob of server c as everyone here sees him).
+    #[test]
+    fn a_local_name_cannot_pass_for_a_remote_user() {
+        let mut out = Vec::new();
+        let mut alone = ChatService::new(ChatConfig::default());
+        assert!(alone
+            .connect(ConnId(1), [10, 0, 0, 1].into(), "bob@c", &now(), &mut out)
+            .is_ok());
+        let mut shared = ChatService::new(ChatConfig::default());
+        shared.set_server_id("a");
+        assert!(shared
+            .connect(ConnId(1), [10, 0, 0, 1].into(), "bob@c", &now(), &mut out)
+            .is_err());
+        shared
+            .connect(ConnId(2), [10, 0, 0, 2].into(), "bob", &now(), &mut out)
+            .unwrap();
+        let rename = lanlink_proto::chat::SetNick {
+            name: "bob@c".into(),
+        };
+        out.clear();
+        shared.handle(ConnId(2), rename.into(), &now(), &mut out);
+        assert!(
+            out.iter().any(
+                |o| matches!(&o.frame.message, Message::Error(e) if e.message.contains("'@'"))
+            ),
+            "{out:?}"
+        );
+    }
+
     #[test]
     fn local_lines_wait_for_the_common_order_within_the_hold() {
         let mut chat = ChatService::new(ChatConfig::default());

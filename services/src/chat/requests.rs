@@ -11,7 +11,7 @@ use lanlink_proto::chat::{
 };
 use lanlink_transport::ConnId;
 
-use super::names::{check_nickname, check_room, fold, sort_key};
+use super::names::{check_room, fold, sort_key};
 use super::remote::RemoteMembers;
 use super::room::ChatRoom;
 use super::service::{too_many, ChatService, Client};
@@ -338,7 +338,7 @@ impl ChatService {
         now: Instant,
         out: &mut Vec<Outgoing>,
     ) -> Result<(), ServiceError> {
-        check_nickname(new, self.config.max_name_len)?;
+        self.check_local_nickname(new)?;
         if self.is_banned(new) {
             return Err(ServiceError::NameBanned { name: new.into() });
         }

@@ -107,6 +107,21 @@ impl ChatService {
         }
     }
 
+    /// The nickname rules, and while rooms are shared with other servers
+    /// no `@` (it separates a user from their server: a local `bob@c`
+    /// would pass for the user bob on server c).
+    pub(super) fn check_local_nickname(&self, name: &str) -> Result<(), ServiceError> {
+        check_nickname(name, self.config.max_name_len)?;
+        if self.server_id.is_some() && name.contains('@') {
+            return Err(ServiceError::InvalidName {
+                kind: crate::error::NameKind::Nickname,
+                name: name.into(),
+                reason: "'@' separates a user from their server".into(),
+            });
+        }
+        Ok(())
+    }
+
     /// Refuses `name` and every name that looks like it as a nickname from
     /// now on, at connect and when renaming; false if it already was. Its
     /// current user, if any, stays: disconnecting it is the server's call.
@@ -172,7 +187,7 @@ impl ChatService {
         if self.clients.contains_key(&conn) {
             return Err(ServiceError::AlreadyRegistered { conn });
         }
-        check_nickname(name, self.config.max_name_len)?;
+        self.check_local_nickname(name)?;
         if self.is_banned(name) {
             return Err(ServiceError::NameBanned { name: name.into() });
         }
