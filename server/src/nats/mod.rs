@@ -995,6 +995,10 @@ struct History {
     own_set: std::collections::HashSet<u64>,
 }
 
+/// The most bytes [`HISTORY_STREAM`] keeps, in all rooms together (a
+/// stream made by an older version keeps its own limits).
+const HISTORY_MAX_BYTES: i64 = 256 * 1024 * 1024;
+
 /// How many of its own published messages a server recognises in a
 /// history.
 const OWN_REMEMBERED: usize = 65_536;
@@ -1023,6 +1027,12 @@ impl History {
                     .unwrap_or(i64::MAX),
                 max_age: self.config.history_age,
                 duplicate_window: Duration::from_secs(120),
+                // What a server publishes is at most an event; the whole
+                // stream is bounded in bytes too (oldest go first), not
+                // only per room (a hostile publisher of junk on new
+                // subjects filled it without limit).
+                max_message_size: i32::try_from(MAX_EVENT_BYTES).unwrap_or(i32::MAX),
+                max_bytes: HISTORY_MAX_BYTES,
                 storage: stream::StorageType::File,
                 discard: stream::DiscardPolicy::Old,
                 num_replicas: self.config.replicas.max(1),

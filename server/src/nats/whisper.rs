@@ -106,8 +106,12 @@ pub(super) fn decode(own: &str, payload: &[u8], reply: Option<&str>) -> Option<N
     if payload.len() > MAX_WHISPER_BYTES {
         return None;
     }
+    // Answers go to a requester's inbox only, never to a subject the
+    // sender names (a presence key, another server's subjects).
     let reply = reply.filter(|r| {
-        !r.is_empty() && r.len() <= MAX_REPLY_SUBJECT && r.bytes().all(|b| b.is_ascii_graphic())
+        r.starts_with("_INBOX.")
+            && r.len() <= MAX_REPLY_SUBJECT
+            && r.bytes().all(|b| b.is_ascii_graphic())
     })?;
     let body: Value = serde_json::from_slice(payload).ok()?;
     let text = |key: &str| body.get(key)?.as_str().map(str::to_owned);
@@ -202,6 +206,7 @@ mod tests {
         // No reply subject, a bad one, our own id, a bad id, garbage.
         assert_eq!(decode("b", &body, None), None);
         assert_eq!(decode("b", &body, Some("a b")), None);
+        assert_eq!(decode("b", &body, Some("$KV.lanlink_presence.c")), None);
         assert_eq!(decode("a", &body, Some("r")), None);
         assert_eq!(
             decode("b", br#"{"server":"a.b","from":"x"}"#, Some("r")),
