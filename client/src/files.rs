@@ -42,6 +42,9 @@ pub struct TransferOptions {
     /// How long to wait for the other user to accept an offer (default:
     /// two minutes); then it is withdrawn.
     pub accept_timeout: Option<Duration>,
+    /// How long an upload the server refuses as busy now is tried again
+    /// (default [`BUSY_PATIENCE`]; zero: not at all).
+    pub busy_patience: Option<Duration>,
 }
 
 /// One step of a transfer, as [`ProgressFn`] reports it.
@@ -157,7 +160,7 @@ impl Session {
     /// resuming an earlier interrupted upload (see
     /// [`FileClient::put`](lanlink_services::file::FileClient::put)). A
     /// file the server refuses only because it is busy is tried again,
-    /// backing off, for up to [`BUSY_PATIENCE`].
+    /// backing off, for up to [`TransferOptions::busy_patience`].
     pub fn put(
         &self,
         local: &Path,
@@ -173,7 +176,7 @@ impl Session {
         }
         // A server busy with everyone's uploads refuses one for now: try
         // again (resuming what it kept), for a while.
-        let give_up = Instant::now() + BUSY_PATIENCE;
+        let give_up = Instant::now() + options.busy_patience.unwrap_or(BUSY_PATIENCE);
         let mut wait = Duration::from_millis(250);
         loop {
             match once(progress) {

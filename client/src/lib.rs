@@ -106,7 +106,7 @@ pub use files::{
     OnConflict, Progress, ProgressFn, Quiet, TransferOptions, TransferProgress, TransferSummary,
 };
 pub use media::{MediaKind, Publisher, StreamInfo};
-pub use resume::{Resume, Resuming};
+pub use resume::{Resume, Resuming, PROGRESS_STEP};
 #[doc(hidden)]
 #[cfg(any(fuzzing, feature = "fuzzing"))]
 pub use session::fuzz_route;

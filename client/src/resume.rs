@@ -10,6 +10,7 @@
 //! without a byte moving. What trying again cannot mend (a refusal, a
 //! wrong hash, a ban, another certificate) ends it at once.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use lanlink_proto::ErrorCode;
@@ -110,12 +111,15 @@ where
     ) -> Result<T, ClientError> {
         let mut backoff = self.policy.backoff.clone();
         let mut moved_at = Instant::now();
+        // How far each file has got, over all attempts.
+        let mut best = HashMap::new();
         loop {
             let mut error = match &self.session {
                 Some((session, events)) => {
                     let mut watch = Watch {
                         inner: &mut *progress,
-                        from: 0,
+                        best: &mut best,
+                        file: String::new(),
                         moved: false,
                     };
                     let result = work(session, events, &mut watch);
@@ -168,20 +172,39 @@ impl<C> Drop for Resuming<C> {
     }
 }
 
-/// Passes progress on, noting whether bytes moved.
+/// Passes progress on, noting whether the transfer got further than
+/// ever before (by [`PROGRESS_STEP`] at least, or to its end): an attempt
+/// that resumes further on than the last one counts, though it was cut
+/// off before its first acknowledgement; one that moves a byte or two
+/// (a hostile server dripping) does not keep the transfer going for ever.
 struct Watch<'a> {
     inner: &'a mut dyn Progress,
-    from: u64,
+    best: &'a mut HashMap<String, u64>,
+    file: String,
     moved: bool,
+}
+
+/// How much further than ever a transfer must get to count as moving.
+pub const PROGRESS_STEP: u64 = 64 * 1024;
+
+impl Watch<'_> {
+    fn reached(&mut self, at: u64, total_done: bool) {
+        let best = self.best.entry(self.file.clone()).or_insert(at);
+        if at >= best.saturating_add(PROGRESS_STEP) || (total_done && at > *best) {
+            self.moved = true;
+            *best = at;
+        }
+    }
 }
 
 impl Progress for Watch<'_> {
     fn start(&mut self, name: &str, total: u64, resumed_from: u64) {
-        self.from = resumed_from;
+        name.clone_into(&mut self.file);
+        self.reached(resumed_from, resumed_from >= total);
         self.inner.start(name, total, resumed_from);
     }
     fn advance(&mut self, done: u64) {
-        self.moved |= done > self.from;
+        self.reached(done, false);
         self.inner.advance(done);
     }
     fn finish(&mut self, summary: &TransferSummary) {
@@ -309,17 +332,29 @@ mod tests {
     }
 
     #[test]
-    fn a_resumed_file_counts_as_moving_only_past_where_it_resumed() {
+    fn progress_counts_past_the_best_attempt_by_a_step() {
         let mut quiet = crate::Quiet;
-        let mut watch = Watch {
-            inner: &mut quiet,
-            from: 0,
-            moved: false,
+        let mut best = HashMap::new();
+        let mut attempt = |resumed: u64, done: &[u64]| {
+            let mut watch = Watch {
+                inner: &mut quiet,
+                best: &mut best,
+                file: String::new(),
+                moved: false,
+            };
+            watch.start("a", 10 << 20, resumed);
+            for &d in done {
+                watch.advance(d);
+            }
+            watch.moved
         };
-        watch.start("a", 100, 40);
-        watch.advance(40);
-        assert!(!watch.moved);
-        watch.advance(41);
-        assert!(watch.moved);
+        // The first attempt starts somewhere: that is not progress yet.
+        assert!(!attempt(40, &[41]), "a byte is not progress");
+        assert!(attempt(40, &[40 + PROGRESS_STEP]));
+        // Cut off before its first acknowledgement, but resumed further
+        // on than ever: progress.
+        assert!(attempt(1 << 20, &[]));
+        assert!(!attempt(1 << 20, &[(1 << 20) + 1]), "dripping");
+        assert!(!attempt(0, &[PROGRESS_STEP]), "behind the best");
     }
 }

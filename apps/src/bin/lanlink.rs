@@ -95,9 +95,10 @@ enum Cmd {
         /// Cap the rate, in bytes per second (500K, 10M, 1G).
         #[arg(long, value_parser = files::parse_rate)]
         limit_rate: Option<u64>,
-        /// After the connection is lost, keep connecting again and resuming
-        /// for this many seconds without a byte moving (0: stop at once
-        /// and exit 1; running the same command again resumes).
+        /// After the connection is lost, or while the server is busy, keep
+        /// trying (connecting again and resuming) for this many seconds
+        /// without progress (0: stop at once and exit 1; running the same
+        /// command again resumes).
         #[arg(long, value_name = "SECONDS", default_value_t = 60)]
         retry_for: u64,
         #[command(flatten)]
@@ -119,9 +120,10 @@ enum Cmd {
         /// Cap the rate, in bytes per second (500K, 10M, 1G).
         #[arg(long, value_parser = files::parse_rate)]
         limit_rate: Option<u64>,
-        /// After the connection is lost, keep connecting again and resuming
-        /// for this many seconds without a byte moving (0: stop at once
-        /// and exit 1; running the same command again resumes).
+        /// After the connection is lost, or while the server is busy, keep
+        /// trying (connecting again and resuming) for this many seconds
+        /// without progress (0: stop at once and exit 1; running the same
+        /// command again resumes).
         #[arg(long, value_name = "SECONDS", default_value_t = 60)]
         retry_for: u64,
         #[command(flatten)]
@@ -518,6 +520,7 @@ fn run(command: Cmd) -> Result<i32, ClientError> {
             let options = TransferOptions {
                 rate_limit: limit_rate,
                 as_name,
+                busy_patience: Some(std::time::Duration::from_secs(retry_for)),
                 ..TransferOptions::default()
             };
             let mut link = resuming(auth.target(host)?, files_name, retry_for)?;
