@@ -64,6 +64,17 @@ pub(super) struct RemoteMembers {
 /// The most other servers whose users are remembered.
 const MAX_SERVERS: usize = 1024;
 
+/// The most names kept from one other server's presence, in all its
+/// rooms.
+pub const MAX_NAMES_PER_SERVER: usize = 4096;
+
+/// The most names kept from all other servers together.
+pub const MAX_REMOTE_NAMES: usize = 65_536;
+
+/// The most other servers' members a room's roster shows (a roster frame
+/// holds at most 65,535 names).
+pub const MAX_REMOTE_IN_ROSTER: usize = 16_384;
+
 impl RemoteMembers {
     /// The other servers' members of the room with folded name `key`, with
     /// `?` after each while NATS is unreachable (they may have gone).
@@ -73,6 +84,7 @@ impl RemoteMembers {
             .values()
             .filter_map(|rooms| rooms.get(key))
             .flatten()
+            .take(MAX_REMOTE_IN_ROSTER)
             .map(|name| format!("{name}{mark}"))
             .collect()
     }
@@ -264,6 +276,17 @@ impl ChatService {
         if !self.remote.servers.contains_key(server) && self.remote.servers.len() >= MAX_SERVERS {
             return;
         }
+        // Names kept: at most so many from one server, and from all of
+        // them together (a hostile server's presence value can list any
+        // number; 128 fake ones took a server to 520 MiB).
+        let others: usize = self
+            .remote
+            .servers
+            .iter()
+            .filter(|(id, _)| id.as_str() != server)
+            .map(|(_, rooms)| rooms.values().map(Vec::len).sum::<usize>())
+            .sum();
+        let mut room_left = MAX_NAMES_PER_SERVER.min(MAX_REMOTE_NAMES.saturating_sub(others));
         let mut kept: HashMap<String, Vec<String>> = HashMap::new();
         for (room, names) in rooms.into_iter().take(self.config.max_rooms + 1) {
             if check_room(&room, max).is_err() {
@@ -272,8 +295,10 @@ impl ChatService {
             let names: Vec<String> = names
                 .into_iter()
                 .filter(|n| check_nickname(n, max).is_ok())
+                .take(room_left)
                 .map(|n| format!("{n}@{server}"))
                 .collect();
+            room_left -= names.len();
             kept.entry(fold(&room)).or_default().extend(names);
         }
         self.remote.servers.insert(server.to_owned(), kept);
@@ -473,6 +498,54 @@ mod tests {
                 |o| matches!(&o.frame.message, Message::Error(e) if e.message.contains("'@'"))
             ),
             "{out:?}"
+        );
+    }
+
+    /// Presence values listing thousands of names per room (a hostile
+    /// server's: 16 of them made a roster no frame can hold, 128 took a
+    /// server to 520 MiB) are kept within bounds, and the roster of a room
+    /// still goes out.
+    #[test]
+    fn remote_rosters_are_bounded() {
+        let mut chat = ChatService::new(ChatConfig::default());
+        let mut out = Vec::new();
+        chat.connect(ConnId(1), [10, 0, 0, 1].into(), "ada", &now(), &mut out)
+            .unwrap();
+        let names: Vec<String> = (0..4096).map(|i| format!("u{i}")).collect();
+        let rooms: Vec<(String, Vec<String>)> = (0..15)
+            .map(|r| {
+                (
+                    if r == 0 {
+                        "lobby".into()
+                    } else {
+                        format!("r{r}")
+                    },
+                    names.clone(),
+                )
+            })
+            .collect();
+        for s in 0..40 {
+            chat.set_remote_members(&format!("fake{s}"), rooms.clone());
+        }
+        let kept: usize = chat
+            .remote
+            .servers
+            .values()
+            .map(|rooms| rooms.values().map(Vec::len).sum::<usize>())
+            .sum();
+        assert!(kept <= MAX_REMOTE_NAMES, "{kept}");
+        assert!(chat.remote.of("lobby").len() <= MAX_REMOTE_IN_ROSTER);
+        out.clear();
+        let ask = lanlink_proto::chat::RosterRequest {
+            room: "lobby".into(),
+        };
+        chat.handle(ConnId(1), ask.into(), &now(), &mut out);
+        assert!(
+            out.iter()
+                .any(|o| matches!(&o.frame.message, Message::Roster(_))
+                    && o.frame.to_bytes().is_ok()),
+            "{:?}",
+            out.iter().map(|o| o.frame.kind()).collect::<Vec<_>>()
         );
     }
 
