@@ -351,7 +351,8 @@ pub(super) async fn run(
     let (mut sent, mut dropped) = (0u64, 0u64);
     // Numbers the frames sent, so that a receiver tells their parts apart.
     let mut number = 0u32;
-    let (mut file_number, mut file_failures) = (0u32, 0u64);
+    let mut file_number = 0u32;
+    let mut file_failures = super::Dropped::default();
     let mut file_parts = files::Parts::new(max_payload);
     loop {
         tokio::select! {
@@ -408,9 +409,8 @@ pub(super) async fn run(
                     if let Some(e) = failed {
                         // Its transfer cannot finish: the local side is
                         // told at once, not after its timeout.
-                        file_failures += 1;
-                        if file_failures.is_power_of_two() {
-                            tracing::warn!(file_failures, "nats: files: publish failed: {e}");
+                        if let Some(failed) = file_failures.one() {
+                            tracing::warn!(failed, "nats: files: publish failed: {e}");
                         }
                         let _ = files_in.try_send(f.broken());
                     }

@@ -691,8 +691,7 @@ async fn serve(
         js: async_nats::jetstream::new(client.clone()),
         stream: None,
         config: config.clone(),
-        own: Default::default(),
-        own_set: Default::default(),
+        own: Recent::new(OWN_REMEMBERED),
     };
     // Messages wait here, in order, until JetStream has acknowledged them
     // (stored, and so delivered to every server's subscription); joins and
@@ -991,8 +990,7 @@ struct History {
     /// own in a history. Server ids are what a message says, so one that
     /// only claims to be ours is shown as any other server's
     /// (`name@<our id>`), never as a local user.
-    own: std::collections::VecDeque<u64>,
-    own_set: std::collections::HashSet<u64>,
+    own: Recent,
 }
 
 /// The most bytes [`HISTORY_STREAM`] keeps, in all rooms together (a
@@ -1006,14 +1004,7 @@ const OWN_REMEMBERED: usize = 65_536;
 impl History {
     /// Remembers that this process published message `seq`.
     fn published(&mut self, seq: u64) {
-        if self.own_set.insert(seq) {
-            self.own.push_back(seq);
-        }
-        while self.own.len() > OWN_REMEMBERED {
-            if let Some(old) = self.own.pop_front() {
-                self.own_set.remove(&old);
-            }
-        }
+        self.own.insert(seq);
     }
 
     /// The stream, made or found on first use (and again after a failure).
@@ -1076,7 +1067,7 @@ impl History {
                 if let Some((server, seq, NatsEvent::Said { mut message, .. })) =
                     decode(&message.payload)
                 {
-                    if server == own && self.own_set.contains(&seq) {
+                    if server == own && self.own.contains(seq) {
                         if let Some((name, _)) = message.from.rsplit_once('@') {
                             message.from = name.to_owned();
                         }
@@ -1150,10 +1141,12 @@ struct Inbound {
 /// sequences (far ahead, say) must not be able to make a real origin's
 /// next ones look old; at worst they push its recent ones out of the
 /// window, and a late second copy is shown twice.
-#[derive(Default)]
-struct Seen {
-    order: std::collections::VecDeque<u64>,
-    recent: std::collections::HashSet<u64>,
+struct Seen(Recent);
+
+impl Default for Seen {
+    fn default() -> Seen {
+        Seen(Recent::new(SEEN_WINDOW))
+    }
 }
 
 /// How many recent sequences are remembered per origin.
@@ -1162,16 +1155,43 @@ const SEEN_WINDOW: usize = 4096;
 impl Seen {
     /// True the first time `seq` is offered (within the window).
     fn first(&mut self, seq: u64) -> bool {
-        if !self.recent.insert(seq) {
+        self.0.insert(seq)
+    }
+}
+
+/// The last `cap` numbers inserted, in the order they came (the oldest
+/// forgotten first).
+struct Recent {
+    cap: usize,
+    order: std::collections::VecDeque<u64>,
+    set: std::collections::HashSet<u64>,
+}
+
+impl Recent {
+    fn new(cap: usize) -> Recent {
+        Recent {
+            cap,
+            order: Default::default(),
+            set: Default::default(),
+        }
+    }
+
+    /// Remembers `n`; false if it was remembered already.
+    fn insert(&mut self, n: u64) -> bool {
+        if !self.set.insert(n) {
             return false;
         }
-        self.order.push_back(seq);
-        while self.order.len() > SEEN_WINDOW {
+        self.order.push_back(n);
+        while self.order.len() > self.cap {
             if let Some(oldest) = self.order.pop_front() {
-                self.recent.remove(&oldest);
+                self.set.remove(&oldest);
             }
         }
         true
+    }
+
+    fn contains(&self, n: u64) -> bool {
+        self.set.contains(&n)
     }
 }
 
