@@ -28,14 +28,8 @@ fn server_on(nats: &NatsServer, id: &str) -> Server {
 /// [`server_on`] with more arguments.
 fn server_on_with(nats: &NatsServer, id: &str, more: &[&str]) -> Server {
     let outbox = own_outbox();
-    let mut args = vec![
-        "--nats",
-        &nats.url,
-        "--server-id",
-        id,
-        "--nats-outbox",
-        &outbox,
-    ];
+    let url = common::nats_url(id, nats.port);
+    let mut args = vec!["--nats", &url, "--server-id", id, "--nats-outbox", &outbox];
     args.extend_from_slice(more);
     let server = Server::start(&args);
     server.expect_log("nats: connected");
@@ -56,21 +50,26 @@ fn who_until(client: &mut ChatClient, want: &str) {
     panic!("roster never became {want:?}; last {last:?}");
 }
 
+/// Servers a and b on `nats`, ada on a and bob on b, once each one's
+/// presence has reached the other (ada's `/who` lists bob@b).
+fn ada_on_a_and_bob_on_b(nats: &NatsServer) -> (Server, Server, ChatClient, ChatClient) {
+    let a = server_on(nats, "a");
+    let b = server_on(nats, "b");
+    let mut ada = ChatClient::join(&a.addr, "ada", &[]);
+    ada.expect("-- lobby: ada");
+    let bob = ChatClient::join(&b.addr, "bob", &[]);
+    // Bob's join crossed over: the subscription on a is live.
+    ada.expect("-- bob@b joined lobby");
+    // Presence: /who on a lists bob on b (once b's presence key is in).
+    who_until(&mut ada, "-- lobby: ada, bob@b");
+    (a, b, ada, bob)
+}
+
 #[test]
 fn two_servers_share_a_room_both_ways_in_order() {
     let Some(bin) = nats_server_bin() else { return };
     let nats = NatsServer::start(bin, &[]);
-    let a = server_on(&nats, "a");
-    let b = server_on(&nats, "b");
-
-    let mut ada = ChatClient::join(&a.addr, "ada", &[]);
-    ada.expect("-- lobby: ada");
-    let mut bob = ChatClient::join(&b.addr, "bob", &[]);
-    // Bob's join crossed over: the subscription on a is live.
-    ada.expect("-- bob@b joined lobby");
-
-    // Presence: /who on a lists bob on b (once b's presence key is in).
-    who_until(&mut ada, "-- lobby: ada, bob@b");
+    let (a, b, mut ada, mut bob) = ada_on_a_and_bob_on_b(&nats);
 
     for i in 1..=5 {
         ada.say(&format!("from a {i}"));
@@ -215,14 +214,8 @@ fn remote_messages_show_in_the_streams_order() {
 fn private_messages_cross_servers_and_unknowns_are_answered() {
     let Some(bin) = nats_server_bin() else { return };
     let nats = NatsServer::start(bin, &[]);
-    let a = server_on(&nats, "a");
-    let b = server_on(&nats, "b");
-    let mut ada = ChatClient::join(&a.addr, "ada", &[]);
-    ada.expect("-- lobby: ada");
-    let mut bob = ChatClient::join(&b.addr, "bob", &[]);
-    ada.expect("-- bob@b joined lobby");
     // Presence is what lets a bare name find its server.
-    who_until(&mut ada, "-- lobby: ada, bob@b");
+    let (a, b, mut ada, mut bob) = ada_on_a_and_bob_on_b(&nats);
     who_until(&mut bob, "-- lobby: ada@a, bob");
 
     ada.say("/msg bob@b psst");
@@ -294,9 +287,10 @@ fn messages_said_while_nats_is_away_survive_a_restart_and_arrive_once() {
     let b = server_on(&nats, "b");
     let bob = ChatClient::join(&b.addr, "bob", &[]);
     bob.expect("-- lobby: bob");
+    let url = common::nats_url("a", nats.port);
     let a = Server::start(&[
         "--nats",
-        &nats.url,
+        &url,
         "--server-id",
         "a",
         "--nats-outbox",
@@ -330,7 +324,7 @@ fn a_cluster_of_three_survives_its_nodes() {
     let Some(bin) = nats_server_bin() else { return };
     let mut cluster = NatsCluster::start(bin, 3);
     let start = |i: usize, id: &str| {
-        let urls = cluster.urls(i);
+        let urls = cluster.urls(id, i);
         let outbox = own_outbox();
         let server = Server::start(&[
             "--nats",
@@ -525,9 +519,7 @@ fn view_frames(addr: &str, stream: &str, dir: &std::path::Path, n: u32) -> Strin
 fn frames_larger_than_a_nats_message_cross_whole() {
     let Some(bin) = nats_server_bin() else { return };
     let t = Scratch::new("nats-big");
-    let conf = t.dir("conf").join("nats.conf");
-    std::fs::write(&conf, "max_payload: 8192\n").unwrap();
-    let nats = NatsServer::start(bin, &["-c", conf.to_str().unwrap()]);
+    let nats = NatsServer::with_conf(bin, "max_payload: 8192", &[]);
     let a = server_on(&nats, "a");
     let c = server_on(&nats, "c");
     let mut cam = pattern_cam(&a.addr, "640x480", "10", "big");
@@ -763,9 +755,7 @@ fn a_browser_on_another_server_hears_a_talker() {
 fn a_file_goes_to_a_user_on_another_server() {
     let Some(bin) = nats_server_bin() else { return };
     let t = Scratch::new("nats-send");
-    let conf = t.dir("conf").join("nats.conf");
-    std::fs::write(&conf, "max_payload: 65536\n").unwrap();
-    let nats = NatsServer::start(bin, &["-c", conf.to_str().unwrap()]);
+    let nats = NatsServer::with_conf(bin, "max_payload: 65536", &[]);
     let a = server_on(&nats, "a");
     let c = server_on(&nats, "c");
     let (src, rx) = (t.dir("src"), t.dir("rx"));
@@ -840,4 +830,146 @@ fn a_file_goes_to_a_user_on_another_server() {
     drop(t);
     assert!(a.terminate().success());
     assert!(c.terminate().success());
+}
+
+/// A raw NATS client (the text protocol over TCP), for a hostile server.
+struct RawNats {
+    stream: std::net::TcpStream,
+    lines: std::io::BufReader<std::net::TcpStream>,
+}
+
+impl RawNats {
+    fn connect(port: u16, user: &str, password: &str) -> RawNats {
+        use std::io::BufRead;
+        let stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let mut lines = std::io::BufReader::new(stream.try_clone().unwrap());
+        let mut info = String::new();
+        lines.read_line(&mut info).unwrap();
+        assert!(info.starts_with("INFO "), "{info}");
+        let mut raw = RawNats { stream, lines };
+        let connect = serde_json::json!({"user": user, "pass": password, "verbose": false,
+            "pedantic": false, "headers": false, "name": "hostile"});
+        raw.send(&format!("CONNECT {connect}\r\n"));
+        assert_eq!(raw.ping(), Vec::<String>::new());
+        raw
+    }
+
+    fn send(&mut self, text: &str) {
+        use std::io::Write;
+        self.stream.write_all(text.as_bytes()).unwrap();
+    }
+
+    fn publish(&mut self, subject: &str, body: &str) {
+        self.send(&format!("PUB {subject} {}\r\n{body}\r\n", body.len()));
+    }
+
+    /// PING, and what the server said before its PONG (errors).
+    fn ping(&mut self) -> Vec<String> {
+        use std::io::BufRead;
+        self.send("PING\r\n");
+        let mut said = Vec::new();
+        loop {
+            let mut line = String::new();
+            assert!(self.lines.read_line(&mut line).unwrap() > 0, "closed");
+            match line.trim_end() {
+                "PONG" => return said,
+                "PING" => self.send("PONG\r\n"),
+                other => said.push(other.to_owned()),
+            }
+        }
+    }
+}
+
+/// With each lanlink server its own NATS user under the permissions
+/// `lanlink-server --print-nats-permissions` prints, a hostile server (a
+/// raw NATS client as user `m`) cannot speak as another: NATS refuses its
+/// publishes on another id's subjects, JetStream deletes and other
+/// servers' subscriptions, and a body claiming another id on its own
+/// subject is dropped by the receivers; what it says as itself arrives as
+/// `name@m`, and the honest servers go on unaffected.
+#[test]
+fn servers_speak_only_as_their_own_nats_user() {
+    let Some(bin) = nats_server_bin() else { return };
+    // The flag prints what the tests' NATS users have.
+    let printed = std::process::Command::new(env!("CARGO_BIN_EXE_lanlink-server"))
+        .args(["--print-nats-permissions", "m"])
+        .output()
+        .unwrap();
+    assert!(printed.status.success(), "{printed:?}");
+    let printed: serde_json::Value = serde_json::from_slice(&printed.stdout).unwrap();
+    assert_eq!(printed, lanlink_server::nats::permissions("m"));
+
+    let nats = NatsServer::start(bin, &[]);
+    let (a, b, mut ada, mut bob) = ada_on_a_and_bob_on_b(&nats);
+    ada.say("honest 1");
+    bob.expect("[lobby] <ada@a> honest 1");
+    ada.say("/msg bob@b psst");
+    bob.expect("[pm] <ada@a> psst");
+    bob.say("/msg ada back");
+    ada.expect("[pm] <bob@b> back");
+
+    let mut m = RawNats::connect(nats.port, "m", "pw-m");
+    let lobby = "lanlink.room.6c6f626279";
+    let as_a = |text: &str| {
+        serde_json::json!({"kind": "said", "room": "lobby", "name": "ada", "text": text,
+            "action": false, "ts": 1, "server": "a", "seq": 9_000_000_000_000_000u64,
+            "id": "a-9000000000000000"})
+        .to_string()
+    };
+    // Another id's subjects, presence key, JetStream's deletes: refused.
+    for subject in [
+        format!("{lobby}.said.a"),
+        format!("{lobby}.presence.b"),
+        "lanlink.server.b.pm.a".into(),
+        "$KV.lanlink_presence.a".into(),
+        "$JS.API.STREAM.DELETE.LANLINK_HISTORY".into(),
+        "$JS.API.STREAM.PURGE.KV_lanlink_presence".into(),
+        "lanlink.media.a.want.b".into(),
+    ] {
+        m.publish(&subject, &as_a("forged on its subject"));
+        let said = m.ping();
+        assert!(
+            said.iter().any(|l| l.contains("Permissions Violation")),
+            "{subject}: {said:?}"
+        );
+    }
+    // Reading what is for another server: refused.
+    m.send("SUB lanlink.server.b.> 1\r\n");
+    let said = m.ping();
+    assert!(
+        said.iter().any(|l| l.contains("Permissions Violation")),
+        "{said:?}"
+    );
+    // Its own subject with another id in the body: NATS takes it, the
+    // servers drop it. Then a line as itself, which arrives (NATS keeps
+    // one publisher's order): the forged one was dropped, not late.
+    m.publish(&format!("{lobby}.said.m"), &as_a("forged in the body"));
+    let own = serde_json::json!({"kind": "said", "room": "lobby", "name": "mallory",
+        "text": "as myself", "action": false, "ts": 1, "server": "m", "seq": 1, "id": "m-1"});
+    m.publish(&format!("{lobby}.said.m"), &own.to_string());
+    assert_eq!(m.ping(), Vec::<String>::new());
+    let seen = bob.lines_until("[lobby] <mallory@m> as myself");
+    assert!(!seen.iter().any(|l| l.contains("forged")), "{seen:?}");
+    b.expect_log("not on its origin's subject");
+
+    // The honest servers are unaffected: chat, history, presence.
+    ada.say("honest 2");
+    let seen = bob.lines_until("[lobby] <ada@a> honest 2");
+    assert!(!seen.iter().any(|l| l.contains("forged")), "{seen:?}");
+    let cy = ChatClient::spawn(&b.addr, "cy", &[]);
+    let history = cy.lines_until("-- lobby:");
+    assert!(
+        history.iter().any(|l| l.contains("<ada@a> honest 2")),
+        "{history:?}"
+    );
+    assert!(!history.iter().any(|l| l.contains("forged")), "{history:?}");
+    who_until(&mut ada, "-- lobby: ada, bob@b, cy@b");
+    drop(cy);
+    assert!(ada.finish().success());
+    assert!(bob.finish().success());
+    assert!(a.terminate().success());
+    assert!(b.terminate().success());
 }

@@ -492,7 +492,12 @@ impl Hub {
             Some(nats) => {
                 chat.relay_room_events();
                 chat.set_server_id(&nats.server_id);
-                tracing::info!(server_id = %nats.server_id, urls = ?nats.urls, "scale-out through NATS");
+                let urls: Vec<String> = nats
+                    .urls
+                    .iter()
+                    .map(|u| crate::nats::without_password(u))
+                    .collect();
+                tracing::info!(server_id = %nats.server_id, ?urls, "scale-out through NATS");
                 // Another server speaks for all its users: it may send what
                 // a whole address of local users may, ten times over.
                 let per_address = config.chat.address_message_rate;

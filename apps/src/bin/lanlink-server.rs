@@ -118,9 +118,16 @@ struct Args {
     ping_interval: f64,
     /// Scale out: share chat rooms with other lanlink servers through
     /// these NATS servers (nats://HOST:PORT, comma-separated; see
-    /// docs/SCALE-OUT.md). Off by default.
+    /// docs/SCALE-OUT.md). Off by default. With a NATS user:
+    /// nats://USER@HOST:PORT and the password in the environment variable
+    /// LANLINK_NATS_PASSWORD (or nats://USER:PASSWORD@…).
     #[arg(long, value_name = "URL[,URL…]", value_delimiter = ',')]
     nats: Vec<String>,
+    /// Print the NATS permissions that bind server id ID to its NATS user
+    /// (a JSON object for that user's `permissions` in nats-server's
+    /// `authorization` block) and exit.
+    #[arg(long, value_name = "ID")]
+    print_nats_permissions: Option<String>,
     /// This server's id among those sharing NATS: 1 to 32 letters, digits,
     /// '-' or '_'; remote users are shown as name@ID. Default: the --name
     /// and 6 random hex digits.
@@ -333,6 +340,15 @@ fn main() -> ExitCode {
         eprintln!("error: --server-id must be 1 to 32 letters, digits, '-' or '_'");
         return ExitCode::from(2);
     }
+    if let Some(id) = &args.print_nats_permissions {
+        if !lanlink_server::nats::valid_server_id(id) {
+            eprintln!("error: a server id is 1 to 32 letters, digits, '-' or '_'");
+            return ExitCode::from(2);
+        }
+        let permissions = lanlink_server::nats::permissions(id);
+        println!("{permissions:#}");
+        return ExitCode::SUCCESS;
+    }
     if args.admin_token.as_deref().is_some_and(|t| t.len() < 12) {
         eprintln!("error: --admin-token must be at least 12 characters (it guards kick and ban)");
         return ExitCode::from(2);
@@ -454,6 +470,7 @@ fn main() -> ExitCode {
             replicas: args.nats_replicas.clamp(1, 5),
             history_age: Duration::from_secs_f64(hours * 3600.0),
             outbox_file,
+            password: std::env::var("LANLINK_NATS_PASSWORD").ok(),
             ..lanlink_server::nats::NatsConfig::new(args.nats.clone(), id)
         });
     }

@@ -651,15 +651,51 @@ pub struct NatsServer {
     _store: Scratch,
 }
 
+/// The NATS users every test NATS server has: one per lanlink server id
+/// the tests use, each bound to its id by the permissions lanlink-server
+/// prints (docs/SCALE-OUT.md), and `m`, for a hostile server.
+pub const NATS_USERS: [&str; 5] = ["a", "b", "c", "d", "m"];
+
+/// A nats-server configuration: `conf`, then an `authorization` block
+/// with a user per [`NATS_USERS`] (password `pw-<id>`).
+pub fn nats_conf(conf: &str) -> String {
+    let users: Vec<String> = NATS_USERS
+        .iter()
+        .map(|id| {
+            let permissions = lanlink_server::nats::permissions(id);
+            format!("{{ user: {id}, password: pw-{id}, permissions: {permissions} }}")
+        })
+        .collect();
+    format!(
+        "{conf}\nauthorization {{ users = [\n{}\n] }}\n",
+        users.join(",\n")
+    )
+}
+
+/// `nats://<id>:pw-<id>@127.0.0.1:<port>`: the URL server `id` uses.
+pub fn nats_url(id: &str, port: u16) -> String {
+    format!("nats://{id}:pw-{id}@127.0.0.1:{port}")
+}
+
 impl NatsServer {
     /// Starts `bin` with `extra` arguments and waits until it accepts
     /// connections.
     pub fn start(bin: &str, extra: &[&str]) -> NatsServer {
+        NatsServer::with_conf(bin, "", extra)
+    }
+
+    /// [`NatsServer::start`] with `conf` in its configuration (which has
+    /// the users of [`nats_conf`]).
+    pub fn with_conf(bin: &str, conf: &str, extra: &[&str]) -> NatsServer {
         let port = free_port();
         let store = Scratch::new(&format!("nats-{port}"));
+        let conf_file = store.dir("conf").join("nats.conf");
+        std::fs::write(&conf_file, nats_conf(conf)).expect("write nats.conf");
         let mut child = Command::new(bin)
             .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
             .arg(store.dir("js"))
+            .arg("-c")
+            .arg(&conf_file)
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -727,11 +763,12 @@ impl NatsCluster {
         cluster
     }
 
-    /// Every node's URL, comma-separated, node `first` first.
-    pub fn urls(&self, first: usize) -> String {
+    /// Every node's URL for server `id`, comma-separated, node `first`
+    /// first.
+    pub fn urls(&self, id: &str, first: usize) -> String {
         let n = self.ports.len();
         (0..n)
-            .map(|i| format!("nats://127.0.0.1:{}", self.ports[(first + i) % n]))
+            .map(|i| nats_url(id, self.ports[(first + i) % n]))
             .collect::<Vec<_>>()
             .join(",")
     }
@@ -750,6 +787,8 @@ impl NatsCluster {
             .filter(|j| *j != i)
             .map(|j| format!("nats://127.0.0.1:{}", self.routes[j]))
             .collect();
+        let conf = self.store.dir("conf").join(format!("n{i}.conf"));
+        std::fs::write(&conf, nats_conf("")).expect("write nats.conf");
         let child = Command::new(self.bin)
             .args(["-a", "127.0.0.1", "-p", &self.ports[i].to_string()])
             .args(["-n", &format!("n{i}"), "--cluster_name", "lanlink"])
@@ -760,6 +799,8 @@ impl NatsCluster {
             .arg("-js")
             .arg("-sd")
             .arg(self.store.dir(&format!("n{i}")))
+            .arg("-c")
+            .arg(&conf)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

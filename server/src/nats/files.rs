@@ -33,7 +33,8 @@ use lanlink_proto::{ErrorCode, Frame, FrameDecoder, Message, StreamId};
 use super::media::{split, Joiner};
 use super::valid_server_id;
 
-/// The subject prefix of file frames: `lanlink.file.<server id>`.
+/// The subject prefix of file frames:
+/// `lanlink.file.<receiving server id>.<sending server id>`.
 pub const FILE_SUBJECTS: &str = "lanlink.file";
 
 /// File frames waiting for NATS; beyond, new ones are dropped (their
@@ -44,9 +45,14 @@ pub const FILES_OUT: usize = 256;
 /// dropped.
 pub const FILES_IN: usize = 256;
 
-/// The subject of the file frames for `server`.
-pub fn file_subject(server: &str) -> String {
-    format!("{FILE_SUBJECTS}.{server}")
+/// The subject of the file frames from `from` to `server`.
+pub fn file_subject(server: &str, from: &str) -> String {
+    format!("{FILE_SUBJECTS}.{server}.{from}")
+}
+
+/// The subjects of the file frames to `server` from any server.
+pub fn file_subjects(server: &str) -> String {
+    format!("{FILE_SUBJECTS}.{server}.*")
 }
 
 /// A file frame for another server, encoded.
@@ -126,11 +132,11 @@ impl Parts {
         }
     }
 
-    /// Takes one NATS message; returns a whole file frame's body once its
-    /// last part is in.
-    pub(crate) fn push(&mut self, message: &[u8]) -> Option<Vec<u8>> {
+    /// Takes one NATS message that came on `from`'s subject; returns a
+    /// whole file frame's body once its last part is in.
+    pub(crate) fn push(&mut self, from: &str, message: &[u8]) -> Option<Vec<u8>> {
         let (sender, part) = take_id(message)?;
-        if !valid_server_id(sender) {
+        if !valid_server_id(sender) || sender != from {
             return None;
         }
         if !self.joiners.contains_key(sender) && self.joiners.len() >= MAX_SENDERS {
@@ -184,14 +190,18 @@ pub(crate) fn encode(
     Some(body.freeze())
 }
 
-/// A file frame that arrived for `own`: `None` unless its sender is a
-/// valid other server, the transfer was started by one of the two, on an
-/// even stream, and the frame is one whole file-class frame within
-/// `max_payload`.
-pub(crate) fn decode(own: &str, body: &[u8], max_payload: u32) -> Option<InFile> {
+/// A file frame that arrived for `own` on `from`'s subject: `None` unless
+/// its sender is `from`, a valid other server, the transfer was started by
+/// one of the two, on an even stream, and the frame is one whole
+/// file-class frame within `max_payload`.
+pub(crate) fn decode(own: &str, from: &str, body: &[u8], max_payload: u32) -> Option<InFile> {
     let (sender, rest) = take_id(body)?;
     let (started_by, rest) = take_id(rest)?;
-    if !valid_server_id(sender) || sender == own || (started_by != own && started_by != sender) {
+    if !valid_server_id(sender)
+        || sender == own
+        || sender != from
+        || (started_by != own && started_by != sender)
+    {
         return None;
     }
     let mut decoder = FrameDecoder::with_max_payload(max_payload);
@@ -259,23 +269,27 @@ mod tests {
         let mut parts = Parts::new(1 << 20);
         let mut whole = Vec::new();
         for (a, b) in pa.iter().zip(&pb) {
-            whole.extend(parts.push(a));
-            whole.extend(parts.push(b));
+            whole.extend(parts.push("a", a));
+            whole.extend(parts.push("b", b));
         }
         assert_eq!(whole, vec![from_a.body.to_vec(), from_b.body.to_vec()]);
-        let got = decode("c", &whole[0], 1 << 20).unwrap();
+        let got = decode("c", "a", &whole[0], 1 << 20).unwrap();
+        // Parts or frames on another server's subject are not taken.
+        assert!(decode("c", "b", &whole[0], 1 << 20).is_none());
+        let mut forged = Parts::new(1 << 20);
+        assert!(pa.iter().all(|p| forged.push("m", p).is_none()));
         assert_eq!((got.server.as_str(), got.stream), ("a", 4));
         // A part lost: that frame is dropped, the next one arrives.
         let next = from_a.parts("a", 2, 64 * 1024);
-        assert!(pa.iter().skip(1).all(|p| parts.push(p).is_none()));
-        let again: Vec<_> = next.iter().filter_map(|p| parts.push(p)).collect();
+        assert!(pa.iter().skip(1).all(|p| parts.push("a", p).is_none()));
+        let again: Vec<_> = next.iter().filter_map(|p| parts.push("a", p)).collect();
         assert_eq!(again, vec![from_a.body.to_vec()]);
         // Many senders' unfinished frames: bounded in bytes.
         let mut many = Parts::new(1 << 20);
         for i in 0..100u32 {
             let id = format!("s{i}");
             let first = out(encode(&id, &id, 4, chunk.clone()).unwrap()).parts(&id, 1, 64 * 1024);
-            assert!(many.push(&first[0]).is_none());
+            assert!(many.push(&id, &first[0]).is_none());
         }
         assert!(many.joiners.values().map(Joiner::held).sum::<usize>() <= MAX_HELD_BYTES);
         // Too large for what this server takes: dropped.
@@ -283,7 +297,7 @@ mod tests {
         assert!(from_a
             .parts("a", 3, 1 << 20)
             .iter()
-            .all(|p| small.push(p).is_none()));
+            .all(|p| small.push("a", p).is_none()));
         // The cancel the hub hears when a frame cannot be sent.
         let broken = from_a.broken();
         assert!(matches!(broken.message, Message::FileCancel(_)));
@@ -300,7 +314,7 @@ mod tests {
             prefix_hash: None,
         });
         let body = encode("c", "a", 4, accept.clone()).unwrap();
-        let got = decode("a", &body, 1 << 20).unwrap();
+        let got = decode("a", "c", &body, 1 << 20).unwrap();
         assert_eq!(
             (got.server.as_str(), got.started_here, got.stream),
             ("c", true, 4)
@@ -308,24 +322,39 @@ mod tests {
         assert_eq!(got.message, accept);
         // From itself, started by a third server, an odd stream, not a
         // file frame, trailing bytes, too big, cut short: all refused.
-        assert!(decode("c", &body, 1 << 20).is_none());
-        assert!(decode("a", &encode("c", "b", 4, accept.clone()).unwrap(), 1 << 20).is_none());
-        assert!(decode("a", &encode("c", "a", 5, accept.clone()).unwrap(), 1 << 20).is_none());
+        assert!(decode("c", "c", &body, 1 << 20).is_none());
+        // On another server's subject: refused.
+        assert!(decode("a", "m", &body, 1 << 20).is_none());
+        assert!(decode(
+            "a",
+            "c",
+            &encode("c", "b", 4, accept.clone()).unwrap(),
+            1 << 20
+        )
+        .is_none());
+        assert!(decode(
+            "a",
+            "c",
+            &encode("c", "a", 5, accept.clone()).unwrap(),
+            1 << 20
+        )
+        .is_none());
         let ping = Message::Ping(lanlink_proto::control::Ping { nonce: 1 });
-        assert!(decode("a", &encode("c", "a", 4, ping).unwrap(), 1 << 20).is_none());
+        assert!(decode("a", "c", &encode("c", "a", 4, ping).unwrap(), 1 << 20).is_none());
         let mut longer = body.to_vec();
         longer.push(0);
-        assert!(decode("a", &longer, 1 << 20).is_none());
+        assert!(decode("a", "c", &longer, 1 << 20).is_none());
         let chunk = Message::FileChunk(FileChunk {
             offset: 0,
             data: vec![1; 4096].into(),
         });
-        assert!(decode("a", &encode("c", "a", 4, chunk).unwrap(), 1024).is_none());
+        assert!(decode("a", "c", &encode("c", "a", 4, chunk).unwrap(), 1024).is_none());
         for cut in 0..body.len() {
-            assert!(decode("a", &body[..cut], 1 << 20).is_none(), "{cut}");
+            assert!(decode("a", "c", &body[..cut], 1 << 20).is_none(), "{cut}");
         }
         assert!(decode(
             "a",
+            "not a server",
             &encode("not a server", "a", 4, accept).unwrap(),
             1 << 20
         )

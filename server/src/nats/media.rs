@@ -4,7 +4,7 @@
 //! `presence.rs`); the hub shows other servers' streams as streams of a
 //! publisher of their own. While a remote stream has a local subscriber,
 //! the viewing server renews a **lease** on
-//! `lanlink.media.<origin>.want` every [`LEASE_EVERY`] (the streams it
+//! `lanlink.media.<origin>.want.<its own id>` every [`LEASE_EVERY`] (the streams it
 //! wants from that origin, all at once) and subscribes to
 //! `lanlink.media.<origin>.<stream>`. The origin publishes a stream's
 //! frames only while some lease on it is fresh ([`LEASE_FOR`]), so with no
@@ -42,7 +42,8 @@ use tokio::time::Instant;
 use super::files::{self, file_subject, InFile, OutFile};
 use super::{valid_server_id, NatsEvent, MAX_ORIGINS};
 
-/// The subject prefix of media: `lanlink.media.<origin>.want` for leases,
+/// The subject prefix of media: `lanlink.media.<origin>.want.<viewing
+/// server>` for leases,
 /// `lanlink.media.<origin>.<stream id>` for a stream's frames.
 pub const MEDIA_SUBJECTS: &str = "lanlink.media";
 
@@ -202,9 +203,9 @@ pub fn frame_subject(origin: &str, stream: StreamId) -> String {
     format!("{MEDIA_SUBJECTS}.{origin}.{stream}")
 }
 
-/// The subject of leases on `origin`'s streams.
-pub fn lease_subject(origin: &str) -> String {
-    format!("{MEDIA_SUBJECTS}.{origin}.want")
+/// The subject of `viewer`'s leases on `origin`'s streams.
+pub fn lease_subject(origin: &str, viewer: &str) -> String {
+    format!("{MEDIA_SUBJECTS}.{origin}.want.{viewer}")
 }
 
 /// A lease's body: who wants which streams.
@@ -214,15 +215,20 @@ pub(super) fn encode_lease(own: &str, streams: &BTreeSet<StreamId>) -> Bytes {
         .into()
 }
 
-/// A lease from another server: (its id, the streams it wants), or `None`
-/// if malformed, too big or from this server.
-pub(super) fn decode_lease(own: &str, body: &[u8]) -> Option<(String, BTreeSet<StreamId>)> {
+/// A lease from another server that came on `subject`: (its id, the
+/// streams it wants), or `None` if malformed, too big, from this server,
+/// or not on its sender's subject.
+pub(super) fn decode_lease(
+    own: &str,
+    subject: &str,
+    body: &[u8],
+) -> Option<(String, BTreeSet<StreamId>)> {
     if body.len() > MAX_LEASE_BYTES {
         return None;
     }
     let body: Value = serde_json::from_slice(body).ok()?;
     let server = body.get("server")?.as_str()?;
-    if !valid_server_id(server) || server == own {
+    if !valid_server_id(server) || server == own || subject != lease_subject(own, server) {
         return None;
     }
     let streams = body.get("streams")?.as_array()?;
@@ -326,14 +332,14 @@ pub(super) async fn run(
             return;
         }
     };
-    let mut asked = match client.subscribe(lease_subject(&own)).await {
+    let mut asked = match client.subscribe(lease_subject(&own, "*")).await {
         Ok(s) => s,
         Err(e) => {
             tracing::error!("nats: media: cannot subscribe: {e}");
             return;
         }
     };
-    let mut files = match client.subscribe(file_subject(&own)).await {
+    let mut files = match client.subscribe(files::file_subjects(&own)).await {
         Ok(s) => s,
         Err(e) => {
             tracing::error!("nats: files: cannot subscribe: {e}");
@@ -398,7 +404,7 @@ pub(super) async fn run(
                 }
                 while let Ok(f) = files_out.try_recv() {
                     file_number = file_number.wrapping_add(1);
-                    let subject = file_subject(&f.to);
+                    let subject = file_subject(&f.to, &own);
                     let mut failed = None;
                     for part in f.parts(&own, file_number, most) {
                         if let Err(e) = client.publish(subject.clone(), part).await {
@@ -418,8 +424,11 @@ pub(super) async fn run(
             }
             file = files.next() => {
                 let Some(file) = file else { return };
-                let Some(whole) = file_parts.push(&file.payload) else { continue };
-                match files::decode(&own, &whole, max_payload) {
+                // The sender is the subject's, which NATS permissions can
+                // bind to one NATS user; parts claiming another are dropped.
+                let from = super::subject_origin(&file.subject).unwrap_or_default();
+                let Some(whole) = file_parts.push(from, &file.payload) else { continue };
+                match files::decode(&own, from, &whole, max_payload) {
                     // Full: the frame is dropped and its transfer breaks.
                     Some(f) => {
                         let _ = files_in.try_send(f);
@@ -437,13 +446,13 @@ pub(super) async fn run(
                 // for the next renewal.
                 for origin in wanted_before.keys().chain(now.keys()) {
                     let streams = now.get(origin).cloned().unwrap_or_default();
-                    let _ = client.publish(lease_subject(origin), encode_lease(&own, &streams)).await;
+                    let _ = client.publish(lease_subject(origin, &own), encode_lease(&own, &streams)).await;
                 }
                 wanted_before = now;
             }
             _ = renew.tick() => {
                 for (origin, streams) in &wanted_before {
-                    let _ = client.publish(lease_subject(origin), encode_lease(&own, streams)).await;
+                    let _ = client.publish(lease_subject(origin, &own), encode_lease(&own, streams)).await;
                 }
             }
             _ = sweep.tick() => {
@@ -452,7 +461,7 @@ pub(super) async fn run(
             }
             lease = asked.next() => {
                 let Some(lease) = lease else { return };
-                match decode_lease(&own, &lease.payload) {
+                match decode_lease(&own, &lease.subject, &lease.payload) {
                     Some((server, streams)) => {
                         leases.renew(server, streams, Instant::now());
                         exported = tell_wanted(&leases, exported, &events);
@@ -551,20 +560,34 @@ mod tests {
     #[test]
     fn leases_round_trip_and_hostile_ones_are_refused() {
         let streams: BTreeSet<StreamId> = [0x4000_0000, 0x4000_0002].into();
+        const ON_C: &str = "lanlink.media.a.want.c";
         let body = encode_lease("c", &streams);
-        assert_eq!(decode_lease("a", &body), Some(("c".into(), streams)));
+        assert_eq!(decode_lease("a", ON_C, &body), Some(("c".into(), streams)));
+        // On the subject of another sender (a server speaking as "c"), or
+        // of another origin: refused.
+        assert_eq!(decode_lease("a", "lanlink.media.a.want.m", &body), None);
+        assert_eq!(decode_lease("a", "lanlink.media.b.want.c", &body), None);
         // Our own, a bad id, wrong types, too many, too big.
-        assert_eq!(decode_lease("c", &body), None);
-        assert_eq!(decode_lease("a", br#"{"server":"c d","streams":[]}"#), None);
-        assert_eq!(decode_lease("a", br#"{"server":"c","streams":[-1]}"#), None);
+        assert_eq!(decode_lease("c", "lanlink.media.c.want.c", &body), None);
         assert_eq!(
-            decode_lease("a", br#"{"server":"c","streams":[4294967296]}"#),
+            decode_lease("a", ON_C, br#"{"server":"c d","streams":[]}"#),
+            None
+        );
+        assert_eq!(
+            decode_lease("a", ON_C, br#"{"server":"c","streams":[-1]}"#),
+            None
+        );
+        assert_eq!(
+            decode_lease("a", ON_C, br#"{"server":"c","streams":[4294967296]}"#),
             None
         );
         let many: Vec<u32> = (0..=MAX_LEASE_STREAMS as u32).collect();
         let body = json!({"server": "c", "streams": many}).to_string();
-        assert_eq!(decode_lease("a", body.as_bytes()), None);
-        assert_eq!(decode_lease("a", &vec![b' '; MAX_LEASE_BYTES + 1]), None);
+        assert_eq!(decode_lease("a", ON_C, body.as_bytes()), None);
+        assert_eq!(
+            decode_lease("a", ON_C, &vec![b' '; MAX_LEASE_BYTES + 1]),
+            None
+        );
     }
 
     #[test]

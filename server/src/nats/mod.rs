@@ -71,8 +71,10 @@ pub use whisper::{
 pub const ROOM_SUBJECTS: &str = "lanlink.room";
 
 /// The JetStream stream that keeps room messages (subjects
-/// `lanlink.room.*.said`), bounded per room by count and age.
-pub const HISTORY_STREAM: &str = "LANLINK_ROOMS";
+/// `lanlink.room.*.said.*`), bounded per room and origin server by count,
+/// and by age. (`LANLINK_ROOMS`, which versions before the origin was in
+/// the subject made, is left alone.)
+pub const HISTORY_STREAM: &str = "LANLINK_HISTORY";
 
 /// The largest event taken from NATS, in bytes: refused before parsing.
 pub const MAX_EVENT_BYTES: usize = 96 * 1024;
@@ -112,6 +114,10 @@ pub struct NatsConfig {
     /// The largest media frame payload taken from another server (as from
     /// a peer: the transport's `max_payload`).
     pub max_media_payload: u32,
+    /// The password of the NATS user named in the URLs
+    /// (`nats://USER@host:port`) when they do not carry it
+    /// (`nats://USER:PASSWORD@…` does).
+    pub password: Option<String>,
 }
 
 impl NatsConfig {
@@ -127,8 +133,90 @@ impl NatsConfig {
             outbox_file: None,
             replicas: 1,
             max_media_payload: lanlink_proto::DEFAULT_MAX_PAYLOAD,
+            password: None,
         }
     }
+}
+
+/// `url` without the password it may carry (`nats://user:pw@host` gives
+/// `nats://user@host`), for logs.
+pub fn without_password(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    match rest.rsplit_once('@') {
+        Some((user, host)) => {
+            let user = user.split_once(':').map_or(user, |(u, _)| u);
+            let scheme = if scheme.is_empty() {
+                String::new()
+            } else {
+                format!("{scheme}://")
+            };
+            format!("{scheme}{user}@{host}")
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// The prefix of a server's NATS inboxes (request replies, JetStream
+/// deliveries): `_INBOX_<server id>`, so that NATS permissions can let
+/// each server read its own only ([`permissions`]).
+pub fn inbox_prefix(server: &str) -> String {
+    format!("_INBOX_{server}")
+}
+
+/// The NATS permissions that bind server id `id` to one NATS user: it may
+/// publish only on subjects that carry `id` as their sender (room events,
+/// private messages, file frames, leases, its streams' frames, its own
+/// presence key), and read only what is for everyone or for `id`; of
+/// JetStream's API, only what finds or makes the history stream and the
+/// presence bucket and reads them (not deleting, purging or changing
+/// them). Receivers drop what arrives on a subject not of the id it
+/// claims, so with these a server cannot speak as another. A JSON object
+/// for a user's `permissions` in nats-server's `authorization` block (its
+/// configuration format takes JSON); `lanlink-server
+/// --print-nats-permissions ID` prints it. See docs/SCALE-OUT.md.
+pub fn permissions(id: &str) -> Value {
+    let kv = format!("KV_{PRESENCE_BUCKET}");
+    let mut js_api = vec!["$JS.API.INFO".to_owned()];
+    for stream in [HISTORY_STREAM, kv.as_str()] {
+        for call in ["STREAM.INFO", "STREAM.CREATE", "CONSUMER.CREATE"] {
+            js_api.push(format!("$JS.API.{call}.{stream}"));
+        }
+        for call in [
+            "CONSUMER.CREATE",
+            "CONSUMER.DELETE",
+            "CONSUMER.INFO",
+            "CONSUMER.MSG.NEXT",
+        ] {
+            js_api.push(format!("$JS.API.{call}.{stream}.>"));
+        }
+        js_api.push(format!("$JS.FC.{stream}.>"));
+    }
+    js_api.push(format!("$JS.API.DIRECT.GET.{kv}"));
+    js_api.push(format!("$JS.API.DIRECT.GET.{kv}.>"));
+    js_api.push(format!("$JS.API.STREAM.MSG.GET.{kv}"));
+    let mut publish = vec![
+        format!("{ROOM_SUBJECTS}.*.said.{id}"),
+        format!("{ROOM_SUBJECTS}.*.presence.{id}"),
+        format!("{SERVER_SUBJECTS}.*.pm.{id}"),
+        format!("{FILE_SUBJECTS}.*.{id}"),
+        format!("{MEDIA_SUBJECTS}.{id}.*"),
+        format!("{MEDIA_SUBJECTS}.*.want.{id}"),
+        format!("$KV.{PRESENCE_BUCKET}.{id}"),
+    ];
+    publish.extend(js_api);
+    json!({
+        "publish": { "allow": publish },
+        "subscribe": { "allow": [
+            format!("{ROOM_SUBJECTS}.>"),
+            format!("{SERVER_SUBJECTS}.{id}.>"),
+            format!("{FILE_SUBJECTS}.{id}.>"),
+            format!("{MEDIA_SUBJECTS}.{id}.want.*"),
+            format!("{MEDIA_SUBJECTS}.*.*"),
+            format!("{}.>", inbox_prefix(id)),
+        ]},
+        // Answers to private messages, to the asker's inbox only.
+        "allow_responses": true,
+    })
 }
 
 /// A server id for this process: `name` reduced to letters, digits, `-`
@@ -163,8 +251,11 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// The subject prefix of a room's events: its messages go to
-/// `<prefix>.said` (kept in [`HISTORY_STREAM`]), joins and leaves to
-/// `<prefix>.presence`.
+/// `<prefix>.said.<origin server id>` (kept in [`HISTORY_STREAM`]), joins
+/// and leaves to `<prefix>.presence.<origin>`. The origin is in the
+/// subject so that NATS permissions can bind a server id to one NATS user
+/// ([`permissions`]); a body whose `server` is not its subject's is
+/// dropped.
 pub fn room_subject(room: &str) -> String {
     format!("{ROOM_SUBJECTS}.{}", hex(fold(room).as_bytes()))
 }
@@ -598,12 +689,25 @@ async fn serve(
     for url in &config.urls {
         match url.parse::<async_nats::ServerAddr>() {
             Ok(a) => addrs.push(a),
-            Err(e) => tracing::error!(url = %url, "nats: bad server address: {e}"),
+            // The error does not repeat the address: it may hold a password.
+            Err(e) => tracing::error!("nats: bad server address: {e}"),
         }
     }
+    // The NATS user this server speaks as (see `permissions`).
+    let user = addrs.iter().find_map(|a| {
+        let password = a.password().map(str::to_owned).or(config.password.clone());
+        Some((a.username()?.to_owned(), password.unwrap_or_default()))
+    });
+    let with_user = |options: async_nats::ConnectOptions| {
+        let options = options.custom_inbox_prefix(inbox_prefix(&config.server_id));
+        match user.clone() {
+            Some((user, password)) => options.user_and_password(user, password),
+            None => options,
+        }
+    };
     // Media on a connection of its own: a slow-consumer cut there drops
     // frames, never chat.
-    let media_options = async_nats::ConnectOptions::new()
+    let media_options = with_user(async_nats::ConnectOptions::new())
         .name(format!("lanlink-server {} media", config.server_id))
         .retry_on_initial_connect()
         .max_reconnects(None)
@@ -622,7 +726,7 @@ async fn serve(
     // heartbeats are missed.
     let reconnected = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (flag, nudge) = (reconnected.clone(), wake.clone());
-    let options = async_nats::ConnectOptions::new()
+    let options = with_user(async_nats::ConnectOptions::new())
         .name(format!("lanlink-server {}", config.server_id))
         .retry_on_initial_connect()
         .max_reconnects(None)
@@ -667,7 +771,7 @@ async fn serve(
         }
     };
     let mut whispers = match client
-        .subscribe(whisper::subject_of(&config.server_id))
+        .subscribe(whisper::subjects_of(&config.server_id))
         .await
     {
         Ok(s) => s,
@@ -678,7 +782,7 @@ async fn serve(
     };
     let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_WHISPERS_IN_FLIGHT));
     let mut inbound = Inbound::new(config.server_id.clone());
-    let mut holding = order::Holding::default();
+    let mut holding = order::Holding::<(String, bytes::Bytes)>::default();
     let presence = tokio::spawn(presence::run(
         async_nats::jetstream::new(client.clone()),
         config.server_id.clone(),
@@ -730,8 +834,8 @@ async fn serve(
         }
         if said.is_none() {
             // No stream to wait for: what is held goes now.
-            for payload in holding.due(std::time::Instant::now(), true) {
-                pass(&mut inbound, &events, &payload);
+            for (subject, payload) in holding.due(std::time::Instant::now(), true) {
+                pass(&mut inbound, &events, &subject, &payload);
             }
         }
         // Drain the outboxes first: a wake-up lost to the other branch of
@@ -834,8 +938,8 @@ async fn serve(
             () = wake.notified() => {}
             () = retry, if waiting => {}
             () = let_go, if held_until.is_some() => {
-                for payload in holding.due(std::time::Instant::now(), false) {
-                    pass(&mut inbound, &events, &payload);
+                for (subject, payload) in holding.due(std::time::Instant::now(), false) {
+                    pass(&mut inbound, &events, &subject, &payload);
                 }
             }
             message = next_said => match message {
@@ -843,31 +947,32 @@ async fn serve(
                     if let Ok(info) = message.info() {
                         last_stream_seq = info.stream_sequence;
                     }
-                    if let Some(key) = said_key(&message.payload) {
+                    if let Some(key) = said_key(&message.subject, &message.payload) {
                         holding.arrived(&key);
                     }
-                    pass(&mut inbound, &events, &message.payload);
+                    pass(&mut inbound, &events, &message.subject, &message.payload);
                 }
                 Some(Err(e)) => tracing::info!("nats: following the room messages: {e}"),
                 None => said = None,
             },
             message = rooms.next() => match message {
-                Some(message) => match said_key(&message.payload) {
+                Some(message) => match said_key(&message.subject, &message.payload) {
                     // A message's live copy waits for the stream's order.
                     Some(key) if said.is_some() => {
                         let now = std::time::Instant::now();
-                        for payload in holding.hold(key, message.payload, now) {
-                            pass(&mut inbound, &events, &payload);
+                        let held = (message.subject.to_string(), message.payload);
+                        for (subject, payload) in holding.hold(key, held, now) {
+                            pass(&mut inbound, &events, &subject, &payload);
                         }
                     }
-                    _ => pass(&mut inbound, &events, &message.payload),
+                    _ => pass(&mut inbound, &events, &message.subject, &message.payload),
                 },
                 None => return,
             },
             message = whispers.next() => match message {
                 Some(message) => {
                     let reply = message.reply.as_ref().map(|r| r.as_str());
-                    match whisper::decode(&config.server_id, &message.payload, reply) {
+                    match whisper::decode(&config.server_id, &message.subject, &message.payload, reply) {
                         Some(event) => {
                             if events.try_send(event).is_err() {
                                 if let Some(dropped) = whispers_dropped.one() {
@@ -888,10 +993,10 @@ async fn serve(
     }
 }
 
-/// Hands one room event from another server to the hub, if it is valid
-/// and new.
-fn pass(inbound: &mut Inbound, events: &Sender<NatsEvent>, payload: &[u8]) {
-    if let Some(event) = inbound.take(payload) {
+/// Hands one room event from another server to the hub, if it is valid,
+/// came on its origin's subject and is new.
+fn pass(inbound: &mut Inbound, events: &Sender<NatsEvent>, subject: &str, payload: &[u8]) {
+    if let Some(event) = inbound.take(subject, payload) {
         if events.try_send(event).is_err() {
             if let Some(dropped) = inbound.dropped.one() {
                 tracing::warn!(
@@ -903,8 +1008,9 @@ fn pass(inbound: &mut Inbound, events: &Sender<NatsEvent>, payload: &[u8]) {
     }
 }
 
-/// The identity of a room message (not a join or leave) from its body.
-fn said_key(payload: &[u8]) -> Option<order::Key> {
+/// The identity of a room message (not a join or leave) from its body,
+/// if it came on its origin's subject.
+fn said_key(subject: &str, payload: &[u8]) -> Option<order::Key> {
     if payload.len() > MAX_EVENT_BYTES {
         return None;
     }
@@ -914,7 +1020,13 @@ fn said_key(payload: &[u8]) -> Option<order::Key> {
     }
     let server = body.get("server")?.as_str()?;
     let seq = body.get("seq")?.as_u64()?;
-    valid_server_id(server).then(|| (server.to_owned(), seq))
+    let on_its_subject = subject_origin(subject) == Some(server);
+    (valid_server_id(server) && on_its_subject).then(|| (server.to_owned(), seq))
+}
+
+/// The origin server id a subject carries as its last token.
+fn subject_origin(subject: &str) -> Option<&str> {
+    subject.rsplit_once('.').map(|(_, origin)| origin)
 }
 
 /// Follows [`HISTORY_STREAM`] from after `last` (from now on if 0) with an
@@ -956,7 +1068,11 @@ async fn send_unsent(history: &mut History, unsent: &mut outbox::Outbox) -> bool
         // The stream stores a retried copy once.
         let mut headers = async_nats::HeaderMap::new();
         headers.insert("Nats-Msg-Id", m.id.as_str());
-        let (subject, payload) = (m.subject.clone(), m.payload.clone().into_bytes());
+        let (mut subject, payload) = (m.subject.clone(), m.payload.clone().into_bytes());
+        // A journal written before the origin was in the subject.
+        if subject.ends_with(".said") {
+            subject = format!("{subject}.{}", history.config.server_id);
+        }
         let sent = async {
             history
                 .js
@@ -997,6 +1113,10 @@ struct History {
 /// stream made by an older version keeps its own limits).
 const HISTORY_MAX_BYTES: i64 = 256 * 1024 * 1024;
 
+/// A room's history is read from at most this many times the history's
+/// length (the stream keeps that length per room and origin server).
+const HISTORY_ORIGINS_READ: usize = 64;
+
 /// How many of its own published messages a server recognises in a
 /// history.
 const OWN_REMEMBERED: usize = 65_536;
@@ -1013,7 +1133,7 @@ impl History {
             use async_nats::jetstream::stream;
             let config = stream::Config {
                 name: HISTORY_STREAM.into(),
-                subjects: vec![format!("{ROOM_SUBJECTS}.*.said")],
+                subjects: vec![format!("{ROOM_SUBJECTS}.*.said.*")],
                 max_messages_per_subject: i64::try_from(self.config.history_len.max(1))
                     .unwrap_or(i64::MAX),
                 max_age: self.config.history_age,
@@ -1042,7 +1162,7 @@ impl History {
     async fn of(&mut self, room: &str) -> Vec<ChatMessage> {
         let limit = self.config.history_len;
         let own = self.config.server_id.clone();
-        let subject = format!("{}.said", room_subject(room));
+        let subject = format!("{}.said.*", room_subject(room));
         // Finding the stream is inside the second too: with NATS away it
         // would otherwise wait for two JetStream timeouts (10 s).
         let read = async {
@@ -1058,24 +1178,31 @@ impl History {
                 })
                 .await
                 .ok()?;
-            let mut batch = consumer.fetch().max_messages(limit).messages().await.ok()?;
-            let mut messages = Vec::new();
+            // The stream keeps `limit` per room and origin server: the
+            // last `limit` of the room's, read from at most
+            // HISTORY_ORIGINS_READ origins' worth.
+            let most = limit.saturating_mul(HISTORY_ORIGINS_READ);
+            let mut batch = consumer.fetch().max_messages(most).messages().await.ok()?;
+            let mut messages = std::collections::VecDeque::with_capacity(limit + 1);
             while let Some(Ok(message)) = batch.next().await {
                 if message.payload.len() > MAX_EVENT_BYTES {
                     continue;
                 }
                 if let Some((server, seq, NatsEvent::Said { mut message, .. })) =
-                    decode(&message.payload)
+                    decode(&message.subject, &message.payload)
                 {
                     if server == own && self.own.contains(seq) {
                         if let Some((name, _)) = message.from.rsplit_once('@') {
                             message.from = name.to_owned();
                         }
                     }
-                    messages.push(message);
+                    messages.push_back(message);
+                    if messages.len() > limit {
+                        messages.pop_front();
+                    }
                 }
             }
-            Some(messages)
+            Some(Vec::from(messages))
         };
         // Live traffic waits meanwhile: a second at most.
         match tokio::time::timeout(Duration::from_secs(1), read).await {
@@ -1118,7 +1245,7 @@ fn encode(server: &str, seq: u64, event: &RoomEvent) -> (String, Vec<u8>) {
         _ => format!("{server}-p{seq}"),
     });
     (
-        format!("{}.{kind}", room_subject(room)),
+        format!("{}.{kind}.{server}", room_subject(room)),
         body.to_string().into_bytes(),
     )
 }
@@ -1217,7 +1344,7 @@ impl Inbound {
         }
     }
 
-    fn take(&mut self, payload: &[u8]) -> Option<NatsEvent> {
+    fn take(&mut self, subject: &str, payload: &[u8]) -> Option<NatsEvent> {
         if payload.len() > MAX_EVENT_BYTES {
             if let Some(dropped) = self.dropped.one() {
                 tracing::warn!(
@@ -1228,10 +1355,11 @@ impl Inbound {
             }
             return None;
         }
-        let event = decode(payload);
+        let event = decode(subject, payload);
         let Some((server, seq, event)) = event else {
             if let Some(dropped) = self.dropped.one() {
-                tracing::warn!(dropped, "nats: malformed room event dropped");
+                let subject = lanlink_services::text::display_safe(subject);
+                tracing::warn!(dropped, %subject, "nats: malformed room event, or one not on its origin's subject, dropped");
             }
             return None;
         };
@@ -1268,9 +1396,12 @@ impl Inbound {
     }
 }
 
-/// `(server, seq, event)` from a published body, or `None` if anything is
-/// missing, of the wrong type or not a valid server id.
-fn decode(payload: &[u8]) -> Option<(String, u64, NatsEvent)> {
+/// `(server, seq, event)` from a body published on `subject`, or `None` if
+/// anything is missing, of the wrong type, not a valid server id, or the
+/// subject is not the event's own (`<room>.<said|presence>.<server>`: a
+/// server may only speak on subjects carrying its id, which NATS
+/// permissions can enforce, and only about the subject's room).
+fn decode(subject: &str, payload: &[u8]) -> Option<(String, u64, NatsEvent)> {
     let body: Value = serde_json::from_slice(payload).ok()?;
     let text = |key: &str| body.get(key)?.as_str().map(str::to_owned);
     let server = text("server")?;
@@ -1310,6 +1441,14 @@ fn decode(payload: &[u8]) -> Option<(String, u64, NatsEvent)> {
         },
         _ => return None,
     };
+    let (room, kind) = match &event {
+        NatsEvent::Said { message, .. } => (&message.room, "said"),
+        NatsEvent::Presence { presence, .. } => (&presence.room, "presence"),
+        _ => return None,
+    };
+    if subject != format!("{}.{kind}.{server}", room_subject(room)) {
+        return None;
+    }
     Some((server, seq, event))
 }
 
@@ -1327,28 +1466,38 @@ mod tests {
             timestamp_ms: 7,
         });
         let (subject, body) = encode("a-1", 1, &said);
-        assert_eq!(subject, format!("{}.said", room_subject("LOBBY")));
+        assert_eq!(subject, format!("{}.said.a-1", room_subject("LOBBY")));
         let mut inbound = Inbound::new("b".into());
-        let Some(NatsEvent::Said { server, message }) = inbound.take(&body) else {
+        // On another server's subject (a server speaking as "a-1"), on
+        // another room's, as a join: dropped, and not even counted as seen.
+        let other_room = format!("{}.said.a-1", room_subject("kitchen"));
+        for wrong in [
+            "lanlink.room.6c6f626279.said.m",
+            &other_room,
+            &subject.replace("said", "presence"),
+        ] {
+            assert_eq!(inbound.take(wrong, &body), None, "{wrong}");
+        }
+        let Some(NatsEvent::Said { server, message }) = inbound.take(&subject, &body) else {
             panic!()
         };
         assert_eq!((server.as_str(), message.from.as_str()), ("a-1", "ada@a-1"));
         assert_eq!(message.text, "hi \"there\"");
         // Again: a duplicate.
-        assert_eq!(inbound.take(&body), None);
+        assert_eq!(inbound.take(&subject, &body), None);
         let left = RoomEvent::Left {
             room: "lobby".into(),
             name: "ada".into(),
             reason: "quit".into(),
         };
-        let (_, body) = encode("a-1", 2, &left);
+        let (on, body) = encode("a-1", 2, &left);
         assert!(matches!(
-            inbound.take(&body),
+            inbound.take(&on, &body),
             Some(NatsEvent::Presence { .. })
         ));
         // Our own events are not shown twice.
-        let (_, body) = encode("b", 3, &left);
-        assert_eq!(inbound.take(&body), None);
+        let (on, body) = encode("b", 3, &left);
+        assert_eq!(inbound.take(&on, &body), None);
         // Garbage, wrong types, a bad server id, an oversized body.
         for bad in [
             &b"not json"[..],
@@ -1356,15 +1505,98 @@ mod tests {
             br#"{"server":"a b","seq":9,"kind":"joined","room":"r","name":"n"}"#,
             br#"{"server":"a","seq":9,"kind":"boom","room":"r","name":"n"}"#,
         ] {
-            assert_eq!(inbound.take(bad), None);
+            assert_eq!(inbound.take("lanlink.room.72.said.a", bad), None);
         }
-        assert_eq!(inbound.take(&vec![b' '; MAX_EVENT_BYTES + 1]), None);
+        let big = vec![b' '; MAX_EVENT_BYTES + 1];
+        assert_eq!(inbound.take("lanlink.room.72.said.a", &big), None);
         assert!(valid_server_id(&server_id("my server!")));
         assert!(server_id("").starts_with("lanlink-"));
         // Our own message back: for the hub to show in its place.
-        let (_, body) = encode("b", 4, &said);
-        assert!(matches!(inbound.take(&body),
+        let (on, body) = encode("b", 4, &said);
+        assert!(matches!(inbound.take(&on, &body),
             Some(NatsEvent::OwnSaid { message }) if message.from == "ada"));
+    }
+
+    /// The permissions bind an id to its own subjects.
+    #[test]
+    fn permissions_allow_an_id_its_own_subjects_only() {
+        let p = permissions("a");
+        let list = |side: &str| -> Vec<String> {
+            p[side]["allow"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s.as_str().unwrap().to_owned())
+                .collect()
+        };
+        let (publish, subscribe) = (list("publish"), list("subscribe"));
+        let said = RoomEvent::Said(ChatMessage {
+            room: "lobby".into(),
+            from: "ada".into(),
+            text: "hi".into(),
+            action: false,
+            timestamp_ms: 7,
+        });
+        let (on, _) = encode("a", 1, &said);
+        for own in [
+            on.as_str(),
+            "lanlink.server.b.pm.a",
+            "lanlink.file.b.a",
+            "lanlink.media.a.1073741824",
+            "lanlink.media.b.want.a",
+            "$KV.lanlink_presence.a",
+        ] {
+            assert!(publish.iter().any(|p| matches(p, own)), "{own}");
+        }
+        let (as_b, _) = encode("b", 1, &said);
+        for other in [
+            as_b.as_str(),
+            "lanlink.server.c.pm.b",
+            "lanlink.file.c.b",
+            "lanlink.media.b.1073741824",
+            "lanlink.media.c.want.b",
+            "$KV.lanlink_presence.b",
+            "$JS.API.STREAM.DELETE.LANLINK_HISTORY",
+            "$JS.API.STREAM.PURGE.KV_lanlink_presence",
+            "$JS.API.STREAM.UPDATE.LANLINK_HISTORY",
+            "_INBOX_b.x",
+        ] {
+            assert!(!publish.iter().any(|p| matches(p, other)), "{other}");
+        }
+        assert!(subscribe.iter().any(|s| matches(s, "_INBOX_a.x.y")));
+        for others in [
+            "_INBOX_b.x",
+            "lanlink.server.b.pm.c",
+            "lanlink.file.b.c",
+            "lanlink.media.b.want.c",
+        ] {
+            assert!(!subscribe.iter().any(|s| matches(s, others)), "{others}");
+        }
+    }
+
+    #[test]
+    fn passwords_stay_out_of_logs() {
+        assert_eq!(
+            without_password("nats://a:secret@h:4222"),
+            "nats://a@h:4222"
+        );
+        assert_eq!(without_password("nats://a@h:4222"), "nats://a@h:4222");
+        assert_eq!(without_password("nats://h:4222"), "nats://h:4222");
+        assert_eq!(without_password("a:s@h"), "a@h");
+    }
+
+    /// NATS subject matching: `*` one token, `>` one or more at the end.
+    fn matches(pattern: &str, subject: &str) -> bool {
+        let (p, s): (Vec<_>, Vec<_>) = (pattern.split('.').collect(), subject.split('.').collect());
+        for (i, t) in p.iter().enumerate() {
+            match *t {
+                ">" => return s.len() > i,
+                "*" if i < s.len() => {}
+                t if s.get(i) == Some(&t) => {}
+                _ => return false,
+            }
+        }
+        p.len() == s.len()
     }
 
     /// A hostile server forging another's sequences far ahead cannot make
@@ -1382,16 +1614,16 @@ mod tests {
             })
         };
         let mut inbound = Inbound::new("a".into());
-        let (_, real) = encode("c", 1_000, &said("before"));
-        assert!(inbound.take(&real).is_some());
+        let (on, real) = encode("c", 1_000, &said("before"));
+        assert!(inbound.take(&on, &real).is_some());
         for i in 0..2 * SEEN_WINDOW as u64 + 2 {
-            let (_, forged) = encode("c", u64::MAX - i, &said("x"));
-            assert!(inbound.take(&forged).is_some());
+            let (on, forged) = encode("c", u64::MAX - i, &said("x"));
+            assert!(inbound.take(&on, &forged).is_some());
         }
-        let (_, next) = encode("c", 1_001, &said("after"));
+        let (on, next) = encode("c", 1_001, &said("after"));
         assert!(
-            matches!(inbound.take(&next), Some(NatsEvent::Said { message, .. }) if message.text == "after")
+            matches!(inbound.take(&on, &next), Some(NatsEvent::Said { message, .. }) if message.text == "after")
         );
-        assert_eq!(inbound.take(&next), None, "still once");
+        assert_eq!(inbound.take(&on, &next), None, "still once");
     }
 }

@@ -18,8 +18,6 @@
 use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-
 /// The longest a live copy waits for the stream's.
 pub const HOLD: Duration = Duration::from_millis(500);
 
@@ -29,17 +27,25 @@ const MAX_HELD: usize = 4096;
 /// A message's identity: its origin server and sequence number.
 pub(super) type Key = (String, u64);
 
-/// Live copies waiting for the stream.
-#[derive(Default)]
-pub(super) struct Holding {
-    order: VecDeque<(Instant, Key, Bytes)>,
+/// Live copies (`T`: the message as received) waiting for the stream.
+pub(super) struct Holding<T> {
+    order: VecDeque<(Instant, Key, T)>,
     waiting: HashSet<Key>,
 }
 
-impl Holding {
+impl<T> Default for Holding<T> {
+    fn default() -> Self {
+        Holding {
+            order: VecDeque::new(),
+            waiting: HashSet::new(),
+        }
+    }
+}
+
+impl<T> Holding<T> {
     /// Holds a live copy; returns what must be let go at once to stay
     /// within [`MAX_HELD`].
-    pub(super) fn hold(&mut self, key: Key, payload: Bytes, now: Instant) -> Vec<Bytes> {
+    pub(super) fn hold(&mut self, key: Key, payload: T, now: Instant) -> Vec<T> {
         let mut out = Vec::new();
         if !self.waiting.insert(key.clone()) {
             return out;
@@ -65,7 +71,7 @@ impl Holding {
 
     /// Live copies whose wait is over at `now`, oldest first (all of them
     /// when `all`, as when the stream is no longer followed).
-    pub(super) fn due(&mut self, now: Instant, all: bool) -> Vec<Bytes> {
+    pub(super) fn due(&mut self, now: Instant, all: bool) -> Vec<T> {
         let mut out = Vec::new();
         while let Some((at, _, _)) = self.order.front() {
             if !all && *at > now {
@@ -94,6 +100,8 @@ impl Holding {
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
+
     use super::*;
 
     fn key(server: &str, seq: u64) -> Key {
@@ -103,7 +111,7 @@ mod tests {
     #[test]
     fn live_copies_wait_for_the_stream_and_are_let_go_when_it_is_slow() {
         let t0 = Instant::now();
-        let mut h = Holding::default();
+        let mut h = Holding::<Bytes>::default();
         assert!(h.hold(key("a", 1), Bytes::from("a1"), t0).is_empty());
         assert!(h.hold(key("b", 1), Bytes::from("b1"), t0).is_empty());
         assert!(h.hold(key("a", 1), Bytes::from("a1"), t0).is_empty());
@@ -121,7 +129,7 @@ mod tests {
     #[test]
     fn holding_is_bounded() {
         let t0 = Instant::now();
-        let mut h = Holding::default();
+        let mut h = Holding::<Bytes>::default();
         let mut let_go = 0;
         for seq in 0..(MAX_HELD as u64 + 10) {
             let_go += h.hold(key("a", seq), Bytes::from("x"), t0).len();

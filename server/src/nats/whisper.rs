@@ -1,5 +1,6 @@
 //! Private messages between servers: a NATS request to the target's
-//! server on `lanlink.server.<server id>.pm`, answered with one word.
+//! server on `lanlink.server.<its id>.pm.<sender's id>`, answered with
+//! one word to the sender's inbox (`_INBOX_<sender's id>.…`).
 //!
 //! The request is a JSON object `{"server", "from", "to", "text",
 //! "action", "ts"}` (`from` the sender's bare name on `server`, `to` the
@@ -24,7 +25,7 @@ use tokio::sync::Semaphore;
 use super::{valid_server_id, NatsEvent};
 
 /// The subject prefix of requests to one server:
-/// `lanlink.server.<server id>.pm`.
+/// `lanlink.server.<server id>.pm.<sender's id>`.
 pub const SERVER_SUBJECTS: &str = "lanlink.server";
 
 /// The largest private-message request or answer taken from NATS.
@@ -86,9 +87,14 @@ impl WhisperAnswer {
     }
 }
 
-/// The subject a server takes private messages on.
-pub(super) fn subject_of(server: &str) -> String {
-    format!("{SERVER_SUBJECTS}.{server}.pm")
+/// The subject of private messages from `from` to `server`.
+pub(super) fn subject_of(server: &str, from: &str) -> String {
+    format!("{SERVER_SUBJECTS}.{server}.pm.{from}")
+}
+
+/// The subjects `server` takes private messages on (from any server).
+pub(super) fn subjects_of(server: &str) -> String {
+    format!("{SERVER_SUBJECTS}.{server}.pm.*")
 }
 
 /// A request body from this server.
@@ -100,25 +106,32 @@ fn encode(own: &str, m: &PrivateMessage) -> Vec<u8> {
 }
 
 /// A request from another server as the hub is told it (`from` as
-/// `user@server`), or `None` if it is oversized, malformed, has no usable
-/// reply subject or claims this server as its origin.
-pub(super) fn decode(own: &str, payload: &[u8], reply: Option<&str>) -> Option<NatsEvent> {
+/// `user@server`), or `None` if it is oversized, malformed, not on its
+/// sender's subject, has no usable reply subject or claims this server as
+/// its origin.
+pub(super) fn decode(
+    own: &str,
+    subject: &str,
+    payload: &[u8],
+    reply: Option<&str>,
+) -> Option<NatsEvent> {
     if payload.len() > MAX_WHISPER_BYTES {
         return None;
     }
-    // Answers go to a requester's inbox only, never to a subject the
-    // sender names (a presence key, another server's subjects).
-    let reply = reply.filter(|r| {
-        r.starts_with("_INBOX.")
-            && r.len() <= MAX_REPLY_SUBJECT
-            && r.bytes().all(|b| b.is_ascii_graphic())
-    })?;
     let body: Value = serde_json::from_slice(payload).ok()?;
     let text = |key: &str| body.get(key)?.as_str().map(str::to_owned);
     let server = text("server")?;
-    if !valid_server_id(&server) || server == own {
+    if !valid_server_id(&server) || server == own || subject != subject_of(own, &server) {
         return None;
     }
+    // Answers go to the sender's own inbox only, never to a subject the
+    // sender names (a presence key, another server's subjects or inbox).
+    let inbox = format!("{}.", super::inbox_prefix(&server));
+    let reply = reply.filter(|r| {
+        r.starts_with(&inbox)
+            && r.len() <= MAX_REPLY_SUBJECT
+            && r.bytes().all(|b| b.is_ascii_graphic())
+    })?;
     let message = PrivateMessage {
         from: format!("{}@{server}", text("from")?),
         to: text("to")?,
@@ -157,7 +170,7 @@ pub(super) fn send(
         return;
     };
     let (client, events) = (client.clone(), events.clone());
-    let subject = subject_of(&w.server);
+    let subject = subject_of(&w.server, own);
     let payload = encode(own, &w.message);
     tokio::spawn(async move {
         let asked = tokio::time::timeout(WHISPER_WAIT, client.request(subject, payload.into()));
@@ -193,28 +206,49 @@ mod tests {
             server,
             message,
             reply,
-        }) = decode("b", &body, Some("_INBOX.x"))
+        }) = decode("b", "lanlink.server.b.pm.a", &body, Some("_INBOX_a.x"))
         else {
             panic!()
         };
-        assert_eq!((server.as_str(), reply.as_str()), ("a", "_INBOX.x"));
+        assert_eq!((server.as_str(), reply.as_str()), ("a", "_INBOX_a.x"));
         assert_eq!(
             (message.from.as_str(), message.to.as_str()),
             ("ada@a", "bob")
         );
         assert_eq!(message.text, m.text);
-        // No reply subject, a bad one, our own id, a bad id, garbage.
-        assert_eq!(decode("b", &body, None), None);
-        assert_eq!(decode("b", &body, Some("a b")), None);
-        assert_eq!(decode("b", &body, Some("$KV.lanlink_presence.c")), None);
-        assert_eq!(decode("a", &body, Some("r")), None);
+        // No reply subject, a bad one, another server's inbox, the
+        // subject of another sender (a server speaking as "a"), our own
+        // id, a bad id, garbage.
+        let on = "lanlink.server.b.pm.a";
+        assert_eq!(decode("b", on, &body, None), None);
+        assert_eq!(decode("b", on, &body, Some("a b")), None);
+        assert_eq!(decode("b", on, &body, Some("$KV.lanlink_presence.c")), None);
+        assert_eq!(decode("b", on, &body, Some("_INBOX_c.x")), None);
+        assert_eq!(decode("b", on, &body, Some("_INBOX.x")), None);
+        let forged = "lanlink.server.b.pm.m";
+        assert_eq!(decode("b", forged, &body, Some("_INBOX_a.x")), None);
+        assert_eq!(decode("b", forged, &body, Some("_INBOX_m.x")), None);
         assert_eq!(
-            decode("b", br#"{"server":"a.b","from":"x"}"#, Some("r")),
+            decode("a", "lanlink.server.a.pm.a", &body, Some("_INBOX_a.r")),
             None
         );
-        assert_eq!(decode("b", b"[]", Some("r")), None);
         assert_eq!(
-            decode("b", &vec![b' '; MAX_WHISPER_BYTES + 1], Some("r")),
+            decode(
+                "b",
+                on,
+                br#"{"server":"a.b","from":"x"}"#,
+                Some("_INBOX_a.r")
+            ),
+            None
+        );
+        assert_eq!(decode("b", on, b"[]", Some("_INBOX_a.r")), None);
+        assert_eq!(
+            decode(
+                "b",
+                on,
+                &vec![b' '; MAX_WHISPER_BYTES + 1],
+                Some("_INBOX_a.r")
+            ),
             None
         );
         for answer in [
