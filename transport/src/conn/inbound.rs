@@ -140,6 +140,13 @@ impl ConnRate {
             .max(RATE_FLOOR);
         w.last.saturating_add(w.this) as f64 / span.as_secs_f64()
     }
+
+    /// From when its rate says something: a connection younger than
+    /// [`RATE_FLOOR`] has not had the time to show its pace (its first
+    /// read may not have come yet), so its frames are not ended before.
+    fn judged_from(&self) -> Instant {
+        lock(&self.0).born + RATE_FLOOR
+    }
 }
 
 impl Window {
@@ -350,6 +357,19 @@ impl Started {
         }
         if found < over {
             self.quiet_until = Some(now + SEARCH_AGAIN);
+            return false;
+        }
+        // Thirteenth attack: a frame on a connection too young to have
+        // shown its pace is not ended; the newcomer waits until it can be
+        // judged (at most RATE_FLOOR), so headers sent in a burst just as
+        // an honest upload starts cannot have it ended.
+        let judged = slow
+            .iter()
+            .take(take)
+            .map(|(_, p)| p.rate.judged_from())
+            .max();
+        if let Some(at) = judged.filter(|at| now < *at) {
+            self.quiet_until = Some(at);
             return false;
         }
         let mut cut = 0;
@@ -613,8 +633,16 @@ mod tests {
         let header = budget
             .reserve_frame(ip(3), 6, &header_rate, None, at(2995))
             .expect("20 in all");
+        let newcomer = ConnRate::new(at(3000));
+        assert!(
+            budget
+                .reserve_frame(ip(4), 5, &newcomer, None, at(3000))
+                .is_none(),
+            "the header's connection is too young to be judged: wait"
+        );
+        assert!(!header.is_cut());
         let _mine = budget
-            .reserve_frame(ip(4), 5, &ConnRate::new(at(3000)), None, at(3000))
+            .reserve_frame(ip(4), 5, &newcomer, None, at(3500))
             .expect("the header alone, at 30 bytes a second, makes room");
         assert!(header.is_cut(), "the one bringing nothing is ended");
         assert!(!honest.is_cut(), "the older, faster one is kept");
@@ -673,13 +701,55 @@ mod tests {
         let fill = budget
             .reserve_frame(ip(2), 10, &filler, None, at(5290))
             .expect("20 in all");
+        let newcomer = ConnRate::new(at(5300));
+        assert!(
+            budget
+                .reserve_frame(ip(3), 5, &newcomer, None, at(5300))
+                .is_none(),
+            "the filler's connection is judged only from 5.79 s"
+        );
         let _mine = budget
-            .reserve_frame(ip(3), 5, &ConnRate::new(at(5300)), None, at(5300))
+            .reserve_frame(ip(3), 5, &newcomer, None, at(5800))
             .expect("room made");
         assert!(
             fill.is_cut(),
             "the filler is slower than the frame's own pace"
         );
         assert!(!honest.is_cut());
+    }
+
+    #[test]
+    fn a_fresh_quick_frame_is_judged_before_it_can_be_ended() {
+        // Thirteenth attack: an honest upload whose header has just been
+        // read (its data not yet) looked slower than headers that came a
+        // moment earlier in a burst, and was ended for them.
+        let budget = InboundBudget::with_frames(1, 1, 10, 10, 1_000_000);
+        let (t0, at) = clock();
+        let header_rate = ConnRate::new(at(4000));
+        header_rate.add(16, at(4000));
+        let header = budget
+            .reserve_frame(ip(1), 10, &header_rate, None, at(4000))
+            .expect("room");
+        let honest_rate = ConnRate::new(at(4100));
+        honest_rate.add(16, at(4100));
+        let honest = budget
+            .reserve_frame(ip(2), 10, &honest_rate, None, at(4100))
+            .expect("twice the limit for an address holding nothing");
+        let newcomer = ConnRate::new(t0);
+        assert!(
+            budget
+                .reserve_frame(ip(3), 5, &newcomer, None, at(4110))
+                .is_none(),
+            "neither connection has shown its pace yet"
+        );
+        assert!(!honest.is_cut() && !header.is_cut());
+        // The honest upload brings its data; the header's brings nothing.
+        honest_rate.add(600_000, at(4200));
+        honest.arrived(600_000);
+        let _mine = budget
+            .reserve_frame(ip(3), 5, &newcomer, None, at(4610))
+            .expect("judged: the header makes room");
+        assert!(header.is_cut(), "the one that brought nothing is ended");
+        assert!(!honest.is_cut(), "the honest upload is kept");
     }
 }
