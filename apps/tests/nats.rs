@@ -851,7 +851,7 @@ impl RawNats {
         assert!(info.starts_with("INFO "), "{info}");
         let mut raw = RawNats { stream, lines };
         let connect = serde_json::json!({"user": user, "pass": password, "verbose": false,
-            "pedantic": false, "headers": false, "name": "hostile"});
+            "pedantic": false, "headers": true, "name": "hostile"});
         raw.send(&format!("CONNECT {connect}\r\n"));
         assert_eq!(raw.ping(), Vec::<String>::new());
         raw
@@ -936,6 +936,52 @@ fn servers_speak_only_as_their_own_nats_user() {
             "{subject}: {said:?}"
         );
     }
+    // JetStream answering on another id's subject (a get's answer goes to
+    // the reply subject the asker names, published inside the account):
+    // its own presence value holding a line as a, fetched onto a's
+    // subject. The gets are refused; the stream serves none anyway.
+    m.publish("$KV.lanlink_presence.m", &as_a("forged through JetStream"));
+    for (api, body) in [
+        (
+            "$JS.API.DIRECT.GET.KV_lanlink_presence.$KV.lanlink_presence.m",
+            "",
+        ),
+        (
+            "$JS.API.STREAM.MSG.GET.KV_lanlink_presence",
+            r#"{"last_by_subj":"$KV.lanlink_presence.m"}"#,
+        ),
+    ] {
+        m.send(&format!(
+            "PUB {api} {lobby}.said.a {}\r\n{body}\r\n",
+            body.len()
+        ));
+        let said = m.ping();
+        assert!(
+            said.iter().any(|l| l.contains("Permissions Violation")),
+            "{api}: {said:?}"
+        );
+    }
+    // A put that would roll the whole bucket up (every server's presence
+    // gone): JetStream refuses it.
+    m.send("SUB _INBOX_m.acks 2\r\n");
+    let headers = "NATS/1.0\r\nNats-Rollup: all\r\n\r\n";
+    m.send(&format!(
+        "HPUB $KV.lanlink_presence.m _INBOX_m.acks {} {}\r\n{headers}{{}}\r\n",
+        headers.len(),
+        headers.len() + 2
+    ));
+    let mut answers = Vec::new();
+    for _ in 0..50 {
+        answers.extend(m.ping());
+        if answers.iter().any(|l| l.contains("rollup")) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(
+        answers.iter().any(|l| l.contains("rollup not permitted")),
+        "{answers:?}"
+    );
     // Reading what is for another server: refused.
     m.send("SUB lanlink.server.b.> 1\r\n");
     let said = m.ping();

@@ -19,6 +19,21 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+
+    /// A JetStream stream lanlink keeps its chat history or presence in
+    /// exists with a setting that lets one NATS user rewrite or wipe what
+    /// others stored there (made by hand, by another program, or by a
+    /// hostile server before the honest ones came): it is not used.
+    #[error(
+        "NATS stream {stream} exists with {setting} unlike lanlink's own; not using it \
+         (remove it, e.g. `nats stream rm {stream}`, and lanlink makes it again)"
+    )]
+    UnsafeStream {
+        /// The stream's name.
+        stream: String,
+        /// The setting found unsafe.
+        setting: &'static str,
+    },
 }
 
 impl ServerError {

@@ -40,7 +40,7 @@ use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
 use super::files::{self, file_subject, InFile, OutFile};
-use super::{valid_server_id, NatsEvent, MAX_ORIGINS};
+use super::{guard, valid_server_id, NatsEvent, MAX_ORIGINS};
 
 /// The subject prefix of media: `lanlink.media.<origin>.want.<viewing
 /// server>` for leases,
@@ -424,6 +424,9 @@ pub(super) async fn run(
             }
             file = files.next() => {
                 let Some(file) = file else { return };
+                if guard::made_by_jetstream(&file) {
+                    continue;
+                }
                 // The sender is the subject's, which NATS permissions can
                 // bind to one NATS user; parts claiming another are dropped.
                 let from = super::subject_origin(&file.subject).unwrap_or_default();
@@ -461,6 +464,9 @@ pub(super) async fn run(
             }
             lease = asked.next() => {
                 let Some(lease) = lease else { return };
+                if guard::made_by_jetstream(&lease) {
+                    continue;
+                }
                 match decode_lease(&own, &lease.subject, &lease.payload) {
                     Some((server, streams)) => {
                         leases.renew(server, streams, Instant::now());
@@ -528,6 +534,9 @@ async fn follow(
                 // A whole frame's encoding: its payload and a frame header.
                 let mut joiner = Joiner::new(max_payload as usize + 64);
                 while let Some(m) = sub.next().await {
+                    if guard::made_by_jetstream(&m) {
+                        continue;
+                    }
                     let Some(whole) = joiner.push(&m.payload) else {
                         continue;
                     };

@@ -49,6 +49,7 @@ use tokio::sync::Notify;
 use crate::ServerError;
 
 mod files;
+mod guard;
 mod media;
 mod order;
 mod outbox;
@@ -191,9 +192,8 @@ pub fn permissions(id: &str) -> Value {
         }
         js_api.push(format!("$JS.FC.{stream}.>"));
     }
-    js_api.push(format!("$JS.API.DIRECT.GET.{kv}"));
-    js_api.push(format!("$JS.API.DIRECT.GET.{kv}.>"));
-    js_api.push(format!("$JS.API.STREAM.MSG.GET.{kv}"));
+    // No direct or message gets: lanlink reads through consumers, and a
+    // get's answer goes to whatever reply subject the asker names.
     let mut publish = vec![
         format!("{ROOM_SUBJECTS}.*.said.{id}"),
         format!("{ROOM_SUBJECTS}.*.presence.{id}"),
@@ -219,6 +219,13 @@ pub fn permissions(id: &str) -> Value {
     })
 }
 
+/// 16 random hex digits.
+fn unguessable() -> String {
+    let mut random = [0u8; 8];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut random);
+    hex(&random)
+}
+
 /// A server id for this process: `name` reduced to letters, digits, `-`
 /// and `_` (at most 16 of them), a dash and 6 random hex digits, so two
 /// processes given the same name still differ.
@@ -231,9 +238,7 @@ pub fn server_id(name: &str) -> String {
     if base.is_empty() {
         base.push_str("lanlink");
     }
-    let mut random = [0u8; 3];
-    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut random);
-    format!("{base}-{}", hex(&random))
+    format!("{base}-{}", &unguessable()[..6])
 }
 
 /// Whether `id` may be a server id: 1 to 32 ASCII letters, digits, `-`
@@ -864,7 +869,10 @@ async fn serve(
                     said_seq += 1;
                     history.published(said_seq);
                     let (subject, payload) = encode(&config.server_id, said_seq, &event);
-                    let id = format!("{}-{said_seq}", config.server_id);
+                    // Unguessable: the stream drops a message whose id it
+                    // has seen, and another server could otherwise store
+                    // one of its own under our next id first.
+                    let id = format!("{}-{said_seq}-{}", config.server_id, unguessable());
                     // Live at once by core NATS while connected (a
                     // publish never waits then): servers get it even while
                     // JetStream elects a leader or the outbox waits for an
@@ -947,6 +955,9 @@ async fn serve(
                     if let Ok(info) = message.info() {
                         last_stream_seq = info.stream_sequence;
                     }
+                    if guard::made_by_jetstream(&message) {
+                        continue;
+                    }
                     if let Some(key) = said_key(&message.subject, &message.payload) {
                         holding.arrived(&key);
                     }
@@ -956,6 +967,11 @@ async fn serve(
                 None => said = None,
             },
             message = rooms.next() => match message {
+                Some(message) if guard::made_by_jetstream(&message) => {
+                    if let Some(dropped) = inbound.dropped.one() {
+                        tracing::warn!(dropped, "nats: a JetStream answer on a room subject dropped");
+                    }
+                }
                 Some(message) => match said_key(&message.subject, &message.payload) {
                     // A message's live copy waits for the stream's order.
                     Some(key) if said.is_some() => {
@@ -970,6 +986,11 @@ async fn serve(
                 None => return,
             },
             message = whispers.next() => match message {
+                Some(message) if guard::made_by_jetstream(&message) => {
+                    if let Some(dropped) = whispers_dropped.one() {
+                        tracing::warn!(dropped, "nats: a JetStream answer on a private-message subject dropped");
+                    }
+                }
                 Some(message) => {
                     let reply = message.reply.as_ref().map(|r| r.as_str());
                     match whisper::decode(&config.server_id, &message.subject, &message.payload, reply) {
@@ -1147,9 +1168,12 @@ impl History {
                 storage: stream::StorageType::File,
                 discard: stream::DiscardPolicy::Old,
                 num_replicas: self.config.replicas.max(1),
+                // No server may take back or wipe what others said.
+                deny_delete: true,
+                deny_purge: true,
                 ..Default::default()
             };
-            match self.js.get_or_create_stream(config).await {
+            match guard::checked_stream(&self.js, config).await {
                 Ok(s) => self.stream = Some(s),
                 Err(e) => tracing::warn!("nats: history stream unavailable: {e}"),
             }
@@ -1185,7 +1209,7 @@ impl History {
             let mut batch = consumer.fetch().max_messages(most).messages().await.ok()?;
             let mut messages = std::collections::VecDeque::with_capacity(limit + 1);
             while let Some(Ok(message)) = batch.next().await {
-                if message.payload.len() > MAX_EVENT_BYTES {
+                if message.payload.len() > MAX_EVENT_BYTES || guard::made_by_jetstream(&message) {
                     continue;
                 }
                 if let Some((server, seq, NatsEvent::Said { mut message, .. })) =

@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use bytes::Bytes;
 use lanlink_proto::{FrameDecoder, Message, StreamId};
 
-use super::{valid_server_id, NatsEvent};
+use super::{guard, valid_server_id, NatsEvent};
 
 /// The key-value bucket of presence.
 pub const PRESENCE_BUCKET: &str = "lanlink_presence";
@@ -93,40 +93,52 @@ async fn session(
     // it: that call first asks for the account's info, whose answer from
     // nats-server 2.9 this client version cannot parse.
     use async_nats::jetstream::stream;
-    js.get_or_create_stream(stream::Config {
-        name: format!("KV_{PRESENCE_BUCKET}"),
-        subjects: vec![format!("$KV.{PRESENCE_BUCKET}.>")],
-        max_messages_per_subject: 1,
-        max_age: PRESENCE_TTL,
-        max_message_size: i32::try_from(MAX_PRESENCE_BYTES).unwrap_or(i32::MAX),
-        allow_rollup: true,
-        deny_delete: true,
-        allow_direct: true,
-        discard: stream::DiscardPolicy::New,
-        storage: stream::StorageType::File,
-        num_replicas: replicas,
-        ..Default::default()
-    })
+    // No direct gets (their answers, sent where the asker says, would
+    // carry one server's value onto another's key), no rollups or purges
+    // (one server's put wiping every key).
+    guard::checked_stream(
+        js,
+        stream::Config {
+            name: format!("KV_{PRESENCE_BUCKET}"),
+            subjects: vec![format!("$KV.{PRESENCE_BUCKET}.>")],
+            max_messages_per_subject: 1,
+            max_age: PRESENCE_TTL,
+            max_message_size: i32::try_from(MAX_PRESENCE_BYTES).unwrap_or(i32::MAX),
+            deny_delete: true,
+            deny_purge: true,
+            discard: stream::DiscardPolicy::New,
+            storage: stream::StorageType::File,
+            num_replicas: replicas,
+            ..Default::default()
+        },
+    )
     .await?;
     let kv = js.get_key_value(PRESENCE_BUCKET).await?;
     let mut entries = kv.watch_with_history(">").await?;
     let mut beat = tokio::time::interval(HEARTBEAT);
-    let mut sweep = tokio::time::interval(Duration::from_secs(1));
+    let mut sweep = tokio::time::interval(SWEEP);
+    let mut paced = Paced::<Entry>::default();
+    // When this server last wrote its key: changes coming quicker than
+    // MIN_GAP are written together (others take no more from it).
+    let mut written = Instant::now() - MIN_GAP;
     loop {
         tokio::select! {
             _ = beat.tick() => {
                 let rosters = mine.borrow().clone();
                 let ads = streams.borrow().clone();
                 put(&kv, own, &rosters, &ads).await?;
+                written = Instant::now();
             }
             changed = streams.changed() => {
                 if changed.is_err() {
                     // The link is closing (the rosters' end says so too).
                     return Ok(());
                 }
+                tokio::time::sleep_until(written + MIN_GAP).await;
                 let ads = streams.borrow_and_update().clone();
-                let rosters = mine.borrow().clone();
+                let rosters = mine.borrow_and_update().clone();
                 put(&kv, own, &rosters, &ads).await?;
+                written = Instant::now();
             }
             changed = mine.changed() => {
                 if changed.is_err() {
@@ -134,36 +146,28 @@ async fn session(
                     let _ = kv.delete(own).await;
                     return Ok(());
                 }
+                tokio::time::sleep_until(written + MIN_GAP).await;
                 let rosters = mine.borrow_and_update().clone();
-                let ads = streams.borrow().clone();
+                let ads = streams.borrow_and_update().clone();
                 put(&kv, own, &rosters, &ads).await?;
+                written = Instant::now();
             }
             entry = entries.next() => {
                 let Some(entry) = entry else { return Err("presence watch ended".into()) };
                 let entry = entry?;
-                let server = entry.key.clone();
-                if server == own || !valid_server_id(&server) {
+                if entry.key == own || !valid_server_id(&entry.key) {
                     continue;
                 }
-                let told = match entry.operation {
-                    async_nats::jetstream::kv::Operation::Put => decode(&entry.value).map(|rooms| {
-                        heard.insert(server.clone(), Instant::now());
-                        let streams = decode_streams(&entry.value);
-                        vec![
-                            NatsEvent::Rosters { server: server.clone(), rooms },
-                            NatsEvent::Streams { server, streams },
-                        ]
-                    }),
-                    _ => heard
-                        .remove(&server)
-                        .map(|_| vec![NatsEvent::ServerGone { server }]),
-                };
-                for told in told.into_iter().flatten() {
-                    let _ = events.try_send(told);
+                let server = entry.key.clone();
+                if let Some(entry) = paced.arrived(&server, entry, Instant::now()) {
+                    take(entry, heard, events);
                 }
             }
             _ = sweep.tick() => {
                 let now = Instant::now();
+                for entry in paced.due(now) {
+                    take(entry, heard, events);
+                }
                 let gone: Vec<String> = heard
                     .iter()
                     .filter(|(_, at)| now.duration_since(**at) > STALE_AFTER)
@@ -175,6 +179,96 @@ async fn session(
                 }
             }
         }
+    }
+}
+
+/// The shortest time between two values taken from one server: a server
+/// rewriting its key in a loop (a 250 KiB value 380 times a second cost
+/// every other server 45 % of a core to decode) is read at this pace, its
+/// latest value kept meanwhile.
+pub const MIN_GAP: Duration = Duration::from_millis(200);
+
+/// How often values held back by [`MIN_GAP`] and servers gone quiet are
+/// looked at.
+const SWEEP: Duration = Duration::from_millis(100);
+
+/// The values of other servers' keys, taken at most one per server every
+/// [`MIN_GAP`].
+struct Paced<T> {
+    /// When a value of each server was last taken (within MIN_GAP).
+    taken: HashMap<String, Instant>,
+    /// The latest value that came too soon, by server.
+    held: HashMap<String, T>,
+}
+
+type Entry = async_nats::jetstream::kv::Entry;
+
+impl<T> Default for Paced<T> {
+    fn default() -> Self {
+        Paced {
+            taken: HashMap::new(),
+            held: HashMap::new(),
+        }
+    }
+}
+
+impl<T> Paced<T> {
+    /// `value` of `server`'s key if it may be taken now; else it is held
+    /// (replacing an older one held) until [`Paced::due`] gives it.
+    fn arrived(&mut self, server: &str, value: T, now: Instant) -> Option<T> {
+        match self.taken.get(server) {
+            Some(at) if now < *at + MIN_GAP => {
+                self.held.insert(server.to_owned(), value);
+                None
+            }
+            _ => {
+                self.taken.insert(server.to_owned(), now);
+                Some(value)
+            }
+        }
+    }
+
+    /// The held values whose server's gap has passed.
+    fn due(&mut self, now: Instant) -> Vec<T> {
+        self.taken.retain(|_, at| now < *at + MIN_GAP);
+        let ready: Vec<String> = self
+            .held
+            .keys()
+            .filter(|server| !self.taken.contains_key(*server))
+            .cloned()
+            .collect();
+        ready
+            .into_iter()
+            .filter_map(|server| {
+                let entry = self.held.remove(&server)?;
+                self.taken.insert(server, now);
+                Some(entry)
+            })
+            .collect()
+    }
+}
+
+/// Tells the hub what one server's key now says.
+fn take(entry: Entry, heard: &mut HashMap<String, Instant>, events: &Sender<NatsEvent>) {
+    let server = entry.key.clone();
+    let told = match entry.operation {
+        async_nats::jetstream::kv::Operation::Put => decode(&entry.value).map(|rooms| {
+            heard.insert(server.clone(), Instant::now());
+            let streams = decode_streams(&entry.value);
+            vec![
+                NatsEvent::Rosters {
+                    server: server.clone(),
+                    rooms,
+                },
+                NatsEvent::Streams { server, streams },
+            ]
+        }),
+        _ => heard
+            .remove(&server)
+            .map(|_| vec![NatsEvent::ServerGone { server }]),
+    };
+    for told in told.into_iter().flatten() {
+        let _ = events.try_send(told);
     }
 }
 
@@ -280,6 +374,30 @@ fn unhex(text: &str, max: usize) -> Option<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_server_rewriting_its_key_in_a_loop_is_read_at_a_pace() {
+        let mut paced = super::Paced::default();
+        let t0 = tokio::time::Instant::now();
+        let at = |ms| t0 + std::time::Duration::from_millis(ms);
+        assert_eq!(paced.arrived("m", 1, at(0)), Some(1));
+        assert_eq!(
+            paced.arrived("a", 10, at(1)),
+            Some(10),
+            "each server its own pace"
+        );
+        for (i, ms) in (2..=200).zip(1..) {
+            assert_eq!(paced.arrived("m", i, at(ms)), None, "too soon");
+        }
+        assert_eq!(paced.due(at(150)), Vec::<i32>::new());
+        assert_eq!(paced.due(at(200)), vec![200], "the latest value, once");
+        assert_eq!(paced.due(at(300)), Vec::<i32>::new());
+        assert_eq!(paced.arrived("m", 401, at(350)), None);
+        assert_eq!(paced.due(at(400)), vec![401]);
+        assert_eq!(paced.arrived("a", 11, at(500)), Some(11));
+        assert!(paced.due(at(10_000)).is_empty());
+        assert!(paced.taken.is_empty() && paced.held.is_empty(), "forgets");
+    }
+
     use super::*;
 
     #[test]
