@@ -151,12 +151,11 @@ pub fn run(
     let remote_media = hub.nats_media();
     let remote_files = hub.nats_files();
     let ticks = crossbeam_channel::tick(TICK);
+    let mut held_timer = HeldTimer::default();
     let hub_thread = std::thread::Builder::new()
         .name("lanlink-hub".into())
         .spawn(move || loop {
-            let held = hub
-                .next_held_due()
-                .map_or_else(crossbeam_channel::never, crossbeam_channel::at);
+            let held = held_timer.until(hub.next_held_due());
             crossbeam_channel::select! {
                 recv(events) -> event => match event {
                     Ok(event) => {
@@ -215,6 +214,7 @@ pub fn run(
                     }
                 },
                 recv(held) -> _ => {
+                    held_timer.fired();
                     hub.show_held(Instant::now());
                     hub.flush();
                 },
@@ -235,6 +235,38 @@ pub fn run(
     // and the hub's loop ends once it has handled the last `Closed`.
     let _ = hub_thread.join();
     Ok(result?)
+}
+
+/// The hub loop's timer for the earliest held local line: made again only
+/// when that moment changes or it has fired, not on every turn.
+struct HeldTimer {
+    due: Option<Instant>,
+    timer: Receiver<Instant>,
+}
+
+impl Default for HeldTimer {
+    fn default() -> Self {
+        HeldTimer {
+            due: None,
+            timer: crossbeam_channel::never(),
+        }
+    }
+}
+
+impl HeldTimer {
+    /// A receiver that fires at `due` (never if `None`).
+    fn until(&mut self, due: Option<Instant>) -> Receiver<Instant> {
+        if due != self.due {
+            self.timer = due.map_or_else(crossbeam_channel::never, crossbeam_channel::at);
+            self.due = due;
+        }
+        self.timer.clone()
+    }
+
+    /// It fired: the next call makes a new one.
+    fn fired(&mut self) {
+        *self = HeldTimer::default();
+    }
 }
 
 /// What other servers may send here (scale-out): each its own rate, and
