@@ -57,6 +57,11 @@ type Key = (ConnId, StreamId);
 pub const MAX_OFFERS_WAITING_PER_SENDER: usize = 2;
 /// See [`MAX_OFFERS_WAITING_PER_SENDER`].
 pub const MAX_OFFERS_WAITING: usize = 16;
+/// Offers relayed from one other server (scale-out) that may wait for one
+/// user at once: its users together hold at most half of the user's
+/// [`MAX_OFFERS_WAITING`], so one hostile server parking offers cannot
+/// take them all.
+pub const MAX_OFFERS_WAITING_PER_SERVER: usize = MAX_OFFERS_WAITING / 2;
 
 /// The free space an upload is promised before it has sent anything; from
 /// then on it may hold as much as it has already written, up to what it
@@ -956,18 +961,24 @@ impl FileService {
         // Offers waiting for this user (relayed, not yet finished), in all
         // and from the sender's address.
         let sender = self.peers.get(&key.0);
-        let (mut waiting, mut from_sender) = (0, 0);
+        let (mut waiting, mut from_sender, mut from_server) = (0, 0, 0);
         for (k, t) in &self.transfers {
             if let (true, Transfer::RelayTo { peer }) = (k.0 == peer_conn, t) {
                 waiting += 1;
                 if sender.is_some() && self.peers.get(&peer.0) == sender {
                     from_sender += 1;
                 }
+                if peer.0 == key.0 {
+                    from_server += 1;
+                }
             }
         }
-        // (Another server counts its own user's offers; here they would
-        // be everyone's there together.)
-        let busy = waiting >= MAX_OFFERS_WAITING || from_sender >= MAX_OFFERS_WAITING_PER_SENDER;
+        // Another server's users have no address here: they count
+        // together, against a larger share (its own server counts each
+        // one's offers by address).
+        let busy = waiting >= MAX_OFFERS_WAITING
+            || from_sender >= MAX_OFFERS_WAITING_PER_SENDER
+            || (is_other_server(key.0) && from_server >= MAX_OFFERS_WAITING_PER_SERVER);
         if busy && !is_other_server(peer_conn) {
             return Err(ServiceError::Busy {
                 reason: "that user has too many file offers waiting; try again once they answered",

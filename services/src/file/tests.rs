@@ -8,7 +8,9 @@ use lanlink_proto::file::*;
 use lanlink_proto::{ErrorCode, Message};
 use lanlink_transport::ConnId;
 
-use super::service::{MAX_OFFERS_WAITING_PER_SENDER, MIN_HOLD};
+use super::service::{
+    MAX_OFFERS_WAITING, MAX_OFFERS_WAITING_PER_SENDER, MAX_OFFERS_WAITING_PER_SERVER, MIN_HOLD,
+};
 use super::{FileConfig, FileService, ENTRY_COST};
 use crate::Outgoing;
 
@@ -1363,21 +1365,26 @@ fn another_server_only_relays_offers_and_within_its_cap() {
     )));
     assert_eq!(svc.transfer_count(), 0);
     // Its users' offers to bob are relayed, each from the same server,
-    // up to the offers one user may have waiting.
+    // up to half the offers one user may have waiting (NATS attack: one
+    // hostile server parked offers until bob could get none).
     let to_bob = |i: u32| FileOffer {
         to: Some("bob".into()),
         ..offer(&format!("f{i}.txt"), 4)
     };
-    for i in 0..16 {
+    let relayed = |out: &[Outgoing]| matches!(out, [Outgoing { to: B, frame }] if matches!(&frame.message, Message::FileOffer(o) if o.from.as_deref() == Some("ada")));
+    for i in 0..MAX_OFFERS_WAITING_PER_SERVER as u32 {
         let out = run(&mut svc, other, 2 * i + 7, to_bob(i));
-        assert!(
-            matches!(out.as_slice(), [Outgoing { to: B, frame }] if matches!(&frame.message, Message::FileOffer(o) if o.from.as_deref() == Some("ada"))),
-            "{out:?}"
-        );
+        assert!(relayed(&out), "{out:?}");
     }
     let out = run(&mut svc, other, 99, to_bob(99));
     assert!(refused(&out), "{out:?}");
-    assert_eq!(svc.transfer_count(), 32);
+    // Another server's users still reach bob, up to his 16 in all.
+    let third = ConnId(super::FIRST_OTHER_SERVER + 1);
+    for i in 0..MAX_OFFERS_WAITING_PER_SERVER as u32 {
+        let out = run(&mut svc, third, 2 * i + 7, to_bob(100 + i));
+        assert!(relayed(&out), "{out:?}");
+    }
+    assert_eq!(svc.transfer_count(), 2 * MAX_OFFERS_WAITING);
 }
 
 /// [`Dirs::service`] taking uploads of up to 1 GiB.
