@@ -351,6 +351,37 @@ fn terminal_mode_reconnects_and_rejoins_its_room() {
     assert!(server.terminate().success());
 }
 
+/// On a terminal, a reconnect the server refuses for good (restarted, it
+/// now wants an access token) is not tried again and again: the client
+/// says why and ends, as `Resuming` decides for transfers.
+#[test]
+fn terminal_mode_stops_reconnecting_when_refused_for_good() {
+    if !tmux_available() {
+        return;
+    }
+    let server = Server::start(&[]);
+    let addr = server.addr.clone();
+    let cmd = format!(
+        "env LANLINK_HOME={} {} chat {addr} --name ada --room ops; echo \"ended $?\"; sleep 60",
+        common::home().display(),
+        env!("CARGO_BIN_EXE_lanlink"),
+    );
+    let ada = Tmux::start("refused-for-good", 100, 30, &cmd);
+    ada.wait_for("[ops]>");
+    server.kill();
+    ada.wait_for("reconnecting in 1 s (attempt 1");
+    let server = Server::start(&["--bind", &addr, "--token", "sesame"]);
+    let screen = ada.wait_for("!! refused by server");
+    assert!(screen.contains("token"), "{screen}");
+    // The next line typed finds it over (readline is not interrupted).
+    ada.line("anyone?");
+    let screen = ada.wait_for("ended ");
+    assert!(!screen.contains("ended 0"), "{screen}");
+    assert!(!screen.contains("-- reconnected"), "{screen}");
+    drop(ada);
+    assert!(server.terminate().success());
+}
+
 /// A script's lines are never dropped by the rate limit: the client waits
 /// as long as the server says and sends them again, in order, and exits 0.
 /// (The requests by which it learns that a line arrived are limited too.)

@@ -106,7 +106,9 @@ pub use files::{
     OnConflict, Progress, ProgressFn, Quiet, TransferOptions, TransferProgress, TransferSummary,
 };
 pub use media::{MediaKind, Publisher, StreamInfo};
-pub use resume::{Resume, Resuming, PROGRESS_STEP};
+pub use resume::{
+    worth_connecting_again, worth_reconnecting_after, Resume, Resuming, PROGRESS_STEP,
+};
 #[doc(hidden)]
 #[cfg(any(fuzzing, feature = "fuzzing"))]
 pub use session::fuzz_route;

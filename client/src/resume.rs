@@ -151,7 +151,7 @@ where
                         self.session = Some(session);
                         break;
                     }
-                    Err(e) if worth_reconnecting(&e) || is_name_still_held(&e) => error = e,
+                    Err(e) if worth_connecting_again(&e) => error = e,
                     Err(e) => return Err(e),
                 }
             }
@@ -214,6 +214,34 @@ impl Progress for Watch<'_> {
     fn interrupted(&mut self, why: &str, retry_in: Duration) {
         self.inner.interrupted(why, retry_in);
     }
+}
+
+/// Whether a session that ended with `reason` is worth connecting again:
+/// the link was lost, or the server was restarting, full, busy or found
+/// the client too slow. Not when it was banned or kicked, refused for a
+/// reason the same connection would meet again (a wrong token, a bad
+/// name), sent bytes that are not lanlink, or was closed on purpose.
+///
+/// What [`Resuming`] decides by; a chat client or bot that reconnects by
+/// itself should decide the same way.
+///
+/// ```
+/// use lanlink_client::{proto::ErrorCode, worth_reconnecting_after, CloseReason};
+///
+/// assert!(worth_reconnecting_after(&CloseReason::PeerClosed));
+/// let banned = CloseReason::PeerError { code: ErrorCode::BANNED, message: "kicked".into() };
+/// assert!(!worth_reconnecting_after(&banned));
+/// ```
+pub fn worth_reconnecting_after(reason: &CloseReason) -> bool {
+    reason_passes(reason)
+}
+
+/// Whether connecting again later may work after a connect that failed
+/// with `e`: the server unreachable, restarting, full or busy, or still
+/// holding our name from the connection just lost. Not after a wrong
+/// token, a refused name, a changed certificate or a ban.
+pub fn worth_connecting_again(e: &ClientError) -> bool {
+    worth_reconnecting(e) || is_name_still_held(e)
 }
 
 /// Whether `e` means the connection was lost, or could not be made, in a

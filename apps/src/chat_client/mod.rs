@@ -176,8 +176,9 @@ impl Chat {
                 return reason;
             }
             self.note(&line);
-            if matches!(&reason, CloseReason::PeerError { code, .. } if *code == ErrorCode::BANNED)
-            {
+            // Banned or kicked, refused for good, bytes that are not
+            // lanlink: the same again would end the same way.
+            if !lanlink_client::worth_reconnecting_after(&reason) {
                 return reason;
             }
             match self.reconnect(builder, addr) {
@@ -218,7 +219,9 @@ impl Chat {
                     *lock(&self.session) = Some(session);
                     return Some(events);
                 }
-                Err(e @ ClientError::CertificateChanged { .. }) => {
+                // A changed certificate, a wrong token, a refused name:
+                // waiting will not mend it.
+                Err(e) if !lanlink_client::worth_connecting_again(&e) => {
                     self.note(&format!("!! {}", describe(&e)));
                     return None;
                 }
