@@ -18,7 +18,7 @@ use lanlink_proto::{ErrorCode, Frame, Message, StreamId};
 use lanlink_transport::{Client, TransportError};
 
 use super::incoming::IncomingFile;
-use super::outgoing::{OutgoingFile, DEFAULT_CHUNK, DEFAULT_WINDOW};
+use super::outgoing::{chunk_for, OutgoingFile, DEFAULT_WINDOW};
 use super::{path, ACK_EVERY};
 use crate::ServiceError;
 
@@ -589,9 +589,12 @@ impl<'a, L: FileLink + ?Sized> FileClient<'a, L> {
             }
             progress.start(name, size, file.start());
             let mut completed = false;
+            // Small chunks until acknowledgements show a quick link.
+            let sending_since = Instant::now();
+            let mut chunk = chunk_for(0, Duration::ZERO);
             loop {
                 while !completed && file.can_send(DEFAULT_WINDOW) {
-                    match file.next_chunk(DEFAULT_CHUNK)? {
+                    match file.next_chunk(chunk)? {
                         Some(c) => {
                             self.send(stream, c)?;
                             pace(self.rate_limit, started, file.sent() - file.start());
@@ -606,6 +609,8 @@ impl<'a, L: FileLink + ?Sized> FileClient<'a, L> {
                     Message::FileAccept(a) => {
                         file.ack(a.offset);
                         progress.advance(a.offset);
+                        let acked = a.offset.saturating_sub(file.start());
+                        chunk = chunk_for(acked, sending_since.elapsed());
                     }
                     Message::FileComplete(c) if completed => {
                         let ours = file.complete();

@@ -18,6 +18,27 @@ use crate::ServiceError;
 pub const DEFAULT_WINDOW: u64 = 4 * 1024 * 1024;
 /// Size of each chunk's data.
 pub const DEFAULT_CHUNK: usize = 256 * 1024;
+/// Size of each chunk's data while an upload has not shown a quick link
+/// ([`QUICK_LINK`]): small enough, with its frame header, to stay under
+/// the size from which a server counts a frame still arriving and may end
+/// it to make room for others (64 KiB: a server full of senders faster
+/// than this one ends the slowest large frame), so a slow upload always
+/// gets its chunks through, and each one keeps (resumes from) what came.
+pub const SMALL_CHUNK: usize = 56 * 1024;
+/// Acknowledged bytes a second from which an upload sends
+/// [`DEFAULT_CHUNK`]s.
+pub const QUICK_LINK: u64 = 2 * 1024 * 1024;
+
+/// The chunk size for an upload that had `acked` bytes acknowledged
+/// `elapsed` after it began sending.
+pub fn chunk_for(acked: u64, elapsed: std::time::Duration) -> usize {
+    let quick = u128::from(acked) * 1000 >= u128::from(QUICK_LINK) * elapsed.as_millis().max(1);
+    if quick {
+        DEFAULT_CHUNK
+    } else {
+        SMALL_CHUNK
+    }
+}
 
 /// A file being sent.
 #[derive(Debug)]
@@ -246,5 +267,26 @@ impl OutgoingFile {
     /// True once every byte is sent and acknowledged.
     pub fn fully_acked(&self) -> bool {
         self.done && self.acked >= self.sent
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_upload_sends_small_chunks_until_its_link_shows_it_is_quick() {
+        use std::time::Duration;
+        let ms = Duration::from_millis;
+        assert_eq!(chunk_for(0, ms(0)), SMALL_CHUNK, "nothing known yet");
+        // 1 MiB acknowledged after 5 s: a 200 KiB/s link.
+        assert_eq!(chunk_for(1 << 20, ms(5000)), SMALL_CHUNK);
+        // 1 MiB after 1 ms: loopback.
+        assert_eq!(chunk_for(1 << 20, ms(1)), DEFAULT_CHUNK);
+        assert_eq!(chunk_for(4 << 20, ms(2000)), DEFAULT_CHUNK, "2 MiB/s");
+        assert_eq!(chunk_for(4 << 20, ms(2001)), SMALL_CHUNK);
+        // With its header, a small chunk's frame is not a "large" one
+        // (transport counts frames over 64 KiB).
+        const { assert!(SMALL_CHUNK + 1024 <= 64 * 1024) };
     }
 }
