@@ -866,6 +866,20 @@ impl RawNats {
         self.send(&format!("PUB {subject} {}\r\n{body}\r\n", body.len()));
     }
 
+    /// What the server sent (messages to our subscriptions, errors) until
+    /// a line contains `needle`, or a second has passed.
+    fn answers_until(&mut self, needle: &str) -> Vec<String> {
+        let mut answers = Vec::new();
+        for _ in 0..50 {
+            answers.extend(self.ping());
+            if answers.iter().any(|l| l.contains(needle)) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        answers
+    }
+
     /// PING, and what the server said before its PONG (errors).
     fn ping(&mut self) -> Vec<String> {
         use std::io::BufRead;
@@ -881,6 +895,41 @@ impl RawNats {
             }
         }
     }
+}
+
+/// A hostile server that makes the history stream first, keeping one line
+/// per room and server (its permissions let it make that stream): the
+/// honest servers refuse to use it and say why; live chat goes on.
+#[test]
+fn a_history_stream_made_first_by_a_hostile_server_is_refused() {
+    let Some(bin) = nats_server_bin() else { return };
+    let nats = NatsServer::start(bin, &[]);
+    let mut m = RawNats::connect(nats.port, "m", "pw-m");
+    let config = serde_json::json!({"name": "LANLINK_HISTORY",
+        "subjects": ["lanlink.room.*.said.*"], "max_msgs_per_subject": 1,
+        "storage": "file", "retention": "limits", "discard": "old",
+        "deny_delete": true, "deny_purge": true, "max_msg_size": 96 * 1024})
+    .to_string();
+    m.send("SUB _INBOX_m.made 1\r\n");
+    m.send(&format!(
+        "PUB $JS.API.STREAM.CREATE.LANLINK_HISTORY _INBOX_m.made {}\r\n{config}\r\n",
+        config.len()
+    ));
+    let answers = m.answers_until("stream_create_response");
+    assert!(
+        answers
+            .iter()
+            .any(|l| l.contains("\"max_msgs_per_subject\":1")),
+        "{answers:?}"
+    );
+    let (a, b, mut ada, bob) = ada_on_a_and_bob_on_b(&nats);
+    ada.say("live still");
+    bob.expect("[lobby] <ada@a> live still");
+    a.expect_log("NATS stream LANLINK_HISTORY exists with fewer messages or bytes kept");
+    assert!(ada.finish().success());
+    assert!(bob.finish().success());
+    assert!(a.terminate().success());
+    assert!(b.terminate().success());
 }
 
 /// With each lanlink server its own NATS user under the permissions
@@ -970,14 +1019,7 @@ fn servers_speak_only_as_their_own_nats_user() {
         headers.len(),
         headers.len() + 2
     ));
-    let mut answers = Vec::new();
-    for _ in 0..50 {
-        answers.extend(m.ping());
-        if answers.iter().any(|l| l.contains("rollup")) {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let answers = m.answers_until("rollup");
     assert!(
         answers.iter().any(|l| l.contains("rollup not permitted")),
         "{answers:?}"

@@ -12,6 +12,8 @@
 //! stream whose settings would allow any of that is refused
 //! ([`checked_stream`]).
 
+use std::time::Duration;
+
 use async_nats::jetstream::{self, stream};
 
 use crate::ServerError;
@@ -38,6 +40,22 @@ pub(super) fn made_by_jetstream(message: &async_nats::Message) -> bool {
     })
 }
 
+/// Whether a message on a core subscription came from JetStream: made by
+/// it ([`made_by_jetstream`]), or a stored message a consumer delivered
+/// to a subject its maker chose (its reply subject is JetStream's
+/// acknowledgement subject, `$JS.ACK.…`). Such a delivery keeps the
+/// subject the message was stored under, which may be another server's
+/// genuine old line: replayed as new (a hostile server's consumer on the
+/// history, delivering to a room subject), it would show again to a
+/// server that restarted.
+pub(super) fn delivered_by_jetstream(message: &async_nats::Message) -> bool {
+    made_by_jetstream(message)
+        || message
+            .reply
+            .as_ref()
+            .is_some_and(|r| r.starts_with("$JS."))
+}
+
 /// The stream `wanted` describes: made if missing, refused if it exists
 /// with a setting that would let one user rewrite or wipe others' messages
 /// (see [`unsafe_setting`]).
@@ -56,14 +74,21 @@ pub(super) async fn checked_stream(
     }
 }
 
-/// The first setting of `found` that lets one NATS user forge or wipe
-/// what others stored, compared with lanlink's `wanted`; `None`: safe.
-/// Limits (age, count, bytes, replicas) may differ: servers of different
-/// versions or flags made it.
+/// The first setting of `found` that lets one NATS user forge, wipe or
+/// block what others store, compared with lanlink's `wanted`; `None`:
+/// safe. Replicas may differ, and limits may be larger (servers with
+/// other flags made it), never smaller: a stream made first by a hostile
+/// server with room for one message, or keeping them for three seconds,
+/// would wipe or refuse everyone's.
 pub(super) fn unsafe_setting(
     found: &stream::Config,
     wanted: &stream::Config,
 ) -> Option<&'static str> {
+    // A limit (0 or less, or a zero age: none) keeping less than wanted.
+    let keeps_less = |found: i64, wanted: i64| found > 0 && (wanted <= 0 || found < wanted);
+    let shorter = |found: Duration, wanted: Duration| {
+        !found.is_zero() && (wanted.is_zero() || found < wanted)
+    };
     if found.subjects != wanted.subjects {
         Some("other subjects")
     } else if found.republish.is_some() {
@@ -80,8 +105,30 @@ pub(super) fn unsafe_setting(
         Some("deletes allowed")
     } else if found.sealed {
         Some("sealed")
-    } else if found.max_message_size <= 0 || found.max_message_size > wanted.max_message_size {
-        Some("a larger largest message")
+    } else if found.no_ack {
+        Some("no acknowledgements")
+    } else if found.retention != wanted.retention {
+        Some("another retention")
+    } else if found.discard != wanted.discard || found.discard_new_per_subject {
+        Some("another discard policy")
+    } else if found.storage != wanted.storage {
+        Some("another storage")
+    } else if found.max_consumers > 0 {
+        Some("a consumer limit")
+    } else if found.max_message_size != wanted.max_message_size {
+        Some("another largest message")
+    } else if keeps_less(found.max_messages, wanted.max_messages)
+        || keeps_less(
+            found.max_messages_per_subject,
+            wanted.max_messages_per_subject,
+        )
+        || keeps_less(found.max_bytes, wanted.max_bytes)
+    {
+        Some("fewer messages or bytes kept")
+    } else if shorter(found.max_age, wanted.max_age) {
+        Some("messages kept for less time")
+    } else if found.duplicate_window < wanted.duplicate_window {
+        Some("a shorter duplicate window")
     } else {
         None
     }
@@ -96,6 +143,10 @@ mod tests {
             name: "S".into(),
             subjects: vec!["lanlink.room.*.said.*".into()],
             max_message_size: 1000,
+            max_messages_per_subject: 50,
+            max_bytes: 1 << 20,
+            max_age: Duration::from_secs(3600),
+            duplicate_window: Duration::from_secs(120),
             deny_delete: true,
             deny_purge: true,
             ..Default::default()
@@ -106,19 +157,21 @@ mod tests {
     fn a_stream_that_lets_a_user_forge_or_wipe_is_refused() {
         let wanted = lanlinks();
         assert_eq!(unsafe_setting(&wanted, &wanted), None);
-        let older_limits = stream::Config {
-            max_age: std::time::Duration::from_secs(1),
+        let larger_limits = stream::Config {
+            max_age: Duration::from_secs(7200),
+            max_messages_per_subject: 500,
+            max_bytes: -1,
             num_replicas: 3,
-            max_message_size: 10,
+            duplicate_window: Duration::from_secs(600),
             ..lanlinks()
         };
         assert_eq!(
-            unsafe_setting(&older_limits, &wanted),
+            unsafe_setting(&larger_limits, &wanted),
             None,
-            "limits may differ"
+            "larger limits, replicas"
         );
         type Change = fn(&mut stream::Config);
-        let cases: [(&str, Change); 8] = [
+        let cases: [(&str, Change); 17] = [
             ("other subjects", |c| c.subjects.push(">".into())),
             ("republish", |c| {
                 c.republish = Some(stream::Republish {
@@ -131,8 +184,27 @@ mod tests {
             ("rollups allowed", |c| c.allow_rollup = true),
             ("purges allowed", |c| c.deny_purge = false),
             ("deletes allowed", |c| c.deny_delete = false),
-            ("a larger largest message", |c| c.max_message_size = -1),
+            ("another largest message", |c| c.max_message_size = -1),
+            ("another largest message", |c| c.max_message_size = 16),
             ("sealed", |c| c.sealed = true),
+            ("no acknowledgements", |c| c.no_ack = true),
+            ("another retention", |c| {
+                c.retention = stream::RetentionPolicy::WorkQueue;
+            }),
+            ("another discard policy", |c| {
+                c.discard = stream::DiscardPolicy::New
+            }),
+            ("a consumer limit", |c| c.max_consumers = 1),
+            ("fewer messages or bytes kept", |c| c.max_messages = 1),
+            ("fewer messages or bytes kept", |c| {
+                c.max_messages_per_subject = 1
+            }),
+            ("messages kept for less time", |c| {
+                c.max_age = Duration::from_secs(3)
+            }),
+            ("a shorter duplicate window", |c| {
+                c.duplicate_window = Duration::ZERO
+            }),
         ];
         for (said, change) in cases {
             let mut found = lanlinks();
@@ -159,6 +231,19 @@ mod tests {
             length: 2,
         };
         assert!(!made_by_jetstream(&message(&[], None)));
+        let mut replayed = message(&[], None);
+        assert!(!delivered_by_jetstream(&replayed));
+        replayed.reply = Some("$JS.ACK.LANLINK_HISTORY.x.1.7.7.1796578567977292681.0".into());
+        assert!(delivered_by_jetstream(&replayed), "a consumer's delivery");
+        assert!(
+            !made_by_jetstream(&replayed),
+            "what the history follower gets"
+        );
+        replayed.reply = Some("_INBOX_a.x".into());
+        assert!(
+            !delivered_by_jetstream(&replayed),
+            "a request's reply subject"
+        );
         assert!(!made_by_jetstream(&message(
             &[("Nats-Msg-Id", "a-1-x")],
             None

@@ -424,7 +424,7 @@ pub(super) async fn run(
             }
             file = files.next() => {
                 let Some(file) = file else { return };
-                if guard::made_by_jetstream(&file) {
+                if guard::delivered_by_jetstream(&file) {
                     continue;
                 }
                 // The sender is the subject's, which NATS permissions can
@@ -464,7 +464,7 @@ pub(super) async fn run(
             }
             lease = asked.next() => {
                 let Some(lease) = lease else { return };
-                if guard::made_by_jetstream(&lease) {
+                if guard::delivered_by_jetstream(&lease) {
                     continue;
                 }
                 match decode_lease(&own, &lease.subject, &lease.payload) {
@@ -533,8 +533,11 @@ async fn follow(
                 let mut dropped = 0u64;
                 // A whole frame's encoding: its payload and a frame header.
                 let mut joiner = Joiner::new(max_payload as usize + 64);
+                let subject = frame_subject(&origin, stream);
                 while let Some(m) = sub.next().await {
-                    if guard::made_by_jetstream(&m) {
+                    // A consumer's delivery to this subject keeps the
+                    // subject it was stored under: not this stream's.
+                    if m.subject.as_str() != subject || guard::delivered_by_jetstream(&m) {
                         continue;
                     }
                     let Some(whole) = joiner.push(&m.payload) else {

@@ -967,7 +967,7 @@ async fn serve(
                 None => said = None,
             },
             message = rooms.next() => match message {
-                Some(message) if guard::made_by_jetstream(&message) => {
+                Some(message) if guard::delivered_by_jetstream(&message) => {
                     if let Some(dropped) = inbound.dropped.one() {
                         tracing::warn!(dropped, "nats: a JetStream answer on a room subject dropped");
                     }
@@ -986,7 +986,7 @@ async fn serve(
                 None => return,
             },
             message = whispers.next() => match message {
-                Some(message) if guard::made_by_jetstream(&message) => {
+                Some(message) if guard::delivered_by_jetstream(&message) => {
                     if let Some(dropped) = whispers_dropped.one() {
                         tracing::warn!(dropped, "nats: a JetStream answer on a private-message subject dropped");
                     }

@@ -158,6 +158,16 @@ async fn session(
                 if entry.key == own || !valid_server_id(&entry.key) {
                     continue;
                 }
+                // Not a presence value: JetStream's answer to a request
+                // whose reply subject a hostile server set to this key
+                // (`{"type":"io.nats.jetstream.api…`). Dropped before it
+                // could take the place of the server's real value held
+                // back by the pace below.
+                if matches!(entry.operation, async_nats::jetstream::kv::Operation::Put)
+                    && !entry.value.starts_with(PRESENCE_START)
+                {
+                    continue;
+                }
                 let server = entry.key.clone();
                 if let Some(entry) = paced.arrived(&server, entry, Instant::now()) {
                     take(entry, heard, events);
@@ -272,6 +282,9 @@ fn take(entry: Entry, heard: &mut HashMap<String, Instant>, events: &Sender<Nats
     }
 }
 
+/// How every presence value starts (its first key, see [`put`]).
+const PRESENCE_START: &[u8] = b"{\"rooms\":";
+
 async fn put(
     kv: &async_nats::jetstream::kv::Store,
     own: &str,
@@ -287,6 +300,7 @@ async fn put(
         .map(|(id, frame)| (id.to_string(), json!(super::hex(frame))))
         .collect();
     let body = json!({ "rooms": rooms, "streams": streams }).to_string();
+    debug_assert!(body.as_bytes().starts_with(PRESENCE_START));
     kv.put(own, body.into()).await.map(|_| ())
 }
 
