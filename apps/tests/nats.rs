@@ -1043,6 +1043,33 @@ fn servers_speak_only_as_their_own_nats_user() {
     assert!(!seen.iter().any(|l| l.contains("forged")), "{seen:?}");
     b.expect_log("not on its origin's subject");
 
+    // Stored messages whose headers start with a status line, on its own
+    // presence key and room subject: the client library took them for
+    // statuses, and every server's consumers made themselves again in
+    // front of them without end (thousands a second, nats-server at
+    // 1.45 GB), presence was lost and history reads stopped there.
+    let status = "NATS/1.0 404 No Messages\r\n\r\n";
+    for subject in [
+        "$KV.lanlink_presence.m".to_owned(),
+        format!("{lobby}.said.m"),
+    ] {
+        m.send(&format!(
+            "HPUB {subject} {} {}\r\n{status}{{}}\r\n",
+            status.len(),
+            status.len() + 2
+        ));
+    }
+    assert_eq!(m.ping(), Vec::<String>::new());
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    m.send("SUB _INBOX_m.info 3\r\n");
+    m.send("PUB $JS.API.STREAM.INFO.KV_lanlink_presence _INBOX_m.info 0\r\n\r\n");
+    let info = m.answers_until("consumer_count");
+    let count = info
+        .iter()
+        .find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .and_then(|v| v["state"]["consumer_count"].as_u64());
+    assert!(count.is_some_and(|n| n <= 4), "{info:?}");
+
     // The honest servers are unaffected: chat, history, presence.
     ada.say("honest 2");
     let seen = bob.lines_until("[lobby] <ada@a> honest 2");

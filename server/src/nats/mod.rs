@@ -54,6 +54,7 @@ mod media;
 mod order;
 mod outbox;
 mod presence;
+mod stored;
 mod whisper;
 pub use files::{file_subject, InFile, OutFile, FILES_IN, FILES_OUT, FILE_SUBJECTS};
 pub use media::{
@@ -819,7 +820,7 @@ async fn serve(
     let (mut said_seq, mut presence_seq) = (start, start);
     let mut dropped = 0u64;
     let mut whispers_dropped = Dropped::default();
-    let mut said: Option<async_nats::jetstream::consumer::push::Ordered> = None;
+    let mut said: Option<stored::Stored> = None;
     let mut last_stream_seq = 0u64;
     loop {
         if reconnected.swap(false, std::sync::atomic::Ordering::Relaxed) {
@@ -830,7 +831,7 @@ async fn serve(
         // JetStream calls are bounded short: while they wait, live
         // traffic is not handled.
         if said.is_none() && tokio::time::Instant::now() >= retry_at {
-            let following = follow(&mut history, &client, last_stream_seq);
+            let following = follow(&mut history, last_stream_seq);
             said = tokio::time::timeout(JS_PATIENCE, following)
                 .await
                 .ok()
@@ -950,11 +951,9 @@ async fn serve(
                     pass(&mut inbound, &events, &subject, &payload);
                 }
             }
-            message = next_said => match message {
-                Some(Ok(message)) => {
-                    if let Ok(info) = message.info() {
-                        last_stream_seq = info.stream_sequence;
-                    }
+            delivered = next_said => match delivered {
+                Some(stored::Delivered { message, stream_seq, .. }) => {
+                    last_stream_seq = stream_seq;
                     if guard::made_by_jetstream(&message) {
                         continue;
                     }
@@ -963,7 +962,8 @@ async fn serve(
                     }
                     pass(&mut inbound, &events, &message.subject, &message.payload);
                 }
-                Some(Err(e)) => tracing::info!("nats: following the room messages: {e}"),
+                // Lost (NATS restarted, the consumer went): made again
+                // from after the last message seen.
                 None => said = None,
             },
             message = rooms.next() => match message {
@@ -1052,12 +1052,9 @@ fn subject_origin(subject: &str) -> Option<&str> {
 
 /// Follows [`HISTORY_STREAM`] from after `last` (from now on if 0) with an
 /// ordered consumer, which re-creates itself after a gap or a reconnect.
-async fn follow(
-    history: &mut History,
-    client: &async_nats::Client,
-    last: u64,
-) -> Option<async_nats::jetstream::consumer::push::Ordered> {
-    use async_nats::jetstream::consumer::{push, DeliverPolicy};
+async fn follow(history: &mut History, last: u64) -> Option<stored::Stored> {
+    use async_nats::jetstream::consumer::DeliverPolicy;
+    let js = history.js.clone();
     let stream = history.stream().await?;
     let deliver_policy = if last == 0 {
         DeliverPolicy::New
@@ -1066,15 +1063,9 @@ async fn follow(
             start_sequence: last + 1,
         }
     };
-    let consumer = stream
-        .create_consumer(push::OrderedConfig {
-            deliver_subject: client.new_inbox(),
-            deliver_policy,
-            ..Default::default()
-        })
+    stored::Stored::start(&js, stream, String::new(), deliver_policy)
         .await
-        .ok()?;
-    consumer.messages().await.ok()
+        .ok()
 }
 
 /// Publishes the unsent messages in order through JetStream, each once
@@ -1190,25 +1181,25 @@ impl History {
         // Finding the stream is inside the second too: with NATS away it
         // would otherwise wait for two JetStream timeouts (10 s).
         let read = async {
-            use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
+            use async_nats::jetstream::consumer::DeliverPolicy;
+            let js = self.js.clone();
             let stream = self.stream().await?;
-            let consumer = stream
-                .create_consumer(pull::Config {
-                    filter_subject: subject,
-                    deliver_policy: DeliverPolicy::All,
-                    ack_policy: AckPolicy::None,
-                    inactive_threshold: Duration::from_secs(30),
-                    ..Default::default()
-                })
+            let mut kept = stored::Stored::start(&js, stream, subject, DeliverPolicy::All)
                 .await
                 .ok()?;
             // The stream keeps `limit` per room and origin server: the
             // last `limit` of the room's, read from at most
             // HISTORY_ORIGINS_READ origins' worth.
             let most = limit.saturating_mul(HISTORY_ORIGINS_READ);
-            let mut batch = consumer.fetch().max_messages(most).messages().await.ok()?;
             let mut messages = std::collections::VecDeque::with_capacity(limit + 1);
-            while let Some(Ok(message)) = batch.next().await {
+            let mut read = 0;
+            let mut pending = kept.at_start;
+            while pending > 0 && read < most {
+                let Some(delivered) = kept.next().await else {
+                    break;
+                };
+                (read, pending) = (read + 1, delivered.pending);
+                let message = delivered.message;
                 if message.payload.len() > MAX_EVENT_BYTES || guard::made_by_jetstream(&message) {
                     continue;
                 }

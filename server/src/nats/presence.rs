@@ -10,7 +10,6 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use crossbeam_channel::Sender;
-use futures_util::StreamExt;
 use serde_json::{json, Value};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -96,7 +95,7 @@ async fn session(
     // No direct gets (their answers, sent where the asker says, would
     // carry one server's value onto another's key), no rollups or purges
     // (one server's put wiping every key).
-    guard::checked_stream(
+    let bucket = guard::checked_stream(
         js,
         stream::Config {
             name: format!("KV_{PRESENCE_BUCKET}"),
@@ -114,7 +113,15 @@ async fn session(
     )
     .await?;
     let kv = js.get_key_value(PRESENCE_BUCKET).await?;
-    let mut entries = kv.watch_with_history(">").await?;
+    // Every key's latest value, then each change: read as stored data
+    // (see `stored`), not through the library's watcher.
+    let mut entries = super::stored::Stored::start(
+        js,
+        &bucket,
+        format!("$KV.{PRESENCE_BUCKET}.>"),
+        async_nats::jetstream::consumer::DeliverPolicy::LastPerSubject,
+    )
+    .await?;
     let mut beat = tokio::time::interval(HEARTBEAT);
     let mut sweep = tokio::time::interval(SWEEP);
     let mut paced = Paced::<Entry>::default();
@@ -152,20 +159,16 @@ async fn session(
                 put(&kv, own, &rosters, &ads).await?;
                 written = Instant::now();
             }
-            entry = entries.next() => {
-                let Some(entry) = entry else { return Err("presence watch ended".into()) };
-                let entry = entry?;
-                if entry.key == own || !valid_server_id(&entry.key) {
-                    continue;
-                }
+            delivered = entries.next() => {
+                let Some(delivered) = delivered else { return Err("presence watch ended".into()) };
                 // Not a presence value: JetStream's answer to a request
                 // whose reply subject a hostile server set to this key
-                // (`{"type":"io.nats.jetstream.api…`). Dropped before it
-                // could take the place of the server's real value held
-                // back by the pace below.
-                if matches!(entry.operation, async_nats::jetstream::kv::Operation::Put)
-                    && !entry.value.starts_with(PRESENCE_START)
-                {
+                // (`{"type":"io.nats.jetstream.api…`), or a value with a
+                // status line for headers. Dropped before it could take
+                // the place of the server's real value held back by the
+                // pace below.
+                let Some(entry) = Entry::of(delivered.message) else { continue };
+                if entry.key == own || !valid_server_id(&entry.key) {
                     continue;
                 }
                 let server = entry.key.clone();
@@ -211,7 +214,38 @@ struct Paced<T> {
     held: HashMap<String, T>,
 }
 
-type Entry = async_nats::jetstream::kv::Entry;
+/// One server's key as stored: its value, or `None` once deleted.
+struct Entry {
+    key: String,
+    value: Option<bytes::Bytes>,
+}
+
+impl Entry {
+    /// The entry a stored message of the bucket holds, if it is one: a
+    /// delete or purge marker (`KV-Operation`), or a value that starts as
+    /// a presence value and has no status line.
+    fn of(message: async_nats::Message) -> Option<Entry> {
+        let key = message
+            .subject
+            .strip_prefix(&format!("$KV.{PRESENCE_BUCKET}."))?
+            .to_owned();
+        if message.status.is_some() || guard::made_by_jetstream(&message) {
+            return None;
+        }
+        let operation = message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get("KV-Operation").map(|v| v.as_str().to_owned()));
+        match operation.as_deref() {
+            Some("DEL" | "PURGE") => Some(Entry { key, value: None }),
+            None if message.payload.starts_with(PRESENCE_START) => Some(Entry {
+                key,
+                value: Some(message.payload),
+            }),
+            _ => None,
+        }
+    }
+}
 
 impl<T> Default for Paced<T> {
     fn default() -> Self {
@@ -261,10 +295,10 @@ impl<T> Paced<T> {
 /// Tells the hub what one server's key now says.
 fn take(entry: Entry, heard: &mut HashMap<String, Instant>, events: &Sender<NatsEvent>) {
     let server = entry.key.clone();
-    let told = match entry.operation {
-        async_nats::jetstream::kv::Operation::Put => decode(&entry.value).map(|rooms| {
+    let told = match entry.value {
+        Some(value) => decode(&value).map(|rooms| {
             heard.insert(server.clone(), Instant::now());
-            let streams = decode_streams(&entry.value);
+            let streams = decode_streams(&value);
             vec![
                 NatsEvent::Rosters {
                     server: server.clone(),
