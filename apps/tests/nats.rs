@@ -1048,16 +1048,26 @@ fn servers_speak_only_as_their_own_nats_user() {
     // statuses, and every server's consumers made themselves again in
     // front of them without end (thousands a second, nats-server at
     // 1.45 GB), presence was lost and history reads stopped there.
-    let status = "NATS/1.0 404 No Messages\r\n\r\n";
-    for subject in [
-        "$KV.lanlink_presence.m".to_owned(),
-        format!("{lobby}.said.m"),
-    ] {
-        m.send(&format!(
-            "HPUB {subject} {} {}\r\n{status}{{}}\r\n",
-            status.len(),
-            status.len() + 2
-        ));
+    // And header blocks the client library could not parse (it closed the
+    // whole connection on them: every server reconnecting for ever while
+    // one was stored).
+    let statuses = [
+        "NATS/1.0 404 No Messages\r\n\r\n",
+        "XYZ\r\n\r\n",
+        "NATS/1.0 70000\r\n\r\n",
+        "NATS/1.0\r\nno colon\r\n\r\n",
+    ];
+    for status in statuses {
+        for subject in [
+            "$KV.lanlink_presence.m".to_owned(),
+            format!("{lobby}.said.m"),
+        ] {
+            m.send(&format!(
+                "HPUB {subject} {} {}\r\n{status}{{}}\r\n",
+                status.len(),
+                status.len() + 2
+            ));
+        }
     }
     assert_eq!(m.ping(), Vec::<String>::new());
     std::thread::sleep(std::time::Duration::from_secs(1));
