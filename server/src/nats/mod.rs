@@ -732,6 +732,10 @@ async fn serve(
     // heartbeats are missed.
     let reconnected = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (flag, nudge) = (reconnected.clone(), wake.clone());
+    // Counts connections: the presence bucket is then read afresh at once
+    // too (its consumer may have gone with the NATS server), rather than
+    // once that consumer has been silent for `stored::SILENT`.
+    let (connections, connected) = tokio::sync::watch::channel(0u64);
     let options = with_user(async_nats::ConnectOptions::new())
         .name(format!("lanlink-server {}", config.server_id))
         .retry_on_initial_connect()
@@ -743,6 +747,7 @@ async fn serve(
             if matches!(event, async_nats::Event::Connected) {
                 flag.store(true, std::sync::atomic::Ordering::Relaxed);
                 nudge.notify_one();
+                connections.send_modify(|n| *n += 1);
             }
             async move {
                 let told = match event {
@@ -795,6 +800,7 @@ async fn serve(
         config.replicas.max(1),
         mine,
         my_streams,
+        connected,
         events.clone(),
     ));
     let mut history = History {

@@ -58,6 +58,7 @@ pub(super) async fn run(
     replicas: usize,
     mut mine: watch::Receiver<Rosters>,
     mut streams: watch::Receiver<StreamAds>,
+    mut connected: watch::Receiver<u64>,
     events: Sender<NatsEvent>,
 ) {
     let mut heard: HashMap<String, Instant> = HashMap::new();
@@ -66,28 +67,43 @@ pub(super) async fn run(
             &js,
             &own,
             replicas,
-            (&mut mine, &mut streams),
+            (&mut mine, &mut streams, &mut connected),
             &events,
             &mut heard,
         );
-        if let Err(e) = session.await {
-            tracing::warn!("nats: presence: {e}");
+        match session.await {
+            // Connected again: the bucket is followed afresh at once.
+            Ok(Ended::Reconnected) => continue,
+            Ok(Ended::Closing) => return,
+            Err(e) => tracing::warn!("nats: presence: {e}"),
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+}
+
+/// Why a presence session ended without an error.
+#[derive(Debug, PartialEq)]
+enum Ended {
+    /// The link is closing.
+    Closing,
+    /// The connection to NATS was made again.
+    Reconnected,
 }
 
 async fn session(
     js: &async_nats::jetstream::Context,
     own: &str,
     replicas: usize,
-    (mine, streams): (
+    (mine, streams, connected): (
         &mut watch::Receiver<Rosters>,
         &mut watch::Receiver<StreamAds>,
+        &mut watch::Receiver<u64>,
     ),
     events: &Sender<NatsEvent>,
     heard: &mut HashMap<String, Instant>,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+) -> Result<Ended, Box<dyn std::error::Error + Send + Sync>> {
+    // Connections made before this session began are what it reads from.
+    connected.borrow_and_update();
     // The bucket's stream made by hand, as `create_key_value` would make
     // it: that call first asks for the account's info, whose answer from
     // nats-server 2.9 this client version cannot parse.
@@ -138,8 +154,9 @@ async fn session(
             }
             changed = streams.changed() => {
                 if changed.is_err() {
-                    // The link is closing (the rosters' end says so too).
-                    return Ok(());
+                    // The link is closing: say so at once.
+                    let _ = kv.delete(own).await;
+                    return Ok(Ended::Closing);
                 }
                 tokio::time::sleep_until(written + MIN_GAP).await;
                 let ads = streams.borrow_and_update().clone();
@@ -151,13 +168,21 @@ async fn session(
                 if changed.is_err() {
                     // The link is closing: say so at once.
                     let _ = kv.delete(own).await;
-                    return Ok(());
+                    return Ok(Ended::Closing);
                 }
                 tokio::time::sleep_until(written + MIN_GAP).await;
                 let rosters = mine.borrow_and_update().clone();
                 let ads = streams.borrow_and_update().clone();
                 put(&kv, own, &rosters, &ads).await?;
                 written = Instant::now();
+            }
+            changed = connected.changed() => {
+                if changed.is_err() {
+                    return Ok(Ended::Closing);
+                }
+                // The consumer may be gone with the NATS server it was
+                // on; a new one delivers every key's latest value again.
+                return Ok(Ended::Reconnected);
             }
             delivered = entries.next() => {
                 let Some(delivered) = delivered else { return Err("presence watch ended".into()) };
