@@ -3,6 +3,7 @@
 use bytes::{Buf, Bytes, BytesMut};
 
 use crate::header::{Header, DEFAULT_MAX_PAYLOAD, HEADER_LEN};
+use crate::pool::BufferPool;
 use crate::{Frame, ProtoError};
 
 /// Frames up to this payload are assembled in the decoder's shared buffer
@@ -34,6 +35,9 @@ const KEEP: usize = 256 * 1024;
 /// frame: a large frame is assembled in a buffer of exactly its length,
 /// which its blob then owns, and a small frame's blob is copied out, so a
 /// frame kept by the application never keeps the decoder's buffer alive.
+/// With a [`BufferPool`] ([`with_pool`](FrameDecoder::with_pool)) a large
+/// frame's buffer comes from the pool and goes back to it when the frame
+/// is dropped; the pool bounds what it keeps idle.
 ///
 /// After an error the stream cannot be trusted (frames carry no delimiter to
 /// resynchronise on): the decoder keeps returning that same error, and the
@@ -63,6 +67,8 @@ pub struct FrameDecoder {
     pending: Option<Header>,
     /// The first error seen; once set, every call returns it.
     failed: Option<ProtoError>,
+    /// Where large frames' buffers come from and go back to, if anywhere.
+    pool: Option<BufferPool>,
 }
 
 impl Default for FrameDecoder {
@@ -84,6 +90,7 @@ impl FrameDecoder {
             large: Vec::new(),
             max_payload,
             pending: None,
+            pool: None,
             failed: None,
         }
     }
@@ -97,6 +104,15 @@ impl FrameDecoder {
     /// yet. A server uses a small limit until the peer has authenticated.
     pub fn set_max_payload(&mut self, max_payload: u32) {
         self.max_payload = max_payload;
+    }
+
+    /// Takes large frames' buffers from `pool`, and has each given back
+    /// when the frame (every `Bytes` of its blob) is dropped, instead of
+    /// allocating one per frame. A connection that receives file chunks or
+    /// video frames at speed wants one; see [`BufferPool`].
+    pub fn with_pool(mut self, pool: BufferPool) -> Self {
+        self.pool = Some(pool);
+        self
     }
 
     /// Appends received bytes.
@@ -167,6 +183,11 @@ impl FrameDecoder {
             } else {
                 total.min(needed.max(self.large.capacity().saturating_mul(2)))
             };
+            if self.large.capacity() == 0 {
+                if let Some(pool) = &self.pool {
+                    self.large = pool.take(target.max(needed));
+                }
+            }
             self.large
                 .reserve_exact(target.max(needed) - self.large.len());
         }
@@ -200,14 +221,22 @@ impl FrameDecoder {
             self.pending = None;
             let payload = std::mem::take(&mut self.large);
             if !header.kind.has_blob() {
-                return crate::Message::decode_borrowed(header.kind, &payload).map(|message| {
+                let decoded = crate::Message::decode_borrowed(header.kind, &payload);
+                if let Some(pool) = &self.pool {
+                    pool.give(payload);
+                }
+                return decoded.map(|message| {
                     Some(Frame {
                         stream: header.stream,
                         message,
                     })
                 });
             }
-            return Frame::decode(header, &Bytes::from(payload)).map(Some);
+            let blob = match &self.pool {
+                Some(pool) => pool.blob(payload),
+                None => Bytes::from(payload),
+            };
+            return Frame::decode(header, &blob).map(Some);
         }
         if self.buf.len() < header.frame_len() {
             return Ok(None);
@@ -273,6 +302,60 @@ mod tests {
             assert_eq!(out, frames, "step {step}");
             assert_eq!(d.buffered(), 0);
             assert!(!d.is_mid_frame());
+        }
+    }
+
+    #[test]
+    fn large_frames_from_a_pool_decode_the_same_and_give_their_buffers_back() {
+        let chunk = |offset: u64, fill: u8| {
+            Frame::new(
+                3,
+                file::FileChunk {
+                    offset,
+                    data: Bytes::from(vec![fill; 256 * 1024]),
+                },
+            )
+        };
+        let frames = vec![
+            chunk(0, 1),
+            Frame::control(crate::control::Ping { nonce: 1 }),
+            chunk(256 * 1024, 2),
+            chunk(512 * 1024, 3),
+        ];
+        let mut wire = BytesMut::new();
+        for f in &frames {
+            f.encode(&mut wire).unwrap();
+        }
+        for step in [1000, 65_536, wire.len()] {
+            let pool = crate::BufferPool::new(4);
+            let mut d = FrameDecoder::new().with_pool(pool.clone());
+            let (mut out, mut buffers) = (Vec::new(), Vec::new());
+            for piece in wire.chunks(step) {
+                d.push(piece);
+                while let Some(f) = d.decode().unwrap() {
+                    if let crate::Message::FileChunk(c) = &f.message {
+                        buffers.push(c.data.as_ptr());
+                    }
+                    // Kept (compared below) and dropped only then: each
+                    // large frame of this stream has a buffer of its own.
+                    out.push(f);
+                }
+            }
+            assert_eq!(out, frames, "step {step}");
+            assert_eq!(d.buffered(), 0);
+            drop(out);
+            assert_eq!(pool.idle(), 3, "step {step}: every chunk's buffer back");
+            // The next large frame is assembled in one of them.
+            d.push(&chunk(0, 9).to_bytes().unwrap());
+            let again = d.decode().unwrap().unwrap();
+            let crate::Message::FileChunk(c) = &again.message else {
+                panic!("a chunk")
+            };
+            assert!(
+                buffers.contains(&c.data.as_ptr()),
+                "step {step}: a new buffer"
+            );
+            assert_eq!(pool.idle(), 2);
         }
     }
 

@@ -64,6 +64,7 @@ mod error;
 pub mod file;
 mod frame;
 pub mod header;
+mod pool;
 pub mod video;
 mod wire;
 
@@ -76,6 +77,7 @@ pub use header::{
     is_client_stream, Header, StreamId, CONTROL_STREAM, DEFAULT_MAX_PAYLOAD, HEADER_LEN, MAGIC,
     PROTOCOL_VERSION,
 };
+pub use pool::{BufferPool, POOLED_MAX};
 
 #[cfg(test)]
 mod test_util {

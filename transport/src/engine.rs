@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes};
 use crossbeam_channel::{Sender, TrySendError};
-use lanlink_proto::{control, ErrorCode, Frame, FrameDecoder, Message, ProtoError};
+use lanlink_proto::{control, BufferPool, ErrorCode, Frame, FrameDecoder, Message, ProtoError};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 
@@ -52,6 +52,9 @@ use crate::Shutdown;
 pub(crate) const MAX_IO_THREADS: usize = 8;
 /// The waker's token; connections use their id.
 const WAKER: Token = Token(usize::MAX);
+/// Idle large-frame buffers an I/O thread keeps for its connections (at
+/// most 1 MiB each, so at most 8 MiB a thread).
+const IO_THREAD_POOLED: usize = 8;
 /// Bytes taken off a connection's queues ahead of its socket.
 const WRITE_BATCH: usize = 256 * 1024;
 /// Plaintext sealed per TLS round.
@@ -132,6 +135,7 @@ impl Engine {
                 events: events.clone(),
                 conns: HashMap::new(),
                 scratch: vec![0u8; 64 * 1024],
+                pool: BufferPool::new(IO_THREAD_POOLED),
             };
             let thread = std::thread::Builder::new()
                 .name(format!("io-{i}"))
@@ -249,12 +253,12 @@ struct Conn {
 }
 
 impl Conn {
-    fn new(e: Established, config: &ConnConfig) -> Conn {
+    fn new(e: Established, config: &ConnConfig, pool: BufferPool) -> Conn {
         let now = Instant::now();
         Conn {
             handle: e.handle,
             queues: e.queues,
-            decoder: e.decoder,
+            decoder: e.decoder.with_pool(pool),
             read_state: e.read_state,
             _guards: e.guards,
             out: VecDeque::new(),
@@ -480,6 +484,9 @@ struct IoThread {
     budget: Arc<InboundBudget>,
     conns: HashMap<usize, Conn>,
     scratch: Vec<u8>,
+    /// Large frames' buffers (uploads' chunks), shared by this thread's
+    /// connections and used again once a frame is dropped.
+    pool: BufferPool,
 }
 
 impl IoThread {
@@ -579,7 +586,7 @@ impl IoThread {
     }
 
     fn register(&mut self, e: Established) -> Option<usize> {
-        let c = Conn::new(e, &self.config);
+        let c = Conn::new(e, &self.config, self.pool.clone());
         let token = c.token();
         let tcp = c.handle.shared.stream.tcp();
         let fd = tcp.as_raw_fd();
