@@ -60,7 +60,9 @@ pub fn decode_stream(data: &[u8], max_payload: u32) -> Decoded<'_> {
 
 /// The same, but the bytes arrive one at a time, as over a slow socket.
 fn decode_trickled(data: &[u8]) -> (Vec<Frame>, Option<ProtoError>) {
-    let mut decoder = FrameDecoder::new();
+    // Large frames' buffers from a pool (as a connection's are): the same
+    // frames must come out as from the whole stream without one.
+    let mut decoder = FrameDecoder::new().with_pool(lanlink_proto::BufferPool::new(2));
     let mut frames = Vec::new();
     for byte in data {
         decoder.push(std::slice::from_ref(byte));

@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeSet;
 
 use bytes::BytesMut;
-use lanlink_proto::{Frame, FrameDecoder, Kind, ProtoError, HEADER_LEN};
+use lanlink_proto::{BufferPool, Frame, FrameDecoder, Kind, ProtoError, HEADER_LEN};
 use proptest::prelude::*;
 
 use common::{any_frame, sample_frames};
@@ -62,16 +62,31 @@ proptest! {
         points.push(0);
         points.push(wire.len());
         points.sort_unstable();
-        let mut d = FrameDecoder::with_max_payload(u32::MAX);
-        let mut out = Vec::new();
-        for pair in points.windows(2) {
-            d.push(&wire[pair[0]..pair[1]]);
-            while let Some(f) = d.decode().unwrap() {
-                out.push(f);
+        // Without a pool, and with one whose buffers go back as each
+        // frame is compared and dropped.
+        let pool = BufferPool::new(2);
+        for pooled in [false, true] {
+            let mut d = FrameDecoder::with_max_payload(u32::MAX);
+            if pooled {
+                d = d.with_pool(pool.clone());
             }
+            let (mut out, mut count) = (Vec::new(), 0);
+            for pair in points.windows(2) {
+                d.push(&wire[pair[0]..pair[1]]);
+                while let Some(f) = d.decode().unwrap() {
+                    prop_assert_eq!(Some(&f), frames.get(count));
+                    count += 1;
+                    if !pooled {
+                        out.push(f);
+                    }
+                }
+            }
+            prop_assert_eq!(count, frames.len());
+            if !pooled {
+                prop_assert_eq!(&out, &frames);
+            }
+            prop_assert_eq!(d.buffered(), 0);
         }
-        prop_assert_eq!(out, frames);
-        prop_assert_eq!(d.buffered(), 0);
     }
 
     #[test]
