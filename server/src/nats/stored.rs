@@ -14,6 +14,16 @@
 //! subscription of its own: a stored message is told by its reply
 //! subject (`$JS.ACK.…`, carrying its place in the stream), whatever its
 //! headers say; heartbeats (no such reply) only say the consumer lives.
+//!
+//! Nothing is skipped unseen: each delivery carries the consumer's own
+//! count of deliveries in its acknowledgement subject. A delivery that is
+//! not the next one (a message the client library dropped, its
+//! subscription's buffer full) ends the deliveries as a lost consumer
+//! does: the reader makes a new one from after the last message it took.
+//! (Heartbeats also say what was sent last, but anyone who knew the
+//! subscription's subject could have a consumer of its own send such
+//! heartbeats there; a delivery names its consumer and cannot be forged
+//! that way.)
 
 use std::time::Duration;
 
@@ -31,9 +41,27 @@ pub(super) const SILENT: Duration = Duration::from_secs(15);
 /// A consumer's deliveries.
 pub(super) struct Stored {
     sub: async_nats::Subscriber,
-    js: jetstream::Context,
     /// Messages matching it when it was made.
     pub(super) at_start: u64,
+    /// The consumer's name: deliveries name it.
+    consumer: String,
+    /// The consumer's count of the last delivery taken.
+    taken: u64,
+}
+
+/// What arrived on a consumer's subscription.
+#[derive(Debug, PartialEq)]
+enum Arrival {
+    /// A stored message, the consumer's delivery number `consumer_seq`.
+    Stored {
+        consumer_seq: u64,
+        stream_seq: u64,
+        pending: u64,
+    },
+    /// A heartbeat (or a flow-control status): the consumer lives.
+    Heartbeat,
+    /// Something else (another consumer's delivery): ignored.
+    Other,
 }
 
 /// One stored message and its place.
@@ -69,32 +97,137 @@ impl Stored {
                 ..Default::default()
             })
             .await?;
-        let at_start = consumer.cached_info().num_pending;
+        let info = consumer.cached_info();
         Ok(Stored {
             sub,
-            js: js.clone(),
-            at_start,
+            at_start: info.num_pending,
+            consumer: info.name.clone(),
+            taken: 0,
         })
     }
 
     /// The next stored message, whatever its headers; `None` when the
     /// subscription ended or nothing came for [`SILENT`].
+    /// The next stored message, whatever its headers; `None` when the
+    /// subscription ended, nothing came for [`SILENT`], or a delivery was
+    /// missed (see the module's text).
     pub(super) async fn next(&mut self) -> Option<Delivered> {
         loop {
             let message = tokio::time::timeout(SILENT, self.sub.next()).await.ok()??;
-            let message = jetstream::Message {
-                message,
-                context: self.js.clone(),
-            };
-            // A heartbeat (or anything else without JetStream's
-            // acknowledgement subject) is not a stored message.
-            let Ok(info) = message.info() else { continue };
-            let (stream_seq, pending) = (info.stream_sequence, info.pending);
-            return Some(Delivered {
-                message: message.message,
-                stream_seq,
-                pending,
-            });
+            match arrival(&self.consumer, &message) {
+                Arrival::Stored {
+                    consumer_seq,
+                    stream_seq,
+                    pending,
+                } => {
+                    if consumer_seq != self.taken + 1 {
+                        tracing::info!(
+                            consumer = %self.consumer,
+                            taken = self.taken,
+                            consumer_seq,
+                            "nats: a stored message was missed; reading again from the last one taken"
+                        );
+                        return None;
+                    }
+                    self.taken = consumer_seq;
+                    return Some(Delivered {
+                        message,
+                        stream_seq,
+                        pending,
+                    });
+                }
+                Arrival::Heartbeat | Arrival::Other => {}
+            }
         }
+    }
+}
+
+/// What `message`, arrived on consumer `consumer`'s subscription, is.
+fn arrival(consumer: &str, message: &async_nats::Message) -> Arrival {
+    let Some(reply) = message.reply.as_deref() else {
+        // Without JetStream's acknowledgement subject: a heartbeat, never
+        // a stored message.
+        return Arrival::Heartbeat;
+    };
+    // `$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer
+    // seq>.<time>.<pending>`, with `<domain>.<account hash>.` before the
+    // stream and a token after from servers that speak ADR-15.
+    let Some(rest) = reply.strip_prefix("$JS.ACK.") else {
+        return Arrival::Other;
+    };
+    let tokens: Vec<&str> = rest.split('.').collect();
+    let at = match tokens.len() {
+        7 => 0,
+        9.. => 2,
+        _ => return Arrival::Other,
+    };
+    let number = |i: usize| tokens.get(at + i).and_then(|t| t.parse::<u64>().ok());
+    if tokens.get(at + 1) != Some(&consumer) {
+        return Arrival::Other;
+    }
+    match (number(4), number(3), number(6)) {
+        (Some(consumer_seq), Some(stream_seq), Some(pending)) => Arrival::Stored {
+            consumer_seq,
+            stream_seq,
+            pending,
+        },
+        _ => Arrival::Other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(reply: Option<&str>) -> async_nats::Message {
+        async_nats::Message {
+            subject: "_INBOX_a.x".into(),
+            reply: reply.map(Into::into),
+            payload: bytes::Bytes::from_static(b"{}"),
+            headers: None,
+            status: None,
+            description: None,
+            length: 2,
+        }
+    }
+
+    #[test]
+    fn deliveries_are_told_by_their_acknowledgement_subject_and_counted() {
+        let m = message(Some(
+            "$JS.ACK.LANLINK_HISTORY.c1.1.42.7.1700000000000000000.3",
+        ));
+        assert_eq!(
+            arrival("c1", &m),
+            Arrival::Stored {
+                consumer_seq: 7,
+                stream_seq: 42,
+                pending: 3
+            }
+        );
+        // The longer form (domain and account hash first, a token last).
+        let m = message(Some(
+            "$JS.ACK.hub.ACCHASH.LANLINK_HISTORY.c1.1.42.7.1700000000000000000.3.tok",
+        ));
+        assert!(matches!(
+            arrival("c1", &m),
+            Arrival::Stored {
+                consumer_seq: 7,
+                ..
+            }
+        ));
+        // Another consumer's delivery, a malformed one, a plain reply.
+        for reply in [
+            "$JS.ACK.LANLINK_HISTORY.c2.1.42.7.1700000000000000000.3",
+            "$JS.ACK.LANLINK_HISTORY.c1.1.x.7.1700000000000000000.3",
+            "$JS.ACK.LANLINK_HISTORY.c1",
+            "_INBOX.whatever",
+        ] {
+            assert_eq!(
+                arrival("c1", &message(Some(reply))),
+                Arrival::Other,
+                "{reply}"
+            );
+        }
+        assert_eq!(arrival("c1", &message(None)), Arrival::Heartbeat);
     }
 }
