@@ -65,6 +65,45 @@ fn ada_on_a_and_bob_on_b(nats: &NatsServer) -> (Server, Server, ChatClient, Chat
     (a, b, ada, bob)
 }
 
+/// After NATS comes back without what it stored (the presence bucket
+/// and its consumers gone with it), presence is followed again at once:
+/// a user who arrives on b afterwards is in a's `/who` within seconds.
+/// The presence reader used to be made again only once its old consumer
+/// had been silent for 15 s.
+#[test]
+fn presence_is_followed_again_at_once_after_nats_restarts() {
+    let Some(bin) = nats_server_bin() else { return };
+    let mut nats = NatsServer::start(bin, &[]);
+    let (a, b, mut ada, bob) = ada_on_a_and_bob_on_b(&nats);
+    nats.restart_empty();
+    for server in [&a, &b] {
+        server.expect_log("nats: disconnected");
+        server.expect_log("nats: connected");
+    }
+    let connected = std::time::Instant::now();
+    let carl = ChatClient::join(&b.addr, "carl", &[]);
+    carl.expect("-- lobby: ");
+    let want = "-- lobby: ada, bob@b, carl@b";
+    let mut last = String::new();
+    while connected.elapsed() < std::time::Duration::from_secs(30) {
+        ada.say("/who");
+        last = ada.expect("-- lobby: ");
+        if last == want {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    let took = connected.elapsed();
+    assert_eq!(last, want, "roster after the restart");
+    assert!(
+        took < std::time::Duration::from_secs(10),
+        "presence took {took:?} to follow after NATS came back"
+    );
+    for client in [ada, bob, carl] {
+        assert!(client.finish().success());
+    }
+}
+
 #[test]
 fn two_servers_share_a_room_both_ways_in_order() {
     let Some(bin) = nats_server_bin() else { return };

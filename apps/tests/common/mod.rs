@@ -644,6 +644,11 @@ pub fn nats_server_bin() -> Option<&'static str> {
 /// folder; killed on drop.
 pub struct NatsServer {
     child: Child,
+    /// How it was started (for [`NatsServer::restart`]).
+    bin: String,
+    args: Vec<std::ffi::OsString>,
+    /// Where JetStream keeps its streams.
+    js_dir: std::path::PathBuf,
     /// Its client port.
     pub port: u16,
     /// `nats://127.0.0.1:<port>`.
@@ -691,12 +696,33 @@ impl NatsServer {
         let store = Scratch::new(&format!("nats-{port}"));
         let conf_file = store.dir("conf").join("nats.conf");
         std::fs::write(&conf_file, nats_conf(conf)).expect("write nats.conf");
+        let mut args: Vec<std::ffi::OsString> =
+            ["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"]
+                .iter()
+                .map(Into::into)
+                .collect();
+        let js_dir = store.dir("js");
+        args.push(js_dir.clone().into());
+        args.push("-c".into());
+        args.push(conf_file.into());
+        args.extend(extra.iter().map(Into::into));
+        let child = NatsServer::spawn(bin, &args, port);
+        NatsServer {
+            child,
+            bin: bin.to_owned(),
+            args,
+            js_dir,
+            port,
+            url: format!("nats://127.0.0.1:{port}"),
+            _store: store,
+        }
+    }
+}
+
+impl NatsServer {
+    fn spawn(bin: &str, args: &[std::ffi::OsString], port: u16) -> Child {
         let mut child = Command::new(bin)
-            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
-            .arg(store.dir("js"))
-            .arg("-c")
-            .arg(&conf_file)
-            .args(extra)
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -710,12 +736,18 @@ impl NatsServer {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        NatsServer {
-            child,
-            port,
-            url: format!("nats://127.0.0.1:{port}"),
-            _store: store,
-        }
+        child
+    }
+
+    /// Kills the server and starts it again on the same port with an
+    /// empty JetStream store: as a node that lost its storage, or one
+    /// with memory storage, comes back (every stream and consumer gone).
+    pub fn restart_empty(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.js_dir);
+        std::fs::create_dir_all(&self.js_dir).expect("an empty JetStream store");
+        self.child = NatsServer::spawn(&self.bin, &self.args, self.port);
     }
 }
 
