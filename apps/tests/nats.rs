@@ -99,7 +99,18 @@ fn presence_is_followed_again_at_once_after_nats_restarts() {
         took < std::time::Duration::from_secs(10),
         "presence took {took:?} to follow after NATS came back"
     );
-    for client in [ada, bob, carl] {
+    // Chat crosses again both ways, and a user of a server started now
+    // gets the history written since (the stream was made anew).
+    let mut bob = bob;
+    ada.say("after the restart");
+    bob.lines_until("<ada@a> after the restart");
+    bob.say("back at you");
+    ada.lines_until("<bob@b> back at you");
+    let c = server_on(&nats, "c");
+    let cy = ChatClient::join(&c.addr, "cy", &[]);
+    cy.expect("<ada@a> after the restart");
+    cy.expect("<bob@b> back at you");
+    for client in [ada, bob, carl, cy] {
         assert!(client.finish().success());
     }
 }
