@@ -183,7 +183,9 @@ impl FrameDecoder {
             } else {
                 total.min(needed.max(self.large.capacity().saturating_mul(2)))
             };
-            if self.large.capacity() == 0 {
+            // A pooled buffer only for a frame that fits one whole (a
+            // larger one would grow it past what a pool keeps).
+            if self.large.capacity() == 0 && total <= crate::pool::POOLED_MAX {
                 if let Some(pool) = &self.pool {
                     self.large = pool.take(target.max(needed));
                 }

@@ -28,10 +28,19 @@ pub struct BufferPool {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug)]
 struct Inner {
     free: Mutex<Vec<Vec<u8>>>,
     keep: usize,
+}
+
+impl std::fmt::Debug for Inner {
+    /// Counts only: idle buffers hold earlier frames' bytes.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BufferPool")
+            .field("idle", &self.lock().len())
+            .field("keep", &self.keep)
+            .finish()
+    }
 }
 
 impl BufferPool {
@@ -51,11 +60,15 @@ impl BufferPool {
         self.inner.lock().len()
     }
 
-    /// An empty buffer with room for at least `len` bytes: an idle one
-    /// when there is one, else a new one.
+    /// An empty buffer with room for `len` bytes: an idle one that holds
+    /// `len` and at most twice as much, else a new one of exactly `len`.
+    /// (Any idle one would let a peer have small frames sit in 1 MiB
+    /// buffers, many times what the limits count: they count lengths.)
     pub(crate) fn take(&self, len: usize) -> Vec<u8> {
+        let fits = |b: &Vec<u8>| b.capacity() >= len && b.capacity() / 2 <= len;
         let reused = if len <= POOLED_MAX {
-            self.inner.lock().pop()
+            let mut free = self.inner.lock();
+            free.iter().rposition(fits).map(|i| free.swap_remove(i))
         } else {
             None
         };
@@ -136,6 +149,26 @@ mod tests {
         let again = pool.take(200 * 1024);
         assert_eq!(again.as_ptr(), at, "the same buffer, not a new one");
         assert!(again.is_empty());
+    }
+
+    #[test]
+    fn a_small_frame_never_takes_a_buffer_much_larger_than_itself() {
+        let pool = BufferPool::new(4);
+        pool.give(Vec::with_capacity(POOLED_MAX));
+        pool.give(Vec::with_capacity(100 * 1024));
+        // 65 KiB: not the 1 MiB one (which would hold 16 times what the
+        // frame's length says), but the 100 KiB one.
+        let small = pool.take(65 * 1024);
+        assert_eq!(small.capacity(), 100 * 1024);
+        let smaller = pool.take(65 * 1024);
+        assert!(
+            smaller.capacity() < 2 * 65 * 1024,
+            "a new buffer of its size"
+        );
+        assert_eq!(pool.idle(), 1, "the 1 MiB one stays for a large frame");
+        assert!(pool.take(POOLED_MAX).capacity() == POOLED_MAX);
+        assert_eq!(pool.idle(), 0);
+        assert!(format!("{pool:?}").contains("idle: 0"));
     }
 
     #[test]

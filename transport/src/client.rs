@@ -14,13 +14,13 @@ use crate::conn::{new_connection, run_writer, CloseReason, ConnConfig, ConnHandl
 use crate::handshake::{read_first_frame, FirstFrameError};
 use crate::socket::{ReadState, Socket};
 use crate::spawn::spawn_named;
+use crate::tls::{client_handshake, ClientHandshake, ClientTls, Fingerprint};
+use crate::{ConnId, Shutdown, TransportError};
 
 /// Idle large-frame buffers a client connection keeps (at most 1 MiB
 /// each): enough to cover a download's chunks between the reader and
 /// whoever writes them out.
 const CLIENT_POOLED: usize = 16;
-use crate::tls::{client_handshake, ClientHandshake, ClientTls, Fingerprint};
-use crate::{ConnId, Shutdown, TransportError};
 
 /// Client settings.
 #[derive(Debug, Clone)]
