@@ -63,6 +63,7 @@ pub(super) async fn run(
 ) {
     let mut heard: HashMap<String, Instant> = HashMap::new();
     loop {
+        let started = tokio::time::Instant::now();
         let session = session(
             &js,
             &own,
@@ -72,8 +73,13 @@ pub(super) async fn run(
             &mut heard,
         );
         match session.await {
-            // Connected again: the bucket is followed afresh at once.
-            Ok(Ended::Reconnected) => continue,
+            // Connected again: the bucket is followed afresh at once, but
+            // not more than once a second (a connection that keeps
+            // dropping would otherwise make a consumer each time).
+            Ok(Ended::Reconnected) => {
+                tokio::time::sleep_until(started + Duration::from_secs(1)).await;
+                continue;
+            }
             Ok(Ended::Closing) => return,
             Err(e) => tracing::warn!("nats: presence: {e}"),
         }
@@ -137,7 +143,8 @@ async fn session(
         format!("$KV.{PRESENCE_BUCKET}.>"),
         async_nats::jetstream::consumer::DeliverPolicy::LastPerSubject,
     )
-    .await?;
+    .await?
+    .reading_past_misses();
     let mut beat = tokio::time::interval(HEARTBEAT);
     let mut sweep = tokio::time::interval(SWEEP);
     let mut paced = Paced::<Entry>::default();

@@ -47,6 +47,11 @@ pub(super) struct Stored {
     consumer: String,
     /// The consumer's count of the last delivery taken.
     taken: u64,
+    /// Whether a missed delivery ends the deliveries (else it is counted
+    /// and logged, and reading goes on).
+    misses_end: bool,
+    /// Deliveries missed and read past.
+    missed: u64,
 }
 
 /// What arrived on a consumer's subscription.
@@ -103,14 +108,24 @@ impl Stored {
             at_start: info.num_pending,
             consumer: info.name.clone(),
             taken: 0,
+            misses_end: true,
+            missed: 0,
         })
     }
 
-    /// The next stored message, whatever its headers; `None` when the
-    /// subscription ended or nothing came for [`SILENT`].
+    /// Reads past missed deliveries instead of ending: for a reader that
+    /// starts again from the beginning each time (every key's latest
+    /// value), where a flood that overflows the subscription on every
+    /// start would otherwise keep it starting for ever, and whose values
+    /// are written again soon anyway.
+    pub(super) fn reading_past_misses(mut self) -> Stored {
+        self.misses_end = false;
+        self
+    }
+
     /// The next stored message, whatever its headers; `None` when the
     /// subscription ended, nothing came for [`SILENT`], or a delivery was
-    /// missed (see the module's text).
+    /// missed (see the module's text) and misses end the deliveries.
     pub(super) async fn next(&mut self) -> Option<Delivered> {
         loop {
             let message = tokio::time::timeout(SILENT, self.sub.next()).await.ok()??;
@@ -120,7 +135,16 @@ impl Stored {
                     stream_seq,
                     pending,
                 } => {
-                    if consumer_seq != self.taken + 1 {
+                    if consumer_seq != self.taken + 1 && !self.misses_end {
+                        self.missed += consumer_seq.saturating_sub(self.taken + 1).max(1);
+                        if self.missed.is_power_of_two() {
+                            tracing::info!(
+                                consumer = %self.consumer,
+                                missed = self.missed,
+                                "nats: stored messages were missed and read past"
+                            );
+                        }
+                    } else if consumer_seq != self.taken + 1 {
                         tracing::info!(
                             consumer = %self.consumer,
                             taken = self.taken,
