@@ -99,6 +99,11 @@ fn presence_is_followed_again_at_once_after_nats_restarts() {
         took < std::time::Duration::from_secs(10),
         "presence took {took:?} to follow after NATS came back"
     );
+    // Both found the history stream made anew, and follow it from its
+    // start (not from the old stream's last sequence).
+    for server in [&a, &b] {
+        server.expect_log("history stream was made anew");
+    }
     // Chat crosses again both ways, and a user of a server started now
     // gets the history written since (the stream was made anew).
     let mut bob = bob;

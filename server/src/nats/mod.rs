@@ -808,6 +808,8 @@ async fn serve(
         stream: None,
         config: config.clone(),
         own: Recent::new(OWN_REMEMBERED),
+        created: None,
+        renewed: false,
     };
     // Messages wait here, in order, until JetStream has acknowledged them
     // (stored, and so delivered to every server's subscription); joins and
@@ -831,13 +833,15 @@ async fn serve(
     loop {
         if reconnected.swap(false, std::sync::atomic::Ordering::Relaxed) {
             said = None;
+            // Found again (and made, if NATS came back without it).
+            history.stream = None;
             retry_at = tokio::time::Instant::now();
             unsent_at = retry_at;
         }
         // JetStream calls are bounded short: while they wait, live
         // traffic is not handled.
         if said.is_none() && tokio::time::Instant::now() >= retry_at {
-            let following = follow(&mut history, last_stream_seq);
+            let following = follow(&mut history, &mut last_stream_seq);
             said = tokio::time::timeout(JS_PATIENCE, following)
                 .await
                 .ok()
@@ -1056,19 +1060,27 @@ fn subject_origin(subject: &str) -> Option<&str> {
     subject.rsplit_once('.').map(|(_, origin)| origin)
 }
 
-/// Follows [`HISTORY_STREAM`] from after `last` (from now on if 0) with an
-/// ordered consumer, which re-creates itself after a gap or a reconnect.
-async fn follow(history: &mut History, last: u64) -> Option<stored::Stored> {
+/// Follows [`HISTORY_STREAM`] from after `last` (from now on if 0), or
+/// from its first message if the stream was made anew since it was last
+/// found (then `last` becomes 0), through a consumer of our own (see
+/// `stored`), made again after a gap or a reconnect.
+async fn follow(history: &mut History, last: &mut u64) -> Option<stored::Stored> {
     use async_nats::jetstream::consumer::DeliverPolicy;
     let js = history.js.clone();
-    let stream = history.stream().await?;
-    let deliver_policy = if last == 0 {
+    history.stream().await?;
+    let deliver_policy = if std::mem::take(&mut history.renewed) {
+        // A new stream: its sequences start again, and all it holds was
+        // stored since NATS came back (outboxes draining).
+        *last = 0;
+        DeliverPolicy::All
+    } else if *last == 0 {
         DeliverPolicy::New
     } else {
         DeliverPolicy::ByStartSequence {
-            start_sequence: last + 1,
+            start_sequence: *last + 1,
         }
     };
+    let stream = history.stream.as_ref()?;
     stored::Stored::start(&js, stream, String::new(), deliver_policy)
         .await
         .ok()
@@ -1125,6 +1137,12 @@ struct History {
     /// only claims to be ours is shown as any other server's
     /// (`name@<our id>`), never as a local user.
     own: Recent,
+    /// When the stream last found was made (ns since 1970), to tell a
+    /// stream made anew (NATS back with an empty store) from the same.
+    created: Option<i128>,
+    /// The stream found is not the one followed before: follow it from
+    /// its first message.
+    renewed: bool,
 }
 
 /// The most bytes [`HISTORY_STREAM`] keeps, in all rooms together (a
@@ -1171,7 +1189,17 @@ impl History {
                 ..Default::default()
             };
             match guard::checked_stream(&self.js, config).await {
-                Ok(s) => self.stream = Some(s),
+                Ok(s) => {
+                    let created = s.cached_info().created.unix_timestamp_nanos();
+                    if self.created.is_some_and(|before| before != created) {
+                        tracing::info!(
+                            "nats: the history stream was made anew; following it from its start"
+                        );
+                        self.renewed = true;
+                    }
+                    self.created = Some(created);
+                    self.stream = Some(s);
+                }
                 Err(e) => tracing::warn!("nats: history stream unavailable: {e}"),
             }
         }
