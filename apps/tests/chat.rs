@@ -552,3 +552,24 @@ fn rejoining_a_room_shows_the_roster_without_replaying_history() {
     drop((ada, bob, carol));
     assert!(server.terminate().success());
 }
+
+/// `/ls` in the chat shows the server's file names with nothing in them
+/// acting on the terminal (a share may hold any name the file system
+/// takes, escape sequences included), as `lanlink ls` does.
+#[test]
+fn chat_ls_shows_hostile_file_names_escaped() {
+    let share = std::env::temp_dir().join(format!("lanlink-chat-ls-{}", std::process::id()));
+    std::fs::create_dir_all(&share).unwrap();
+    std::fs::write(share.join("evil\u{1b}[2Jname.txt"), b"x").unwrap();
+    let share_arg = share.to_string_lossy().into_owned();
+    let server = Server::start(&["--share", &share_arg]);
+    let mut ada = ChatClient::join(&server.addr, "ada", &[]);
+    ada.expect("-- lobby: ada");
+    ada.say("/ls");
+    let line = ada.expect("name.txt");
+    assert!(!line.contains('\u{1b}'), "{line:?}");
+    assert!(line.contains("evil"), "{line:?}");
+    assert!(ada.finish().success());
+    assert!(server.terminate().success());
+    let _ = std::fs::remove_dir_all(&share);
+}

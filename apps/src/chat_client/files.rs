@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use lanlink_client::{IncomingOffer, Quiet, TransferOptions};
+use lanlink_transport::text::display_safe;
 
 use super::{lock, Chat};
 use crate::progress::human_bytes;
@@ -32,9 +33,11 @@ pub(crate) fn command(line: &str, chat: &Arc<Chat>) -> Option<Result<(), String>
     let Some(session) = chat.session() else {
         return Some(Err("not connected".into()));
     };
+    // What these commands print holds the server's words (file names,
+    // refusals): nothing in them may act on the terminal.
     let say = {
         let chat = chat.clone();
-        move |text: String| chat.print(chat.view.info(&text))
+        move |text: String| chat.print(chat.view.info(&display_safe(&text)))
     };
     let nth = |rest: &str| -> Result<IncomingOffer, String> {
         let n: usize = if rest.is_empty() {
