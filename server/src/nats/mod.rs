@@ -727,15 +727,14 @@ async fn serve(
         media,
     ));
     let status = events.clone();
-    // Set on every (re)connection: the stream is then followed afresh from
-    // the last message taken, at once, rather than when the old consumer's
-    // heartbeats are missed.
-    let reconnected = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (flag, nudge) = (reconnected.clone(), wake.clone());
-    // Counts connections: the presence bucket is then read afresh at once
-    // too (its consumer may have gone with the NATS server), rather than
-    // once that consumer has been silent for `stored::SILENT`.
+    // Counts connections. On each, the history stream is found again and
+    // followed afresh from the last message taken, and the presence
+    // bucket read afresh, at once (their consumers may have gone with the
+    // NATS server), rather than once a consumer has been silent for
+    // `stored::SILENT`.
     let (connections, connected) = tokio::sync::watch::channel(0u64);
+    let mut reconnected = connected.clone();
+    let nudge = wake.clone();
     let options = with_user(async_nats::ConnectOptions::new())
         .name(format!("lanlink-server {}", config.server_id))
         .retry_on_initial_connect()
@@ -745,9 +744,8 @@ async fn serve(
         .event_callback(move |event| {
             let status = status.clone();
             if matches!(event, async_nats::Event::Connected) {
-                flag.store(true, std::sync::atomic::Ordering::Relaxed);
-                nudge.notify_one();
                 connections.send_modify(|n| *n += 1);
+                nudge.notify_one();
             }
             async move {
                 let told = match event {
@@ -831,7 +829,8 @@ async fn serve(
     let mut said: Option<stored::Stored> = None;
     let mut last_stream_seq = 0u64;
     loop {
-        if reconnected.swap(false, std::sync::atomic::Ordering::Relaxed) {
+        if reconnected.has_changed().unwrap_or(false) {
+            reconnected.borrow_and_update();
             said = None;
             // Found again (and made, if NATS came back without it).
             history.stream = None;
@@ -1230,6 +1229,11 @@ impl History {
             let mut pending = kept.at_start;
             while pending > 0 && read < most {
                 let Some(delivered) = kept.next().await else {
+                    tracing::info!(
+                        room = %room_subject(room),
+                        read,
+                        "nats: a room's history read short (a delivery missed or the consumer lost)"
+                    );
                     break;
                 };
                 (read, pending) = (read + 1, delivered.pending);
