@@ -18,7 +18,7 @@ use lanlink_proto::{ErrorCode, Frame, Message, StreamId};
 use lanlink_transport::{Client, TransportError};
 
 use super::incoming::IncomingFile;
-use super::outgoing::{chunk_for, OutgoingFile, DEFAULT_WINDOW};
+use super::outgoing::{chunk_for, OutgoingFile, DEFAULT_WINDOW, SMALL_CHUNK};
 use super::{path, ACK_EVERY};
 use crate::ServiceError;
 
@@ -591,7 +591,7 @@ impl<'a, L: FileLink + ?Sized> FileClient<'a, L> {
             let mut completed = false;
             // Small chunks until acknowledgements show a quick link.
             let sending_since = Instant::now();
-            let mut chunk = chunk_for(0, Duration::ZERO);
+            let mut chunk = SMALL_CHUNK;
             loop {
                 while !completed && file.can_send(DEFAULT_WINDOW) {
                     match file.next_chunk(chunk)? {
