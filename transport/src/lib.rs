@@ -90,7 +90,9 @@
         clippy::unwrap_used,
         clippy::expect_used,
         clippy::panic,
-        clippy::unreachable
+        clippy::unreachable,
+        clippy::todo,
+        clippy::unimplemented
     )
 )]
 
