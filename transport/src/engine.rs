@@ -250,6 +250,8 @@ struct Conn {
     in_retry: bool,
     /// The last write stopped at [`WRITE_PER_TURN`] with more to write.
     write_more: bool,
+    /// The I/O thread's round this connection last had a turn in.
+    round: u64,
 }
 
 impl Conn {
@@ -288,6 +290,7 @@ impl Conn {
             finished: false,
             in_retry: false,
             write_more: false,
+            round: 0,
         }
     }
 
@@ -498,6 +501,9 @@ impl IoThread {
         let mut hurry = false;
         let mut next_tick = Instant::now() + TICK;
         let mut shutdown_seen = false;
+        // Counts the loop's rounds; a connection remembers the last one it
+        // had a turn in.
+        let mut round: u64 = 0;
         loop {
             let timeout = if retry.is_empty() {
                 next_tick.saturating_duration_since(Instant::now())
@@ -519,14 +525,9 @@ impl IoThread {
                     touched.push(token);
                 }
             }
-            for token in std::mem::take(&mut *self.inbox.bell.ready()) {
-                if let Some(c) = self.conns.get(&token) {
-                    if let Some(w) = c.handle.shared.wake.get() {
-                        w.scheduled.store(false, Ordering::Release);
-                    }
-                    touched.push(token);
-                }
-            }
+            // Rung connections are looked up once, in their turn below
+            // (which also lets them ring again before it takes their queues).
+            touched.append(&mut self.inbox.bell.ready());
             for ev in mio_events.iter() {
                 if ev.token() == WAKER {
                     continue;
@@ -556,17 +557,32 @@ impl IoThread {
                 next_tick = now + TICK;
                 touched = self.conns.keys().copied().collect();
             }
+            // The map is taken out while the connections take their
+            // turns, which need the rest of the thread: each connection is
+            // served where it lies, not moved out and back.
+            round = round.wrapping_add(1);
+            let mut conns = std::mem::take(&mut self.conns);
+            let mut done: Vec<usize> = Vec::new();
             for token in touched {
-                let Some(mut c) = self.conns.remove(&token) else {
+                let Some(c) = conns.get_mut(&token) else {
                     continue;
                 };
-                if tick {
-                    self.timers(&mut c);
+                // Rung and polled both: one turn serves both.
+                if c.round == round {
+                    continue;
                 }
-                self.turn(&mut c);
+                c.round = round;
+                if let Some(w) = c.handle.shared.wake.get() {
+                    w.scheduled.store(false, Ordering::Release);
+                }
+                if tick {
+                    self.timers(c);
+                }
+                self.turn(c);
                 if c.finished && c.pending.is_empty() {
                     let fd = c.handle.shared.stream.tcp().as_raw_fd();
                     let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
+                    done.push(token);
                     continue;
                 }
                 hurry |= c.write_more;
@@ -574,8 +590,11 @@ impl IoThread {
                     c.in_retry = true;
                     retry.push(token);
                 }
-                self.conns.insert(token, c);
             }
+            for token in done {
+                conns.remove(&token);
+            }
+            self.conns = conns;
             if self.inbox.stopping.load(Ordering::SeqCst)
                 && self.conns.is_empty()
                 && lock(&self.inbox.new).is_empty()
