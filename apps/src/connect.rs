@@ -65,6 +65,12 @@ impl Server {
 /// certificate pinned on first use.
 pub fn connect(builder: SessionBuilder, addr: &str) -> Result<(Session, Events), ClientError> {
     let (session, events) = builder.connect()?;
+    tell_trust(&session, addr);
+    Ok((session, events))
+}
+
+/// Tells the user about a certificate `session` pinned on first use.
+pub fn tell_trust(session: &Session, addr: &str) {
     let (fingerprint, store, how) = match session.trust() {
         TrustOutcome::PinnedOnFirstUse { fingerprint, store } => {
             (fingerprint, store, "compare with what the server printed")
@@ -72,7 +78,7 @@ pub fn connect(builder: SessionBuilder, addr: &str) -> Result<(Session, Events),
         TrustOutcome::PinnedAsExpected { fingerprint, store } => {
             (fingerprint, store, "as its announcement on the LAN said")
         }
-        _ => return Ok((session, events)),
+        _ => return,
     };
     eprintln!("lanlink: first connection to {addr}: its certificate is {fingerprint}");
     eprintln!("lanlink:   short form {} ({how})", fingerprint.grouped());
@@ -82,7 +88,6 @@ pub fn connect(builder: SessionBuilder, addr: &str) -> Result<(Session, Events),
             path.display()
         );
     }
-    Ok((session, events))
 }
 
 /// An error as a person should read it: a changed certificate is a

@@ -8,7 +8,11 @@ use lanlink_proto::file::FileOffer;
 use lanlink_proto::{Frame, StreamId};
 use lanlink_transport::CloseReason;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use crate::media::StreamInfo;
+use crate::ClientError;
 
 /// One thing the server said, or the end of the session.
 ///
@@ -49,6 +53,29 @@ pub enum Event {
     AdminReply(AdminReply),
     /// A frame this crate has no use for (newer servers may send more).
     Other(Frame),
+    /// (From [`Reconnecting`](crate::Reconnecting) only.) The connection
+    /// was lost for `reason`: attempt number `attempt` to connect again
+    /// follows in `retry_in`. Said at once on a loss, then before each
+    /// attempt.
+    Reconnecting {
+        /// Why the connection ended.
+        reason: CloseReason,
+        /// The attempt that follows (from 1).
+        attempt: u32,
+        /// How long until it.
+        retry_in: Duration,
+    },
+    /// (From [`Reconnecting`](crate::Reconnecting) only.) An attempt to
+    /// connect again failed; another follows unless connecting again
+    /// cannot mend it (then [`Event::Disconnected`] follows).
+    ConnectFailed(Arc<ClientError>),
+    /// (From [`Reconnecting`](crate::Reconnecting) only.) Connected again,
+    /// as `name`; the rooms are being joined again (their rosters and
+    /// histories follow).
+    Reconnected {
+        /// The name the server gave this session.
+        name: String,
+    },
     /// The connection is gone, and why. Always the last event.
     Disconnected(CloseReason),
 }

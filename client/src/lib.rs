@@ -37,6 +37,12 @@
 //!   ([`Session::publish_video`], [`Session::watch`]).
 //! - [`Events`] is everything the server says, in order, as [`Event`]s,
 //!   ending with [`Event::Disconnected`] the moment the connection is gone.
+//! - [`Reconnecting`] is a chat session that outlives its connection: it
+//!   says at once when the connection is lost, connects again after a
+//!   [`Backoff`] and joins its rooms again, passwords included, until
+//!   connecting again cannot help (banned, a changed certificate).
+//!   [`Resuming`] does the same for transfers, which resume where they
+//!   stopped.
 //!
 //! An offered file whose name is taken in the destination folder is
 //! overwritten, saved beside it as `name (1).ext` or skipped, as
@@ -93,6 +99,7 @@ mod event;
 pub mod files;
 pub mod media;
 pub mod names;
+mod reconnect;
 mod resume;
 mod session;
 mod trust;
@@ -106,6 +113,7 @@ pub use files::{
     OnConflict, Progress, ProgressFn, Quiet, TransferOptions, TransferProgress, TransferSummary,
 };
 pub use media::{MediaKind, Publisher, StreamInfo};
+pub use reconnect::Reconnecting;
 pub use resume::{
     worth_connecting_again, worth_reconnecting_after, Resume, Resuming, PROGRESS_STEP,
 };

@@ -222,8 +222,8 @@ impl Progress for Watch<'_> {
 /// reason the same connection would meet again (a wrong token, a bad
 /// name), sent bytes that are not lanlink, or was closed on purpose.
 ///
-/// What [`Resuming`] decides by; a chat client or bot that reconnects by
-/// itself should decide the same way.
+/// What [`Resuming`] and [`Reconnecting`](crate::Reconnecting) decide by;
+/// a program that reconnects by itself should decide the same way.
 ///
 /// ```
 /// use lanlink_client::{proto::ErrorCode, worth_reconnecting_after, CloseReason};

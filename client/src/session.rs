@@ -501,7 +501,7 @@ impl Drop for Inner {
 /// [`Event::Disconnected`], after which iteration ends.
 #[derive(Debug)]
 pub struct Events {
-    rx: Receiver<Event>,
+    pub(crate) rx: Receiver<Event>,
 }
 
 impl Events {

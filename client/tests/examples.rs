@@ -9,6 +9,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use lanlink_client::proto::ErrorCode;
 use lanlink_client::{
     ClientError, Event, Events, KnownServers, PinStore, Quiet, Session, TransferOptions, Trust,
     TrustOutcome,
@@ -22,6 +23,7 @@ const PATIENCE: Duration = Duration::from_secs(10);
 struct TestServer {
     addr: String,
     fingerprint: lanlink_transport::Fingerprint,
+    config: ServerConfig,
     shutdown: Shutdown,
     thread: Option<std::thread::JoinHandle<()>>,
     home: tempfile::TempDir,
@@ -38,16 +40,30 @@ impl TestServer {
         let identity = ServerIdentity::generate().unwrap();
         let fingerprint = identity.fingerprint();
         config.transport.tls = Some(identity);
-        let shutdown = Shutdown::new();
-        let stop = shutdown.clone();
-        let thread = std::thread::spawn(move || run(listener, config, stop).unwrap());
+        let (shutdown, thread) = serve(listener, config.clone());
         TestServer {
             addr,
             fingerprint,
+            config,
             shutdown,
             thread: Some(thread),
             home: tempfile::tempdir().unwrap(),
         }
+    }
+
+    /// Stops the server, then starts it again on the same address with
+    /// the same certificate (its rooms and users are gone).
+    fn restart(&mut self, down_for: Duration) {
+        self.shutdown.trigger();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        std::thread::sleep(down_for);
+        let listener = TcpListener::bind(&self.addr).unwrap();
+        (self.shutdown, self.thread) = {
+            let (shutdown, thread) = serve(listener, self.config.clone());
+            (shutdown, Some(thread))
+        };
     }
 
     /// A session of this test, pinned to the server's certificate.
@@ -80,6 +96,35 @@ impl Drop for TestServer {
             let _ = t.join();
         }
     }
+}
+
+/// Runs a server on `listener` until its shutdown is triggered.
+fn serve(listener: TcpListener, config: ServerConfig) -> (Shutdown, std::thread::JoinHandle<()>) {
+    let shutdown = Shutdown::new();
+    let stop = shutdown.clone();
+    let thread = std::thread::spawn(move || run(listener, config, stop).unwrap());
+    (shutdown, thread)
+}
+
+/// Waits until the room `ops` exists with a password: an outsider asking
+/// who is in it is refused, not told that there is no such room.
+fn wait_for_bot_in_ops(server: &TestServer) {
+    let (watcher, events) = server.session("watcher");
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        watcher.roster("ops").unwrap();
+        let code = wait_for(&events, |e| match e {
+            Event::ServerError(e) => Some(e.code),
+            _ => None,
+        });
+        if code == ErrorCode::FORBIDDEN {
+            break;
+        }
+        assert_eq!(code, ErrorCode::NOT_FOUND);
+        assert!(Instant::now() < deadline, "the bot did not make its room");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    watcher.close("done");
 }
 
 /// `target/debug/examples/NAME`, next to this test's `deps/` folder.
@@ -143,6 +188,58 @@ fn chat_bot_answers_time() {
     }
     let _ = bot.kill();
     let _ = bot.wait();
+}
+
+/// The bot stays through a server restart: it says it lost the server,
+/// connects again, and joins its room again with the room's password (the
+/// restarted server knows no rooms: the bot's join makes the room again,
+/// password and all), where it answers again.
+#[test]
+fn chat_bot_comes_back_to_its_room_after_a_server_restart() {
+    let mut server = TestServer::start();
+    let mut bot = server.example("chat_bot", &[&server.addr, "ops", "s3cret"]);
+    let ask = |server: &TestServer| {
+        let (asker, events) = server.session("asker");
+        asker.join("ops", Some("s3cret")).unwrap();
+        wait_for(&events, |e| match e {
+            Event::Roster(r) if r.room == "ops" && r.members.iter().any(|m| m == "timebot") => {
+                Some(())
+            }
+            _ => None,
+        });
+        asker.say("ops", "!time").unwrap();
+        let answer = wait_for(&events, |e| match e {
+            Event::Message(m) if m.from == "timebot" => Some(m.text.clone()),
+            _ => None,
+        });
+        assert!(answer.starts_with("asker: it is "), "{answer}");
+        asker.close("done");
+    };
+    wait_for_bot_in_ops(&server);
+    ask(&server);
+
+    server.restart(Duration::from_millis(1500));
+    // Back within the bot's backoff (1 s, then 2 s): the room exists again
+    // with a password, which only the bot can have set; a wrong one is
+    // refused, and the bot answers in the room.
+    wait_for_bot_in_ops(&server);
+    let (mallory, events) = server.session("mallory");
+    mallory.join("ops", Some("guess")).unwrap();
+    let refused = wait_for(&events, |e| match e {
+        Event::ServerError(e) => Some(e.code),
+        Event::History(h) if h.room == "ops" => panic!("in with a wrong password"),
+        _ => None,
+    });
+    assert_eq!(refused, ErrorCode::FORBIDDEN);
+    ask(&server);
+    let _ = bot.kill();
+    let out = bot.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("lost the server ("), "{stdout}");
+    assert!(
+        stdout.contains("back as timebot, joining ops again"),
+        "{stdout}"
+    );
 }
 
 #[test]

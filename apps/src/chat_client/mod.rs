@@ -34,7 +34,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
-use lanlink_client::{Backoff, ClientError, Event, Events, Session, SessionBuilder};
+use lanlink_client::{Backoff, ClientError, Event, Events, Reconnecting, Session};
 use lanlink_proto::control::Error as ServerError;
 use lanlink_proto::{Capabilities, ErrorCode, Message};
 use lanlink_services::chat::command::{parse_line, Command, HELP};
@@ -83,16 +83,16 @@ pub(crate) struct Chat {
     state: Arc<Mutex<State>>,
     /// `None` while reconnecting.
     session: Mutex<Option<Session>>,
+    /// On a terminal: the session that connects again by itself and joins
+    /// its rooms again.
+    link: Option<Reconnecting>,
+    /// The server's address, as the user gave it.
+    addr: String,
     printer: Mutex<Box<dyn FnMut(String) + Send>>,
     /// Answers the input side waits for (rosters, histories, errors).
     replies_tx: Sender<Event>,
     replies: Receiver<Event>,
-    /// Dropped on `/quit`, which wakes a reconnect that is waiting.
-    quit_tx: Mutex<Option<Sender<()>>>,
-    quit: Receiver<()>,
     quitting: AtomicBool,
-    /// The room the server puts everyone in (no need to join it again).
-    default_room: Mutex<String>,
     /// A script's lines that were refused or not delivered.
     failures: AtomicUsize,
     /// How fast a script's lines may go.
@@ -144,90 +144,65 @@ impl Chat {
         }
     }
 
-    /// Handles one session's events until it ends; returns why it ended.
-    fn pump(&self, events: Events) -> CloseReason {
+    /// Follows the connection's events (on a terminal, over every
+    /// reconnect) until it is over for good; returns why it ended.
+    fn follow(&self, events: Events) -> CloseReason {
+        // "Disconnected" was said: not again when reconnecting gives up.
+        let mut told = false;
         for event in events {
-            if let Event::Disconnected(reason) = event {
-                let _ = self
-                    .replies_tx
-                    .try_send(Event::Disconnected(reason.clone()));
-                return reason;
-            }
-            self.handle(&event);
-        }
-        CloseReason::Local("closed".into())
-    }
-
-    /// Follows the connection: its events, and on a terminal a reconnect
-    /// whenever it is lost. Returns why it finally ended.
-    fn follow(&self, mut events: Events, builder: &SessionBuilder, addr: &str) -> CloseReason {
-        loop {
-            let reason = self.pump(events);
-            *lock(&self.session) = None;
-            lock(&self.state).disconnected();
-            if self.quitting.load(Ordering::Relaxed) {
-                return reason;
-            }
-            // Said at once, not after the next Enter: above the prompt on
-            // a terminal, on stderr for scripts.
-            let line = format!("-- disconnected: {reason}");
-            if !self.interactive {
-                eprintln!("{line}");
-                return reason;
-            }
-            self.note(&line);
-            // Banned or kicked, refused for good, bytes that are not
-            // lanlink: the same again would end the same way.
-            if !lanlink_client::worth_reconnecting_after(&reason) {
-                return reason;
-            }
-            match self.reconnect(builder, addr) {
-                Some(next) => events = next,
-                None => return reason,
-            }
-        }
-    }
-
-    /// Tries to connect again, waiting longer after each failure, until
-    /// it works or the user quits; then joins the rooms again.
-    fn reconnect(&self, builder: &SessionBuilder, addr: &str) -> Option<Events> {
-        let mut backoff = Backoff::default();
-        loop {
-            let delay = backoff.next().unwrap_or(Duration::from_secs(30));
-            self.note(&format!(
-                "-- reconnecting in {} s (attempt {}; /quit to stop)",
-                delay.as_secs(),
-                backoff.attempts()
-            ));
-            if !matches!(
-                self.quit.recv_timeout(delay),
-                Err(crossbeam_channel::RecvTimeoutError::Timeout)
-            ) {
-                return None;
-            }
-            let me = lock(&self.state).me.clone();
-            match builder.clone().name(me).connect() {
-                Ok((session, events)) => {
-                    self.note(&format!("-- reconnected to {addr} as {}", session.name()));
-                    let default = fold(&lock(&self.default_room));
-                    let rooms = lock(&self.state).to_rejoin();
-                    for (room, password) in rooms {
-                        if fold(&room) != default {
-                            let _ = session.join(&room, password.as_deref());
+            match event {
+                Event::Disconnected(reason) => {
+                    *lock(&self.session) = None;
+                    let _ = self
+                        .replies_tx
+                        .try_send(Event::Disconnected(reason.clone()));
+                    if !self.quitting.load(Ordering::Relaxed) && !told {
+                        // Said at once, not after the next Enter: above
+                        // the prompt on a terminal, on stderr for scripts.
+                        let line = format!("-- disconnected: {reason}");
+                        if self.interactive {
+                            self.note(&line);
+                        } else {
+                            eprintln!("{line}");
                         }
                     }
-                    *lock(&self.session) = Some(session);
-                    return Some(events);
+                    return reason;
+                }
+                Event::Reconnecting {
+                    reason,
+                    attempt,
+                    retry_in,
+                } => {
+                    if attempt == 1 {
+                        told = true;
+                        *lock(&self.session) = None;
+                        lock(&self.state).disconnected();
+                        let _ = self
+                            .replies_tx
+                            .try_send(Event::Disconnected(reason.clone()));
+                        self.note(&format!("-- disconnected: {reason}"));
+                    }
+                    self.note(&format!(
+                        "-- reconnecting in {} s (attempt {attempt}; /quit to stop)",
+                        retry_in.as_secs()
+                    ));
                 }
                 // A changed certificate, a wrong token, a refused name:
                 // waiting will not mend it.
-                Err(e) if !lanlink_client::worth_connecting_again(&e) => {
+                Event::ConnectFailed(e) if !lanlink_client::worth_connecting_again(&e) => {
                     self.note(&format!("!! {}", describe(&e)));
-                    return None;
                 }
-                Err(e) => self.note(&format!("!! reconnecting failed: {e}")),
+                Event::ConnectFailed(e) => self.note(&format!("!! reconnecting failed: {e}")),
+                Event::Reconnected { name } => {
+                    told = false;
+                    self.note(&format!("-- reconnected to {} as {name}", self.addr));
+                    lock(&self.state).me = name;
+                    *lock(&self.session) = self.link.as_ref().and_then(Reconnecting::session);
+                }
+                event => self.handle(&event),
             }
         }
+        CloseReason::Local("closed".into())
     }
 
     /// Handles one typed line.
@@ -291,8 +266,12 @@ impl Chat {
                 session.roster(&name)
             }
             None => {
-                lock(&self.state).joining(room, password);
-                session.join(room, password)
+                lock(&self.state).joining(room);
+                match &self.link {
+                    // Joined again after a reconnect, with its password.
+                    Some(link) => link.join(room, password),
+                    None => session.join(room, password),
+                }
             }
         };
         if let Err(e) = asked {
@@ -481,8 +460,21 @@ pub fn run(options: ChatOptions) -> Result<i32, ClientError> {
     let builder = options
         .server
         .builder(&options.name, Capabilities::CHAT | Capabilities::FILE);
-    let (session, events) = crate::connect::connect(builder.clone(), &options.server.addr)?;
+    let addr = &options.server.addr;
     let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    // On a terminal the chat outlives its connection: it connects again
+    // and joins its rooms again. A script's chat ends with it.
+    let (session, events, link) = if interactive {
+        let (link, events) = Reconnecting::connect(builder, Backoff::default())?;
+        let Some(session) = link.session() else {
+            return Err(ClientError::Disconnected(CloseReason::PeerClosed));
+        };
+        crate::connect::tell_trust(&session, addr);
+        (session, events, Some(link))
+    } else {
+        let (session, events) = crate::connect::connect(builder, addr)?;
+        (session, events, None)
+    };
     let state = Arc::new(Mutex::new(State::new(&session.name())));
 
     let mut editor = if interactive {
@@ -513,19 +505,17 @@ pub fn run(options: ChatOptions) -> Result<i32, ClientError> {
         None => Box::new(|line| println!("{line}")),
     };
     let (replies_tx, replies) = crossbeam_channel::bounded(256);
-    let (quit_tx, quit) = crossbeam_channel::bounded(1);
     let chat = Arc::new(Chat {
         view: View::new(options.timestamps, interactive),
         interactive,
         state,
         session: Mutex::new(Some(session.clone())),
+        link,
+        addr: addr.clone(),
         printer: Mutex::new(printer),
         replies_tx,
         replies,
-        quit_tx: Mutex::new(Some(quit_tx)),
-        quit,
         quitting: AtomicBool::new(false),
-        default_room: Mutex::new(String::new()),
         failures: AtomicUsize::new(0),
         pacing: Mutex::new(Pacing::default()),
     });
@@ -544,10 +534,10 @@ pub fn run(options: ChatOptions) -> Result<i32, ClientError> {
     // a script whose stdin stays open still exits when the server goes.
     let (closed_tx, closed) = crossbeam_channel::bounded::<()>(1);
     let follower = {
-        let (chat, addr) = (chat.clone(), options.server.addr.clone());
+        let chat = chat.clone();
         std::thread::spawn(move || {
             let _closed_tx = closed_tx;
-            chat.follow(events, &builder, &addr)
+            chat.follow(events)
         })
     };
 
@@ -556,7 +546,6 @@ pub fn run(options: ChatOptions) -> Result<i32, ClientError> {
     let deadline = Instant::now() + Duration::from_secs(5);
     while let Ok(event) = chat.replies.recv_deadline(deadline) {
         if let Event::History(h) = event {
-            *lock(&chat.default_room) = h.room.clone();
             lock(&chat.state).current = h.room;
             break;
         }
@@ -636,9 +625,14 @@ pub fn run(options: ChatOptions) -> Result<i32, ClientError> {
     // Goodbye goes out after everything queued, and `close` waits for the
     // server to close its side: by then it has handled every line we sent.
     chat.quitting.store(true, Ordering::Relaxed);
-    drop(lock(&chat.quit_tx).take());
-    if let Some(session) = chat.session() {
-        session.close(&quit_reason);
+    match &chat.link {
+        // Also stops a reconnect that is waiting.
+        Some(link) => link.close(&quit_reason),
+        None => {
+            if let Some(session) = chat.session() {
+                session.close(&quit_reason);
+            }
+        }
     }
     let _ = follower.join();
     undelivered();

@@ -1,6 +1,5 @@
 //! What the chat client knows, learnt from the server's events: the rooms
-//! it is in (and their passwords, to join them again after a reconnect),
-//! who is in them (for Tab completion), what was already shown (so a room's
+//! it is in, who is in them (for Tab completion), what was already shown (so a room's
 //! history is not shown twice), and the files offered to it.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -30,8 +29,6 @@ const SHOWN_LINES: usize = 1024;
 struct Room {
     /// As the server spells it.
     name: String,
-    /// The password it was joined with.
-    password: Option<String>,
     members: BTreeSet<String>,
     /// The (timestamp, speaker, text) of the last [`SHOWN_LINES`]
     /// messages shown, newest last.
@@ -75,10 +72,11 @@ pub(crate) struct State {
     pub(crate) current: String,
     /// Folded name → room, for the rooms we are in.
     rooms: BTreeMap<String, Room>,
-    /// Rooms we were in before a reconnect, until they are joined again.
+    /// Rooms we were in before a reconnect, until they are joined again
+    /// (what was shown in them is not shown again).
     previous: BTreeMap<String, Room>,
-    /// A join we asked for: folded room and password.
-    joining: Option<(String, Option<String>)>,
+    /// A join we asked for: the folded room.
+    joining: Option<String>,
     /// People we exchanged private messages with.
     pm: BTreeSet<String>,
     /// Files offered to us, oldest first.
@@ -116,8 +114,8 @@ impl State {
     }
 
     /// Remembers that we asked to join `room`.
-    pub(crate) fn joining(&mut self, room: &str, password: Option<&str>) {
-        self.joining = Some((fold(room), password.map(str::to_owned)));
+    pub(crate) fn joining(&mut self, room: &str) {
+        self.joining = Some(fold(room));
     }
 
     /// Remembers a line we said in `room`.
@@ -135,14 +133,6 @@ impl State {
         let rooms = std::mem::take(&mut self.rooms);
         self.previous.extend(rooms);
         self.joining = None;
-    }
-
-    /// The rooms to join again after a reconnect, with their passwords.
-    pub(crate) fn to_rejoin(&self) -> Vec<(String, Option<String>)> {
-        self.previous
-            .values()
-            .map(|r| (r.name.clone(), r.password.clone()))
-            .collect()
     }
 
     /// Nicknames for completion: everyone in our rooms and those we
@@ -184,7 +174,7 @@ impl State {
                 let key = fold(&r.room);
                 // The roster ends a join (a member re-joining gets no
                 // history): then we are in the room.
-                if self.joining.as_ref().is_some_and(|(room, _)| *room == key) {
+                if self.joining.as_ref() == Some(&key) {
                     self.entered(&r.room);
                 }
                 if let Some(room) = self.rooms.get_mut(&key) {
@@ -244,26 +234,18 @@ impl State {
     }
 
     /// We are in the room `name`: a join asked for went through, or the
-    /// server put us in its default room. Remembers the password of the
-    /// join, and what was known of the room before a reconnect.
+    /// server put us in its default room (or back in a room after a
+    /// reconnect). Remembers what was known of the room before a reconnect.
     fn entered(&mut self, name: &str) -> &mut Room {
         let key = fold(name);
-        let password = match self.joining.take() {
-            Some((room, password)) if room == key => password,
-            other => {
-                self.joining = other;
-                None
-            }
-        };
-        let room = self.rooms.entry(key.clone()).or_insert_with(|| {
+        if self.joining.as_ref() == Some(&key) {
+            self.joining = None;
+        }
+        self.rooms.entry(key.clone()).or_insert_with(|| {
             let mut room = self.previous.remove(&key).unwrap_or_default();
             room.name = name.to_owned();
             room
-        });
-        if password.is_some() {
-            room.password = password;
-        }
-        room
+        })
     }
 
     /// A room's history: sent to newcomers only, so we are in that room.
@@ -310,13 +292,12 @@ mod tests {
     fn history_is_shown_once_even_across_a_reconnect() {
         let view = View::new(Timestamps::Never, false);
         let mut s = State::new("ada");
-        s.joining("OPS", Some("pw"));
+        s.joining("OPS");
         let first = s.apply(&history(vec![said("bob", "one", 10)]), &view, false);
         assert_eq!(first, ["[ops] <bob> one"]);
         s.apply(&Event::Message(said("bob", "two", 20)), &view, false);
         s.said("ops", "mine");
         s.disconnected();
-        assert_eq!(s.to_rejoin(), [("ops".to_owned(), Some("pw".to_owned()))]);
         let again = history(vec![
             said("bob", "one", 10),
             said("bob", "two", 20),
@@ -334,7 +315,7 @@ mod tests {
     fn a_history_out_of_clock_order_is_shown_whole() {
         let view = View::new(Timestamps::Never, false);
         let mut s = State::new("dee");
-        s.joining("ops", None);
+        s.joining("ops");
         let shown = s.apply(
             &history(vec![
                 said("bob@b", "b 5", 21),
@@ -391,7 +372,7 @@ mod tests {
     fn rooms_are_compared_as_the_server_compares_them() {
         let view = View::new(Timestamps::Never, false);
         let mut s = State::new("ada");
-        s.joining("rnusic", Some("pw"));
+        s.joining("rnusic");
         s.apply(
             &Event::History(History {
                 room: "music".into(),
