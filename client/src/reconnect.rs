@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use lanlink_proto::chat::PresenceChange;
@@ -27,6 +27,10 @@ use crate::{Backoff, ClientError, Event, Events, Session, SessionBuilder};
 
 /// Events waiting for the application, as many as a session holds.
 const EVENT_CAPACITY: usize = 4096;
+/// A connection that lasted this long was a good one: the waits before
+/// connecting again start over from the first. One lost sooner (a server
+/// that takes connections and drops them) goes on waiting longer.
+const STABLE: Duration = Duration::from_secs(30);
 
 /// A chat session that connects again when its connection is lost, and
 /// joins its rooms again.
@@ -266,6 +270,7 @@ fn follow(
     mut backoff: Backoff,
     tx: &Sender<Event>,
 ) {
+    let mut connected_at = Instant::now();
     loop {
         let reason = loop {
             let Some(event) = events.recv() else {
@@ -306,8 +311,14 @@ fn follow(
             Some(name) => builder.clone().name(name.clone()),
             None => builder.clone(),
         };
+        if connected_at.elapsed() >= STABLE {
+            backoff.reset();
+        }
         match connect_again(inner, &builder, &mut backoff, &reason, tx) {
-            Some(next) => events = next,
+            Some(next) => {
+                events = next;
+                connected_at = Instant::now();
+            }
             None => {
                 emit(tx, &stop, Event::Disconnected(reason));
                 return;
@@ -348,13 +359,14 @@ fn connect_again(
     reason: &CloseReason,
     tx: &Sender<Event>,
 ) -> Option<Events> {
-    backoff.reset();
     let stop = inner.upgrade()?.stop.clone();
+    let mut attempt: u32 = 0;
     loop {
+        attempt = attempt.saturating_add(1);
         let retry_in = backoff.next().unwrap_or(Duration::from_secs(30));
         let waiting = Event::Reconnecting {
             reason: reason.clone(),
-            attempt: backoff.attempts(),
+            attempt,
             retry_in,
         };
         if !emit(tx, &stop, waiting)
@@ -367,6 +379,8 @@ fn connect_again(
                 let inner = inner.upgrade()?;
                 let rooms = lock(&inner.rooms).to_rejoin();
                 let name = session.name();
+                *lock(&inner.lost) = None;
+                *lock(&inner.session) = Some(session.clone());
                 if !emit(tx, &stop, Event::Reconnected { name }) {
                     return None;
                 }
@@ -376,8 +390,6 @@ fn connect_again(
                         .insert(fold(&room), password.clone());
                     let _ = session.join(&room, password.as_deref());
                 }
-                *lock(&inner.lost) = None;
-                *lock(&inner.session) = Some(session);
                 return Some(events);
             }
             Err(e) => {

@@ -173,7 +173,7 @@ impl Chat {
                     attempt,
                     retry_in,
                 } => {
-                    if attempt == 1 {
+                    if !told {
                         told = true;
                         *lock(&self.session) = None;
                         lock(&self.state).disconnected();
