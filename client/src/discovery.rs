@@ -309,19 +309,13 @@ fn usable(ip: IpAddr) -> bool {
     }
 }
 
-/// `s` safe to print on a terminal: control characters and the invisible
-/// ones that reorder or hide text (bidirectional overrides, zero-width)
-/// become U+FFFD; at most [`MAX_NAME_CHARS`] characters (then `…`).
+/// `s` cut to [`MAX_NAME_CHARS`] characters (then `…`) and safe to print
+/// on a terminal: control characters and the invisible ones that reorder
+/// or hide text are escaped as everywhere else in lanlink
+/// ([`lanlink_transport::text::display_safe`]: `\u{1b}`).
 pub fn display_safe(s: &str) -> String {
-    let hidden = |c: char| {
-        c.is_control()
-            || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
-    };
-    let mut out: String = s
-        .chars()
-        .take(MAX_NAME_CHARS)
-        .map(|c| if hidden(c) { '\u{FFFD}' } else { c })
-        .collect();
+    let cut: String = s.chars().take(MAX_NAME_CHARS).collect();
+    let mut out = lanlink_transport::text::display_safe(&cut).into_owned();
     if s.chars().nth(MAX_NAME_CHARS).is_some() {
         out.push('…');
     }
@@ -535,10 +529,17 @@ mod tests {
             .name
             .chars()
             .any(|c| c.is_control() || c == '\u{202E}'));
-        assert!(found
-            .name
-            .starts_with("\u{FFFD}[2Jevil\u{FFFD}name\u{FFFD}txt"));
-        assert_eq!(found.name.chars().count(), MAX_NAME_CHARS + 1);
+        assert!(
+            found
+                .name
+                .starts_with("\\u{1b}[2Jevil\\u{a}name\\u{202e}txt"),
+            "{}",
+            found.name
+        );
+        assert!(found.name.ends_with("x…"), "{}", found.name);
+        // Cut to 48 characters (and `…`) before escaping: `\u{1b}`,
+        // `\u{a}` and `\u{202e}` take 5, 4 and 7 more.
+        assert_eq!(found.name.chars().count(), MAX_NAME_CHARS + 1 + 5 + 4 + 7);
         assert_eq!(found.fingerprint, None);
         let many: Vec<IpAddr> = (1..=40u8).map(|i| IpAddr::from([10, 0, 0, i])).collect();
         let found = parse("x", "h", 1, many.into_iter(), txt(&[("v", "1")])).unwrap();
