@@ -76,7 +76,10 @@ pub enum Event {
         /// The name the server gave this session.
         name: String,
     },
-    /// The connection is gone, and why. Always the last event.
+    /// The connection is gone, and why. Always the last event (from a
+    /// [`Reconnecting`](crate::Reconnecting): once it gives up, with the
+    /// reason the connection was lost, the [`Event::ConnectFailed`] that
+    /// made it give up just before; none when every handle was dropped).
     Disconnected(CloseReason),
 }
 

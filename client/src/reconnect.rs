@@ -15,9 +15,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{
+    Receiver, RecvTimeoutError, SendTimeoutError, Sender, TryRecvError, TrySendError,
+};
 use lanlink_proto::chat::PresenceChange;
-use lanlink_proto::ErrorCode;
 use lanlink_services::chat::names::fold;
 use lanlink_transport::CloseReason;
 
@@ -88,84 +89,116 @@ struct Inner {
     follower: Mutex<Option<JoinHandle<()>>>,
 }
 
+/// The most rooms remembered to join again (a server lets a client into
+/// 32 by default): a server cannot make the client remember, and join,
+/// rooms without end.
+const MAX_ROOMS: usize = 64;
+
 /// The rooms this session is in, and the joins it asked for.
 #[derive(Debug, Default)]
 struct Rooms {
+    /// Our name, as the events in order say (a nickname change included).
+    me: String,
     /// Folded name → (name as the server spells it, password).
     joined: BTreeMap<String, (String, Option<String>)>,
-    /// Folded name → password of a join asked for and not yet answered.
+    /// Folded name → password of a join asked for, until the room's
+    /// history (which comes only on entering it) or roster answers it.
     asked: BTreeMap<String, Option<String>>,
-    /// The room the server puts everyone in (its history comes first):
-    /// not joined again, the server does that.
+    /// Rooms we were in before a reconnect, joined again and not yet
+    /// entered (kept over another loss; a room refused now stays here).
+    rejoining: BTreeMap<String, (String, Option<String>)>,
+    /// The room the server puts everyone in (its history comes first on
+    /// every connection): not joined again, the server does that.
     default: Option<String>,
+    /// Whether this connection's first history (the default room's) came.
+    first_history_seen: bool,
 }
 
 impl Rooms {
-    /// Learns from `event` which rooms we are in; `me` is our name now.
-    fn learn(&mut self, event: &Event, me: &str) {
+    /// Learns from `event` which rooms we are in.
+    fn learn(&mut self, event: &Event) {
         match event {
-            // A history comes on entering a room (the default one first);
-            // a roster answers a join (a member joining again gets no
-            // history).
+            // A history comes only on entering a room: the default room
+            // first, then those we asked to join. Any other (a hostile
+            // server's) makes us remember nothing.
             Event::History(h) => {
-                self.default.get_or_insert_with(|| fold(&h.room));
-                self.entered(&h.room, false);
+                let key = fold(&h.room);
+                let first = !std::mem::replace(&mut self.first_history_seen, true);
+                if first {
+                    self.default = Some(key.clone());
+                }
+                let password = match (self.asked.remove(&key), self.rejoining.remove(&key)) {
+                    (Some(asked), _) => asked,
+                    (None, Some((_, password))) => password,
+                    (None, None) if first => None,
+                    (None, None) => return,
+                };
+                if self.joined.len() < MAX_ROOMS || self.joined.contains_key(&key) {
+                    self.joined.insert(key, (h.room.clone(), password));
+                }
             }
-            Event::Roster(r) => self.entered(&r.room, true),
-            Event::Presence(p) if p.change == PresenceChange::Left && fold(&p.name) == fold(me) => {
+            // A member joining again gets only the roster.
+            Event::Roster(r) => {
+                self.asked.remove(&fold(&r.room));
+            }
+            Event::Presence(p)
+                if p.change == PresenceChange::Left && fold(&p.name) == fold(&self.me) =>
+            {
                 self.joined.remove(&fold(&p.room));
             }
-            // A refused join (a wrong password, a bad name) is not a room
-            // we are in; refusals of chat lines are not about joins.
-            Event::ServerError(e)
-                if e.code != ErrorCode::RATE_LIMITED && e.code != ErrorCode::TOO_LARGE =>
-            {
-                self.asked.clear();
+            Event::NickChanged(n) if fold(&n.old) == fold(&self.me) => {
+                n.new.clone_into(&mut self.me);
             }
             _ => {}
         }
     }
 
-    fn entered(&mut self, room: &str, only_if_asked: bool) {
-        let key = fold(room);
-        let asked = self.asked.remove(&key);
-        if only_if_asked && asked.is_none() {
-            return;
+    /// A join is asked for.
+    fn asking(&mut self, room: &str, password: Option<&str>) {
+        if self.asked.len() >= MAX_ROOMS {
+            // Joins never answered (refused): forget them.
+            self.asked.clear();
         }
-        let password = asked.flatten();
-        let entry = self
-            .joined
-            .entry(key)
-            .or_insert_with(|| (room.to_owned(), None));
-        room.clone_into(&mut entry.0);
-        if password.is_some() {
-            entry.1 = password;
-        }
+        self.asked.insert(fold(room), password.map(str::to_owned));
     }
 
-    /// The rooms to join again on a new connection.
-    fn to_rejoin(&self) -> Vec<(String, Option<String>)> {
-        self.joined
-            .iter()
-            .filter(|(key, _)| Some(*key) != self.default.as_ref())
-            .map(|(_, (name, password))| (name.clone(), password.clone()))
-            .collect()
+    /// A new connection, as `me`: the rooms to join again on it.
+    fn connected(&mut self, me: String) -> Vec<(String, Option<String>)> {
+        self.me = me;
+        self.asked.clear();
+        self.first_history_seen = false;
+        let default = self.default.clone();
+        let was_in = std::mem::take(&mut self.joined);
+        self.rejoining.extend(
+            was_in
+                .into_iter()
+                .filter(|(key, _)| Some(key) != default.as_ref()),
+        );
+        while self.rejoining.len() > MAX_ROOMS {
+            self.rejoining.pop_last();
+        }
+        self.rejoining.values().cloned().collect()
     }
 }
 
 impl Reconnecting {
     /// Connects with `builder` (a failure the first time is returned at
     /// once: a wrong address is not waited on), and connects again with
-    /// it, `backoff` apart, whenever the connection is lost.
+    /// it, `backoff` apart, whenever the connection is lost. The waits
+    /// start over from the first once a connection has lasted 30 s; after
+    /// one that did not (a server that takes connections and drops them)
+    /// they go on growing.
     pub fn connect(
         builder: SessionBuilder,
         backoff: Backoff,
     ) -> Result<(Reconnecting, Events), ClientError> {
         let (session, events) = builder.clone().connect()?;
+        let mut rooms = Rooms::default();
+        rooms.connected(session.name());
         let (stop_tx, stop) = crossbeam_channel::bounded(0);
         let inner = Arc::new(Inner {
             session: Mutex::new(Some(session)),
-            rooms: Mutex::new(Rooms::default()),
+            rooms: Mutex::new(rooms),
             lost: Mutex::new(None),
             stop_tx: Mutex::new(Some(stop_tx)),
             stop,
@@ -185,7 +218,8 @@ impl Reconnecting {
         Ok((Reconnecting { inner }, Events { rx }))
     }
 
-    /// The session now; `None` while connecting again.
+    /// The session now; `None` while connecting again. Transfers and
+    /// streams started on it end with it.
     pub fn session(&self) -> Option<Session> {
         lock(&self.inner.session).clone()
     }
@@ -193,6 +227,12 @@ impl Reconnecting {
     /// Whether a connection is up now.
     pub fn is_connected(&self) -> bool {
         self.session().is_some_and(|s| s.is_connected())
+    }
+
+    /// Our name, as the events read so far say (the server may have
+    /// changed it on a reconnect: see [`Event::Reconnected`]).
+    pub fn name(&self) -> String {
+        lock(&self.inner.rooms).me.clone()
     }
 
     /// The session, or why there is none.
@@ -208,17 +248,18 @@ impl Reconnecting {
 
     /// Joins `room` (see [`Session::join`]); once the server has let us
     /// in, it is joined again, with `password`, after every reconnect.
-    /// While connecting again this fails with [`ClientError::Disconnected`].
+    /// While connecting again this fails with [`ClientError::Disconnected`];
+    /// a join sent just as the connection goes may be lost with it (no
+    /// history of the room arrives): ask again after
+    /// [`Event::Reconnected`].
     pub fn join(&self, room: &str, password: Option<&str>) -> Result<(), ClientError> {
         let session = self.current()?;
-        lock(&self.inner.rooms)
-            .asked
-            .insert(fold(room), password.map(str::to_owned));
+        lock(&self.inner.rooms).asking(room, password);
         session.join(room, password)
     }
 
-    /// Leaves `room` (not joined again after a reconnect once the server
-    /// has said we left).
+    /// Leaves `room`: not joined again after a reconnect once the server
+    /// has said we left.
     pub fn leave(&self, room: &str) -> Result<(), ClientError> {
         self.current()?.leave(room)
     }
@@ -236,7 +277,7 @@ impl Reconnecting {
     }
 
     /// The rooms we are in (as the server spells them), the default room
-    /// included.
+    /// included; after a reconnect, those entered again so far.
     pub fn rooms(&self) -> Vec<String> {
         lock(&self.inner.rooms)
             .joined
@@ -246,10 +287,16 @@ impl Reconnecting {
     }
 
     /// Stops connecting again and closes the session (see
-    /// [`Session::close`]); the events end with [`Event::Disconnected`].
+    /// [`Session::close`]). The events end, with [`Event::Disconnected`]
+    /// unless the application had stopped reading them (what finds no
+    /// room once closing is dropped, so a full queue cannot hold the close
+    /// up).
     pub fn close(&self, reason: &str) {
+        // `stop` first, then the session: a reconnect that succeeds
+        // meanwhile sees one or the other (see `connect_again`).
         drop(lock(&self.inner.stop_tx).take());
-        if let Some(session) = lock(&self.inner.session).take() {
+        let session = lock(&self.inner.session).take();
+        if let Some(session) = session {
             session.close(reason);
         }
         let follower = lock(&self.inner.follower).take();
@@ -261,6 +308,11 @@ impl Reconnecting {
     }
 }
 
+/// Whether [`Reconnecting::close`] was called.
+fn closing(stop: &Receiver<()>) -> bool {
+    matches!(stop.try_recv(), Err(TryRecvError::Disconnected))
+}
+
 /// Follows the sessions' events, connecting again whenever one is lost,
 /// until giving up, a [`Reconnecting::close`], or every handle is dropped.
 fn follow(
@@ -270,22 +322,20 @@ fn follow(
     mut backoff: Backoff,
     tx: &Sender<Event>,
 ) {
+    let Some(stop) = inner.upgrade().map(|i| i.stop.clone()) else {
+        return;
+    };
     let mut connected_at = Instant::now();
     loop {
         let reason = loop {
             let Some(event) = events.recv() else {
                 break CloseReason::PeerClosed;
             };
-            let Some(inner) = inner.upgrade() else { return };
             if let Event::Disconnected(reason) = event {
                 break reason;
             }
-            let me = lock(&inner.session)
-                .as_ref()
-                .map(Session::name)
-                .unwrap_or_default();
-            lock(&inner.rooms).learn(&event, &me);
-            let stop = inner.stop.clone();
+            let Some(inner) = inner.upgrade() else { return };
+            lock(&inner.rooms).learn(&event);
             drop(inner);
             if !emit(tx, &stop, event) {
                 return;
@@ -294,27 +344,23 @@ fn follow(
         let Some(strong) = inner.upgrade() else {
             return;
         };
-        let me = lock(&strong.session).take().map(|s| s.name());
+        let me = lock(&strong.session)
+            .take()
+            .map(|_| lock(&strong.rooms).me.clone());
         *lock(&strong.lost) = Some(reason.clone());
-        lock(&strong.rooms).asked.clear();
-        let closed = matches!(
-            strong.stop.try_recv(),
-            Err(crossbeam_channel::TryRecvError::Disconnected)
-        );
-        let stop = strong.stop.clone();
         drop(strong);
-        if closed || !worth_reconnecting_after(&reason) {
+        if closing(&stop) || !worth_reconnecting_after(&reason) {
             emit(tx, &stop, Event::Disconnected(reason));
             return;
         }
-        let builder = match &me {
-            Some(name) => builder.clone().name(name.clone()),
+        let builder = match me {
+            Some(name) => builder.clone().name(name),
             None => builder.clone(),
         };
         if connected_at.elapsed() >= STABLE {
             backoff.reset();
         }
-        match connect_again(inner, &builder, &mut backoff, &reason, tx) {
+        match connect_again(inner, &stop, &builder, &mut backoff, &reason, tx) {
             Some(next) => {
                 events = next;
                 connected_at = Instant::now();
@@ -333,18 +379,13 @@ fn follow(
 /// dropped.
 fn emit(tx: &Sender<Event>, stop: &Receiver<()>, mut event: Event) -> bool {
     loop {
+        if closing(stop) {
+            return !matches!(tx.try_send(event), Err(TrySendError::Disconnected(_)));
+        }
         match tx.send_timeout(event, Duration::from_millis(100)) {
             Ok(()) => return true,
-            Err(crossbeam_channel::SendTimeoutError::Disconnected(_)) => return false,
-            Err(crossbeam_channel::SendTimeoutError::Timeout(back)) => {
-                if matches!(
-                    stop.try_recv(),
-                    Err(crossbeam_channel::TryRecvError::Disconnected)
-                ) {
-                    return true;
-                }
-                event = back;
-            }
+            Err(SendTimeoutError::Disconnected(_)) => return false,
+            Err(SendTimeoutError::Timeout(back)) => event = back,
         }
     }
 }
@@ -354,12 +395,12 @@ fn emit(tx: &Sender<Event>, stop: &Receiver<()>, mut event: Event) -> bool {
 /// was told to stop.
 fn connect_again(
     inner: &std::sync::Weak<Inner>,
+    stop: &Receiver<()>,
     builder: &SessionBuilder,
     backoff: &mut Backoff,
     reason: &CloseReason,
     tx: &Sender<Event>,
 ) -> Option<Events> {
-    let stop = inner.upgrade()?.stop.clone();
     let mut attempt: u32 = 0;
     loop {
         attempt = attempt.saturating_add(1);
@@ -369,7 +410,8 @@ fn connect_again(
             attempt,
             retry_in,
         };
-        if !emit(tx, &stop, waiting)
+        if closing(stop)
+            || !emit(tx, stop, waiting)
             || !matches!(stop.recv_timeout(retry_in), Err(RecvTimeoutError::Timeout))
         {
             return None;
@@ -377,24 +419,28 @@ fn connect_again(
         match builder.clone().connect() {
             Ok((session, events)) => {
                 let inner = inner.upgrade()?;
-                let rooms = lock(&inner.rooms).to_rejoin();
-                let name = session.name();
+                let rooms = lock(&inner.rooms).connected(session.name());
                 *lock(&inner.lost) = None;
                 *lock(&inner.session) = Some(session.clone());
-                if !emit(tx, &stop, Event::Reconnected { name }) {
+                // A close that came while connecting found no session to
+                // close: this one is closed here.
+                if closing(stop) {
+                    if let Some(session) = lock(&inner.session).take() {
+                        session.close("closed");
+                    }
                     return None;
                 }
-                for (room, password) in rooms {
-                    lock(&inner.rooms)
-                        .asked
-                        .insert(fold(&room), password.clone());
-                    let _ = session.join(&room, password.as_deref());
+                drop(inner);
+                let name = session.name();
+                if !emit(tx, stop, Event::Reconnected { name }) {
+                    return None;
                 }
+                rejoin(&session, rooms, stop);
                 return Some(events);
             }
             Err(e) => {
-                let again = worth_connecting_again(&e);
-                if !emit(tx, &stop, Event::ConnectFailed(Arc::new(e))) || !again {
+                let again = worth_connecting_again(&e) && !closing(stop);
+                if !emit(tx, stop, Event::ConnectFailed(Arc::new(e))) || !again {
                     return None;
                 }
             }
@@ -402,10 +448,53 @@ fn connect_again(
     }
 }
 
+/// Joins at once as many rooms as the server takes in a burst of requests.
+const REJOIN_BURST: usize = 10;
+/// Then one room this often, below the server's default request rate.
+const REJOIN_PACE: Duration = Duration::from_millis(600);
+
+/// Joins `rooms` again on `session`: the first at once, the rest at a pace
+/// the server's request limit lets through (on a thread of their own, so
+/// the events go on meanwhile).
+fn rejoin(session: &Session, mut rooms: Vec<(String, Option<String>)>, stop: &Receiver<()>) {
+    let later = rooms.split_off(rooms.len().min(REJOIN_BURST));
+    for (room, password) in rooms {
+        let _ = session.join(&room, password.as_deref());
+    }
+    if later.is_empty() {
+        return;
+    }
+    let (paced_session, stop) = (session.clone(), stop.clone());
+    let rest = later.clone();
+    let paced = move || {
+        for (room, password) in rest {
+            if !matches!(
+                stop.recv_timeout(REJOIN_PACE),
+                Err(RecvTimeoutError::Timeout)
+            ) || paced_session.join(&room, password.as_deref()).is_err()
+            {
+                return;
+            }
+        }
+    };
+    if std::thread::Builder::new()
+        .name("lanlink-rejoin".into())
+        .spawn(paced)
+        .is_err()
+    {
+        // No thread to pace them: all at once, as many as the server takes.
+        for (room, password) in later {
+            let _ = session.join(&room, password.as_deref());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lanlink_proto::chat::{History, Presence, Roster};
+    use lanlink_proto::chat::{History, NickChanged, Presence};
+    use lanlink_proto::control::Error as ServerError;
+    use lanlink_proto::ErrorCode;
 
     fn history(room: &str) -> Event {
         Event::History(History {
@@ -415,57 +504,82 @@ mod tests {
     }
 
     fn roster(room: &str) -> Event {
-        Event::Roster(Roster {
+        Event::Roster(lanlink_proto::chat::Roster {
             room: room.into(),
             members: vec!["ada".into()],
+        })
+    }
+
+    fn left(room: &str, name: &str) -> Event {
+        Event::Presence(Presence {
+            room: room.into(),
+            name: name.into(),
+            change: PresenceChange::Left,
+            reason: String::new(),
         })
     }
 
     #[test]
     fn rooms_are_learnt_from_the_server_and_joined_again_with_their_passwords() {
         let mut rooms = Rooms::default();
+        assert!(rooms.connected("ada".into()).is_empty());
         // The default room's history comes first.
-        rooms.learn(&history("Lobby"), "ada");
-        rooms.asked.insert(fold("ops"), Some("pw".into()));
-        rooms.learn(&history("OPS"), "ada");
-        // A roster of a room not asked for (a /who) joins nothing.
-        rooms.learn(&roster("elsewhere"), "ada");
-        // A join refused (a wrong password) is forgotten.
-        rooms.asked.insert(fold("vault"), Some("wrong".into()));
-        rooms.learn(
-            &Event::ServerError(lanlink_proto::control::Error {
-                code: ErrorCode::FORBIDDEN,
-                message: "wrong password".into(),
-            }),
-            "ada",
-        );
-        rooms.learn(&roster("vault"), "ada");
-        // Joining again a room we are in: the roster answers.
-        rooms.asked.insert(fold("dev"), None);
-        rooms.learn(&roster("dev"), "ada");
+        rooms.learn(&history("Lobby"));
+        rooms.asking("ops", Some("pw"));
+        // A refusal of something else does not lose the join's password.
+        rooms.learn(&Event::ServerError(ServerError {
+            code: ErrorCode::NOT_FOUND,
+            message: "no user named nobody".into(),
+        }));
+        rooms.learn(&history("OPS"));
+        // A roster (a /who) or a history of a room not asked for (a
+        // hostile server) joins nothing.
+        rooms.learn(&roster("elsewhere"));
+        rooms.learn(&history("trap"));
+        // A join refused (a wrong password) joins nothing either.
+        rooms.asking("vault", Some("wrong"));
+        rooms.learn(&Event::ServerError(ServerError {
+            code: ErrorCode::FORBIDDEN,
+            message: "wrong password".into(),
+        }));
+        rooms.learn(&roster("vault"));
+        rooms.asking("dev", None);
+        rooms.learn(&history("dev"));
+        // Others leaving change nothing; we leaving does, under the name
+        // the events gave us last.
+        rooms.learn(&left("dev", "bob"));
+        rooms.learn(&Event::NickChanged(NickChanged {
+            old: "ada".into(),
+            new: "Ada2".into(),
+        }));
+        rooms.learn(&left("dev", "ada"));
+        assert_eq!(rooms.joined.len(), 3, "{rooms:?}");
+        rooms.learn(&left("dev", "ADA2"));
+        let again = rooms.connected("Ada2".into());
+        assert_eq!(again, [("OPS".to_owned(), Some("pw".to_owned()))]);
+        // Lost again before the room's history came: still to join.
+        assert_eq!(rooms.connected("Ada2".into()), again);
+        rooms.learn(&history("Lobby"));
+        rooms.learn(&history("ops"));
+        assert_eq!(rooms.joined.len(), 2);
         assert_eq!(
-            rooms.to_rejoin(),
-            [
-                ("dev".to_owned(), None),
-                ("OPS".to_owned(), Some("pw".to_owned()))
-            ]
+            rooms.connected("Ada2".into()),
+            [("ops".to_owned(), Some("pw".to_owned()))]
         );
-        // Leaving (or being kicked) is not joined again; others leaving
-        // change nothing.
-        let left = |name: &str| {
-            Event::Presence(Presence {
-                room: "dev".into(),
-                name: name.into(),
-                change: PresenceChange::Left,
-                reason: String::new(),
-            })
-        };
-        rooms.learn(&left("bob"), "Ada");
-        assert_eq!(rooms.to_rejoin().len(), 2);
-        rooms.learn(&left("ADA"), "Ada");
-        assert_eq!(
-            rooms.to_rejoin(),
-            [("OPS".to_owned(), Some("pw".to_owned()))]
-        );
+    }
+
+    #[test]
+    fn a_hostile_server_cannot_make_it_remember_rooms_without_end() {
+        let mut rooms = Rooms::default();
+        rooms.connected("ada".into());
+        rooms.learn(&history("lobby"));
+        for i in 0..1000 {
+            let room = format!("r{i}");
+            rooms.asking(&room, None);
+            rooms.learn(&history(&room));
+            rooms.asking(&format!("never{i}"), Some("x"));
+        }
+        assert!(rooms.joined.len() <= MAX_ROOMS && rooms.asked.len() <= MAX_ROOMS);
+        assert!(rooms.connected("ada".into()).len() <= MAX_ROOMS);
     }
 }

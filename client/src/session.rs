@@ -551,7 +551,12 @@ fn dispatch(
 ) {
     let emit = |mut event: Event| loop {
         // An application that holds its events but stopped reading must
-        // not keep the session from closing.
+        // not keep the session from closing: once closing, what finds no
+        // room is dropped at once.
+        if shared.stopping.load(Ordering::Relaxed) {
+            let _ = events.try_send(event);
+            return;
+        }
         match events.send_timeout(event, Duration::from_millis(100)) {
             Ok(()) | Err(SendTimeoutError::Disconnected(_)) => return,
             Err(SendTimeoutError::Timeout(back)) => {

@@ -81,7 +81,8 @@ pub(crate) struct Chat {
     view: View,
     interactive: bool,
     state: Arc<Mutex<State>>,
-    /// `None` while reconnecting.
+    /// A script's session (`None` once it is lost); on a terminal the
+    /// link's.
     session: Mutex<Option<Session>>,
     /// On a terminal: the session that connects again by itself and joins
     /// its rooms again.
@@ -123,7 +124,10 @@ impl Chat {
     }
 
     pub(crate) fn session(&self) -> Option<Session> {
-        lock(&self.session).clone()
+        match &self.link {
+            Some(link) => link.session(),
+            None => lock(&self.session).clone(),
+        }
     }
 
     fn drain_replies(&self) {
@@ -149,6 +153,8 @@ impl Chat {
     fn follow(&self, events: Events) -> CloseReason {
         // "Disconnected" was said: not again when reconnecting gives up.
         let mut told = false;
+        // Connecting again met what waiting cannot mend.
+        let mut gave_up = false;
         for event in events {
             match event {
                 Event::Disconnected(reason) => {
@@ -166,6 +172,9 @@ impl Chat {
                             eprintln!("{line}");
                         }
                     }
+                    if gave_up {
+                        return CloseReason::Local("gave up reconnecting".into());
+                    }
                     return reason;
                 }
                 Event::Reconnecting {
@@ -175,7 +184,6 @@ impl Chat {
                 } => {
                     if !told {
                         told = true;
-                        *lock(&self.session) = None;
                         lock(&self.state).disconnected();
                         let _ = self
                             .replies_tx
@@ -190,6 +198,7 @@ impl Chat {
                 // A changed certificate, a wrong token, a refused name:
                 // waiting will not mend it.
                 Event::ConnectFailed(e) if !lanlink_client::worth_connecting_again(&e) => {
+                    gave_up = true;
                     self.note(&format!("!! {}", describe(&e)));
                 }
                 Event::ConnectFailed(e) => self.note(&format!("!! reconnecting failed: {e}")),
@@ -197,7 +206,6 @@ impl Chat {
                     told = false;
                     self.note(&format!("-- reconnected to {} as {name}", self.addr));
                     lock(&self.state).me = name;
-                    *lock(&self.session) = self.link.as_ref().and_then(Reconnecting::session);
                 }
                 event => self.handle(&event),
             }

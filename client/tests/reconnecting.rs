@@ -1,0 +1,400 @@
+//! `Reconnecting` against a scripted server (the transport's `serve`,
+//! answering as each test says): what it remembers of rooms across
+//! reconnects, what a server cannot make it remember, and that closing
+//! never hangs.
+
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use lanlink_client::{Backoff, Event, Events, Reconnecting, Session};
+use lanlink_proto::chat::{ChatMessage, History, Join, Roster};
+use lanlink_proto::{control, Capabilities, ErrorCode, Frame, Message};
+use lanlink_transport::{serve, ConnHandle, Event as TEvent, ServerConfig, Shutdown};
+
+type OnHello = Box<dyn Fn(usize, &ConnHandle) + Send>;
+type OnFrame = Box<dyn Fn(usize, &ConnHandle, &Frame) + Send>;
+
+struct Fake {
+    addr: String,
+    conns: Arc<Mutex<Vec<ConnHandle>>>,
+    log: Arc<Mutex<Vec<(usize, Message)>>>,
+    _shutdown: Shutdown,
+}
+
+fn welcome(conn: &ConnHandle, name: &str) {
+    conn.send(&Frame::control(control::Welcome {
+        server_name: "fake".into(),
+        client_id: conn.id().0 as u32,
+        name: name.into(),
+        capabilities: Capabilities::ALL,
+        max_payload: lanlink_proto::DEFAULT_MAX_PAYLOAD,
+        motd: String::new(),
+    }))
+    .unwrap();
+}
+
+fn history(conn: &ConnHandle, room: &str) {
+    let _ = conn.send(&Frame::control(History {
+        room: room.into(),
+        messages: vec![],
+    }));
+}
+fn roster(conn: &ConnHandle, room: &str) {
+    let _ = conn.send(&Frame::control(Roster {
+        room: room.into(),
+        members: vec!["bot".into()],
+    }));
+}
+
+impl Fake {
+    fn start(on_hello: OnHello, on_frame: OnFrame) -> Fake {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let shutdown = Shutdown::new();
+        let (tx, rx) = crossbeam_channel::bounded(1024);
+        {
+            let shutdown = shutdown.clone();
+            std::thread::spawn(move || serve(listener, ServerConfig::default(), shutdown, tx));
+        }
+        let conns: Arc<Mutex<Vec<ConnHandle>>> = Arc::default();
+        let log: Arc<Mutex<Vec<(usize, Message)>>> = Arc::default();
+        {
+            let (conns, log) = (conns.clone(), log.clone());
+            std::thread::spawn(move || {
+                let mut ids = Vec::new();
+                for event in rx {
+                    match event {
+                        TEvent::Hello { conn, hello } => {
+                            let idx = ids.len();
+                            ids.push(conn.id());
+                            conns.lock().unwrap().push(conn.clone());
+                            on_hello(idx, &conn);
+                            let _ = hello;
+                        }
+                        TEvent::Frame { conn, frame, .. } => {
+                            let idx = ids.iter().position(|c| *c == conn).unwrap();
+                            log.lock().unwrap().push((idx, frame.message.clone()));
+                            let handle = conns.lock().unwrap()[idx].clone();
+                            on_frame(idx, &handle, &frame);
+                        }
+                        TEvent::Closed { conn, .. } => {
+                            if let Some(idx) = ids.iter().position(|c| *c == conn) {
+                                conns.lock().unwrap()[idx].close("bye");
+                            }
+                        }
+                    }
+                }
+            });
+        }
+        Fake {
+            addr,
+            conns,
+            log,
+            _shutdown: shutdown,
+        }
+    }
+    fn conn(&self, idx: usize) -> ConnHandle {
+        self.conns.lock().unwrap()[idx].clone()
+    }
+    fn joins_on(&self, idx: usize) -> Vec<Join> {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|(i, m)| match m {
+                Message::Join(j) if *i == idx => Some(j.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+fn until<T>(events: &Events, secs: u64, mut f: impl FnMut(&Event) -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let e = events.recv_timeout(left).expect("no such event in time");
+        if let Some(t) = f(&e) {
+            return t;
+        }
+    }
+}
+
+fn builder(addr: &str) -> lanlink_client::SessionBuilder {
+    Session::builder(addr).name("bot").plain()
+}
+
+fn fast() -> Backoff {
+    Backoff::new(Duration::from_millis(300), Duration::from_secs(1))
+}
+
+/// A close while an attempt to connect again is under way (and then
+/// succeeds) returns, and leaves no connection behind.
+#[test]
+fn close_during_a_reconnect_that_succeeds_returns() {
+    let fake = Fake::start(
+        Box::new(|idx, conn| {
+            if idx == 1 {
+                std::thread::sleep(Duration::from_millis(1500));
+            }
+            welcome(conn, "bot");
+            history(conn, "lobby");
+            roster(conn, "lobby");
+        }),
+        Box::new(|_, _, _| {}),
+    );
+    let (link, events) = Reconnecting::connect(builder(&fake.addr), fast()).unwrap();
+    until(&events, 5, |e| matches!(e, Event::History(_)).then_some(()));
+    fake.conn(0).close("going");
+    until(&events, 5, |e| {
+        matches!(e, Event::Reconnecting { .. }).then_some(())
+    });
+    // The attempt starts after 300 ms; the welcome comes 1.5 s later.
+    std::thread::sleep(Duration::from_millis(900));
+    let (done_tx, done) = crossbeam_channel::bounded(1);
+    let l2 = link.clone();
+    let started = Instant::now();
+    std::thread::spawn(move || {
+        l2.close("quit");
+        let _ = done_tx.send(());
+    });
+    let r = done.recv_timeout(Duration::from_secs(8));
+    assert!(r.is_ok(), "close() hangs after {:?}", started.elapsed());
+    assert!(!link.is_connected());
+}
+
+/// A refusal of something else between a join and its answer does not
+/// lose the join's password: the room is joined again with it.
+#[test]
+fn a_password_survives_an_unrelated_refusal() {
+    let fake = Fake::start(
+        Box::new(|_, conn| {
+            welcome(conn, "bot");
+            history(conn, "lobby");
+            roster(conn, "lobby");
+        }),
+        Box::new(|_, conn, frame| match &frame.message {
+            Message::PrivateMessage(_) => {
+                let _ = conn.send(&Frame::control(control::Error {
+                    code: ErrorCode::NOT_FOUND,
+                    message: "no such user".into(),
+                }));
+            }
+            Message::Join(j) => {
+                history(conn, &j.room);
+                roster(conn, &j.room);
+            }
+            _ => {}
+        }),
+    );
+    let (link, events) = Reconnecting::connect(builder(&fake.addr), fast()).unwrap();
+    until(&events, 5, |e| {
+        matches!(e, Event::Roster(r) if r.room == "lobby").then_some(())
+    });
+    link.private_message("nobody", "hi").unwrap();
+    link.join("ops", Some("pw")).unwrap();
+    until(&events, 5, |e| {
+        matches!(e, Event::Roster(r) if r.room == "ops").then_some(())
+    });
+    fake.conn(0).close("restart");
+    until(&events, 5, |e| {
+        matches!(e, Event::Reconnected { .. }).then_some(())
+    });
+    until(&events, 5, |e| {
+        matches!(e, Event::Roster(r) if r.room == "ops").then_some(())
+    });
+    let joins = fake.joins_on(1);
+    link.close("done");
+    assert_eq!(joins.len(), 1, "{joins:?}");
+    assert_eq!(joins[0].password.as_deref(), Some("pw"), "password lost");
+}
+
+/// Histories of rooms never asked for (a hostile server's) are shown but
+/// not remembered: nothing is joined again for them.
+#[test]
+fn histories_never_asked_for_are_not_joined_again() {
+    let fake = Fake::start(
+        Box::new(|idx, conn| {
+            welcome(conn, "bot");
+            history(conn, "lobby");
+            if idx == 0 {
+                for i in 0..2000 {
+                    history(conn, &format!("evil{i}"));
+                }
+            }
+        }),
+        Box::new(|_, _, _| {}),
+    );
+    let (link, events) = Reconnecting::connect(builder(&fake.addr), fast()).unwrap();
+    let mut n = 0;
+    while n < 2001 {
+        if let Some(Event::History(_)) = events.recv_timeout(Duration::from_secs(5)) {
+            n += 1;
+        }
+    }
+    assert_eq!(link.rooms(), ["lobby"]);
+    fake.conn(0).close("restart");
+    until(&events, 5, |e| {
+        matches!(e, Event::Reconnected { .. }).then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let joins = fake.joins_on(1);
+    link.close("done");
+    assert!(joins.is_empty(), "{} joins", joins.len());
+}
+
+fn flood(conn: &ConnHandle, n: usize) {
+    for i in 0..n {
+        let _ = conn.send(&Frame::control(ChatMessage {
+            room: "lobby".into(),
+            from: "spam".into(),
+            text: format!("line {i}"),
+            action: false,
+            timestamp_ms: 0,
+        }));
+    }
+}
+
+/// A server that floods every client with chat lines.
+fn flooding() -> Fake {
+    Fake::start(
+        Box::new(|_, conn| {
+            welcome(conn, "bot");
+            history(conn, "lobby");
+            flood(conn, 15_000);
+        }),
+        Box::new(|_, _, _| {}),
+    )
+}
+
+/// Once `events` are full (the application stopped reading), `close`
+/// returns within 5 s.
+fn closes_at_once(events: Events, close: impl FnOnce() + Send + 'static) {
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(events.receiver().is_full());
+    let (done_tx, done) = crossbeam_channel::bounded(1);
+    let started = Instant::now();
+    std::thread::spawn(move || {
+        close();
+        let _ = done_tx.send(());
+    });
+    let r = done.recv_timeout(Duration::from_secs(5));
+    drop(events);
+    assert!(r.is_ok(), "close hangs ({:?})", started.elapsed());
+}
+
+/// An application that stopped reading while the server floods it can
+/// still close at once (what finds no room once closing is dropped).
+#[test]
+fn close_returns_at_once_when_the_application_stopped_reading() {
+    let fake = flooding();
+    let (link, events) = Reconnecting::connect(builder(&fake.addr), fast()).unwrap();
+    closes_at_once(events, move || link.close("quit"));
+}
+
+/// The same for a plain session.
+#[test]
+fn a_session_closes_at_once_when_the_application_stopped_reading() {
+    let fake = flooding();
+    let (session, events) = builder(&fake.addr).connect().unwrap();
+    closes_at_once(events, move || session.close("quit"));
+}
+
+/// A room left just before a nickname change is not joined again, however
+/// far behind the events are read (the name is the one the events say).
+#[test]
+fn a_room_left_just_before_a_nick_change_is_not_joined_again() {
+    use lanlink_proto::chat::{NickChanged, Presence, PresenceChange};
+    let fake = Fake::start(
+        Box::new(|_, conn| {
+            welcome(conn, "bot");
+            history(conn, "lobby");
+        }),
+        Box::new(|_, conn, frame| match &frame.message {
+            Message::Join(j) => {
+                history(conn, &j.room);
+                roster(conn, &j.room);
+            }
+            Message::Leave(l) => {
+                flood(conn, 300);
+                let _ = conn.send(&Frame::control(Presence {
+                    room: l.room.clone(),
+                    name: "bot".into(),
+                    change: PresenceChange::Left,
+                    reason: String::new(),
+                }));
+                let _ = conn.send(&Frame::control(NickChanged {
+                    old: "bot".into(),
+                    new: "bot2".into(),
+                }));
+            }
+            _ => {}
+        }),
+    );
+    let (link, events) = Reconnecting::connect(builder(&fake.addr), fast()).unwrap();
+    link.join("ops", None).unwrap();
+    until(&events, 5, |e| {
+        matches!(e, Event::Roster(r) if r.room == "ops").then_some(())
+    });
+    link.leave("ops").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match events.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Some(Event::NickChanged(_)) => break,
+            Some(_) => {}
+            None => panic!("no nick change"),
+        }
+    }
+    assert_eq!(link.rooms(), ["lobby"]);
+    fake.conn(0).close("restart");
+    until(&events, 5, |e| {
+        matches!(e, Event::Reconnected { .. }).then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let joins = fake.joins_on(1);
+    link.close("done");
+    assert!(
+        joins.is_empty(),
+        "a room we left is joined again: {joins:?}"
+    );
+}
+
+/// Many rooms are joined again at a pace the server's request limit lets
+/// through: ten at once, the rest one by one, all of them in the end.
+#[test]
+fn many_rooms_are_joined_again_at_a_pace() {
+    let fake = Fake::start(
+        Box::new(|_, conn| {
+            welcome(conn, "bot");
+            history(conn, "lobby");
+        }),
+        Box::new(|_, conn, frame| {
+            if let Message::Join(j) = &frame.message {
+                history(conn, &j.room);
+                roster(conn, &j.room);
+            }
+        }),
+    );
+    let (link, events) = Reconnecting::connect(builder(&fake.addr), fast()).unwrap();
+    for i in 0..12 {
+        link.join(&format!("r{i:02}"), None).unwrap();
+    }
+    until(&events, 5, |e| {
+        matches!(e, Event::Roster(r) if r.room == "r11").then_some(())
+    });
+    assert_eq!(link.rooms().len(), 13);
+    fake.conn(0).close("restart");
+    until(&events, 5, |e| {
+        matches!(e, Event::Reconnected { .. }).then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(fake.joins_on(1).len(), 10, "the burst");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while link.rooms().len() < 13 && Instant::now() < deadline {
+        let _ = events.recv_timeout(Duration::from_millis(100));
+    }
+    assert_eq!(fake.joins_on(1).len(), 12);
+    assert_eq!(link.rooms().len(), 13);
+    link.close("done");
+}
