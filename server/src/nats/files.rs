@@ -20,9 +20,12 @@
 //! needs a `max_payload` of more than 256 KiB otherwise), each part
 //! `[len][sender id][part head][piece]`, put back together per sending
 //! server ([`Parts`]). A message lost (NATS down, a full queue, a part
-//! missing) breaks its transfer: one that cannot be published ends the
-//! local side at once, as if the other side had cancelled; the users
-//! resume it like any broken transfer.
+//! missing) breaks its transfer: one that cannot be published, or that
+//! arrives whole when the hub's queue is full, ends the local side at
+//! once, as if the other side had cancelled ([`Broken`]); the users resume
+//! it like any broken transfer. A part lost in NATS cannot be told from
+//! the others (the part does not say its transfer): that transfer ends at
+//! its timeout.
 
 use std::collections::HashMap;
 
@@ -166,6 +169,79 @@ pub struct InFile {
     pub stream: StreamId,
     /// A file-class message.
     pub message: Message,
+}
+
+impl InFile {
+    /// This frame's transfer broke here (the hub's queue had no room for
+    /// the frame): the cancel that tells the local side at once, as if
+    /// the other side had cancelled.
+    pub fn lost(&self) -> InFile {
+        InFile {
+            server: self.server.clone(),
+            started_here: self.started_here,
+            stream: self.stream,
+            message: Message::FileCancel(FileCancel {
+                code: ErrorCode::OTHER,
+                reason: "a part of the transfer was lost between servers; send again to resume"
+                    .into(),
+            }),
+        }
+    }
+}
+
+/// The most broken transfers whose cancels wait for room in the hub's
+/// queue; past it the oldest is let go (its transfer ends at its timeout,
+/// as before there was this list).
+const MAX_BROKEN: usize = 64;
+
+/// The cancels of relayed transfers that broke here (a frame lost to a
+/// full queue, a publish that failed) while the hub's queue had no room
+/// for them either: told once it has, each transfer once.
+#[derive(Debug, Default)]
+pub(crate) struct Broken {
+    waiting: std::collections::VecDeque<InFile>,
+}
+
+impl Broken {
+    /// Tells the hub `cancel` now, or as soon as [`flush`](Self::flush)
+    /// finds room.
+    pub(crate) fn tell(&mut self, cancel: InFile, hub: &crossbeam_channel::Sender<InFile>) {
+        self.flush(hub);
+        let same = |w: &InFile| {
+            (w.server.as_str(), w.started_here, w.stream)
+                == (cancel.server.as_str(), cancel.started_here, cancel.stream)
+        };
+        if self.waiting.iter().any(same) {
+            return;
+        }
+        if self.waiting.is_empty() {
+            if let Err(crossbeam_channel::TrySendError::Full(back)) = hub.try_send(cancel) {
+                self.waiting.push_back(back);
+            }
+            return;
+        }
+        if self.waiting.len() >= MAX_BROKEN {
+            self.waiting.pop_front();
+        }
+        self.waiting.push_back(cancel);
+    }
+
+    /// Hands the hub the waiting cancels it has room for, oldest first.
+    pub(crate) fn flush(&mut self, hub: &crossbeam_channel::Sender<InFile>) {
+        while let Some(cancel) = self.waiting.pop_front() {
+            match hub.try_send(cancel) {
+                Ok(()) => {}
+                Err(crossbeam_channel::TrySendError::Full(back)) => {
+                    self.waiting.push_front(back);
+                    return;
+                }
+                Err(crossbeam_channel::TrySendError::Disconnected(_)) => {
+                    self.waiting.clear();
+                    return;
+                }
+            }
+        }
+    }
 }
 
 /// The body of a file frame from `own` to another server, for a transfer
@@ -359,5 +435,45 @@ mod tests {
             1 << 20
         )
         .is_none());
+    }
+
+    /// A transfer that broke while the hub's queue was full is told once
+    /// there is room, once per transfer, and the list is bounded.
+    #[test]
+    fn broken_transfers_are_told_once_there_is_room() {
+        let (hub, from_hub) = crossbeam_channel::bounded(1);
+        let frame = |stream: StreamId| InFile {
+            server: "b".into(),
+            started_here: false,
+            stream,
+            message: Message::FileChunk(FileChunk {
+                offset: 0,
+                data: Bytes::from_static(b"x"),
+            }),
+        };
+        let mut broken = Broken::default();
+        hub.send(frame(2)).unwrap();
+        // The queue is full: frames of 4 are lost, its cancel waits (once).
+        broken.tell(frame(4).lost(), &hub);
+        broken.tell(frame(4).lost(), &hub);
+        assert_eq!(broken.waiting.len(), 1);
+        assert!(matches!(
+            from_hub.recv().unwrap().message,
+            Message::FileChunk(_)
+        ));
+        broken.flush(&hub);
+        let told = from_hub.try_recv().unwrap();
+        assert_eq!((told.server.as_str(), told.stream), ("b", 4));
+        assert!(matches!(told.message, Message::FileCancel(_)));
+        assert!(from_hub.try_recv().is_err());
+        // With room, a cancel goes at once.
+        broken.tell(frame(6).lost(), &hub);
+        assert_eq!(from_hub.try_recv().unwrap().stream, 6);
+        // Bounded: the oldest waiting are let go.
+        hub.send(frame(2)).unwrap();
+        for stream in 0..1000 {
+            broken.tell(frame(2 * stream + 8).lost(), &hub);
+        }
+        assert_eq!(broken.waiting.len(), MAX_BROKEN);
     }
 }

@@ -360,6 +360,7 @@ pub(super) async fn run(
     let mut file_number = 0u32;
     let mut file_failures = super::Dropped::default();
     let mut file_parts = files::Parts::new(max_payload);
+    let mut broken = files::Broken::default();
     loop {
         tokio::select! {
             () = wake.notified() => {
@@ -418,7 +419,7 @@ pub(super) async fn run(
                         if let Some(failed) = file_failures.one() {
                             tracing::warn!(failed, "nats: files: publish failed: {e}");
                         }
-                        let _ = files_in.try_send(f.broken());
+                        broken.tell(f.broken(), &files_in);
                     }
                 }
             }
@@ -431,10 +432,14 @@ pub(super) async fn run(
                 // bind to one NATS user; parts claiming another are dropped.
                 let from = super::subject_origin(&file.subject).unwrap_or_default();
                 let Some(whole) = file_parts.push(from, &file.payload) else { continue };
+                broken.flush(&files_in);
                 match files::decode(&own, from, &whole, max_payload) {
-                    // Full: the frame is dropped and its transfer breaks.
+                    // Full: the frame is dropped and its transfer breaks,
+                    // which the local side is told at once.
                     Some(f) => {
-                        let _ = files_in.try_send(f);
+                        if let Err(crossbeam_channel::TrySendError::Full(f)) = files_in.try_send(f) {
+                            broken.tell(f.lost(), &files_in);
+                        }
                     }
                     None => tracing::debug!("nats: files: malformed file frame dropped"),
                 }
@@ -459,6 +464,7 @@ pub(super) async fn run(
                 }
             }
             _ = sweep.tick() => {
+                broken.flush(&files_in);
                 leases.expire(Instant::now());
                 exported = tell_wanted(&leases, exported, &events);
             }
