@@ -31,7 +31,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 println!("lost the server ({reason}); trying again in {retry_in:?}");
             }
             Event::ConnectFailed(e) => println!("could not connect: {e}"),
-            Event::Reconnected { name } => println!("back as {name}, joining {room} again"),
+            // The server's word: a bot prints it escaped.
+            Event::Reconnected { name } => {
+                println!("back as {}, joining {room} again", name.escape_debug())
+            }
             Event::Disconnected(reason) => return Err(format!("disconnected: {reason}").into()),
             _ => {}
         }

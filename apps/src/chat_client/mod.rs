@@ -38,6 +38,7 @@ use lanlink_client::{Backoff, ClientError, Event, Events, Reconnecting, Session}
 use lanlink_proto::control::Error as ServerError;
 use lanlink_proto::{Capabilities, ErrorCode, Message};
 use lanlink_services::chat::command::{parse_line, Command, HELP};
+use lanlink_transport::text::display_safe;
 use lanlink_transport::CloseReason;
 
 use crate::connect::{describe, Server};
@@ -204,7 +205,12 @@ impl Chat {
                 Event::ConnectFailed(e) => self.note(&format!("!! reconnecting failed: {e}")),
                 Event::Reconnected { name } => {
                     told = false;
-                    self.note(&format!("-- reconnected to {} as {name}", self.addr));
+                    // The name is the server's word: escaped like any other.
+                    self.note(&format!(
+                        "-- reconnected to {} as {}",
+                        self.addr,
+                        display_safe(&name)
+                    ));
                     lock(&self.state).me = name;
                 }
                 event => self.handle(&event),
@@ -533,8 +539,8 @@ pub fn run(options: ChatOptions) -> Result<i32, ClientError> {
         "{}",
         chat.view.info(&format!(
             "-- connected to {} as {} (type /help for commands{})",
-            session.welcome().server_name,
-            session.name(),
+            display_safe(&session.welcome().server_name),
+            display_safe(&session.name()),
             if interactive { ", Tab completes" } else { "" }
         ))
     );
