@@ -12,9 +12,7 @@ use lanlink_proto::video::VideoAnnounce;
 use lanlink_proto::Capabilities;
 use lanlink_transport::text::display_safe;
 use lanlink_transport::Shutdown;
-use lanlink_video::{
-    EncodedFrame, JpegConfig, JpegFileSource, SourceHandle, TestPatternSource, VideoSource,
-};
+use lanlink_video::{JpegConfig, JpegFileSource, SourceHandle, TestPatternSource, VideoSource};
 
 /// Where `lanlink cam` takes pictures from.
 #[derive(Debug, Clone)]
@@ -233,15 +231,23 @@ pub fn view(
     let mut window = Window::new(target, &announced)?;
     let (mut got, started) = (0u64, Instant::now());
     let mut latencies = Vec::new();
+    // A window shows what decodes (the library skips the rest); a folder
+    // keeps every frame as it came.
+    let mut image = lanlink_video::RgbImage::default();
+    let wait = Duration::from_millis(50);
     while !shutdown.is_triggered() && frames.is_none_or(|n| got < n) && window.is_open() {
-        match watching.next_frame(Duration::from_millis(50))? {
+        let next = match target {
+            ViewTarget::Save(_) => watching.next_frame(wait)?,
+            ViewTarget::Window => watching.next_image(wait, &mut image)?,
+        };
+        match next {
             Some(frame) => {
                 latencies.push(lanlink_video::now_us().saturating_sub(frame.capture_timestamp_us));
                 match target {
                     ViewTarget::Save(dir) => {
                         lanlink_video::save_jpeg(dir, frame.seq, &frame)?;
                     }
-                    ViewTarget::Window => window.show(&frame)?,
+                    ViewTarget::Window => window.show(&image, frame.capture_timestamp_us)?,
                 }
                 got += 1;
             }
@@ -250,6 +256,7 @@ pub fn view(
         }
     }
     let ended = watching.ended();
+    let skipped = watching.skipped();
     drop(watching);
     session.close("done");
     latencies.sort_unstable();
@@ -260,10 +267,14 @@ pub fn view(
     };
     let secs = started.elapsed().as_secs_f64().max(1e-6);
     println!(
-        "received {got} frames in {secs:.1} s ({:.1} fps), capture-to-receive latency p50 {:.1} ms, p99 {:.1} ms{}",
+        "received {got} frames in {secs:.1} s ({:.1} fps), capture-to-receive latency p50 {:.1} ms, p99 {:.1} ms{}{}",
         got as f64 / secs,
         pct(0.5),
         pct(0.99),
+        match skipped {
+            0 => String::new(),
+            n => format!("; skipped {n} that did not decode or were larger than announced"),
+        },
         if ended { "; the stream ended" } else { "" }
     );
     Ok(())
@@ -272,25 +283,22 @@ pub fn view(
 /// The viewer's window, when there is one.
 struct Window {
     #[cfg(feature = "display")]
-    inner: Option<(
-        lanlink_video::Viewer,
-        lanlink_video::JpegDecoder,
-        lanlink_video::RgbImage,
-    )>,
+    viewer: Option<lanlink_video::Viewer>,
 }
 
 impl Window {
     #[cfg(feature = "display")]
     fn new(target: &ViewTarget, a: &VideoAnnounce) -> Result<Window, ClientError> {
-        let inner = match target {
+        let viewer = match target {
             ViewTarget::Save(_) => None,
-            ViewTarget::Window => {
-                let viewer = lanlink_video::Viewer::open(&a.name, a.width.into(), a.height.into())?;
-                let decoder = lanlink_video::JpegDecoder::new()?;
-                Some((viewer, decoder, lanlink_video::RgbImage::default()))
-            }
+            // The title is the publisher's text: escaped like any peer's.
+            ViewTarget::Window => Some(lanlink_video::Viewer::open(
+                &display_safe(&a.name),
+                a.width.into(),
+                a.height.into(),
+            )?),
         };
-        Ok(Window { inner })
+        Ok(Window { viewer })
     }
 
     #[cfg(not(feature = "display"))]
@@ -304,25 +312,28 @@ impl Window {
         }
     }
 
-    fn show(&mut self, _frame: &EncodedFrame) -> Result<(), ClientError> {
+    fn show(
+        &mut self,
+        _image: &lanlink_video::RgbImage,
+        _captured_us: u64,
+    ) -> Result<(), ClientError> {
         #[cfg(feature = "display")]
-        if let Some((viewer, decoder, image)) = &mut self.inner {
-            decoder.decode_into(&_frame.jpeg, image)?;
-            viewer.show(image, Some(_frame.capture_timestamp_us))?;
+        if let Some(viewer) = &mut self.viewer {
+            viewer.show(_image, Some(_captured_us))?;
         }
         Ok(())
     }
 
     fn idle(&mut self) {
         #[cfg(feature = "display")]
-        if let Some((viewer, _, _)) = &mut self.inner {
+        if let Some(viewer) = &mut self.viewer {
             viewer.poll_events();
         }
     }
 
     fn is_open(&self) -> bool {
         #[cfg(feature = "display")]
-        if let Some((viewer, _, _)) = &self.inner {
+        if let Some(viewer) = &self.viewer {
             return viewer.is_open();
         }
         true

@@ -8,10 +8,10 @@ mod common;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::Child;
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{lanlink, lanlink_spawn, Scratch, Server};
+use common::{lanlink, lanlink_command, lanlink_spawn, run_output, signal, Scratch, Server};
 use lanlink_client::{Session, Trust};
 use lanlink_proto::{video::VideoSubscribe, Capabilities, Frame, Message};
 use lanlink_transport::{Client, ClientConfig};
@@ -399,4 +399,130 @@ fn a_waiting_viewer_says_what_it_waits_for_and_obeys_ctrl_c() {
         .contains("stopped before the stream was published"));
     cam.kill().unwrap();
     cam.wait().unwrap();
+}
+
+#[cfg(feature = "display")]
+#[path = "../../media-video/tests/support/x11.rs"]
+mod x11;
+
+/// Plays `frames` in order, one every 100 ms, announced as 64×48.
+#[cfg(feature = "display")]
+struct Scripted(std::vec::IntoIter<bytes::Bytes>, u32);
+
+#[cfg(feature = "display")]
+impl lanlink_video::VideoSource for Scripted {
+    fn info(&self) -> lanlink_video::SourceInfo {
+        lanlink_video::SourceInfo {
+            name: "scripted".into(),
+            width: 64,
+            height: 48,
+            fps_milli: 10_000,
+        }
+    }
+
+    fn next_frame(&mut self) -> Result<lanlink_video::EncodedFrame, lanlink_video::VideoError> {
+        std::thread::sleep(Duration::from_millis(100));
+        let stopped = lanlink_video::VideoError::SourceStopped {
+            name: "scripted".into(),
+            panicked: false,
+        };
+        self.1 += 1;
+        Ok(lanlink_video::EncodedFrame {
+            seq: self.1,
+            capture_timestamp_us: lanlink_video::now_us(),
+            width: 64,
+            height: 48,
+            jpeg: self.0.next().ok_or(stopped)?,
+        })
+    }
+}
+
+/// Pixels of `image` within 12 of `rgb` in every channel.
+#[cfg(feature = "display")]
+fn pixels_near(image: &RgbImage, rgb: [u8; 3]) -> usize {
+    image
+        .as_bytes()
+        .chunks_exact(3)
+        .filter(|p| p.iter().zip(rgb).all(|(a, b)| a.abs_diff(b) <= 12))
+        .count()
+}
+
+/// A publisher's bad frames (not a JPEG; a JPEG whose header claims
+/// 65500×65500 pixels, which used to cost a viewer 12.9 GB) used to end
+/// `lanlink view` with an error at the first one, for every viewer. Now the
+/// window skips them, shows the good frames after them, and says at the
+/// end how many it skipped.
+#[cfg(feature = "display")]
+#[test]
+fn a_viewer_window_skips_frames_that_do_not_decode_and_goes_on() {
+    let (Some(xvfb), Some(xwd)) = (x11::find_program("Xvfb"), x11::find_program("xwd")) else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI needs Xvfb and xwd (scripts/setup installs them)"
+        );
+        eprintln!("skipped: needs Xvfb and xwd (apt-get install xvfb x11-apps)");
+        return;
+    };
+    let x = x11::Xvfb::start(&xvfb);
+    let server = Server::start(&[]);
+    let mut encoder =
+        lanlink_video::JpegEncoder::new(lanlink_video::JpegConfig::default()).unwrap();
+    let mut picture = |rgb: [u8; 3]| {
+        let mut image = RgbImage::new(64, 48);
+        for px in image.as_bytes_mut().chunks_mut(3) {
+            px.copy_from_slice(&rgb);
+        }
+        encoder.encode_rgb_to_bytes(&image).unwrap()
+    };
+    let (before, after) = ([40, 40, 220], [220, 40, 40]);
+    let mut huge = picture(before).to_vec();
+    let sof = huge.windows(2).position(|p| p == [0xFF, 0xC0]).unwrap();
+    huge[sof + 5..sof + 9].copy_from_slice(&[0xFF, 0xDC, 0xFF, 0xDC]);
+    let mut frames = vec![
+        picture(before),
+        bytes::Bytes::from_static(b"\xFF\xD8 not a picture at all"),
+        bytes::Bytes::from(huge),
+    ];
+    // Then the good picture for up to 20 s (the test stops sooner).
+    frames.extend(std::iter::repeat_n(picture(after), 200));
+
+    let viewer = lanlink_command()
+        .args(["view", &server.addr, "scripted"])
+        .env("DISPLAY", &x.display)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = viewer.id();
+    let trust = Trust::Fingerprint(server.fingerprint.as_ref().unwrap().parse().unwrap());
+    let (publisher, _) = Session::builder(&server.addr)
+        .name("mallory")
+        .trust(trust)
+        .connect()
+        .unwrap();
+    let running = publisher
+        .publish_video("scripted", Scripted(frames.into_iter(), 0), None)
+        .unwrap();
+    // The window shows the picture sent after the bad frames.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut shown = 0;
+    while shown < 64 * 48 / 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the window never showed the picture after the bad frames"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        shown = pixels_near(&x11::screenshot(&xwd, &x.display), after);
+    }
+    signal(pid, "INT");
+    let out = run_output(viewer, Duration::from_secs(10));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        stdout.contains("skipped 2 that did not decode or were larger than announced"),
+        "{stdout}"
+    );
+    publisher.close("done");
+    let _ = running.wait();
 }

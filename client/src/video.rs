@@ -9,11 +9,17 @@ use lanlink_proto::video::{
 };
 use lanlink_proto::{Frame, Message, StreamId};
 use lanlink_transport::Shutdown;
-use lanlink_video::{EncodedFrame, JpegDecoder, RgbImage, SourceHandle, SourceInfo, VideoSource};
+use lanlink_video::{
+    EncodedFrame, JpegDecoder, RgbImage, SourceHandle, SourceInfo, VideoSource, MAX_DECODE_PIXELS,
+};
 
 use crate::media::{spawn_publisher, Announcement, MediaKind, Publisher};
 use crate::session::RouteLink;
 use crate::{ClientError, Session};
+
+/// A viewer decodes frames of at least this many pixels, whatever smaller
+/// size the stream announced (1920×1080).
+const FULL_HD: usize = 1920 * 1080;
 
 /// The announcement of a source's stream (the server fills in the publisher).
 pub fn announce(info: &SourceInfo, name: &str) -> VideoAnnounce {
@@ -179,6 +185,7 @@ impl Session {
             announcement,
             ended: false,
             decoder: None,
+            skipped: 0,
         }))
     }
 }
@@ -192,6 +199,7 @@ pub struct VideoSubscription {
     announcement: VideoAnnounce,
     ended: bool,
     decoder: Option<JpegDecoder>,
+    skipped: u64,
 }
 
 impl std::fmt::Debug for VideoSubscription {
@@ -251,20 +259,49 @@ impl VideoSubscription {
 
     /// The next frame decoded into `image` (resized as needed); returns
     /// the frame it came from, or `Ok(None)` as [`next_frame`](Self::next_frame).
+    ///
+    /// A frame that does not decode is skipped and counted
+    /// ([`skipped`](Self::skipped)), and so is one whose header claims more
+    /// pixels than the stream announced (at least Full HD, at most
+    /// [`MAX_DECODE_PIXELS`]): a camera's glitch or a hostile publisher
+    /// neither ends the viewer nor makes it allocate gigabytes (a JPEG of a
+    /// few hundred bytes may claim 65500×65500 pixels). `image` then keeps
+    /// the last picture decoded.
     pub fn next_image(
         &mut self,
         timeout: Duration,
         image: &mut RgbImage,
     ) -> Result<Option<EncodedFrame>, ClientError> {
-        let Some(frame) = self.next_frame(timeout)? else {
-            return Ok(None);
-        };
-        let decoder = match &mut self.decoder {
-            Some(d) => d,
-            None => self.decoder.insert(JpegDecoder::new()?),
-        };
-        decoder.decode_into(&frame.jpeg, image)?;
-        Ok(Some(frame))
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Some(frame) = self.next_frame(left)? else {
+                return Ok(None);
+            };
+            let decoder = match &mut self.decoder {
+                Some(d) => d,
+                None => {
+                    let a = &self.announcement;
+                    let announced = usize::from(a.width) * usize::from(a.height);
+                    let max = announced.clamp(FULL_HD, MAX_DECODE_PIXELS);
+                    self.decoder
+                        .insert(JpegDecoder::new()?.with_max_pixels(max))
+                }
+            };
+            if decoder.decode_into(&frame.jpeg, image).is_ok() {
+                return Ok(Some(frame));
+            }
+            self.skipped += 1;
+            if left.is_zero() {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Frames [`next_image`](Self::next_image) skipped because they did not
+    /// decode or were larger than announced.
+    pub fn skipped(&self) -> u64 {
+        self.skipped
     }
 }
 

@@ -76,6 +76,18 @@ pub enum VideoError {
         actual: usize,
     },
 
+    /// A JPEG claims more pixels than the decoder takes (its header may say
+    /// anything: a few hundred bytes can claim 65535×65535).
+    #[error("a {width}x{height} JPEG is larger than the {max_pixels} pixels this decoder takes")]
+    TooLarge {
+        /// Width the JPEG claims.
+        width: usize,
+        /// Height the JPEG claims.
+        height: usize,
+        /// The decoder's limit.
+        max_pixels: usize,
+    },
+
     /// A setting or size is out of range (caller misuse).
     #[error("invalid {what}: {reason}")]
     InvalidConfig {

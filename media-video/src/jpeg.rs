@@ -214,9 +214,20 @@ pub(crate) fn chroma_size(width: usize, height: usize, subsamp: Subsamp) -> (usi
     }
 }
 
+/// The most pixels [`JpegDecoder`] decodes by default: 8K UHD
+/// (7680×4320, about 100 MB as RGB).
+pub const MAX_DECODE_PIXELS: usize = 7680 * 4320;
+
 /// Turns JPEGs back into RGB, reusing the output image.
+///
+/// A JPEG's header may claim any size up to 65535×65535 in a few hundred
+/// bytes; decoding that would take about 13 GB. So a JPEG larger than the
+/// decoder's limit ([`MAX_DECODE_PIXELS`] unless set with
+/// [`with_max_pixels`](Self::with_max_pixels)) is refused before anything
+/// is allocated ([`VideoError::TooLarge`]).
 pub struct JpegDecoder {
     decompressor: Decompressor,
+    max_pixels: usize,
 }
 
 impl std::fmt::Debug for JpegDecoder {
@@ -229,7 +240,16 @@ impl JpegDecoder {
     /// A decoder.
     pub fn new() -> Result<JpegDecoder, VideoError> {
         let decompressor = Decompressor::new().map_err(VideoError::jpeg("create decoder"))?;
-        Ok(JpegDecoder { decompressor })
+        Ok(JpegDecoder {
+            decompressor,
+            max_pixels: MAX_DECODE_PIXELS,
+        })
+    }
+
+    /// Refuses JPEGs of more than `max_pixels` pixels (width × height).
+    pub fn with_max_pixels(mut self, max_pixels: usize) -> JpegDecoder {
+        self.max_pixels = max_pixels;
+        self
     }
 
     /// Width and height from the JPEG's header, without decoding it.
@@ -242,9 +262,17 @@ impl JpegDecoder {
     }
 
     /// Decodes `jpeg` into `out`, resizing it to the JPEG's size. Allocates
-    /// nothing when `out` already has room.
+    /// nothing when `out` already has room. A JPEG over the decoder's pixel
+    /// limit is refused and leaves `out` as it was.
     pub fn decode_into(&mut self, jpeg: &[u8], out: &mut RgbImage) -> Result<(), VideoError> {
         let (width, height) = self.read_size(jpeg)?;
+        if width.saturating_mul(height) > self.max_pixels {
+            return Err(VideoError::TooLarge {
+                width,
+                height,
+                max_pixels: self.max_pixels,
+            });
+        }
         out.resize(width, height);
         let image = Image {
             pixels: out.as_bytes_mut(),
@@ -331,6 +359,56 @@ mod tests {
         assert!(matches!(
             dec.decode(b"not a jpeg"),
             Err(VideoError::Jpeg { .. })
+        ));
+    }
+
+    /// A valid small JPEG whose header says `w`×`h`.
+    fn claiming(w: u16, h: u16) -> Vec<u8> {
+        let mut enc = JpegEncoder::new(JpegConfig::default()).unwrap();
+        let mut jpeg = enc.encode_rgb_to_bytes(&gradient(16, 16)).unwrap().to_vec();
+        let sof = jpeg.windows(2).position(|p| p == [0xFF, 0xC0]).unwrap();
+        jpeg[sof + 5..sof + 7].copy_from_slice(&h.to_be_bytes());
+        jpeg[sof + 7..sof + 9].copy_from_slice(&w.to_be_bytes());
+        jpeg
+    }
+
+    #[test]
+    fn a_header_claiming_a_huge_picture_is_refused_before_allocating() {
+        // 30000x30000 used to take 2.6 GB and 3.3 s; 65500x65500 (the
+        // most libjpeg-turbo reads) would take 12.9 GB. Now it is refused
+        // at once and `out` keeps its size.
+        let jpeg = claiming(65500, 65500);
+        assert!(jpeg.len() < 1024);
+        let mut decoder = JpegDecoder::new().unwrap();
+        let mut out = RgbImage::new(16, 16);
+        let err = decoder.decode_into(&jpeg, &mut out).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                VideoError::TooLarge {
+                    width: 65500,
+                    height: 65500,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!((out.width(), out.height()), (16, 16));
+        assert_eq!(out.as_bytes().len(), 16 * 16 * 3);
+        // A lower limit of its own: a 32x32 picture passes at 1024 pixels,
+        // not at 1023; 8K UHD passes the default.
+        let jpeg = JpegEncoder::new(JpegConfig::default())
+            .unwrap()
+            .encode_rgb_to_bytes(&gradient(32, 32))
+            .unwrap();
+        let mut small = JpegDecoder::new().unwrap().with_max_pixels(1024);
+        small.decode_into(&jpeg, &mut out).unwrap();
+        let mut smaller = JpegDecoder::new().unwrap().with_max_pixels(1023);
+        assert!(smaller.decode_into(&jpeg, &mut out).is_err());
+        let uhd = claiming(7680, 4320);
+        assert!(!matches!(
+            decoder.decode_into(&uhd, &mut RgbImage::default()),
+            Err(VideoError::TooLarge { .. })
         ));
     }
 }

@@ -123,7 +123,7 @@ pub use display::{viewer_title, Viewer};
 pub use error::VideoError;
 pub use file_source::{split_mjpeg, JpegFileSource};
 pub use frame::{now_us, EncodedFrame, RgbImage, SourceInfo};
-pub use jpeg::{ChromaSubsampling, JpegConfig, JpegDecoder, JpegEncoder};
+pub use jpeg::{ChromaSubsampling, JpegConfig, JpegDecoder, JpegEncoder, MAX_DECODE_PIXELS};
 pub use pattern::{decode_pattern_stamp, PatternLayout, TestPattern, BAR_COLOURS};
 pub use pattern_source::TestPatternSource;
 pub use sink::save_jpeg;

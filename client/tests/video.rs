@@ -1,0 +1,152 @@
+//! A publisher's bad frames against a viewer built on the library: through
+//! the real server (plain TCP on 127.0.0.1), a frame that is not a JPEG and
+//! one whose header claims 65500×65500 pixels are skipped and counted by
+//! [`VideoSubscription::next_image`]; the frames around them are shown.
+#![cfg(feature = "video")]
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use lanlink_client::video::VideoSubscription;
+use lanlink_client::Session;
+use lanlink_server::{run, ServerConfig};
+use lanlink_transport::Shutdown;
+use lanlink_video::{
+    EncodedFrame, JpegConfig, JpegEncoder, RgbImage, SourceInfo, VideoError, VideoSource,
+};
+
+const PATIENCE: Duration = Duration::from_secs(10);
+
+/// A plain server on a free loopback port, stopped on drop.
+struct PlainServer {
+    addr: String,
+    shutdown: Shutdown,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl PlainServer {
+    fn start() -> PlainServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let shutdown = Shutdown::new();
+        let stop = shutdown.clone();
+        let config = ServerConfig::default();
+        let thread = std::thread::spawn(move || run(listener, config, stop).unwrap());
+        PlainServer {
+            addr,
+            shutdown,
+            thread: Some(thread),
+        }
+    }
+
+    fn session(&self, name: &str) -> Session {
+        Session::builder(&self.addr)
+            .name(name)
+            .plain()
+            .connect()
+            .unwrap()
+            .0
+    }
+}
+
+impl Drop for PlainServer {
+    fn drop(&mut self) {
+        self.shutdown.trigger();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A JPEG of one colour, `shade` in red.
+fn picture(encoder: &mut JpegEncoder, shade: u8) -> Bytes {
+    let mut image = RgbImage::new(64, 48);
+    for px in image.as_bytes_mut().chunks_mut(3) {
+        px.copy_from_slice(&[shade, 0, 0]);
+    }
+    encoder.encode_rgb_to_bytes(&image).unwrap()
+}
+
+/// Plays `frames` in order, one every 100 ms, announced as 64×48.
+struct Scripted {
+    frames: std::vec::IntoIter<Bytes>,
+    seq: u32,
+}
+
+impl VideoSource for Scripted {
+    fn info(&self) -> SourceInfo {
+        SourceInfo {
+            name: "scripted".into(),
+            width: 64,
+            height: 48,
+            fps_milli: 10_000,
+        }
+    }
+
+    fn next_frame(&mut self) -> Result<EncodedFrame, VideoError> {
+        std::thread::sleep(Duration::from_millis(100));
+        let jpeg = self.frames.next().ok_or(VideoError::SourceStopped {
+            name: "scripted".into(),
+            panicked: false,
+        })?;
+        self.seq += 1;
+        Ok(EncodedFrame {
+            seq: self.seq,
+            capture_timestamp_us: lanlink_video::now_us(),
+            width: 64,
+            height: 48,
+            jpeg,
+        })
+    }
+}
+
+/// The red of every picture `watching` shows until the stream ends.
+fn shown(watching: &mut VideoSubscription) -> Vec<u8> {
+    let mut image = RgbImage::default();
+    let mut reds = Vec::new();
+    let deadline = Instant::now() + PATIENCE;
+    while !watching.ended() && Instant::now() < deadline {
+        if let Some(_frame) = watching
+            .next_image(Duration::from_millis(200), &mut image)
+            .expect("bad frames are skipped, not errors")
+        {
+            reds.push(image.pixel(32, 24).unwrap()[0]);
+        }
+    }
+    reds
+}
+
+#[test]
+fn frames_that_do_not_decode_or_claim_a_huge_size_are_skipped_and_counted() {
+    let server = PlainServer::start();
+    let viewer = server.session("viewer");
+    let publisher = server.session("mallory");
+    let mut encoder = JpegEncoder::new(JpegConfig::default()).unwrap();
+    // A valid JPEG whose header says 65500×65500: decoding it used to
+    // take 12.9 GB (a 30000×30000 one took 2.6 GB and 3.3 s).
+    let mut huge = picture(&mut encoder, 10).to_vec();
+    let sof = huge.windows(2).position(|p| p == [0xFF, 0xC0]).unwrap();
+    huge[sof + 5..sof + 9].copy_from_slice(&[0xFF, 0xDC, 0xFF, 0xDC]);
+    let frames = vec![
+        picture(&mut encoder, 50),
+        Bytes::from_static(b"\xFF\xD8 not a picture at all"),
+        Bytes::from(huge),
+        picture(&mut encoder, 200),
+    ];
+    let source = Scripted {
+        frames: frames.into_iter(),
+        seq: 0,
+    };
+    // Subscribed before the first frame is sent: the source waits 100 ms.
+    let running = publisher
+        .publish_video("scripted", source, Some(4))
+        .unwrap();
+    let mut watching = viewer.watch(Some("scripted"), PATIENCE).unwrap();
+    let reds = shown(&mut watching);
+    let _ = running.wait();
+    assert_eq!(reds.len(), 2, "the two good pictures are shown: {reds:?}");
+    assert!((reds[0] as i32 - 50).abs() <= 8, "{reds:?}");
+    assert!((reds[1] as i32 - 200).abs() <= 8, "{reds:?}");
+    assert_eq!(watching.skipped(), 2);
+}
