@@ -74,7 +74,7 @@
 //! JPEG code; without `discovery`, no mDNS.
 //!
 //! # Examples
-//! `client/examples/`: `chat_bot`, `send_file`, `record_wav`,
+//! `client/examples/`: `chat_bot`, `send_file`, `backup`, `record_wav`,
 //! `publish_frames`, each runnable against a real server.
 
 // What a server sends is peer input: no unwrap, expect or panic outside
