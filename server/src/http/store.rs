@@ -61,6 +61,9 @@ pub enum FrameRefused {
     TooManyStreams,
     /// The frame would take the store past its byte limit.
     TooManyBytes,
+    /// The JPEG's header claims a picture larger than the stream announced
+    /// (see [`max_claimed_pixels`]).
+    LargerThanAnnounced,
 }
 
 impl std::fmt::Display for FrameRefused {
@@ -69,6 +72,7 @@ impl std::fmt::Display for FrameRefused {
             FrameRefused::NotJpeg => "not a JPEG image",
             FrameRefused::TooManyStreams => "too many streams stored",
             FrameRefused::TooManyBytes => "too many bytes stored",
+            FrameRefused::LargerThanAnnounced => "a picture larger than the stream announced",
         })
     }
 }
@@ -179,6 +183,45 @@ pub fn jpeg_image(data: &Bytes) -> Option<Bytes> {
         .then_some(image)
 }
 
+/// The size a JPEG's frame header (SOF) claims, as (width, height), found
+/// by walking its markers as libjpeg does (bytes between segments are
+/// skipped to the next `FF`); `None` if there is none before the scan.
+/// A few hundred bytes may claim 65500×65500 pixels, which a decoder
+/// (a browser's) would try to make room for.
+pub fn jpeg_claimed_size(jpeg: &[u8]) -> Option<(u16, u16)> {
+    let at = |i: usize| jpeg.get(i).copied();
+    let u16_at = |i: usize| Some(u16::from_be_bytes([at(i)?, at(i + 1)?]));
+    let mut i = 2;
+    loop {
+        while at(i)? != 0xFF {
+            i += 1;
+        }
+        while at(i)? == 0xFF {
+            i += 1;
+        }
+        let marker = at(i)?;
+        i += 1;
+        match marker {
+            // No length: stuffing, TEM, RSTn, SOI.
+            0x00 | 0x01 | 0xD0..=0xD8 => continue,
+            // The end, or the scan, before any frame header.
+            0xD9 | 0xDA => return None,
+            // SOF0–SOF15 (C4 is DHT, C8 JPG, CC DAC).
+            0xC0..=0xCF if !matches!(marker, 0xC4 | 0xC8 | 0xCC) => {
+                return Some((u16_at(i + 5)?, u16_at(i + 3)?));
+            }
+            _ => i += usize::from(u16_at(i)?.max(2)),
+        }
+    }
+}
+
+/// The most pixels a stream announced as `width`×`height` may claim in a
+/// frame for browsers: what it announced, but at least Full HD (a camera
+/// may change its mind) and at most 8K UHD, as the native viewer takes.
+pub fn max_claimed_pixels(width: u16, height: u16) -> usize {
+    (usize::from(width) * usize::from(height)).clamp(1920 * 1080, 7680 * 4320)
+}
+
 impl LatestFrames {
     /// An empty store with the default [`FrameLimits`].
     pub fn new() -> LatestFrames {
@@ -205,8 +248,9 @@ impl LatestFrames {
     }
 
     /// Stores a stream's newest frame and wakes its viewers. A frame that
-    /// is not a JPEG image, or does not fit the limits, is refused (the
-    /// stream's previous frame, if any, stays).
+    /// is not a JPEG image, claims a picture larger than the stream
+    /// announced ([`max_claimed_pixels`]), or does not fit the limits, is
+    /// refused (the stream's previous frame, if any, stays).
     pub fn publish(
         &self,
         name: &str,
@@ -230,6 +274,11 @@ impl LatestFrames {
         data: Bytes,
     ) -> Result<(), FrameRefused> {
         let jpeg = jpeg_image(&data).ok_or(FrameRefused::NotJpeg)?;
+        if jpeg_claimed_size(&jpeg).is_some_and(|(w, h)| {
+            usize::from(w) * usize::from(h) > max_claimed_pixels(width, height)
+        }) {
+            return Err(FrameRefused::LargerThanAnnounced);
+        }
         let mut store = self.lock();
         let previous = store.frames.get(name).map(|l| l.jpeg.len());
         if previous.is_none() && store.frames.len() >= store.limits.max_streams {
@@ -460,6 +509,41 @@ mod tests {
         std::thread::sleep(Duration::from_millis(20));
         f.publish("cam", 2, 2, 2, jpeg(b"b")).unwrap();
         assert_eq!(t.join().unwrap(), Some(2));
+    }
+
+    /// SOI, an APP0 segment, then a baseline frame header claiming
+    /// `w`×`h` (and garbage before it, which libjpeg skips), then EOI.
+    fn claiming(w: u16, h: u16) -> Bytes {
+        let mut v = vec![0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x06, b'J', b'F', 0xFF, 0xD9];
+        v.extend_from_slice(b"junk");
+        v.extend_from_slice(&[0xFF, 0xFF, 0xC0, 0x00, 0x0B, 8]);
+        v.extend_from_slice(&h.to_be_bytes());
+        v.extend_from_slice(&w.to_be_bytes());
+        v.extend_from_slice(&[1, 1, 0x11, 0, 0xFF, 0xD9]);
+        Bytes::from(v)
+    }
+
+    #[test]
+    fn a_frame_claiming_a_huge_picture_is_not_stored() {
+        assert_eq!(jpeg_claimed_size(&claiming(640, 480)), Some((640, 480)));
+        assert_eq!(jpeg_claimed_size(&jpeg(b"no header")), None);
+        assert_eq!(jpeg_claimed_size(b"\xFF\xD8\xFF\xC0\x00"), None);
+        let f = LatestFrames::new();
+        // A decoder would make room for 65500x65500 (12.9 GB as RGB).
+        assert_eq!(
+            f.publish("cam", 320, 240, 1, claiming(65500, 65500)),
+            Err(FrameRefused::LargerThanAnnounced)
+        );
+        assert_eq!(
+            f.publish("cam", 320, 240, 2, claiming(7681, 4320)),
+            Err(FrameRefused::LargerThanAnnounced)
+        );
+        assert!(f.get("cam").is_none());
+        // What it announced, or up to Full HD, passes.
+        f.publish("cam", 320, 240, 3, claiming(1920, 1080)).unwrap();
+        f.publish("big", 3840, 2160, 1, claiming(3840, 2160))
+            .unwrap();
+        f.publish("cam", 320, 240, 4, jpeg(b"no header")).unwrap();
     }
 
     #[test]

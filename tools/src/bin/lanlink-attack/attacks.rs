@@ -1029,8 +1029,8 @@ fn space_hogs(t: &Target, tally: &Tally, inbox: &std::path::Path) -> Vec<Client>
 /// (other codecs, channel counts, rates, frame lengths) and garbage
 /// packets on a mono Opus stream, all heard by the honest mixing
 /// listener. From 127.0.0.19: video streams whose frames are not JPEG
-/// images (HTML, a multipart part, PNG, a JPEG without its end), which
-/// browsers must never be shown.
+/// images (HTML, a multipart part, PNG, a JPEG without its end, a real
+/// JPEG claiming 65500×65500 pixels), which browsers must never be shown.
 pub fn media(t: &Target, tally: &Tally, until: Instant) {
     let audio_t = {
         let t = t.clone();
@@ -1136,7 +1136,8 @@ fn bad_audio(t: &Target, tally: &Tally, until: Instant) {
     }
 }
 
-/// Frames that are not JPEG images.
+/// Frames that are not JPEG images, or claim more than their stream
+/// announced.
 fn fake_frames() -> Vec<Bytes> {
     vec![
         Bytes::from_static(b"<html><script>alert(1)</script></html>"),
@@ -1147,7 +1148,26 @@ fn fake_frames() -> Vec<Bytes> {
         Bytes::from_static(b"\xFF\xD8\xFF\xE0 a JPEG that never ends"),
         Bytes::from_static(b"a JPEG that never started \xFF\xD9"),
         Bytes::new(),
+        huge_jpeg(),
     ]
+}
+
+/// A real JPEG whose header claims 65500×65500 pixels (12.9 GB to decode)
+/// on a stream announced as 320×240.
+fn huge_jpeg() -> Bytes {
+    let image = lanlink_video::RgbImage::new(16, 16);
+    let Ok(jpeg) = lanlink_video::JpegEncoder::new(lanlink_video::JpegConfig::default())
+        .and_then(|mut e| e.encode_rgb_to_bytes(&image))
+    else {
+        return Bytes::new();
+    };
+    let mut jpeg = jpeg.to_vec();
+    if let Some(sof) = jpeg.windows(2).position(|p| p == [0xFF, 0xC0]) {
+        if let Some(size) = jpeg.get_mut(sof + 5..sof + 9) {
+            size.copy_from_slice(&[0xFF, 0xDC, 0xFF, 0xDC]);
+        }
+    }
+    Bytes::from(jpeg)
 }
 
 fn bad_video(t: &Target, tally: &Tally, until: Instant) {

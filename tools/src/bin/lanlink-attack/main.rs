@@ -16,7 +16,7 @@
 //! subscribers that never read; 6 silent and bursting connections per
 //! address, slow-drip and too many browser connections, browser viewers
 //! that never read; 7 disk-filling offers; 8 stereo and garbage audio,
-//! non-JPEG video; 9 malformed bytes inside and instead of TLS.
+//! non-JPEG video and JPEGs claiming huge pictures; 9 malformed bytes inside and instead of TLS.
 //!
 //! The honest side is in [`honest`]. It exits non-zero on any honest loss
 //! (a chat line not delivered, a transfer not verified, video or audio
@@ -112,7 +112,10 @@ const CLASSES: [(&str, &str); 9] = [
         "7 disk",
         "huge, deep and empty uploads, offers that hog free space",
     ),
-    ("8 media", "stereo and garbage audio, non-JPEG video"),
+    (
+        "8 media",
+        "stereo and garbage audio, non-JPEG and huge-claiming video",
+    ),
     ("9 malformed", "garbage inside and instead of TLS"),
 ];
 
