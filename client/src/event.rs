@@ -14,6 +14,28 @@ use std::time::Duration;
 use crate::media::StreamInfo;
 use crate::ClientError;
 
+/// How long the server asked to wait before sending again, when `error`
+/// refuses something as too fast (code `RATE_LIMITED`: a chat line over
+/// the rate limit, too many joins or history requests…); `None` for any
+/// other error.
+///
+/// ```
+/// use lanlink_client::proto::{control::Error, ErrorCode};
+/// use std::time::Duration;
+///
+/// let refused = Error {
+///     code: ErrorCode::RATE_LIMITED,
+///     message: "sending too fast: wait 480 ms before the next message".into(),
+/// };
+/// assert_eq!(lanlink_client::retry_after(&refused), Some(Duration::from_millis(480)));
+/// ```
+pub fn retry_after(error: &ServerError) -> Option<Duration> {
+    if error.code != lanlink_proto::ErrorCode::RATE_LIMITED {
+        return None;
+    }
+    lanlink_services::retry_after(&error.message)
+}
+
 /// One thing the server said, or the end of the session.
 ///
 /// Read them from [`Events`](crate::Events); the last one is always

@@ -108,7 +108,7 @@ pub mod video;
 
 pub use backoff::Backoff;
 pub use error::ClientError;
-pub use event::{Event, IncomingOffer};
+pub use event::{retry_after, Event, IncomingOffer};
 pub use files::{
     OnConflict, Progress, ProgressFn, Quiet, TransferOptions, TransferProgress, TransferSummary,
 };

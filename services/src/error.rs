@@ -374,6 +374,19 @@ pub enum ServiceError {
     },
 }
 
+/// The wait a rate-limit refusal names in its text
+/// ([`ServiceError::RateLimited`], [`ServiceError::TooManyRequests`]:
+/// "… wait 480 ms before …"), for a client that got it as an `Error` with
+/// code `RATE_LIMITED`. `None` for any other text.
+pub fn retry_after(message: &str) -> Option<std::time::Duration> {
+    let (_, rest) = message.split_once(": wait ")?;
+    let (ms, rest) = rest.split_once(" ms before ")?;
+    if rest.is_empty() || ms.is_empty() || !ms.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    ms.parse().ok().map(std::time::Duration::from_millis)
+}
+
 /// A wait in whole milliseconds, for the `retry_after_ms` of rate limits.
 pub(crate) fn millis(wait: std::time::Duration) -> u64 {
     u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)
@@ -446,5 +459,37 @@ impl ServiceError {
             code: self.code(),
             message: self.to_string(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{retry_after, ServiceError};
+    use std::time::Duration;
+
+    #[test]
+    fn the_wait_a_rate_limit_names_reads_back_from_its_text() {
+        let limited = ServiceError::RateLimited {
+            retry_after_ms: 481,
+        };
+        assert_eq!(
+            retry_after(&limited.to_string()),
+            Some(Duration::from_millis(481))
+        );
+        let requests = ServiceError::TooManyRequests {
+            what: "history requests",
+            from: "your address",
+            retry_after_ms: 0,
+        };
+        assert_eq!(retry_after(&requests.to_string()), Some(Duration::ZERO));
+        for other in [
+            "slow down",
+            "sending too fast: wait  ms before the next message",
+            "sending too fast: wait -1 ms before the next message",
+            "sending too fast: wait 99999999999999999999999 ms before the next message",
+            "wait 5 ms before",
+        ] {
+            assert_eq!(retry_after(other), None, "{other}");
+        }
     }
 }

@@ -362,7 +362,7 @@ impl Chat {
                 }
                 return;
             };
-            let asked = retry_after(&limited.message).map(Duration::from_millis);
+            let asked = lanlink_client::retry_after(limited);
             let wait = asked.map_or_else(
                 || backoff.next().unwrap_or(Duration::from_secs(1)),
                 |d| d + Duration::from_millis(20),
@@ -397,8 +397,8 @@ impl Chat {
                     return Some(errors);
                 }
                 Ok(Event::ServerError(e)) if is_history_refusal(&e) => {
-                    let wait = retry_after(&e.message).unwrap_or(1000);
-                    lock(&self.pacing).probe_refused(Duration::from_millis(wait));
+                    let wait = lanlink_client::retry_after(&e).unwrap_or(Duration::from_secs(1));
+                    lock(&self.pacing).probe_refused(wait);
                     return Some(errors);
                 }
                 Ok(Event::ServerError(e)) => errors.push(e),
@@ -459,13 +459,6 @@ fn over(closed: &Receiver<()>) -> bool {
         closed.try_recv(),
         Err(crossbeam_channel::TryRecvError::Disconnected)
     )
-}
-
-/// The wait in "sending too fast: wait 500 ms before the next message".
-fn retry_after(message: &str) -> Option<u64> {
-    let rest = &message[message.find("wait ")? + 5..];
-    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-    digits.parse().ok()
 }
 
 /// Runs the chat client until the user quits, input ends or the server goes
@@ -651,16 +644,4 @@ pub fn run(options: ChatOptions) -> Result<i32, ClientError> {
     let _ = follower.join();
     undelivered();
     Ok(if failures > 0 && !interactive { 1 } else { 0 })
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_wait_is_read_from_the_refusal() {
-        assert_eq!(
-            super::retry_after("sending too fast: wait 481 ms before the next message"),
-            Some(481)
-        );
-        assert_eq!(super::retry_after("slow down"), None);
-    }
 }
