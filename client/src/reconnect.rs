@@ -70,9 +70,10 @@ pub struct Reconnecting {
 
 impl std::fmt::Debug for Reconnecting {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let rooms = self.rooms();
         f.debug_struct("Reconnecting")
-            .field("session", &*lock(&self.inner.session))
-            .field("rooms", &self.rooms())
+            .field("session", &self.session())
+            .field("rooms", &rooms)
             .finish_non_exhaustive()
     }
 }
@@ -94,6 +95,10 @@ struct Inner {
 /// rooms without end.
 const MAX_ROOMS: usize = 64;
 
+/// A join unanswered this long was refused (a wrong password): it is not
+/// asked again on the next connection. One younger was in flight.
+const ASK_PATIENCE: Duration = Duration::from_secs(10);
+
 /// The rooms this session is in, and the joins it asked for.
 #[derive(Debug, Default)]
 struct Rooms {
@@ -101,9 +106,11 @@ struct Rooms {
     me: String,
     /// Folded name → (name as the server spells it, password).
     joined: BTreeMap<String, (String, Option<String>)>,
-    /// Folded name → password of a join asked for, until the room's
-    /// history (which comes only on entering it) or roster answers it.
-    asked: BTreeMap<String, Option<String>>,
+    /// Folded name → (name as asked, password, when) of a join asked for,
+    /// until the room's history (which comes only on entering it) or
+    /// roster answers it. One still unanswered when the connection is lost
+    /// (asked within [`ASK_PATIENCE`]) is asked again on the next.
+    asked: BTreeMap<String, (String, Option<String>, Instant)>,
     /// Rooms we were in before a reconnect, joined again and not yet
     /// entered (kept over another loss; a room refused now stays here).
     rejoining: BTreeMap<String, (String, Option<String>)>,
@@ -128,7 +135,7 @@ impl Rooms {
                     self.default = Some(key.clone());
                 }
                 let password = match (self.asked.remove(&key), self.rejoining.remove(&key)) {
-                    (Some(asked), _) => asked,
+                    (Some((_, password, _)), _) => password,
                     (None, Some((_, password))) => password,
                     (None, None) if first => None,
                     (None, None) => return,
@@ -159,7 +166,27 @@ impl Rooms {
             // Joins never answered (refused): forget them.
             self.asked.clear();
         }
-        self.asked.insert(fold(room), password.map(str::to_owned));
+        let asked = (room.to_owned(), password.map(str::to_owned), Instant::now());
+        self.asked.insert(fold(room), asked);
+    }
+
+    /// The connection is lost: joins in flight are asked again on the
+    /// next one; older unanswered ones were refused.
+    fn lost(&mut self) {
+        for (key, (room, password, at)) in std::mem::take(&mut self.asked) {
+            if at.elapsed() < ASK_PATIENCE && self.rejoining.len() < MAX_ROOMS {
+                self.rejoining.insert(key, (room, password));
+            }
+        }
+    }
+
+    /// A join asked for while connecting again: joined once connected.
+    fn wanted(&mut self, room: &str, password: Option<&str>) {
+        let key = fold(room);
+        if self.rejoining.len() < MAX_ROOMS || self.rejoining.contains_key(&key) {
+            let wanted = (room.to_owned(), password.map(str::to_owned));
+            self.rejoining.insert(key, wanted);
+        }
     }
 
     /// A new connection, as `me`: the rooms to join again on it.
@@ -248,14 +275,44 @@ impl Reconnecting {
 
     /// Joins `room` (see [`Session::join`]); once the server has let us
     /// in, it is joined again, with `password`, after every reconnect.
-    /// While connecting again this fails with [`ClientError::Disconnected`];
-    /// a join sent just as the connection goes may be lost with it (no
-    /// history of the room arrives): ask again after
-    /// [`Event::Reconnected`].
+    /// Asked while connecting again, or sent just as the connection went
+    /// (unanswered for less than 10 s), it is asked on the next
+    /// connection. Fails with [`ClientError::Disconnected`] only once
+    /// this has given up or was closed.
     pub fn join(&self, room: &str, password: Option<&str>) -> Result<(), ClientError> {
-        let session = self.current()?;
-        lock(&self.inner.rooms).asking(room, password);
-        session.join(room, password)
+        // Under the rooms' lock, which a reconnect holds while it takes
+        // the rooms to join again and stores its session: a join is either
+        // among those or sent on that session.
+        let mut rooms = lock(&self.inner.rooms);
+        let Some(session) = self.session() else {
+            if self.gave_up() {
+                return Err(self
+                    .current()
+                    .err()
+                    .unwrap_or(ClientError::Disconnected(CloseReason::PeerClosed)));
+            }
+            rooms.wanted(room, password);
+            return Ok(());
+        };
+        rooms.asking(room, password);
+        drop(rooms);
+        match session.join(room, password) {
+            // The connection is going: asked again on the next one.
+            Err(ClientError::Transport(lanlink_transport::TransportError::Closed(_)))
+                if !self.gave_up() =>
+            {
+                Ok(())
+            }
+            sent => sent,
+        }
+    }
+
+    /// Whether it gave up or was closed: no connection will come again.
+    fn gave_up(&self) -> bool {
+        closing(&self.inner.stop)
+            || lock(&self.inner.follower)
+                .as_ref()
+                .is_none_or(JoinHandle::is_finished)
     }
 
     /// Leaves `room`: not joined again after a reconnect once the server
@@ -344,9 +401,14 @@ fn follow(
         let Some(strong) = inner.upgrade() else {
             return;
         };
-        let me = lock(&strong.session)
-            .take()
-            .map(|_| lock(&strong.rooms).me.clone());
+        // Locks in the order `Reconnecting::join` takes them: rooms, then
+        // the session.
+        let me = {
+            let mut rooms = lock(&strong.rooms);
+            rooms.lost();
+            let had = lock(&strong.session).take().is_some();
+            had.then(|| rooms.me.clone())
+        };
         *lock(&strong.lost) = Some(reason.clone());
         drop(strong);
         if closing(&stop) || !worth_reconnecting_after(&reason) {
@@ -419,9 +481,15 @@ fn connect_again(
         match builder.clone().connect() {
             Ok((session, events)) => {
                 let inner = inner.upgrade()?;
-                let rooms = lock(&inner.rooms).connected(session.name());
-                *lock(&inner.lost) = None;
-                *lock(&inner.session) = Some(session.clone());
+                // The rooms' lock is held until the session is stored (see
+                // `Reconnecting::join`).
+                let rooms = {
+                    let mut rooms = lock(&inner.rooms);
+                    let again = rooms.connected(session.name());
+                    *lock(&inner.lost) = None;
+                    *lock(&inner.session) = Some(session.clone());
+                    again
+                };
                 // A close that came while connecting found no session to
                 // close: this one is closed here.
                 if closing(stop) {

@@ -398,3 +398,87 @@ fn many_rooms_are_joined_again_at_a_pace() {
     assert_eq!(link.rooms().len(), 13);
     link.close("done");
 }
+
+/// The joins on connection `idx`, waiting up to 5 s for `n` of them.
+fn wait_for_joins(fake: &Fake, idx: usize, n: usize) -> Vec<Join> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let joins = fake.joins_on(idx);
+        if joins.len() >= n || Instant::now() > deadline {
+            return joins;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A join the server had not answered yet when the connection went (the
+/// outside attack's server took the join and dropped the connection) is
+/// asked again, with its password, on the next connection.
+#[test]
+fn a_join_in_flight_when_the_connection_goes_is_asked_again() {
+    let fake = Fake::start(
+        Box::new(|_, conn| {
+            welcome(conn, "bot");
+            history(conn, "lobby");
+        }),
+        Box::new(|idx, conn, frame| {
+            if let Message::Join(j) = &frame.message {
+                if idx == 0 {
+                    conn.close("taken, never answered");
+                } else {
+                    history(conn, &j.room);
+                }
+            }
+        }),
+    );
+    let (link, events) = Reconnecting::connect(builder(&fake.addr), fast()).unwrap();
+    until(&events, 5, |e| matches!(e, Event::History(_)).then_some(()));
+    link.join("ops", Some("pw")).unwrap();
+    until(&events, 5, |e| {
+        matches!(e, Event::Reconnected { .. }).then_some(())
+    });
+    until(&events, 5, |e| {
+        matches!(e, Event::History(h) if h.room == "ops").then_some(())
+    });
+    let joins = fake.joins_on(1);
+    assert_eq!(link.rooms(), ["lobby", "ops"]);
+    link.close("done");
+    assert_eq!(joins.len(), 1, "{joins:?}");
+    assert_eq!(joins[0].password.as_deref(), Some("pw"));
+}
+
+/// A join asked for while connecting again is not an error: it is sent
+/// once connected. After a close, a join fails.
+#[test]
+fn a_join_asked_while_reconnecting_is_sent_once_connected() {
+    let fake = Fake::start(
+        Box::new(|idx, conn| {
+            if idx == 1 {
+                std::thread::sleep(Duration::from_millis(700));
+            }
+            welcome(conn, "bot");
+            history(conn, "lobby");
+        }),
+        Box::new(|_, conn, frame| {
+            if let Message::Join(j) = &frame.message {
+                history(conn, &j.room);
+            }
+        }),
+    );
+    let (link, events) = Reconnecting::connect(builder(&fake.addr), fast()).unwrap();
+    until(&events, 5, |e| matches!(e, Event::History(_)).then_some(()));
+    fake.conn(0).close("going");
+    until(&events, 5, |e| {
+        matches!(e, Event::Reconnecting { .. }).then_some(())
+    });
+    assert!(link.session().is_none());
+    link.join("ops", Some("pw")).unwrap();
+    until(&events, 5, |e| {
+        matches!(e, Event::History(h) if h.room == "ops").then_some(())
+    });
+    let joins = wait_for_joins(&fake, 1, 1);
+    assert_eq!(joins.len(), 1, "{joins:?}");
+    assert_eq!(joins[0].password.as_deref(), Some("pw"));
+    link.close("done");
+    assert!(link.join("later", None).is_err());
+}

@@ -452,6 +452,16 @@ impl Pacing {
     }
 }
 
+/// The room as the prompt shows it: the server spells it (a hostile one
+/// may put escape sequences there), so escaped, and cut to 40 characters.
+fn prompt_room(room: &str) -> String {
+    let shown = display_safe(room);
+    match shown.char_indices().nth(40) {
+        Some((end, _)) => format!("{}…", &shown[..end]),
+        None => shown.into_owned(),
+    }
+}
+
 /// Whether the follower is done with the connection (it holds the other
 /// end of `closed` until then).
 fn over(closed: &Receiver<()>) -> bool {
@@ -574,7 +584,7 @@ pub fn run(options: ChatOptions) -> Result<i32, ClientError> {
     let mut quit_reason = String::from("quit");
     if let Some(ed) = editor.as_mut() {
         loop {
-            let prompt = format!("[{}]> ", lock(&chat.state).current);
+            let prompt = format!("[{}]> ", prompt_room(&lock(&chat.state).current));
             match ed.readline(&prompt) {
                 Ok(line) => {
                     if let Step::Quit(reason) = chat.line(&line) {
@@ -588,6 +598,11 @@ pub fn run(options: ChatOptions) -> Result<i32, ClientError> {
                 break;
             }
         }
+        // Lines printed while a line was being read wait in rustyline's
+        // channel of one; nobody reads it now, and a second one would block
+        // the follower for ever (and with it the quit). Dropping the editor
+        // lets that send fail; later lines go straight to the terminal.
+        drop(editor);
     } else {
         let (lines_tx, lines) = crossbeam_channel::bounded::<String>(64);
         std::thread::spawn(move || {

@@ -24,15 +24,44 @@ const OWN_LINES: usize = 64;
 /// history after a reconnect; a server keeps 50 by default).
 const SHOWN_LINES: usize = 1024;
 
+/// The most rooms (and rooms of before a reconnect) remembered: a server
+/// lets a client into 32 by default; a hostile one's histories of rooms
+/// past it are shown but not remembered.
+const MAX_ROOMS: usize = 64;
+/// The most names remembered per room, and of people we exchanged private
+/// messages with (for completion), and the most offers waiting: a hostile
+/// server's inventions are bounded.
+const MAX_NAMES: usize = 4096;
+/// The most file offers waiting for /accept or /decline (a server keeps
+/// 16 per user); past it the oldest is forgotten.
+const MAX_OFFERS: usize = 64;
+
+/// Inserts `name` into `set` unless it is full.
+fn remember(set: &mut BTreeSet<String>, name: &str) {
+    if set.len() < MAX_NAMES && !set.contains(name) {
+        set.insert(name.to_owned());
+    }
+}
+
+/// A message as a room remembers it, to recognise it again: its
+/// timestamp and a hash of its speaker and text (not the text: a server
+/// may send a thousand lines of 64 KiB).
+fn fingerprint(m: &ChatMessage) -> (u64, u64) {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (&m.from, &m.text).hash(&mut h);
+    (m.timestamp_ms, h.finish())
+}
+
 /// A room this client is in.
 #[derive(Debug, Clone, Default)]
 struct Room {
     /// As the server spells it.
     name: String,
     members: BTreeSet<String>,
-    /// The (timestamp, speaker, text) of the last [`SHOWN_LINES`]
-    /// messages shown, newest last.
-    shown: VecDeque<(u64, String, String)>,
+    /// The [`fingerprint`]s of the last [`SHOWN_LINES`] messages shown,
+    /// newest last.
+    shown: VecDeque<(u64, u64)>,
     /// Lines we said (the server does not echo them back).
     own: VecDeque<String>,
 }
@@ -42,8 +71,7 @@ impl Room {
         if self.shown.len() == SHOWN_LINES {
             self.shown.pop_front();
         }
-        self.shown
-            .push_back((m.timestamp_ms, m.from.clone(), m.text.clone()));
+        self.shown.push_back(fingerprint(m));
     }
 
     /// Whether a message of the room's history was shown already (or is
@@ -53,12 +81,9 @@ impl Room {
     /// newest shown. Only once more was shown than is remembered does
     /// "older than all remembered" count as shown.
     fn already_shown(&self, m: &ChatMessage, me: &str) -> bool {
-        let remembered = self
-            .shown
-            .iter()
-            .any(|(ms, f, t)| *ms == m.timestamp_ms && *f == m.from && *t == m.text);
+        let remembered = self.shown.contains(&fingerprint(m));
         let forgotten = self.shown.len() == SHOWN_LINES
-            && self.shown.iter().all(|(ms, ..)| m.timestamp_ms < *ms);
+            && self.shown.iter().all(|(ms, _)| m.timestamp_ms < *ms);
         remembered || forgotten || (fold(&m.from) == fold(me) && self.own.contains(&m.text))
     }
 }
@@ -132,6 +157,9 @@ impl State {
     pub(crate) fn disconnected(&mut self) {
         let rooms = std::mem::take(&mut self.rooms);
         self.previous.extend(rooms);
+        while self.previous.len() > MAX_ROOMS {
+            self.previous.pop_first();
+        }
         self.joining = None;
     }
 
@@ -160,13 +188,13 @@ impl State {
         let line = match event {
             Event::Message(m) => {
                 if let Some(room) = self.rooms.get_mut(&fold(&m.room)) {
-                    room.members.insert(m.from.clone());
+                    remember(&mut room.members, &m.from);
                     room.seen(m);
                 }
                 view.speech(&m.clone().into(), m.timestamp_ms)
             }
             Event::Private(m) => {
-                self.pm.insert(m.from.clone());
+                remember(&mut self.pm, &m.from);
                 view.speech(&m.clone().into(), m.timestamp_ms)
             }
             Event::History(h) => return self.history(h, view),
@@ -178,7 +206,7 @@ impl State {
                     self.entered(&r.room);
                 }
                 if let Some(room) = self.rooms.get_mut(&key) {
-                    room.members = r.members.iter().cloned().collect();
+                    room.members = r.members.iter().take(MAX_NAMES).cloned().collect();
                 }
                 info(r.clone().into())
             }
@@ -193,20 +221,22 @@ impl State {
                     }
                 } else if let Some(room) = self.rooms.get_mut(&key) {
                     match p.change {
-                        PresenceChange::Joined => room.members.insert(p.name.clone()),
-                        PresenceChange::Left => room.members.remove(&p.name),
-                    };
+                        PresenceChange::Joined => remember(&mut room.members, &p.name),
+                        PresenceChange::Left => {
+                            room.members.remove(&p.name);
+                        }
+                    }
                 }
                 info(p.clone().into())
             }
             Event::NickChanged(n) => {
                 for room in self.rooms.values_mut() {
                     if room.members.remove(&n.old) {
-                        room.members.insert(n.new.clone());
+                        remember(&mut room.members, &n.new);
                     }
                 }
                 if self.pm.remove(&n.old) {
-                    self.pm.insert(n.new.clone());
+                    remember(&mut self.pm, &n.new);
                 }
                 if fold(&n.old) == fold(&self.me) {
                     self.me.clone_from(&n.new);
@@ -217,6 +247,9 @@ impl State {
             Event::ServerError(e) if quiet_rate && e.code == ErrorCode::RATE_LIMITED => None,
             Event::ServerError(e) => info(e.clone().into()),
             Event::FileOffered(o) => {
+                if self.offers.len() >= MAX_OFFERS {
+                    self.offers.remove(0);
+                }
                 self.offers.push(o.clone());
                 // Through the formatter, which defuses control characters
                 // in the sender's name and the file's.
@@ -236,29 +269,36 @@ impl State {
     /// We are in the room `name`: a join asked for went through, or the
     /// server put us in its default room (or back in a room after a
     /// reconnect). Remembers what was known of the room before a reconnect.
-    fn entered(&mut self, name: &str) -> &mut Room {
+    /// `None` past [`MAX_ROOMS`] (a hostile server's histories of rooms
+    /// never asked for): not remembered.
+    fn entered(&mut self, name: &str) -> Option<&mut Room> {
         let key = fold(name);
         if self.joining.as_ref() == Some(&key) {
             self.joining = None;
         }
-        self.rooms.entry(key.clone()).or_insert_with(|| {
+        if !self.rooms.contains_key(&key) && self.rooms.len() >= MAX_ROOMS {
+            return None;
+        }
+        Some(self.rooms.entry(key.clone()).or_insert_with(|| {
             let mut room = self.previous.remove(&key).unwrap_or_default();
             room.name = name.to_owned();
             room
-        })
+        }))
     }
 
     /// A room's history: sent to newcomers only, so we are in that room.
     /// Shows what was not shown yet.
     fn history(&mut self, h: &lanlink_proto::chat::History, view: &View) -> Vec<String> {
         let me = self.me.clone();
-        let room = self.entered(&h.room);
+        let mut room = self.entered(&h.room);
         let mut lines = Vec::new();
         for m in &h.messages {
-            if room.already_shown(m, &me) {
-                continue;
+            if let Some(room) = room.as_deref_mut() {
+                if room.already_shown(m, &me) {
+                    continue;
+                }
+                room.seen(m);
             }
-            room.seen(m);
             lines.extend(view.speech(&m.clone().into(), m.timestamp_ms));
         }
         lines
@@ -391,5 +431,41 @@ mod tests {
         );
         assert_eq!(s.in_room("rnusic"), Some("music"));
         assert_eq!(s.in_room("MUSIC"), Some("music"));
+    }
+
+    /// What a hostile server sends in quantity is shown, but what is
+    /// remembered of it is bounded: rooms, names, and each room's shown
+    /// lines as fingerprints, not texts.
+    #[test]
+    fn a_servers_inventions_are_remembered_within_bounds() {
+        let view = View::new(Timestamps::Never, false);
+        let mut s = State::new("ada");
+        for i in 0..1000 {
+            let h = Event::History(History {
+                room: format!("room{i}"),
+                messages: vec![said("bob", &"x".repeat(1000), i)],
+            });
+            assert_eq!(s.apply(&h, &view, false).len(), 1);
+            let r = Event::Roster(Roster {
+                room: format!("room{i}"),
+                members: (0..5000).map(|n| format!("u{n}")).collect(),
+            });
+            s.apply(&r, &view, false);
+        }
+        assert_eq!(s.rooms.len(), MAX_ROOMS);
+        assert!(s.rooms.values().all(|r| r.members.len() <= MAX_NAMES));
+        for i in 0..10_000 {
+            let pm = Event::Private(lanlink_proto::chat::PrivateMessage {
+                from: format!("p{i}"),
+                to: "ada".into(),
+                text: "hi".into(),
+                action: false,
+                timestamp_ms: 1,
+            });
+            s.apply(&pm, &view, false);
+        }
+        assert_eq!(s.pm.len(), MAX_NAMES);
+        s.disconnected();
+        assert!(s.previous.len() <= MAX_ROOMS);
     }
 }
