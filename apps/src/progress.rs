@@ -96,7 +96,7 @@ impl Progress for Reporter {
                 String::new()
             },
             s.elapsed.as_secs_f64(),
-            human_rate(s.size - s.resumed_from, s.elapsed),
+            human_rate(s.size.saturating_sub(s.resumed_from), s.elapsed),
         );
     }
 }

@@ -286,7 +286,7 @@ impl Session {
         loop {
             while let Ok((offer, result)) = done.try_recv() {
                 let offer: IncomingOffer = offer;
-                busy.retain(|b| b != offer.name());
+                busy.retain(|b| *b != arriving(&offer));
                 match result {
                     Ok(summary) => {
                         received += 1;
@@ -299,9 +299,7 @@ impl Session {
             if count.is_some_and(|c| received >= c) {
                 return Ok(received);
             }
-            let free = waiting
-                .iter()
-                .position(|o| !busy.iter().any(|b| b == o.name()));
+            let free = waiting.iter().position(|o| !busy.contains(&arriving(o)));
             let offer = match free {
                 Some(i) if busy.len() < RECEIVING_AT_ONCE => waiting.remove(i),
                 _ => {
@@ -328,7 +326,7 @@ impl Session {
                     continue;
                 }
             };
-            busy.push(offer.name().to_owned());
+            busy.push(arriving(&offer));
             let (session, dest, done_tx) = (self.clone(), dest.to_owned(), done_tx.clone());
             let mut report = progress();
             std::thread::Builder::new()
@@ -345,6 +343,17 @@ impl Session {
 /// How long [`Session::put`] of one file keeps trying while the server
 /// says it is busy (its buffers for everyone's uploads are full).
 pub const BUSY_PATIENCE: Duration = Duration::from_secs(60);
+
+/// What an offered file is kept apart by while it arrives: the name it
+/// is written under (composed, as `validate_target` makes it), so that
+/// `café` sent composed and decomposed are one name, not two transfers
+/// writing one partial file.
+fn arriving(offer: &IncomingOffer) -> String {
+    lanlink_services::file::path::validate_target(offer.name()).map_or_else(
+        |_| offer.name().to_owned(),
+        |p| p.to_string_lossy().into_owned(),
+    )
+}
 
 /// Whether the server refused a transfer only because it is busy now
 /// (older servers said so with `RATE_LIMITED` and the reason's words).

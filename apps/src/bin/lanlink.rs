@@ -776,7 +776,10 @@ fn admin(
                     }
                     return Ok(0);
                 }
-                eprintln!("error: {}", reply.text);
+                eprintln!(
+                    "error: {}",
+                    lanlink_services::text::display_safe(&reply.text)
+                );
                 return Ok(1);
             }
             Some(Event::Disconnected(reason)) => return Err(ClientError::Disconnected(reason)),

@@ -19,7 +19,7 @@ use lanlink_transport::{Client, TransportError};
 
 use super::incoming::IncomingFile;
 use super::outgoing::{chunk_for, OutgoingFile, DEFAULT_WINDOW, SMALL_CHUNK};
-use super::{path, ACK_EVERY};
+use super::{listing, path, ACK_EVERY};
 use crate::ServiceError;
 
 /// What a finished transfer did.
@@ -188,6 +188,21 @@ impl<'a, L: FileLink + ?Sized> FileClient<'a, L> {
         }
     }
 
+    /// The next message on `stream` while `progress` still has patience
+    /// (see [`Progressing`]).
+    fn next_progressing(
+        &self,
+        stream: StreamId,
+        progress: &Progressing,
+    ) -> Result<Message, ServiceError> {
+        self.next_on(stream, progress.left()).map_err(|e| match e {
+            ServiceError::NoAnswer { .. } => ServiceError::NoAnswer {
+                secs: progress.patience.as_secs(),
+            },
+            e => e,
+        })
+    }
+
     /// Lists `path` of the server's share (`""` for its root).
     pub fn list(&mut self, path: &str, recursive: bool) -> Result<Vec<DirEntry>, ServiceError> {
         let stream = self.new_stream();
@@ -199,9 +214,25 @@ impl<'a, L: FileLink + ?Sized> FileClient<'a, L> {
             },
         )?;
         let mut entries = Vec::new();
+        let (mut bytes, mut waiting) = (0, Progressing::new(self.timeout));
         loop {
-            match self.next_on(stream, self.timeout)? {
+            match self.next_progressing(stream, &waiting)? {
                 Message::Listing(l) => {
+                    if !l.entries.is_empty() {
+                        waiting.made();
+                    }
+                    // No more than a server lists (a hostile one sent ten
+                    // million entries, 800 MB).
+                    bytes += l.entries.iter().map(|e| e.name.len() + 32).sum::<usize>();
+                    if entries.len() + l.entries.len() > listing::MAX_ENTRIES
+                        || bytes > listing::MAX_BYTES
+                    {
+                        return Err(ServiceError::ListingTooBig {
+                            path: path.to_owned(),
+                            max_entries: listing::MAX_ENTRIES,
+                            max_bytes: listing::MAX_BYTES,
+                        });
+                    }
                     entries.extend(l.entries);
                     if l.done {
                         return Ok(entries);
@@ -279,6 +310,8 @@ impl<'a, L: FileLink + ?Sized> FileClient<'a, L> {
         progress.start(&shown, offer.size, resumed_from);
         match self.receive_chunks(stream, &mut file, started, progress)? {
             Message::FileComplete(FileComplete { size, hash }) => {
+                // The sender may have started again from byte 0.
+                let resumed_from = if file.restarted() { 0 } else { resumed_from };
                 let path = file.finish(size, &hash)?;
                 let summary = TransferSummary {
                     name: remote.to_owned(),
@@ -376,11 +409,15 @@ impl<'a, L: FileLink + ?Sized> FileClient<'a, L> {
     ) -> Result<Message, ServiceError> {
         let resumed_from = file.received();
         let mut acked = resumed_from;
+        let mut waiting = Progressing::new(self.timeout);
         loop {
-            let c = match self.next_on(stream, self.timeout)? {
+            let c = match self.next_progressing(stream, &waiting)? {
                 Message::FileChunk(c) => c,
                 other => return Ok(other),
             };
+            if !c.data.is_empty() {
+                waiting.made();
+            }
             if c.offset == 0 && file.received() > 0 {
                 file.restart()?;
                 acked = 0;
@@ -592,6 +629,7 @@ impl<'a, L: FileLink + ?Sized> FileClient<'a, L> {
             // Small chunks until acknowledgements show a quick link.
             let sending_since = Instant::now();
             let mut chunk = SMALL_CHUNK;
+            let (mut waiting, mut best_ack) = (Progressing::new(self.timeout), file.start());
             loop {
                 while !completed && file.can_send(DEFAULT_WINDOW) {
                     match file.next_chunk(chunk)? {
@@ -605,8 +643,12 @@ impl<'a, L: FileLink + ?Sized> FileClient<'a, L> {
                         }
                     }
                 }
-                match self.next_on(stream, self.timeout)? {
+                match self.next_progressing(stream, &waiting)? {
                     Message::FileAccept(a) => {
+                        if a.offset > best_ack {
+                            best_ack = a.offset;
+                            waiting.made();
+                        }
                         file.ack(a.offset);
                         progress.advance(a.offset);
                         let acked = a.offset.saturating_sub(file.start());
@@ -739,8 +781,9 @@ impl<'a, L: FileLink + ?Sized> FileClient<'a, L> {
                 file.discard();
                 Err(refused(&offer.name, Message::FileCancel(c)))
             }
-            Message::FileComplete(c) => match file.finish(c.size, &c.hash) {
-                Ok(path) => {
+            Message::FileComplete(c) => match (file.restarted(), file.finish(c.size, &c.hash)) {
+                (restarted, Ok(path)) => {
+                    let resumed_from = if restarted { 0 } else { resumed_from };
                     self.send(stream, c.clone())?;
                     let summary = TransferSummary {
                         name: offer.name.clone(),
@@ -754,10 +797,37 @@ impl<'a, L: FileLink + ?Sized> FileClient<'a, L> {
                     progress.finish(&summary);
                     Ok(summary)
                 }
-                Err(e) => self.refuse(stream, e),
+                (_, Err(e)) => self.refuse(stream, e),
             },
             other => Err(refused(&offer.name, other)),
         }
+    }
+}
+
+/// How long a transfer or a listing waits for progress: frames that carry
+/// nothing new (an empty chunk, an acknowledgement of what was
+/// acknowledged, an empty page) do not make it wait longer, so a peer that
+/// sends them a little under every `patience` cannot hold it for ever.
+struct Progressing {
+    patience: Duration,
+    since: Instant,
+}
+
+impl Progressing {
+    fn new(patience: Duration) -> Progressing {
+        Progressing {
+            patience,
+            since: Instant::now(),
+        }
+    }
+
+    /// Something new came: the patience starts over.
+    fn made(&mut self) {
+        self.since = Instant::now();
+    }
+
+    fn left(&self) -> Duration {
+        (self.since + self.patience).saturating_duration_since(Instant::now())
     }
 }
 
@@ -782,4 +852,123 @@ fn collect_files(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lanlink_proto::file::Listing;
+    use std::sync::Mutex;
+
+    /// A hostile server: answers every request at once, then every 20 ms
+    /// with what `next` makes of the last request (frames that carry
+    /// nothing new, or too much).
+    struct Drip {
+        asked: Mutex<Option<Frame>>,
+        sent: Mutex<u64>,
+        next: fn(&Frame, u64) -> Message,
+    }
+
+    impl FileLink for Drip {
+        fn open_stream(&self) -> StreamId {
+            1
+        }
+        fn send(&self, frame: &Frame) -> Result<(), TransportError> {
+            *self.asked.lock().unwrap() = Some(frame.clone());
+            Ok(())
+        }
+        fn recv_timeout(&self, timeout: Duration) -> Result<Option<Frame>, TransportError> {
+            std::thread::sleep(timeout.min(Duration::from_millis(20)));
+            let Some(asked) = self.asked.lock().unwrap().clone() else {
+                return Ok(None);
+            };
+            let mut n = self.sent.lock().unwrap();
+            *n += 1;
+            Ok(Some(Frame::new(asked.stream, (self.next)(&asked, *n))))
+        }
+    }
+
+    fn client(next: fn(&Frame, u64) -> Message) -> Drip {
+        Drip {
+            asked: Mutex::new(None),
+            sent: Mutex::new(0),
+            next,
+        }
+    }
+
+    fn page(entries: Vec<DirEntry>) -> Message {
+        Message::Listing(Listing {
+            path: String::new(),
+            entries,
+            done: false,
+        })
+    }
+
+    /// Empty pages, or empty chunks, a little more often than the
+    /// patience, no longer keep a listing or a download waiting for ever
+    /// (an outside attack held `lanlink ls` and `get` for 180 s).
+    #[test]
+    fn frames_that_carry_nothing_new_do_not_extend_the_patience() {
+        let link = client(|_, _| page(Vec::new()));
+        let mut files = FileClient::new(&link);
+        files.timeout = Duration::from_millis(300);
+        let started = Instant::now();
+        let err = files.list("", true).unwrap_err();
+        assert!(matches!(err, ServiceError::NoAnswer { .. }), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(2));
+
+        let link = client(|asked, n| match &asked.message {
+            Message::ListRequest(_) => Message::Listing(Listing {
+                path: String::new(),
+                entries: vec![DirEntry {
+                    name: String::new(),
+                    is_dir: false,
+                    size: 10,
+                    modified: 0,
+                }],
+                done: true,
+            }),
+            Message::FileRequest(_) if n < 3 => Message::FileOffer(FileOffer {
+                name: "f.bin".into(),
+                size: 10,
+                hash: None,
+                offset: 0,
+                to: None,
+                from: None,
+            }),
+            _ => Message::FileChunk(lanlink_proto::file::FileChunk {
+                offset: 0,
+                data: bytes::Bytes::new(),
+            }),
+        });
+        let dir = std::env::temp_dir().join(format!("lanlink-drip-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut files = FileClient::new(&link);
+        files.timeout = Duration::from_millis(300);
+        let started = Instant::now();
+        let err = files.get("f.bin", &dir, false, &mut Quiet).unwrap_err();
+        assert!(matches!(err, ServiceError::NoAnswer { .. }), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(2));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A listing longer than any server sends is refused, not kept.
+    #[test]
+    fn a_listing_past_what_a_server_sends_is_refused() {
+        let link = client(|_, _| {
+            page(
+                (0..10_000)
+                    .map(|i| DirEntry {
+                        name: format!("f{i}"),
+                        is_dir: false,
+                        size: 1,
+                        modified: 0,
+                    })
+                    .collect(),
+            )
+        });
+        let mut files = FileClient::new(&link);
+        let err = files.list("", true).unwrap_err();
+        assert!(matches!(err, ServiceError::ListingTooBig { .. }), "{err}");
+    }
 }

@@ -26,6 +26,11 @@ pub struct IncomingFile {
     file: File,
     hasher: blake3::Hasher,
     received: u64,
+    /// The size offered: no chunk may take the file past it.
+    size: u64,
+    /// Whether it started again from byte 0 after what an earlier attempt
+    /// left was taken ([`restart`](Self::restart)).
+    restarted: bool,
     overwrite: bool,
     /// Bytes an earlier attempt left that are not hashed yet (see
     /// [`IncomingFile::hash_held`]).
@@ -131,7 +136,22 @@ impl IncomingFile {
         overwrite: bool,
     ) -> Result<IncomingFile, ServiceError> {
         let part = part_path(&target);
-        IncomingFile::open_part(name, target, part, size, overwrite, &AtomicBool::new(false))
+        let file =
+            IncomingFile::open_part(name, target, part, size, overwrite, &AtomicBool::new(false))?;
+        // Two transfers of one process writing one partial file (two
+        // offers whose names differ only in how they are composed) would
+        // each verify only their own bytes of a mixed file.
+        if fs4::FileExt::try_lock(&file.file).is_err() {
+            return Err(ServiceError::Io {
+                op: "lock",
+                path: file.part.display().to_string(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::WouldBlock,
+                    "another transfer is writing this partial file",
+                ),
+            });
+        }
+        Ok(file)
     }
 
     /// [`open`](Self::open) with the partial file at `part` (a server
@@ -167,10 +187,16 @@ impl IncomingFile {
                 name: name.to_owned(),
             });
         }
-        let file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
+        let mut options = OpenOptions::new();
+        options.read(true).append(true).create(true);
+        // A link planted at the partial file's name is not followed (it
+        // would have a file outside the folder truncated or appended to).
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
+        }
+        let file = options
             .open(&part)
             .map_err(|e| ServiceError::io("create", &part, e))?;
         let len = file
@@ -188,6 +214,8 @@ impl IncomingFile {
             file,
             hasher: blake3::Hasher::new(),
             received: 0,
+            size,
+            restarted: false,
             overwrite,
             unhashed: if len > size { 0 } else { len },
         })
@@ -220,6 +248,11 @@ impl IncomingFile {
         Ok(())
     }
 
+    /// Whether it started again from byte 0 since it was opened.
+    pub fn restarted(&self) -> bool {
+        self.restarted
+    }
+
     /// Bytes already held (the resume offset).
     pub fn received(&self) -> u64 {
         self.received
@@ -243,6 +276,7 @@ impl IncomingFile {
             .map_err(|e| ServiceError::io("truncate", &self.part, e))?;
         self.hasher = blake3::Hasher::new();
         self.received = 0;
+        self.restarted = true;
         Ok(())
     }
 
@@ -258,6 +292,14 @@ impl IncomingFile {
                 expected: self.received,
             });
         }
+        let end = offset.saturating_add(data.len() as u64);
+        if end > self.size {
+            return Err(ServiceError::FileTooLarge {
+                name: self.name.clone(),
+                size: end,
+                max: self.size,
+            });
+        }
         self.file
             .write_all(data)
             .map_err(|e| ServiceError::io("write", &self.part, e))?;
@@ -266,12 +308,15 @@ impl IncomingFile {
         Ok(())
     }
 
-    /// Checks size and hash; on a match publishes the file under its final
-    /// name and returns that path, otherwise deletes the partial file.
+    /// Checks size (the one offered, and the one the sender says it sent)
+    /// and hash; on a match publishes the file under its final name and
+    /// returns that path, otherwise deletes the partial file.
     pub fn finish(self, size: u64, hash: &ContentHash) -> Result<PathBuf, ServiceError> {
         let ours = *self.hasher.finalize().as_bytes();
-        if self.received != size || ours != *hash {
-            let detail = if self.received != size {
+        if self.received != size || size != self.size || ours != *hash {
+            let detail = if size != self.size {
+                format!("{size} bytes sent of a file offered as {} bytes", self.size)
+            } else if self.received != size {
                 format!("{} bytes received, sender sent {size}", self.received)
             } else {
                 "content hash differs".to_owned()
@@ -374,6 +419,63 @@ mod tests {
         assert!(matches!(err, ServiceError::HashMismatch { .. }), "{err}");
         assert!(err.to_string().contains("nothing was saved"));
         assert!(!target.exists() && !part_path(&target).exists());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    /// A sender may not write more than it offered (a 10-byte offer that
+    /// sent 64 MiB was published whole), nor say at the end that it sent
+    /// another size.
+    #[test]
+    fn no_more_than_the_offered_size_is_written_or_published() {
+        let d = dir("size");
+        let target = d.join("f.bin");
+        let mut f = IncomingFile::open("f.bin", target.clone(), 10, false).unwrap();
+        f.write_chunk(0, b"0123456789").unwrap();
+        assert!(matches!(
+            f.write_chunk(10, b"more"),
+            Err(ServiceError::FileTooLarge {
+                size: 14,
+                max: 10,
+                ..
+            })
+        ));
+        assert_eq!(std::fs::metadata(part_path(&target)).unwrap().len(), 10);
+        drop(f);
+        let mut f = IncomingFile::open("f.bin", target.clone(), 20, false).unwrap();
+        f.write_chunk(10, b"0123456789").unwrap();
+        let all = b"01234567890123456789";
+        let err = f.finish(21, blake3::hash(all).as_bytes()).unwrap_err();
+        assert!(matches!(err, ServiceError::HashMismatch { .. }), "{err}");
+        assert!(!target.exists());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    /// A link planted at the partial file's name is not followed, and one
+    /// partial file is not written by two transfers of one process.
+    #[test]
+    fn a_planted_link_is_not_followed_and_a_partial_has_one_writer() {
+        let d = dir("link");
+        let victim = d.join("victim.txt");
+        std::fs::write(&victim, b"precious data outside the folder").unwrap();
+        let inbox = d.join("in");
+        std::fs::create_dir_all(&inbox).unwrap();
+        let target = inbox.join("f.bin");
+        std::os::unix::fs::symlink(&victim, part_path(&target)).unwrap();
+        assert!(IncomingFile::open("f.bin", target.clone(), 3, false).is_err());
+        assert_eq!(
+            std::fs::read(&victim).unwrap(),
+            b"precious data outside the folder"
+        );
+        std::fs::remove_file(part_path(&target)).unwrap();
+
+        let first = IncomingFile::open("f.bin", target.clone(), 3, false).unwrap();
+        let second = IncomingFile::open("f.bin", target.clone(), 3, false);
+        assert!(
+            matches!(&second, Err(ServiceError::Io { op: "lock", .. })),
+            "{second:?}"
+        );
+        drop(first);
+        IncomingFile::open("f.bin", target, 3, false).unwrap();
         std::fs::remove_dir_all(&d).unwrap();
     }
 }
