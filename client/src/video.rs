@@ -217,7 +217,9 @@ impl VideoSubscription {
         &self.announcement
     }
 
-    /// Whether the publisher ended the stream.
+    /// Whether the publisher's end of the stream arrived. Frames it sent
+    /// before may still come: [`next_frame`](Self::next_frame) returns them
+    /// until it returns `Ok(None)`.
     pub fn ended(&self) -> bool {
         self.ended
     }
@@ -226,9 +228,6 @@ impl VideoSubscription {
     /// `Ok(None)` if none came or the stream ended ([`ended`](Self::ended)).
     /// Frames are dropped, oldest first, when they are not read in time.
     pub fn next_frame(&mut self, timeout: Duration) -> Result<Option<EncodedFrame>, ClientError> {
-        if self.ended {
-            return Ok(None);
-        }
         let deadline = Instant::now() + timeout;
         loop {
             while let Ok(f) = self.announcements.try_recv() {
@@ -236,9 +235,15 @@ impl VideoSubscription {
                     self.ended = true;
                 }
             }
+            // The end comes on another channel than the frames: those sent
+            // before it may still wait here, and come first.
             let left = deadline.saturating_duration_since(Instant::now());
-            let frame = self.link.recv(left.min(Duration::from_millis(50)))?;
-            match frame {
+            let wait = if self.ended {
+                Duration::ZERO
+            } else {
+                left.min(Duration::from_millis(50))
+            };
+            match self.link.recv(wait)? {
                 Some(Frame {
                     stream,
                     message: Message::VideoFrame(f),
@@ -251,8 +256,9 @@ impl VideoSubscription {
                         jpeg: f.data,
                     }));
                 }
-                _ if self.ended || Instant::now() >= deadline => return Ok(None),
-                _ => {}
+                Some(_) => {}
+                None if self.ended || Instant::now() >= deadline => return Ok(None),
+                None => {}
             }
         }
     }
@@ -288,8 +294,9 @@ impl VideoSubscription {
                         .insert(JpegDecoder::new()?.with_max_pixels(max))
                 }
             };
-            if decoder.decode_into(&frame.jpeg, image).is_ok() {
-                return Ok(Some(frame));
+            match decoder.decode_into(&frame.jpeg, image) {
+                Ok(()) => return Ok(Some(frame)),
+                Err(e) => eprintln!("seq {} len {}: {e}", frame.seq, frame.jpeg.len()),
             }
             self.skipped += 1;
             if left.is_zero() {

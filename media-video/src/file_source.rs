@@ -45,7 +45,11 @@ impl JpegFileSource {
                 }
             }
         }
-        let Some(&(_, width, height)) = frames.first() else {
+        // Announced as large as its largest frame (a viewer refuses frames
+        // that claim more than the stream announced).
+        let width = frames.iter().map(|f| f.1).max();
+        let height = frames.iter().map(|f| f.2).max();
+        let (Some(width), Some(height)) = (width, height) else {
             let detail = if skipped.is_empty() {
                 "nothing that parses as a JPEG".to_owned()
             } else {

@@ -214,6 +214,16 @@ pub(crate) fn chroma_size(width: usize, height: usize, subsamp: Subsamp) -> (usi
     }
 }
 
+/// A decompressor that gives up on a progressive JPEG of more than 500
+/// scans (a few hundred bytes can ask libjpeg for thousands, each a pass
+/// over the whole picture).
+fn new_decompressor() -> Result<Decompressor, VideoError> {
+    let mut d = Decompressor::new().map_err(VideoError::jpeg("create decoder"))?;
+    d.set_scan_limit(500)
+        .map_err(VideoError::jpeg("configure decoder"))?;
+    Ok(d)
+}
+
 /// The most pixels [`JpegDecoder`] decodes by default: 8K UHD
 /// (7680×4320, about 100 MB as RGB).
 pub const MAX_DECODE_PIXELS: usize = 7680 * 4320;
@@ -239,9 +249,8 @@ impl std::fmt::Debug for JpegDecoder {
 impl JpegDecoder {
     /// A decoder.
     pub fn new() -> Result<JpegDecoder, VideoError> {
-        let decompressor = Decompressor::new().map_err(VideoError::jpeg("create decoder"))?;
         Ok(JpegDecoder {
-            decompressor,
+            decompressor: new_decompressor()?,
             max_pixels: MAX_DECODE_PIXELS,
         })
     }
@@ -254,19 +263,33 @@ impl JpegDecoder {
 
     /// Width and height from the JPEG's header, without decoding it.
     pub fn read_size(&mut self, jpeg: &[u8]) -> Result<(usize, usize), VideoError> {
-        let header = self
-            .decompressor
-            .read_header(jpeg)
-            .map_err(VideoError::jpeg("read header"))?;
-        Ok((header.width, header.height))
+        match self.decompressor.read_header(jpeg) {
+            Ok(header) => Ok((header.width, header.height)),
+            Err(e) => {
+                self.reset()?;
+                Err(VideoError::jpeg("read header")(e))
+            }
+        }
+    }
+
+    /// A fresh decompressor after a failure: libjpeg-turbo 3.1 leaves one
+    /// whose header failed half way through a marker (two SOIs, an
+    /// unknown marker, a scan before the frame header), and every later
+    /// JPEG then failed too: one such frame froze a viewer for good.
+    fn reset(&mut self) -> Result<(), VideoError> {
+        self.decompressor = new_decompressor()?;
+        Ok(())
     }
 
     /// Decodes `jpeg` into `out`, resizing it to the JPEG's size. Allocates
     /// nothing when `out` already has room. A JPEG over the decoder's pixel
-    /// limit is refused and leaves `out` as it was.
+    /// limit is refused and leaves `out` as it was; one that fails to decode
+    /// may leave it resized and partly written. After any failure the
+    /// decoder decodes the next JPEG as a new one would.
     pub fn decode_into(&mut self, jpeg: &[u8], out: &mut RgbImage) -> Result<(), VideoError> {
         let (width, height) = self.read_size(jpeg)?;
         if width.saturating_mul(height) > self.max_pixels {
+            self.reset()?;
             return Err(VideoError::TooLarge {
                 width,
                 height,
@@ -281,9 +304,11 @@ impl JpegDecoder {
             height,
             format: PixelFormat::RGB,
         };
-        self.decompressor
-            .decompress(jpeg, image)
-            .map_err(VideoError::jpeg("decode"))
+        if let Err(e) = self.decompressor.decompress(jpeg, image) {
+            self.reset()?;
+            return Err(VideoError::jpeg("decode")(e));
+        }
+        Ok(())
     }
 
     /// Decodes `jpeg` into a new image.
@@ -410,5 +435,34 @@ mod tests {
             decoder.decode_into(&uhd, &mut RgbImage::default()),
             Err(VideoError::TooLarge { .. })
         ));
+    }
+
+    /// A bad frame costs that frame only: libjpeg-turbo 3.1 kept a
+    /// decompressor whose header failed half way, and every later JPEG
+    /// failed too (found by a review: one frame froze a viewer for good).
+    #[test]
+    fn after_a_bad_jpeg_the_next_good_one_decodes() {
+        let good = JpegEncoder::new(JpegConfig::default())
+            .unwrap()
+            .encode_rgb_to_bytes(&gradient(32, 24))
+            .unwrap();
+        let mut sos_first = vec![0xFF, 0xD8, 0xFF, 0xDA, 0x00, 0x08, 1, 1, 0, 0, 0x3F, 0];
+        sos_first.extend_from_slice(&[0xFF, 0xD9]);
+        let bad: [Vec<u8>; 5] = [
+            [&[0xFF, 0xD8, 0xFF, 0xD8][..], &good[2..]].concat(),
+            vec![0xFF, 0xD8, 0xFF, 0x02, 0x00, 0x04, 0, 0, 0xFF, 0xD9],
+            sos_first,
+            claiming(65500, 65500),
+            b"\xFF\xD8 not a picture".to_vec(),
+        ];
+        let mut decoder = JpegDecoder::new().unwrap();
+        let mut out = RgbImage::default();
+        for b in &bad {
+            decoder.decode_into(&good, &mut out).unwrap();
+            assert!(decoder.decode_into(b, &mut out).is_err());
+            decoder.decode_into(&good, &mut out).unwrap();
+            assert_eq!((out.width(), out.height()), (32, 24));
+            assert_eq!(decoder.read_size(&good).unwrap(), (32, 24));
+        }
     }
 }
