@@ -602,6 +602,23 @@ impl Tmux {
     }
 }
 
+impl Tmux {
+    /// The terminal's title (what an OSC 0/2 sequence would change).
+    pub fn title(&self) -> String {
+        self.run(&["display-message", "-p", "-t", &self.0, "#{pane_title}"])
+            .trim_end()
+            .to_owned()
+    }
+
+    /// Whether the command still runs (tmux ends the session with it).
+    pub fn running(&self) -> bool {
+        Command::new("tmux")
+            .args(["has-session", "-t", &self.0])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }
+}
+
 impl Drop for Tmux {
     fn drop(&mut self) {
         self.run(&["kill-session", "-t", &self.0]);

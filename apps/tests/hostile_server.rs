@@ -1,0 +1,104 @@
+//! A hostile server against the terminal chat (`lanlink chat` under tmux):
+//! a scripted server on 127.0.0.1 (the transport's `serve`, plain TCP)
+//! answering as each test says. Found by an outside attack: a room name
+//! with escape sequences reached the terminal in the prompt, and `/quit`
+//! during a flood of lines hung for ever.
+
+mod common;
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use common::{tmux_available, Tmux};
+use lanlink_proto::chat::{ChatMessage, History};
+use lanlink_proto::{control, Capabilities, Frame};
+use lanlink_transport::{serve, ConnHandle, Event, ServerConfig, Shutdown};
+
+/// A server that calls `on_hello` for each client that says hello.
+fn fake(on_hello: impl Fn(ConnHandle) + Send + 'static) -> (String, Shutdown) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let shutdown = Shutdown::new();
+    let (tx, rx) = crossbeam_channel::bounded(1024);
+    let stop = shutdown.clone();
+    std::thread::spawn(move || serve(listener, ServerConfig::default(), stop, tx));
+    std::thread::spawn(move || {
+        for event in rx {
+            if let Event::Hello { conn, .. } = event {
+                on_hello(conn);
+            }
+        }
+    });
+    (addr, shutdown)
+}
+
+fn welcome(conn: &ConnHandle, room: &str) {
+    let _ = conn.send(&Frame::control(control::Welcome {
+        server_name: "fake".into(),
+        client_id: 1,
+        name: "ada".into(),
+        capabilities: Capabilities::ALL,
+        max_payload: lanlink_proto::DEFAULT_MAX_PAYLOAD,
+        motd: String::new(),
+    }));
+    let _ = conn.send(&Frame::control(History {
+        room: room.into(),
+        messages: vec![],
+    }));
+}
+
+#[test]
+fn a_room_name_with_escape_sequences_is_shown_escaped_in_the_prompt() {
+    if !tmux_available() {
+        return;
+    }
+    let (addr, _server) = fake(|conn| welcome(&conn, "lob\x1b]0;PWNED\x07\x1b[2Jby"));
+    let ada = Tmux::chat("evil-room", &[], &addr, "ada", &["--plain"]);
+    let screen = ada.wait_for("PWNED");
+    assert!(
+        screen.contains(r"[lob\u{1b}]0;PWNED\u{7}\u{1b}[2Jby]> "),
+        "{screen}"
+    );
+    assert_ne!(ada.title(), "PWNED");
+}
+
+#[test]
+fn quit_during_a_flood_of_lines_ends_the_chat() {
+    if !tmux_available() {
+        return;
+    }
+    let (addr, _server) = fake(|conn| {
+        welcome(&conn, "lobby");
+        std::thread::spawn(move || {
+            // Short lines as fast as the connection takes them, for at
+            // most 20 s (the test ends it sooner).
+            let started = Instant::now();
+            let mut n = 0u64;
+            while started.elapsed() < Duration::from_secs(20) && !conn.is_closing() {
+                n += 1;
+                let line = ChatMessage {
+                    room: "lobby".into(),
+                    from: "mallory".into(),
+                    text: format!("{n} {}", "x".repeat(200)),
+                    action: false,
+                    timestamp_ms: 0,
+                };
+                if conn.send(&Frame::control(line)).is_err() {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        });
+    });
+    let ada = Tmux::chat("flood-quit", &[], &addr, "ada", &["--plain"]);
+    ada.wait_for("<mallory>");
+    std::thread::sleep(Duration::from_millis(500));
+    ada.line("/quit");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ada.running() {
+        assert!(
+            Instant::now() < deadline,
+            "lanlink chat still runs 10 s after /quit"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
