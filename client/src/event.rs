@@ -105,6 +105,39 @@ pub enum Event {
     Disconnected(CloseReason),
 }
 
+impl Event {
+    /// About how many bytes it holds (its strings and data, plus a little
+    /// for the rest): what a queue of events is bounded by besides their
+    /// number (see [`lanlink_transport::QueuedBytes`]).
+    pub(crate) fn weight(&self) -> usize {
+        const FIXED: usize = 64;
+        let chat = |m: &ChatMessage| m.room.len() + m.from.len() + m.text.len() + FIXED;
+        FIXED
+            + match self {
+                Event::Message(m) => chat(m),
+                Event::Private(m) => m.to.len() + m.from.len() + m.text.len(),
+                Event::Presence(p) => p.room.len() + p.name.len() + p.reason.len(),
+                Event::NickChanged(n) => n.old.len() + n.new.len(),
+                Event::Roster(r) => {
+                    r.room.len() + r.members.iter().map(|m| m.len() + 24).sum::<usize>()
+                }
+                Event::History(h) => h.room.len() + h.messages.iter().map(chat).sum::<usize>(),
+                Event::Notice(n) => n.text.len() + n.room.as_ref().map_or(0, String::len),
+                Event::FileOffered(o) => o.name().len() + o.from().len(),
+                Event::ServerError(e) => e.message.len(),
+                Event::AdminReply(r) => r.text.len(),
+                // Rare: measured by encoding it again.
+                Event::Other(f) => lanlink_transport::EncodedFrame::new(f).map_or(0, |e| e.len()),
+                Event::StreamStarted(_)
+                | Event::StreamEnded(_)
+                | Event::Reconnecting { .. }
+                | Event::ConnectFailed(_)
+                | Event::Reconnected { .. }
+                | Event::Disconnected(_) => 0,
+            }
+    }
+}
+
 /// A file another user offers this session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IncomingOffer {

@@ -20,7 +20,7 @@ use crossbeam_channel::{
 };
 use lanlink_proto::chat::PresenceChange;
 use lanlink_services::chat::names::fold;
-use lanlink_transport::CloseReason;
+use lanlink_transport::{CloseReason, QueuedBytes};
 
 use crate::resume::{worth_connecting_again, worth_reconnecting_after};
 use crate::session::lock;
@@ -236,7 +236,13 @@ impl Reconnecting {
             let inner = Arc::downgrade(&inner);
             std::thread::Builder::new()
                 .name("lanlink-reconnect".into())
-                .spawn(move || follow(&inner, events, &builder, backoff, &tx))
+                .spawn(move || {
+                    let mut out = Outbox {
+                        tx,
+                        queued: QueuedBytes::new(crate::session::EVENT_BYTES),
+                    };
+                    follow(&inner, events, &builder, backoff, &mut out);
+                })
                 .map_err(|e| {
                     lanlink_transport::TransportError::io("starting the reconnecting thread", e)
                 })?
@@ -377,7 +383,7 @@ fn follow(
     mut events: Events,
     builder: &SessionBuilder,
     mut backoff: Backoff,
-    tx: &Sender<Event>,
+    out: &mut Outbox,
 ) {
     let Some(stop) = inner.upgrade().map(|i| i.stop.clone()) else {
         return;
@@ -394,7 +400,7 @@ fn follow(
             let Some(inner) = inner.upgrade() else { return };
             lock(&inner.rooms).learn(&event);
             drop(inner);
-            if !emit(tx, &stop, event) {
+            if !emit(out, &stop, event) {
                 return;
             }
         };
@@ -412,7 +418,7 @@ fn follow(
         *lock(&strong.lost) = Some(reason.clone());
         drop(strong);
         if closing(&stop) || !worth_reconnecting_after(&reason) {
-            emit(tx, &stop, Event::Disconnected(reason));
+            emit(out, &stop, Event::Disconnected(reason));
             return;
         }
         let builder = match me {
@@ -422,13 +428,13 @@ fn follow(
         if connected_at.elapsed() >= STABLE {
             backoff.reset();
         }
-        match connect_again(inner, &stop, &builder, &mut backoff, &reason, tx) {
+        match connect_again(inner, &stop, &builder, &mut backoff, &reason, out) {
             Some(next) => {
                 events = next;
                 connected_at = Instant::now();
             }
             None => {
-                emit(tx, &stop, Event::Disconnected(reason));
+                emit(out, &stop, Event::Disconnected(reason));
                 return;
             }
         }
@@ -439,17 +445,35 @@ fn follow(
 /// application that holds its events but stopped reading does not keep a
 /// [`Reconnecting::close`] waiting: once closing, what finds no room is
 /// dropped.
-fn emit(tx: &Sender<Event>, stop: &Receiver<()>, mut event: Event) -> bool {
+fn emit(out: &mut Outbox, stop: &Receiver<()>, mut event: Event) -> bool {
+    let weight = event.weight();
+    out.queued.wait_for_room(&out.tx, weight, || closing(stop));
     loop {
         if closing(stop) {
-            return !matches!(tx.try_send(event), Err(TrySendError::Disconnected(_)));
+            return match out.tx.try_send(event) {
+                Ok(()) => {
+                    out.queued.sent(weight);
+                    true
+                }
+                Err(e) => !matches!(e, TrySendError::Disconnected(_)),
+            };
         }
-        match tx.send_timeout(event, Duration::from_millis(100)) {
-            Ok(()) => return true,
+        match out.tx.send_timeout(event, Duration::from_millis(100)) {
+            Ok(()) => {
+                out.queued.sent(weight);
+                return true;
+            }
             Err(SendTimeoutError::Disconnected(_)) => return false,
             Err(SendTimeoutError::Timeout(back)) => event = back,
         }
     }
+}
+
+/// Where the application's events go, bounded in number by the channel
+/// and in bytes by `queued`.
+struct Outbox {
+    tx: Sender<Event>,
+    queued: QueuedBytes,
 }
 
 /// Connects again, `backoff` apart, telling `tx` of each wait and
@@ -461,7 +485,7 @@ fn connect_again(
     builder: &SessionBuilder,
     backoff: &mut Backoff,
     reason: &CloseReason,
-    tx: &Sender<Event>,
+    out: &mut Outbox,
 ) -> Option<Events> {
     let mut attempt: u32 = 0;
     loop {
@@ -473,7 +497,7 @@ fn connect_again(
             retry_in,
         };
         if closing(stop)
-            || !emit(tx, stop, waiting)
+            || !emit(out, stop, waiting)
             || !matches!(stop.recv_timeout(retry_in), Err(RecvTimeoutError::Timeout))
         {
             return None;
@@ -500,7 +524,7 @@ fn connect_again(
                 }
                 drop(inner);
                 let name = session.name();
-                if !emit(tx, stop, Event::Reconnected { name }) {
+                if !emit(out, stop, Event::Reconnected { name }) {
                     return None;
                 }
                 rejoin(&session, rooms, stop);
@@ -508,7 +532,7 @@ fn connect_again(
             }
             Err(e) => {
                 let again = worth_connecting_again(&e) && !closing(stop);
-                if !emit(tx, stop, Event::ConnectFailed(Arc::new(e))) || !again {
+                if !emit(out, stop, Event::ConnectFailed(Arc::new(e))) || !again {
                     return None;
                 }
             }

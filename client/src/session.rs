@@ -23,7 +23,8 @@ use lanlink_proto::chat::{
 use lanlink_proto::control::{Hello, Welcome};
 use lanlink_proto::{Capabilities, Frame, Message, StreamId};
 use lanlink_transport::{
-    Client, ClientConfig, ClientTls, CloseReason, ConnHandle, Fingerprint, TransportError,
+    Client, ClientConfig, ClientTls, CloseReason, ConnHandle, Fingerprint, QueuedBytes,
+    TransportError,
 };
 
 use crate::event::{Event, IncomingOffer};
@@ -34,6 +35,8 @@ use crate::{with_default_port, ClientError};
 /// How many events wait for the application before the session waits for
 /// it (and, through TCP, the server for us).
 const EVENT_CAPACITY: usize = 4096;
+/// And how many bytes of them, about ([`Event::weight`]).
+pub(crate) const EVENT_BYTES: usize = 64 << 20;
 /// Media frames buffered per subscription; older ones are dropped first.
 const MEDIA_ROUTE_CAPACITY: usize = 64;
 /// Streams a session keeps track of. A server carries a few hundred at most
@@ -549,21 +552,31 @@ fn dispatch(
     events: &Sender<Event>,
     _gone: Sender<()>,
 ) {
-    let emit = |mut event: Event| loop {
-        // An application that holds its events but stopped reading must
-        // not keep the session from closing: once closing, what finds no
-        // room is dropped at once.
-        if shared.stopping.load(Ordering::Relaxed) {
-            let _ = events.try_send(event);
-            return;
-        }
-        match events.send_timeout(event, Duration::from_millis(100)) {
-            Ok(()) | Err(SendTimeoutError::Disconnected(_)) => return,
-            Err(SendTimeoutError::Timeout(back)) => {
-                if shared.stopping.load(Ordering::Relaxed) {
-                    return;
+    // Bounded in bytes too: a hostile server's histories of 16 MiB to an
+    // application that reads slowly would otherwise pile up by thousands.
+    let mut queued = QueuedBytes::new(EVENT_BYTES);
+    let mut emit = |mut event: Event| {
+        let weight = event.weight();
+        queued.wait_for_room(events, weight, || shared.stopping.load(Ordering::Relaxed));
+        loop {
+            // An application that holds its events but stopped reading
+            // must not keep the session from closing: once closing, what
+            // finds no room is dropped at once.
+            if shared.stopping.load(Ordering::Relaxed) {
+                if events.try_send(event).is_ok() {
+                    queued.sent(weight);
                 }
-                event = back;
+                return;
+            }
+            match events.send_timeout(event, Duration::from_millis(100)) {
+                Ok(()) => return queued.sent(weight),
+                Err(SendTimeoutError::Disconnected(_)) => return,
+                Err(SendTimeoutError::Timeout(back)) => {
+                    if shared.stopping.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    event = back;
+                }
             }
         }
     };

@@ -482,3 +482,94 @@ fn a_join_asked_while_reconnecting_is_sent_once_connected() {
     link.close("done");
     assert!(link.join("later", None).is_err());
 }
+
+/// A server that sends big histories (256 KiB each) as fast as the client
+/// takes them, counting the bytes in `sent`, for at most 10 s.
+fn big_histories(sent: Arc<std::sync::atomic::AtomicUsize>) -> Fake {
+    use std::sync::atomic::Ordering;
+    Fake::start(
+        Box::new(move |_, conn| {
+            welcome(conn, "bot");
+            let (conn, sent) = (conn.clone(), sent.clone());
+            std::thread::spawn(move || {
+                let line = ChatMessage {
+                    room: "lobby".into(),
+                    from: "spam".into(),
+                    text: "x".repeat(65_000),
+                    action: false,
+                    timestamp_ms: 0,
+                };
+                let big = Frame::control(History {
+                    room: "lobby".into(),
+                    messages: vec![line; 4],
+                });
+                let started = Instant::now();
+                while started.elapsed() < Duration::from_secs(10) && !conn.is_closing() {
+                    if conn.queued_bytes() > 4 << 20 {
+                        std::thread::sleep(Duration::from_millis(1));
+                        continue;
+                    }
+                    if let Err(e) = conn.send(&big) {
+                        eprintln!("fake: {e}");
+                        return;
+                    }
+                    sent.fetch_add(256 * 1024, Ordering::Relaxed);
+                }
+            });
+        }),
+        Box::new(|_, _, _| {}),
+    )
+}
+
+/// Waits until `sent` stops growing for a second (at most 10 s).
+fn settled(sent: &std::sync::atomic::AtomicUsize) -> usize {
+    use std::sync::atomic::Ordering;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut last = (usize::MAX, Instant::now());
+    while Instant::now() < deadline {
+        let now = sent.load(Ordering::Relaxed);
+        if now != last.0 {
+            last = (now, Instant::now());
+        } else if last.1.elapsed() > Duration::from_secs(1) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    sent.load(Ordering::Relaxed)
+}
+
+/// An application that stops reading holds at most a bounded number of
+/// bytes of a hostile server's events, not 4,096 events of any size per
+/// queue (an outside attack took `lanlink chat` to 6 GB in 42 s with
+/// histories of 16 MiB): the session's queue, the transport's and the
+/// sockets' buffers fill, and the server can send no more. Without the
+/// byte bounds the 256 KiB histories here would pile up to 2 GiB in the
+/// session's and the transport's queues, and 3 GiB behind `Reconnecting`.
+#[test]
+fn a_client_that_stops_reading_holds_a_bounded_number_of_bytes() {
+    let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let fake = big_histories(sent.clone());
+    let (session, events) = builder(&fake.addr).connect().unwrap();
+    let held = settled(&sent);
+    assert!(held < 200 << 20, "{} MiB taken in", held >> 20);
+    // Nothing was lost: reading again, the histories keep coming.
+    let n = until(&events, 10, {
+        let mut n = 0;
+        move |e| {
+            if let Event::History(h) = e {
+                assert_eq!(h.messages.len(), 4);
+                n += 1;
+            }
+            (n >= 100).then_some(n)
+        }
+    });
+    assert_eq!(n, 100);
+    session.close("done");
+
+    let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let fake = big_histories(sent.clone());
+    let (link, _events) = Reconnecting::connect(builder(&fake.addr), fast()).unwrap();
+    let held = settled(&sent);
+    link.close("done");
+    assert!(held < 300 << 20, "{} MiB taken in", held >> 20);
+}

@@ -208,6 +208,7 @@ impl Client {
             writer: link,
             read_state: state,
             last_error: None,
+            queued: crate::QueuedBytes::new(crate::conn::EVENT_BYTES),
         };
         let reader = spawn_named("lanlink-reader", move || reader.run());
         Ok(Client {

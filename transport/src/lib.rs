@@ -104,6 +104,7 @@ mod error;
 mod fuzzing;
 mod handshake;
 pub mod limits;
+mod queued;
 pub mod server;
 mod shutdown;
 mod socket;
@@ -118,6 +119,7 @@ pub use error::TransportError;
 #[cfg(any(fuzzing, feature = "fuzzing"))]
 pub use fuzzing::fuzz_tls_server_read;
 pub use limits::{BanList, GuessLimit, KeyedBuckets, Rate, RefusalLog, TokenBucket};
+pub use queued::QueuedBytes;
 pub use server::{serve, Adopter, ServerConfig, DEFAULT_SERVER_MAX_PAYLOAD};
 pub use shutdown::Shutdown;
 pub use spawn::spawn_named;

@@ -141,11 +141,23 @@ impl Chat {
         for line in lines {
             self.print(line);
         }
-        if matches!(
-            event,
-            Event::Roster(_) | Event::History(_) | Event::ServerError(_)
-        ) {
-            let _ = self.replies_tx.try_send(event.clone());
+        // What the waits for answers look at (a room's name, whether a
+        // history is empty): not the whole roster or history, which a
+        // server may make 16 MiB each.
+        let reply = match event {
+            Event::Roster(r) => Some(Event::Roster(lanlink_proto::chat::Roster {
+                room: r.room.clone(),
+                members: Vec::new(),
+            })),
+            Event::History(h) => Some(Event::History(lanlink_proto::chat::History {
+                room: h.room.clone(),
+                messages: h.messages.iter().take(1).cloned().collect(),
+            })),
+            Event::ServerError(_) => Some(event.clone()),
+            _ => None,
+        };
+        if let Some(reply) = reply {
+            let _ = self.replies_tx.try_send(reply);
         }
     }
 

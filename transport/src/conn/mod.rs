@@ -47,7 +47,7 @@ pub use inbound::InboundPermit;
 pub(crate) use frame::Outbound;
 pub(crate) use handle::{new_connection, WriterLink, WriterQueues};
 pub(crate) use inbound::{ConnInbound, ConnRate, FrameReservation, InboundBudget};
-pub(crate) use reader::Reader;
+pub(crate) use reader::{Reader, EVENT_BYTES};
 pub(crate) use shared::{Shared, Totals};
 pub(crate) use wake::{Doorbell, Wake};
 pub(crate) use writer::run_writer;

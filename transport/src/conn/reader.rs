@@ -11,6 +11,7 @@ use lanlink_proto::{control, ErrorCode, Frame, FrameDecoder, ProtoError};
 
 use super::{CloseReason, ConnConfig, ConnHandle, Event, WriterLink};
 use crate::socket::{ReadState, TICK};
+use crate::QueuedBytes;
 
 /// The reader side of an established connection.
 pub(crate) struct Reader {
@@ -25,7 +26,15 @@ pub(crate) struct Reader {
     /// The last frame, when it was an error: a peer that then closes
     /// closed because of it ([`CloseReason::PeerError`]).
     pub(crate) last_error: Option<control::Error>,
+    /// The bytes of the frames handed over and not yet taken from
+    /// `events` (see [`EVENT_BYTES`]).
+    pub(crate) queued: QueuedBytes,
 }
+
+/// The most bytes of frames waiting in a client's event channel: past
+/// them the reader stops reading until the application catches up (4,096
+/// frames of up to 16 MiB would otherwise be 64 GiB from a hostile server).
+pub(crate) const EVENT_BYTES: usize = 64 << 20;
 
 impl Reader {
     /// Reads frames until the connection ends, then reports `Closed`.
@@ -74,9 +83,11 @@ impl Reader {
             // Decode first: the handshake may have left whole frames in the
             // decoder that arrived together with the Hello.
             loop {
+                let before = self.decoder.buffered();
                 match self.decoder.decode() {
                     Ok(Some(frame)) => {
-                        if let Some(reason) = self.on_frame(frame, &mut ping_sent) {
+                        let size = before.saturating_sub(self.decoder.buffered());
+                        if let Some(reason) = self.on_frame(frame, size, &mut ping_sent) {
                             return reason;
                         }
                     }
@@ -146,6 +157,7 @@ impl Reader {
     fn on_frame(
         &mut self,
         frame: Frame,
+        size: usize,
         ping_sent: &mut Option<(u64, Instant)>,
     ) -> Option<CloseReason> {
         self.last_error = match &frame.message {
@@ -174,6 +186,11 @@ impl Reader {
                     frame,
                     permit: super::InboundPermit::none(),
                 };
+                // Room in bytes first (a shutdown or a close stops the wait).
+                let (shutdown, handle) = (&self.shutdown, &self.handle);
+                self.queued.wait_for_room(&self.events, size, || {
+                    shutdown.is_triggered() || handle.is_closing()
+                });
                 // Wait for room in the event channel (this is what slows a
                 // fast sender down), but not past a shutdown: then nobody
                 // may be reading any more.
@@ -181,15 +198,20 @@ impl Reader {
                     if self.shutdown.is_triggered() {
                         // Nobody may read any more: deliver if there is
                         // room, never wait.
-                        if let Err(crossbeam_channel::TrySendError::Disconnected(_)) =
-                            self.events.try_send(event)
-                        {
-                            return Some(CloseReason::Shutdown);
+                        match self.events.try_send(event) {
+                            Ok(()) => self.queued.sent(size),
+                            Err(crossbeam_channel::TrySendError::Disconnected(_)) => {
+                                return Some(CloseReason::Shutdown);
+                            }
+                            Err(crossbeam_channel::TrySendError::Full(_)) => {}
                         }
                         break;
                     }
                     match self.events.send_timeout(event, TICK) {
-                        Ok(()) => break,
+                        Ok(()) => {
+                            self.queued.sent(size);
+                            break;
+                        }
                         Err(crossbeam_channel::SendTimeoutError::Timeout(e)) => {
                             if self.shutdown.is_triggered() {
                                 break;
