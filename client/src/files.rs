@@ -304,6 +304,11 @@ impl Session {
                 Some(i) if busy.len() < RECEIVING_AT_ONCE => waiting.remove(i),
                 _ => {
                     match events.recv_timeout(Duration::from_millis(100)) {
+                        // Offers for names still arriving wait here; a
+                        // sender repeating them gets no more than a few.
+                        Some(Event::FileOffered(offer)) if waiting.len() >= MAX_WAITING => {
+                            self.decline_file(&offer, "too many offers are waiting")?;
+                        }
                         Some(Event::FileOffered(offer)) => waiting.push_back(offer),
                         Some(Event::Disconnected(reason)) => {
                             return Err(ClientError::Disconnected(reason))
@@ -343,6 +348,10 @@ impl Session {
 /// How long [`Session::put`] of one file keeps trying while the server
 /// says it is busy (its buffers for everyone's uploads are full).
 pub const BUSY_PATIENCE: Duration = Duration::from_secs(60);
+
+/// The most offers [`Session::receive_files`] holds while others arrive
+/// (a server keeps 16 waiting per user).
+const MAX_WAITING: usize = 64;
 
 /// What an offered file is kept apart by while it arrives: the name it
 /// is written under (composed, as `validate_target` makes it), so that

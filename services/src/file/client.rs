@@ -214,16 +214,14 @@ impl<'a, L: FileLink + ?Sized> FileClient<'a, L> {
             },
         )?;
         let mut entries = Vec::new();
-        let (mut bytes, mut waiting) = (0, Progressing::new(self.timeout));
+        let (mut bytes, mut waiting) = (0, Progressing::new(self.timeout, 0));
         loop {
             match self.next_progressing(stream, &waiting)? {
                 Message::Listing(l) => {
-                    if !l.entries.is_empty() {
-                        waiting.made();
-                    }
                     // No more than a server lists (a hostile one sent ten
                     // million entries, 800 MB).
                     bytes += l.entries.iter().map(|e| e.name.len() + 32).sum::<usize>();
+                    waiting.reached(bytes as u64);
                     if entries.len() + l.entries.len() > listing::MAX_ENTRIES
                         || bytes > listing::MAX_BYTES
                     {
@@ -409,18 +407,21 @@ impl<'a, L: FileLink + ?Sized> FileClient<'a, L> {
     ) -> Result<Message, ServiceError> {
         let resumed_from = file.received();
         let mut acked = resumed_from;
-        let mut waiting = Progressing::new(self.timeout);
+        let mut waiting = Progressing::new(self.timeout, resumed_from);
+        let mut restarted = false;
         loop {
             let c = match self.next_progressing(stream, &waiting)? {
                 Message::FileChunk(c) => c,
                 other => return Ok(other),
             };
-            if !c.data.is_empty() {
-                waiting.made();
-            }
             if c.offset == 0 && file.received() > 0 {
                 file.restart()?;
                 acked = 0;
+                // A sender that did not recognise our partial file starts
+                // over once; starting over again is no progress.
+                if !std::mem::replace(&mut restarted, true) {
+                    waiting.rebase(0);
+                }
             }
             if let Err(e) = file.write_chunk(c.offset, &c.data) {
                 let cancel = FileCancel {
@@ -430,6 +431,7 @@ impl<'a, L: FileLink + ?Sized> FileClient<'a, L> {
                 let _ = self.send(stream, cancel);
                 return Err(e);
             }
+            waiting.reached(file.received());
             progress.advance(file.received());
             if file.received() >= acked + ACK_EVERY {
                 // Holding acknowledgements back is what slows the sender
@@ -629,7 +631,7 @@ impl<'a, L: FileLink + ?Sized> FileClient<'a, L> {
             // Small chunks until acknowledgements show a quick link.
             let sending_since = Instant::now();
             let mut chunk = SMALL_CHUNK;
-            let (mut waiting, mut best_ack) = (Progressing::new(self.timeout), file.start());
+            let mut waiting = Progressing::new(self.timeout, file.start());
             loop {
                 while !completed && file.can_send(DEFAULT_WINDOW) {
                     match file.next_chunk(chunk)? {
@@ -645,10 +647,8 @@ impl<'a, L: FileLink + ?Sized> FileClient<'a, L> {
                 }
                 match self.next_progressing(stream, &waiting)? {
                     Message::FileAccept(a) => {
-                        if a.offset > best_ack {
-                            best_ack = a.offset;
-                            waiting.made();
-                        }
+                        // Acknowledging more than was sent is no progress.
+                        waiting.reached(a.offset.min(file.sent()));
                         file.ack(a.offset);
                         progress.advance(a.offset);
                         let acked = a.offset.saturating_sub(file.start());
@@ -804,26 +804,44 @@ impl<'a, L: FileLink + ?Sized> FileClient<'a, L> {
     }
 }
 
+/// Bytes a transfer (or a listing) must move past its last mark for its
+/// patience to start over: at least 4 KiB every 30 s (about 140 B/s).
+const PROGRESS_FLOOR: u64 = 4 * 1024;
+
 /// How long a transfer or a listing waits for progress: frames that carry
-/// nothing new (an empty chunk, an acknowledgement of what was
-/// acknowledged, an empty page) do not make it wait longer, so a peer that
-/// sends them a little under every `patience` cannot hold it for ever.
+/// nothing new or nearly nothing (an empty chunk, a byte, an
+/// acknowledgement of what was acknowledged, a page of one entry, a start
+/// over) do not make it wait longer, so a peer that sends them a little
+/// under every `patience` cannot hold it for ever.
 struct Progressing {
     patience: Duration,
     since: Instant,
+    /// Where it stood when the patience last started over.
+    mark: u64,
 }
 
 impl Progressing {
-    fn new(patience: Duration) -> Progressing {
+    fn new(patience: Duration, at: u64) -> Progressing {
         Progressing {
             patience,
             since: Instant::now(),
+            mark: at,
         }
     }
 
-    /// Something new came: the patience starts over.
-    fn made(&mut self) {
-        self.since = Instant::now();
+    /// It stands at `at` now (bytes moved, or listed): the patience starts
+    /// over once that is [`PROGRESS_FLOOR`] past the last mark.
+    fn reached(&mut self, at: u64) {
+        if at >= self.mark.saturating_add(PROGRESS_FLOOR) {
+            self.mark = at;
+            self.since = Instant::now();
+        }
+    }
+
+    /// Counts from `at` from now on (a transfer that starts over once),
+    /// without starting the patience over.
+    fn rebase(&mut self, at: u64) {
+        self.mark = at;
     }
 
     fn left(&self) -> Duration {
@@ -917,39 +935,57 @@ mod tests {
         assert!(matches!(err, ServiceError::NoAnswer { .. }), "{err}");
         assert!(started.elapsed() < Duration::from_secs(2));
 
-        let link = client(|asked, n| match &asked.message {
-            Message::ListRequest(_) => Message::Listing(Listing {
-                path: String::new(),
-                entries: vec![DirEntry {
-                    name: String::new(),
-                    is_dir: false,
-                    size: 10,
-                    modified: 0,
-                }],
-                done: true,
-            }),
-            Message::FileRequest(_) if n < 3 => Message::FileOffer(FileOffer {
-                name: "f.bin".into(),
-                size: 10,
-                hash: None,
-                offset: 0,
-                to: None,
-                from: None,
-            }),
-            _ => Message::FileChunk(lanlink_proto::file::FileChunk {
-                offset: 0,
-                data: bytes::Bytes::new(),
-            }),
-        });
-        let dir = std::env::temp_dir().join(format!("lanlink-drip-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut files = FileClient::new(&link);
-        files.timeout = Duration::from_millis(300);
-        let started = Instant::now();
-        let err = files.get("f.bin", &dir, false, &mut Quiet).unwrap_err();
-        assert!(matches!(err, ServiceError::NoAnswer { .. }), "{err}");
-        assert!(started.elapsed() < Duration::from_secs(2));
-        std::fs::remove_dir_all(&dir).unwrap();
+        // A get whose chunks are empty, or one byte each, or one byte
+        // that starts the file over each time (the second outside attack).
+        let chunks: [Chunker; 3] = [|_| (0, b""), |n| (n - 3, b"x"), |_| (0, b"x")];
+        for (i, chunk) in chunks.into_iter().enumerate() {
+            CHUNK.with(|c| c.set(Some(chunk)));
+            let dir = std::env::temp_dir().join(format!("lanlink-drip-{}-{i}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let link = client(|asked, n| match &asked.message {
+                Message::ListRequest(_) => Message::Listing(Listing {
+                    path: String::new(),
+                    entries: vec![DirEntry {
+                        name: String::new(),
+                        is_dir: false,
+                        size: 1_000_000,
+                        modified: 0,
+                    }],
+                    done: true,
+                }),
+                Message::FileRequest(_) if n < 3 => Message::FileOffer(FileOffer {
+                    name: "f.bin".into(),
+                    size: 1_000_000,
+                    hash: None,
+                    offset: 0,
+                    to: None,
+                    from: None,
+                }),
+                _ => {
+                    let (offset, data) = CHUNK.with(|c| c.get().unwrap())(n);
+                    Message::FileChunk(lanlink_proto::file::FileChunk {
+                        offset,
+                        data: bytes::Bytes::from_static(data),
+                    })
+                }
+            });
+            let mut files = FileClient::new(&link);
+            files.timeout = Duration::from_millis(300);
+            let started = Instant::now();
+            let err = files.get("f.bin", &dir, false, &mut Quiet).unwrap_err();
+            assert!(matches!(err, ServiceError::NoAnswer { .. }), "{i}: {err}");
+            assert!(started.elapsed() < Duration::from_secs(2), "{i}");
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
+    }
+
+    /// The offset and data of the scripted server's `n`th frame.
+    type Chunker = fn(u64) -> (u64, &'static [u8]);
+
+    thread_local! {
+        /// The chunk the scripted server sends as its `n`th frame.
+        static CHUNK: std::cell::Cell<Option<Chunker>> =
+            const { std::cell::Cell::new(None) };
     }
 
     /// A listing longer than any server sends is refused, not kept.

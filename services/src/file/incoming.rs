@@ -136,21 +136,13 @@ impl IncomingFile {
         overwrite: bool,
     ) -> Result<IncomingFile, ServiceError> {
         let part = part_path(&target);
-        let file =
-            IncomingFile::open_part(name, target, part, size, overwrite, &AtomicBool::new(false))?;
-        // Two transfers of one process writing one partial file (two
-        // offers whose names differ only in how they are composed) would
-        // each verify only their own bytes of a mixed file.
-        if fs4::FileExt::try_lock(&file.file).is_err() {
-            return Err(ServiceError::Io {
-                op: "lock",
-                path: file.part.display().to_string(),
-                source: std::io::Error::new(
-                    std::io::ErrorKind::WouldBlock,
-                    "another transfer is writing this partial file",
-                ),
-            });
-        }
+        // Locked before anything is truncated or read: two transfers
+        // writing one partial file (two offers whose names differ only in
+        // how they are composed) would each verify only their own bytes of
+        // a mixed file, and a refused second one would still have cut the
+        // first one's file short.
+        let mut file = IncomingFile::begin(name, target, part, size, overwrite, true)?;
+        file.hash_held(u64::MAX, &AtomicBool::new(false))?;
         Ok(file)
     }
 
@@ -182,6 +174,19 @@ impl IncomingFile {
         size: u64,
         overwrite: bool,
     ) -> Result<IncomingFile, ServiceError> {
+        IncomingFile::begin(name, target, part, size, overwrite, false)
+    }
+
+    /// [`begin_part`](Self::begin_part), locking the partial file first
+    /// when `lock` is set (a client's: one writer per file).
+    fn begin(
+        name: &str,
+        target: PathBuf,
+        part: PathBuf,
+        size: u64,
+        overwrite: bool,
+        lock: bool,
+    ) -> Result<IncomingFile, ServiceError> {
         if target.exists() && !overwrite {
             return Err(ServiceError::AlreadyExists {
                 name: name.to_owned(),
@@ -199,10 +204,27 @@ impl IncomingFile {
         let file = options
             .open(&part)
             .map_err(|e| ServiceError::io("create", &part, e))?;
-        let len = file
+        let refuse = |why: &'static str| ServiceError::Io {
+            op: "open",
+            path: part.display().to_string(),
+            source: std::io::Error::other(why),
+        };
+        if lock && fs4::FileExt::try_lock(&file).is_err() {
+            return Err(refuse("another transfer is writing this partial file"));
+        }
+        let meta = file
             .metadata()
-            .map_err(|e| ServiceError::io("inspect", &part, e))?
-            .len();
+            .map_err(|e| ServiceError::io("inspect", &part, e))?;
+        // Not a link to a file elsewhere (a hard link planted under the
+        // partial file's name), nor a pipe or a device.
+        #[cfg(unix)]
+        if std::os::unix::fs::MetadataExt::nlink(&meta) > 1 {
+            return Err(refuse("the partial file has other names (a hard link)"));
+        }
+        if !meta.is_file() {
+            return Err(refuse("the partial file is not a regular file"));
+        }
+        let len = meta.len();
         if len > size {
             file.set_len(0)
                 .map_err(|e| ServiceError::io("truncate", &part, e))?;
@@ -331,6 +353,24 @@ impl IncomingFile {
         self.file
             .sync_all()
             .map_err(|e| ServiceError::io("sync", &self.part, e))?;
+        // What is on disk must be what was hashed (nothing cut it short or
+        // added to it behind this transfer's back).
+        let on_disk = self
+            .file
+            .metadata()
+            .map_err(|e| ServiceError::io("inspect", &self.part, e))?
+            .len();
+        if on_disk != self.received {
+            drop(self.file);
+            let _ = std::fs::remove_file(&self.part);
+            return Err(ServiceError::HashMismatch {
+                name: self.name,
+                detail: format!(
+                    "the partial file holds {on_disk} bytes, {} were received",
+                    self.received
+                ),
+            });
+        }
         // The partial file may have been removed (an abandoned-partial
         // sweep) and even replaced since it was opened: publish only the
         // very file this transfer wrote and hashed.
@@ -468,13 +508,29 @@ mod tests {
         );
         std::fs::remove_file(part_path(&target)).unwrap();
 
-        let first = IncomingFile::open("f.bin", target.clone(), 3, false).unwrap();
-        let second = IncomingFile::open("f.bin", target.clone(), 3, false);
+        let mut first = IncomingFile::open("f.bin", target.clone(), 3, false).unwrap();
+        first.write_chunk(0, b"ab").unwrap();
+        // Offered as 1 byte, it would cut the first one's 2 bytes short
+        // before being refused (found by the second outside attack).
+        let second = IncomingFile::open("f.bin", target.clone(), 1, false);
         assert!(
-            matches!(&second, Err(ServiceError::Io { op: "lock", .. })),
+            matches!(&second, Err(ServiceError::Io { op: "open", .. })),
             "{second:?}"
         );
-        drop(first);
+        assert_eq!(std::fs::read(part_path(&target)).unwrap(), b"ab");
+        first.write_chunk(2, b"c").unwrap();
+        first.finish(3, blake3::hash(b"abc").as_bytes()).unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"abc");
+        std::fs::remove_file(&target).unwrap();
+
+        // A hard link under the partial file's name is refused too.
+        std::fs::hard_link(&victim, part_path(&target)).unwrap();
+        assert!(IncomingFile::open("f.bin", target.clone(), 100, false).is_err());
+        assert_eq!(
+            std::fs::read(&victim).unwrap(),
+            b"precious data outside the folder"
+        );
+        std::fs::remove_file(part_path(&target)).unwrap();
         IncomingFile::open("f.bin", target, 3, false).unwrap();
         std::fs::remove_dir_all(&d).unwrap();
     }
