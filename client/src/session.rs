@@ -258,10 +258,40 @@ pub(crate) struct Shared {
 /// Where the frames of one stream go.
 #[derive(Clone)]
 pub(crate) enum Route {
-    /// Every frame, in order (transfers, publishers' refusals).
-    Reliable(Sender<Frame>),
-    /// Media: dropped when the subscriber falls behind.
-    Media(Sender<Frame>),
+    /// Every frame, in order (transfers, publishers' refusals); past
+    /// [`ROUTE_BYTES`] waiting, the session waits for the reader.
+    Reliable(RouteTx),
+    /// Media: dropped when the subscriber falls behind (past
+    /// [`MEDIA_ROUTE_CAPACITY`] frames or [`MEDIA_ROUTE_BYTES`]).
+    Media(RouteTx),
+}
+
+/// One link's channel, and what waits in it in bytes (the dispatcher is
+/// its one producer).
+#[derive(Clone)]
+pub(crate) struct RouteTx {
+    tx: Sender<Frame>,
+    queued: Arc<Mutex<QueuedBytes>>,
+}
+
+impl RouteTx {
+    fn new(tx: Sender<Frame>, limit: usize) -> RouteTx {
+        RouteTx {
+            tx,
+            queued: Arc::new(Mutex::new(QueuedBytes::new(limit))),
+        }
+    }
+}
+
+/// Bytes of frames waiting for one transfer (a server that ignores the
+/// transfer's window cannot make a slow disk's client hold more).
+const ROUTE_BYTES: usize = 64 << 20;
+/// Bytes of media frames waiting for one subscription.
+const MEDIA_ROUTE_BYTES: usize = 32 << 20;
+
+/// A frame's size on the wire, about (a chunk's data is not copied).
+fn frame_size(frame: &Frame) -> usize {
+    lanlink_transport::EncodedFrame::new(frame).map_or(0, |e| e.len())
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -629,12 +659,21 @@ fn route(shared: &Shared, frame: Frame) -> Option<Event> {
     }
     let target = lock(&shared.routes).get(&frame.stream).cloned();
     match target {
-        Some(Route::Reliable(tx)) => {
-            let _ = tx.send(frame);
+        Some(Route::Reliable(r)) => {
+            let size = frame_size(&frame);
+            let mut queued = lock(&r.queued);
+            queued.wait_for_room(&r.tx, size, || shared.stopping.load(Ordering::Relaxed));
+            if r.tx.send(frame).is_ok() {
+                queued.sent(size);
+            }
             return None;
         }
-        Some(Route::Media(tx)) => {
-            let _ = tx.try_send(frame);
+        Some(Route::Media(r)) => {
+            let size = frame_size(&frame);
+            let mut queued = lock(&r.queued);
+            if queued.fits(&r.tx, size) && r.tx.try_send(frame).is_ok() {
+                queued.sent(size);
+            }
             return None;
         }
         None => {}
@@ -679,8 +718,9 @@ pub fn fuzz_route(frames: impl IntoIterator<Item = Frame>) -> Vec<Event> {
     let (transfer, _transfer_rx) = crossbeam_channel::unbounded();
     let (media, _media_rx) = crossbeam_channel::bounded(MEDIA_ROUTE_CAPACITY);
     let (watcher, _watcher_rx) = crossbeam_channel::unbounded();
-    shared.add_route(1, Route::Reliable(transfer));
-    shared.add_route(3, Route::Media(media));
+    // Nothing reads the transfer here: no bound to wait on.
+    shared.add_route(1, Route::Reliable(RouteTx::new(transfer, usize::MAX)));
+    shared.add_route(3, Route::Media(RouteTx::new(media, MEDIA_ROUTE_BYTES)));
     shared.add_watcher(watcher);
     frames
         .into_iter()
@@ -702,7 +742,7 @@ fn tell_watchers(shared: &Shared, frame: &Frame) {
 pub(crate) struct RouteLink {
     shared: Arc<Shared>,
     handle: ConnHandle,
-    tx: Sender<Frame>,
+    tx: RouteTx,
     rx: Receiver<Frame>,
     media: bool,
     streams: Mutex<Vec<StreamId>>,
@@ -722,10 +762,15 @@ impl RouteLink {
     }
 
     fn new(session: &Session, tx: Sender<Frame>, rx: Receiver<Frame>, media: bool) -> RouteLink {
+        let limit = if media {
+            MEDIA_ROUTE_BYTES
+        } else {
+            ROUTE_BYTES
+        };
         RouteLink {
             shared: session.inner.shared.clone(),
             handle: session.inner.handle.clone(),
-            tx,
+            tx: RouteTx::new(tx, limit),
             rx,
             media,
             streams: Mutex::new(Vec::new()),
@@ -818,6 +863,57 @@ impl lanlink_services::file::FileLink for RouteLink {
 mod tests {
     use super::*;
     use lanlink_proto::audio::{AudioAnnounce, AudioCodec};
+
+    fn chunk(stream: StreamId, len: usize) -> Frame {
+        Frame::new(
+            stream,
+            lanlink_proto::file::FileChunk {
+                offset: 0,
+                data: bytes::Bytes::from(vec![0u8; len]),
+            },
+        )
+    }
+
+    /// A transfer's frames wait for their reader in bytes too: a server
+    /// that ignores the window makes the session wait (and, through TCP,
+    /// itself), not hold without end; a media route drops instead.
+    #[test]
+    fn routes_are_bounded_in_bytes() {
+        let (_gone_tx, gone) = crossbeam_channel::bounded::<()>(0);
+        let shared = Arc::new(Shared::new("me".into(), gone));
+        let (tx, rx) = crossbeam_channel::unbounded();
+        shared.add_route(1, Route::Reliable(RouteTx::new(tx, 1 << 20)));
+        let (media, media_rx) = crossbeam_channel::bounded(MEDIA_ROUTE_CAPACITY);
+        shared.add_route(3, Route::Media(RouteTx::new(media, 1 << 20)));
+        for _ in 0..8 {
+            assert!(route(&shared, chunk(3, 256 * 1024)).is_none());
+        }
+        assert!(media_rx.len() <= 4, "{} media frames held", media_rx.len());
+
+        let (done_tx, done) = crossbeam_channel::bounded(1);
+        let producer = {
+            let shared = shared.clone();
+            std::thread::spawn(move || {
+                for _ in 0..8 {
+                    route(&shared, chunk(1, 256 * 1024));
+                }
+                let _ = done_tx.send(());
+            })
+        };
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(
+            done.try_recv().is_err(),
+            "8 chunks of 256 KiB went past 1 MiB"
+        );
+        assert!(rx.len() <= 4, "{} chunks held", rx.len());
+        // Read, and the rest goes through, in order and whole.
+        let mut got = 0;
+        while got < 8 {
+            rx.recv_timeout(Duration::from_secs(5)).unwrap();
+            got += 1;
+        }
+        producer.join().unwrap();
+    }
 
     #[test]
     fn a_server_flooding_announcements_cannot_make_the_client_hold_them() {
