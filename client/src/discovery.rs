@@ -314,12 +314,7 @@ fn usable(ip: IpAddr) -> bool {
 /// or hide text are escaped as everywhere else in lanlink
 /// ([`lanlink_transport::text::display_safe`]: `\u{1b}`).
 pub fn display_safe(s: &str) -> String {
-    let cut: String = s.chars().take(MAX_NAME_CHARS).collect();
-    let mut out = lanlink_transport::text::display_safe(&cut).into_owned();
-    if s.chars().nth(MAX_NAME_CHARS).is_some() {
-        out.push('…');
-    }
-    out
+    lanlink_transport::text::display_cut(s, MAX_NAME_CHARS)
 }
 
 /// Stops a daemon's thread, waiting (briefly) until it has.

@@ -9,17 +9,11 @@ use lanlink_proto::video::{
 };
 use lanlink_proto::{Frame, Message, StreamId};
 use lanlink_transport::Shutdown;
-use lanlink_video::{
-    EncodedFrame, JpegDecoder, RgbImage, SourceHandle, SourceInfo, VideoSource, MAX_DECODE_PIXELS,
-};
+use lanlink_video::{EncodedFrame, JpegDecoder, RgbImage, SourceHandle, SourceInfo, VideoSource};
 
 use crate::media::{spawn_publisher, Announcement, MediaKind, Publisher};
 use crate::session::RouteLink;
 use crate::{ClientError, Session};
-
-/// A viewer decodes frames of at least this many pixels, whatever smaller
-/// size the stream announced (1920×1080).
-const FULL_HD: usize = 1920 * 1080;
 
 /// The announcement of a source's stream (the server fills in the publisher).
 pub fn announce(info: &SourceInfo, name: &str) -> VideoAnnounce {
@@ -268,8 +262,8 @@ impl VideoSubscription {
     ///
     /// A frame that does not decode is skipped and counted
     /// ([`skipped`](Self::skipped)), and so is one whose header claims more
-    /// pixels than the stream announced (at least Full HD, at most
-    /// [`MAX_DECODE_PIXELS`]): a camera's glitch or a hostile publisher
+    /// pixels than the stream may ([`VideoAnnounce::max_frame_pixels`]):
+    /// a camera's glitch or a hostile publisher
     /// neither ends the viewer nor makes it allocate gigabytes (a JPEG of a
     /// few hundred bytes may claim 65500×65500 pixels). `image` then keeps
     /// the last picture decoded.
@@ -287,9 +281,7 @@ impl VideoSubscription {
             let decoder = match &mut self.decoder {
                 Some(d) => d,
                 None => {
-                    let a = &self.announcement;
-                    let announced = usize::from(a.width) * usize::from(a.height);
-                    let max = announced.clamp(FULL_HD, MAX_DECODE_PIXELS);
+                    let max = self.announcement.max_frame_pixels();
                     self.decoder
                         .insert(JpegDecoder::new()?.with_max_pixels(max))
                 }

@@ -38,6 +38,24 @@ pub struct VideoAnnounce {
     pub fps_milli: u32,
 }
 
+impl VideoAnnounce {
+    /// The most pixels a frame of this stream may claim in its own header:
+    /// what the stream announced, but at least Full HD (a camera may change
+    /// its mind) and at most 8K UHD. A JPEG of a few hundred bytes can
+    /// claim 65500×65500, which a decoder (a viewer's, a browser's) would
+    /// make room for; viewers and the server's browser side skip frames
+    /// past this.
+    pub fn max_frame_pixels(&self) -> usize {
+        max_frame_pixels(self.width, self.height)
+    }
+}
+
+/// [`VideoAnnounce::max_frame_pixels`] of a stream announced as
+/// `width`×`height`.
+pub fn max_frame_pixels(width: u16, height: u16) -> usize {
+    (usize::from(width) * usize::from(height)).clamp(1920 * 1080, 7680 * 4320)
+}
+
 impl Body for VideoAnnounce {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), ProtoError> {
         w.string("name", &self.name)?;

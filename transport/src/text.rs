@@ -84,6 +84,18 @@ fn is_pictograph(c: char) -> bool {
     )
 }
 
+/// [`display_safe`], cut to `most` characters of `s` (then `…`): a
+/// peer's name in a prompt or a list, where a long one would push out
+/// what matters.
+pub fn display_cut(s: &str, most: usize) -> String {
+    let cut: String = s.chars().take(most).collect();
+    let mut out = display_safe(&cut).into_owned();
+    if s.chars().nth(most).is_some() {
+        out.push('…');
+    }
+    out
+}
+
 /// Whether `c` may not stand in a name that others are shown (a stream's,
 /// a written file's): it reorders text ([`is_bidi_control`]), hides
 /// ([`is_invisible`]) or breaks a line (U+2028, U+2029).

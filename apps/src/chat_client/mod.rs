@@ -467,11 +467,7 @@ impl Pacing {
 /// The room as the prompt shows it: the server spells it (a hostile one
 /// may put escape sequences there), so escaped, and cut to 40 characters.
 fn prompt_room(room: &str) -> String {
-    let shown = display_safe(room);
-    match shown.char_indices().nth(40) {
-        Some((end, _)) => format!("{}…", &shown[..end]),
-        None => shown.into_owned(),
-    }
+    lanlink_transport::text::display_cut(room, 40)
 }
 
 /// Whether the follower is done with the connection (it holds the other

@@ -62,7 +62,7 @@ pub enum FrameRefused {
     /// The frame would take the store past its byte limit.
     TooManyBytes,
     /// The JPEG's header claims a picture larger than the stream announced
-    /// (see [`max_claimed_pixels`]).
+    /// (see [`lanlink_proto::video::max_frame_pixels`]).
     LargerThanAnnounced,
 }
 
@@ -215,13 +215,6 @@ pub fn jpeg_claimed_size(jpeg: &[u8]) -> Option<(u16, u16)> {
     }
 }
 
-/// The most pixels a stream announced as `width`×`height` may claim in a
-/// frame for browsers: what it announced, but at least Full HD (a camera
-/// may change its mind) and at most 8K UHD, as the native viewer takes.
-pub fn max_claimed_pixels(width: u16, height: u16) -> usize {
-    (usize::from(width) * usize::from(height)).clamp(1920 * 1080, 7680 * 4320)
-}
-
 impl LatestFrames {
     /// An empty store with the default [`FrameLimits`].
     pub fn new() -> LatestFrames {
@@ -249,7 +242,7 @@ impl LatestFrames {
 
     /// Stores a stream's newest frame and wakes its viewers. A frame that
     /// is not a JPEG image, claims a picture larger than the stream
-    /// announced ([`max_claimed_pixels`]), or does not fit the limits, is
+    /// announced ([`lanlink_proto::video::max_frame_pixels`]), or does not fit the limits, is
     /// refused (the stream's previous frame, if any, stays).
     pub fn publish(
         &self,
@@ -275,7 +268,7 @@ impl LatestFrames {
     ) -> Result<(), FrameRefused> {
         let jpeg = jpeg_image(&data).ok_or(FrameRefused::NotJpeg)?;
         if jpeg_claimed_size(&jpeg).is_some_and(|(w, h)| {
-            usize::from(w) * usize::from(h) > max_claimed_pixels(width, height)
+            usize::from(w) * usize::from(h) > lanlink_proto::video::max_frame_pixels(width, height)
         }) {
             return Err(FrameRefused::LargerThanAnnounced);
         }
