@@ -231,16 +231,12 @@ pub fn view(
     let mut window = Window::new(target, &announced)?;
     let (mut got, started) = (0u64, Instant::now());
     let mut latencies = Vec::new();
-    // A window shows what decodes (the library skips the rest); a folder
-    // keeps every frame as it came.
+    // Only what decodes is shown or saved (the library skips the rest and
+    // counts it): a folder never holds a picture nobody can open.
     let mut image = lanlink_video::RgbImage::default();
     let wait = Duration::from_millis(50);
     while !shutdown.is_triggered() && frames.is_none_or(|n| got < n) && window.is_open() {
-        let next = match target {
-            ViewTarget::Save(_) => watching.next_frame(wait)?,
-            ViewTarget::Window => watching.next_image(wait, &mut image)?,
-        };
-        match next {
+        match watching.next_image(wait, &mut image)? {
             Some(frame) => {
                 latencies.push(lanlink_video::now_us().saturating_sub(frame.capture_timestamp_us));
                 match target {
@@ -257,6 +253,7 @@ pub fn view(
     }
     let ended = watching.ended();
     let skipped = watching.skipped();
+    let last_skip = watching.last_skip().map(ToString::to_string);
     drop(watching);
     session.close("done");
     latencies.sort_unstable();
@@ -273,7 +270,13 @@ pub fn view(
         pct(0.99),
         match skipped {
             0 => String::new(),
-            n => format!("; skipped {n} that did not decode or were larger than announced"),
+            n => format!(
+                "; skipped {n} that did not decode or were larger than announced{}",
+                last_skip.as_deref().map_or(String::new(), |e| format!(
+                    " (the last: {})",
+                    display_safe(e)
+                ))
+            ),
         },
         if ended { "; the stream ended" } else { "" }
     );

@@ -406,10 +406,8 @@ fn a_waiting_viewer_says_what_it_waits_for_and_obeys_ctrl_c() {
 mod x11;
 
 /// Plays `frames` in order, one every 100 ms, announced as 64×48.
-#[cfg(feature = "display")]
 struct Scripted(std::vec::IntoIter<bytes::Bytes>, u32);
 
-#[cfg(feature = "display")]
 impl lanlink_video::VideoSource for Scripted {
     fn info(&self) -> lanlink_video::SourceInfo {
         lanlink_video::SourceInfo {
@@ -435,6 +433,88 @@ impl lanlink_video::VideoSource for Scripted {
             jpeg: self.0.next().ok_or(stopped)?,
         })
     }
+}
+
+/// A 64×48 JPEG of one colour.
+fn plain_picture(encoder: &mut lanlink_video::JpegEncoder, rgb: [u8; 3]) -> bytes::Bytes {
+    let mut image = RgbImage::new(64, 48);
+    for px in image.as_bytes_mut().chunks_mut(3) {
+        px.copy_from_slice(&rgb);
+    }
+    encoder.encode_rgb_to_bytes(&image).unwrap()
+}
+
+/// A good picture of `before`, then three bad frames (not a JPEG; a JPEG
+/// whose header claims 65500×65500 pixels, which used to cost a viewer
+/// 12.9 GB; one with two SOI markers, after which libjpeg-turbo failed
+/// every later frame), and the good picture of `after` to follow them.
+fn bad_frames_between(before: [u8; 3], after: [u8; 3]) -> (Vec<bytes::Bytes>, bytes::Bytes) {
+    let mut encoder =
+        lanlink_video::JpegEncoder::new(lanlink_video::JpegConfig::default()).unwrap();
+    let mut huge = plain_picture(&mut encoder, before).to_vec();
+    let sof = huge.windows(2).position(|p| p == [0xFF, 0xC0]).unwrap();
+    huge[sof + 5..sof + 9].copy_from_slice(&[0xFF, 0xDC, 0xFF, 0xDC]);
+    let good = plain_picture(&mut encoder, after);
+    let frames = vec![
+        plain_picture(&mut encoder, before),
+        bytes::Bytes::from_static(b"\xFF\xD8 not a picture at all"),
+        bytes::Bytes::from(huge),
+        bytes::Bytes::from([&[0xFF, 0xD8][..], &good[..]].concat()),
+    ];
+    (frames, good)
+}
+
+/// `lanlink view --save` used to keep every frame as it came: a hostile
+/// publisher's junk landed in the folder as `.jpg` files nobody could
+/// open. Now only what decodes is saved, and the viewer says how many it
+/// skipped and why.
+#[test]
+fn a_saving_viewer_keeps_only_frames_that_decode() {
+    let t = Scratch::new("view-save-bad");
+    let server = Server::start(&[]);
+    let (mut frames, good) = bad_frames_between([40, 40, 220], [220, 40, 40]);
+    frames.extend(std::iter::repeat_n(good, 3));
+    let mut viewer = lanlink_command()
+        .args(["view", &server.addr, "scripted", "--save", s(&t.0)])
+        .args(["--frames", "4"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let said = common::lines_of(viewer.stdout.take().unwrap());
+    common::expect_line(&said, "waiting up to");
+    let trust = Trust::Fingerprint(server.fingerprint.as_ref().unwrap().parse().unwrap());
+    let (publisher, _) = Session::builder(&server.addr)
+        .name("mallory")
+        .trust(trust)
+        .connect()
+        .unwrap();
+    let running = publisher
+        .publish_video("scripted", Scripted(frames.into_iter(), 0), None)
+        .unwrap();
+    let status = common::wait_timeout(&mut viewer, Duration::from_secs(20));
+    let stdout: Vec<String> = said.try_iter().collect();
+    assert!(status.is_some_and(|s| s.success()), "{status:?} {stdout:?}");
+    assert!(
+        stdout.iter().any(|l| l.contains("received 4 frames")
+            && l.contains("skipped 3 that did not decode or were larger than announced")),
+        "{stdout:?}"
+    );
+    let (mut decoder, mut image) = (JpegDecoder::new().unwrap(), RgbImage::default());
+    let files: Vec<_> = std::fs::read_dir(&t.0)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 4, "{files:?}");
+    for f in &files {
+        decoder
+            .decode_into(&std::fs::read(f).unwrap(), &mut image)
+            .unwrap_or_else(|e| panic!("{} does not decode: {e}", f.display()));
+        assert_eq!((image.width(), image.height()), (64, 48));
+    }
+    publisher.close("done");
+    let _ = running.wait();
 }
 
 /// Pixels of `image` within 12 of `rgb` in every channel.
@@ -466,28 +546,8 @@ fn a_viewer_window_skips_frames_that_do_not_decode_and_goes_on() {
     };
     let x = x11::Xvfb::start(&xvfb);
     let server = Server::start(&[]);
-    let mut encoder =
-        lanlink_video::JpegEncoder::new(lanlink_video::JpegConfig::default()).unwrap();
-    let mut picture = |rgb: [u8; 3]| {
-        let mut image = RgbImage::new(64, 48);
-        for px in image.as_bytes_mut().chunks_mut(3) {
-            px.copy_from_slice(&rgb);
-        }
-        encoder.encode_rgb_to_bytes(&image).unwrap()
-    };
     let (before, after) = ([40, 40, 220], [220, 40, 40]);
-    let mut huge = picture(before).to_vec();
-    let sof = huge.windows(2).position(|p| p == [0xFF, 0xC0]).unwrap();
-    huge[sof + 5..sof + 9].copy_from_slice(&[0xFF, 0xDC, 0xFF, 0xDC]);
-    let good = picture(after);
-    let mut frames = vec![
-        picture(before),
-        bytes::Bytes::from_static(b"\xFF\xD8 not a picture at all"),
-        bytes::Bytes::from(huge),
-        // Two SOI markers: libjpeg-turbo kept its decoder half way through
-        // that header, and the window froze on the last good picture.
-        bytes::Bytes::from([&[0xFF, 0xD8][..], &good[..]].concat()),
-    ];
+    let (mut frames, good) = bad_frames_between(before, after);
     // Then the good picture for up to 20 s (the test stops sooner).
     frames.extend(std::iter::repeat_n(good, 200));
 

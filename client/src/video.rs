@@ -180,6 +180,7 @@ impl Session {
             ended: false,
             decoder: None,
             skipped: 0,
+            last_skip: None,
         }))
     }
 }
@@ -194,6 +195,8 @@ pub struct VideoSubscription {
     ended: bool,
     decoder: Option<JpegDecoder>,
     skipped: u64,
+    /// Why the last skipped frame was skipped.
+    last_skip: Option<lanlink_video::VideoError>,
 }
 
 impl std::fmt::Debug for VideoSubscription {
@@ -288,7 +291,7 @@ impl VideoSubscription {
             };
             match decoder.decode_into(&frame.jpeg, image) {
                 Ok(()) => return Ok(Some(frame)),
-                Err(e) => eprintln!("seq {} len {}: {e}", frame.seq, frame.jpeg.len()),
+                Err(e) => self.last_skip = Some(e),
             }
             self.skipped += 1;
             if left.is_zero() {
@@ -301,6 +304,12 @@ impl VideoSubscription {
     /// decode or were larger than announced.
     pub fn skipped(&self) -> u64 {
         self.skipped
+    }
+
+    /// Why the last skipped frame was skipped (the decoder's refusal), if
+    /// any was.
+    pub fn last_skip(&self) -> Option<&lanlink_video::VideoError> {
+        self.last_skip.as_ref()
     }
 }
 

@@ -157,4 +157,12 @@ fn frames_that_do_not_decode_or_claim_a_huge_size_are_skipped_and_counted() {
     assert!((reds[0] as i32 - 50).abs() <= 8, "{reds:?}");
     assert!((reds[1] as i32 - 200).abs() <= 8, "{reds:?}");
     assert_eq!(watching.skipped(), 3);
+    // The library says why (it used to print it on stderr instead).
+    assert!(
+        watching
+            .last_skip()
+            .is_some_and(|e| !e.to_string().is_empty()),
+        "{:?}",
+        watching.last_skip()
+    );
 }
