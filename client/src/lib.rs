@@ -43,6 +43,10 @@
 //!   connecting again cannot help (banned, a changed certificate).
 //!   [`Resuming`] does the same for transfers, which resume where they
 //!   stopped.
+//! - [`ChatModel`] is what a chat UI knows, learnt from those events: the
+//!   rooms it is in, who is in them, the files offered, and which messages
+//!   were shown, so that a room's history after a reconnect shows only
+//!   what was missed. `lanlink chat` is built on it.
 //!
 //! An offered file whose name is taken in the destination folder is
 //! overwritten, saved beside it as `name (1).ext` or skipped, as
@@ -92,6 +96,7 @@
 #[cfg(feature = "audio")]
 pub mod audio;
 mod backoff;
+pub mod chat;
 #[cfg(feature = "discovery")]
 pub mod discovery;
 mod error;
@@ -107,6 +112,7 @@ mod trust;
 pub mod video;
 
 pub use backoff::Backoff;
+pub use chat::ChatModel;
 pub use error::ClientError;
 pub use event::{retry_after, Event, IncomingOffer};
 pub use files::{

@@ -10,16 +10,16 @@ use rustyline::hint::Hinter;
 use rustyline::validate::Validator;
 use rustyline::{Context, Helper};
 
-use super::state::State;
 use super::{lock, COMMANDS};
+use lanlink_client::ChatModel;
 
 /// The rustyline helper of `lanlink chat`.
 pub(crate) struct ChatHelper {
-    pub(crate) state: Arc<Mutex<State>>,
+    pub(crate) state: Arc<Mutex<ChatModel>>,
 }
 
 /// What to complete `word` (at byte `start` of `line`) with.
-pub(crate) fn candidates(state: &State, line: &str, start: usize, word: &str) -> Vec<String> {
+pub(crate) fn candidates(state: &ChatModel, line: &str, start: usize, word: &str) -> Vec<String> {
     let prefix = word.to_lowercase();
     let matches = |name: &str| name.to_lowercase().starts_with(&prefix);
     if start == 0 && word.starts_with('/') {
@@ -86,31 +86,21 @@ impl Helper for ChatHelper {}
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chat_client::view::{Timestamps, View};
     use lanlink_client::Event;
     use lanlink_proto::chat::{History, Roster};
 
-    fn state() -> State {
-        let view = View::new(Timestamps::Never, false);
-        let mut s = State::new("ada");
+    fn state() -> ChatModel {
+        let mut s = ChatModel::new("ada");
         for room in ["lobby", "Ops"] {
-            s.apply(
-                &Event::History(History {
-                    room: room.into(),
-                    messages: vec![],
-                }),
-                &view,
-                false,
-            );
+            s.apply(&Event::History(History {
+                room: room.into(),
+                messages: vec![],
+            }));
         }
-        s.apply(
-            &Event::Roster(Roster {
-                room: "lobby".into(),
-                members: vec!["ada".into(), "Bob".into(), "bea".into(), "cat".into()],
-            }),
-            &view,
-            false,
-        );
+        s.apply(&Event::Roster(Roster {
+            room: "lobby".into(),
+            members: vec!["ada".into(), "Bob".into(), "bea".into(), "cat".into()],
+        }));
         s
     }
 

@@ -47,13 +47,10 @@ pub(crate) fn command(line: &str, chat: &Arc<Chat>) -> Option<Result<(), String>
                 .map_err(|_| format!("not a number: {rest:?}"))?
         };
         let mut state = lock(&chat.state);
-        if n == 0 || n > state.offers.len() {
-            return Err(format!(
-                "no offer number {n} ({} waiting)",
-                state.offers.len()
-            ));
-        }
-        Ok(state.offers.remove(n - 1))
+        let waiting = state.offers().len();
+        n.checked_sub(1)
+            .and_then(|i| state.take_offer(i))
+            .ok_or_else(|| format!("no offer number {n} ({waiting} waiting)"))
     };
     match command.as_str() {
         "/send" => {

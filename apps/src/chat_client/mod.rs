@@ -42,7 +42,8 @@ use lanlink_transport::text::display_safe;
 use lanlink_transport::CloseReason;
 
 use crate::connect::{describe, Server};
-use state::{fold, State};
+use lanlink_client::ChatModel;
+use state::fold;
 pub use view::Timestamps;
 use view::View;
 
@@ -81,7 +82,7 @@ fn lock<T: ?Sized>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub(crate) struct Chat {
     view: View,
     interactive: bool,
-    state: Arc<Mutex<State>>,
+    state: Arc<Mutex<ChatModel>>,
     /// A script's session (`None` once it is lost); on a terminal the
     /// link's.
     session: Mutex<Option<Session>>,
@@ -137,7 +138,7 @@ impl Chat {
 
     /// Shows `event` and learns from it.
     fn handle(&self, event: &Event) {
-        let lines = lock(&self.state).apply(event, &self.view, !self.interactive);
+        let lines = state::apply(&mut lock(&self.state), event, &self.view, !self.interactive);
         for line in lines {
             self.print(line);
         }
@@ -223,7 +224,7 @@ impl Chat {
                         self.addr,
                         display_safe(&name)
                     ));
-                    lock(&self.state).me = name;
+                    lock(&self.state).set_me(&name);
                 }
                 event => self.handle(&event),
             }
@@ -240,7 +241,7 @@ impl Chat {
             }
             return Step::Continue;
         }
-        let current = lock(&self.state).current.clone();
+        let current = lock(&self.state).current().to_owned();
         match parse_line(line, &current) {
             Ok(Command::Send(Message::Join(j))) => {
                 if !self.join(&j.room, j.password.as_deref()) {
@@ -310,7 +311,7 @@ impl Chat {
                 Ok(Event::Roster(r)) if fold(&r.room) == fold(room) => {
                     let mut state = lock(&self.state);
                     if let Some(name) = state.in_room(room).map(str::to_owned) {
-                        state.current = name;
+                        state.set_current(&name);
                         return true;
                     }
                 }
@@ -500,7 +501,7 @@ pub fn run(options: ChatOptions) -> Result<i32, ClientError> {
         let (session, events) = crate::connect::connect(builder, addr)?;
         (session, events, None)
     };
-    let state = Arc::new(Mutex::new(State::new(&session.name())));
+    let state = Arc::new(Mutex::new(ChatModel::new(&session.name())));
 
     let mut editor = if interactive {
         let config = rustyline::Config::builder().auto_add_history(true).build();
@@ -571,12 +572,12 @@ pub fn run(options: ChatOptions) -> Result<i32, ClientError> {
     let deadline = Instant::now() + Duration::from_secs(5);
     while let Ok(event) = chat.replies.recv_deadline(deadline) {
         if let Event::History(h) = event {
-            lock(&chat.state).current = h.room;
+            lock(&chat.state).set_current(&h.room);
             break;
         }
     }
-    if lock(&chat.state).current.is_empty() {
-        lock(&chat.state).current = "lobby".into();
+    if lock(&chat.state).current().is_empty() {
+        lock(&chat.state).set_current("lobby");
     }
     if let Some(wanted) = &options.room {
         if !chat.join(wanted, options.room_password.as_deref()) && !interactive {
@@ -592,7 +593,7 @@ pub fn run(options: ChatOptions) -> Result<i32, ClientError> {
     let mut quit_reason = String::from("quit");
     if let Some(ed) = editor.as_mut() {
         loop {
-            let prompt = format!("[{}]> ", prompt_room(&lock(&chat.state).current));
+            let prompt = format!("[{}]> ", prompt_room(lock(&chat.state).current()));
             match ed.readline(&prompt) {
                 Ok(line) => {
                     if let Step::Quit(reason) = chat.line(&line) {
