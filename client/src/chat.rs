@@ -192,23 +192,6 @@ impl ChatModel {
             .map(|r| r.members.iter().cloned().collect())
     }
 
-    /// A room the session is in, other than `except`: the current one if
-    /// possible. Asking for its history (empty or not) and waiting for the
-    /// answer is how a script learns that the server has handled
-    /// everything sent before.
-    pub fn probe_room(&self, except: Option<&str>) -> Option<String> {
-        let except = except.map(fold);
-        let usable = |key: &String| except.as_ref() != Some(key);
-        let current = fold(&self.current);
-        if self.rooms.contains_key(&current) && usable(&current) {
-            return Some(self.current.clone());
-        }
-        self.rooms
-            .iter()
-            .find(|(k, _)| usable(k))
-            .map(|(_, r)| r.name.clone())
-    }
-
     /// Everyone in the session's rooms and those it exchanged private
     /// messages with, without itself, one spelling per folded name: for
     /// completing names.

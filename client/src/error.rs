@@ -139,6 +139,15 @@ pub enum ClientError {
     #[error("disconnected: {0}")]
     Disconnected(CloseReason),
 
+    /// The server did not confirm a message in time
+    /// ([`Session::send_confirmed`](crate::Session::send_confirmed)); it
+    /// may still have handled it.
+    #[error("the server did not confirm the message within {} ms", waited.as_millis())]
+    Unconfirmed {
+        /// How long it was waited for.
+        waited: std::time::Duration,
+    },
+
     /// A worker thread (publisher, listener) could not be started.
     #[error("cannot start a thread: {0}")]
     Thread(#[source] std::io::Error),
@@ -156,6 +165,22 @@ pub enum ClientError {
 }
 
 impl ClientError {
+    /// How long a refusal for sending too fast asks to wait before sending
+    /// again (see [`retry_after`](crate::retry_after)); `None` for any
+    /// other error.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            ClientError::Refused { code, reason } => {
+                crate::retry_after(&lanlink_proto::control::Error {
+                    code: *code,
+                    message: reason.clone(),
+                })
+            }
+            ClientError::Hinted { error, .. } => error.retry_after(),
+            _ => None,
+        }
+    }
+
     /// This error with `hint` (what the user can do about it) after it.
     pub fn with_hint(self, hint: impl Into<String>) -> ClientError {
         ClientError::Hinted {

@@ -37,6 +37,11 @@
 //!   ([`Session::publish_video`], [`Session::watch`]).
 //! - [`Events`] is everything the server says, in order, as [`Event`]s,
 //!   ending with [`Event::Disconnected`] the moment the connection is gone.
+//! - Sends return once queued. [`Session::say_confirmed`] and
+//!   [`Session::send_confirmed`] wait until the server has handled the
+//!   message, and return its refusal if it refused it (sending too fast:
+//!   [`ClientError::retry_after`] says how long to wait): for scripts that
+//!   must know each line was delivered.
 //! - [`Reconnecting`] is a chat session that outlives its connection: it
 //!   says at once when the connection is lost, connects again after a
 //!   [`Backoff`] and joins its rooms again, passwords included, until
@@ -97,6 +102,7 @@
 pub mod audio;
 mod backoff;
 pub mod chat;
+mod confirm;
 #[cfg(feature = "discovery")]
 pub mod discovery;
 mod error;

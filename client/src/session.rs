@@ -253,6 +253,8 @@ pub(crate) struct Shared {
     pub(crate) gone: Receiver<()>,
     name: Mutex<String>,
     stopping: AtomicBool,
+    /// Confirmations waiting for their answers.
+    pub(crate) probes: crate::confirm::Probes,
 }
 
 /// Where the frames of one stream go.
@@ -310,6 +312,7 @@ impl Shared {
             gone,
             name: Mutex::new(name),
             stopping: AtomicBool::new(false),
+            probes: crate::confirm::Probes::default(),
         }
     }
 
@@ -501,7 +504,7 @@ impl Session {
     }
 }
 
-fn chat_message(room: &str, text: &str, action: bool) -> ChatMessage {
+pub(crate) fn chat_message(room: &str, text: &str, action: bool) -> ChatMessage {
     ChatMessage {
         room: room.to_owned(),
         from: String::new(),
@@ -621,6 +624,7 @@ fn dispatch(
                 *lock(&shared.closed) = Some(reason.clone());
                 lock(&shared.routes).clear();
                 lock(&shared.watchers).clear();
+                shared.probes.clear();
                 emit(Event::Disconnected(reason));
                 return;
             }
@@ -630,6 +634,7 @@ fn dispatch(
     let reason = shared.close_reason();
     *lock(&shared.closed) = Some(reason.clone());
     lock(&shared.routes).clear();
+    shared.probes.clear();
     emit(Event::Disconnected(reason));
 }
 
@@ -677,6 +682,12 @@ fn route(shared: &Shared, frame: Frame) -> Option<Event> {
             return None;
         }
         None => {}
+    }
+    // What confirms a send ([`Session::send_confirmed`]).
+    if let Message::Error(e) = &frame.message {
+        if frame.stream == lanlink_proto::CONTROL_STREAM && shared.probes.refused(e) {
+            return None;
+        }
     }
     Some(match frame.message {
         Message::ChatMessage(m) => Event::Message(m),

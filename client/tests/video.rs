@@ -5,60 +5,18 @@
 //! around them are shown.
 #![cfg(feature = "video")]
 
-use std::net::TcpListener;
+mod support;
+
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use lanlink_client::video::VideoSubscription;
-use lanlink_client::Session;
-use lanlink_server::{run, ServerConfig};
-use lanlink_transport::Shutdown;
 use lanlink_video::{
     EncodedFrame, JpegConfig, JpegEncoder, RgbImage, SourceInfo, VideoError, VideoSource,
 };
+use support::PlainServer;
 
 const PATIENCE: Duration = Duration::from_secs(10);
-
-/// A plain server on a free loopback port, stopped on drop.
-struct PlainServer {
-    addr: String,
-    shutdown: Shutdown,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl PlainServer {
-    fn start() -> PlainServer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let shutdown = Shutdown::new();
-        let stop = shutdown.clone();
-        let config = ServerConfig::default();
-        let thread = std::thread::spawn(move || run(listener, config, stop).unwrap());
-        PlainServer {
-            addr,
-            shutdown,
-            thread: Some(thread),
-        }
-    }
-
-    fn session(&self, name: &str) -> Session {
-        Session::builder(&self.addr)
-            .name(name)
-            .plain()
-            .connect()
-            .unwrap()
-            .0
-    }
-}
-
-impl Drop for PlainServer {
-    fn drop(&mut self) {
-        self.shutdown.trigger();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
 
 /// A JPEG of one colour, `shade` in red.
 fn picture(encoder: &mut JpegEncoder, shade: u8) -> Bytes {
@@ -123,8 +81,8 @@ fn shown(watching: &mut VideoSubscription) -> Vec<u8> {
 #[test]
 fn frames_that_do_not_decode_or_claim_a_huge_size_are_skipped_and_counted() {
     let server = PlainServer::start();
-    let viewer = server.session("viewer");
-    let publisher = server.session("mallory");
+    let viewer = server.session("viewer").0;
+    let publisher = server.session("mallory").0;
     let mut encoder = JpegEncoder::new(JpegConfig::default()).unwrap();
     // A valid JPEG whose header says 65500×65500: decoding it used to
     // take 12.9 GB (a 30000×30000 one took 2.6 GB and 3.3 s).

@@ -35,7 +35,6 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use lanlink_client::{Backoff, ClientError, Event, Events, Reconnecting, Session};
-use lanlink_proto::control::Error as ServerError;
 use lanlink_proto::{Capabilities, ErrorCode, Message};
 use lanlink_services::chat::command::{parse_line, Command, HELP};
 use lanlink_transport::text::display_safe;
@@ -331,62 +330,40 @@ impl Chat {
         }
     }
 
-    /// Script mode: sends `message` and makes sure the server handled it,
-    /// sending it again while it is refused as too fast. After a refusal
-    /// the following lines are spaced as far apart as the server asked
-    /// to wait, so that few are refused at all.
+    /// Script mode: sends `message` and makes sure the server handled it
+    /// ([`Session::send_confirmed`]), sending it again while it is refused
+    /// as too fast. After a refusal the following lines are spaced as far
+    /// apart as the server asked to wait, so that few are refused at all.
     fn deliver(&self, session: &Session, message: &Message) {
-        let leaving = match message {
-            Message::Leave(l) => Some(l.room.as_str()),
-            _ => None,
-        };
         let mut waited = Duration::ZERO;
         let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(8));
         loop {
             let pacing = *lock(&self.pacing);
             pacing.wait();
-            self.drain_replies();
-            let probe = lock(&self.state).probe_room(leaving);
-            if let Err(e) = session.send(message.clone()) {
-                self.complain(&e.to_string());
-                self.failed();
-                return;
-            }
+            let confirmed = session.send_confirmed(message.clone(), ANSWER_PATIENCE);
             lock(&self.pacing).sent();
-            // In no room, nothing can confirm it: it went out, that is all.
-            let Some(probe) = probe else {
-                self.remember(message);
-                return;
-            };
-            let errors = match session.history(&probe, 0) {
-                Ok(()) => self.answers_to(&probe),
-                Err(_) => None,
-            };
-            let Some(errors) = errors else {
-                self.complain("the server did not confirm the line");
-                self.failed();
-                return;
-            };
-            let Some(limited) = errors.iter().find(|e| e.code == ErrorCode::RATE_LIMITED) else {
-                if errors.is_empty() {
-                    self.remember(message);
-                } else {
-                    self.failed();
+            let refusal = match confirmed {
+                Ok(()) => return self.remember(message),
+                Err(ClientError::Refused { code, reason }) if code == ErrorCode::RATE_LIMITED => {
+                    reason
                 }
-                return;
+                // The refusal itself was shown, as an event.
+                Err(ClientError::Refused { .. }) => return self.failed(),
+                Err(e) => {
+                    self.complain(&e.to_string());
+                    return self.failed();
+                }
             };
-            let asked = lanlink_client::retry_after(limited);
+            let asked = lanlink_services::retry_after(&refusal);
             let wait = asked.map_or_else(
                 || backoff.next().unwrap_or(Duration::from_secs(1)),
                 |d| d + Duration::from_millis(20),
             );
             if waited + wait > MAX_RATE_WAIT {
                 self.complain(&format!(
-                    "not delivered: the server kept refusing it as too fast ({})",
-                    limited.message
+                    "not delivered: the server kept refusing it as too fast ({refusal})"
                 ));
-                self.failed();
-                return;
+                return self.failed();
             }
             if let Some(asked) = asked {
                 lock(&self.pacing).refused(asked);
@@ -395,37 +372,6 @@ impl Chat {
             waited += wait;
         }
     }
-
-    /// The refusals of what was sent before the (empty) history of `room`
-    /// was asked for: the errors that arrive before that history, or
-    /// before the refusal of the history request itself (the server limits
-    /// those requests too; then the next one waits as long as it says).
-    /// `None` if neither comes.
-    fn answers_to(&self, room: &str) -> Option<Vec<ServerError>> {
-        let deadline = Instant::now() + ANSWER_PATIENCE;
-        let mut errors = Vec::new();
-        loop {
-            match self.replies.recv_deadline(deadline) {
-                Ok(Event::History(h)) if fold(&h.room) == fold(room) && h.messages.is_empty() => {
-                    return Some(errors);
-                }
-                Ok(Event::ServerError(e)) if is_history_refusal(&e) => {
-                    let wait = lanlink_client::retry_after(&e).unwrap_or(Duration::from_secs(1));
-                    lock(&self.pacing).probe_refused(wait);
-                    return Some(errors);
-                }
-                Ok(Event::ServerError(e)) => errors.push(e),
-                Ok(Event::Disconnected(_)) | Err(_) => return None,
-                Ok(_) => {}
-            }
-        }
-    }
-}
-
-/// Whether `e` refuses a history request for coming too fast (the server
-/// names what it limits: "too many history requests from this connection").
-fn is_history_refusal(e: &ServerError) -> bool {
-    e.code == ErrorCode::RATE_LIMITED && e.message.contains("history requests")
 }
 
 /// How fast a script sends, learnt from the server's refusals.
@@ -435,19 +381,13 @@ struct Pacing {
     /// asked for so far).
     gap: Duration,
     last: Option<Instant>,
-    /// No confirming request before this (the server refused one).
-    probe_not_before: Option<Instant>,
 }
 
 impl Pacing {
     /// Sleeps until the next line may go.
     fn wait(&self) {
-        let now = Instant::now();
-        let due = [self.last.map(|l| l + self.gap), self.probe_not_before]
-            .into_iter()
-            .flatten()
-            .max();
-        if let Some(wait) = due.and_then(|d| d.checked_duration_since(now)) {
+        let due = self.last.map(|l| l + self.gap);
+        if let Some(wait) = due.and_then(|d| d.checked_duration_since(Instant::now())) {
             std::thread::sleep(wait);
         }
     }
@@ -458,10 +398,6 @@ impl Pacing {
 
     fn refused(&mut self, asked: Duration) {
         self.gap = self.gap.max(asked);
-    }
-
-    fn probe_refused(&mut self, asked: Duration) {
-        self.probe_not_before = Some(Instant::now() + asked + Duration::from_millis(20));
     }
 }
 

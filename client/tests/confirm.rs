@@ -1,0 +1,125 @@
+//! Confirmed sends through the real server (plain TCP on 127.0.0.1):
+//! [`Session::say_confirmed`] returns once the server has handled the
+//! line, with the server's refusal when it refused it (too fast, a room
+//! not joined), and the request that confirms it never reaches the
+//! application's events.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use lanlink_client::proto::ErrorCode;
+use lanlink_client::{ClientError, Event, Events};
+use support::PlainServer;
+
+const PATIENCE: Duration = Duration::from_secs(10);
+
+/// The lines `events` brings within `wait`, and the refusals.
+fn lines_and_refusals(events: &Events, wait: Duration) -> (Vec<String>, Vec<String>) {
+    let deadline = Instant::now() + wait;
+    let (mut lines, mut refusals) = (Vec::new(), Vec::new());
+    while let Some(event) = events.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+    {
+        match event {
+            Event::Message(m) => lines.push(m.text),
+            Event::ServerError(e) => refusals.push(e.message),
+            _ => {}
+        }
+    }
+    (lines, refusals)
+}
+
+#[test]
+fn a_confirmed_line_is_handled_and_a_refused_one_says_why() {
+    let server = PlainServer::start();
+    let (ada, ada_events) = server.session("ada");
+    let (_bob, bob_events) = server.session("bob");
+    // The server allows a burst of 10 lines, then 2 a second: line 11 of
+    // a quick run is refused as too fast, with the wait it asks for.
+    let mut said = Vec::new();
+    let refusal = loop {
+        let text = format!("line {}", said.len());
+        match ada.say_confirmed("lobby", &text, PATIENCE) {
+            Ok(()) => said.push(text),
+            Err(e) => break e,
+        }
+        assert!(said.len() <= 10, "the server never refused a line");
+    };
+    assert_eq!(said.len(), 10);
+    assert!(
+        matches!(&refusal, ClientError::Refused { code, .. } if *code == ErrorCode::RATE_LIMITED),
+        "{refusal:?}"
+    );
+    let wait = refusal
+        .retry_after()
+        .expect("a refusal for sending too fast names its wait");
+    assert!(
+        wait > Duration::ZERO && wait <= Duration::from_secs(1),
+        "{wait:?}"
+    );
+    // Sent again once the wait is over, it goes through.
+    std::thread::sleep(wait + Duration::from_millis(20));
+    ada.say_confirmed("lobby", "again", PATIENCE).unwrap();
+    said.push("again".into());
+
+    // A room not joined: refused as such (once the rate allows a line).
+    std::thread::sleep(Duration::from_millis(600));
+    let outside = ada
+        .say_confirmed("kitchen", "hello?", PATIENCE)
+        .unwrap_err();
+    assert!(
+        matches!(&outside, ClientError::Refused { code, .. } if *code == ErrorCode::FORBIDDEN),
+        "{outside:?}"
+    );
+    assert_eq!(outside.retry_after(), None);
+
+    // Everything confirmed reached bob, and nothing else; the requests that
+    // confirmed them reached neither application.
+    let (bob_lines, _) = lines_and_refusals(&bob_events, Duration::from_secs(1));
+    assert_eq!(bob_lines, said);
+    // The application sees the refusals of its lines (2), not the
+    // answers to the confirming requests.
+    let (_, refusals) = lines_and_refusals(&ada_events, Duration::from_millis(200));
+    assert_eq!(refusals.len(), 2, "{refusals:?}");
+    assert!(
+        !refusals.iter().any(|r| r.contains("~confirm")),
+        "{refusals:?}"
+    );
+}
+
+/// Confirmations from several threads at once each get their answer.
+#[test]
+fn confirmations_from_many_threads_each_get_their_answer() {
+    let server = PlainServer::start();
+    let (ada, _events) = server.session("ada");
+    let results: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|i| {
+                let ada = ada.clone();
+                s.spawn(move || ada.say_confirmed("lobby", &format!("from {i}"), PATIENCE))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+}
+
+/// A connection that ends while a confirmation waits ends the wait at once.
+#[test]
+fn a_lost_connection_ends_the_wait() {
+    let mut server = PlainServer::start();
+    let (ada, _events) = server.session("ada");
+    ada.say_confirmed("lobby", "hello", PATIENCE).unwrap();
+    server.stop();
+    let started = Instant::now();
+    let e = ada.say_confirmed("lobby", "anyone?", PATIENCE).unwrap_err();
+    assert!(
+        matches!(e, ClientError::Disconnected(_) | ClientError::Transport(_)),
+        "{e:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
