@@ -170,7 +170,7 @@ impl ChatModel {
     }
 
     /// Sets the room plain lines go to. When the session leaves it, another
-    /// room it is in becomes the current one.
+    /// room it is in (if any) becomes the current one.
     pub fn set_current(&mut self, room: &str) {
         room.clone_into(&mut self.current);
     }
@@ -185,7 +185,8 @@ impl ChatModel {
         self.rooms.values().map(|r| r.name.clone()).collect()
     }
 
-    /// Who is in `room` (at most [`MAX_NAMES`]), if the session is in it.
+    /// Who is in `room` (at most [`MAX_NAMES`], sorted by their bytes), if
+    /// the session is in it.
     pub fn members(&self, room: &str) -> Option<Vec<String>> {
         self.rooms
             .get(&fold(room))

@@ -624,7 +624,6 @@ fn dispatch(
                 *lock(&shared.closed) = Some(reason.clone());
                 lock(&shared.routes).clear();
                 lock(&shared.watchers).clear();
-                shared.probes.clear();
                 emit(Event::Disconnected(reason));
                 return;
             }
@@ -634,7 +633,6 @@ fn dispatch(
     let reason = shared.close_reason();
     *lock(&shared.closed) = Some(reason.clone());
     lock(&shared.routes).clear();
-    shared.probes.clear();
     emit(Event::Disconnected(reason));
 }
 
@@ -683,11 +681,17 @@ fn route(shared: &Shared, frame: Frame) -> Option<Event> {
         }
         None => {}
     }
-    // What confirms a send ([`Session::send_confirmed`]).
-    if let Message::Error(e) = &frame.message {
-        if frame.stream == lanlink_proto::CONTROL_STREAM && shared.probes.refused(e) {
+    // What confirms a send ([`Session::send_confirmed`]): never the
+    // application's.
+    match &frame.message {
+        Message::Error(e) if frame.stream == lanlink_proto::CONTROL_STREAM => {
+            shared.probes.refused(e);
+        }
+        Message::Confirmed(s) => {
+            shared.probes.confirmed(s);
             return None;
         }
+        _ => {}
     }
     Some(match frame.message {
         Message::ChatMessage(m) => Event::Message(m),

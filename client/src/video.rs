@@ -264,7 +264,8 @@ impl VideoSubscription {
     /// the frame it came from, or `Ok(None)` as [`next_frame`](Self::next_frame).
     ///
     /// A frame that does not decode is skipped and counted
-    /// ([`skipped`](Self::skipped)), and so is one whose header claims more
+    /// ([`skipped`](Self::skipped), [`last_skip`](Self::last_skip) says
+    /// why), and so is one whose header claims more
     /// pixels than the stream may ([`VideoAnnounce::max_frame_pixels`]):
     /// a camera's glitch or a hostile publisher
     /// neither ends the viewer nor makes it allocate gigabytes (a JPEG of a

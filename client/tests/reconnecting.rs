@@ -7,7 +7,7 @@ use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use lanlink_client::{Backoff, Event, Events, Reconnecting, Session};
+use lanlink_client::{Backoff, ClientError, Event, Events, Reconnecting, Session};
 use lanlink_proto::chat::{ChatMessage, History, Join, Roster};
 use lanlink_proto::{control, Capabilities, ErrorCode, Frame, Message};
 use lanlink_transport::{serve, ConnHandle, Event as TEvent, ServerConfig, Shutdown};
@@ -572,4 +572,47 @@ fn a_client_that_stops_reading_holds_a_bounded_number_of_bytes() {
     let held = settled(&sent);
     link.close("done");
     assert!(held < 300 << 20, "{} MiB taken in", held >> 20);
+}
+
+/// A confirmation waiting when the connection goes ends at once; a server
+/// that never answers it (or answers a token it was never sent) cannot
+/// make it wait past its patience.
+#[test]
+fn a_confirmation_ends_with_the_connection_or_its_patience() {
+    let fake = Fake::start(
+        Box::new(|_, conn| welcome(conn, "ada")),
+        Box::new(|_, conn, frame| match &frame.message {
+            // The first: answered with a token it was never sent, and
+            // nothing else.
+            Message::Confirm(s) if s.token == 0 => {
+                let _ = conn.send(&Frame::control(control::Confirmed {
+                    token: s.token + 1000,
+                }));
+            }
+            // The second: the connection is dropped instead.
+            Message::Confirm(_) => conn.close("gone"),
+            _ => {}
+        }),
+    );
+    let (session, _events) = builder(&fake.addr).connect().unwrap();
+    let started = Instant::now();
+    let e = session
+        .say_confirmed("lobby", "one", Duration::from_millis(500))
+        .unwrap_err();
+    assert!(matches!(e, ClientError::Unconfirmed { .. }), "{e:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let started = Instant::now();
+    let e = session
+        .say_confirmed("lobby", "two", Duration::from_secs(30))
+        .unwrap_err();
+    assert!(matches!(e, ClientError::Disconnected(_)), "{e:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
 }

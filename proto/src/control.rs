@@ -200,6 +200,47 @@ pub struct Pong {
     pub nonce: u64,
 }
 
+/// Client → server: answer with [`Confirmed`] carrying the same token once
+/// everything this connection sent before has been handled. Refusals of
+/// those messages come before the answer: a client waits for it to know
+/// that a line was delivered, or why not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Confirm {
+    /// Echoed back in the [`Confirmed`].
+    pub token: u64,
+}
+
+/// Server → client: answer to a [`Confirm`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Confirmed {
+    /// The token of the [`Confirm`] being answered.
+    pub token: u64,
+}
+
+impl Body for Confirm {
+    fn encode(&self, w: &mut Writer<'_>) -> Result<(), ProtoError> {
+        w.u64(self.token);
+        Ok(())
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, ProtoError> {
+        Ok(Confirm {
+            token: r.u64("token")?,
+        })
+    }
+}
+
+impl Body for Confirmed {
+    fn encode(&self, w: &mut Writer<'_>) -> Result<(), ProtoError> {
+        w.u64(self.token);
+        Ok(())
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, ProtoError> {
+        Ok(Confirmed {
+            token: r.u64("token")?,
+        })
+    }
+}
+
 impl Body for Ping {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), ProtoError> {
         w.u64(self.nonce);
@@ -357,6 +398,8 @@ mod tests {
     fn keepalive_and_errors_round_trip() {
         round_trip(Ping { nonce: u64::MAX });
         round_trip(Pong { nonce: 0 });
+        round_trip(Confirm { token: 7 });
+        round_trip(Confirmed { token: u64::MAX });
         round_trip(Error {
             code: ErrorCode(999),
             message: String::new(),

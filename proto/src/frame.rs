@@ -169,6 +169,8 @@ messages! {
     0x07 => control::Goodbye, Control;
     0x08 => control::Admin, Control;
     0x09 => control::AdminReply, Control;
+    0x0A => control::Confirm, Control;
+    0x0B => control::Confirmed, Control;
 
     0x10 => chat::Join, Chat;
     0x11 => chat::Leave, Chat;

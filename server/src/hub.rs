@@ -1053,6 +1053,14 @@ impl Hub {
                     self.out.push(Outgoing::control(conn, reply));
                 }
             }
+            Service::Control if matches!(frame.message, Message::Confirm(_)) => {
+                // Everything this connection sent before is handled and
+                // its answers are queued: the answer comes after them.
+                if let Message::Confirm(control::Confirm { token }) = frame.message {
+                    self.out
+                        .push(Outgoing::control(conn, control::Confirmed { token }));
+                }
+            }
             Service::Control if matches!(frame.message, Message::Error(_)) => {
                 // Never answer an error with an error: two such peers would
                 // loop. The peer's complaint is worth a log line.

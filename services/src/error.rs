@@ -387,17 +387,6 @@ pub fn retry_after(message: &str) -> Option<std::time::Duration> {
     ms.parse().ok().map(std::time::Duration::from_millis)
 }
 
-/// What [`ServiceError::TooManyRequests`] calls history requests.
-pub(crate) const HISTORY_REQUESTS: &str = "history requests";
-
-/// Whether a refusal's text (code `RATE_LIMITED`) refuses a history
-/// request for coming too fast, rather than something else.
-pub fn refuses_history_requests(message: &str) -> bool {
-    message.strip_prefix("too many ").is_some_and(|rest| {
-        rest.starts_with(HISTORY_REQUESTS) && rest[HISTORY_REQUESTS.len()..].starts_with(" from ")
-    })
-}
-
 /// A wait in whole milliseconds, for the `retry_after_ms` of rate limits.
 pub(crate) fn millis(wait: std::time::Duration) -> u64 {
     u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)
@@ -475,7 +464,7 @@ impl ServiceError {
 
 #[cfg(test)]
 mod tests {
-    use super::{refuses_history_requests, retry_after, ServiceError};
+    use super::{retry_after, ServiceError};
     use std::time::Duration;
 
     #[test]
@@ -488,19 +477,11 @@ mod tests {
             Some(Duration::from_millis(481))
         );
         let requests = ServiceError::TooManyRequests {
-            what: super::HISTORY_REQUESTS,
+            what: "history requests",
             from: "your address",
             retry_after_ms: 0,
         };
         assert_eq!(retry_after(&requests.to_string()), Some(Duration::ZERO));
-        assert!(refuses_history_requests(&requests.to_string()));
-        assert!(!refuses_history_requests(&limited.to_string()));
-        let joins = ServiceError::TooManyRequests {
-            what: "room joins",
-            from: "this connection",
-            retry_after_ms: 10,
-        };
-        assert!(!refuses_history_requests(&joins.to_string()));
         for other in [
             "slow down",
             "sending too fast: wait  ms before the next message",

@@ -26,4 +26,4 @@ pub mod text;
 
 pub use chat::{Now, Outgoing};
 
-pub use error::{refuses_history_requests, retry_after, NameKind, ServiceError};
+pub use error::{retry_after, NameKind, ServiceError};

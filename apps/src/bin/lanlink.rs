@@ -206,10 +206,11 @@ enum Cmd {
         host: Option<String>,
         /// The stream's name (default: the first one announced).
         stream: Option<String>,
-        /// Write each frame as a JPEG into this folder instead of a window.
+        /// Write each frame as a JPEG into this folder instead of a window
+        /// (frames that do not decode are skipped, and counted at the end).
         #[arg(long)]
         save: Option<PathBuf>,
-        /// Stop after this many frames.
+        /// Stop after this many frames shown or saved.
         #[arg(long)]
         frames: Option<u64>,
         #[command(flatten)]

@@ -9,9 +9,10 @@
 //!
 //! When stdin is not a terminal (a script, a pipe, a test), every input
 //! line is sent, every event is printed as one line on stdout, and the
-//! client makes sure each line arrived: after each one it asks for the
-//! (empty) history of a room it is in, which the server answers only after
-//! handling the line, so a refusal in between is that line's. A line
+//! client makes sure each line arrived
+//! ([`lanlink_client::Session::send_confirmed`]: a `Confirm` after each line,
+//! which the server answers only after handling the line, so a refusal in
+//! between is that line's). A line
 //! refused for coming too fast is sent again once the server says it may;
 //! one refused for another reason (or never accepted) makes the exit
 //! status 1. A lost connection ends the client (exit 1, or 0 when the

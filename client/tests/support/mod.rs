@@ -16,12 +16,16 @@ pub struct PlainServer {
 
 impl PlainServer {
     pub fn start() -> PlainServer {
+        PlainServer::start_with(ServerConfig::default())
+    }
+
+    /// A plain server with `config`.
+    pub fn start_with(config: ServerConfig) -> PlainServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let shutdown = Shutdown::new();
         let stop = shutdown.clone();
-        let thread =
-            std::thread::spawn(move || run(listener, ServerConfig::default(), stop).unwrap());
+        let thread = std::thread::spawn(move || run(listener, config, stop).unwrap());
         PlainServer {
             addr,
             shutdown,

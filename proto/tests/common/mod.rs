@@ -209,6 +209,9 @@ pub fn sample_frames() -> Vec<Frame> {
         }
         .into(),
         VideoEnd.into(),
+        // Added later: last, so the other samples keep their streams.
+        Confirm { token: 3 }.into(),
+        Confirmed { token: 3 }.into(),
     ];
     messages
         .into_iter()
@@ -281,6 +284,8 @@ fn control() -> impl Strategy<Value = Message> {
         .into()),
         any::<u64>().prop_map(|nonce| Ping { nonce }.into()),
         any::<u64>().prop_map(|nonce| Pong { nonce }.into()),
+        any::<u64>().prop_map(|token| Confirm { token }.into()),
+        any::<u64>().prop_map(|token| Confirmed { token }.into()),
         (any::<u16>(), text()).prop_map(|(c, message)| Error {
             code: ErrorCode(c),
             message

@@ -286,7 +286,7 @@ impl ChatService {
             Message::Leave(_) => Some("room leaves"),
             Message::SetNick(_) => Some("nickname changes"),
             Message::RosterRequest(_) => Some("roster requests"),
-            Message::HistoryRequest(_) => Some(crate::error::HISTORY_REQUESTS),
+            Message::HistoryRequest(_) => Some("history requests"),
             _ => None,
         };
         if let Some(what) = what {

@@ -28,7 +28,7 @@ const Lanlink = (function () {
   };
   // Kinds a version-1 peer may send (§5); anything else ends the stream.
   function knownKind(k) {
-    return (k >= 0x01 && k <= 0x09) || (k >= 0x10 && k <= 0x1b) || (k >= 0x20 && k <= 0x28) ||
+    return (k >= 0x01 && k <= 0x0b) || (k >= 0x10 && k <= 0x1b) || (k >= 0x20 && k <= 0x28) ||
       (k >= 0x30 && k <= 0x34) || (k >= 0x40 && k <= 0x44);
   }
   const CAPS = { CHAT: 1, FILE: 2, AUDIO: 4, VIDEO: 8, OFFERS: 16 };
