@@ -78,10 +78,15 @@ impl TestServer {
     /// `cargo run --example NAME -- ARGS` (already built by `cargo test`),
     /// pinning on first use in a scratch `LANLINK_HOME`.
     fn example(&self, name: &str, args: &[&str]) -> Child {
+        self.example_reading(name, args, Stdio::null())
+    }
+
+    /// The same, reading `stdin`.
+    fn example_reading(&self, name: &str, args: &[&str], stdin: Stdio) -> Child {
         Command::new(example_path(name))
             .args(args)
             .env("LANLINK_HOME", self.home.path())
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -240,6 +245,52 @@ fn chat_bot_comes_back_to_its_room_after_a_server_restart() {
         stdout.contains("back as timebot, joining ops again"),
         "{stdout}"
     );
+}
+
+/// `announce` says every line of its input, in order, faster than the
+/// server lets anyone speak (10 at once, then 2 a second): it waits where
+/// the server says. A line the server refuses for good (too long) is
+/// reported and makes the exit status 1; the lines after it still go.
+#[test]
+fn announce_delivers_every_line_or_says_which_it_could_not() {
+    let server = TestServer::start();
+    let (_listener, events) = server.session("listener");
+    let heard = |n: usize| -> Vec<String> {
+        (0..n)
+            .map(|_| {
+                wait_for(&events, |e| match e {
+                    Event::Message(m) if m.from == "announcer" => Some(m.text.clone()),
+                    _ => None,
+                })
+            })
+            .collect()
+    };
+    let run = |input: String| -> Output {
+        let mut child =
+            server.example_reading("announce", &[&server.addr, "lobby"], Stdio::piped());
+        let mut stdin = child.stdin.take().unwrap();
+        std::io::Write::write_all(&mut stdin, input.as_bytes()).unwrap();
+        drop(stdin);
+        finish(child)
+    };
+    let lines: Vec<String> = (1..=14).map(|i| format!("step {i} done")).collect();
+    let out = run(lines.join("\n") + "\n");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(heard(14), lines);
+
+    let too_long = "x".repeat(server.config.chat.max_message_len + 1);
+    let out = run(format!("before\n{too_long}\nafter\n"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("not said") && stderr.contains("1 line(s) were refused"),
+        "{stderr}"
+    );
+    assert_eq!(heard(2), ["before", "after"]);
 }
 
 #[test]
