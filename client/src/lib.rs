@@ -83,8 +83,8 @@
 //! JPEG code; without `discovery`, no mDNS.
 //!
 //! # Examples
-//! `client/examples/`: `chat_bot`, `send_file`, `backup`, `record_wav`,
-//! `publish_frames`, each runnable against a real server.
+//! `client/examples/`: `chat_bot`, `announce`, `send_file`, `backup`,
+//! `record_wav`, `publish_frames`, each runnable against a real server.
 
 // What a server sends is peer input: no unwrap, expect or panic outside
 // tests.
