@@ -457,7 +457,7 @@ impl Conn {
                 match item {
                     None => break,
                     Some(Outbound::Data(frame)) => {
-                        shared.dequeued(frame.len());
+                        shared.dequeued(frame.cost());
                         self.push_out(frame);
                     }
                     Some(Outbound::Close(last)) => {

@@ -55,7 +55,9 @@ impl ConnHandle {
         }
     }
 
-    /// Bytes queued (reliable and media) and not yet handed to the socket.
+    /// Bytes queued (reliable and media) and not yet handed to the socket,
+    /// each frame counted with what keeping it queued costs besides its
+    /// bytes (see [`ConnConfig::max_queued_bytes`](crate::ConnConfig::max_queued_bytes)).
     pub fn queued_bytes(&self) -> usize {
         self.shared.queued_bytes.load(Ordering::Relaxed)
     }
@@ -93,7 +95,7 @@ impl ConnHandle {
         if frame.class == TrafficClass::Media {
             return self.send_media(frame);
         }
-        let len = frame.len();
+        let len = frame.cost();
         if self.shared.block_when_full {
             self.wait_for_room(len)?;
         }
@@ -133,7 +135,7 @@ impl ConnHandle {
     }
 
     fn send_media(&self, mut frame: EncodedFrame) -> Result<(), TransportError> {
-        let len = frame.len();
+        let len = frame.cost();
         // Stale media is worth less than fresh: make room by dropping the
         // oldest; if the queue is empty and it still does not fit, this
         // frame is the one dropped.
@@ -166,7 +168,7 @@ impl ConnHandle {
     fn drop_oldest_media(&self) -> bool {
         match self.media_rx.try_recv() {
             Ok(old) => {
-                self.shared.dequeued(old.len());
+                self.shared.dequeued(old.cost());
                 self.shared.media_dropped.fetch_add(1, Ordering::Relaxed);
                 true
             }

@@ -61,7 +61,8 @@ pub struct ConnConfig {
     pub idle_timeout: Duration,
     /// Bytes queued for a peer before it counts as too slow (reliable
     /// traffic) or loses media (media frames count too, and are dropped
-    /// first).
+    /// first). Each frame counts for its bytes and a little more, for what
+    /// keeping it queued costs besides.
     pub max_queued_bytes: usize,
     /// Media frames queued for a peer before the oldest is dropped.
     pub media_queue_frames: usize,

@@ -43,7 +43,7 @@ pub(crate) fn run_writer(handle: ConnHandle, queues: WriterQueues) {
             while let Some(item) = next.take() {
                 match item {
                     Outbound::Data(frame) => {
-                        shared.dequeued(frame.len());
+                        shared.dequeued(frame.cost());
                         append(&mut out, &mut batch, frame)?;
                     }
                     Outbound::Close(last) => {
