@@ -144,18 +144,24 @@ fn a_taken_name_or_wrong_token_is_refused_clearly() {
     assert!(server.terminate().success());
 }
 
+/// A server stopping says goodbye to everyone. A script whose input is
+/// still open when that happens exits 1: the lines it would have read next
+/// can no longer be delivered (it used to exit 0, so `(echo a; sleep 1;
+/// echo b) | lanlink chat` reported success without sending `b`).
 #[test]
-fn sigterm_says_goodbye_to_everyone_and_exits_zero() {
+fn sigterm_says_goodbye_to_everyone_and_scripts_with_input_left_fail() {
     let server = Server::start(&[]);
     let ada = ChatClient::join(&server.addr, "ada", &[]);
     let bob = ChatClient::join(&server.addr, "bob", &[]);
     ada.expect("-- bob joined lobby");
     let status = server.terminate();
     assert!(status.success(), "server exit: {status:?}");
-    ada.expect_err("server shutting down");
-    bob.expect_err("server shutting down");
-    assert_eq!(ada.wait().code(), Some(0));
-    assert_eq!(bob.wait().code(), Some(0));
+    for c in [&ada, &bob] {
+        c.expect_err("server shutting down");
+        c.expect_err("the connection ended before the end of the input");
+    }
+    assert_eq!(ada.wait().code(), Some(1));
+    assert_eq!(bob.wait().code(), Some(1));
 }
 
 #[test]

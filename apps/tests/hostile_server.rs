@@ -102,3 +102,71 @@ fn quit_during_a_flood_of_lines_ends_the_chat() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// `lanlink chat` in a script against `addr` (plain TCP), reading `input`.
+fn script(addr: &str, input: &str, stdout: std::process::Stdio) -> std::process::Child {
+    let mut child = common::lanlink_command()
+        .args(["chat", "--plain", "--name", "ada", addr])
+        .stdin(std::process::Stdio::piped())
+        .stdout(stdout)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, input.as_bytes()).unwrap();
+    drop(stdin);
+    child
+}
+
+/// A server that never confirms a line: the script gives up at the first
+/// one (10 s) and exits 1, instead of waiting 10 s for each line after it
+/// (found by the attack on the confirmations).
+#[test]
+fn a_script_stops_at_the_first_line_the_server_does_not_answer() {
+    let (addr, _server) = fake(|conn| welcome(&conn, "lobby"));
+    let started = Instant::now();
+    let mut chat = script(&addr, "one\ntwo\nthree\n", std::process::Stdio::null());
+    let status = common::wait_timeout(&mut chat, Duration::from_secs(25));
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut chat.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "{stderr}");
+    assert!(stderr.contains("did not confirm"), "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(18),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// A script whose reader went away (`lanlink chat | head -1`) ends with
+/// status 1 and a word on stderr, not a panic.
+#[test]
+fn a_script_whose_output_is_closed_ends_without_a_panic() {
+    let (addr, _server) = fake(|conn| {
+        welcome(&conn, "lobby");
+        for n in 0..2000 {
+            let _ = conn.send(&Frame::control(ChatMessage {
+                room: "lobby".into(),
+                from: "bob".into(),
+                text: format!("line {n}"),
+                action: false,
+                timestamp_ms: 1,
+            }));
+        }
+    });
+    let mut chat = common::lanlink_command()
+        .args(["chat", "--plain", "--name", "ada", &addr])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Nobody reads its output.
+    drop(chat.stdout.take());
+    let status = common::wait_timeout(&mut chat, Duration::from_secs(20));
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut chat.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.contains("standard output is closed"), "{stderr}");
+}

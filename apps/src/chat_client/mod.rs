@@ -14,10 +14,12 @@
 //! which the server answers only after handling the line, so a refusal in
 //! between is that line's). A line
 //! refused for coming too fast is sent again once the server says it may;
-//! one refused for another reason (or never accepted) makes the exit
-//! status 1. A lost connection ends the client (exit 1, or 0 when the
-//! server said goodbye); at end of input it says goodbye after everything
-//! it sent was handled.
+//! one refused for another reason makes the exit status 1; one the server
+//! does not answer at all ends the client (exit 1). A lost connection ends
+//! the client: exit 1, or 0 only when the server said goodbye after the
+//! input had ended and every line was delivered (input still open could
+//! not be sent). At end of input it says goodbye after everything it sent
+//! was handled.
 //!
 //! Besides the chat commands of [`lanlink_services::chat::command`], the
 //! chat handles files: offers from other users are shown as they arrive
@@ -29,7 +31,7 @@ mod files;
 mod state;
 mod view;
 
-use std::io::{BufRead, IsTerminal};
+use std::io::{BufRead, IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -112,6 +114,18 @@ impl Chat {
         (lock(&self.printer))(line);
     }
 
+    /// Prints from the thread that reads the lines, while no line is being
+    /// edited: straight to the terminal (rustyline's printer could wait for
+    /// the next prompt, which this thread would never show), through the
+    /// script's printer otherwise.
+    fn print_here(&self, text: String) {
+        if self.interactive {
+            println!("{text}");
+        } else {
+            self.print(text);
+        }
+    }
+
     fn note(&self, text: &str) {
         self.print(self.view.info(text));
     }
@@ -123,6 +137,16 @@ impl Chat {
 
     fn failed(&self) {
         self.failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A line typed while there is no connection (a terminal is
+    /// reconnecting; a script's connection is over for good).
+    fn not_connected(&self) {
+        self.complain(if self.interactive {
+            "not connected (reconnecting; /quit to stop)"
+        } else {
+            "not connected"
+        });
     }
 
     pub(crate) fn session(&self) -> Option<Session> {
@@ -250,17 +274,22 @@ impl Chat {
             }
             Ok(Command::Send(message)) => match self.session() {
                 None => {
-                    self.complain("not connected (reconnecting; /quit to stop)");
+                    self.not_connected();
                     self.failed();
                 }
                 Some(session) if self.interactive => match session.send(message.clone()) {
                     Ok(()) => self.remember(&message),
                     Err(e) => self.complain(&e.to_string()),
                 },
-                Some(session) => self.deliver(&session, &message),
+                Some(session) => {
+                    if !self.deliver(&session, &message) {
+                        // No answer: the rest would wait as long, each.
+                        return Step::Quit(Some("the server stopped answering".into()));
+                    }
+                }
             },
             Ok(Command::Quit { reason }) => return Step::Quit(reason),
-            Ok(Command::Help) => println!("{HELP}\n{}", files::FILE_HELP),
+            Ok(Command::Help) => self.print_here(format!("{HELP}\n{}", files::FILE_HELP)),
             Ok(Command::Empty) => {}
             Err(e) => {
                 self.complain(&e.to_string());
@@ -282,7 +311,7 @@ impl Chat {
     /// joined: a refusal (a wrong password) leaves it where it was.
     fn join(&self, room: &str, password: Option<&str>) -> bool {
         let Some(session) = self.session() else {
-            self.complain("not connected (reconnecting; /quit to stop)");
+            self.not_connected();
             return false;
         };
         self.drain_replies();
@@ -335,7 +364,9 @@ impl Chat {
     /// ([`Session::send_confirmed`]), sending it again while it is refused
     /// as too fast. After a refusal the following lines are spaced as far
     /// apart as the server asked to wait, so that few are refused at all.
-    fn deliver(&self, session: &Session, message: &Message) {
+    /// Returns false when the server did not answer at all (or the
+    /// connection is gone): nothing more should be sent.
+    fn deliver(&self, session: &Session, message: &Message) -> bool {
         let mut waited = Duration::ZERO;
         let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(8));
         loop {
@@ -344,15 +375,22 @@ impl Chat {
             let confirmed = session.send_confirmed(message.clone(), ANSWER_PATIENCE);
             lock(&self.pacing).sent();
             let refusal = match confirmed {
-                Ok(()) => return self.remember(message),
+                Ok(()) => {
+                    self.remember(message);
+                    return true;
+                }
                 Err(ClientError::Refused { code, reason }) if code == ErrorCode::RATE_LIMITED => {
                     reason
                 }
                 // The refusal itself was shown, as an event.
-                Err(ClientError::Refused { .. }) => return self.failed(),
+                Err(ClientError::Refused { .. }) => {
+                    self.failed();
+                    return true;
+                }
                 Err(e) => {
                     self.complain(&e.to_string());
-                    return self.failed();
+                    self.failed();
+                    return false;
                 }
             };
             let asked = lanlink_services::retry_after(&refusal);
@@ -364,7 +402,8 @@ impl Chat {
                 self.complain(&format!(
                     "not delivered: the server kept refusing it as too fast ({refusal})"
                 ));
-                return self.failed();
+                self.failed();
+                return true;
             }
             if let Some(asked) = asked {
                 lock(&self.pacing).refused(asked);
@@ -465,7 +504,15 @@ pub fn run(options: ChatOptions) -> Result<i32, ClientError> {
             }),
             Err(_) => Box::new(|line| println!("{line}")),
         },
-        None => Box::new(|line| println!("{line}")),
+        // A script's reader that went away (`| head`) ends the client:
+        // quietly, not with a panic, and not with success.
+        None => Box::new(|line| {
+            let mut out = std::io::stdout().lock();
+            if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+                eprintln!("-- standard output is closed; stopping");
+                std::process::exit(1);
+            }
+        }),
     };
     let (replies_tx, replies) = crossbeam_channel::bounded(256);
     let chat = Arc::new(Chat {
@@ -484,15 +531,12 @@ pub fn run(options: ChatOptions) -> Result<i32, ClientError> {
     });
 
     // Nothing is being edited yet: a plain print is safe.
-    println!(
-        "{}",
-        chat.view.info(&format!(
-            "-- connected to {} as {} (type /help for commands{})",
-            display_safe(&session.welcome().server_name),
-            display_safe(&session.name()),
-            if interactive { ", Tab completes" } else { "" }
-        ))
-    );
+    chat.print_here(chat.view.info(&format!(
+        "-- connected to {} as {} (type /help for commands{})",
+        display_safe(&session.welcome().server_name),
+        display_safe(&session.name()),
+        if interactive { ", Tab completes" } else { "" }
+    )));
     // Tells the input loop the moment the connection is over for good, so
     // a script whose stdin stays open still exits when the server goes.
     let (closed_tx, closed) = crossbeam_channel::bounded::<()>(1);
@@ -528,6 +572,10 @@ pub fn run(options: ChatOptions) -> Result<i32, ClientError> {
     drop(session);
 
     let mut quit_reason = String::from("quit");
+    // A script's input not read to its end (or read and not sent) when the
+    // connection ended: those lines were not delivered.
+    let mut unsent_input = false;
+    let input_done = Arc::new(AtomicBool::new(false));
     if let Some(ed) = editor.as_mut() {
         loop {
             let prompt = format!("[{}]> ", prompt_room(lock(&chat.state).current()));
@@ -551,13 +599,15 @@ pub fn run(options: ChatOptions) -> Result<i32, ClientError> {
         drop(editor);
     } else {
         let (lines_tx, lines) = crossbeam_channel::bounded::<String>(64);
+        let done = input_done.clone();
         std::thread::spawn(move || {
             for line in std::io::stdin().lock().lines() {
                 let Ok(line) = line else { break };
                 if lines_tx.send(line).is_err() {
-                    break;
+                    return;
                 }
             }
+            done.store(true, Ordering::Release);
         });
         loop {
             crossbeam_channel::select! {
@@ -573,6 +623,14 @@ pub fn run(options: ChatOptions) -> Result<i32, ClientError> {
                 recv(closed) -> _ => break,
             }
         }
+        if over(&closed) {
+            // Input at its end is read at once: a moment for the reader.
+            let deadline = Instant::now() + Duration::from_millis(200);
+            while !input_done.load(Ordering::Acquire) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            unsent_input = !input_done.load(Ordering::Acquire) || !lines.is_empty();
+        }
     }
 
     let failures = chat.failures.load(Ordering::Relaxed);
@@ -585,8 +643,13 @@ pub fn run(options: ChatOptions) -> Result<i32, ClientError> {
         // The connection is over: the server closed it, or it was lost.
         let reason = follower.join().unwrap_or(CloseReason::PeerClosed);
         undelivered();
+        if unsent_input {
+            eprintln!(
+                "-- the connection ended before the end of the input: lines after it were not sent"
+            );
+        }
         return Ok(match reason {
-            CloseReason::Goodbye(_) if failures == 0 => 0,
+            CloseReason::Goodbye(_) if failures == 0 && !unsent_input => 0,
             _ => 1,
         });
     }
