@@ -284,6 +284,7 @@ impl Chat {
                 Some(session) => {
                     if !self.deliver(&session, &message) {
                         // No answer: the rest would wait as long, each.
+                        self.complain("stopping: the lines after it are not sent");
                         return Step::Quit(Some("the server stopped answering".into()));
                     }
                 }
