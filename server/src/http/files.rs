@@ -480,7 +480,7 @@ fn copy_exactly(
     len: u64,
     shutdown: &Shutdown,
 ) -> io::Result<()> {
-    let mut buf = vec![0u8; READ_SIZE];
+    let mut buf = lanlink_services::file::page_aligned(READ_SIZE);
     let mut left = len;
     while left > 0 {
         if shutdown.is_triggered() {

@@ -121,11 +121,10 @@ fn pace(limit: Option<u64>, since: Instant, moved: u64) {
 
 /// The BLAKE3 hash of a whole file.
 fn hash_file(path: &Path) -> Result<ContentHash, ServiceError> {
-    let file = std::fs::File::open(path).map_err(|e| ServiceError::io("open", path, e))?;
+    let mut file = std::fs::File::open(path).map_err(|e| ServiceError::io("open", path, e))?;
     let mut hasher = blake3::Hasher::new();
-    hasher
-        .update_reader(file)
-        .map_err(|e| ServiceError::io("read", path, e))?;
+    let never = std::sync::atomic::AtomicBool::new(false);
+    super::hash_from(&mut file, &mut hasher, u64::MAX, &never, path)?;
     Ok(*hasher.finalize().as_bytes())
 }
 

@@ -253,7 +253,7 @@ impl OutgoingFile {
                 Err(still_shared) => self.recycle.push_front(still_shared),
             }
         }
-        BytesMut::zeroed(chunk)
+        super::page_aligned(chunk)
     }
 
     /// The closing message: total size and whole-file hash.
@@ -288,5 +288,38 @@ mod tests {
         // With its header, a small chunk's frame is not a "large" one
         // (transport counts frames over 64 KiB).
         const { assert!(SMALL_CHUNK + 1024 <= 64 * 1024) };
+    }
+
+    /// Chunks are read into page-aligned buffers (see
+    /// [`page_aligned`](super::super::page_aligned)), fresh and recycled
+    /// alike, and the bytes are the file's.
+    #[test]
+    fn chunks_are_read_into_page_aligned_buffers_fresh_and_recycled() {
+        let path = std::env::temp_dir().join(format!("lanlink-outgoing-{}", std::process::id()));
+        let data: Vec<u8> = (0..5 * DEFAULT_CHUNK + 99)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        std::fs::write(&path, &data).unwrap();
+        let mut file = OutgoingFile::open(&path, 0, None).unwrap();
+        let mut got = Vec::new();
+        let mut starts = Vec::new();
+        while let Some(chunk) = file.next_chunk(DEFAULT_CHUNK).unwrap() {
+            assert_eq!(
+                chunk.data.as_ptr() as usize % 4096,
+                0,
+                "chunk at {}",
+                chunk.offset
+            );
+            starts.push(chunk.data.as_ptr() as usize);
+            got.extend_from_slice(&chunk.data);
+            // Sent and dropped, as the transport does: its buffer comes back.
+        }
+        assert_eq!(got, data);
+        assert!(
+            starts.windows(2).any(|w| w[0] == w[1]),
+            "a buffer was reused: {starts:x?}"
+        );
+        assert_eq!(file.complete().hash, *blake3::hash(&data).as_bytes());
+        std::fs::remove_file(&path).unwrap();
     }
 }
