@@ -20,6 +20,16 @@ const EAGER_FRAME: usize = 1024 * 1024;
 /// it is empty.
 const KEEP: usize = 256 * 1024;
 
+/// A large frame of up to [`EAGER_FRAME`] is assembled so that it ends on a
+/// boundary of this many bytes (a page), a few bytes of its buffer unused
+/// in front: a file chunk's data, the frame's tail and a multiple of 4 KiB,
+/// then starts on one. The kernel copies from a buffer that starts 8 to 24
+/// bytes short of a page boundary into the page cache at a third of its
+/// usual speed (writing to tmpfs: 1 GB/s against 2.6), which made uploads
+/// and downloads as much as twice as slow, depending on where the
+/// allocator had put the buffers.
+const ALIGN: usize = 4096;
+
 /// Turns a byte stream, arriving in pieces of any size, into [`Frame`]s.
 ///
 /// Feed it bytes with [`push`](FrameDecoder::push) and take frames with
@@ -60,8 +70,10 @@ const KEEP: usize = 256 * 1024;
 pub struct FrameDecoder {
     /// Headers, small frames, and what follows the frame in progress.
     buf: BytesMut,
-    /// The payload of the large frame in progress (header in `pending`).
+    /// The payload of the large frame in progress (header in `pending`),
+    /// after `large_pad` unused bytes (see [`ALIGN`]).
     large: Vec<u8>,
+    large_pad: usize,
     max_payload: u32,
     /// The header of the frame being assembled, once validated.
     pending: Option<Header>,
@@ -88,6 +100,7 @@ impl FrameDecoder {
         FrameDecoder {
             buf: BytesMut::new(),
             large: Vec::new(),
+            large_pad: 0,
             max_payload,
             pending: None,
             pool: None,
@@ -134,7 +147,12 @@ impl FrameDecoder {
         } else {
             0
         };
-        self.buf.len() + self.large.len() + header
+        self.buf.len() + self.large_len() + header
+    }
+
+    /// Payload bytes of the large frame in progress that are in.
+    fn large_len(&self) -> usize {
+        self.large.len().saturating_sub(self.large_pad)
     }
 
     /// The header of the frame in progress, once its 14 bytes are in and
@@ -169,13 +187,24 @@ impl FrameDecoder {
     /// (`None` when no large frame is in progress).
     fn large_wants(&self) -> Option<usize> {
         let h = self.pending.filter(|h| h.len as usize > SMALL_FRAME)?;
-        Some((h.len as usize).saturating_sub(self.large.len()))
+        Some((h.len as usize).saturating_sub(self.large_len()))
     }
 
     /// Appends to the large frame's buffer, growing it to at most its
     /// frame's length (see [`EAGER_FRAME`]).
     fn fill_large(&mut self, bytes: &[u8]) {
         let total = self.pending.map_or(0, |h| h.len as usize);
+        if self.large.capacity() == 0 && total <= EAGER_FRAME {
+            // The whole frame's buffer, ending on an ALIGN boundary.
+            let room = total + ALIGN;
+            self.large = match &self.pool {
+                Some(pool) if room <= crate::pool::POOLED_MAX => pool.take(room),
+                _ => Vec::with_capacity(room),
+            };
+            let end = (self.large.as_ptr() as usize).wrapping_add(total);
+            self.large_pad = (ALIGN - end % ALIGN) % ALIGN;
+            self.large.resize(self.large_pad, 0);
+        }
         let needed = self.large.len() + bytes.len();
         if needed > self.large.capacity() {
             let target = if total <= EAGER_FRAME {
@@ -217,13 +246,17 @@ impl FrameDecoder {
         };
         let len = header.len as usize;
         if len > SMALL_FRAME {
-            if self.large.len() < len {
+            if self.large_len() < len {
                 return Ok(None);
             }
             self.pending = None;
             let payload = std::mem::take(&mut self.large);
+            let pad = std::mem::take(&mut self.large_pad);
             if !header.kind.has_blob() {
-                let decoded = crate::Message::decode_borrowed(header.kind, &payload);
+                let decoded = crate::Message::decode_borrowed(
+                    header.kind,
+                    payload.get(pad..).unwrap_or_default(),
+                );
                 if let Some(pool) = &self.pool {
                     pool.give(payload);
                 }
@@ -238,7 +271,7 @@ impl FrameDecoder {
                 Some(pool) => pool.blob(payload),
                 None => Bytes::from(payload),
             };
-            return Frame::decode(header, &blob).map(Some);
+            return Frame::decode(header, &blob.slice(pad..)).map(Some);
         }
         if self.buf.len() < header.frame_len() {
             return Ok(None);
@@ -358,6 +391,47 @@ mod tests {
                 "step {step}: a new buffer"
             );
             assert_eq!(pool.idle(), 2);
+        }
+    }
+
+    /// A file chunk's data, the tail of its frame, ends on a page boundary
+    /// (see [`ALIGN`]), with a pool or without, however the bytes arrive.
+    #[test]
+    fn large_frames_end_on_a_page_boundary() {
+        let sizes = [256 * 1024, 256 * 1024 - 100, 70_000, EAGER_FRAME - 20];
+        let frames: Vec<Frame> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &len)| {
+                let data = Bytes::from(vec![u8::try_from(i).unwrap(); len]);
+                Frame::new(3, file::FileChunk { offset: 0, data })
+            })
+            .collect();
+        let mut wire = BytesMut::new();
+        for f in &frames {
+            f.encode(&mut wire).unwrap();
+        }
+        for pooled in [false, true] {
+            for step in [999, 65_536, wire.len()] {
+                let mut d = FrameDecoder::new();
+                if pooled {
+                    d = d.with_pool(crate::BufferPool::new(2));
+                }
+                let mut out = Vec::new();
+                for piece in wire.chunks(step) {
+                    d.push(piece);
+                    while let Some(f) = d.decode().unwrap() {
+                        let crate::Message::FileChunk(c) = &f.message else {
+                            panic!("a chunk")
+                        };
+                        let end = c.data.as_ptr() as usize + c.data.len();
+                        assert_eq!(end % ALIGN, 0, "pooled {pooled}, step {step}");
+                        out.push(f);
+                    }
+                }
+                assert_eq!(out, frames, "pooled {pooled}, step {step}");
+                assert_eq!(d.buffered(), 0);
+            }
         }
     }
 
