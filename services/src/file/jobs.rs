@@ -20,6 +20,7 @@ use lanlink_proto::file::{ContentHash, DirEntry, FileChunk};
 use lanlink_transport::ConnId;
 
 use super::incoming::{is_part_name, owned_part_path, IncomingFile};
+use super::known::KnownHashes;
 use super::outgoing::OutgoingFile;
 use super::{listing, path};
 use crate::ServiceError;
@@ -85,6 +86,7 @@ pub(super) enum Work {
         name: String,
         offset: u64,
         prefix_hash: Option<ContentHash>,
+        known: KnownHashes,
         cancel: Arc<AtomicBool>,
     },
     /// Hash another slice of the prefix a download's receiver holds.
@@ -229,9 +231,13 @@ impl FileJob {
                 name,
                 offset,
                 prefix_hash,
+                known,
                 cancel,
             } => Outcome::DownloadOpened(
-                open_download(&share, &name, offset, prefix_hash.as_ref(), &cancel).map(Box::new),
+                open_download(&share, &name, offset, prefix_hash.as_ref(), &cancel).map(|mut f| {
+                    f.use_known(&known);
+                    Box::new(f)
+                }),
             ),
             Work::CheckPrefix { mut file, cancel } => {
                 Outcome::DownloadOpened(file.check_prefix(PREFIX_SLICE, &cancel).map(|()| file))

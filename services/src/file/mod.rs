@@ -10,6 +10,7 @@
 pub mod client;
 pub mod incoming;
 mod jobs;
+pub mod known;
 pub mod ledger;
 pub mod listing;
 pub mod outgoing;
@@ -23,6 +24,7 @@ use std::time::Duration;
 
 pub use client::{FileClient, FileLink, Progress, Quiet, TransferSummary};
 pub use jobs::{FileDone, FileJob, ENTRY_COST, PREFIX_SLICE};
+pub use known::KnownHashes;
 pub use ledger::{DirectUpload, UploadLedger};
 pub use service::{
     is_other_server, FileService, TransferInfo, FIRST_OTHER_SERVER, TRANSFERS_PER_OTHER_SERVER,

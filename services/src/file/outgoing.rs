@@ -10,7 +10,9 @@ use std::sync::atomic::AtomicBool;
 use bytes::{Bytes, BytesMut};
 use lanlink_proto::file::{ContentHash, FileChunk, FileComplete};
 
+use super::known::{Identity, KnownHashes};
 use crate::ServiceError;
+use std::time::SystemTime;
 
 /// Bytes a sender may have in flight beyond the receiver's last
 /// acknowledgement. Large enough to keep loopback busy, small enough that a
@@ -58,6 +60,13 @@ pub struct OutgoingFile {
     recycle: VecDeque<Bytes>,
     /// The receiver's prefix while it is being hashed.
     prefix: Option<Prefix>,
+    /// The file as opened (see [`KnownHashes`]) and when.
+    identity: Option<Identity>,
+    opened: SystemTime,
+    /// Where the whole file's hash is remembered, if anywhere, and the
+    /// hash found there: then the chunks are not hashed.
+    known: Option<KnownHashes>,
+    cached: Option<ContentHash>,
 }
 
 /// What is left to check of the prefix a receiver says it holds.
@@ -110,10 +119,11 @@ impl OutgoingFile {
         prefix_hash: Option<&ContentHash>,
     ) -> Result<OutgoingFile, ServiceError> {
         let file = File::open(path).map_err(|e| ServiceError::io("open", path, e))?;
-        let size = file
+        let opened = SystemTime::now();
+        let metadata = file
             .metadata()
-            .map_err(|e| ServiceError::io("inspect", path, e))?
-            .len();
+            .map_err(|e| ServiceError::io("inspect", path, e))?;
+        let size = metadata.len();
         let prefix = (offset > 0 && offset <= size).then(|| Prefix {
             len: offset,
             hashed: 0,
@@ -130,7 +140,36 @@ impl OutgoingFile {
             done: false,
             recycle: VecDeque::new(),
             prefix,
+            identity: Identity::of(&metadata),
+            opened,
+            known: None,
+            cached: None,
         })
+    }
+
+    /// Takes the whole file's hash from `known` if it is there (then the
+    /// chunks are not hashed as they are read), and remembers it there
+    /// once the whole file has been read unchanged. A server shares one
+    /// [`KnownHashes`] between its downloads.
+    pub fn use_known(&mut self, known: &KnownHashes) {
+        self.cached = self.identity.and_then(|id| known.get(&id));
+        self.known = Some(known.clone());
+    }
+
+    /// At the end of the file: the hash is remembered if the file is the
+    /// one opened, whole, and settled; a remembered one is forgotten if
+    /// the file changed meanwhile.
+    fn remember(&self) {
+        let (Some(known), Some(id)) = (&self.known, self.identity) else {
+            return;
+        };
+        let now = self.file.metadata().ok().and_then(|m| Identity::of(&m));
+        let unchanged = now == Some(id) && self.sent == self.size;
+        if !unchanged {
+            known.forget(&id);
+        } else if self.cached.is_none() && id.settled_at(self.opened) {
+            known.learn(id, *self.hasher.finalize().as_bytes());
+        }
     }
 
     /// True while the receiver's prefix is still being checked: nothing
@@ -219,6 +258,7 @@ impl OutgoingFile {
         }
         if filled == 0 {
             self.done = true;
+            self.remember();
             return Ok(None);
         }
         buf.truncate(filled);
@@ -227,7 +267,9 @@ impl OutgoingFile {
             self.recycle.pop_front();
         }
         self.recycle.push_back(data.clone());
-        self.hasher.update(&data);
+        if self.cached.is_none() {
+            self.hasher.update(&data);
+        }
         let offset = self.sent;
         self.sent += filled as u64;
         Ok(Some(FileChunk { offset, data }))
@@ -260,7 +302,9 @@ impl OutgoingFile {
     pub fn complete(&self) -> FileComplete {
         FileComplete {
             size: self.sent,
-            hash: *self.hasher.finalize().as_bytes(),
+            hash: self
+                .cached
+                .unwrap_or_else(|| *self.hasher.finalize().as_bytes()),
         }
     }
 
@@ -320,6 +364,66 @@ mod tests {
             "a buffer was reused: {starts:x?}"
         );
         assert_eq!(file.complete().hash, *blake3::hash(&data).as_bytes());
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    fn send_all(path: &Path, known: &KnownHashes) -> (ContentHash, bool) {
+        let mut file = OutgoingFile::open(path, 0, None).unwrap();
+        file.use_known(known);
+        let cached = file.cached.is_some();
+        while file.next_chunk(DEFAULT_CHUNK).unwrap().is_some() {}
+        (file.complete().hash, cached)
+    }
+
+    /// A settled file's hash is learnt by sending it whole and not worked
+    /// out again for the next download; a file changed since is hashed
+    /// afresh (and, changed just now, not remembered).
+    #[test]
+    fn a_whole_files_hash_is_learnt_once_and_forgotten_when_it_changes() {
+        let path = std::env::temp_dir().join(format!("lanlink-known-{}", std::process::id()));
+        let old: Vec<u8> = (0..DEFAULT_CHUNK * 2 + 5)
+            .map(|i| (i % 249) as u8)
+            .collect();
+        std::fs::write(&path, &old).unwrap();
+        let known = KnownHashes::default();
+        // Changed just now: sent with its hash, not remembered.
+        assert_eq!(
+            send_all(&path, &known),
+            (*blake3::hash(&old).as_bytes(), false)
+        );
+        assert!(known.is_empty(), "not settled");
+        std::thread::sleep(super::super::known::SETTLED + std::time::Duration::from_millis(100));
+        assert_eq!(
+            send_all(&path, &known),
+            (*blake3::hash(&old).as_bytes(), false)
+        );
+        assert_eq!(known.len(), 1, "learnt");
+        assert_eq!(
+            send_all(&path, &known),
+            (*blake3::hash(&old).as_bytes(), true)
+        );
+        // Resuming from a prefix, the known hash still closes it.
+        let mut resumed =
+            OutgoingFile::open(&path, 1000, Some(blake3::hash(&old[..1000]).as_bytes())).unwrap();
+        resumed.use_known(&known);
+        assert_eq!(resumed.start(), 1000);
+        while resumed.next_chunk(DEFAULT_CHUNK).unwrap().is_some() {}
+        assert_eq!(resumed.complete().hash, *blake3::hash(&old).as_bytes());
+        // The same size, other bytes, written while a download sends it
+        // with the known hash: the receiver's check fails (the hash is the
+        // old bytes'), and the hash is forgotten.
+        let new: Vec<u8> = old.iter().map(|b| b ^ 0x5a).collect();
+        let mut during = OutgoingFile::open(&path, 0, None).unwrap();
+        during.use_known(&known);
+        std::fs::write(&path, &new).unwrap();
+        while during.next_chunk(DEFAULT_CHUNK).unwrap().is_some() {}
+        assert_eq!(during.complete().hash, *blake3::hash(&old).as_bytes());
+        assert!(known.is_empty(), "forgotten");
+        // The next download hashes the new bytes as it sends them.
+        assert_eq!(
+            send_all(&path, &known),
+            (*blake3::hash(&new).as_bytes(), false)
+        );
         std::fs::remove_file(&path).unwrap();
     }
 }

@@ -43,6 +43,7 @@ use super::incoming::{owned_part_path, IncomingFile};
 use super::jobs::{
     self, FileDone, FileJob, Opened, Outcome, Ticket, UploadRequest, Work, ENTRY_COST,
 };
+use super::known::KnownHashes;
 use super::ledger::{UploadLedger, Usage};
 use super::outgoing::OutgoingFile;
 use super::{path, shown, FileConfig, ACK_EVERY};
@@ -225,6 +226,8 @@ pub struct FileService {
     offer_strikes: KeyedBuckets<String>,
     /// The latest time the service was given (by `handle` or `tick`).
     now: Option<Instant>,
+    /// Hashes of shared files learnt by sending them whole.
+    known: KnownHashes,
 }
 
 impl FileService {
@@ -254,6 +257,7 @@ impl FileService {
             unanswered: HashSet::new(),
             offer_strikes,
             now: None,
+            known: KnownHashes::default(),
             config,
         }
     }
@@ -662,6 +666,7 @@ impl FileService {
             name: r.name.clone(),
             offset: r.offset,
             prefix_hash: r.prefix_hash,
+            known: self.known.clone(),
             cancel: cancel.clone(),
         };
         self.push_job(key.0, ticket, work);
