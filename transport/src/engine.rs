@@ -723,7 +723,13 @@ impl IoThread {
                 }
             }
             let shared = c.handle.shared.clone();
-            let read = shared.stream.read(&mut c.read_state, &mut self.scratch);
+            let decoder = &mut c.decoder;
+            let read =
+                shared
+                    .stream
+                    .read_with(&mut c.read_state, &mut self.scratch, &mut |bytes| {
+                        decoder.push(bytes)
+                    });
             if std::mem::take(&mut c.read_state.wants_flush) {
                 c.tls_flush = true;
             }
@@ -738,7 +744,6 @@ impl IoThread {
                     if let Some(r) = &c.reservation {
                         r.arrived(n);
                     }
-                    c.decoder.push(self.scratch.get(..n).unwrap_or_default());
                 }
                 Err(e) if e.kind() == io::ErrorKind::InvalidData && shared.stream.is_tls() => {
                     tracing::warn!(peer = %shared.peer, conn = %shared.id, "{e}");

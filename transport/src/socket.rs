@@ -5,7 +5,8 @@
 //! [`Socket::tls_session`]). With TLS they also share
 //! one `rustls` connection, behind a mutex that is **never held across a
 //! blocking socket call**: the reader reads raw bytes off the socket without
-//! the lock and only takes it to decrypt; the writer takes it to encrypt into
+//! the lock and only takes it to decrypt (and hand the plaintext to the
+//! frame decoder, see [`Socket::read_with`]); the writer takes it to encrypt into
 //! its own buffer and writes that buffer without it. Holding the lock across
 //! I/O would let two peers that both write at full speed (a file upload and
 //! its acknowledgements) deadlock each other through full TCP windows.
@@ -20,7 +21,7 @@
 //! sealed, under the same lock, before writing it out), so what is buffered
 //! is bounded by the writer's seal chunk, not by rustls.
 
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::net::{Shutdown as SockShutdown, TcpStream};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -83,11 +84,64 @@ impl Socket {
         let Some(tls) = &self.tls else {
             return (&self.tcp).read(buf);
         };
+        self.read_tls(tls, state, |reader| reader.read(buf))
+    }
+
+    /// Reads application bytes as [`read`](Self::read) does, and hands
+    /// them to `take` instead of copying them into a buffer: with TLS,
+    /// each decrypted record from where rustls holds it (up to
+    /// `scratch.len()` bytes in all per call, under the session's lock);
+    /// plain TCP reads into `scratch`. A receiver assembling frames saves
+    /// a copy of every byte (the plaintext into a scratch buffer, then
+    /// into the frame's).
+    pub(crate) fn read_with(
+        &self,
+        state: &mut ReadState,
+        scratch: &mut [u8],
+        take: &mut dyn FnMut(&[u8]),
+    ) -> io::Result<usize> {
+        let Some(tls) = &self.tls else {
+            let n = (&self.tcp).read(scratch)?;
+            take(scratch.get(..n).unwrap_or_default());
+            return Ok(n);
+        };
+        let limit = scratch.len().max(1);
+        self.read_tls(tls, state, |reader| {
+            let mut handed = 0;
+            while handed < limit {
+                let chunk = match reader.fill_buf() {
+                    Ok(chunk) => chunk,
+                    // What was handed over counts; the error (no more
+                    // yet, or the end) comes again with the next call.
+                    Err(_) if handed > 0 => break,
+                    Err(e) => return Err(e),
+                };
+                if chunk.is_empty() {
+                    // close_notify: the end, once what came before is read.
+                    break;
+                }
+                let n = chunk.len();
+                take(chunk);
+                reader.consume(n);
+                handed += n;
+            }
+            Ok(handed)
+        })
+    }
+
+    /// Decrypts what has arrived and lets `from` take plaintext out of
+    /// rustls, reading more raw bytes (without the lock) until it can.
+    fn read_tls(
+        &self,
+        tls: &Mutex<rustls::Connection>,
+        state: &mut ReadState,
+        mut from: impl FnMut(&mut rustls::Reader<'_>) -> io::Result<usize>,
+    ) -> io::Result<usize> {
         loop {
             {
                 let mut conn = lock(tls);
                 state.feed(&mut conn)?;
-                match conn.reader().read(buf) {
+                match from(&mut conn.reader()) {
                     Ok(n) => return Ok(n),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     Err(e) => return Err(e),

@@ -463,3 +463,58 @@ fn close_notify_right_behind_the_handshake_frees_its_slot() {
     drop(tcp);
     server.stop();
 }
+
+#[test]
+fn frames_and_close_notify_in_one_burst_all_arrive_then_the_close_is_orderly() {
+    // The server hands decrypted records straight to its frame decoder
+    // (several per read): a large frame split over many records, small
+    // ones sharing a record, and close_notify behind them in the same
+    // write must all come out whole, and the end be an orderly one.
+    let server = tls_server();
+    let watcher = server.connect("watch").unwrap();
+    let (mut tcp, mut conn) = raw_tls(&server);
+    conn.writer()
+        .write_all(&Frame::control(hello("burst", None)).to_bytes().unwrap())
+        .unwrap();
+    conn.complete_io(&mut tcp).unwrap();
+    wait_for_conns(&server, 2);
+    conn.set_buffer_limit(None);
+    let big: Vec<u8> = (0..300_000usize).map(|j| (j * 13) as u8).collect();
+    let frames = [
+        chat("first"),
+        Frame::new(
+            3,
+            FileChunk {
+                offset: 7,
+                data: big.into(),
+            },
+        ),
+        chat("second"),
+        chat("third"),
+    ];
+    for f in &frames {
+        conn.writer().write_all(&f.to_bytes().unwrap()).unwrap();
+    }
+    conn.send_close_notify();
+    let mut out = Vec::new();
+    while conn.wants_write() {
+        conn.write_tls(&mut out).unwrap();
+    }
+    tcp.write_all(&out).unwrap();
+    for f in &frames {
+        let got = watcher
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap()
+            .unwrap();
+        assert_eq!(&got, f);
+    }
+    let reason = server.wait_closed(|r| {
+        matches!(
+            r,
+            CloseReason::PeerClosed | CloseReason::PeerClosedMidFrame { .. }
+        )
+    });
+    assert!(matches!(reason, CloseReason::PeerClosed), "{reason}");
+    drop(watcher);
+    server.stop();
+}

@@ -95,7 +95,10 @@ impl Reader {
                     Err(e) => return self.malformed(e),
                 }
             }
-            let read = stream.read(&mut self.read_state, &mut scratch);
+            let decoder = &mut self.decoder;
+            let read = stream.read_with(&mut self.read_state, &mut scratch, &mut |bytes| {
+                decoder.push(bytes)
+            });
             if std::mem::take(&mut self.read_state.wants_flush) {
                 self.handle.request_flush();
             }
@@ -104,10 +107,7 @@ impl Reader {
                 // ends the stream just like a plain one closing it.
                 Ok(0) => return self.peer_closed(),
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return self.peer_closed(),
-                Ok(n) => {
-                    last_rx = Instant::now();
-                    self.decoder.push(scratch.get(..n).unwrap_or_default());
-                }
+                Ok(_) => last_rx = Instant::now(),
                 Err(e) if e.kind() == io::ErrorKind::InvalidData && stream.is_tls() => {
                     tracing::warn!(peer = %self.handle.peer(), conn = %self.handle.id(), "{e}");
                     return CloseReason::Tls(e.to_string());
