@@ -209,9 +209,6 @@ struct Conn {
     /// Bytes taken off the queues, not yet written (or sealed).
     out: VecDeque<Bytes>,
     out_len: usize,
-    /// Sealed TLS records and how much of them is written.
-    sealed: Vec<u8>,
-    sealed_at: usize,
     tls_flush: bool,
     /// The last frame (goodbye, refusal, error) is in `out`.
     close_after: bool,
@@ -265,8 +262,6 @@ impl Conn {
             _guards: e.guards,
             out: VecDeque::new(),
             out_len: 0,
-            sealed: Vec::new(),
-            sealed_at: 0,
             tls_flush: false,
             close_after: false,
             notify_sent: false,
@@ -353,32 +348,39 @@ impl Conn {
                 return;
             }
             if stream.is_tls() {
-                if self.sealed_at < self.sealed.len() {
+                let Some(mut session) = stream.tls_session() else {
+                    return;
+                };
+                if session.wants_write() {
+                    // Sealed records go from rustls's buffer straight to
+                    // the socket (non-blocking: the lock is held for one
+                    // write; what the socket does not take stays there).
                     if !self.writable {
                         return;
                     }
-                    match (&*tcp).write(self.sealed.get(self.sealed_at..).unwrap_or_default()) {
-                        Ok(0) => return self.fail(io::ErrorKind::WriteZero.into()),
-                        Ok(n) => {
-                            self.sealed_at += n;
-                            written += n;
+                    match session.write_tls(&mut &*tcp) {
+                        Ok(0) => {
+                            drop(session);
+                            return self.fail(io::ErrorKind::WriteZero.into());
                         }
+                        Ok(n) => written += n,
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                             self.writable = false;
                             return;
                         }
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => return self.fail(e),
+                        Err(e) => {
+                            drop(session);
+                            return self.fail(e);
+                        }
                     }
                     continue;
                 }
-                self.sealed.clear();
-                self.sealed_at = 0;
                 if self.out_len > 0 || self.tls_flush {
+                    // Seal at most SEAL_CHUNK, and only once everything
+                    // sealed before is written: what rustls holds stays
+                    // bounded.
                     self.tls_flush = false;
-                    let Some(mut session) = stream.tls_session() else {
-                        return;
-                    };
                     let mut budget = SEAL_CHUNK;
                     let mut taken = 0;
                     for chunk in &self.out {
@@ -393,15 +395,10 @@ impl Conn {
                         budget -= part.len();
                         taken += part.len();
                     }
-                    while session.wants_write() {
-                        if let Err(e) = session.write_tls(&mut self.sealed) {
-                            drop(session);
-                            return self.fail(e);
-                        }
-                    }
+                    let more = session.wants_write() || self.out_len > taken;
                     drop(session);
                     self.advance(taken);
-                    if !self.sealed.is_empty() || self.out_len > 0 {
+                    if more {
                         continue;
                     }
                 }

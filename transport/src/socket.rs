@@ -2,7 +2,8 @@
 //!
 //! The reader and writer threads share one socket (client side; on the
 //! server one I/O thread does both, non-blocking, and seals through
-//! [`Socket::tls_session`]). With TLS they also share
+//! [`Socket::tls_session`], writing the records from rustls's buffer to
+//! the socket under the lock: its socket never blocks). With TLS they also share
 //! one `rustls` connection, behind a mutex that is **never held across a
 //! blocking socket call**: the reader reads raw bytes off the socket without
 //! the lock and only takes it to decrypt (and hand the plaintext to the
