@@ -185,12 +185,16 @@ impl ChatModel {
         self.rooms.values().map(|r| r.name.clone()).collect()
     }
 
-    /// Who is in `room` (at most [`MAX_NAMES`], sorted by their bytes), if
-    /// the session is in it.
+    /// Who is in `room` (at most [`MAX_NAMES`]), if the session is in it,
+    /// in the order a person reads a list of names: letters before their
+    /// case (`ada`, `Bob`, `zed`), then by their bytes, so the order is
+    /// the same on every call.
     pub fn members(&self, room: &str) -> Option<Vec<String>> {
-        self.rooms
-            .get(&fold(room))
-            .map(|r| r.members.iter().cloned().collect())
+        self.rooms.get(&fold(room)).map(|r| {
+            let mut names: Vec<String> = r.members.iter().cloned().collect();
+            names.sort_by_cached_key(|n| (n.to_lowercase(), n.clone()));
+            names
+        })
     }
 
     /// Everyone in the session's rooms and those it exchanged private
@@ -473,6 +477,17 @@ mod tests {
         s.apply(&presence("cat", PresenceChange::Joined));
         assert_eq!(s.nicks(), ["bob", "cat"]);
         assert_eq!(s.members("OPS").unwrap(), ["ada", "bob", "cat"]);
+        for name in ["Zed", "Ann", "bea"] {
+            s.apply(&presence(name, PresenceChange::Joined));
+        }
+        assert_eq!(
+            s.members("ops").unwrap(),
+            ["ada", "Ann", "bea", "bob", "cat", "Zed"],
+            "case does not split the list"
+        );
+        for name in ["Zed", "Ann", "bea"] {
+            s.apply(&presence(name, PresenceChange::Left));
+        }
         s.apply(&presence("bob", PresenceChange::Left));
         assert_eq!(s.nicks(), ["cat"]);
         s.apply(&presence("ada", PresenceChange::Left));
