@@ -518,3 +518,24 @@ fn frames_and_close_notify_in_one_burst_all_arrive_then_the_close_is_orderly() {
     drop(watcher);
     server.stop();
 }
+
+#[test]
+fn a_tls_client_that_stops_reading_is_disconnected_and_others_are_unaffected() {
+    // The server writes sealed records from rustls's buffer, sealing more
+    // only once that is written: what waits for a peer that stopped
+    // reading is still the queue the limit counts, and the peer is cut.
+    let mut config = ServerConfig {
+        tls: Some(ServerIdentity::generate().unwrap()),
+        ..ServerConfig::default()
+    };
+    config.conn.max_queued_bytes = 1024 * 1024;
+    stuck_reader_is_cut_at(config, 1024 * 1024 + 4096, |server| {
+        let (mut tcp, mut conn) = raw_tls(server);
+        conn.writer()
+            .write_all(&Frame::control(hello("stuck", None)).to_bytes().unwrap())
+            .unwrap();
+        conn.complete_io(&mut tcp).unwrap();
+        wait_for_conns(server, 1);
+        Box::new((tcp, conn))
+    });
+}

@@ -205,3 +205,65 @@ pub fn wait_for_conns(server: &TestServer, at_least: usize) {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// A stuck reader, a sender and a healthy reader: the healthy one gets all
+/// of 10,000 messages of 2 KB while the stuck one is cut as too slow with
+/// at most `max_queued` bytes waiting. `stuck` connects the stuck client
+/// (it completes the handshake, then never reads again) and returns what
+/// keeps its connection open.
+pub fn stuck_reader_is_cut_at(
+    config: ServerConfig,
+    max_queued: usize,
+    stuck: impl FnOnce(&TestServer) -> Box<dyn std::any::Any>,
+) {
+    let server = TestServer::start(config);
+    let stuck = stuck(&server);
+    let sender = server.connect("sender").unwrap();
+    let reader = server.connect("reader").unwrap();
+    wait_for_conns(&server, 3);
+
+    // 10,000 messages of 2 KB: far more than the stuck client's queue limit
+    // plus what the kernel buffers for it. The sender stays at most 200
+    // messages ahead of the healthy reader, as a rate-limited chat would.
+    let text = "x".repeat(2000);
+    let n = 10_000;
+    let received = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let consumer = {
+        let received = received.clone();
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while received.load(std::sync::atomic::Ordering::SeqCst) < n
+                && Instant::now() < deadline
+            {
+                if let Ok(Some(_)) = reader.recv_timeout(Duration::from_millis(500)) {
+                    received.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            }
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for i in 0..n {
+        while i >= received.load(std::sync::atomic::Ordering::SeqCst) + 200 {
+            assert!(
+                Instant::now() < deadline,
+                "the healthy reader stalled at {i}"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        sender.send(&chat(&text)).unwrap();
+    }
+    consumer.join().unwrap();
+    assert_eq!(
+        received.load(std::sync::atomic::Ordering::SeqCst),
+        n,
+        "the healthy reader got everything"
+    );
+    let r = server.wait_closed(|r| matches!(r, CloseReason::TooSlow { .. }));
+    match r {
+        CloseReason::TooSlow { queued } => assert!(queued <= max_queued, "{queued}"),
+        _ => unreachable!(),
+    }
+    drop(stuck);
+    drop(sender);
+    server.stop();
+}
