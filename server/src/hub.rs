@@ -959,7 +959,9 @@ impl Hub {
         // A connection the server is closing (a wrong admin token, a kick,
         // a peer too slow) is done: the frames it had already sent, still
         // queued behind the one that condemned it, are not carried out.
-        if handle.is_closing() {
+        // One the peer closed itself is not: a line said just before a
+        // client hangs up (without a goodbye) is delivered.
+        if handle.closed_here() {
             return;
         }
         // The name others know this user by now (after any /nick).

@@ -77,6 +77,18 @@ impl ConnHandle {
         self.shared.closing.load(Ordering::SeqCst)
     }
 
+    /// True once this side has decided to end the connection: the
+    /// application closed it ([`close`](Self::close),
+    /// [`close_with_error`](Self::close_with_error)) or the transport cut
+    /// the peer (too slow to read, a frame too slow, idle, shutdown).
+    /// Unlike [`is_closing`](Self::is_closing), not set when the peer ends
+    /// it: frames a peer sent just before closing its side (without a
+    /// goodbye) are as good as any, while those still queued from a peer
+    /// the server has condemned need not be carried out.
+    pub fn closed_here(&self) -> bool {
+        self.shared.closed_here.load(Ordering::SeqCst)
+    }
+
     /// Encodes and queues a frame. See [`send_encoded`](Self::send_encoded).
     pub fn send(&self, frame: &Frame) -> Result<(), TransportError> {
         self.send_encoded(EncodedFrame::new(frame)?)
@@ -107,6 +119,7 @@ impl ConnHandle {
                 let queued = self.queued_bytes();
                 tracing::warn!(peer = %self.shared.peer, conn = %self.shared.id, queued,
                     "disconnecting a peer that stopped reading");
+                self.shared.closed_here.store(true, Ordering::SeqCst);
                 self.shared.abort(CloseReason::TooSlow { queued });
                 return Err(self.closed_error());
             }
@@ -210,6 +223,7 @@ impl ConnHandle {
     }
 
     fn close_with(&self, last: Frame, reason: CloseReason) {
+        self.shared.closed_here.store(true, Ordering::SeqCst);
         self.shared.set_reason(reason);
         if self.shared.closing.swap(true, Ordering::SeqCst) {
             return;
@@ -277,6 +291,7 @@ pub(crate) fn new_connection(
         total,
         block_when_full: config.block_when_full,
         closing: AtomicBool::new(false),
+        closed_here: AtomicBool::new(false),
         reason: Mutex::new(None),
         rtt_us: AtomicU64::new(u64::MAX),
         media_dropped: AtomicU64::new(0),

@@ -19,6 +19,9 @@ pub(crate) struct Shared {
     pub(super) total: Option<Arc<Totals>>,
     pub(super) block_when_full: bool,
     pub(crate) closing: AtomicBool,
+    /// This side decided to end the connection (see
+    /// [`ConnHandle::closed_here`](super::ConnHandle::closed_here)).
+    pub(crate) closed_here: AtomicBool,
     pub(super) reason: Mutex<Option<CloseReason>>,
     pub(crate) rtt_us: AtomicU64,
     pub(crate) media_dropped: AtomicU64,
