@@ -64,6 +64,28 @@ pub struct ChatMessage {
     pub timestamp_ms: u64,
 }
 
+impl ChatMessage {
+    /// What a client sends to say `text` in `room`: the server fills in
+    /// who said it and when.
+    ///
+    /// ```
+    /// use lanlink_proto::{chat::ChatMessage, Frame};
+    ///
+    /// let frame = Frame::control(ChatMessage::say("lobby", "hello"));
+    /// assert!(!frame.to_bytes()?.is_empty());
+    /// # Ok::<(), lanlink_proto::ProtoError>(())
+    /// ```
+    pub fn say(room: &str, text: &str) -> ChatMessage {
+        ChatMessage {
+            room: room.into(),
+            from: String::new(),
+            text: text.into(),
+            action: false,
+            timestamp_ms: 0,
+        }
+    }
+}
+
 impl Body for ChatMessage {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), ProtoError> {
         w.string("room", &self.room)?;

@@ -95,14 +95,8 @@ fn served_before(bob: &Client, attackers: &[Client]) -> (Duration, usize) {
 fn chat_round_trip(from: &Client, to: &Client, n: usize) -> Duration {
     let text = format!("line {n}");
     let sent = Instant::now();
-    let line = ChatMessage {
-        room: "lobby".into(),
-        from: String::new(),
-        text: text.clone(),
-        action: false,
-        timestamp_ms: 0,
-    };
-    from.send(&Frame::control(line)).unwrap();
+    from.send(&Frame::control(ChatMessage::say("lobby", &text)))
+        .unwrap();
     wait_for(to, |f| match &f.message {
         Message::ChatMessage(m) if m.text == text => Some(()),
         _ => None,

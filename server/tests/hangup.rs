@@ -12,16 +12,10 @@ mod common;
 use common::*;
 
 fn line(text: &str) -> Vec<u8> {
-    Frame::control(ChatMessage {
-        room: "lobby".into(),
-        from: String::new(),
-        text: text.into(),
-        action: false,
-        timestamp_ms: 0,
-    })
-    .to_bytes()
-    .unwrap()
-    .to_vec()
+    Frame::control(ChatMessage::say("lobby", text))
+        .to_bytes()
+        .unwrap()
+        .to_vec()
 }
 
 /// The line and the hang-up in one write: the server reads the frame and

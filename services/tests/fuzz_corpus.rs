@@ -162,13 +162,7 @@ fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
 }
 
 fn say(room: &str, text: &str) -> ChatMessage {
-    ChatMessage {
-        room: room.into(),
-        from: String::new(),
-        text: text.into(),
-        action: false,
-        timestamp_ms: 0,
-    }
+    ChatMessage::say(room, text)
 }
 
 fn join(room: &str, password: Option<&str>) -> Join {

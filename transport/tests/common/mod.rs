@@ -129,13 +129,7 @@ pub fn hello(name: &str, token: Option<&str>) -> control::Hello {
 }
 
 pub fn chat(text: &str) -> Frame {
-    Frame::control(ChatMessage {
-        room: "lobby".into(),
-        from: String::new(),
-        text: text.into(),
-        action: false,
-        timestamp_ms: 0,
-    })
+    Frame::control(ChatMessage::say("lobby", text))
 }
 
 /// Reads frames from a raw socket until one arrives or the socket closes.

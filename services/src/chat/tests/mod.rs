@@ -95,13 +95,7 @@ fn to(conn: ConnId, message: impl Into<Message>) -> Outgoing {
 }
 
 fn said(room: &str, text: &str) -> ChatMessage {
-    ChatMessage {
-        room: room.into(),
-        from: String::new(),
-        text: text.into(),
-        action: false,
-        timestamp_ms: 0,
-    }
+    ChatMessage::say(room, text)
 }
 
 fn pm(target: &str, text: &str) -> PrivateMessage {

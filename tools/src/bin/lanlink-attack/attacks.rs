@@ -70,13 +70,7 @@ const PAINT: [&str; 8] = [
 ];
 
 fn chat(text: &str, room: &str) -> ChatMessage {
-    ChatMessage {
-        room: room.into(),
-        from: String::new(),
-        text: text.into(),
-        action: false,
-        timestamp_ms: 0,
-    }
+    ChatMessage::say(room, text)
 }
 
 fn admin(token: &str, command: &str, argument: &str) -> Frame {
