@@ -445,7 +445,11 @@ impl<'a, L: FileLink + ?Sized> FileClient<'a, L> {
                     offset: acked,
                     prefix_hash: None,
                 };
-                self.send(stream, ack)?;
+                // An acknowledgement that cannot go (the sender closed
+                // the connection right behind its last frames) does not
+                // end the download: what already arrived may finish the
+                // file, and the next receive says when nothing more will.
+                let _ = self.send(stream, ack);
             }
         }
     }
@@ -1005,5 +1009,86 @@ mod tests {
         let mut files = FileClient::new(&link);
         let err = files.list("", true).unwrap_err();
         assert!(matches!(err, ServiceError::ListingTooBig { .. }), "{err}");
+    }
+
+    /// A server that sends a whole file and closes at once: the client's
+    /// acknowledgements can no longer go, but what arrived finishes the
+    /// file (an outside attack, helper-66: a 3 MB download sent whole with
+    /// close_notify right behind it was reported lost, 3 times of 3).
+    #[test]
+    fn a_file_sent_whole_before_the_connection_closed_is_kept() {
+        struct SentAndGone {
+            queue: Mutex<std::collections::VecDeque<Message>>,
+            data: Vec<u8>,
+        }
+        impl FileLink for SentAndGone {
+            fn open_stream(&self) -> StreamId {
+                1
+            }
+            fn send(&self, frame: &Frame) -> Result<(), TransportError> {
+                let mut queue = self.queue.lock().unwrap();
+                let size = self.data.len() as u64;
+                match &frame.message {
+                    Message::ListRequest(_) => queue.push_back(Message::Listing(Listing {
+                        path: String::new(),
+                        entries: vec![DirEntry {
+                            name: String::new(),
+                            is_dir: false,
+                            size,
+                            modified: 0,
+                        }],
+                        done: true,
+                    })),
+                    Message::FileRequest(_) => {
+                        queue.push_back(Message::FileOffer(FileOffer {
+                            name: "f.bin".into(),
+                            size,
+                            hash: None,
+                            offset: 0,
+                            to: None,
+                            from: None,
+                        }));
+                        for (i, part) in self.data.chunks(256 * 1024).enumerate() {
+                            queue.push_back(Message::FileChunk(lanlink_proto::file::FileChunk {
+                                offset: (i * 256 * 1024) as u64,
+                                data: bytes::Bytes::copy_from_slice(part),
+                            }));
+                        }
+                        queue.push_back(Message::FileComplete(FileComplete {
+                            size,
+                            hash: *blake3::hash(&self.data).as_bytes(),
+                        }));
+                    }
+                    // Everything is sent and the connection closed.
+                    _ => {
+                        return Err(TransportError::Closed(
+                            lanlink_transport::CloseReason::PeerClosed,
+                        ))
+                    }
+                }
+                Ok(())
+            }
+            fn recv_timeout(&self, _: Duration) -> Result<Option<Frame>, TransportError> {
+                match self.queue.lock().unwrap().pop_front() {
+                    Some(message) => Ok(Some(Frame::new(1, message))),
+                    None => Err(TransportError::Closed(
+                        lanlink_transport::CloseReason::PeerClosed,
+                    )),
+                }
+            }
+        }
+        let data: Vec<u8> = (0..3 * ACK_EVERY as usize + 12_345)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let link = SentAndGone {
+            queue: Mutex::default(),
+            data,
+        };
+        let dir = std::env::temp_dir().join(format!("lanlink-gone-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut files = FileClient::new(&link);
+        files.get("f.bin", &dir, false, &mut Quiet).unwrap();
+        assert_eq!(std::fs::read(dir.join("f.bin")).unwrap(), link.data);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
