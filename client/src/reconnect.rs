@@ -447,7 +447,12 @@ fn follow(
 /// dropped.
 fn emit(out: &mut Outbox, stop: &Receiver<()>, mut event: Event) -> bool {
     let weight = event.weight();
-    out.queued.wait_for_room(&out.tx, weight, || closing(stop));
+    if !out.queued.wait_for_room(&out.tx, weight, || closing(stop))
+        && !matches!(event, Event::Disconnected(_))
+    {
+        // Closing, and no room: dropped, as the doc above says.
+        return true;
+    }
     loop {
         if closing(stop) {
             return match out.tx.try_send(event) {

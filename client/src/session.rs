@@ -590,7 +590,12 @@ fn dispatch(
     let mut queued = QueuedBytes::new(EVENT_BYTES);
     let mut emit = |mut event: Event| {
         let weight = event.weight();
-        queued.wait_for_room(events, weight, || shared.stopping.load(Ordering::Relaxed));
+        let room = queued.wait_for_room(events, weight, || shared.stopping.load(Ordering::Relaxed));
+        // Closing, and the application has not taken what it has: drop
+        // (all but the last event, which is small).
+        if !room && !matches!(event, Event::Disconnected(_)) {
+            return;
+        }
         loop {
             // An application that holds its events but stopped reading
             // must not keep the session from closing: once closing, what
@@ -665,8 +670,12 @@ fn route(shared: &Shared, frame: Frame) -> Option<Event> {
         Some(Route::Reliable(r)) => {
             let size = frame_size(&frame);
             let mut queued = lock(&r.queued);
-            queued.wait_for_room(&r.tx, size, || shared.stopping.load(Ordering::Relaxed));
-            if r.tx.send(frame).is_ok() {
+            // Once the application closes the session, a frame that finds
+            // no room is dropped: the operation is ending with it, and the
+            // channel is bounded by bytes alone.
+            if queued.wait_for_room(&r.tx, size, || shared.stopping.load(Ordering::Relaxed))
+                && r.tx.send(frame).is_ok()
+            {
                 queued.sent(size);
             }
             return None;
@@ -928,6 +937,24 @@ mod tests {
             got += 1;
         }
         producer.join().unwrap();
+    }
+
+    /// Once the application closes the session, a transfer's route that is
+    /// full drops what still arrives: it neither waits for a reader that
+    /// is gone nor holds a flood (see tests/close_flood.rs).
+    #[test]
+    fn a_closing_session_drops_what_finds_no_room() {
+        let (_gone_tx, gone) = crossbeam_channel::bounded::<()>(0);
+        let shared = Shared::new("me".into(), gone);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        shared.add_route(1, Route::Reliable(RouteTx::new(tx, 1 << 20)));
+        shared.stopping.store(true, Ordering::Relaxed);
+        let started = std::time::Instant::now();
+        for _ in 0..64 {
+            assert!(route(&shared, chunk(1, 256 * 1024)).is_none());
+        }
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(rx.len() <= 4, "{} chunks of 256 KiB held", rx.len());
     }
 
     #[test]

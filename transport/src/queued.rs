@@ -57,15 +57,25 @@ impl QueuedBytes {
         self.sizes.is_empty() || self.total.saturating_add(size) <= self.limit
     }
 
-    /// Waits until an item of `size` bytes fits or `give_up` says to stop
-    /// waiting (checked every few milliseconds); then it is to be sent.
+    /// Waits until an item of `size` bytes fits (true: send it) or
+    /// `give_up` says to stop waiting (false: checked every few
+    /// milliseconds). An item that found no room is to be dropped, not sent
+    /// anyway: a producer that gives up because its side is closing would
+    /// otherwise hold whatever a peer still sends, bounded by count alone.
+    #[must_use = "an item that found no room is dropped"]
     pub fn wait_for_room<T>(
         &mut self,
         channel: &Sender<T>,
         size: usize,
         mut give_up: impl FnMut() -> bool,
-    ) {
-        while !self.fits(channel, size) && !give_up() {
+    ) -> bool {
+        loop {
+            if self.fits(channel, size) {
+                return true;
+            }
+            if give_up() {
+                return false;
+            }
             std::thread::sleep(RECHECK);
         }
     }
@@ -111,7 +121,7 @@ mod tests {
             rx.recv().unwrap()
         });
         let started = std::time::Instant::now();
-        q.wait_for_room(&tx, 10, || false);
+        assert!(q.wait_for_room(&tx, 10, || false));
         assert!(started.elapsed() >= Duration::from_millis(40));
         assert_eq!(reader.join().unwrap(), 10);
         // Told to stop: no waiting.
@@ -119,6 +129,9 @@ mod tests {
         let mut q = QueuedBytes::new(1);
         q.sent(5);
         tx.send(5).unwrap();
-        q.wait_for_room(&tx, 5, || true);
+        assert!(!q.wait_for_room(&tx, 5, || true), "no room, gave up");
+        // Room: no giving up either.
+        let (tx, _rx) = crossbeam_channel::bounded::<usize>(100);
+        assert!(QueuedBytes::new(1).wait_for_room(&tx, 5, || true));
     }
 }

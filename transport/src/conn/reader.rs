@@ -186,11 +186,19 @@ impl Reader {
                     frame,
                     permit: super::InboundPermit::none(),
                 };
-                // Room in bytes first (a shutdown or a close stops the wait).
+                // Room in bytes first. Once this side is closing (or shutting
+                // down), a frame that finds none is dropped: the application
+                // is done, and a peer that keeps sending while we close must
+                // not fill the channel with thousands of frames of any size
+                // (an outside attack grew a client that refused a transfer
+                // to 885 MB in the two seconds of its close). A peer's own
+                // close is not ours: its last frames wait for room as any.
                 let (shutdown, handle) = (&self.shutdown, &self.handle);
-                self.queued.wait_for_room(&self.events, size, || {
-                    shutdown.is_triggered() || handle.is_closing()
-                });
+                if !self.queued.wait_for_room(&self.events, size, || {
+                    shutdown.is_triggered() || handle.closed_here()
+                }) {
+                    return None;
+                }
                 // Wait for room in the event channel (this is what slows a
                 // fast sender down), but not past a shutdown: then nobody
                 // may be reading any more.
