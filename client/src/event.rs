@@ -118,10 +118,8 @@ impl Event {
                 Event::Private(m) => m.to.len() + m.from.len() + m.text.len(),
                 Event::Presence(p) => p.room.len() + p.name.len() + p.reason.len(),
                 Event::NickChanged(n) => n.old.len() + n.new.len(),
-                Event::Roster(r) => {
-                    r.room.len() + r.members.iter().map(|m| m.len() + 24).sum::<usize>()
-                }
-                Event::History(h) => h.room.len() + h.messages.iter().map(chat).sum::<usize>(),
+                Event::Roster(r) => r.memory_size(),
+                Event::History(h) => h.memory_size(),
                 Event::Notice(n) => n.text.len() + n.room.as_ref().map_or(0, String::len),
                 Event::FileOffered(o) => o.name().len() + o.from().len(),
                 Event::ServerError(e) => e.message.len(),

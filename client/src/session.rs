@@ -941,7 +941,7 @@ mod tests {
 
     /// Once the application closes the session, a transfer's route that is
     /// full drops what still arrives: it neither waits for a reader that
-    /// is gone nor holds a flood (see tests/close_flood.rs).
+    /// is gone nor holds a flood (see tests/memory_floods.rs).
     #[test]
     fn a_closing_session_drops_what_finds_no_room() {
         let (_gone_tx, gone) = crossbeam_channel::bounded::<()>(0);

@@ -12,6 +12,9 @@ use lanlink_proto::chat::{ChatMessage, History, Join, Roster};
 use lanlink_proto::{control, Capabilities, ErrorCode, Frame, Message};
 use lanlink_transport::{serve, ConnHandle, Event as TEvent, ServerConfig, Shutdown};
 
+mod support;
+use support::settled;
+
 type OnHello = Box<dyn Fn(usize, &ConnHandle) + Send>;
 type OnFrame = Box<dyn Fn(usize, &ConnHandle, &Frame) + Send>;
 
@@ -519,23 +522,6 @@ fn big_histories(sent: Arc<std::sync::atomic::AtomicUsize>) -> Fake {
         }),
         Box::new(|_, _, _| {}),
     )
-}
-
-/// Waits until `sent` stops growing for a second (at most 10 s).
-fn settled(sent: &std::sync::atomic::AtomicUsize) -> usize {
-    use std::sync::atomic::Ordering;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut last = (usize::MAX, Instant::now());
-    while Instant::now() < deadline {
-        let now = sent.load(Ordering::Relaxed);
-        if now != last.0 {
-            last = (now, Instant::now());
-        } else if last.1.elapsed() > Duration::from_secs(1) {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    sent.load(Ordering::Relaxed)
 }
 
 /// An application that stops reading holds at most a bounded number of

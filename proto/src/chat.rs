@@ -5,7 +5,7 @@
 //! and [`PrivateMessage`] go both ways: the client leaves `from` empty and
 //! `timestamp_ms` zero, and the server fills them in before delivering.
 
-use crate::wire::{Reader, Writer};
+use crate::wire::{text_memory, Reader, Writer};
 use crate::{Body, ProtoError};
 
 /// Client → server: join a room (creating it if needed).
@@ -209,6 +209,18 @@ pub struct Roster {
     pub members: Vec<String>,
 }
 
+impl Roster {
+    /// About how many bytes it holds in memory (see
+    /// [`Message::memory_size`](crate::Message::memory_size)): a member
+    /// of one byte is 3 bytes on the wire and about 56 here.
+    pub fn memory_size(&self) -> usize {
+        std::mem::size_of::<Roster>()
+            + text_memory(&self.room)
+            + self.members.capacity() * std::mem::size_of::<String>()
+            + self.members.iter().map(|m| text_memory(m)).sum::<usize>()
+    }
+}
+
 impl Body for Roster {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), ProtoError> {
         w.string("room", &self.room)?;
@@ -327,6 +339,22 @@ pub struct History {
     pub messages: Vec<ChatMessage>,
 }
 
+impl History {
+    /// About how many bytes it holds in memory (see
+    /// [`Message::memory_size`](crate::Message::memory_size)): an empty
+    /// message is 15 bytes on the wire and about 90 here.
+    pub fn memory_size(&self) -> usize {
+        std::mem::size_of::<History>()
+            + text_memory(&self.room)
+            + self.messages.capacity() * std::mem::size_of::<ChatMessage>()
+            + self
+                .messages
+                .iter()
+                .map(|m| text_memory(&m.room) + text_memory(&m.from) + text_memory(&m.text))
+                .sum::<usize>()
+    }
+}
+
 impl Body for History {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), ProtoError> {
         w.string("room", &self.room)?;
@@ -354,6 +382,39 @@ mod tests {
             action: false,
             timestamp_ms: 1_700_000_000_000,
         }
+    }
+
+    /// A queue bounded in bytes counts what a decoded list holds: many
+    /// times its wire size for tiny items, the wire size for a plain
+    /// message or a chunk.
+    #[test]
+    fn lists_of_tiny_items_count_what_they_hold_decoded() {
+        use crate::Frame;
+        let roster = Frame::control(Roster {
+            room: "lobby".into(),
+            members: vec!["a".into(); usize::from(u16::MAX)],
+        });
+        let wire = roster.to_bytes().unwrap();
+        let mut decoder = crate::FrameDecoder::new();
+        decoder.push(&wire);
+        let decoded = decoder.decode().unwrap().unwrap();
+        let held = decoded.message.memory_size(wire.len());
+        assert!(
+            held > 15 * wire.len(),
+            "{held} for {} on the wire",
+            wire.len()
+        );
+
+        let history = Frame::control(History {
+            room: "lobby".into(),
+            messages: vec![line(""); 4000],
+        });
+        let wire = history.to_bytes().unwrap().len();
+        assert!(history.message.memory_size(wire) > 4 * wire);
+
+        let said = Frame::control(line("hello"));
+        let wire = said.to_bytes().unwrap().len();
+        assert_eq!(said.message.memory_size(wire), wire);
     }
 
     #[test]

@@ -29,7 +29,7 @@
 
 use bytes::Bytes;
 
-use crate::wire::{Reader, Writer};
+use crate::wire::{text_memory, Reader, Writer};
 use crate::{Body, ProtoError};
 
 /// A 32-byte content hash (BLAKE3).
@@ -104,6 +104,21 @@ pub struct Listing {
     pub entries: Vec<DirEntry>,
     /// This is the last `Listing` of the answer.
     pub done: bool,
+}
+
+impl Listing {
+    /// About how many bytes it holds in memory (see
+    /// [`Message::memory_size`](crate::Message::memory_size)).
+    pub fn memory_size(&self) -> usize {
+        std::mem::size_of::<Listing>()
+            + text_memory(&self.path)
+            + self.entries.capacity() * std::mem::size_of::<DirEntry>()
+            + self
+                .entries
+                .iter()
+                .map(|e| text_memory(&e.name))
+                .sum::<usize>()
+    }
 }
 
 impl Body for Listing {

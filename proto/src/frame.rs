@@ -208,6 +208,25 @@ messages! {
     0x44 => video::VideoEnd, Control;
 }
 
+impl Message {
+    /// About how many bytes this message holds in memory once decoded,
+    /// `wire_len` being its size on the wire: what a queue of decoded
+    /// messages that is bounded in bytes should count. Mostly the wire
+    /// size; but the items of a list cost more in memory than on the wire
+    /// (a [`Roster`](chat::Roster) member of one byte is 3 bytes there and
+    /// about 56 here), and a peer sending lists of tiny items would
+    /// otherwise make a 64 MiB bound hold over a GiB.
+    pub fn memory_size(&self, wire_len: usize) -> usize {
+        let decoded = match self {
+            Message::Roster(r) => r.memory_size(),
+            Message::History(h) => h.memory_size(),
+            Message::Listing(l) => l.memory_size(),
+            _ => 0,
+        };
+        wire_len.max(decoded)
+    }
+}
+
 /// A message together with the stream it belongs to: one unit on the wire.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {

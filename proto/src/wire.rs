@@ -19,6 +19,17 @@ use crate::{Kind, ProtoError};
 /// The longest text or list a `u16` prefix can describe.
 pub(crate) const MAX_U16_LEN: usize = u16::MAX as usize;
 
+/// About what a decoded text holds on the heap besides its `String`: its
+/// bytes in an allocation of at least 32 bytes, in steps of 16, with the
+/// allocator's 8 bytes in front (glibc's malloc); nothing when empty.
+pub(crate) fn text_memory(s: &str) -> usize {
+    if s.is_empty() {
+        0
+    } else {
+        (s.len() + 8).next_multiple_of(16).max(32)
+    }
+}
+
 /// Cursor over one frame's payload. Slices of it share the frame's buffer.
 pub(crate) struct Reader<'a> {
     kind: Kind,

@@ -698,7 +698,10 @@ impl IoThread {
                         c.frame_started = None;
                         c.held_since = None;
                         c.reservation = None;
-                        let size = before.saturating_sub(c.decoder.buffered());
+                        let wire = before.saturating_sub(c.decoder.buffered());
+                        // What the frame holds decoded: what the inbound
+                        // budget is to bound.
+                        let size = frame.message.memory_size(wire);
                         if let Some(reason) = self.on_frame(c, frame, size) {
                             return self.end(c, reason);
                         }

@@ -1,4 +1,6 @@
-//! A real server for the library's tests.
+//! A real server for the library's tests, and what they wait with. Each
+//! test binary uses a part of it.
+#![allow(dead_code)]
 
 use std::net::TcpListener;
 
@@ -55,4 +57,23 @@ impl Drop for PlainServer {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Waits until `sent` stops growing for a second (at most 20 s): a
+/// hostile server's flood has filled what the client takes in.
+pub fn settled(sent: &std::sync::atomic::AtomicUsize) -> usize {
+    use std::sync::atomic::Ordering;
+    use std::time::{Duration, Instant};
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut last = (usize::MAX, Instant::now());
+    while Instant::now() < deadline {
+        let now = sent.load(Ordering::Relaxed);
+        if now != last.0 {
+            last = (now, Instant::now());
+        } else if last.1.elapsed() > Duration::from_secs(1) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    sent.load(Ordering::Relaxed)
 }

@@ -86,7 +86,8 @@ impl Reader {
                 let before = self.decoder.buffered();
                 match self.decoder.decode() {
                     Ok(Some(frame)) => {
-                        let size = before.saturating_sub(self.decoder.buffered());
+                        let wire = before.saturating_sub(self.decoder.buffered());
+                        let size = frame.message.memory_size(wire);
                         if let Some(reason) = self.on_frame(frame, size, &mut ping_sent) {
                             return reason;
                         }

@@ -1,24 +1,37 @@
-//! A hostile server that floods a transfer the client refused, and goes on
-//! while the client closes, does not make the client hold the flood.
+//! Hostile servers that would make the client hold far more memory than
+//! its bounds (64 MiB per queue) say, and do not.
 //!
-//! One test in its own binary: it measures the process's peak memory.
+//! The tests measure the process's peak memory: they run one at a time
+//! ([`ONE_AT_A_TIME`]), each from a peak reset to what is resident.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use lanlink_client::proto::chat::Roster;
 use lanlink_client::proto::control::Welcome;
 use lanlink_client::proto::file::{DirEntry, FileChunk, FileOffer, Listing};
 use lanlink_client::proto::{Capabilities, Frame, FrameDecoder, Message};
 use lanlink_client::{Quiet, Session, TransferOptions};
 
+mod support;
+use support::settled;
+
 /// The most the flood sends: more than the client may hold (its bounds
 /// are 64 MiB per queue), less than a test should spend.
 const FLOOD: usize = 1536 << 20;
 const CHUNK: usize = 1 << 20;
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// Sets this process's peak resident memory back to what is resident now
+/// (`/proc/self/clear_refs`, Linux 4.0 and later).
+fn reset_peak() {
+    std::fs::write("/proc/self/clear_refs", "5").unwrap();
+}
 
 /// This process's peak resident memory, from `/proc/self/status`.
 fn peak_rss() -> usize {
@@ -41,6 +54,34 @@ fn write_frame(tcp: &mut TcpStream, frame: &Frame) -> std::io::Result<usize> {
     Ok(bytes.len())
 }
 
+/// Accepts one client and lets it in (its Hello, our Welcome); returns
+/// the connection and what reads the client's next frame.
+fn let_in(listener: &TcpListener) -> (TcpStream, impl FnMut(&mut TcpStream) -> Frame) {
+    let (mut tcp, _) = listener.accept().unwrap();
+    let mut decoder = FrameDecoder::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut next = move |tcp: &mut TcpStream| loop {
+        if let Some(frame) = decoder.decode().unwrap() {
+            return frame;
+        }
+        let n = tcp.read(&mut buf).unwrap();
+        assert!(n > 0, "the client left before asking");
+        decoder.push(&buf[..n]);
+    };
+    let hello = next(&mut tcp);
+    assert!(matches!(hello.message, Message::Hello(_)), "{hello:?}");
+    let welcome = Welcome {
+        server_name: "evil".into(),
+        client_id: 1,
+        name: "me".into(),
+        capabilities: Capabilities::ALL,
+        max_payload: 16 << 20,
+        motd: String::new(),
+    };
+    write_frame(&mut tcp, &Frame::control(welcome)).unwrap();
+    (tcp, next)
+}
+
 /// Lets the client in, answers its first file request with an offer of
 /// 1,000 bytes, then sends chunks of 1 MiB on that stream without end
 /// (until `FLOOD`, 30 s, or the client is gone), ignoring the refusal and
@@ -49,28 +90,7 @@ fn hostile_server(sent: Arc<AtomicUsize>) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     std::thread::spawn(move || {
-        let (mut tcp, _) = listener.accept().unwrap();
-        let mut decoder = FrameDecoder::new();
-        let mut buf = vec![0u8; 64 * 1024];
-        let mut next = |tcp: &mut TcpStream| loop {
-            if let Some(frame) = decoder.decode().unwrap() {
-                return frame;
-            }
-            let n = tcp.read(&mut buf).unwrap();
-            assert!(n > 0, "the client left before asking");
-            decoder.push(&buf[..n]);
-        };
-        let hello = next(&mut tcp);
-        assert!(matches!(hello.message, Message::Hello(_)), "{hello:?}");
-        let welcome = Welcome {
-            server_name: "evil".into(),
-            client_id: 1,
-            name: "me".into(),
-            capabilities: Capabilities::ALL,
-            max_payload: 16 << 20,
-            motd: String::new(),
-        };
-        write_frame(&mut tcp, &Frame::control(welcome)).unwrap();
+        let (mut tcp, mut next) = let_in(&listener);
         // `get` asks what the name is first: one file of 1,000 bytes.
         let request = loop {
             let frame = next(&mut tcp);
@@ -112,7 +132,9 @@ fn hostile_server(sent: Arc<AtomicUsize>) -> String {
         let mut encoded = BytesMut::new();
         chunk.encode(&mut encoded).unwrap();
         // Nothing the client says is read from here on: its socket buffer
-        // takes the little it sends.
+        // takes the little it sends. A client gone with its buffer full
+        // ends the flood.
+        tcp.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
         let started = Instant::now();
         while sent.load(Ordering::Relaxed) < FLOOD && started.elapsed() < Duration::from_secs(30) {
             if tcp.write_all(&encoded).is_err() {
@@ -131,10 +153,12 @@ fn hostile_server(sent: Arc<AtomicUsize>) -> String {
 /// while this side closes is dropped.
 #[test]
 fn a_flood_on_a_refused_transfer_is_not_held_while_the_client_closes() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let sent = Arc::new(AtomicUsize::new(0));
     let addr = hostile_server(sent.clone());
     let dir = tempfile::tempdir().unwrap();
     let (session, _events_never_read) = Session::builder(&addr).plain().connect().unwrap();
+    reset_peak();
     let before = peak_rss();
 
     let refused = session.get("f", dir.path(), &TransferOptions::default(), &mut Quiet);
@@ -161,4 +185,60 @@ fn a_flood_on_a_refused_transfer_is_not_held_while_the_client_closes() {
     assert!(took < Duration::from_secs(10), "close took {took:?}");
     // Nothing partial looks complete.
     assert!(!dir.path().join("f").exists(), "a refused file was kept");
+}
+
+/// The queues are bounded by what frames hold decoded, not by their size
+/// on the wire. A roster of 65,535 one-byte names is 196 KB on the wire
+/// and 3.7 MB decoded: counted by wire size, 64 MiB of them filled the
+/// transport's queue with 1.2 GB (an outside attack, helper-67: 1.35 GB
+/// held by `lanlink get` and `lanlink chat` for 76 MiB sent). Here an
+/// application that never reads its events is sent such rosters until
+/// its queues are full and the server can send no more.
+#[test]
+fn rosters_of_tiny_names_are_held_by_what_they_take_in_memory() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let sent = Arc::new(AtomicUsize::new(0));
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let flood = {
+        let sent = sent.clone();
+        std::thread::spawn(move || {
+            let (mut tcp, _) = let_in(&listener);
+            let roster = Frame::control(Roster {
+                room: "lobby".into(),
+                members: (0..u16::MAX)
+                    .map(|i| ((b'a' + (i % 26) as u8) as char).to_string())
+                    .collect(),
+            });
+            let encoded = roster.to_bytes().unwrap();
+            // A client that closed with its buffer full ends the flood.
+            tcp.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+            let started = Instant::now();
+            while sent.load(Ordering::Relaxed) < 512 << 20
+                && started.elapsed() < Duration::from_secs(20)
+            {
+                if tcp.write_all(&encoded).is_err() {
+                    return;
+                }
+                sent.fetch_add(encoded.len(), Ordering::Relaxed);
+            }
+        })
+    };
+    let (session, _events_never_read) = Session::builder(&addr).plain().connect().unwrap();
+    reset_peak();
+    let before = peak_rss();
+    let taken = settled(&sent);
+    let grew = peak_rss().saturating_sub(before);
+    eprintln!(
+        "{} MiB of rosters sent, peak memory grew {} MiB",
+        taken >> 20,
+        grew >> 20
+    );
+    assert!(taken > 4 << 20, "the rosters reached the client");
+    // Two queues of 64 MiB (the transport's, the session's events), the
+    // socket buffers, and a roster being decoded.
+    assert!(grew < 300 << 20, "held {} MiB", grew >> 20);
+    session.close("done");
+    drop(session);
+    let _ = flood.join();
 }
