@@ -125,7 +125,7 @@ impl Event {
                 Event::ServerError(e) => e.message.len(),
                 Event::AdminReply(r) => r.text.len(),
                 // Rare: measured by encoding it again.
-                Event::Other(f) => lanlink_transport::EncodedFrame::new(f).map_or(0, |e| e.len()),
+                Event::Other(f) => crate::session::frame_size(f),
                 Event::StreamStarted(_)
                 | Event::StreamEnded(_)
                 | Event::Reconnecting { .. }

@@ -291,9 +291,13 @@ const ROUTE_BYTES: usize = 64 << 20;
 /// Bytes of media frames waiting for one subscription.
 const MEDIA_ROUTE_BYTES: usize = 32 << 20;
 
-/// A frame's size on the wire, about (a chunk's data is not copied).
-fn frame_size(frame: &Frame) -> usize {
-    lanlink_transport::EncodedFrame::new(frame).map_or(0, |e| e.len())
+/// What a frame holds in memory: its size on the wire (a chunk's data is
+/// not copied to measure it), or more for a list of tiny items
+/// ([`Message::memory_size`]: listings counted by wire size, arriving
+/// after `ls` had given up, took 285-343 MB of it).
+pub(crate) fn frame_size(frame: &Frame) -> usize {
+    let wire = lanlink_transport::EncodedFrame::new(frame).map_or(0, |e| e.len());
+    frame.message.memory_size(wire)
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -935,6 +939,47 @@ mod tests {
         while got < 8 {
             rx.recv_timeout(Duration::from_secs(5)).unwrap();
             got += 1;
+        }
+        producer.join().unwrap();
+    }
+
+    /// A route counts what a listing holds decoded, not its wire size: 8
+    /// MiB takes one listing of 65,535 one-byte names (1.3 MB on the wire,
+    /// over 5 MB decoded), where by wire size it took six.
+    #[test]
+    fn routes_count_what_a_listing_holds() {
+        use lanlink_proto::file::{DirEntry, Listing};
+        let (_gone_tx, gone) = crossbeam_channel::bounded::<()>(0);
+        let shared = Arc::new(Shared::new("me".into(), gone));
+        let (tx, rx) = crossbeam_channel::unbounded();
+        shared.add_route(1, Route::Reliable(RouteTx::new(tx, 8 << 20)));
+        let entry = DirEntry {
+            name: "a".into(),
+            is_dir: false,
+            size: 1,
+            modified: 0,
+        };
+        let listing = Frame::new(
+            1,
+            Listing {
+                path: String::new(),
+                entries: vec![entry; usize::from(u16::MAX)],
+                done: false,
+            },
+        );
+        let producer = {
+            let shared = shared.clone();
+            std::thread::spawn(move || {
+                for _ in 0..8 {
+                    route(&shared, listing.clone());
+                }
+            })
+        };
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(rx.len() <= 2, "{} listings held", rx.len());
+        // Read, and the rest goes through.
+        for _ in 0..8 {
+            rx.recv_timeout(Duration::from_secs(5)).unwrap();
         }
         producer.join().unwrap();
     }
