@@ -5,7 +5,7 @@
 //! and [`PrivateMessage`] go both ways: the client leaves `from` empty and
 //! `timestamp_ms` zero, and the server fills them in before delivering.
 
-use crate::wire::{text_memory, Reader, Writer};
+use crate::wire::{list_memory, text_memory, Reader, Writer};
 use crate::{Body, ProtoError};
 
 /// Client → server: join a room (creating it if needed).
@@ -216,8 +216,7 @@ impl Roster {
     pub fn memory_size(&self) -> usize {
         std::mem::size_of::<Roster>()
             + text_memory(&self.room)
-            + self.members.capacity() * std::mem::size_of::<String>()
-            + self.members.iter().map(|m| text_memory(m)).sum::<usize>()
+            + list_memory(&self.members, |m| text_memory(m))
     }
 }
 
@@ -346,12 +345,9 @@ impl History {
     pub fn memory_size(&self) -> usize {
         std::mem::size_of::<History>()
             + text_memory(&self.room)
-            + self.messages.capacity() * std::mem::size_of::<ChatMessage>()
-            + self
-                .messages
-                .iter()
-                .map(|m| text_memory(&m.room) + text_memory(&m.from) + text_memory(&m.text))
-                .sum::<usize>()
+            + list_memory(&self.messages, |m| {
+                text_memory(&m.room) + text_memory(&m.from) + text_memory(&m.text)
+            })
     }
 }
 

@@ -29,7 +29,7 @@
 
 use bytes::Bytes;
 
-use crate::wire::{text_memory, Reader, Writer};
+use crate::wire::{list_memory, text_memory, Reader, Writer};
 use crate::{Body, ProtoError};
 
 /// A 32-byte content hash (BLAKE3).
@@ -112,12 +112,7 @@ impl Listing {
     pub fn memory_size(&self) -> usize {
         std::mem::size_of::<Listing>()
             + text_memory(&self.path)
-            + self.entries.capacity() * std::mem::size_of::<DirEntry>()
-            + self
-                .entries
-                .iter()
-                .map(|e| text_memory(&e.name))
-                .sum::<usize>()
+            + list_memory(&self.entries, |e| text_memory(&e.name))
     }
 }
 

@@ -30,6 +30,12 @@ pub(crate) fn text_memory(s: &str) -> usize {
     }
 }
 
+/// About what a decoded list holds: its items, and what `heap` says each
+/// holds on the heap besides (see [`text_memory`]).
+pub(crate) fn list_memory<T>(items: &Vec<T>, heap: impl Fn(&T) -> usize) -> usize {
+    items.capacity() * std::mem::size_of::<T>() + items.iter().map(heap).sum::<usize>()
+}
+
 /// Cursor over one frame's payload. Slices of it share the frame's buffer.
 pub(crate) struct Reader<'a> {
     kind: Kind,
