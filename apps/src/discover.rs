@@ -11,8 +11,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lanlink_client::discovery::{self, Browse, FoundServer};
-use lanlink_client::{ClientError, KnownServers, Trust};
+use lanlink_client::discovery::{self, Browse, FoundServer, Wanted};
+use lanlink_client::{ClientError, KnownServers};
 use lanlink_transport::Fingerprint;
 
 use crate::connect::Server;
@@ -91,10 +91,6 @@ pub fn split_host(
     }
 }
 
-/// How long a command looks for servers when none is named (it stops
-/// sooner once they all answered).
-const PATIENCE: Duration = Duration::from_secs(3);
-
 /// The flags every command shares about the server, as given.
 #[derive(Debug, Clone, Default)]
 pub struct ServerFlags {
@@ -107,7 +103,8 @@ pub struct ServerFlags {
 }
 
 /// The server to talk to: `host` if given, else the one announced on the
-/// LAN. Anything said about the choice goes to stderr.
+/// LAN ([`discovery::choose`]; several are asked about on a terminal).
+/// Anything said about the choice goes to stderr.
 pub fn choose(host: Option<&str>, flags: ServerFlags) -> Result<Server, ClientError> {
     if let Some(host) = host {
         return Ok(Server::from_flags(
@@ -117,67 +114,33 @@ pub fn choose(host: Option<&str>, flags: ServerFlags) -> Result<Server, ClientEr
             flags.fingerprint,
         ));
     }
-    let found = discovery::browse(Browse {
-        patience: PATIENCE,
-        ..Browse::default()
-    })?;
-    let (usable, unusable): (Vec<_>, Vec<_>) = found
-        .servers
-        .into_iter()
-        .partition(|s| s.usable_with(flags.plain, flags.fingerprint));
+    let wanted = Wanted {
+        plain: flags.plain,
+        fingerprint: flags.fingerprint,
+    };
+    let pins = Arc::new(KnownServers::default_location());
     let ask_user = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
-    let chosen = match usable.len() {
-        1 => usable.first().cloned(),
-        n if n > 1 && ask_user => ask(&usable),
-        _ => None,
-    };
-    let (Some(server), Some(addr)) = (
-        chosen.clone(),
-        chosen.as_ref().and_then(FoundServer::address),
-    ) else {
-        return Err(ClientError::NoServer {
-            found: usable,
-            unusable,
-            ignored: found.ignored,
-        });
-    };
+    let chosen = discovery::choose(Browse::default(), wanted, pins, |servers| {
+        ask_user.then(|| ask(servers)).flatten()
+    })?;
     eprintln!(
-        "lanlink: using {} at {addr} (found on the LAN)",
-        quoted(&server)
+        "lanlink: using {} at {} (found on the LAN)",
+        quoted(&chosen.server),
+        chosen.addr
     );
-    let trust = match (flags.plain, flags.fingerprint, server.fingerprint) {
-        (true, ..) => Trust::Plain,
-        (false, Some(fp), _) => Trust::Fingerprint(fp),
-        (false, None, Some(_)) => trust_announced(&server, &addr)?,
-        // Not usable_with: a plain server needs --plain.
-        (false, None, None) => {
-            return Err(ClientError::NoServer {
-                found: Vec::new(),
-                unusable: vec![server],
-                ignored: found.ignored,
-            })
-        }
-    };
-    Ok(Server {
-        addr,
-        token: flags.token,
-        trust,
-    })
-}
-
-/// The announced fingerprint is required on first contact (and pinned);
-/// a pin made earlier wins, and a disagreement is reported.
-fn trust_announced(server: &FoundServer, addr: &str) -> Result<Trust, ClientError> {
-    let store = Arc::new(KnownServers::default_location());
-    let (trust, disagreeing) = server.trust(store)?;
-    if let (Some(pinned), Some(announced)) = (disagreeing, server.fingerprint) {
+    if let (Some(pinned), Some(announced)) = (chosen.pinned_instead, chosen.server.fingerprint) {
         eprintln!(
             "lanlink: WARNING: the announcement on the LAN names certificate\n  {announced}\n\
-             but this one is pinned for {addr}:\n  {pinned}\n\
-             The pinned one is checked: whoever announced the other may be an impostor."
+             but this one is pinned for {}:\n  {pinned}\n\
+             The pinned one is checked: whoever announced the other may be an impostor.",
+            chosen.addr
         );
     }
-    Ok(trust)
+    Ok(Server {
+        addr: chosen.addr,
+        token: flags.token,
+        trust: chosen.trust,
+    })
 }
 
 /// `"NAME" (INSTANCE)`, or just `"NAME"` when they are the same.
@@ -217,7 +180,7 @@ pub fn explain(found: &[FoundServer], unusable: &[FoundServer], ignored: usize) 
         format!(
             "no lanlink server announced itself on the LAN (looked for {} s); give its \
              address: `lanlink COMMAND HOST …` or `-s HOST` (`lanlink-server` prints it)",
-            PATIENCE.as_secs()
+            Browse::default().patience.as_secs()
         )
     } else {
         String::from(
@@ -239,7 +202,7 @@ pub fn explain(found: &[FoundServer], unusable: &[FoundServer], ignored: usize) 
 }
 
 /// Lists `servers` on the terminal and asks which one (by number).
-fn ask(servers: &[FoundServer]) -> Option<FoundServer> {
+fn ask(servers: &[FoundServer]) -> Option<usize> {
     eprintln!("lanlink servers on the LAN:");
     for (i, s) in servers.iter().enumerate() {
         eprintln!("  {}) {}", i + 1, describe(s));
@@ -254,7 +217,7 @@ fn ask(servers: &[FoundServer]) -> Option<FoundServer> {
         }
         if let Ok(n) = line.trim().parse::<usize>() {
             if (1..=servers.len()).contains(&n) {
-                return servers.get(n - 1).cloned();
+                return Some(n - 1);
             }
         }
     }

@@ -235,6 +235,113 @@ fn browse_with(daemon: &ServiceDaemon, how: Browse) -> Result<Found, ClientError
     Ok(found)
 }
 
+/// What a client asks of a server it finds on the LAN.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Wanted {
+    /// Plain TCP (a server run with `--plain`), not TLS.
+    pub plain: bool,
+    /// TLS with exactly this certificate (`None`: the one the server
+    /// announces, required on first contact and then pinned).
+    pub fingerprint: Option<Fingerprint>,
+}
+
+/// The server [`choose`] chose, and how to trust it.
+#[derive(Debug, Clone)]
+pub struct Chosen {
+    /// The server as announced.
+    pub server: FoundServer,
+    /// `ADDRESS:PORT` to connect to.
+    pub addr: String,
+    /// How to trust its certificate: plain or the fingerprint asked for,
+    /// else the announced one, required on first contact and pinned
+    /// ([`FoundServer::trust`]).
+    pub trust: crate::Trust,
+    /// A certificate pinned earlier for its address that differs from the
+    /// announced one. The pin is what is checked; tell the user, since
+    /// whoever announced the other may be an impostor.
+    pub pinned_instead: Option<Fingerprint>,
+}
+
+impl Chosen {
+    /// A [`crate::SessionBuilder`] for it, with its address and trust.
+    pub fn builder(&self) -> crate::SessionBuilder {
+        crate::Session::builder(&self.addr).trust(self.trust.clone())
+    }
+}
+
+/// Finds the server to use on the LAN: browses as `how` says and keeps
+/// the servers `wanted` can use. The only one is chosen; among several,
+/// `pick` chooses (an index into the list it is shown; `None` chooses
+/// none: ask the user, or refuse in a script). A TLS server is trusted
+/// as [`Chosen::trust`] says, with its pin looked up (and later kept) in
+/// `pins`.
+///
+/// # Errors
+/// [`ClientError::NoServer`] when none is usable or several are and
+/// `pick` chose none, with what was found for the user to choose from;
+/// [`ClientError::Discovery`] when the LAN cannot be browsed.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use lanlink_client::discovery::{self, Browse, Wanted};
+/// use lanlink_client::KnownServers;
+///
+/// let pins = Arc::new(KnownServers::default_location());
+/// let chosen = discovery::choose(Browse::default(), Wanted::default(), pins, |_| None)?;
+/// eprintln!("using {}", chosen.server);
+/// let (session, events) = chosen.builder().name("bot").connect()?;
+/// # Ok::<(), lanlink_client::ClientError>(())
+/// ```
+pub fn choose(
+    how: Browse,
+    wanted: Wanted,
+    pins: std::sync::Arc<dyn crate::PinStore>,
+    pick: impl FnOnce(&[FoundServer]) -> Option<usize>,
+) -> Result<Chosen, ClientError> {
+    choose_from(browse(how)?, wanted, pins, pick)
+}
+
+/// [`choose`] among what a browse found.
+pub fn choose_from(
+    found: Found,
+    wanted: Wanted,
+    pins: std::sync::Arc<dyn crate::PinStore>,
+    pick: impl FnOnce(&[FoundServer]) -> Option<usize>,
+) -> Result<Chosen, ClientError> {
+    let (mut usable, unusable): (Vec<_>, Vec<_>) = found
+        .servers
+        .into_iter()
+        .partition(|s| s.usable_with(wanted.plain, wanted.fingerprint));
+    let index = match usable.len() {
+        1 => Some(0),
+        0 => None,
+        _ => pick(&usable).filter(|i| *i < usable.len()),
+    };
+    let Some((server, addr)) = index
+        .map(|i| usable.swap_remove(i))
+        .and_then(|s| s.address().map(|addr| (s, addr)))
+    else {
+        return Err(ClientError::NoServer {
+            found: usable,
+            unusable,
+            ignored: found.ignored,
+        });
+    };
+    // usable_with: a server without a fingerprint was chosen only when
+    // plain TCP was asked for.
+    let (trust, pinned_instead) = match (wanted.plain, wanted.fingerprint) {
+        (true, _) => (crate::Trust::Plain, None),
+        (false, Some(fp)) => (crate::Trust::Fingerprint(fp), None),
+        (false, None) => server.trust(pins)?,
+    };
+    Ok(Chosen {
+        server,
+        addr,
+        trust,
+        pinned_instead,
+    })
+}
+
 /// Why an announcement was dropped (for tests; [`Found::ignored`] counts
 /// them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -597,6 +704,94 @@ mod tests {
             "the pin is told, and it is the one checked"
         );
         assert!(matches!(plain.trust(pins).unwrap().0, crate::Trust::Plain));
+    }
+
+    #[test]
+    fn the_only_usable_server_is_chosen_and_several_are_picked_from() {
+        let fp: Fingerprint = FP.parse().unwrap();
+        let other: Fingerprint = FP.replace("ff", "ee").parse().unwrap();
+        let server = |name: &str, ip: &str, fp: Option<&str>| {
+            let mut pairs = vec![("v", "1"), ("name", name)];
+            pairs.extend(fp.map(|fp| ("fp", fp)));
+            parse("x", "h", 7878, ips(&[ip]).into_iter(), txt(&pairs)).unwrap()
+        };
+        let a = server("a", "10.0.0.2", Some(FP));
+        let b = server("b", "10.0.0.3", Some(FP));
+        let plain = server("p", "10.0.0.4", None);
+        let found = |servers: &[&FoundServer]| Found {
+            servers: servers.iter().map(|s| (*s).clone()).collect(),
+            ignored: 2,
+        };
+        let pins = || std::sync::Arc::new(Pins(std::sync::Mutex::new(Vec::new())));
+        let tls = Wanted::default();
+        let never = |_: &[FoundServer]| -> Option<usize> { panic!("nothing to pick from") };
+
+        // One usable among others: chosen without asking, trusted by its
+        // announcement.
+        let chosen = choose_from(found(&[&a, &plain]), tls, pins(), never).unwrap();
+        assert_eq!(chosen.server, a);
+        assert_eq!(chosen.addr, "10.0.0.2:7878");
+        assert!(
+            matches!(chosen.trust, crate::Trust::FirstUseExpecting { expected, .. } if expected == fp)
+        );
+        assert_eq!(chosen.pinned_instead, None);
+
+        // Several: the pick decides; none picked (or out of range) is an
+        // error listing them.
+        let picked = choose_from(found(&[&a, &b, &plain]), tls, pins(), |list| {
+            assert_eq!(list, &[a.clone(), b.clone()][..]);
+            Some(1)
+        })
+        .unwrap();
+        assert_eq!(picked.server, b);
+        for pick in [None, Some(2)] {
+            match choose_from(found(&[&a, &b, &plain]), tls, pins(), |_| pick) {
+                Err(ClientError::NoServer {
+                    found,
+                    unusable,
+                    ignored,
+                }) => {
+                    assert_eq!(found, vec![a.clone(), b.clone()]);
+                    assert_eq!(unusable, vec![plain.clone()]);
+                    assert_eq!(ignored, 2);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+
+        // Plain asked for: only the plain one; a fingerprint asked for:
+        // only a server with it, trusted by it.
+        let wanted = Wanted {
+            plain: true,
+            fingerprint: None,
+        };
+        let chosen = choose_from(found(&[&a, &plain]), wanted, pins(), never).unwrap();
+        assert_eq!(chosen.server, plain);
+        assert!(matches!(chosen.trust, crate::Trust::Plain));
+        let wanted = Wanted {
+            plain: false,
+            fingerprint: Some(fp),
+        };
+        let chosen = choose_from(found(&[&a, &plain]), wanted, pins(), never).unwrap();
+        assert!(matches!(chosen.trust, crate::Trust::Fingerprint(f) if f == fp));
+        let wanted = Wanted {
+            plain: false,
+            fingerprint: Some(other),
+        };
+        assert!(matches!(
+            choose_from(found(&[&a, &plain]), wanted, pins(), never),
+            Err(ClientError::NoServer { found, .. }) if found.is_empty()
+        ));
+
+        // An older pin for the address is kept, and said.
+        let pinned = pins();
+        pinned
+            .0
+            .lock()
+            .unwrap()
+            .push(("10.0.0.2:7878".into(), other));
+        let chosen = choose_from(found(&[&a]), tls, pinned, never).unwrap();
+        assert_eq!(chosen.pinned_instead, Some(other));
     }
 
     #[test]

@@ -55,11 +55,14 @@
 //!
 //! An offered file whose name is taken in the destination folder is
 //! overwritten, saved beside it as `name (1).ext` or skipped, as
-//! [`TransferOptions::on_conflict`] is told ([`OnConflict`]). A server
-//! found on the LAN ([`discovery::browse`]) says whether it suits a client
-//! ([`discovery::FoundServer::usable_with`]) and how to trust it
-//! ([`discovery::FoundServer::trust`]: its announced certificate, unless
-//! an older pin says otherwise).
+//! [`TransferOptions::on_conflict`] is told ([`OnConflict`]).
+//!
+//! Without an address, [`discovery::choose`] finds the server announced
+//! on the LAN: the only usable one, or the one a callback picks among
+//! several (ask the user; none picked is [`ClientError::NoServer`] with
+//! the list), trusted by the certificate it announced unless an older pin
+//! says otherwise. [`discovery::browse`] lists what is announced, and
+//! [`discovery::Announcer`] is the server's side.
 //!
 //! File operations block their caller until done; publishing and
 //! listening run on threads of their own behind a handle ([`Publisher`],
