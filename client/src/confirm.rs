@@ -166,3 +166,137 @@ impl Session {
         self.send_confirmed(crate::session::chat_message(room, text, false), patience)
     }
 }
+
+/// Sends one message after another, each confirmed
+/// ([`Session::send_confirmed`]), at the pace the server allows: for
+/// scripts and bots that must know every line was delivered (`lanlink
+/// chat` fed from a pipe).
+///
+/// A message refused as too fast is sent again after the wait the server
+/// named (or, if it named none, after a [`Backoff`](crate::Backoff) from
+/// 250 ms to 8 s), for at most [`give_up_after`](Self::give_up_after) in
+/// all. After such a refusal the following messages are spaced as far
+/// apart as the server asked (and further, when they are still refused),
+/// so that few are refused at all.
+///
+/// ```no_run
+/// use lanlink_client::{Paced, Session};
+///
+/// let (session, _events) = Session::builder("192.168.1.10").name("logbot").connect()?;
+/// let mut paced = Paced::new();
+/// for line in std::io::stdin().lines() {
+///     paced.say(&session, "lobby", &line?)?;
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Paced {
+    patience: Duration,
+    give_up: Duration,
+    /// The least time between two messages: the longest wait the server
+    /// asked for, lengthened by each wait it asks for although the
+    /// messages were that far apart.
+    gap: Duration,
+    last: Option<Instant>,
+}
+
+impl Default for Paced {
+    fn default() -> Paced {
+        Paced {
+            patience: Duration::from_secs(10),
+            give_up: Duration::from_secs(60),
+            gap: Duration::ZERO,
+            last: None,
+        }
+    }
+}
+
+impl Paced {
+    /// Confirmations waited for 10 s each; a message given up after 60 s
+    /// of refusals as too fast.
+    pub fn new() -> Paced {
+        Paced::default()
+    }
+
+    /// How long each confirmation is waited for (10 s).
+    pub fn patience(mut self, patience: Duration) -> Paced {
+        self.patience = patience;
+        self
+    }
+
+    /// The longest one message waits through refusals as too fast before
+    /// it is given up (60 s).
+    pub fn give_up_after(mut self, limit: Duration) -> Paced {
+        self.give_up = limit;
+        self
+    }
+
+    /// The spacing learnt from the server's refusals so far.
+    pub fn gap(&self) -> Duration {
+        self.gap
+    }
+
+    /// Sends `message` on `session` once its turn has come and waits until
+    /// the server has handled it, sending it again while it is refused as
+    /// too fast.
+    ///
+    /// # Errors
+    /// - [`ClientError::Refused`] with the server's refusal: for another
+    ///   reason than the rate (it also comes as an
+    ///   [`Event::ServerError`](crate::Event::ServerError)), or as too
+    ///   fast for longer than [`give_up_after`](Self::give_up_after) (the
+    ///   last refusal). The next message may go.
+    /// - [`ClientError::Unconfirmed`] when the server did not answer
+    ///   within the patience, [`ClientError::Disconnected`] when the
+    ///   connection is gone: the next message would fare no better.
+    pub fn send(
+        &mut self,
+        session: &Session,
+        message: impl Into<Message>,
+    ) -> Result<(), ClientError> {
+        let message = message.into();
+        let mut waited = Duration::ZERO;
+        let mut backoff = crate::Backoff::new(Duration::from_millis(250), Duration::from_secs(8));
+        loop {
+            let due = self.last.map(|last| last + self.gap);
+            if let Some(wait) = due.and_then(|d| d.checked_duration_since(Instant::now())) {
+                std::thread::sleep(wait);
+            }
+            let confirmed = session.send_confirmed(message.clone(), self.patience);
+            self.last = Some(Instant::now());
+            let refusal = match confirmed {
+                Err(e @ ClientError::Refused { code, .. })
+                    if code == lanlink_proto::ErrorCode::RATE_LIMITED =>
+                {
+                    e
+                }
+                other => return other,
+            };
+            let asked = refusal.retry_after();
+            // A little past the wait, so the bucket has really refilled.
+            let wait = asked.map_or_else(
+                || backoff.next().unwrap_or(Duration::from_secs(1)),
+                |d| d + Duration::from_millis(20),
+            );
+            if waited + wait > self.give_up {
+                return Err(refusal);
+            }
+            if let Some(asked) = asked {
+                // Refused although spaced by the gap: the gap was short by
+                // about what the server asks to wait now.
+                self.gap = if asked >= self.gap {
+                    asked
+                } else {
+                    self.gap + asked
+                };
+            }
+            std::thread::sleep(wait);
+            waited += wait;
+        }
+    }
+
+    /// Says `text` in `room` as [`send`](Self::send) does.
+    pub fn say(&mut self, session: &Session, room: &str, text: &str) -> Result<(), ClientError> {
+        self.send(session, crate::session::chat_message(room, text, false))
+    }
+}

@@ -41,7 +41,9 @@
 //!   [`Session::send_confirmed`] wait until the server has handled the
 //!   message, and return its refusal if it refused it (sending too fast:
 //!   [`ClientError::retry_after`] says how long to wait): for scripts that
-//!   must know each line was delivered.
+//!   must know each line was delivered. [`Paced`] sends line after line
+//!   that way, at the pace the server allows, sending again what it
+//!   refused as too fast.
 //! - [`Reconnecting`] is a chat session that outlives its connection: it
 //!   says at once when the connection is lost, connects again after a
 //!   [`Backoff`] and joins its rooms again, passwords included, until
@@ -122,6 +124,7 @@ pub mod video;
 
 pub use backoff::Backoff;
 pub use chat::ChatModel;
+pub use confirm::Paced;
 pub use error::ClientError;
 pub use event::{retry_after, Event, IncomingOffer};
 pub use files::{

@@ -9,7 +9,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use lanlink_client::proto::ErrorCode;
-use lanlink_client::{ClientError, Event, Events};
+use lanlink_client::{ClientError, Event, Events, Paced};
 use lanlink_server::ServerConfig;
 use support::PlainServer;
 
@@ -121,4 +121,57 @@ fn a_closed_session_refuses_at_once() {
         "{:?}",
         started.elapsed()
     );
+}
+
+/// [`Paced`] delivers a burst far over the server's rate, every line in
+/// order, sending again what was refused as too fast and spacing the rest
+/// as the server asked; a line the rate keeps refusing past its limit is
+/// given up with the refusal, and the session stays.
+#[test]
+fn paced_lines_all_arrive_in_order_at_the_rate_the_server_allows() {
+    let mut config = ServerConfig::default();
+    config.chat.rate_burst = 3;
+    config.chat.rate_per_second = 5.0;
+    let server = PlainServer::start_with(config);
+    let (ada, ada_events) = server.session("ada");
+    let (_bob, bob_events) = server.session("bob");
+    let said: Vec<String> = (0..15).map(|i| format!("line {i}")).collect();
+    let mut paced = Paced::new();
+    for line in &said {
+        paced.say(&ada, "lobby", line).unwrap();
+    }
+    // The server asked for about 200 ms between lines.
+    assert!(
+        paced.gap() > Duration::from_millis(150) && paced.gap() <= Duration::from_millis(400),
+        "{:?}",
+        paced.gap()
+    );
+    let (lines, _) = lines_and_refusals(&bob_events, Duration::from_millis(500));
+    assert_eq!(lines, said, "every line, once, in order");
+    // Once the gap was learnt, lines went without refusal: a line refused
+    // every time would be 12.
+    let (_, refusals) = lines_and_refusals(&ada_events, Duration::ZERO);
+    assert!(!refusals.is_empty() && refusals.len() <= 3, "{refusals:?}");
+
+    // One line a minute, and a paced sender that waits at most 300 ms:
+    // the refusal is returned; later, a line goes again.
+    let mut config = ServerConfig::default();
+    config.chat.rate_burst = 1;
+    config.chat.rate_per_second = 1.0 / 60.0;
+    let server = PlainServer::start_with(config);
+    let (ada, _events) = server.session("ada");
+    let mut hurried = Paced::new().give_up_after(Duration::from_millis(300));
+    hurried.say(&ada, "lobby", "the one").unwrap();
+    let started = Instant::now();
+    let e = hurried.say(&ada, "lobby", "one more").unwrap_err();
+    assert!(
+        matches!(&e, ClientError::Refused { code, .. } if *code == ErrorCode::RATE_LIMITED),
+        "{e:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(ada.is_connected());
 }

@@ -37,7 +37,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
-use lanlink_client::{Backoff, ClientError, Event, Events, Reconnecting, Session};
+use lanlink_client::{Backoff, ClientError, Event, Events, Paced, Reconnecting, Session};
 use lanlink_proto::{Capabilities, ErrorCode, Message};
 use lanlink_services::chat::command::{parse_line, Command, HELP};
 use lanlink_transport::text::display_safe;
@@ -57,8 +57,6 @@ const COMMANDS: &[&str] = &[
 
 /// How long to wait for the server to answer a join or a script's line.
 const ANSWER_PATIENCE: Duration = Duration::from_secs(10);
-/// How long a script's line may wait, in all, for the rate limit.
-const MAX_RATE_WAIT: Duration = Duration::from_secs(60);
 
 /// What `lanlink chat` needs to know.
 #[derive(Debug, Clone)]
@@ -101,7 +99,7 @@ pub(crate) struct Chat {
     /// A script's lines that were refused or not delivered.
     failures: AtomicUsize,
     /// How fast a script's lines may go.
-    pacing: Mutex<Pacing>,
+    pacing: Mutex<Paced>,
 }
 
 enum Step {
@@ -361,84 +359,35 @@ impl Chat {
         }
     }
 
-    /// Script mode: sends `message` and makes sure the server handled it
-    /// ([`Session::send_confirmed`]), sending it again while it is refused
-    /// as too fast. After a refusal the following lines are spaced as far
-    /// apart as the server asked to wait, so that few are refused at all.
+    /// Script mode: sends `message` and makes sure the server handled it,
+    /// sending it again while it is refused as too fast ([`Paced`]).
     /// Returns false when the server did not answer at all (or the
     /// connection is gone): nothing more should be sent.
     fn deliver(&self, session: &Session, message: &Message) -> bool {
-        let mut waited = Duration::ZERO;
-        let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(8));
-        loop {
-            let pacing = *lock(&self.pacing);
-            pacing.wait();
-            let confirmed = session.send_confirmed(message.clone(), ANSWER_PATIENCE);
-            lock(&self.pacing).sent();
-            let refusal = match confirmed {
-                Ok(()) => {
-                    self.remember(message);
-                    return true;
-                }
-                Err(ClientError::Refused { code, reason }) if code == ErrorCode::RATE_LIMITED => {
-                    reason
-                }
-                // The refusal itself was shown, as an event.
-                Err(ClientError::Refused { .. }) => {
-                    self.failed();
-                    return true;
-                }
-                Err(e) => {
-                    self.complain(&e.to_string());
-                    self.failed();
-                    return false;
-                }
-            };
-            let asked = lanlink_services::retry_after(&refusal);
-            let wait = asked.map_or_else(
-                || backoff.next().unwrap_or(Duration::from_secs(1)),
-                |d| d + Duration::from_millis(20),
-            );
-            if waited + wait > MAX_RATE_WAIT {
+        let sent = lock(&self.pacing).send(session, message.clone());
+        match sent {
+            Ok(()) => {
+                self.remember(message);
+                true
+            }
+            Err(ClientError::Refused { code, reason }) if code == ErrorCode::RATE_LIMITED => {
                 self.complain(&format!(
-                    "not delivered: the server kept refusing it as too fast ({refusal})"
+                    "not delivered: the server kept refusing it as too fast ({reason})"
                 ));
                 self.failed();
-                return true;
+                true
             }
-            if let Some(asked) = asked {
-                lock(&self.pacing).refused(asked);
+            // The refusal itself was shown, as an event.
+            Err(ClientError::Refused { .. }) => {
+                self.failed();
+                true
             }
-            std::thread::sleep(wait);
-            waited += wait;
+            Err(e) => {
+                self.complain(&e.to_string());
+                self.failed();
+                false
+            }
         }
-    }
-}
-
-/// How fast a script sends, learnt from the server's refusals.
-#[derive(Debug, Clone, Copy, Default)]
-struct Pacing {
-    /// The least time between two lines (the longest wait the server
-    /// asked for so far).
-    gap: Duration,
-    last: Option<Instant>,
-}
-
-impl Pacing {
-    /// Sleeps until the next line may go.
-    fn wait(&self) {
-        let due = self.last.map(|l| l + self.gap);
-        if let Some(wait) = due.and_then(|d| d.checked_duration_since(Instant::now())) {
-            std::thread::sleep(wait);
-        }
-    }
-
-    fn sent(&mut self) {
-        self.last = Some(Instant::now());
-    }
-
-    fn refused(&mut self, asked: Duration) {
-        self.gap = self.gap.max(asked);
     }
 }
 
@@ -528,7 +477,7 @@ pub fn run(options: ChatOptions) -> Result<i32, ClientError> {
         replies,
         quitting: AtomicBool::new(false),
         failures: AtomicUsize::new(0),
-        pacing: Mutex::new(Pacing::default()),
+        pacing: Mutex::new(Paced::new().patience(ANSWER_PATIENCE)),
     });
 
     // Nothing is being edited yet: a plain print is safe.
