@@ -282,21 +282,51 @@ impl Paced {
                 return Err(refusal);
             }
             if let Some(asked) = asked {
-                // Refused although spaced by the gap: the gap was short by
-                // about what the server asks to wait now.
-                self.gap = if asked >= self.gap {
-                    asked
-                } else {
-                    self.gap + asked
-                };
+                self.learn(asked);
             }
             std::thread::sleep(wait);
             waited += wait;
         }
     }
 
+    /// A refusal asked to wait `asked`. Refused although spaced by the gap,
+    /// the gap was short by about that much. Never more than a message may
+    /// wait in all: a server cannot make a script sleep for ever between
+    /// lines.
+    fn learn(&mut self, asked: Duration) {
+        let gap = if asked >= self.gap {
+            asked
+        } else {
+            self.gap + asked
+        };
+        self.gap = gap.min(self.give_up);
+    }
+
     /// Says `text` in `room` as [`send`](Self::send) does.
     pub fn say(&mut self, session: &Session, room: &str, text: &str) -> Result<(), ClientError> {
         self.send(session, crate::session::chat_message(room, text, false))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gap_follows_the_waits_asked_and_stays_bounded() {
+        let mut paced = Paced::new();
+        paced.learn(Duration::from_millis(190));
+        assert_eq!(paced.gap(), Duration::from_millis(190));
+        // Refused again although 190 ms apart: 10 ms short.
+        paced.learn(Duration::from_millis(10));
+        assert_eq!(paced.gap(), Duration::from_millis(200));
+        paced.learn(Duration::from_millis(500));
+        assert_eq!(paced.gap(), Duration::from_millis(500));
+        // A server refusing every line with small waits cannot stretch the
+        // gap past what one message may wait in all.
+        for _ in 0..10_000 {
+            paced.learn(Duration::from_millis(400));
+        }
+        assert_eq!(paced.gap(), Duration::from_secs(60));
     }
 }
