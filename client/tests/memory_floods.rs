@@ -15,7 +15,7 @@ use lanlink_client::proto::chat::Roster;
 use lanlink_client::proto::control::Welcome;
 use lanlink_client::proto::file::{DirEntry, FileChunk, FileOffer, Listing};
 use lanlink_client::proto::{Capabilities, Frame, FrameDecoder, Message};
-use lanlink_client::{Quiet, Session, TransferOptions};
+use lanlink_client::{Backoff, Quiet, Reconnecting, Session, TransferOptions};
 
 mod support;
 use support::settled;
@@ -240,5 +240,65 @@ fn rosters_of_tiny_names_are_held_by_what_they_take_in_memory() {
     assert!(grew < 300 << 20, "held {} MiB", grew >> 20);
     session.close("done");
     drop(session);
+    let _ = flood.join();
+}
+
+/// A server that floods rosters of tiny names at a [`Reconnecting`] session
+/// (what `lanlink chat` on a terminal runs on) whose application reads no
+/// events. It holds one queue more than a session (its own events, which
+/// it passes the session's on to), each bounded by what the events take
+/// in memory; and once told to close it closes at once, the flood still
+/// coming.
+#[test]
+fn a_reconnecting_session_holds_a_roster_flood_within_its_bounds() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let sent = Arc::new(AtomicUsize::new(0));
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let flood = {
+        let sent = sent.clone();
+        std::thread::spawn(move || {
+            let (mut tcp, _) = let_in(&listener);
+            let roster = Frame::control(Roster {
+                room: "lobby".into(),
+                members: (0..u16::MAX)
+                    .map(|i| ((b'a' + (i % 26) as u8) as char).to_string())
+                    .collect(),
+            });
+            let encoded = roster.to_bytes().unwrap();
+            tcp.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+            let started = Instant::now();
+            while sent.load(Ordering::Relaxed) < 512 << 20
+                && started.elapsed() < Duration::from_secs(20)
+            {
+                if tcp.write_all(&encoded).is_err() {
+                    return;
+                }
+                sent.fetch_add(encoded.len(), Ordering::Relaxed);
+            }
+        })
+    };
+    let builder = Session::builder(&addr).plain();
+    let (link, _events_never_read) = Reconnecting::connect(builder, Backoff::default()).unwrap();
+    reset_peak();
+    let before = peak_rss();
+    let taken = settled(&sent);
+    let grew = peak_rss().saturating_sub(before);
+    eprintln!(
+        "{} MiB of rosters sent to a reconnecting session, peak memory grew {} MiB",
+        taken >> 20,
+        grew >> 20
+    );
+    assert!(taken > 4 << 20, "the rosters reached the client");
+    // Three queues of 64 MiB (the transport's, the session's events, the
+    // reconnecting session's events), the socket buffers, and a roster
+    // being decoded.
+    assert!(grew < 400 << 20, "held {} MiB", grew >> 20);
+    assert!(link.is_connected(), "a full queue is not a lost connection");
+    let closing = Instant::now();
+    link.close("done");
+    let took = closing.elapsed();
+    assert!(took < Duration::from_secs(5), "close took {took:?}");
+    drop(link);
     let _ = flood.join();
 }
