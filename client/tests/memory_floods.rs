@@ -4,21 +4,20 @@
 //! The tests measure the process's peak memory: they run one at a time
 //! ([`ONE_AT_A_TIME`]), each from a peak reset to what is resident.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Write;
+use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use lanlink_client::proto::chat::Roster;
-use lanlink_client::proto::control::Welcome;
 use lanlink_client::proto::file::{DirEntry, FileChunk, FileOffer, Listing};
-use lanlink_client::proto::{Capabilities, Frame, FrameDecoder, Message};
+use lanlink_client::proto::{Frame, Message};
 use lanlink_client::{Backoff, Quiet, Reconnecting, Session, TransferOptions};
 
 mod support;
-use support::settled;
+use support::{let_in, settled, write_frame};
 
 /// The most the flood sends: more than the client may hold (its bounds
 /// are 64 MiB per queue), less than a test should spend.
@@ -46,40 +45,6 @@ fn peak_rss() -> usize {
         .and_then(|n| n.parse().ok())
         .unwrap();
     kib << 10
-}
-
-fn write_frame(tcp: &mut TcpStream, frame: &Frame) -> std::io::Result<usize> {
-    let bytes = frame.to_bytes().unwrap();
-    tcp.write_all(&bytes)?;
-    Ok(bytes.len())
-}
-
-/// Accepts one client and lets it in (its Hello, our Welcome); returns
-/// the connection and what reads the client's next frame.
-fn let_in(listener: &TcpListener) -> (TcpStream, impl FnMut(&mut TcpStream) -> Frame) {
-    let (mut tcp, _) = listener.accept().unwrap();
-    let mut decoder = FrameDecoder::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut next = move |tcp: &mut TcpStream| loop {
-        if let Some(frame) = decoder.decode().unwrap() {
-            return frame;
-        }
-        let n = tcp.read(&mut buf).unwrap();
-        assert!(n > 0, "the client left before asking");
-        decoder.push(&buf[..n]);
-    };
-    let hello = next(&mut tcp);
-    assert!(matches!(hello.message, Message::Hello(_)), "{hello:?}");
-    let welcome = Welcome {
-        server_name: "evil".into(),
-        client_id: 1,
-        name: "me".into(),
-        capabilities: Capabilities::ALL,
-        max_payload: 16 << 20,
-        motd: String::new(),
-    };
-    write_frame(&mut tcp, &Frame::control(welcome)).unwrap();
-    (tcp, next)
 }
 
 /// Lets the client in, answers its first file request with an offer of

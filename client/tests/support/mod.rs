@@ -2,8 +2,11 @@
 //! test binary uses a part of it.
 #![allow(dead_code)]
 
-use std::net::TcpListener;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 
+use lanlink_client::proto::control::Welcome;
+use lanlink_client::proto::{Capabilities, Frame, FrameDecoder, Message};
 use lanlink_client::{Events, Session};
 use lanlink_server::{run, ServerConfig};
 use lanlink_transport::Shutdown;
@@ -76,4 +79,39 @@ pub fn settled(sent: &std::sync::atomic::AtomicUsize) -> usize {
         std::thread::sleep(Duration::from_millis(50));
     }
     sent.load(Ordering::Relaxed)
+}
+
+/// Writes `frame` whole; its size on the wire.
+pub fn write_frame(tcp: &mut TcpStream, frame: &Frame) -> std::io::Result<usize> {
+    let bytes = frame.to_bytes().unwrap();
+    tcp.write_all(&bytes)?;
+    Ok(bytes.len())
+}
+
+/// Accepts one client and lets it in (its Hello, our Welcome); returns
+/// the connection and what reads the client's next frame.
+pub fn let_in(listener: &TcpListener) -> (TcpStream, impl FnMut(&mut TcpStream) -> Frame) {
+    let (mut tcp, _) = listener.accept().unwrap();
+    let mut decoder = FrameDecoder::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut next = move |tcp: &mut TcpStream| loop {
+        if let Some(frame) = decoder.decode().unwrap() {
+            return frame;
+        }
+        let n = tcp.read(&mut buf).unwrap();
+        assert!(n > 0, "the client left before asking");
+        decoder.push(&buf[..n]);
+    };
+    let hello = next(&mut tcp);
+    assert!(matches!(hello.message, Message::Hello(_)), "{hello:?}");
+    let welcome = Welcome {
+        server_name: "evil".into(),
+        client_id: 1,
+        name: "me".into(),
+        capabilities: Capabilities::ALL,
+        max_payload: 16 << 20,
+        motd: String::new(),
+    };
+    write_frame(&mut tcp, &Frame::control(welcome)).unwrap();
+    (tcp, next)
 }
