@@ -4,14 +4,19 @@
 //! without progress.
 //!
 //! `cargo run -p lanlink-client --example backup -- HOST PATH`
-use lanlink_client::{ProgressFn, Resume, Resuming, Session, TransferOptions, TransferProgress};
+use lanlink_client::{
+    Capabilities, ProgressFn, Resume, Resuming, Session, TransferOptions, TransferProgress,
+};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [host, path] = &args[..] else {
         return Err("usage: backup HOST PATH".into());
     };
-    let builder = Session::builder(host).name("backup");
+    // Files only: a chat room's lines would wait unread in the events.
+    let builder = Session::builder(host)
+        .name("backup")
+        .capabilities(Capabilities::FILE);
     let mut link = Resuming::connect(Resume::default(), move || builder.clone().connect())?;
     let mut progress = ProgressFn::new(|p| match p {
         TransferProgress::Started {

@@ -45,7 +45,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let host = args.next().unwrap_or_else(|| "127.0.0.1".into());
     let frames = args.next().map(|n| n.parse()).transpose()?;
-    let (session, _events) = Session::builder(&host).name("painter").connect()?;
+    // The events are dropped (`_`): held unread they would fill and stop
+    // the session.
+    let (session, _) = Session::builder(&host).name("painter").connect()?;
     let source = Cycle {
         image: RgbImage::new(320, 240),
         encoder: JpegEncoder::new(JpegConfig::default())?,

@@ -10,7 +10,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let [host, out, seconds] = &args[..] else {
         return Err("usage: record_wav HOST OUT.wav SECONDS".into());
     };
-    let (session, _events) = Session::builder(host).name("recorder").connect()?;
+    // The events are dropped (`_`): held unread they would fill and stop
+    // the session.
+    let (session, _) = Session::builder(host).name("recorder").connect()?;
     let sink = lanlink_audio::WavSink::create(out, FORMAT)?;
     let limit = Some(Duration::from_secs_f64(seconds.parse()?));
     let options = ListenOptions { only: None, limit };

@@ -1,14 +1,19 @@
 //! Offers a file to a user and prints its progress until it arrived.
 //!
 //! `cargo run -p lanlink-client --example send_file -- HOST USER FILE`
-use lanlink_client::{ProgressFn, Session, TransferOptions, TransferProgress};
+use lanlink_client::{Capabilities, ProgressFn, Session, TransferOptions, TransferProgress};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [host, user, file] = &args[..] else {
         return Err("usage: send_file HOST USER FILE".into());
     };
-    let (session, _events) = Session::builder(host).connect()?;
+    // Files only: no room, no name to keep unique. The events are dropped
+    // (`_`): nobody reads them, and held unread they would fill and stop
+    // the session.
+    let (session, _) = Session::builder(host)
+        .capabilities(Capabilities::FILE)
+        .connect()?;
     let mut progress = ProgressFn::new(|p| match p {
         TransferProgress::Started { name, total, .. } => println!("offering {name} ({total} B)"),
         TransferProgress::Advanced { done, total } => println!("{done}/{total} bytes"),

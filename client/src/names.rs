@@ -55,7 +55,7 @@ pub fn free_name(base: &str, taken: &[String]) -> String {
 /// use lanlink_client::names::{default_stream_name, publish_named};
 /// use lanlink_client::Session;
 ///
-/// let (session, _events) = Session::builder("192.168.1.10").name("ada").connect()?;
+/// let (session, _) = Session::builder("192.168.1.10").name("ada").connect()?;
 /// let base = default_stream_name("ada", "mic");
 /// // A second `ada-mic` becomes `ada-mic-2`; each try starts a fresh source.
 /// let (name, sent) = publish_named(&session, None, &base, |name| {

@@ -56,11 +56,18 @@ impl Resume {
 /// A session that is connected again when it is lost, for transfers that
 /// resume over the new connection.
 ///
+/// It holds each session's [`Events`] for the work it runs (a
+/// [`Session::receive_files`] reads them) and reads them only there:
+/// connect with [`Capabilities::FILE`](crate::Capabilities::FILE) alone,
+/// or a chat room's lines fill them and transfers stall (see [`Events`]).
+///
 /// ```no_run
-/// use lanlink_client::{Quiet, Resume, Resuming, Session, TransferOptions};
+/// use lanlink_client::{Capabilities, Quiet, Resume, Resuming, Session, TransferOptions};
 ///
 /// # fn main() -> Result<(), lanlink_client::ClientError> {
-/// let builder = Session::builder("192.168.1.20").name("backup");
+/// let builder = Session::builder("192.168.1.20")
+///     .name("backup")
+///     .capabilities(Capabilities::FILE);
 /// let mut link = Resuming::connect(Resume::default(), move || builder.clone().connect())?;
 /// let options = TransferOptions::default();
 /// link.run(&mut Quiet, |session, _, progress| {

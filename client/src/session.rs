@@ -100,8 +100,10 @@ impl SessionBuilder {
     }
 
     /// Which services to take part in (default: all). A session without
-    /// [`Capabilities::CHAT`] is not in any room and needs no unique name;
-    /// one without audio or video hears of no streams.
+    /// [`Capabilities::CHAT`] is not in any room and needs no unique name
+    /// (a file tool wants [`Capabilities::FILE`] alone: two copies of it
+    /// can run at once, and no room's lines wait in its events); one
+    /// without audio or video hears of no streams.
     pub fn capabilities(mut self, capabilities: Capabilities) -> Self {
         self.capabilities = capabilities;
         self
@@ -539,6 +541,15 @@ impl Drop for Inner {
 
 /// What the server says on a [`Session`], in order; the last event is
 /// [`Event::Disconnected`], after which iteration ends.
+///
+/// # Read them, or drop them
+/// The session holds at most 4,096 events (or 64 MiB) that the
+/// application has not read. Once that many wait, it stops handling what
+/// the server says, confirmations and transfers included, until some are
+/// read: a chat room busy enough fills it in seconds. Binding the events
+/// to a name, even `_events`, keeps them: a program that does not read
+/// them drops them (`let (session, _) = …connect()?`), and the session
+/// then throws away what it would have handed on.
 #[derive(Debug)]
 pub struct Events {
     pub(crate) rx: Receiver<Event>,
