@@ -54,10 +54,6 @@ pub fn parse_rate(text: &str) -> Result<u64, String> {
     Ok((n * scale) as u64)
 }
 
-fn create_folder(dest: &Path) -> Result<(), ClientError> {
-    std::fs::create_dir_all(dest).map_err(|e| ServiceError::io("create folder", dest, e).into())
-}
-
 /// On Ctrl-C (or SIGTERM), says `text` and exits with status 130 at once,
 /// leaving partial files where they are for the next run to resume.
 pub fn on_interrupt_say(text: &'static str) {
@@ -99,7 +95,6 @@ pub fn get(
     dest: &Path,
     options: &TransferOptions,
 ) -> Result<(), ClientError> {
-    create_folder(dest)?;
     on_interrupt_say("run the same command again to resume (partial files are kept)");
     let mut report = Reporter::new("got");
     for name in names {
@@ -285,7 +280,6 @@ pub fn receive(
     dest: &Path,
     how: ReceiveOptions,
 ) -> Result<(), ClientError> {
-    create_folder(dest)?;
     on_interrupt_say("partial files are kept; receiving the same files again resumes them");
     let terminal = std::io::stdin().is_terminal();
     let answer = match (how.yes, terminal) {

@@ -142,9 +142,9 @@ impl Session {
     }
 
     /// Downloads `name` (a file or a whole folder) from the share into the
-    /// folder `dest`, resuming an earlier interrupted download: partial
-    /// files continue, complete ones the server confirms are the same are
-    /// skipped ([`TransferSummary::unchanged`]).
+    /// folder `dest` (created if missing), resuming an earlier interrupted
+    /// download: partial files continue, complete ones the server confirms
+    /// are the same are skipped ([`TransferSummary::unchanged`]).
     pub fn get(
         &self,
         name: &str,
@@ -152,6 +152,7 @@ impl Session {
         options: &TransferOptions,
         progress: &mut dyn Progress,
     ) -> Result<Vec<TransferSummary>, ClientError> {
+        create_folder(dest)?;
         let link = RouteLink::reliable(self);
         Ok(file_client(&link, options).get(name, dest, options.force, progress)?)
     }
@@ -204,8 +205,9 @@ impl Session {
     }
 
     /// Accepts an offer ([`Event::FileOffered`](crate::Event::FileOffered)):
-    /// receives the file into the folder `dest` (as `options.as_name` if
-    /// given), resuming a partial one of the same name, and verifies it.
+    /// receives the file into the folder `dest` (created if missing; as
+    /// `options.as_name` if given), resuming a partial one of the same
+    /// name, and verifies it.
     /// Refuses to overwrite an existing file unless `options.force`.
     pub fn accept_file(
         &self,
@@ -214,6 +216,7 @@ impl Session {
         options: &TransferOptions,
         progress: &mut dyn Progress,
     ) -> Result<TransferSummary, ClientError> {
+        create_folder(dest)?;
         let link = RouteLink::reliable(self);
         link.adopt(offer.stream);
         let local = options.as_name.as_deref().unwrap_or(&offer.offer.name);
@@ -239,7 +242,7 @@ impl Session {
     ///
     /// `answer` decides each offer, on the calling thread (ask the user;
     /// [`TransferOptions::on_conflict`] handles a name already taken).
-    /// Accepted files arrive into `dest` side by side, up to
+    /// Accepted files arrive into `dest` (created if missing) side by side, up to
     /// [`RECEIVING_AT_ONCE`], each on a thread of its own with a reporter
     /// from `progress`: a sender that stalls holds up its own file only. A
     /// second offer of a name still arriving waits for the first to end.
@@ -278,6 +281,7 @@ impl Session {
         mut progress: impl FnMut() -> P,
         mut ended: impl FnMut(&IncomingOffer, Result<TransferSummary, ClientError>),
     ) -> Result<usize, ClientError> {
+        create_folder(dest)?;
         let (done_tx, done) = crossbeam_channel::unbounded();
         // Names arriving now, and offers waiting for one of them to end.
         let mut busy: Vec<String> = Vec::new();
@@ -444,6 +448,11 @@ impl TransferOptions {
             OnConflict::Skip => None,
         }
     }
+}
+
+/// Creates the folder `dest` (and those above it) if it is missing.
+fn create_folder(dest: &Path) -> Result<(), ClientError> {
+    std::fs::create_dir_all(dest).map_err(|e| ServiceError::io("create folder", dest, e).into())
 }
 
 #[cfg(test)]

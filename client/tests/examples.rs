@@ -312,8 +312,8 @@ fn send_file_delivers_a_verified_file_with_progress() {
         _ => None,
     });
     assert_eq!((offer.name(), offer.size()), ("holiday.bin", 2_500_000));
-    let inbox = dir.path().join("inbox");
-    std::fs::create_dir(&inbox).unwrap();
+    // Missing: accepting creates it.
+    let inbox = dir.path().join("inbox").join("today");
     let got = bob
         .accept_file(&offer, &inbox, &TransferOptions::default(), &mut Quiet)
         .unwrap();
