@@ -778,10 +778,22 @@ mod tests {
             plain: false,
             fingerprint: Some(other),
         };
-        assert!(matches!(
-            choose_from(found(&[&a, &plain]), wanted, pins(), never),
-            Err(ClientError::NoServer { found, .. }) if found.is_empty()
-        ));
+        let refused = choose_from(found(&[&a, &plain]), wanted, pins(), never).unwrap_err();
+        assert!(
+            matches!(&refused, ClientError::NoServer { found, .. } if found.is_empty()),
+            "{refused:?}"
+        );
+        // Said as what was announced, not as if nothing was.
+        let said = refused.to_string();
+        assert!(said.starts_with("no usable lanlink server"), "{said}");
+        assert!(
+            said.contains("\"p\" at 10.0.0.4:7878 is plain TCP"),
+            "{said}"
+        );
+        assert!(
+            said.contains("(2 malformed announcement(s) ignored)"),
+            "{said}"
+        );
 
         // An older pin for the address is kept, and said.
         let pinned = pins();

@@ -123,7 +123,7 @@ pub enum ClientError {
     /// No server was named, and none could be chosen from those announced
     /// on the LAN: none was, or several were and nobody chose.
     #[cfg(feature = "discovery")]
-    #[error("{}", no_server_text(found))]
+    #[error("{}", no_server_text(found, unusable, *ignored))]
     NoServer {
         /// The usable servers found (none, or several).
         found: Vec<crate::discovery::FoundServer>,
@@ -205,13 +205,42 @@ fn no_stream_text(kind: crate::MediaKind, wanted: Option<&str>, available: &[Str
 }
 
 #[cfg(feature = "discovery")]
-fn no_server_text(found: &[crate::discovery::FoundServer]) -> String {
-    if found.is_empty() {
-        return "no lanlink server announced itself on the LAN".into();
+fn no_server_text(
+    found: &[crate::discovery::FoundServer],
+    unusable: &[crate::discovery::FoundServer],
+    ignored: usize,
+) -> String {
+    let mut text = if !found.is_empty() {
+        let list: Vec<String> = found.iter().map(ToString::to_string).collect();
+        format!(
+            "several lanlink servers announce themselves on the LAN: {}",
+            list.join("; ")
+        )
+    } else if unusable.is_empty() {
+        "no lanlink server announced itself on the LAN".into()
+    } else {
+        let list: Vec<String> = unusable
+            .iter()
+            .map(|s| {
+                let what = if !s.is_compatible() {
+                    format!("speaks protocol version {}", s.version)
+                } else {
+                    match s.fingerprint {
+                        None => "is plain TCP".into(),
+                        Some(fp) => format!("has certificate {}", fp.grouped()),
+                    }
+                };
+                format!("{s} {what}")
+            })
+            .collect();
+        format!(
+            "no usable lanlink server on the LAN (not the plain TCP, TLS or \
+             certificate asked for, or another protocol version): {}",
+            list.join("; ")
+        )
+    };
+    if ignored > 0 {
+        text.push_str(&format!(" ({ignored} malformed announcement(s) ignored)"));
     }
-    let list: Vec<String> = found.iter().map(ToString::to_string).collect();
-    format!(
-        "several lanlink servers announce themselves on the LAN: {}",
-        list.join("; ")
-    )
+    text
 }
