@@ -155,6 +155,27 @@ impl Session {
         }
     }
 
+    /// Joins `room` (with its password, if it has one) and waits until the
+    /// server has handled it (see [`send_confirmed`](Self::send_confirmed)):
+    /// `Ok` once in the room, its refusal otherwise (a wrong password, too
+    /// many rooms). A plain [`join`](Self::join) is not answered when it
+    /// succeeds, and its refusal would come as an event, or be blamed on
+    /// the next confirmed line.
+    pub fn join_confirmed(
+        &self,
+        room: &str,
+        password: Option<&str>,
+        patience: Duration,
+    ) -> Result<(), ClientError> {
+        self.send_confirmed(
+            lanlink_proto::chat::Join {
+                room: room.to_owned(),
+                password: password.map(str::to_owned),
+            },
+            patience,
+        )
+    }
+
     /// Says `text` in `room` and waits until the server has handled it
     /// (see [`send_confirmed`](Self::send_confirmed)).
     pub fn say_confirmed(
@@ -182,7 +203,9 @@ impl Session {
 /// ```no_run
 /// use lanlink_client::{Paced, Session};
 ///
-/// let (session, _events) = Session::builder("192.168.1.10").name("logbot").connect()?;
+/// // Refusals come back from `say`; the events are not read, so they are
+/// // dropped (`_`): held unread they would fill and stop the session.
+/// let (session, _) = Session::builder("192.168.1.10").name("logbot").connect()?;
 /// let mut paced = Paced::new();
 /// for line in std::io::stdin().lines() {
 ///     paced.say(&session, "lobby", &line?)?;

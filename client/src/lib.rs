@@ -41,7 +41,8 @@
 //!   [`Session::send_confirmed`] wait until the server has handled the
 //!   message, and return its refusal if it refused it (sending too fast:
 //!   [`ClientError::retry_after`] says how long to wait): for scripts that
-//!   must know each line was delivered. [`Paced`] sends line after line
+//!   must know each line was delivered; [`Session::join_confirmed`] says
+//!   whether a join worked (a wrong password). [`Paced`] sends line after line
 //!   that way, at the pace the server allows, sending again what it
 //!   refused as too fast.
 //! - [`Reconnecting`] is a chat session that outlives its connection: it
@@ -140,6 +141,14 @@ pub use resume::{
 pub use session::fuzz_route;
 pub use session::{default_name, Events, Session, SessionBuilder};
 pub use trust::{default_server_data_dir, KnownServers, PinStore, Trust, TrustOutcome};
+
+/// Text from a peer made safe to print: control characters and the
+/// invisible ones that reorder or hide text escaped (`\u{1b}`), as
+/// everywhere else in lanlink. A bot that logs names or lines to a
+/// terminal prints them through [`display_safe`](text::display_safe).
+pub mod text {
+    pub use lanlink_transport::text::{display_cut, display_safe};
+}
 
 pub use lanlink_proto as proto;
 pub use lanlink_proto::Capabilities;

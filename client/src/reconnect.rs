@@ -334,6 +334,29 @@ impl Reconnecting {
         self.current()?.say(room, text)
     }
 
+    /// Says `text` in `room` and waits until the server has handled it
+    /// (see [`Session::say_confirmed`]); fails with
+    /// [`ClientError::Disconnected`] while the connection is down, or when
+    /// it is lost before the answer came (the line may have been said).
+    pub fn say_confirmed(
+        &self,
+        room: &str,
+        text: &str,
+        patience: Duration,
+    ) -> Result<(), ClientError> {
+        self.current()?.say_confirmed(room, text, patience)
+    }
+
+    /// Sends `message` and waits until the server has handled it (see
+    /// [`Session::send_confirmed`] and [`say_confirmed`](Self::say_confirmed)).
+    pub fn send_confirmed(
+        &self,
+        message: impl Into<lanlink_proto::Message>,
+        patience: Duration,
+    ) -> Result<(), ClientError> {
+        self.current()?.send_confirmed(message, patience)
+    }
+
     /// Sends a private message (see [`Session::private_message`]).
     pub fn private_message(&self, to: &str, text: &str) -> Result<(), ClientError> {
         self.current()?.private_message(to, text)

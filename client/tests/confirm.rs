@@ -175,3 +175,74 @@ fn paced_lines_all_arrive_in_order_at_the_rate_the_server_allows() {
     );
     assert!(ada.is_connected());
 }
+
+/// An application that held its events unread until they filled, and
+/// then dropped them, gets its session back: what the server says next
+/// is dropped instead of waiting for a reader that is gone, and a
+/// confirmed line goes through.
+#[test]
+fn dropping_events_left_unread_lets_the_session_go_on() {
+    let mut config = ServerConfig::default();
+    config.chat.rate_burst = 100_000;
+    config.chat.rate_per_second = 100_000.0;
+    config.chat.address_message_rate = lanlink_transport::Rate::UNLIMITED;
+    let server = PlainServer::start_with(config);
+    let (ada, ada_events) = server.session("ada");
+    let (bob, _bob_events_dropped) = {
+        let (bob, events) = server.session("bob");
+        drop(events);
+        (bob, ())
+    };
+    // More than the 4,096 events a session holds for its application.
+    for i in 0..6_000 {
+        bob.say("lobby", &format!("chatter {i}")).unwrap();
+    }
+    bob.say_confirmed("lobby", "the last", PATIENCE).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    drop(ada_events);
+    let started = Instant::now();
+    ada.say_confirmed("lobby", "still here", Duration::from_secs(5))
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// A confirmed join says at once whether it worked: a wrong password is
+/// its refusal, not the next line's; a reconnecting session confirms its
+/// lines too.
+#[test]
+fn a_confirmed_join_reports_its_own_refusal() {
+    let server = PlainServer::start();
+    let (ada, _) = server.session("ada");
+    ada.join_confirmed("ops", Some("sesame"), PATIENCE).unwrap();
+    let (bob, _) = server.session("bob");
+    let wrong = bob
+        .join_confirmed("ops", Some("open"), PATIENCE)
+        .unwrap_err();
+    assert!(
+        matches!(&wrong, ClientError::Refused { reason, .. } if reason.contains("password")),
+        "{wrong:?}"
+    );
+    // The next line is not blamed for it.
+    bob.say_confirmed("lobby", "hello", PATIENCE).unwrap();
+    bob.join_confirmed("ops", Some("sesame"), PATIENCE).unwrap();
+    bob.say_confirmed("ops", "in", PATIENCE).unwrap();
+
+    let builder = lanlink_client::Session::builder(&server.addr)
+        .name("cy")
+        .plain();
+    let (link, _) =
+        lanlink_client::Reconnecting::connect(builder, lanlink_client::Backoff::default()).unwrap();
+    link.say_confirmed("lobby", "from a reconnecting session", PATIENCE)
+        .unwrap();
+    let outside = link
+        .say_confirmed("ops", "not in it", PATIENCE)
+        .unwrap_err();
+    assert!(
+        matches!(&outside, ClientError::Refused { code, .. } if *code == ErrorCode::FORBIDDEN),
+        "{outside:?}"
+    );
+}
