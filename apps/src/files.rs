@@ -10,7 +10,6 @@ use lanlink_client::{
     self as client, ClientError, Events, IncomingOffer, Resuming, Session, TransferOptions,
 };
 use lanlink_proto::ErrorCode;
-use lanlink_services::ServiceError;
 use lanlink_transport::text::display_safe;
 
 use crate::progress::{human_bytes, Reporter};
@@ -75,13 +74,10 @@ pub fn on_interrupt_say(text: &'static str) {
 /// `e` with the way out that this command offers, when a file of that
 /// name is in the way.
 fn hinted(e: ClientError, hint: &str) -> ClientError {
-    match e {
-        ClientError::Service(ServiceError::AlreadyExists { .. })
-        | ClientError::Service(ServiceError::Refused {
-            code: ErrorCode::ALREADY_EXISTS,
-            ..
-        }) => e.with_hint(hint),
-        other => other,
+    if e.code() == Some(ErrorCode::ALREADY_EXISTS) {
+        e.with_hint(hint)
+    } else {
+        e
     }
 }
 

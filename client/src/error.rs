@@ -181,6 +181,45 @@ impl ClientError {
         }
     }
 
+    /// The protocol's code for what went wrong, when the server refused
+    /// something or a transfer ended on a known condition: one check for
+    /// "already exists" ([`ErrorCode::ALREADY_EXISTS`]), whether the
+    /// download found a different local file or the server refused the
+    /// upload. `None` for local and connection failures.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            ClientError::Refused { code, .. }
+            | ClientError::Transport(TransportError::Refused { code, .. }) => Some(*code),
+            ClientError::Disconnected(
+                CloseReason::PeerError { code, .. } | CloseReason::Refused { code, .. },
+            ) => Some(*code),
+            ClientError::Service(
+                ServiceError::Io { .. }
+                | ServiceError::Connection(_)
+                | ServiceError::NoAnswer { .. },
+            ) => None,
+            ClientError::Service(e) => Some(e.code()),
+            ClientError::Hinted { error, .. } => error.code(),
+            _ => None,
+        }
+    }
+
+    /// Why the connection ended, when that is what this error is: a
+    /// connection found gone by a send ([`ClientError::Disconnected`]),
+    /// by a transfer (inside [`ClientError::Service`]) or by the transport.
+    /// One check for "the connection is lost", whichever call found it.
+    pub fn close_reason(&self) -> Option<&CloseReason> {
+        match self {
+            ClientError::Disconnected(reason)
+            | ClientError::Transport(TransportError::Closed(reason))
+            | ClientError::Service(ServiceError::Connection(TransportError::Closed(reason))) => {
+                Some(reason)
+            }
+            ClientError::Hinted { error, .. } => error.close_reason(),
+            _ => None,
+        }
+    }
+
     /// This error with `hint` (what the user can do about it) after it.
     pub fn with_hint(self, hint: impl Into<String>) -> ClientError {
         ClientError::Hinted {
@@ -243,4 +282,38 @@ fn no_server_text(
         text.push_str(&format!(" ({ignored} malformed announcement(s) ignored)"));
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_code_and_one_close_reason_whatever_the_shape() {
+        let exists_here = ClientError::Service(ServiceError::AlreadyExists { name: "a".into() });
+        let exists_there = ClientError::Service(ServiceError::Refused {
+            name: "a".into(),
+            code: ErrorCode::ALREADY_EXISTS,
+            reason: "taken".into(),
+        });
+        for e in [&exists_here, &exists_there] {
+            assert_eq!(e.code(), Some(ErrorCode::ALREADY_EXISTS), "{e:?}");
+        }
+        let hinted = exists_here.with_hint("use --force");
+        assert_eq!(hinted.code(), Some(ErrorCode::ALREADY_EXISTS));
+        assert_eq!(hinted.close_reason(), None);
+
+        let gone = CloseReason::PeerClosed;
+        let shapes = [
+            ClientError::Disconnected(gone.clone()),
+            ClientError::Transport(TransportError::Closed(gone.clone())),
+            ClientError::Service(ServiceError::Connection(TransportError::Closed(
+                gone.clone(),
+            ))),
+        ];
+        for e in &shapes {
+            assert_eq!(e.close_reason(), Some(&gone), "{e:?}");
+            assert_eq!(e.code(), None, "{e:?}");
+        }
+    }
 }

@@ -304,11 +304,7 @@ impl Reconnecting {
         drop(rooms);
         match session.join(room, password) {
             // The connection is going: asked again on the next one.
-            Err(ClientError::Transport(lanlink_transport::TransportError::Closed(_)))
-                if !self.gave_up() =>
-            {
-                Ok(())
-            }
+            Err(ClientError::Disconnected(_)) if !self.gave_up() => Ok(()),
             sent => sent,
         }
     }

@@ -437,9 +437,13 @@ impl Session {
         self.send_frame(&Frame::control(message))
     }
 
-    /// Sends a frame as it is.
+    /// Sends a frame as it is. Fails with [`ClientError::Disconnected`]
+    /// once the connection is gone.
     pub fn send_frame(&self, frame: &Frame) -> Result<(), ClientError> {
-        Ok(self.inner.handle.send(frame)?)
+        self.inner.handle.send(frame).map_err(|e| match e {
+            TransportError::Closed(reason) => ClientError::Disconnected(reason),
+            other => other.into(),
+        })
     }
 
     /// Says `text` in `room`.

@@ -116,6 +116,12 @@ fn a_closed_session_refuses_at_once() {
         matches!(e, ClientError::Disconnected(_) | ClientError::Transport(_)),
         "{e:?}"
     );
+    // Whichever call finds the connection gone says so the same way.
+    let plain = ada.say("lobby", "anyone?").unwrap_err();
+    assert!(matches!(plain, ClientError::Disconnected(_)), "{plain:?}");
+    assert!(plain.close_reason().is_some() && e.close_reason().is_some());
+    let listing = ada.list("", false).unwrap_err();
+    assert!(listing.close_reason().is_some(), "{listing:?}");
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "{:?}",
