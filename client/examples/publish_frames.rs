@@ -1,8 +1,10 @@
 //! Publishes frames the program draws itself: a colour that cycles.
 //!
 //! `cargo run -p lanlink-client --example publish_frames -- HOST [FRAMES]`
+use lanlink_client::lanlink_video::{
+    now_us, EncodedFrame, JpegConfig, JpegEncoder, RgbImage, SourceInfo,
+};
 use lanlink_client::Session;
-use lanlink_video::{now_us, EncodedFrame, JpegConfig, JpegEncoder, RgbImage, SourceInfo};
 use std::time::Duration;
 
 /// A source that paints the whole picture one colour, a new one each frame.
@@ -12,7 +14,7 @@ struct Cycle {
     seq: u32,
 }
 
-impl lanlink_video::VideoSource for Cycle {
+impl lanlink_client::lanlink_video::VideoSource for Cycle {
     fn info(&self) -> SourceInfo {
         let (name, width, height, fps_milli) = ("cycle".into(), 320, 240, 10_000);
         SourceInfo {
@@ -22,7 +24,7 @@ impl lanlink_video::VideoSource for Cycle {
             fps_milli,
         }
     }
-    fn next_frame(&mut self) -> Result<EncodedFrame, lanlink_video::VideoError> {
+    fn next_frame(&mut self) -> Result<EncodedFrame, lanlink_client::lanlink_video::VideoError> {
         std::thread::sleep(Duration::from_millis(100)); // 10 frames a second
         let shade = (self.seq * 8 % 256) as u8;
         for px in self.image.as_bytes_mut().chunks_mut(3) {

@@ -13,7 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The events are dropped (`_`): held unread they would fill and stop
     // the session.
     let (session, _) = Session::builder(host).name("recorder").connect()?;
-    let sink = lanlink_audio::WavSink::create(out, FORMAT)?;
+    let sink = lanlink_client::lanlink_audio::WavSink::create(out, FORMAT)?;
     let limit = Some(Duration::from_secs_f64(seconds.parse()?));
     let options = ListenOptions { only: None, limit };
     let report = session.listen(sink, options)?.wait()?;

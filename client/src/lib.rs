@@ -150,9 +150,21 @@ pub mod text {
     pub use lanlink_transport::text::{display_cut, display_safe};
 }
 
+/// The audio crate the [`audio`] calls take sources and sinks from (WAV
+/// files, tones, sound cards with its `device` feature), so a program
+/// needs no dependency of its own on it.
+#[cfg(feature = "audio")]
+pub use lanlink_audio;
 pub use lanlink_proto as proto;
 pub use lanlink_proto::Capabilities;
+pub use lanlink_proto::ErrorCode;
+pub use lanlink_services::ServiceError;
+pub use lanlink_transport::TransportError;
 pub use lanlink_transport::{CloseReason, Fingerprint, Shutdown};
+/// The video crate the [`video`] calls take sources from (JPEG encoding,
+/// the test pattern, cameras with its `camera` feature).
+#[cfg(feature = "video")]
+pub use lanlink_video;
 
 /// The port a lanlink server listens on unless told otherwise.
 pub const DEFAULT_PORT: u16 = lanlink_transport::DEFAULT_PORT;

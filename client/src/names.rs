@@ -51,7 +51,7 @@ pub fn free_name(base: &str, taken: &[String]) -> String {
 ///
 /// ```no_run
 /// use std::time::Duration;
-/// use lanlink_audio::{Format, ToneSource};
+/// use lanlink_client::lanlink_audio::{Format, ToneSource};
 /// use lanlink_client::names::{default_stream_name, publish_named};
 /// use lanlink_client::Session;
 ///
