@@ -37,6 +37,11 @@
 //!   ([`Session::publish_video`], [`Session::watch`]).
 //! - [`Events`] is everything the server says, in order, as [`Event`]s,
 //!   ending with [`Event::Disconnected`] the moment the connection is gone.
+//!   A session with [`Capabilities::CHAT`] (the default) starts in the
+//!   server's default room (`lobby` unless its operator chose another):
+//!   that room's [`Event::History`] and [`Event::Roster`] come first. Read
+//!   the events or drop them: held unread they stop the session once
+//!   thousands wait (see [`Events`]).
 //! - Sends return once queued. [`Session::say_confirmed`] and
 //!   [`Session::send_confirmed`] wait until the server has handled the
 //!   message, and return its refusal if it refused it (sending too fast:
