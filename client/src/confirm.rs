@@ -195,8 +195,8 @@ impl Session {
 ///
 /// A message refused as too fast is sent again after the wait the server
 /// named (or, if it named none, after a [`Backoff`](crate::Backoff) from
-/// 250 ms to 8 s), for at most [`give_up_after`](Self::give_up_after) in
-/// all. After such a refusal the following messages are spaced as far
+/// 250 ms to 8 s), until [`give_up_after`](Self::give_up_after) has passed
+/// since it was first sent. After such a refusal the following messages are spaced as far
 /// apart as the server asked (and further, when they are still refused),
 /// so that few are refused at all.
 ///
@@ -247,8 +247,10 @@ impl Paced {
         self
     }
 
-    /// The longest one message waits through refusals as too fast before
-    /// it is given up (60 s).
+    /// How long after its first send a message still refused as too fast
+    /// is given up (60 s). With the gap before its first send (at most
+    /// this long too) and one confirmation's patience, a message takes at
+    /// most twice this plus the patience, whatever the server does.
     pub fn give_up_after(mut self, limit: Duration) -> Paced {
         self.give_up = limit;
         self
@@ -278,13 +280,14 @@ impl Paced {
         message: impl Into<Message>,
     ) -> Result<(), ClientError> {
         let message = message.into();
-        let mut waited = Duration::ZERO;
+        let mut first_sent: Option<Instant> = None;
         let mut backoff = crate::Backoff::new(Duration::from_millis(250), Duration::from_secs(8));
         loop {
             let due = self.last.map(|last| last + self.gap);
             if let Some(wait) = due.and_then(|d| d.checked_duration_since(Instant::now())) {
                 std::thread::sleep(wait);
             }
+            let first = *first_sent.get_or_insert_with(Instant::now);
             let confirmed = session.send_confirmed(message.clone(), self.patience);
             self.last = Some(Instant::now());
             let refusal = match confirmed {
@@ -301,14 +304,17 @@ impl Paced {
                 || backoff.next().unwrap_or(Duration::from_secs(1)),
                 |d| d + Duration::from_millis(20),
             );
-            if waited + wait > self.give_up {
+            // All the time since the first send counts, confirmations the
+            // server was slow to give and the gap between sends too: a
+            // server that answers each try slowly, or asks for no wait at
+            // all, cannot keep a line going for ever.
+            if first.elapsed() + wait > self.give_up {
                 return Err(refusal);
             }
             if let Some(asked) = asked {
                 self.learn(asked);
             }
             std::thread::sleep(wait);
-            waited += wait;
         }
     }
 

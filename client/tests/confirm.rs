@@ -252,3 +252,63 @@ fn a_confirmed_join_reports_its_own_refusal() {
         "{outside:?}"
     );
 }
+
+/// A hostile server that answers every try of a line slowly, each time
+/// refusing it as too fast with no wait at all, cannot keep a [`Paced`]
+/// line going past its limit: the time since the line's first send
+/// counts, confirmations and all (an outside attack, helper-72, kept one
+/// line of `lanlink chat` going for more than 150 s this way, when only
+/// the refusals' own waits were counted).
+#[test]
+fn a_server_slow_to_refuse_cannot_keep_a_paced_line_going() {
+    use lanlink_client::proto::control::{Confirmed, Error as ServerError};
+    use lanlink_client::proto::{Frame, Message};
+    use support::{let_in, write_frame};
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let server = std::thread::spawn(move || {
+        let (mut tcp, mut next) = let_in(&listener);
+        let started = Instant::now();
+        let mut tries = 0;
+        while started.elapsed() < Duration::from_secs(20) {
+            let frame = next(&mut tcp);
+            match frame.message {
+                Message::Confirm(c) => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(300));
+                    let refusal = ServerError {
+                        code: ErrorCode::RATE_LIMITED,
+                        message: "too many messages: wait 0 ms before trying again".into(),
+                    };
+                    if write_frame(&mut tcp, &Frame::control(refusal)).is_err()
+                        || write_frame(&mut tcp, &Frame::control(Confirmed { token: c.token }))
+                            .is_err()
+                    {
+                        break;
+                    }
+                }
+                Message::Goodbye(_) => break,
+                _ => {}
+            }
+        }
+        tries
+    });
+    let (session, _) = lanlink_client::Session::builder(&addr)
+        .plain()
+        .connect()
+        .unwrap();
+    let mut paced = Paced::new().give_up_after(Duration::from_secs(1));
+    let started = Instant::now();
+    let e = paced.say(&session, "lobby", "hello").unwrap_err();
+    let took = started.elapsed();
+    assert!(
+        matches!(&e, ClientError::Refused { code, .. } if *code == ErrorCode::RATE_LIMITED),
+        "{e:?}"
+    );
+    // The limit, one slow answer and one wait past it at most.
+    assert!(took < Duration::from_millis(2500), "{took:?}");
+    session.close("done");
+    let tries = server.join().unwrap();
+    assert!((2..=6).contains(&tries), "{tries} tries");
+}
