@@ -195,7 +195,8 @@ pub fn explain(found: &[FoundServer], unusable: &[FoundServer], ignored: usize) 
     }
     if ignored > 0 {
         text.push_str(&format!(
-            "\n  ({ignored} malformed announcement(s) ignored)"
+            "\n  ({ignored} announcement(s) ignored: malformed, or past the first {})",
+            discovery::MAX_SERVERS
         ));
     }
     text
@@ -236,8 +237,9 @@ pub fn list(wait: Duration) -> Result<i32, ClientError> {
     }
     if found.ignored > 0 {
         eprintln!(
-            "lanlink: {} malformed announcement(s) ignored",
-            found.ignored
+            "lanlink: {} announcement(s) ignored: malformed, or past the first {}",
+            found.ignored,
+            discovery::MAX_SERVERS
         );
     }
     if found.servers.is_empty() {

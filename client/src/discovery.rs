@@ -374,7 +374,7 @@ fn parse<'a>(
     if port == 0 {
         return Err(Dropped::NoPort);
     }
-    let mut addresses: Vec<IpAddr> = addresses.filter(|ip| usable(*ip)).collect();
+    let mut addresses: Vec<IpAddr> = addresses.map(canonical).filter(|ip| usable(*ip)).collect();
     addresses.sort_by_key(|ip| (ip.is_ipv6(), *ip));
     addresses.dedup();
     addresses.truncate(MAX_ADDRESSES);
@@ -398,6 +398,18 @@ fn parse<'a>(
         version,
         fingerprint,
     })
+}
+
+/// An IPv4 address written as IPv6 (`::ffff:10.0.0.2`) as the IPv4
+/// address it is: otherwise `::ffff:127.0.0.1` would pass for a remote
+/// host, and a certificate pinned for `10.0.0.2:7878` would not be the one
+/// checked at `[::ffff:10.0.0.2]:7878` (an outside attack, helper-72,
+/// pinned an impostor that way).
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
 }
 
 /// An address a client elsewhere on the LAN can connect to: not loopback
@@ -614,10 +626,31 @@ mod tests {
             "x",
             "h",
             1,
-            ips(&["127.0.0.1", "::1", "fe80::2", "224.0.0.251"]).into_iter(),
+            ips(&[
+                "127.0.0.1",
+                "::1",
+                "fe80::2",
+                "224.0.0.251",
+                "::ffff:127.0.0.1",
+                "::ffff:0.0.0.0",
+                "::ffff:224.0.0.251",
+            ])
+            .into_iter(),
             txt(&[("v", "1")]),
         );
         assert_eq!(only_local, Err(Dropped::NoAddress));
+        // An IPv4 address written as IPv6 is that IPv4 address: the pin
+        // for it is the one checked.
+        let mapped = parse(
+            "x",
+            "h",
+            7878,
+            ips(&["::ffff:10.0.0.2", "10.0.0.2"]).into_iter(),
+            txt(&[("v", "1")]),
+        )
+        .unwrap();
+        assert_eq!(mapped.addresses, ips(&["10.0.0.2"]));
+        assert_eq!(mapped.address().as_deref(), Some("10.0.0.2:7878"));
         assert_eq!(
             parse("x", "h", 0, addr(), txt(&[("v", "1")])),
             Err(Dropped::NoPort)
@@ -791,7 +824,7 @@ mod tests {
             "{said}"
         );
         assert!(
-            said.contains("(2 malformed announcement(s) ignored)"),
+            said.contains("(2 announcement(s) ignored: malformed, or past the first 32)"),
             "{said}"
         );
 

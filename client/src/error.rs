@@ -279,7 +279,10 @@ fn no_server_text(
         )
     };
     if ignored > 0 {
-        text.push_str(&format!(" ({ignored} malformed announcement(s) ignored)"));
+        text.push_str(&format!(
+            " ({ignored} announcement(s) ignored: malformed, or past the first {})",
+            crate::discovery::MAX_SERVERS
+        ));
     }
     text
 }
