@@ -14,8 +14,8 @@ use lanlink_proto::chat::{ChatMessage, History};
 use lanlink_proto::{control, Capabilities, Frame};
 use lanlink_transport::{serve, ConnHandle, Event, ServerConfig, Shutdown};
 
-/// A server that calls `on_hello` for each client that says hello.
-fn fake(on_hello: impl Fn(ConnHandle) + Send + 'static) -> (String, Shutdown) {
+/// A server that calls `on_event` for each event of its connections.
+fn fake_events(mut on_event: impl FnMut(Event) + Send + 'static) -> (String, Shutdown) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let shutdown = Shutdown::new();
@@ -24,12 +24,19 @@ fn fake(on_hello: impl Fn(ConnHandle) + Send + 'static) -> (String, Shutdown) {
     std::thread::spawn(move || serve(listener, ServerConfig::default(), stop, tx));
     std::thread::spawn(move || {
         for event in rx {
-            if let Event::Hello { conn, .. } = event {
-                on_hello(conn);
-            }
+            on_event(event);
         }
     });
     (addr, shutdown)
+}
+
+/// A server that calls `on_hello` for each client that says hello.
+fn fake(on_hello: impl Fn(ConnHandle) + Send + 'static) -> (String, Shutdown) {
+    fake_events(move |event| {
+        if let Event::Hello { conn, .. } = event {
+            on_hello(conn);
+        }
+    })
 }
 
 fn welcome(conn: &ConnHandle, room: &str) {
@@ -169,4 +176,43 @@ fn a_script_whose_output_is_closed_ends_without_a_panic() {
     assert_eq!(status.and_then(|s| s.code()), Some(1), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(stderr.contains("standard output is closed"), "{stderr}");
+}
+
+/// A server whose refusals quote escape sequences: a script that gives a
+/// line up ("not delivered: the server kept refusing it as too fast …")
+/// shows the refusal escaped, and exits 1 (an outside attack, helper-72,
+/// set the terminal's title and cleared its screen that way).
+#[test]
+fn a_refusal_with_escape_sequences_is_shown_escaped_by_a_script() {
+    let mut client: Option<ConnHandle> = None;
+    let (addr, shutdown) = fake_events(move |event| match event {
+        Event::Hello { conn, .. } => {
+            welcome(&conn, "lobby");
+            client = Some(conn);
+        }
+        Event::Frame { frame, .. } => {
+            if let (lanlink_proto::Message::Confirm(c), Some(conn)) = (frame.message, &client) {
+                let _ = conn.send(&Frame::control(control::Error {
+                    code: lanlink_proto::ErrorCode::RATE_LIMITED,
+                    message: "\u{1b}]0;PWNED\u{7}\u{1b}[2J\u{202e}evil: wait 99999999 ms \
+                              before trying again"
+                        .into(),
+                }));
+                let _ = conn.send(&Frame::control(control::Confirmed { token: c.token }));
+            }
+        }
+        _ => {}
+    });
+    let mut chat = script(&addr, "one\n", std::process::Stdio::null());
+    let status = common::wait_timeout(&mut chat, Duration::from_secs(20));
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut chat.stderr.take().unwrap(), &mut stderr).unwrap();
+    shutdown.trigger();
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "{stderr}");
+    assert!(stderr.contains("not delivered"), "{stderr}");
+    assert!(
+        !stderr.contains('\u{1b}') && !stderr.contains('\u{7}') && !stderr.contains('\u{202e}'),
+        "{stderr:?}"
+    );
+    assert!(stderr.contains("\\u{1b}]0;PWNED"), "{stderr}");
 }

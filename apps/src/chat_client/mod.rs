@@ -129,8 +129,12 @@ impl Chat {
     }
 
     /// A problem with what the user typed: on stderr, as before.
+    /// Says what went wrong on stderr. The text may quote the server (a
+    /// refusal's reason, an error's): escaped here, whatever the caller
+    /// did (an outside attack, helper-72, set the terminal's title and
+    /// cleared its screen through a refusal's reason).
     fn complain(&self, text: &str) {
-        eprintln!("!! {text}");
+        eprintln!("!! {}", display_safe(text));
     }
 
     fn failed(&self) {
