@@ -163,6 +163,11 @@ pub mod text {
 /// needs no dependency of its own on it.
 #[cfg(feature = "audio")]
 pub use lanlink_audio;
+// The README's example is compiled with the doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 pub use lanlink_proto as proto;
 pub use lanlink_proto::Capabilities;
 pub use lanlink_proto::ErrorCode;
