@@ -283,7 +283,12 @@ pub fn receive(
         (false, true) => Answer::Ask,
         (false, false) => Answer::No,
     };
-    println!("waiting for files as {} (Ctrl-C to stop)", session.name());
+    // The name is the server's to give: escaped (an outside attack,
+    // helper-73, cleared the screen through it).
+    println!(
+        "waiting for files as {} (Ctrl-C to stop)",
+        display_safe(&session.name())
+    );
     let options = TransferOptions::default();
     let choose = |offer: &IncomingOffer| {
         if !decide(offer, answer) {

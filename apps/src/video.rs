@@ -194,6 +194,12 @@ pub fn view(
         .filter(|i| i.kind() == MediaKind::Video)
         .map(|i| i.name().to_owned())
         .collect();
+    // Stream names come from the server: escaped before they are shown (an
+    // outside attack, helper-73, cleared the screen through one).
+    let shown: Vec<String> = videos
+        .iter()
+        .map(|v| display_safe(v).into_owned())
+        .collect();
     if !videos.iter().any(|v| stream.is_none_or(|s| s == v)) {
         let wanted = stream.map_or("a video stream".to_owned(), |s| {
             format!("the video stream {s:?}")
@@ -201,7 +207,7 @@ pub fn view(
         let now = if videos.is_empty() {
             String::new()
         } else {
-            format!("; published now: {}", videos.join(", "))
+            format!("; published now: {}", shown.join(", "))
         };
         println!(
             "waiting up to {} s for {wanted} to be published{now} (Ctrl-C to stop)",
