@@ -118,7 +118,7 @@ pub fn talk(
     shutdown: &Shutdown,
 ) -> Result<(), ClientError> {
     let mut source = Some(open_input(input)?);
-    let (session, _events) = server.connect(user, Capabilities::AUDIO)?;
+    let (session, _) = server.connect(user, Capabilities::AUDIO)?;
     let base = lanlink_client::names::default_stream_name(user, "mic");
     let sent = lanlink_client::names::publish_named(&session, name, &base, |name| {
         // A retry under another name starts the source again.
@@ -156,7 +156,7 @@ pub fn listen(
     shutdown: &Shutdown,
 ) -> Result<ListenReport, ClientError> {
     let sink = open_output(output)?;
-    let (session, _events) = server.connect(user, Capabilities::AUDIO)?;
+    let (session, _) = server.connect(user, Capabilities::AUDIO)?;
     println!(
         "listening{}",
         only.map_or(String::new(), |n| format!(" to {n}"))

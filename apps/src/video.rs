@@ -135,7 +135,7 @@ pub fn cam(
     shutdown: &Shutdown,
 ) -> Result<(), ClientError> {
     let mut handle = Some(open_source(source, capture)?);
-    let (session, _events) = server.connect(user, Capabilities::VIDEO)?;
+    let (session, _) = server.connect(user, Capabilities::VIDEO)?;
     let base = lanlink_client::names::default_stream_name(user, "cam");
     let mut started = Instant::now();
     let sent = lanlink_client::names::publish_named(&session, stream_name, &base, |name| {
@@ -186,7 +186,7 @@ pub fn view(
     frames: Option<u64>,
     shutdown: &Shutdown,
 ) -> Result<(), ClientError> {
-    let (session, _events) = server.connect(user, Capabilities::VIDEO)?;
+    let (session, _) = server.connect(user, Capabilities::VIDEO)?;
     let patience = Duration::from_secs(10);
     let videos: Vec<String> = session
         .streams()
