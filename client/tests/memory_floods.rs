@@ -12,12 +12,12 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use lanlink_client::proto::chat::Roster;
-use lanlink_client::proto::file::{DirEntry, FileChunk, FileOffer, Listing};
-use lanlink_client::proto::{Frame, Message};
+use lanlink_client::proto::file::{FileChunk, FileOffer};
+use lanlink_client::proto::Frame;
 use lanlink_client::{Backoff, Quiet, Reconnecting, Session, TransferOptions};
 
 mod support;
-use support::{let_in, settled, write_frame};
+use support::{let_in, settled, until_file_request, write_frame};
 
 /// The most the flood sends: more than the client may hold (its bounds
 /// are 64 MiB per queue), less than a test should spend.
@@ -57,26 +57,7 @@ fn hostile_server(sent: Arc<AtomicUsize>) -> String {
     std::thread::spawn(move || {
         let (mut tcp, mut next) = let_in(&listener);
         // `get` asks what the name is first: one file of 1,000 bytes.
-        let request = loop {
-            let frame = next(&mut tcp);
-            match frame.message {
-                Message::ListRequest(ref r) => {
-                    let listing = Listing {
-                        path: r.path.clone(),
-                        entries: vec![DirEntry {
-                            name: String::new(),
-                            is_dir: false,
-                            size: 1000,
-                            modified: 0,
-                        }],
-                        done: true,
-                    };
-                    write_frame(&mut tcp, &Frame::new(frame.stream, listing)).unwrap();
-                }
-                Message::FileRequest(_) => break frame,
-                _ => {}
-            }
-        };
+        let request = until_file_request(&mut tcp, &mut next, 1000);
         let offer = FileOffer {
             name: "f".into(),
             size: 1000,
@@ -152,6 +133,37 @@ fn a_flood_on_a_refused_transfer_is_not_held_while_the_client_closes() {
     assert!(!dir.path().join("f").exists(), "a refused file was kept");
 }
 
+/// A server that lets one client in and sends it rosters of 65,535
+/// one-byte names (196 KB on the wire, 3.7 MB decoded) until 512 MiB, 20 s,
+/// or the client is gone; `sent` counts the bytes written. Its address,
+/// and the flood's thread.
+fn roster_flood(sent: Arc<AtomicUsize>) -> (String, std::thread::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let flood = std::thread::spawn(move || {
+        let (mut tcp, _) = let_in(&listener);
+        let roster = Frame::control(Roster {
+            room: "lobby".into(),
+            members: (0..u16::MAX)
+                .map(|i| ((b'a' + (i % 26) as u8) as char).to_string())
+                .collect(),
+        });
+        let encoded = roster.to_bytes().unwrap();
+        // A client that closed with its buffer full ends the flood.
+        tcp.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+        let started = Instant::now();
+        while sent.load(Ordering::Relaxed) < 512 << 20
+            && started.elapsed() < Duration::from_secs(20)
+        {
+            if tcp.write_all(&encoded).is_err() {
+                return;
+            }
+            sent.fetch_add(encoded.len(), Ordering::Relaxed);
+        }
+    });
+    (addr, flood)
+}
+
 /// The queues are bounded by what frames hold decoded, not by their size
 /// on the wire. A roster of 65,535 one-byte names is 196 KB on the wire
 /// and 3.7 MB decoded: counted by wire size, 64 MiB of them filled the
@@ -163,32 +175,7 @@ fn a_flood_on_a_refused_transfer_is_not_held_while_the_client_closes() {
 fn rosters_of_tiny_names_are_held_by_what_they_take_in_memory() {
     let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let sent = Arc::new(AtomicUsize::new(0));
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let flood = {
-        let sent = sent.clone();
-        std::thread::spawn(move || {
-            let (mut tcp, _) = let_in(&listener);
-            let roster = Frame::control(Roster {
-                room: "lobby".into(),
-                members: (0..u16::MAX)
-                    .map(|i| ((b'a' + (i % 26) as u8) as char).to_string())
-                    .collect(),
-            });
-            let encoded = roster.to_bytes().unwrap();
-            // A client that closed with its buffer full ends the flood.
-            tcp.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
-            let started = Instant::now();
-            while sent.load(Ordering::Relaxed) < 512 << 20
-                && started.elapsed() < Duration::from_secs(20)
-            {
-                if tcp.write_all(&encoded).is_err() {
-                    return;
-                }
-                sent.fetch_add(encoded.len(), Ordering::Relaxed);
-            }
-        })
-    };
+    let (addr, flood) = roster_flood(sent.clone());
     let (session, _events_never_read) = Session::builder(&addr).plain().connect().unwrap();
     reset_peak();
     let before = peak_rss();
@@ -218,31 +205,7 @@ fn rosters_of_tiny_names_are_held_by_what_they_take_in_memory() {
 fn a_reconnecting_session_holds_a_roster_flood_within_its_bounds() {
     let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let sent = Arc::new(AtomicUsize::new(0));
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let flood = {
-        let sent = sent.clone();
-        std::thread::spawn(move || {
-            let (mut tcp, _) = let_in(&listener);
-            let roster = Frame::control(Roster {
-                room: "lobby".into(),
-                members: (0..u16::MAX)
-                    .map(|i| ((b'a' + (i % 26) as u8) as char).to_string())
-                    .collect(),
-            });
-            let encoded = roster.to_bytes().unwrap();
-            tcp.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
-            let started = Instant::now();
-            while sent.load(Ordering::Relaxed) < 512 << 20
-                && started.elapsed() < Duration::from_secs(20)
-            {
-                if tcp.write_all(&encoded).is_err() {
-                    return;
-                }
-                sent.fetch_add(encoded.len(), Ordering::Relaxed);
-            }
-        })
-    };
+    let (addr, flood) = roster_flood(sent.clone());
     let builder = Session::builder(&addr).plain();
     let (link, _events_never_read) = Reconnecting::connect(builder, Backoff::default()).unwrap();
     reset_peak();

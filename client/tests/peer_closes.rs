@@ -9,12 +9,12 @@ use std::net::{Shutdown, TcpListener};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use lanlink_client::proto::file::{DirEntry, FileChunk, FileComplete, FileOffer, Listing};
-use lanlink_client::proto::{Frame, Message};
+use lanlink_client::proto::file::{FileChunk, FileComplete, FileOffer};
+use lanlink_client::proto::Frame;
 use lanlink_client::{Quiet, Session, TransferOptions};
 
 mod support;
-use support::{let_in, write_frame};
+use support::{let_in, until_file_request, write_frame};
 
 /// Serves one `get` of `data`, then closes its side at once (FIN right
 /// behind the last frame) and reads what the client still says until it
@@ -22,26 +22,7 @@ use support::{let_in, write_frame};
 fn send_and_close(listener: TcpListener, data: Vec<u8>) {
     let (mut tcp, mut next) = let_in(&listener);
     let size = data.len() as u64;
-    let request = loop {
-        let frame = next(&mut tcp);
-        match frame.message {
-            Message::ListRequest(ref r) => {
-                let listing = Listing {
-                    path: r.path.clone(),
-                    entries: vec![DirEntry {
-                        name: String::new(),
-                        is_dir: false,
-                        size,
-                        modified: 0,
-                    }],
-                    done: true,
-                };
-                write_frame(&mut tcp, &Frame::new(frame.stream, listing)).unwrap();
-            }
-            Message::FileRequest(_) => break frame,
-            _ => {}
-        }
-    };
+    let request = until_file_request(&mut tcp, &mut next, size);
     let stream = request.stream;
     let offer = FileOffer {
         name: "f.bin".into(),

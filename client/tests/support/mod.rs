@@ -115,3 +115,34 @@ pub fn let_in(listener: &TcpListener) -> (TcpStream, impl FnMut(&mut TcpStream) 
     write_frame(&mut tcp, &Frame::control(welcome)).unwrap();
     (tcp, next)
 }
+
+/// Answers a `get`'s questions as a server whose share holds one file of
+/// `size` bytes (each `ListRequest` gets that file), until the client asks
+/// for it: returns that `FileRequest`.
+pub fn until_file_request(
+    tcp: &mut TcpStream,
+    next: &mut impl FnMut(&mut TcpStream) -> Frame,
+    size: u64,
+) -> Frame {
+    use lanlink_client::proto::file::{DirEntry, Listing};
+    loop {
+        let frame = next(tcp);
+        match frame.message {
+            Message::ListRequest(ref r) => {
+                let listing = Listing {
+                    path: r.path.clone(),
+                    entries: vec![DirEntry {
+                        name: String::new(),
+                        is_dir: false,
+                        size,
+                        modified: 0,
+                    }],
+                    done: true,
+                };
+                write_frame(tcp, &Frame::new(frame.stream, listing)).unwrap();
+            }
+            Message::FileRequest(_) => return frame,
+            _ => {}
+        }
+    }
+}
