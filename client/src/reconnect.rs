@@ -240,6 +240,7 @@ impl Reconnecting {
                     let mut out = Outbox {
                         tx,
                         queued: QueuedBytes::new(crate::session::EVENT_BYTES),
+                        gone: false,
                     };
                     follow(&inner, events, &builder, backoff, &mut out);
                 })
@@ -307,6 +308,31 @@ impl Reconnecting {
             Err(ClientError::Disconnected(_)) if !self.gave_up() => Ok(()),
             sent => sent,
         }
+    }
+
+    /// Joins `room` and waits until the server has handled it (see
+    /// [`Session::join_confirmed`]): `Ok` once in the room, which is then
+    /// joined again, with `password`, after every reconnect; the server's
+    /// refusal (a wrong password) otherwise.
+    ///
+    /// # Errors
+    /// As [`Session::join_confirmed`]; [`ClientError::Disconnected`] while
+    /// the connection is down (nothing is asked), or when it is lost
+    /// before the answer came: then, as with [`join`](Self::join), the
+    /// join is asked again on the next connection.
+    pub fn join_confirmed(
+        &self,
+        room: &str,
+        password: Option<&str>,
+        patience: Duration,
+    ) -> Result<(), ClientError> {
+        // As in `join`: either among the rooms a reconnect joins again, or
+        // sent on the session it stored.
+        let mut rooms = lock(&self.inner.rooms);
+        let session = self.current()?;
+        rooms.asking(room, password);
+        drop(rooms);
+        session.join_confirmed(room, password, patience)
     }
 
     /// Whether it gave up or was closed: no connection will come again.
@@ -419,9 +445,7 @@ fn follow(
             let Some(inner) = inner.upgrade() else { return };
             lock(&inner.rooms).learn(&event);
             drop(inner);
-            if !emit(out, &stop, event) {
-                return;
-            }
+            emit(out, &stop, event);
         };
         let Some(strong) = inner.upgrade() else {
             return;
@@ -460,36 +484,44 @@ fn follow(
     }
 }
 
-/// Hands `event` to the application; false once nobody reads. An
+/// Hands `event` to the application, if it still reads them: one that
+/// dropped its [`Events`] (it reads none) still has its session connect
+/// again and join its rooms again, only the events are dropped. An
 /// application that holds its events but stopped reading does not keep a
 /// [`Reconnecting::close`] waiting: once closing, what finds no room is
 /// dropped.
-fn emit(out: &mut Outbox, stop: &Receiver<()>, mut event: Event) -> bool {
+fn emit(out: &mut Outbox, stop: &Receiver<()>, mut event: Event) {
+    if out.gone {
+        return;
+    }
     let weight = event.weight();
     if !out.queued.wait_for_room(&out.tx, weight, || closing(stop))
         && !matches!(event, Event::Disconnected(_))
     {
         // Closing, and no room: dropped, as the doc above says.
-        return true;
+        return;
     }
     loop {
-        if closing(stop) {
-            return match out.tx.try_send(event) {
-                Ok(()) => {
-                    out.queued.sent(weight);
-                    true
-                }
-                Err(e) => !matches!(e, TrySendError::Disconnected(_)),
-            };
-        }
-        match out.tx.send_timeout(event, Duration::from_millis(100)) {
-            Ok(()) => {
-                out.queued.sent(weight);
-                return true;
+        let sent = if closing(stop) {
+            match out.tx.try_send(event) {
+                Err(TrySendError::Full(_)) => return,
+                sent => sent.map_err(|_| ()),
             }
-            Err(SendTimeoutError::Disconnected(_)) => return false,
-            Err(SendTimeoutError::Timeout(back)) => event = back,
+        } else {
+            match out.tx.send_timeout(event, Duration::from_millis(100)) {
+                Err(SendTimeoutError::Timeout(back)) => {
+                    event = back;
+                    continue;
+                }
+                sent => sent.map_err(|_| ()),
+            }
+        };
+        match sent {
+            Ok(()) => out.queued.sent(weight),
+            // Nobody reads them any more.
+            Err(()) => out.gone = true,
         }
+        return;
     }
 }
 
@@ -498,6 +530,8 @@ fn emit(out: &mut Outbox, stop: &Receiver<()>, mut event: Event) -> bool {
 struct Outbox {
     tx: Sender<Event>,
     queued: QueuedBytes,
+    /// The application dropped its [`Events`].
+    gone: bool,
 }
 
 /// Connects again, `backoff` apart, telling `tx` of each wait and
@@ -520,10 +554,11 @@ fn connect_again(
             attempt,
             retry_in,
         };
-        if closing(stop)
-            || !emit(out, stop, waiting)
-            || !matches!(stop.recv_timeout(retry_in), Err(RecvTimeoutError::Timeout))
-        {
+        if closing(stop) {
+            return None;
+        }
+        emit(out, stop, waiting);
+        if !matches!(stop.recv_timeout(retry_in), Err(RecvTimeoutError::Timeout)) {
             return None;
         }
         match builder.clone().connect() {
@@ -548,15 +583,14 @@ fn connect_again(
                 }
                 drop(inner);
                 let name = session.name();
-                if !emit(out, stop, Event::Reconnected { name }) {
-                    return None;
-                }
+                emit(out, stop, Event::Reconnected { name });
                 rejoin(&session, rooms, stop);
                 return Some(events);
             }
             Err(e) => {
                 let again = worth_connecting_again(&e) && !closing(stop);
-                if !emit(out, stop, Event::ConnectFailed(Arc::new(e))) || !again {
+                emit(out, stop, Event::ConnectFailed(Arc::new(e)));
+                if !again {
                     return None;
                 }
             }

@@ -169,9 +169,10 @@ fn close_during_a_reconnect_that_succeeds_returns() {
 
 /// A refusal of something else between a join and its answer does not
 /// lose the join's password: the room is joined again with it.
-#[test]
-fn a_password_survives_an_unrelated_refusal() {
-    let fake = Fake::start(
+/// A server that lets "bot" into any room it asks for, confirms what it
+/// is asked to, and refuses every private message (no such user).
+fn letting_in() -> Fake {
+    Fake::start(
         Box::new(|_, conn| {
             welcome(conn, "bot");
             history(conn, "lobby");
@@ -188,9 +189,17 @@ fn a_password_survives_an_unrelated_refusal() {
                 history(conn, &j.room);
                 roster(conn, &j.room);
             }
+            Message::Confirm(c) => {
+                let _ = conn.send(&Frame::control(control::Confirmed { token: c.token }));
+            }
             _ => {}
         }),
-    );
+    )
+}
+
+#[test]
+fn a_password_survives_an_unrelated_refusal() {
+    let fake = letting_in();
     let (link, events) = Reconnecting::connect(builder(&fake.addr), fast()).unwrap();
     until(&events, 5, |e| {
         matches!(e, Event::Roster(r) if r.room == "lobby").then_some(())
@@ -211,6 +220,36 @@ fn a_password_survives_an_unrelated_refusal() {
     link.close("done");
     assert_eq!(joins.len(), 1, "{joins:?}");
     assert_eq!(joins[0].password.as_deref(), Some("pw"), "password lost");
+}
+
+/// An application that reads no events drops them (`let (link, _) = …`,
+/// as it would a session's): its session still connects again when the
+/// connection is lost, and joins its rooms again, with their passwords.
+/// (The events' follower used to end as soon as nobody read them, and
+/// with it connecting again and keeping track of the rooms.)
+#[test]
+fn a_session_whose_events_were_dropped_still_connects_and_joins_again() {
+    let fake = letting_in();
+    let (link, _) = Reconnecting::connect(builder(&fake.addr), fast()).unwrap();
+    link.join_confirmed("ops", Some("pw"), Duration::from_secs(5))
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while link.rooms().len() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(link.rooms(), ["lobby", "ops"]);
+    fake.conn(0).close("restart");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fake.joins_on(1).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let joins = fake.joins_on(1);
+    assert_eq!(joins.len(), 1, "not joined again: {joins:?}");
+    assert_eq!(joins[0].password.as_deref(), Some("pw"));
+    assert!(link.is_connected());
+    link.say_confirmed("ops", "back", Duration::from_secs(5))
+        .unwrap();
+    link.close("done");
 }
 
 /// Histories of rooms never asked for (a hostile server's) are shown but
