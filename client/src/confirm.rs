@@ -1,10 +1,12 @@
-//! Confirmed sends ([`Session::send_confirmed`]): a message, then a
-//! [`Confirm`] with a token of its own. The server answers it with [`Confirmed`]
-//! only once it has handled everything the connection sent before, so the
-//! refusals that arrive before that answer are the message's.
+//! Confirmed sends ([`Session::send_confirmed`]): a [`Confirm`], the
+//! message, then another [`Confirm`]. The server answers each with
+//! [`Confirmed`] only once it has handled everything the connection sent
+//! before it, in order, so the refusals that arrive between the two
+//! answers are the message's: not those of lines sent before it without a
+//! confirmation, which the first answer comes behind.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,7 +23,10 @@ const MAX_WAITING: usize = 64;
 
 /// One confirmation waiting for its answer.
 struct Probe {
-    /// The first refusal that came while it waited.
+    /// Whether the answer to the confirmation sent before the message (its
+    /// token is one less) came: refusals before it are of earlier messages.
+    armed: AtomicBool,
+    /// The first refusal that came once armed.
     refusal: Mutex<Option<ServerError>>,
     /// Told when the answer came.
     answered: Sender<()>,
@@ -40,33 +45,45 @@ impl Probes {
     /// message it refuses).
     pub(crate) fn refused(&self, e: &ServerError) {
         for probe in lock(&self.waiting).values() {
-            lock(&probe.refusal).get_or_insert_with(|| e.clone());
+            if probe.armed.load(Ordering::Relaxed) {
+                lock(&probe.refusal).get_or_insert_with(|| e.clone());
+            }
         }
     }
 
-    /// The server's answer to the confirmation `token` (one that gave up
-    /// waiting, or one the server made up, is nobody's).
+    /// The server's answer to the confirmation `token`: the end of a wait,
+    /// or the start of one (the answer to the confirmation sent before a
+    /// message). One that gave up waiting, or one the server made up, is
+    /// nobody's.
     pub(crate) fn confirmed(&self, s: &Confirmed) {
-        if let Some(probe) = lock(&self.waiting).remove(&s.token) {
+        let mut waiting = lock(&self.waiting);
+        if let Some(probe) = waiting.remove(&s.token) {
             let _ = probe.answered.try_send(());
         }
+        if let Some(probe) = s.token.checked_add(1).and_then(|t| waiting.get(&t)) {
+            probe.armed.store(true, Ordering::Relaxed);
+        }
     }
 
-    /// A new confirmation: its token, and where its answer comes. `None`
-    /// while [`MAX_WAITING`] wait.
-    fn add(&self) -> Option<(u64, Arc<Probe>, Receiver<()>)> {
+    /// A new confirmation: the tokens of the confirmations to send before
+    /// and after the message, and where the answer comes. `None` while
+    /// [`MAX_WAITING`] wait.
+    fn add(&self) -> Option<(u64, u64, Arc<Probe>, Receiver<()>)> {
         let mut waiting = lock(&self.waiting);
         if waiting.len() >= MAX_WAITING {
             return None;
         }
-        let token = self.next.fetch_add(1, Ordering::Relaxed);
+        // Two tokens in a row; the first is never waited for itself.
+        let before = self.next.fetch_add(2, Ordering::Relaxed);
+        let token = before.wrapping_add(1);
         let (answered, answer) = crossbeam_channel::bounded(1);
         let probe = Arc::new(Probe {
+            armed: AtomicBool::new(false),
             refusal: Mutex::new(None),
             answered,
         });
         waiting.insert(token, probe.clone());
-        Some((token, probe, answer))
+        Some((before, token, probe, answer))
     }
 
     fn remove(&self, token: u64) {
@@ -99,9 +116,12 @@ impl Session {
     ///   `patience` (the message may still have been handled).
     /// - [`ClientError::Disconnected`] as soon as the connection ends.
     ///
-    /// The server does not say which message a refusal is about: while
-    /// other threads send on this session at the same time, their
-    /// refusals may be reported here too.
+    /// The server does not say which message a refusal is about. A
+    /// confirmation sent just before the message marks where its answers
+    /// start, so the refusals of lines sent earlier without waiting (a
+    /// burst of [`say`](Self::say)s refused as too fast) are not blamed on
+    /// it. Lines other threads send on this session at the same time may
+    /// be refused in between, and reported here too.
     pub fn send_confirmed(
         &self,
         message: impl Into<Message>,
@@ -110,7 +130,7 @@ impl Session {
         let deadline = Instant::now() + patience;
         let shared = &self.inner.shared;
         let gone = || ClientError::Disconnected(shared.close_reason());
-        let (token, probe, answer) = loop {
+        let (before, token, probe, answer) = loop {
             if shared.closed().is_some() {
                 return Err(gone());
             }
@@ -123,7 +143,8 @@ impl Session {
             std::thread::sleep(Duration::from_millis(5));
         };
         let sent = self
-            .send(message)
+            .send(Confirm { token: before })
+            .and_then(|()| self.send(message))
             .and_then(|()| self.send(Confirm { token }));
         if let Err(e) = sent {
             shared.probes.remove(token);

@@ -253,6 +253,62 @@ fn a_confirmed_join_reports_its_own_refusal() {
     );
 }
 
+/// Lines said without waiting and refused as too fast are not blamed on
+/// a confirmed join sent right behind them, whose answer is its own: a
+/// wrong password, or none. A reconnecting session confirms its joins the
+/// same way, and joins again only the room that let it in.
+#[test]
+fn refusals_of_earlier_lines_are_not_blamed_on_a_confirmed_join() {
+    let mut config = ServerConfig::default();
+    config.chat.rate_burst = 2;
+    config.chat.rate_per_second = 0.5;
+    let server = PlainServer::start_with(config);
+    let (ada, _) = server.session("ada");
+    ada.join_confirmed("ops", Some("sesame"), PATIENCE).unwrap();
+
+    // Each join is sent behind 20 lines, 18 of them refused as too fast
+    // and the refusals on their way back: first with a wrong password,
+    // then with the right one.
+    fn hurried_joins(
+        session: &lanlink_client::Session,
+        join: impl Fn(&str) -> Result<(), ClientError>,
+    ) {
+        for password in ["open", "sesame"] {
+            for i in 0..20 {
+                session.say("lobby", &format!("hurried {i}")).unwrap();
+            }
+            match join(password) {
+                Err(ClientError::Refused { reason, .. })
+                    if password == "open" && reason.contains("password") => {}
+                Ok(()) if password == "sesame" => {}
+                other => panic!("{password}: {other:?}"),
+            }
+        }
+    }
+    let (bob, bob_events) = server.session("bob");
+    hurried_joins(&bob, |password| {
+        bob.join_confirmed("ops", Some(password), PATIENCE)
+    });
+    // The refusals still reached the application, as events.
+    let (_, refusals) = lines_and_refusals(&bob_events, Duration::from_millis(300));
+    assert!(refusals.len() >= 30, "{} refusals", refusals.len());
+
+    let builder = lanlink_client::Session::builder(&server.addr)
+        .name("cy")
+        .plain();
+    let (link, _) =
+        lanlink_client::Reconnecting::connect(builder, lanlink_client::Backoff::default()).unwrap();
+    hurried_joins(&link.session().unwrap(), |password| {
+        link.join_confirmed("ops", Some(password), PATIENCE)
+    });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !link.rooms().iter().any(|r| r == "ops") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(link.rooms().len(), 2, "{:?}", link.rooms());
+    link.close("done");
+}
+
 /// A hostile server that answers every try of a line slowly, each time
 /// refusing it as too fast with no wait at all, cannot keep a [`Paced`]
 /// line going past its limit: the time since the line's first send

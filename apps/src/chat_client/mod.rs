@@ -309,9 +309,11 @@ impl Chat {
     }
 
     /// Joins `room`, or switches to it if we are in it already (showing
-    /// who is there, without its history again). Waits for the server's
-    /// roster of the room, so the prompt changes only once the room is
-    /// joined: a refusal (a wrong password) leaves it where it was.
+    /// who is there, without its history again). Waits until the server
+    /// has handled the join ([`Session::join_confirmed`]) and its roster
+    /// of the room is shown, so the prompt changes only once the room is
+    /// joined: a refusal (a wrong password, shown as it comes) leaves it
+    /// where it was.
     fn join(&self, room: &str, password: Option<&str>) -> bool {
         let Some(session) = self.session() else {
             self.not_connected();
@@ -328,15 +330,26 @@ impl Chat {
                 lock(&self.state).joining(room);
                 match &self.link {
                     // Joined again after a reconnect, with its password.
-                    Some(link) => link.join(room, password),
-                    None => session.join(room, password),
+                    Some(link) => link.join_confirmed(room, password, ANSWER_PATIENCE),
+                    None => session.join_confirmed(room, password, ANSWER_PATIENCE),
                 }
             }
         };
-        if let Err(e) = asked {
-            self.complain(&e.to_string());
-            return false;
+        match asked {
+            Ok(()) => {}
+            // Shown already, as the event it also is.
+            Err(ClientError::Refused { .. }) => return false,
+            Err(ClientError::Unconfirmed { .. }) => {
+                self.complain(&format!("the server did not answer /join {room}"));
+                return false;
+            }
+            Err(e) => {
+                self.complain(&e.to_string());
+                return false;
+            }
         }
+        // The roster came before the join's confirmation: shown once the
+        // events before it are.
         let deadline = Instant::now() + ANSWER_PATIENCE;
         loop {
             match self.replies.recv_deadline(deadline) {
@@ -346,12 +359,6 @@ impl Chat {
                         state.set_current(&name);
                         return true;
                     }
-                }
-                // Refusals of earlier chat lines are not about the join.
-                Ok(Event::ServerError(e))
-                    if e.code != ErrorCode::RATE_LIMITED && e.code != ErrorCode::TOO_LARGE =>
-                {
-                    return false;
                 }
                 Ok(Event::Disconnected(_)) => return false,
                 Ok(_) => {}
