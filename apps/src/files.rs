@@ -309,14 +309,12 @@ pub fn receive(
             not_received(offer, &e);
         }
     };
-    session.receive_files(
-        events,
-        dest,
-        how.count,
-        choose,
-        || Reporter::new("received"),
-        ended,
-    )?;
+    session
+        .receive_files(events, dest, choose)
+        .count_opt(how.count)
+        .progress(|| Reporter::new("received"))
+        .on_end(ended)
+        .run()?;
     Ok(())
 }
 

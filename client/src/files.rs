@@ -12,7 +12,7 @@
 //! transfer again resumes it.
 
 use std::collections::VecDeque;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use lanlink_proto::file::DirEntry;
@@ -236,51 +236,173 @@ impl Session {
         Ok(FileClient::new(&link).decline(offer.stream, reason)?)
     }
 
-    /// Answers the file offers that come on `events` until `count` files
-    /// were received (`None`: until the session ends), and returns how many
-    /// were.
+    /// Answers the file offers that come on `events`, each with `answer`,
+    /// and receives those it accepts into `dest` (created if missing):
+    /// set how many files to wait for, a progress reporter per file and
+    /// what to hear when each ends on the [`Receiving`] this returns, then
+    /// [`run`](Receiving::run) it.
     ///
     /// `answer` decides each offer, on the calling thread (ask the user;
     /// [`TransferOptions::on_conflict`] handles a name already taken).
-    /// Accepted files arrive into `dest` (created if missing) side by side, up to
-    /// [`RECEIVING_AT_ONCE`], each on a thread of its own with a reporter
-    /// from `progress`: a sender that stalls holds up its own file only. A
-    /// second offer of a name still arriving waits for the first to end.
-    /// `ended` hears how each accepted file ended, on the calling thread;
-    /// one that failed (a wrong hash, a name that cannot be written here, a
-    /// sender gone) does not end the loop. Losing the connection does, with
-    /// its error. Files still arriving once the last one wanted is in are
-    /// cut off, their partial files kept to be resumed. Other events on
-    /// `events` are dropped.
     ///
     /// ```no_run
-    /// use lanlink_client::files::{OfferAnswer, Quiet, TransferOptions};
+    /// use lanlink_client::files::{OfferAnswer, TransferOptions};
     /// use lanlink_client::Session;
     ///
     /// let (session, events) = Session::builder("192.168.1.20").name("bob").connect()?;
-    /// let got = session.receive_files(
-    ///     &events,
-    ///     "inbox".as_ref(),
-    ///     Some(1),
-    ///     |offer| {
+    /// let got = session
+    ///     .receive_files(&events, "inbox", |offer| {
     ///         println!("{} offers {} ({} bytes)", offer.from(), offer.name(), offer.size());
     ///         OfferAnswer::Accept(TransferOptions::default())
-    ///     },
-    ///     || Quiet,
-    ///     |offer, result| println!("{}: {result:?}", offer.name()),
-    /// )?;
+    ///     })
+    ///     .count(1)
+    ///     .on_end(|offer, result| println!("{}: {result:?}", offer.name()))
+    ///     .run()?;
     /// assert_eq!(got, 1);
     /// # Ok::<(), lanlink_client::ClientError>(())
     /// ```
-    pub fn receive_files<P: Progress + Send + 'static>(
-        &self,
-        events: &Events,
-        dest: &Path,
-        count: Option<usize>,
-        mut answer: impl FnMut(&IncomingOffer) -> OfferAnswer,
-        mut progress: impl FnMut() -> P,
-        mut ended: impl FnMut(&IncomingOffer, Result<TransferSummary, ClientError>),
-    ) -> Result<usize, ClientError> {
+    pub fn receive_files<'a, A>(
+        &'a self,
+        events: &'a Events,
+        dest: impl AsRef<Path>,
+        answer: A,
+    ) -> Receiving<'a, A, NoProgress, NotHeard>
+    where
+        A: FnMut(&IncomingOffer) -> OfferAnswer,
+    {
+        Receiving {
+            setup: Setup {
+                session: self,
+                events,
+                dest: dest.as_ref().to_owned(),
+                count: None,
+            },
+            answer,
+            progress: || Quiet,
+            ended: |_, _| {},
+        }
+    }
+}
+
+/// [`Receiving`]'s reporters by default: none.
+type NoProgress = fn() -> Quiet;
+/// [`Receiving`]'s ends by default: nobody hears them.
+type NotHeard = fn(&IncomingOffer, Result<TransferSummary, ClientError>);
+
+/// A receiving loop for file offers ([`Session::receive_files`]): set it
+/// up, then [`run`](Self::run) it.
+#[must_use = "nothing is received until it is run"]
+pub struct Receiving<'a, A, P, E> {
+    setup: Setup<'a>,
+    answer: A,
+    progress: P,
+    ended: E,
+}
+
+/// What a [`Receiving`] receives on, and how much.
+struct Setup<'a> {
+    session: &'a Session,
+    events: &'a Events,
+    dest: PathBuf,
+    count: Option<usize>,
+}
+
+impl<A, P, E> std::fmt::Debug for Receiving<'_, A, P, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Receiving")
+            .field("dest", &self.setup.dest)
+            .field("count", &self.setup.count)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a, A, P, E> Receiving<'a, A, P, E> {
+    /// Ends the loop once `count` files were received (by default it runs
+    /// until the session ends).
+    pub fn count(self, count: usize) -> Self {
+        self.count_opt(Some(count))
+    }
+
+    /// Ends the loop once `count` files were received, or runs it until
+    /// the session ends (`None`, the default).
+    pub fn count_opt(mut self, count: Option<usize>) -> Self {
+        self.setup.count = count;
+        self
+    }
+
+    /// A reporter for each accepted file, made as it starts (by default
+    /// [`Quiet`]).
+    pub fn progress<Q, R>(self, progress: Q) -> Receiving<'a, A, Q, E>
+    where
+        Q: FnMut() -> R,
+        R: Progress + Send + 'static,
+    {
+        let Receiving {
+            setup,
+            answer,
+            ended,
+            ..
+        } = self;
+        Receiving {
+            setup,
+            answer,
+            progress,
+            ended,
+        }
+    }
+
+    /// Hears how each accepted file ended, on the calling thread (by
+    /// default nothing does).
+    pub fn on_end<F>(self, ended: F) -> Receiving<'a, A, P, F>
+    where
+        F: FnMut(&IncomingOffer, Result<TransferSummary, ClientError>),
+    {
+        let Receiving {
+            setup,
+            answer,
+            progress,
+            ..
+        } = self;
+        Receiving {
+            setup,
+            answer,
+            progress,
+            ended,
+        }
+    }
+
+    /// Answers offers until the files wanted were received (or the
+    /// session ends), and returns how many were.
+    ///
+    /// Accepted files arrive side by side, up to [`RECEIVING_AT_ONCE`],
+    /// each on a thread of its own with a reporter of its own: a sender
+    /// that stalls holds up its own file only. A second offer of a name
+    /// still arriving waits for the first to end. A file that failed (a
+    /// wrong hash, a name that cannot be written here, a sender gone) does
+    /// not end the loop. Losing the connection does, with its error. Files
+    /// still arriving once the last one wanted is in are cut off, their
+    /// partial files kept to be resumed. Other events on the session's
+    /// events are dropped.
+    pub fn run<R>(self) -> Result<usize, ClientError>
+    where
+        A: FnMut(&IncomingOffer) -> OfferAnswer,
+        P: FnMut() -> R,
+        R: Progress + Send + 'static,
+        E: FnMut(&IncomingOffer, Result<TransferSummary, ClientError>),
+    {
+        let Receiving {
+            setup:
+                Setup {
+                    session,
+                    events,
+                    dest,
+                    count,
+                },
+            mut answer,
+            mut progress,
+            mut ended,
+        } = self;
+        let dest = dest.as_path();
         create_folder(dest)?;
         let (done_tx, done) = crossbeam_channel::unbounded();
         // Names arriving now, and offers waiting for one of them to end.
@@ -296,7 +418,7 @@ impl Session {
                         received += 1;
                         ended(&offer, Ok(summary));
                     }
-                    Err(e) if self.is_connected() => ended(&offer, Err(e)),
+                    Err(e) if session.is_connected() => ended(&offer, Err(e)),
                     Err(e) => return Err(e),
                 }
             }
@@ -311,7 +433,7 @@ impl Session {
                         // Offers for names still arriving wait here; a
                         // sender repeating them gets no more than a few.
                         Some(Event::FileOffered(offer)) if waiting.len() >= MAX_WAITING => {
-                            self.decline_file(&offer, "too many offers are waiting")?;
+                            session.decline_file(&offer, "too many offers are waiting")?;
                         }
                         Some(Event::FileOffered(offer)) => waiting.push_back(offer),
                         Some(Event::Disconnected(reason)) => {
@@ -331,12 +453,12 @@ impl Session {
             let options = match answer(&offer) {
                 OfferAnswer::Accept(options) => options,
                 OfferAnswer::Decline(reason) => {
-                    self.decline_file(&offer, &reason)?;
+                    session.decline_file(&offer, &reason)?;
                     continue;
                 }
             };
             busy.push(arriving(&offer));
-            let (session, dest, done_tx) = (self.clone(), dest.to_owned(), done_tx.clone());
+            let (session, dest, done_tx) = (session.clone(), dest.to_owned(), done_tx.clone());
             let mut report = progress();
             std::thread::Builder::new()
                 .name("lanlink-receive".into())
