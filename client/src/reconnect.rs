@@ -26,8 +26,6 @@ use crate::resume::{worth_connecting_again, worth_reconnecting_after};
 use crate::session::lock;
 use crate::{Backoff, ClientError, Event, Events, Session, SessionBuilder};
 
-/// Events waiting for the application, as many as a session holds.
-const EVENT_CAPACITY: usize = 4096;
 /// A connection that lasted this long was a good one: the waits before
 /// connecting again start over from the first. One lost sooner (a server
 /// that takes connections and drops them) goes on waiting longer.
@@ -231,7 +229,7 @@ impl Reconnecting {
             stop,
             follower: Mutex::new(None),
         });
-        let (tx, rx) = crossbeam_channel::bounded(EVENT_CAPACITY);
+        let (tx, reader, events_out) = Events::channel();
         let follower = {
             let inner = Arc::downgrade(&inner);
             std::thread::Builder::new()
@@ -240,6 +238,7 @@ impl Reconnecting {
                     let mut out = Outbox {
                         tx,
                         queued: QueuedBytes::new(crate::session::EVENT_BYTES),
+                        reader,
                         gone: false,
                     };
                     follow(&inner, events, &builder, backoff, &mut out);
@@ -249,7 +248,7 @@ impl Reconnecting {
                 })?
         };
         *lock(&inner.follower) = Some(follower);
-        Ok((Reconnecting { inner }, Events { rx }))
+        Ok((Reconnecting { inner }, events_out))
     }
 
     /// The session now; `None` while connecting again. Transfers and
@@ -495,10 +494,14 @@ fn emit(out: &mut Outbox, stop: &Receiver<()>, mut event: Event) {
         return;
     }
     let weight = event.weight();
-    if !out.queued.wait_for_room(&out.tx, weight, || closing(stop))
+    let reader = &out.reader;
+    if !out
+        .queued
+        .wait_for_room(&out.tx, weight, || closing(stop) || reader.gone())
         && !matches!(event, Event::Disconnected(_))
     {
-        // Closing, and no room: dropped, as the doc above says.
+        // Closing, or the events dropped, and no room: dropped, as the
+        // doc above says.
         return;
     }
     loop {
@@ -530,7 +533,9 @@ fn emit(out: &mut Outbox, stop: &Receiver<()>, mut event: Event) {
 struct Outbox {
     tx: Sender<Event>,
     queued: QueuedBytes,
-    /// The application dropped its [`Events`].
+    /// Whether the application still holds its [`Events`].
+    reader: crate::session::Reader,
+    /// Nobody reads the events any more (none is sent).
     gone: bool,
 }
 

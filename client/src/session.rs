@@ -375,13 +375,13 @@ impl Session {
     fn start(client: Client, trust: TrustOutcome) -> Result<(Session, Events), ClientError> {
         let (gone_tx, gone) = crossbeam_channel::bounded::<()>(0);
         let shared = Arc::new(Shared::new(client.welcome().name.clone(), gone));
-        let (events_tx, events) = crossbeam_channel::bounded(EVENT_CAPACITY);
+        let (events_tx, reader, events) = Events::channel();
         let incoming = client.events().clone();
         let dispatcher = {
             let shared = shared.clone();
             std::thread::Builder::new()
                 .name("lanlink-session".into())
-                .spawn(move || dispatch(&shared, &incoming, &events_tx, gone_tx))
+                .spawn(move || dispatch(&shared, &incoming, (&events_tx, &reader), gone_tx))
                 .map_err(ClientError::Thread)?
         };
         let inner = Inner {
@@ -396,7 +396,7 @@ impl Session {
             Session {
                 inner: Arc::new(inner),
             },
-            Events { rx: events },
+            events,
         ))
     }
 
@@ -557,9 +557,33 @@ impl Drop for Inner {
 #[derive(Debug)]
 pub struct Events {
     pub(crate) rx: Receiver<Event>,
+    /// Dropped with these events: tells their producer nobody reads them.
+    _held: Arc<()>,
+}
+
+/// Whether the application still holds its [`Events`]: once it dropped
+/// them, a producer waiting for room in them gives up. (A channel keeps
+/// what was in it, and counts it, after its last receiver is gone: a
+/// producer waiting for the bytes to be read would wait for ever.)
+#[derive(Debug, Clone)]
+pub(crate) struct Reader(std::sync::Weak<()>);
+
+impl Reader {
+    pub(crate) fn gone(&self) -> bool {
+        self.0.strong_count() == 0
+    }
 }
 
 impl Events {
+    /// Events for the application: the producer's end, what tells it
+    /// whether they were dropped, and the events.
+    pub(crate) fn channel() -> (Sender<Event>, Reader, Events) {
+        let (tx, rx) = crossbeam_channel::bounded(EVENT_CAPACITY);
+        let held = Arc::new(());
+        let reader = Reader(Arc::downgrade(&held));
+        (tx, reader, Events { rx, _held: held })
+    }
+
     /// Waits for the next event; `None` once the session is over.
     pub fn recv(&self) -> Option<Event> {
         self.rx.recv().ok()
@@ -584,7 +608,9 @@ impl Events {
         ) && self.rx.is_empty()
     }
 
-    /// The channel itself, for `crossbeam_channel::select!`.
+    /// The channel itself, for `crossbeam_channel::select!`. Keep these
+    /// `Events` while reading it: once they are dropped, the session takes
+    /// nobody to be reading, and what finds no room is thrown away.
     pub fn receiver(&self) -> &Receiver<Event> {
         &self.rx
     }
@@ -601,7 +627,7 @@ impl Iterator for Events {
 fn dispatch(
     shared: &Shared,
     incoming: &Receiver<lanlink_transport::Event>,
-    events: &Sender<Event>,
+    (events, reader): (&Sender<Event>, &Reader),
     _gone: Sender<()>,
 ) {
     // Bounded in bytes too: a hostile server's histories of 16 MiB to an
@@ -609,9 +635,11 @@ fn dispatch(
     let mut queued = QueuedBytes::new(EVENT_BYTES);
     let mut emit = |mut event: Event| {
         let weight = event.weight();
-        let room = queued.wait_for_room(events, weight, || shared.stopping.load(Ordering::Relaxed));
-        // Closing, and the application has not taken what it has: drop
-        // (all but the last event, which is small).
+        let room = queued.wait_for_room(events, weight, || {
+            shared.stopping.load(Ordering::Relaxed) || reader.gone()
+        });
+        // Closing, or the events dropped, and the application has not
+        // taken what it has: drop (all but the last event, which is small).
         if !room && !matches!(event, Event::Disconnected(_)) {
             return;
         }

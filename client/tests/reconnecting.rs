@@ -252,6 +252,59 @@ fn a_session_whose_events_were_dropped_still_connects_and_joins_again() {
     link.close("done");
 }
 
+/// Events left unread until their 64 MiB were full, and then dropped, no
+/// longer hold anything up: the session goes on taking what the server
+/// sends (throwing it away), and a reconnecting one connects again when
+/// the connection is lost. (A channel keeps counting what was in it after
+/// its reader is gone, so both waited for room for ever; found by an
+/// outside attack, helper-74.)
+#[test]
+fn events_dropped_once_full_hold_nothing_up() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // Waits until the server's flood stalls, drops the events, and says
+    // whether the flood then went on.
+    fn flood_goes_on_once_dropped(sent: &AtomicUsize, events: Events) -> (usize, usize) {
+        let stalled = settled(sent);
+        drop(events);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while sent.load(Ordering::Relaxed) < stalled + (32 << 20) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        (stalled, sent.load(Ordering::Relaxed))
+    }
+
+    let sent = Arc::new(AtomicUsize::new(0));
+    let fake = big_histories(sent.clone());
+    let (session, events) = builder(&fake.addr).connect().unwrap();
+    let (stalled, after) = flood_goes_on_once_dropped(&sent, events);
+    assert!(stalled > 64 << 20, "{} MiB before the stall", stalled >> 20);
+    assert!(
+        after >= stalled + (32 << 20),
+        "the session stopped taking what its server sends: {} MiB, then {} MiB",
+        stalled >> 20,
+        after >> 20
+    );
+    session.close("done");
+
+    let sent = Arc::new(AtomicUsize::new(0));
+    let fake = big_histories(sent.clone());
+    let (link, events) = Reconnecting::connect(builder(&fake.addr), fast()).unwrap();
+    let (stalled, after) = flood_goes_on_once_dropped(&sent, events);
+    assert!(
+        after >= stalled + (32 << 20),
+        "the reconnecting session stopped taking what its server sends: {} MiB, then {} MiB",
+        stalled >> 20,
+        after >> 20
+    );
+    fake.conn(0).close("restart");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fake.conns.lock().unwrap().len() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(fake.conns.lock().unwrap().len(), 2, "never connected again");
+    link.close("done");
+}
+
 /// Histories of rooms never asked for (a hostile server's) are shown but
 /// not remembered: nothing is joined again for them.
 #[test]
