@@ -403,19 +403,31 @@ fn script_mode_waits_out_the_rate_limit() {
         "--requests-per-second",
         "10",
     ]);
-    let bob = ChatClient::join(&server.addr, "bob", &[]);
+    let mut bob = ChatClient::join(&server.addr, "bob", &[]);
+    bob.say("/join q7");
+    bob.expect("-- q7: bob");
     let mut ada = ChatClient::join(&server.addr, "ada", &[]);
     bob.expect("-- ada joined lobby");
     for i in 0..15 {
         ada.say(&format!("line {i}"));
     }
     ada.say("/msg bob and a whisper");
+    // Joins past the requests' burst are refused as too fast: sent again
+    // too, so the last line goes to the room the script last joined.
+    for i in 0..8 {
+        ada.say(&format!("/join q{i}"));
+    }
+    ada.say("in the last room");
     let status = ada.finish();
     assert!(status.success(), "{status:?}");
-    let lines = bob.lines_until("and a whisper");
+    let lines = bob.lines_until("[q7] <ada> in the last room");
     let got: Vec<_> = lines.iter().filter(|l| l.contains("<ada> line")).collect();
     let wanted: Vec<_> = (0..15).map(|i| format!("[lobby] <ada> line {i}")).collect();
     assert_eq!(got, wanted.iter().collect::<Vec<_>>());
+    assert!(
+        lines.iter().any(|l| l.contains("and a whisper")),
+        "{lines:?}"
+    );
     drop(bob);
     assert!(server.terminate().success());
 }
@@ -440,6 +452,36 @@ fn script_mode_fails_when_a_line_is_not_delivered() {
     server.kill();
     bob.expect_err("-- disconnected");
     assert_eq!(bob.wait().code(), Some(1));
+}
+
+/// A script whose `/join` is refused (a wrong password) stops there: the
+/// lines after it were meant for that room, and do not go to the room it
+/// is still in.
+#[test]
+fn a_script_stops_at_a_join_refused() {
+    let server = Server::start(&[]);
+    let carol = ChatClient::join(
+        &server.addr,
+        "carol",
+        &["--room", "vault", "--room-password", "pw"],
+    );
+    carol.expect("-- vault: carol");
+    let bob = ChatClient::join(&server.addr, "bob", &[]);
+    let mut ada = ChatClient::join(&server.addr, "ada", &[]);
+    bob.expect("-- ada joined lobby");
+    ada.say("before");
+    ada.say("/join vault nope");
+    ada.say("meant for the vault");
+    ada.expect_err("stopping: the lines after it are not sent");
+    assert_eq!(ada.finish().code(), Some(1));
+    let lines = bob.lines_until("-- ada left lobby");
+    assert!(
+        lines.iter().any(|l| l.contains("<ada> before")),
+        "{lines:?}"
+    );
+    assert!(!lines.iter().any(|l| l.contains("meant for")), "{lines:?}");
+    drop((bob, carol));
+    assert!(server.terminate().success());
 }
 
 /// On a terminal, the roster that answers a join or a `/who` arrives just

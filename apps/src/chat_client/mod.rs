@@ -272,6 +272,12 @@ impl Chat {
             Ok(Command::Send(Message::Join(j))) => {
                 if !self.join(&j.room, j.password.as_deref()) {
                     self.failed();
+                    // A script's next lines were meant for that room, not
+                    // the one it is still in.
+                    if !self.interactive {
+                        self.complain("stopping: the lines after it are not sent");
+                        return Step::Quit(Some("could not join the room".into()));
+                    }
                 }
             }
             Ok(Command::Send(message)) => match self.session() {
@@ -331,12 +337,30 @@ impl Chat {
                 match &self.link {
                     // Joined again after a reconnect, with its password.
                     Some(link) => link.join_confirmed(room, password, ANSWER_PATIENCE),
+                    // A script's join refused as too fast is sent again
+                    // once the server allows, as its lines are.
+                    None if !self.interactive => {
+                        let join = lanlink_proto::chat::Join {
+                            room: room.to_owned(),
+                            password: password.map(str::to_owned),
+                        };
+                        lock(&self.pacing).send(&session, join)
+                    }
                     None => session.join_confirmed(room, password, ANSWER_PATIENCE),
                 }
             }
         };
         match asked {
             Ok(()) => {}
+            // A script hides refusals for sending too fast: said here.
+            Err(ClientError::Refused { code, reason })
+                if code == ErrorCode::RATE_LIMITED && !self.interactive =>
+            {
+                self.complain(&format!(
+                    "not joined to {room}: the server kept refusing it as too fast ({reason})"
+                ));
+                return false;
+            }
             // Shown already, as the event it also is.
             Err(ClientError::Refused { .. }) => return false,
             Err(ClientError::Unconfirmed { .. }) => {
@@ -381,7 +405,9 @@ impl Chat {
                 self.remember(message);
                 true
             }
-            Err(ClientError::Refused { code, reason }) if code == ErrorCode::RATE_LIMITED => {
+            Err(ClientError::Refused { code, reason })
+                if code == ErrorCode::RATE_LIMITED && !self.interactive =>
+            {
                 self.complain(&format!(
                     "not delivered: the server kept refusing it as too fast ({reason})"
                 ));
