@@ -121,7 +121,9 @@ impl Session {
     /// start, so the refusals of lines sent earlier without waiting (a
     /// burst of [`say`](Self::say)s refused as too fast) are not blamed on
     /// it. Lines other threads send on this session at the same time may
-    /// be refused in between, and reported here too.
+    /// be refused in between, and reported here too; so may what the
+    /// server answers late (a private message to another server's user,
+    /// above) if its refusal comes while this waits.
     pub fn send_confirmed(
         &self,
         message: impl Into<Message>,

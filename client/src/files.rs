@@ -380,9 +380,11 @@ impl<'a, A, P, E> Receiving<'a, A, P, E> {
     /// still arriving waits for the first to end. A file that failed (a
     /// wrong hash, a name that cannot be written here, a sender gone) does
     /// not end the loop. Losing the connection does, with its error. Files
-    /// still arriving once the last one wanted is in are cut off, their
-    /// partial files kept to be resumed. Other events on the session's
-    /// events are dropped.
+    /// still arriving once the last one wanted is in go on arriving, on
+    /// their threads, unheard by `on_end`, for as long as the session
+    /// lives: close it to cut them off (their partial files are kept, to
+    /// be resumed). Other events on the session's events are dropped
+    /// while it runs.
     pub fn run<R>(self) -> Result<usize, ClientError>
     where
         A: FnMut(&IncomingOffer) -> OfferAnswer,

@@ -331,7 +331,13 @@ impl Reconnecting {
         let session = self.current()?;
         rooms.asking(room, password);
         drop(rooms);
-        session.join_confirmed(room, password, patience)
+        let joined = session.join_confirmed(room, password, patience);
+        if let Err(ClientError::Refused { .. }) = joined {
+            // Not asked again on the next connection: a wrong password
+            // would spend the server's guesses for the address.
+            lock(&self.inner.rooms).asked.remove(&fold(room));
+        }
+        joined
     }
 
     /// Whether it gave up or was closed: no connection will come again.

@@ -169,8 +169,9 @@ fn close_during_a_reconnect_that_succeeds_returns() {
 
 /// A refusal of something else between a join and its answer does not
 /// lose the join's password: the room is joined again with it.
-/// A server that lets "bot" into any room it asks for, confirms what it
-/// is asked to, and refuses every private message (no such user).
+/// A server that lets "bot" into any room it asks for (but refuses the
+/// password "wrong"), confirms what it is asked to, and refuses every
+/// private message (no such user).
 fn letting_in() -> Fake {
     Fake::start(
         Box::new(|_, conn| {
@@ -183,6 +184,12 @@ fn letting_in() -> Fake {
                 let _ = conn.send(&Frame::control(control::Error {
                     code: ErrorCode::NOT_FOUND,
                     message: "no such user".into(),
+                }));
+            }
+            Message::Join(j) if j.password.as_deref() == Some("wrong") => {
+                let _ = conn.send(&Frame::control(control::Error {
+                    code: ErrorCode::FORBIDDEN,
+                    message: "wrong password".into(),
                 }));
             }
             Message::Join(j) => {
@@ -238,13 +245,24 @@ fn a_session_whose_events_were_dropped_still_connects_and_joins_again() {
         std::thread::sleep(Duration::from_millis(10));
     }
     assert_eq!(link.rooms(), ["lobby", "ops"]);
+    // Refused: not asked again (a wrong password would spend the
+    // server's guesses).
+    let wrong = link
+        .join_confirmed("vault", Some("wrong"), Duration::from_secs(5))
+        .unwrap_err();
+    assert!(matches!(wrong, ClientError::Refused { .. }), "{wrong:?}");
     fake.conn(0).close("restart");
     let deadline = Instant::now() + Duration::from_secs(10);
     while fake.joins_on(1).is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
+    std::thread::sleep(Duration::from_millis(300));
     let joins = fake.joins_on(1);
-    assert_eq!(joins.len(), 1, "not joined again: {joins:?}");
+    assert_eq!(
+        joins.len(),
+        1,
+        "not joined again, or vault asked again: {joins:?}"
+    );
     assert_eq!(joins[0].password.as_deref(), Some("pw"));
     assert!(link.is_connected());
     link.say_confirmed("ops", "back", Duration::from_secs(5))
