@@ -175,9 +175,9 @@ enum Cmd {
         /// The same as --on-conflict overwrite.
         #[arg(long)]
         force: bool,
-        /// Exit after this many files.
+        /// Exit after this many files (at least 1).
         #[arg(long)]
-        count: Option<usize>,
+        count: Option<std::num::NonZeroUsize>,
         #[command(flatten)]
         auth: Auth,
     },
@@ -742,7 +742,7 @@ fn run(command: Cmd) -> Result<i32, ClientError> {
                 } else {
                     on_conflict
                 },
-                count,
+                count: count.map(std::num::NonZeroUsize::get),
             };
             let result = files::receive(&session, &events, &dir, how);
             session.close("done");
