@@ -334,8 +334,18 @@ impl Reconnecting {
         let joined = session.join_confirmed(room, password, patience);
         if let Err(ClientError::Refused { .. }) = joined {
             // Not asked again on the next connection: a wrong password
-            // would spend the server's guesses for the address.
-            lock(&self.inner.rooms).asked.remove(&fold(room));
+            // would spend the server's guesses for the address. (A loss
+            // that came meanwhile moved it among the rooms to join again.)
+            let mut rooms = lock(&self.inner.rooms);
+            let key = fold(room);
+            rooms.asked.remove(&key);
+            if rooms
+                .rejoining
+                .get(&key)
+                .is_some_and(|(_, p)| p.as_deref() == password)
+            {
+                rooms.rejoining.remove(&key);
+            }
         }
         joined
     }
@@ -511,7 +521,8 @@ fn emit(out: &mut Outbox, stop: &Receiver<()>, mut event: Event) {
         return;
     }
     loop {
-        let sent = if closing(stop) {
+        // Once closing or dropped, what finds no room is dropped at once.
+        let sent = if closing(stop) || out.reader.gone() {
             match out.tx.try_send(event) {
                 Err(TrySendError::Full(_)) => return,
                 sent => sent.map_err(|_| ()),

@@ -646,8 +646,10 @@ fn dispatch(
         loop {
             // An application that holds its events but stopped reading
             // must not keep the session from closing: once closing, what
-            // finds no room is dropped at once.
-            if shared.stopping.load(Ordering::Relaxed) {
+            // finds no room is dropped at once. So once the events were
+            // dropped (a clone of their receiver left unread must not stop
+            // the session either).
+            if shared.stopping.load(Ordering::Relaxed) || reader.gone() {
                 if events.try_send(event).is_ok() {
                     queued.sent(weight);
                 }

@@ -323,6 +323,44 @@ fn events_dropped_once_full_hold_nothing_up() {
     link.close("done");
 }
 
+/// Events dropped while a clone of their receiver is kept, unread: once
+/// 4,096 small events fill it, what finds no room is thrown away, and the
+/// session (and a reconnecting one) goes on answering (an outside attack,
+/// helper-75, found both stopped: the wait for room by count checked
+/// only for closing).
+#[test]
+fn a_clone_of_the_receiver_left_unread_does_not_stop_the_session() {
+    let fake = Fake::start(
+        Box::new(|_, conn| {
+            welcome(conn, "bot");
+            for i in 0..6_000 {
+                let _ = conn.send(&Frame::control(ChatMessage::say("lobby", &format!("{i}"))));
+            }
+        }),
+        Box::new(|_, conn, frame| {
+            if let Message::Confirm(c) = &frame.message {
+                let _ = conn.send(&Frame::control(control::Confirmed { token: c.token }));
+            }
+        }),
+    );
+    let (session, events) = builder(&fake.addr).connect().unwrap();
+    let _clone = events.receiver().clone();
+    drop(events);
+    std::thread::sleep(Duration::from_millis(500));
+    session
+        .say_confirmed("lobby", "still here", Duration::from_secs(5))
+        .unwrap();
+    session.close("done");
+
+    let (link, events) = Reconnecting::connect(builder(&fake.addr), fast()).unwrap();
+    let _clone = events.receiver().clone();
+    drop(events);
+    std::thread::sleep(Duration::from_millis(500));
+    link.say_confirmed("lobby", "still here", Duration::from_secs(5))
+        .unwrap();
+    link.close("done");
+}
+
 /// Histories of rooms never asked for (a hostile server's) are shown but
 /// not remembered: nothing is joined again for them.
 #[test]
