@@ -480,6 +480,15 @@ fn a_script_stops_at_a_join_refused() {
         "{lines:?}"
     );
     assert!(!lines.iter().any(|l| l.contains("meant for")), "{lines:?}");
+    // The same for a /join the client could not even send.
+    let mut cy = ChatClient::join(&server.addr, "cy", &[]);
+    bob.expect("-- cy joined lobby");
+    cy.say("/join");
+    cy.say("meant for no room");
+    cy.expect_err("stopping: the lines after it are not sent");
+    assert_eq!(cy.finish().code(), Some(1));
+    let lines = bob.lines_until("-- cy left lobby");
+    assert!(!lines.iter().any(|l| l.contains("meant for")), "{lines:?}");
     drop((bob, carol));
     assert!(server.terminate().success());
 }

@@ -100,6 +100,9 @@ pub(crate) struct Chat {
     failures: AtomicUsize,
     /// How fast a script's lines may go.
     pacing: Mutex<Paced>,
+    /// How fast its joins may go: limited apart from lines (a wait for
+    /// the room-password guesses must not space every later line).
+    join_pacing: Mutex<Paced>,
 }
 
 enum Step {
@@ -303,6 +306,12 @@ impl Chat {
             Err(e) => {
                 self.complain(&e.to_string());
                 self.failed();
+                // A script's /join it could not even send: the lines after
+                // it were meant for that room too.
+                if !self.interactive && line.trim_start().starts_with("/join") {
+                    self.complain("stopping: the lines after it are not sent");
+                    return Step::Quit(Some("could not join the room".into()));
+                }
             }
         }
         Step::Continue
@@ -344,7 +353,7 @@ impl Chat {
                             room: room.to_owned(),
                             password: password.map(str::to_owned),
                         };
-                        lock(&self.pacing).send(&session, join)
+                        lock(&self.join_pacing).send(&session, join)
                     }
                     None => session.join_confirmed(room, password, ANSWER_PATIENCE),
                 }
@@ -515,6 +524,7 @@ pub fn run(options: ChatOptions) -> Result<i32, ClientError> {
         quitting: AtomicBool::new(false),
         failures: AtomicUsize::new(0),
         pacing: Mutex::new(Paced::new().patience(ANSWER_PATIENCE)),
+        join_pacing: Mutex::new(Paced::new().patience(ANSWER_PATIENCE)),
     });
 
     // Nothing is being edited yet: a plain print is safe.
