@@ -15,15 +15,13 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{
-    Receiver, RecvTimeoutError, SendTimeoutError, Sender, TryRecvError, TrySendError,
-};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use lanlink_proto::chat::PresenceChange;
 use lanlink_services::chat::names::fold;
-use lanlink_transport::{CloseReason, QueuedBytes};
+use lanlink_transport::CloseReason;
 
 use crate::resume::{worth_connecting_again, worth_reconnecting_after};
-use crate::session::lock;
+use crate::session::{lock, EventsOut};
 use crate::{Backoff, ClientError, Event, Events, Session, SessionBuilder};
 
 /// A connection that lasted this long was a good one: the waits before
@@ -229,18 +227,12 @@ impl Reconnecting {
             stop,
             follower: Mutex::new(None),
         });
-        let (tx, reader, events_out) = Events::channel();
+        let (mut out, events_out) = Events::channel();
         let follower = {
             let inner = Arc::downgrade(&inner);
             std::thread::Builder::new()
                 .name("lanlink-reconnect".into())
                 .spawn(move || {
-                    let mut out = Outbox {
-                        tx,
-                        queued: QueuedBytes::new(crate::session::EVENT_BYTES),
-                        reader,
-                        gone: false,
-                    };
                     follow(&inner, events, &builder, backoff, &mut out);
                 })
                 .map_err(|e| {
@@ -443,7 +435,7 @@ fn follow(
     mut events: Events,
     builder: &SessionBuilder,
     mut backoff: Backoff,
-    out: &mut Outbox,
+    out: &mut EventsOut,
 ) {
     let Some(stop) = inner.upgrade().map(|i| i.stop.clone()) else {
         return;
@@ -499,61 +491,13 @@ fn follow(
     }
 }
 
-/// Hands `event` to the application, if it still reads them: one that
+/// Hands `event` to the application (see [`EventsOut::emit`]): one that
 /// dropped its [`Events`] (it reads none) still has its session connect
-/// again and join its rooms again, only the events are dropped. An
-/// application that holds its events but stopped reading does not keep a
-/// [`Reconnecting::close`] waiting: once closing, what finds no room is
-/// dropped.
-fn emit(out: &mut Outbox, stop: &Receiver<()>, mut event: Event) {
-    if out.gone {
-        return;
-    }
-    let weight = event.weight();
-    let reader = &out.reader;
-    if !out
-        .queued
-        .wait_for_room(&out.tx, weight, || closing(stop) || reader.gone())
-        && !matches!(event, Event::Disconnected(_))
-    {
-        // Closing, or the events dropped, and no room: dropped, as the
-        // doc above says.
-        return;
-    }
-    loop {
-        // Once closing or dropped, what finds no room is dropped at once.
-        let sent = if closing(stop) || out.reader.gone() {
-            match out.tx.try_send(event) {
-                Err(TrySendError::Full(_)) => return,
-                sent => sent.map_err(|_| ()),
-            }
-        } else {
-            match out.tx.send_timeout(event, Duration::from_millis(100)) {
-                Err(SendTimeoutError::Timeout(back)) => {
-                    event = back;
-                    continue;
-                }
-                sent => sent.map_err(|_| ()),
-            }
-        };
-        match sent {
-            Ok(()) => out.queued.sent(weight),
-            // Nobody reads them any more.
-            Err(()) => out.gone = true,
-        }
-        return;
-    }
-}
-
-/// Where the application's events go, bounded in number by the channel
-/// and in bytes by `queued`.
-struct Outbox {
-    tx: Sender<Event>,
-    queued: QueuedBytes,
-    /// Whether the application still holds its [`Events`].
-    reader: crate::session::Reader,
-    /// Nobody reads the events any more (none is sent).
-    gone: bool,
+/// again and join its rooms again, only the events are dropped; one that
+/// holds them but stopped reading does not keep a
+/// [`Reconnecting::close`] waiting.
+fn emit(out: &mut EventsOut, stop: &Receiver<()>, event: Event) {
+    out.emit(event, || closing(stop));
 }
 
 /// Connects again, `backoff` apart, telling `tx` of each wait and
@@ -565,7 +509,7 @@ fn connect_again(
     builder: &SessionBuilder,
     backoff: &mut Backoff,
     reason: &CloseReason,
-    out: &mut Outbox,
+    out: &mut EventsOut,
 ) -> Option<Events> {
     let mut attempt: u32 = 0;
     loop {

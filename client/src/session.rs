@@ -375,13 +375,13 @@ impl Session {
     fn start(client: Client, trust: TrustOutcome) -> Result<(Session, Events), ClientError> {
         let (gone_tx, gone) = crossbeam_channel::bounded::<()>(0);
         let shared = Arc::new(Shared::new(client.welcome().name.clone(), gone));
-        let (events_tx, reader, events) = Events::channel();
+        let (events_out, events) = Events::channel();
         let incoming = client.events().clone();
         let dispatcher = {
             let shared = shared.clone();
             std::thread::Builder::new()
                 .name("lanlink-session".into())
-                .spawn(move || dispatch(&shared, &incoming, (&events_tx, &reader), gone_tx))
+                .spawn(move || dispatch(&shared, &incoming, events_out, gone_tx))
                 .map_err(ClientError::Thread)?
         };
         let inner = Inner {
@@ -561,27 +561,64 @@ pub struct Events {
     _held: Arc<()>,
 }
 
-/// Whether the application still holds its [`Events`]: once it dropped
-/// them, a producer waiting for room in them gives up. (A channel keeps
-/// what was in it, and counts it, after its last receiver is gone: a
-/// producer waiting for the bytes to be read would wait for ever.)
-#[derive(Debug, Clone)]
-pub(crate) struct Reader(std::sync::Weak<()>);
+/// Where a session's events go to the application ([`Events`]): bounded
+/// in number by the channel and in bytes by `queued`. The one way events
+/// are handed on, by a session's dispatcher and by a
+/// [`Reconnecting`](crate::Reconnecting)'s follower alike.
+#[derive(Debug)]
+pub(crate) struct EventsOut {
+    tx: Sender<Event>,
+    queued: QueuedBytes,
+    /// Whether the application still holds its [`Events`]. (A channel
+    /// keeps what was in it, and counts it, after its last receiver is
+    /// gone: without this a producer waiting for the bytes to be read would
+    /// wait for ever.)
+    reader: std::sync::Weak<()>,
+}
 
-impl Reader {
-    pub(crate) fn gone(&self) -> bool {
-        self.0.strong_count() == 0
+impl EventsOut {
+    /// Hands `event` to the application. It waits for room while the
+    /// application reads, and drops what finds no room once `closing`
+    /// says so or the events were dropped: an application that holds its
+    /// events but stopped reading must not keep the session from closing,
+    /// and one that dropped them (a clone of their receiver left unread
+    /// included) must not stop it. The last event, `Disconnected`, is
+    /// small and goes if it can.
+    pub(crate) fn emit(&mut self, mut event: Event, closing: impl Fn() -> bool) {
+        let weight = event.weight();
+        let reader = &self.reader;
+        let give_up = || closing() || reader.strong_count() == 0;
+        let room = self.queued.wait_for_room(&self.tx, weight, give_up);
+        if !room && !matches!(event, Event::Disconnected(_)) {
+            return;
+        }
+        loop {
+            if give_up() {
+                if self.tx.try_send(event).is_ok() {
+                    self.queued.sent(weight);
+                }
+                return;
+            }
+            match self.tx.send_timeout(event, Duration::from_millis(100)) {
+                Ok(()) => return self.queued.sent(weight),
+                Err(SendTimeoutError::Disconnected(_)) => return,
+                Err(SendTimeoutError::Timeout(back)) => event = back,
+            }
+        }
     }
 }
 
 impl Events {
-    /// Events for the application: the producer's end, what tells it
-    /// whether they were dropped, and the events.
-    pub(crate) fn channel() -> (Sender<Event>, Reader, Events) {
+    /// Events for the application, and where their producer puts them.
+    pub(crate) fn channel() -> (EventsOut, Events) {
         let (tx, rx) = crossbeam_channel::bounded(EVENT_CAPACITY);
         let held = Arc::new(());
-        let reader = Reader(Arc::downgrade(&held));
-        (tx, reader, Events { rx, _held: held })
+        let out = EventsOut {
+            tx,
+            queued: QueuedBytes::new(EVENT_BYTES),
+            reader: Arc::downgrade(&held),
+        };
+        (out, Events { rx, _held: held })
     }
 
     /// Waits for the next event; `None` once the session is over.
@@ -627,46 +664,14 @@ impl Iterator for Events {
 fn dispatch(
     shared: &Shared,
     incoming: &Receiver<lanlink_transport::Event>,
-    (events, reader): (&Sender<Event>, &Reader),
+    mut events: EventsOut,
     _gone: Sender<()>,
 ) {
-    // Bounded in bytes too: a hostile server's histories of 16 MiB to an
-    // application that reads slowly would otherwise pile up by thousands.
-    let mut queued = QueuedBytes::new(EVENT_BYTES);
-    let mut emit = |mut event: Event| {
-        let weight = event.weight();
-        let room = queued.wait_for_room(events, weight, || {
-            shared.stopping.load(Ordering::Relaxed) || reader.gone()
-        });
-        // Closing, or the events dropped, and the application has not
-        // taken what it has: drop (all but the last event, which is small).
-        if !room && !matches!(event, Event::Disconnected(_)) {
-            return;
-        }
-        loop {
-            // An application that holds its events but stopped reading
-            // must not keep the session from closing: once closing, what
-            // finds no room is dropped at once. So once the events were
-            // dropped (a clone of their receiver left unread must not stop
-            // the session either).
-            if shared.stopping.load(Ordering::Relaxed) || reader.gone() {
-                if events.try_send(event).is_ok() {
-                    queued.sent(weight);
-                }
-                return;
-            }
-            match events.send_timeout(event, Duration::from_millis(100)) {
-                Ok(()) => return queued.sent(weight),
-                Err(SendTimeoutError::Disconnected(_)) => return,
-                Err(SendTimeoutError::Timeout(back)) => {
-                    if shared.stopping.load(Ordering::Relaxed) {
-                        return;
-                    }
-                    event = back;
-                }
-            }
-        }
-    };
+    // Bounded in bytes too (`EventsOut`): a hostile server's histories of
+    // 16 MiB to an application that reads slowly would otherwise pile up
+    // by thousands.
+    let closing = || shared.stopping.load(Ordering::Relaxed);
+    let mut emit = |event: Event| events.emit(event, closing);
     for event in incoming.iter() {
         match event {
             lanlink_transport::Event::Frame { frame, .. } => {
