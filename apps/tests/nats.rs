@@ -295,8 +295,20 @@ fn private_messages_cross_servers_and_unknowns_are_answered() {
         !seen.iter().any(|l| l.contains("> x") || l.contains("> y")),
         "{seen:?}"
     );
-    // Ada's exit status counts her refused lines (it may be 1): not checked.
-    let _ = ada.finish();
+    // Her two refused lines make her script's exit status 1.
+    assert_eq!(ada.finish().code(), Some(1));
+    // A script whose last line is a private message another server
+    // refuses knows it before it ends: the server answers its `Confirm`
+    // only once that server has answered (it used to answer at once, and
+    // the script exited 0).
+    let mut cy = ChatClient::join(&a.addr, "cy", &[]);
+    cy.say("/msg nobody@b lost");
+    assert_eq!(cy.finish().code(), Some(1));
+    // One the other server delivered: 0.
+    let mut dee = ChatClient::join(&a.addr, "dee", &[]);
+    dee.say("/msg bob@b delivered");
+    assert!(dee.finish().success());
+    bob.expect("[pm] <dee@a> delivered");
     assert!(bob.finish().success());
     assert!(a.terminate().success());
     assert!(b.terminate().success());

@@ -97,11 +97,11 @@ impl Session {
     /// without refusing it.
     ///
     /// The server answers a `Confirm` sent after the message only once it has
-    /// handled everything before it (see the protocol's `Confirm`). What it
-    /// handles later is not covered: a private message to a user on
-    /// another server (scale-out) is refused once that server answers, as
-    /// an [`Event::ServerError`](crate::Event::ServerError) after this
-    /// returned.
+    /// handled everything before it (see the protocol's `Confirm`),
+    /// including a private message to a user on another server
+    /// (scale-out): the answer waits for that server's, at most 5 s. What
+    /// the server handles later is not covered: a file request's reading
+    /// and hashing.
     ///
     /// The dispatcher recognises the answer as it hands the session's
     /// [`Events`](crate::Events) on: read them (or drop them), or the
@@ -121,9 +121,10 @@ impl Session {
     /// start, so the refusals of lines sent earlier without waiting (a
     /// burst of [`say`](Self::say)s refused as too fast) are not blamed on
     /// it. Lines other threads send on this session at the same time may
-    /// be refused in between, and reported here too; so may what the
-    /// server answers late (a private message to another server's user,
-    /// above) if its refusal comes while this waits.
+    /// be refused in between, and reported here too; so may a private
+    /// message to another server's user sent before the marking
+    /// confirmation, if that server takes more than the 5 s its answer is
+    /// waited for.
     pub fn send_confirmed(
         &self,
         message: impl Into<Message>,

@@ -498,6 +498,9 @@ pub struct Hub {
     remote_media: crate::remote_media::RemoteMedia,
     /// Other servers as connections of the file service.
     remote_files: crate::remote_files::RemoteFiles,
+    /// Confirmations waiting for other servers' answers to private
+    /// messages sent before them.
+    held_confirms: crate::confirms::HeldConfirms,
     /// File requests and peers' `Error` frames logged at the info level,
     /// per address: a burst of 20, then one a second (the rest at the
     /// debug level).
@@ -573,6 +576,7 @@ impl Hub {
             },
             nats,
             remote_files: crate::remote_files::RemoteFiles::default(),
+            held_confirms: Default::default(),
             file_log: KeyedBuckets::new(
                 Rate {
                     burst: 20,
@@ -714,25 +718,32 @@ impl Hub {
             NatsEvent::WhisperAnswer { sender, to, answer } => {
                 use crate::nats::WhisperAnswer;
                 let error = match answer {
-                    WhisperAnswer::Delivered => return,
-                    WhisperAnswer::Unknown => ServiceError::NoSuchUser { name: to },
-                    WhisperAnswer::Busy => ServiceError::Unreachable {
+                    WhisperAnswer::Delivered => None,
+                    WhisperAnswer::Unknown => Some(ServiceError::NoSuchUser { name: to }),
+                    WhisperAnswer::Busy => Some(ServiceError::Unreachable {
                         name: to,
                         reason: "its server is busy, try again",
-                    },
-                    WhisperAnswer::Refused => ServiceError::Unreachable {
+                    }),
+                    WhisperAnswer::Refused => Some(ServiceError::Unreachable {
                         name: to,
                         reason: "its server refused the message",
-                    },
-                    WhisperAnswer::Unreachable => ServiceError::Unreachable {
+                    }),
+                    WhisperAnswer::Unreachable => Some(ServiceError::Unreachable {
                         name: to,
                         reason: "its server did not answer",
-                    },
+                    }),
                 };
-                self.out.push(Outgoing {
-                    to: sender,
-                    frame: error.to_frame().into(),
-                });
+                if let Some(error) = error {
+                    self.out.push(Outgoing {
+                        to: sender,
+                        frame: error.to_frame().into(),
+                    });
+                }
+                // The refusal first, then the confirmations that waited.
+                for token in self.held_confirms.answered(sender) {
+                    self.out
+                        .push(Outgoing::control(sender, control::Confirmed { token }));
+                }
                 return;
             }
             NatsEvent::Presence { server, presence } => {
@@ -764,6 +775,12 @@ impl Hub {
     /// [`flush`](Self::flush)).
     pub fn tick(&mut self, now: Now) {
         self.file.tick(now.instant);
+        for (conn, tokens) in self.held_confirms.expired(now.instant) {
+            for token in tokens {
+                self.out
+                    .push(Outgoing::control(conn, control::Confirmed { token }));
+            }
+        }
         if let Some((link, _)) = &self.nats {
             link.set_presence(self.chat.shared_rosters());
             self.remote_media.tick(&self.media, link);
@@ -860,6 +877,7 @@ impl Hub {
             Event::Closed { conn, reason, .. } => {
                 if let Some((handle, _)) = self.conns.remove(&conn) {
                     self.receivers.remove(&conn);
+                    self.held_confirms.closed(conn);
                     self.outside_chat.remove(&conn);
                     self.since.remove(&conn);
                     // Shown to everyone in its rooms: the peer's goodbye
@@ -985,7 +1003,10 @@ impl Hub {
                         },
                     ));
                 }
-                _ => self.chat.handle(conn, frame.message, now, &mut self.out),
+                _ => {
+                    self.chat.handle(conn, frame.message, now, &mut self.out);
+                    self.hand_whispers(now.instant);
+                }
             },
             Service::File => {
                 let ip = handle.peer().ip().to_canonical();
@@ -1058,9 +1079,13 @@ impl Hub {
             Service::Control if matches!(frame.message, Message::Confirm(_)) => {
                 // Everything this connection sent before is handled and
                 // its answers are queued: the answer comes after them.
+                // Private messages to other servers are handled once those
+                // answer: their refusals come before the answer too.
                 if let Message::Confirm(control::Confirm { token }) = frame.message {
-                    self.out
-                        .push(Outgoing::control(conn, control::Confirmed { token }));
+                    for token in self.held_confirms.confirm(conn, token, now.instant) {
+                        self.out
+                            .push(Outgoing::control(conn, control::Confirmed { token }));
+                    }
                 }
             }
             Service::Control if matches!(frame.message, Message::Error(_)) => {
@@ -1419,16 +1444,17 @@ impl Hub {
         self.flush();
     }
 
-    /// Queues everything the services produced (and hands their jobs to
-    /// the workers). A frame sent to many recipients in a row (a room
-    /// broadcast) is encoded once.
-    pub fn flush(&mut self) {
-        if let Some((link, _)) = &mut self.nats {
-            for event in self.chat.take_room_events() {
-                link.publish(event);
-            }
-            for whisper in self.chat.take_remote_whispers() {
-                if let Err(w) = link.whisper(whisper) {
+    /// Hands the chat's private messages for users on other servers to
+    /// NATS, and counts each against its sender's confirmations.
+    fn hand_whispers(&mut self, now: Instant) {
+        let Some((link, _)) = &mut self.nats else {
+            return;
+        };
+        for whisper in self.chat.take_remote_whispers() {
+            let sender = whisper.sender;
+            match link.whisper(whisper) {
+                Ok(()) => self.held_confirms.whisper_sent(sender, now),
+                Err(w) => {
                     let busy = ServiceError::Unreachable {
                         name: format!("{}@{}", w.message.to, w.server),
                         reason: "too many private messages wait for other servers",
@@ -1438,6 +1464,17 @@ impl Hub {
                         frame: busy.to_frame().into(),
                     });
                 }
+            }
+        }
+    }
+
+    /// Queues everything the services produced (and hands their jobs to
+    /// the workers). A frame sent to many recipients in a row (a room
+    /// broadcast) is encoded once.
+    pub fn flush(&mut self) {
+        if let Some((link, _)) = &mut self.nats {
+            for event in self.chat.take_room_events() {
+                link.publish(event);
             }
         }
         for job in self.file.take_jobs() {

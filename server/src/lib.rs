@@ -41,6 +41,7 @@
     )
 )]
 
+mod confirms;
 mod error;
 pub mod http;
 mod hub;
