@@ -342,23 +342,28 @@ fn a_chunk_corrupted_in_transit_publishes_nothing() {
     assert!(server.terminate().success());
 }
 
+/// `lanlink receive ADDR --name NAME -o DIR --yes --count 1`.
+fn receive_one(addr: &str, name: &str, dir: &Path) -> std::process::Child {
+    lanlink_spawn(&[
+        "receive",
+        addr,
+        "--name",
+        name,
+        "-o",
+        s(dir),
+        "--yes",
+        "--count",
+        "1",
+    ])
+}
+
 #[test]
 fn users_send_files_to_each_other_through_the_server() {
     let t = Scratch::new("send");
     let (src, rx) = (t.dir("src"), t.dir("rx"));
     write_file(&src.join("photo.jpg"), 3 * MIB + 17, 4);
     let server = Server::start(&[]);
-    let receiver = lanlink_spawn(&[
-        "receive",
-        &server.addr,
-        "--name",
-        "bob",
-        "-o",
-        s(&rx),
-        "--yes",
-        "--count",
-        "1",
-    ]);
+    let receiver = receive_one(&server.addr, "bob", &rx);
     // Wait until bob is connected before offering.
     let deadline = Instant::now() + Duration::from_secs(10);
     let out = loop {
@@ -419,6 +424,52 @@ fn users_send_files_to_each_other_through_the_server() {
         text(&out.stderr)
     );
     drop(receiver);
+    assert!(server.terminate().success());
+}
+
+/// `lanlink receive --count 1` offered two files at once takes one: the
+/// other waits, and is declined once the first is in, so that nothing is
+/// left half-received when it exits (both used to arrive side by side,
+/// and the one still arriving was cut off by its exit). Two: a server
+/// lets one address have two offers to a user waiting.
+#[test]
+fn a_receiver_takes_only_the_files_it_wants() {
+    let t = Scratch::new("enough");
+    let (src, rx) = (t.dir("src"), t.dir("rx"));
+    let server = Server::start(&[]);
+    let mut receiver = receive_one(&server.addr, "bob", &rx);
+    let names = ["a.bin", "b.bin"];
+    for (i, name) in names.iter().enumerate() {
+        write_file(&src.join(name), 32 * MIB + i, i as u32 + 7);
+    }
+    // Bob is connected once he says he waits.
+    let mut out = std::io::BufReader::new(receiver.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert!(line.contains("waiting for files as bob"), "{line}");
+    let senders: Vec<_> = names
+        .iter()
+        .map(|name| {
+            let path = src.join(name);
+            lanlink_spawn(&["send", &server.addr, "--to", "bob", s(&path)])
+        })
+        .collect();
+    let outputs: Vec<_> = senders
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    let status = common::wait_timeout(&mut receiver, common::PATIENCE).expect("bob exits");
+    assert!(status.success());
+    let delivered: Vec<usize> = (0..2).filter(|&i| outputs[i].status.success()).collect();
+    assert_eq!(delivered.len(), 1, "{outputs:?}");
+    for o in outputs.iter().filter(|o| !o.status.success()) {
+        let err = text(&o.stderr);
+        assert!(err.contains("has all the files it wanted"), "{err}");
+    }
+    // Exactly the one delivered file, whole, and nothing partial.
+    let got = names[delivered[0]];
+    assert_eq!(walk(&rx), vec![rx.join(got).display().to_string()]);
+    assert!(same(&src.join(got), &rx.join(got)));
     assert!(server.terminate().success());
 }
 

@@ -377,14 +377,17 @@ impl<'a, A, P, E> Receiving<'a, A, P, E> {
     /// Accepted files arrive side by side, up to [`RECEIVING_AT_ONCE`],
     /// each on a thread of its own with a reporter of its own: a sender
     /// that stalls holds up its own file only. A second offer of a name
-    /// still arriving waits for the first to end. A file that failed (a
+    /// still arriving waits for the first to end. With a
+    /// [`count`](Self::count), no more files arrive at once than are
+    /// still wanted: the other offers wait (unanswered) until one ends,
+    /// and those still waiting when the last file wanted is in are
+    /// declined, their senders told the receiver has all it wanted. So
+    /// nothing is left arriving when this returns. A file that failed (a
     /// wrong hash, a name that cannot be written here, a sender gone) does
-    /// not end the loop. Losing the connection does, with its error. Files
-    /// still arriving once the last one wanted is in go on arriving, on
-    /// their threads, unheard by `on_end`, for as long as the session
-    /// lives: close it to cut them off (their partial files are kept, to
-    /// be resumed). Other events on the session's events are dropped
-    /// while it runs.
+    /// not end the loop, and the next offer takes its place. Losing the
+    /// connection ends it, with its error (files still arriving then keep
+    /// their partial files, to be resumed). Other events on the session's
+    /// events are dropped while it runs.
     pub fn run<R>(self) -> Result<usize, ClientError>
     where
         A: FnMut(&IncomingOffer) -> OfferAnswer,
@@ -425,11 +428,16 @@ impl<'a, A, P, E> Receiving<'a, A, P, E> {
                 }
             }
             if count.is_some_and(|c| received >= c) {
+                for offer in waiting {
+                    // Told, if the connection still allows it.
+                    let _ = session.decline_file(&offer, ENOUGH);
+                }
                 return Ok(received);
             }
+            let wanted = count.is_none_or(|c| received + busy.len() < c);
             let free = waiting.iter().position(|o| !busy.contains(&arriving(o)));
             let offer = match free {
-                Some(i) if busy.len() < RECEIVING_AT_ONCE => waiting.remove(i),
+                Some(i) if busy.len() < RECEIVING_AT_ONCE && wanted => waiting.remove(i),
                 _ => {
                     match events.recv_timeout(Duration::from_millis(100)) {
                         // Offers for names still arriving wait here; a
@@ -472,6 +480,10 @@ impl<'a, A, P, E> Receiving<'a, A, P, E> {
         }
     }
 }
+
+/// Why [`Receiving::run`] declines the offers still waiting once it has
+/// the files it wanted.
+const ENOUGH: &str = "the receiver has all the files it wanted";
 
 /// How long [`Session::put`] of one file keeps trying while the server
 /// says it is busy (its buffers for everyone's uploads are full).

@@ -175,7 +175,8 @@ enum Cmd {
         /// The same as --on-conflict overwrite.
         #[arg(long)]
         force: bool,
-        /// Exit after this many files (at least 1).
+        /// Exit after this many files (at least 1); no more arrive at once
+        /// than are still wanted, and offers left waiting are declined.
         #[arg(long)]
         count: Option<std::num::NonZeroUsize>,
         #[command(flatten)]
