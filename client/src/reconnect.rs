@@ -134,7 +134,14 @@ impl Rooms {
                     (Some((_, password, _)), _) => password,
                     (None, Some((_, password))) => password,
                     (None, None) if first => None,
-                    (None, None) => return,
+                    // Entered already (a confirmed join): the server's
+                    // spelling of its name.
+                    (None, None) => {
+                        if let Some((name, _)) = self.joined.get_mut(&key) {
+                            h.room.clone_into(name);
+                        }
+                        return;
+                    }
                 };
                 if self.joined.len() < MAX_ROOMS || self.joined.contains_key(&key) {
                     self.joined.insert(key, (h.room.clone(), password));
@@ -153,6 +160,18 @@ impl Rooms {
                 n.new.clone_into(&mut self.me);
             }
             _ => {}
+        }
+    }
+
+    /// The server confirmed a join of `room`: in it now, even before
+    /// its history has come through the events (spelled as asked until
+    /// then).
+    fn confirmed(&mut self, room: &str) {
+        let key = fold(room);
+        if let Some((name, password, _)) = self.asked.remove(&key) {
+            if self.joined.len() < MAX_ROOMS || self.joined.contains_key(&key) {
+                self.joined.insert(key, (name, password));
+            }
         }
     }
 
@@ -324,6 +343,10 @@ impl Reconnecting {
         rooms.asking(room, password);
         drop(rooms);
         let joined = session.join_confirmed(room, password, patience);
+        if joined.is_ok() {
+            // `rooms` lists it at once, not once the history has come.
+            lock(&self.inner.rooms).confirmed(room);
+        }
         if let Err(ClientError::Refused { .. }) = joined {
             // Not asked again on the next connection: a wrong password
             // would spend the server's guesses for the address. (A loss

@@ -240,6 +240,13 @@ fn a_session_whose_events_were_dropped_still_connects_and_joins_again() {
     let (link, _) = Reconnecting::connect(builder(&fake.addr), fast()).unwrap();
     link.join_confirmed("ops", Some("pw"), Duration::from_secs(5))
         .unwrap();
+    // In the room as soon as the join is confirmed (it used to be listed
+    // only once the follower had passed its history).
+    assert!(
+        link.rooms().contains(&"ops".to_owned()),
+        "{:?}",
+        link.rooms()
+    );
     let deadline = Instant::now() + Duration::from_secs(5);
     while link.rooms().len() < 2 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
