@@ -568,6 +568,10 @@ pub struct Events {
 #[derive(Debug)]
 pub(crate) struct EventsOut {
     tx: Sender<Event>,
+    /// The channel's other end, to empty it once the application dropped
+    /// its events: what it left unread (up to [`EVENT_BYTES`]) would
+    /// otherwise stay allocated for as long as the session lives.
+    rx: Receiver<Event>,
     queued: QueuedBytes,
     /// Whether the application still holds its [`Events`]. (A channel
     /// keeps what was in it, and counts it, after its last receiver is
@@ -579,13 +583,22 @@ pub(crate) struct EventsOut {
 impl EventsOut {
     /// Hands `event` to the application. It waits for room while the
     /// application reads, and drops what finds no room once `closing`
-    /// says so or the events were dropped: an application that holds its
-    /// events but stopped reading must not keep the session from closing,
-    /// and one that dropped them (a clone of their receiver left unread
-    /// included) must not stop it. The last event, `Disconnected`, is
-    /// small and goes if it can.
+    /// says so: an application that holds its events but stopped reading
+    /// must not keep the session from closing. Once the events were
+    /// dropped it drops every event, and what they held unread: one that
+    /// dropped them (a clone of their receiver left unread included) must
+    /// neither stop the session nor keep its memory. The last event,
+    /// `Disconnected`, is small and goes if it can.
     pub(crate) fn emit(&mut self, mut event: Event, closing: impl Fn() -> bool) {
         let weight = event.weight();
+        if self.reader.strong_count() == 0 {
+            // Nobody reads them: nothing is kept but the last event.
+            while self.rx.try_recv().is_ok() {}
+            if matches!(event, Event::Disconnected(_)) {
+                let _ = self.tx.try_send(event);
+            }
+            return;
+        }
         let reader = &self.reader;
         let give_up = || closing() || reader.strong_count() == 0;
         let room = self.queued.wait_for_room(&self.tx, weight, give_up);
@@ -615,6 +628,7 @@ impl Events {
         let held = Arc::new(());
         let out = EventsOut {
             tx,
+            rx: rx.clone(),
             queued: QueuedBytes::new(EVENT_BYTES),
             reader: Arc::downgrade(&held),
         };
@@ -647,7 +661,9 @@ impl Events {
 
     /// The channel itself, for `crossbeam_channel::select!`. Keep these
     /// `Events` while reading it: once they are dropped, the session takes
-    /// nobody to be reading, and what finds no room is thrown away.
+    /// nobody to be reading, and at its next event throws away what the
+    /// channel holds and all that comes after (but the last,
+    /// [`Event::Disconnected`]).
     pub fn receiver(&self) -> &Receiver<Event> {
         &self.rx
     }
@@ -950,6 +966,32 @@ mod tests {
                 data: bytes::Bytes::from(vec![0u8; len]),
             },
         )
+    }
+
+    /// Events the application dropped unread are freed at the next event,
+    /// and nothing more is kept but the last (they used to stay allocated,
+    /// up to 64 MiB a queue, for as long as the session lived).
+    #[test]
+    fn events_dropped_unread_are_freed() {
+        let (mut out, events) = Events::channel();
+        let text = |i: usize| {
+            Event::Message(lanlink_proto::chat::ChatMessage::say(
+                "lobby",
+                &format!("{i}"),
+            ))
+        };
+        for i in 0..100 {
+            out.emit(text(i), || false);
+        }
+        assert_eq!(out.tx.len(), 100);
+        // A clone of the receiver, left unread, does not count as a reader.
+        let clone = events.receiver().clone();
+        drop(events);
+        out.emit(text(100), || false);
+        assert!(out.tx.is_empty());
+        out.emit(Event::Disconnected(CloseReason::PeerClosed), || false);
+        assert!(matches!(clone.try_recv(), Ok(Event::Disconnected(_))));
+        assert!(clone.try_recv().is_err());
     }
 
     /// A transfer's frames wait for their reader in bytes too: a server
