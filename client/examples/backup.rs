@@ -17,7 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let builder = Session::builder(host)
         .name("backup")
         .capabilities(Capabilities::FILE);
-    let mut link = Resuming::connect(Resume::default(), move || builder.clone().connect())?;
+    let mut link = Resuming::connect(builder, Resume::default())?;
     let mut progress = ProgressFn::new(|p| match p {
         TransferProgress::Started {
             name,

@@ -142,7 +142,7 @@ pub use files::{
 pub use media::{MediaKind, Publisher, StreamInfo};
 pub use reconnect::Reconnecting;
 pub use resume::{
-    worth_connecting_again, worth_reconnecting_after, Resume, Resuming, PROGRESS_STEP,
+    worth_connecting_again, worth_reconnecting_after, Connect, Resume, Resuming, PROGRESS_STEP,
 };
 #[doc(hidden)]
 #[cfg(any(fuzzing, feature = "fuzzing"))]

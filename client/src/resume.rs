@@ -19,7 +19,7 @@ use lanlink_services::ServiceError;
 use lanlink_transport::{CloseReason, TransportError};
 
 use crate::files::TransferSummary;
-use crate::{Backoff, ClientError, Events, Session};
+use crate::{Backoff, ClientError, Events, Session, SessionBuilder};
 
 /// How long [`Resuming`] keeps trying, and how often.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +53,35 @@ impl Resume {
     }
 }
 
+/// How a [`Resuming`] connects, the first time and each time again.
+///
+/// A [`SessionBuilder`] connects as it was built, each time (as a
+/// [`Reconnecting`](crate::Reconnecting)'s does); a closure returning
+/// [`SessionBuilder::connect`]'s result can connect otherwise the first
+/// time (saying which certificate it pinned) or elsewhere later.
+pub trait Connect {
+    /// Connects once.
+    ///
+    /// # Errors
+    /// As [`SessionBuilder::connect`].
+    fn connect(&mut self) -> Result<(Session, Events), ClientError>;
+}
+
+impl Connect for SessionBuilder {
+    fn connect(&mut self) -> Result<(Session, Events), ClientError> {
+        self.clone().connect()
+    }
+}
+
+impl<F> Connect for F
+where
+    F: FnMut() -> Result<(Session, Events), ClientError>,
+{
+    fn connect(&mut self) -> Result<(Session, Events), ClientError> {
+        self()
+    }
+}
+
 /// A session that is connected again when it is lost, for transfers that
 /// resume over the new connection.
 ///
@@ -68,7 +97,7 @@ impl Resume {
 /// let builder = Session::builder("192.168.1.20")
 ///     .name("backup")
 ///     .capabilities(Capabilities::FILE);
-/// let mut link = Resuming::connect(Resume::default(), move || builder.clone().connect())?;
+/// let mut link = Resuming::connect(builder, Resume::default())?;
 /// let options = TransferOptions::default();
 /// link.run(&mut Quiet, |session, _, progress| {
 ///     session.put("photos".as_ref(), &options, progress)
@@ -90,15 +119,12 @@ impl<C> std::fmt::Debug for Resuming<C> {
     }
 }
 
-impl<C> Resuming<C>
-where
-    C: FnMut() -> Result<(Session, Events), ClientError>,
-{
-    /// Connects with `connect` (the first time, an error is returned at
-    /// once: a wrong address is not waited on), and keeps `connect` to
-    /// connect again.
-    pub fn connect(policy: Resume, mut connect: C) -> Result<Resuming<C>, ClientError> {
-        let session = connect()?;
+impl<C: Connect> Resuming<C> {
+    /// Connects with `connect`, a [`SessionBuilder`] or a closure (the
+    /// first time, an error is returned at once: a wrong address is not
+    /// waited on), and keeps it to connect again, as `policy` says.
+    pub fn connect(mut connect: C, policy: Resume) -> Result<Resuming<C>, ClientError> {
+        let session = connect.connect()?;
         Ok(Resuming {
             policy,
             connect,
@@ -153,7 +179,7 @@ where
                 }
                 progress.interrupted(&error.to_string(), wait);
                 std::thread::sleep(wait);
-                match (self.connect)() {
+                match self.connect.connect() {
                     Ok(session) => {
                         self.session = Some(session);
                         break;

@@ -801,7 +801,6 @@ fn resuming(server: Server, name: String, retry_for: u64) -> Result<files::Link,
     };
     let mut first = true;
     Resuming::connect(
-        policy,
         Box::new(move || {
             // The first time as every command connects (saying which
             // certificate was pinned); again quietly.
@@ -810,7 +809,8 @@ fn resuming(server: Server, name: String, retry_for: u64) -> Result<files::Link,
             } else {
                 server.builder(&name, Capabilities::FILE).connect()
             }
-        }),
+        }) as Box<dyn FnMut() -> Result<(Session, Events), ClientError>>,
+        policy,
     )
 }
 
