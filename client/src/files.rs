@@ -13,6 +13,8 @@
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lanlink_proto::file::DirEntry;
@@ -379,15 +381,18 @@ impl<'a, A, P, E> Receiving<'a, A, P, E> {
     /// that stalls holds up its own file only. A second offer of a name
     /// still arriving waits for the first to end. With a
     /// [`count`](Self::count), no more files arrive at once than are
-    /// still wanted: the other offers wait (unanswered) until one ends,
-    /// and those still waiting when the last file wanted is in are
-    /// declined, their senders told the receiver has all it wanted. So
-    /// nothing is left arriving when this returns. A file that failed (a
-    /// wrong hash, a name that cannot be written here, a sender gone) does
-    /// not end the loop, and the next offer takes its place. Losing the
-    /// connection ends it, with its error (files still arriving then keep
-    /// their partial files, to be resumed). Other events on the session's
-    /// events are dropped while it runs.
+    /// still wanted, not counting those that stall (less than 256 KiB in
+    /// the last 5 s): the other offers wait (unanswered) until one ends or
+    /// stalls. Once the last file wanted is in, the offers still waiting
+    /// are declined and the files still arriving (past a stalled one) are
+    /// cancelled, their senders told the receiver has all it wanted, and
+    /// their partial files kept; so nothing is left arriving when this
+    /// returns. A file that failed (a wrong hash, a name that cannot be
+    /// written here, a sender gone) does not end the loop, and the next
+    /// offer takes its place. Losing the connection ends it, with its
+    /// error (files still arriving then keep their partial files, to be
+    /// resumed). Other events on the session's events are dropped while
+    /// it runs.
     pub fn run<R>(self) -> Result<usize, ClientError>
     where
         A: FnMut(&IncomingOffer) -> OfferAnswer,
@@ -410,32 +415,61 @@ impl<'a, A, P, E> Receiving<'a, A, P, E> {
         let dest = dest.as_path();
         create_folder(dest)?;
         let (done_tx, done) = crossbeam_channel::unbounded();
-        // Names arriving now, and offers waiting for one of them to end.
-        let mut busy: Vec<String> = Vec::new();
+        // Files arriving now, and offers waiting for one of them to end.
+        let mut busy: Vec<Arriving> = Vec::new();
         let mut waiting: VecDeque<IncomingOffer> = VecDeque::new();
         let mut received = 0;
-        loop {
-            while let Ok((offer, result)) = done.try_recv() {
-                let offer: IncomingOffer = offer;
-                busy.retain(|b| *b != arriving(&offer));
-                match result {
-                    Ok(summary) => {
-                        received += 1;
-                        ended(&offer, Ok(summary));
-                    }
-                    Err(e) if session.is_connected() => ended(&offer, Err(e)),
-                    Err(e) => return Err(e),
+        let epoch = Instant::now();
+        // One file ended: counted, and heard.
+        let mut end = |busy: &mut Vec<Arriving>,
+                       received: &mut usize,
+                       (offer, result): (IncomingOffer, Result<_, ClientError>)|
+         -> Result<(), ClientError> {
+            busy.retain(|b| b.stream != offer.stream);
+            match result {
+                Ok(summary) => {
+                    *received += 1;
+                    ended(&offer, Ok(summary));
                 }
+                Err(e) if session.is_connected() => ended(&offer, Err(e)),
+                Err(e) => return Err(e),
+            }
+            Ok(())
+        };
+        loop {
+            while let Ok(one) = done.try_recv() {
+                end(&mut busy, &mut received, one)?;
             }
             if count.is_some_and(|c| received >= c) {
                 for offer in waiting {
                     // Told, if the connection still allows it.
                     let _ = session.decline_file(&offer, ENOUGH);
                 }
+                for file in &busy {
+                    session.cancel_incoming(file.stream, ENOUGH);
+                }
+                // They end at the cancel, behind what already came for
+                // them; one that was finishing may still be received.
+                let deadline = Instant::now() + CANCEL_PATIENCE;
+                while !busy.is_empty() {
+                    match done.recv_deadline(deadline) {
+                        Ok(one) => {
+                            if end(&mut busy, &mut received, one).is_err() {
+                                break;
+                            }
+                        }
+                        Err(_) => break,
+                    }
+                }
                 return Ok(received);
             }
-            let wanted = count.is_none_or(|c| received + busy.len() < c);
-            let free = waiting.iter().position(|o| !busy.contains(&arriving(o)));
+            let now_ms = millis_since(epoch);
+            let moving = busy.iter().filter(|b| !b.stalled(now_ms)).count();
+            let wanted = count.is_none_or(|c| received + moving < c);
+            let free = waiting.iter().position(|o| {
+                let name = arriving(o);
+                !busy.iter().any(|b| b.name == name)
+            });
             let offer = match free {
                 Some(i) if busy.len() < RECEIVING_AT_ONCE && wanted => waiting.remove(i),
                 _ => {
@@ -446,6 +480,17 @@ impl<'a, A, P, E> Receiving<'a, A, P, E> {
                             session.decline_file(&offer, "too many offers are waiting")?;
                         }
                         Some(Event::FileOffered(offer)) => waiting.push_back(offer),
+                        // An offer withdrawn while it waited (its stream
+                        // is no one's yet): forgotten, not accepted later.
+                        Some(Event::Other(frame))
+                            if matches!(
+                                frame.message,
+                                lanlink_proto::Message::FileCancel(_)
+                                    | lanlink_proto::Message::FileReject(_)
+                            ) =>
+                        {
+                            waiting.retain(|o| o.stream != frame.stream);
+                        }
                         Some(Event::Disconnected(reason)) => {
                             return Err(ClientError::Disconnected(reason))
                         }
@@ -467,9 +512,19 @@ impl<'a, A, P, E> Receiving<'a, A, P, E> {
                     continue;
                 }
             };
-            busy.push(arriving(&offer));
+            let moved = Arc::new(AtomicU64::new(millis_since(epoch)));
+            busy.push(Arriving {
+                name: arriving(&offer),
+                stream: offer.stream,
+                moved: moved.clone(),
+            });
             let (session, dest, done_tx) = (session.clone(), dest.to_owned(), done_tx.clone());
-            let mut report = progress();
+            let mut report = Moving {
+                inner: progress(),
+                mark: 0,
+                moved,
+                epoch,
+            };
             std::thread::Builder::new()
                 .name("lanlink-receive".into())
                 .spawn(move || {
@@ -484,6 +539,71 @@ impl<'a, A, P, E> Receiving<'a, A, P, E> {
 /// Why [`Receiving::run`] declines the offers still waiting once it has
 /// the files it wanted.
 const ENOUGH: &str = "the receiver has all the files it wanted";
+
+/// How long [`Receiving::run`] waits for the files it cancelled to end.
+const CANCEL_PATIENCE: Duration = Duration::from_secs(5);
+
+/// A file that moves less than this in [`STALLED_AFTER`] stalls: it no
+/// longer counts against [`Receiving::count`], so another offer starts.
+const STALL_STEP: u64 = 256 * 1024;
+
+/// See [`STALL_STEP`].
+const STALLED_AFTER: Duration = Duration::from_secs(5);
+
+/// A file [`Receiving::run`] receives: the name it is written under, its
+/// stream, and when it last moved by [`STALL_STEP`] (milliseconds into
+/// the run).
+struct Arriving {
+    name: String,
+    stream: lanlink_proto::StreamId,
+    moved: Arc<AtomicU64>,
+}
+
+impl Arriving {
+    fn stalled(&self, now_ms: u64) -> bool {
+        now_ms.saturating_sub(self.moved.load(Ordering::Relaxed))
+            >= STALLED_AFTER.as_millis() as u64
+    }
+}
+
+fn millis_since(epoch: Instant) -> u64 {
+    u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Passes a file's progress on, and notes when it last moved by
+/// [`STALL_STEP`] (a sender that drips keeps no slot).
+struct Moving<R> {
+    inner: R,
+    mark: u64,
+    moved: Arc<AtomicU64>,
+    epoch: Instant,
+}
+
+impl<R: Progress> Progress for Moving<R> {
+    fn start(&mut self, name: &str, total: u64, resumed_from: u64) {
+        self.mark = resumed_from;
+        self.moved
+            .store(millis_since(self.epoch), Ordering::Relaxed);
+        self.inner.start(name, total, resumed_from);
+    }
+
+    fn advance(&mut self, done: u64) {
+        if done >= self.mark.saturating_add(STALL_STEP) {
+            self.mark = done;
+            self.moved
+                .store(millis_since(self.epoch), Ordering::Relaxed);
+        }
+        self.inner.advance(done);
+    }
+
+    fn finish(&mut self, summary: &TransferSummary) {
+        self.inner.finish(summary);
+    }
+
+    fn interrupted(&mut self, why: &str, retry_in: Duration) {
+        self.inner.interrupted(why, retry_in);
+    }
+}
 
 /// How long [`Session::put`] of one file keeps trying while the server
 /// says it is busy (its buffers for everyone's uploads are full).

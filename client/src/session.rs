@@ -831,6 +831,30 @@ fn tell_watchers(shared: &Shared, frame: &Frame) {
     });
 }
 
+impl Session {
+    /// Ends a file arriving on `stream` from this side: the sender is told
+    /// `reason` (through the server), and whoever receives it here
+    /// ([`Session::accept_file`]) ends, behind what had already arrived,
+    /// as if the sender had cancelled it (its partial file kept, to be
+    /// resumed).
+    pub(crate) fn cancel_incoming(&self, stream: StreamId, reason: &str) {
+        let cancel = lanlink_proto::file::FileCancel {
+            code: lanlink_proto::ErrorCode::OTHER,
+            reason: reason.to_owned(),
+        };
+        let _ = self.inner.handle.send(&Frame::new(stream, cancel.clone()));
+        let route = lock(&self.inner.shared.routes).get(&stream).cloned();
+        if let Some(Route::Reliable(r)) = route {
+            let frame = Frame::new(stream, cancel);
+            let size = frame_size(&frame);
+            let mut queued = lock(&r.queued);
+            if r.tx.send(frame).is_ok() {
+                queued.sent(size);
+            }
+        }
+    }
+}
+
 /// A session's channel for one operation: the streams it opens are routed
 /// to it until it is dropped.
 pub(crate) struct RouteLink {

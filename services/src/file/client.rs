@@ -194,12 +194,19 @@ impl<'a, L: FileLink + ?Sized> FileClient<'a, L> {
         stream: StreamId,
         progress: &Progressing,
     ) -> Result<Message, ServiceError> {
-        self.next_on(stream, progress.left()).map_err(|e| match e {
-            ServiceError::NoAnswer { .. } => ServiceError::NoAnswer {
-                secs: progress.patience.as_secs(),
-            },
-            e => e,
-        })
+        self.next_on(stream, progress.left())
+            .map_err(|e| progress.no_answer(e))
+    }
+
+    /// A message on `stream` that already arrived, if any (others
+    /// skipped), without waiting.
+    fn next_now(&self, stream: StreamId) -> Result<Option<Message>, ServiceError> {
+        while let Some(f) = self.client.recv_timeout(Duration::ZERO)? {
+            if f.stream == stream {
+                return Ok(Some(f.message));
+            }
+        }
+        Ok(None)
     }
 
     /// Lists `path` of the server's share (`""` for its root).
@@ -635,6 +642,20 @@ impl<'a, L: FileLink + ?Sized> FileClient<'a, L> {
             let sending_since = Instant::now();
             let mut chunk = SMALL_CHUNK;
             let mut waiting = Progressing::new(self.timeout, file.start());
+            // An acknowledgement: the window moves on, and chunks grow
+            // with a quick link.
+            let ack = |a: FileAccept,
+                       file: &mut OutgoingFile,
+                       waiting: &mut Progressing,
+                       progress: &mut dyn Progress,
+                       chunk: &mut usize| {
+                // Acknowledging more than was sent is no progress.
+                waiting.reached(a.offset.min(file.sent()));
+                file.ack(a.offset);
+                progress.advance(a.offset);
+                let acked = a.offset.saturating_sub(file.start());
+                *chunk = chunk_for(acked, sending_since.elapsed());
+            };
             loop {
                 while !completed && file.can_send(DEFAULT_WINDOW) {
                     match file.next_chunk(chunk)? {
@@ -647,16 +668,20 @@ impl<'a, L: FileLink + ?Sized> FileClient<'a, L> {
                             completed = true;
                         }
                     }
+                    // A paced window takes long to send: the receiver's
+                    // cancel is heard between its chunks, not after it.
+                    if self.rate_limit.is_some() {
+                        match self.next_now(stream)? {
+                            Some(Message::FileAccept(a)) => {
+                                ack(a, &mut file, &mut waiting, progress, &mut chunk)
+                            }
+                            Some(other) => return Err(refused(name, other)),
+                            None => {}
+                        }
+                    }
                 }
                 match self.next_progressing(stream, &waiting)? {
-                    Message::FileAccept(a) => {
-                        // Acknowledging more than was sent is no progress.
-                        waiting.reached(a.offset.min(file.sent()));
-                        file.ack(a.offset);
-                        progress.advance(a.offset);
-                        let acked = a.offset.saturating_sub(file.start());
-                        chunk = chunk_for(acked, sending_since.elapsed());
-                    }
+                    Message::FileAccept(a) => ack(a, &mut file, &mut waiting, progress, &mut chunk),
                     Message::FileComplete(c) if completed => {
                         let ours = file.complete();
                         if c != ours {
@@ -845,6 +870,16 @@ impl Progressing {
     /// without starting the patience over.
     fn rebase(&mut self, at: u64) {
         self.mark = at;
+    }
+
+    /// `e`, with this patience if it is a timeout.
+    fn no_answer(&self, e: ServiceError) -> ServiceError {
+        match e {
+            ServiceError::NoAnswer { .. } => ServiceError::NoAnswer {
+                secs: self.patience.as_secs(),
+            },
+            e => e,
+        }
     }
 
     fn left(&self) -> Duration {

@@ -1,0 +1,104 @@
+//! `Session::receive_files` with a count, against a real server: a sender
+//! that stalls does not keep the receiver from the files it wants, and
+//! nothing is left arriving once it has them.
+
+mod support;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use lanlink_client::files::OfferAnswer;
+use lanlink_client::{ClientError, Quiet, TransferOptions};
+use support::PlainServer;
+
+fn write(path: &Path, len: usize, seed: u8) {
+    let data: Vec<u8> = (0..len)
+        .map(|i| (i as u8).wrapping_mul(31) ^ seed)
+        .collect();
+    std::fs::write(path, data).unwrap();
+}
+
+/// Ada offers first and drips (16 KiB/s); Dee offers next and withdraws
+/// her offer after a second; Cy offers last, at full speed. Bob wants one
+/// file: Dee's withdrawn offer is forgotten (never accepted), and once
+/// Ada's file has stalled for a few seconds, Cy's starts and arrives;
+/// Ada's is then cancelled, Ada told why, and only its partial file
+/// kept. (Before, with one file wanted, nothing started past Ada's until
+/// it ended, and a withdrawn offer was still accepted in its turn.)
+#[test]
+fn a_dripping_sender_does_not_keep_the_receiver_from_its_file() {
+    let dir = std::env::temp_dir().join(format!("lanlink-receiving-{}", std::process::id()));
+    let (src, rx) = (dir.join("src"), dir.join("rx"));
+    std::fs::create_dir_all(&src).unwrap();
+    write(&src.join("slow.bin"), 4 << 20, 1);
+    write(&src.join("fast.bin"), 1 << 20, 2);
+    write(&src.join("withdrawn.bin"), 1 << 20, 3);
+    let server = PlainServer::start();
+    let (bob, bob_events) = server.session("bob");
+    let offer = |name: &'static str, file: &str, options: TransferOptions| {
+        let (session, _events) = server.session(name);
+        let path = src.join(file);
+        std::thread::spawn(move || {
+            let sent = session.send_file("bob", &path, &options, &mut Quiet);
+            session.close("done");
+            sent
+        })
+    };
+    let slow = offer(
+        "ada",
+        "slow.bin",
+        TransferOptions {
+            rate_limit: Some(16 * 1024),
+            ..TransferOptions::default()
+        },
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let withdrawn = offer(
+        "dee",
+        "withdrawn.bin",
+        TransferOptions {
+            accept_timeout: Some(Duration::from_secs(1)),
+            ..TransferOptions::default()
+        },
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let fast = offer("cy", "fast.bin", TransferOptions::default());
+    let started = Instant::now();
+    let got = bob
+        .receive_files(&bob_events, &rx, |_| {
+            OfferAnswer::Accept(TransferOptions::default())
+        })
+        .count(1)
+        .run()
+        .unwrap();
+    assert_eq!(got, 1);
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(20), "{took:?}");
+    assert!(fast.join().unwrap().is_ok());
+    assert!(withdrawn.join().unwrap().is_err());
+    match slow.join().unwrap() {
+        Err(ClientError::Service(e)) => {
+            assert!(e.to_string().contains("has all the files it wanted"), "{e}")
+        }
+        other => panic!("the dripping sender was not told: {other:?}"),
+    }
+    assert_eq!(
+        std::fs::read(rx.join("fast.bin")).unwrap(),
+        std::fs::read(src.join("fast.bin")).unwrap()
+    );
+    // Ada's file is not there; only its partial, to be resumed. Dee's
+    // was never accepted: not even a partial file.
+    assert!(!rx.join("slow.bin").exists());
+    let names: Vec<String> = std::fs::read_dir(&rx)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names
+            .iter()
+            .all(|n| n == "fast.bin" || n == ".slow.bin.lanlink-part"),
+        "{names:?}"
+    );
+    bob.close("done");
+    let _ = std::fs::remove_dir_all(&dir);
+}
