@@ -715,7 +715,12 @@ impl Hub {
                 link.answer(reply, answer);
                 return;
             }
-            NatsEvent::WhisperAnswer { sender, to, answer } => {
+            NatsEvent::WhisperAnswer {
+                sender,
+                id,
+                to,
+                answer,
+            } => {
                 use crate::nats::WhisperAnswer;
                 let error = match answer {
                     WhisperAnswer::Delivered => None,
@@ -740,7 +745,7 @@ impl Hub {
                     });
                 }
                 // The refusal first, then the confirmations that waited.
-                for token in self.held_confirms.answered(sender) {
+                for token in self.held_confirms.answered(sender, id, now.instant) {
                     self.out
                         .push(Outgoing::control(sender, control::Confirmed { token }));
                 }
@@ -1451,18 +1456,20 @@ impl Hub {
             return;
         };
         for whisper in self.chat.take_remote_whispers() {
-            let sender = whisper.sender;
-            match link.whisper(whisper) {
-                Ok(()) => self.held_confirms.whisper_sent(sender, now),
-                Err(w) => {
-                    let busy = ServiceError::Unreachable {
-                        name: format!("{}@{}", w.message.to, w.server),
-                        reason: "too many private messages wait for other servers",
-                    };
-                    self.out.push(Outgoing {
-                        to: w.sender,
-                        frame: busy.to_frame().into(),
-                    });
+            let id = self.held_confirms.whisper_sent(whisper.sender, now);
+            if let Err(w) = link.whisper(whisper, id) {
+                let busy = ServiceError::Unreachable {
+                    name: format!("{}@{}", w.message.to, w.server),
+                    reason: "too many private messages wait for other servers",
+                };
+                self.out.push(Outgoing {
+                    to: w.sender,
+                    frame: busy.to_frame().into(),
+                });
+                // Answered (refused) here: the confirmations after it go.
+                for token in self.held_confirms.answered(w.sender, id, now) {
+                    self.out
+                        .push(Outgoing::control(w.sender, control::Confirmed { token }));
                 }
             }
         }

@@ -328,6 +328,8 @@ pub enum NatsEvent {
     WhisperAnswer {
         /// The local sender.
         sender: ConnId,
+        /// The id the hub gave the message ([`NatsLink::whisper`]).
+        id: u64,
         /// The target, `user@server`.
         to: String,
         /// What became of it.
@@ -610,14 +612,16 @@ impl NatsLink {
 impl NatsLink {
     /// Hands a private message for another server to NATS without
     /// waiting; gives it back if too many wait already (tell the sender).
-    pub fn whisper(&self, w: RemoteWhisper) -> Result<(), RemoteWhisper> {
-        match self.asks.try_send(Ask::Whisper(w)) {
+    /// Its [`NatsEvent::WhisperAnswer`] comes back with `id`.
+    pub fn whisper(&self, w: RemoteWhisper, id: u64) -> Result<(), RemoteWhisper> {
+        match self.asks.try_send(Ask::Whisper(w, id)) {
             Ok(()) => {
                 self.wake.notify_one();
                 Ok(())
             }
             Err(
-                TrySendError::Full(Ask::Whisper(w)) | TrySendError::Disconnected(Ask::Whisper(w)),
+                TrySendError::Full(Ask::Whisper(w, _))
+                | TrySendError::Disconnected(Ask::Whisper(w, _)),
             ) => Err(w),
             Err(_) => Ok(()),
         }
@@ -638,7 +642,7 @@ const ASKS: usize = 1024;
 
 /// What the hub asks of the NATS thread besides room events.
 enum Ask {
-    Whisper(RemoteWhisper),
+    Whisper(RemoteWhisper, u64),
     Answer {
         reply: String,
         answer: WhisperAnswer,
@@ -857,8 +861,8 @@ async fn serve(
         // the select is made up for here.
         while let Ok(ask) = asked.try_recv() {
             match ask {
-                Ask::Whisper(w) => {
-                    whisper::send(&client, &config.server_id, w, &in_flight, &events);
+                Ask::Whisper(w, id) => {
+                    whisper::send(&client, &config.server_id, w, id, &in_flight, &events);
                 }
                 Ask::Answer { reply, answer } => {
                     if let Err(e) = client.publish(reply, answer.body().into()).await {

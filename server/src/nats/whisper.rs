@@ -152,12 +152,14 @@ pub(super) fn send(
     client: &async_nats::Client,
     own: &str,
     w: RemoteWhisper,
+    id: u64,
     in_flight: &Arc<Semaphore>,
     events: &Sender<NatsEvent>,
 ) {
     let (sender, to) = (w.sender, format!("{}@{}", w.message.to, w.server));
     let told = move |answer| NatsEvent::WhisperAnswer {
         sender,
+        id,
         to: to.clone(),
         answer,
     };
