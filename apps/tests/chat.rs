@@ -302,6 +302,17 @@ fn terminal_chat_basics_of_an_irc_client() {
     ]);
     assert_eq!(bob.expect("typed ahead"), "[lobby] <ada> typed ahead");
 
+    // Leaving the room one talks in: the prompt says where the next line
+    // goes, and it goes there (the prompt used to stay on the room left,
+    // and the line went to another).
+    ada.line("/join ops");
+    ada.wait_for_last_line("[ops]>");
+    ada.line("/leave");
+    ada.wait_for("-- talking in lobby");
+    ada.wait_for_last_line("[lobby]>");
+    ada.line("after leaving");
+    assert_eq!(bob.expect("after leaving"), "[lobby] <ada> after leaving");
+
     // NO_COLOR: no colour codes at all.
     let cat = Tmux::chat("nocolor", &["NO_COLOR=1"], &server.addr, "cat", &[]);
     cat.wait_for("[lobby]>");

@@ -175,6 +175,21 @@ impl ChatModel {
         room.clone_into(&mut self.current);
     }
 
+    /// The session left `room` (the server said so, or confirmed the
+    /// leave): it is no longer among its rooms, and if it was the current
+    /// one, another room it is in (if any) becomes current. Returns the
+    /// new current room when it changed.
+    pub fn left(&mut self, room: &str) -> Option<&str> {
+        let key = fold(room);
+        self.rooms.remove(&key);
+        if fold(&self.current) != key {
+            return None;
+        }
+        let other = self.rooms.values().next()?;
+        self.current = other.name.clone();
+        Some(&self.current)
+    }
+
     /// The room's name as the server spells it, if the session is in it.
     pub fn in_room(&self, room: &str) -> Option<&str> {
         self.rooms.get(&fold(room)).map(|r| r.name.as_str())
@@ -276,12 +291,7 @@ impl ChatModel {
             Event::Presence(p) => {
                 let key = fold(&p.room);
                 if p.change == PresenceChange::Left && fold(&p.name) == fold(&self.me) {
-                    self.rooms.remove(&key);
-                    if fold(&self.current) == key {
-                        if let Some(other) = self.rooms.values().next() {
-                            self.current = other.name.clone();
-                        }
-                    }
+                    self.left(&p.room);
                 } else if let Some(room) = self.rooms.get_mut(&key) {
                     match p.change {
                         PresenceChange::Joined => remember(&mut room.members, &p.name),

@@ -288,10 +288,22 @@ impl Chat {
                     self.not_connected();
                     self.failed();
                 }
-                Some(session) if self.interactive => match session.send(message.clone()) {
-                    Ok(()) => self.remember(&message),
-                    Err(e) => self.complain(&e.to_string()),
-                },
+                // A leave is confirmed, so that the next prompt (and line)
+                // is for the room the user is still in.
+                Some(session) if self.interactive => {
+                    let sent = match &message {
+                        Message::Leave(_) => {
+                            session.send_confirmed(message.clone(), ANSWER_PATIENCE)
+                        }
+                        _ => session.send(message.clone()),
+                    };
+                    match sent {
+                        Ok(()) => self.remember(&message),
+                        // A refusal is shown as it comes.
+                        Err(ClientError::Refused { .. }) => {}
+                        Err(e) => self.complain(&e.to_string()),
+                    }
+                }
                 Some(session) => {
                     if !self.deliver(&session, &message) {
                         // No answer: the rest would wait as long, each.
@@ -317,9 +329,18 @@ impl Chat {
         Step::Continue
     }
 
+    /// Learns from a message the server has taken: a line said (not to
+    /// be shown twice), a room left (plain lines go to another now).
     fn remember(&self, message: &Message) {
-        if let Message::ChatMessage(m) = message {
-            lock(&self.state).said(&m.room, &m.text);
+        match message {
+            Message::ChatMessage(m) => lock(&self.state).said(&m.room, &m.text),
+            Message::Leave(l) => {
+                let now = lock(&self.state).left(&l.room).map(str::to_owned);
+                if let Some(room) = now {
+                    self.print_here(self.view.info(&format!("-- talking in {room}")));
+                }
+            }
+            _ => {}
         }
     }
 
