@@ -186,7 +186,12 @@ pub struct ReceiveOptions {
     pub count: Option<usize>,
 }
 
+/// Asks `question` on the terminal and returns the answer, trimmed and
+/// in lower case. What was typed before the question is thrown away: a
+/// key pressed while nothing was asked must not answer it (a stray `y`
+/// accepted the next file offered).
 fn ask(question: &str) -> String {
+    let _ = rustix::termios::tcflush(std::io::stdin(), rustix::termios::QueueSelector::IFlush);
     print!("{question}");
     let _ = std::io::stdout().flush();
     let mut answer = String::new();

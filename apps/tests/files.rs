@@ -473,6 +473,53 @@ fn a_receiver_takes_only_the_files_it_wants() {
     assert!(server.terminate().success());
 }
 
+/// `lanlink receive` on a terminal asks before accepting: a key pressed
+/// before the question does not answer it (a stray `y` typed while it
+/// waited accepted the next file), and an offer its sender withdrew while
+/// it was asked is not accepted afterwards (it was, and hung at 0 B,
+/// leaving a partial file). From helper-79's usability review.
+#[test]
+fn a_receiver_on_a_terminal_answers_only_what_it_was_asked() {
+    if !tmux_available() {
+        return;
+    }
+    let t = Scratch::new("ask");
+    let (src, rx) = (t.dir("src"), t.dir("rx"));
+    write_file(&src.join("note.txt"), 100, 5);
+    let server = Server::start(&[]);
+    let cmd = format!(
+        "env LANLINK_HOME={} {} receive {} --name bob -o {}",
+        common::home().display(),
+        env!("CARGO_BIN_EXE_lanlink"),
+        server.addr,
+        s(&rx)
+    );
+    let bob = Tmux::start("ask", 100, 30, &cmd);
+    bob.wait_for("waiting for files as bob");
+    bob.line("y");
+    let sent = lanlink(&[
+        "send",
+        &server.addr,
+        "--to",
+        "bob",
+        s(&src.join("note.txt")),
+        "--timeout",
+        "3",
+    ]);
+    assert!(!sent.status.success(), "{}", text(&sent.stdout));
+    assert!(
+        text(&sent.stderr).contains("withdrawn"),
+        "{}",
+        text(&sent.stderr)
+    );
+    bob.wait_for("Accept? [y/N]");
+    bob.line("y");
+    bob.wait_for("withdrew the offer");
+    assert!(walk(&rx).is_empty(), "{:?}", walk(&rx));
+    drop(bob);
+    assert!(server.terminate().success());
+}
+
 #[test]
 fn hostile_names_are_refused_by_name() {
     let t = Scratch::new("names");

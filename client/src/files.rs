@@ -473,39 +473,40 @@ impl<'a, A, P, E> Receiving<'a, A, P, E> {
             let offer = match free {
                 Some(i) if busy.len() < RECEIVING_AT_ONCE && wanted => waiting.remove(i),
                 _ => {
-                    match events.recv_timeout(Duration::from_millis(100)) {
-                        // Offers for names still arriving wait here; a
-                        // sender repeating them gets no more than a few.
-                        Some(Event::FileOffered(offer)) if waiting.len() >= MAX_WAITING => {
-                            session.decline_file(&offer, "too many offers are waiting")?;
-                        }
-                        Some(Event::FileOffered(offer)) => waiting.push_back(offer),
-                        // An offer withdrawn while it waited (its stream
-                        // is no one's yet): forgotten, not accepted later.
-                        Some(Event::Other(frame))
-                            if matches!(
-                                frame.message,
-                                lanlink_proto::Message::FileCancel(_)
-                                    | lanlink_proto::Message::FileReject(_)
-                            ) =>
-                        {
-                            waiting.retain(|o| o.stream != frame.stream);
-                        }
-                        Some(Event::Disconnected(reason)) => {
-                            return Err(ClientError::Disconnected(reason))
-                        }
-                        None if events.is_over() => {
-                            return Err(ClientError::Disconnected(
-                                lanlink_transport::CloseReason::Local("session over".into()),
-                            ))
-                        }
-                        _ => {}
+                    let event = events.recv_timeout(Duration::from_millis(100));
+                    if event.is_none() && events.is_over() {
+                        return Err(ClientError::Disconnected(
+                            lanlink_transport::CloseReason::Local("session over".into()),
+                        ));
+                    }
+                    if let Some(event) = event {
+                        take_event(session, event, &mut waiting)?;
                     }
                     continue;
                 }
             };
             let Some(offer) = offer else { continue };
-            let options = match answer(&offer) {
+            let answered = answer(&offer);
+            // The sender may have withdrawn it while the answer was
+            // thought over (a person asked): not accepted then.
+            let mut withdrawn = None;
+            while let Some(event) = events.try_recv() {
+                if let Some(gone) = take_event(session, event, &mut waiting)? {
+                    if gone.stream == offer.stream {
+                        withdrawn = Some(gone.message);
+                    }
+                }
+            }
+            if let Some(message) = withdrawn {
+                let name = offer.name().to_owned();
+                end(
+                    &mut busy,
+                    &mut received,
+                    (offer, Err(refused_as(name, message))),
+                )?;
+                continue;
+            }
+            let options = match answered {
                 OfferAnswer::Accept(options) => options,
                 OfferAnswer::Decline(reason) => {
                     session.decline_file(&offer, &reason)?;
@@ -534,6 +535,50 @@ impl<'a, A, P, E> Receiving<'a, A, P, E> {
                 .map_err(ClientError::Thread)?;
         }
     }
+}
+
+/// Takes an event [`Receiving::run`] gets while it waits: an offer joins
+/// those waiting (a sender repeating them gets no more than a few), an
+/// offer withdrawn while it waited (its stream is no one's yet) leaves
+/// them and is returned, a lost connection ends the run; the rest is
+/// dropped.
+fn take_event(
+    session: &Session,
+    event: Event,
+    waiting: &mut VecDeque<IncomingOffer>,
+) -> Result<Option<lanlink_proto::Frame>, ClientError> {
+    match event {
+        Event::FileOffered(offer) if waiting.len() >= MAX_WAITING => {
+            session.decline_file(&offer, "too many offers are waiting")?;
+        }
+        Event::FileOffered(offer) => waiting.push_back(offer),
+        Event::Other(frame)
+            if matches!(
+                frame.message,
+                lanlink_proto::Message::FileCancel(_) | lanlink_proto::Message::FileReject(_)
+            ) =>
+        {
+            waiting.retain(|o| o.stream != frame.stream);
+            return Ok(Some(frame));
+        }
+        Event::Disconnected(reason) => return Err(ClientError::Disconnected(reason)),
+        _ => {}
+    }
+    Ok(None)
+}
+
+/// The error of a file its sender withdrew (`message`, its cancel).
+fn refused_as(name: String, message: lanlink_proto::Message) -> ClientError {
+    let (code, reason) = match message {
+        lanlink_proto::Message::FileCancel(c) => (c.code, c.reason),
+        lanlink_proto::Message::FileReject(r) => (r.code, r.reason),
+        _ => (ErrorCode::OTHER, String::new()),
+    };
+    ClientError::Service(ServiceError::Refused {
+        name,
+        reason: format!("the sender withdrew the offer ({reason})"),
+        code,
+    })
 }
 
 /// Why [`Receiving::run`] declines the offers still waiting once it has
