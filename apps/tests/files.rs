@@ -497,15 +497,11 @@ fn a_receiver_on_a_terminal_answers_only_what_it_was_asked() {
     let bob = Tmux::start("ask", 100, 30, &cmd);
     bob.wait_for("waiting for files as bob");
     bob.line("y");
-    let sent = lanlink(&[
-        "send",
-        &server.addr,
-        "--to",
+    let sent = send_when_there(
+        &server,
         "bob",
-        s(&src.join("note.txt")),
-        "--timeout",
-        "3",
-    ]);
+        &["--timeout", "3", s(&src.join("note.txt"))],
+    );
     assert!(!sent.status.success(), "{}", text(&sent.stdout));
     assert!(
         text(&sent.stderr).contains("withdrawn"),
@@ -694,7 +690,7 @@ fn an_offer_nobody_answers_is_withdrawn() {
     write_file(&src.join("x.bin"), 1000, 1);
     let server = Server::start(&[]);
     // bob is there, but his chat client leaves offers waiting.
-    let bob = ChatClient::join(&server.addr, "bob", &[]);
+    let mut bob = ChatClient::join(&server.addr, "bob", &[]);
     let started = Instant::now();
     let out = send_when_there(&server, "bob", &["--timeout", "1", s(&src.join("x.bin"))]);
     assert_eq!(out.status.code(), Some(1));
@@ -705,7 +701,12 @@ fn an_offer_nobody_answers_is_withdrawn() {
     );
     assert!(started.elapsed() < Duration::from_secs(8));
     bob.expect("offers x.bin (1000 B)");
-    drop(bob);
+    // Bob is told, and the offer is gone (it stayed, and `/accept` of it
+    // hung; helper-79's usability review).
+    bob.expect("withdrew x.bin");
+    bob.say("/accept");
+    bob.expect_err("no offer number 1 (0 waiting)");
+    assert_eq!(bob.finish().code(), Some(1));
     assert!(server.terminate().success());
 }
 

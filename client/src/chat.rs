@@ -266,7 +266,9 @@ impl ChatModel {
 
     /// Learns from `event` and returns what of it is new to show: the
     /// event itself, or for a room's history only the messages not shown
-    /// before (`None` when none is new).
+    /// before (`None` when none is new), or for a file offer withdrawn
+    /// before it was answered a [`Notice`](lanlink_proto::chat::Notice)
+    /// saying so.
     pub fn apply<'e>(&mut self, event: &'e Event) -> Option<Cow<'e, Event>> {
         match event {
             Event::Message(m) => {
@@ -319,6 +321,20 @@ impl ChatModel {
                     self.offers.remove(0);
                 }
                 self.offers.push(o.clone());
+            }
+            // An offer withdrawn (or refused by the server) before it was
+            // answered: gone from the offers, and said so, as a notice.
+            Event::Other(frame)
+                if matches!(
+                    frame.message,
+                    lanlink_proto::Message::FileCancel(_) | lanlink_proto::Message::FileReject(_)
+                ) =>
+            {
+                let i = self.offers.iter().position(|o| o.stream == frame.stream)?;
+                let offer = self.offers.remove(i);
+                let text = format!("{} withdrew {}", offer.from(), offer.name());
+                let notice = lanlink_proto::chat::Notice { room: None, text };
+                return Some(Cow::Owned(Event::Notice(notice)));
             }
             Event::Reconnecting { .. } => self.disconnected(),
             Event::Reconnected { name } => self.set_me(name),
