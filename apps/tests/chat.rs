@@ -164,6 +164,22 @@ fn sigterm_says_goodbye_to_everyone_and_scripts_with_input_left_fail() {
     assert_eq!(bob.wait().code(), Some(1));
 }
 
+/// The browser page's address given where the lanlink port was meant
+/// (as it is, or pasted as a URL) is told apart: it said "not a lanlink
+/// frame: magic bytes [48, 54]", or tried `[https://…]:7878`
+/// (helper-79's usability review).
+#[test]
+fn the_browser_port_is_told_apart() {
+    let server = Server::start(&["--http", "https://127.0.0.1:0"]);
+    let http = server.http.clone().expect("a browser page");
+    for addr in [http.clone(), format!("https://{http}/")] {
+        let c = ChatClient::spawn(&addr, "ada", &[]);
+        c.expect_err("that is a web server (the browser page's port?)");
+        assert_eq!(c.wait().code(), Some(1));
+    }
+    assert!(server.terminate().success());
+}
+
 #[test]
 fn nobody_listening_is_a_clear_error() {
     // Bind and drop a listener to find a port nobody listens on.

@@ -183,8 +183,13 @@ pub use lanlink_video;
 pub const DEFAULT_PORT: u16 = lanlink_transport::DEFAULT_PORT;
 
 /// Adds the default port to `HOST` when none is given (`host`, `10.0.0.2`,
-/// `[::1]`, `::1`); leaves `HOST:PORT` alone.
+/// `[::1]`, `::1`); leaves `HOST:PORT` alone. A URL pasted for it
+/// (`https://host:port/…`) is taken as its host and port.
 pub fn with_default_port(host: &str) -> String {
+    let host = match host.split_once("://") {
+        Some((_, rest)) => rest.split(['/', '?', '#']).next().unwrap_or(rest),
+        None => host,
+    };
     if host.starts_with('[') {
         if host.contains("]:") {
             host.to_owned()
@@ -219,5 +224,8 @@ mod tests {
         assert_eq!(with_default_port("::1"), "[::1]:7878");
         assert_eq!(with_default_port("[::1]"), "[::1]:7878");
         assert_eq!(with_default_port("[::1]:9"), "[::1]:9");
+        assert_eq!(with_default_port("https://10.0.0.2:7879/"), "10.0.0.2:7879");
+        assert_eq!(with_default_port("lanlink://pi"), "pi:7878");
+        assert_eq!(with_default_port("http://[::1]:80/x?y"), "[::1]:80");
     }
 }

@@ -169,6 +169,19 @@ impl SessionBuilder {
                         .and_then(|s| s.location().map(Into::into)),
                 });
             }
+            // An HTTP server answered (`HT…`): most likely the browser
+            // page's port, given where the lanlink port was meant.
+            Err(
+                e @ TransportError::Protocol {
+                    source: lanlink_proto::ProtoError::BadMagic { found, .. },
+                    ..
+                },
+            ) if found.starts_with(b"HT") => {
+                return Err(ClientError::from(e).with_hint(
+                    "that is a web server (the browser page's port?), not a lanlink server; \
+                     clients use the port lanlink-server prints as its address (7878 by default)",
+                ))
+            }
             Err(e) => return Err(e.into()),
         };
         let trust = match (client.server_fingerprint(), &self.trust, pinned) {

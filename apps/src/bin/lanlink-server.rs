@@ -705,6 +705,21 @@ fn main() -> ExitCode {
         "lanlink server listening on {local} (protocol version {})",
         lanlink_proto::PROTOCOL_VERSION
     );
+    // The address to give clients (the browser page's is another port).
+    let plain = if fingerprint.is_none() {
+        " --plain"
+    } else {
+        ""
+    };
+    println!(
+        "clients: lanlink chat {}{plain}{}",
+        browser_address(&local.to_string()),
+        if _announcer.is_some() {
+            " (on this LAN, `lanlink chat` alone finds it)"
+        } else {
+            ""
+        }
+    );
     let result = run(listener, config, shutdown.clone());
     shutdown.trigger();
     for t in local_threads {
