@@ -122,6 +122,12 @@ pub fn describe(e: &ClientError) -> String {
             unusable,
             ignored,
         } => crate::discover::explain(found, unusable, *ignored),
+        // A name in use: say how to choose another (it defaults to the
+        // login, which two sessions of one person share).
+        other if other.code() == Some(lanlink_proto::ErrorCode::NAME_TAKEN) => format!(
+            "{}; choose another with --name NAME",
+            lanlink_services::text::display_safe(&other.to_string())
+        ),
         // Peer text inside errors is escaped where the error is built;
         // this is the last line of defence for whatever was missed.
         other => lanlink_services::text::display_safe(&other.to_string()).into_owned(),

@@ -128,7 +128,8 @@ fn a_taken_name_or_wrong_token_is_refused_clearly() {
     let ada = ChatClient::join(&server.addr, "ada", &["--token", "letmein"]);
 
     let twin = ChatClient::spawn(&server.addr, "ADA", &["--token", "letmein"]);
-    twin.expect_err("already taken");
+    let said = twin.expect_err("already taken");
+    assert!(said.ends_with("choose another with --name NAME"), "{said}");
     assert_eq!(twin.wait().code(), Some(1));
 
     let intruder = ChatClient::spawn(&server.addr, "eve", &["--token", "guess"]);
@@ -406,8 +407,12 @@ fn terminal_mode_stops_reconnecting_when_refused_for_good() {
     let server = Server::start(&["--bind", &addr, "--token", "sesame"]);
     let screen = ada.wait_for("!! refused by server");
     assert!(screen.contains("token"), "{screen}");
+    // Said at once that it will not connect again (it said "reconnecting"
+    // to the next line).
+    ada.wait_for("-- not reconnecting: trying again would not help");
     // The next line typed finds it over (readline is not interrupted).
     ada.line("anyone?");
+    ada.wait_for("not connected, and not reconnecting");
     let screen = ada.wait_for("ended ");
     assert!(!screen.contains("ended 0"), "{screen}");
     assert!(!screen.contains("-- reconnected"), "{screen}");

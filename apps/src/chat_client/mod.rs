@@ -96,6 +96,9 @@ pub(crate) struct Chat {
     replies_tx: Sender<Event>,
     replies: Receiver<Event>,
     quitting: AtomicBool,
+    /// Connecting again met what waiting cannot mend (a changed
+    /// certificate, a refused name): no connection will come.
+    gave_up: AtomicBool,
     /// A script's lines that were refused or not delivered.
     failures: AtomicUsize,
     /// How fast a script's lines may go.
@@ -147,7 +150,9 @@ impl Chat {
     /// A line typed while there is no connection (a terminal is
     /// reconnecting; a script's connection is over for good).
     fn not_connected(&self) {
-        self.complain(if self.interactive {
+        self.complain(if self.gave_up.load(Ordering::Relaxed) {
+            "not connected, and not reconnecting (see above); /quit to leave"
+        } else if self.interactive {
             "not connected (reconnecting; /quit to stop)"
         } else {
             "not connected"
@@ -242,7 +247,9 @@ impl Chat {
                 // waiting will not mend it.
                 Event::ConnectFailed(e) if !lanlink_client::worth_connecting_again(&e) => {
                     gave_up = true;
+                    self.gave_up.store(true, Ordering::Relaxed);
                     self.note(&format!("!! {}", describe(&e)));
+                    self.note("-- not reconnecting: trying again would not help; /quit to leave");
                 }
                 Event::ConnectFailed(e) => self.note(&format!("!! reconnecting failed: {e}")),
                 Event::Reconnected { name } => {
@@ -543,6 +550,7 @@ pub fn run(options: ChatOptions) -> Result<i32, ClientError> {
         replies_tx,
         replies,
         quitting: AtomicBool::new(false),
+        gave_up: AtomicBool::new(false),
         failures: AtomicUsize::new(0),
         pacing: Mutex::new(Paced::new().patience(ANSWER_PATIENCE)),
         join_pacing: Mutex::new(Paced::new().patience(ANSWER_PATIENCE)),
