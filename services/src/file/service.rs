@@ -120,8 +120,10 @@ enum Transfer {
     Download(Download),
     /// The client sends us a file for the inbox.
     Upload(Box<Upload>),
-    /// The client offers a file to `peer`'s user; we forward its frames.
-    RelayFrom { peer: Key },
+    /// The client offers a file to `peer`'s user; we forward its frames:
+    /// chunks only once the receiver accepted (`acked`: its latest
+    /// acknowledgement), and within twice the window past it.
+    RelayFrom { peer: Key, acked: Option<u64> },
     /// Another client's file goes to this client; we forward its answers.
     RelayTo { peer: Key },
 }
@@ -327,7 +329,7 @@ impl FileService {
                 let info = match t {
                     Transfer::Download(d) => TransferInfo::Download(d.name.clone()),
                     Transfer::Upload(u) => TransferInfo::Upload(u.name.clone()),
-                    Transfer::RelayFrom { peer } => TransferInfo::SendingTo(peer.0),
+                    Transfer::RelayFrom { peer, .. } => TransferInfo::SendingTo(peer.0),
                     Transfer::RelayTo { peer } => TransferInfo::ReceivingFrom(peer.0),
                 };
                 (*stream, info)
@@ -528,7 +530,7 @@ impl FileService {
             .collect();
         for key in keys {
             match self.transfers.get(&key) {
-                Some(Transfer::RelayFrom { peer }) | Some(Transfer::RelayTo { peer }) => {
+                Some(Transfer::RelayFrom { peer, .. }) | Some(Transfer::RelayTo { peer }) => {
                     let peer = *peer;
                     self.end_relay(key, peer);
                     let cancel = FileCancel {
@@ -1020,7 +1022,8 @@ impl FileService {
             to: peer.0,
             frame: Frame::new(peer.1, forwarded).into(),
         });
-        self.transfers.insert(key, Transfer::RelayFrom { peer });
+        self.transfers
+            .insert(key, Transfer::RelayFrom { peer, acked: None });
         self.transfers.insert(peer, Transfer::RelayTo { peer: key });
         self.unanswered.insert(key);
         Ok(())
@@ -1036,7 +1039,11 @@ impl FileService {
                 }
             }
             Some(Transfer::RelayTo { peer }) => {
-                self.unanswered.remove(peer);
+                let peer = *peer;
+                self.unanswered.remove(&peer);
+                if let Some(Transfer::RelayFrom { acked, .. }) = self.transfers.get_mut(&peer) {
+                    *acked = Some(acked.map_or(a.offset, |was| was.max(a.offset)));
+                }
                 out.push(Outgoing {
                     to: peer.0,
                     frame: Frame::new(peer.1, a).into(),
@@ -1111,12 +1118,40 @@ impl FileService {
                 self.write_pending(key);
                 Ok(())
             }
-            Some(Transfer::RelayFrom { peer }) => {
-                out.push(Outgoing {
-                    to: peer.0,
-                    frame: Frame::new(peer.1, c).into(),
-                });
-                Ok(())
+            Some(Transfer::RelayFrom { peer, acked }) => {
+                let (peer, end) = (*peer, c.offset.saturating_add(c.data.len() as u64));
+                match *acked {
+                    // Not accepted yet: nothing to forward (an honest
+                    // sender waits for the acceptance's offset).
+                    None => Ok(()),
+                    // A sender that does not wait for the receiver's
+                    // acknowledgements would fill the receiver's
+                    // connection until the server cut the receiver off as
+                    // too slow (helper-77: 7.2 GiB in 15 s, the receiver
+                    // disconnected, a 2 GB partial file): the transfer
+                    // ends, on both sides, the sender at fault.
+                    Some(acked) if end > acked.saturating_add(max_pending) => {
+                        self.end_relay(key, peer);
+                        let cancel = FileCancel {
+                            code: ErrorCode::TOO_SLOW,
+                            reason: "the sender did not wait for acknowledgements".into(),
+                        };
+                        out.push(Outgoing {
+                            to: peer.0,
+                            frame: Frame::new(peer.1, cancel).into(),
+                        });
+                        Err(ServiceError::Busy {
+                            reason: "data sent faster than acknowledged",
+                        })
+                    }
+                    Some(_) => {
+                        out.push(Outgoing {
+                            to: peer.0,
+                            frame: Frame::new(peer.1, c).into(),
+                        });
+                        Ok(())
+                    }
+                }
             }
             // Chunks already in flight when a transfer was refused.
             _ => Ok(()),
@@ -1220,7 +1255,7 @@ impl FileService {
                 self.write_pending(key);
                 Ok(())
             }
-            Some(Transfer::RelayFrom { peer }) => {
+            Some(Transfer::RelayFrom { peer, .. }) => {
                 out.push(Outgoing {
                     to: peer.0,
                     frame: Frame::new(peer.1, c).into(),
@@ -1271,7 +1306,7 @@ impl FileService {
     /// partner's).
     fn on_end(&mut self, key: Key, message: Message, out: &mut Vec<Outgoing>) {
         match self.transfers.get(&key) {
-            Some(Transfer::RelayFrom { peer }) | Some(Transfer::RelayTo { peer }) => {
+            Some(Transfer::RelayFrom { peer, .. }) | Some(Transfer::RelayTo { peer }) => {
                 let peer = *peer;
                 self.end_relay(key, peer);
                 out.push(Outgoing {

@@ -543,6 +543,67 @@ fn offers_are_relayed_and_cancelled_when_a_side_leaves() {
     assert!(only_reject(&r).reason.contains("invisible"), "{r:?}");
 }
 
+/// A relayed file's chunks go on only once the receiver accepted, and
+/// within twice the window past its acknowledgements: a sender that
+/// ignores them ends the transfer on both sides, and the receiver is not
+/// flooded (an outside attack, helper-77, pushed 7.2 GiB in 15 s and the
+/// receiver was cut off as too slow).
+#[test]
+fn a_relayed_sender_must_wait_for_acknowledgements() {
+    let d = Dirs::new("relay-window");
+    let mut svc = d.service();
+    let window = FileConfig::default().window;
+    let size = 10 * window;
+    let offer = FileOffer {
+        to: Some("bob".into()),
+        ..offer("big.bin", size)
+    };
+    let out = run(&mut svc, A, 1, offer);
+    let b_stream = out[0].frame.stream;
+    let chunk = |offset: u64| FileChunk {
+        offset,
+        data: Bytes::from(vec![7u8; (window / 4) as usize]),
+    };
+    // Before the acceptance: nothing forwarded.
+    assert!(run(&mut svc, A, 1, chunk(0)).is_empty());
+    let accept = |offset: u64| FileAccept {
+        offset,
+        prefix_hash: None,
+    };
+    run(&mut svc, B, b_stream, accept(0));
+    // Within twice the window: forwarded.
+    let mut offset = 0;
+    while offset + window / 4 <= 2 * window {
+        let out = run(&mut svc, A, 1, chunk(offset));
+        assert!(
+            matches!(out.as_slice(), [Outgoing { to: B, .. }]),
+            "{out:?}"
+        );
+        offset += window / 4;
+    }
+    // An acknowledgement moves the limit on.
+    run(&mut svc, B, b_stream, accept(window));
+    let out = run(&mut svc, A, 1, chunk(offset));
+    assert!(
+        matches!(out.as_slice(), [Outgoing { to: B, .. }]),
+        "{out:?}"
+    );
+    offset += window / 4;
+    while offset + window / 4 <= 3 * window {
+        run(&mut svc, A, 1, chunk(offset));
+        offset += window / 4;
+    }
+    // Past it: both sides told, the relay gone.
+    let out = run(&mut svc, A, 1, chunk(offset));
+    assert!(
+        out.iter().any(|o| o.to == B
+            && matches!(&o.frame.message, Message::FileCancel(c) if c.code == ErrorCode::TOO_SLOW)),
+        "{out:?}"
+    );
+    assert!(out.iter().any(|o| o.to == A), "{out:?}");
+    assert_eq!(svc.transfer_count(), 0);
+}
+
 /// Found while red-teaming issue 13: offers relayed to a user counted
 /// against *that user's* transfers, so three offers that were never
 /// completed locked an honest receiver out of every download and upload;
