@@ -532,15 +532,13 @@ impl FileService {
             match self.transfers.get(&key) {
                 Some(Transfer::RelayFrom { peer, .. }) | Some(Transfer::RelayTo { peer }) => {
                     let peer = *peer;
-                    self.end_relay(key, peer);
-                    let cancel = FileCancel {
-                        code: ErrorCode::OTHER,
-                        reason: "the other side disconnected".into(),
-                    };
-                    out.push(Outgoing {
-                        to: peer.0,
-                        frame: Frame::new(peer.1, cancel).into(),
-                    });
+                    self.cancel_relay(
+                        key,
+                        peer,
+                        ErrorCode::OTHER,
+                        "the other side disconnected",
+                        out,
+                    );
                 }
                 _ => self.end_transfer(key, false),
             }
@@ -1131,15 +1129,8 @@ impl FileService {
                     // disconnected, a 2 GB partial file): the transfer
                     // ends, on both sides, the sender at fault.
                     Some(acked) if end > acked.saturating_add(max_pending) => {
-                        self.end_relay(key, peer);
-                        let cancel = FileCancel {
-                            code: ErrorCode::TOO_SLOW,
-                            reason: "the sender did not wait for acknowledgements".into(),
-                        };
-                        out.push(Outgoing {
-                            to: peer.0,
-                            frame: Frame::new(peer.1, cancel).into(),
-                        });
+                        let why = "the sender did not wait for acknowledgements";
+                        self.cancel_relay(key, peer, ErrorCode::TOO_SLOW, why, out);
                         Err(ServiceError::Busy {
                             reason: "data sent faster than acknowledged",
                         })
@@ -1380,6 +1371,26 @@ impl FileService {
             }
             Transfer::RelayFrom { .. } | Transfer::RelayTo { .. } => self.strike_if_unanswered(key),
         }
+    }
+
+    /// Ends a relayed offer on both sides, telling `peer` why.
+    fn cancel_relay(
+        &mut self,
+        key: Key,
+        peer: Key,
+        code: ErrorCode,
+        reason: &str,
+        out: &mut Vec<Outgoing>,
+    ) {
+        self.end_relay(key, peer);
+        let cancel = FileCancel {
+            code,
+            reason: reason.into(),
+        };
+        out.push(Outgoing {
+            to: peer.0,
+            frame: Frame::new(peer.1, cancel).into(),
+        });
     }
 
     /// Ends a relayed offer on both sides (`key` and its `peer`).
