@@ -109,7 +109,10 @@ fn open_camera(
 /// `lanlink cameras`: the capture devices and their formats.
 #[cfg(target_os = "linux")]
 pub fn cameras() -> Result<(), ClientError> {
-    for c in lanlink_video::list_cameras()? {
+    let found = lanlink_video::list_cameras().map_err(|e| {
+        ClientError::from(e).with_hint("`lanlink cam --test-pattern` publishes without a camera")
+    })?;
+    for c in found {
         println!("{c}");
     }
     Ok(())

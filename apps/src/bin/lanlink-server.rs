@@ -495,7 +495,12 @@ fn main() -> ExitCode {
     for (flag, dir) in [("--share", &args.share), ("--inbox", &args.inbox)] {
         if let Some(dir) = dir {
             if !dir.is_dir() {
-                eprintln!("error: {flag} {}: not a folder", dir.display());
+                let what = if dir.exists() {
+                    "not a folder"
+                } else {
+                    "no such folder (create it first)"
+                };
+                eprintln!("error: {flag} {}: {what}", dir.display());
                 return ExitCode::from(2);
             }
         }
