@@ -376,9 +376,11 @@ impl<'a, A, P, E> Receiving<'a, A, P, E> {
     /// Answers offers until the files wanted were received (or the
     /// session ends), and returns how many were.
     ///
-    /// Accepted files arrive side by side, up to [`RECEIVING_AT_ONCE`],
-    /// each on a thread of its own with a reporter of its own: a sender
-    /// that stalls holds up its own file only. A second offer of a name
+    /// Accepted files arrive side by side, up to [`RECEIVING_AT_ONCE`]
+    /// moving at once (those that stall, less than 256 KiB in the last
+    /// 5 s, do not count, up to [`MAX_ARRIVING`] in all), each on a thread
+    /// of its own with a reporter of its own: a sender that stalls holds
+    /// up its own file only. A second offer of a name
     /// still arriving waits for the first to end. With a
     /// [`count`](Self::count), no more files arrive at once than are
     /// still wanted, not counting those that stall (less than 256 KiB in
@@ -387,7 +389,9 @@ impl<'a, A, P, E> Receiving<'a, A, P, E> {
     /// are declined and the files still arriving (past a stalled one) are
     /// cancelled, their senders told the receiver has all it wanted, and
     /// their partial files kept; so nothing is left arriving when this
-    /// returns. A file that failed (a wrong hash, a name that cannot be
+    /// returns. (Files that stalled and then finish at the moment the last
+    /// one wanted does are received too: the number returned may be
+    /// larger than the count.) A file that failed (a wrong hash, a name that cannot be
     /// written here, a sender gone) does not end the loop, and the next
     /// offer takes its place. Losing the connection ends it, with its
     /// error (files still arriving then keep their partial files, to be
@@ -465,22 +469,23 @@ impl<'a, A, P, E> Receiving<'a, A, P, E> {
             }
             let now_ms = millis_since(epoch);
             let moving = busy.iter().filter(|b| !b.stalled(now_ms)).count();
-            let wanted = count.is_none_or(|c| received + moving < c);
             let free = waiting.iter().position(|o| {
                 let name = arriving(o);
                 !busy.iter().any(|b| b.name == name)
             });
             let offer = match free {
-                Some(i) if busy.len() < RECEIVING_AT_ONCE && wanted => waiting.remove(i),
+                Some(i) if may_start(moving, busy.len(), received, count) => waiting.remove(i),
                 _ => {
-                    let event = events.recv_timeout(Duration::from_millis(100));
-                    if event.is_none() && events.is_over() {
-                        return Err(ClientError::Disconnected(
-                            lanlink_transport::CloseReason::Local("session over".into()),
-                        ));
-                    }
-                    if let Some(event) = event {
-                        take_event(session, event, &mut waiting)?;
+                    match events.receiver().recv_timeout(Duration::from_millis(100)) {
+                        Ok(event) => {
+                            take_event(session, event, &mut waiting)?;
+                        }
+                        Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                            return Err(ClientError::Disconnected(
+                                lanlink_transport::CloseReason::Local("session over".into()),
+                            ))
+                        }
+                        Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
                     }
                     continue;
                 }
@@ -677,9 +682,25 @@ fn is_busy(e: &ServiceError) -> bool {
             || (*code == ErrorCode::RATE_LIMITED && reason.starts_with("server busy")))
 }
 
-/// Files [`Session::receive_files`] receives at once (the reference server
-/// lets a client have 3 transfers).
+/// Files [`Session::receive_files`] receives at once, not counting those
+/// that stall.
 pub const RECEIVING_AT_ONCE: usize = 3;
+
+/// Files [`Session::receive_files`] receives at once, stalled ones
+/// included (each holds a thread and a partial file; the reference server
+/// keeps at most 16 offers to one user open): three senders that drip
+/// cannot keep every other offer waiting (an outside attack, helper-80).
+pub const MAX_ARRIVING: usize = 16;
+
+/// Whether [`Receiving::run`] may start another file: fewer than
+/// [`RECEIVING_AT_ONCE`] `moving`, fewer than [`MAX_ARRIVING`]
+/// `arriving` in all, and (with a `count`) fewer moving than are still
+/// wanted.
+fn may_start(moving: usize, arriving: usize, received: usize, count: Option<usize>) -> bool {
+    moving < RECEIVING_AT_ONCE
+        && arriving < MAX_ARRIVING
+        && count.is_none_or(|c| received + moving < c)
+}
 
 /// What [`Session::receive_files`] does with one offer.
 #[derive(Debug, Clone)]
@@ -758,7 +779,27 @@ fn create_folder(dest: &Path) -> Result<(), ClientError> {
 
 #[cfg(test)]
 mod tests {
-    use super::{free_name, is_busy, name_taken, OnConflict, TransferOptions};
+    use super::{
+        free_name, is_busy, may_start, name_taken, OnConflict, TransferOptions, MAX_ARRIVING,
+    };
+
+    /// Stalled files free their turn but not without end: three senders
+    /// that drip no longer keep every other offer waiting, and no more
+    /// than [`MAX_ARRIVING`] arrive at once.
+    #[test]
+    fn stalled_files_free_their_turn_within_a_bound() {
+        // One wanted, one moving: no other.
+        assert!(!may_start(1, 1, 0, Some(1)));
+        // One wanted, three arriving but stalled: another starts.
+        assert!(may_start(0, 3, 0, Some(1)));
+        // Without a count: three moving at most.
+        assert!(may_start(2, 10, 0, None));
+        assert!(!may_start(3, 3, 0, None));
+        // Stalled or not, MAX_ARRIVING at most.
+        assert!(!may_start(0, MAX_ARRIVING, 0, None));
+        // Enough received.
+        assert!(!may_start(0, 0, 2, Some(2)));
+    }
     use lanlink_proto::ErrorCode;
     use lanlink_services::ServiceError;
 
