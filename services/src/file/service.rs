@@ -986,7 +986,8 @@ impl FileService {
             || (is_other_server(key.0) && from_server >= MAX_OFFERS_WAITING_PER_SERVER);
         if busy && !is_other_server(peer_conn) {
             return Err(ServiceError::Busy {
-                reason: "that user has too many file offers waiting; try again once they answered",
+                reason:
+                    "that user has too many files offered or arriving; try again once some are done",
             });
         }
         // Offers withdrawn or declined over and over would fill the
