@@ -706,10 +706,6 @@ fn main() -> ExitCode {
         }
         None => println!("plain TCP, no TLS (--plain): anyone on the network can read the traffic"),
     }
-    println!(
-        "lanlink server listening on {local} (protocol version {})",
-        lanlink_proto::PROTOCOL_VERSION
-    );
     // The address to give clients (the browser page's is another port).
     let plain = if fingerprint.is_none() {
         " --plain"
@@ -724,6 +720,11 @@ fn main() -> ExitCode {
         } else {
             ""
         }
+    );
+    // Last: what scripts wait for, after which they may close our output.
+    println!(
+        "lanlink server listening on {local} (protocol version {})",
+        lanlink_proto::PROTOCOL_VERSION
     );
     let result = run(listener, config, shutdown.clone());
     shutdown.trigger();
