@@ -503,12 +503,10 @@ impl<'a, A, P, E> Receiving<'a, A, P, E> {
                 }
             }
             if let Some(message) = withdrawn {
-                let name = offer.name().to_owned();
-                end(
-                    &mut busy,
-                    &mut received,
-                    (offer, Err(refused_as(name, message))),
-                )?;
+                let refused = lanlink_services::file::client::refused(offer.name(), message);
+                let withdrawn =
+                    ClientError::from(refused).with_hint("the sender withdrew the offer");
+                end(&mut busy, &mut received, (offer, Err(withdrawn)))?;
                 continue;
             }
             let options = match answered {
@@ -570,20 +568,6 @@ fn take_event(
         _ => {}
     }
     Ok(None)
-}
-
-/// The error of a file its sender withdrew (`message`, its cancel).
-fn refused_as(name: String, message: lanlink_proto::Message) -> ClientError {
-    let (code, reason) = match message {
-        lanlink_proto::Message::FileCancel(c) => (c.code, c.reason),
-        lanlink_proto::Message::FileReject(r) => (r.code, r.reason),
-        _ => (ErrorCode::OTHER, String::new()),
-    };
-    ClientError::Service(ServiceError::Refused {
-        name,
-        reason: format!("the sender withdrew the offer ({reason})"),
-        code,
-    })
 }
 
 /// Why [`Receiving::run`] declines the offers still waiting once it has

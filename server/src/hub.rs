@@ -398,6 +398,15 @@ fn local_receiver(
         .or_else(|| chat.conn_of(nick))
 }
 
+/// Answers `conn`'s confirmations `tokens`, in order.
+fn confirmed(out: &mut Vec<Outgoing>, conn: ConnId, tokens: Vec<u64>) {
+    out.extend(
+        tokens
+            .into_iter()
+            .map(|token| Outgoing::control(conn, control::Confirmed { token })),
+    );
+}
+
 /// Logs the file requests worth an operator's eye: downloads, uploads and
 /// files offered to another user (relayed sends), with the user's name.
 fn log_file_request(conn: ConnId, user: &str, message: &Message, loud: bool) {
@@ -745,10 +754,8 @@ impl Hub {
                     });
                 }
                 // The refusal first, then the confirmations that waited.
-                for token in self.held_confirms.answered(sender, id, now.instant) {
-                    self.out
-                        .push(Outgoing::control(sender, control::Confirmed { token }));
-                }
+                let tokens = self.held_confirms.answered(sender, id, now.instant);
+                confirmed(&mut self.out, sender, tokens);
                 return;
             }
             NatsEvent::Presence { server, presence } => {
@@ -781,10 +788,7 @@ impl Hub {
     pub fn tick(&mut self, now: Now) {
         self.file.tick(now.instant);
         for (conn, tokens) in self.held_confirms.expired(now.instant) {
-            for token in tokens {
-                self.out
-                    .push(Outgoing::control(conn, control::Confirmed { token }));
-            }
+            confirmed(&mut self.out, conn, tokens);
         }
         if let Some((link, _)) = &self.nats {
             link.set_presence(self.chat.shared_rosters());
@@ -1087,10 +1091,8 @@ impl Hub {
                 // Private messages to other servers are handled once those
                 // answer: their refusals come before the answer too.
                 if let Message::Confirm(control::Confirm { token }) = frame.message {
-                    for token in self.held_confirms.confirm(conn, token, now.instant) {
-                        self.out
-                            .push(Outgoing::control(conn, control::Confirmed { token }));
-                    }
+                    let tokens = self.held_confirms.confirm(conn, token, now.instant);
+                    confirmed(&mut self.out, conn, tokens);
                 }
             }
             Service::Control if matches!(frame.message, Message::Error(_)) => {
@@ -1467,10 +1469,8 @@ impl Hub {
                     frame: busy.to_frame().into(),
                 });
                 // Answered (refused) here: the confirmations after it go.
-                for token in self.held_confirms.answered(w.sender, id, now) {
-                    self.out
-                        .push(Outgoing::control(w.sender, control::Confirmed { token }));
-                }
+                let tokens = self.held_confirms.answered(w.sender, id, now);
+                confirmed(&mut self.out, w.sender, tokens);
             }
         }
     }

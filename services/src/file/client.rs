@@ -128,7 +128,9 @@ fn hash_file(path: &Path) -> Result<ContentHash, ServiceError> {
     Ok(*hasher.finalize().as_bytes())
 }
 
-fn refused(name: &str, message: Message) -> ServiceError {
+/// The error a refusal or a cancel of the transfer of `name` (`message`,
+/// a `FileReject` or `FileCancel`) stands for.
+pub fn refused(name: &str, message: Message) -> ServiceError {
     match message {
         Message::FileReject(FileReject { code, reason })
         | Message::FileCancel(FileCancel { code, reason }) => ServiceError::Refused {
