@@ -64,6 +64,16 @@ pub const MAX_OFFERS_WAITING: usize = 16;
 /// take them all.
 pub const MAX_OFFERS_WAITING_PER_SERVER: usize = MAX_OFFERS_WAITING / 2;
 
+/// A relayed file whose receiver acknowledged less than this in
+/// [`RELAY_STALLED_AFTER`] has stalled: when all of its receiver's
+/// [`MAX_OFFERS_WAITING`] are taken, the longest-stalled one makes room
+/// for a new offer. Sixteen senders from eight addresses dripping a few
+/// KiB now and then used to keep every other sender out for as long as
+/// they dripped.
+pub const RELAY_STALL_STEP: u64 = 256 * 1024;
+/// See [`RELAY_STALL_STEP`].
+pub const RELAY_STALLED_AFTER: Duration = Duration::from_secs(10);
+
 /// The free space an upload is promised before it has sent anything; from
 /// then on it may hold as much as it has already written, up to what it
 /// still needs (see [`hold`]).
@@ -123,9 +133,45 @@ enum Transfer {
     /// The client offers a file to `peer`'s user; we forward its frames:
     /// chunks only once the receiver accepted (`acked`: its latest
     /// acknowledgement), and within twice the window past it.
-    RelayFrom { peer: Key, acked: Option<u64> },
+    RelayFrom { peer: Key, acked: Option<Acked> },
     /// Another client's file goes to this client; we forward its answers.
     RelayTo { peer: Key },
+}
+
+/// A relayed file its receiver accepted: how far it has acknowledged, and
+/// how the data forwarded to it moves.
+#[derive(Clone, Copy)]
+struct Acked {
+    /// The latest acknowledged offset.
+    offset: u64,
+    /// The end of the data forwarded when it last moved on by
+    /// [`RELAY_STALL_STEP`], and when.
+    mark: u64,
+    moved: Instant,
+}
+
+impl Acked {
+    fn new(offset: u64, now: Instant) -> Acked {
+        Acked {
+            offset,
+            mark: offset,
+            moved: now,
+        }
+    }
+
+    /// Data up to `end` went on to the receiver.
+    fn forwarded(&mut self, end: u64, now: Instant) {
+        if end >= self.mark.saturating_add(RELAY_STALL_STEP) {
+            self.mark = end;
+            self.moved = now;
+        }
+    }
+
+    /// Since when it has moved less than [`RELAY_STALL_STEP`], if for
+    /// [`RELAY_STALLED_AFTER`] or longer.
+    fn stalled_since(&self, now: Instant) -> Option<Instant> {
+        (now.saturating_duration_since(self.moved) >= RELAY_STALLED_AFTER).then_some(self.moved)
+    }
 }
 
 struct Download {
@@ -433,7 +479,7 @@ impl FileService {
                 Some(to) => self.relay_offer(key, from, &to, o, lookup, out),
             },
             Message::FileAccept(a) => {
-                self.on_accept(key, a, out);
+                self.on_accept(key, a, now, out);
                 Ok(())
             }
             Message::FileChunk(c) => self.on_chunk(key, c, out),
@@ -965,8 +1011,10 @@ impl FileService {
         }
         // Offers waiting for this user (relayed, not yet finished), in all
         // and from the sender's address.
+        // The longest-stalled of them, as (since when, the receiver's side).
         let sender = self.peers.get(&key.0);
         let (mut waiting, mut from_sender, mut from_server) = (0, 0, 0);
+        let mut stalled: Option<(Instant, Key)> = None;
         for (k, t) in &self.transfers {
             if let (true, Transfer::RelayTo { peer }) = (k.0 == peer_conn, t) {
                 waiting += 1;
@@ -976,14 +1024,28 @@ impl FileService {
                 if peer.0 == key.0 {
                     from_server += 1;
                 }
+                let since = match (self.transfers.get(peer), self.now) {
+                    (Some(Transfer::RelayFrom { acked: Some(a), .. }), Some(now)) => {
+                        a.stalled_since(now)
+                    }
+                    _ => None,
+                };
+                if let Some(since) = since.filter(|&s| stalled.is_none_or(|(t, _)| s < t)) {
+                    stalled = Some((since, *k));
+                }
             }
         }
         // Another server's users have no address here: they count
         // together, against a larger share (its own server counts each
         // one's offers by address).
-        let busy = waiting >= MAX_OFFERS_WAITING
-            || from_sender >= MAX_OFFERS_WAITING_PER_SENDER
+        let sender_busy = from_sender >= MAX_OFFERS_WAITING_PER_SENDER
             || (is_other_server(key.0) && from_server >= MAX_OFFERS_WAITING_PER_SERVER);
+        // A receiver whose every place is taken makes room by ending the
+        // longest-stalled file (offers not yet accepted are its own to
+        // answer, and files that move are never ended).
+        let full = waiting >= MAX_OFFERS_WAITING;
+        let make_room = stalled.filter(|_| full && !sender_busy).map(|(_, k)| k);
+        let busy = sender_busy || (full && make_room.is_none());
         if busy && !is_other_server(peer_conn) {
             return Err(ServiceError::Busy {
                 reason:
@@ -1001,6 +1063,9 @@ impl FileService {
                     retry_after_ms: crate::error::millis(wait),
                 });
             }
+        }
+        if let Some(receiving) = make_room.filter(|_| !is_other_server(peer_conn)) {
+            self.end_stalled(receiving, out);
         }
         // Server-chosen streams are even; skip any still in use.
         let mut stream = self.next_relay_stream;
@@ -1028,7 +1093,7 @@ impl FileService {
         Ok(())
     }
 
-    fn on_accept(&mut self, key: Key, a: FileAccept, out: &mut Vec<Outgoing>) {
+    fn on_accept(&mut self, key: Key, a: FileAccept, now: Instant, out: &mut Vec<Outgoing>) {
         match self.transfers.get_mut(&key) {
             Some(Transfer::Download(d)) => {
                 d.acked = d.acked.max(a.offset);
@@ -1041,7 +1106,10 @@ impl FileService {
                 let peer = *peer;
                 self.unanswered.remove(&peer);
                 if let Some(Transfer::RelayFrom { acked, .. }) = self.transfers.get_mut(&peer) {
-                    *acked = Some(acked.map_or(a.offset, |was| was.max(a.offset)));
+                    match acked {
+                        Some(was) => was.offset = was.offset.max(a.offset),
+                        None => *acked = Some(Acked::new(a.offset, now)),
+                    }
                 }
                 out.push(Outgoing {
                     to: peer.0,
@@ -1063,6 +1131,7 @@ impl FileService {
         // Beyond the window twice over, the sender is not waiting for our
         // acknowledgements: it would make us hold its data in memory.
         let max_pending = 2 * self.config.window;
+        let now = self.now;
         match self.transfers.get_mut(&key) {
             Some(Transfer::Upload(u)) => {
                 if !u.accepted || u.complete.is_some() {
@@ -1119,7 +1188,7 @@ impl FileService {
             }
             Some(Transfer::RelayFrom { peer, acked }) => {
                 let (peer, end) = (*peer, c.offset.saturating_add(c.data.len() as u64));
-                match *acked {
+                match acked {
                     // Not accepted yet: nothing to forward (an honest
                     // sender waits for the acceptance's offset).
                     None => Ok(()),
@@ -1129,14 +1198,17 @@ impl FileService {
                     // too slow (helper-77: 7.2 GiB in 15 s, the receiver
                     // disconnected, a 2 GB partial file): the transfer
                     // ends, on both sides, the sender at fault.
-                    Some(acked) if end > acked.saturating_add(max_pending) => {
+                    Some(acked) if end > acked.offset.saturating_add(max_pending) => {
                         let why = "the sender did not wait for acknowledgements";
                         self.cancel_relay(key, peer, ErrorCode::TOO_SLOW, why, out);
                         Err(ServiceError::Busy {
                             reason: "data sent faster than acknowledged",
                         })
                     }
-                    Some(_) => {
+                    Some(accepted) => {
+                        if let Some(now) = now {
+                            accepted.forwarded(end, now);
+                        }
                         out.push(Outgoing {
                             to: peer.0,
                             frame: Frame::new(peer.1, c).into(),
@@ -1391,6 +1463,35 @@ impl FileService {
         out.push(Outgoing {
             to: peer.0,
             frame: Frame::new(peer.1, cancel).into(),
+        });
+    }
+
+    /// Ends the stalled relayed file `receiving` (the receiver's side) to
+    /// make room for another offer, and tells both sides why.
+    fn end_stalled(&mut self, receiving: Key, out: &mut Vec<Outgoing>) {
+        let Some(Transfer::RelayTo { peer: sending }) = self.transfers.get(&receiving) else {
+            return;
+        };
+        let sending = *sending;
+        tracing::info!(
+            receiver = %receiving.0,
+            sender = %sending.0,
+            "ended a stalled relayed file to make room for another offer"
+        );
+        let stalled = format!(
+            "stalled (less than {} KiB in {} s)",
+            RELAY_STALL_STEP / 1024,
+            RELAY_STALLED_AFTER.as_secs()
+        );
+        let why = format!("the file {stalled} and made room for another offer");
+        self.cancel_relay(sending, receiving, ErrorCode::TOO_SLOW, &why, out);
+        let cancel = FileCancel {
+            code: ErrorCode::TOO_SLOW,
+            reason: format!("your file {stalled} and its receiver's place went to another offer"),
+        };
+        out.push(Outgoing {
+            to: sending.0,
+            frame: Frame::new(sending.1, cancel).into(),
         });
     }
 

@@ -10,6 +10,7 @@ use lanlink_transport::ConnId;
 
 use super::service::{
     MAX_OFFERS_WAITING, MAX_OFFERS_WAITING_PER_SENDER, MAX_OFFERS_WAITING_PER_SERVER, MIN_HOLD,
+    RELAY_STALLED_AFTER, RELAY_STALL_STEP,
 };
 use super::{FileConfig, FileService, ENTRY_COST};
 use crate::Outgoing;
@@ -104,6 +105,21 @@ fn ask(svc: &mut FileService, conn: ConnId, stream: u32, m: impl Into<Message>) 
         &lookup,
         &mut out,
     );
+    out
+}
+
+/// Hands `m` to the service from `conn` (as "x") at `now`, leaving its
+/// jobs undone; "bob" is connection `B`.
+fn at_time(
+    svc: &mut FileService,
+    now: Instant,
+    conn: ConnId,
+    stream: u32,
+    m: Message,
+) -> Vec<Outgoing> {
+    let mut out = Vec::new();
+    let lookup = |n: &str| (n == "bob").then_some(B);
+    svc.handle(conn, "x", stream, m, now, &lookup, &mut out);
     out
 }
 
@@ -635,6 +651,126 @@ fn offers_waiting_for_a_user_do_not_take_their_transfer_slots_and_are_capped() {
     accept_of(&run(&mut svc, B, 1, offer("mine.txt", 4)));
 }
 
+/// Left by helper-81's re-test, closed: sixteen senders from eight
+/// addresses whose accepted files drip a few KiB now and then took all of
+/// a user's places, and every other sender was refused for as long as they
+/// dripped. A full receiver now makes room by ending the longest-stalled
+/// file, both sides told; files that move, and offers not yet answered,
+/// are never ended.
+#[test]
+fn a_stalled_file_makes_room_for_a_new_offer_when_the_receiver_is_full() {
+    let d = Dirs::new("relay-stalled");
+    let mut svc = d.service();
+    svc.set_peer(B, "10.0.0.2".parse().unwrap());
+    let start = Instant::now();
+    let at = |svc: &mut FileService, secs: u64, conn: ConnId, stream: u32, m: Message| {
+        at_time(svc, start + Duration::from_secs(secs), conn, stream, m)
+    };
+    let to_bob = |name: &str| -> Message {
+        FileOffer {
+            to: Some("bob".into()),
+            ..offer(name, 1 << 30)
+        }
+        .into()
+    };
+    let accept = || -> Message {
+        FileAccept {
+            offset: 0,
+            prefix_hash: None,
+        }
+        .into()
+    };
+    let chunk = |offset: u64, len: u64| -> Message {
+        FileChunk {
+            offset,
+            data: Bytes::from(vec![1u8; len as usize]),
+        }
+        .into()
+    };
+    // Sixteen senders, two an address, each file accepted at once.
+    let senders: Vec<ConnId> = (0..MAX_OFFERS_WAITING as u64)
+        .map(|i| ConnId(100 + i))
+        .collect();
+    let mut bob_stream = std::collections::HashMap::new();
+    for (i, &s) in senders.iter().enumerate() {
+        svc.set_peer(s, format!("10.0.1.{}", i / 2).parse().unwrap());
+        let out = at(&mut svc, 0, s, 1, to_bob(&format!("drip{i}")));
+        assert!(
+            matches!(messages(&out).as_slice(), [Message::FileOffer(_)]),
+            "{out:?}"
+        );
+        bob_stream.insert(out[0].frame.stream, s);
+        at(&mut svc, 0, B, out[0].frame.stream, accept());
+    }
+    // Each drips 5 KB; one of them moves properly.
+    let mover = senders[0];
+    for &s in &senders {
+        at(&mut svc, 5, s, 1, chunk(0, 5_000));
+    }
+    at(&mut svc, 9, mover, 1, chunk(5_000, RELAY_STALL_STEP));
+    const HONEST: ConnId = ConnId(7);
+    const LATE: ConnId = ConnId(8);
+    svc.set_peer(HONEST, "10.0.0.7".parse().unwrap());
+    svc.set_peer(LATE, "10.0.0.8".parse().unwrap());
+    // Before any has stalled for long enough: refused as ever.
+    let early = RELAY_STALLED_AFTER.as_secs() - 1;
+    let out = at(&mut svc, early, HONEST, 1, to_bob("honest.txt"));
+    assert!(
+        only_reject(&out).reason.contains("offered or arriving"),
+        "{out:?}"
+    );
+    // Once they have: the offer goes to bob, and one stalled file ends,
+    // its sender and bob told why.
+    let late = RELAY_STALLED_AFTER.as_secs() + 1;
+    let out = at(&mut svc, late, HONEST, 3, to_bob("honest.txt"));
+    let cancelled: Vec<_> = out
+        .iter()
+        .filter_map(|o| match &o.frame.message {
+            Message::FileCancel(c) => Some((o.to, o.frame.stream, c.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(cancelled.len(), 2, "{out:?}");
+    let (to_bob_side, to_sender) = if cancelled[0].0 == B {
+        (&cancelled[0], &cancelled[1])
+    } else {
+        (&cancelled[1], &cancelled[0])
+    };
+    assert_eq!(to_bob_side.0, B);
+    let ended = bob_stream[&to_bob_side.1];
+    assert_eq!(to_sender.0, ended);
+    assert_ne!(ended, mover, "a file that moves is never ended");
+    for (_, _, c) in &cancelled {
+        assert_eq!(c.code, ErrorCode::TOO_SLOW);
+        assert!(c.reason.contains("stalled"), "{c:?}");
+    }
+    assert!(
+        out.iter().any(|o| o.to == B
+            && matches!(&o.frame.message, Message::FileOffer(f) if f.name == "honest.txt")),
+        "{out:?}"
+    );
+    // The ended sender's chunks go nowhere now.
+    assert!(at(&mut svc, late, ended, 1, chunk(5_000, 5_000)).is_empty());
+    // Offers not yet answered are bob's to answer: sixteen of them, an
+    // hour old, are never ended to make room.
+    let mut svc = d.service();
+    svc.set_peer(B, "10.0.0.2".parse().unwrap());
+    svc.set_peer(HONEST, "10.0.0.7".parse().unwrap());
+    for (i, &s) in senders.iter().enumerate() {
+        svc.set_peer(s, format!("10.0.1.{}", i / 2).parse().unwrap());
+        let out = at(&mut svc, 0, s, 1, to_bob(&format!("waiting{i}")));
+        assert!(
+            matches!(messages(&out).as_slice(), [Message::FileOffer(_)]),
+            "{out:?}"
+        );
+    }
+    let out = at(&mut svc, 3600, HONEST, 1, to_bob("honest.txt"));
+    assert!(
+        only_reject(&out).reason.contains("offered or arriving"),
+        "{out:?}"
+    );
+}
+
 /// Known limit of the issue 13 attack run, closed: a sender could offer,
 /// withdraw and offer again without end, each offer showing on the
 /// receiver's screen. Offers that end unanswered now cost the sender's
@@ -650,18 +786,7 @@ fn offers_withdrawn_over_and_over_are_limited_and_taken_ones_are_not() {
     svc.set_peer(C, "10.0.0.7".parse().unwrap());
     let start = Instant::now();
     let at = |svc: &mut FileService, secs: u64, conn: ConnId, stream: u32, m: Message| {
-        let mut out = Vec::new();
-        let lookup = |n: &str| (n == "bob").then_some(B);
-        svc.handle(
-            conn,
-            "x",
-            stream,
-            m,
-            start + Duration::from_secs(secs),
-            &lookup,
-            &mut out,
-        );
-        out
+        at_time(svc, start + Duration::from_secs(secs), conn, stream, m)
     };
     let to_bob = FileOffer {
         to: Some("bob".into()),
