@@ -498,7 +498,7 @@ fn a_receiver_on_a_terminal_answers_only_what_it_was_asked() {
     bob.wait_for("waiting for files as bob");
     bob.line("y");
     let sent = send_when_there(
-        &server,
+        &server.addr,
         "bob",
         &["--timeout", "3", s(&src.join("note.txt"))],
     );
@@ -670,10 +670,10 @@ fn an_interrupted_folder_put_resumes() {
 
 /// `lanlink send ARGS…` once `to` is connected (retried while the server
 /// does not know the name yet).
-fn send_when_there(server: &Server, to: &str, args: &[&str]) -> std::process::Output {
+fn send_when_there(addr: &str, to: &str, args: &[&str]) -> std::process::Output {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let mut all = vec!["send", &server.addr, "--to", to];
+        let mut all = vec!["send", addr, "--to", to];
         all.extend_from_slice(args);
         let out = lanlink(&all);
         if !text(&out.stderr).contains("no user named") || Instant::now() > deadline {
@@ -692,7 +692,11 @@ fn an_offer_nobody_answers_is_withdrawn() {
     // bob is there, but his chat client leaves offers waiting.
     let mut bob = ChatClient::join(&server.addr, "bob", &[]);
     let started = Instant::now();
-    let out = send_when_there(&server, "bob", &["--timeout", "1", s(&src.join("x.bin"))]);
+    let out = send_when_there(
+        &server.addr,
+        "bob",
+        &["--timeout", "1", s(&src.join("x.bin"))],
+    );
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
     assert!(
@@ -707,6 +711,40 @@ fn an_offer_nobody_answers_is_withdrawn() {
     bob.say("/accept");
     bob.expect_err("no offer number 1 (0 waiting)");
     assert_eq!(bob.finish().code(), Some(1));
+    assert!(server.terminate().success());
+}
+
+/// `/accept` in the chat saves into the chat's folder; a file of the same
+/// name there is kept and the new one goes beside it, said so (it failed
+/// with "already exists", helper-79's "left, noticed").
+#[test]
+fn the_chat_accepts_a_file_beside_one_of_its_name() {
+    let t = Scratch::new("chat-accept");
+    let (src, here) = (t.dir("src"), t.dir("here"));
+    write_file(&src.join("notes.txt"), 70_000, 3);
+    write_file(&here.join("notes.txt"), 5, 4);
+    let mine = std::fs::read(here.join("notes.txt")).unwrap();
+    let server = Server::start(&[]);
+    let mut cmd = common::lanlink_command();
+    cmd.args(["chat", &server.addr, "--name", "bob"])
+        .current_dir(&here);
+    let mut bob = ChatClient::from_command(cmd);
+    bob.expect("-- connected to");
+    let sender = {
+        let addr = server.addr.clone();
+        let file = src.join("notes.txt");
+        std::thread::spawn(move || send_when_there(&addr, "bob", &[s(&file)]))
+    };
+    bob.expect("offers notes.txt");
+    bob.say("/accept");
+    bob.expect("notes.txt is here already: saving this one as notes (1).txt");
+    let got = bob.expect("-- received ");
+    assert!(got.contains("/here/notes (1).txt ("), "{got}");
+    let out = sender.join().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(same(&src.join("notes.txt"), &here.join("notes (1).txt")));
+    assert_eq!(std::fs::read(here.join("notes.txt")).unwrap(), mine);
+    assert!(bob.finish().success());
     assert!(server.terminate().success());
 }
 
@@ -729,7 +767,7 @@ fn a_name_taken_on_receive_is_overwritten_renamed_or_skipped_as_asked() {
     // Without a terminal or a flag, the file here is kept and the offer
     // declined, saying which flag takes it.
     let r = receive("bob", &[]);
-    let out = send_when_there(&server, "bob", &[s(&photo)]);
+    let out = send_when_there(&server.addr, "bob", &[s(&photo)]);
     assert!(!out.status.success());
     assert!(
         text(&out.stderr).contains("already exists at the receiver"),
@@ -740,7 +778,7 @@ fn a_name_taken_on_receive_is_overwritten_renamed_or_skipped_as_asked() {
     drop(r);
 
     let r = receive("carol", &["--on-conflict", "rename"]);
-    let out = send_when_there(&server, "carol", &[s(&photo)]);
+    let out = send_when_there(&server.addr, "carol", &[s(&photo)]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let done = r.wait_with_output().unwrap();
     assert!(done.status.success());
@@ -749,7 +787,7 @@ fn a_name_taken_on_receive_is_overwritten_renamed_or_skipped_as_asked() {
     assert_eq!(std::fs::read(rx.join("photo.jpg")).unwrap(), mine);
 
     let r = receive("dan", &["--on-conflict", "overwrite"]);
-    let out = send_when_there(&server, "dan", &[s(&photo)]);
+    let out = send_when_there(&server.addr, "dan", &[s(&photo)]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(r.wait_with_output().unwrap().status.success());
     assert!(same(&photo, &rx.join("photo.jpg")));

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use lanlink_client::{IncomingOffer, Quiet, TransferOptions};
+use lanlink_client::{IncomingOffer, OnConflict, Quiet, TransferOptions};
 use lanlink_transport::text::display_safe;
 
 use super::{lock, Chat};
@@ -15,7 +15,8 @@ pub(crate) const FILE_HELP: &str = "\
 /send USER PATH   offer a file or folder to USER
 /ls [PATH]        list the server's shared folder
 /get NAME         download NAME from the share into this folder
-/accept [N]       accept the oldest (or Nth) file offered to you
+/accept [N]       accept the oldest (or Nth) file offered to you, into
+                  this folder (beside a file of its name: NAME (1))
 /decline [N]      decline it";
 
 /// Runs a file command in the background; `None` if `line` is not one.
@@ -110,9 +111,25 @@ pub(crate) fn command(line: &str, chat: &Arc<Chat>) -> Option<Result<(), String>
                 Ok(o) => o,
                 Err(e) => return Some(Err(e)),
             };
+            // A file of that name here is kept: this one goes beside it.
+            let here = std::path::Path::new(".");
+            let Some(options) =
+                TransferOptions::default().on_conflict(here, offer.name(), OnConflict::Rename)
+            else {
+                let _ = session.decline_file(&offer, "no free name for it at the receiver");
+                return Some(Err(format!(
+                    "{} is here already, and so are its names up to (999): declined",
+                    offer.name()
+                )));
+            };
+            if let Some(renamed) = &options.as_name {
+                say(format!(
+                    "-- {} is here already: saving this one as {renamed}",
+                    offer.name()
+                ));
+            }
             std::thread::spawn(move || {
-                let options = TransferOptions::default();
-                match session.accept_file(&offer, ".".as_ref(), &options, &mut Quiet) {
+                match session.accept_file(&offer, here, &options, &mut Quiet) {
                     Ok(s) => say(format!(
                         "-- received {} ({})",
                         s.path.display(),
