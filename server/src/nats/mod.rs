@@ -65,7 +65,8 @@ pub use order::HOLD;
 pub use outbox::REWRITE_AFTER;
 pub use presence::{Rosters, StreamAds, HEARTBEAT, PRESENCE_BUCKET, PRESENCE_TTL, STALE_AFTER};
 pub use whisper::{
-    WhisperAnswer, MAX_WHISPERS_IN_FLIGHT, MAX_WHISPER_BYTES, SERVER_SUBJECTS, WHISPER_WAIT,
+    WhisperAnswer, MAX_WHISPERS_IN_FLIGHT, MAX_WHISPERS_IN_FLIGHT_PER_SERVER, MAX_WHISPER_BYTES,
+    SERVER_SUBJECTS, WHISPER_WAIT,
 };
 
 /// The subject prefix of room events; a room's subject is this, a dot and
@@ -793,7 +794,7 @@ async fn serve(
             return;
         }
     };
-    let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_WHISPERS_IN_FLIGHT));
+    let whisper_slots = Arc::new(whisper::WhisperSlots::default());
     let mut inbound = Inbound::new(config.server_id.clone());
     let mut holding = order::Holding::<(String, bytes::Bytes)>::default();
     let presence = tokio::spawn(presence::run(
@@ -862,7 +863,7 @@ async fn serve(
         while let Ok(ask) = asked.try_recv() {
             match ask {
                 Ask::Whisper(w, id) => {
-                    whisper::send(&client, &config.server_id, w, id, &in_flight, &events);
+                    whisper::send(&client, &config.server_id, w, id, &whisper_slots, &events);
                 }
                 Ask::Answer { reply, answer } => {
                     if let Err(e) = client.publish(reply, answer.body().into()).await {

@@ -13,14 +13,14 @@
 //! unknown. A private message is never stored or retried: the sender
 //! knows at once that it did not arrive.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use crossbeam_channel::Sender;
 use lanlink_proto::chat::PrivateMessage;
 use lanlink_services::chat::RemoteWhisper;
 use serde_json::{json, Value};
-use tokio::sync::Semaphore;
 
 use super::{valid_server_id, NatsEvent};
 
@@ -37,6 +37,61 @@ pub const WHISPER_WAIT: Duration = Duration::from_secs(3);
 /// Private messages waiting for their answer at once; beyond that a new
 /// one is refused at once as busy.
 pub const MAX_WHISPERS_IN_FLIGHT: usize = 256;
+
+/// Of [`MAX_WHISPERS_IN_FLIGHT`], those that may wait for one server: a
+/// server that never answers (gone without leaving presence, or hostile)
+/// holds each message sent to it for [`WHISPER_WAIT`], and would
+/// otherwise hold every place, so that messages to the servers that do
+/// answer were refused as busy.
+pub const MAX_WHISPERS_IN_FLIGHT_PER_SERVER: usize = MAX_WHISPERS_IN_FLIGHT / 4;
+
+/// The places of private messages waiting for an answer, in all and per
+/// server they went to.
+#[derive(Debug, Default)]
+pub(super) struct WhisperSlots {
+    /// Places taken, per server (no entry: none).
+    taken: Mutex<HashMap<String, usize>>,
+}
+
+/// One place of [`WhisperSlots`], given back when dropped.
+pub(super) struct WhisperSlot {
+    slots: Arc<WhisperSlots>,
+    server: String,
+}
+
+impl WhisperSlots {
+    /// A place for a message to `server`, if one is free in all and for
+    /// that server.
+    pub(super) fn take(self: &Arc<Self>, server: &str) -> Option<WhisperSlot> {
+        let mut taken = self.taken.lock().unwrap_or_else(PoisonError::into_inner);
+        let in_all: usize = taken.values().sum();
+        let for_server = taken.get(server).copied().unwrap_or(0);
+        if in_all >= MAX_WHISPERS_IN_FLIGHT || for_server >= MAX_WHISPERS_IN_FLIGHT_PER_SERVER {
+            return None;
+        }
+        *taken.entry(server.to_owned()).or_default() += 1;
+        Some(WhisperSlot {
+            slots: self.clone(),
+            server: server.to_owned(),
+        })
+    }
+}
+
+impl Drop for WhisperSlot {
+    fn drop(&mut self) {
+        let mut taken = self
+            .slots
+            .taken
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = taken.get_mut(&self.server) {
+            *n -= 1;
+            if *n == 0 {
+                taken.remove(&self.server);
+            }
+        }
+    }
+}
 
 /// The longest reply subject answered (NATS inboxes are about 50 bytes).
 const MAX_REPLY_SUBJECT: usize = 256;
@@ -153,7 +208,7 @@ pub(super) fn send(
     own: &str,
     w: RemoteWhisper,
     id: u64,
-    in_flight: &Arc<Semaphore>,
+    slots: &Arc<WhisperSlots>,
     events: &Sender<NatsEvent>,
 ) {
     let (sender, to) = (w.sender, format!("{}@{}", w.message.to, w.server));
@@ -167,7 +222,7 @@ pub(super) fn send(
         let _ = events.try_send(told(WhisperAnswer::Unknown));
         return;
     }
-    let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+    let Some(permit) = slots.take(&w.server) else {
         let _ = events.try_send(told(WhisperAnswer::Busy));
         return;
     };
@@ -193,6 +248,26 @@ pub(super) fn send(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One server that does not answer holds a quarter of the places at
+    /// most: messages to the others still go.
+    #[test]
+    fn a_server_that_does_not_answer_holds_a_share_of_the_places() {
+        let slots = Arc::new(WhisperSlots::default());
+        let held: Vec<_> = (0..MAX_WHISPERS_IN_FLIGHT_PER_SERVER)
+            .map(|_| slots.take("slow").expect("a place"))
+            .collect();
+        assert!(slots.take("slow").is_none());
+        let others: Vec<_> = (0..MAX_WHISPERS_IN_FLIGHT - MAX_WHISPERS_IN_FLIGHT_PER_SERVER)
+            .map(|i| slots.take(&format!("s{}", i % 8)).expect("a place"))
+            .collect();
+        // All taken: none for anyone.
+        assert!(slots.take("fresh").is_none());
+        drop(others);
+        assert!(slots.take("fresh").is_some());
+        drop(held);
+        assert!(slots.taken.lock().unwrap().is_empty());
+    }
 
     #[test]
     fn requests_and_answers_are_checked() {
