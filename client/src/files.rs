@@ -405,138 +405,190 @@ impl<'a, A, P, E> Receiving<'a, A, P, E> {
         E: FnMut(&IncomingOffer, Result<TransferSummary, ClientError>),
     {
         let Receiving {
-            setup:
-                Setup {
-                    session,
-                    events,
-                    dest,
-                    count,
-                },
-            mut answer,
-            mut progress,
-            mut ended,
+            setup,
+            answer,
+            progress,
+            ended,
         } = self;
-        let dest = dest.as_path();
-        create_folder(dest)?;
+        create_folder(&setup.dest)?;
         let (done_tx, done) = crossbeam_channel::unbounded();
-        // Files arriving now, and offers waiting for one of them to end.
-        let mut busy: Vec<Arriving> = Vec::new();
-        let mut waiting: VecDeque<IncomingOffer> = VecDeque::new();
-        let mut received = 0;
-        let epoch = Instant::now();
-        // One file ended: counted, and heard.
-        let mut end = |busy: &mut Vec<Arriving>,
-                       received: &mut usize,
-                       (offer, result): (IncomingOffer, Result<_, ClientError>)|
-         -> Result<(), ClientError> {
-            busy.retain(|b| b.stream != offer.stream);
-            match result {
-                Ok(summary) => {
-                    *received += 1;
-                    ended(&offer, Ok(summary));
-                }
-                Err(e) if session.is_connected() => ended(&offer, Err(e)),
-                Err(e) => return Err(e),
-            }
-            Ok(())
+        let mut run = Run {
+            setup,
+            answer,
+            progress,
+            ended,
+            done_tx,
+            done,
+            busy: Vec::new(),
+            waiting: VecDeque::new(),
+            received: 0,
+            epoch: Instant::now(),
         };
         loop {
-            while let Ok(one) = done.try_recv() {
-                end(&mut busy, &mut received, one)?;
+            while let Ok(one) = run.done.try_recv() {
+                run.end(one)?;
             }
-            if count.is_some_and(|c| received >= c) {
-                for offer in waiting {
-                    // Told, if the connection still allows it.
-                    let _ = session.decline_file(&offer, ENOUGH);
-                }
-                for file in &busy {
-                    session.cancel_incoming(file.stream, ENOUGH);
-                }
-                // They end at the cancel, behind what already came for
-                // them; one that was finishing may still be received.
-                let deadline = Instant::now() + CANCEL_PATIENCE;
-                while !busy.is_empty() {
-                    match done.recv_deadline(deadline) {
-                        Ok(one) => {
-                            if end(&mut busy, &mut received, one).is_err() {
-                                break;
-                            }
-                        }
-                        Err(_) => break,
-                    }
-                }
-                return Ok(received);
+            if run.has_enough() {
+                return Ok(run.finish());
             }
-            let now_ms = millis_since(epoch);
-            let moving = busy.iter().filter(|b| !b.stalled(now_ms)).count();
-            let free = waiting.iter().position(|o| {
-                let name = arriving(o);
-                !busy.iter().any(|b| b.name == name)
-            });
-            let offer = match free {
-                Some(i) if may_start(moving, busy.len(), received, count) => waiting.remove(i),
-                _ => {
-                    match events.receiver().recv_timeout(Duration::from_millis(100)) {
-                        Ok(event) => {
-                            take_event(session, event, &mut waiting)?;
-                        }
-                        Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
-                            return Err(ClientError::Disconnected(
-                                lanlink_transport::CloseReason::Local("session over".into()),
-                            ))
-                        }
-                        Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
-                    }
-                    continue;
-                }
-            };
-            let Some(offer) = offer else { continue };
-            let answered = answer(&offer);
-            // The sender may have withdrawn it while the answer was
-            // thought over (a person asked): not accepted then.
-            let mut withdrawn = None;
-            while let Some(event) = events.try_recv() {
-                if let Some(gone) = take_event(session, event, &mut waiting)? {
-                    if gone.stream == offer.stream {
-                        withdrawn = Some(gone.message);
-                    }
-                }
+            if let Some(offer) = run.next_offer()? {
+                run.take(offer)?;
             }
-            if let Some(message) = withdrawn {
-                let refused = lanlink_services::file::client::refused(offer.name(), message);
-                let withdrawn =
-                    ClientError::from(refused).with_hint("the sender withdrew the offer");
-                end(&mut busy, &mut received, (offer, Err(withdrawn)))?;
-                continue;
-            }
-            let options = match answered {
-                OfferAnswer::Accept(options) => options,
-                OfferAnswer::Decline(reason) => {
-                    session.decline_file(&offer, &reason)?;
-                    continue;
-                }
-            };
-            let moved = Arc::new(AtomicU64::new(millis_since(epoch)));
-            busy.push(Arriving {
-                name: arriving(&offer),
-                stream: offer.stream,
-                moved: moved.clone(),
-            });
-            let (session, dest, done_tx) = (session.clone(), dest.to_owned(), done_tx.clone());
-            let mut report = Moving {
-                inner: progress(),
-                mark: 0,
-                moved,
-                epoch,
-            };
-            std::thread::Builder::new()
-                .name("lanlink-receive".into())
-                .spawn(move || {
-                    let result = session.accept_file(&offer, &dest, &options, &mut report);
-                    let _ = done_tx.send((offer, result));
-                })
-                .map_err(ClientError::Thread)?;
         }
+    }
+}
+
+/// How one accepted file ended, as its thread tells [`Run`].
+type Ended = (IncomingOffer, Result<TransferSummary, ClientError>);
+
+/// One [`Receiving::run`] under way: the files arriving, the offers
+/// waiting for one of them to end, and the files received so far.
+struct Run<'a, A, P, E> {
+    setup: Setup<'a>,
+    answer: A,
+    progress: P,
+    ended: E,
+    done_tx: crossbeam_channel::Sender<Ended>,
+    done: crossbeam_channel::Receiver<Ended>,
+    busy: Vec<Arriving>,
+    waiting: VecDeque<IncomingOffer>,
+    received: usize,
+    epoch: Instant,
+}
+
+impl<A, P, E, R> Run<'_, A, P, E>
+where
+    A: FnMut(&IncomingOffer) -> OfferAnswer,
+    P: FnMut() -> R,
+    R: Progress + Send + 'static,
+    E: FnMut(&IncomingOffer, Result<TransferSummary, ClientError>),
+{
+    /// One file ended: counted, and heard. A file lost with the connection
+    /// ends the run.
+    fn end(&mut self, (offer, result): Ended) -> Result<(), ClientError> {
+        self.busy.retain(|b| b.stream != offer.stream);
+        match result {
+            Ok(summary) => {
+                self.received += 1;
+                (self.ended)(&offer, Ok(summary));
+            }
+            Err(e) if self.setup.session.is_connected() => (self.ended)(&offer, Err(e)),
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    }
+
+    fn has_enough(&self) -> bool {
+        self.setup.count.is_some_and(|c| self.received >= c)
+    }
+
+    /// The count is reached: the offers waiting are declined, the files
+    /// still arriving cancelled and waited for (a while); how many files
+    /// were received.
+    fn finish(mut self) -> usize {
+        let session = self.setup.session;
+        for offer in std::mem::take(&mut self.waiting) {
+            // Told, if the connection still allows it.
+            let _ = session.decline_file(&offer, ENOUGH);
+        }
+        for file in &self.busy {
+            session.cancel_incoming(file.stream, ENOUGH);
+        }
+        // They end at the cancel, behind what already came for them; one
+        // that was finishing may still be received.
+        let deadline = Instant::now() + CANCEL_PATIENCE;
+        while !self.busy.is_empty() {
+            let Ok(one) = self.done.recv_deadline(deadline) else {
+                break;
+            };
+            if self.end(one).is_err() {
+                break;
+            }
+        }
+        self.received
+    }
+
+    /// An offer that may start now, if one is waiting and the files
+    /// arriving allow another; else waits a little for an event (`None`).
+    fn next_offer(&mut self) -> Result<Option<IncomingOffer>, ClientError> {
+        let now_ms = millis_since(self.epoch);
+        let moving = self.busy.iter().filter(|b| !b.stalled(now_ms)).count();
+        let free = self.waiting.iter().position(|o| {
+            let name = arriving(o);
+            !self.busy.iter().any(|b| b.name == name)
+        });
+        let count = self.setup.count;
+        match free {
+            Some(i) if may_start(moving, self.busy.len(), self.received, count) => {
+                Ok(self.waiting.remove(i))
+            }
+            _ => {
+                let events = self.setup.events.receiver();
+                match events.recv_timeout(Duration::from_millis(100)) {
+                    Ok(event) => {
+                        take_event(self.setup.session, event, &mut self.waiting)?;
+                    }
+                    Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                        return Err(ClientError::Disconnected(
+                            lanlink_transport::CloseReason::Local("session over".into()),
+                        ))
+                    }
+                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    /// Answers `offer` and, if accepted (and not withdrawn meanwhile),
+    /// starts receiving it on a thread of its own.
+    fn take(&mut self, offer: IncomingOffer) -> Result<(), ClientError> {
+        let session = self.setup.session;
+        let answered = (self.answer)(&offer);
+        // The sender may have withdrawn it while the answer was thought
+        // over (a person asked): not accepted then.
+        let mut withdrawn = None;
+        while let Some(event) = self.setup.events.try_recv() {
+            if let Some(gone) = take_event(session, event, &mut self.waiting)? {
+                if gone.stream == offer.stream {
+                    withdrawn = Some(gone.message);
+                }
+            }
+        }
+        if let Some(message) = withdrawn {
+            let refused = lanlink_services::file::client::refused(offer.name(), message);
+            let withdrawn = ClientError::from(refused).with_hint("the sender withdrew the offer");
+            return self.end((offer, Err(withdrawn)));
+        }
+        let options = match answered {
+            OfferAnswer::Accept(options) => options,
+            OfferAnswer::Decline(reason) => return session.decline_file(&offer, &reason),
+        };
+        let moved = Arc::new(AtomicU64::new(millis_since(self.epoch)));
+        self.busy.push(Arriving {
+            name: arriving(&offer),
+            stream: offer.stream,
+            moved: moved.clone(),
+        });
+        let mut report = Moving {
+            inner: (self.progress)(),
+            mark: 0,
+            moved,
+            epoch: self.epoch,
+        };
+        let (session, dest, done_tx) = (
+            session.clone(),
+            self.setup.dest.clone(),
+            self.done_tx.clone(),
+        );
+        std::thread::Builder::new()
+            .name("lanlink-receive".into())
+            .spawn(move || {
+                let result = session.accept_file(&offer, &dest, &options, &mut report);
+                let _ = done_tx.send((offer, result));
+            })
+            .map_err(ClientError::Thread)?;
+        Ok(())
     }
 }
 
