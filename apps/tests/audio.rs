@@ -412,7 +412,7 @@ fn a_stuck_listener_loses_audio_for_itself_only() {
 #[test]
 fn talk_fails_when_the_server_goes_away() {
     let server = Server::start(&[]);
-    let mut talk = lanlink_spawn(&["talk", &server.addr, "--tone", "440", "--name", "t"]);
+    let mut talk = lanlink_spawn(&["talk", &server.addr, "--tone", "440", "--stream", "t"]);
     let out = common::lines_of(talk.stdout.take().unwrap());
     assert!(out.recv_timeout(PATIENCE).unwrap().contains("talking as t"));
     std::thread::sleep(Duration::from_millis(300));

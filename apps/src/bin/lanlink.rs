@@ -192,7 +192,7 @@ enum Cmd {
         #[command(flatten)]
         video: VideoArgs,
         /// The stream's name (default: USER-cam, or USER-cam-2… when taken).
-        #[arg(long = "name")]
+        #[arg(long = "stream", visible_alias = "name", value_name = "STREAM")]
         stream: Option<String>,
         /// Stop after this many frames.
         #[arg(long)]
@@ -227,7 +227,7 @@ enum Cmd {
         #[command(flatten)]
         input: TalkArgs,
         /// The stream's name (default: USER-mic, or USER-mic-2… when taken).
-        #[arg(long = "name")]
+        #[arg(long = "stream", visible_alias = "name", value_name = "STREAM")]
         stream: Option<String>,
         /// Stop after this many seconds.
         #[arg(long)]
