@@ -20,6 +20,18 @@ pub enum ServerError {
         source: std::io::Error,
     },
 
+    /// A folder the configuration names (`file.share`, `file.inbox`) is
+    /// missing or is not a folder.
+    #[error("{what} {}: {reason}", path.display())]
+    NotAFolder {
+        /// Which folder: `share` or `inbox`.
+        what: &'static str,
+        /// The path as configured.
+        path: std::path::PathBuf,
+        /// `no such folder (create it first)` or `not a folder`.
+        reason: &'static str,
+    },
+
     /// A JetStream stream lanlink keeps its chat history or presence in
     /// exists with a setting that lets one NATS user rewrite or wipe what
     /// others stored there (made by hand, by another program, or by a

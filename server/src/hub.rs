@@ -95,6 +95,28 @@ pub struct ServerConfig {
     pub nats: Option<crate::nats::NatsConfig>,
 }
 
+impl ServerConfig {
+    /// Whether the share and the inbox it names are folders
+    /// ([`ServerError::NotAFolder`] if not): [`run`] checks this first, a
+    /// program may check it before it says it is serving.
+    pub fn check_folders(&self) -> Result<(), ServerError> {
+        for (what, dir) in [("share", &self.file.share), ("inbox", &self.file.inbox)] {
+            if let Some(path) = dir.as_ref().filter(|d| !d.is_dir()) {
+                return Err(ServerError::NotAFolder {
+                    what,
+                    path: path.clone(),
+                    reason: if path.exists() {
+                        "not a folder"
+                    } else {
+                        "no such folder (create it first)"
+                    },
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
@@ -121,15 +143,34 @@ impl Default for ServerConfig {
 /// Serves on `listener` until `shutdown` fires; then says goodbye to every
 /// client, joins every thread and returns.
 ///
+/// With TLS (as clients expect by default: `ServerConfig::default()` is
+/// plain TCP, which clients reach only with `SessionBuilder::plain`) and a
+/// shared folder:
+///
 /// ```no_run
 /// use std::net::TcpListener;
-/// use lanlink_server::{run, ServerConfig};
-/// use lanlink_transport::Shutdown;
+/// use lanlink_server::{run, ServerConfig, ServerIdentity, Shutdown};
 ///
+/// let mut config = ServerConfig::default();
+/// // Kept in a folder, so clients that pinned it trust it next time.
+/// let (identity, _new) = ServerIdentity::load_or_create("server-data".as_ref())?;
+/// println!("fingerprint {}", identity.fingerprint());
+/// config.transport.tls = Some(identity);
+/// config.file.share = Some("shared".into());
 /// let listener = TcpListener::bind("0.0.0.0:7878")?;
-/// run(listener, ServerConfig::default(), Shutdown::new())?;
+/// run(listener, config, Shutdown::new())?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+///
+/// Besides its own threads (the hub, the transport's I/O threads, the disk
+/// workers), it starts one that, every 15 s while the process uses more
+/// than 256 MiB, hands memory freed after a burst back to the system
+/// (`malloc_trim` on glibc): for the whole process, which is harmless to
+/// a program embedding the server.
+///
+/// # Errors
+/// [`ServerError::NotAFolder`] for a share or inbox that is missing; the
+/// transport's errors (TLS set-up); a thread that could not start.
 pub fn run(
     listener: TcpListener,
     config: ServerConfig,
@@ -528,6 +569,7 @@ struct Admin {
 impl Hub {
     /// A hub with empty services and its worker threads started.
     pub fn new(config: &ServerConfig) -> Result<Hub, ServerError> {
+        config.check_folders()?;
         let mut chat = ChatService::new(config.chat.clone());
         for name in &config.banned_names {
             chat.ban_name(name);

@@ -3,17 +3,29 @@
 //!
 //! ```no_run
 //! use std::net::TcpListener;
-//! use lanlink_server::{run, ServerConfig};
-//! use lanlink_transport::Shutdown;
+//! use lanlink_server::{run, ServerConfig, ServerIdentity, Shutdown};
 //!
+//! let mut config = ServerConfig::default();
+//! config.transport.tls = Some(ServerIdentity::generate()?);
 //! let listener = TcpListener::bind("0.0.0.0:7878")?;
-//! run(listener, ServerConfig::default(), Shutdown::new())?;
+//! run(listener, config, Shutdown::new())?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! `examples/serve.rs` is a whole one: TLS with a certificate kept across
+//! runs, a shared folder, an inbox, and a clean stop.
+//!
+//! **Scale-out (`nats`) in a program of your own:** lanlink's workspace
+//! builds `async-nats` with one fix (`vendor/async-nats/LANLINK-PATCH.md`:
+//! a message with a malformed header block cost the whole NATS connection,
+//! so one NATS user could cut every server off). A `[patch.crates-io]`
+//! applies only in the workspace that declares it: a program depending on
+//! `lanlink-server` gets the crates.io `async-nats` unless its own
+//! workspace adds the same `[patch.crates-io] async-nats = { path = … }`.
+//!
 //! # Layout
 //! - [`run`] serves every service on a bound listener until a
-//!   [`Shutdown`](lanlink_transport::Shutdown) fires; [`Hub`] is the event
+//!   [`Shutdown`] fires; [`Hub`] is the event
 //!   loop behind it: one thread owns every service, so services need no
 //!   locks, and whatever they want sent is queued on the recipients'
 //!   connections, which never blocks it.
@@ -53,3 +65,6 @@ pub mod workers;
 
 pub use error::ServerError;
 pub use hub::{run, Hub, ServerConfig, DEFAULT_PORT};
+/// The server's TLS certificate and key, and the signal that stops [`run`]:
+/// re-exported so that a program needs this crate alone to serve.
+pub use lanlink_transport::{ServerIdentity, Shutdown};

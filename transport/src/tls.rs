@@ -121,6 +121,12 @@ impl std::str::FromStr for Fingerprint {
 /// ring's provider with AES-128-GCM preferred: as safe for this use and,
 /// with AES instructions, measurably cheaper per byte than AES-256-GCM on
 /// file transfers, which are CPU-bound on loopback.
+///
+/// rustls 0.23.48 deprecates ring's provider because it has no
+/// post-quantum key exchange; lanlink keeps ring, which rcgen also makes
+/// its certificates with, rather than add a second crypto library
+/// (aws-lc-rs), and builds without the warning whichever 0.23 it gets.
+#[allow(deprecated)]
 fn provider() -> Arc<CryptoProvider> {
     use rustls::crypto::ring::cipher_suite::TLS13_AES_128_GCM_SHA256;
     let mut provider = rustls::crypto::ring::default_provider();

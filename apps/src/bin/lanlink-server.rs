@@ -492,18 +492,10 @@ fn main() -> ExitCode {
         },
         ..MediaConfig::default()
     };
-    for (flag, dir) in [("--share", &args.share), ("--inbox", &args.inbox)] {
-        if let Some(dir) = dir {
-            if !dir.is_dir() {
-                let what = if dir.exists() {
-                    "not a folder"
-                } else {
-                    "no such folder (create it first)"
-                };
-                eprintln!("error: {flag} {}: {what}", dir.display());
-                return ExitCode::from(2);
-            }
-        }
+    // Named by their flags: "--share PATH: no such folder…".
+    if let Err(e) = config.check_folders() {
+        eprintln!("error: --{e}");
+        return ExitCode::from(2);
     }
     let fingerprint = identity.as_ref().map(ServerIdentity::fingerprint);
     config.transport.tls = identity;
