@@ -148,6 +148,16 @@ pub enum ClientError {
         waited: std::time::Duration,
     },
 
+    /// The session did not ask for the service this needs
+    /// ([`SessionBuilder::capabilities`](crate::SessionBuilder::capabilities)).
+    #[error("this session did not ask for {what}: connect with {needs}")]
+    NotAsked {
+        /// What it would have received.
+        what: &'static str,
+        /// The capabilities that bring it.
+        needs: &'static str,
+    },
+
     /// A worker thread (publisher, listener) could not be started.
     #[error("cannot start a thread: {0}")]
     Thread(#[source] std::io::Error),

@@ -60,7 +60,10 @@ pub enum Event {
     /// A line from the server (message of the day, kicks…).
     Notice(Notice),
     /// Another user offers a file: accept it with
-    /// [`Session::accept_file`](crate::Session::accept_file) or decline it.
+    /// [`Session::accept_file`](crate::Session::accept_file) (on a thread
+    /// of its own, see there) or decline it;
+    /// [`Session::receive_files`](crate::Session::receive_files) answers a
+    /// run of offers.
     FileOffered(IncomingOffer),
     /// An audio or video stream was announced (also those already live
     /// when the session started).

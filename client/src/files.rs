@@ -25,7 +25,7 @@ use lanlink_services::ServiceError;
 
 use crate::event::IncomingOffer;
 use crate::session::RouteLink;
-use crate::{ClientError, Event, Events, Session};
+use crate::{Capabilities, ClientError, Event, Events, Session};
 
 /// Progress that reports nothing.
 pub use lanlink_services::file::Quiet;
@@ -140,7 +140,9 @@ impl Session {
     /// below it if `recursive`.
     pub fn list(&self, path: &str, recursive: bool) -> Result<Vec<DirEntry>, ClientError> {
         let link = RouteLink::reliable(self);
-        Ok(FileClient::new(&link).list(path, recursive)?)
+        FileClient::new(&link)
+            .list(path, recursive)
+            .map_err(|e| self.unanswered(e))
     }
 
     /// Downloads `name` (a file or a whole folder) from the share into the
@@ -156,7 +158,9 @@ impl Session {
     ) -> Result<Vec<TransferSummary>, ClientError> {
         create_folder(dest)?;
         let link = RouteLink::reliable(self);
-        Ok(file_client(&link, options).get(name, dest, options.force, progress)?)
+        file_client(&link, options)
+            .get(name, dest, options.force, progress)
+            .map_err(|e| self.unanswered(e))
     }
 
     /// Uploads `local` (a file or a folder) into the server's inbox,
@@ -175,7 +179,7 @@ impl Session {
         let mut once =
             |progress: &mut dyn Progress| client.put(local, options.as_name.as_deref(), progress);
         if !local.is_file() {
-            return Ok(once(progress)?);
+            return once(progress).map_err(|e| self.unanswered(e));
         }
         // A server busy with everyone's uploads refuses one for now: try
         // again (resuming what it kept), for a while.
@@ -187,7 +191,7 @@ impl Session {
                     std::thread::sleep(wait);
                     wait = (wait * 2).min(Duration::from_secs(8));
                 }
-                other => return Ok(other?),
+                other => return other.map_err(|e| self.unanswered(e)),
             }
         }
     }
@@ -203,7 +207,9 @@ impl Session {
         progress: &mut dyn Progress,
     ) -> Result<Vec<TransferSummary>, ClientError> {
         let link = RouteLink::reliable(self);
-        Ok(file_client(&link, options).send_to(to, local, progress)?)
+        file_client(&link, options)
+            .send_to(to, local, progress)
+            .map_err(|e| self.unanswered(e))
     }
 
     /// Accepts an offer ([`Event::FileOffered`](crate::Event::FileOffered)):
@@ -211,6 +217,13 @@ impl Session {
     /// `options.as_name` if given), resuming a partial one of the same
     /// name, and verifies it.
     /// Refuses to overwrite an existing file unless `options.force`.
+    ///
+    /// It returns once the file is in: run it on a thread of its own (or
+    /// use [`receive_files`](Self::receive_files), which does) and keep
+    /// reading the session's events meanwhile. The session hands events on
+    /// in order and waits for room among them, so events left unread (a
+    /// busy room's lines) hold up this transfer's data behind them, and
+    /// it fails with "no answer" after 30 s.
     pub fn accept_file(
         &self,
         offer: &IncomingOffer,
@@ -222,14 +235,33 @@ impl Session {
         let link = RouteLink::reliable(self);
         link.adopt(offer.stream);
         let local = options.as_name.as_deref().unwrap_or(&offer.offer.name);
-        Ok(file_client(&link, options).accept_as(
-            offer.stream,
-            &offer.offer,
-            dest,
-            local,
-            options.force,
-            progress,
-        )?)
+        file_client(&link, options)
+            .accept_as(
+                offer.stream,
+                &offer.offer,
+                dest,
+                local,
+                options.force,
+                progress,
+            )
+            .map_err(|e| self.unanswered(e))
+    }
+
+    /// `e` as a [`ClientError`], saying why when a transfer got no answer
+    /// because this session's events stand unread: nothing after them is
+    /// handed on, the transfer's data included.
+    fn unanswered(&self, e: ServiceError) -> ClientError {
+        let held_up = matches!(e, ServiceError::NoAnswer { .. })
+            && self.inner.shared.events_waiting.load(Ordering::Relaxed);
+        let e = ClientError::from(e);
+        if held_up {
+            e.with_hint(
+                "this session's events are not being read, and the transfer's data waits \
+                 behind them: read them on another thread while it runs",
+            )
+        } else {
+            e
+        }
     }
 
     /// Declines an offer; the sender is told `reason`.
@@ -245,17 +277,32 @@ impl Session {
     /// [`run`](Receiving::run) it.
     ///
     /// `answer` decides each offer, on the calling thread (ask the user;
-    /// [`TransferOptions::on_conflict`] handles a name already taken).
+    /// [`TransferOptions::on_conflict`] handles a name already taken: with
+    /// plain `TransferOptions::default()` a file of that name already in
+    /// `dest` makes the transfer fail, the same file or not).
+    ///
+    /// The session must have asked for offers: [`Capabilities::CHAT`], or
+    /// [`Capabilities::OFFERS`] beside `FILE` (see
+    /// [`SessionBuilder::capabilities`](crate::SessionBuilder::capabilities));
+    /// without, [`run`](Receiving::run) fails at once with
+    /// [`ClientError::NotAsked`].
     ///
     /// ```no_run
-    /// use lanlink_client::files::{OfferAnswer, TransferOptions};
-    /// use lanlink_client::Session;
+    /// use lanlink_client::{Capabilities, OfferAnswer, OnConflict, Session, TransferOptions};
     ///
-    /// let (session, events) = Session::builder("192.168.1.20").name("bob").connect()?;
+    /// let (session, events) = Session::builder("192.168.1.20")
+    ///     .name("bob")
+    ///     .capabilities(Capabilities::FILE | Capabilities::OFFERS)
+    ///     .connect()?;
     /// let got = session
     ///     .receive_files(&events, "inbox", |offer| {
     ///         println!("{} offers {} ({} bytes)", offer.from(), offer.name(), offer.size());
-    ///         OfferAnswer::Accept(TransferOptions::default())
+    ///         // Beside a file of that name, as "name (1).ext".
+    ///         let options = TransferOptions::default();
+    ///         match options.on_conflict("inbox".as_ref(), offer.name(), OnConflict::Rename) {
+    ///             Some(options) => OfferAnswer::Accept(options),
+    ///             None => OfferAnswer::Decline("no free name for it".into()),
+    ///         }
     ///     })
     ///     .count(1)
     ///     .on_end(|offer, result| println!("{}: {result:?}", offer.name()))
@@ -410,6 +457,14 @@ impl<'a, A, P, E> Receiving<'a, A, P, E> {
             progress,
             ended,
         } = self;
+        let asked = setup.session.capabilities();
+        if !asked.contains(Capabilities::CHAT) && !asked.contains(Capabilities::OFFERS) {
+            // Nothing would ever come: the server sends it no offers.
+            return Err(ClientError::NotAsked {
+                what: "file offers",
+                needs: "Capabilities::CHAT, or Capabilities::FILE | Capabilities::OFFERS",
+            });
+        }
         create_folder(&setup.dest)?;
         let (done_tx, done) = crossbeam_channel::unbounded();
         let mut run = Run {
@@ -724,8 +779,8 @@ pub const RECEIVING_AT_ONCE: usize = 3;
 
 /// Files [`Session::receive_files`] receives at once, stalled ones
 /// included (each holds a thread and a partial file; the reference server
-/// keeps at most 16 offers to one user open): three senders that drip
-/// cannot keep every other offer waiting (an outside attack, helper-80).
+/// keeps at most 16 offers to one user open): senders that drip cannot
+/// keep every other offer waiting.
 pub const MAX_ARRIVING: usize = 16;
 
 /// Whether [`Receiving::run`] may start another file: fewer than

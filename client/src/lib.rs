@@ -137,7 +137,8 @@ pub use confirm::Paced;
 pub use error::ClientError;
 pub use event::{retry_after, Event, IncomingOffer};
 pub use files::{
-    OnConflict, Progress, ProgressFn, Quiet, TransferOptions, TransferProgress, TransferSummary,
+    OfferAnswer, OnConflict, Progress, ProgressFn, Quiet, TransferOptions, TransferProgress,
+    TransferSummary,
 };
 pub use media::{MediaKind, Publisher, StreamInfo};
 pub use reconnect::Reconnecting;

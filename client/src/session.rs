@@ -99,11 +99,17 @@ impl SessionBuilder {
         self
     }
 
-    /// Which services to take part in (default: all). A session without
-    /// [`Capabilities::CHAT`] is not in any room and needs no unique name
-    /// (a file tool wants [`Capabilities::FILE`] alone: two copies of it
-    /// can run at once, and no room's lines wait in its events); one
-    /// without audio or video hears of no streams.
+    /// Which services to take part in (default: [`Capabilities::ALL`]). A
+    /// session without [`Capabilities::CHAT`] is not in any room and needs
+    /// no unique name (a file tool wants [`Capabilities::FILE`] alone: two
+    /// copies of it can run at once, and no room's lines wait in its
+    /// events); one without audio or video hears of no streams.
+    ///
+    /// Files other users offer by name ([`Session::receive_files`],
+    /// [`Event::FileOffered`](crate::Event::FileOffered)) reach a session
+    /// with `CHAT`, or with [`Capabilities::OFFERS`]: a receiver without
+    /// chat asks for `FILE | OFFERS` (its name must then be a valid
+    /// nickname that nobody at another address holds).
     pub fn capabilities(mut self, capabilities: Capabilities) -> Self {
         self.capabilities = capabilities;
         self
@@ -121,8 +127,9 @@ impl SessionBuilder {
     /// threads) and its events (read them, or drop them: a session whose
     /// events are held but never read stalls once they fill up).
     pub fn connect(self) -> Result<(Session, Events), ClientError> {
+        let asked = self.capabilities;
         let (client, trust) = self.connect_transport()?;
-        Session::start(client, trust)
+        Session::start(client, trust, asked)
     }
 
     /// Connects as [`connect`](Self::connect) does, but hands over the
@@ -251,6 +258,8 @@ pub(crate) struct Inner {
     pub(crate) handle: ConnHandle,
     pub(crate) shared: Arc<Shared>,
     welcome: Welcome,
+    /// The services asked for in the `Hello`.
+    asked: Capabilities,
     trust: TrustOutcome,
     client: Mutex<Option<Client>>,
     dispatcher: Mutex<Option<JoinHandle<()>>>,
@@ -270,6 +279,10 @@ pub(crate) struct Shared {
     stopping: AtomicBool,
     /// Confirmations waiting for their answers.
     pub(crate) probes: crate::confirm::Probes,
+    /// Whether the dispatcher is handing an event on now, which takes long
+    /// only while the application does not read them: meanwhile nothing
+    /// else is routed, transfers included.
+    pub(crate) events_waiting: Arc<AtomicBool>,
 }
 
 /// Where the frames of one stream go.
@@ -332,6 +345,7 @@ impl Shared {
             name: Mutex::new(name),
             stopping: AtomicBool::new(false),
             probes: crate::confirm::Probes::default(),
+            events_waiting: Arc::default(),
         }
     }
 
@@ -370,13 +384,22 @@ impl Shared {
 }
 
 impl Session {
-    /// Starts a session with the server at `addr` (`HOST` or `HOST:PORT`;
-    /// the default port is added when missing). TLS, with the certificate
-    /// pinned on first use in the user's known-servers file, unless told
-    /// otherwise.
-    pub fn builder(addr: &str) -> SessionBuilder {
+    /// Starts a session with the server at `addr` (`HOST` or `HOST:PORT`,
+    /// as text or a `SocketAddr`; the default port is added when missing).
+    /// TLS, with the certificate pinned on first use in the user's
+    /// known-servers file, unless told otherwise.
+    ///
+    /// That file is the user's own (`~/.config/lanlink/known_servers`, the
+    /// one `lanlink` uses): a server that makes a new certificate on every
+    /// start (a test, a program embedding one with
+    /// `ServerIdentity::generate`) fails there the second time, as
+    /// [`ClientError::CertificateChanged`]. Give such a client the
+    /// server's fingerprint ([`server_fingerprint`](SessionBuilder::server_fingerprint)),
+    /// a store of its own ([`pin_store`](SessionBuilder::pin_store)), or
+    /// keep the server's certificate (`ServerIdentity::load_or_create`).
+    pub fn builder(addr: impl ToString) -> SessionBuilder {
         SessionBuilder {
-            addr: with_default_port(addr),
+            addr: with_default_port(&addr.to_string()),
             name: default_name(),
             token: None,
             trust: Trust::FirstUse(Arc::new(KnownServers::default_location())),
@@ -385,10 +408,15 @@ impl Session {
         }
     }
 
-    fn start(client: Client, trust: TrustOutcome) -> Result<(Session, Events), ClientError> {
+    fn start(
+        client: Client,
+        trust: TrustOutcome,
+        asked: Capabilities,
+    ) -> Result<(Session, Events), ClientError> {
         let (gone_tx, gone) = crossbeam_channel::bounded::<()>(0);
         let shared = Arc::new(Shared::new(client.welcome().name.clone(), gone));
-        let (events_out, events) = Events::channel();
+        let (mut events_out, events) = Events::channel();
+        events_out.waiting = Some(shared.events_waiting.clone());
         let incoming = client.events().clone();
         let dispatcher = {
             let shared = shared.clone();
@@ -400,6 +428,7 @@ impl Session {
         let inner = Inner {
             handle: client.handle().clone(),
             welcome: client.welcome().clone(),
+            asked,
             shared,
             trust,
             client: Mutex::new(Some(client)),
@@ -417,6 +446,12 @@ impl Session {
     /// limits, its message of the day).
     pub fn welcome(&self) -> &Welcome {
         &self.inner.welcome
+    }
+
+    /// The services this session asked for
+    /// ([`SessionBuilder::capabilities`]).
+    pub fn capabilities(&self) -> Capabilities {
+        self.inner.asked
     }
 
     /// The name the server knows this session by now (after any nickname
@@ -591,6 +626,8 @@ pub(crate) struct EventsOut {
     /// gone: without this a producer waiting for the bytes to be read would
     /// wait for ever.)
     reader: std::sync::Weak<()>,
+    /// Set while [`emit`](Self::emit) runs (see `Shared::events_waiting`).
+    pub(crate) waiting: Option<Arc<AtomicBool>>,
 }
 
 impl EventsOut {
@@ -602,7 +639,17 @@ impl EventsOut {
     /// dropped them (a clone of their receiver left unread included) must
     /// neither stop the session nor keep its memory. The last event,
     /// `Disconnected`, is small and goes if it can.
-    pub(crate) fn emit(&mut self, mut event: Event, closing: impl Fn() -> bool) {
+    pub(crate) fn emit(&mut self, event: Event, closing: impl Fn() -> bool) {
+        if let Some(w) = &self.waiting {
+            w.store(true, Ordering::Relaxed);
+        }
+        self.hand_on(event, closing);
+        if let Some(w) = &self.waiting {
+            w.store(false, Ordering::Relaxed);
+        }
+    }
+
+    fn hand_on(&mut self, mut event: Event, closing: impl Fn() -> bool) {
         let weight = event.weight();
         if self.reader.strong_count() == 0 {
             // Nobody reads them: nothing is kept but the last event.
@@ -644,6 +691,7 @@ impl Events {
             rx: rx.clone(),
             queued: QueuedBytes::new(EVENT_BYTES),
             reader: Arc::downgrade(&held),
+            waiting: None,
         };
         (out, Events { rx, _held: held })
     }
@@ -665,8 +713,7 @@ impl Events {
     }
 
     /// Whether every event, [`Event::Disconnected`] included, has been
-    /// read. Takes no event (it took, and lost, one that had just come:
-    /// an outside attack, helper-80, saw file offers go unanswered).
+    /// read. Takes no event.
     pub fn is_over(&self) -> bool {
         let mut ready = crossbeam_channel::Select::new();
         ready.recv(&self.rx);
@@ -1019,6 +1066,40 @@ mod tests {
         assert!(!events.is_over(), "one event is still to be read");
         assert!(matches!(events.try_recv(), Some(Event::Disconnected(_))));
         assert!(events.is_over());
+    }
+
+    /// While the application leaves its events unread, the session says
+    /// it is waiting on them (a transfer that got no answer then says
+    /// why); once they are read, it no longer is.
+    #[test]
+    fn waiting_on_unread_events_is_known() {
+        let (mut out, events) = Events::channel();
+        let waiting = Arc::new(AtomicBool::new(false));
+        out.waiting = Some(waiting.clone());
+        let filler = std::thread::spawn(move || {
+            for i in 0..=EVENT_CAPACITY {
+                out.emit(
+                    Event::Message(lanlink_proto::chat::ChatMessage::say(
+                        "lobby",
+                        &format!("{i}"),
+                    )),
+                    || false,
+                );
+            }
+            out
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while events.receiver().len() < EVENT_CAPACITY && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(
+            waiting.load(Ordering::Relaxed),
+            "the last event waits for room"
+        );
+        assert!(events.try_recv().is_some());
+        let _out = filler.join().unwrap();
+        assert!(!waiting.load(Ordering::Relaxed));
     }
 
     /// Events the application dropped unread are freed at the next event,

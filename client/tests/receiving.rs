@@ -102,3 +102,63 @@ fn a_dripping_sender_does_not_keep_the_receiver_from_its_file() {
     bob.close("done");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A session without chat receives offers only if it asked for them
+/// (`OFFERS`): one that did not is told so at once by `run` (it waited
+/// for ever, while senders were told "no user named …"); one that did
+/// gets the file.
+#[test]
+fn a_receiver_without_chat_asks_for_offers() {
+    use lanlink_client::{Capabilities, Session};
+    let dir = std::env::temp_dir().join(format!("lanlink-offers-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    write(&dir.join("note.txt"), 10_000, 4);
+    let server = PlainServer::start();
+    let receiver = |capabilities| {
+        Session::builder(&server.addr)
+            .name("carol")
+            .plain()
+            .capabilities(capabilities)
+            .connect()
+            .unwrap()
+    };
+    let accept = |_: &_| OfferAnswer::Accept(TransferOptions::default());
+
+    let (files_only, events) = receiver(Capabilities::FILE);
+    let started = Instant::now();
+    let got = files_only
+        .receive_files(&events, dir.join("rx"), accept)
+        .count(1)
+        .run();
+    assert!(matches!(got, Err(ClientError::NotAsked { .. })), "{got:?}");
+    assert!(started.elapsed() < Duration::from_secs(1));
+    files_only.close("done");
+
+    let (carol, events) = receiver(Capabilities::FILE | Capabilities::OFFERS);
+    let (ada, _ada_events) = server.session("ada");
+    let note = dir.join("note.txt");
+    let sender = std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            // Until the server knows carol's name.
+            match ada.send_file("carol", &note, &TransferOptions::default(), &mut Quiet) {
+                Err(e) if e.to_string().contains("no user named") && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                sent => return sent,
+            }
+        }
+    });
+    let got = carol
+        .receive_files(&events, dir.join("rx"), accept)
+        .count(1)
+        .run()
+        .unwrap();
+    assert_eq!(got, 1);
+    sender.join().unwrap().unwrap();
+    assert_eq!(
+        std::fs::read(dir.join("rx/note.txt")).unwrap(),
+        std::fs::read(dir.join("note.txt")).unwrap()
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

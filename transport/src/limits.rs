@@ -131,8 +131,7 @@ pub const TOKEN_GUESSES_IN_ALL: u32 = 30;
 /// The limit in all is what stops guessing from many addresses. Once it is
 /// spent, only addresses that gave no wrong guess in the last
 /// [`WRONG_GUESS_MEMORY`] are still checked: an honest user who has the
-/// token is not locked out by someone guessing from elsewhere (the third
-/// outside attack kept 8 of 14 honest logins out that way), while each
+/// token is not locked out by someone guessing from elsewhere, while each
 /// guessing address gets at most one more guess an hour past the limit.
 /// Which addresses guessed wrong is remembered for
 /// [`DEFAULT_MAX_KEYS`] addresses at most (the oldest forgotten first), so

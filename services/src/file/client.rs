@@ -701,6 +701,9 @@ impl<'a, L: FileLink + ?Sized> FileClient<'a, L> {
                             elapsed: started.elapsed(),
                             unchanged: false,
                         };
+                        // Acknowledgements come a megabyte apart: the last
+                        // one may be short of the end.
+                        progress.advance(c.size);
                         progress.finish(&summary);
                         return Ok(summary);
                     }

@@ -123,7 +123,7 @@ pub fn session_with(
     caps: Capabilities,
     event_capacity: usize,
 ) -> Result<Client, ClientError> {
-    Session::builder(&t.addr.to_string())
+    Session::builder(t.addr)
         .name(name)
         .capabilities(caps)
         .server_fingerprint(t.fingerprint)
