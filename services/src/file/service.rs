@@ -69,10 +69,14 @@ pub const MAX_OFFERS_WAITING_PER_SERVER: usize = MAX_OFFERS_WAITING / 2;
 /// [`MAX_OFFERS_WAITING`] are taken, the longest-stalled one makes room
 /// for a new offer. Sixteen senders from eight addresses dripping a few
 /// KiB now and then used to keep every other sender out for as long as
-/// they dripped.
+/// they dripped. (Receivers acknowledge every [`ACK_EVERY`]: a file
+/// holds its place when full at about 100 KB/s.)
 pub const RELAY_STALL_STEP: u64 = 256 * 1024;
 /// See [`RELAY_STALL_STEP`].
 pub const RELAY_STALLED_AFTER: Duration = Duration::from_secs(10);
+/// A file just accepted has this much longer for its first step: its
+/// sender may first hash what the receiver already has (a resume).
+pub const RELAY_FIRST_GRACE: Duration = Duration::from_secs(20);
 
 /// The free space an upload is promised before it has sent anything; from
 /// then on it may hold as much as it has already written, up to what it
@@ -138,14 +142,19 @@ enum Transfer {
     RelayTo { peer: Key },
 }
 
-/// A relayed file its receiver accepted: how far it has acknowledged, and
-/// how the data forwarded to it moves.
+/// A relayed file its receiver accepted, and how far the receiver has
+/// acknowledged it: what arrived and was written there, not what a sender
+/// pushed (a sender trickling into a receiver that has stopped for a while
+/// must not look better than the honest file waiting on it).
 #[derive(Clone, Copy)]
 struct Acked {
     /// The latest acknowledged offset.
     offset: u64,
-    /// The end of the data forwarded when it last moved on by
-    /// [`RELAY_STALL_STEP`], and when.
+    /// Where the receiver accepted it from.
+    start: u64,
+    /// The acknowledged offset when it last moved on by
+    /// [`RELAY_STALL_STEP`], and when (at first, later than the acceptance
+    /// by [`RELAY_FIRST_GRACE`]).
     mark: u64,
     moved: Instant,
 }
@@ -154,17 +163,24 @@ impl Acked {
     fn new(offset: u64, now: Instant) -> Acked {
         Acked {
             offset,
+            start: offset,
             mark: offset,
-            moved: now,
+            moved: now + RELAY_FIRST_GRACE,
         }
     }
 
-    /// Data up to `end` went on to the receiver.
-    fn forwarded(&mut self, end: u64, now: Instant) {
-        if end >= self.mark.saturating_add(RELAY_STALL_STEP) {
-            self.mark = end;
+    /// The receiver acknowledged up to `offset`.
+    fn acknowledged(&mut self, offset: u64, now: Instant) {
+        self.offset = self.offset.max(offset);
+        if self.offset >= self.mark.saturating_add(RELAY_STALL_STEP) {
+            self.mark = self.offset;
             self.moved = now;
         }
+    }
+
+    /// Whether it ended without having moved [`RELAY_STALL_STEP`].
+    fn unmoved(&self) -> bool {
+        self.offset < self.start.saturating_add(RELAY_STALL_STEP)
     }
 
     /// Since when it has moved less than [`RELAY_STALL_STEP`], if for
@@ -1009,6 +1025,20 @@ impl FileService {
                 reason: "you cannot send a file to yourself",
             });
         }
+        // Offers withdrawn, declined or refused over and over would fill
+        // the receiver's screen, or cost the server a scan each: after a
+        // few, the sender waits (checked first: a flood of refused offers
+        // is refused cheaply).
+        let strikes = self.quota_key(key.0);
+        if let Some(now) = self.now {
+            if let Err(wait) = self.offer_strikes.check(&strikes, now) {
+                return Err(ServiceError::TooManyRequests {
+                    what: "file offers that ended unanswered or were refused",
+                    from: "your address",
+                    retry_after_ms: crate::error::millis(wait),
+                });
+            }
+        }
         // Offers waiting for this user (relayed, not yet finished), in all
         // and from the sender's address.
         // The longest-stalled of them, as (since when, the receiver's side).
@@ -1047,22 +1077,15 @@ impl FileService {
         let make_room = stalled.filter(|_| full && !sender_busy).map(|(_, k)| k);
         let busy = sender_busy || (full && make_room.is_none());
         if busy && !is_other_server(peer_conn) {
+            // A local sender's refusal costs its address a token (another
+            // server's users share one bucket: not theirs to spend).
+            if let (Some(now), false) = (self.now, is_other_server(key.0)) {
+                let _ = self.offer_strikes.try_take(&strikes, now);
+            }
             return Err(ServiceError::Busy {
                 reason:
                     "that user has too many files offered or arriving; try again once some are done",
             });
-        }
-        // Offers withdrawn or declined over and over would fill the
-        // receiver's screen: after a few, the sender waits.
-        if let Some(now) = self.now {
-            let sender = self.quota_key(key.0);
-            if let Err(wait) = self.offer_strikes.check(&sender, now) {
-                return Err(ServiceError::TooManyRequests {
-                    what: "file offers that ended unanswered",
-                    from: "your address",
-                    retry_after_ms: crate::error::millis(wait),
-                });
-            }
         }
         if let Some(receiving) = make_room.filter(|_| !is_other_server(peer_conn)) {
             self.end_stalled(receiving, out);
@@ -1107,7 +1130,7 @@ impl FileService {
                 self.unanswered.remove(&peer);
                 if let Some(Transfer::RelayFrom { acked, .. }) = self.transfers.get_mut(&peer) {
                     match acked {
-                        Some(was) => was.offset = was.offset.max(a.offset),
+                        Some(was) => was.acknowledged(a.offset, now),
                         None => *acked = Some(Acked::new(a.offset, now)),
                     }
                 }
@@ -1131,7 +1154,6 @@ impl FileService {
         // Beyond the window twice over, the sender is not waiting for our
         // acknowledgements: it would make us hold its data in memory.
         let max_pending = 2 * self.config.window;
-        let now = self.now;
         match self.transfers.get_mut(&key) {
             Some(Transfer::Upload(u)) => {
                 if !u.accepted || u.complete.is_some() {
@@ -1205,10 +1227,7 @@ impl FileService {
                             reason: "data sent faster than acknowledged",
                         })
                     }
-                    Some(accepted) => {
-                        if let Some(now) = now {
-                            accepted.forwarded(end, now);
-                        }
+                    Some(_) => {
                         out.push(Outgoing {
                             to: peer.0,
                             frame: Frame::new(peer.1, c).into(),
@@ -1372,6 +1391,16 @@ impl FileService {
         match self.transfers.get(&key) {
             Some(Transfer::RelayFrom { peer, .. }) | Some(Transfer::RelayTo { peer }) => {
                 let peer = *peer;
+                // A sender that ends its accepted file before it moved
+                // (offering again and again to keep a place fresh) pays as
+                // for an offer left unanswered.
+                let unmoved = matches!(
+                    self.transfers.get(&key),
+                    Some(Transfer::RelayFrom { acked: Some(a), .. }) if a.unmoved()
+                );
+                if unmoved {
+                    self.strike(key.0);
+                }
                 self.end_relay(key, peer);
                 out.push(Outgoing {
                     to: peer.0,
@@ -1489,6 +1518,7 @@ impl FileService {
             code: ErrorCode::TOO_SLOW,
             reason: format!("your file {stalled} and its receiver's place went to another offer"),
         };
+        self.strike(sending.0);
         out.push(Outgoing {
             to: sending.0,
             frame: Frame::new(sending.1, cancel).into(),
@@ -1507,10 +1537,15 @@ impl FileService {
     /// the receiver accepted it: that costs the sender's address a token.
     fn strike_if_unanswered(&mut self, key: Key) {
         if self.unanswered.remove(&key) {
-            let sender = self.quota_key(key.0);
-            if let Some(now) = self.now {
-                let _ = self.offer_strikes.try_take(&sender, now);
-            }
+            self.strike(key.0);
+        }
+    }
+
+    /// Costs the address of `conn`, a sender of offers, a token.
+    fn strike(&mut self, conn: ConnId) {
+        let sender = self.quota_key(conn);
+        if let Some(now) = self.now {
+            let _ = self.offer_strikes.try_take(&sender, now);
         }
     }
 

@@ -10,7 +10,7 @@ use lanlink_transport::ConnId;
 
 use super::service::{
     MAX_OFFERS_WAITING, MAX_OFFERS_WAITING_PER_SENDER, MAX_OFFERS_WAITING_PER_SERVER, MIN_HOLD,
-    RELAY_STALLED_AFTER, RELAY_STALL_STEP,
+    RELAY_FIRST_GRACE, RELAY_STALLED_AFTER, RELAY_STALL_STEP,
 };
 use super::{FileConfig, FileService, ENTRY_COST};
 use crate::Outgoing;
@@ -702,18 +702,27 @@ fn a_stalled_file_makes_room_for_a_new_offer_when_the_receiver_is_full() {
         bob_stream.insert(out[0].frame.stream, s);
         at(&mut svc, 0, B, out[0].frame.stream, accept());
     }
-    // Each drips 5 KB; one of them moves properly.
+    // Each drips 5 KB; one of them moves properly: bob acknowledges it.
+    // (What counts is what bob acknowledges, not what a sender pushes.)
     let mover = senders[0];
     for &s in &senders {
         at(&mut svc, 5, s, 1, chunk(0, 5_000));
     }
+    let mover_at_bob = *bob_stream.iter().find(|(_, &s)| s == mover).unwrap().0;
     at(&mut svc, 9, mover, 1, chunk(5_000, RELAY_STALL_STEP));
+    let first_step = (RELAY_FIRST_GRACE + RELAY_STALLED_AFTER).as_secs();
+    let acked = FileAccept {
+        offset: RELAY_STALL_STEP + 5_000,
+        prefix_hash: None,
+    };
+    at(&mut svc, first_step - 5, B, mover_at_bob, acked.into());
     const HONEST: ConnId = ConnId(7);
     const LATE: ConnId = ConnId(8);
     svc.set_peer(HONEST, "10.0.0.7".parse().unwrap());
     svc.set_peer(LATE, "10.0.0.8".parse().unwrap());
-    // Before any has stalled for long enough: refused as ever.
-    let early = RELAY_STALLED_AFTER.as_secs() - 1;
+    // Before any has stalled for long enough (a file just accepted has
+    // longer for its first step): refused as ever.
+    let early = first_step - 1;
     let out = at(&mut svc, early, HONEST, 1, to_bob("honest.txt"));
     assert!(
         only_reject(&out).reason.contains("offered or arriving"),
@@ -721,7 +730,7 @@ fn a_stalled_file_makes_room_for_a_new_offer_when_the_receiver_is_full() {
     );
     // Once they have: the offer goes to bob, and one stalled file ends,
     // its sender and bob told why.
-    let late = RELAY_STALLED_AFTER.as_secs() + 1;
+    let late = first_step + 1;
     let out = at(&mut svc, late, HONEST, 3, to_bob("honest.txt"));
     let cancelled: Vec<_> = out
         .iter()
@@ -769,6 +778,20 @@ fn a_stalled_file_makes_room_for_a_new_offer_when_the_receiver_is_full() {
         only_reject(&out).reason.contains("offered or arriving"),
         "{out:?}"
     );
+    // Refusals as busy cost the sender's address: a prober offering over
+    // and over is soon refused before anything is looked at.
+    let burst = FileConfig::default().unanswered_offer_rate.burst as usize;
+    svc.set_peer(LATE, "10.0.0.8".parse().unwrap());
+    let mut codes = Vec::new();
+    for i in 0..burst + 1 {
+        let out = at(&mut svc, 3600, LATE, 1 + 2 * i as u32, to_bob("probe"));
+        codes.push(only_reject(&out).code);
+    }
+    assert!(
+        codes[..burst].iter().all(|&c| c == ErrorCode::BUSY),
+        "{codes:?}"
+    );
+    assert_eq!(codes[burst], ErrorCode::RATE_LIMITED, "{codes:?}");
 }
 
 /// Known limit of the issue 13 attack run, closed: a sender could offer,
@@ -826,8 +849,8 @@ fn offers_withdrawn_over_and_over_are_limited_and_taken_ones_are_not() {
         "{out:?}"
     );
 
-    // Offers that are taken cost nothing: a sender whose offers bob
-    // accepts is never slowed, however many files it sends.
+    // Offers that are taken and arrive cost nothing: a sender whose
+    // offers bob accepts is never slowed, however many files it sends.
     let d = Dirs::new("relay-rate-taken");
     let mut svc = d.service();
     svc.set_peer(A, "10.0.0.66".parse().unwrap());
@@ -843,7 +866,12 @@ fn offers_withdrawn_over_and_over_are_limited_and_taken_ones_are_not() {
             prefix_hash: None,
         };
         at(&mut svc, 0, B, frame.stream, accept.into());
-        at(&mut svc, 0, A, stream, cancel());
+        // Bob confirms the file whole (a 4-byte file moves no further).
+        let whole = FileComplete {
+            size: 4,
+            hash: [0; 32],
+        };
+        at(&mut svc, 0, B, frame.stream, whole.into());
     }
 }
 
