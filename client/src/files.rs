@@ -428,7 +428,8 @@ impl<'a, A, P, E> Receiving<'a, A, P, E> {
     /// 5 s, do not count, up to [`MAX_ARRIVING`] in all), each on a thread
     /// of its own with a reporter of its own: a sender that stalls holds
     /// up its own file only. A second offer of a name
-    /// still arriving waits for the first to end. With a
+    /// still arriving waits for the first to end (one: more offers of a
+    /// name already waiting are declined). With a
     /// [`count`](Self::count), no more files arrive at once than are
     /// still wanted, not counting those that stall (less than 256 KiB in
     /// the last 5 s): the other offers wait (unanswered) until one ends or
@@ -660,6 +661,16 @@ fn take_event(
     match event {
         Event::FileOffered(offer) if waiting.len() >= MAX_WAITING => {
             session.decline_file(&offer, "too many offers are waiting")?;
+        }
+        // One offer of a name waits (behind a file of that name arriving):
+        // more would each hold one of the receiver's places on the server
+        // for nothing (an outside attack kept a receiver full with one
+        // trickling file and fifteen offers of its name).
+        Event::FileOffered(offer) if waiting.iter().any(|o| arriving(o) == arriving(&offer)) => {
+            session.decline_file(
+                &offer,
+                "an offer of that name is already waiting; offer it again once it has arrived",
+            )?;
         }
         Event::FileOffered(offer) => waiting.push_back(offer),
         Event::Other(frame)

@@ -162,3 +162,68 @@ fn a_receiver_without_chat_asks_for_offers() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// One offer of a name waits behind the file of that name arriving; more
+/// are declined at once, so that offers of one name cannot hold the
+/// receiver's places on the server (an outside attack, helper-83, kept a
+/// receiver full with one trickling file and fifteen offers of its name).
+#[test]
+fn a_third_offer_of_a_name_is_declined() {
+    use lanlink_client::OnConflict;
+    let dir = std::env::temp_dir().join(format!("lanlink-same-name-{}", std::process::id()));
+    let src = dir.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    write(&src.join("same.bin"), 1 << 20, 5);
+    let server = PlainServer::start();
+    let (bob, bob_events) = server.session("bob");
+    // Each from an address of its own: the server lets one address have
+    // two offers to a user at once.
+    let offer = |name: &'static str, from: &str, options: TransferOptions| {
+        let (session, _events) = lanlink_client::Session::builder(&server.addr)
+            .name(name)
+            .plain()
+            .transport_config(lanlink_transport::ClientConfig {
+                bind: Some(from.parse().unwrap()),
+                ..lanlink_transport::ClientConfig::default()
+            })
+            .connect()
+            .unwrap();
+        let path = src.join("same.bin");
+        std::thread::spawn(move || {
+            let sent = session.send_file("bob", &path, &options, &mut Quiet);
+            session.close("done");
+            sent
+        })
+    };
+    // Ada's takes about 4 s: the others are offered meanwhile.
+    let ada = offer(
+        "ada",
+        "127.0.0.2",
+        TransferOptions {
+            rate_limit: Some(256 * 1024),
+            ..TransferOptions::default()
+        },
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let cy = offer("cy", "127.0.0.3", TransferOptions::default());
+    std::thread::sleep(Duration::from_millis(300));
+    let dee = offer("dee", "127.0.0.4", TransferOptions::default());
+    let rx = dir.join("rx");
+    let got = bob
+        .receive_files(&bob_events, &rx, |o| {
+            let options = TransferOptions::default();
+            match options.on_conflict(&rx, o.name(), OnConflict::Rename) {
+                Some(options) => OfferAnswer::Accept(options),
+                None => OfferAnswer::Decline("no free name".into()),
+            }
+        })
+        .count(2)
+        .run()
+        .unwrap();
+    assert_eq!(got, 2);
+    assert!(ada.join().unwrap().is_ok());
+    assert!(cy.join().unwrap().is_ok());
+    let refused = dee.join().unwrap().unwrap_err().to_string();
+    assert!(refused.contains("already waiting"), "{refused}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
