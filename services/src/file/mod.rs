@@ -79,10 +79,13 @@ pub struct FileConfig {
     /// disk keeps up.
     pub max_jobs_per_client: usize,
     /// Offers to another user that end unanswered (withdrawn, declined, or
-    /// the sender gone before an answer) one sender address may make: a
-    /// burst, then this pace. An offer that is accepted costs nothing, so
-    /// sending a folder to someone who takes it is never slowed; offering
-    /// and withdrawing over and over on someone's screen is.
+    /// the sender gone before an answer), are refused because the user's
+    /// places are full, or are accepted and ended by their sender before
+    /// they moved (or ended as stalled), one sender address may make: a
+    /// burst, then this pace. An offer that is accepted and moves costs
+    /// nothing, so sending a folder to someone who takes it is never
+    /// slowed; offering and withdrawing over and over on someone's screen,
+    /// or to keep a full receiver's place, is.
     pub unanswered_offer_rate: Rate,
     /// What uploads have used of the quotas and been promised of the free
     /// space. Clones of this config share it: give the same config (or a

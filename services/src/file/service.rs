@@ -594,6 +594,7 @@ impl FileService {
             match self.transfers.get(&key) {
                 Some(Transfer::RelayFrom { peer, .. }) | Some(Transfer::RelayTo { peer }) => {
                     let peer = *peer;
+                    self.strike_if_unmoved(key);
                     self.cancel_relay(
                         key,
                         peer,
@@ -1222,6 +1223,7 @@ impl FileService {
                     // ends, on both sides, the sender at fault.
                     Some(acked) if end > acked.offset.saturating_add(max_pending) => {
                         let why = "the sender did not wait for acknowledgements";
+                        self.strike_if_unmoved(key);
                         self.cancel_relay(key, peer, ErrorCode::TOO_SLOW, why, out);
                         Err(ServiceError::Busy {
                             reason: "data sent faster than acknowledged",
@@ -1391,16 +1393,7 @@ impl FileService {
         match self.transfers.get(&key) {
             Some(Transfer::RelayFrom { peer, .. }) | Some(Transfer::RelayTo { peer }) => {
                 let peer = *peer;
-                // A sender that ends its accepted file before it moved
-                // (offering again and again to keep a place fresh) pays as
-                // for an offer left unanswered.
-                let unmoved = matches!(
-                    self.transfers.get(&key),
-                    Some(Transfer::RelayFrom { acked: Some(a), .. }) if a.unmoved()
-                );
-                if unmoved {
-                    self.strike(key.0);
-                }
+                self.strike_if_unmoved(key);
                 self.end_relay(key, peer);
                 out.push(Outgoing {
                     to: peer.0,
@@ -1518,7 +1511,11 @@ impl FileService {
             code: ErrorCode::TOO_SLOW,
             reason: format!("your file {stalled} and its receiver's place went to another offer"),
         };
-        self.strike(sending.0);
+        // Stalled, whoever's fault: as for an offer left unanswered (a
+        // receiver that stops costs an honest sender one token of five).
+        if !is_other_server(sending.0) {
+            self.strike(sending.0);
+        }
         out.push(Outgoing {
             to: sending.0,
             frame: Frame::new(sending.1, cancel).into(),
@@ -1537,6 +1534,22 @@ impl FileService {
     /// the receiver accepted it: that costs the sender's address a token.
     fn strike_if_unanswered(&mut self, key: Key) {
         if self.unanswered.remove(&key) {
+            self.strike(key.0);
+        }
+    }
+
+    /// `key` is a relayed file its sender ends (a cancel, an overrun, a
+    /// disconnect): if it was accepted and had not moved
+    /// [`RELAY_STALL_STEP`], that costs its sender's address a token, as
+    /// an offer left unanswered does. Offering and ending over and over
+    /// would otherwise keep a place fresh for free. (Another server's users
+    /// share one bucket: not charged.)
+    fn strike_if_unmoved(&mut self, key: Key) {
+        let unmoved = matches!(
+            self.transfers.get(&key),
+            Some(Transfer::RelayFrom { acked: Some(a), .. }) if a.unmoved()
+        );
+        if unmoved && !is_other_server(key.0) {
             self.strike(key.0);
         }
     }

@@ -794,11 +794,84 @@ fn a_stalled_file_makes_room_for_a_new_offer_when_the_receiver_is_full() {
     assert_eq!(codes[burst], ErrorCode::RATE_LIMITED, "{codes:?}");
 }
 
+/// helper-86's review of helper-83's fix: a sender that ends its accepted
+/// file before it moved (a cancel, a disconnect) pays as for an offer
+/// left unanswered, whichever way it ends it; otherwise offering and
+/// ending over and over keeps a place fresh for free. A file that moved
+/// and is then cancelled costs nothing.
+#[test]
+fn accepted_files_ended_unmoved_by_their_sender_cost_a_strike() {
+    let d = Dirs::new("relay-unmoved");
+    let mut svc = d.service();
+    svc.set_peer(B, "10.0.0.2".parse().unwrap());
+    let now = Instant::now();
+    let to_bob = || -> Message {
+        FileOffer {
+            to: Some("bob".into()),
+            ..offer("x.bin", 1 << 30)
+        }
+        .into()
+    };
+    let accepted = |svc: &mut FileService, conn: ConnId| {
+        let out = at_time(svc, now, conn, 1, to_bob());
+        let [Outgoing { to: B, frame }] = out.as_slice() else {
+            return Err(out);
+        };
+        let accept = FileAccept {
+            offset: 0,
+            prefix_hash: None,
+        };
+        at_time(svc, now, B, frame.stream, accept.into());
+        Ok(frame.stream)
+    };
+    let burst = FileConfig::default().unanswered_offer_rate.burst as u64;
+    // Ended by a disconnect, from one address over new connections.
+    for i in 0..burst {
+        let conn = ConnId(200 + i);
+        svc.set_peer(conn, "10.0.0.66".parse().unwrap());
+        accepted(&mut svc, conn).unwrap();
+        svc.disconnect(conn, &mut Vec::new());
+    }
+    let conn = ConnId(300);
+    svc.set_peer(conn, "10.0.0.66".parse().unwrap());
+    let refused = accepted(&mut svc, conn).unwrap_err();
+    assert_eq!(only_reject(&refused).code, ErrorCode::RATE_LIMITED);
+    // From another address: moving files cancelled cost nothing.
+    let cancel = || -> Message {
+        FileCancel {
+            code: ErrorCode::OTHER,
+            reason: "changed my mind".into(),
+        }
+        .into()
+    };
+    for i in 0..2 * burst {
+        let conn = ConnId(400 + i);
+        svc.set_peer(conn, "10.0.0.77".parse().unwrap());
+        let at_bob = accepted(&mut svc, conn).unwrap();
+        let acked = FileAccept {
+            offset: 2 * RELAY_STALL_STEP,
+            prefix_hash: None,
+        };
+        at_time(&mut svc, now, B, at_bob, acked.into());
+        at_time(&mut svc, now, conn, 1, cancel());
+    }
+    // And unmoved ones do.
+    for i in 0..burst {
+        let conn = ConnId(500 + i);
+        svc.set_peer(conn, "10.0.0.77".parse().unwrap());
+        accepted(&mut svc, conn).unwrap();
+        at_time(&mut svc, now, conn, 1, cancel());
+    }
+    svc.set_peer(ConnId(600), "10.0.0.77".parse().unwrap());
+    let refused = accepted(&mut svc, ConnId(600)).unwrap_err();
+    assert_eq!(only_reject(&refused).code, ErrorCode::RATE_LIMITED);
+}
+
 /// Known limit of the issue 13 attack run, closed: a sender could offer,
 /// withdraw and offer again without end, each offer showing on the
 /// receiver's screen. Offers that end unanswered now cost the sender's
-/// address a token; accepted ones cost nothing, and other senders are not
-/// affected.
+/// address a token; accepted ones that arrive cost nothing, and other
+/// senders are not affected.
 #[test]
 fn offers_withdrawn_over_and_over_are_limited_and_taken_ones_are_not() {
     let d = Dirs::new("relay-rate");
