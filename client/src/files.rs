@@ -424,14 +424,14 @@ impl<'a, A, P, E> Receiving<'a, A, P, E> {
     /// session ends), and returns how many were.
     ///
     /// Accepted files arrive side by side, up to [`RECEIVING_AT_ONCE`]
-    /// moving at once (those that stall, less than 256 KiB in the last
+    /// moving at once (those that stall, less than 1 MiB in the last
     /// 5 s, do not count, up to [`MAX_ARRIVING`] in all), each on a thread
     /// of its own with a reporter of its own: a sender that stalls holds
     /// up its own file only. A second offer of a name
-    /// still arriving waits for the first to end (one: more offers of a
-    /// name already waiting are declined). With a
+    /// still arriving waits for the first to end (one: a third, while the
+    /// first arrives and the second waits, is declined). With a
     /// [`count`](Self::count), no more files arrive at once than are
-    /// still wanted, not counting those that stall (less than 256 KiB in
+    /// still wanted, not counting those that stall (less than 1 MiB in
     /// the last 5 s): the other offers wait (unanswered) until one ends or
     /// stalls. Once the last file wanted is in, the offers still waiting
     /// are declined and the files still arriving (past a stalled one) are
@@ -582,7 +582,7 @@ where
                 let events = self.setup.events.receiver();
                 match events.recv_timeout(Duration::from_millis(100)) {
                     Ok(event) => {
-                        take_event(self.setup.session, event, &mut self.waiting)?;
+                        take_event(self.setup.session, event, &mut self.waiting, &self.busy)?;
                     }
                     Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
                         return Err(ClientError::Disconnected(
@@ -605,7 +605,7 @@ where
         // over (a person asked): not accepted then.
         let mut withdrawn = None;
         while let Some(event) = self.setup.events.try_recv() {
-            if let Some(gone) = take_event(session, event, &mut self.waiting)? {
+            if let Some(gone) = take_event(session, event, &mut self.waiting, &self.busy)? {
                 if gone.stream == offer.stream {
                     withdrawn = Some(gone.message);
                 }
@@ -657,16 +657,20 @@ fn take_event(
     session: &Session,
     event: Event,
     waiting: &mut VecDeque<IncomingOffer>,
+    busy: &[Arriving],
 ) -> Result<Option<lanlink_proto::Frame>, ClientError> {
     match event {
         Event::FileOffered(offer) if waiting.len() >= MAX_WAITING => {
             session.decline_file(&offer, "too many offers are waiting")?;
         }
-        // One offer of a name waits (behind a file of that name arriving):
+        // One offer of a name waits behind the file of that name arriving:
         // more would each hold one of the receiver's places on the server
         // for nothing (an outside attack kept a receiver full with one
         // trickling file and fifteen offers of its name).
-        Event::FileOffered(offer) if waiting.iter().any(|o| arriving(o) == arriving(&offer)) => {
+        Event::FileOffered(offer)
+            if busy.iter().any(|b| b.name == arriving(&offer))
+                && waiting.iter().any(|o| arriving(o) == arriving(&offer)) =>
+        {
             session.decline_file(
                 &offer,
                 "an offer of that name is already waiting; offer it again once it has arrived",
@@ -695,9 +699,11 @@ const ENOUGH: &str = "the receiver has all the files it wanted";
 /// How long [`Receiving::run`] waits for the files it cancelled to end.
 const CANCEL_PATIENCE: Duration = Duration::from_secs(5);
 
-/// A file that moves less than this in [`STALLED_AFTER`] stalls: it no
-/// longer counts against [`Receiving::count`], so another offer starts.
-const STALL_STEP: u64 = 256 * 1024;
+/// A file that moves less than this in [`STALLED_AFTER`] (about 200 KB/s)
+/// stalls: it no longer counts against [`RECEIVING_AT_ONCE`] or
+/// [`Receiving::count`], so another offer starts. Slower senders cannot
+/// hold the turns and leave every other offer waiting unanswered.
+const STALL_STEP: u64 = 1024 * 1024;
 
 /// See [`STALL_STEP`].
 const STALLED_AFTER: Duration = Duration::from_secs(5);

@@ -8,14 +8,23 @@ use std::process::{Child, Command, Stdio};
 
 use lanlink_client::{Capabilities, Quiet, Session, TransferOptions};
 
-/// `target/debug/examples/serve`, next to this test's `deps/` folder
-/// (`cargo test` builds the examples).
+/// `target/debug/examples/serve`, next to this test's `deps/` folder:
+/// `cargo test -p lanlink-server` (or `--workspace`) builds the examples,
+/// `cargo test --test example` alone does not.
 fn example_path() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    exe.parent()
+    let path = exe
+        .parent()
         .and_then(Path::parent)
         .unwrap()
-        .join("examples/serve")
+        .join("examples")
+        .join(format!("serve{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.is_file(),
+        "{} is not built: run `cargo test -p lanlink-server`, which builds the examples",
+        path.display()
+    );
+    path
 }
 
 /// Starts the example in `dir`; returns it, its address and the
