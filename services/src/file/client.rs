@@ -807,7 +807,17 @@ impl<'a, L: FileLink + ?Sized> FileClient<'a, L> {
             },
         )?;
         progress.start(&offer.name, offer.size, resumed_from);
-        match self.receive_chunks(stream, &mut file, started, progress)? {
+        // A file that ends before its first byte leaves no empty partial
+        // behind (a sender offering and ending over and over left one a
+        // cycle); one with bytes stays, to be resumed.
+        let ended = match self.receive_chunks(stream, &mut file, started, progress) {
+            Ok(ended) => ended,
+            Err(e) => {
+                discard_if_empty(file);
+                return Err(e);
+            }
+        };
+        match ended {
             Message::FileCancel(c) if c.code == ErrorCode::HASH_MISMATCH => {
                 // The sender does not recognise our partial file: drop it,
                 // so its next offer starts from the beginning.
@@ -832,7 +842,10 @@ impl<'a, L: FileLink + ?Sized> FileClient<'a, L> {
                 }
                 (_, Err(e)) => self.refuse(stream, e),
             },
-            other => Err(refused(&offer.name, other)),
+            other => {
+                discard_if_empty(file);
+                Err(refused(&offer.name, other))
+            }
         }
     }
 }
@@ -889,6 +902,13 @@ impl Progressing {
 
     fn left(&self) -> Duration {
         (self.since + self.patience).saturating_duration_since(Instant::now())
+    }
+}
+
+/// Deletes `file`'s partial file if it holds nothing.
+fn discard_if_empty(file: IncomingFile) {
+    if file.received() == 0 {
+        file.discard();
     }
 }
 
@@ -963,6 +983,61 @@ mod tests {
             entries,
             done: false,
         })
+    }
+
+    /// A relayed file whose sender ends it before its first byte leaves no
+    /// empty partial file (helper-85: a sender offering and ending over and
+    /// over left one a cycle, without end); one with bytes keeps its
+    /// partial, to be resumed.
+    #[test]
+    fn a_file_ended_before_its_first_byte_leaves_no_partial() {
+        struct Scripted(Mutex<std::collections::VecDeque<Message>>);
+        impl FileLink for Scripted {
+            fn open_stream(&self) -> StreamId {
+                1
+            }
+            fn send(&self, _: &Frame) -> Result<(), TransportError> {
+                Ok(())
+            }
+            fn recv_timeout(&self, _: Duration) -> Result<Option<Frame>, TransportError> {
+                Ok(self.0.lock().unwrap().pop_front().map(|m| Frame::new(2, m)))
+            }
+        }
+        let dest = std::env::temp_dir().join(format!("lanlink-empty-part-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dest);
+        std::fs::create_dir_all(&dest).unwrap();
+        let offer = FileOffer {
+            name: "x.bin".into(),
+            size: 1 << 20,
+            hash: None,
+            offset: 0,
+            to: None,
+            from: Some("ada".into()),
+        };
+        let cancel = || {
+            Message::FileCancel(lanlink_proto::file::FileCancel {
+                code: ErrorCode::OTHER,
+                reason: "changed my mind".into(),
+            })
+        };
+        let part = super::super::incoming::part_path(&dest.join("x.bin"));
+        let run = |script: Vec<Message>| {
+            let link = Scripted(Mutex::new(script.into()));
+            FileClient::new(&link).accept(2, &offer, &dest, false, &mut Quiet)
+        };
+        assert!(run(vec![cancel()]).is_err());
+        assert!(!part.exists(), "no empty partial");
+        let chunk = Message::FileChunk(lanlink_proto::file::FileChunk {
+            offset: 0,
+            data: bytes::Bytes::from_static(b"some bytes"),
+        });
+        assert!(run(vec![chunk, cancel()]).is_err());
+        assert_eq!(
+            std::fs::metadata(&part).unwrap().len(),
+            10,
+            "kept to resume"
+        );
+        std::fs::remove_dir_all(&dest).unwrap();
     }
 
     /// Empty pages, or empty chunks, a little more often than the
