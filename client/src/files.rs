@@ -425,7 +425,8 @@ impl<'a, A, P, E> Receiving<'a, A, P, E> {
     ///
     /// Accepted files arrive side by side, up to [`RECEIVING_AT_ONCE`]
     /// moving at once (those that stall, less than 1 MiB in the last
-    /// 5 s, do not count, up to [`MAX_ARRIVING`] in all), each on a thread
+    /// 5 s, or none in the first 2 s, do not count, up to
+    /// [`MAX_ARRIVING`] in all), each on a thread
     /// of its own with a reporter of its own: a sender that stalls holds
     /// up its own file only. A second offer of a name
     /// still arriving waits for the first to end (one: a third, while the
@@ -478,7 +479,11 @@ impl<'a, A, P, E> Receiving<'a, A, P, E> {
             busy: Vec::new(),
             waiting: VecDeque::new(),
             received: 0,
-            epoch: Instant::now(),
+            // Far enough back that a new file's first turn (a mark
+            // before now) never goes below zero.
+            epoch: Instant::now()
+                .checked_sub(STALLED_AFTER)
+                .unwrap_or_else(Instant::now),
         };
         loop {
             while let Ok(one) = run.done.try_recv() {
@@ -620,7 +625,7 @@ where
             OfferAnswer::Accept(options) => options,
             OfferAnswer::Decline(reason) => return session.decline_file(&offer, &reason),
         };
-        let moved = Arc::new(AtomicU64::new(millis_since(self.epoch)));
+        let moved = Arc::new(AtomicU64::new(first_turn(self.epoch)));
         self.busy.push(Arriving {
             name: arriving(&offer),
             stream: offer.stream,
@@ -724,6 +729,21 @@ impl Arriving {
     }
 }
 
+/// A file just accepted holds its turn this long before it has moved
+/// [`STALL_STEP`] (its first MiB comes in well under this on a LAN; a
+/// sender first hashing a resume's prefix gives its turn up meanwhile).
+/// Not all of [`STALLED_AFTER`]: senders taking turns they never used,
+/// one after another, kept every other offer waiting unanswered
+/// (helper-87: 8 addresses at 323 KB/s, or 16 at 0 B/s, for 3 minutes).
+const FIRST_TURN: Duration = Duration::from_secs(2);
+
+/// The mark of a file that starts now: stalled once [`FIRST_TURN`] has
+/// passed without its first step.
+fn first_turn(epoch: Instant) -> u64 {
+    let earlier = STALLED_AFTER.saturating_sub(FIRST_TURN).as_millis() as u64;
+    millis_since(epoch).saturating_sub(earlier)
+}
+
 fn millis_since(epoch: Instant) -> u64 {
     u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
@@ -740,8 +760,7 @@ struct Moving<R> {
 impl<R: Progress> Progress for Moving<R> {
     fn start(&mut self, name: &str, total: u64, resumed_from: u64) {
         self.mark = resumed_from;
-        self.moved
-            .store(millis_since(self.epoch), Ordering::Relaxed);
+        self.moved.store(first_turn(self.epoch), Ordering::Relaxed);
         self.inner.start(name, total, resumed_from);
     }
 
@@ -890,6 +909,26 @@ mod tests {
     use super::{
         free_name, is_busy, may_start, name_taken, OnConflict, TransferOptions, MAX_ARRIVING,
     };
+
+    /// A file just accepted holds its turn for [`FIRST_TURN`] before its
+    /// first step, not all of [`STALLED_AFTER`].
+    #[test]
+    fn a_new_file_holds_its_turn_briefly_until_it_moves() {
+        use super::{first_turn, millis_since, Arriving, FIRST_TURN};
+        use std::sync::atomic::AtomicU64;
+        use std::sync::Arc;
+        use std::time::{Duration, Instant};
+        let epoch = Instant::now() - Duration::from_secs(10);
+        let start = millis_since(epoch);
+        let file = Arriving {
+            name: "x.bin".into(),
+            stream: 1,
+            moved: Arc::new(AtomicU64::new(first_turn(epoch))),
+        };
+        let turn = FIRST_TURN.as_millis() as u64;
+        assert!(!file.stalled(start + turn - 100));
+        assert!(file.stalled(start + turn + 100));
+    }
 
     /// Stalled files free their turn but not without end: three senders
     /// that drip no longer keep every other offer waiting, and no more
